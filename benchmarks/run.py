@@ -1,0 +1,148 @@
+"""pyconv benchmarks: side by side with scipy and PyTorch, in one process.
+
+Usage::
+
+    python benchmarks/run.py                    # every suite
+    python benchmarks/run.py --suite signal     # one suite (signal, nn, grad)
+    python benchmarks/run.py --suite nn --quick # fewer repeats, smaller cases
+
+Each suite lives in ``benchmarks/suite_<name>.py`` and defines ``run(h)``, where
+``h`` is the :class:`Harness` below.  Results print as a table and are saved as
+JSON in ``benchmarks/results/`` so a run can be compared with an earlier one.
+Run with ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` unset (see README.md here).
+"""
+import argparse
+import datetime
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import pyconv  # noqa: E402
+
+SUITES = ["signal", "nn", "grad"]
+
+
+class Harness:
+    """Timing and reporting shared by every suite."""
+
+    def __init__(self, repeats=7, warmup=2, quick=False, threads=None):
+        self.repeats = repeats
+        self.warmup = warmup
+        self.quick = quick
+        ncpu = pyconv.get_num_threads()
+        self.thread_counts = threads or sorted({1, ncpu})
+        self.rows = []
+
+    def time(self, fn, repeats=None, warmup=None, max_seconds=20.0):
+        """Median wall time (seconds) of ``fn()`` after warm-up.
+
+        Stops repeating early when the total passes ``max_seconds`` (keeps at least 3).
+        """
+        repeats = repeats or self.repeats
+        for _ in range(self.warmup if warmup is None else warmup):
+            fn()
+        times = []
+        start = time.perf_counter()
+        for i in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+            if i >= 2 and time.perf_counter() - start > max_seconds:
+                break
+        return float(np.median(times))
+
+    def threads(self, n):
+        """Context manager limiting pyconv, BLAS, scipy.fft workers and torch to ``n`` threads."""
+        return _AllThreads(n)
+
+    def record(self, **row):
+        self.rows.append(row)
+        cells = []
+        for k, v in row.items():
+            if isinstance(v, float):
+                v = f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
+            cells.append(f"{k}={v}")
+        print("  " + "  ".join(cells), flush=True)
+
+
+class _AllThreads:
+    def __init__(self, n):
+        self.n = n
+
+    def __enter__(self):
+        self._ctx = []
+        c = pyconv.threads(self.n)
+        c.__enter__()
+        self._ctx.append(c)
+        try:
+            import threadpoolctl
+            t = threadpoolctl.threadpool_limits(self.n, user_api="blas")
+            self._ctx.append(t)
+        except ImportError:
+            pass
+        import scipy.fft
+        w = scipy.fft.set_workers(self.n)
+        w.__enter__()
+        self._ctx.append(w)
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            self._torch_old = torch.get_num_threads()
+            torch.set_num_threads(self.n)
+        return self
+
+    def __exit__(self, *exc):
+        for c in reversed(self._ctx):
+            c.__exit__(*exc)
+        torch = sys.modules.get("torch")
+        if torch is not None and hasattr(self, "_torch_old"):
+            torch.set_num_threads(self._torch_old)
+        return False
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--suite", action="append", choices=SUITES, help="suite to run (repeatable; default all)")
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--quick", action="store_true", help="fewer repeats and cases, for a smoke run")
+    p.add_argument("--threads", type=int, action="append", help="thread count to measure (repeatable)")
+    p.add_argument("--out", default=os.path.join(HERE, "results"), help="directory for the JSON results")
+    args = p.parse_args(argv)
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        if var in os.environ:
+            print(f"note: {var} is set; it slows NumPy's BLAS. Unset it for this command.", file=sys.stderr)
+    h = Harness(repeats=3 if args.quick else args.repeats, quick=args.quick, threads=args.threads)
+    suites = args.suite or SUITES
+    meta = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "machine": platform.machine(), "processor": platform.processor(), "python": platform.python_version(),
+        "numpy": np.__version__, "pyconv": pyconv.__version__, "threads": h.thread_counts,
+        "openmp": pyconv.openmp_enabled(),
+    }
+    try:
+        import scipy
+        meta["scipy"] = scipy.__version__
+    except ImportError:
+        pass
+    for name in suites:
+        print(f"== suite {name} ==", flush=True)
+        mod = importlib.import_module(f"suite_{name}")
+        start = len(h.rows)
+        mod.run(h)
+        os.makedirs(args.out, exist_ok=True)
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = os.path.join(args.out, f"{name}-{stamp}.json")
+        with open(path, "w") as f:
+            json.dump({"meta": meta, "suite": name, "rows": h.rows[start:]}, f, indent=1)
+        print(f"saved {path}")
+
+
+if __name__ == "__main__":
+    main()

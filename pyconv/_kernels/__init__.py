@@ -1,0 +1,1 @@
+"""Compiled Cython kernels of pyconv (internal; the public API is pyconv.signal/nn/grad)."""

@@ -1,0 +1,132 @@
+"""Build the Cython kernels of pyconv, with OpenMP where the compiler has it.
+
+Every ``pyconv/_kernels/*.pyx`` becomes one extension module.  The Cython
+directives are set once here.  Environment switches:
+
+* ``PYCONV_BOUNDSCHECK=1`` turns bounds/wraparound checks back on (debugging).
+* ``PYCONV_NO_OPENMP=1`` forces a serial build.
+* ``PYCONV_BUILD_ONLY=direct,gemm`` builds only the named modules (development).
+"""
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import warnings
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+_PROBE = r"""
+#include <omp.h>
+#include <stdio.h>
+int main(void) {
+    int n = 0;
+    #pragma omp parallel reduction(+:n)
+    n += 1;
+    printf("%d\n", n);
+    return n > 0 ? 0 : 1;
+}
+"""
+
+
+def openmp_flags():
+    """Return (compile_args, link_args) for OpenMP, or None when it is missing.
+
+    We compile *and run* a tiny ``omp parallel`` program: a compiler that accepts
+    ``-fopenmp`` but has no runtime (Apple clang) must fall back to a serial build.
+    """
+    if os.environ.get("PYCONV_NO_OPENMP"):
+        return None
+    cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
+    cc = cc.split()
+    tmp = tempfile.mkdtemp()
+    try:
+        src = os.path.join(tmp, "probe.c")
+        exe = os.path.join(tmp, "probe")
+        with open(src, "w") as f:
+            f.write(_PROBE)
+        for flag in ("-fopenmp", "-qopenmp", "/openmp"):
+            try:
+                r = subprocess.run(cc + [flag, src, "-o", exe], capture_output=True, timeout=120)
+                if r.returncode == 0 and subprocess.run([exe], capture_output=True, timeout=60).returncode == 0:
+                    return [flag], [flag]
+            except (OSError, subprocess.SubprocessError):
+                continue
+        return None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _accepts(flag):
+    """True when the C compiler accepts ``flag`` on an empty program."""
+    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()
+    tmp = tempfile.mkdtemp()
+    try:
+        src = os.path.join(tmp, "t.c")
+        with open(src, "w") as f:
+            f.write("int main(void) { return 0; }\n")
+        r = subprocess.run(cc + [flag, "-c", src, "-o", os.path.join(tmp, "t.o")], capture_output=True, timeout=60)
+        return r.returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def extensions():
+    flags = openmp_flags()
+    if flags is None:
+        warnings.warn(
+            "\n\n*** pyconv: the C compiler has no working OpenMP; building SERIAL kernels. ***\n"
+            "*** pyconv.openmp_enabled() will return False and every call runs on 1 thread. ***\n",
+            stacklevel=1,
+        )
+        compile_args, link_args = [], []
+    else:
+        compile_args, link_args = flags
+    opt = ["-O3"] if sys.platform != "win32" else ["/O2"]
+    # pyconv is built from source on the machine that runs it, so by default we let
+    # the compiler use that CPU's vector units (AVX2/FMA roughly doubles the kernels'
+    # throughput).  PYCONV_PORTABLE=1 builds for the baseline ISA instead.
+    if sys.platform != "win32" and not os.environ.get("PYCONV_PORTABLE") and _accepts("-march=native"):
+        opt.append("-march=native")
+    only = {m for m in os.environ.get("PYCONV_BUILD_ONLY", "").split(",") if m}
+    exts = []
+    for pyx in sorted(glob.glob(os.path.join("pyconv", "_kernels", "*.pyx"))):
+        name = os.path.splitext(os.path.basename(pyx))[0]
+        if only and name not in only:
+            continue
+        exts.append(
+            Extension(
+                f"pyconv._kernels.{name}",
+                [pyx],
+                include_dirs=[np.get_include(), os.path.join("pyconv", "_kernels")],
+                define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), ("CYTHON_CCOMPLEX", "0")],
+                extra_compile_args=opt + compile_args,
+                extra_link_args=link_args,
+            )
+        )
+    checks = bool(os.environ.get("PYCONV_BOUNDSCHECK"))
+    return cythonize(
+        exts,
+        compiler_directives={
+            "language_level": 3,
+            "boundscheck": checks,
+            "wraparound": checks,
+            "initializedcheck": checks,
+            "cdivision": True,
+            "embedsignature": True,
+        },
+        compile_time_env={"PYCONV_OPENMP": flags is not None},
+        nthreads=int(os.environ.get("PYCONV_CYTHON_JOBS", "0")) or None,
+    )
+
+
+os.chdir(HERE)
+setup(ext_modules=extensions())
