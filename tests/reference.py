@@ -107,3 +107,172 @@ def conv_nd(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     if b is not None:
         out += np.asarray(b, dtype=np.float64).reshape((1, cout) + (1,) * nd)
     return out
+
+
+# --------------------------------------------------------------------------- nn layer (tests/test_nn_*.py)
+
+# torch.nn.ConvNd padding_mode -> np.pad mode
+NP_PAD_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def same_pads(spatial, kernel, stride=1, dilation=1):
+    """TensorFlow 'SAME' (before, after) pairs per dim: ``ceil(i/s)`` outputs, odd unit after."""
+    nd = len(spatial)
+    st = (stride,) * nd if np.isscalar(stride) else tuple(stride)
+    dl = (dilation,) * nd if np.isscalar(dilation) else tuple(dilation)
+    out = []
+    for i, k, s, d in zip(spatial, kernel, st, dl):
+        o = -(-i // s)
+        total = max((o - 1) * s + d * (k - 1) + 1 - i, 0)
+        out.append((total // 2, total - total // 2))
+    return tuple(out)
+
+
+def pad_pairs(padding, nd):
+    """int / per-dim ints / per-dim (before, after) pairs -> list of nd pairs."""
+    if np.isscalar(padding):
+        return [(int(padding), int(padding))] * nd
+    return [(int(p), int(p)) if np.isscalar(p) else (int(p[0]), int(p[1])) for p in padding]
+
+
+def pad_nd(x, pads, padding_mode="zeros"):
+    """Pad the spatial dims of a batched ``(N, C, *sp)`` array by (before, after) pairs,
+    as torch.nn.ConvNd does for each ``padding_mode``."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.pad(x, [(0, 0), (0, 0)] + [tuple(p) for p in pads], mode=NP_PAD_MODE[padding_mode])
+
+
+def conv_nd_mode(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
+    """torch.nn.ConvNd by definition with any padding form and padding_mode (float64).
+
+    ``padding``: int, per-dim ints, per-dim pairs, 'valid' or 'same' (TensorFlow's rule,
+    which equals torch's for stride 1).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    nd = w.ndim - 2
+    if isinstance(padding, str):
+        if padding == "valid":
+            pads = [(0, 0)] * nd
+        else:
+            pads = list(same_pads(x.shape[2:], w.shape[2:], stride, dilation))
+    else:
+        pads = pad_pairs(padding, nd)
+    return conv_nd(pad_nd(x, pads, padding_mode), w, b, stride, 0, dilation, groups)
+
+
+def conv_transpose_nd(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """torch.nn.functional.conv_transposeNd by definition (scatter-add), batched, float64.
+
+    Weight ``(C_in, C_out/groups, *kernel)``.  Each input element adds ``x * w[., ., k]``
+    at output position ``i*s + k*d - p``; ``output_padding`` extends the far end.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    nd = w.ndim - 2
+    st = (stride,) * nd if np.isscalar(stride) else tuple(stride)
+    dl = (dilation,) * nd if np.isscalar(dilation) else tuple(dilation)
+    pd = (padding,) * nd if np.isscalar(padding) else tuple(padding)
+    op = (output_padding,) * nd if np.isscalar(output_padding) else tuple(output_padding)
+    n, cin = x.shape[:2]
+    sp = x.shape[2:]
+    cg_out = w.shape[1]
+    ks = w.shape[2:]
+    cout = cg_out * groups
+    cg_in = cin // groups
+    full = tuple((sp[i] - 1) * st[i] + dl[i] * (ks[i] - 1) + 1 + op[i] for i in range(nd))
+    buf = np.zeros((n, cout) + full)
+    for g in range(groups):
+        xs = x[:, g * cg_in:(g + 1) * cg_in]
+        ws = w[g * cg_in:(g + 1) * cg_in]
+        for k in itertools.product(*(range(s) for s in ks)):
+            sl = tuple(slice(k[i] * dl[i], k[i] * dl[i] + st[i] * (sp[i] - 1) + 1, st[i]) for i in range(nd))
+            contrib = np.einsum("nc...,co->no...", xs, ws[(slice(None), slice(None)) + k])
+            buf[(slice(None), slice(g * cg_out, (g + 1) * cg_out)) + sl] += contrib
+    crop = tuple(slice(pd[i], full[i] - pd[i]) for i in range(nd))
+    out = buf[(slice(None), slice(None)) + crop].copy()
+    if b is not None:
+        out += np.asarray(b, dtype=np.float64).reshape((1, cout) + (1,) * nd)
+    return out
+
+
+def unfold_ref(x, kernel_size, dilation=1, padding=0, stride=1):
+    """torch.nn.functional.unfold by definition: ``(N, C, H, W) -> (N, C*kh*kw, L)``.
+
+    Row ``c*kh*kw + i*kw + j``, column ``oh*OW + ow`` (row-major over output positions).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    kh, kw = (kernel_size,) * 2 if np.isscalar(kernel_size) else kernel_size
+    dh, dw = (dilation,) * 2 if np.isscalar(dilation) else dilation
+    ph, pw = (padding,) * 2 if np.isscalar(padding) else padding
+    sh, sw = (stride,) * 2 if np.isscalar(stride) else stride
+    xp = np.pad(x, [(0, 0), (0, 0), (ph, ph), (pw, pw)])
+    n, c, hp, wp = xp.shape
+    oh = (hp - dh * (kh - 1) - 1) // sh + 1
+    ow = (wp - dw * (kw - 1) - 1) // sw + 1
+    out = np.zeros((n, c, kh, kw, oh, ow))
+    for i in range(kh):
+        for j in range(kw):
+            out[:, :, i, j] = xp[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw]
+    return out.reshape(n, c * kh * kw, oh * ow)
+
+
+def fold_ref(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """torch.nn.functional.fold by definition (col2im, overlapping entries summed):
+    ``(N, C*kh*kw, L) -> (N, C, H, W)``; the adjoint of :func:`unfold_ref`."""
+    cols = np.asarray(cols, dtype=np.float64)
+    h, w = (output_size,) * 2 if np.isscalar(output_size) else output_size
+    kh, kw = (kernel_size,) * 2 if np.isscalar(kernel_size) else kernel_size
+    dh, dw = (dilation,) * 2 if np.isscalar(dilation) else dilation
+    ph, pw = (padding,) * 2 if np.isscalar(padding) else padding
+    sh, sw = (stride,) * 2 if np.isscalar(stride) else stride
+    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    n = cols.shape[0]
+    c = cols.shape[1] // (kh * kw)
+    blocks = cols.reshape(n, c, kh, kw, oh, ow)
+    buf = np.zeros((n, c, h + 2 * ph, w + 2 * pw))
+    for i in range(kh):
+        for j in range(kw):
+            buf[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw] += blocks[:, :, i, j]
+    return buf[:, :, ph:ph + h, pw:pw + w].copy()
+
+
+def channel_shuffle_ref(x, groups):
+    """torch.nn.functional.channel_shuffle: output channel ``j*groups + g`` is input
+    channel ``g*(C/groups) + j``."""
+    x = np.asarray(x)
+    n, c = x.shape[:2]
+    return x.reshape((n, groups, c // groups) + x.shape[2:]).swapaxes(1, 2).reshape(x.shape).copy()
+
+
+def upsample_nearest(x, scale):
+    """torch interpolate(mode='nearest') with an integer scale per spatial dim of
+    ``(N, C, *sp)``: output index ``o`` reads input ``floor(o / s)``."""
+    x = np.asarray(x, dtype=np.float64)
+    nd = x.ndim - 2
+    sc = (scale,) * nd if np.isscalar(scale) else tuple(scale)
+    for ax, s in enumerate(sc):
+        x = np.repeat(x, s, axis=2 + ax)
+    return x
+
+
+def upsample_bilinear(x, scale):
+    """torch interpolate(mode='bilinear', align_corners=False) of ``(N, C, H, W)`` with
+    integer scales: source coordinate ``(o + 0.5)/s - 0.5`` clamped at 0, neighbours
+    clamped at the edge."""
+    x = np.asarray(x, dtype=np.float64)
+    sh, sw = (scale,) * 2 if np.isscalar(scale) else tuple(scale)
+
+    def taps(n_in, s):
+        o = np.arange(n_in * s)
+        src = np.maximum((o + 0.5) / s - 0.5, 0.0)
+        i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+        i1 = np.minimum(i0 + 1, n_in - 1)
+        lam = src - i0
+        return i0, i1, lam
+
+    h0, h1, lh = taps(x.shape[2], sh)
+    w0, w1, lw = taps(x.shape[3], sw)
+    rows = x[:, :, h0, :] * (1 - lh)[:, None] + x[:, :, h1, :] * lh[:, None]
+    return rows[:, :, :, w0] * (1 - lw) + rows[:, :, :, w1] * lw
