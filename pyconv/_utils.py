@@ -223,3 +223,216 @@ def contiguous(a, dtype):
     Read-only inputs are fine: kernels take const memoryviews.
     """
     return np.ascontiguousarray(a, dtype=dtype)
+
+
+# --------------------------------------------------------------------------- nn (pyconv.nn)
+
+_INT32_MAX = 2**31 - 1
+
+
+def nn_batched(x, nd, name="input"):
+    """Return ``(x_batched, unbatched)``: ``x`` of rank ``nd+1`` gains a batch axis.
+
+    Deep-learning inputs are ``(N, C, *spatial)`` or unbatched ``(C, *spatial)``.
+    """
+    if x.ndim == nd + 2:
+        return x, False
+    if x.ndim == nd + 1:
+        return x[None], True
+    raise ValueError(f"{name} must have {nd + 1} (unbatched) or {nd + 2} (batched) dims for a "
+                     f"{nd}-d convolution; got shape {x.shape}")
+
+
+def nn_padding_pairs(padding, nd, in_sizes, kernel, stride, dilation):
+    """Normalise ``padding`` (int, per-dim ints, per-dim (before, after) pairs, 'same',
+    'valid') to a tuple of ``nd`` (before, after) pairs.
+
+    'same' uses :func:`pyconv.arithmetic.same_padding` (TensorFlow's rule, so it also
+    works with stride > 1; with stride 1 it equals PyTorch's 'same').
+    """
+    if isinstance(padding, str):
+        check_choice(padding, "padding", ("same", "valid"))
+        if padding == "valid":
+            return ((0, 0),) * nd
+        from pyconv.arithmetic import same_padding
+        return tuple(same_padding(i, k, s, d) for i, k, s, d in zip(in_sizes, kernel, stride, dilation))
+    if isinstance(padding, (list, tuple, np.ndarray)):
+        vals = list(padding)
+        if len(vals) != nd:
+            raise ValueError(f"padding must be an int, 'same', 'valid', a tuple of {nd} ints or a tuple of "
+                             f"{nd} (before, after) pairs; got {padding!r}")
+        pairs = []
+        for v in vals:
+            if isinstance(v, (list, tuple, np.ndarray)):
+                if len(v) != 2:
+                    raise ValueError(f"padding={padding!r}: each per-dim entry must be an int or a "
+                                     f"(before, after) pair")
+                pairs.append((check_int(v[0], "padding"), check_int(v[1], "padding")))
+            else:
+                q = check_int(v, "padding")
+                pairs.append((q, q))
+    else:
+        q = check_int(padding, "padding")
+        pairs = [(q, q)] * nd
+    if any(a < 0 or b < 0 for a, b in pairs):
+        raise ValueError(f"padding={padding!r} must be non-negative")
+    return tuple(pairs)
+
+
+def nn_pad_maps(sizes, pad_pairs, mode):
+    """Index maps of a padding mode: for each dim, the source index of every padded
+    position (-1 for a zero).  ``mode``: 'zeros', 'reflect', 'replicate', 'circular'
+    (torch.nn.ConvNd's padding_mode).  Reflect needs pad < size, circular pad <= size,
+    replicate a non-empty dim, as in PyTorch.
+    """
+    maps = []
+    for n, (pb, pa) in zip(sizes, pad_pairs):
+        j = np.arange(-pb, n + pa, dtype=np.int64)
+        if mode == "zeros":
+            m = np.where((j >= 0) & (j < n), j, -1)
+        elif mode == "reflect":
+            if pb >= n or pa >= n:
+                raise ValueError(f"padding_mode='reflect' needs padding < input size in every dim; got "
+                                 f"padding ({pb}, {pa}) for size {n}")
+            m = np.abs(j)
+            m = np.where(m >= n, 2 * (n - 1) - m, m)
+        elif mode == "replicate":
+            if n == 0 and (pb or pa):
+                raise ValueError("padding_mode='replicate' cannot pad an empty dimension")
+            m = np.clip(j, 0, max(n - 1, 0))
+        else:  # circular
+            if pb > n or pa > n:
+                raise ValueError(f"padding_mode='circular' needs padding <= input size in every dim; got "
+                                 f"padding ({pb}, {pa}) for size {n}")
+            m = j % n if n else j
+        maps.append(np.ascontiguousarray(m, dtype=np.int64))
+    return maps
+
+
+def nn_check_gemm_dims(*dims):
+    """BLAS takes 32-bit ints: refuse (ValueError) matrices it cannot address."""
+    for d in dims:
+        if d > _INT32_MAX:
+            raise ValueError(f"problem too large for the GEMM path: a matrix dimension of {d} "
+                             f"exceeds 2**31-1")
+
+
+_blas_state = {"ctl": None}
+
+
+def blas_single_thread():
+    """Context manager limiting BLAS to one thread (one cached threadpoolctl controller).
+
+    pyconv.nn runs OpenMP threads that each call GEMM; a multi-threaded BLAS under
+    them would oversubscribe the cores.
+    """
+    ctl = _blas_state["ctl"]
+    if ctl is None:
+        from threadpoolctl import ThreadpoolController
+        import scipy.linalg.cython_blas  # noqa: F401  (load the BLAS the kernels call)
+        ctl = _blas_state["ctl"] = ThreadpoolController().select(user_api="blas")
+    return ctl.limit(limits=1)
+
+
+# --------------------------------------------------------------------------- signal
+# Argument normalisation and the dtype policy of pyconv.signal (scipy.signal's rules).
+
+SIG_MODES = ("full", "same", "valid")
+SIG_METHODS = ("auto", "direct", "fft")
+# scipy's boundary names and aliases -> the canonical one
+SIG_BOUNDARIES = {"fill": "fill", "pad": "fill", "wrap": "wrap", "circular": "wrap",
+                  "symm": "symm", "symmetric": "symm", "symmetrical": "symm"}
+
+
+def sig_array(x, name):
+    """``x`` as an ndarray of a numeric dtype (bool, integer, float, complex)."""
+    a = as_array(x, name)
+    if a.dtype.kind not in "biufc":
+        raise TypeError(f"{name} must be a numeric array (bool, integer, float or complex); "
+                        f"got dtype {a.dtype}")
+    return a
+
+
+def sig_boundary(boundary):
+    """Canonical boundary name ('fill', 'wrap' or 'symm') for scipy's names and aliases."""
+    if not isinstance(boundary, str) or boundary not in SIG_BOUNDARIES:
+        raise ValueError("boundary must be one of 'fill' (or 'pad'), 'wrap' (or 'circular'), "
+                         f"'symm' (or 'symmetric'); got {boundary!r}")
+    return SIG_BOUNDARIES[boundary]
+
+
+def sig_same_ndim(in1, in2):
+    if in1.ndim != in2.ndim:
+        raise ValueError(f"in1 and in2 should have the same dimensionality; got in1.ndim={in1.ndim} "
+                         f"and in2.ndim={in2.ndim}")
+
+
+def sig_valid_swap(mode, shape1, shape2, axes=None):
+    """True when 'valid' mode needs in1/in2 swapped; ValueError when neither fits in the other."""
+    if mode != "valid" or not shape1:
+        return False
+    axes = range(len(shape1)) if axes is None else axes
+    ok1 = all(shape1[i] >= shape2[i] for i in axes)
+    ok2 = all(shape2[i] >= shape1[i] for i in axes)
+    if not (ok1 or ok2):
+        raise ValueError("For 'valid' mode, one must be at least as large as the other in every "
+                         f"dimension: in1.shape={tuple(shape1)}, in2.shape={tuple(shape2)}")
+    return not ok1
+
+
+def _int_bound(*arrays):
+    """Largest |value| of each integer/bool array, as exact Python ints (1 if empty)."""
+    out = []
+    for a in arrays:
+        if a.size == 0:
+            out.append(1)
+        else:
+            out.append(max(abs(int(a.max())), abs(int(a.min()))))
+    return out
+
+
+def sig_compute_dtype(result, *arrays):
+    """The dtype the direct kernel computes in for a result of dtype ``result``.
+
+    float32/complex64 stay single precision and float16 computes in float32.
+    Integer results are exact: in float64 when every partial sum provably stays
+    below 2**53 (faster, vectorises), else in int64 (``long long``) whose
+    wrap-around matches scipy's overflow in the result dtype.  bool counts the
+    true products (float32 is exact below 2**24 terms) and the caller tests > 0.
+    """
+    result = np.dtype(result)
+    if result.kind == "b":
+        n = min(a.size for a in arrays)
+        return np.dtype(np.float32) if n < (1 << 24) else np.dtype(np.float64)
+    if result.kind in "iu":
+        bound = 1
+        for b in _int_bound(*arrays):
+            bound *= b
+        bound *= min(max(1, a.size) for a in arrays)
+        return np.dtype(np.float64) if bound < (1 << 53) else np.dtype(np.int64)
+    if result.kind == "c":
+        return np.dtype(np.complex64) if result == np.complex64 else np.dtype(np.complex128)
+    if result in (np.float16, np.float32):
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def sig_fillvalue(fillvalue, result):
+    """scipy's ``fillvalue`` rule: one number, cast to the result dtype (ValueError otherwise)."""
+    try:
+        fv = np.asarray(fillvalue)
+    except (TypeError, ValueError):
+        raise ValueError(f"fillvalue must be a scalar or an array with one element; got {fillvalue!r}") from None
+    if fv.size != 1:
+        raise ValueError(f"fillvalue must be a scalar or an array with one element; got shape {fv.shape}")
+    fv = fv.reshape(())
+    if fv.dtype.kind not in "biufc":
+        raise ValueError(f"fillvalue must be a number; got {fillvalue!r}")
+    result = np.dtype(result)
+    if fv.dtype.kind == "c" and result.kind != "c":
+        if fv.imag != 0:
+            raise ValueError(f"fillvalue={fillvalue!r} is complex but the output dtype is {result}: "
+                             "could not cast fillvalue to the output type")
+        fv = fv.real
+    with np.errstate(all="ignore"):
+        return np.asarray(fv).astype(result)

@@ -1,0 +1,905 @@
+"""scipy.signal-compatible convolution and correlation on pyconv's kernels.
+
+Same names, arguments, defaults, output shapes and dtypes as ``scipy.signal``.
+Every function reads: normalise arguments (pyconv._utils) -> pick the algorithm
+-> allocate the output -> one kernel -> return a new C-contiguous array.
+
+The direct method is one N-d correlation kernel (``pyconv._kernels.direct``)
+that skips the taps falling outside the signal, so a NaN/Inf reaches exactly
+the outputs whose window holds it.  The FFT methods run on ``scipy.fft`` with
+pyconv's thread count.
+"""
+import math
+import time
+
+import numpy as np
+import scipy.fft as sp_fft
+
+from pyconv._kernels import direct as _direct
+from pyconv._utils import (SIG_METHODS, SIG_MODES, check_choice, get_num_threads, num_threads_for,
+                           sig_array, sig_boundary, sig_compute_dtype, sig_fillvalue, sig_same_ndim,
+                           sig_valid_swap)
+
+__all__ = ["convolve", "correlate", "convolve2d", "correlate2d", "fftconvolve", "oaconvolve",
+           "choose_conv_method", "sepconvolve2d", "separate"]
+
+
+# --------------------------------------------------------------------------- geometry
+
+def _start(mode, n, k, same_start):
+    """First output index, in 'full' coordinates, of ``mode`` along one dim.
+
+    ``same_start`` gives 'same' mode's offset for kernel size ``k``: scipy's
+    N-d functions use ``(k - 1) // 2``, correlate2d uses ``k // 2``.
+    Returns (start, output size).
+    """
+    if mode == "full":
+        return 0, n + k - 1
+    if mode == "same":
+        return same_start(k), n
+    # valid: the outputs that use no padding, whichever input is larger
+    return min(n, k) - 1, abs(n - k) + 1
+
+
+def _conv_same(k):
+    return (k - 1) // 2
+
+
+def _corr2d_same(k):
+    return k // 2
+
+
+def _geometry(mode, shape1, shape2, same_start=_conv_same):
+    """(output shape, kernel shift) of a correlation with weights of ``shape2``."""
+    out_shape, shift = [], []
+    for n, k in zip(shape1, shape2):
+        st, m = _start(mode, n, k, same_start)
+        out_shape.append(m)
+        shift.append(st - (k - 1))
+    return tuple(out_shape), tuple(shift)
+
+
+# --------------------------------------------------------------------------- direct
+
+def _block_len(itemsize):
+    # ~16 KiB of outputs per work item: stays in L1 while the taps sweep it, and a
+    # 1e6-sample 1-D signal still splits into hundreds of items across threads.
+    return max(256, 16384 // itemsize)
+
+
+def _direct_corr(x, w, out_shape, shift, cdt):
+    """``out[o] = sum_k x[o + shift + k] * w[k]`` over taps inside ``x``, computed in ``cdt``."""
+    x = np.ascontiguousarray(x, dtype=cdt)
+    w = np.ascontiguousarray(w, dtype=cdt)
+    out = np.empty(out_shape, dtype=cdt)
+    if out.size == 0:
+        return out
+    if w.size == 0:
+        out[...] = 0
+        return out
+    # Dims of size 1 everywhere with no shift are free: drop them, so a column
+    # vector does not run one-element rows.
+    keep = [d for d in range(x.ndim)
+            if not (x.shape[d] == 1 and w.shape[d] == 1 and out_shape[d] == 1 and shift[d] == 0)]
+    if not keep:
+        keep = [x.ndim - 1]
+    xs = np.array([x.shape[d] for d in keep], dtype=np.intp)
+    ws = np.array([w.shape[d] for d in keep], dtype=np.intp)
+    os_ = np.array([out_shape[d] for d in keep], dtype=np.intp)
+    sh = np.array([shift[d] for d in keep], dtype=np.intp)
+    nthreads = num_threads_for(_direct_macs(x.shape, w.shape, out_shape, shift))
+    _direct.correlate_skip(x.reshape(-1), xs, w.reshape(-1), ws, out.reshape(-1), os_, sh,
+                           nthreads, _block_len(out.itemsize))
+    return out
+
+
+def _pairs_1d(n, k, m, s):
+    """Number of (output, tap) pairs with 0 <= o + s + t < n, o < m, t < k: exact MACs along a dim."""
+    t = np.arange(k, dtype=np.int64)
+    lo = np.maximum(0, -(s + t))
+    hi = np.minimum(m, n - s - t)
+    return int(np.maximum(0, hi - lo).sum())
+
+
+def _direct_macs(shape1, shape2, out_shape, shift):
+    total = 1
+    for n, k, m, s in zip(shape1, shape2, out_shape, shift):
+        total *= _pairs_1d(n, k, m, s)
+    return total
+
+
+def _finish(out, result):
+    """Cast the kernel's output to scipy's result dtype (bool: any true product)."""
+    if result.kind == "b":
+        return out != 0
+    if out.dtype == result:
+        return out
+    if result.kind in "iu" and out.dtype.kind == "f":
+        # exact integer values in float64: via int64 so the narrowing wraps as scipy's does
+        out = out.astype(np.int64)
+    with np.errstate(all="ignore"):
+        return out.astype(result)
+
+
+def _direct_nd(in1, w, mode, same_start=_conv_same):
+    """Direct N-d correlation of ``in1`` with effective weights ``w`` in ``mode``."""
+    result = np.result_type(in1.dtype, w.dtype)
+    out_shape, shift = _geometry(mode, in1.shape, w.shape, same_start)
+    cdt = sig_compute_dtype(result, in1, w)
+    return _finish(_direct_corr(in1, w, out_shape, shift, cdt), result)
+
+
+# --------------------------------------------------------------------------- argument checks
+
+def _operands(in1, in2):
+    return sig_array(in1, "in1"), sig_array(in2, "in2")
+
+
+def _check_mode(mode):
+    return check_choice(mode, "mode", SIG_MODES)
+
+
+def _check_nonempty(in1, in2, mode):
+    """scipy's rule for empty inputs of convolve/correlate; True when the result is empty."""
+    if in2.size == 0:
+        raise ValueError(f"in2 cannot be empty (in2.shape={in2.shape})")
+    if in1.size == 0:
+        if mode == "same":
+            return True
+        raise ValueError(f"in1 cannot be empty in mode {mode!r} (in1.shape={in1.shape})")
+    return False
+
+
+def _flip(a):
+    return a[(slice(None, None, -1),) * a.ndim]
+
+
+def _conj(a):
+    return np.conj(a) if a.dtype.kind == "c" else a
+
+
+# --------------------------------------------------------------------------- convolve / correlate
+
+def convolve(in1, in2, mode="full", method="auto"):
+    """Convolve two N-dimensional arrays (as ``scipy.signal.convolve``).
+
+    Parameters
+    ----------
+    in1, in2 : array_like
+        Inputs with the same number of dimensions (bool, integer, float or complex).
+    mode : {'full', 'valid', 'same'}, optional
+        'full': the whole linear convolution; 'valid': the outputs that use no
+        zero padding (one input must be at least as large as the other in every
+        dim); 'same': the size of ``in1``, centred on the 'full' output.
+    method : {'auto', 'direct', 'fft'}, optional
+        'direct' sums the products (exact: a NaN/Inf reaches only the outputs
+        whose window holds it), 'fft' multiplies spectra, 'auto' picks the faster
+        via :func:`choose_conv_method`.
+
+    Returns
+    -------
+    ndarray
+        dtype ``numpy.result_type(in1, in2)``; integer results are exact (rounded
+        with 'fft'), bool results are the logical OR of ANDs with every method.
+
+    Examples
+    --------
+    >>> import pyconv
+    >>> pyconv.signal.convolve([1, 2, 3], [0, 1, 0.5])
+    array([0. , 1. , 2.5, 4. , 1.5])
+    >>> pyconv.signal.convolve([1, 2, 3], [1, 1], mode='valid')
+    array([3, 5])
+    """
+    return _conv_or_corr(in1, in2, mode, method, correlate=False)
+
+
+def correlate(in1, in2, mode="full", method="auto"):
+    """Cross-correlate two N-dimensional arrays (as ``scipy.signal.correlate``).
+
+    ``z[k] = sum_l in1[l] * conj(in2[l - k])``: the convolution of ``in1`` with
+    ``in2`` reversed and conjugated.
+
+    Parameters
+    ----------
+    in1, in2 : array_like
+        Inputs with the same number of dimensions.
+    mode : {'full', 'valid', 'same'}, optional
+        As in :func:`convolve`.
+    method : {'auto', 'direct', 'fft'}, optional
+        As in :func:`convolve`.
+
+    Returns
+    -------
+    ndarray
+        dtype ``numpy.result_type(in1, in2)``.
+
+    Examples
+    --------
+    >>> import pyconv
+    >>> pyconv.signal.correlate([1, 2, 3], [0, 1, 0.5])
+    array([0.5, 2. , 3.5, 3. , 0. ])
+    >>> pyconv.signal.correlate([1, 2, 3, 4], [1, 1], mode='same')
+    array([1, 3, 5, 7])
+    """
+    return _conv_or_corr(in1, in2, mode, method, correlate=True)
+
+
+def _conv_or_corr(in1, in2, mode, method, correlate):
+    in1, in2 = _operands(in1, in2)
+    mode = _check_mode(mode)
+    method = check_choice(method, "method", SIG_METHODS)
+    if in1.ndim == in2.ndim == 0:
+        return in1 * (_conj(in2) if correlate else in2)
+    sig_same_ndim(in1, in2)
+    result = np.result_type(in1.dtype, in2.dtype)
+    if _check_nonempty(in1, in2, mode):
+        return np.zeros(in1.shape, dtype=result)
+    sig_valid_swap(mode, in1.shape, in2.shape)    # raises when neither input fits in the other
+    if method == "auto":
+        method = _choose(in1, in2, mode)
+    # correlate(in1, in2) == convolve(in1, reverse(conj(in2))), 'same' included
+    if method == "fft":
+        k = _flip(_conj(in2)) if correlate else in2
+        return _fft_method(in1, k, mode, result)
+    w = _conj(in2) if correlate else _flip(in2)
+    return _direct_nd(in1, w, mode)
+
+
+def _fft_method(in1, in2, mode, result):
+    """convolve(method='fft'): scipy's result dtype, integers rounded, bool exact."""
+    swap = sig_valid_swap(mode, in1.shape, in2.shape)
+    if swap:
+        in1, in2 = in2, in1
+    if result.kind == "b":
+        # counts of true products are integers: threshold at 1/2 is exact
+        out = _fft_core(in1.astype(np.float64), in2.astype(np.float64), mode, list(range(in1.ndim)))
+        return out > 0.5
+    out = _fft_core(in1, in2, mode, list(range(in1.ndim)))
+    if result.kind in "iu":
+        out = np.rint(out)
+    with np.errstate(all="ignore"):
+        return np.ascontiguousarray(out.astype(result, copy=False))
+
+
+# --------------------------------------------------------------------------- FFT
+
+def _fft_core(in1, in2, mode, axes):
+    """Linear convolution along ``axes`` by FFT (other dims broadcast), cropped to ``mode``.
+
+    ``in1``/``in2`` already swapped for 'valid'.  Integer inputs compute in float64.
+    """
+    s1, s2 = in1.shape, in2.shape
+    if in1.dtype.kind in "iu":
+        in1 = in1.astype(np.float64)
+    if in2.dtype.kind in "iu":
+        in2 = in2.astype(np.float64)
+    if not axes:
+        ret = in1 * in2
+    else:
+        cplx = in1.dtype.kind == "c" or in2.dtype.kind == "c"
+        full = [s1[a] + s2[a] - 1 for a in axes]
+        fshape = [sp_fft.next_fast_len(n, not cplx) for n in full]
+        workers = get_num_threads()
+        if cplx:
+            sp = sp_fft.fftn(in1, fshape, axes=axes, workers=workers)
+            sp *= sp_fft.fftn(in2, fshape, axes=axes, workers=workers)
+            ret = sp_fft.ifftn(sp, fshape, axes=axes, workers=workers, overwrite_x=True)
+        else:
+            sp = sp_fft.rfftn(in1, fshape, axes=axes, workers=workers)
+            sp *= sp_fft.rfftn(in2, fshape, axes=axes, workers=workers)
+            ret = sp_fft.irfftn(sp, fshape, axes=axes, workers=workers, overwrite_x=True)
+        ret = ret[tuple(slice(0, full[axes.index(d)]) if d in axes else slice(None)
+                        for d in range(ret.ndim))]
+    return _crop(ret, s1, s2, mode, axes)
+
+
+def _crop(ret, s1, s2, mode, axes):
+    """The 'full'/'same'/'valid' part of a full convolution ``ret`` (a new C-contiguous array)."""
+    if mode == "full":
+        return np.ascontiguousarray(ret) if ret.base is not None or not ret.flags.c_contiguous \
+            else ret
+    if mode == "same":
+        want = s1
+    else:
+        want = [s1[d] - s2[d] + 1 if d in axes else ret.shape[d] for d in range(ret.ndim)]
+    sl = []
+    for d in range(ret.ndim):
+        st = (ret.shape[d] - want[d]) // 2
+        sl.append(slice(st, st + want[d]))
+    return np.array(ret[tuple(sl)], order="C", copy=True)
+
+
+def _fft_axes(in1, in2, mode, axes):
+    """scipy's axes rule: normalise, drop axes where either input has length 1,
+    check the other dims broadcast, swap for 'valid'.  Returns (in1, in2, axes)."""
+    nd = in1.ndim
+    if axes is None:
+        ax = list(range(nd))
+    else:
+        seq = [axes] if np.ndim(axes) == 0 else list(axes)
+        if not seq:
+            raise ValueError("axes cannot be empty when provided; give None for every axis")
+        ax = []
+        for a in seq:
+            a = _index(a, "axes")
+            if not -nd <= a < nd:
+                raise ValueError(f"axes={axes!r}: axis {a} is out of range for {nd}-d inputs")
+            ax.append(a % nd)
+        if len(set(ax)) != len(ax):
+            raise ValueError(f"axes={axes!r} must be unique")
+    s1, s2 = in1.shape, in2.shape
+    ax = [a for a in ax if s1[a] != 1 and s2[a] != 1]
+    for d in range(nd):
+        if d not in ax and not (s1[d] == s2[d] or s1[d] == 1 or s2[d] == 1):
+            raise ValueError(f"incompatible shapes for in1 and in2: {s1} and {s2} "
+                             f"(dim {d} is not convolved, so it must match or be 1)")
+    if sig_valid_swap(mode, s1, s2, axes=ax):
+        in1, in2 = in2, in1
+    return in1, in2, ax
+
+
+def _index(v, name):
+    from pyconv._utils import check_int
+    return check_int(v, name)
+
+
+def _fft_prologue(in1, in2, mode):
+    in1, in2 = _operands(in1, in2)
+    mode = _check_mode(mode)
+    if in1.ndim == in2.ndim == 0:
+        return in1, in2, mode, "scalar"
+    sig_same_ndim(in1, in2)
+    if in1.size == 0 or in2.size == 0:
+        return in1, in2, mode, "empty"
+    return in1, in2, mode, None
+
+
+def fftconvolve(in1, in2, mode="full", axes=None):
+    """Convolve two N-dimensional arrays using FFT (as ``scipy.signal.fftconvolve``).
+
+    Runs ``scipy.fft`` with ``workers=pyconv.get_num_threads()``.
+
+    Parameters
+    ----------
+    in1, in2 : array_like
+        Inputs with the same number of dimensions.
+    mode : {'full', 'valid', 'same'}, optional
+        As in :func:`convolve`.
+    axes : int or sequence of int, optional
+        Axes to convolve over (default: all).  Along the other axes the inputs
+        must have equal lengths or length 1 (they broadcast).
+
+    Returns
+    -------
+    ndarray
+        Floating (or complex) result; integer inputs give float64.  Empty inputs
+        give an empty array, as scipy's.
+
+    Examples
+    --------
+    >>> import numpy as np, pyconv
+    >>> np.round(pyconv.signal.fftconvolve([1, 2, 3], [1, 1]), 6)
+    array([1., 3., 5., 3.])
+    >>> pyconv.signal.fftconvolve(np.ones((4, 5)), np.ones((1, 3)), axes=1).shape
+    (4, 7)
+    """
+    in1, in2, mode, special = _fft_prologue(in1, in2, mode)
+    if special == "scalar":
+        return in1 * in2
+    if special == "empty":
+        return np.array([])
+    in1, in2, ax = _fft_axes(in1, in2, mode, axes)
+    return _fft_core(in1, in2, mode, ax)
+
+
+# --------------------------------------------------------------------------- overlap-add
+
+def _oa_block(k):
+    """Best FFT block for a kernel of ``k`` samples by overlap-add.
+
+    Cost per output sample ~ N log2(2N) / (N - k + 1) for block N; it is least
+    where N = (k - 1) * ln(2 e N), solved here by fixed-point iteration.
+    """
+    ov = k - 1
+    n = 4.0 * ov
+    for _ in range(50):
+        n_new = ov * math.log(2.0 * math.e * n)
+        if abs(n_new - n) < 1e-9 * n:
+            break
+        n = n_new
+    return sp_fft.next_fast_len(math.ceil(n))
+
+
+def oaconvolve(in1, in2, mode="full", axes=None):
+    """Convolve two N-dimensional arrays by overlap-add (as ``scipy.signal.oaconvolve``).
+
+    The larger input is cut into blocks along each axis; each block is convolved
+    by FFT with the other input and the results overlap-added.  Where one block
+    would cover the whole input (similar sizes) this is :func:`fftconvolve`.
+
+    Parameters
+    ----------
+    in1, in2 : array_like
+        Inputs with the same number of dimensions.
+    mode : {'full', 'valid', 'same'}, optional
+        As in :func:`convolve`.
+    axes : int or sequence of int, optional
+        As in :func:`fftconvolve`.
+
+    Returns
+    -------
+    ndarray
+
+    Examples
+    --------
+    >>> import numpy as np, pyconv
+    >>> out = pyconv.signal.oaconvolve(np.ones(1000), np.ones(11), mode='same')
+    >>> out.shape, round(float(out[500]), 6)
+    ((1000,), 11.0)
+    """
+    in1, in2, mode, special = _fft_prologue(in1, in2, mode)
+    if special == "scalar":
+        return in1 * in2
+    if special == "empty":
+        return np.array([])
+    if in1.shape == in2.shape:
+        return fftconvolve(in1, in2, mode=mode, axes=axes)
+    in1, in2, ax = _fft_axes(in1, in2, mode, axes)
+    ax = sorted(ax)
+    s1, s2 = in1.shape, in2.shape
+    if not ax:
+        return _crop(in1 * in2, s1, s2, mode, ax)
+    # Per axis: which input is cut into blocks, and the FFT block length.
+    plan = {}
+    for a in ax:
+        big, small = max(s1[a], s2[a]), min(s1[a], s2[a])
+        if s1[a] == s2[a] or small == 1 or small >= big / 2:
+            continue                  # no block size can pay off along this axis
+        nb = _oa_block(small)
+        if nb >= big:
+            continue                  # one block would hold everything
+        plan[a] = (0 if s1[a] >= s2[a] else 1, nb, nb - small + 1)
+    if not plan:
+        return _fft_core(in1, in2, mode, ax)
+    return _crop(_oa_full(in1, in2, ax, plan), s1, s2, mode, ax)
+
+
+def _oa_full(in1, in2, ax, plan):
+    """Full convolution along ``ax`` by overlap-add with ``plan[axis] = (which, block, step)``."""
+    s1, s2 = in1.shape, in2.shape
+    if in1.dtype.kind in "iu":
+        in1 = in1.astype(np.float64)
+    if in2.dtype.kind in "iu":
+        in2 = in2.astype(np.float64)
+    cplx = in1.dtype.kind == "c" or in2.dtype.kind == "c"
+    ops = [in1, in2]
+    # Reshape: every axis a becomes (nblocks, length) in both operands; the blocked
+    # operand gets its step-long blocks, the other a single block.
+    nd = in1.ndim
+    shapes = [[], []]
+    pads = [[], []]
+    fft_axes, fft_len, plan_order = [], [], []
+    for d in range(nd):
+        if d in plan:
+            which, nb, step = plan[d]
+            n = (s1, s2)[which][d]
+            nblk = -(-n // step)
+            for i in (0, 1):
+                if i == which:
+                    pads[i].append((0, nblk * step - n))
+                    shapes[i] += [nblk, step]
+                else:
+                    pads[i].append((0, 0))
+                    shapes[i] += [1, (s1, s2)[i][d]]
+            fft_axes.append(len(shapes[0]) - 1)
+            fft_len.append(nb)
+            plan_order.append((d, nblk, step, nb))
+        else:
+            for i in (0, 1):
+                pads[i].append((0, 0))
+                shapes[i].append((s1, s2)[i][d])
+            if d in ax:
+                full = s1[d] + s2[d] - 1
+                fft_axes.append(len(shapes[0]) - 1)
+                fft_len.append(sp_fft.next_fast_len(full, not cplx))
+                plan_order.append((d, None, None, full))
+    blocks = []
+    for i in (0, 1):
+        x = ops[i]
+        if any(p != (0, 0) for p in pads[i]):
+            x = np.pad(x, pads[i])
+        blocks.append(x.reshape(shapes[i]))
+    workers = get_num_threads()
+    if cplx:
+        sp = sp_fft.fftn(blocks[0], fft_len, axes=fft_axes, workers=workers)
+        sp = sp * sp_fft.fftn(blocks[1], fft_len, axes=fft_axes, workers=workers)
+        ret = sp_fft.ifftn(sp, fft_len, axes=fft_axes, workers=workers, overwrite_x=True)
+    else:
+        sp = sp_fft.rfftn(blocks[0], fft_len, axes=fft_axes, workers=workers)
+        sp = sp * sp_fft.rfftn(blocks[1], fft_len, axes=fft_axes, workers=workers)
+        ret = sp_fft.irfftn(sp, fft_len, axes=fft_axes, workers=workers, overwrite_x=True)
+    # Overlap-add the blocks axis by axis (last first, so earlier axis indices hold).
+    for (d, nblk, step, nb), fa in reversed(list(zip(plan_order, fft_axes))):
+        if nblk is None:
+            # plain FFT axis: keep the linear part
+            ret = ret[(slice(None),) * fa + (slice(0, nb),)]
+            continue
+        full = s1[d] + s2[d] - 1
+        ba = fa - 1                                  # the block-index axis
+        shp = list(ret.shape)
+        total = (nblk - 1) * step + nb
+        acc_shape = shp[:ba] + [total] + shp[fa + 1:]
+        acc = np.zeros(acc_shape, dtype=ret.dtype)
+        for b in range(nblk):
+            src = ret[(slice(None),) * ba + (b,)]
+            dst = (slice(None),) * ba + (slice(b * step, b * step + nb),)
+            acc[dst] += src
+        ret = acc[(slice(None),) * ba + (slice(0, full),)]
+    return ret
+
+
+# --------------------------------------------------------------------------- method choice
+
+# Cost model of pyconv's own kernels on this class of machine (2 cores, AVX2),
+# measured with benchmarks/run.py-style timings; see _choose for the constants.
+_DIRECT_NS_PER_MAC = {"f": 0.30, "c": 1.2, "i": 0.6}     # per thread, float64; float32 halves
+_FFT_NS_PER_NLOGN = 1.6                                   # per thread, real float64 transform
+_FFT_OVERHEAD_S = 60e-6
+
+
+def _choose(in1, in2, mode):
+    """'direct' or 'fft' for convolve/correlate of these operands (no validation)."""
+    result = np.result_type(in1.dtype, in2.dtype)
+    if result.kind in "iu":
+        b1, b2 = (max(abs(int(a.max())), abs(int(a.min()))) for a in (in1, in2))
+        if b1 * b2 * min(in1.size, in2.size) > 2 ** 52 - 1:
+            return "direct"          # float64 FFT could not hold the exact sums
+    shape1, shape2 = in1.shape, in2.shape
+    if mode == "valid" and sig_valid_swap(mode, shape1, shape2):
+        shape1, shape2 = shape2, shape1
+    out_shape, shift = _geometry(mode, shape1, shape2)
+    macs = _direct_macs(shape1, shape2, out_shape, shift)
+    nt = get_num_threads()
+    kind = "c" if result.kind == "c" else ("i" if result.kind in "iu" and
+                                           sig_compute_dtype(result, in1, in2).kind == "i" else "f")
+    single = result in (np.float32, np.complex64, np.float16) or result.kind == "b"
+    t_direct = macs * _DIRECT_NS_PER_MAC[kind] * (0.5 if single else 1.0) * 1e-9
+    t_direct /= min(nt, max(1, macs // (1 << 15)))
+    full = [a + b - 1 for a, b in zip(shape1, shape2)]
+    n = 1
+    for f in full:
+        n *= sp_fft.next_fast_len(f, result.kind != "c")
+    t_fft = 3 * n * math.log2(max(n, 2)) * _FFT_NS_PER_NLOGN * 1e-9 * (2.0 if result.kind == "c" else 1.0)
+    t_fft = t_fft / min(nt, 2 if n > 4096 else 1) + _FFT_OVERHEAD_S
+    return "fft" if t_fft < t_direct else "direct"
+
+
+def choose_conv_method(in1, in2, mode="full", measure=False):
+    """Find the faster convolution method, 'direct' or 'fft' (as ``scipy.signal.choose_conv_method``).
+
+    The prediction uses a cost model of pyconv's own kernels (its direct kernel
+    is much faster than scipy's, so 'direct' wins up to larger kernels).
+    Integer inputs whose exact sums could exceed float64's 2**52 always give
+    'direct'.
+
+    Parameters
+    ----------
+    in1, in2 : array_like
+        The arguments that would be passed to :func:`convolve` / :func:`correlate`.
+    mode : {'full', 'valid', 'same'}, optional
+    measure : bool, optional
+        If True, time both methods on these inputs and also return the times.
+
+    Returns
+    -------
+    method : str
+        'direct' or 'fft'.
+    times : dict, optional
+        ``{'fft': seconds, 'direct': seconds}``, only when ``measure=True``.
+
+    Examples
+    --------
+    >>> import numpy as np, pyconv
+    >>> pyconv.signal.choose_conv_method(np.ones(1000), np.ones(3))
+    'direct'
+    >>> pyconv.signal.choose_conv_method(np.ones((512, 512)), np.ones((128, 128)))
+    'fft'
+    """
+    in1, in2 = _operands(in1, in2)
+    mode = _check_mode(mode)
+    if not isinstance(measure, (bool, np.bool_)):
+        raise TypeError(f"measure must be a bool; got {measure!r}")
+    if measure:
+        times = {}
+        for method in ("fft", "direct"):
+            times[method] = _time_fast(lambda: convolve(in1, in2, mode=mode, method=method))
+        return ("fft" if times["fft"] < times["direct"] else "direct"), times
+    if in1.ndim == in2.ndim == 0:
+        return "direct"
+    sig_same_ndim(in1, in2)
+    if in1.size == 0 or in2.size == 0:
+        return "direct"
+    sig_valid_swap(mode, in1.shape, in2.shape)
+    return _choose(in1, in2, mode)
+
+
+def _time_fast(fn, repeat=3):
+    """Best per-call seconds of ``fn``: loops until a repeat takes >= 5 ms (1 loop if slow)."""
+    number = 1
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        dt = time.perf_counter() - t0
+        if dt >= 5e-4 or number >= 10 ** 6:
+            break
+        number *= 10
+    if dt > 1.0:
+        return dt / number
+    number *= 10
+    best = math.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        best = min(best, time.perf_counter() - t0)
+    return best / number
+
+
+# --------------------------------------------------------------------------- 2-D with boundaries
+
+def _check_2d(in1, in2, name):
+    if not in1.ndim == in2.ndim == 2:
+        raise ValueError(f"{name} inputs must both be 2-D arrays; got in1.ndim={in1.ndim} "
+                         f"and in2.ndim={in2.ndim}")
+    for a, an in ((in1, "in1"), (in2, "in2")):
+        if a.dtype.kind == "b" or a.dtype == np.float16:
+            raise ValueError(f"{name} is not available for {an} dtype {a.dtype} (as scipy.signal); "
+                             "use pyconv.signal.convolve/correlate, or cast to float32")
+
+
+def _extend_index(lo, length, n, boundary):
+    """Indices into an axis of ``n`` samples for positions lo .. lo+length-1 (wrap or symm)."""
+    i = np.arange(lo, lo + length, dtype=np.int64)
+    if boundary == "wrap":
+        return i % n
+    i = i % (2 * n)                     # symmetric: period 2n, edge sample repeated
+    return np.where(i >= n, 2 * n - 1 - i, i)
+
+
+def _direct_2d(in1, in2, mode, boundary, fillvalue, correlate, name):
+    in1, in2 = _operands(in1, in2)
+    mode = _check_mode(mode)
+    boundary = sig_boundary(boundary)
+    _check_2d(in1, in2, name)
+    result = np.result_type(in1.dtype, in2.dtype)
+    fv = sig_fillvalue(fillvalue, result)
+    swapped = sig_valid_swap(mode, in1.shape, in2.shape)
+    if swapped and not correlate:
+        in1, in2 = in2, in1          # convolution commutes
+    w = _conj(in2) if correlate else _flip(in2)
+    same_start = _corr2d_same if correlate else _conv_same
+    out_shape, shift = _geometry(mode, in1.shape, w.shape, same_start)
+    x = in1
+    if mode != "valid" and (boundary != "fill" or fv != 0):
+        # Outputs read in1 at positions start-(k-1) .. start+m-1 per dim: build that
+        # extension once, then every tap is inside it (shift 0).
+        ext_shape = tuple(m + k - 1 for m, k in zip(out_shape, w.shape))
+        if boundary == "fill":
+            x = np.full(ext_shape, fv, dtype=result)
+            dst, src = [], []
+            for d in range(2):
+                lo = -shift[d]           # position of in1[0] in the extension
+                a0, a1 = max(0, lo), min(ext_shape[d], lo + in1.shape[d])
+                dst.append(slice(a0, max(a0, a1)))
+                src.append(slice(a0 - lo, a0 - lo + max(0, a1 - a0)))
+            x[tuple(dst)] = in1[tuple(src)]
+        else:
+            if in1.size == 0:
+                raise ValueError(f"in1 is empty (shape {in1.shape}): boundary={boundary!r} "
+                                 "has nothing to extend")
+            idx = [_extend_index(shift[d], ext_shape[d], in1.shape[d], boundary) for d in range(2)]
+            x = in1[np.ix_(*idx)]
+        shift = (0, 0)
+    cdt = sig_compute_dtype(result, x, w)
+    out = _finish(_direct_corr(x, w, out_shape, shift, cdt), result)
+    if swapped and correlate:
+        # scipy computes the swapped case as in2 (*) conj(in1) reversed: the
+        # conjugate of the true correlation (identical for real inputs).
+        out = np.ascontiguousarray(_conj(out))
+    return out
+
+
+def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
+    """Convolve two 2-D arrays with a boundary rule (as ``scipy.signal.convolve2d``).
+
+    Parameters
+    ----------
+    in1, in2 : array_like
+        2-D inputs (integer, float32/float64 or complex; scipy rejects bool and float16).
+    mode : {'full', 'valid', 'same'}, optional
+        As in :func:`convolve`.
+    boundary : {'fill', 'wrap', 'symm'}, optional
+        How ``in1`` is extended: by ``fillvalue`` ('fill', alias 'pad'),
+        periodically ('wrap', alias 'circular') or mirrored with the edge sample
+        repeated ('symm', alias 'symmetric').
+    fillvalue : scalar, optional
+        The value of the padding for 'fill' (cast to the output dtype).
+
+    Returns
+    -------
+    ndarray
+        dtype ``numpy.result_type(in1, in2)``.
+
+    Examples
+    --------
+    >>> import numpy as np, pyconv
+    >>> pyconv.signal.convolve2d(np.eye(3), np.ones((2, 2)), mode='same')
+    array([[1., 0., 0.],
+           [1., 2., 0.],
+           [0., 1., 2.]])
+    >>> pyconv.signal.convolve2d(np.eye(3), [[1, 1]], boundary='wrap', mode='same')
+    array([[1., 0., 1.],
+           [1., 1., 0.],
+           [0., 1., 1.]])
+    """
+    return _direct_2d(in1, in2, mode, boundary, fillvalue, False, "convolve2d")
+
+
+def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
+    """Cross-correlate two 2-D arrays with a boundary rule (as ``scipy.signal.correlate2d``).
+
+    As scipy's, 'same' mode centres even kernels one sample later than
+    :func:`correlate` does, and when 'valid' mode swaps the inputs (``in2``
+    larger) the result is the reversed correlation of ``in2`` with ``conj(in1)``.
+
+    Parameters
+    ----------
+    in1, in2 : array_like
+        2-D inputs.
+    mode : {'full', 'valid', 'same'}, optional
+    boundary : {'fill', 'wrap', 'symm'}, optional
+        As in :func:`convolve2d`.
+    fillvalue : scalar, optional
+
+    Returns
+    -------
+    ndarray
+
+    Examples
+    --------
+    >>> import numpy as np, pyconv
+    >>> pyconv.signal.correlate2d(np.arange(9).reshape(3, 3), [[1, -1]], mode='valid')
+    array([[-1, -1],
+           [-1, -1],
+           [-1, -1]])
+    """
+    return _direct_2d(in1, in2, mode, boundary, fillvalue, True, "correlate2d")
+
+
+# --------------------------------------------------------------------------- separable kernels
+
+def sepconvolve2d(in1, col, row, mode="full"):
+    """2-D convolution with the separable kernel ``outer(col, row)``, as two 1-D passes.
+
+    Equals ``convolve2d(in1, numpy.outer(col, row), mode)`` (zero padding) at
+    ``len(col) + len(row)`` instead of ``len(col) * len(row)`` products per output.
+
+    Parameters
+    ----------
+    in1 : array_like
+        2-D input.
+    col, row : array_like
+        1-D, non-empty: the kernel's column (along axis 0) and row (along axis 1) factors.
+    mode : {'full', 'valid', 'same'}, optional
+        As in :func:`convolve2d`.
+
+    Returns
+    -------
+    ndarray
+        dtype ``numpy.result_type(in1, col, row)``.
+
+    Examples
+    --------
+    >>> import numpy as np, pyconv
+    >>> x = np.arange(16.).reshape(4, 4)
+    >>> pyconv.signal.sepconvolve2d(x, [1, 2, 1], [1, 0, -1], mode='valid')
+    array([[8., 8.],
+           [8., 8.]])
+    """
+    in1 = sig_array(in1, "in1")
+    col = sig_array(col, "col")
+    row = sig_array(row, "row")
+    mode = _check_mode(mode)
+    if in1.ndim != 2:
+        raise ValueError(f"in1 must be a 2-D array; got in1.ndim={in1.ndim}")
+    for v, vn in ((col, "col"), (row, "row")):
+        if v.ndim != 1 or v.size == 0:
+            raise ValueError(f"{vn} must be a non-empty 1-D array; got shape {v.shape}")
+    for a, an in ((in1, "in1"), (col, "col"), (row, "row")):
+        if a.dtype.kind == "b" or a.dtype == np.float16:
+            raise ValueError(f"sepconvolve2d is not available for {an} dtype {a.dtype} (as convolve2d); "
+                             "cast to float32")
+    kshape = (col.size, row.size)
+    sig_valid_swap(mode, in1.shape, kshape)
+    result = np.result_type(in1.dtype, col.dtype, row.dtype)
+    out_shape, shift = _geometry(mode, in1.shape, kshape)
+    # The sum over the 2-D window factors: rows first (along axis 1), then columns.
+    if result.kind in "iu":
+        b = 1
+        for a in (in1, col, row):
+            b *= max(1, max(abs(int(a.max())), abs(int(a.min())))) if a.size else 1
+        cdt = np.dtype(np.float64) if b * col.size * row.size < (1 << 53) else np.dtype(np.int64)
+    else:
+        cdt = sig_compute_dtype(result, in1, col, row)
+    wr = _flip(row).reshape(1, -1)
+    wc = _flip(col).reshape(-1, 1)
+    tmp = _direct_corr(in1, wr, (in1.shape[0], out_shape[1]), (0, shift[1]), cdt)
+    out = _direct_corr(tmp, wc, out_shape, (shift[0], 0), cdt)
+    return _finish(out, result)
+
+
+def separate(kernel, rtol=1e-6):
+    """Split a 2-D kernel into ``(col, row)`` with ``outer(col, row) ≈ kernel`` (SVD rank 1).
+
+    Parameters
+    ----------
+    kernel : array_like
+        2-D, non-empty, finite.
+    rtol : float, optional
+        Largest accepted relative residual ``||kernel - outer(col, row)||_F / ||kernel||_F``.
+
+    Returns
+    -------
+    col, row : ndarray
+        1-D factors (float64, or float32/complex as the kernel), scaled evenly
+        (``|col|`` and ``|row|`` have the same 2-norm) with the largest entry of
+        ``col`` positive.
+
+    Raises
+    ------
+    ValueError
+        If the kernel is not separable within ``rtol``.
+
+    Examples
+    --------
+    >>> import numpy as np, pyconv
+    >>> sobel = np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]])
+    >>> col, row = pyconv.signal.separate(sobel)
+    >>> np.round(col / col[0], 6), np.round(row / row[0], 6)
+    (array([1., 2., 1.]), array([ 1.,  0., -1.]))
+    """
+    k = sig_array(kernel, "kernel")
+    if k.ndim != 2 or k.size == 0:
+        raise ValueError(f"kernel must be a non-empty 2-D array; got shape {k.shape}")
+    try:
+        rtol = float(rtol)
+    except (TypeError, ValueError):
+        raise TypeError(f"rtol must be a real number; got {rtol!r}") from None
+    if not rtol >= 0:
+        raise ValueError(f"rtol={rtol} must be >= 0")
+    if k.dtype.kind == "c":
+        dt = np.dtype(np.complex64) if k.dtype == np.complex64 else np.dtype(np.complex128)
+    else:
+        dt = np.dtype(np.float32) if k.dtype in (np.float16, np.float32) else np.dtype(np.float64)
+    kc = k.astype(np.complex128 if dt.kind == "c" else np.float64)
+    if not np.all(np.isfinite(kc)):
+        raise ValueError("kernel must be finite (it holds NaN or Inf)")
+    u, s, vh = np.linalg.svd(kc, full_matrices=False)
+    total = float(np.sqrt(np.sum(s * s)))
+    if total == 0.0:
+        return np.zeros(k.shape[0], dtype=dt), np.zeros(k.shape[1], dtype=dt)
+    resid = float(np.sqrt(np.sum(s[1:] * s[1:]))) / total
+    if resid > rtol:
+        raise ValueError(f"kernel is not separable within rtol={rtol:g}: the best rank-1 split "
+                         f"leaves a relative residual of {resid:.3g}")
+    col = u[:, 0] * np.sqrt(s[0])
+    row = vh[0] * np.sqrt(s[0])
+    # fix the sign/phase so the result is deterministic: col's largest entry positive real
+    i = int(np.argmax(np.abs(col)))
+    ph = col[i] / abs(col[i])
+    col = col / ph
+    row = row * ph
+    if dt.kind != "c":
+        col, row = col.real, row.real
+    return np.ascontiguousarray(col, dtype=dt), np.ascontiguousarray(row, dtype=dt)
