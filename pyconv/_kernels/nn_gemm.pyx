@@ -1,0 +1,411 @@
+# Dense deep-learning convolutions as matrix products: im2col / col2im + GEMM.
+#
+# Everything is 3-D (1-D and 2-D callers add size-1 axes).  The "image" side of
+# a geometry is the zero-padded volume a convolution reads (or a transposed
+# convolution writes); the "column" side is the grid of output positions of the
+# convolution.  im2col gathers image -> columns, col2im scatter-adds columns ->
+# image; they are adjoint, which is why one geometry serves the forward
+# convolution, the transposed convolution, unfold/fold and the weight gradient.
+#
+# Threading (measured, see nn.py `_BLAS_MODE_NOTE`): OpenMP runs over independent
+# work units (sample x group x tile); each thread builds its own im2col tile and
+# calls a single-threaded GEMM.  The caller limits BLAS to one thread around the
+# call so OpenMP threads never each fan out into BLAS threads.
+from cython.parallel cimport prange, parallel
+from libc.string cimport memset, memcpy
+from scipy.linalg.cython_blas cimport sgemm, dgemm
+
+cimport numpy as cnp
+import numpy as np
+
+from pyconv._kernels._common cimport real_t, omp_get_thread_num
+
+cnp.import_array()
+
+ctypedef Py_ssize_t idx_t
+
+
+cdef struct Geo:
+    # image (padded volume is implicit: reads outside [0, D) etc. are zeros)
+    idx_t D, H, W
+    # column grid (output positions of the convolution)
+    idx_t OD, OH, OW
+    idx_t kd, kh, kw
+    idx_t sd, sh, sw
+    idx_t dd, dh, dw
+    idx_t pd, ph, pw      # padding before, per dim
+
+
+cdef Geo make_geo(tuple g):
+    cdef Geo r
+    (r.D, r.H, r.W, r.OD, r.OH, r.OW, r.kd, r.kh, r.kw,
+     r.sd, r.sh, r.sw, r.dd, r.dh, r.dw, r.pd, r.ph, r.pw) = g
+    return r
+
+
+cdef inline void gemm_rm(char ta, char tb, int M, int N, int K, real_t alpha,
+                         const real_t* A, int lda, const real_t* B, int ldb,
+                         real_t beta, real_t* C, int ldc) noexcept nogil:
+    # Row-major C(MxN) = alpha op(A) op(B) + beta C.  BLAS is column-major, so we
+    # ask it for C^T = op(B)^T op(A)^T: same flags, operands swapped.
+    cdef int i, j
+    if M <= 0 or N <= 0:
+        return
+    if K <= 0:
+        # BLAS would only scale C; do it here (lda/ldb may be 0 then).
+        for i in range(M):
+            for j in range(N):
+                C[i * ldc + j] = 0 if beta == 0 else beta * C[i * ldc + j]
+        return
+    if real_t is float:
+        sgemm(&tb, &ta, &N, &M, &K, &alpha, <float*>B, &ldb, <float*>A, &lda, &beta, C, &ldc)
+    else:
+        dgemm(&tb, &ta, &N, &M, &K, &alpha, <double*>B, &ldb, <double*>A, &lda, &beta, C, &ldc)
+
+
+cdef inline void valid_range(idx_t start, idx_t step, idx_t n, idx_t size,
+                             idx_t* lo, idx_t* hi) noexcept nogil:
+    # j in [lo, hi) are the indices of [0, n) with 0 <= start + j*step < size.
+    cdef idx_t a = 0, b
+    if start < 0:
+        a = (-start + step - 1) // step
+    if size - start <= 0:
+        b = 0
+    else:
+        b = (size - start + step - 1) // step
+    if a > n:
+        a = n
+    if b > n:
+        b = n
+    if b < a:
+        b = a
+    lo[0] = a
+    hi[0] = b
+
+
+cdef void im2col_rows(const real_t* img, real_t* col, idx_t ldcol, idx_t p0, idx_t p1,
+                      idx_t r0, idx_t r1, Geo* g) noexcept nogil:
+    # col[r - r0, p - p0] = img[c, od*sd - pd + a*dd, oh*sh - ph + b*dh, ow*sw - pw + e*dw]
+    # for rows r = ((c*kd + a)*kh + b)*kw + e in [r0, r1) and positions p in [p0, p1).
+    cdef idx_t r, c, a, b, e, t, p, od, oh, ow0, seg, id_, ih, iw0, lo, hi, j
+    cdef idx_t kvol = g.kd * g.kh * g.kw, plane = g.OH * g.OW
+    cdef real_t* dst
+    cdef const real_t* src
+    for r in range(r0, r1):
+        c = r // kvol
+        t = r - c * kvol
+        a = t // (g.kh * g.kw)
+        t = t - a * g.kh * g.kw
+        b = t // g.kw
+        e = t - b * g.kw
+        p = p0
+        while p < p1:
+            od = p // plane
+            t = p - od * plane
+            oh = t // g.OW
+            ow0 = t - oh * g.OW
+            seg = g.OW - ow0
+            if seg > p1 - p:
+                seg = p1 - p
+            dst = col + (r - r0) * ldcol + (p - p0)
+            id_ = od * g.sd - g.pd + a * g.dd
+            ih = oh * g.sh - g.ph + b * g.dh
+            if id_ < 0 or id_ >= g.D or ih < 0 or ih >= g.H:
+                memset(dst, 0, seg * sizeof(real_t))
+            else:
+                iw0 = ow0 * g.sw - g.pw + e * g.dw
+                valid_range(iw0, g.sw, seg, g.W, &lo, &hi)
+                src = img + ((c * g.D + id_) * g.H + ih) * g.W + iw0
+                if lo > 0:
+                    memset(dst, 0, lo * sizeof(real_t))
+                if g.sw == 1:
+                    if hi > lo:
+                        memcpy(dst + lo, src + lo, (hi - lo) * sizeof(real_t))
+                else:
+                    for j in range(lo, hi):
+                        dst[j] = src[j * g.sw]
+                if hi < seg:
+                    memset(dst + hi, 0, (seg - hi) * sizeof(real_t))
+            p = p + seg
+
+
+cdef void col2im_rows(const real_t* col, idx_t ldcol, real_t* img, idx_t p0, idx_t p1,
+                      idx_t r0, idx_t r1, Geo* g) noexcept nogil:
+    # The adjoint of im2col_rows: img[...] += col[r - r0, p - p0].
+    # Rows of one channel c touch only img[c]; callers split work by channel.
+    cdef idx_t r, c, a, b, e, t, p, od, oh, ow0, seg, id_, ih, iw0, lo, hi, j
+    cdef idx_t kvol = g.kd * g.kh * g.kw, plane = g.OH * g.OW
+    cdef const real_t* srcc
+    cdef real_t* dst
+    for r in range(r0, r1):
+        c = r // kvol
+        t = r - c * kvol
+        a = t // (g.kh * g.kw)
+        t = t - a * g.kh * g.kw
+        b = t // g.kw
+        e = t - b * g.kw
+        p = p0
+        while p < p1:
+            od = p // plane
+            t = p - od * plane
+            oh = t // g.OW
+            ow0 = t - oh * g.OW
+            seg = g.OW - ow0
+            if seg > p1 - p:
+                seg = p1 - p
+            id_ = od * g.sd - g.pd + a * g.dd
+            ih = oh * g.sh - g.ph + b * g.dh
+            if id_ >= 0 and id_ < g.D and ih >= 0 and ih < g.H:
+                srcc = col + (r - r0) * ldcol + (p - p0)
+                iw0 = ow0 * g.sw - g.pw + e * g.dw
+                valid_range(iw0, g.sw, seg, g.W, &lo, &hi)
+                dst = img + ((c * g.D + id_) * g.H + ih) * g.W + iw0
+                if g.sw == 1:
+                    for j in range(lo, hi):
+                        dst[j] += srcc[j]
+                else:
+                    for j in range(lo, hi):
+                        dst[j * g.sw] += srcc[j]
+            p = p + seg
+
+
+cdef inline void fill_planes(real_t* out, idx_t nplanes, idx_t plane, const real_t* bias,
+                             bint has_bias) noexcept nogil:
+    cdef idx_t i, j
+    for i in range(nplanes):
+        if has_bias:
+            for j in range(plane):
+                out[i * plane + j] = bias[i]
+        else:
+            memset(out + i * plane, 0, plane * sizeof(real_t))
+
+
+def conv_forward(const real_t[:, :, ::1] x, const real_t[:, ::1] w, const real_t[::1] bias,
+                 bint has_bias, real_t[:, :, ::1] out, tuple geo, idx_t groups, idx_t tile,
+                 bint pointwise, bint blas_threads, int nthreads):
+    """out[n, o, p] = bias[o] + sum_r w[o, r] col_{n,g}[r, p]  (the convolution as GEMM).
+
+    x: (N, C_in, D*H*W) unpadded; w: (C_out, C_in/groups * kvol); out: (N, C_out, P).
+    Work units (sample, group, tile of ``tile`` positions) are independent.
+    ``pointwise``: 1x1, stride 1, no padding -> the input *is* the column matrix.
+    ``blas_threads``: units run serially, im2col on OpenMP, GEMM on BLAS's own
+    threads (the alternative we measured against; see nn.py).
+    """
+    cdef Geo g = make_geo(geo)
+    cdef idx_t N = x.shape[0], Cin = x.shape[1], S = x.shape[2]
+    cdef idx_t Cout = out.shape[1], P = out.shape[2]
+    cdef idx_t Cg = Cin // groups, Og = Cout // groups
+    cdef idx_t Kc = w.shape[1]
+    cdef idx_t ntiles = (P + tile - 1) // tile if P > 0 else 0
+    cdef idx_t U = N * groups * ntiles
+    cdef idx_t u, n, gi, ti, p0, p1, pt, tid, rr, r0, r1, nth
+    cdef real_t zero = 0, one = 1
+    cdef real_t* ws
+    cdef const real_t* bmat
+    cdef int ldb
+    if U == 0 or Og == 0:
+        return
+    work_np = np.empty((nthreads if not blas_threads else 1, 1 if pointwise else Kc * tile),
+                       dtype=np.float32 if real_t is float else np.float64)
+    cdef real_t[:, ::1] work = work_np
+    if not blas_threads:
+        for u in prange(U, nogil=True, schedule='static', num_threads=nthreads):
+            tid = omp_get_thread_num()
+            n = u // (groups * ntiles)
+            gi = (u // ntiles) % groups
+            ti = u % ntiles
+            p0 = ti * tile
+            p1 = p0 + tile
+            if p1 > P:
+                p1 = P
+            pt = p1 - p0
+            if pointwise:
+                bmat = &x[n, gi * Cg, p0]
+                ldb = <int>S
+            else:
+                ws = &work[tid, 0]
+                im2col_rows(&x[n, gi * Cg, 0], ws, pt, p0, p1, 0, Kc, &g)
+                bmat = ws
+                ldb = <int>pt
+            if has_bias:
+                fill_rect(&out[n, gi * Og, p0], Og, pt, P, &bias[gi * Og])
+                gemm_rm(c'N', c'N', <int>Og, <int>pt, <int>Kc, one, &w[gi * Og, 0], <int>Kc,
+                        bmat, ldb, one, &out[n, gi * Og, p0], <int>P)
+            else:
+                gemm_rm(c'N', c'N', <int>Og, <int>pt, <int>Kc, one, &w[gi * Og, 0], <int>Kc,
+                        bmat, ldb, zero, &out[n, gi * Og, p0], <int>P)
+    else:
+        ws = &work[0, 0]
+        with nogil:
+            for u in range(U):
+                n = u // (groups * ntiles)
+                gi = (u // ntiles) % groups
+                ti = u % ntiles
+                p0 = ti * tile
+                p1 = p0 + tile
+                if p1 > P:
+                    p1 = P
+                pt = p1 - p0
+                if pointwise:
+                    bmat = &x[n, gi * Cg, p0]
+                    ldb = <int>S
+                else:
+                    # rows split across OpenMP threads; each writes its own rows
+                    nth = nthreads
+                    for rr in prange(nth, schedule='static', num_threads=nthreads):
+                        r0 = rr * Kc // nth
+                        r1 = (rr + 1) * Kc // nth
+                        im2col_rows(&x[n, gi * Cg, 0], ws + r0 * pt, pt, p0, p1, r0, r1, &g)
+                    bmat = ws
+                    ldb = <int>pt
+                if has_bias:
+                    fill_rect(&out[n, gi * Og, p0], Og, pt, P, &bias[gi * Og])
+                    gemm_rm(c'N', c'N', <int>Og, <int>pt, <int>Kc, one, &w[gi * Og, 0], <int>Kc,
+                            bmat, ldb, one, &out[n, gi * Og, p0], <int>P)
+                else:
+                    gemm_rm(c'N', c'N', <int>Og, <int>pt, <int>Kc, one, &w[gi * Og, 0], <int>Kc,
+                            bmat, ldb, zero, &out[n, gi * Og, p0], <int>P)
+
+
+cdef inline void fill_rect(real_t* out, idx_t rows, idx_t cols, idx_t ld,
+                           const real_t* bias) noexcept nogil:
+    cdef idx_t i, j
+    for i in range(rows):
+        for j in range(cols):
+            out[i * ld + j] = bias[i]
+
+
+def conv_transpose_forward(const real_t[:, :, ::1] x, const real_t[:, ::1] w, const real_t[::1] bias,
+                           bint has_bias, real_t[:, :, ::1] out, tuple geo, idx_t groups,
+                           idx_t cblk, idx_t tile, int nthreads):
+    """Transposed convolution: cols = W_g^T x_{n,g}, then col2im (scatter-add) into out.
+
+    x: (N, C_in, P) (the transposed conv's input, i.e. the column grid);
+    w: (C_in, C_out/groups * kvol); out: (N, C_out, D*H*W), fully written here.
+    Work units (sample, group, block of ``cblk`` output channels) own disjoint
+    output planes, so they run in parallel without races; inside a unit the input
+    positions are taken ``tile`` at a time to bound the workspace.
+    """
+    cdef Geo g = make_geo(geo)
+    cdef idx_t N = x.shape[0], Cin = x.shape[1], P = x.shape[2]
+    cdef idx_t Cout = out.shape[1], S = out.shape[2]
+    cdef idx_t Cg = Cin // groups, Og = Cout // groups
+    cdef idx_t kvol = g.kd * g.kh * g.kw
+    cdef idx_t ldw = w.shape[1]
+    cdef idx_t nblk = (Og + cblk - 1) // cblk if Og > 0 else 0
+    cdef idx_t U = N * groups * nblk
+    cdef idx_t u, n, gi, bi, c0, c1, nc, p0, p1, pt, tid
+    cdef real_t zero = 0, one = 1
+    cdef real_t* ws
+    cdef real_t* img
+    if U == 0:
+        return
+    work_np = np.empty((nthreads, cblk * kvol * tile), dtype=np.float32 if real_t is float else np.float64)
+    cdef real_t[:, ::1] work = work_np
+    for u in prange(U, nogil=True, schedule='static', num_threads=nthreads):
+        tid = omp_get_thread_num()
+        n = u // (groups * nblk)
+        gi = (u // nblk) % groups
+        bi = u % nblk
+        c0 = bi * cblk
+        c1 = c0 + cblk
+        if c1 > Og:
+            c1 = Og
+        nc = c1 - c0
+        img = &out[n, gi * Og + c0, 0]
+        if has_bias:
+            fill_planes(img, nc, S, &bias[gi * Og + c0], True)
+        else:
+            fill_planes(img, nc, S, &bias[0], False)
+        if Cg == 0 or S == 0:
+            continue
+        ws = &work[tid, 0]
+        p0 = 0
+        while p0 < P:
+            p1 = p0 + tile
+            if p1 > P:
+                p1 = P
+            pt = p1 - p0
+            # cols (nc*kvol, pt) = W[g rows, block cols]^T (nc*kvol, Cg) @ x[n, g] (Cg, pt)
+            gemm_rm(c'T', c'N', <int>(nc * kvol), <int>pt, <int>Cg, one, &w[gi * Cg, c0 * kvol], <int>ldw,
+                    &x[n, gi * Cg, p0], <int>P, zero, ws, <int>pt)
+            col2im_rows(ws, pt, img, p0, p1, 0, nc * kvol, &g)
+            p0 = p1
+
+
+def conv_weight(const real_t[:, :, ::1] x, const real_t[:, :, ::1] gout, real_t[:, :, ::1] acc,
+                tuple geo, idx_t groups, idx_t tile, bint pointwise, int nthreads):
+    """Per-thread weight-gradient partial sums: acc[t, o, r] += sum_p gout[n, o, p] col_{n,g}[r, p].
+
+    x: (N, C_in, D*H*W); gout: (N, C_out, P); acc: (nthreads, C_out, Kc) zeroed by the
+    caller and summed over its first axis afterwards (per-thread buffers: the
+    reduction over the batch never races).
+    """
+    cdef Geo g = make_geo(geo)
+    cdef idx_t N = x.shape[0], Cin = x.shape[1], S = x.shape[2]
+    cdef idx_t Cout = gout.shape[1], P = gout.shape[2]
+    cdef idx_t Cg = Cin // groups, Og = Cout // groups
+    cdef idx_t Kc = acc.shape[2]
+    cdef idx_t ntiles = (P + tile - 1) // tile if P > 0 else 0
+    cdef idx_t U = N * groups * ntiles
+    cdef idx_t u, n, gi, ti, p0, p1, pt, tid
+    cdef real_t one = 1
+    cdef real_t* ws
+    cdef const real_t* bmat
+    cdef int ldb
+    if U == 0 or Og == 0 or Kc == 0:
+        return
+    work_np = np.empty((nthreads, 1 if pointwise else Kc * tile), dtype=np.float32 if real_t is float else np.float64)
+    cdef real_t[:, ::1] work = work_np
+    for u in prange(U, nogil=True, schedule='static', num_threads=nthreads):
+        tid = omp_get_thread_num()
+        n = u // (groups * ntiles)
+        gi = (u // ntiles) % groups
+        ti = u % ntiles
+        p0 = ti * tile
+        p1 = p0 + tile
+        if p1 > P:
+            p1 = P
+        pt = p1 - p0
+        if pointwise:
+            bmat = &x[n, gi * Cg, p0]
+            ldb = <int>S
+        else:
+            ws = &work[tid, 0]
+            im2col_rows(&x[n, gi * Cg, 0], ws, pt, p0, p1, 0, Kc, &g)
+            bmat = ws
+            ldb = <int>pt
+        # acc[t, g-block] (Og, Kc) += gout[n, g-block, tile] (Og, pt) @ col^T (pt, Kc)
+        gemm_rm(c'N', c'T', <int>Og, <int>Kc, <int>pt, one, &gout[n, gi * Og, p0], <int>P,
+                bmat, ldb, one, &acc[tid, gi * Og, 0], <int>Kc)
+
+
+def unfold(const real_t[:, :, ::1] x, real_t[:, :, ::1] col, tuple geo, int nthreads):
+    """im2col of whole samples: x (N, C, D*H*W) -> col (N, C*kvol, P)."""
+    cdef Geo g = make_geo(geo)
+    cdef idx_t N = x.shape[0], C = x.shape[1], P = col.shape[2]
+    cdef idx_t kvol = g.kd * g.kh * g.kw
+    cdef idx_t u, n, c
+    if N * C * kvol == 0 or P == 0:
+        return
+    for u in prange(N * C, nogil=True, schedule='static', num_threads=nthreads):
+        n = u // C
+        c = u % C
+        im2col_rows(&x[n, 0, 0], &col[n, c * kvol, 0], P, 0, P, c * kvol, (c + 1) * kvol, &g)
+
+
+def fold(const real_t[:, :, ::1] col, real_t[:, :, ::1] out, tuple geo, int nthreads):
+    """col2im of whole samples: col (N, C*kvol, P) summed into out (N, C, D*H*W) (zeroed here)."""
+    cdef Geo g = make_geo(geo)
+    cdef idx_t N = out.shape[0], C = out.shape[1], S = out.shape[2], P = col.shape[2]
+    cdef idx_t kvol = g.kd * g.kh * g.kw
+    cdef idx_t u, n, c
+    if N * C == 0 or S == 0:
+        return
+    for u in prange(N * C, nogil=True, schedule='static', num_threads=nthreads):
+        n = u // C
+        c = u % C
+        memset(&out[n, c, 0], 0, S * sizeof(real_t))
+        if P > 0 and kvol > 0:
+            # rows of channel c; col2im indexes img by c, so offset the image back by c planes
+            col2im_rows(&col[n, c * kvol, 0], P, &out[n, 0, 0], 0, P, c * kvol, (c + 1) * kvol, &g)

@@ -1,0 +1,975 @@
+"""PyTorch-compatible deep-learning convolutions (channels first).
+
+Every function reads: normalise the arguments (``_normalize_conv`` and the "nn"
+helpers of :mod:`pyconv._utils`) -> pick an algorithm -> allocate the output ->
+one Cython kernel -> return a new C-contiguous array.
+
+Algorithms (all exact: every output reads exactly its window)
+
+* dense convolutions: im2col tiled over output positions + GEMM
+  (``scipy.linalg.cython_blas``); 1x1 stride-1 unpadded convolutions skip im2col;
+* depthwise and thin-channel grouped convolutions: a direct loop kernel;
+* transposed convolutions: GEMM (``W^T x``) then col2im (scatter-add), the same
+  computation as the input gradient of a convolution.
+
+The private ``_normalize_conv``, ``_conv_core``, ``_conv_transpose_core`` and
+``_conv_weight_core`` work on already-normalised arguments; :mod:`pyconv.grad`
+builds on them.
+"""
+from collections import namedtuple
+
+import numpy as np
+
+from pyconv._kernels import nn_direct, nn_gemm
+from pyconv._utils import (as_array, as_tuple, blas_single_thread, check_choice, check_int, contiguous,
+                           dl_dtype, nn_batched, nn_check_gemm_dims, nn_pad_maps, nn_padding_pairs,
+                           num_threads_for)
+from pyconv.arithmetic import conv_output_size, conv_transpose_output_size
+
+__all__ = ["conv", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+           "depthwise_conv2d", "pointwise_conv2d", "separable_conv2d", "flattened_conv2d",
+           "channel_shuffle", "resize_conv2d", "unfold", "fold"]
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+# Threading of the GEMM path.  We measured (2 cores, float32, OpenBLAS) two
+# schemes: (a) work units in sequence, im2col split over OpenMP threads, one GEMM
+# per tile on OpenBLAS's own threads; (b) OpenMP over independent units (sample x
+# group x tile), each thread running im2col + a single-threaded GEMM.  (b) won on
+# every dense layer of the benchmark suite (see _BLAS_MODE_NOTE), because in (a)
+# the OpenMP team spins between regions while OpenBLAS's pthreads want the same
+# cores, and the small per-tile GEMMs of (a) parallelise poorly.  So (b) it is.
+_BLAS_THREADS = False
+_BLAS_MODE_NOTE = "see commit message / benchmarks"
+
+# Workspace budget of the im2col tiles: the larger of this and the output size.
+_WORKSPACE_BYTES = 64 << 20
+# Preferred size of one thread's im2col tile (fits in L2 next to the GEMM's panels).
+_TILE_BYTES = 1 << 20
+
+
+ConvArgs = namedtuple("ConvArgs", ["x", "w", "b", "stride", "pad_pairs", "dilation", "groups",
+                                   "padding_mode", "dtype", "unbatched", "nd"])
+ConvArgs.__doc__ = """Normalised convolution arguments (see :func:`_normalize_conv`)."""
+
+
+# --------------------------------------------------------------------------- normalisation
+
+def _spatial_nd(weight, nd, name="weight"):
+    """The number of spatial dims: ``nd`` if given, else ``weight.ndim - 2`` (1, 2 or 3)."""
+    if nd is None:
+        nd = weight.ndim - 2
+        if nd not in (1, 2, 3):
+            raise ValueError(f"{name} must have 3, 4 or 5 dims (C_out, C_in/groups, *kernel) for a 1-, 2- or "
+                             f"3-d convolution; got shape {weight.shape}")
+    elif weight.ndim != nd + 2:
+        raise ValueError(f"{name} must have {nd + 2} dims (C_out, C_in/groups, *kernel) for conv{nd}d; "
+                         f"got shape {weight.shape}")
+    return nd
+
+
+def _check_bias(b, n_out):
+    if b is not None and b.shape != (n_out,):
+        raise ValueError(f"bias must have shape (C_out,) = ({n_out},); got shape {b.shape}")
+
+
+def _normalize_conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+                    padding_mode="zeros", nd=None):
+    """Validate and normalise the arguments of a convolution (as ``torch.nn.functional.convNd``).
+
+    Parameters are those of :func:`conv`; ``nd`` (1, 2, 3 or None = from the weight)
+    fixes the number of spatial dims.
+
+    Returns
+    -------
+    ConvArgs
+        ``x``: the input as an array with a batch axis ``(N, C_in, *spatial)`` (not yet
+        cast or made contiguous); ``w``, ``b``: arrays (``b`` may be None);
+        ``stride``, ``dilation``: ``nd``-tuples; ``pad_pairs``: ``nd`` ``(before, after)``
+        pairs ('same'/'valid' resolved); ``groups``: int; ``padding_mode``: str;
+        ``dtype``: the compute dtype; ``unbatched``: whether the input had no batch
+        axis; ``nd``.
+    """
+    x = as_array(input, "input")
+    w = as_array(weight, "weight")
+    b = None if bias is None else as_array(bias, "bias")
+    nd = _spatial_nd(w, nd)
+    dtype = dl_dtype(x, w, b)
+    xb, unbatched = nn_batched(x, nd)
+    groups = check_int(groups, "groups")
+    if groups < 1:
+        raise ValueError(f"groups={groups} must be a positive integer")
+    cin = xb.shape[1]
+    cout, cg = w.shape[:2]
+    if cout < 1:
+        raise ValueError(f"weight must have at least one output channel (weight.shape[0] >= 1); "
+                         f"got shape {w.shape}")
+    if cin % groups:
+        raise ValueError(f"groups={groups} must divide in_channels={cin}")
+    if cout % groups:
+        raise ValueError(f"groups={groups} must divide out_channels={cout} (weight.shape[0])")
+    if cg * groups != cin:
+        raise ValueError(f"weight.shape[1]={cg} must equal in_channels/groups = {cin}/{groups} = "
+                         f"{cin // groups} (weight shape {w.shape}, input shape {x.shape})")
+    _check_bias(b, cout)
+    stride = as_tuple(stride, nd, "stride", minimum=1)
+    dilation = as_tuple(dilation, nd, "dilation", minimum=1)
+    padding_mode = check_choice(padding_mode, "padding_mode", PADDING_MODES)
+    kernel = w.shape[2:]
+    if any(k < 1 for k in kernel):
+        raise ValueError(f"weight's kernel size {kernel} must be at least 1 in every dim")
+    pads = nn_padding_pairs(padding, nd, xb.shape[2:], kernel, stride, dilation)
+    for i, k, d, (pb, pa) in zip(xb.shape[2:], kernel, dilation, pads):
+        if i + pb + pa < d * (k - 1) + 1:
+            raise ValueError(f"weight's kernel size {tuple(kernel)} (dilation {dilation}) spans more than the "
+                             f"padded input {tuple(i + pb + pa for i, (pb, pa) in zip(xb.shape[2:], pads))}")
+    if padding_mode != "zeros":
+        nn_pad_maps(xb.shape[2:], pads, padding_mode)  # validates reflect/circular limits
+    return ConvArgs(xb, w, b, stride, pads, dilation, groups, padding_mode, dtype, unbatched, nd)
+
+
+def _lift3(t, fill):
+    """Prefix an nd-tuple with ``fill`` up to 3 entries (1-D/2-D run as 3-D)."""
+    return (fill,) * (3 - len(t)) + tuple(t)
+
+
+def _bias_vec(b, dtype):
+    """(contiguous bias vector, has_bias); an empty vector stands in for None."""
+    if b is None:
+        return np.zeros(0, dtype=dtype), False
+    return contiguous(b, dtype), True
+
+
+# --------------------------------------------------------------------------- padding modes
+
+def _pad(x, pad_pairs, mode):
+    """``x`` (N, C, *spatial) padded with ``mode`` (zeros/reflect/replicate/circular), C-contiguous.
+
+    One gather kernel driven by per-dim index maps (as torch.nn.functional.pad).
+    """
+    nd = x.ndim - 2
+    maps = nn_pad_maps(x.shape[2:], pad_pairs, mode)
+    out_sp = tuple(len(m) for m in maps)
+    out = np.empty(x.shape[:2] + out_sp, dtype=x.dtype)
+    if out.size == 0:
+        return out
+    sp3 = _lift3(x.shape[2:], 1)
+    maps3 = [np.zeros(1, dtype=np.int64)] * (3 - nd) + maps
+    x4 = x.reshape((-1,) + sp3)
+    nn_direct.gather(x4, out.reshape((-1,) + _lift3(out_sp, 1)), maps3[0], maps3[1], maps3[2],
+                     num_threads_for(out.size, grain=1 << 17))
+    return out
+
+
+# --------------------------------------------------------------------------- cores
+
+def _use_direct(cg, og, kvol, w):
+    """Direct loops for depthwise / thin-channel groups; im2col + GEMM otherwise.
+
+    With few input and output channels per group the GEMMs are too thin to run
+    near peak, while the direct kernel streams contiguous rows (measured crossover).
+    """
+    return cg * og <= 16 or (cg <= 2 and og <= 16)
+
+
+def _gemm_tile(p, kc, n_units, nthreads, itemsize, out_bytes):
+    """Positions per im2col tile: about ``_TILE_BYTES`` of workspace per thread, at
+    least two units per thread when the batch is small, and the total workspace
+    bounded by ``max(_WORKSPACE_BYTES, output size)``."""
+    if p == 0:
+        return 1
+    tile = max(256, _TILE_BYTES // max(1, kc * itemsize))
+    want_tiles = -(-2 * nthreads // max(1, n_units)) if n_units < 2 * nthreads else 1
+    tile = min(tile, -(-p // want_tiles))
+    budget = max(_WORKSPACE_BYTES, out_bytes)
+    tile = min(tile, max(1, budget // max(1, nthreads * kc * itemsize)))
+    return int(max(1, min(tile, p)))
+
+
+def _conv_core(x, w, b, stride, pad_pairs, dilation, groups):
+    """Zero-padded, batched N-d convolution (1, 2 or 3 spatial dims) on normalised arguments.
+
+    Parameters
+    ----------
+    x : ndarray (N, C_in, *spatial), C-contiguous, float32 or float64
+    w : ndarray (C_out, C_in/groups, *kernel), C-contiguous, same dtype
+    b : ndarray (C_out,) of the same dtype, or None
+    stride, dilation : tuple of int, one per spatial dim
+    pad_pairs : tuple of (before, after) pairs, one per spatial dim
+    groups : int
+
+    Returns
+    -------
+    ndarray (N, C_out, *out_spatial), C-contiguous, of x's dtype.
+    """
+    dtype = x.dtype
+    nd = x.ndim - 2
+    n, cin = x.shape[:2]
+    cout, cg = w.shape[:2]
+    kernel = tuple(w.shape[2:])
+    osz = conv_output_size(tuple(x.shape[2:]), kernel, tuple(stride), tuple(pad_pairs), tuple(dilation))
+    out = np.empty((n, cout) + tuple(osz), dtype=dtype)
+    if out.size == 0:
+        return out
+    og = cout // groups
+    kvol = int(np.prod(kernel))
+    p = int(np.prod(osz))
+    s3, d3 = _lift3(stride, 1), _lift3(dilation, 1)
+    pb3 = _lift3([pp[0] for pp in pad_pairs], 0)
+    sp3, k3, o3 = _lift3(x.shape[2:], 1), _lift3(kernel, 1), _lift3(osz, 1)
+    bvec, has_b = _bias_vec(b, dtype)
+    nthreads = num_threads_for(out.size * max(1, cg * kvol))
+    padded = any(pp != (0, 0) for pp in pad_pairs)
+    if _use_direct(cg, og, kvol, w) and not (padded and not np.isfinite(w).all()):
+        # (padding with a non-finite weight goes to im2col, whose materialised
+        # zeros give 0*inf = nan exactly like PyTorch's dense path)
+        nn_direct.direct_conv(x.reshape((n, cin) + sp3), w.reshape((cout, cg) + k3), bvec, has_b,
+                              out.reshape((n, cout) + o3), s3, d3, pb3, groups, nthreads)
+        return out
+    pointwise = kvol == 1 and all(s == 1 for s in stride) and not padded
+    kc = cg * kvol
+    nn_check_gemm_dims(p, kc, int(np.prod(x.shape[2:])), og)
+    tile = _gemm_tile(p, kc, n * groups, nthreads, dtype.itemsize, out.nbytes)
+    geo = tuple(sp3) + tuple(o3) + tuple(k3) + tuple(s3) + tuple(d3) + tuple(pb3)
+    with blas_single_thread():
+        nn_gemm.conv_forward(x.reshape(n, cin, -1), w.reshape(cout, -1), bvec, has_b, out.reshape(n, cout, -1),
+                             geo, groups, tile, pointwise, _BLAS_THREADS, nthreads)
+    return out
+
+
+def _conv_transpose_core(x, w, b, stride, padding, output_padding, groups, dilation):
+    """Batched transposed convolution on normalised arguments (GEMM + col2im).
+
+    Parameters
+    ----------
+    x : ndarray (N, C_in, *spatial), C-contiguous, float32 or float64
+    w : ndarray (C_in, C_out/groups, *kernel), C-contiguous, same dtype
+    b : ndarray (C_out,) or None
+    stride, padding, output_padding, dilation : tuple of int per spatial dim
+    groups : int
+
+    Returns
+    -------
+    ndarray (N, C_out, *out_spatial) with
+    ``out = (i-1) s - 2 p + d (k-1) + output_padding + 1`` per dim.  This is also the
+    input gradient of ``conv(·, w, stride, padding, dilation, groups)``.
+    """
+    dtype = x.dtype
+    n, cin = x.shape[:2]
+    og = w.shape[1]
+    cout = og * groups
+    kernel = tuple(w.shape[2:])
+    osz = conv_transpose_output_size(tuple(x.shape[2:]), kernel, tuple(stride), tuple(padding),
+                                     tuple(output_padding), tuple(dilation))
+    out = np.empty((n, cout) + tuple(osz), dtype=dtype)
+    if out.size == 0:
+        return out
+    cg = cin // groups
+    kvol = int(np.prod(kernel))
+    p = int(np.prod(x.shape[2:]))
+    bvec, has_b = _bias_vec(b, dtype)
+    s3, d3, pb3 = _lift3(stride, 1), _lift3(dilation, 1), _lift3(padding, 0)
+    geo = tuple(_lift3(osz, 1)) + tuple(_lift3(x.shape[2:], 1)) + tuple(_lift3(kernel, 1)) + s3 + d3 + pb3
+    nthreads = num_threads_for(x.size * og * kvol + out.size)
+    isz = dtype.itemsize
+    nn_check_gemm_dims(og * kvol, p, cg, og * kvol * groups)
+    # channel blocks: enough units for every thread; each unit's columns within budget
+    cblk = og
+    units = n * groups
+    if units < 2 * nthreads:
+        cblk = min(cblk, max(1, -(-og // -(-2 * nthreads // units))))
+    per_thread = max(_WORKSPACE_BYTES, out.nbytes) // nthreads
+    cblk = max(1, min(cblk, per_thread // max(1, kvol * p * isz)))
+    tile = max(1, min(p, per_thread // max(1, cblk * kvol * isz)))
+    with blas_single_thread():
+        nn_gemm.conv_transpose_forward(x.reshape(n, cin, -1), w.reshape(cin, -1), bvec, has_b,
+                                       out.reshape(n, cout, -1), geo, groups, cblk, tile, nthreads)
+    return out
+
+
+def _conv_weight_core(x, grad_out, kernel_shape, stride, pad_pairs, dilation, groups):
+    """Weight gradient of a convolution: the correlation of the input with grad_out.
+
+    Parameters
+    ----------
+    x : ndarray (N, C_in, *spatial), C-contiguous, float32 or float64
+    grad_out : ndarray (N, C_out, *out_spatial), C-contiguous, same dtype; its spatial
+        shape must be ``conv_output_size(spatial, kernel_shape, stride, pad_pairs, dilation)``
+    kernel_shape : tuple of int (spatial kernel size)
+    stride, dilation : tuple of int; pad_pairs : tuple of (before, after) pairs
+    groups : int
+
+    Returns
+    -------
+    ndarray (C_out, C_in/groups, *kernel_shape): ``gw[o, c, k] = sum_{n, p} grad_out[n, o, p]
+    x_pad[n, g*C_in/groups + c, p*stride + k*dilation]``, computed as GEMMs on im2col tiles
+    with per-thread accumulators (reduced over the batch at the end).
+    """
+    dtype = x.dtype
+    n, cin = x.shape[:2]
+    cout = grad_out.shape[1]
+    kernel = tuple(int(k) for k in kernel_shape)
+    osz = conv_output_size(tuple(x.shape[2:]), kernel, tuple(stride), tuple(pad_pairs), tuple(dilation))
+    if tuple(grad_out.shape) != (n, cout) + tuple(osz):
+        raise ValueError(f"grad_output must have shape {(n, cout) + tuple(osz)}; got {grad_out.shape}")
+    cg = cin // groups
+    kvol = int(np.prod(kernel))
+    kc = cg * kvol
+    p = int(np.prod(osz))
+    nthreads = num_threads_for(grad_out.size * max(1, kc))
+    acc = np.zeros((nthreads, cout, kc), dtype=dtype)
+    if acc.size and p and n:
+        padded = any(pp != (0, 0) for pp in pad_pairs)
+        pointwise = kvol == 1 and all(s == 1 for s in stride) and not padded
+        nn_check_gemm_dims(p, kc, int(np.prod(x.shape[2:])), cout)
+        sp3, k3, o3 = _lift3(x.shape[2:], 1), _lift3(kernel, 1), _lift3(osz, 1)
+        geo = (tuple(sp3) + tuple(o3) + tuple(k3) + _lift3(stride, 1) + _lift3(dilation, 1)
+               + _lift3([pp[0] for pp in pad_pairs], 0))
+        tile = _gemm_tile(p, kc, n * groups, nthreads, dtype.itemsize, acc.nbytes)
+        with blas_single_thread():
+            nn_gemm.conv_weight(x.reshape(n, cin, -1), grad_out.reshape(n, cout, -1), acc, geo, groups, tile,
+                                pointwise, nthreads)
+    gw = acc[0] if nthreads == 1 else acc.sum(axis=0)
+    return np.ascontiguousarray(gw.reshape((cout, cg) + kernel))
+
+
+# --------------------------------------------------------------------------- convolutions
+
+def _conv_forward(args):
+    """Run a normalised convolution (padding mode applied first) and drop the batch axis if needed."""
+    dtype = args.dtype
+    x = contiguous(args.x, dtype)
+    pads = args.pad_pairs
+    if args.padding_mode != "zeros" and any(pp != (0, 0) for pp in pads):
+        x = _pad(x, pads, args.padding_mode)
+        pads = ((0, 0),) * args.nd
+    w = contiguous(args.w, dtype)
+    b = None if args.b is None else contiguous(args.b, dtype)
+    out = _conv_core(x, w, b, args.stride, pads, args.dilation, args.groups)
+    return out[0] if args.unbatched else out
+
+
+def conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
+    """N-d convolution (cross-correlation) for 1, 2 or 3 spatial dims, as ``torch.nn.functional.convNd``.
+
+    The number of spatial dims is ``weight.ndim - 2``.
+
+    Parameters
+    ----------
+    input : array_like, (N, C_in, *spatial) or unbatched (C_in, *spatial)
+    weight : array_like, (C_out, C_in/groups, *kernel)
+    bias : array_like (C_out,), optional
+    stride, dilation : int or tuple of int
+    padding : int, tuple of int, tuple of (before, after) pairs, 'same' or 'valid'
+        'same' gives ``ceil(i/stride)`` outputs (TensorFlow's rule; with stride 1 this is
+        PyTorch's 'same'); the odd unit of padding goes after.
+    groups : int
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}
+        How the input is padded (as ``torch.nn.ConvNd``).
+
+    Returns
+    -------
+    ndarray (N, C_out, *out_spatial) (no batch axis for an unbatched input), float32
+    when all operands are float32 (or float16), else float64.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv import nn
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> nn.conv(x, np.ones((1, 1, 2, 2)))[0, 0]
+    array([[10., 14., 18.],
+           [26., 30., 34.],
+           [42., 46., 50.]])
+    >>> nn.conv(x, np.ones((2, 1, 3, 3)), padding='same', stride=2).shape
+    (1, 2, 2, 2)
+    """
+    return _conv_forward(_normalize_conv(input, weight, bias, stride, padding, dilation, groups, padding_mode))
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
+    """1-d convolution, as ``torch.nn.functional.conv1d``; arguments as :func:`conv`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv import nn
+    >>> nn.conv1d(np.array([[1., 2., 3., 4.]]), np.array([[[1., 1.]]]), padding=((1, 0),))
+    array([[1., 3., 5., 7.]])
+    """
+    return _conv_forward(_normalize_conv(input, weight, bias, stride, padding, dilation, groups, padding_mode, 1))
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
+    """2-d convolution, as ``torch.nn.functional.conv2d``; arguments as :func:`conv`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv import nn
+    >>> x = np.ones((2, 3, 8, 8), dtype=np.float32)
+    >>> y = nn.conv2d(x, np.ones((4, 3, 3, 3), dtype=np.float32), padding=1)
+    >>> y.shape, y.dtype, y[0, 0, 0, 0], y[0, 0, 4, 4]
+    ((2, 4, 8, 8), dtype('float32'), np.float32(12.0), np.float32(27.0))
+    >>> nn.conv2d(x, np.ones((4, 3, 3, 3)), padding=1, padding_mode='replicate')[0, 0, 0, 0]
+    np.float64(27.0)
+    """
+    return _conv_forward(_normalize_conv(input, weight, bias, stride, padding, dilation, groups, padding_mode, 2))
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
+    """3-d convolution, as ``torch.nn.functional.conv3d``; arguments as :func:`conv`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv import nn
+    >>> nn.conv3d(np.ones((1, 2, 4, 4, 4)), np.ones((3, 2, 2, 2, 2)), stride=2).shape
+    (1, 3, 2, 2, 2)
+    """
+    return _conv_forward(_normalize_conv(input, weight, bias, stride, padding, dilation, groups, padding_mode, 3))
+
+
+# --------------------------------------------------------------------------- transposed
+
+def _normalize_conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation, nd):
+    """Validate a transposed convolution (as ``torch.nn.functional.conv_transposeNd``).
+
+    Returns ``(x, w, b, stride, padding, output_padding, groups, dilation, dtype, unbatched)``
+    with ``x`` batched and every size argument an ``nd``-tuple of ints.
+    """
+    x = as_array(input, "input")
+    w = as_array(weight, "weight")
+    b = None if bias is None else as_array(bias, "bias")
+    if w.ndim != nd + 2:
+        raise ValueError(f"weight must have {nd + 2} dims (C_in, C_out/groups, *kernel) for "
+                         f"conv_transpose{nd}d; got shape {w.shape}")
+    dtype = dl_dtype(x, w, b)
+    xb, unbatched = nn_batched(x, nd)
+    groups = check_int(groups, "groups")
+    if groups < 1:
+        raise ValueError(f"groups={groups} must be a positive integer")
+    cin = xb.shape[1]
+    if w.shape[0] < 1:
+        raise ValueError(f"weight must have at least one input channel (weight.shape[0] >= 1); got {w.shape}")
+    if cin % groups:
+        raise ValueError(f"groups={groups} must divide in_channels={cin}")
+    if w.shape[0] != cin:
+        raise ValueError(f"weight.shape[0]={w.shape[0]} must equal in_channels={cin} "
+                         f"(transposed weight is (C_in, C_out/groups, *kernel))")
+    if any(k < 1 for k in w.shape[2:]):
+        raise ValueError(f"weight's kernel size {w.shape[2:]} must be at least 1 in every dim")
+    _check_bias(b, w.shape[1] * groups)
+    if isinstance(padding, str):
+        raise ValueError(f"padding={padding!r}: string padding is not supported by transposed "
+                         f"convolutions; give an int or a tuple of {nd} ints")
+    stride = as_tuple(stride, nd, "stride", minimum=1)
+    dilation = as_tuple(dilation, nd, "dilation", minimum=1)
+    padding = as_tuple(padding, nd, "padding", minimum=0)
+    output_padding = as_tuple(output_padding, nd, "output_padding", minimum=0)
+    for op, s, d in zip(output_padding, stride, dilation):
+        if op >= s and op >= d:
+            raise ValueError(f"output_padding={output_padding} must be smaller than either stride={stride} "
+                             f"or dilation={dilation} in every dim")
+    for i, k, s, p, op, d in zip(xb.shape[2:], w.shape[2:], stride, padding, output_padding, dilation):
+        o = (i - 1) * s - 2 * p + d * (k - 1) + op + 1
+        if o < 1:
+            raise ValueError(f"padding={padding} is too large: the transposed convolution's output size "
+                             f"would be {o} (input spatial {xb.shape[2:]}, kernel {w.shape[2:]})")
+    return xb, w, b, stride, padding, output_padding, groups, dilation, dtype, unbatched
+
+
+def _conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation, nd):
+    x, w, b, stride, padding, output_padding, groups, dilation, dtype, unbatched = _normalize_conv_transpose(
+        input, weight, bias, stride, padding, output_padding, groups, dilation, nd)
+    out = _conv_transpose_core(contiguous(x, dtype), contiguous(w, dtype),
+                               None if b is None else contiguous(b, dtype),
+                               stride, padding, output_padding, groups, dilation)
+    return out[0] if unbatched else out
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """1-d transposed convolution, as ``torch.nn.functional.conv_transpose1d``.
+
+    Parameters
+    ----------
+    input : array_like, (N, C_in, L) or (C_in, L)
+    weight : array_like, (C_in, C_out/groups, k)
+    bias : array_like (C_out,), optional
+    stride, padding, output_padding, groups, dilation : int or 1-tuple
+        ``output_padding`` must be smaller than ``stride`` or ``dilation``.
+
+    Returns
+    -------
+    ndarray (N, C_out, (L-1)*stride - 2*padding + dilation*(k-1) + output_padding + 1)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv import nn
+    >>> nn.conv_transpose1d(np.array([[[1., 2.]]]), np.array([[[1., 1., 1.]]]), stride=2)
+    array([[[1., 1., 3., 2., 2.]]])
+    """
+    return _conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation, 1)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """2-d transposed convolution, as ``torch.nn.functional.conv_transpose2d``.
+
+    Computed as a GEMM (``W^T x``) followed by col2im (scatter-add), never by
+    inserting zeros; arguments as :func:`conv_transpose1d`, per spatial dim.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv import nn
+    >>> x = np.ones((1, 4, 7, 7), dtype=np.float32)
+    >>> nn.conv_transpose2d(x, np.ones((4, 2, 4, 4), dtype=np.float32), stride=2, padding=1).shape
+    (1, 2, 14, 14)
+    """
+    return _conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation, 2)
+
+
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """3-d transposed convolution, as ``torch.nn.functional.conv_transpose3d``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv import nn
+    >>> nn.conv_transpose3d(np.ones((2, 3, 3, 3)), np.ones((2, 1, 2, 2, 2)), stride=2,
+    ...                     output_padding=1).shape
+    (1, 7, 7, 7)
+    """
+    return _conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation, 3)
+
+
+# --------------------------------------------------------------------------- special convolutions
+
+def depthwise_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
+    """Depthwise 2-d convolution: each input channel convolved with its own ``m`` filters.
+
+    Parameters
+    ----------
+    input : array_like, (N, C, H, W) or (C, H, W)
+    weight : array_like, (C*m, 1, kh, kw)
+    bias : array_like (C*m,), optional
+    stride, padding, dilation : as :func:`conv2d`
+
+    Returns
+    -------
+    ndarray (N, C*m, H_out, W_out); equals ``conv2d(..., groups=C)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv import nn
+    >>> x = np.stack([np.ones((3, 3)), 2 * np.ones((3, 3))])[None]
+    >>> nn.depthwise_conv2d(x, np.ones((2, 1, 3, 3)))[0, :, 0, 0]
+    array([ 9., 18.])
+    """
+    x = as_array(input, "input")
+    w = as_array(weight, "weight")
+    if w.ndim != 4 or w.shape[1] != 1:
+        raise ValueError(f"weight must have shape (C*m, 1, kh, kw) for a depthwise convolution; got {w.shape}")
+    if x.ndim not in (3, 4):
+        raise ValueError(f"input must have 3 (unbatched) or 4 (batched) dims; got shape {x.shape}")
+    c = x.shape[-3]
+    if c < 1 or w.shape[0] % c:
+        raise ValueError(f"weight.shape[0]={w.shape[0]} must be a positive multiple of the input "
+                         f"channels C={c} (weight (C*m, 1, kh, kw))")
+    return _conv_forward(_normalize_conv(x, w, bias, stride, padding, dilation, c, "zeros", 2))
+
+
+def _pointwise_weight(weight, name="weight"):
+    """A pointwise weight (C_out, C_in/groups) or (C_out, C_in/groups, 1, 1) as 4-d."""
+    w = as_array(weight, name)
+    if w.ndim == 2:
+        return w.reshape(w.shape + (1, 1))
+    if w.ndim == 4 and w.shape[2:] == (1, 1):
+        return w
+    raise ValueError(f"{name} must have shape (C_out, C_in/groups) or (C_out, C_in/groups, 1, 1); got {w.shape}")
+
+
+def pointwise_conv2d(input, weight, bias=None, groups=1):
+    """1x1 convolution: a matrix product over channels at every pixel (no im2col).
+
+    Parameters
+    ----------
+    input : array_like, (N, C_in, H, W) or (C_in, H, W)
+    weight : array_like, (C_out, C_in/groups) or (C_out, C_in/groups, 1, 1)
+    bias : array_like (C_out,), optional
+    groups : int
+        ``groups > 1`` is ShuffleNet's pointwise group convolution.
+
+    Returns
+    -------
+    ndarray (N, C_out, H, W)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv import nn
+    >>> x = np.arange(8.0).reshape(1, 2, 2, 2)
+    >>> nn.pointwise_conv2d(x, np.array([[1., 1.], [1., -1.]]))[0]
+    array([[[ 4.,  6.],
+            [ 8., 10.]],
+    <BLANKLINE>
+           [[-4., -4.],
+            [-4., -4.]]])
+    """
+    w = _pointwise_weight(weight)
+    return _conv_forward(_normalize_conv(input, w, bias, 1, 0, 1, groups, "zeros", 2))
+
+
+def separable_conv2d(input, depthwise_weight, pointwise_weight, bias=None, stride=1, padding=0, dilation=1):
+    """Depthwise separable convolution (MobileNet / Xception): depthwise, then pointwise.
+
+    Parameters
+    ----------
+    input : array_like, (N, C, H, W) or (C, H, W)
+    depthwise_weight : array_like, (C*m, 1, kh, kw)
+    pointwise_weight : array_like, (C_out, C*m) or (C_out, C*m, 1, 1)
+    bias : array_like (C_out,), optional (added by the pointwise step)
+    stride, padding, dilation : of the depthwise step, as :func:`conv2d`
+
+    Returns
+    -------
+    ndarray (N, C_out, H_out, W_out): ``pointwise_conv2d(depthwise_conv2d(input, dw, None,
+    stride, padding, dilation), pw, bias)``, computed in the common dtype of all operands.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv import nn
+    >>> x = np.ones((1, 3, 5, 5), dtype=np.float32)
+    >>> y = nn.separable_conv2d(x, np.ones((3, 1, 3, 3), np.float32), np.ones((8, 3), np.float32), padding=1)
+    >>> y.shape, y.dtype, y[0, 0, 2, 2]
+    ((1, 8, 5, 5), dtype('float32'), np.float32(27.0))
+    """
+    x = as_array(input, "input")
+    dw = as_array(depthwise_weight, "depthwise_weight")
+    pw = _pointwise_weight(pointwise_weight, "pointwise_weight")
+    b = None if bias is None else as_array(bias, "bias")
+    dtype = dl_dtype(x, dw, pw, b)
+    if dw.ndim != 4 or dw.shape[1] != 1:
+        raise ValueError(f"depthwise_weight must have shape (C*m, 1, kh, kw); got {dw.shape}")
+    if x.ndim not in (3, 4):
+        raise ValueError(f"input must have 3 (unbatched) or 4 (batched) dims; got shape {x.shape}")
+    c = x.shape[-3]
+    if c < 1 or dw.shape[0] % c:
+        raise ValueError(f"depthwise_weight.shape[0]={dw.shape[0]} must be a positive multiple of the input "
+                         f"channels C={c}")
+    if pw.shape[1] != dw.shape[0]:
+        raise ValueError(f"pointwise_weight.shape[1]={pw.shape[1]} must equal the depthwise output channels "
+                         f"{dw.shape[0]}")
+    a = _normalize_conv(x.astype(dtype, copy=False), dw.astype(dtype, copy=False), None, stride, padding,
+                        dilation, c, "zeros", 2)
+    mid = _conv_forward(a)
+    return _conv_forward(_normalize_conv(mid, pw.astype(dtype, copy=False),
+                                         None if b is None else b.astype(dtype, copy=False), 1, 0, 1, 1, "zeros", 2))
+
+
+def flattened_conv2d(input, lateral, vertical, horizontal, bias=None, padding=0):
+    """Flattened convolution: a 1x1 lateral step, then per-channel vertical and horizontal 1-d passes.
+
+    Parameters
+    ----------
+    input : array_like, (N, C_in, H, W) or (C_in, H, W)
+    lateral : array_like, (C_out, C_in)
+    vertical : array_like, (C_out, kh)
+    horizontal : array_like, (C_out, kw)
+    bias : array_like (C_out,), optional, added once at the end
+    padding : int, tuple, tuple of (before, after) pairs, 'same' or 'valid' (zero padding)
+
+    Returns
+    -------
+    ndarray (N, C_out, H_out, W_out), equal to ``conv2d(input, w, bias, padding=padding)`` with
+    ``w[o, c, i, j] = lateral[o, c] * vertical[o, i] * horizontal[o, j]``, at a cost of
+    ``C_in + kh + kw`` instead of ``C_in * kh * kw`` multiplications per output.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv import nn
+    >>> x = np.ones((1, 2, 4, 4))
+    >>> y = nn.flattened_conv2d(x, np.ones((3, 2)), np.ones((3, 3)), np.ones((3, 3)), padding=1)
+    >>> y.shape, y[0, 0, 0, 0], y[0, 0, 1, 1]
+    ((1, 3, 4, 4), np.float64(8.0), np.float64(18.0))
+    """
+    x = as_array(input, "input")
+    lat = as_array(lateral, "lateral")
+    ver = as_array(vertical, "vertical")
+    hor = as_array(horizontal, "horizontal")
+    b = None if bias is None else as_array(bias, "bias")
+    dtype = dl_dtype(x, lat, ver, hor, b)
+    if lat.ndim != 2:
+        raise ValueError(f"lateral must have shape (C_out, C_in); got {lat.shape}")
+    cout = lat.shape[0]
+    if ver.ndim != 2 or ver.shape[0] != cout or ver.shape[1] < 1:
+        raise ValueError(f"vertical must have shape (C_out, kh) = ({cout}, kh) with kh >= 1; got {ver.shape}")
+    if hor.ndim != 2 or hor.shape[0] != cout or hor.shape[1] < 1:
+        raise ValueError(f"horizontal must have shape (C_out, kw) = ({cout}, kw) with kw >= 1; got {hor.shape}")
+    xb, unbatched = nn_batched(x, 2)
+    if lat.shape[1] != xb.shape[1]:
+        raise ValueError(f"lateral.shape[1]={lat.shape[1]} must equal in_channels={xb.shape[1]}")
+    if cout < 1:
+        raise ValueError(f"lateral must have at least one output channel; got shape {lat.shape}")
+    _check_bias(b, cout)
+    kh, kw = ver.shape[1], hor.shape[1]
+    pads = nn_padding_pairs(padding, 2, xb.shape[2:], (kh, kw), (1, 1), (1, 1))
+    for i, k, (pb, pa) in zip(xb.shape[2:], (kh, kw), pads):
+        if i + pb + pa < k:
+            raise ValueError(f"kernel size ({kh}, {kw}) is larger than the padded input "
+                             f"{tuple(i + a + c for i, (a, c) in zip(xb.shape[2:], pads))}")
+    x = contiguous(xb, dtype)
+    # Padding commutes with the 1x1 lateral step (no bias until the end), so the
+    # vertical pass pads rows and the horizontal pass pads columns.
+    y = _conv_core(x, contiguous(lat, dtype).reshape(cout, -1, 1, 1), None, (1, 1), ((0, 0), (0, 0)), (1, 1), 1)
+    y = _conv_core(y, contiguous(ver, dtype).reshape(cout, 1, kh, 1), None, (1, 1), (pads[0], (0, 0)), (1, 1), cout)
+    y = _conv_core(y, contiguous(hor, dtype).reshape(cout, 1, 1, kw), None if b is None else contiguous(b, dtype),
+                   (1, 1), ((0, 0), pads[1]), (1, 1), cout)
+    return y[0] if unbatched else y
+
+
+# --------------------------------------------------------------------------- shuffle, resize
+
+def channel_shuffle(input, groups):
+    """Channel shuffle (ShuffleNet), as ``torch.nn.functional.channel_shuffle``.
+
+    Parameters
+    ----------
+    input : array_like, (N, C, *) with at least 3 dims (always batched)
+    groups : int, dividing C
+
+    Returns
+    -------
+    ndarray of the input's shape: output channel ``k*groups + g`` is input channel
+    ``g*(C/groups) + k``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv import nn
+    >>> nn.channel_shuffle(np.arange(6.0).reshape(1, 6, 1), 2)[0, :, 0]
+    array([0., 3., 1., 4., 2., 5.])
+    """
+    x = as_array(input, "input")
+    if x.ndim < 3:
+        raise ValueError(f"input must have at least 3 dims (N, C, *); got shape {x.shape}")
+    groups = check_int(groups, "groups")
+    if groups < 1:
+        raise ValueError(f"groups={groups} must be a positive integer")
+    c = x.shape[1]
+    if c % groups:
+        raise ValueError(f"groups={groups} must divide the number of channels C={c}")
+    dtype = dl_dtype(x)
+    xc = contiguous(x, dtype)
+    out = np.empty(x.shape, dtype=dtype)
+    if out.size:
+        n = x.shape[0]
+        nn_direct.channel_shuffle(xc.reshape(n, c, -1), out.reshape(n, c, -1), groups,
+                                  num_threads_for(out.size, grain=1 << 17))
+    return out
+
+
+def _nearest_map(n_in, factor):
+    """Source rows of nearest upsampling by an integer factor, as PyTorch computes them."""
+    j = np.arange(n_in * factor, dtype=np.int64)
+    if factor == 1:
+        return j
+    if factor == 2:
+        return j >> 1
+    # PyTorch: floor(dst * float(1/scale)) in float32, clamped to the input
+    src = np.floor(j.astype(np.float32) * np.float32(1.0 / factor)).astype(np.int64)
+    return np.minimum(src, n_in - 1)
+
+
+def _bilinear_map(n_in, factor, dtype):
+    """(i0, i1, lambda1) of bilinear upsampling with align_corners=False (PyTorch's rule)."""
+    scale = dtype.type(1.0 / factor)
+    dst = np.arange(n_in * factor).astype(dtype)
+    src = scale * (dst + dtype.type(0.5)) - dtype.type(0.5)
+    src = np.maximum(src, dtype.type(0))
+    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    lam = np.clip(src - i0.astype(dtype), 0, 1).astype(dtype)
+    i1 = i0 + (i0 < n_in - 1)
+    return i0, np.ascontiguousarray(i1), np.ascontiguousarray(lam)
+
+
+def _upsample(x, factor, mode):
+    """Upsample (N, C, H, W) by an integer factor: 'nearest' or 'bilinear' (align_corners=False)."""
+    n, c, h, w = x.shape
+    out = np.empty((n, c, h * factor, w * factor), dtype=x.dtype)
+    if out.size == 0:
+        return out
+    nthreads = num_threads_for(out.size * 4, grain=1 << 17)
+    if mode == "nearest":
+        nn_direct.gather(x.reshape(n * c, 1, h, w), out.reshape(n * c, 1, h * factor, w * factor),
+                         np.zeros(1, dtype=np.int64), _nearest_map(h, factor), _nearest_map(w, factor), nthreads)
+    else:
+        h0, h1, hl = _bilinear_map(h, factor, x.dtype)
+        w0, w1, wl = _bilinear_map(w, factor, x.dtype)
+        nn_direct.bilinear(x.reshape(n * c, h, w), out.reshape(n * c, h * factor, w * factor),
+                           h0, h1, hl, w0, w1, wl, nthreads)
+    return out
+
+
+def resize_conv2d(input, weight, bias=None, scale_factor=2, mode="nearest", padding="same"):
+    """Resize-convolution: upsample by an integer factor, then :func:`conv2d` (stride 1).
+
+    The checkerboard-free alternative to :func:`conv_transpose2d` (Odena et al., 2016).
+
+    Parameters
+    ----------
+    input : array_like, (N, C_in, H, W) or (C_in, H, W)
+    weight : array_like, (C_out, C_in, kh, kw)
+    bias : array_like (C_out,), optional
+    scale_factor : int >= 1
+    mode : {'nearest', 'bilinear'}
+        As ``torch.nn.functional.interpolate(..., scale_factor, mode, align_corners=False)``.
+    padding : as :func:`conv2d` (default 'same': output ``(H*scale, W*scale)``)
+
+    Returns
+    -------
+    ndarray (N, C_out, H_out, W_out)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv import nn
+    >>> x = np.array([[[[1., 2.], [3., 4.]]]])
+    >>> nn.resize_conv2d(x, np.ones((1, 1, 1, 1)))[0, 0]
+    array([[1., 1., 2., 2.],
+           [1., 1., 2., 2.],
+           [3., 3., 4., 4.],
+           [3., 3., 4., 4.]])
+    """
+    x = as_array(input, "input")
+    w = as_array(weight, "weight")
+    b = None if bias is None else as_array(bias, "bias")
+    factor = check_int(scale_factor, "scale_factor")
+    if factor < 1:
+        raise ValueError(f"scale_factor={factor} must be a positive integer")
+    mode = check_choice(mode, "mode", ("nearest", "bilinear"))
+    if w.ndim != 4:
+        raise ValueError(f"weight must have 4 dims (C_out, C_in, kh, kw); got shape {w.shape}")
+    dtype = dl_dtype(x, w, b)
+    xb, unbatched = nn_batched(x, 2)
+    if xb.shape[1] != w.shape[1]:
+        raise ValueError(f"weight.shape[1]={w.shape[1]} must equal in_channels={xb.shape[1]}")
+    up = _upsample(contiguous(xb, dtype), factor, mode)
+    a = _normalize_conv(up, w, b, 1, padding, 1, 1, "zeros", 2)
+    out = _conv_forward(a)
+    return out[0] if unbatched else out
+
+
+# --------------------------------------------------------------------------- unfold / fold
+
+def _normalize_fold_args(kernel_size, dilation, padding, stride):
+    k = as_tuple(kernel_size, 2, "kernel_size", minimum=1)
+    d = as_tuple(dilation, 2, "dilation", minimum=1)
+    p = as_tuple(padding, 2, "padding", minimum=0)
+    s = as_tuple(stride, 2, "stride", minimum=1)
+    return k, d, p, s
+
+
+def _blocks(spatial, k, d, p, s, what):
+    """Number of sliding blocks per dim; ValueError when a block does not fit."""
+    out = []
+    for i, kk, dd, pp, ss in zip(spatial, k, d, p, s):
+        span = i + 2 * pp - dd * (kk - 1) - 1
+        if span < 0:
+            raise ValueError(f"{what} spatial size {tuple(spatial)} with kernel_size={k}, dilation={d}, "
+                             f"padding={p} gives no sliding block: the kernel is larger than the padded input")
+        out.append(span // ss + 1)
+    return tuple(out)
+
+
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
+    """Extract sliding blocks (im2col), as ``torch.nn.functional.unfold``.
+
+    Parameters
+    ----------
+    input : array_like, (N, C, H, W) or (C, H, W)
+    kernel_size, dilation, padding, stride : int or pair of int
+
+    Returns
+    -------
+    ndarray (N, C*kh*kw, L) (or (C*kh*kw, L)), ``L`` the number of blocks; row
+    ``(c*kh + i)*kw + j`` holds tap ``(i, j)`` of channel ``c``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv import nn
+    >>> nn.unfold(np.arange(9.0).reshape(1, 1, 3, 3), 2)[0]
+    array([[0., 1., 3., 4.],
+           [1., 2., 4., 5.],
+           [3., 4., 6., 7.],
+           [4., 5., 7., 8.]])
+    """
+    x = as_array(input, "input")
+    k, d, p, s = _normalize_fold_args(kernel_size, dilation, padding, stride)
+    if x.ndim not in (3, 4):
+        raise ValueError(f"input must have 3 (unbatched) or 4 (batched) dims (N, C, H, W); got shape {x.shape}")
+    dtype = dl_dtype(x)
+    xb, unbatched = nn_batched(x, 2)
+    nb = _blocks(xb.shape[2:], k, d, p, s, "input")
+    n, c = xb.shape[:2]
+    L = nb[0] * nb[1]
+    out = np.empty((n, c * k[0] * k[1], L), dtype=dtype)
+    if out.size:
+        xc = contiguous(xb, dtype)
+        geo = (1,) + tuple(xb.shape[2:]) + (1,) + nb + (1,) + k + (1,) + s + (1,) + d + (0,) + p
+        nn_gemm.unfold(xc.reshape(n, c, -1), out, geo, num_threads_for(out.size, grain=1 << 17))
+    return out[0] if unbatched else out
+
+
+def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """Combine sliding blocks into an image, summing overlaps (col2im), as ``torch.nn.functional.fold``.
+
+    Parameters
+    ----------
+    input : array_like, (N, C*kh*kw, L) or (C*kh*kw, L)
+    output_size : int or pair of int, the image's (H, W)
+    kernel_size, dilation, padding, stride : int or pair of int
+
+    Returns
+    -------
+    ndarray (N, C, H, W) (or (C, H, W)); ``fold(unfold(x))`` multiplies each pixel by
+    the number of blocks covering it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv import nn
+    >>> nn.fold(np.ones((1, 4, 4)), (3, 3), 2)[0, 0]
+    array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]])
+    """
+    x = as_array(input, "input")
+    osz = as_tuple(output_size, 2, "output_size", minimum=0)
+    k, d, p, s = _normalize_fold_args(kernel_size, dilation, padding, stride)
+    if x.ndim not in (2, 3):
+        raise ValueError(f"input must have 2 (unbatched) or 3 (batched) dims (N, C*kh*kw, L); got shape {x.shape}")
+    dtype = dl_dtype(x)
+    xb = x[None] if x.ndim == 2 else x
+    n, ck, L = xb.shape
+    kvol = k[0] * k[1]
+    if ck % kvol:
+        raise ValueError(f"input.shape[-2]={ck} must be divisible by the kernel size product "
+                         f"kh*kw={kvol} (kernel_size={k})")
+    nb = _blocks(osz, k, d, p, s, "output_size")
+    if nb[0] * nb[1] != L:
+        raise ValueError(f"input.shape[-1]={L} must equal the number of sliding blocks {nb[0]}*{nb[1]}="
+                         f"{nb[0] * nb[1]} for output_size={osz}, kernel_size={k}, dilation={d}, "
+                         f"padding={p}, stride={s}")
+    c = ck // kvol
+    out = np.empty((n, c) + osz, dtype=dtype)
+    if out.size:
+        xc = contiguous(xb, dtype)
+        geo = (1,) + osz + (1,) + nb + (1,) + k + (1,) + s + (1,) + d + (0,) + p
+        nn_gemm.fold(xc, out.reshape(n, c, -1), geo, num_threads_for(xb.size, grain=1 << 17))
+    return out[0] if x.ndim == 2 else out
