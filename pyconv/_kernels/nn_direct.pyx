@@ -5,6 +5,8 @@
 from cython.parallel cimport prange
 from libc.string cimport memset, memcpy
 
+import numpy as np
+
 from pyconv._kernels._common cimport real_t
 
 ctypedef Py_ssize_t idx_t
@@ -57,11 +59,37 @@ def direct_conv(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1] w
     cdef idx_t dd = dilation[0], dh = dilation[1], dw = dilation[2]
     cdef idx_t pd = pad_before[0], ph = pad_before[1], pw = pad_before[2]
     cdef idx_t Og = Cout // groups if groups > 0 else 0
-    cdef idx_t u, n, o, gi, od, oh, c, a, b, e, id_, ih, iw0, lo, hi, j
+    cdef idx_t u, n, o, gi, od, oh, c, a, b, e, id_, ih, j, jlo, jhi
     cdef real_t* row
-    cdef real_t bv
+    cdef const real_t* src
+    cdef const real_t* wr
+    cdef real_t bv, w0, w1, w2
     if N * Cout == 0 or OD * OH * OW == 0:
         return
+    # The valid output columns of each horizontal tap do not depend on the row:
+    # compute them once (the divisions would otherwise dominate short rows).
+    lo_np = np.empty(kw, dtype=np.intp)
+    hi_np = np.empty(kw, dtype=np.intp)
+    cdef idx_t[::1] lo = lo_np, hi = hi_np
+    for e in range(kw):
+        valid_range(e * dw - pw, sw, OW, W, &lo[e], &hi[e])
+    # Columns where every tap is valid (for the fused 3-tap loop).
+    jlo = 0
+    jhi = OW
+    for e in range(kw):
+        if lo[e] > jlo:
+            jlo = lo[e]
+        if hi[e] < jhi:
+            jhi = hi[e]
+    if jhi < jlo:
+        jhi = jlo
+    # per tap: its columns left of the interior [lo, a1), right of it [b1, hi)
+    a1_np = np.empty(kw, dtype=np.intp)
+    b1_np = np.empty(kw, dtype=np.intp)
+    cdef idx_t[::1] a1 = a1_np, b1 = b1_np
+    for e in range(kw):
+        a1[e] = jlo if jlo < hi[e] else hi[e]
+        b1[e] = jhi if jhi > lo[e] else lo[e]
     for u in prange(N * Cout, nogil=True, schedule='static', num_threads=nthreads):
         n = u // Cout
         o = u % Cout
@@ -81,11 +109,31 @@ def direct_conv(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1] w
                             ih = oh * sh - ph + b * dh
                             if ih < 0 or ih >= H:
                                 continue
-                            for e in range(kw):
-                                iw0 = e * dw - pw
-                                valid_range(iw0, sw, OW, W, &lo, &hi)
-                                axpy_row(row, &x[n, gi * Cg + c, id_, ih, 0] + iw0, w[o, c, a, b, e],
-                                         lo, hi, sw)
+                            src = &x[n, gi * Cg + c, id_, ih, 0] - pw
+                            wr = &w[o, c, a, b, 0]
+                            if kw == 3 and sw == 1:
+                                # the common 3-tap row: one pass over the interior,
+                                # the row loaded and stored once instead of three times
+                                w0 = wr[0]
+                                w1 = wr[1]
+                                w2 = wr[2]
+                                for j in range(lo[0], a1[0]):
+                                    row[j] += w0 * src[j]
+                                for j in range(lo[1], a1[1]):
+                                    row[j] += w1 * src[j + dw]
+                                for j in range(lo[2], a1[2]):
+                                    row[j] += w2 * src[j + 2 * dw]
+                                for j in range(jlo, jhi):
+                                    row[j] += w0 * src[j] + w1 * src[j + dw] + w2 * src[j + 2 * dw]
+                                for j in range(b1[0], hi[0]):
+                                    row[j] += w0 * src[j]
+                                for j in range(b1[1], hi[1]):
+                                    row[j] += w1 * src[j + dw]
+                                for j in range(b1[2], hi[2]):
+                                    row[j] += w2 * src[j + 2 * dw]
+                            else:
+                                for e in range(kw):
+                                    axpy_row(row, src + e * dw, wr[e], lo[e], hi[e], sw)
 
 
 def gather(const real_t[:, :, :, ::1] x, real_t[:, :, :, ::1] out, const long long[::1] md,
