@@ -185,3 +185,27 @@ def test_figures_skipped_without_matplotlib(tmp_path, capsys):
     assert tour.write_figures(str(tmp_path / "f"), {}) == []
     assert "matplotlib is not installed" in capsys.readouterr().out
     assert not (tmp_path / "f").exists()
+
+
+# --------------------------------------------------------------------------- the guide
+
+def test_guide_examples_run():
+    """docs/guide.md's examples are doctests; the gradients section's skip only while
+    pyconv.grad is missing."""
+    import doctest
+
+    path = os.path.join(ROOT, "docs", "guide.md")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    test = doctest.DocTestParser().get_doctest(text, {}, "guide.md", path, 0)
+    assert len(test.examples) > 40
+    if not _importable("pyconv.grad"):
+        skipping = False        # the gradients section is the last with examples
+        for ex in test.examples:
+            skipping = skipping or "import grad" in ex.source
+            if skipping:
+                ex.options[doctest.SKIP] = True
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    out = []
+    result = runner.run(test, out=out.append)
+    assert result.failed == 0, "".join(out)
