@@ -139,15 +139,34 @@ def _check_mode(mode):
     return check_choice(mode, "mode", SIG_MODES)
 
 
-def _check_nonempty(in1, in2, mode):
-    """scipy's rule for empty inputs of convolve/correlate; True when the result is empty."""
-    if in2.size == 0:
-        raise ValueError(f"in2 cannot be empty (in2.shape={in2.shape})")
-    if in1.size == 0:
-        if mode == "same":
-            return True
-        raise ValueError(f"in1 cannot be empty in mode {mode!r} (in1.shape={in1.shape})")
-    return False
+def _empty_result(in1, in2, mode):
+    """scipy's outcome for zero-size inputs of convolve/correlate (any method).
+
+    Returns None when both inputs are non-empty, the (empty or all-zero) result
+    shape where scipy's direct path returns one, and raises ValueError where it
+    raises.  1-D follows numpy.convolve (scipy's 1-D path), which refuses empty
+    inputs except an empty ``in1`` in 'same' mode; N-d sums over nothing (zeros)
+    except where the output would need a non-empty input.
+    """
+    if in1.size and in2.size:
+        return None
+    if mode == "same":
+        if in1.size == 0:
+            return in1.shape
+        raise ValueError(f"in2 cannot be empty in mode 'same' (in2.shape={in2.shape})")
+    if in1.ndim == 1:
+        name = "in1" if in1.size == 0 else "in2"
+        raise ValueError(f"{name} cannot be empty (shape {(in1 if name == 'in1' else in2).shape}) "
+                         f"in mode {mode!r}")
+    if mode == "valid":
+        sig_valid_swap(mode, in1.shape, in2.shape)
+        return tuple(abs(n - k) + 1 for n, k in zip(in1.shape, in2.shape))
+    shape = tuple(n + k - 1 for n, k in zip(in1.shape, in2.shape))
+    if math.prod(shape) == 0:
+        return shape
+    name = "in1" if in1.size == 0 else "in2"
+    raise ValueError(f"{name} cannot be empty in mode 'full' (in1.shape={in1.shape}, "
+                     f"in2.shape={in2.shape})")
 
 
 def _flip(a):
@@ -232,8 +251,9 @@ def _conv_or_corr(in1, in2, mode, method, correlate):
         return in1 * (_conj(in2) if correlate else in2)
     sig_same_ndim(in1, in2)
     result = np.result_type(in1.dtype, in2.dtype)
-    if _check_nonempty(in1, in2, mode):
-        return np.zeros(in1.shape, dtype=result)
+    empty = _empty_result(in1, in2, mode)
+    if empty is not None:
+        return np.zeros(empty, dtype=result)
     sig_valid_swap(mode, in1.shape, in2.shape)    # raises when neither input fits in the other
     if method == "auto":
         method = _choose(in1, in2, mode)
@@ -269,28 +289,36 @@ def _fft_core(in1, in2, mode, axes):
     ``in1``/``in2`` already swapped for 'valid'.  Integer inputs compute in float64.
     """
     s1, s2 = in1.shape, in2.shape
-    if in1.dtype.kind in "iu":
-        in1 = in1.astype(np.float64)
-    if in2.dtype.kind in "iu":
-        in2 = in2.astype(np.float64)
     if not axes:
-        ret = in1 * in2
+        ret = in1 * in2          # nothing to transform: scipy's broadcast product, dtype kept
     else:
+        if in1.dtype.kind in "iu":
+            in1 = in1.astype(np.float64)
+        if in2.dtype.kind in "iu":
+            in2 = in2.astype(np.float64)
         cplx = in1.dtype.kind == "c" or in2.dtype.kind == "c"
         full = [s1[a] + s2[a] - 1 for a in axes]
         fshape = [sp_fft.next_fast_len(n, not cplx) for n in full]
         workers = get_num_threads()
         if cplx:
-            sp = sp_fft.fftn(in1, fshape, axes=axes, workers=workers)
-            sp *= sp_fft.fftn(in2, fshape, axes=axes, workers=workers)
+            sp = _mul(sp_fft.fftn(in1, fshape, axes=axes, workers=workers),
+                      sp_fft.fftn(in2, fshape, axes=axes, workers=workers))
             ret = sp_fft.ifftn(sp, fshape, axes=axes, workers=workers, overwrite_x=True)
         else:
-            sp = sp_fft.rfftn(in1, fshape, axes=axes, workers=workers)
-            sp *= sp_fft.rfftn(in2, fshape, axes=axes, workers=workers)
+            sp = _mul(sp_fft.rfftn(in1, fshape, axes=axes, workers=workers),
+                      sp_fft.rfftn(in2, fshape, axes=axes, workers=workers))
             ret = sp_fft.irfftn(sp, fshape, axes=axes, workers=workers, overwrite_x=True)
         ret = ret[tuple(slice(0, full[axes.index(d)]) if d in axes else slice(None)
                         for d in range(ret.ndim))]
     return _crop(ret, s1, s2, mode, axes)
+
+
+def _mul(x, y):
+    """x * y, in place in x when the broadcast shape is x's (saves a spectrum-sized buffer)."""
+    if x.shape == np.broadcast_shapes(x.shape, y.shape) and x.dtype == np.result_type(x, y):
+        x *= y
+        return x
+    return x * y
 
 
 def _crop(ret, s1, s2, mode, axes):
@@ -694,6 +722,8 @@ def _direct_2d(in1, in2, mode, boundary, fillvalue, correlate, name):
                 dst.append(slice(a0, max(a0, a1)))
                 src.append(slice(a0 - lo, a0 - lo + max(0, a1 - a0)))
             x[tuple(dst)] = in1[tuple(src)]
+        elif math.prod(out_shape) == 0:
+            x = np.zeros(ext_shape, dtype=result)   # nothing to compute
         else:
             if in1.size == 0:
                 raise ValueError(f"in1 is empty (shape {in1.shape}): boundary={boundary!r} "

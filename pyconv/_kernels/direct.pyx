@@ -24,7 +24,6 @@ from pyconv._kernels._common cimport scalar_t
 
 cdef enum:
     MAXD = 64        # numpy's maximum number of dims
-    UNROLL = 4       # taps fused per sweep of a block (fewer loads/stores of out)
 
 
 cdef inline Py_ssize_t _max(Py_ssize_t x, Py_ssize_t y) noexcept nogil:
@@ -35,64 +34,91 @@ cdef inline Py_ssize_t _min(Py_ssize_t x, Py_ssize_t y) noexcept nogil:
     return x if x < y else y
 
 
-cdef void _sweep_row(const scalar_t* arow, const scalar_t* wrow, scalar_t* orow,
-                     Py_ssize_t kl, Py_ssize_t nl, Py_ssize_t sl,
-                     Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
-    """Add one kernel row (``kl`` taps) to ``orow[j0:j1]``; ``a`` row has ``nl`` samples."""
-    cdef Py_ssize_t kk = 0, j, c, jlo, jhi, flo, fhi
-    cdef scalar_t w0, w1, w2, w3
-    # Groups of UNROLL taps: one load/store of out per group where every tap of
-    # the group is inside a; the few border outputs take the taps one by one.
-    while kk + UNROLL <= kl:
-        c = sl + kk
-        w0 = wrow[kk]
-        w1 = wrow[kk + 1]
-        w2 = wrow[kk + 2]
-        w3 = wrow[kk + 3]
-        # outputs where all four taps are inside: j + c >= 0 and j + c + 3 < nl
-        flo = _max(j0, -c)
-        fhi = _min(j1, nl - c - 3)
-        if flo < fhi:
-            for j in range(flo, fhi):
-                orow[j] = orow[j] + (w0 * arow[j + c] + w1 * arow[j + c + 1]
-                                     + w2 * arow[j + c + 2] + w3 * arow[j + c + 3])
+cdef enum:
+    GROUP = 8        # taps fused per sweep of a block: one load/store of out per 8 taps
+
+
+cdef void _flush(const scalar_t** ap, Py_ssize_t* cs, scalar_t* ws, int n,
+                 scalar_t* orow, Py_ssize_t nl, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    """Add ``n`` (<= GROUP) taps to ``orow[j0:j1]``: tap g adds ``ws[g] * ap[g][j + cs[g]]``.
+
+    Outputs where every tap is inside its row (``0 <= j + c < nl``) take all the
+    taps in one fused sweep (8, else 4 at a time); the few border outputs take
+    their in-range taps one by one.  Which path an output takes depends only on
+    ``j``, never on the block bounds, so the sums do not depend on the split.
+    """
+    cdef Py_ssize_t j, flo, fhi, jlo, jhi, c0, c1, c2, c3, c4, c5, c6, c7
+    cdef const scalar_t* a0
+    cdef const scalar_t* a1
+    cdef const scalar_t* a2
+    cdef const scalar_t* a3
+    cdef const scalar_t* a4
+    cdef const scalar_t* a5
+    cdef const scalar_t* a6
+    cdef const scalar_t* a7
+    cdef scalar_t w0, w1, w2, w3, w4, w5, w6, w7, acc
+    cdef int g = 0, h, m
+    while g < n:
+        m = n - g
+        if m >= 8:
+            m = 8
+        elif m >= 4:
+            m = 4
         else:
+            m = 1
+        # fused range: the outputs where all m taps are inside
+        flo = j0
+        fhi = j1
+        for h in range(g, g + m):
+            flo = _max(flo, -cs[h])
+            fhi = _min(fhi, nl - cs[h])
+        if flo >= fhi:
             flo = j0
             fhi = j0
-        # border outputs (outside [flo, fhi)): each in-range tap on its own
-        jlo = _max(j0, -c)
-        jhi = _min(j1, nl - c)
-        for j in range(jlo, _min(flo, jhi)):
-            orow[j] = orow[j] + w0 * arow[j + c]
-        for j in range(_max(fhi, jlo), jhi):
-            orow[j] = orow[j] + w0 * arow[j + c]
-        jlo = _max(j0, -c - 1)
-        jhi = _min(j1, nl - c - 1)
-        for j in range(jlo, _min(flo, jhi)):
-            orow[j] = orow[j] + w1 * arow[j + c + 1]
-        for j in range(_max(fhi, jlo), jhi):
-            orow[j] = orow[j] + w1 * arow[j + c + 1]
-        jlo = _max(j0, -c - 2)
-        jhi = _min(j1, nl - c - 2)
-        for j in range(jlo, _min(flo, jhi)):
-            orow[j] = orow[j] + w2 * arow[j + c + 2]
-        for j in range(_max(fhi, jlo), jhi):
-            orow[j] = orow[j] + w2 * arow[j + c + 2]
-        jlo = _max(j0, -c - 3)
-        jhi = _min(j1, nl - c - 3)
-        for j in range(jlo, _min(flo, jhi)):
-            orow[j] = orow[j] + w3 * arow[j + c + 3]
-        for j in range(_max(fhi, jlo), jhi):
-            orow[j] = orow[j] + w3 * arow[j + c + 3]
-        kk += UNROLL
-    while kk < kl:
-        c = sl + kk
-        w0 = wrow[kk]
-        jlo = _max(j0, -c)
-        jhi = _min(j1, nl - c)
-        for j in range(jlo, jhi):
-            orow[j] = orow[j] + w0 * arow[j + c]
-        kk += 1
+        if m == 8:
+            a0 = ap[g]; a1 = ap[g + 1]; a2 = ap[g + 2]; a3 = ap[g + 3]
+            a4 = ap[g + 4]; a5 = ap[g + 5]; a6 = ap[g + 6]; a7 = ap[g + 7]
+            c0 = cs[g]; c1 = cs[g + 1]; c2 = cs[g + 2]; c3 = cs[g + 3]
+            c4 = cs[g + 4]; c5 = cs[g + 5]; c6 = cs[g + 6]; c7 = cs[g + 7]
+            w0 = ws[g]; w1 = ws[g + 1]; w2 = ws[g + 2]; w3 = ws[g + 3]
+            w4 = ws[g + 4]; w5 = ws[g + 5]; w6 = ws[g + 6]; w7 = ws[g + 7]
+            for j in range(flo, fhi):
+                acc = orow[j]
+                acc = acc + w0 * a0[j + c0]
+                acc = acc + w1 * a1[j + c1]
+                acc = acc + w2 * a2[j + c2]
+                acc = acc + w3 * a3[j + c3]
+                acc = acc + w4 * a4[j + c4]
+                acc = acc + w5 * a5[j + c5]
+                acc = acc + w6 * a6[j + c6]
+                acc = acc + w7 * a7[j + c7]
+                orow[j] = acc
+        elif m == 4:
+            a0 = ap[g]; a1 = ap[g + 1]; a2 = ap[g + 2]; a3 = ap[g + 3]
+            c0 = cs[g]; c1 = cs[g + 1]; c2 = cs[g + 2]; c3 = cs[g + 3]
+            w0 = ws[g]; w1 = ws[g + 1]; w2 = ws[g + 2]; w3 = ws[g + 3]
+            for j in range(flo, fhi):
+                acc = orow[j]
+                acc = acc + w0 * a0[j + c0]
+                acc = acc + w1 * a1[j + c1]
+                acc = acc + w2 * a2[j + c2]
+                acc = acc + w3 * a3[j + c3]
+                orow[j] = acc
+        else:
+            flo = j0        # a single tap: its whole range is the border loop below
+            fhi = j0
+        # border outputs of each tap (outside the fused range)
+        for h in range(g, g + m):
+            a0 = ap[h]
+            c0 = cs[h]
+            w0 = ws[h]
+            jlo = _max(j0, -c0)
+            jhi = _min(j1, nl - c0)
+            for j in range(jlo, _min(flo, jhi)):
+                orow[j] = orow[j] + w0 * a0[j + c0]
+            for j in range(_max(fhi, jlo), jhi):
+                orow[j] = orow[j] + w0 * a0[j + c0]
+        g += m
 
 
 cdef void _item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t* astr,
@@ -104,10 +130,16 @@ cdef void _item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t* astr
     cdef Py_ssize_t hi[MAXD]
     cdef Py_ssize_t k[MAXD]
     cdef Py_ssize_t pos[MAXD]
-    cdef Py_ssize_t r = row, od, p, aoff, woff, j
+    cdef const scalar_t* gap[GROUP]
+    cdef Py_ssize_t gc[GROUP]
+    cdef scalar_t gw[GROUP]
+    cdef int ng = 0
+    cdef Py_ssize_t r = row, od, p, aoff, woff, j, kk, c, kl, nl, sl
     cdef int d
     cdef Py_ssize_t last = nd - 1
     cdef scalar_t* orow = out + row * osh[last]
+    cdef const scalar_t* arow
+    cdef const scalar_t* wrow
     for j in range(j0, j1):
         orow[j] = 0
     # Per outer dim: the range of kernel indices whose input index is inside a.
@@ -123,14 +155,30 @@ cdef void _item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t* astr
         pos[d] = p
         k[d] = lo[d]
         d -= 1
-    # Odometer over the kernel rows inside that box.
+    kl = wsh[last]
+    nl = ash[last]
+    sl = shift[last]
+    # Odometer over the kernel rows inside that box; their taps go to the
+    # output block in groups of GROUP (kernel rows may share a group).
     while True:
         aoff = 0
         woff = 0
         for d in range(nd - 1):
             aoff = aoff + (pos[d] + k[d]) * astr[d]
             woff = woff + k[d] * wstr[d]
-        _sweep_row(a + aoff, w + woff, orow, wsh[last], ash[last], shift[last], j0, j1)
+        arow = a + aoff
+        wrow = w + woff
+        for kk in range(kl):
+            c = sl + kk
+            if c + j0 >= nl or c + j1 <= 0:
+                continue    # this tap reaches no output of the block
+            gap[ng] = arow
+            gc[ng] = c
+            gw[ng] = wrow[kk]
+            ng += 1
+            if ng == GROUP:
+                _flush(gap, gc, gw, ng, orow, nl, j0, j1)
+                ng = 0
         d = nd - 2
         while d >= 0:
             k[d] += 1
@@ -140,6 +188,8 @@ cdef void _item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t* astr
             d -= 1
         if d < 0:
             break
+    if ng > 0:
+        _flush(gap, gc, gw, ng, orow, nl, j0, j1)
 
 
 def correlate_skip(const scalar_t[::1] a, const Py_ssize_t[::1] a_shape,
