@@ -20,13 +20,10 @@ __all__ = ["get_num_threads", "set_num_threads", "threads", "openmp_enabled",
 
 from pyconv import arithmetic  # noqa: E402
 
-try:  # the signal layer is re-exported at the top level
-    from pyconv import signal  # noqa: E402
-    from pyconv.signal import *  # noqa: E402,F401,F403
-    __all__ += signal.__all__
-except ImportError as _e:  # pragma: no cover - only while a kernel module is unbuilt
-    if "pyconv" not in str(_e):
-        raise
+from pyconv import signal  # noqa: E402
+from pyconv.signal import *  # noqa: E402,F401,F403  (the signal layer is re-exported at the top level)
+
+__all__ += signal.__all__
 
 
 def __getattr__(name):
