@@ -357,6 +357,10 @@ def conv_cost(input_shape, weight_shape, stride=1, padding=0, dilation=1, groups
 
 # --------------------------------------------------------------------------- conv matrix
 
+# An explicit matrix needs ~20 bytes per entry while it is built: refuse (with a clear
+# error) sizes that would exhaust memory rather than let the OS kill the process.
+_MAX_MATRIX_ENTRIES = 1 << 26
+
 def conv_matrix(input_shape, weight, stride=1, padding=0, dilation=1, groups=1):
     """The convolution as a sparse matrix acting on one flattened sample.
 
@@ -388,7 +392,8 @@ def conv_matrix(input_shape, weight, stride=1, padding=0, dilation=1, groups=1):
     ``op = (i + 2p - d(k-1) - 1) mod s``, the rows a strided convolution skipped
     (symmetric padding; with ``(before, after)`` pairs only ``C.T`` itself is
     defined).  The matrix is built with vectorised index arithmetic, no loop over
-    positions.
+    positions.  It is meant for small problems: more than 2**26 (67 million)
+    entries raise ``ValueError``.
 
     Examples
     --------
@@ -413,6 +418,12 @@ def conv_matrix(input_shape, weight, stride=1, padding=0, dilation=1, groups=1):
     dtype = dl_dtype(w)
     nd = len(spatial)
     n_in, n_out, n_k = math.prod(spatial), math.prod(out_spatial), math.prod(kernel)
+    bound = max(c_out * c_group, 1) * n_out * n_k
+    if bound > _MAX_MATRIX_ENTRIES:
+        raise ValueError(
+            f"conv_matrix for input_shape={tuple(input_shape)} and weight shape {w.shape} would hold up to "
+            f"{bound:,} entries (the limit is {_MAX_MATRIX_ENTRIES:,}); it is meant for small problems: "
+            "use pyconv.nn.conv to compute the convolution itself")
 
     # Per dim: the input coordinate tap kk of output oo reads, and whether it is real
     # input (not padding).  Laid out over (o_1..o_n, k_1..k_n) by broadcasting.
@@ -432,14 +443,20 @@ def conv_matrix(input_shape, weight, stride=1, padding=0, dilation=1, groups=1):
     o_idx, k_idx = np.nonzero(valid)       # the (output position, tap) pairs that touch input
     sp_col = offset[o_idx, k_idx]
 
-    # Every (output channel, input channel of its group) pair repeats that pattern.
-    co = np.arange(c_out, dtype=np.int64)[:, None, None]
-    ci = (co // max(c_out // groups, 1)) * c_group + np.arange(c_group, dtype=np.int64)[None, :, None]
-    rows = np.broadcast_to(co * n_out + o_idx[None, None, :], (c_out, c_group, o_idx.size))
-    cols = ci * n_in + sp_col[None, None, :]
-    vals = np.ascontiguousarray(w, dtype=dtype).reshape(c_out, c_group, n_k)[:, :, k_idx]
-    return scipy.sparse.csr_matrix((vals.ravel(), (rows.ravel(), cols.ravel())),
-                                   shape=(c_out * n_out, c_in * n_in), dtype=dtype)
+    # Every (output channel, input channel of its group) pair repeats that pattern.  The
+    # entries are laid out (c_out, pair, c_group): np.nonzero lists the pairs grouped by
+    # output position, so each row's entries are contiguous and CSR is built directly.
+    co = np.arange(c_out, dtype=np.int64)
+    ci = (co[:, None] // max(c_out // groups, 1)) * c_group + np.arange(c_group, dtype=np.int64)[None, :]
+    nnz = c_out * c_group * o_idx.size
+    idx_dtype = np.int32 if max(nnz, c_in * n_in, c_out * n_out) < 2 ** 31 else np.int64
+    cols = (ci[:, None, :] * n_in + sp_col[None, :, None]).astype(idx_dtype, copy=False)
+    vals = np.ascontiguousarray(w, dtype=dtype).reshape(c_out, c_group, n_k)[:, :, k_idx].transpose(0, 2, 1)
+    indptr = np.zeros(c_out * n_out + 1, dtype=idx_dtype)
+    np.cumsum(np.tile(np.bincount(o_idx, minlength=n_out) * c_group, c_out), out=indptr[1:])
+    C = scipy.sparse.csr_matrix((vals.ravel(), cols.ravel(), indptr), shape=(c_out * n_out, c_in * n_in))
+    C.sort_indices()
+    return C
 
 
 # --------------------------------------------------------------------------- transposed overlap

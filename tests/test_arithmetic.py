@@ -486,3 +486,17 @@ def test_conv_cost_padding_forms_and_exact_ints():
 def test_conv_cost_errors(args, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         conv_cost(*args, **kwargs)
+
+
+def test_conv_matrix_refuses_huge_sizes():
+    with pytest.raises(ValueError, match="entries .* use pyconv.nn.conv"):
+        conv_matrix((1, 10 ** 5, 10 ** 5), np.ones((1, 1, 3, 3)))
+    with pytest.raises(ValueError, match="entries"):
+        conv_matrix((64, 512, 512), np.ones((64, 64, 1, 1)))
+
+
+def test_conv_matrix_is_canonical_csr():
+    C = conv_matrix((4, 6, 5), RNG.standard_normal((6, 2, 3, 3)), padding=1, groups=2)
+    assert C.has_sorted_indices and C.has_canonical_format
+    coo = C.tocoo()
+    assert len(set(zip(coo.row.tolist(), coo.col.tolist()))) == C.nnz     # no duplicates
