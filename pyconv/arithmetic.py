@@ -450,8 +450,10 @@ def conv_matrix(input_shape, weight, stride=1, padding=0, dilation=1, groups=1):
     ci = (co[:, None] // max(c_out // groups, 1)) * c_group + np.arange(c_group, dtype=np.int64)[None, :]
     nnz = c_out * c_group * o_idx.size
     idx_dtype = np.int32 if max(nnz, c_in * n_in, c_out * n_out) < 2 ** 31 else np.int64
-    cols = (ci[:, None, :] * n_in + sp_col[None, :, None]).astype(idx_dtype, copy=False)
-    vals = np.ascontiguousarray(w, dtype=dtype).reshape(c_out, c_group, n_k)[:, :, k_idx].transpose(0, 2, 1)
+    cols = (ci * n_in).astype(idx_dtype)[:, None, :] + sp_col.astype(idx_dtype)[None, :, None]
+    # (c_out, n_k, c_group) first, so the gather below lands in the final layout without a copy
+    w_kc = np.ascontiguousarray(np.asarray(w, dtype=dtype).reshape(c_out, c_group, n_k).transpose(0, 2, 1))
+    vals = w_kc[:, k_idx, :]
     indptr = np.zeros(c_out * n_out + 1, dtype=idx_dtype)
     np.cumsum(np.tile(np.bincount(o_idx, minlength=n_out) * c_group, c_out), out=indptr[1:])
     C = scipy.sparse.csr_matrix((vals.ravel(), cols.ravel(), indptr), shape=(c_out * n_out, c_in * n_in))
