@@ -1,0 +1,1293 @@
+"""Backward passes of every pyconv forward function.
+
+``pyconv.grad`` mirrors :mod:`pyconv.nn` and :mod:`pyconv.signal` name for name:
+``<name>_backward(grad_output, *args, **kwargs)`` takes the forward call's own
+arguments after ``grad_output`` and returns a tuple with the gradient of each array
+argument, in the forward signature's order (``None`` for a ``bias=None``), in the
+forward's compute dtype (float32 stays float32).  ``conv1d_input`` ... ``conv3d_weight``
+follow ``torch.nn.grad``.  :func:`gradcheck` compares any of them with central
+finite differences.
+
+Backward passes are convolutions too, and reuse the forward kernels of
+:mod:`pyconv.nn`: the input gradient of a convolution is the transposed convolution
+of ``grad_output`` (``_conv_transpose_core``: GEMM ``W^T dY`` then col2im; for
+depthwise / thin-group layers with stride 1, the direct convolution with the flipped
+kernel); the weight gradient is the correlation of the input with ``grad_output``
+(``_conv_weight_core``: GEMM on im2col tiles reduced over the batch in per-thread
+buffers; for thin groups, the direct kernel of ``pyconv/_kernels/grad_direct.pyx``);
+a padding mode's adjoint folds the gradient of the padded border back onto the
+input elements it copied.  The signal layer's gradients are correlations /
+convolutions of ``grad_output`` (embedded into the 'full' output) with the other
+operand, computed by :mod:`pyconv.signal` itself.
+
+Complex inputs
+--------------
+The backward passes are defined for real inputs only: complex arrays raise
+``TypeError`` (``pyconv.nn`` rejects them already; for the signal layer,
+differentiate the real and imaginary parts separately).  Integer inputs to the
+signal functions get float64 gradients; bool inputs (whose forward is a logical OR
+of ANDs, not differentiable) raise ``TypeError``.
+"""
+import inspect
+import math
+
+import numpy as np
+
+from pyconv import arithmetic
+from pyconv import nn as _nn
+from pyconv._kernels import grad_direct as _kd
+from pyconv._utils import (as_array, as_tuple, check_choice, check_int, contiguous, dl_dtype, nn_pad_maps,
+                           num_threads_for)
+
+__all__ = [
+    "conv1d_input", "conv2d_input", "conv3d_input", "conv1d_weight", "conv2d_weight", "conv3d_weight",
+    "conv1d_backward", "conv2d_backward", "conv3d_backward", "conv_backward",
+    "conv_transpose1d_backward", "conv_transpose2d_backward", "conv_transpose3d_backward",
+    "depthwise_conv2d_backward", "pointwise_conv2d_backward", "separable_conv2d_backward",
+    "flattened_conv2d_backward", "channel_shuffle_backward", "resize_conv2d_backward",
+    "unfold_backward", "fold_backward",
+    "convolve_backward", "correlate_backward", "convolve2d_backward", "correlate2d_backward",
+    "fftconvolve_backward", "oaconvolve_backward", "sepconvolve2d_backward",
+    "gradcheck",
+]
+
+
+# =========================================================================== conv cores
+# Arrays reaching these are batched (N, C, *spatial), C-contiguous, of one float dtype,
+# with shapes already validated; `pads` are (before, after) zero-padding pairs.
+
+def _lift3(t, fill):
+    return (fill,) * (3 - len(t)) + tuple(int(v) for v in t)
+
+
+def _thin(cg, og, kvol):
+    # the same crossover as the forward (pyconv.nn): direct loops for thin groups
+    return _nn._use_direct(cg, og, kvol, None)
+
+
+def _input_core(go, w, x_shape, stride, pads, dil, groups):
+    """dL/dx (shape ``x_shape``) of ``y = conv(x, w)``: the transposed convolution of ``go``."""
+    x_shape = tuple(x_shape)
+    nd = len(stride)
+    cout, cg = w.shape[:2]
+    og = cout // groups
+    k = tuple(w.shape[2:])
+    dtype = go.dtype
+    if math.prod(x_shape) == 0 or go.size == 0 or w.size == 0:
+        return np.zeros(x_shape, dtype=dtype)
+    sp, osp = x_shape[2:], go.shape[2:]
+    reach = tuple(d * (kk - 1) for d, kk in zip(dil, k))
+    if all(s == 1 for s in stride) and _thin(og, cg, math.prod(k)):
+        # stride 1: dx = conv(dy, flipped w with in/out channels swapped per group),
+        # padded by reach - pad; thin groups then run the forward's direct kernel.
+        before = tuple(r - pb for r, (pb, _) in zip(reach, pads))
+        after = tuple(i - o + pb for i, o, (pb, _) in zip(sp, osp, pads))
+        if all(v >= 0 for v in before + after):
+            wt = w.reshape((groups, og, cg) + k).swapaxes(1, 2).reshape((groups * cg, og) + k)
+            wt = np.ascontiguousarray(wt[(slice(None), slice(None)) + (slice(None, None, -1),) * nd])
+            return _nn._conv_core(go, wt, None, (1,) * nd, tuple(zip(before, after)), dil, groups)
+    # Transposed convolution with the common symmetric part m of the padding; the rest
+    # is a crop (positions beyond the last window get no gradient: zeros).
+    m = [min(pb, pa) for pb, pa in pads]
+    full = [(o - 1) * s + r + 1 - 2 * mm for o, s, r, mm in zip(osp, stride, reach, m)]
+    if any(f < 1 for f in full):
+        m = [0] * nd
+        full = [(o - 1) * s + r + 1 for o, s, r in zip(osp, stride, reach)]
+    start = [pb - mm for (pb, _), mm in zip(pads, m)]
+    extra = [st + i - f for st, i, f in zip(start, sp, full)]
+    if all(st == 0 for st in start) and all(0 <= e and (e < s or e < d) for e, s, d in zip(extra, stride, dil)):
+        return _nn._conv_transpose_core(go, w, None, tuple(stride), tuple(m), tuple(extra), groups, tuple(dil))
+    buf = _nn._conv_transpose_core(go, w, None, tuple(stride), tuple(m), (0,) * nd, groups, tuple(dil))
+    gx = np.zeros(x_shape, dtype=dtype)
+    src = tuple(slice(st, min(st + i, f)) for st, i, f in zip(start, sp, full))
+    dst = tuple(slice(0, max(0, min(st + i, f) - st)) for st, i, f in zip(start, sp, full))
+    gx[(slice(None), slice(None)) + dst] = buf[(slice(None), slice(None)) + src]
+    return gx
+
+
+def _weight_core(x, go, w_shape, stride, pads, dil, groups):
+    """dL/dw (shape ``w_shape``) of ``y = conv(x, w)``: the correlation of x with ``go``.
+
+    ``go`` may cover fewer output positions than the convolution has (a transposed
+    convolution with output_padding); the missing ones carry zero gradient.
+    """
+    w_shape = tuple(w_shape)
+    cout, cg = w_shape[:2]
+    k = w_shape[2:]
+    og = cout // groups
+    dtype = go.dtype
+    if math.prod(w_shape) == 0 or go.size == 0 or x.size == 0:
+        return np.zeros(w_shape, dtype=dtype)
+    osz = arithmetic.conv_output_size(tuple(x.shape[2:]), k, tuple(stride), tuple(pads), tuple(dil))
+    osz = tuple(osz)
+    if tuple(go.shape[2:]) != osz:
+        gfull = np.zeros(go.shape[:2] + osz, dtype=dtype)
+        gfull[(slice(None), slice(None)) + tuple(slice(0, v) for v in go.shape[2:])] = go
+        go = gfull
+    kvol = math.prod(k)
+    if _thin(cg, og, kvol):
+        gw = np.zeros(w_shape, dtype=dtype)
+        o3 = _lift3(osz, 1)
+        nthreads = max(1, min(num_threads_for(go.size * cg * kvol), cout * cg))
+        ws = np.empty((nthreads, kvol * o3[2]), dtype=dtype)
+        n, cin = x.shape[:2]
+        _kd.thin_weight(x.reshape((n, cin) + _lift3(x.shape[2:], 1)), go.reshape((n, cout) + o3),
+                        gw.reshape((cout, cg) + _lift3(k, 1)), ws, _lift3(stride, 1), _lift3(dil, 1),
+                        _lift3([p[0] for p in pads], 0), groups, nthreads)
+        return gw
+    return _nn._conv_weight_core(x, go, k, tuple(stride), tuple(pads), tuple(dil), groups)
+
+
+# =========================================================================== argument handling
+
+def _arr(x, name):
+    a = as_array(x, name)
+    if a.dtype.kind == "c":
+        raise TypeError(f"{name} is complex (dtype {a.dtype}); pyconv.grad differentiates real inputs only")
+    return a
+
+
+class _Conv:
+    """A convolution's normalised arguments (from pyconv.nn's ``_normalize_conv``)."""
+
+    def xc(self):
+        return contiguous(self.x, self.dtype)
+
+
+def _conv_setup(x, w, b, stride, padding, dilation, groups, padding_mode, nd):
+    """Normalise a convNd call exactly as the forward does (pyconv.nn._normalize_conv)."""
+    a = _nn._normalize_conv(x, w, b, stride, padding, dilation, groups, padding_mode, nd)
+    c = _Conv()
+    c.x, c.dtype, c.nd = a.x, a.dtype, a.nd
+    c.w = contiguous(a.w, a.dtype)
+    c.b = a.b
+    c.stride, c.pads, c.dilation, c.groups, c.mode = a.stride, a.pad_pairs, a.dilation, a.groups, a.padding_mode
+    c.batched = not a.unbatched
+    c.out_sp = tuple(arithmetic.conv_output_size(tuple(a.x.shape[2:]), tuple(a.w.shape[2:]), tuple(a.stride),
+                                                 tuple(a.pad_pairs), tuple(a.dilation)))
+    c.out_shape = (a.x.shape[0], a.w.shape[0]) + c.out_sp
+    return c
+
+
+def _grad_output(g, shape, batched, dtype, fname):
+    """grad_output as a batched contiguous array of the forward's output shape."""
+    g = _arr(g, "grad_output")
+    expect = tuple(shape) if batched else tuple(shape[1:])
+    if g.shape != expect:
+        raise ValueError(f"grad_output has shape {g.shape}; expected {expect}, the output shape of "
+                         f"{fname} for these arguments")
+    g = g if batched else g[None]
+    return contiguous(g, dtype)
+
+
+def _pad_adjoint(g, pads, mode, sp):
+    """The adjoint of padding with ``mode``: each padded position's gradient is added back
+    onto the input element it copies (pyconv.nn's index maps).  Loops run over the
+    border slabs only."""
+    maps = nn_pad_maps(sp, pads, mode)
+    for ax, ((lo, hi), idx) in enumerate(zip(pads, maps)):
+        if not (lo or hi):
+            continue
+        axis = 2 + ax
+        n = sp[ax]
+        out = np.take(g, np.arange(lo, lo + n), axis=axis)
+        for j in list(range(lo)) + list(range(lo + n, lo + n + hi)):
+            dst = [slice(None)] * g.ndim
+            src = [slice(None)] * g.ndim
+            dst[axis] = int(idx[j])
+            src[axis] = j
+            out[tuple(dst)] += g[tuple(src)]
+        g = out
+    return np.ascontiguousarray(g)
+
+
+def _bias_grad(go, dtype):
+    return go.sum(axis=(0,) + tuple(range(2, go.ndim)), dtype=dtype)
+
+
+def _conv_grads(c, go):
+    """(gx, gw, gb) of a normalised conv (c from _conv_setup), batched."""
+    x = c.xc()
+    padded = c.mode != "zeros" and any(p != (0, 0) for p in c.pads)
+    if padded:
+        xin, pads = _nn._pad(x, c.pads, c.mode), ((0, 0),) * c.nd
+    else:
+        xin, pads = x, c.pads
+    gx = _input_core(go, c.w, xin.shape, c.stride, pads, c.dilation, c.groups)
+    if padded:
+        gx = _pad_adjoint(gx, c.pads, c.mode, x.shape[2:])
+    gw = _weight_core(xin, go, c.w.shape, c.stride, pads, c.dilation, c.groups)
+    gb = None if c.b is None else _bias_grad(go, c.dtype)
+    return gx, gw, gb
+
+
+# =========================================================================== torch.nn.grad
+
+def _input_size(input_size, nd):
+    if not isinstance(input_size, (tuple, list, np.ndarray)):
+        raise TypeError(f"input_size must be a tuple of ints (the input's shape); got {input_size!r}")
+    size = tuple(check_int(v, "input_size") for v in input_size)
+    if len(size) not in (nd + 1, nd + 2) or any(v < 0 for v in size):
+        raise ValueError(f"input_size={tuple(input_size)!r} must be the shape (N, C_in, *spatial) or "
+                         f"(C_in, *spatial) of a {nd}-d convolution's input")
+    return size
+
+
+def _conv_input(nd, input_size, weight, grad_output, stride, padding, dilation, groups):
+    size = _input_size(input_size, nd)
+    w = _arr(weight, "weight")
+    g = _arr(grad_output, "grad_output")
+    # a zero-strided stand-in for the input: the forward's own checks, no memory
+    probe = np.broadcast_to(np.zeros((), dtype=w.dtype), size)
+    c = _conv_setup(probe, w, None, stride, padding, dilation, groups, "zeros", nd)
+    dtype = dl_dtype(w, g)
+    go = _grad_output(g, c.out_shape, c.batched, dtype, f"conv{nd}d")
+    gx = _input_core(go, contiguous(c.w, dtype), c.x.shape, c.stride, c.pads, c.dilation, c.groups)
+    return gx if c.batched else gx[0]
+
+
+def _conv_weight(nd, input, weight_size, grad_output, stride, padding, dilation, groups):
+    x = _arr(input, "input")
+    g = _arr(grad_output, "grad_output")
+    if not isinstance(weight_size, (tuple, list, np.ndarray)):
+        raise TypeError(f"weight_size must be a tuple of ints (the weight's shape); got {weight_size!r}")
+    wsize = tuple(check_int(v, "weight_size") for v in weight_size)
+    if len(wsize) != nd + 2 or any(v < 0 for v in wsize):
+        raise ValueError(f"weight_size={tuple(weight_size)!r} must be (C_out, C_in/groups, *kernel) with "
+                         f"{nd} kernel dims")
+    probe = np.broadcast_to(np.zeros((), dtype=x.dtype), wsize)
+    c = _conv_setup(x, probe, None, stride, padding, dilation, groups, "zeros", nd)
+    dtype = dl_dtype(x, g)
+    go = _grad_output(g, c.out_shape, c.batched, dtype, f"conv{nd}d")
+    return _weight_core(contiguous(c.x, dtype), go, wsize, c.stride, c.pads, c.dilation, c.groups)
+def conv1d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1):
+    """Gradient of :func:`pyconv.nn.conv1d` with respect to its input (as ``torch.nn.grad.conv1d_input``).
+
+    Parameters
+    ----------
+    input_size : tuple of int
+        Shape of the input, ``(N, C_in, L)`` or unbatched ``(C_in, L)``.
+    weight : array_like
+        ``(C_out, C_in/groups, k)``.
+    grad_output : array_like
+        Gradient of the loss with respect to the convolution's output.
+    stride, padding, dilation, groups
+        As in the forward call (``padding`` also takes 'valid', 'same' and (before, after) pairs).
+
+    Returns
+    -------
+    ndarray of shape ``input_size``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv.grad import conv1d_input
+    >>> conv1d_input((1, 1, 4), np.ones((1, 1, 2)), np.ones((1, 1, 3)))
+    array([[[1., 2., 2., 1.]]])
+    """
+    return _conv_input(1, input_size, weight, grad_output, stride, padding, dilation, groups)
+
+
+def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1):
+    """Gradient of :func:`pyconv.nn.conv2d` with respect to its input (as ``torch.nn.grad.conv2d_input``).
+
+    The transposed convolution of ``grad_output`` with ``weight`` (col2im of ``W^T dY``).
+    Arguments as in :func:`conv1d_input`, with ``input_size = (N, C_in, H, W)`` or ``(C_in, H, W)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv.grad import conv2d_input
+    >>> conv2d_input((1, 1, 3, 3), np.ones((1, 1, 2, 2)), np.ones((1, 1, 2, 2)))[0, 0]
+    array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]])
+    """
+    return _conv_input(2, input_size, weight, grad_output, stride, padding, dilation, groups)
+
+
+def conv3d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1):
+    """Gradient of :func:`pyconv.nn.conv3d` with respect to its input (as ``torch.nn.grad.conv3d_input``).
+
+    Arguments as in :func:`conv1d_input`, with ``input_size = (N, C_in, D, H, W)`` or unbatched.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv.grad import conv3d_input
+    >>> float(conv3d_input((1, 1, 2, 2, 2), np.ones((1, 1, 2, 2, 2)), np.ones((1, 1, 1, 1, 1))).sum())
+    8.0
+    """
+    return _conv_input(3, input_size, weight, grad_output, stride, padding, dilation, groups)
+
+
+def conv1d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1):
+    """Gradient of :func:`pyconv.nn.conv1d` with respect to its weight (as ``torch.nn.grad.conv1d_weight``).
+
+    Parameters
+    ----------
+    input : array_like
+        ``(N, C_in, L)`` or unbatched ``(C_in, L)``.
+    weight_size : tuple of int
+        ``(C_out, C_in/groups, k)``.
+    grad_output : array_like
+        Gradient of the loss with respect to the convolution's output.
+    stride, padding, dilation, groups
+        As in the forward call.
+
+    Returns
+    -------
+    ndarray of shape ``weight_size``: the correlation of the input with ``grad_output``,
+    summed over the batch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv.grad import conv1d_weight
+    >>> conv1d_weight(np.arange(4.0).reshape(1, 1, 4), (1, 1, 2), np.ones((1, 1, 3)))
+    array([[[3., 6.]]])
+    """
+    return _conv_weight(1, input, weight_size, grad_output, stride, padding, dilation, groups)
+
+
+def conv2d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1):
+    """Gradient of :func:`pyconv.nn.conv2d` with respect to its weight (as ``torch.nn.grad.conv2d_weight``).
+
+    Arguments as in :func:`conv1d_weight`, with 2-D spatial dims.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv.grad import conv2d_weight
+    >>> conv2d_weight(np.ones((2, 1, 3, 3)), (1, 1, 2, 2), np.ones((2, 1, 2, 2)))[0, 0]
+    array([[8., 8.],
+           [8., 8.]])
+    """
+    return _conv_weight(2, input, weight_size, grad_output, stride, padding, dilation, groups)
+
+
+def conv3d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1):
+    """Gradient of :func:`pyconv.nn.conv3d` with respect to its weight (as ``torch.nn.grad.conv3d_weight``).
+
+    Arguments as in :func:`conv1d_weight`, with 3-D spatial dims.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv.grad import conv3d_weight
+    >>> conv3d_weight(np.ones((1, 1, 3, 3, 3)), (2, 1, 2, 2, 2), np.ones((1, 2, 2, 2, 2))).shape
+    (2, 1, 2, 2, 2)
+    """
+    return _conv_weight(3, input, weight_size, grad_output, stride, padding, dilation, groups)
+
+
+# =========================================================================== nn backward passes
+
+def _convnd_backward(nd, fname, grad_output, input, weight, bias, stride, padding, dilation, groups,
+                     padding_mode):
+    c = _conv_setup(input, weight, bias, stride, padding, dilation, groups, padding_mode, nd)
+    go = _grad_output(grad_output, c.out_shape, c.batched, c.dtype, fname)
+    gx, gw, gb = _conv_grads(c, go)
+    return (gx if c.batched else gx[0]), gw, gb
+
+
+def conv1d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+                    padding_mode="zeros"):
+    """Backward pass of :func:`pyconv.nn.conv1d`: ``(grad_input, grad_weight, grad_bias)``.
+
+    Takes the forward call's arguments after ``grad_output``.  Every padding form (int,
+    tuple, (before, after) pairs, 'valid', 'same' incl. stride > 1) and every
+    ``padding_mode`` is differentiated; a padding mode's border gradient is folded back
+    onto the input elements it copied.  ``grad_bias`` is None when ``bias`` is None.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv.grad import conv1d_backward
+    >>> gx, gw, gb = conv1d_backward(np.ones((1, 1, 3)), np.ones((1, 1, 4)), np.ones((1, 1, 2)), np.zeros(1))
+    >>> gx, gw, gb
+    (array([[[1., 2., 2., 1.]]]), array([[[3., 3.]]]), array([3.]))
+    """
+    return _convnd_backward(1, "conv1d", grad_output, input, weight, bias, stride, padding, dilation,
+                            groups, padding_mode)
+
+
+def conv2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+                    padding_mode="zeros"):
+    """Backward pass of :func:`pyconv.nn.conv2d`: ``(grad_input, grad_weight, grad_bias)``.
+
+    See :func:`conv1d_backward`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv.grad import conv2d_backward
+    >>> x = np.ones((2, 3, 5, 5), dtype=np.float32)
+    >>> w = np.ones((4, 3, 3, 3), dtype=np.float32)
+    >>> gx, gw, gb = conv2d_backward(np.ones((2, 4, 3, 3), np.float32), x, w, np.zeros(4, np.float32), stride=2, padding=1)
+    >>> gx.shape, gw.shape, gb.tolist(), gx.dtype
+    ((2, 3, 5, 5), (4, 3, 3, 3), [18.0, 18.0, 18.0, 18.0], dtype('float32'))
+    """
+    return _convnd_backward(2, "conv2d", grad_output, input, weight, bias, stride, padding, dilation,
+                            groups, padding_mode)
+
+
+def conv3d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+                    padding_mode="zeros"):
+    """Backward pass of :func:`pyconv.nn.conv3d`: ``(grad_input, grad_weight, grad_bias)``.
+
+    See :func:`conv1d_backward`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv.grad import conv3d_backward
+    >>> gx, gw, gb = conv3d_backward(np.ones((1, 2, 2, 2, 2)), np.ones((1, 1, 3, 3, 3)), np.ones((2, 1, 2, 2, 2)))
+    >>> gx.shape, float(gw[0, 0].sum()), gb is None
+    ((1, 1, 3, 3, 3), 64.0, True)
+    """
+    return _convnd_backward(3, "conv3d", grad_output, input, weight, bias, stride, padding, dilation,
+                            groups, padding_mode)
+
+
+def conv_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+                  padding_mode="zeros"):
+    """Backward pass of :func:`pyconv.nn.conv` (spatial dims from ``weight.ndim - 2``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv.grad import conv_backward
+    >>> [g.shape for g in conv_backward(np.ones((1, 1, 2)), np.ones((1, 1, 3)), np.ones((1, 1, 2)))[:2]]
+    [(1, 1, 3), (1, 1, 2)]
+    """
+    w = _arr(weight, "weight")
+    nd = w.ndim - 2
+    if nd not in (1, 2, 3):
+        raise ValueError(f"weight must have 3, 4 or 5 dims (1, 2 or 3 spatial dims); got shape {w.shape}")
+    return _convnd_backward(nd, "conv", grad_output, input, w, bias, stride, padding, dilation, groups,
+                            padding_mode)
+
+
+# ---------------------------------------------------------------- transposed convolution
+
+def _conv_transpose_backward(nd, fname, grad_output, input, weight, bias, stride, padding, output_padding,
+                             groups, dilation):
+    x, w, b, stride, padding, output_padding, groups, dilation, dtype, unbatched = _nn._normalize_conv_transpose(
+        input, weight, bias, stride, padding, output_padding, groups, dilation, nd)
+    xb = contiguous(x, dtype)
+    wc = contiguous(w, dtype)
+    cout = w.shape[1] * groups
+    out_sp = arithmetic.conv_transpose_output_size(tuple(xb.shape[2:]), tuple(w.shape[2:]), stride, padding,
+                                                   output_padding, dilation)
+    go = _grad_output(grad_output, (xb.shape[0], cout) + tuple(out_sp), not unbatched, dtype, fname)
+    pads = tuple((p, p) for p in padding)
+    # y = conv_input(x) with the weight (C_in, C_out/g, k) read as a convolution
+    # C_out -> C_in: so dx = conv(dy, w) (cropped: output_padding may add positions
+    # no input reaches) and dw = conv_weight(dy, w.shape, x).
+    gx = _nn._conv_core(go, wc, None, stride, pads, dilation, groups)
+    if gx.shape[2:] != xb.shape[2:]:
+        gx = np.ascontiguousarray(gx[(slice(None), slice(None)) + tuple(slice(0, v) for v in xb.shape[2:])])
+    gw = _weight_core(go, xb, wc.shape, stride, pads, dilation, groups)
+    gb = None if b is None else _bias_grad(go, dtype)
+    return (gx[0] if unbatched else gx), gw, gb
+
+
+def conv_transpose1d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                              groups=1, dilation=1):
+    """Backward pass of :func:`pyconv.nn.conv_transpose1d`: ``(grad_input, grad_weight, grad_bias)``.
+
+    ``grad_input`` is the (forward) convolution of ``grad_output`` with the weight;
+    ``grad_weight`` the correlation of ``grad_output`` with the input.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv.grad import conv_transpose1d_backward
+    >>> gx, gw, gb = conv_transpose1d_backward(np.ones((1, 1, 4)), np.ones((1, 1, 3)), np.ones((1, 1, 2)))
+    >>> gx, gw
+    (array([[[2., 2., 2.]]]), array([[[3., 3.]]]))
+    """
+    return _conv_transpose_backward(1, "conv_transpose1d", grad_output, input, weight, bias, stride, padding,
+                                    output_padding, groups, dilation)
+
+
+def conv_transpose2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                              groups=1, dilation=1):
+    """Backward pass of :func:`pyconv.nn.conv_transpose2d`; see :func:`conv_transpose1d_backward`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv.grad import conv_transpose2d_backward
+    >>> gx, gw, gb = conv_transpose2d_backward(np.ones((1, 2, 6, 6)), np.ones((1, 3, 3, 3)), np.ones((3, 2, 4, 4)),
+    ...                                        np.zeros(2), stride=2, padding=1)
+    >>> gx.shape, gw.shape, gb.tolist()
+    ((1, 3, 3, 3), (3, 2, 4, 4), [36.0, 36.0])
+    """
+    return _conv_transpose_backward(2, "conv_transpose2d", grad_output, input, weight, bias, stride, padding,
+                                    output_padding, groups, dilation)
+
+
+def conv_transpose3d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                              groups=1, dilation=1):
+    """Backward pass of :func:`pyconv.nn.conv_transpose3d`; see :func:`conv_transpose1d_backward`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv.grad import conv_transpose3d_backward
+    >>> gx, gw, gb = conv_transpose3d_backward(np.ones((1, 1, 3, 3, 3)), np.ones((1, 1, 2, 2, 2)), np.ones((1, 1, 2, 2, 2)))
+    >>> gx.shape, gw.shape
+    ((1, 1, 2, 2, 2), (1, 1, 2, 2, 2))
+    """
+    return _conv_transpose_backward(3, "conv_transpose3d", grad_output, input, weight, bias, stride, padding,
+                                    output_padding, groups, dilation)
+
+
+# ---------------------------------------------------------------- composite layers
+
+def depthwise_conv2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1):
+    """Backward pass of :func:`pyconv.nn.depthwise_conv2d`: ``(grad_input, grad_weight, grad_bias)``.
+
+    The depthwise layer is ``conv2d(..., groups=C)``; its gradients are those of that call.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv.grad import depthwise_conv2d_backward
+    >>> gx, gw, gb = depthwise_conv2d_backward(np.ones((1, 2, 2, 2)), np.ones((1, 2, 3, 3)), np.ones((2, 1, 2, 2)))
+    >>> gx.shape, gw.shape
+    ((1, 2, 3, 3), (2, 1, 2, 2))
+    """
+    x = _arr(input, "input")
+    w = _arr(weight, "weight")
+    if w.ndim != 4 or w.shape[1] != 1:
+        raise ValueError(f"weight must have shape (C*multiplier, 1, kh, kw); got {w.shape}")
+    if x.ndim not in (3, 4):
+        raise ValueError(f"input must be (N, C, H, W) or (C, H, W); got shape {x.shape}")
+    c = x.shape[-3]
+    if c == 0 or w.shape[0] % c:
+        raise ValueError(f"weight.shape[0]={w.shape[0]} must be a multiple of the input channels C={c}")
+    return _convnd_backward(2, "depthwise_conv2d", grad_output, x, w, bias, stride, padding, dilation, c,
+                            "zeros")
+
+
+def pointwise_conv2d_backward(grad_output, input, weight, bias=None, groups=1):
+    """Backward pass of :func:`pyconv.nn.pointwise_conv2d`: ``(grad_input, grad_weight, grad_bias)``.
+
+    ``grad_weight`` has the weight's own shape (2-D or ``(C_out, C_in/groups, 1, 1)``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv.grad import pointwise_conv2d_backward
+    >>> gx, gw, gb = pointwise_conv2d_backward(np.ones((1, 3, 2, 2)), np.ones((1, 2, 2, 2)), np.ones((3, 2)))
+    >>> gx[0, :, 0, 0], gw
+    (array([3., 3.]), array([[4., 4.],
+           [4., 4.],
+           [4., 4.]]))
+    """
+    w4 = _nn._pointwise_weight(weight)
+    wshape = np.shape(weight)
+    gx, gw, gb = _convnd_backward(2, "pointwise_conv2d", grad_output, input, w4, bias, 1, 0, 1, groups, "zeros")
+    return gx, gw.reshape(wshape), gb
+
+
+def separable_conv2d_backward(grad_output, input, depthwise_weight, pointwise_weight, bias=None, stride=1,
+                              padding=0, dilation=1):
+    """Backward pass of :func:`pyconv.nn.separable_conv2d`:
+    ``(grad_input, grad_depthwise_weight, grad_pointwise_weight, grad_bias)``.
+
+    The forward is a depthwise then a pointwise convolution; the backward recomputes the
+    depthwise output and chains the two backward passes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv.grad import separable_conv2d_backward
+    >>> g = separable_conv2d_backward(np.ones((1, 4, 2, 2)), np.ones((1, 2, 3, 3)), np.ones((2, 1, 2, 2)),
+    ...                               np.ones((4, 2)))
+    >>> [a.shape for a in g[:3]], g[3]
+    ([(1, 2, 3, 3), (2, 1, 2, 2), (4, 2)], None)
+    """
+    x = _arr(input, "input")
+    dw = _arr(depthwise_weight, "depthwise_weight")
+    if dw.ndim != 4 or dw.shape[1] != 1:
+        raise ValueError(f"depthwise_weight must have shape (C*m, 1, kh, kw); got {dw.shape}")
+    if x.ndim not in (3, 4):
+        raise ValueError(f"input must have 3 (unbatched) or 4 (batched) dims; got shape {x.shape}")
+    c = x.shape[-3]
+    if c < 1 or dw.shape[0] % c:
+        raise ValueError(f"depthwise_weight.shape[0]={dw.shape[0]} must be a positive multiple of the input "
+                         f"channels C={c}")
+    pw4 = _nn._pointwise_weight(pointwise_weight, "pointwise_weight")
+    pwshape = np.shape(pointwise_weight)
+    if pw4.shape[1] != dw.shape[0]:
+        raise ValueError(f"pointwise_weight.shape[1]={pw4.shape[1]} must equal the depthwise output channels "
+                         f"{dw.shape[0]}")
+    b = None if bias is None else _arr(bias, "bias")
+    dtype = dl_dtype(x, dw, pw4, b)
+    cd = _conv_setup(x.astype(dtype, copy=False), dw.astype(dtype, copy=False), None, stride, padding,
+                     dilation, c, "zeros", 2)
+    mid = _nn._conv_core(cd.xc(), cd.w, None, cd.stride, cd.pads, cd.dilation, c)
+    cp = _conv_setup(mid, pw4.astype(dtype, copy=False), None if b is None else b.astype(dtype, copy=False),
+                     1, 0, 1, 1, "zeros", 2)
+    go = _grad_output(grad_output, cp.out_shape, cd.batched, dtype, "separable_conv2d")
+    gmid, gpw, gb = _conv_grads(cp, go)
+    gx, gdw, _ = _conv_grads(cd, gmid)
+    return (gx if cd.batched else gx[0]), gdw, gpw.reshape(pwshape), gb
+
+
+def flattened_conv2d_backward(grad_output, input, lateral, vertical, horizontal, bias=None, padding=0):
+    """Backward pass of :func:`pyconv.nn.flattened_conv2d`:
+    ``(grad_input, grad_lateral, grad_vertical, grad_horizontal, grad_bias)``.
+
+    The layer equals ``conv2d`` with ``weight[o,c,i,j] = lateral[o,c] vertical[o,i]
+    horizontal[o,j]``; the factors' gradients contract the full weight gradient with
+    the other two factors.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv.grad import flattened_conv2d_backward
+    >>> g = flattened_conv2d_backward(np.ones((1, 2, 2, 2)), np.ones((1, 3, 3, 3)), np.ones((2, 3)),
+    ...                               np.ones((2, 2)), np.ones((2, 2)))
+    >>> [a.shape for a in g[:4]]
+    [(1, 3, 3, 3), (2, 3), (2, 2), (2, 2)]
+    """
+    x = _arr(input, "input")
+    lat = _arr(lateral, "lateral")
+    ver = _arr(vertical, "vertical")
+    hor = _arr(horizontal, "horizontal")
+    b = None if bias is None else _arr(bias, "bias")
+    if lat.ndim != 2:
+        raise ValueError(f"lateral must have shape (C_out, C_in); got {lat.shape}")
+    cout = lat.shape[0]
+    if ver.ndim != 2 or ver.shape[0] != cout:
+        raise ValueError(f"vertical must have shape (C_out={cout}, kh); got {ver.shape}")
+    if hor.ndim != 2 or hor.shape[0] != cout:
+        raise ValueError(f"horizontal must have shape (C_out={cout}, kw); got {hor.shape}")
+    dtype = dl_dtype(x, lat, ver, hor, b)
+    lat, ver, hor = (a.astype(dtype, copy=False) for a in (lat, ver, hor))
+    w = lat[:, :, None, None] * ver[:, None, :, None] * hor[:, None, None, :]
+    gx, gw, gb = _convnd_backward(2, "flattened_conv2d", grad_output, x.astype(dtype, copy=False), w,
+                                  None if b is None else b.astype(dtype, copy=False), 1, padding, 1, 1, "zeros")
+    glat = np.einsum("ocij,oi,oj->oc", gw, ver, hor)
+    gver = np.einsum("ocij,oc,oj->oi", gw, lat, hor)
+    ghor = np.einsum("ocij,oc,oi->oj", gw, lat, ver)
+    return gx, glat, gver, ghor, gb
+
+
+def channel_shuffle_backward(grad_output, input, groups):
+    """Backward pass of :func:`pyconv.nn.channel_shuffle`: ``(grad_input,)``.
+
+    The shuffle is a permutation of channels, so its adjoint is the inverse shuffle:
+    ``channel_shuffle`` with ``C / groups`` groups.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv.grad import channel_shuffle_backward
+    >>> channel_shuffle_backward(np.arange(6.0).reshape(1, 6, 1), np.zeros((1, 6, 1)), 2)[0][0, :, 0]
+    array([0., 2., 4., 1., 3., 5.])
+    """
+    x = _arr(input, "input")
+    if x.ndim < 3:
+        raise ValueError(f"input must have at least 3 dims (N, C, *); got shape {x.shape}")
+    groups = check_int(groups, "groups")
+    c = x.shape[1]
+    if groups < 1 or c % groups:
+        raise ValueError(f"groups={groups} must be a positive divisor of the number of channels C={c}")
+    g = _arr(grad_output, "grad_output")
+    if g.shape != x.shape:
+        raise ValueError(f"grad_output has shape {g.shape}; expected {x.shape}, the output shape of "
+                         f"channel_shuffle")
+    dtype = dl_dtype(x)
+    if c == 0:
+        return (np.zeros(x.shape, dtype=dtype),)
+    return (_nn.channel_shuffle(g.astype(dtype, copy=False), c // groups),)
+
+
+def _upsample_matrix(n_in, factor, mode, dtype):
+    """(n_in*factor, n_in) matrix of the forward's 1-D upsampling (pyconv.nn's index maps)."""
+    n_out = n_in * factor
+    m = np.zeros((n_out, n_in), dtype=dtype)
+    if n_out == 0:
+        return m
+    o = np.arange(n_out)
+    if mode == "nearest":
+        m[o, _nn._nearest_map(n_in, factor)] = 1
+    else:
+        i0, i1, lam = _nn._bilinear_map(n_in, factor, np.dtype(dtype))
+        np.add.at(m, (o, i0), 1 - lam)
+        np.add.at(m, (o, i1), lam)
+    return m
+
+
+def resize_conv2d_backward(grad_output, input, weight, bias=None, scale_factor=2, mode="nearest", padding="same"):
+    """Backward pass of :func:`pyconv.nn.resize_conv2d`: ``(grad_input, grad_weight, grad_bias)``.
+
+    The forward upsamples then convolves; the backward runs the convolution's backward
+    on the upsampled input, then the upsampling's adjoint (each input pixel collects
+    the gradient of the outputs interpolated from it): ``Mh^T dU Mw`` with the 1-D
+    interpolation matrices of the forward.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv.grad import resize_conv2d_backward
+    >>> gx, gw, gb = resize_conv2d_backward(np.ones((1, 1, 4, 4)), np.ones((1, 1, 2, 2)), np.ones((1, 1, 1, 1)))
+    >>> gx[0, 0]
+    array([[4., 4.],
+           [4., 4.]])
+    """
+    x = _arr(input, "input")
+    w = _arr(weight, "weight")
+    b = None if bias is None else _arr(bias, "bias")
+    factor = check_int(scale_factor, "scale_factor")
+    if factor < 1:
+        raise ValueError(f"scale_factor={factor} must be a positive integer")
+    mode = check_choice(mode, "mode", ("nearest", "bilinear"))
+    if w.ndim != 4:
+        raise ValueError(f"weight must have 4 dims (C_out, C_in, kh, kw); got shape {w.shape}")
+    if x.ndim not in (3, 4):
+        raise ValueError(f"input must have 3 (unbatched) or 4 (batched) dims; got shape {x.shape}")
+    dtype = dl_dtype(x, w, b)
+    xb = contiguous(x if x.ndim == 4 else x[None], dtype)
+    if xb.shape[1] != w.shape[1]:
+        raise ValueError(f"weight.shape[1]={w.shape[1]} must equal in_channels={xb.shape[1]}")
+    up = _nn._upsample(xb, factor, mode)
+    c = _conv_setup(up, w, b, 1, padding, 1, 1, "zeros", 2)
+    go = _grad_output(grad_output, c.out_shape, x.ndim == 4, c.dtype, "resize_conv2d")
+    gu, gw, gb = _conv_grads(c, go)
+    mh = _upsample_matrix(xb.shape[2], factor, mode, dtype)
+    mw = _upsample_matrix(xb.shape[3], factor, mode, dtype)
+    gx = np.ascontiguousarray(np.matmul(mh.T, np.matmul(gu, mw)), dtype=dtype)
+    return (gx if x.ndim == 4 else gx[0]), gw, gb
+
+
+# ---------------------------------------------------------------- unfold / fold
+
+def unfold_backward(grad_output, input, kernel_size, dilation=1, padding=0, stride=1):
+    """Backward pass of :func:`pyconv.nn.unfold` (im2col): ``(grad_input,)``, which is
+    :func:`pyconv.nn.fold` (col2im, its adjoint) of ``grad_output`` onto the input's shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv.grad import unfold_backward
+    >>> unfold_backward(np.ones((1, 4, 4)), np.zeros((1, 1, 3, 3)), 2)[0][0, 0]
+    array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]])
+    """
+    x = _arr(input, "input")
+    k, d, p, s = _nn._normalize_fold_args(kernel_size, dilation, padding, stride)
+    if x.ndim not in (3, 4):
+        raise ValueError(f"input must have 3 (unbatched) or 4 (batched) dims (N, C, H, W); got shape {x.shape}")
+    dtype = dl_dtype(x)
+    xb = x if x.ndim == 4 else x[None]
+    nb = _nn._blocks(xb.shape[2:], k, d, p, s, "input")
+    n, c = xb.shape[:2]
+    go = _grad_output(grad_output, (n, c * k[0] * k[1], nb[0] * nb[1]), x.ndim == 4, dtype, "unfold")
+    gx = _nn.fold(go, tuple(xb.shape[2:]), k, d, p, s)
+    return (gx if x.ndim == 4 else gx[0],)
+
+
+def fold_backward(grad_output, input, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """Backward pass of :func:`pyconv.nn.fold` (col2im): ``(grad_input,)``, which is
+    :func:`pyconv.nn.unfold` (im2col, its adjoint) of ``grad_output``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv.grad import fold_backward
+    >>> fold_backward(np.ones((1, 1, 3, 3)), np.zeros((1, 4, 4)), (3, 3), 2)[0].shape
+    (1, 4, 4)
+    """
+    x = _arr(input, "input")
+    osz = as_tuple(output_size, 2, "output_size", minimum=0)
+    k, d, p, s = _nn._normalize_fold_args(kernel_size, dilation, padding, stride)
+    if x.ndim not in (2, 3):
+        raise ValueError(f"input must have 2 (unbatched) or 3 (batched) dims (N, C*kh*kw, L); got shape {x.shape}")
+    xb = x if x.ndim == 3 else x[None]
+    n, ck, L = xb.shape
+    kvol = k[0] * k[1]
+    if ck % kvol:
+        raise ValueError(f"input.shape[-2]={ck} must be divisible by the kernel size product kh*kw={kvol}")
+    nb = _nn._blocks(osz, k, d, p, s, "output_size")
+    if nb[0] * nb[1] != L:
+        raise ValueError(f"input.shape[-1]={L} must equal the number of sliding blocks {nb[0] * nb[1]} "
+                         f"for output_size={osz}")
+    dtype = dl_dtype(x)
+    go = _grad_output(grad_output, (n, ck // kvol) + osz, x.ndim == 3, dtype, "fold")
+    gx = _nn.unfold(go, k, d, p, s)
+    return (gx if x.ndim == 3 else gx[0],)
+
+
+# =========================================================================== signal layer
+
+def _sig_dtype(*arrays):
+    """Gradient dtype of a signal function: the forward's float type; ints give float64."""
+    for a in arrays:
+        if a.dtype.kind == "c":
+            raise TypeError(f"complex input (dtype {a.dtype}) is not supported by pyconv.grad; "
+                            "differentiate the real and imaginary parts separately")
+        if a.dtype.kind == "b":
+            raise TypeError("bool inputs give a logical (not differentiable) convolution; cast to float")
+        if a.dtype.kind not in "iuf":
+            raise TypeError(f"input dtype {a.dtype} is not numeric")
+    dt = np.result_type(*[a.dtype for a in arrays])
+    if dt.kind != "f":
+        return np.dtype(np.float64)
+    return np.dtype(np.float32) if dt.itemsize <= 4 else dt
+
+
+def _signal():
+    from pyconv import signal
+    return signal
+
+
+def _crop_starts(mode, s1, s2, same_start):
+    """Start of the forward output inside the 'full' output, per axis."""
+    if mode == "full":
+        return tuple(0 for _ in s1)
+    if mode == "same":
+        return tuple(same_start(b) for b in s2)
+    return tuple(min(a, b) - 1 for a, b in zip(s1, s2))
+
+
+def _out_shape(mode, s1, s2):
+    if mode == "full":
+        return tuple(a + b - 1 for a, b in zip(s1, s2))
+    if mode == "same":
+        return tuple(s1)
+    return tuple(abs(a - b) + 1 for a, b in zip(s1, s2))
+
+
+def _embed(g, full_shape, starts, dtype):
+    """grad_output placed into a zero array of the 'full' output's shape."""
+    G = np.zeros(full_shape, dtype=dtype)
+    G[tuple(slice(s, s + n) for s, n in zip(starts, g.shape))] = g
+    return G
+
+
+def _sig_prepare(grad_output, in1, in2, mode, fname, same_start=lambda b: (b - 1) // 2, nd=None):
+    a = _arr(in1, "in1")
+    b = _arr(in2, "in2")
+    check_choice(mode, "mode", ("full", "valid", "same"))
+    dtype = _sig_dtype(a, b)
+    if a.ndim != b.ndim:
+        raise ValueError(f"in1 and in2 must have the same number of dimensions; got {a.ndim} and {b.ndim}")
+    if nd is not None and a.ndim != nd:
+        raise ValueError(f"in1 and in2 must be {nd}-D for {fname}; got {a.ndim}-D")
+    if mode == "valid" and not (all(x >= y for x, y in zip(a.shape, b.shape))
+                                or all(y >= x for x, y in zip(a.shape, b.shape))):
+        raise ValueError("for mode='valid', in1 or in2 must be at least as large as the other in every dim")
+    g = _arr(grad_output, "grad_output")
+    empty = a.size == 0 or b.size == 0
+    expect = (0,) if empty and a.ndim else _out_shape(mode, a.shape, b.shape)
+    if not empty and g.shape != expect:
+        raise ValueError(f"grad_output has shape {g.shape}; expected {expect}, the output shape of {fname}")
+    a = a.astype(dtype, copy=False)
+    b = b.astype(dtype, copy=False)
+    g = g.astype(dtype, copy=False)
+    return a, b, g, dtype, empty
+
+
+def _flip(a):
+    return a[(slice(None, None, -1),) * a.ndim]
+
+
+def convolve_backward(grad_output, in1, in2, mode="full", method="auto"):
+    """Backward pass of :func:`pyconv.signal.convolve`: ``(grad_in1, grad_in2)``.
+
+    With ``G`` the gradient embedded into the 'full' output (at the mode's crop offset),
+    ``grad_in1 = correlate(G, in2, 'valid')`` and ``grad_in2 = correlate(G, in1, 'valid')``,
+    computed with the same ``method``.  Real inputs only (see the module notes).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv.grad import convolve_backward
+    >>> convolve_backward(np.ones(2), np.array([1.0, 2.0]), np.array([1.0, 1.0]), mode='same')
+    (array([2., 1.]), array([3., 1.]))
+    """
+    a, b, g, dtype, empty = _sig_prepare(grad_output, in1, in2, mode, "convolve")
+    if empty or a.ndim == 0:
+        return _sig_trivial(g, a, b, dtype, empty)
+    full = _out_shape("full", a.shape, b.shape)
+    G = _embed(g, full, _crop_starts(mode, a.shape, b.shape, lambda s: (s - 1) // 2), dtype)
+    sig = _signal()
+    g1 = sig.correlate(G, b, mode="valid", method=method)
+    g2 = sig.correlate(G, a, mode="valid", method=method)
+    return _as_out(g1, dtype), _as_out(g2, dtype)
+
+
+def correlate_backward(grad_output, in1, in2, mode="full", method="auto"):
+    """Backward pass of :func:`pyconv.signal.correlate`: ``(grad_in1, grad_in2)``.
+
+    ``grad_in1 = convolve(G, in2, 'valid')`` and ``grad_in2`` is ``correlate(G, in1, 'valid')``
+    reversed, with ``G`` the gradient embedded into the 'full' output.  Real inputs only.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv.grad import correlate_backward
+    >>> correlate_backward(np.ones(2), np.array([1.0, 2.0]), np.array([1.0, 1.0]), mode='same')
+    (array([2., 1.]), array([1., 3.]))
+    """
+    a, b, g, dtype, empty = _sig_prepare(grad_output, in1, in2, mode, "correlate")
+    if empty or a.ndim == 0:
+        return _sig_trivial(g, a, b, dtype, empty)
+    full = _out_shape("full", a.shape, b.shape)
+    G = _embed(g, full, _crop_starts(mode, a.shape, b.shape, lambda s: (s - 1) // 2), dtype)
+    sig = _signal()
+    g1 = sig.convolve(G, b, mode="valid", method=method)
+    g2 = _flip(sig.correlate(G, a, mode="valid", method=method))
+    return _as_out(g1, dtype), _as_out(g2, dtype)
+
+
+def _sig_trivial(g, a, b, dtype, empty):
+    if empty:
+        return np.zeros(a.shape, dtype), np.zeros(b.shape, dtype)
+    return (np.asarray(g * b, dtype=dtype), np.asarray(g * a, dtype=dtype))
+
+
+def _as_out(a, dtype):
+    return np.ascontiguousarray(np.asarray(a), dtype=dtype)
+
+
+_BOUNDARY = {"fill": "fill", "pad": "fill", "wrap": "wrap", "circular": "wrap", "symm": "symm",
+             "symmetric": "symm"}
+
+
+def _boundary_index(n, before, after, kind):
+    j = np.arange(-before, n + after)
+    if kind == "wrap":
+        return j % n
+    t = j % (2 * n)
+    return np.where(t < n, t, 2 * n - 1 - t)
+
+
+def _conv2d_backward(grad_output, in1, in2, mode, boundary, fillvalue, correlate, fname):
+    a, b, g, dtype, empty = _sig_prepare(
+        grad_output, in1, in2, mode, fname, same_start=(lambda s: s // 2) if correlate else (lambda s: (s - 1) // 2),
+        nd=2)
+    if not isinstance(boundary, str) or boundary not in _BOUNDARY:
+        raise ValueError(f"boundary must be one of 'fill', 'wrap', 'symm'; got {boundary!r}")
+    kind = _BOUNDARY[boundary] if mode != "valid" else "fill"   # 'valid' never reads the boundary
+    try:
+        fill = float(fillvalue) if mode != "valid" else 0.0
+    except (TypeError, ValueError):
+        raise TypeError(f"fillvalue must be a real number; got {fillvalue!r}") from None
+    if empty:
+        return np.zeros(a.shape, dtype), np.zeros(b.shape, dtype)
+    sig = _signal()
+    k1, k2 = b.shape
+    # Forward model: P = in1 extended by (k-1) on each side with the boundary rule; the
+    # 'full' output is the valid convolution (correlation) of P with in2, then cropped.
+    if kind == "fill":
+        P = np.pad(a, [(k1 - 1, k1 - 1), (k2 - 1, k2 - 1)], constant_values=fill)
+    else:
+        P = a[np.ix_(_boundary_index(a.shape[0], k1 - 1, k1 - 1, kind),
+                     _boundary_index(a.shape[1], k2 - 1, k2 - 1, kind))]
+    full = _out_shape("full", a.shape, b.shape)
+    starts = _crop_starts(mode, a.shape, b.shape, (lambda s: s // 2) if correlate else (lambda s: (s - 1) // 2))
+    G = _embed(g, full, starts, dtype)
+    if correlate:
+        gP = sig.convolve2d(G, b, mode="full")
+        g2 = sig.correlate2d(P, G, mode="valid")
+    else:
+        gP = sig.correlate2d(G, b, mode="full")
+        g2 = _flip(sig.correlate2d(P, G, mode="valid"))
+    gP = np.asarray(gP, dtype=dtype)
+    if kind == "fill":
+        g1 = gP[k1 - 1:k1 - 1 + a.shape[0], k2 - 1:k2 - 1 + a.shape[1]]
+    else:
+        # fold every extended position's gradient back onto the element it copies
+        g1 = np.zeros(a.shape, dtype)
+        r = _boundary_index(a.shape[0], k1 - 1, k1 - 1, kind)
+        c = _boundary_index(a.shape[1], k2 - 1, k2 - 1, kind)
+        rows = np.zeros((a.shape[0], gP.shape[1]), dtype)
+        np.add.at(rows, r, gP)
+        np.add.at(g1.T, c, rows.T)
+    return _as_out(g1, dtype), _as_out(g2, dtype)
+
+
+def convolve2d_backward(grad_output, in1, in2, mode="full", boundary="fill", fillvalue=0):
+    """Backward pass of :func:`pyconv.signal.convolve2d`: ``(grad_in1, grad_in2)``.
+
+    Every mode and boundary is differentiated: the boundary extension of ``in1``
+    ('fill', 'wrap', 'symm') is applied explicitly, and the gradient of each extended
+    position is folded back onto the element it copies ('fill' positions hold the
+    constant ``fillvalue``, which still enters ``grad_in2``).  Real inputs only.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv.grad import convolve2d_backward
+    >>> g1, g2 = convolve2d_backward(np.ones((2, 2)), np.ones((2, 2)), np.ones((1, 1)), boundary='wrap')
+    >>> g1, g2
+    (array([[1., 1.],
+           [1., 1.]]), array([[4.]]))
+    """
+    return _conv2d_backward(grad_output, in1, in2, mode, boundary, fillvalue, False, "convolve2d")
+
+
+def correlate2d_backward(grad_output, in1, in2, mode="full", boundary="fill", fillvalue=0):
+    """Backward pass of :func:`pyconv.signal.correlate2d`: ``(grad_in1, grad_in2)``.
+
+    As :func:`convolve2d_backward`; note that scipy centres 'same' correlations at
+    ``in2.shape // 2`` (not ``(in2.shape - 1) // 2`` as for convolution), which matters
+    for even kernels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv.grad import correlate2d_backward
+    >>> [g.shape for g in correlate2d_backward(np.ones((3, 3)), np.ones((3, 3)), np.ones((2, 2)), mode='same')]
+    [(3, 3), (2, 2)]
+    """
+    return _conv2d_backward(grad_output, in1, in2, mode, boundary, fillvalue, True, "correlate2d")
+
+
+def _fft_backward(grad_output, in1, in2, mode, axes, fname):
+    a = _arr(in1, "in1")
+    b = _arr(in2, "in2")
+    check_choice(mode, "mode", ("full", "valid", "same"))
+    dtype = _sig_dtype(a, b)
+    if a.ndim != b.ndim:
+        raise ValueError(f"in1 and in2 must have the same number of dimensions; got {a.ndim} and {b.ndim}")
+    nd = a.ndim
+    if axes is None:
+        ax = tuple(range(nd))
+    else:
+        ax_in = (axes,) if np.isscalar(axes) else tuple(axes)
+        ax = []
+        for v in ax_in:
+            v = check_int(v, "axes")
+            if not -nd <= v < nd:
+                raise ValueError(f"axes={axes!r} is out of range for {nd}-D inputs")
+            ax.append(v % nd)
+        if len(set(ax)) != len(ax):
+            raise ValueError(f"axes={axes!r} must not repeat an axis")
+        ax = tuple(sorted(ax))
+    for d in range(nd):
+        if d not in ax and not (a.shape[d] == b.shape[d] or a.shape[d] == 1 or b.shape[d] == 1):
+            raise ValueError(f"in1 and in2 must match (or be 1) along non-convolved axis {d}; "
+                             f"got {a.shape[d]} and {b.shape[d]}")
+    g = _arr(grad_output, "grad_output").astype(dtype, copy=False)
+    a = a.astype(dtype, copy=False)
+    b = b.astype(dtype, copy=False)
+    if a.size == 0 or b.size == 0:
+        return np.zeros(a.shape, dtype), np.zeros(b.shape, dtype)
+    sa = tuple(a.shape[d] for d in ax)
+    sb = tuple(b.shape[d] for d in ax)
+    if mode == "valid" and not (all(x >= y for x, y in zip(sa, sb)) or all(y >= x for x, y in zip(sa, sb))):
+        raise ValueError("for mode='valid', in1 or in2 must be at least as large as the other along every axis")
+    full = []
+    expect = []
+    starts = []
+    st = _crop_starts(mode, sa, sb, lambda s: (s - 1) // 2)
+    osz = _out_shape(mode, sa, sb)
+    for d in range(nd):
+        if d in ax:
+            i = ax.index(d)
+            full.append(sa[i] + sb[i] - 1)
+            expect.append(osz[i])
+            starts.append(st[i])
+        else:
+            full.append(max(a.shape[d], b.shape[d]))
+            expect.append(full[-1])
+            starts.append(0)
+    if g.shape != tuple(expect):
+        raise ValueError(f"grad_output has shape {g.shape}; expected {tuple(expect)}, the output shape of {fname}")
+    G = _embed(g, tuple(full), starts, dtype)
+    fn = getattr(_signal(), fname)
+    flip = tuple(slice(None, None, -1) if d in ax else slice(None) for d in range(nd))
+    g1 = np.asarray(fn(G, b[flip], mode="valid", axes=ax), dtype=dtype)
+    g2 = np.asarray(fn(G, a[flip], mode="valid", axes=ax), dtype=dtype)
+    # broadcast (size-1) non-convolved axes collect the sum of the gradient
+    for d in range(nd):
+        if d not in ax:
+            if a.shape[d] == 1 and g1.shape[d] != 1:
+                g1 = g1.sum(axis=d, keepdims=True)
+            if b.shape[d] == 1 and g2.shape[d] != 1:
+                g2 = g2.sum(axis=d, keepdims=True)
+    return _as_out(g1, dtype), _as_out(g2, dtype)
+
+
+def fftconvolve_backward(grad_output, in1, in2, mode="full", axes=None):
+    """Backward pass of :func:`pyconv.signal.fftconvolve`: ``(grad_in1, grad_in2)``.
+
+    Correlations of the embedded gradient with the other operand, themselves computed
+    with ``fftconvolve`` (reversed operand) along ``axes``; axes where one input
+    broadcasts (size 1) sum the gradient.  Real inputs only.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv.grad import fftconvolve_backward
+    >>> g1, g2 = fftconvolve_backward(np.ones(3), np.array([1.0, 2.0]), np.array([1.0, 1.0]), mode='full')
+    >>> np.round(g1, 6), np.round(g2, 6)
+    (array([2., 2.]), array([3., 3.]))
+    """
+    return _fft_backward(grad_output, in1, in2, mode, axes, "fftconvolve")
+
+
+def oaconvolve_backward(grad_output, in1, in2, mode="full", axes=None):
+    """Backward pass of :func:`pyconv.signal.oaconvolve`: ``(grad_in1, grad_in2)``.
+
+    As :func:`fftconvolve_backward`, with overlap-add convolutions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv.grad import oaconvolve_backward
+    >>> g1, g2 = oaconvolve_backward(np.ones(2), np.array([1.0, 2.0]), np.array([1.0, 1.0]), mode='same')
+    >>> np.round(g1, 6), np.round(g2, 6)
+    (array([2., 1.]), array([3., 1.]))
+    """
+    return _fft_backward(grad_output, in1, in2, mode, axes, "oaconvolve")
+
+
+def sepconvolve2d_backward(grad_output, in1, col, row, mode="full"):
+    """Backward pass of :func:`pyconv.signal.sepconvolve2d`: ``(grad_in1, grad_col, grad_row)``.
+
+    ``grad_in1`` is two 1-D correlation passes of the embedded gradient; the kernel
+    gradient ``K = correlate(G, in1, 'valid')`` projects onto the factors:
+    ``grad_col = K @ row`` and ``grad_row = col @ K``.  Real inputs only.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv.grad import sepconvolve2d_backward
+    >>> g1, gc, gr = sepconvolve2d_backward(np.ones((3, 3)), np.ones((2, 2)), np.ones(2), np.ones(2))
+    >>> g1, gc, gr
+    (array([[4., 4.],
+           [4., 4.]]), array([8., 8.]), array([8., 8.]))
+    """
+    a = _arr(in1, "in1")
+    c = _arr(col, "col")
+    r = _arr(row, "row")
+    if a.ndim != 2:
+        raise ValueError(f"in1 must be 2-D; got shape {a.shape}")
+    if c.ndim != 1:
+        raise ValueError(f"col must be 1-D; got shape {c.shape}")
+    if r.ndim != 1:
+        raise ValueError(f"row must be 1-D; got shape {r.shape}")
+    check_choice(mode, "mode", ("full", "valid", "same"))
+    dtype = _sig_dtype(a, c, r)
+    kshape = (c.shape[0], r.shape[0])
+    if mode == "valid" and not ((a.shape[0] >= kshape[0] and a.shape[1] >= kshape[1])
+                                or (a.shape[0] <= kshape[0] and a.shape[1] <= kshape[1])):
+        raise ValueError("for mode='valid', in1 or the kernel must be at least as large as the other in every dim")
+    g = _arr(grad_output, "grad_output").astype(dtype, copy=False)
+    a, c, r = (v.astype(dtype, copy=False) for v in (a, c, r))
+    if a.size == 0 or c.size == 0 or r.size == 0:
+        return np.zeros(a.shape, dtype), np.zeros(c.shape, dtype), np.zeros(r.shape, dtype)
+    expect = _out_shape(mode, a.shape, kshape)
+    if g.shape != expect:
+        raise ValueError(f"grad_output has shape {g.shape}; expected {expect}, the output shape of sepconvolve2d")
+    G = _embed(g, _out_shape("full", a.shape, kshape),
+               _crop_starts(mode, a.shape, kshape, lambda s: (s - 1) // 2), dtype)
+    sig = _signal()
+    g1 = sig.sepconvolve2d(G, c[::-1].copy(), r[::-1].copy(), mode="valid")
+    K = np.asarray(sig.correlate(G, a, mode="valid"), dtype=dtype)
+    return _as_out(g1, dtype), _as_out(K @ r, dtype), _as_out(c @ K, dtype)
+
+
+# =========================================================================== gradcheck
+
+def gradcheck(func, inputs, kwargs=None, eps=1e-6, atol=1e-5, rtol=1e-3):
+    """Check ``pyconv.grad.<func.__name__>_backward`` against central finite differences.
+
+    The check is explicit: with a fixed random projection ``r`` of the output (seeded,
+    standard normal), the scalar ``L(x) = sum(r * func(x))`` is differentiated by central
+    differences ``(L(x + eps e_i) - L(x - eps e_i)) / (2 eps)`` for every element ``i``
+    of every array in ``inputs`` (so use small shapes: two forward calls per element),
+    and compared with the backward pass applied to ``r``.  Because ``r`` is random, this
+    checks every column of the Jacobian against a random combination of its rows.
+
+    Parameters
+    ----------
+    func : callable
+        A public pyconv forward function (``pyconv.nn.conv2d``, ``pyconv.signal.convolve``...).
+    inputs : tuple
+        float64 arrays for ``func``'s leading array arguments (``None`` allowed, e.g. bias).
+    kwargs : dict, optional
+        ``func``'s other arguments.
+    eps, atol, rtol : float
+        Step and tolerances: ``|analytic - numeric| <= atol + rtol * |numeric|``.
+
+    Returns
+    -------
+    True
+
+    Raises
+    ------
+    AssertionError
+        Naming the argument (``func``'s parameter name) and the worst element's index.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyconv.grad import gradcheck
+    >>> from pyconv import nn
+    >>> rng = np.random.default_rng(0)
+    >>> gradcheck(nn.conv1d, (rng.standard_normal((1, 2, 5)), rng.standard_normal((3, 2, 2))), {"padding": 1})
+    True
+    """
+    kwargs = dict(kwargs or {})
+    name = getattr(func, "__name__", None)
+    backward = globals().get(f"{name}_backward") if isinstance(name, str) else None
+    if backward is None:
+        raise ValueError(f"func={func!r} has no backward pass pyconv.grad.{name}_backward")
+    if not isinstance(inputs, (tuple, list)):
+        raise TypeError("inputs must be a tuple of float64 arrays (func's leading array arguments)")
+    try:
+        params = list(inspect.signature(func).parameters)
+    except (TypeError, ValueError):
+        params = []
+    names = [params[i] if i < len(params) else f"inputs[{i}]" for i in range(len(inputs))]
+    xs = [None if v is None else np.array(v, dtype=np.float64) for v in inputs]
+    y = np.asarray(func(*xs, **kwargs), dtype=np.float64)
+    rng = np.random.default_rng(12345)
+    r = rng.standard_normal(y.shape)
+    grads = backward(r, *xs, **kwargs)
+    if not isinstance(grads, tuple) or len(grads) < len(xs):
+        raise AssertionError(f"{name}_backward returned {type(grads).__name__}, not a tuple of "
+                             f"{len(xs)} or more gradients")
+    for i, x in enumerate(xs):
+        if x is None:
+            continue
+        analytic = grads[i]
+        if analytic is None:
+            raise AssertionError(f"gradcheck({name}): backward returned None for argument {names[i]!r}")
+        analytic = np.asarray(analytic, dtype=np.float64)
+        if analytic.shape != x.shape:
+            raise AssertionError(f"gradcheck({name}): gradient of {names[i]!r} has shape {analytic.shape}, "
+                                 f"expected {x.shape}")
+        numeric = np.empty(x.shape)
+        args = list(xs)
+        for idx in np.ndindex(x.shape):
+            xp = x.copy()
+            xp[idx] += eps
+            args[i] = xp
+            fp = np.sum(r * np.asarray(func(*args, **kwargs), dtype=np.float64))
+            xp[idx] -= 2 * eps
+            fm = np.sum(r * np.asarray(func(*args, **kwargs), dtype=np.float64))
+            numeric[idx] = (fp - fm) / (2 * eps)
+        if x.size == 0:
+            continue
+        excess = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
+        excess = np.where(np.isnan(excess), np.inf, excess)
+        worst = np.unravel_index(int(np.argmax(excess)), x.shape)
+        if excess[worst] > 0:
+            raise AssertionError(
+                f"gradcheck({name}): gradient of argument {names[i]!r} is wrong at index {tuple(int(v) for v in worst)}: "
+                f"backward gives {analytic[worst]!r}, finite differences give {numeric[worst]!r} "
+                f"(atol={atol}, rtol={rtol})")
+    return True
