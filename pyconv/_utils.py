@@ -320,8 +320,8 @@ def nn_check_gemm_dims(*dims):
 _blas_state = {"ctl": None}
 
 
-def blas_single_thread():
-    """Context manager limiting BLAS to one thread (one cached threadpoolctl controller).
+def blas_single_thread(n=1):
+    """Context manager limiting BLAS to ``n`` (default one) threads (one cached threadpoolctl controller).
 
     pyconv.nn runs OpenMP threads that each call GEMM; a multi-threaded BLAS under
     them would oversubscribe the cores.
@@ -331,7 +331,7 @@ def blas_single_thread():
         from threadpoolctl import ThreadpoolController
         import scipy.linalg.cython_blas  # noqa: F401  (load the BLAS the kernels call)
         ctl = _blas_state["ctl"] = ThreadpoolController().select(user_api="blas")
-    return ctl.limit(limits=1)
+    return ctl.limit(limits=n)
 
 
 # --------------------------------------------------------------------------- signal

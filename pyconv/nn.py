@@ -32,15 +32,20 @@ __all__ = ["conv", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_trans
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
-# Threading of the GEMM path.  We measured (2 cores, float32, OpenBLAS) two
-# schemes: (a) work units in sequence, im2col split over OpenMP threads, one GEMM
-# per tile on OpenBLAS's own threads; (b) OpenMP over independent units (sample x
-# group x tile), each thread running im2col + a single-threaded GEMM.  (b) won on
-# every dense layer of the benchmark suite (see _BLAS_MODE_NOTE), because in (a)
-# the OpenMP team spins between regions while OpenBLAS's pthreads want the same
-# cores, and the small per-tile GEMMs of (a) parallelise poorly.  So (b) it is.
+# Threading of the GEMM path.  We measured (2 cores, float32, OpenBLAS via
+# scipy's cython_blas, torch loaded in the same process) two schemes:
+# (a) work units in sequence, im2col split over OpenMP threads, one GEMM per
+#     tile on OpenBLAS's own threads (tested with small tiles and with one tile
+#     = the whole output);
+# (b) OpenMP over independent units (sample x group x tile), each thread doing
+#     its own im2col + a single-threaded GEMM (BLAS limited to 1 thread around
+#     the call with one cached threadpoolctl controller).
+# (b) won on every layer of the suite, by 1.4x (1x1 256->64) to over 10x
+# (3x3 64->64 batch 8: 41 ms vs 644 ms; conv1d k=9: 47 ms vs 3.5 s): in (a) the
+# OpenMP team spins between regions on the very cores OpenBLAS's threads need,
+# and every tile pays a fork/join in both runtimes.  So (b) is the default; (a)
+# stays selectable (``_BLAS_THREADS = True``) so the measurement can be rerun.
 _BLAS_THREADS = False
-_BLAS_MODE_NOTE = "see commit message / benchmarks"
 
 # Workspace budget of the im2col tiles: the larger of this and the output size.
 _WORKSPACE_BYTES = 64 << 20
@@ -231,7 +236,7 @@ def _conv_core(x, w, b, stride, pad_pairs, dilation, groups):
     nn_check_gemm_dims(p, kc, int(np.prod(x.shape[2:])), og)
     tile = _gemm_tile(p, kc, n * groups, nthreads, dtype.itemsize, out.nbytes)
     geo = tuple(sp3) + tuple(o3) + tuple(k3) + tuple(s3) + tuple(d3) + tuple(pb3)
-    with blas_single_thread():
+    with blas_single_thread(nthreads if _BLAS_THREADS else 1):
         nn_gemm.conv_forward(x.reshape(n, cin, -1), w.reshape(cout, -1), bvec, has_b, out.reshape(n, cout, -1),
                              geo, groups, tile, pointwise, _BLAS_THREADS, nthreads)
     return out

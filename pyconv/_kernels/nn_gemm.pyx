@@ -7,7 +7,7 @@
 # image; they are adjoint, which is why one geometry serves the forward
 # convolution, the transposed convolution, unfold/fold and the weight gradient.
 #
-# Threading (measured, see nn.py `_BLAS_MODE_NOTE`): OpenMP runs over independent
+# Threading (measured, see the note above `_BLAS_THREADS` in nn.py): OpenMP runs over independent
 # work units (sample x group x tile); each thread builds its own im2col tile and
 # calls a single-threaded GEMM.  The caller limits BLAS to one thread around the
 # call so OpenMP threads never each fan out into BLAS threads.
