@@ -290,6 +290,18 @@ def test_conv_matrix_against_pyconv_nn(ishape, wshape, kw):
     out = nn.conv(x, w, **kw)
     assert out.shape == (wshape[0],) + tuple(out.shape[1:])
     assert_close(C @ x.ravel(), out.ravel(), n_reduce=math.prod(wshape[1:]))
+    if _symmetric(kw):       # C.T is pyconv's own transposed convolution
+        nd = len(wshape) - 2
+        st = tuple(int(v) for v in np.broadcast_to(kw.get("stride", 1), nd))
+        pd = tuple(int(v) for v in np.broadcast_to(kw.get("padding", 0), nd))
+        dl = tuple(int(v) for v in np.broadcast_to(kw.get("dilation", 1), nd))
+        op = tuple((i + 2 * p - d * (k - 1) - 1) % s for i, k, s, p, d in zip(ishape[1:], wshape[2:], st, pd, dl))
+        g = RNG.standard_normal(out.shape)
+        convt = [nn.conv_transpose1d, nn.conv_transpose2d, nn.conv_transpose3d][nd - 1]
+        back = convt(g[None], w, stride=st, padding=pd, output_padding=op, groups=kw.get("groups", 1),
+                     dilation=dl)[0]
+        assert back.shape == ishape
+        assert_close(C.T @ g.ravel(), back.ravel(), n_reduce=wshape[0] * math.prod(wshape[2:]))
 
 
 def test_conv_matrix_classic_4x16():
