@@ -241,6 +241,40 @@ def test_large_integers_stay_exact_with_auto():
         np.testing.assert_array_equal(got, exp)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.int32], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("method", ["direct", "auto"])
+def test_medium_shapes_long_kernels(method, dtype):
+    # kernels with many taps per row (past any unrolled group of taps) and rows of
+    # odd lengths, in every mode, against the wide scipy oracle
+    rng = np.random.default_rng(seed(method, dtype))
+    cases = [((500,), (37,)), ((301,), (8,)), ((37, 41), (9, 11)), ((40, 23), (13, 5)), ((19, 64), (2, 17)),
+             ((12, 13, 11), (5, 4, 3)), ((9, 10), (12, 15)), ((6, 7, 5, 4), (3, 2, 3, 2))]
+    for s1, s2 in cases:
+        a, b = rand(rng, s1, dtype), rand(rng, s2, dtype)
+        for func in ["convolve", "correlate"]:
+            for mode in MODES:
+                if mode == "valid" and not valid_ok(s1, s2):
+                    continue
+                check(getattr(ps, func)(a, b, mode=mode, method=method), expected_nd(func, a, b, mode), a, b)
+        if len(s1) == 2:
+            for bd in ["fill", "wrap", "symm"]:
+                check(ps.correlate2d(a, b, "same", bd), ss.correlate2d(wide(a), wide(b), "same", bd).astype(
+                    ss.correlate2d(a[:1, :1], b[:1, :1]).dtype), a, b)
+
+
+def test_big_integers_2d_auto_exact():
+    # int64 values near 2**40: products need more than float64's 53 bits, so 'auto'
+    # must not pick an FFT even where an FFT would be faster for floats
+    rng = np.random.default_rng(83)
+    a = rng.integers(2**39, 2**40, (96, 96), dtype=np.int64)
+    b = rng.integers(-50, 50, (21, 21), dtype=np.int64)
+    exp = ss.convolve(a, b, "same", method="direct")
+    got = ps.convolve(a, b, "same")
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, exp)
+    assert ps.choose_conv_method(a, b, "same") == "direct"
+
+
 # --------------------------------------------------------------------------- bool
 
 @pytest.mark.parametrize("method", METHODS)
@@ -584,6 +618,31 @@ def test_fft_axes(func, mode, case):
             continue
         ref, _ = _scipy_or_raises(ss.fftconvolve, ss.fftconvolve, wide(a), wide(b), mode=mode, axes=axes)
         check(got, ref.astype(exp.dtype), a, b)
+
+
+@settings(max_examples=30, deadline=None)
+@given(data=st.data(), func=st.sampled_from(["fftconvolve", "oaconvolve"]), mode=st.sampled_from(MODES))
+def test_hypothesis_fft_axes(data, func, mode):
+    # random shapes where the non-convolved dims match or are 1 (broadcast)
+    nd = data.draw(st.integers(1, 3))
+    axes = sorted(data.draw(st.sets(st.integers(0, nd - 1), min_size=1)))
+    s1, s2 = [], []
+    for d in range(nd):
+        if d in axes:
+            s1.append(data.draw(st.integers(1, 9)))
+            s2.append(data.draw(st.integers(1, 9)))
+        else:
+            n = data.draw(st.integers(1, 4))
+            pick = data.draw(st.sampled_from(["eq", "b1", "b2"]))
+            s1.append(1 if pick == "b1" else n)
+            s2.append(1 if pick == "b2" else n)
+    ax = data.draw(st.sampled_from([axes, [a - nd for a in axes], None if len(axes) == nd else axes]))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**31)))
+    a, b = rand(rng, tuple(s1), np.float64), rand(rng, tuple(s2), np.float64)
+    got, exp = _scipy_or_raises(getattr(ss, func), getattr(ps, func), a, b, mode=mode, axes=ax)
+    if got is not None:
+        assert got.dtype == exp.dtype
+        check(got, exp, a, b)
 
 
 @pytest.mark.parametrize("method", METHODS)
