@@ -7,6 +7,8 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pyconv.arithmetic import (ConvCost, conv_cost, conv_matrix, conv_output_size,
                                conv_transpose_output_size, receptive_field, same_padding,
@@ -512,3 +514,48 @@ def test_conv_matrix_is_canonical_csr():
     assert C.has_sorted_indices and C.has_canonical_format
     coo = C.tocoo()
     assert len(set(zip(coo.row.tolist(), coo.col.tolist()))) == C.nnz     # no duplicates
+
+
+@st.composite
+def _layers(draw):
+    nd = draw(st.integers(1, 3))
+    groups = draw(st.integers(1, 3))
+    cg = draw(st.integers(0 if nd == 1 else 1, 2))
+    og = draw(st.integers(1, 2))
+    kernel = tuple(draw(st.integers(1, 4)) for _ in range(nd))
+    dil = tuple(draw(st.integers(1, 3)) for _ in range(nd))
+    stride = tuple(draw(st.integers(1, 3)) for _ in range(nd))
+    pads = tuple((draw(st.integers(0, 3)), draw(st.integers(0, 3))) for _ in range(nd))
+    spatial = tuple(max(draw(st.integers(1, 7 if nd < 3 else 5)), d * (k - 1) + 1 - a - b)
+                    for k, d, (a, b) in zip(kernel, dil, pads))
+    return (groups * cg,) + spatial, (groups * og, cg) + kernel, dict(stride=stride, padding=pads,
+                                                                     dilation=dil, groups=groups)
+
+
+@settings(max_examples=40, deadline=None)
+@given(_layers(), st.integers(0, 2 ** 32 - 1))
+def test_conv_matrix_hypothesis(layer, seed):
+    ishape, wshape, kw = layer
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(ishape)
+    w = rng.standard_normal(wshape)
+    C = conv_matrix(ishape, w, **kw)
+    cost = conv_cost(ishape, wshape, **kw)
+    assert C.shape == (math.prod(cost.output_shape), x.size)
+    assert C.nnz <= cost.multiplications
+    ref = conv_nd_mode(x[None], w, **kw)[0]
+    assert ref.shape == cost.output_shape
+    assert_close(C @ x.ravel(), ref.ravel(), n_reduce=max(1, math.prod(wshape[1:])))
+    # symmetric padding: C.T is the transposed convolution
+    sym = tuple(max(a, b) for a, b in kw["padding"])
+    kw_sym = dict(kw, padding=sym)
+    C = conv_matrix(ishape, w, **kw_sym)
+    out = conv_output_size(ishape[1:], wshape[2:], kw["stride"], sym, kw["dilation"])
+    op = tuple((i + 2 * p - d * (k - 1) - 1) % s
+               for i, k, s, p, d in zip(ishape[1:], wshape[2:], kw["stride"], sym, kw["dilation"]))
+    if any(o_ >= s and o_ >= d for o_, s, d in zip(op, kw["stride"], kw["dilation"])):
+        return      # no conv_transpose reaches that input size (PyTorch's output_padding rule)
+    g = rng.standard_normal((wshape[0],) + out)
+    back = conv_transpose_nd(g[None], w, stride=kw["stride"], padding=sym, output_padding=op,
+                             groups=kw["groups"], dilation=kw["dilation"])[0]
+    assert_close(C.T @ g.ravel(), back.ravel(), n_reduce=max(1, wshape[0] * math.prod(wshape[2:])))
