@@ -366,7 +366,7 @@ def step_checkerboard(t):
     for k in (3, 4):
         ov = transpose_overlap(9, k, 2)
         t.say(f"kernel {k}, stride 2: taps per output = {ov.tolist()}")
-    t.say("kernel 3 does not divide by stride 2: the interior alternates 1, 2 (2-D: 1, 2, 4)")
+    t.say("kernel 3 is not a multiple of stride 2: the interior alternates 1, 2 (in 2-D: 1, 2, 4)")
     ones = np.ones((1, 1, 16, 16))
     for k, even in ((3, False), (4, True)):
         y = t.timed(nn.conv_transpose2d, ones, np.ones((1, 1, k, k)), stride=2)[0, 0]
