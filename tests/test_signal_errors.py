@@ -56,6 +56,10 @@ CASES = [
     ("correlate2d", (A, B), dict(fillvalue=np.ones((2, 2))), ValueError, "fillvalue"),
     ("convolve2d", (A, B), dict(fillvalue="x"), ValueError, "fillvalue"),
     ("convolve2d", (A, B), dict(fillvalue=1 + 2j), ValueError, "fillvalue"),
+    # a fillvalue the integer output type cannot hold (scipy refuses; no silent wrap)
+    ("convolve2d", (A.astype(np.uint8), B.astype(np.uint8)), dict(fillvalue=-1), ValueError, "fillvalue"),
+    ("correlate2d", (A.astype(np.int8), B.astype(np.int8)), dict(fillvalue=300), ValueError, "fillvalue"),
+    ("convolve2d", (A.astype(np.int16), B.astype(np.int16)), dict(fillvalue=1e20), ValueError, "fillvalue"),
     # bool is not a convolve2d type (scipy); convolve/correlate take it
     ("convolve2d", (A.astype(bool), B.astype(bool)), {}, ValueError, "in1|in2|bool|dtype"),
     # fftconvolve / oaconvolve axes
