@@ -60,6 +60,7 @@ CASES = [
     ("convolve2d", (A.astype(np.uint8), B.astype(np.uint8)), dict(fillvalue=-1), ValueError, "fillvalue"),
     ("correlate2d", (A.astype(np.int8), B.astype(np.int8)), dict(fillvalue=300), ValueError, "fillvalue"),
     ("convolve2d", (A.astype(np.int16), B.astype(np.int16)), dict(fillvalue=1e20), ValueError, "fillvalue"),
+    ("correlate2d", (A.astype(np.int32), B.astype(np.int32)), dict(fillvalue=np.nan), ValueError, "fillvalue"),
     # bool is not a convolve2d type (scipy); convolve/correlate take it
     ("convolve2d", (A.astype(bool), B.astype(bool)), {}, ValueError, "in1|in2|bool|dtype"),
     # fftconvolve / oaconvolve axes
