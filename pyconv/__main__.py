@@ -32,7 +32,8 @@ from pyconv.arithmetic import (conv_cost, conv_matrix, conv_output_size, conv_tr
 # --------------------------------------------------------------------------- data
 
 def _load_npz(name, key):
-    with resources.files("pyconv").joinpath("data", name).open("rb") as f:
+    # one joinpath per level: several arguments need Python 3.11, pyconv supports 3.9
+    with resources.files("pyconv").joinpath("data").joinpath(name).open("rb") as f:
         with np.load(f) as d:
             return d[key]
 
