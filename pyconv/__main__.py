@@ -530,6 +530,8 @@ def step_channel_shuffle(t):
     order = y[0, :, 0, 0].astype(int).tolist()
     t.say(f"channels 0..5 in 3 groups -> order {order} ({t._elapsed * 1e3:.3f} ms)")
     t.check("== [0, 2, 4, 1, 3, 5]", order == [0, 2, 4, 1, 3, 5])
+    t.say("a permutation of channels: 0 multiplications, 0 parameters, but it lets the next grouped "
+          "layer see every group")
     img = load_image()
     z = np.concatenate([img, img ** 2, 1 - img])[None]      # 9 channels
     t.close("== reshape (groups, C/groups), transpose, flatten (the definition)", nn.channel_shuffle(z, 3),
@@ -577,6 +579,9 @@ def step_gradients(t):
     gx, gw, gb = t.timed(grad.conv2d_backward, g, x, w, b, **kw)
     t.say(f"conv2d_backward(g {g.shape}, x {x.shape}, w {w.shape}, b) -> gx {gx.shape}, gw {gw.shape}, "
           f"gb {gb.shape} in {t._elapsed * 1e3:.2f} ms")
+    fwd = conv_cost(x.shape, w.shape, **kw)
+    t.say(f"forward: {fwd.multiplications:,} multiplications; the input gradient and the weight gradient "
+          f"each take as many again ({2 * fwd.multiplications:,} for the backward pass)")
     C = conv_matrix(x.shape[1:], w, **kw)
     t.close("grad wrt input == conv_matrix(...).T @ g (the transposed convolution)", gx[0].ravel(),
             C.T @ g[0].ravel())
