@@ -1100,8 +1100,9 @@ def _fft_backward(grad_output, in1, in2, mode, axes, fname):
             starts.append(st[i])
         else:
             full.append(max(a.shape[d], b.shape[d]))
-            expect.append(full[-1])
-            starts.append(0)
+            # scipy's 'same' centres every axis on in1's shape, broadcast ones too
+            expect.append(a.shape[d] if mode == "same" else full[-1])
+            starts.append((full[-1] - expect[-1]) // 2)
     if g.shape != tuple(expect):
         raise ValueError(f"grad_output has shape {g.shape}; expected {tuple(expect)}, the output shape of {fname}")
     G = _embed(g, tuple(full), starts, dtype)
