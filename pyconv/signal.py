@@ -266,19 +266,31 @@ def _conv_or_corr(in1, in2, mode, method, correlate):
 
 
 def _fft_method(in1, in2, mode, result):
-    """convolve(method='fft'): scipy's result dtype, integers rounded, bool exact."""
-    swap = sig_valid_swap(mode, in1.shape, in2.shape)
-    if swap:
+    """convolve(method='fft'): scipy's result dtype, integers rounded, bool exact.
+
+    Runs overlap-add where it pays (one input much longer than the other along
+    some axis: same rule as :func:`oaconvolve`), else one FFT of the full size.
+    """
+    if sig_valid_swap(mode, in1.shape, in2.shape):
         in1, in2 = in2, in1
+    ax = [a for a in range(in1.ndim) if in1.shape[a] != 1 and in2.shape[a] != 1]
     if result.kind == "b":
-        # counts of true products are integers: threshold at 1/2 is exact
-        out = _fft_core(in1.astype(np.float64), in2.astype(np.float64), mode, list(range(in1.ndim)))
-        return out > 0.5
-    out = _fft_core(in1, in2, mode, list(range(in1.ndim)))
+        # counts of true products are integers: the threshold at 1/2 is exact
+        out = _fft_any(in1.astype(np.float64), in2.astype(np.float64), mode, ax)
+        return np.ascontiguousarray(out > 0.5)
+    out = _fft_any(in1, in2, mode, ax)
     if result.kind in "iu":
         out = np.rint(out)
     with np.errstate(all="ignore"):
         return np.ascontiguousarray(out.astype(result, copy=False))
+
+
+def _fft_any(in1, in2, mode, ax):
+    """FFT convolution along ``ax``: overlap-add when its plan pays, else one full FFT."""
+    plan = _oa_plan(in1.shape, in2.shape, ax)
+    if not plan:
+        return _fft_core(in1, in2, mode, ax)
+    return _crop(_oa_full(in1, in2, sorted(ax), plan), in1.shape, in2.shape, mode, ax)
 
 
 # --------------------------------------------------------------------------- FFT
@@ -477,7 +489,14 @@ def oaconvolve(in1, in2, mode="full", axes=None):
     s1, s2 = in1.shape, in2.shape
     if not ax:
         return _crop(in1 * in2, s1, s2, mode, ax)
-    # Per axis: which input is cut into blocks, and the FFT block length.
+    plan = _oa_plan(s1, s2, ax)
+    if not plan:
+        return _fft_core(in1, in2, mode, ax)
+    return _crop(_oa_full(in1, in2, ax, plan), s1, s2, mode, ax)
+
+
+def _oa_plan(s1, s2, ax):
+    """Overlap-add plan: {axis: (which input is cut, FFT block, step)} for the axes where it pays."""
     plan = {}
     for a in ax:
         big, small = max(s1[a], s2[a]), min(s1[a], s2[a])
@@ -487,9 +506,7 @@ def oaconvolve(in1, in2, mode="full", axes=None):
         if nb >= big:
             continue                  # one block would hold everything
         plan[a] = (0 if s1[a] >= s2[a] else 1, nb, nb - small + 1)
-    if not plan:
-        return _fft_core(in1, in2, mode, ax)
-    return _crop(_oa_full(in1, in2, ax, plan), s1, s2, mode, ax)
+    return plan
 
 
 def _oa_full(in1, in2, ax, plan):
@@ -554,25 +571,70 @@ def _oa_full(in1, in2, ax, plan):
             continue
         full = s1[d] + s2[d] - 1
         ba = fa - 1                                  # the block-index axis
-        shp = list(ret.shape)
-        total = (nblk - 1) * step + nb
-        acc_shape = shp[:ba] + [total] + shp[fa + 1:]
-        acc = np.zeros(acc_shape, dtype=ret.dtype)
-        for b in range(nblk):
-            src = ret[(slice(None),) * ba + (b,)]
-            dst = (slice(None),) * ba + (slice(b * step, b * step + nb),)
-            acc[dst] += src
-        ret = acc[(slice(None),) * ba + (slice(0, full),)]
+        ov = nb - step                               # tail of each block: <= step (nb >= 2k - 2)
+        r = np.moveaxis(ret, (ba, fa), (-2, -1))     # (..., nblk, nb)
+        acc = np.zeros(r.shape[:-2] + (nblk + 1, step), dtype=ret.dtype)
+        acc[..., :nblk, :] = r[..., :step]           # block heads tile the output
+        acc[..., 1:, :ov] += r[..., step:]           # tails overlap the next block's head
+        acc = acc.reshape(r.shape[:-2] + ((nblk + 1) * step,))[..., :full]
+        ret = np.moveaxis(acc, -1, ba)
     return ret
 
 
 # --------------------------------------------------------------------------- method choice
 
-# Cost model of pyconv's own kernels on this class of machine (2 cores, AVX2),
-# measured with benchmarks/run.py-style timings; see _choose for the constants.
-_DIRECT_NS_PER_MAC = {"f": 0.30, "c": 1.2, "i": 0.6}     # per thread, float64; float32 halves
-_FFT_NS_PER_NLOGN = 1.6                                   # per thread, real float64 transform
-_FFT_OVERHEAD_S = 60e-6
+# Cost model of pyconv's own kernels, in seconds.  Calibrated by timing
+# convolve(method='direct') and convolve(method='fft') at 1 thread on 1-D (1e3..1e6
+# samples, 9..1e4 taps), 2-D (100^2..1024^2, 3^2..64^2) and 3-D (64^3, 5^3 and 9^3)
+# float32/float64 cases on the 2-core development VM, taking the least of 5-12
+# runs (the machine was shared, so the constants are good to ~30%):
+# * direct: ns per multiply-add ~0.09 float64, ~0.05 float32, ~4x for complex, on
+#   long output rows; short rows cost more (per-row set-up: x (1 + 48 / row)), and
+#   each (row, block, tap) costs ~2 ns of bookkeeping.  Scales with the threads.
+# * FFT: ns per point of the transforms (forward + inverse of every block, one
+#   of the other operand) times log2 of the transform size: ~0.4 while the data
+#   fit in cache (<= 2**18 points), ~1.2 from 2**21 points on; overlap-add pays
+#   ~30% for its padding and adds.  0.6x for float32, 2x for complex.  scipy.fft
+#   spreads only the *other* axes over workers (~1.6x at 2), so a single 1-D
+#   transform runs on one thread.
+_DIRECT_NS = {"f8": 0.09, "f4": 0.05, "c16": 0.36, "c8": 0.20, "i8": 0.20}
+_DIRECT_TAP_NS = 2.0
+_OVERHEAD_DIRECT = 5e-6
+_OVERHEAD_FFT = 40e-6
+
+
+def _direct_cost(shape1, shape2, mode, ckind, nt):
+    out_shape, shift = _geometry(mode, shape1, shape2)
+    macs = _direct_macs(shape1, shape2, out_shape, shift)
+    row = max(1, out_shape[-1])
+    rows = max(1, math.prod(out_shape[:-1]))
+    nblocks = -(-row // 2048)
+    taps = math.prod(shape2)
+    threads = max(1, min(nt, macs // (1 << 15)))
+    t = macs * _DIRECT_NS[ckind] * (1.0 + 48.0 / row) + rows * nblocks * taps * _DIRECT_TAP_NS
+    return t * 1e-9 / threads + _OVERHEAD_DIRECT
+
+
+def _fft_cost(shape1, shape2, cplx, single, nt):
+    """Seconds of convolve(method='fft') (overlap-add where it pays), all axes."""
+    ax = [a for a in range(len(shape1)) if shape1[a] != 1 and shape2[a] != 1]
+    if not ax:
+        return _OVERHEAD_FFT
+    plan = _oa_plan(shape1, shape2, ax)
+    size, count = 1, 1
+    for a in ax:
+        if a in plan:
+            which, nb, step = plan[a]
+            size *= nb
+            count *= -(-(shape1, shape2)[which][a] // step)
+        else:
+            size *= sp_fft.next_fast_len(shape1[a] + shape2[a] - 1, not cplx)
+    points = (2 * count + 1) * size
+    f = min(1.0, max(0.0, (math.log2(points) - 18.0) / 3.0))
+    ns = (0.4 + 0.8 * f) * (1.3 if plan else 1.0)
+    ns *= (2.0 if cplx else 1.0) * (0.6 if single else 1.0)
+    par = 1.0 if (len(ax) == 1 and count == 1) else min(nt, 1.6)
+    return points * math.log2(max(size, 2)) * ns * 1e-9 / par + _OVERHEAD_FFT
 
 
 def _choose(in1, in2, mode):
@@ -583,22 +645,15 @@ def _choose(in1, in2, mode):
         if b1 * b2 * min(in1.size, in2.size) > 2 ** 52 - 1:
             return "direct"          # float64 FFT could not hold the exact sums
     shape1, shape2 = in1.shape, in2.shape
-    if mode == "valid" and sig_valid_swap(mode, shape1, shape2):
+    if sig_valid_swap(mode, shape1, shape2):
         shape1, shape2 = shape2, shape1
-    out_shape, shift = _geometry(mode, shape1, shape2)
-    macs = _direct_macs(shape1, shape2, out_shape, shift)
+    cdt = sig_compute_dtype(result, in1, in2)
+    ckind = {"f": "f", "c": "c", "i": "i"}[cdt.kind] + str(cdt.itemsize)
     nt = get_num_threads()
-    kind = "c" if result.kind == "c" else ("i" if result.kind in "iu" and
-                                           sig_compute_dtype(result, in1, in2).kind == "i" else "f")
-    single = result in (np.float32, np.complex64, np.float16) or result.kind == "b"
-    t_direct = macs * _DIRECT_NS_PER_MAC[kind] * (0.5 if single else 1.0) * 1e-9
-    t_direct /= min(nt, max(1, macs // (1 << 15)))
-    full = [a + b - 1 for a, b in zip(shape1, shape2)]
-    n = 1
-    for f in full:
-        n *= sp_fft.next_fast_len(f, result.kind != "c")
-    t_fft = 3 * n * math.log2(max(n, 2)) * _FFT_NS_PER_NLOGN * 1e-9 * (2.0 if result.kind == "c" else 1.0)
-    t_fft = t_fft / min(nt, 2 if n > 4096 else 1) + _FFT_OVERHEAD_S
+    t_direct = _direct_cost(shape1, shape2, mode, ckind, nt)
+    cplx = result.kind == "c"
+    single = result in (np.float32, np.complex64, np.float16)
+    t_fft = _fft_cost(shape1, shape2, cplx, single, nt)
     return "fft" if t_fft < t_direct else "direct"
 
 
