@@ -438,6 +438,21 @@ def test_layouts_and_inputs_unchanged(layout, dtype):
     check(nn.conv2d(xr, w, padding=1, groups=2), np.ascontiguousarray(xr), w, dtype=dtype, padding=1, groups=2)
 
 
+def test_stride_larger_than_input_and_broadcast_inputs():
+    rng = np.random.default_rng(8)
+    x = rand(rng, (2, 3, 7, 5))
+    w = rand(rng, (4, 3, 2, 2))
+    out = nn.conv2d(x, w, stride=(100, 9), padding=1)
+    assert out.shape == (2, 4, 1, 1)
+    check(out, x, w, stride=(100, 9), padding=1)
+    # zero-stride (broadcast, read-only) operands
+    xb = np.broadcast_to(rand(rng, (1, 3, 1, 5)), (2, 3, 7, 5))
+    wb = np.broadcast_to(rand(rng, (1, 3, 2, 1)), (4, 3, 2, 2))
+    bb = np.broadcast_to(np.float64(0.5), (4,))
+    check(nn.conv2d(xb, wb, bb, padding="same", padding_mode="circular"), np.array(xb), np.array(wb),
+          np.array(bb), padding="same", padding_mode="circular")
+
+
 def test_identity_kernel_returns_new_array():
     x = np.arange(12.0).reshape(1, 1, 3, 4)
     w = np.ones((1, 1, 1, 1))

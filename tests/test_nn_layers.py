@@ -207,6 +207,25 @@ def test_resize_conv2d(mode, scale, ks, dtype):
     assert_close(out, _torch_resize_conv(x, w, b, scale, mode), dtype, n_reduce=n)
 
 
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+@pytest.mark.parametrize("scale", [3, 5, 7])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_resize_conv2d_vs_torch_larger(mode, scale, dtype):
+    """Source indices and weights follow PyTorch's own arithmetic (float32 scale for
+    'nearest', the input's dtype for 'bilinear') on larger images and odd scales."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(scale)
+    x = rand(rng, (1, 2, 37, 29), dtype)
+    w = rand(rng, (3, 2, 3, 3), dtype)
+    b = rand(rng, (3,), dtype)
+    out = nn.resize_conv2d(x, w, b, scale_factor=scale, mode=mode)
+    up = F.interpolate(torch.from_numpy(x), scale_factor=scale, mode=mode,
+                       **({"align_corners": False} if mode == "bilinear" else {}))
+    expected = F.conv2d(up.double(), tt(w), tt(b), padding="same").numpy()
+    assert_close(out, expected, dtype, n_reduce=18)
+
+
 def test_resize_conv2d_defaults_and_padding():
     rng = np.random.default_rng(5)
     x = rand(rng, (1, 2, 4, 4))
