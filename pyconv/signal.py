@@ -10,6 +10,7 @@ the outputs whose window holds it.  The FFT methods run on ``scipy.fft`` with
 pyconv's thread count.
 """
 import math
+import operator
 import time
 
 import numpy as np
@@ -356,12 +357,14 @@ def _fft_axes(in1, in2, mode, axes):
     if axes is None:
         ax = list(range(nd))
     else:
-        seq = [axes] if np.ndim(axes) == 0 else list(axes)
+        try:
+            seq = [operator.index(axes)] if np.ndim(axes) == 0 else [operator.index(a) for a in axes]
+        except TypeError:
+            raise ValueError(f"axes must be a scalar or iterable of integers; got {axes!r}") from None
         if not seq:
             raise ValueError("axes cannot be empty when provided; give None for every axis")
         ax = []
         for a in seq:
-            a = _index(a, "axes")
             if not -nd <= a < nd:
                 raise ValueError(f"axes={axes!r}: axis {a} is out of range for {nd}-d inputs")
             ax.append(a % nd)
@@ -376,11 +379,6 @@ def _fft_axes(in1, in2, mode, axes):
     if sig_valid_swap(mode, s1, s2, axes=ax):
         in1, in2 = in2, in1
     return in1, in2, ax
-
-
-def _index(v, name):
-    from pyconv._utils import check_int
-    return check_int(v, name)
 
 
 def _fft_prologue(in1, in2, mode):
@@ -697,12 +695,13 @@ def choose_conv_method(in1, in2, mode="full", measure=False):
         for method in ("fft", "direct"):
             times[method] = _time_fast(lambda: convolve(in1, in2, mode=mode, method=method))
         return ("fft" if times["fft"] < times["direct"] else "direct"), times
-    if in1.ndim == in2.ndim == 0:
+    # As scipy: shapes that convolve would reject still get an answer ('direct').
+    if in1.ndim == 0 or in1.ndim != in2.ndim or in1.size == 0 or in2.size == 0:
         return "direct"
-    sig_same_ndim(in1, in2)
-    if in1.size == 0 or in2.size == 0:
+    try:
+        sig_valid_swap(mode, in1.shape, in2.shape)
+    except ValueError:
         return "direct"
-    sig_valid_swap(mode, in1.shape, in2.shape)
     return _choose(in1, in2, mode)
 
 
@@ -751,6 +750,14 @@ def _extend_index(lo, length, n, boundary):
 
 
 def _direct_2d(in1, in2, mode, boundary, fillvalue, correlate, name):
+    for x, xn in ((in1, "in1"), (in2, "in2")):
+        try:
+            dt = np.asarray(x).dtype
+        except (TypeError, ValueError):
+            continue            # not array-like: sig_array below names it
+        if dt.kind in "OSUVmM":
+            raise ValueError(f"{name} is not available for {xn} of dtype {dt}; "
+                             "expected an integer, float or complex array")
     in1, in2 = _operands(in1, in2)
     mode = _check_mode(mode)
     boundary = sig_boundary(boundary)
