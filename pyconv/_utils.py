@@ -434,5 +434,13 @@ def sig_fillvalue(fillvalue, result):
             raise ValueError(f"fillvalue={fillvalue!r} is complex but the output dtype is {result}: "
                              "could not cast fillvalue to the output type")
         fv = fv.real
+    if result.kind in "iu":
+        # as scipy: the value must fit the integer output (it truncates toward 0)
+        v = complex(fv).real
+        info = np.iinfo(result)
+        if not np.isfinite(v) or not info.min <= int(v) <= info.max:
+            raise ValueError(f"fillvalue={fillvalue!r} cannot be cast to the output dtype {result} "
+                             f"(range {info.min}..{info.max})")
+        return np.asarray(int(v)).astype(result)
     with np.errstate(all="ignore"):
         return np.asarray(fv).astype(result)
