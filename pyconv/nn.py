@@ -50,7 +50,7 @@ _BLAS_THREADS = False
 # Workspace budget of the im2col tiles: the larger of this and the output size.
 _WORKSPACE_BYTES = 64 << 20
 # Preferred size of one thread's im2col tile (fits in L2 next to the GEMM's panels).
-_TILE_BYTES = 1 << 20
+_TILE_BYTES = 1 << 19
 
 
 ConvArgs = namedtuple("ConvArgs", ["x", "w", "b", "stride", "pad_pairs", "dilation", "groups",

@@ -83,50 +83,75 @@ cdef inline void valid_range(idx_t start, idx_t step, idx_t n, idx_t size,
     hi[0] = b
 
 
+cdef inline void decode_row(idx_t r, Geo* g, idx_t* c, idx_t* a, idx_t* b, idx_t* e) noexcept nogil:
+    # row r = ((c*kd + a)*kh + b)*kw + e
+    cdef idx_t kvol = g.kd * g.kh * g.kw, t
+    c[0] = r // kvol
+    t = r - c[0] * kvol
+    a[0] = t // (g.kh * g.kw)
+    t = t - a[0] * g.kh * g.kw
+    b[0] = t // g.kw
+    e[0] = t - b[0] * g.kw
+
+
 cdef void im2col_rows(const real_t* img, real_t* col, idx_t ldcol, idx_t p0, idx_t p1,
                       idx_t r0, idx_t r1, Geo* g) noexcept nogil:
     # col[r - r0, p - p0] = img[c, od*sd - pd + a*dd, oh*sh - ph + b*dh, ow*sw - pw + e*dw]
     # for rows r = ((c*kd + a)*kh + b)*kw + e in [r0, r1) and positions p in [p0, p1).
+    # Positions are walked row segment by row segment with counters (no divisions
+    # per segment); the valid columns of a full output row are computed once per r.
     cdef idx_t r, c, a, b, e, t, p, od, oh, ow0, seg, id_, ih, iw0, lo, hi, j
-    cdef idx_t kvol = g.kd * g.kh * g.kw, plane = g.OH * g.OW
+    cdef idx_t flo, fhi, od_s, oh_s, ow_s
+    cdef idx_t plane = g.OH * g.OW
     cdef real_t* dst
     cdef const real_t* src
+    if p1 <= p0:
+        return
+    od_s = p0 // plane
+    t = p0 - od_s * plane
+    oh_s = t // g.OW
+    ow_s = t - oh_s * g.OW
     for r in range(r0, r1):
-        c = r // kvol
-        t = r - c * kvol
-        a = t // (g.kh * g.kw)
-        t = t - a * g.kh * g.kw
-        b = t // g.kw
-        e = t - b * g.kw
+        decode_row(r, g, &c, &a, &b, &e)
+        valid_range(e * g.dw - g.pw, g.sw, g.OW, g.W, &flo, &fhi)
         p = p0
+        od = od_s
+        oh = oh_s
+        ow0 = ow_s
+        dst = col + (r - r0) * ldcol
         while p < p1:
-            od = p // plane
-            t = p - od * plane
-            oh = t // g.OW
-            ow0 = t - oh * g.OW
             seg = g.OW - ow0
             if seg > p1 - p:
                 seg = p1 - p
-            dst = col + (r - r0) * ldcol + (p - p0)
             id_ = od * g.sd - g.pd + a * g.dd
             ih = oh * g.sh - g.ph + b * g.dh
             if id_ < 0 or id_ >= g.D or ih < 0 or ih >= g.H:
                 memset(dst, 0, seg * sizeof(real_t))
             else:
                 iw0 = ow0 * g.sw - g.pw + e * g.dw
-                valid_range(iw0, g.sw, seg, g.W, &lo, &hi)
+                if ow0 == 0 and seg == g.OW:
+                    lo = flo
+                    hi = fhi
+                else:
+                    valid_range(iw0, g.sw, seg, g.W, &lo, &hi)
                 src = img + ((c * g.D + id_) * g.H + ih) * g.W + iw0
-                if lo > 0:
-                    memset(dst, 0, lo * sizeof(real_t))
+                for j in range(lo):
+                    dst[j] = 0
                 if g.sw == 1:
-                    if hi > lo:
-                        memcpy(dst + lo, src + lo, (hi - lo) * sizeof(real_t))
+                    for j in range(lo, hi):
+                        dst[j] = src[j]
                 else:
                     for j in range(lo, hi):
                         dst[j] = src[j * g.sw]
-                if hi < seg:
-                    memset(dst + hi, 0, (seg - hi) * sizeof(real_t))
+                for j in range(hi, seg):
+                    dst[j] = 0
+            dst = dst + seg
             p = p + seg
+            ow0 = 0
+            oh = oh + 1
+            if oh == g.OH:
+                oh = 0
+                od = od + 1
 
 
 cdef void col2im_rows(const real_t* col, idx_t ldcol, real_t* img, idx_t p0, idx_t p1,
@@ -134,31 +159,37 @@ cdef void col2im_rows(const real_t* col, idx_t ldcol, real_t* img, idx_t p0, idx
     # The adjoint of im2col_rows: img[...] += col[r - r0, p - p0].
     # Rows of one channel c touch only img[c]; callers split work by channel.
     cdef idx_t r, c, a, b, e, t, p, od, oh, ow0, seg, id_, ih, iw0, lo, hi, j
-    cdef idx_t kvol = g.kd * g.kh * g.kw, plane = g.OH * g.OW
+    cdef idx_t flo, fhi, od_s, oh_s, ow_s
+    cdef idx_t plane = g.OH * g.OW
     cdef const real_t* srcc
     cdef real_t* dst
+    if p1 <= p0:
+        return
+    od_s = p0 // plane
+    t = p0 - od_s * plane
+    oh_s = t // g.OW
+    ow_s = t - oh_s * g.OW
     for r in range(r0, r1):
-        c = r // kvol
-        t = r - c * kvol
-        a = t // (g.kh * g.kw)
-        t = t - a * g.kh * g.kw
-        b = t // g.kw
-        e = t - b * g.kw
+        decode_row(r, g, &c, &a, &b, &e)
+        valid_range(e * g.dw - g.pw, g.sw, g.OW, g.W, &flo, &fhi)
         p = p0
+        od = od_s
+        oh = oh_s
+        ow0 = ow_s
+        srcc = col + (r - r0) * ldcol
         while p < p1:
-            od = p // plane
-            t = p - od * plane
-            oh = t // g.OW
-            ow0 = t - oh * g.OW
             seg = g.OW - ow0
             if seg > p1 - p:
                 seg = p1 - p
             id_ = od * g.sd - g.pd + a * g.dd
             ih = oh * g.sh - g.ph + b * g.dh
             if id_ >= 0 and id_ < g.D and ih >= 0 and ih < g.H:
-                srcc = col + (r - r0) * ldcol + (p - p0)
                 iw0 = ow0 * g.sw - g.pw + e * g.dw
-                valid_range(iw0, g.sw, seg, g.W, &lo, &hi)
+                if ow0 == 0 and seg == g.OW:
+                    lo = flo
+                    hi = fhi
+                else:
+                    valid_range(iw0, g.sw, seg, g.W, &lo, &hi)
                 dst = img + ((c * g.D + id_) * g.H + ih) * g.W + iw0
                 if g.sw == 1:
                     for j in range(lo, hi):
@@ -166,7 +197,13 @@ cdef void col2im_rows(const real_t* col, idx_t ldcol, real_t* img, idx_t p0, idx
                 else:
                     for j in range(lo, hi):
                         dst[j * g.sw] += srcc[j]
+            srcc = srcc + seg
             p = p + seg
+            ow0 = 0
+            oh = oh + 1
+            if oh == g.OH:
+                oh = 0
+                od = od + 1
 
 
 cdef inline void fill_planes(real_t* out, idx_t nplanes, idx_t plane, const real_t* bias,
