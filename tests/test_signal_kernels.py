@@ -1,0 +1,330 @@
+"""Kernel-level edge cases of pyconv.signal's direct N-d correlation kernel and its callers.
+
+The public-API grid against scipy lives in tests/test_signal.py; this file checks
+what only the kernel's design can get wrong: the skipped out-of-range taps (NaN/Inf
+exactness), arbitrary shifts and dims, bitwise independence of the thread count,
+concurrent calls, exact integer arithmetic, and the strided/read-only inputs.
+"""
+import itertools
+import threading
+
+import numpy as np
+import pytest
+import scipy.signal
+
+import pyconv
+from pyconv import signal as ps
+from pyconv._kernels import direct as _direct
+from tests.reference import assert_close, correlate_full
+
+
+def _ip(*v):
+    return np.array(v, dtype=np.intp)
+
+
+def _ref_skip(a, w, out_shape, shift):
+    """out[o] = sum_k a[o + shift + k] * w[k] over taps inside a (the kernel's definition)."""
+    out = np.zeros(out_shape, dtype=np.result_type(a, w))
+    for o in itertools.product(*(range(m) for m in out_shape)):
+        s = 0
+        for k in itertools.product(*(range(n) for n in w.shape)):
+            i = tuple(oo + ss + kk for oo, ss, kk in zip(o, shift, k))
+            if all(0 <= ii < n for ii, n in zip(i, a.shape)):
+                s = s + a[i] * w[k]
+        out[o] = s
+    return out
+
+
+# --------------------------------------------------------------------------- the raw kernel
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128, np.complex64, np.int64])
+@pytest.mark.parametrize("seed", range(6))
+def test_kernel_any_shift_and_dims(dtype, seed):
+    rng = np.random.default_rng(seed)
+    nd = 1 + seed % 4
+    ash = tuple(rng.integers(1, 6, nd))
+    wsh = tuple(rng.integers(1, 5, nd))
+    osh = tuple(rng.integers(1, 7, nd))
+    shift = tuple(rng.integers(-6, 4, nd))
+    a = (rng.standard_normal(ash) * 4).astype(dtype)
+    w = (rng.standard_normal(wsh) * 4).astype(dtype)
+    if np.dtype(dtype).kind == "c":
+        a = a + 1j * rng.standard_normal(ash).astype(dtype)
+        w = w + 1j * rng.standard_normal(wsh).astype(dtype)
+    out = np.full(osh, 7, dtype=dtype)          # garbage: the kernel must overwrite every output
+    _direct.correlate_skip(a.ravel(), _ip(*ash), w.ravel(), _ip(*wsh), out.ravel(), _ip(*osh),
+                           _ip(*shift), 2, 3)
+    expected = _ref_skip(a, w, osh, shift)
+    assert_close(out, expected, n_reduce=w.size)
+
+
+@pytest.mark.parametrize("block", [1, 5, 256, 4096])
+def test_kernel_block_split_is_bitwise_invisible(block):
+    # taps fuse in groups whose path depends on the output index only: any block
+    # size and thread count gives the very same bits
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((7, 300))
+    w = rng.standard_normal((3, 13))
+    osh = (9, 312)
+    outs = []
+    for nt, blk in ((1, 100000), (2, block), (3, block)):
+        out = np.empty(osh)
+        _direct.correlate_skip(a.ravel(), _ip(*a.shape), w.ravel(), _ip(*w.shape), out.ravel(),
+                               _ip(*osh), _ip(-2, -12), nt, blk)
+        outs.append(out)
+    assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
+
+
+# --------------------------------------------------------------------------- exact NaN / Inf
+
+def _reach(mask, kshape, mode):
+    """Outputs of a 'mode' convolution whose window holds a True of ``mask``."""
+    return ps.convolve(mask, np.ones(kshape, dtype=bool), mode=mode, method="direct")
+
+
+@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+@pytest.mark.parametrize("func", ["convolve", "correlate"])
+def test_direct_nan_inf_reach_only_their_windows(mode, func):
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((9, 11))
+    v = rng.standard_normal((3, 4))
+    a[2, 3] = np.nan
+    a[7, 0] = np.inf
+    out = getattr(ps, func)(a, v, mode=mode, method="direct")
+    bad = _reach(~np.isfinite(a), v.shape, mode)
+    if func == "correlate":
+        # correlation windows are the convolution windows of the reversed kernel: same extent
+        # but anchored the other way for even sizes; build the mask by correlating.
+        bad = ps.correlate(~np.isfinite(a), np.ones(v.shape, dtype=bool), mode=mode, method="direct")
+    assert out.shape == bad.shape
+    assert np.all(~np.isfinite(out[bad]))
+    assert np.all(np.isfinite(out[~bad]))
+
+
+@pytest.mark.parametrize("mode", ["full", "same"])
+def test_inf_in_kernel_does_not_leak_into_padding(mode):
+    # scipy's N-d direct path multiplies padded zeros by the Inf (NaN at the borders);
+    # pyconv skips the taps outside in1, so border outputs whose window misses
+    # the Inf tap stay finite
+    a = np.ones((4, 5))
+    v = np.ones((3, 3))
+    v[1, 1] = np.inf
+    out = ps.convolve(a, v, mode=mode, method="direct")
+    # output o uses the Inf tap iff o - 1 (full coords) is inside a
+    full = np.zeros((6, 7), dtype=bool)
+    full[1:5, 1:6] = True
+    expect_inf = full if mode == "full" else full[1:5, 1:6]
+    assert np.all(np.isposinf(out[expect_inf]))
+    assert np.all(np.isfinite(out[~expect_inf]))
+    # convolve2d with fill 0 is the same convolution
+    out2 = ps.convolve2d(a, v, mode=mode)
+    assert np.array_equal(np.isfinite(out2), np.isfinite(out))
+
+
+def test_zero_weight_times_inf_is_nan():
+    # 0 * Inf inside the window must give NaN (never skipped as a zero tap)
+    a = np.array([1.0, np.inf, 1.0])
+    out = ps.convolve(a, np.array([0.0, 1.0]), method="direct")
+    assert out[0] == 0 and np.isnan(out[1]) and np.isposinf(out[2]) and out[3] == 1
+
+
+# --------------------------------------------------------------------------- threads
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128, np.int32])
+def test_thread_count_bitwise_identical(dtype):
+    rng = np.random.default_rng(5)
+    a = (rng.standard_normal((64, 300)) * 10).astype(dtype)
+    v = (rng.standard_normal((5, 7)) * 10).astype(dtype)
+    with pyconv.threads(1):
+        r1 = ps.convolve(a, v, mode="same", method="direct")
+        s1 = ps.convolve(a.ravel(), v.ravel(), method="direct")
+    with pyconv.threads(2):
+        r2 = ps.convolve(a, v, mode="same", method="direct")
+        s2 = ps.convolve(a.ravel(), v.ravel(), method="direct")
+    assert r1.dtype == r2.dtype == np.dtype(dtype)
+    assert np.array_equal(r1, r2) and np.array_equal(s1, s2)
+
+
+def test_concurrent_python_threads():
+    rng = np.random.default_rng(6)
+    jobs = [(rng.standard_normal((120, 130)), rng.standard_normal((k, k))) for k in (3, 5, 7, 9)]
+    expected = [ps.correlate2d(a, v, mode="same", boundary="symm") for a, v in jobs]
+    results = [None] * len(jobs)
+    errors = []
+
+    def work(i):
+        try:
+            for _ in range(3):
+                results[i] = ps.correlate2d(jobs[i][0], jobs[i][1], mode="same", boundary="symm")
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for r, e in zip(results, expected):
+        assert np.array_equal(r, e)
+
+
+# --------------------------------------------------------------------------- exact integers
+
+def test_int64_exact_beyond_float53():
+    # products near 2**62 cannot go through float64: the long long path is exact
+    # (with int64 wrap-around, as scipy's direct path)
+    a = np.array([2**31 + 11, -(2**31) + 5, 3], dtype=np.int64)
+    v = np.array([2**30 + 7, 2**30 - 3], dtype=np.int64)
+    out = ps.convolve(a, v, method="direct")
+    exact = [sum(int(a[i]) * int(v[n - i]) for i in range(3) if 0 <= n - i < 2) for n in range(4)]
+    wrapped = [((x + 2**63) % 2**64) - 2**63 for x in exact]
+    assert out.dtype == np.int64
+    assert out.tolist() == wrapped
+    assert ps.choose_conv_method(a, v) == "direct"
+
+
+@pytest.mark.parametrize("dt", [np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32])
+def test_small_int_wraparound_matches_scipy(dt):
+    rng = np.random.default_rng(7)
+    info = np.iinfo(dt)
+    a = rng.integers(info.min, info.max, size=(6, 9), endpoint=True).astype(dt)
+    v = rng.integers(info.min, info.max, size=(3, 2), endpoint=True).astype(dt)
+    for mode in ("full", "same", "valid"):
+        ref = scipy.signal.convolve(a, v, mode=mode, method="direct")
+        out = ps.convolve(a, v, mode=mode, method="direct")
+        assert out.dtype == ref.dtype
+        assert np.array_equal(out, ref)
+
+
+def test_integer_fft_rounds_to_exact():
+    rng = np.random.default_rng(8)
+    a = rng.integers(-1000, 1000, 5000)
+    v = rng.integers(-1000, 1000, 300)
+    exact = np.convolve(a, v)
+    out = ps.convolve(a, v, method="fft")
+    assert out.dtype == exact.dtype
+    assert np.array_equal(out, exact)
+
+
+@pytest.mark.parametrize("method", ["direct", "fft", "auto"])
+def test_bool_is_or_of_ands(method):
+    rng = np.random.default_rng(9)
+    a = rng.random((40, 50)) < 0.05
+    v = rng.random((6, 5)) < 0.3
+    for mode in ("full", "same", "valid"):
+        ref = correlate_full(a.astype(np.int64), v[::-1, ::-1].astype(np.int64)) > 0
+        ref = ps.convolve(a.astype(np.int64), v.astype(np.int64), mode=mode, method="direct") > 0
+        out = ps.convolve(a, v, mode=mode, method=method)
+        assert out.dtype == np.bool_
+        assert np.array_equal(out, ref)
+    # the full result against the definition
+    full = correlate_full(a.astype(np.int64), v[::-1, ::-1].astype(np.int64)) > 0
+    assert np.array_equal(ps.convolve(a, v, method=method), full)
+
+
+# --------------------------------------------------------------------------- layouts
+
+@pytest.mark.parametrize("layout", ["fortran", "negstride", "strided", "readonly"])
+def test_layouts_and_inputs_untouched(layout):
+    rng = np.random.default_rng(10)
+    base = rng.standard_normal((30, 40))
+    kern = rng.standard_normal((5, 4))
+    if layout == "fortran":
+        a, v = np.asfortranarray(base), np.asfortranarray(kern)
+    elif layout == "negstride":
+        a, v = base[::-1, ::-1], kern[:, ::-1]
+    elif layout == "strided":
+        a, v = base[::2, ::3], kern[::2]
+    else:
+        a, v = base.copy(), kern.copy()
+        a.flags.writeable = False
+        v.flags.writeable = False
+    a_before, v_before = a.copy(), v.copy()
+    for f, ref in ((ps.convolve, scipy.signal.convolve), (ps.correlate, scipy.signal.correlate)):
+        for mode in ("full", "same"):
+            out = f(a, v, mode=mode, method="direct")
+            assert out.flags.c_contiguous
+            assert_close(out, ref(a, v, mode=mode, method="direct"), n_reduce=v.size)
+    out = ps.convolve2d(a, v, boundary="wrap", mode="same")
+    assert_close(out, scipy.signal.convolve2d(a, v, boundary="wrap", mode="same"), n_reduce=v.size)
+    out = ps.sepconvolve2d(a, v[:, 0], v[0], mode="same")
+    assert_close(out, scipy.signal.convolve2d(a, np.outer(v[:, 0], v[0]), mode="same"), n_reduce=v.size)
+    assert np.array_equal(a, a_before) and np.array_equal(v, v_before)
+
+
+def test_high_dims_and_unit_axes():
+    rng = np.random.default_rng(11)
+    a = rng.standard_normal((3, 1, 4, 1, 5))
+    v = rng.standard_normal((2, 1, 3, 1, 2))
+    for mode in ("full", "same", "valid"):
+        assert_close(ps.correlate(a, v, mode=mode, method="direct"),
+                     scipy.signal.correlate(a, v, mode=mode, method="direct"), n_reduce=v.size)
+    # a column vector: one-element rows
+    col = rng.standard_normal((5000, 1))
+    k = rng.standard_normal((31, 1))
+    assert_close(ps.convolve(col, k, method="direct"), scipy.signal.convolve(col, k, method="direct"),
+                 n_reduce=31)
+
+
+def test_valid_kernel_larger_than_input_long_taps():
+    rng = np.random.default_rng(12)
+    a = rng.standard_normal(50) + 1j * rng.standard_normal(50)
+    v = rng.standard_normal(4000) + 1j * rng.standard_normal(4000)
+    for f in ("convolve", "correlate"):
+        ref = getattr(scipy.signal, f)(a, v, mode="valid", method="direct")
+        assert_close(getattr(ps, f)(a, v, mode="valid", method="direct"), ref, n_reduce=50)
+
+
+# --------------------------------------------------------------------------- separable
+
+def test_separate_and_sepconvolve_roundtrip():
+    rng = np.random.default_rng(13)
+    g = np.exp(-0.5 * np.linspace(-2, 2, 7) ** 2)
+    kern = np.outer(g, g[:5] * 3)
+    col, row = ps.separate(kern)
+    assert col.dtype == row.dtype == np.float64
+    assert_close(np.outer(col, row), kern, n_reduce=1)
+    x = rng.standard_normal((40, 33))
+    for mode in ("full", "same", "valid"):
+        assert_close(ps.sepconvolve2d(x, col, row, mode=mode),
+                     scipy.signal.convolve2d(x, kern, mode=mode), n_reduce=kern.size)
+    col32, row32 = ps.separate(kern.astype(np.float32))
+    assert col32.dtype == np.float32
+    with pytest.raises(ValueError, match="not separable within rtol"):
+        ps.separate(rng.standard_normal((4, 4)))
+    with pytest.raises(ValueError, match="kernel must be a non-empty 2-D"):
+        ps.separate(np.ones(3))
+    with pytest.raises(ValueError, match="kernel must be finite"):
+        ps.separate(np.array([[1.0, np.nan], [1.0, 1.0]]))
+    with pytest.raises(ValueError, match="rtol"):
+        ps.separate(kern, rtol=-1)
+
+
+def test_sepconvolve2d_errors():
+    x = np.ones((5, 5))
+    with pytest.raises(ValueError, match="col must be a non-empty 1-D"):
+        ps.sepconvolve2d(x, np.ones((2, 2)), np.ones(3))
+    with pytest.raises(ValueError, match="row must be a non-empty 1-D"):
+        ps.sepconvolve2d(x, np.ones(2), np.ones(0))
+    with pytest.raises(ValueError, match="in1 must be a 2-D"):
+        ps.sepconvolve2d(np.ones(5), np.ones(2), np.ones(2))
+    with pytest.raises(ValueError, match="mode must be one of"):
+        ps.sepconvolve2d(x, np.ones(2), np.ones(2), mode="bad")
+    with pytest.raises(ValueError, match="at least as large"):
+        ps.sepconvolve2d(np.ones((2, 9)), np.ones(5), np.ones(3), mode="valid")
+
+
+# --------------------------------------------------------------------------- method choice
+
+def test_choose_measure_and_auto_agrees():
+    rng = np.random.default_rng(14)
+    a = rng.standard_normal(3000)
+    v = rng.standard_normal(40)
+    method, times = ps.choose_conv_method(a, v, measure=True)
+    assert method in ("direct", "fft")
+    assert set(times) == {"direct", "fft"} and all(t > 0 for t in times.values())
+    assert method == min(times, key=times.get)
+    assert_close(ps.convolve(a, v), scipy.signal.convolve(a, v), n_reduce=40)
+    with pytest.raises(TypeError, match="measure must be a bool"):
+        ps.choose_conv_method(a, v, measure="yes")
