@@ -224,6 +224,35 @@ def test_vs_torch_module(nd, mode, padding):
     assert_close(out, expected, F64, n_reduce=n_reduce(w))
 
 
+@pytest.mark.parametrize("nd", [1, 2, 3])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("padding,stride", [("same", 2), ("same", 3), ("pairs", 1), ("pairs", 2)])
+@pytest.mark.parametrize("channels", [(2, 3), (6, 8)], ids=["thin", "wide"])
+def test_extensions_vs_torch_padded(nd, mode, padding, stride, channels):
+    """Beyond torch: 'same' with stride > 1 (TensorFlow's rule) and (before, after) pairs,
+    with every padding_mode, against torch on the explicitly padded input."""
+    pytest.importorskip("torch")
+    rng = np.random.default_rng(nd * 100 + stride)
+    sp = {1: (10,), 2: (9, 8), 3: (7, 6, 5)}[nd]
+    ks = {1: (4,), 2: (3, 2), 3: (2, 3, 3)}[nd]
+    if padding == "pairs":
+        padding = ((2, 0), (1, 2), (0, 1))[:nd]
+    cin, cout = channels
+    x = rand(rng, (2, cin) + sp)
+    w = rand(rng, (cout, cin) + ks)
+    b = rand(rng, (cout,))
+    kw = dict(stride=stride, padding=padding, dilation=1 if nd == 3 else 2, padding_mode=mode)
+    if padding == "same":
+        expected_sp = tuple(-(-i // stride) for i in sp)
+    else:
+        expected_sp = None
+    out = FUNCS[nd](x, w, b, **kw)
+    if expected_sp is not None:
+        assert out.shape[2:] == expected_sp
+    assert_close(out, torch_conv(x, w, b, **kw), F64, n_reduce=n_reduce(w))
+    assert_close(FUNCS[nd](x[1], w, b, **kw), torch_conv(x[1], w, b, **kw), F64, n_reduce=n_reduce(w))
+
+
 @pytest.mark.parametrize("case", [
     # bigger than one block of any tiling, to exercise the blocked / GEMM paths
     dict(x=(2, 32, 30, 29), w=(48, 32, 3, 3), kw=dict(padding=1)),

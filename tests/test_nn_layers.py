@@ -319,3 +319,29 @@ def test_layers_one_vs_two_threads():
                          nn.resize_conv2d(x[:1], dw[:8, :1].repeat(32, axis=1), mode="bilinear")])
     for a, b in zip(*runs):
         assert_close(b, a, F32, n_reduce=9 * 64)
+
+
+def test_zero_batch_layers_vs_torch():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    x = np.zeros((0, 4, 6, 5), np.float32)
+    t = torch.from_numpy(x)
+    dw = np.ones((8, 1, 3, 3), np.float32)
+    pw = np.ones((5, 8), np.float32)
+    cases = [
+        (nn.depthwise_conv2d(x, dw, padding=1), F.conv2d(t, torch.from_numpy(dw), padding=1, groups=4)),
+        (nn.pointwise_conv2d(x, pw[:, :4]), F.conv2d(t, torch.from_numpy(pw[:, :4, None, None]))),
+        (nn.separable_conv2d(x, dw, pw, stride=2), F.conv2d(F.conv2d(t, torch.from_numpy(dw), stride=2, groups=4),
+                                                          torch.from_numpy(pw[:, :, None, None]))),
+        (nn.flattened_conv2d(x, np.ones((3, 4), np.float32), np.ones((3, 2), np.float32),
+                             np.ones((3, 3), np.float32)), F.conv2d(t, torch.ones(3, 4, 2, 3))),
+        (nn.resize_conv2d(x, np.ones((3, 4, 3, 3), np.float32), mode="bilinear"),
+         F.conv2d(F.interpolate(t, scale_factor=2, mode="bilinear", align_corners=False), torch.ones(3, 4, 3, 3),
+                  padding="same")),
+        (nn.channel_shuffle(x, 2), F.channel_shuffle(t, 2)),
+        (nn.unfold(x, 2), F.unfold(t, 2)),
+        (nn.fold(np.zeros((0, 8, 20), np.float32), (6, 5), 2), F.fold(torch.zeros(0, 8, 20), (6, 5), 2)),
+    ]
+    for out, expected in cases:
+        assert out.shape == tuple(expected.shape)
+        assert out.dtype == F32
