@@ -345,3 +345,45 @@ def test_zero_batch_layers_vs_torch():
     for out, expected in cases:
         assert out.shape == tuple(expected.shape)
         assert out.dtype == F32
+
+
+@pytest.mark.parametrize("layout", ["strided", "fortran", "negative", "readonly"])
+def test_layers_layouts_and_inputs_unchanged(layout):
+    rng = np.random.default_rng(71)
+
+    def variant(a):
+        if layout == "strided":
+            big = np.empty(a.shape[:-1] + (2 * a.shape[-1],), a.dtype)
+            big[..., ::2] = a
+            return big[..., ::2]
+        if layout == "fortran":
+            return np.asfortranarray(a)
+        if layout == "negative":
+            return np.ascontiguousarray(a[..., ::-1])[..., ::-1]
+        r = a.copy()
+        r.setflags(write=False)
+        return r
+
+    x = rand(rng, (2, 4, 9, 8), np.float32)
+    dw = rand(rng, (8, 1, 3, 3), np.float32)
+    pw = rand(rng, (6, 8), np.float32)
+    lat, ver, hor = rand(rng, (5, 4), np.float32), rand(rng, (5, 3), np.float32), rand(rng, (5, 2), np.float32)
+    w = rand(rng, (3, 4, 3, 3), np.float32)
+    b6, b5, b3 = rand(rng, (6,), np.float32), rand(rng, (5,), np.float32), rand(rng, (3,), np.float32)
+    arrays = [x, dw, pw, lat, ver, hor, w, b6, b5, b3]
+    views = [variant(a) for a in arrays]
+    copies = [v.copy() for v in views]
+    xv, dwv, pwv, latv, verv, horv, wv, b6v, b5v, b3v = views
+    pairs = [
+        (nn.depthwise_conv2d(xv, dwv, None, 2, 1), nn.depthwise_conv2d(x, dw, None, 2, 1)),
+        (nn.pointwise_conv2d(xv, pwv[:, :4], b6v), nn.pointwise_conv2d(x, pw[:, :4], b6)),
+        (nn.separable_conv2d(xv, dwv, pwv, b6v, padding="same"), nn.separable_conv2d(x, dw, pw, b6, padding="same")),
+        (nn.flattened_conv2d(xv, latv, verv, horv, b5v, padding=1), nn.flattened_conv2d(x, lat, ver, hor, b5, padding=1)),
+        (nn.resize_conv2d(xv, wv, b3v, mode="bilinear"), nn.resize_conv2d(x, w, b3, mode="bilinear")),
+        (nn.fold(variant(nn.unfold(x, 2)), (9, 8), 2), nn.fold(nn.unfold(x, 2), (9, 8), 2)),
+    ]
+    for got, expected in pairs:
+        assert got.dtype == F32 and got.flags.c_contiguous
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+    for v, c in zip(views, copies):
+        np.testing.assert_array_equal(v, c)
