@@ -128,11 +128,10 @@ def _weight_core(x, go, w_shape, stride, pads, dil, groups):
     if _thin(cg, og, kvol):
         gw = np.zeros(w_shape, dtype=dtype)
         o3 = _lift3(osz, 1)
-        nthreads = max(1, min(num_threads_for(go.size * cg * kvol), cout * cg))
-        ws = np.empty((nthreads, kvol * o3[2]), dtype=dtype)
+        nthreads = max(1, min(num_threads_for(go.size * cg * kvol), cout * cg * kvol))
         n, cin = x.shape[:2]
         _kd.thin_weight(x.reshape((n, cin) + _lift3(x.shape[2:], 1)), go.reshape((n, cout) + o3),
-                        gw.reshape((cout, cg) + _lift3(k, 1)), ws, _lift3(stride, 1), _lift3(dil, 1),
+                        gw.reshape((cout, cg) + _lift3(k, 1)), _lift3(stride, 1), _lift3(dil, 1),
                         _lift3([p[0] for p in pads], 0), groups, nthreads)
         return gw
     return _nn._conv_weight_core(x, go, k, tuple(stride), tuple(pads), tuple(dil), groups)
