@@ -35,19 +35,22 @@ cdef inline Py_ssize_t _min(Py_ssize_t x, Py_ssize_t y) noexcept nogil:
 
 
 cdef enum:
-    GROUP = 8        # taps fused per sweep of a block: one load/store of out per 8 taps
+    GROUP = 8        # most taps fused per sweep of a block: one load/store of out per group
 
 
-cdef void _flush(const scalar_t** ap, Py_ssize_t* cs, scalar_t* ws, int n,
+cdef void _flush(const scalar_t** ap, Py_ssize_t* cs, scalar_t* ws, int n, bint fresh,
                  scalar_t* orow, Py_ssize_t nl, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
     """Add ``n`` (<= GROUP) taps to ``orow[j0:j1]``: tap g adds ``ws[g] * ap[g][j + cs[g]]``.
 
     Outputs where every tap is inside its row (``0 <= j + c < nl``) take all the
-    taps in one fused sweep (8, else 4 at a time); the few border outputs take
-    their in-range taps one by one.  Which path an output takes depends only on
-    ``j``, never on the block bounds, so the sums do not depend on the split.
+    taps in one fused sweep; the few border outputs take their in-range taps one
+    by one.  ``fresh``: the block holds no sum yet, so the fused sweep starts
+    from 0 and the border outputs are zeroed first (no separate zeroing pass).
+    Which path an output takes depends only on ``j``, never on the block
+    bounds, so the sums do not depend on the split.
     """
-    cdef Py_ssize_t j, flo, fhi, jlo, jhi, c0, c1, c2, c3, c4, c5, c6, c7
+    cdef Py_ssize_t j, flo, fhi, jlo, jhi
+    cdef Py_ssize_t c0, c1, c2, c3, c4, c5, c6, c7
     cdef const scalar_t* a0
     cdef const scalar_t* a1
     cdef const scalar_t* a2
@@ -57,31 +60,43 @@ cdef void _flush(const scalar_t** ap, Py_ssize_t* cs, scalar_t* ws, int n,
     cdef const scalar_t* a6
     cdef const scalar_t* a7
     cdef scalar_t w0, w1, w2, w3, w4, w5, w6, w7, acc
-    cdef int g = 0, h, m
-    while g < n:
-        m = n - g
-        if m >= 8:
-            m = 8
-        elif m >= 4:
-            m = 4
-        else:
-            m = 1
-        # fused range: the outputs where all m taps are inside
+    cdef int h
+    # fused range: the outputs where all n taps are inside
+    flo = j0
+    fhi = j1
+    for h in range(n):
+        flo = _max(flo, -cs[h])
+        fhi = _min(fhi, nl - cs[h])
+    if flo >= fhi:
         flo = j0
-        fhi = j1
-        for h in range(g, g + m):
-            flo = _max(flo, -cs[h])
-            fhi = _min(fhi, nl - cs[h])
-        if flo >= fhi:
-            flo = j0
-            fhi = j0
-        if m == 8:
-            a0 = ap[g]; a1 = ap[g + 1]; a2 = ap[g + 2]; a3 = ap[g + 3]
-            a4 = ap[g + 4]; a5 = ap[g + 5]; a6 = ap[g + 6]; a7 = ap[g + 7]
-            c0 = cs[g]; c1 = cs[g + 1]; c2 = cs[g + 2]; c3 = cs[g + 3]
-            c4 = cs[g + 4]; c5 = cs[g + 5]; c6 = cs[g + 6]; c7 = cs[g + 7]
-            w0 = ws[g]; w1 = ws[g + 1]; w2 = ws[g + 2]; w3 = ws[g + 3]
-            w4 = ws[g + 4]; w5 = ws[g + 5]; w6 = ws[g + 6]; w7 = ws[g + 7]
+        fhi = j0
+    if fresh:
+        for j in range(j0, flo):
+            orow[j] = 0
+        for j in range(fhi, j1):
+            orow[j] = 0
+    if n == 8:
+        a0 = ap[0]; c0 = cs[0]; w0 = ws[0]
+        a1 = ap[1]; c1 = cs[1]; w1 = ws[1]
+        a2 = ap[2]; c2 = cs[2]; w2 = ws[2]
+        a3 = ap[3]; c3 = cs[3]; w3 = ws[3]
+        a4 = ap[4]; c4 = cs[4]; w4 = ws[4]
+        a5 = ap[5]; c5 = cs[5]; w5 = ws[5]
+        a6 = ap[6]; c6 = cs[6]; w6 = ws[6]
+        a7 = ap[7]; c7 = cs[7]; w7 = ws[7]
+        if fresh:
+            for j in range(flo, fhi):
+                acc = 0
+                acc = acc + w0 * a0[j + c0]
+                acc = acc + w1 * a1[j + c1]
+                acc = acc + w2 * a2[j + c2]
+                acc = acc + w3 * a3[j + c3]
+                acc = acc + w4 * a4[j + c4]
+                acc = acc + w5 * a5[j + c5]
+                acc = acc + w6 * a6[j + c6]
+                acc = acc + w7 * a7[j + c7]
+                orow[j] = acc
+        else:
             for j in range(flo, fhi):
                 acc = orow[j]
                 acc = acc + w0 * a0[j + c0]
@@ -93,10 +108,101 @@ cdef void _flush(const scalar_t** ap, Py_ssize_t* cs, scalar_t* ws, int n,
                 acc = acc + w6 * a6[j + c6]
                 acc = acc + w7 * a7[j + c7]
                 orow[j] = acc
-        elif m == 4:
-            a0 = ap[g]; a1 = ap[g + 1]; a2 = ap[g + 2]; a3 = ap[g + 3]
-            c0 = cs[g]; c1 = cs[g + 1]; c2 = cs[g + 2]; c3 = cs[g + 3]
-            w0 = ws[g]; w1 = ws[g + 1]; w2 = ws[g + 2]; w3 = ws[g + 3]
+    elif n == 7:
+        a0 = ap[0]; c0 = cs[0]; w0 = ws[0]
+        a1 = ap[1]; c1 = cs[1]; w1 = ws[1]
+        a2 = ap[2]; c2 = cs[2]; w2 = ws[2]
+        a3 = ap[3]; c3 = cs[3]; w3 = ws[3]
+        a4 = ap[4]; c4 = cs[4]; w4 = ws[4]
+        a5 = ap[5]; c5 = cs[5]; w5 = ws[5]
+        a6 = ap[6]; c6 = cs[6]; w6 = ws[6]
+        if fresh:
+            for j in range(flo, fhi):
+                acc = 0
+                acc = acc + w0 * a0[j + c0]
+                acc = acc + w1 * a1[j + c1]
+                acc = acc + w2 * a2[j + c2]
+                acc = acc + w3 * a3[j + c3]
+                acc = acc + w4 * a4[j + c4]
+                acc = acc + w5 * a5[j + c5]
+                acc = acc + w6 * a6[j + c6]
+                orow[j] = acc
+        else:
+            for j in range(flo, fhi):
+                acc = orow[j]
+                acc = acc + w0 * a0[j + c0]
+                acc = acc + w1 * a1[j + c1]
+                acc = acc + w2 * a2[j + c2]
+                acc = acc + w3 * a3[j + c3]
+                acc = acc + w4 * a4[j + c4]
+                acc = acc + w5 * a5[j + c5]
+                acc = acc + w6 * a6[j + c6]
+                orow[j] = acc
+    elif n == 6:
+        a0 = ap[0]; c0 = cs[0]; w0 = ws[0]
+        a1 = ap[1]; c1 = cs[1]; w1 = ws[1]
+        a2 = ap[2]; c2 = cs[2]; w2 = ws[2]
+        a3 = ap[3]; c3 = cs[3]; w3 = ws[3]
+        a4 = ap[4]; c4 = cs[4]; w4 = ws[4]
+        a5 = ap[5]; c5 = cs[5]; w5 = ws[5]
+        if fresh:
+            for j in range(flo, fhi):
+                acc = 0
+                acc = acc + w0 * a0[j + c0]
+                acc = acc + w1 * a1[j + c1]
+                acc = acc + w2 * a2[j + c2]
+                acc = acc + w3 * a3[j + c3]
+                acc = acc + w4 * a4[j + c4]
+                acc = acc + w5 * a5[j + c5]
+                orow[j] = acc
+        else:
+            for j in range(flo, fhi):
+                acc = orow[j]
+                acc = acc + w0 * a0[j + c0]
+                acc = acc + w1 * a1[j + c1]
+                acc = acc + w2 * a2[j + c2]
+                acc = acc + w3 * a3[j + c3]
+                acc = acc + w4 * a4[j + c4]
+                acc = acc + w5 * a5[j + c5]
+                orow[j] = acc
+    elif n == 5:
+        a0 = ap[0]; c0 = cs[0]; w0 = ws[0]
+        a1 = ap[1]; c1 = cs[1]; w1 = ws[1]
+        a2 = ap[2]; c2 = cs[2]; w2 = ws[2]
+        a3 = ap[3]; c3 = cs[3]; w3 = ws[3]
+        a4 = ap[4]; c4 = cs[4]; w4 = ws[4]
+        if fresh:
+            for j in range(flo, fhi):
+                acc = 0
+                acc = acc + w0 * a0[j + c0]
+                acc = acc + w1 * a1[j + c1]
+                acc = acc + w2 * a2[j + c2]
+                acc = acc + w3 * a3[j + c3]
+                acc = acc + w4 * a4[j + c4]
+                orow[j] = acc
+        else:
+            for j in range(flo, fhi):
+                acc = orow[j]
+                acc = acc + w0 * a0[j + c0]
+                acc = acc + w1 * a1[j + c1]
+                acc = acc + w2 * a2[j + c2]
+                acc = acc + w3 * a3[j + c3]
+                acc = acc + w4 * a4[j + c4]
+                orow[j] = acc
+    elif n == 4:
+        a0 = ap[0]; c0 = cs[0]; w0 = ws[0]
+        a1 = ap[1]; c1 = cs[1]; w1 = ws[1]
+        a2 = ap[2]; c2 = cs[2]; w2 = ws[2]
+        a3 = ap[3]; c3 = cs[3]; w3 = ws[3]
+        if fresh:
+            for j in range(flo, fhi):
+                acc = 0
+                acc = acc + w0 * a0[j + c0]
+                acc = acc + w1 * a1[j + c1]
+                acc = acc + w2 * a2[j + c2]
+                acc = acc + w3 * a3[j + c3]
+                orow[j] = acc
+        else:
             for j in range(flo, fhi):
                 acc = orow[j]
                 acc = acc + w0 * a0[j + c0]
@@ -104,21 +210,62 @@ cdef void _flush(const scalar_t** ap, Py_ssize_t* cs, scalar_t* ws, int n,
                 acc = acc + w2 * a2[j + c2]
                 acc = acc + w3 * a3[j + c3]
                 orow[j] = acc
+    elif n == 3:
+        a0 = ap[0]; c0 = cs[0]; w0 = ws[0]
+        a1 = ap[1]; c1 = cs[1]; w1 = ws[1]
+        a2 = ap[2]; c2 = cs[2]; w2 = ws[2]
+        if fresh:
+            for j in range(flo, fhi):
+                acc = 0
+                acc = acc + w0 * a0[j + c0]
+                acc = acc + w1 * a1[j + c1]
+                acc = acc + w2 * a2[j + c2]
+                orow[j] = acc
         else:
-            flo = j0        # a single tap: its whole range is the border loop below
-            fhi = j0
-        # border outputs of each tap (outside the fused range)
-        for h in range(g, g + m):
-            a0 = ap[h]
-            c0 = cs[h]
-            w0 = ws[h]
-            jlo = _max(j0, -c0)
-            jhi = _min(j1, nl - c0)
-            for j in range(jlo, _min(flo, jhi)):
-                orow[j] = orow[j] + w0 * a0[j + c0]
-            for j in range(_max(fhi, jlo), jhi):
-                orow[j] = orow[j] + w0 * a0[j + c0]
-        g += m
+            for j in range(flo, fhi):
+                acc = orow[j]
+                acc = acc + w0 * a0[j + c0]
+                acc = acc + w1 * a1[j + c1]
+                acc = acc + w2 * a2[j + c2]
+                orow[j] = acc
+    elif n == 2:
+        a0 = ap[0]; c0 = cs[0]; w0 = ws[0]
+        a1 = ap[1]; c1 = cs[1]; w1 = ws[1]
+        if fresh:
+            for j in range(flo, fhi):
+                acc = 0
+                acc = acc + w0 * a0[j + c0]
+                acc = acc + w1 * a1[j + c1]
+                orow[j] = acc
+        else:
+            for j in range(flo, fhi):
+                acc = orow[j]
+                acc = acc + w0 * a0[j + c0]
+                acc = acc + w1 * a1[j + c1]
+                orow[j] = acc
+    elif n == 1:
+        a0 = ap[0]; c0 = cs[0]; w0 = ws[0]
+        if fresh:
+            for j in range(flo, fhi):
+                acc = 0
+                acc = acc + w0 * a0[j + c0]
+                orow[j] = acc
+        else:
+            for j in range(flo, fhi):
+                acc = orow[j]
+                acc = acc + w0 * a0[j + c0]
+                orow[j] = acc
+    # border outputs of each tap (outside the fused range)
+    for h in range(n):
+        a0 = ap[h]
+        c0 = cs[h]
+        w0 = ws[h]
+        jlo = _max(j0, -c0)
+        jhi = _min(j1, nl - c0)
+        for j in range(jlo, _min(flo, jhi)):
+            orow[j] = orow[j] + w0 * a0[j + c0]
+        for j in range(_max(fhi, jlo), jhi):
+            orow[j] = orow[j] + w0 * a0[j + c0]
 
 
 cdef void _item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t* astr,
@@ -133,15 +280,15 @@ cdef void _item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t* astr
     cdef const scalar_t* gap[GROUP]
     cdef Py_ssize_t gc[GROUP]
     cdef scalar_t gw[GROUP]
-    cdef int ng = 0
+    cdef int ng = 0, gsize = GROUP
+    cdef bint fresh = True
+    cdef Py_ssize_t ntaps = 1
     cdef Py_ssize_t r = row, od, p, aoff, woff, j, kk, c, kl, nl, sl
     cdef int d
     cdef Py_ssize_t last = nd - 1
     cdef scalar_t* orow = out + row * osh[last]
     cdef const scalar_t* arow
     cdef const scalar_t* wrow
-    for j in range(j0, j1):
-        orow[j] = 0
     # Per outer dim: the range of kernel indices whose input index is inside a.
     d = nd - 2
     while d >= 0:
@@ -151,13 +298,21 @@ cdef void _item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t* astr
         lo[d] = _max(0, -p)
         hi[d] = _min(wsh[d], ash[d] - p)
         if lo[d] >= hi[d]:
-            return          # no tap of this row lands inside a: the zeros stand
+            for j in range(j0, j1):
+                orow[j] = 0     # no tap of this row lands inside a
+            return
+        ntaps *= hi[d] - lo[d]
         pos[d] = p
         k[d] = lo[d]
         d -= 1
     kl = wsh[last]
     nl = ash[last]
     sl = shift[last]
+    # Balanced groups (9 taps -> 5 + 4, not 8 + 1): as few sweeps as possible,
+    # none of them nearly empty.
+    ntaps *= kl
+    if ntaps > GROUP:
+        gsize = <int>((ntaps + ((ntaps + GROUP - 1) // GROUP) - 1) // ((ntaps + GROUP - 1) // GROUP))
     # Odometer over the kernel rows inside that box; their taps go to the
     # output block in groups of GROUP (kernel rows may share a group).
     while True:
@@ -176,8 +331,9 @@ cdef void _item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t* astr
             gc[ng] = c
             gw[ng] = wrow[kk]
             ng += 1
-            if ng == GROUP:
-                _flush(gap, gc, gw, ng, orow, nl, j0, j1)
+            if ng == gsize:
+                _flush(gap, gc, gw, ng, fresh, orow, nl, j0, j1)
+                fresh = False
                 ng = 0
         d = nd - 2
         while d >= 0:
@@ -189,7 +345,11 @@ cdef void _item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t* astr
         if d < 0:
             break
     if ng > 0:
-        _flush(gap, gc, gw, ng, orow, nl, j0, j1)
+        _flush(gap, gc, gw, ng, fresh, orow, nl, j0, j1)
+        fresh = False
+    if fresh:
+        for j in range(j0, j1):
+            orow[j] = 0         # every tap missed this block
 
 
 def correlate_skip(const scalar_t[::1] a, const Py_ssize_t[::1] a_shape,
