@@ -536,6 +536,20 @@ def test_2d_fillvalue_casts_like_scipy(func):
             getattr(ps, func)(a.astype(np.float32), b, fillvalue=fv)
 
 
+@pytest.mark.parametrize("boundary", ["wrap", "symm"])
+def test_2d_fillvalue_ignored_without_fill(boundary):
+    # scipy uses fillvalue only for boundary='fill'; elsewhere any number is accepted
+    a = np.arange(20, dtype=np.uint8).reshape(4, 5)
+    b = np.ones((3, 2), dtype=np.uint8)
+    exp = ss.convolve2d(a, b, "same", boundary=boundary)
+    for fv in [-1, 300, -2.5, 1e20]:
+        got = ps.convolve2d(a, b, "same", boundary=boundary, fillvalue=fv)
+        assert got.dtype == exp.dtype
+        np.testing.assert_array_equal(got, exp)
+        np.testing.assert_array_equal(ps.correlate2d(a, b, "full", boundary=boundary, fillvalue=fv),
+                                      ss.correlate2d(a, b, "full", boundary=boundary))
+
+
 def test_2d_bool_like_scipy():
     # scipy.signal.convolve2d refuses bool; API.md extends bool only to convolve/correlate
     a = np.ones((3, 3), bool)
