@@ -287,8 +287,14 @@ def _fft_method(in1, in2, mode, result):
 
 
 def _fft_any(in1, in2, mode, ax):
-    """FFT convolution along ``ax``: overlap-add when its plan pays, else one full FFT."""
+    """FFT convolution along ``ax``: overlap-add when the cost model says it pays, else one full FFT."""
     plan = _oa_plan(in1.shape, in2.shape, ax)
+    if plan:
+        cplx = in1.dtype.kind == "c" or in2.dtype.kind == "c"
+        single = np.result_type(in1.dtype, in2.dtype) in (np.float32, np.complex64)
+        plain, oa = _fft_costs(in1.shape, in2.shape, cplx, single, get_num_threads())
+        if oa >= plain:
+            plan = {}
     if not plan:
         return _fft_core(in1, in2, mode, ax)
     return _crop(_oa_full(in1, in2, sorted(ax), plan), in1.shape, in2.shape, mode, ax)
@@ -613,26 +619,50 @@ def _direct_cost(shape1, shape2, mode, ckind, nt):
     return t * 1e-9 / threads + _OVERHEAD_DIRECT
 
 
-def _fft_cost(shape1, shape2, cplx, single, nt):
-    """Seconds of convolve(method='fft') (overlap-add where it pays), all axes."""
+def _fft_points_cost(points, size, plan, cplx, single, par):
+    f = min(1.0, max(0.0, (math.log2(max(points, 2)) - 18.0) / 3.0))
+    ns = (0.4 + 0.8 * f) * (1.3 if plan else 1.0)
+    ns *= (2.0 if cplx else 1.0) * (0.6 if single else 1.0)
+    return points * math.log2(max(size, 2)) * ns * 1e-9 / par
+
+
+def _fft_costs(shape1, shape2, cplx, single, nt):
+    """Seconds of (one full FFT, overlap-add) for convolve(method='fft'); OA is inf without a plan.
+
+    Each small block transform also pays ~0.5 us of set-up, which is what rules
+    out overlap-add for tiny kernels (blocks of a few samples).
+    """
     ax = [a for a in range(len(shape1)) if shape1[a] != 1 and shape2[a] != 1]
     if not ax:
-        return _OVERHEAD_FFT
+        return _OVERHEAD_FFT, math.inf
+    size = 1
+    for a in ax:
+        size *= sp_fft.next_fast_len(shape1[a] + shape2[a] - 1, not cplx)
+    par = 1.0 if len(ax) == 1 else min(nt, 1.6)   # a single 1-D transform runs on one thread
+    plain = _fft_points_cost(3 * size, size, {}, cplx, single, par) + _OVERHEAD_FFT
     plan = _oa_plan(shape1, shape2, ax)
-    size, count = 1, 1
+    if not plan:
+        return plain, math.inf
+    bsize, count = 1, 1
     for a in ax:
         if a in plan:
             which, nb, step = plan[a]
-            size *= nb
+            bsize *= nb
             count *= -(-(shape1, shape2)[which][a] // step)
         else:
-            size *= sp_fft.next_fast_len(shape1[a] + shape2[a] - 1, not cplx)
-    points = (2 * count + 1) * size
-    f = min(1.0, max(0.0, (math.log2(points) - 18.0) / 3.0))
-    ns = (0.4 + 0.8 * f) * (1.3 if plan else 1.0)
-    ns *= (2.0 if cplx else 1.0) * (0.6 if single else 1.0)
-    par = 1.0 if (len(ax) == 1 and count == 1) else min(nt, 1.6)
-    return points * math.log2(max(size, 2)) * ns * 1e-9 / par + _OVERHEAD_FFT
+            bsize *= sp_fft.next_fast_len(shape1[a] + shape2[a] - 1, not cplx)
+    # forward + inverse of every block, plus one transform of the other operand
+    ntrans = 2 * count + 1
+    oa = (_fft_points_cost(ntrans * bsize, bsize, plan, cplx, single, min(nt, 1.6))
+          + ntrans * 0.5e-6 + _OVERHEAD_FFT)
+    if min(nb for _, nb, _ in plan.values()) < 32:
+        oa = math.inf           # blocks of a few samples never pay (measured: 2x slower at 1024^2 * 3^2)
+    return plain, oa
+
+
+def _fft_cost(shape1, shape2, cplx, single, nt):
+    """Seconds of convolve(method='fft'), the cheaper of full FFT and overlap-add."""
+    return min(_fft_costs(shape1, shape2, cplx, single, nt))
 
 
 def _choose(in1, in2, mode):
