@@ -793,7 +793,8 @@ def _direct_2d(in1, in2, mode, boundary, fillvalue, correlate, name):
     boundary = sig_boundary(boundary)
     _check_2d(in1, in2, name)
     result = np.result_type(in1.dtype, in2.dtype)
-    fv = sig_fillvalue(fillvalue, result)
+    # as scipy: fillvalue is checked (and used) only with boundary='fill'
+    fv = sig_fillvalue(fillvalue, result) if boundary == "fill" else np.zeros((), dtype=result)
     swapped = sig_valid_swap(mode, in1.shape, in2.shape)
     if swapped and not correlate:
         in1, in2 = in2, in1          # convolution commutes
