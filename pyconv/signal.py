@@ -770,15 +770,6 @@ def _check_2d(in1, in2, name):
                              "use pyconv.signal.convolve/correlate, or cast to float32")
 
 
-def _extend_index(lo, length, n, boundary):
-    """Indices into an axis of ``n`` samples for positions lo .. lo+length-1 (wrap or symm)."""
-    i = np.arange(lo, lo + length, dtype=np.int64)
-    if boundary == "wrap":
-        return i % n
-    i = i % (2 * n)                     # symmetric: period 2n, edge sample repeated
-    return np.where(i >= n, 2 * n - 1 - i, i)
-
-
 def _direct_2d(in1, in2, mode, boundary, fillvalue, correlate, name):
     for x, xn in ((in1, "in1"), (in2, "in2")):
         try:
@@ -802,7 +793,7 @@ def _direct_2d(in1, in2, mode, boundary, fillvalue, correlate, name):
     same_start = _corr2d_same if correlate else _conv_same
     out_shape, shift = _geometry(mode, in1.shape, w.shape, same_start)
     x = in1
-    if mode != "valid" and (boundary != "fill" or fv != 0):
+    if mode != "valid" and w.size and (boundary != "fill" or fv != 0):
         # Outputs read in1 at positions start-(k-1) .. start+m-1 per dim: build that
         # extension once, then every tap is inside it (shift 0).
         ext_shape = tuple(m + k - 1 for m, k in zip(out_shape, w.shape))
@@ -821,8 +812,11 @@ def _direct_2d(in1, in2, mode, boundary, fillvalue, correlate, name):
             if in1.size == 0:
                 raise ValueError(f"in1 is empty (shape {in1.shape}): boundary={boundary!r} "
                                  "has nothing to extend")
-            idx = [_extend_index(shift[d], ext_shape[d], in1.shape[d], boundary) for d in range(2)]
-            x = in1[np.ix_(*idx)]
+            # np.pad's 'symmetric' (edge repeated) and 'wrap' are scipy's symm and
+            # wrap, also for pads longer than in1; slice copies, ~10x faster than
+            # gathering with an index map.  Pads are >= 0: start <= k - 1.
+            pads = [(-shift[d], ext_shape[d] + shift[d] - in1.shape[d]) for d in range(2)]
+            x = np.pad(in1, pads, mode="symmetric" if boundary == "symm" else "wrap")
         shift = (0, 0)
     cdt = sig_compute_dtype(result, x, w)
     out = _finish(_direct_corr(x, w, out_shape, shift, cdt), result)
