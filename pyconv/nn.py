@@ -51,6 +51,9 @@ _BLAS_THREADS = False
 _WORKSPACE_BYTES = 64 << 20
 # Preferred size of one thread's im2col tile (fits in L2 next to the GEMM's panels).
 _TILE_BYTES = 1 << 19
+# Largest zero-padded copy of one group's input channels the stride-1 direct
+# kernel makes per thread (beyond it, the row-by-row direct kernel runs).
+_DIRECT_PAD_BYTES = 16 << 20
 
 
 ConvArgs = namedtuple("ConvArgs", ["x", "w", "b", "stride", "pad_pairs", "dilation", "groups",
@@ -225,12 +228,20 @@ def _conv_core(x, w, b, stride, pad_pairs, dilation, groups):
     bvec, has_b = _bias_vec(b, dtype)
     nthreads = num_threads_for(out.size * max(1, cg * kvol))
     padded = any(pp != (0, 0) for pp in pad_pairs)
-    if _use_direct(cg, og, kvol, w) and not (padded and not np.isfinite(w).all()):
-        # (padding with a non-finite weight goes to im2col, whose materialised
-        # zeros give 0*inf = nan exactly like PyTorch's dense path)
-        nn_direct.direct_conv(x.reshape((n, cin) + sp3), w.reshape((cout, cg) + k3), bvec, has_b,
-                              out.reshape((n, cout) + o3), s3, d3, pb3, groups, nthreads)
-        return out
+    if _use_direct(cg, og, kvol, w):
+        pads3 = ((0, 0),) * (3 - nd) + tuple(tuple(pp) for pp in pad_pairs)
+        xpad_bytes = cg * int(np.prod([i + a + c for i, (a, c) in zip(sp3, pads3)])) * dtype.itemsize
+        if s3[1] == 1 and s3[2] == 1 and xpad_bytes <= _DIRECT_PAD_BYTES:
+            # stride 1 in-plane: whole-plane passes over a padded copy of the group's channels
+            nn_direct.direct_conv_s1(x.reshape((n, cin) + sp3), w.reshape((cout, cg) + k3), bvec, has_b,
+                                     out.reshape((n, cout) + o3), s3[0], d3, pads3, groups, nthreads)
+            return out
+        if not (padded and not np.isfinite(w).all()):
+            # (padding with a non-finite weight goes to im2col, whose materialised
+            # zeros give 0*inf = nan exactly like PyTorch's dense path)
+            nn_direct.direct_conv(x.reshape((n, cin) + sp3), w.reshape((cout, cg) + k3), bvec, has_b,
+                                  out.reshape((n, cout) + o3), s3, d3, pb3, groups, nthreads)
+            return out
     pointwise = kvol == 1 and all(s == 1 for s in stride) and not padded
     kc = cg * kvol
     nn_check_gemm_dims(p, kc, int(np.prod(x.shape[2:])), og)

@@ -7,7 +7,7 @@ from libc.string cimport memset, memcpy
 
 import numpy as np
 
-from pyconv._kernels._common cimport real_t
+from pyconv._kernels._common cimport real_t, omp_get_thread_num
 
 ctypedef Py_ssize_t idx_t
 
@@ -207,3 +207,162 @@ def channel_shuffle(const real_t[:, :, ::1] x, real_t[:, :, ::1] out, idx_t grou
         k = c2 // groups
         gi = c2 % groups
         memcpy(&out[n, c2, 0], &x[n, gi * cpg + k, 0], S * sizeof(real_t))
+
+
+cdef inline void fused3x3(real_t* A, const real_t* base, const real_t* wr, idx_t L, idx_t rs,
+                         idx_t cs) noexcept nogil:
+    # A[q] += sum_{b,e < 3} wr[3b + e] * base[b*rs + e*cs + q]
+    cdef idx_t q
+    cdef real_t w0 = wr[0], w1 = wr[1], w2 = wr[2], w3 = wr[3], w4 = wr[4]
+    cdef real_t w5 = wr[5], w6 = wr[6], w7 = wr[7], w8 = wr[8]
+    cdef const real_t* r0 = base
+    cdef const real_t* r1 = base + rs
+    cdef const real_t* r2 = base + 2 * rs
+    for q in range(L):
+        # three short chains instead of one 9-long dependency chain (FMA latency)
+        A[q] += ((w0 * r0[q] + w1 * r0[q + cs] + w2 * r0[q + 2 * cs])
+                 + (w3 * r1[q] + w4 * r1[q + cs] + w5 * r1[q + 2 * cs])
+                 + (w6 * r2[q] + w7 * r2[q + cs] + w8 * r2[q + 2 * cs]))
+
+
+cdef inline void copy_row(real_t* dst, const real_t* src, idx_t n) noexcept nogil:
+    # short rows: an inline (vectorised) loop beats a memcpy call
+    cdef idx_t j
+    for j in range(n):
+        dst[j] = src[j]
+
+
+cdef extern from *:
+    # Two outputs of a 3x3 tap set in one pass.  Written in C only to mark the
+    # pointers `restrict`: without it GCC cannot prove the two accumulators and
+    # the three input rows disjoint and leaves the loop scalar.
+    """
+    #define PYCONV_F3X3_2(T, NAME) \
+    static inline void NAME(T *restrict A, T *restrict B, const T *restrict r0, const T *wa, \
+                            const T *wb, Py_ssize_t L, Py_ssize_t rs, Py_ssize_t cs) { \
+        const T a0 = wa[0], a1 = wa[1], a2 = wa[2], a3 = wa[3], a4 = wa[4], a5 = wa[5], \
+                a6 = wa[6], a7 = wa[7], a8 = wa[8]; \
+        const T b0 = wb[0], b1 = wb[1], b2 = wb[2], b3 = wb[3], b4 = wb[4], b5 = wb[5], \
+                b6 = wb[6], b7 = wb[7], b8 = wb[8]; \
+        const T *restrict r1 = r0 + rs, *restrict r2 = r0 + 2 * rs; \
+        for (Py_ssize_t q = 0; q < L; q++) { \
+            T x0 = r0[q], x1 = r0[q + cs], x2 = r0[q + 2 * cs]; \
+            T x3 = r1[q], x4 = r1[q + cs], x5 = r1[q + 2 * cs]; \
+            T x6 = r2[q], x7 = r2[q + cs], x8 = r2[q + 2 * cs]; \
+            A[q] += ((a0 * x0 + a1 * x1 + a2 * x2) + (a3 * x3 + a4 * x4 + a5 * x5)) \
+                    + (a6 * x6 + a7 * x7 + a8 * x8); \
+            B[q] += ((b0 * x0 + b1 * x1 + b2 * x2) + (b3 * x3 + b4 * x4 + b5 * x5)) \
+                    + (b6 * x6 + b7 * x7 + b8 * x8); \
+        } \
+    }
+    PYCONV_F3X3_2(float, pyconv_f3x3_2_f)
+    PYCONV_F3X3_2(double, pyconv_f3x3_2_d)
+    """
+    void pyconv_f3x3_2_f(float* A, float* B, const float* r0, const float* wa, const float* wb,
+                         Py_ssize_t L, Py_ssize_t rs, Py_ssize_t cs) noexcept nogil
+    void pyconv_f3x3_2_d(double* A, double* B, const double* r0, const double* wa, const double* wb,
+                         Py_ssize_t L, Py_ssize_t rs, Py_ssize_t cs) noexcept nogil
+
+
+cdef inline void fused3x3_2(real_t* A, real_t* B, const real_t* base, const real_t* wa,
+                           const real_t* wb, idx_t L, idx_t rs, idx_t cs) noexcept nogil:
+    if real_t is float:
+        pyconv_f3x3_2_f(A, B, base, wa, wb, L, rs, cs)
+    else:
+        pyconv_f3x3_2_d(A, B, base, wa, wb, L, rs, cs)
+
+
+def direct_conv_s1(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1] w,
+                   const real_t[::1] bias, bint has_bias, real_t[:, :, :, :, ::1] out,
+                   idx_t sd, tuple dilation, tuple pads, idx_t groups, int nthreads):
+    """Grouped 3-D cross-correlation with stride 1 in H and W, as long flat passes.
+
+    x: (N, C_in, D, H, W); w: (C_out, C_in/groups, kd, kh, kw); out: (N, C_out, OD, OH, OW);
+    ``pads``: (before, after) per dim.  Each task (sample, group) copies its input
+    channels once into a zero-padded buffer of row width Wp; then in the padded
+    frame ``out[oh*Wp + ow] += w * xp[(oh + b*dh)*Wp + ow + e*dw]`` is ONE contiguous
+    loop over the whole plane per tap (the columns ow >= OW are computed and
+    dropped), instead of one short loop per output row.  The padded zeros take
+    part in the products, as in PyTorch's dense path (0 * inf = nan).
+    """
+    cdef idx_t N = x.shape[0], D = x.shape[2], H = x.shape[3], W = x.shape[4]
+    cdef idx_t Cout = w.shape[0], Cg = w.shape[1], kd = w.shape[2], kh = w.shape[3], kw = w.shape[4]
+    cdef idx_t OD = out.shape[2], OH = out.shape[3], OW = out.shape[4]
+    cdef idx_t dd = dilation[0], dh = dilation[1], dw = dilation[2]
+    cdef idx_t pdb = pads[0][0], phb = pads[1][0], pwb = pads[2][0]
+    cdef idx_t Dp = D + pads[0][0] + pads[0][1]
+    cdef idx_t Hp = H + pads[1][0] + pads[1][1]
+    cdef idx_t Wp = W + pads[2][0] + pads[2][1]
+    cdef idx_t plane = Hp * Wp
+    cdef idx_t Og = Cout // groups
+    cdef idx_t L = (OH - 1) * Wp + OW
+    cdef idx_t u, n, gi, oi, o, od, c, a, b, e, q, dz, hy, tid, off
+    cdef real_t* xp
+    cdef real_t* A
+    cdef real_t* A2
+    cdef const real_t* base
+    cdef const real_t* wr
+    cdef real_t bv, bv2, w0, w1, w2
+    cdef bint two
+    if N * Cout == 0 or OD * OH * OW == 0:
+        return
+    dt = np.float32 if real_t is float else np.float64
+    xpad_np = np.empty((nthreads, max(1, Cg * Dp * plane)), dtype=dt)
+    acc_np = np.empty((nthreads, max(1, 2 * L)), dtype=dt)
+    cdef real_t[:, ::1] xpad = xpad_np, acc = acc_np
+    for u in prange(N * groups, nogil=True, schedule='static', num_threads=nthreads):
+        tid = omp_get_thread_num()
+        n = u // groups
+        gi = u % groups
+        xp = &xpad[tid, 0]
+        memset(xp, 0, Cg * Dp * plane * sizeof(real_t))
+        for c in range(Cg):
+            for dz in range(D):
+                for hy in range(H):
+                    copy_row(xp + ((c * Dp + dz + pdb) * Hp + hy + phb) * Wp + pwb,
+                             &x[n, gi * Cg + c, dz, hy, 0], W)
+        A = &acc[tid, 0]
+        A2 = A + L
+        oi = 0
+        while oi < Og:
+            o = gi * Og + oi
+            # two outputs per pass for 3x3 kernels (shares the input loads)
+            two = kh == 3 and kw == 3 and oi + 1 < Og
+            bv = bias[o] if has_bias else 0
+            bv2 = (bias[o + 1] if has_bias else 0) if two else 0
+            for od in range(OD):
+                for q in range(L):
+                    A[q] = bv
+                if two:
+                    for q in range(L):
+                        A2[q] = bv2
+                for c in range(Cg):
+                    for a in range(kd):
+                        base = xp + (c * Dp + od * sd + a * dd) * plane
+                        if two:
+                            fused3x3_2(A, A2, base, &w[o, c, a, 0, 0], &w[o + 1, c, a, 0, 0], L, dh * Wp, dw)
+                            continue
+                        if kh == 3 and kw == 3:
+                            # the ubiquitous 3x3: all nine taps in one pass
+                            fused3x3(A, base, &w[o, c, a, 0, 0], L, dh * Wp, dw)
+                            continue
+                        for b in range(kh):
+                            wr = &w[o, c, a, b, 0]
+                            off = b * dh * Wp
+                            if kw == 3:
+                                w0 = wr[0]
+                                w1 = wr[1]
+                                w2 = wr[2]
+                                for q in range(L):
+                                    A[q] += w0 * base[off + q] + w1 * base[off + dw + q] + w2 * base[off + 2 * dw + q]
+                            else:
+                                for e in range(kw):
+                                    w0 = wr[e]
+                                    for q in range(L):
+                                        A[q] += w0 * base[off + e * dw + q]
+                for q in range(OH):
+                    copy_row(&out[n, o, od, q, 0], A + q * Wp, OW)
+                if two:
+                    for q in range(OH):
+                        copy_row(&out[n, o + 1, od, q, 0], A2 + q * Wp, OW)
+            oi = oi + (2 if two else 1)
