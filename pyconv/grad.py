@@ -36,8 +36,8 @@ import numpy as np
 from pyconv import arithmetic
 from pyconv import nn as _nn
 from pyconv._kernels import grad_direct as _kd
-from pyconv._utils import (as_array, as_tuple, check_choice, check_int, contiguous, dl_dtype, nn_pad_maps,
-                           num_threads_for)
+from pyconv._utils import (as_array, as_tuple, blas_single_thread, check_choice, check_int, contiguous, dl_dtype,
+                           nn_pad_maps, num_threads_for)
 
 __all__ = [
     "conv1d_input", "conv2d_input", "conv3d_input", "conv1d_weight", "conv2d_weight", "conv3d_weight",
@@ -65,6 +65,11 @@ def _thin(cg, og, kvol):
     return _nn._use_direct(cg, og, kvol, None)
 
 
+def _pointwise(k, stride, pads, groups, sp, osp):
+    return (groups == 1 and all(v == 1 for v in k) and all(v == 1 for v in stride)
+            and all(p == (0, 0) for p in pads) and tuple(sp) == tuple(osp))
+
+
 def _input_core(go, w, x_shape, stride, pads, dil, groups):
     """dL/dx (shape ``x_shape``) of ``y = conv(x, w)``: the transposed convolution of ``go``."""
     x_shape = tuple(x_shape)
@@ -76,6 +81,11 @@ def _input_core(go, w, x_shape, stride, pads, dil, groups):
     if math.prod(x_shape) == 0 or go.size == 0 or w.size == 0:
         return np.zeros(x_shape, dtype=dtype)
     sp, osp = x_shape[2:], go.shape[2:]
+    if _pointwise(k, stride, pads, groups, sp, osp):
+        # 1x1, stride 1, unpadded: dx[n] = W^T dy[n], one GEMM per sample on BLAS's threads
+        with blas_single_thread(num_threads_for(go.size * cg)):
+            gx = np.matmul(w.reshape(cout, cg).T, go.reshape(go.shape[0], cout, -1))
+        return gx.reshape(x_shape)
     reach = tuple(d * (kk - 1) for d, kk in zip(dil, k))
     if all(s == 1 for s in stride) and _thin(og, cg, math.prod(k)):
         # stride 1: dx = conv(dy, flipped w with in/out channels swapped per group),
@@ -114,7 +124,6 @@ def _weight_core(x, go, w_shape, stride, pads, dil, groups):
     w_shape = tuple(w_shape)
     cout, cg = w_shape[:2]
     k = w_shape[2:]
-    og = cout // groups
     dtype = go.dtype
     if math.prod(w_shape) == 0 or go.size == 0 or x.size == 0:
         return np.zeros(w_shape, dtype=dtype)
@@ -125,14 +134,25 @@ def _weight_core(x, go, w_shape, stride, pads, dil, groups):
         gfull[(slice(None), slice(None)) + tuple(slice(0, v) for v in go.shape[2:])] = go
         go = gfull
     kvol = math.prod(k)
-    if _thin(cg, og, kvol):
+    n = x.shape[0]
+    if _pointwise(k, stride, pads, groups, x.shape[2:], osz):
+        # 1x1, stride 1, unpadded: dW = sum_n dy[n] x[n]^T, GEMMs on BLAS's threads
+        with blas_single_thread(num_threads_for(go.size * cg)):
+            gw = np.matmul(go.reshape(n, cout, -1), x.reshape(n, cg, -1).transpose(0, 2, 1)).sum(axis=0)
+        return np.ascontiguousarray(gw.reshape(w_shape), dtype=dtype)
+    if cg == 1:
+        # depthwise-like: the im2col GEMMs would be 9 columns wide; stream the channels instead
         gw = np.zeros(w_shape, dtype=dtype)
         o3 = _lift3(osz, 1)
-        nthreads = max(1, min(num_threads_for(go.size * cg * kvol), cout * cg * kvol))
+        nthreads = max(1, min(num_threads_for(go.size * cg * kvol), cout * cg))
         n, cin = x.shape[:2]
+        s3, d3, k3 = _lift3(stride, 1), _lift3(dil, 1), _lift3(k, 1)
+        # extent of the input the taps read, per spatial dim (padding made explicit)
+        padded = tuple((o - 1) * s + (kk - 1) * d + 1 for o, s, kk, d in zip(o3, s3, k3, d3))
+        ws = np.empty((nthreads, max(1, n * math.prod(padded))), dtype=dtype)
         _kd.thin_weight(x.reshape((n, cin) + _lift3(x.shape[2:], 1)), go.reshape((n, cout) + o3),
-                        gw.reshape((cout, cg) + _lift3(k, 1)), _lift3(stride, 1), _lift3(dil, 1),
-                        _lift3([p[0] for p in pads], 0), groups, nthreads)
+                        gw.reshape((cout, cg) + k3), ws, s3, d3, _lift3([p[0] for p in pads], 0), padded,
+                        groups, nthreads)
         return gw
     return _nn._conv_weight_core(x, go, k, tuple(stride), tuple(pads), tuple(dil), groups)
 
@@ -977,10 +997,12 @@ def _conv2d_backward(grad_output, in1, in2, mode, boundary, fillvalue, correlate
     if not isinstance(boundary, str) or boundary not in _BOUNDARY:
         raise ValueError(f"boundary must be one of 'fill', 'wrap', 'symm'; got {boundary!r}")
     kind = _BOUNDARY[boundary] if mode != "valid" else "fill"   # 'valid' never reads the boundary
-    try:
-        fill = float(fillvalue) if mode != "valid" else 0.0
-    except (TypeError, ValueError):
-        raise TypeError(f"fillvalue must be a real number; got {fillvalue!r}") from None
+    fill = 0.0
+    if kind == "fill" and mode != "valid":     # scipy ignores fillvalue otherwise
+        try:
+            fill = float(fillvalue)
+        except (TypeError, ValueError):
+            raise TypeError(f"fillvalue must be a real number; got {fillvalue!r}") from None
     if empty:
         return np.zeros(a.shape, dtype), np.zeros(b.shape, dtype)
     sig = _signal()
