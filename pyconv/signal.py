@@ -770,6 +770,41 @@ def _check_2d(in1, in2, name):
                              "use pyconv.signal.convolve/correlate, or cast to float32")
 
 
+def _compute_dtype_2d(result, in1, w, fv):
+    """Kernel dtype for convolve2d/correlate2d: as sig_compute_dtype, the fill value included."""
+    if result.kind in "iu" and fv is not None:
+        b1 = max(abs(int(fv)), *(abs(int(v)) for v in ((in1.max(), in1.min()) if in1.size else (0,))))
+        b2 = max(abs(int(w.max())), abs(int(w.min())))
+        return np.dtype(np.float64) if b1 * b2 * w.size < (1 << 53) else np.dtype(np.int64)
+    return sig_compute_dtype(result, in1, w)
+
+
+def _ext_block(in1, start, size, boundary, fv, dtype):
+    """in1 extended by ``boundary``, read at positions start .. start+size-1 per dim (2-D)."""
+    if boundary == "fill":
+        blk = np.full(size, fv, dtype=dtype)
+        dst, src = [], []
+        for d in range(2):
+            a0 = max(0, -start[d])                            # first block index inside in1
+            a1 = min(size[d], in1.shape[d] - start[d])
+            a1 = max(a0, a1)
+            dst.append(slice(a0, a1))
+            src.append(slice(a0 + start[d], a1 + start[d]))
+        blk[tuple(dst)] = in1[tuple(src)]
+        return blk
+    blk = in1
+    for d in range(2):
+        n = in1.shape[d]
+        i = np.arange(start[d], start[d] + size[d], dtype=np.int64)
+        if boundary == "wrap":
+            i = i % n
+        else:                       # symmetric: period 2n, the edge sample repeated
+            i = i % (2 * n)
+            i = np.where(i >= n, 2 * n - 1 - i, i)
+        blk = blk.take(i, axis=d)
+    return blk
+
+
 def _direct_2d(in1, in2, mode, boundary, fillvalue, correlate, name):
     for x, xn in ((in1, "in1"), (in2, "in2")):
         try:
@@ -792,34 +827,25 @@ def _direct_2d(in1, in2, mode, boundary, fillvalue, correlate, name):
     w = _conj(in2) if correlate else _flip(in2)
     same_start = _corr2d_same if correlate else _conv_same
     out_shape, shift = _geometry(mode, in1.shape, w.shape, same_start)
-    x = in1
-    if mode != "valid" and w.size and (boundary != "fill" or fv != 0):
-        # Outputs read in1 at positions start-(k-1) .. start+m-1 per dim: build that
-        # extension once, then every tap is inside it (shift 0).
-        ext_shape = tuple(m + k - 1 for m, k in zip(out_shape, w.shape))
-        if boundary == "fill":
-            x = np.full(ext_shape, fv, dtype=result)
-            dst, src = [], []
-            for d in range(2):
-                lo = -shift[d]           # position of in1[0] in the extension
-                a0, a1 = max(0, lo), min(ext_shape[d], lo + in1.shape[d])
-                dst.append(slice(a0, max(a0, a1)))
-                src.append(slice(a0 - lo, a0 - lo + max(0, a1 - a0)))
-            x[tuple(dst)] = in1[tuple(src)]
-        elif math.prod(out_shape) == 0:
-            x = np.zeros(ext_shape, dtype=result)   # nothing to compute
-        else:
-            if in1.size == 0:
-                raise ValueError(f"in1 is empty (shape {in1.shape}): boundary={boundary!r} "
-                                 "has nothing to extend")
-            # np.pad's 'symmetric' (edge repeated) and 'wrap' are scipy's symm and
-            # wrap, also for pads longer than in1; slice copies, ~10x faster than
-            # gathering with an index map.  Pads are >= 0: start <= k - 1.
-            pads = [(-shift[d], ext_shape[d] + shift[d] - in1.shape[d]) for d in range(2)]
-            x = np.pad(in1, pads, mode="symmetric" if boundary == "symm" else "wrap")
-        shift = (0, 0)
-    cdt = sig_compute_dtype(result, x, w)
-    out = _finish(_direct_corr(x, w, out_shape, shift, cdt), result)
+    extend = mode != "valid" and w.size and (boundary != "fill" or fv != 0)
+    if extend and boundary != "fill" and in1.size == 0 and math.prod(out_shape):
+        raise ValueError(f"in1 is empty (shape {in1.shape}): boundary={boundary!r} has nothing to extend")
+    cdt = _compute_dtype_2d(result, in1, w, fv if extend and boundary == "fill" else None)
+    # The skip kernel on in1 itself is exact for every output whose window lies
+    # inside in1, and for all of them with fill 0.  Other boundaries then only
+    # redo the border strips from small extended blocks (no copy of the image).
+    out = _direct_corr(in1, w, out_shape, shift, cdt)
+    if extend and math.prod(out_shape):
+        lo = [min(out_shape[d], max(0, -shift[d])) for d in range(2)]
+        hi = [max(lo[d], min(out_shape[d], in1.shape[d] - w.shape[d] - shift[d] + 1)) for d in range(2)]
+        m0, m1 = out_shape
+        for ra, rb, ca, cb in ((0, lo[0], 0, m1), (hi[0], m0, 0, m1),
+                               (lo[0], hi[0], 0, lo[1]), (lo[0], hi[0], hi[1], m1)):
+            if ra < rb and ca < cb:
+                blk = _ext_block(in1, (ra + shift[0], ca + shift[1]),
+                                 (rb - ra + w.shape[0] - 1, cb - ca + w.shape[1] - 1), boundary, fv, result)
+                out[ra:rb, ca:cb] = _direct_corr(blk, w, (rb - ra, cb - ca), (0, 0), cdt)
+    out = _finish(out, result)
     if swapped and correlate:
         # scipy computes the swapped case as in2 (*) conj(in1) reversed: the
         # conjugate of the true correlation (identical for real inputs).
