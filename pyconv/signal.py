@@ -793,7 +793,7 @@ def _ext_block(in1, start, size, boundary, fv, dtype):
         blk[tuple(dst)] = in1[tuple(src)]
         return blk
     blk = in1
-    for d in range(2):
+    for d in sorted(range(2), key=lambda d: size[d]):     # the narrow side first: small copies
         n = in1.shape[d]
         i = np.arange(start[d], start[d] + size[d], dtype=np.int64)
         if boundary == "wrap":
