@@ -60,11 +60,6 @@ def _lift3(t, fill):
     return (fill,) * (3 - len(t)) + tuple(int(v) for v in t)
 
 
-def _thin(cg, og, kvol):
-    # the same crossover as the forward (pyconv.nn): direct loops for thin groups
-    return _nn._use_direct(cg, og, kvol, None)
-
-
 def _pointwise(k, stride, pads, groups, sp, osp):
     return (groups == 1 and all(v == 1 for v in k) and all(v == 1 for v in stride)
             and all(p == (0, 0) for p in pads) and tuple(sp) == tuple(osp))
@@ -87,9 +82,10 @@ def _input_core(go, w, x_shape, stride, pads, dil, groups):
             gx = np.matmul(w.reshape(cout, cg).T, go.reshape(go.shape[0], cout, -1))
         return gx.reshape(x_shape)
     reach = tuple(d * (kk - 1) for d, kk in zip(dil, k))
-    if all(s == 1 for s in stride) and _thin(og, cg, math.prod(k)):
+    if all(s == 1 for s in stride):
         # stride 1: dx = conv(dy, flipped w with in/out channels swapped per group),
-        # padded by reach - pad; thin groups then run the forward's direct kernel.
+        # padded by reach - pad: the forward's own kernels (direct loops for thin groups,
+        # im2col + GEMM otherwise), which measured faster than GEMM + col2im at 2 threads.
         before = tuple(r - pb for r, (pb, _) in zip(reach, pads))
         after = tuple(i - o + pb for i, o, (pb, _) in zip(sp, osp, pads))
         if all(v >= 0 for v in before + after):
