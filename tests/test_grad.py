@@ -281,24 +281,57 @@ def test_layers_vs_torch():
         _check(grad.resize_conv2d_backward(go, x, w, b, 2, mode), ref, 300, np.float64)
 
 
-def test_grouped_thin_weight_gradient_threads():
-    # the thin-group kernel splits (output, input) channel pairs over threads
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("nd,k,stride,padding,dilation,mult", [
+    (2, (3, 3), 1, 1, 1, 1),          # vector path, three taps per pass
+    (2, (3, 5), 1, (1, 4), (1, 2), 2),  # five taps: a 3-tap then a 2-tap pass, dilated
+    (2, (1, 4), 1, "same", 1, 1),      # even kernel, asymmetric 'same'
+    (2, (3, 1), (1, 3), 0, 1, 1),      # strided rows: the scalar path
+    (1, (7,), 1, 3, 2, 3),
+    (3, (2, 3, 3), 1, 1, 1, 1),
+])
+def test_depthwise_weight_kernel_vs_torch(nd, k, stride, padding, dilation, mult, dtype):
+    # the direct depthwise weight-gradient kernel (one input channel per group)
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    sp = {1: (37,), 2: (13, 29), 3: (5, 6, 19)}[nd]
+    x = rand(3, 4, *sp, dtype=dtype)
+    w = rand(4 * mult, 1, *k, dtype=dtype)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=4)
+    y = nn.conv(x, w, None, **kw)
+    go = rand(*y.shape, dtype=dtype)
+    ours = grad.conv_backward(go, x, w, None, **kw)
+    from pyconv.arithmetic import same_padding
+    st = (stride,) * nd if np.isscalar(stride) else tuple(stride)
+    dl = (dilation,) * nd if np.isscalar(dilation) else tuple(dilation)
+    if padding == "same":
+        pairs = same_padding(sp, k, st, dl)
+    else:
+        pairs = [(p, p) for p in ((padding,) * nd if np.isscalar(padding) else padding)]
+    flat = [v for pr in reversed(pairs) for v in pr]
+    conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[nd]
+    ref = _torch_grads(torch, lambda X, W: conv(F.pad(X, flat), W, None, st, 0, dl, 4), [x, w], go)
+    _check(ours[:2], ref, int(np.prod(y.shape)) // 4, dtype)
+
+
+def test_weight_gradient_threads_agree():
+    # per-thread work splits (depthwise pairs, GEMM tiles) give the same sums
     import pyconv
-    x = rand(4, 32, 20, 19, dtype=np.float32)
-    w = rand(32, 4, 3, 3, dtype=np.float32)
-    go = rand(4, 32, 10, 10, dtype=np.float32)
-    with pyconv.threads(1):
-        one = grad.conv2d_backward(go, x, w, None, stride=2, padding=1, groups=8)
-    with pyconv.threads(2):
-        two = grad.conv2d_backward(go, x, w, None, stride=2, padding=1, groups=8)
-    for a, b in zip(one[:2], two[:2]):
-        assert a.dtype == np.float32
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
-    ref = conv_nd  # the definition: <go, conv(x, w)> is bilinear, so check the adjoint identity
-    y = ref(x, w, None, 2, 1, 1, 8)
-    lhs = float(np.sum(go.astype(np.float64) * y))
-    assert abs(np.sum(one[1].astype(np.float64) * w) - lhs) <= 1e-3 * abs(lhs) + 1e-2
-    assert abs(np.sum(one[0].astype(np.float64) * x) - lhs) <= 1e-3 * abs(lhs) + 1e-2
+    for groups, cin in ((32, 32), (8, 32), (1, 8)):
+        x = rand(4, cin, 20, 19, dtype=np.float32)
+        w = rand(32, cin // groups, 3, 3, dtype=np.float32)
+        go = rand(4, 32, 10, 10, dtype=np.float32)
+        with pyconv.threads(1):
+            one = grad.conv2d_backward(go, x, w, None, stride=2, padding=1, groups=groups)
+        with pyconv.threads(2):
+            two = grad.conv2d_backward(go, x, w, None, stride=2, padding=1, groups=groups)
+        for a, b in zip(one[:2], two[:2]):
+            assert a.dtype == np.float32
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+        # adjoint identity against the definition: <go, conv(x, w)> = <gx, x> = <gw, w>
+        lhs = float(np.sum(go.astype(np.float64) * conv_nd(x, w, None, 2, 1, 1, groups)))
+        assert abs(np.sum(one[1].astype(np.float64) * w) - lhs) <= 1e-4 * abs(lhs) + 1e-2
+        assert abs(np.sum(one[0].astype(np.float64) * x) - lhs) <= 1e-4 * abs(lhs) + 1e-2
 
 
 # --------------------------------------------------------------------------- signal against the definition
