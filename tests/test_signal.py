@@ -521,6 +521,28 @@ def test_2d_grid(func, mode, boundary):
                 check(got, ref, a, b)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex128, np.int32], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("boundary", ["fill", "wrap", "symm"])
+def test_2d_boundaries_medium_shapes(boundary, dtype):
+    # inputs much larger than the kernel (an interior and border strips), long rows,
+    # kernels wider than tall and the reverse, kernels past the input on one axis
+    rng = np.random.default_rng(seed(boundary, dtype))
+    shapes = [((40, 37), (7, 5)), ((64, 20), (15, 3)), ((23, 50), (4, 12)), ((9, 9), (9, 9)),
+              ((30, 30), (31, 2)), ((3, 70), (2, 33)), ((17, 16), (1, 16))]
+    for s1, s2 in shapes:
+        a, b = rand(rng, s1, dtype), rand(rng, s2, dtype)
+        a_t = np.ascontiguousarray(a.T).T  # Fortran-ordered copy of the same values
+        for func in ["convolve2d", "correlate2d"]:
+            for mode in MODES:
+                if mode == "valid" and not valid_ok(s1, s2):
+                    continue
+                for fv in ([0, 1.5] if boundary == "fill" and np.dtype(dtype).kind != "i" else [0, -2]):
+                    dt = getattr(ss, func)(a[:1, :1], b[:1, :1]).dtype
+                    ref = getattr(ss, func)(wide(a), wide(b), mode, boundary, fv).astype(dt)
+                    check(getattr(ps, func)(a, b, mode, boundary, fv), ref, a, b)
+                    check(getattr(ps, func)(a_t, b, mode, boundary, fv), ref, a, b)
+
+
 @pytest.mark.parametrize("func", ["convolve2d", "correlate2d"])
 def test_2d_fillvalue_casts_like_scipy(func):
     a = np.arange(12).reshape(3, 4)
