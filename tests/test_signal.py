@@ -826,15 +826,19 @@ def test_direct_nonfinite_reach_exactly_their_window(func, mode, where):
         assert_close(got[~mask], ref[~mask], n_reduce=n_reduce(a, b))
 
 
-@pytest.mark.parametrize("boundary", ["fill", "wrap", "symm"])
+@pytest.mark.parametrize("where", ["in1", "in2"])
+@pytest.mark.parametrize("boundary", ["fill", "fill1.5", "wrap", "symm"])
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("func", ["convolve2d", "correlate2d"])
-def test_2d_nonfinite_like_scipy(func, mode, boundary):
+def test_2d_nonfinite_like_scipy(func, mode, boundary, where):
     # convolve2d is always direct: the NaN/Inf pattern equals scipy's exactly
-    rng = np.random.default_rng(seed(func, mode, boundary))
-    a, b = _nonfinite_case(rng, (12, 10), (3, 4), "in1")
-    got = getattr(ps, func)(a, b, mode=mode, boundary=boundary)
-    exp = getattr(ss, func)(a, b, mode=mode, boundary=boundary)
+    # (with boundary='fill', fill values are multiplied by the kernel taps too)
+    rng = np.random.default_rng(seed(func, mode, boundary, where))
+    fv = 1.5 if boundary == "fill1.5" else 0
+    boundary = boundary[:4]
+    a, b = _nonfinite_case(rng, (25, 21), (3, 4), where)
+    got = getattr(ps, func)(a, b, mode=mode, boundary=boundary, fillvalue=fv)
+    exp = getattr(ss, func)(a, b, mode=mode, boundary=boundary, fillvalue=fv)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(exp))
     np.testing.assert_array_equal(np.isinf(got), np.isinf(exp))
     fin = np.isfinite(exp)
