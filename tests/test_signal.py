@@ -878,6 +878,42 @@ def test_one_thread_equals_two_threads_bitwise():
         np.testing.assert_array_equal(r1, r2, err_msg=f"{name} {kw}")
 
 
+class _RecordFFT:
+    """A scipy.fft backend that records each call's ``workers`` and defers to the default."""
+    __ua_domain__ = "numpy.scipy.fft"
+    calls = []
+
+    @staticmethod
+    def __ua_function__(method, args, kwargs):
+        _RecordFFT.calls.append((method.__name__, kwargs.get("workers")))
+        return NotImplemented
+
+
+def test_ffts_run_on_pyconv_threads():
+    # API.md: the FFT paths run scipy.fft with workers = pyconv's thread count
+    scipy_fft = pytest.importorskip("scipy.fft")
+    rng = np.random.default_rng(79)
+    a, b = rng.standard_normal((120, 90)), rng.standard_normal((31, 31))
+    a1, b1 = rng.standard_normal(20000), rng.standard_normal(129)
+    calls = [lambda: ps.fftconvolve(a, b), lambda: ps.oaconvolve(a1, b1), lambda: ps.oaconvolve(a, b),
+             lambda: ps.convolve(a, b, method="fft"), lambda: ps.correlate(a + 1j, b, method="fft")]
+    for n in (1, 2):
+        with pyconv.threads(n):
+            want = pyconv.get_num_threads()
+            for fn in calls:
+                _RecordFFT.calls.clear()
+                with scipy_fft.set_backend(_RecordFFT):
+                    fn()
+                assert _RecordFFT.calls, "no scipy.fft call seen"
+                assert all(w == want for _, w in _RecordFFT.calls), _RecordFFT.calls
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(1):
+        _RecordFFT.calls.clear()
+        with scipy_fft.set_backend(_RecordFFT):
+            ps.fftconvolve(a, b)
+        assert _RecordFFT.calls and all(w == 1 for _, w in _RecordFFT.calls)
+
+
 def test_concurrent_python_threads():
     rng = np.random.default_rng(73)
     jobs = []
