@@ -130,6 +130,11 @@ def _summary(rows, own):
     for (case, dt, n), rs in groups.items():
         cells = "  ".join(f"{r['function'][7:]}/{_short(r['peer'])}={r['ratio']:.2f}" for r in rs)
         print(f"  {case:<22} {dt:<8} t={n}  {cells}", flush=True)
+    bad = [r for r in rows if not r["agree"]]
+    if bad:
+        print(f"\n  WARNING: {len(bad)} rows where pyconv and the peer disagree:", flush=True)
+        for r in bad:
+            print(f"    {r['case']} {r['dtype']} t={r['threads']} {r['function']} vs {r['peer']}", flush=True)
     _targets(rows, own)
 
 
