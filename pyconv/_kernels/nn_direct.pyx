@@ -366,3 +366,136 @@ def direct_conv_s1(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1
                     for q in range(OH):
                         copy_row(&out[n, o + 1, od, q, 0], A2 + q * Wp, OW)
             oi = oi + (2 if two else 1)
+
+
+cdef extern from *:
+    # Register-blocked micro-kernel of the dense stride-1 direct convolution:
+    # 8 output channels x 2 vectors of positions stay in registers while the
+    # loop runs over input channels and taps (one vector load of the input feeds
+    # 8 FMAs).  GCC/Clang vector extensions give explicit SIMD without
+    # intrinsics; other compilers get the same loop in plain C.
+    """
+    #include <string.h>
+    #if defined(__GNUC__) || defined(__clang__)
+    typedef float pyconv_vf __attribute__((vector_size(64)));
+    typedef double pyconv_vd __attribute__((vector_size(64)));
+    #define PYCONV_MK(T, VT, NAME) \\
+    static void NAME(const T *restrict x, Py_ssize_t cstride, const Py_ssize_t *restrict offs, \\
+                     Py_ssize_t ntaps, Py_ssize_t Cg, const T *restrict wb, T *restrict out, \\
+                     Py_ssize_t ldo) { \\
+        enum { VL = sizeof(VT) / sizeof(T) }; \\
+        VT acc[8][2]; \\
+        for (int o = 0; o < 8; o++) { acc[o][0] = (VT){0}; acc[o][1] = (VT){0}; } \\
+        for (Py_ssize_t c = 0; c < Cg; c++) { \\
+            const T *xc = x + c * cstride; \\
+            const T *wc = wb + c * ntaps * 8; \\
+            for (Py_ssize_t t = 0; t < ntaps; t++) { \\
+                VT x0, x1; \\
+                memcpy(&x0, xc + offs[t], sizeof(VT)); \\
+                memcpy(&x1, xc + offs[t] + VL, sizeof(VT)); \\
+                const T *w8 = wc + t * 8; \\
+                for (int o = 0; o < 8; o++) { \\
+                    acc[o][0] += w8[o] * x0; \\
+                    acc[o][1] += w8[o] * x1; \\
+                } \\
+            } \\
+        } \\
+        for (int o = 0; o < 8; o++) { \\
+            memcpy(out + o * ldo, &acc[o][0], sizeof(VT)); \\
+            memcpy(out + o * ldo + VL, &acc[o][1], sizeof(VT)); \\
+        } \\
+    }
+    #else
+    #define PYCONV_MK(T, VT, NAME) \\
+    static void NAME(const T *x, Py_ssize_t cstride, const Py_ssize_t *offs, Py_ssize_t ntaps, \\
+                     Py_ssize_t Cg, const T *wb, T *out, Py_ssize_t ldo) { \\
+        enum { QB = 128 / sizeof(T) }; \\
+        for (int o = 0; o < 8; o++) for (int j = 0; j < QB; j++) out[o * ldo + j] = 0; \\
+        for (Py_ssize_t c = 0; c < Cg; c++) for (Py_ssize_t t = 0; t < ntaps; t++) \\
+            for (int o = 0; o < 8; o++) for (int j = 0; j < QB; j++) \\
+                out[o * ldo + j] += wb[(c * ntaps + t) * 8 + o] * x[c * cstride + offs[t] + j]; \\
+    }
+    #endif
+    PYCONV_MK(float, pyconv_vf, pyconv_mk_f)
+    PYCONV_MK(double, pyconv_vd, pyconv_mk_d)
+    """
+    void pyconv_mk_f(const float* x, Py_ssize_t cstride, const Py_ssize_t* offs, Py_ssize_t ntaps,
+                     Py_ssize_t Cg, const float* wb, float* out, Py_ssize_t ldo) noexcept nogil
+    void pyconv_mk_d(const double* x, Py_ssize_t cstride, const Py_ssize_t* offs, Py_ssize_t ntaps,
+                     Py_ssize_t Cg, const double* wb, double* out, Py_ssize_t ldo) noexcept nogil
+
+
+def dense_s1(const real_t[::1] xpad, idx_t N, idx_t Cin, idx_t S, const real_t[:, :, :, :, ::1] wblk,
+             const idx_t[::1] offs, const real_t[::1] bias, bint has_bias, real_t[:, :, :, :, ::1] out,
+             tuple padded_shape, idx_t groups, idx_t tile, int nthreads):
+    """Dense stride-1 convolution by register-blocked direct loops (no im2col, no GEMM).
+
+    xpad: the zero-padded input (N, C_in, Dp, Hp, Wp) flattened, followed by at least
+    ``QB + max(offs)`` slack elements; wblk: (groups, ceil(Og/8), C_in/groups, kvol, 8),
+    the weight with 8 output channels innermost (zero rows past Og); offs: the flat
+    offset of each tap in the padded frame; out: (N, C_out, OD, OH, OW).
+    In the padded frame output q = (od*Hp + oh)*Wp + ow reads input q + offs[t], so a
+    block of 8 outputs x QB consecutive q is a tiny dense product whose
+    accumulators never leave registers.  Positions with oh >= OH or ow >= OW are
+    computed and dropped.  Units (sample, group, tile of q) run in parallel.
+    """
+    cdef idx_t Hp = padded_shape[1], Wp = padded_shape[2]
+    cdef idx_t Cout = out.shape[1], OD = out.shape[2], OH = out.shape[3], OW = out.shape[4]
+    cdef idx_t Og = Cout // groups, Cg = Cin // groups
+    cdef idx_t nob = wblk.shape[1], kvol = wblk.shape[3]
+    cdef idx_t QB = 128 // sizeof(real_t)
+    cdef idx_t L = ((OD - 1) * Hp + OH - 1) * Wp + OW
+    cdef idx_t ntiles, U, u, n, gi, ti, q0, q1, ob, q, o, oo, od, r, oh, ow, jhi, jlo, j, tid
+    cdef real_t* C
+    cdef real_t* dst
+    cdef real_t bv
+    if N * Cout == 0 or L <= 0:
+        return
+    tile = ((tile + QB - 1) // QB) * QB
+    ntiles = (L + tile - 1) // tile
+    U = N * groups * ntiles
+    work_np = np.empty((nthreads, 8 * tile), dtype=np.float32 if real_t is float else np.float64)
+    cdef real_t[:, ::1] work = work_np
+    for u in prange(U, nogil=True, schedule='static', num_threads=nthreads):
+        tid = omp_get_thread_num()
+        n = u // (groups * ntiles)
+        gi = (u // ntiles) % groups
+        ti = u % ntiles
+        q0 = ti * tile
+        q1 = q0 + tile
+        if q1 > L:
+            q1 = L
+        C = &work[tid, 0]
+        for ob in range(nob):
+            q = q0
+            while q < q1:
+                if real_t is float:
+                    pyconv_mk_f(&xpad[(n * Cin + gi * Cg) * S + q], S, &offs[0], kvol, Cg,
+                                &wblk[gi, ob, 0, 0, 0], C + (q - q0), tile)
+                else:
+                    pyconv_mk_d(&xpad[(n * Cin + gi * Cg) * S + q], S, &offs[0], kvol, Cg,
+                                &wblk[gi, ob, 0, 0, 0], C + (q - q0), tile)
+                q = q + QB
+            # copy the valid positions of the 8 rows out, adding the bias
+            for oo in range(8):
+                o = ob * 8 + oo
+                if o >= Og:
+                    break
+                bv = bias[gi * Og + o] if has_bias else 0
+                q = q0
+                while q < q1:
+                    od = q // (Hp * Wp)
+                    r = q - od * Hp * Wp
+                    oh = r // Wp
+                    ow = r - oh * Wp
+                    jhi = Wp - ow
+                    if jhi > q1 - q:
+                        jhi = q1 - q
+                    if oh < OH and ow < OW:
+                        jlo = OW - ow
+                        if jlo > jhi:
+                            jlo = jhi
+                        dst = &out[n, gi * Og + o, od, oh, ow]
+                        for j in range(jlo):
+                            dst[j] = C[oo * tile + (q - q0) + j] + bv
+                    q = q + jhi

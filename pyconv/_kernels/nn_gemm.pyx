@@ -446,3 +446,4 @@ def fold(const real_t[:, :, ::1] col, real_t[:, :, ::1] out, tuple geo, int nthr
         if P > 0 and kvol > 0:
             # rows of channel c; col2im indexes img by c, so offset the image back by c planes
             col2im_rows(&col[n, c * kvol, 0], P, &out[n, 0, 0], 0, P, c * kvol, (c + 1) * kvol, &g)
+
