@@ -580,6 +580,20 @@ def test_2d_bool_like_scipy():
             getattr(ps, func)(a, a)
 
 
+@pytest.mark.parametrize("other", [np.int8, np.uint8, np.float32, np.complex64])
+def test_2d_bool_mixed_with_numeric(other):
+    # bool with a numeric partner computes in the partner's type, as scipy does
+    rng = np.random.default_rng(89)
+    m = rng.random((6, 7)) < 0.5
+    x = rand(rng, (3, 2), other)
+    for func in ["convolve2d", "correlate2d"]:
+        for p, q in [(m, x), (x, m)]:
+            exp = getattr(ss, func)(p, q, "same", "symm")
+            got = getattr(ps, func)(p, q, "same", "symm")
+            assert got.dtype == exp.dtype
+            check(got, exp, p, q)
+
+
 @pytest.mark.parametrize("boundary", ["fill", "wrap", "symm"])
 def test_2d_kernel_much_larger_than_input(boundary):
     # wrap/symm boundaries when the kernel exceeds the input more than once over
