@@ -352,6 +352,147 @@ cdef void _item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t* astr
             orow[j] = 0         # every tap missed this block
 
 
+cdef void _plane_item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t* astr,
+                      const scalar_t* w, const Py_ssize_t* wsh, const Py_ssize_t* wstr,
+                      scalar_t* out, const Py_ssize_t* osh, const Py_ssize_t* shift,
+                      int nd, Py_ssize_t plane, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    """Output rows r0:r1 of plane ``plane`` (flat index over dims < nd-2), short rows merged.
+
+    Used when out rows are as long as a's (``L``, 'same' mode) and short: the
+    rows r0:r1 are one flat run of outputs, and a tap (kr, kc) reads a at the
+    constant offset ``(sr + kr) * L + sc + kc`` from it, so each group of taps
+    is one long vectorised sweep instead of one short sweep per row.  That is
+    exact wherever the tap's column stays inside the row; the few border
+    columns where it does not are then recomputed tap by tap, with the taps
+    outside a skipped.  Every output still adds its taps in the same order
+    (outer dims, kr, kc), so the bits equal those of the row-by-row path.
+    """
+    cdef Py_ssize_t lo[MAXD]
+    cdef Py_ssize_t hi[MAXD]
+    cdef Py_ssize_t k[MAXD]
+    cdef Py_ssize_t pos[MAXD]
+    cdef const scalar_t* gap[GROUP]
+    cdef Py_ssize_t gc[GROUP]
+    cdef scalar_t gw[GROUP]
+    cdef int ng = 0, gsize = GROUP
+    cdef bint fresh = True
+    cdef Py_ssize_t ntaps = 1
+    cdef Py_ssize_t r = plane, od, p, aoff, woff, j, kr, kc, c, rr, rr0, rr1
+    cdef int d
+    cdef Py_ssize_t last = nd - 1
+    cdef Py_ssize_t dr = nd - 2
+    cdef Py_ssize_t L = osh[last]
+    cdef Py_ssize_t ra = ash[dr]
+    cdef Py_ssize_t sr = shift[dr]
+    cdef Py_ssize_t sc = shift[last]
+    cdef Py_ssize_t kh = wsh[dr]
+    cdef Py_ssize_t kw = wsh[last]
+    cdef Py_ssize_t j0 = r0 * L
+    cdef Py_ssize_t j1 = r1 * L
+    cdef Py_ssize_t bl, br
+    cdef scalar_t* oplane = out + plane * osh[dr] * L
+    cdef const scalar_t* aplane
+    cdef const scalar_t* arow
+    cdef scalar_t* orow
+    cdef scalar_t wv
+    # outer dims: the kernel box whose taps land inside a
+    d = nd - 3
+    while d >= 0:
+        od = r % osh[d]
+        r = r // osh[d]
+        p = od + shift[d]
+        lo[d] = _max(0, -p)
+        hi[d] = _min(wsh[d], ash[d] - p)
+        if lo[d] >= hi[d]:
+            for j in range(j0, j1):
+                oplane[j] = 0
+            return
+        ntaps *= hi[d] - lo[d]
+        pos[d] = p
+        k[d] = lo[d]
+        d -= 1
+    ntaps *= kh * kw
+    if ntaps > GROUP:
+        gsize = <int>((ntaps + ((ntaps + GROUP - 1) // GROUP) - 1) // ((ntaps + GROUP - 1) // GROUP))
+    # 1) every output of the run as if no tap left its row
+    while True:
+        aoff = 0
+        woff = 0
+        for d in range(nd - 2):
+            aoff = aoff + (pos[d] + k[d]) * astr[d]
+            woff = woff + k[d] * wstr[d]
+        aplane = a + aoff
+        for kr in range(kh):
+            if r1 + sr + kr <= 0 or r0 + sr + kr >= ra:
+                continue        # this kernel row reaches no row of the run
+            for kc in range(kw):
+                gap[ng] = aplane
+                gc[ng] = (sr + kr) * L + sc + kc
+                gw[ng] = w[woff + kr * wstr[dr] + kc]
+                ng += 1
+                if ng == gsize:
+                    _flush(gap, gc, gw, ng, fresh, oplane, ra * L, j0, j1)
+                    fresh = False
+                    ng = 0
+        d = nd - 3
+        while d >= 0:
+            k[d] += 1
+            if k[d] < hi[d]:
+                break
+            k[d] = lo[d]
+            d -= 1
+        if d < 0:
+            break
+    if ng > 0:
+        _flush(gap, gc, gw, ng, fresh, oplane, ra * L, j0, j1)
+        fresh = False
+    if fresh:
+        for j in range(j0, j1):
+            oplane[j] = 0
+    # 2) border columns: [0, bl) and [br, L) hold outputs with a tap outside the row
+    bl = _min(L, _max(0, -sc))
+    br = _max(bl, _min(L, L - sc - kw + 1))
+    if bl == 0 and br == L:
+        return
+    for rr in range(r0, r1):
+        orow = oplane + rr * L
+        for j in range(bl):
+            orow[j] = 0
+        for j in range(br, L):
+            orow[j] = 0
+    for d in range(nd - 2):
+        k[d] = lo[d]
+    while True:
+        aoff = 0
+        woff = 0
+        for d in range(nd - 2):
+            aoff = aoff + (pos[d] + k[d]) * astr[d]
+            woff = woff + k[d] * wstr[d]
+        aplane = a + aoff
+        for kr in range(kh):
+            rr0 = _max(r0, -sr - kr)
+            rr1 = _min(r1, ra - sr - kr)
+            for kc in range(kw):
+                c = sc + kc
+                wv = w[woff + kr * wstr[dr] + kc]
+                for rr in range(rr0, rr1):
+                    arow = aplane + (rr + sr + kr) * L
+                    orow = oplane + rr * L
+                    for j in range(_max(0, -c), _min(bl, L - c)):
+                        orow[j] = orow[j] + wv * arow[j + c]
+                    for j in range(_max(br, -c), _min(L, L - c)):
+                        orow[j] = orow[j] + wv * arow[j + c]
+        d = nd - 3
+        while d >= 0:
+            k[d] += 1
+            if k[d] < hi[d]:
+                break
+            k[d] = lo[d]
+            d -= 1
+        if d < 0:
+            break
+
+
 def correlate_skip(const scalar_t[::1] a, const Py_ssize_t[::1] a_shape,
                    const scalar_t[::1] w, const Py_ssize_t[::1] w_shape,
                    scalar_t[::1] out, const Py_ssize_t[::1] out_shape,
@@ -368,7 +509,7 @@ def correlate_skip(const scalar_t[::1] a, const Py_ssize_t[::1] a_shape,
     cdef Py_ssize_t wsh[MAXD]
     cdef Py_ssize_t osh[MAXD]
     cdef Py_ssize_t sh[MAXD]
-    cdef Py_ssize_t nrows = 1, nblocks, nitems, it, row, b, j0, j1, ol
+    cdef Py_ssize_t nrows = 1, nblocks, nitems, it, row, b, j0, j1, ol, rpi, nplanes, nchunks
     cdef int d
     if nd < 1 or nd > MAXD:
         raise ValueError(f"nd={nd} must be in 1..{MAXD}")
@@ -389,10 +530,25 @@ def correlate_skip(const scalar_t[::1] a, const Py_ssize_t[::1] a_shape,
         return
     if block < 1:
         block = 1
-    nblocks = (ol + block - 1) // block
-    nitems = nrows * nblocks
     if nthreads < 1:
         nthreads = 1
+    # Short rows as long as a's ('same' mode): merge runs of rows into one sweep.
+    # Worth it while the border columns (redone tap by tap) are a small share.
+    if (nd >= 2 and ol == ash[nd - 1] and ol < 512 and osh[nd - 2] > 1
+            and 4 * (_max(0, -sh[nd - 1]) + _max(0, sh[nd - 1] + wsh[nd - 1] - 1)) <= ol):
+        rpi = _max(1, block // ol)                     # rows per work item
+        nplanes = nrows // osh[nd - 2]
+        nchunks = (osh[nd - 2] + rpi - 1) // rpi
+        nitems = nplanes * nchunks
+        with nogil:
+            for it in prange(nitems, schedule='static', num_threads=nthreads):
+                row = it // nchunks
+                b = it - row * nchunks
+                _plane_item(&a[0], ash, astr, &w[0], wsh, wstr, &out[0], osh, sh, nd, row,
+                            b * rpi, _min(b * rpi + rpi, osh[nd - 2]))
+        return
+    nblocks = (ol + block - 1) // block
+    nitems = nrows * nblocks
     with nogil:
         for it in prange(nitems, schedule='static', num_threads=nthreads):
             row = it // nblocks
