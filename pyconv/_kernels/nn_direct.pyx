@@ -136,13 +136,17 @@ def direct_conv(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1] w
                                     axpy_row(row, src + e * dw, wr[e], lo[e], hi[e], sw)
 
 
-def gather(const real_t[:, :, :, ::1] x, real_t[:, :, :, ::1] out, const long long[::1] md,
+def gather(const real_t[:, :, :, ::1] x, real_t[:, :, :, :] out, const long long[::1] md,
            const long long[::1] mh, const long long[::1] mw, int nthreads):
     """out[b, i, j, k] = x[b, md[i], mh[j], mw[k]], or 0 where any map entry is -1.
 
     With the maps of a padding mode this pads (zeros/reflect/replicate/circular);
-    with ``m[i] = i // s`` it is nearest-neighbour upsampling.
+    with ``m[i] = i // s`` it is nearest-neighbour upsampling.  ``out`` may be
+    strided in its outer dims (a slice of a bigger buffer) but its rows must be
+    contiguous.
     """
+    if out.shape[3] > 1 and out.strides[3] != sizeof(real_t):
+        raise ValueError("gather: the rows of out must be contiguous")
     cdef idx_t B = out.shape[0], D2 = out.shape[1], H2 = out.shape[2], W2 = out.shape[3]
     cdef idx_t u, bb, i, j, k, si, sj
     cdef real_t* dst
