@@ -764,10 +764,12 @@ def _check_2d(in1, in2, name):
     if not in1.ndim == in2.ndim == 2:
         raise ValueError(f"{name} inputs must both be 2-D arrays; got in1.ndim={in1.ndim} "
                          f"and in2.ndim={in2.ndim}")
-    for a, an in ((in1, "in1"), (in2, "in2")):
-        if a.dtype.kind == "b" or a.dtype == np.float16:
-            raise ValueError(f"{name} is not available for {an} dtype {a.dtype} (as scipy.signal); "
-                             "use pyconv.signal.convolve/correlate, or cast to float32")
+    # as scipy: decided by the result dtype (bool with a numeric partner computes in its type)
+    result = np.result_type(in1.dtype, in2.dtype)
+    if result.kind == "b" or result == np.float16:
+        raise ValueError(f"{name} is not available for in1 dtype {in1.dtype} with in2 dtype {in2.dtype} "
+                         f"(result {result}, as scipy.signal); use pyconv.signal.convolve/correlate, "
+                         "or cast to float32")
 
 
 def _compute_dtype_2d(result, in1, w, fv):
@@ -827,7 +829,11 @@ def _direct_2d(in1, in2, mode, boundary, fillvalue, correlate, name):
     w = _conj(in2) if correlate else _flip(in2)
     same_start = _corr2d_same if correlate else _conv_same
     out_shape, shift = _geometry(mode, in1.shape, w.shape, same_start)
-    extend = mode != "valid" and w.size and (boundary != "fill" or fv != 0)
+    # With fill 0, multiplying the padding only matters where a kernel tap is
+    # NaN/Inf (0 * Inf = NaN, as scipy's padded product); otherwise skipping the
+    # taps outside in1 gives the same values without touching the padding.
+    extend = mode != "valid" and w.size and (boundary != "fill" or fv != 0
+                                              or not np.isfinite(w).all())
     if extend and boundary != "fill" and in1.size == 0 and math.prod(out_shape):
         raise ValueError(f"in1 is empty (shape {in1.shape}): boundary={boundary!r} has nothing to extend")
     cdt = _compute_dtype_2d(result, in1, w, fv if extend and boundary == "fill" else None)
@@ -959,10 +965,10 @@ def sepconvolve2d(in1, col, row, mode="full"):
     for v, vn in ((col, "col"), (row, "row")):
         if v.ndim != 1 or v.size == 0:
             raise ValueError(f"{vn} must be a non-empty 1-D array; got shape {v.shape}")
-    for a, an in ((in1, "in1"), (col, "col"), (row, "row")):
-        if a.dtype.kind == "b" or a.dtype == np.float16:
-            raise ValueError(f"sepconvolve2d is not available for {an} dtype {a.dtype} (as convolve2d); "
-                             "cast to float32")
+    res = np.result_type(in1.dtype, col.dtype, row.dtype)
+    if res.kind == "b" or res == np.float16:
+        raise ValueError(f"sepconvolve2d is not available for the result dtype {res} of in1, col, row "
+                         "(as convolve2d); cast to float32")
     kshape = (col.size, row.size)
     sig_valid_swap(mode, in1.shape, kshape)
     result = np.result_type(in1.dtype, col.dtype, row.dtype)

@@ -120,9 +120,13 @@ def test_inf_in_kernel_does_not_leak_into_padding(mode):
     expect_inf = full if mode == "full" else full[1:5, 1:6]
     assert np.all(np.isposinf(out[expect_inf]))
     assert np.all(np.isfinite(out[~expect_inf]))
-    # convolve2d with fill 0 is the same convolution
+    # convolve2d, specified as scipy's, pads with the fill value and multiplies it
+    # (0 * Inf = NaN at the borders, as scipy.signal.convolve2d)
     out2 = ps.convolve2d(a, v, mode=mode)
-    assert np.array_equal(np.isfinite(out2), np.isfinite(out))
+    ref2 = scipy.signal.convolve2d(a, v, mode=mode)
+    assert np.array_equal(np.isnan(out2), np.isnan(ref2))
+    assert np.isnan(out2[0, 0]) == (mode == "full")
+    assert np.array_equal(np.isinf(out2), np.isinf(ref2))
 
 
 def test_zero_weight_times_inf_is_nan():
