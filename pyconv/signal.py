@@ -596,9 +596,10 @@ def _oa_full(in1, in2, ax, plan):
 #   long output rows; short rows cost more (per-row set-up: x (1 + 48 / row)), and
 #   each (row, block, tap) costs ~2 ns of bookkeeping.  Scales with the threads.
 # * FFT: ns per point of the transforms (forward + inverse of every block, one
-#   of the other operand) times log2 of the transform size: ~0.4 while the data
-#   fit in cache (<= 2**18 points), ~1.2 from 2**21 points on; overlap-add pays
-#   ~30% for its padding and adds.  0.6x for float32, 2x for complex.  scipy.fft
+#   of the other operand) times log2 of the transform size: ~0.25 up to 2**19.5
+#   points (256^2: 1.2 ms, 512^2: 4.3 ms), ~0.55 from 2**21.5 points on (1024^2:
+#   30-45 ms, 128^3: 105 ms, 1e6: 30 ms for the three transforms); overlap-add (1-D only)
+#   pays ~30% for its padding and adds.  0.6x for float32, 2x for complex.  scipy.fft
 #   spreads only the *other* axes over workers (~1.6x at 2), so a single 1-D
 #   transform runs on one thread.
 _DIRECT_NS = {"f8": 0.09, "f4": 0.05, "c16": 0.36, "c8": 0.20, "i8": 0.20}
@@ -620,8 +621,8 @@ def _direct_cost(shape1, shape2, mode, ckind, nt):
 
 
 def _fft_points_cost(points, size, plan, cplx, single, par):
-    f = min(1.0, max(0.0, (math.log2(max(points, 2)) - 18.0) / 3.0))
-    ns = (0.4 + 0.8 * f) * (1.3 if plan else 1.0)
+    f = min(1.0, max(0.0, (math.log2(max(points, 2)) - 19.5) / 2.0))
+    ns = (0.25 + 0.3 * f) * (1.3 if plan else 1.0)
     ns *= (2.0 if cplx else 1.0) * (0.6 if single else 1.0)
     return points * math.log2(max(size, 2)) * ns * 1e-9 / par
 
@@ -641,7 +642,9 @@ def _fft_costs(shape1, shape2, cplx, single, nt):
     par = 1.0 if len(ax) == 1 else min(nt, 1.6)   # a single 1-D transform runs on one thread
     plain = _fft_points_cost(3 * size, size, {}, cplx, single, par) + _OVERHEAD_FFT
     plan = _oa_plan(shape1, shape2, ax)
-    if not plan:
+    if not plan or len(ax) > 1:
+        # measured: N-d overlap-add loses to one full transform (1024^2 * 31^2: 54 vs
+        # 42 ms; 128^3 * 7^3: 208 vs 105 ms), its blocks being small in every axis
         return plain, math.inf
     bsize, count = 1, 1
     for a in ax:
