@@ -350,6 +350,16 @@ def _conv_transpose_core(x, w, b, stride, padding, output_padding, groups, dilat
     if out.size == 0:
         return out
     cg = cin // groups
+    if all(st == 1 for st in stride) and all(pp <= d * (k - 1) for pp, d, k in zip(padding, dilation, kernel)):
+        # Stride 1: the transposed convolution is a plain convolution with the kernel
+        # flipped and its channel axes swapped, padded by d(k-1) - p (no zeros are
+        # inserted: stride 1 has none).  The direct dense kernel then beats GEMM +
+        # col2im, whose column matrix is kvol times the input.
+        flip = (slice(None), slice(None)) + (slice(None, None, -1),) * len(kernel)
+        wc = w[flip].reshape((groups, cg, og) + kernel).swapaxes(1, 2).reshape((cout, cg) + kernel)
+        pads = tuple((d * (k - 1) - pp, d * (k - 1) - pp + op)
+                     for pp, op, d, k in zip(padding, output_padding, dilation, kernel))
+        return _conv_core(x, np.ascontiguousarray(wc), b, (1,) * len(kernel), pads, tuple(dilation), groups)
     kvol = int(np.prod(kernel))
     p = int(np.prod(x.shape[2:]))
     bvec, has_b = _bias_vec(b, dtype)
@@ -363,9 +373,10 @@ def _conv_transpose_core(x, w, b, stride, padding, output_padding, groups, dilat
     units = n * groups
     if units < 2 * nthreads:
         cblk = min(cblk, max(1, -(-og // -(-2 * nthreads // units))))
-    per_thread = max(_WORKSPACE_BYTES, out.nbytes) // nthreads
-    cblk = max(1, min(cblk, per_thread // max(1, kvol * p * isz)))
-    tile = max(1, min(p, per_thread // max(1, cblk * kvol * isz)))
+    # columns of one unit: cblk*kvol rows x tile input positions, kept near L2 size
+    # (a whole-plane column matrix would stream through memory twice)
+    cblk = max(1, min(cblk, max(1, _TILE_BYTES // max(1, kvol * 256 * isz))))
+    tile = max(1, min(p, max(256, _TILE_BYTES // max(1, cblk * kvol * isz))))
     with blas_single_thread():
         nn_gemm.conv_transpose_forward(x.reshape(n, cin, -1), w.reshape(cin, -1), bvec, has_b,
                                        out.reshape(n, cout, -1), geo, groups, cblk, tile, nthreads)
