@@ -93,21 +93,20 @@ def _input_core(go, w, x_shape, stride, pads, dil, groups):
             wt = w.reshape((groups, og, cg) + k).swapaxes(1, 2).reshape((groups * cg, og) + k)
             wt = np.ascontiguousarray(wt[(slice(None), slice(None)) + (slice(None, None, -1),) * nd])
             return _nn._conv_core(go, wt, None, (1,) * nd, tuple(zip(before, after)), dil, groups)
-    # Transposed convolution with the common symmetric part m of the padding; the rest
-    # is a crop (positions beyond the last window get no gradient: zeros).
-    m = [min(pb, pa) for pb, pa in pads]
-    full = [(o - 1) * s + r + 1 - 2 * mm for o, s, r, mm in zip(osp, stride, reach, m)]
-    if any(f < 1 for f in full):
-        m = [0] * nd
-        full = [(o - 1) * s + r + 1 for o, s, r in zip(osp, stride, reach)]
-    start = [pb - mm for (pb, _), mm in zip(pads, m)]
-    extra = [st + i - f for st, i, f in zip(start, sp, full)]
-    if all(st == 0 for st in start) and all(0 <= e and (e < s or e < d) for e, s, d in zip(extra, stride, dil)):
-        return _nn._conv_transpose_core(go, w, None, tuple(stride), tuple(m), tuple(extra), groups, tuple(dil))
-    buf = _nn._conv_transpose_core(go, w, None, tuple(stride), tuple(m), (0,) * nd, groups, tuple(dil))
+    # Transposed convolution.  With symmetric padding p it crops p on both sides and
+    # output_padding supplies the far positions a stride leaves over; with asymmetric
+    # pairs, run it unpadded and crop the input's window (positions past the last
+    # window get no gradient: zeros).
+    full = [(o - 1) * s + r + 1 for o, s, r in zip(osp, stride, reach)]
+    if all(pb == pa for pb, pa in pads):
+        m = tuple(pb for pb, _ in pads)
+        extra = tuple(i - (f - 2 * mm) for i, f, mm in zip(sp, full, m))
+        if all(0 <= e and (e < s or e < d) for e, s, d in zip(extra, stride, dil)):
+            return _nn._conv_transpose_core(go, w, None, tuple(stride), m, extra, groups, tuple(dil))
+    buf = _nn._conv_transpose_core(go, w, None, tuple(stride), (0,) * nd, (0,) * nd, groups, tuple(dil))
     gx = np.zeros(x_shape, dtype=dtype)
-    src = tuple(slice(st, min(st + i, f)) for st, i, f in zip(start, sp, full))
-    dst = tuple(slice(0, max(0, min(st + i, f) - st)) for st, i, f in zip(start, sp, full))
+    src = tuple(slice(pb, max(pb, min(pb + i, f))) for (pb, _), i, f in zip(pads, sp, full))
+    dst = tuple(slice(0, sl.stop - sl.start) for sl in src)
     gx[(slice(None), slice(None)) + dst] = buf[(slice(None), slice(None)) + src]
     return gx
 

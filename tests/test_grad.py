@@ -23,6 +23,7 @@ CONV_CASES = [
     (1, (8,), (4,), 2, "same", 1, 2, "zeros", False),          # even kernel, TF 'same' with stride
     (1, (9,), (3,), 1, ((2, 1),), 2, 1, "reflect", True),
     (1, (6,), (2,), 3, 1, 1, 1, "circular", False),
+    (1, (2,), (4,), 3, ((2, 1),), 1, 1, "zeros", False),     # asymmetric pads, stride > 1: tap past the end
     (2, (5, 6), (3, 3), 1, 1, 1, 1, "zeros", True),
     (2, (6, 5), (3, 2), 2, "same", 1, 1, "replicate", True),
     (2, (7, 7), (3, 3), (2, 1), ((1, 2), (0, 1)), (1, 2), 2, "reflect", False),
@@ -197,6 +198,53 @@ def test_conv_backward_vs_torch(case, dtype):
                        [x, w, b], go)
     n_reduce = int(np.prod(y.shape)) // 4
     _check(ours, ref, n_reduce, dtype)
+
+
+def test_conv_backward_random_vs_torch():
+    # a seeded sweep over random geometries: dims, groups, strides, dilations, every
+    # padding form and mode, batched or not
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    from pyconv.arithmetic import same_padding
+    rng = np.random.default_rng(7)
+    checked = 0
+    while checked < 60:
+        nd = int(rng.integers(1, 4))
+        groups = int(rng.choice([1, 2, 3]))
+        cin, cout = groups * int(rng.integers(1, 3)), groups * int(rng.integers(1, 3))
+        k = tuple(int(v) for v in rng.integers(1, 5, nd))
+        sp = tuple(int(v) for v in rng.integers(1, 9, nd))
+        st = tuple(int(v) for v in rng.integers(1, 4, nd))
+        dl = tuple(int(v) for v in rng.integers(1, 3, nd))
+        mode = str(rng.choice(["zeros", "zeros", "reflect", "replicate", "circular"]))
+        form = int(rng.integers(0, 4))
+        padding = [int(rng.integers(0, 3)), "same", tuple((int(a), int(b)) for a, b in rng.integers(0, 3, (nd, 2))),
+                   tuple(int(v) for v in rng.integers(0, 3, nd))][form]
+        batched = bool(rng.random() < 0.8)
+        x = rng.standard_normal(((2,) if batched else ()) + (cin,) + sp)
+        w = rng.standard_normal((cout, cin // groups) + k)
+        b = rng.standard_normal(cout) if rng.random() < 0.5 else None
+        try:
+            y = nn.conv(x, w, b, st, padding, dl, groups, mode)
+        except ValueError:
+            continue            # kernel larger than the padded input, reflect pad too large...
+        go = rng.standard_normal(y.shape)
+        ours = grad.conv_backward(go, x, w, b, st, padding, dl, groups, mode)
+        if padding == "same":
+            pairs = same_padding(sp, k, st, dl)
+        elif isinstance(padding, int):
+            pairs = ((padding, padding),) * nd
+        else:
+            pairs = tuple(p if isinstance(p, tuple) else (p, p) for p in padding)
+        flat = [v for pr in reversed(pairs) for v in pr]
+        conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[nd]
+        xb, gb = (x, go) if batched else (x[None], go[None])
+        ref = _torch_grads(torch, lambda X, W, B: conv(F.pad(X, flat, mode=TORCH_PAD[mode]), W, B, st, 0, dl, groups),
+                           [xb, w, b], gb)
+        if not batched:
+            ref[0] = ref[0][0]
+        _check(ours, ref, 64, np.float64)
+        checked += 1
 
 
 @pytest.mark.parametrize("nd", [1, 2, 3])
