@@ -309,27 +309,69 @@ def _fft_core(in1, in2, mode, axes):
     """
     s1, s2 = in1.shape, in2.shape
     if not axes:
-        ret = in1 * in2          # nothing to transform: scipy's broadcast product, dtype kept
+        return _crop(in1 * in2, s1, s2, mode, axes)   # scipy's broadcast product, dtype kept
+    if in1.dtype.kind in "iu":
+        in1 = in1.astype(np.float64)
+    if in2.dtype.kind in "iu":
+        in2 = in2.astype(np.float64)
+    cplx = in1.dtype.kind == "c" or in2.dtype.kind == "c"
+    full = [s1[a] + s2[a] - 1 for a in axes]
+    fshape = [sp_fft.next_fast_len(n, not cplx) for n in full]
+    workers = get_num_threads()
+    # the part of the full result each mode keeps, per transformed axis (scipy's centring)
+    keep = []
+    for i, a in enumerate(axes):
+        want = full[i] if mode == "full" else (s1[a] if mode == "same" else s1[a] - s2[a] + 1)
+        keep.append(((full[i] - want) // 2, want))
+    sp = _mul(_spectrum(in1, fshape, axes, cplx, workers), _spectrum(in2, fshape, axes, cplx, workers))
+    ret = _inverse(sp, fshape, axes, cplx, keep, workers)
+    # dims that were not transformed broadcast; 'same' centres them on in1 as scipy
+    sl = [slice(None)] * ret.ndim
+    if mode == "same":
+        for d in range(ret.ndim):
+            if d not in axes:
+                st = (ret.shape[d] - s1[d]) // 2
+                sl[d] = slice(st, st + s1[d])
+    out = ret[tuple(sl)]
+    if not out.flags.c_contiguous or (out.base is not None and out.size < out.base.size):
+        out = np.array(out, order="C", copy=True)
+    return out
+
+
+def _spectrum(x, fshape, axes, cplx, workers):
+    """Forward transform of ``x`` zero-padded to ``fshape`` along ``axes``, one axis at a time.
+
+    The real (or first complex) pass runs along ``axes[-1]`` on ``x`` itself, and
+    each later pass pads only its own axis, so the zero padding of a small
+    operand (a kernel) costs nothing in the passes before its axis is reached;
+    rfftn/fftn would pad every axis first.
+    """
+    last = axes[-1]
+    if cplx:
+        y = sp_fft.fft(x, fshape[-1], axis=last, workers=workers)
     else:
-        if in1.dtype.kind in "iu":
-            in1 = in1.astype(np.float64)
-        if in2.dtype.kind in "iu":
-            in2 = in2.astype(np.float64)
-        cplx = in1.dtype.kind == "c" or in2.dtype.kind == "c"
-        full = [s1[a] + s2[a] - 1 for a in axes]
-        fshape = [sp_fft.next_fast_len(n, not cplx) for n in full]
-        workers = get_num_threads()
-        if cplx:
-            sp = _mul(sp_fft.fftn(in1, fshape, axes=axes, workers=workers),
-                      sp_fft.fftn(in2, fshape, axes=axes, workers=workers))
-            ret = sp_fft.ifftn(sp, fshape, axes=axes, workers=workers, overwrite_x=True)
-        else:
-            sp = _mul(sp_fft.rfftn(in1, fshape, axes=axes, workers=workers),
-                      sp_fft.rfftn(in2, fshape, axes=axes, workers=workers))
-            ret = sp_fft.irfftn(sp, fshape, axes=axes, workers=workers, overwrite_x=True)
-        ret = ret[tuple(slice(0, full[axes.index(d)]) if d in axes else slice(None)
-                        for d in range(ret.ndim))]
-    return _crop(ret, s1, s2, mode, axes)
+        y = sp_fft.rfft(x, fshape[-1], axis=last, workers=workers)
+    for a, n in zip(reversed(axes[:-1]), reversed(fshape[:-1])):
+        y = sp_fft.fft(y, n, axis=a, workers=workers, overwrite_x=True)
+    return y
+
+
+def _inverse(sp, fshape, axes, cplx, keep, workers):
+    """Inverse of :func:`_spectrum`, cropping each axis to ``keep[i] = (start, length)``
+    as soon as it is transformed, so later passes skip the rows the mode drops."""
+    y = sp
+    for i in range(len(axes) - 1):
+        a = axes[i]
+        y = sp_fft.ifft(y, fshape[i], axis=a, workers=workers, overwrite_x=True)
+        st, n = keep[i]
+        y = y[(slice(None),) * a + (slice(st, st + n),)]
+    a = axes[-1]
+    if cplx:
+        y = sp_fft.ifft(y, fshape[-1], axis=a, workers=workers, overwrite_x=True)
+    else:
+        y = sp_fft.irfft(y, fshape[-1], axis=a, workers=workers, overwrite_x=True)
+    st, n = keep[-1]
+    return y[(slice(None),) * a + (slice(st, st + n),)]
 
 
 def _mul(x, y):
@@ -401,7 +443,9 @@ def _fft_prologue(in1, in2, mode):
 def fftconvolve(in1, in2, mode="full", axes=None):
     """Convolve two N-dimensional arrays using FFT (as ``scipy.signal.fftconvolve``).
 
-    Runs ``scipy.fft`` with ``workers=pyconv.get_num_threads()``.
+    Runs ``scipy.fft`` with ``workers=pyconv.get_num_threads()``, transforming one
+    axis at a time so a small operand's zero padding is not transformed, and by
+    overlap-add along a single long axis where that is cheaper.
 
     Parameters
     ----------
@@ -433,7 +477,9 @@ def fftconvolve(in1, in2, mode="full", axes=None):
     if special == "empty":
         return np.array([])
     in1, in2, ax = _fft_axes(in1, in2, mode, axes)
-    return _fft_core(in1, in2, mode, ax)
+    # one long 1-D axis against a short kernel: overlap-add where the cost model
+    # says it beats one transform of the full length (same result, to rounding)
+    return _fft_any(in1, in2, mode, ax)
 
 
 # --------------------------------------------------------------------------- overlap-add
