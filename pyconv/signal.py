@@ -676,8 +676,8 @@ def _fft_points_cost(points, size, plan, cplx, single, par):
 def _fft_costs(shape1, shape2, cplx, single, nt):
     """Seconds of (one full FFT, overlap-add) for convolve(method='fft'); OA is inf without a plan.
 
-    Each small block transform also pays ~0.5 us of set-up, which is what rules
-    out overlap-add for tiny kernels (blocks of a few samples).
+    Each block transform also pays ~0.1 us of set-up (all blocks go in one
+    batched call); blocks under 32 samples are never used.
     """
     ax = [a for a in range(len(shape1)) if shape1[a] != 1 and shape2[a] != 1]
     if not ax:
@@ -703,7 +703,7 @@ def _fft_costs(shape1, shape2, cplx, single, nt):
     # forward + inverse of every block, plus one transform of the other operand
     ntrans = 2 * count + 1
     oa = (_fft_points_cost(ntrans * bsize, bsize, plan, cplx, single, min(nt, 1.6))
-          + ntrans * 0.5e-6 + _OVERHEAD_FFT)
+          + ntrans * 0.1e-6 + _OVERHEAD_FFT)
     if min(nb for _, nb, _ in plan.values()) < 32:
         oa = math.inf           # blocks of a few samples never pay (measured: 2x slower at 1024^2 * 3^2)
     return plain, oa
