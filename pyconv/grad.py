@@ -1091,6 +1091,8 @@ def _fft_backward(grad_output, in1, in2, mode, axes, fname):
         if len(set(ax)) != len(ax):
             raise ValueError(f"axes={axes!r} must not repeat an axis")
         ax = tuple(sorted(ax))
+    # as scipy: an axis where either input has length 1 is a broadcast, not a convolution
+    ax = tuple(d for d in ax if a.shape[d] != 1 and b.shape[d] != 1)
     for d in range(nd):
         if d not in ax and not (a.shape[d] == b.shape[d] or a.shape[d] == 1 or b.shape[d] == 1):
             raise ValueError(f"in1 and in2 must match (or be 1) along non-convolved axis {d}; "
@@ -1123,10 +1125,14 @@ def _fft_backward(grad_output, in1, in2, mode, axes, fname):
     if g.shape != tuple(expect):
         raise ValueError(f"grad_output has shape {g.shape}; expected {tuple(expect)}, the output shape of {fname}")
     G = _embed(g, tuple(full), starts, dtype)
-    fn = getattr(_signal(), fname)
-    flip = tuple(slice(None, None, -1) if d in ax else slice(None) for d in range(nd))
-    g1 = np.asarray(fn(G, b[flip], mode="valid", axes=ax), dtype=dtype)
-    g2 = np.asarray(fn(G, a[flip], mode="valid", axes=ax), dtype=dtype)
+    if ax:
+        fn = getattr(_signal(), fname)
+        flip = tuple(slice(None, None, -1) if d in ax else slice(None) for d in range(nd))
+        g1 = np.asarray(fn(G, b[flip], mode="valid", axes=ax), dtype=dtype)
+        g2 = np.asarray(fn(G, a[flip], mode="valid", axes=ax), dtype=dtype)
+    else:       # every axis broadcasts: the forward is an element-wise product
+        g1 = G * b
+        g2 = G * a
     # broadcast (size-1) non-convolved axes collect the sum of the gradient
     for d in range(nd):
         if d not in ax:

@@ -134,6 +134,9 @@ def test_gradcheck_fft(fname, mode):
     assert grad.gradcheck(f, (rand(3, 4), rand(3, 2)), {"mode": mode, "axes": 1})
     assert grad.gradcheck(f, (rand(3, 4), rand(1, 3)), {"mode": mode, "axes": [1]})    # broadcast axis 0
     assert grad.gradcheck(f, (rand(1, 5, 2), rand(2, 2, 2)), {"mode": mode, "axes": (-2, 2)})
+    # as scipy, length-1 axes broadcast instead of convolving (so 'valid' accepts these)
+    assert grad.gradcheck(f, (rand(3, 1), rand(1, 3)), {"mode": mode})
+    assert grad.gradcheck(f, (rand(4), rand(1)), {"mode": mode, "axes": [0]})
 
 
 @pytest.mark.parametrize("mode", ["full", "same", "valid"])
