@@ -686,7 +686,11 @@ def _fft_costs(shape1, shape2, cplx, single, nt):
     for a in ax:
         size *= sp_fft.next_fast_len(shape1[a] + shape2[a] - 1, not cplx)
     par = 1.0 if len(ax) == 1 else min(nt, 1.6)   # a single 1-D transform runs on one thread
-    plain = _fft_points_cost(3 * size, size, {}, cplx, single, par) + _OVERHEAD_FFT
+    # in1's transform, the inverse, and the other operand's, whose axis-at-a-time
+    # passes skip its zero padding: ~1/len(ax) of a full transform when it is small
+    small = math.prod(shape2[a] for a in ax) * 4 <= math.prod(shape1[a] for a in ax)
+    plain = _fft_points_cost((2 + (1 / len(ax) if small else 1)) * size, size, {}, cplx, single,
+                             par) + _OVERHEAD_FFT
     plan = _oa_plan(shape1, shape2, ax)
     if not plan or len(ax) > 1:
         # measured: N-d overlap-add loses to one full transform (1024^2 * 31^2: 54 vs
