@@ -683,6 +683,8 @@ def flattened_conv2d_backward(grad_output, input, lateral, vertical, horizontal,
         raise ValueError(f"vertical must have shape (C_out={cout}, kh); got {ver.shape}")
     if hor.ndim != 2 or hor.shape[0] != cout:
         raise ValueError(f"horizontal must have shape (C_out={cout}, kw); got {hor.shape}")
+    if x.ndim in (3, 4) and lat.shape[1] != x.shape[-3]:
+        raise ValueError(f"lateral.shape[1]={lat.shape[1]} must equal in_channels={x.shape[-3]}")
     dtype = dl_dtype(x, lat, ver, hor, b)
     lat, ver, hor = (a.astype(dtype, copy=False) for a in (lat, ver, hor))
     w = lat[:, :, None, None] * ver[:, None, :, None] * hor[:, None, None, :]

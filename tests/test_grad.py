@@ -550,6 +550,8 @@ def test_errors_named():
         grad.separable_conv2d_backward(rand(1, 3, 3, 3), x, rand(3, 2, 3, 3), rand(3, 3))
     with pytest.raises(ValueError, match="pointwise_weight"):
         grad.separable_conv2d_backward(rand(1, 3, 3, 3), x, rand(2, 1, 3, 3), rand(3, 3, 3))
+    with pytest.raises(ValueError, match="lateral.shape"):
+        grad.flattened_conv2d_backward(rand(1, 3, 3, 3), x, rand(3, 5), rand(3, 3), rand(3, 3))
     with pytest.raises(ValueError, match="vertical"):
         grad.flattened_conv2d_backward(rand(1, 3, 3, 3), x, rand(3, 2), rand(2, 3), rand(3, 3))
     with pytest.raises(ValueError, match="mode"):
