@@ -10,11 +10,14 @@
 # built by the caller, which then passes a shift that keeps every tap inside.
 #
 # Work split: (output row, block of the last axis) items, scheduled statically
-# over the threads.  Each item zeroes its block of ``out`` and then, for every
-# kernel row whose taps land inside ``a``, sweeps the block with the taps of
-# that row: the innermost loop runs along the contiguous last axis and the
-# block stays in L1.  Every output sums its taps in one fixed order whatever the
-# split, so results are bitwise identical for any thread count.
+# over the threads.  Each item collects the taps whose input row lands inside
+# ``a`` (all kernel rows, in order) and sweeps its block with them in balanced
+# groups of up to 8: one fused, vectorised pass along the contiguous last axis
+# per group, the block staying in L1; the first group initialises the block.
+# In 'same' mode with short rows (3-D volumes) a run of whole rows is swept as
+# one flat block instead, and the few border columns are redone tap by tap.
+# Every output adds its taps in one fixed order (one FMA step each) whatever
+# the split or path, so results are bitwise identical for any thread count.
 #
 # The caller (pyconv/signal.py) checks every bound: shapes and shift are
 # consistent, arrays are C-contiguous, ndim <= MAXD.
