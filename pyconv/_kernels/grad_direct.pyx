@@ -9,13 +9,66 @@ from pyconv._kernels._common cimport real_t
 
 ctypedef Py_ssize_t idx_t
 
-# The inner loops of the weight gradient, in C so that `omp simd` vectorises the three
-# accumulators explicitly (GCC does not vectorise the equivalent Cython loop).  One pass
+# The inner loops of the weight gradient, in C with explicit vector accumulators (GCC does
+# not vectorise the equivalent Cython loop; a portable `omp simd` version is the fallback).  One pass
 # over every output row of a (sample-batched) channel pair, for up to three horizontal
 # taps of one kernel row, stride 1 along the row.  Accumulators are local arrays that
 # stay in vector registers; the lanes are summed once at the end.
 cdef extern from *:
     """
+    #include <string.h>
+    #if defined(__GNUC__)
+    /* GCC/Clang vector types: 16-lane accumulators for the body of a row, 8-lane ones
+       for a half block, scalars for the rest; loads through memcpy (unaligned). */
+    typedef float pyconv_f16 __attribute__((vector_size(16 * sizeof(float))));
+    typedef float pyconv_f8 __attribute__((vector_size(8 * sizeof(float))));
+    typedef double pyconv_d16 __attribute__((vector_size(16 * sizeof(double))));
+    typedef double pyconv_d8 __attribute__((vector_size(8 * sizeof(double))));
+    #define PYCONV_ACC(VT, A0, A1, A2, G, X, DW, NE)                                           \
+        { VT gv, xv; memcpy(&gv, (G), sizeof(VT)); memcpy(&xv, (X), sizeof(VT)); A0 += gv * xv;  \
+          if ((NE) > 1) { memcpy(&xv, (X) + (DW), sizeof(VT)); A1 += gv * xv; }                 \
+          if ((NE) > 2) { memcpy(&xv, (X) + 2 * (DW), sizeof(VT)); A2 += gv * xv; } }
+    #define PYCONV_ROWS(T, VT16, VT8, NE)                                                       \
+        for (n = 0; n < N; n++)                                                                \
+        for (od = 0; od < OD; od++)                                                            \
+        for (oh = 0; oh < OH; oh++) {                                                          \
+            const T* g = g0 + n * gs_n + (od * OH + oh) * OW;                                   \
+            const T* xr = buf + ((n * Dp + od * sd + zoff) * Hp + oh * sh + yoff) * Wp + xoff;   \
+            for (jb = 0; jb < n16; jb++)                                                       \
+                PYCONV_ACC(VT16, a0, a1, a2, g + 16 * jb, xr + 16 * jb, dw, NE)                 \
+            if (has8)                                                                          \
+                PYCONV_ACC(VT8, b0, b1, b2, g + 16 * n16, xr + 16 * n16, dw, NE)                \
+            for (j = jt; j < OW; j++) {                                                        \
+                T gq = g[j];                                                                   \
+                r0 += gq * xr[j];                                                              \
+                if ((NE) > 1) r1 += gq * xr[j + dw];                                           \
+                if ((NE) > 2) r2 += gq * xr[j + 2 * dw];                                       \
+            }                                                                                  \
+        }
+    #define PYCONV_TAPS3(NAME, T, VT16, VT8)                                                   \
+    static void NAME(const T* g0, Py_ssize_t gs_n, const T* buf, Py_ssize_t N, Py_ssize_t OD,  \
+                     Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Dp, Py_ssize_t Hp, Py_ssize_t Wp,  \
+                     Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t zoff, Py_ssize_t yoff,              \
+                     Py_ssize_t xoff, Py_ssize_t dw, int ne, T* out)                              \
+    {                                                                                          \
+        VT16 a0 = {0}, a1 = {0}, a2 = {0};                                                     \
+        VT8 b0 = {0}, b1 = {0}, b2 = {0};                                                      \
+        T r0 = 0, r1 = 0, r2 = 0;                                                              \
+        Py_ssize_t n16 = OW / 16, has8 = (OW % 16) >= 8, jt = 16 * n16 + 8 * has8;             \
+        Py_ssize_t n, od, oh, jb, j;                                                           \
+        int q;                                                                                 \
+        if (ne == 3) { PYCONV_ROWS(T, VT16, VT8, 3) }                                          \
+        else if (ne == 2) { PYCONV_ROWS(T, VT16, VT8, 2) }                                     \
+        else { PYCONV_ROWS(T, VT16, VT8, 1) }                                                  \
+        for (q = 0; q < 16; q++) { r0 += a0[q]; r1 += a1[q]; r2 += a2[q]; }                    \
+        for (q = 0; q < 8; q++) { r0 += b0[q]; r1 += b1[q]; r2 += b2[q]; }                     \
+        out[0] = r0;                                                                           \
+        if (ne > 1) out[1] = r1;                                                               \
+        if (ne > 2) out[2] = r2;                                                               \
+    }
+    PYCONV_TAPS3(pyconv_taps3_f, float, pyconv_f16, pyconv_f8)
+    PYCONV_TAPS3(pyconv_taps3_d, double, pyconv_d16, pyconv_d8)
+    #else
     #define PYCONV_TAPS3(NAME, T)                                                              \
     static void NAME(const T* g0, Py_ssize_t gs_n, const T* buf, Py_ssize_t N, Py_ssize_t OD,  \
                      Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Dp, Py_ssize_t Hp, Py_ssize_t Wp,  \
@@ -70,6 +123,7 @@ cdef extern from *:
     }
     PYCONV_TAPS3(pyconv_taps3_f, float)
     PYCONV_TAPS3(pyconv_taps3_d, double)
+    #endif
 
     """
 
