@@ -86,6 +86,12 @@ def test_gradcheck_layers():
                                                            "padding": 1, "stride": (1, 2)})
     assert grad.gradcheck(nn.fold, (rand(1, 8, 6),), {"output_size": (4, 5), "kernel_size": 2, "padding": (1, 0),
                                                       "stride": 2})
+    # unbatched inputs
+    assert grad.gradcheck(nn.conv_transpose2d, (rand(3, 4, 5), rand(3, 2, 2, 2), rand(2)),
+                          {"stride": 2, "padding": 1, "output_padding": 1})
+    assert grad.gradcheck(nn.depthwise_conv2d, (rand(3, 4, 5), rand(6, 1, 2, 2)))
+    assert grad.gradcheck(nn.unfold, (rand(3, 4, 5),), {"kernel_size": 2})
+    assert grad.gradcheck(nn.fold, (rand(8, 6),), {"output_size": (3, 4), "kernel_size": 2})
 
 
 @pytest.mark.parametrize("mode", ["nearest", "bilinear"])
