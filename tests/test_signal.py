@@ -351,6 +351,32 @@ def test_layouts_and_inputs_unchanged(dtype):
         np.testing.assert_array_equal(b, b_before)
 
 
+def test_readonly_inputs_unchanged_on_every_path():
+    # larger shapes than above, so the blocked / overlap-add / FFT paths all run
+    rng = np.random.default_rng(101)
+    pairs = [(rng.standard_normal(5000), rng.standard_normal(129)),
+             (rng.standard_normal((120, 90)).astype(np.float32), rng.standard_normal((31, 31)).astype(np.float32)),
+             (rand(rng, (64, 70), np.complex128), rand(rng, (9, 5), np.complex128)),
+             (rng.standard_normal((20, 18, 16)), rng.standard_normal((5, 3, 4)))]
+    for a, b in pairs:
+        a0, b0 = a.copy(), b.copy()
+        a.flags.writeable = False
+        b.flags.writeable = False
+        calls = [ps.fftconvolve, ps.oaconvolve] + \
+            [(lambda m: lambda x, y, mode: ps.convolve(x, y, mode, method=m))(m) for m in METHODS] + \
+            [(lambda m: lambda x, y, mode: ps.correlate(x, y, mode, method=m))(m) for m in METHODS]
+        if a.ndim == 2:
+            calls += [ps.convolve2d, ps.correlate2d,
+                      lambda x, y, mode: ps.sepconvolve2d(x, y[:, 0], y[0], mode)]
+        for fn in calls:
+            for mode in MODES:
+                out = fn(a, b, mode)
+                assert out.flags.c_contiguous and out.flags.writeable
+                assert not np.shares_memory(out, a) and not np.shares_memory(out, b)
+        np.testing.assert_array_equal(a, a0)
+        np.testing.assert_array_equal(b, b0)
+
+
 def test_lists_and_scalars():
     for m in METHODS:
         np.testing.assert_allclose(ps.convolve([1, 2, 3], [0, 1, 0.5], method=m),
