@@ -317,6 +317,7 @@ def _layouts(a):
     ro = a.copy()
     ro.flags.writeable = False
     yield "readonly", ro
+    yield "bigendian", a.astype(a.dtype.newbyteorder(">" if np.little_endian else "<"))
 
 
 def _call_all(a, b):
@@ -375,6 +376,16 @@ def test_readonly_inputs_unchanged_on_every_path():
                 assert not np.shares_memory(out, a) and not np.shares_memory(out, b)
         np.testing.assert_array_equal(a, a0)
         np.testing.assert_array_equal(b, b0)
+
+
+def test_zero_stride_inputs():
+    # broadcast views (stride 0, read-only) are valid inputs
+    z = np.broadcast_to(np.arange(5.0), (6, 5))
+    k = np.broadcast_to(np.array([[1.0], [-2.0]]), (2, 3))
+    for m in METHODS:
+        check(ps.convolve(z, k, "same", method=m), ss.convolve(np.array(z), np.array(k), "same"), z, k)
+    check(ps.correlate2d(z, k, "full", "wrap"), ss.correlate2d(np.array(z), np.array(k), "full", "wrap"), z, k)
+    check(ps.fftconvolve(z, k, axes=1), ss.fftconvolve(np.array(z), np.array(k), axes=1), z, k)
 
 
 def test_lists_and_scalars():
