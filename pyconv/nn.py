@@ -291,7 +291,6 @@ def _dense_direct(x, w, bvec, has_b, out, stride, pad_pairs, dilation, groups, n
         sh = [(k * d) // s for k, d, s in zip(t, d3, s3)]
         ph = tuple((k * d) % s for k, d, s in zip(t, d3, s3))
         offs[i] = index[ph] * plane_q + (sh[0] * qshape[1] + sh[1]) * qshape[2] + sh[2]
-    qb = 128 // dtype.itemsize          # positions per micro-kernel call (2 vectors of 64 bytes)
     nob = -(-og // 8)
     wg = np.zeros((groups, nob * 8, cg, len(taps)), dtype=dtype)
     wg[:, :og] = w.reshape(groups, og, cg, -1)
@@ -307,17 +306,15 @@ def _dense_direct(x, w, bvec, has_b, out, stride, pad_pairs, dilation, groups, n
         phase_maps.append(mm)
     per_sample = cin * S * dtype.itemsize
     chunk = int(max(1, min(n, max(_WORKSPACE_BYTES, out.nbytes) // max(1, per_sample))))
-    buf = np.zeros(chunk * cin * S + qb, dtype=dtype)
+    buf = np.empty(chunk * cin * S, dtype=dtype)
     out5 = out.reshape((n, cout) + o3)
     for n0 in range(0, n, chunk):
         m = min(chunk, n - n0)
-        flat = buf[:m * cin * S + qb]
-        planes = flat[:m * cin * S].reshape((m * cin, len(phases)) + qshape)
+        flat = buf[:m * cin * S]
+        planes = flat.reshape((m * cin, len(phases)) + qshape)
         xs = x[n0:n0 + m].reshape((m * cin,) + sp3)
         for i, mm in enumerate(phase_maps):
             nn_direct.gather(xs, planes[:, i], mm[0], mm[1], mm[2], nthreads)
-        if m < chunk:
-            flat[m * cin * S:] = 0
         nn_direct.dense_s1(flat, m, cin, S, wblk, offs, bvec, has_b, out5[n0:n0 + m], qshape, groups,
                            _S1_TILE, nthreads)
 

@@ -422,7 +422,25 @@ cdef extern from *:
     #endif
     PYCONV_MK(float, pyconv_vf, pyconv_mk_f)
     PYCONV_MK(double, pyconv_vd, pyconv_mk_d)
+    /* the last, partial block of positions: reads only its nq positions */
+    #define PYCONV_MK_TAIL(T, NAME) \
+    static void NAME(const T *x, Py_ssize_t cstride, const Py_ssize_t *offs, Py_ssize_t ntaps, \
+                     Py_ssize_t Cg, const T *wb, T *out, Py_ssize_t ldo, Py_ssize_t nq) { \
+        for (int o = 0; o < 8; o++) for (Py_ssize_t j = 0; j < nq; j++) out[o * ldo + j] = 0; \
+        for (Py_ssize_t c = 0; c < Cg; c++) for (Py_ssize_t t = 0; t < ntaps; t++) { \
+            const T *xr = x + c * cstride + offs[t]; \
+            const T *w8 = wb + (c * ntaps + t) * 8; \
+            for (int o = 0; o < 8; o++) for (Py_ssize_t j = 0; j < nq; j++) \
+                out[o * ldo + j] += w8[o] * xr[j]; \
+        } \
+    }
+    PYCONV_MK_TAIL(float, pyconv_mk_tail_f)
+    PYCONV_MK_TAIL(double, pyconv_mk_tail_d)
     """
+    void pyconv_mk_tail_f(const float* x, Py_ssize_t cstride, const Py_ssize_t* offs, Py_ssize_t ntaps,
+                          Py_ssize_t Cg, const float* wb, float* out, Py_ssize_t ldo, Py_ssize_t nq) noexcept nogil
+    void pyconv_mk_tail_d(const double* x, Py_ssize_t cstride, const Py_ssize_t* offs, Py_ssize_t ntaps,
+                          Py_ssize_t Cg, const double* wb, double* out, Py_ssize_t ldo, Py_ssize_t nq) noexcept nogil
     void pyconv_mk_f(const float* x, Py_ssize_t cstride, const Py_ssize_t* offs, Py_ssize_t ntaps,
                      Py_ssize_t Cg, const float* wb, float* out, Py_ssize_t ldo) noexcept nogil
     void pyconv_mk_d(const double* x, Py_ssize_t cstride, const Py_ssize_t* offs, Py_ssize_t ntaps,
@@ -434,8 +452,8 @@ def dense_s1(const real_t[::1] xpad, idx_t N, idx_t Cin, idx_t S, const real_t[:
              tuple padded_shape, idx_t groups, idx_t tile, int nthreads):
     """Dense stride-1 convolution by register-blocked direct loops (no im2col, no GEMM).
 
-    xpad: the zero-padded input (N, C_in, Dp, Hp, Wp) flattened, followed by at least
-    ``QB + max(offs)`` slack elements; wblk: (groups, ceil(Og/8), C_in/groups, kvol, 8),
+    xpad: the zero-padded input (N, C_in, Dp, Hp, Wp) flattened (nothing past the
+    last position is read); wblk: (groups, ceil(Og/8), C_in/groups, kvol, 8),
     the weight with 8 output channels innermost (zero rows past Og); offs: the flat
     offset of each tap in the padded frame; out: (N, C_out, OD, OH, OW).
     In the padded frame output q = (od*Hp + oh)*Wp + ow reads input q + offs[t], so a
@@ -449,16 +467,21 @@ def dense_s1(const real_t[::1] xpad, idx_t N, idx_t Cin, idx_t S, const real_t[:
     cdef idx_t nob = wblk.shape[1], kvol = wblk.shape[3]
     cdef idx_t QB = 128 // sizeof(real_t)
     cdef idx_t L = ((OD - 1) * Hp + OH - 1) * Wp + OW
-    cdef idx_t ntiles, U, u, n, gi, ti, q0, q1, ob, q, o, oo, od, r, oh, ow, jhi, jlo, j, tid
+    cdef idx_t ntiles, U, u, n, gi, ti, q0, q1, ob, q, qq, o, oo, od, r, oh, ow, jhi, jlo, j, tid, ldc
     cdef real_t* C
     cdef real_t* dst
     cdef real_t bv
     if N * Cout == 0 or L <= 0:
         return
+    if tile > L:
+        tile = L
     tile = ((tile + QB - 1) // QB) * QB
     ntiles = (L + tile - 1) // tile
     U = N * groups * ntiles
-    work_np = np.empty((nthreads, 8 * tile), dtype=np.float32 if real_t is float else np.float64)
+    # per-thread scratch: 8 rows of ldc = QB + tile; C points QB into it, so the
+    # shifted last block may start up to QB before the tile
+    ldc = QB + tile
+    work_np = np.empty((nthreads, 8 * ldc), dtype=np.float32 if real_t is float else np.float64)
     cdef real_t[:, ::1] work = work_np
     for u in prange(U, nogil=True, schedule='static', num_threads=nthreads):
         tid = omp_get_thread_num()
@@ -469,16 +492,29 @@ def dense_s1(const real_t[::1] xpad, idx_t N, idx_t Cin, idx_t S, const real_t[:
         q1 = q0 + tile
         if q1 > L:
             q1 = L
-        C = &work[tid, 0]
+        C = &work[tid, 0] + QB
         for ob in range(nob):
             q = q0
             while q < q1:
-                if real_t is float:
-                    pyconv_mk_f(&xpad[(n * Cin + gi * Cg) * S + q], S, &offs[0], kvol, Cg,
-                                &wblk[gi, ob, 0, 0, 0], C + (q - q0), tile)
+                qq = q
+                if q + QB > L:
+                    # the last block: shift it back to end at L (recomputing a few
+                    # positions, harmlessly) so every read stays inside the data
+                    qq = L - QB
+                if qq < 0:
+                    # fewer than QB positions in all: the scalar tail kernel
+                    if real_t is float:
+                        pyconv_mk_tail_f(&xpad[(n * Cin + gi * Cg) * S + q], S, &offs[0], kvol, Cg,
+                                         &wblk[gi, ob, 0, 0, 0], C + (q - q0), ldc, L - q)
+                    else:
+                        pyconv_mk_tail_d(&xpad[(n * Cin + gi * Cg) * S + q], S, &offs[0], kvol, Cg,
+                                         &wblk[gi, ob, 0, 0, 0], C + (q - q0), ldc, L - q)
+                elif real_t is float:
+                    pyconv_mk_f(&xpad[(n * Cin + gi * Cg) * S + qq], S, &offs[0], kvol, Cg,
+                                &wblk[gi, ob, 0, 0, 0], C + (qq - q0), ldc)
                 else:
-                    pyconv_mk_d(&xpad[(n * Cin + gi * Cg) * S + q], S, &offs[0], kvol, Cg,
-                                &wblk[gi, ob, 0, 0, 0], C + (q - q0), tile)
+                    pyconv_mk_d(&xpad[(n * Cin + gi * Cg) * S + qq], S, &offs[0], kvol, Cg,
+                                &wblk[gi, ob, 0, 0, 0], C + (qq - q0), ldc)
                 q = q + QB
             # copy the valid positions of the 8 rows out, adding the bias
             for oo in range(8):
@@ -501,5 +537,5 @@ def dense_s1(const real_t[::1] xpad, idx_t N, idx_t Cin, idx_t S, const real_t[:
                             jlo = jhi
                         dst = &out[n, gi * Og + o, od, oh, ow]
                         for j in range(jlo):
-                            dst[j] = C[oo * tile + (q - q0) + j] + bv
+                            dst[j] = C[oo * ldc + (q - q0) + j] + bv
                     q = q + jhi
