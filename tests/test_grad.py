@@ -578,3 +578,16 @@ def test_errors_named():
         grad.fold_backward(rand(1, 1, 3, 3), rand(1, 4, 5), (3, 3), 2)
     with pytest.raises(ValueError, match="grad_output has shape"):
         grad.unfold_backward(rand(1, 4, 5), rand(1, 1, 3, 3), 2)
+
+
+def test_concurrent_calls_from_python_threads():
+    # kernels release the GIL and keep their scratch per call: parallel callers agree
+    from concurrent.futures import ThreadPoolExecutor
+    x, w = rand(2, 8, 12, 11), rand(16, 1, 3, 3)
+    go = rand(2, 16, 12, 11)
+    want = grad.depthwise_conv2d_backward(go, x, w, None, padding=1)
+    with ThreadPoolExecutor(4) as ex:
+        got = list(ex.map(lambda _: grad.depthwise_conv2d_backward(go, x, w, None, padding=1), range(8)))
+    for g in got:
+        for a, b in zip(g[:2], want[:2]):
+            np.testing.assert_array_equal(a, b)
