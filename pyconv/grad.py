@@ -26,8 +26,9 @@ Complex inputs
 The backward passes are defined for real inputs only: complex arrays raise
 ``TypeError`` (``pyconv.nn`` rejects them already; for the signal layer,
 differentiate the real and imaginary parts separately).  Integer inputs to the
-signal functions get float64 gradients; bool inputs (whose forward is a logical OR
-of ANDs, not differentiable) raise ``TypeError``.
+signal functions get float64 gradients and float16 inputs float32 ones (the dtype
+pyconv.nn computes float16 in); bool inputs (whose forward is a logical OR of ANDs,
+not differentiable) raise ``TypeError``.
 """
 import inspect
 import math
