@@ -246,6 +246,9 @@ def test_layouts_and_inputs_unchanged(layout):
     dict(x=(2, 4, 6, 5), w=(4, 2, 2, 3), kw=dict(stride=(1, 2), dilation=(2, 1), groups=2)),
     dict(x=(2, 32, 12, 12), w=(32, 32, 4, 4), kw=dict(stride=2, padding=1)),
     dict(x=(1, 3, 20), w=(3, 2, 5), kw=dict(stride=3, padding=2)),
+    # stride 1 in every dim (may run as a direct convolution with the flipped kernel)
+    dict(x=(2, 3, 7, 6), w=(3, 4, 3, 2), kw=dict(padding=1)),
+    dict(x=(1, 16, 9, 8), w=(16, 16, 3, 3), kw=dict(dilation=2, output_padding=1)),
 ])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_nan_reaches_exactly_its_windows(case, dtype):
@@ -291,3 +294,26 @@ def test_small_workspace_tiles(monkeypatch):
             w = rand(rng, ws, dtype)
             b = rand(rng, (ws[1] * kw.get("groups", 1),), dtype)
             check(nn.conv_transpose2d(x, w, b, **kw), x, w, b, dtype, **kw)
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("padding", [0, 1])
+@pytest.mark.parametrize("channels,groups", [((2, 3), 1), ((16, 16), 1), ((4, 4), 2)], ids=["thin", "wide", "grouped"])
+def test_nonfinite_weight_vs_torch(nd, stride, padding, channels, groups):
+    """A NaN/Inf weight tap reaches exactly the outputs it is scattered to from real
+    input elements (never padding), as in PyTorch's transposed convolution."""
+    torch = pytest.importorskip("torch")
+    cin, cout = channels
+    rng = np.random.default_rng(nd * 10 + stride)
+    x = rand(rng, (2, cin) + (5,) * nd)
+    w = rand(rng, (cin, cout // groups) + (3,) * nd)
+    w.reshape(-1)[0] = np.nan
+    w.reshape(-1)[-1] = np.inf
+    kw = dict(stride=stride, padding=padding, groups=groups)
+    out = FUNCS[nd](x, w, **kw)
+    expected = torch_tconv(x, w, **kw)
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(expected))
+    np.testing.assert_array_equal(np.isinf(out), np.isinf(expected))
+    fin = np.isfinite(expected)
+    assert_close(np.where(fin, out, 0), np.where(fin, expected, 0), F64, n_reduce=n_reduce(x, w, 1))
