@@ -38,8 +38,9 @@ import numpy as np
 from pyconv import arithmetic
 from pyconv import nn as _nn
 from pyconv._kernels import grad_direct as _kd
-from pyconv._utils import (as_array, as_tuple, blas_single_thread, check_choice, check_int, contiguous, dl_dtype,
-                           nn_pad_maps, num_threads_for)
+from pyconv._utils import (SIG_MODES, as_array, as_tuple, blas_single_thread, check_choice, check_int, contiguous,
+                           dl_dtype, nn_pad_maps, num_threads_for, sig_array, sig_boundary, sig_fillvalue,
+                           sig_same_ndim, sig_valid_swap)
 
 __all__ = [
     "conv1d_input", "conv2d_input", "conv3d_input", "conv1d_weight", "conv2d_weight", "conv3d_weight",
@@ -891,27 +892,22 @@ def _embed(g, full_shape, starts, dtype):
     return G
 
 
-def _sig_prepare(grad_output, in1, in2, mode, fname, same_start=lambda b: (b - 1) // 2, nd=None):
-    a = _arr(in1, "in1")
-    b = _arr(in2, "in2")
-    check_choice(mode, "mode", ("full", "valid", "same"))
+def _sig_prepare(grad_output, in1, in2, mode, fname, nd=None):
+    """The forward's own checks (pyconv._utils' signal helpers), then float operands."""
+    a = _arr(sig_array(in1, "in1"), "in1")
+    b = _arr(sig_array(in2, "in2"), "in2")
+    check_choice(mode, "mode", SIG_MODES)
     dtype = _sig_dtype(a, b)
-    if a.ndim != b.ndim:
-        raise ValueError(f"in1 and in2 must have the same number of dimensions; got {a.ndim} and {b.ndim}")
+    sig_same_ndim(a, b)
     if nd is not None and a.ndim != nd:
         raise ValueError(f"in1 and in2 must be {nd}-D for {fname}; got {a.ndim}-D")
-    if mode == "valid" and not (all(x >= y for x, y in zip(a.shape, b.shape))
-                                or all(y >= x for x, y in zip(a.shape, b.shape))):
-        raise ValueError("for mode='valid', in1 or in2 must be at least as large as the other in every dim")
+    sig_valid_swap(mode, a.shape, b.shape)
     g = _arr(grad_output, "grad_output")
     empty = a.size == 0 or b.size == 0
-    expect = (0,) if empty and a.ndim else _out_shape(mode, a.shape, b.shape)
+    expect = _out_shape(mode, a.shape, b.shape)
     if not empty and g.shape != expect:
         raise ValueError(f"grad_output has shape {g.shape}; expected {expect}, the output shape of {fname}")
-    a = a.astype(dtype, copy=False)
-    b = b.astype(dtype, copy=False)
-    g = g.astype(dtype, copy=False)
-    return a, b, g, dtype, empty
+    return a.astype(dtype, copy=False), b.astype(dtype, copy=False), g.astype(dtype, copy=False), dtype, empty
 
 
 def _flip(a):
@@ -977,10 +973,6 @@ def _as_out(a, dtype):
     return np.ascontiguousarray(np.asarray(a), dtype=dtype)
 
 
-_BOUNDARY = {"fill": "fill", "pad": "fill", "wrap": "wrap", "circular": "wrap", "symm": "symm",
-             "symmetric": "symm"}
-
-
 def _boundary_index(n, before, after, kind):
     j = np.arange(-before, n + after)
     if kind == "wrap":
@@ -990,18 +982,16 @@ def _boundary_index(n, before, after, kind):
 
 
 def _conv2d_backward(grad_output, in1, in2, mode, boundary, fillvalue, correlate, fname):
-    a, b, g, dtype, empty = _sig_prepare(
-        grad_output, in1, in2, mode, fname, same_start=(lambda s: s // 2) if correlate else (lambda s: (s - 1) // 2),
-        nd=2)
-    if not isinstance(boundary, str) or boundary not in _BOUNDARY:
-        raise ValueError(f"boundary must be one of 'fill', 'wrap', 'symm'; got {boundary!r}")
-    kind = _BOUNDARY[boundary] if mode != "valid" else "fill"   # 'valid' never reads the boundary
-    fill = 0.0
-    if kind == "fill" and mode != "valid":     # scipy ignores fillvalue otherwise
-        try:
-            fill = float(fillvalue)
-        except (TypeError, ValueError):
-            raise TypeError(f"fillvalue must be a real number; got {fillvalue!r}") from None
+    kind = sig_boundary(boundary)
+    if kind == "fill" and mode != "valid":
+        # the forward casts fillvalue to its result dtype (scipy's rule); it is ignored otherwise
+        result = np.result_type(sig_array(in1, "in1"), sig_array(in2, "in2"))
+        fill = float(np.real(sig_fillvalue(fillvalue, result)))
+    else:
+        fill = 0.0
+    if mode == "valid":
+        kind = "fill"      # 'valid' never reads the boundary
+    a, b, g, dtype, empty = _sig_prepare(grad_output, in1, in2, mode, fname, nd=2)
     if empty:
         return np.zeros(a.shape, dtype), np.zeros(b.shape, dtype)
     sig = _signal()
@@ -1074,12 +1064,11 @@ def correlate2d_backward(grad_output, in1, in2, mode="full", boundary="fill", fi
 
 
 def _fft_backward(grad_output, in1, in2, mode, axes, fname):
-    a = _arr(in1, "in1")
-    b = _arr(in2, "in2")
-    check_choice(mode, "mode", ("full", "valid", "same"))
+    a = _arr(sig_array(in1, "in1"), "in1")
+    b = _arr(sig_array(in2, "in2"), "in2")
+    check_choice(mode, "mode", SIG_MODES)
     dtype = _sig_dtype(a, b)
-    if a.ndim != b.ndim:
-        raise ValueError(f"in1 and in2 must have the same number of dimensions; got {a.ndim} and {b.ndim}")
+    sig_same_ndim(a, b)
     nd = a.ndim
     if axes is None:
         ax = tuple(range(nd))
@@ -1107,8 +1096,7 @@ def _fft_backward(grad_output, in1, in2, mode, axes, fname):
         return np.zeros(a.shape, dtype), np.zeros(b.shape, dtype)
     sa = tuple(a.shape[d] for d in ax)
     sb = tuple(b.shape[d] for d in ax)
-    if mode == "valid" and not (all(x >= y for x, y in zip(sa, sb)) or all(y >= x for x, y in zip(sa, sb))):
-        raise ValueError("for mode='valid', in1 or in2 must be at least as large as the other along every axis")
+    sig_valid_swap(mode, sa, sb)
     full = []
     expect = []
     starts = []
@@ -1205,12 +1193,10 @@ def sepconvolve2d_backward(grad_output, in1, col, row, mode="full"):
         raise ValueError(f"col must be 1-D; got shape {c.shape}")
     if r.ndim != 1:
         raise ValueError(f"row must be 1-D; got shape {r.shape}")
-    check_choice(mode, "mode", ("full", "valid", "same"))
+    check_choice(mode, "mode", SIG_MODES)
     dtype = _sig_dtype(a, c, r)
     kshape = (c.shape[0], r.shape[0])
-    if mode == "valid" and not ((a.shape[0] >= kshape[0] and a.shape[1] >= kshape[1])
-                                or (a.shape[0] <= kshape[0] and a.shape[1] <= kshape[1])):
-        raise ValueError("for mode='valid', in1 or the kernel must be at least as large as the other in every dim")
+    sig_valid_swap(mode, a.shape, kshape)
     g = _arr(grad_output, "grad_output").astype(dtype, copy=False)
     a, c, r = (v.astype(dtype, copy=False) for v in (a, c, r))
     if a.size == 0 or c.size == 0 or r.size == 0:
