@@ -591,3 +591,19 @@ def test_concurrent_calls_from_python_threads():
     for g in got:
         for a, b in zip(g[:2], want[:2]):
             np.testing.assert_array_equal(a, b)
+
+
+def test_fillvalue_cast_like_the_forward():
+    # integer inputs: the forward casts fillvalue to the integer result dtype (1.5 -> 1)
+    a = RNG.integers(-3, 4, (4, 5))
+    b = RNG.integers(-3, 4, (2, 3))
+    g = rand(5, 7)
+    gi = grad.convolve2d_backward(g, a, b, boundary="fill", fillvalue=1.5)
+    gf = grad.convolve2d_backward(g, a.astype(float), b.astype(float), boundary="fill", fillvalue=1.0)
+    for x, y in zip(gi, gf):
+        assert x.dtype == np.float64
+        assert_close(x, y, n_reduce=20)
+    # and with wrap/symm the fillvalue is ignored, as by the forward
+    g1 = grad.correlate2d_backward(g, a, b, boundary="wrap", fillvalue=7)
+    g2 = grad.correlate2d_backward(g, a, b, boundary="wrap")
+    np.testing.assert_array_equal(g1[1], g2[1])
