@@ -95,11 +95,23 @@ def _direct_corr(x, w, out_shape, shift, cdt):
 
 
 def _pairs_1d(n, k, m, s):
-    """Number of (output, tap) pairs with 0 <= o + s + t < n, o < m, t < k: exact MACs along a dim."""
-    t = np.arange(k, dtype=np.int64)
-    lo = np.maximum(0, -(s + t))
-    hi = np.minimum(m, n - s - t)
-    return int(np.maximum(0, hi - lo).sum())
+    """Number of (output, tap) pairs with 0 <= o + s + t < n, o < m, t < k: exact MACs along a dim.
+
+    Closed form: for u = o + t the pair count is the trapezoid
+    min(u + 1, m, k, m + k - 1 - u); sum it over the u that land inside a.
+    """
+    if n <= 0 or k <= 0 or m <= 0:
+        return 0
+    p, q, total = min(m, k), max(m, k), m + k - 1
+
+    def prefix(x):                     # sum of the trapezoid over u < x
+        x = min(max(x, 0), total)
+        a = min(x, p)
+        b = min(max(x, p), q) - p
+        c = max(x, q) - q
+        return a * (a + 1) // 2 + p * b + c * total - (c * q + c * (c - 1) // 2)
+
+    return max(0, prefix(n - s) - prefix(-s))
 
 
 def _direct_macs(shape1, shape2, out_shape, shift):
