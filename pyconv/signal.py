@@ -84,14 +84,32 @@ def _direct_corr(x, w, out_shape, shift, cdt):
             if not (x.shape[d] == 1 and w.shape[d] == 1 and out_shape[d] == 1 and shift[d] == 0)]
     if not keep:
         keep = [x.ndim - 1]
-    xs = np.array([x.shape[d] for d in keep], dtype=np.intp)
-    ws = np.array([w.shape[d] for d in keep], dtype=np.intp)
-    os_ = np.array([out_shape[d] for d in keep], dtype=np.intp)
-    sh = np.array([shift[d] for d in keep], dtype=np.intp)
-    nthreads = num_threads_for(_direct_macs(x.shape, w.shape, out_shape, shift))
-    _direct.correlate_skip(x.reshape(-1), xs, w.reshape(-1), ws, out.reshape(-1), os_, sh,
-                           nthreads, _block_len(out.itemsize))
+    geo = np.array([[x.shape[d] for d in keep], [w.shape[d] for d in keep],
+                    [out_shape[d] for d in keep], [shift[d] for d in keep]], dtype=np.intp)
+    work = out.size * w.size                  # upper bound; the exact count when it matters
+    if work >= (1 << 16):
+        work = _direct_macs(x.shape, w.shape, out_shape, shift)
+    _KERNELS[cdt](x.reshape(-1), geo[0], w.reshape(-1), geo[1], out.reshape(-1), geo[2], geo[3],
+                  num_threads_for(work), _block_len(out.itemsize))
     return out
+
+
+# The kernel's specialisations by compute dtype, looked up once: Cython's
+# run-time dispatch of a fused def function costs ~10 us per call.
+_KERNELS = {np.dtype(np.float32): _direct.correlate_skip["float"],
+            np.dtype(np.float64): _direct.correlate_skip["double"],
+            np.dtype(np.complex64): _direct.correlate_skip["float complex"],
+            np.dtype(np.complex128): _direct.correlate_skip["double complex"],
+            np.dtype(np.int64): _direct.correlate_skip["long long"]}
+
+
+def _trapezoid_prefix(x, p, q, total):
+    """sum over u < x of min(u + 1, p, total - u), the pair count of u = o + t (p <= q)."""
+    x = min(max(x, 0), total)
+    a = min(x, p)
+    b = min(max(x, p), q) - p
+    c = max(x, q) - q
+    return a * (a + 1) // 2 + p * b + c * total - (c * q + c * (c - 1) // 2)
 
 
 def _pairs_1d(n, k, m, s):
@@ -103,15 +121,7 @@ def _pairs_1d(n, k, m, s):
     if n <= 0 or k <= 0 or m <= 0:
         return 0
     p, q, total = min(m, k), max(m, k), m + k - 1
-
-    def prefix(x):                     # sum of the trapezoid over u < x
-        x = min(max(x, 0), total)
-        a = min(x, p)
-        b = min(max(x, p), q) - p
-        c = max(x, q) - q
-        return a * (a + 1) // 2 + p * b + c * total - (c * q + c * (c - 1) // 2)
-
-    return max(0, prefix(n - s) - prefix(-s))
+    return max(0, _trapezoid_prefix(n - s, p, q, total) - _trapezoid_prefix(-s, p, q, total))
 
 
 def _direct_macs(shape1, shape2, out_shape, shift):
