@@ -167,7 +167,7 @@ def _pad(x, pad_pairs, mode):
     maps3 = [np.zeros(1, dtype=np.int64)] * (3 - nd) + maps
     x4 = x.reshape((-1,) + sp3)
     nn_direct.gather(x4, out.reshape((-1,) + _lift3(out_sp, 1)), maps3[0], maps3[1], maps3[2],
-                     num_threads_for(out.size, grain=1 << 17))
+                     num_threads_for(out.size, grain=1 << 17), _affine(maps3[2]))
     return out
 
 
@@ -238,15 +238,20 @@ def _conv_core(x, w, b, stride, pad_pairs, dilation, groups):
             nn_direct.direct_conv_s1(x.reshape((n, cin) + sp3), w.reshape((cout, cg) + k3), bvec, has_b,
                                      out.reshape((n, cout) + o3), s3[0], d3, pads3, groups, nthreads)
             return out
-        if not (padded and not np.isfinite(w).all()):
-            # (padding with a non-finite weight goes to im2col, whose materialised
-            # zeros give 0*inf = nan exactly like PyTorch's dense path)
+        if cg * og >= 4 or (padded and not np.isfinite(w).all()):
+            # strided: one pass per tap over phase planes, built once per sample and
+            # reused by every channel of a group (padding materialised, so
+            # 0 * inf = nan exactly like PyTorch's dense path)
+            _direct_planes(x, w, bvec, has_b, out, stride, pad_pairs, dilation, groups, nthreads, thin=True)
+        else:
+            # strided depthwise: building phase planes would cost as much as the
+            # convolution; the row kernel skips padded taps in place instead
             nn_direct.direct_conv(x.reshape((n, cin) + sp3), w.reshape((cout, cg) + k3), bvec, has_b,
                                   out.reshape((n, cout) + o3), s3, d3, pb3, groups, nthreads)
-            return out
+        return out
     pointwise = kvol == 1 and all(s == 1 for s in stride) and not padded
     if not pointwise:
-        _dense_direct(x, w, bvec, has_b, out, stride, pad_pairs, dilation, groups, nthreads)
+        _direct_planes(x, w, bvec, has_b, out, stride, pad_pairs, dilation, groups, nthreads, thin=False)
         return out
     kc = cg * kvol
     nn_check_gemm_dims(p, kc, int(np.prod(x.shape[2:])), og)
@@ -258,17 +263,82 @@ def _conv_core(x, w, b, stride, pad_pairs, dilation, groups):
     return out
 
 
-def _dense_direct(x, w, bvec, has_b, out, stride, pad_pairs, dilation, groups, nthreads):
-    """Dense convolution by the register-blocked direct kernel (into ``out``).
+def _phase_layout(sp3, k3, s3, d3, pads3):
+    """Phase-plane layout of a (lifted 3-D) convolution's zero-padded input.
 
-    Measured faster than im2col + GEMM on every dense layer of the suite (1.3x to
-    2.7x, float32 and float64): it skips the im2col copy and BLAS's own packing.
-    A stride ``s`` is handled by splitting the zero-padded input into its ``s``
-    phases per dim (``xp[..., i*s + r]`` for each residue ``r`` a tap uses):
-    every tap then reads its phase plane at a constant flat offset, i.e. a
-    stride-1 problem over the phase planes, with no wasted taps.  The phase
-    planes are built a chunk of samples at a time, so the workspace stays within
-    ``max(_WORKSPACE_BYTES, output size)``.
+    A stride ``s`` is handled by splitting the padded input into its ``s`` phases
+    per dim (``xp[..., i*s + r]`` for each residue ``r`` some tap uses): every tap
+    then reads its phase plane at a constant flat offset, so the strided
+    convolution becomes a stride-1 problem over the phase planes, with no wasted
+    taps (stride 1 has the single phase: the padded input itself).
+
+    Returns ``(qshape, S, offs, phase_maps)``: one phase plane's shape, the size of
+    one channel's block of phase planes, each tap's flat offset (taps in C order)
+    and, per phase, the three source-index maps for ``nn_direct.gather``.
+    """
+    pshape = tuple(i + a + c for i, (a, c) in zip(sp3, pads3))
+    qshape = tuple(-(-p // s) for p, s in zip(pshape, s3))
+    taps = [(a, b, e) for a in range(k3[0]) for b in range(k3[1]) for e in range(k3[2])]
+    phases = sorted({tuple((k * d) % s for k, d, s in zip(t, d3, s3)) for t in taps})
+    index = {ph: i for i, ph in enumerate(phases)}
+    plane_q = int(np.prod(qshape))
+    offs = np.empty(len(taps), dtype=np.intp)
+    for i, t in enumerate(taps):
+        sh = [(k * d) // s for k, d, s in zip(t, d3, s3)]
+        ph = tuple((k * d) % s for k, d, s in zip(t, d3, s3))
+        offs[i] = index[ph] * plane_q + (sh[0] * qshape[1] + sh[1]) * qshape[2] + sh[2]
+    pmaps = nn_pad_maps(sp3, pads3, "zeros")
+    phase_maps = []
+    for ph in phases:
+        mm = []
+        for m, r, s, q in zip(pmaps, ph, s3, qshape):
+            j = np.arange(q) * s + r
+            mm.append(np.ascontiguousarray(np.where(j < len(m), m[np.minimum(j, len(m) - 1)], -1), dtype=np.int64))
+        phase_maps.append(mm)
+    return qshape, len(phases) * plane_q, offs, phase_maps
+
+
+def _affine(m):
+    """``(lo, hi, start, step)`` when the index map ``m`` is -1 outside ``[lo, hi)`` and an
+    arithmetic progression inside (zero padding, phase planes), else None."""
+    valid = np.flatnonzero(m >= 0)
+    if valid.size == 0:
+        return (0, 0, 0, 1)
+    lo, hi = int(valid[0]), int(valid[-1]) + 1
+    step = int(m[lo + 1] - m[lo]) if hi - lo > 1 else 1
+    if hi - lo != valid.size or step < 1 or not np.array_equal(m[lo:hi], m[lo] + step * np.arange(hi - lo)):
+        return None
+    return (lo, hi, int(m[lo]), step)
+
+
+def _phase_chunks(x, sp3, qshape, S, phase_maps, budget, nthreads):
+    """Yield ``(n0, m, flat)``: samples ``n0:n0+m`` of ``x`` as phase planes
+    (``_phase_layout``), ``flat`` of length ``m * C_in * S``; chunks keep the buffer
+    within ``budget`` bytes (at least one sample)."""
+    n, cin = x.shape[:2]
+    per_sample = cin * S * x.dtype.itemsize
+    chunk = int(max(1, min(n, budget // max(1, per_sample))))
+    buf = np.empty(chunk * cin * S, dtype=x.dtype)
+    for n0 in range(0, n, chunk):
+        m = min(chunk, n - n0)
+        flat = buf[:m * cin * S]
+        planes = flat.reshape((m * cin, len(phase_maps)) + tuple(qshape))
+        xs = x[n0:n0 + m].reshape((m * cin,) + tuple(sp3))
+        for i, mm in enumerate(phase_maps):
+            nn_direct.gather(xs, planes[:, i], mm[0], mm[1], mm[2], nthreads, _affine(mm[2]))
+        yield n0, m, flat
+
+
+def _direct_planes(x, w, bvec, has_b, out, stride, pad_pairs, dilation, groups, nthreads, thin):
+    """Convolution by a direct kernel over phase planes (into ``out``).
+
+    ``thin=False``: the register-blocked dense kernel (``nn_direct.dense_s1``), measured
+    faster than im2col + GEMM on every dense layer of the suite (1.3x to 2.7x,
+    float32 and float64): it skips the im2col copy and BLAS's packing.
+    ``thin=True``: one contiguous pass per tap over the whole output frame
+    (``nn_direct.thin_taps``), for depthwise / thin groups with a stride.
+    The planes are built a chunk of samples at a time, so the workspace stays
+    within ``max(_WORKSPACE_BYTES, output size)``.
     """
     nd = x.ndim - 2
     n, cin = x.shape[:2]
@@ -278,45 +348,23 @@ def _dense_direct(x, w, bvec, has_b, out, stride, pad_pairs, dilation, groups, n
     pads3 = ((0, 0),) * (3 - nd) + tuple(tuple(pp) for pp in pad_pairs)
     s3, d3 = _lift3(stride, 1), _lift3(dilation, 1)
     sp3, k3 = _lift3(x.shape[2:], 1), _lift3(w.shape[2:], 1)
-    o3 = _lift3(out.shape[2:], 1)
-    pshape = tuple(i + a + c for i, (a, c) in zip(sp3, pads3))
-    qshape = tuple(-(-p // s) for p, s in zip(pshape, s3))            # one phase plane
-    taps = [(a, b, e) for a in range(k3[0]) for b in range(k3[1]) for e in range(k3[2])]
-    phases = sorted({tuple((k * d) % s for k, d, s in zip(t, d3, s3)) for t in taps})
-    index = {ph: i for i, ph in enumerate(phases)}
-    plane_q = int(np.prod(qshape))
-    S = len(phases) * plane_q                                         # one channel's block
-    offs = np.empty(len(taps), dtype=np.intp)
-    for i, t in enumerate(taps):
-        sh = [(k * d) // s for k, d, s in zip(t, d3, s3)]
-        ph = tuple((k * d) % s for k, d, s in zip(t, d3, s3))
-        offs[i] = index[ph] * plane_q + (sh[0] * qshape[1] + sh[1]) * qshape[2] + sh[2]
-    nob = -(-og // 8)
-    wg = np.zeros((groups, nob * 8, cg, len(taps)), dtype=dtype)
-    wg[:, :og] = w.reshape(groups, og, cg, -1)
-    wblk = np.ascontiguousarray(wg.reshape(groups, nob, 8, cg, -1).transpose(0, 1, 3, 4, 2))
-    # source index (in the unpadded input, -1 for a zero) of each phase-plane entry
-    pmaps = nn_pad_maps(sp3, pads3, "zeros")
-    phase_maps = []
-    for ph in phases:
-        mm = []
-        for m, r, s, q in zip(pmaps, ph, s3, qshape):
-            j = np.arange(q) * s + r
-            mm.append(np.ascontiguousarray(np.where(j < len(m), m[np.minimum(j, len(m) - 1)], -1), dtype=np.int64))
-        phase_maps.append(mm)
-    per_sample = cin * S * dtype.itemsize
-    chunk = int(max(1, min(n, max(_WORKSPACE_BYTES, out.nbytes) // max(1, per_sample))))
-    buf = np.empty(chunk * cin * S, dtype=dtype)
-    out5 = out.reshape((n, cout) + o3)
-    for n0 in range(0, n, chunk):
-        m = min(chunk, n - n0)
-        flat = buf[:m * cin * S]
-        planes = flat.reshape((m * cin, len(phases)) + qshape)
-        xs = x[n0:n0 + m].reshape((m * cin,) + sp3)
-        for i, mm in enumerate(phase_maps):
-            nn_direct.gather(xs, planes[:, i], mm[0], mm[1], mm[2], nthreads)
-        nn_direct.dense_s1(flat, m, cin, S, wblk, offs, bvec, has_b, out5[n0:n0 + m], qshape, groups,
-                           _S1_TILE, nthreads)
+    qshape, S, offs, phase_maps = _phase_layout(sp3, k3, s3, d3, pads3)
+    kvol = len(offs)
+    if thin:
+        wk = np.ascontiguousarray(w.reshape(cout, cg, kvol))
+    else:
+        nob = -(-og // 8)
+        wg = np.zeros((groups, nob * 8, cg, kvol), dtype=dtype)
+        wg[:, :og] = w.reshape(groups, og, cg, kvol)
+        wk = np.ascontiguousarray(wg.reshape(groups, nob, 8, cg, kvol).transpose(0, 1, 3, 4, 2))
+    out5 = out.reshape((n, cout) + _lift3(out.shape[2:], 1))
+    budget = max(_WORKSPACE_BYTES, out.nbytes)
+    for n0, m, flat in _phase_chunks(x, sp3, qshape, S, phase_maps, budget, nthreads):
+        if thin:
+            nn_direct.thin_taps(flat, m, cin, S, wk, offs, bvec, has_b, out5[n0:n0 + m], qshape, groups, nthreads)
+        else:
+            nn_direct.dense_s1(flat, m, cin, S, wk, offs, bvec, has_b, out5[n0:n0 + m], qshape, groups,
+                               _S1_TILE, nthreads)
 
 
 def _conv_transpose_core(x, w, b, stride, padding, output_padding, groups, dilation):

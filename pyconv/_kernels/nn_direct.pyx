@@ -137,20 +137,28 @@ def direct_conv(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1] w
 
 
 def gather(const real_t[:, :, :, ::1] x, real_t[:, :, :, :] out, const long long[::1] md,
-           const long long[::1] mh, const long long[::1] mw, int nthreads):
+           const long long[::1] mh, const long long[::1] mw, int nthreads, tuple w_affine=None):
     """out[b, i, j, k] = x[b, md[i], mh[j], mw[k]], or 0 where any map entry is -1.
 
     With the maps of a padding mode this pads (zeros/reflect/replicate/circular);
     with ``m[i] = i // s`` it is nearest-neighbour upsampling.  ``out`` may be
     strided in its outer dims (a slice of a bigger buffer) but its rows must be
     contiguous.
+    ``w_affine = (lo, hi, start, step)`` says that ``mw`` is -1 outside ``[lo, hi)`` and
+    ``start + (k - lo)*step`` inside (padding and phase maps are): rows are then
+    copied by a strided loop instead of an indexed one.
     """
     if out.shape[3] > 1 and out.strides[3] != sizeof(real_t):
         raise ValueError("gather: the rows of out must be contiguous")
+    cdef bint affine = w_affine is not None
+    cdef idx_t wlo = 0, whi = 0, wa = 0, wst = 1
+    if affine:
+        wlo, whi, wa, wst = w_affine
     cdef idx_t B = out.shape[0], D2 = out.shape[1], H2 = out.shape[2], W2 = out.shape[3]
     cdef idx_t u, bb, i, j, k, si, sj
     cdef real_t* dst
     cdef const real_t* src
+    cdef const real_t* src2
     if B * D2 * H2 * W2 == 0:
         return
     for u in prange(B * D2, nogil=True, schedule='static', num_threads=nthreads):
@@ -164,8 +172,25 @@ def gather(const real_t[:, :, :, ::1] x, real_t[:, :, :, :] out, const long long
                 memset(dst, 0, W2 * sizeof(real_t))
                 continue
             src = &x[bb, si, sj, 0]
-            for k in range(W2):
-                dst[k] = src[mw[k]] if mw[k] >= 0 else 0
+            if affine:
+                for k in range(wlo):
+                    dst[k] = 0
+                if wst == 1:
+                    for k in range(wlo, whi):
+                        dst[k] = src[wa - wlo + k]
+                elif wst == 2:
+                    # constant stride: vectorised with permutes (stride-2 phase planes)
+                    src2 = src + wa - 2 * wlo
+                    for k in range(wlo, whi):
+                        dst[k] = src2[2 * k]
+                else:
+                    for k in range(wlo, whi):
+                        dst[k] = src[wa + (k - wlo) * wst]
+                for k in range(whi, W2):
+                    dst[k] = 0
+            else:
+                for k in range(W2):
+                    dst[k] = src[mw[k]] if mw[k] >= 0 else 0
 
 
 def bilinear(const real_t[:, :, ::1] x, real_t[:, :, ::1] out, const long long[::1] h0,
@@ -539,3 +564,50 @@ def dense_s1(const real_t[::1] xpad, idx_t N, idx_t Cin, idx_t S, const real_t[:
                         for j in range(jlo):
                             dst[j] = C[oo * ldc + (q - q0) + j] + bv
                     q = q + jhi
+
+
+def thin_taps(const real_t[::1] xph, idx_t N, idx_t Cin, idx_t S, const real_t[:, :, ::1] w,
+              const idx_t[::1] offs, const real_t[::1] bias, bint has_bias, real_t[:, :, :, :, ::1] out,
+              tuple frame, idx_t groups, int nthreads):
+    """Thin-group (depthwise-like) convolution over precomputed phase planes.
+
+    xph: the zero-padded input split into the phases its taps use, (N, C_in, S)
+    flattened (see nn._dense_direct); w: (C_out, C_in/groups, kvol); offs: each tap's
+    flat offset; out: (N, C_out, OD, OH, OW); frame: (Dq, Hq, Wq), one phase plane.
+    Output q = (od*Hq + oh)*Wq + ow reads xph[c, q + offs[t]], so each tap is one
+    contiguous pass over the whole output frame (positions oh >= OH or ow >= OW
+    computed and dropped).  Parallel over (sample, output channel).
+    """
+    cdef idx_t Hq = frame[1], Wq = frame[2]
+    cdef idx_t Cout = out.shape[1], OD = out.shape[2], OH = out.shape[3], OW = out.shape[4]
+    cdef idx_t Cg = w.shape[1], kvol = w.shape[2]
+    cdef idx_t Og = Cout // groups
+    cdef idx_t L = ((OD - 1) * Hq + OH - 1) * Wq + OW
+    cdef idx_t u, n, o, gi, c, t, q, od, oh, tid
+    cdef real_t* A
+    cdef const real_t* base
+    cdef const real_t* base2
+    cdef real_t wv, bv
+    if N * Cout == 0 or L <= 0:
+        return
+    acc_np = np.empty((nthreads, L), dtype=np.float32 if real_t is float else np.float64)
+    cdef real_t[:, ::1] acc = acc_np
+    for u in prange(N * Cout, nogil=True, schedule='static', num_threads=nthreads):
+        tid = omp_get_thread_num()
+        n = u // Cout
+        o = u % Cout
+        gi = o // Og
+        A = &acc[tid, 0]
+        bv = bias[o] if has_bias else 0
+        for q in range(L):
+            A[q] = bv
+        for c in range(Cg):
+            base = &xph[(n * Cin + gi * Cg + c) * S]
+            for t in range(kvol):
+                wv = w[o, c, t]
+                base2 = base + offs[t]
+                for q in range(L):
+                    A[q] += wv * base2[q]
+        for od in range(OD):
+            for oh in range(OH):
+                copy_row(&out[n, o, od, oh, 0], A + (od * Hq + oh) * Wq, OW)
