@@ -395,11 +395,14 @@ def _conv_transpose_core(x, w, b, stride, padding, output_padding, groups, dilat
     if out.size == 0:
         return out
     cg = cin // groups
-    if all(st == 1 for st in stride) and all(pp <= d * (k - 1) for pp, d, k in zip(padding, dilation, kernel)):
+    if (all(st == 1 for st in stride) and all(pp <= d * (k - 1) for pp, d, k in zip(padding, dilation, kernel))
+            and np.isfinite(w).all()):
         # Stride 1: the transposed convolution is a plain convolution with the kernel
         # flipped and its channel axes swapped, padded by d(k-1) - p (no zeros are
         # inserted: stride 1 has none).  The direct dense kernel then beats GEMM +
-        # col2im, whose column matrix is kvol times the input.
+        # col2im, whose column matrix is kvol times the input.  (A non-finite weight
+        # stays on col2im: its padded zeros would turn inf into nan, which the
+        # scatter formulation, like PyTorch, never does.)
         flip = (slice(None), slice(None)) + (slice(None, None, -1),) * len(kernel)
         wc = w[flip].reshape((groups, cg, og) + kernel).swapaxes(1, 2).reshape((cout, cg) + kernel)
         pads = tuple((d * (k - 1) - pp, d * (k - 1) - pp + op)
