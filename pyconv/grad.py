@@ -113,6 +113,32 @@ def _input_core(go, w, x_shape, stride, pads, dil, groups):
     return gx
 
 
+# Output channels per group up to which the direct weight kernel beats im2col + GEMM
+# (the GEMM's M dimension); depthwise layers always go direct.
+_DIRECT_WEIGHT_MAX_OG = 16
+
+
+def _direct_weight(cg, og, kvol):
+    return cg == 1 or og <= _DIRECT_WEIGHT_MAX_OG
+
+
+def _direct_weight_core(x, go, w_shape, stride, pads, dil, groups, osz):
+    """Weight gradient by the direct kernel (grad_direct.direct_weight)."""
+    cout, cg = w_shape[:2]
+    k = w_shape[2:]
+    n, cin = x.shape[:2]
+    gw = np.zeros(w_shape, dtype=go.dtype)
+    o3, s3, d3, k3 = _lift3(osz, 1), _lift3(stride, 1), _lift3(dil, 1), _lift3(k, 1)
+    nthreads = max(1, min(num_threads_for(go.size * cg * math.prod(k)), cin))
+    # extent of the input the taps read, per spatial dim (padding made explicit)
+    padded = tuple((o - 1) * s + (kk - 1) * d + 1 for o, s, kk, d in zip(o3, s3, k3, d3))
+    ws = np.empty((nthreads, max(1, n * math.prod(padded))), dtype=go.dtype)
+    _kd.direct_weight(x.reshape((n, cin) + _lift3(x.shape[2:], 1)), go.reshape((n, cout) + o3),
+                      gw.reshape((cout, cg) + k3), ws, s3, d3, _lift3([p[0] for p in pads], 0), padded,
+                      groups, nthreads)
+    return gw
+
+
 def _weight_core(x, go, w_shape, stride, pads, dil, groups):
     """dL/dw (shape ``w_shape``) of ``y = conv(x, w)``: the correlation of x with ``go``.
 
@@ -138,20 +164,8 @@ def _weight_core(x, go, w_shape, stride, pads, dil, groups):
         with blas_single_thread(num_threads_for(go.size * cg)):
             gw = np.matmul(go.reshape(n, cout, -1), x.reshape(n, cg, -1).transpose(0, 2, 1)).sum(axis=0)
         return np.ascontiguousarray(gw.reshape(w_shape), dtype=dtype)
-    if cg == 1:
-        # depthwise-like: the im2col GEMMs would be 9 columns wide; stream the channels instead
-        gw = np.zeros(w_shape, dtype=dtype)
-        o3 = _lift3(osz, 1)
-        nthreads = max(1, min(num_threads_for(go.size * cg * kvol), cout * cg))
-        n, cin = x.shape[:2]
-        s3, d3, k3 = _lift3(stride, 1), _lift3(dil, 1), _lift3(k, 1)
-        # extent of the input the taps read, per spatial dim (padding made explicit)
-        padded = tuple((o - 1) * s + (kk - 1) * d + 1 for o, s, kk, d in zip(o3, s3, k3, d3))
-        ws = np.empty((nthreads, max(1, n * math.prod(padded))), dtype=dtype)
-        _kd.thin_weight(x.reshape((n, cin) + _lift3(x.shape[2:], 1)), go.reshape((n, cout) + o3),
-                        gw.reshape((cout, cg) + k3), ws, s3, d3, _lift3([p[0] for p in pads], 0), padded,
-                        groups, nthreads)
-        return gw
+    if _direct_weight(cg, cout // groups, kvol):
+        return _direct_weight_core(x, go, w_shape, stride, pads, dil, groups, osz)
     return _nn._conv_weight_core(x, go, k, tuple(stride), tuple(pads), tuple(dil), groups)
 
 

@@ -607,3 +607,25 @@ def test_fillvalue_cast_like_the_forward():
     g1 = grad.correlate2d_backward(g, a, b, boundary="wrap", fillvalue=7)
     g2 = grad.correlate2d_backward(g, a, b, boundary="wrap")
     np.testing.assert_array_equal(g1[1], g2[1])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("nd,cout,groups,stride,k", [
+    (2, 5, 1, 1, (3, 3)),        # one block of four output channels + one single
+    (2, 9, 1, (1, 2), (2, 5)),   # strided rows: the block falls back to singles
+    (3, 6, 2, 1, (2, 3, 3)),     # grouped: 3 outputs per group, singles only
+    (1, 16, 2, 1, (7,)),         # two blocks per group, seven taps (3 + 3 + 1)
+])
+def test_direct_weight_kernel_vs_torch(nd, cout, groups, stride, k, dtype):
+    # the direct weight kernel (few output channels per group), blocked over outputs
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    sp = {1: (45,), 2: (11, 37), 3: (4, 7, 21)}[nd]
+    x = rand(2, 4, *sp, dtype=dtype)
+    w = rand(cout, 4 // groups, *k, dtype=dtype)
+    y = nn.conv(x, w, None, stride, 1, 1, groups)
+    go = rand(*y.shape, dtype=dtype)
+    gw = getattr(grad, f"conv{nd}d_weight")(x, w.shape, go, stride, 1, 1, groups)
+    tw = getattr(torch.nn.grad, f"conv{nd}d_weight")(torch.tensor(x), w.shape, torch.tensor(go), stride, 1, 1,
+                                                      groups).numpy()
+    assert_close(gw, tw.astype(dtype), n_reduce=int(np.prod(go.shape[2:])) * 2)

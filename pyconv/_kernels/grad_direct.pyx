@@ -1,7 +1,9 @@
-# Direct weight gradient of depthwise and thin-channel grouped convolutions
-# (pyconv.grad).  With few channels per group the im2col GEMMs are too thin to run
-# near peak; this kernel streams each (output channel, input channel) pair's rows
-# instead.  Dense layers use pyconv.nn's im2col + GEMM cores.
+# Direct weight gradient for convolutions with few output channels per group
+# (depthwise, thin groups, narrow 3-D layers), for pyconv.grad.  There the im2col
+# GEMMs are too thin to run near peak and the column matrix (kernel-size times the
+# input) costs more memory traffic than the arithmetic; this kernel pads each input
+# channel once and streams its (output channel, input channel) pairs' rows instead.
+# Wide layers use pyconv.nn's im2col + GEMM cores.
 from cython.parallel cimport prange, parallel, threadid
 from libc.string cimport memcpy, memset
 
@@ -68,6 +70,61 @@ cdef extern from *:
     }
     PYCONV_TAPS3(pyconv_taps3_f, float, pyconv_f16, pyconv_f8)
     PYCONV_TAPS3(pyconv_taps3_d, double, pyconv_d16, pyconv_d8)
+    /* Four output channels at once (same input channel): every input vector loaded
+       feeds four accumulators, as in a GEMM micro-kernel; 12 vector accumulators. */
+    typedef double pyconv_d4 __attribute__((vector_size(4 * sizeof(double))));
+    #define PYCONV_ACC4(VT, A, G, GS, X, DW, NE)                                               \
+        { VT xv0, xv1, xv2, gv; memcpy(&xv0, (X), sizeof(VT)); xv1 = xv0; xv2 = xv0;           \
+          if ((NE) > 1) memcpy(&xv1, (X) + (DW), sizeof(VT));                                  \
+          if ((NE) > 2) memcpy(&xv2, (X) + 2 * (DW), sizeof(VT));                              \
+          for (ob = 0; ob < 4; ob++) {                                                         \
+              memcpy(&gv, (G) + ob * (GS), sizeof(VT));                                        \
+              A[ob][0] += gv * xv0;                                                            \
+              if ((NE) > 1) A[ob][1] += gv * xv1;                                              \
+              if ((NE) > 2) A[ob][2] += gv * xv2;                                              \
+          } }
+    #define PYCONV_ROWS4(T, VTL, VTH, L, NE)                                                   \
+        for (n = 0; n < N; n++)                                                                \
+        for (od = 0; od < OD; od++)                                                            \
+        for (oh = 0; oh < OH; oh++) {                                                          \
+            const T* g = g0 + n * gs_n + (od * OH + oh) * OW;                                   \
+            const T* xr = buf + ((n * Dp + od * sd + zoff) * Hp + oh * sh + yoff) * Wp + xoff;   \
+            for (jb = 0; jb < nl; jb++)                                                        \
+                PYCONV_ACC4(VTL, a, g + (L) * jb, gs_o, xr + (L) * jb, dw, NE)                  \
+            if (hash)                                                                          \
+                PYCONV_ACC4(VTH, b, g + (L) * nl, gs_o, xr + (L) * nl, dw, NE)                  \
+            for (j = jt; j < OW; j++)                                                          \
+                for (ob = 0; ob < 4; ob++) {                                                   \
+                    T gq = g[ob * gs_o + j];                                                   \
+                    r[ob][0] += gq * xr[j];                                                    \
+                    if ((NE) > 1) r[ob][1] += gq * xr[j + dw];                                 \
+                    if ((NE) > 2) r[ob][2] += gq * xr[j + 2 * dw];                             \
+                }                                                                              \
+        }
+    #define PYCONV_TAPS3X4(NAME, T, VTL, VTH, L)                                               \
+    static void NAME(const T* g0, Py_ssize_t gs_n, Py_ssize_t gs_o, const T* buf, Py_ssize_t N, \
+                     Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Dp, Py_ssize_t Hp,  \
+                     Py_ssize_t Wp, Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t zoff, Py_ssize_t yoff, \
+                     Py_ssize_t xoff, Py_ssize_t dw, int ne, T* out, Py_ssize_t os_o)             \
+    {                                                                                          \
+        VTL a[4][3]; VTH b[4][3]; T r[4][3]; VTL zl = {0}; VTH zh = {0};                       \
+        Py_ssize_t nl = OW / (L), hash = (OW % (L)) >= (L) / 2, jt = (L) * nl + ((L) / 2) * hash; \
+        Py_ssize_t n, od, oh, jb, j;                                                           \
+        int ob, e, q;                                                                          \
+        for (ob = 0; ob < 4; ob++) for (e = 0; e < 3; e++) { a[ob][e] = zl; b[ob][e] = zh; r[ob][e] = 0; } \
+        if (ne == 3) { PYCONV_ROWS4(T, VTL, VTH, L, 3) }                                       \
+        else if (ne == 2) { PYCONV_ROWS4(T, VTL, VTH, L, 2) }                                  \
+        else { PYCONV_ROWS4(T, VTL, VTH, L, 1) }                                               \
+        for (ob = 0; ob < 4; ob++)                                                             \
+            for (e = 0; e < ne; e++) {                                                         \
+                T sacc = r[ob][e];                                                             \
+                for (q = 0; q < (L); q++) sacc += a[ob][e][q];                                 \
+                for (q = 0; q < (L) / 2; q++) sacc += b[ob][e][q];                             \
+                out[ob * os_o + e] = sacc;                                                     \
+            }                                                                                  \
+    }
+    PYCONV_TAPS3X4(pyconv_taps3x4_f, float, pyconv_f16, pyconv_f8, 16)
+    PYCONV_TAPS3X4(pyconv_taps3x4_d, double, pyconv_d8, pyconv_d4, 8)
     #else
     #define PYCONV_TAPS3(NAME, T)                                                              \
     static void NAME(const T* g0, Py_ssize_t gs_n, const T* buf, Py_ssize_t N, Py_ssize_t OD,  \
@@ -123,6 +180,19 @@ cdef extern from *:
     }
     PYCONV_TAPS3(pyconv_taps3_f, float)
     PYCONV_TAPS3(pyconv_taps3_d, double)
+    #define PYCONV_TAPS3X4(NAME, SINGLE, T)                                                    \
+    static void NAME(const T* g0, Py_ssize_t gs_n, Py_ssize_t gs_o, const T* buf, Py_ssize_t N, \
+                     Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Dp, Py_ssize_t Hp,  \
+                     Py_ssize_t Wp, Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t zoff, Py_ssize_t yoff, \
+                     Py_ssize_t xoff, Py_ssize_t dw, int ne, T* out, Py_ssize_t os_o)             \
+    {                                                                                          \
+        int ob;                                                                                \
+        for (ob = 0; ob < 4; ob++)                                                             \
+            SINGLE(g0 + ob * gs_o, gs_n, buf, N, OD, OH, OW, Dp, Hp, Wp, sd, sh, zoff, yoff, xoff, dw, ne, \
+                   out + ob * os_o);                                                           \
+    }
+    PYCONV_TAPS3X4(pyconv_taps3x4_f, pyconv_taps3_f, float)
+    PYCONV_TAPS3X4(pyconv_taps3x4_d, pyconv_taps3_d, double)
     #endif
 
     """
@@ -135,6 +205,14 @@ cdef extern from *:
                         Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Dp, Py_ssize_t Hp, Py_ssize_t Wp,
                         Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t zoff, Py_ssize_t yoff, Py_ssize_t xoff,
                         Py_ssize_t dw, int ne, double* out) noexcept nogil
+    void pyconv_taps3x4_f(const float* g0, Py_ssize_t gs_n, Py_ssize_t gs_o, const float* buf, Py_ssize_t N,
+                          Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Dp, Py_ssize_t Hp, Py_ssize_t Wp,
+                          Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t zoff, Py_ssize_t yoff, Py_ssize_t xoff,
+                          Py_ssize_t dw, int ne, float* out, Py_ssize_t os_o) noexcept nogil
+    void pyconv_taps3x4_d(const double* g0, Py_ssize_t gs_n, Py_ssize_t gs_o, const double* buf, Py_ssize_t N,
+                          Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Dp, Py_ssize_t Hp, Py_ssize_t Wp,
+                          Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t zoff, Py_ssize_t yoff, Py_ssize_t xoff,
+                          Py_ssize_t dw, int ne, double* out, Py_ssize_t os_o) noexcept nogil
 
 
 cdef inline idx_t col_lo(idx_t off, idx_t step, idx_t n) noexcept nogil:
@@ -154,42 +232,40 @@ cdef inline idx_t col_hi(idx_t off, idx_t step, idx_t n, idx_t size) noexcept no
 
 
 
-cdef void pair_weight(const real_t* xch, idx_t xs_n, const real_t* gch, idx_t gs_n, real_t* buf, real_t* out,
-                      idx_t N, idx_t D, idx_t H, idx_t W, idx_t OD, idx_t OH, idx_t OW,
-                      idx_t kd, idx_t kh, idx_t kw, idx_t sd, idx_t sh, idx_t sw,
-                      idx_t dd, idx_t dh, idx_t dw, idx_t pd, idx_t ph, idx_t pw,
-                      idx_t Dp, idx_t Hp, idx_t Wp) noexcept nogil:
-    """All taps of one (output channel, input channel) pair: out[t] = sum of go * x at tap t.
-
-    The input channel is first copied into ``buf`` with its zero padding made explicit
-    (Dp x Hp x Wp per sample: exactly the extent the taps read), so the loops need no
-    bounds checks.  Then for each kernel row, up to three horizontal taps share every
-    load of grad_output, each with a V-lane accumulator that stays in vector registers
-    (local arrays on this thread's stack); lanes are summed once per tap.
-    """
-    cdef real_t r0, r1, r2, gq
-    cdef idx_t n, z, y, iz, iy, xlo, xhi, a, b, e0, ne, od, oh, j, t
-    cdef const real_t* src
-    cdef const real_t* g
-    cdef const real_t* xr
-    cdef real_t* dst
-    # 1. the padded copy of the input channel
+cdef void pad_channel(const real_t* xch, idx_t xs_n, real_t* buf, idx_t N, idx_t D, idx_t H, idx_t W,
+                      idx_t pd, idx_t ph, idx_t pw, idx_t Dp, idx_t Hp, idx_t Wp) noexcept nogil:
+    """Input channel ``xch`` (N samples ``xs_n`` apart) copied into ``buf`` with its zero
+    padding explicit (Dp x Hp x Wp per sample: exactly the extent the taps read), so the
+    tap loops need no bounds checks."""
+    cdef idx_t n, z, y, iz, iy, xlo, xhi
     memset(buf, 0, N * Dp * Hp * Wp * sizeof(real_t))
     xlo = pw if pw < Wp else Wp
     xhi = pw + W if pw + W < Wp else Wp
-    if xhi > xlo:
-        for n in range(N):
-            for z in range(D):
-                iz = z + pd
-                if iz >= Dp:
+    if xhi <= xlo:
+        return
+    for n in range(N):
+        for z in range(D):
+            iz = z + pd
+            if iz >= Dp:
+                break
+            for y in range(H):
+                iy = y + ph
+                if iy >= Hp:
                     break
-                for y in range(H):
-                    iy = y + ph
-                    if iy >= Hp:
-                        break
-                    src = xch + n * xs_n + (z * H + y) * W - pw
-                    dst = buf + ((n * Dp + iz) * Hp + iy) * Wp
-                    memcpy(dst + xlo, src + xlo, (xhi - xlo) * sizeof(real_t))
+                memcpy(buf + ((n * Dp + iz) * Hp + iy) * Wp + xlo, xch + n * xs_n + (z * H + y) * W + xlo - pw,
+                       (xhi - xlo) * sizeof(real_t))
+
+
+cdef void pair_taps(const real_t* gch, idx_t gs_n, const real_t* buf, real_t* out,
+                    idx_t N, idx_t OD, idx_t OH, idx_t OW, idx_t kd, idx_t kh, idx_t kw, idx_t sd, idx_t sh,
+                    idx_t sw, idx_t dd, idx_t dh, idx_t dw, idx_t Dp, idx_t Hp, idx_t Wp) noexcept nogil:
+    """All taps of one (output channel, padded input channel) pair: out[t] = sum of go * x
+    at tap t.  For each kernel row, up to three horizontal taps share every load of
+    grad_output, each with a vector accumulator that stays in registers."""
+    cdef real_t r0, r1, r2, gq
+    cdef idx_t n, a, b, e0, ne, od, oh, j, t
+    cdef const real_t* g
+    cdef const real_t* xr
     # 2. the taps, three horizontal ones per pass over the rows
     for a in range(kd):
         for b in range(kh):
@@ -228,16 +304,43 @@ cdef void pair_weight(const real_t* xch, idx_t xs_n, const real_t* gch, idx_t gs
                 e0 = e0 + 3
 
 
-def thin_weight(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1] go, real_t[:, :, :, :, ::1] gw,
-                real_t[:, ::1] ws, tuple stride, tuple dilation, tuple pad_before, tuple padded, idx_t groups,
-                int nthreads):
+cdef void quad_taps(const real_t* gch, idx_t gs_n, idx_t gs_o, const real_t* buf, real_t* out, idx_t os_o,
+                    idx_t N, idx_t OD, idx_t OH, idx_t OW, idx_t kd, idx_t kh, idx_t kw, idx_t sd, idx_t sh,
+                    idx_t sw, idx_t dd, idx_t dh, idx_t dw, idx_t Dp, idx_t Hp, idx_t Wp) noexcept nogil:
+    """pair_taps for four consecutive output channels (``gs_o`` apart in grad_output,
+    ``os_o`` apart in the weight gradient) sharing one padded input channel."""
+    cdef idx_t a, b, e0, ne, t, ob
+    if sw != 1:
+        for ob in range(4):
+            pair_taps(gch + ob * gs_o, gs_n, buf, out + ob * os_o, N, OD, OH, OW, kd, kh, kw, sd, sh, sw,
+                      dd, dh, dw, Dp, Hp, Wp)
+        return
+    for a in range(kd):
+        for b in range(kh):
+            e0 = 0
+            while e0 < kw:
+                ne = kw - e0 if kw - e0 < 3 else 3
+                t = (a * kh + b) * kw + e0
+                if real_t is float:
+                    pyconv_taps3x4_f(gch, gs_n, gs_o, buf, N, OD, OH, OW, Dp, Hp, Wp, sd, sh, a * dd, b * dh,
+                                     e0 * dw, dw, <int>ne, out + t, os_o)
+                else:
+                    pyconv_taps3x4_d(gch, gs_n, gs_o, buf, N, OD, OH, OW, Dp, Hp, Wp, sd, sh, a * dd, b * dh,
+                                     e0 * dw, dw, <int>ne, out + t, os_o)
+                e0 = e0 + 3
+
+
+def direct_weight(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1] go, real_t[:, :, :, :, ::1] gw,
+                  real_t[:, ::1] ws, tuple stride, tuple dilation, tuple pad_before, tuple padded, idx_t groups,
+                  int nthreads):
     """gw[o, c, a, b, e] = sum over samples and output positions of
     go[n, o, od, oh, ow] * x[n, g*Cg + c, od*sd - pd + a*dd, oh*sh - ph + b*dh, ow*sw - pw + e*dw].
 
     x: (N, C_in, D, H, W); go: (N, C_out, OD, OH, OW); gw: (C_out, C_in/groups, kd, kh, kw);
     ws: (nthreads, N*Dp*Hp*Wp) scratch for the padded channel, ``padded = (Dp, Hp, Wp)``
-    the extent the taps read.  Parallel over (output channel, input channel) pairs,
-    each owning its weights (no reduction across threads).
+    the extent the taps read.  Parallel over input channels: each task pads its channel
+    once, then computes every weight that reads it (the group's outputs), so tasks own
+    disjoint weights (no reduction across threads).
     """
     cdef idx_t N = x.shape[0], Cin = x.shape[1], D = x.shape[2], H = x.shape[3], W = x.shape[4]
     cdef idx_t Cout = gw.shape[0], Cg = gw.shape[1], kd = gw.shape[2], kh = gw.shape[3], kw = gw.shape[4]
@@ -247,17 +350,23 @@ def thin_weight(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1] g
     cdef idx_t pd = pad_before[0], ph = pad_before[1], pw = pad_before[2]
     cdef idx_t Dp = padded[0], Hp = padded[1], Wp = padded[2]
     cdef idx_t Og = Cout // groups
-    cdef idx_t u, o, c, xc
+    cdef idx_t xc, o, c, gi
     cdef idx_t xs_n = Cin * D * H * W, gs_n = Cout * OD * OH * OW
     cdef real_t* buf = NULL
     if Cout * Cg == 0 or N == 0 or OD * OH * OW == 0:
         return
     with nogil, parallel(num_threads=nthreads):
         buf = &ws[threadid(), 0]
-        for u in prange(Cout * Cg, schedule='static'):
-            o = u // Cg
-            c = u % Cg
-            xc = (o // Og) * Cg + c
-            pair_weight(&x[0, xc, 0, 0, 0], xs_n, &go[0, o, 0, 0, 0], gs_n, buf, &gw[o, c, 0, 0, 0],
-                        N, D, H, W, OD, OH, OW, kd, kh, kw, sd, sh, sw, dd, dh, dw, pd, ph, pw, Dp, Hp, Wp)
-
+        for xc in prange(Cin, schedule='static'):
+            gi = xc // Cg
+            c = xc % Cg
+            pad_channel(&x[0, xc, 0, 0, 0], xs_n, buf, N, D, H, W, pd, ph, pw, Dp, Hp, Wp)
+            o = gi * Og
+            while o + 4 <= gi * Og + Og:
+                quad_taps(&go[0, o, 0, 0, 0], gs_n, OD * OH * OW, buf, &gw[o, c, 0, 0, 0], Cg * kd * kh * kw,
+                          N, OD, OH, OW, kd, kh, kw, sd, sh, sw, dd, dh, dw, Dp, Hp, Wp)
+                o = o + 4
+            while o < gi * Og + Og:
+                pair_taps(&go[0, o, 0, 0, 0], gs_n, buf, &gw[o, c, 0, 0, 0], N, OD, OH, OW, kd, kh, kw,
+                          sd, sh, sw, dd, dh, dw, Dp, Hp, Wp)
+                o = o + 1
