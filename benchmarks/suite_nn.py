@@ -5,12 +5,14 @@ pyconv-time (> 1: pyconv is faster), GFLOP/s of both (2 x the multiply-adds of t
 algorithm), their share of the float32 SGEMM peak measured in the same run at the same
 thread count, and the peak extra memory of one pyconv call beyond its output (the larger of
 the tracemalloc peak, which sees NumPy's allocations, and the resident-set growth, which
-also sees a kernel's own malloc'd workspace).  A summary checks the project's targets.
+also sees a kernel's own malloc'd workspace).  pyconv and torch calls are timed
+interleaved (median of each), so both see the same machine state.  A summary checks the
+project's targets.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py --suite nn
 """
 import gc
-import sys
+import time
 import tracemalloc
 
 import numpy as np
@@ -109,6 +111,27 @@ def _extra_memory(fn, out_nbytes):
     return max(peak, rss_growth) - out_nbytes, peak - out_nbytes, rss_growth - out_nbytes
 
 
+def _time_pair(h, fa, fb, max_seconds=20.0):
+    """Median wall times of ``fa()`` and ``fb()``, interleaved call by call after warm-up,
+    so both peers see the same machine state (other load, clocks, caches)."""
+    for _ in range(h.warmup):
+        fa()
+        fb()
+    ta, tb = [], []
+    start = time.perf_counter()
+    for i in range(h.repeats):
+        t0 = time.perf_counter()
+        fa()
+        t1 = time.perf_counter()
+        fb()
+        t2 = time.perf_counter()
+        ta.append(t1 - t0)
+        tb.append(t2 - t1)
+        if i >= 2 and t2 - start > 2 * max_seconds:
+            break
+    return float(np.median(ta)), float(np.median(tb))
+
+
 def _sgemm_peak(h, n, dtype=np.float32):
     size = 1024 if h.quick else 2048
     rng = np.random.default_rng(0)
@@ -154,7 +177,10 @@ def run(h):
                 with h.threads(n):
                     try:
                         out = f(x, w, **kw)
-                        t_py = h.time(lambda: f(x, w, **kw))
+                        if torch is not None:
+                            t_py, t_torch = _time_pair(h, lambda: f(x, w, **kw), lambda: tf(xt, wt, **kw))
+                        else:
+                            t_py, t_torch = h.time(lambda: f(x, w, **kw)), None
                         extra, extra_tm, extra_rss = _extra_memory(lambda: f(x, w, **kw), out.nbytes)
                     except Exception as e:  # a failing layer must not hide the others
                         print(f"  {name} {row['dtype']} threads={n}: pyconv failed: "
@@ -162,9 +188,7 @@ def run(h):
                         h.record(**row, error=f"{type(e).__name__}: {e}")
                         continue
                     flops = _flops(kind, xs, ws, out.shape)
-                    t_torch = None
                     if torch is not None:
-                        t_torch = h.time(lambda: tf(xt, wt, **kw))
                         ref = tf(xt, wt, **kw).numpy()
                         err = float(np.max(np.abs(out - ref)) / max(1.0, float(np.max(np.abs(ref)))))
                 row.update(pyconv_ms=t_py * 1e3)
