@@ -261,7 +261,11 @@ def _conv_core(x, w, b, stride, pad_pairs, dilation, groups):
                                   out.reshape((n, cout) + o3), s3, d3, pb3, groups, nthreads)
         return out
     pointwise = kvol == 1 and all(s == 1 for s in stride) and not padded
-    if not pointwise:
+    # the direct kernel holds one sample's padded phase planes at least; beyond the
+    # workspace budget, im2col tiles (bounded workspace) take over
+    sample_bytes = cin * int(np.prod([-(-(i + a + c) // st_) * st_ for i, (a, c), st_ in
+                                      zip(x.shape[2:], pad_pairs, stride)])) * dtype.itemsize
+    if not pointwise and sample_bytes <= max(_WORKSPACE_BYTES, out.nbytes):
         _direct_planes(x, w, bvec, has_b, out, stride, pad_pairs, dilation, groups, nthreads, thin=False)
         return out
     kc = cg * kvol
