@@ -14,8 +14,9 @@ of ``grad_output`` -- with stride 1 the forward convolution (``_conv_core``) of
 ``grad_output`` with the flipped kernel, otherwise ``_conv_transpose_core`` (GEMM
 ``W^T dY`` then col2im); the weight gradient is the correlation of the input with
 ``grad_output`` (``_conv_weight_core``: GEMM on im2col tiles reduced over the batch in
-per-thread buffers; for depthwise layers the direct kernel of
-``pyconv/_kernels/grad_direct.pyx``; for 1x1 layers one GEMM per sample).  A padding
+per-thread buffers; for layers with at most 16 output channels per group -- depthwise,
+thin groups, narrow 3-D layers -- the direct kernel of ``pyconv/_kernels/grad_direct.pyx``;
+for 1x1 layers one GEMM per sample).  A padding
 mode's adjoint folds the gradient of the padded border back onto the input elements
 it copied.  The signal layer's gradients are correlations / convolutions of
 ``grad_output`` (embedded into the 'full' output) with the other operand, computed by

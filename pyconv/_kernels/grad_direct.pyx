@@ -11,11 +11,12 @@ from pyconv._kernels._common cimport real_t
 
 ctypedef Py_ssize_t idx_t
 
-# The inner loops of the weight gradient, in C with explicit vector accumulators (GCC does
-# not vectorise the equivalent Cython loop; a portable `omp simd` version is the fallback).  One pass
-# over every output row of a (sample-batched) channel pair, for up to three horizontal
-# taps of one kernel row, stride 1 along the row.  Accumulators are local arrays that
-# stay in vector registers; the lanes are summed once at the end.
+# The inner loops of the weight gradient, in C with explicit vector accumulators (GCC
+# does not vectorise the equivalent Cython loop; a portable `omp simd` version is the
+# fallback).  One pass over every output row of a (sample-batched) channel pair -- or
+# of four output channels sharing one input channel -- for up to three horizontal taps
+# of one kernel row, stride 1 along the row.  Accumulators stay in vector registers;
+# the lanes are summed once at the end.
 cdef extern from *:
     """
     #include <string.h>
