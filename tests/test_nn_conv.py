@@ -648,3 +648,22 @@ def test_thin_direct_without_padded_copy(monkeypatch, case, dtype):
     out = nn.conv(xn, w, **case["kw"])
     hits = conv_nd_mode(np.isnan(xn).astype(float), np.abs(w.astype(float)) + 1, **case["kw"]) > 0
     np.testing.assert_array_equal(np.isnan(out), hits)
+
+
+@pytest.mark.parametrize("channels", [(1, 1), (2, 3), (16, 16)], ids=["single", "thin", "dense"])
+@pytest.mark.parametrize("d", [2**20, 2**40])
+def test_huge_dilation_and_padding(channels, d):
+    """Valid but extreme geometry with a tiny output (as torch computes it): with
+    dilation = padding = d only the centre tap of a 3x3 kernel meets the input, so the
+    result is the 1x1 convolution with that tap.  No padded frame of size ~d^2 may be
+    materialised (MemoryError) and no index may overflow."""
+    cin, cout = channels
+    rng = np.random.default_rng(41)
+    x = rand(rng, (2, cin, 4, 5))
+    w = rand(rng, (cout, cin, 3, 3))
+    out = nn.conv2d(x, w, dilation=d, padding=d)
+    expected = np.einsum("nchw,oc->nohw", x, w[:, :, 1, 1])
+    assert_close(out, expected, F64, n_reduce=cin)
+    # a stride far beyond the input: one output per dim
+    out = nn.conv2d(x, w, stride=d, padding=1)
+    check(out, x, w, stride=d, padding=1)

@@ -6,6 +6,8 @@ from pyconv import nn
 
 X2 = np.ones((2, 4, 8, 8))
 W2 = np.ones((6, 4, 3, 3))
+XT = np.ones((2, 4, 5, 5))
+WT = np.ones((4, 3, 3, 3))
 
 
 # ----------------------------------------------------------------- conv1d/2d/3d/conv
@@ -46,6 +48,11 @@ W2 = np.ones((6, 4, 3, 3))
     (lambda: nn.conv2d(X2, W2, groups=np.float64(2)), TypeError, "groups"),
     (lambda: nn.conv2d(X2, W2, dilation=0), ValueError, "dilation"),
     (lambda: nn.conv2d(X2, W2, dilation=(2, 0)), ValueError, "dilation"),
+    # beyond int64: a ValueError naming the argument, not an OverflowError from deep inside
+    (lambda: nn.conv2d(X2, W2, stride=2**70), (ValueError, TypeError), "stride"),
+    (lambda: nn.conv2d(X2, W2, dilation=2**70), (ValueError, TypeError), "dilation|kernel|input"),
+    (lambda: nn.conv2d(X2, W2, padding=2**70), (ValueError, TypeError), "padding"),
+    (lambda: nn.conv_transpose2d(XT, WT, stride=2**70), (ValueError, TypeError), "stride"),
     (lambda: nn.conv2d(X2, W2, padding=-1), ValueError, "padding"),
     (lambda: nn.conv2d(X2, W2, padding=(1, -2)), ValueError, "padding"),
     (lambda: nn.conv2d(X2, W2, padding=((1, 1), (0, -1))), ValueError, "padding"),
@@ -97,9 +104,6 @@ def test_inputs_unchanged_after_error():
 
 
 # ----------------------------------------------------------------- transposed
-
-XT = np.ones((2, 4, 5, 5))
-WT = np.ones((4, 3, 3, 3))
 
 
 @pytest.mark.parametrize("call,exc,match", [
