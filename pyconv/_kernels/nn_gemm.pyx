@@ -140,6 +140,10 @@ cdef void im2col_rows(const real_t* img, real_t* col, idx_t ldcol, idx_t p0, idx
                 if g.sw == 1:
                     for j in range(lo, hi):
                         dst[j] = src[j]
+                elif g.sw == 2:
+                    # a constant stride lets the compiler vectorise (permutes)
+                    for j in range(lo, hi):
+                        dst[j] = src[2 * j]
                 else:
                     for j in range(lo, hi):
                         dst[j] = src[j * g.sw]
@@ -194,6 +198,9 @@ cdef void col2im_rows(const real_t* col, idx_t ldcol, real_t* img, idx_t p0, idx
                 if g.sw == 1:
                     for j in range(lo, hi):
                         dst[j] += srcc[j]
+                elif g.sw == 2:
+                    for j in range(lo, hi):
+                        dst[2 * j] += srcc[j]
                 else:
                     for j in range(lo, hi):
                         dst[j * g.sw] += srcc[j]
