@@ -615,6 +615,8 @@ def test_fillvalue_cast_like_the_forward():
     (2, 9, 1, (1, 2), (2, 5)),   # strided rows: the block falls back to singles
     (3, 6, 2, 1, (2, 3, 3)),     # grouped: 3 outputs per group, singles only
     (1, 16, 2, 1, (7,)),         # two blocks per group, seven taps (3 + 3 + 1)
+    (2, 8, 1, 1, (3, 3)),        # eight-output blocks (rows of whole float vectors + a short tail)
+    (3, 13, 1, 1, (3, 3, 3)),    # 8 + 4 + 1 outputs, 3-D
 ])
 def test_direct_weight_kernel_vs_torch(nd, cout, groups, stride, k, dtype):
     # the direct weight kernel (few output channels per group), blocked over outputs

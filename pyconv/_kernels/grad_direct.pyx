@@ -126,6 +126,58 @@ cdef extern from *:
     }
     PYCONV_TAPS3X4(pyconv_taps3x4_f, float, pyconv_f16, pyconv_f8, 16)
     PYCONV_TAPS3X4(pyconv_taps3x4_d, double, pyconv_d8, pyconv_d4, 8)
+    /* Eight output channels at once, full vector blocks only (24 accumulators; the
+       tail of a row runs scalar): used when rows hold whole blocks. */
+    #define PYCONV_ACC8(VT, A, G, GS, X, DW, NE)                                               \
+        { VT xv0, xv1, xv2, gv; memcpy(&xv0, (X), sizeof(VT)); xv1 = xv0; xv2 = xv0;           \
+          if ((NE) > 1) memcpy(&xv1, (X) + (DW), sizeof(VT));                                  \
+          if ((NE) > 2) memcpy(&xv2, (X) + 2 * (DW), sizeof(VT));                              \
+          for (ob = 0; ob < 8; ob++) {                                                         \
+              memcpy(&gv, (G) + ob * (GS), sizeof(VT));                                        \
+              A[ob][0] += gv * xv0;                                                            \
+              if ((NE) > 1) A[ob][1] += gv * xv1;                                              \
+              if ((NE) > 2) A[ob][2] += gv * xv2;                                              \
+          } }
+    #define PYCONV_ROWS8(T, VTL, L, NE)                                                        \
+        for (n = 0; n < N; n++)                                                                \
+        for (od = 0; od < OD; od++)                                                            \
+        for (oh = 0; oh < OH; oh++) {                                                          \
+            const T* g = g0 + n * gs_n + (od * OH + oh) * OW;                                   \
+            const T* xr = buf + ((n * Dp + od * sd + zoff) * Hp + oh * sh + yoff) * Wp + xoff;   \
+            for (jb = 0; jb < nl; jb++)                                                        \
+                PYCONV_ACC8(VTL, a, g + (L) * jb, gs_o, xr + (L) * jb, dw, NE)                  \
+            for (j = jt; j < OW; j++)                                                          \
+                for (ob = 0; ob < 8; ob++) {                                                   \
+                    T gq = g[ob * gs_o + j];                                                   \
+                    r[ob][0] += gq * xr[j];                                                    \
+                    if ((NE) > 1) r[ob][1] += gq * xr[j + dw];                                 \
+                    if ((NE) > 2) r[ob][2] += gq * xr[j + 2 * dw];                             \
+                }                                                                              \
+        }
+    #define PYCONV_TAPS3X8(NAME, T, VTL, L)                                                    \
+    static void NAME(const T* g0, Py_ssize_t gs_n, Py_ssize_t gs_o, const T* buf, Py_ssize_t N, \
+                     Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Dp, Py_ssize_t Hp,  \
+                     Py_ssize_t Wp, Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t zoff, Py_ssize_t yoff, \
+                     Py_ssize_t xoff, Py_ssize_t dw, int ne, T* out, Py_ssize_t os_o)             \
+    {                                                                                          \
+        VTL a[8][3]; T r[8][3]; VTL zl = {0};                                                  \
+        Py_ssize_t nl = OW / (L), jt = (L) * nl;                                               \
+        Py_ssize_t n, od, oh, jb, j;                                                           \
+        int ob, e, q;                                                                          \
+        for (ob = 0; ob < 8; ob++) for (e = 0; e < 3; e++) { a[ob][e] = zl; r[ob][e] = 0; }    \
+        if (ne == 3) { PYCONV_ROWS8(T, VTL, L, 3) }                                            \
+        else if (ne == 2) { PYCONV_ROWS8(T, VTL, L, 2) }                                       \
+        else { PYCONV_ROWS8(T, VTL, L, 1) }                                                    \
+        for (ob = 0; ob < 8; ob++)                                                             \
+            for (e = 0; e < ne; e++) {                                                         \
+                T sacc = r[ob][e];                                                             \
+                for (q = 0; q < (L); q++) sacc += a[ob][e][q];                                 \
+                out[ob * os_o + e] = sacc;                                                     \
+            }                                                                                  \
+    }
+    PYCONV_TAPS3X8(pyconv_taps3x8_f, float, pyconv_f16, 16)
+    PYCONV_TAPS3X8(pyconv_taps3x8_d, double, pyconv_d8, 8)
+    #define PYCONV_HAVE_X8 1
     #else
     #define PYCONV_TAPS3(NAME, T)                                                              \
     static void NAME(const T* g0, Py_ssize_t gs_n, const T* buf, Py_ssize_t N, Py_ssize_t OD,  \
@@ -194,6 +246,15 @@ cdef extern from *:
     }
     PYCONV_TAPS3X4(pyconv_taps3x4_f, pyconv_taps3_f, float)
     PYCONV_TAPS3X4(pyconv_taps3x4_d, pyconv_taps3_d, double)
+    #define PYCONV_HAVE_X8 0
+    static void pyconv_taps3x8_f(const float* g0, Py_ssize_t gs_n, Py_ssize_t gs_o, const float* buf, Py_ssize_t N,
+                                 Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Dp, Py_ssize_t Hp,
+                                 Py_ssize_t Wp, Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t zoff, Py_ssize_t yoff,
+                                 Py_ssize_t xoff, Py_ssize_t dw, int ne, float* out, Py_ssize_t os_o) { }
+    static void pyconv_taps3x8_d(const double* g0, Py_ssize_t gs_n, Py_ssize_t gs_o, const double* buf, Py_ssize_t N,
+                                 Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Dp, Py_ssize_t Hp,
+                                 Py_ssize_t Wp, Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t zoff, Py_ssize_t yoff,
+                                 Py_ssize_t xoff, Py_ssize_t dw, int ne, double* out, Py_ssize_t os_o) { }
     #endif
 
     """
@@ -214,6 +275,15 @@ cdef extern from *:
                           Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Dp, Py_ssize_t Hp, Py_ssize_t Wp,
                           Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t zoff, Py_ssize_t yoff, Py_ssize_t xoff,
                           Py_ssize_t dw, int ne, double* out, Py_ssize_t os_o) noexcept nogil
+    void pyconv_taps3x8_f(const float* g0, Py_ssize_t gs_n, Py_ssize_t gs_o, const float* buf, Py_ssize_t N,
+                          Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Dp, Py_ssize_t Hp, Py_ssize_t Wp,
+                          Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t zoff, Py_ssize_t yoff, Py_ssize_t xoff,
+                          Py_ssize_t dw, int ne, float* out, Py_ssize_t os_o) noexcept nogil
+    void pyconv_taps3x8_d(const double* g0, Py_ssize_t gs_n, Py_ssize_t gs_o, const double* buf, Py_ssize_t N,
+                          Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Dp, Py_ssize_t Hp, Py_ssize_t Wp,
+                          Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t zoff, Py_ssize_t yoff, Py_ssize_t xoff,
+                          Py_ssize_t dw, int ne, double* out, Py_ssize_t os_o) noexcept nogil
+    const int PYCONV_HAVE_X8
 
 
 cdef inline idx_t col_lo(idx_t off, idx_t step, idx_t n) noexcept nogil:
@@ -331,6 +401,26 @@ cdef void quad_taps(const real_t* gch, idx_t gs_n, idx_t gs_o, const real_t* buf
                 e0 = e0 + 3
 
 
+cdef void oct_taps(const real_t* gch, idx_t gs_n, idx_t gs_o, const real_t* buf, real_t* out, idx_t os_o,
+                   idx_t N, idx_t OD, idx_t OH, idx_t OW, idx_t kd, idx_t kh, idx_t kw, idx_t sd, idx_t sh,
+                   idx_t dd, idx_t dh, idx_t dw, idx_t Dp, idx_t Hp, idx_t Wp) noexcept nogil:
+    """quad_taps for eight output channels (stride 1 along rows, vector-aligned rows)."""
+    cdef idx_t a, b, e0, ne, t
+    for a in range(kd):
+        for b in range(kh):
+            e0 = 0
+            while e0 < kw:
+                ne = kw - e0 if kw - e0 < 3 else 3
+                t = (a * kh + b) * kw + e0
+                if real_t is float:
+                    pyconv_taps3x8_f(gch, gs_n, gs_o, buf, N, OD, OH, OW, Dp, Hp, Wp, sd, sh, a * dd, b * dh,
+                                     e0 * dw, dw, <int>ne, out + t, os_o)
+                else:
+                    pyconv_taps3x8_d(gch, gs_n, gs_o, buf, N, OD, OH, OW, Dp, Hp, Wp, sd, sh, a * dd, b * dh,
+                                     e0 * dw, dw, <int>ne, out + t, os_o)
+                e0 = e0 + 3
+
+
 def direct_weight(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1] go, real_t[:, :, :, :, ::1] gw,
                   real_t[:, ::1] ws, tuple stride, tuple dilation, tuple pad_before, tuple padded, idx_t groups,
                   int nthreads):
@@ -352,6 +442,8 @@ def direct_weight(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1]
     cdef idx_t Dp = padded[0], Hp = padded[1], Wp = padded[2]
     cdef idx_t Og = Cout // groups
     cdef idx_t xc, o, c, gi
+    cdef idx_t lanes = 16 if real_t is float else 8
+    cdef bint use8 = PYCONV_HAVE_X8 and sw == 1 and OW % lanes < lanes // 2
     cdef idx_t xs_n = Cin * D * H * W, gs_n = Cout * OD * OH * OW
     cdef real_t* buf = NULL
     if Cout * Cg == 0 or N == 0 or OD * OH * OW == 0:
@@ -363,6 +455,11 @@ def direct_weight(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1]
             c = xc % Cg
             pad_channel(&x[0, xc, 0, 0, 0], xs_n, buf, N, D, H, W, pd, ph, pw, Dp, Hp, Wp)
             o = gi * Og
+            # eight outputs per block where rows hold whole vector blocks (no half block)
+            while use8 and o + 8 <= gi * Og + Og:
+                oct_taps(&go[0, o, 0, 0, 0], gs_n, OD * OH * OW, buf, &gw[o, c, 0, 0, 0], Cg * kd * kh * kw,
+                         N, OD, OH, OW, kd, kh, kw, sd, sh, dd, dh, dw, Dp, Hp, Wp)
+                o = o + 8
             while o + 4 <= gi * Og + Og:
                 quad_taps(&go[0, o, 0, 0, 0], gs_n, OD * OH * OW, buf, &gw[o, c, 0, 0, 0], Cg * kd * kh * kw,
                           N, OD, OH, OW, kd, kh, kw, sd, sh, sw, dd, dh, dw, Dp, Hp, Wp)
