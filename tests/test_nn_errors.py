@@ -68,6 +68,8 @@ WT = np.ones((4, 3, 3, 3))
     # reflect needs the pad smaller than the input dim (as torch)
     (lambda: nn.conv1d(np.ones((1, 1, 3)), np.ones((1, 1, 3)), padding=3, padding_mode="reflect"),
      ValueError, "padding"),
+    (lambda: nn.conv2d(X2, W2, padding=2**40, dilation=2**40, padding_mode="reflect"), ValueError, "padding"),
+    (lambda: nn.conv2d(X2, W2, padding=2**40, dilation=2**40, padding_mode="circular"), ValueError, "padding"),
     # bias
     (lambda: nn.conv2d(X2, W2, np.ones(5)), ValueError, "bias"),
     (lambda: nn.conv2d(X2, W2, np.ones((6, 1))), ValueError, "bias"),

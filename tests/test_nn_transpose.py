@@ -317,3 +317,18 @@ def test_nonfinite_weight_vs_torch(nd, stride, padding, channels, groups):
     np.testing.assert_array_equal(np.isinf(out), np.isinf(expected))
     fin = np.isfinite(expected)
     assert_close(np.where(fin, out, 0), np.where(fin, expected, 0), F64, n_reduce=n_reduce(x, w, 1))
+
+
+@pytest.mark.parametrize("channels", [(1, 1), (2, 3), (16, 16)], ids=["single", "thin", "dense"])
+@pytest.mark.parametrize("d", [2**20, 2**40])
+def test_huge_dilation_and_padding(channels, d):
+    """dilation = padding = d with a 3x3 kernel: only the centre tap lands inside the
+    (cropped) output, so the result is the 1x1 transposed convolution with that tap.
+    No frame of size ~d^2 may be materialised and no index may overflow."""
+    cin, cout = channels
+    rng = np.random.default_rng(43)
+    x = rand(rng, (2, cin, 4, 5))
+    w = rand(rng, (cin, cout, 3, 3))
+    out = nn.conv_transpose2d(x, w, dilation=d, padding=d)
+    expected = np.einsum("nchw,co->nohw", x, w[:, :, 1, 1])
+    assert_close(out, expected, F64, n_reduce=cin)
