@@ -247,14 +247,19 @@ cdef extern from *:
     PYCONV_TAPS3X4(pyconv_taps3x4_f, pyconv_taps3_f, float)
     PYCONV_TAPS3X4(pyconv_taps3x4_d, pyconv_taps3_d, double)
     #define PYCONV_HAVE_X8 0
-    static void pyconv_taps3x8_f(const float* g0, Py_ssize_t gs_n, Py_ssize_t gs_o, const float* buf, Py_ssize_t N,
-                                 Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Dp, Py_ssize_t Hp,
-                                 Py_ssize_t Wp, Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t zoff, Py_ssize_t yoff,
-                                 Py_ssize_t xoff, Py_ssize_t dw, int ne, float* out, Py_ssize_t os_o) { }
-    static void pyconv_taps3x8_d(const double* g0, Py_ssize_t gs_n, Py_ssize_t gs_o, const double* buf, Py_ssize_t N,
-                                 Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Dp, Py_ssize_t Hp,
-                                 Py_ssize_t Wp, Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t zoff, Py_ssize_t yoff,
-                                 Py_ssize_t xoff, Py_ssize_t dw, int ne, double* out, Py_ssize_t os_o) { }
+    /* (without vector types the eight-output block is two four-output ones) */
+    #define PYCONV_TAPS3X8(NAME, X4, T)                                                        \
+    static void NAME(const T* g0, Py_ssize_t gs_n, Py_ssize_t gs_o, const T* buf, Py_ssize_t N, \
+                     Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Dp, Py_ssize_t Hp,  \
+                     Py_ssize_t Wp, Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t zoff, Py_ssize_t yoff, \
+                     Py_ssize_t xoff, Py_ssize_t dw, int ne, T* out, Py_ssize_t os_o)             \
+    {                                                                                          \
+        X4(g0, gs_n, gs_o, buf, N, OD, OH, OW, Dp, Hp, Wp, sd, sh, zoff, yoff, xoff, dw, ne, out, os_o); \
+        X4(g0 + 4 * gs_o, gs_n, gs_o, buf, N, OD, OH, OW, Dp, Hp, Wp, sd, sh, zoff, yoff, xoff, dw, ne, \
+           out + 4 * os_o, os_o);                                                              \
+    }
+    PYCONV_TAPS3X8(pyconv_taps3x8_f, pyconv_taps3x4_f, float)
+    PYCONV_TAPS3X8(pyconv_taps3x8_d, pyconv_taps3x4_d, double)
     #endif
 
     """
