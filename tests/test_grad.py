@@ -631,3 +631,15 @@ def test_direct_weight_kernel_vs_torch(nd, cout, groups, stride, k, dtype):
     tw = getattr(torch.nn.grad, f"conv{nd}d_weight")(torch.tensor(x), w.shape, torch.tensor(go), stride, 1, 1,
                                                       groups).numpy()
     assert_close(gw, tw.astype(dtype), n_reduce=int(np.prod(go.shape[2:])) * 2)
+
+
+def test_direct_weight_kernel_strided_rows():
+    # the public path sends row strides > 1 to GEMM; the kernel's scalar path stays exact
+    torch = pytest.importorskip("torch")
+    x, w = rand(2, 4, 9, 17), rand(8, 2, 3, 2)
+    go = rand(2, 8, 8, 6)
+    gw = grad._direct_weight_core(np.ascontiguousarray(x), go, w.shape, (1, 3), ((1, 0), (2, 1)), (1, 2), 2,
+                                  go.shape[2:])
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 0), (2, 1)))
+    tw = torch.nn.grad.conv2d_weight(torch.tensor(xp), w.shape, torch.tensor(go), (1, 3), 0, (1, 2), 2).numpy()
+    assert_close(gw, tw, n_reduce=96)
