@@ -279,12 +279,37 @@ def nn_padding_pairs(padding, nd, in_sizes, kernel, stride, dilation):
     return tuple(pairs)
 
 
+_NN_INT_LIMIT = 2**62
+
+
+def nn_check_limits(values, name):
+    """ValueError naming ``name`` when a size argument cannot be indexed in int64."""
+    for v in values:
+        if abs(v) >= _NN_INT_LIMIT:
+            raise ValueError(f"{name}={v} is too large: every entry must be below 2**62")
+    return values
+
+
+def nn_check_pad_modes(sizes, pad_pairs, mode):
+    """The PyTorch limits of a padding mode (checked before any map is built)."""
+    for n, (pb, pa) in zip(sizes, pad_pairs):
+        if mode == "reflect" and (pb >= n or pa >= n):
+            raise ValueError(f"padding_mode='reflect' needs padding < input size in every dim; got "
+                             f"padding ({pb}, {pa}) for size {n}")
+        if mode == "circular" and (pb > n or pa > n):
+            raise ValueError(f"padding_mode='circular' needs padding <= input size in every dim; got "
+                             f"padding ({pb}, {pa}) for size {n}")
+        if mode == "replicate" and n == 0 and (pb or pa):
+            raise ValueError("padding_mode='replicate' cannot pad an empty dimension")
+
+
 def nn_pad_maps(sizes, pad_pairs, mode):
     """Index maps of a padding mode: for each dim, the source index of every padded
     position (-1 for a zero).  ``mode``: 'zeros', 'reflect', 'replicate', 'circular'
     (torch.nn.ConvNd's padding_mode).  Reflect needs pad < size, circular pad <= size,
     replicate a non-empty dim, as in PyTorch.
     """
+    nn_check_pad_modes(sizes, pad_pairs, mode)
     maps = []
     for n, (pb, pa) in zip(sizes, pad_pairs):
         j = np.arange(-pb, n + pa, dtype=np.int64)

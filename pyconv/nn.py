@@ -30,8 +30,8 @@ import numpy as np
 
 from pyconv._kernels import nn_direct, nn_gemm
 from pyconv._utils import (as_array, as_tuple, blas_single_thread, check_choice, check_int, contiguous,
-                           dl_dtype, nn_batched, nn_check_gemm_dims, nn_pad_maps, nn_padding_pairs,
-                           num_threads_for)
+                           dl_dtype, nn_batched, nn_check_gemm_dims, nn_check_limits, nn_check_pad_modes,
+                           nn_pad_maps, nn_padding_pairs, num_threads_for)
 from pyconv.arithmetic import conv_output_size, conv_transpose_output_size
 
 __all__ = ["conv", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
@@ -130,19 +130,20 @@ def _normalize_conv(input, weight, bias=None, stride=1, padding=0, dilation=1, g
         raise ValueError(f"weight.shape[1]={cg} must equal in_channels/groups = {cin}/{groups} = "
                          f"{cin // groups} (weight shape {w.shape}, input shape {x.shape})")
     _check_bias(b, cout)
-    stride = as_tuple(stride, nd, "stride", minimum=1)
-    dilation = as_tuple(dilation, nd, "dilation", minimum=1)
+    stride = nn_check_limits(as_tuple(stride, nd, "stride", minimum=1), "stride")
+    dilation = nn_check_limits(as_tuple(dilation, nd, "dilation", minimum=1), "dilation")
     padding_mode = check_choice(padding_mode, "padding_mode", PADDING_MODES)
     kernel = w.shape[2:]
     if any(k < 1 for k in kernel):
         raise ValueError(f"weight's kernel size {kernel} must be at least 1 in every dim")
     pads = nn_padding_pairs(padding, nd, xb.shape[2:], kernel, stride, dilation)
+    nn_check_limits([v for pp in pads for v in pp], "padding")
     for i, k, d, (pb, pa) in zip(xb.shape[2:], kernel, dilation, pads):
         if i + pb + pa < d * (k - 1) + 1:
             raise ValueError(f"weight's kernel size {tuple(kernel)} (dilation {dilation}) spans more than the "
                              f"padded input {tuple(i + pb + pa for i, (pb, pa) in zip(xb.shape[2:], pads))}")
     if padding_mode != "zeros":
-        nn_pad_maps(xb.shape[2:], pads, padding_mode)  # validates reflect/circular limits
+        nn_check_pad_modes(xb.shape[2:], pads, padding_mode)
     return ConvArgs(xb, w, b, stride, pads, dilation, groups, padding_mode, dtype, unbatched, nd)
 
 
@@ -232,6 +233,13 @@ def _conv_core(x, w, b, stride, pad_pairs, dilation, groups):
     out = np.empty((n, cout) + tuple(osz), dtype=dtype)
     if out.size == 0:
         return out
+    pruned = _prune_taps(x, w, stride, pad_pairs, dilation, osz)
+    if pruned is not None:
+        x, w, pad_pairs = pruned
+        if w is None:           # no tap ever meets the input: every output is the bias
+            out[...] = 0 if b is None else b.reshape((cout,) + (1,) * nd)
+            return out
+        kernel = tuple(w.shape[2:])
     og = cout // groups
     kvol = int(np.prod(kernel))
     p = int(np.prod(osz))
@@ -276,6 +284,52 @@ def _conv_core(x, w, b, stride, pad_pairs, dilation, groups):
         nn_gemm.conv_forward(x.reshape(n, cin, -1), w.reshape(cout, -1), bvec, has_b, out.reshape(n, cout, -1),
                              geo, groups, tile, pointwise, _BLAS_THREADS, nthreads)
     return out
+
+
+def _prune_taps(x, w, stride, pad_pairs, dilation, osz):
+    """Drop the kernel taps that only ever read padding, and the padding/input they no longer need.
+
+    Per dim, tap ``a`` reads input ``o*s - p_before + a*d``; the taps between the first
+    and the last one that meets the input for some output are kept, the kernel is
+    sliced to them and the padding shrunk by what the dropped taps spanned (a
+    negative remainder crops input that no kept tap reads).  The result is the same
+    convolution with the same output shape, but its padded frame no longer grows
+    with padding that only zeros ever see (dilation = padding = 2**20 stays small).
+    Exact only when the dropped weights are finite (0 * w = 0): otherwise, and when
+    nothing can be dropped, returns None.  Returns ``(x, w, pad_pairs)``, with
+    ``w = None`` when no tap meets the input at all.
+    """
+    keep, changed = [], False
+    for i_sz, k, s_, d_, (pb, pa), o_sz in zip(x.shape[2:], w.shape[2:], stride, dilation, pad_pairs, osz):
+        hits = []
+        for a in range(k):
+            first = -(-(pb - a * d_) // s_) if pb - a * d_ > 0 else 0      # first output with index >= 0
+            if first < o_sz and first * s_ - pb + a * d_ < i_sz:
+                hits.append(a)
+        if not hits:
+            keep.append(None)
+            changed = True
+            continue
+        keep.append((hits[0], hits[-1]))
+        changed |= hits[0] > 0 or hits[-1] < k - 1
+    if not changed:
+        return None
+    if any(kp is None for kp in keep):
+        if not np.isfinite(w).all():
+            return None
+        return x, None, pad_pairs
+    sl = (slice(None), slice(None)) + tuple(slice(a0, a1 + 1) for a0, a1 in keep)
+    mask = np.ones(w.shape, dtype=bool)
+    mask[sl] = False
+    if not np.isfinite(w[mask]).all():
+        return None
+    new_pads, crop = [], []
+    for (a0, a1), k, d_, (pb, pa), i_sz in zip(keep, w.shape[2:], dilation, pad_pairs, x.shape[2:]):
+        nb, na = pb - a0 * d_, pa - (k - 1 - a1) * d_
+        crop.append(slice(max(0, -nb), i_sz - max(0, -na)))
+        new_pads.append((max(0, nb), max(0, na)))
+    xc = x[(slice(None), slice(None)) + tuple(crop)]
+    return np.ascontiguousarray(xc), np.ascontiguousarray(w[sl]), tuple(new_pads)
 
 
 def _phase_layout(sp3, k3, s3, d3, pads3):
@@ -622,10 +676,10 @@ def _normalize_conv_transpose(input, weight, bias, stride, padding, output_paddi
     if isinstance(padding, str):
         raise ValueError(f"padding={padding!r}: string padding is not supported by transposed "
                          f"convolutions; give an int or a tuple of {nd} ints")
-    stride = as_tuple(stride, nd, "stride", minimum=1)
-    dilation = as_tuple(dilation, nd, "dilation", minimum=1)
-    padding = as_tuple(padding, nd, "padding", minimum=0)
-    output_padding = as_tuple(output_padding, nd, "output_padding", minimum=0)
+    stride = nn_check_limits(as_tuple(stride, nd, "stride", minimum=1), "stride")
+    dilation = nn_check_limits(as_tuple(dilation, nd, "dilation", minimum=1), "dilation")
+    padding = nn_check_limits(as_tuple(padding, nd, "padding", minimum=0), "padding")
+    output_padding = nn_check_limits(as_tuple(output_padding, nd, "output_padding", minimum=0), "output_padding")
     for op, s, d in zip(output_padding, stride, dilation):
         if op >= s and op >= d:
             raise ValueError(f"output_padding={output_padding} must be smaller than either stride={stride} "
@@ -1026,10 +1080,10 @@ def resize_conv2d(input, weight, bias=None, scale_factor=2, mode="nearest", padd
 # --------------------------------------------------------------------------- unfold / fold
 
 def _normalize_fold_args(kernel_size, dilation, padding, stride):
-    k = as_tuple(kernel_size, 2, "kernel_size", minimum=1)
-    d = as_tuple(dilation, 2, "dilation", minimum=1)
-    p = as_tuple(padding, 2, "padding", minimum=0)
-    s = as_tuple(stride, 2, "stride", minimum=1)
+    k = nn_check_limits(as_tuple(kernel_size, 2, "kernel_size", minimum=1), "kernel_size")
+    d = nn_check_limits(as_tuple(dilation, 2, "dilation", minimum=1), "dilation")
+    p = nn_check_limits(as_tuple(padding, 2, "padding", minimum=0), "padding")
+    s = nn_check_limits(as_tuple(stride, 2, "stride", minimum=1), "stride")
     return k, d, p, s
 
 
