@@ -290,6 +290,15 @@ def nn_check_limits(values, name):
     return values
 
 
+def nn_check_span(sizes, kernel, stride, dilation, pad_pairs):
+    """ValueError when a geometry's index arithmetic would leave int64 (kernels index
+    with 64-bit integers: ``o*stride + tap*dilation - padding`` must stay representable)."""
+    for i, k, s_, d_, (pb, pa) in zip(sizes, kernel, stride, dilation, pad_pairs):
+        if (i + 1) * s_ + (k - 1) * d_ + pb + pa >= _NN_INT_LIMIT:
+            raise ValueError(f"stride={s_}, dilation={d_} and padding=({pb}, {pa}) with kernel size {k} "
+                             f"and input size {i} are too large: their index span exceeds 2**62")
+
+
 def nn_check_pad_modes(sizes, pad_pairs, mode):
     """The PyTorch limits of a padding mode (checked before any map is built)."""
     for n, (pb, pa) in zip(sizes, pad_pairs):

@@ -31,7 +31,7 @@ import numpy as np
 from pyconv._kernels import nn_direct, nn_gemm
 from pyconv._utils import (as_array, as_tuple, blas_single_thread, check_choice, check_int, contiguous,
                            dl_dtype, nn_batched, nn_check_gemm_dims, nn_check_limits, nn_check_pad_modes,
-                           nn_pad_maps, nn_padding_pairs, num_threads_for)
+                           nn_check_span, nn_pad_maps, nn_padding_pairs, num_threads_for)
 from pyconv.arithmetic import conv_output_size, conv_transpose_output_size
 
 __all__ = ["conv", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
@@ -138,6 +138,7 @@ def _normalize_conv(input, weight, bias=None, stride=1, padding=0, dilation=1, g
         raise ValueError(f"weight's kernel size {kernel} must be at least 1 in every dim")
     pads = nn_padding_pairs(padding, nd, xb.shape[2:], kernel, stride, dilation)
     nn_check_limits([v for pp in pads for v in pp], "padding")
+    nn_check_span(xb.shape[2:], kernel, stride, dilation, pads)
     for i, k, d, (pb, pa) in zip(xb.shape[2:], kernel, dilation, pads):
         if i + pb + pa < d * (k - 1) + 1:
             raise ValueError(f"weight's kernel size {tuple(kernel)} (dilation {dilation}) spans more than the "
@@ -680,6 +681,7 @@ def _normalize_conv_transpose(input, weight, bias, stride, padding, output_paddi
     dilation = nn_check_limits(as_tuple(dilation, nd, "dilation", minimum=1), "dilation")
     padding = nn_check_limits(as_tuple(padding, nd, "padding", minimum=0), "padding")
     output_padding = nn_check_limits(as_tuple(output_padding, nd, "output_padding", minimum=0), "output_padding")
+    nn_check_span(xb.shape[2:], w.shape[2:], stride, dilation, [(p, p) for p in padding])
     for op, s, d in zip(output_padding, stride, dilation):
         if op >= s and op >= d:
             raise ValueError(f"output_padding={output_padding} must be smaller than either stride={stride} "
@@ -1124,6 +1126,7 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     """
     x = as_array(input, "input")
     k, d, p, s = _normalize_fold_args(kernel_size, dilation, padding, stride)
+    nn_check_span(x.shape[-2:], k, s, d, [(q, q) for q in p])
     if x.ndim not in (3, 4):
         raise ValueError(f"input must have 3 (unbatched) or 4 (batched) dims (N, C, H, W); got shape {x.shape}")
     dtype = dl_dtype(x)
@@ -1174,6 +1177,8 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     if ck % kvol:
         raise ValueError(f"input.shape[-2]={ck} must be divisible by the kernel size product "
                          f"kh*kw={kvol} (kernel_size={k})")
+    nn_check_limits(osz, "output_size")
+    nn_check_span(osz, k, s, d, [(q, q) for q in p])
     nb = _blocks(osz, k, d, p, s, "output_size")
     if nb[0] * nb[1] != L:
         raise ValueError(f"input.shape[-1]={L} must equal the number of sliding blocks {nb[0]}*{nb[1]}="
