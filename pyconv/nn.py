@@ -333,6 +333,17 @@ def _prune_taps(x, w, stride, pad_pairs, dilation, osz):
     return np.ascontiguousarray(xc), np.ascontiguousarray(w[sl]), tuple(new_pads)
 
 
+def _balanced_tile(length, n_units, nthreads):
+    """Tile length near ``_S1_TILE`` whose unit count (``n_units`` x tiles) splits evenly
+    over the threads when there are few units (static schedule: one straggler
+    tile would otherwise idle the other threads)."""
+    ntiles = max(1, -(-length // _S1_TILE))
+    if nthreads > 1 and n_units * ntiles < 8 * nthreads:
+        while (n_units * ntiles) % nthreads:
+            ntiles += 1
+    return max(1, -(-length // ntiles))
+
+
 def _phase_layout(sp3, k3, s3, d3, pads3):
     """Phase-plane layout of a (lifted 3-D) convolution's zero-padded input.
 
@@ -427,14 +438,16 @@ def _direct_planes(x, w, bvec, has_b, out, stride, pad_pairs, dilation, groups, 
         wg = np.zeros((groups, nob * 8, cg, kvol), dtype=dtype)
         wg[:, :og] = w.reshape(groups, og, cg, kvol)
         wk = np.ascontiguousarray(wg.reshape(groups, nob, 8, cg, kvol).transpose(0, 1, 3, 4, 2))
-    out5 = out.reshape((n, cout) + _lift3(out.shape[2:], 1))
+    o3 = _lift3(out.shape[2:], 1)
+    out5 = out.reshape((n, cout) + o3)
     budget = max(_WORKSPACE_BYTES, out.nbytes)
+    frame_len = ((o3[0] - 1) * qshape[1] + o3[1] - 1) * qshape[2] + o3[2]
     for n0, m, flat in _phase_chunks(x, sp3, qshape, S, phase_maps, budget, nthreads):
         if thin:
             nn_direct.thin_taps(flat, m, cin, S, wk, offs, bvec, has_b, out5[n0:n0 + m], qshape, groups, nthreads)
         else:
             nn_direct.dense_s1(flat, m, cin, S, wk, offs, bvec, has_b, out5[n0:n0 + m], qshape, groups,
-                               _S1_TILE, nthreads)
+                               _balanced_tile(frame_len, m * groups, nthreads), nthreads)
 
 
 def _conv_transpose_core(x, w, b, stride, padding, output_padding, groups, dilation):
