@@ -53,16 +53,18 @@ PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 # OpenMP team spins between regions on the very cores OpenBLAS's threads need,
 # and every tile pays a fork/join in both runtimes.  So (b) is the default; (a)
 # stays selectable (``_BLAS_THREADS = True``) so the measurement can be rerun.
+# (Dense non-pointwise convolutions have since moved to the direct kernel; the
+# GEMM path serves pointwise layers and the workspace-bounded fallback.)
 _BLAS_THREADS = False
 
 # Workspace budget of the im2col tiles: the larger of this and the output size.
 _WORKSPACE_BYTES = 64 << 20
 # Preferred size of one thread's im2col tile (fits in L2 next to the GEMM's panels).
 _TILE_BYTES = 1 << 19
-# Output positions per work unit of the dense stride-1 direct kernel.
+# Output positions per work unit of the dense direct kernel (``nn_direct.dense_s1``).
 _S1_TILE = 1024
-# Largest zero-padded copy of one group's input channels the stride-1 direct
-# kernel makes per thread (beyond it, the row-by-row direct kernel runs).
+# Largest zero-padded copy of one group's input channels the stride-1 thin-group
+# kernel makes per thread (beyond it, the phase-plane / row kernels run).
 _DIRECT_PAD_BYTES = 16 << 20
 
 
