@@ -804,6 +804,21 @@ def test_sepconvolve2d(mode, dtype):
         assert_close(got, exp, n_reduce=k2.size)
 
 
+def test_sepconvolve2d_mixed_dtypes():
+    # the result type is scipy's for convolve2d(in1, outer(col, row))
+    rng = np.random.default_rng(103)
+    a = rng.standard_normal((9, 8)).astype(np.float32)
+    for col, row in [(np.array([1, 2j, 3]), np.array([1.0, 2.0])),
+                     (np.array([1, 2, 3], np.int8), np.array([1.0, 2.0], np.float32)),
+                     (np.array([1, 2, 3], np.int64), np.array([1.0, 2.0], np.float32))]:
+        for mode in MODES:
+            exp = ss.convolve2d(a, np.outer(col, row), mode)
+            got = ps.sepconvolve2d(a, col, row, mode)
+            assert got.dtype == exp.dtype
+            ref = ss.convolve2d(wide(a), wide(np.outer(col, row)), mode).astype(exp.dtype)
+            assert_close(got, ref, n_reduce=6)
+
+
 def test_separate_sobel():
     sobel = np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]])
     col, row = ps.separate(sobel)
