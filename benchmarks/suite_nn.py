@@ -133,13 +133,20 @@ def _time_pair(h, fa, fb, max_seconds=20.0):
 
 
 def _sgemm_peak(h, n, dtype=np.float32):
+    """GEMM GFLOP/s through numpy: the best of the repeats, since a peak is what the
+    machine can do, and a transient load only ever makes a run slower."""
     size = 1024 if h.quick else 2048
     rng = np.random.default_rng(0)
     a = rng.standard_normal((size, size)).astype(dtype)
     b = rng.standard_normal((size, size)).astype(dtype)
     with h.threads(n):
-        t = h.time(lambda: a @ b)
-    return 2.0 * size ** 3 / t / 1e9
+        a @ b
+        best = float("inf")
+        for _ in range(max(3, h.repeats)):
+            t0 = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - t0)
+    return 2.0 * size ** 3 / best / 1e9
 
 
 def run(h):
@@ -206,6 +213,15 @@ def run(h):
                 results[(name[0], row["dtype"], n)] = row
                 del out
 
+    # measure the peak again at the end and keep the better one (a busy moment at the start
+    # would otherwise inflate every %-of-peak figure); the summary uses the final peaks
+    for n in h.thread_counts:
+        again = _sgemm_peak(h, n)
+        if again > peaks[n]:
+            h.record(layer="SGEMM again (better; used by the summary)", dtype="float32", threads=n, gflops=again)
+            peaks[n] = again
+    for (key, dt, n), r in results.items():
+        r["pct_peak_final"] = 100.0 * r["pyconv_gflops"] / peaks[n]
     _summary(h, results, peaks, torch is not None)
 
 
@@ -228,7 +244,7 @@ def _summary(h, results, peaks, have_torch):
         if have_torch:
             add(f"{key} float32 {nt}T ratio", r["ratio"], f">= {goal}x torch", r["ratio"] >= goal)
         if key in DENSE:
-            pct = r["pyconv_pct_peak"]
+            pct = r["pct_peak_final"]
             add(f"{key} float32 {nt}T %SGEMM peak", pct, f">= {100 * PEAK_TARGET:.0f}%", pct >= 100 * PEAK_TARGET)
     if 1 in h.thread_counts and have_torch:
         r = results.get(("c", "float32", 1))
