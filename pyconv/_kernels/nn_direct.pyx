@@ -472,100 +472,6 @@ cdef extern from *:
                      Py_ssize_t Cg, const double* wb, double* out, Py_ssize_t ldo) noexcept nogil
 
 
-def dense_s1(const real_t[::1] xpad, idx_t N, idx_t Cin, idx_t S, const real_t[:, :, :, :, ::1] wblk,
-             const idx_t[::1] offs, const real_t[::1] bias, bint has_bias, real_t[:, :, :, :, ::1] out,
-             tuple padded_shape, idx_t groups, idx_t tile, int nthreads):
-    """Dense stride-1 convolution by register-blocked direct loops (no im2col, no GEMM).
-
-    xpad: the zero-padded input (N, C_in, Dp, Hp, Wp) flattened (nothing past the
-    last position is read); wblk: (groups, ceil(Og/8), C_in/groups, kvol, 8),
-    the weight with 8 output channels innermost (zero rows past Og); offs: the flat
-    offset of each tap in the padded frame; out: (N, C_out, OD, OH, OW).
-    In the padded frame output q = (od*Hp + oh)*Wp + ow reads input q + offs[t], so a
-    block of 8 outputs x QB consecutive q is a tiny dense product whose
-    accumulators never leave registers.  Positions with oh >= OH or ow >= OW are
-    computed and dropped.  Units (sample, group, tile of q) run in parallel.
-    """
-    cdef idx_t Hp = padded_shape[1], Wp = padded_shape[2]
-    cdef idx_t Cout = out.shape[1], OD = out.shape[2], OH = out.shape[3], OW = out.shape[4]
-    cdef idx_t Og = Cout // groups, Cg = Cin // groups
-    cdef idx_t nob = wblk.shape[1], kvol = wblk.shape[3]
-    cdef idx_t QB = 128 // sizeof(real_t)
-    cdef idx_t L = ((OD - 1) * Hp + OH - 1) * Wp + OW
-    cdef idx_t ntiles, U, u, n, gi, ti, q0, q1, ob, q, qq, o, oo, od, r, oh, ow, jhi, jlo, j, tid, ldc
-    cdef real_t* C
-    cdef real_t* dst
-    cdef real_t bv
-    if N * Cout == 0 or L <= 0:
-        return
-    if tile > L:
-        tile = L
-    tile = ((tile + QB - 1) // QB) * QB
-    ntiles = (L + tile - 1) // tile
-    U = N * groups * ntiles
-    # per-thread scratch: 8 rows of ldc = QB + tile; C points QB into it, so the
-    # shifted last block may start up to QB before the tile
-    ldc = QB + tile
-    work_np = np.empty((nthreads, 8 * ldc), dtype=np.float32 if real_t is float else np.float64)
-    cdef real_t[:, ::1] work = work_np
-    for u in prange(U, nogil=True, schedule='static', num_threads=nthreads):
-        tid = omp_get_thread_num()
-        n = u // (groups * ntiles)
-        gi = (u // ntiles) % groups
-        ti = u % ntiles
-        q0 = ti * tile
-        q1 = q0 + tile
-        if q1 > L:
-            q1 = L
-        C = &work[tid, 0] + QB
-        for ob in range(nob):
-            q = q0
-            while q < q1:
-                qq = q
-                if q + QB > L:
-                    # the last block: shift it back to end at L (recomputing a few
-                    # positions, harmlessly) so every read stays inside the data
-                    qq = L - QB
-                if qq < 0:
-                    # fewer than QB positions in all: the scalar tail kernel
-                    if real_t is float:
-                        pyconv_mk_tail_f(&xpad[(n * Cin + gi * Cg) * S + q], S, &offs[0], kvol, Cg,
-                                         &wblk[gi, ob, 0, 0, 0], C + (q - q0), ldc, L - q)
-                    else:
-                        pyconv_mk_tail_d(&xpad[(n * Cin + gi * Cg) * S + q], S, &offs[0], kvol, Cg,
-                                         &wblk[gi, ob, 0, 0, 0], C + (q - q0), ldc, L - q)
-                elif real_t is float:
-                    pyconv_mk_f(&xpad[(n * Cin + gi * Cg) * S + qq], S, &offs[0], kvol, Cg,
-                                &wblk[gi, ob, 0, 0, 0], C + (qq - q0), ldc)
-                else:
-                    pyconv_mk_d(&xpad[(n * Cin + gi * Cg) * S + qq], S, &offs[0], kvol, Cg,
-                                &wblk[gi, ob, 0, 0, 0], C + (qq - q0), ldc)
-                q = q + QB
-            # copy the valid positions of the 8 rows out, adding the bias
-            for oo in range(8):
-                o = ob * 8 + oo
-                if o >= Og:
-                    break
-                bv = bias[gi * Og + o] if has_bias else 0
-                q = q0
-                while q < q1:
-                    od = q // (Hp * Wp)
-                    r = q - od * Hp * Wp
-                    oh = r // Wp
-                    ow = r - oh * Wp
-                    jhi = Wp - ow
-                    if jhi > q1 - q:
-                        jhi = q1 - q
-                    if oh < OH and ow < OW:
-                        jlo = OW - ow
-                        if jlo > jhi:
-                            jlo = jhi
-                        dst = &out[n, gi * Og + o, od, oh, ow]
-                        for j in range(jlo):
-                            dst[j] = C[oo * ldc + (q - q0) + j] + bv
-                    q = q + jhi
-
-
 def thin_taps(const real_t[::1] xph, idx_t N, idx_t Cin, idx_t S, const real_t[:, :, ::1] w,
               const idx_t[::1] offs, const real_t[::1] bias, bint has_bias, real_t[:, :, :, :, ::1] out,
               tuple frame, idx_t groups, int nthreads):
@@ -611,3 +517,364 @@ def thin_taps(const real_t[::1] xph, idx_t N, idx_t Cin, idx_t S, const real_t[:
         for od in range(OD):
             for oh in range(OH):
                 copy_row(&out[n, o, od, oh, 0], A + (od * Hq + oh) * Wq, OW)
+
+
+# --------------------------------------------------------------------------- per-thread phase planes
+
+cdef void build_planes(const real_t* xs, idx_t nch, idx_t D, idx_t H, idx_t W, real_t* dst, idx_t S,
+                       const idx_t* ph, idx_t nph, idx_t Dq, idx_t Hq, idx_t Wq, idx_t sd, idx_t sh,
+                       idx_t sw, idx_t pd, idx_t phh, idx_t pw) noexcept nogil:
+    # dst[c*S + p*Dq*Hq*Wq + (z*Hq + y)*Wq + k] = x_padded[c, z*sd + rd, y*sh + rh, k*sw + rw]
+    # for the nph phases (rd, rh, rw) = ph[3p:3p+3] of nch channels of one sample (zero
+    # padding pd/phh/pw before; positions past the input are zeros too).
+    cdef idx_t c, p, z, y, k, sz, sy, sx0, lo, hi, plane = Dq * Hq * Wq
+    cdef real_t* row
+    cdef const real_t* src
+    for c in range(nch):
+        for p in range(nph):
+            for z in range(Dq):
+                sz = z * sd + ph[3 * p] - pd
+                for y in range(Hq):
+                    sy = y * sh + ph[3 * p + 1] - phh
+                    row = dst + c * S + p * plane + (z * Hq + y) * Wq
+                    if sz < 0 or sz >= D or sy < 0 or sy >= H:
+                        memset(row, 0, Wq * sizeof(real_t))
+                        continue
+                    sx0 = ph[3 * p + 2] - pw
+                    valid_range(sx0, sw, Wq, W, &lo, &hi)
+                    src = xs + ((c * D + sz) * H + sy) * W
+                    for k in range(lo):
+                        row[k] = 0
+                    if sw == 1:
+                        for k in range(lo, hi):
+                            row[k] = src[sx0 + k]
+                    elif sw == 2:
+                        # constant stride: vectorised with permutes
+                        for k in range(lo, hi):
+                            row[k] = src[sx0 + 2 * k]
+                    else:
+                        for k in range(lo, hi):
+                            row[k] = src[sx0 + k * sw]
+                    for k in range(hi, Wq):
+                        row[k] = 0
+
+
+def dense_conv(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:, ::1] in_phases,
+               const real_t[::1] wflat, const idx_t[::1] offs, const idx_t[:, ::1] sub,
+               const real_t[::1] bias, bint has_bias, real_t[:, :, :, :, ::1] out,
+               idx_t groups, idx_t tile, int nthreads):
+    """Dense convolution by register-blocked direct loops over per-thread phase planes.
+
+    x: (N, C_in, D, H, W) unpadded.  plane_geo = (Dq, Hq, Wq, sd, sh, sw, pd, ph, pw):
+    the zero-padded input (padding pd/ph/pw before) split by the strides into the
+    phases ``in_phases`` (rows of residues), each phase plane Dq x Hq x Wq; a thread
+    builds one (sample, group)'s planes in its own buffer (cache-hot, no batch-sized
+    workspace).  ``sub`` lists output sub-problems, one row each:
+    (ntaps, offs start, wflat start, Md, Mh, Mw, rd, rh, rw, td, th, tw): sub-output
+    m = (md, mh, mw) sits at frame position q = (md*Hq + mh)*Wq + mw, reads planes
+    [c*S + q + offs[t]] and goes to out[n, o, md*td + rd, mh*th + rh, mw*tw + rw].
+    A convolution is one sub-problem; a stride-s transposed convolution has one per
+    output phase.  Weights of a sub-problem: (groups, ceil(Og/8), C_in/groups,
+    ntaps, 8) from its wflat start (zero rows past Og).  The caller guarantees every
+    read q + offs[t] (q < frame length) lies inside the planes.
+    """
+    cdef idx_t Dq = plane_geo[0], Hq = plane_geo[1], Wq = plane_geo[2]
+    cdef idx_t sd = plane_geo[3], sh = plane_geo[4], sw = plane_geo[5]
+    cdef idx_t pd = plane_geo[6], phh = plane_geo[7], pw = plane_geo[8]
+    cdef idx_t N = x.shape[0], Cin = x.shape[1], D = x.shape[2], H = x.shape[3], W = x.shape[4]
+    cdef idx_t Cout = out.shape[1]
+    cdef idx_t Og = Cout // groups, Cg = Cin // groups
+    cdef idx_t nph = in_phases.shape[0], nsub = sub.shape[0]
+    cdef idx_t S = nph * Dq * Hq * Wq
+    cdef idx_t nob = (Og + 7) // 8
+    cdef idx_t QB = 128 // sizeof(real_t)
+    cdef idx_t u, k, r, ng, n, gi, ti, q0, q1, ob, q, qq, o, oo, md, rem, mh, mw, jhi, jlo, j, tid, ldc
+    cdef idx_t L, ntaps, wst, tw, T, U
+    cdef real_t* C
+    cdef real_t* P
+    cdef real_t* dst
+    cdef const real_t* xb
+    cdef const real_t* wb
+    cdef const idx_t* of
+    cdef real_t bv
+    if N * Cout == 0 or nsub == 0 or Cg == 0:
+        return
+    tile = ((max(tile, 1) + QB - 1) // QB) * QB
+    tstart_np = np.zeros(nsub + 1, dtype=np.intp)
+    for r in range(nsub):
+        L = ((sub[r, 3] - 1) * Hq + sub[r, 4] - 1) * Wq + sub[r, 5]
+        tstart_np[r + 1] = tstart_np[r] + ((L + tile - 1) // tile if sub[r, 3] * sub[r, 4] * sub[r, 5] > 0 else 0)
+    cdef idx_t[::1] tstart = tstart_np
+    T = tstart[nsub]
+    U = N * groups * T
+    if U == 0:
+        return
+    dt = np.float32 if real_t is float else np.float64
+    ldc = QB + tile
+    work_np = np.empty((nthreads, 8 * ldc), dtype=dt)
+    planes_np = np.empty((nthreads, Cg * S), dtype=dt)
+    last_np = np.full(nthreads, -1, dtype=np.intp)
+    cdef real_t[:, ::1] work = work_np
+    cdef real_t[:, ::1] planes = planes_np
+    cdef idx_t[::1] last = last_np
+    for u in prange(U, nogil=True, schedule='static', num_threads=nthreads):
+        tid = omp_get_thread_num()
+        ng = u // T
+        k = u % T
+        n = ng // groups
+        gi = ng % groups
+        P = &planes[tid, 0]
+        if last[tid] != ng:
+            build_planes(&x[n, gi * Cg, 0, 0, 0], Cg, D, H, W, P, S, &in_phases[0, 0], nph, Dq, Hq, Wq,
+                         sd, sh, sw, pd, phh, pw)
+            last[tid] = ng
+        r = 0
+        while tstart[r + 1] <= k:
+            r = r + 1
+        ti = k - tstart[r]
+        ntaps = sub[r, 0]
+        of = &offs[sub[r, 1]]
+        wst = sub[r, 2]
+        L = ((sub[r, 3] - 1) * Hq + sub[r, 4] - 1) * Wq + sub[r, 5]
+        q0 = ti * tile
+        q1 = q0 + tile
+        if q1 > L:
+            q1 = L
+        C = &work[tid, 0] + QB
+        for ob in range(nob):
+            wb = &wflat[wst + (gi * nob + ob) * Cg * ntaps * 8]
+            q = q0
+            while q < q1:
+                qq = q
+                if q + QB > L:
+                    # the last block: shift it back to end at L (recomputing a few
+                    # positions, harmlessly) so every read stays inside the planes
+                    qq = L - QB
+                if qq < 0:
+                    if real_t is float:
+                        pyconv_mk_tail_f(P + q, S, of, ntaps, Cg, wb, C + (q - q0), ldc, L - q)
+                    else:
+                        pyconv_mk_tail_d(P + q, S, of, ntaps, Cg, wb, C + (q - q0), ldc, L - q)
+                elif real_t is float:
+                    pyconv_mk_f(P + qq, S, of, ntaps, Cg, wb, C + (qq - q0), ldc)
+                else:
+                    pyconv_mk_d(P + qq, S, of, ntaps, Cg, wb, C + (qq - q0), ldc)
+                q = q + QB
+            # the valid positions of the 8 rows go out (strided for output phases), plus bias
+            tw = sub[r, 11]
+            for oo in range(8):
+                o = ob * 8 + oo
+                if o >= Og:
+                    break
+                bv = bias[gi * Og + o] if has_bias else 0
+                q = q0
+                while q < q1:
+                    md = q // (Hq * Wq)
+                    rem = q - md * Hq * Wq
+                    mh = rem // Wq
+                    mw = rem - mh * Wq
+                    jhi = Wq - mw
+                    if jhi > q1 - q:
+                        jhi = q1 - q
+                    if mh < sub[r, 4] and mw < sub[r, 5]:
+                        jlo = sub[r, 5] - mw
+                        if jlo > jhi:
+                            jlo = jhi
+                        dst = &out[n, gi * Og + o, md * sub[r, 9] + sub[r, 6], mh * sub[r, 10] + sub[r, 7],
+                                   mw * tw + sub[r, 8]]
+                        if tw == 1:
+                            for j in range(jlo):
+                                dst[j] = C[oo * ldc + (q - q0) + j] + bv
+                        else:
+                            for j in range(jlo):
+                                dst[j * tw] = C[oo * ldc + (q - q0) + j] + bv
+                    q = q + jhi
+
+
+cdef extern from *:
+    # Register-blocked micro-kernel of the weight gradient: MR rows of the implicit
+    # im2col matrix (input channel, tap) x NV vectors of output channels stay in
+    # registers while the loop runs over output positions (K): per position NV
+    # vector loads of the packed grad_output row and MR broadcasts of the input.
+    # Positions run output row by output row (each row's frame start is computed),
+    # so the frame's padding columns are never read.
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define PYCONV_WK(T, VT, NV, MR, NAME) \\
+    static void NAME(const T *const *ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq, \\
+                     Py_ssize_t Wq, Py_ssize_t OW, const T *restrict B, Py_ssize_t ldb, T *restrict C, \\
+                     Py_ssize_t ldc, int mr) { \\
+        enum { VL = sizeof(VT) / sizeof(T) }; \\
+        VT acc[MR][NV]; \\
+        const T *a[MR]; \\
+        for (int i = 0; i < MR; i++) for (int v = 0; v < NV; v++) acc[i][v] = (VT){0}; \\
+        const T *b = B; \\
+        for (Py_ssize_t i = 0; i < nr; i++) { \\
+            Py_ssize_t rr = r0 + i, od = rr / OH, oh = rr - od * OH; \\
+            Py_ssize_t fq = (od * Hq + oh) * Wq; \\
+            for (int m = 0; m < MR; m++) a[m] = ap[m] + fq; \\
+            for (Py_ssize_t j = 0; j < OW; j++, b += ldb) { \\
+                VT bv[NV]; \\
+                for (int v = 0; v < NV; v++) memcpy(&bv[v], b + v * VL, sizeof(VT)); \\
+                for (int m = 0; m < MR; m++) { \\
+                    T s = a[m][j]; \\
+                    for (int v = 0; v < NV; v++) acc[m][v] += s * bv[v]; \\
+                } \\
+            } \\
+        } \\
+        for (int m = 0; m < mr; m++) for (int v = 0; v < NV; v++) { \\
+            VT c; \\
+            memcpy(&c, C + m * ldc + v * VL, sizeof(VT)); \\
+            c += acc[m][v]; \\
+            memcpy(C + m * ldc + v * VL, &c, sizeof(VT)); \\
+        } \\
+    }
+    #else
+    #define PYCONV_WK(T, VT, NV, MR, NAME) \\
+    static void NAME(const T *const *ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq, \\
+                     Py_ssize_t Wq, Py_ssize_t OW, const T *B, Py_ssize_t ldb, T *C, Py_ssize_t ldc, int mr) { \\
+        enum { VL = 64 / sizeof(T) }; \\
+        for (int m = 0; m < mr; m++) { \\
+            const T *b = B; \\
+            for (Py_ssize_t i = 0; i < nr; i++) { \\
+                Py_ssize_t rr = r0 + i, od = rr / OH, oh = rr - od * OH; \\
+                const T *a = ap[m] + (od * Hq + oh) * Wq; \\
+                for (Py_ssize_t j = 0; j < OW; j++, b += ldb) \\
+                    for (int v = 0; v < NV * VL; v++) C[m * ldc + v] += a[j] * b[v]; \\
+            } \\
+        } \\
+    }
+    #endif
+    PYCONV_WK(float, pyconv_vf, 4, 6, pyconv_wk4_f)
+    PYCONV_WK(float, pyconv_vf, 2, 8, pyconv_wk2_f)
+    PYCONV_WK(float, pyconv_vf, 1, 8, pyconv_wk1_f)
+    PYCONV_WK(double, pyconv_vd, 4, 6, pyconv_wk4_d)
+    PYCONV_WK(double, pyconv_vd, 2, 8, pyconv_wk2_d)
+    PYCONV_WK(double, pyconv_vd, 1, 8, pyconv_wk1_d)
+    """
+    void pyconv_wk4_f(const float** ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq,
+                      Py_ssize_t Wq, Py_ssize_t OW, const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc,
+                      int mr) noexcept nogil
+    void pyconv_wk2_f(const float** ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq,
+                      Py_ssize_t Wq, Py_ssize_t OW, const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc,
+                      int mr) noexcept nogil
+    void pyconv_wk1_f(const float** ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq,
+                      Py_ssize_t Wq, Py_ssize_t OW, const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc,
+                      int mr) noexcept nogil
+    void pyconv_wk4_d(const double** ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq,
+                      Py_ssize_t Wq, Py_ssize_t OW, const double* B, Py_ssize_t ldb, double* C, Py_ssize_t ldc,
+                      int mr) noexcept nogil
+    void pyconv_wk2_d(const double** ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq,
+                      Py_ssize_t Wq, Py_ssize_t OW, const double* B, Py_ssize_t ldb, double* C, Py_ssize_t ldc,
+                      int mr) noexcept nogil
+    void pyconv_wk1_d(const double** ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq,
+                      Py_ssize_t Wq, Py_ssize_t OW, const double* B, Py_ssize_t ldb, double* C, Py_ssize_t ldc,
+                      int mr) noexcept nogil
+
+
+cdef inline void wk_call(int nv, const real_t** ap, idx_t r0, idx_t nr, idx_t OH, idx_t Hq, idx_t Wq, idx_t OW,
+                         const real_t* B, idx_t ldb, real_t* C, idx_t ldc, int mr) noexcept nogil:
+    if real_t is float:
+        if nv == 4:
+            pyconv_wk4_f(ap, r0, nr, OH, Hq, Wq, OW, B, ldb, C, ldc, mr)
+        elif nv == 2:
+            pyconv_wk2_f(ap, r0, nr, OH, Hq, Wq, OW, B, ldb, C, ldc, mr)
+        else:
+            pyconv_wk1_f(ap, r0, nr, OH, Hq, Wq, OW, B, ldb, C, ldc, mr)
+    else:
+        if nv == 4:
+            pyconv_wk4_d(ap, r0, nr, OH, Hq, Wq, OW, B, ldb, C, ldc, mr)
+        elif nv == 2:
+            pyconv_wk2_d(ap, r0, nr, OH, Hq, Wq, OW, B, ldb, C, ldc, mr)
+        else:
+            pyconv_wk1_d(ap, r0, nr, OH, Hq, Wq, OW, B, ldb, C, ldc, mr)
+
+
+def dense_weight(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:, ::1] in_phases,
+                 const idx_t[::1] offs, const real_t[:, :, :, :, ::1] gout, real_t[:, :, :, ::1] acc,
+                 idx_t groups, int nv, idx_t rows_per_tile, int nthreads):
+    """Weight-gradient partial sums by register-blocked direct loops (no im2col, no GEMM).
+
+    acc[t, g, c*kvol + k, o] += sum_{n, p} x_pad[n, g*Cg + c, p*stride + tap_k] gout[n, g*Og + o, p]
+    over the units (sample, group, tile of output rows) thread t ran; acc:
+    (nthreads, groups, C_in/groups * kvol, Ogp) zeroed by the caller, Ogp = Og rounded
+    up to nv vectors (the extra columns get zeros).  Input planes as in
+    ``dense_conv`` (per-thread, rebuilt when the unit's sample or group changes); the
+    unit's grad_output rows are packed position-major (Ogp values per position) so
+    the micro-kernel loads whole vectors of output channels.
+    """
+    cdef idx_t Dq = plane_geo[0], Hq = plane_geo[1], Wq = plane_geo[2]
+    cdef idx_t sd = plane_geo[3], sh = plane_geo[4], sw = plane_geo[5]
+    cdef idx_t pd = plane_geo[6], phh = plane_geo[7], pw = plane_geo[8]
+    cdef idx_t N = x.shape[0], Cin = x.shape[1], D = x.shape[2], H = x.shape[3], W = x.shape[4]
+    cdef idx_t Cout = gout.shape[1], OD = gout.shape[2], OH = gout.shape[3], OW = gout.shape[4]
+    cdef idx_t Og = Cout // groups, Cg = Cin // groups
+    cdef idx_t kvol = offs.shape[0], Kc = acc.shape[2], Ogp = acc.shape[3]
+    cdef idx_t nph = in_phases.shape[0]
+    cdef idx_t S = nph * Dq * Hq * Wq
+    cdef idx_t R = OD * OH
+    cdef idx_t VL = 64 // sizeof(real_t)
+    cdef idx_t MR = 6 if nv == 4 else 8
+    cdef idx_t NB = nv * VL
+    cdef idx_t ntile, U, u, ng, n, gi, ti, r0, r1, nr, tid, i, j, o, rb, m, row, ob, od, oh, mr
+    cdef real_t* P
+    cdef real_t* Bt
+    cdef const real_t* src
+    cdef const real_t** ap
+    if R == 0 or OW == 0 or Kc == 0 or Og == 0 or N == 0:
+        return
+    rows_per_tile = max(1, min(rows_per_tile, R))
+    ntile = (R + rows_per_tile - 1) // rows_per_tile
+    U = N * groups * ntile
+    dt = np.float32 if real_t is float else np.float64
+    planes_np = np.empty((nthreads, max(1, Cg * S)), dtype=dt)
+    bt_np = np.empty((nthreads, rows_per_tile * OW * Ogp), dtype=dt)
+    ap_np = np.empty((nthreads, 8), dtype=np.uintp)
+    last_np = np.full(nthreads, -1, dtype=np.intp)
+    cdef real_t[:, ::1] planes = planes_np
+    cdef real_t[:, ::1] bt = bt_np
+    cdef size_t[:, ::1] apb = ap_np
+    cdef idx_t[::1] last = last_np
+    for u in prange(U, nogil=True, schedule='static', num_threads=nthreads):
+        tid = omp_get_thread_num()
+        ng = u // ntile
+        ti = u % ntile
+        n = ng // groups
+        gi = ng % groups
+        P = &planes[tid, 0]
+        if last[tid] != ng:
+            build_planes(&x[n, gi * Cg, 0, 0, 0], Cg, D, H, W, P, S, &in_phases[0, 0], nph, Dq, Hq, Wq,
+                         sd, sh, sw, pd, phh, pw)
+            last[tid] = ng
+        r0 = ti * rows_per_tile
+        r1 = r0 + rows_per_tile
+        if r1 > R:
+            r1 = R
+        nr = r1 - r0
+        # pack the tile's grad_output position-major: Bt[(i*OW + j)*Ogp + o]
+        Bt = &bt[tid, 0]
+        for i in range(nr):
+            od = (r0 + i) // OH
+            oh = (r0 + i) - od * OH
+            for o in range(Og):
+                src = &gout[n, gi * Og + o, od, oh, 0]
+                for j in range(OW):
+                    Bt[(i * OW + j) * Ogp + o] = src[j]
+            for j in range(OW):
+                for o in range(Og, Ogp):
+                    Bt[(i * OW + j) * Ogp + o] = 0
+        ap = <const real_t**> &apb[tid, 0]
+        rb = 0
+        while rb < Kc:
+            mr = Kc - rb
+            if mr > MR:
+                mr = MR
+            for m in range(MR):
+                # rows past Kc repeat the last one (computed, not stored)
+                row = rb + m if m < mr else rb + mr - 1
+                ap[m] = P + (row // kvol) * S + offs[row % kvol]
+            ob = 0
+            while ob < Ogp:
+                wk_call(nv, ap, r0, nr, OH, Hq, Wq, OW, Bt + ob, Ogp, &acc[tid, gi, rb, ob], Ogp, <int>mr)
+                ob = ob + NB
+            rb = rb + MR
