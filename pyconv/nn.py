@@ -394,7 +394,10 @@ def _plane_layout(sp3, k3, s3, d3, pads3):
     s = np.array(s3, dtype=np.int64)
     qshape = tuple(int(v) for v in -(-pshape // s))
     taps = np.indices(k3).reshape(3, -1).T * np.array(d3, dtype=np.int64)
-    phases, inv = np.unique(taps % s, axis=0, return_inverse=True)
+    res = taps % s
+    # one integer key per residue triple (np.unique along an axis is slow), same order
+    keys, inv = np.unique((res[:, 0] * s[1] + res[:, 1]) * s[2] + res[:, 2], return_inverse=True)
+    phases = np.stack([keys // (s[1] * s[2]), keys // s[2] % s[1], keys % s[2]], axis=1)
     sh = taps // s
     offs = (inv.reshape(-1) * int(np.prod(qshape)) + (sh[:, 0] * qshape[1] + sh[:, 1]) * qshape[2]
             + sh[:, 2]).astype(np.intp)

@@ -819,6 +819,7 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:
     cdef idx_t ntile, U, u, ng, n, gi, ti, r0, r1, nr, tid, i, j, o, rb, m, row, ob, od, oh, mr
     cdef real_t* P
     cdef real_t* Bt
+    cdef real_t* dst
     cdef const real_t* src
     cdef const real_t** ap
     if R == 0 or OW == 0 or Kc == 0 or Og == 0 or N == 0:
@@ -853,16 +854,19 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:
         nr = r1 - r0
         # pack the tile's grad_output position-major: Bt[(i*OW + j)*Ogp + o]
         Bt = &bt[tid, 0]
+        # (position outer: the Og source rows advance together and stay in L1, while
+        # the packed tile, larger than L1, is written once, contiguously)
+        src = &gout[n, gi * Og, 0, 0, 0]
         for i in range(nr):
             od = (r0 + i) // OH
             oh = (r0 + i) - od * OH
-            for o in range(Og):
-                src = &gout[n, gi * Og + o, od, oh, 0]
-                for j in range(OW):
-                    Bt[(i * OW + j) * Ogp + o] = src[j]
+            rb = (od * OH + oh) * OW
             for j in range(OW):
+                dst = Bt + (i * OW + j) * Ogp
+                for o in range(Og):
+                    dst[o] = src[o * R * OW + rb + j]
                 for o in range(Og, Ogp):
-                    Bt[(i * OW + j) * Ogp + o] = 0
+                    dst[o] = 0
         ap = <const real_t**> &apb[tid, 0]
         rb = 0
         while rb < Kc:
