@@ -395,9 +395,13 @@ def _plane_layout(sp3, k3, s3, d3, pads3):
     qshape = tuple(int(v) for v in -(-pshape // s))
     taps = np.indices(k3).reshape(3, -1).T * np.array(d3, dtype=np.int64)
     res = taps % s
-    # one integer key per residue triple (np.unique along an axis is slow), same order
-    keys, inv = np.unique((res[:, 0] * s[1] + res[:, 1]) * s[2] + res[:, 2], return_inverse=True)
-    phases = np.stack([keys // (s[1] * s[2]), keys // s[2] % s[1], keys % s[2]], axis=1)
+    # one small integer key per residue triple from per-dim ranks (np.unique along an
+    # axis is slow; the strides themselves may be huge), lexicographic order kept
+    vals, ranks = zip(*(np.unique(res[:, i], return_inverse=True) for i in range(3)))
+    keys, inv = np.unique((ranks[0].reshape(-1) * len(vals[1]) + ranks[1].reshape(-1)) * len(vals[2])
+                          + ranks[2].reshape(-1), return_inverse=True)
+    phases = np.stack([vals[0][keys // (len(vals[1]) * len(vals[2]))], vals[1][keys // len(vals[2]) % len(vals[1])],
+                       vals[2][keys % len(vals[2])]], axis=1)
     sh = taps // s
     offs = (inv.reshape(-1) * int(np.prod(qshape)) + (sh[:, 0] * qshape[1] + sh[:, 1]) * qshape[2]
             + sh[:, 2]).astype(np.intp)
@@ -493,6 +497,71 @@ def _dense_direct(x, w, bvec, has_b, out, s3, pads3, groups, nthreads, layout):
                          groups, _balanced_tile(frame_len, n * groups, nthreads), nthreads)
 
 
+def _transpose_phases(x, w, bvec, has_b, out, stride, padding, dilation, groups):
+    """Transposed convolution split into its output phases (into ``out``); False (nothing
+    done) when one (sample, group)'s padded input per thread exceeds the workspace budget.
+
+    Output ``o = m*s + r`` (per dim) receives ``x[i] w[a]`` for the taps with
+    ``i*s - p + a*d = o``, i.e. ``(r + p - a*d) % s == 0`` and ``i = m - delta_a`` with
+    ``delta_a = (a*d - r - p) / s``: phase ``r`` is a stride-1 correlation of the
+    zero-padded input with the taps of its class.  All phases read one padded copy
+    of the input, run by the dense direct kernel (``nn_direct.dense_conv``, one
+    sub-problem per phase) and write their outputs with stride ``s``; no column
+    matrix, no scatter-add (measured 1.3x faster than GEMM + col2im for 4x4 s2
+    64->32, float32).
+    """
+    nd = x.ndim - 2
+    n, cin = x.shape[:2]
+    cout = out.shape[1]
+    cg, og = cin // groups, cout // groups
+    kernel = tuple(w.shape[2:])
+    sp3, k3, o3 = _lift3(x.shape[2:], 1), _lift3(kernel, 1), _lift3(out.shape[2:], 1)
+    s3, d3, p3 = _lift3(stride, 1), _lift3(dilation, 1), _lift3(padding, 0)
+    # per dim: for each phase r, its output count and its taps with their delta
+    dims = []
+    for i_sz, k, s_, d_, p_, o_sz in zip(sp3, k3, s3, d3, p3, o3):
+        ph = []
+        for r in range(min(s_, o_sz)):
+            taps = [(a, (a * d_ - r - p_) // s_) for a in range(k) if (r + p_ - a * d_) % s_ == 0]
+            ph.append((r, (o_sz - r + s_ - 1) // s_, taps))
+        deltas = [dl for _, _, taps in ph for _, dl in taps]
+        pb = max([0] + deltas)
+        pa = max([0] + [m - dl - i_sz for _, m, taps in ph for _, dl in taps] + [m - i_sz - pb for _, m, _ in ph])
+        dims.append((ph, pb, pa))
+    pshape = tuple(i_sz + pb + pa for i_sz, (_, pb, pa) in zip(sp3, dims))
+    nthreads = num_threads_for(x.size * og * int(np.prod(kernel)) + out.size)
+    if nthreads * cg * int(np.prod(pshape)) * x.dtype.itemsize > max(_WORKSPACE_BYTES, out.nbytes):
+        return False
+    w5 = w.reshape(groups, cg, og, -1)
+    nob = -(-og // 8)
+    subs, offs, wparts = [], [], []
+    wpos = 0
+    for rd, md, td in dims[0][0]:
+        for rh, mh, th in dims[1][0]:
+            for rw, mw, tw in dims[2][0]:
+                idx, off = [], []
+                for a, da in td:
+                    for b_, dh in th:
+                        for e, dw in tw:
+                            idx.append((a * k3[1] + b_) * k3[2] + e)
+                            off.append(((dims[0][1] - da) * pshape[1] + dims[1][1] - dh) * pshape[2]
+                                       + dims[2][1] - dw)
+                wr = w5[:, :, :, idx]                                   # (groups, cg, og, ntaps)
+                if nob * 8 != og:
+                    wr = np.concatenate([wr, np.zeros(wr.shape[:2] + (nob * 8 - og, len(idx)), w.dtype)], axis=2)
+                wr = wr.reshape(groups, cg, nob, 8, len(idx)).transpose(0, 2, 1, 4, 3).reshape(-1)
+                subs.append([len(idx), len(offs), wpos, md, mh, mw, rd, rh, rw, s3[0], s3[1], s3[2]])
+                offs.extend(off)
+                wparts.append(wr)
+                wpos += wr.size
+    frame = max(((md - 1) * pshape[1] + mh - 1) * pshape[2] + mw for _, _, _, md, mh, mw, *_ in subs)
+    nn_direct.dense_conv(x.reshape((n, cin) + sp3), tuple(pshape) + (1, 1, 1) + tuple(pb for _, pb, _ in dims),
+                         np.zeros((1, 3), dtype=np.intp), np.concatenate(wparts), np.array(offs, dtype=np.intp),
+                         np.array(subs, dtype=np.intp), bvec, has_b, out.reshape((n, cout) + o3), groups,
+                         _balanced_tile(frame, n * groups * len(subs), nthreads), nthreads)
+    return True
+
+
 def _conv_transpose_core(x, w, b, stride, padding, output_padding, groups, dilation):
     """Batched transposed convolution on normalised arguments (GEMM + col2im).
 
@@ -537,6 +606,11 @@ def _conv_transpose_core(x, w, b, stride, padding, output_padding, groups, dilat
     kvol = int(np.prod(kernel))
     p = int(np.prod(x.shape[2:]))
     bvec, has_b = _bias_vec(b, dtype)
+    if not _use_direct(cg, og, kvol, w) and np.isfinite(w).all():
+        # dense groups: each output phase is a stride-1 correlation with a sub-kernel
+        # (finite weights only: the padded zeros would turn inf into nan)
+        if _transpose_phases(x, w, bvec, has_b, out, stride, padding, dilation, groups):
+            return out
     s3, d3, pb3 = _lift3(stride, 1), _lift3(dilation, 1), _lift3(padding, 0)
     geo = tuple(_lift3(osz, 1)) + tuple(_lift3(x.shape[2:], 1)) + tuple(_lift3(kernel, 1)) + s3 + d3 + pb3
     nthreads = num_threads_for(x.size * og * kvol + out.size)
