@@ -14,9 +14,11 @@ Algorithms (all exact: every output reads exactly its window)
   (``scipy.linalg.cython_blas``), no im2col;
 * depthwise and thin-channel grouped convolutions: direct kernels making one
   contiguous pass over the whole output plane per tap;
-* transposed convolutions: GEMM (``W^T x``) then col2im (scatter-add), the same
-  computation as the input gradient of a convolution; with stride 1 (and finite
-  weights) the equivalent direct convolution with the flipped kernel;
+* transposed convolutions (the input gradient of a convolution): with finite
+  weights and dense groups, the direct kernel -- stride 1 as the convolution with
+  the flipped kernel, stride s as s^nd output phases, each a stride-1 correlation
+  with a sub-kernel (``_transpose_phases``); otherwise GEMM (``W^T x``) then col2im
+  (scatter-add);
 * weight gradient (``_conv_weight_core``): a register-blocked direct kernel over
   per-thread phase planes (im2col tiles + GEMM beyond the workspace budget), per-thread
   accumulators.
@@ -563,7 +565,7 @@ def _transpose_phases(x, w, bvec, has_b, out, stride, padding, dilation, groups)
 
 
 def _conv_transpose_core(x, w, b, stride, padding, output_padding, groups, dilation):
-    """Batched transposed convolution on normalised arguments (GEMM + col2im).
+    """Batched transposed convolution on normalised arguments (direct phases or GEMM + col2im).
 
     Parameters
     ----------
@@ -915,8 +917,9 @@ def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_paddi
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """2-d transposed convolution, as ``torch.nn.functional.conv_transpose2d``.
 
-    Computed as a GEMM (``W^T x``) followed by col2im (scatter-add), never by
-    inserting zeros; arguments as :func:`conv_transpose1d`, per spatial dim.
+    Computed per output phase by direct loops (or as a GEMM ``W^T x`` followed by
+    col2im), never by inserting zeros; arguments as :func:`conv_transpose1d`, per
+    spatial dim.
 
     Examples
     --------
