@@ -78,6 +78,9 @@ cdef void _flush(const scalar_t** ap, Py_ssize_t* cs, scalar_t* ws, int n, bint 
             orow[j] = 0
         for j in range(fhi, j1):
             orow[j] = 0
+    # One unrolled loop per group size (its taps in registers, vectorised along j).
+    # ``fresh`` is loop-invariant: the compiler unswitches the loop on it or
+    # selects 0 per vector, the same bits either way.
     if n == 8:
         a0 = ap[0]; c0 = cs[0]; w0 = ws[0]
         a1 = ap[1]; c1 = cs[1]; w1 = ws[1]
@@ -87,30 +90,17 @@ cdef void _flush(const scalar_t** ap, Py_ssize_t* cs, scalar_t* ws, int n, bint 
         a5 = ap[5]; c5 = cs[5]; w5 = ws[5]
         a6 = ap[6]; c6 = cs[6]; w6 = ws[6]
         a7 = ap[7]; c7 = cs[7]; w7 = ws[7]
-        if fresh:
-            for j in range(flo, fhi):
-                acc = 0
-                acc = acc + w0 * a0[j + c0]
-                acc = acc + w1 * a1[j + c1]
-                acc = acc + w2 * a2[j + c2]
-                acc = acc + w3 * a3[j + c3]
-                acc = acc + w4 * a4[j + c4]
-                acc = acc + w5 * a5[j + c5]
-                acc = acc + w6 * a6[j + c6]
-                acc = acc + w7 * a7[j + c7]
-                orow[j] = acc
-        else:
-            for j in range(flo, fhi):
-                acc = orow[j]
-                acc = acc + w0 * a0[j + c0]
-                acc = acc + w1 * a1[j + c1]
-                acc = acc + w2 * a2[j + c2]
-                acc = acc + w3 * a3[j + c3]
-                acc = acc + w4 * a4[j + c4]
-                acc = acc + w5 * a5[j + c5]
-                acc = acc + w6 * a6[j + c6]
-                acc = acc + w7 * a7[j + c7]
-                orow[j] = acc
+        for j in range(flo, fhi):
+            acc = 0 if fresh else orow[j]
+            acc = acc + w0 * a0[j + c0]
+            acc = acc + w1 * a1[j + c1]
+            acc = acc + w2 * a2[j + c2]
+            acc = acc + w3 * a3[j + c3]
+            acc = acc + w4 * a4[j + c4]
+            acc = acc + w5 * a5[j + c5]
+            acc = acc + w6 * a6[j + c6]
+            acc = acc + w7 * a7[j + c7]
+            orow[j] = acc
     elif n == 7:
         a0 = ap[0]; c0 = cs[0]; w0 = ws[0]
         a1 = ap[1]; c1 = cs[1]; w1 = ws[1]
@@ -119,28 +109,16 @@ cdef void _flush(const scalar_t** ap, Py_ssize_t* cs, scalar_t* ws, int n, bint 
         a4 = ap[4]; c4 = cs[4]; w4 = ws[4]
         a5 = ap[5]; c5 = cs[5]; w5 = ws[5]
         a6 = ap[6]; c6 = cs[6]; w6 = ws[6]
-        if fresh:
-            for j in range(flo, fhi):
-                acc = 0
-                acc = acc + w0 * a0[j + c0]
-                acc = acc + w1 * a1[j + c1]
-                acc = acc + w2 * a2[j + c2]
-                acc = acc + w3 * a3[j + c3]
-                acc = acc + w4 * a4[j + c4]
-                acc = acc + w5 * a5[j + c5]
-                acc = acc + w6 * a6[j + c6]
-                orow[j] = acc
-        else:
-            for j in range(flo, fhi):
-                acc = orow[j]
-                acc = acc + w0 * a0[j + c0]
-                acc = acc + w1 * a1[j + c1]
-                acc = acc + w2 * a2[j + c2]
-                acc = acc + w3 * a3[j + c3]
-                acc = acc + w4 * a4[j + c4]
-                acc = acc + w5 * a5[j + c5]
-                acc = acc + w6 * a6[j + c6]
-                orow[j] = acc
+        for j in range(flo, fhi):
+            acc = 0 if fresh else orow[j]
+            acc = acc + w0 * a0[j + c0]
+            acc = acc + w1 * a1[j + c1]
+            acc = acc + w2 * a2[j + c2]
+            acc = acc + w3 * a3[j + c3]
+            acc = acc + w4 * a4[j + c4]
+            acc = acc + w5 * a5[j + c5]
+            acc = acc + w6 * a6[j + c6]
+            orow[j] = acc
     elif n == 6:
         a0 = ap[0]; c0 = cs[0]; w0 = ws[0]
         a1 = ap[1]; c1 = cs[1]; w1 = ws[1]
@@ -148,116 +126,65 @@ cdef void _flush(const scalar_t** ap, Py_ssize_t* cs, scalar_t* ws, int n, bint 
         a3 = ap[3]; c3 = cs[3]; w3 = ws[3]
         a4 = ap[4]; c4 = cs[4]; w4 = ws[4]
         a5 = ap[5]; c5 = cs[5]; w5 = ws[5]
-        if fresh:
-            for j in range(flo, fhi):
-                acc = 0
-                acc = acc + w0 * a0[j + c0]
-                acc = acc + w1 * a1[j + c1]
-                acc = acc + w2 * a2[j + c2]
-                acc = acc + w3 * a3[j + c3]
-                acc = acc + w4 * a4[j + c4]
-                acc = acc + w5 * a5[j + c5]
-                orow[j] = acc
-        else:
-            for j in range(flo, fhi):
-                acc = orow[j]
-                acc = acc + w0 * a0[j + c0]
-                acc = acc + w1 * a1[j + c1]
-                acc = acc + w2 * a2[j + c2]
-                acc = acc + w3 * a3[j + c3]
-                acc = acc + w4 * a4[j + c4]
-                acc = acc + w5 * a5[j + c5]
-                orow[j] = acc
+        for j in range(flo, fhi):
+            acc = 0 if fresh else orow[j]
+            acc = acc + w0 * a0[j + c0]
+            acc = acc + w1 * a1[j + c1]
+            acc = acc + w2 * a2[j + c2]
+            acc = acc + w3 * a3[j + c3]
+            acc = acc + w4 * a4[j + c4]
+            acc = acc + w5 * a5[j + c5]
+            orow[j] = acc
     elif n == 5:
         a0 = ap[0]; c0 = cs[0]; w0 = ws[0]
         a1 = ap[1]; c1 = cs[1]; w1 = ws[1]
         a2 = ap[2]; c2 = cs[2]; w2 = ws[2]
         a3 = ap[3]; c3 = cs[3]; w3 = ws[3]
         a4 = ap[4]; c4 = cs[4]; w4 = ws[4]
-        if fresh:
-            for j in range(flo, fhi):
-                acc = 0
-                acc = acc + w0 * a0[j + c0]
-                acc = acc + w1 * a1[j + c1]
-                acc = acc + w2 * a2[j + c2]
-                acc = acc + w3 * a3[j + c3]
-                acc = acc + w4 * a4[j + c4]
-                orow[j] = acc
-        else:
-            for j in range(flo, fhi):
-                acc = orow[j]
-                acc = acc + w0 * a0[j + c0]
-                acc = acc + w1 * a1[j + c1]
-                acc = acc + w2 * a2[j + c2]
-                acc = acc + w3 * a3[j + c3]
-                acc = acc + w4 * a4[j + c4]
-                orow[j] = acc
+        for j in range(flo, fhi):
+            acc = 0 if fresh else orow[j]
+            acc = acc + w0 * a0[j + c0]
+            acc = acc + w1 * a1[j + c1]
+            acc = acc + w2 * a2[j + c2]
+            acc = acc + w3 * a3[j + c3]
+            acc = acc + w4 * a4[j + c4]
+            orow[j] = acc
     elif n == 4:
         a0 = ap[0]; c0 = cs[0]; w0 = ws[0]
         a1 = ap[1]; c1 = cs[1]; w1 = ws[1]
         a2 = ap[2]; c2 = cs[2]; w2 = ws[2]
         a3 = ap[3]; c3 = cs[3]; w3 = ws[3]
-        if fresh:
-            for j in range(flo, fhi):
-                acc = 0
-                acc = acc + w0 * a0[j + c0]
-                acc = acc + w1 * a1[j + c1]
-                acc = acc + w2 * a2[j + c2]
-                acc = acc + w3 * a3[j + c3]
-                orow[j] = acc
-        else:
-            for j in range(flo, fhi):
-                acc = orow[j]
-                acc = acc + w0 * a0[j + c0]
-                acc = acc + w1 * a1[j + c1]
-                acc = acc + w2 * a2[j + c2]
-                acc = acc + w3 * a3[j + c3]
-                orow[j] = acc
+        for j in range(flo, fhi):
+            acc = 0 if fresh else orow[j]
+            acc = acc + w0 * a0[j + c0]
+            acc = acc + w1 * a1[j + c1]
+            acc = acc + w2 * a2[j + c2]
+            acc = acc + w3 * a3[j + c3]
+            orow[j] = acc
     elif n == 3:
         a0 = ap[0]; c0 = cs[0]; w0 = ws[0]
         a1 = ap[1]; c1 = cs[1]; w1 = ws[1]
         a2 = ap[2]; c2 = cs[2]; w2 = ws[2]
-        if fresh:
-            for j in range(flo, fhi):
-                acc = 0
-                acc = acc + w0 * a0[j + c0]
-                acc = acc + w1 * a1[j + c1]
-                acc = acc + w2 * a2[j + c2]
-                orow[j] = acc
-        else:
-            for j in range(flo, fhi):
-                acc = orow[j]
-                acc = acc + w0 * a0[j + c0]
-                acc = acc + w1 * a1[j + c1]
-                acc = acc + w2 * a2[j + c2]
-                orow[j] = acc
+        for j in range(flo, fhi):
+            acc = 0 if fresh else orow[j]
+            acc = acc + w0 * a0[j + c0]
+            acc = acc + w1 * a1[j + c1]
+            acc = acc + w2 * a2[j + c2]
+            orow[j] = acc
     elif n == 2:
         a0 = ap[0]; c0 = cs[0]; w0 = ws[0]
         a1 = ap[1]; c1 = cs[1]; w1 = ws[1]
-        if fresh:
-            for j in range(flo, fhi):
-                acc = 0
-                acc = acc + w0 * a0[j + c0]
-                acc = acc + w1 * a1[j + c1]
-                orow[j] = acc
-        else:
-            for j in range(flo, fhi):
-                acc = orow[j]
-                acc = acc + w0 * a0[j + c0]
-                acc = acc + w1 * a1[j + c1]
-                orow[j] = acc
+        for j in range(flo, fhi):
+            acc = 0 if fresh else orow[j]
+            acc = acc + w0 * a0[j + c0]
+            acc = acc + w1 * a1[j + c1]
+            orow[j] = acc
     elif n == 1:
         a0 = ap[0]; c0 = cs[0]; w0 = ws[0]
-        if fresh:
-            for j in range(flo, fhi):
-                acc = 0
-                acc = acc + w0 * a0[j + c0]
-                orow[j] = acc
-        else:
-            for j in range(flo, fhi):
-                acc = orow[j]
-                acc = acc + w0 * a0[j + c0]
-                orow[j] = acc
+        for j in range(flo, fhi):
+            acc = 0 if fresh else orow[j]
+            acc = acc + w0 * a0[j + c0]
+            orow[j] = acc
     # border outputs of each tap (outside the fused range)
     for h in range(n):
         a0 = ap[h]
