@@ -180,6 +180,20 @@ def _arr(x, name):
     return a
 
 
+def _depthwise_channels(x, w, wname):
+    """Input channels C of a depthwise step (``wname`` of shape (C*m, 1, kh, kw)), checked
+    as pyconv.nn's depthwise and separable forwards check them."""
+    if w.ndim != 4 or w.shape[1] != 1:
+        raise ValueError(f"{wname} must have shape (C*m, 1, kh, kw); got {w.shape}")
+    if x.ndim not in (3, 4):
+        raise ValueError(f"input must have 3 (unbatched) or 4 (batched) dims; got shape {x.shape}")
+    c = x.shape[-3]
+    if c < 1 or w.shape[0] % c:
+        raise ValueError(f"{wname}.shape[0]={w.shape[0]} must be a positive multiple of the input "
+                         f"channels C={c}")
+    return c
+
+
 class _Conv:
     """A convolution's normalised arguments (from pyconv.nn's ``_normalize_conv``)."""
 
@@ -595,13 +609,7 @@ def depthwise_conv2d_backward(grad_output, input, weight, bias=None, stride=1, p
     """
     x = _arr(input, "input")
     w = _arr(weight, "weight")
-    if w.ndim != 4 or w.shape[1] != 1:
-        raise ValueError(f"weight must have shape (C*multiplier, 1, kh, kw); got {w.shape}")
-    if x.ndim not in (3, 4):
-        raise ValueError(f"input must be (N, C, H, W) or (C, H, W); got shape {x.shape}")
-    c = x.shape[-3]
-    if c == 0 or w.shape[0] % c:
-        raise ValueError(f"weight.shape[0]={w.shape[0]} must be a multiple of the input channels C={c}")
+    c = _depthwise_channels(x, w, "weight")
     return _convnd_backward(2, "depthwise_conv2d", grad_output, x, w, bias, stride, padding, dilation, c,
                             "zeros")
 
@@ -646,14 +654,7 @@ def separable_conv2d_backward(grad_output, input, depthwise_weight, pointwise_we
     """
     x = _arr(input, "input")
     dw = _arr(depthwise_weight, "depthwise_weight")
-    if dw.ndim != 4 or dw.shape[1] != 1:
-        raise ValueError(f"depthwise_weight must have shape (C*m, 1, kh, kw); got {dw.shape}")
-    if x.ndim not in (3, 4):
-        raise ValueError(f"input must have 3 (unbatched) or 4 (batched) dims; got shape {x.shape}")
-    c = x.shape[-3]
-    if c < 1 or dw.shape[0] % c:
-        raise ValueError(f"depthwise_weight.shape[0]={dw.shape[0]} must be a positive multiple of the input "
-                         f"channels C={c}")
+    c = _depthwise_channels(x, dw, "depthwise_weight")
     pw4 = _nn._pointwise_weight(pointwise_weight, "pointwise_weight")
     pwshape = np.shape(pointwise_weight)
     if pw4.shape[1] != dw.shape[0]:
