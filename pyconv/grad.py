@@ -40,7 +40,7 @@ from pyconv import arithmetic
 from pyconv import nn as _nn
 from pyconv._kernels import grad_direct as _kd
 from pyconv._utils import (SIG_MODES, as_array, as_tuple, blas_single_thread, check_choice, check_int, contiguous,
-                           dl_dtype, nn_pad_maps, num_threads_for, sig_array, sig_boundary, sig_fillvalue,
+                           dl_dtype, nn_batched, nn_pad_maps, num_threads_for, sig_array, sig_boundary, sig_fillvalue,
                            sig_same_ndim, sig_valid_swap)
 
 __all__ = [
@@ -787,20 +787,19 @@ def resize_conv2d_backward(grad_output, input, weight, bias=None, scale_factor=2
     mode = check_choice(mode, "mode", ("nearest", "bilinear"))
     if w.ndim != 4:
         raise ValueError(f"weight must have 4 dims (C_out, C_in, kh, kw); got shape {w.shape}")
-    if x.ndim not in (3, 4):
-        raise ValueError(f"input must have 3 (unbatched) or 4 (batched) dims; got shape {x.shape}")
     dtype = dl_dtype(x, w, b)
-    xb = contiguous(x if x.ndim == 4 else x[None], dtype)
+    xb, unbatched = nn_batched(x, 2)
+    xb = contiguous(xb, dtype)
     if xb.shape[1] != w.shape[1]:
         raise ValueError(f"weight.shape[1]={w.shape[1]} must equal in_channels={xb.shape[1]}")
     up = _nn._upsample(xb, factor, mode)
     c = _conv_setup(up, w, b, 1, padding, 1, 1, "zeros", 2)
-    go = _grad_output(grad_output, c.out_shape, x.ndim == 4, c.dtype, "resize_conv2d")
+    go = _grad_output(grad_output, c.out_shape, not unbatched, c.dtype, "resize_conv2d")
     gu, gw, gb = _conv_grads(c, go)
     mh = _upsample_matrix(xb.shape[2], factor, mode, dtype)
     mw = _upsample_matrix(xb.shape[3], factor, mode, dtype)
     gx = np.ascontiguousarray(np.matmul(mh.T, np.matmul(gu, mw)), dtype=dtype)
-    return (gx if x.ndim == 4 else gx[0]), gw, gb
+    return (gx[0] if unbatched else gx), gw, gb
 
 
 # ---------------------------------------------------------------- unfold / fold
