@@ -129,7 +129,10 @@ def test_vs_torch_grid(nd, dtype):
     # one sample: output channels split in blocks with a remainder
     dict(x=(1, 16, 9, 11), w=(16, 30, 3, 3), kw=dict(stride=2, padding=1, output_padding=1)),
     dict(x=(1, 12, 10, 9), w=(12, 13, 4, 3), kw=dict(stride=(2, 3), dilation=(1, 2), groups=3)),
-], ids=["dcgan", "op1", "grouped", "1d", "3d", "cblock_rest", "grouped_rest"])
+    # stride 1 with padding beyond d*(k-1): crops more than the full output's border
+    dict(x=(2, 16, 12, 11), w=(16, 20, 2, 3), kw=dict(padding=(3, 2))),
+    dict(x=(2, 3, 12, 11), w=(3, 2, 2, 3), kw=dict(padding=(2, 3), dilation=(1, 1))),
+], ids=["dcgan", "op1", "grouped", "1d", "3d", "cblock_rest", "grouped_rest", "s1_bigpad", "s1_bigpad_thin"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_vs_torch_larger(case, dtype):
     pytest.importorskip("torch")
