@@ -559,10 +559,27 @@ cdef void build_planes(const real_t* xs, idx_t nch, idx_t D, idx_t H, idx_t W, r
                         row[k] = 0
 
 
+cdef extern from *:
+    # Software prefetch of rows the next chunk reads: a pointwise layer streams one
+    # row per input channel, more streams than the hardware prefetchers follow.
+    """
+    static inline void pyconv_prefetch_rows(const char *p, Py_ssize_t nrows, Py_ssize_t rstride,
+                                            Py_ssize_t nbytes) {
+    #if defined(__GNUC__) || defined(__clang__)
+        for (Py_ssize_t r = 0; r < nrows; r++)
+            for (Py_ssize_t b = 0; b < nbytes; b += 64) __builtin_prefetch(p + r * rstride + b, 0, 2);
+    #else
+        (void)p; (void)nrows; (void)rstride; (void)nbytes;
+    #endif
+    }
+    """
+    void pyconv_prefetch_rows(const char* p, Py_ssize_t nrows, Py_ssize_t rstride, Py_ssize_t nbytes) noexcept nogil
+
+
 def dense_conv(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:, ::1] in_phases,
                const real_t[::1] wflat, const idx_t[::1] offs, const idx_t[:, ::1] sub,
                const real_t[::1] bias, bint has_bias, real_t[:, :, :, :, ::1] out,
-               idx_t groups, idx_t tile, int nthreads):
+               idx_t groups, idx_t tile, idx_t chunk, bint direct_x, int nthreads):
     """Dense convolution by register-blocked direct loops over per-thread phase planes.
 
     x: (N, C_in, D, H, W) unpadded.  plane_geo = (Dq, Hq, Wq, sd, sh, sw, pd, ph, pw):
@@ -577,6 +594,11 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:, 
     output phase.  Weights of a sub-problem: (groups, ceil(Og/8), C_in/groups,
     ntaps, 8) from its wflat start (zero rows past Og).  The caller guarantees every
     read q + offs[t] (q < frame length) lies inside the planes.
+    ``direct_x``: the planes are the input itself (one phase, no padding, stride 1:
+    a pointwise layer), read in place.  Within a unit's tile, positions go ``chunk``
+    at a time through every block of 8 output channels (a chunk of input then serves
+    all of them from cache; a chunk as long as the tile keeps one block's weights
+    hot instead).
     """
     cdef idx_t Dq = plane_geo[0], Hq = plane_geo[1], Wq = plane_geo[2]
     cdef idx_t sd = plane_geo[3], sh = plane_geo[4], sw = plane_geo[5]
@@ -589,9 +611,11 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:, 
     cdef idx_t nob = (Og + 7) // 8
     cdef idx_t QB = 128 // sizeof(real_t)
     cdef idx_t u, k, r, ng, n, gi, ti, q0, q1, ob, q, qq, o, oo, md, rem, mh, mw, jhi, jlo, j, tid, ldc
-    cdef idx_t L, ntaps, wst, tw, T, U
+    cdef idx_t L, ntaps, wst, tw, T, U, t0, t1, ldp, ps, cs, c
     cdef real_t* C
     cdef real_t* P
+    cdef real_t* Pc
+    cdef const real_t* xs
     cdef real_t* dst
     cdef const real_t* xb
     cdef const real_t* wb
@@ -600,6 +624,7 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:, 
     if N * Cout == 0 or nsub == 0 or Cg == 0:
         return
     tile = ((max(tile, 1) + QB - 1) // QB) * QB
+    chunk = ((min(max(chunk, 1), tile) + QB - 1) // QB) * QB
     tstart_np = np.zeros(nsub + 1, dtype=np.intp)
     for r in range(nsub):
         L = ((sub[r, 3] - 1) * Hq + sub[r, 4] - 1) * Wq + sub[r, 5]
@@ -612,7 +637,13 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:, 
     dt = np.float32 if real_t is float else np.float64
     ldc = QB + tile
     work_np = np.empty((nthreads, 8 * ldc), dtype=dt)
-    planes_np = np.empty((nthreads, Cg * S), dtype=dt)
+    # direct_x: each chunk's rows are copied into the planes buffer with row stride ldp,
+    # an odd number of cache lines (the input's own channel stride can map every row
+    # to the same few L1 sets: 56x56 float32 = 196 lines)
+    ldp = chunk + QB
+    if (ldp * sizeof(real_t) // 64) % 2 == 0:
+        ldp = ldp + 64 // sizeof(real_t)
+    planes_np = np.empty((nthreads, Cg * ldp if direct_x else Cg * S), dtype=dt)
     last_np = np.full(nthreads, -1, dtype=np.intp)
     cdef real_t[:, ::1] work = work_np
     cdef real_t[:, ::1] planes = planes_np
@@ -624,10 +655,11 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:, 
         n = ng // groups
         gi = ng % groups
         P = &planes[tid, 0]
-        if last[tid] != ng:
-            build_planes(&x[n, gi * Cg, 0, 0, 0], Cg, D, H, W, P, S, &in_phases[0, 0], nph, Dq, Hq, Wq,
-                         sd, sh, sw, pd, phh, pw)
-            last[tid] = ng
+        if not direct_x:
+            if last[tid] != ng:
+                build_planes(&x[n, gi * Cg, 0, 0, 0], Cg, D, H, W, P, S, &in_phases[0, 0], nph, Dq, Hq, Wq,
+                             sd, sh, sw, pd, phh, pw)
+                last[tid] = ng
         r = 0
         while tstart[r + 1] <= k:
             r = r + 1
@@ -636,37 +668,58 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:, 
         of = &offs[sub[r, 1]]
         wst = sub[r, 2]
         L = ((sub[r, 3] - 1) * Hq + sub[r, 4] - 1) * Wq + sub[r, 5]
-        q0 = ti * tile
-        q1 = q0 + tile
-        if q1 > L:
-            q1 = L
+        t0 = ti * tile
+        t1 = t0 + tile
+        if t1 > L:
+            t1 = L
         C = &work[tid, 0] + QB
-        for ob in range(nob):
-            wb = &wflat[wst + (gi * nob + ob) * Cg * ntaps * 8]
-            q = q0
-            while q < q1:
-                qq = q
-                if q + QB > L:
-                    # the last block: shift it back to end at L (recomputing a few
-                    # positions, harmlessly) so every read stays inside the planes
-                    qq = L - QB
-                if qq < 0:
-                    if real_t is float:
-                        pyconv_mk_tail_f(P + q, S, of, ntaps, Cg, wb, C + (q - q0), ldc, L - q)
+        q0 = t0
+        while q0 < t1:
+            q1 = q0 + chunk
+            if q1 > t1:
+                q1 = t1
+            Pc = P
+            cs = S
+            if direct_x:
+                # copy the chunk's rows (from ps: the shifted last block may start
+                # before q0), prefetching the next chunk's
+                ps = L - QB
+                if ps > q0:
+                    ps = q0
+                if ps < 0:
+                    ps = 0
+                xs = &x[n, gi * Cg, 0, 0, 0]
+                for c in range(Cg):
+                    copy_row(P + c * ldp, xs + c * S + ps, q1 - ps)
+                if q1 < L:
+                    jhi = L - q1
+                    if jhi > chunk:
+                        jhi = chunk
+                    pyconv_prefetch_rows(<const char*> (xs + q1), Cg, S * sizeof(real_t), jhi * sizeof(real_t))
+                Pc = P - ps
+                cs = ldp
+            for ob in range(nob):
+                wb = &wflat[wst + (gi * nob + ob) * Cg * ntaps * 8]
+                q = q0
+                while q < q1:
+                    qq = q
+                    if q + QB > L:
+                        # the last block: shift it back to end at L (recomputing a few
+                        # positions, harmlessly) so every read stays inside the planes
+                        qq = L - QB
+                    if qq < 0:
+                        if real_t is float:
+                            pyconv_mk_tail_f(Pc + q, cs, of, ntaps, Cg, wb, C + (q - q0), ldc, L - q)
+                        else:
+                            pyconv_mk_tail_d(Pc + q, cs, of, ntaps, Cg, wb, C + (q - q0), ldc, L - q)
+                    elif real_t is float:
+                        pyconv_mk_f(Pc + qq, cs, of, ntaps, Cg, wb, C + (qq - q0), ldc)
                     else:
-                        pyconv_mk_tail_d(P + q, S, of, ntaps, Cg, wb, C + (q - q0), ldc, L - q)
-                elif real_t is float:
-                    pyconv_mk_f(P + qq, S, of, ntaps, Cg, wb, C + (qq - q0), ldc)
-                else:
-                    pyconv_mk_d(P + qq, S, of, ntaps, Cg, wb, C + (qq - q0), ldc)
-                q = q + QB
-            # the valid positions of the 8 rows go out (strided for output phases), plus bias
-            tw = sub[r, 11]
-            for oo in range(8):
-                o = ob * 8 + oo
-                if o >= Og:
-                    break
-                bv = bias[gi * Og + o] if has_bias else 0
+                        pyconv_mk_d(Pc + qq, cs, of, ntaps, Cg, wb, C + (qq - q0), ldc)
+                    q = q + QB
+                # the valid positions of the 8 rows go out (strided for output phases), plus
+                # bias; frame rows decoded once for the 8 rows (divisions are costly)
+                tw = sub[r, 11]
                 q = q0
                 while q < q1:
                     md = q // (Hq * Wq)
@@ -680,15 +733,21 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:, 
                         jlo = sub[r, 5] - mw
                         if jlo > jhi:
                             jlo = jhi
-                        dst = &out[n, gi * Og + o, md * sub[r, 9] + sub[r, 6], mh * sub[r, 10] + sub[r, 7],
-                                   mw * tw + sub[r, 8]]
-                        if tw == 1:
-                            for j in range(jlo):
-                                dst[j] = C[oo * ldc + (q - q0) + j] + bv
-                        else:
-                            for j in range(jlo):
-                                dst[j * tw] = C[oo * ldc + (q - q0) + j] + bv
+                        for oo in range(8):
+                            o = ob * 8 + oo
+                            if o >= Og:
+                                break
+                            bv = bias[gi * Og + o] if has_bias else 0
+                            dst = &out[n, gi * Og + o, md * sub[r, 9] + sub[r, 6], mh * sub[r, 10] + sub[r, 7],
+                                       mw * tw + sub[r, 8]]
+                            if tw == 1:
+                                for j in range(jlo):
+                                    dst[j] = C[oo * ldc + (q - q0) + j] + bv
+                            else:
+                                for j in range(jlo):
+                                    dst[j * tw] = C[oo * ldc + (q - q0) + j] + bv
                     q = q + jhi
+            q0 = q1
 
 
 cdef extern from *:
