@@ -521,6 +521,16 @@ def thin_taps(const real_t[::1] xph, idx_t N, idx_t Cin, idx_t S, const real_t[:
 
 # --------------------------------------------------------------------------- per-thread phase planes
 
+cdef inline idx_t plane_stride(idx_t S, idx_t itemsize) noexcept nogil:
+    # channel stride of a per-thread plane buffer: S rounded up to an odd number of
+    # cache lines, so the rows of consecutive channels spread over the L1 sets
+    cdef idx_t per = 64 // itemsize
+    cdef idx_t lines = (S + per - 1) // per
+    if lines % 2 == 0:
+        lines = lines + 1
+    return lines * per
+
+
 cdef void build_planes(const real_t* xs, idx_t nch, idx_t D, idx_t H, idx_t W, real_t* dst, idx_t S,
                        const idx_t* ph, idx_t nph, idx_t Dq, idx_t Hq, idx_t Wq, idx_t sd, idx_t sh,
                        idx_t sw, idx_t pd, idx_t phh, idx_t pw) noexcept nogil:
@@ -608,6 +618,7 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:, 
     cdef idx_t Og = Cout // groups, Cg = Cin // groups
     cdef idx_t nph = in_phases.shape[0], nsub = sub.shape[0]
     cdef idx_t S = nph * Dq * Hq * Wq
+    cdef idx_t Sp = plane_stride(S, sizeof(real_t))
     cdef idx_t nob = (Og + 7) // 8
     cdef idx_t QB = 128 // sizeof(real_t)
     cdef idx_t u, k, r, ng, n, gi, ti, q0, q1, ob, q, qq, o, oo, md, rem, mh, mw, jhi, jlo, j, tid, ldc
@@ -643,7 +654,7 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:, 
     ldp = chunk + QB
     if (ldp * sizeof(real_t) // 64) % 2 == 0:
         ldp = ldp + 64 // sizeof(real_t)
-    planes_np = np.empty((nthreads, Cg * ldp if direct_x else Cg * S), dtype=dt)
+    planes_np = np.empty((nthreads, Cg * ldp if direct_x else Cg * Sp), dtype=dt)
     last_np = np.full(nthreads, -1, dtype=np.intp)
     cdef real_t[:, ::1] work = work_np
     cdef real_t[:, ::1] planes = planes_np
@@ -657,7 +668,7 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:, 
         P = &planes[tid, 0]
         if not direct_x:
             if last[tid] != ng:
-                build_planes(&x[n, gi * Cg, 0, 0, 0], Cg, D, H, W, P, S, &in_phases[0, 0], nph, Dq, Hq, Wq,
+                build_planes(&x[n, gi * Cg, 0, 0, 0], Cg, D, H, W, P, Sp, &in_phases[0, 0], nph, Dq, Hq, Wq,
                              sd, sh, sw, pd, phh, pw)
                 last[tid] = ng
         r = 0
@@ -679,7 +690,7 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:, 
             if q1 > t1:
                 q1 = t1
             Pc = P
-            cs = S
+            cs = Sp
             if direct_x:
                 # copy the chunk's rows (from ps: the shifted last block may start
                 # before q0), prefetching the next chunk's
@@ -871,6 +882,7 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:
     cdef idx_t kvol = offs.shape[0], Kc = acc.shape[2], Ogp = acc.shape[3]
     cdef idx_t nph = in_phases.shape[0]
     cdef idx_t S = nph * Dq * Hq * Wq
+    cdef idx_t Sp = plane_stride(S, sizeof(real_t))
     cdef idx_t R = OD * OH
     cdef idx_t VL = 64 // sizeof(real_t)
     cdef idx_t MR = 6 if nv == 4 else 8
@@ -887,7 +899,7 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:
     ntile = (R + rows_per_tile - 1) // rows_per_tile
     U = N * groups * ntile
     dt = np.float32 if real_t is float else np.float64
-    planes_np = np.empty((nthreads, max(1, Cg * S)), dtype=dt)
+    planes_np = np.empty((nthreads, max(1, Cg * Sp)), dtype=dt)
     bt_np = np.empty((nthreads, rows_per_tile * OW * Ogp), dtype=dt)
     ap_np = np.empty((nthreads, 8), dtype=np.uintp)
     last_np = np.full(nthreads, -1, dtype=np.intp)
@@ -903,7 +915,7 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:
         gi = ng % groups
         P = &planes[tid, 0]
         if last[tid] != ng:
-            build_planes(&x[n, gi * Cg, 0, 0, 0], Cg, D, H, W, P, S, &in_phases[0, 0], nph, Dq, Hq, Wq,
+            build_planes(&x[n, gi * Cg, 0, 0, 0], Cg, D, H, W, P, Sp, &in_phases[0, 0], nph, Dq, Hq, Wq,
                          sd, sh, sw, pd, phh, pw)
             last[tid] = ng
         r0 = ti * rows_per_tile
@@ -935,7 +947,7 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:
             for m in range(MR):
                 # rows past Kc repeat the last one (computed, not stored)
                 row = rb + m if m < mr else rb + mr - 1
-                ap[m] = P + (row // kvol) * S + offs[row % kvol]
+                ap[m] = P + (row // kvol) * Sp + offs[row % kvol]
             ob = 0
             while ob < Ogp:
                 wk_call(nv, ap, r0, nr, OH, Hq, Wq, OW, Bt + ob, Ogp, &acc[tid, gi, rb, ob], Ogp, <int>mr)
