@@ -424,17 +424,16 @@ def _plane_geo(qshape, s3, pads3):
     return tuple(qshape) + tuple(s3) + tuple(pp[0] for pp in pads3)
 
 
-def _pack_dense_weight(w, groups):
+def _pack_dense_weight(w, groups, nthreads=1):
     """(C_out, C_in/groups, *kernel) -> flat (groups, ceil(Og/8), C_in/groups, kvol, 8) blocks
     of ``nn_direct.dense_conv`` (zero rows past Og)."""
-    cout, cg = w.shape[:2]
+    cout = w.shape[0]
     og = cout // groups
-    kc = cg * int(np.prod(w.shape[2:]))
-    nob = -(-og // 8)
-    wg = w.reshape(groups, og, kc)
-    if nob * 8 != og:
-        wg = np.concatenate([wg, np.zeros((groups, nob * 8 - og, kc), dtype=w.dtype)], axis=1)
-    return np.ascontiguousarray(wg.reshape(groups, nob, 8, kc).transpose(0, 1, 3, 2)).reshape(-1)
+    kc = int(np.prod(w.shape[1:]))
+    out = np.empty((groups, -(-og // 8), kc, 8), dtype=w.dtype)
+    nn_direct.pack_blocks(np.ascontiguousarray(w).reshape(groups, og, kc), out,
+                          max(1, min(nthreads, num_threads_for(out.size, grain=1 << 16))))
+    return out.reshape(-1)
 
 
 def _affine(m):
@@ -506,7 +505,7 @@ def _dense_direct(x, w, bvec, has_b, out, s3, pads3, groups, nthreads, layout, p
     frame_len = ((o3[0] - 1) * qshape[1] + o3[1] - 1) * qshape[2] + o3[2]
     tile = _balanced_tile(frame_len, n * groups, nthreads)
     nn_direct.dense_conv(x.reshape((n, cin) + sp3), _plane_geo(qshape, s3, pads3), phases,
-                         _pack_dense_weight(w, groups), offs, sub, bvec, has_b, out.reshape((n, cout) + o3),
+                         _pack_dense_weight(w, groups, nthreads), offs, sub, bvec, has_b, out.reshape((n, cout) + o3),
                          groups, tile, _PW_CHUNK if pointwise else tile, pointwise, nthreads)
 
 

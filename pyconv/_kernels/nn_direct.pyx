@@ -953,3 +953,23 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:
                 wk_call(nv, ap, r0, nr, OH, Hq, Wq, OW, Bt + ob, Ogp, &acc[tid, gi, rb, ob], Ogp, <int>mr)
                 ob = ob + NB
             rb = rb + MR
+
+
+def pack_blocks(const real_t[:, :, ::1] w, real_t[:, :, :, ::1] out, int nthreads):
+    """out[g, ob, k, oo] = w[g, ob*8 + oo, k] (0 past w's rows): the weight blocks of
+    ``dense_conv``, 8 output channels innermost.  w: (groups, Og, K); out:
+    (groups, ceil(Og/8), K, 8)."""
+    cdef idx_t G = w.shape[0], Og = w.shape[1], K = w.shape[2], nob = out.shape[1]
+    cdef idx_t u, g, ob, k, oo, o
+    cdef real_t* dst
+    if G * nob * K == 0:
+        return
+    for u in prange(G * nob, nogil=True, schedule='static', num_threads=nthreads):
+        g = u // nob
+        ob = u % nob
+        dst = &out[g, ob, 0, 0]
+        # k outer: 8 source rows stream together, the block is written contiguously
+        for k in range(K):
+            for oo in range(8):
+                o = ob * 8 + oo
+                dst[k * 8 + oo] = w[g, o, k] if o < Og else 0
