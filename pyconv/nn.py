@@ -674,20 +674,26 @@ def _dense_weight(x, grad_out, kernel, stride, pad_pairs, dilation, groups, nthr
     nv = 4 if og > 2 * vl else (2 if og > vl else 1)
     ogp = -(-og // (nv * vl)) * (nv * vl)
     plane = cg * len(phases) * int(np.prod(qshape))
-    rows = o3[0] * o3[1]
-    rpt = max(1, min(rows, _WEIGHT_TILE // max(1, o3[2])))
-    ntile = -(-rows // rpt)
-    if nthreads > 1 and n * groups * ntile < 8 * nthreads:
+    rows, ow = o3[0] * o3[1], o3[2]
+    # units: rpt whole rows, or (long rows) one row's columns in ncol pieces
+    ncol = -(-ow // _WEIGHT_TILE)
+    rpt = 1 if ncol > 1 else max(1, min(rows, _WEIGHT_TILE // max(1, ow)))
+    if nthreads > 1 and n * groups * (-(-rows // rpt)) * ncol < 8 * nthreads:
         # few units: make their count a multiple of the threads (static schedule)
-        while (n * groups * ntile) % nthreads and ntile < rows:
-            ntile += 1
+        ntile = -(-rows // rpt)
+        while (n * groups * ntile * ncol) % nthreads and (ntile < rows or ncol < ow):
+            if ncol > 1 or ntile >= rows:
+                ncol += 1
+            else:
+                ntile += 1
         rpt = -(-rows // ntile)
-    ws = nthreads * (plane + rpt * o3[2] * ogp) * dtype.itemsize
+    cw = -(-ow // ncol)
+    ws = nthreads * (plane + rpt * cw * ogp) * dtype.itemsize
     if ws > max(_WORKSPACE_BYTES, cout * cg * kvol * dtype.itemsize):
         return None
     acc = np.zeros((nthreads, groups, cg * kvol, ogp), dtype=dtype)
     nn_direct.dense_weight(x.reshape((n, cin) + sp3), _plane_geo(qshape, s3, pads3), phases, offs,
-                           grad_out.reshape((n, cout) + o3), acc, groups, nv, rpt, nthreads)
+                           grad_out.reshape((n, cout) + o3), acc, groups, nv, rpt, cw, nthreads)
     gw = acc[0] if nthreads == 1 else acc.sum(axis=0)
     gw = gw[:, :, :og].transpose(0, 2, 1).reshape((cout, cg) + tuple(kernel))
     return np.ascontiguousarray(gw)

@@ -772,8 +772,8 @@ cdef extern from *:
     #if defined(__GNUC__) || defined(__clang__)
     #define PYCONV_WK(T, VT, NV, MR, NAME) \\
     static void NAME(const T *const *ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq, \\
-                     Py_ssize_t Wq, Py_ssize_t OW, const T *restrict B, Py_ssize_t ldb, T *restrict C, \\
-                     Py_ssize_t ldc, int mr) { \\
+                     Py_ssize_t Wq, Py_ssize_t j0, Py_ssize_t OW, const T *restrict B, Py_ssize_t ldb, \\
+                     T *restrict C, Py_ssize_t ldc, int mr) { \\
         enum { VL = sizeof(VT) / sizeof(T) }; \\
         VT acc[MR][NV]; \\
         const T *a[MR]; \\
@@ -781,7 +781,7 @@ cdef extern from *:
         const T *b = B; \\
         for (Py_ssize_t i = 0; i < nr; i++) { \\
             Py_ssize_t rr = r0 + i, od = rr / OH, oh = rr - od * OH; \\
-            Py_ssize_t fq = (od * Hq + oh) * Wq; \\
+            Py_ssize_t fq = (od * Hq + oh) * Wq + j0; \\
             for (int m = 0; m < MR; m++) a[m] = ap[m] + fq; \\
             for (Py_ssize_t j = 0; j < OW; j++, b += ldb) { \\
                 VT bv[NV]; \\
@@ -802,13 +802,14 @@ cdef extern from *:
     #else
     #define PYCONV_WK(T, VT, NV, MR, NAME) \\
     static void NAME(const T *const *ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq, \\
-                     Py_ssize_t Wq, Py_ssize_t OW, const T *B, Py_ssize_t ldb, T *C, Py_ssize_t ldc, int mr) { \\
+                     Py_ssize_t Wq, Py_ssize_t j0, Py_ssize_t OW, const T *B, Py_ssize_t ldb, T *C, \\
+                     Py_ssize_t ldc, int mr) { \\
         enum { VL = 64 / sizeof(T) }; \\
         for (int m = 0; m < mr; m++) { \\
             const T *b = B; \\
             for (Py_ssize_t i = 0; i < nr; i++) { \\
                 Py_ssize_t rr = r0 + i, od = rr / OH, oh = rr - od * OH; \\
-                const T *a = ap[m] + (od * Hq + oh) * Wq; \\
+                const T *a = ap[m] + (od * Hq + oh) * Wq + j0; \\
                 for (Py_ssize_t j = 0; j < OW; j++, b += ldb) \\
                     for (int v = 0; v < NV * VL; v++) C[m * ldc + v] += a[j] * b[v]; \\
             } \\
@@ -823,46 +824,46 @@ cdef extern from *:
     PYCONV_WK(double, pyconv_vd, 1, 8, pyconv_wk1_d)
     """
     void pyconv_wk4_f(const float** ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq,
-                      Py_ssize_t Wq, Py_ssize_t OW, const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc,
+                      Py_ssize_t Wq, Py_ssize_t j0, Py_ssize_t OW, const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc,
                       int mr) noexcept nogil
     void pyconv_wk2_f(const float** ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq,
-                      Py_ssize_t Wq, Py_ssize_t OW, const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc,
+                      Py_ssize_t Wq, Py_ssize_t j0, Py_ssize_t OW, const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc,
                       int mr) noexcept nogil
     void pyconv_wk1_f(const float** ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq,
-                      Py_ssize_t Wq, Py_ssize_t OW, const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc,
+                      Py_ssize_t Wq, Py_ssize_t j0, Py_ssize_t OW, const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc,
                       int mr) noexcept nogil
     void pyconv_wk4_d(const double** ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq,
-                      Py_ssize_t Wq, Py_ssize_t OW, const double* B, Py_ssize_t ldb, double* C, Py_ssize_t ldc,
+                      Py_ssize_t Wq, Py_ssize_t j0, Py_ssize_t OW, const double* B, Py_ssize_t ldb, double* C, Py_ssize_t ldc,
                       int mr) noexcept nogil
     void pyconv_wk2_d(const double** ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq,
-                      Py_ssize_t Wq, Py_ssize_t OW, const double* B, Py_ssize_t ldb, double* C, Py_ssize_t ldc,
+                      Py_ssize_t Wq, Py_ssize_t j0, Py_ssize_t OW, const double* B, Py_ssize_t ldb, double* C, Py_ssize_t ldc,
                       int mr) noexcept nogil
     void pyconv_wk1_d(const double** ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq,
-                      Py_ssize_t Wq, Py_ssize_t OW, const double* B, Py_ssize_t ldb, double* C, Py_ssize_t ldc,
+                      Py_ssize_t Wq, Py_ssize_t j0, Py_ssize_t OW, const double* B, Py_ssize_t ldb, double* C, Py_ssize_t ldc,
                       int mr) noexcept nogil
 
 
-cdef inline void wk_call(int nv, const real_t** ap, idx_t r0, idx_t nr, idx_t OH, idx_t Hq, idx_t Wq, idx_t OW,
-                         const real_t* B, idx_t ldb, real_t* C, idx_t ldc, int mr) noexcept nogil:
+cdef inline void wk_call(int nv, const real_t** ap, idx_t r0, idx_t nr, idx_t OH, idx_t Hq, idx_t Wq, idx_t j0,
+                         idx_t OW, const real_t* B, idx_t ldb, real_t* C, idx_t ldc, int mr) noexcept nogil:
     if real_t is float:
         if nv == 4:
-            pyconv_wk4_f(ap, r0, nr, OH, Hq, Wq, OW, B, ldb, C, ldc, mr)
+            pyconv_wk4_f(ap, r0, nr, OH, Hq, Wq, j0, OW, B, ldb, C, ldc, mr)
         elif nv == 2:
-            pyconv_wk2_f(ap, r0, nr, OH, Hq, Wq, OW, B, ldb, C, ldc, mr)
+            pyconv_wk2_f(ap, r0, nr, OH, Hq, Wq, j0, OW, B, ldb, C, ldc, mr)
         else:
-            pyconv_wk1_f(ap, r0, nr, OH, Hq, Wq, OW, B, ldb, C, ldc, mr)
+            pyconv_wk1_f(ap, r0, nr, OH, Hq, Wq, j0, OW, B, ldb, C, ldc, mr)
     else:
         if nv == 4:
-            pyconv_wk4_d(ap, r0, nr, OH, Hq, Wq, OW, B, ldb, C, ldc, mr)
+            pyconv_wk4_d(ap, r0, nr, OH, Hq, Wq, j0, OW, B, ldb, C, ldc, mr)
         elif nv == 2:
-            pyconv_wk2_d(ap, r0, nr, OH, Hq, Wq, OW, B, ldb, C, ldc, mr)
+            pyconv_wk2_d(ap, r0, nr, OH, Hq, Wq, j0, OW, B, ldb, C, ldc, mr)
         else:
-            pyconv_wk1_d(ap, r0, nr, OH, Hq, Wq, OW, B, ldb, C, ldc, mr)
+            pyconv_wk1_d(ap, r0, nr, OH, Hq, Wq, j0, OW, B, ldb, C, ldc, mr)
 
 
 def dense_weight(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:, ::1] in_phases,
                  const idx_t[::1] offs, const real_t[:, :, :, :, ::1] gout, real_t[:, :, :, ::1] acc,
-                 idx_t groups, int nv, idx_t rows_per_tile, int nthreads):
+                 idx_t groups, int nv, idx_t rows_per_tile, idx_t col_width, int nthreads):
     """Weight-gradient partial sums by register-blocked direct loops (no im2col, no GEMM).
 
     acc[t, g, c*kvol + k, o] += sum_{n, p} x_pad[n, g*Cg + c, p*stride + tap_k] gout[n, g*Og + o, p]
@@ -871,7 +872,9 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:
     up to nv vectors (the extra columns get zeros).  Input planes as in
     ``dense_conv`` (per-thread, rebuilt when the unit's sample or group changes); the
     unit's grad_output rows are packed position-major (Ogp values per position) so
-    the micro-kernel loads whole vectors of output channels.
+    the micro-kernel loads whole vectors of output channels.  A unit covers
+    ``rows_per_tile`` output rows, or (long rows: ``col_width < OW``, one row per
+    unit) ``col_width`` columns of one row.
     """
     cdef idx_t Dq = plane_geo[0], Hq = plane_geo[1], Wq = plane_geo[2]
     cdef idx_t sd = plane_geo[3], sh = plane_geo[4], sw = plane_geo[5]
@@ -887,7 +890,7 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:
     cdef idx_t VL = 64 // sizeof(real_t)
     cdef idx_t MR = 6 if nv == 4 else 8
     cdef idx_t NB = nv * VL
-    cdef idx_t ntile, U, u, ng, n, gi, ti, r0, r1, nr, tid, i, j, o, rb, m, row, ob, od, oh, mr
+    cdef idx_t ntile, U, u, ng, n, gi, ti, r0, r1, nr, tid, i, j, o, rb, m, row, ob, od, oh, mr, ncol, j0, cw
     cdef real_t* P
     cdef real_t* Bt
     cdef real_t* dst
@@ -896,11 +899,15 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:
     if R == 0 or OW == 0 or Kc == 0 or Og == 0 or N == 0:
         return
     rows_per_tile = max(1, min(rows_per_tile, R))
-    ntile = (R + rows_per_tile - 1) // rows_per_tile
+    col_width = max(1, min(col_width, OW))
+    if col_width < OW:
+        rows_per_tile = 1
+    ncol = (OW + col_width - 1) // col_width
+    ntile = (R + rows_per_tile - 1) // rows_per_tile * ncol
     U = N * groups * ntile
     dt = np.float32 if real_t is float else np.float64
     planes_np = np.empty((nthreads, max(1, Cg * Sp)), dtype=dt)
-    bt_np = np.empty((nthreads, rows_per_tile * OW * Ogp), dtype=dt)
+    bt_np = np.empty((nthreads, rows_per_tile * col_width * Ogp), dtype=dt)
     ap_np = np.empty((nthreads, 8), dtype=np.uintp)
     last_np = np.full(nthreads, -1, dtype=np.intp)
     cdef real_t[:, ::1] planes = planes_np
@@ -918,12 +925,16 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:
             build_planes(&x[n, gi * Cg, 0, 0, 0], Cg, D, H, W, P, Sp, &in_phases[0, 0], nph, Dq, Hq, Wq,
                          sd, sh, sw, pd, phh, pw)
             last[tid] = ng
-        r0 = ti * rows_per_tile
+        r0 = (ti // ncol) * rows_per_tile
         r1 = r0 + rows_per_tile
         if r1 > R:
             r1 = R
         nr = r1 - r0
-        # pack the tile's grad_output position-major: Bt[(i*OW + j)*Ogp + o]
+        j0 = (ti % ncol) * col_width
+        cw = OW - j0
+        if cw > col_width:
+            cw = col_width
+        # pack the tile's grad_output position-major: Bt[(i*cw + j)*Ogp + o]
         Bt = &bt[tid, 0]
         # (position outer: the Og source rows advance together and stay in L1, while
         # the packed tile, larger than L1, is written once, contiguously)
@@ -931,9 +942,9 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:
         for i in range(nr):
             od = (r0 + i) // OH
             oh = (r0 + i) - od * OH
-            rb = (od * OH + oh) * OW
-            for j in range(OW):
-                dst = Bt + (i * OW + j) * Ogp
+            rb = (od * OH + oh) * OW + j0
+            for j in range(cw):
+                dst = Bt + (i * cw + j) * Ogp
                 for o in range(Og):
                     dst[o] = src[o * R * OW + rb + j]
                 for o in range(Og, Ogp):
@@ -950,7 +961,7 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:
                 ap[m] = P + (row // kvol) * Sp + offs[row % kvol]
             ob = 0
             while ob < Ogp:
-                wk_call(nv, ap, r0, nr, OH, Hq, Wq, OW, Bt + ob, Ogp, &acc[tid, gi, rb, ob], Ogp, <int>mr)
+                wk_call(nv, ap, r0, nr, OH, Hq, Wq, j0, cw, Bt + ob, Ogp, &acc[tid, gi, rb, ob], Ogp, <int>mr)
                 ob = ob + NB
             rb = rb + MR
 
