@@ -16,20 +16,7 @@ difference to torch.  A summary checks the project's targets.
 import numpy as np
 
 from pyconv import grad, nn
-
-# name, kind, input shape, weight shape, keyword arguments (batch 8 unless stated): as suite_nn
-LAYERS = [
-    ("a 3x3 64->64 56x56", "conv", (8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1)),
-    ("b 3x3 s2 128->256 28x28", "conv", (8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1)),
-    ("c 1x1 256->64 56x56", "conv", (8, 256, 56, 56), (64, 256, 1, 1), dict()),
-    ("d depthwise 3x3 C256 56x56", "conv", (8, 256, 56, 56), (256, 1, 3, 3), dict(padding=1, groups=256)),
-    ("e grouped 3x3 128->128 g32 56x56", "conv", (8, 128, 56, 56), (128, 4, 3, 3), dict(padding=1, groups=32)),
-    ("f dilated 3x3 d2 64->64 56x56", "conv", (8, 64, 56, 56), (64, 64, 3, 3), dict(padding=2, dilation=2)),
-    ("g transposed 4x4 s2 64->32 28x28", "transpose", (8, 64, 28, 28), (64, 32, 4, 4), dict(stride=2, padding=1)),
-    ("h conv3d 3x3x3 16->16 32^3 N2", "conv", (2, 16, 32, 32, 32), (16, 16, 3, 3, 3), dict(padding=1)),
-    ("i conv1d k9 64->64 L4096", "conv", (8, 64, 4096), (64, 64, 9), dict(padding=4)),
-    ("j 7x7 s2 3->64 224x224 N4", "conv", (4, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3)),
-]
+from suite_nn import LAYERS  # the nn suite's ten layers (run.py puts benchmarks/ on sys.path)
 
 # targets (torch-time / pyconv-time) at 2 threads, float32, per gradient
 DENSE = "abcfghij"
