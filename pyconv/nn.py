@@ -432,7 +432,7 @@ def _pack_dense_weight(w, groups, nthreads=1):
     kc = int(np.prod(w.shape[1:]))
     out = np.empty((groups, -(-og // 8), kc, 8), dtype=w.dtype)
     nn_direct.pack_blocks(np.ascontiguousarray(w).reshape(groups, og, kc), out,
-                          max(1, min(nthreads, num_threads_for(out.size, grain=1 << 16))))
+                          max(1, min(nthreads, num_threads_for(out.size, grain=1 << 22))))
     return out.reshape(-1)
 
 
