@@ -16,7 +16,9 @@ difference to torch.  A summary checks the project's targets.
 import numpy as np
 
 from pyconv import grad, nn
-from suite_nn import LAYERS  # the nn suite's ten layers (run.py puts benchmarks/ on sys.path)
+# the nn suite's ten layers and its FLOP count (each gradient costs as many multiply-adds
+# as the forward); run.py puts benchmarks/ on sys.path
+from suite_nn import LAYERS, _flops
 
 # targets (torch-time / pyconv-time) at 2 threads, float32, per gradient
 DENSE = "abcfghij"
@@ -68,13 +70,6 @@ def _torch_fns(torch, kind, nd, x, w, go, kw):
         return f
     return {"input": make([True, False, False], 0), "weight": make([False, True, False], 1),
             "bias": make([False, False, True], 2)}
-
-
-def _flops(kind, xs, ws, out_shape):
-    """2 x multiply-adds of the direct algorithm (the same for the forward and each gradient)."""
-    if kind == "transpose":
-        return 2.0 * np.prod(xs, dtype=np.float64) * ws[1] * np.prod(ws[2:], dtype=np.float64)
-    return 2.0 * np.prod(out_shape, dtype=np.float64) * ws[1] * np.prod(ws[2:], dtype=np.float64)
 
 
 def run(h):

@@ -231,23 +231,6 @@ cdef extern from *:
     const int PYCONV_HAVE_X8
 
 
-cdef inline idx_t col_lo(idx_t off, idx_t step, idx_t n) noexcept nogil:
-    # first j in [0, n] with off + j*step >= 0 (step > 0)
-    cdef idx_t a = 0
-    if off < 0:
-        a = (-off + step - 1) // step
-    return a if a < n else n
-
-
-cdef inline idx_t col_hi(idx_t off, idx_t step, idx_t n, idx_t size) noexcept nogil:
-    # one past the last j in [0, n) with off + j*step < size
-    cdef idx_t b = 0
-    if size - off > 0:
-        b = (size - off + step - 1) // step
-    return b if b < n else n
-
-
-
 cdef void pad_channel(const real_t* xch, idx_t xs_n, real_t* buf, idx_t N, idx_t D, idx_t H, idx_t W,
                       idx_t pd, idx_t ph, idx_t pw, idx_t Dp, idx_t Hp, idx_t Wp) noexcept nogil:
     """Input channel ``xch`` (N samples ``xs_n`` apart) copied into ``buf`` with its zero
