@@ -41,6 +41,61 @@ cdef enum:
     GROUP = 8        # most taps fused per sweep of a block: one load/store of out per group
 
 
+cdef inline Py_ssize_t _box(Py_ssize_t r, int top, const Py_ssize_t* ash, const Py_ssize_t* wsh,
+                            const Py_ssize_t* osh, const Py_ssize_t* shift, Py_ssize_t* lo, Py_ssize_t* hi,
+                            Py_ssize_t* pos, Py_ssize_t* k) noexcept nogil:
+    """The kernel box of output ``r`` (flat index over dims < top): per dim, the kernel
+    indices lo[d]:hi[d] whose input index ``pos[d] + k`` lands inside a; the odometer
+    ``k`` starts at ``lo``.  Returns the number of taps in the box, 0 when it is empty."""
+    cdef Py_ssize_t n = 1, p
+    cdef int d = top - 1
+    while d >= 0:
+        p = r % osh[d] + shift[d]
+        r = r // osh[d]
+        lo[d] = _max(0, -p)
+        hi[d] = _min(wsh[d], ash[d] - p)
+        if lo[d] >= hi[d]:
+            return 0
+        n *= hi[d] - lo[d]
+        pos[d] = p
+        k[d] = lo[d]
+        d -= 1
+    return n
+
+
+cdef inline bint _advance(Py_ssize_t* k, const Py_ssize_t* lo, const Py_ssize_t* hi, int top) noexcept nogil:
+    """Step the odometer ``k`` (dims < top, last fastest) through the box; False once it
+    wraps, every digit back at ``lo``."""
+    cdef int d = top - 1
+    while d >= 0:
+        k[d] += 1
+        if k[d] < hi[d]:
+            return True
+        k[d] = lo[d]
+        d -= 1
+    return False
+
+
+cdef inline void _offsets(int top, const Py_ssize_t* pos, const Py_ssize_t* k, const Py_ssize_t* astr,
+                          const Py_ssize_t* wstr, Py_ssize_t* aoff, Py_ssize_t* woff) noexcept nogil:
+    """Offsets in a and w of the tap (dims < top) at odometer ``k``."""
+    cdef int d
+    aoff[0] = 0
+    woff[0] = 0
+    for d in range(top):
+        aoff[0] += (pos[d] + k[d]) * astr[d]
+        woff[0] += k[d] * wstr[d]
+
+
+cdef inline int _group_size(Py_ssize_t ntaps) noexcept nogil:
+    """Balanced groups (9 taps -> 5 + 4, not 8 + 1): as few sweeps as possible, none of
+    them nearly empty."""
+    cdef Py_ssize_t ngroups = (ntaps + GROUP - 1) // GROUP
+    if ntaps <= GROUP:
+        return GROUP
+    return <int>((ntaps + ngroups - 1) // ngroups)
+
+
 cdef void _flush(const scalar_t** ap, Py_ssize_t* cs, scalar_t* ws, int n, bint fresh,
                  scalar_t* orow, Py_ssize_t nl, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
     """Add ``n`` (<= GROUP) taps to ``orow[j0:j1]``: tap g adds ``ws[g] * ap[g][j + cs[g]]``.
@@ -210,47 +265,27 @@ cdef void _item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t* astr
     cdef const scalar_t* gap[GROUP]
     cdef Py_ssize_t gc[GROUP]
     cdef scalar_t gw[GROUP]
-    cdef int ng = 0, gsize = GROUP
+    cdef int ng = 0, gsize
     cdef bint fresh = True
-    cdef Py_ssize_t ntaps = 1
-    cdef Py_ssize_t r = row, od, p, aoff, woff, j, kk, c, kl, nl, sl
-    cdef int d
+    cdef Py_ssize_t ntaps, aoff, woff, j, kk, c, kl, nl, sl
     cdef Py_ssize_t last = nd - 1
     cdef scalar_t* orow = out + row * osh[last]
     cdef const scalar_t* arow
     cdef const scalar_t* wrow
     # Per outer dim: the range of kernel indices whose input index is inside a.
-    d = nd - 2
-    while d >= 0:
-        od = r % osh[d]
-        r = r // osh[d]
-        p = od + shift[d]
-        lo[d] = _max(0, -p)
-        hi[d] = _min(wsh[d], ash[d] - p)
-        if lo[d] >= hi[d]:
-            for j in range(j0, j1):
-                orow[j] = 0     # no tap of this row lands inside a
-            return
-        ntaps *= hi[d] - lo[d]
-        pos[d] = p
-        k[d] = lo[d]
-        d -= 1
+    ntaps = _box(row, nd - 1, ash, wsh, osh, shift, lo, hi, pos, k)
+    if ntaps == 0:
+        for j in range(j0, j1):
+            orow[j] = 0     # no tap of this row lands inside a
+        return
     kl = wsh[last]
     nl = ash[last]
     sl = shift[last]
-    # Balanced groups (9 taps -> 5 + 4, not 8 + 1): as few sweeps as possible,
-    # none of them nearly empty.
-    ntaps *= kl
-    if ntaps > GROUP:
-        gsize = <int>((ntaps + ((ntaps + GROUP - 1) // GROUP) - 1) // ((ntaps + GROUP - 1) // GROUP))
+    gsize = _group_size(ntaps * kl)
     # Odometer over the kernel rows inside that box; their taps go to the
-    # output block in groups of GROUP (kernel rows may share a group).
+    # output block in groups of gsize (kernel rows may share a group).
     while True:
-        aoff = 0
-        woff = 0
-        for d in range(nd - 1):
-            aoff = aoff + (pos[d] + k[d]) * astr[d]
-            woff = woff + k[d] * wstr[d]
+        _offsets(nd - 1, pos, k, astr, wstr, &aoff, &woff)
         arow = a + aoff
         wrow = w + woff
         for kk in range(kl):
@@ -265,14 +300,7 @@ cdef void _item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t* astr
                 _flush(gap, gc, gw, ng, fresh, orow, nl, j0, j1)
                 fresh = False
                 ng = 0
-        d = nd - 2
-        while d >= 0:
-            k[d] += 1
-            if k[d] < hi[d]:
-                break
-            k[d] = lo[d]
-            d -= 1
-        if d < 0:
+        if not _advance(k, lo, hi, nd - 1):
             break
     if ng > 0:
         _flush(gap, gc, gw, ng, fresh, orow, nl, j0, j1)
@@ -304,11 +332,9 @@ cdef void _plane_item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t
     cdef const scalar_t* gap[GROUP]
     cdef Py_ssize_t gc[GROUP]
     cdef scalar_t gw[GROUP]
-    cdef int ng = 0, gsize = GROUP
+    cdef int ng = 0, gsize
     cdef bint fresh = True
-    cdef Py_ssize_t ntaps = 1
-    cdef Py_ssize_t r = plane, od, p, aoff, woff, j, kr, kc, c, rr, rr0, rr1
-    cdef int d
+    cdef Py_ssize_t ntaps, aoff, woff, j, kr, kc, c, rr, rr0, rr1
     cdef Py_ssize_t last = nd - 1
     cdef Py_ssize_t dr = nd - 2
     cdef Py_ssize_t L = osh[last]
@@ -326,31 +352,15 @@ cdef void _plane_item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t
     cdef scalar_t* orow
     cdef scalar_t wv
     # outer dims: the kernel box whose taps land inside a
-    d = nd - 3
-    while d >= 0:
-        od = r % osh[d]
-        r = r // osh[d]
-        p = od + shift[d]
-        lo[d] = _max(0, -p)
-        hi[d] = _min(wsh[d], ash[d] - p)
-        if lo[d] >= hi[d]:
-            for j in range(j0, j1):
-                oplane[j] = 0
-            return
-        ntaps *= hi[d] - lo[d]
-        pos[d] = p
-        k[d] = lo[d]
-        d -= 1
-    ntaps *= kh * kw
-    if ntaps > GROUP:
-        gsize = <int>((ntaps + ((ntaps + GROUP - 1) // GROUP) - 1) // ((ntaps + GROUP - 1) // GROUP))
+    ntaps = _box(plane, nd - 2, ash, wsh, osh, shift, lo, hi, pos, k)
+    if ntaps == 0:
+        for j in range(j0, j1):
+            oplane[j] = 0
+        return
+    gsize = _group_size(ntaps * kh * kw)
     # 1) every output of the run as if no tap left its row
     while True:
-        aoff = 0
-        woff = 0
-        for d in range(nd - 2):
-            aoff = aoff + (pos[d] + k[d]) * astr[d]
-            woff = woff + k[d] * wstr[d]
+        _offsets(nd - 2, pos, k, astr, wstr, &aoff, &woff)
         aplane = a + aoff
         for kr in range(kh):
             if r1 + sr + kr <= 0 or r0 + sr + kr >= ra:
@@ -364,14 +374,7 @@ cdef void _plane_item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t
                     _flush(gap, gc, gw, ng, fresh, oplane, ra * L, j0, j1)
                     fresh = False
                     ng = 0
-        d = nd - 3
-        while d >= 0:
-            k[d] += 1
-            if k[d] < hi[d]:
-                break
-            k[d] = lo[d]
-            d -= 1
-        if d < 0:
+        if not _advance(k, lo, hi, nd - 2):
             break
     if ng > 0:
         _flush(gap, gc, gw, ng, fresh, oplane, ra * L, j0, j1)
@@ -390,14 +393,8 @@ cdef void _plane_item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t
             orow[j] = 0
         for j in range(br, L):
             orow[j] = 0
-    for d in range(nd - 2):
-        k[d] = lo[d]
-    while True:
-        aoff = 0
-        woff = 0
-        for d in range(nd - 2):
-            aoff = aoff + (pos[d] + k[d]) * astr[d]
-            woff = woff + k[d] * wstr[d]
+    while True:             # (the odometer wrapped back to lo)
+        _offsets(nd - 2, pos, k, astr, wstr, &aoff, &woff)
         aplane = a + aoff
         for kr in range(kh):
             rr0 = _max(r0, -sr - kr)
@@ -412,14 +409,7 @@ cdef void _plane_item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t
                         orow[j] = orow[j] + wv * arow[j + c]
                     for j in range(_max(br, -c), _min(L, L - c)):
                         orow[j] = orow[j] + wv * arow[j + c]
-        d = nd - 3
-        while d >= 0:
-            k[d] += 1
-            if k[d] < hi[d]:
-                break
-            k[d] = lo[d]
-            d -= 1
-        if d < 0:
+        if not _advance(k, lo, hi, nd - 2):
             break
 
 
