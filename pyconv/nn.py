@@ -425,12 +425,13 @@ def _plane_geo(qshape, s3, pads3):
 
 
 def _pack_dense_weight(w, groups, nthreads=1):
-    """(C_out, C_in/groups, *kernel) -> flat (groups, ceil(Og/8), C_in/groups, kvol, 8) blocks
-    of ``nn_direct.dense_conv`` (zero rows past Og)."""
+    """(C_out, C_in/groups, *kernel) -> flat (groups, ceil(Og/B), C_in/groups, kvol, B) blocks
+    of ``nn_direct.dense_conv``, B = ``nn_direct.OBW`` (zero rows past Og)."""
     cout = w.shape[0]
     og = cout // groups
     kc = int(np.prod(w.shape[1:]))
-    out = np.empty((groups, -(-og // 8), kc, 8), dtype=w.dtype)
+    ob = nn_direct.OBW
+    out = np.empty((groups, -(-og // ob), kc, ob), dtype=w.dtype)
     nn_direct.pack_blocks(np.ascontiguousarray(w).reshape(groups, og, kc), out,
                           max(1, min(nthreads, num_threads_for(out.size, grain=1 << 22))))
     return out.reshape(-1)
@@ -545,7 +546,8 @@ def _transpose_phases(x, w, bvec, has_b, out, stride, padding, dilation, groups)
     if nthreads * cg * int(np.prod(pshape)) * x.dtype.itemsize > max(_WORKSPACE_BYTES, out.nbytes):
         return False
     w5 = w.reshape(groups, cg, og, -1)
-    nob = -(-og // 8)
+    obw = nn_direct.OBW
+    nob = -(-og // obw)
     subs, offs, wparts = [], [], []
     wpos = 0
     for rd, md, td in dims[0][0]:
@@ -559,9 +561,9 @@ def _transpose_phases(x, w, bvec, has_b, out, stride, padding, dilation, groups)
                             off.append(((dims[0][1] - da) * pshape[1] + dims[1][1] - dh) * pshape[2]
                                        + dims[2][1] - dw)
                 wr = w5[:, :, :, idx]                                   # (groups, cg, og, ntaps)
-                if nob * 8 != og:
-                    wr = np.concatenate([wr, np.zeros(wr.shape[:2] + (nob * 8 - og, len(idx)), w.dtype)], axis=2)
-                wr = wr.reshape(groups, cg, nob, 8, len(idx)).transpose(0, 2, 1, 4, 3).reshape(-1)
+                if nob * obw != og:
+                    wr = np.concatenate([wr, np.zeros(wr.shape[:2] + (nob * obw - og, len(idx)), w.dtype)], axis=2)
+                wr = wr.reshape(groups, cg, nob, obw, len(idx)).transpose(0, 2, 1, 4, 3).reshape(-1)
                 subs.append([len(idx), len(offs), wpos, md, mh, mw, rd, rh, rw, s3[0], s3[1], s3[2]])
                 offs.extend(off)
                 wparts.append(wr)
