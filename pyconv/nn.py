@@ -28,6 +28,7 @@ The private ``_normalize_conv``, ``_conv_core``, ``_conv_transpose_core`` and
 ``_conv_weight_core`` work on already-normalised arguments; :mod:`pyconv.grad`
 builds on them.
 """
+import functools
 from collections import namedtuple
 
 import numpy as np
@@ -289,7 +290,7 @@ def _conv_core(x, w, b, stride, pad_pairs, dilation, groups):
         # each thread holds one (sample, group)'s padded phase planes; beyond the
         # workspace budget, im2col tiles (bounded workspace) take over
         pads3 = ((0, 0),) * (3 - nd) + tuple(tuple(pp) for pp in pad_pairs)
-        layout = _plane_layout(sp3, k3, s3, d3, pads3)
+        layout = _plane_layout(tuple(sp3), tuple(k3), tuple(s3), tuple(d3), pads3)
         plane_bytes = cg * len(layout[1]) * int(np.prod(layout[0])) * dtype.itemsize
         if nthreads * plane_bytes <= max(_WORKSPACE_BYTES, out.nbytes):
             _dense_direct(x, w, bvec, has_b, out, s3, pads3, groups, nthreads, layout)
@@ -396,6 +397,7 @@ def _phase_layout(sp3, k3, s3, d3, pads3):
     return qshape, len(phases) * plane_q, offs, phase_maps
 
 
+@functools.lru_cache(maxsize=64)
 def _plane_layout(sp3, k3, s3, d3, pads3):
     """Phase-plane layout for the per-thread plane kernels (``nn_direct.dense_conv`` /
     ``dense_weight``): as ``_phase_layout`` but without index maps (the kernels build
@@ -417,7 +419,10 @@ def _plane_layout(sp3, k3, s3, d3, pads3):
     sh = taps // s
     offs = (inv.reshape(-1) * int(np.prod(qshape)) + (sh[:, 0] * qshape[1] + sh[:, 1]) * qshape[2]
             + sh[:, 2]).astype(np.intp)
-    return qshape, np.ascontiguousarray(phases, dtype=np.intp), offs
+    phases = np.ascontiguousarray(phases, dtype=np.intp)
+    phases.setflags(write=False)        # cached: shared by later calls
+    offs.setflags(write=False)
+    return qshape, phases, offs
 
 
 def _plane_geo(qshape, s3, pads3):
@@ -530,6 +535,40 @@ def _transpose_phases(x, w, bvec, has_b, out, stride, padding, dilation, groups)
     kernel = tuple(w.shape[2:])
     sp3, k3, o3 = _lift3(x.shape[2:], 1), _lift3(kernel, 1), _lift3(out.shape[2:], 1)
     s3, d3, p3 = _lift3(stride, 1), _lift3(dilation, 1), _lift3(padding, 0)
+    pshape, pbs, plan = _phase_plan(tuple(sp3), tuple(k3), tuple(s3), tuple(d3), tuple(p3), tuple(o3))
+    nthreads = num_threads_for(x.size * og * int(np.prod(kernel)) + out.size)
+    if nthreads * cg * int(np.prod(pshape)) * x.dtype.itemsize > max(_WORKSPACE_BYTES, out.nbytes):
+        return False
+    subs, (offs, taps), frame = plan
+    w5 = w.reshape(groups, cg, og, -1)
+    obw = nn_direct.OBW
+    nob = -(-og // obw)
+    wparts = []
+    for row in subs:
+        idx = taps[row[1]:row[1] + row[0]]
+        wr = w5[:, :, :, idx]                                   # (groups, cg, og, ntaps)
+        if nob * obw != og:
+            wr = np.concatenate([wr, np.zeros(wr.shape[:2] + (nob * obw - og, len(idx)), w.dtype)], axis=2)
+        wparts.append(wr.reshape(groups, cg, nob, obw, len(idx)).transpose(0, 2, 1, 4, 3).reshape(-1))
+    # each sub-problem's weights start where the previous one's end
+    subs = subs.copy()
+    subs[:, 2] = np.concatenate([[0], np.cumsum([wp.size for wp in wparts])[:-1]])
+    tile = _balanced_tile(frame, n * groups * len(subs), nthreads)
+    nn_direct.dense_conv(x.reshape((n, cin) + sp3), pshape + (1, 1, 1) + pbs, np.zeros((1, 3), dtype=np.intp),
+                         np.concatenate(wparts), offs, subs, bvec, has_b, out.reshape((n, cout) + o3), groups,
+                         tile, tile, False, nthreads)
+    return True
+
+
+@functools.lru_cache(maxsize=64)
+def _phase_plan(sp3, k3, s3, d3, p3, o3):
+    """Geometry of ``_transpose_phases`` (cached: it depends on shapes only).
+
+    Returns ``(pshape, pad_before, (subs, (offs, taps), frame))``: the padded input
+    shape and its padding before, the ``dense_conv`` sub-problem rows (weight starts
+    left 0), each tap's flat offset in the padded input and its index in the
+    kernel (both in sub-problem order), and the longest sub-problem frame.
+    """
     # per dim: for each phase r, its output count and its taps with their delta
     dims = []
     for i_sz, k, s_, d_, p_, o_sz in zip(sp3, k3, s3, d3, p3, o3):
@@ -542,39 +581,25 @@ def _transpose_phases(x, w, bvec, has_b, out, stride, padding, dilation, groups)
         pa = max([0] + [m - dl - i_sz for _, m, taps in ph for _, dl in taps] + [m - i_sz - pb for _, m, _ in ph])
         dims.append((ph, pb, pa))
     pshape = tuple(i_sz + pb + pa for i_sz, (_, pb, pa) in zip(sp3, dims))
-    nthreads = num_threads_for(x.size * og * int(np.prod(kernel)) + out.size)
-    if nthreads * cg * int(np.prod(pshape)) * x.dtype.itemsize > max(_WORKSPACE_BYTES, out.nbytes):
-        return False
-    w5 = w.reshape(groups, cg, og, -1)
-    obw = nn_direct.OBW
-    nob = -(-og // obw)
-    subs, offs, wparts = [], [], []
-    wpos = 0
+    subs, offs, taps_idx = [], [], []
     for rd, md, td in dims[0][0]:
         for rh, mh, th in dims[1][0]:
             for rw, mw, tw in dims[2][0]:
-                idx, off = [], []
+                n0 = len(offs)
                 for a, da in td:
                     for b_, dh in th:
                         for e, dw in tw:
-                            idx.append((a * k3[1] + b_) * k3[2] + e)
-                            off.append(((dims[0][1] - da) * pshape[1] + dims[1][1] - dh) * pshape[2]
-                                       + dims[2][1] - dw)
-                wr = w5[:, :, :, idx]                                   # (groups, cg, og, ntaps)
-                if nob * obw != og:
-                    wr = np.concatenate([wr, np.zeros(wr.shape[:2] + (nob * obw - og, len(idx)), w.dtype)], axis=2)
-                wr = wr.reshape(groups, cg, nob, obw, len(idx)).transpose(0, 2, 1, 4, 3).reshape(-1)
-                subs.append([len(idx), len(offs), wpos, md, mh, mw, rd, rh, rw, s3[0], s3[1], s3[2]])
-                offs.extend(off)
-                wparts.append(wr)
-                wpos += wr.size
+                            taps_idx.append((a * k3[1] + b_) * k3[2] + e)
+                            offs.append(((dims[0][1] - da) * pshape[1] + dims[1][1] - dh) * pshape[2]
+                                        + dims[2][1] - dw)
+                subs.append([len(offs) - n0, n0, 0, md, mh, mw, rd, rh, rw, s3[0], s3[1], s3[2]])
     frame = max(((md - 1) * pshape[1] + mh - 1) * pshape[2] + mw for _, _, _, md, mh, mw, *_ in subs)
-    tile = _balanced_tile(frame, n * groups * len(subs), nthreads)
-    nn_direct.dense_conv(x.reshape((n, cin) + sp3), tuple(pshape) + (1, 1, 1) + tuple(pb for _, pb, _ in dims),
-                         np.zeros((1, 3), dtype=np.intp), np.concatenate(wparts), np.array(offs, dtype=np.intp),
-                         np.array(subs, dtype=np.intp), bvec, has_b, out.reshape((n, cout) + o3), groups,
-                         tile, tile, False, nthreads)
-    return True
+    subs = np.array(subs, dtype=np.intp)
+    offs = np.array(offs, dtype=np.intp)
+    taps_idx = np.array(taps_idx, dtype=np.intp)
+    for arr in (subs, offs, taps_idx):
+        arr.setflags(write=False)       # cached: shared by later calls
+    return pshape, tuple(pb for _, pb, _ in dims), (subs, (offs, taps_idx), frame)
 
 
 def _conv_transpose_core(x, w, b, stride, padding, output_padding, groups, dilation):
@@ -674,7 +699,7 @@ def _dense_weight(x, grad_out, kernel, stride, pad_pairs, dilation, groups, nthr
     pads3 = ((0, 0),) * (3 - nd) + tuple(tuple(pp) for pp in pad_pairs)
     sp3, k3, s3, d3 = _lift3(x.shape[2:], 1), _lift3(kernel, 1), _lift3(stride, 1), _lift3(dilation, 1)
     o3 = _lift3(grad_out.shape[2:], 1)
-    qshape, phases, offs = _plane_layout(sp3, k3, s3, d3, pads3)
+    qshape, phases, offs = _plane_layout(tuple(sp3), tuple(k3), tuple(s3), tuple(d3), pads3)
     kvol = len(offs)
     vl = 64 // dtype.itemsize
     nv = 4 if og > 2 * vl else (2 if og > vl else 1)
