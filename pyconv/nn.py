@@ -646,9 +646,11 @@ def _conv_transpose_core(x, w, b, stride, padding, output_padding, groups, dilat
     kvol = int(np.prod(kernel))
     p = int(np.prod(x.shape[2:]))
     bvec, has_b = _bias_vec(b, dtype)
-    if not _use_direct(cg, og, kvol, w) and np.isfinite(w).all():
+    if og >= 8 and not _use_direct(cg, og, kvol, w) and np.isfinite(w).all():
         # dense groups: each output phase is a stride-1 correlation with a sub-kernel
-        # (finite weights only: the padded zeros would turn inf into nan)
+        # (finite weights only: the padded zeros would turn inf into nan).  Its
+        # register blocks hold 8 output channels: with fewer, GEMM + col2im wins
+        # (input grad of 7x7 s2 3->64: 32 vs 20 ms float32, 106 vs 27 float64)
         if _transpose_phases(x, w, bvec, has_b, out, stride, padding, dilation, groups):
             return out
     s3, d3, pb3 = _lift3(stride, 1), _lift3(dilation, 1), _lift3(padding, 0)
