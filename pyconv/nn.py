@@ -525,8 +525,8 @@ def _transpose_phases(x, w, bvec, has_b, out, stride, padding, dilation, groups)
     zero-padded input with the taps of its class.  All phases read one padded copy
     of the input, run by the dense direct kernel (``nn_direct.dense_conv``, one
     sub-problem per phase) and write their outputs with stride ``s``; no column
-    matrix, no scatter-add (measured 1.3x faster than GEMM + col2im for 4x4 s2
-    64->32, float32).
+    matrix, no scatter-add (measured 1.5x faster than GEMM + col2im for 4x4 s2
+    64->32, float32, 1 thread).
     """
     nd = x.ndim - 2
     n, cin = x.shape[:2]
@@ -686,8 +686,8 @@ def _dense_weight(x, grad_out, kernel, stride, pad_pairs, dilation, groups, nthr
     The weight gradient is a GEMM ``gw = grad_out . im2col(x)^T`` with the positions
     as its K dimension; here the im2col matrix is never built: its rows (channel,
     tap) are read in place from phase planes, output channels are the vector lanes.
-    Measured 1.3-1.8x faster than im2col tiles + OpenBLAS on the dense layers of the
-    suite (float32, 1 and 2 threads).
+    Measured 1.3-1.5x faster than im2col tiles + OpenBLAS on the suite's dense
+    layers a, f, g, j (float32, 1 thread).
     """
     nd = x.ndim - 2
     dtype = x.dtype
