@@ -186,6 +186,7 @@ def _torch_resize_conv(x, w, b, scale, mode):
     return F.conv2d(up, tt(w), tt(b), padding="same").numpy()
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
 @pytest.mark.parametrize("mode", ["nearest", "bilinear"])
 @pytest.mark.parametrize("scale", [2, 3])
 @pytest.mark.parametrize("ks", [(3, 3), (4, 2), (1, 1)])
