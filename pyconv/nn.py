@@ -58,8 +58,10 @@ PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 # OpenMP team spins between regions on the very cores OpenBLAS's threads need,
 # and every tile pays a fork/join in both runtimes.  So (b) is the default; (a)
 # stays selectable (``_BLAS_THREADS = True``) so the measurement can be rerun.
-# (Dense non-pointwise convolutions have since moved to the direct kernel; the
-# GEMM path serves pointwise layers and the workspace-bounded fallback.)
+# (Dense and pointwise convolutions, strided transposed ones with >= 8 output
+# channels per group and most weight gradients have since moved to the direct
+# kernels; the GEMM paths serve thin-output transposed convs / weight gradients,
+# non-finite transposed weights and the workspace-bounded fallbacks.)
 _BLAS_THREADS = False
 
 # Workspace budget of the im2col tiles: the larger of this and the output size.
