@@ -114,11 +114,13 @@ def _input_core(go, w, x_shape, stride, pads, dil, groups):
     return gx
 
 
-# Output channels per group up to which the direct weight kernel beats im2col + GEMM
-# (the GEMM's M dimension).  Measured (1 thread, float32, batch 8): depthwise 3x3
-# 0.7 ms vs 2.0, grouped 128->128 g32 9.7 vs 9.8, conv3d 16->16 ~25 vs ~35; but with
-# a row stride > 1 the kernel's rows run scalar and GEMM wins (64->16 s2: 22 vs 4.4).
-_DIRECT_WEIGHT_MAX_OG = 16
+# Output channels per group up to which this module's direct weight kernel beats
+# nn's weight core (im2col + GEMM below 8 output channels per group, nn's own
+# register-blocked direct kernel from 8 on).  Measured (float32, batch 8, median of 7):
+# depthwise 3x3 0.7 ms vs 2.0 and grouped 128->128 g32 (4 per group) 9.9 vs 10.1 favour
+# this kernel; conv3d 16->16 32^3 (16 per group) runs 10.9 ms on nn's core vs 23.9 here
+# (6.5 vs 13.5 at 2 threads).  With a row stride > 1 the rows run scalar and GEMM wins.
+_DIRECT_WEIGHT_MAX_OG = 7
 
 
 def _direct_weight(cg, og, stride):

@@ -643,3 +643,44 @@ def test_direct_weight_kernel_strided_rows():
     xp = np.pad(x, ((0, 0), (0, 0), (1, 0), (2, 1)))
     tw = torch.nn.grad.conv2d_weight(torch.tensor(xp), w.shape, torch.tensor(go), (1, 3), 0, (1, 2), 2).numpy()
     assert_close(gw, tw, n_reduce=96)
+
+
+# Layers with >= 8 output channels per group take nn's direct weight kernel (no im2col):
+# a seeded grid over dims, stride, dilation, padding forms and groups, against
+# torch.nn.grad, at 1 and 2 threads.
+_WEIGHT_GRID = [
+    # (nd, N, C_in, C_out, spatial, kernel, stride, padding, dilation, groups)
+    (1, 2, 6, 8, 37, 5, 1, 2, 1, 1),
+    (1, 3, 4, 16, 300, 9, 1, 4, 2, 2),
+    (1, 1, 8, 8, 64, 3, 2, 1, 1, 1),
+    (2, 2, 5, 8, (13, 11), (3, 3), 1, 1, 1, 1),
+    (2, 3, 8, 16, (17, 9), (3, 2), (2, 1), (1, 0), (1, 2), 2),
+    (2, 1, 3, 9, (20, 23), (7, 7), 2, 3, 1, 1),
+    (2, 2, 16, 24, (12, 12), (3, 3), 1, 2, 2, 1),
+    (2, 1, 4, 8, (9, 40), (1, 1), 1, 0, 1, 1),
+    (3, 2, 3, 8, (6, 7, 5), (3, 3, 3), 1, 1, 1, 1),
+    (3, 1, 4, 16, (7, 6, 8), (2, 3, 2), (1, 2, 1), 0, (2, 1, 1), 2),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", range(len(_WEIGHT_GRID)))
+def test_weight_gradient_wide_groups_vs_torch(case, dtype):
+    torch = pytest.importorskip("torch")
+    import pyconv
+    nd, n, cin, cout, sp, k, s, p, d, g = _WEIGHT_GRID[case]
+    sp = (sp,) if nd == 1 else sp
+    k = (k,) if nd == 1 else k
+    rng = np.random.default_rng(100 + case)
+    x = rng.standard_normal((n, cin) + tuple(sp)).astype(dtype)
+    w_shape = (cout, cin // g) + tuple(k)
+    y = nn.conv(x, np.zeros(w_shape, dtype), stride=s, padding=p, dilation=d, groups=g)
+    go = rng.standard_normal(y.shape).astype(dtype)
+    tfun = getattr(torch.nn.grad, f"conv{nd}d_weight")
+    ref = tfun(torch.from_numpy(x.astype(np.float64)), w_shape, torch.from_numpy(go.astype(np.float64)),
+               stride=s, padding=p, dilation=d, groups=g).numpy()
+    fun = getattr(grad, f"conv{nd}d_weight")
+    for threads in (1, 2):
+        with pyconv.threads(threads):
+            gw = fun(x, w_shape, go, stride=s, padding=p, dilation=d, groups=g)
+        assert_close(gw, ref.astype(dtype), dtype=dtype, n_reduce=n * int(np.prod(y.shape[2:])))
