@@ -31,3 +31,24 @@ cdef extern from *:
     void omp_set_num_threads(int n) noexcept nogil
     int omp_get_thread_num() noexcept nogil
     int omp_get_num_threads() noexcept nogil
+
+
+cdef inline void valid_range(Py_ssize_t start, Py_ssize_t step, Py_ssize_t n, Py_ssize_t size,
+                             Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
+    # j in [lo, hi) are the indices of [0, n) with 0 <= start + j*step < size
+    # (the taps of a strided window that land inside the input).
+    cdef Py_ssize_t a = 0, b
+    if start < 0:
+        a = (-start + step - 1) // step
+    if size - start <= 0:
+        b = 0
+    else:
+        b = (size - start + step - 1) // step
+    if a > n:
+        a = n
+    if b > n:
+        b = n
+    if b < a:
+        b = a
+    lo[0] = a
+    hi[0] = b

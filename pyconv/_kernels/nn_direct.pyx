@@ -7,29 +7,10 @@ from libc.string cimport memset, memcpy
 
 import numpy as np
 
-from pyconv._kernels._common cimport real_t, omp_get_thread_num
+from pyconv._kernels._common cimport real_t, omp_get_thread_num, valid_range
 
 ctypedef Py_ssize_t idx_t
 
-
-cdef inline void valid_range(idx_t start, idx_t step, idx_t n, idx_t size,
-                             idx_t* lo, idx_t* hi) noexcept nogil:
-    # j in [lo, hi) are the indices of [0, n) with 0 <= start + j*step < size.
-    cdef idx_t a = 0, b
-    if start < 0:
-        a = (-start + step - 1) // step
-    if size - start <= 0:
-        b = 0
-    else:
-        b = (size - start + step - 1) // step
-    if a > n:
-        a = n
-    if b > n:
-        b = n
-    if b < a:
-        b = a
-    lo[0] = a
-    hi[0] = b
 
 
 cdef inline void axpy_row(real_t* row, const real_t* src, real_t wv, idx_t lo, idx_t hi,

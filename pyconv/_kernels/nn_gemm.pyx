@@ -18,7 +18,7 @@ from scipy.linalg.cython_blas cimport sgemm, dgemm
 cimport numpy as cnp
 import numpy as np
 
-from pyconv._kernels._common cimport real_t, omp_get_thread_num
+from pyconv._kernels._common cimport real_t, omp_get_thread_num, valid_range
 
 cnp.import_array()
 
@@ -62,25 +62,6 @@ cdef inline void gemm_rm(char ta, char tb, int M, int N, int K, real_t alpha,
     else:
         dgemm(&tb, &ta, &N, &M, &K, &alpha, <double*>B, &ldb, <double*>A, &lda, &beta, C, &ldc)
 
-
-cdef inline void valid_range(idx_t start, idx_t step, idx_t n, idx_t size,
-                             idx_t* lo, idx_t* hi) noexcept nogil:
-    # j in [lo, hi) are the indices of [0, n) with 0 <= start + j*step < size.
-    cdef idx_t a = 0, b
-    if start < 0:
-        a = (-start + step - 1) // step
-    if size - start <= 0:
-        b = 0
-    else:
-        b = (size - start + step - 1) // step
-    if a > n:
-        a = n
-    if b > n:
-        b = n
-    if b < a:
-        b = a
-    lo[0] = a
-    hi[0] = b
 
 
 cdef inline void decode_row(idx_t r, Geo* g, idx_t* c, idx_t* a, idx_t* b, idx_t* e) noexcept nogil:
