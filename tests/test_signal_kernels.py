@@ -337,6 +337,27 @@ def test_choose_measure_and_auto_agrees():
         ps.choose_conv_method(a, v, measure="yes")
 
 
+def test_choose_cache_matches_model():
+    # auto's decisions are memoised by (dtypes, shapes, mode, threads): a cached
+    # answer must be the model's, at every thread count, and integer operands
+    # (whose choice depends on their values) must never be served from the cache
+    grid = [((1000,), (3,)), ((100000,), (1001,)), ((512, 512), (128, 128)), ((64, 64), (3, 3)),
+            ((3,), (1000,)), ((16, 16, 16), (5, 5, 5))]
+    for nt in (1, 2):
+        with pyconv.threads(nt):
+            for (s1, s2), dtype, mode in itertools.product(grid, (np.float32, np.complex128, np.bool_),
+                                                           ("full", "same", "valid")):
+                a, v = np.ones(s1, dtype), np.ones(s2, dtype)
+                want = ps._choose_model(a, v, mode, pyconv.get_num_threads())
+                assert ps.choose_conv_method(a, v, mode) == want
+                assert ps.choose_conv_method(a, v, mode) == want      # served from the cache
+    a, v = np.ones((512, 512), np.int64), np.ones((128, 128), np.int64)
+    assert ps.choose_conv_method(a, v) == "fft"
+    # same dtypes and shapes, values too large for exact float64 sums
+    assert ps.choose_conv_method(a * 2 ** 20, v * 2 ** 20) == "direct"
+    assert ps.choose_conv_method(a, v) == "fft"
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128, np.int64])
 @pytest.mark.parametrize("shapes", [((9, 40), (3, 5)), ((5, 6, 33), (3, 4, 5)), ((4, 3, 7, 64), (2, 3, 4, 7)),
                                     ((50, 24), (7, 1)), ((3, 200), (2, 9)), ((6, 17, 48), (1, 6, 2))])
