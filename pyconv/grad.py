@@ -40,7 +40,7 @@ from pyconv import arithmetic
 from pyconv import nn as _nn
 from pyconv._kernels import grad_direct as _kd
 from pyconv._utils import (SIG_MODES, as_array, as_tuple, blas_single_thread, check_choice, check_int, contiguous,
-                           dl_dtype, nn_batched, nn_pad_maps, num_threads_for, sig_array, sig_boundary, sig_fillvalue,
+                           dl_dtype, nn_pad_maps, num_threads_for, sig_array, sig_boundary, sig_fillvalue,
                            sig_same_ndim, sig_valid_swap)
 
 __all__ = [
@@ -783,17 +783,8 @@ def resize_conv2d_backward(grad_output, input, weight, bias=None, scale_factor=2
     x = _arr(input, "input")
     w = _arr(weight, "weight")
     b = None if bias is None else _arr(bias, "bias")
-    factor = check_int(scale_factor, "scale_factor")
-    if factor < 1:
-        raise ValueError(f"scale_factor={factor} must be a positive integer")
-    mode = check_choice(mode, "mode", ("nearest", "bilinear"))
-    if w.ndim != 4:
-        raise ValueError(f"weight must have 4 dims (C_out, C_in, kh, kw); got shape {w.shape}")
-    dtype = dl_dtype(x, w, b)
-    xb, unbatched = nn_batched(x, 2)
-    xb = contiguous(xb, dtype)
-    if xb.shape[1] != w.shape[1]:
-        raise ValueError(f"weight.shape[1]={w.shape[1]} must equal in_channels={xb.shape[1]}")
+    xb, unbatched, factor, mode = _nn._normalize_resize(x, w, b, scale_factor, mode)
+    dtype = xb.dtype
     up = _nn._upsample(xb, factor, mode)
     c = _conv_setup(up, w, b, 1, padding, 1, 1, "zeros", 2)
     go = _grad_output(grad_output, c.out_shape, not unbatched, c.dtype, "resize_conv2d")

@@ -1269,6 +1269,25 @@ def _upsample(x, factor, mode):
     return out
 
 
+def _normalize_resize(x, w, b, scale_factor, mode):
+    """Checked arguments of :func:`resize_conv2d` (shared with its backward pass).
+
+    Returns ``(xb, unbatched, factor, mode)``: ``xb`` is the batched input, C-contiguous
+    in the compute dtype of ``(x, w, b)``.
+    """
+    factor = check_int(scale_factor, "scale_factor")
+    if factor < 1:
+        raise ValueError(f"scale_factor={factor} must be a positive integer")
+    mode = check_choice(mode, "mode", ("nearest", "bilinear"))
+    if w.ndim != 4:
+        raise ValueError(f"weight must have 4 dims (C_out, C_in, kh, kw); got shape {w.shape}")
+    dtype = dl_dtype(x, w, b)
+    xb, unbatched = nn_batched(x, 2)
+    if xb.shape[1] != w.shape[1]:
+        raise ValueError(f"weight.shape[1]={w.shape[1]} must equal in_channels={xb.shape[1]}")
+    return contiguous(xb, dtype), unbatched, factor, mode
+
+
 def resize_conv2d(input, weight, bias=None, scale_factor=2, mode="nearest", padding="same"):
     """Resize-convolution: upsample by an integer factor, then :func:`conv2d` (stride 1).
 
@@ -1302,17 +1321,8 @@ def resize_conv2d(input, weight, bias=None, scale_factor=2, mode="nearest", padd
     x = as_array(input, "input")
     w = as_array(weight, "weight")
     b = None if bias is None else as_array(bias, "bias")
-    factor = check_int(scale_factor, "scale_factor")
-    if factor < 1:
-        raise ValueError(f"scale_factor={factor} must be a positive integer")
-    mode = check_choice(mode, "mode", ("nearest", "bilinear"))
-    if w.ndim != 4:
-        raise ValueError(f"weight must have 4 dims (C_out, C_in, kh, kw); got shape {w.shape}")
-    dtype = dl_dtype(x, w, b)
-    xb, unbatched = nn_batched(x, 2)
-    if xb.shape[1] != w.shape[1]:
-        raise ValueError(f"weight.shape[1]={w.shape[1]} must equal in_channels={xb.shape[1]}")
-    up = _upsample(contiguous(xb, dtype), factor, mode)
+    xb, unbatched, factor, mode = _normalize_resize(x, w, b, scale_factor, mode)
+    up = _upsample(xb, factor, mode)
     a = _normalize_conv(up, w, b, 1, padding, 1, 1, "zeros", 2)
     out = _conv_forward(a)
     return out[0] if unbatched else out
