@@ -1,13 +1,33 @@
 """pyconv: every kind of convolution, exact, multi-core, with its backward pass.
 
-Layers
-------
-pyconv.signal      scipy.signal-compatible convolution and correlation (re-exported here)
-pyconv.nn          PyTorch-compatible deep-learning convolutions (channels first)
-pyconv.grad        backward passes of every forward function
-pyconv.arithmetic  output sizes, receptive fields, conv matrices, costs
+Where to start
+--------------
+python -m pyconv            the tour: every kind of convolution, run on a shipped image
+                            and checked against its reference (``--out DIR`` draws figures)
+python -m pyconv --guide    the guide (``pyconv/guide.md``, installed with the package):
+                            what each convolution does, the call that performs it, the
+                            arithmetic behind it, and how to train a small network
 
-Threads: :func:`set_num_threads`, :func:`get_num_threads`, :func:`threads`.
+Kinds of convolution and where each is
+--------------------------------------
+convolution / correlation, 1-D, 2-D, N-D     pyconv.convolve, correlate, convolve2d,
+                                             correlate2d, fftconvolve, oaconvolve
+                                             (pyconv.signal, re-exported here)
+spatially separable                          pyconv.sepconvolve2d, pyconv.separate
+deep-learning convolution, 1/2/3-D           pyconv.nn.conv, conv1d, conv2d, conv3d
+  (stride, padding, dilation, groups)
+transposed                                   pyconv.nn.conv_transpose1d/2d/3d
+depthwise, pointwise, depthwise separable    pyconv.nn.depthwise_conv2d, pointwise_conv2d,
+                                             separable_conv2d
+flattened, channel shuffle, resize-conv      pyconv.nn.flattened_conv2d, channel_shuffle,
+                                             resize_conv2d
+im2col / col2im                              pyconv.nn.unfold, fold
+backward passes of all the above             pyconv.grad.<name>_backward, gradcheck
+output sizes, receptive fields, the sparse   pyconv.arithmetic
+  convolution matrix, costs
+
+Threads: :func:`set_num_threads`, :func:`get_num_threads`, :func:`threads`,
+:func:`openmp_enabled`.
 """
 import importlib as _importlib
 
