@@ -11,8 +11,9 @@ python -m pyconv --guide    the guide (``pyconv/guide.md``, installed with the p
 Kinds of convolution and where each is
 --------------------------------------
 convolution / correlation, 1-D, 2-D, N-D     pyconv.convolve, correlate, convolve2d,
-                                             correlate2d, fftconvolve, oaconvolve
-                                             (pyconv.signal, re-exported here)
+                                             correlate2d, fftconvolve, oaconvolve,
+                                             choose_conv_method (pyconv.signal,
+                                             re-exported here)
 spatially separable                          pyconv.sepconvolve2d, pyconv.separate
 deep-learning convolution, 1/2/3-D           pyconv.nn.conv, conv1d, conv2d, conv3d
   (stride, padding, dilation, groups)

@@ -66,6 +66,10 @@ def set_num_threads(n):
     n : int
         Thread count, at least 1.
 
+    Returns
+    -------
+    None
+
     Examples
     --------
     >>> import pyconv
@@ -89,6 +93,11 @@ def get_num_threads():
     if set, else the CPUs this process may use), further limited by
     ``threadpoolctl.threadpool_limits`` (which lowers the OpenMP runtime's limit).
 
+    Returns
+    -------
+    int
+        At least 1.
+
     Examples
     --------
     >>> import pyconv
@@ -101,6 +110,16 @@ def get_num_threads():
 @contextmanager
 def threads(n):
     """Context manager: run the block with ``n`` kernel threads, then restore.
+
+    Parameters
+    ----------
+    n : int
+        Thread count for the block, at least 1.
+
+    Returns
+    -------
+    context manager
+        Yields ``n``; on exit the previous count is back, also after an exception.
 
     Examples
     --------
@@ -136,6 +155,11 @@ def num_threads_for(work, grain=1 << 15):
 
 def openmp_enabled():
     """True when pyconv's kernels were compiled with OpenMP.
+
+    Returns
+    -------
+    bool
+        False for a serial build (a compiler without OpenMP, or ``PYCONV_NO_OPENMP=1``).
 
     Examples
     --------
