@@ -872,8 +872,12 @@ def main(argv=None):
                     help="print the guide (pyconv/guide.md, shipped in the package) and its path, and exit")
     args = ap.parse_args(argv)
     if args.guide:
-        print(guide_text())
-        print(f"[this guide is {resources.files('pyconv').joinpath('guide.md')}]")
+        try:
+            print(guide_text())
+            print(f"[this guide is {resources.files('pyconv').joinpath('guide.md')}]")
+            sys.stdout.flush()
+        except BrokenPipeError:     # `python -m pyconv --guide | head`: the reader left early
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     if args.threads is not None:
         if args.threads < 1:
