@@ -697,11 +697,12 @@ def _receptive_field_figure(panels):
                                   (arr > 0).astype(float), cmap="Blues"))
     depth = list(range(1, 7))
     series = []
-    for label, layers, style in [("3x3, no dilation", [(3, 1, 1)] * 6, ("o", "-")),
-                                 ("3x3, dilation 2", [(3, 1, 2)] * 6, ("s", "--")),
-                                 ("3x3, dilation 2^(n-1)", [(3, 1, 2 ** n) for n in range(6)], ("^", "-."))]:
+    # one colour and marker per stack, the same in both plots
+    for label, layers, style in [("3x3, no dilation", [(3, 1, 1)] * 6, ("o", "-", "C0")),
+                                 ("3x3, dilation 2", [(3, 1, 2)] * 6, ("s", "--", "C1")),
+                                 ("3x3, dilation 2^(n-1)", [(3, 1, 2 ** n) for n in range(6)], ("^", "-.", "C2"))]:
         series.append({"label": label, "x": depth, "y": [r for r, _ in receptive_field(layers)],
-                       "marker": style[0], "linestyle": style[1]})
+                       "marker": style[0], "linestyle": style[1], "color": style[2]})
     items.append({"kind": "lines", "title": "receptive field vs depth\n(stride 2 gives the same as d=2^(n-1))",
                   "xlabel": "layers",
                   "ylabel": "receptive field (pixels per side)", "yscale": "log", "series": series})
@@ -714,9 +715,9 @@ def _receptive_field_figure(panels):
     items.append({"kind": "lines", "title": f"output size of a {size}-pixel input\n(equal receptive fields, different resolution)",
                   "xlabel": "layers", "ylabel": "output size (pixels per side)", "yscale": "log",
                   "series": [{"label": "3x3, dilation 2^(n-1), 'same' padding", "x": depth, "y": [size] * 6,
-                              "marker": "^", "linestyle": "-."},
+                              "marker": "^", "linestyle": "-.", "color": "C2"},
                              {"label": "3x3, stride 2, padding 1", "x": depth, "y": strided,
-                              "marker": "v", "linestyle": ":"}]})
+                              "marker": "v", "linestyle": ":", "color": "C3"}]})
     return {"title": "Receptive fields: an impulse through 3x3 layers with dilation 1, 2, 4; growth with depth",
             "ncols": 3,
             "panels": items}
@@ -742,7 +743,7 @@ def figure_data(panels):
     A figure is ``{"title", "ncols", "panels"}``; a panel is a dict with ``kind``
     (``"image"``, ``"lines"`` or ``"entries"``), ``title``, ``xlabel``, ``ylabel`` and
     the data drawn: ``array`` for an image (``from`` names the panel it was computed
-    from), ``series`` of ``{label, x, y, marker, linestyle}`` for lines, ``rows``,
+    from), ``series`` of ``{label, x, y, marker, linestyle, color}`` for lines, ``rows``,
     ``cols`` and ``values`` of every stored entry for a sparse matrix.
     """
     figs = {"convolutions.png": _convolutions_figure(panels),
@@ -766,7 +767,7 @@ def _draw(fig, ax, p):
             fig.colorbar(im, ax=ax, fraction=0.046)
     elif p["kind"] == "lines":
         for s in p["series"]:
-            ax.plot(s["x"], s["y"], marker=s["marker"], linestyle=s["linestyle"], label=s["label"])
+            ax.plot(s["x"], s["y"], marker=s["marker"], linestyle=s["linestyle"], color=s["color"], label=s["label"])
         ax.set_yscale(p["yscale"], base=2)
         top = max(max(s["y"]) for s in p["series"])
         ax.set_ylim(top=top * 1.5)      # a line at the maximum stays off the frame
@@ -821,7 +822,7 @@ def write_figures(out_dir, panels, out=None):
         for ax in axes[len(items):]:
             ax.axis("off")
         fig.suptitle(spec["title"], fontsize=10)
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / size[1]))     # room for the suptitle
         path = os.path.join(out_dir, name)
         fig.savefig(path, dpi=110)
         plt.close(fig)

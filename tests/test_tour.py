@@ -239,9 +239,10 @@ def test_receptive_field_series_are_distinct_and_correct(figures):
     assert len(lines) == 2
     for p in lines:
         labels = [s["label"] for s in p["series"]]
-        styles = [(s["marker"], s["linestyle"]) for s in p["series"]]
         ys = [tuple(s["y"]) for s in p["series"]]
-        assert len(set(labels)) == len(labels) and len(set(styles)) == len(styles)
+        assert len(set(labels)) == len(labels)
+        for key in ("marker", "linestyle", "color"):        # each series looks different
+            assert len({s[key] for s in p["series"]}) == len(labels), key
         # no series lies on another: a legend entry is always a visible line
         assert len(set(ys)) == len(ys), p["title"]
     rf = {s["label"]: s["y"] for s in lines[0]["series"]}
