@@ -58,6 +58,11 @@ def show_config():
     variant of the kernels in use (and those built and runnable), BLAS and its kernel,
     thread count.
 
+    Returns
+    -------
+    None
+        The facts are printed, one ``name: value`` line each.
+
     Examples
     --------
     >>> import pyconv
