@@ -243,42 +243,6 @@ def nn_batched(x, nd, name="input"):
                      f"{nd}-d convolution; got shape {x.shape}")
 
 
-def nn_padding_pairs(padding, nd, in_sizes, kernel, stride, dilation):
-    """Normalise ``padding`` (int, per-dim ints, per-dim (before, after) pairs, 'same',
-    'valid') to a tuple of ``nd`` (before, after) pairs.
-
-    'same' uses :func:`pyconv.arithmetic.same_padding` (TensorFlow's rule, so it also
-    works with stride > 1; with stride 1 it equals PyTorch's 'same').
-    """
-    if isinstance(padding, str):
-        check_choice(padding, "padding", ("same", "valid"))
-        if padding == "valid":
-            return ((0, 0),) * nd
-        from pyconv.arithmetic import same_padding
-        return tuple(same_padding(i, k, s, d) for i, k, s, d in zip(in_sizes, kernel, stride, dilation))
-    if isinstance(padding, (list, tuple, np.ndarray)):
-        vals = list(padding)
-        if len(vals) != nd:
-            raise ValueError(f"padding must be an int, 'same', 'valid', a tuple of {nd} ints or a tuple of "
-                             f"{nd} (before, after) pairs; got {padding!r}")
-        pairs = []
-        for v in vals:
-            if isinstance(v, (list, tuple, np.ndarray)):
-                if len(v) != 2:
-                    raise ValueError(f"padding={padding!r}: each per-dim entry must be an int or a "
-                                     f"(before, after) pair")
-                pairs.append((check_int(v[0], "padding"), check_int(v[1], "padding")))
-            else:
-                q = check_int(v, "padding")
-                pairs.append((q, q))
-    else:
-        q = check_int(padding, "padding")
-        pairs = [(q, q)] * nd
-    if any(a < 0 or b < 0 for a, b in pairs):
-        raise ValueError(f"padding={padding!r} must be non-negative")
-    return tuple(pairs)
-
-
 _NN_INT_LIMIT = 2**62
 
 

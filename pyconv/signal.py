@@ -17,6 +17,9 @@ import time
 import numpy as np
 import scipy.fft as sp_fft
 
+from pyconv._engine import plan as _plan
+from pyconv._engine.geometry import SignalGeometry
+from pyconv._engine.plan import Algorithm, Plan
 from pyconv._kernels import direct as _direct
 from pyconv._utils import (SIG_METHODS, SIG_MODES, check_choice, get_num_threads, num_threads_for,
                            sig_array, sig_boundary, sig_compute_dtype, sig_fillvalue, sig_same_ndim,
@@ -90,8 +93,18 @@ def _direct_corr(x, w, out_shape, shift, cdt):
     work = out.size * w.size                  # upper bound; the exact count when it matters
     if work >= (1 << 16):
         work = _direct_macs(x.shape, w.shape, out_shape, shift)
+    nthreads = num_threads_for(work)
+    if _plan.VERBOSE or _plan.dry() is not None:
+        p = Plan("signal", Algorithm.DIRECT, SignalGeometry(x.shape, w.shape, tuple(out_shape)), cdt, nthreads)
+        if _plan.dry() is not None:
+            _plan.dry().append(p)
+            out[...] = 0
+            return out
+        _plan.run(p, _KERNELS[cdt], x.reshape(-1), geo[0], w.reshape(-1), geo[1], out.reshape(-1), geo[2], geo[3],
+                  nthreads, _block_len(out.itemsize))
+        return out
     _KERNELS[cdt](x.reshape(-1), geo[0], w.reshape(-1), geo[1], out.reshape(-1), geo[2], geo[3],
-                  num_threads_for(work), _block_len(out.itemsize))
+                  nthreads, _block_len(out.itemsize))
     return out
 
 
@@ -318,9 +331,30 @@ def _fft_any(in1, in2, mode, ax):
         plain, oa = _fft_costs(in1.shape, in2.shape, cplx, single, get_num_threads())
         if oa >= plain:
             plan = {}
+    if _plan.VERBOSE or _plan.dry() is not None:
+        return _fft_logged(in1, in2, mode, ax, plan)
     if not plan:
         return _fft_core(in1, in2, mode, ax)
     return _crop(_oa_full(in1, in2, sorted(ax), plan), in1.shape, in2.shape, mode, ax)
+
+
+def _fft_logged(in1, in2, mode, ax, plan):
+    """:func:`_fft_any` under ``PYCONV_VERBOSE`` or :func:`pyconv.explain` (which records the plan
+    and returns zeros of the result's shape and dtype instead of transforming)."""
+    s1, s2 = in1.shape, in2.shape
+    out = tuple((s1[d] + s2[d] - 1 if mode == "full" else (s1[d] if mode == "same" else s1[d] - s2[d] + 1))
+                if d in ax else (s1[d] if mode == "same" else max(s1[d], s2[d])) for d in range(in1.ndim))
+    dtype = np.result_type(in1.dtype, in2.dtype, np.float32) if ax else np.result_type(in1.dtype, in2.dtype)
+    if ax and dtype.kind in "iub":
+        dtype = np.dtype(np.float64)
+    p = Plan("signal", Algorithm.OVERLAP_ADD if plan else Algorithm.FFT, SignalGeometry(s1, s2, out, tuple(ax)),
+             dtype, get_num_threads())
+    if _plan.dry() is not None:
+        _plan.dry().append(p)
+        return np.zeros(out, dtype=dtype)
+    if not plan:
+        return _plan.run(p, _fft_core, in1, in2, mode, ax)
+    return _plan.run(p, lambda: _crop(_oa_full(in1, in2, sorted(ax), plan), s1, s2, mode, ax))
 
 
 # --------------------------------------------------------------------------- FFT
@@ -564,6 +598,8 @@ def oaconvolve(in1, in2, mode="full", axes=None):
     if not ax:
         return _crop(in1 * in2, s1, s2, mode, ax)
     plan = _oa_plan(s1, s2, ax)
+    if _plan.VERBOSE or _plan.dry() is not None:
+        return _fft_logged(in1, in2, mode, ax, plan)
     if not plan:
         return _fft_core(in1, in2, mode, ax)
     return _crop(_oa_full(in1, in2, ax, plan), s1, s2, mode, ax)
