@@ -236,7 +236,7 @@ def plan_forward(g, dtype, allow_prune=True):
         # the row kernel skips padded taps: an Inf/NaN weight must meet the padded zeros
         # (0 * inf = nan, as PyTorch's dense path) on the phase planes instead
         nonfinite = _forward_plan(g, dtype, A.THIN_PHASE, nthreads, t, None)
-    return _forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite)
+    return dataclasses.replace(_forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite), candidates=tuple(cands))
 
 
 def _forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite=None):
@@ -420,7 +420,8 @@ def plan_transposed(g, dtype):
         default = A.PHASES
     else:
         default = A.GEMM
-    alg = _plan.pick(default, [A.PHASES, A.GEMM] + [A.FLIP_CONV] * flip_ok)
+    cands = (A.PHASES, A.GEMM) + (A.FLIP_CONV,) * flip_ok
+    alg = _plan.pick(default, cands)
     try:
         gemm = _transposed_gemm_plan(g, dtype, nthreads, t)
     except ValueError:
@@ -428,16 +429,18 @@ def plan_transposed(g, dtype):
             raise
         gemm = None         # beyond BLAS's 32-bit sizes: no col2im fallback for non-finite weights
     if alg == A.GEMM:
-        return gemm
+        return dataclasses.replace(gemm, candidates=cands)
     # A non-finite weight stays on col2im: the padded zeros of the other algorithms would
     # turn inf into nan, which the scatter formulation, like PyTorch, never does.
     if alg == A.FLIP_CONV:
         sub = plan_forward(flipped_geometry(g), dtype)
-        return Plan("transposed", alg, g, dtype, sub.threads, sub.workspace_bytes, sub=sub, nonfinite=gemm)
+        return Plan("transposed", alg, g, dtype, sub.threads, sub.workspace_bytes, sub=sub, nonfinite=gemm,
+                    candidates=cands)
     phase, phase_ws = phases()
     subs, (offs, taps), frame = phase[2]
     tile = balanced_tile(frame, g.n * g.groups * len(subs), nthreads, t)
-    return Plan("transposed", alg, g, dtype, nthreads, phase_ws, (("tile", tile),), nonfinite=gemm, data=phase)
+    return Plan("transposed", alg, g, dtype, nthreads, phase_ws, (("tile", tile),), nonfinite=gemm, data=phase,
+                candidates=cands)
 
 
 def _transposed_gemm_plan(g, dtype, nthreads, t):
@@ -510,17 +513,16 @@ def transposed(p, x, w, b):
     g = p.geometry
     if p.nonfinite is not None and not _finite(w):
         p = p.nonfinite
+    d = _plan.dry()
+    if d is not None:
+        d.append(p)
+        return np.zeros(g.out_shape, dtype=p.dtype)
     if p.algorithm == A.FLIP_CONV:
         nd, cg, og = g.nd, g.cg, g.og
         flip = (slice(None), slice(None)) + (slice(None, None, -1),) * nd
         wc = w[flip].reshape((g.groups, cg, og) + tuple(g.kernel)).swapaxes(1, 2)
         return forward(p.sub, x, np.ascontiguousarray(wc.reshape((g.cout, cg) + tuple(g.kernel))), b)
     out = np.empty(g.out_shape, dtype=p.dtype)
-    d = _plan.dry()
-    if d is not None:
-        d.append(p)
-        out[...] = 0
-        return out
     if out.size == 0:
         return out
     bvec, has_b = _bias_vec(b, p.dtype)
@@ -597,6 +599,12 @@ def plan_weight_grad(g, dtype, allow_prune=True):
         dense = _dense_weight_plan(g, dtype, nthreads, t) if not g.is_pointwise else None
         default = A.DENSE if dense is not None and og >= t.dense_min_og else A.GEMM
     alg = _plan.pick(default, cands)
+    return dataclasses.replace(_weight_plan(g, dtype, alg, dense, t), candidates=tuple(cands))
+
+
+def _weight_plan(g, dtype, alg, dense, t):
+    isz = dtype.itemsize
+    cg, kvol = g.cg, g.kvol
     if alg == A.MATMUL:
         return Plan("weight_grad", alg, g, dtype, num_threads_for(_prod(g.out_shape) * cg, t.grain))
     if alg == A.THIN:
@@ -662,19 +670,19 @@ def weight_grad(p, x, go):
         gfull = np.zeros(go.shape[:2] + tuple(g.out), dtype=dtype)
         gfull[(slice(None), slice(None)) + tuple(slice(0, v) for v in go.shape[2:])] = go
         go = gfull
+    if p.prune is not None and not _finite(go):
+        # dropped taps only ever multiply padding: their gradient is 0 when grad_output is finite
+        return weight_grad(plan_weight_grad(g, dtype, False), x, go)
+    d = _plan.dry()
+    if d is not None:
+        d.append(p)
+        return np.zeros(g.w_shape, dtype=dtype)
     if p.prune is not None:
-        # dropped taps only ever multiply padding: their gradient is 0 (when grad_output is finite)
-        if not _finite(go):
-            return weight_grad(plan_weight_grad(g, dtype, False), x, go)
         gw = np.zeros(g.w_shape, dtype=dtype)
         if p.algorithm != A.ZEROS:
             gw[p.prune.weight_slices()] = weight_grad(dataclasses.replace(p, prune=None),
                                                       np.ascontiguousarray(x[p.prune.input_slices()]), go)
         return gw
-    d = _plan.dry()
-    if d is not None:
-        d.append(p)
-        return np.zeros(g.w_shape, dtype=dtype)
     alg = p.algorithm
     cout, cg, n, cin = g.cout, g.cg, g.n, g.cin
     if alg == A.ZEROS:
@@ -760,14 +768,15 @@ def plan_input_grad(g, dtype, allow_prune=True):
              + [A.MATMUL] * _grad_pointwise(g))
     alg = _plan.pick(default, cands)
     if alg == A.MATMUL:
-        return Plan("input_grad", alg, g, dtype, num_threads_for(_prod(g.out_shape) * g.cg, t.grain))
+        return Plan("input_grad", alg, g, dtype, num_threads_for(_prod(g.out_shape) * g.cg, t.grain),
+                    candidates=tuple(cands))
     if alg == A.FLIP_CONV:
         sub = plan_forward(flip, dtype)
     else:
         m, extra = sym if alg == A.TRANSPOSED else ((0,) * nd, (0,) * nd)
         sub = plan_transposed(transposed_geometry((g.n, g.cout) + tuple(g.out), (g.cout, g.cg) + tuple(g.kernel),
                                                   g.stride, m, extra, g.dilation, g.groups), dtype)
-    return Plan("input_grad", alg, g, dtype, sub.threads, sub.workspace_bytes, sub=sub)
+    return Plan("input_grad", alg, g, dtype, sub.threads, sub.workspace_bytes, sub=sub, candidates=tuple(cands))
 
 
 def input_grad(p, go, w):
@@ -775,10 +784,14 @@ def input_grad(p, go, w):
     forward's weight (C_out, C_in/groups, *kernel)."""
     g = p.geometry if p.prune is None else p.prune.full
     dtype = p.dtype
+    if p.prune is not None and not _dropped_finite(w, p.prune):
+        return input_grad(plan_input_grad(g, dtype, False), go, w)
+    d = _plan.dry()
+    if d is not None:
+        d.append(p)
+        return np.zeros(g.x_shape, dtype=dtype)
     if p.prune is not None:
         # dropped taps only scatter into padding: the input they never read gets zero gradient
-        if not _dropped_finite(w, p.prune):
-            return input_grad(plan_input_grad(g, dtype, False), go, w)
         gx = np.zeros(g.x_shape, dtype=dtype)
         if p.algorithm != A.ZEROS:
             gx[p.prune.input_slices()] = input_grad(dataclasses.replace(p, prune=None), go,
@@ -790,11 +803,6 @@ def input_grad(p, go, w):
     nd, cout, cg, og = g.nd, g.cout, g.cg, g.og
     k = tuple(g.kernel)
     if alg == A.MATMUL:
-        d = _plan.dry()
-        if d is not None:
-            d.append(p)
-            return np.zeros(g.x_shape, dtype=dtype)
-
         # 1x1, stride 1, unpadded: dx[n] = W^T dy[n], one GEMM per sample on BLAS's threads
         def mm():
             return np.matmul(w.reshape(cout, cg).T, go.reshape(go.shape[0], cout, -1))

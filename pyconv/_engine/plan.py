@@ -69,11 +69,14 @@ class Plan:
     sub : Plan or None
         The plan this one delegates to (e.g. the forward convolution of ``flip_conv``).
     prune : geometry.Prune or None
-        Taps dropped because they only read padding (then ``full`` is the plan of the
-        unpruned geometry, run instead when a dropped weight is not finite).
+        Taps dropped because they only read padding (the unpruned geometry's plan runs
+        instead when a dropped weight -- or, for the weight gradient, grad_output -- is
+        not finite).
     nonfinite : Plan or None
         The plan run instead when the weight holds an Inf/NaN (where padded zeros would
         otherwise turn it into NaN).
+    candidates : tuple of Algorithm
+        Every algorithm able to serve this geometry (what :func:`force` may pick).
     """
 
     op: str
@@ -85,8 +88,8 @@ class Plan:
     tiles: tuple = ()
     sub: object = None
     prune: object = None
-    full: object = None
     nonfinite: object = None
+    candidates: tuple = ()
     data: object = None          # cached arrays / values the executor needs (layouts)
 
     def tile(self, name, default=None):
