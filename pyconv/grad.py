@@ -37,6 +37,7 @@ import numpy as np
 
 from pyconv._engine import args as _args
 from pyconv._engine import conv as _conv
+from pyconv._engine import plan as _plan
 from pyconv._engine import resample as _resample
 from pyconv._engine.geometry import conv_geometry
 from pyconv._utils import (SIG_MODES, as_array, check_choice, check_int, contiguous, dl_dtype, nn_pad_maps, sig_array,
@@ -320,8 +321,29 @@ def conv3d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation
 
 # =========================================================================== nn backward passes
 
+# Repeated calls with one signature skip the checks and the plan choice (see pyconv.nn).
+_CALLS = _plan.new_cache()
+
+
 def _convnd_backward(nd, fname, grad_output, input, weight, bias, stride, padding, dilation, groups,
                      padding_mode):
+    gk, xk, wk = _plan.array_key(grad_output), _plan.array_key(input), _plan.array_key(weight)
+    bk = None if bias is None else _plan.array_key(bias)
+    if (gk is not None and xk is not None and wk is not None and (bias is None or bk is not None)
+            and type(padding_mode) is str and padding_mode == "zeros" and _plan.plain((stride, padding, dilation, groups))):
+        key = (nd, fname, gk, xk, wk, bk, stride, padding, dilation, groups) + _plan.signature()
+        hit = _CALLS.get(key)
+        if hit is None:
+            c = _conv_setup(input, weight, bias, stride, padding, dilation, groups, padding_mode, nd)
+            _grad_output(grad_output, c.out_shape, c.batched, c.dtype, fname)
+            hit = _CALLS.put(key, (_conv.plan_input_grad(c.geometry, c.dtype), _conv.plan_weight_grad(c.geometry, c.dtype),
+                                   c.dtype, c.batched))
+        pi, pw, dtype, batched = hit
+        go = np.ascontiguousarray(grad_output if batched else grad_output[None], dtype)
+        x = np.ascontiguousarray(input if batched else input[None], dtype)
+        gx = _conv.input_grad(pi, go, np.ascontiguousarray(weight, dtype))
+        gw = _conv.weight_grad(pw, x, go)
+        return (gx if batched else gx[0]), gw, None if bias is None else _bias_grad(go, dtype)
     c = _conv_setup(input, weight, bias, stride, padding, dilation, groups, padding_mode, nd)
     go = _grad_output(grad_output, c.out_shape, c.batched, c.dtype, fname)
     gx, gw, gb = _conv_grads(c, go)

@@ -31,6 +31,7 @@ import numpy as np
 
 from pyconv._engine import args as _args
 from pyconv._engine import conv as _conv
+from pyconv._engine import plan as _plan
 from pyconv._engine import resample as _resample
 from pyconv._engine.geometry import conv_geometry, padding_pairs
 from pyconv._utils import as_array, contiguous, dl_dtype, nn_batched
@@ -57,6 +58,31 @@ def _conv_forward(a):
     b = None if a.b is None else contiguous(a.b, dtype)
     out = _conv.forward(_conv.plan_forward(g, dtype), x, w, b)
     return out[0] if a.unbatched else out
+
+
+# Repeated calls with one signature (shapes, dtypes, arguments) skip the checks and the
+# plan choice: the signature maps to the plan the first call made (and the checks it passed).
+_CALLS = _plan.new_cache()
+
+
+def _conv_call(nd, input, weight, bias, stride, padding, dilation, groups, padding_mode):
+    """A convolution call: its cached plan when the signature was seen, else the full checks."""
+    xk, wk = _plan.array_key(input), _plan.array_key(weight)
+    if (xk is not None and wk is not None and type(padding_mode) is str and padding_mode == "zeros"
+            and _plan.plain((stride, padding, dilation, groups))):
+        bk = None if bias is None else _plan.array_key(bias)
+        if bias is None or bk is not None:
+            key = (nd, xk, wk, bk, stride, padding, dilation, groups) + _plan.signature()
+            hit = _CALLS.get(key)
+            if hit is None:
+                a = _args.normalize_conv(input, weight, bias, stride, padding, dilation, groups, padding_mode, nd)
+                hit = _CALLS.put(key, (_conv.plan_forward(a.geometry, a.dtype), a.dtype, a.unbatched))
+            p, dtype, unbatched = hit
+            out = _conv.forward(p, np.ascontiguousarray(input[None] if unbatched else input, dtype),
+                                np.ascontiguousarray(weight, dtype),
+                                None if bias is None else np.ascontiguousarray(bias, dtype))
+            return out[0] if unbatched else out
+    return _conv_forward(_args.normalize_conv(input, weight, bias, stride, padding, dilation, groups, padding_mode, nd))
 
 
 def _run_conv(x, w, b, stride, pads, dilation, groups):
@@ -100,7 +126,7 @@ def conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, pa
     >>> nn.conv(x, np.ones((2, 1, 3, 3)), padding='same', stride=2).shape
     (1, 2, 2, 2)
     """
-    return _conv_forward(_args.normalize_conv(input, weight, bias, stride, padding, dilation, groups, padding_mode))
+    return _conv_call(None, input, weight, bias, stride, padding, dilation, groups, padding_mode)
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
     """1-d convolution, as ``torch.nn.functional.conv1d``; arguments as :func:`conv`.
@@ -112,7 +138,7 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     >>> nn.conv1d(np.array([[1., 2., 3., 4.]]), np.array([[[1., 1.]]]), padding=((1, 0),))
     array([[1., 3., 5., 7.]])
     """
-    return _conv_forward(_args.normalize_conv(input, weight, bias, stride, padding, dilation, groups, padding_mode, 1))
+    return _conv_call(1, input, weight, bias, stride, padding, dilation, groups, padding_mode)
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
     """2-d convolution, as ``torch.nn.functional.conv2d``; arguments as :func:`conv`.
@@ -128,7 +154,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     >>> nn.conv2d(x, np.ones((4, 3, 3, 3)), padding=1, padding_mode='replicate')[0, 0, 0, 0]
     np.float64(27.0)
     """
-    return _conv_forward(_args.normalize_conv(input, weight, bias, stride, padding, dilation, groups, padding_mode, 2))
+    return _conv_call(2, input, weight, bias, stride, padding, dilation, groups, padding_mode)
 
 def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
     """3-d convolution, as ``torch.nn.functional.conv3d``; arguments as :func:`conv`.
@@ -140,7 +166,7 @@ def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     >>> nn.conv3d(np.ones((1, 2, 4, 4, 4)), np.ones((3, 2, 2, 2, 2)), stride=2).shape
     (1, 3, 2, 2, 2)
     """
-    return _conv_forward(_args.normalize_conv(input, weight, bias, stride, padding, dilation, groups, padding_mode, 3))
+    return _conv_call(3, input, weight, bias, stride, padding, dilation, groups, padding_mode)
 
 
 # --------------------------------------------------------------------------- transposed

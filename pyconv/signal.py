@@ -9,6 +9,7 @@ that skips the taps falling outside the signal, so a NaN/Inf reaches exactly
 the outputs whose window holds it.  The FFT methods run on ``scipy.fft`` with
 pyconv's thread count.
 """
+import cmath
 import functools
 import math
 import operator
@@ -72,40 +73,45 @@ def _block_len(itemsize):
     return max(256, 16384 // itemsize)
 
 
-def _direct_corr(x, w, out_shape, shift, cdt):
-    """``out[o] = sum_k x[o + shift + k] * w[k]`` over taps inside ``x``, computed in ``cdt``."""
-    x = np.ascontiguousarray(x, dtype=cdt)
-    w = np.ascontiguousarray(w, dtype=cdt)
-    out = np.empty(out_shape, dtype=cdt)
-    if out.size == 0:
-        return out
-    if w.size == 0:
-        out[...] = 0
-        return out
+@_plan.cached
+def _plan_direct(x_shape, w_shape, out_shape, shift, cdt):
+    """Plan of the direct correlation kernel for these shapes (``data``: its static arguments)."""
     # Dims of size 1 everywhere with no shift are free: drop them, so a column
     # vector does not run one-element rows.
-    keep = [d for d in range(x.ndim)
-            if not (x.shape[d] == 1 and w.shape[d] == 1 and out_shape[d] == 1 and shift[d] == 0)]
+    keep = [d for d in range(len(x_shape))
+            if not (x_shape[d] == 1 and w_shape[d] == 1 and out_shape[d] == 1 and shift[d] == 0)]
     if not keep:
-        keep = [x.ndim - 1]
-    geo = np.array([[x.shape[d] for d in keep], [w.shape[d] for d in keep],
+        keep = [len(x_shape) - 1]
+    geo = np.array([[x_shape[d] for d in keep], [w_shape[d] for d in keep],
                     [out_shape[d] for d in keep], [shift[d] for d in keep]], dtype=np.intp)
-    work = out.size * w.size                  # upper bound; the exact count when it matters
+    geo.setflags(write=False)
+    work = math.prod(out_shape) * math.prod(w_shape)      # upper bound; the exact count when it matters
     if work >= (1 << 16):
-        work = _direct_macs(x.shape, w.shape, out_shape, shift)
+        work = _direct_macs(x_shape, w_shape, out_shape, shift)
     nthreads = num_threads_for(work)
-    if _plan.VERBOSE or _plan.dry() is not None:
-        p = Plan("signal", Algorithm.DIRECT, SignalGeometry(x.shape, w.shape, tuple(out_shape)), cdt, nthreads)
-        if _plan.dry() is not None:
-            _plan.dry().append(p)
-            out[...] = 0
-            return out
-        _plan.run(p, _KERNELS[cdt], x.reshape(-1), geo[0], w.reshape(-1), geo[1], out.reshape(-1), geo[2], geo[3],
-                  nthreads, _block_len(out.itemsize))
+    return Plan("signal", Algorithm.DIRECT, SignalGeometry(tuple(x_shape), tuple(w_shape), tuple(out_shape)), cdt,
+                nthreads, data=(geo[0], geo[1], geo[2], geo[3], nthreads, _block_len(np.dtype(cdt).itemsize)))
+
+
+def _run_direct(p, x, w, cdt):
+    """Run the direct plan ``p`` on ``x`` and the effective weights ``w``."""
+    x = np.ascontiguousarray(x, dtype=cdt)
+    w = np.ascontiguousarray(w, dtype=cdt)
+    out = np.empty(p.geometry.out, dtype=cdt)
+    if _plan._local.dry is not None:
+        _plan._local.dry.append(p)
+        out[...] = 0
         return out
-    _KERNELS[cdt](x.reshape(-1), geo[0], w.reshape(-1), geo[1], out.reshape(-1), geo[2], geo[3],
-                  nthreads, _block_len(out.itemsize))
+    g0, g1, g2, g3, nthreads, blen = p.data
+    _plan.run(p, _KERNELS[cdt], x.reshape(-1), g0, w.reshape(-1), g1, out.reshape(-1), g2, g3, nthreads, blen)
     return out
+
+
+def _direct_corr(x, w, out_shape, shift, cdt):
+    """``out[o] = sum_k x[o + shift + k] * w[k]`` over taps inside ``x``, computed in ``cdt``."""
+    if math.prod(out_shape) == 0 or w.size == 0:
+        return np.zeros(out_shape, dtype=cdt)
+    return _run_direct(_plan_direct(x.shape, w.shape, tuple(out_shape), tuple(shift), np.dtype(cdt)), x, w, cdt)
 
 
 # The kernel's specialisations by compute dtype, looked up once: Cython's
@@ -207,7 +213,7 @@ def _empty_result(in1, in2, mode):
 
 
 def _flip(a):
-    return a[(slice(None, None, -1),) * a.ndim]
+    return a[_REVERSE[a.ndim]]
 
 
 def _conj(a):
@@ -280,7 +286,44 @@ def correlate(in1, in2, mode="full", method="auto"):
     return _conv_or_corr(in1, in2, mode, method, correlate=True)
 
 
+# Repeated calls with one signature (shapes, dtypes, mode, method, threads) of non-integer
+# operands run the direct plan the first call made, skipping the checks and the choice.
+_CALLS = _plan.new_cache()
+_REVERSE = {n: (slice(None, None, -1),) * n for n in range(65)}
+
+
 def _conv_or_corr(in1, in2, mode, method, correlate):
+    k1, k2 = _plan.array_key(in1), _plan.array_key(in2)
+    if k1 is not None and k2 is not None and type(mode) is str and type(method) is str:
+        key = (k1, k2, mode, method, correlate) + _plan.signature()
+        hit = _CALLS.get(key)
+        if hit is not None:
+            p, cdt, result = hit
+            w = _conj(in2) if correlate else in2[_REVERSE[in2.ndim]]
+            return _finish(_run_direct(p, in1, w, cdt), result)
+        out = _conv_or_corr_checked(in1, in2, mode, method, correlate)
+        _remember_direct(key, in1, in2, mode, method)
+        return out
+    return _conv_or_corr_checked(in1, in2, mode, method, correlate)
+
+
+def _remember_direct(key, in1, in2, mode, method):
+    """Cache the direct plan of a call that just passed its checks, when the plan depends on
+    the shapes and dtypes only (not for integer operands, whose compute dtype and method
+    depend on their values, nor for 'fft' or trivial calls)."""
+    result = np.result_type(in1.dtype, in2.dtype)
+    if result.kind not in "fc" or in1.ndim == 0 or in1.ndim != in2.ndim or not in1.size or not in2.size:
+        return
+    if method == "fft" or (method == "auto" and _choose(in1, in2, mode) != "direct"):
+        return
+    out_shape, shift = _geometry(mode, in1.shape, in2.shape)
+    if not math.prod(out_shape):
+        return
+    cdt = sig_compute_dtype(result, in1, in2)
+    _CALLS.put(key, (_plan_direct(in1.shape, in2.shape, out_shape, shift, cdt), cdt, result))
+
+
+def _conv_or_corr_checked(in1, in2, mode, method, correlate):
     in1, in2 = _operands(in1, in2)
     mode = _check_mode(mode)
     method = check_choice(method, "method", SIG_METHODS)
@@ -949,6 +992,34 @@ def _ext_block(in1, start, size, boundary, fv, dtype):
 
 
 def _direct_2d(in1, in2, mode, boundary, fillvalue, correlate, name):
+    k1, k2 = _plan.array_key(in1), _plan.array_key(in2)
+    if (k1 is not None and k2 is not None and type(mode) is str and type(boundary) is str
+            and type(fillvalue) in (int, float) and fillvalue == 0):
+        # fill 0 with finite weights: one skip-kernel pass, no border strips (see below)
+        key = ("2d", k1, k2, mode, boundary, correlate) + _plan.signature()
+        hit = _CALLS.get(key)
+        if hit is not None:
+            p, cdt, result, swapped = hit
+            a, b = (in2, in1) if swapped and not correlate else (in1, in2)
+            w = _conj(b) if correlate else b[::-1, ::-1]
+            r = w.reshape(-1)
+            if cmath.isfinite(r.dot(r)):          # NaN/Inf (or overflow): the full path below
+                out = _finish(_run_direct(p, a, w, cdt), result)
+                return np.ascontiguousarray(_conj(out)) if swapped and correlate else out
+        out = _direct_2d_checked(in1, in2, mode, boundary, fillvalue, correlate, name)
+        result = np.result_type(in1.dtype, in2.dtype)
+        if result.kind in "fc" and sig_boundary(boundary) == "fill" and in1.size and in2.size:
+            swapped = sig_valid_swap(mode, in1.shape, in2.shape)
+            a, b = (in2, in1) if swapped and not correlate else (in1, in2)
+            out_shape, shift = _geometry(mode, a.shape, b.shape, _corr2d_same if correlate else _conv_same)
+            if math.prod(out_shape):
+                cdt = sig_compute_dtype(result, a, b)
+                _CALLS.put(key, (_plan_direct(a.shape, b.shape, out_shape, shift, cdt), cdt, result, swapped))
+        return out
+    return _direct_2d_checked(in1, in2, mode, boundary, fillvalue, correlate, name)
+
+
+def _direct_2d_checked(in1, in2, mode, boundary, fillvalue, correlate, name):
     for x, xn in ((in1, "in1"), (in2, "in2")):
         try:
             dt = np.asarray(x).dtype

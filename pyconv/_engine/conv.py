@@ -6,6 +6,7 @@ that runs a plan on C-contiguous batched arrays of the plan's dtype.  The execut
 hold the array plumbing the kernels need (phase-plane layouts, packed weights,
 tiles); the kernels live in ``pyconv/_kernels``.
 """
+import collections
 import dataclasses
 import functools
 import math
@@ -239,46 +240,80 @@ def plan_forward(g, dtype, allow_prune=True):
     return dataclasses.replace(_forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite), candidates=tuple(cands))
 
 
+Launch = collections.namedtuple("Launch", ["out_shape", "x_view", "w_view", "out_view", "kernel", "args"])
+Launch.__doc__ = """A leaf plan's precomputed kernel call: output shape, the views the kernel takes of
+x, w and the output, the kernel specialised for the plan's dtype and its static arguments
+(so a repeated call only allocates the output and calls)."""
+
+
 def _forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite=None):
     isz = dtype.itemsize
     cg, og, kvol = g.cg, g.og, g.kvol
     out_bytes = _prod(g.out_shape) * isz
     tiles, ws, data = (), 0, None
     packed = g.groups * -(-og // _OBW) * cg * kvol * _OBW * isz
+    x5, w5, o5 = (g.n, g.cin) + g.sp3, (g.cout, cg) + g.k3, (g.n, g.cout) + g.o3
     if alg == A.THIN_S1:
+        # stride 1 in-plane: whole-plane passes over a padded copy of the group's channels
         ws = nthreads * _thin_pad_bytes(g, isz)
+        data = Launch(g.out_shape, x5, w5, o5, kernel(nn_direct.direct_conv_s1, dtype),
+                      (g.s3[0], g.d3, g.pads3, g.groups, nthreads))
+    elif alg == A.THIN_ROW:
+        # strided depthwise: building phase planes would cost as much as the
+        # convolution; the row kernel skips padded taps in place instead
+        data = Launch(g.out_shape, x5, w5, o5, kernel(nn_direct.direct_conv, dtype),
+                      (g.s3, g.d3, g.pb3, g.groups, nthreads))
     elif alg == A.THIN_PHASE:
-        qshape, S, offs, phase_maps = data = phase_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
-        per_sample = g.cin * S * isz
+        layout = phase_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
+        data = Launch(g.out_shape, x5, w5, o5, None, layout)
+        per_sample = g.cin * layout[1] * isz
         chunk = int(max(1, min(g.n, max(t.workspace_bytes, out_bytes) // max(1, per_sample))))
         tiles, ws = (("samples", chunk),), chunk * per_sample
-    elif alg == A.POINTWISE:
-        layout = (tuple(g.sp3), np.zeros((1, 3), dtype=np.intp), np.zeros(1, dtype=np.intp))
-        frame = _prod(g.o3)
-        tile = balanced_tile(frame, g.n * g.groups, nthreads, t)
-        tiles, ws, data = (("tile", tile), ("chunk", t.pointwise_chunk)), packed, layout
-    elif alg == A.DENSE:
-        layout = layout or plane_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
-        qshape = layout[0]
-        o3 = g.o3
-        frame = ((o3[0] - 1) * qshape[1] + o3[1] - 1) * qshape[2] + o3[2]
-        tile = balanced_tile(frame, g.n * g.groups, nthreads, t)
-        tiles = (("tile", tile), ("chunk", tile))
-        ws = nthreads * cg * len(layout[1]) * _prod(qshape) * isz + packed
-        data = layout
+    elif alg in (A.POINTWISE, A.DENSE):
+        if alg == A.POINTWISE:
+            # the input is its own (single) phase plane: read in place
+            qshape, phases, offs = (tuple(g.sp3), np.zeros((1, 3), dtype=np.intp), np.zeros(1, dtype=np.intp))
+            frame = _prod(g.o3)
+            tile = balanced_tile(frame, g.n * g.groups, nthreads, t)
+            tiles, ws = (("tile", tile), ("chunk", t.pointwise_chunk)), packed
+            pgeo = plane_geo(qshape, (1, 1, 1), ((0, 0),) * 3)
+        else:
+            # each thread builds one (sample, group)'s padded phase planes in its own buffer
+            qshape, phases, offs = layout or plane_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
+            o3 = g.o3
+            frame = ((o3[0] - 1) * qshape[1] + o3[1] - 1) * qshape[2] + o3[2]
+            tile = balanced_tile(frame, g.n * g.groups, nthreads, t)
+            tiles = (("tile", tile), ("chunk", tile))
+            ws = nthreads * cg * len(phases) * _prod(qshape) * isz + packed
+            pgeo = plane_geo(qshape, g.s3, g.pads3)
+        sub = np.array([[len(offs), 0, 0, g.o3[0], g.o3[1], g.o3[2], 0, 0, 0, 1, 1, 1]], dtype=np.intp)
+        sub.setflags(write=False)
+        data = Launch(g.out_shape, x5, w5, o5, kernel(nn_direct.dense_conv, dtype),
+                      (pgeo, phases, offs, sub, g.groups, tile, dict(tiles)["chunk"], alg == A.POINTWISE, nthreads))
     elif alg == A.GEMM:
         kc = cg * kvol
         p = _prod(g.out)
         nn_check_gemm_dims(p, kc, _prod(g.spatial), og)
         tile = gemm_tile(p, kc, g.n * g.groups, nthreads, isz, out_bytes, t)
         tiles, ws = (("tile", tile),), nthreads * tile * kc * isz
+        geo = tuple(g.sp3) + tuple(g.o3) + tuple(g.k3) + tuple(g.s3) + tuple(g.d3) + tuple(g.pb3)
+        data = Launch(g.out_shape, (g.n, g.cin, -1), (g.cout, -1), (g.n, g.cout, -1),
+                      kernel(nn_gemm.conv_forward, dtype),
+                      (geo, g.groups, tile, g.is_pointwise, t.gemm_blas_threads, nthreads))
     return Plan("forward", alg, g, dtype, nthreads, ws, tiles, nonfinite=nonfinite, data=data)
+
+
+_NO_BIAS = {}
 
 
 def _bias_vec(b, dtype):
     """(contiguous bias vector, has_bias); an empty vector stands in for None."""
     if b is None:
-        return np.zeros(0, dtype=dtype), False
+        e = _NO_BIAS.get(dtype)
+        if e is None:
+            e = _NO_BIAS[dtype] = np.zeros(0, dtype=dtype)
+            e.setflags(write=False)
+        return e, False
     return np.ascontiguousarray(b, dtype=dtype), True
 
 
@@ -295,64 +330,45 @@ def _dropped_finite(w, pr):
     return _finite(w[mask])
 
 
-def forward(p, x, w, b, out=None):
+def forward(p, x, w, b):
     """Run the forward plan ``p`` on batched C-contiguous ``x``, ``w`` (and ``b`` or None)."""
     g = p.geometry
     if p.prune is not None:
         if not _dropped_finite(w, p.prune):
             p = plan_forward(p.prune.full, p.dtype, False)
-            return forward(p, x, w, b, out)
+            return forward(p, x, w, b)
         if p.algorithm != A.FILL:
             x = np.ascontiguousarray(x[p.prune.input_slices()])
             w = np.ascontiguousarray(w[p.prune.weight_slices()])
-    if out is None:
-        out = np.empty(g.out_shape, dtype=p.dtype)
     if p.nonfinite is not None and not _finite(w):
         p = p.nonfinite
-    d = _plan.dry()
+    out = np.empty(g.out_shape if p.data is None else p.data.out_shape, dtype=p.dtype)
+    d = _plan._local.dry
     if d is not None:
         d.append(p)
         out[...] = 0
         return out
-    if out.size == 0:
-        return out
     alg = p.algorithm
+    if alg != A.FILL and out.size == 0:
+        return out
     if alg == A.FILL:
         out[...] = 0 if b is None else b.reshape((g.cout,) + (1,) * g.nd)
         return out
     bvec, has_b = _bias_vec(b, p.dtype)
-    n, cin, cout, cg = g.n, g.cin, g.cout, g.cg
-    x5 = x.reshape((n, cin) + g.sp3)
-    out5 = out.reshape((n, cout) + g.o3)
-    if alg == A.THIN_S1:
-        # stride 1 in-plane: whole-plane passes over a padded copy of the group's channels
-        _plan.run(p, kernel(nn_direct.direct_conv_s1, p.dtype), x5, w.reshape((cout, cg) + g.k3), bvec, has_b,
-                  out5, g.s3[0], g.d3, g.pads3, g.groups, p.threads)
-    elif alg == A.THIN_ROW:
-        # strided depthwise: building phase planes would cost as much as the
-        # convolution; the row kernel skips padded taps in place instead
-        _plan.run(p, kernel(nn_direct.direct_conv, p.dtype), x5, w.reshape((cout, cg) + g.k3), bvec, has_b, out5,
-                  g.s3, g.d3, g.pb3, g.groups, p.threads)
-    elif alg == A.THIN_PHASE:
-        _plan.run(p, _thin_phase, p, x, w, bvec, has_b, out5)
+    L = p.data
+    if alg == A.THIN_PHASE:
+        _plan.run(p, _thin_phase, p, x, w, bvec, has_b, out.reshape((g.n, g.cout) + g.o3))
+    elif alg in (A.THIN_S1, A.THIN_ROW):
+        _plan.run(p, L.kernel, x.reshape(L.x_view), w.reshape(L.w_view), bvec, has_b, out.reshape(L.out_view),
+                  *L.args)
     elif alg in (A.DENSE, A.POINTWISE):
-        qshape, phases, offs = p.data
-        tile = p.tile("tile")
-        pw = alg == A.POINTWISE
-        sub = np.array([[len(offs), 0, 0, g.o3[0], g.o3[1], g.o3[2], 0, 0, 0, 1, 1, 1]], dtype=np.intp)
-        t = _tuning.active()
-        pads3 = ((0, 0),) * 3 if pw else g.pads3
-        s3 = (1, 1, 1) if pw else g.s3
-        _plan.run(p, kernel(nn_direct.dense_conv, p.dtype), x5, plane_geo(qshape, s3, pads3), phases,
-                  pack_dense_weight(w, g.groups, p.threads, t), offs, sub, bvec, has_b, out5, g.groups, tile,
-                  p.tile("chunk"), pw, p.threads)
+        pgeo, phases, offs, sub, groups, tile, chunk, pw, nthreads = L.args
+        _plan.run(p, L.kernel, x.reshape(L.x_view), pgeo, phases, pack_dense_weight(w, groups, nthreads, _tuning.active()),
+                  offs, sub, bvec, has_b, out.reshape(L.out_view), groups, tile, chunk, pw, nthreads)
     elif alg == A.GEMM:
-        t = _tuning.active()
-        geo = tuple(g.sp3) + tuple(g.o3) + tuple(g.k3) + tuple(g.s3) + tuple(g.d3) + tuple(g.pb3)
-        with blas_single_thread(p.threads if t.gemm_blas_threads else 1):
-            _plan.run(p, kernel(nn_gemm.conv_forward, p.dtype), x.reshape(n, cin, -1), w.reshape(cout, -1), bvec,
-                      has_b, out.reshape(n, cout, -1), geo, g.groups, p.tile("tile"), g.is_pointwise,
-                      t.gemm_blas_threads, p.threads)
+        with blas_single_thread(p.threads if L.args[4] else 1):
+            _plan.run(p, L.kernel, x.reshape(L.x_view), w.reshape(L.w_view), bvec, has_b, out.reshape(L.out_view),
+                      *L.args)
     else:
         raise AssertionError(f"forward plan with algorithm {alg}")
     return out
@@ -364,7 +380,7 @@ def _thin_phase(p, x, w, bvec, has_b, out5):
     so the workspace stays within ``max(workspace_bytes, output size)``."""
     g = p.geometry
     n, cin, cout, cg = g.n, g.cin, g.cout, g.cg
-    qshape, S, offs, phase_maps = p.data
+    qshape, S, offs, phase_maps = p.data.args
     wk = np.ascontiguousarray(w.reshape(cout, cg, len(offs)))
     chunk = p.tile("samples")
     buf = np.empty(chunk * cin * S, dtype=x.dtype)
@@ -612,7 +628,10 @@ def _weight_plan(g, dtype, alg, dense, t):
         # extent of the input the taps read, per spatial dim (padding made explicit)
         padded = tuple((o - 1) * s + (k - 1) * d + 1 for o, s, k, d in zip(g.o3, g.s3, g.k3, g.d3))
         ws = nthreads * max(1, g.n * _prod(padded)) * isz
-        return Plan("weight_grad", alg, g, dtype, nthreads, ws, (("extent", padded),))
+        launch = Launch(g.w_shape, (g.n, g.cin) + g.sp3, (g.n, g.cout) + g.o3, (g.cout, cg) + g.k3,
+                        kernel(grad_direct.direct_weight, dtype),
+                        ((nthreads, max(1, g.n * _prod(padded))), g.s3, g.d3, g.pb3, padded, g.groups, nthreads))
+        return Plan("weight_grad", alg, g, dtype, nthreads, ws, (("extent", padded),), data=launch)
     nthreads = num_threads_for(_prod(g.out_shape) * max(1, cg * kvol), t.grain)
     if alg == A.DENSE:
         return dense or _dense_weight_plan(g, dtype, nthreads, t, budget=False)
@@ -666,7 +685,13 @@ def weight_grad(p, x, go):
     output_padding): the missing ones carry zero gradient."""
     g = p.geometry if p.prune is None else p.prune.full
     dtype = p.dtype
-    if tuple(go.shape[2:]) != tuple(g.out):
+    if p.algorithm == A.THIN and p.prune is None and _plan._local.dry is None and go.shape[2:] == g.out:
+        L = p.data
+        gw = np.zeros(L.out_shape, dtype=dtype)
+        ws = np.empty(L.args[0], dtype=dtype)
+        _plan.run(p, L.kernel, x.reshape(L.x_view), go.reshape(L.w_view), gw.reshape(L.out_view), ws, *L.args[1:])
+        return gw
+    if go.shape[2:] != tuple(g.out):
         gfull = np.zeros(go.shape[:2] + tuple(g.out), dtype=dtype)
         gfull[(slice(None), slice(None)) + tuple(slice(0, v) for v in go.shape[2:])] = go
         go = gfull
@@ -695,12 +720,7 @@ def weight_grad(p, x, go):
             gw = _plan.run(p, mm)
         return np.ascontiguousarray(gw.reshape(g.w_shape), dtype=dtype)
     if alg == A.THIN:
-        gw = np.zeros(g.w_shape, dtype=dtype)
-        ws = np.empty((p.threads, max(1, n * _prod(p.tile("extent")))), dtype=dtype)
-        _plan.run(p, kernel(grad_direct.direct_weight, dtype), x.reshape((n, cin) + g.sp3),
-                  go.reshape((n, cout) + g.o3), gw.reshape((cout, cg) + g.k3), ws, g.s3, g.d3, g.pb3,
-                  p.tile("extent"), g.groups, p.threads)
-        return gw
+        return weight_grad(p, x, go)
     kernel_shape = tuple(g.kernel)
     if alg == A.DENSE:
         (qshape, phases, offs), ogp = p.data
@@ -772,6 +792,11 @@ def plan_input_grad(g, dtype, allow_prune=True):
                     candidates=tuple(cands))
     if alg == A.FLIP_CONV:
         sub = plan_forward(flip, dtype)
+        # dx = conv(dy, w flipped, in/out channels swapped per group): the views of w
+        shapes = ((g.groups, g.og, g.cg) + tuple(g.kernel), (g.groups * g.cg, g.og) + tuple(g.kernel),
+                  (slice(None), slice(None)) + (slice(None, None, -1),) * nd)
+        return Plan("input_grad", alg, g, dtype, sub.threads, sub.workspace_bytes, sub=sub, candidates=tuple(cands),
+                    data=shapes)
     else:
         m, extra = sym if alg == A.TRANSPOSED else ((0,) * nd, (0,) * nd)
         sub = plan_transposed(transposed_geometry((g.n, g.cout) + tuple(g.out), (g.cout, g.cg) + tuple(g.kernel),
@@ -810,9 +835,8 @@ def input_grad(p, go, w):
             gx = _plan.run(p, mm)
         return gx.reshape(g.x_shape)
     if alg == A.FLIP_CONV:
-        wt = w.reshape((g.groups, og, cg) + k).swapaxes(1, 2).reshape((g.groups * cg, og) + k)
-        wt = np.ascontiguousarray(wt[(slice(None), slice(None)) + (slice(None, None, -1),) * nd])
-        return forward(p.sub, go, wt, None)
+        s5, s4, flip = p.data
+        return forward(p.sub, go, np.ascontiguousarray(w.reshape(s5).swapaxes(1, 2).reshape(s4)[flip]), None)
     buf = transposed(p.sub, go, w, None)
     if alg == A.TRANSPOSED:
         return buf

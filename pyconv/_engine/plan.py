@@ -205,12 +205,17 @@ def new_cache():
     return c
 
 
-_local = threading.local()
+class _Local(threading.local):
+    force = ()              # class defaults: no AttributeError (slow) on a thread's first read
+    dry = None
+
+
+_local = _Local()
 
 
 def forced():
     """The algorithms forced in this Python thread (a tuple, empty when none)."""
-    return getattr(_local, "force", ())
+    return _local.force
 
 
 @contextlib.contextmanager
@@ -240,7 +245,7 @@ def pick(default, candidates):
 
 def signature():
     """What, besides the geometry and dtype, a plan depends on: threads, tuning, forcing."""
-    return get_num_threads(), _tuning.active(), forced()
+    return get_num_threads(), _tuning._state.tuning, _local.force
 
 
 def cached(fn):
@@ -272,7 +277,7 @@ def set_verbose(on):
 
 def dry():
     """The list recording plans when :func:`pyconv.explain` is running the call, else None."""
-    return getattr(_local, "dry", None)
+    return _local.dry
 
 
 @contextlib.contextmanager
@@ -315,3 +320,27 @@ def run(plan, kernel, *args, **kwargs):
     r = kernel(*args, **kwargs)
     log(plan, time.perf_counter() - t0)
     return r
+
+
+# --------------------------------------------------------------------------- call-signature keys
+
+def plain(v):
+    """True for arguments that can key a call cache exactly: ints (not bools), strs, None and
+    tuples of those (a list, an array or a bool takes the full checks every time)."""
+    t = type(v)
+    if t is int or t is str or v is None:
+        return True
+    if t is tuple:
+        for u in v:
+            if not plain(u):
+                return False
+        return True
+    return False
+
+
+def array_key(a):
+    """(shape, dtype) of an exact ndarray (the part of a call signature an array contributes),
+    else None (other array-likes take the full checks)."""
+    if type(a) is np.ndarray:
+        return a.shape, a.dtype
+    return None

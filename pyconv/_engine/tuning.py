@@ -85,12 +85,16 @@ class Tuning:
 
 DEFAULT = Tuning()
 
-_state = threading.local()
+class _State(threading.local):
+    tuning = None           # class default: no AttributeError (slow) on a thread's first read
+
+
+_state = _State()
 
 
 def active():
     """The :class:`Tuning` the planners use now (an :func:`override` block's, else the default)."""
-    return getattr(_state, "tuning", None) or DEFAULT
+    return _state.tuning or DEFAULT
 
 
 @contextlib.contextmanager
@@ -109,7 +113,7 @@ def override(**values):
     >>> tuning.active().workspace_bytes == tuning.DEFAULT.workspace_bytes
     True
     """
-    old = getattr(_state, "tuning", None)
+    old = _state.tuning
     _state.tuning = dataclasses.replace(active(), **values)
     try:
         yield _state.tuning
