@@ -14,7 +14,7 @@ every kernel run).
 import importlib as _importlib
 
 from pyconv._engine.explain import explain
-from pyconv._utils import get_num_threads, openmp_enabled, set_num_threads, threads
+from pyconv._threads import get_num_threads, openmp_enabled, set_num_threads, threads
 
 __version__ = "0.1.0"
 

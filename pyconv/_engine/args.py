@@ -11,7 +11,7 @@ import numpy as np
 
 from pyconv._engine.geometry import conv_geometry, padding_pairs, transposed_geometry
 from pyconv._utils import (as_array, as_tuple, check_choice, check_int, contiguous, dl_dtype, nn_batched,
-                           nn_check_limits, nn_check_pad_modes, nn_check_span)
+                           nn_check_limits, nn_check_pad_modes, nn_check_size, nn_check_span)
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -99,6 +99,7 @@ def normalize_conv(input, weight, bias=None, stride=1, padding=0, dilation=1, gr
     if padding_mode != "zeros":
         nn_check_pad_modes(xb.shape[2:], pads, padding_mode)
     geo = conv_geometry(xb.shape, w.shape, stride, pads, dilation, groups)
+    nn_check_size(geo.out_shape, f"padding={padding!r}, stride={stride} and dilation={dilation}")
     return ConvArgs(xb, w, b, stride, pads, dilation, groups, padding_mode, dtype, unbatched, nd, geo)
 
 
@@ -147,6 +148,8 @@ def normalize_conv_transpose(input, weight, bias, stride, padding, output_paddin
             raise ValueError(f"padding={padding} is too large: the transposed convolution's output size "
                              f"would be {o} (input spatial {xb.shape[2:]}, kernel {w.shape[2:]})")
     geo = transposed_geometry(xb.shape, w.shape, stride, padding, output_padding, dilation, groups)
+    nn_check_size(geo.out_shape, f"stride={stride}, padding={padding}, output_padding={output_padding} and "
+                                 f"dilation={dilation}")
     return TransposeArgs(xb, w, b, stride, padding, output_padding, groups, dilation, dtype, unbatched, geo)
 
 
@@ -265,6 +268,7 @@ def normalize_resize(x, w, b, scale_factor, mode):
     xb, unbatched = nn_batched(x, 2)
     if xb.shape[1] != w.shape[1]:
         raise ValueError(f"weight.shape[1]={w.shape[1]} must equal in_channels={xb.shape[1]}")
+    nn_check_size(xb.shape[:2] + tuple(v * factor for v in xb.shape[2:]), f"scale_factor={factor}")
     return contiguous(xb, dtype), unbatched, factor, mode
 
 

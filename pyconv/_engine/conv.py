@@ -18,7 +18,8 @@ from pyconv._engine import tuning as _tuning
 from pyconv._engine.geometry import ConvGeometry, conv_geometry, prune, transposed_geometry
 from pyconv._engine.plan import Algorithm as A, Plan
 from pyconv._kernels import grad_direct, nn_direct, nn_gemm
-from pyconv._utils import blas_single_thread, nn_check_gemm_dims, nn_pad_maps, num_threads_for
+from pyconv._threads import blas_single_thread, num_parts_for, num_threads_for, team_size
+from pyconv._utils import nn_check_gemm_dims, nn_pad_maps
 
 _OBW = nn_direct.OBW
 
@@ -211,7 +212,7 @@ def plan_forward(g, dtype, allow_prune=True):
     cg, og, kvol = g.cg, g.og, g.kvol
     out_elems = _prod(g.out_shape)
     out_bytes = out_elems * isz
-    nthreads = num_threads_for(out_elems * max(1, cg * kvol), t.grain)
+    nthreads = num_parts_for(out_elems * max(1, cg * kvol), t.grain)
     s1 = g.s3[1] == 1 and g.s3[2] == 1
     layout = None
     if use_thin(cg, og, t):
@@ -257,12 +258,12 @@ def _forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite=None):
         # stride 1 in-plane: whole-plane passes over a padded copy of the group's channels
         ws = nthreads * _thin_pad_bytes(g, isz)
         data = Launch(g.out_shape, x5, w5, o5, kernel(nn_direct.direct_conv_s1, dtype),
-                      (g.s3[0], g.d3, g.pads3, g.groups, nthreads))
+                      (g.s3[0], g.d3, g.pads3, g.groups))
     elif alg == A.THIN_ROW:
         # strided depthwise: building phase planes would cost as much as the
         # convolution; the row kernel skips padded taps in place instead
         data = Launch(g.out_shape, x5, w5, o5, kernel(nn_direct.direct_conv, dtype),
-                      (g.s3, g.d3, g.pb3, g.groups, nthreads))
+                      (g.s3, g.d3, g.pb3, g.groups))
     elif alg == A.THIN_PHASE:
         layout = phase_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
         data = Launch(g.out_shape, x5, w5, o5, None, layout)
@@ -289,7 +290,7 @@ def _forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite=None):
         sub = np.array([[len(offs), 0, 0, g.o3[0], g.o3[1], g.o3[2], 0, 0, 0, 1, 1, 1]], dtype=np.intp)
         sub.setflags(write=False)
         data = Launch(g.out_shape, x5, w5, o5, kernel(nn_direct.dense_conv, dtype),
-                      (pgeo, phases, offs, sub, g.groups, tile, dict(tiles)["chunk"], alg == A.POINTWISE, nthreads))
+                      (pgeo, phases, offs, sub, g.groups, tile, dict(tiles)["chunk"], alg == A.POINTWISE))
     elif alg == A.GEMM:
         kc = cg * kvol
         p = _prod(g.out)
@@ -299,7 +300,7 @@ def _forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite=None):
         geo = tuple(g.sp3) + tuple(g.o3) + tuple(g.k3) + tuple(g.s3) + tuple(g.d3) + tuple(g.pb3)
         data = Launch(g.out_shape, (g.n, g.cin, -1), (g.cout, -1), (g.n, g.cout, -1),
                       kernel(nn_gemm.conv_forward, dtype),
-                      (geo, g.groups, tile, g.is_pointwise, t.gemm_blas_threads, nthreads))
+                      (geo, g.groups, tile, g.is_pointwise, t.gemm_blas_threads))
     return Plan("forward", alg, g, dtype, nthreads, ws, tiles, nonfinite=nonfinite, data=data)
 
 
@@ -356,25 +357,26 @@ def forward(p, x, w, b):
         return out
     bvec, has_b = _bias_vec(b, p.dtype)
     L = p.data
+    team = team_size(p.threads)         # the plan's threads, fewer when other processes hold cores
     if alg == A.THIN_PHASE:
-        _plan.run(p, _thin_phase, p, x, w, bvec, has_b, out.reshape((g.n, g.cout) + g.o3))
+        _plan.run(p, _thin_phase, p, x, w, bvec, has_b, out.reshape((g.n, g.cout) + g.o3), team)
     elif alg in (A.THIN_S1, A.THIN_ROW):
         _plan.run(p, L.kernel, x.reshape(L.x_view), w.reshape(L.w_view), bvec, has_b, out.reshape(L.out_view),
-                  *L.args)
+                  *L.args, team)
     elif alg in (A.DENSE, A.POINTWISE):
-        pgeo, phases, offs, sub, groups, tile, chunk, pw, nthreads = L.args
-        _plan.run(p, L.kernel, x.reshape(L.x_view), pgeo, phases, pack_dense_weight(w, groups, nthreads, _tuning.active()),
-                  offs, sub, bvec, has_b, out.reshape(L.out_view), groups, tile, chunk, pw, nthreads)
+        pgeo, phases, offs, sub, groups, tile, chunk, pw = L.args
+        _plan.run(p, L.kernel, x.reshape(L.x_view), pgeo, phases, pack_dense_weight(w, groups, team, _tuning.active()),
+                  offs, sub, bvec, has_b, out.reshape(L.out_view), groups, tile, chunk, pw, team)
     elif alg == A.GEMM:
-        with blas_single_thread(p.threads if L.args[4] else 1):
+        with blas_single_thread(team if L.args[4] else 1):
             _plan.run(p, L.kernel, x.reshape(L.x_view), w.reshape(L.w_view), bvec, has_b, out.reshape(L.out_view),
-                      *L.args)
+                      *L.args, team)
     else:
         raise AssertionError(f"forward plan with algorithm {alg}")
     return out
 
 
-def _thin_phase(p, x, w, bvec, has_b, out5):
+def _thin_phase(p, x, w, bvec, has_b, out5, team):
     """Thin-group convolution over phase planes: one contiguous pass per tap over the whole
     output frame (``nn_direct.thin_taps``), the planes built a chunk of samples at a time
     so the workspace stays within ``max(workspace_bytes, output size)``."""
@@ -392,8 +394,8 @@ def _thin_phase(p, x, w, bvec, has_b, out5):
         planes = flat.reshape((m * cin, len(phase_maps)) + tuple(qshape))
         xs = x[n0:n0 + m].reshape((m * cin,) + tuple(g.sp3))
         for i, mm in enumerate(phase_maps):
-            gather(xs, planes[:, i], mm[0], mm[1], mm[2], p.threads, affine(mm[2]))
-        taps(flat, m, cin, S, wk, offs, bvec, has_b, out5[n0:n0 + m], qshape, g.groups, p.threads)
+            gather(xs, planes[:, i], mm[0], mm[1], mm[2], team, affine(mm[2]))
+        taps(flat, m, cin, S, wk, offs, bvec, has_b, out5[n0:n0 + m], qshape, g.groups, team)
 
 
 # =========================================================================== transposed convolution
@@ -417,7 +419,7 @@ def plan_transposed(g, dtype):
     cg, og, kvol = g.cg, g.og, g.kvol
     flip_ok = (all(s == 1 for s in g.stride)
                and all(pp <= d * (k - 1) for (pp, _), d, k in zip(g.pads, g.dilation, g.kernel)))
-    nthreads = num_threads_for(_prod(g.x_shape) * og * kvol + _prod(g.out_shape), t.grain)
+    nthreads = num_parts_for(_prod(g.x_shape) * og * kvol + _prod(g.out_shape), t.grain)
 
     @functools.cache
     def phases():
@@ -550,7 +552,7 @@ def transposed(p, x, w, b):
     with blas_single_thread():
         _plan.run(p, kernel(nn_gemm.conv_transpose_forward, p.dtype), x.reshape(n, cin, -1), w.reshape(cin, -1),
                   bvec, has_b, out.reshape(n, cout, -1), geo, g.groups, p.tile("channels"), p.tile("tile"),
-                  p.threads)
+                  team_size(p.threads))
     return out
 
 
@@ -577,7 +579,8 @@ def _phases(p, x, w, bvec, has_b, out):
     tile = p.tile("tile")
     kernel(nn_direct.dense_conv, p.dtype)(x.reshape((n, cin) + g.sp3), pshape + (1, 1, 1) + pbs,
                                           np.zeros((1, 3), dtype=np.intp), np.concatenate(wparts), offs, subs, bvec,
-                                          has_b, out.reshape((n, cout) + g.o3), g.groups, tile, tile, False, p.threads)
+                                          has_b, out.reshape((n, cout) + g.o3), g.groups, tile, tile, False,
+                                          team_size(p.threads))
 
 
 # =========================================================================== weight gradient
@@ -611,7 +614,7 @@ def plan_weight_grad(g, dtype, allow_prune=True):
         # thin groups: grad_direct's kernel (its strided rows run scalar: GEMM wins there)
         default = A.THIN
     else:
-        nthreads = num_threads_for(_prod(g.out_shape) * max(1, cg * kvol), t.grain)
+        nthreads = num_parts_for(_prod(g.out_shape) * max(1, cg * kvol), t.grain)
         dense = _dense_weight_plan(g, dtype, nthreads, t) if not g.is_pointwise else None
         default = A.DENSE if dense is not None and og >= t.dense_min_og else A.GEMM
     alg = _plan.pick(default, cands)
@@ -622,17 +625,19 @@ def _weight_plan(g, dtype, alg, dense, t):
     isz = dtype.itemsize
     cg, kvol = g.cg, g.kvol
     if alg == A.MATMUL:
-        return Plan("weight_grad", alg, g, dtype, num_threads_for(_prod(g.out_shape) * cg, t.grain))
+        return Plan("weight_grad", alg, g, dtype, num_parts_for(_prod(g.out_shape) * cg, t.grain))
     if alg == A.THIN:
-        nthreads = max(1, min(num_threads_for(_prod(g.out_shape) * cg * kvol, t.grain), g.cin))
+        nthreads = max(1, min(num_parts_for(_prod(g.out_shape) * cg * kvol, t.grain), g.cin))
         # extent of the input the taps read, per spatial dim (padding made explicit)
         padded = tuple((o - 1) * s + (k - 1) * d + 1 for o, s, k, d in zip(g.o3, g.s3, g.k3, g.d3))
         ws = nthreads * max(1, g.n * _prod(padded)) * isz
         launch = Launch(g.w_shape, (g.n, g.cin) + g.sp3, (g.n, g.cout) + g.o3, (g.cout, cg) + g.k3,
                         kernel(grad_direct.direct_weight, dtype),
-                        ((nthreads, max(1, g.n * _prod(padded))), g.s3, g.d3, g.pb3, padded, g.groups, nthreads))
+                        ((nthreads, max(1, g.n * _prod(padded))), g.s3, g.d3, g.pb3, padded, g.groups))
         return Plan("weight_grad", alg, g, dtype, nthreads, ws, (("extent", padded),), data=launch)
-    nthreads = num_threads_for(_prod(g.out_shape) * max(1, cg * kvol), t.grain)
+    # per-part partial sums: the split (the plan's threads) is fixed by the configuration;
+    # the team running the parts may shrink on a busy machine without changing the bits
+    nthreads = num_parts_for(_prod(g.out_shape) * max(1, cg * kvol), t.grain)
     if alg == A.DENSE:
         return dense or _dense_weight_plan(g, dtype, nthreads, t, budget=False)
     kc = cg * kvol
@@ -689,7 +694,8 @@ def weight_grad(p, x, go):
         L = p.data
         gw = np.zeros(L.out_shape, dtype=dtype)
         ws = np.empty(L.args[0], dtype=dtype)
-        _plan.run(p, L.kernel, x.reshape(L.x_view), go.reshape(L.w_view), gw.reshape(L.out_view), ws, *L.args[1:])
+        _plan.run(p, L.kernel, x.reshape(L.x_view), go.reshape(L.w_view), gw.reshape(L.out_view), ws, *L.args[1:],
+                  team_size(p.threads))
         return gw
     if go.shape[2:] != tuple(g.out):
         gfull = np.zeros(go.shape[:2] + tuple(g.out), dtype=dtype)
@@ -716,7 +722,7 @@ def weight_grad(p, x, go):
         # 1x1, stride 1, unpadded: dW = sum_n dy[n] x[n]^T, GEMMs on BLAS's threads
         def mm():
             return np.matmul(go.reshape(n, cout, -1), x.reshape(n, cg, -1).transpose(0, 2, 1)).sum(axis=0)
-        with blas_single_thread(p.threads):
+        with blas_single_thread(team_size(p.threads)):
             gw = _plan.run(p, mm)
         return np.ascontiguousarray(gw.reshape(g.w_shape), dtype=dtype)
     if alg == A.THIN:
@@ -728,7 +734,7 @@ def weight_grad(p, x, go):
         acc = np.zeros((p.threads, g.groups, cg * len(offs), ogp), dtype=dtype)
         _plan.run(p, kernel(nn_direct.dense_weight, dtype), x.reshape((n, cin) + g.sp3),
                   plane_geo(qshape, g.s3, g.pads3), phases, offs, go.reshape((n, cout) + g.o3), acc, g.groups,
-                  p.tile("vectors"), p.tile("rows"), p.tile("cols"), p.threads)
+                  p.tile("vectors"), p.tile("rows"), p.tile("cols"), team_size(p.threads))
         gw = acc[0] if p.threads == 1 else acc.sum(axis=0)
         gw = gw[:, :, :og].transpose(0, 2, 1).reshape((cout, cg) + kernel_shape)
         return np.ascontiguousarray(gw)
@@ -737,7 +743,7 @@ def weight_grad(p, x, go):
     geo = tuple(g.sp3) + tuple(g.o3) + tuple(g.k3) + tuple(g.s3) + tuple(g.d3) + tuple(g.pb3)
     with blas_single_thread():
         _plan.run(p, kernel(nn_gemm.conv_weight, dtype), x.reshape(n, cin, -1), go.reshape(n, cout, -1), acc, geo,
-                  g.groups, p.tile("tile"), g.is_pointwise, p.threads)
+                  g.groups, p.tile("tile"), g.is_pointwise, team_size(p.threads))
     gw = acc[0] if p.threads == 1 else acc.sum(axis=0)
     return np.ascontiguousarray(gw.reshape((cout, cg) + kernel_shape))
 
@@ -788,7 +794,7 @@ def plan_input_grad(g, dtype, allow_prune=True):
              + [A.MATMUL] * _grad_pointwise(g))
     alg = _plan.pick(default, cands)
     if alg == A.MATMUL:
-        return Plan("input_grad", alg, g, dtype, num_threads_for(_prod(g.out_shape) * g.cg, t.grain),
+        return Plan("input_grad", alg, g, dtype, num_parts_for(_prod(g.out_shape) * g.cg, t.grain),
                     candidates=tuple(cands))
     if alg == A.FLIP_CONV:
         sub = plan_forward(flip, dtype)
@@ -831,7 +837,7 @@ def input_grad(p, go, w):
         # 1x1, stride 1, unpadded: dx[n] = W^T dy[n], one GEMM per sample on BLAS's threads
         def mm():
             return np.matmul(w.reshape(cout, cg).T, go.reshape(go.shape[0], cout, -1))
-        with blas_single_thread(p.threads):
+        with blas_single_thread(team_size(p.threads)):
             gx = _plan.run(p, mm)
         return gx.reshape(g.x_shape)
     if alg == A.FLIP_CONV:

@@ -20,7 +20,7 @@ from collections import OrderedDict
 import numpy as np
 
 from pyconv._engine import tuning as _tuning
-from pyconv._utils import get_num_threads
+from pyconv._threads import get_num_threads
 
 
 class Algorithm(str, enum.Enum):

@@ -8,7 +8,7 @@ import numpy as np
 from pyconv._engine import tuning as _tuning
 from pyconv._engine.conv import kernel
 from pyconv._kernels import nn_direct, nn_gemm
-from pyconv._utils import num_threads_for
+from pyconv._threads import num_threads_for
 
 
 def _threads(work):
