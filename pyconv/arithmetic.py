@@ -14,7 +14,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from pyconv._engine.geometry import padding_pairs, same_pair
+from pyconv._engine.geometry import check_channels, check_groups, padding_pairs, same_pair
 from pyconv._utils import as_array, check_int, dl_dtype
 
 __all__ = ["conv_output_size", "conv_transpose_output_size", "same_padding",
@@ -234,17 +234,9 @@ def _layer_geometry(input_shape, weight_shape, stride, padding, dilation, groups
         raise ValueError(f"input_shape={ishape} has a negative entry")
     batch = ishape[0] if len(ishape) == nd + 2 else None
     c_in, spatial = ishape[-nd - 1], ishape[-nd:]
-    groups = check_int(groups, "groups")
-    if groups < 1:
-        raise ValueError(f"groups={groups} must be a positive integer")
+    groups = check_groups(groups)
     c_out, c_group, kernel = wshape[0], wshape[1], wshape[2:]
-    if c_in % groups:
-        raise ValueError(f"groups={groups} must divide in_channels={c_in}")
-    if c_out % groups:
-        raise ValueError(f"groups={groups} must divide out_channels={c_out} (weight.shape[0])")
-    if c_group * groups != c_in:
-        raise ValueError(f"weight shape {wshape}: weight.shape[1]={c_group} must equal "
-                         f"in_channels/groups = {c_in}/{groups} = {c_in // groups}")
+    check_channels(c_in, wshape, groups)
     if any(k < 1 for k in kernel):
         raise ValueError(f"weight shape {wshape}: every kernel size must be >= 1")
     (stride,), _ = _per_dim([("stride", _dims(stride, nd, "stride"))], [1])

@@ -39,9 +39,10 @@ from pyconv._engine import args as _args
 from pyconv._engine import conv as _conv
 from pyconv._engine import plan as _plan
 from pyconv._engine import resample as _resample
+from pyconv._engine.boundary import extend_index
 from pyconv._engine.geometry import conv_geometry
 from pyconv._utils import (SIG_MODES, as_array, check_choice, check_int, contiguous, dl_dtype, nn_check_size, nn_pad_maps,
-                           sig_array, sig_boundary, sig_fillvalue, sig_same_ndim, sig_valid_swap)
+                           sig_array, sig_boundary, sig_fft_axes, sig_fillvalue, sig_same_ndim, sig_valid_swap)
 
 __all__ = [
     "conv1d_input", "conv2d_input", "conv3d_input", "conv1d_weight", "conv2d_weight", "conv3d_weight",
@@ -878,14 +879,6 @@ def _as_out(a, dtype):
     return np.ascontiguousarray(np.asarray(a), dtype=dtype)
 
 
-def _boundary_index(n, before, after, kind):
-    j = np.arange(-before, n + after)
-    if kind == "wrap":
-        return j % n
-    t = j % (2 * n)
-    return np.where(t < n, t, 2 * n - 1 - t)
-
-
 def _conv2d_backward(grad_output, in1, in2, mode, boundary, fillvalue, correlate, fname):
     check_choice(mode, "mode", SIG_MODES)
     kind = sig_boundary(boundary)
@@ -907,8 +900,8 @@ def _conv2d_backward(grad_output, in1, in2, mode, boundary, fillvalue, correlate
     if kind == "fill":
         P = np.pad(a, [(k1 - 1, k1 - 1), (k2 - 1, k2 - 1)], constant_values=fill)
     else:
-        P = a[np.ix_(_boundary_index(a.shape[0], k1 - 1, k1 - 1, kind),
-                     _boundary_index(a.shape[1], k2 - 1, k2 - 1, kind))]
+        P = a[np.ix_(extend_index(a.shape[0], k1 - 1, k1 - 1, kind),
+                     extend_index(a.shape[1], k2 - 1, k2 - 1, kind))]
     full = _out_shape("full", a.shape, b.shape)
     starts = _crop_starts(mode, a.shape, b.shape, (lambda s: s // 2) if correlate else (lambda s: (s - 1) // 2))
     G = _embed(g, full, starts, dtype)
@@ -924,8 +917,8 @@ def _conv2d_backward(grad_output, in1, in2, mode, boundary, fillvalue, correlate
     else:
         # fold every extended position's gradient back onto the element it copies
         g1 = np.zeros(a.shape, dtype)
-        r = _boundary_index(a.shape[0], k1 - 1, k1 - 1, kind)
-        c = _boundary_index(a.shape[1], k2 - 1, k2 - 1, kind)
+        r = extend_index(a.shape[0], k1 - 1, k1 - 1, kind)
+        c = extend_index(a.shape[1], k2 - 1, k2 - 1, kind)
         rows = np.zeros((a.shape[0], gP.shape[1]), dtype)
         np.add.at(rows, r, gP)
         np.add.at(g1.T, c, rows.T)
@@ -976,25 +969,7 @@ def _fft_backward(grad_output, in1, in2, mode, axes, fname):
     dtype = _sig_dtype(a, b)
     sig_same_ndim(a, b)
     nd = a.ndim
-    if axes is None:
-        ax = tuple(range(nd))
-    else:
-        ax_in = (axes,) if np.isscalar(axes) else tuple(axes)
-        ax = []
-        for v in ax_in:
-            v = check_int(v, "axes")
-            if not -nd <= v < nd:
-                raise ValueError(f"axes={axes!r} is out of range for {nd}-D inputs")
-            ax.append(v % nd)
-        if len(set(ax)) != len(ax):
-            raise ValueError(f"axes={axes!r} must not repeat an axis")
-        ax = tuple(sorted(ax))
-    # as scipy: an axis where either input has length 1 is a broadcast, not a convolution
-    ax = tuple(d for d in ax if a.shape[d] != 1 and b.shape[d] != 1)
-    for d in range(nd):
-        if d not in ax and not (a.shape[d] == b.shape[d] or a.shape[d] == 1 or b.shape[d] == 1):
-            raise ValueError(f"in1 and in2 must match (or be 1) along non-convolved axis {d}; "
-                             f"got {a.shape[d]} and {b.shape[d]}")
+    ax = tuple(sorted(sig_fft_axes(a.shape, b.shape, axes)))
     g = _arr(grad_output, "grad_output").astype(dtype, copy=False)
     a = a.astype(dtype, copy=False)
     b = b.astype(dtype, copy=False)

@@ -12,18 +12,18 @@ pyconv's thread count.
 import cmath
 import functools
 import math
-import operator
 import time
 
 import numpy as np
 import scipy.fft as sp_fft
 
 from pyconv._engine import plan as _plan
+from pyconv._engine.boundary import extend_index
 from pyconv._engine.geometry import SignalGeometry
 from pyconv._engine.plan import Algorithm, Plan
 from pyconv._kernels import direct as _direct
 from pyconv._threads import get_num_threads, num_parts_for, num_threads_for, team_size
-from pyconv._utils import (SIG_METHODS, SIG_MODES, check_choice,
+from pyconv._utils import (SIG_METHODS, SIG_MODES, check_choice, sig_fft_axes,
                            sig_array, sig_boundary, sig_compute_dtype, sig_fillvalue, sig_same_ndim,
                            sig_valid_swap)
 
@@ -512,31 +512,10 @@ def _crop(ret, s1, s2, mode, axes):
 
 
 def _fft_axes(in1, in2, mode, axes):
-    """scipy's axes rule: normalise, drop axes where either input has length 1,
-    check the other dims broadcast, swap for 'valid'.  Returns (in1, in2, axes)."""
-    nd = in1.ndim
-    if axes is None:
-        ax = list(range(nd))
-    else:
-        try:
-            seq = [operator.index(axes)] if np.ndim(axes) == 0 else [operator.index(a) for a in axes]
-        except TypeError:
-            raise ValueError(f"axes must be a scalar or iterable of integers; got {axes!r}") from None
-        if not seq:
-            raise ValueError("axes cannot be empty when provided; give None for every axis")
-        ax = []
-        for a in seq:
-            if not -nd <= a < nd:
-                raise ValueError(f"axes={axes!r}: axis {a} is out of range for {nd}-d inputs")
-            ax.append(a % nd)
-        if len(set(ax)) != len(ax):
-            raise ValueError(f"axes={axes!r} must be unique")
+    """scipy's axes rule (:func:`pyconv._utils.sig_fft_axes`), then the swap for 'valid'.
+    Returns (in1, in2, axes)."""
     s1, s2 = in1.shape, in2.shape
-    ax = [a for a in ax if s1[a] != 1 and s2[a] != 1]
-    for d in range(nd):
-        if d not in ax and not (s1[d] == s2[d] or s1[d] == 1 or s2[d] == 1):
-            raise ValueError(f"incompatible shapes for in1 and in2: {s1} and {s2} "
-                             f"(dim {d} is not convolved, so it must match or be 1)")
+    ax = sig_fft_axes(s1, s2, axes)
     if sig_valid_swap(mode, s1, s2, axes=ax):
         in1, in2 = in2, in1
     return in1, in2, ax
@@ -991,13 +970,7 @@ def _ext_block(in1, start, size, boundary, fv, dtype):
     blk = in1
     for d in sorted(range(2), key=lambda d: size[d]):     # the narrow side first: small copies
         n = in1.shape[d]
-        i = np.arange(start[d], start[d] + size[d], dtype=np.int64)
-        if boundary == "wrap":
-            i = i % n
-        else:                       # symmetric: period 2n, the edge sample repeated
-            i = i % (2 * n)
-            i = np.where(i >= n, 2 * n - 1 - i, i)
-        blk = blk.take(i, axis=d)
+        blk = blk.take(extend_index(n, -start[d], start[d] + size[d] - n, boundary), axis=d)
     return blk
 
 

@@ -9,7 +9,8 @@ from collections import namedtuple
 
 import numpy as np
 
-from pyconv._engine.geometry import conv_geometry, padding_pairs, transposed_geometry
+from pyconv._engine.geometry import (check_channels, check_groups, conv_geometry, padding_pairs,
+                                     transposed_geometry)
 from pyconv._utils import (as_array, as_tuple, check_choice, check_int, contiguous, dl_dtype, nn_batched,
                            nn_check_limits, nn_check_pad_modes, nn_check_size, nn_check_span)
 
@@ -37,13 +38,6 @@ def spatial_nd(weight, nd, name="weight"):
 def check_bias(b, n_out):
     if b is not None and b.shape != (n_out,):
         raise ValueError(f"bias must have shape (C_out,) = ({n_out},); got shape {b.shape}")
-
-
-def check_groups(groups):
-    groups = check_int(groups, "groups")
-    if groups < 1:
-        raise ValueError(f"groups={groups} must be a positive integer")
-    return groups
 
 
 def normalize_conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
@@ -75,13 +69,7 @@ def normalize_conv(input, weight, bias=None, stride=1, padding=0, dilation=1, gr
     if cout < 1:
         raise ValueError(f"weight must have at least one output channel (weight.shape[0] >= 1); "
                          f"got shape {w.shape}")
-    if cin % groups:
-        raise ValueError(f"groups={groups} must divide in_channels={cin}")
-    if cout % groups:
-        raise ValueError(f"groups={groups} must divide out_channels={cout} (weight.shape[0])")
-    if cg * groups != cin:
-        raise ValueError(f"weight.shape[1]={cg} must equal in_channels/groups = {cin}/{groups} = "
-                         f"{cin // groups} (weight shape {w.shape}, input shape {x.shape})")
+    check_channels(cin, w.shape, groups)
     check_bias(b, cout)
     stride = nn_check_limits(as_tuple(stride, nd, "stride", minimum=1), "stride")
     dilation = nn_check_limits(as_tuple(dilation, nd, "dilation", minimum=1), "dilation")

@@ -201,12 +201,9 @@ def plan_forward(g, dtype, allow_prune=True):
     dtype = np.dtype(dtype)
     if _prod(g.out_shape) == 0:
         return Plan("forward", A.FILL, g, dtype)
-    if allow_prune:
-        pr = prune(g)
-        if pr is not None:
-            if pr.geometry is None:
-                return Plan("forward", A.FILL, g, dtype, prune=pr)
-            return dataclasses.replace(plan_forward(pr.geometry, dtype, False), prune=pr)
+    pruned = _pruned(g, dtype, "forward", plan_forward, A.FILL) if allow_prune else None
+    if pruned is not None:
+        return pruned
     t = _tuning.active()
     isz = dtype.itemsize
     cg, og, kvol = g.cg, g.og, g.kvol
@@ -239,6 +236,24 @@ def plan_forward(g, dtype, allow_prune=True):
         # (0 * inf = nan, as PyTorch's dense path) on the phase planes instead
         nonfinite = _forward_plan(g, dtype, A.THIN_PHASE, nthreads, t, None)
     return dataclasses.replace(_forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite), candidates=tuple(cands))
+
+
+def _pruned(g, dtype, op, planner, empty):
+    """The plan of ``g`` without the taps that only read padding (:func:`geometry.prune`), or
+    None when every tap meets the input somewhere.  ``empty``: the algorithm when no tap does."""
+    pr = prune(g)
+    if pr is None:
+        return None
+    if pr.geometry is None:
+        return Plan(op, empty, g, dtype, prune=pr)
+    return dataclasses.replace(planner(pr.geometry, dtype, False), prune=pr)
+
+
+def _gradient_trivial(g, dtype, op, planner, allow_prune):
+    """A gradient's plan when an operand is empty (zeros) or taps only read padding (pruned)."""
+    if _prod(g.x_shape) == 0 or _prod(g.out_shape) == 0 or _prod(g.w_shape) == 0:
+        return Plan(op, A.ZEROS, g, dtype)
+    return _pruned(g, dtype, op, planner, A.ZEROS) if allow_prune else None
 
 
 Launch = collections.namedtuple("Launch", ["out_shape", "x_view", "w_view", "out_view", "kernel", "args"])
@@ -595,14 +610,9 @@ def plan_weight_grad(g, dtype, allow_prune=True):
     """Plan of the weight gradient of the forward convolution ``g`` (the correlation of its
     input with grad_output), computing in ``dtype``."""
     dtype = np.dtype(dtype)
-    if _prod(g.w_shape) == 0 or _prod(g.out_shape) == 0 or _prod(g.x_shape) == 0:
-        return Plan("weight_grad", A.ZEROS, g, dtype)
-    if allow_prune:
-        pr = prune(g)
-        if pr is not None:
-            if pr.geometry is None:
-                return Plan("weight_grad", A.ZEROS, g, dtype, prune=pr)
-            return dataclasses.replace(plan_weight_grad(pr.geometry, dtype, False), prune=pr)
+    trivial = _gradient_trivial(g, dtype, "weight_grad", plan_weight_grad, allow_prune)
+    if trivial is not None:
+        return trivial
     t = _tuning.active()
     isz = dtype.itemsize
     cg, og, kvol = g.cg, g.og, g.kvol
@@ -684,6 +694,17 @@ def _dense_weight_plan(g, dtype, nthreads, t, budget=True):
                 data=(layout, ogp))
 
 
+def _pruned_gradient(p, shape, dst, run):
+    """A gradient of ``shape`` under :func:`pyconv.explain` (recorded, zeros), or of a pruned
+    plan: zeros with ``run(the plan on the pruned geometry)`` written at ``dst``."""
+    out = np.zeros(shape, dtype=p.dtype)
+    if _plan._local.dry is not None:
+        _plan._local.dry.append(p)
+    elif p.algorithm != A.ZEROS:
+        out[dst] = run(dataclasses.replace(p, prune=None))
+    return out
+
+
 def weight_grad(p, x, go):
     """Run the weight-gradient plan ``p``: ``x`` and ``go`` batched C-contiguous; ``go`` may cover
     fewer output positions than the convolution has (a transposed convolution's
@@ -704,16 +725,9 @@ def weight_grad(p, x, go):
     if p.prune is not None and not _finite(go):
         # dropped taps only ever multiply padding: their gradient is 0 when grad_output is finite
         return weight_grad(plan_weight_grad(g, dtype, False), x, go)
-    d = _plan.dry()
-    if d is not None:
-        d.append(p)
-        return np.zeros(g.w_shape, dtype=dtype)
-    if p.prune is not None:
-        gw = np.zeros(g.w_shape, dtype=dtype)
-        if p.algorithm != A.ZEROS:
-            gw[p.prune.weight_slices()] = weight_grad(dataclasses.replace(p, prune=None),
-                                                      np.ascontiguousarray(x[p.prune.input_slices()]), go)
-        return gw
+    if p.prune is not None or _plan._local.dry is not None:
+        return _pruned_gradient(p, g.w_shape, p.prune and p.prune.weight_slices(),
+                                lambda q: weight_grad(q, np.ascontiguousarray(x[p.prune.input_slices()]), go))
     alg = p.algorithm
     cout, cg, n, cin = g.cout, g.cg, g.n, g.cin
     if alg == A.ZEROS:
@@ -755,14 +769,9 @@ def plan_input_grad(g, dtype, allow_prune=True):
     """Plan of the input gradient of the forward convolution ``g`` (the transposed convolution
     of grad_output), computing in ``dtype``."""
     dtype = np.dtype(dtype)
-    if _prod(g.x_shape) == 0 or _prod(g.out_shape) == 0 or _prod(g.w_shape) == 0:
-        return Plan("input_grad", A.ZEROS, g, dtype)
-    if allow_prune:
-        pr = prune(g)
-        if pr is not None:
-            if pr.geometry is None:
-                return Plan("input_grad", A.ZEROS, g, dtype, prune=pr)
-            return dataclasses.replace(plan_input_grad(pr.geometry, dtype, False), prune=pr)
+    trivial = _gradient_trivial(g, dtype, "input_grad", plan_input_grad, allow_prune)
+    if trivial is not None:
+        return trivial
     t = _tuning.active()
     nd = g.nd
     reach = tuple(d * (k - 1) for d, k in zip(g.dilation, g.kernel))
@@ -817,17 +826,10 @@ def input_grad(p, go, w):
     dtype = p.dtype
     if p.prune is not None and not _dropped_finite(w, p.prune):
         return input_grad(plan_input_grad(g, dtype, False), go, w)
-    d = _plan.dry()
-    if d is not None:
-        d.append(p)
-        return np.zeros(g.x_shape, dtype=dtype)
-    if p.prune is not None:
+    if p.prune is not None or _plan._local.dry is not None:
         # dropped taps only scatter into padding: the input they never read gets zero gradient
-        gx = np.zeros(g.x_shape, dtype=dtype)
-        if p.algorithm != A.ZEROS:
-            gx[p.prune.input_slices()] = input_grad(dataclasses.replace(p, prune=None), go,
-                                                    np.ascontiguousarray(w[p.prune.weight_slices()]))
-        return gx
+        return _pruned_gradient(p, g.x_shape, p.prune and p.prune.input_slices(),
+                                lambda q: input_grad(q, go, np.ascontiguousarray(w[p.prune.weight_slices()])))
     alg = p.algorithm
     if alg == A.ZEROS:
         return np.zeros(g.x_shape, dtype=dtype)

@@ -89,6 +89,27 @@ def padding_pairs(padding, nd=None, sizes=None, kernel=None, stride=None, dilati
     return out
 
 
+def check_groups(groups):
+    """``groups`` as a positive int (TypeError / ValueError naming it)."""
+    groups = check_int(groups, "groups")
+    if groups < 1:
+        raise ValueError(f"groups={groups} must be a positive integer")
+    return groups
+
+
+def check_channels(cin, w_shape, groups):
+    """The channel rule of a convolution with weight (C_out, C_in/groups, *kernel): ``groups``
+    divides both channel counts and the weight holds C_in/groups input channels per filter."""
+    cout, cg = w_shape[:2]
+    if cin % groups:
+        raise ValueError(f"groups={groups} must divide in_channels={cin}")
+    if cout % groups:
+        raise ValueError(f"groups={groups} must divide out_channels={cout} (weight.shape[0])")
+    if cg * groups != cin:
+        raise ValueError(f"weight.shape[1]={cg} must equal in_channels/groups = {cin}/{groups} = "
+                         f"{cin // groups} (weight shape {tuple(w_shape)})")
+
+
 def _lift(t, fill):
     return (fill,) * (3 - len(t)) + tuple(t)
 
