@@ -8,17 +8,20 @@ forward's compute dtype (float32 stays float32).  ``conv1d_input`` ... ``conv3d_
 follow ``torch.nn.grad``.  :func:`gradcheck` compares any of them with central
 finite differences.
 
-Backward passes are convolutions too, and reuse the forward kernels of
-:mod:`pyconv.nn`: the input gradient of a convolution is the transposed convolution
-of ``grad_output`` -- with stride 1 the forward convolution (``_conv_core``) of
-``grad_output`` with the flipped kernel, otherwise ``_conv_transpose_core`` (GEMM
-``W^T dY`` then col2im); the weight gradient is the correlation of the input with
-``grad_output`` (``_conv_weight_core``: GEMM on im2col tiles reduced over the batch in
-per-thread buffers; for layers with at most 16 output channels per group -- depthwise,
-thin groups, narrow 3-D layers -- the direct kernel of ``pyconv/_kernels/grad_direct.pyx``;
-for 1x1 layers one GEMM per sample).  A padding
-mode's adjoint folds the gradient of the padded border back onto the input elements
-it copied.  The signal layer's gradients are correlations / convolutions of
+Backward passes are convolutions too, planned and run by the same engine as the
+forward functions (``pyconv._engine``; ``pyconv.explain(grad.conv2d_backward, ...)``
+shows the plans).  The input gradient of a convolution is the transposed convolution
+of ``grad_output``: at stride 1 the forward convolution of ``grad_output`` with the
+flipped kernel ('flip_conv'), otherwise the transposed convolution's own algorithms
+(direct output phases or GEMM + col2im).  The weight gradient is the correlation of
+the input with ``grad_output``: the thin direct kernel of
+``pyconv/_kernels/grad_direct.pyx`` for depthwise and thin groups (fewer than 8 output
+channels per group, unit row stride), the register-blocked direct kernel of
+``nn_direct.pyx`` for wider groups, im2col + GEMM beyond its workspace budget and for
+strided thin groups, and batched matrix products for 1x1 layers.  Taps that only ever
+read padding are dropped before either gradient runs, as in the forward pass.  A
+padding mode's adjoint folds the gradient of the padded border back onto the input
+elements it copied.  The signal layer's gradients are correlations / convolutions of
 ``grad_output`` (embedded into the 'full' output) with the other operand, computed by
 :mod:`pyconv.signal` itself.
 
