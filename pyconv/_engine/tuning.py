@@ -1,0 +1,128 @@
+"""Every threshold the planners use, in one place, each with the measurement behind it.
+
+A :class:`Tuning` is a frozen set of values; :func:`active` returns the set the
+planners read.  Today that is :data:`DEFAULT` (the values measured on the project's
+2-core AMD EPYC reference machine, figures below); a calibration (issue 10:
+thresholds measured on the running machine and cached, ``PYCONV_TUNING=off`` for
+the defaults) plugs in by making :func:`active` return its own instance -- the
+planners never read a module global.  Tests and benchmarks use
+:func:`override` to run a block under other values (e.g. a tiny workspace budget).
+
+Compile-time constants of the C kernels (they cannot change at run time) are
+listed at the end for reference.
+"""
+import contextlib
+import dataclasses
+import threading
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Tuning:
+    """Thresholds of the algorithm choice (see each field's comment for the measurement).
+
+    Compared and hashed by identity (cheap as part of a plan-cache key).
+    """
+
+    # --- workspace ------------------------------------------------------------------
+    # Budget of any algorithm's scratch memory: the larger of this and the output size.
+    # Chosen, not measured: 64 MiB keeps the largest suite layer (3x3 64->64, batch 8)
+    # on the fast paths while a pathological geometry falls back to bounded tiles.
+    workspace_bytes: int = 64 << 20
+    # One thread's im2col tile of the GEMM path (fits in L2 beside the GEMM panels).
+    tile_bytes: int = 1 << 19
+
+    # --- forward convolution -----------------------------------------------------------
+    # Depthwise / thin groups take the per-tap plane kernels when cg*og <= thin_max_cg_og
+    # or (cg <= thin_max_cg and og <= thin_max_cg_og): neither GEMM nor the 8-output
+    # register blocks fill with so few channels, while one pass per tap stays at memory
+    # speed (3x3 depthwise and 128->128 g=32: 2.5-4x and 1.4-1.6x faster than PyTorch).
+    thin_max_cg_og: int = 16
+    thin_max_cg: int = 2
+    # Strided thin groups build phase planes once per sample when cg*og >= this (the
+    # planes are reused by every channel of the group); below it (strided depthwise),
+    # building them costs as much as the convolution and the row kernel runs in place.
+    thin_planes_min_cg_og: int = 4
+    # Largest zero-padded copy of one group's channels (per thread) that the stride-1
+    # thin kernel makes; beyond it the phase-plane / row kernels run.
+    thin_pad_bytes: int = 16 << 20
+    # 1x1 stride-1 unpadded layers: the register-blocked direct kernel reading the input
+    # in place (1.25x faster than one OpenBLAS GEMM per tile for 1x1 256->64, float32),
+    # ``pointwise_chunk`` positions at a time through every output-channel block.
+    pointwise_direct: bool = True
+    pointwise_chunk: int = 128
+    # Output positions per work unit of the dense direct kernel.
+    dense_tile: int = 1024
+    # Output channels per group from which the dense register-blocked kernels (forward
+    # phases of a transposed convolution, weight gradient) fill their 8 lanes
+    # (nn_direct.OBW).  Below it: transposed 7x7 s2 3->64 input gradient 32 vs 20 ms
+    # (float32, GEMM + col2im wins); weight gradient depthwise s2 19.5 vs 10.9 ms and
+    # g32 og=4 5.9 vs 4.3 (GEMM wins); and the thin direct weight kernel of
+    # grad_direct.pyx takes over (depthwise 3x3 0.7 vs 2.0 ms; conv3d 16->16 with 16
+    # per group: 10.9 ms on the dense kernel vs 23.9 on the thin one).
+    dense_min_og: int = 8
+    # Output positions per work unit of the dense weight-gradient kernel (its packed
+    # grad_output tile stays in L2).
+    weight_tile: int = 512
+
+    # --- GEMM threading ---------------------------------------------------------------
+    # OpenMP over independent units, each a single-threaded GEMM, beat one GEMM on
+    # OpenBLAS's threads by 1.4x (1x1 256->64) to >10x (3x3 64->64 batch 8: 41 vs 644 ms)
+    # on 2 cores: False keeps that scheme; True re-runs the losing one for measurement.
+    gemm_blas_threads: bool = False
+
+    # --- thread grains (least work worth a thread of its own) ---------------------------
+    grain: int = 1 << 15
+    # memory-bound gathers (padding modes, upsampling, shuffles, unfold/fold)
+    gather_grain: int = 1 << 17
+    # weight packing stays on one thread below 4M elements (0.05 ms; a 2-thread region
+    # costs more than that on a busy machine)
+    pack_grain: int = 1 << 22
+
+    # --- plan cache -----------------------------------------------------------------------
+    # Plans kept per operation (LRU); a layer stack of a network has far fewer signatures.
+    plan_cache_size: int = 512
+
+
+DEFAULT = Tuning()
+
+class _State(threading.local):
+    tuning = None           # class default: no AttributeError (slow) on a thread's first read
+
+
+_state = _State()
+
+
+def active():
+    """The :class:`Tuning` the planners use now (an :func:`override` block's, else the default)."""
+    return _state.tuning or DEFAULT
+
+
+@contextlib.contextmanager
+def override(**values):
+    """Run a block with some thresholds replaced (per Python thread).
+
+    Plans are keyed by the tuning in force, so a block never reuses a plan made under
+    other values.
+
+    Examples
+    --------
+    >>> from pyconv._engine import tuning
+    >>> with tuning.override(workspace_bytes=1):
+    ...     tuning.active().workspace_bytes
+    1
+    >>> tuning.active().workspace_bytes == tuning.DEFAULT.workspace_bytes
+    True
+    """
+    old = _state.tuning
+    _state.tuning = dataclasses.replace(active(), **values)
+    try:
+        yield _state.tuning
+    finally:
+        _state.tuning = old
+
+
+# Compile-time constants of the kernels (for reference; changing them means a rebuild):
+# - nn_direct.OBW = 8 (PYCONV_OBW): output channels per register block of the dense
+#   kernels; 12-wide blocks measured 3-12% slower (1 thread, float32: 19.2 vs 21.5 ms,
+#   12.1 vs 12.5, 12.2 vs 13.2 on suite layers a, b, c).  ``dense_min_og`` equals it.
+# - signal direct kernel: ~16 KiB of outputs per work item (pyconv.signal._block_len).
