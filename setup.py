@@ -96,6 +96,10 @@ def extensions():
     # throughput).  PYCONV_PORTABLE=1 builds for the baseline ISA instead.
     if sys.platform != "win32" and not os.environ.get("PYCONV_PORTABLE") and _accepts("-march=native"):
         opt.append("-march=native")
+    # Per-module extra flags.  ndimage reproduces scipy.ndimage's double arithmetic
+    # bit for bit (integer outputs truncate, so one rounding can change a result):
+    # no contraction of a*b + c into an FMA there.
+    extra = {"ndimage": ["-ffp-contract=off"]} if sys.platform != "win32" else {}
     only = {m for m in os.environ.get("PYCONV_BUILD_ONLY", "").split(",") if m}
     exts = []
     for pyx in sorted(glob.glob(os.path.join("pyconv", "_kernels", "*.pyx"))):
@@ -108,7 +112,7 @@ def extensions():
                 [pyx],
                 include_dirs=[np.get_include(), os.path.join("pyconv", "_kernels")],
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), ("CYTHON_CCOMPLEX", "0")],
-                extra_compile_args=opt + compile_args,
+                extra_compile_args=opt + compile_args + extra.get(name, []),
                 extra_link_args=link_args,
             )
         )
