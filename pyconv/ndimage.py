@@ -108,7 +108,7 @@ def _index_map(n, before, after, mode):
     about its edges (d c b a | a b c d | d c b a), 'mirror' about its end samples
     (d c b | a b c d | c b a), 'wrap' periodically, 'nearest' the edge sample.
     """
-    q = np.arange(-before, n + after, dtype=np.int64)
+    q = np.arange(-before, n + after, dtype=np.intp)
     if mode == "constant":
         return np.where((q >= 0) & (q < n), q, -1)
     if mode == "nearest" or n == 1:
@@ -289,10 +289,21 @@ def _halo(name, ndim, *args, **kwargs):
 
 # --------------------------------------------------------------------------- the two kernel calls
 
-def _chunk_lines(cdt):
-    # lines filtered side by side when the axis is not the contiguous one: two
-    # cache lines per load and four vectors of accumulators
-    return 32 if cdt == np.float32 else 16
+def _tile(cdt, n, k, m, inplace, uniform):
+    """(lines side by side, positions per tile) for a pass along a non-contiguous axis.
+
+    Wide tiles read long contiguous row segments (the prefetchers follow them).
+    A tile of whole lines is needed in place (tiles would read rows another tile
+    has overwritten) and for the running sum (its rounding runs from the line's
+    start); then the tile narrows to keep the buffer near 256 KiB.
+    """
+    isz = cdt.itemsize
+    if inplace or uniform:
+        c = max(8, (1 << 18) // max(1, (n + k) * isz))
+        return min(c, 1024 // isz * 4, m), n
+    c = min(m, 2048 // isz)
+    rows = max(2 * k, 64)
+    return c, min(rows, n)
 
 
 def _corr1d_into(inp, w, axis, out, mode, cval, origin, uniform=False):
@@ -328,17 +339,14 @@ def _corr1d_into(inp, w, axis, out, mode, cval, origin, uniform=False):
         kind = 0
     cdt = np.dtype(np.float32) if inp.dtype == np.float32 and out.dtype == np.float32 else np.dtype(np.float64)
     before = k // 2 + origin
-    after = k - 1 - before
-    m = _index_map(n, before, after, mode)
-    lmap = np.ascontiguousarray(m[:before])
-    rmap = np.ascontiguousarray(m[before + n:])
+    fmap = _index_map(n, before, k - 1 - before, mode)
     # dims: (outer..., inner, axis); the inner dim is the one read most cheaply across lines
     others = [d for d in range(inp.ndim) if d != axis]
-    c = 1
+    c, rows = 1, n
     if others:
         inner = min(others, key=lambda d: (abs(inp.strides[d]) if inp.shape[d] > 1 else 1 << 62))
-        if inp.shape[inner] > 1 and (inp.shape[axis] == 1 or abs(inp.strides[inner]) < abs(inp.strides[axis])):
-            c = min(_chunk_lines(cdt), inp.shape[inner])
+        if inp.shape[inner] > 1 and (n == 1 or abs(inp.strides[inner]) < abs(inp.strides[axis])):
+            c, rows = _tile(cdt, n, k, inp.shape[inner], np.may_share_memory(inp, work_out), uniform)
         others.remove(inner)
         others.append(inner)
     order = others + [axis]
@@ -347,7 +355,7 @@ def _corr1d_into(inp, w, axis, out, mode, cval, origin, uniform=False):
     ostr = np.array([work_out.strides[d] for d in order], dtype=np.intp)
     nt = num_threads_for(inp.size * (2 if uniform else k), grain=1 << 16)
     _K1[cdt](_addr(inp), scode, _addr(work_out), dcode, shape, istr, ostr, np.ascontiguousarray(w, dtype=cdt),
-             kind, lmap, rmap, cval, c, nt)
+             kind, fmap, before, cval, c, rows, nt)
     if work_out is not out:
         out[...] = work_out
     return out

@@ -11,8 +11,9 @@
 # out-of-range conversions, emulated exactly so -march=native changes nothing).
 #
 # * ``corr1d``: the 1-D correlation (or the running-sum uniform filter) along one
-#   axis.  A work item is a chunk of ``c`` neighbouring lines; each line is
-#   extended in the buffer, then filtered with scipy's own formulas and order
+#   axis.  A work item is one line extended in the buffer, or (when the axis is
+#   not the contiguous one) a tile of ``c`` neighbouring lines by ``rows``
+#   positions, its rows read through the map; either is then filtered with scipy's own formulas and order
 #   of operations (the symmetric / antisymmetric pairings of NI_Correlate1D,
 #   the uniform filter's running sum, each output divided by the size), so float64 and integer results are the
 #   same bits as scipy's.  ``c == 1`` (the axis is the contiguous one) sweeps
@@ -285,23 +286,28 @@ cdef void _filter_chunk(const real_t* b, real_t* o, Py_ssize_t n, Py_ssize_t c, 
 
 def corr1d(Py_ssize_t src, int scode, Py_ssize_t dst, int dcode,
            const Py_ssize_t[::1] shape, const Py_ssize_t[::1] istr, const Py_ssize_t[::1] ostr,
-           const real_t[::1] w, int kind, const Py_ssize_t[::1] lmap, const Py_ssize_t[::1] rmap,
-           real_t cval, Py_ssize_t c, int nthreads):
+           const real_t[::1] w, int kind, const Py_ssize_t[::1] fmap, Py_ssize_t before,
+           real_t cval, Py_ssize_t c, Py_ssize_t rows, int nthreads):
     """1-D correlation along the LAST entry of ``shape`` (dims reordered by the caller).
 
     ``shape``/``istr``/``ostr``: dims (outer..., inner, axis) with byte strides of input
-    and output; ``c`` lines of the ``inner`` dim form a work item (1: one line).
-    ``w``: the weights (``kind`` 0 general, 1 symmetric, 2 antisymmetric, 3 uniform
-    of size ``len(w)``); ``lmap``/``rmap``: source index of each padded position
-    before/after the line (-1: ``cval``).
+    and output.  ``w``: the weights (``kind`` 0 general, 1 symmetric, 2 antisymmetric,
+    3 uniform of size ``len(w)``); ``fmap``: source index of each padded position
+    ``q - before`` of the axis, q < n + len(w) - 1 (-1: ``cval``).
+
+    ``c == 1``: a work item is one line, extended in place in the buffer.  ``c > 1``:
+    a work item is ``c`` lines of the inner dim side by side and ``rows`` positions
+    along the axis (a tile), its input rows read through ``fmap``; tiles of one line
+    read each other's rows, so the caller passes ``rows == n`` when the output is
+    the input (and for the running sum, whose rounding starts at the line's start).
     """
     cdef int nd = <int>shape.shape[0]
     cdef Py_ssize_t n = shape[nd - 1], k = w.shape[0]
-    cdef Py_ssize_t before = lmap.shape[0], after = rmap.shape[0]
+    cdef Py_ssize_t after = k - 1 - before
     cdef Py_ssize_t m = shape[nd - 2] if nd >= 2 else 1
     cdef Py_ssize_t si_in = istr[nd - 2] if nd >= 2 else 0
     cdef Py_ssize_t si_out = ostr[nd - 2] if nd >= 2 else 0
-    cdef Py_ssize_t nouter = 1, nchunks, nitems, it, ob, r, oi, ioff, ooff, i0, nc, blen
+    cdef Py_ssize_t nouter = 1, nchunks, nblocks, nitems, it, ob, r, oi, ioff, ooff, i0, nc, r0, nr, q, s
     cdef int d
     cdef real_t* buf
     cdef real_t* obuf
@@ -321,37 +327,51 @@ def corr1d(Py_ssize_t src, int scode, Py_ssize_t dst, int dcode,
         nouter *= sh[d]
     if c < 1:
         c = 1
+    if c == 1 or rows < 1 or rows > n:
+        rows = n
     nchunks = (m + c - 1) // c
-    nitems = nouter * nchunks
-    blen = (before + n + after) * c
+    nblocks = (n + rows - 1) // rows
+    nitems = nouter * nchunks * nblocks
     cdef int failed = 0
     cdef int* failp = &failed
     with nogil, parallel(num_threads=nthreads):
-        buf = <real_t*>malloc(blen * sizeof(real_t))
-        obuf = <real_t*>malloc(n * c * sizeof(real_t))
+        buf = <real_t*>malloc((rows + k - 1) * c * sizeof(real_t))
+        obuf = <real_t*>malloc(rows * c * sizeof(real_t))
         dacc = <double*>malloc(c * sizeof(double))
         if buf != NULL and obuf != NULL and dacc != NULL:
             for it in prange(nitems, schedule='dynamic'):
-                ob = it // nchunks
-                i0 = (it - ob * nchunks) * c
+                r0 = (it % nblocks) * rows
+                nr = rows if r0 + rows <= n else n - r0
+                ob = it // nblocks
+                i0 = (ob % nchunks) * c
+                ob = ob // nchunks
                 nc = c if i0 + c <= m else m - i0
                 # outer multi-index -> byte offsets
                 ioff = i0 * si_in
-                ooff = i0 * si_out
+                ooff = i0 * si_out + r0 * ost[nd - 1]
                 r = ob
                 for d in range(nd - 3, -1, -1):
                     oi = r % sh[d]
                     r = r // sh[d]
                     ioff = ioff + oi * ist[d]
                     ooff = ooff + oi * ost[d]
-                _extend(<const char*>src + ioff, ist[nd - 1], scode, n, &lmap[0] if before else NULL,
-                        before, &rmap[0] if after else NULL, after, cval, buf, c, nc, si_in)
                 if c == 1:
+                    _extend(<const char*>src + ioff, ist[nd - 1], scode, n, &fmap[0],
+                            before, &fmap[before + n], after, cval, buf, 1, 1, 0)
                     _filter_line(buf, obuf, n, &w[0], k, kind)
                     _store(obuf, 1, 1, n, 1, dcode, <char*>dst + ooff, ost[nd - 1], 0)
                 else:
-                    _filter_chunk(buf, obuf, n, c, nc, &w[0], k, kind, dacc)
-                    _store(obuf, c, 1, n, nc, dcode, <char*>dst + ooff, ost[nd - 1], si_out)
+                    # the tile's padded rows r0 .. r0 + nr + k - 2, each from its source row
+                    for q in range(nr + k - 1):
+                        s = fmap[r0 + q]
+                        if s < 0:
+                            for r in range(nc):
+                                buf[q * c + r] = cval
+                        else:
+                            _load(<const char*>src + ioff + s * ist[nd - 1], 0, si_in, 1, nc, scode,
+                                  buf + q * c, 0, 1)
+                    _filter_chunk(buf, obuf, nr, c, nc, &w[0], k, kind, dacc)
+                    _store(obuf, c, 1, nr, nc, dcode, <char*>dst + ooff, ost[nd - 1], si_out)
         else:
             failp[0] = 1
         free(buf)
