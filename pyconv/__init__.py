@@ -5,6 +5,7 @@ Layers
 pyconv.signal      scipy.signal-compatible convolution and correlation (re-exported here)
 pyconv.nn          PyTorch-compatible deep-learning convolutions (channels first)
 pyconv.grad        backward passes of every forward function
+pyconv.ndimage     scipy.ndimage's convolution filters (boundary modes, origin, axes)
 pyconv.arithmetic  output sizes, receptive fields, conv matrices, costs
 
 Threads: :func:`set_num_threads`, :func:`get_num_threads`, :func:`threads`.
@@ -16,7 +17,7 @@ from pyconv._utils import get_num_threads, openmp_enabled, set_num_threads, thre
 __version__ = "0.1.0"
 
 __all__ = ["get_num_threads", "set_num_threads", "threads", "openmp_enabled",
-           "signal", "nn", "grad", "arithmetic"]
+           "signal", "nn", "grad", "ndimage", "arithmetic"]
 
 from pyconv import arithmetic  # noqa: E402
 
@@ -27,7 +28,7 @@ __all__ += signal.__all__
 
 
 def __getattr__(name):
-    # nn and grad load on first use, so `import pyconv` stays light.
-    if name in ("nn", "grad"):
+    # nn, grad and ndimage load on first use, so `import pyconv` stays light.
+    if name in ("nn", "grad", "ndimage"):
         return _importlib.import_module(f"pyconv.{name}")
     raise AttributeError(f"module 'pyconv' has no attribute {name!r}")

@@ -38,6 +38,7 @@ import numpy as np
 
 from pyconv import arithmetic
 from pyconv import nn as _nn
+from pyconv import _grad_ndimage as ndimage  # noqa: F401  (pyconv.grad.ndimage: the ndimage filters' backward passes)
 from pyconv._kernels import grad_direct as _kd
 from pyconv._utils import (SIG_MODES, as_array, as_tuple, blas_single_thread, check_choice, check_int, contiguous,
                            dl_dtype, nn_pad_maps, num_threads_for, sig_array, sig_boundary, sig_fillvalue,

@@ -961,9 +961,9 @@ def gaussian_laplace(input, sigma, output=None, mode="reflect", cval=0.0, *, axe
     >>> import numpy as np
     >>> from pyconv.ndimage import gaussian_laplace
     >>> gaussian_laplace(np.eye(3), 1.0).round(3)
-    array([[-0.066,  0.047,  0.042],
-           [ 0.047, -0.065,  0.047],
-           [ 0.042,  0.047, -0.066]])
+    array([[-0.385,  0.037,  0.348],
+           [ 0.037, -0.073,  0.037],
+           [ 0.348,  0.037, -0.385]])
     """
     input = np.asarray(input)
 
@@ -1005,7 +1005,7 @@ def gaussian_gradient_magnitude(input, sigma, output=None, mode="reflect", cval=
     >>> import numpy as np
     >>> from pyconv.ndimage import gaussian_gradient_magnitude
     >>> gaussian_gradient_magnitude(np.array([0.0, 0, 1, 1]), 1.0).round(3)
-    array([0.133, 0.282, 0.282, 0.133])
+    array([0.108, 0.363, 0.363, 0.108])
     """
     input = np.asarray(input)
     output = _get_output(output, input)
