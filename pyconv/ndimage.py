@@ -35,6 +35,8 @@ Examples
 >>> ndimage.convolve(np.arange(5.0), [1, 2, 1], mode="constant")
 array([ 1.,  4.,  8., 12., 11.])
 """
+import functools
+import math
 import numbers
 import operator
 import warnings
@@ -101,6 +103,7 @@ def _index(value, name):
                         "integer") from None
 
 
+@functools.lru_cache(maxsize=512)
 def _index_map(n, before, after, mode):
     """Source index of every padded position ``-before .. n + after - 1`` (-1: cval).
 
@@ -110,16 +113,20 @@ def _index_map(n, before, after, mode):
     """
     q = np.arange(-before, n + after, dtype=np.intp)
     if mode == "constant":
-        return np.where((q >= 0) & (q < n), q, -1)
-    if mode == "nearest" or n == 1:
-        return np.clip(q, 0, n - 1)
-    if mode == "wrap":
-        return q % n
-    if mode == "reflect":
+        m = np.where((q >= 0) & (q < n), q, -1)
+    elif mode == "nearest" or n == 1:
+        m = np.clip(q, 0, n - 1)
+    elif mode == "wrap":
+        m = q % n
+    elif mode == "reflect":
         p = q % (2 * n)
-        return np.where(p < n, p, 2 * n - 1 - p)
-    p = q % (2 * n - 2)  # mirror
-    return np.where(p < n, p, 2 * n - 2 - p)
+        m = np.where(p < n, p, 2 * n - 1 - p)
+    else:  # mirror
+        p = q % (2 * n - 2)
+        m = np.where(p < n, p, 2 * n - 2 - p)
+    m = np.ascontiguousarray(m, dtype=np.intp)
+    m.flags.writeable = False         # cached: shared by every call with this geometry
+    return m
 
 
 def _addr(a):
@@ -384,7 +391,7 @@ def _corrnd_into(inp, w, out, mode, cval, origins):
     map_off = np.cumsum([0] + [len(m) for m in maps[:-1]]).astype(np.intp)
     nd = inp.ndim
     nt = num_threads_for(inp.size * max(1, len(taps)), grain=1 << 16)
-    ko = int(np.prod(w.shape[:-2], dtype=np.int64))
+    ko = math.prod(w.shape[:-2])
     L = inp.shape[-1] + w.shape[-1] - 1
     nplanes = inp.size // (inp.shape[-1] * inp.shape[-2])
     # rows per work item: the extended rows stay within ~256 KiB, and every thread gets items
@@ -393,7 +400,7 @@ def _corrnd_into(inp, w, out, mode, cval, origins):
     _KN[cdt](_addr(inp), scode, _addr(out), dcode, np.array(inp.shape, dtype=np.intp),
              np.array(inp.strides, dtype=np.intp), np.array(out.strides, dtype=np.intp),
              np.array(w.shape, dtype=np.intp), taps, np.ascontiguousarray(flat[taps], dtype=cdt),
-             np.concatenate(maps).astype(np.intp), map_off, np.array(befores, dtype=np.intp),
+             np.concatenate(maps), map_off, np.array(befores, dtype=np.intp),
              cval, rows, nt)
     while out.ndim > target.ndim:
         out = out[0]
