@@ -397,9 +397,11 @@ def _corrnd_into(inp, w, out, mode, cval, origins):
     # rows per work item: the extended rows stay within ~256 KiB, and every thread gets items
     rows = max(1, (1 << 18) // max(1, ko * L * cdt.itemsize) - w.shape[-2] + 1)
     rows = min(rows, max(1, -(-nplanes * inp.shape[-2] // (4 * nt))) if nt > 1 else rows, inp.shape[-2])
+    ko_i, kr_i, kc_i = np.unravel_index(taps, (ko, w.shape[-2], w.shape[-1]))
+    tap_off = ((ko_i * (rows + w.shape[-2] - 1) + kr_i) * L + kc_i).astype(np.intp)
     _KN[cdt](_addr(inp), scode, _addr(out), dcode, np.array(inp.shape, dtype=np.intp),
              np.array(inp.strides, dtype=np.intp), np.array(out.strides, dtype=np.intp),
-             np.array(w.shape, dtype=np.intp), taps, np.ascontiguousarray(flat[taps], dtype=cdt),
+             np.array(w.shape, dtype=np.intp), tap_off, np.ascontiguousarray(flat[taps], dtype=cdt),
              np.concatenate(maps), map_off, np.array(befores, dtype=np.intp),
              cval, rows, nt)
     while out.ndim > target.ndim:

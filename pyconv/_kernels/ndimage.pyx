@@ -151,10 +151,19 @@ cdef extern from *:
                     int code, char* dst, Py_ssize_t dp, Py_ssize_t di) noexcept nogil
     void nd_store_f(const float* src, Py_ssize_t sp, Py_ssize_t si, Py_ssize_t np_, Py_ssize_t ni,
                     int code, char* dst, Py_ssize_t dp, Py_ssize_t di) noexcept nogil
+    enum: ND_F32, ND_F64
 
 cdef enum:
     MAXD = 64
     GROUP = 8
+
+
+cdef inline int _code_of(real_t x) noexcept nogil:
+    """The type code of the compute type."""
+    if real_t is double:
+        return ND_F64
+    else:
+        return ND_F32
 
 
 cdef inline void _load(const char* src, Py_ssize_t sp, Py_ssize_t si, Py_ssize_t np_, Py_ssize_t ni,
@@ -332,6 +341,7 @@ def corr1d(Py_ssize_t src, int scode, Py_ssize_t dst, int dcode,
     nchunks = (m + c - 1) // c
     nblocks = (n + rows - 1) // rows
     nitems = nouter * nchunks * nblocks
+    cdef bint direct = ost[nd - 1] == <Py_ssize_t>sizeof(real_t) and dcode == _code_of(cval)
     cdef int failed = 0
     cdef int* failp = &failed
     with nogil, parallel(num_threads=nthreads):
@@ -358,8 +368,11 @@ def corr1d(Py_ssize_t src, int scode, Py_ssize_t dst, int dcode,
                 if c == 1:
                     _extend(<const char*>src + ioff, ist[nd - 1], scode, n, &fmap[0],
                             before, &fmap[before + n], after, cval, buf, 1, 1, 0)
-                    _filter_line(buf, obuf, n, &w[0], k, kind)
-                    _store(obuf, 1, 1, n, 1, dcode, <char*>dst + ooff, ost[nd - 1], 0)
+                    if direct:      # the line is in the buffer: write the output row itself
+                        _filter_line(buf, <real_t*>(<char*>dst + ooff), n, &w[0], k, kind)
+                    else:
+                        _filter_line(buf, obuf, n, &w[0], k, kind)
+                        _store(obuf, 1, 1, n, 1, dcode, <char*>dst + ooff, ost[nd - 1], 0)
                 else:
                     # the tile's padded rows r0 .. r0 + nr + k - 2, each from its source row
                     for q in range(nr + k - 1):
@@ -445,13 +458,14 @@ ctypedef struct NdGeo:
     const Py_ssize_t* istr
     const Py_ssize_t* ostr
     const Py_ssize_t* kshape
-    const Py_ssize_t* tap_idx
+    const Py_ssize_t* tap_off
     Py_ssize_t ntaps
     const Py_ssize_t* maps
     const Py_ssize_t* map_off
     const Py_ssize_t* before
     Py_ssize_t ko_count
     Py_ssize_t rows
+    bint direct         # output rows contiguous and of the compute type: sum straight into them
 
 
 cdef void _nd_item(const NdGeo* G, const real_t* tap_w, real_t cval, Py_ssize_t plane, Py_ssize_t r0,
@@ -464,9 +478,10 @@ cdef void _nd_item(const NdGeo* G, const real_t* tap_w, real_t cval, Py_ssize_t 
     cdef Py_ssize_t kpos[MAXD]
     cdef const real_t* gap[GROUP]
     cdef real_t gw[GROUP]
-    cdef Py_ssize_t rem, ko, off, s, pr, q, rr, t, kk, kr, kc, bl
+    cdef Py_ssize_t rem, ko, off, s, pr, q, rr, t, bl
     cdef bint dead, fresh
     cdef real_t* ext
+    cdef real_t* orow
     cdef const Py_ssize_t* mp = G.maps + G.map_off[nd - 1]
     bl = G.before[nd - 1]
     rem = plane
@@ -497,38 +512,37 @@ cdef void _nd_item(const NdGeo* G, const real_t* tap_w, real_t cval, Py_ssize_t 
                         mp, bl, mp + bl + n, kw - 1 - bl, cval, ext, 1, 1, 0)
     # 2) each output row: its taps in C order, in fused groups
     for rr in range(r0, r1):
-        g = 0
-        fresh = True
-        for t in range(G.ntaps):
-            kk = G.tap_idx[t]
-            kc = kk % kw
-            kk = kk // kw
-            kr = kk % kh
-            ko = kk // kh
-            gap[g] = buf + (ko * npr + rr - r0 + kr) * L + kc
-            gw[g] = tap_w[t]
-            g = g + 1
-            if g == GROUP:
-                _sweep(obuf, n, gap, gw, g, fresh)
-                fresh = False
-                g = 0
-        if g > 0 or fresh:
-            _sweep(obuf, n, gap, gw, g, fresh)
         off = rr * G.ostr[nd - 2]
         for d in range(nd - 2):
             off = off + pos[d] * G.ostr[d]
-        _store(obuf, 1, 1, n, 1, G.dcode, G.dst + off, G.ostr[nd - 1], 0)
+        orow = <real_t*>(G.dst + off) if G.direct else obuf
+        g = 0
+        fresh = True
+        for t in range(G.ntaps):
+            gap[g] = buf + (rr - r0) * L + G.tap_off[t]
+            gw[g] = tap_w[t]
+            g = g + 1
+            if g == GROUP:
+                _sweep(orow, n, gap, gw, g, fresh)
+                fresh = False
+                g = 0
+        if g > 0 or fresh:
+            _sweep(orow, n, gap, gw, g, fresh)
+        if not G.direct:
+            _store(obuf, 1, 1, n, 1, G.dcode, G.dst + off, G.ostr[nd - 1], 0)
 
 
 def corrnd(Py_ssize_t src, int scode, Py_ssize_t dst, int dcode,
            const Py_ssize_t[::1] shape, const Py_ssize_t[::1] istr, const Py_ssize_t[::1] ostr,
-           const Py_ssize_t[::1] kshape, const Py_ssize_t[::1] tap_idx, const real_t[::1] tap_w,
+           const Py_ssize_t[::1] kshape, const Py_ssize_t[::1] tap_off, const real_t[::1] tap_w,
            const Py_ssize_t[::1] maps, const Py_ssize_t[::1] map_off, const Py_ssize_t[::1] before,
            real_t cval, Py_ssize_t rows, int nthreads):
     """N-d correlation, nd = len(shape) >= 2, output shape == input shape.
 
-    Taps: flat C-order indices ``tap_idx`` into a kernel of shape ``kshape`` with
-    weights ``tap_w`` (only the nonzero ones, in C order).  ``maps[map_off[d]:]``:
+    Taps: the nonzero weights ``tap_w`` in the kernel's C order, and for each the
+    offset ``(ko * (rows + kh - 1) + kr) * (n + kw - 1) + kc`` of its first input in
+    the row buffer (``ko``: flat kernel index over the outer dims, ``kr``/``kc``: its
+    row and column; ``kshape`` = (..., kh, kw), ``n`` the last axis' size).  ``maps[map_off[d]:]``:
     for axis d, the source index of padded position q - before[d] for
     q < shape[d] + kshape[d] - 1 (-1: ``cval``).  ``rows``: output rows per work item.
     """
@@ -552,7 +566,7 @@ def corrnd(Py_ssize_t src, int scode, Py_ssize_t dst, int dcode,
     G.ostr = &ostr[0]
     G.kshape = &kshape[0]
     G.ntaps = tap_w.shape[0]
-    G.tap_idx = &tap_idx[0] if G.ntaps else NULL
+    G.tap_off = &tap_off[0] if G.ntaps else NULL
     G.maps = &maps[0]
     G.map_off = &map_off[0]
     G.before = &before[0]
@@ -561,6 +575,7 @@ def corrnd(Py_ssize_t src, int scode, Py_ssize_t dst, int dcode,
         G.ko_count *= kshape[d]
         nplanes *= shape[d]
     G.rows = rows if rows >= 1 else 1
+    G.direct = ostr[nd - 1] == <Py_ssize_t>sizeof(real_t) and dcode == _code_of(cval)
     nr = shape[nd - 2]
     L = shape[nd - 1] + kshape[nd - 1] - 1
     nchunks = (nr + G.rows - 1) // G.rows
