@@ -377,7 +377,8 @@ def _corrnd_into(inp, w, out, mode, cval, origins):
         return out
     target = out
     inp = _native(inp)
-    if np.may_share_memory(inp, out) or not out.dtype.isnative:
+    temporary = np.may_share_memory(inp, out) or not out.dtype.isnative
+    if temporary:
         out = np.empty(out.shape, out.dtype.newbyteorder("="))    # scipy also filters into a temporary
     origins = list(origins)
     while inp.ndim < 2:                   # the kernel sweeps rows of the last axis, planes of the rest
@@ -404,10 +405,8 @@ def _corrnd_into(inp, w, out, mode, cval, origins):
              np.array(w.shape, dtype=np.intp), tap_off, np.ascontiguousarray(flat[taps], dtype=cdt),
              np.concatenate(maps), map_off, np.array(befores, dtype=np.intp),
              cval, rows, nt)
-    while out.ndim > target.ndim:
-        out = out[0]
-    if out is not target and not np.shares_memory(out, target):
-        target[...] = out
+    if temporary:
+        target[...] = out.reshape(target.shape)
     return target
 
 
