@@ -27,7 +27,7 @@ sys.path.insert(0, HERE)
 
 import pyconv  # noqa: E402
 
-SUITES = ["signal", "nn", "grad", "ndimage"]
+SUITES = ["signal", "nn", "grad", "busy", "ndimage"]
 
 
 class Harness:
