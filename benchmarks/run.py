@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/run.py                    # every suite
-    python benchmarks/run.py --suite signal     # one suite (signal, nn, grad, ndimage)
+    python benchmarks/run.py --suite signal     # one suite (signal, nn, grad, busy, ndimage)
     python benchmarks/run.py --suite nn --quick # fewer repeats, smaller cases
 
 Each suite lives in ``benchmarks/suite_<name>.py`` and defines ``run(h)``, where
