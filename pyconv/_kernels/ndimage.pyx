@@ -59,6 +59,18 @@ cdef extern from *:
 
     #define ND_LOAD_CASE(CODE, CT)                                             \
         case CODE:                                                             \
+            if (ni == 1 && dp == 1 && sp == (Py_ssize_t)sizeof(CT)) {          \
+                const CT* q = (const CT*)src;   /* a contiguous row: vectorised */ \
+                for (p = 0; p < np_; p++)                                      \
+                    dst[p] = (DT)q[p];                                         \
+                break;                                                         \
+            }                                                                  \
+            if (np_ == 1 && di == 1 && si == (Py_ssize_t)sizeof(CT)) {         \
+                const CT* q = (const CT*)src;                                  \
+                for (i = 0; i < ni; i++)                                       \
+                    dst[i] = (DT)q[i];                                         \
+                break;                                                         \
+            }                                                                  \
             for (p = 0; p < np_; p++) {                                        \
                 const char* q = src + p * sp;                                  \
                 for (i = 0; i < ni; i++)                                       \
@@ -98,6 +110,12 @@ cdef extern from *:
 
     #define ND_STORE_CASE(CODE, CT, CONV)                                      \
         case CODE:                                                             \
+            if (np_ == 1 && si == 1 && di == (Py_ssize_t)sizeof(CT)) {          \
+                CT* q = (CT*)dst;               /* a contiguous row */         \
+                for (i = 0; i < ni; i++)                                       \
+                    q[i] = (CT)CONV((double)src[i]);                           \
+                break;                                                         \
+            }                                                                  \
             for (p = 0; p < np_; p++) {                                        \
                 char* q = dst + p * dp;                                        \
                 for (i = 0; i < ni; i++)                                       \
@@ -142,6 +160,50 @@ cdef extern from *:
         }
         ND_STORE_BODY
     }
+
+    /* o[j] (+)= sum_h ws[h] * ap[h][j] for g <= 8 taps, added in order, one multiply and one
+       add each (no FMA: the module is built with -ffp-contract=off).  ``fresh``: o holds no
+       sum yet.  One loop per tap count, so the taps' pointers and weights stay in registers. */
+    #define ND_SWEEP_DEF(NAME, T)                                                  \
+    static void NAME(T* restrict o, Py_ssize_t n, const T* const* ap, const T* ws, int g, int fresh) { \
+        Py_ssize_t j;                                                          \
+        switch (g) {                                                           \
+        case 8: {                                                             \
+            const T* restrict a0 = ap[0]; const T w0 = ws[0]; const T* restrict a1 = ap[1]; const T w1 = ws[1]; const T* restrict a2 = ap[2]; const T w2 = ws[2]; const T* restrict a3 = ap[3]; const T w3 = ws[3]; const T* restrict a4 = ap[4]; const T w4 = ws[4]; const T* restrict a5 = ap[5]; const T w5 = ws[5]; const T* restrict a6 = ap[6]; const T w6 = ws[6]; const T* restrict a7 = ap[7]; const T w7 = ws[7]; \
+            for (j = 0; j < n; j++) { T acc = fresh ? (T)0 : o[j]; acc = acc + w0 * a0[j]; acc = acc + w1 * a1[j]; acc = acc + w2 * a2[j]; acc = acc + w3 * a3[j]; acc = acc + w4 * a4[j]; acc = acc + w5 * a5[j]; acc = acc + w6 * a6[j]; acc = acc + w7 * a7[j]; o[j] = acc; } \
+            break; }                                                          \
+        case 7: {                                                             \
+            const T* restrict a0 = ap[0]; const T w0 = ws[0]; const T* restrict a1 = ap[1]; const T w1 = ws[1]; const T* restrict a2 = ap[2]; const T w2 = ws[2]; const T* restrict a3 = ap[3]; const T w3 = ws[3]; const T* restrict a4 = ap[4]; const T w4 = ws[4]; const T* restrict a5 = ap[5]; const T w5 = ws[5]; const T* restrict a6 = ap[6]; const T w6 = ws[6]; \
+            for (j = 0; j < n; j++) { T acc = fresh ? (T)0 : o[j]; acc = acc + w0 * a0[j]; acc = acc + w1 * a1[j]; acc = acc + w2 * a2[j]; acc = acc + w3 * a3[j]; acc = acc + w4 * a4[j]; acc = acc + w5 * a5[j]; acc = acc + w6 * a6[j]; o[j] = acc; } \
+            break; }                                                          \
+        case 6: {                                                             \
+            const T* restrict a0 = ap[0]; const T w0 = ws[0]; const T* restrict a1 = ap[1]; const T w1 = ws[1]; const T* restrict a2 = ap[2]; const T w2 = ws[2]; const T* restrict a3 = ap[3]; const T w3 = ws[3]; const T* restrict a4 = ap[4]; const T w4 = ws[4]; const T* restrict a5 = ap[5]; const T w5 = ws[5]; \
+            for (j = 0; j < n; j++) { T acc = fresh ? (T)0 : o[j]; acc = acc + w0 * a0[j]; acc = acc + w1 * a1[j]; acc = acc + w2 * a2[j]; acc = acc + w3 * a3[j]; acc = acc + w4 * a4[j]; acc = acc + w5 * a5[j]; o[j] = acc; } \
+            break; }                                                          \
+        case 5: {                                                             \
+            const T* restrict a0 = ap[0]; const T w0 = ws[0]; const T* restrict a1 = ap[1]; const T w1 = ws[1]; const T* restrict a2 = ap[2]; const T w2 = ws[2]; const T* restrict a3 = ap[3]; const T w3 = ws[3]; const T* restrict a4 = ap[4]; const T w4 = ws[4]; \
+            for (j = 0; j < n; j++) { T acc = fresh ? (T)0 : o[j]; acc = acc + w0 * a0[j]; acc = acc + w1 * a1[j]; acc = acc + w2 * a2[j]; acc = acc + w3 * a3[j]; acc = acc + w4 * a4[j]; o[j] = acc; } \
+            break; }                                                          \
+        case 4: {                                                             \
+            const T* restrict a0 = ap[0]; const T w0 = ws[0]; const T* restrict a1 = ap[1]; const T w1 = ws[1]; const T* restrict a2 = ap[2]; const T w2 = ws[2]; const T* restrict a3 = ap[3]; const T w3 = ws[3]; \
+            for (j = 0; j < n; j++) { T acc = fresh ? (T)0 : o[j]; acc = acc + w0 * a0[j]; acc = acc + w1 * a1[j]; acc = acc + w2 * a2[j]; acc = acc + w3 * a3[j]; o[j] = acc; } \
+            break; }                                                          \
+        case 3: {                                                             \
+            const T* restrict a0 = ap[0]; const T w0 = ws[0]; const T* restrict a1 = ap[1]; const T w1 = ws[1]; const T* restrict a2 = ap[2]; const T w2 = ws[2]; \
+            for (j = 0; j < n; j++) { T acc = fresh ? (T)0 : o[j]; acc = acc + w0 * a0[j]; acc = acc + w1 * a1[j]; acc = acc + w2 * a2[j]; o[j] = acc; } \
+            break; }                                                          \
+        case 2: {                                                             \
+            const T* restrict a0 = ap[0]; const T w0 = ws[0]; const T* restrict a1 = ap[1]; const T w1 = ws[1]; \
+            for (j = 0; j < n; j++) { T acc = fresh ? (T)0 : o[j]; acc = acc + w0 * a0[j]; acc = acc + w1 * a1[j]; o[j] = acc; } \
+            break; }                                                          \
+        case 1: {                                                             \
+            const T* restrict a0 = ap[0]; const T w0 = ws[0]; \
+            for (j = 0; j < n; j++) { T acc = fresh ? (T)0 : o[j]; acc = acc + w0 * a0[j]; o[j] = acc; } \
+            break; }                                                          \
+        }                                                                      \
+    }
+    ND_SWEEP_DEF(nd_sweep_d, double)
+    ND_SWEEP_DEF(nd_sweep_f, float)
     """
     void nd_load_d(const char* src, Py_ssize_t sp, Py_ssize_t si, Py_ssize_t np_, Py_ssize_t ni,
                    int code, double* dst, Py_ssize_t dp, Py_ssize_t di) noexcept nogil
@@ -152,10 +214,13 @@ cdef extern from *:
     void nd_store_f(const float* src, Py_ssize_t sp, Py_ssize_t si, Py_ssize_t np_, Py_ssize_t ni,
                     int code, char* dst, Py_ssize_t dp, Py_ssize_t di) noexcept nogil
     enum: ND_F32, ND_F64
+    void nd_sweep_d(double* o, Py_ssize_t n, const double* const* ap, const double* ws, int g, int fresh) noexcept nogil
+    void nd_sweep_f(float* o, Py_ssize_t n, const float* const* ap, const float* ws, int g, int fresh) noexcept nogil
 
 cdef enum:
     MAXD = 64
     GROUP = 8
+    SEG = 2048          # outputs per sweep segment: 8-16 KiB of sums, L1-resident
 
 
 cdef inline int _code_of(real_t x) noexcept nogil:
@@ -396,56 +461,12 @@ def corr1d(Py_ssize_t src, int scode, Py_ssize_t dst, int dcode,
 
 # --------------------------------------------------------------------------- N-d
 
-cdef void _sweep(real_t* o, Py_ssize_t n, const real_t** ap, const real_t* ws, int g, bint fresh) noexcept nogil:
-    """``o[j] (+)= sum_h ws[h] * ap[h][j]`` for g <= GROUP taps, added in order."""
-    cdef Py_ssize_t j
-    cdef const real_t* a0 = ap[0]
-    cdef const real_t* a1 = ap[1]
-    cdef const real_t* a2 = ap[2]
-    cdef const real_t* a3 = ap[3]
-    cdef const real_t* a4 = ap[4]
-    cdef const real_t* a5 = ap[5]
-    cdef const real_t* a6 = ap[6]
-    cdef const real_t* a7 = ap[7]
-    cdef real_t w0 = ws[0], w1 = ws[1], w2 = ws[2], w3 = ws[3]
-    cdef real_t w4 = ws[4], w5 = ws[5], w6 = ws[6], w7 = ws[7]
-    cdef real_t acc
-    if fresh:
-        for j in range(n):
-            o[j] = 0
-    if g == 8:
-        for j in range(n):
-            acc = o[j]
-            acc = acc + w0 * a0[j]
-            acc = acc + w1 * a1[j]
-            acc = acc + w2 * a2[j]
-            acc = acc + w3 * a3[j]
-            acc = acc + w4 * a4[j]
-            acc = acc + w5 * a5[j]
-            acc = acc + w6 * a6[j]
-            acc = acc + w7 * a7[j]
-            o[j] = acc
-    elif g >= 4:
-        for j in range(n):
-            acc = o[j]
-            acc = acc + w0 * a0[j]
-            acc = acc + w1 * a1[j]
-            acc = acc + w2 * a2[j]
-            acc = acc + w3 * a3[j]
-            o[j] = acc
-        if g > 4:
-            _sweep(o, n, ap + 4, ws + 4, g - 4, False)
-    elif g >= 2:
-        for j in range(n):
-            acc = o[j]
-            acc = acc + w0 * a0[j]
-            acc = acc + w1 * a1[j]
-            o[j] = acc
-        if g > 2:
-            _sweep(o, n, ap + 2, ws + 2, g - 2, False)
-    elif g == 1:
-        for j in range(n):
-            o[j] = o[j] + w0 * a0[j]
+cdef inline void _sweep(real_t* o, Py_ssize_t n, const real_t** ap, const real_t* ws, int g,
+                        bint fresh) noexcept nogil:
+    if real_t is double:
+        nd_sweep_d(o, n, ap, ws, g, fresh)
+    else:
+        nd_sweep_f(o, n, ap, ws, g, fresh)
 
 
 ctypedef struct NdGeo:
@@ -465,7 +486,7 @@ ctypedef struct NdGeo:
     const Py_ssize_t* before
     Py_ssize_t ko_count
     Py_ssize_t rows
-    bint direct         # output rows contiguous and of the compute type: sum straight into them
+    int gsize           # taps per fused sweep (balanced groups of at most GROUP)
 
 
 cdef void _nd_item(const NdGeo* G, const real_t* tap_w, real_t cval, Py_ssize_t plane, Py_ssize_t r0,
@@ -481,7 +502,7 @@ cdef void _nd_item(const NdGeo* G, const real_t* tap_w, real_t cval, Py_ssize_t 
     cdef Py_ssize_t rem, ko, off, s, pr, q, rr, t, bl
     cdef bint dead, fresh
     cdef real_t* ext
-    cdef real_t* orow
+    cdef Py_ssize_t nflat, f0, seg
     cdef const Py_ssize_t* mp = G.maps + G.map_off[nd - 1]
     bl = G.before[nd - 1]
     rem = plane
@@ -510,26 +531,36 @@ cdef void _nd_item(const NdGeo* G, const real_t* tap_w, real_t cval, Py_ssize_t 
             else:
                 _extend(G.src + off + s * G.istr[nd - 2], G.istr[nd - 1], G.scode, n,
                         mp, bl, mp + bl + n, kw - 1 - bl, cval, ext, 1, 1, 0)
-    # 2) each output row: its taps in C order, in fused groups
+    # 2) the run's rows as one flat sweep per group of taps: output row rr, column j is flat
+    #    position (rr - r0) * L + j, and a tap reads the buffer at a constant offset from it
+    #    (the L - n columns between rows are computed and dropped), taps in C order
+    #    in segments that keep the sums in L1 while every group sweeps them
+    nflat = (r1 - r0) * L
+    f0 = 0
+    while f0 < nflat:
+        seg = SEG if f0 + SEG <= nflat else nflat - f0
+        g = 0
+        fresh = True
+        for t in range(G.ntaps):
+            gap[g] = buf + G.tap_off[t] + f0
+            gw[g] = tap_w[t]
+            g = g + 1
+            if g == G.gsize:
+                _sweep(obuf + f0, seg, gap, gw, g, fresh)
+                fresh = False
+                g = 0
+        if g > 0:
+            _sweep(obuf + f0, seg, gap, gw, g, fresh)
+            fresh = False
+        if fresh:
+            for q in range(f0, f0 + seg):
+                obuf[q] = 0
+        f0 = f0 + SEG
     for rr in range(r0, r1):
         off = rr * G.ostr[nd - 2]
         for d in range(nd - 2):
             off = off + pos[d] * G.ostr[d]
-        orow = <real_t*>(G.dst + off) if G.direct else obuf
-        g = 0
-        fresh = True
-        for t in range(G.ntaps):
-            gap[g] = buf + (rr - r0) * L + G.tap_off[t]
-            gw[g] = tap_w[t]
-            g = g + 1
-            if g == GROUP:
-                _sweep(orow, n, gap, gw, g, fresh)
-                fresh = False
-                g = 0
-        if g > 0 or fresh:
-            _sweep(orow, n, gap, gw, g, fresh)
-        if not G.direct:
-            _store(obuf, 1, 1, n, 1, G.dcode, G.dst + off, G.ostr[nd - 1], 0)
+        _store(obuf + (rr - r0) * L, 1, 1, 1, n, G.dcode, G.dst + off, 0, G.ostr[nd - 1])
 
 
 def corrnd(Py_ssize_t src, int scode, Py_ssize_t dst, int dcode,
@@ -548,7 +579,7 @@ def corrnd(Py_ssize_t src, int scode, Py_ssize_t dst, int dcode,
     """
     cdef NdGeo G
     cdef int nd = <int>shape.shape[0], d
-    cdef Py_ssize_t nplanes = 1, nchunks, nitems, it, plane, r0, r1, nr, L
+    cdef Py_ssize_t nplanes = 1, nchunks, nitems, it, plane, r0, r1, nr, L, ngroups
     cdef real_t* buf
     cdef real_t* obuf
     if nd < 2 or nd > MAXD:
@@ -575,7 +606,8 @@ def corrnd(Py_ssize_t src, int scode, Py_ssize_t dst, int dcode,
         G.ko_count *= kshape[d]
         nplanes *= shape[d]
     G.rows = rows if rows >= 1 else 1
-    G.direct = ostr[nd - 1] == <Py_ssize_t>sizeof(real_t) and dcode == _code_of(cval)
+    ngroups = (G.ntaps + GROUP - 1) // GROUP
+    G.gsize = <int>((G.ntaps + ngroups - 1) // ngroups) if ngroups > 0 else 1
     nr = shape[nd - 2]
     L = shape[nd - 1] + kshape[nd - 1] - 1
     nchunks = (nr + G.rows - 1) // G.rows
@@ -583,8 +615,9 @@ def corrnd(Py_ssize_t src, int scode, Py_ssize_t dst, int dcode,
     cdef int failed = 0
     cdef int* failp = &failed
     with nogil, parallel(num_threads=nthreads):
-        buf = <real_t*>malloc(G.ko_count * (G.rows + kshape[nd - 2] - 1) * L * sizeof(real_t) + 64)
-        obuf = <real_t*>malloc(shape[nd - 1] * sizeof(real_t) + 64)
+        # (+ L: a flat sweep reads up to kw - 1 junk columns past the last row)
+        buf = <real_t*>malloc((G.ko_count * (G.rows + kshape[nd - 2] - 1) + 1) * L * sizeof(real_t))
+        obuf = <real_t*>malloc(G.rows * L * sizeof(real_t))
         if buf != NULL and obuf != NULL:
             for it in prange(nitems, schedule='dynamic'):
                 plane = it // nchunks
