@@ -9,14 +9,16 @@ pyconv.ndimage     scipy.ndimage's convolution filters (boundary modes, origin, 
 pyconv.arithmetic  output sizes, receptive fields, conv matrices, costs
 
 Threads: :func:`set_num_threads`, :func:`get_num_threads`, :func:`threads`.
+Build: :func:`show_config` (compiler, SIMD variant, OpenMP, BLAS).
 """
 import importlib as _importlib
 
+from pyconv._config import show_config
 from pyconv._threads import get_num_threads, openmp_enabled, set_num_threads, threads
 
 __version__ = "0.1.0"
 
-__all__ = ["get_num_threads", "set_num_threads", "threads", "openmp_enabled",
+__all__ = ["get_num_threads", "set_num_threads", "threads", "openmp_enabled", "show_config",
            "signal", "nn", "grad", "ndimage", "arithmetic"]
 
 from pyconv import arithmetic  # noqa: E402
