@@ -458,3 +458,46 @@ def test_backward_against_torch(mode, torch_mode):
     gx, gw = gnd.correlate_backward(g, x, w, mode=mode)
     np.testing.assert_allclose(gx, xt.grad.numpy()[0, 0], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(gw, wt.grad.numpy()[0, 0], rtol=1e-10, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- SIMD variants
+
+_VARIANT_CASES = """
+import sys, numpy as np
+from pyconv import ndimage as pn, _kernels
+assert _kernels.VARIANT == sys.argv[2]
+rng = np.random.default_rng(0)
+x = rng.standard_normal((23, 19, 7)) * 1e3
+x[3, 4, 5] = np.nan
+w = rng.standard_normal((3, 4, 2))
+out = {"corr": pn.correlate(x, w, mode="mirror"), "gauss": pn.gaussian_filter(x, 1.5),
+       "unif": pn.uniform_filter(x, 4), "sobel": pn.sobel(x.astype(np.float32))}
+for t in ("uint8", "int16", "uint32", "int64", "uint64"):
+    out["cast_" + t] = pn.correlate1d(x * 1e7, [1.0, -2.0, 0.5], output=t)
+np.savez(sys.argv[1], **out)
+"""
+
+
+def test_every_simd_variant_gives_the_same_bits(tmp_path):
+    """-ffp-contract=off and the emulated casts: AVX2/AVX-512 builds give scipy's bits too."""
+    import os
+    import subprocess
+    import sys
+
+    from pyconv import _kernels
+    results = {}
+    for variant in _kernels.SUPPORTED:
+        path = tmp_path / f"{variant}.npz"
+        run = subprocess.run([sys.executable, "-c", _VARIANT_CASES, str(path), variant],
+                             env=dict(os.environ, PYCONV_ISA=variant), capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr[-2000:]
+        with np.load(path) as d:
+            results[variant] = {k: d[k] for k in d.files}
+    first = results[_kernels.SUPPORTED[0]]
+    for variant, res in results.items():
+        for key, arr in res.items():
+            np.testing.assert_array_equal(arr.view(np.uint8), first[key].view(np.uint8), err_msg=f"{variant} {key}")
+    with np.errstate(all="ignore"):
+        x = np.random.default_rng(0).standard_normal((23, 19, 7)) * 1e3
+        x[3, 4, 5] = np.nan
+        np.testing.assert_array_equal(first["cast_uint64"], sn.correlate1d(x * 1e7, [1.0, -2.0, 0.5], output="uint64"))
