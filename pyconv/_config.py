@@ -26,6 +26,8 @@ def config():
         "openmp": "enabled" if _pyconv_omp.openmp_enabled() else "disabled (serial build)",
         "threads": _threads.get_num_threads(),
     }
+    from pyconv._engine import calibrate
+    info["tuning"] = f"{calibrate.state()} ({calibrate.cache_path()})"
     try:
         import threadpoolctl
         import scipy.linalg.cython_blas  # noqa: F401  (the BLAS pyconv's GEMM path calls)
@@ -56,7 +58,7 @@ def _cpu_model():
 def show_config():
     """Print the build and runtime configuration: compiler, OpenMP runtime, the SIMD
     variant of the kernels in use (and those built and runnable), BLAS and its kernel,
-    thread count.
+    thread count, and the tuning cache (:func:`pyconv.tune`) with its state.
 
     Examples
     --------
