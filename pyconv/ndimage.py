@@ -44,6 +44,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from pyconv._engine import plan as _plan
 from pyconv._kernels import ndimage as _kn
 from pyconv._utils import num_threads_for
 
@@ -127,6 +128,17 @@ def _index_map(n, before, after, mode):
     m = np.ascontiguousarray(m, dtype=np.intp)
     m.flags.writeable = False         # cached: shared by every call with this geometry
     return m
+
+
+def _launch(op, geometry, cdt, nt, workspace, tiles, kernel, *args):
+    """Run one kernel call as a plan: ``pyconv.explain`` records it instead (the output
+    stays zero), ``PYCONV_VERBOSE=1`` logs it.  Both kernels are direct algorithms."""
+    p = _plan.Plan(op, _plan.Algorithm.DIRECT, geometry, cdt, nt, workspace_bytes=int(workspace), tiles=tiles)
+    dry = _plan.dry()
+    if dry is not None:
+        dry.append(p)
+        return
+    _plan.run(p, kernel, *args)
 
 
 def _addr(a):
@@ -361,8 +373,10 @@ def _corr1d_into(inp, w, axis, out, mode, cval, origin, uniform=False):
     istr = np.array([inp.strides[d] for d in order], dtype=np.intp)
     ostr = np.array([work_out.strides[d] for d in order], dtype=np.intp)
     nt = num_threads_for(inp.size * (2 if uniform else k), grain=1 << 16)
-    _K1[cdt](_addr(inp), scode, _addr(work_out), dcode, shape, istr, ostr, np.ascontiguousarray(w, dtype=cdt),
-             kind, fmap, before, cval, c, rows, nt)
+    _launch("ndimage1d", f"{inp.shape} * {k} axis={axis} {mode}", cdt, nt,
+            nt * ((rows + k - 1) * c + rows * c) * cdt.itemsize, (("lines", c), ("rows", rows)),
+            _K1[cdt], _addr(inp), scode, _addr(work_out), dcode, shape, istr, ostr,
+            np.ascontiguousarray(w, dtype=cdt), kind, fmap, before, cval, c, rows, nt)
     if work_out is not out:
         out[...] = work_out
     return out
@@ -400,11 +414,12 @@ def _corrnd_into(inp, w, out, mode, cval, origins):
     rows = min(rows, max(1, -(-nplanes * inp.shape[-2] // (4 * nt))) if nt > 1 else rows, inp.shape[-2])
     ko_i, kr_i, kc_i = np.unravel_index(taps, (ko, w.shape[-2], w.shape[-1]))
     tap_off = ((ko_i * (rows + w.shape[-2] - 1) + kr_i) * L + kc_i).astype(np.intp)
-    _KN[cdt](_addr(inp), scode, _addr(out), dcode, np.array(inp.shape, dtype=np.intp),
-             np.array(inp.strides, dtype=np.intp), np.array(out.strides, dtype=np.intp),
-             np.array(w.shape, dtype=np.intp), tap_off, np.ascontiguousarray(flat[taps], dtype=cdt),
-             np.concatenate(maps), map_off, np.array(befores, dtype=np.intp),
-             cval, rows, nt)
+    _launch("ndimage", f"{target.shape} * {w.shape[-target.ndim:] if target.ndim else ()} {mode}", cdt, nt,
+            nt * ((ko * (rows + w.shape[-2] - 1) + 1) * L + rows * L) * cdt.itemsize, (("rows", rows),),
+            _KN[cdt], _addr(inp), scode, _addr(out), dcode, np.array(inp.shape, dtype=np.intp),
+            np.array(inp.strides, dtype=np.intp), np.array(out.strides, dtype=np.intp),
+            np.array(w.shape, dtype=np.intp), tap_off, np.ascontiguousarray(flat[taps], dtype=cdt),
+            np.concatenate(maps), map_off, np.array(befores, dtype=np.intp), cval, rows, nt)
     if temporary:
         target[...] = out.reshape(target.shape)
     return target

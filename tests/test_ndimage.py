@@ -501,3 +501,20 @@ def test_every_simd_variant_gives_the_same_bits(tmp_path):
         x = np.random.default_rng(0).standard_normal((23, 19, 7)) * 1e3
         x[3, 4, 5] = np.nan
         np.testing.assert_array_equal(first["cast_uint64"], sn.correlate1d(x * 1e7, [1.0, -2.0, 0.5], output="uint64"))
+
+
+def test_explain_and_verbose():
+    x = np.ones((32, 40))
+    p = pyconv.explain(pn.correlate, x, np.ones((3, 3)), mode="wrap")
+    assert p.algorithm == "direct" and p.threads >= 1 and p.workspace_bytes > 0
+    assert str(p).startswith("ndimage direct (32, 40) * (3, 3) wrap float64")
+    chain = pyconv.explain(pn.gaussian_filter, x.astype(np.float32), 2.0)
+    assert len(chain) == 2 and all(s.op == "ndimage1d" and s.dtype == np.float32 for s in chain)
+    import os
+    import subprocess
+    import sys
+    run = subprocess.run([sys.executable, "-c", "import numpy as np; from pyconv import ndimage; "
+                          "ndimage.sobel(np.ones((9, 9)))"], env=dict(os.environ, PYCONV_VERBOSE="1"),
+                         capture_output=True, text=True, timeout=120)
+    lines = [ln for ln in run.stderr.splitlines() if ln.startswith("pyconv_verbose,ndimage.sobel,ndimage1d,direct")]
+    assert len(lines) == 2, run.stderr
