@@ -45,6 +45,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from pyconv._engine import plan as _plan
+from pyconv._engine.boundary import extend_index
 from pyconv._kernels import ndimage as _kn
 from pyconv._utils import num_threads_for
 
@@ -104,28 +105,20 @@ def _index(value, name):
                         "integer") from None
 
 
+# pyconv.ndimage's extensions as rules of the one boundary map (pyconv._engine.boundary)
+_RULE = {"constant": "fill", "nearest": "replicate", "wrap": "wrap", "reflect": "symm", "mirror": "mirror"}
+
+
 @functools.lru_cache(maxsize=512)
 def _index_map(n, before, after, mode):
     """Source index of every padded position ``-before .. n + after - 1`` (-1: cval).
 
     The extensions of scipy.ndimage's filters: 'reflect' repeats the line mirrored
     about its edges (d c b a | a b c d | d c b a), 'mirror' about its end samples
-    (d c b | a b c d | c b a), 'wrap' periodically, 'nearest' the edge sample.
+    (d c b | a b c d | c b a), 'wrap' periodically, 'nearest' the edge sample; all of
+    them for any length of extension.
     """
-    q = np.arange(-before, n + after, dtype=np.intp)
-    if mode == "constant":
-        m = np.where((q >= 0) & (q < n), q, -1)
-    elif mode == "nearest" or n == 1:
-        m = np.clip(q, 0, n - 1)
-    elif mode == "wrap":
-        m = q % n
-    elif mode == "reflect":
-        p = q % (2 * n)
-        m = np.where(p < n, p, 2 * n - 1 - p)
-    else:  # mirror
-        p = q % (2 * n - 2)
-        m = np.where(p < n, p, 2 * n - 2 - p)
-    m = np.ascontiguousarray(m, dtype=np.intp)
+    m = np.ascontiguousarray(extend_index(n, before, after, _RULE[mode]), dtype=np.intp)
     m.flags.writeable = False         # cached: shared by every call with this geometry
     return m
 
