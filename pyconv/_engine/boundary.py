@@ -28,6 +28,8 @@ def extend_index(n, before, after, mode):
     ([2, 1, 0, 1, 2, 1, 0], [1, 0, 0, 1, 2, 2, 1])
     >>> extend_index(3, 1, 1, 'zeros').tolist(), extend_index(3, 1, 2, 'wrap').tolist()
     ([-1, 0, 1, 2, -1], [2, 0, 1, 2, 0, 1])
+    >>> extend_index(3, 4, 4, 'mirror').tolist()
+    [0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2]
     """
     rule = _RULES[mode]
     j = np.arange(-before, n + after, dtype=np.int64)
