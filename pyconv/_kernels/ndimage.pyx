@@ -11,25 +11,28 @@
 # out-of-range conversions, emulated exactly so -march=native changes nothing).
 #
 # * ``corr1d``: the 1-D correlation (or the running-sum uniform filter) along one
-#   axis.  A work item is one line extended in the buffer, or (when the axis is
-#   not the contiguous one) a tile of ``c`` neighbouring lines by ``rows``
-#   positions, its rows read through the map; either is then filtered with scipy's own formulas and order
-#   of operations (the symmetric / antisymmetric pairings of NI_Correlate1D,
-#   the uniform filter's running sum, each output divided by the size), so float64 and integer results are the
-#   same bits as scipy's.  ``c == 1`` (the axis is the contiguous one) sweeps
-#   along the line; ``c > 1`` sweeps across the chunk (vectorised, one cache
-#   line per load).  Lines are read before they are written, so the output may
-#   be the input (separable filters chain their passes in place).
+#   axis.  A work item is one line extended in the buffer (the axis is the
+#   contiguous one), or a tile of ``c`` neighbouring lines by ``rows`` positions
+#   whose rows are read through the map (long contiguous row segments).  Either
+#   is filtered with scipy's own formulas and order of operations (the general,
+#   symmetric and antisymmetric forms of NI_Correlate1D; the running sum, each
+#   output divided by the size), as fused sweeps of up to 8 taps (4 pairs)
+#   along the line or across the tile, so float64 and integer results are
+#   scipy's bits.  A line (or a tile of whole lines) is read before it is
+#   written, so the output may be the input (separable filters chain their
+#   passes in place).
 # * ``corrnd``: the N-d correlation.  A work item is a run of output rows
 #   (last axis) in one plane; the input rows the run needs (per kernel
 #   position in the outer dims, per padded row) are extended once into the
-#   buffer, then every output row adds its nonzero taps in the kernel's C
-#   order (scipy's order: one multiply and one add each, the module is built
-#   with -ffp-contract=off), in fused sweeps of up to 8 taps along the row.
+#   buffer, then the run is swept as one flat row (a tap reads the buffer at a
+#   constant offset; the kw - 1 columns between rows are computed and
+#   dropped), in L1-sized segments, adding the nonzero taps in the kernel's C
+#   order in fused groups of up to 8: scipy's order, one multiply and one add
+#   each (the module is built with -ffp-contract=off in every SIMD variant).
 #
 # The caller (pyconv/ndimage.py) checks every bound: shapes, strides and maps
 # are consistent and every map entry is -1 or a valid index.
-from cython.parallel cimport prange, parallel, threadid
+from cython.parallel cimport prange, parallel
 from libc.stdlib cimport malloc, free
 
 from pyconv._kernels._common cimport real_t
