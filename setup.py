@@ -169,6 +169,10 @@ def extensions():
         opt.append("-g0")
         if sys.platform.startswith("linux"):
             link.append("-s")
+    # Per-module extra flags.  ndimage reproduces scipy.ndimage's double arithmetic
+    # bit for bit (integer outputs truncate, so one rounding can change a result):
+    # no contraction of a*b + c into an FMA there, in any variant.
+    extra = {"ndimage": ["-ffp-contract=off"]} if sys.platform != "win32" else {}
     only = {m for m in os.environ.get("PYCONV_BUILD_ONLY", "").split(",") if m}
     common = dict(include_dirs=[np.get_include(), os.path.join("pyconv", "_kernels")],
                   define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), ("CYTHON_CCOMPLEX", "0")],
@@ -184,7 +188,8 @@ def extensions():
             continue
         for variant, flags in isa_variants():
             exts.append(Extension(f"pyconv._kernels.{name}__{variant}", [_variant_source(pyx, name, variant)],
-                                  extra_compile_args=opt + flags + compile_args + san, **common))
+                                  extra_compile_args=opt + flags + compile_args + san + extra.get(name, []),
+                                  **common))
     checks = bool(os.environ.get("PYCONV_BOUNDSCHECK"))
     directives = {
         "language_level": 3,

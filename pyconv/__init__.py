@@ -23,7 +23,10 @@ depthwise, pointwise, depthwise separable    pyconv.nn.depthwise_conv2d, pointwi
 flattened, channel shuffle, resize-conv      pyconv.nn.flattened_conv2d, channel_shuffle,
                                              resize_conv2d
 im2col / col2im                              pyconv.nn.unfold, fold
-backward passes of all the above             pyconv.grad.<name>_backward, gradcheck
+scipy.ndimage's filters (Gaussian, uniform,  pyconv.ndimage.convolve, correlate, convolve1d,
+  Sobel, Prewitt, Laplace), boundary modes     correlate1d, gaussian_filter, uniform_filter, ...
+backward passes of all the above             pyconv.grad.<name>_backward, pyconv.grad.ndimage,
+                                             gradcheck
 output sizes, receptive fields, the sparse   pyconv.arithmetic
   convolution matrix, costs
 
@@ -44,7 +47,7 @@ from pyconv._threads import get_num_threads, openmp_enabled, set_num_threads, th
 __version__ = "0.1.0"
 
 __all__ = ["get_num_threads", "set_num_threads", "threads", "openmp_enabled", "show_config", "explain", "tune",
-           "signal", "nn", "grad", "arithmetic"]
+           "signal", "nn", "grad", "ndimage", "arithmetic"]
 
 from pyconv import arithmetic  # noqa: E402
 
@@ -55,7 +58,7 @@ __all__ += signal.__all__
 
 
 def __getattr__(name):
-    # nn and grad load on first use, so `import pyconv` stays light.
-    if name in ("nn", "grad"):
+    # nn, grad and ndimage load on first use, so `import pyconv` stays light.
+    if name in ("nn", "grad", "ndimage"):
         return _importlib.import_module(f"pyconv.{name}")
     raise AttributeError(f"module 'pyconv' has no attribute {name!r}")

@@ -621,6 +621,42 @@ def step_gradients(t):
     t.check("gradcheck: finite differences agree with conv2d_backward", ok is True)
 
 
+def step_separable_gaussian(t):
+    """scipy.ndimage's filters: the separable Gaussian"""
+    ndi = _layer("ndimage")
+    from scipy import ndimage as sndi
+    img = load_image()[1]
+    n = img.shape[0]
+    sigma, r = 2.0, 8                       # truncate=4: the kernel reaches int(4 * 2 + 0.5) = 8 samples
+    k = 2 * r + 1
+    impulse = np.zeros(k)
+    impulse[r] = 1.0
+    g = ndi.gaussian_filter1d(impulse, sigma, mode="constant")      # the 1-D kernel itself
+    t.close("the 1-D Gaussian sums to 1", g.sum(), 1.0, rtol=1e-12)
+    y2 = t.timed(ndi.convolve, img, np.outer(g, g), mode="reflect")
+    full = t.cost(f"one 2-D pass, {k}x{k} kernel", (1, n, n), (1, 1, k, k), (1,) + y2.shape, padding=r)
+    ys = t.timed(ndi.gaussian_filter, img, sigma, mode="reflect")
+    a = t.cost(f"two 1-D passes: {k}x1", (1, n, n), (1, 1, k, 1), padding=(r, 0))
+    b = conv_cost(a.output_shape, (1, 1, 1, k), padding=(0, r))
+    t.say(f"  then 1x{k}: {b.multiplications:,} multiplications; together "
+          f"{a.multiplications + b.multiplications:,} against {full.multiplications:,} "
+          f"(ratio {(a.multiplications + b.multiplications) / full.multiplications:.4f} = 2/k = {2 / k:.4f})")
+    t.check("2 N^2 k against N^2 k^2 (padded positions count)",
+            (a.multiplications + b.multiplications, full.multiplications) == (2 * n * n * k, n * n * k * k))
+    t.close("gaussian_filter (two 1-D passes) == convolve with outer(g, g) (one 2-D pass)", ys, y2, rtol=1e-12)
+    t.check("gaussian_filter == scipy.ndimage.gaussian_filter, bit for bit",
+            np.array_equal(ys, sndi.gaussian_filter(img, sigma, mode="reflect")))
+    vol = load_volume()
+    m = vol.shape[0]
+    yv = t.timed(ndi.gaussian_filter, vol, sigma, mode="nearest")
+    passes = 3 * m ** 3 * k
+    t.say(f"volume {vol.shape}: three 1-D passes {passes:,} multiplications against {m ** 3 * k ** 3:,} for the "
+          f"{k}^3 kernel (3/k^2 = 1/{k ** 2 / 3:.0f}), {t._elapsed * 1e3:.2f} ms")
+    t.close("3-D gaussian_filter == scipy.ndimage.gaussian_filter", yv,
+            sndi.gaussian_filter(vol, sigma, mode="nearest"), rtol=1e-12)
+    t.panels["separable Gaussian"] = ys
+
+
 STEPS = [
     step_convolution_vs_correlation,
     step_single_channel,
@@ -638,6 +674,7 @@ STEPS = [
     step_channel_shuffle,
     step_pointwise_group,
     step_gradients,
+    step_separable_gaussian,
 ]
 
 

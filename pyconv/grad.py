@@ -78,6 +78,7 @@ from pyconv._engine import plan as _plan
 from pyconv._engine import resample as _resample
 from pyconv._engine.boundary import extend_index
 from pyconv._engine.geometry import conv_geometry
+from pyconv import _grad_ndimage as ndimage  # noqa: F401,E402  (pyconv.grad.ndimage: the ndimage filters' backward passes)
 from pyconv._utils import (SIG_MODES, as_array, check_choice, check_int, contiguous, dl_dtype, nn_check_size, nn_pad_maps,
                            sig_array, sig_boundary, sig_fft_axes, sig_fillvalue, sig_same_ndim, sig_valid_swap)
 
