@@ -1791,9 +1791,13 @@ def gradcheck(func, inputs, kwargs=None, eps=1e-6, atol=1e-5, rtol=1e-3):
     """
     kwargs = dict(kwargs or {})
     name = getattr(func, "__name__", None)
-    backward = globals().get(f"{name}_backward") if isinstance(name, str) else None
+    # pyconv.ndimage's filters share names with pyconv.signal's (convolve, correlate):
+    # their backward passes live in pyconv.grad.ndimage
+    space, where = ((vars(ndimage), "pyconv.grad.ndimage") if getattr(func, "__module__", "") == "pyconv.ndimage"
+                    else (globals(), "pyconv.grad"))
+    backward = space.get(f"{name}_backward") if isinstance(name, str) else None
     if backward is None:
-        raise ValueError(f"func={func!r} has no backward pass pyconv.grad.{name}_backward")
+        raise ValueError(f"func={func!r} has no backward pass {where}.{name}_backward")
     if not isinstance(inputs, (tuple, list)):
         raise TypeError("inputs must be a tuple of float64 arrays (func's leading array arguments)")
     for arg, value in (("eps", eps), ("atol", atol), ("rtol", rtol)):

@@ -1,5 +1,19 @@
 """scipy.ndimage's convolution filters, drop-in, on pyconv's threads.
 
+Kinds of convolution
+--------------------
+=====================================  ===============================================
+N-d correlation / convolution          :func:`correlate`, :func:`convolve`
+1-D along one axis                     :func:`correlate1d`, :func:`convolve1d`
+Gaussian (spatially separable)         :func:`gaussian_filter`, :func:`gaussian_filter1d`
+box / moving average (separable)       :func:`uniform_filter`, :func:`uniform_filter1d`
+derivatives (separable)                :func:`sobel`, :func:`prewitt`
+second derivatives                     :func:`laplace`, :func:`gaussian_laplace`
+gradient magnitude                     :func:`gaussian_gradient_magnitude`
+=====================================  ===============================================
+
+The backward passes of the linear filters are ``pyconv.grad.ndimage.<name>_backward``.
+
 Every function has the signature, defaults and semantics of the ``scipy.ndimage``
 function of the same name (scipy 1.17): output shape and dtype, ``output=`` as an
 array (written in place and returned) or a dtype, every boundary ``mode`` with
@@ -505,8 +519,29 @@ def convolve1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, o
     """Calculate a 1-D convolution along the given axis (as ``scipy.ndimage.convolve1d``).
 
     The correlation with the reversed weights, the origin mirrored (and, for an even
-    number of weights, moved by one so the centre matches scipy's).  Arguments as
-    :func:`correlate1d`.
+    number of weights, moved by one so the centre matches scipy's).
+
+    Parameters
+    ----------
+    input : array_like
+        Input array (bool, integer, float32, float64 or complex).
+    weights : array_like
+        1-D sequence of numbers.
+    axis : int, optional
+        The axis of ``input`` along which to calculate. Default is -1.
+    output : array or dtype, optional
+        The array in which to place the output (written in place and returned), or
+        the dtype of the returned array. By default an array of the input's dtype.
+    mode : {'reflect', 'constant', 'nearest', 'mirror', 'wrap', 'grid-constant', 'grid-mirror', 'grid-wrap'}
+        How the input is extended beyond its boundaries. Default is 'reflect'.
+    cval : scalar, optional
+        Value to fill past edges of input if ``mode`` is 'constant'. Default is 0.0.
+    origin : int, optional
+        Shift of the filter centre, ``-(len(weights) // 2) <= origin <= (len(weights) - 1) // 2``.
+
+    Returns
+    -------
+    output : ndarray
 
     Examples
     --------
@@ -621,7 +656,29 @@ def convolve(input, weights, output=None, mode="reflect", cval=0.0, origin=0, *,
 
     The correlation with the weights reversed on every axis, the origin mirrored
     (an even-sized axis centres at ``(k - 1) // 2 - origin`` of the original
-    weights).  Arguments as :func:`correlate`.
+    weights).
+
+    Parameters
+    ----------
+    input : array_like
+        Input array (bool, integer, float32, float64 or complex).
+    weights : array_like
+        Weights, same number of dims as ``input`` (or as ``len(axes)``).
+    output : array or dtype, optional
+        The array in which to place the output (written in place and returned), or
+        the dtype of the returned array. By default an array of the input's dtype.
+    mode : {'reflect', 'constant', 'nearest', 'mirror', 'wrap', 'grid-constant', 'grid-mirror', 'grid-wrap'}
+        How the input is extended beyond its boundaries. Default is 'reflect'.
+    cval : scalar, optional
+        Value to fill past edges of input if ``mode`` is 'constant'. Default is 0.0.
+    origin : int or sequence of int, optional
+        Shift of the centre per axis, ``-(k // 2) <= origin <= (k - 1) // 2``.
+    axes : tuple of int or None, optional
+        The axes to filter; ``weights`` then has ``len(axes)`` dims.
+
+    Returns
+    -------
+    output : ndarray
 
     Examples
     --------
@@ -896,7 +953,19 @@ def sobel(input, axis=-1, output=None, mode="reflect", cval=0.0):
 
 def prewitt(input, axis=-1, output=None, mode="reflect", cval=0.0):
     """Prewitt filter (as ``scipy.ndimage.prewitt``): ``[-1, 0, 1]`` along ``axis``,
-    the box ``[1, 1, 1]`` along every other axis.  Arguments as :func:`sobel`.
+    the box ``[1, 1, 1]`` along every other axis.
+
+    Parameters
+    ----------
+    input : array_like
+    axis : int, optional
+        The derivative's axis. Default -1.
+    output, mode, cval
+        As :func:`correlate1d`; ``mode`` may be given per axis.
+
+    Returns
+    -------
+    ndarray
 
     Examples
     --------
