@@ -1440,3 +1440,8 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
         geo = (1,) + osz + (1,) + nb + (1,) + k + (1,) + s + (1,) + d + (0,) + p
         nn_gemm.fold(xc, out.reshape(n, c, -1), geo, num_threads_for(xb.size, grain=1 << 17))
     return out[0] if x.ndim == 2 else out
+
+
+# dask arrays go to pyconv.dask (lazy result), never silently into memory
+from pyconv._dask_dispatch import route_dask_inputs as _route_dask  # noqa: E402
+_route_dask(globals(), __all__, "nn")
