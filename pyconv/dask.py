@@ -615,3 +615,444 @@ def oaconvolve(in1, in2, mode="full", axes=None):
     array([2., 2., 2., 2., 2., 2., 2.])
     """
     return _fft_like(pyconv.signal.oaconvolve, "oaconvolve", in1, in2, mode, axes)
+
+
+# --------------------------------------------------------------------------- nn
+
+# torch's padding modes as extensions of the input (numpy's names in comments)
+_PAD_KIND = {"zeros": "fill", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def _pad_pairs(padding, spatial, ksz, stride, dilation):
+    """(before, after) per spatial dim of a padding the in-memory probe accepted."""
+    nd = len(spatial)
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0),) * nd
+        return tuple(_arith.same_padding(i, k, s, d) for i, k, s, d in zip(spatial, ksz, stride, dilation))
+    if np.ndim(padding) == 0:
+        return ((int(padding),) * 2,) * nd
+    padding = tuple(padding)
+    if all(np.ndim(p) == 0 for p in padding):
+        return tuple((int(p), int(p)) for p in padding)
+    return tuple((int(a), int(b)) for a, b in padding)
+
+
+def _per_dim(v, nd):
+    return tuple(int(a) for a in v) if np.ndim(v) else (int(v),) * nd
+
+
+def _nn_block(fname, kwargs, chan, block, lit, *consts):
+    """One chunk of an nn function: its channel share of the weights, then the in-memory call."""
+    fn = getattr(pyconv.nn, fname)
+    (c0, c1), crop = lit
+    *weights, bias = consts
+    kw = dict(kwargs)
+    if chan is not None:
+        cg, og, how = chan
+        g0, g1 = c0 // cg, c1 // cg
+        w = weights[0]
+        weights = [w[c0:c1] if how == "transpose" else w[g0 * og:g1 * og]] + weights[1:]
+        if bias is not None:
+            bias = bias[g0 * og:g1 * og]
+        if "groups" in kw:
+            kw["groups"] = g1 - g0
+    out = fn(block, *weights, bias, **kw)
+    if crop is not None:
+        out = np.ascontiguousarray(out[(slice(None), slice(None)) + tuple(slice(a, a + m) for a, m in crop)])
+    return out
+
+
+def _channel_axis(x, fname, chan, c_out):
+    """Output channel chunks; ValueError when the operation cannot split the input's channels so."""
+    cch = x.chunks[1]
+    if len(cch) == 1:
+        return _Axis((c_out,), [(0, x.shape[1])])
+    if chan is None or any(c % chan[0] for c in cch):
+        how = ("every output channel reads all input channels" if chan is None or chan[0] == x.shape[1]
+               else f"a chunk must hold whole groups of {chan[0]} input channels")
+        fix = "input.rechunk({1: -1})" if chan is None or chan[0] == x.shape[1] else \
+            f"input.rechunk({{1: {chan[0]} * m}}) for a whole number m, or input.rechunk({{1: -1}})"
+        raise ValueError(f"input is chunked along the channel axis (chunks {cch}) but {fname}: {how}; "
+                         f"rechunk with {fix}")
+    starts = np.cumsum((0,) + cch)
+    return _Axis(tuple(c // chan[0] * chan[1] for c in cch), zip(starts[:-1], starts[1:]))
+
+
+def _nn_map(fname, x, nd, probe, weights, bias, kwargs, chan, geometry, halo_kwargs, kind):
+    """Shared body of the nn functions: batch blockwise, channels by ``chan``, spatial halos.
+
+    ``geometry(d, n, chunks, m)`` gives, for a chunked spatial dim, (output chunks,
+    input ranges, crops or None, halo depth); ``halo_kwargs`` are the in-memory
+    arguments then (no padding: the halo holds it).
+    """
+    unbatched = x.ndim == nd + 1
+    if unbatched:
+        x = x[None]
+    c_out = probe.shape[1]
+    ch = _channel_axis(x, fname, chan, c_out)
+    spatial_chunked = any(len(c) > 1 for c in x.chunks[2:])
+    crops = None
+    if geometry is None:                    # pointwise: every output reads its own position
+        axes = [_blockwise_axis(c) for c in x.chunks]
+        axes[1] = ch
+        func = functools.partial(_nn_block, fname, kwargs, chan)
+    elif not spatial_chunked:
+        axes = [_blockwise_axis(x.chunks[0]), ch] + [_Axis((m,), [(0, n)]) for m, n in
+                                                     zip(probe.shape[2:], x.shape[2:])]
+        func = functools.partial(_nn_block, fname, kwargs, chan)
+    else:
+        depths = [0, 0] + [geometry(d, x.shape[2 + d], None, probe.shape[2 + d])[3] for d in range(nd)]
+        x = _min_chunks(x, depths)
+        axes = [_blockwise_axis(x.chunks[0]), ch]
+        crops = []
+        for d in range(nd):
+            out, ranges, crop, _ = geometry(d, x.shape[2 + d], x.chunks[2 + d], probe.shape[2 + d])
+            axes.append(_Axis(out, ranges, kind))
+            crops.append(crop)
+        func = functools.partial(_nn_block, fname, halo_kwargs, chan)
+    cstarts = np.cumsum((0,) + tuple(x.chunks[1]))
+
+    def block_args(j):
+        crop = None if crops is None or all(c is None for c in crops) else \
+            tuple(c[j[2 + d]] for d, c in enumerate(crops))
+        return (int(cstarts[j[1]]), int(cstarts[j[1] + 1])), crop
+
+    y = _halo_map(x, func, axes, probe.dtype, fname, block_args=block_args,
+                  consts=tuple(weights) + (bias,), fill=np.zeros((), x.dtype))
+    return y[0] if unbatched else y
+
+
+def _nn_operands(fname, input, nd, weights, bias):
+    x = _big(input, "input")
+    ws = [_small(w, n) for w, n in weights]
+    b = _small(bias, "bias")
+    if x.ndim not in (nd + 1, nd + 2):
+        raise ValueError(f"input must be {nd + 1}-D (unbatched (C, *spatial)) or {nd + 2}-D (batched "
+                         f"(N, C, *spatial)) for {fname}; got a {x.ndim}-D dask array of shape {x.shape}")
+    probe_x = np.empty((0,) + x.shape[-(nd + 1):], dtype=x.dtype)
+    return x, ws, b, probe_x
+
+
+def _conv_like(fname, input, weights, bias, nd, stride, padding, dilation, padding_mode, groups, chan_how):
+    fn = getattr(pyconv.nn, fname)
+    x, ws, b, probe_x = _nn_operands(fname, input, nd, weights, bias)
+    extra = {} if groups is None else {"groups": groups}
+    pm = {} if padding_mode is None else {"padding_mode": padding_mode}
+    probe = fn(probe_x, *ws, b, stride=stride, padding=padding, dilation=dilation, **extra, **pm)
+    w = ws[0]
+    ksz = w.shape[2:]
+    st, dil = _per_dim(stride, nd), _per_dim(dilation, nd)
+    pads = _pad_pairs(padding, x.shape[-nd:], ksz, st, dil)
+    c_in = x.shape[-(nd + 1)]
+    if chan_how == "conv":
+        chan = (c_in // groups, probe.shape[1] // groups, "conv")
+    elif chan_how == "depthwise":
+        chan = (1, probe.shape[1] // max(1, c_in), "depthwise")
+    else:
+        chan = None
+
+    def geometry(d, n, chunks, m):
+        k = dil[d] * (ksz[d] - 1) + 1
+        s, (pb, _) = st[d], pads[d]
+        if chunks is None:
+            return None, None, None, k - 1
+        out = _out_bounds(chunks, m, lambda b: -(-(b + pb - (k - 1) // 2) // s))
+        return out, _ranges(out, lambda o0, o1: (o0 * s - pb, (o1 - 1) * s - pb + k)), None, k - 1
+
+    kwargs = dict(stride=stride, padding=padding, dilation=dilation, **extra, **pm)
+    halo_kwargs = dict(stride=stride, padding=((0, 0),) * nd, dilation=dilation, **extra)
+    return _nn_map(fname, x, nd, probe, ws, b, kwargs, chan, geometry, halo_kwargs,
+                   _PAD_KIND[padding_mode or "zeros"])
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
+    """:func:`pyconv.nn.conv1d` of a dask ``input`` (lazy): batch, channel-group and spatial chunks.
+
+    Spatial chunks read halos of the input (the padding mode applied at the
+    array's edges); channel chunks must hold whole groups.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, pyconv.dask
+    >>> x = da.ones((4, 1, 10), chunks=(2, 1, 4))
+    >>> y = pyconv.dask.conv1d(x, np.ones((1, 1, 3)), padding=1)
+    >>> y.chunks
+    ((2, 2), (1,), (4, 4, 2))
+    >>> y[0, 0].compute()
+    array([2., 3., 3., 3., 3., 3., 3., 3., 3., 2.])
+    """
+    return _conv_like("conv1d", input, ((weight, "weight"),), bias, 1, stride, padding, dilation,
+                      padding_mode, groups, "conv")
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
+    """:func:`pyconv.nn.conv2d` of a dask ``input`` (lazy); see :func:`conv1d`.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, pyconv.dask
+    >>> x = da.ones((8, 3, 16, 16), dtype=np.float32, chunks=(2, 3, 8, 8))
+    >>> y = pyconv.dask.conv2d(x, np.ones((4, 3, 3, 3), np.float32), stride=2, padding=1)
+    >>> y.shape, y.chunks[2], y.dtype
+    ((8, 4, 8, 8), (4, 4), dtype('float32'))
+    """
+    return _conv_like("conv2d", input, ((weight, "weight"),), bias, 2, stride, padding, dilation,
+                      padding_mode, groups, "conv")
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
+    """:func:`pyconv.nn.conv3d` of a dask ``input`` (lazy); see :func:`conv1d`.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, pyconv.dask
+    >>> x = da.ones((1, 1, 6, 6, 6), chunks=(1, 1, 3, 3, 3))
+    >>> float(pyconv.dask.conv3d(x, np.ones((1, 1, 3, 3, 3)), padding='same')[0, 0, 2, 2, 2].compute())
+    27.0
+    """
+    return _conv_like("conv3d", input, ((weight, "weight"),), bias, 3, stride, padding, dilation,
+                      padding_mode, groups, "conv")
+
+
+def depthwise_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
+    """:func:`pyconv.nn.depthwise_conv2d` of a dask ``input`` (lazy); channels may be chunked freely.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, pyconv.dask
+    >>> x = da.ones((2, 4, 8, 8), chunks=(1, 1, 4, 4))
+    >>> y = pyconv.dask.depthwise_conv2d(x, np.ones((8, 1, 3, 3)), padding=1)
+    >>> y.chunks[1], float(y[1, 7, 0, 0].compute())
+    ((2, 2, 2, 2), 4.0)
+    """
+    return _conv_like("depthwise_conv2d", input, ((weight, "weight"),), bias, 2, stride, padding, dilation,
+                      None, None, "depthwise")
+
+
+def separable_conv2d(input, depthwise_weight, pointwise_weight, bias=None, stride=1, padding=0, dilation=1):
+    """:func:`pyconv.nn.separable_conv2d` of a dask ``input`` (lazy); channels in one chunk.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, pyconv.dask
+    >>> x = da.ones((2, 3, 8, 8), chunks=(1, 3, 4, 4))
+    >>> y = pyconv.dask.separable_conv2d(x, np.ones((3, 1, 3, 3)), np.ones((5, 3, 1, 1)), padding=1)
+    >>> y.shape, float(y[0, 0, 4, 4].compute())
+    ((2, 5, 8, 8), 27.0)
+    """
+    return _conv_like("separable_conv2d", input, ((depthwise_weight, "depthwise_weight"),
+                                                  (pointwise_weight, "pointwise_weight")),
+                      bias, 2, stride, padding, dilation, None, None, None)
+
+
+def pointwise_conv2d(input, weight, bias=None, groups=1):
+    """:func:`pyconv.nn.pointwise_conv2d` of a dask ``input`` (lazy): no halo, channels by groups.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, pyconv.dask
+    >>> x = da.ones((2, 4, 5, 5), chunks=(1, 2, 5, 5))
+    >>> y = pyconv.dask.pointwise_conv2d(x, np.ones((6, 2)), groups=2)
+    >>> y.chunks[1], float(y.sum().compute())
+    ((3, 3), 600.0)
+    """
+    fname = "pointwise_conv2d"
+    x, ws, b, probe_x = _nn_operands(fname, input, 2, ((weight, "weight"),), bias)
+    probe = pyconv.nn.pointwise_conv2d(probe_x, *ws, b, groups=groups)
+    chan = (x.shape[-3] // groups, probe.shape[1] // groups, "conv")
+    return _nn_map(fname, x, 2, probe, ws, b, {"groups": groups}, chan, None, None, "fill")
+
+
+def _transpose_like(fname, nd, input, weight, bias, stride, padding, output_padding, groups, dilation):
+    fn = getattr(pyconv.nn, fname)
+    x, ws, b, probe_x = _nn_operands(fname, input, nd, ((weight, "weight"),), bias)
+    kwargs = dict(stride=stride, padding=padding, output_padding=output_padding, groups=groups,
+                  dilation=dilation)
+    probe = fn(probe_x, *ws, b, **kwargs)
+    ksz = ws[0].shape[2:]
+    st, pd_, dil = _per_dim(stride, nd), _per_dim(padding, nd), _per_dim(dilation, nd)
+    chan = (x.shape[-(nd + 1)] // groups, probe.shape[1] // groups, "transpose")
+
+    def geometry(d, n, chunks, m):
+        s, p, e = st[d], pd_[d], dil[d] * (ksz[d] - 1)
+        depth = -(-e // s) + 1
+        if chunks is None:
+            return None, None, None, depth
+        out = _out_bounds(chunks, m, lambda b: b * s - p)
+        ranges, crop = [], []
+        for o0, o1 in _ranges(out, lambda o0, o1: (o0, o1)):
+            i_lo = min(-(-(o0 + p - e) // s), (o0 + p) // s)
+            i_hi = max((o1 - 1 + p) // s, -(-(o1 + p - e - 1) // s))
+            ranges.append((i_lo, i_hi + 1))
+            crop.append((o0 - (i_lo * s - p), o1 - o0))
+        return out, ranges, crop, depth
+
+    halo_kwargs = dict(stride=stride, padding=0, output_padding=0, groups=groups, dilation=dilation)
+    return _nn_map(fname, x, nd, probe, ws, b, kwargs, chan, geometry, halo_kwargs, "fill")
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """:func:`pyconv.nn.conv_transpose1d` of a dask ``input`` (lazy).
+
+    A spatial output chunk reads the input positions whose taps land in it.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, pyconv.dask
+    >>> x = da.ones((1, 1, 6), chunks=(1, 1, 2))
+    >>> pyconv.dask.conv_transpose1d(x, np.ones((1, 1, 3)), stride=2).compute()
+    array([[[1., 1., 2., 1., 2., 1., 2., 1., 2., 1., 2., 1., 1.]]])
+    """
+    return _transpose_like("conv_transpose1d", 1, input, weight, bias, stride, padding, output_padding,
+                           groups, dilation)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """:func:`pyconv.nn.conv_transpose2d` of a dask ``input`` (lazy); see :func:`conv_transpose1d`.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, pyconv.dask
+    >>> x = da.ones((2, 4, 6, 6), chunks=(1, 2, 3, 3))
+    >>> pyconv.dask.conv_transpose2d(x, np.ones((4, 3, 3, 3)), stride=2, padding=1, groups=2).shape
+    (2, 6, 11, 11)
+    """
+    return _transpose_like("conv_transpose2d", 2, input, weight, bias, stride, padding, output_padding,
+                           groups, dilation)
+
+
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """:func:`pyconv.nn.conv_transpose3d` of a dask ``input`` (lazy); see :func:`conv_transpose1d`.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, pyconv.dask
+    >>> x = da.ones((1, 1, 4, 4, 4), chunks=2)
+    >>> pyconv.dask.conv_transpose3d(x, np.ones((1, 2, 2, 2, 2)), stride=2).chunks[2:]
+    ((4, 4), (4, 4), (4, 4))
+    """
+    return _transpose_like("conv_transpose3d", 3, input, weight, bias, stride, padding, output_padding,
+                           groups, dilation)
+
+
+# --------------------------------------------------------------------------- grad
+
+def _backward_block(fname, kwargs, go, x, w, b):
+    with pyconv.threads(task_threads()):
+        return getattr(pyconv.grad, fname)(go, x, w, b, **kwargs.value)
+
+
+def _partial_sum(grads, i):
+    """Gradient ``i`` of one batch chunk as a length-1 stack (summed over chunks by a tree)."""
+    return grads[i][None]
+
+
+def _backward(fname, nd, grad_output, input, weight, bias, stride, padding, dilation, groups, padding_mode):
+    """The data-parallel backward pass: one in-memory backward per batch chunk, the weight and
+    bias gradients tree-summed over the chunks."""
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+    da = _da()
+    x, go = _big(input, "input"), _big(grad_output, "grad_output")
+    w, b = _small(weight, "weight"), _small(bias, "bias")
+    kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, padding_mode=padding_mode)
+    if x.ndim not in (nd + 1, nd + 2):
+        raise ValueError(f"input must be {nd + 1}-D (unbatched) or {nd + 2}-D (batched) for {fname}; "
+                         f"got a {x.ndim}-D dask array of shape {x.shape}")
+    unbatched = x.ndim == nd + 1
+    if go.ndim != x.ndim:
+        raise ValueError(f"grad_output must have {x.ndim} dims like input; got shape {go.shape}")
+    if unbatched:
+        x, go = x[None], go[None]
+    probe = getattr(pyconv.grad, fname)(np.empty((0,) + go.shape[1:], go.dtype),
+                                        np.empty((0,) + x.shape[1:], x.dtype), w, b, **kwargs)
+    if go.shape[0] != x.shape[0]:
+        raise ValueError(f"grad_output has batch size {go.shape[0]} but input has {x.shape[0]}")
+    for d in range(1, x.ndim):
+        if len(x.chunks[d]) > 1:
+            raise ValueError(f"{fname} on dask arrays splits the batch only: input is chunked along axis "
+                             f"{d} (chunks {x.chunks[d]}); rechunk with input.rechunk({{"
+                             + ", ".join(f"{a}: -1" for a in range(1, x.ndim)) + "})")
+    go = go.rechunk((x.chunks[0],) + tuple((s,) for s in go.shape[1:]))
+    token = tokenize(x, go, w, b, kwargs, fname)
+    tname, gxname, gwname, gbname = (f"pyconv-{fname}-{part}-{token}" for part in ("grads", "gx", "gw", "gb"))
+    wkey, bkey = (f"pyconv-{fname}-weight-{token}",), (f"pyconv-{fname}-bias-{token}",)
+    layer = {wkey: w, bkey: b}
+    zeros = (0,) * (x.ndim - 1)
+    nb = len(x.chunks[0])
+    for i in range(nb):
+        layer[(tname, i)] = (_backward_block, fname, _Lit(kwargs),
+                             (go.name, i, *zeros), (x.name, i, *zeros), wkey, bkey)
+        layer[(gxname, i, *zeros)] = (operator.getitem, (tname, i), 0)
+        layer[(gwname, i) + (0,) * w.ndim] = (_partial_sum, (tname, i), 1)
+        if b is not None:
+            layer[(gbname, i, 0)] = (_partial_sum, (tname, i), 2)
+
+    def array(name, chunks, dtype):
+        graph = HighLevelGraph.from_collections(name, layer, dependencies=[x, go])
+        return da.Array(graph, name, chunks, meta=_meta(len(chunks), dtype))
+
+    gx = array(gxname, x.chunks, probe[0].dtype)
+    split = 4          # the tree's fan-in: partial sums of 4 chunks at a time
+    gw = array(gwname, ((1,) * nb,) + tuple((s,) for s in w.shape), probe[1].dtype).sum(axis=0, split_every=split)
+    gb = None
+    if b is not None:
+        gb = array(gbname, ((1,) * nb, (b.shape[0],)), probe[2].dtype).sum(axis=0, split_every=split)
+    return (gx[0] if unbatched else gx), gw, gb
+
+
+def conv1d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+                    padding_mode="zeros"):
+    """:func:`pyconv.grad.conv1d_backward` over a batch split in dask chunks (lazy).
+
+    Returns ``(grad_input, grad_weight, grad_bias)``: ``grad_input`` chunked like
+    ``input``; ``grad_weight`` and ``grad_bias`` (None when ``bias`` is None)
+    single-chunk arrays, the per-chunk gradients summed by a tree (fan-in 4).
+    ``input`` may be chunked along the batch axis only.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, pyconv.dask
+    >>> x = da.ones((4, 1, 4), chunks=(1, 1, 4))
+    >>> gx, gw, gb = pyconv.dask.conv1d_backward(da.ones((4, 1, 3), chunks=1), x, np.ones((1, 1, 2)), np.zeros(1))
+    >>> gx.chunks[0], gw.chunks, gw.compute(), gb.compute()
+    ((1, 1, 1, 1), ((1,), (1,), (2,)), array([[[12., 12.]]]), array([12.]))
+    """
+    return _backward("conv1d_backward", 1, grad_output, input, weight, bias, stride, padding, dilation,
+                     groups, padding_mode)
+
+
+def conv2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+                    padding_mode="zeros"):
+    """:func:`pyconv.grad.conv2d_backward` over a batch split in dask chunks (lazy); see
+    :func:`conv1d_backward`.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, pyconv.dask
+    >>> x = da.ones((8, 3, 5, 5), dtype=np.float32, chunks=(2, 3, 5, 5))
+    >>> g = da.ones((8, 4, 3, 3), dtype=np.float32, chunks=2)
+    >>> gx, gw, gb = pyconv.dask.conv2d_backward(g, x, np.ones((4, 3, 3, 3), np.float32), np.zeros(4, np.float32), stride=2, padding=1)
+    >>> gx.chunks[0], gw.dtype, gb.compute().tolist()
+    ((2, 2, 2, 2), dtype('float32'), [72.0, 72.0, 72.0, 72.0])
+    """
+    return _backward("conv2d_backward", 2, grad_output, input, weight, bias, stride, padding, dilation,
+                     groups, padding_mode)
+
+
+def conv3d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+                    padding_mode="zeros"):
+    """:func:`pyconv.grad.conv3d_backward` over a batch split in dask chunks (lazy); see
+    :func:`conv1d_backward`.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, pyconv.dask
+    >>> x = da.ones((2, 1, 3, 3, 3), chunks=(1, 1, 3, 3, 3))
+    >>> gx, gw, gb = pyconv.dask.conv3d_backward(da.ones((2, 2, 2, 2, 2), chunks=1), x, np.ones((2, 1, 2, 2, 2)))
+    >>> float(gw.sum().compute()), gb is None
+    (256.0, True)
+    """
+    return _backward("conv3d_backward", 3, grad_output, input, weight, bias, stride, padding, dilation,
+                     groups, padding_mode)
