@@ -389,7 +389,7 @@ def _valid_block(fn, kwargs, block, args, *kernels):
     return fn(block, *kernels, mode="valid", **kwargs)
 
 
-def _signal_map(fn, name, x, kernels, kshape, mode, kwargs, same_start, kind="fill", fill=0,
+def _signal_map(fn, name, x, kernels, kshape, mode, kwargs, same_start, kind="fill", fill=None,
                 probe_kwargs=None):
     """Shared body of the signal functions whose kernel spans every axis of ``x``."""
     from pyconv._utils import sig_valid_swap
@@ -402,8 +402,8 @@ def _signal_map(fn, name, x, kernels, kshape, mode, kwargs, same_start, kind="fi
     if x.ndim == 0 or x.size == 0 or math.prod(kshape) == 0 or sig_valid_swap(mode, x.shape, kshape):
         shape_probe = fn(np.broadcast_to(np.zeros((), x.dtype), x.shape), *kernels, mode=mode, **kwargs)
         return _whole(fn, (x,) + tuple(kernels), dict(mode=mode, **kwargs), shape_probe, name)
-    fill = np.asarray(fill, dtype=np.result_type(x.dtype, np.asarray(fill).dtype)
-                      if kind == "fill" else x.dtype)
+    # the extension's constant: 0 in in1's dtype, or convolve2d's fillvalue cast to the result dtype
+    fill = np.zeros((), x.dtype) if fill is None else np.asarray(fill)
     x = _min_chunks(x, [k - 1 for k in kshape])
     axes = [_conv_axis(x.chunks[d], x.shape[d], kshape[d], mode, same_start, kind) for d in range(x.ndim)]
     return _halo_map(x, functools.partial(_valid_block, fn, kwargs), axes, probe.dtype, name,
@@ -456,7 +456,7 @@ def _boundary_2d(fn, name, in1, in2, mode, boundary, fillvalue, same_start):
     from pyconv._utils import sig_boundary, sig_fillvalue
     x, k = _big(in1, "in1"), _kernel(in2)
     kind = sig_boundary(boundary)
-    fv = 0
+    fv = None
     if kind == "fill":
         fv = sig_fillvalue(fillvalue, np.result_type(x.dtype, k.dtype))
     return _signal_map(fn, name, x, (k,), k.shape, mode, {}, same_start, kind=kind, fill=fv,
