@@ -27,7 +27,7 @@ sys.path.insert(0, HERE)
 
 import pyconv  # noqa: E402
 
-SUITES = ["signal", "nn", "grad"]
+SUITES = ["signal", "nn", "grad", "busy"]
 
 
 class Harness:

@@ -11,7 +11,7 @@ Threads: :func:`set_num_threads`, :func:`get_num_threads`, :func:`threads`.
 """
 import importlib as _importlib
 
-from pyconv._utils import get_num_threads, openmp_enabled, set_num_threads, threads
+from pyconv._threads import get_num_threads, openmp_enabled, set_num_threads, threads
 
 __version__ = "0.1.0"
 

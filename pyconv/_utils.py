@@ -1,149 +1,18 @@
-"""The one place where pyconv normalises arguments, applies its dtype policy and
-decides how many threads a kernel gets.
+"""The one place where pyconv normalises arguments and applies its dtype policy (the
+thread runtime is pyconv/_threads.py, re-exported here).
 
 Every public function reads: validate and normalise here -> pick an algorithm ->
 allocate the output -> one typed kernel -> return.  Kernels trust what they get,
 so every bound they rely on is checked in this module first.
 """
 import operator
-import os
-import threading
-from contextlib import contextmanager
 
 import numpy as np
 
-from pyconv._kernels import _openmp
-
 # --------------------------------------------------------------------------- threads
-
-def _available_cpus():
-    """CPUs this process may use: the affinity mask, capped by a cgroup CPU quota."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        n = os.cpu_count() or 1
-    # cgroup v2 ("max 100000" or "200000 100000") and v1 quota files.
-    for quota_file, period_file in (("/sys/fs/cgroup/cpu.max", None),
-                                    ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
-                                     "/sys/fs/cgroup/cpu/cpu.cfs_period_us")):
-        try:
-            with open(quota_file) as f:
-                parts = f.read().split()
-            if period_file is None:
-                quota, period = parts[0], parts[1]
-            else:
-                with open(period_file) as f:
-                    quota, period = parts[0], f.read().split()[0]
-            if quota not in ("max", "-1") and int(period) > 0:
-                n = min(n, max(1, int(quota) // int(period)))
-            break
-        except (OSError, IndexError, ValueError):
-            continue
-    return max(1, n)
-
-
-def _default_threads():
-    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    if env:
-        try:
-            v = int(env)
-            if v >= 1:
-                return v
-        except ValueError:
-            pass
-    return _available_cpus()
-
-
-_state = {"threads": _default_threads()}
-_lock = threading.Lock()
-
-
-def set_num_threads(n):
-    """Set the number of OpenMP threads pyconv's kernels use (process-wide).
-
-    Parameters
-    ----------
-    n : int
-        Thread count, at least 1.
-
-    Examples
-    --------
-    >>> import pyconv
-    >>> old = pyconv.get_num_threads()
-    >>> pyconv.set_num_threads(1)
-    >>> pyconv.get_num_threads()
-    1
-    >>> pyconv.set_num_threads(old)
-    """
-    n = check_int(n, "n")
-    if n < 1:
-        raise ValueError(f"n={n} must be a positive number of threads")
-    with _lock:
-        _state["threads"] = n
-
-
-def get_num_threads():
-    """Return the number of threads the kernels will use for the next call.
-
-    This is the count set by :func:`set_num_threads` (default: ``OMP_NUM_THREADS``
-    if set, else the CPUs this process may use), further limited by
-    ``threadpoolctl.threadpool_limits`` (which lowers the OpenMP runtime's limit).
-
-    Examples
-    --------
-    >>> import pyconv
-    >>> pyconv.get_num_threads() >= 1
-    True
-    """
-    return max(1, min(_state["threads"], _openmp.max_threads()))
-
-
-@contextmanager
-def threads(n):
-    """Context manager: run the block with ``n`` kernel threads, then restore.
-
-    Examples
-    --------
-    >>> import pyconv
-    >>> with pyconv.threads(1):
-    ...     pyconv.get_num_threads()
-    1
-    """
-    n = check_int(n, "n")
-    if n < 1:
-        raise ValueError(f"n={n} must be a positive number of threads")
-    with _lock:
-        old = _state["threads"]
-        _state["threads"] = n
-    try:
-        yield n
-    finally:
-        with _lock:
-            _state["threads"] = old
-
-
-def num_threads_for(work, grain=1 << 15):
-    """Threads to give a kernel doing ``work`` elementary operations.
-
-    Tiny problems run on one thread: waking a team costs more than it saves.
-    ``grain`` is the least work worth a thread of its own.
-    """
-    n = get_num_threads()
-    if n <= 1:
-        return 1
-    return int(max(1, min(n, work // grain)))
-
-
-def openmp_enabled():
-    """True when pyconv's kernels were compiled with OpenMP.
-
-    Examples
-    --------
-    >>> import pyconv
-    >>> isinstance(pyconv.openmp_enabled(), bool)
-    True
-    """
-    return _openmp.openmp_enabled()
+# The thread runtime lives in pyconv/_threads.py; its names are re-exported here.
+from pyconv._threads import (blas_single_thread, get_num_threads, num_parts_for,  # noqa: E402,F401
+                             num_threads_for, openmp_enabled, set_num_threads, team_size, threads)
 
 
 # --------------------------------------------------------------------------- scalars
@@ -349,23 +218,6 @@ def nn_check_gemm_dims(*dims):
         if d > _INT32_MAX:
             raise ValueError(f"problem too large for the GEMM path: a matrix dimension of {d} "
                              f"exceeds 2**31-1")
-
-
-_blas_state = {"ctl": None}
-
-
-def blas_single_thread(n=1):
-    """Context manager limiting BLAS to ``n`` (default one) threads (one cached threadpoolctl controller).
-
-    pyconv.nn runs OpenMP threads that each call GEMM; a multi-threaded BLAS under
-    them would oversubscribe the cores.
-    """
-    ctl = _blas_state["ctl"]
-    if ctl is None:
-        from threadpoolctl import ThreadpoolController
-        import scipy.linalg.cython_blas  # noqa: F401  (load the BLAS the kernels call)
-        ctl = _blas_state["ctl"] = ThreadpoolController().select(user_api="blas")
-    return ctl.limit(limits=n)
 
 
 # --------------------------------------------------------------------------- signal

@@ -36,7 +36,8 @@ import numpy as np
 from pyconv._kernels import nn_direct, nn_gemm
 from pyconv._utils import (as_array, as_tuple, blas_single_thread, check_choice, check_int, contiguous,
                            dl_dtype, nn_batched, nn_check_gemm_dims, nn_check_limits, nn_check_pad_modes,
-                           nn_check_span, nn_pad_maps, nn_padding_pairs, num_threads_for)
+                           nn_check_span, nn_pad_maps, nn_padding_pairs, num_parts_for, num_threads_for,
+                           team_size)
 from pyconv.arithmetic import conv_output_size, conv_transpose_output_size
 
 __all__ = ["conv", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
@@ -680,7 +681,7 @@ def _conv_transpose_core(x, w, b, stride, padding, output_padding, groups, dilat
 _WEIGHT_TILE = 512
 
 
-def _dense_weight(x, grad_out, kernel, stride, pad_pairs, dilation, groups, nthreads):
+def _dense_weight(x, grad_out, kernel, stride, pad_pairs, dilation, groups, nparts, nthreads):
     """Weight gradient by the register-blocked direct kernel (``nn_direct.dense_weight``),
     or None when one (sample, group)'s padded phase planes per thread exceed the
     workspace budget or the groups have fewer than 8 output channels.
@@ -713,23 +714,23 @@ def _dense_weight(x, grad_out, kernel, stride, pad_pairs, dilation, groups, nthr
     # units: rpt whole rows, or (long rows) one row's columns in ncol pieces
     ncol = -(-ow // _WEIGHT_TILE)
     rpt = 1 if ncol > 1 else max(1, min(rows, _WEIGHT_TILE // max(1, ow)))
-    if nthreads > 1 and n * groups * (-(-rows // rpt)) * ncol < 8 * nthreads:
-        # few units: make their count a multiple of the threads (static schedule)
+    if nparts > 1 and n * groups * (-(-rows // rpt)) * ncol < 8 * nparts:
+        # few units: make their count a multiple of the parts (equal shares)
         ntile = -(-rows // rpt)
-        while (n * groups * ntile * ncol) % nthreads and (ntile < rows or ncol < ow):
+        while (n * groups * ntile * ncol) % nparts and (ntile < rows or ncol < ow):
             if ncol > 1 or ntile >= rows:
                 ncol += 1
             else:
                 ntile += 1
         rpt = -(-rows // ntile)
     cw = -(-ow // ncol)
-    ws = nthreads * (plane + rpt * cw * ogp) * dtype.itemsize
+    ws = nparts * (plane + rpt * cw * ogp) * dtype.itemsize
     if ws > max(_WORKSPACE_BYTES, cout * cg * kvol * dtype.itemsize):
         return None
-    acc = np.zeros((nthreads, groups, cg * kvol, ogp), dtype=dtype)
+    acc = np.zeros((nparts, groups, cg * kvol, ogp), dtype=dtype)
     nn_direct.dense_weight(x.reshape((n, cin) + sp3), _plane_geo(qshape, s3, pads3), phases, offs,
                            grad_out.reshape((n, cout) + o3), acc, groups, nv, rpt, cw, nthreads)
-    gw = acc[0] if nthreads == 1 else acc.sum(axis=0)
+    gw = acc[0] if nparts == 1 else acc.sum(axis=0)
     gw = gw[:, :, :og].transpose(0, 2, 1).reshape((cout, cg) + tuple(kernel))
     return np.ascontiguousarray(gw)
 
@@ -764,24 +765,27 @@ def _conv_weight_core(x, grad_out, kernel_shape, stride, pad_pairs, dilation, gr
     kvol = int(np.prod(kernel))
     kc = cg * kvol
     p = int(np.prod(osz))
-    nthreads = num_threads_for(grad_out.size * max(1, kc))
+    # per-part partial sums: the split (nparts) is fixed by the configuration, the team
+    # running the parts (nthreads) may shrink on a busy machine without changing bits
+    nparts = num_parts_for(grad_out.size * max(1, kc))
+    nthreads = team_size(nparts)
     padded = any(pp != (0, 0) for pp in pad_pairs)
     pointwise = kvol == 1 and all(s == 1 for s in stride) and not padded
     if cout and kc and p and n and not pointwise:
-        gw = _dense_weight(x, grad_out, kernel, stride, pad_pairs, dilation, groups, nthreads)
+        gw = _dense_weight(x, grad_out, kernel, stride, pad_pairs, dilation, groups, nparts, nthreads)
         if gw is not None:
             return gw
-    acc = np.zeros((nthreads, cout, kc), dtype=dtype)
+    acc = np.zeros((nparts, cout, kc), dtype=dtype)
     if acc.size and p and n:
         nn_check_gemm_dims(p, kc, int(np.prod(x.shape[2:])), cout)
         sp3, k3, o3 = _lift3(x.shape[2:], 1), _lift3(kernel, 1), _lift3(osz, 1)
         geo = (tuple(sp3) + tuple(o3) + tuple(k3) + _lift3(stride, 1) + _lift3(dilation, 1)
                + _lift3([pp[0] for pp in pad_pairs], 0))
-        tile = _gemm_tile(p, kc, n * groups, nthreads, dtype.itemsize, acc.nbytes)
+        tile = _gemm_tile(p, kc, n * groups, nparts, dtype.itemsize, acc.nbytes)
         with blas_single_thread():
             nn_gemm.conv_weight(x.reshape(n, cin, -1), grad_out.reshape(n, cout, -1), acc, geo, groups, tile,
                                 pointwise, nthreads)
-    gw = acc[0] if nthreads == 1 else acc.sum(axis=0)
+    gw = acc[0] if nparts == 1 else acc.sum(axis=0)
     return np.ascontiguousarray(gw.reshape((cout, cg) + kernel))
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import scipy.fft as sp_fft
 
 from pyconv._kernels import direct as _direct
-from pyconv._utils import (SIG_METHODS, SIG_MODES, check_choice, get_num_threads, num_threads_for,
+from pyconv._utils import (SIG_METHODS, SIG_MODES, check_choice, get_num_threads, num_threads_for, team_size,
                            sig_array, sig_boundary, sig_compute_dtype, sig_fillvalue, sig_same_ndim,
                            sig_valid_swap)
 
@@ -340,7 +340,7 @@ def _fft_core(in1, in2, mode, axes):
     cplx = in1.dtype.kind == "c" or in2.dtype.kind == "c"
     full = [s1[a] + s2[a] - 1 for a in axes]
     fshape = [sp_fft.next_fast_len(n, not cplx) for n in full]
-    workers = get_num_threads()
+    workers = team_size(get_num_threads())  # transforms are independent: the load may shrink the team
     # the part of the full result each mode keeps, per transformed axis (scipy's centring)
     keep = []
     for i, a in enumerate(axes):
@@ -628,7 +628,7 @@ def _oa_full(in1, in2, ax, plan):
         if any(p != (0, 0) for p in pads[i]):
             x = np.pad(x, pads[i])
         blocks.append(x.reshape(shapes[i]))
-    workers = get_num_threads()
+    workers = team_size(get_num_threads())  # transforms are independent: the load may shrink the team
     if cplx:
         sp = sp_fft.fftn(blocks[0], fft_len, axes=fft_axes, workers=workers)
         sp = sp * sp_fft.fftn(blocks[1], fft_len, axes=fft_axes, workers=workers)

@@ -956,8 +956,11 @@ class _RecordFFT:
         return NotImplemented
 
 
-def test_ffts_run_on_pyconv_threads():
-    # API.md: the FFT paths run scipy.fft with workers = pyconv's thread count
+def test_ffts_run_on_pyconv_threads(monkeypatch):
+    # API.md: the FFT paths run scipy.fft with workers = pyconv's thread count (on a
+    # quiet machine; with every core busy elsewhere, one worker)
+    from pyconv import _threads
+    monkeypatch.setattr(_threads._load, "others_busy", lambda: 0.0)
     scipy_fft = pytest.importorskip("scipy.fft")
     rng = np.random.default_rng(79)
     a, b = rng.standard_normal((120, 90)), rng.standard_normal((31, 31))
@@ -975,6 +978,12 @@ def test_ffts_run_on_pyconv_threads():
                 assert all(w == want for _, w in _RecordFFT.calls), _RecordFFT.calls
     threadpoolctl = pytest.importorskip("threadpoolctl")
     with threadpoolctl.threadpool_limits(1):
+        _RecordFFT.calls.clear()
+        with scipy_fft.set_backend(_RecordFFT):
+            ps.fftconvolve(a, b)
+        assert _RecordFFT.calls and all(w == 1 for _, w in _RecordFFT.calls)
+    monkeypatch.setattr(_threads._load, "others_busy", lambda: 64.0)
+    with pyconv.threads(2):
         _RecordFFT.calls.clear()
         with scipy_fft.set_backend(_RecordFFT):
             ps.fftconvolve(a, b)

@@ -1,10 +1,29 @@
+"""The thread runtime (pyconv/_threads.py): pyconv's own count, per-thread overrides,
+threadpoolctl, other libraries' settings, fork, BLAS settings after concurrent calls,
+and the load-aware team size (results never depend on it).
+
+Busy-machine *speed* is measured by ``benchmarks/run.py busy``, not here.
+"""
+import multiprocessing
 import os
 import subprocess
 import sys
+import textwrap
+import threading
 
+import numpy as np
 import pytest
 
 import pyconv
+from pyconv import _threads, grad, nn
+
+
+def _run(code, **env):
+    """Run ``code`` in a fresh interpreter (a state no other test touched); return stdout."""
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=dict(os.environ, **env),
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
 
 
 def test_openmp_required_in_ci():
@@ -18,8 +37,11 @@ def test_set_get_and_context():
     try:
         pyconv.set_num_threads(1)
         assert pyconv.get_num_threads() == 1
-        with pyconv.threads(2):
-            assert pyconv.get_num_threads() == min(2, pyconv._utils._openmp.max_threads())
+        with pyconv.threads(3):
+            assert pyconv.get_num_threads() == 3
+            with pyconv.threads(2):
+                assert pyconv.get_num_threads() == 2
+            assert pyconv.get_num_threads() == 3
         assert pyconv.get_num_threads() == 1
     finally:
         pyconv.set_num_threads(old)
@@ -47,20 +69,248 @@ def test_bad_counts(bad):
 def test_bad_types(bad):
     with pytest.raises(TypeError, match="n must be an integer"):
         pyconv.set_num_threads(bad)
+    with pytest.raises(TypeError, match="n must be an integer"):
+        with pyconv.threads(bad):
+            pass
 
 
-def test_threadpoolctl_limits():
+def test_overlapping_contexts_in_two_python_threads():
+    # A enters threads(1), B enters threads(3), A leaves, B leaves: each thread sees its
+    # own count throughout, and the process-wide count is untouched at the end.
+    old = pyconv.get_num_threads()
+    steps = [threading.Event() for _ in range(4)]
+    seen = {}
+
+    def a():
+        with pyconv.threads(1):
+            steps[0].set()
+            steps[1].wait(10)
+            seen["a_inside"] = pyconv.get_num_threads()
+        steps[2].set()
+        seen["a_after"] = pyconv.get_num_threads()
+
+    def b():
+        steps[0].wait(10)
+        with pyconv.threads(3):
+            steps[1].set()
+            steps[2].wait(10)
+            seen["b_inside"] = pyconv.get_num_threads()
+        seen["b_after"] = pyconv.get_num_threads()
+
+    ts = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(20)
+    assert seen == {"a_inside": 1, "a_after": old, "b_inside": 3, "b_after": old}
+    assert pyconv.get_num_threads() == old
+
+
+def test_threadpoolctl_limits_every_python_thread():
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    if not pyconv.openmp_enabled():
-        pytest.skip("serial build")
-    with threadpoolctl.threadpool_limits(1):
-        assert pyconv.get_num_threads() == 1
-    with threadpoolctl.threadpool_limits(1, user_api="openmp"):
-        assert pyconv.get_num_threads() == 1
+    old = pyconv.get_num_threads()
+    for api in (None, "openmp"):
+        with threadpoolctl.threadpool_limits(1, user_api=api):
+            assert pyconv.get_num_threads() == 1
+            other = []
+            t = threading.Thread(target=lambda: other.append(pyconv.get_num_threads()))
+            t.start()
+            t.join()
+            assert other == [1]
+            with pyconv.threads(2):      # the limit caps an override too
+                assert pyconv.get_num_threads() == 1
+        assert pyconv.get_num_threads() == old
+    info = [i for i in threadpoolctl.threadpool_info() if i["internal_api"] == "pyconv"]
+    assert len(info) == 1 and info[0]["user_api"] == "openmp" and info[0]["num_threads"] == old
 
 
 def test_omp_num_threads_env_default():
-    code = "import pyconv; print(pyconv.get_num_threads())"
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "1"
+    assert _run("import pyconv; print(pyconv.get_num_threads())", OMP_NUM_THREADS="1") == "1"
+    assert _run("import pyconv; print(pyconv.get_num_threads())", OMP_NUM_THREADS="3") == "3"
+
+
+def test_other_libraries_settings_do_not_change_pyconvs_count():
+    pytest.importorskip("torch")
+    out = _run("""
+        import torch, pyconv
+        n0 = pyconv.get_num_threads()
+        torch.set_num_threads(1)
+        pyconv.set_num_threads(2)
+        a = pyconv.get_num_threads()
+        torch.set_num_threads(4)
+        pyconv.set_num_threads(n0)
+        print(a, pyconv.get_num_threads() == n0)
+    """)
+    assert out == "2 True"
+
+
+def test_openmp_runtime_setting_does_not_change_pyconvs_count():
+    # omp_set_num_threads on the shared runtime (what threadpoolctl's OpenMP controller and
+    # other libraries call) is not read back by pyconv.
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    old = pyconv.get_num_threads()
+    ctl = threadpoolctl.ThreadpoolController().select(internal_api="openmp")
+    for lib in ctl.lib_controllers:
+        saved = lib.num_threads
+        lib.set_num_threads(1)
+        try:
+            assert pyconv.get_num_threads() == old
+        finally:
+            lib.set_num_threads(saved)
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 8, 40, 40))
+    w = rng.standard_normal((16, 8, 3, 3))
+    return x, w
+
+
+def _fork_child(conn):
+    x, w = _data()
+    conn.send(nn.conv2d(x, w, padding=1))
+    conn.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_forked_child_after_multithreaded_call():
+    x, w = _data()
+    with pyconv.threads(2):
+        want = nn.conv2d(x, w, padding=1)          # starts the OpenMP pool
+        r, wfd = os.pipe()
+        pid = os.fork()
+        if pid == 0:                              # child: must not hang, same result
+            try:
+                ok = pyconv.get_num_threads() == 1 and np.array_equal(nn.conv2d(x, w, padding=1), want)
+                os.write(wfd, b"1" if ok else b"0")
+            finally:
+                os._exit(0)
+    os.close(wfd)
+    import select
+    ready, _, _ = select.select([r], [], [], 120)
+    got = os.read(r, 1) if ready else b""
+    os.close(r)
+    if not ready:
+        os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    assert got == b"1", "forked child hung or computed a different result"
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork start method")
+def test_multiprocessing_fork_pool_after_multithreaded_call():
+    x, w = _data()
+    with pyconv.threads(2):
+        want = nn.conv2d(x, w, padding=1)
+    ctx = multiprocessing.get_context("fork")
+    parent, child = ctx.Pipe()
+    p = ctx.Process(target=_fork_child, args=(child,))
+    p.start()
+    assert parent.poll(120), "child of multiprocessing 'fork' hung"
+    got = parent.recv()
+    p.join(30)
+    assert p.exitcode == 0
+    np.testing.assert_array_equal(got, want)
+
+
+def test_blas_settings_unchanged_after_concurrent_calls():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import scipy.linalg  # noqa: F401  (scipy's BLAS loaded, as a user has it)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 8, 12, 12))
+    w = rng.standard_normal((8, 8, 3, 3))
+    y = nn.conv2d(x, w, stride=2)
+    wt = rng.standard_normal((8, 4, 4, 4))
+
+    def before():
+        return [(i["filepath"], i["num_threads"]) for i in threadpoolctl.threadpool_info()
+                if i["user_api"] == "blas"]
+
+    start = before()
+    errors = []
+
+    def work(i):
+        try:
+            for _ in range(5):
+                grad.conv2d_backward(np.ones_like(y), x, w, None, stride=2)
+                nn.conv_transpose2d(x, wt, stride=2)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    ts = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors
+    assert before() == start
+
+
+def test_blas_limit_nests_and_restores():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import scipy.linalg  # noqa: F401
+
+    def counts():
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+
+    start = counts()
+    with _threads.blas_single_thread():
+        with _threads.blas_single_thread():
+            assert all(c == 1 for c in counts())
+        assert all(c == 1 for c in counts())
+    assert counts() == start
+
+
+# ------------------------------------------------------------------ load-aware team size
+
+def test_team_size_follows_other_processes_load(monkeypatch):
+    ncpu = len(_threads._load.cpus) if _threads._load.cpus else _threads._available_cpus()
+    monkeypatch.setattr(_threads._load, "others_busy", lambda: 0.0)
+    assert _threads.team_size(4) == 4 and _threads.team_size(1) == 1
+    monkeypatch.setattr(_threads._load, "others_busy", lambda: float(ncpu))
+    assert _threads.team_size(4) == 1
+    monkeypatch.setattr(_threads._load, "others_busy", lambda: ncpu - 1.0)
+    assert _threads.team_size(4) == 1
+    monkeypatch.setattr(_threads._load, "others_busy", lambda: 0.1)    # light background load
+    assert _threads.team_size(ncpu) == ncpu
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layer", [
+    # (x shape, w shape, kwargs): the direct weight kernel and the im2col + GEMM one
+    ((3, 8, 21, 19), (16, 8, 3, 3), dict(padding=1)),
+    ((5, 6, 17, 17), (12, 6, 3, 3), dict(stride=2, padding=1)),
+    ((2, 4, 9, 11), (6, 2, 1, 1), dict(groups=2)),
+    ((3, 6, 15, 13), (4, 6, 3, 3), dict(padding=1)),
+])
+def test_weight_gradient_bits_do_not_depend_on_load(monkeypatch, dtype, layer):
+    xs, ws, kw = layer
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(xs).astype(dtype)
+    y = nn.conv2d(x, rng.standard_normal(ws).astype(dtype), **kw)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    with pyconv.threads(2):
+        monkeypatch.setattr(_threads._load, "others_busy", lambda: 0.0)
+        quiet = grad.conv2d_weight(x, ws, g, **kw)
+        monkeypatch.setattr(_threads._load, "others_busy", lambda: 64.0)   # every core busy
+        assert _threads.num_threads_for(1 << 30) == 1 and _threads.num_parts_for(1 << 30) == 2
+        busy = grad.conv2d_weight(x, ws, g, **kw)
+    assert quiet.dtype == busy.dtype == dtype
+    np.testing.assert_array_equal(quiet, busy)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="needs /proc/stat")
+def test_load_monitor_sees_a_busy_process():
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        mon = _threads._LoadMonitor()
+        mon.others_busy()
+        import time
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 0.6:      # sleep: this process uses no CPU meanwhile
+            time.sleep(0.05)
+        others = mon.others_busy()
+    finally:
+        hog.kill()
+        hog.wait()
+    # the hog holds one core (at least half of one on a crowded machine)
+    assert others >= 0.5

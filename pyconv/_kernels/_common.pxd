@@ -52,3 +52,12 @@ cdef inline void valid_range(Py_ssize_t start, Py_ssize_t step, Py_ssize_t n, Py
         b = a
     lo[0] = a
     hi[0] = b
+
+
+cdef inline Py_ssize_t part_lo(Py_ssize_t n, Py_ssize_t parts, Py_ssize_t p) noexcept nogil:
+    # First index of part p when [0, n) is cut into `parts` contiguous parts the way
+    # OpenMP's static schedule cuts it among threads (the first n % parts get one more).
+    # Kernels with per-part partial sums loop over parts, so the split -- and the
+    # result's bits -- do not depend on how many threads run the parts.
+    cdef Py_ssize_t q = n // parts, r = n % parts
+    return p * q + (p if p < r else r)

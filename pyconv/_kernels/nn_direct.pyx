@@ -7,7 +7,7 @@ from libc.string cimport memset, memcpy
 
 import numpy as np
 
-from pyconv._kernels._common cimport real_t, omp_get_thread_num, valid_range
+from pyconv._kernels._common cimport real_t, omp_get_thread_num, part_lo, valid_range
 
 ctypedef Py_ssize_t idx_t
 
@@ -925,7 +925,7 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:
     cdef idx_t VL = 64 // sizeof(real_t)
     cdef idx_t MR = 6 if nv == 4 else 8
     cdef idx_t NB = nv * VL
-    cdef idx_t ntile, U, u, ng, n, gi, ti, r0, r1, nr, tid, i, j, o, rb, m, row, ob, od, oh, mr, ncol, j0, cw
+    cdef idx_t ntile, U, u, part, ng, n, gi, ti, r0, r1, nr, tid, i, j, o, rb, m, row, ob, od, oh, mr, ncol, j0, cw
     cdef real_t* P
     cdef real_t* Bt
     cdef real_t* dst
@@ -941,11 +941,12 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:
     ntile = (R + rows_per_tile - 1) // rows_per_tile * ncol
     U = N * groups * ntile
     dt = np.float32 if real_t is float else np.float64
-    planes_np = np.empty((nthreads, max(1, Cg * Sp)), dtype=dt)
-    bt_np = np.empty((nthreads, rows_per_tile * col_width * Ogp), dtype=dt)
-    ap_np = np.empty((nthreads, 8), dtype=np.uintp)
-    last_np = np.full(nthreads, -1, dtype=np.intp)
-    rows_np = np.zeros((2, nthreads), dtype=np.intp)
+    cdef int nparts = <int>acc.shape[0]
+    planes_np = np.empty((nparts, max(1, Cg * Sp)), dtype=dt)
+    bt_np = np.empty((nparts, rows_per_tile * col_width * Ogp), dtype=dt)
+    ap_np = np.empty((nparts, 8), dtype=np.uintp)
+    last_np = np.full(nparts, -1, dtype=np.intp)
+    rows_np = np.zeros((2, nparts), dtype=np.intp)
     cdef real_t[:, ::1] planes = planes_np
     cdef real_t[:, ::1] bt = bt_np
     cdef size_t[:, ::1] apb = ap_np
@@ -955,65 +956,68 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:
     for u in range(kvol):
         if offs[u] % (Dq * Hq * Wq) > maxin:
             maxin = offs[u] % (Dq * Hq * Wq)
-    for u in prange(U, nogil=True, schedule='static', num_threads=nthreads):
-        tid = omp_get_thread_num()
-        ng = u // ntile
-        ti = u % ntile
-        n = ng // groups
-        gi = ng % groups
-        P = &planes[tid, 0]
-        r0 = (ti // ncol) * rows_per_tile
-        r1 = r0 + rows_per_tile
-        if r1 > R:
-            r1 = R
-        nr = r1 - r0
-        j0 = (ti % ncol) * col_width
-        cw = OW - j0
-        if cw > col_width:
-            cw = col_width
-        if last[tid] != ng:
-            rlo[tid] = 0
-            rhi[tid] = 0
-            last[tid] = ng
-        # frame positions of the unit: rows r0..r1-1, columns j0..j0+cw-1 (+ tap offsets)
-        od = r0 // OH
-        oh = r0 - od * OH
-        i = (od * Hq + oh) * Wq + j0
-        od = (r1 - 1) // OH
-        oh = (r1 - 1) - od * OH
-        j = (od * Hq + oh) * Wq + j0 + cw
-        ensure_rows(&x[n, gi * Cg, 0, 0, 0], Cg, D, H, W, P, Sp, &in_phases[0, 0], nph, Dq, Hq, Wq,
-                    sd, sh, sw, pd, phh, pw, &rlo[tid], &rhi[tid], i // Wq, (j + maxin) // Wq + 1)
-        # pack the tile's grad_output position-major: Bt[(i*cw + j)*Ogp + o]
-        Bt = &bt[tid, 0]
-        # (position outer: the Og source rows advance together and stay in L1, while
-        # the packed tile, larger than L1, is written once, contiguously)
-        src = &gout[n, gi * Og, 0, 0, 0]
-        for i in range(nr):
-            od = (r0 + i) // OH
-            oh = (r0 + i) - od * OH
-            rb = (od * OH + oh) * OW + j0
-            for j in range(cw):
-                dst = Bt + (i * cw + j) * Ogp
-                for o in range(Og):
-                    dst[o] = src[o * R * OW + rb + j]
-                for o in range(Og, Ogp):
-                    dst[o] = 0
-        ap = <const real_t**> &apb[tid, 0]
-        rb = 0
-        while rb < Kc:
-            mr = Kc - rb
-            if mr > MR:
-                mr = MR
-            for m in range(MR):
-                # rows past Kc repeat the last one (computed, not stored)
-                row = rb + m if m < mr else rb + mr - 1
-                ap[m] = P + (row // kvol) * Sp + offs[row % kvol]
-            ob = 0
-            while ob < Ogp:
-                wk_call(nv, ap, r0, nr, OH, Hq, Wq, j0, cw, Bt + ob, Ogp, &acc[tid, gi, rb, ob], Ogp, <int>mr)
-                ob = ob + NB
-            rb = rb + MR
+    # parts, not threads, own the partial sums (acc[part]): the split is fixed by
+    # nparts, so the sums do not depend on the team size the machine's load allows
+    for part in prange(nparts, nogil=True, schedule='static', num_threads=nthreads):
+        tid = part
+        for u in range(part_lo(U, nparts, part), part_lo(U, nparts, part + 1)):
+            ng = u // ntile
+            ti = u % ntile
+            n = ng // groups
+            gi = ng % groups
+            P = &planes[tid, 0]
+            r0 = (ti // ncol) * rows_per_tile
+            r1 = r0 + rows_per_tile
+            if r1 > R:
+                r1 = R
+            nr = r1 - r0
+            j0 = (ti % ncol) * col_width
+            cw = OW - j0
+            if cw > col_width:
+                cw = col_width
+            if last[tid] != ng:
+                rlo[tid] = 0
+                rhi[tid] = 0
+                last[tid] = ng
+            # frame positions of the unit: rows r0..r1-1, columns j0..j0+cw-1 (+ tap offsets)
+            od = r0 // OH
+            oh = r0 - od * OH
+            i = (od * Hq + oh) * Wq + j0
+            od = (r1 - 1) // OH
+            oh = (r1 - 1) - od * OH
+            j = (od * Hq + oh) * Wq + j0 + cw
+            ensure_rows(&x[n, gi * Cg, 0, 0, 0], Cg, D, H, W, P, Sp, &in_phases[0, 0], nph, Dq, Hq, Wq,
+                        sd, sh, sw, pd, phh, pw, &rlo[tid], &rhi[tid], i // Wq, (j + maxin) // Wq + 1)
+            # pack the tile's grad_output position-major: Bt[(i*cw + j)*Ogp + o]
+            Bt = &bt[tid, 0]
+            # (position outer: the Og source rows advance together and stay in L1, while
+            # the packed tile, larger than L1, is written once, contiguously)
+            src = &gout[n, gi * Og, 0, 0, 0]
+            for i in range(nr):
+                od = (r0 + i) // OH
+                oh = (r0 + i) - od * OH
+                rb = (od * OH + oh) * OW + j0
+                for j in range(cw):
+                    dst = Bt + (i * cw + j) * Ogp
+                    for o in range(Og):
+                        dst[o] = src[o * R * OW + rb + j]
+                    for o in range(Og, Ogp):
+                        dst[o] = 0
+            ap = <const real_t**> &apb[tid, 0]
+            rb = 0
+            while rb < Kc:
+                mr = Kc - rb
+                if mr > MR:
+                    mr = MR
+                for m in range(MR):
+                    # rows past Kc repeat the last one (computed, not stored)
+                    row = rb + m if m < mr else rb + mr - 1
+                    ap[m] = P + (row // kvol) * Sp + offs[row % kvol]
+                ob = 0
+                while ob < Ogp:
+                    wk_call(nv, ap, r0, nr, OH, Hq, Wq, j0, cw, Bt + ob, Ogp, &acc[tid, gi, rb, ob], Ogp, <int>mr)
+                    ob = ob + NB
+                rb = rb + MR
 
 
 def pack_blocks(const real_t[:, :, ::1] w, real_t[:, :, :, ::1] out, int nthreads):

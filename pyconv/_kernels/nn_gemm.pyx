@@ -18,7 +18,7 @@ from scipy.linalg.cython_blas cimport sgemm, dgemm
 cimport numpy as cnp
 import numpy as np
 
-from pyconv._kernels._common cimport real_t, omp_get_thread_num, valid_range
+from pyconv._kernels._common cimport real_t, omp_get_thread_num, part_lo, valid_range
 
 cnp.import_array()
 
@@ -373,36 +373,40 @@ def conv_weight(const real_t[:, :, ::1] x, const real_t[:, :, ::1] gout, real_t[
     cdef idx_t Kc = acc.shape[2]
     cdef idx_t ntiles = (P + tile - 1) // tile if P > 0 else 0
     cdef idx_t U = N * groups * ntiles
-    cdef idx_t u, n, gi, ti, p0, p1, pt, tid
+    cdef idx_t u, part, n, gi, ti, p0, p1, pt, tid
     cdef real_t one = 1
     cdef real_t* ws
     cdef const real_t* bmat
     cdef int ldb
     if U == 0 or Og == 0 or Kc == 0:
         return
-    work_np = np.empty((nthreads, 1 if pointwise else Kc * tile), dtype=np.float32 if real_t is float else np.float64)
+    cdef int nparts = <int>acc.shape[0]
+    work_np = np.empty((nparts, 1 if pointwise else Kc * tile), dtype=np.float32 if real_t is float else np.float64)
     cdef real_t[:, ::1] work = work_np
-    for u in prange(U, nogil=True, schedule='static', num_threads=nthreads):
-        tid = omp_get_thread_num()
-        n = u // (groups * ntiles)
-        gi = (u // ntiles) % groups
-        ti = u % ntiles
-        p0 = ti * tile
-        p1 = p0 + tile
-        if p1 > P:
-            p1 = P
-        pt = p1 - p0
-        if pointwise:
-            bmat = &x[n, gi * Cg, p0]
-            ldb = <int>S
-        else:
-            ws = &work[tid, 0]
-            im2col_rows(&x[n, gi * Cg, 0], ws, pt, p0, p1, 0, Kc, &g)
-            bmat = ws
-            ldb = <int>pt
-        # acc[t, g-block] (Og, Kc) += gout[n, g-block, tile] (Og, pt) @ col^T (pt, Kc)
-        gemm_rm(c'N', c'T', <int>Og, <int>Kc, <int>pt, one, &gout[n, gi * Og, p0], <int>P,
-                bmat, ldb, one, &acc[tid, gi * Og, 0], <int>Kc)
+    # parts, not threads, own the partial sums (acc[part]): the split is fixed by
+    # nparts, so the sums do not depend on the team size the machine's load allows
+    for part in prange(nparts, nogil=True, schedule='static', num_threads=nthreads):
+        tid = part
+        for u in range(part_lo(U, nparts, part), part_lo(U, nparts, part + 1)):
+            n = u // (groups * ntiles)
+            gi = (u // ntiles) % groups
+            ti = u % ntiles
+            p0 = ti * tile
+            p1 = p0 + tile
+            if p1 > P:
+                p1 = P
+            pt = p1 - p0
+            if pointwise:
+                bmat = &x[n, gi * Cg, p0]
+                ldb = <int>S
+            else:
+                ws = &work[tid, 0]
+                im2col_rows(&x[n, gi * Cg, 0], ws, pt, p0, p1, 0, Kc, &g)
+                bmat = ws
+                ldb = <int>pt
+            # acc[t, g-block] (Og, Kc) += gout[n, g-block, tile] (Og, pt) @ col^T (pt, Kc)
+            gemm_rm(c'N', c'T', <int>Og, <int>Kc, <int>pt, one, &gout[n, gi * Og, p0], <int>P,
+                    bmat, ldb, one, &acc[tid, gi * Og, 0], <int>Kc)
 
 
 def unfold(const real_t[:, :, ::1] x, real_t[:, :, ::1] col, tuple geo, int nthreads):

@@ -1,0 +1,382 @@
+"""pyconv's thread runtime: its own thread count, a load-aware team size, fork safety,
+threadpoolctl integration and a BLAS limit that never leaks out of a call.
+
+Semantics (documented in the README):
+
+* ``set_num_threads(n)`` sets the process-wide count (like ``torch.set_num_threads``).
+  It is pyconv's own state: another library's setting of the shared OpenMP runtime
+  (``torch.set_num_threads``, ``omp_set_num_threads``) does not change it, because every
+  kernel receives its team size explicitly and nothing here reads the runtime back.
+* ``threads(n)`` overrides the count for the calling Python thread only, for the
+  duration of the block; overlapping blocks in different Python threads do not see
+  each other, and each restores exactly its own previous value.
+* ``threadpoolctl.threadpool_limits(k)`` (for all APIs or ``user_api="openmp"``) caps
+  the count process-wide through pyconv's own threadpoolctl controller
+  (:class:`PyconvController`).
+* A busy machine: a team of ``n`` OpenMP threads with spinning waits collapses when
+  other processes hold the cores (one descheduled team member stalls the whole region
+  for a scheduler slice; measured 15-100x slower than one thread).  Before each
+  multi-threaded kernel the team is therefore shrunk to the cores the other processes
+  leave free, measured from ``/proc/stat`` less this process's own CPU time.  Kernels
+  whose result depends on how work is split (per-thread partial sums) split it into
+  ``parts`` fixed by the configured count, not by this load-dependent team size, so the
+  same call gives bitwise the same result whatever the load.
+* ``fork``: GNU libgomp's worker pool does not survive ``fork``; a forked child runs
+  every kernel on one thread (as PyTorch does) instead of hanging.
+"""
+import os
+import threading
+import time
+from contextlib import contextmanager
+
+from pyconv._kernels import _pyconv_omp
+
+# --------------------------------------------------------------------------- defaults
+
+
+def _available_cpus():
+    """CPUs this process may use: the affinity mask, capped by a cgroup CPU quota."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    # cgroup v2 ("max 100000" or "200000 100000") and v1 quota files.
+    for quota_file, period_file in (("/sys/fs/cgroup/cpu.max", None),
+                                    ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+                                     "/sys/fs/cgroup/cpu/cpu.cfs_period_us")):
+        try:
+            with open(quota_file) as f:
+                parts = f.read().split()
+            if period_file is None:
+                quota, period = parts[0], parts[1]
+            else:
+                with open(period_file) as f:
+                    quota, period = parts[0], f.read().split()[0]
+            if quota not in ("max", "-1") and int(period) > 0:
+                n = min(n, max(1, int(quota) // int(period)))
+            break
+        except (OSError, IndexError, ValueError):
+            continue
+    return max(1, n)
+
+
+def _default_threads():
+    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if env:
+        try:
+            v = int(env)
+            if v >= 1:
+                return v
+        except ValueError:
+            pass
+    return _available_cpus()
+
+
+# --------------------------------------------------------------------------- state
+
+_lock = threading.Lock()
+_state = {
+    "threads": _default_threads(),  # set_num_threads (process-wide)
+    "cap": None,                    # threadpoolctl's limit (process-wide), None = no cap
+    "forked": False,                # True in a child made by fork(): serial kernels
+}
+_local = threading.local()          # .override: the innermost threads(n) of this thread
+
+
+def _check_count(n):
+    from pyconv._utils import check_int  # (_utils re-exports this module's names)
+    n = check_int(n, "n")
+    if n < 1:
+        raise ValueError(f"n={n} must be a positive number of threads")
+    return n
+
+
+def set_num_threads(n):
+    """Set the number of threads pyconv's kernels use (process-wide).
+
+    Parameters
+    ----------
+    n : int
+        Thread count, at least 1.
+
+    Examples
+    --------
+    >>> import pyconv
+    >>> old = pyconv.get_num_threads()
+    >>> pyconv.set_num_threads(1)
+    >>> pyconv.get_num_threads()
+    1
+    >>> pyconv.set_num_threads(old)
+    """
+    n = _check_count(n)
+    with _lock:
+        _state["threads"] = n
+
+
+def get_num_threads():
+    """Return the number of threads pyconv's kernels may use for the next call.
+
+    The calling thread's innermost :func:`threads` block if any, else the process-wide
+    count of :func:`set_num_threads` (default: ``OMP_NUM_THREADS`` if set, else the CPUs
+    this process may use), capped by ``threadpoolctl.threadpool_limits``.  It is 1 in a
+    child process made by ``fork``.  On a busy machine a call may run on fewer threads
+    than this (the cores other processes leave free), never on more.
+
+    Examples
+    --------
+    >>> import pyconv
+    >>> pyconv.get_num_threads() >= 1
+    True
+    """
+    if _state["forked"]:
+        return 1
+    n = getattr(_local, "override", None) or _state["threads"]
+    cap = _state["cap"]
+    return n if cap is None or cap >= n else cap
+
+
+@contextmanager
+def threads(n):
+    """Context manager: run the block with ``n`` kernel threads in the calling Python
+    thread, then restore its previous count.
+
+    The override is per Python thread (other threads keep their own count), and blocks
+    nest.  ``threadpoolctl.threadpool_limits`` still caps it.
+
+    Parameters
+    ----------
+    n : int
+        Thread count for the block, at least 1.
+
+    Examples
+    --------
+    >>> import pyconv
+    >>> with pyconv.threads(1):
+    ...     pyconv.get_num_threads()
+    1
+    """
+    n = _check_count(n)
+    old = getattr(_local, "override", None)
+    _local.override = n
+    try:
+        yield n
+    finally:
+        _local.override = old
+
+
+def openmp_enabled():
+    """True when pyconv's kernels were compiled with OpenMP.
+
+    Examples
+    --------
+    >>> import pyconv
+    >>> isinstance(pyconv.openmp_enabled(), bool)
+    True
+    """
+    return _pyconv_omp.openmp_enabled()
+
+
+# --------------------------------------------------------------------------- load
+
+
+class _LoadMonitor:
+    """Cores that other processes keep busy, sampled at most every ``period`` seconds.
+
+    Busy time comes from ``/proc/stat`` (the CPUs of this process's affinity mask),
+    this process's own CPU time (every thread, spinning OpenMP workers included) from
+    ``time.process_time``; the difference over the last window is what the rest of the
+    machine used.  ``/proc/stat`` counts in clock ticks (10 ms), so windows are at
+    least 100 ms long.  Where ``/proc/stat`` is missing, nothing is adapted, and
+    ``PYCONV_LOAD_AWARE=0`` turns the adaptation off.
+    """
+
+    period = 0.1
+    stale = 1.0
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.t = None
+        self.busy = self.own = 0.0
+        self.others = 0.0
+        try:
+            self.cpus = {f"cpu{c}" for c in os.sched_getaffinity(0)}
+        except (AttributeError, OSError):
+            self.cpus = None
+        self.tick = 1.0 / (os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100)
+        self.enabled = os.path.exists("/proc/stat") and os.environ.get("PYCONV_LOAD_AWARE", "1") != "0"
+
+    def _busy_seconds(self):
+        busy = 0
+        with open("/proc/stat", "rb") as f:
+            for line in f:
+                if not line.startswith(b"cpu"):
+                    break
+                name, *vals = line.split()
+                if name == b"cpu" or (self.cpus is not None and name.decode() not in self.cpus):
+                    continue
+                v = [int(x) for x in vals[:8]]
+                busy += sum(v) - v[3] - v[4]        # all but idle and iowait
+        return busy * self.tick
+
+    @staticmethod
+    def _runnable_others():
+        # instantaneous: tasks running or waiting for a CPU right now, less the caller
+        with open("/proc/loadavg", "rb") as f:
+            running = int(f.read().split()[3].split(b"/")[0])
+        return float(max(0, running - 1))
+
+    def others_busy(self):
+        """Cores used by other processes over the latest window (0.0 when unknown).
+
+        Without a recent window (the first call, or after a second or more without
+        multi-threaded calls) the count of runnable tasks right now stands in for it;
+        this process's OpenMP workers have gone to sleep by then and are not counted.
+        """
+        if not self.enabled:
+            return 0.0
+        now = time.monotonic()
+        if self.t is not None and now - self.t < self.period:
+            return self.others
+        try:
+            busy = self._busy_seconds()
+            own = time.process_time()
+            if self.t is not None and now - self.t <= self.stale:
+                self.others = max(0.0, ((busy - self.busy) - (own - self.own)) / (now - self.t))
+            else:
+                self.others = self._runnable_others()
+        except (OSError, ValueError, IndexError):
+            self.enabled = False
+            return 0.0
+        self.t, self.busy, self.own = now, busy, own
+        return self.others
+
+
+_load = _LoadMonitor()
+# A team member shares a core with another process only when the other processes
+# leave less than (1 - _SLACK) of a core free for it.
+_SLACK = 0.25
+
+
+def team_size(n):
+    """The OpenMP team size for a kernel allowed ``n`` threads: ``n`` on a quiet
+    machine, fewer when other processes hold cores (never below 1)."""
+    if n <= 1:
+        return 1
+    others = _load.others_busy()
+    if others <= 0.0:
+        return n
+    free = (len(_load.cpus) if _load.cpus else _available_cpus()) - others
+    return max(1, min(n, int(free + _SLACK)))
+
+
+def num_parts_for(work, grain=1 << 15):
+    """Parts to split ``work`` elementary operations into: the configured thread count,
+    less for small problems (waking a team costs more than it saves).  Fixed by the
+    configuration and the problem, never by the machine's load, so partial sums split
+    this way give the same bits whatever the load."""
+    n = get_num_threads()
+    if n <= 1:
+        return 1
+    return int(max(1, min(n, work // grain)))
+
+
+def num_threads_for(work, grain=1 << 15):
+    """Threads to give a kernel doing ``work`` elementary operations whose result does
+    not depend on the split (every output computed by one thread): the parts of
+    :func:`num_parts_for`, shrunk to the cores the machine has free."""
+    return team_size(num_parts_for(work, grain))
+
+
+# --------------------------------------------------------------------------- fork
+
+
+def _after_fork_in_child():
+    # libgomp's pool threads do not exist in the child; a region with more than one
+    # thread would wait on them forever.  One thread runs no pool at all.
+    _state["forked"] = True
+    _load.reset()
+    _blas["depth"] = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# --------------------------------------------------------------------------- BLAS
+
+_blas = {"ctl": None, "depth": 0, "saved": None}
+_blas_lock = threading.Lock()
+
+
+@contextmanager
+def blas_single_thread(n=1):
+    """Limit BLAS to ``n`` threads (default one) for the block.
+
+    pyconv's OpenMP threads each call GEMM, and a multi-threaded BLAS under them would
+    oversubscribe the cores; a single big GEMM gets BLAS's own ``n`` threads instead.
+    Overlapping blocks (concurrent calls from several Python threads) share one saved
+    state: the first to enter saves BLAS's settings, the last to leave restores them,
+    so no interleaving leaves numpy's or scipy's BLAS changed after the calls.
+    """
+    with _blas_lock:
+        if _blas["depth"] == 0:
+            ctl = _blas["ctl"]
+            if ctl is None:
+                from threadpoolctl import ThreadpoolController
+                import scipy.linalg.cython_blas  # noqa: F401  (load the BLAS the kernels call)
+                ctl = _blas["ctl"] = ThreadpoolController().select(user_api="blas")
+            _blas["saved"] = [(lib, lib.num_threads) for lib in ctl.lib_controllers]
+        for lib, _ in _blas["saved"]:
+            lib.set_num_threads(max(1, int(n)))
+        _blas["depth"] += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas["depth"] -= 1
+            if _blas["depth"] == 0:
+                for lib, old in _blas["saved"]:
+                    lib.set_num_threads(old)
+                _blas["saved"] = None
+
+
+# --------------------------------------------------------------------------- threadpoolctl
+
+
+def _register_threadpoolctl():
+    """Make ``threadpoolctl.threadpool_limits`` cap pyconv's count through a controller of
+    pyconv's own (it would otherwise only set the shared OpenMP runtime, which pyconv does
+    not read)."""
+    try:
+        import threadpoolctl
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        return
+
+    class PyconvController(threadpoolctl.LibController):
+        user_api = "openmp"
+        internal_api = "pyconv"
+        filename_prefixes = ("_pyconv_omp",)
+        check_symbols = ("PyInit__pyconv_omp",)
+
+        def get_num_threads(self):
+            cap = _state["cap"]
+            return _state["threads"] if cap is None else cap
+
+        def set_num_threads(self, num_threads):
+            # threadpool_limits sets a limit on entry and the value it read on exit:
+            # a value at or above the process-wide count means "no cap".
+            with _lock:
+                n = int(num_threads)
+                _state["cap"] = None if n >= _state["threads"] else max(1, n)
+
+        def get_version(self):
+            from pyconv import __version__
+            return __version__
+
+    threadpoolctl.register(PyconvController)
+    return PyconvController
+
+
+PyconvController = _register_threadpoolctl()
