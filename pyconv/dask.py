@@ -42,7 +42,8 @@ import numpy as np
 
 import pyconv
 from pyconv import arithmetic as _arith
-from pyconv._utils import _available_cpus, check_choice
+from pyconv._threads import _available_cpus
+from pyconv._utils import check_choice
 
 __all__ = ["convolve", "correlate", "convolve2d", "correlate2d", "fftconvolve", "oaconvolve",
            "sepconvolve2d",
@@ -222,7 +223,8 @@ def _take(block, index):
     for d, i in enumerate(index):
         if not isinstance(i, slice):
             out = np.take(out, i, axis=d)
-    return out
+    # a copy, not a view: a view would keep the whole neighbour chunk alive with the slice
+    return out.copy() if out.base is not None else out
 
 
 def _assemble(nested, fill):
@@ -554,8 +556,9 @@ def _fft_like(fn, name, in1, in2, mode, axes):
             fn(np.zeros(tuple(x.shape[d] if e == d else 1 for e in range(x.ndim)), x.dtype), k,
                mode=mode, axes=axes)          # the in-memory function names the mismatch
     probe = fn(probe_in, k, mode=mode, axes=axes)
-    ax = _fft_axes(x.ndim, axes)
-    if sig_valid_swap(mode, x.shape, k.shape, ax):
+    # as scipy: an axis where either operand has size 1 is a broadcast, not a convolution
+    ax = [a for a in _fft_axes(x.ndim, axes) if x.shape[a] != 1 and k.shape[a] != 1]
+    if not ax or sig_valid_swap(mode, x.shape, k.shape, ax):
         shape_probe = fn(np.broadcast_to(np.zeros((), x.dtype), x.shape), k, mode=mode, axes=axes)
         return _whole(fn, (x, k), dict(mode=mode, axes=axes), shape_probe, name)
     for d in range(x.ndim):             # in1 broadcast against a larger kernel axis
@@ -583,7 +586,7 @@ def _fft_like(fn, name, in1, in2, mode, axes):
         return tuple((int(starts[d][j[d]]), int(starts[d][j[d] + 1])) if d in sliced else (0, k.shape[d])
                      for d in range(x.ndim))
 
-    return _halo_map(x, functools.partial(_kernel_slice, fn, {"axes": axes}), axes_spec,
+    return _halo_map(x, functools.partial(_kernel_slice, fn, {"axes": ax}), axes_spec,
                      probe.dtype, name, block_args=block_args, consts=(k,),
                      fill=np.zeros((), x.dtype))
 
