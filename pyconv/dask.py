@@ -620,6 +620,44 @@ def oaconvolve(in1, in2, mode="full", axes=None):
     return _fft_like(pyconv.signal.oaconvolve, "oaconvolve", in1, in2, mode, axes)
 
 
+# --------------------------------------------------------------------------- footprint filters
+
+# scipy.ndimage's modes as extensions of the input ('constant' and 'grid-constant' use cval)
+_NDIMAGE_KIND = {"reflect": "symm", "grid-mirror": "symm", "mirror": "reflect", "nearest": "edge",
+                 "wrap": "wrap", "grid-wrap": "wrap", "constant": "fill", "grid-constant": "fill"}
+
+
+def _crop_block(fn, kwargs, crops, block, args):
+    out = fn(block, **kwargs)
+    return np.ascontiguousarray(out[tuple(slice(a, a + m) for a, m in crops[args])])
+
+
+def _footprint_map(fn, x, before, after, mode, cval, dtype, kwargs, name):
+    """``fn(block, **kwargs)`` per chunk of ``x`` for a same-shape filter whose output ``o``
+    reads the inputs ``o - before[d] .. o + after[d]`` along axis ``d`` (scipy.ndimage's
+    footprint, its ``origin`` included), the region outside the array extended by the
+    ndimage ``mode`` (with ``cval``); the block's own result is cropped to the chunk.
+
+    This is the body of the dask versions of pyconv.ndimage's functions: each one
+    computes its radius per axis (``before = after = int(truncate * sigma + 0.5)`` for a
+    Gaussian; ``before = size // 2 + origin`` and ``after = size - 1 - before`` for a
+    footprint of ``size``), passes its in-memory function and arguments, and gets a lazy result with the
+    input's chunks.  ``mode`` may differ per axis (a sequence, as ndimage accepts).
+    """
+    modes = [mode] * x.ndim if isinstance(mode, str) else list(mode)
+    kinds = [_NDIMAGE_KIND[m] for m in modes]
+    x = _min_chunks(x, [max(b, a) for b, a in zip(before, after)])
+    axes, crops = [], []
+    for d in range(x.ndim):
+        out = x.chunks[d]
+        axes.append(_Axis(out, _ranges(out, lambda o0, o1, d=d: (o0 - before[d], o1 + after[d])), kinds[d]))
+    for j in np.ndindex(*x.numblocks):
+        crops.append(tuple((before[d], x.chunks[d][j[d]]) for d in range(x.ndim)))
+    index = {j: i for i, j in enumerate(np.ndindex(*x.numblocks))}
+    return _halo_map(x, functools.partial(_crop_block, fn, kwargs, crops), axes, dtype, name,
+                     block_args=lambda j: index[j], fill=np.asarray(cval, dtype=x.dtype))
+
+
 # --------------------------------------------------------------------------- nn
 
 # torch's padding modes as extensions of the input (numpy's names in comments)

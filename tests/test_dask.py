@@ -408,6 +408,30 @@ def test_backward_float32_batch_64_in_chunks_of_8():
         pdk.conv2d_backward(g, X.rechunk((8, 3, 6, 12)), w, b, padding=1)
 
 
+def test_footprint_helper_for_ndimage_filters():
+    """The helper pyconv.dask's ndimage functions are built on, checked with scipy.ndimage's own
+    functions as the per-chunk filter: every ndimage mode, origins, chunks smaller than the radius."""
+    ndi = pytest.importorskip("scipy.ndimage")
+    rng = np.random.default_rng(12)
+    for _ in range(6):
+        shape = tuple(int(s) for s in rng.integers(3, 14, 2))
+        x = rng.standard_normal(shape)
+        X = da.from_array(x, chunks=tuple(int(c) for c in rng.integers(1, 6, 2)))
+        size = tuple(int(s) for s in rng.integers(1, 6, 2))
+        origin = tuple(int(rng.integers(-(s // 2), (s - 1) // 2 + 1)) for s in size)
+        before = [s // 2 + o for s, o in zip(size, origin)]
+        after = [s - 1 - b for s, b in zip(size, before)]
+        w = rng.standard_normal(size)
+        for mode in ("reflect", "mirror", "nearest", "wrap", "constant", "grid-wrap", "grid-mirror"):
+            kw = dict(weights=w, mode=mode, cval=1.5, origin=origin)
+            y = pdk._footprint_map(ndi.correlate, X, before, after, mode, 1.5, x.dtype, kw, "corr")
+            assert y.chunks == X.chunks
+            assert_same(checked(y).compute(scheduler="sync"), ndi.correlate(x, **kw))
+        r = int(4 * 1.5 + 0.5)
+        y = pdk._footprint_map(ndi.gaussian_filter, X, [r, r], [r, r], "reflect", 0, x.dtype, {"sigma": 1.5}, "g")
+        assert_same(y.compute(scheduler="sync"), ndi.gaussian_filter(x, 1.5))
+
+
 # --------------------------------------------------------------------------- operands, errors
 
 def test_dask_kernels():
