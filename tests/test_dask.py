@@ -425,7 +425,7 @@ def test_footprint_helper_for_ndimage_filters():
         for mode in ("reflect", "mirror", "nearest", "wrap", "constant", "grid-wrap", "grid-mirror"):
             kw = dict(weights=w, mode=mode, cval=1.5, origin=origin)
             y = pdk._footprint_map(ndi.correlate, X, before, after, mode, 1.5, x.dtype, kw, "corr")
-            assert y.chunks == X.chunks
+            assert y.shape == X.shape       # chunks follow X's, those smaller than the radius merged
             assert_same(checked(y).compute(scheduler="sync"), ndi.correlate(x, **kw))
         r = int(4 * 1.5 + 0.5)
         y = pdk._footprint_map(ndi.gaussian_filter, X, [r, r], [r, r], "reflect", 0, x.dtype, {"sigma": 1.5}, "g")
