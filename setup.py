@@ -4,6 +4,8 @@ Every ``pyconv/_kernels/*.pyx`` becomes one extension module.  The Cython
 directives are set once here.  Environment switches:
 
 * ``PYCONV_BOUNDSCHECK=1`` turns bounds/wraparound checks back on (debugging).
+* ``PYCONV_SANITIZE=1`` builds with AddressSanitizer and UndefinedBehaviorSanitizer
+  (run with ``LD_PRELOAD`` of the compiler's libasan; see ``.ci/run``).
 * ``PYCONV_NO_OPENMP=1`` forces a serial build.
 * ``PYCONV_BUILD_ONLY=direct,gemm`` builds only the named modules (development).
 """
@@ -96,6 +98,10 @@ def extensions():
     # throughput).  PYCONV_PORTABLE=1 builds for the baseline ISA instead.
     if sys.platform != "win32" and not os.environ.get("PYCONV_PORTABLE") and _accepts("-march=native"):
         opt.append("-march=native")
+    san = []
+    if os.environ.get("PYCONV_SANITIZE"):
+        # -fno-sanitize-recover: a UBSan finding aborts the run instead of scrolling by
+        san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer", "-g"]
     only = {m for m in os.environ.get("PYCONV_BUILD_ONLY", "").split(",") if m}
     exts = []
     for pyx in sorted(glob.glob(os.path.join("pyconv", "_kernels", "*.pyx"))):
@@ -108,8 +114,8 @@ def extensions():
                 [pyx],
                 include_dirs=[np.get_include(), os.path.join("pyconv", "_kernels")],
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), ("CYTHON_CCOMPLEX", "0")],
-                extra_compile_args=opt + compile_args,
-                extra_link_args=link_args,
+                extra_compile_args=opt + compile_args + san,
+                extra_link_args=link_args + san,
             )
         )
     checks = bool(os.environ.get("PYCONV_BOUNDSCHECK"))

@@ -80,7 +80,8 @@ def as_array(x, name, dtype=None):
     try:
         a = np.asarray(x) if dtype is None else np.asarray(x, dtype=dtype)
     except (TypeError, ValueError) as e:
-        raise TypeError(f"{name} must be array-like: {e}") from None
+        # the exception type numpy (and scipy) raise: ValueError for ragged nesting
+        raise type(e)(f"{name} must be array-like: {e}") from None
     if a.dtype == object:
         raise TypeError(f"{name} must be a numeric array, got dtype object")
     return a
@@ -157,6 +158,18 @@ def nn_check_limits(values, name):
         if abs(v) >= _NN_INT_LIMIT:
             raise ValueError(f"{name}={v} is too large: every entry must be below 2**62")
     return values
+
+
+def nn_check_size(shape, name):
+    """ValueError naming the arguments (``name``) that ask for an array of ``shape`` too
+    large for any machine to index (numpy's own errors would not name them)."""
+    total = 1
+    for v in shape:
+        total *= int(v)
+    if total >= _NN_INT_LIMIT // 16:
+        raise ValueError(f"{name}: the array of shape {tuple(int(v) for v in shape)} ({total} elements) "
+                         f"this asks for is too large to allocate")
+    return shape
 
 
 def nn_check_span(sizes, kernel, stride, dilation, pad_pairs):

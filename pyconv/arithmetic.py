@@ -392,8 +392,9 @@ def conv_matrix(input_shape, weight, stride=1, padding=0, dilation=1, groups=1):
     ``op = (i + 2p - d(k-1) - 1) mod s``, the rows a strided convolution skipped
     (symmetric padding; with ``(before, after)`` pairs only ``C.T`` itself is
     defined).  The matrix is built with vectorised index arithmetic, no loop over
-    positions.  It is meant for small problems: more than 2**26 (67 million)
-    entries raise ``ValueError``.
+    positions, in about the memory of the result (12 bytes per float64 entry, 8 per
+    float32, plus one pointer per row).  It is meant for small problems: more than
+    2**26 (67 million) entries raise ``ValueError``.
 
     Examples
     --------
@@ -426,38 +427,55 @@ def conv_matrix(input_shape, weight, stride=1, padding=0, dilation=1, groups=1):
             "use pyconv.nn.conv to compute the convolution itself")
 
     # Per dim: the input coordinate tap kk of output oo reads, and whether it is real
-    # input (not padding).  Laid out over (o_1..o_n, k_1..k_n) by broadcasting.
-    offset = np.zeros((1,) * (2 * nd), dtype=np.int64)
-    valid = np.ones((1,) * (2 * nd), dtype=bool)
-    in_strides = [math.prod(spatial[d + 1:]) for d in range(nd)]
+    # input (not padding).  Validity is separable, so each output's count of real taps
+    # is the product of its per-dim counts: the row lengths (and indptr) come first,
+    # then the entries are written in place, a block of output positions at a time, so
+    # the peak memory stays near the matrix itself (12 bytes per float64 entry).
+    pos_d, valid_d = [], []
     for d in range(nd):
-        shape = [1] * (2 * nd)
-        shape[d], shape[nd + d] = out_spatial[d], kernel[d]
         pos = (np.arange(out_spatial[d], dtype=np.int64)[:, None] * stride[d] - pads[d][0]
                + np.arange(kernel[d], dtype=np.int64)[None, :] * dilation[d])
-        pos = pos.reshape(shape)
-        valid = valid & (pos >= 0) & (pos < spatial[d])
-        offset = offset + pos * in_strides[d]
-    valid = np.broadcast_to(valid, tuple(out_spatial) + tuple(kernel)).reshape(n_out, n_k)
-    offset = np.broadcast_to(offset, tuple(out_spatial) + tuple(kernel)).reshape(n_out, n_k)
-    o_idx, k_idx = np.nonzero(valid)       # the (output position, tap) pairs that touch input
-    sp_col = offset[o_idx, k_idx]
-
-    # Every (output channel, input channel of its group) pair repeats that pattern.  The
-    # entries are laid out (c_out, pair, c_group): np.nonzero lists the pairs grouped by
-    # output position, so each row's entries are contiguous and CSR is built directly.
-    co = np.arange(c_out, dtype=np.int64)
-    ci = (co[:, None] // max(c_out // groups, 1)) * c_group + np.arange(c_group, dtype=np.int64)[None, :]
-    nnz = c_out * c_group * o_idx.size
+        pos_d.append(pos)
+        valid_d.append((pos >= 0) & (pos < spatial[d]))
+    count = np.ones((), dtype=np.int64)
+    for v in valid_d:
+        count = np.multiply.outer(count, v.sum(axis=1))
+    count = count.reshape(n_out)
+    nnz = c_out * c_group * int(count.sum())
     idx_dtype = np.int32 if max(nnz, c_in * n_in, c_out * n_out) < 2 ** 31 else np.int64
-    cols = (ci * n_in).astype(idx_dtype)[:, None, :] + sp_col.astype(idx_dtype)[None, :, None]
-    # (c_out, n_k, c_group) first, so the gather below lands in the final layout without a copy
-    w_kc = np.ascontiguousarray(np.asarray(w, dtype=dtype).reshape(c_out, c_group, n_k).transpose(0, 2, 1))
-    vals = w_kc[:, k_idx, :]
     indptr = np.zeros(c_out * n_out + 1, dtype=idx_dtype)
-    np.cumsum(np.tile(np.bincount(o_idx, minlength=n_out) * c_group, c_out), out=indptr[1:])
-    C = scipy.sparse.csr_matrix((vals.ravel(), cols.ravel(), indptr), shape=(c_out * n_out, c_in * n_in))
-    C.sort_indices()
+    np.cumsum(np.tile(count * c_group, c_out), out=indptr[1:])
+    cols = np.empty(nnz, dtype=idx_dtype)
+    vals = np.empty(nnz, dtype=dtype)
+    w3 = np.asarray(w, dtype=dtype).reshape(c_out, c_group, n_k)
+    in_strides = [math.prod(spatial[d + 1:]) for d in range(nd)]
+    k_multi = np.unravel_index(np.arange(n_k), kernel) if nd else ()
+    og = max(c_out // groups, 1)
+    c_arr = np.arange(c_group, dtype=np.int64)[:, None]
+    block = max(1, (1 << 20) // max(1, n_k * c_group))
+    for o0 in range(0, n_out, block):
+        o1 = min(n_out, o0 + block)
+        o_multi = np.unravel_index(np.arange(o0, o1), out_spatial) if nd else ()
+        valid = np.ones((o1 - o0, n_k), dtype=bool)
+        offset = np.zeros((o1 - o0, n_k), dtype=np.int64)
+        for d in range(nd):
+            valid &= valid_d[d][o_multi[d][:, None], k_multi[d][None, :]]
+            offset += pos_d[d][o_multi[d][:, None], k_multi[d][None, :]] * in_strides[d]
+        oj, kj = np.nonzero(valid)          # (output, tap) pairs on real input, by output then tap
+        sp_col = offset[oj, kj]
+        cnt = count[o0:o1]
+        first = np.cumsum(cnt) - cnt
+        rank = np.arange(oj.size, dtype=np.int64) - first[oj]     # the tap's place in its row
+        ob = oj + o0
+        # row (co, o) holds, input channel by channel of the group, its real taps in order:
+        # columns increase along the row, so the CSR indices are sorted as written
+        step = c_arr * count[ob][None, :] + rank[None, :]
+        for co in range(c_out):
+            at = indptr[co * n_out + ob][None, :] + step
+            cols[at] = ((co // og) * c_group + c_arr) * n_in + sp_col[None, :]
+            vals[at] = w3[co][:, kj]
+    C = scipy.sparse.csr_matrix((vals, cols, indptr), shape=(c_out * n_out, c_in * n_in), copy=False)
+    C.has_sorted_indices = True
     return C
 
 

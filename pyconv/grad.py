@@ -40,7 +40,7 @@ from pyconv import arithmetic
 from pyconv import nn as _nn
 from pyconv._kernels import grad_direct as _kd
 from pyconv._utils import (SIG_MODES, as_array, as_tuple, blas_single_thread, check_choice, check_int, contiguous,
-                           dl_dtype, nn_pad_maps, num_threads_for, sig_array, sig_boundary, sig_fillvalue,
+                           dl_dtype, nn_check_size, nn_pad_maps, num_threads_for, sig_array, sig_boundary, sig_fillvalue,
                            sig_same_ndim, sig_valid_swap)
 
 __all__ = [
@@ -279,7 +279,7 @@ def _input_size(input_size, nd):
     if len(size) not in (nd + 1, nd + 2) or any(v < 0 for v in size):
         raise ValueError(f"input_size={tuple(input_size)!r} must be the shape (N, C_in, *spatial) or "
                          f"(C_in, *spatial) of a {nd}-d convolution's input")
-    return size
+    return nn_check_size(size, f"input_size={size}")
 
 
 def _conv_input(nd, input_size, weight, grad_output, stride, padding, dilation, groups):
@@ -304,6 +304,7 @@ def _conv_weight(nd, input, weight_size, grad_output, stride, padding, dilation,
     if len(wsize) != nd + 2 or any(v < 0 for v in wsize):
         raise ValueError(f"weight_size={tuple(weight_size)!r} must be (C_out, C_in/groups, *kernel) with "
                          f"{nd} kernel dims")
+    nn_check_size(wsize, f"weight_size={wsize}")
     probe = np.broadcast_to(np.zeros((), dtype=x.dtype), wsize)
     c = _conv_setup(x, probe, None, stride, padding, dilation, groups, "zeros", nd)
     dtype = dl_dtype(x, g)
@@ -991,6 +992,7 @@ def _boundary_index(n, before, after, kind):
 
 
 def _conv2d_backward(grad_output, in1, in2, mode, boundary, fillvalue, correlate, fname):
+    check_choice(mode, "mode", SIG_MODES)
     kind = sig_boundary(boundary)
     if kind == "fill" and mode != "valid":
         # the forward casts fillvalue to its result dtype (scipy's rule); it is ignored otherwise
@@ -1269,6 +1271,11 @@ def gradcheck(func, inputs, kwargs=None, eps=1e-6, atol=1e-5, rtol=1e-3):
         raise ValueError(f"func={func!r} has no backward pass pyconv.grad.{name}_backward")
     if not isinstance(inputs, (tuple, list)):
         raise TypeError("inputs must be a tuple of float64 arrays (func's leading array arguments)")
+    for arg, value in (("eps", eps), ("atol", atol), ("rtol", rtol)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{arg} must be a real number; got {value!r}")
+        if not np.isfinite(value) or value < 0 or (arg == "eps" and value == 0):
+            raise ValueError(f"{arg}={value!r} must be a finite number " + ("> 0" if arg == "eps" else ">= 0"))
     try:
         params = list(inspect.signature(func).parameters)
     except (TypeError, ValueError):

@@ -35,7 +35,7 @@ import numpy as np
 
 from pyconv._kernels import nn_direct, nn_gemm
 from pyconv._utils import (as_array, as_tuple, blas_single_thread, check_choice, check_int, contiguous,
-                           dl_dtype, nn_batched, nn_check_gemm_dims, nn_check_limits, nn_check_pad_modes,
+                           dl_dtype, nn_batched, nn_check_gemm_dims, nn_check_limits, nn_check_pad_modes, nn_check_size,
                            nn_check_span, nn_pad_maps, nn_padding_pairs, num_parts_for, num_threads_for,
                            team_size)
 from pyconv.arithmetic import conv_output_size, conv_transpose_output_size
@@ -159,6 +159,9 @@ def _normalize_conv(input, weight, bias=None, stride=1, padding=0, dilation=1, g
                              f"padded input {tuple(i + pb + pa for i, (pb, pa) in zip(xb.shape[2:], pads))}")
     if padding_mode != "zeros":
         nn_check_pad_modes(xb.shape[2:], pads, padding_mode)
+    nn_check_size(xb.shape[:1] + (cout,) + tuple((i + pb + pa - d * (k - 1) - 1) // s + 1 for i, k, s, d, (pb, pa)
+                                                 in zip(xb.shape[2:], kernel, stride, dilation, pads)),
+                  f"padding={padding!r}, stride={stride} and dilation={dilation}")
     return ConvArgs(xb, w, b, stride, pads, dilation, groups, padding_mode, dtype, unbatched, nd)
 
 
@@ -933,6 +936,10 @@ def _normalize_conv_transpose(input, weight, bias, stride, padding, output_paddi
         if o < 1:
             raise ValueError(f"padding={padding} is too large: the transposed convolution's output size "
                              f"would be {o} (input spatial {xb.shape[2:]}, kernel {w.shape[2:]})")
+    nn_check_size(xb.shape[:1] + (w.shape[1] * groups,) + tuple(
+        (i - 1) * s - 2 * p + d * (k - 1) + op + 1
+        for i, k, s, p, op, d in zip(xb.shape[2:], w.shape[2:], stride, padding, output_padding, dilation)),
+        f"stride={stride}, padding={padding}, output_padding={output_padding} and dilation={dilation}")
     return xb, w, b, stride, padding, output_padding, groups, dilation, dtype, unbatched
 
 
@@ -1289,6 +1296,7 @@ def _normalize_resize(x, w, b, scale_factor, mode):
     xb, unbatched = nn_batched(x, 2)
     if xb.shape[1] != w.shape[1]:
         raise ValueError(f"weight.shape[1]={w.shape[1]} must equal in_channels={xb.shape[1]}")
+    nn_check_size(xb.shape[:2] + tuple(v * factor for v in xb.shape[2:]), f"scale_factor={factor}")
     return contiguous(xb, dtype), unbatched, factor, mode
 
 

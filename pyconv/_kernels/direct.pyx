@@ -22,6 +22,7 @@
 # The caller (pyconv/signal.py) checks every bound: shapes and shift are
 # consistent, arrays are C-contiguous, ndim <= MAXD.
 from cython.parallel cimport prange
+from libc.string cimport memset
 
 from pyconv._kernels._common cimport scalar_t
 
@@ -473,6 +474,10 @@ def correlate_skip(const scalar_t[::1] a, const Py_ssize_t[::1] a_shape,
         nrows *= osh[d]
     ol = osh[nd - 1]
     if nrows == 0 or ol == 0:
+        return
+    if a.shape[0] == 0 or w.shape[0] == 0:
+        # no tap lands anywhere: every output is an empty sum (and &a[0] would not exist)
+        memset(&out[0], 0, out.shape[0] * sizeof(scalar_t))
         return
     if block < 1:
         block = 1

@@ -341,7 +341,7 @@ def conv_transpose_forward(const real_t[:, :, ::1] x, const real_t[:, ::1] w, co
         if has_bias:
             fill_planes(img, nc, S, &bias[gi * Og + c0], True)
         else:
-            fill_planes(img, nc, S, &bias[0], False)
+            fill_planes(img, nc, S, NULL, False)     # (bias may be empty: no &bias[0])
         if Cg == 0 or S == 0:
             continue
         ws = &work[tid, 0]
