@@ -106,7 +106,7 @@ def run(h):
         print("  note: dask_image missing, its rows are skipped")
     size = int(os.environ.get("PYCONV_DASK_SIZE", 256 if h.quick else 512))
     chunk = min(128, size)
-    repeats = 3 if h.quick else 5
+    repeats = 3 if h.quick else min(h.repeats, 5)
     ncpu = pyconv.get_num_threads()
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address=None) as cluster, distributed.Client(cluster) as client:

@@ -206,6 +206,12 @@ def test_guide_examples_run():
             skipping = skipping or "import grad" in ex.source
             if skipping:
                 ex.options[doctest.SKIP] = True
+    if not _importable("dask"):
+        skipping = False        # the dask section (an optional extra) is the last
+        for ex in test.examples:
+            skipping = skipping or "dask.array" in ex.source
+            if skipping:
+                ex.options[doctest.SKIP] = True
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
     out = []
     result = runner.run(test, out=out.append)
