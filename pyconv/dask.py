@@ -476,10 +476,10 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
     >>> import numpy as np, dask.array as da, pyconv.dask
     >>> x = da.from_array(np.eye(4), chunks=2)
     >>> pyconv.dask.convolve2d(x, np.ones((1, 2)), mode='same', boundary='wrap').compute()
-    array([[1., 0., 0., 1.],
-           [1., 1., 0., 0.],
+    array([[1., 1., 0., 0.],
            [0., 1., 1., 0.],
-           [0., 0., 1., 1.]])
+           [0., 0., 1., 1.],
+           [1., 0., 0., 1.]])
     """
     return _boundary_2d(pyconv.signal.convolve2d, "convolve2d", in1, in2, mode, boundary, fillvalue,
                         _conv_same)
