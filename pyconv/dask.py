@@ -102,6 +102,9 @@ def _big(x, name):
     """The large operand as a dask array (an in-memory array becomes one)."""
     da = _da()
     if isinstance(x, da.Array):
+        if any(math.isnan(c) for cs in x.chunks for c in cs):
+            raise ValueError(f"{name} has unknown chunk sizes (chunks {x.chunks}): the halos need them; "
+                             f"call {name}.compute_chunk_sizes() first")
         return x
     from dask import is_dask_collection
     if is_dask_collection(x):
@@ -110,7 +113,9 @@ def _big(x, name):
 
 
 def _small(x, name):
-    """A kernel/weight/bias in memory: a one-chunk dask array is computed, more chunks refused."""
+    """A kernel/weight/bias in memory as an ndarray: a one-chunk dask array is computed, more
+    chunks refused."""
+    from pyconv._utils import as_array
     if x is None:
         return None
     if hasattr(type(x), "__dask_graph__"):
@@ -122,7 +127,7 @@ def _small(x, name):
                     f"{name} is a dask collection with {nparts} chunks: kernels and weights must fit "
                     f"in memory; pass a numpy array or one chunk ({name}.rechunk(-1))")
             x = x.compute()
-    return x
+    return as_array(x, name)
 
 
 def _meta(ndim, dtype):

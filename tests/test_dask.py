@@ -452,6 +452,13 @@ def test_dask_kernels():
         pdk.convolve(X, np.ones(3))
     with pytest.raises(ValueError, match="input must be 3-D"):
         pdk.conv2d(X, np.ones((1, 1, 3, 3)))
+    # kernels as lists, as the in-memory functions take them
+    assert_same(pdk.conv1d(da.ones((1, 1, 5)), [[[1.0, 2.0]]]).compute(),
+                pyconv.nn.conv1d(np.ones((1, 1, 5)), [[[1.0, 2.0]]]))
+    assert_same(pdk.convolve(X, [[1, 2], [3, 4]]).compute(), pyconv.signal.convolve(np.ones((10, 10)), [[1, 2], [3, 4]]))
+    Xu = da.from_array(np.arange(10.0), chunks=3)
+    with pytest.raises(ValueError, match=r"unknown chunk sizes.*compute_chunk_sizes"):
+        pdk.convolve(Xu[Xu > 2], np.ones(2))
 
 
 def test_routing_from_in_memory_modules():
