@@ -11,6 +11,8 @@ Rows:
 - layer a of suite_nn (3x3 64->64 56x56, float32), batch 64 in chunks of 8: conv2d
   forward and conv2d_backward on the cluster (results persisted on the workers) against
   the in-memory calls on all threads (target >= 0.7x).
+- the routing check's cost per call of an in-memory function (numpy arguments), before
+  and after dask is imported.
 - peak worker memory during each volume run: the largest rise of a worker's RSS above
   its level before the run (sampled every 5 ms in each worker), reported as a multiple
   of one chunk plus its halo (target <= 4x).
@@ -90,7 +92,29 @@ def _median(h, client, fn, repeats):
     return times[len(times) // 2], max(rises), result
 
 
+def _routing_overhead(h):
+    """Nanoseconds the dask check adds to a call of an in-memory function with numpy arguments."""
+    import timeit
+
+    from pyconv._dask_dispatch import _wrap
+
+    def plain(in1, in2, mode="full", method="auto"):
+        return None
+
+    plain.__module__ = "pyconv.signal"
+    routed = _wrap(plain, "signal", {"__builtins__": __builtins__})
+    x, k = np.ones(4), np.ones(2)
+
+    def per_call(fn, n=100000):
+        return float(np.median(timeit.repeat(lambda: fn(x, k, "same", "direct"), number=n, repeat=7))) / n * 1e9
+
+    return per_call(routed) - per_call(plain)
+
+
 def run(h):
+    import sys
+    if "dask" not in sys.modules:
+        h.record(case="routing overhead per call, dask not imported (ns)", ns=_routing_overhead(h))
     try:
         import dask
         import dask.array as da
@@ -99,6 +123,7 @@ def run(h):
         print(f"  skipped: {e} (pip install 'pyconv[dask]')")
         return
     import pyconv.dask as pdk
+    h.record(case="routing overhead per call, dask imported, 4 numpy/str arguments (ns)", ns=_routing_overhead(h))
     try:
         from dask_image import ndfilters
     except ImportError:
