@@ -43,7 +43,7 @@ def _pyconv_fns(kind, nd, x, w, go, kw):
         # dx is the convolution of dy with w; dw the correlation of dy with x (the two
         # halves of grad.conv_transpose2d_backward, on normalised arguments)
         pairs = tuple((p, p) for p in pad)
-        fx = lambda: nn._conv_core(go, w, None, stride, pairs, dil, groups)  # noqa: E731
+        fx = lambda: nn.conv(go, w, None, stride, pad, dil, groups)  # noqa: E731
         fw = lambda: grad._weight_core(go, x, w.shape, stride, pairs, dil, groups)  # noqa: E731
     else:
         fi = getattr(grad, f"conv{nd}d_input")

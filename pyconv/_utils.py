@@ -9,6 +9,8 @@ import operator
 
 import numpy as np
 
+from pyconv._engine.boundary import extend_index
+
 # --------------------------------------------------------------------------- threads
 # The thread runtime lives in pyconv/_threads.py; its names are re-exported here.
 from pyconv._threads import (blas_single_thread, get_num_threads, num_parts_for,  # noqa: E402,F401
@@ -113,42 +115,6 @@ def nn_batched(x, nd, name="input"):
                      f"{nd}-d convolution; got shape {x.shape}")
 
 
-def nn_padding_pairs(padding, nd, in_sizes, kernel, stride, dilation):
-    """Normalise ``padding`` (int, per-dim ints, per-dim (before, after) pairs, 'same',
-    'valid') to a tuple of ``nd`` (before, after) pairs.
-
-    'same' uses :func:`pyconv.arithmetic.same_padding` (TensorFlow's rule, so it also
-    works with stride > 1; with stride 1 it equals PyTorch's 'same').
-    """
-    if isinstance(padding, str):
-        check_choice(padding, "padding", ("same", "valid"))
-        if padding == "valid":
-            return ((0, 0),) * nd
-        from pyconv.arithmetic import same_padding
-        return tuple(same_padding(i, k, s, d) for i, k, s, d in zip(in_sizes, kernel, stride, dilation))
-    if isinstance(padding, (list, tuple, np.ndarray)):
-        vals = list(padding)
-        if len(vals) != nd:
-            raise ValueError(f"padding must be an int, 'same', 'valid', a tuple of {nd} ints or a tuple of "
-                             f"{nd} (before, after) pairs; got {padding!r}")
-        pairs = []
-        for v in vals:
-            if isinstance(v, (list, tuple, np.ndarray)):
-                if len(v) != 2:
-                    raise ValueError(f"padding={padding!r}: each per-dim entry must be an int or a "
-                                     f"(before, after) pair")
-                pairs.append((check_int(v[0], "padding"), check_int(v[1], "padding")))
-            else:
-                q = check_int(v, "padding")
-                pairs.append((q, q))
-    else:
-        q = check_int(padding, "padding")
-        pairs = [(q, q)] * nd
-    if any(a < 0 or b < 0 for a, b in pairs):
-        raise ValueError(f"padding={padding!r} must be non-negative")
-    return tuple(pairs)
-
-
 _NN_INT_LIMIT = 2**62
 
 
@@ -198,31 +164,10 @@ def nn_pad_maps(sizes, pad_pairs, mode):
     """Index maps of a padding mode: for each dim, the source index of every padded
     position (-1 for a zero).  ``mode``: 'zeros', 'reflect', 'replicate', 'circular'
     (torch.nn.ConvNd's padding_mode).  Reflect needs pad < size, circular pad <= size,
-    replicate a non-empty dim, as in PyTorch.
+    replicate a non-empty dim, as in PyTorch (checked first).
     """
     nn_check_pad_modes(sizes, pad_pairs, mode)
-    maps = []
-    for n, (pb, pa) in zip(sizes, pad_pairs):
-        j = np.arange(-pb, n + pa, dtype=np.int64)
-        if mode == "zeros":
-            m = np.where((j >= 0) & (j < n), j, -1)
-        elif mode == "reflect":
-            if pb >= n or pa >= n:
-                raise ValueError(f"padding_mode='reflect' needs padding < input size in every dim; got "
-                                 f"padding ({pb}, {pa}) for size {n}")
-            m = np.abs(j)
-            m = np.where(m >= n, 2 * (n - 1) - m, m)
-        elif mode == "replicate":
-            if n == 0 and (pb or pa):
-                raise ValueError("padding_mode='replicate' cannot pad an empty dimension")
-            m = np.clip(j, 0, max(n - 1, 0))
-        else:  # circular
-            if pb > n or pa > n:
-                raise ValueError(f"padding_mode='circular' needs padding <= input size in every dim; got "
-                                 f"padding ({pb}, {pa}) for size {n}")
-            m = j % n if n else j
-        maps.append(np.ascontiguousarray(m, dtype=np.int64))
-    return maps
+    return [np.ascontiguousarray(extend_index(n, pb, pa, mode), dtype=np.int64) for n, (pb, pa) in zip(sizes, pad_pairs)]
 
 
 def nn_check_gemm_dims(*dims):
@@ -264,6 +209,35 @@ def sig_same_ndim(in1, in2):
     if in1.ndim != in2.ndim:
         raise ValueError(f"in1 and in2 should have the same dimensionality; got in1.ndim={in1.ndim} "
                          f"and in2.ndim={in2.ndim}")
+
+
+def sig_fft_axes(shape1, shape2, axes):
+    """scipy.signal.fftconvolve's axes rule for operands of these shapes (one ndim): normalise
+    ``axes`` (None = all), drop the axes where either operand has length 1 (a broadcast, not
+    a convolution) and check that every other axis matches or broadcasts.  Returns a list."""
+    nd = len(shape1)
+    if axes is None:
+        ax = list(range(nd))
+    else:
+        try:
+            seq = [operator.index(axes)] if np.ndim(axes) == 0 else [operator.index(a) for a in axes]
+        except TypeError:
+            raise ValueError(f"axes must be a scalar or iterable of integers; got {axes!r}") from None
+        if not seq:
+            raise ValueError("axes cannot be empty when provided; give None for every axis")
+        ax = []
+        for a in seq:
+            if not -nd <= a < nd:
+                raise ValueError(f"axes={axes!r}: axis {a} is out of range for {nd}-d inputs")
+            ax.append(a % nd)
+        if len(set(ax)) != len(ax):
+            raise ValueError(f"axes={axes!r} must be unique")
+    ax = [a for a in ax if shape1[a] != 1 and shape2[a] != 1]
+    for d in range(nd):
+        if d not in ax and not (shape1[d] == shape2[d] or shape1[d] == 1 or shape2[d] == 1):
+            raise ValueError(f"incompatible shapes for in1 and in2: {tuple(shape1)} and {tuple(shape2)} "
+                             f"(dim {d} is not convolved, so it must match or be 1)")
+    return ax
 
 
 def sig_valid_swap(mode, shape1, shape2, axes=None):

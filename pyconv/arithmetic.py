@@ -14,6 +14,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from pyconv._engine.geometry import check_channels, check_groups, padding_pairs, same_pair
 from pyconv._utils import as_array, check_int, dl_dtype
 
 __all__ = ["conv_output_size", "conv_transpose_output_size", "same_padding",
@@ -67,7 +68,8 @@ def conv_output_size(input_size, kernel_size, stride=1, padding=0, dilation=1):
     >>> conv_output_size((224, 224), 7, stride=2, padding=3)
     (112, 112)
     """
-    pads, pad_is_tuple = _pad_pairs(padding)
+    pads = list(padding_pairs(padding))
+    pad_is_tuple = isinstance(padding, (tuple, list, np.ndarray))
     (i, k, s, d), is_tuple = _per_dim(
         [("input_size", input_size), ("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation)],
         [0, 1, 1, 1])
@@ -89,27 +91,6 @@ def conv_output_size(input_size, kernel_size, stride=1, padding=0, dilation=1):
                 f"the padded input size {ii + pb + pa} (input_size={ii}, padding=({pb}, {pa}))")
         out.append(span // ss + 1)
     return tuple(out) if is_tuple else out[0]
-
-
-def _pad_pairs(padding):
-    """Normalise padding to a list of (before, after) pairs; also say if it was a tuple."""
-    if isinstance(padding, (tuple, list, np.ndarray)):
-        pairs = []
-        for p in padding:
-            if isinstance(p, (tuple, list, np.ndarray)):
-                if len(p) != 2:
-                    raise ValueError(f"padding={padding!r}: each pair must be (before, after)")
-                pairs.append((check_int(p[0], "padding"), check_int(p[1], "padding")))
-            else:
-                q = check_int(p, "padding")
-                pairs.append((q, q))
-        is_tuple = True
-    else:
-        q = check_int(padding, "padding")
-        pairs, is_tuple = [(q, q)], False
-    if any(a < 0 or b < 0 for a, b in pairs):
-        raise ValueError(f"padding={padding!r} must be non-negative")
-    return pairs, is_tuple
 
 
 def conv_transpose_output_size(input_size, kernel_size, stride=1, padding=0, output_padding=0, dilation=1):
@@ -157,11 +138,7 @@ def same_padding(input_size, kernel_size, stride=1, dilation=1):
     (i, k, s, d), is_tuple = _per_dim(
         [("input_size", input_size), ("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation)],
         [0, 1, 1, 1])
-    out = []
-    for ii, kk, ss, dd in zip(i, k, s, d):
-        o = -(-ii // ss)
-        total = max((o - 1) * ss + dd * (kk - 1) + 1 - ii, 0)
-        out.append((total // 2, total - total // 2))
+    out = [same_pair(ii, kk, ss, dd) for ii, kk, ss, dd in zip(i, k, s, d)]
     return tuple(out) if is_tuple else out[0]
 
 
@@ -257,35 +234,16 @@ def _layer_geometry(input_shape, weight_shape, stride, padding, dilation, groups
         raise ValueError(f"input_shape={ishape} has a negative entry")
     batch = ishape[0] if len(ishape) == nd + 2 else None
     c_in, spatial = ishape[-nd - 1], ishape[-nd:]
-    groups = check_int(groups, "groups")
-    if groups < 1:
-        raise ValueError(f"groups={groups} must be a positive integer")
+    groups = check_groups(groups)
     c_out, c_group, kernel = wshape[0], wshape[1], wshape[2:]
-    if c_in % groups:
-        raise ValueError(f"groups={groups} must divide in_channels={c_in}")
-    if c_out % groups:
-        raise ValueError(f"groups={groups} must divide out_channels={c_out} (weight.shape[0])")
-    if c_group * groups != c_in:
-        raise ValueError(f"weight shape {wshape}: weight.shape[1]={c_group} must equal "
-                         f"in_channels/groups = {c_in}/{groups} = {c_in // groups}")
+    check_channels(c_in, wshape, groups)
     if any(k < 1 for k in kernel):
         raise ValueError(f"weight shape {wshape}: every kernel size must be >= 1")
     (stride,), _ = _per_dim([("stride", _dims(stride, nd, "stride"))], [1])
     (dilation,), _ = _per_dim([("dilation", _dims(dilation, nd, "dilation"))], [1])
-    if isinstance(padding, str):
-        if padding == "valid":
-            pads = [(0, 0)] * nd
-        elif padding == "same":
-            pads = list(same_padding(spatial, kernel, stride, dilation))
-        else:
-            raise ValueError(f"padding must be an int, a tuple of ints or (before, after) pairs, "
-                             f"'valid' or 'same'; got {padding!r}")
-    else:
-        pads, pad_is_tuple = _pad_pairs(padding)
-        if not pad_is_tuple:
-            pads = pads * nd
-        elif len(pads) != nd:
-            raise ValueError(f"padding={padding!r} has {len(pads)} entries; expected {nd} (one per spatial dim)")
+    if isinstance(padding, (tuple, list, np.ndarray)) and len(padding) != nd:
+        raise ValueError(f"padding={padding!r} has {len(padding)} entries; expected {nd} (one per spatial dim)")
+    pads = list(padding_pairs(padding, nd, spatial, kernel, stride, dilation))
     out_spatial = conv_output_size(spatial, kernel, stride, pads, dilation)
     return batch, c_in, spatial, c_out, c_group, kernel, stride, pads, dilation, groups, out_spatial
 

@@ -8,17 +8,20 @@ forward's compute dtype (float32 stays float32).  ``conv1d_input`` ... ``conv3d_
 follow ``torch.nn.grad``.  :func:`gradcheck` compares any of them with central
 finite differences.
 
-Backward passes are convolutions too, and reuse the forward kernels of
-:mod:`pyconv.nn`: the input gradient of a convolution is the transposed convolution
-of ``grad_output`` -- with stride 1 the forward convolution (``_conv_core``) of
-``grad_output`` with the flipped kernel, otherwise ``_conv_transpose_core`` (GEMM
-``W^T dY`` then col2im); the weight gradient is the correlation of the input with
-``grad_output`` (``_conv_weight_core``: GEMM on im2col tiles reduced over the batch in
-per-thread buffers; for layers with at most 16 output channels per group -- depthwise,
-thin groups, narrow 3-D layers -- the direct kernel of ``pyconv/_kernels/grad_direct.pyx``;
-for 1x1 layers one GEMM per sample).  A padding
-mode's adjoint folds the gradient of the padded border back onto the input elements
-it copied.  The signal layer's gradients are correlations / convolutions of
+Backward passes are convolutions too, planned and run by the same engine as the
+forward functions (``pyconv._engine``; ``pyconv.explain(grad.conv2d_backward, ...)``
+shows the plans).  The input gradient of a convolution is the transposed convolution
+of ``grad_output``: at stride 1 the forward convolution of ``grad_output`` with the
+flipped kernel ('flip_conv'), otherwise the transposed convolution's own algorithms
+(direct output phases or GEMM + col2im).  The weight gradient is the correlation of
+the input with ``grad_output``: the thin direct kernel of
+``pyconv/_kernels/grad_direct.pyx`` for depthwise and thin groups (fewer than 8 output
+channels per group, unit row stride), the register-blocked direct kernel of
+``nn_direct.pyx`` for wider groups, im2col + GEMM beyond its workspace budget and for
+strided thin groups, and batched matrix products for 1x1 layers.  Taps that only ever
+read padding are dropped before either gradient runs, as in the forward pass.  A
+padding mode's adjoint folds the gradient of the padded border back onto the input
+elements it copied.  The signal layer's gradients are correlations / convolutions of
 ``grad_output`` (embedded into the 'full' output) with the other operand, computed by
 :mod:`pyconv.signal` itself.
 
@@ -32,16 +35,17 @@ pyconv.nn computes float16 in); bool inputs (whose forward is a logical OR of AN
 not differentiable) raise ``TypeError``.
 """
 import inspect
-import math
 
 import numpy as np
 
-from pyconv import arithmetic
-from pyconv import nn as _nn
-from pyconv._kernels import grad_direct as _kd
-from pyconv._utils import (SIG_MODES, as_array, as_tuple, blas_single_thread, check_choice, check_int, contiguous,
-                           dl_dtype, nn_check_size, nn_pad_maps, num_threads_for, sig_array, sig_boundary, sig_fillvalue,
-                           sig_same_ndim, sig_valid_swap)
+from pyconv._engine import args as _args
+from pyconv._engine import conv as _conv
+from pyconv._engine import plan as _plan
+from pyconv._engine import resample as _resample
+from pyconv._engine.boundary import extend_index
+from pyconv._engine.geometry import conv_geometry
+from pyconv._utils import (SIG_MODES, as_array, check_choice, check_int, contiguous, dl_dtype, nn_check_size, nn_pad_maps,
+                           sig_array, sig_boundary, sig_fft_axes, sig_fillvalue, sig_same_ndim, sig_valid_swap)
 
 __all__ = [
     "conv1d_input", "conv2d_input", "conv3d_input", "conv1d_weight", "conv2d_weight", "conv3d_weight",
@@ -60,88 +64,10 @@ __all__ = [
 # Arrays reaching these are batched (N, C, *spatial), C-contiguous, of one float dtype,
 # with shapes already validated; `pads` are (before, after) zero-padding pairs.
 
-def _lift3(t, fill):
-    return (fill,) * (3 - len(t)) + tuple(int(v) for v in t)
-
-
-def _pointwise(k, stride, pads, groups, sp, osp):
-    return (groups == 1 and all(v == 1 for v in k) and all(v == 1 for v in stride)
-            and all(p == (0, 0) for p in pads) and tuple(sp) == tuple(osp))
-
-
 def _input_core(go, w, x_shape, stride, pads, dil, groups):
     """dL/dx (shape ``x_shape``) of ``y = conv(x, w)``: the transposed convolution of ``go``."""
-    x_shape = tuple(x_shape)
-    nd = len(stride)
-    cout, cg = w.shape[:2]
-    og = cout // groups
-    k = tuple(w.shape[2:])
-    dtype = go.dtype
-    if math.prod(x_shape) == 0 or go.size == 0 or w.size == 0:
-        return np.zeros(x_shape, dtype=dtype)
-    sp, osp = x_shape[2:], go.shape[2:]
-    if _pointwise(k, stride, pads, groups, sp, osp):
-        # 1x1, stride 1, unpadded: dx[n] = W^T dy[n], one GEMM per sample on BLAS's threads
-        with blas_single_thread(num_threads_for(go.size * cg)):
-            gx = np.matmul(w.reshape(cout, cg).T, go.reshape(go.shape[0], cout, -1))
-        return gx.reshape(x_shape)
-    reach = tuple(d * (kk - 1) for d, kk in zip(dil, k))
-    if all(s == 1 for s in stride):
-        # stride 1: dx = conv(dy, flipped w with in/out channels swapped per group),
-        # padded by reach - pad: the forward's own kernels (direct loops for thin groups,
-        # im2col + GEMM otherwise), which measured faster than GEMM + col2im at 2 threads.
-        before = tuple(r - pb for r, (pb, _) in zip(reach, pads))
-        after = tuple(i - o + pb for i, o, (pb, _) in zip(sp, osp, pads))
-        if all(v >= 0 for v in before + after):
-            wt = w.reshape((groups, og, cg) + k).swapaxes(1, 2).reshape((groups * cg, og) + k)
-            wt = np.ascontiguousarray(wt[(slice(None), slice(None)) + (slice(None, None, -1),) * nd])
-            return _nn._conv_core(go, wt, None, (1,) * nd, tuple(zip(before, after)), dil, groups)
-    # Transposed convolution.  With symmetric padding p it crops p on both sides and
-    # output_padding supplies the far positions a stride leaves over; with asymmetric
-    # pairs, run it unpadded and crop the input's window (positions past the last
-    # window get no gradient: zeros).
-    full = [(o - 1) * s + r + 1 for o, s, r in zip(osp, stride, reach)]
-    if all(pb == pa for pb, pa in pads):
-        m = tuple(pb for pb, _ in pads)
-        extra = tuple(i - (f - 2 * mm) for i, f, mm in zip(sp, full, m))
-        if all(0 <= e and (e < s or e < d) for e, s, d in zip(extra, stride, dil)):
-            return _nn._conv_transpose_core(go, w, None, tuple(stride), m, extra, groups, tuple(dil))
-    buf = _nn._conv_transpose_core(go, w, None, tuple(stride), (0,) * nd, (0,) * nd, groups, tuple(dil))
-    gx = np.zeros(x_shape, dtype=dtype)
-    src = tuple(slice(pb, max(pb, min(pb + i, f))) for (pb, _), i, f in zip(pads, sp, full))
-    dst = tuple(slice(0, sl.stop - sl.start) for sl in src)
-    gx[(slice(None), slice(None)) + dst] = buf[(slice(None), slice(None)) + src]
-    return gx
-
-
-# Output channels per group up to which this module's direct weight kernel beats
-# nn's weight core (im2col + GEMM below 8 output channels per group, nn's own
-# register-blocked direct kernel from 8 on).  Measured (float32, batch 8, median of 7):
-# depthwise 3x3 0.7 ms vs 2.0 and grouped 128->128 g32 (4 per group) 9.9 vs 10.1 favour
-# this kernel; conv3d 16->16 32^3 (16 per group) runs 10.9 ms on nn's core vs 23.9 here
-# (6.5 vs 13.5 at 2 threads).  With a row stride > 1 the rows run scalar and GEMM wins.
-_DIRECT_WEIGHT_MAX_OG = 7
-
-
-def _direct_weight(cg, og, stride):
-    return stride[-1] == 1 and (cg == 1 or og <= _DIRECT_WEIGHT_MAX_OG)
-
-
-def _direct_weight_core(x, go, w_shape, stride, pads, dil, groups, osz):
-    """Weight gradient by the direct kernel (grad_direct.direct_weight)."""
-    cout, cg = w_shape[:2]
-    k = w_shape[2:]
-    n, cin = x.shape[:2]
-    gw = np.zeros(w_shape, dtype=go.dtype)
-    o3, s3, d3, k3 = _lift3(osz, 1), _lift3(stride, 1), _lift3(dil, 1), _lift3(k, 1)
-    nthreads = max(1, min(num_threads_for(go.size * cg * math.prod(k)), cin))
-    # extent of the input the taps read, per spatial dim (padding made explicit)
-    padded = tuple((o - 1) * s + (kk - 1) * d + 1 for o, s, kk, d in zip(o3, s3, k3, d3))
-    ws = np.empty((nthreads, max(1, n * math.prod(padded))), dtype=go.dtype)
-    _kd.direct_weight(x.reshape((n, cin) + _lift3(x.shape[2:], 1)), go.reshape((n, cout) + o3),
-                      gw.reshape((cout, cg) + k3), ws, s3, d3, _lift3([p[0] for p in pads], 0), padded,
-                      groups, nthreads)
-    return gw
+    g = conv_geometry(x_shape, w.shape, stride, pads, dil, groups)
+    return _conv.input_grad(_conv.plan_input_grad(g, go.dtype), go, w)
 
 
 def _weight_core(x, go, w_shape, stride, pads, dil, groups):
@@ -150,27 +76,8 @@ def _weight_core(x, go, w_shape, stride, pads, dil, groups):
     ``go`` may cover fewer output positions than the convolution has (a transposed
     convolution with output_padding); the missing ones carry zero gradient.
     """
-    w_shape = tuple(w_shape)
-    cout, cg = w_shape[:2]
-    k = w_shape[2:]
-    dtype = go.dtype
-    if math.prod(w_shape) == 0 or go.size == 0 or x.size == 0:
-        return np.zeros(w_shape, dtype=dtype)
-    osz = arithmetic.conv_output_size(tuple(x.shape[2:]), k, tuple(stride), tuple(pads), tuple(dil))
-    osz = tuple(osz)
-    if tuple(go.shape[2:]) != osz:
-        gfull = np.zeros(go.shape[:2] + osz, dtype=dtype)
-        gfull[(slice(None), slice(None)) + tuple(slice(0, v) for v in go.shape[2:])] = go
-        go = gfull
-    n = x.shape[0]
-    if _pointwise(k, stride, pads, groups, x.shape[2:], osz):
-        # 1x1, stride 1, unpadded: dW = sum_n dy[n] x[n]^T, GEMMs on BLAS's threads
-        with blas_single_thread(num_threads_for(go.size * cg)):
-            gw = np.matmul(go.reshape(n, cout, -1), x.reshape(n, cg, -1).transpose(0, 2, 1)).sum(axis=0)
-        return np.ascontiguousarray(gw.reshape(w_shape), dtype=dtype)
-    if _direct_weight(cg, cout // groups, stride):
-        return _direct_weight_core(x, go, w_shape, stride, pads, dil, groups, osz)
-    return _nn._conv_weight_core(x, go, k, tuple(stride), tuple(pads), tuple(dil), groups)
+    g = conv_geometry(x.shape, w_shape, stride, pads, dil, groups)
+    return _conv.weight_grad(_conv.plan_weight_grad(g, go.dtype), x, go)
 
 
 # =========================================================================== argument handling
@@ -182,20 +89,6 @@ def _arr(x, name):
     return a
 
 
-def _depthwise_channels(x, w, wname):
-    """Input channels C of a depthwise step (``wname`` of shape (C*m, 1, kh, kw)), checked
-    as pyconv.nn's depthwise and separable forwards check them."""
-    if w.ndim != 4 or w.shape[1] != 1:
-        raise ValueError(f"{wname} must have shape (C*m, 1, kh, kw); got {w.shape}")
-    if x.ndim not in (3, 4):
-        raise ValueError(f"input must have 3 (unbatched) or 4 (batched) dims; got shape {x.shape}")
-    c = x.shape[-3]
-    if c < 1 or w.shape[0] % c:
-        raise ValueError(f"{wname}.shape[0]={w.shape[0]} must be a positive multiple of the input "
-                         f"channels C={c}")
-    return c
-
-
 class _Conv:
     """A convolution's normalised arguments (from pyconv.nn's ``_normalize_conv``)."""
 
@@ -205,15 +98,15 @@ class _Conv:
 
 def _conv_setup(x, w, b, stride, padding, dilation, groups, padding_mode, nd):
     """Normalise a convNd call exactly as the forward does (pyconv.nn._normalize_conv)."""
-    a = _nn._normalize_conv(x, w, b, stride, padding, dilation, groups, padding_mode, nd)
+    a = _args.normalize_conv(x, w, b, stride, padding, dilation, groups, padding_mode, nd)
     c = _Conv()
     c.x, c.dtype, c.nd = a.x, a.dtype, a.nd
     c.w = contiguous(a.w, a.dtype)
     c.b = a.b
     c.stride, c.pads, c.dilation, c.groups, c.mode = a.stride, a.pad_pairs, a.dilation, a.groups, a.padding_mode
     c.batched = not a.unbatched
-    c.out_sp = tuple(arithmetic.conv_output_size(tuple(a.x.shape[2:]), tuple(a.w.shape[2:]), tuple(a.stride),
-                                                 tuple(a.pad_pairs), tuple(a.dilation)))
+    c.out_sp = tuple(a.geometry.out)
+    c.geometry = a.geometry
     c.out_shape = (a.x.shape[0], a.w.shape[0]) + c.out_sp
     return c
 
@@ -259,7 +152,7 @@ def _conv_grads(c, go):
     x = c.xc()
     padded = c.mode != "zeros" and any(p != (0, 0) for p in c.pads)
     if padded:
-        xin, pads = _nn._pad(x, c.pads, c.mode), ((0, 0),) * c.nd
+        xin, pads = _conv.pad(x, c.pads, c.mode), ((0, 0),) * c.nd
     else:
         xin, pads = x, c.pads
     gx = _input_core(go, c.w, xin.shape, c.stride, pads, c.dilation, c.groups)
@@ -433,8 +326,29 @@ def conv3d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation
 
 # =========================================================================== nn backward passes
 
+# Repeated calls with one signature skip the checks and the plan choice (see pyconv.nn).
+_CALLS = _plan.new_cache()
+
+
 def _convnd_backward(nd, fname, grad_output, input, weight, bias, stride, padding, dilation, groups,
                      padding_mode):
+    gk, xk, wk = _plan.array_key(grad_output), _plan.array_key(input), _plan.array_key(weight)
+    bk = None if bias is None else _plan.array_key(bias)
+    if (gk is not None and xk is not None and wk is not None and (bias is None or bk is not None)
+            and type(padding_mode) is str and padding_mode == "zeros" and _plan.plain((stride, padding, dilation, groups))):
+        key = (nd, fname, gk, xk, wk, bk, stride, padding, dilation, groups) + _plan.signature()
+        hit = _CALLS.get(key)
+        if hit is None:
+            c = _conv_setup(input, weight, bias, stride, padding, dilation, groups, padding_mode, nd)
+            _grad_output(grad_output, c.out_shape, c.batched, c.dtype, fname)
+            hit = _CALLS.put(key, (_conv.plan_input_grad(c.geometry, c.dtype), _conv.plan_weight_grad(c.geometry, c.dtype),
+                                   c.dtype, c.batched))
+        pi, pw, dtype, batched = hit
+        go = np.ascontiguousarray(grad_output if batched else grad_output[None], dtype)
+        x = np.ascontiguousarray(input if batched else input[None], dtype)
+        gx = _conv.input_grad(pi, go, np.ascontiguousarray(weight, dtype))
+        gw = _conv.weight_grad(pw, x, go)
+        return (gx if batched else gx[0]), gw, None if bias is None else _bias_grad(go, dtype)
     c = _conv_setup(input, weight, bias, stride, padding, dilation, groups, padding_mode, nd)
     go = _grad_output(grad_output, c.out_shape, c.batched, c.dtype, fname)
     gx, gw, gb = _conv_grads(c, go)
@@ -523,19 +437,18 @@ def conv_backward(grad_output, input, weight, bias=None, stride=1, padding=0, di
 
 def _conv_transpose_backward(nd, fname, grad_output, input, weight, bias, stride, padding, output_padding,
                              groups, dilation):
-    x, w, b, stride, padding, output_padding, groups, dilation, dtype, unbatched = _nn._normalize_conv_transpose(
-        input, weight, bias, stride, padding, output_padding, groups, dilation, nd)
-    xb = contiguous(x, dtype)
-    wc = contiguous(w, dtype)
-    cout = w.shape[1] * groups
-    out_sp = arithmetic.conv_transpose_output_size(tuple(xb.shape[2:]), tuple(w.shape[2:]), stride, padding,
-                                                   output_padding, dilation)
-    go = _grad_output(grad_output, (xb.shape[0], cout) + tuple(out_sp), not unbatched, dtype, fname)
-    pads = tuple((p, p) for p in padding)
+    a = _args.normalize_conv_transpose(input, weight, bias, stride, padding, output_padding, groups, dilation, nd)
+    dtype, unbatched, b = a.dtype, a.unbatched, a.b
+    stride, dilation, groups = a.stride, a.dilation, a.groups
+    xb = contiguous(a.x, dtype)
+    wc = contiguous(a.w, dtype)
+    go = _grad_output(grad_output, a.geometry.out_shape, not unbatched, dtype, fname)
+    pads = a.geometry.pads
     # y = conv_input(x) with the weight (C_in, C_out/g, k) read as a convolution
     # C_out -> C_in: so dx = conv(dy, w) (cropped: output_padding may add positions
     # no input reaches) and dw = conv_weight(dy, w.shape, x).
-    gx = _nn._conv_core(go, wc, None, stride, pads, dilation, groups)
+    g = conv_geometry(go.shape, wc.shape, stride, pads, dilation, groups)
+    gx = _conv.forward(_conv.plan_forward(g, dtype), go, wc, None)
     if gx.shape[2:] != xb.shape[2:]:
         gx = np.ascontiguousarray(gx[(slice(None), slice(None)) + tuple(slice(0, v) for v in xb.shape[2:])])
     gw = _weight_core(go, xb, wc.shape, stride, pads, dilation, groups)
@@ -612,7 +525,7 @@ def depthwise_conv2d_backward(grad_output, input, weight, bias=None, stride=1, p
     """
     x = _arr(input, "input")
     w = _arr(weight, "weight")
-    c = _depthwise_channels(x, w, "weight")
+    c = _args.depthwise_channels(x, w)
     return _convnd_backward(2, "depthwise_conv2d", grad_output, x, w, bias, stride, padding, dilation, c,
                             "zeros")
 
@@ -632,7 +545,7 @@ def pointwise_conv2d_backward(grad_output, input, weight, bias=None, groups=1):
            [4., 4.],
            [4., 4.]]))
     """
-    w4 = _nn._pointwise_weight(weight)
+    w4 = _args.pointwise_weight(weight)
     wshape = np.shape(weight)
     gx, gw, gb = _convnd_backward(2, "pointwise_conv2d", grad_output, input, w4, bias, 1, 0, 1, groups, "zeros")
     return gx, gw.reshape(wshape), gb
@@ -657,17 +570,14 @@ def separable_conv2d_backward(grad_output, input, depthwise_weight, pointwise_we
     """
     x = _arr(input, "input")
     dw = _arr(depthwise_weight, "depthwise_weight")
-    c = _depthwise_channels(x, dw, "depthwise_weight")
-    pw4 = _nn._pointwise_weight(pointwise_weight, "pointwise_weight")
+    pw4 = _args.pointwise_weight(pointwise_weight, "pointwise_weight")
     pwshape = np.shape(pointwise_weight)
-    if pw4.shape[1] != dw.shape[0]:
-        raise ValueError(f"pointwise_weight.shape[1]={pw4.shape[1]} must equal the depthwise output channels "
-                         f"{dw.shape[0]}")
+    c = _args.separable_weights(x, dw, pw4)
     b = None if bias is None else _arr(bias, "bias")
     dtype = dl_dtype(x, dw, pw4, b)
     cd = _conv_setup(x.astype(dtype, copy=False), dw.astype(dtype, copy=False), None, stride, padding,
                      dilation, c, "zeros", 2)
-    mid = _nn._conv_core(cd.xc(), cd.w, None, cd.stride, cd.pads, cd.dilation, c)
+    mid = _conv.forward(_conv.plan_forward(cd.geometry, dtype), cd.xc(), cd.w, None)
     cp = _conv_setup(mid, pw4.astype(dtype, copy=False), None if b is None else b.astype(dtype, copy=False),
                      1, 0, 1, 1, "zeros", 2)
     go = _grad_output(grad_output, cp.out_shape, cd.batched, dtype, "separable_conv2d")
@@ -745,7 +655,7 @@ def channel_shuffle_backward(grad_output, input, groups):
     dtype = dl_dtype(x)
     if c == 0:
         return (np.zeros(x.shape, dtype=dtype),)
-    return (_nn.channel_shuffle(g.astype(dtype, copy=False), c // groups),)
+    return (_resample.shuffle(contiguous(g, dtype), c // groups),)
 
 
 def _upsample_matrix(n_in, factor, mode, dtype):
@@ -756,9 +666,9 @@ def _upsample_matrix(n_in, factor, mode, dtype):
         return m
     o = np.arange(n_out)
     if mode == "nearest":
-        m[o, _nn._nearest_map(n_in, factor)] = 1
+        m[o, _resample.nearest_map(n_in, factor)] = 1
     else:
-        i0, i1, lam = _nn._bilinear_map(n_in, factor, np.dtype(dtype))
+        i0, i1, lam = _resample.bilinear_map(n_in, factor, np.dtype(dtype))
         np.add.at(m, (o, i0), 1 - lam)
         np.add.at(m, (o, i1), lam)
     return m
@@ -784,9 +694,9 @@ def resize_conv2d_backward(grad_output, input, weight, bias=None, scale_factor=2
     x = _arr(input, "input")
     w = _arr(weight, "weight")
     b = None if bias is None else _arr(bias, "bias")
-    xb, unbatched, factor, mode = _nn._normalize_resize(x, w, b, scale_factor, mode)
+    xb, unbatched, factor, mode = _args.normalize_resize(x, w, b, scale_factor, mode)
     dtype = xb.dtype
-    up = _nn._upsample(xb, factor, mode)
+    up = _resample.upsample(xb, factor, mode)
     c = _conv_setup(up, w, b, 1, padding, 1, 1, "zeros", 2)
     go = _grad_output(grad_output, c.out_shape, not unbatched, c.dtype, "resize_conv2d")
     gu, gw, gb = _conv_grads(c, go)
@@ -812,15 +722,13 @@ def unfold_backward(grad_output, input, kernel_size, dilation=1, padding=0, stri
            [1., 2., 1.]])
     """
     x = _arr(input, "input")
-    k, d, p, s = _nn._normalize_fold_args(kernel_size, dilation, padding, stride)
-    if x.ndim not in (3, 4):
-        raise ValueError(f"input must have 3 (unbatched) or 4 (batched) dims (N, C, H, W); got shape {x.shape}")
+    fa = _args.normalize_unfold(x, kernel_size, dilation, padding, stride)
     dtype = dl_dtype(x)
     xb = x if x.ndim == 4 else x[None]
-    nb = _nn._blocks(xb.shape[2:], k, d, p, s, "input")
     n, c = xb.shape[:2]
+    k, nb = fa.kernel_size, fa.blocks
     go = _grad_output(grad_output, (n, c * k[0] * k[1], nb[0] * nb[1]), x.ndim == 4, dtype, "unfold")
-    gx = _nn.fold(go, tuple(xb.shape[2:]), k, d, p, s)
+    gx = _resample.fold(go, tuple(xb.shape[2:]), fa)
     return (gx if x.ndim == 4 else gx[0],)
 
 
@@ -836,22 +744,13 @@ def fold_backward(grad_output, input, output_size, kernel_size, dilation=1, padd
     (1, 4, 4)
     """
     x = _arr(input, "input")
-    osz = as_tuple(output_size, 2, "output_size", minimum=0)
-    k, d, p, s = _nn._normalize_fold_args(kernel_size, dilation, padding, stride)
-    if x.ndim not in (2, 3):
-        raise ValueError(f"input must have 2 (unbatched) or 3 (batched) dims (N, C*kh*kw, L); got shape {x.shape}")
+    fa, osz = _args.normalize_fold(x, output_size, kernel_size, dilation, padding, stride)
     xb = x if x.ndim == 3 else x[None]
-    n, ck, L = xb.shape
-    kvol = k[0] * k[1]
-    if ck % kvol:
-        raise ValueError(f"input.shape[-2]={ck} must be divisible by the kernel size product kh*kw={kvol}")
-    nb = _nn._blocks(osz, k, d, p, s, "output_size")
-    if nb[0] * nb[1] != L:
-        raise ValueError(f"input.shape[-1]={L} must equal the number of sliding blocks {nb[0] * nb[1]} "
-                         f"for output_size={osz}")
+    n, ck = xb.shape[:2]
+    kvol = fa.kernel_size[0] * fa.kernel_size[1]
     dtype = dl_dtype(x)
     go = _grad_output(grad_output, (n, ck // kvol) + osz, x.ndim == 3, dtype, "fold")
-    gx = _nn.unfold(go, k, d, p, s)
+    gx = _resample.unfold(go, fa)
     return (gx if x.ndim == 3 else gx[0],)
 
 
@@ -983,14 +882,6 @@ def _as_out(a, dtype):
     return np.ascontiguousarray(np.asarray(a), dtype=dtype)
 
 
-def _boundary_index(n, before, after, kind):
-    j = np.arange(-before, n + after)
-    if kind == "wrap":
-        return j % n
-    t = j % (2 * n)
-    return np.where(t < n, t, 2 * n - 1 - t)
-
-
 def _conv2d_backward(grad_output, in1, in2, mode, boundary, fillvalue, correlate, fname):
     check_choice(mode, "mode", SIG_MODES)
     kind = sig_boundary(boundary)
@@ -1012,8 +903,8 @@ def _conv2d_backward(grad_output, in1, in2, mode, boundary, fillvalue, correlate
     if kind == "fill":
         P = np.pad(a, [(k1 - 1, k1 - 1), (k2 - 1, k2 - 1)], constant_values=fill)
     else:
-        P = a[np.ix_(_boundary_index(a.shape[0], k1 - 1, k1 - 1, kind),
-                     _boundary_index(a.shape[1], k2 - 1, k2 - 1, kind))]
+        P = a[np.ix_(extend_index(a.shape[0], k1 - 1, k1 - 1, kind),
+                     extend_index(a.shape[1], k2 - 1, k2 - 1, kind))]
     full = _out_shape("full", a.shape, b.shape)
     starts = _crop_starts(mode, a.shape, b.shape, (lambda s: s // 2) if correlate else (lambda s: (s - 1) // 2))
     G = _embed(g, full, starts, dtype)
@@ -1029,8 +920,8 @@ def _conv2d_backward(grad_output, in1, in2, mode, boundary, fillvalue, correlate
     else:
         # fold every extended position's gradient back onto the element it copies
         g1 = np.zeros(a.shape, dtype)
-        r = _boundary_index(a.shape[0], k1 - 1, k1 - 1, kind)
-        c = _boundary_index(a.shape[1], k2 - 1, k2 - 1, kind)
+        r = extend_index(a.shape[0], k1 - 1, k1 - 1, kind)
+        c = extend_index(a.shape[1], k2 - 1, k2 - 1, kind)
         rows = np.zeros((a.shape[0], gP.shape[1]), dtype)
         np.add.at(rows, r, gP)
         np.add.at(g1.T, c, rows.T)
@@ -1081,25 +972,7 @@ def _fft_backward(grad_output, in1, in2, mode, axes, fname):
     dtype = _sig_dtype(a, b)
     sig_same_ndim(a, b)
     nd = a.ndim
-    if axes is None:
-        ax = tuple(range(nd))
-    else:
-        ax_in = (axes,) if np.isscalar(axes) else tuple(axes)
-        ax = []
-        for v in ax_in:
-            v = check_int(v, "axes")
-            if not -nd <= v < nd:
-                raise ValueError(f"axes={axes!r} is out of range for {nd}-D inputs")
-            ax.append(v % nd)
-        if len(set(ax)) != len(ax):
-            raise ValueError(f"axes={axes!r} must not repeat an axis")
-        ax = tuple(sorted(ax))
-    # as scipy: an axis where either input has length 1 is a broadcast, not a convolution
-    ax = tuple(d for d in ax if a.shape[d] != 1 and b.shape[d] != 1)
-    for d in range(nd):
-        if d not in ax and not (a.shape[d] == b.shape[d] or a.shape[d] == 1 or b.shape[d] == 1):
-            raise ValueError(f"in1 and in2 must match (or be 1) along non-convolved axis {d}; "
-                             f"got {a.shape[d]} and {b.shape[d]}")
+    ax = tuple(sorted(sig_fft_axes(a.shape, b.shape, axes)))
     g = _arr(grad_output, "grad_output").astype(dtype, copy=False)
     a = a.astype(dtype, copy=False)
     b = b.astype(dtype, copy=False)

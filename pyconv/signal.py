@@ -9,16 +9,22 @@ that skips the taps falling outside the signal, so a NaN/Inf reaches exactly
 the outputs whose window holds it.  The FFT methods run on ``scipy.fft`` with
 pyconv's thread count.
 """
+import cmath
 import functools
 import math
-import operator
 import time
 
 import numpy as np
 import scipy.fft as sp_fft
 
+from pyconv._engine import plan as _plan
+from pyconv._engine import tuning as _tuning
+from pyconv._engine.boundary import extend_index
+from pyconv._engine.geometry import SignalGeometry
+from pyconv._engine.plan import Algorithm, Plan
 from pyconv._kernels import direct as _direct
-from pyconv._utils import (SIG_METHODS, SIG_MODES, check_choice, get_num_threads, num_threads_for, team_size,
+from pyconv._threads import get_num_threads, num_parts_for, num_threads_for, team_size
+from pyconv._utils import (SIG_METHODS, SIG_MODES, check_choice, sig_fft_axes,
                            sig_array, sig_boundary, sig_compute_dtype, sig_fillvalue, sig_same_ndim,
                            sig_valid_swap)
 
@@ -69,30 +75,46 @@ def _block_len(itemsize):
     return max(256, 16384 // itemsize)
 
 
-def _direct_corr(x, w, out_shape, shift, cdt):
-    """``out[o] = sum_k x[o + shift + k] * w[k]`` over taps inside ``x``, computed in ``cdt``."""
-    x = np.ascontiguousarray(x, dtype=cdt)
-    w = np.ascontiguousarray(w, dtype=cdt)
-    out = np.empty(out_shape, dtype=cdt)
-    if out.size == 0:
-        return out
-    if w.size == 0:
-        out[...] = 0
-        return out
+@_plan.cached
+def _plan_direct(x_shape, w_shape, out_shape, shift, cdt):
+    """Plan of the direct correlation kernel for these shapes (``data``: its static arguments)."""
     # Dims of size 1 everywhere with no shift are free: drop them, so a column
     # vector does not run one-element rows.
-    keep = [d for d in range(x.ndim)
-            if not (x.shape[d] == 1 and w.shape[d] == 1 and out_shape[d] == 1 and shift[d] == 0)]
+    keep = [d for d in range(len(x_shape))
+            if not (x_shape[d] == 1 and w_shape[d] == 1 and out_shape[d] == 1 and shift[d] == 0)]
     if not keep:
-        keep = [x.ndim - 1]
-    geo = np.array([[x.shape[d] for d in keep], [w.shape[d] for d in keep],
+        keep = [len(x_shape) - 1]
+    geo = np.array([[x_shape[d] for d in keep], [w_shape[d] for d in keep],
                     [out_shape[d] for d in keep], [shift[d] for d in keep]], dtype=np.intp)
-    work = out.size * w.size                  # upper bound; the exact count when it matters
+    geo.setflags(write=False)
+    work = math.prod(out_shape) * math.prod(w_shape)      # upper bound; the exact count when it matters
     if work >= (1 << 16):
-        work = _direct_macs(x.shape, w.shape, out_shape, shift)
-    _KERNELS[cdt](x.reshape(-1), geo[0], w.reshape(-1), geo[1], out.reshape(-1), geo[2], geo[3],
-                  num_threads_for(work), _block_len(out.itemsize))
+        work = _direct_macs(x_shape, w_shape, out_shape, shift)
+    nthreads = num_parts_for(work)          # the team (fewer on a busy machine) is sized per call
+    return Plan("signal", Algorithm.DIRECT, SignalGeometry(tuple(x_shape), tuple(w_shape), tuple(out_shape)), cdt,
+                nthreads, data=(geo[0], geo[1], geo[2], geo[3], nthreads, _block_len(np.dtype(cdt).itemsize)))
+
+
+def _run_direct(p, x, w, cdt):
+    """Run the direct plan ``p`` on ``x`` and the effective weights ``w``."""
+    x = np.ascontiguousarray(x, dtype=cdt)
+    w = np.ascontiguousarray(w, dtype=cdt)
+    out = np.empty(p.geometry.out, dtype=cdt)
+    if _plan._local.dry is not None:
+        _plan._local.dry.append(p)
+        out[...] = 0
+        return out
+    g0, g1, g2, g3, nthreads, blen = p.data
+    _plan.run(p, _KERNELS[cdt], x.reshape(-1), g0, w.reshape(-1), g1, out.reshape(-1), g2, g3, team_size(nthreads),
+              blen)
     return out
+
+
+def _direct_corr(x, w, out_shape, shift, cdt):
+    """``out[o] = sum_k x[o + shift + k] * w[k]`` over taps inside ``x``, computed in ``cdt``."""
+    if math.prod(out_shape) == 0 or w.size == 0:
+        return np.zeros(out_shape, dtype=cdt)
+    return _run_direct(_plan_direct(x.shape, w.shape, tuple(out_shape), tuple(shift), np.dtype(cdt)), x, w, cdt)
 
 
 # The kernel's specialisations by compute dtype, looked up once: Cython's
@@ -194,7 +216,7 @@ def _empty_result(in1, in2, mode):
 
 
 def _flip(a):
-    return a[(slice(None, None, -1),) * a.ndim]
+    return a[_REVERSE[a.ndim]]
 
 
 def _conj(a):
@@ -267,7 +289,44 @@ def correlate(in1, in2, mode="full", method="auto"):
     return _conv_or_corr(in1, in2, mode, method, correlate=True)
 
 
+# Repeated calls with one signature (shapes, dtypes, mode, method, threads) of non-integer
+# operands run the direct plan the first call made, skipping the checks and the choice.
+_CALLS = _plan.new_cache()
+_REVERSE = {n: (slice(None, None, -1),) * n for n in range(65)}
+
+
 def _conv_or_corr(in1, in2, mode, method, correlate):
+    k1, k2 = _plan.array_key(in1), _plan.array_key(in2)
+    if k1 is not None and k2 is not None and type(mode) is str and type(method) is str:
+        key = (k1, k2, mode, method, correlate) + _plan.signature()
+        hit = _CALLS.get(key)
+        if hit is not None:
+            p, cdt, result = hit
+            w = _conj(in2) if correlate else in2[_REVERSE[in2.ndim]]
+            return _finish(_run_direct(p, in1, w, cdt), result)
+        out = _conv_or_corr_checked(in1, in2, mode, method, correlate)
+        _remember_direct(key, in1, in2, mode, method)
+        return out
+    return _conv_or_corr_checked(in1, in2, mode, method, correlate)
+
+
+def _remember_direct(key, in1, in2, mode, method):
+    """Cache the direct plan of a call that just passed its checks, when the plan depends on
+    the shapes and dtypes only (not for integer operands, whose compute dtype and method
+    depend on their values, nor for 'fft' or trivial calls)."""
+    result = np.result_type(in1.dtype, in2.dtype)
+    if result.kind not in "fc" or in1.ndim == 0 or in1.ndim != in2.ndim or not in1.size or not in2.size:
+        return
+    if method == "fft" or (method == "auto" and _choose(in1, in2, mode) != "direct"):
+        return
+    out_shape, shift = _geometry(mode, in1.shape, in2.shape)
+    if not math.prod(out_shape):
+        return
+    cdt = sig_compute_dtype(result, in1, in2)
+    _CALLS.put(key, (_plan_direct(in1.shape, in2.shape, out_shape, shift, cdt), cdt, result))
+
+
+def _conv_or_corr_checked(in1, in2, mode, method, correlate):
     in1, in2 = _operands(in1, in2)
     mode = _check_mode(mode)
     method = check_choice(method, "method", SIG_METHODS)
@@ -318,9 +377,30 @@ def _fft_any(in1, in2, mode, ax):
         plain, oa = _fft_costs(in1.shape, in2.shape, cplx, single, get_num_threads())
         if oa >= plain:
             plan = {}
+    if _plan.VERBOSE or _plan.dry() is not None:
+        return _fft_logged(in1, in2, mode, ax, plan)
     if not plan:
         return _fft_core(in1, in2, mode, ax)
     return _crop(_oa_full(in1, in2, sorted(ax), plan), in1.shape, in2.shape, mode, ax)
+
+
+def _fft_logged(in1, in2, mode, ax, plan):
+    """:func:`_fft_any` under ``PYCONV_VERBOSE`` or :func:`pyconv.explain` (which records the plan
+    and returns zeros of the result's shape and dtype instead of transforming)."""
+    s1, s2 = in1.shape, in2.shape
+    out = tuple((s1[d] + s2[d] - 1 if mode == "full" else (s1[d] if mode == "same" else s1[d] - s2[d] + 1))
+                if d in ax else (s1[d] if mode == "same" else max(s1[d], s2[d])) for d in range(in1.ndim))
+    dtype = np.result_type(in1.dtype, in2.dtype, np.float32) if ax else np.result_type(in1.dtype, in2.dtype)
+    if ax and dtype.kind in "iub":
+        dtype = np.dtype(np.float64)
+    p = Plan("signal", Algorithm.OVERLAP_ADD if plan else Algorithm.FFT, SignalGeometry(s1, s2, out, tuple(ax)),
+             dtype, get_num_threads())
+    if _plan.dry() is not None:
+        _plan.dry().append(p)
+        return np.zeros(out, dtype=dtype)
+    if not plan:
+        return _plan.run(p, _fft_core, in1, in2, mode, ax)
+    return _plan.run(p, lambda: _crop(_oa_full(in1, in2, sorted(ax), plan), s1, s2, mode, ax))
 
 
 # --------------------------------------------------------------------------- FFT
@@ -433,31 +513,10 @@ def _crop(ret, s1, s2, mode, axes):
 
 
 def _fft_axes(in1, in2, mode, axes):
-    """scipy's axes rule: normalise, drop axes where either input has length 1,
-    check the other dims broadcast, swap for 'valid'.  Returns (in1, in2, axes)."""
-    nd = in1.ndim
-    if axes is None:
-        ax = list(range(nd))
-    else:
-        try:
-            seq = [operator.index(axes)] if np.ndim(axes) == 0 else [operator.index(a) for a in axes]
-        except TypeError:
-            raise ValueError(f"axes must be a scalar or iterable of integers; got {axes!r}") from None
-        if not seq:
-            raise ValueError("axes cannot be empty when provided; give None for every axis")
-        ax = []
-        for a in seq:
-            if not -nd <= a < nd:
-                raise ValueError(f"axes={axes!r}: axis {a} is out of range for {nd}-d inputs")
-            ax.append(a % nd)
-        if len(set(ax)) != len(ax):
-            raise ValueError(f"axes={axes!r} must be unique")
+    """scipy's axes rule (:func:`pyconv._utils.sig_fft_axes`), then the swap for 'valid'.
+    Returns (in1, in2, axes)."""
     s1, s2 = in1.shape, in2.shape
-    ax = [a for a in ax if s1[a] != 1 and s2[a] != 1]
-    for d in range(nd):
-        if d not in ax and not (s1[d] == s2[d] or s1[d] == 1 or s2[d] == 1):
-            raise ValueError(f"incompatible shapes for in1 and in2: {s1} and {s2} "
-                             f"(dim {d} is not convolved, so it must match or be 1)")
+    ax = sig_fft_axes(s1, s2, axes)
     if sig_valid_swap(mode, s1, s2, axes=ax):
         in1, in2 = in2, in1
     return in1, in2, ax
@@ -575,6 +634,8 @@ def oaconvolve(in1, in2, mode="full", axes=None):
     if not ax:
         return _crop(in1 * in2, s1, s2, mode, ax)
     plan = _oa_plan(s1, s2, ax)
+    if _plan.VERBOSE or _plan.dry() is not None:
+        return _fft_logged(in1, in2, mode, ax, plan)
     if not plan:
         return _fft_core(in1, in2, mode, ax)
     return _crop(_oa_full(in1, in2, ax, plan), s1, s2, mode, ax)
@@ -680,10 +741,20 @@ def _oa_full(in1, in2, ax, plan):
 #   pays ~30% for its padding and adds.  0.6x for float32, 2x for complex.  scipy.fft
 #   spreads only the *other* axes over workers (~1.6x at 2), so a single 1-D
 #   transform runs on one thread.
-_DIRECT_NS = {"f8": 0.09, "f4": 0.05, "c16": 0.36, "c8": 0.20, "i8": 0.20}
+# The ns figures are the defaults of pyconv._engine.tuning (direct_ns_f4/f8,
+# fft_ns_small/large); the calibration measures them on the running machine.
+# Complex and int64 direct kernels cost a fixed multiple of the real ones.
+_DIRECT_KIND = {"f8": ("direct_ns_f8", 1.0), "f4": ("direct_ns_f4", 1.0), "c16": ("direct_ns_f8", 4.0),
+                "c8": ("direct_ns_f4", 4.0), "i8": ("direct_ns_f8", 2.2)}
 _DIRECT_TAP_NS = 2.0
 _OVERHEAD_DIRECT = 5e-6
 _OVERHEAD_FFT = 40e-6
+
+
+def _direct_ns(ckind, t=None):
+    """ns per multiply-add of the direct kernel computing in ``ckind`` (tuning ``t``)."""
+    field, factor = _DIRECT_KIND[ckind]
+    return getattr(t or _tuning.active(), field) * factor
 
 
 def _direct_cost(shape1, shape2, mode, ckind, nt):
@@ -699,15 +770,16 @@ def _direct_cost(shape1, shape2, mode, ckind, nt):
         # the kernel merges runs of short rows ('same' mode): little per-row cost
         # (128^3 * 7^3 at 2 threads: 36 ms measured, 35 modelled)
         items = max(1, rows // max(1, 2048 // row))
-        t = macs * _DIRECT_NS[ckind] * (1.0 + 16.0 / row) + items * taps * _DIRECT_TAP_NS
+        t = macs * _direct_ns(ckind) * (1.0 + 16.0 / row) + items * taps * _DIRECT_TAP_NS
     else:
-        t = macs * _DIRECT_NS[ckind] * (1.0 + 48.0 / row) + rows * nblocks * taps * _DIRECT_TAP_NS
+        t = macs * _direct_ns(ckind) * (1.0 + 48.0 / row) + rows * nblocks * taps * _DIRECT_TAP_NS
     return t * 1e-9 / threads + _OVERHEAD_DIRECT
 
 
 def _fft_points_cost(points, size, plan, cplx, single, par):
     f = min(1.0, max(0.0, (math.log2(max(points, 2)) - 19.5) / 2.0))
-    ns = (0.25 + 0.3 * f) * (1.3 if plan else 1.0)
+    t = _tuning.active()
+    ns = (t.fft_ns_small + (t.fft_ns_large - t.fft_ns_small) * f) * (1.3 if plan else 1.0)
     ns *= (2.0 if cplx else 1.0) * (0.6 if single else 1.0)
     return points * math.log2(max(size, 2)) * ns * 1e-9 / par
 
@@ -768,7 +840,7 @@ _CHOICES_MAX = 512
 def _choose(in1, in2, mode):
     """'direct' or 'fft' for convolve/correlate of these operands (no validation)."""
     nt = get_num_threads()
-    key = (in1.dtype, in2.dtype, in1.shape, in2.shape, mode, nt)
+    key = (in1.dtype, in2.dtype, in1.shape, in2.shape, mode, nt, _tuning.active())
     choice = _CHOICES.get(key)
     if choice is None:
         choice = _choose_model(in1, in2, mode, nt)
@@ -910,17 +982,39 @@ def _ext_block(in1, start, size, boundary, fv, dtype):
     blk = in1
     for d in sorted(range(2), key=lambda d: size[d]):     # the narrow side first: small copies
         n = in1.shape[d]
-        i = np.arange(start[d], start[d] + size[d], dtype=np.int64)
-        if boundary == "wrap":
-            i = i % n
-        else:                       # symmetric: period 2n, the edge sample repeated
-            i = i % (2 * n)
-            i = np.where(i >= n, 2 * n - 1 - i, i)
-        blk = blk.take(i, axis=d)
+        blk = blk.take(extend_index(n, -start[d], start[d] + size[d] - n, boundary), axis=d)
     return blk
 
 
 def _direct_2d(in1, in2, mode, boundary, fillvalue, correlate, name):
+    k1, k2 = _plan.array_key(in1), _plan.array_key(in2)
+    if (k1 is not None and k2 is not None and type(mode) is str and type(boundary) is str
+            and type(fillvalue) in (int, float) and fillvalue == 0):
+        # fill 0 with finite weights: one skip-kernel pass, no border strips (see below)
+        key = ("2d", k1, k2, mode, boundary, correlate) + _plan.signature()
+        hit = _CALLS.get(key)
+        if hit is not None:
+            p, cdt, result, swapped = hit
+            a, b = (in2, in1) if swapped and not correlate else (in1, in2)
+            w = _conj(b) if correlate else b[::-1, ::-1]
+            r = w.reshape(-1)
+            if cmath.isfinite(r.dot(r)):          # NaN/Inf (or overflow): the full path below
+                out = _finish(_run_direct(p, a, w, cdt), result)
+                return np.ascontiguousarray(_conj(out)) if swapped and correlate else out
+        out = _direct_2d_checked(in1, in2, mode, boundary, fillvalue, correlate, name)
+        result = np.result_type(in1.dtype, in2.dtype)
+        if result.kind in "fc" and sig_boundary(boundary) == "fill" and in1.size and in2.size:
+            swapped = sig_valid_swap(mode, in1.shape, in2.shape)
+            a, b = (in2, in1) if swapped and not correlate else (in1, in2)
+            out_shape, shift = _geometry(mode, a.shape, b.shape, _corr2d_same if correlate else _conv_same)
+            if math.prod(out_shape):
+                cdt = sig_compute_dtype(result, a, b)
+                _CALLS.put(key, (_plan_direct(a.shape, b.shape, out_shape, shift, cdt), cdt, result, swapped))
+        return out
+    return _direct_2d_checked(in1, in2, mode, boundary, fillvalue, correlate, name)
+
+
+def _direct_2d_checked(in1, in2, mode, boundary, fillvalue, correlate, name):
     for x, xn in ((in1, "in1"), (in2, "in2")):
         try:
             dt = np.asarray(x).dtype

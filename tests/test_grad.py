@@ -634,12 +634,17 @@ def test_direct_weight_kernel_vs_torch(nd, cout, groups, stride, k, dtype):
 
 
 def test_direct_weight_kernel_strided_rows():
-    # the public path sends row strides > 1 to GEMM; the kernel's scalar path stays exact
+    # the public path sends row strides > 1 to GEMM; the kernel's scalar path (forced) stays exact
     torch = pytest.importorskip("torch")
+    import pyconv
     x, w = rand(2, 4, 9, 17), rand(8, 2, 3, 2)
     go = rand(2, 8, 8, 6)
-    gw = grad._direct_weight_core(np.ascontiguousarray(x), go, w.shape, (1, 3), ((1, 0), (2, 1)), (1, 2), 2,
-                                  go.shape[2:])
+    from pyconv._engine.plan import force
+    kw = dict(stride=(1, 3), padding=((1, 0), (2, 1)), dilation=(1, 2), groups=2)
+    assert pyconv.explain(grad.conv2d_weight, x, w.shape, go, **kw).algorithm == "gemm"
+    with force("thin"):
+        assert pyconv.explain(grad.conv2d_weight, x, w.shape, go, **kw).algorithm == "thin"
+        gw = grad.conv2d_weight(x, w.shape, go, **kw)
     xp = np.pad(x, ((0, 0), (0, 0), (1, 0), (2, 1)))
     tw = torch.nn.grad.conv2d_weight(torch.tensor(xp), w.shape, torch.tensor(go), (1, 3), 0, (1, 2), 2).numpy()
     assert_close(gw, tw, n_reduce=96)

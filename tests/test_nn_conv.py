@@ -11,6 +11,7 @@ from hypothesis import given, settings, strategies as st
 
 import pyconv
 from pyconv import nn
+from pyconv._engine import tuning
 from reference import assert_close, conv_nd, conv_nd_mode, pad_nd, pad_pairs, same_pads
 
 FUNCS = {1: nn.conv1d, 2: nn.conv2d, 3: nn.conv3d}
@@ -572,18 +573,18 @@ def test_padded_input_reference_helper():
     dict(x=(2, 24, 30, 31), w=(30, 24, 3, 2), kw=dict(stride=(1, 2), dilation=(2, 1), padding=2)),
     dict(x=(1, 64, 33, 35), w=(20, 64, 1, 1), kw=dict()),
 ], ids=["dense", "strided_dilated", "pointwise"])
-def test_small_workspace_tiles(monkeypatch, case):
+def test_small_workspace_tiles(case):
     """With a tiny workspace budget the im2col path must run many tiles (with a
-    remainder) and still give the exact result.  White-box: the budget constants are
-    private to pyconv.nn; if they are renamed this still checks the result."""
-    monkeypatch.setattr(nn, "_TILE_BYTES", 1, raising=False)
-    monkeypatch.setattr(nn, "_WORKSPACE_BYTES", 1, raising=False)
+    remainder) and still give the exact result."""
     rng = np.random.default_rng(19)
-    for dtype in (np.float32, np.float64):
-        x = rand(rng, case["x"], dtype)
-        w = rand(rng, case["w"], dtype)
-        b = rand(rng, case["w"][:1], dtype)
-        check(nn.conv2d(x, w, b, **case["kw"]), x, w, b, dtype, **case["kw"])
+    with tuning.override(tile_bytes=1, workspace_bytes=1, pointwise_direct=False):
+        for dtype in (np.float32, np.float64):
+            x = rand(rng, case["x"], dtype)
+            w = rand(rng, case["w"], dtype)
+            b = rand(rng, case["w"][:1], dtype)
+            p = pyconv.explain(nn.conv2d, x, w, b, **case["kw"])
+            assert p.algorithm == "gemm" and p.tile("tile") < np.prod(p.geometry.out)
+            check(nn.conv2d(x, w, b, **case["kw"]), x, w, b, dtype, **case["kw"])
 
 
 @pytest.mark.parametrize("kw", [dict(padding=1), dict(), dict(padding=1, groups=4), dict(padding=2, dilation=2)],
@@ -611,18 +612,25 @@ def test_nonfinite_weight_vs_torch(kw, channels):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_dense_sample_chunks_with_remainder(monkeypatch, dtype):
-    """Three samples through a workspace that holds two padded samples: chunks of 2 and 1
-    (white-box: the budget constant is private; if renamed this still checks the result)."""
+def test_thin_phase_sample_chunks_with_remainder(dtype):
+    """Three samples through a workspace that holds the phase planes of two: the strided
+    thin-group path builds them in chunks of 2 and 1."""
     rng = np.random.default_rng(31)
-    cin, cout, hw = 16, 8, 10
+    cin, cout, hw, groups = 8, 8, 10, 4
     itemsize = np.dtype(dtype).itemsize
-    monkeypatch.setattr(nn, "_WORKSPACE_BYTES", 2 * cin * (hw + 2) ** 2 * itemsize + 100, raising=False)
     x = rand(rng, (3, cin, hw, hw), dtype)
-    w = rand(rng, (cout, cin, 3, 3), dtype)
+    w = rand(rng, (cout, cin // groups, 3, 3), dtype)
     b = rand(rng, (cout,), dtype)
-    for kw in (dict(padding=1), dict(padding=1, stride=2), dict(padding=(1, 0), dilation=(1, 2))):
-        check(nn.conv2d(x, w, b, **kw), x, w, b, dtype, **kw)
+    for kw in (dict(padding=1, stride=2), dict(padding=(1, 0), stride=(2, 1), dilation=(1, 2))):
+        kw["groups"] = groups
+        p = pyconv.explain(nn.conv2d, x, w, b, **kw)
+        per_sample = p.workspace_bytes // 3
+        out_bytes = np.prod(p.geometry.out_shape) * itemsize
+        assert 2 * per_sample > out_bytes
+        with tuning.override(workspace_bytes=2 * per_sample + 100):
+            p = pyconv.explain(nn.conv2d, x, w, b, **kw)
+            assert p.algorithm == "thin_phase" and p.tile("samples") == 2
+            check(nn.conv2d(x, w, b, **kw), x, w, b, dtype, **kw)
 
 
 @pytest.mark.parametrize("case", [
@@ -632,15 +640,19 @@ def test_dense_sample_chunks_with_remainder(monkeypatch, dtype):
     dict(x=(2, 2, 40), w=(4, 2, 5), kw=dict(padding=((3, 1),))),
 ], ids=["depthwise", "grouped_dilated", "3d_depthwise", "1d_pairs"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_thin_direct_without_padded_copy(monkeypatch, case, dtype):
+def test_thin_direct_without_padded_copy(case, dtype):
     """Thin-channel convolutions also run when the padded copy of the stride-1 kernel is
-    over budget (white-box: forces the in-place direct loops; if the constant is renamed
-    this still checks the result)."""
-    monkeypatch.setattr(nn, "_DIRECT_PAD_BYTES", 0, raising=False)
+    over budget (the phase-plane or in-place row kernels then run)."""
+    with tuning.override(thin_pad_bytes=0):
+        _thin_direct_without_padded_copy(case, dtype)
+
+
+def _thin_direct_without_padded_copy(case, dtype):
     rng = np.random.default_rng(37)
     x = rand(rng, case["x"], dtype)
     w = rand(rng, case["w"], dtype)
     b = rand(rng, case["w"][:1], dtype)
+    assert pyconv.explain(nn.conv, x, w, b, **case["kw"]).algorithm in ("thin_phase", "thin_row")
     check(nn.conv(x, w, b, **case["kw"]), x, w, b, dtype, **case["kw"])
     # a NaN in the input still reaches exactly its windows on this path
     xn = x.copy()

@@ -4,6 +4,8 @@ import pytest
 
 import pyconv
 from pyconv import nn
+from pyconv._engine import tuning
+from pyconv._engine.plan import force
 from reference import assert_close, conv_nd, conv_transpose_nd
 
 FUNCS = {1: nn.conv_transpose1d, 2: nn.conv_transpose2d, 3: nn.conv_transpose3d}
@@ -285,10 +287,14 @@ def test_one_vs_two_threads(dtype):
         check(two, x, w, dtype=dtype, **kw)
 
 
-def test_small_workspace_tiles(monkeypatch):
-    """A tiny workspace budget forces channel blocks and position tiles (white-box: the
-    budget constant is private to pyconv.nn; if renamed, this still checks the result)."""
-    monkeypatch.setattr(nn, "_WORKSPACE_BYTES", 1, raising=False)
+def test_small_workspace_tiles():
+    """GEMM + col2im (forced for the dense layer) with a small tile budget runs channel
+    blocks (with remainders)."""
+    with tuning.override(workspace_bytes=1, tile_bytes=1 << 12), force("gemm"):
+        _small_workspace_tiles()
+
+
+def _small_workspace_tiles():
     rng = np.random.default_rng(29)
     for xs, ws, kw in [((2, 16, 13, 11), (16, 12, 4, 4), dict(stride=2, padding=1)),
                        ((1, 12, 17, 19), (12, 5, 3, 3), dict(stride=(1, 2), groups=3, output_padding=(0, 1)))]:
@@ -296,6 +302,8 @@ def test_small_workspace_tiles(monkeypatch):
             x = rand(rng, xs, dtype)
             w = rand(rng, ws, dtype)
             b = rand(rng, (ws[1] * kw.get("groups", 1),), dtype)
+            p = pyconv.explain(nn.conv_transpose2d, x, w, b, **kw)
+            assert p.algorithm == "gemm" and p.tile("channels") < ws[1]
             check(nn.conv_transpose2d(x, w, b, **kw), x, w, b, dtype, **kw)
 
 

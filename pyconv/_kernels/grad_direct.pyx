@@ -1,9 +1,11 @@
 # Direct weight gradient for convolutions with few output channels per group
-# (depthwise, thin groups, narrow 3-D layers), for pyconv.grad.  There the im2col
-# GEMMs are too thin to run near peak and the column matrix (kernel-size times the
-# input) costs more memory traffic than the arithmetic; this kernel pads each input
-# channel once and streams its (output channel, input channel) pairs' rows instead.
-# Wide layers use pyconv.nn's im2col + GEMM cores.
+# (depthwise, thin groups: fewer than 8 output channels per group, unit row stride),
+# the 'thin' weight-gradient algorithm of pyconv._engine.conv.  There the im2col GEMMs
+# are too thin to run near peak and the column matrix (kernel-size times the input)
+# costs more memory traffic than the arithmetic; this kernel pads each input channel
+# once and streams its (output channel, input channel) pairs' rows instead.  Wider
+# groups use the register-blocked dense_weight kernel of nn_direct.pyx ('dense'),
+# strided thin groups and over-budget layers im2col + GEMM (nn_gemm.pyx, 'gemm').
 from cython.parallel cimport prange, parallel, threadid
 from libc.string cimport memcpy, memset
 

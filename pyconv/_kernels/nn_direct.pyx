@@ -1,7 +1,12 @@
-# Direct (loop) kernels of pyconv.nn: depthwise and thin-channel grouped
-# convolutions, index-map gathers (padding modes, nearest upsampling), bilinear
-# upsampling and channel shuffle.  These are memory-bound; the innermost loop
-# always runs along the contiguous output width so the compiler vectorises it.
+# Direct (loop) kernels of the convolution engine, two families:
+# - memory-bound: depthwise and thin-channel grouped convolutions (direct_conv,
+#   direct_conv_s1, thin_taps: 'thin_row', 'thin_s1', 'thin_phase'), index-map
+#   gathers (padding modes, phase planes, nearest upsampling), bilinear upsampling
+#   and channel shuffle; the innermost loop runs along the contiguous output width
+#   so the compiler vectorises it;
+# - compute-bound: the register-blocked dense kernels over per-thread phase planes
+#   (dense_conv: forward 'dense'/'pointwise' and transposed 'phases'; dense_weight:
+#   weight gradient 'dense'), OBW output channels per register block.
 from cython.parallel cimport prange
 from libc.string cimport memset, memcpy
 

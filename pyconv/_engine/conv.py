@@ -1,0 +1,861 @@
+"""Planners and executors of the convolution family: forward, transposed, input and weight gradients.
+
+Each operation has a planner, a pure (cached) function of the geometry, the dtype and
+the thread count returning a :class:`~pyconv._engine.plan.Plan`, and an executor
+that runs a plan on C-contiguous batched arrays of the plan's dtype.  The executors
+hold the array plumbing the kernels need (phase-plane layouts, packed weights,
+tiles); the kernels live in ``pyconv/_kernels``.
+"""
+import collections
+import dataclasses
+import functools
+import math
+
+import numpy as np
+
+from pyconv._engine import plan as _plan
+from pyconv._engine import tuning as _tuning
+from pyconv._engine.geometry import ConvGeometry, conv_geometry, prune, transposed_geometry
+from pyconv._engine.plan import Algorithm as A, Plan
+from pyconv._kernels import grad_direct, nn_direct, nn_gemm
+from pyconv._threads import blas_single_thread, num_parts_for, num_threads_for, team_size
+from pyconv._utils import nn_check_gemm_dims, nn_pad_maps
+
+_OBW = nn_direct.OBW
+
+# Fused-type kernels resolved per dtype once: Cython's run-time dispatch of a fused
+# def function costs ~10 us per call.
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_SPEC = {_F32: "float", _F64: "double"}
+
+
+@functools.lru_cache(maxsize=None)
+def kernel(fn, dtype):
+    """``fn`` (a fused-type Cython kernel) specialised for ``dtype``."""
+    return fn[_SPEC[np.dtype(dtype)]]
+
+
+def _prod(t):
+    return math.prod(t)
+
+
+# =========================================================================== layouts
+
+def _lift3(t, fill):
+    return (fill,) * (3 - len(t)) + tuple(t)
+
+
+def use_thin(cg, og, t=None):
+    """Depthwise / thin-channel groups: the per-tap plane kernels serve them best (see tuning)."""
+    t = t or _tuning.active()
+    return cg * og <= t.thin_max_cg_og or (cg <= t.thin_max_cg and og <= t.thin_max_cg_og)
+
+
+def gemm_tile(p, kc, n_units, nthreads, itemsize, out_bytes, t):
+    """Positions per im2col tile: about ``tile_bytes`` of workspace per thread, at least
+    two units per thread when the batch is small, and the total workspace bounded by
+    ``max(workspace_bytes, output size)``."""
+    if p == 0:
+        return 1
+    tile = max(256, t.tile_bytes // max(1, kc * itemsize))
+    want_tiles = -(-2 * nthreads // max(1, n_units)) if n_units < 2 * nthreads else 1
+    tile = min(tile, -(-p // want_tiles))
+    budget = max(t.workspace_bytes, out_bytes)
+    tile = min(tile, max(1, budget // max(1, nthreads * kc * itemsize)))
+    return int(max(1, min(tile, p)))
+
+
+def balanced_tile(length, n_units, nthreads, t):
+    """Tile length near ``dense_tile`` whose unit count (``n_units`` x tiles) splits evenly
+    over the threads when there are few units (static schedule: one straggler tile
+    would otherwise idle the other threads)."""
+    ntiles = max(1, -(-length // t.dense_tile))
+    if nthreads > 1 and n_units * ntiles < 8 * nthreads:
+        while (n_units * ntiles) % nthreads:
+            ntiles += 1
+    return max(1, -(-length // ntiles))
+
+
+def phase_layout(sp3, k3, s3, d3, pads3):
+    """Phase-plane layout of a (lifted 3-D) convolution's zero-padded input.
+
+    A stride ``s`` is handled by splitting the padded input into its ``s`` phases
+    per dim (``xp[..., i*s + r]`` for each residue ``r`` some tap uses): every tap
+    then reads its phase plane at a constant flat offset, so the strided
+    convolution becomes a stride-1 problem over the phase planes, with no wasted
+    taps (stride 1 has the single phase: the padded input itself).
+
+    Returns ``(qshape, S, offs, phase_maps)``: one phase plane's shape, the size of
+    one channel's block of phase planes, each tap's flat offset (taps in C order)
+    and, per phase, the three source-index maps for ``nn_direct.gather``.
+    """
+    pshape = tuple(i + a + c for i, (a, c) in zip(sp3, pads3))
+    qshape = tuple(-(-p // s) for p, s in zip(pshape, s3))
+    taps = [(a, b, e) for a in range(k3[0]) for b in range(k3[1]) for e in range(k3[2])]
+    phases = sorted({tuple((k * d) % s for k, d, s in zip(tp, d3, s3)) for tp in taps})
+    index = {ph: i for i, ph in enumerate(phases)}
+    plane_q = int(np.prod(qshape))
+    offs = np.empty(len(taps), dtype=np.intp)
+    for i, tp in enumerate(taps):
+        sh = [(k * d) // s for k, d, s in zip(tp, d3, s3)]
+        ph = tuple((k * d) % s for k, d, s in zip(tp, d3, s3))
+        offs[i] = index[ph] * plane_q + (sh[0] * qshape[1] + sh[1]) * qshape[2] + sh[2]
+    pmaps = nn_pad_maps(sp3, pads3, "zeros")
+    phase_maps = []
+    for ph in phases:
+        mm = []
+        for m, r, s, q in zip(pmaps, ph, s3, qshape):
+            j = np.arange(q) * s + r
+            mm.append(np.ascontiguousarray(np.where(j < len(m), m[np.minimum(j, len(m) - 1)], -1), dtype=np.int64))
+        phase_maps.append(mm)
+    return qshape, len(phases) * plane_q, offs, phase_maps
+
+
+@functools.lru_cache(maxsize=64)
+def plane_layout(sp3, k3, s3, d3, pads3):
+    """Phase-plane layout for the per-thread plane kernels (``nn_direct.dense_conv`` /
+    ``dense_weight``): as :func:`phase_layout` but without index maps (the kernels build
+    the planes themselves).  Returns ``(qshape, phases, offs)``: one phase plane's
+    shape, the residues of the phases the taps use ((nph, 3) intp, sorted) and each
+    tap's flat offset (taps in C order)."""
+    pshape = np.array([i + a + c for i, (a, c) in zip(sp3, pads3)], dtype=np.int64)
+    s = np.array(s3, dtype=np.int64)
+    qshape = tuple(int(v) for v in -(-pshape // s))
+    taps = np.indices(k3).reshape(3, -1).T * np.array(d3, dtype=np.int64)
+    res = taps % s
+    # one small integer key per residue triple from per-dim ranks (np.unique along an
+    # axis is slow; the strides themselves may be huge), lexicographic order kept
+    vals, ranks = zip(*(np.unique(res[:, i], return_inverse=True) for i in range(3)))
+    keys, inv = np.unique((ranks[0].reshape(-1) * len(vals[1]) + ranks[1].reshape(-1)) * len(vals[2])
+                          + ranks[2].reshape(-1), return_inverse=True)
+    phases = np.stack([vals[0][keys // (len(vals[1]) * len(vals[2]))], vals[1][keys // len(vals[2]) % len(vals[1])],
+                       vals[2][keys % len(vals[2])]], axis=1)
+    sh = taps // s
+    offs = (inv.reshape(-1) * int(np.prod(qshape)) + (sh[:, 0] * qshape[1] + sh[:, 1]) * qshape[2]
+            + sh[:, 2]).astype(np.intp)
+    phases = np.ascontiguousarray(phases, dtype=np.intp)
+    phases.setflags(write=False)        # cached: shared by later calls
+    offs.setflags(write=False)
+    return qshape, phases, offs
+
+
+def plane_geo(qshape, s3, pads3):
+    """The phase-plane geometry record of ``nn_direct.dense_conv`` / ``dense_weight``."""
+    return tuple(qshape) + tuple(s3) + tuple(pp[0] for pp in pads3)
+
+
+def affine(m):
+    """``(lo, hi, start, step)`` when the index map ``m`` is -1 outside ``[lo, hi)`` and an
+    arithmetic progression inside (zero padding, phase planes), else None."""
+    valid = np.flatnonzero(m >= 0)
+    if valid.size == 0:
+        return (0, 0, 0, 1)
+    lo, hi = int(valid[0]), int(valid[-1]) + 1
+    step = int(m[lo + 1] - m[lo]) if hi - lo > 1 else 1
+    if hi - lo != valid.size or step < 1 or not np.array_equal(m[lo:hi], m[lo] + step * np.arange(hi - lo)):
+        return None
+    return (lo, hi, int(m[lo]), step)
+
+
+def pack_dense_weight(w, groups, nthreads, t):
+    """(C_out, C_in/groups, *kernel) -> flat (groups, ceil(Og/B), C_in/groups, kvol, B) blocks
+    of ``nn_direct.dense_conv``, B = ``nn_direct.OBW`` (zero rows past Og)."""
+    cout = w.shape[0]
+    og = cout // groups
+    kc = int(np.prod(w.shape[1:]))
+    out = np.empty((groups, -(-og // _OBW), kc, _OBW), dtype=w.dtype)
+    kernel(nn_direct.pack_blocks, w.dtype)(np.ascontiguousarray(w).reshape(groups, og, kc), out,
+                                           max(1, min(nthreads, num_threads_for(out.size, grain=t.pack_grain))))
+    return out.reshape(-1)
+
+
+def pad(x, pad_pairs, mode):
+    """``x`` (N, C, *spatial) padded with ``mode`` (zeros/reflect/replicate/circular), C-contiguous.
+
+    One gather kernel driven by per-dim index maps (as torch.nn.functional.pad).
+    """
+    nd = x.ndim - 2
+    maps = nn_pad_maps(x.shape[2:], pad_pairs, mode)
+    out_sp = tuple(len(m) for m in maps)
+    out = np.empty(x.shape[:2] + out_sp, dtype=x.dtype)
+    if out.size == 0:
+        return out
+    sp3 = _lift3(x.shape[2:], 1)
+    maps3 = [np.zeros(1, dtype=np.int64)] * (3 - nd) + maps
+    x4 = x.reshape((-1,) + sp3)
+    kernel(nn_direct.gather, x.dtype)(x4, out.reshape((-1,) + _lift3(out_sp, 1)), maps3[0], maps3[1], maps3[2],
+                                      num_threads_for(out.size, grain=_tuning.active().gather_grain),
+                                      affine(maps3[2]))
+    return out
+
+
+# =========================================================================== forward convolution
+
+def _thin_pad_bytes(g, itemsize):
+    return g.cg * _prod([i + a + c for i, (a, c) in zip(g.sp3, g.pads3)]) * itemsize
+
+
+@_plan.cached
+def plan_forward(g, dtype, allow_prune=True):
+    """Plan of the forward convolution with geometry ``g`` computing in ``dtype``."""
+    dtype = np.dtype(dtype)
+    if _prod(g.out_shape) == 0:
+        return Plan("forward", A.FILL, g, dtype)
+    pruned = _pruned(g, dtype, "forward", plan_forward, A.FILL) if allow_prune else None
+    if pruned is not None:
+        return pruned
+    t = _tuning.active()
+    isz = dtype.itemsize
+    cg, og, kvol = g.cg, g.og, g.kvol
+    out_elems = _prod(g.out_shape)
+    out_bytes = out_elems * isz
+    nthreads = num_parts_for(out_elems * max(1, cg * kvol), t.grain)
+    s1 = g.s3[1] == 1 and g.s3[2] == 1
+    layout = None
+    if use_thin(cg, og, t):
+        if s1 and _thin_pad_bytes(g, isz) <= t.thin_pad_bytes:
+            default = A.THIN_S1
+        elif cg * og >= t.thin_planes_min_cg_og:
+            default = A.THIN_PHASE
+        else:
+            default = A.THIN_ROW
+    elif g.is_pointwise and t.pointwise_direct:
+        default = A.POINTWISE
+    else:
+        default = A.GEMM
+        if not g.is_pointwise:
+            layout = plane_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
+            plane_bytes = cg * len(layout[1]) * _prod(layout[0]) * isz
+            if (nthreads * plane_bytes <= max(t.workspace_bytes, out_bytes)
+                    and _prod(g.out) >= t.dense_min_positions):
+                default = A.DENSE
+    cands = [A.THIN_PHASE, A.THIN_ROW, A.DENSE, A.GEMM] + [A.THIN_S1] * s1 + [A.POINTWISE] * g.is_pointwise
+    alg = _plan.pick(default, cands)
+    nonfinite = None
+    if alg == A.THIN_ROW and g.is_padded:
+        # the row kernel skips padded taps: an Inf/NaN weight must meet the padded zeros
+        # (0 * inf = nan, as PyTorch's dense path) on the phase planes instead
+        nonfinite = _forward_plan(g, dtype, A.THIN_PHASE, nthreads, t, None)
+    return dataclasses.replace(_forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite), candidates=tuple(cands))
+
+
+def _pruned(g, dtype, op, planner, empty):
+    """The plan of ``g`` without the taps that only read padding (:func:`geometry.prune`), or
+    None when every tap meets the input somewhere.  ``empty``: the algorithm when no tap does."""
+    pr = prune(g)
+    if pr is None:
+        return None
+    if pr.geometry is None:
+        return Plan(op, empty, g, dtype, prune=pr)
+    return dataclasses.replace(planner(pr.geometry, dtype, False), prune=pr)
+
+
+def _gradient_trivial(g, dtype, op, planner, allow_prune):
+    """A gradient's plan when an operand is empty (zeros) or taps only read padding (pruned)."""
+    if _prod(g.x_shape) == 0 or _prod(g.out_shape) == 0 or _prod(g.w_shape) == 0:
+        return Plan(op, A.ZEROS, g, dtype)
+    return _pruned(g, dtype, op, planner, A.ZEROS) if allow_prune else None
+
+
+Launch = collections.namedtuple("Launch", ["out_shape", "x_view", "w_view", "out_view", "kernel", "args"])
+Launch.__doc__ = """A leaf plan's precomputed kernel call: output shape, the views the kernel takes of
+x, w and the output, the kernel specialised for the plan's dtype and its static arguments
+(so a repeated call only allocates the output and calls)."""
+
+
+def _forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite=None):
+    isz = dtype.itemsize
+    cg, og, kvol = g.cg, g.og, g.kvol
+    out_bytes = _prod(g.out_shape) * isz
+    tiles, ws, data = (), 0, None
+    packed = g.groups * -(-og // _OBW) * cg * kvol * _OBW * isz
+    x5, w5, o5 = (g.n, g.cin) + g.sp3, (g.cout, cg) + g.k3, (g.n, g.cout) + g.o3
+    if alg == A.THIN_S1:
+        # stride 1 in-plane: whole-plane passes over a padded copy of the group's channels
+        ws = nthreads * _thin_pad_bytes(g, isz)
+        data = Launch(g.out_shape, x5, w5, o5, kernel(nn_direct.direct_conv_s1, dtype),
+                      (g.s3[0], g.d3, g.pads3, g.groups))
+    elif alg == A.THIN_ROW:
+        # strided depthwise: building phase planes would cost as much as the
+        # convolution; the row kernel skips padded taps in place instead
+        data = Launch(g.out_shape, x5, w5, o5, kernel(nn_direct.direct_conv, dtype),
+                      (g.s3, g.d3, g.pb3, g.groups))
+    elif alg == A.THIN_PHASE:
+        layout = phase_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
+        data = Launch(g.out_shape, x5, w5, o5, None, layout)
+        per_sample = g.cin * layout[1] * isz
+        chunk = int(max(1, min(g.n, max(t.workspace_bytes, out_bytes) // max(1, per_sample))))
+        tiles, ws = (("samples", chunk),), chunk * per_sample
+    elif alg in (A.POINTWISE, A.DENSE):
+        if alg == A.POINTWISE:
+            # the input is its own (single) phase plane: read in place
+            qshape, phases, offs = (tuple(g.sp3), np.zeros((1, 3), dtype=np.intp), np.zeros(1, dtype=np.intp))
+            frame = _prod(g.o3)
+            tile = balanced_tile(frame, g.n * g.groups, nthreads, t)
+            tiles, ws = (("tile", tile), ("chunk", t.pointwise_chunk)), packed
+            pgeo = plane_geo(qshape, (1, 1, 1), ((0, 0),) * 3)
+        else:
+            # each thread builds one (sample, group)'s padded phase planes in its own buffer
+            qshape, phases, offs = layout or plane_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
+            o3 = g.o3
+            frame = ((o3[0] - 1) * qshape[1] + o3[1] - 1) * qshape[2] + o3[2]
+            tile = balanced_tile(frame, g.n * g.groups, nthreads, t)
+            tiles = (("tile", tile), ("chunk", tile))
+            ws = nthreads * cg * len(phases) * _prod(qshape) * isz + packed
+            pgeo = plane_geo(qshape, g.s3, g.pads3)
+        sub = np.array([[len(offs), 0, 0, g.o3[0], g.o3[1], g.o3[2], 0, 0, 0, 1, 1, 1]], dtype=np.intp)
+        sub.setflags(write=False)
+        data = Launch(g.out_shape, x5, w5, o5, kernel(nn_direct.dense_conv, dtype),
+                      (pgeo, phases, offs, sub, g.groups, tile, dict(tiles)["chunk"], alg == A.POINTWISE))
+    elif alg == A.GEMM:
+        kc = cg * kvol
+        p = _prod(g.out)
+        nn_check_gemm_dims(p, kc, _prod(g.spatial), og)
+        tile = gemm_tile(p, kc, g.n * g.groups, nthreads, isz, out_bytes, t)
+        tiles, ws = (("tile", tile),), nthreads * tile * kc * isz
+        geo = tuple(g.sp3) + tuple(g.o3) + tuple(g.k3) + tuple(g.s3) + tuple(g.d3) + tuple(g.pb3)
+        data = Launch(g.out_shape, (g.n, g.cin, -1), (g.cout, -1), (g.n, g.cout, -1),
+                      kernel(nn_gemm.conv_forward, dtype),
+                      (geo, g.groups, tile, g.is_pointwise, t.gemm_blas_threads))
+    return Plan("forward", alg, g, dtype, nthreads, ws, tiles, nonfinite=nonfinite, data=data)
+
+
+_NO_BIAS = {}
+
+
+def _bias_vec(b, dtype):
+    """(contiguous bias vector, has_bias); an empty vector stands in for None."""
+    if b is None:
+        e = _NO_BIAS.get(dtype)
+        if e is None:
+            e = _NO_BIAS[dtype] = np.zeros(0, dtype=dtype)
+            e.setflags(write=False)
+        return e, False
+    return np.ascontiguousarray(b, dtype=dtype), True
+
+
+def _finite(a):
+    return bool(np.isfinite(a).all())
+
+
+def _dropped_finite(w, pr):
+    """True when every weight tap ``pr`` drops is finite (so dropping it is exact)."""
+    if pr.geometry is None:
+        return _finite(w)
+    mask = np.ones(w.shape, dtype=bool)
+    mask[pr.weight_slices()] = False
+    return _finite(w[mask])
+
+
+def forward(p, x, w, b):
+    """Run the forward plan ``p`` on batched C-contiguous ``x``, ``w`` (and ``b`` or None)."""
+    g = p.geometry
+    if p.prune is not None:
+        if not _dropped_finite(w, p.prune):
+            p = plan_forward(p.prune.full, p.dtype, False)
+            return forward(p, x, w, b)
+        if p.algorithm != A.FILL:
+            x = np.ascontiguousarray(x[p.prune.input_slices()])
+            w = np.ascontiguousarray(w[p.prune.weight_slices()])
+    if p.nonfinite is not None and not _finite(w):
+        p = p.nonfinite
+    out = np.empty(g.out_shape if p.data is None else p.data.out_shape, dtype=p.dtype)
+    d = _plan._local.dry
+    if d is not None:
+        d.append(p)
+        out[...] = 0
+        return out
+    alg = p.algorithm
+    if alg != A.FILL and out.size == 0:
+        return out
+    if alg == A.FILL:
+        out[...] = 0 if b is None else b.reshape((g.cout,) + (1,) * g.nd)
+        return out
+    bvec, has_b = _bias_vec(b, p.dtype)
+    L = p.data
+    team = team_size(p.threads)         # the plan's threads, fewer when other processes hold cores
+    if alg == A.THIN_PHASE:
+        _plan.run(p, _thin_phase, p, x, w, bvec, has_b, out.reshape((g.n, g.cout) + g.o3), team)
+    elif alg in (A.THIN_S1, A.THIN_ROW):
+        _plan.run(p, L.kernel, x.reshape(L.x_view), w.reshape(L.w_view), bvec, has_b, out.reshape(L.out_view),
+                  *L.args, team)
+    elif alg in (A.DENSE, A.POINTWISE):
+        pgeo, phases, offs, sub, groups, tile, chunk, pw = L.args
+        _plan.run(p, L.kernel, x.reshape(L.x_view), pgeo, phases, pack_dense_weight(w, groups, team, _tuning.active()),
+                  offs, sub, bvec, has_b, out.reshape(L.out_view), groups, tile, chunk, pw, team)
+    elif alg == A.GEMM:
+        with blas_single_thread(team if L.args[4] else 1):
+            _plan.run(p, L.kernel, x.reshape(L.x_view), w.reshape(L.w_view), bvec, has_b, out.reshape(L.out_view),
+                      *L.args, team)
+    else:
+        raise AssertionError(f"forward plan with algorithm {alg}")
+    return out
+
+
+def _thin_phase(p, x, w, bvec, has_b, out5, team):
+    """Thin-group convolution over phase planes: one contiguous pass per tap over the whole
+    output frame (``nn_direct.thin_taps``), the planes built a chunk of samples at a time
+    so the workspace stays within ``max(workspace_bytes, output size)``."""
+    g = p.geometry
+    n, cin, cout, cg = g.n, g.cin, g.cout, g.cg
+    qshape, S, offs, phase_maps = p.data.args
+    wk = np.ascontiguousarray(w.reshape(cout, cg, len(offs)))
+    chunk = p.tile("samples")
+    buf = np.empty(chunk * cin * S, dtype=x.dtype)
+    gather = kernel(nn_direct.gather, x.dtype)
+    taps = kernel(nn_direct.thin_taps, x.dtype)
+    for n0 in range(0, n, chunk):
+        m = min(chunk, n - n0)
+        flat = buf[:m * cin * S]
+        planes = flat.reshape((m * cin, len(phase_maps)) + tuple(qshape))
+        xs = x[n0:n0 + m].reshape((m * cin,) + tuple(g.sp3))
+        for i, mm in enumerate(phase_maps):
+            gather(xs, planes[:, i], mm[0], mm[1], mm[2], team, affine(mm[2]))
+        taps(flat, m, cin, S, wk, offs, bvec, has_b, out5[n0:n0 + m], qshape, g.groups, team)
+
+
+# =========================================================================== transposed convolution
+
+def flipped_geometry(g):
+    """The stride-1 transposed convolution ``g`` as a forward convolution: the kernel flipped,
+    its channel axes swapped per group, padded by ``d(k-1) - p`` (``+ output_padding`` after)."""
+    pads = tuple((d * (k - 1) - pp, d * (k - 1) - pp + op)
+                 for (pp, _), op, d, k in zip(g.pads, g.output_padding, g.dilation, g.kernel))
+    return conv_geometry(g.x_shape, (g.cout, g.cg) + tuple(g.kernel), (1,) * g.nd, pads, g.dilation, g.groups)
+
+
+@_plan.cached
+def plan_transposed(g, dtype):
+    """Plan of the transposed convolution ``g`` (``g.transposed``) computing in ``dtype``."""
+    dtype = np.dtype(dtype)
+    if _prod(g.out_shape) == 0:
+        return Plan("transposed", A.FILL, g, dtype)
+    t = _tuning.active()
+    isz = dtype.itemsize
+    cg, og, kvol = g.cg, g.og, g.kvol
+    flip_ok = (all(s == 1 for s in g.stride)
+               and all(pp <= d * (k - 1) for (pp, _), d, k in zip(g.pads, g.dilation, g.kernel)))
+    nthreads = num_parts_for(_prod(g.x_shape) * og * kvol + _prod(g.out_shape), t.grain)
+
+    @functools.cache
+    def phases():
+        ph = phase_plan(g.sp3, g.k3, g.s3, g.d3, _lift3([pp[0] for pp in g.pads], 0), g.o3)
+        return ph, nthreads * cg * _prod(ph[0]) * isz
+
+    if flip_ok:
+        # Stride 1: a plain convolution with the kernel flipped and its channel axes
+        # swapped (no zeros are inserted: stride 1 has none).  The direct dense kernel
+        # then beats GEMM + col2im, whose column matrix is kvol times the input.
+        default = A.FLIP_CONV
+    elif (og >= t.dense_min_og and not use_thin(cg, og, t)
+          and phases()[1] <= max(t.workspace_bytes, _prod(g.out_shape) * isz)):
+        # dense groups: each output phase is a stride-1 correlation with a sub-kernel;
+        # its register blocks hold 8 output channels: with fewer, GEMM + col2im wins
+        default = A.PHASES
+    else:
+        default = A.GEMM
+    cands = (A.PHASES, A.GEMM) + (A.FLIP_CONV,) * flip_ok
+    alg = _plan.pick(default, cands)
+    try:
+        gemm = _transposed_gemm_plan(g, dtype, nthreads, t)
+    except ValueError:
+        if alg == A.GEMM:
+            raise
+        gemm = None         # beyond BLAS's 32-bit sizes: no col2im fallback for non-finite weights
+    if alg == A.GEMM:
+        return dataclasses.replace(gemm, candidates=cands)
+    # A non-finite weight stays on col2im: the padded zeros of the other algorithms would
+    # turn inf into nan, which the scatter formulation, like PyTorch, never does.
+    if alg == A.FLIP_CONV:
+        sub = plan_forward(flipped_geometry(g), dtype)
+        return Plan("transposed", alg, g, dtype, sub.threads, sub.workspace_bytes, sub=sub, nonfinite=gemm,
+                    candidates=cands)
+    phase, phase_ws = phases()
+    subs, (offs, taps), frame = phase[2]
+    tile = balanced_tile(frame, g.n * g.groups * len(subs), nthreads, t)
+    return Plan("transposed", alg, g, dtype, nthreads, phase_ws, (("tile", tile),), nonfinite=gemm, data=phase,
+                candidates=cands)
+
+
+def _transposed_gemm_plan(g, dtype, nthreads, t):
+    isz = dtype.itemsize
+    cg, og, kvol = g.cg, g.og, g.kvol
+    p = _prod(g.spatial)
+    nn_check_gemm_dims(og * kvol, p, cg, og * kvol * g.groups)
+    # channel blocks: enough units for every thread; each unit's columns within budget
+    cblk = og
+    units = g.n * g.groups
+    if units < 2 * nthreads:
+        cblk = min(cblk, max(1, -(-og // -(-2 * nthreads // units))))
+    # columns of one unit: cblk*kvol rows x tile input positions, kept near L2 size
+    # (a whole-plane column matrix would stream through memory twice)
+    cblk = max(1, min(cblk, max(1, t.tile_bytes // max(1, kvol * 256 * isz))))
+    tile = max(1, min(p, max(256, t.tile_bytes // max(1, cblk * kvol * isz))))
+    return Plan("transposed", A.GEMM, g, dtype, nthreads, nthreads * cblk * kvol * tile * isz,
+                (("channels", cblk), ("tile", tile)))
+
+
+@functools.lru_cache(maxsize=64)
+def phase_plan(sp3, k3, s3, d3, p3, o3):
+    """Geometry of the transposed convolution's output phases (cached: shapes only).
+
+    Output ``o = m*s + r`` (per dim) receives ``x[i] w[a]`` for the taps with
+    ``i*s - p + a*d = o``, i.e. ``(r + p - a*d) % s == 0`` and ``i = m - delta_a`` with
+    ``delta_a = (a*d - r - p) / s``: phase ``r`` is a stride-1 correlation of the
+    zero-padded input with the taps of its class.
+
+    Returns ``(pshape, pad_before, (subs, (offs, taps), frame))``: the padded input
+    shape and its padding before, the ``dense_conv`` sub-problem rows (weight starts
+    left 0), each tap's flat offset in the padded input and its index in the
+    kernel (both in sub-problem order), and the longest sub-problem frame.
+    """
+    # per dim: for each phase r, its output count and its taps with their delta
+    dims = []
+    for i_sz, k, s_, d_, p_, o_sz in zip(sp3, k3, s3, d3, p3, o3):
+        ph = []
+        for r in range(min(s_, o_sz)):
+            taps = [(a, (a * d_ - r - p_) // s_) for a in range(k) if (r + p_ - a * d_) % s_ == 0]
+            ph.append((r, (o_sz - r + s_ - 1) // s_, taps))
+        deltas = [dl for _, _, taps in ph for _, dl in taps]
+        pb = max([0] + deltas)
+        pa = max([0] + [m - dl - i_sz for _, m, taps in ph for _, dl in taps] + [m - i_sz - pb for _, m, _ in ph])
+        dims.append((ph, pb, pa))
+    pshape = tuple(i_sz + pb + pa for i_sz, (_, pb, pa) in zip(sp3, dims))
+    subs, offs, taps_idx = [], [], []
+    for rd, md, td in dims[0][0]:
+        for rh, mh, th in dims[1][0]:
+            for rw, mw, tw in dims[2][0]:
+                n0 = len(offs)
+                for a, da in td:
+                    for b_, dh in th:
+                        for e, dw in tw:
+                            taps_idx.append((a * k3[1] + b_) * k3[2] + e)
+                            offs.append(((dims[0][1] - da) * pshape[1] + dims[1][1] - dh) * pshape[2]
+                                        + dims[2][1] - dw)
+                subs.append([len(offs) - n0, n0, 0, md, mh, mw, rd, rh, rw, s3[0], s3[1], s3[2]])
+    frame = max(((md - 1) * pshape[1] + mh - 1) * pshape[2] + mw for _, _, _, md, mh, mw, *_ in subs)
+    subs = np.array(subs, dtype=np.intp)
+    offs = np.array(offs, dtype=np.intp)
+    taps_idx = np.array(taps_idx, dtype=np.intp)
+    for arr in (subs, offs, taps_idx):
+        arr.setflags(write=False)       # cached: shared by later calls
+    return pshape, tuple(pb for _, pb, _ in dims), (subs, (offs, taps_idx), frame)
+
+
+def transposed(p, x, w, b):
+    """Run the transposed plan ``p`` on batched C-contiguous ``x``, ``w`` (C_in, C_out/groups, *k)."""
+    g = p.geometry
+    if p.nonfinite is not None and not _finite(w):
+        p = p.nonfinite
+    d = _plan.dry()
+    if d is not None:
+        d.append(p)
+        return np.zeros(g.out_shape, dtype=p.dtype)
+    if p.algorithm == A.FLIP_CONV:
+        nd, cg, og = g.nd, g.cg, g.og
+        flip = (slice(None), slice(None)) + (slice(None, None, -1),) * nd
+        wc = w[flip].reshape((g.groups, cg, og) + tuple(g.kernel)).swapaxes(1, 2)
+        return forward(p.sub, x, np.ascontiguousarray(wc.reshape((g.cout, cg) + tuple(g.kernel))), b)
+    out = np.empty(g.out_shape, dtype=p.dtype)
+    if out.size == 0:
+        return out
+    bvec, has_b = _bias_vec(b, p.dtype)
+    n, cin, cout = g.n, g.cin, g.cout
+    if p.algorithm == A.PHASES:
+        _plan.run(p, _phases, p, x, w, bvec, has_b, out)
+        return out
+    geo = tuple(g.o3) + tuple(g.sp3) + tuple(g.k3) + tuple(g.s3) + tuple(g.d3) + tuple(g.pb3)
+    with blas_single_thread():
+        _plan.run(p, kernel(nn_gemm.conv_transpose_forward, p.dtype), x.reshape(n, cin, -1), w.reshape(cin, -1),
+                  bvec, has_b, out.reshape(n, cout, -1), geo, g.groups, p.tile("channels"), p.tile("tile"),
+                  team_size(p.threads))
+    return out
+
+
+def _phases(p, x, w, bvec, has_b, out):
+    """All output phases of a transposed convolution read one padded copy of the input, run by
+    the dense direct kernel (one sub-problem per phase) and write their outputs with stride
+    ``s``: no column matrix, no scatter-add (1.5x faster than GEMM + col2im for 4x4 s2
+    64->32, float32, 1 thread)."""
+    g = p.geometry
+    n, cin, cout, cg, og = g.n, g.cin, g.cout, g.cg, g.og
+    pshape, pbs, (subs, (offs, taps), frame) = p.data
+    w5 = w.reshape(g.groups, cg, og, -1)
+    nob = -(-og // _OBW)
+    wparts = []
+    for row in subs:
+        idx = taps[row[1]:row[1] + row[0]]
+        wr = w5[:, :, :, idx]                                   # (groups, cg, og, ntaps)
+        if nob * _OBW != og:
+            wr = np.concatenate([wr, np.zeros(wr.shape[:2] + (nob * _OBW - og, len(idx)), w.dtype)], axis=2)
+        wparts.append(wr.reshape(g.groups, cg, nob, _OBW, len(idx)).transpose(0, 2, 1, 4, 3).reshape(-1))
+    # each sub-problem's weights start where the previous one's end
+    subs = subs.copy()
+    subs[:, 2] = np.concatenate([[0], np.cumsum([wp.size for wp in wparts])[:-1]])
+    tile = p.tile("tile")
+    kernel(nn_direct.dense_conv, p.dtype)(x.reshape((n, cin) + g.sp3), pshape + (1, 1, 1) + pbs,
+                                          np.zeros((1, 3), dtype=np.intp), np.concatenate(wparts), offs, subs, bvec,
+                                          has_b, out.reshape((n, cout) + g.o3), g.groups, tile, tile, False,
+                                          team_size(p.threads))
+
+
+# =========================================================================== weight gradient
+
+def _grad_pointwise(g):
+    """1x1, stride 1, unpadded, one group: the gradients are batched matrix products."""
+    return g.groups == 1 and g.is_pointwise and tuple(g.spatial) == tuple(g.out)
+
+
+@_plan.cached
+def plan_weight_grad(g, dtype, allow_prune=True):
+    """Plan of the weight gradient of the forward convolution ``g`` (the correlation of its
+    input with grad_output), computing in ``dtype``."""
+    dtype = np.dtype(dtype)
+    trivial = _gradient_trivial(g, dtype, "weight_grad", plan_weight_grad, allow_prune)
+    if trivial is not None:
+        return trivial
+    t = _tuning.active()
+    isz = dtype.itemsize
+    cg, og, kvol = g.cg, g.og, g.kvol
+    cands = [A.THIN, A.GEMM] + [A.DENSE] * (not g.is_pointwise) + [A.MATMUL] * _grad_pointwise(g)
+    dense = None
+    if _grad_pointwise(g):
+        default = A.MATMUL
+    elif g.stride[-1] == 1 and (cg == 1 or og < t.dense_min_og):
+        # thin groups: grad_direct's kernel (its strided rows run scalar: GEMM wins there)
+        default = A.THIN
+    else:
+        nthreads = num_parts_for(_prod(g.out_shape) * max(1, cg * kvol), t.grain)
+        dense = _dense_weight_plan(g, dtype, nthreads, t) if not g.is_pointwise else None
+        default = (A.DENSE if dense is not None and og >= t.dense_min_og
+                   and _prod(g.out) >= t.weight_dense_min_positions else A.GEMM)
+    alg = _plan.pick(default, cands)
+    return dataclasses.replace(_weight_plan(g, dtype, alg, dense, t), candidates=tuple(cands))
+
+
+def _weight_plan(g, dtype, alg, dense, t):
+    isz = dtype.itemsize
+    cg, kvol = g.cg, g.kvol
+    if alg == A.MATMUL:
+        return Plan("weight_grad", alg, g, dtype, num_parts_for(_prod(g.out_shape) * cg, t.grain))
+    if alg == A.THIN:
+        nthreads = max(1, min(num_parts_for(_prod(g.out_shape) * cg * kvol, t.grain), g.cin))
+        # extent of the input the taps read, per spatial dim (padding made explicit)
+        padded = tuple((o - 1) * s + (k - 1) * d + 1 for o, s, k, d in zip(g.o3, g.s3, g.k3, g.d3))
+        ws = nthreads * max(1, g.n * _prod(padded)) * isz
+        launch = Launch(g.w_shape, (g.n, g.cin) + g.sp3, (g.n, g.cout) + g.o3, (g.cout, cg) + g.k3,
+                        kernel(grad_direct.direct_weight, dtype),
+                        ((nthreads, max(1, g.n * _prod(padded))), g.s3, g.d3, g.pb3, padded, g.groups))
+        return Plan("weight_grad", alg, g, dtype, nthreads, ws, (("extent", padded),), data=launch)
+    # per-part partial sums: the split (the plan's threads) is fixed by the configuration;
+    # the team running the parts may shrink on a busy machine without changing the bits
+    nthreads = num_parts_for(_prod(g.out_shape) * max(1, cg * kvol), t.grain)
+    if alg == A.DENSE:
+        return dense or _dense_weight_plan(g, dtype, nthreads, t, budget=False)
+    kc = cg * kvol
+    p = _prod(g.out)
+    nn_check_gemm_dims(p, kc, _prod(g.spatial), g.cout)
+    acc_bytes = nthreads * g.cout * kc * isz
+    tile = gemm_tile(p, kc, g.n * g.groups, nthreads, isz, acc_bytes, t)
+    return Plan("weight_grad", A.GEMM, g, dtype, nthreads, acc_bytes + nthreads * tile * kc * isz, (("tile", tile),))
+
+
+def _dense_weight_plan(g, dtype, nthreads, t, budget=True):
+    """The dense weight-gradient plan, or None when one (sample, group)'s padded phase planes
+    per thread exceed the workspace budget.  Output channels are the kernel's vector lanes;
+    the im2col matrix is never built (1.3-1.5x faster than im2col tiles + OpenBLAS on the
+    suite's dense layers a, f, g, j; float32, 1 thread)."""
+    isz = dtype.itemsize
+    cg, og = g.cg, g.og
+    qshape, phases, offs = layout = plane_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
+    kvol = len(offs)
+    vl = 64 // isz
+    nv = 4 if og > 2 * vl else (2 if og > vl else 1)
+    ogp = -(-og // (nv * vl)) * (nv * vl)
+    plane = cg * len(phases) * _prod(qshape)
+    o3 = g.o3
+    rows, ow = o3[0] * o3[1], o3[2]
+    # units: rpt whole rows, or (long rows) one row's columns in ncol pieces
+    ncol = -(-ow // t.weight_tile)
+    rpt = 1 if ncol > 1 else max(1, min(rows, t.weight_tile // max(1, ow)))
+    if nthreads > 1 and g.n * g.groups * (-(-rows // rpt)) * ncol < 8 * nthreads:
+        # few units: make their count a multiple of the threads (static schedule)
+        ntile = -(-rows // rpt)
+        while (g.n * g.groups * ntile * ncol) % nthreads and (ntile < rows or ncol < ow):
+            if ncol > 1 or ntile >= rows:
+                ncol += 1
+            else:
+                ntile += 1
+        rpt = -(-rows // ntile)
+    cw = -(-ow // ncol)
+    ws = nthreads * (plane + rpt * cw * ogp) * isz
+    if budget and ws > max(t.workspace_bytes, g.cout * cg * kvol * isz):
+        return None
+    ws += nthreads * g.groups * cg * kvol * ogp * isz          # per-thread accumulators
+    return Plan("weight_grad", A.DENSE, g, dtype, nthreads, ws, (("vectors", nv), ("rows", rpt), ("cols", cw)),
+                data=(layout, ogp))
+
+
+def _pruned_gradient(p, shape, dst, run):
+    """A gradient of ``shape`` under :func:`pyconv.explain` (recorded, zeros), or of a pruned
+    plan: zeros with ``run(the plan on the pruned geometry)`` written at ``dst``."""
+    out = np.zeros(shape, dtype=p.dtype)
+    if _plan._local.dry is not None:
+        _plan._local.dry.append(p)
+    elif p.algorithm != A.ZEROS:
+        out[dst] = run(dataclasses.replace(p, prune=None))
+    return out
+
+
+def weight_grad(p, x, go):
+    """Run the weight-gradient plan ``p``: ``x`` and ``go`` batched C-contiguous; ``go`` may cover
+    fewer output positions than the convolution has (a transposed convolution's
+    output_padding): the missing ones carry zero gradient."""
+    g = p.geometry if p.prune is None else p.prune.full
+    dtype = p.dtype
+    if p.algorithm == A.THIN and p.prune is None and _plan._local.dry is None and go.shape[2:] == g.out:
+        L = p.data
+        gw = np.zeros(L.out_shape, dtype=dtype)
+        ws = np.empty(L.args[0], dtype=dtype)
+        _plan.run(p, L.kernel, x.reshape(L.x_view), go.reshape(L.w_view), gw.reshape(L.out_view), ws, *L.args[1:],
+                  team_size(p.threads))
+        return gw
+    if go.shape[2:] != tuple(g.out):
+        gfull = np.zeros(go.shape[:2] + tuple(g.out), dtype=dtype)
+        gfull[(slice(None), slice(None)) + tuple(slice(0, v) for v in go.shape[2:])] = go
+        go = gfull
+    if p.prune is not None and not _finite(go):
+        # dropped taps only ever multiply padding: their gradient is 0 when grad_output is finite
+        return weight_grad(plan_weight_grad(g, dtype, False), x, go)
+    if p.prune is not None or _plan._local.dry is not None:
+        return _pruned_gradient(p, g.w_shape, p.prune and p.prune.weight_slices(),
+                                lambda q: weight_grad(q, np.ascontiguousarray(x[p.prune.input_slices()]), go))
+    alg = p.algorithm
+    cout, cg, n, cin = g.cout, g.cg, g.n, g.cin
+    if alg == A.ZEROS:
+        return np.zeros(g.w_shape, dtype=dtype)
+    if alg == A.MATMUL:
+        # 1x1, stride 1, unpadded: dW = sum_n dy[n] x[n]^T, GEMMs on BLAS's threads
+        def mm():
+            return np.matmul(go.reshape(n, cout, -1), x.reshape(n, cg, -1).transpose(0, 2, 1)).sum(axis=0)
+        with blas_single_thread(team_size(p.threads)):
+            gw = _plan.run(p, mm)
+        return np.ascontiguousarray(gw.reshape(g.w_shape), dtype=dtype)
+    if alg == A.THIN:
+        return weight_grad(p, x, go)
+    kernel_shape = tuple(g.kernel)
+    if alg == A.DENSE:
+        (qshape, phases, offs), ogp = p.data
+        og = g.og
+        acc = np.zeros((p.threads, g.groups, cg * len(offs), ogp), dtype=dtype)
+        _plan.run(p, kernel(nn_direct.dense_weight, dtype), x.reshape((n, cin) + g.sp3),
+                  plane_geo(qshape, g.s3, g.pads3), phases, offs, go.reshape((n, cout) + g.o3), acc, g.groups,
+                  p.tile("vectors"), p.tile("rows"), p.tile("cols"), team_size(p.threads))
+        gw = acc[0] if p.threads == 1 else acc.sum(axis=0)
+        gw = gw[:, :, :og].transpose(0, 2, 1).reshape((cout, cg) + kernel_shape)
+        return np.ascontiguousarray(gw)
+    kc = cg * g.kvol
+    acc = np.zeros((p.threads, cout, kc), dtype=dtype)
+    geo = tuple(g.sp3) + tuple(g.o3) + tuple(g.k3) + tuple(g.s3) + tuple(g.d3) + tuple(g.pb3)
+    with blas_single_thread():
+        _plan.run(p, kernel(nn_gemm.conv_weight, dtype), x.reshape(n, cin, -1), go.reshape(n, cout, -1), acc, geo,
+                  g.groups, p.tile("tile"), g.is_pointwise, team_size(p.threads))
+    gw = acc[0] if p.threads == 1 else acc.sum(axis=0)
+    return np.ascontiguousarray(gw.reshape((cout, cg) + kernel_shape))
+
+
+# =========================================================================== input gradient
+
+@_plan.cached
+def plan_input_grad(g, dtype, allow_prune=True):
+    """Plan of the input gradient of the forward convolution ``g`` (the transposed convolution
+    of grad_output), computing in ``dtype``."""
+    dtype = np.dtype(dtype)
+    trivial = _gradient_trivial(g, dtype, "input_grad", plan_input_grad, allow_prune)
+    if trivial is not None:
+        return trivial
+    t = _tuning.active()
+    nd = g.nd
+    reach = tuple(d * (k - 1) for d, k in zip(g.dilation, g.kernel))
+    flip = None
+    if all(s == 1 for s in g.stride):
+        before = tuple(r - pb for r, (pb, _) in zip(reach, g.pads))
+        after = tuple(i - o + pb for i, o, (pb, _) in zip(g.spatial, g.out, g.pads))
+        if all(v >= 0 for v in before + after):
+            flip = conv_geometry((g.n, g.cout) + tuple(g.out), (g.cin, g.og) + tuple(g.kernel), (1,) * nd,
+                                 tuple(zip(before, after)), g.dilation, g.groups)
+    full = [(o - 1) * s + r + 1 for o, s, r in zip(g.out, g.stride, reach)]
+    sym = None
+    if all(pb == pa for pb, pa in g.pads):
+        m = tuple(pb for pb, _ in g.pads)
+        extra = tuple(i - (f - 2 * mm) for i, f, mm in zip(g.spatial, full, m))
+        if all(0 <= e and (e < s or e < d) for e, s, d in zip(extra, g.stride, g.dilation)):
+            sym = (m, extra)
+    if _grad_pointwise(g):
+        default = A.MATMUL
+    elif flip is not None:
+        # stride 1: the forward's own kernels on grad_output with the flipped kernel
+        # (measured faster than GEMM + col2im at 2 threads)
+        default = A.FLIP_CONV
+    elif sym is not None:
+        default = A.TRANSPOSED
+    else:
+        default = A.TRANSPOSED_CROP
+    cands = ([A.TRANSPOSED_CROP] + [A.TRANSPOSED] * (sym is not None) + [A.FLIP_CONV] * (flip is not None)
+             + [A.MATMUL] * _grad_pointwise(g))
+    alg = _plan.pick(default, cands)
+    if alg == A.MATMUL:
+        return Plan("input_grad", alg, g, dtype, num_parts_for(_prod(g.out_shape) * g.cg, t.grain),
+                    candidates=tuple(cands))
+    if alg == A.FLIP_CONV:
+        sub = plan_forward(flip, dtype)
+        # dx = conv(dy, w flipped, in/out channels swapped per group): the views of w
+        shapes = ((g.groups, g.og, g.cg) + tuple(g.kernel), (g.groups * g.cg, g.og) + tuple(g.kernel),
+                  (slice(None), slice(None)) + (slice(None, None, -1),) * nd)
+        return Plan("input_grad", alg, g, dtype, sub.threads, sub.workspace_bytes, sub=sub, candidates=tuple(cands),
+                    data=shapes)
+    else:
+        m, extra = sym if alg == A.TRANSPOSED else ((0,) * nd, (0,) * nd)
+        sub = plan_transposed(transposed_geometry((g.n, g.cout) + tuple(g.out), (g.cout, g.cg) + tuple(g.kernel),
+                                                  g.stride, m, extra, g.dilation, g.groups), dtype)
+    return Plan("input_grad", alg, g, dtype, sub.threads, sub.workspace_bytes, sub=sub, candidates=tuple(cands))
+
+
+def input_grad(p, go, w):
+    """Run the input-gradient plan ``p``: ``go`` batched C-contiguous grad_output, ``w`` the
+    forward's weight (C_out, C_in/groups, *kernel)."""
+    g = p.geometry if p.prune is None else p.prune.full
+    dtype = p.dtype
+    if p.prune is not None and not _dropped_finite(w, p.prune):
+        return input_grad(plan_input_grad(g, dtype, False), go, w)
+    if p.prune is not None or _plan._local.dry is not None:
+        # dropped taps only scatter into padding: the input they never read gets zero gradient
+        return _pruned_gradient(p, g.x_shape, p.prune and p.prune.input_slices(),
+                                lambda q: input_grad(q, go, np.ascontiguousarray(w[p.prune.weight_slices()])))
+    alg = p.algorithm
+    if alg == A.ZEROS:
+        return np.zeros(g.x_shape, dtype=dtype)
+    nd, cout, cg, og = g.nd, g.cout, g.cg, g.og
+    k = tuple(g.kernel)
+    if alg == A.MATMUL:
+        # 1x1, stride 1, unpadded: dx[n] = W^T dy[n], one GEMM per sample on BLAS's threads
+        def mm():
+            return np.matmul(w.reshape(cout, cg).T, go.reshape(go.shape[0], cout, -1))
+        with blas_single_thread(team_size(p.threads)):
+            gx = _plan.run(p, mm)
+        return gx.reshape(g.x_shape)
+    if alg == A.FLIP_CONV:
+        s5, s4, flip = p.data
+        return forward(p.sub, go, np.ascontiguousarray(w.reshape(s5).swapaxes(1, 2).reshape(s4)[flip]), None)
+    buf = transposed(p.sub, go, w, None)
+    if alg == A.TRANSPOSED:
+        return buf
+    # Asymmetric padding: the transposed convolution ran unpadded; crop the input's window
+    # (positions past the last window get no gradient: zeros).
+    reach = tuple(d * (kk - 1) for d, kk in zip(g.dilation, k))
+    full = [(o - 1) * s + r + 1 for o, s, r in zip(g.out, g.stride, reach)]
+    gx = np.zeros(g.x_shape, dtype=dtype)
+    src = tuple(slice(pb, max(pb, min(pb + i, f))) for (pb, _), i, f in zip(g.pads, g.spatial, full))
+    dst = tuple(slice(0, sl.stop - sl.start) for sl in src)
+    gx[(slice(None), slice(None)) + dst] = buf[(slice(None), slice(None)) + src]
+    return gx

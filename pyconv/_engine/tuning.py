@@ -1,0 +1,167 @@
+"""Every threshold the planners use, in one place, each with the measurement behind it.
+
+A :class:`Tuning` is a frozen set of values; :func:`active` returns the set the
+planners read: this machine's calibration (pyconv/_engine/calibrate.py: the fields
+under "measured on the running machine" timed where the code runs and cached per
+machine and pyconv version; ``PYCONV_TUNING=off`` keeps :data:`DEFAULT`, whose
+figures below come from the project's 2-core AMD EPYC machine) -- the planners never
+read a module global.  Tests and benchmarks use
+:func:`override` to run a block under other values (e.g. a tiny workspace budget).
+
+Compile-time constants of the C kernels (they cannot change at run time) are
+listed at the end for reference.
+"""
+import contextlib
+import dataclasses
+import threading
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Tuning:
+    """Thresholds of the algorithm choice (see each field's comment for the measurement).
+
+    Compared and hashed by identity (cheap as part of a plan-cache key).
+    """
+
+    # --- workspace ------------------------------------------------------------------
+    # Budget of any algorithm's scratch memory: the larger of this and the output size.
+    # Chosen, not measured: 64 MiB keeps the largest suite layer (3x3 64->64, batch 8)
+    # on the fast paths while a pathological geometry falls back to bounded tiles.
+    workspace_bytes: int = 64 << 20
+    # One thread's im2col tile of the GEMM path (fits in L2 beside the GEMM panels).
+    tile_bytes: int = 1 << 19
+
+    # --- forward convolution -----------------------------------------------------------
+    # Depthwise / thin groups take the per-tap plane kernels when cg*og <= thin_max_cg_og
+    # or (cg <= thin_max_cg and og <= thin_max_cg_og): neither GEMM nor the 8-output
+    # register blocks fill with so few channels, while one pass per tap stays at memory
+    # speed (3x3 depthwise and 128->128 g=32: 2.5-4x and 1.4-1.6x faster than PyTorch).
+    thin_max_cg_og: int = 16
+    thin_max_cg: int = 2
+    # Strided thin groups build phase planes once per sample when cg*og >= this (the
+    # planes are reused by every channel of the group); below it (strided depthwise),
+    # building them costs as much as the convolution and the row kernel runs in place.
+    thin_planes_min_cg_og: int = 4
+    # Largest zero-padded copy of one group's channels (per thread) that the stride-1
+    # thin kernel makes; beyond it the phase-plane / row kernels run.
+    thin_pad_bytes: int = 16 << 20
+    # 1x1 stride-1 unpadded layers: the register-blocked direct kernel reading the input
+    # in place (1.25x faster than one OpenBLAS GEMM per tile for 1x1 256->64, float32),
+    # ``pointwise_chunk`` positions at a time through every output-channel block.
+    pointwise_direct: bool = True
+    pointwise_chunk: int = 128
+    # Output positions per work unit of the dense direct kernel.
+    dense_tile: int = 1024
+    # Output channels per group from which the dense register-blocked kernels (forward
+    # phases of a transposed convolution, weight gradient) fill their 8 lanes
+    # (nn_direct.OBW).  Below it: transposed 7x7 s2 3->64 input gradient 32 vs 20 ms
+    # (float32, GEMM + col2im wins); weight gradient depthwise s2 19.5 vs 10.9 ms and
+    # g32 og=4 5.9 vs 4.3 (GEMM wins); and the thin direct weight kernel of
+    # grad_direct.pyx takes over (depthwise 3x3 0.7 vs 2.0 ms; conv3d 16->16 with 16
+    # per group: 10.9 ms on the dense kernel vs 23.9 on the thin one).
+    dense_min_og: int = 8
+    # Output positions per work unit of the dense weight-gradient kernel (its packed
+    # grad_output tile stays in L2).
+    weight_tile: int = 512
+
+    # --- GEMM threading ---------------------------------------------------------------
+    # OpenMP over independent units, each a single-threaded GEMM, beat one GEMM on
+    # OpenBLAS's threads by 1.4x (1x1 256->64) to >10x (3x3 64->64 batch 8: 41 vs 644 ms)
+    # on 2 cores: False keeps that scheme; True re-runs the losing one for measurement.
+    gemm_blas_threads: bool = False
+
+    # --- thread grains (least work worth a thread of its own) ---------------------------
+    grain: int = 1 << 15
+    # memory-bound gathers (padding modes, upsampling, shuffles, unfold/fold)
+    gather_grain: int = 1 << 17
+    # weight packing stays on one thread below 4M elements (0.05 ms; a 2-thread region
+    # costs more than that on a busy machine)
+    pack_grain: int = 1 << 22
+
+    # --- measured on the running machine (pyconv/_engine/calibrate.py) ------------------
+    # These defaults hold under PYCONV_TUNING=off; otherwise pyconv.tune() (or the same
+    # calibration at first use) measures them where the code runs and caches them.
+    # Forward: the dense register-blocked kernel builds phase planes per (sample, group);
+    # on small maps that costs more than im2col + GEMM (32x16x6x6 * 32x16x3x3 stride 2, 3x3
+    # outputs: 590 us dense vs 33 us GEMM, float32, 1 thread, AMD EPYC, 2026-12-02).  DENSE
+    # runs only when a sample has at least this many output positions.  The calibration's
+    # 32->32 3x3 layer (batch 8, 1 thread, AMD EPYC, 2026-12-02): dense/GEMM 0.56/0.16 ms
+    # on 3x3 maps, 0.11/0.30 on 6x6, 0.20/0.70 on 12x12: the crossover is 36 positions.
+    dense_min_positions: int = 36
+    # The same crossover for the dense weight-gradient kernel against im2col + GEMM (on an
+    # Intel Xeon the dense weight kernel ran at 0.3x PyTorch where GEMM would be faster).
+    # Same calibration: dense/GEMM 0.12/0.20 ms on 3x3 maps, 0.16/0.35 on 6x6: 9.
+    weight_dense_min_positions: int = 9
+    # pyconv.signal's cost model (method='auto', choose_conv_method): ns per multiply-add
+    # of the direct kernel (complex x4, int64 x2.2 of these), and ns per FFT point x log2 of
+    # the transform size below 2**19.5 points and from 2**21.5 on (linear between).
+    # Defaults from timings on the 2-core AMD development VM (see pyconv/signal.py).
+    direct_ns_f4: float = 0.05
+    direct_ns_f8: float = 0.09
+    fft_ns_small: float = 0.25
+    fft_ns_large: float = 0.55
+
+    # --- plan cache -----------------------------------------------------------------------
+    # Plans kept per operation (LRU); a layer stack of a network has far fewer signatures.
+    plan_cache_size: int = 512
+
+
+DEFAULT = Tuning()
+
+class _State(threading.local):
+    tuning = None           # class default: no AttributeError (slow) on a thread's first read
+
+
+_state = _State()
+
+
+_machine = {"tuning": None}
+
+
+def active():
+    """The :class:`Tuning` the planners use now: an :func:`override` block's, else this
+    machine's calibration (loaded from the cache, or measured at first use; the built-in
+    :data:`DEFAULT` under ``PYCONV_TUNING=off``)."""
+    t = _state.tuning or _machine["tuning"]
+    if t is None:
+        from pyconv._engine import calibrate
+        t = _machine["tuning"] = calibrate.machine_tuning()
+    return t
+
+
+def install(t):
+    """Make ``t`` the machine's tuning (what :func:`pyconv.tune` does after measuring)."""
+    _machine["tuning"] = t
+
+
+@contextlib.contextmanager
+def override(**values):
+    """Run a block with some thresholds replaced (per Python thread).
+
+    Plans are keyed by the tuning in force, so a block never reuses a plan made under
+    other values.
+
+    Examples
+    --------
+    >>> from pyconv._engine import tuning
+    >>> with tuning.override(workspace_bytes=1):
+    ...     tuning.active().workspace_bytes
+    1
+    >>> tuning.active().workspace_bytes == tuning.DEFAULT.workspace_bytes
+    True
+    """
+    old = _state.tuning
+    # on the machine's tuning once it is known; never triggers a calibration (which
+    # itself measures under overrides)
+    _state.tuning = dataclasses.replace(_state.tuning or _machine["tuning"] or DEFAULT, **values)
+    try:
+        yield _state.tuning
+    finally:
+        _state.tuning = old
+
+
+# Compile-time constants of the kernels (for reference; changing them means a rebuild):
+# - nn_direct.OBW = 8 (PYCONV_OBW): output channels per register block of the dense
+#   kernels; 12-wide blocks measured 3-12% slower (1 thread, float32: 19.2 vs 21.5 ms,
+#   12.1 vs 12.5, 12.2 vs 13.2 on suite layers a, b, c).  ``dense_min_og`` equals it.
+# - signal direct kernel: ~16 KiB of outputs per work item (pyconv.signal._block_len).

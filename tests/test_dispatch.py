@@ -1,0 +1,306 @@
+"""The algorithm choice: which algorithm a call runs (pyconv.explain), and that every
+algorithm able to serve a geometry -- forced through the planner -- gives the same
+result as the NumPy / PyTorch reference."""
+import itertools
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import pyconv
+from pyconv import grad, nn, signal
+from pyconv._engine import tuning
+from pyconv._engine.plan import Algorithm, force
+from reference import assert_close, conv_nd, conv_transpose_nd
+
+
+def rand(rng, shape, dtype=np.float64):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+F32 = np.float32
+
+
+# --------------------------------------------------------------------------- expected choices
+
+def _conv_case(x, w, **kw):
+    rng = np.random.default_rng(0)
+    return (nn.conv2d, rand(rng, x, F32), rand(rng, w, F32)), kw
+
+
+@pytest.mark.parametrize("args,kw,expected", [
+    (*_conv_case((2, 16, 20, 20), (32, 16, 3, 3), padding=1), "dense"),
+    (*_conv_case((2, 16, 20, 20), (32, 16, 3, 3), stride=2, padding=1), "dense"),
+    (*_conv_case((2, 64, 14, 14), (32, 64, 1, 1)), "pointwise"),
+    (*_conv_case((2, 8, 20, 20), (8, 1, 3, 3), padding=1, groups=8), "thin_s1"),
+    (*_conv_case((2, 8, 20, 20), (8, 1, 3, 3), stride=2, padding=1, groups=8), "thin_row"),
+    (*_conv_case((2, 8, 20, 20), (16, 2, 3, 3), stride=2, padding=1, groups=4), "thin_phase"),
+    (*_conv_case((2, 64, 14, 14), (32, 64, 1, 1), stride=2), "dense"),
+], ids=["dense", "dense_s2", "pointwise", "depthwise", "depthwise_s2", "grouped_s2", "pointwise_s2"])
+def test_forward_choice(args, kw, expected):
+    p = pyconv.explain(*args, **kw)
+    assert p.algorithm == expected and str(p.algorithm) == expected
+    assert p.op == "forward" and p.threads >= 1 and p.workspace_bytes >= 0
+    assert p.geometry.out_shape == nn.conv2d(*args[1:], **kw).shape
+    assert expected in str(p) and "\n" not in str(p)
+    assert Algorithm(expected) in p.candidates
+
+
+def test_forward_choice_follows_the_workspace_budget():
+    # the budget is max(workspace_bytes, output size): 64 padded input planes exceed 8 output planes
+    (f, x, w), kw = _conv_case((2, 64, 20, 20), (8, 64, 3, 3), padding=1)
+    assert pyconv.explain(f, x, w, **kw).algorithm == "dense"
+    with tuning.override(workspace_bytes=1):
+        assert pyconv.explain(f, x, w, **kw).algorithm == "gemm"
+    with tuning.override(thin_pad_bytes=0):
+        (f, x, w), kw = _conv_case((2, 8, 20, 20), (8, 1, 3, 3), padding=1, groups=8)
+        assert pyconv.explain(f, x, w, **kw).algorithm == "thin_row"
+    assert pyconv.explain(f, x, w, **kw).algorithm == "thin_s1"
+
+
+def test_transposed_and_gradient_choices():
+    rng = np.random.default_rng(1)
+    x = rand(rng, (2, 16, 9, 9), F32)
+    assert pyconv.explain(nn.conv_transpose2d, x, rand(rng, (16, 16, 3, 3), F32), padding=1).algorithm == "flip_conv"
+    assert pyconv.explain(nn.conv_transpose2d, x, rand(rng, (16, 16, 4, 4), F32), stride=2).algorithm == "phases"
+    assert pyconv.explain(nn.conv_transpose2d, x, rand(rng, (16, 4, 4, 4), F32), stride=2).algorithm == "gemm"
+    p = pyconv.explain(nn.conv_transpose2d, x, rand(rng, (16, 16, 3, 3), F32), padding=1)
+    assert p.sub.algorithm == "dense" and "flip_conv(dense)" in str(p)
+    w = rand(rng, (16, 16, 3, 3), F32)
+    go = rand(rng, (2, 16, 9, 9), F32)
+    assert pyconv.explain(grad.conv2d_weight, x, w.shape, go, padding=1).algorithm == "dense"
+    assert pyconv.explain(grad.conv2d_input, x.shape, w, go, padding=1).algorithm == "flip_conv"
+    go2 = rand(rng, (2, 16, 5, 5), F32)
+    assert pyconv.explain(grad.conv2d_input, x.shape, w, go2, stride=2, padding=1).algorithm == "transposed"
+    assert pyconv.explain(grad.conv2d_weight, x, (16, 1, 3, 3), go, padding=1, groups=16).algorithm == "thin"
+    assert pyconv.explain(grad.conv2d_weight, x, (8, 16, 1, 1), go[:, :8]).algorithm == "matmul"
+    plans = pyconv.explain(grad.conv2d_backward, go, x, w, padding=1)
+    assert [p.op for p in plans] == ["input_grad", "weight_grad"]
+    assert plans.algorithm == "flip_conv+dense"
+
+
+def test_signal_choices():
+    assert pyconv.explain(signal.convolve, np.ones(10), np.ones(3)).algorithm == "direct"
+    assert pyconv.explain(signal.convolve, np.ones(4096), np.ones(2049)).algorithm == "fft"
+    assert pyconv.explain(signal.fftconvolve, np.ones((8, 8)), np.ones((3, 3))).algorithm == "fft"
+    assert pyconv.explain(signal.oaconvolve, np.ones(100000), np.ones(101)).algorithm == "oa"
+    assert pyconv.explain(signal.convolve2d, np.ones((10, 10)), np.ones((3, 3))).algorithm == "direct"
+    p = pyconv.explain(signal.correlate, np.ones((5, 6), np.float32), np.ones((2, 2), np.float32), mode="valid")
+    assert p.geometry.out == (4, 5) and p.dtype == np.float32
+
+
+def test_explain_checks_like_the_call_and_runs_no_kernel():
+    with pytest.raises(ValueError, match="groups"):
+        pyconv.explain(nn.conv2d, np.ones((1, 3, 5, 5)), np.ones((4, 3, 3, 3)), groups=2)
+    with pytest.raises(TypeError, match="func"):
+        pyconv.explain(None)
+    with pytest.raises(ValueError, match="no convolution kernel"):
+        pyconv.explain(signal.convolve, 2.0, 3.0)
+    # a layer whose kernel would take seconds is explained at once (no kernel runs)
+    p = pyconv.explain(nn.conv2d, np.ones((64, 64, 128, 128), F32), np.ones((64, 64, 3, 3), F32), padding=1)
+    assert p.algorithm == "dense" and p.workspace_bytes > 0
+
+
+def test_huge_dilation_is_pruned_in_the_plan():
+    x = np.ones((1, 1, 5, 5))
+    p = pyconv.explain(nn.conv2d, x, np.ones((1, 1, 3, 3)), padding=2**20, dilation=2**20)
+    assert p.prune is not None and p.geometry.kernel == (1, 1) and "pruned" in str(p)
+    p = pyconv.explain(grad.conv2d_weight, x, (1, 1, 3, 3), np.ones((1, 1, 5, 5)), padding=2**16, dilation=2**16)
+    assert p.prune is not None and p.workspace_bytes < 1 << 20
+
+
+def test_plans_are_cached_per_signature():
+    from pyconv._engine import conv as engine
+    rng = np.random.default_rng(2)
+    x, w = rand(rng, (1, 8, 11, 11)), rand(rng, (8, 8, 3, 3))
+    a = pyconv.explain(nn.conv2d, x, w, padding=1)
+    b = pyconv.explain(nn.conv2d, x + 1, w, padding=1)
+    assert a is b                                           # same signature: the cached plan
+    assert pyconv.explain(nn.conv2d, x, w, padding=2) is not a
+    with pyconv.threads(1):
+        c = pyconv.explain(nn.conv2d, x, w, padding=1)
+    assert c.threads == 1
+    with tuning.override(workspace_bytes=1):                # other thresholds: another plan
+        assert pyconv.explain(nn.conv2d, x, w, padding=1) is not a
+    assert len(engine.plan_forward.cache.d) <= tuning.DEFAULT.plan_cache_size
+
+
+def test_verbose_logs_one_line_per_kernel():
+    code = ("import numpy as np; from pyconv import nn, grad; import pyconv\n"
+            "x = np.ones((1, 4, 8, 8), np.float32); w = np.ones((8, 4, 3, 3), np.float32)\n"
+            "y = nn.conv2d(x, w, padding=1)\n"
+            "grad.conv2d_backward(y, x, w, padding=1)\n"
+            "pyconv.convolve(np.ones(10), np.ones(3), method='direct')\n")
+    env = dict(os.environ, PYCONV_VERBOSE="1")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("pyconv_verbose,")]
+    assert len(lines) == 4, r.stderr
+    assert lines[0].startswith("pyconv_verbose,nn.conv2d,forward,")
+    assert lines[1].startswith("pyconv_verbose,grad.conv2d_backward,forward,")      # dx: flipped conv
+    assert lines[2].startswith("pyconv_verbose,grad.conv2d_backward,weight_grad,")
+    assert lines[3].startswith("pyconv_verbose,signal.convolve,signal,direct,")
+    assert all("float32" in ln and "threads=" in ln and ln.endswith(" ms") for ln in lines[:3])
+
+
+# --------------------------------------------------------------------------- every algorithm agrees
+
+# (N, C_in, C_out, spatial, kernel, stride, padding, dilation, groups) on a seeded grid:
+# dense, thin, grouped, pointwise, strided, dilated, asymmetric padding, 1-D/3-D
+_rng = np.random.default_rng(2024)
+LAYERS = [
+    (2, 8, 16, (9, 10), (3, 3), 1, 1, 1, 1),
+    (1, 6, 9, (11, 7), (3, 2), (2, 1), ((1, 0), (2, 1)), (1, 2), 3),
+    (2, 4, 4, (10, 9), (3, 3), 2, 1, 1, 4),
+    (1, 16, 8, (6, 7), (1, 1), 1, 0, 1, 1),
+    (1, 16, 8, (6, 7), (1, 1), 2, 0, 1, 2),
+    (2, 3, 8, (13,), (5,), 3, 2, 2, 1),
+    (1, 4, 8, (5, 6, 7), (3, 3, 2), (1, 2, 1), 1, 1, 2),
+    (1, 2, 4, (12, 12), (4, 4), 2, 3, 1, 2),
+]
+for _ in range(6):
+    nd = int(_rng.integers(1, 4))
+    groups = int(_rng.choice([1, 2]))
+    cg, og = int(_rng.integers(1, 5)), int(_rng.choice([1, 3, 8, 9]))
+    k = tuple(int(v) for v in _rng.integers(1, 4, nd))
+    d = tuple(int(v) for v in _rng.integers(1, 3, nd))
+    s = tuple(int(v) for v in _rng.integers(1, 3, nd))
+    sp = tuple(int(dd * (kk - 1) + 1 + _rng.integers(0, 6)) for kk, dd in zip(k, d))
+    p = tuple(int(_rng.integers(0, kk)) for kk in k)
+    LAYERS.append((int(_rng.integers(1, 3)), cg * groups, og * groups, sp, k, s, p, d, groups))
+
+
+def _run_all(fn, plan_of):
+    """``fn()`` once per algorithm among the candidates of ``plan_of()``, each forced; returns
+    {algorithm: result} after checking that the forced plan is the one that ran."""
+    out = {}
+    for alg in plan_of().candidates:
+        with force(alg):
+            assert plan_of().algorithm == alg
+            out[alg] = fn()
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", range(len(LAYERS)))
+def test_every_algorithm_agrees(case, dtype):
+    n, cin, cout, sp, k, s, p, d, g = LAYERS[case]
+    rng = np.random.default_rng(case)
+    x = rand(rng, (n, cin) + sp, dtype)
+    w = rand(rng, (cout, cin // g) + k, dtype)
+    b = rand(rng, (cout,), dtype)
+    kw = dict(stride=s, padding=p, dilation=d, groups=g)
+    ref = conv_nd(x.astype(float), w.astype(float), b.astype(float), **kw)
+    nred = cin // g * int(np.prod(k))
+    res = _run_all(lambda: nn.conv(x, w, b, **kw), lambda: pyconv.explain(nn.conv, x, w, b, **kw))
+    assert len(res) >= 3
+    for alg, y in res.items():
+        assert_close(y, ref.astype(dtype), dtype, n_reduce=nred)
+    go = rand(rng, ref.shape, dtype)
+    # weight gradient: sum over the batch and positions of x windows times grad_output
+    wfun = getattr(grad, f"conv{len(sp)}d_weight")
+    gw = _run_all(lambda: wfun(x, w.shape, go, **kw), lambda: pyconv.explain(wfun, x, w.shape, go, **kw))
+    algs = list(gw)
+    for alg in algs[1:]:
+        assert_close(gw[alg], gw[algs[0]], dtype, n_reduce=n * int(np.prod(ref.shape[2:])))
+    # input gradient, checked against the adjoint identity <conv(x), go> = <x, conv_input(go)>
+    ifun = getattr(grad, f"conv{len(sp)}d_input")
+    gx = _run_all(lambda: ifun(x.shape, w, go, **kw), lambda: pyconv.explain(ifun, x.shape, w, go, **kw))
+    lhs = float(np.vdot(conv_nd(x.astype(float), w.astype(float), None, **kw), go.astype(float)))
+    for alg, v in gx.items():
+        assert v.shape == x.shape and v.dtype == dtype
+        assert abs(float(np.vdot(x.astype(float), v.astype(float))) - lhs) <= 1e-3 * max(1.0, abs(lhs)) * (
+            1e3 if dtype == np.float32 else 1)
+    for alg in list(gx)[1:]:
+        assert_close(gx[alg], gx[list(gx)[0]], dtype, n_reduce=cout * int(np.prod(k)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", range(len(LAYERS)))
+def test_every_transposed_algorithm_agrees(case, dtype):
+    n, cin, cout, sp, k, s, p, d, g = LAYERS[case]
+    if any(isinstance(v, tuple) for v in (p if isinstance(p, tuple) else ())):
+        p = tuple(a for a, _ in p)
+    s_ = (s,) * len(sp) if isinstance(s, int) else s
+    d_ = (d,) * len(sp) if isinstance(d, int) else d
+    p_ = (p,) * len(sp) if isinstance(p, int) else p
+    p_ = tuple(min(pp, dd * (kk - 1)) for pp, dd, kk in zip(p_, d_, k))
+    op = tuple(int(ss > 1) for ss in s_)
+    rng = np.random.default_rng(100 + case)
+    x = rand(rng, (n, cin) + sp, dtype)
+    w = rand(rng, (cin, cout // g) + k, dtype)
+    kw = dict(stride=s_, padding=p_, output_padding=op, groups=g, dilation=d_)
+    f = getattr(nn, f"conv_transpose{len(sp)}d")
+    ref = conv_transpose_nd(x.astype(float), w.astype(float), None, **kw)
+    res = _run_all(lambda: f(x, w, **kw), lambda: pyconv.explain(f, x, w, **kw))
+    assert len(res) >= 2
+    for alg, y in res.items():
+        assert_close(y, ref.astype(dtype), dtype, n_reduce=cin // g * int(np.prod(k)))
+
+
+def test_forcing_an_algorithm_that_cannot_serve_keeps_the_default():
+    rng = np.random.default_rng(5)
+    x, w = rand(rng, (1, 8, 9, 9)), rand(rng, (8, 8, 3, 3))
+    with force("pointwise"):         # a 3x3 layer is not pointwise
+        assert pyconv.explain(nn.conv2d, x, w).algorithm == "dense"
+    with force("fft"):
+        assert pyconv.explain(nn.conv2d, x, w).algorithm == "dense"
+
+
+# --------------------------------------------------------------------------- huge dilation in gradients
+
+@pytest.mark.parametrize("e", [14, 16])
+def test_weight_and_input_gradients_with_huge_dilation(e):
+    """Only the centre tap of a 3x3 kernel meets a 5x5 input when padding = dilation = 2**e:
+    the gradients are those of that 1x1 convolution (the other taps' weight gradient is 0),
+    computed without a padded frame of 2**(2e) elements."""
+    rng = np.random.default_rng(e)
+    q = 2**e
+    x = rand(rng, (2, 3, 5, 5))
+    w = rand(rng, (4, 3, 3, 3))
+    go = rand(rng, (2, 4, 5, 5))
+    kw = dict(padding=q, dilation=q)
+    gw = grad.conv2d_weight(x, w.shape, go, **kw)
+    expect = np.zeros(w.shape)
+    expect[:, :, 1, 1] = np.einsum("nohw,nchw->oc", go, x)
+    assert_close(gw, expect, n_reduce=50)
+    gx = grad.conv2d_input(x.shape, w, go, **kw)
+    assert_close(gx, np.einsum("nohw,oc->nchw", go, w[:, :, 1, 1]), n_reduce=4)
+    gx2, gw2, gb2 = grad.conv2d_backward(go, x, w, np.zeros(4), **kw)
+    np.testing.assert_array_equal(gx2, gx)
+    np.testing.assert_array_equal(gw2, gw)
+    assert_close(gb2, go.sum(axis=(0, 2, 3)), n_reduce=50)
+    # the transposed convolution with the same geometry (weight (C_in, C_out, k, k))
+    wt = rand(rng, (3, 4, 3, 3))
+    y = nn.conv_transpose2d(x, wt, **kw)
+    gy = rand(rng, y.shape)
+    tx, tw, _ = grad.conv_transpose2d_backward(gy, x, wt, **kw)
+    assert_close(tx, np.einsum("nohw,co->nchw", gy, wt[:, :, 1, 1]), n_reduce=4)
+    ew = np.zeros(wt.shape)
+    ew[:, :, 1, 1] = np.einsum("nchw,nohw->co", x, gy)
+    assert_close(tw, ew, n_reduce=50)
+
+
+def test_huge_dilation_gradients_vs_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    x, w = rand(rng, (1, 2, 5, 6)), rand(rng, (3, 2, 3, 3))
+    kw = dict(stride=1, padding=2**14, dilation=2**14)
+    go = rand(rng, (1, 3, 5, 6))
+    tw = torch.nn.grad.conv2d_weight(torch.from_numpy(x), w.shape, torch.from_numpy(go), **kw).numpy()
+    tx = torch.nn.grad.conv2d_input(x.shape, torch.from_numpy(w), torch.from_numpy(go), **kw).numpy()
+    assert_close(grad.conv2d_weight(x, w.shape, go, **kw), tw, n_reduce=30)
+    assert_close(grad.conv2d_input(x.shape, w, go, **kw), tx, n_reduce=3)
+
+
+def test_pruned_gradient_with_nonfinite_grad_output_matches_unpruned():
+    """A NaN in grad_output reaches the dropped taps through the padded zeros (0 * nan), exactly
+    as without pruning: such calls run the unpruned plan."""
+    x = np.ones((1, 1, 5, 5))
+    go = np.ones((1, 1, 5, 5))
+    go[0, 0, 2, 2] = np.nan
+    gw = grad.conv2d_weight(x, (1, 1, 3, 3), go, padding=8, dilation=8)
+    assert np.isnan(gw).all()
