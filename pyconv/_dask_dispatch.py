@@ -79,8 +79,12 @@ def _wrap(func, module, namespace):
         return func(*args, **kwargs)
 
     # The wrapper is rebuilt with the wrapped module's globals (it reads only its
-    # closure), so doctest and inspect treat it as that module's own function.
-    routed = types.FunctionType(wrapper.__code__, namespace, name, None, wrapper.__closure__)
+    # closure) and the function's name on its code, so doctest, inspect, tracebacks and
+    # the verbose log (which names the outermost public frame) see that module's function.
+    code = wrapper.__code__.replace(co_name=name)
+    if hasattr(code, "co_qualname"):
+        code = code.replace(co_qualname=name)
+    routed = types.FunctionType(code, namespace, name, None, wrapper.__closure__)
     functools.update_wrapper(routed, func)
     routed.__dask_routed__ = True
     return routed
