@@ -68,7 +68,8 @@ def task_threads():
     """Threads a pyconv call inside the current dask task gets.
 
     The CPUs this process may use divided by the tasks that can run at once in
-    it, at least 1, at most :func:`pyconv.get_num_threads`.  Outside a worker and
+    it (the threads of all dask.distributed workers living in this process, the
+    threaded scheduler's pool, or 1), at least 1, at most :func:`pyconv.get_num_threads`.  Outside a worker and
     on the main thread (dask's synchronous scheduler) that is the process's count.
 
     Examples
@@ -84,8 +85,13 @@ def task_threads():
         except ValueError:        # not inside a distributed worker
             worker = None
         if worker is not None:
-            state = getattr(worker, "state", None)
-            slots = getattr(state, "nthreads", None) or getattr(worker, "nthreads", 1)
+            # every worker of this process shares its CPUs (LocalCluster(processes=False) runs
+            # them all in one process)
+            workers = list(getattr(type(worker), "_instances", ())) or [worker]
+            slots = sum(getattr(getattr(w, "state", None), "nthreads", None) or getattr(w, "nthreads", 1)
+                        for w in workers if getattr(w, "status", None) is None
+                        or str(getattr(w.status, "name", w.status)) not in ("closed", "closing", "failed"))
+            slots = max(1, slots)
     if slots is None:
         if threading.current_thread() is threading.main_thread():
             slots = 1                 # synchronous scheduler: one task at a time

@@ -509,6 +509,16 @@ def test_task_threads_per_engine(engine, request):
         assert got == 1
 
 
+def test_task_threads_in_process_cluster():
+    # two workers of one thread in this very process share its CPUs: 1 thread per task here
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, host="127.0.0.1",
+                                  dashboard_address=None) as cluster, distributed.Client(cluster, set_as_default=False) as c:
+        got = c.gather([c.submit(pdk.task_threads, pure=False) for _ in range(4)])
+    cpus = pyconv._threads._available_cpus()
+    assert set(got) == {max(1, min(pyconv.get_num_threads(), cpus // 2))}
+
+
 # --------------------------------------------------------------------------- out of core
 
 def _zarr_convolve_peak(zarr, path, length, k):
