@@ -513,7 +513,7 @@ def test_task_threads_in_process_cluster():
     # two workers of one thread in this very process share its CPUs: 1 thread per task here
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,  # inproc:// comms
-                                  dashboard_address=None) as cluster, distributed.Client(cluster, set_as_default=False) as c:
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster, set_as_default=False) as c:
         got = c.gather([c.submit(pdk.task_threads, pure=False) for _ in range(4)])
     cpus = pyconv._threads._available_cpus()
     assert set(got) == {max(1, min(pyconv.get_num_threads(), cpus // 2))}
