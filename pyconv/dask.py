@@ -419,8 +419,41 @@ def _signal_map(fn, name, x, kernels, kshape, mode, kwargs, same_start, kind="fi
     fill = np.zeros((), x.dtype) if fill is None else np.asarray(fill)
     x = _min_chunks(x, [k - 1 for k in kshape])
     axes = [_conv_axis(x.chunks[d], x.shape[d], kshape[d], mode, same_start, kind) for d in range(x.ndim)]
+    if kind == "skip":
+        return _skip_map(fn, name, x, kernels, kshape, axes, kwargs, probe.dtype)
     return _halo_map(x, functools.partial(_valid_block, fn, kwargs), axes, probe.dtype, name,
                      block_args=lambda j: None, consts=tuple(kernels), fill=fill)
+
+
+def _full_crop_block(fn, kwargs, block, crop, *kernels):
+    out = fn(block, *kernels, mode="full", **kwargs)
+    return np.ascontiguousarray(out[tuple(slice(u, u + m) for u, m in crop)])
+
+
+def _skip_map(fn, name, x, kernels, kshape, axes, kwargs, dtype):
+    """convolve/correlate with a NaN/Inf in the kernel: the taps outside the array are skipped,
+    as the in-memory direct kernel skips them (a zero padding would make 0 * Inf = NaN).
+
+    Each chunk reads only the part of its region inside the array and runs 'full' mode on
+    it, which skips exactly those taps, then keeps its outputs: output ``o`` of the region
+    starting at ``p0`` (clipped to ``c0``) is the 'full' output ``o + p0 - c0 + k - 1``.
+    """
+    clipped = []
+    for d, ax in enumerate(axes):
+        n = x.shape[d]
+        clipped.append(_Axis(ax.out_chunks, [(max(p0, 0), min(p1, n)) for p0, p1 in ax.ranges], "none"))
+
+    def crop(j):
+        starts = [axes[d].ranges[j[d]][0] for d in range(x.ndim)]
+        return tuple((p0 - max(p0, 0) + kshape[d] - 1, axes[d].out_chunks[j[d]]) for d, p0 in enumerate(starts))
+
+    return _halo_map(x, functools.partial(_full_crop_block, fn, kwargs), clipped, dtype, name,
+                     block_args=crop, consts=tuple(kernels))
+
+
+def _zero_kind(k):
+    """The N-d direct kernel skips taps outside in1: a zero fill is the same unless a tap is NaN/Inf."""
+    return "fill" if k.dtype.kind in "biu" or np.isfinite(k).all() else "skip"
 
 
 def _kernel(in2, name="in2"):
@@ -447,7 +480,7 @@ def convolve(in1, in2, mode="full", method="auto"):
     """
     x, k = _big(in1, "in1"), _kernel(in2)
     return _signal_map(pyconv.signal.convolve, "convolve", x, (k,), k.shape, mode,
-                       {"method": method}, _conv_same)
+                       {"method": method}, _conv_same, kind=_zero_kind(k))
 
 
 def correlate(in1, in2, mode="full", method="auto"):
@@ -462,7 +495,7 @@ def correlate(in1, in2, mode="full", method="auto"):
     """
     x, k = _big(in1, "in1"), _kernel(in2)
     return _signal_map(pyconv.signal.correlate, "correlate", x, (k,), k.shape, mode,
-                       {"method": method}, _conv_same)
+                       {"method": method}, _conv_same, kind=_zero_kind(k))
 
 
 def _boundary_2d(fn, name, in1, in2, mode, boundary, fillvalue, same_start):

@@ -227,6 +227,25 @@ def test_nonfinite_reaches_its_windows_only():
     got = pdk.convolve(X, np.ones((3, 3)), "same", method="direct").compute(scheduler="sync")
     assert_same(got, pyconv.signal.convolve(x, np.ones((3, 3)), "same", method="direct"), exact=True)
     assert np.isinf(got).sum() == 9
+    # a NaN/Inf in the kernel: the in-memory direct kernel skips the taps outside in1
+    # (no 0 * Inf = NaN at the borders), and so does every chunk
+    rng = np.random.default_rng(6)
+    lazies, refs = [], []
+    for i, (shape, kshape, chunks, seed) in enumerate(_signal_cases(66, 8)):
+        x = np.random.default_rng(seed).standard_normal(shape)
+        k = np.random.default_rng(seed + 1).standard_normal(kshape)
+        k.flat[rng.integers(k.size)] = (np.inf, -np.inf, np.nan)[i % 3]
+        for fname in ("convolve", "correlate"):
+            for mode in ("full", "same", "valid"):
+                try:
+                    ref = getattr(pyconv.signal, fname)(x, k, mode, method="direct")
+                except ValueError:
+                    continue
+                lazies.append(checked(getattr(pdk, fname)(da.from_array(x, chunks=chunks), k, mode, method="direct")))
+                refs.append(ref)
+    for got, ref in zip(dask.compute(*lazies, scheduler="sync"), refs):
+        assert got.shape == ref.shape
+        np.testing.assert_array_equal(got, ref)          # NaN where NaN, Inf where Inf, bitwise elsewhere
 
 
 def test_empty_and_scalar_inputs():
