@@ -657,6 +657,38 @@ def step_separable_gaussian(t):
     t.panels["separable Gaussian"] = ys
 
 
+def step_dask(t):
+    """Dask: a volume larger than one chunk, convolved lazily"""
+    try:
+        import dask
+        import dask.array as da
+    except ImportError:
+        raise _Skip("dask is not installed (pip install 'pyconv[dask]')") from None
+    sig = _layer("signal")
+    pdk = _layer("dask")
+    vol = load_volume()
+    chunks = tuple(max(1, n // 2) for n in vol.shape)
+    x = da.from_array(vol, chunks=chunks)
+    k = np.ones((3, 3, 3)) / 27
+    y = sig.convolve(x, k, mode="same", method="direct")      # a dask input gives a lazy result
+    t.say(f"volume {vol.shape} in {x.npartitions} chunks of {chunks}; pyconv.signal.convolve(x, 3x3x3 mean, "
+          f"'same') returned a {type(y).__module__}.{type(y).__name__} with chunks {y.chunks}, nothing computed")
+    t.check("the result is lazy (a dask array), with the input's chunks", isinstance(y, da.Array)
+            and y.chunks == x.chunks)
+    t.say("each chunk reads a halo of 1 sample from its neighbours (zeros at the volume's edges)")
+    got = t.timed(lambda: y.compute(scheduler="threads"))
+    per_task = dask.delayed(pdk.task_threads)().compute(scheduler="threads")
+    t.say(f"computed on dask's threaded scheduler in {t._elapsed * 1e3:.2f} ms; each task ran pyconv on "
+          f"{per_task} thread(s) ({pyconv.get_num_threads()} CPUs shared by the pool's tasks)")
+    t.check("== pyconv.signal.convolve on the whole volume, bitwise",
+            np.array_equal(got, sig.convolve(vol, k, mode="same", method="direct")))
+    g = pdk.conv3d(x[None, None], k[None, None], padding=1, padding_mode="reflect")
+    t.close("nn.conv3d(padding_mode='reflect') chunk by chunk == in memory",
+            g.compute(scheduler="sync"), _layer("nn").conv3d(vol[None, None], k[None, None], padding=1,
+                                                             padding_mode="reflect"))
+    t.panels["dask: 3x3x3 mean, chunk by chunk (middle slice)"] = got[vol.shape[0] // 2]
+
+
 STEPS = [
     step_convolution_vs_correlation,
     step_single_channel,
@@ -675,6 +707,7 @@ STEPS = [
     step_pointwise_group,
     step_gradients,
     step_separable_gaussian,
+    step_dask,
 ]
 
 

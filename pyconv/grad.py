@@ -1849,3 +1849,8 @@ def gradcheck(func, inputs, kwargs=None, eps=1e-6, atol=1e-5, rtol=1e-3):
                 f"backward gives {analytic[worst]!r}, finite differences give {numeric[worst]!r} "
                 f"(atol={atol}, rtol={rtol})")
     return True
+
+
+# dask arrays go to pyconv.dask (lazy result), never silently into memory
+from pyconv._dask_dispatch import route_dask_inputs as _route_dask  # noqa: E402
+_route_dask(globals(), __all__, "grad")

@@ -687,3 +687,8 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     xb = x[None] if x.ndim == 2 else x
     out = _resample.fold(contiguous(xb, dl_dtype(x)), osz, fa)
     return out[0] if x.ndim == 2 else out
+
+
+# dask arrays go to pyconv.dask (lazy result), never silently into memory
+from pyconv._dask_dispatch import route_dask_inputs as _route_dask  # noqa: E402
+_route_dask(globals(), __all__, "nn")

@@ -1277,3 +1277,8 @@ def separate(kernel, rtol=1e-6):
     if dt.kind != "c":
         col, row = col.real, row.real
     return np.ascontiguousarray(col, dtype=dt), np.ascontiguousarray(row, dtype=dt)
+
+
+# dask arrays go to pyconv.dask (lazy result), never silently into memory
+from pyconv._dask_dispatch import route_dask_inputs as _route_dask  # noqa: E402
+_route_dask(globals(), __all__, "signal")

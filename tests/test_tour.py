@@ -41,7 +41,8 @@ def test_tour_runs_and_every_step_passes(tmp_path):
     assert len(headers) == len(tour.STEPS) == int(headers[0][1]) >= 16
     assert [h[2] for h in headers] == [v[1] for v in verdicts]
     # a step may only be skipped when a whole pyconv layer is genuinely missing
-    missing = [m for m in ("pyconv.signal", "pyconv.nn", "pyconv.grad") if not _importable(m)]
+    # (dask is an optional extra: its step is skipped without it)
+    missing = [m for m in ("pyconv.signal", "pyconv.nn", "pyconv.grad", "dask") if not _importable(m)]
     for status, title in verdicts:
         if status == "SKIP":
             assert missing, f"step {title!r} skipped although every layer imports"
@@ -359,6 +360,12 @@ def test_guide_examples_run():
         skipping = False        # the gradients section is the last with examples
         for ex in test.examples:
             skipping = skipping or "import grad" in ex.source
+            if skipping:
+                ex.options[doctest.SKIP] = True
+    if not _importable("dask"):
+        skipping = False        # the dask section (an optional extra) is the last
+        for ex in test.examples:
+            skipping = skipping or "dask.array" in ex.source
             if skipping:
                 ex.options[doctest.SKIP] = True
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
