@@ -1,7 +1,26 @@
 """pyconv's convolutions on dask arrays: lazy, chunk by chunk, out of core or on a cluster.
 
+Kinds of convolution
+--------------------
+=====================================  ===============================================
+signal: N-d convolution / correlation  :func:`convolve`, :func:`correlate`
+signal: 2-D with boundaries            :func:`convolve2d`, :func:`correlate2d`
+signal: FFT, overlap-add               :func:`fftconvolve`, :func:`oaconvolve`
+signal: separable 2-D                  :func:`sepconvolve2d`
+nn: convolution layers                 :func:`conv1d`, :func:`conv2d`, :func:`conv3d`
+nn: transposed convolution             :func:`conv_transpose1d`, :func:`conv_transpose2d`,
+                                       :func:`conv_transpose3d`
+nn: depthwise / separable / 1x1        :func:`depthwise_conv2d`, :func:`separable_conv2d`,
+                                       :func:`pointwise_conv2d`
+grad: backward passes (batch split)    :func:`conv1d_backward`, :func:`conv2d_backward`,
+                                       :func:`conv3d_backward`
+ndimage filters                        ``pyconv.dask.ndimage.<name>``: :mod:`pyconv.dask.ndimage`
+threads inside a task                  :func:`task_threads`
+=====================================  ===============================================
+
 Same names and arguments as the in-memory functions of :mod:`pyconv.signal`,
-:mod:`pyconv.nn` and :mod:`pyconv.grad`.  The large operand (``in1``, ``input``,
+:mod:`pyconv.nn`, :mod:`pyconv.grad` and (under :mod:`pyconv.dask.ndimage`)
+:mod:`pyconv.ndimage`.  The large operand (``in1``, ``input``,
 and ``grad_output``/``input`` of a backward) is a ``dask.array.Array`` of any
 chunking; kernels, weights and biases are in memory (a dask kernel with one chunk
 is computed, one with more chunks is refused).  Every function returns a lazy
@@ -71,6 +90,12 @@ def task_threads():
     it (the threads of all dask.distributed workers living in this process, the
     threaded scheduler's pool, or 1), at least 1, at most :func:`pyconv.get_num_threads`.  Outside a worker and
     on the main thread (dask's synchronous scheduler) that is the process's count.
+
+    Returns
+    -------
+    int
+        The thread count; the functions of this module run each task under
+        ``pyconv.threads(task_threads())``.
 
     Examples
     --------
@@ -468,6 +493,25 @@ def convolve(in1, in2, mode="full", method="auto"):
     ``method='direct'``; with 'fft' (or 'auto', which chooses per chunk) within
     the FFT's rounding.
 
+    Parameters
+    ----------
+    in1 : dask.array.Array or array_like
+        The signal, lazy, of any chunking (an in-memory array is wrapped as one chunk).
+        Chunks smaller than the kernel's reach are merged with a neighbour first.
+    in2 : array_like
+        The kernel, in memory (a one-chunk dask array is computed; more chunks raise
+        ValueError).
+    mode : {'full', 'same', 'valid'}, optional
+        As the in-memory function.  Output chunks follow ``in1``'s: 'same' keeps
+        them, 'full' grows the last chunk of each axis, 'valid' shrinks it.
+    method : {'auto', 'direct', 'fft'}, optional
+        Chosen per chunk ('auto'); 'direct' is bitwise the in-memory result.
+
+    Returns
+    -------
+    out : dask.array.Array
+        Lazy; the in-memory function's shape and dtype.
+
     Examples
     --------
     >>> import numpy as np, dask.array as da, pyconv.dask
@@ -485,6 +529,25 @@ def convolve(in1, in2, mode="full", method="auto"):
 
 def correlate(in1, in2, mode="full", method="auto"):
     """:func:`pyconv.signal.correlate` of a dask array ``in1`` with an in-memory ``in2`` (lazy).
+
+    Parameters
+    ----------
+    in1 : dask.array.Array or array_like
+        The signal, lazy, of any chunking (an in-memory array is wrapped as one chunk).
+        Chunks smaller than the kernel's reach are merged with a neighbour first.
+    in2 : array_like
+        The kernel, in memory (a one-chunk dask array is computed; more chunks raise
+        ValueError).
+    mode : {'full', 'same', 'valid'}, optional
+        As the in-memory function.  Output chunks follow ``in1``'s: 'same' keeps
+        them, 'full' grows the last chunk of each axis, 'valid' shrinks it.
+    method : {'auto', 'direct', 'fft'}, optional
+        Chosen per chunk ('auto'); 'direct' is bitwise the in-memory result.
+
+    Returns
+    -------
+    out : dask.array.Array
+        Lazy; the in-memory function's shape and dtype.
 
     Examples
     --------
@@ -515,6 +578,27 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
     The boundary ('fill' with ``fillvalue``, 'wrap', 'symm') is applied at the
     edges of the whole array, exactly as the in-memory function does.
 
+    Parameters
+    ----------
+    in1 : dask.array.Array or array_like
+        The 2-D signal, lazy, of any chunking (an in-memory array is wrapped as one chunk).
+        Chunks smaller than the kernel's reach are merged with a neighbour first.
+    in2 : array_like
+        The 2-D kernel, in memory (a one-chunk dask array is computed; more chunks raise
+        ValueError).
+    mode : {'full', 'same', 'valid'}, optional
+        As the in-memory function.  Output chunks follow ``in1``'s: 'same' keeps
+        them, 'full' grows the last chunk of each axis, 'valid' shrinks it.
+    boundary : {'fill', 'wrap', 'symm'}, optional
+        Applied at the edges of the whole array, not of each chunk.
+    fillvalue : scalar, optional
+        The constant of 'fill'. Default 0.
+
+    Returns
+    -------
+    out : dask.array.Array
+        Lazy; the in-memory function's shape and dtype.
+
     Examples
     --------
     >>> import numpy as np, dask.array as da, pyconv.dask
@@ -532,6 +616,27 @@ def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
 def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
     """:func:`pyconv.signal.correlate2d` of a 2-D dask array ``in1`` (lazy).
 
+    Parameters
+    ----------
+    in1 : dask.array.Array or array_like
+        The 2-D signal, lazy, of any chunking (an in-memory array is wrapped as one chunk).
+        Chunks smaller than the kernel's reach are merged with a neighbour first.
+    in2 : array_like
+        The 2-D kernel, in memory (a one-chunk dask array is computed; more chunks raise
+        ValueError).
+    mode : {'full', 'same', 'valid'}, optional
+        As the in-memory function.  Output chunks follow ``in1``'s: 'same' keeps
+        them, 'full' grows the last chunk of each axis, 'valid' shrinks it.
+    boundary : {'fill', 'wrap', 'symm'}, optional
+        Applied at the edges of the whole array, not of each chunk.
+    fillvalue : scalar, optional
+        The constant of 'fill'. Default 0.
+
+    Returns
+    -------
+    out : dask.array.Array
+        Lazy; the in-memory function's shape and dtype.
+
     Examples
     --------
     >>> import numpy as np, dask.array as da, pyconv.dask
@@ -547,6 +652,24 @@ def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
 
 def sepconvolve2d(in1, col, row, mode="full"):
     """:func:`pyconv.signal.sepconvolve2d` of a 2-D dask array ``in1`` (lazy).
+
+    Parameters
+    ----------
+    in1 : dask.array.Array or array_like
+        The 2-D signal, lazy, of any chunking (an in-memory array is wrapped as one chunk).
+        Chunks smaller than the kernel's reach are merged with a neighbour first.
+    col : array_like
+        1-D kernel along axis 0, in memory.
+    row : array_like
+        1-D kernel along axis 1, in memory.
+    mode : {'full', 'same', 'valid'}, optional
+        As the in-memory function.  Output chunks follow ``in1``'s: 'same' keeps
+        them, 'full' grows the last chunk of each axis, 'valid' shrinks it.
+
+    Returns
+    -------
+    out : dask.array.Array
+        Lazy; the in-memory function's shape and dtype.
 
     Examples
     --------
@@ -641,6 +764,26 @@ def fftconvolve(in1, in2, mode="full", axes=None):
     Along the non-convolved axes (``axes`` given) the kernel broadcasts or is
     sliced with the chunks of ``in1``.
 
+    Parameters
+    ----------
+    in1 : dask.array.Array or array_like
+        The signal, lazy, of any chunking (an in-memory array is wrapped as one chunk).
+        Chunks smaller than the kernel's reach are merged with a neighbour first.
+    in2 : array_like
+        The kernel, in memory (a one-chunk dask array is computed; more chunks raise
+        ValueError).
+    mode : {'full', 'same', 'valid'}, optional
+        As the in-memory function.  Output chunks follow ``in1``'s: 'same' keeps
+        them, 'full' grows the last chunk of each axis, 'valid' shrinks it.
+    axes : int or sequence of int, optional
+        The convolved axes (default all); along the others ``in2`` broadcasts or is
+        sliced with ``in1``'s chunks.
+
+    Returns
+    -------
+    out : dask.array.Array
+        Lazy; the in-memory function's shape and dtype.
+
     Examples
     --------
     >>> import numpy as np, dask.array as da, pyconv.dask
@@ -653,6 +796,26 @@ def fftconvolve(in1, in2, mode="full", axes=None):
 
 def oaconvolve(in1, in2, mode="full", axes=None):
     """:func:`pyconv.signal.oaconvolve` of a dask array ``in1`` (lazy), chunk by chunk.
+
+    Parameters
+    ----------
+    in1 : dask.array.Array or array_like
+        The signal, lazy, of any chunking (an in-memory array is wrapped as one chunk).
+        Chunks smaller than the kernel's reach are merged with a neighbour first.
+    in2 : array_like
+        The kernel, in memory (a one-chunk dask array is computed; more chunks raise
+        ValueError).
+    mode : {'full', 'same', 'valid'}, optional
+        As the in-memory function.  Output chunks follow ``in1``'s: 'same' keeps
+        them, 'full' grows the last chunk of each axis, 'valid' shrinks it.
+    axes : int or sequence of int, optional
+        The convolved axes (default all); along the others ``in2`` broadcasts or is
+        sliced with ``in1``'s chunks.
+
+    Returns
+    -------
+    out : dask.array.Array
+        Lazy; the in-memory function's shape and dtype.
 
     Examples
     --------
@@ -857,6 +1020,29 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     Spatial chunks read halos of the input (the padding mode applied at the
     array's edges); channel chunks must hold whole groups.
 
+    Parameters
+    ----------
+    input : dask.array.Array or array_like
+        ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)``, lazy: batch and
+        spatial axes chunked freely (spatial chunks read halos), channel chunks as below.
+    weight : array_like
+        ``(C_out, C_in / groups, *kernel)``, in memory.
+    bias : array_like or None, optional
+        ``(C_out,)``, in memory.
+    stride, padding, dilation : int or tuple, optional
+        As the in-memory function (``padding`` also 'same' or 'valid'); padding is
+        applied at the array's edges only.
+    groups : int, optional
+        Channel chunks must hold whole groups of ``C_in / groups`` channels.
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, optional
+        Extension at the array's edges.
+
+    Returns
+    -------
+    out : dask.array.Array
+        Lazy ``(N, C_out, *spatial_out)``, batch chunks kept, spatial chunks mapped
+        through the stride.
+
     Examples
     --------
     >>> import numpy as np, dask.array as da, pyconv.dask
@@ -874,6 +1060,29 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
     """:func:`pyconv.nn.conv2d` of a dask ``input`` (lazy); see :func:`conv1d`.
 
+    Parameters
+    ----------
+    input : dask.array.Array or array_like
+        ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)``, lazy: batch and
+        spatial axes chunked freely (spatial chunks read halos), channel chunks as below.
+    weight : array_like
+        ``(C_out, C_in / groups, *kernel)``, in memory.
+    bias : array_like or None, optional
+        ``(C_out,)``, in memory.
+    stride, padding, dilation : int or tuple, optional
+        As the in-memory function (``padding`` also 'same' or 'valid'); padding is
+        applied at the array's edges only.
+    groups : int, optional
+        Channel chunks must hold whole groups of ``C_in / groups`` channels.
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, optional
+        Extension at the array's edges.
+
+    Returns
+    -------
+    out : dask.array.Array
+        Lazy ``(N, C_out, *spatial_out)``, batch chunks kept, spatial chunks mapped
+        through the stride.
+
     Examples
     --------
     >>> import numpy as np, dask.array as da, pyconv.dask
@@ -889,6 +1098,29 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
 def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
     """:func:`pyconv.nn.conv3d` of a dask ``input`` (lazy); see :func:`conv1d`.
 
+    Parameters
+    ----------
+    input : dask.array.Array or array_like
+        ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)``, lazy: batch and
+        spatial axes chunked freely (spatial chunks read halos), channel chunks as below.
+    weight : array_like
+        ``(C_out, C_in / groups, *kernel)``, in memory.
+    bias : array_like or None, optional
+        ``(C_out,)``, in memory.
+    stride, padding, dilation : int or tuple, optional
+        As the in-memory function (``padding`` also 'same' or 'valid'); padding is
+        applied at the array's edges only.
+    groups : int, optional
+        Channel chunks must hold whole groups of ``C_in / groups`` channels.
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, optional
+        Extension at the array's edges.
+
+    Returns
+    -------
+    out : dask.array.Array
+        Lazy ``(N, C_out, *spatial_out)``, batch chunks kept, spatial chunks mapped
+        through the stride.
+
     Examples
     --------
     >>> import numpy as np, dask.array as da, pyconv.dask
@@ -902,6 +1134,24 @@ def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
 
 def depthwise_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
     """:func:`pyconv.nn.depthwise_conv2d` of a dask ``input`` (lazy); channels may be chunked freely.
+
+    Parameters
+    ----------
+    input : dask.array.Array or array_like
+        ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)``, lazy: batch and
+        spatial axes chunked freely (spatial chunks read halos), channels chunked freely.
+    weight : array_like
+        ``(C_in * multiplier, 1, kH, kW)``, in memory.
+    bias : array_like or None, optional
+        ``(C_out,)``, in memory.
+    stride, padding, dilation : int or tuple, optional
+        As :func:`pyconv.nn.depthwise_conv2d`; padding applied at the array's edges.
+
+    Returns
+    -------
+    out : dask.array.Array
+        Lazy ``(N, C_out, *spatial_out)``, batch chunks kept, spatial chunks mapped
+        through the stride.
 
     Examples
     --------
@@ -918,6 +1168,26 @@ def depthwise_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
 def separable_conv2d(input, depthwise_weight, pointwise_weight, bias=None, stride=1, padding=0, dilation=1):
     """:func:`pyconv.nn.separable_conv2d` of a dask ``input`` (lazy); channels in one chunk.
 
+    Parameters
+    ----------
+    input : dask.array.Array or array_like
+        ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)``, lazy: batch and
+        spatial axes chunked freely (spatial chunks read halos), channels in one chunk.
+    depthwise_weight : array_like
+        ``(C_in * multiplier, 1, kH, kW)``, in memory.
+    pointwise_weight : array_like
+        ``(C_out, C_in * multiplier, 1, 1)``, in memory.
+    bias : array_like or None, optional
+        ``(C_out,)``, in memory.
+    stride, padding, dilation : int or tuple, optional
+        Of the depthwise step; padding applied at the array's edges.
+
+    Returns
+    -------
+    out : dask.array.Array
+        Lazy ``(N, C_out, *spatial_out)``, batch chunks kept, spatial chunks mapped
+        through the stride.
+
     Examples
     --------
     >>> import numpy as np, dask.array as da, pyconv.dask
@@ -933,6 +1203,23 @@ def separable_conv2d(input, depthwise_weight, pointwise_weight, bias=None, strid
 
 def pointwise_conv2d(input, weight, bias=None, groups=1):
     """:func:`pyconv.nn.pointwise_conv2d` of a dask ``input`` (lazy): no halo, channels by groups.
+
+    Parameters
+    ----------
+    input : dask.array.Array or array_like
+        ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)``, lazy: batch and
+        spatial axes chunked freely (no halo).
+    weight : array_like
+        ``(C_out, C_in / groups)`` or ``(C_out, C_in / groups, 1, 1)``, in memory.
+    bias : array_like or None, optional
+        ``(C_out,)``, in memory.
+    groups : int, optional
+        Channel chunks must hold whole groups of ``C_in / groups`` channels.
+
+    Returns
+    -------
+    out : dask.array.Array
+        Lazy ``(N, C_out, *spatial_out)``, batch and spatial chunks kept.
 
     Examples
     --------
@@ -982,6 +1269,26 @@ def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
     A spatial output chunk reads the input positions whose taps land in it.
 
+    Parameters
+    ----------
+    input : dask.array.Array or array_like
+        ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)``, lazy: batch and
+        spatial axes chunked freely (spatial chunks read halos), channel chunks hold whole groups.
+    weight : array_like
+        ``(C_in, C_out / groups, *kernel)``, in memory.
+    bias : array_like or None, optional
+        ``(C_out,)``, in memory.
+    stride, padding, output_padding, dilation : int or tuple, optional
+        As the in-memory function.
+    groups : int, optional
+        Channel chunks must hold whole groups of ``C_in / groups`` channels.
+
+    Returns
+    -------
+    out : dask.array.Array
+        Lazy ``(N, C_out, *spatial_out)``, batch chunks kept, spatial chunks scaled
+        by the stride.
+
     Examples
     --------
     >>> import numpy as np, dask.array as da, pyconv.dask
@@ -996,6 +1303,26 @@ def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_paddi
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """:func:`pyconv.nn.conv_transpose2d` of a dask ``input`` (lazy); see :func:`conv_transpose1d`.
 
+    Parameters
+    ----------
+    input : dask.array.Array or array_like
+        ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)``, lazy: batch and
+        spatial axes chunked freely (spatial chunks read halos), channel chunks hold whole groups.
+    weight : array_like
+        ``(C_in, C_out / groups, *kernel)``, in memory.
+    bias : array_like or None, optional
+        ``(C_out,)``, in memory.
+    stride, padding, output_padding, dilation : int or tuple, optional
+        As the in-memory function.
+    groups : int, optional
+        Channel chunks must hold whole groups of ``C_in / groups`` channels.
+
+    Returns
+    -------
+    out : dask.array.Array
+        Lazy ``(N, C_out, *spatial_out)``, batch chunks kept, spatial chunks scaled
+        by the stride.
+
     Examples
     --------
     >>> import numpy as np, dask.array as da, pyconv.dask
@@ -1009,6 +1336,26 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
 def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """:func:`pyconv.nn.conv_transpose3d` of a dask ``input`` (lazy); see :func:`conv_transpose1d`.
+
+    Parameters
+    ----------
+    input : dask.array.Array or array_like
+        ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)``, lazy: batch and
+        spatial axes chunked freely (spatial chunks read halos), channel chunks hold whole groups.
+    weight : array_like
+        ``(C_in, C_out / groups, *kernel)``, in memory.
+    bias : array_like or None, optional
+        ``(C_out,)``, in memory.
+    stride, padding, output_padding, dilation : int or tuple, optional
+        As the in-memory function.
+    groups : int, optional
+        Channel chunks must hold whole groups of ``C_in / groups`` channels.
+
+    Returns
+    -------
+    out : dask.array.Array
+        Lazy ``(N, C_out, *spatial_out)``, batch chunks kept, spatial chunks scaled
+        by the stride.
 
     Examples
     --------
@@ -1096,6 +1443,28 @@ def conv1d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, 
     single-chunk arrays, the per-chunk gradients summed by a tree (fan-in 4).
     ``input`` may be chunked along the batch axis only.
 
+    Parameters
+    ----------
+    grad_output : dask.array.Array or array_like
+        Gradient of the forward's output, lazy; rechunked to ``input``'s batch chunks.
+    input : dask.array.Array or array_like
+        The forward's input, lazy, chunked along the batch axis only.
+    weight : array_like
+        The forward's weight, in memory.
+    bias : array_like or None, optional
+        The forward's bias, in memory; None gives no bias gradient.
+    stride, padding, dilation, groups, padding_mode : optional
+        The forward's arguments, as the in-memory backward.
+
+    Returns
+    -------
+    grad_input : dask.array.Array
+        Chunked like ``input``.
+    grad_weight : dask.array.Array
+        One chunk: the per-batch-chunk gradients tree-summed (fan-in 4).
+    grad_bias : dask.array.Array or None
+        One chunk, or None when ``bias`` is None.
+
     Examples
     --------
     >>> import numpy as np, dask.array as da, pyconv.dask
@@ -1112,6 +1481,28 @@ def conv2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, 
                     padding_mode="zeros"):
     """:func:`pyconv.grad.conv2d_backward` over a batch split in dask chunks (lazy); see
     :func:`conv1d_backward`.
+
+    Parameters
+    ----------
+    grad_output : dask.array.Array or array_like
+        Gradient of the forward's output, lazy; rechunked to ``input``'s batch chunks.
+    input : dask.array.Array or array_like
+        The forward's input, lazy, chunked along the batch axis only.
+    weight : array_like
+        The forward's weight, in memory.
+    bias : array_like or None, optional
+        The forward's bias, in memory; None gives no bias gradient.
+    stride, padding, dilation, groups, padding_mode : optional
+        The forward's arguments, as the in-memory backward.
+
+    Returns
+    -------
+    grad_input : dask.array.Array
+        Chunked like ``input``.
+    grad_weight : dask.array.Array
+        One chunk: the per-batch-chunk gradients tree-summed (fan-in 4).
+    grad_bias : dask.array.Array or None
+        One chunk, or None when ``bias`` is None.
 
     Examples
     --------
@@ -1130,6 +1521,28 @@ def conv3d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, 
                     padding_mode="zeros"):
     """:func:`pyconv.grad.conv3d_backward` over a batch split in dask chunks (lazy); see
     :func:`conv1d_backward`.
+
+    Parameters
+    ----------
+    grad_output : dask.array.Array or array_like
+        Gradient of the forward's output, lazy; rechunked to ``input``'s batch chunks.
+    input : dask.array.Array or array_like
+        The forward's input, lazy, chunked along the batch axis only.
+    weight : array_like
+        The forward's weight, in memory.
+    bias : array_like or None, optional
+        The forward's bias, in memory; None gives no bias gradient.
+    stride, padding, dilation, groups, padding_mode : optional
+        The forward's arguments, as the in-memory backward.
+
+    Returns
+    -------
+    grad_input : dask.array.Array
+        Chunked like ``input``.
+    grad_weight : dask.array.Array
+        One chunk: the per-batch-chunk gradients tree-summed (fan-in 4).
+    grad_bias : dask.array.Array or None
+        One chunk, or None when ``bias`` is None.
 
     Examples
     --------
