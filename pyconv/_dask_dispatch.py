@@ -30,6 +30,10 @@ ROUTES = {
     "nn": {n: n for n in ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
                           "conv_transpose3d", "depthwise_conv2d", "separable_conv2d", "pointwise_conv2d")},
     "grad": {n: n for n in ("conv1d_backward", "conv2d_backward", "conv3d_backward")},
+    "ndimage": {n: f"ndimage.{n}" for n in (
+        "convolve", "correlate", "convolve1d", "correlate1d", "gaussian_filter", "gaussian_filter1d",
+        "uniform_filter", "uniform_filter1d", "sobel", "prewitt", "laplace", "gaussian_laplace",
+        "gaussian_gradient_magnitude")},
 }
 
 
@@ -101,7 +105,7 @@ def _no_dask_version(module, name):
 def route_dask_inputs(namespace, names, module):
     """Wrap the functions ``names`` of a module's ``namespace`` (its ``globals()``) in place.
 
-    ``module`` is the public module's short name (``'signal'``, ``'nn'``, ``'grad'``).
+    ``module`` is the public module's short name (``'signal'``, ``'nn'``, ``'grad'``, ``'ndimage'``).
     Names, docstrings and signatures are kept (``functools.wraps``).
     """
     for name in names:

@@ -301,6 +301,10 @@ def _halo(name, ndim, *args, **kwargs):
                 out[ax] = reach(int(k), o)
         return tuple(out)
     # the Gaussian family
+    if name == "gaussian_gradient_magnitude":
+        # its derivatives take sigma as given (scipy's too), not spread over ``axes``: a scalar
+        # smooths every axis
+        axes = tuple(range(ndim))
     extra = a.get("kwargs", {})
     truncate = a.get("truncate", extra.get("truncate", 4.0))
     radius = a.get("radius", extra.get("radius"))
@@ -1114,3 +1118,7 @@ def gaussian_gradient_magnitude(input, sigma, output=None, mode="reflect", cval=
     np.sqrt(output, output, casting="unsafe")
     return output
 
+
+# dask arrays go to pyconv.dask.ndimage (lazy result), never silently into memory
+from pyconv._dask_dispatch import route_dask_inputs as _route_dask  # noqa: E402
+_route_dask(globals(), __all__, "ndimage")

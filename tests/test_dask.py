@@ -451,6 +451,150 @@ def test_footprint_helper_for_ndimage_filters():
         assert_same(y.compute(scheduler="sync"), ndi.gaussian_filter(x, 1.5))
 
 
+# --------------------------------------------------------------------------- ndimage
+
+NDI_MODES = ("reflect", "mirror", "nearest", "wrap", "constant", "grid-wrap", "grid-mirror", "grid-constant")
+
+
+def _ndimage_call(name, ndim, rng):
+    """Random arguments of pyconv.ndimage.<name> for an ``ndim``-d input: even and odd sizes,
+    origins, axes subsets, per-axis modes, reaches beyond small arrays."""
+    mode = NDI_MODES[rng.integers(len(NDI_MODES))]
+    kw = {"mode": mode, "cval": float(rng.choice([0.0, 1.5, -2.0]))}
+    axes = None
+    if rng.integers(3) == 0 and ndim > 1:
+        axes = tuple(int(a) for a in sorted(rng.choice(ndim, int(rng.integers(1, ndim)), replace=False)))
+    nax = ndim if axes is None else len(axes)
+    seq_modes = lambda n: [NDI_MODES[i] for i in rng.integers(len(NDI_MODES), size=n)]  # noqa: E731
+    if name in ("correlate", "convolve"):
+        ks = tuple(int(k) for k in rng.integers(1, 6, nax))
+        kw.update(weights=rng.standard_normal(ks), origin=[int(rng.integers(-(k // 2), (k - 1) // 2 + 1)) for k in ks],
+                  axes=axes)
+    elif name in ("correlate1d", "convolve1d", "uniform_filter1d"):
+        k = int(rng.integers(1, 7))
+        kw.update(axis=int(rng.integers(-ndim, ndim)), origin=int(rng.integers(-(k // 2), (k - 1) // 2 + 1)))
+        kw.update({"size": k} if name == "uniform_filter1d" else {"weights": rng.standard_normal(k)})
+    elif name == "gaussian_filter1d":
+        kw.update(sigma=float(rng.uniform(0.3, 2.5)), axis=int(rng.integers(ndim)), order=int(rng.integers(3)))
+    elif name == "gaussian_filter":
+        kw.update(sigma=[float(s) for s in rng.uniform(0, 2, nax)], order=[int(o) for o in rng.integers(0, 3, nax)],
+                  axes=axes, truncate=float(rng.uniform(1, 4)))
+        if rng.integers(2):
+            kw["mode"] = seq_modes(nax)
+    elif name == "uniform_filter":
+        sizes = [int(k) for k in rng.integers(1, 6, nax)]
+        kw.update(size=sizes, origin=[int(rng.integers(-(k // 2), (k - 1) // 2 + 1)) for k in sizes], axes=axes)
+        if rng.integers(2):
+            kw["mode"] = seq_modes(nax)
+    elif name in ("sobel", "prewitt"):
+        kw["axis"] = int(rng.integers(ndim))
+        if rng.integers(2):
+            kw["mode"] = seq_modes(ndim)
+    else:                          # laplace, gaussian_laplace, gaussian_gradient_magnitude
+        kw["axes"] = axes
+        if rng.integers(2):
+            kw["mode"] = seq_modes(nax)       # gaussian_*: mixed modes take the per-term path
+        if name != "laplace":
+            kw.update(sigma=float(rng.uniform(0.4, 1.5)), truncate=float(rng.uniform(1.5, 4)))
+    return kw
+
+
+NDI_NAMES = ("convolve", "correlate", "convolve1d", "correlate1d", "gaussian_filter", "gaussian_filter1d",
+             "uniform_filter", "uniform_filter1d", "sobel", "prewitt", "laplace", "gaussian_laplace",
+             "gaussian_gradient_magnitude")
+
+
+@pytest.mark.parametrize("scheduler", ["sync", "threads"])
+def test_ndimage_filters_equal_in_memory(scheduler):
+    """Every pyconv.ndimage function, random arguments, every mode (per axis too), origins,
+    axes=, uneven chunks and chunks smaller than the reach (merged), reaches beyond the
+    array: float64 bitwise (the uniform filters within 1e-12: their running sum restarts
+    at each block), int16 bitwise, float32 output bitwise."""
+    import pyconv.ndimage as nd
+    assert sorted(NDI_NAMES) == sorted(nd.__all__) == sorted(pdk.ndimage.__all__)
+    rng = np.random.default_rng(2024 if scheduler == "sync" else 7)
+    lazies, refs, exact = [], [], []
+    for name in NDI_NAMES:
+        for i in range(4):
+            ndim = int(rng.integers(1, 4))
+            shape = tuple(int(s) for s in rng.integers(1, 12 if ndim < 3 else 7, ndim))
+            dtype = (np.float64, np.float64, np.int16, np.float32)[i]
+            x = (rng.standard_normal(shape) * 50).astype(dtype)
+            kw = _ndimage_call(name, ndim, rng)
+            if i == 1:
+                kw["output"] = np.float32
+            X = da.from_array(x, chunks=_chunking(rng, shape))
+            ref = getattr(nd, name)(x, **kw)
+            y = getattr(pdk.ndimage, name)(X, **kw)
+            assert y.shape == ref.shape and y.dtype == ref.dtype, (name, kw)
+            lazies.append(checked(y))
+            refs.append((ref, name, kw, X.chunks))
+            exact.append(not name.startswith("uniform") or ref.dtype.kind in "iu")
+    for got, (ref, name, kw, chunks), ex in zip(dask.compute(*lazies, scheduler=scheduler), refs, exact):
+        if ex:
+            np.testing.assert_array_equal(got, ref, err_msg=f"{name} {kw} {chunks}")
+        else:
+            np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12 * float(np.abs(ref).max(initial=1)),
+                                       err_msg=f"{name} {kw} {chunks}")
+
+
+def test_ndimage_every_mode_with_small_chunks_and_wide_reach():
+    """Each mode on chunks of 1 and 2 with reaches wider than the array (wrap/reflect read
+    around it several times); separable filters with a nonzero cval (the 'constant' halo is
+    the filter's own padding, not a filled region filtered by the other axes' passes)."""
+    import pyconv.ndimage as nd
+    x = np.random.default_rng(3).standard_normal((5, 7))
+    lazies, refs = [], []
+    for mode in NDI_MODES:
+        for chunks in ((1, 2), (2, (3, 1, 3))):
+            X = da.from_array(x, chunks=chunks)
+            for name, kw in (("gaussian_filter", dict(sigma=(3.0, 0.7))), ("sobel", {}), ("prewitt", {"axis": 0}),
+                             ("correlate", dict(weights=np.arange(12.0).reshape(3, 4) - 5, origin=(1, -2))),
+                             ("gaussian_laplace", dict(sigma=1.0)), ("laplace", {}),
+                             ("gaussian_gradient_magnitude", dict(sigma=2.0)), ("convolve1d", dict(weights=np.ones(9)))):
+                kw = dict(kw, mode=mode, cval=1.5)
+                lazies.append(getattr(pdk.ndimage, name)(X, **kw))
+                refs.append((getattr(nd, name)(x, **kw), name, mode, chunks))
+    for got, (ref, *what) in zip(dask.compute(*lazies, scheduler="sync"), refs):
+        np.testing.assert_array_equal(got, ref, err_msg=str(what))
+
+
+def test_ndimage_routing_output_and_errors():
+    import pyconv.ndimage as nd
+    x = np.arange(432.0).reshape(24, 18) % 7
+    X = da.from_array(x, chunks=6)
+    y = nd.gaussian_filter(X, 1.0, mode="wrap")           # routed: lazy, not computed into memory
+    assert isinstance(y, da.Array) and y.chunks == X.chunks
+    assert_same(y.compute(), nd.gaussian_filter(x, 1.0, mode="wrap"), exact=True)
+    assert isinstance(nd.convolve(X, np.ones((2, 2))), da.Array)          # ndimage's, not signal's convolve
+    assert_same(nd.convolve(X, np.ones((2, 2))).compute(), nd.convolve(x, np.ones((2, 2))), exact=True)
+    assert isinstance(nd.sobel(x), np.ndarray)
+    # output= a dtype works (name or type); an array cannot be written by a lazy result
+    assert pdk.ndimage.uniform_filter(X, 3, output="float32").dtype == np.float32
+    assert nd.laplace(X, output=np.int32).dtype == np.int32
+    with pytest.raises(TypeError, match="output= as an array is not supported.*dtype"):
+        pdk.ndimage.sobel(X, output=np.empty(x.shape))
+    with pytest.raises(TypeError, match="output"):
+        nd.correlate1d(X, [1.0, 2.0], output=np.empty(x.shape))
+    # the in-memory function's own argument errors, raised at graph construction
+    with pytest.raises(RuntimeError, match="boundary mode not supported"):
+        pdk.ndimage.gaussian_filter(X, 1.0, mode="bogus")
+    with pytest.raises(ValueError, match="Invalid origin"):
+        pdk.ndimage.correlate(X, np.ones((3, 3)), origin=2)
+    with pytest.raises(ValueError, match="weights is a dask collection with 4 chunks"):
+        nd.correlate(X, da.ones((4, 4), chunks=2))
+    assert_same(pdk.ndimage.correlate(X, da.ones((3, 3), chunks=3)).compute(), nd.correlate(x, np.ones((3, 3))),
+                exact=True)
+    # zero-size and 0-d inputs: one task
+    assert_same(pdk.ndimage.gaussian_filter(da.zeros((0, 4)), 1.0).compute(), np.zeros((0, 4)))
+    assert_same(pdk.ndimage.correlate(da.from_array(np.array(2.0)), np.array(3.0)).compute(),
+                nd.correlate(np.array(2.0), np.array(3.0)))
+    # complex data through real and imaginary parts, as in memory
+    z = x + 1j * x[::-1]
+    assert_same(pdk.ndimage.correlate(da.from_array(z, chunks=3), np.ones((2, 3))).compute(),
+                nd.correlate(z, np.ones((2, 3))), exact=True)
+
+
 # --------------------------------------------------------------------------- operands, errors
 
 def test_dask_kernels():

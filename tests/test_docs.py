@@ -9,9 +9,10 @@ import pytest
 
 import pyconv
 
-# every public module of the package, so modules added later are checked too
-MODULES = ["pyconv"] + sorted(f"pyconv.{m.name}" for m in pkgutil.iter_modules(pyconv.__path__)
-                              if not m.name.startswith("_"))
+# every public module of the package and of its public subpackages (pyconv.dask.ndimage), so
+# modules added later are checked too
+MODULES = ["pyconv"] + sorted(m.name for m in pkgutil.walk_packages(pyconv.__path__, "pyconv.")
+                              if not any(part.startswith("_") for part in m.name.split(".")))
 MAP_SECTIONS = ("Kinds of convolution", "Contents")
 
 
@@ -55,6 +56,8 @@ def _public_functions(mod):
 def test_every_public_module_is_listed():
     assert {"pyconv.signal", "pyconv.nn", "pyconv.grad", "pyconv.arithmetic"} <= set(MODULES)
     assert "pyconv.__main__" not in MODULES
+    pytest.importorskip("dask")
+    assert "pyconv.dask.ndimage" in MODULES
 
 
 @pytest.mark.parametrize("modname", MODULES)

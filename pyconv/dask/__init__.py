@@ -69,7 +69,7 @@ __all__ = ["convolve", "correlate", "convolve2d", "correlate2d", "fftconvolve", 
            "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
            "depthwise_conv2d", "separable_conv2d", "pointwise_conv2d",
            "conv1d_backward", "conv2d_backward", "conv3d_backward",
-           "task_threads"]
+           "task_threads", "ndimage"]
 
 
 def _da():
@@ -845,24 +845,35 @@ def _footprint_map(fn, x, before, after, mode, cval, dtype, kwargs, name):
     footprint, its ``origin`` included), the region outside the array extended by the
     ndimage ``mode`` (with ``cval``); the block's own result is cropped to the chunk.
 
-    This is the body of the dask versions of pyconv.ndimage's functions: each one
-    computes its radius per axis (``before = after = int(truncate * sigma + 0.5)`` for a
-    Gaussian; ``before = size // 2 + origin`` and ``after = size - 1 - before`` for a
-    footprint of ``size``), passes its in-memory function and arguments, and gets a lazy result with the
-    input's chunks.  ``mode`` may differ per axis (a sequence, as ndimage accepts).
+    This is the body of :mod:`pyconv.dask.ndimage`: each function gets its reach per
+    axis from ``pyconv.ndimage._halo``, passes its in-memory function and arguments, and
+    gets a lazy result with the input's chunks.  ``mode`` may differ per axis (a
+    sequence, as ndimage accepts).
+
+    Along a 'constant' axis the region is cut at the array's edges instead of filled:
+    the in-memory filter then pads the block with ``cval`` itself, before each of its
+    passes, as it pads the whole array.  A filled halo would be filtered by the passes
+    along the other axes (a separable filter's) and no longer read as ``cval``.  The
+    other modes are index maps along their axis, which commute with those passes.
     """
     modes = [mode] * x.ndim if isinstance(mode, str) else list(mode)
     kinds = [_NDIMAGE_KIND[m] for m in modes]
     x = _min_chunks(x, [max(b, a) for b, a in zip(before, after)])
-    axes, crops = [], []
+    axes = []
     for d in range(x.ndim):
-        out = x.chunks[d]
-        axes.append(_Axis(out, _ranges(out, lambda o0, o1, d=d: (o0 - before[d], o1 + after[d])), kinds[d]))
-    for j in np.ndindex(*x.numblocks):
-        crops.append(tuple((before[d], x.chunks[d][j[d]]) for d in range(x.ndim)))
-    index = {j: i for i, j in enumerate(np.ndindex(*x.numblocks))}
+        out, n, b, a = x.chunks[d], x.shape[d], before[d], after[d]
+        if kinds[d] == "fill":
+            axes.append(_Axis(out, _ranges(out, lambda o0, o1: (max(o0 - b, 0), min(o1 + a, n))), "none"))
+        else:
+            axes.append(_Axis(out, _ranges(out, lambda o0, o1: (o0 - b, o1 + a)), kinds[d]))
+    starts = [np.cumsum((0,) + c) for c in x.chunks]
+    crops, index = [], {}
+    for i, j in enumerate(np.ndindex(*x.numblocks)):
+        crops.append(tuple((int(starts[d][j[d]]) - axes[d].ranges[j[d]][0], x.chunks[d][j[d]])
+                           for d in range(x.ndim)))
+        index[j] = i
     return _halo_map(x, functools.partial(_crop_block, fn, kwargs, crops), axes, dtype, name,
-                     block_args=lambda j: index[j], fill=np.asarray(cval, dtype=x.dtype))
+                     block_args=lambda j: index[j])
 
 
 # --------------------------------------------------------------------------- nn
@@ -1554,3 +1565,7 @@ def conv3d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, 
     """
     return _backward("conv3d_backward", 3, grad_output, input, weight, bias, stride, padding, dilation,
                      groups, padding_mode)
+
+
+# pyconv.dask.ndimage (its convolve/correlate are ndimage's, not signal's): built on the helpers above
+from pyconv.dask import ndimage  # noqa: E402
