@@ -354,7 +354,9 @@ def test_errors():
     ("gaussian_filter", (1.2,), {}), ("gaussian_filter1d", (0.8,), {"axis": 0}),
     ("uniform_filter", ([4, 3],), {"origin": [1, -1]}), ("uniform_filter1d", (5,), {"axis": 1, "origin": 2}),
     ("sobel", (), {}), ("prewitt", (), {"axis": 0}), ("laplace", (), {}), ("gaussian_laplace", (1.0,), {}),
-    ("gaussian_gradient_magnitude", (0.7,), {"truncate": 3.0})])
+    ("gaussian_gradient_magnitude", (0.7,), {"truncate": 3.0}),
+    # axes=: gaussian_laplace smooths the filtered axes only, gaussian_gradient_magnitude every axis
+    ("gaussian_laplace", (0.9,), {"axes": (0,)}), ("gaussian_gradient_magnitude", (0.7,), {"axes": (1,)})])
 def test_halo_is_the_exact_reach(name, args, kwargs):
     """Output (7, 9) reads exactly input[7 - before : 7 + after + 1, ...] (impulse responses)."""
     halo = pn._halo(name, 2, *args, **kwargs)
