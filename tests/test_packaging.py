@@ -73,3 +73,12 @@ def test_wheel_takes_headers_and_no_generated_sources():
     assert "*.pxd" in tool["package-data"]["pyconv._kernels"]
     assert {"*.c", "*.pyx"} <= set(tool["exclude-package-data"]["pyconv._kernels"])
     assert "guide.md" in tool["package-data"]["pyconv"]
+
+
+def test_every_package_is_listed():
+    # setuptools' explicit list: a package missing from it (pyconv.dask) would be left out of the wheel
+    listed = set(_pyproject()["tool"]["setuptools"]["packages"])
+    found = {os.path.relpath(d, ROOT).replace(os.sep, ".")
+             for d, _, files in os.walk(os.path.join(ROOT, "pyconv")) if "__init__.py" in files}
+    assert {"pyconv", "pyconv.dask"} <= found
+    assert found <= listed, found - listed          # (data-only folders, pyconv.data, are listed too)
