@@ -139,9 +139,28 @@ def plane_layout(sp3, k3, s3, d3, pads3):
     return qshape, phases, offs
 
 
+_ONES, _ZEROS = (1, 1, 1), (0, 0, 0)
+
+
+def kernel_geo(image=_ONES, grid=_ONES, kernel=_ONES, stride=_ONES, dilation=_ONES, pad=_ZEROS, plane=_ZEROS):
+    """The ``conv_geo_t`` struct of the kernels (``_kernels/_common.pxd``), by field name:
+    ``image`` the unpadded volume a convolution reads (a transposed one writes), ``grid`` the
+    convolution's output positions, ``pad`` the padding before, ``plane`` the phase-plane
+    size of the plane kernels; every argument a 3-tuple."""
+    (D, H, W), (OD, OH, OW), (kd, kh, kw) = image, grid, kernel
+    (sd, sh, sw), (dd, dh, dw), (pd, ph, pw), (qd, qh, qw) = stride, dilation, pad, plane
+    return dict(D=D, H=H, W=W, OD=OD, OH=OH, OW=OW, kd=kd, kh=kh, kw=kw, sd=sd, sh=sh, sw=sw,
+                dd=dd, dh=dh, dw=dw, pd=pd, ph=ph, pw=pw, qd=qd, qh=qh, qw=qw)
+
+
 def plane_geo(qshape, s3, pads3):
-    """The phase-plane geometry record of ``nn_direct.dense_conv`` / ``dense_weight``."""
-    return tuple(qshape) + tuple(s3) + tuple(pp[0] for pp in pads3)
+    """The geometry of the plane kernels (``nn_direct.dense_conv`` / ``dense_weight``)."""
+    return kernel_geo(stride=s3, pad=tuple(pp[0] for pp in pads3), plane=qshape)
+
+
+def gemm_geo(g):
+    """The im2col geometry of the forward convolution ``g`` (image = its input)."""
+    return kernel_geo(g.sp3, g.o3, g.k3, g.s3, g.d3, g.pb3)
 
 
 def affine(m):
@@ -312,7 +331,7 @@ def _forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite=None):
         nn_check_gemm_dims(p, kc, _prod(g.spatial), og)
         tile = gemm_tile(p, kc, g.n * g.groups, nthreads, isz, out_bytes, t)
         tiles, ws = (("tile", tile),), nthreads * tile * kc * isz
-        geo = tuple(g.sp3) + tuple(g.o3) + tuple(g.k3) + tuple(g.s3) + tuple(g.d3) + tuple(g.pb3)
+        geo = gemm_geo(g)
         data = Launch(g.out_shape, (g.n, g.cin, -1), (g.cout, -1), (g.n, g.cout, -1),
                       kernel(nn_gemm.conv_forward, dtype),
                       (geo, g.groups, tile, g.is_pointwise, t.gemm_blas_threads))
@@ -563,7 +582,8 @@ def transposed(p, x, w, b):
     if p.algorithm == A.PHASES:
         _plan.run(p, _phases, p, x, w, bvec, has_b, out)
         return out
-    geo = tuple(g.o3) + tuple(g.sp3) + tuple(g.k3) + tuple(g.s3) + tuple(g.d3) + tuple(g.pb3)
+    # the transposed convolution scatters into the image (its output) from the grid (its input)
+    geo = kernel_geo(g.o3, g.sp3, g.k3, g.s3, g.d3, g.pb3)
     with blas_single_thread():
         _plan.run(p, kernel(nn_gemm.conv_transpose_forward, p.dtype), x.reshape(n, cin, -1), w.reshape(cin, -1),
                   bvec, has_b, out.reshape(n, cout, -1), geo, g.groups, p.tile("channels"), p.tile("tile"),
@@ -592,7 +612,7 @@ def _phases(p, x, w, bvec, has_b, out):
     subs = subs.copy()
     subs[:, 2] = np.concatenate([[0], np.cumsum([wp.size for wp in wparts])[:-1]])
     tile = p.tile("tile")
-    kernel(nn_direct.dense_conv, p.dtype)(x.reshape((n, cin) + g.sp3), pshape + (1, 1, 1) + pbs,
+    kernel(nn_direct.dense_conv, p.dtype)(x.reshape((n, cin) + g.sp3), kernel_geo(pad=pbs, plane=pshape),
                                           np.zeros((1, 3), dtype=np.intp), np.concatenate(wparts), offs, subs, bvec,
                                           has_b, out.reshape((n, cout) + g.o3), g.groups, tile, tile, False,
                                           team_size(p.threads))
@@ -754,7 +774,7 @@ def weight_grad(p, x, go):
         return np.ascontiguousarray(gw)
     kc = cg * g.kvol
     acc = np.zeros((p.threads, cout, kc), dtype=dtype)
-    geo = tuple(g.sp3) + tuple(g.o3) + tuple(g.k3) + tuple(g.s3) + tuple(g.d3) + tuple(g.pb3)
+    geo = gemm_geo(g)
     with blas_single_thread():
         _plan.run(p, kernel(nn_gemm.conv_weight, dtype), x.reshape(n, cin, -1), go.reshape(n, cout, -1), acc, geo,
                   g.groups, p.tile("tile"), g.is_pointwise, team_size(p.threads))

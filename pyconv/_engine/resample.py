@@ -6,7 +6,7 @@ only the thread count depends on the size.
 import numpy as np
 
 from pyconv._engine import tuning as _tuning
-from pyconv._engine.conv import kernel
+from pyconv._engine.conv import kernel, kernel_geo
 from pyconv._kernels import nn_direct, nn_gemm
 from pyconv._threads import num_threads_for
 
@@ -69,9 +69,9 @@ def shuffle(x, groups):
 
 
 def _geo(image, fa):
-    """The im2col geometry record: image size, block grid, kernel, stride, dilation, padding."""
-    return ((1,) + tuple(image) + (1,) + fa.blocks + (1,) + fa.kernel_size + (1,) + fa.stride + (1,) + fa.dilation
-            + (0,) + fa.padding)
+    """The kernels' geometry of unfold/fold: image size, block grid, kernel, stride, dilation, padding."""
+    return kernel_geo((1,) + tuple(image), (1,) + fa.blocks, (1,) + fa.kernel_size, (1,) + fa.stride,
+                      (1,) + fa.dilation, (0,) + fa.padding)
 
 
 def unfold(x, fa):

@@ -2,6 +2,23 @@
 # Kernels trust their arguments (all bounds are checked in pyconv/_utils.py first),
 # run without the GIL and take the thread count as an explicit argument.
 
+# One index type for every kernel (64-bit: bounds are checked in Python against 2**62).
+ctypedef Py_ssize_t idx_t
+
+
+cdef struct conv_geo_t:
+    # The geometry every convolution kernel receives: one struct, filled by field name
+    # (Python passes a dict built by pyconv._engine.conv.kernel_geo; Cython converts it,
+    # refusing a missing field), never a positional tuple.  Everything is 3-D.
+    idx_t D, H, W           # image: the unpadded volume a convolution reads (a transposed one writes)
+    idx_t OD, OH, OW        # column grid: the convolution's output positions
+    idx_t kd, kh, kw        # kernel size
+    idx_t sd, sh, sw        # stride
+    idx_t dd, dh, dw        # dilation
+    idx_t pd, ph, pw        # padding before (reads outside the image are zeros)
+    idx_t qd, qh, qw        # phase-plane size (plane kernels: the padded image split by the strides)
+
+
 ctypedef fused real_t:
     float
     double

@@ -9,9 +9,8 @@
 from cython.parallel cimport prange, parallel, threadid
 from libc.string cimport memcpy, memset
 
-from pyconv._kernels._common cimport real_t
+from pyconv._kernels._common cimport idx_t, real_t
 
-ctypedef Py_ssize_t idx_t
 
 # The inner loops of the weight gradient, in C with explicit vector accumulators (GCC
 # does not vectorise the equivalent Cython loop; a portable `omp simd` version is the

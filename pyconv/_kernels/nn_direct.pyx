@@ -12,9 +12,8 @@ from libc.string cimport memset, memcpy
 
 import numpy as np
 
-from pyconv._kernels._common cimport real_t, omp_get_thread_num, part_lo, valid_range
+from pyconv._kernels._common cimport conv_geo_t, idx_t, real_t, omp_get_thread_num, part_lo, valid_range
 
-ctypedef Py_ssize_t idx_t
 
 
 
@@ -612,13 +611,13 @@ cdef extern from *:
     void pyconv_prefetch_rows(const char* p, Py_ssize_t nrows, Py_ssize_t rstride, Py_ssize_t nbytes) noexcept nogil
 
 
-def dense_conv(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:, ::1] in_phases,
+def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, ::1] in_phases,
                const real_t[::1] wflat, const idx_t[::1] offs, const idx_t[:, ::1] sub,
                const real_t[::1] bias, bint has_bias, real_t[:, :, :, :, ::1] out,
                idx_t groups, idx_t tile, idx_t chunk, bint direct_x, int nthreads):
     """Dense convolution by register-blocked direct loops over per-thread phase planes.
 
-    x: (N, C_in, D, H, W) unpadded.  plane_geo = (Dq, Hq, Wq, sd, sh, sw, pd, ph, pw):
+    x: (N, C_in, D, H, W) unpadded.  geo: phase planes qd x qh x qw, stride, padding before:
     the zero-padded input (padding pd/ph/pw before) split by the strides into the
     phases ``in_phases`` (rows of residues), each phase plane Dq x Hq x Wq; a thread
     builds one (sample, group)'s planes in its own buffer (cache-hot, no batch-sized
@@ -636,9 +635,9 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:, 
     all of them from cache; a chunk as long as the tile keeps one block's weights
     hot instead).
     """
-    cdef idx_t Dq = plane_geo[0], Hq = plane_geo[1], Wq = plane_geo[2]
-    cdef idx_t sd = plane_geo[3], sh = plane_geo[4], sw = plane_geo[5]
-    cdef idx_t pd = plane_geo[6], phh = plane_geo[7], pw = plane_geo[8]
+    cdef idx_t Dq = geo.qd, Hq = geo.qh, Wq = geo.qw
+    cdef idx_t sd = geo.sd, sh = geo.sh, sw = geo.sw
+    cdef idx_t pd = geo.pd, phh = geo.ph, pw = geo.pw
     cdef idx_t N = x.shape[0], Cin = x.shape[1], D = x.shape[2], H = x.shape[3], W = x.shape[4]
     cdef idx_t Cout = out.shape[1]
     cdef idx_t Og = Cout // groups, Cg = Cin // groups
@@ -901,7 +900,7 @@ cdef inline void wk_call(int nv, const real_t** ap, idx_t r0, idx_t nr, idx_t OH
             pyconv_wk1_d(ap, r0, nr, OH, Hq, Wq, j0, OW, B, ldb, C, ldc, mr)
 
 
-def dense_weight(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:, ::1] in_phases,
+def dense_weight(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, ::1] in_phases,
                  const idx_t[::1] offs, const real_t[:, :, :, :, ::1] gout, real_t[:, :, :, ::1] acc,
                  idx_t groups, int nv, idx_t rows_per_tile, idx_t col_width, int nthreads):
     """Weight-gradient partial sums by register-blocked direct loops (no im2col, no GEMM).
@@ -916,9 +915,9 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, tuple plane_geo, const idx_t[:
     ``rows_per_tile`` output rows, or (long rows: ``col_width < OW``, one row per
     unit) ``col_width`` columns of one row.
     """
-    cdef idx_t Dq = plane_geo[0], Hq = plane_geo[1], Wq = plane_geo[2]
-    cdef idx_t sd = plane_geo[3], sh = plane_geo[4], sw = plane_geo[5]
-    cdef idx_t pd = plane_geo[6], phh = plane_geo[7], pw = plane_geo[8]
+    cdef idx_t Dq = geo.qd, Hq = geo.qh, Wq = geo.qw
+    cdef idx_t sd = geo.sd, sh = geo.sh, sw = geo.sw
+    cdef idx_t pd = geo.pd, phh = geo.ph, pw = geo.pw
     cdef idx_t N = x.shape[0], Cin = x.shape[1], D = x.shape[2], H = x.shape[3], W = x.shape[4]
     cdef idx_t Cout = gout.shape[1], OD = gout.shape[2], OH = gout.shape[3], OW = gout.shape[4]
     cdef idx_t Og = Cout // groups, Cg = Cin // groups
