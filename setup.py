@@ -113,6 +113,8 @@ def extensions():
                 f"pyconv._kernels.{name}",
                 [pyx],
                 include_dirs=[np.get_include(), os.path.join("pyconv", "_kernels")],
+                # the C micro-kernels the .pyx files include (a change rebuilds them)
+                depends=sorted(glob.glob(os.path.join("pyconv", "_kernels", "*.h"))),
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), ("CYTHON_CCOMPLEX", "0")],
                 extra_compile_args=opt + compile_args + san,
                 extra_link_args=link_args + san,

@@ -30,19 +30,7 @@ ctypedef fused scalar_t:
     double complex
     long long
 
-cdef extern from *:
-    """
-    #ifdef _OPENMP
-    #include <omp.h>
-    #define PYCONV_HAVE_OPENMP 1
-    #else
-    #define PYCONV_HAVE_OPENMP 0
-    static inline int omp_get_max_threads(void) { return 1; }
-    static inline void omp_set_num_threads(int n) { (void)n; }
-    static inline int omp_get_thread_num(void) { return 0; }
-    static inline int omp_get_num_threads(void) { return 1; }
-    #endif
-    """
+cdef extern from "pyconv_omp.h":
     const int PYCONV_HAVE_OPENMP
     int omp_get_max_threads() noexcept nogil
     void omp_set_num_threads(int n) noexcept nogil
