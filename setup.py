@@ -3,6 +3,11 @@
 Every ``pyconv/_kernels/*.pyx`` becomes one extension module.  The Cython
 directives are set once here.  Environment switches:
 
+* Compute kernels are built per instruction-set level (baseline x86-64, AVX2+FMA,
+  AVX-512) and the best one the CPU runs is picked at import, so one build (a wheel)
+  runs on any x86-64 CPU at full speed.  ``PYCONV_NATIVE=1`` builds one
+  ``-march=native`` variant instead; ``PYCONV_PORTABLE=1`` the baseline alone;
+  ``PYCONV_VARIANTS=baseline,avx512`` just the listed ones.
 * ``PYCONV_BOUNDSCHECK=1`` turns bounds/wraparound checks back on (debugging).
 * ``PYCONV_SANITIZE=1`` builds with AddressSanitizer and UndefinedBehaviorSanitizer
   (run with ``LD_PRELOAD`` of the compiler's libasan; see ``.ci/run``).
@@ -11,6 +16,7 @@ directives are set once here.  Environment switches:
 """
 import glob
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -81,6 +87,53 @@ def _accepts(flag):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+# Modules without hot loops, built once; every other kernel module is built once per
+# instruction-set level (``<name>__<variant>``) and pyconv/_kernels/__init__.py imports
+# the best variant the CPU supports under the plain name.
+GLUE = {"_pyconv_omp"}
+# x86-64 levels: v3 = AVX2 + FMA (Haswell, Zen 1 on), v4 = AVX-512 F/BW/CD/DQ/VL
+# (Skylake-SP, Ice Lake, Zen 4 on).  The baseline runs on any x86-64 CPU.
+X86_VARIANTS = [("avx2", ["-march=x86-64-v3"]), ("avx512", ["-march=x86-64-v4"])]
+
+
+def isa_variants():
+    """[(variant, compiler flags)] to build.
+
+    Default: the baseline plus every x86-64 level the compiler knows (a wheel that
+    runs anywhere at full speed).  ``PYCONV_NATIVE=1``: one ``-march=native`` variant
+    for the building machine only.  ``PYCONV_PORTABLE=1``: the baseline alone.
+    ``PYCONV_VARIANTS=baseline,avx512``: just those (faster development builds).
+    """
+    if os.environ.get("PYCONV_NATIVE") and sys.platform != "win32" and _accepts("-march=native"):
+        return [("native", ["-march=native"])]
+    out = [("baseline", [])]
+    if (not os.environ.get("PYCONV_PORTABLE") and sys.platform != "win32"
+            and platform.machine().lower() in ("x86_64", "amd64")):
+        out += [(v, f) for v, f in X86_VARIANTS if _accepts(f[0])]
+    pick = {v for v in os.environ.get("PYCONV_VARIANTS", "").split(",") if v}
+    return [vf for vf in out if not pick or vf[0] in pick] or out[:1]
+
+
+def _variant_source(pyx, name, variant):
+    """A copy of ``pyx`` named for its variant (Cython names the module after the file),
+    under build/; rewritten only when the source changed, so unchanged variants are
+    not re-cythonized."""
+    d = os.path.join("build", "isa_src")
+    os.makedirs(d, exist_ok=True)
+    dst = os.path.join(d, f"{name}__{variant}.pyx")
+    with open(pyx, "rb") as f:
+        src = f.read()
+    try:
+        with open(dst, "rb") as f:
+            same = f.read() == src
+    except OSError:
+        same = False
+    if not same:
+        with open(dst, "wb") as f:
+            f.write(src)
+    return dst
+
+
 def extensions():
     flags = openmp_flags()
     if flags is None:
@@ -93,33 +146,28 @@ def extensions():
     else:
         compile_args, link_args = flags
     opt = ["-O3"] if sys.platform != "win32" else ["/O2"]
-    # pyconv is built from source on the machine that runs it, so by default we let
-    # the compiler use that CPU's vector units (AVX2/FMA roughly doubles the kernels'
-    # throughput).  PYCONV_PORTABLE=1 builds for the baseline ISA instead.
-    if sys.platform != "win32" and not os.environ.get("PYCONV_PORTABLE") and _accepts("-march=native"):
-        opt.append("-march=native")
     san = []
     if os.environ.get("PYCONV_SANITIZE"):
         # -fno-sanitize-recover: a UBSan finding aborts the run instead of scrolling by
         san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer", "-g"]
     only = {m for m in os.environ.get("PYCONV_BUILD_ONLY", "").split(",") if m}
+    common = dict(include_dirs=[np.get_include(), os.path.join("pyconv", "_kernels")],
+                  # the C micro-kernels the .pyx files include (a change rebuilds them)
+                  depends=sorted(glob.glob(os.path.join("pyconv", "_kernels", "*.h"))),
+                  define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), ("CYTHON_CCOMPLEX", "0")],
+                  extra_link_args=link_args + san)
     exts = []
     for pyx in sorted(glob.glob(os.path.join("pyconv", "_kernels", "*.pyx"))):
         name = os.path.splitext(os.path.basename(pyx))[0]
         if only and name not in only:
             continue
-        exts.append(
-            Extension(
-                f"pyconv._kernels.{name}",
-                [pyx],
-                include_dirs=[np.get_include(), os.path.join("pyconv", "_kernels")],
-                # the C micro-kernels the .pyx files include (a change rebuilds them)
-                depends=sorted(glob.glob(os.path.join("pyconv", "_kernels", "*.h"))),
-                define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), ("CYTHON_CCOMPLEX", "0")],
-                extra_compile_args=opt + compile_args + san,
-                extra_link_args=link_args + san,
-            )
-        )
+        if name in GLUE:
+            exts.append(Extension(f"pyconv._kernels.{name}", [pyx], extra_compile_args=opt + compile_args + san,
+                                  **common))
+            continue
+        for variant, flags in isa_variants():
+            exts.append(Extension(f"pyconv._kernels.{name}__{variant}", [_variant_source(pyx, name, variant)],
+                                  extra_compile_args=opt + flags + compile_args + san, **common))
     checks = bool(os.environ.get("PYCONV_BOUNDSCHECK"))
     return cythonize(
         exts,
@@ -137,4 +185,5 @@ def extensions():
 
 
 os.chdir(HERE)
-setup(ext_modules=extensions())
+# build_ext -j: the variants of the modules compile side by side
+setup(ext_modules=extensions(), options={"build_ext": {"parallel": os.cpu_count() or 1}})

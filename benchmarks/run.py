@@ -16,7 +16,6 @@ import datetime
 import importlib
 import json
 import os
-import platform
 import sys
 import time
 
@@ -26,6 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import pyconv  # noqa: E402
+import pyconv._config  # noqa: E402
 
 SUITES = ["signal", "nn", "grad", "busy", "overhead"]
 
@@ -120,17 +120,17 @@ def main(argv=None):
             print(f"note: {var} is set; it slows NumPy's BLAS. Unset it for this command.", file=sys.stderr)
     h = Harness(repeats=3 if args.quick else args.repeats, quick=args.quick, threads=args.threads)
     suites = args.suite or SUITES
-    meta = {
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "machine": platform.machine(), "processor": platform.processor(), "python": platform.python_version(),
-        "numpy": np.__version__, "pyconv": pyconv.__version__, "threads": h.thread_counts,
-        "openmp": pyconv.openmp_enabled(),
-    }
+    # where the run happened: CPU model, SIMD variant, compiler, BLAS and its kernel
+    # (pyconv.show_config's facts), so results from different machines are told apart
+    meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "threads": h.thread_counts,
+            "env OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+            **{k: str(v) for k, v in pyconv._config.config().items()}}
     try:
-        import scipy
-        meta["scipy"] = scipy.__version__
+        import torch
+        meta["torch"] = torch.__version__
     except ImportError:
         pass
+    print("  ".join(f"{k}={meta[k]}" for k in ("cpu", "simd variant", "compiler", "blas") if k in meta))
     for name in suites:
         print(f"== suite {name} ==", flush=True)
         mod = importlib.import_module(f"suite_{name}")

@@ -18,6 +18,7 @@ import numpy as np
 import scipy.fft as sp_fft
 
 from pyconv._engine import plan as _plan
+from pyconv._engine import tuning as _tuning
 from pyconv._engine.boundary import extend_index
 from pyconv._engine.geometry import SignalGeometry
 from pyconv._engine.plan import Algorithm, Plan
@@ -740,10 +741,20 @@ def _oa_full(in1, in2, ax, plan):
 #   pays ~30% for its padding and adds.  0.6x for float32, 2x for complex.  scipy.fft
 #   spreads only the *other* axes over workers (~1.6x at 2), so a single 1-D
 #   transform runs on one thread.
-_DIRECT_NS = {"f8": 0.09, "f4": 0.05, "c16": 0.36, "c8": 0.20, "i8": 0.20}
+# The ns figures are the defaults of pyconv._engine.tuning (direct_ns_f4/f8,
+# fft_ns_small/large); the calibration measures them on the running machine.
+# Complex and int64 direct kernels cost a fixed multiple of the real ones.
+_DIRECT_KIND = {"f8": ("direct_ns_f8", 1.0), "f4": ("direct_ns_f4", 1.0), "c16": ("direct_ns_f8", 4.0),
+                "c8": ("direct_ns_f4", 4.0), "i8": ("direct_ns_f8", 2.2)}
 _DIRECT_TAP_NS = 2.0
 _OVERHEAD_DIRECT = 5e-6
 _OVERHEAD_FFT = 40e-6
+
+
+def _direct_ns(ckind, t=None):
+    """ns per multiply-add of the direct kernel computing in ``ckind`` (tuning ``t``)."""
+    field, factor = _DIRECT_KIND[ckind]
+    return getattr(t or _tuning.active(), field) * factor
 
 
 def _direct_cost(shape1, shape2, mode, ckind, nt):
@@ -759,15 +770,16 @@ def _direct_cost(shape1, shape2, mode, ckind, nt):
         # the kernel merges runs of short rows ('same' mode): little per-row cost
         # (128^3 * 7^3 at 2 threads: 36 ms measured, 35 modelled)
         items = max(1, rows // max(1, 2048 // row))
-        t = macs * _DIRECT_NS[ckind] * (1.0 + 16.0 / row) + items * taps * _DIRECT_TAP_NS
+        t = macs * _direct_ns(ckind) * (1.0 + 16.0 / row) + items * taps * _DIRECT_TAP_NS
     else:
-        t = macs * _DIRECT_NS[ckind] * (1.0 + 48.0 / row) + rows * nblocks * taps * _DIRECT_TAP_NS
+        t = macs * _direct_ns(ckind) * (1.0 + 48.0 / row) + rows * nblocks * taps * _DIRECT_TAP_NS
     return t * 1e-9 / threads + _OVERHEAD_DIRECT
 
 
 def _fft_points_cost(points, size, plan, cplx, single, par):
     f = min(1.0, max(0.0, (math.log2(max(points, 2)) - 19.5) / 2.0))
-    ns = (0.25 + 0.3 * f) * (1.3 if plan else 1.0)
+    t = _tuning.active()
+    ns = (t.fft_ns_small + (t.fft_ns_large - t.fft_ns_small) * f) * (1.3 if plan else 1.0)
     ns *= (2.0 if cplx else 1.0) * (0.6 if single else 1.0)
     return points * math.log2(max(size, 2)) * ns * 1e-9 / par
 
@@ -828,7 +840,7 @@ _CHOICES_MAX = 512
 def _choose(in1, in2, mode):
     """'direct' or 'fft' for convolve/correlate of these operands (no validation)."""
     nt = get_num_threads()
-    key = (in1.dtype, in2.dtype, in1.shape, in2.shape, mode, nt)
+    key = (in1.dtype, in2.dtype, in1.shape, in2.shape, mode, nt, _tuning.active())
     choice = _CHOICES.get(key)
     if choice is None:
         choice = _choose_model(in1, in2, mode, nt)

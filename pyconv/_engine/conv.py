@@ -245,7 +245,8 @@ def plan_forward(g, dtype, allow_prune=True):
         if not g.is_pointwise:
             layout = plane_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
             plane_bytes = cg * len(layout[1]) * _prod(layout[0]) * isz
-            if nthreads * plane_bytes <= max(t.workspace_bytes, out_bytes):
+            if (nthreads * plane_bytes <= max(t.workspace_bytes, out_bytes)
+                    and _prod(g.out) >= t.dense_min_positions):
                 default = A.DENSE
     cands = [A.THIN_PHASE, A.THIN_ROW, A.DENSE, A.GEMM] + [A.THIN_S1] * s1 + [A.POINTWISE] * g.is_pointwise
     alg = _plan.pick(default, cands)
@@ -646,7 +647,8 @@ def plan_weight_grad(g, dtype, allow_prune=True):
     else:
         nthreads = num_parts_for(_prod(g.out_shape) * max(1, cg * kvol), t.grain)
         dense = _dense_weight_plan(g, dtype, nthreads, t) if not g.is_pointwise else None
-        default = A.DENSE if dense is not None and og >= t.dense_min_og else A.GEMM
+        default = (A.DENSE if dense is not None and og >= t.dense_min_og
+                   and _prod(g.out) >= t.weight_dense_min_positions else A.GEMM)
     alg = _plan.pick(default, cands)
     return dataclasses.replace(_weight_plan(g, dtype, alg, dense, t), candidates=tuple(cands))
 

@@ -1,11 +1,11 @@
 """Every threshold the planners use, in one place, each with the measurement behind it.
 
 A :class:`Tuning` is a frozen set of values; :func:`active` returns the set the
-planners read.  Today that is :data:`DEFAULT` (the values measured on the project's
-2-core AMD EPYC reference machine, figures below); a calibration (issue 10:
-thresholds measured on the running machine and cached, ``PYCONV_TUNING=off`` for
-the defaults) plugs in by making :func:`active` return its own instance -- the
-planners never read a module global.  Tests and benchmarks use
+planners read: this machine's calibration (pyconv/_engine/calibrate.py: the fields
+under "measured on the running machine" timed where the code runs and cached per
+machine and pyconv version; ``PYCONV_TUNING=off`` keeps :data:`DEFAULT`, whose
+figures below come from the project's 2-core AMD EPYC machine) -- the planners never
+read a module global.  Tests and benchmarks use
 :func:`override` to run a block under other values (e.g. a tiny workspace budget).
 
 Compile-time constants of the C kernels (they cannot change at run time) are
@@ -78,6 +78,29 @@ class Tuning:
     # costs more than that on a busy machine)
     pack_grain: int = 1 << 22
 
+    # --- measured on the running machine (pyconv/_engine/calibrate.py) ------------------
+    # These defaults hold under PYCONV_TUNING=off; otherwise pyconv.tune() (or the same
+    # calibration at first use) measures them where the code runs and caches them.
+    # Forward: the dense register-blocked kernel builds phase planes per (sample, group);
+    # on small maps that costs more than im2col + GEMM (32x16x6x6 * 32x16x3x3 stride 2, 3x3
+    # outputs: 590 us dense vs 33 us GEMM, float32, 1 thread, AMD EPYC, 2026-12-02).  DENSE
+    # runs only when a sample has at least this many output positions.  The calibration's
+    # 32->32 3x3 layer (batch 8, 1 thread, AMD EPYC, 2026-12-02): dense/GEMM 0.56/0.16 ms
+    # on 3x3 maps, 0.11/0.30 on 6x6, 0.20/0.70 on 12x12: the crossover is 36 positions.
+    dense_min_positions: int = 36
+    # The same crossover for the dense weight-gradient kernel against im2col + GEMM (on an
+    # Intel Xeon the dense weight kernel ran at 0.3x PyTorch where GEMM would be faster).
+    # Same calibration: dense/GEMM 0.12/0.20 ms on 3x3 maps, 0.16/0.35 on 6x6: 9.
+    weight_dense_min_positions: int = 9
+    # pyconv.signal's cost model (method='auto', choose_conv_method): ns per multiply-add
+    # of the direct kernel (complex x4, int64 x2.2 of these), and ns per FFT point x log2 of
+    # the transform size below 2**19.5 points and from 2**21.5 on (linear between).
+    # Defaults from timings on the 2-core AMD development VM (see pyconv/signal.py).
+    direct_ns_f4: float = 0.05
+    direct_ns_f8: float = 0.09
+    fft_ns_small: float = 0.25
+    fft_ns_large: float = 0.55
+
     # --- plan cache -----------------------------------------------------------------------
     # Plans kept per operation (LRU); a layer stack of a network has far fewer signatures.
     plan_cache_size: int = 512
@@ -92,9 +115,23 @@ class _State(threading.local):
 _state = _State()
 
 
+_machine = {"tuning": None}
+
+
 def active():
-    """The :class:`Tuning` the planners use now (an :func:`override` block's, else the default)."""
-    return _state.tuning or DEFAULT
+    """The :class:`Tuning` the planners use now: an :func:`override` block's, else this
+    machine's calibration (loaded from the cache, or measured at first use; the built-in
+    :data:`DEFAULT` under ``PYCONV_TUNING=off``)."""
+    t = _state.tuning or _machine["tuning"]
+    if t is None:
+        from pyconv._engine import calibrate
+        t = _machine["tuning"] = calibrate.machine_tuning()
+    return t
+
+
+def install(t):
+    """Make ``t`` the machine's tuning (what :func:`pyconv.tune` does after measuring)."""
+    _machine["tuning"] = t
 
 
 @contextlib.contextmanager
@@ -114,7 +151,9 @@ def override(**values):
     True
     """
     old = _state.tuning
-    _state.tuning = dataclasses.replace(active(), **values)
+    # on the machine's tuning once it is known; never triggers a calibration (which
+    # itself measures under overrides)
+    _state.tuning = dataclasses.replace(_state.tuning or _machine["tuning"] or DEFAULT, **values)
     try:
         yield _state.tuning
     finally:

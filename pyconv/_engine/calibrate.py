@@ -1,0 +1,242 @@
+"""Calibration: the thresholds that pick algorithms, measured on the running machine.
+
+The choices that depend on the CPU (dense register-blocked kernels against im2col +
+GEMM through the machine's BLAS, direct against FFT in ``pyconv.signal``) are timed
+here in a short micro-benchmark (well under 2 s), at one thread, taking the least of a
+few runs of each.  The result is stored per machine and pyconv version in the user's
+cache directory (``$PYCONV_CACHE_DIR``, else ``$XDG_CACHE_HOME/pyconv``, else
+``~/.cache/pyconv``), as FFTW keeps its wisdom, and read back by every later process:
+for a given machine and cache a call always takes the same algorithm, so it gives
+bitwise the same result.  ``PYCONV_TUNING=off`` keeps the built-in defaults.
+
+Every algorithm a measurement compares stays reachable; a crossover only moves where
+each one is used.  Where the GEMM path wins, it is chosen: the BLAS tuned for the CPU
+by its authors is the floor.
+"""
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import platform
+import tempfile
+import time
+
+import numpy as np
+
+from pyconv._engine import tuning as _tuning
+
+#: the Tuning fields this module measures
+MEASURED = ("dense_min_positions", "weight_dense_min_positions", "direct_ns_f4", "direct_ns_f8",
+            "fft_ns_small", "fft_ns_large")
+
+
+def cache_dir():
+    """Directory of the tuning cache."""
+    d = os.environ.get("PYCONV_CACHE_DIR")
+    if not d:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        d = os.path.join(base, "pyconv")
+    return d
+
+
+def machine_key():
+    """What a calibration depends on: CPU, core count, kernel variant, compiler, BLAS."""
+    import scipy
+
+    import pyconv
+    from pyconv import _config, _kernels
+    from pyconv._kernels import _pyconv_omp
+    try:
+        ncpu = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        ncpu = os.cpu_count() or 1
+    facts = [pyconv.__version__, platform.machine(), _config._cpu_model(), str(ncpu), _kernels.VARIANT,
+             _pyconv_omp.compiler(), np.__version__, scipy.__version__]
+    return hashlib.sha1("|".join(facts).encode()).hexdigest()[:16]
+
+
+def cache_path():
+    """The file this machine's calibration is stored in."""
+    import pyconv
+    return os.path.join(cache_dir(), f"tuning-{pyconv.__version__}-{machine_key()}.json")
+
+
+def state():
+    """'off' (PYCONV_TUNING=off), 'cached' (a calibration file exists) or 'not measured'."""
+    if _off():
+        return "off"
+    return "cached" if os.path.exists(cache_path()) else "not measured"
+
+
+def _off():
+    return os.environ.get("PYCONV_TUNING", "").strip().lower() in ("off", "0", "false", "no")
+
+
+def _from_values(values):
+    kw = {k: type(getattr(_tuning.DEFAULT, k))(values[k]) for k in MEASURED if k in values}
+    return dataclasses.replace(_tuning.DEFAULT, **kw)
+
+
+def _load(path):
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        return _from_values(data["values"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _save(path, values, measurements):
+    """Write atomically (another process may read or calibrate at the same time)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump({"values": values, "measurements": measurements,
+                   "date": time.strftime("%Y-%m-%dT%H:%M:%S")}, f, indent=1)
+    os.replace(tmp, path)
+
+
+def machine_tuning():
+    """The Tuning of this machine: the defaults under PYCONV_TUNING=off, else the cached
+    calibration, else a fresh one (measured now and cached; the defaults if the cache
+    cannot be written, after measuring)."""
+    if _off():
+        return _tuning.DEFAULT
+    path = cache_path()
+    t = _load(path)
+    if t is None:
+        t, values, measurements = measure()
+        try:
+            _save(path, values, measurements)
+        except OSError:
+            pass
+    return t
+
+
+def tune():
+    """Measure this machine's algorithm crossovers, store them and use them from now on.
+
+    pyconv picks between algorithms (its dense register-blocked kernels or im2col +
+    GEMM through the machine's BLAS; direct or FFT in ``pyconv.signal``) by thresholds
+    that depend on the CPU.  This times them here (well under 2 s, one thread) and
+    stores the result per machine and pyconv version in the user's cache directory
+    (``$PYCONV_CACHE_DIR``, else ``$XDG_CACHE_HOME/pyconv``, else ``~/.cache/pyconv``);
+    without a call, the same measurement runs at first use.  Later processes read the
+    file, so a given call always takes the same algorithm on this machine.  Under
+    ``PYCONV_TUNING=off`` the measurement is stored but the built-in defaults stay in use.
+
+    Returns
+    -------
+    str
+        The path of the cache file.
+
+    Examples
+    --------
+    >>> import pyconv
+    >>> path = pyconv.tune()            # doctest: +SKIP
+    >>> path.endswith(".json")          # doctest: +SKIP
+    True
+    """
+    from pyconv._engine import plan as _plan
+    t, values, measurements = measure()
+    path = cache_path()
+    _save(path, values, measurements)
+    if not _off():
+        _tuning.install(t)
+        _plan.clear_caches()
+    return path
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+def _best(fn, reps=3):
+    fn()
+    best = math.inf
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _crossover(times_a, times_b, sizes):
+    """Least size from which algorithm A is at least as fast as B at every larger size
+    measured (``inf``-like when never: B, the GEMM floor, keeps every size)."""
+    for i, size in enumerate(sizes):
+        if all(times_a[j] <= times_b[j] for j in range(i, len(sizes))):
+            return size
+    return 1 << 62
+
+
+def measure():
+    """Time the calibrated choices; returns (Tuning, values dict, measurements dict)."""
+    from pyconv import grad, nn, signal
+    from pyconv._engine import plan as _plan
+    from pyconv._engine.plan import Algorithm as A
+    from pyconv._threads import threads
+
+    rng = np.random.default_rng(0)
+    m = {}
+    # Planners must not ask for the machine tuning while it is being measured: every call
+    # below runs under an explicit override of the defaults.
+    with threads(1), _tuning.override(dense_min_positions=0, weight_dense_min_positions=0):
+        # dense direct vs im2col + GEMM: a 32->32 3x3 layer on growing maps (batch 8)
+        sizes = (3, 6, 12, 24)
+        fwd_d, fwd_g, wg_d, wg_g = [], [], [], []
+        w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
+        for s in sizes:
+            x = rng.standard_normal((8, 32, s, s)).astype(np.float32)
+            go = rng.standard_normal((8, 32, s, s)).astype(np.float32)
+            for alg, lst in ((A.DENSE, fwd_d), (A.GEMM, fwd_g)):
+                with _plan.force(alg):
+                    lst.append(_best(lambda: nn.conv2d(x, w, padding=1)))
+            for alg, lst in ((A.DENSE, wg_d), (A.GEMM, wg_g)):
+                with _plan.force(alg):
+                    lst.append(_best(lambda: grad.conv2d_weight(x, w.shape, go, padding=1)))
+        positions = [s * s for s in sizes]
+        m["forward_dense_s"], m["forward_gemm_s"] = fwd_d, fwd_g
+        m["weight_dense_s"], m["weight_gemm_s"] = wg_d, wg_g
+        m["positions"] = positions
+        values = {"dense_min_positions": _crossover(fwd_d, fwd_g, positions),
+                  "weight_dense_min_positions": _crossover(wg_d, wg_g, positions)}
+
+        # signal: ns per multiply-add of the direct kernel ('same', 256^2 * 9^2) and ns per
+        # FFT point x log2 in the small and large regimes of the cost model
+        a = rng.standard_normal((256, 256))
+        k = rng.standard_normal((9, 9))
+        unit = signal._direct_cost  # seconds at 1 ns per multiply-add, after overheads
+        for dt, field in ((np.float32, "direct_ns_f4"), (np.float64, "direct_ns_f8")):
+            a1, k1 = a.astype(dt), k.astype(dt)
+            t = _best(lambda: signal.correlate(a1, k1, "same", method="direct"))
+            ck = "f4" if dt == np.float32 else "f8"
+            with _tuning.override(**{field: 1.0}):
+                model1 = unit(a1.shape, k1.shape, "same", ck, 1) - signal._OVERHEAD_DIRECT
+            with _tuning.override(**{field: 0.0}):
+                model0 = unit(a1.shape, k1.shape, "same", ck, 1) - signal._OVERHEAD_DIRECT
+            m[f"correlate_direct_{ck}_s"] = t
+            values[field] = max(0.005, (t - signal._OVERHEAD_DIRECT - model0) / max(1e-12, model1 - model0))
+        small = rng.standard_normal((256, 256))
+        large = rng.standard_normal((1024, 1024))
+        ts = _best(lambda: signal.fftconvolve(small, k, "same"))
+        tl = _best(lambda: signal.fftconvolve(large, k, "same"), reps=2)
+        m["fft_256_s"], m["fft_1024_s"] = ts, tl
+
+        def fft_model(shape, ns_small, ns_large):
+            with _tuning.override(fft_ns_small=ns_small, fft_ns_large=ns_large):
+                return signal._fft_costs(shape, k.shape, False, False, 1)[0] - signal._OVERHEAD_FFT
+
+        # the model is linear in (ns_small, ns_large): solve the two timings for them
+        s_s, s_l = fft_model(small.shape, 1.0, 0.0), fft_model(small.shape, 0.0, 1.0)
+        l_s, l_l = fft_model(large.shape, 1.0, 0.0), fft_model(large.shape, 0.0, 1.0)
+        ys, yl = ts - signal._OVERHEAD_FFT, tl - signal._OVERHEAD_FFT
+        det = s_s * l_l - s_l * l_s
+        if abs(det) > 1e-30:
+            ns_small = (ys * l_l - s_l * yl) / det
+            ns_large = (s_s * yl - ys * l_s) / det
+        else:
+            ns_small = ns_large = ys / max(1e-12, s_s + s_l)
+        values["fft_ns_small"] = max(0.01, ns_small)
+        values["fft_ns_large"] = max(values["fft_ns_small"], ns_large)
+    return _from_values(values), values, m
