@@ -97,7 +97,7 @@ class _Conv:
 
 
 def _conv_setup(x, w, b, stride, padding, dilation, groups, padding_mode, nd):
-    """Normalise a convNd call exactly as the forward does (pyconv.nn._normalize_conv)."""
+    """Normalise a convNd call exactly as the forward does (pyconv._engine.args.normalize_conv)."""
     a = _args.normalize_conv(x, w, b, stride, padding, dilation, groups, padding_mode, nd)
     c = _Conv()
     c.x, c.dtype, c.nd = a.x, a.dtype, a.nd
