@@ -90,7 +90,7 @@ def _arr(x, name):
 
 
 class _Conv:
-    """A convolution's normalised arguments (from pyconv.nn's ``_normalize_conv``)."""
+    """A convolution's normalised arguments (from ``pyconv._engine.args.normalize_conv``)."""
 
     def xc(self):
         return contiguous(self.x, self.dtype)
