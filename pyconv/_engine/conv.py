@@ -292,13 +292,14 @@ def _forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite=None):
     if alg == A.THIN_S1:
         # stride 1 in-plane: whole-plane passes over a padded copy of the group's channels
         ws = nthreads * _thin_pad_bytes(g, isz)
+        padded = tuple(i + a + c for i, (a, c) in zip(g.sp3, g.pads3))
         data = Launch(g.out_shape, x5, w5, o5, kernel(nn_direct.direct_conv_s1, dtype),
-                      (g.s3[0], g.d3, g.pads3, g.groups))
+                      (kernel_geo(stride=g.s3, dilation=g.d3, pad=g.pb3, plane=padded), g.groups))
     elif alg == A.THIN_ROW:
         # strided depthwise: building phase planes would cost as much as the
         # convolution; the row kernel skips padded taps in place instead
         data = Launch(g.out_shape, x5, w5, o5, kernel(nn_direct.direct_conv, dtype),
-                      (g.s3, g.d3, g.pb3, g.groups))
+                      (kernel_geo(stride=g.s3, dilation=g.d3, pad=g.pb3), g.groups))
     elif alg == A.THIN_PHASE:
         layout = phase_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
         data = Launch(g.out_shape, x5, w5, o5, None, layout)
@@ -430,7 +431,7 @@ def _thin_phase(p, x, w, bvec, has_b, out5, team):
         xs = x[n0:n0 + m].reshape((m * cin,) + tuple(g.sp3))
         for i, mm in enumerate(phase_maps):
             gather(xs, planes[:, i], mm[0], mm[1], mm[2], team, affine(mm[2]))
-        taps(flat, m, cin, S, wk, offs, bvec, has_b, out5[n0:n0 + m], qshape, g.groups, team)
+        taps(flat, m, cin, S, wk, offs, bvec, has_b, out5[n0:n0 + m], kernel_geo(plane=qshape), g.groups, team)
 
 
 # =========================================================================== transposed convolution
@@ -665,7 +666,8 @@ def _weight_plan(g, dtype, alg, dense, t):
         ws = nthreads * max(1, g.n * _prod(padded)) * isz
         launch = Launch(g.w_shape, (g.n, g.cin) + g.sp3, (g.n, g.cout) + g.o3, (g.cout, cg) + g.k3,
                         kernel(grad_direct.direct_weight, dtype),
-                        ((nthreads, max(1, g.n * _prod(padded))), g.s3, g.d3, g.pb3, padded, g.groups))
+                        ((nthreads, max(1, g.n * _prod(padded))),
+                         kernel_geo(stride=g.s3, dilation=g.d3, pad=g.pb3, plane=padded), g.groups))
         return Plan("weight_grad", alg, g, dtype, nthreads, ws, (("extent", padded),), data=launch)
     # per-part partial sums: the split (the plan's threads) is fixed by the configuration;
     # the team running the parts may shrink on a busy machine without changing the bits

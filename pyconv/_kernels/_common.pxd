@@ -16,7 +16,8 @@ cdef struct conv_geo_t:
     idx_t sd, sh, sw        # stride
     idx_t dd, dh, dw        # dilation
     idx_t pd, ph, pw        # padding before (reads outside the image are zeros)
-    idx_t qd, qh, qw        # phase-plane size (plane kernels: the padded image split by the strides)
+    idx_t qd, qh, qw        # padded frame: one phase plane (plane kernels: the padded image split by the
+                            # strides), the zero-padded input (thin kernels)
 
 
 ctypedef fused real_t:

@@ -9,7 +9,7 @@
 from cython.parallel cimport prange, parallel, threadid
 from libc.string cimport memcpy, memset
 
-from pyconv._kernels._common cimport idx_t, real_t
+from pyconv._kernels._common cimport conv_geo_t, idx_t, real_t
 
 
 # The inner loops of the weight gradient, in C with explicit vector accumulators (GCC
@@ -107,24 +107,24 @@ cdef void block_taps(int m, const real_t* gch, idx_t gs_n, idx_t gs_o, const rea
 
 
 def direct_weight(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1] go, real_t[:, :, :, :, ::1] gw,
-                  real_t[:, ::1] ws, tuple stride, tuple dilation, tuple pad_before, tuple padded, idx_t groups,
+                  real_t[:, ::1] ws, conv_geo_t geo, idx_t groups,
                   int nthreads):
     """gw[o, c, a, b, e] = sum over samples and output positions of
     go[n, o, od, oh, ow] * x[n, g*Cg + c, od*sd - pd + a*dd, oh*sh - ph + b*dh, ow*sw - pw + e*dw].
 
     x: (N, C_in, D, H, W); go: (N, C_out, OD, OH, OW); gw: (C_out, C_in/groups, kd, kh, kw);
-    ws: (nthreads, N*Dp*Hp*Wp) scratch for the padded channel, ``padded = (Dp, Hp, Wp)``
-    the extent the taps read.  Parallel over input channels: each task pads its channel
+    ws: (nthreads, N*Dp*Hp*Wp) scratch for the padded channel; geo: stride, dilation, padding
+    before and (qd, qh, qw) = (Dp, Hp, Wp), the extent the taps read.  Parallel over input channels: each task pads its channel
     once, then computes every weight that reads it (the group's outputs), so tasks own
     disjoint weights (no reduction across threads).
     """
     cdef idx_t N = x.shape[0], Cin = x.shape[1], D = x.shape[2], H = x.shape[3], W = x.shape[4]
     cdef idx_t Cout = gw.shape[0], Cg = gw.shape[1], kd = gw.shape[2], kh = gw.shape[3], kw = gw.shape[4]
     cdef idx_t OD = go.shape[2], OH = go.shape[3], OW = go.shape[4]
-    cdef idx_t sd = stride[0], sh = stride[1], sw = stride[2]
-    cdef idx_t dd = dilation[0], dh = dilation[1], dw = dilation[2]
-    cdef idx_t pd = pad_before[0], ph = pad_before[1], pw = pad_before[2]
-    cdef idx_t Dp = padded[0], Hp = padded[1], Wp = padded[2]
+    cdef idx_t sd = geo.sd, sh = geo.sh, sw = geo.sw
+    cdef idx_t dd = geo.dd, dh = geo.dh, dw = geo.dw
+    cdef idx_t pd = geo.pd, ph = geo.ph, pw = geo.pw
+    cdef idx_t Dp = geo.qd, Hp = geo.qh, Wp = geo.qw
     cdef idx_t Og = Cout // groups
     cdef idx_t xc, o, c, gi
     cdef int m

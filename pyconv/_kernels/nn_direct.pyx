@@ -28,7 +28,7 @@ cdef inline void axpy_row(real_t* row, const real_t* src, real_t wv, idx_t lo, i
 
 def direct_conv(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1] w,
                 const real_t[::1] bias, bint has_bias, real_t[:, :, :, :, ::1] out,
-                tuple stride, tuple dilation, tuple pad_before, idx_t groups, int nthreads):
+                conv_geo_t geo, idx_t groups, int nthreads):
     """Grouped 3-D cross-correlation by its definition, zero padding implicit.
 
     x: (N, C_in, D, H, W); w: (C_out, C_in/groups, kd, kh, kw); out: (N, C_out, OD, OH, OW).
@@ -38,9 +38,9 @@ def direct_conv(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1] w
     cdef idx_t N = x.shape[0], Cin = x.shape[1], D = x.shape[2], H = x.shape[3], W = x.shape[4]
     cdef idx_t Cout = w.shape[0], Cg = w.shape[1], kd = w.shape[2], kh = w.shape[3], kw = w.shape[4]
     cdef idx_t OD = out.shape[2], OH = out.shape[3], OW = out.shape[4]
-    cdef idx_t sd = stride[0], sh = stride[1], sw = stride[2]
-    cdef idx_t dd = dilation[0], dh = dilation[1], dw = dilation[2]
-    cdef idx_t pd = pad_before[0], ph = pad_before[1], pw = pad_before[2]
+    cdef idx_t sd = geo.sd, sh = geo.sh, sw = geo.sw
+    cdef idx_t dd = geo.dd, dh = geo.dh, dw = geo.dw
+    cdef idx_t pd = geo.pd, ph = geo.ph, pw = geo.pw
     cdef idx_t Og = Cout // groups if groups > 0 else 0
     cdef idx_t u, n, o, gi, od, oh, c, a, b, e, id_, ih, j, jlo, jhi
     cdef real_t* row
@@ -261,11 +261,12 @@ cdef inline void fused3x3_2(real_t* A, real_t* B, const real_t* base, const real
 
 def direct_conv_s1(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1] w,
                    const real_t[::1] bias, bint has_bias, real_t[:, :, :, :, ::1] out,
-                   idx_t sd, tuple dilation, tuple pads, idx_t groups, int nthreads):
+                   conv_geo_t geo, idx_t groups, int nthreads):
     """Grouped 3-D cross-correlation with stride 1 in H and W, as long flat passes.
 
     x: (N, C_in, D, H, W); w: (C_out, C_in/groups, kd, kh, kw); out: (N, C_out, OD, OH, OW);
-    ``pads``: (before, after) per dim.  Each task (sample, group) copies its input
+    geo: depth stride sd, dilation, padding before (pd, ph, pw) and the padded input's
+    size (qd, qh, qw) = (Dp, Hp, Wp).  Each task (sample, group) copies its input
     channels once into a zero-padded buffer of row width Wp; then in the padded
     frame ``out[oh*Wp + ow] += w * xp[(oh + b*dh)*Wp + ow + e*dw]`` is ONE contiguous
     loop over the whole plane per tap (the columns ow >= OW are computed and
@@ -275,11 +276,12 @@ def direct_conv_s1(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1
     cdef idx_t N = x.shape[0], D = x.shape[2], H = x.shape[3], W = x.shape[4]
     cdef idx_t Cout = w.shape[0], Cg = w.shape[1], kd = w.shape[2], kh = w.shape[3], kw = w.shape[4]
     cdef idx_t OD = out.shape[2], OH = out.shape[3], OW = out.shape[4]
-    cdef idx_t dd = dilation[0], dh = dilation[1], dw = dilation[2]
-    cdef idx_t pdb = pads[0][0], phb = pads[1][0], pwb = pads[2][0]
-    cdef idx_t Dp = D + pads[0][0] + pads[0][1]
-    cdef idx_t Hp = H + pads[1][0] + pads[1][1]
-    cdef idx_t Wp = W + pads[2][0] + pads[2][1]
+    cdef idx_t sd = geo.sd
+    cdef idx_t dd = geo.dd, dh = geo.dh, dw = geo.dw
+    cdef idx_t pdb = geo.pd, phb = geo.ph, pwb = geo.pw
+    cdef idx_t Dp = geo.qd
+    cdef idx_t Hp = geo.qh
+    cdef idx_t Wp = geo.qw
     cdef idx_t plane = Hp * Wp
     cdef idx_t Og = Cout // groups
     cdef idx_t L = (OH - 1) * Wp + OW
@@ -391,17 +393,17 @@ OBW = PYCONV_OBW
 
 def thin_taps(const real_t[::1] xph, idx_t N, idx_t Cin, idx_t S, const real_t[:, :, ::1] w,
               const idx_t[::1] offs, const real_t[::1] bias, bint has_bias, real_t[:, :, :, :, ::1] out,
-              tuple frame, idx_t groups, int nthreads):
+              conv_geo_t geo, idx_t groups, int nthreads):
     """Thin-group (depthwise-like) convolution over precomputed phase planes.
 
     xph: the zero-padded input split into the phases its taps use, (N, C_in, S)
     flattened (see nn._dense_direct); w: (C_out, C_in/groups, kvol); offs: each tap's
-    flat offset; out: (N, C_out, OD, OH, OW); frame: (Dq, Hq, Wq), one phase plane.
+    flat offset; out: (N, C_out, OD, OH, OW); geo.qd/qh/qw: one phase plane (Dq, Hq, Wq).
     Output q = (od*Hq + oh)*Wq + ow reads xph[c, q + offs[t]], so each tap is one
     contiguous pass over the whole output frame (positions oh >= OH or ow >= OW
     computed and dropped).  Parallel over (sample, output channel).
     """
-    cdef idx_t Hq = frame[1], Wq = frame[2]
+    cdef idx_t Hq = geo.qh, Wq = geo.qw
     cdef idx_t Cout = out.shape[1], OD = out.shape[2], OH = out.shape[3], OW = out.shape[4]
     cdef idx_t Cg = w.shape[1], kvol = w.shape[2]
     cdef idx_t Og = Cout // groups
