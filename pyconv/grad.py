@@ -17,7 +17,7 @@ flipped kernel ('flip_conv'), otherwise the transposed convolution's own algorit
 the input with ``grad_output``: the thin direct kernel of
 ``pyconv/_kernels/grad_direct.pyx`` for depthwise and thin groups (fewer than 8 output
 channels per group, unit row stride), the register-blocked direct kernel of
-``nn_direct.pyx`` for wider groups, im2col + GEMM beyond its workspace budget and for
+``dense_direct.pyx`` for wider groups, im2col + GEMM beyond its workspace budget and for
 strided thin groups, and batched matrix products for 1x1 layers.  Taps that only ever
 read padding are dropped before either gradient runs, as in the forward pass.  A
 padding mode's adjoint folds the gradient of the padded border back onto the input

@@ -17,11 +17,11 @@ from pyconv._engine import plan as _plan
 from pyconv._engine import tuning as _tuning
 from pyconv._engine.geometry import ConvGeometry, conv_geometry, prune, transposed_geometry
 from pyconv._engine.plan import Algorithm as A, Plan
-from pyconv._kernels import grad_direct, nn_direct, nn_gemm
+from pyconv._kernels import dense_direct, grad_direct, nn_gemm, resampling, thin_direct
 from pyconv._threads import blas_single_thread, num_parts_for, num_threads_for, team_size
 from pyconv._utils import nn_check_gemm_dims, nn_pad_maps
 
-_OBW = nn_direct.OBW
+_OBW = dense_direct.OBW
 
 # Fused-type kernels resolved per dtype once: Cython's run-time dispatch of a fused
 # def function costs ~10 us per call.
@@ -87,7 +87,7 @@ def phase_layout(sp3, k3, s3, d3, pads3):
 
     Returns ``(qshape, S, offs, phase_maps)``: one phase plane's shape, the size of
     one channel's block of phase planes, each tap's flat offset (taps in C order)
-    and, per phase, the three source-index maps for ``nn_direct.gather``.
+    and, per phase, the three source-index maps for ``resampling.gather``.
     """
     pshape = tuple(i + a + c for i, (a, c) in zip(sp3, pads3))
     qshape = tuple(-(-p // s) for p, s in zip(pshape, s3))
@@ -113,7 +113,7 @@ def phase_layout(sp3, k3, s3, d3, pads3):
 
 @functools.lru_cache(maxsize=64)
 def plane_layout(sp3, k3, s3, d3, pads3):
-    """Phase-plane layout for the per-thread plane kernels (``nn_direct.dense_conv`` /
+    """Phase-plane layout for the per-thread plane kernels (``dense_direct.dense_conv`` /
     ``dense_weight``): as :func:`phase_layout` but without index maps (the kernels build
     the planes themselves).  Returns ``(qshape, phases, offs)``: one phase plane's
     shape, the residues of the phases the taps use ((nph, 3) intp, sorted) and each
@@ -154,7 +154,7 @@ def kernel_geo(image=_ONES, grid=_ONES, kernel=_ONES, stride=_ONES, dilation=_ON
 
 
 def plane_geo(qshape, s3, pads3):
-    """The geometry of the plane kernels (``nn_direct.dense_conv`` / ``dense_weight``)."""
+    """The geometry of the plane kernels (``dense_direct.dense_conv`` / ``dense_weight``)."""
     return kernel_geo(stride=s3, pad=tuple(pp[0] for pp in pads3), plane=qshape)
 
 
@@ -178,12 +178,12 @@ def affine(m):
 
 def pack_dense_weight(w, groups, nthreads, t):
     """(C_out, C_in/groups, *kernel) -> flat (groups, ceil(Og/B), C_in/groups, kvol, B) blocks
-    of ``nn_direct.dense_conv``, B = ``nn_direct.OBW`` (zero rows past Og)."""
+    of ``dense_direct.dense_conv``, B = ``dense_direct.OBW`` (zero rows past Og)."""
     cout = w.shape[0]
     og = cout // groups
     kc = int(np.prod(w.shape[1:]))
     out = np.empty((groups, -(-og // _OBW), kc, _OBW), dtype=w.dtype)
-    kernel(nn_direct.pack_blocks, w.dtype)(np.ascontiguousarray(w).reshape(groups, og, kc), out,
+    kernel(dense_direct.pack_blocks, w.dtype)(np.ascontiguousarray(w).reshape(groups, og, kc), out,
                                            max(1, min(nthreads, num_threads_for(out.size, grain=t.pack_grain))))
     return out.reshape(-1)
 
@@ -202,7 +202,7 @@ def pad(x, pad_pairs, mode):
     sp3 = _lift3(x.shape[2:], 1)
     maps3 = [np.zeros(1, dtype=np.int64)] * (3 - nd) + maps
     x4 = x.reshape((-1,) + sp3)
-    kernel(nn_direct.gather, x.dtype)(x4, out.reshape((-1,) + _lift3(out_sp, 1)), maps3[0], maps3[1], maps3[2],
+    kernel(resampling.gather, x.dtype)(x4, out.reshape((-1,) + _lift3(out_sp, 1)), maps3[0], maps3[1], maps3[2],
                                       num_threads_for(out.size, grain=_tuning.active().gather_grain),
                                       affine(maps3[2]))
     return out
@@ -293,12 +293,12 @@ def _forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite=None):
         # stride 1 in-plane: whole-plane passes over a padded copy of the group's channels
         ws = nthreads * _thin_pad_bytes(g, isz)
         padded = tuple(i + a + c for i, (a, c) in zip(g.sp3, g.pads3))
-        data = Launch(g.out_shape, x5, w5, o5, kernel(nn_direct.direct_conv_s1, dtype),
+        data = Launch(g.out_shape, x5, w5, o5, kernel(thin_direct.direct_conv_s1, dtype),
                       (kernel_geo(stride=g.s3, dilation=g.d3, pad=g.pb3, plane=padded), g.groups))
     elif alg == A.THIN_ROW:
         # strided depthwise: building phase planes would cost as much as the
         # convolution; the row kernel skips padded taps in place instead
-        data = Launch(g.out_shape, x5, w5, o5, kernel(nn_direct.direct_conv, dtype),
+        data = Launch(g.out_shape, x5, w5, o5, kernel(thin_direct.direct_conv, dtype),
                       (kernel_geo(stride=g.s3, dilation=g.d3, pad=g.pb3), g.groups))
     elif alg == A.THIN_PHASE:
         layout = phase_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
@@ -325,7 +325,7 @@ def _forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite=None):
             pgeo = plane_geo(qshape, g.s3, g.pads3)
         sub = np.array([[len(offs), 0, 0, g.o3[0], g.o3[1], g.o3[2], 0, 0, 0, 1, 1, 1]], dtype=np.intp)
         sub.setflags(write=False)
-        data = Launch(g.out_shape, x5, w5, o5, kernel(nn_direct.dense_conv, dtype),
+        data = Launch(g.out_shape, x5, w5, o5, kernel(dense_direct.dense_conv, dtype),
                       (pgeo, phases, offs, sub, g.groups, tile, dict(tiles)["chunk"], alg == A.POINTWISE))
     elif alg == A.GEMM:
         kc = cg * kvol
@@ -414,7 +414,7 @@ def forward(p, x, w, b):
 
 def _thin_phase(p, x, w, bvec, has_b, out5, team):
     """Thin-group convolution over phase planes: one contiguous pass per tap over the whole
-    output frame (``nn_direct.thin_taps``), the planes built a chunk of samples at a time
+    output frame (``thin_direct.thin_taps``), the planes built a chunk of samples at a time
     so the workspace stays within ``max(workspace_bytes, output size)``."""
     g = p.geometry
     n, cin, cout, cg = g.n, g.cin, g.cout, g.cg
@@ -422,8 +422,8 @@ def _thin_phase(p, x, w, bvec, has_b, out5, team):
     wk = np.ascontiguousarray(w.reshape(cout, cg, len(offs)))
     chunk = p.tile("samples")
     buf = np.empty(chunk * cin * S, dtype=x.dtype)
-    gather = kernel(nn_direct.gather, x.dtype)
-    taps = kernel(nn_direct.thin_taps, x.dtype)
+    gather = kernel(resampling.gather, x.dtype)
+    taps = kernel(thin_direct.thin_taps, x.dtype)
     for n0 in range(0, n, chunk):
         m = min(chunk, n - n0)
         flat = buf[:m * cin * S]
@@ -614,7 +614,7 @@ def _phases(p, x, w, bvec, has_b, out):
     subs = subs.copy()
     subs[:, 2] = np.concatenate([[0], np.cumsum([wp.size for wp in wparts])[:-1]])
     tile = p.tile("tile")
-    kernel(nn_direct.dense_conv, p.dtype)(x.reshape((n, cin) + g.sp3), kernel_geo(pad=pbs, plane=pshape),
+    kernel(dense_direct.dense_conv, p.dtype)(x.reshape((n, cin) + g.sp3), kernel_geo(pad=pbs, plane=pshape),
                                           np.zeros((1, 3), dtype=np.intp), np.concatenate(wparts), offs, subs, bvec,
                                           has_b, out.reshape((n, cout) + g.o3), g.groups, tile, tile, False,
                                           team_size(p.threads))
@@ -770,7 +770,7 @@ def weight_grad(p, x, go):
         (qshape, phases, offs), ogp = p.data
         og = g.og
         acc = np.zeros((p.threads, g.groups, cg * len(offs), ogp), dtype=dtype)
-        _plan.run(p, kernel(nn_direct.dense_weight, dtype), x.reshape((n, cin) + g.sp3),
+        _plan.run(p, kernel(dense_direct.dense_weight, dtype), x.reshape((n, cin) + g.sp3),
                   plane_geo(qshape, g.s3, g.pads3), phases, offs, go.reshape((n, cout) + g.o3), acc, g.groups,
                   p.tile("vectors"), p.tile("rows"), p.tile("cols"), team_size(p.threads))
         gw = acc[0] if p.threads == 1 else acc.sum(axis=0)

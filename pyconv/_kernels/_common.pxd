@@ -67,3 +67,10 @@ cdef inline Py_ssize_t part_lo(Py_ssize_t n, Py_ssize_t parts, Py_ssize_t p) noe
     # result's bits -- do not depend on how many threads run the parts.
     cdef Py_ssize_t q = n // parts, r = n % parts
     return p * q + (p if p < r else r)
+
+
+cdef inline void copy_row(real_t* dst, const real_t* src, idx_t n) noexcept nogil:
+    # short rows: an inline (vectorised) loop beats a memcpy call
+    cdef idx_t j
+    for j in range(n):
+        dst[j] = src[j]

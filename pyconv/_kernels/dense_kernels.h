@@ -1,4 +1,4 @@
-/* dense_kernels.h: C micro-kernels of nn_direct.pyx (included by it with cdef extern from "dense_kernels.h"). */
+/* dense_kernels.h: C micro-kernels of dense_direct.pyx (included by it with cdef extern from "dense_kernels.h"). */
 #ifndef PYCONV_DENSE_KERNELS_H
 #define PYCONV_DENSE_KERNELS_H
 

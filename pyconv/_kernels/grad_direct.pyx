@@ -4,7 +4,7 @@
 # are too thin to run near peak and the column matrix (kernel-size times the input)
 # costs more memory traffic than the arithmetic; this kernel pads each input channel
 # once and streams its (output channel, input channel) pairs' rows instead.  Wider
-# groups use the register-blocked dense_weight kernel of nn_direct.pyx ('dense'),
+# groups use the register-blocked dense_weight kernel of dense_direct.pyx ('dense'),
 # strided thin groups and over-budget layers im2col + GEMM (nn_gemm.pyx, 'gemm').
 from cython.parallel cimport prange, parallel, threadid
 from libc.string cimport memcpy, memset

@@ -1,4 +1,4 @@
-/* thin_kernels.h: C micro-kernels of nn_direct.pyx (included by it with cdef extern from "thin_kernels.h"). */
+/* thin_kernels.h: C micro-kernels of thin_direct.pyx (included by it with cdef extern from "thin_kernels.h"). */
 #ifndef PYCONV_THIN_KERNELS_H
 #define PYCONV_THIN_KERNELS_H
 
