@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/run.py                    # every suite
-    python benchmarks/run.py --suite signal     # one suite (signal, nn, grad, overhead)
+    python benchmarks/run.py --suite signal     # one suite (signal, nn, grad, busy, overhead, train, ndimage, dask)
     python benchmarks/run.py --suite nn --quick # fewer repeats, smaller cases
 
 Each suite lives in ``benchmarks/suite_<name>.py`` and defines ``run(h)``, where
@@ -27,7 +27,7 @@ sys.path.insert(0, HERE)
 import pyconv  # noqa: E402
 import pyconv._config  # noqa: E402
 
-SUITES = ["signal", "nn", "grad", "busy", "overhead"]
+SUITES = ["signal", "nn", "grad", "busy", "overhead", "train", "ndimage", "dask"]
 
 
 class Harness:

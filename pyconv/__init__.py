@@ -1,13 +1,37 @@
 """pyconv: every kind of convolution, exact, multi-core, with its backward pass.
 
-Layers
-------
-pyconv.signal      scipy.signal-compatible convolution and correlation (re-exported here)
-pyconv.nn          PyTorch-compatible deep-learning convolutions (channels first)
-pyconv.grad        backward passes of every forward function
-pyconv.arithmetic  output sizes, receptive fields, conv matrices, costs
+Where to start
+--------------
+python -m pyconv            the tour: every kind of convolution, run on a shipped image
+                            and checked against its reference (``--out DIR`` draws figures)
+python -m pyconv --guide    the guide (``pyconv/guide.md``, installed with the package):
+                            what each convolution does, the call that performs it, the
+                            arithmetic behind it, and how to train a small network
 
-Threads: :func:`set_num_threads`, :func:`get_num_threads`, :func:`threads`.
+Kinds of convolution and where each is
+--------------------------------------
+convolution / correlation, 1-D, 2-D, N-D     pyconv.convolve, correlate, convolve2d,
+                                             correlate2d, fftconvolve, oaconvolve,
+                                             choose_conv_method (pyconv.signal,
+                                             re-exported here)
+spatially separable                          pyconv.sepconvolve2d, pyconv.separate
+deep-learning convolution, 1/2/3-D           pyconv.nn.conv, conv1d, conv2d, conv3d
+  (stride, padding, dilation, groups)
+transposed                                   pyconv.nn.conv_transpose1d/2d/3d
+depthwise, pointwise, depthwise separable    pyconv.nn.depthwise_conv2d, pointwise_conv2d,
+                                             separable_conv2d
+flattened, channel shuffle, resize-conv      pyconv.nn.flattened_conv2d, channel_shuffle,
+                                             resize_conv2d
+im2col / col2im                              pyconv.nn.unfold, fold
+scipy.ndimage's filters (Gaussian, uniform,  pyconv.ndimage.convolve, correlate, convolve1d,
+  Sobel, Prewitt, Laplace), boundary modes     correlate1d, gaussian_filter, uniform_filter, ...
+backward passes of all the above             pyconv.grad.<name>_backward, pyconv.grad.ndimage,
+                                             gradcheck
+output sizes, receptive fields, the sparse   pyconv.arithmetic
+  convolution matrix, costs
+
+Threads: :func:`set_num_threads`, :func:`get_num_threads`, :func:`threads`,
+:func:`openmp_enabled`.
 Build: :func:`show_config` (compiler, SIMD variant, OpenMP, BLAS).
 Plans: :func:`explain` shows which algorithm a call would run (``PYCONV_VERBOSE=1`` logs
 every kernel run); :func:`tune` measures this machine's algorithm crossovers (run once
@@ -23,7 +47,7 @@ from pyconv._threads import get_num_threads, openmp_enabled, set_num_threads, th
 __version__ = "0.1.0"
 
 __all__ = ["get_num_threads", "set_num_threads", "threads", "openmp_enabled", "show_config", "explain", "tune",
-           "signal", "nn", "grad", "arithmetic"]
+           "signal", "nn", "grad", "ndimage", "arithmetic"]
 
 from pyconv import arithmetic  # noqa: E402
 
@@ -34,7 +58,7 @@ __all__ += signal.__all__
 
 
 def __getattr__(name):
-    # nn and grad load on first use, so `import pyconv` stays light.
-    if name in ("nn", "grad"):
+    # nn, grad and ndimage load on first use, so `import pyconv` stays light.
+    if name in ("nn", "grad", "ndimage"):
         return _importlib.import_module(f"pyconv.{name}")
     raise AttributeError(f"module 'pyconv' has no attribute {name!r}")

@@ -11,13 +11,15 @@ shapes, the multiplication count of the direct algorithm (``conv_cost``) and the
 time taken, and ends with PASS, FAIL or SKIP (SKIP only when a whole layer of
 pyconv cannot be imported).  The exit status is 1 if any check failed.
 
-``--out DIR`` also writes PNG figures when matplotlib is installed (the optional
-``plot`` extra); without it the tour says so and runs the checks alone.
+``--out DIR`` also writes PNG figures when matplotlib is installed (``pip install
+matplotlib``); without it the tour says so and runs the checks alone.  ``--guide``
+prints the guide that explains every step (``pyconv/guide.md``, shipped in the package).
 """
 import argparse
 import math
 import os
 import sys
+import tempfile
 import time
 import traceback
 from importlib import import_module, resources
@@ -49,6 +51,12 @@ def load_volume():
 
 
 # --------------------------------------------------------------------------- references
+
+#: The Sobel kernel for d/dx (vertical edges), [1, 2, 1]^T [1, 0, -1]: steps 1 and 10 use it.
+SOBEL_X = np.array([[1.0, 0, -1], [2, 0, -2], [1, 0, -1]])
+#: A 3x3 kernel with taps numbered 1..9 (row by row): the conv_matrix figure shows them.
+TAPS = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+
 
 def _tuple(v, nd):
     return tuple(int(a) for a in v) if isinstance(v, (tuple, list)) else (int(v),) * nd
@@ -160,6 +168,18 @@ class Tour:
                  f"{c.multiplications:,} multiplications, {c.parameters:,} parameters, {ms:.2f} ms")
         return c
 
+    def cost_transposed(self, label, input_shape, weight_shape, out_shape, **kw):
+        """As :meth:`cost` for a transposed convolution ``input_shape -> out_shape``: it
+        costs what the convolution it transposes (``out_shape -> input_shape``) costs."""
+        c = conv_cost(out_shape, weight_shape, **kw)
+        self.check(f"{label}: the convolution it transposes maps {tuple(out_shape)} back to {c.output_shape}",
+                   c.output_shape == tuple(input_shape))
+        ms = getattr(self, "_elapsed", 0.0) * 1e3
+        self.say(f"{label}: {tuple(input_shape)} -> {tuple(out_shape)} with weight {tuple(weight_shape)}, "
+                 f"{c.multiplications:,} multiplications (as the convolution {tuple(out_shape)} -> "
+                 f"{c.output_shape} it transposes), {c.parameters:,} parameters, {ms:.2f} ms")
+        return c
+
     def check(self, what, ok):
         ok = bool(ok)
         self.say(f"{'ok  ' if ok else 'FAIL'} {what}")
@@ -219,13 +239,13 @@ def step_convolution_vs_correlation(t):
     t.cost("nn.conv1d(f, g)", (1,) + f.shape, (1, 1) + g.shape, out_shape=(1,) + dl.shape)
     t.close("nn.conv1d(f, g) == correlate(f, g, 'valid')", dl, ss.correlate(f, g, mode="valid"))
     img = load_image()[1]
-    k = np.array([[1.0, 2, 1], [0, 0, 0], [-1, -2, -1]])
+    k = SOBEL_X
     c2 = t.timed(sig.convolve2d, img, k, mode="same")
     t.say(f"2-D: convolve2d(image {img.shape}, Sobel {k.shape}, 'same') in {t._elapsed * 1e3:.2f} ms")
     t.close("convolve2d == scipy.signal.convolve2d", c2, ss.convolve2d(img, k, mode="same"))
     t.close("correlate2d(image, k) == -convolve2d(image, k) for this antisymmetric k",
             sig.correlate2d(img, k, mode="same"), -c2)
-    t.panels["convolve2d Sobel"] = c2
+    t.panels["Sobel d/dx: convolve2d 3x3, 'same'"] = c2
 
 
 def step_single_channel(t):
@@ -279,8 +299,8 @@ def step_3d(t):
     y2 = t.timed(nn.conv3d, vol[None, None], w, stride=2)[0]
     t.cost("volume, 4 filters, stride 2", (1,) + vol.shape, w.shape, out_shape=y2.shape, stride=2)
     t.close("== the definition (scipy.signal.correlate per channel)", y2, ref_conv(vol[None], w, stride=2))
-    t.panels["3-D (depth derivative, middle slice)"] = y[vol.shape[0] // 2]
     t.panels["volume (middle slice)"] = vol[vol.shape[0] // 2]
+    t.panels["3-D Sobel along depth (middle slice)"] = y[vol.shape[0] // 2]
 
 
 def step_1x1(t):
@@ -347,13 +367,17 @@ def step_transposed(t):
         t.say(f"  conv_matrix((1, {size}, {size}), 3x3, stride={s}) is {C.shape[0]}x{C.shape[1]} "
               f"with {C.nnz} entries: C @ large.ravel() = small")
         t.close("  C.T @ x.ravel() == conv_transpose2d(x)", (C.T @ x.ravel()).reshape(size, size), y)
-        t.panels.setdefault("conv matrices", []).append((f"{size}x{size} -> 2x2, stride {s}", C))
+        # the figure numbers the taps 1..9 (no stored zero), so each entry shows which tap it is
+        t.panels.setdefault("conv matrices", []).append(
+            (f"{size}x{size} -> 2x2, stride {s}", conv_matrix((1, size, size), TAPS, stride=s)))
+    # a larger input shows the banding: each output row is the previous one shifted by one
+    # input element, with a jump of k - 1 at the end of each image row
+    t.panels["conv matrices"].append(("6x6 -> 4x4, stride 1", conv_matrix((1, 6, 6), TAPS)))
     img = load_image()[1]
     w = np.ones((1, 1, 4, 4)) / 4.0
     up = t.timed(nn.conv_transpose2d, img[None, None], w, stride=2, padding=1)[0, 0]
-    # a transposed convolution costs what the convolution it transposes costs
-    t.cost("x2 upsampling (k=4, s=2, p=1) transposes the conv", (1,) + up.shape, w.shape,
-           out_shape=(1,) + img.shape, stride=2, padding=1)
+    t.cost_transposed("x2 upsampling (k=4, s=2, p=1)", (1,) + img.shape, w.shape, (1,) + up.shape,
+                      stride=2, padding=1)
     t.check(f"output {up.shape} == conv_transpose_output_size = {conv_transpose_output_size(img.shape, 4, 2, 1)}",
             up.shape == conv_transpose_output_size(img.shape, 4, 2, 1))
     C = conv_matrix((1,) + up.shape, w, stride=2, padding=1)
@@ -431,7 +455,7 @@ def step_spatially_separable(t):
     """Spatially separable convolution"""
     sig = _layer("signal")
     from scipy import signal as ss
-    sobel = np.array([[1.0, 0, -1], [2, 0, -2], [1, 0, -1]])
+    sobel = SOBEL_X
     col, row = sig.separate(sobel)
     t.say(f"separate(Sobel) -> col {np.round(col, 4).tolist()}, row {np.round(row, 4).tolist()}")
     t.close("outer(col, row) == Sobel", np.outer(col, row), sobel, rtol=1e-12)
@@ -452,7 +476,7 @@ def step_spatially_separable(t):
     ratio = (s1.multiplications + s2.multiplications) / conv_cost((1, n, n), (1, 1, m, m)).multiplications
     t.say(f"{n}x{n} image, {m}x{m} kernel: ratio {ratio:.4f} = 2/m + (m-1)/(m(N-m+1))")
     t.check("ratio formula", math.isclose(ratio, 2 / m + (m - 1) / (m * (n - m + 1))))
-    t.panels["separable Sobel"] = y
+    t.panels["Sobel d/dx: sepconvolve2d 3x1 then 1x3, 'valid'"] = y
 
 
 def step_depthwise_separable(t):
@@ -597,6 +621,74 @@ def step_gradients(t):
     t.check("gradcheck: finite differences agree with conv2d_backward", ok is True)
 
 
+def step_separable_gaussian(t):
+    """scipy.ndimage's filters: the separable Gaussian"""
+    ndi = _layer("ndimage")
+    from scipy import ndimage as sndi
+    img = load_image()[1]
+    n = img.shape[0]
+    sigma, r = 2.0, 8                       # truncate=4: the kernel reaches int(4 * 2 + 0.5) = 8 samples
+    k = 2 * r + 1
+    impulse = np.zeros(k)
+    impulse[r] = 1.0
+    g = ndi.gaussian_filter1d(impulse, sigma, mode="constant")      # the 1-D kernel itself
+    t.close("the 1-D Gaussian sums to 1", g.sum(), 1.0, rtol=1e-12)
+    y2 = t.timed(ndi.convolve, img, np.outer(g, g), mode="reflect")
+    full = t.cost(f"one 2-D pass, {k}x{k} kernel", (1, n, n), (1, 1, k, k), (1,) + y2.shape, padding=r)
+    ys = t.timed(ndi.gaussian_filter, img, sigma, mode="reflect")
+    a = t.cost(f"two 1-D passes: {k}x1", (1, n, n), (1, 1, k, 1), padding=(r, 0))
+    b = conv_cost(a.output_shape, (1, 1, 1, k), padding=(0, r))
+    t.say(f"  then 1x{k}: {b.multiplications:,} multiplications; together "
+          f"{a.multiplications + b.multiplications:,} against {full.multiplications:,} "
+          f"(ratio {(a.multiplications + b.multiplications) / full.multiplications:.4f} = 2/k = {2 / k:.4f})")
+    t.check("2 N^2 k against N^2 k^2 (padded positions count)",
+            (a.multiplications + b.multiplications, full.multiplications) == (2 * n * n * k, n * n * k * k))
+    t.close("gaussian_filter (two 1-D passes) == convolve with outer(g, g) (one 2-D pass)", ys, y2, rtol=1e-12)
+    t.check("gaussian_filter == scipy.ndimage.gaussian_filter, bit for bit",
+            np.array_equal(ys, sndi.gaussian_filter(img, sigma, mode="reflect")))
+    vol = load_volume()
+    m = vol.shape[0]
+    yv = t.timed(ndi.gaussian_filter, vol, sigma, mode="nearest")
+    passes = 3 * m ** 3 * k
+    t.say(f"volume {vol.shape}: three 1-D passes {passes:,} multiplications against {m ** 3 * k ** 3:,} for the "
+          f"{k}^3 kernel (3/k^2 = 1/{k ** 2 / 3:.0f}), {t._elapsed * 1e3:.2f} ms")
+    t.close("3-D gaussian_filter == scipy.ndimage.gaussian_filter", yv,
+            sndi.gaussian_filter(vol, sigma, mode="nearest"), rtol=1e-12)
+    t.panels["separable Gaussian"] = ys
+
+
+def step_dask(t):
+    """Dask: a volume larger than one chunk, convolved lazily"""
+    try:
+        import dask
+        import dask.array as da
+    except ImportError:
+        raise _Skip("dask is not installed (pip install 'pyconv[dask]')") from None
+    sig = _layer("signal")
+    pdk = _layer("dask")
+    vol = load_volume()
+    chunks = tuple(max(1, n // 2) for n in vol.shape)
+    x = da.from_array(vol, chunks=chunks)
+    k = np.ones((3, 3, 3)) / 27
+    y = sig.convolve(x, k, mode="same", method="direct")      # a dask input gives a lazy result
+    t.say(f"volume {vol.shape} in {x.npartitions} chunks of {chunks}; pyconv.signal.convolve(x, 3x3x3 mean, "
+          f"'same') returned a {type(y).__module__}.{type(y).__name__} with chunks {y.chunks}, nothing computed")
+    t.check("the result is lazy (a dask array), with the input's chunks", isinstance(y, da.Array)
+            and y.chunks == x.chunks)
+    t.say("each chunk reads a halo of 1 sample from its neighbours (zeros at the volume's edges)")
+    got = t.timed(lambda: y.compute(scheduler="threads"))
+    per_task = dask.delayed(pdk.task_threads)().compute(scheduler="threads")
+    t.say(f"computed on dask's threaded scheduler in {t._elapsed * 1e3:.2f} ms; each task ran pyconv on "
+          f"{per_task} thread(s) ({pyconv.get_num_threads()} CPUs shared by the pool's tasks)")
+    t.check("== pyconv.signal.convolve on the whole volume, bitwise",
+            np.array_equal(got, sig.convolve(vol, k, mode="same", method="direct")))
+    g = pdk.conv3d(x[None, None], k[None, None], padding=1, padding_mode="reflect")
+    t.close("nn.conv3d(padding_mode='reflect') chunk by chunk == in memory",
+            g.compute(scheduler="sync"), _layer("nn").conv3d(vol[None, None], k[None, None], padding=1,
+                                                             padding_mode="reflect"))
+    t.panels["dask: 3x3x3 mean, chunk by chunk (middle slice)"] = got[vol.shape[0] // 2]
+
+
 STEPS = [
     step_convolution_vs_correlation,
     step_single_channel,
@@ -614,21 +706,169 @@ STEPS = [
     step_channel_shuffle,
     step_pointwise_group,
     step_gradients,
+    step_separable_gaussian,
+    step_dask,
 ]
 
 
 # --------------------------------------------------------------------------- figures
+# The figures are described as data first (``figure_data``: panels of images, line
+# series and matrix entries, with titles, axis labels and sizes), then drawn by one
+# generic routine; tests check the data without looking at pixels.
+
+#: Image panels computed from another panel than the input image (drawn after it).
+PANEL_SOURCES = {"3-D Sobel along depth (middle slice)": "volume (middle slice)"}
+
+
+def _image_panel(title, arr, source=None, cmap="gray", colorbar=False):
+    h, w = arr.shape[:2]
+    return {"kind": "image", "title": f"{title}\n{h}x{w}", "name": title, "array": arr, "from": source,
+            "cmap": cmap, "colorbar": colorbar, "xlabel": f"column (0..{w - 1})", "ylabel": f"row (0..{h - 1})"}
+
+
+def _convolutions_figure(panels):
+    items = [_image_panel("input image", np.clip(load_image().transpose(1, 2, 0), 0, 1), cmap=None)]
+    for name, arr in panels.items():
+        if isinstance(arr, np.ndarray) and arr.ndim == 2 and not name.startswith(("overlap", "transposed (k=3")) \
+                and not name.startswith("resize-conv of"):
+            items.append(_image_panel(name, arr, PANEL_SOURCES.get(name, "input image")))
+    return {"title": "The 128x128 test image (and the 32x32x32 volume) through each step of the tour; "
+                     "sizes in pixels under each title", "ncols": 4, "panels": items}
+
+
+def _checkerboard_figure(panels):
+    items = []
+    for k in (3, 4):
+        name = f"overlap k={k}, s=2"
+        if name in panels:
+            ov = panels[name]
+            items.append(_image_panel(f"kernel copies per pixel, k={k}, s=2\n(corner of "
+                                      f"{ov.shape[0]}x{ov.shape[1]})", ov[:12, :12], cmap="viridis", colorbar=True))
+    for name, label in (("transposed (k=3, s=2) of the image", "transposed conv k=3, s=2"),
+                        ("resize-conv of the image", "nearest x2 then 3x3 conv")):
+        if name in panels:
+            arr = panels[name]
+            items.append(_image_panel(f"{label}\n(corner of {arr.shape[0]}x{arr.shape[1]})",
+                                      arr[:48, :48], "input image"))
+    if not items:
+        return None
+    return {"title": "Checkerboard: uneven overlap of a transposed convolution (k=3, s=2) vs even (k=4, s=2) "
+                     "and resize-convolution", "ncols": len(items), "panels": items}
+
+
+def _receptive_field_figure(panels):
+    if "receptive fields" not in panels:
+        return None
+    items = []
+    for n, arr in enumerate(panels["receptive fields"]):
+        rows = np.flatnonzero(arr.any(axis=1))
+        reach = int(rows[-1] - rows[0] + 1)
+        items.append(_image_panel(f"impulse after layer {n + 1} (3x3, d={2 ** n}):\nreaches {reach}x{reach} of",
+                                  (arr > 0).astype(float), cmap="Blues"))
+    depth = list(range(1, 7))
+    series = []
+    # one colour and marker per stack, the same in both plots
+    for label, layers, style in [("3x3, no dilation", [(3, 1, 1)] * 6, ("o", "-", "C0")),
+                                 ("3x3, dilation 2", [(3, 1, 2)] * 6, ("s", "--", "C1")),
+                                 ("3x3, dilation 2^(n-1)", [(3, 1, 2 ** n) for n in range(6)], ("^", "-.", "C2"))]:
+        series.append({"label": label, "x": depth, "y": [r for r, _ in receptive_field(layers)],
+                       "marker": style[0], "linestyle": style[1], "color": style[2]})
+    items.append({"kind": "lines", "title": "receptive field vs depth\n(stride 2 gives the same as d=2^(n-1))",
+                  "xlabel": "layers",
+                  "ylabel": "receptive field (pixels per side)", "yscale": "log", "series": series})
+    # stride 2 reaches the same receptive field as dilation 2^(n-1), at a price: the output
+    # shrinks by 2 per layer, while the dilated ('same'-padded) stack keeps every pixel
+    size = 128
+    strided = [conv_output_size(size, 3, 2, 1)]
+    for _ in depth[1:]:
+        strided.append(conv_output_size(strided[-1], 3, 2, 1))
+    items.append({"kind": "lines", "title": f"output size of a {size}-pixel input\n(equal receptive fields, different resolution)",
+                  "xlabel": "layers", "ylabel": "output size (pixels per side)", "yscale": "log",
+                  "series": [{"label": "3x3, dilation 2^(n-1), 'same' padding", "x": depth, "y": [size] * 6,
+                              "marker": "^", "linestyle": "-.", "color": "C2"},
+                             {"label": "3x3, stride 2, padding 1", "x": depth, "y": strided,
+                              "marker": "v", "linestyle": ":", "color": "C3"}]})
+    return {"title": "Receptive fields: an impulse through 3x3 layers with dilation 1, 2, 4; growth with depth",
+            "ncols": 3,
+            "panels": items}
+
+
+def _conv_matrix_figure(panels):
+    if "conv matrices" not in panels:
+        return None
+    items = []
+    for name, C in panels["conv matrices"]:
+        coo = C.tocoo()
+        items.append({"kind": "entries", "title": f"conv_matrix, {name}: C is {C.shape[0]}x{C.shape[1]}, "
+                                                  f"{C.nnz} stored entries", "shape": C.shape,
+                      "rows": coo.row, "cols": coo.col, "values": coo.data,
+                      "xlabel": "input element (flattened)", "ylabel": "output element (flattened)"})
+    return {"title": "The convolution as a sparse matrix: each row is one output, its entries the kernel taps "
+                     "(numbered 1..9) at the input elements under the window", "ncols": 1, "panels": items}
+
+
+def figure_data(panels):
+    """Describe every figure of ``--out`` as data: ``{file name: figure}``.
+
+    A figure is ``{"title", "ncols", "panels"}``; a panel is a dict with ``kind``
+    (``"image"``, ``"lines"`` or ``"entries"``), ``title``, ``xlabel``, ``ylabel`` and
+    the data drawn: ``array`` for an image (``from`` names the panel it was computed
+    from), ``series`` of ``{label, x, y, marker, linestyle, color}`` for lines, ``rows``,
+    ``cols`` and ``values`` of every stored entry for a sparse matrix.
+    """
+    figs = {"convolutions.png": _convolutions_figure(panels),
+            "checkerboard.png": _checkerboard_figure(panels),
+            "receptive_field.png": _receptive_field_figure(panels),
+            "conv_matrix.png": _conv_matrix_figure(panels)}
+    return {name: fig for name, fig in figs.items() if fig is not None}
+
+
+def _draw(fig, ax, p):
+    ax.set_title(p["title"], fontsize=9)
+    ax.set_xlabel(p["xlabel"], fontsize=8)
+    ax.set_ylabel(p["ylabel"], fontsize=8)
+    if p["kind"] == "image":
+        arr = p["array"]
+        im = ax.imshow(arr, cmap=p["cmap"], interpolation="nearest")
+        h, w = arr.shape[:2]
+        ax.set_xticks([0, w - 1])
+        ax.set_yticks([0, h - 1])
+        if p["colorbar"]:
+            fig.colorbar(im, ax=ax, fraction=0.046)
+    elif p["kind"] == "lines":
+        for s in p["series"]:
+            ax.plot(s["x"], s["y"], marker=s["marker"], linestyle=s["linestyle"], color=s["color"], label=s["label"])
+        ax.set_yscale(p["yscale"], base=2)
+        top = max(max(s["y"]) for s in p["series"])
+        ax.set_ylim(top=top * 1.5)      # a line at the maximum stays off the frame
+        ax.legend(fontsize=7)
+        ax.grid(True, alpha=0.3)
+    else:       # every stored entry of a sparse matrix, as a numbered cell
+        n_rows, n_cols = p["shape"]
+        vals = p["values"]
+        ax.scatter(p["cols"], p["rows"], c=vals, cmap="viridis", marker="s", s=180, edgecolors="black")
+        mid = (vals.min() + vals.max()) / 2 if len(vals) else 0
+        for r, c, v in zip(p["rows"], p["cols"], vals):     # dark text on the light cells
+            ax.text(c, r, f"{v:g}", ha="center", va="center", fontsize=7, color="white" if v < mid else "black")
+        ax.set_xlim(-0.5, n_cols - 0.5)
+        ax.set_ylim(n_rows - 0.5, -0.5)
+        ax.set_xticks(range(n_cols))
+        ax.set_yticks(range(n_rows))
+        ax.tick_params(labelsize=7)
+        ax.set_aspect("equal")
+        ax.grid(True, alpha=0.3)
+
 
 def write_figures(out_dir, panels, out=None):
     """Write the tour's PNG figures to ``out_dir``; return the paths written.
 
-    Needs matplotlib (the optional ``plot`` extra); without it, say so and return [].
+    Needs matplotlib (``pip install matplotlib``); without it, say so and return [].
     """
     out = out if out is not None else sys.stdout
     try:
         import matplotlib
     except ImportError:
-        print("\nfigures: matplotlib is not installed (pip install 'pyconv[plot]'); "
+        print("\nfigures: matplotlib is not installed (pip install matplotlib); "
               f"skipping the figures for {out_dir}", file=out)
         return []
     matplotlib.use("Agg")       # files only, no display needed
@@ -636,80 +876,55 @@ def write_figures(out_dir, panels, out=None):
 
     os.makedirs(out_dir, exist_ok=True)
     written = []
-
-    def save(fig, name):
+    for name, spec in figure_data(panels).items():
+        items = spec["panels"]
+        ncol = spec["ncols"]
+        nrow = -(-len(items) // ncol)
+        if name == "conv_matrix.png":       # wide matrices: size each row by its column count
+            size = (max(p["shape"][1] for p in items) * 0.32 + 1.5,
+                    sum(p["shape"][0] * 0.32 + 1.2 for p in items) + 0.8)
+        else:
+            size = (4.0 * ncol, 4.0 * nrow + 0.6)
+        fig, axes = plt.subplots(nrow, ncol, figsize=size, squeeze=False)
+        axes = axes.ravel()
+        for ax, p in zip(axes, items):
+            _draw(fig, ax, p)
+        for ax in axes[len(items):]:
+            ax.axis("off")
+        fig.suptitle(spec["title"], fontsize=10)
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / size[1]))     # room for the suptitle
         path = os.path.join(out_dir, name)
-        fig.tight_layout()
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)
-
-    # 1. the image through each convolution
-    images = [(k, v) for k, v in panels.items()
-              if isinstance(v, np.ndarray) and v.ndim == 2 and not k.startswith("overlap")]
-    ncol = 4
-    nrow = max(1, -(-(len(images) + 1) // ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3 * ncol, 3 * nrow), squeeze=False)
-    axes = axes.ravel()
-    axes[0].imshow(np.clip(load_image().transpose(1, 2, 0), 0, 1))
-    axes[0].set_title("input image", fontsize=9)
-    for ax, (name, arr) in zip(axes[1:], images):
-        ax.imshow(arr, cmap="gray")
-        ax.set_title(f"{name}\n{arr.shape[0]}x{arr.shape[1]}", fontsize=9)
-    for ax in axes:
-        ax.axis("off")
-    save(fig, "convolutions.png")
-
-    # 2. checkerboard: uneven overlap of transposed convolution beside resize-convolution
-    keys = ["overlap k=3, s=2", "overlap k=4, s=2", "transposed (k=3, s=2) of the image", "resize-conv of the image"]
-    have = [k for k in keys if k in panels]
-    if have:
-        fig, axes = plt.subplots(1, len(have), figsize=(3.2 * len(have), 3.4), squeeze=False)
-        for ax, k in zip(axes[0], have):
-            arr = panels[k]
-            if k.startswith("overlap"):
-                arr = arr[:12, :12]
-                im = ax.imshow(arr, cmap="viridis", vmin=0)
-                fig.colorbar(im, ax=ax, fraction=0.046)
-                k = k + " (corner)"
-            else:
-                ax.imshow(arr[:48, :48], cmap="gray")
-                k = k + " (corner)"
-            ax.set_title(k, fontsize=9)
-            ax.axis("off")
-        save(fig, "checkerboard.png")
-
-    # 3. receptive-field growth of dilated stacks
-    if "receptive fields" in panels:
-        grow = panels["receptive fields"]
-        fig, axes = plt.subplots(1, len(grow) + 1, figsize=(3.2 * (len(grow) + 1), 3.2))
-        for n, (ax, arr) in enumerate(zip(axes, grow)):
-            ax.imshow((arr > 0).astype(float), cmap="Blues")
-            ax.set_title(f"after layer {n + 1} (d={2 ** n})", fontsize=9)
-            ax.axis("off")
-        depth = np.arange(1, 7)
-        for label, layers in [("3x3, no dilation", [(3, 1, 1)] * 6),
-                              ("3x3, dilation 2^n", [(3, 1, 2 ** n) for n in range(6)]),
-                              ("3x3, stride 2", [(3, 2, 1)] * 6)]:
-            axes[-1].plot(depth, [r for r, _ in receptive_field(layers)], marker="o", label=label)
-        axes[-1].set_xlabel("layers")
-        axes[-1].set_ylabel("receptive field")
-        axes[-1].set_yscale("log", base=2)
-        axes[-1].legend(fontsize=8)
-        save(fig, "receptive_field.png")
-
-    # 4. sparsity pattern of the convolution matrix
-    if "conv matrices" in panels:
-        mats = panels["conv matrices"]
-        fig, axes = plt.subplots(1, len(mats), figsize=(5 * len(mats), 2.4), squeeze=False)
-        for ax, (name, C) in zip(axes[0], mats):
-            ax.spy(C, markersize=3)
-            ax.set_title(f"conv_matrix: {name}\n{C.shape[0]}x{C.shape[1]}, {C.nnz} entries", fontsize=9)
-        save(fig, "conv_matrix.png")
-
     for p in written:
         print(f"figure: {p}", file=out)
     return written
+
+
+def _check_out_dir(path):
+    """The error message when figures cannot be written to ``path``, else None.
+
+    Nothing is created: the directory is made only when the figures are written.
+    """
+    if os.path.exists(path) and not os.path.isdir(path):
+        return f"--out {path}: exists and is not a directory"
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        return f"--out {path}: {probe} is not a directory"
+    try:        # os.access says yes to root on a read-only file system: try it
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as e:
+        return f"--out {path}: cannot write in {probe} ({e.strerror or e})"
+    return None
+
+
+def guide_text():
+    """The guide (``pyconv/guide.md``) as a string."""
+    return resources.files("pyconv").joinpath("guide.md").read_text(encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- main
@@ -719,15 +934,30 @@ def main(argv=None):
         prog="python -m pyconv",
         description="A tour of every kind of convolution: each step computes with pyconv on the "
                     "shipped image, checks the result against its reference (scipy or the definition), "
-                    "and prints shapes, multiplication counts, timings and PASS/FAIL.")
+                    "and prints shapes, multiplication counts, timings and PASS/FAIL. "
+                    "The guide that explains each step: python -m pyconv --guide.")
     ap.add_argument("--out", metavar="DIR",
-                    help="also write PNG figures to DIR (needs matplotlib: pip install 'pyconv[plot]')")
+                    help="also write PNG figures to DIR (needs matplotlib: pip install matplotlib)")
     ap.add_argument("--threads", type=int, metavar="N", help="kernel threads (default: pyconv's default)")
+    ap.add_argument("--guide", action="store_true",
+                    help="print the guide (pyconv/guide.md, shipped in the package) and its path, and exit")
     args = ap.parse_args(argv)
+    if args.guide:
+        try:
+            print(guide_text())
+            print(f"[this guide is {resources.files('pyconv').joinpath('guide.md')}]")
+            sys.stdout.flush()
+        except BrokenPipeError:     # `python -m pyconv --guide | head`: the reader left early
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     if args.threads is not None:
         if args.threads < 1:
             ap.error(f"--threads={args.threads} must be a positive integer")
         pyconv.set_num_threads(args.threads)
+    if args.out is not None:
+        problem = _check_out_dir(args.out)
+        if problem:
+            ap.error(problem)
 
     img = load_image()
     print(f"pyconv {pyconv.__version__} tour: every kind of convolution, checked against its reference")

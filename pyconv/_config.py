@@ -60,6 +60,11 @@ def show_config():
     variant of the kernels in use (and those built and runnable), BLAS and its kernel,
     thread count, and the tuning cache (:func:`pyconv.tune`) with its state.
 
+    Returns
+    -------
+    None
+        The facts are printed, one ``name: value`` line each.
+
     Examples
     --------
     >>> import pyconv

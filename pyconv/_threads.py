@@ -99,6 +99,10 @@ def set_num_threads(n):
     n : int
         Thread count, at least 1.
 
+    Returns
+    -------
+    None
+
     Examples
     --------
     >>> import pyconv
@@ -121,6 +125,11 @@ def get_num_threads():
     this process may use), capped by ``threadpoolctl.threadpool_limits``.  It is 1 in a
     child process made by ``fork``.  On a busy machine a call may run on fewer threads
     than this (the cores other processes leave free), never on more.
+
+    Returns
+    -------
+    int
+        At least 1.
 
     Examples
     --------
@@ -148,6 +157,11 @@ def threads(n):
     n : int
         Thread count for the block, at least 1.
 
+    Returns
+    -------
+    context manager
+        Yields ``n``; on exit the previous count is back, also after an exception.
+
     Examples
     --------
     >>> import pyconv
@@ -166,6 +180,11 @@ def threads(n):
 
 def openmp_enabled():
     """True when pyconv's kernels were compiled with OpenMP.
+
+    Returns
+    -------
+    bool
+        False for a serial build (a compiler without OpenMP, or ``PYCONV_NO_OPENMP=1``).
 
     Examples
     --------

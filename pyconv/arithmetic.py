@@ -1,11 +1,24 @@
 """The arithmetic of convolution, in exact integers.
 
+Contents
+--------
+=====================================  ==============================================
+output size of a convolution           :func:`conv_output_size`
+output size of a transposed one        :func:`conv_transpose_output_size`
+padding for 'same' (TensorFlow's rule) :func:`same_padding`
+receptive field of a stack of layers   :func:`receptive_field`
+the convolution as a sparse matrix     :func:`conv_matrix`
+checkerboard overlap of a transposed   :func:`transpose_overlap`
+convolution
+multiplications, parameters, shape     :func:`conv_cost` (returns a :class:`ConvCost`)
+=====================================  ==============================================
+
 This module is the single source of pyconv's shape rules: ``pyconv.nn``,
 ``pyconv.grad`` and ``pyconv.signal`` compute their output shapes here.  It also
 answers the questions one asks about a convolution before running it: how far
-does a stack of layers see (:func:`receptive_field`), which linear map is it
-(:func:`conv_matrix`), where does a transposed convolution overlap unevenly
-(:func:`transpose_overlap`) and what does it cost (:func:`conv_cost`).
+does a stack of layers see, which linear map is it, where does a transposed
+convolution overlap unevenly and what does it cost.  The guide
+(``python -m pyconv --guide``) uses each of them.
 
 Everything here is exact integer arithmetic on Python ints (no overflow).
 """
@@ -96,7 +109,25 @@ def conv_output_size(input_size, kernel_size, stride=1, padding=0, dilation=1):
 def conv_transpose_output_size(input_size, kernel_size, stride=1, padding=0, output_padding=0, dilation=1):
     """Output size of a transposed convolution: ``o = (i-1)s - 2p + d(k-1) + output_padding + 1``.
 
-    ``output_padding`` must be smaller than ``stride`` or ``dilation`` (as in PyTorch).
+    Parameters
+    ----------
+    input_size : int or tuple of int
+        Input size ``i`` per spatial dim.
+    kernel_size : int or tuple of int
+        Kernel size ``k``.
+    stride : int or tuple of int, default 1
+        Stride ``s``.
+    padding : int or tuple of int, default 0
+        Padding ``p``, cropped from both ends.
+    output_padding : int or tuple of int, default 0
+        Added at the end; must be smaller than ``stride`` or ``dilation`` (as in PyTorch).
+    dilation : int or tuple of int, default 1
+        Dilation ``d``.
+
+    Returns
+    -------
+    int or tuple of int
+        ``o`` per dim: an int when every argument is an int, else a tuple.
 
     Examples
     --------
@@ -125,6 +156,22 @@ def same_padding(input_size, kernel_size, stride=1, dilation=1):
     """``(before, after)`` padding giving ``ceil(i / s)`` outputs (TensorFlow's 'SAME').
 
     The total is ``max((ceil(i/s) - 1) s + d(k-1) + 1 - i, 0)``; the odd unit goes after.
+
+    Parameters
+    ----------
+    input_size : int or tuple of int
+        Input size ``i`` per spatial dim.
+    kernel_size : int or tuple of int
+        Kernel size ``k``.
+    stride : int or tuple of int, default 1
+        Stride ``s``.
+    dilation : int or tuple of int, default 1
+        Dilation ``d``.
+
+    Returns
+    -------
+    tuple
+        ``(before, after)`` for int arguments, else one such pair per dim.
 
     Examples
     --------

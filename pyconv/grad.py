@@ -1,5 +1,39 @@
 """Backward passes of every pyconv forward function.
 
+Kinds of convolution
+--------------------
+===================================  =================================================
+standard convolution (pyconv.nn)     :func:`conv1d_backward`, :func:`conv2d_backward`,
+                                     :func:`conv3d_backward`, :func:`conv_backward`;
+                                     one gradient alone, as ``torch.nn.grad``:
+                                     :func:`conv1d_input`, :func:`conv2d_input`,
+                                     :func:`conv3d_input`, :func:`conv1d_weight`,
+                                     :func:`conv2d_weight`, :func:`conv3d_weight`
+transposed                           :func:`conv_transpose1d_backward`,
+                                     :func:`conv_transpose2d_backward`,
+                                     :func:`conv_transpose3d_backward`
+depthwise, pointwise, separable      :func:`depthwise_conv2d_backward`,
+                                     :func:`pointwise_conv2d_backward`,
+                                     :func:`separable_conv2d_backward`
+flattened, channel shuffle,          :func:`flattened_conv2d_backward`,
+resize-convolution                   :func:`channel_shuffle_backward`,
+                                     :func:`resize_conv2d_backward`
+im2col / col2im                      :func:`unfold_backward`, :func:`fold_backward`
+signal processing (pyconv.signal)    :func:`convolve_backward`, :func:`correlate_backward`,
+                                     :func:`convolve2d_backward`,
+                                     :func:`correlate2d_backward`,
+                                     :func:`fftconvolve_backward`,
+                                     :func:`oaconvolve_backward`,
+                                     :func:`sepconvolve2d_backward`
+checking any of them                 :func:`gradcheck` (central finite differences)
+===================================  =================================================
+
+In a network, the ``grad_input`` one backward returns is the ``grad_output`` of the
+layer before it; the guide (``python -m pyconv --guide``, section "Training a
+network") and ``examples/train_digits.py`` chain them.
+
+Conventions
+-----------
 ``pyconv.grad`` mirrors :mod:`pyconv.nn` and :mod:`pyconv.signal` name for name:
 ``<name>_backward(grad_output, *args, **kwargs)`` takes the forward call's own
 arguments after ``grad_output`` and returns a tuple with the gradient of each array
@@ -44,6 +78,7 @@ from pyconv._engine import plan as _plan
 from pyconv._engine import resample as _resample
 from pyconv._engine.boundary import extend_index
 from pyconv._engine.geometry import conv_geometry
+from pyconv import _grad_ndimage as ndimage  # noqa: F401,E402  (pyconv.grad.ndimage: the ndimage filters' backward passes)
 from pyconv._utils import (SIG_MODES, as_array, check_choice, check_int, contiguous, dl_dtype, nn_check_size, nn_pad_maps,
                            sig_array, sig_boundary, sig_fft_axes, sig_fillvalue, sig_same_ndim, sig_valid_swap)
 
@@ -234,8 +269,29 @@ def conv1d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=
 def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1):
     """Gradient of :func:`pyconv.nn.conv2d` with respect to its input (as ``torch.nn.grad.conv2d_input``).
 
-    The transposed convolution of ``grad_output`` with ``weight`` (col2im of ``W^T dY``).
-    Arguments as in :func:`conv1d_input`, with ``input_size = (N, C_in, H, W)`` or ``(C_in, H, W)``.
+    The transposed convolution of ``grad_output`` with ``weight``.
+
+    Parameters
+    ----------
+    input_size : tuple of int
+        Shape of the forward's input, ``(N, C_in, H, W)`` or unbatched ``(C_in, H, W)``.
+    weight : array_like
+        The forward's weight, ``(C_out, C_in/groups, kh, kw)``.
+    grad_output : array_like
+        Gradient of the loss with respect to the forward's output (its shape).
+    stride : int or tuple of 2 ints, default 1
+        As in the forward call.
+    padding : int or tuple of 2 ints, tuple of (before, after) pairs, 'valid' or 'same', default 0
+        As in the forward call.
+    dilation : int or tuple of 2 ints, default 1
+        As in the forward call.
+    groups : int, default 1
+        As in the forward call.
+
+    Returns
+    -------
+    ndarray
+        The input gradient, of shape ``input_size``, in the forward's compute dtype.
 
     Examples
     --------
@@ -252,7 +308,27 @@ def conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=
 def conv3d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1):
     """Gradient of :func:`pyconv.nn.conv3d` with respect to its input (as ``torch.nn.grad.conv3d_input``).
 
-    Arguments as in :func:`conv1d_input`, with ``input_size = (N, C_in, D, H, W)`` or unbatched.
+    Parameters
+    ----------
+    input_size : tuple of int
+        Shape of the forward's input, ``(N, C_in, D, H, W)`` or unbatched ``(C_in, D, H, W)``.
+    weight : array_like
+        The forward's weight, ``(C_out, C_in/groups, kd, kh, kw)``.
+    grad_output : array_like
+        Gradient of the loss with respect to the forward's output (its shape).
+    stride : int or tuple of 3 ints, default 1
+        As in the forward call.
+    padding : int or tuple of 3 ints, tuple of (before, after) pairs, 'valid' or 'same', default 0
+        As in the forward call.
+    dilation : int or tuple of 3 ints, default 1
+        As in the forward call.
+    groups : int, default 1
+        As in the forward call.
+
+    Returns
+    -------
+    ndarray
+        The input gradient, of shape ``input_size``, in the forward's compute dtype.
 
     Examples
     --------
@@ -296,7 +372,28 @@ def conv1d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation
 def conv2d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1):
     """Gradient of :func:`pyconv.nn.conv2d` with respect to its weight (as ``torch.nn.grad.conv2d_weight``).
 
-    Arguments as in :func:`conv1d_weight`, with 2-D spatial dims.
+    Parameters
+    ----------
+    input : array_like
+        The forward's input, ``(N, C_in, H, W)`` or unbatched ``(C_in, H, W)``.
+    weight_size : tuple of int
+        Shape of the weight, ``(C_out, C_in/groups, kh, kw)``.
+    grad_output : array_like
+        Gradient of the loss with respect to the forward's output (its shape).
+    stride : int or tuple of 2 ints, default 1
+        As in the forward call.
+    padding : int or tuple of 2 ints, tuple of (before, after) pairs, 'valid' or 'same', default 0
+        As in the forward call.
+    dilation : int or tuple of 2 ints, default 1
+        As in the forward call.
+    groups : int, default 1
+        As in the forward call.
+
+    Returns
+    -------
+    ndarray
+        The weight gradient, of shape ``weight_size``: the correlation of the input with
+        ``grad_output``, summed over the batch.
 
     Examples
     --------
@@ -312,7 +409,28 @@ def conv2d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation
 def conv3d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1):
     """Gradient of :func:`pyconv.nn.conv3d` with respect to its weight (as ``torch.nn.grad.conv3d_weight``).
 
-    Arguments as in :func:`conv1d_weight`, with 3-D spatial dims.
+    Parameters
+    ----------
+    input : array_like
+        The forward's input, ``(N, C_in, D, H, W)`` or unbatched ``(C_in, D, H, W)``.
+    weight_size : tuple of int
+        Shape of the weight, ``(C_out, C_in/groups, kd, kh, kw)``.
+    grad_output : array_like
+        Gradient of the loss with respect to the forward's output (its shape).
+    stride : int or tuple of 3 ints, default 1
+        As in the forward call.
+    padding : int or tuple of 3 ints, tuple of (before, after) pairs, 'valid' or 'same', default 0
+        As in the forward call.
+    dilation : int or tuple of 3 ints, default 1
+        As in the forward call.
+    groups : int, default 1
+        As in the forward call.
+
+    Returns
+    -------
+    ndarray
+        The weight gradient, of shape ``weight_size``: the correlation of the input with
+        ``grad_output``, summed over the batch.
 
     Examples
     --------
@@ -357,12 +475,42 @@ def _convnd_backward(nd, fname, grad_output, input, weight, bias, stride, paddin
 
 def conv1d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
                     padding_mode="zeros"):
-    """Backward pass of :func:`pyconv.nn.conv1d`: ``(grad_input, grad_weight, grad_bias)``.
+    """Backward pass of :func:`pyconv.nn.conv1d`.
 
-    Takes the forward call's arguments after ``grad_output``.  Every padding form (int,
-    tuple, (before, after) pairs, 'valid', 'same' incl. stride > 1) and every
-    ``padding_mode`` is differentiated; a padding mode's border gradient is folded back
-    onto the input elements it copied.  ``grad_bias`` is None when ``bias`` is None.
+    Takes ``grad_output`` and then the forward call's own arguments.  Every padding form
+    (int, tuple, (before, after) pairs, 'valid', 'same' incl. stride > 1) and every
+    ``padding_mode`` is differentiated.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient of the loss with respect to the forward's output (its shape).
+    input : array_like
+        The forward's input, ``(N, C_in, L)`` or unbatched ``(C_in, L)``.
+    weight : array_like
+        The forward's weight, ``(C_out, C_in/groups, k)``.
+    bias : array_like, optional
+        The forward's bias ``(C_out,)``, or None.
+    stride : int or tuple of 1 ints, default 1
+        As in the forward call.
+    padding : int or tuple of 1 ints, tuple of (before, after) pairs, 'valid' or 'same', default 0
+        As in the forward call.
+    dilation : int or tuple of 1 ints, default 1
+        As in the forward call.
+    groups : int, default 1
+        As in the forward call.
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, default 'zeros'
+        As in the forward call; the gradient of a padded border is folded back onto the
+        input elements it copied.
+
+    Returns
+    -------
+    grad_input : ndarray
+        Shape of ``input``.
+    grad_weight : ndarray
+        Shape of ``weight``.
+    grad_bias : ndarray or None
+        ``grad_output`` summed over the batch and positions; None when ``bias`` is None.
 
     Examples
     --------
@@ -378,9 +526,42 @@ def conv1d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, 
 
 def conv2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
                     padding_mode="zeros"):
-    """Backward pass of :func:`pyconv.nn.conv2d`: ``(grad_input, grad_weight, grad_bias)``.
+    """Backward pass of :func:`pyconv.nn.conv2d`.
 
-    See :func:`conv1d_backward`.
+    Takes ``grad_output`` and then the forward call's own arguments.  Every padding form
+    (int, tuple, (before, after) pairs, 'valid', 'same' incl. stride > 1) and every
+    ``padding_mode`` is differentiated.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient of the loss with respect to the forward's output (its shape).
+    input : array_like
+        The forward's input, ``(N, C_in, H, W)`` or unbatched ``(C_in, H, W)``.
+    weight : array_like
+        The forward's weight, ``(C_out, C_in/groups, kh, kw)``.
+    bias : array_like, optional
+        The forward's bias ``(C_out,)``, or None.
+    stride : int or tuple of 2 ints, default 1
+        As in the forward call.
+    padding : int or tuple of 2 ints, tuple of (before, after) pairs, 'valid' or 'same', default 0
+        As in the forward call.
+    dilation : int or tuple of 2 ints, default 1
+        As in the forward call.
+    groups : int, default 1
+        As in the forward call.
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, default 'zeros'
+        As in the forward call; the gradient of a padded border is folded back onto the
+        input elements it copied.
+
+    Returns
+    -------
+    grad_input : ndarray
+        Shape of ``input``.
+    grad_weight : ndarray
+        Shape of ``weight``.
+    grad_bias : ndarray or None
+        ``grad_output`` summed over the batch and positions; None when ``bias`` is None.
 
     Examples
     --------
@@ -398,9 +579,42 @@ def conv2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, 
 
 def conv3d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
                     padding_mode="zeros"):
-    """Backward pass of :func:`pyconv.nn.conv3d`: ``(grad_input, grad_weight, grad_bias)``.
+    """Backward pass of :func:`pyconv.nn.conv3d`.
 
-    See :func:`conv1d_backward`.
+    Takes ``grad_output`` and then the forward call's own arguments.  Every padding form
+    (int, tuple, (before, after) pairs, 'valid', 'same' incl. stride > 1) and every
+    ``padding_mode`` is differentiated.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient of the loss with respect to the forward's output (its shape).
+    input : array_like
+        The forward's input, ``(N, C_in, D, H, W)`` or unbatched ``(C_in, D, H, W)``.
+    weight : array_like
+        The forward's weight, ``(C_out, C_in/groups, kd, kh, kw)``.
+    bias : array_like, optional
+        The forward's bias ``(C_out,)``, or None.
+    stride : int or tuple of 3 ints, default 1
+        As in the forward call.
+    padding : int or tuple of 3 ints, tuple of (before, after) pairs, 'valid' or 'same', default 0
+        As in the forward call.
+    dilation : int or tuple of 3 ints, default 1
+        As in the forward call.
+    groups : int, default 1
+        As in the forward call.
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, default 'zeros'
+        As in the forward call; the gradient of a padded border is folded back onto the
+        input elements it copied.
+
+    Returns
+    -------
+    grad_input : ndarray
+        Shape of ``input``.
+    grad_weight : ndarray
+        Shape of ``weight``.
+    grad_bias : ndarray or None
+        ``grad_output`` summed over the batch and positions; None when ``bias`` is None.
 
     Examples
     --------
@@ -417,6 +631,37 @@ def conv3d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, 
 def conv_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
                   padding_mode="zeros"):
     """Backward pass of :func:`pyconv.nn.conv` (spatial dims from ``weight.ndim - 2``).
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient of the loss with respect to the forward's output (its shape).
+    input : array_like
+        The forward's input, ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)``.
+    weight : array_like
+        The forward's weight, ``(C_out, C_in/groups, *kernel)``, 1 to 3 spatial dims.
+    bias : array_like, optional
+        The forward's bias ``(C_out,)``, or None.
+    stride : int or tuple of ints, default 1
+        As in the forward call.
+    padding : int or tuple of ints, tuple of (before, after) pairs, 'valid' or 'same', default 0
+        As in the forward call.
+    dilation : int or tuple of ints, default 1
+        As in the forward call.
+    groups : int, default 1
+        As in the forward call.
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, default 'zeros'
+        As in the forward call; the gradient of a padded border is folded back onto the
+        input elements it copied.
+
+    Returns
+    -------
+    grad_input : ndarray
+        Shape of ``input``.
+    grad_weight : ndarray
+        Shape of ``weight``.
+    grad_bias : ndarray or None
+        None when ``bias`` is None.
 
     Examples
     --------
@@ -458,10 +703,40 @@ def _conv_transpose_backward(nd, fname, grad_output, input, weight, bias, stride
 
 def conv_transpose1d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, output_padding=0,
                               groups=1, dilation=1):
-    """Backward pass of :func:`pyconv.nn.conv_transpose1d`: ``(grad_input, grad_weight, grad_bias)``.
+    """Backward pass of :func:`pyconv.nn.conv_transpose1d`.
 
     ``grad_input`` is the (forward) convolution of ``grad_output`` with the weight;
     ``grad_weight`` the correlation of ``grad_output`` with the input.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient of the loss with respect to the forward's output (its shape).
+    input : array_like
+        The forward's input, ``(N, C_in, L)`` or unbatched ``(C_in, L)``.
+    weight : array_like
+        The forward's weight, ``(C_in, C_out/groups, k)``.
+    bias : array_like, optional
+        The forward's bias ``(C_out,)``, or None.
+    stride : int or tuple of 1 ints, default 1
+        As in the forward call.
+    padding : int or tuple of 1 ints, default 0
+        As in the forward call.
+    output_padding : int or tuple of 1 ints, default 0
+        As in the forward call.
+    groups : int, default 1
+        As in the forward call.
+    dilation : int or tuple of 1 ints, default 1
+        As in the forward call.
+
+    Returns
+    -------
+    grad_input : ndarray
+        Shape of ``input``.
+    grad_weight : ndarray
+        Shape of ``weight``.
+    grad_bias : ndarray or None
+        None when ``bias`` is None.
 
     Examples
     --------
@@ -477,7 +752,40 @@ def conv_transpose1d_backward(grad_output, input, weight, bias=None, stride=1, p
 
 def conv_transpose2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, output_padding=0,
                               groups=1, dilation=1):
-    """Backward pass of :func:`pyconv.nn.conv_transpose2d`; see :func:`conv_transpose1d_backward`.
+    """Backward pass of :func:`pyconv.nn.conv_transpose2d`.
+
+    ``grad_input`` is the (forward) convolution of ``grad_output`` with the weight;
+    ``grad_weight`` the correlation of ``grad_output`` with the input.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient of the loss with respect to the forward's output (its shape).
+    input : array_like
+        The forward's input, ``(N, C_in, H, W)`` or unbatched ``(C_in, H, W)``.
+    weight : array_like
+        The forward's weight, ``(C_in, C_out/groups, kh, kw)``.
+    bias : array_like, optional
+        The forward's bias ``(C_out,)``, or None.
+    stride : int or tuple of 2 ints, default 1
+        As in the forward call.
+    padding : int or tuple of 2 ints, default 0
+        As in the forward call.
+    output_padding : int or tuple of 2 ints, default 0
+        As in the forward call.
+    groups : int, default 1
+        As in the forward call.
+    dilation : int or tuple of 2 ints, default 1
+        As in the forward call.
+
+    Returns
+    -------
+    grad_input : ndarray
+        Shape of ``input``.
+    grad_weight : ndarray
+        Shape of ``weight``.
+    grad_bias : ndarray or None
+        None when ``bias`` is None.
 
     Examples
     --------
@@ -494,7 +802,40 @@ def conv_transpose2d_backward(grad_output, input, weight, bias=None, stride=1, p
 
 def conv_transpose3d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, output_padding=0,
                               groups=1, dilation=1):
-    """Backward pass of :func:`pyconv.nn.conv_transpose3d`; see :func:`conv_transpose1d_backward`.
+    """Backward pass of :func:`pyconv.nn.conv_transpose3d`.
+
+    ``grad_input`` is the (forward) convolution of ``grad_output`` with the weight;
+    ``grad_weight`` the correlation of ``grad_output`` with the input.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient of the loss with respect to the forward's output (its shape).
+    input : array_like
+        The forward's input, ``(N, C_in, D, H, W)`` or unbatched ``(C_in, D, H, W)``.
+    weight : array_like
+        The forward's weight, ``(C_in, C_out/groups, kd, kh, kw)``.
+    bias : array_like, optional
+        The forward's bias ``(C_out,)``, or None.
+    stride : int or tuple of 3 ints, default 1
+        As in the forward call.
+    padding : int or tuple of 3 ints, default 0
+        As in the forward call.
+    output_padding : int or tuple of 3 ints, default 0
+        As in the forward call.
+    groups : int, default 1
+        As in the forward call.
+    dilation : int or tuple of 3 ints, default 1
+        As in the forward call.
+
+    Returns
+    -------
+    grad_input : ndarray
+        Shape of ``input``.
+    grad_weight : ndarray
+        Shape of ``weight``.
+    grad_bias : ndarray or None
+        None when ``bias`` is None.
 
     Examples
     --------
@@ -511,9 +852,33 @@ def conv_transpose3d_backward(grad_output, input, weight, bias=None, stride=1, p
 # ---------------------------------------------------------------- composite layers
 
 def depthwise_conv2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1):
-    """Backward pass of :func:`pyconv.nn.depthwise_conv2d`: ``(grad_input, grad_weight, grad_bias)``.
+    """Backward pass of :func:`pyconv.nn.depthwise_conv2d`.
 
     The depthwise layer is ``conv2d(..., groups=C)``; its gradients are those of that call.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient of the loss with respect to the forward's output (its shape).
+    input : array_like
+        The forward's input, ``(N, C, H, W)`` or ``(C, H, W)``.
+    weight : array_like
+        The forward's weight, ``(C*m, 1, kh, kw)``.
+    bias : array_like, optional
+        The forward's bias ``(C*m,)``, or None.
+    stride, dilation : int or tuple of 2 ints, default 1
+        As in the forward call.
+    padding : int, tuple of 2 ints, tuple of (before, after) pairs, 'valid' or 'same', default 0
+        As in the forward call.
+
+    Returns
+    -------
+    grad_input : ndarray
+        Shape of ``input``.
+    grad_weight : ndarray
+        Shape of ``weight``.
+    grad_bias : ndarray or None
+        None when ``bias`` is None.
 
     Examples
     --------
@@ -531,9 +896,29 @@ def depthwise_conv2d_backward(grad_output, input, weight, bias=None, stride=1, p
 
 
 def pointwise_conv2d_backward(grad_output, input, weight, bias=None, groups=1):
-    """Backward pass of :func:`pyconv.nn.pointwise_conv2d`: ``(grad_input, grad_weight, grad_bias)``.
+    """Backward pass of :func:`pyconv.nn.pointwise_conv2d`.
 
-    ``grad_weight`` has the weight's own shape (2-D or ``(C_out, C_in/groups, 1, 1)``).
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient of the loss with respect to the forward's output (its shape).
+    input : array_like
+        The forward's input, ``(N, C_in, H, W)`` or ``(C_in, H, W)``.
+    weight : array_like
+        The forward's weight, ``(C_out, C_in/groups)`` or ``(C_out, C_in/groups, 1, 1)``.
+    bias : array_like, optional
+        The forward's bias ``(C_out,)``, or None.
+    groups : int, default 1
+        As in the forward call.
+
+    Returns
+    -------
+    grad_input : ndarray
+        Shape of ``input``.
+    grad_weight : ndarray
+        The weight's own shape (2-D or 4-D).
+    grad_bias : ndarray or None
+        None when ``bias`` is None.
 
     Examples
     --------
@@ -553,11 +938,36 @@ def pointwise_conv2d_backward(grad_output, input, weight, bias=None, groups=1):
 
 def separable_conv2d_backward(grad_output, input, depthwise_weight, pointwise_weight, bias=None, stride=1,
                               padding=0, dilation=1):
-    """Backward pass of :func:`pyconv.nn.separable_conv2d`:
-    ``(grad_input, grad_depthwise_weight, grad_pointwise_weight, grad_bias)``.
+    """Backward pass of :func:`pyconv.nn.separable_conv2d`.
 
     The forward is a depthwise then a pointwise convolution; the backward recomputes the
     depthwise output and chains the two backward passes.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient of the loss with respect to the forward's output (its shape).
+    input : array_like
+        The forward's input, ``(N, C, H, W)`` or ``(C, H, W)``.
+    depthwise_weight : array_like
+        ``(C*m, 1, kh, kw)``.
+    pointwise_weight : array_like
+        ``(C_out, C*m)`` or ``(C_out, C*m, 1, 1)``.
+    bias : array_like, optional
+        The forward's bias ``(C_out,)``, or None.
+    stride, dilation : int or tuple of 2 ints, default 1
+        As in the forward call (of the depthwise step).
+    padding : int, tuple of 2 ints, tuple of (before, after) pairs, 'valid' or 'same', default 0
+        As in the forward call.
+
+    Returns
+    -------
+    grad_input : ndarray
+        Shape of ``input``.
+    grad_depthwise_weight, grad_pointwise_weight : ndarray
+        Shapes of the two weights.
+    grad_bias : ndarray or None
+        None when ``bias`` is None.
 
     Examples
     --------
@@ -587,12 +997,37 @@ def separable_conv2d_backward(grad_output, input, depthwise_weight, pointwise_we
 
 
 def flattened_conv2d_backward(grad_output, input, lateral, vertical, horizontal, bias=None, padding=0):
-    """Backward pass of :func:`pyconv.nn.flattened_conv2d`:
-    ``(grad_input, grad_lateral, grad_vertical, grad_horizontal, grad_bias)``.
+    """Backward pass of :func:`pyconv.nn.flattened_conv2d`.
 
     The layer equals ``conv2d`` with ``weight[o,c,i,j] = lateral[o,c] vertical[o,i]
     horizontal[o,j]``; the factors' gradients contract the full weight gradient with
     the other two factors.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient of the loss with respect to the forward's output (its shape).
+    input : array_like
+        The forward's input, ``(N, C_in, H, W)`` or ``(C_in, H, W)``.
+    lateral : array_like
+        ``(C_out, C_in)``.
+    vertical : array_like
+        ``(C_out, kh)``.
+    horizontal : array_like
+        ``(C_out, kw)``.
+    bias : array_like, optional
+        The forward's bias ``(C_out,)``, or None.
+    padding : int, tuple of 2 ints, tuple of (before, after) pairs, 'valid' or 'same', default 0
+        As in the forward call.
+
+    Returns
+    -------
+    grad_input : ndarray
+        Shape of ``input``.
+    grad_lateral, grad_vertical, grad_horizontal : ndarray
+        Shapes of the three factors.
+    grad_bias : ndarray or None
+        None when ``bias`` is None.
 
     Examples
     --------
@@ -629,10 +1064,24 @@ def flattened_conv2d_backward(grad_output, input, lateral, vertical, horizontal,
 
 
 def channel_shuffle_backward(grad_output, input, groups):
-    """Backward pass of :func:`pyconv.nn.channel_shuffle`: ``(grad_input,)``.
+    """Backward pass of :func:`pyconv.nn.channel_shuffle`.
 
     The shuffle is a permutation of channels, so its adjoint is the inverse shuffle:
     ``channel_shuffle`` with ``C / groups`` groups.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient of the loss with respect to the forward's output (its shape).
+    input : array_like
+        The forward's input, ``(N, C, *spatial)``.
+    groups : int
+        As in the forward call.
+
+    Returns
+    -------
+    tuple
+        ``(grad_input,)``, with ``grad_input`` of the input's shape.
 
     Examples
     --------
@@ -675,12 +1124,38 @@ def _upsample_matrix(n_in, factor, mode, dtype):
 
 
 def resize_conv2d_backward(grad_output, input, weight, bias=None, scale_factor=2, mode="nearest", padding="same"):
-    """Backward pass of :func:`pyconv.nn.resize_conv2d`: ``(grad_input, grad_weight, grad_bias)``.
+    """Backward pass of :func:`pyconv.nn.resize_conv2d`.
 
     The forward upsamples then convolves; the backward runs the convolution's backward
     on the upsampled input, then the upsampling's adjoint (each input pixel collects
     the gradient of the outputs interpolated from it): ``Mh^T dU Mw`` with the 1-D
     interpolation matrices of the forward.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient of the loss with respect to the forward's output (its shape).
+    input : array_like
+        The forward's input, ``(N, C_in, H, W)`` or ``(C_in, H, W)``.
+    weight : array_like
+        The forward's weight, ``(C_out, C_in, kh, kw)``.
+    bias : array_like, optional
+        The forward's bias ``(C_out,)``, or None.
+    scale_factor : int or tuple of 2 ints, default 2
+        As in the forward call.
+    mode : {'nearest', 'bilinear'}, default 'nearest'
+        As in the forward call.
+    padding : int, tuple, 'same' or 'valid', default 'same'
+        As in the forward call.
+
+    Returns
+    -------
+    grad_input : ndarray
+        Shape of ``input``.
+    grad_weight : ndarray
+        Shape of ``weight``.
+    grad_bias : ndarray or None
+        None when ``bias`` is None.
 
     Examples
     --------
@@ -709,8 +1184,30 @@ def resize_conv2d_backward(grad_output, input, weight, bias=None, scale_factor=2
 # ---------------------------------------------------------------- unfold / fold
 
 def unfold_backward(grad_output, input, kernel_size, dilation=1, padding=0, stride=1):
-    """Backward pass of :func:`pyconv.nn.unfold` (im2col): ``(grad_input,)``, which is
-    :func:`pyconv.nn.fold` (col2im, its adjoint) of ``grad_output`` onto the input's shape.
+    """Backward pass of :func:`pyconv.nn.unfold` (im2col).
+
+    The gradient is :func:`pyconv.nn.fold` (col2im, the adjoint) of ``grad_output`` onto
+    the input's shape.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient of the loss with respect to the forward's output (its shape).
+    input : array_like
+        The forward's input, ``(N, C, H, W)`` or ``(C, H, W)``.
+    kernel_size : int or tuple of 2 ints
+        As in the forward call.
+    dilation : int or tuple of 2 ints, default 1
+        As in the forward call.
+    padding : int or tuple of 2 ints, default 0
+        As in the forward call.
+    stride : int or tuple of 2 ints, default 1
+        As in the forward call.
+
+    Returns
+    -------
+    tuple
+        ``(grad_input,)``, with ``grad_input`` of the input's shape.
 
     Examples
     --------
@@ -733,8 +1230,31 @@ def unfold_backward(grad_output, input, kernel_size, dilation=1, padding=0, stri
 
 
 def fold_backward(grad_output, input, output_size, kernel_size, dilation=1, padding=0, stride=1):
-    """Backward pass of :func:`pyconv.nn.fold` (col2im): ``(grad_input,)``, which is
-    :func:`pyconv.nn.unfold` (im2col, its adjoint) of ``grad_output``.
+    """Backward pass of :func:`pyconv.nn.fold` (col2im).
+
+    The gradient is :func:`pyconv.nn.unfold` (im2col, the adjoint) of ``grad_output``.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient of the loss with respect to the forward's output (its shape).
+    input : array_like
+        The forward's input, ``(N, C*kh*kw, L)`` or ``(C*kh*kw, L)``.
+    output_size : int or tuple of 2 ints
+        As in the forward call.
+    kernel_size : int or tuple of 2 ints
+        As in the forward call.
+    dilation : int or tuple of 2 ints, default 1
+        As in the forward call.
+    padding : int or tuple of 2 ints, default 0
+        As in the forward call.
+    stride : int or tuple of 2 ints, default 1
+        As in the forward call.
+
+    Returns
+    -------
+    tuple
+        ``(grad_input,)``, with ``grad_input`` of the input's shape.
 
     Examples
     --------
@@ -824,11 +1344,29 @@ def _flip(a):
 
 
 def convolve_backward(grad_output, in1, in2, mode="full", method="auto"):
-    """Backward pass of :func:`pyconv.signal.convolve`: ``(grad_in1, grad_in2)``.
+    """Backward pass of :func:`pyconv.signal.convolve`.
 
     With ``G`` the gradient embedded into the 'full' output (at the mode's crop offset),
     ``grad_in1 = correlate(G, in2, 'valid')`` and ``grad_in2 = correlate(G, in1, 'valid')``,
     computed with the same ``method``.  Real inputs only (see the module notes).
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient of the loss with respect to the forward's output (its shape).
+    in1, in2 : array_like
+        The forward's operands (real), with the same number of dims.
+    mode : {'full', 'valid', 'same'}, default 'full'
+        As in the forward call.
+    method : {'auto', 'direct', 'fft'}, default 'auto'
+        As in the forward call; the gradients are computed with it too.
+
+    Returns
+    -------
+    grad_in1 : ndarray
+        Shape of ``in1``.
+    grad_in2 : ndarray
+        Shape of ``in2``.
 
     Examples
     --------
@@ -849,10 +1387,28 @@ def convolve_backward(grad_output, in1, in2, mode="full", method="auto"):
 
 
 def correlate_backward(grad_output, in1, in2, mode="full", method="auto"):
-    """Backward pass of :func:`pyconv.signal.correlate`: ``(grad_in1, grad_in2)``.
+    """Backward pass of :func:`pyconv.signal.correlate`.
 
     ``grad_in1 = convolve(G, in2, 'valid')`` and ``grad_in2`` is ``correlate(G, in1, 'valid')``
     reversed, with ``G`` the gradient embedded into the 'full' output.  Real inputs only.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient of the loss with respect to the forward's output (its shape).
+    in1, in2 : array_like
+        The forward's operands (real), with the same number of dims.
+    mode : {'full', 'valid', 'same'}, default 'full'
+        As in the forward call.
+    method : {'auto', 'direct', 'fft'}, default 'auto'
+        As in the forward call; the gradients are computed with it too.
+
+    Returns
+    -------
+    grad_in1 : ndarray
+        Shape of ``in1``.
+    grad_in2 : ndarray
+        Shape of ``in2``.
 
     Examples
     --------
@@ -929,12 +1485,32 @@ def _conv2d_backward(grad_output, in1, in2, mode, boundary, fillvalue, correlate
 
 
 def convolve2d_backward(grad_output, in1, in2, mode="full", boundary="fill", fillvalue=0):
-    """Backward pass of :func:`pyconv.signal.convolve2d`: ``(grad_in1, grad_in2)``.
+    """Backward pass of :func:`pyconv.signal.convolve2d`.
 
     Every mode and boundary is differentiated: the boundary extension of ``in1``
     ('fill', 'wrap', 'symm') is applied explicitly, and the gradient of each extended
     position is folded back onto the element it copies ('fill' positions hold the
     constant ``fillvalue``, which still enters ``grad_in2``).  Real inputs only.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient of the loss with respect to the forward's output (its shape).
+    in1, in2 : array_like
+        The forward's 2-D operands (real).
+    mode : {'full', 'valid', 'same'}, default 'full'
+        As in the forward call.
+    boundary : {'fill', 'wrap', 'symm'}, default 'fill'
+        As in the forward call.
+    fillvalue : scalar, default 0
+        As in the forward call.
+
+    Returns
+    -------
+    grad_in1 : ndarray
+        Shape of ``in1``.
+    grad_in2 : ndarray
+        Shape of ``in2``.
 
     Examples
     --------
@@ -949,11 +1525,31 @@ def convolve2d_backward(grad_output, in1, in2, mode="full", boundary="fill", fil
 
 
 def correlate2d_backward(grad_output, in1, in2, mode="full", boundary="fill", fillvalue=0):
-    """Backward pass of :func:`pyconv.signal.correlate2d`: ``(grad_in1, grad_in2)``.
+    """Backward pass of :func:`pyconv.signal.correlate2d`.
 
     As :func:`convolve2d_backward`; note that scipy centres 'same' correlations at
     ``in2.shape // 2`` (not ``(in2.shape - 1) // 2`` as for convolution), which matters
     for even kernels.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient of the loss with respect to the forward's output (its shape).
+    in1, in2 : array_like
+        The forward's 2-D operands (real).
+    mode : {'full', 'valid', 'same'}, default 'full'
+        As in the forward call.
+    boundary : {'fill', 'wrap', 'symm'}, default 'fill'
+        As in the forward call.
+    fillvalue : scalar, default 0
+        As in the forward call.
+
+    Returns
+    -------
+    grad_in1 : ndarray
+        Shape of ``in1``.
+    grad_in2 : ndarray
+        Shape of ``in2``.
 
     Examples
     --------
@@ -1019,11 +1615,29 @@ def _fft_backward(grad_output, in1, in2, mode, axes, fname):
 
 
 def fftconvolve_backward(grad_output, in1, in2, mode="full", axes=None):
-    """Backward pass of :func:`pyconv.signal.fftconvolve`: ``(grad_in1, grad_in2)``.
+    """Backward pass of :func:`pyconv.signal.fftconvolve`.
 
     Correlations of the embedded gradient with the other operand, themselves computed
     with ``fftconvolve`` (reversed operand) along ``axes``; axes where one input
     broadcasts (size 1) sum the gradient.  Real inputs only.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient of the loss with respect to the forward's output (its shape).
+    in1, in2 : array_like
+        The forward's operands (real), with the same number of dims.
+    mode : {'full', 'valid', 'same'}, default 'full'
+        As in the forward call.
+    axes : int or sequence of int, optional
+        As in the forward call (default: every axis).
+
+    Returns
+    -------
+    grad_in1 : ndarray
+        Shape of ``in1``.
+    grad_in2 : ndarray
+        Shape of ``in2``.
 
     Examples
     --------
@@ -1037,9 +1651,27 @@ def fftconvolve_backward(grad_output, in1, in2, mode="full", axes=None):
 
 
 def oaconvolve_backward(grad_output, in1, in2, mode="full", axes=None):
-    """Backward pass of :func:`pyconv.signal.oaconvolve`: ``(grad_in1, grad_in2)``.
+    """Backward pass of :func:`pyconv.signal.oaconvolve`.
 
     As :func:`fftconvolve_backward`, with overlap-add convolutions.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient of the loss with respect to the forward's output (its shape).
+    in1, in2 : array_like
+        The forward's operands (real), with the same number of dims.
+    mode : {'full', 'valid', 'same'}, default 'full'
+        As in the forward call.
+    axes : int or sequence of int, optional
+        As in the forward call (default: every axis).
+
+    Returns
+    -------
+    grad_in1 : ndarray
+        Shape of ``in1``.
+    grad_in2 : ndarray
+        Shape of ``in2``.
 
     Examples
     --------
@@ -1053,11 +1685,31 @@ def oaconvolve_backward(grad_output, in1, in2, mode="full", axes=None):
 
 
 def sepconvolve2d_backward(grad_output, in1, col, row, mode="full"):
-    """Backward pass of :func:`pyconv.signal.sepconvolve2d`: ``(grad_in1, grad_col, grad_row)``.
+    """Backward pass of :func:`pyconv.signal.sepconvolve2d`.
 
     ``grad_in1`` is two 1-D correlation passes of the embedded gradient; the kernel
     gradient ``K = correlate(G, in1, 'valid')`` projects onto the factors:
     ``grad_col = K @ row`` and ``grad_row = col @ K``.  Real inputs only.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient of the loss with respect to the forward's output (its shape).
+    in1 : array_like
+        The forward's 2-D input (real).
+    col : array_like
+        The 1-D column filter (along axis 0).
+    row : array_like
+        The 1-D row filter (along axis 1).
+    mode : {'full', 'valid', 'same'}, default 'full'
+        As in the forward call.
+
+    Returns
+    -------
+    grad_in1 : ndarray
+        Shape of ``in1``.
+    grad_col, grad_row : ndarray
+        Shapes of ``col`` and ``row``.
 
     Examples
     --------
@@ -1139,9 +1791,13 @@ def gradcheck(func, inputs, kwargs=None, eps=1e-6, atol=1e-5, rtol=1e-3):
     """
     kwargs = dict(kwargs or {})
     name = getattr(func, "__name__", None)
-    backward = globals().get(f"{name}_backward") if isinstance(name, str) else None
+    # pyconv.ndimage's filters share names with pyconv.signal's (convolve, correlate):
+    # their backward passes live in pyconv.grad.ndimage
+    space, where = ((vars(ndimage), "pyconv.grad.ndimage") if getattr(func, "__module__", "") == "pyconv.ndimage"
+                    else (globals(), "pyconv.grad"))
+    backward = space.get(f"{name}_backward") if isinstance(name, str) else None
     if backward is None:
-        raise ValueError(f"func={func!r} has no backward pass pyconv.grad.{name}_backward")
+        raise ValueError(f"func={func!r} has no backward pass {where}.{name}_backward")
     if not isinstance(inputs, (tuple, list)):
         raise TypeError("inputs must be a tuple of float64 arrays (func's leading array arguments)")
     for arg, value in (("eps", eps), ("atol", atol), ("rtol", rtol)):
@@ -1193,3 +1849,8 @@ def gradcheck(func, inputs, kwargs=None, eps=1e-6, atol=1e-5, rtol=1e-3):
                 f"backward gives {analytic[worst]!r}, finite differences give {numeric[worst]!r} "
                 f"(atol={atol}, rtol={rtol})")
     return True
+
+
+# dask arrays go to pyconv.dask (lazy result), never silently into memory
+from pyconv._dask_dispatch import route_dask_inputs as _route_dask  # noqa: E402
+_route_dask(globals(), __all__, "grad")

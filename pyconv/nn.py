@@ -1,5 +1,31 @@
 """PyTorch-compatible deep-learning convolutions (channels first).
 
+Kinds of convolution
+--------------------
+=================================  ===============================================
+standard, 1/2/3-D or from weight   :func:`conv1d`, :func:`conv2d`, :func:`conv3d`,
+(stride, padding, dilation,        :func:`conv` (``torch.nn.functional.convNd``)
+groups, padding modes)
+transposed (upsampling)            :func:`conv_transpose1d`, :func:`conv_transpose2d`,
+                                   :func:`conv_transpose3d`
+depthwise (one kernel per channel) :func:`depthwise_conv2d` (``groups = C_in``)
+pointwise / pointwise group (1x1)  :func:`pointwise_conv2d`
+depthwise separable                :func:`separable_conv2d` (depthwise, then pointwise)
+flattened (three 1-D filters)      :func:`flattened_conv2d`
+channel shuffle (ShuffleNet)       :func:`channel_shuffle`
+resize-convolution                 :func:`resize_conv2d` (upsample, then convolve)
+im2col / col2im                    :func:`unfold`, :func:`fold`
+=================================  ===============================================
+
+An input is ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)``; a weight
+``(C_out, C_in/groups, *kernel)`` (transposed: ``(C_in, C_out/groups, *kernel)``).
+Every function is a cross-correlation, exactly as ``torch.nn.functional``; the
+backward pass of each is ``pyconv.grad.<name>_backward``, the shape rules are in
+:mod:`pyconv.arithmetic`, and the guide (``python -m pyconv --guide``) explains each
+kind.
+
+Implementation
+--------------
 Every function reads: check the arguments (:mod:`pyconv._engine.args`, which builds
 the call's geometry) -> take the plan (:mod:`pyconv._engine.conv`: which algorithm,
 how many threads, how much workspace; cached per call signature) -> run it (one
@@ -129,7 +155,36 @@ def conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, pa
     return _conv_call(None, input, weight, bias, stride, padding, dilation, groups, padding_mode)
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
-    """1-d convolution, as ``torch.nn.functional.conv1d``; arguments as :func:`conv`.
+    """1-d convolution (cross-correlation), as ``torch.nn.functional.conv1d``.
+
+    Parameters
+    ----------
+    input : array_like
+        ``(N, C_in, L)``, or unbatched ``(C_in, L)``.
+    weight : array_like
+        ``(C_out, C_in/groups, k)``.
+    bias : array_like, optional
+        ``(C_out,)``, added to every output position of its channel.
+    stride : int or tuple of 1 ints, default 1
+        Step between windows along each spatial dim.
+    padding : int, tuple of 1 ints, tuple of (before, after) pairs, 'valid' or 'same', default 0
+        Zeros (or ``padding_mode`` values) added at the borders.  'same' gives
+        ``ceil(i/stride)`` outputs (TensorFlow's rule; with stride 1, PyTorch's 'same'),
+        the odd unit of padding after.
+    dilation : int or tuple of 1 ints, default 1
+        Spacing between kernel taps.
+    groups : int, default 1
+        Input and output channels split into ``groups`` blocks convolved separately;
+        must divide ``C_in`` and ``C_out``.
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, default 'zeros'
+        How the input is padded (as ``torch.nn.Conv1d``).
+
+    Returns
+    -------
+    ndarray
+        ``(N, C_out, oL)`` (no batch axis for an unbatched input), with
+        ``o = floor((i + pad_before + pad_after - dilation*(k-1) - 1) / stride) + 1`` per dim;
+        float32 when every operand is float32 (or float16), else float64.
 
     Examples
     --------
@@ -141,7 +196,36 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     return _conv_call(1, input, weight, bias, stride, padding, dilation, groups, padding_mode)
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
-    """2-d convolution, as ``torch.nn.functional.conv2d``; arguments as :func:`conv`.
+    """2-d convolution (cross-correlation), as ``torch.nn.functional.conv2d``.
+
+    Parameters
+    ----------
+    input : array_like
+        ``(N, C_in, H, W)``, or unbatched ``(C_in, H, W)``.
+    weight : array_like
+        ``(C_out, C_in/groups, kh, kw)``.
+    bias : array_like, optional
+        ``(C_out,)``, added to every output position of its channel.
+    stride : int or tuple of 2 ints, default 1
+        Step between windows along each spatial dim.
+    padding : int, tuple of 2 ints, tuple of (before, after) pairs, 'valid' or 'same', default 0
+        Zeros (or ``padding_mode`` values) added at the borders.  'same' gives
+        ``ceil(i/stride)`` outputs (TensorFlow's rule; with stride 1, PyTorch's 'same'),
+        the odd unit of padding after.
+    dilation : int or tuple of 2 ints, default 1
+        Spacing between kernel taps.
+    groups : int, default 1
+        Input and output channels split into ``groups`` blocks convolved separately;
+        must divide ``C_in`` and ``C_out``.
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, default 'zeros'
+        How the input is padded (as ``torch.nn.Conv2d``).
+
+    Returns
+    -------
+    ndarray
+        ``(N, C_out, oH, oW)`` (no batch axis for an unbatched input), with
+        ``o = floor((i + pad_before + pad_after - dilation*(k-1) - 1) / stride) + 1`` per dim;
+        float32 when every operand is float32 (or float16), else float64.
 
     Examples
     --------
@@ -157,7 +241,36 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     return _conv_call(2, input, weight, bias, stride, padding, dilation, groups, padding_mode)
 
 def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
-    """3-d convolution, as ``torch.nn.functional.conv3d``; arguments as :func:`conv`.
+    """3-d convolution (cross-correlation), as ``torch.nn.functional.conv3d``.
+
+    Parameters
+    ----------
+    input : array_like
+        ``(N, C_in, D, H, W)``, or unbatched ``(C_in, D, H, W)``.
+    weight : array_like
+        ``(C_out, C_in/groups, kd, kh, kw)``.
+    bias : array_like, optional
+        ``(C_out,)``, added to every output position of its channel.
+    stride : int or tuple of 3 ints, default 1
+        Step between windows along each spatial dim.
+    padding : int, tuple of 3 ints, tuple of (before, after) pairs, 'valid' or 'same', default 0
+        Zeros (or ``padding_mode`` values) added at the borders.  'same' gives
+        ``ceil(i/stride)`` outputs (TensorFlow's rule; with stride 1, PyTorch's 'same'),
+        the odd unit of padding after.
+    dilation : int or tuple of 3 ints, default 1
+        Spacing between kernel taps.
+    groups : int, default 1
+        Input and output channels split into ``groups`` blocks convolved separately;
+        must divide ``C_in`` and ``C_out``.
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, default 'zeros'
+        How the input is padded (as ``torch.nn.Conv3d``).
+
+    Returns
+    -------
+    ndarray
+        ``(N, C_out, oD, oH, oW)`` (no batch axis for an unbatched input), with
+        ``o = floor((i + pad_before + pad_after - dilation*(k-1) - 1) / stride) + 1`` per dim;
+        float32 when every operand is float32 (or float16), else float64.
 
     Examples
     --------
@@ -206,8 +319,34 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     """2-d transposed convolution, as ``torch.nn.functional.conv_transpose2d``.
 
     Computed per output phase by direct loops (or as a GEMM ``W^T x`` followed by
-    col2im), never by inserting zeros; arguments as :func:`conv_transpose1d`, per
-    spatial dim.
+    col2im), never by inserting zeros.
+
+    Parameters
+    ----------
+    input : array_like
+        ``(N, C_in, H, W)``, or unbatched ``(C_in, H, W)``.
+    weight : array_like
+        ``(C_in, C_out/groups, kh, kw)`` (input channels first, as in PyTorch).
+    bias : array_like, optional
+        ``(C_out,)``.
+    stride : int or tuple of 2 ints, default 1
+        Spacing of the kernel copies each input element paints onto the output.
+    padding : int or tuple of 2 ints, default 0
+        Cropped from both ends of every spatial dim of the output.
+    output_padding : int or tuple of 2 ints, default 0
+        Added at the end of every spatial dim (picks between the input sizes a strided
+        convolution maps to the same size); must be smaller than ``stride`` or ``dilation``.
+    groups : int, default 1
+        Channel groups; must divide ``C_in``.
+    dilation : int or tuple of 2 ints, default 1
+        Spacing between kernel taps.
+
+    Returns
+    -------
+    ndarray
+        ``(N, C_out, *o)`` (no batch axis for an unbatched input), with
+        ``o = (i-1)*stride - 2*padding + dilation*(k-1) + output_padding + 1`` per dim;
+        float32 when every operand is float32, else float64.
 
     Examples
     --------
@@ -221,6 +360,33 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
 def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """3-d transposed convolution, as ``torch.nn.functional.conv_transpose3d``.
+
+    Parameters
+    ----------
+    input : array_like
+        ``(N, C_in, D, H, W)``, or unbatched ``(C_in, D, H, W)``.
+    weight : array_like
+        ``(C_in, C_out/groups, kd, kh, kw)`` (input channels first, as in PyTorch).
+    bias : array_like, optional
+        ``(C_out,)``.
+    stride : int or tuple of 3 ints, default 1
+        Spacing of the kernel copies each input element paints onto the output.
+    padding : int or tuple of 3 ints, default 0
+        Cropped from both ends of every spatial dim of the output.
+    output_padding : int or tuple of 3 ints, default 0
+        Added at the end of every spatial dim (picks between the input sizes a strided
+        convolution maps to the same size); must be smaller than ``stride`` or ``dilation``.
+    groups : int, default 1
+        Channel groups; must divide ``C_in``.
+    dilation : int or tuple of 3 ints, default 1
+        Spacing between kernel taps.
+
+    Returns
+    -------
+    ndarray
+        ``(N, C_out, *o)`` (no batch axis for an unbatched input), with
+        ``o = (i-1)*stride - 2*padding + dilation*(k-1) + output_padding + 1`` per dim;
+        float32 when every operand is float32, else float64.
 
     Examples
     --------
@@ -521,3 +687,8 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     xb = x[None] if x.ndim == 2 else x
     out = _resample.fold(contiguous(xb, dl_dtype(x)), osz, fa)
     return out[0] if x.ndim == 2 else out
+
+
+# dask arrays go to pyconv.dask (lazy result), never silently into memory
+from pyconv._dask_dispatch import route_dask_inputs as _route_dask  # noqa: E402
+_route_dask(globals(), __all__, "nn")

@@ -1,6 +1,24 @@
 """scipy.signal-compatible convolution and correlation on pyconv's kernels.
 
-Same names, arguments, defaults, output shapes and dtypes as ``scipy.signal``.
+Kinds of convolution
+--------------------
+=====================================  ============================================
+convolution / correlation, N-D         :func:`convolve`, :func:`correlate`
+(method 'direct', 'fft' or 'auto')
+2-D, with boundary modes               :func:`convolve2d`, :func:`correlate2d`
+FFT, overlap-add FFT                   :func:`fftconvolve`, :func:`oaconvolve`
+which method 'auto' takes              :func:`choose_conv_method`
+spatially separable 2-D                :func:`sepconvolve2d`; :func:`separate` splits
+                                       a rank-1 kernel into its column and row
+=====================================  ============================================
+
+Same names, arguments, defaults, output shapes and dtypes as ``scipy.signal``; every
+function is re-exported at the top level (``pyconv.convolve``).  The backward pass of
+each is ``pyconv.grad.<name>_backward``; the guide (``python -m pyconv --guide``)
+explains convolution vs correlation and separability.
+
+Implementation
+--------------
 Every function reads: normalise arguments (pyconv._utils) -> pick the algorithm
 -> allocate the output -> one kernel -> return a new C-contiguous array.
 
@@ -1259,3 +1277,8 @@ def separate(kernel, rtol=1e-6):
     if dt.kind != "c":
         col, row = col.real, row.real
     return np.ascontiguousarray(col, dtype=dt), np.ascontiguousarray(row, dtype=dt)
+
+
+# dask arrays go to pyconv.dask (lazy result), never silently into memory
+from pyconv._dask_dispatch import route_dask_inputs as _route_dask  # noqa: E402
+_route_dask(globals(), __all__, "signal")

@@ -97,3 +97,13 @@ def test_direct_kernel_with_an_empty_kernel_axis():
         want = ss.convolve2d(a, b)
         assert got.shape == want.shape and got.dtype == want.dtype
         np.testing.assert_array_equal(got, want)
+
+
+def test_gradcheck_finds_ndimage_backward_passes():
+    from pyconv import ndimage
+    rng = np.random.default_rng(7)
+    x, w = rng.standard_normal((6, 5)), rng.standard_normal((3, 2))
+    assert grad.gradcheck(ndimage.convolve, (x, w), {"mode": "reflect"})
+    assert grad.gradcheck(ndimage.gaussian_filter, (x,), {"sigma": 1.0, "mode": "wrap"})
+    # the signal function of the same name keeps its own backward pass
+    assert grad.gradcheck(pyconv.convolve, (x, w), {"mode": "same"})

@@ -11,6 +11,13 @@ def explain(func, *args, **kwargs):
     recorded.  Setting ``PYCONV_VERBOSE=1`` in the environment logs the plans of the
     calls that do run, one line per kernel on stderr, with their time.
 
+    Parameters
+    ----------
+    func : callable
+        A public function of :mod:`pyconv.signal`, :mod:`pyconv.nn` or :mod:`pyconv.grad`.
+    *args, **kwargs
+        The arguments of the call to explain, exactly as ``func`` takes them.
+
     Returns
     -------
     Plan

@@ -291,7 +291,7 @@ def dry_run():
         _local.dry = old
 
 
-_PUBLIC = ("pyconv.nn", "pyconv.grad", "pyconv.signal")
+_PUBLIC = ("pyconv.nn", "pyconv.grad", "pyconv.signal", "pyconv.ndimage")
 
 
 def _caller():

@@ -1,0 +1,203 @@
+"""dask suite: pyconv.dask on a 2-worker LocalCluster (processes, 1 thread each).
+
+Rows:
+- volume convolution ('same', zero fill), float32 volume of ``size``^3 in 128^3 chunks
+  (``PYCONV_DASK_SIZE``, default 512 = 512 MiB; 256 with ``--quick``), 3^3 and 7^3
+  kernels: pyconv.dask.convolve against dask_image.ndfilters.convolve on the same
+  cluster (target >= 3x) and against in-memory pyconv.signal.convolve in this process
+  on all its threads (target >= 0.7x).  Each dask run reduces the result with
+  ``.sum()`` (so the output streams through instead of filling the workers; it also
+  checks that both dask results agree); the in-memory call is the convolution alone.
+- layer a of suite_nn (3x3 64->64 56x56, float32), batch 64 in chunks of 8: conv2d
+  forward and conv2d_backward on the cluster (results persisted on the workers) against
+  the in-memory calls on all threads (target >= 0.7x).
+- the routing check's cost per call of an in-memory function (numpy arguments), before
+  and after dask is imported.
+- peak worker memory during each volume run: the largest rise of a worker's RSS above
+  its level before the run (sampled every 5 ms in each worker), reported as a multiple
+  of one chunk plus its halo (target <= 4x).
+
+The volume input is generated on the workers and persisted before timing; the
+in-memory peer gets the same volume, computed into this process.
+"""
+import os
+import time
+
+import numpy as np
+
+import pyconv
+
+MiB = 1 << 20
+
+
+_SAMPLER = {}
+
+
+def _sampler_start(dask_worker=None):
+    """In a worker: sample this process's RSS every 5 ms until stopped."""
+    import threading
+
+    import psutil
+    proc = psutil.Process()
+    state = {"base": proc.memory_info().rss, "peak": 0, "stop": False}
+
+    def loop():
+        while not state["stop"]:
+            state["peak"] = max(state["peak"], proc.memory_info().rss)
+            time.sleep(0.005)
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    _SAMPLER["run"] = (state, t)
+    return state["base"]
+
+
+def _sampler_stop(dask_worker=None):
+    state, t = _SAMPLER.pop("run")
+    state["stop"] = True
+    t.join()
+    return state["peak"] - state["base"]
+
+
+def _cluster_run(client, fn):
+    """Seconds of ``fn()`` and the largest worker RSS rise meanwhile."""
+    client.run(_sampler_start)
+    t0 = time.perf_counter()
+    result = fn()
+    dt = time.perf_counter() - t0
+    rises = client.run(_sampler_stop)
+    return dt, max(rises.values()), result
+
+
+def _median(h, client, fn, repeats):
+    """Median seconds, largest RSS rise and the last result of ``repeats`` runs of ``fn``.
+
+    Results persisted on the cluster are released before the next run: the keys are
+    deterministic, so a held result would make the next run a no-op.
+    """
+    ntasks = lambda: client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))  # noqa: E731
+    base = ntasks()
+    times, rises, result = [], [], None
+    for i in range(repeats + 1):            # the first run warms the workers up (imports, plans)
+        if result is not None:
+            client.cancel(result)
+            del result
+            while ntasks() > base:
+                time.sleep(0.05)
+        dt, rise, result = _cluster_run(client, fn)
+        if i:
+            times.append(dt)
+            rises.append(rise)
+    times.sort()
+    return times[len(times) // 2], max(rises), result
+
+
+def _routing_overhead(h):
+    """Nanoseconds the dask check adds to a call of an in-memory function with numpy arguments."""
+    import timeit
+
+    from pyconv._dask_dispatch import _wrap
+
+    def plain(in1, in2, mode="full", method="auto"):
+        return None
+
+    plain.__module__ = "pyconv.signal"
+    routed = _wrap(plain, "signal", {"__builtins__": __builtins__})
+    x, k = np.ones(4), np.ones(2)
+
+    def per_call(fn, n=100000):
+        return float(np.median(timeit.repeat(lambda: fn(x, k, "same", "direct"), number=n, repeat=7))) / n * 1e9
+
+    return per_call(routed) - per_call(plain)
+
+
+def run(h):
+    import sys
+    if "dask" not in sys.modules:
+        h.record(case="routing overhead per call, dask not imported (ns)", ns=_routing_overhead(h))
+    try:
+        import dask
+        import dask.array as da
+        import distributed
+    except ImportError as e:
+        print(f"  skipped: {e} (pip install 'pyconv[dask]')")
+        return
+    import pyconv.dask as pdk
+    h.record(case="routing overhead per call, dask imported, 4 numpy/str arguments (ns)", ns=_routing_overhead(h))
+    try:
+        from dask_image import ndfilters
+    except ImportError:
+        ndfilters = None
+        print("  note: dask_image missing, its rows are skipped")
+    size = int(os.environ.get("PYCONV_DASK_SIZE", 256 if h.quick else 512))
+    chunk = min(128, size)
+    repeats = 3 if h.quick else min(h.repeats, 5)
+    ncpu = pyconv.get_num_threads()
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        rng = da.random.default_rng(0)
+        x = rng.standard_normal((size,) * 3, chunks=chunk, dtype=np.float32).persist()
+        distributed.wait(x)
+        x_mem = x.compute()
+        for ksz in (3, 7):
+            k = np.random.default_rng(ksz).standard_normal((ksz,) * 3).astype(np.float32)
+            halo_bytes = 4 * (chunk + ksz - 1) ** 3
+            t_pc, rise_pc, s_pc = _median(h, client, lambda: pdk.convolve(x, k, "same").sum().compute(), repeats)
+            with h.threads(ncpu):
+                t_mem = h.time(lambda: pyconv.signal.convolve(x_mem, k, "same"), repeats=repeats, warmup=1)
+                method = pyconv.signal.choose_conv_method(x_mem[:chunk + ksz - 1, :chunk + ksz - 1,
+                                                                 :chunk + ksz - 1], k, "valid")
+            flops = 2.0 * size ** 3 * ksz ** 3
+            row = dict(case=f"volume {size}^3 f32 chunks {chunk}^3 kernel {ksz}^3", chunk_method=method,
+                       pyconv_dask_s=t_pc, in_memory_s=t_mem, in_memory_threads=ncpu,
+                       ratio_in_memory=t_mem / t_pc, gflops_dask=flops / t_pc / 1e9,
+                       peak_worker_rise_MiB=rise_pc / MiB, peak_over_chunk_halo=rise_pc / halo_bytes)
+            if ndfilters is not None:
+                t_di, rise_di, s_di = _median(
+                    h, client, lambda: ndfilters.convolve(x, k, mode="constant").sum().compute(), repeats)
+                row.update(dask_image_s=t_di, ratio_dask_image=t_di / t_pc,
+                           dask_image_peak_rise_MiB=rise_di / MiB,
+                           sums_agree=bool(np.isclose(s_pc, s_di, rtol=1e-3, atol=1e-3 * size ** 1.5)))
+            h.record(**row)
+        del x_mem
+        client.cancel(x)
+
+        # layer a of suite_nn, batch 64 in chunks of 8
+        rng = np.random.default_rng(1)
+        n = 16 if h.quick else 64
+        xs = (n, 64, 56, 56)
+        xa = rng.standard_normal(xs).astype(np.float32)
+        w = (rng.standard_normal((64, 64, 3, 3)) * 0.05).astype(np.float32)
+        b = rng.standard_normal(64).astype(np.float32)
+        g = rng.standard_normal(xs).astype(np.float32)
+        X = da.from_array(xa, chunks=(8, 64, 56, 56)).persist()
+        G = da.from_array(g, chunks=(8, 64, 56, 56)).persist()
+        distributed.wait([X, G])
+
+        def forward():
+            y = pdk.conv2d(X, w, b, padding=1).persist()
+            distributed.wait(y)
+            return y
+
+        def backward():
+            grads = client.persist(list(pdk.conv2d_backward(G, X, w, b, padding=1)))
+            distributed.wait(grads)
+            return grads
+
+
+        flops = 2.0 * np.prod(xs) * 64 * 9
+        for name, fn, mem_fn, fl in (
+                ("conv2d forward", forward, lambda: pyconv.nn.conv2d(xa, w, b, padding=1), flops),
+                ("conv2d_backward", backward, lambda: pyconv.grad.conv2d_backward(g, xa, w, b, padding=1), 2 * flops)):
+            t_d, rise, res = _median(h, client, fn, repeats)
+            with h.threads(ncpu):
+                t_m = h.time(mem_fn, repeats=repeats, warmup=1)
+            ref = mem_fn()
+            got = res.compute() if name == "conv2d forward" else [r.compute() for r in res]
+            if name == "conv2d forward":
+                err = float(np.abs(got - ref).max() / np.abs(ref).max())
+            else:
+                err = max(float(np.abs(a - r).max() / np.abs(r).max()) for a, r in zip(got, ref))
+            h.record(case=f"layer a 3x3 64->64 56x56 N{n} chunks of 8: {name}", pyconv_dask_s=t_d,
+                     in_memory_s=t_m, in_memory_threads=ncpu, ratio_in_memory=t_m / t_d,
+                     gflops_dask=fl / t_d / 1e9, max_rel_err=err, peak_worker_rise_MiB=rise / MiB)

@@ -1,0 +1,1143 @@
+"""pyconv's convolutions on dask arrays: lazy, chunk by chunk, out of core or on a cluster.
+
+Same names and arguments as the in-memory functions of :mod:`pyconv.signal`,
+:mod:`pyconv.nn` and :mod:`pyconv.grad`.  The large operand (``in1``, ``input``,
+and ``grad_output``/``input`` of a backward) is a ``dask.array.Array`` of any
+chunking; kernels, weights and biases are in memory (a dask kernel with one chunk
+is computed, one with more chunks is refused).  Every function returns a lazy
+``dask.array.Array`` with the right shape, chunks, dtype and meta, which computes
+to what the in-memory function returns on the computed operands.
+
+How a chunk is computed
+-----------------------
+Each output chunk reads the input region its outputs depend on: its own input
+chunk plus a *halo* from the neighbouring chunks, of a depth derived from the
+kernel, the mode (or padding), the stride and the dilation.  Where that region
+leaves the array, it is extended as the in-memory function extends it (zeros;
+``fillvalue``; periodic for 'wrap'/'circular'; mirrored for 'symm', 'reflect';
+the edge sample for 'replicate') -- however far it reaches, as the in-memory
+functions do when the kernel is larger than the input.  The chunk then runs the
+in-memory function with no padding ('valid' mode), so the arithmetic is the
+in-memory function's own.  Halo slices are cut where the neighbour lives (only
+the slice travels between workers), and chunks smaller than the halo are merged
+first.  Output chunks follow the input chunks: 'same' keeps them, 'full' grows
+the last chunk of each axis and 'valid' shrinks it; strided layers divide them.
+
+Threads: a task runs pyconv with ``k`` threads, ``k`` = the CPUs this process
+may use divided by the tasks that run at once in it (the worker's ``nthreads``
+under dask.distributed, the pool size under the threaded scheduler, 1 under the
+synchronous one), capped by :func:`pyconv.get_num_threads` of the process (which
+honours ``OMP_NUM_THREADS``; dask.distributed's nanny sets it to 1 in its
+workers).  So a worker with 2 threads on 2 cores runs each task on 1 thread.
+
+dask is imported when a function of this module is first called.
+"""
+import functools
+import math
+import operator
+import sys
+import threading
+
+import numpy as np
+
+import pyconv
+from pyconv import arithmetic as _arith
+from pyconv._threads import _available_cpus
+from pyconv._utils import check_choice
+
+__all__ = ["convolve", "correlate", "convolve2d", "correlate2d", "fftconvolve", "oaconvolve",
+           "sepconvolve2d",
+           "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+           "depthwise_conv2d", "separable_conv2d", "pointwise_conv2d",
+           "conv1d_backward", "conv2d_backward", "conv3d_backward",
+           "task_threads"]
+
+
+def _da():
+    try:
+        import dask.array as da
+    except ImportError:   # pragma: no cover - exercised only without the extra
+        raise ImportError("pyconv.dask needs dask: pip install 'pyconv[dask]' "
+                          "(dask[array] and distributed)") from None
+    return da
+
+
+# --------------------------------------------------------------------------- threads in tasks
+
+def task_threads():
+    """Threads a pyconv call inside the current dask task gets.
+
+    The CPUs this process may use divided by the tasks that can run at once in
+    it (the threads of all dask.distributed workers living in this process, the
+    threaded scheduler's pool, or 1), at least 1, at most :func:`pyconv.get_num_threads`.  Outside a worker and
+    on the main thread (dask's synchronous scheduler) that is the process's count.
+
+    Examples
+    --------
+    >>> import pyconv.dask
+    >>> 1 <= pyconv.dask.task_threads() <= pyconv.get_num_threads()
+    True
+    """
+    slots = None
+    if "distributed" in sys.modules:
+        try:
+            worker = sys.modules["distributed"].get_worker()
+        except ValueError:        # not inside a distributed worker
+            worker = None
+        if worker is not None:
+            # every worker of this process shares its CPUs (LocalCluster(processes=False) runs
+            # them all in one process)
+            workers = list(getattr(type(worker), "_instances", ())) or [worker]
+            slots = sum(getattr(getattr(w, "state", None), "nthreads", None) or getattr(w, "nthreads", 1)
+                        for w in workers if getattr(w, "status", None) is None
+                        or str(getattr(w.status, "name", w.status)) not in ("closed", "closing", "failed"))
+            slots = max(1, slots)
+    if slots is None:
+        if threading.current_thread() is threading.main_thread():
+            slots = 1                 # synchronous scheduler: one task at a time
+        else:                         # threaded scheduler: its pool runs this many at once
+            import dask
+            import dask.system
+            slots = dask.config.get("num_workers", None) or dask.system.CPU_COUNT
+    return max(1, min(pyconv.get_num_threads(), _available_cpus() // max(1, int(slots))))
+
+
+# --------------------------------------------------------------------------- operands
+
+def _big(x, name):
+    """The large operand as a dask array (an in-memory array becomes one)."""
+    da = _da()
+    if isinstance(x, da.Array):
+        if any(math.isnan(c) for cs in x.chunks for c in cs):
+            raise ValueError(f"{name} has unknown chunk sizes (chunks {x.chunks}): the halos need them; "
+                             f"call {name}.compute_chunk_sizes() first")
+        return x
+    from dask import is_dask_collection
+    if is_dask_collection(x):
+        raise TypeError(f"{name} must be a dask.array.Array (or an in-memory array); got {type(x).__name__}")
+    return da.asarray(np.asarray(x))
+
+
+def _small(x, name):
+    """A kernel/weight/bias in memory as an ndarray: a one-chunk dask array is computed, more
+    chunks refused."""
+    from pyconv._utils import as_array
+    if x is None:
+        return None
+    if hasattr(type(x), "__dask_graph__"):
+        from dask import is_dask_collection
+        if is_dask_collection(x):
+            nparts = getattr(x, "npartitions", None)
+            if nparts != 1:
+                raise ValueError(
+                    f"{name} is a dask collection with {nparts} chunks: kernels and weights must fit "
+                    f"in memory; pass a numpy array or one chunk ({name}.rechunk(-1))")
+            x = x.compute()
+    return as_array(x, name)
+
+
+def _meta(ndim, dtype):
+    return np.empty((0,) * ndim, dtype=dtype)
+
+
+# --------------------------------------------------------------------------- the halo engine
+
+class _Lit:
+    """Literal payload in a task (never parsed by dask as a key or a task)."""
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+
+class _Fill:
+    """A region outside the array filled with the boundary's constant."""
+    __slots__ = ("shape",)
+
+    def __init__(self, shape):
+        self.shape = shape
+
+
+class _Axis:
+    """How one axis of the output reads the input.
+
+    ``out_chunks``: the output chunk sizes; ``ranges``: per output chunk the
+    input positions ``[p0, p1)`` it reads (may leave ``[0, n)``); ``kind``: how
+    positions outside are read ('fill', 'wrap', 'symm', 'reflect', 'edge'; 'none'
+    when they never are).
+    """
+    __slots__ = ("out_chunks", "ranges", "kind")
+
+    def __init__(self, out_chunks, ranges, kind="none"):
+        self.out_chunks = tuple(int(c) for c in out_chunks)
+        self.ranges = [(int(a), int(b)) for a, b in ranges]
+        self.kind = kind
+
+
+def _blockwise_axis(chunks):
+    """Output chunk j reads exactly input chunk j."""
+    starts = np.cumsum((0,) + tuple(chunks))
+    return _Axis(chunks, zip(starts[:-1], starts[1:]))
+
+
+def _source_index(p, n, kind):
+    """Input index read at extended positions ``p`` (-1: the fill constant)."""
+    if kind in ("fill", "none"):
+        return np.where((p >= 0) & (p < n), p, -1)
+    if kind == "wrap":
+        return p % n
+    if kind == "symm":                   # period 2n, the edge sample repeated (scipy 'symm', numpy 'symmetric')
+        q = p % (2 * n)
+        return np.where(q >= n, 2 * n - 1 - q, q)
+    if kind == "reflect":                # period 2n-2, the edge sample not repeated (torch/numpy 'reflect')
+        if n == 1:
+            return np.zeros_like(p)
+        q = p % (2 * n - 2)
+        return np.where(q >= n, 2 * n - 2 - q, q)
+    if kind == "edge":                   # torch 'replicate', numpy 'edge'
+        return np.clip(p, 0, n - 1)
+    raise AssertionError(kind)
+
+
+def _as_indexer(loc):
+    """A slice where the indices run by +1 or -1 (no copy), else the index array."""
+    if len(loc) == 1:
+        return slice(int(loc[0]), int(loc[0]) + 1)
+    d = np.diff(loc)
+    if (d == 1).all():
+        return slice(int(loc[0]), int(loc[-1]) + 1)
+    if (d == -1).all():
+        stop = int(loc[-1]) - 1
+        return slice(int(loc[0]), None if stop < 0 else stop, -1)
+    return loc
+
+
+def _segments(p0, p1, n, kind, starts):
+    """Split the positions [p0, p1) into runs read from one input chunk (or the fill)."""
+    p = np.arange(p0, p1)
+    q = _source_index(p, n, kind) if n else np.full(p.shape, -1)
+    blk = np.where(q >= 0, np.searchsorted(starts, q, side="right") - 1, -1)
+    edges = [0, *(np.flatnonzero(np.diff(blk)) + 1).tolist(), len(p)]
+    segs = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        if blk[a] < 0:
+            segs.append((-1, b - a))
+        else:
+            segs.append((int(blk[a]), _as_indexer(q[a:b] - starts[blk[a]])))
+    return segs
+
+
+def _take(block, index):
+    """``block`` read at the per-axis ``index`` (slices first, then index arrays)."""
+    index = index.value
+    out = block[tuple(i if isinstance(i, slice) else slice(None) for i in index)]
+    for d, i in enumerate(index):
+        if not isinstance(i, slice):
+            out = np.take(out, i, axis=d)
+    # a copy, not a view: a view would keep the whole neighbour chunk alive with the slice
+    return out.copy() if out.base is not None else out
+
+
+def _assemble(nested, fill):
+    """The block from its nested list of pieces (depth = ndim), fill regions made here."""
+    def make(node):
+        if isinstance(node, list):
+            return [make(c) for c in node]
+        if isinstance(node, _Fill):
+            return np.full(node.shape, fill)
+        return node
+
+    node = nested
+    while isinstance(node, list) and len(node) == 1:
+        node = node[0]
+    if not isinstance(node, list):            # one piece: no copy
+        return make(node)
+    return np.block(make(nested))
+
+
+def _run_block(func, lit, nested, fill, *consts):
+    """One output chunk: assemble its input, run ``func`` on the task's share of threads."""
+    block = _assemble(nested, fill.value)
+    with pyconv.threads(task_threads()):
+        return func(block, lit.value, *consts)
+
+
+def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0):
+    """Apply ``func(block, args, *consts)`` per output chunk, reading the regions ``axes`` describe.
+
+    ``axes``: one :class:`_Axis` per axis of ``x`` (the output has as many axes).
+    ``block_args(j)`` gives the literal per-block arguments of output chunk ``j``
+    (default: ``j``); ``consts`` are in-memory objects shared by every task (put in
+    the graph once); ``fill`` is the constant of 'fill' regions (a numpy scalar).
+    """
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+    da = _da()
+    token = tokenize(x, [(a.out_chunks, a.ranges, a.kind) for a in axes], func, dtype, consts,
+                     None if block_args is None else [block_args(j) for j in np.ndindex(
+                         *[len(a.out_chunks) for a in axes])], fill)
+    out_name = f"pyconv-{name}-{token}"
+    piece_name = f"pyconv-{name}-halo-{token}"
+    const_keys = []
+    layer = {}
+    for i, c in enumerate(consts):
+        key = (f"pyconv-{name}-const{i}-{token}",)
+        layer[key] = c
+        const_keys.append(key)
+    fill = np.asarray(fill)
+    per_axis = []
+    for d, ax in enumerate(axes):
+        starts = np.cumsum((0,) + x.chunks[d])
+        per_axis.append([_segments(p0, p1, x.shape[d], ax.kind, starts) for p0, p1 in ax.ranges])
+    for j in np.ndindex(*[len(a.out_chunks) for a in axes]):
+        segs = [per_axis[d][jd] for d, jd in enumerate(j)]
+        counter = [0]
+
+        def leaf(combo):
+            shape = []
+            src = []
+            index = []
+            for d, (b, idx) in enumerate(combo):
+                if b < 0:
+                    shape.append(idx)
+                else:
+                    shape.append(len(range(*idx.indices(x.chunks[d][b]))) if isinstance(idx, slice)
+                                 else len(idx))
+                src.append(b)
+                index.append(idx)
+            if min(src) < 0:
+                return _Fill(tuple(shape))
+            whole = all(isinstance(i, slice) and i.indices(x.chunks[d][b]) == (0, x.chunks[d][b], 1)
+                        for d, (b, i) in enumerate(zip(src, index)))
+            if whole:
+                return (x.name, *src)
+            key = (piece_name, *j, counter[0])
+            counter[0] += 1
+            layer[key] = (_take, (x.name, *src), _Lit(tuple(index)))
+            return key
+
+        def nest(d, prefix):
+            if d == len(segs):
+                return leaf(prefix)
+            return [nest(d + 1, prefix + [s]) for s in segs[d]]
+
+        args = j if block_args is None else block_args(j)
+        layer[(out_name, *j)] = (_run_block, func, _Lit(args), nest(0, []), _Lit(fill), *const_keys)
+    graph = HighLevelGraph.from_collections(out_name, layer, dependencies=[x])
+    chunks = tuple(a.out_chunks for a in axes)
+    return da.Array(graph, out_name, chunks, meta=_meta(len(axes), dtype))
+
+
+def _min_chunks(x, depths):
+    """``x`` rechunked so that no chunk along an axis is smaller than its halo depth there."""
+    from dask.array.overlap import ensure_minimum_chunksize
+    chunks = []
+    for d, h in enumerate(depths):
+        c = x.chunks[d]
+        if h > 0 and len(c) > 1 and min(c) < h:
+            c = ensure_minimum_chunksize(min(h, x.shape[d]), c)
+        chunks.append(c)
+    chunks = tuple(chunks)
+    return x if chunks == x.chunks else x.rechunk(chunks)
+
+
+def _out_bounds(in_chunks, m, position):
+    """Output chunk sizes: input chunk boundaries mapped by ``position``, clipped to [0, m]."""
+    starts = np.cumsum((0,) + tuple(in_chunks))[1:-1]
+    cuts = sorted({min(max(int(position(int(b))), 0), m) for b in starts} | {0, m})
+    sizes = np.diff(cuts)
+    return tuple(int(s) for s in sizes if s > 0) or (m,)
+
+
+def _ranges(out_chunks, reach):
+    """[p0, p1) input ranges of each output chunk; ``reach(o0, o1)`` gives them."""
+    starts = np.cumsum((0,) + tuple(out_chunks))
+    return [reach(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:])]
+
+
+def _whole(func, args, kwargs, probe, name):
+    """The in-memory function on the computed operands in one task (inputs that cannot be split:
+    empty or 0-d arrays, 'valid' mode whose kernel is larger than in1)."""
+    import dask
+    da = _da()
+    result = dask.delayed(_call_with_threads, pure=True)(func, args, kwargs,
+                                                         dask_key_name=f"pyconv-{name}-{dask.base.tokenize(args, kwargs)}")
+    return da.from_delayed(result, probe.shape, dtype=probe.dtype, meta=_meta(probe.ndim, probe.dtype))
+
+
+def _call_with_threads(func, args, kwargs):
+    with pyconv.threads(task_threads()):
+        return func(*args, **kwargs)
+
+
+# --------------------------------------------------------------------------- signal
+
+def _conv_geometry(n, k, mode, same_start):
+    """(first input offset ``A``, output size) of a convolution along one axis:
+    output ``o`` reads input positions ``o - A .. o - A + k - 1``."""
+    if mode == "full":
+        start, m = 0, n + k - 1
+    elif mode == "same":
+        start, m = same_start(k), n
+    else:
+        start, m = k - 1, n - k + 1
+    return k - 1 - start, m
+
+
+def _conv_axis(chunks, n, k, mode, same_start, kind):
+    a, m = _conv_geometry(n, k, mode, same_start)
+    out = _out_bounds(chunks, m, lambda b: b)
+    return _Axis(out, _ranges(out, lambda o0, o1: (o0 - a, o1 - a + k - 1)), kind)
+
+
+def _conv_same(k):
+    return (k - 1) // 2
+
+
+def _corr2d_same(k):
+    return k // 2
+
+
+def _valid_block(fn, kwargs, block, args, *kernels):
+    return fn(block, *kernels, mode="valid", **kwargs)
+
+
+def _signal_map(fn, name, x, kernels, kshape, mode, kwargs, same_start, kind="fill", fill=None,
+                probe_kwargs=None):
+    """Shared body of the signal functions whose kernel spans every axis of ``x``."""
+    from pyconv._utils import sig_valid_swap
+    mode = check_choice(mode, "mode", ("full", "same", "valid"))
+    probe_in = np.zeros(tuple(max(1, s) for s in kshape), dtype=x.dtype)
+    probe = fn(probe_in, *kernels, mode=mode, **(probe_kwargs or kwargs))   # validates the arguments
+    if x.ndim != len(kshape):
+        raise ValueError(f"in1 and in2 should have the same dimensionality; got in1.ndim={x.ndim} "
+                         f"and a kernel with {len(kshape)} dims")
+    if x.ndim == 0 or x.size == 0 or math.prod(kshape) == 0 or sig_valid_swap(mode, x.shape, kshape):
+        shape_probe = fn(np.broadcast_to(np.zeros((), x.dtype), x.shape), *kernels, mode=mode, **kwargs)
+        return _whole(fn, (x,) + tuple(kernels), dict(mode=mode, **kwargs), shape_probe, name)
+    # the extension's constant: 0 in in1's dtype, or convolve2d's fillvalue cast to the result dtype
+    fill = np.zeros((), x.dtype) if fill is None else np.asarray(fill)
+    x = _min_chunks(x, [k - 1 for k in kshape])
+    axes = [_conv_axis(x.chunks[d], x.shape[d], kshape[d], mode, same_start, kind) for d in range(x.ndim)]
+    if kind == "skip":
+        return _skip_map(fn, name, x, kernels, kshape, axes, kwargs, probe.dtype)
+    return _halo_map(x, functools.partial(_valid_block, fn, kwargs), axes, probe.dtype, name,
+                     block_args=lambda j: None, consts=tuple(kernels), fill=fill)
+
+
+def _full_crop_block(fn, kwargs, block, crop, *kernels):
+    out = fn(block, *kernels, mode="full", **kwargs)
+    return np.ascontiguousarray(out[tuple(slice(u, u + m) for u, m in crop)])
+
+
+def _skip_map(fn, name, x, kernels, kshape, axes, kwargs, dtype):
+    """convolve/correlate with a NaN/Inf in the kernel: the taps outside the array are skipped,
+    as the in-memory direct kernel skips them (a zero padding would make 0 * Inf = NaN).
+
+    Each chunk reads only the part of its region inside the array and runs 'full' mode on
+    it, which skips exactly those taps, then keeps its outputs: output ``o`` of the region
+    starting at ``p0`` (clipped to ``c0``) is the 'full' output ``o + p0 - c0 + k - 1``.
+    """
+    clipped = []
+    for d, ax in enumerate(axes):
+        n = x.shape[d]
+        clipped.append(_Axis(ax.out_chunks, [(max(p0, 0), min(p1, n)) for p0, p1 in ax.ranges], "none"))
+
+    def crop(j):
+        starts = [axes[d].ranges[j[d]][0] for d in range(x.ndim)]
+        return tuple((p0 - max(p0, 0) + kshape[d] - 1, axes[d].out_chunks[j[d]]) for d, p0 in enumerate(starts))
+
+    return _halo_map(x, functools.partial(_full_crop_block, fn, kwargs), clipped, dtype, name,
+                     block_args=crop, consts=tuple(kernels))
+
+
+def _zero_kind(k):
+    """The N-d direct kernel skips taps outside in1: a zero fill is the same unless a tap is NaN/Inf."""
+    return "fill" if k.dtype.kind in "biu" or np.isfinite(k).all() else "skip"
+
+
+def _kernel(in2, name="in2"):
+    from pyconv._utils import sig_array
+    return sig_array(_small(in2, name), name)
+
+
+def convolve(in1, in2, mode="full", method="auto"):
+    """:func:`pyconv.signal.convolve` of a dask array ``in1`` with an in-memory ``in2`` (lazy).
+
+    Bitwise equal to the in-memory call on the computed ``in1`` with
+    ``method='direct'``; with 'fft' (or 'auto', which chooses per chunk) within
+    the FFT's rounding.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, pyconv.dask
+    >>> x = da.arange(10.0, chunks=4)
+    >>> y = pyconv.dask.convolve(x, np.array([1.0, 1.0, 1.0]), mode='same', method='direct')
+    >>> y.chunks
+    ((4, 4, 2),)
+    >>> y.compute()
+    array([ 1.,  3.,  6.,  9., 12., 15., 18., 21., 24., 17.])
+    """
+    x, k = _big(in1, "in1"), _kernel(in2)
+    return _signal_map(pyconv.signal.convolve, "convolve", x, (k,), k.shape, mode,
+                       {"method": method}, _conv_same, kind=_zero_kind(k))
+
+
+def correlate(in1, in2, mode="full", method="auto"):
+    """:func:`pyconv.signal.correlate` of a dask array ``in1`` with an in-memory ``in2`` (lazy).
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, pyconv.dask
+    >>> x = da.arange(6.0, chunks=2)
+    >>> pyconv.dask.correlate(x, np.array([1.0, -1.0]), mode='valid').compute()
+    array([-1., -1., -1., -1., -1.])
+    """
+    x, k = _big(in1, "in1"), _kernel(in2)
+    return _signal_map(pyconv.signal.correlate, "correlate", x, (k,), k.shape, mode,
+                       {"method": method}, _conv_same, kind=_zero_kind(k))
+
+
+def _boundary_2d(fn, name, in1, in2, mode, boundary, fillvalue, same_start):
+    from pyconv._utils import sig_boundary, sig_fillvalue
+    x, k = _big(in1, "in1"), _kernel(in2)
+    kind = sig_boundary(boundary)
+    fv = None
+    if kind == "fill":
+        fv = sig_fillvalue(fillvalue, np.result_type(x.dtype, k.dtype))
+    return _signal_map(fn, name, x, (k,), k.shape, mode, {}, same_start, kind=kind, fill=fv,
+                       probe_kwargs={"boundary": boundary, "fillvalue": fillvalue})
+
+
+def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
+    """:func:`pyconv.signal.convolve2d` of a 2-D dask array ``in1`` (lazy).
+
+    The boundary ('fill' with ``fillvalue``, 'wrap', 'symm') is applied at the
+    edges of the whole array, exactly as the in-memory function does.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, pyconv.dask
+    >>> x = da.from_array(np.eye(4), chunks=2)
+    >>> pyconv.dask.convolve2d(x, np.ones((1, 2)), mode='same', boundary='wrap').compute()
+    array([[1., 1., 0., 0.],
+           [0., 1., 1., 0.],
+           [0., 0., 1., 1.],
+           [1., 0., 0., 1.]])
+    """
+    return _boundary_2d(pyconv.signal.convolve2d, "convolve2d", in1, in2, mode, boundary, fillvalue,
+                        _conv_same)
+
+
+def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
+    """:func:`pyconv.signal.correlate2d` of a 2-D dask array ``in1`` (lazy).
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, pyconv.dask
+    >>> x = da.from_array(np.arange(9).reshape(3, 3), chunks=2)
+    >>> pyconv.dask.correlate2d(x, np.array([[1, -1]]), mode='valid').compute()
+    array([[-1, -1],
+           [-1, -1],
+           [-1, -1]])
+    """
+    return _boundary_2d(pyconv.signal.correlate2d, "correlate2d", in1, in2, mode, boundary, fillvalue,
+                        _corr2d_same)
+
+
+def sepconvolve2d(in1, col, row, mode="full"):
+    """:func:`pyconv.signal.sepconvolve2d` of a 2-D dask array ``in1`` (lazy).
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, pyconv.dask
+    >>> x = da.from_array(np.arange(16.).reshape(4, 4), chunks=2)
+    >>> pyconv.dask.sepconvolve2d(x, [1, 2, 1], [1, 0, -1], mode='valid').compute()
+    array([[8., 8.],
+           [8., 8.]])
+    """
+    from pyconv._utils import sig_array
+    x = _big(in1, "in1")
+    col = sig_array(_small(col, "col"), "col")
+    row = sig_array(_small(row, "row"), "row")
+    if col.ndim != 1 or row.ndim != 1:
+        pyconv.signal.sepconvolve2d(np.zeros((1, 1), x.dtype), col, row, mode)   # its own error
+    return _signal_map(pyconv.signal.sepconvolve2d, "sepconvolve2d", x, (col, row), (col.size, row.size),
+                       mode, {}, _conv_same)
+
+
+def _fft_axes(ndim, axes):
+    """The normalised, sorted convolution axes (the in-memory probe has validated them)."""
+    if axes is None:
+        return list(range(ndim))
+    if np.ndim(axes) == 0:
+        axes = [axes]
+    return sorted({operator.index(a) % ndim for a in axes})
+
+
+def _kernel_slice(fn, kwargs, block, args, kern):
+    """fft/oa block: the kernel sliced along the non-convolved axes it does not broadcast."""
+    if args is not None:
+        kern = kern[tuple(slice(a, b) for a, b in args)]
+    return fn(block, kern, mode="valid", **kwargs)
+
+
+def _fft_like(fn, name, in1, in2, mode, axes):
+    from pyconv._utils import sig_valid_swap
+    x, k = _big(in1, "in1"), _kernel(in2)
+    mode = check_choice(mode, "mode", ("full", "same", "valid"))
+    if x.ndim != k.ndim or x.ndim == 0 or x.size == 0 or k.size == 0:
+        probe_shape = np.broadcast_to(np.zeros((), x.dtype), x.shape)
+        shape_probe = fn(probe_shape, k, mode=mode, axes=axes)
+        return _whole(fn, (x, k), dict(mode=mode, axes=axes), shape_probe, name)
+    ax = _fft_axes(x.ndim, axes) if axes is not None else None
+    # validate axes and dtypes on a small operand of the same broadcasting
+    probe_in = np.zeros(tuple(max(1, k.shape[d]) if (ax is None or d in ax) else
+                              (x.shape[d] if x.shape[d] == k.shape[d] else 1) for d in range(x.ndim)),
+                        dtype=x.dtype)
+    for d in range(x.ndim):
+        if (ax is not None and d not in ax) and x.shape[d] != k.shape[d] and 1 not in (x.shape[d], k.shape[d]):
+            fn(np.zeros(tuple(x.shape[d] if e == d else 1 for e in range(x.ndim)), x.dtype), k,
+               mode=mode, axes=axes)          # the in-memory function names the mismatch
+    probe = fn(probe_in, k, mode=mode, axes=axes)
+    # as scipy: an axis where either operand has size 1 is a broadcast, not a convolution
+    ax = [a for a in _fft_axes(x.ndim, axes) if x.shape[a] != 1 and k.shape[a] != 1]
+    if not ax or sig_valid_swap(mode, x.shape, k.shape, ax):
+        shape_probe = fn(np.broadcast_to(np.zeros((), x.dtype), x.shape), k, mode=mode, axes=axes)
+        return _whole(fn, (x, k), dict(mode=mode, axes=axes), shape_probe, name)
+    for d in range(x.ndim):             # in1 broadcast against a larger kernel axis
+        if d not in ax and x.shape[d] == 1 and k.shape[d] > 1 and mode == "same":
+            # 'same' crops every axis to in1's size, centred: one kernel row survives
+            c = (k.shape[d] - 1) // 2
+            k = k[tuple(slice(c, c + 1) if e == d else slice(None) for e in range(k.ndim))]
+        elif d not in ax and x.shape[d] == 1 and k.shape[d] > 1:
+            shape = list(x.shape)
+            shape[d] = k.shape[d]
+            x = _da().broadcast_to(x, tuple(shape), chunks=x.chunks[:d] + ((k.shape[d],),) + x.chunks[d + 1:])
+    x = _min_chunks(x, [k.shape[d] - 1 if d in ax else 0 for d in range(x.ndim)])
+    axes_spec = []
+    for d in range(x.ndim):
+        if d in ax:
+            axes_spec.append(_conv_axis(x.chunks[d], x.shape[d], k.shape[d], mode, _conv_same, "fill"))
+        else:
+            axes_spec.append(_blockwise_axis(x.chunks[d]))
+    sliced = [d for d in range(x.ndim) if d not in ax and k.shape[d] > 1]
+    starts = [np.cumsum((0,) + x.chunks[d]) for d in range(x.ndim)]
+
+    def block_args(j):
+        if not sliced:
+            return None
+        return tuple((int(starts[d][j[d]]), int(starts[d][j[d] + 1])) if d in sliced else (0, k.shape[d])
+                     for d in range(x.ndim))
+
+    return _halo_map(x, functools.partial(_kernel_slice, fn, {"axes": ax}), axes_spec,
+                     probe.dtype, name, block_args=block_args, consts=(k,),
+                     fill=np.zeros((), x.dtype))
+
+
+def fftconvolve(in1, in2, mode="full", axes=None):
+    """:func:`pyconv.signal.fftconvolve` of a dask array ``in1`` (lazy), chunk by chunk.
+
+    Along the non-convolved axes (``axes`` given) the kernel broadcasts or is
+    sliced with the chunks of ``in1``.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, pyconv.dask
+    >>> x = da.ones(8, chunks=3)
+    >>> np.round(pyconv.dask.fftconvolve(x, np.ones(3), mode='same').compute(), 12)
+    array([2., 3., 3., 3., 3., 3., 3., 2.])
+    """
+    return _fft_like(pyconv.signal.fftconvolve, "fftconvolve", in1, in2, mode, axes)
+
+
+def oaconvolve(in1, in2, mode="full", axes=None):
+    """:func:`pyconv.signal.oaconvolve` of a dask array ``in1`` (lazy), chunk by chunk.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, pyconv.dask
+    >>> x = da.ones(8, chunks=3)
+    >>> np.round(pyconv.dask.oaconvolve(x, np.ones(2), mode='valid').compute(), 12)
+    array([2., 2., 2., 2., 2., 2., 2.])
+    """
+    return _fft_like(pyconv.signal.oaconvolve, "oaconvolve", in1, in2, mode, axes)
+
+
+# --------------------------------------------------------------------------- footprint filters
+
+# scipy.ndimage's modes as extensions of the input ('constant' and 'grid-constant' use cval)
+_NDIMAGE_KIND = {"reflect": "symm", "grid-mirror": "symm", "mirror": "reflect", "nearest": "edge",
+                 "wrap": "wrap", "grid-wrap": "wrap", "constant": "fill", "grid-constant": "fill"}
+
+
+def _crop_block(fn, kwargs, crops, block, args):
+    out = fn(block, **kwargs)
+    return np.ascontiguousarray(out[tuple(slice(a, a + m) for a, m in crops[args])])
+
+
+def _footprint_map(fn, x, before, after, mode, cval, dtype, kwargs, name):
+    """``fn(block, **kwargs)`` per chunk of ``x`` for a same-shape filter whose output ``o``
+    reads the inputs ``o - before[d] .. o + after[d]`` along axis ``d`` (scipy.ndimage's
+    footprint, its ``origin`` included), the region outside the array extended by the
+    ndimage ``mode`` (with ``cval``); the block's own result is cropped to the chunk.
+
+    This is the body of the dask versions of pyconv.ndimage's functions: each one
+    computes its radius per axis (``before = after = int(truncate * sigma + 0.5)`` for a
+    Gaussian; ``before = size // 2 + origin`` and ``after = size - 1 - before`` for a
+    footprint of ``size``), passes its in-memory function and arguments, and gets a lazy result with the
+    input's chunks.  ``mode`` may differ per axis (a sequence, as ndimage accepts).
+    """
+    modes = [mode] * x.ndim if isinstance(mode, str) else list(mode)
+    kinds = [_NDIMAGE_KIND[m] for m in modes]
+    x = _min_chunks(x, [max(b, a) for b, a in zip(before, after)])
+    axes, crops = [], []
+    for d in range(x.ndim):
+        out = x.chunks[d]
+        axes.append(_Axis(out, _ranges(out, lambda o0, o1, d=d: (o0 - before[d], o1 + after[d])), kinds[d]))
+    for j in np.ndindex(*x.numblocks):
+        crops.append(tuple((before[d], x.chunks[d][j[d]]) for d in range(x.ndim)))
+    index = {j: i for i, j in enumerate(np.ndindex(*x.numblocks))}
+    return _halo_map(x, functools.partial(_crop_block, fn, kwargs, crops), axes, dtype, name,
+                     block_args=lambda j: index[j], fill=np.asarray(cval, dtype=x.dtype))
+
+
+# --------------------------------------------------------------------------- nn
+
+# torch's padding modes as extensions of the input (numpy's names in comments)
+_PAD_KIND = {"zeros": "fill", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def _pad_pairs(padding, spatial, ksz, stride, dilation):
+    """(before, after) per spatial dim of a padding the in-memory probe accepted."""
+    nd = len(spatial)
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0),) * nd
+        return tuple(_arith.same_padding(i, k, s, d) for i, k, s, d in zip(spatial, ksz, stride, dilation))
+    if np.ndim(padding) == 0:
+        return ((int(padding),) * 2,) * nd
+    padding = tuple(padding)
+    if all(np.ndim(p) == 0 for p in padding):
+        return tuple((int(p), int(p)) for p in padding)
+    return tuple((int(a), int(b)) for a, b in padding)
+
+
+def _per_dim(v, nd):
+    return tuple(int(a) for a in v) if np.ndim(v) else (int(v),) * nd
+
+
+def _nn_block(fname, kwargs, chan, block, lit, *consts):
+    """One chunk of an nn function: its channel share of the weights, then the in-memory call."""
+    fn = getattr(pyconv.nn, fname)
+    (c0, c1), crop = lit
+    *weights, bias = consts
+    kw = dict(kwargs)
+    if chan is not None:
+        cg, og, how = chan
+        g0, g1 = c0 // cg, c1 // cg
+        w = weights[0]
+        weights = [w[c0:c1] if how == "transpose" else w[g0 * og:g1 * og]] + weights[1:]
+        if bias is not None:
+            bias = bias[g0 * og:g1 * og]
+        if "groups" in kw:
+            kw["groups"] = g1 - g0
+    out = fn(block, *weights, bias, **kw)
+    if crop is not None:
+        out = np.ascontiguousarray(out[(slice(None), slice(None)) + tuple(slice(a, a + m) for a, m in crop)])
+    return out
+
+
+def _channel_axis(x, fname, chan, c_out):
+    """Output channel chunks; ValueError when the operation cannot split the input's channels so."""
+    cch = x.chunks[1]
+    if len(cch) == 1:
+        return _Axis((c_out,), [(0, x.shape[1])])
+    if chan is None or any(c % chan[0] for c in cch):
+        how = ("every output channel reads all input channels" if chan is None or chan[0] == x.shape[1]
+               else f"a chunk must hold whole groups of {chan[0]} input channels")
+        fix = "input.rechunk({1: -1})" if chan is None or chan[0] == x.shape[1] else \
+            f"input.rechunk({{1: {chan[0]} * m}}) for a whole number m, or input.rechunk({{1: -1}})"
+        raise ValueError(f"input is chunked along the channel axis (chunks {cch}) but {fname}: {how}; "
+                         f"rechunk with {fix}")
+    starts = np.cumsum((0,) + cch)
+    return _Axis(tuple(c // chan[0] * chan[1] for c in cch), zip(starts[:-1], starts[1:]))
+
+
+def _nn_map(fname, x, nd, probe, weights, bias, kwargs, chan, geometry, halo_kwargs, kind):
+    """Shared body of the nn functions: batch blockwise, channels by ``chan``, spatial halos.
+
+    ``geometry(d, n, chunks, m)`` gives, for a chunked spatial dim, (output chunks,
+    input ranges, crops or None, halo depth); ``halo_kwargs`` are the in-memory
+    arguments then (no padding: the halo holds it).
+    """
+    unbatched = x.ndim == nd + 1
+    if unbatched:
+        x = x[None]
+    c_out = probe.shape[1]
+    ch = _channel_axis(x, fname, chan, c_out)
+    spatial_chunked = any(len(c) > 1 for c in x.chunks[2:])
+    crops = None
+    if geometry is None:                    # pointwise: every output reads its own position
+        axes = [_blockwise_axis(c) for c in x.chunks]
+        axes[1] = ch
+        func = functools.partial(_nn_block, fname, kwargs, chan)
+    elif not spatial_chunked:
+        axes = [_blockwise_axis(x.chunks[0]), ch] + [_Axis((m,), [(0, n)]) for m, n in
+                                                     zip(probe.shape[2:], x.shape[2:])]
+        func = functools.partial(_nn_block, fname, kwargs, chan)
+    else:
+        depths = [0, 0] + [geometry(d, x.shape[2 + d], None, probe.shape[2 + d])[3] for d in range(nd)]
+        x = _min_chunks(x, depths)
+        axes = [_blockwise_axis(x.chunks[0]), ch]
+        crops = []
+        for d in range(nd):
+            out, ranges, crop, _ = geometry(d, x.shape[2 + d], x.chunks[2 + d], probe.shape[2 + d])
+            axes.append(_Axis(out, ranges, kind))
+            crops.append(crop)
+        func = functools.partial(_nn_block, fname, halo_kwargs, chan)
+    cstarts = np.cumsum((0,) + tuple(x.chunks[1]))
+
+    def block_args(j):
+        crop = None if crops is None or all(c is None for c in crops) else \
+            tuple(c[j[2 + d]] for d, c in enumerate(crops))
+        return (int(cstarts[j[1]]), int(cstarts[j[1] + 1])), crop
+
+    y = _halo_map(x, func, axes, probe.dtype, fname, block_args=block_args,
+                  consts=tuple(weights) + (bias,), fill=np.zeros((), x.dtype))
+    return y[0] if unbatched else y
+
+
+def _nn_operands(fname, input, nd, weights, bias):
+    x = _big(input, "input")
+    ws = [_small(w, n) for w, n in weights]
+    b = _small(bias, "bias")
+    if x.ndim not in (nd + 1, nd + 2):
+        raise ValueError(f"input must be {nd + 1}-D (unbatched (C, *spatial)) or {nd + 2}-D (batched "
+                         f"(N, C, *spatial)) for {fname}; got a {x.ndim}-D dask array of shape {x.shape}")
+    probe_x = np.empty((0,) + x.shape[-(nd + 1):], dtype=x.dtype)
+    return x, ws, b, probe_x
+
+
+def _conv_like(fname, input, weights, bias, nd, stride, padding, dilation, padding_mode, groups, chan_how):
+    fn = getattr(pyconv.nn, fname)
+    x, ws, b, probe_x = _nn_operands(fname, input, nd, weights, bias)
+    extra = {} if groups is None else {"groups": groups}
+    pm = {} if padding_mode is None else {"padding_mode": padding_mode}
+    probe = fn(probe_x, *ws, b, stride=stride, padding=padding, dilation=dilation, **extra, **pm)
+    w = ws[0]
+    ksz = w.shape[2:]
+    st, dil = _per_dim(stride, nd), _per_dim(dilation, nd)
+    pads = _pad_pairs(padding, x.shape[-nd:], ksz, st, dil)
+    c_in = x.shape[-(nd + 1)]
+    if chan_how == "conv":
+        chan = (c_in // groups, probe.shape[1] // groups, "conv")
+    elif chan_how == "depthwise":
+        chan = (1, probe.shape[1] // max(1, c_in), "depthwise")
+    else:
+        chan = None
+
+    def geometry(d, n, chunks, m):
+        k = dil[d] * (ksz[d] - 1) + 1
+        s, (pb, _) = st[d], pads[d]
+        if chunks is None:
+            return None, None, None, k - 1
+        out = _out_bounds(chunks, m, lambda b: -(-(b + pb - (k - 1) // 2) // s))
+        return out, _ranges(out, lambda o0, o1: (o0 * s - pb, (o1 - 1) * s - pb + k)), None, k - 1
+
+    kwargs = dict(stride=stride, padding=padding, dilation=dilation, **extra, **pm)
+    halo_kwargs = dict(stride=stride, padding=((0, 0),) * nd, dilation=dilation, **extra)
+    return _nn_map(fname, x, nd, probe, ws, b, kwargs, chan, geometry, halo_kwargs,
+                   _PAD_KIND[padding_mode or "zeros"])
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
+    """:func:`pyconv.nn.conv1d` of a dask ``input`` (lazy): batch, channel-group and spatial chunks.
+
+    Spatial chunks read halos of the input (the padding mode applied at the
+    array's edges); channel chunks must hold whole groups.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, pyconv.dask
+    >>> x = da.ones((4, 1, 10), chunks=(2, 1, 4))
+    >>> y = pyconv.dask.conv1d(x, np.ones((1, 1, 3)), padding=1)
+    >>> y.chunks
+    ((2, 2), (1,), (4, 4, 2))
+    >>> y[0, 0].compute()
+    array([2., 3., 3., 3., 3., 3., 3., 3., 3., 2.])
+    """
+    return _conv_like("conv1d", input, ((weight, "weight"),), bias, 1, stride, padding, dilation,
+                      padding_mode, groups, "conv")
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
+    """:func:`pyconv.nn.conv2d` of a dask ``input`` (lazy); see :func:`conv1d`.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, pyconv.dask
+    >>> x = da.ones((8, 3, 16, 16), dtype=np.float32, chunks=(2, 3, 8, 8))
+    >>> y = pyconv.dask.conv2d(x, np.ones((4, 3, 3, 3), np.float32), stride=2, padding=1)
+    >>> y.shape, y.chunks[2], y.dtype
+    ((8, 4, 8, 8), (4, 4), dtype('float32'))
+    """
+    return _conv_like("conv2d", input, ((weight, "weight"),), bias, 2, stride, padding, dilation,
+                      padding_mode, groups, "conv")
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
+    """:func:`pyconv.nn.conv3d` of a dask ``input`` (lazy); see :func:`conv1d`.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, pyconv.dask
+    >>> x = da.ones((1, 1, 6, 6, 6), chunks=(1, 1, 3, 3, 3))
+    >>> float(pyconv.dask.conv3d(x, np.ones((1, 1, 3, 3, 3)), padding='same')[0, 0, 2, 2, 2].compute())
+    27.0
+    """
+    return _conv_like("conv3d", input, ((weight, "weight"),), bias, 3, stride, padding, dilation,
+                      padding_mode, groups, "conv")
+
+
+def depthwise_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
+    """:func:`pyconv.nn.depthwise_conv2d` of a dask ``input`` (lazy); channels may be chunked freely.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, pyconv.dask
+    >>> x = da.ones((2, 4, 8, 8), chunks=(1, 1, 4, 4))
+    >>> y = pyconv.dask.depthwise_conv2d(x, np.ones((8, 1, 3, 3)), padding=1)
+    >>> y.chunks[1], float(y[1, 7, 0, 0].compute())
+    ((2, 2, 2, 2), 4.0)
+    """
+    return _conv_like("depthwise_conv2d", input, ((weight, "weight"),), bias, 2, stride, padding, dilation,
+                      None, None, "depthwise")
+
+
+def separable_conv2d(input, depthwise_weight, pointwise_weight, bias=None, stride=1, padding=0, dilation=1):
+    """:func:`pyconv.nn.separable_conv2d` of a dask ``input`` (lazy); channels in one chunk.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, pyconv.dask
+    >>> x = da.ones((2, 3, 8, 8), chunks=(1, 3, 4, 4))
+    >>> y = pyconv.dask.separable_conv2d(x, np.ones((3, 1, 3, 3)), np.ones((5, 3, 1, 1)), padding=1)
+    >>> y.shape, float(y[0, 0, 4, 4].compute())
+    ((2, 5, 8, 8), 27.0)
+    """
+    return _conv_like("separable_conv2d", input, ((depthwise_weight, "depthwise_weight"),
+                                                  (pointwise_weight, "pointwise_weight")),
+                      bias, 2, stride, padding, dilation, None, None, None)
+
+
+def pointwise_conv2d(input, weight, bias=None, groups=1):
+    """:func:`pyconv.nn.pointwise_conv2d` of a dask ``input`` (lazy): no halo, channels by groups.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, pyconv.dask
+    >>> x = da.ones((2, 4, 5, 5), chunks=(1, 2, 5, 5))
+    >>> y = pyconv.dask.pointwise_conv2d(x, np.ones((6, 2)), groups=2)
+    >>> y.chunks[1], float(y.sum().compute())
+    ((3, 3), 600.0)
+    """
+    fname = "pointwise_conv2d"
+    x, ws, b, probe_x = _nn_operands(fname, input, 2, ((weight, "weight"),), bias)
+    probe = pyconv.nn.pointwise_conv2d(probe_x, *ws, b, groups=groups)
+    chan = (x.shape[-3] // groups, probe.shape[1] // groups, "conv")
+    return _nn_map(fname, x, 2, probe, ws, b, {"groups": groups}, chan, None, None, "fill")
+
+
+def _transpose_like(fname, nd, input, weight, bias, stride, padding, output_padding, groups, dilation):
+    fn = getattr(pyconv.nn, fname)
+    x, ws, b, probe_x = _nn_operands(fname, input, nd, ((weight, "weight"),), bias)
+    kwargs = dict(stride=stride, padding=padding, output_padding=output_padding, groups=groups,
+                  dilation=dilation)
+    probe = fn(probe_x, *ws, b, **kwargs)
+    ksz = ws[0].shape[2:]
+    st, pd_, dil = _per_dim(stride, nd), _per_dim(padding, nd), _per_dim(dilation, nd)
+    chan = (x.shape[-(nd + 1)] // groups, probe.shape[1] // groups, "transpose")
+
+    def geometry(d, n, chunks, m):
+        s, p, e = st[d], pd_[d], dil[d] * (ksz[d] - 1)
+        depth = -(-e // s) + 1
+        if chunks is None:
+            return None, None, None, depth
+        out = _out_bounds(chunks, m, lambda b: b * s - p)
+        ranges, crop = [], []
+        for o0, o1 in _ranges(out, lambda o0, o1: (o0, o1)):
+            i_lo = min(-(-(o0 + p - e) // s), (o0 + p) // s)
+            i_hi = max((o1 - 1 + p) // s, -(-(o1 + p - e - 1) // s))
+            ranges.append((i_lo, i_hi + 1))
+            crop.append((o0 - (i_lo * s - p), o1 - o0))
+        return out, ranges, crop, depth
+
+    halo_kwargs = dict(stride=stride, padding=0, output_padding=0, groups=groups, dilation=dilation)
+    return _nn_map(fname, x, nd, probe, ws, b, kwargs, chan, geometry, halo_kwargs, "fill")
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """:func:`pyconv.nn.conv_transpose1d` of a dask ``input`` (lazy).
+
+    A spatial output chunk reads the input positions whose taps land in it.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, pyconv.dask
+    >>> x = da.ones((1, 1, 6), chunks=(1, 1, 2))
+    >>> pyconv.dask.conv_transpose1d(x, np.ones((1, 1, 3)), stride=2).compute()
+    array([[[1., 1., 2., 1., 2., 1., 2., 1., 2., 1., 2., 1., 1.]]])
+    """
+    return _transpose_like("conv_transpose1d", 1, input, weight, bias, stride, padding, output_padding,
+                           groups, dilation)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """:func:`pyconv.nn.conv_transpose2d` of a dask ``input`` (lazy); see :func:`conv_transpose1d`.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, pyconv.dask
+    >>> x = da.ones((2, 4, 6, 6), chunks=(1, 2, 3, 3))
+    >>> pyconv.dask.conv_transpose2d(x, np.ones((4, 3, 3, 3)), stride=2, padding=1, groups=2).shape
+    (2, 6, 11, 11)
+    """
+    return _transpose_like("conv_transpose2d", 2, input, weight, bias, stride, padding, output_padding,
+                           groups, dilation)
+
+
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """:func:`pyconv.nn.conv_transpose3d` of a dask ``input`` (lazy); see :func:`conv_transpose1d`.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, pyconv.dask
+    >>> x = da.ones((1, 1, 4, 4, 4), chunks=2)
+    >>> pyconv.dask.conv_transpose3d(x, np.ones((1, 2, 2, 2, 2)), stride=2).chunks[2:]
+    ((4, 4), (4, 4), (4, 4))
+    """
+    return _transpose_like("conv_transpose3d", 3, input, weight, bias, stride, padding, output_padding,
+                           groups, dilation)
+
+
+# --------------------------------------------------------------------------- grad
+
+def _backward_block(fname, kwargs, go, x, w, b):
+    with pyconv.threads(task_threads()):
+        return getattr(pyconv.grad, fname)(go, x, w, b, **kwargs.value)
+
+
+def _partial_sum(grads, i):
+    """Gradient ``i`` of one batch chunk as a length-1 stack (summed over chunks by a tree)."""
+    return grads[i][None]
+
+
+def _backward(fname, nd, grad_output, input, weight, bias, stride, padding, dilation, groups, padding_mode):
+    """The data-parallel backward pass: one in-memory backward per batch chunk, the weight and
+    bias gradients tree-summed over the chunks."""
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+    da = _da()
+    x, go = _big(input, "input"), _big(grad_output, "grad_output")
+    w, b = _small(weight, "weight"), _small(bias, "bias")
+    kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, padding_mode=padding_mode)
+    if x.ndim not in (nd + 1, nd + 2):
+        raise ValueError(f"input must be {nd + 1}-D (unbatched) or {nd + 2}-D (batched) for {fname}; "
+                         f"got a {x.ndim}-D dask array of shape {x.shape}")
+    unbatched = x.ndim == nd + 1
+    if go.ndim != x.ndim:
+        raise ValueError(f"grad_output must have {x.ndim} dims like input; got shape {go.shape}")
+    if unbatched:
+        x, go = x[None], go[None]
+    probe = getattr(pyconv.grad, fname)(np.empty((0,) + go.shape[1:], go.dtype),
+                                        np.empty((0,) + x.shape[1:], x.dtype), w, b, **kwargs)
+    if go.shape[0] != x.shape[0]:
+        raise ValueError(f"grad_output has batch size {go.shape[0]} but input has {x.shape[0]}")
+    for d in range(1, x.ndim):
+        if len(x.chunks[d]) > 1:
+            raise ValueError(f"{fname} on dask arrays splits the batch only: input is chunked along axis "
+                             f"{d} (chunks {x.chunks[d]}); rechunk with input.rechunk({{"
+                             + ", ".join(f"{a}: -1" for a in range(1, x.ndim)) + "})")
+    go = go.rechunk((x.chunks[0],) + tuple((s,) for s in go.shape[1:]))
+    token = tokenize(x, go, w, b, kwargs, fname)
+    tname, gxname, gwname, gbname = (f"pyconv-{fname}-{part}-{token}" for part in ("grads", "gx", "gw", "gb"))
+    wkey, bkey = (f"pyconv-{fname}-weight-{token}",), (f"pyconv-{fname}-bias-{token}",)
+    layer = {wkey: w, bkey: b}
+    zeros = (0,) * (x.ndim - 1)
+    nb = len(x.chunks[0])
+    for i in range(nb):
+        layer[(tname, i)] = (_backward_block, fname, _Lit(kwargs),
+                             (go.name, i, *zeros), (x.name, i, *zeros), wkey, bkey)
+        layer[(gxname, i, *zeros)] = (operator.getitem, (tname, i), 0)
+        layer[(gwname, i) + (0,) * w.ndim] = (_partial_sum, (tname, i), 1)
+        if b is not None:
+            layer[(gbname, i, 0)] = (_partial_sum, (tname, i), 2)
+
+    def array(name, chunks, dtype):
+        graph = HighLevelGraph.from_collections(name, layer, dependencies=[x, go])
+        return da.Array(graph, name, chunks, meta=_meta(len(chunks), dtype))
+
+    gx = array(gxname, x.chunks, probe[0].dtype)
+    split = 4          # the tree's fan-in: partial sums of 4 chunks at a time
+    gw = array(gwname, ((1,) * nb,) + tuple((s,) for s in w.shape), probe[1].dtype).sum(axis=0, split_every=split)
+    gb = None
+    if b is not None:
+        gb = array(gbname, ((1,) * nb, (b.shape[0],)), probe[2].dtype).sum(axis=0, split_every=split)
+    return (gx[0] if unbatched else gx), gw, gb
+
+
+def conv1d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+                    padding_mode="zeros"):
+    """:func:`pyconv.grad.conv1d_backward` over a batch split in dask chunks (lazy).
+
+    Returns ``(grad_input, grad_weight, grad_bias)``: ``grad_input`` chunked like
+    ``input``; ``grad_weight`` and ``grad_bias`` (None when ``bias`` is None)
+    single-chunk arrays, the per-chunk gradients summed by a tree (fan-in 4).
+    ``input`` may be chunked along the batch axis only.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, pyconv.dask
+    >>> x = da.ones((4, 1, 4), chunks=(1, 1, 4))
+    >>> gx, gw, gb = pyconv.dask.conv1d_backward(da.ones((4, 1, 3), chunks=1), x, np.ones((1, 1, 2)), np.zeros(1))
+    >>> gx.chunks[0], gw.chunks, gw.compute(), gb.compute()
+    ((1, 1, 1, 1), ((1,), (1,), (2,)), array([[[12., 12.]]]), array([12.]))
+    """
+    return _backward("conv1d_backward", 1, grad_output, input, weight, bias, stride, padding, dilation,
+                     groups, padding_mode)
+
+
+def conv2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+                    padding_mode="zeros"):
+    """:func:`pyconv.grad.conv2d_backward` over a batch split in dask chunks (lazy); see
+    :func:`conv1d_backward`.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, pyconv.dask
+    >>> x = da.ones((8, 3, 5, 5), dtype=np.float32, chunks=(2, 3, 5, 5))
+    >>> g = da.ones((8, 4, 3, 3), dtype=np.float32, chunks=2)
+    >>> gx, gw, gb = pyconv.dask.conv2d_backward(g, x, np.ones((4, 3, 3, 3), np.float32), np.zeros(4, np.float32), stride=2, padding=1)
+    >>> gx.chunks[0], gw.dtype, gb.compute().tolist()
+    ((2, 2, 2, 2), dtype('float32'), [72.0, 72.0, 72.0, 72.0])
+    """
+    return _backward("conv2d_backward", 2, grad_output, input, weight, bias, stride, padding, dilation,
+                     groups, padding_mode)
+
+
+def conv3d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+                    padding_mode="zeros"):
+    """:func:`pyconv.grad.conv3d_backward` over a batch split in dask chunks (lazy); see
+    :func:`conv1d_backward`.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, pyconv.dask
+    >>> x = da.ones((2, 1, 3, 3, 3), chunks=(1, 1, 3, 3, 3))
+    >>> gx, gw, gb = pyconv.dask.conv3d_backward(da.ones((2, 2, 2, 2, 2), chunks=1), x, np.ones((2, 1, 2, 2, 2)))
+    >>> float(gw.sum().compute()), gb is None
+    (256.0, True)
+    """
+    return _backward("conv3d_backward", 3, grad_output, input, weight, bias, stride, padding, dilation,
+                     groups, padding_mode)

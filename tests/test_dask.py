@@ -1,0 +1,575 @@
+"""pyconv.dask against the in-memory functions on the computed arrays.
+
+Oracles: pyconv.signal / pyconv.nn / pyconv.grad on the numpy array (themselves
+tested against scipy and PyTorch), and scipy.signal for the boundary rules.
+Tolerances: ``method='direct'`` convolve/correlate are bitwise; everything else
+float64 rtol/atol 1e-10, float32 1e-4 (summation order of FFTs and of the
+per-chunk weight gradients, tree-summed).
+
+Engines: dask's synchronous and threaded schedulers, and a real
+``distributed.LocalCluster`` (2 worker processes of 1 thread on loopback) started
+once for the session.  Every lazy result is checked chunk by chunk: each computed
+block has the shape its ``chunks`` announce and the announced dtype.
+"""
+import os
+import subprocess
+import sys
+import tracemalloc
+import zlib
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array")
+dask = pytest.importorskip("dask")
+
+import pyconv  # noqa: E402
+import pyconv.dask as pdk  # noqa: E402
+import pyconv.grad  # noqa: E402
+import pyconv.nn  # noqa: E402
+import scipy.signal as ss  # noqa: E402
+
+TOL = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-4}
+
+
+@pytest.fixture(scope="session")
+def cluster_client():
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       host="127.0.0.1", dashboard_address=None)
+    client = distributed.Client(cluster, set_as_default=False)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+@pytest.fixture(params=["sync", "threads", "distributed"])
+def engine(request):
+    """A compute(*arrays) function on one of the three engines."""
+    if request.param == "distributed":
+        client = request.getfixturevalue("cluster_client")
+        run = lambda *arrays: tuple(client.compute(list(arrays), sync=True))  # noqa: E731
+    else:
+        run = lambda *arrays: dask.compute(*arrays, scheduler=request.param)  # noqa: E731
+    # the cluster runs a third of each grid: its per-task cost (pickling, messages) is 10x a thread's
+    run.share = 3 if request.param == "distributed" else 1
+    return run
+
+
+def _block_checker(dtype):
+    # a closure, so a distributed worker receives it by value (the test module is not importable there)
+    def check(block, block_info=None):
+        want = tuple(block_info[None]["chunk-shape"])
+        assert block.shape == want, (block.shape, want)
+        assert block.dtype == dtype, (block.dtype, dtype)
+        return block
+    return check
+
+
+def checked(y):
+    """``y`` with every block's shape and dtype asserted against its announced chunks at compute time."""
+    assert isinstance(y, da.Array)
+    assert isinstance(y._meta, np.ndarray) and y._meta.dtype == y.dtype
+    return y.map_blocks(_block_checker(y.dtype), dtype=y.dtype, meta=y._meta)
+
+
+def assert_same(got, ref, exact=False):
+    assert got.shape == ref.shape and got.dtype == ref.dtype, (got.shape, ref.shape, got.dtype, ref.dtype)
+    if exact or ref.dtype.kind in "biu":
+        np.testing.assert_array_equal(got, ref)
+    else:
+        tol = TOL.get(np.dtype(ref.dtype), TOL[np.dtype(np.float32)] if ref.dtype == np.complex64 else 1e-10)
+        np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * max(1.0, float(np.abs(ref).max(initial=0))))
+
+
+def _chunking(rng, shape):
+    """Uneven chunks, size-1 chunks, one chunk: a chunk tuple per axis."""
+    out = []
+    ones = True                   # size-1 chunks along one axis at most (tasks multiply across axes)
+    for n in shape:
+        kind = rng.integers(0, 4)
+        if kind == 0 or n <= 1:
+            out.append((n,))
+        elif kind == 1 and ones:
+            out.append((1,) * n)
+            ones = False
+        else:
+            cuts = sorted(set(rng.integers(1, n, size=rng.integers(1, min(n, 4))).tolist()))
+            out.append(tuple(np.diff([0, *cuts, n]).tolist()))
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------- signal
+
+def _signal_cases(seed, count):
+    rng = np.random.default_rng(seed)
+    cases = []
+    for _ in range(count):
+        nd = int(rng.integers(1, 4))
+        shape = tuple(int(s) for s in rng.integers(1, 11 if nd < 3 else 7, nd))
+        # even kernels, and kernels larger than the input along some axis
+        kshape = tuple(int(s) for s in rng.integers(1, 7 if nd < 3 else 5, nd))
+        cases.append((shape, kshape, _chunking(rng, shape), int(rng.integers(1 << 30))))
+    return cases
+
+
+@pytest.mark.parametrize("fname", ["convolve", "correlate"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int16, np.complex128, np.bool_])
+def test_convolve_correlate_direct_bitwise(engine, fname, dtype):
+    lazies, refs = [], []
+    for shape, kshape, chunks, seed in _signal_cases(zlib.crc32(f"{fname}{np.dtype(dtype).str}".encode()), 12 // engine.share):
+        rng = np.random.default_rng(seed)
+        x = (rng.standard_normal(shape) * 4).astype(dtype)
+        k = (rng.standard_normal(kshape) * 4).astype(dtype)
+        if dtype == np.complex128:
+            x = x + 1j * rng.standard_normal(shape)
+        X = da.from_array(x, chunks=chunks)
+        for mode in ("full", "same", "valid"):
+            try:
+                ref = getattr(pyconv.signal, fname)(x, k, mode, method="direct")
+            except ValueError:
+                with pytest.raises(ValueError, match="valid"):
+                    getattr(pdk, fname)(X, k, mode, method="direct")
+                continue
+            y = getattr(pdk, fname)(X, k, mode, method="direct")
+            assert y.shape == ref.shape and y.dtype == ref.dtype
+            lazies.append(checked(y))
+            refs.append(ref)
+    for got, ref in zip(engine(*lazies), refs):
+        assert_same(got, ref, exact=True)
+
+
+@pytest.mark.parametrize("fname", ["fftconvolve", "oaconvolve", "convolve-auto"])
+def test_fft_methods(engine, fname, float_dtype=np.float32):
+    lazies, refs = [], []
+    for i, (shape, kshape, chunks, seed) in enumerate(_signal_cases(7, 10 // engine.share)):
+        rng = np.random.default_rng(seed)
+        dtype = (np.float32, np.float64)[i % 2]
+        x = rng.standard_normal(shape).astype(dtype)
+        k = rng.standard_normal(kshape).astype(dtype)
+        X = da.from_array(x, chunks=chunks)
+        for mode in ("full", "same", "valid"):
+            if fname == "convolve-auto":
+                fn, dfn, kw = pyconv.signal.convolve, pdk.convolve, {"method": "fft"}
+            else:
+                fn, dfn, kw = getattr(pyconv.signal, fname), getattr(pdk, fname), {}
+            try:
+                ref = fn(x, k, mode, **kw)
+            except ValueError:
+                continue
+            lazies.append(checked(dfn(X, k, mode, **kw)))
+            refs.append(ref)
+    for got, ref in zip(engine(*lazies), refs):
+        assert_same(got, ref)
+
+
+@pytest.mark.parametrize("axes", [1, [-1], [0, 1], None])
+def test_fftconvolve_axes_broadcast(axes):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((5, 23))
+    for kshape in [(5, 4), (1, 6), (5, 1)]:
+        k = rng.standard_normal(kshape)
+        for xin in (x, x[:1]):
+            X = da.from_array(xin, chunks=(2, 6))
+            for mode in ("full", "same", "valid"):
+                for name in ("fftconvolve", "oaconvolve"):
+                    try:
+                        ref = getattr(ss, name)(xin, k, mode, axes=axes)
+                    except ValueError:
+                        with pytest.raises(ValueError):
+                            getattr(pdk, name)(X, k, mode, axes=axes)
+                        continue
+                    got = checked(getattr(pdk, name)(X, k, mode, axes=axes)).compute(scheduler="sync")
+                    assert_same(got, ref)
+
+
+@pytest.mark.parametrize("fname", ["convolve2d", "correlate2d"])
+def test_convolve2d_boundaries_vs_scipy(engine, fname):
+    rng = np.random.default_rng(11)
+    lazies, refs = [], []
+    for _ in range(9 // engine.share):
+        shape = tuple(int(s) for s in rng.integers(1, 13, 2))
+        kshape = tuple(int(s) for s in rng.integers(1, 8, 2))     # even, and larger than in1
+        x = rng.standard_normal(shape)
+        k = rng.standard_normal(kshape)
+        X = da.from_array(x, chunks=_chunking(rng, shape))
+        for mode in ("full", "same", "valid"):
+            for boundary, fv in (("fill", 0), ("fill", -2.5), ("wrap", 0), ("symm", 0)):
+                try:
+                    ref = getattr(ss, fname)(x, k, mode, boundary, fv)
+                except ValueError:
+                    continue
+                lazies.append(checked(getattr(pdk, fname)(X, k, mode, boundary, fv)))
+                refs.append(ref)
+    for got, ref in zip(engine(*lazies), refs):
+        assert_same(got, ref)
+
+
+def test_convolve2d_integer_fillvalue_and_sep():
+    rng = np.random.default_rng(5)
+    x = rng.integers(-50, 50, (17, 9)).astype(np.int8)
+    k = rng.integers(-3, 4, (4, 3)).astype(np.int8)
+    X = da.from_array(x, chunks=(5, 2))
+    for mode in ("full", "same", "valid"):
+        got = checked(pdk.convolve2d(X, k, mode, fillvalue=7)).compute(scheduler="sync")
+        assert_same(got, ss.convolve2d(x, k, mode, fillvalue=7))
+        col, row = rng.standard_normal(5), rng.standard_normal(2)
+        got = checked(pdk.sepconvolve2d(X.astype(np.float64), col, row, mode)).compute(scheduler="sync")
+        assert_same(got, ss.convolve2d(x.astype(np.float64), np.outer(col, row), mode))
+
+
+def test_nonfinite_reaches_its_windows_only():
+    x = np.zeros((12, 12))
+    x[5, 5] = np.inf
+    X = da.from_array(x, chunks=4)
+    got = pdk.convolve(X, np.ones((3, 3)), "same", method="direct").compute(scheduler="sync")
+    assert_same(got, pyconv.signal.convolve(x, np.ones((3, 3)), "same", method="direct"), exact=True)
+    assert np.isinf(got).sum() == 9
+    # a NaN/Inf in the kernel: the in-memory direct kernel skips the taps outside in1
+    # (no 0 * Inf = NaN at the borders), and so does every chunk
+    rng = np.random.default_rng(6)
+    lazies, refs = [], []
+    for i, (shape, kshape, chunks, seed) in enumerate(_signal_cases(66, 8)):
+        x = np.random.default_rng(seed).standard_normal(shape)
+        k = np.random.default_rng(seed + 1).standard_normal(kshape)
+        k.flat[rng.integers(k.size)] = (np.inf, -np.inf, np.nan)[i % 3]
+        for fname in ("convolve", "correlate"):
+            for mode in ("full", "same", "valid"):
+                try:
+                    ref = getattr(pyconv.signal, fname)(x, k, mode, method="direct")
+                except ValueError:
+                    continue
+                lazies.append(checked(getattr(pdk, fname)(da.from_array(x, chunks=chunks), k, mode, method="direct")))
+                refs.append(ref)
+    for got, ref in zip(dask.compute(*lazies, scheduler="sync"), refs):
+        assert got.shape == ref.shape
+        np.testing.assert_array_equal(got, ref)          # NaN where NaN, Inf where Inf, bitwise elsewhere
+
+
+def test_empty_and_scalar_inputs():
+    for shape, kshape, mode in [((0, 4), (2, 2), "same"), ((3, 0), (2, 1), "full"), ((5,), (0,), "valid")]:
+        x, k = np.zeros(shape), np.ones(kshape)
+        try:
+            ref = pyconv.signal.convolve(x, k, mode)
+        except ValueError:
+            with pytest.raises(ValueError):
+                pdk.convolve(da.from_array(x), k, mode).compute()
+            continue
+        assert_same(pdk.convolve(da.from_array(x), k, mode).compute(), ref)
+    assert_same(pdk.correlate(da.from_array(np.array(2.0)), np.array(3.0)).compute(), np.array(6.0))
+
+
+def test_lazy_chunks_follow_the_input():
+    X = da.ones((100, 60), chunks=(30, 25), dtype=np.float32)
+    k = np.ones((5, 4), np.float32)
+    assert pdk.convolve(X, k, "same").chunks == X.chunks
+    assert pdk.convolve(X, k, "full").chunks == ((30, 30, 30, 14), (25, 25, 13))
+    assert pdk.convolve(X, k, "valid").chunks == ((30, 30, 30, 6), (25, 25, 7))
+    assert pdk.convolve(X, k, "same").dtype == np.float32
+    # chunks smaller than the halo are merged first
+    y = pdk.convolve(da.ones(20, chunks=2), np.ones(7), "same")
+    assert min(y.chunks[0]) >= 6
+
+
+# --------------------------------------------------------------------------- nn
+
+def _nn_cases(seed, count):
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        nd = int(rng.integers(1, 4))
+        groups = int(rng.integers(1, 3))
+        cg, og = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+        sp = tuple(int(s) for s in rng.integers(3, 12 if nd < 3 else 7, nd))
+        ks = tuple(int(s) for s in rng.integers(1, 5 if nd < 3 else 4, nd))
+        stride, dil = int(rng.integers(1, 4)), int(rng.integers(1, 3))
+        pm = str(rng.choice(["zeros", "reflect", "replicate", "circular"]))
+        pad = [0, 1, 2, "same", "valid",
+               tuple((int(a), int(b)) for a, b in rng.integers(0, 3, (nd, 2)))][int(rng.integers(0, 6))]
+        n = int(rng.integers(1, 4))
+        chunks = ((int(rng.integers(1, 3)),), (cg * int(rng.integers(1, groups + 1)),)) + _chunking(rng, sp)
+        yield nd, groups, cg, og, sp, ks, stride, dil, pm, pad, n, chunks, int(rng.integers(1 << 30))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv_and_transpose(engine, dtype):
+    lazies, refs = [], []
+    for nd, groups, cg, og, sp, ks, stride, dil, pm, pad, n, chunks, seed in _nn_cases(21, 12 // engine.share):
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((n, cg * groups) + sp).astype(dtype)
+        w = rng.standard_normal((og * groups, cg) + ks).astype(dtype)
+        b = rng.standard_normal(og * groups).astype(dtype)
+        X = da.from_array(x, chunks=tuple(c[0] if len(c) == 1 else c for c in chunks))
+        f, fd = getattr(pyconv.nn, f"conv{nd}d"), getattr(pdk, f"conv{nd}d")
+        kw = dict(stride=stride, padding=pad, dilation=dil, groups=groups, padding_mode=pm)
+        try:
+            ref = f(x, w, b, **kw)
+        except ValueError as e:
+            with pytest.raises(ValueError, match=str(e).split()[0]):
+                fd(X, w, b, **kw)
+            continue
+        lazies += [checked(fd(X, w, b, **kw)), checked(fd(X[0], w, b, **kw))]
+        refs += [ref, f(x[0], w, b, **kw)]
+        wt = rng.standard_normal((cg * groups, og) + ks).astype(dtype)
+        op = int(rng.integers(0, stride)) if stride > 1 else 0
+        kt = dict(stride=stride, padding=int(rng.integers(0, 2)), output_padding=op, groups=groups, dilation=dil)
+        try:
+            ref = getattr(pyconv.nn, f"conv_transpose{nd}d")(x, wt, b, **kt)
+        except ValueError:
+            continue
+        lazies.append(checked(getattr(pdk, f"conv_transpose{nd}d")(X, wt, b, **kt)))
+        refs.append(ref)
+    for got, ref in zip(engine(*lazies), refs):
+        assert_same(got, ref)
+
+
+def test_depthwise_separable_pointwise(engine):
+    rng = np.random.default_rng(8)
+    lazies, refs = [], []
+    for _ in range(6 // engine.share):
+        c, m = int(rng.integers(1, 4)), int(rng.integers(1, 3))
+        sp = tuple(int(s) for s in rng.integers(4, 12, 2))
+        ks = tuple(int(s) for s in rng.integers(1, 5, 2))
+        stride, dil, pad = int(rng.integers(1, 3)), int(rng.integers(1, 3)), ["same", 1, "valid"][int(rng.integers(3))]
+        x = rng.standard_normal((2, c) + sp).astype(np.float32)
+        wd = rng.standard_normal((c * m, 1) + ks).astype(np.float32)
+        bd = rng.standard_normal(c * m).astype(np.float32)
+        spc = _chunking(rng, sp)
+        try:
+            ref = pyconv.nn.depthwise_conv2d(x, wd, bd, stride, pad, dil)
+        except ValueError:
+            continue
+        lazies.append(checked(pdk.depthwise_conv2d(da.from_array(x, chunks=((1, 1), (1,) * c) + spc),
+                                                   wd, bd, stride, pad, dil)))
+        refs.append(ref)
+        pw = rng.standard_normal((3, c * m, 1, 1)).astype(np.float32)
+        lazies.append(checked(pdk.separable_conv2d(da.from_array(x, chunks=((2,), (c,)) + spc),
+                                                   wd, pw, None, stride, pad, dil)))
+        refs.append(pyconv.nn.separable_conv2d(x, wd, pw, None, stride, pad, dil))
+        wp = rng.standard_normal((4, c)).astype(np.float32)
+        lazies.append(checked(pdk.pointwise_conv2d(da.from_array(x, chunks=(1, c) + spc), wp, None)))
+        refs.append(pyconv.nn.pointwise_conv2d(x, wp))
+    for got, ref in zip(engine(*lazies), refs):
+        assert_same(got, ref)
+
+
+def test_channel_chunks():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 6, 9, 9))
+    w = rng.standard_normal((4, 3, 3, 3))
+    X = da.from_array(x, chunks=(1, 3, 5, 9))
+    y = pdk.conv2d(X, w, groups=2, padding=1)            # a chunk holds one whole group
+    assert y.chunks[1] == (2, 2)
+    assert_same(y.compute(), pyconv.nn.conv2d(x, w, groups=2, padding=1))
+    with pytest.raises(ValueError, match=r"groups of 3 input channels.*rechunk"):
+        pdk.conv2d(da.from_array(x, chunks=(1, 2, 9, 9)), w, groups=2)
+    with pytest.raises(ValueError, match=r"reads all input channels.*input.rechunk\(\{1: -1\}\)"):
+        pdk.conv2d(X, rng.standard_normal((4, 6, 3, 3)))
+    with pytest.raises(ValueError, match=r"reads all input channels"):
+        pdk.separable_conv2d(X, np.ones((6, 1, 3, 3)), np.ones((2, 6, 1, 1)))
+
+
+def test_strided_halos_are_aligned():
+    # chunks not multiples of the stride, a chunk smaller than the dilated kernel
+    x = np.random.default_rng(4).standard_normal((1, 1, 37))
+    w = np.random.default_rng(5).standard_normal((1, 1, 4))
+    for chunks in [(5, 7, 1, 11, 13), (1,) * 37, (36, 1)]:
+        X = da.from_array(x, chunks=(1, 1, chunks))
+        for stride in (1, 2, 3, 5):
+            for pad in (0, 3, "same"):
+                kw = dict(stride=stride, padding=pad, dilation=2)
+                assert_same(checked(pdk.conv1d(X, w, **kw)).compute(scheduler="sync"),
+                            pyconv.nn.conv1d(x, w, **kw))
+                kt = dict(stride=stride, padding=1, dilation=2)
+                assert_same(checked(pdk.conv_transpose1d(X, w, **kt)).compute(scheduler="sync"),
+                            pyconv.nn.conv_transpose1d(x, w, **kt))
+
+
+# --------------------------------------------------------------------------- grad
+
+def test_backward_data_parallel(engine):
+    lazies, refs = [], []
+    for nd, groups, cg, og, sp, ks, stride, dil, pm, pad, n, chunks, seed in _nn_cases(33, 10 // engine.share):
+        rng = np.random.default_rng(seed)
+        n = int(rng.integers(1, 7))
+        x = rng.standard_normal((n, cg * groups) + sp)
+        w = rng.standard_normal((og * groups, cg) + ks)
+        b = rng.standard_normal(og * groups) if seed % 2 else None
+        kw = dict(stride=stride, padding=pad, dilation=dil, groups=groups, padding_mode=pm)
+        try:
+            out = getattr(pyconv.nn, f"conv{nd}d")(x, w, b, **kw)
+        except ValueError:
+            continue
+        g = rng.standard_normal(out.shape)
+        ref = getattr(pyconv.grad, f"conv{nd}d_backward")(g, x, w, b, **kw)
+        X = da.from_array(x, chunks=(int(rng.integers(1, 3)),) + x.shape[1:])
+        gx, gw, gb = getattr(pdk, f"conv{nd}d_backward")(da.from_array(g, chunks=2), X, w, b, **kw)
+        assert gx.chunks == X.chunks and all(len(c) == 1 for c in gw.chunks)
+        assert (gb is None) == (b is None)
+        lazies += [checked(gx), checked(gw)] + ([checked(gb)] if b is not None else [])
+        refs += [r for r in ref if r is not None]
+    for got, ref in zip(engine(*lazies), refs):
+        assert_same(got, ref)
+
+
+def test_backward_float32_batch_64_in_chunks_of_8():
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((64, 3, 12, 12)).astype(np.float32)
+    w = rng.standard_normal((8, 3, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(8).astype(np.float32)
+    g = rng.standard_normal((64, 8, 12, 12)).astype(np.float32)
+    X = da.from_array(x, chunks=(8, 3, 12, 12))
+    got = dask.compute(*pdk.conv2d_backward(g, X, w, b, padding=1), scheduler="threads")
+    for a, r in zip(got, pyconv.grad.conv2d_backward(g, x, w, b, padding=1)):
+        assert_same(a, r)
+    with pytest.raises(ValueError, match=r"splits the batch only.*input.rechunk\(\{1: -1, 2: -1, 3: -1\}\)"):
+        pdk.conv2d_backward(g, X.rechunk((8, 3, 6, 12)), w, b, padding=1)
+
+
+def test_footprint_helper_for_ndimage_filters():
+    """The helper pyconv.dask's ndimage functions are built on, checked with scipy.ndimage's own
+    functions as the per-chunk filter: every ndimage mode, origins, chunks smaller than the radius."""
+    ndi = pytest.importorskip("scipy.ndimage")
+    rng = np.random.default_rng(12)
+    for _ in range(6):
+        shape = tuple(int(s) for s in rng.integers(3, 14, 2))
+        x = rng.standard_normal(shape)
+        X = da.from_array(x, chunks=tuple(int(c) for c in rng.integers(1, 6, 2)))
+        size = tuple(int(s) for s in rng.integers(1, 6, 2))
+        origin = tuple(int(rng.integers(-(s // 2), (s - 1) // 2 + 1)) for s in size)
+        before = [s // 2 + o for s, o in zip(size, origin)]
+        after = [s - 1 - b for s, b in zip(size, before)]
+        w = rng.standard_normal(size)
+        for mode in ("reflect", "mirror", "nearest", "wrap", "constant", "grid-wrap", "grid-mirror"):
+            kw = dict(weights=w, mode=mode, cval=1.5, origin=origin)
+            y = pdk._footprint_map(ndi.correlate, X, before, after, mode, 1.5, x.dtype, kw, "corr")
+            assert y.shape == X.shape       # chunks follow X's, those smaller than the radius merged
+            assert_same(checked(y).compute(scheduler="sync"), ndi.correlate(x, **kw))
+        r = int(4 * 1.5 + 0.5)
+        y = pdk._footprint_map(ndi.gaussian_filter, X, [r, r], [r, r], "reflect", 0, x.dtype, {"sigma": 1.5}, "g")
+        assert_same(y.compute(scheduler="sync"), ndi.gaussian_filter(x, 1.5))
+
+
+# --------------------------------------------------------------------------- operands, errors
+
+def test_dask_kernels():
+    X = da.ones((10, 10), chunks=4)
+    k = np.arange(9.0).reshape(3, 3)
+    assert_same(pdk.convolve(X, da.from_array(k), "same").compute(), pyconv.signal.convolve(np.ones((10, 10)), k, "same"))
+    with pytest.raises(ValueError, match="in2 is a dask collection with 4 chunks"):
+        pdk.convolve(X, da.from_array(k, chunks=2))
+    with pytest.raises(ValueError, match="weight is a dask collection"):
+        pdk.conv1d(da.ones((1, 1, 5)), da.ones((1, 1, 3), chunks=(1, 1, 1)))
+    with pytest.raises(ValueError, match="pointwise_weight"):
+        pdk.separable_conv2d(da.ones((1, 1, 5, 5)), np.ones((1, 1, 3, 3)), da.ones((2, 1, 1, 1), chunks=1))
+    with pytest.raises(ValueError, match="mode must be one of"):
+        pdk.convolve(X, k, "middle")
+    with pytest.raises(ValueError, match="boundary must be one of"):
+        pdk.convolve2d(X, k, boundary="mirror")
+    with pytest.raises(ValueError, match="same dimensionality"):
+        pdk.convolve(X, np.ones(3))
+    with pytest.raises(ValueError, match="input must be 3-D"):
+        pdk.conv2d(X, np.ones((1, 1, 3, 3)))
+    # kernels as lists, as the in-memory functions take them
+    assert_same(pdk.conv1d(da.ones((1, 1, 5)), [[[1.0, 2.0]]]).compute(),
+                pyconv.nn.conv1d(np.ones((1, 1, 5)), [[[1.0, 2.0]]]))
+    assert_same(pdk.convolve(X, [[1, 2], [3, 4]]).compute(), pyconv.signal.convolve(np.ones((10, 10)), [[1, 2], [3, 4]]))
+    Xu = da.from_array(np.arange(10.0), chunks=3)
+    with pytest.raises(ValueError, match=r"unknown chunk sizes.*compute_chunk_sizes"):
+        pdk.convolve(Xu[Xu > 2], np.ones(2))
+
+
+def test_routing_from_in_memory_modules():
+    X = da.from_array(np.arange(24.0).reshape(4, 6), chunks=(2, 3))
+    k = np.ones((2, 2))
+    for fn in (pyconv.convolve, pyconv.signal.convolve, pyconv.signal.convolve2d, pyconv.signal.fftconvolve):
+        y = fn(X, k, "same")
+        assert isinstance(y, da.Array)
+        assert_same(y.compute(), fn(X.compute(), k, "same"))
+    y = pyconv.nn.conv2d(X[None, None], k[None, None], padding=1)
+    assert isinstance(y, da.Array)
+    gx, gw, gb = pyconv.grad.conv2d_backward(da.ones((1, 1, 5, 7)), X[None, None].rechunk(-1), k[None, None],
+                                             np.zeros(1), padding=1)
+    assert isinstance(gx, da.Array) and isinstance(gw, da.Array)
+    # the wrapper keeps the in-memory function's identity
+    assert pyconv.signal.convolve.__name__ == "convolve"
+    assert pyconv.nn.conv2d.__doc__.startswith(pyconv.nn.conv2d.__wrapped__.__doc__[:40])
+    import inspect
+    assert list(inspect.signature(pyconv.nn.conv2d).parameters)[:3] == ["input", "weight", "bias"]
+    # functions without a dask version refuse instead of computing
+    with pytest.raises(TypeError, match=r"pyconv.nn.unfold has no dask version.*compute\(\)"):
+        pyconv.nn.unfold(X[None, None], 2)
+    with pytest.raises(TypeError, match="pyconv.signal.choose_conv_method has no dask version"):
+        pyconv.signal.choose_conv_method(X, k)
+
+
+def test_no_dask_import_for_numpy_inputs():
+    code = ("import sys, numpy as np, pyconv, pyconv.nn, pyconv.grad\n"
+            "pyconv.convolve([1., 2.], [1., 1.]); pyconv.nn.conv1d(np.ones((1, 1, 4)), np.ones((1, 1, 2)))\n"
+            "pyconv.grad.conv1d_backward(np.ones((1, 1, 3)), np.ones((1, 1, 4)), np.ones((1, 1, 2)))\n"
+            "assert 'dask' not in sys.modules, 'dask imported'\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=root, env=env)
+
+
+# --------------------------------------------------------------------------- threads, engines
+
+def test_task_threads_per_engine(engine, request):
+    cpus = pyconv._threads._available_cpus()
+    got = engine(da.from_delayed(dask.delayed(lambda: np.array([pdk.task_threads()]))(), (1,), int))[0][0]
+    name = request.node.callspec.params["engine"]
+    if name == "sync":
+        assert got == pyconv.get_num_threads()
+    elif name == "threads":
+        assert got == max(1, min(pyconv.get_num_threads(), cpus // dask.system.CPU_COUNT))
+    else:      # 1 thread per worker, and the nanny's OMP_NUM_THREADS=1
+        assert got == 1
+
+
+def test_task_threads_in_process_cluster():
+    # two workers of one thread in this very process share its CPUs: 1 thread per task here
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,  # inproc:// comms
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster, set_as_default=False) as c:
+        got = c.gather([c.submit(pdk.task_threads, pure=False) for _ in range(4)])
+    cpus = pyconv._threads._available_cpus()
+    assert set(got) == {max(1, min(pyconv.get_num_threads(), cpus // 2))}
+
+
+# --------------------------------------------------------------------------- out of core
+
+def _zarr_convolve_peak(zarr, path, length, k):
+    """Peak traced memory (numpy buffers included) of zarr -> pyconv.dask.convolve -> zarr."""
+    shape, chunks = (length, 48, 48), (16, 48, 48)            # slabs of 144 KiB
+    src = zarr.open(str(path / f"in{length}.zarr"), mode="w", shape=shape, chunks=chunks, dtype="f4")
+    rng = np.random.default_rng(length)
+    for i in range(0, length, 64):
+        src[i:i + 64] = rng.standard_normal((64,) + shape[1:]).astype(np.float32)
+    y = pdk.convolve(da.from_zarr(str(path / f"in{length}.zarr")), k, "same", method="direct")
+    with dask.config.set(scheduler="sync"):
+        y[:1].to_zarr(str(path / "warm.zarr"), overwrite=True)      # imports and caches outside the count
+        tracemalloc.start()
+        try:
+            y.to_zarr(str(path / f"out{length}.zarr"))
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    return src, zarr.open(str(path / f"out{length}.zarr"), mode="r"), peak
+
+
+def test_out_of_core_zarr(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    k = np.random.default_rng(1).standard_normal((5, 5, 5)).astype(np.float32)
+    peaks = {}
+    for length in (256, 1024):             # 2.25 MiB and 9 MiB volumes in 16-slice chunks
+        src, out, peaks[length] = _zarr_convolve_peak(zarr, tmp_path, length, k)
+        assert_same(out[...], pyconv.signal.convolve(src[...], k, "same", method="direct"), exact=True)
+    chunk_halo = 4 * (16 + 4) * 52 * 52
+    print(f"\nout-of-core peak traced memory: {peaks[256] / 2**20:.2f} MiB (256 slices), "
+          f"{peaks[1024] / 2**20:.2f} MiB (1024 slices) = {peaks[1024] / chunk_halo:.1f}x (chunk+halo)")
+    # chunks stream through: 4x the volume costs well under 2x the memory (the rest is the
+    # scheduler's bookkeeping per task), and never a third of the volume
+    assert peaks[1024] < 2 * peaks[256]
+    assert peaks[1024] < 4 * 1024 * 48 * 48 / 3
