@@ -175,6 +175,8 @@ def extensions():
     extra = {"ndimage": ["-ffp-contract=off"]} if sys.platform != "win32" else {}
     only = {m for m in os.environ.get("PYCONV_BUILD_ONLY", "").split(",") if m}
     common = dict(include_dirs=[np.get_include(), os.path.join("pyconv", "_kernels")],
+                  # the C micro-kernels the .pyx files include (a change rebuilds them)
+                  depends=sorted(glob.glob(os.path.join("pyconv", "_kernels", "*.h"))),
                   define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), ("CYTHON_CCOMPLEX", "0")],
                   extra_link_args=link + san)
     exts = []

@@ -51,7 +51,7 @@ flipped kernel ('flip_conv'), otherwise the transposed convolution's own algorit
 the input with ``grad_output``: the thin direct kernel of
 ``pyconv/_kernels/grad_direct.pyx`` for depthwise and thin groups (fewer than 8 output
 channels per group, unit row stride), the register-blocked direct kernel of
-``nn_direct.pyx`` for wider groups, im2col + GEMM beyond its workspace budget and for
+``dense_direct.pyx`` for wider groups, im2col + GEMM beyond its workspace budget and for
 strided thin groups, and batched matrix products for 1x1 layers.  Taps that only ever
 read padding are dropped before either gradient runs, as in the forward pass.  A
 padding mode's adjoint folds the gradient of the padded border back onto the input
@@ -125,14 +125,14 @@ def _arr(x, name):
 
 
 class _Conv:
-    """A convolution's normalised arguments (from pyconv.nn's ``_normalize_conv``)."""
+    """A convolution's normalised arguments (from ``pyconv._engine.args.normalize_conv``)."""
 
     def xc(self):
         return contiguous(self.x, self.dtype)
 
 
 def _conv_setup(x, w, b, stride, padding, dilation, groups, padding_mode, nd):
-    """Normalise a convNd call exactly as the forward does (pyconv.nn._normalize_conv)."""
+    """Normalise a convNd call exactly as the forward does (pyconv._engine.args.normalize_conv)."""
     a = _args.normalize_conv(x, w, b, stride, padding, dilation, groups, padding_mode, nd)
     c = _Conv()
     c.x, c.dtype, c.nd = a.x, a.dtype, a.nd

@@ -1014,7 +1014,7 @@ def _direct_2d(in1, in2, mode, boundary, fillvalue, correlate, name):
         if hit is not None:
             p, cdt, result, swapped = hit
             a, b = (in2, in1) if swapped and not correlate else (in1, in2)
-            w = _conj(b) if correlate else b[::-1, ::-1]
+            w = np.ascontiguousarray(_conj(b) if correlate else b[::-1, ::-1], cdt)
             r = w.reshape(-1)
             if cmath.isfinite(r.dot(r)):          # NaN/Inf (or overflow): the full path below
                 out = _finish(_run_direct(p, a, w, cdt), result)

@@ -304,3 +304,56 @@ def test_pruned_gradient_with_nonfinite_grad_output_matches_unpruned():
     go[0, 0, 2, 2] = np.nan
     gw = grad.conv2d_weight(x, (1, 1, 3, 3), go, padding=8, dilation=8)
     assert np.isnan(gw).all()
+
+
+# --------------------------------------------------------------------------- the call-signature fast path
+
+def test_repeated_calls_keep_every_check():
+    """A signature seen before runs its cached plan; anything not exactly that signature
+    (a bool for an int, a list, another shape or dtype) still takes the full checks."""
+    rng = np.random.default_rng(11)
+    x, w, b = rand(rng, (2, 3, 7, 7)), rand(rng, (4, 3, 3, 3)), rand(rng, (4,))
+    ref = conv_nd(x, w, b, padding=1)
+    for _ in range(3):
+        assert_close(nn.conv2d(x, w, b, padding=1), ref, n_reduce=27)
+    with pytest.raises(TypeError, match="padding"):
+        nn.conv2d(x, w, b, padding=True)
+    assert_close(nn.conv2d(x, w, b, padding=[1, 1]), ref, n_reduce=27)
+    with pytest.raises(ValueError, match="bias"):
+        nn.conv2d(x, w, b[:3], padding=1)
+    with pytest.raises(ValueError):
+        nn.conv2d(x[:, :2], w, b, padding=1)
+    assert_close(nn.conv2d(x[0], w, b, padding=1), ref[0], n_reduce=27)               # unbatched
+    assert_close(nn.conv2d(x[..., ::-1], w, b, padding=1),                              # a strided view
+                 conv_nd(x[..., ::-1], w, b, padding=1), n_reduce=27)
+    go = rand(rng, ref.shape)
+    first = grad.conv2d_backward(go, x, w, b, padding=1)
+    again = grad.conv2d_backward(go, x, w, b, padding=1)
+    for u, v in zip(first, again):
+        np.testing.assert_array_equal(u, v)
+    with pytest.raises(ValueError, match="grad_output"):
+        grad.conv2d_backward(go[:, :, :3], x, w, b, padding=1)
+    with pytest.raises(TypeError):
+        grad.conv2d_backward(go, x, w, b, padding=1.0)
+
+
+def test_repeated_signal_calls_follow_nonfinite_weights():
+    """convolve2d's cached plan serves finite weights only: a NaN in a later call's kernel
+    still reaches the padded border as scipy's (0 * NaN)."""
+    import scipy.signal as ss
+    rng = np.random.default_rng(12)
+    a, k = rand(rng, (10, 10)), rand(rng, (3, 3))
+    for _ in range(2):
+        np.testing.assert_allclose(signal.convolve2d(a, k), ss.convolve2d(a, k), rtol=1e-12, atol=1e-12)
+    kn = k.copy()
+    kn[0, 0] = np.nan
+    np.testing.assert_array_equal(np.isnan(signal.convolve2d(a, kn)), np.isnan(ss.convolve2d(a, kn)))
+    for mode in ("full", "same", "valid"):
+        for _ in range(2):
+            np.testing.assert_allclose(signal.correlate2d(k, a, mode=mode), ss.correlate2d(k, a, mode=mode),
+                                       rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(signal.convolve(a[0], k[0], mode=mode, method="direct"),
+                                       ss.convolve(a[0], k[0], mode=mode, method="direct"), rtol=1e-12, atol=1e-12)
+    ai = (a * 10).astype(np.int64)
+    for _ in range(2):                                  # integers: values decide, never cached
+        np.testing.assert_array_equal(signal.convolve(ai[0], ai[1]), ss.convolve(ai[0], ai[1]))

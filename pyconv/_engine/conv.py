@@ -17,11 +17,11 @@ from pyconv._engine import plan as _plan
 from pyconv._engine import tuning as _tuning
 from pyconv._engine.geometry import ConvGeometry, conv_geometry, prune, transposed_geometry
 from pyconv._engine.plan import Algorithm as A, Plan
-from pyconv._kernels import grad_direct, nn_direct, nn_gemm
+from pyconv._kernels import dense_direct, grad_direct, nn_gemm, resampling, thin_direct
 from pyconv._threads import blas_single_thread, num_parts_for, num_threads_for, team_size
 from pyconv._utils import nn_check_gemm_dims, nn_pad_maps
 
-_OBW = nn_direct.OBW
+_OBW = dense_direct.OBW
 
 # Fused-type kernels resolved per dtype once: Cython's run-time dispatch of a fused
 # def function costs ~10 us per call.
@@ -87,7 +87,7 @@ def phase_layout(sp3, k3, s3, d3, pads3):
 
     Returns ``(qshape, S, offs, phase_maps)``: one phase plane's shape, the size of
     one channel's block of phase planes, each tap's flat offset (taps in C order)
-    and, per phase, the three source-index maps for ``nn_direct.gather``.
+    and, per phase, the three source-index maps for ``resampling.gather``.
     """
     pshape = tuple(i + a + c for i, (a, c) in zip(sp3, pads3))
     qshape = tuple(-(-p // s) for p, s in zip(pshape, s3))
@@ -113,7 +113,7 @@ def phase_layout(sp3, k3, s3, d3, pads3):
 
 @functools.lru_cache(maxsize=64)
 def plane_layout(sp3, k3, s3, d3, pads3):
-    """Phase-plane layout for the per-thread plane kernels (``nn_direct.dense_conv`` /
+    """Phase-plane layout for the per-thread plane kernels (``dense_direct.dense_conv`` /
     ``dense_weight``): as :func:`phase_layout` but without index maps (the kernels build
     the planes themselves).  Returns ``(qshape, phases, offs)``: one phase plane's
     shape, the residues of the phases the taps use ((nph, 3) intp, sorted) and each
@@ -139,9 +139,28 @@ def plane_layout(sp3, k3, s3, d3, pads3):
     return qshape, phases, offs
 
 
+_ONES, _ZEROS = (1, 1, 1), (0, 0, 0)
+
+
+def kernel_geo(image=_ONES, grid=_ONES, kernel=_ONES, stride=_ONES, dilation=_ONES, pad=_ZEROS, plane=_ZEROS):
+    """The ``conv_geo_t`` struct of the kernels (``_kernels/_common.pxd``), by field name:
+    ``image`` the unpadded volume a convolution reads (a transposed one writes), ``grid`` the
+    convolution's output positions, ``pad`` the padding before, ``plane`` the phase-plane
+    size of the plane kernels; every argument a 3-tuple."""
+    (D, H, W), (OD, OH, OW), (kd, kh, kw) = image, grid, kernel
+    (sd, sh, sw), (dd, dh, dw), (pd, ph, pw), (qd, qh, qw) = stride, dilation, pad, plane
+    return dict(D=D, H=H, W=W, OD=OD, OH=OH, OW=OW, kd=kd, kh=kh, kw=kw, sd=sd, sh=sh, sw=sw,
+                dd=dd, dh=dh, dw=dw, pd=pd, ph=ph, pw=pw, qd=qd, qh=qh, qw=qw)
+
+
 def plane_geo(qshape, s3, pads3):
-    """The phase-plane geometry record of ``nn_direct.dense_conv`` / ``dense_weight``."""
-    return tuple(qshape) + tuple(s3) + tuple(pp[0] for pp in pads3)
+    """The geometry of the plane kernels (``dense_direct.dense_conv`` / ``dense_weight``)."""
+    return kernel_geo(stride=s3, pad=tuple(pp[0] for pp in pads3), plane=qshape)
+
+
+def gemm_geo(g):
+    """The im2col geometry of the forward convolution ``g`` (image = its input)."""
+    return kernel_geo(g.sp3, g.o3, g.k3, g.s3, g.d3, g.pb3)
 
 
 def affine(m):
@@ -159,12 +178,12 @@ def affine(m):
 
 def pack_dense_weight(w, groups, nthreads, t):
     """(C_out, C_in/groups, *kernel) -> flat (groups, ceil(Og/B), C_in/groups, kvol, B) blocks
-    of ``nn_direct.dense_conv``, B = ``nn_direct.OBW`` (zero rows past Og)."""
+    of ``dense_direct.dense_conv``, B = ``dense_direct.OBW`` (zero rows past Og)."""
     cout = w.shape[0]
     og = cout // groups
     kc = int(np.prod(w.shape[1:]))
     out = np.empty((groups, -(-og // _OBW), kc, _OBW), dtype=w.dtype)
-    kernel(nn_direct.pack_blocks, w.dtype)(np.ascontiguousarray(w).reshape(groups, og, kc), out,
+    kernel(dense_direct.pack_blocks, w.dtype)(np.ascontiguousarray(w).reshape(groups, og, kc), out,
                                            max(1, min(nthreads, num_threads_for(out.size, grain=t.pack_grain))))
     return out.reshape(-1)
 
@@ -183,7 +202,7 @@ def pad(x, pad_pairs, mode):
     sp3 = _lift3(x.shape[2:], 1)
     maps3 = [np.zeros(1, dtype=np.int64)] * (3 - nd) + maps
     x4 = x.reshape((-1,) + sp3)
-    kernel(nn_direct.gather, x.dtype)(x4, out.reshape((-1,) + _lift3(out_sp, 1)), maps3[0], maps3[1], maps3[2],
+    kernel(resampling.gather, x.dtype)(x4, out.reshape((-1,) + _lift3(out_sp, 1)), maps3[0], maps3[1], maps3[2],
                                       num_threads_for(out.size, grain=_tuning.active().gather_grain),
                                       affine(maps3[2]))
     return out
@@ -273,13 +292,14 @@ def _forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite=None):
     if alg == A.THIN_S1:
         # stride 1 in-plane: whole-plane passes over a padded copy of the group's channels
         ws = nthreads * _thin_pad_bytes(g, isz)
-        data = Launch(g.out_shape, x5, w5, o5, kernel(nn_direct.direct_conv_s1, dtype),
-                      (g.s3[0], g.d3, g.pads3, g.groups))
+        padded = tuple(i + a + c for i, (a, c) in zip(g.sp3, g.pads3))
+        data = Launch(g.out_shape, x5, w5, o5, kernel(thin_direct.direct_conv_s1, dtype),
+                      (kernel_geo(stride=g.s3, dilation=g.d3, pad=g.pb3, plane=padded), g.groups))
     elif alg == A.THIN_ROW:
         # strided depthwise: building phase planes would cost as much as the
         # convolution; the row kernel skips padded taps in place instead
-        data = Launch(g.out_shape, x5, w5, o5, kernel(nn_direct.direct_conv, dtype),
-                      (g.s3, g.d3, g.pb3, g.groups))
+        data = Launch(g.out_shape, x5, w5, o5, kernel(thin_direct.direct_conv, dtype),
+                      (kernel_geo(stride=g.s3, dilation=g.d3, pad=g.pb3), g.groups))
     elif alg == A.THIN_PHASE:
         layout = phase_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
         data = Launch(g.out_shape, x5, w5, o5, None, layout)
@@ -305,7 +325,7 @@ def _forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite=None):
             pgeo = plane_geo(qshape, g.s3, g.pads3)
         sub = np.array([[len(offs), 0, 0, g.o3[0], g.o3[1], g.o3[2], 0, 0, 0, 1, 1, 1]], dtype=np.intp)
         sub.setflags(write=False)
-        data = Launch(g.out_shape, x5, w5, o5, kernel(nn_direct.dense_conv, dtype),
+        data = Launch(g.out_shape, x5, w5, o5, kernel(dense_direct.dense_conv, dtype),
                       (pgeo, phases, offs, sub, g.groups, tile, dict(tiles)["chunk"], alg == A.POINTWISE))
     elif alg == A.GEMM:
         kc = cg * kvol
@@ -313,7 +333,7 @@ def _forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite=None):
         nn_check_gemm_dims(p, kc, _prod(g.spatial), og)
         tile = gemm_tile(p, kc, g.n * g.groups, nthreads, isz, out_bytes, t)
         tiles, ws = (("tile", tile),), nthreads * tile * kc * isz
-        geo = tuple(g.sp3) + tuple(g.o3) + tuple(g.k3) + tuple(g.s3) + tuple(g.d3) + tuple(g.pb3)
+        geo = gemm_geo(g)
         data = Launch(g.out_shape, (g.n, g.cin, -1), (g.cout, -1), (g.n, g.cout, -1),
                       kernel(nn_gemm.conv_forward, dtype),
                       (geo, g.groups, tile, g.is_pointwise, t.gemm_blas_threads))
@@ -394,7 +414,7 @@ def forward(p, x, w, b):
 
 def _thin_phase(p, x, w, bvec, has_b, out5, team):
     """Thin-group convolution over phase planes: one contiguous pass per tap over the whole
-    output frame (``nn_direct.thin_taps``), the planes built a chunk of samples at a time
+    output frame (``thin_direct.thin_taps``), the planes built a chunk of samples at a time
     so the workspace stays within ``max(workspace_bytes, output size)``."""
     g = p.geometry
     n, cin, cout, cg = g.n, g.cin, g.cout, g.cg
@@ -402,8 +422,8 @@ def _thin_phase(p, x, w, bvec, has_b, out5, team):
     wk = np.ascontiguousarray(w.reshape(cout, cg, len(offs)))
     chunk = p.tile("samples")
     buf = np.empty(chunk * cin * S, dtype=x.dtype)
-    gather = kernel(nn_direct.gather, x.dtype)
-    taps = kernel(nn_direct.thin_taps, x.dtype)
+    gather = kernel(resampling.gather, x.dtype)
+    taps = kernel(thin_direct.thin_taps, x.dtype)
     for n0 in range(0, n, chunk):
         m = min(chunk, n - n0)
         flat = buf[:m * cin * S]
@@ -411,7 +431,7 @@ def _thin_phase(p, x, w, bvec, has_b, out5, team):
         xs = x[n0:n0 + m].reshape((m * cin,) + tuple(g.sp3))
         for i, mm in enumerate(phase_maps):
             gather(xs, planes[:, i], mm[0], mm[1], mm[2], team, affine(mm[2]))
-        taps(flat, m, cin, S, wk, offs, bvec, has_b, out5[n0:n0 + m], qshape, g.groups, team)
+        taps(flat, m, cin, S, wk, offs, bvec, has_b, out5[n0:n0 + m], kernel_geo(plane=qshape), g.groups, team)
 
 
 # =========================================================================== transposed convolution
@@ -564,7 +584,8 @@ def transposed(p, x, w, b):
     if p.algorithm == A.PHASES:
         _plan.run(p, _phases, p, x, w, bvec, has_b, out)
         return out
-    geo = tuple(g.o3) + tuple(g.sp3) + tuple(g.k3) + tuple(g.s3) + tuple(g.d3) + tuple(g.pb3)
+    # the transposed convolution scatters into the image (its output) from the grid (its input)
+    geo = kernel_geo(g.o3, g.sp3, g.k3, g.s3, g.d3, g.pb3)
     with blas_single_thread():
         _plan.run(p, kernel(nn_gemm.conv_transpose_forward, p.dtype), x.reshape(n, cin, -1), w.reshape(cin, -1),
                   bvec, has_b, out.reshape(n, cout, -1), geo, g.groups, p.tile("channels"), p.tile("tile"),
@@ -593,7 +614,7 @@ def _phases(p, x, w, bvec, has_b, out):
     subs = subs.copy()
     subs[:, 2] = np.concatenate([[0], np.cumsum([wp.size for wp in wparts])[:-1]])
     tile = p.tile("tile")
-    kernel(nn_direct.dense_conv, p.dtype)(x.reshape((n, cin) + g.sp3), pshape + (1, 1, 1) + pbs,
+    kernel(dense_direct.dense_conv, p.dtype)(x.reshape((n, cin) + g.sp3), kernel_geo(pad=pbs, plane=pshape),
                                           np.zeros((1, 3), dtype=np.intp), np.concatenate(wparts), offs, subs, bvec,
                                           has_b, out.reshape((n, cout) + g.o3), g.groups, tile, tile, False,
                                           team_size(p.threads))
@@ -645,7 +666,8 @@ def _weight_plan(g, dtype, alg, dense, t):
         ws = nthreads * max(1, g.n * _prod(padded)) * isz
         launch = Launch(g.w_shape, (g.n, g.cin) + g.sp3, (g.n, g.cout) + g.o3, (g.cout, cg) + g.k3,
                         kernel(grad_direct.direct_weight, dtype),
-                        ((nthreads, max(1, g.n * _prod(padded))), g.s3, g.d3, g.pb3, padded, g.groups))
+                        ((nthreads, max(1, g.n * _prod(padded))),
+                         kernel_geo(stride=g.s3, dilation=g.d3, pad=g.pb3, plane=padded), g.groups))
         return Plan("weight_grad", alg, g, dtype, nthreads, ws, (("extent", padded),), data=launch)
     # per-part partial sums: the split (the plan's threads) is fixed by the configuration;
     # the team running the parts may shrink on a busy machine without changing the bits
@@ -748,7 +770,7 @@ def weight_grad(p, x, go):
         (qshape, phases, offs), ogp = p.data
         og = g.og
         acc = np.zeros((p.threads, g.groups, cg * len(offs), ogp), dtype=dtype)
-        _plan.run(p, kernel(nn_direct.dense_weight, dtype), x.reshape((n, cin) + g.sp3),
+        _plan.run(p, kernel(dense_direct.dense_weight, dtype), x.reshape((n, cin) + g.sp3),
                   plane_geo(qshape, g.s3, g.pads3), phases, offs, go.reshape((n, cout) + g.o3), acc, g.groups,
                   p.tile("vectors"), p.tile("rows"), p.tile("cols"), team_size(p.threads))
         gw = acc[0] if p.threads == 1 else acc.sum(axis=0)
@@ -756,7 +778,7 @@ def weight_grad(p, x, go):
         return np.ascontiguousarray(gw)
     kc = cg * g.kvol
     acc = np.zeros((p.threads, cout, kc), dtype=dtype)
-    geo = tuple(g.sp3) + tuple(g.o3) + tuple(g.k3) + tuple(g.s3) + tuple(g.d3) + tuple(g.pb3)
+    geo = gemm_geo(g)
     with blas_single_thread():
         _plan.run(p, kernel(nn_gemm.conv_weight, dtype), x.reshape(n, cin, -1), go.reshape(n, cout, -1), acc, geo,
                   g.groups, p.tile("tile"), g.is_pointwise, team_size(p.threads))

@@ -28,13 +28,13 @@ class Algorithm(str, enum.Enum):
 
     FILL = "fill"                # no tap meets the input: the output is the bias (or zeros)
     ZEROS = "zeros"              # an empty operand: the gradient is zero
-    THIN_S1 = "thin_s1"          # nn_direct.direct_conv_s1: whole-plane pass per tap, padded copy
-    THIN_PHASE = "thin_phase"    # nn_direct.thin_taps over phase planes (strided thin groups)
-    THIN_ROW = "thin_row"        # nn_direct.direct_conv: rows, padded taps skipped in place
-    POINTWISE = "pointwise"      # nn_direct.dense_conv reading the input in place (1x1)
-    DENSE = "dense"              # nn_direct.dense_conv / dense_weight over per-thread phase planes
+    THIN_S1 = "thin_s1"          # thin_direct.direct_conv_s1: whole-plane pass per tap, padded copy
+    THIN_PHASE = "thin_phase"    # thin_direct.thin_taps over phase planes (strided thin groups)
+    THIN_ROW = "thin_row"        # thin_direct.direct_conv: rows, padded taps skipped in place
+    POINTWISE = "pointwise"      # dense_direct.dense_conv reading the input in place (1x1)
+    DENSE = "dense"              # dense_direct.dense_conv / dense_weight over per-thread phase planes
     GEMM = "gemm"                # nn_gemm: im2col + GEMM (forward, weight) or GEMM + col2im (transposed)
-    PHASES = "phases"            # transposed: nn_direct.dense_conv, one sub-problem per output phase
+    PHASES = "phases"            # transposed: dense_direct.dense_conv, one sub-problem per output phase
     FLIP_CONV = "flip_conv"      # transposed / input gradient at stride 1: a forward convolution
     TRANSPOSED = "transposed"    # input gradient: the transposed convolution of grad_output
     TRANSPOSED_CROP = "transposed_crop"  # ... unpadded, then cropped (asymmetric padding)

@@ -6,8 +6,8 @@ only the thread count depends on the size.
 import numpy as np
 
 from pyconv._engine import tuning as _tuning
-from pyconv._engine.conv import kernel
-from pyconv._kernels import nn_direct, nn_gemm
+from pyconv._engine.conv import kernel, kernel_geo
+from pyconv._kernels import nn_gemm, resampling
 from pyconv._threads import num_threads_for
 
 
@@ -47,13 +47,13 @@ def upsample(x, factor, mode):
         return out
     nthreads = _threads(out.size * 4)
     if mode == "nearest":
-        kernel(nn_direct.gather, x.dtype)(x.reshape(n * c, 1, h, w), out.reshape(n * c, 1, h * factor, w * factor),
+        kernel(resampling.gather, x.dtype)(x.reshape(n * c, 1, h, w), out.reshape(n * c, 1, h * factor, w * factor),
                                           np.zeros(1, dtype=np.int64), nearest_map(h, factor),
                                           nearest_map(w, factor), nthreads)
     else:
         h0, h1, hl = bilinear_map(h, factor, x.dtype)
         w0, w1, wl = bilinear_map(w, factor, x.dtype)
-        kernel(nn_direct.bilinear, x.dtype)(x.reshape(n * c, h, w), out.reshape(n * c, h * factor, w * factor),
+        kernel(resampling.bilinear, x.dtype)(x.reshape(n * c, h, w), out.reshape(n * c, h * factor, w * factor),
                                             h0, h1, hl, w0, w1, wl, nthreads)
     return out
 
@@ -63,15 +63,15 @@ def shuffle(x, groups):
     out = np.empty(x.shape, dtype=x.dtype)
     if out.size:
         n, c = x.shape[:2]
-        kernel(nn_direct.channel_shuffle, x.dtype)(x.reshape(n, c, -1), out.reshape(n, c, -1), groups,
+        kernel(resampling.channel_shuffle, x.dtype)(x.reshape(n, c, -1), out.reshape(n, c, -1), groups,
                                                    _threads(out.size))
     return out
 
 
 def _geo(image, fa):
-    """The im2col geometry record: image size, block grid, kernel, stride, dilation, padding."""
-    return ((1,) + tuple(image) + (1,) + fa.blocks + (1,) + fa.kernel_size + (1,) + fa.stride + (1,) + fa.dilation
-            + (0,) + fa.padding)
+    """The kernels' geometry of unfold/fold: image size, block grid, kernel, stride, dilation, padding."""
+    return kernel_geo((1,) + tuple(image), (1,) + fa.blocks, (1,) + fa.kernel_size, (1,) + fa.stride,
+                      (1,) + fa.dilation, (0,) + fa.padding)
 
 
 def unfold(x, fa):

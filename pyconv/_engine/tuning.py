@@ -54,7 +54,7 @@ class Tuning:
     dense_tile: int = 1024
     # Output channels per group from which the dense register-blocked kernels (forward
     # phases of a transposed convolution, weight gradient) fill their 8 lanes
-    # (nn_direct.OBW).  Below it: transposed 7x7 s2 3->64 input gradient 32 vs 20 ms
+    # (dense_direct.OBW).  Below it: transposed 7x7 s2 3->64 input gradient 32 vs 20 ms
     # (float32, GEMM + col2im wins); weight gradient depthwise s2 19.5 vs 10.9 ms and
     # g32 og=4 5.9 vs 4.3 (GEMM wins); and the thin direct weight kernel of
     # grad_direct.pyx takes over (depthwise 3x3 0.7 vs 2.0 ms; conv3d 16->16 with 16
@@ -161,7 +161,7 @@ def override(**values):
 
 
 # Compile-time constants of the kernels (for reference; changing them means a rebuild):
-# - nn_direct.OBW = 8 (PYCONV_OBW): output channels per register block of the dense
+# - dense_direct.OBW = 8 (PYCONV_OBW): output channels per register block of the dense
 #   kernels; 12-wide blocks measured 3-12% slower (1 thread, float32: 19.2 vs 21.5 ms,
 #   12.1 vs 12.5, 12.2 vs 13.2 on suite layers a, b, c).  ``dense_min_og`` equals it.
 # - signal direct kernel: ~16 KiB of outputs per work item (pyconv.signal._block_len).

@@ -2,6 +2,24 @@
 # Kernels trust their arguments (all bounds are checked in pyconv/_utils.py first),
 # run without the GIL and take the thread count as an explicit argument.
 
+# One index type for every kernel (64-bit: bounds are checked in Python against 2**62).
+ctypedef Py_ssize_t idx_t
+
+
+cdef struct conv_geo_t:
+    # The geometry every convolution kernel receives: one struct, filled by field name
+    # (Python passes a dict built by pyconv._engine.conv.kernel_geo; Cython converts it,
+    # refusing a missing field), never a positional tuple.  Everything is 3-D.
+    idx_t D, H, W           # image: the unpadded volume a convolution reads (a transposed one writes)
+    idx_t OD, OH, OW        # column grid: the convolution's output positions
+    idx_t kd, kh, kw        # kernel size
+    idx_t sd, sh, sw        # stride
+    idx_t dd, dh, dw        # dilation
+    idx_t pd, ph, pw        # padding before (reads outside the image are zeros)
+    idx_t qd, qh, qw        # padded frame: one phase plane (plane kernels: the padded image split by the
+                            # strides), the zero-padded input (thin kernels)
+
+
 ctypedef fused real_t:
     float
     double
@@ -13,19 +31,7 @@ ctypedef fused scalar_t:
     double complex
     long long
 
-cdef extern from *:
-    """
-    #ifdef _OPENMP
-    #include <omp.h>
-    #define PYCONV_HAVE_OPENMP 1
-    #else
-    #define PYCONV_HAVE_OPENMP 0
-    static inline int omp_get_max_threads(void) { return 1; }
-    static inline void omp_set_num_threads(int n) { (void)n; }
-    static inline int omp_get_thread_num(void) { return 0; }
-    static inline int omp_get_num_threads(void) { return 1; }
-    #endif
-    """
+cdef extern from "pyconv_omp.h":
     const int PYCONV_HAVE_OPENMP
     int omp_get_max_threads() noexcept nogil
     void omp_set_num_threads(int n) noexcept nogil
@@ -61,3 +67,10 @@ cdef inline Py_ssize_t part_lo(Py_ssize_t n, Py_ssize_t parts, Py_ssize_t p) noe
     # result's bits -- do not depend on how many threads run the parts.
     cdef Py_ssize_t q = n // parts, r = n % parts
     return p * q + (p if p < r else r)
+
+
+cdef inline void copy_row(real_t* dst, const real_t* src, idx_t n) noexcept nogil:
+    # short rows: an inline (vectorised) loop beats a memcpy call
+    cdef idx_t j
+    for j in range(n):
+        dst[j] = src[j]

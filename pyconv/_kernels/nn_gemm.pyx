@@ -18,30 +18,9 @@ from scipy.linalg.cython_blas cimport sgemm, dgemm
 cimport numpy as cnp
 import numpy as np
 
-from pyconv._kernels._common cimport real_t, omp_get_thread_num, part_lo, valid_range
+from pyconv._kernels._common cimport conv_geo_t, idx_t, real_t, omp_get_thread_num, part_lo, valid_range
 
 cnp.import_array()
-
-ctypedef Py_ssize_t idx_t
-
-
-cdef struct Geo:
-    # image (padded volume is implicit: reads outside [0, D) etc. are zeros)
-    idx_t D, H, W
-    # column grid (output positions of the convolution)
-    idx_t OD, OH, OW
-    idx_t kd, kh, kw
-    idx_t sd, sh, sw
-    idx_t dd, dh, dw
-    idx_t pd, ph, pw      # padding before, per dim
-
-
-cdef Geo make_geo(tuple g):
-    cdef Geo r
-    (r.D, r.H, r.W, r.OD, r.OH, r.OW, r.kd, r.kh, r.kw,
-     r.sd, r.sh, r.sw, r.dd, r.dh, r.dw, r.pd, r.ph, r.pw) = g
-    return r
-
 
 cdef inline void gemm_rm(char ta, char tb, int M, int N, int K, real_t alpha,
                          const real_t* A, int lda, const real_t* B, int ldb,
@@ -64,7 +43,7 @@ cdef inline void gemm_rm(char ta, char tb, int M, int N, int K, real_t alpha,
 
 
 
-cdef inline void decode_row(idx_t r, Geo* g, idx_t* c, idx_t* a, idx_t* b, idx_t* e) noexcept nogil:
+cdef inline void decode_row(idx_t r, conv_geo_t* g, idx_t* c, idx_t* a, idx_t* b, idx_t* e) noexcept nogil:
     # row r = ((c*kd + a)*kh + b)*kw + e
     cdef idx_t kvol = g.kd * g.kh * g.kw, t
     c[0] = r // kvol
@@ -76,7 +55,7 @@ cdef inline void decode_row(idx_t r, Geo* g, idx_t* c, idx_t* a, idx_t* b, idx_t
 
 
 cdef void im2col_rows(const real_t* img, real_t* col, idx_t ldcol, idx_t p0, idx_t p1,
-                      idx_t r0, idx_t r1, Geo* g) noexcept nogil:
+                      idx_t r0, idx_t r1, conv_geo_t* g) noexcept nogil:
     # col[r - r0, p - p0] = img[c, od*sd - pd + a*dd, oh*sh - ph + b*dh, ow*sw - pw + e*dw]
     # for rows r = ((c*kd + a)*kh + b)*kw + e in [r0, r1) and positions p in [p0, p1).
     # Positions are walked row segment by row segment with counters (no divisions
@@ -140,7 +119,7 @@ cdef void im2col_rows(const real_t* img, real_t* col, idx_t ldcol, idx_t p0, idx
 
 
 cdef void col2im_rows(const real_t* col, idx_t ldcol, real_t* img, idx_t p0, idx_t p1,
-                      idx_t r0, idx_t r1, Geo* g) noexcept nogil:
+                      idx_t r0, idx_t r1, conv_geo_t* g) noexcept nogil:
     # The adjoint of im2col_rows: img[...] += col[r - r0, p - p0].
     # Rows of one channel c touch only img[c]; callers split work by channel.
     cdef idx_t r, c, a, b, e, t, p, od, oh, ow0, seg, id_, ih, iw0, lo, hi, j
@@ -206,7 +185,7 @@ cdef inline void fill_planes(real_t* out, idx_t nplanes, idx_t plane, const real
 
 
 def conv_forward(const real_t[:, :, ::1] x, const real_t[:, ::1] w, const real_t[::1] bias,
-                 bint has_bias, real_t[:, :, ::1] out, tuple geo, idx_t groups, idx_t tile,
+                 bint has_bias, real_t[:, :, ::1] out, conv_geo_t geo, idx_t groups, idx_t tile,
                  bint pointwise, bint blas_threads, int nthreads):
     """out[n, o, p] = bias[o] + sum_r w[o, r] col_{n,g}[r, p]  (the convolution as GEMM).
 
@@ -216,7 +195,7 @@ def conv_forward(const real_t[:, :, ::1] x, const real_t[:, ::1] w, const real_t
     ``blas_threads``: units run serially, im2col on OpenMP, GEMM on BLAS's own
     threads (the alternative we measured against; see nn.py).
     """
-    cdef Geo g = make_geo(geo)
+    cdef conv_geo_t g = geo
     cdef idx_t N = x.shape[0], Cin = x.shape[1], S = x.shape[2]
     cdef idx_t Cout = out.shape[1], P = out.shape[2]
     cdef idx_t Cg = Cin // groups, Og = Cout // groups
@@ -301,7 +280,7 @@ cdef inline void fill_rect(real_t* out, idx_t rows, idx_t cols, idx_t ld,
 
 
 def conv_transpose_forward(const real_t[:, :, ::1] x, const real_t[:, ::1] w, const real_t[::1] bias,
-                           bint has_bias, real_t[:, :, ::1] out, tuple geo, idx_t groups,
+                           bint has_bias, real_t[:, :, ::1] out, conv_geo_t geo, idx_t groups,
                            idx_t cblk, idx_t tile, int nthreads):
     """Transposed convolution: cols = W_g^T x_{n,g}, then col2im (scatter-add) into out.
 
@@ -311,7 +290,7 @@ def conv_transpose_forward(const real_t[:, :, ::1] x, const real_t[:, ::1] w, co
     output planes, so they run in parallel without races; inside a unit the input
     positions are taken ``tile`` at a time to bound the workspace.
     """
-    cdef Geo g = make_geo(geo)
+    cdef conv_geo_t g = geo
     cdef idx_t N = x.shape[0], Cin = x.shape[1], P = x.shape[2]
     cdef idx_t Cout = out.shape[1], S = out.shape[2]
     cdef idx_t Cg = Cin // groups, Og = Cout // groups
@@ -359,14 +338,14 @@ def conv_transpose_forward(const real_t[:, :, ::1] x, const real_t[:, ::1] w, co
 
 
 def conv_weight(const real_t[:, :, ::1] x, const real_t[:, :, ::1] gout, real_t[:, :, ::1] acc,
-                tuple geo, idx_t groups, idx_t tile, bint pointwise, int nthreads):
+                conv_geo_t geo, idx_t groups, idx_t tile, bint pointwise, int nthreads):
     """Per-thread weight-gradient partial sums: acc[t, o, r] += sum_p gout[n, o, p] col_{n,g}[r, p].
 
     x: (N, C_in, D*H*W); gout: (N, C_out, P); acc: (nthreads, C_out, Kc) zeroed by the
     caller and summed over its first axis afterwards (per-thread buffers: the
     reduction over the batch never races).
     """
-    cdef Geo g = make_geo(geo)
+    cdef conv_geo_t g = geo
     cdef idx_t N = x.shape[0], Cin = x.shape[1], S = x.shape[2]
     cdef idx_t Cout = gout.shape[1], P = gout.shape[2]
     cdef idx_t Cg = Cin // groups, Og = Cout // groups
@@ -409,9 +388,9 @@ def conv_weight(const real_t[:, :, ::1] x, const real_t[:, :, ::1] gout, real_t[
                     bmat, ldb, one, &acc[tid, gi * Og, 0], <int>Kc)
 
 
-def unfold(const real_t[:, :, ::1] x, real_t[:, :, ::1] col, tuple geo, int nthreads):
+def unfold(const real_t[:, :, ::1] x, real_t[:, :, ::1] col, conv_geo_t geo, int nthreads):
     """im2col of whole samples: x (N, C, D*H*W) -> col (N, C*kvol, P)."""
-    cdef Geo g = make_geo(geo)
+    cdef conv_geo_t g = geo
     cdef idx_t N = x.shape[0], C = x.shape[1], P = col.shape[2]
     cdef idx_t kvol = g.kd * g.kh * g.kw
     cdef idx_t u, n, c
@@ -423,9 +402,9 @@ def unfold(const real_t[:, :, ::1] x, real_t[:, :, ::1] col, tuple geo, int nthr
         im2col_rows(&x[n, 0, 0], &col[n, c * kvol, 0], P, 0, P, c * kvol, (c + 1) * kvol, &g)
 
 
-def fold(const real_t[:, :, ::1] col, real_t[:, :, ::1] out, tuple geo, int nthreads):
+def fold(const real_t[:, :, ::1] col, real_t[:, :, ::1] out, conv_geo_t geo, int nthreads):
     """col2im of whole samples: col (N, C*kvol, P) summed into out (N, C, D*H*W) (zeroed here)."""
-    cdef Geo g = make_geo(geo)
+    cdef conv_geo_t g = geo
     cdef idx_t N = out.shape[0], C = out.shape[1], S = out.shape[2], P = col.shape[2]
     cdef idx_t kvol = g.kd * g.kh * g.kw
     cdef idx_t u, n, c

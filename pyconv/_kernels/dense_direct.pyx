@@ -1,0 +1,478 @@
+# Register-blocked dense direct kernels over per-thread phase planes (compute-bound):
+# dense_conv (forward 'dense' and 'pointwise', transposed 'phases'), dense_weight (weight
+# gradient 'dense') and the weight packing of dense_conv (pack_blocks).  OBW output
+# channels per register block; C micro-kernels: dense_kernels.h.
+from cython.parallel cimport prange
+from libc.string cimport memset
+
+import numpy as np
+
+from pyconv._kernels._common cimport conv_geo_t, copy_row, idx_t, real_t, omp_get_thread_num, part_lo, valid_range
+
+
+cdef extern from "dense_kernels.h":
+    const int PYCONV_OBW
+    void pyconv_mk_tail_f(const float* x, Py_ssize_t cstride, const Py_ssize_t* offs, Py_ssize_t ntaps,
+                          Py_ssize_t Cg, const float* wb, float* out, Py_ssize_t ldo, Py_ssize_t nq) noexcept nogil
+    void pyconv_mk_tail_d(const double* x, Py_ssize_t cstride, const Py_ssize_t* offs, Py_ssize_t ntaps,
+                          Py_ssize_t Cg, const double* wb, double* out, Py_ssize_t ldo, Py_ssize_t nq) noexcept nogil
+    void pyconv_mk_f(const float* x, Py_ssize_t cstride, const Py_ssize_t* offs, Py_ssize_t ntaps,
+                     Py_ssize_t Cg, const float* wb, float* out, Py_ssize_t ldo) noexcept nogil
+    void pyconv_mk_d(const double* x, Py_ssize_t cstride, const Py_ssize_t* offs, Py_ssize_t ntaps,
+                     Py_ssize_t Cg, const double* wb, double* out, Py_ssize_t ldo) noexcept nogil
+    void pyconv_prefetch_rows(const char* p, Py_ssize_t nrows, Py_ssize_t rstride, Py_ssize_t nbytes) noexcept nogil
+    void pyconv_wk4_f(const float** ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq,
+                      Py_ssize_t Wq, Py_ssize_t j0, Py_ssize_t OW, const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc,
+                      int mr) noexcept nogil
+    void pyconv_wk2_f(const float** ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq,
+                      Py_ssize_t Wq, Py_ssize_t j0, Py_ssize_t OW, const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc,
+                      int mr) noexcept nogil
+    void pyconv_wk1_f(const float** ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq,
+                      Py_ssize_t Wq, Py_ssize_t j0, Py_ssize_t OW, const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc,
+                      int mr) noexcept nogil
+    void pyconv_wk4_d(const double** ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq,
+                      Py_ssize_t Wq, Py_ssize_t j0, Py_ssize_t OW, const double* B, Py_ssize_t ldb, double* C, Py_ssize_t ldc,
+                      int mr) noexcept nogil
+    void pyconv_wk2_d(const double** ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq,
+                      Py_ssize_t Wq, Py_ssize_t j0, Py_ssize_t OW, const double* B, Py_ssize_t ldb, double* C, Py_ssize_t ldc,
+                      int mr) noexcept nogil
+    void pyconv_wk1_d(const double** ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq,
+                      Py_ssize_t Wq, Py_ssize_t j0, Py_ssize_t OW, const double* B, Py_ssize_t ldb, double* C, Py_ssize_t ldc,
+                      int mr) noexcept nogil
+
+
+OBW = PYCONV_OBW
+
+
+# --------------------------------------------------------------------------- per-thread phase planes
+
+cdef inline idx_t plane_stride(idx_t S, idx_t itemsize) noexcept nogil:
+    # channel stride of a per-thread plane buffer: S rounded up to an odd number of
+    # cache lines, so the rows of consecutive channels spread over the L1 sets
+    cdef idx_t per = 64 // itemsize
+    cdef idx_t lines = (S + per - 1) // per
+    if lines % 2 == 0:
+        lines = lines + 1
+    return lines * per
+
+
+cdef void build_planes(const real_t* xs, idx_t nch, idx_t D, idx_t H, idx_t W, real_t* dst, idx_t S,
+                       const idx_t* ph, idx_t nph, idx_t Dq, idx_t Hq, idx_t Wq, idx_t sd, idx_t sh,
+                       idx_t sw, idx_t pd, idx_t phh, idx_t pw, idx_t r0, idx_t r1) noexcept nogil:
+    # dst[c*S + p*Dq*Hq*Wq + (z*Hq + y)*Wq + k] = x_padded[c, z*sd + rd, y*sh + rh, k*sw + rw]
+    # for the nph phases (rd, rh, rw) = ph[3p:3p+3] of nch channels of one sample (zero
+    # padding pd/phh/pw before; positions past the input are zeros too), plane rows
+    # z*Hq + y in [r0, r1) only.
+    cdef idx_t c, p, z, y, k, sz, sy, sx0, lo, hi, rr, plane = Dq * Hq * Wq
+    cdef real_t* row
+    cdef const real_t* src
+    for c in range(nch):
+        for p in range(nph):
+            for rr in range(r0, r1):
+                z = rr // Hq
+                y = rr - z * Hq
+                sz = z * sd + ph[3 * p] - pd
+                sy = y * sh + ph[3 * p + 1] - phh
+                row = dst + c * S + p * plane + rr * Wq
+                if sz < 0 or sz >= D or sy < 0 or sy >= H:
+                    memset(row, 0, Wq * sizeof(real_t))
+                    continue
+                sx0 = ph[3 * p + 2] - pw
+                valid_range(sx0, sw, Wq, W, &lo, &hi)
+                src = xs + ((c * D + sz) * H + sy) * W
+                for k in range(lo):
+                    row[k] = 0
+                if sw == 1:
+                    for k in range(lo, hi):
+                        row[k] = src[sx0 + k]
+                elif sw == 2:
+                    # constant stride: vectorised with permutes
+                    for k in range(lo, hi):
+                        row[k] = src[sx0 + 2 * k]
+                else:
+                    for k in range(lo, hi):
+                        row[k] = src[sx0 + k * sw]
+                for k in range(hi, Wq):
+                    row[k] = 0
+
+
+cdef inline void ensure_rows(const real_t* xs, idx_t nch, idx_t D, idx_t H, idx_t W, real_t* dst, idx_t S,
+                             const idx_t* ph, idx_t nph, idx_t Dq, idx_t Hq, idx_t Wq, idx_t sd, idx_t sh,
+                             idx_t sw, idx_t pd, idx_t phh, idx_t pw, idx_t* lo, idx_t* hi, idx_t need_lo,
+                             idx_t need_hi) noexcept nogil:
+    # make plane rows [need_lo, need_hi) built, given [lo, hi) already are (lo >= hi:
+    # none): a thread builds only the rows its units read, just before they are read
+    # (planes beyond L2 stay cache-hot; one sample split over threads is not copied
+    # whole by each).  Planes that fit in L2 are built whole at once (measured 3-4%
+    # faster there: one streaming pass).
+    if nch * S * <idx_t> sizeof(real_t) <= (1 << 20):
+        need_lo = 0
+        need_hi = Dq * Hq
+    if need_lo < 0:
+        need_lo = 0
+    if need_hi > Dq * Hq:
+        need_hi = Dq * Hq
+    if need_hi <= need_lo:
+        return
+    if hi[0] <= lo[0]:
+        build_planes(xs, nch, D, H, W, dst, S, ph, nph, Dq, Hq, Wq, sd, sh, sw, pd, phh, pw, need_lo, need_hi)
+        lo[0] = need_lo
+        hi[0] = need_hi
+        return
+    if need_lo < lo[0]:
+        build_planes(xs, nch, D, H, W, dst, S, ph, nph, Dq, Hq, Wq, sd, sh, sw, pd, phh, pw, need_lo, lo[0])
+        lo[0] = need_lo
+    if need_hi > hi[0]:
+        build_planes(xs, nch, D, H, W, dst, S, ph, nph, Dq, Hq, Wq, sd, sh, sw, pd, phh, pw, hi[0], need_hi)
+        hi[0] = need_hi
+
+
+def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, ::1] in_phases,
+               const real_t[::1] wflat, const idx_t[::1] offs, const idx_t[:, ::1] sub,
+               const real_t[::1] bias, bint has_bias, real_t[:, :, :, :, ::1] out,
+               idx_t groups, idx_t tile, idx_t chunk, bint direct_x, int nthreads):
+    """Dense convolution by register-blocked direct loops over per-thread phase planes.
+
+    x: (N, C_in, D, H, W) unpadded.  geo: phase planes qd x qh x qw, stride, padding before:
+    the zero-padded input (padding pd/ph/pw before) split by the strides into the
+    phases ``in_phases`` (rows of residues), each phase plane Dq x Hq x Wq; a thread
+    builds one (sample, group)'s planes in its own buffer (cache-hot, no batch-sized
+    workspace).  ``sub`` lists output sub-problems, one row each:
+    (ntaps, offs start, wflat start, Md, Mh, Mw, rd, rh, rw, td, th, tw): sub-output
+    m = (md, mh, mw) sits at frame position q = (md*Hq + mh)*Wq + mw, reads planes
+    [c*S + q + offs[t]] and goes to out[n, o, md*td + rd, mh*th + rh, mw*tw + rw].
+    A convolution is one sub-problem; a stride-s transposed convolution has one per
+    output phase.  Weights of a sub-problem: (groups, ceil(Og/OBW), C_in/groups,
+    ntaps, OBW) from its wflat start (zero rows past Og).  The caller guarantees every
+    read q + offs[t] (q < frame length) lies inside the planes.
+    ``direct_x``: the planes are the input itself (one phase, no padding, stride 1:
+    a pointwise layer), read in place.  Within a unit's tile, positions go ``chunk``
+    at a time through every block of OBW output channels (a chunk of input then serves
+    all of them from cache; a chunk as long as the tile keeps one block's weights
+    hot instead).
+    """
+    cdef idx_t Dq = geo.qd, Hq = geo.qh, Wq = geo.qw
+    cdef idx_t sd = geo.sd, sh = geo.sh, sw = geo.sw
+    cdef idx_t pd = geo.pd, phh = geo.ph, pw = geo.pw
+    cdef idx_t N = x.shape[0], Cin = x.shape[1], D = x.shape[2], H = x.shape[3], W = x.shape[4]
+    cdef idx_t Cout = out.shape[1]
+    cdef idx_t Og = Cout // groups, Cg = Cin // groups
+    cdef idx_t nph = in_phases.shape[0], nsub = sub.shape[0]
+    cdef idx_t S = nph * Dq * Hq * Wq
+    cdef idx_t Sp = plane_stride(S, sizeof(real_t))
+    cdef idx_t nob = (Og + PYCONV_OBW - 1) // PYCONV_OBW
+    cdef idx_t QB = 128 // sizeof(real_t)
+    cdef idx_t u, k, r, ng, n, gi, ti, q0, q1, ob, q, qq, o, oo, md, rem, mh, mw, jhi, jlo, j, tid, ldc
+    cdef idx_t L, ntaps, wst, tw, T, U, t0, t1, ldp, ps, cs, c
+    cdef real_t* C
+    cdef real_t* P
+    cdef real_t* Pc
+    cdef const real_t* xs
+    cdef real_t* dst
+    cdef const real_t* xb
+    cdef const real_t* wb
+    cdef const idx_t* of
+    cdef real_t bv
+    if N * Cout == 0 or nsub == 0 or Cg == 0:
+        return
+    tile = ((max(tile, 1) + QB - 1) // QB) * QB
+    chunk = ((min(max(chunk, 1), tile) + QB - 1) // QB) * QB
+    tstart_np = np.zeros(nsub + 1, dtype=np.intp)
+    for r in range(nsub):
+        L = ((sub[r, 3] - 1) * Hq + sub[r, 4] - 1) * Wq + sub[r, 5]
+        tstart_np[r + 1] = tstart_np[r] + ((L + tile - 1) // tile if sub[r, 3] * sub[r, 4] * sub[r, 5] > 0 else 0)
+    cdef idx_t[::1] tstart = tstart_np
+    T = tstart[nsub]
+    U = N * groups * T
+    if U == 0:
+        return
+    dt = np.float32 if real_t is float else np.float64
+    ldc = QB + tile
+    work_np = np.empty((nthreads, PYCONV_OBW * ldc), dtype=dt)
+    # direct_x: each chunk's rows are copied into the planes buffer with row stride ldp,
+    # an odd number of cache lines (the input's own channel stride can map every row
+    # to the same few L1 sets: 56x56 float32 = 196 lines)
+    ldp = chunk + QB
+    if (ldp * sizeof(real_t) // 64) % 2 == 0:
+        ldp = ldp + 64 // sizeof(real_t)
+    planes_np = np.empty((nthreads, Cg * ldp if direct_x else Cg * Sp), dtype=dt)
+    last_np = np.full(nthreads, -1, dtype=np.intp)
+    rows_np = np.zeros((2, nthreads), dtype=np.intp)
+    cdef real_t[:, ::1] work = work_np
+    cdef real_t[:, ::1] planes = planes_np
+    cdef idx_t[::1] last = last_np
+    cdef idx_t[::1] rlo = rows_np[0], rhi = rows_np[1]
+    # largest in-plane offset of any tap (rows a tile needs past its own)
+    cdef idx_t maxin = 0
+    for k in range(offs.shape[0]):
+        if offs[k] % (Dq * Hq * Wq) > maxin:
+            maxin = offs[k] % (Dq * Hq * Wq)
+    for u in prange(U, nogil=True, schedule='static', num_threads=nthreads):
+        tid = omp_get_thread_num()
+        ng = u // T
+        k = u % T
+        n = ng // groups
+        gi = ng % groups
+        P = &planes[tid, 0]
+        r = 0
+        while tstart[r + 1] <= k:
+            r = r + 1
+        ti = k - tstart[r]
+        ntaps = sub[r, 0]
+        of = &offs[sub[r, 1]]
+        wst = sub[r, 2]
+        L = ((sub[r, 3] - 1) * Hq + sub[r, 4] - 1) * Wq + sub[r, 5]
+        t0 = ti * tile
+        t1 = t0 + tile
+        if t1 > L:
+            t1 = L
+        if not direct_x:
+            if last[tid] != ng:
+                rlo[tid] = 0
+                rhi[tid] = 0
+                last[tid] = ng
+            # the tile reads frame positions from min(t0, L - QB) (shifted last block)
+            # to below t1 + QB, each plus at most maxin within its phase plane
+            ps = L - QB
+            if ps > t0:
+                ps = t0
+            ensure_rows(&x[n, gi * Cg, 0, 0, 0], Cg, D, H, W, P, Sp, &in_phases[0, 0], nph, Dq, Hq, Wq,
+                        sd, sh, sw, pd, phh, pw, &rlo[tid], &rhi[tid], ps // Wq, (t1 + QB + maxin) // Wq + 1)
+        C = &work[tid, 0] + QB
+        q0 = t0
+        while q0 < t1:
+            q1 = q0 + chunk
+            if q1 > t1:
+                q1 = t1
+            Pc = P
+            cs = Sp
+            if direct_x:
+                # copy the chunk's rows (from ps: the shifted last block may start
+                # before q0), prefetching the next chunk's
+                ps = L - QB
+                if ps > q0:
+                    ps = q0
+                if ps < 0:
+                    ps = 0
+                xs = &x[n, gi * Cg, 0, 0, 0]
+                for c in range(Cg):
+                    copy_row(P + c * ldp, xs + c * S + ps, q1 - ps)
+                if q1 < L:
+                    jhi = L - q1
+                    if jhi > chunk:
+                        jhi = chunk
+                    pyconv_prefetch_rows(<const char*> (xs + q1), Cg, S * sizeof(real_t), jhi * sizeof(real_t))
+                Pc = P - ps
+                cs = ldp
+            for ob in range(nob):
+                wb = &wflat[wst + (gi * nob + ob) * Cg * ntaps * PYCONV_OBW]
+                q = q0
+                while q < q1:
+                    qq = q
+                    if q + QB > L:
+                        # the last block: shift it back to end at L (recomputing a few
+                        # positions, harmlessly) so every read stays inside the planes
+                        qq = L - QB
+                    if qq < 0:
+                        if real_t is float:
+                            pyconv_mk_tail_f(Pc + q, cs, of, ntaps, Cg, wb, C + (q - q0), ldc, L - q)
+                        else:
+                            pyconv_mk_tail_d(Pc + q, cs, of, ntaps, Cg, wb, C + (q - q0), ldc, L - q)
+                    elif real_t is float:
+                        pyconv_mk_f(Pc + qq, cs, of, ntaps, Cg, wb, C + (qq - q0), ldc)
+                    else:
+                        pyconv_mk_d(Pc + qq, cs, of, ntaps, Cg, wb, C + (qq - q0), ldc)
+                    q = q + QB
+                # the valid positions of the 8 rows go out (strided for output phases), plus
+                # bias; frame rows decoded once for the 8 rows (divisions are costly)
+                tw = sub[r, 11]
+                q = q0
+                while q < q1:
+                    md = q // (Hq * Wq)
+                    rem = q - md * Hq * Wq
+                    mh = rem // Wq
+                    mw = rem - mh * Wq
+                    jhi = Wq - mw
+                    if jhi > q1 - q:
+                        jhi = q1 - q
+                    if mh < sub[r, 4] and mw < sub[r, 5]:
+                        jlo = sub[r, 5] - mw
+                        if jlo > jhi:
+                            jlo = jhi
+                        for oo in range(PYCONV_OBW):
+                            o = ob * PYCONV_OBW + oo
+                            if o >= Og:
+                                break
+                            bv = bias[gi * Og + o] if has_bias else 0
+                            dst = &out[n, gi * Og + o, md * sub[r, 9] + sub[r, 6], mh * sub[r, 10] + sub[r, 7],
+                                       mw * tw + sub[r, 8]]
+                            if tw == 1:
+                                for j in range(jlo):
+                                    dst[j] = C[oo * ldc + (q - q0) + j] + bv
+                            else:
+                                for j in range(jlo):
+                                    dst[j * tw] = C[oo * ldc + (q - q0) + j] + bv
+                    q = q + jhi
+            q0 = q1
+
+
+cdef inline void wk_call(int nv, const real_t** ap, idx_t r0, idx_t nr, idx_t OH, idx_t Hq, idx_t Wq, idx_t j0,
+                         idx_t OW, const real_t* B, idx_t ldb, real_t* C, idx_t ldc, int mr) noexcept nogil:
+    if real_t is float:
+        if nv == 4:
+            pyconv_wk4_f(ap, r0, nr, OH, Hq, Wq, j0, OW, B, ldb, C, ldc, mr)
+        elif nv == 2:
+            pyconv_wk2_f(ap, r0, nr, OH, Hq, Wq, j0, OW, B, ldb, C, ldc, mr)
+        else:
+            pyconv_wk1_f(ap, r0, nr, OH, Hq, Wq, j0, OW, B, ldb, C, ldc, mr)
+    else:
+        if nv == 4:
+            pyconv_wk4_d(ap, r0, nr, OH, Hq, Wq, j0, OW, B, ldb, C, ldc, mr)
+        elif nv == 2:
+            pyconv_wk2_d(ap, r0, nr, OH, Hq, Wq, j0, OW, B, ldb, C, ldc, mr)
+        else:
+            pyconv_wk1_d(ap, r0, nr, OH, Hq, Wq, j0, OW, B, ldb, C, ldc, mr)
+
+
+def dense_weight(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, ::1] in_phases,
+                 const idx_t[::1] offs, const real_t[:, :, :, :, ::1] gout, real_t[:, :, :, ::1] acc,
+                 idx_t groups, int nv, idx_t rows_per_tile, idx_t col_width, int nthreads):
+    """Weight-gradient partial sums by register-blocked direct loops (no im2col, no GEMM).
+
+    acc[t, g, c*kvol + k, o] += sum_{n, p} x_pad[n, g*Cg + c, p*stride + tap_k] gout[n, g*Og + o, p]
+    over the units (sample, group, tile of output rows) thread t ran; acc:
+    (nthreads, groups, C_in/groups * kvol, Ogp) zeroed by the caller, Ogp = Og rounded
+    up to nv vectors (the extra columns get zeros).  Input planes as in
+    ``dense_conv`` (per-thread, rebuilt when the unit's sample or group changes); the
+    unit's grad_output rows are packed position-major (Ogp values per position) so
+    the micro-kernel loads whole vectors of output channels.  A unit covers
+    ``rows_per_tile`` output rows, or (long rows: ``col_width < OW``, one row per
+    unit) ``col_width`` columns of one row.
+    """
+    cdef idx_t Dq = geo.qd, Hq = geo.qh, Wq = geo.qw
+    cdef idx_t sd = geo.sd, sh = geo.sh, sw = geo.sw
+    cdef idx_t pd = geo.pd, phh = geo.ph, pw = geo.pw
+    cdef idx_t N = x.shape[0], Cin = x.shape[1], D = x.shape[2], H = x.shape[3], W = x.shape[4]
+    cdef idx_t Cout = gout.shape[1], OD = gout.shape[2], OH = gout.shape[3], OW = gout.shape[4]
+    cdef idx_t Og = Cout // groups, Cg = Cin // groups
+    cdef idx_t kvol = offs.shape[0], Kc = acc.shape[2], Ogp = acc.shape[3]
+    cdef idx_t nph = in_phases.shape[0]
+    cdef idx_t S = nph * Dq * Hq * Wq
+    cdef idx_t Sp = plane_stride(S, sizeof(real_t))
+    cdef idx_t R = OD * OH
+    cdef idx_t VL = 64 // sizeof(real_t)
+    cdef idx_t MR = 6 if nv == 4 else 8
+    cdef idx_t NB = nv * VL
+    cdef idx_t ntile, U, u, part, ng, n, gi, ti, r0, r1, nr, tid, i, j, o, rb, m, row, ob, od, oh, mr, ncol, j0, cw
+    cdef real_t* P
+    cdef real_t* Bt
+    cdef real_t* dst
+    cdef const real_t* src
+    cdef const real_t** ap
+    if R == 0 or OW == 0 or Kc == 0 or Og == 0 or N == 0:
+        return
+    rows_per_tile = max(1, min(rows_per_tile, R))
+    col_width = max(1, min(col_width, OW))
+    if col_width < OW:
+        rows_per_tile = 1
+    ncol = (OW + col_width - 1) // col_width
+    ntile = (R + rows_per_tile - 1) // rows_per_tile * ncol
+    U = N * groups * ntile
+    dt = np.float32 if real_t is float else np.float64
+    cdef int nparts = <int>acc.shape[0]
+    planes_np = np.empty((nparts, max(1, Cg * Sp)), dtype=dt)
+    bt_np = np.empty((nparts, rows_per_tile * col_width * Ogp), dtype=dt)
+    ap_np = np.empty((nparts, 8), dtype=np.uintp)
+    last_np = np.full(nparts, -1, dtype=np.intp)
+    rows_np = np.zeros((2, nparts), dtype=np.intp)
+    cdef real_t[:, ::1] planes = planes_np
+    cdef real_t[:, ::1] bt = bt_np
+    cdef size_t[:, ::1] apb = ap_np
+    cdef idx_t[::1] last = last_np
+    cdef idx_t[::1] rlo = rows_np[0], rhi = rows_np[1]
+    cdef idx_t maxin = 0
+    for u in range(kvol):
+        if offs[u] % (Dq * Hq * Wq) > maxin:
+            maxin = offs[u] % (Dq * Hq * Wq)
+    # parts, not threads, own the partial sums (acc[part]): the split is fixed by
+    # nparts, so the sums do not depend on the team size the machine's load allows
+    for part in prange(nparts, nogil=True, schedule='static', num_threads=nthreads):
+        tid = part
+        for u in range(part_lo(U, nparts, part), part_lo(U, nparts, part + 1)):
+            ng = u // ntile
+            ti = u % ntile
+            n = ng // groups
+            gi = ng % groups
+            P = &planes[tid, 0]
+            r0 = (ti // ncol) * rows_per_tile
+            r1 = r0 + rows_per_tile
+            if r1 > R:
+                r1 = R
+            nr = r1 - r0
+            j0 = (ti % ncol) * col_width
+            cw = OW - j0
+            if cw > col_width:
+                cw = col_width
+            if last[tid] != ng:
+                rlo[tid] = 0
+                rhi[tid] = 0
+                last[tid] = ng
+            # frame positions of the unit: rows r0..r1-1, columns j0..j0+cw-1 (+ tap offsets)
+            od = r0 // OH
+            oh = r0 - od * OH
+            i = (od * Hq + oh) * Wq + j0
+            od = (r1 - 1) // OH
+            oh = (r1 - 1) - od * OH
+            j = (od * Hq + oh) * Wq + j0 + cw
+            ensure_rows(&x[n, gi * Cg, 0, 0, 0], Cg, D, H, W, P, Sp, &in_phases[0, 0], nph, Dq, Hq, Wq,
+                        sd, sh, sw, pd, phh, pw, &rlo[tid], &rhi[tid], i // Wq, (j + maxin) // Wq + 1)
+            # pack the tile's grad_output position-major: Bt[(i*cw + j)*Ogp + o]
+            Bt = &bt[tid, 0]
+            # (position outer: the Og source rows advance together and stay in L1, while
+            # the packed tile, larger than L1, is written once, contiguously)
+            src = &gout[n, gi * Og, 0, 0, 0]
+            for i in range(nr):
+                od = (r0 + i) // OH
+                oh = (r0 + i) - od * OH
+                rb = (od * OH + oh) * OW + j0
+                for j in range(cw):
+                    dst = Bt + (i * cw + j) * Ogp
+                    for o in range(Og):
+                        dst[o] = src[o * R * OW + rb + j]
+                    for o in range(Og, Ogp):
+                        dst[o] = 0
+            ap = <const real_t**> &apb[tid, 0]
+            rb = 0
+            while rb < Kc:
+                mr = Kc - rb
+                if mr > MR:
+                    mr = MR
+                for m in range(MR):
+                    # rows past Kc repeat the last one (computed, not stored)
+                    row = rb + m if m < mr else rb + mr - 1
+                    ap[m] = P + (row // kvol) * Sp + offs[row % kvol]
+                ob = 0
+                while ob < Ogp:
+                    wk_call(nv, ap, r0, nr, OH, Hq, Wq, j0, cw, Bt + ob, Ogp, &acc[tid, gi, rb, ob], Ogp, <int>mr)
+                    ob = ob + NB
+                rb = rb + MR
+
+
+def pack_blocks(const real_t[:, :, ::1] w, real_t[:, :, :, ::1] out, int nthreads):
+    """out[g, ob, k, oo] = w[g, ob*B + oo, k] (0 past w's rows): the weight blocks of
+    ``dense_conv``, B = ``OBW`` output channels innermost.  w: (groups, Og, K); out:
+    (groups, ceil(Og/B), K, B)."""
+    cdef idx_t G = w.shape[0], Og = w.shape[1], K = w.shape[2], nob = out.shape[1], B = out.shape[3]
+    cdef idx_t u, g, ob, k, oo, o
+    cdef real_t* dst
+    if G * nob * K == 0:
+        return
+    for u in prange(G * nob, nogil=True, schedule='static', num_threads=nthreads):
+        g = u // nob
+        ob = u % nob
+        dst = &out[g, ob, 0, 0]
+        # k outer: 8 source rows stream together, the block is written contiguously
+        for k in range(K):
+            for oo in range(B):
+                o = ob * B + oo
+                dst[k * B + oo] = w[g, o, k] if o < Og else 0

@@ -1,0 +1,291 @@
+# Direct kernels of depthwise and thin-channel grouped convolutions ('thin_row':
+# direct_conv, 'thin_s1': direct_conv_s1, 'thin_phase': thin_taps over phase planes built
+# by resampling.gather).  Memory-bound: one contiguous pass per tap over an output row or
+# plane; the innermost loop runs along the contiguous output width so the compiler
+# vectorises it.  C micro-kernels: thin_kernels.h.
+from cython.parallel cimport prange
+from libc.string cimport memset
+
+import numpy as np
+
+from pyconv._kernels._common cimport conv_geo_t, copy_row, idx_t, real_t, omp_get_thread_num, valid_range
+
+
+cdef inline void axpy_row(real_t* row, const real_t* src, real_t wv, idx_t lo, idx_t hi,
+                          idx_t step) noexcept nogil:
+    cdef idx_t j
+    if step == 1:
+        for j in range(lo, hi):
+            row[j] += wv * src[j]
+    else:
+        for j in range(lo, hi):
+            row[j] += wv * src[j * step]
+
+
+def direct_conv(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1] w,
+                const real_t[::1] bias, bint has_bias, real_t[:, :, :, :, ::1] out,
+                conv_geo_t geo, idx_t groups, int nthreads):
+    """Grouped 3-D cross-correlation by its definition, zero padding implicit.
+
+    x: (N, C_in, D, H, W); w: (C_out, C_in/groups, kd, kh, kw); out: (N, C_out, OD, OH, OW).
+    Parallel over (sample, output channel): each task owns one output volume,
+    and padded taps are skipped rather than materialised.
+    """
+    cdef idx_t N = x.shape[0], Cin = x.shape[1], D = x.shape[2], H = x.shape[3], W = x.shape[4]
+    cdef idx_t Cout = w.shape[0], Cg = w.shape[1], kd = w.shape[2], kh = w.shape[3], kw = w.shape[4]
+    cdef idx_t OD = out.shape[2], OH = out.shape[3], OW = out.shape[4]
+    cdef idx_t sd = geo.sd, sh = geo.sh, sw = geo.sw
+    cdef idx_t dd = geo.dd, dh = geo.dh, dw = geo.dw
+    cdef idx_t pd = geo.pd, ph = geo.ph, pw = geo.pw
+    cdef idx_t Og = Cout // groups if groups > 0 else 0
+    cdef idx_t u, n, o, gi, od, oh, c, a, b, e, id_, ih, j, jlo, jhi
+    cdef real_t* row
+    cdef const real_t* src
+    cdef const real_t* wr
+    cdef real_t bv, w0, w1, w2
+    if N * Cout == 0 or OD * OH * OW == 0:
+        return
+    # The valid output columns of each horizontal tap do not depend on the row:
+    # compute them once (the divisions would otherwise dominate short rows).
+    lo_np = np.empty(kw, dtype=np.intp)
+    hi_np = np.empty(kw, dtype=np.intp)
+    cdef idx_t[::1] lo = lo_np, hi = hi_np
+    for e in range(kw):
+        valid_range(e * dw - pw, sw, OW, W, &lo[e], &hi[e])
+    # Columns where every tap is valid (for the fused 3-tap loop).
+    jlo = 0
+    jhi = OW
+    for e in range(kw):
+        if lo[e] > jlo:
+            jlo = lo[e]
+        if hi[e] < jhi:
+            jhi = hi[e]
+    if jhi < jlo:
+        jhi = jlo
+    # per tap: its columns left of the interior [lo, a1), right of it [b1, hi)
+    a1_np = np.empty(kw, dtype=np.intp)
+    b1_np = np.empty(kw, dtype=np.intp)
+    cdef idx_t[::1] a1 = a1_np, b1 = b1_np
+    for e in range(kw):
+        a1[e] = jlo if jlo < hi[e] else hi[e]
+        b1[e] = jhi if jhi > lo[e] else lo[e]
+    for u in prange(N * Cout, nogil=True, schedule='static', num_threads=nthreads):
+        n = u // Cout
+        o = u % Cout
+        gi = o // Og
+        bv = bias[o] if has_bias else 0
+        for od in range(OD):
+            for oh in range(OH):
+                row = &out[n, o, od, oh, 0]
+                for j in range(OW):
+                    row[j] = bv
+                for c in range(Cg):
+                    for a in range(kd):
+                        id_ = od * sd - pd + a * dd
+                        if id_ < 0 or id_ >= D:
+                            continue
+                        for b in range(kh):
+                            ih = oh * sh - ph + b * dh
+                            if ih < 0 or ih >= H:
+                                continue
+                            src = &x[n, gi * Cg + c, id_, ih, 0] - pw
+                            wr = &w[o, c, a, b, 0]
+                            if kw == 3 and sw == 1:
+                                # the common 3-tap row: one pass over the interior,
+                                # the row loaded and stored once instead of three times
+                                w0 = wr[0]
+                                w1 = wr[1]
+                                w2 = wr[2]
+                                for j in range(lo[0], a1[0]):
+                                    row[j] += w0 * src[j]
+                                for j in range(lo[1], a1[1]):
+                                    row[j] += w1 * src[j + dw]
+                                for j in range(lo[2], a1[2]):
+                                    row[j] += w2 * src[j + 2 * dw]
+                                for j in range(jlo, jhi):
+                                    row[j] += w0 * src[j] + w1 * src[j + dw] + w2 * src[j + 2 * dw]
+                                for j in range(b1[0], hi[0]):
+                                    row[j] += w0 * src[j]
+                                for j in range(b1[1], hi[1]):
+                                    row[j] += w1 * src[j + dw]
+                                for j in range(b1[2], hi[2]):
+                                    row[j] += w2 * src[j + 2 * dw]
+                            else:
+                                for e in range(kw):
+                                    axpy_row(row, src + e * dw, wr[e], lo[e], hi[e], sw)
+
+
+cdef inline void fused3x3(real_t* A, const real_t* base, const real_t* wr, idx_t L, idx_t rs,
+                         idx_t cs) noexcept nogil:
+    # A[q] += sum_{b,e < 3} wr[3b + e] * base[b*rs + e*cs + q]
+    cdef idx_t q
+    cdef real_t w0 = wr[0], w1 = wr[1], w2 = wr[2], w3 = wr[3], w4 = wr[4]
+    cdef real_t w5 = wr[5], w6 = wr[6], w7 = wr[7], w8 = wr[8]
+    cdef const real_t* r0 = base
+    cdef const real_t* r1 = base + rs
+    cdef const real_t* r2 = base + 2 * rs
+    for q in range(L):
+        # three short chains instead of one 9-long dependency chain (FMA latency)
+        A[q] += ((w0 * r0[q] + w1 * r0[q + cs] + w2 * r0[q + 2 * cs])
+                 + (w3 * r1[q] + w4 * r1[q + cs] + w5 * r1[q + 2 * cs])
+                 + (w6 * r2[q] + w7 * r2[q + cs] + w8 * r2[q + 2 * cs]))
+
+
+cdef extern from "thin_kernels.h":
+    void pyconv_f3x3_2_f(float* A, float* B, const float* r0, const float* wa, const float* wb,
+                         Py_ssize_t L, Py_ssize_t rs, Py_ssize_t cs) noexcept nogil
+    void pyconv_f3x3_2_d(double* A, double* B, const double* r0, const double* wa, const double* wb,
+                         Py_ssize_t L, Py_ssize_t rs, Py_ssize_t cs) noexcept nogil
+
+
+cdef inline void fused3x3_2(real_t* A, real_t* B, const real_t* base, const real_t* wa,
+                           const real_t* wb, idx_t L, idx_t rs, idx_t cs) noexcept nogil:
+    if real_t is float:
+        pyconv_f3x3_2_f(A, B, base, wa, wb, L, rs, cs)
+    else:
+        pyconv_f3x3_2_d(A, B, base, wa, wb, L, rs, cs)
+
+
+def direct_conv_s1(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1] w,
+                   const real_t[::1] bias, bint has_bias, real_t[:, :, :, :, ::1] out,
+                   conv_geo_t geo, idx_t groups, int nthreads):
+    """Grouped 3-D cross-correlation with stride 1 in H and W, as long flat passes.
+
+    x: (N, C_in, D, H, W); w: (C_out, C_in/groups, kd, kh, kw); out: (N, C_out, OD, OH, OW);
+    geo: depth stride sd, dilation, padding before (pd, ph, pw) and the padded input's
+    size (qd, qh, qw) = (Dp, Hp, Wp).  Each task (sample, group) copies its input
+    channels once into a zero-padded buffer of row width Wp; then in the padded
+    frame ``out[oh*Wp + ow] += w * xp[(oh + b*dh)*Wp + ow + e*dw]`` is ONE contiguous
+    loop over the whole plane per tap (the columns ow >= OW are computed and
+    dropped), instead of one short loop per output row.  The padded zeros take
+    part in the products, as in PyTorch's dense path (0 * inf = nan).
+    """
+    cdef idx_t N = x.shape[0], D = x.shape[2], H = x.shape[3], W = x.shape[4]
+    cdef idx_t Cout = w.shape[0], Cg = w.shape[1], kd = w.shape[2], kh = w.shape[3], kw = w.shape[4]
+    cdef idx_t OD = out.shape[2], OH = out.shape[3], OW = out.shape[4]
+    cdef idx_t sd = geo.sd
+    cdef idx_t dd = geo.dd, dh = geo.dh, dw = geo.dw
+    cdef idx_t pdb = geo.pd, phb = geo.ph, pwb = geo.pw
+    cdef idx_t Dp = geo.qd
+    cdef idx_t Hp = geo.qh
+    cdef idx_t Wp = geo.qw
+    cdef idx_t plane = Hp * Wp
+    cdef idx_t Og = Cout // groups
+    cdef idx_t L = (OH - 1) * Wp + OW
+    cdef idx_t u, n, gi, oi, o, od, c, a, b, e, q, dz, hy, tid, off
+    cdef real_t* xp
+    cdef real_t* A
+    cdef real_t* A2
+    cdef const real_t* base
+    cdef const real_t* wr
+    cdef real_t bv, bv2, w0, w1, w2
+    cdef bint two
+    if N * Cout == 0 or OD * OH * OW == 0:
+        return
+    dt = np.float32 if real_t is float else np.float64
+    xpad_np = np.empty((nthreads, max(1, Cg * Dp * plane)), dtype=dt)
+    acc_np = np.empty((nthreads, max(1, 2 * L)), dtype=dt)
+    cdef real_t[:, ::1] xpad = xpad_np, acc = acc_np
+    for u in prange(N * groups, nogil=True, schedule='static', num_threads=nthreads):
+        tid = omp_get_thread_num()
+        n = u // groups
+        gi = u % groups
+        xp = &xpad[tid, 0]
+        memset(xp, 0, Cg * Dp * plane * sizeof(real_t))
+        for c in range(Cg):
+            for dz in range(D):
+                for hy in range(H):
+                    copy_row(xp + ((c * Dp + dz + pdb) * Hp + hy + phb) * Wp + pwb,
+                             &x[n, gi * Cg + c, dz, hy, 0], W)
+        A = &acc[tid, 0]
+        A2 = A + L
+        oi = 0
+        while oi < Og:
+            o = gi * Og + oi
+            # two outputs per pass for 3x3 kernels (shares the input loads)
+            two = kh == 3 and kw == 3 and oi + 1 < Og
+            bv = bias[o] if has_bias else 0
+            bv2 = (bias[o + 1] if has_bias else 0) if two else 0
+            for od in range(OD):
+                for q in range(L):
+                    A[q] = bv
+                if two:
+                    for q in range(L):
+                        A2[q] = bv2
+                for c in range(Cg):
+                    for a in range(kd):
+                        base = xp + (c * Dp + od * sd + a * dd) * plane
+                        if two:
+                            fused3x3_2(A, A2, base, &w[o, c, a, 0, 0], &w[o + 1, c, a, 0, 0], L, dh * Wp, dw)
+                            continue
+                        if kh == 3 and kw == 3:
+                            # the ubiquitous 3x3: all nine taps in one pass
+                            fused3x3(A, base, &w[o, c, a, 0, 0], L, dh * Wp, dw)
+                            continue
+                        for b in range(kh):
+                            wr = &w[o, c, a, b, 0]
+                            off = b * dh * Wp
+                            if kw == 3:
+                                w0 = wr[0]
+                                w1 = wr[1]
+                                w2 = wr[2]
+                                for q in range(L):
+                                    A[q] += w0 * base[off + q] + w1 * base[off + dw + q] + w2 * base[off + 2 * dw + q]
+                            else:
+                                for e in range(kw):
+                                    w0 = wr[e]
+                                    for q in range(L):
+                                        A[q] += w0 * base[off + e * dw + q]
+                for q in range(OH):
+                    copy_row(&out[n, o, od, q, 0], A + q * Wp, OW)
+                if two:
+                    for q in range(OH):
+                        copy_row(&out[n, o + 1, od, q, 0], A2 + q * Wp, OW)
+            oi = oi + (2 if two else 1)
+
+
+def thin_taps(const real_t[::1] xph, idx_t N, idx_t Cin, idx_t S, const real_t[:, :, ::1] w,
+              const idx_t[::1] offs, const real_t[::1] bias, bint has_bias, real_t[:, :, :, :, ::1] out,
+              conv_geo_t geo, idx_t groups, int nthreads):
+    """Thin-group (depthwise-like) convolution over precomputed phase planes.
+
+    xph: the zero-padded input split into the phases its taps use, (N, C_in, S)
+    flattened (see nn._dense_direct); w: (C_out, C_in/groups, kvol); offs: each tap's
+    flat offset; out: (N, C_out, OD, OH, OW); geo.qd/qh/qw: one phase plane (Dq, Hq, Wq).
+    Output q = (od*Hq + oh)*Wq + ow reads xph[c, q + offs[t]], so each tap is one
+    contiguous pass over the whole output frame (positions oh >= OH or ow >= OW
+    computed and dropped).  Parallel over (sample, output channel).
+    """
+    cdef idx_t Hq = geo.qh, Wq = geo.qw
+    cdef idx_t Cout = out.shape[1], OD = out.shape[2], OH = out.shape[3], OW = out.shape[4]
+    cdef idx_t Cg = w.shape[1], kvol = w.shape[2]
+    cdef idx_t Og = Cout // groups
+    cdef idx_t L = ((OD - 1) * Hq + OH - 1) * Wq + OW
+    cdef idx_t u, n, o, gi, c, t, q, od, oh, tid
+    cdef real_t* A
+    cdef const real_t* base
+    cdef const real_t* base2
+    cdef real_t wv, bv
+    if N * Cout == 0 or L <= 0:
+        return
+    acc_np = np.empty((nthreads, L), dtype=np.float32 if real_t is float else np.float64)
+    cdef real_t[:, ::1] acc = acc_np
+    for u in prange(N * Cout, nogil=True, schedule='static', num_threads=nthreads):
+        tid = omp_get_thread_num()
+        n = u // Cout
+        o = u % Cout
+        gi = o // Og
+        A = &acc[tid, 0]
+        bv = bias[o] if has_bias else 0
+        for q in range(L):
+            A[q] = bv
+        for c in range(Cg):
+            base = &xph[(n * Cin + gi * Cg + c) * S]
+            for t in range(kvol):
+                wv = w[o, c, t]
+                base2 = base + offs[t]
+                for q in range(L):
+                    A[q] += wv * base2[q]
+        for od in range(OD):
+            for oh in range(OH):
+                copy_row(&out[n, o, od, oh, 0], A + (od * Hq + oh) * Wq, OW)

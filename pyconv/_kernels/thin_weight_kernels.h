@@ -1,0 +1,203 @@
+/* thin_weight_kernels.h: C micro-kernels of grad_direct.pyx (included by it with cdef extern from "thin_weight_kernels.h"). */
+#ifndef PYCONV_THIN_WEIGHT_KERNELS_H
+#define PYCONV_THIN_WEIGHT_KERNELS_H
+
+#include <string.h>
+#define PYCONV_TAPS_PARAMS(T) const T* g0, Py_ssize_t gs_n, Py_ssize_t gs_o, const T* buf,    \
+    Py_ssize_t N, Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Dp, Py_ssize_t Hp, \
+    Py_ssize_t Wp, Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t zoff, Py_ssize_t yoff,           \
+    Py_ssize_t xoff, Py_ssize_t dw, int ne, T* out, Py_ssize_t os_o
+#define PYCONV_TAPS_ARGS(T) (PYCONV_TAPS_PARAMS(T))
+#define PYCONV_TAPS_CALL (g0, gs_n, gs_o, buf, N, OD, OH, OW, Dp, Hp, Wp, sd, sh, zoff, yoff, xoff, \
+    dw, ne, out, os_o)
+#if defined(__GNUC__)
+/* GCC/Clang vector types: L-lane accumulators for the body of a row, L/2-lane ones
+   for a half block, scalars for the rest; loads through memcpy (unaligned). */
+typedef float pyconv_f16 __attribute__((vector_size(16 * sizeof(float))));
+typedef float pyconv_f8 __attribute__((vector_size(8 * sizeof(float))));
+typedef double pyconv_d16 __attribute__((vector_size(16 * sizeof(double))));
+typedef double pyconv_d8 __attribute__((vector_size(8 * sizeof(double))));
+typedef double pyconv_d4 __attribute__((vector_size(4 * sizeof(double))));
+/* each pass is a function of its own: inlined into the OpenMP loop, the extra
+   register pressure spills the row pointers inside the vector loops (~5% slower) */
+#define PYCONV_NOINLINE __attribute__((noinline))
+/* one channel: 16-lane accumulators, one pass per row for its (up to) three taps */
+#define PYCONV_ACC1(VT, A0, A1, A2, G, X, DW, NE)                                           \
+    { VT gv, xv; memcpy(&gv, (G), sizeof(VT)); memcpy(&xv, (X), sizeof(VT)); A0 += gv * xv;  \
+      if ((NE) > 1) { memcpy(&xv, (X) + (DW), sizeof(VT)); A1 += gv * xv; }                 \
+      if ((NE) > 2) { memcpy(&xv, (X) + 2 * (DW), sizeof(VT)); A2 += gv * xv; } }
+#define PYCONV_ROWS1(T, VT16, VT8, NE)                                                       \
+    for (n = 0; n < N; n++)                                                                \
+    for (od = 0; od < OD; od++)                                                            \
+    for (oh = 0; oh < OH; oh++) {                                                          \
+        const T* g = g0 + n * gs_n + (od * OH + oh) * OW;                                   \
+        const T* xr = buf + ((n * Dp + od * sd + zoff) * Hp + oh * sh + yoff) * Wp + xoff;   \
+        for (jb = 0; jb < n16; jb++)                                                       \
+            PYCONV_ACC1(VT16, a0, a1, a2, g + 16 * jb, xr + 16 * jb, dw, NE)                 \
+        if (has8)                                                                          \
+            PYCONV_ACC1(VT8, b0, b1, b2, g + 16 * n16, xr + 16 * n16, dw, NE)                \
+        for (j = jt; j < OW; j++) {                                                        \
+            T gq = g[j];                                                                   \
+            r0 += gq * xr[j];                                                              \
+            if ((NE) > 1) r1 += gq * xr[j + dw];                                           \
+            if ((NE) > 2) r2 += gq * xr[j + 2 * dw];                                       \
+        }                                                                                  \
+    }
+#define PYCONV_TAPS3_1(NAME, T, VT16, VT8)                                                   \
+static PYCONV_NOINLINE void NAME PYCONV_TAPS_ARGS(T)                                       \
+{                                                                                          \
+    VT16 a0 = {0}, a1 = {0}, a2 = {0};                                                     \
+    VT8 b0 = {0}, b1 = {0}, b2 = {0};                                                      \
+    T r0 = 0, r1 = 0, r2 = 0;                                                              \
+    Py_ssize_t n16 = OW / 16, has8 = (OW % 16) >= 8, jt = 16 * n16 + 8 * has8;             \
+    Py_ssize_t n, od, oh, jb, j;                                                           \
+    int q;                                                                                 \
+    if (ne == 3) { PYCONV_ROWS1(T, VT16, VT8, 3) }                                          \
+    else if (ne == 2) { PYCONV_ROWS1(T, VT16, VT8, 2) }                                     \
+    else { PYCONV_ROWS1(T, VT16, VT8, 1) }                                                  \
+    for (q = 0; q < 16; q++) { r0 += a0[q]; r1 += a1[q]; r2 += a2[q]; }                    \
+    for (q = 0; q < 8; q++) { r0 += b0[q]; r1 += b1[q]; r2 += b2[q]; }                     \
+    out[0] = r0;                                                                           \
+    if (ne > 1) out[1] = r1;                                                               \
+    if (ne > 2) out[2] = r2;                                                               \
+}
+/* M channels: every input vector loaded feeds the M channels' accumulators, as in a GEMM
+   micro-kernel */
+#define PYCONV_ACC(VT, A, M, G, X, NE)                                                     \
+    { VT xv0, xv1, xv2, gv; memcpy(&xv0, (X), sizeof(VT)); xv1 = xv0; xv2 = xv0;           \
+      if ((NE) > 1) memcpy(&xv1, (X) + dw, sizeof(VT));                                    \
+      if ((NE) > 2) memcpy(&xv2, (X) + 2 * dw, sizeof(VT));                                \
+      for (ob = 0; ob < (M); ob++) {                                                       \
+          memcpy(&gv, (G) + ob * gs_o, sizeof(VT));                                        \
+          A[ob][0] += gv * xv0;                                                            \
+          if ((NE) > 1) A[ob][1] += gv * xv1;                                              \
+          if ((NE) > 2) A[ob][2] += gv * xv2;                                              \
+      } }
+#define PYCONV_ROWS(T, VTL, VTH, L, M, NE)                                                 \
+    for (n = 0; n < N; n++)                                                                \
+    for (od = 0; od < OD; od++)                                                            \
+    for (oh = 0; oh < OH; oh++) {                                                          \
+        const T* g = g0 + n * gs_n + (od * OH + oh) * OW;                                   \
+        const T* xr = buf + ((n * Dp + od * sd + zoff) * Hp + oh * sh + yoff) * Wp + xoff;   \
+        for (jb = 0; jb < nl; jb++)                                                        \
+            PYCONV_ACC(VTL, a, M, g + (L) * jb, xr + (L) * jb, NE)                          \
+        if (hash)                                                                          \
+            PYCONV_ACC(VTH, b, M, g + (L) * nl, xr + (L) * nl, NE)                          \
+        for (j = jt; j < OW; j++)                                                          \
+            for (ob = 0; ob < (M); ob++) {                                                 \
+                T gq = g[ob * gs_o + j];                                                   \
+                r[ob][0] += gq * xr[j];                                                    \
+                if ((NE) > 1) r[ob][1] += gq * xr[j + dw];                                 \
+                if ((NE) > 2) r[ob][2] += gq * xr[j + 2 * dw];                             \
+            }                                                                              \
+    }
+/* HALF: a row's remainder of at least L/2 runs as one VTH vector (else scalar) */
+#define PYCONV_TAPS3_M(NAME, T, VTL, VTH, L, M, HALF)                                        \
+static PYCONV_NOINLINE void NAME PYCONV_TAPS_ARGS(T)                                       \
+{                                                                                          \
+    VTL a[M][3]; VTH b[M][3]; T r[M][3]; VTL zl = {0}; VTH zh = {0};                       \
+    Py_ssize_t nl = OW / (L), hash = (HALF) && (OW % (L)) >= (L) / 2;                      \
+    Py_ssize_t jt = (L) * nl + ((L) / 2) * hash;                                           \
+    Py_ssize_t n, od, oh, jb, j;                                                           \
+    int ob, e, q;                                                                          \
+    for (ob = 0; ob < (M); ob++) for (e = 0; e < 3; e++) { a[ob][e] = zl; b[ob][e] = zh; r[ob][e] = 0; } \
+    if (ne == 3) { PYCONV_ROWS(T, VTL, VTH, L, M, 3) }                                     \
+    else if (ne == 2) { PYCONV_ROWS(T, VTL, VTH, L, M, 2) }                                \
+    else { PYCONV_ROWS(T, VTL, VTH, L, M, 1) }                                             \
+    for (ob = 0; ob < (M); ob++)                                                           \
+        for (e = 0; e < ne; e++) {                                                         \
+            T sacc = r[ob][e];                                                             \
+            for (q = 0; q < (L); q++) sacc += a[ob][e][q];                                 \
+            if (HALF) for (q = 0; q < (L) / 2; q++) sacc += b[ob][e][q];                   \
+            out[ob * os_o + e] = sacc;                                                     \
+        }                                                                                  \
+}
+/* one channel: 16-lane blocks + half blocks; four: 12 accumulators (16 floats or 8
+   doubles); eight, only where rows hold whole vector blocks: 24 accumulators */
+PYCONV_TAPS3_1(pyconv_taps3_f, float, pyconv_f16, pyconv_f8)
+PYCONV_TAPS3_1(pyconv_taps3_d, double, pyconv_d16, pyconv_d8)
+PYCONV_TAPS3_M(pyconv_taps3x4_f, float, pyconv_f16, pyconv_f8, 16, 4, 1)
+PYCONV_TAPS3_M(pyconv_taps3x4_d, double, pyconv_d8, pyconv_d4, 8, 4, 1)
+PYCONV_TAPS3_M(pyconv_taps3x8_f, float, pyconv_f16, pyconv_f16, 16, 8, 0)
+PYCONV_TAPS3_M(pyconv_taps3x8_d, double, pyconv_d8, pyconv_d8, 8, 8, 0)
+#define PYCONV_HAVE_X8 1
+#else
+/* portable fallback: one channel at a time, `omp simd` over 8-lane blocks */
+#define PYCONV_TAPS3(NAME, T)                                                              \
+static void NAME PYCONV_TAPS_ARGS(T)                                                       \
+{                                                                                          \
+    T a0[8], a1[8], a2[8];                                                              \
+    T r0 = 0, r1 = 0, r2 = 0;                                                              \
+    Py_ssize_t nv = OW / 8, n, od, oh, jb, j;                                             \
+    int q;                                                                                 \
+    for (q = 0; q < 8; q++) { a0[q] = 0; a1[q] = 0; a2[q] = 0; }                          \
+    for (n = 0; n < N; n++)                                                                \
+    for (od = 0; od < OD; od++)                                                            \
+    for (oh = 0; oh < OH; oh++) {                                                          \
+        const T* g = g0 + n * gs_n + (od * OH + oh) * OW;                                   \
+        const T* xr = buf + ((n * Dp + od * sd + zoff) * Hp + oh * sh + yoff) * Wp + xoff;   \
+        if (ne == 3) {                                                                     \
+            for (jb = 0; jb < nv; jb++) {                                                  \
+                const T* gp = g + jb * 8; const T* xp = xr + jb * 8;                      \
+                _Pragma("omp simd")                                                        \
+                for (q = 0; q < 8; q++) {                                                 \
+                    T gq = gp[q];                                                          \
+                    a0[q] += gq * xp[q]; a1[q] += gq * xp[q + dw]; a2[q] += gq * xp[q + 2 * dw]; \
+                }                                                                          \
+            }                                                                              \
+        } else if (ne == 2) {                                                              \
+            for (jb = 0; jb < nv; jb++) {                                                  \
+                const T* gp = g + jb * 8; const T* xp = xr + jb * 8;                      \
+                _Pragma("omp simd")                                                        \
+                for (q = 0; q < 8; q++) {                                                 \
+                    T gq = gp[q]; a0[q] += gq * xp[q]; a1[q] += gq * xp[q + dw];           \
+                }                                                                          \
+            }                                                                              \
+        } else {                                                                           \
+            for (jb = 0; jb < nv; jb++) {                                                  \
+                const T* gp = g + jb * 8; const T* xp = xr + jb * 8;                      \
+                _Pragma("omp simd")                                                        \
+                for (q = 0; q < 8; q++) a0[q] += gp[q] * xp[q];                           \
+            }                                                                              \
+        }                                                                                  \
+        for (j = nv * 8; j < OW; j++) {                                                   \
+            T gq = g[j];                                                                   \
+            r0 += gq * xr[j];                                                              \
+            if (ne > 1) r1 += gq * xr[j + dw];                                             \
+            if (ne > 2) r2 += gq * xr[j + 2 * dw];                                         \
+        }                                                                                  \
+    }                                                                                      \
+    for (q = 0; q < 8; q++) { r0 += a0[q]; r1 += a1[q]; r2 += a2[q]; }                    \
+    out[0] = r0;                                                                           \
+    if (ne > 1) out[1] = r1;                                                               \
+    if (ne > 2) out[2] = r2;                                                               \
+}
+#define PYCONV_TAPS3XM(NAME, ONE, T, M)                                                    \
+static void NAME PYCONV_TAPS_ARGS(T)                                                       \
+{                                                                                          \
+    int ob;                                                                                \
+    for (ob = 0; ob < (M); ob++)                                                           \
+        ONE(g0 + ob * gs_o, gs_n, gs_o, buf, N, OD, OH, OW, Dp, Hp, Wp, sd, sh, zoff, yoff, xoff, dw, ne, \
+            out + ob * os_o, os_o);                                                        \
+}
+PYCONV_TAPS3(pyconv_taps3_f, float)
+PYCONV_TAPS3(pyconv_taps3_d, double)
+PYCONV_TAPS3XM(pyconv_taps3x4_f, pyconv_taps3_f, float, 4)
+PYCONV_TAPS3XM(pyconv_taps3x4_d, pyconv_taps3_d, double, 4)
+PYCONV_TAPS3XM(pyconv_taps3x8_f, pyconv_taps3_f, float, 8)
+PYCONV_TAPS3XM(pyconv_taps3x8_d, pyconv_taps3_d, double, 8)
+/* (without vector types the eight-output block is not used: two four-output ones) */
+#define PYCONV_HAVE_X8 0
+#endif
+/* the block of m = 1, 4 or 8 channels (the Cython side's one entry point per dtype) */
+#define PYCONV_TAPS3_BLOCK(NAME, T, X1, X4, X8)                                            \
+static void NAME(int m, PYCONV_TAPS_PARAMS(T))                                             \
+{                                                                                          \
+    if (m == 8) X8 PYCONV_TAPS_CALL;                                                       \
+    else if (m == 4) X4 PYCONV_TAPS_CALL;                                                  \
+    else X1 PYCONV_TAPS_CALL;                                                              \
+}
+PYCONV_TAPS3_BLOCK(pyconv_taps3_block_f, float, pyconv_taps3_f, pyconv_taps3x4_f, pyconv_taps3x8_f)
+PYCONV_TAPS3_BLOCK(pyconv_taps3_block_d, double, pyconv_taps3_d, pyconv_taps3x4_d, pyconv_taps3x8_d)
+
+#endif  /* PYCONV_THIN_WEIGHT_KERNELS_H */
