@@ -172,6 +172,8 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, :
     cdef const real_t* xb
     cdef const real_t* wb
     cdef const idx_t* of
+    cdef const idx_t* offs0 = &offs[0] if offs.shape[0] > 0 else NULL
+    cdef const real_t* wflat0 = &wflat[0] if wflat.shape[0] > 0 else NULL
     cdef real_t bv
     if N * Cout == 0 or nsub == 0 or Cg == 0:
         return
@@ -219,7 +221,8 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, :
             r = r + 1
         ti = k - tstart[r]
         ntaps = sub[r, 0]
-        of = &offs[sub[r, 1]]
+        # (pointer arithmetic: a sub-problem without taps may start one past the end)
+        of = offs0 + sub[r, 1] if ntaps > 0 else offs0
         wst = sub[r, 2]
         L = ((sub[r, 3] - 1) * Hq + sub[r, 4] - 1) * Wq + sub[r, 5]
         t0 = ti * tile
@@ -265,7 +268,7 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, :
                 Pc = P - ps
                 cs = ldp
             for ob in range(nob):
-                wb = &wflat[wst + (gi * nob + ob) * Cg * ntaps * PYCONV_OBW]
+                wb = wflat0 + (wst + (gi * nob + ob) * Cg * ntaps * PYCONV_OBW)
                 q = q0
                 while q < q1:
                     qq = q

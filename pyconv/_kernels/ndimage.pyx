@@ -494,7 +494,7 @@ def corr1d(Py_ssize_t src, int scode, Py_ssize_t dst, int dcode,
                     ooff = ooff + oi * ost[d]
                 if c == 1:
                     _extend(<const char*>src + ioff, ist[nd - 1], scode, n, &fmap[0],
-                            before, &fmap[before + n], after, cval, buf, 1, 1, 0)
+                            before, &fmap[0] + (before + n), after, cval, buf, 1, 1, 0)
                     if direct:      # the line is in the buffer: write the output row itself
                         _filter_line(buf, <real_t*>(<char*>dst + ooff), n, &w[0], k, kind)
                     else:
