@@ -92,6 +92,23 @@ class Tuning:
     # Intel Xeon the dense weight kernel ran at 0.3x PyTorch where GEMM would be faster).
     # Same calibration: dense/GEMM 0.12/0.20 ms on 3x3 maps, 0.16/0.35 on 6x6: 9.
     weight_dense_min_positions: int = 9
+    # As the channels grow the GEMM through the CPU's BLAS overtakes the dense kernels: the
+    # dense forward / weight kernels run only while K = C_in/groups x kernel volume is at
+    # most these.  The calibration times a 3x3 layer on 16x16 outputs with 32 to 256
+    # channels.  Measured on a 2-core Intel Xeon (AVX-512, 2026-12-02, float32, 1 thread),
+    # stride 2, 8x8 outputs: GEMM/dense time 0.91 at 128 channels (K = 1152) and 0.57 at
+    # 256 for the forward, 0.53 at 256 for the weight gradient (layer b of the nn suite,
+    # 128->256: GEMM 1.52 ms vs dense 1.69 forward).  No limit under PYCONV_TUNING=off.
+    dense_max_k: int = 1 << 62
+    weight_dense_max_k: int = 1 << 62
+    # Strided transposed convolutions (and strided input gradients): the dense kernel per
+    # output phase (PHASES) against GEMM + col2im, by output positions per phase and K.
+    # On small maps the dense kernel's 32-position register blocks run mostly empty:
+    # 32x16x6x6 * 32x16x3x3 stride 2 input gradient, 3x3 positions per phase: PHASES 0.93
+    # ms vs GEMM 0.17 ms (Intel Xeon, float32, 1 thread, 2026-12-02); the default is the
+    # forward's crossover.  Calibrated like the forward's.
+    phases_min_positions: int = 36
+    phases_max_k: int = 1 << 62
     # pyconv.signal's cost model (method='auto', choose_conv_method): ns per multiply-add
     # of the direct kernel (complex x4, int64 x2.2 of these), and ns per FFT point x log2 of
     # the transform size below 2**19.5 points and from 2**21.5 on (linear between).
