@@ -417,3 +417,27 @@ def test_small_maps_choose_gemm_for_strided_input_gradients():
     p = pyconv.explain(grad.conv2d_input, x.shape, w, go, stride=2, padding=1)
     assert p.leaf().algorithm == "gemm" and p.leaf().tile("samples", 1) > 1
     assert pyconv.explain(nn.conv2d, x, w, stride=2, padding=1).algorithm == "gemm"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dense_channel_blocks_keep_the_bits(dtype):
+    """The dense kernel takes the input channels ``cblock`` at a time (weights kept in L1);
+    the sums run in the same order, so every split gives the same bits as none: shifted
+    last blocks, several tiles per plane, stride 2, and the transposed phases."""
+    rng = np.random.default_rng(11)
+    cases = [(nn.conv2d, rand(rng, (2, 21, 13, 11), dtype), rand(rng, (10, 21, 3, 3), dtype), dict(padding=1)),
+             (nn.conv2d, rand(rng, (1, 19, 40, 37), dtype), rand(rng, (9, 19, 3, 2), dtype), dict(stride=2)),
+             (nn.conv_transpose2d, rand(rng, (2, 18, 9, 10), dtype), rand(rng, (18, 9, 4, 4), dtype),
+              dict(stride=2, padding=1))]
+    for f, x, w, kw in cases:
+        runs = []
+        for wb in (1, 5 * 4 * 8 * x.dtype.itemsize, 1 << 40):
+            with tuning.override(dense_wblock_bytes=wb):
+                p = pyconv.explain(f, x, w, **kw)
+                assert p.algorithm in ("dense", "phases")
+                assert (p.tile("cblock") is not None) == (wb < 1 << 40)
+                runs.append(f(x, w, **kw))
+        ref = (conv_nd if f is nn.conv2d else conv_transpose_nd)(x.astype(float), w.astype(float), None, **kw)
+        assert_close(runs[0], ref.astype(dtype), dtype, n_reduce=w[0].size)
+        for y in runs[1:]:
+            np.testing.assert_array_equal(y, runs[0])

@@ -107,6 +107,12 @@ _NO_TABLE = np.zeros((1, 1), dtype=np.intp)
 _NO_TABLE.setflags(write=False)
 
 
+def dense_cblock(ntaps, itemsize, t):
+    """Input channels per pass of the dense kernel: one block's weights (channels x taps x
+    OBW) within ``dense_wblock_bytes``, so they stay in L1 across a chunk of positions."""
+    return int(max(1, t.dense_wblock_bytes // max(1, ntaps * _OBW * itemsize)))
+
+
 def balanced_tile(length, n_units, nthreads, t):
     """Tile length near ``dense_tile`` whose unit count (``n_units`` x tiles) splits evenly
     over the threads when there are few units (static schedule: one straggler tile
@@ -367,8 +373,10 @@ def _forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite=None):
             pgeo = plane_geo(qshape, g.s3, g.pads3)
         sub = np.array([[len(offs), 0, 0, g.o3[0], g.o3[1], g.o3[2], 0, 0, 0, 1, 1, 1]], dtype=np.intp)
         sub.setflags(write=False)
+        cblock = dense_cblock(len(offs), isz, t)
+        tiles += (("cblock", cblock),) * (cblock < cg)
         data = Launch(g.out_shape, x5, w5, o5, kernel(dense_direct.dense_conv, dtype),
-                      (pgeo, phases, offs, sub, g.groups, tile, dict(tiles)["chunk"], alg == A.POINTWISE))
+                      (pgeo, phases, offs, sub, g.groups, tile, dict(tiles)["chunk"], cblock, alg == A.POINTWISE))
     elif alg == A.GEMM:
         kc = cg * kvol
         p = _prod(g.out)
@@ -449,9 +457,9 @@ def forward(p, x, w, b):
         _plan.run(p, L.kernel, x.reshape(L.x_view), w.reshape(L.w_view), bvec, has_b, out.reshape(L.out_view),
                   *L.args, team)
     elif alg in (A.DENSE, A.POINTWISE):
-        pgeo, phases, offs, sub, groups, tile, chunk, pw = L.args
+        pgeo, phases, offs, sub, groups, tile, chunk, cblock, pw = L.args
         _plan.run(p, L.kernel, x.reshape(L.x_view), pgeo, phases, pack_dense_weight(w, groups, team, _tuning.active()),
-                  offs, sub, bvec, has_b, out.reshape(L.out_view), groups, tile, chunk, pw, team)
+                  offs, sub, bvec, has_b, out.reshape(L.out_view), groups, tile, chunk, cblock, pw, team)
     elif alg == A.GEMM:
         with blas_single_thread(team if L.args[6] else 1):
             _plan.run(p, L.kernel, x.reshape(L.x_view), w.reshape(L.w_view), bvec, has_b, out.reshape(L.out_view),
@@ -544,8 +552,9 @@ def plan_transposed(g, dtype):
     phase, phase_ws = phases()
     subs, (offs, taps), frame = phase[2]
     tile = balanced_tile(frame, g.n * g.groups * len(subs), nthreads, t)
-    return Plan("transposed", alg, g, dtype, nthreads, phase_ws, (("tile", tile),), nonfinite=gemm, data=phase,
-                candidates=cands)
+    cblock = dense_cblock(int(subs[:, 0].max()), isz, t)
+    return Plan("transposed", alg, g, dtype, nthreads, phase_ws, (("tile", tile),) + (("cblock", cblock),) * (cblock < cg),
+                nonfinite=gemm, data=phase, candidates=cands)
 
 
 def _transposed_gemm_plan(g, dtype, nthreads, t):
@@ -674,8 +683,8 @@ def _phases(p, x, w, bvec, has_b, out):
     tile = p.tile("tile")
     kernel(dense_direct.dense_conv, p.dtype)(x.reshape((n, cin) + g.sp3), kernel_geo(pad=pbs, plane=pshape),
                                           np.zeros((1, 3), dtype=np.intp), np.concatenate(wparts), offs, subs, bvec,
-                                          has_b, out.reshape((n, cout) + g.o3), g.groups, tile, tile, False,
-                                          team_size(p.threads))
+                                          has_b, out.reshape((n, cout) + g.o3), g.groups, tile, tile,
+                                          p.tile("cblock", cg), False, team_size(p.threads))
 
 
 # =========================================================================== weight gradient

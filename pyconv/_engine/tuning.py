@@ -52,6 +52,12 @@ class Tuning:
     pointwise_chunk: int = 128
     # Output positions per work unit of the dense direct kernel.
     dense_tile: int = 1024
+    # Input channels per pass of the dense forward kernel: one pass's weights (channels x
+    # taps x 8 output channels) within this many bytes stay in L1 while they serve a chunk
+    # of positions.  Without the split a 3x3 256->256 layer streamed 73 KB of weights per
+    # 32 positions from L2 and ran 1.4-1.8x slower than im2col + GEMM (Intel Xeon, 48 KB
+    # L1d, float32, 1 thread, 2026-12-02); the bits do not depend on it.
+    dense_wblock_bytes: int = 16 << 10
     # Output channels per group from which the dense register-blocked kernels (forward
     # phases of a transposed convolution, weight gradient) fill their 8 lanes
     # (dense_direct.OBW).  Below it: transposed 7x7 s2 3->64 input gradient 32 vs 20 ms
