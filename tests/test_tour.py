@@ -56,6 +56,10 @@ def test_tour_runs_and_every_step_passes(tmp_path):
     for text in ("86,400", "10,275", "81 vs 45 + 27 = 72", "[(3, 1), (7, 1), (15, 1)]",
                  "[[12, 12, 17], [10, 17, 19], [9, 6, 14]]", "multiplications"):
         assert text in r.stdout
+    if _importable("dask"):       # the dask steps ran their checks (a skip would print no "ok")
+        assert [t for _, t in verdicts][-2:] == [tour.step_dask.__doc__.strip(),
+                                                 tour.step_dask_ndimage.__doc__.strip()]
+        assert "ok   == scipy.ndimage.gaussian_filter on the whole volume, bitwise" in r.stdout
     if HAVE_MPL:
         assert sorted(os.listdir(out_dir)) == ["checkerboard.png", "conv_matrix.png", "convolutions.png",
                                                "receptive_field.png"]
