@@ -376,3 +376,14 @@ def test_guide_examples_run():
     out = []
     result = runner.run(test, out=out.append)
     assert result.failed == 0, "".join(out)
+
+
+def test_dask_steps_skip_with_a_note_without_dask(monkeypatch):
+    import io
+    for name in ("dask", "dask.array"):
+        monkeypatch.setitem(sys.modules, name, None)       # `import dask` raises ImportError
+    out = io.StringIO()
+    t = tour.Tour(out=out)
+    assert t.run([tour.step_dask, tour.step_dask_ndimage]) == [
+        (tour.step_dask.__doc__.strip(), "SKIP"), (tour.step_dask_ndimage.__doc__.strip(), "SKIP")]
+    assert out.getvalue().count("skipped: dask is not installed (pip install 'pyconv[dask]')") == 2
