@@ -135,6 +135,16 @@ def test_a_damaged_cache_is_measured_again(cache):
         assert set(json.load(f)["values"]) == set(calibrate.MEASURED)
 
 
+def test_a_cache_missing_a_crossover_is_measured_again(cache):
+    # a file written before a crossover was calibrated: every field measured anew
+    calibrate._save(calibrate.cache_path(), {"dense_min_positions": 7}, {})
+    t = calibrate.machine_tuning()
+    with open(calibrate.cache_path()) as f:
+        values = json.load(f)["values"]
+    assert set(values) == set(calibrate.MEASURED)
+    assert all(getattr(t, k) == type(getattr(tuning.DEFAULT, k))(values[k]) for k in calibrate.MEASURED)
+
+
 def test_cache_key_names_the_machine_and_version(cache):
     path = calibrate.cache_path()
     assert os.path.basename(path).startswith(f"tuning-{pyconv.__version__}-")

@@ -46,8 +46,10 @@ class Tuning:
     # thin kernel makes; beyond it the phase-plane / row kernels run.
     thin_pad_bytes: int = 16 << 20
     # 1x1 stride-1 unpadded layers: the register-blocked direct kernel reading the input
-    # in place (1.25x faster than one OpenBLAS GEMM per tile for 1x1 256->64, float32),
-    # ``pointwise_chunk`` positions at a time through every output-channel block.
+    # in place (1.25x faster than one OpenBLAS GEMM per tile for 1x1 256->64, float32, AMD
+    # EPYC), ``pointwise_chunk`` positions at a time through every output-channel block.
+    # Calibrated: on an Intel Xeon (2026-12-02, float32, 1 thread) the GEMM won instead
+    # (256->64 56x56: 1.51 vs 1.72 ms; 64->256: 1.57 vs 5.6 ms).
     pointwise_direct: bool = True
     pointwise_chunk: int = 128
     # Output positions per work unit of the dense direct kernel.
