@@ -28,7 +28,8 @@ from pyconv._engine import tuning as _tuning
 
 #: the Tuning fields this module measures
 MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_max_k", "weight_dense_max_k",
-            "phases_min_positions", "phases_max_k", "pointwise_direct", "direct_ns_f4", "direct_ns_f8", "fft_ns_small", "fft_ns_large")
+            "phases_min_positions", "phases_max_k", "pointwise_direct", "pointwise_matmul",
+            "direct_ns_f4", "direct_ns_f8", "fft_ns_small", "fft_ns_large")
 
 
 def cache_dir():
@@ -238,17 +239,18 @@ def measure():
         values["dense_max_k"] = _ceiling(kf_d, kf_g, ks)
         values["weight_dense_max_k"] = _ceiling(kw_d, kw_g, ks)
 
-        # 1x1 layers: the dense kernel reading the input in place against one GEMM per tile
+        # 1x1 layers: the dense kernel reading the input in place, GEMM tiles, one BLAS product
         # (128 -> 64 and 64 -> 128 channels, 28x28, one sample)
-        pw_d, pw_g = [], []
+        pw_d, pw_g, pw_m = [], [], []
         for cin, cout in ((128, 64), (64, 128)):
             x = rng.standard_normal((1, cin, 28, 28)).astype(np.float32)
             wc = rng.standard_normal((cout, cin, 1, 1)).astype(np.float32)
-            for alg, lst in ((A.POINTWISE, pw_d), (A.GEMM, pw_g)):
+            for alg, lst in ((A.POINTWISE, pw_d), (A.GEMM, pw_g), (A.MATMUL, pw_m)):
                 with _plan.force(alg):
                     lst.append(_best(lambda: nn.conv2d(x, wc)))
-        m["pointwise_direct_s"], m["pointwise_gemm_s"] = pw_d, pw_g
-        values["pointwise_direct"] = bool(sum(pw_d) <= sum(pw_g))
+        m["pointwise_direct_s"], m["pointwise_gemm_s"], m["pointwise_matmul_s"] = pw_d, pw_g, pw_m
+        values["pointwise_direct"] = bool(sum(pw_d) <= min(sum(pw_g), sum(pw_m)))
+        values["pointwise_matmul"] = bool(sum(pw_m) <= sum(pw_g))
 
         # strided input gradients (transposed convolutions): the dense kernel per output
         # phase against GEMM + col2im, by positions per phase (32 channels, batch 4) and

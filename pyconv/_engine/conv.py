@@ -288,6 +288,8 @@ def plan_forward(g, dtype, allow_prune=True):
             default = A.THIN_ROW
     elif g.is_pointwise and t.pointwise_direct:
         default = A.POINTWISE
+    elif g.is_pointwise and t.pointwise_matmul:
+        default = A.MATMUL
     else:
         default = A.GEMM
         if not g.is_pointwise:
@@ -296,7 +298,8 @@ def plan_forward(g, dtype, allow_prune=True):
             if (nthreads * plane_bytes <= max(t.workspace_bytes, out_bytes)
                     and _prod(g.out) >= t.dense_min_positions and cg * kvol <= t.dense_max_k):
                 default = A.DENSE
-    cands = [A.THIN_PHASE, A.THIN_ROW, A.DENSE, A.GEMM] + [A.THIN_S1] * s1 + [A.POINTWISE] * g.is_pointwise
+    cands = ([A.THIN_PHASE, A.THIN_ROW, A.DENSE, A.GEMM] + [A.THIN_S1] * s1
+             + [A.POINTWISE, A.MATMUL] * g.is_pointwise)
     alg = _plan.pick(default, cands)
     nonfinite = None
     if alg == A.THIN_ROW and g.is_padded:
@@ -377,6 +380,9 @@ def _forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite=None):
         tiles += (("cblock", cblock),) * (cblock < cg)
         data = Launch(g.out_shape, x5, w5, o5, kernel(dense_direct.dense_conv, dtype),
                       (pgeo, phases, offs, sub, g.groups, tile, dict(tiles)["chunk"], cblock, alg == A.POINTWISE))
+    elif alg == A.MATMUL:
+        # 1x1, stride 1, unpadded: out[n, group] = W[group] x[n, group], one BLAS call
+        data = Launch(g.out_shape, (g.n, g.groups, cg, -1), (g.groups, og, cg), (g.n, g.groups, og, -1), None, ())
     elif alg == A.GEMM:
         kc = cg * kvol
         p = _prod(g.out)
@@ -460,6 +466,12 @@ def forward(p, x, w, b):
         pgeo, phases, offs, sub, groups, tile, chunk, cblock, pw = L.args
         _plan.run(p, L.kernel, x.reshape(L.x_view), pgeo, phases, pack_dense_weight(w, groups, team, _tuning.active()),
                   offs, sub, bvec, has_b, out.reshape(L.out_view), groups, tile, chunk, cblock, pw, team)
+    elif alg == A.MATMUL:
+        o4 = out.reshape(L.out_view)
+        with blas_single_thread(team):
+            _plan.run(p, np.matmul, w.reshape(L.w_view), x.reshape(L.x_view), out=o4)
+        if has_b:
+            o4 += bvec.reshape(1, g.groups, g.og, 1)
     elif alg == A.GEMM:
         with blas_single_thread(team if L.args[6] else 1):
             _plan.run(p, L.kernel, x.reshape(L.x_view), w.reshape(L.w_view), bvec, has_b, out.reshape(L.out_view),

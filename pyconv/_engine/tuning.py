@@ -51,6 +51,10 @@ class Tuning:
     # Calibrated: on an Intel Xeon (2026-12-02, float32, 1 thread) the GEMM won instead
     # (256->64 56x56: 1.51 vs 1.72 ms; 64->256: 1.57 vs 5.6 ms).
     pointwise_direct: bool = True
+    # Otherwise: one BLAS matrix product per sample and group (MATMUL) or im2col-free GEMM
+    # tiles (GEMM).  Intel Xeon, 2026-12-02, float32, 1 thread: 256->64 56x56 MATMUL 1.52
+    # ms, GEMM tiles 2.30, PyTorch 1.35; 8x256->64 14x14: 0.60, 1.06, 0.52.  Calibrated.
+    pointwise_matmul: bool = True
     pointwise_chunk: int = 128
     # Output positions per work unit of the dense direct kernel.
     dense_tile: int = 1024
