@@ -63,10 +63,15 @@ def _run_direct(p, x, w, cdt):
         d.append(p)
         out[...] = 0
         return out
-    if _plan.VERBOSE:
-        _plan.run(p, _direct.correlate_skip, p.data, x, w, out, team_size(p.threads))
-    else:
-        _direct.correlate_skip(p.data, x, w, out, team_size(p.threads))
+    try:
+        if _plan.VERBOSE:
+            _plan.run(p, _direct.correlate_skip, p.data, x, w, out, team_size(p.threads))
+        else:
+            _direct.correlate_skip(p.data, x, w, out, team_size(p.threads))
+    except ValueError:
+        # the kernel refused an operand before reading anything: an unaligned buffer (an
+        # array unpickled from a byte stream) -- run on aligned copies
+        _direct.correlate_skip(p.data, np.array(x, order="C"), np.array(w, order="C"), out, team_size(p.threads))
     return out
 
 

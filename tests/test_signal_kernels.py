@@ -405,3 +405,19 @@ def test_same_mode_short_rows_equal_full_crop(shapes, dtype):
     with pyconv.threads(1):
         same1 = ps.correlate(x, k, mode="same", method="direct")
     np.testing.assert_array_equal(same, same1)
+
+
+def test_unaligned_operands():
+    # arrays unpickled from a byte stream (dask.distributed) can be unaligned: same bits
+    rng = np.random.default_rng(21)
+    a, k = rng.standard_normal((9, 10)), rng.standard_normal((3, 4))
+    for arr in (a, k):
+        raw = np.zeros(arr.nbytes + 1, np.uint8)
+        un = raw[1:].view(np.float64).reshape(arr.shape)
+        un[...] = arr
+        assert not un.flags.aligned
+        args = (un, k) if arr is a else (a, un)
+        for mode in ("full", "same", "valid"):
+            assert np.array_equal(ps.convolve(*args, mode=mode, method="direct"),
+                                  ps.convolve(a, k, mode=mode, method="direct"))
+            assert np.array_equal(ps.convolve2d(*args, mode=mode), ps.convolve2d(a, k, mode=mode))
