@@ -18,7 +18,7 @@ import importlib
 import sys
 import types
 
-__all__ = ["route_dask_inputs", "ROUTES"]
+__all__ = ["route_dask_inputs", "dask_argument", "ROUTES"]
 
 # public module -> {function name -> name in pyconv.dask}.  A function of these
 # modules that is missing here has no dask version: a dask argument makes it raise.
@@ -42,7 +42,7 @@ ROUTES = {
 _PLAIN_TYPES = set()
 
 
-def _dask_argument(args, kwargs):
+def dask_argument(args, kwargs):
     """The first argument that is a dask collection, else None."""
     for group in (args, kwargs.values()):
         for a in group:
@@ -72,7 +72,7 @@ def _target(module, name):
 def _wrap(func, module, namespace):
     name = func.__name__
     modules = sys.modules
-    find, target_of, dask_error = _dask_argument, _target, _no_dask_version
+    find, target_of, dask_error = dask_argument, _target, _no_dask_version
 
     def wrapper(*args, **kwargs):
         if "dask" in modules and find(args, kwargs) is not None:

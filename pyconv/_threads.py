@@ -80,7 +80,14 @@ _state = {
     "cap": None,                    # threadpoolctl's limit (process-wide), None = no cap
     "forked": False,                # True in a child made by fork(): serial kernels
 }
-_local = threading.local()          # .override: the innermost threads(n) of this thread
+
+
+class _Local(threading.local):
+    override = None         # the innermost threads(n) of this thread; a class default so
+                            # reading it never raises (getattr's default path costs ~1 us)
+
+
+_local = _Local()
 
 
 def _check_count(n):
@@ -139,7 +146,7 @@ def get_num_threads():
     """
     if _state["forked"]:
         return 1
-    n = getattr(_local, "override", None) or _state["threads"]
+    n = _local.override or _state["threads"]
     cap = _state["cap"]
     return n if cap is None or cap >= n else cap
 
@@ -170,7 +177,7 @@ def threads(n):
     1
     """
     n = _check_count(n)
-    old = getattr(_local, "override", None)
+    old = _local.override
     _local.override = n
     try:
         yield n

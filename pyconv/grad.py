@@ -450,11 +450,13 @@ _CALLS = _plan.new_cache()
 
 def _convnd_backward(nd, fname, grad_output, input, weight, bias, stride, padding, dilation, groups,
                      padding_mode):
-    gk, xk, wk = _plan.array_key(grad_output), _plan.array_key(input), _plan.array_key(weight)
-    bk = None if bias is None else _plan.array_key(bias)
-    if (gk is not None and xk is not None and wk is not None and (bias is None or bk is not None)
-            and type(padding_mode) is str and padding_mode == "zeros" and _plan.plain((stride, padding, dilation, groups))):
-        key = (nd, fname, gk, xk, wk, bk, stride, padding, dilation, groups) + _plan.signature()
+    # exact ndarrays key the call by (shape, dtype); ints and strs (tuples of them) as they are
+    if (type(grad_output) is np.ndarray and type(input) is np.ndarray and type(weight) is np.ndarray
+            and (bias is None or type(bias) is np.ndarray) and type(padding_mode) is str and padding_mode == "zeros"
+            and ((type(stride) is int and type(padding) is int and type(dilation) is int and type(groups) is int)
+                 or _plan.plain((stride, padding, dilation, groups)))):
+        key = (nd, fname, grad_output.shape, grad_output.dtype, input.shape, input.dtype, weight.shape, weight.dtype,
+               None if bias is None else (bias.shape, bias.dtype), stride, padding, dilation, groups) + _plan.signature()
         hit = _CALLS.get(key)
         if hit is None:
             c = _conv_setup(input, weight, bias, stride, padding, dilation, groups, padding_mode, nd)

@@ -93,21 +93,23 @@ _CALLS = _plan.new_cache()
 
 def _conv_call(nd, input, weight, bias, stride, padding, dilation, groups, padding_mode):
     """A convolution call: its cached plan when the signature was seen, else the full checks."""
-    xk, wk = _plan.array_key(input), _plan.array_key(weight)
-    if (xk is not None and wk is not None and type(padding_mode) is str and padding_mode == "zeros"
-            and _plan.plain((stride, padding, dilation, groups))):
-        bk = None if bias is None else _plan.array_key(bias)
-        if bias is None or bk is not None:
-            key = (nd, xk, wk, bk, stride, padding, dilation, groups) + _plan.signature()
-            hit = _CALLS.get(key)
-            if hit is None:
-                a = _args.normalize_conv(input, weight, bias, stride, padding, dilation, groups, padding_mode, nd)
-                hit = _CALLS.put(key, (_conv.plan_forward(a.geometry, a.dtype), a.dtype, a.unbatched))
-            p, dtype, unbatched = hit
-            out = _conv.forward(p, np.ascontiguousarray(input[None] if unbatched else input, dtype),
-                                np.ascontiguousarray(weight, dtype),
-                                None if bias is None else np.ascontiguousarray(bias, dtype))
-            return out[0] if unbatched else out
+    # exact ndarrays key the call by (shape, dtype); ints and strs (tuples of them) as they are
+    if (type(input) is np.ndarray and type(weight) is np.ndarray and type(padding_mode) is str
+            and padding_mode == "zeros" and (bias is None or type(bias) is np.ndarray)
+            and ((type(stride) is int and type(padding) is int and type(dilation) is int and type(groups) is int)
+                 or _plan.plain((stride, padding, dilation, groups)))):
+        key = (nd, input.shape, input.dtype, weight.shape, weight.dtype,
+               None if bias is None else (bias.shape, bias.dtype),
+               stride, padding, dilation, groups) + _plan.signature()
+        hit = _CALLS.get(key)
+        if hit is None:
+            a = _args.normalize_conv(input, weight, bias, stride, padding, dilation, groups, padding_mode, nd)
+            hit = _CALLS.put(key, (_conv.plan_forward(a.geometry, a.dtype), a.dtype, a.unbatched))
+        p, dtype, unbatched = hit
+        out = _conv.forward(p, np.ascontiguousarray(input[None] if unbatched else input, dtype),
+                            np.ascontiguousarray(weight, dtype),
+                            None if bias is None else np.ascontiguousarray(bias, dtype))
+        return out[0] if unbatched else out
     return _conv_forward(_args.normalize_conv(input, weight, bias, stride, padding, dilation, groups, padding_mode, nd))
 
 

@@ -19,8 +19,9 @@ explains convolution vs correlation and separability.
 
 Implementation
 --------------
-Every function reads: normalise arguments (pyconv._utils) -> pick the algorithm
--> allocate the output -> one kernel -> return a new C-contiguous array.
+Every function reads: normalise arguments (pyconv._utils) -> the plan
+(pyconv._engine.signal_plan: output geometry, direct plan, method choice) ->
+allocate the output -> one kernel -> return a new C-contiguous array.
 
 The direct method is one N-d correlation kernel (``pyconv._kernels.direct``)
 that skips the taps falling outside the signal, so a NaN/Inf reaches exactly
@@ -28,7 +29,6 @@ the outputs whose window holds it.  The FFT methods run on ``scipy.fft`` with
 pyconv's thread count.
 """
 import cmath
-import functools
 import math
 import time
 
@@ -36,12 +36,12 @@ import numpy as np
 import scipy.fft as sp_fft
 
 from pyconv._engine import plan as _plan
-from pyconv._engine import tuning as _tuning
+from pyconv._engine import signal_plan as _sp
 from pyconv._engine.boundary import extend_index
 from pyconv._engine.geometry import SignalGeometry
 from pyconv._engine.plan import Algorithm, Plan
 from pyconv._kernels import direct as _direct
-from pyconv._threads import get_num_threads, num_parts_for, num_threads_for, team_size
+from pyconv._threads import get_num_threads, team_size
 from pyconv._utils import (SIG_METHODS, SIG_MODES, check_choice, sig_fft_axes,
                            sig_array, sig_boundary, sig_compute_dtype, sig_fillvalue, sig_same_ndim,
                            sig_valid_swap)
@@ -50,81 +50,28 @@ __all__ = ["convolve", "correlate", "convolve2d", "correlate2d", "fftconvolve", 
            "choose_conv_method", "sepconvolve2d", "separate"]
 
 
-# --------------------------------------------------------------------------- geometry
-
-def _start(mode, n, k, same_start):
-    """First output index, in 'full' coordinates, of ``mode`` along one dim.
-
-    ``same_start`` gives 'same' mode's offset for kernel size ``k``: scipy's
-    N-d functions use ``(k - 1) // 2``, correlate2d uses ``k // 2``.
-    Returns (start, output size).
-    """
-    if mode == "full":
-        return 0, n + k - 1
-    if mode == "same":
-        return same_start(k), n
-    # valid: the outputs that use no padding, whichever input is larger
-    return min(n, k) - 1, abs(n - k) + 1
-
-
-def _conv_same(k):
-    return (k - 1) // 2
-
-
-def _corr2d_same(k):
-    return k // 2
-
-
-def _geometry(mode, shape1, shape2, same_start=_conv_same):
-    """(output shape, kernel shift) of a correlation with weights of ``shape2``."""
-    out_shape, shift = [], []
-    for n, k in zip(shape1, shape2):
-        st, m = _start(mode, n, k, same_start)
-        out_shape.append(m)
-        shift.append(st - (k - 1))
-    return tuple(out_shape), tuple(shift)
-
-
 # --------------------------------------------------------------------------- direct
 
-def _block_len(itemsize):
-    # ~16 KiB of outputs per work item: stays in L1 while the taps sweep it, and a
-    # 1e6-sample 1-D signal still splits into hundreds of items across threads.
-    return max(256, 16384 // itemsize)
-
-
-@_plan.cached
-def _plan_direct(x_shape, w_shape, out_shape, shift, cdt):
-    """Plan of the direct correlation kernel for these shapes (``data``: its static arguments)."""
-    # Dims of size 1 everywhere with no shift are free: drop them, so a column
-    # vector does not run one-element rows.
-    keep = [d for d in range(len(x_shape))
-            if not (x_shape[d] == 1 and w_shape[d] == 1 and out_shape[d] == 1 and shift[d] == 0)]
-    if not keep:
-        keep = [len(x_shape) - 1]
-    geo = np.array([[x_shape[d] for d in keep], [w_shape[d] for d in keep],
-                    [out_shape[d] for d in keep], [shift[d] for d in keep]], dtype=np.intp)
-    geo.setflags(write=False)
-    work = math.prod(out_shape) * math.prod(w_shape)      # upper bound; the exact count when it matters
-    if work >= (1 << 16):
-        work = _direct_macs(x_shape, w_shape, out_shape, shift)
-    nthreads = num_parts_for(work)          # the team (fewer on a busy machine) is sized per call
-    return Plan("signal", Algorithm.DIRECT, SignalGeometry(tuple(x_shape), tuple(w_shape), tuple(out_shape)), cdt,
-                nthreads, data=(geo[0], geo[1], geo[2], geo[3], nthreads, _block_len(np.dtype(cdt).itemsize)))
-
-
 def _run_direct(p, x, w, cdt):
-    """Run the direct plan ``p`` on ``x`` and the effective weights ``w``."""
+    """Run the direct plan ``p`` on ``x`` and the effective weights ``w`` (their shapes are
+    the plan's: the kernel checks the element counts against its geometry)."""
     x = np.ascontiguousarray(x, dtype=cdt)
     w = np.ascontiguousarray(w, dtype=cdt)
     out = np.empty(p.geometry.out, dtype=cdt)
-    if _plan._local.dry is not None:
-        _plan._local.dry.append(p)
+    d = _plan.dry()
+    if d is not None:
+        d.append(p)
         out[...] = 0
         return out
-    g0, g1, g2, g3, nthreads, blen = p.data
-    _plan.run(p, _KERNELS[cdt], x.reshape(-1), g0, w.reshape(-1), g1, out.reshape(-1), g2, g3, team_size(nthreads),
-              blen)
+    try:
+        if _plan.VERBOSE:
+            _plan.run(p, _direct.correlate_skip, p.data, x, w, out, team_size(p.threads))
+        else:
+            _direct.correlate_skip(p.data, x, w, out, team_size(p.threads))
+    except ValueError:
+        # the kernel refused an operand before reading anything: an unaligned buffer (an
+        # array unpickled from a byte stream) -- run on aligned copies
+        _direct.correlate_skip(p.data, np.array(x, order="C"), np.array(w, order="C"), out, team_size(p.threads))
     return out
 
 
@@ -132,44 +79,7 @@ def _direct_corr(x, w, out_shape, shift, cdt):
     """``out[o] = sum_k x[o + shift + k] * w[k]`` over taps inside ``x``, computed in ``cdt``."""
     if math.prod(out_shape) == 0 or w.size == 0:
         return np.zeros(out_shape, dtype=cdt)
-    return _run_direct(_plan_direct(x.shape, w.shape, tuple(out_shape), tuple(shift), np.dtype(cdt)), x, w, cdt)
-
-
-# The kernel's specialisations by compute dtype, looked up once: Cython's
-# run-time dispatch of a fused def function costs ~10 us per call.
-_KERNELS = {np.dtype(np.float32): _direct.correlate_skip["float"],
-            np.dtype(np.float64): _direct.correlate_skip["double"],
-            np.dtype(np.complex64): _direct.correlate_skip["float complex"],
-            np.dtype(np.complex128): _direct.correlate_skip["double complex"],
-            np.dtype(np.int64): _direct.correlate_skip["long long"]}
-
-
-def _trapezoid_prefix(x, p, q, total):
-    """sum over u < x of min(u + 1, p, total - u), the pair count of u = o + t (p <= q)."""
-    x = min(max(x, 0), total)
-    a = min(x, p)
-    b = min(max(x, p), q) - p
-    c = max(x, q) - q
-    return a * (a + 1) // 2 + p * b + c * total - (c * q + c * (c - 1) // 2)
-
-
-def _pairs_1d(n, k, m, s):
-    """Number of (output, tap) pairs with 0 <= o + s + t < n, o < m, t < k: exact MACs along a dim.
-
-    Closed form: for u = o + t the pair count is the trapezoid
-    min(u + 1, m, k, m + k - 1 - u); sum it over the u that land inside a.
-    """
-    if n <= 0 or k <= 0 or m <= 0:
-        return 0
-    p, q, total = min(m, k), max(m, k), m + k - 1
-    return max(0, _trapezoid_prefix(n - s, p, q, total) - _trapezoid_prefix(-s, p, q, total))
-
-
-def _direct_macs(shape1, shape2, out_shape, shift):
-    total = 1
-    for n, k, m, s in zip(shape1, shape2, out_shape, shift):
-        total *= _pairs_1d(n, k, m, s)
-    return total
+    return _run_direct(_sp.plan_direct(x.shape, w.shape, tuple(out_shape), tuple(shift), np.dtype(cdt)), x, w, cdt)
 
 
 def _finish(out, result):
@@ -185,10 +95,10 @@ def _finish(out, result):
         return out.astype(result)
 
 
-def _direct_nd(in1, w, mode, same_start=_conv_same):
+def _direct_nd(in1, w, mode, same_start=_sp.conv_same):
     """Direct N-d correlation of ``in1`` with effective weights ``w`` in ``mode``."""
     result = np.result_type(in1.dtype, w.dtype)
-    out_shape, shift = _geometry(mode, in1.shape, w.shape, same_start)
+    out_shape, shift = _sp.out_geometry(mode, in1.shape, w.shape, same_start)
     cdt = sig_compute_dtype(result, in1, w)
     return _finish(_direct_corr(in1, w, out_shape, shift, cdt), result)
 
@@ -314,14 +224,15 @@ _REVERSE = {n: (slice(None, None, -1),) * n for n in range(65)}
 
 
 def _conv_or_corr(in1, in2, mode, method, correlate):
-    k1, k2 = _plan.array_key(in1), _plan.array_key(in2)
-    if k1 is not None and k2 is not None and type(mode) is str and type(method) is str:
-        key = (k1, k2, mode, method, correlate) + _plan.signature()
+    if type(in1) is np.ndarray and type(in2) is np.ndarray and type(mode) is str and type(method) is str:
+        # exact ndarrays key the call by (shape, dtype): the plan was made for these shapes
+        key = (in1.shape, in1.dtype, in2.shape, in2.dtype, mode, method, correlate) + _plan.signature()
         hit = _CALLS.get(key)
         if hit is not None:
             p, cdt, result = hit
-            w = _conj(in2) if correlate else in2[_REVERSE[in2.ndim]]
-            return _finish(_run_direct(p, in1, w, cdt), result)
+            w = (np.conj(in2) if in2.dtype.kind == "c" else in2) if correlate else in2[_REVERSE[in2.ndim]]
+            out = _run_direct(p, in1, w, cdt)
+            return out if out.dtype == result else _finish(out, result)
         out = _conv_or_corr_checked(in1, in2, mode, method, correlate)
         _remember_direct(key, in1, in2, mode, method)
         return out
@@ -335,13 +246,13 @@ def _remember_direct(key, in1, in2, mode, method):
     result = np.result_type(in1.dtype, in2.dtype)
     if result.kind not in "fc" or in1.ndim == 0 or in1.ndim != in2.ndim or not in1.size or not in2.size:
         return
-    if method == "fft" or (method == "auto" and _choose(in1, in2, mode) != "direct"):
+    if method == "fft" or (method == "auto" and _sp.choose_method(in1, in2, mode) != "direct"):
         return
-    out_shape, shift = _geometry(mode, in1.shape, in2.shape)
+    out_shape, shift = _sp.out_geometry(mode, in1.shape, in2.shape)
     if not math.prod(out_shape):
         return
     cdt = sig_compute_dtype(result, in1, in2)
-    _CALLS.put(key, (_plan_direct(in1.shape, in2.shape, out_shape, shift, cdt), cdt, result))
+    _CALLS.put(key, (_sp.plan_direct(in1.shape, in2.shape, out_shape, shift, cdt), cdt, result))
 
 
 def _conv_or_corr_checked(in1, in2, mode, method, correlate):
@@ -357,7 +268,7 @@ def _conv_or_corr_checked(in1, in2, mode, method, correlate):
         return np.zeros(empty, dtype=result)
     sig_valid_swap(mode, in1.shape, in2.shape)    # raises when neither input fits in the other
     if method == "auto":
-        method = _choose(in1, in2, mode)
+        method = _sp.choose_method(in1, in2, mode)
     # correlate(in1, in2) == convolve(in1, reverse(conj(in2))), 'same' included
     if method == "fft":
         k = _flip(_conj(in2)) if correlate else in2
@@ -388,11 +299,11 @@ def _fft_method(in1, in2, mode, result):
 
 def _fft_any(in1, in2, mode, ax):
     """FFT convolution along ``ax``: overlap-add when the cost model says it pays, else one full FFT."""
-    plan = _oa_plan(in1.shape, in2.shape, ax)
+    plan = _sp.oa_plan(in1.shape, in2.shape, ax)
     if plan:
         cplx = in1.dtype.kind == "c" or in2.dtype.kind == "c"
         single = np.result_type(in1.dtype, in2.dtype) in (np.float32, np.complex64)
-        plain, oa = _fft_costs(in1.shape, in2.shape, cplx, single, get_num_threads())
+        plain, oa = _sp.fft_costs(in1.shape, in2.shape, cplx, single, get_num_threads())
         if oa >= plain:
             plan = {}
     if _plan.VERBOSE or _plan.dry() is not None:
@@ -595,23 +506,6 @@ def fftconvolve(in1, in2, mode="full", axes=None):
 
 # --------------------------------------------------------------------------- overlap-add
 
-@functools.lru_cache(maxsize=1024)
-def _oa_block(k):
-    """Best FFT block for a kernel of ``k`` samples by overlap-add.
-
-    Cost per output sample ~ N log2(2N) / (N - k + 1) for block N; it is least
-    where N = (k - 1) * ln(2 e N), solved here by fixed-point iteration.
-    """
-    ov = k - 1
-    n = 4.0 * ov
-    for _ in range(50):
-        n_new = ov * math.log(2.0 * math.e * n)
-        if abs(n_new - n) < 1e-9 * n:
-            break
-        n = n_new
-    return sp_fft.next_fast_len(math.ceil(n))
-
-
 def oaconvolve(in1, in2, mode="full", axes=None):
     """Convolve two N-dimensional arrays by overlap-add (as ``scipy.signal.oaconvolve``).
 
@@ -651,26 +545,12 @@ def oaconvolve(in1, in2, mode="full", axes=None):
     s1, s2 = in1.shape, in2.shape
     if not ax:
         return _crop(in1 * in2, s1, s2, mode, ax)
-    plan = _oa_plan(s1, s2, ax)
+    plan = _sp.oa_plan(s1, s2, ax)
     if _plan.VERBOSE or _plan.dry() is not None:
         return _fft_logged(in1, in2, mode, ax, plan)
     if not plan:
         return _fft_core(in1, in2, mode, ax)
     return _crop(_oa_full(in1, in2, ax, plan), s1, s2, mode, ax)
-
-
-def _oa_plan(s1, s2, ax):
-    """Overlap-add plan: {axis: (which input is cut, FFT block, step)} for the axes where it pays."""
-    plan = {}
-    for a in ax:
-        big, small = max(s1[a], s2[a]), min(s1[a], s2[a])
-        if s1[a] == s2[a] or small == 1 or small >= big / 2:
-            continue                  # no block size can pay off along this axis
-        nb = _oa_block(small)
-        if nb >= big:
-            continue                  # one block would hold everything
-        plan[a] = (0 if s1[a] >= s2[a] else 1, nb, nb - small + 1)
-    return plan
 
 
 def _oa_full(in1, in2, ax, plan):
@@ -743,151 +623,6 @@ def _oa_full(in1, in2, ax, plan):
 
 
 # --------------------------------------------------------------------------- method choice
-
-# Cost model of pyconv's own kernels, in seconds.  Calibrated by timing
-# convolve(method='direct') and convolve(method='fft') at 1 thread on 1-D (1e3..1e6
-# samples, 9..1e4 taps), 2-D (100^2..1024^2, 3^2..64^2) and 3-D (64^3, 5^3 and 9^3)
-# float32/float64 cases on the 2-core development VM, taking the least of 5-12
-# runs (the machine was shared, so the constants are good to ~30%):
-# * direct: ns per multiply-add ~0.09 float64, ~0.05 float32, ~4x for complex, on
-#   long output rows; short rows cost more (per-row set-up: x (1 + 48 / row)), and
-#   each (row, block, tap) costs ~2 ns of bookkeeping.  Scales with the threads.
-# * FFT: ns per point of the transforms (forward + inverse of every block, one
-#   of the other operand) times log2 of the transform size: ~0.25 up to 2**19.5
-#   points (256^2: 1.2 ms, 512^2: 4.3 ms), ~0.55 from 2**21.5 points on (1024^2:
-#   30-45 ms, 128^3: 105 ms, 1e6: 30 ms for the three transforms); overlap-add (1-D only)
-#   pays ~30% for its padding and adds.  0.6x for float32, 2x for complex.  scipy.fft
-#   spreads only the *other* axes over workers (~1.6x at 2), so a single 1-D
-#   transform runs on one thread.
-# The ns figures are the defaults of pyconv._engine.tuning (direct_ns_f4/f8,
-# fft_ns_small/large); the calibration measures them on the running machine.
-# Complex and int64 direct kernels cost a fixed multiple of the real ones.
-_DIRECT_KIND = {"f8": ("direct_ns_f8", 1.0), "f4": ("direct_ns_f4", 1.0), "c16": ("direct_ns_f8", 4.0),
-                "c8": ("direct_ns_f4", 4.0), "i8": ("direct_ns_f8", 2.2)}
-_DIRECT_TAP_NS = 2.0
-_OVERHEAD_DIRECT = 5e-6
-_OVERHEAD_FFT = 40e-6
-
-
-def _direct_ns(ckind, t=None):
-    """ns per multiply-add of the direct kernel computing in ``ckind`` (tuning ``t``)."""
-    field, factor = _DIRECT_KIND[ckind]
-    return getattr(t or _tuning.active(), field) * factor
-
-
-def _direct_cost(shape1, shape2, mode, ckind, nt):
-    out_shape, shift = _geometry(mode, shape1, shape2)
-    macs = _direct_macs(shape1, shape2, out_shape, shift)
-    row = max(1, out_shape[-1])
-    rows = max(1, math.prod(out_shape[:-1]))
-    nblocks = -(-row // 2048)
-    taps = math.prod(shape2)
-    threads = max(1, min(nt, macs // (1 << 15)))
-    border = max(0, -shift[-1]) + max(0, shift[-1] + shape2[-1] - 1)
-    if len(out_shape) >= 2 and row == shape1[-1] and row < 512 and 4 * border <= row:
-        # the kernel merges runs of short rows ('same' mode): little per-row cost
-        # (128^3 * 7^3 at 2 threads: 36 ms measured, 35 modelled)
-        items = max(1, rows // max(1, 2048 // row))
-        t = macs * _direct_ns(ckind) * (1.0 + 16.0 / row) + items * taps * _DIRECT_TAP_NS
-    else:
-        t = macs * _direct_ns(ckind) * (1.0 + 48.0 / row) + rows * nblocks * taps * _DIRECT_TAP_NS
-    return t * 1e-9 / threads + _OVERHEAD_DIRECT
-
-
-def _fft_points_cost(points, size, plan, cplx, single, par):
-    f = min(1.0, max(0.0, (math.log2(max(points, 2)) - 19.5) / 2.0))
-    t = _tuning.active()
-    ns = (t.fft_ns_small + (t.fft_ns_large - t.fft_ns_small) * f) * (1.3 if plan else 1.0)
-    ns *= (2.0 if cplx else 1.0) * (0.6 if single else 1.0)
-    return points * math.log2(max(size, 2)) * ns * 1e-9 / par
-
-
-def _fft_costs(shape1, shape2, cplx, single, nt):
-    """Seconds of (one full FFT, overlap-add) for convolve(method='fft'); OA is inf without a plan.
-
-    Each block transform also pays ~0.1 us of set-up (all blocks go in one
-    batched call); blocks under 32 samples are never used.
-    """
-    ax = [a for a in range(len(shape1)) if shape1[a] != 1 and shape2[a] != 1]
-    if not ax:
-        return _OVERHEAD_FFT, math.inf
-    size = 1
-    for a in ax:
-        size *= sp_fft.next_fast_len(shape1[a] + shape2[a] - 1, not cplx)
-    par = 1.0 if len(ax) == 1 else min(nt, 1.6)   # a single 1-D transform runs on one thread
-    # in1's transform, the inverse, and the other operand's, whose axis-at-a-time
-    # passes skip its zero padding: ~1/len(ax) of a full transform when it is small
-    small = math.prod(shape2[a] for a in ax) * 4 <= math.prod(shape1[a] for a in ax)
-    plain = _fft_points_cost((2 + (1 / len(ax) if small else 1)) * size, size, {}, cplx, single,
-                             par) + _OVERHEAD_FFT
-    plan = _oa_plan(shape1, shape2, ax)
-    if not plan or len(ax) > 1:
-        # measured: N-d overlap-add loses to one full transform (1024^2 * 31^2: 54 vs
-        # 42 ms; 128^3 * 7^3: 208 vs 105 ms), its blocks being small in every axis
-        return plain, math.inf
-    bsize, count = 1, 1
-    for a in ax:
-        if a in plan:
-            which, nb, step = plan[a]
-            bsize *= nb
-            count *= -(-(shape1, shape2)[which][a] // step)
-        else:
-            bsize *= sp_fft.next_fast_len(shape1[a] + shape2[a] - 1, not cplx)
-    # forward + inverse of every block, plus one transform of the other operand
-    ntrans = 2 * count + 1
-    oa = (_fft_points_cost(ntrans * bsize, bsize, plan, cplx, single, min(nt, 1.6))
-          + ntrans * 0.1e-6 + _OVERHEAD_FFT)
-    if min(nb for _, nb, _ in plan.values()) < 32:
-        oa = math.inf           # blocks of a few samples never pay (measured: 2x slower at 1024^2 * 3^2)
-    return plain, oa
-
-
-def _fft_cost(shape1, shape2, cplx, single, nt):
-    """Seconds of convolve(method='fft'), the cheaper of full FFT and overlap-add."""
-    return min(_fft_costs(shape1, shape2, cplx, single, nt))
-
-
-# Decisions of _choose for non-integer operands, keyed by (dtypes, shapes, mode,
-# threads): the model is a pure function of these, and evaluating it (~15-20 us)
-# is a tenth of a 1e6-sample 9-tap direct call.  Integer operands are not cached
-# since their choice depends on the values.  Cleared when full, to stay bounded.
-_CHOICES = {}
-_CHOICES_MAX = 512
-
-
-def _choose(in1, in2, mode):
-    """'direct' or 'fft' for convolve/correlate of these operands (no validation)."""
-    nt = get_num_threads()
-    key = (in1.dtype, in2.dtype, in1.shape, in2.shape, mode, nt, _tuning.active())
-    choice = _CHOICES.get(key)
-    if choice is None:
-        choice = _choose_model(in1, in2, mode, nt)
-        if np.result_type(in1.dtype, in2.dtype).kind not in "iu":
-            if len(_CHOICES) >= _CHOICES_MAX:
-                _CHOICES.clear()
-            _CHOICES[key] = choice
-    return choice
-
-
-def _choose_model(in1, in2, mode, nt):
-    """The cost model behind :func:`_choose` at ``nt`` threads."""
-    result = np.result_type(in1.dtype, in2.dtype)
-    if result.kind in "iu":
-        b1, b2 = (max(abs(int(a.max())), abs(int(a.min()))) for a in (in1, in2))
-        if b1 * b2 * min(in1.size, in2.size) > 2 ** 52 - 1:
-            return "direct"          # float64 FFT could not hold the exact sums
-    shape1, shape2 = in1.shape, in2.shape
-    if sig_valid_swap(mode, shape1, shape2):
-        shape1, shape2 = shape2, shape1
-    cdt = sig_compute_dtype(result, in1, in2)
-    ckind = {"f": "f", "c": "c", "i": "i"}[cdt.kind] + str(cdt.itemsize)
-    t_direct = _direct_cost(shape1, shape2, mode, ckind, nt)
-    cplx = result.kind == "c"
-    single = result in (np.float32, np.complex64, np.float16)
-    t_fft = _fft_cost(shape1, shape2, cplx, single, nt)
-    return "fft" if t_fft < t_direct else "direct"
-
-
 def choose_conv_method(in1, in2, mode="full", measure=False):
     """Find the faster convolution method, 'direct' or 'fft' (as ``scipy.signal.choose_conv_method``).
 
@@ -935,7 +670,7 @@ def choose_conv_method(in1, in2, mode="full", measure=False):
         sig_valid_swap(mode, in1.shape, in2.shape)
     except ValueError:
         return "direct"
-    return _choose(in1, in2, mode)
+    return _sp.choose_method(in1, in2, mode)
 
 
 def _time_fast(fn, repeat=3):
@@ -1004,30 +739,35 @@ def _ext_block(in1, start, size, boundary, fv, dtype):
     return blk
 
 
+# convolve2d/correlate2d's call signatures (as _CALLS, with the boundary)
+_CALLS_2D = _plan.new_cache()
+
+
 def _direct_2d(in1, in2, mode, boundary, fillvalue, correlate, name):
-    k1, k2 = _plan.array_key(in1), _plan.array_key(in2)
-    if (k1 is not None and k2 is not None and type(mode) is str and type(boundary) is str
+    if (type(in1) is np.ndarray and type(in2) is np.ndarray and type(mode) is str and type(boundary) is str
             and type(fillvalue) in (int, float) and fillvalue == 0):
         # fill 0 with finite weights: one skip-kernel pass, no border strips (see below)
-        key = ("2d", k1, k2, mode, boundary, correlate) + _plan.signature()
-        hit = _CALLS.get(key)
+        key = (in1.shape, in1.dtype, in2.shape, in2.dtype, mode, boundary, correlate) + _plan.signature()
+        hit = _CALLS_2D.get(key)
         if hit is not None:
             p, cdt, result, swapped = hit
             a, b = (in2, in1) if swapped and not correlate else (in1, in2)
             w = np.ascontiguousarray(_conj(b) if correlate else b[::-1, ::-1], cdt)
             r = w.reshape(-1)
             if cmath.isfinite(r.dot(r)):          # NaN/Inf (or overflow): the full path below
-                out = _finish(_run_direct(p, a, w, cdt), result)
+                out = _run_direct(p, a, w, cdt)
+                if out.dtype != result:
+                    out = _finish(out, result)
                 return np.ascontiguousarray(_conj(out)) if swapped and correlate else out
         out = _direct_2d_checked(in1, in2, mode, boundary, fillvalue, correlate, name)
         result = np.result_type(in1.dtype, in2.dtype)
         if result.kind in "fc" and sig_boundary(boundary) == "fill" and in1.size and in2.size:
             swapped = sig_valid_swap(mode, in1.shape, in2.shape)
             a, b = (in2, in1) if swapped and not correlate else (in1, in2)
-            out_shape, shift = _geometry(mode, a.shape, b.shape, _corr2d_same if correlate else _conv_same)
+            out_shape, shift = _sp.out_geometry(mode, a.shape, b.shape, _sp.corr2d_same if correlate else _sp.conv_same)
             if math.prod(out_shape):
                 cdt = sig_compute_dtype(result, a, b)
-                _CALLS.put(key, (_plan_direct(a.shape, b.shape, out_shape, shift, cdt), cdt, result, swapped))
+                _CALLS_2D.put(key, (_sp.plan_direct(a.shape, b.shape, out_shape, shift, cdt), cdt, result, swapped))
         return out
     return _direct_2d_checked(in1, in2, mode, boundary, fillvalue, correlate, name)
 
@@ -1052,8 +792,8 @@ def _direct_2d_checked(in1, in2, mode, boundary, fillvalue, correlate, name):
     if swapped and not correlate:
         in1, in2 = in2, in1          # convolution commutes
     w = _conj(in2) if correlate else _flip(in2)
-    same_start = _corr2d_same if correlate else _conv_same
-    out_shape, shift = _geometry(mode, in1.shape, w.shape, same_start)
+    same_start = _sp.corr2d_same if correlate else _sp.conv_same
+    out_shape, shift = _sp.out_geometry(mode, in1.shape, w.shape, same_start)
     # With fill 0, multiplying the padding only matters where a kernel tap is
     # NaN/Inf (0 * Inf = NaN, as scipy's padded product); otherwise skipping the
     # taps outside in1 gives the same values without touching the padding.
@@ -1197,7 +937,7 @@ def sepconvolve2d(in1, col, row, mode="full"):
     kshape = (col.size, row.size)
     sig_valid_swap(mode, in1.shape, kshape)
     result = np.result_type(in1.dtype, col.dtype, row.dtype)
-    out_shape, shift = _geometry(mode, in1.shape, kshape)
+    out_shape, shift = _sp.out_geometry(mode, in1.shape, kshape)
     # The sum over the 2-D window factors: rows first (along axis 1), then columns.
     if result.kind in "iu":
         b = 1

@@ -843,3 +843,34 @@ def test_ndimage_on_the_cluster(cluster_client):
                                        err_msg=what)
         else:
             np.testing.assert_array_equal(g, sref, err_msg=what)
+
+# --------------------------------------------------------------------------- explain
+
+def test_explain_says_what_the_dask_path_runs():
+    # pyconv.explain of a dask call describes the per-chunk plan (the first block's,
+    # halo included) and the chunking, not the in-memory probe the dask path validates with
+    rng = np.random.default_rng(40)
+    xn = rng.standard_normal((64, 64))
+    x = da.from_array(xn, chunks=32)
+    k = rng.standard_normal((5, 5))
+    p = pyconv.explain(pyconv.convolve, x, k, mode="same", method="direct")
+    assert isinstance(p, pyconv._engine.explain.DaskPlan)
+    assert p.algorithm == "direct" and p.blocks == 4
+    assert p.shape == (64, 64) and p.chunks == x.chunks and p.input_chunks == x.chunks
+    assert p.geometry.out == (32, 32) and p.geometry.shape1 == (36, 36)   # a chunk and its 2-sample halo
+    assert str(p).startswith("dask: 4 blocks of up to 32x32") and "signal direct 36x36 * 5x5 -> 32x32" in str(p)
+    # the block plan is the in-memory plan of the same block
+    assert str(p.block) == str(pyconv.explain(pyconv.convolve, xn[:36, :36], k, mode="valid", method="direct"))
+    # the arguments are checked as the call checks them
+    with pytest.raises(ValueError, match="mode"):
+        pyconv.explain(pyconv.convolve, x, k, mode="bad")
+
+    xb = da.from_array(rng.standard_normal((8, 3, 12, 12)).astype(np.float32), chunks=(4, 3, 12, 12))
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    f = pyconv.explain(pyconv.nn.conv2d, xb, w, padding=1)
+    assert f.blocks == 2 and f.geometry.x_shape == (4, 3, 12, 12)
+    assert f.algorithm == pyconv.explain(pyconv.nn.conv2d, xb[:4].compute(), w, padding=1).algorithm
+    go = da.from_array(rng.standard_normal((8, 4, 12, 12)).astype(np.float32), chunks=(4, 4, 12, 12))
+    b = pyconv.explain(pyconv.grad.conv2d_backward, go, xb, w, padding=1)
+    ops = [s.op for s in b.block]
+    assert "input_grad" in ops and "weight_grad" in ops and b.blocks == 2

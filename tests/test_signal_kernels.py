@@ -14,12 +14,9 @@ import scipy.signal
 
 import pyconv
 from pyconv import signal as ps
+from pyconv._engine import signal_plan
 from pyconv._kernels import direct as _direct
 from tests.reference import assert_close, correlate_full
-
-
-def _ip(*v):
-    return np.array(v, dtype=np.intp)
 
 
 def _ref_skip(a, w, out_shape, shift):
@@ -52,8 +49,7 @@ def test_kernel_any_shift_and_dims(dtype, seed):
         a = a + 1j * rng.standard_normal(ash).astype(dtype)
         w = w + 1j * rng.standard_normal(wsh).astype(dtype)
     out = np.full(osh, 7, dtype=dtype)          # garbage: the kernel must overwrite every output
-    _direct.correlate_skip(a.ravel(), _ip(*ash), w.ravel(), _ip(*wsh), out.ravel(), _ip(*osh),
-                           _ip(*shift), 2, 3)
+    _direct.correlate_skip(_direct.DirectGeometry(ash, wsh, osh, shift, 3), a, w, out, 2)
     expected = _ref_skip(a, w, osh, shift)
     assert_close(out, expected, n_reduce=w.size)
 
@@ -73,10 +69,35 @@ def test_kernel_block_split_is_bitwise_invisible(block, dtype):
     outs = []
     for nt, blk in ((1, 100000), (2, block), (3, block)):
         out = np.empty(osh, dtype=dtype)
-        _direct.correlate_skip(a.ravel(), _ip(*a.shape), w.ravel(), _ip(*w.shape), out.ravel(),
-                               _ip(*osh), _ip(-2, -12), nt, blk)
+        _direct.correlate_skip(_direct.DirectGeometry(a.shape, w.shape, osh, (-2, -12), blk), a, w, out, nt)
         outs.append(out)
     assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
+
+
+def test_kernel_refuses_arrays_that_do_not_match_its_geometry():
+    # the kernel runs without bounds checks: every array is checked against the geometry
+    g = _direct.DirectGeometry((4, 5), (2, 2), (3, 4), (0, 0), 16)
+    a, w, out = np.ones((4, 5)), np.ones((2, 2)), np.empty((3, 4))
+    _direct.correlate_skip(g, a, w, out, 1)
+    assert np.array_equal(out, np.full((3, 4), 4.0))
+    bad = [(np.ones((4, 4)), w, out), (a, np.ones(3), out), (a, w, np.empty((3, 5))),
+           (a.astype(np.float32), w, out), (np.ones((5, 4)).T, w, out), (a, w, np.empty((3, 8))[:, ::2]),
+           (a.astype(">f8"), w, out)]
+    for aa, ww, oo in bad:
+        with pytest.raises(ValueError):
+            _direct.correlate_skip(g, aa, ww, oo, 1)
+    ro = np.empty((3, 4))
+    ro.setflags(write=False)
+    with pytest.raises(ValueError, match="read-only"):
+        _direct.correlate_skip(g, a, w, ro, 1)
+    with pytest.raises(TypeError):
+        _direct.correlate_skip(g, a.astype(np.int32), w.astype(np.int32), out.astype(np.int32), 1)
+    with pytest.raises(ValueError):
+        _direct.DirectGeometry((4, 5), (2,), (3, 4), (0, 0), 16)
+    with pytest.raises(ValueError):
+        _direct.DirectGeometry((), (), (), (), 16)
+    with pytest.raises(ValueError):
+        _direct.DirectGeometry((4, -5), (2, 2), (3, 4), (0, 0), 16)
 
 
 # --------------------------------------------------------------------------- exact NaN / Inf
@@ -348,7 +369,7 @@ def test_choose_cache_matches_model():
             for (s1, s2), dtype, mode in itertools.product(grid, (np.float32, np.complex128, np.bool_),
                                                            ("full", "same", "valid")):
                 a, v = np.ones(s1, dtype), np.ones(s2, dtype)
-                want = ps._choose_model(a, v, mode, pyconv.get_num_threads())
+                want = signal_plan.choose_model(a, v, mode, pyconv.get_num_threads())
                 assert ps.choose_conv_method(a, v, mode) == want
                 assert ps.choose_conv_method(a, v, mode) == want      # served from the cache
     a, v = np.ones((512, 512), np.int64), np.ones((128, 128), np.int64)
@@ -384,3 +405,19 @@ def test_same_mode_short_rows_equal_full_crop(shapes, dtype):
     with pyconv.threads(1):
         same1 = ps.correlate(x, k, mode="same", method="direct")
     np.testing.assert_array_equal(same, same1)
+
+
+def test_unaligned_operands():
+    # arrays unpickled from a byte stream (dask.distributed) can be unaligned: same bits
+    rng = np.random.default_rng(21)
+    a, k = rng.standard_normal((9, 10)), rng.standard_normal((3, 4))
+    for arr in (a, k):
+        raw = np.zeros(arr.nbytes + 1, np.uint8)
+        un = raw[1:].view(np.float64).reshape(arr.shape)
+        un[...] = arr
+        assert not un.flags.aligned
+        args = (un, k) if arr is a else (a, un)
+        for mode in ("full", "same", "valid"):
+            assert np.array_equal(ps.convolve(*args, mode=mode, method="direct"),
+                                  ps.convolve(a, k, mode=mode, method="direct"))
+            assert np.array_equal(ps.convolve2d(*args, mode=mode), ps.convolve2d(a, k, mode=mode))

@@ -189,6 +189,7 @@ def measure():
     """Time the calibrated choices; returns (Tuning, values dict, measurements dict)."""
     from pyconv import grad, nn, signal
     from pyconv._engine import plan as _plan
+    from pyconv._engine import signal_plan as _sp
     from pyconv._engine.plan import Algorithm as A
     from pyconv._threads import threads
 
@@ -277,19 +278,21 @@ def measure():
 
         # signal: ns per multiply-add of the direct kernel ('same', 256^2 * 9^2) and ns per
         # FFT point x log2 in the small and large regimes of the cost model
+        # (pyconv._engine.signal_plan), which is linear in each of them
         a = rng.standard_normal((256, 256))
         k = rng.standard_normal((9, 9))
-        unit = signal._direct_cost  # seconds at 1 ns per multiply-add, after overheads
+        over_direct = _tuning.active().direct_overhead_s
+        over_fft = _tuning.active().fft_overhead_s
         for dt, field in ((np.float32, "direct_ns_f4"), (np.float64, "direct_ns_f8")):
             a1, k1 = a.astype(dt), k.astype(dt)
             t = _best(lambda: signal.correlate(a1, k1, "same", method="direct"))
             ck = "f4" if dt == np.float32 else "f8"
             with _tuning.override(**{field: 1.0}):
-                model1 = unit(a1.shape, k1.shape, "same", ck, 1) - signal._OVERHEAD_DIRECT
+                model1 = _sp.direct_cost(a1.shape, k1.shape, "same", ck, 1) - over_direct
             with _tuning.override(**{field: 0.0}):
-                model0 = unit(a1.shape, k1.shape, "same", ck, 1) - signal._OVERHEAD_DIRECT
+                model0 = _sp.direct_cost(a1.shape, k1.shape, "same", ck, 1) - over_direct
             m[f"correlate_direct_{ck}_s"] = t
-            values[field] = max(0.005, (t - signal._OVERHEAD_DIRECT - model0) / max(1e-12, model1 - model0))
+            values[field] = max(0.005, (t - over_direct - model0) / max(1e-12, model1 - model0))
         small = rng.standard_normal((256, 256))
         large = rng.standard_normal((1024, 1024))
         ts = _best(lambda: signal.fftconvolve(small, k, "same"))
@@ -298,12 +301,12 @@ def measure():
 
         def fft_model(shape, ns_small, ns_large):
             with _tuning.override(fft_ns_small=ns_small, fft_ns_large=ns_large):
-                return signal._fft_costs(shape, k.shape, False, False, 1)[0] - signal._OVERHEAD_FFT
+                return _sp.fft_costs(shape, k.shape, False, False, 1)[0] - over_fft
 
         # the model is linear in (ns_small, ns_large): solve the two timings for them
         s_s, s_l = fft_model(small.shape, 1.0, 0.0), fft_model(small.shape, 0.0, 1.0)
         l_s, l_l = fft_model(large.shape, 1.0, 0.0), fft_model(large.shape, 0.0, 1.0)
-        ys, yl = ts - signal._OVERHEAD_FFT, tl - signal._OVERHEAD_FFT
+        ys, yl = ts - over_fft, tl - over_fft
         det = s_s * l_l - s_l * l_s
         if abs(det) > 1e-30:
             ns_small = (ys * l_l - s_l * yl) / det

@@ -442,8 +442,9 @@ def forward(p, x, w, b):
             w = np.ascontiguousarray(w[p.prune.weight_slices()])
     if p.nonfinite is not None and not _finite(w):
         p = p.nonfinite
-    out = np.empty(g.out_shape if p.data is None else p.data.out_shape, dtype=p.dtype)
-    d = _plan._local.dry
+    L = p.data
+    out = np.empty(g.out_shape if L is None else L.out_shape, dtype=p.dtype)
+    d = _plan.dry()
     if d is not None:
         d.append(p)
         out[...] = 0
@@ -455,9 +456,11 @@ def forward(p, x, w, b):
         out[...] = 0 if b is None else b.reshape((g.cout,) + (1,) * g.nd)
         return out
     bvec, has_b = _bias_vec(b, p.dtype)
-    L = p.data
     team = team_size(p.threads)         # the plan's threads, fewer when other processes hold cores
-    if alg == A.THIN_PHASE:
+    if (alg is A.THIN_S1 or alg is A.THIN_ROW) and not _plan.VERBOSE:
+        # the common tiny case without the verbose wrapper
+        L.kernel(x.reshape(L.x_view), w.reshape(L.w_view), bvec, has_b, out.reshape(L.out_view), *L.args, team)
+    elif alg == A.THIN_PHASE:
         _plan.run(p, _thin_phase, p, x, w, bvec, has_b, out.reshape((g.n, g.cout) + g.o3), team)
     elif alg in (A.THIN_S1, A.THIN_ROW):
         _plan.run(p, L.kernel, x.reshape(L.x_view), w.reshape(L.w_view), bvec, has_b, out.reshape(L.out_view),
@@ -807,8 +810,9 @@ def _pruned_gradient(p, shape, dst, run):
     """A gradient of ``shape`` under :func:`pyconv.explain` (recorded, zeros), or of a pruned
     plan: zeros with ``run(the plan on the pruned geometry)`` written at ``dst``."""
     out = np.zeros(shape, dtype=p.dtype)
-    if _plan._local.dry is not None:
-        _plan._local.dry.append(p)
+    d = _plan.dry()
+    if d is not None:
+        d.append(p)
     elif p.algorithm != A.ZEROS:
         out[dst] = run(dataclasses.replace(p, prune=None))
     return out
@@ -820,7 +824,7 @@ def weight_grad(p, x, go):
     output_padding): the missing ones carry zero gradient."""
     g = p.geometry if p.prune is None else p.prune.full
     dtype = p.dtype
-    if p.algorithm == A.THIN and p.prune is None and _plan._local.dry is None and go.shape[2:] == g.out:
+    if p.algorithm == A.THIN and p.prune is None and _plan.dry() is None and go.shape[2:] == g.out:
         L = p.data
         gw = np.zeros(L.out_shape, dtype=dtype)
         ws = np.empty(L.args[0], dtype=dtype)
@@ -834,7 +838,7 @@ def weight_grad(p, x, go):
     if p.prune is not None and not _finite(go):
         # dropped taps only ever multiply padding: their gradient is 0 when grad_output is finite
         return weight_grad(plan_weight_grad(g, dtype, False), x, go)
-    if p.prune is not None or _plan._local.dry is not None:
+    if p.prune is not None or _plan.dry() is not None:
         return _pruned_gradient(p, g.w_shape, p.prune and p.prune.weight_slices(),
                                 lambda q: weight_grad(q, np.ascontiguousarray(x[p.prune.input_slices()]), go))
     alg = p.algorithm
@@ -936,7 +940,7 @@ def input_grad(p, go, w):
     dtype = p.dtype
     if p.prune is not None and not _dropped_finite(w, p.prune):
         return input_grad(plan_input_grad(g, dtype, False), go, w)
-    if p.prune is not None or _plan._local.dry is not None:
+    if p.prune is not None or _plan.dry() is not None:
         # dropped taps only scatter into padding: the input they never read gets zero gradient
         return _pruned_gradient(p, g.x_shape, p.prune and p.prune.input_slices(),
                                 lambda q: input_grad(q, go, np.ascontiguousarray(w[p.prune.weight_slices()])))

@@ -167,15 +167,17 @@ class LRU:
         self.lock = threading.Lock()
 
     def get(self, key):
+        # no lock: OrderedDict's C methods are atomic under the GIL, and a key evicted by
+        # another thread between the two steps only loses its recency (the hit stands)
+        d = self.d
         try:
-            v = self.d[key]
+            v = d[key]
         except (KeyError, TypeError):
             return None
-        with self.lock:
-            try:
-                self.d.move_to_end(key)
-            except KeyError:
-                pass
+        try:
+            d.move_to_end(key)
+        except KeyError:
+            pass
         return v
 
     def put(self, key, value):

@@ -129,6 +129,13 @@ class Tuning:
     direct_ns_f8: float = 0.09
     fft_ns_small: float = 0.25
     fft_ns_large: float = 0.55
+    # The rest of that model (pyconv/_engine/signal_plan.py), not calibrated: ~2 ns of
+    # bookkeeping per (row, block, tap) of the direct kernel, and the fixed cost of a call
+    # besides the arithmetic (checks, allocation, plan): ~5 us direct, ~40 us FFT (its
+    # plans, padding and copies); fitted with the figures above on the same VM.
+    direct_tap_ns: float = 2.0
+    direct_overhead_s: float = 5e-6
+    fft_overhead_s: float = 40e-6
 
     # --- plan cache -----------------------------------------------------------------------
     # Plans kept per operation (LRU); a layer stack of a network has far fewer signatures.
@@ -193,4 +200,4 @@ def override(**values):
 # - dense_direct.OBW = 8 (PYCONV_OBW): output channels per register block of the dense
 #   kernels; 12-wide blocks measured 3-12% slower (1 thread, float32: 19.2 vs 21.5 ms,
 #   12.1 vs 12.5, 12.2 vs 13.2 on suite layers a, b, c).  ``dense_min_og`` equals it.
-# - signal direct kernel: ~16 KiB of outputs per work item (pyconv.signal._block_len).
+# - signal direct kernel: ~16 KiB of outputs per work item (pyconv._engine.signal_plan.block_len).

@@ -19,12 +19,17 @@
 # Every output adds its taps in one fixed order (one FMA step each) whatever
 # the split or path, so results are bitwise identical for any thread count.
 #
-# The caller (pyconv/signal.py) checks every bound: shapes and shift are
-# consistent, arrays are C-contiguous, ndim <= MAXD.
+# The geometry (shapes, shift, ndim <= MAXD) is checked once when its DirectGeometry is
+# built (pyconv/signal.py keeps it in the plan); the entry checks each call's arrays
+# against it (dtype, C order, element counts) before any pointer is read.
 from cython.parallel cimport prange
 from libc.string cimport memset
 
+cimport numpy as cnp
+
 from pyconv._kernels._common cimport scalar_t
+
+cnp.import_array()
 
 cdef enum:
     MAXD = 64        # numpy's maximum number of dims
@@ -440,49 +445,130 @@ cdef void _plane_item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t
             break
 
 
-def correlate_skip(const scalar_t[::1] a, const Py_ssize_t[::1] a_shape,
-                   const scalar_t[::1] w, const Py_ssize_t[::1] w_shape,
-                   scalar_t[::1] out, const Py_ssize_t[::1] out_shape,
-                   const Py_ssize_t[::1] shift, int nthreads, Py_ssize_t block):
-    """``out[o] = sum_k a[o + shift + k] * w[k]`` over taps inside ``a`` (flat C-order arrays).
+cdef class DirectGeometry:
+    """Shapes and shift of a direct correlation, checked and laid out once (a plan keeps it).
 
-    All shapes have the same length ``nd`` (1 <= nd <= 64); the caller checks them.
-    ``block`` is the number of last-axis outputs per work item.
+    ``a_shape``, ``w_shape``, ``out_shape`` and ``shift`` have one length ``nd``
+    (1 <= nd <= 64); sizes are non-negative.  ``block``: last-axis outputs per work item.
     """
-    cdef int nd = <int>a_shape.shape[0]
-    cdef Py_ssize_t astr[MAXD]
-    cdef Py_ssize_t wstr[MAXD]
+
+    cdef readonly int nd
+    cdef readonly Py_ssize_t a_size, w_size, out_size, block
     cdef Py_ssize_t ash[MAXD]
     cdef Py_ssize_t wsh[MAXD]
     cdef Py_ssize_t osh[MAXD]
     cdef Py_ssize_t sh[MAXD]
+    cdef Py_ssize_t astr[MAXD]
+    cdef Py_ssize_t wstr[MAXD]
+
+    def __init__(self, a_shape, w_shape, out_shape, shift, Py_ssize_t block):
+        cdef int d
+        nd = len(a_shape)
+        if not 1 <= nd <= MAXD or len(w_shape) != nd or len(out_shape) != nd or len(shift) != nd:
+            raise ValueError(f"shapes and shift must have one length in 1..{MAXD}; got "
+                             f"{len(a_shape)}, {len(w_shape)}, {len(out_shape)}, {len(shift)}")
+        sizes = [1, 1, 1]
+        for d in range(nd):
+            for j, v in enumerate((a_shape[d], w_shape[d], out_shape[d])):
+                if v < 0:
+                    raise ValueError(f"negative size in shape {(a_shape, w_shape, out_shape)[j]}")
+                sizes[j] *= v
+            if abs(shift[d]) >= (1 << 62):
+                raise ValueError(f"shift {shift} out of range")
+        if max(sizes) >= (1 << 62):
+            raise ValueError("array size out of range")
+        self.nd = nd
+        self.a_size, self.w_size, self.out_size = sizes
+        self.block = block if block >= 1 else 1
+        for d in range(nd):
+            self.ash[d] = a_shape[d]
+            self.wsh[d] = w_shape[d]
+            self.osh[d] = out_shape[d]
+            self.sh[d] = shift[d]
+        self.astr[nd - 1] = 1
+        self.wstr[nd - 1] = 1
+        for d in range(nd - 2, -1, -1):
+            self.astr[d] = self.astr[d + 1] * self.ash[d + 1]
+            self.wstr[d] = self.wstr[d + 1] * self.wsh[d + 1]
+
+
+cdef int _check(cnp.ndarray arr, int typenum, Py_ssize_t size, bint write, str name) except -1:
+    """``arr`` is what the kernel may read (write) as ``size`` C-ordered items of ``typenum``."""
+    if not (cnp.PyArray_ISCARRAY_RO(arr) and cnp.PyArray_ISNOTSWAPPED(arr)
+            and cnp.PyArray_EquivTypenums(cnp.PyArray_TYPE(arr), typenum)):
+        raise ValueError(f"{name} must be an aligned C-contiguous array of the output's dtype")
+    if cnp.PyArray_SIZE(arr) != size:
+        raise ValueError(f"{name} has {cnp.PyArray_SIZE(arr)} elements; the geometry says {size}")
+    if write and not cnp.PyArray_ISWRITEABLE(arr):
+        raise ValueError(f"{name} is read-only")
+    return 0
+
+
+def correlate_skip(DirectGeometry g not None, cnp.ndarray a not None, cnp.ndarray w not None,
+                   cnp.ndarray out not None, int nthreads):
+    """``out[o] = sum_k a[o + shift + k] * w[k]`` over taps inside ``a``, shapes and shift from ``g``.
+
+    ``a``, ``w`` and ``out``: C-contiguous arrays (any number of dims) of one dtype --
+    float32, float64, complex64, complex128 or int64 -- with the element counts of ``g``
+    (checked here: the entry costs no array views, the point of a tiny call).
+    """
+    cdef int t = cnp.PyArray_TYPE(out)
+    if cnp.PyArray_EquivTypenums(t, cnp.NPY_FLOAT):
+        t = cnp.NPY_FLOAT
+    elif cnp.PyArray_EquivTypenums(t, cnp.NPY_DOUBLE):
+        t = cnp.NPY_DOUBLE
+    elif cnp.PyArray_EquivTypenums(t, cnp.NPY_CFLOAT):
+        t = cnp.NPY_CFLOAT
+    elif cnp.PyArray_EquivTypenums(t, cnp.NPY_CDOUBLE):
+        t = cnp.NPY_CDOUBLE
+    elif cnp.PyArray_EquivTypenums(t, cnp.NPY_LONGLONG):
+        t = cnp.NPY_LONGLONG
+    else:
+        raise TypeError(f"correlate_skip computes in float32, float64, complex64, complex128 or int64; "
+                        f"got {out.dtype}")
+    _check(a, t, g.a_size, False, "a")
+    _check(w, t, g.w_size, False, "w")
+    _check(out, t, g.out_size, True, "out")
+    if nthreads < 1:
+        nthreads = 1
+    if t == cnp.NPY_FLOAT:
+        _correlate(g, <const float*>cnp.PyArray_DATA(a), <const float*>cnp.PyArray_DATA(w),
+                   <float*>cnp.PyArray_DATA(out), nthreads)
+    elif t == cnp.NPY_DOUBLE:
+        _correlate(g, <const double*>cnp.PyArray_DATA(a), <const double*>cnp.PyArray_DATA(w),
+                   <double*>cnp.PyArray_DATA(out), nthreads)
+    elif t == cnp.NPY_CFLOAT:
+        _correlate(g, <const float complex*>cnp.PyArray_DATA(a), <const float complex*>cnp.PyArray_DATA(w),
+                   <float complex*>cnp.PyArray_DATA(out), nthreads)
+    elif t == cnp.NPY_CDOUBLE:
+        _correlate(g, <const double complex*>cnp.PyArray_DATA(a), <const double complex*>cnp.PyArray_DATA(w),
+                   <double complex*>cnp.PyArray_DATA(out), nthreads)
+    else:
+        _correlate(g, <const long long*>cnp.PyArray_DATA(a), <const long long*>cnp.PyArray_DATA(w),
+                   <long long*>cnp.PyArray_DATA(out), nthreads)
+
+
+cdef void _correlate(DirectGeometry g, const scalar_t* a, const scalar_t* w, scalar_t* out,
+                     int nthreads) noexcept:
+    cdef int nd = g.nd
+    cdef const Py_ssize_t* ash = g.ash
+    cdef const Py_ssize_t* wsh = g.wsh
+    cdef const Py_ssize_t* osh = g.osh
+    cdef const Py_ssize_t* sh = g.sh
+    cdef const Py_ssize_t* astr = g.astr
+    cdef const Py_ssize_t* wstr = g.wstr
+    cdef Py_ssize_t block = g.block
     cdef Py_ssize_t nrows = 1, nblocks, nitems, it, row, b, j0, j1, ol, rpi, nplanes, nchunks
     cdef int d
-    if nd < 1 or nd > MAXD:
-        raise ValueError(f"nd={nd} must be in 1..{MAXD}")
-    for d in range(nd):
-        ash[d] = a_shape[d]
-        wsh[d] = w_shape[d]
-        osh[d] = out_shape[d]
-        sh[d] = shift[d]
-    astr[nd - 1] = 1
-    wstr[nd - 1] = 1
-    for d in range(nd - 2, -1, -1):
-        astr[d] = astr[d + 1] * ash[d + 1]
-        wstr[d] = wstr[d + 1] * wsh[d + 1]
     for d in range(nd - 1):
         nrows *= osh[d]
     ol = osh[nd - 1]
     if nrows == 0 or ol == 0:
         return
-    if a.shape[0] == 0 or w.shape[0] == 0:
-        # no tap lands anywhere: every output is an empty sum (and &a[0] would not exist)
-        memset(&out[0], 0, out.shape[0] * sizeof(scalar_t))
+    if g.a_size == 0 or g.w_size == 0:
+        # no tap lands anywhere: every output is an empty sum
+        memset(out, 0, g.out_size * sizeof(scalar_t))
         return
-    if block < 1:
-        block = 1
-    if nthreads < 1:
-        nthreads = 1
     # Short rows as long as a's ('same' mode): merge runs of rows into one sweep.
     # Worth it while the border columns (redone tap by tap) are a small share.
     if (nd >= 2 and ol == ash[nd - 1] and ol < 512 and osh[nd - 2] > 1
@@ -495,7 +581,7 @@ def correlate_skip(const scalar_t[::1] a, const Py_ssize_t[::1] a_shape,
             for it in prange(nitems, schedule='static', num_threads=nthreads):
                 row = it // nchunks
                 b = it - row * nchunks
-                _plane_item(&a[0], ash, astr, &w[0], wsh, wstr, &out[0], osh, sh, nd, row,
+                _plane_item(a, ash, astr, w, wsh, wstr, out, osh, sh, nd, row,
                             b * rpi, _min(b * rpi + rpi, osh[nd - 2]))
         return
     nblocks = (ol + block - 1) // block
@@ -506,4 +592,4 @@ def correlate_skip(const scalar_t[::1] a, const Py_ssize_t[::1] a_shape,
             b = it - row * nblocks
             j0 = b * block
             j1 = _min(j0 + block, ol)
-            _item(&a[0], ash, astr, &w[0], wsh, wstr, &out[0], osh, sh, nd, row, j0, j1)
+            _item(a, ash, astr, w, wsh, wstr, out, osh, sh, nd, row, j0, j1)

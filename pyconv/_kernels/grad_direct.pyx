@@ -56,12 +56,15 @@ cdef void pad_channel(const real_t* xch, idx_t xs_n, real_t* buf, idx_t N, idx_t
 
 
 cdef void block_taps(int m, const real_t* gch, idx_t gs_n, idx_t gs_o, const real_t* buf, real_t* out,
-                     idx_t os_o, idx_t N, idx_t OD, idx_t OH, idx_t OW, idx_t kd, idx_t kh, idx_t kw, idx_t sd,
-                     idx_t sh, idx_t sw, idx_t dd, idx_t dh, idx_t dw, idx_t Dp, idx_t Hp, idx_t Wp) noexcept nogil:
+                     idx_t os_o, idx_t N, idx_t OD, idx_t OH, idx_t OW, idx_t kd, idx_t kh, idx_t kw,
+                     const conv_geo_t* geo) noexcept nogil:
     """All taps of ``m`` consecutive output channels (``gs_o`` apart in grad_output, ``os_o``
     apart in the weight gradient) sharing one padded input channel: out[t] = sum of go * x
     at tap t.  For each kernel row, up to three horizontal taps share every load of
-    grad_output (and, for m > 1, every input load feeds the m channels)."""
+    grad_output (and, for m > 1, every input load feeds the m channels).  ``geo``: stride,
+    dilation and the padded channel's extent (qd, qh, qw)."""
+    cdef idx_t sd = geo.sd, sh = geo.sh, sw = geo.sw, dd = geo.dd, dh = geo.dh, dw = geo.dw
+    cdef idx_t Dp = geo.qd, Hp = geo.qh, Wp = geo.qw
     cdef real_t r0, r1, r2, gq
     cdef idx_t n, a, b, e0, ne, od, oh, j, t, ob
     cdef const real_t* g
@@ -121,15 +124,11 @@ def direct_weight(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1]
     cdef idx_t N = x.shape[0], Cin = x.shape[1], D = x.shape[2], H = x.shape[3], W = x.shape[4]
     cdef idx_t Cout = gw.shape[0], Cg = gw.shape[1], kd = gw.shape[2], kh = gw.shape[3], kw = gw.shape[4]
     cdef idx_t OD = go.shape[2], OH = go.shape[3], OW = go.shape[4]
-    cdef idx_t sd = geo.sd, sh = geo.sh, sw = geo.sw
-    cdef idx_t dd = geo.dd, dh = geo.dh, dw = geo.dw
-    cdef idx_t pd = geo.pd, ph = geo.ph, pw = geo.pw
-    cdef idx_t Dp = geo.qd, Hp = geo.qh, Wp = geo.qw
     cdef idx_t Og = Cout // groups
     cdef idx_t xc, o, c, gi
     cdef int m
     cdef idx_t lanes = 16 if real_t is float else 8
-    cdef bint use8 = PYCONV_HAVE_X8 and sw == 1 and OW % lanes < lanes // 2
+    cdef bint use8 = PYCONV_HAVE_X8 and geo.sw == 1 and OW % lanes < lanes // 2
     cdef idx_t xs_n = Cin * D * H * W, gs_n = Cout * OD * OH * OW
     cdef real_t* buf = NULL
     if Cout * Cg == 0 or N == 0 or OD * OH * OW == 0:
@@ -139,7 +138,7 @@ def direct_weight(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1]
         for xc in prange(Cin, schedule='static'):
             gi = xc // Cg
             c = xc % Cg
-            pad_channel(&x[0, xc, 0, 0, 0], xs_n, buf, N, D, H, W, pd, ph, pw, Dp, Hp, Wp)
+            pad_channel(&x[0, xc, 0, 0, 0], xs_n, buf, N, D, H, W, geo.pd, geo.ph, geo.pw, geo.qd, geo.qh, geo.qw)
             o = gi * Og
             while o < gi * Og + Og:
                 # blocks of eight outputs where rows hold whole vector blocks (no half
@@ -151,5 +150,5 @@ def direct_weight(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1]
                 else:
                     m = 1
                 block_taps(m, &go[0, o, 0, 0, 0], gs_n, OD * OH * OW, buf, &gw[o, c, 0, 0, 0], Cg * kd * kh * kw,
-                           N, OD, OH, OW, kd, kh, kw, sd, sh, sw, dd, dh, dw, Dp, Hp, Wp)
+                           N, OD, OH, OW, kd, kh, kw, &geo)
                 o = o + m

@@ -54,47 +54,88 @@ cdef inline void decode_row(idx_t r, conv_geo_t* g, idx_t* c, idx_t* a, idx_t* b
     e[0] = t - b[0] * g.kw
 
 
+cdef struct row_walk_t:
+    # The walk of one column-matrix row r = ((c*kd + a)*kh + b)*kw + e over the positions
+    # [p, p1), output row segment by segment with counters (no division per segment),
+    # shared by im2col (gather) and col2im (its adjoint, scatter-add).
+    idx_t p, p1, od, oh, ow0         # next segment's first position and its (od, oh, ow)
+    idx_t c, a, b, e                 # the row's channel and tap
+    idx_t flo, fhi                   # valid columns of a full output row (once per row)
+    # the current segment: ``seg`` positions; when ``inside`` (its image row exists)
+    # image columns ``off + j*sw`` for j in [lo, hi) are inside the image, the rest padding
+    idx_t seg, lo, hi, off
+    bint inside
+
+
+cdef inline row_walk_t walk_start(idx_t p0, idx_t p1, conv_geo_t* g) noexcept nogil:
+    # the walk state at position p0 (its row fields are set by walk_row)
+    cdef row_walk_t w
+    cdef idx_t plane = g.OH * g.OW, t
+    w.p = p0
+    w.p1 = p1
+    w.od = p0 // plane
+    t = p0 - w.od * plane
+    w.oh = t // g.OW
+    w.ow0 = t - w.oh * g.OW
+    return w
+
+
+cdef inline row_walk_t walk_row(row_walk_t start, idx_t r, conv_geo_t* g) noexcept nogil:
+    # the walk of row r from the start state
+    decode_row(r, g, &start.c, &start.a, &start.b, &start.e)
+    valid_range(start.e * g.dw - g.pw, g.sw, g.OW, g.W, &start.flo, &start.fhi)
+    return start
+
+
+cdef inline bint walk_segment(row_walk_t* w, conv_geo_t* g) noexcept nogil:
+    # Step to the next segment (False once [p, p1) is done) and describe it.
+    cdef idx_t id_, ih, iw0
+    if w.p >= w.p1:
+        return False
+    w.seg = g.OW - w.ow0
+    if w.seg > w.p1 - w.p:
+        w.seg = w.p1 - w.p
+    id_ = w.od * g.sd - g.pd + w.a * g.dd
+    ih = w.oh * g.sh - g.ph + w.b * g.dh
+    w.inside = id_ >= 0 and id_ < g.D and ih >= 0 and ih < g.H
+    if w.inside:
+        iw0 = w.ow0 * g.sw - g.pw + w.e * g.dw
+        if w.ow0 == 0 and w.seg == g.OW:
+            w.lo = w.flo
+            w.hi = w.fhi
+        else:
+            valid_range(iw0, g.sw, w.seg, g.W, &w.lo, &w.hi)
+        w.off = ((w.c * g.D + id_) * g.H + ih) * g.W + iw0
+    w.p = w.p + w.seg
+    w.ow0 = 0
+    w.oh = w.oh + 1
+    if w.oh == g.OH:
+        w.oh = 0
+        w.od = w.od + 1
+    return True
+
+
 cdef void im2col_rows(const real_t* img, real_t* col, idx_t ldcol, idx_t p0, idx_t p1,
                       idx_t r0, idx_t r1, conv_geo_t* g) noexcept nogil:
     # col[r - r0, p - p0] = img[c, od*sd - pd + a*dd, oh*sh - ph + b*dh, ow*sw - pw + e*dw]
     # for rows r = ((c*kd + a)*kh + b)*kw + e in [r0, r1) and positions p in [p0, p1).
-    # Positions are walked row segment by row segment with counters (no divisions
-    # per segment); the valid columns of a full output row are computed once per r.
-    cdef idx_t r, c, a, b, e, t, p, od, oh, ow0, seg, id_, ih, iw0, lo, hi, j
-    cdef idx_t flo, fhi, od_s, oh_s, ow_s
-    cdef idx_t plane = g.OH * g.OW
+    cdef idx_t r, j, lo, hi
+    cdef row_walk_t w
     cdef real_t* dst
     cdef const real_t* src
     if p1 <= p0:
-        return
-    od_s = p0 // plane
-    t = p0 - od_s * plane
-    oh_s = t // g.OW
-    ow_s = t - oh_s * g.OW
+        return          # (also when the grid is empty: walk_start divides by its plane)
+    cdef row_walk_t start = walk_start(p0, p1, g)
     for r in range(r0, r1):
-        decode_row(r, g, &c, &a, &b, &e)
-        valid_range(e * g.dw - g.pw, g.sw, g.OW, g.W, &flo, &fhi)
-        p = p0
-        od = od_s
-        oh = oh_s
-        ow0 = ow_s
+        w = walk_row(start, r, g)
         dst = col + (r - r0) * ldcol
-        while p < p1:
-            seg = g.OW - ow0
-            if seg > p1 - p:
-                seg = p1 - p
-            id_ = od * g.sd - g.pd + a * g.dd
-            ih = oh * g.sh - g.ph + b * g.dh
-            if id_ < 0 or id_ >= g.D or ih < 0 or ih >= g.H:
-                memset(dst, 0, seg * sizeof(real_t))
+        while walk_segment(&w, g):
+            if not w.inside:
+                memset(dst, 0, w.seg * sizeof(real_t))
             else:
-                iw0 = ow0 * g.sw - g.pw + e * g.dw
-                if ow0 == 0 and seg == g.OW:
-                    lo = flo
-                    hi = fhi
-                else:
-                    valid_range(iw0, g.sw, seg, g.W, &lo, &hi)
-                src = img + ((c * g.D + id_) * g.H + ih) * g.W + iw0
+                lo = w.lo
+                hi = w.hi
+                src = img + w.off
                 for j in range(lo):
                     dst[j] = 0
                 if g.sw == 1:
@@ -107,54 +148,30 @@ cdef void im2col_rows(const real_t* img, real_t* col, idx_t ldcol, idx_t p0, idx
                 else:
                     for j in range(lo, hi):
                         dst[j] = src[j * g.sw]
-                for j in range(hi, seg):
+                for j in range(hi, w.seg):
                     dst[j] = 0
-            dst = dst + seg
-            p = p + seg
-            ow0 = 0
-            oh = oh + 1
-            if oh == g.OH:
-                oh = 0
-                od = od + 1
+            dst = dst + w.seg
 
 
 cdef void col2im_rows(const real_t* col, idx_t ldcol, real_t* img, idx_t p0, idx_t p1,
                       idx_t r0, idx_t r1, conv_geo_t* g) noexcept nogil:
     # The adjoint of im2col_rows: img[...] += col[r - r0, p - p0].
     # Rows of one channel c touch only img[c]; callers split work by channel.
-    cdef idx_t r, c, a, b, e, t, p, od, oh, ow0, seg, id_, ih, iw0, lo, hi, j
-    cdef idx_t flo, fhi, od_s, oh_s, ow_s
-    cdef idx_t plane = g.OH * g.OW
+    cdef idx_t r, j, lo, hi
+    cdef row_walk_t w
     cdef const real_t* srcc
     cdef real_t* dst
     if p1 <= p0:
         return
-    od_s = p0 // plane
-    t = p0 - od_s * plane
-    oh_s = t // g.OW
-    ow_s = t - oh_s * g.OW
+    cdef row_walk_t start = walk_start(p0, p1, g)
     for r in range(r0, r1):
-        decode_row(r, g, &c, &a, &b, &e)
-        valid_range(e * g.dw - g.pw, g.sw, g.OW, g.W, &flo, &fhi)
-        p = p0
-        od = od_s
-        oh = oh_s
-        ow0 = ow_s
+        w = walk_row(start, r, g)
         srcc = col + (r - r0) * ldcol
-        while p < p1:
-            seg = g.OW - ow0
-            if seg > p1 - p:
-                seg = p1 - p
-            id_ = od * g.sd - g.pd + a * g.dd
-            ih = oh * g.sh - g.ph + b * g.dh
-            if id_ >= 0 and id_ < g.D and ih >= 0 and ih < g.H:
-                iw0 = ow0 * g.sw - g.pw + e * g.dw
-                if ow0 == 0 and seg == g.OW:
-                    lo = flo
-                    hi = fhi
-                else:
-                    valid_range(iw0, g.sw, seg, g.W, &lo, &hi)
-                dst = img + ((c * g.D + id_) * g.H + ih) * g.W + iw0
+        while walk_segment(&w, g):
+            if w.inside:
+                lo = w.lo
+                hi = w.hi
+                dst = img + w.off
                 if g.sw == 1:
                     for j in range(lo, hi):
                         dst[j] += srcc[j]
@@ -164,13 +181,7 @@ cdef void col2im_rows(const real_t* col, idx_t ldcol, real_t* img, idx_t p0, idx
                 else:
                     for j in range(lo, hi):
                         dst[j * g.sw] += srcc[j]
-            srcc = srcc + seg
-            p = p + seg
-            ow0 = 0
-            oh = oh + 1
-            if oh == g.OH:
-                oh = 0
-                od = od + 1
+            srcc = srcc + w.seg
 
 
 cdef inline void fill_planes(real_t* out, idx_t nplanes, idx_t plane, const real_t* bias,
@@ -182,6 +193,31 @@ cdef inline void fill_planes(real_t* out, idx_t nplanes, idx_t plane, const real
                 out[i * plane + j] = bias[i]
         else:
             memset(out + i * plane, 0, plane * sizeof(real_t))
+
+
+cdef struct tile_unit_t:
+    # one work unit of the GEMM kernels: sample n, group gi, positions p0 .. p0 + pt
+    idx_t n, gi, p0, pt
+
+
+cdef inline tile_unit_t tile_unit(idx_t u, idx_t groups, idx_t ntiles, idx_t tile, idx_t P) noexcept nogil:
+    # unit u of the (sample, group, tile of ``tile`` positions) grid, tiles fastest
+    cdef tile_unit_t t
+    t.n = u // (groups * ntiles)
+    t.gi = (u // ntiles) % groups
+    t.p0 = (u % ntiles) * tile
+    t.pt = (P if t.p0 + tile > P else t.p0 + tile) - t.p0
+    return t
+
+
+cdef inline const real_t* unit_columns(const real_t* xg, tile_unit_t t, bint pointwise, real_t* ws,
+                                       idx_t Kc, conv_geo_t* g) noexcept nogil:
+    # The unit's column matrix (Kc rows by t.pt positions): the group's input itself when
+    # ``pointwise`` (row stride = the input's plane), else im2col into ``ws`` (row stride t.pt).
+    if pointwise:
+        return xg + t.p0
+    im2col_rows(xg, ws, t.pt, t.p0, t.p0 + t.pt, 0, Kc, g)
+    return ws
 
 
 def conv_forward(const real_t[:, :, ::1] x, const real_t[:, ::1] w, const real_t[::1] bias,
@@ -205,11 +241,12 @@ def conv_forward(const real_t[:, :, ::1] x, const real_t[:, ::1] w, const real_t
     cdef idx_t Kc = w.shape[1]
     cdef idx_t ntiles = (P + tile - 1) // tile if P > 0 else 0
     cdef idx_t U = N * groups * ntiles
-    cdef idx_t u, n, gi, ti, p0, p1, pt, tid, rr, r0, r1, nth
+    cdef idx_t u, tid, rr, r0, r1, nth
+    cdef tile_unit_t t
     cdef real_t zero = 0, one = 1
     cdef real_t* ws
     cdef const real_t* bmat
-    cdef int ldb
+    cdef int ldb = <int>S
     if U == 0 or Og == 0:
         return
     if nb > 1:
@@ -221,60 +258,37 @@ def conv_forward(const real_t[:, :, ::1] x, const real_t[:, ::1] w, const real_t
     if not blas_threads:
         for u in prange(U, nogil=True, schedule='static', num_threads=nthreads):
             tid = omp_get_thread_num()
-            n = u // (groups * ntiles)
-            gi = (u // ntiles) % groups
-            ti = u % ntiles
-            p0 = ti * tile
-            p1 = p0 + tile
-            if p1 > P:
-                p1 = P
-            pt = p1 - p0
-            if pointwise:
-                bmat = &x[n, gi * Cg, p0]
-                ldb = <int>S
-            else:
-                ws = &work[tid, 0]
-                im2col_rows(&x[n, gi * Cg, 0], ws, pt, p0, p1, 0, Kc, &g)
-                bmat = ws
-                ldb = <int>pt
-            if has_bias:
-                fill_rect(&out[n, gi * Og, p0], Og, pt, P, &bias[gi * Og])
-                gemm_rm(c'N', c'N', <int>Og, <int>pt, <int>Kc, one, &w[gi * Og, 0], <int>Kc,
-                        bmat, ldb, one, &out[n, gi * Og, p0], <int>P)
-            else:
-                gemm_rm(c'N', c'N', <int>Og, <int>pt, <int>Kc, one, &w[gi * Og, 0], <int>Kc,
-                        bmat, ldb, zero, &out[n, gi * Og, p0], <int>P)
+            t = tile_unit(u, groups, ntiles, tile, P)
+            bmat = unit_columns(&x[t.n, t.gi * Cg, 0], t, pointwise, &work[tid, 0], Kc, &g)
+            _gemm_unit(&w[t.gi * Og, 0], bmat, S if pointwise else t.pt, &out[t.n, t.gi * Og, t.p0],
+                       &bias[t.gi * Og] if has_bias else NULL, Og, t.pt, Kc, P)
     else:
         ws = &work[0, 0]
         with nogil:
             for u in range(U):
-                n = u // (groups * ntiles)
-                gi = (u // ntiles) % groups
-                ti = u % ntiles
-                p0 = ti * tile
-                p1 = p0 + tile
-                if p1 > P:
-                    p1 = P
-                pt = p1 - p0
+                t = tile_unit(u, groups, ntiles, tile, P)
                 if pointwise:
-                    bmat = &x[n, gi * Cg, p0]
-                    ldb = <int>S
+                    bmat = &x[t.n, t.gi * Cg, t.p0]
                 else:
                     # rows split across OpenMP threads; each writes its own rows
                     nth = nthreads
                     for rr in prange(nth, schedule='static', num_threads=nthreads):
                         r0 = rr * Kc // nth
                         r1 = (rr + 1) * Kc // nth
-                        im2col_rows(&x[n, gi * Cg, 0], ws + r0 * pt, pt, p0, p1, r0, r1, &g)
+                        im2col_rows(&x[t.n, t.gi * Cg, 0], ws + r0 * t.pt, t.pt, t.p0, t.p0 + t.pt, r0, r1, &g)
                     bmat = ws
-                    ldb = <int>pt
-                if has_bias:
-                    fill_rect(&out[n, gi * Og, p0], Og, pt, P, &bias[gi * Og])
-                    gemm_rm(c'N', c'N', <int>Og, <int>pt, <int>Kc, one, &w[gi * Og, 0], <int>Kc,
-                            bmat, ldb, one, &out[n, gi * Og, p0], <int>P)
-                else:
-                    gemm_rm(c'N', c'N', <int>Og, <int>pt, <int>Kc, one, &w[gi * Og, 0], <int>Kc,
-                            bmat, ldb, zero, &out[n, gi * Og, p0], <int>P)
+                _gemm_unit(&w[t.gi * Og, 0], bmat, S if pointwise else t.pt, &out[t.n, t.gi * Og, t.p0],
+                           &bias[t.gi * Og] if has_bias else NULL, Og, t.pt, Kc, P)
+
+
+cdef inline void _gemm_unit(const real_t* wg, const real_t* bmat, idx_t ldb, real_t* outg, const real_t* bias,
+                            idx_t Og, idx_t pt, idx_t Kc, idx_t P) noexcept nogil:
+    # out tile (Og, pt) = bias (when not NULL) + w_g (Og, Kc) @ columns (Kc, pt)
+    cdef real_t zero = 0, one = 1
+    if bias != NULL:
+        fill_rect(outg, Og, pt, P, bias)
+    gemm_rm(c'N', c'N', <int>Og, <int>pt, <int>Kc, one, wg, <int>Kc, bmat, <int>ldb,
+            one if bias != NULL else zero, outg, <int>P)
 
 
 cdef inline void im2col_tab(const real_t* img, idx_t S, const idx_t* tab, idx_t kvol, idx_t P,
@@ -472,16 +486,16 @@ def conv_weight(const real_t[:, :, ::1] x, const real_t[:, :, ::1] gout, real_t[
     cdef idx_t Kc = acc.shape[2]
     cdef idx_t ntiles = (P + tile - 1) // tile if P > 0 else 0
     cdef idx_t U = N * groups * ntiles
-    cdef idx_t u, part, n, gi, ti, p0, p1, pt, tid
+    cdef idx_t u, part
+    cdef tile_unit_t t
     cdef real_t one = 1
-    cdef real_t* ws
     cdef const real_t* bmat
-    cdef int ldb
     if U == 0 or Og == 0 or Kc == 0:
         return
     cdef int nparts = <int>acc.shape[0]
-    cdef idx_t j, m, ld
+    cdef idx_t j, m, ld, n, gi
     cdef real_t* gb
+    cdef real_t* ws
     if nb > 1:
         U = ((N + nb - 1) // nb) * groups
         work_np = np.empty((nparts, (Kc + Og) * nb * P), dtype=np.float32 if real_t is float else np.float64)
@@ -491,7 +505,6 @@ def conv_weight(const real_t[:, :, ::1] x, const real_t[:, :, ::1] gout, real_t[
     # parts, not threads, own the partial sums (acc[part]): the split is fixed by
     # nparts, so the sums do not depend on the team size the machine's load allows
     for part in prange(nparts, nogil=True, schedule='static', num_threads=nthreads):
-        tid = part
         for u in range(part_lo(U, nparts, part), part_lo(U, nparts, part + 1)):
             if nb > 1:
                 n = (u // groups) * nb
@@ -500,33 +513,19 @@ def conv_weight(const real_t[:, :, ::1] x, const real_t[:, :, ::1] gout, real_t[
                 if m > nb:
                     m = nb
                 ld = m * P
-                ws = &work[tid, 0]
+                ws = &work[part, 0]
                 gb = ws + Kc * ld
                 for j in range(m):
                     im2col_tab(&x[n + j, gi * Cg, 0], S, &tab[0, 0], g.kd * g.kh * g.kw, P, Cg, ws + j * P, ld)
                 gather_samples(&gout[n, gi * Og, 0], Cout * P, P, Og, m, P, gb)
                 gemm_rm(c'N', c'T', <int>Og, <int>Kc, <int>ld, one, gb, <int>ld, ws, <int>ld, one,
-                        &acc[tid, gi * Og, 0], <int>Kc)
+                        &acc[part, gi * Og, 0], <int>Kc)
                 continue
-            n = u // (groups * ntiles)
-            gi = (u // ntiles) % groups
-            ti = u % ntiles
-            p0 = ti * tile
-            p1 = p0 + tile
-            if p1 > P:
-                p1 = P
-            pt = p1 - p0
-            if pointwise:
-                bmat = &x[n, gi * Cg, p0]
-                ldb = <int>S
-            else:
-                ws = &work[tid, 0]
-                im2col_rows(&x[n, gi * Cg, 0], ws, pt, p0, p1, 0, Kc, &g)
-                bmat = ws
-                ldb = <int>pt
-            # acc[t, g-block] (Og, Kc) += gout[n, g-block, tile] (Og, pt) @ col^T (pt, Kc)
-            gemm_rm(c'N', c'T', <int>Og, <int>Kc, <int>pt, one, &gout[n, gi * Og, p0], <int>P,
-                    bmat, ldb, one, &acc[tid, gi * Og, 0], <int>Kc)
+            t = tile_unit(u, groups, ntiles, tile, P)
+            bmat = unit_columns(&x[t.n, t.gi * Cg, 0], t, pointwise, &work[part, 0], Kc, &g)
+            # acc[part, g-block] (Og, Kc) += gout[n, g-block, tile] (Og, pt) @ col^T (pt, Kc)
+            gemm_rm(c'N', c'T', <int>Og, <int>Kc, <int>t.pt, one, &gout[t.n, t.gi * Og, t.p0], <int>P,
+                    bmat, <int>(S if pointwise else t.pt), one, &acc[part, t.gi * Og, 0], <int>Kc)
 
 
 def unfold(const real_t[:, :, ::1] x, real_t[:, :, ::1] col, conv_geo_t geo, int nthreads):

@@ -4,6 +4,7 @@
 # plane; the innermost loop runs along the contiguous output width so the compiler
 # vectorises it.  C micro-kernels: thin_kernels.h.
 from cython.parallel cimport prange
+from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 import numpy as np
@@ -31,6 +32,28 @@ def direct_conv(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1] w
     Parallel over (sample, output channel): each task owns one output volume,
     and padded taps are skipped rather than materialised.
     """
+    cdef idx_t N = x.shape[0], Cout = w.shape[0], kw = w.shape[4]
+    if N * Cout == 0 or out.shape[2] * out.shape[3] * out.shape[4] == 0:
+        return
+    # The valid output columns of each horizontal tap do not depend on the row:
+    # compute them once (the divisions would otherwise dominate short rows).
+    # (one malloc for the four per-tap tables: a tiny call pays no array objects)
+    cdef idx_t* lo = <idx_t*>malloc((4 * kw + 1) * sizeof(idx_t))
+    if lo == NULL:
+        raise MemoryError()
+    cdef idx_t* hi = lo + kw
+    cdef idx_t* a1 = lo + 2 * kw
+    cdef idx_t* b1 = lo + 3 * kw
+    try:
+        _conv_rows(x, w, bias, has_bias, out, geo, groups, nthreads, lo, hi, a1, b1)
+    finally:
+        free(lo)
+
+
+cdef void _conv_rows(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1] w,
+                     const real_t[::1] bias, bint has_bias, real_t[:, :, :, :, ::1] out,
+                     conv_geo_t geo, idx_t groups, int nthreads, idx_t* lo, idx_t* hi,
+                     idx_t* a1, idx_t* b1) noexcept nogil:
     cdef idx_t N = x.shape[0], Cin = x.shape[1], D = x.shape[2], H = x.shape[3], W = x.shape[4]
     cdef idx_t Cout = w.shape[0], Cg = w.shape[1], kd = w.shape[2], kh = w.shape[3], kw = w.shape[4]
     cdef idx_t OD = out.shape[2], OH = out.shape[3], OW = out.shape[4]
@@ -43,13 +66,6 @@ def direct_conv(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1] w
     cdef const real_t* src
     cdef const real_t* wr
     cdef real_t bv, w0, w1, w2
-    if N * Cout == 0 or OD * OH * OW == 0:
-        return
-    # The valid output columns of each horizontal tap do not depend on the row:
-    # compute them once (the divisions would otherwise dominate short rows).
-    lo_np = np.empty(kw, dtype=np.intp)
-    hi_np = np.empty(kw, dtype=np.intp)
-    cdef idx_t[::1] lo = lo_np, hi = hi_np
     for e in range(kw):
         valid_range(e * dw - pw, sw, OW, W, &lo[e], &hi[e])
     # Columns where every tap is valid (for the fused 3-tap loop).
@@ -63,13 +79,10 @@ def direct_conv(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1] w
     if jhi < jlo:
         jhi = jlo
     # per tap: its columns left of the interior [lo, a1), right of it [b1, hi)
-    a1_np = np.empty(kw, dtype=np.intp)
-    b1_np = np.empty(kw, dtype=np.intp)
-    cdef idx_t[::1] a1 = a1_np, b1 = b1_np
     for e in range(kw):
         a1[e] = jlo if jlo < hi[e] else hi[e]
         b1[e] = jhi if jhi > lo[e] else lo[e]
-    for u in prange(N * Cout, nogil=True, schedule='static', num_threads=nthreads):
+    for u in prange(N * Cout, schedule='static', num_threads=nthreads):
         n = u // Cout
         o = u % Cout
         gi = o // Og
@@ -160,6 +173,30 @@ def direct_conv_s1(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1
     dropped), instead of one short loop per output row.  The padded zeros take
     part in the products, as in PyTorch's dense path (0 * inf = nan).
     """
+    cdef idx_t N = x.shape[0], Cout = w.shape[0], Cg = w.shape[1]
+    cdef idx_t OD = out.shape[2], OH = out.shape[3], OW = out.shape[4]
+    cdef idx_t L = (OH - 1) * geo.qw + OW
+    if N * Cout == 0 or OD * OH * OW == 0:
+        return
+    # per-thread scratch from malloc, not numpy: a tiny call pays no array objects
+    cdef idx_t xlen = max(1, Cg * geo.qd * geo.qh * geo.qw), alen = max(1, 2 * L)
+    cdef real_t* xpad = <real_t*>malloc(nthreads * xlen * sizeof(real_t))
+    cdef real_t* acc = <real_t*>malloc(nthreads * alen * sizeof(real_t))
+    if xpad == NULL or acc == NULL:
+        free(xpad)
+        free(acc)
+        raise MemoryError()
+    try:
+        _conv_s1(x, w, bias, has_bias, out, geo, groups, nthreads, xpad, xlen, acc, alen)
+    finally:
+        free(xpad)
+        free(acc)
+
+
+cdef void _conv_s1(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1] w,
+                   const real_t[::1] bias, bint has_bias, real_t[:, :, :, :, ::1] out,
+                   conv_geo_t geo, idx_t groups, int nthreads, real_t* xpad, idx_t xlen,
+                   real_t* acc, idx_t alen) noexcept nogil:
     cdef idx_t N = x.shape[0], D = x.shape[2], H = x.shape[3], W = x.shape[4]
     cdef idx_t Cout = w.shape[0], Cg = w.shape[1], kd = w.shape[2], kh = w.shape[3], kw = w.shape[4]
     cdef idx_t OD = out.shape[2], OH = out.shape[3], OW = out.shape[4]
@@ -180,24 +217,18 @@ def direct_conv_s1(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1
     cdef const real_t* wr
     cdef real_t bv, bv2, w0, w1, w2
     cdef bint two
-    if N * Cout == 0 or OD * OH * OW == 0:
-        return
-    dt = np.float32 if real_t is float else np.float64
-    xpad_np = np.empty((nthreads, max(1, Cg * Dp * plane)), dtype=dt)
-    acc_np = np.empty((nthreads, max(1, 2 * L)), dtype=dt)
-    cdef real_t[:, ::1] xpad = xpad_np, acc = acc_np
-    for u in prange(N * groups, nogil=True, schedule='static', num_threads=nthreads):
+    for u in prange(N * groups, schedule='static', num_threads=nthreads):
         tid = omp_get_thread_num()
         n = u // groups
         gi = u % groups
-        xp = &xpad[tid, 0]
+        xp = xpad + tid * xlen
         memset(xp, 0, Cg * Dp * plane * sizeof(real_t))
         for c in range(Cg):
             for dz in range(D):
                 for hy in range(H):
                     copy_row(xp + ((c * Dp + dz + pdb) * Hp + hy + phb) * Wp + pwb,
                              &x[n, gi * Cg + c, dz, hy, 0], W)
-        A = &acc[tid, 0]
+        A = acc + tid * alen
         A2 = A + L
         oi = 0
         while oi < Og:

@@ -1,0 +1,307 @@
+"""The signal layer's plans: output geometry, the direct plan and the method choice.
+
+``pyconv.signal`` validates its arguments and then asks this module what to run: the
+output shape and kernel shift of a mode (:func:`out_geometry`), the direct kernel's
+plan (:func:`plan_direct`, cached), whether overlap-add pays along an axis
+(:func:`oa_plan`) and, for ``method='auto'``, direct or FFT by the cost model
+(:func:`choose_method`).  The cost model's constants are fields of
+:class:`pyconv._engine.tuning.Tuning` (``direct_ns_*``, ``fft_ns_*`` measured on the
+running machine by :mod:`pyconv._engine.calibrate`, which times against
+:func:`direct_cost` and :func:`fft_costs`).
+"""
+import functools
+import math
+
+import numpy as np
+import scipy.fft as sp_fft
+
+from pyconv._engine import plan as _plan
+from pyconv._engine import tuning as _tuning
+from pyconv._engine.geometry import SignalGeometry
+from pyconv._engine.plan import Algorithm, Plan
+from pyconv._kernels import direct as _direct
+from pyconv._threads import get_num_threads, num_parts_for
+from pyconv._utils import sig_compute_dtype, sig_valid_swap
+
+__all__ = ["out_geometry", "conv_same", "corr2d_same", "block_len", "plan_direct", "direct_macs", "oa_block",
+           "oa_plan", "direct_ns", "direct_cost", "fft_costs", "fft_cost", "choose_method", "choose_model"]
+
+
+# --------------------------------------------------------------------------- geometry
+
+def _start(mode, n, k, same_start):
+    """First output index, in 'full' coordinates, of ``mode`` along one dim.
+
+    ``same_start`` gives 'same' mode's offset for kernel size ``k``: scipy's
+    N-d functions use ``(k - 1) // 2``, correlate2d uses ``k // 2``.
+    Returns (start, output size).
+    """
+    if mode == "full":
+        return 0, n + k - 1
+    if mode == "same":
+        return same_start(k), n
+    # valid: the outputs that use no padding, whichever input is larger
+    return min(n, k) - 1, abs(n - k) + 1
+
+
+def conv_same(k):
+    return (k - 1) // 2
+
+
+def corr2d_same(k):
+    return k // 2
+
+
+def out_geometry(mode, shape1, shape2, same_start=conv_same):
+    """(output shape, kernel shift) of a correlation with weights of ``shape2``."""
+    out_shape, shift = [], []
+    for n, k in zip(shape1, shape2):
+        st, m = _start(mode, n, k, same_start)
+        out_shape.append(m)
+        shift.append(st - (k - 1))
+    return tuple(out_shape), tuple(shift)
+
+
+
+
+
+def block_len(itemsize):
+    # ~16 KiB of outputs per work item: stays in L1 while the taps sweep it, and a
+    # 1e6-sample 1-D signal still splits into hundreds of items across threads.
+    return max(256, 16384 // itemsize)
+
+
+# --------------------------------------------------------------------------- direct
+
+@_plan.cached
+def plan_direct(x_shape, w_shape, out_shape, shift, cdt):
+    """Plan of the direct correlation kernel for these shapes (``data``: the kernel's
+    checked geometry, built once here)."""
+    # Dims of size 1 everywhere with no shift are free: drop them, so a column
+    # vector does not run one-element rows.
+    keep = [d for d in range(len(x_shape))
+            if not (x_shape[d] == 1 and w_shape[d] == 1 and out_shape[d] == 1 and shift[d] == 0)]
+    if not keep:
+        keep = [len(x_shape) - 1]
+    work = math.prod(out_shape) * math.prod(w_shape)      # upper bound; the exact count when it matters
+    if work >= (1 << 16):
+        work = direct_macs(x_shape, w_shape, out_shape, shift)
+    nthreads = num_parts_for(work)          # the team (fewer on a busy machine) is sized per call
+    geo = _direct.DirectGeometry([x_shape[d] for d in keep], [w_shape[d] for d in keep],
+                                 [out_shape[d] for d in keep], [shift[d] for d in keep],
+                                 block_len(np.dtype(cdt).itemsize))
+    return Plan("signal", Algorithm.DIRECT, SignalGeometry(tuple(x_shape), tuple(w_shape), tuple(out_shape)), cdt,
+                nthreads, data=geo)
+
+
+
+
+def _trapezoid_prefix(x, p, q, total):
+    """sum over u < x of min(u + 1, p, total - u), the pair count of u = o + t (p <= q)."""
+    x = min(max(x, 0), total)
+    a = min(x, p)
+    b = min(max(x, p), q) - p
+    c = max(x, q) - q
+    return a * (a + 1) // 2 + p * b + c * total - (c * q + c * (c - 1) // 2)
+
+
+def _pairs_1d(n, k, m, s):
+    """Number of (output, tap) pairs with 0 <= o + s + t < n, o < m, t < k: exact MACs along a dim.
+
+    Closed form: for u = o + t the pair count is the trapezoid
+    min(u + 1, m, k, m + k - 1 - u); sum it over the u that land inside a.
+    """
+    if n <= 0 or k <= 0 or m <= 0:
+        return 0
+    p, q, total = min(m, k), max(m, k), m + k - 1
+    return max(0, _trapezoid_prefix(n - s, p, q, total) - _trapezoid_prefix(-s, p, q, total))
+
+
+def direct_macs(shape1, shape2, out_shape, shift):
+    total = 1
+    for n, k, m, s in zip(shape1, shape2, out_shape, shift):
+        total *= _pairs_1d(n, k, m, s)
+    return total
+
+
+
+
+# --------------------------------------------------------------------------- overlap-add
+
+@functools.lru_cache(maxsize=1024)
+def oa_block(k):
+    """Best FFT block for a kernel of ``k`` samples by overlap-add.
+
+    Cost per output sample ~ N log2(2N) / (N - k + 1) for block N; it is least
+    where N = (k - 1) * ln(2 e N), solved here by fixed-point iteration.
+    """
+    ov = k - 1
+    n = 4.0 * ov
+    for _ in range(50):
+        n_new = ov * math.log(2.0 * math.e * n)
+        if abs(n_new - n) < 1e-9 * n:
+            break
+        n = n_new
+    return sp_fft.next_fast_len(math.ceil(n))
+
+
+def oa_plan(s1, s2, ax):
+    """Overlap-add plan: {axis: (which input is cut, FFT block, step)} for the axes where it pays."""
+    plan = {}
+    for a in ax:
+        big, small = max(s1[a], s2[a]), min(s1[a], s2[a])
+        if s1[a] == s2[a] or small == 1 or small >= big / 2:
+            continue                  # no block size can pay off along this axis
+        nb = oa_block(small)
+        if nb >= big:
+            continue                  # one block would hold everything
+        plan[a] = (0 if s1[a] >= s2[a] else 1, nb, nb - small + 1)
+    return plan
+
+
+# --------------------------------------------------------------------------- method choice
+
+# Cost model of pyconv's own kernels, in seconds.  Calibrated by timing
+# convolve(method='direct') and convolve(method='fft') at 1 thread on 1-D (1e3..1e6
+# samples, 9..1e4 taps), 2-D (100^2..1024^2, 3^2..64^2) and 3-D (64^3, 5^3 and 9^3)
+# float32/float64 cases on the 2-core development VM, taking the least of 5-12
+# runs (the machine was shared, so the constants are good to ~30%):
+# * direct: ns per multiply-add ~0.09 float64, ~0.05 float32, ~4x for complex, on
+#   long output rows; short rows cost more (per-row set-up: x (1 + 48 / row)), and
+#   each (row, block, tap) costs ~2 ns of bookkeeping (Tuning.direct_tap_ns).  Scales
+#   with the threads.  A call costs ~5 us besides (Tuning.direct_overhead_s).
+# * FFT: ns per point of the transforms (forward + inverse of every block, one
+#   of the other operand) times log2 of the transform size: ~0.25 up to 2**19.5
+#   points (256^2: 1.2 ms, 512^2: 4.3 ms), ~0.55 from 2**21.5 points on (1024^2:
+#   30-45 ms, 128^3: 105 ms, 1e6: 30 ms for the three transforms); overlap-add (1-D only)
+#   pays ~30% for its padding and adds.  0.6x for float32, 2x for complex.  scipy.fft
+#   spreads only the *other* axes over workers (~1.6x at 2), so a single 1-D
+#   transform runs on one thread.  A call costs ~40 us besides (Tuning.fft_overhead_s).
+# The ns figures are the defaults of pyconv._engine.tuning (direct_ns_f4/f8,
+# fft_ns_small/large); the calibration measures them on the running machine.
+# Complex and int64 direct kernels cost a fixed multiple of the real ones.
+_DIRECT_KIND = {"f8": ("direct_ns_f8", 1.0), "f4": ("direct_ns_f4", 1.0), "c16": ("direct_ns_f8", 4.0),
+                "c8": ("direct_ns_f4", 4.0), "i8": ("direct_ns_f8", 2.2)}
+
+
+def direct_ns(ckind, t=None):
+    """ns per multiply-add of the direct kernel computing in ``ckind`` (tuning ``t``)."""
+    field, factor = _DIRECT_KIND[ckind]
+    return getattr(t or _tuning.active(), field) * factor
+
+
+def direct_cost(shape1, shape2, mode, ckind, nt):
+    """Modelled seconds of the direct kernel for these shapes, ``ckind`` ('f8', 'f4', 'c16',
+    'c8' or 'i8') at ``nt`` threads."""
+    tu = _tuning.active()
+    out_shape, shift = out_geometry(mode, shape1, shape2)
+    macs = direct_macs(shape1, shape2, out_shape, shift)
+    row = max(1, out_shape[-1])
+    rows = max(1, math.prod(out_shape[:-1]))
+    nblocks = -(-row // 2048)
+    taps = math.prod(shape2)
+    threads = max(1, min(nt, macs // (1 << 15)))
+    border = max(0, -shift[-1]) + max(0, shift[-1] + shape2[-1] - 1)
+    if len(out_shape) >= 2 and row == shape1[-1] and row < 512 and 4 * border <= row:
+        # the kernel merges runs of short rows ('same' mode): little per-row cost
+        # (128^3 * 7^3 at 2 threads: 36 ms measured, 35 modelled)
+        items = max(1, rows // max(1, 2048 // row))
+        t = macs * direct_ns(ckind, tu) * (1.0 + 16.0 / row) + items * taps * tu.direct_tap_ns
+    else:
+        t = macs * direct_ns(ckind, tu) * (1.0 + 48.0 / row) + rows * nblocks * taps * tu.direct_tap_ns
+    return t * 1e-9 / threads + tu.direct_overhead_s
+
+
+def _fft_points_cost(points, size, plan, cplx, single, par):
+    f = min(1.0, max(0.0, (math.log2(max(points, 2)) - 19.5) / 2.0))
+    t = _tuning.active()
+    ns = (t.fft_ns_small + (t.fft_ns_large - t.fft_ns_small) * f) * (1.3 if plan else 1.0)
+    ns *= (2.0 if cplx else 1.0) * (0.6 if single else 1.0)
+    return points * math.log2(max(size, 2)) * ns * 1e-9 / par
+
+
+def fft_costs(shape1, shape2, cplx, single, nt):
+    """Seconds of (one full FFT, overlap-add) for convolve(method='fft'); OA is inf without a plan.
+
+    Each block transform also pays ~0.1 us of set-up (all blocks go in one
+    batched call); blocks under 32 samples are never used.
+    """
+    overhead = _tuning.active().fft_overhead_s
+    ax = [a for a in range(len(shape1)) if shape1[a] != 1 and shape2[a] != 1]
+    if not ax:
+        return overhead, math.inf
+    size = 1
+    for a in ax:
+        size *= sp_fft.next_fast_len(shape1[a] + shape2[a] - 1, not cplx)
+    par = 1.0 if len(ax) == 1 else min(nt, 1.6)   # a single 1-D transform runs on one thread
+    # in1's transform, the inverse, and the other operand's, whose axis-at-a-time
+    # passes skip its zero padding: ~1/len(ax) of a full transform when it is small
+    small = math.prod(shape2[a] for a in ax) * 4 <= math.prod(shape1[a] for a in ax)
+    plain = _fft_points_cost((2 + (1 / len(ax) if small else 1)) * size, size, {}, cplx, single,
+                             par) + overhead
+    plan = oa_plan(shape1, shape2, ax)
+    if not plan or len(ax) > 1:
+        # measured: N-d overlap-add loses to one full transform (1024^2 * 31^2: 54 vs
+        # 42 ms; 128^3 * 7^3: 208 vs 105 ms), its blocks being small in every axis
+        return plain, math.inf
+    bsize, count = 1, 1
+    for a in ax:
+        if a in plan:
+            which, nb, step = plan[a]
+            bsize *= nb
+            count *= -(-(shape1, shape2)[which][a] // step)
+        else:
+            bsize *= sp_fft.next_fast_len(shape1[a] + shape2[a] - 1, not cplx)
+    # forward + inverse of every block, plus one transform of the other operand
+    ntrans = 2 * count + 1
+    oa = (_fft_points_cost(ntrans * bsize, bsize, plan, cplx, single, min(nt, 1.6))
+          + ntrans * 0.1e-6 + overhead)
+    if min(nb for _, nb, _ in plan.values()) < 32:
+        oa = math.inf           # blocks of a few samples never pay (measured: 2x slower at 1024^2 * 3^2)
+    return plain, oa
+
+
+def fft_cost(shape1, shape2, cplx, single, nt):
+    """Seconds of convolve(method='fft'), the cheaper of full FFT and overlap-add."""
+    return min(fft_costs(shape1, shape2, cplx, single, nt))
+
+
+# Decisions of choose_method for non-integer operands, keyed by (dtypes, shapes, mode,
+# threads): the model is a pure function of these, and evaluating it (~15-20 us)
+# is a tenth of a 1e6-sample 9-tap direct call.  Integer operands are not cached
+# since their choice depends on the values.  Cleared when full, to stay bounded.
+_CHOICES = {}
+_CHOICES_MAX = 512
+
+
+def choose_method(in1, in2, mode):
+    """'direct' or 'fft' for convolve/correlate of these operands (no validation)."""
+    nt = get_num_threads()
+    key = (in1.dtype, in2.dtype, in1.shape, in2.shape, mode, nt, _tuning.active())
+    choice = _CHOICES.get(key)
+    if choice is None:
+        choice = choose_model(in1, in2, mode, nt)
+        if np.result_type(in1.dtype, in2.dtype).kind not in "iu":
+            if len(_CHOICES) >= _CHOICES_MAX:
+                _CHOICES.clear()
+            _CHOICES[key] = choice
+    return choice
+
+
+def choose_model(in1, in2, mode, nt):
+    """The cost model behind :func:`choose_method` at ``nt`` threads."""
+    result = np.result_type(in1.dtype, in2.dtype)
+    if result.kind in "iu":
+        b1, b2 = (max(abs(int(a.max())), abs(int(a.min()))) for a in (in1, in2))
+        if b1 * b2 * min(in1.size, in2.size) > 2 ** 52 - 1:
+            return "direct"          # float64 FFT could not hold the exact sums
+    shape1, shape2 = in1.shape, in2.shape
+    if sig_valid_swap(mode, shape1, shape2):
+        shape1, shape2 = shape2, shape1
+    cdt = sig_compute_dtype(result, in1, in2)
+    ckind = {"f": "f", "c": "c", "i": "i"}[cdt.kind] + str(cdt.itemsize)
+    t_direct = direct_cost(shape1, shape2, mode, ckind, nt)
+    cplx = result.kind == "c"
+    single = result in (np.float32, np.complex64, np.float16)
+    t_fft = fft_cost(shape1, shape2, cplx, single, nt)
+    return "fft" if t_fft < t_direct else "direct"
