@@ -442,3 +442,29 @@ def test_dense_channel_blocks_keep_the_bits(dtype):
         assert_close(runs[0], ref.astype(dtype), dtype, n_reduce=w[0].size)
         for y in runs[1:]:
             np.testing.assert_array_equal(y, runs[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weight_gemm_splits_rows_for_few_samples(dtype):
+    """One sample on two threads: the GEMM weight gradient splits the gradient's rows
+    between the parts (one accumulator, whole position tiles) and agrees with the dense
+    kernel and the adjoint identity; pointwise and grouped layers too."""
+    rng = np.random.default_rng(12)
+    for x_shape, w_shape, kw in [((1, 24, 14, 13), (32, 24, 3, 3), dict(stride=2, padding=1)),
+                                 ((1, 64, 31, 32), (24, 64, 1, 1), dict()),
+                                 ((1, 16, 20, 20), (16, 8, 3, 3), dict(padding=1, groups=2))]:
+        x, go = rand(rng, x_shape, dtype), None
+        w = rand(rng, w_shape, dtype)
+        go = rand(rng, nn.conv2d(x, w, **kw).shape, dtype)
+        with pyconv.threads(2), force("gemm"):
+            p = pyconv.explain(grad.conv2d_weight, x, w.shape, go, **kw)
+            assert p.algorithm == "gemm" and p.tile("row_parts") == 2
+            gw = grad.conv2d_weight(x, w.shape, go, **kw)
+        V = rand(rng, w.shape)
+        lhs = float(np.vdot(gw.astype(float), V))
+        rhs = float(np.vdot(conv_nd(x.astype(float), V, None, **kw), go.astype(float)))
+        tol = 1e-4 if dtype == np.float32 else 1e-11
+        assert abs(lhs - rhs) <= tol * np.sqrt(gw.size * go[0, 0].size) * max(1.0, np.abs(gw).max())
+        with pyconv.threads(1):
+            one = grad.conv2d_weight(x, w.shape, go, **kw)
+        assert_close(gw, one, dtype, n_reduce=go[0, 0].size)

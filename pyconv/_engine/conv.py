@@ -760,8 +760,17 @@ def _weight_plan(g, dtype, alg, dense, t):
     kc = cg * kvol
     p = _prod(g.out)
     nn_check_gemm_dims(p, kc, _prod(g.spatial), g.cout)
+    if nthreads > 1 and g.n * g.groups < 2 * nthreads and kc >= 2 * nthreads:
+        # few samples: the parts split the gradient's rows (one accumulator) instead of
+        # cutting positions into thin tiles, whose every GEMM rewrites all of (C_out, Kc)
+        # (layer b's weight gradient, 1 sample, 2 threads: 49-position tiles)
+        tile = max(1, min(p, t.tile_bytes // max(1, -(-kc // nthreads) * isz)))
+        return Plan("weight_grad", A.GEMM, g, dtype, nthreads,
+                    g.cout * kc * isz + nthreads * -(-kc // nthreads) * tile * isz,
+                    (("tile", tile), ("row_parts", nthreads)))
     acc_bytes = nthreads * g.cout * kc * isz
-    tile = gemm_tile(p, kc, g.n * g.groups, nthreads, isz, acc_bytes, t)
+    # (one thread needs no second unit: thinner tiles would only rewrite the accumulator)
+    tile = gemm_tile(p, kc, g.n * g.groups if nthreads > 1 else 2, nthreads, isz, acc_bytes, t)
     nb = gemm_batch(p, g.n, g.groups * (_prod(g.spatial) > 0), kc + g.og, nthreads, isz,
                     max(t.workspace_bytes, acc_bytes), t)
     if nb > 1:
@@ -866,13 +875,14 @@ def weight_grad(p, x, go):
         gw = gw[:, :, :og].transpose(0, 2, 1).reshape((cout, cg) + kernel_shape)
         return np.ascontiguousarray(gw)
     kc = cg * g.kvol
-    acc = np.zeros((p.threads, cout, kc), dtype=dtype)
+    row_parts = p.tile("row_parts", 0)
+    acc = np.zeros((1 if row_parts else p.threads, cout, kc), dtype=dtype)
     geo = gemm_geo(g)
     with blas_single_thread():
         _plan.run(p, kernel(nn_gemm.conv_weight, dtype), x.reshape(n, cin, -1), go.reshape(n, cout, -1), acc, geo,
                   g.groups, p.tile("tile"), p.tile("samples", 1), _NO_TABLE if p.data is None else p.data,
-                  g.is_pointwise, team_size(p.threads))
-    gw = acc[0] if p.threads == 1 else acc.sum(axis=0)
+                  g.is_pointwise, row_parts, team_size(p.threads))
+    gw = acc[0] if acc.shape[0] == 1 else acc.sum(axis=0)
     return np.ascontiguousarray(gw.reshape((cout, cg) + kernel_shape))
 
 

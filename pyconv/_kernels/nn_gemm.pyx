@@ -470,14 +470,17 @@ def conv_transpose_forward(const real_t[:, :, ::1] x, const real_t[:, ::1] w, co
 
 def conv_weight(const real_t[:, :, ::1] x, const real_t[:, :, ::1] gout, real_t[:, :, ::1] acc,
                 conv_geo_t geo, idx_t groups, idx_t tile, idx_t nb, const idx_t[:, ::1] tab, bint pointwise,
-                int nthreads):
+                idx_t row_parts, int nthreads):
     """Per-thread weight-gradient partial sums: acc[t, o, r] += sum_p gout[n, o, p] col_{n,g}[r, p].
 
     x: (N, C_in, D*H*W); gout: (N, C_out, P); acc: (nthreads, C_out, Kc) zeroed by the
     caller and summed over its first axis afterwards (per-thread buffers: the
     reduction over the batch never races).  ``nb`` > 1 (small maps, ``tile`` = P): a unit
     is ``nb`` samples of one group, their columns and grad_output rows side by side
-    (``tab`` as in :func:`conv_forward`).
+    (``tab`` as in :func:`conv_forward`).  ``row_parts`` > 0 (few samples, many rows):
+    the parts split the Kc rows of the gradient instead of the units, each part runs every
+    unit for its own rows, and acc has one slice: no thin position tiles whose every GEMM
+    rewrites the whole (C_out, Kc) accumulator.
     """
     cdef conv_geo_t g = geo
     cdef idx_t N = x.shape[0], Cin = x.shape[1], S = x.shape[2]
@@ -493,9 +496,15 @@ def conv_weight(const real_t[:, :, ::1] x, const real_t[:, :, ::1] gout, real_t[
     if U == 0 or Og == 0 or Kc == 0:
         return
     cdef int nparts = <int>acc.shape[0]
-    cdef idx_t j, m, ld, n, gi
+    cdef idx_t j, m, ld, n, gi, r0, r1
     cdef real_t* gb
     cdef real_t* ws
+    if row_parts > 0:
+        nparts = <int>row_parts
+        work_np = np.empty((nparts, ((Kc + nparts - 1) // nparts) * tile),
+                           dtype=np.float32 if real_t is float else np.float64)
+        rows_split(x, gout, acc, &g, groups, tile, pointwise, nparts, work_np, nthreads)
+        return
     if nb > 1:
         U = ((N + nb - 1) // nb) * groups
         work_np = np.empty((nparts, (Kc + Og) * nb * P), dtype=np.float32 if real_t is float else np.float64)
@@ -526,6 +535,37 @@ def conv_weight(const real_t[:, :, ::1] x, const real_t[:, :, ::1] gout, real_t[
             # acc[part, g-block] (Og, Kc) += gout[n, g-block, tile] (Og, pt) @ col^T (pt, Kc)
             gemm_rm(c'N', c'T', <int>Og, <int>Kc, <int>t.pt, one, &gout[t.n, t.gi * Og, t.p0], <int>P,
                     bmat, <int>(S if pointwise else t.pt), one, &acc[part, t.gi * Og, 0], <int>Kc)
+
+
+cdef void rows_split(const real_t[:, :, ::1] x, const real_t[:, :, ::1] gout, real_t[:, :, ::1] acc,
+                     conv_geo_t* g, idx_t groups, idx_t tile, bint pointwise, int nparts, work_np,
+                     int nthreads):
+    # part p owns rows [r0, r1) of every group's (Og, Kc) gradient block, over all units
+    cdef idx_t N = x.shape[0], Cin = x.shape[1], S = x.shape[2]
+    cdef idx_t Cout = gout.shape[1], P = gout.shape[2]
+    cdef idx_t Cg = Cin // groups, Og = Cout // groups
+    cdef idx_t Kc = acc.shape[2]
+    cdef idx_t ntiles = (P + tile - 1) // tile if P > 0 else 0
+    cdef idx_t U = N * groups * ntiles
+    cdef idx_t u, part, r0, r1
+    cdef tile_unit_t t
+    cdef real_t one = 1
+    cdef const real_t* bmat
+    cdef real_t[:, ::1] work = work_np
+    for part in prange(nparts, nogil=True, schedule='static', num_threads=nthreads):
+        r0 = part_lo(Kc, nparts, part)
+        r1 = part_lo(Kc, nparts, part + 1)
+        if r1 <= r0:
+            continue
+        for u in range(U):
+            t = tile_unit(u, groups, ntiles, tile, P)
+            if pointwise:
+                bmat = &x[t.n, t.gi * Cg + r0, t.p0]
+            else:
+                im2col_rows(&x[t.n, t.gi * Cg, 0], &work[part, 0], t.pt, t.p0, t.p0 + t.pt, r0, r1, g)
+                bmat = &work[part, 0]
+            gemm_rm(c'N', c'T', <int>Og, <int>(r1 - r0), <int>t.pt, one, &gout[t.n, t.gi * Og, t.p0], <int>P,
+                    bmat, <int>(S if pointwise else t.pt), one, &acc[0, t.gi * Og, r0], <int>Kc)
 
 
 def unfold(const real_t[:, :, ::1] x, real_t[:, :, ::1] col, conv_geo_t geo, int nthreads):
