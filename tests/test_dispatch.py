@@ -468,3 +468,18 @@ def test_weight_gemm_splits_rows_for_few_samples(dtype):
         with pyconv.threads(1):
             one = grad.conv2d_weight(x, w.shape, go, **kw)
         assert_close(gw, one, dtype, n_reduce=go[0, 0].size)
+
+
+def test_pointwise_matmul_bits_do_not_depend_on_threads():
+    # the 1x1 forward on BLAS's threads: the team may shrink on a busy machine, the bits may not
+    rng = np.random.default_rng(13)
+    for dtype in (np.float32, np.float64):
+        x, w, b = rand(rng, (3, 64, 17, 19), dtype), rand(rng, (96, 32, 1, 1), dtype), rand(rng, (96,), dtype)
+        runs = []
+        for nthreads in (1, 2):
+            with pyconv.threads(nthreads), force("matmul"):
+                assert pyconv.explain(nn.conv2d, x, w, b, groups=2).algorithm == "matmul"
+                runs.append(nn.conv2d(x, w, b, groups=2))
+        np.testing.assert_array_equal(runs[0], runs[1])
+        assert_close(runs[0], conv_nd(x.astype(float), w.astype(float), b.astype(float), groups=2).astype(dtype),
+                     dtype, n_reduce=32)
