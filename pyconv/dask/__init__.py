@@ -1502,17 +1502,17 @@ def _backward(fname, nd, grad_output, input, weight, bias, stride, padding, dila
     token = tokenize(x, go, w, b, kwargs, fname)
     gxname, pname = (f"pyconv-{fname}-{part}-{token}" for part in ("gx", "gwb"))
     wkey, bkey = (f"pyconv-{fname}-weight-{token}",), (f"pyconv-{fname}-bias-{token}",)
-    layer = {wkey: w, bkey: b}
+    layers = {gxname: {wkey: w, bkey: b}, pname: {wkey: w, bkey: b}}
     zeros = (0,) * (x.ndim - 1)
     nb = len(x.chunks[0])
     lit = _Lit(kwargs)
     for i in range(nb):
         deps = ((go.name, i, *zeros), (x.name, i, *zeros), wkey, bkey)
-        layer[(gxname, i, *zeros)] = (_grad_input_block, nd, fname, lit, *deps)
-        layer[(pname, i, 0)] = (_grad_params_block, nd, fname, lit, *deps)
+        layers[gxname][(gxname, i, *zeros)] = (_grad_input_block, nd, fname, lit, *deps)
+        layers[pname][(pname, i, 0)] = (_grad_params_block, nd, fname, lit, *deps)
 
     def array(name, chunks, dtype):
-        graph = HighLevelGraph.from_collections(name, layer, dependencies=[x, go])
+        graph = HighLevelGraph.from_collections(name, layers[name], dependencies=[x, go])
         return da.Array(graph, name, chunks, meta=_meta(len(chunks), dtype))
 
     gx = array(gxname, x.chunks, probe[0].dtype)
