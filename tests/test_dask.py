@@ -424,8 +424,51 @@ def test_backward_float32_batch_64_in_chunks_of_8():
     got = dask.compute(*pdk.conv2d_backward(g, X, w, b, padding=1), scheduler="threads")
     for a, r in zip(got, pyconv.grad.conv2d_backward(g, x, w, b, padding=1)):
         assert_same(a, r)
-    with pytest.raises(ValueError, match=r"splits the batch only.*input.rechunk\(\{1: -1, 2: -1, 3: -1\}\)"):
-        pdk.conv2d_backward(g, X.rechunk((8, 3, 6, 12)), w, b, padding=1)
+    with pytest.raises(ValueError, match=r"cannot split the channels.*input.rechunk\(\{1: -1\}\)"):
+        pdk.conv2d_backward(g, X.rechunk((8, 1, 12, 12)), w, b, padding=1)
+    with pytest.raises(ValueError, match=r"padding_mode='zeros' only.*input.rechunk\(\{2: -1, 3: -1\}\)"):
+        pdk.conv2d_backward(g, X.rechunk((8, 3, 6, 12)), w, b, padding=1, padding_mode="reflect")
+
+
+def test_backward_spatial_chunks(engine):
+    """Spatially chunked input (zeros padding): grad_input from grad_output halos with a
+    padding per chunk, weight/bias rows from input halos; every stride, dilation, padding
+    form and group count of the random nn cases, uneven and size-1 chunks."""
+    lazies, refs = [], []
+    for nd, groups, cg, og, sp, ks, stride, dil, pm, pad, n, chunks, seed in _nn_cases(47, 18 // engine.share):
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((n, cg * groups) + sp)
+        w = rng.standard_normal((og * groups, cg) + ks)
+        b = rng.standard_normal(og * groups) if seed % 2 else None
+        kw = dict(stride=stride, padding=pad, dilation=dil, groups=groups)
+        try:
+            out = getattr(pyconv.nn, f"conv{nd}d")(x, w, b, **kw)
+        except ValueError:
+            continue
+        g = rng.standard_normal(out.shape)
+        ref = getattr(pyconv.grad, f"conv{nd}d_backward")(g, x, w, b, **kw)
+        X = da.from_array(x, chunks=(chunks[0][0], -1) + chunks[2:])
+        G = da.from_array(g, chunks=(1, 1) + _chunking(rng, g.shape[2:]))
+        gx, gw, gb = getattr(pdk, f"conv{nd}d_backward")(G, X, w, b, **kw)
+        assert gx.chunks == X.chunks and all(len(c) == 1 for c in gw.chunks)
+        lazies += [checked(gx), checked(gw)] + ([checked(gb)] if b is not None else [])
+        refs += [r for r in ref if r is not None]
+    assert len(refs) > 6
+    for got, ref in zip(engine(*lazies), refs):
+        assert_same(got, ref)
+    # float32, 3x3 padding 1 in 2x2 spatial chunks; unbatched
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((4, 3, 12, 12)).astype(np.float32)
+    w, b = rng.standard_normal((8, 3, 3, 3)).astype(np.float32), rng.standard_normal(8).astype(np.float32)
+    g = rng.standard_normal((4, 8, 12, 12)).astype(np.float32)
+    for a, r in zip(engine(*pdk.conv2d_backward(g, da.from_array(x, chunks=(2, 3, 6, 6)), w, b, padding=1)),
+                    pyconv.grad.conv2d_backward(g, x, w, b, padding=1)):
+        assert_same(a, r)
+    g1 = rng.standard_normal(pyconv.nn.conv2d(x[0], w, stride=2).shape).astype(np.float32)
+    gx, gw, gb = pdk.conv2d_backward(g1, da.from_array(x[0], chunks=(3, 5, 7)), w, None, stride=2)
+    assert gb is None and gx.chunks == ((3,), (5, 5, 2), (7, 5))
+    for a, r in zip(engine(gx, gw), pyconv.grad.conv2d_backward(g1, x[0], w, None, stride=2)):
+        assert_same(a, r)
 
 
 

@@ -316,13 +316,15 @@ def _run_block(func, lit, layout, fill, deps, *consts):
         return func(block, lit.value, *consts)
 
 
-def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0):
+def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0, extra=None, extra_deps=()):
     """Apply ``func(block, args, *consts)`` per output chunk, reading the regions ``axes`` describe.
 
     ``axes``: one :class:`_Axis` per axis of ``x`` (the output has as many axes).
     ``block_args(j)`` gives the literal per-block arguments of output chunk ``j``
     (default: ``j``); ``consts`` are in-memory objects shared by every task (put in
-    the graph once); ``fill`` is the constant of 'fill' regions (a numpy scalar).
+    the graph once); ``fill`` is the constant of 'fill' regions (a numpy scalar);
+    ``extra(j)`` gives keys of other arrays (``extra_deps``) whose values are passed
+    to ``func`` after ``args``, before the consts.
 
     The graph has one task per output chunk, plus one *export* task per input chunk
     whose pieces other output chunks read: it cuts all of them at once, on the worker
@@ -336,7 +338,8 @@ def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0):
     da = _da()
     token = tokenize(x, [(a.out_chunks, a.ranges, a.kind) for a in axes], func, dtype, consts,
                      None if block_args is None else [block_args(j) for j in np.ndindex(
-                         *[len(a.out_chunks) for a in axes])], fill)
+                         *[len(a.out_chunks) for a in axes])], fill,
+                     None if extra is None else [extra(j) for j in np.ndindex(*[len(a.out_chunks) for a in axes])])
     out_name = f"pyconv-{name}-{token}"
     export_name = f"pyconv-{name}-halo-{token}"
     const_keys = []
@@ -398,10 +401,10 @@ def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0):
         layout = nest(0, [])
         args = j if block_args is None else block_args(j)
         layer[(out_name, *j)] = (_run_block, func, _Lit(args), _Lit(layout), _Lit(fill), list(deps),
-                                 *const_keys)
+                                 *(() if extra is None else extra(j)), *const_keys)
     for src, (pieces, _) in exports.items():
         layer[(export_name, *src)] = (_cut, (x.name, *src), _Lit(tuple(pieces)))
-    graph = HighLevelGraph.from_collections(out_name, layer, dependencies=[x])
+    graph = HighLevelGraph.from_collections(out_name, layer, dependencies=[x, *extra_deps])
     chunks = tuple(a.out_chunks for a in axes)
     return da.Array(graph, out_name, chunks, meta=_meta(len(axes), dtype))
 
@@ -1472,6 +1475,80 @@ def _grad_params_block(nd, fname, kwargs, go, x, w, b):
     return np.concatenate(parts)[None]
 
 
+def _spatial_gx_block(nd, geo, block, args, w):
+    """Input gradient of one input chunk from its region of grad_output (zeros outside):
+    the transposed convolution with the chunk's own padding, ``args`` per spatial dim."""
+    from pyconv import grad
+    from pyconv._utils import contiguous
+    stride, dil, groups, dtype = geo
+    shape = (block.shape[0], w.shape[1] * groups) + tuple(n for n, _ in args)
+    return grad._input_core(contiguous(block, dtype), contiguous(w, dtype), shape, stride,
+                            tuple(p for _, p in args), dil, groups)
+
+
+def _spatial_gw_block(nd, geo, block, args, go, w, b):
+    """Weight and bias gradients of one grad_output chunk from the (extended) input region its
+    windows read, packed in one row shaped ``(1, P, 1, ...)``."""
+    from pyconv import grad
+    from pyconv._utils import contiguous
+    stride, dil, groups, dtype = geo
+    go = contiguous(go, dtype)
+    gw = grad._weight_core(contiguous(block, dtype), go, w.shape, stride, ((0, 0),) * nd, dil, groups)
+    parts = [gw.ravel()] if b is None else [gw.ravel(), grad._bias_grad(go, dtype).astype(gw.dtype)]
+    return np.concatenate(parts).reshape((1, -1) + (1,) * nd)
+
+
+def _spatial_backward(fname, nd, go, x, w, b, kwargs, probe):
+    """The backward of a batched input chunked along spatial axes too (zeros padding).
+
+    grad_input: each input chunk reads the grad_output positions whose windows touch it
+    (zeros beyond the output) and runs the transposed convolution with a padding of its
+    own.  grad_weight/bias: each grad_output chunk reads the input region its windows
+    cover (extended as the padding extends it) and gives one packed row; rows are
+    tree-summed.  Both through the halo engine."""
+    from pyconv import grad
+    da = _da()
+    c = grad._conv_setup(np.broadcast_to(np.zeros((), x.dtype), (1,) + x.shape[1:]), w, b, nd=nd, **kwargs)
+    stride, dil, groups, dtype = c.stride, c.dilation, c.groups, c.dtype
+    geo = (stride, dil, groups, dtype)
+    go = go.rechunk((x.chunks[0], -1) + go.chunks[2:])
+    c_in, c_out = x.shape[1], go.shape[1]
+    # grad_input: per input chunk [i0, i1), outputs [oa, ob) and the local padding (pl, pr)
+    axes, per_dim = [_blockwise_axis(x.chunks[0]), _Axis((c_in,), [(0, c_out)])], []
+    for d in range(nd):
+        s, e, pb = stride[d], dil[d] * (w.shape[2 + d] - 1), c.pads[d][0]
+        starts = np.cumsum((0,) + x.chunks[2 + d])
+        ranges, args = [], []
+        for i0, i1 in zip(starts[:-1].tolist(), starts[1:].tolist()):
+            oa = (i0 + pb - e) // s                      # local padding pl = i0 + pb - oa*s >= e
+            ob = (i1 - 1 + pb) // s + 1                  # every output whose window starts in the chunk
+            pl = i0 + pb - oa * s
+            pr = (ob - oa - 1) * s + e + 1 - (i1 - i0) - pl
+            if pr < 0:                                   # stride > kernel extent: one zero output more
+                ob, pr = ob + 1, pr + s
+            ranges.append((oa, ob))
+            args.append((i1 - i0, (pl, pr)))
+        axes.append(_Axis(x.chunks[2 + d], ranges, "fill"))
+        per_dim.append(args)
+    gx = _halo_map(go, functools.partial(_spatial_gx_block, nd, geo), axes, probe[0].dtype,
+                   f"{fname}-gx", block_args=lambda j: tuple(per_dim[d][j[2 + d]] for d in range(nd)),
+                   consts=(w,), fill=np.zeros((), go.dtype))
+    # grad_weight/bias: per grad_output chunk, the input region its windows read
+    P = w.size + (0 if b is None else b.shape[0])
+    kind = _PAD_KIND[kwargs["padding_mode"]]
+    axes = [_Axis((1,) * len(x.chunks[0]), _blockwise_axis(x.chunks[0]).ranges), _Axis((P,), [(0, c_in)])]
+    for d in range(nd):
+        s, e, pb = stride[d], dil[d] * (w.shape[2 + d] - 1), c.pads[d][0]
+        axes.append(_Axis((1,) * len(go.chunks[2 + d]),
+                          _ranges(go.chunks[2 + d], lambda o0, o1: (o0 * s - pb, (o1 - 1) * s - pb + e + 1)), kind))
+    rows = _halo_map(x, functools.partial(_spatial_gw_block, nd, geo), axes, probe[1].dtype,
+                     f"{fname}-gwb", block_args=lambda j: None, consts=(w, b), fill=np.zeros((), x.dtype),
+                     extra=lambda j: ((go.name,) + tuple(j[:1]) + (0,) + tuple(j[2:]),), extra_deps=(go,))
+    total = rows.sum(axis=(0,) + tuple(range(2, 2 + nd)), split_every=4)
+    gw = total[:w.size].reshape(w.shape)
+    return gx, gw, (None if b is None else total[w.size:])
+
+
 def _backward(fname, nd, grad_output, input, weight, bias, stride, padding, dilation, groups, padding_mode):
     """The data-parallel backward pass: per batch chunk one task for its input gradient and
     one for its (packed) weight and bias gradients, those tree-summed over the chunks."""
@@ -1493,11 +1570,17 @@ def _backward(fname, nd, grad_output, input, weight, bias, stride, padding, dila
                                         np.empty((0,) + x.shape[1:], x.dtype), w, b, **kwargs)
     if go.shape[0] != x.shape[0]:
         raise ValueError(f"grad_output has batch size {go.shape[0]} but input has {x.shape[0]}")
-    for d in range(1, x.ndim):
-        if len(x.chunks[d]) > 1:
-            raise ValueError(f"{fname} on dask arrays splits the batch only: input is chunked along axis "
-                             f"{d} (chunks {x.chunks[d]}); rechunk with input.rechunk({{"
-                             + ", ".join(f"{a}: -1" for a in range(1, x.ndim)) + "})")
+    if len(x.chunks[1]) > 1:
+        raise ValueError(f"{fname} on dask arrays cannot split the channels: input is chunked along axis 1 "
+                         f"(chunks {x.chunks[1]}); rechunk with input.rechunk({{1: -1}})")
+    if any(len(c) > 1 for c in x.chunks[2:]):
+        if padding_mode != "zeros":
+            raise ValueError(f"{fname} on dask arrays splits the spatial axes with padding_mode='zeros' only "
+                             f"(the input gradient of {padding_mode!r} padding folds across the array); got "
+                             f"input chunks {x.chunks}; rechunk with input.rechunk({{"
+                             + ", ".join(f"{a}: -1" for a in range(2, x.ndim)) + "})")
+        gx, gw, gb = _spatial_backward(fname, nd, go, x, w, b, kwargs, probe)
+        return (gx[0] if unbatched else gx), gw, gb
     go = go.rechunk((x.chunks[0],) + tuple((s,) for s in go.shape[1:]))
     token = tokenize(x, go, w, b, kwargs, fname)
     gxname, pname = (f"pyconv-{fname}-{part}-{token}" for part in ("gx", "gwb"))
@@ -1532,14 +1615,18 @@ def conv1d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, 
     Returns ``(grad_input, grad_weight, grad_bias)``: ``grad_input`` chunked like
     ``input``; ``grad_weight`` and ``grad_bias`` (None when ``bias`` is None)
     single-chunk arrays, the per-chunk gradients summed by a tree (fan-in 4).
-    ``input`` may be chunked along the batch axis only.
+    ``input`` may be chunked along the batch axis, and along spatial axes with
+    ``padding_mode='zeros'``: then each input chunk's gradient reads a halo of
+    ``grad_output`` and each ``grad_output`` chunk's weight rows a halo of ``input``.
 
     Parameters
     ----------
     grad_output : dask.array.Array or array_like
-        Gradient of the forward's output, lazy; rechunked to ``input``'s batch chunks.
+        Gradient of the forward's output, lazy; rechunked to ``input``'s batch chunks
+        (spatial chunks free).
     input : dask.array.Array or array_like
-        The forward's input, lazy, chunked along the batch axis only.
+        The forward's input, lazy: batch chunks, and spatial chunks with
+        ``padding_mode='zeros'`` (halos as in the forward); channels in one chunk.
     weight : array_like
         The forward's weight, in memory.
     bias : array_like or None, optional
@@ -1576,9 +1663,11 @@ def conv2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, 
     Parameters
     ----------
     grad_output : dask.array.Array or array_like
-        Gradient of the forward's output, lazy; rechunked to ``input``'s batch chunks.
+        Gradient of the forward's output, lazy; rechunked to ``input``'s batch chunks
+        (spatial chunks free).
     input : dask.array.Array or array_like
-        The forward's input, lazy, chunked along the batch axis only.
+        The forward's input, lazy: batch chunks, and spatial chunks with
+        ``padding_mode='zeros'`` (halos as in the forward); channels in one chunk.
     weight : array_like
         The forward's weight, in memory.
     bias : array_like or None, optional
@@ -1616,9 +1705,11 @@ def conv3d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, 
     Parameters
     ----------
     grad_output : dask.array.Array or array_like
-        Gradient of the forward's output, lazy; rechunked to ``input``'s batch chunks.
+        Gradient of the forward's output, lazy; rechunked to ``input``'s batch chunks
+        (spatial chunks free).
     input : dask.array.Array or array_like
-        The forward's input, lazy, chunked along the batch axis only.
+        The forward's input, lazy: batch chunks, and spatial chunks with
+        ``padding_mode='zeros'`` (halos as in the forward); channels in one chunk.
     weight : array_like
         The forward's weight, in memory.
     bias : array_like or None, optional
