@@ -8,6 +8,11 @@ Rows:
   on all its threads (target >= 0.7x).  Each dask run reduces the result with
   ``.sum()`` (so the output streams through instead of filling the workers; it also
   checks that both dask results agree); the in-memory call is the convolution alone.
+- ndimage filters on the same volume (mode 'reflect'): gaussian_filter sigma 2 (halo 8)
+  and uniform_filter size 7 (halo 3), pyconv.dask.ndimage against
+  dask_image.ndfilters on the same cluster and against in-memory pyconv.ndimage on all
+  threads; the dask sums must agree, and a 16^3 cube around a chunk corner from each
+  dask path is compared with the in-memory result.
 - layer a of suite_nn (3x3 64->64 56x56, float32), batch 64 in chunks of 8: conv2d
   forward and conv2d_backward on the cluster (results persisted on the workers) against
   the in-memory calls on all threads (target >= 0.7x).
@@ -111,6 +116,39 @@ def _routing_overhead(h):
     return per_call(routed) - per_call(plain)
 
 
+def _ndimage_rows(h, client, x, x_mem, size, chunk, repeats, ncpu, ndfilters):
+    """gaussian_filter (sigma 2) and uniform_filter (size 7), mode 'reflect', on the persisted volume.
+
+    pyconv.dask.ndimage against dask_image.ndfilters on the same cluster and against the
+    in-memory pyconv.ndimage call on all threads.  Agreement: the two dask sums, and the
+    cube of 16^3 voxels around the first chunk corner (it reads from 8 chunks) computed by
+    both dask paths against the in-memory result (max error relative to max |result|).
+    """
+    import pyconv.dask as pdk
+    import pyconv.ndimage as nd
+    corner = (slice(max(0, chunk - 8), chunk + 8),) * 3
+    for fname, arg, reach in (("gaussian_filter", 2.0, int(4 * 2.0 + 0.5)), ("uniform_filter", 7, 3)):
+        ours = getattr(pdk.ndimage, fname)
+        t_pc, rise_pc, s_pc = _median(h, client, lambda: ours(x, arg).sum().compute(), repeats)
+        with h.threads(ncpu):
+            t_mem = h.time(lambda: getattr(nd, fname)(x_mem, arg), repeats=repeats, warmup=1)
+        ref = getattr(nd, fname)(x_mem[tuple(slice(0, chunk + 8 + reach) for _ in range(3))], arg)[corner]
+        scale = float(np.abs(ref).max())
+        err = lambda y: float(np.abs(y[corner].compute() - ref).max()) / scale  # noqa: E731
+        halo_bytes = 4 * (chunk + 2 * reach) ** 3
+        row = dict(case=f"ndimage {fname}({arg}) {size}^3 f32 chunks {chunk}^3 reflect", pyconv_dask_s=t_pc,
+                   in_memory_s=t_mem, in_memory_threads=ncpu, ratio_in_memory=t_mem / t_pc,
+                   gvoxel_per_s_dask=size ** 3 / t_pc / 1e9, max_rel_err_corner=err(ours(x, arg)),
+                   peak_worker_rise_MiB=rise_pc / MiB, peak_over_chunk_halo=rise_pc / halo_bytes)
+        if ndfilters is not None:
+            theirs = getattr(ndfilters, fname)
+            t_di, rise_di, s_di = _median(h, client, lambda: theirs(x, arg).sum().compute(), repeats)
+            row.update(dask_image_s=t_di, ratio_dask_image=t_di / t_pc, dask_image_peak_rise_MiB=rise_di / MiB,
+                       dask_image_max_rel_err_corner=err(theirs(x, arg)),
+                       sums_agree=bool(np.isclose(s_pc, s_di, rtol=1e-4, atol=1e-4 * size ** 1.5)))
+        h.record(**row)
+
+
 def run(h):
     import sys
     if "dask" not in sys.modules:
@@ -159,6 +197,7 @@ def run(h):
                            dask_image_peak_rise_MiB=rise_di / MiB,
                            sums_agree=bool(np.isclose(s_pc, s_di, rtol=1e-3, atol=1e-3 * size ** 1.5)))
             h.record(**row)
+        _ndimage_rows(h, client, x, x_mem, size, chunk, repeats, ncpu, ndfilters)
         del x_mem
         client.cancel(x)
 

@@ -689,6 +689,48 @@ def step_dask(t):
     t.panels["dask: 3x3x3 mean, chunk by chunk (middle slice)"] = got[vol.shape[0] // 2]
 
 
+def step_dask_ndimage(t):
+    """Dask: scipy.ndimage's Gaussian on a volume larger than one chunk, lazily"""
+    try:
+        import dask.array as da
+    except ImportError:
+        raise _Skip("dask is not installed (pip install 'pyconv[dask]')") from None
+    from scipy import ndimage as sndi
+    pdk = _layer("dask")
+    ndi = _layer("ndimage")
+    vol = load_volume()
+    chunks = tuple(max(1, n // 2) for n in vol.shape)
+    x = da.from_array(vol, chunks=chunks)
+    sigma = 2.0
+    r = int(4.0 * sigma + 0.5)                      # truncate=4: the Gaussian reaches 8 samples
+    y = pdk.ndimage.gaussian_filter(x, sigma)      # mode='reflect', as scipy's default
+    t.say(f"volume {vol.shape} in {x.npartitions} chunks of {chunks}; pyconv.dask.ndimage.gaussian_filter(x, "
+          f"sigma={sigma}) returned a {type(y).__module__}.{type(y).__name__} with chunks {y.chunks}, "
+          f"nothing computed")
+    t.check("the result is lazy (a dask array), with the input's chunks", isinstance(y, da.Array)
+            and y.chunks == x.chunks)
+    t.check("pyconv.dask.gaussian_filter is pyconv.dask.ndimage.gaussian_filter (ndimage's convolve/correlate "
+            "are only under .ndimage: pyconv.dask.convolve is signal's)",
+            pdk.gaussian_filter is pdk.ndimage.gaussian_filter and pdk.convolve is not pdk.ndimage.convolve)
+    t.say(f"each chunk reads a halo of {r} samples per side (int(truncate * sigma + 0.5)), mirrored at the "
+          f"volume's edges ('reflect'), runs the three 1-D passes on chunk + halo and keeps its own "
+          f"{chunks[0]}^3")
+    got = t.timed(lambda: y.compute(scheduler="threads"))
+    t.say(f"computed on dask's threaded scheduler in {t._elapsed * 1e3:.2f} ms")
+    t.check("== scipy.ndimage.gaussian_filter on the whole volume, bitwise",
+            np.array_equal(got, sndi.gaussian_filter(vol, sigma)))
+    t.check("== pyconv.ndimage.gaussian_filter in memory, bitwise",
+            np.array_equal(got, ndi.gaussian_filter(vol, sigma)))
+    # chunks smaller than the reach are merged with a neighbour first; a dask array given to
+    # pyconv.ndimage goes to pyconv.dask.ndimage (lazy, never computed into memory behind your back)
+    small = da.from_array(vol, chunks=4)
+    z = ndi.gaussian_filter(small, sigma, mode="wrap")
+    t.say(f"chunks of 4 (< the reach {r}), through pyconv.ndimage.gaussian_filter(mode='wrap'): lazy again, "
+          f"chunks along axis 0 {small.chunks[0]} -> {z.chunks[0]}")
+    t.check("chunks smaller than the reach, 'wrap' == scipy.ndimage, bitwise", isinstance(z, da.Array)
+            and np.array_equal(z.compute(scheduler="sync"), sndi.gaussian_filter(vol, sigma, mode="wrap")))
+
+
 STEPS = [
     step_convolution_vs_correlation,
     step_single_channel,
@@ -708,6 +750,7 @@ STEPS = [
     step_gradients,
     step_separable_gaussian,
     step_dask,
+    step_dask_ndimage,
 ]
 
 

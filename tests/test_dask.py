@@ -810,3 +810,129 @@ def test_out_of_core_zarr(tmp_path):
     # scheduler's bookkeeping per task), and never a third of the volume
     assert peaks[1024] < 2 * peaks[256]
     assert peaks[1024] < 4 * 1024 * 48 * 48 / 3
+
+
+# --------------------------------------------------------------------------- ndimage at the top level, on a cluster
+
+NDI_TOP = ("correlate1d", "convolve1d", "gaussian_filter", "gaussian_filter1d", "uniform_filter", "uniform_filter1d",
+           "sobel", "prewitt", "laplace", "gaussian_laplace", "gaussian_gradient_magnitude")
+
+
+def test_ndimage_names_at_the_top_level():
+    """Eleven ndimage filters are also pyconv.dask.<name>, as the same objects; convolve and
+    correlate stay signal's there (the names collide) and ndimage's under pyconv.dask.ndimage."""
+    import pyconv.ndimage as nd
+    assert set(NDI_TOP) == set(nd.__all__) - {"convolve", "correlate"}
+    for name in NDI_TOP:
+        assert getattr(pdk, name) is getattr(pdk.ndimage, name), name
+        assert name in pdk.__all__
+    star = {}
+    exec("from pyconv.dask import *", star)
+    assert all(star[n] is getattr(pdk.ndimage, n) for n in NDI_TOP)
+    assert star["convolve"] is pdk.convolve and star["ndimage"] is pdk.ndimage
+    for name in ("convolve", "correlate"):
+        assert getattr(pdk, name) is not getattr(pdk.ndimage, name)
+        assert getattr(pdk, name).__module__ == "pyconv.dask"            # the signal one
+        assert getattr(pdk.ndimage, name).__module__ == "pyconv.dask.ndimage"
+    x = np.random.default_rng(5).standard_normal((13, 11))
+    X = da.from_array(x, chunks=(4, 5))
+    w = np.arange(6.0).reshape(2, 3)
+    assert pdk.convolve(X, w).shape == (14, 13)                        # signal's 'full' mode
+    assert_same(pdk.convolve(X, w).compute(scheduler="sync"), pyconv.signal.convolve(x, w), exact=True)
+    assert_same(pdk.ndimage.convolve(X, w).compute(scheduler="sync"), nd.convolve(x, w), exact=True)
+    # each top-level name computes what pyconv.ndimage computes in memory (bitwise; the uniform
+    # filters' running sum restarts at each block: float64 within 8 eps of the largest |input|)
+    args = {"correlate1d": ([1.0, -2.0, 0.5],), "convolve1d": ([1.0, -2.0, 0.5, 3.0],), "gaussian_filter": (1.3,),
+            "gaussian_filter1d": (2.0,), "uniform_filter": (4,), "uniform_filter1d": (5,), "sobel": (),
+            "prewitt": (), "laplace": (), "gaussian_laplace": (1.0,), "gaussian_gradient_magnitude": (0.8,)}
+    lazies = [getattr(pdk, name)(X, *args[name], mode="mirror") for name in NDI_TOP]
+    for name, got in zip(NDI_TOP, dask.compute(*lazies, scheduler="sync")):
+        ref = getattr(nd, name)(x, *args[name], mode="mirror")
+        if name.startswith("uniform"):
+            np.testing.assert_allclose(got, ref, rtol=0, atol=8 * np.finfo(np.float64).eps * np.abs(x).max())
+        else:
+            np.testing.assert_array_equal(got, ref, err_msg=name)
+
+
+def _cluster_ndimage_cases(rng):
+    """(name, input, chunks, kwargs): each of the 13 filters at least once, all 8 modes (per axis
+    too), float64/float32/int16 data, chunks smaller than the filter's reach (merged), uneven chunks."""
+    x2 = rng.standard_normal((29, 34)) * 40
+    x3 = rng.standard_normal((18, 21, 16)) * 40
+    i2 = rng.integers(-300, 300, (29, 34)).astype(np.int16)
+    f32 = x2.astype(np.float32)
+    w = rng.standard_normal((5, 6))
+    w9 = rng.standard_normal(9)
+    small = (3, (5, 4, 9, 2, 7, 7))                 # reach 4..8 against chunks of 2..9
+    return [
+        ("correlate", x2, small, dict(weights=w, mode="reflect", origin=(1, -2))),
+        ("correlate", i2, small, dict(weights=np.ones((3, 7)), mode="constant", cval=7, origin=(0, 3))),
+        ("convolve", x2, (6, 5), dict(weights=w, mode="wrap")),
+        ("convolve", f32, small, dict(weights=w.astype(np.float32), mode="grid-mirror", origin=(-2, 0))),
+        ("correlate1d", x2, (4, 34), dict(weights=w9, axis=0, mode="mirror", origin=-3)),
+        ("convolve1d", i2, (29, 3), dict(weights=[1, -2, 3, 0, 1, 1, -1], axis=1, mode="grid-constant", cval=5)),
+        ("gaussian_filter", x3.astype(np.float32), (5, (8, 6, 7), 4), dict(sigma=2.0, mode="nearest")),
+        ("gaussian_filter", x2, small, dict(sigma=(1.0, 3.0), order=(0, 1), mode=["constant", "grid-wrap"], cval=-2.0)),
+        ("gaussian_filter", x3, (6, 7, 5), dict(sigma=1.5, axes=(0, 2), truncate=3.0, mode="wrap")),
+        ("gaussian_filter1d", x2, (2, 34), dict(sigma=1.5, axis=0, order=2, mode="grid-mirror")),
+        ("gaussian_filter1d", i2, small, dict(sigma=2.5, axis=1, mode="reflect", output=np.float32)),
+        ("uniform_filter", f32, small, dict(size=7, mode="reflect")),
+        ("uniform_filter", i2, (7, 6), dict(size=(5, 8), mode="constant", cval=3)),
+        ("uniform_filter", x3, (4, 5, 6), dict(size=(3, 6, 4), mode=["wrap", "mirror", "nearest"])),
+        ("uniform_filter1d", x2, (29, 4), dict(size=6, axis=1, mode="wrap", origin=2)),
+        ("sobel", i2, small, dict(axis=0, mode="constant", cval=1.0)),
+        ("sobel", x3, (3, 7, 2), dict(axis=2, mode=["reflect", "grid-wrap", "mirror"])),
+        ("prewitt", f32, (4, 4), dict(axis=1, mode="mirror")),
+        ("laplace", x2, (5, 3), dict(mode="grid-wrap")),
+        ("laplace", i2, small, dict(mode="grid-constant", cval=-4)),
+        ("gaussian_laplace", f32, small, dict(sigma=1.2, mode="nearest")),
+        ("gaussian_laplace", x2, (7, 5), dict(sigma=1.0, mode=["reflect", "wrap"])),     # a term per mode
+        ("gaussian_gradient_magnitude", x3, (5, 4, 6), dict(sigma=1.5, mode="constant", cval=0.5)),
+        ("gaussian_gradient_magnitude", f32, small, dict(sigma=(0.8, 2.0), mode=["mirror", "grid-constant"])),
+    ]
+
+
+def test_ndimage_on_the_cluster(cluster_client):
+    """Every pyconv.dask.ndimage function computed on the 2-process LocalCluster equals
+    pyconv.ndimage on the computed array, and so scipy.ndimage.
+
+    Against pyconv.ndimage: bitwise (each chunk runs the in-memory filter on its region),
+    except the uniform filters, whose running sum (in double) restarts at each block:
+    float64 within 8 eps * max|input| (measured <= 0.4 eps), float32 within one float32
+    ulp of max|output| (measured bitwise: the double sum is rounded to float32 once),
+    integer bitwise.  Against scipy.ndimage: float64 and integer bitwise for every filter
+    but the float64 uniform ones (same bound as above), float32 (computed in float32 by
+    pyconv, in double by scipy) within tests/reference.py's tolerance for the taps summed.
+    """
+    import scipy.ndimage as sn
+    from reference import tolerance
+
+    import pyconv.ndimage as nd
+    cases = _cluster_ndimage_cases(np.random.default_rng(11))
+    assert {c[0] for c in cases} == set(nd.__all__)
+    lazies = []
+    for name, x, chunks, kw in cases:
+        y = getattr(pdk.ndimage, name)(da.from_array(x, chunks=chunks), **kw)
+        lazies.append(checked(y))
+    got = cluster_client.compute(lazies, sync=True)
+    for (name, x, chunks, kw), g in zip(cases, got):
+        what = f"{name} {x.dtype} {x.shape} chunks {chunks} {kw.get('mode')}"
+        ref = getattr(nd, name)(x, **kw)
+        assert g.shape == ref.shape and g.dtype == ref.dtype, what
+        if name.startswith("uniform") and ref.dtype.kind == "f":
+            eps = np.finfo(ref.dtype).eps
+            atol = 8 * eps * np.abs(x).max() if ref.dtype == np.float64 else eps * np.abs(ref).max()
+            np.testing.assert_allclose(g, ref, rtol=0, atol=atol, err_msg=what)
+        else:
+            np.testing.assert_array_equal(g, ref, err_msg=what)
+        sref = getattr(sn, name)(x, **kw)
+        if ref.dtype == np.float32:
+            taps = np.size(kw["weights"]) if "weights" in kw else 64
+            rtol, atol = tolerance(np.float32, taps)
+            np.testing.assert_allclose(g, sref, rtol=rtol, atol=atol * max(1.0, float(np.abs(sref).max())),
+                                       err_msg=what)
+        elif name.startswith("uniform") and ref.dtype == np.float64:
+            np.testing.assert_allclose(g, sref, rtol=0, atol=8 * np.finfo(np.float64).eps * np.abs(x).max(),
+                                       err_msg=what)
+        else:
+            np.testing.assert_array_equal(g, sref, err_msg=what)

@@ -160,6 +160,7 @@ LAYERS = [
     (2, 3, 8, (13,), (5,), 3, 2, 2, 1),
     (1, 4, 8, (5, 6, 7), (3, 3, 2), (1, 2, 1), 1, 1, 2),
     (1, 2, 4, (12, 12), (4, 4), 2, 3, 1, 2),
+    (2, 12, 8, (5, 4), (1, 1), 1, 0, 1, 4),
 ]
 for _ in range(6):
     nd = int(_rng.integers(1, 4))
@@ -357,3 +358,87 @@ def test_repeated_signal_calls_follow_nonfinite_weights():
     ai = (a * 10).astype(np.int64)
     for _ in range(2):                                  # integers: values decide, never cached
         np.testing.assert_array_equal(signal.convolve(ai[0], ai[1]), ss.convolve(ai[0], ai[1]))
+
+
+# --------------------------------------------------------------------------- small maps
+
+SMALL_MAPS = [
+    # (N, C_in, C_out, spatial, kernel, stride, padding, groups): batches that are no
+    # multiple of the samples per unit, groups, 1-D/3-D, the digits CNN's 6x6 stride-2 layer
+    (9, 6, 8, (5, 6), (3, 3), 2, 1, 2),
+    (7, 4, 16, (4,), (3,), 1, 1, 1),
+    (5, 2, 8, (3, 4, 3), (2, 2, 2), 1, 1, 1),
+    (32, 16, 32, (6, 6), (3, 3), 2, 1, 1),
+]
+
+
+@pytest.mark.parametrize("nthreads", [1, 2])
+@pytest.mark.parametrize("case", range(len(SMALL_MAPS)))
+def test_small_maps_put_several_samples_in_one_gemm(case, nthreads):
+    """On small maps a GEMM unit holds several samples side by side (plan tile 'samples'):
+    the forward against the definition, the weight and input gradients against the adjoint
+    identities <dW, V> = <conv(x, V), dy> and <dx, U> = <conv(U, w), dy> (float64 sums)."""
+    n, cin, cout, sp, k, s, p, g = SMALL_MAPS[case]
+    rng = np.random.default_rng(300 + case)
+    kw = dict(stride=s, padding=p, groups=g)
+    f64 = lambda a: a.astype(np.float64)  # noqa: E731
+    for dtype in (np.float32, np.float64):
+        x = rand(rng, (n, cin) + sp, dtype)
+        w = rand(rng, (cout, cin // g) + k, dtype)
+        b = rand(rng, (cout,), dtype)
+        ref = conv_nd(f64(x), f64(w), f64(b), **kw)
+        go = rand(rng, ref.shape, dtype)
+        wfun = getattr(grad, f"conv{len(sp)}d_weight")
+        ifun = getattr(grad, f"conv{len(sp)}d_input")
+        with pyconv.threads(nthreads), force("gemm"):
+            pf = pyconv.explain(nn.conv, x, w, b, **kw)
+            pw = pyconv.explain(wfun, x, w.shape, go, **kw)
+            pi = pyconv.explain(ifun, x.shape, w, go, **kw).leaf()
+            assert pf.algorithm == pw.algorithm == pi.algorithm == "gemm"
+            assert min(pf.tile("samples", 1), pw.tile("samples", 1), pi.tile("samples", 1)) > 1
+            y = nn.conv(x, w, b, **kw)
+            gw = wfun(x, w.shape, go, **kw)
+            gx = ifun(x.shape, w, go, **kw)
+        assert y.dtype == gw.dtype == gx.dtype == dtype
+        nred = cin // g * int(np.prod(k))
+        assert_close(y, ref.astype(dtype), dtype, n_reduce=nred)
+        tol = 1e-4 if dtype == np.float32 else 1e-11
+        V, U = rand(rng, w.shape), rand(rng, x.shape)
+        lhs, rhs = float(np.vdot(f64(gw), V)), float(np.vdot(conv_nd(f64(x), V, None, **kw), f64(go)))
+        assert abs(lhs - rhs) <= tol * np.sqrt(gw.size * n * ref[0, 0].size) * max(1.0, np.abs(f64(gw)).max())
+        lhs, rhs = float(np.vdot(f64(gx), U)), float(np.vdot(conv_nd(U, f64(w), None, **kw), f64(go)))
+        assert abs(lhs - rhs) <= tol * np.sqrt(gx.size * nred) * max(1.0, np.abs(f64(gx)).max())
+
+
+def test_small_maps_choose_gemm_for_strided_input_gradients():
+    # 3x3 positions per output phase: the dense kernel's 32-position blocks would run empty
+    rng = np.random.default_rng(9)
+    x, w = rand(rng, (32, 16, 6, 6), F32), rand(rng, (32, 16, 3, 3), F32)
+    go = rand(rng, (32, 32, 3, 3), F32)
+    p = pyconv.explain(grad.conv2d_input, x.shape, w, go, stride=2, padding=1)
+    assert p.leaf().algorithm == "gemm" and p.leaf().tile("samples", 1) > 1
+    assert pyconv.explain(nn.conv2d, x, w, stride=2, padding=1).algorithm == "gemm"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dense_channel_blocks_keep_the_bits(dtype):
+    """The dense kernel takes the input channels ``cblock`` at a time (weights kept in L1);
+    the sums run in the same order, so every split gives the same bits as none: shifted
+    last blocks, several tiles per plane, stride 2, and the transposed phases."""
+    rng = np.random.default_rng(11)
+    cases = [(nn.conv2d, rand(rng, (2, 21, 13, 11), dtype), rand(rng, (10, 21, 3, 3), dtype), dict(padding=1)),
+             (nn.conv2d, rand(rng, (1, 19, 40, 37), dtype), rand(rng, (9, 19, 3, 2), dtype), dict(stride=2)),
+             (nn.conv_transpose2d, rand(rng, (2, 18, 9, 10), dtype), rand(rng, (18, 9, 4, 4), dtype),
+              dict(stride=2, padding=1))]
+    for f, x, w, kw in cases:
+        runs = []
+        for wb in (1, 5 * 4 * 8 * x.dtype.itemsize, 1 << 40):
+            with tuning.override(dense_wblock_bytes=wb):
+                p = pyconv.explain(f, x, w, **kw)
+                assert p.algorithm in ("dense", "phases")
+                assert (p.tile("cblock") is not None) == (wb < 1 << 40)
+                runs.append(f(x, w, **kw))
+        ref = (conv_nd if f is nn.conv2d else conv_transpose_nd)(x.astype(float), w.astype(float), None, **kw)
+        assert_close(runs[0], ref.astype(dtype), dtype, n_reduce=w[0].size)
+        for y in runs[1:]:
+            np.testing.assert_array_equal(y, runs[0])

@@ -56,6 +56,10 @@ def test_tour_runs_and_every_step_passes(tmp_path):
     for text in ("86,400", "10,275", "81 vs 45 + 27 = 72", "[(3, 1), (7, 1), (15, 1)]",
                  "[[12, 12, 17], [10, 17, 19], [9, 6, 14]]", "multiplications"):
         assert text in r.stdout
+    if _importable("dask"):       # the dask steps ran their checks (a skip would print no "ok")
+        assert [t for _, t in verdicts][-2:] == [tour.step_dask.__doc__.strip(),
+                                                 tour.step_dask_ndimage.__doc__.strip()]
+        assert "ok   == scipy.ndimage.gaussian_filter on the whole volume, bitwise" in r.stdout
     if HAVE_MPL:
         assert sorted(os.listdir(out_dir)) == ["checkerboard.png", "conv_matrix.png", "convolutions.png",
                                                "receptive_field.png"]
@@ -372,3 +376,14 @@ def test_guide_examples_run():
     out = []
     result = runner.run(test, out=out.append)
     assert result.failed == 0, "".join(out)
+
+
+def test_dask_steps_skip_with_a_note_without_dask(monkeypatch):
+    import io
+    for name in ("dask", "dask.array"):
+        monkeypatch.setitem(sys.modules, name, None)       # `import dask` raises ImportError
+    out = io.StringIO()
+    t = tour.Tour(out=out)
+    assert t.run([tour.step_dask, tour.step_dask_ndimage]) == [
+        (tour.step_dask.__doc__.strip(), "SKIP"), (tour.step_dask_ndimage.__doc__.strip(), "SKIP")]
+    assert out.getvalue().count("skipped: dask is not installed (pip install 'pyconv[dask]')") == 2

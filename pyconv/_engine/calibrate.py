@@ -27,8 +27,9 @@ import numpy as np
 from pyconv._engine import tuning as _tuning
 
 #: the Tuning fields this module measures
-MEASURED = ("dense_min_positions", "weight_dense_min_positions", "direct_ns_f4", "direct_ns_f8",
-            "fft_ns_small", "fft_ns_large")
+MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_max_k", "weight_dense_max_k",
+            "phases_min_positions", "phases_max_k", "pointwise_direct", "pointwise_matmul",
+            "direct_ns_f4", "direct_ns_f8", "fft_ns_small", "fft_ns_large")
 
 
 def cache_dir():
@@ -82,6 +83,8 @@ def _load(path):
     try:
         with open(path) as f:
             data = json.load(f)
+        if not set(MEASURED) <= set(data["values"]):
+            return None             # written before a crossover was measured: measure again
         return _from_values(data["values"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -170,6 +173,18 @@ def _crossover(times_a, times_b, sizes):
     return 1 << 62
 
 
+def _ceiling(times_a, times_b, sizes, slack=1.1):
+    """Largest size up to which algorithm A is as fast as B at every measured size, within
+    ``slack`` (the noise of a shared machine: a ceiling read off one noisy tie would take
+    A away from every larger layer); 0 when A loses at the smallest: B takes every size."""
+    top = 0
+    for ta, tb, size in zip(times_a, times_b, sizes):
+        if ta > slack * tb:
+            break
+        top = size
+    return top
+
+
 def measure():
     """Time the calibrated choices; returns (Tuning, values dict, measurements dict)."""
     from pyconv import grad, nn, signal
@@ -181,7 +196,8 @@ def measure():
     m = {}
     # Planners must not ask for the machine tuning while it is being measured: every call
     # below runs under an explicit override of the defaults.
-    with threads(1), _tuning.override(dense_min_positions=0, weight_dense_min_positions=0):
+    with threads(1), _tuning.override(dense_min_positions=0, weight_dense_min_positions=0,
+                                      phases_min_positions=0):
         # dense direct vs im2col + GEMM: a 32->32 3x3 layer on growing maps (batch 8)
         sizes = (3, 6, 12, 24)
         fwd_d, fwd_g, wg_d, wg_g = [], [], [], []
@@ -201,6 +217,63 @@ def measure():
         m["positions"] = positions
         values = {"dense_min_positions": _crossover(fwd_d, fwd_g, positions),
                   "weight_dense_min_positions": _crossover(wg_d, wg_g, positions)}
+
+        # the same algorithms as the channels grow (K = C_in x 9), stride 2, 16x16 outputs
+        # (one sample, past the positions crossover): the largest K at which the dense
+        # kernels still win
+        chans = (32, 64, 128, 256)
+        kf_d, kf_g, kw_d, kw_g = [], [], [], []
+        for c in chans:
+            x = rng.standard_normal((1, c, 32, 32)).astype(np.float32)
+            wc = rng.standard_normal((c, c, 3, 3)).astype(np.float32)
+            go = rng.standard_normal((1, c, 16, 16)).astype(np.float32)
+            for alg, lst in ((A.DENSE, kf_d), (A.GEMM, kf_g)):
+                with _plan.force(alg):
+                    lst.append(_best(lambda: nn.conv2d(x, wc, stride=2, padding=1)))
+            for alg, lst in ((A.DENSE, kw_d), (A.GEMM, kw_g)):
+                with _plan.force(alg):
+                    lst.append(_best(lambda: grad.conv2d_weight(x, wc.shape, go, stride=2, padding=1)))
+        ks = [c * 9 for c in chans]
+        m["k"], m["forward_dense_k_s"], m["forward_gemm_k_s"] = ks, kf_d, kf_g
+        m["weight_dense_k_s"], m["weight_gemm_k_s"] = kw_d, kw_g
+        values["dense_max_k"] = _ceiling(kf_d, kf_g, ks)
+        values["weight_dense_max_k"] = _ceiling(kw_d, kw_g, ks)
+
+        # 1x1 layers: the dense kernel reading the input in place, GEMM tiles, one BLAS product
+        # (128 -> 64 and 64 -> 128 channels, 28x28, one sample)
+        pw_d, pw_g, pw_m = [], [], []
+        for cin, cout in ((128, 64), (64, 128)):
+            x = rng.standard_normal((1, cin, 28, 28)).astype(np.float32)
+            wc = rng.standard_normal((cout, cin, 1, 1)).astype(np.float32)
+            for alg, lst in ((A.POINTWISE, pw_d), (A.GEMM, pw_g), (A.MATMUL, pw_m)):
+                with _plan.force(alg):
+                    lst.append(_best(lambda: nn.conv2d(x, wc)))
+        m["pointwise_direct_s"], m["pointwise_gemm_s"], m["pointwise_matmul_s"] = pw_d, pw_g, pw_m
+        values["pointwise_direct"] = bool(sum(pw_d) <= min(sum(pw_g), sum(pw_m)))
+        values["pointwise_matmul"] = bool(sum(pw_m) <= sum(pw_g))
+
+        # strided input gradients (transposed convolutions): the dense kernel per output
+        # phase against GEMM + col2im, by positions per phase (32 channels, batch 4) and
+        # by K (16x16 positions per phase, one sample)
+        ph_p, ph_g = [], []
+        w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
+        for s in sizes:
+            go = rng.standard_normal((4, 32, s, s)).astype(np.float32)
+            shape = (4, 32, 2 * s, 2 * s)
+            for alg, lst in ((A.PHASES, ph_p), (A.GEMM, ph_g)):
+                with _plan.force(alg):
+                    lst.append(_best(lambda: grad.conv2d_input(shape, w, go, stride=2, padding=1)))
+        m["input_phases_s"], m["input_gemm_s"] = ph_p, ph_g
+        values["phases_min_positions"] = _crossover(ph_p, ph_g, positions)
+        pk_p, pk_g = [], []
+        for c in chans:
+            wc = rng.standard_normal((c, c, 3, 3)).astype(np.float32)
+            go = rng.standard_normal((1, c, 16, 16)).astype(np.float32)
+            for alg, lst in ((A.PHASES, pk_p), (A.GEMM, pk_g)):
+                with _plan.force(alg):
+                    lst.append(_best(lambda: grad.conv2d_input((1, c, 32, 32), wc, go, stride=2, padding=1)))
+        m["input_phases_k_s"], m["input_gemm_k_s"] = pk_p, pk_g
+        values["phases_max_k"] = _ceiling(pk_p, pk_g, ks)
 
         # signal: ns per multiply-add of the direct kernel ('same', 256^2 * 9^2) and ns per
         # FFT point x log2 in the small and large regimes of the cost model

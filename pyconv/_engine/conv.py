@@ -65,6 +65,54 @@ def gemm_tile(p, kc, n_units, nthreads, itemsize, out_bytes, t):
     return int(max(1, min(tile, p)))
 
 
+def gemm_batch(p, n, units_per_block, rows, nthreads, itemsize, budget, t):
+    """Samples side by side in one GEMM unit on small maps (1 = one sample per unit).
+
+    A sample of ``p`` positions narrower than half an im2col tile would make a GEMM too
+    narrow for BLAS's register blocks (32 samples of 3x3 positions: 32 GEMMs of 9 columns);
+    ``nb`` samples share a unit instead, as long as every thread keeps two units
+    (``units_per_block`` units per block of samples) and the per-thread workspace of
+    ``rows`` x ``nb * p`` stays within ``budget``."""
+    if p == 0 or n < 2 or units_per_block == 0:
+        return 1
+    cols = max(256, t.tile_bytes // max(1, rows * itemsize))
+    if 2 * p > cols:
+        return 1
+    nb = min(n, cols // p)
+    blocks_min = -(-2 * nthreads // max(1, units_per_block))
+    nb = min(nb, max(1, n // blocks_min))
+    nb = min(nb, max(1, budget // max(1, nthreads * rows * p * itemsize)))
+    return int(nb) if nb > 1 else 1
+
+
+@functools.lru_cache(maxsize=64)
+def gather_table(image, grid, k3, s3, d3, pb3):
+    """(kvol, P) offsets into one channel of the unpadded ``image`` read by each (tap,
+    output position) of a convolution over ``grid``, -1 where the read falls in the
+    padding: the im2col (and col2im) of small maps as one table lookup per element."""
+    per = []
+    for size, o, k, s, d, p in zip(image, grid, k3, s3, d3, pb3):
+        pos = np.arange(k)[:, None] * d + np.arange(o)[None, :] * s - p
+        per.append(np.where((pos >= 0) & (pos < size), pos, -1))
+    a = per[0][:, None, None, :, None, None]
+    b = per[1][None, :, None, None, :, None]
+    c = per[2][None, None, :, None, None, :]
+    tab = np.where((a >= 0) & (b >= 0) & (c >= 0), (a * image[1] + b) * image[2] + c, -1)
+    tab = np.ascontiguousarray(tab.reshape(_prod(k3), _prod(grid)), dtype=np.intp)
+    tab.setflags(write=False)           # cached: shared by later calls
+    return tab
+
+
+_NO_TABLE = np.zeros((1, 1), dtype=np.intp)
+_NO_TABLE.setflags(write=False)
+
+
+def dense_cblock(ntaps, itemsize, t):
+    """Input channels per pass of the dense kernel: one block's weights (channels x taps x
+    OBW) within ``dense_wblock_bytes``, so they stay in L1 across a chunk of positions."""
+    return int(max(1, t.dense_wblock_bytes // max(1, ntaps * _OBW * itemsize)))
+
+
 def balanced_tile(length, n_units, nthreads, t):
     """Tile length near ``dense_tile`` whose unit count (``n_units`` x tiles) splits evenly
     over the threads when there are few units (static schedule: one straggler tile
@@ -240,15 +288,18 @@ def plan_forward(g, dtype, allow_prune=True):
             default = A.THIN_ROW
     elif g.is_pointwise and t.pointwise_direct:
         default = A.POINTWISE
+    elif g.is_pointwise and t.pointwise_matmul:
+        default = A.MATMUL
     else:
         default = A.GEMM
         if not g.is_pointwise:
             layout = plane_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
             plane_bytes = cg * len(layout[1]) * _prod(layout[0]) * isz
             if (nthreads * plane_bytes <= max(t.workspace_bytes, out_bytes)
-                    and _prod(g.out) >= t.dense_min_positions):
+                    and _prod(g.out) >= t.dense_min_positions and cg * kvol <= t.dense_max_k):
                 default = A.DENSE
-    cands = [A.THIN_PHASE, A.THIN_ROW, A.DENSE, A.GEMM] + [A.THIN_S1] * s1 + [A.POINTWISE] * g.is_pointwise
+    cands = ([A.THIN_PHASE, A.THIN_ROW, A.DENSE, A.GEMM] + [A.THIN_S1] * s1
+             + [A.POINTWISE, A.MATMUL] * g.is_pointwise)
     alg = _plan.pick(default, cands)
     nonfinite = None
     if alg == A.THIN_ROW and g.is_padded:
@@ -325,18 +376,30 @@ def _forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite=None):
             pgeo = plane_geo(qshape, g.s3, g.pads3)
         sub = np.array([[len(offs), 0, 0, g.o3[0], g.o3[1], g.o3[2], 0, 0, 0, 1, 1, 1]], dtype=np.intp)
         sub.setflags(write=False)
+        cblock = dense_cblock(len(offs), isz, t)
+        tiles += (("cblock", cblock),) * (cblock < cg)
         data = Launch(g.out_shape, x5, w5, o5, kernel(dense_direct.dense_conv, dtype),
-                      (pgeo, phases, offs, sub, g.groups, tile, dict(tiles)["chunk"], alg == A.POINTWISE))
+                      (pgeo, phases, offs, sub, g.groups, tile, dict(tiles)["chunk"], cblock, alg == A.POINTWISE))
+    elif alg == A.MATMUL:
+        # 1x1, stride 1, unpadded: out[n, group] = W[group] x[n, group], one BLAS call
+        data = Launch(g.out_shape, (g.n, g.groups, cg, -1), (g.groups, og, cg), (g.n, g.groups, og, -1), None, ())
     elif alg == A.GEMM:
         kc = cg * kvol
         p = _prod(g.out)
         nn_check_gemm_dims(p, kc, _prod(g.spatial), og)
         tile = gemm_tile(p, kc, g.n * g.groups, nthreads, isz, out_bytes, t)
         tiles, ws = (("tile", tile),), nthreads * tile * kc * isz
+        nb = gemm_batch(p, g.n, g.groups * (_prod(g.spatial) > 0), kc + og, nthreads, isz,
+                        max(t.workspace_bytes, out_bytes), t)
+        tab = _NO_TABLE
+        if nb > 1:
+            tile = p
+            tiles, ws = (("tile", tile), ("samples", nb)), nthreads * (kc + og) * nb * p * isz
+            tab = gather_table(g.sp3, g.o3, g.k3, g.s3, g.d3, g.pb3)
         geo = gemm_geo(g)
         data = Launch(g.out_shape, (g.n, g.cin, -1), (g.cout, -1), (g.n, g.cout, -1),
                       kernel(nn_gemm.conv_forward, dtype),
-                      (geo, g.groups, tile, g.is_pointwise, t.gemm_blas_threads))
+                      (geo, g.groups, tile, nb, tab, g.is_pointwise, t.gemm_blas_threads and nb == 1))
     return Plan("forward", alg, g, dtype, nthreads, ws, tiles, nonfinite=nonfinite, data=data)
 
 
@@ -400,11 +463,17 @@ def forward(p, x, w, b):
         _plan.run(p, L.kernel, x.reshape(L.x_view), w.reshape(L.w_view), bvec, has_b, out.reshape(L.out_view),
                   *L.args, team)
     elif alg in (A.DENSE, A.POINTWISE):
-        pgeo, phases, offs, sub, groups, tile, chunk, pw = L.args
+        pgeo, phases, offs, sub, groups, tile, chunk, cblock, pw = L.args
         _plan.run(p, L.kernel, x.reshape(L.x_view), pgeo, phases, pack_dense_weight(w, groups, team, _tuning.active()),
-                  offs, sub, bvec, has_b, out.reshape(L.out_view), groups, tile, chunk, pw, team)
+                  offs, sub, bvec, has_b, out.reshape(L.out_view), groups, tile, chunk, cblock, pw, team)
+    elif alg == A.MATMUL:
+        o4 = out.reshape(L.out_view)
+        with blas_single_thread(team):
+            _plan.run(p, np.matmul, w.reshape(L.w_view), x.reshape(L.x_view), out=o4)
+        if has_b:
+            o4 += bvec.reshape(1, g.groups, g.og, 1)
     elif alg == A.GEMM:
-        with blas_single_thread(team if L.args[4] else 1):
+        with blas_single_thread(team if L.args[6] else 1):
             _plan.run(p, L.kernel, x.reshape(L.x_view), w.reshape(L.w_view), bvec, has_b, out.reshape(L.out_view),
                       *L.args, team)
     else:
@@ -468,9 +537,11 @@ def plan_transposed(g, dtype):
         # then beats GEMM + col2im, whose column matrix is kvol times the input.
         default = A.FLIP_CONV
     elif (og >= t.dense_min_og and not use_thin(cg, og, t)
+          and _prod(g.out) >= t.phases_min_positions * _prod(g.stride) and cg * kvol <= t.phases_max_k
           and phases()[1] <= max(t.workspace_bytes, _prod(g.out_shape) * isz)):
         # dense groups: each output phase is a stride-1 correlation with a sub-kernel;
-        # its register blocks hold 8 output channels: with fewer, GEMM + col2im wins
+        # its register blocks hold 8 output channels (with fewer, GEMM + col2im wins) and
+        # 32 positions (on small maps or many channels GEMM wins: measured, see tuning)
         default = A.PHASES
     else:
         default = A.GEMM
@@ -493,8 +564,9 @@ def plan_transposed(g, dtype):
     phase, phase_ws = phases()
     subs, (offs, taps), frame = phase[2]
     tile = balanced_tile(frame, g.n * g.groups * len(subs), nthreads, t)
-    return Plan("transposed", alg, g, dtype, nthreads, phase_ws, (("tile", tile),), nonfinite=gemm, data=phase,
-                candidates=cands)
+    cblock = dense_cblock(int(subs[:, 0].max()), isz, t)
+    return Plan("transposed", alg, g, dtype, nthreads, phase_ws, (("tile", tile),) + (("cblock", cblock),) * (cblock < cg),
+                nonfinite=gemm, data=phase, candidates=cands)
 
 
 def _transposed_gemm_plan(g, dtype, nthreads, t):
@@ -511,6 +583,13 @@ def _transposed_gemm_plan(g, dtype, nthreads, t):
     # (a whole-plane column matrix would stream through memory twice)
     cblk = max(1, min(cblk, max(1, t.tile_bytes // max(1, kvol * 256 * isz))))
     tile = max(1, min(p, max(256, t.tile_bytes // max(1, cblk * kvol * isz))))
+    rows = cblk * kvol + cg
+    nb = gemm_batch(p, g.n, g.groups * -(-og // cblk) * (cg > 0), rows, nthreads, isz,
+                    max(t.workspace_bytes, _prod(g.out_shape) * isz), t)
+    if nb > 1:
+        return Plan("transposed", A.GEMM, g, dtype, nthreads, nthreads * rows * nb * p * isz,
+                    (("channels", cblk), ("tile", p), ("samples", nb)),
+                    data=gather_table(g.o3, g.sp3, g.k3, g.s3, g.d3, g.pb3))
     return Plan("transposed", A.GEMM, g, dtype, nthreads, nthreads * cblk * kvol * tile * isz,
                 (("channels", cblk), ("tile", tile)))
 
@@ -589,7 +668,7 @@ def transposed(p, x, w, b):
     with blas_single_thread():
         _plan.run(p, kernel(nn_gemm.conv_transpose_forward, p.dtype), x.reshape(n, cin, -1), w.reshape(cin, -1),
                   bvec, has_b, out.reshape(n, cout, -1), geo, g.groups, p.tile("channels"), p.tile("tile"),
-                  team_size(p.threads))
+                  p.tile("samples", 1), _NO_TABLE if p.data is None else p.data, team_size(p.threads))
     return out
 
 
@@ -616,8 +695,8 @@ def _phases(p, x, w, bvec, has_b, out):
     tile = p.tile("tile")
     kernel(dense_direct.dense_conv, p.dtype)(x.reshape((n, cin) + g.sp3), kernel_geo(pad=pbs, plane=pshape),
                                           np.zeros((1, 3), dtype=np.intp), np.concatenate(wparts), offs, subs, bvec,
-                                          has_b, out.reshape((n, cout) + g.o3), g.groups, tile, tile, False,
-                                          team_size(p.threads))
+                                          has_b, out.reshape((n, cout) + g.o3), g.groups, tile, tile,
+                                          p.tile("cblock", cg), False, team_size(p.threads))
 
 
 # =========================================================================== weight gradient
@@ -649,7 +728,8 @@ def plan_weight_grad(g, dtype, allow_prune=True):
         nthreads = num_parts_for(_prod(g.out_shape) * max(1, cg * kvol), t.grain)
         dense = _dense_weight_plan(g, dtype, nthreads, t) if not g.is_pointwise else None
         default = (A.DENSE if dense is not None and og >= t.dense_min_og
-                   and _prod(g.out) >= t.weight_dense_min_positions else A.GEMM)
+                   and _prod(g.out) >= t.weight_dense_min_positions and cg * kvol <= t.weight_dense_max_k
+                   else A.GEMM)
     alg = _plan.pick(default, cands)
     return dataclasses.replace(_weight_plan(g, dtype, alg, dense, t), candidates=tuple(cands))
 
@@ -679,6 +759,11 @@ def _weight_plan(g, dtype, alg, dense, t):
     nn_check_gemm_dims(p, kc, _prod(g.spatial), g.cout)
     acc_bytes = nthreads * g.cout * kc * isz
     tile = gemm_tile(p, kc, g.n * g.groups, nthreads, isz, acc_bytes, t)
+    nb = gemm_batch(p, g.n, g.groups * (_prod(g.spatial) > 0), kc + g.og, nthreads, isz,
+                    max(t.workspace_bytes, acc_bytes), t)
+    if nb > 1:
+        return Plan("weight_grad", A.GEMM, g, dtype, nthreads, acc_bytes + nthreads * (kc + g.og) * nb * p * isz,
+                    (("tile", p), ("samples", nb)), data=gather_table(g.sp3, g.o3, g.k3, g.s3, g.d3, g.pb3))
     return Plan("weight_grad", A.GEMM, g, dtype, nthreads, acc_bytes + nthreads * tile * kc * isz, (("tile", tile),))
 
 
@@ -781,7 +866,8 @@ def weight_grad(p, x, go):
     geo = gemm_geo(g)
     with blas_single_thread():
         _plan.run(p, kernel(nn_gemm.conv_weight, dtype), x.reshape(n, cin, -1), go.reshape(n, cout, -1), acc, geo,
-                  g.groups, p.tile("tile"), g.is_pointwise, team_size(p.threads))
+                  g.groups, p.tile("tile"), p.tile("samples", 1), _NO_TABLE if p.data is None else p.data,
+                  g.is_pointwise, team_size(p.threads))
     gw = acc[0] if p.threads == 1 else acc.sum(axis=0)
     return np.ascontiguousarray(gw.reshape((cout, cg) + kernel_shape))
 

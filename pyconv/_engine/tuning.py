@@ -46,12 +46,24 @@ class Tuning:
     # thin kernel makes; beyond it the phase-plane / row kernels run.
     thin_pad_bytes: int = 16 << 20
     # 1x1 stride-1 unpadded layers: the register-blocked direct kernel reading the input
-    # in place (1.25x faster than one OpenBLAS GEMM per tile for 1x1 256->64, float32),
-    # ``pointwise_chunk`` positions at a time through every output-channel block.
+    # in place (1.25x faster than one OpenBLAS GEMM per tile for 1x1 256->64, float32, AMD
+    # EPYC), ``pointwise_chunk`` positions at a time through every output-channel block.
+    # Calibrated: on an Intel Xeon (2026-12-02, float32, 1 thread) the GEMM won instead
+    # (256->64 56x56: 1.51 vs 1.72 ms; 64->256: 1.57 vs 5.6 ms).
     pointwise_direct: bool = True
+    # Otherwise: one BLAS matrix product per sample and group (MATMUL) or im2col-free GEMM
+    # tiles (GEMM).  Intel Xeon, 2026-12-02, float32, 1 thread: 256->64 56x56 MATMUL 1.52
+    # ms, GEMM tiles 2.30, PyTorch 1.35; 8x256->64 14x14: 0.60, 1.06, 0.52.  Calibrated.
+    pointwise_matmul: bool = True
     pointwise_chunk: int = 128
     # Output positions per work unit of the dense direct kernel.
     dense_tile: int = 1024
+    # Input channels per pass of the dense forward kernel: one pass's weights (channels x
+    # taps x 8 output channels) within this many bytes stay in L1 while they serve a chunk
+    # of positions.  Without the split a 3x3 256->256 layer streamed 73 KB of weights per
+    # 32 positions from L2 and ran 1.4-1.8x slower than im2col + GEMM (Intel Xeon, 48 KB
+    # L1d, float32, 1 thread, 2026-12-02); the bits do not depend on it.
+    dense_wblock_bytes: int = 16 << 10
     # Output channels per group from which the dense register-blocked kernels (forward
     # phases of a transposed convolution, weight gradient) fill their 8 lanes
     # (dense_direct.OBW).  Below it: transposed 7x7 s2 3->64 input gradient 32 vs 20 ms
@@ -92,6 +104,23 @@ class Tuning:
     # Intel Xeon the dense weight kernel ran at 0.3x PyTorch where GEMM would be faster).
     # Same calibration: dense/GEMM 0.12/0.20 ms on 3x3 maps, 0.16/0.35 on 6x6: 9.
     weight_dense_min_positions: int = 9
+    # As the channels grow the GEMM through the CPU's BLAS overtakes the dense kernels: the
+    # dense forward / weight kernels run only while K = C_in/groups x kernel volume is at
+    # most these.  The calibration times a 3x3 layer on 16x16 outputs with 32 to 256
+    # channels.  Measured on a 2-core Intel Xeon (AVX-512, 2026-12-02, float32, 1 thread),
+    # stride 2, 8x8 outputs: GEMM/dense time 0.91 at 128 channels (K = 1152) and 0.57 at
+    # 256 for the forward, 0.53 at 256 for the weight gradient (layer b of the nn suite,
+    # 128->256: GEMM 1.52 ms vs dense 1.69 forward).  No limit under PYCONV_TUNING=off.
+    dense_max_k: int = 1 << 62
+    weight_dense_max_k: int = 1 << 62
+    # Strided transposed convolutions (and strided input gradients): the dense kernel per
+    # output phase (PHASES) against GEMM + col2im, by output positions per phase and K.
+    # On small maps the dense kernel's 32-position register blocks run mostly empty:
+    # 32x16x6x6 * 32x16x3x3 stride 2 input gradient, 3x3 positions per phase: PHASES 0.93
+    # ms vs GEMM 0.17 ms (Intel Xeon, float32, 1 thread, 2026-12-02); the default is the
+    # forward's crossover.  Calibrated like the forward's.
+    phases_min_positions: int = 36
+    phases_max_k: int = 1 << 62
     # pyconv.signal's cost model (method='auto', choose_conv_method): ns per multiply-add
     # of the direct kernel (complex x4, int64 x2.2 of these), and ns per FFT point x log2 of
     # the transform size below 2**19.5 points and from 2**21.5 on (linear between).

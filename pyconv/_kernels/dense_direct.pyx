@@ -3,7 +3,7 @@
 # gradient 'dense') and the weight packing of dense_conv (pack_blocks).  OBW output
 # channels per register block; C micro-kernels: dense_kernels.h.
 from cython.parallel cimport prange
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 import numpy as np
 
@@ -13,13 +13,15 @@ from pyconv._kernels._common cimport conv_geo_t, copy_row, idx_t, real_t, omp_ge
 cdef extern from "dense_kernels.h":
     const int PYCONV_OBW
     void pyconv_mk_tail_f(const float* x, Py_ssize_t cstride, const Py_ssize_t* offs, Py_ssize_t ntaps,
-                          Py_ssize_t Cg, const float* wb, float* out, Py_ssize_t ldo, Py_ssize_t nq) noexcept nogil
+                          Py_ssize_t Cg, const float* wb, float* out, Py_ssize_t ldo, Py_ssize_t nq,
+                          int accumulate) noexcept nogil
     void pyconv_mk_tail_d(const double* x, Py_ssize_t cstride, const Py_ssize_t* offs, Py_ssize_t ntaps,
-                          Py_ssize_t Cg, const double* wb, double* out, Py_ssize_t ldo, Py_ssize_t nq) noexcept nogil
+                          Py_ssize_t Cg, const double* wb, double* out, Py_ssize_t ldo, Py_ssize_t nq,
+                          int accumulate) noexcept nogil
     void pyconv_mk_f(const float* x, Py_ssize_t cstride, const Py_ssize_t* offs, Py_ssize_t ntaps,
-                     Py_ssize_t Cg, const float* wb, float* out, Py_ssize_t ldo) noexcept nogil
+                     Py_ssize_t Cg, const float* wb, float* out, Py_ssize_t ldo, int accumulate) noexcept nogil
     void pyconv_mk_d(const double* x, Py_ssize_t cstride, const Py_ssize_t* offs, Py_ssize_t ntaps,
-                     Py_ssize_t Cg, const double* wb, double* out, Py_ssize_t ldo) noexcept nogil
+                     Py_ssize_t Cg, const double* wb, double* out, Py_ssize_t ldo, int accumulate) noexcept nogil
     void pyconv_prefetch_rows(const char* p, Py_ssize_t nrows, Py_ssize_t rstride, Py_ssize_t nbytes) noexcept nogil
     void pyconv_wk4_f(const float** ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq,
                       Py_ssize_t Wq, Py_ssize_t j0, Py_ssize_t OW, const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc,
@@ -130,7 +132,7 @@ cdef inline void ensure_rows(const real_t* xs, idx_t nch, idx_t D, idx_t H, idx_
 def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, ::1] in_phases,
                const real_t[::1] wflat, const idx_t[::1] offs, const idx_t[:, ::1] sub,
                const real_t[::1] bias, bint has_bias, real_t[:, :, :, :, ::1] out,
-               idx_t groups, idx_t tile, idx_t chunk, bint direct_x, int nthreads):
+               idx_t groups, idx_t tile, idx_t chunk, idx_t cblock, bint direct_x, int nthreads):
     """Dense convolution by register-blocked direct loops over per-thread phase planes.
 
     x: (N, C_in, D, H, W) unpadded.  geo: phase planes qd x qh x qw, stride, padding before:
@@ -149,7 +151,9 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, :
     a pointwise layer), read in place.  Within a unit's tile, positions go ``chunk``
     at a time through every block of OBW output channels (a chunk of input then serves
     all of them from cache; a chunk as long as the tile keeps one block's weights
-    hot instead).
+    hot instead).  The input channels go ``cblock`` at a time through a chunk, so one
+    block's weights (cblock x ntaps x OBW) stay in L1 while they serve every position
+    of the chunk (the sums run in the same order: the bits do not depend on cblock).
     """
     cdef idx_t Dq = geo.qd, Hq = geo.qh, Wq = geo.qw
     cdef idx_t sd = geo.sd, sh = geo.sh, sw = geo.sw
@@ -175,8 +179,15 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, :
     cdef const idx_t* offs0 = &offs[0] if offs.shape[0] > 0 else NULL
     cdef const real_t* wflat0 = &wflat[0] if wflat.shape[0] > 0 else NULL
     cdef real_t bv
+    cdef idx_t c0, nc
+    cdef int acc
+    cdef const real_t* wbc
+    cdef const real_t* Pcc
+    cdef real_t* Sx
     if N * Cout == 0 or nsub == 0 or Cg == 0:
         return
+    if cblock < 1:
+        cblock = Cg
     tile = ((max(tile, 1) + QB - 1) // QB) * QB
     chunk = ((min(max(chunk, 1), tile) + QB - 1) // QB) * QB
     tstart_np = np.zeros(nsub + 1, dtype=np.intp)
@@ -190,7 +201,8 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, :
         return
     dt = np.float32 if real_t is float else np.float64
     ldc = QB + tile
-    work_np = np.empty((nthreads, PYCONV_OBW * ldc), dtype=dt)
+    # per thread: OBW rows of sums, then a scratch block (continued sums of a shifted last block)
+    work_np = np.empty((nthreads, PYCONV_OBW * (ldc + QB)), dtype=dt)
     # direct_x: each chunk's rows are copied into the planes buffer with row stride ldp,
     # an odd number of cache lines (the input's own channel stride can map every row
     # to the same few L1 sets: 56x56 float32 = 196 lines)
@@ -269,23 +281,44 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, :
                 cs = ldp
             for ob in range(nob):
                 wb = wflat0 + (wst + (gi * nob + ob) * Cg * ntaps * PYCONV_OBW)
-                q = q0
-                while q < q1:
-                    qq = q
-                    if q + QB > L:
-                        # the last block: shift it back to end at L (recomputing a few
-                        # positions, harmlessly) so every read stays inside the planes
-                        qq = L - QB
-                    if qq < 0:
-                        if real_t is float:
-                            pyconv_mk_tail_f(Pc + q, cs, of, ntaps, Cg, wb, C + (q - q0), ldc, L - q)
+                c0 = 0
+                while c0 < Cg:
+                    nc = Cg - c0
+                    if nc > cblock:
+                        nc = cblock
+                    acc = c0 > 0
+                    wbc = wb + c0 * ntaps * PYCONV_OBW
+                    Pcc = Pc + c0 * cs
+                    q = q0
+                    while q < q1:
+                        qq = q
+                        if q + QB > L:
+                            # the last block: shift it back to end at L (recomputing a few
+                            # positions) so every read stays inside the planes
+                            qq = L - QB
+                        if qq < 0:
+                            if real_t is float:
+                                pyconv_mk_tail_f(Pcc + q, cs, of, ntaps, nc, wbc, C + (q - q0), ldc, L - q, acc)
+                            else:
+                                pyconv_mk_tail_d(Pcc + q, cs, of, ntaps, nc, wbc, C + (q - q0), ldc, L - q, acc)
+                        elif acc and qq < q:
+                            # continuing sums: the recomputed positions [qq, q) already hold
+                            # this block's channels; run in a scratch copy, keep [q, L)
+                            Sx = &work[tid, 0] + PYCONV_OBW * ldc
+                            for oo in range(PYCONV_OBW):
+                                memcpy(Sx + oo * QB, C + oo * ldc + (qq - q0), QB * sizeof(real_t))
+                            if real_t is float:
+                                pyconv_mk_f(Pcc + qq, cs, of, ntaps, nc, wbc, Sx, QB, 1)
+                            else:
+                                pyconv_mk_d(Pcc + qq, cs, of, ntaps, nc, wbc, Sx, QB, 1)
+                            for oo in range(PYCONV_OBW):
+                                memcpy(C + oo * ldc + (q - q0), Sx + oo * QB + (q - qq), (L - q) * sizeof(real_t))
+                        elif real_t is float:
+                            pyconv_mk_f(Pcc + qq, cs, of, ntaps, nc, wbc, C + (qq - q0), ldc, acc)
                         else:
-                            pyconv_mk_tail_d(Pc + q, cs, of, ntaps, Cg, wb, C + (q - q0), ldc, L - q)
-                    elif real_t is float:
-                        pyconv_mk_f(Pc + qq, cs, of, ntaps, Cg, wb, C + (qq - q0), ldc)
-                    else:
-                        pyconv_mk_d(Pc + qq, cs, of, ntaps, Cg, wb, C + (qq - q0), ldc)
-                    q = q + QB
+                            pyconv_mk_d(Pcc + qq, cs, of, ntaps, nc, wbc, C + (qq - q0), ldc, acc)
+                        q = q + QB
+                    c0 = c0 + nc
                 # the valid positions of the 8 rows go out (strided for output phases), plus
                 # bias; frame rows decoded once for the 8 rows (divisions are costly)
                 tw = sub[r, 11]

@@ -6,7 +6,9 @@
    8 output channels x 2 vectors of positions stay in registers while the
    loop runs over input channels and taps (one vector load of the input feeds
    8 FMAs).  GCC/Clang vector extensions give explicit SIMD without
-   intrinsics; other compilers get the same loop in plain C. */
+   intrinsics; other compilers get the same loop in plain C.  ``accumulate``:
+   continue the sums already in ``out`` (the caller splits the input channels
+   into blocks whose weights stay in L1; the sums run in the same order). */
 
 #include <string.h>
 /* output channels per register block of the dense kernel (12, with 24
@@ -18,10 +20,17 @@ typedef double pyconv_vd __attribute__((vector_size(64)));
 #define PYCONV_MK(T, VT, NAME) \
 static void NAME(const T *restrict x, Py_ssize_t cstride, const Py_ssize_t *restrict offs, \
                  Py_ssize_t ntaps, Py_ssize_t Cg, const T *restrict wb, T *restrict out, \
-                 Py_ssize_t ldo) { \
+                 Py_ssize_t ldo, int accumulate) { \
     enum { VL = sizeof(VT) / sizeof(T) }; \
     VT acc[PYCONV_OBW][2]; \
-    for (int o = 0; o < PYCONV_OBW; o++) { acc[o][0] = (VT){0}; acc[o][1] = (VT){0}; } \
+    if (accumulate) { \
+        for (int o = 0; o < PYCONV_OBW; o++) { \
+            memcpy(&acc[o][0], out + o * ldo, sizeof(VT)); \
+            memcpy(&acc[o][1], out + o * ldo + VL, sizeof(VT)); \
+        } \
+    } else { \
+        for (int o = 0; o < PYCONV_OBW; o++) { acc[o][0] = (VT){0}; acc[o][1] = (VT){0}; } \
+    } \
     for (Py_ssize_t c = 0; c < Cg; c++) { \
         const T *xc = x + c * cstride; \
         const T *wc = wb + c * ntaps * PYCONV_OBW; \
@@ -44,9 +53,10 @@ static void NAME(const T *restrict x, Py_ssize_t cstride, const Py_ssize_t *rest
 #else
 #define PYCONV_MK(T, VT, NAME) \
 static void NAME(const T *x, Py_ssize_t cstride, const Py_ssize_t *offs, Py_ssize_t ntaps, \
-                 Py_ssize_t Cg, const T *wb, T *out, Py_ssize_t ldo) { \
+                 Py_ssize_t Cg, const T *wb, T *out, Py_ssize_t ldo, int accumulate) { \
     enum { QB = 128 / sizeof(T) }; \
-    for (int o = 0; o < PYCONV_OBW; o++) for (int j = 0; j < QB; j++) out[o * ldo + j] = 0; \
+    if (!accumulate) \
+        for (int o = 0; o < PYCONV_OBW; o++) for (int j = 0; j < QB; j++) out[o * ldo + j] = 0; \
     for (Py_ssize_t c = 0; c < Cg; c++) for (Py_ssize_t t = 0; t < ntaps; t++) \
         for (int o = 0; o < PYCONV_OBW; o++) for (int j = 0; j < QB; j++) \
             out[o * ldo + j] += wb[(c * ntaps + t) * PYCONV_OBW + o] * x[c * cstride + offs[t] + j]; \
@@ -57,8 +67,9 @@ PYCONV_MK(double, pyconv_vd, pyconv_mk_d)
 /* the last, partial block of positions: reads only its nq positions */
 #define PYCONV_MK_TAIL(T, NAME) \
 static void NAME(const T *x, Py_ssize_t cstride, const Py_ssize_t *offs, Py_ssize_t ntaps, \
-                 Py_ssize_t Cg, const T *wb, T *out, Py_ssize_t ldo, Py_ssize_t nq) { \
-    for (int o = 0; o < PYCONV_OBW; o++) for (Py_ssize_t j = 0; j < nq; j++) out[o * ldo + j] = 0; \
+                 Py_ssize_t Cg, const T *wb, T *out, Py_ssize_t ldo, Py_ssize_t nq, int accumulate) { \
+    if (!accumulate) \
+        for (int o = 0; o < PYCONV_OBW; o++) for (Py_ssize_t j = 0; j < nq; j++) out[o * ldo + j] = 0; \
     for (Py_ssize_t c = 0; c < Cg; c++) for (Py_ssize_t t = 0; t < ntaps; t++) { \
         const T *xr = x + c * cstride + offs[t]; \
         const T *w8 = wb + (c * ntaps + t) * PYCONV_OBW; \

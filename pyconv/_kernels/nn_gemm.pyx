@@ -186,11 +186,14 @@ cdef inline void fill_planes(real_t* out, idx_t nplanes, idx_t plane, const real
 
 def conv_forward(const real_t[:, :, ::1] x, const real_t[:, ::1] w, const real_t[::1] bias,
                  bint has_bias, real_t[:, :, ::1] out, conv_geo_t geo, idx_t groups, idx_t tile,
-                 bint pointwise, bint blas_threads, int nthreads):
+                 idx_t nb, const idx_t[:, ::1] tab, bint pointwise, bint blas_threads, int nthreads):
     """out[n, o, p] = bias[o] + sum_r w[o, r] col_{n,g}[r, p]  (the convolution as GEMM).
 
     x: (N, C_in, D*H*W) unpadded; w: (C_out, C_in/groups * kvol); out: (N, C_out, P).
     Work units (sample, group, tile of ``tile`` positions) are independent.
+    ``nb`` > 1 (small maps, ``tile`` = P): a unit is ``nb`` samples of one group whose
+    columns sit side by side, so one GEMM of ``nb * P`` columns replaces ``nb`` narrow ones;
+    ``tab`` (kvol, P) maps each (tap, position) to its input offset, -1 for padding.
     ``pointwise``: 1x1, stride 1, no padding -> the input *is* the column matrix.
     ``blas_threads``: units run serially, im2col on OpenMP, GEMM on BLAS's own
     threads (the alternative we measured against; see nn.py).
@@ -208,6 +211,9 @@ def conv_forward(const real_t[:, :, ::1] x, const real_t[:, ::1] w, const real_t
     cdef const real_t* bmat
     cdef int ldb
     if U == 0 or Og == 0:
+        return
+    if nb > 1:
+        forward_batched(x, w, bias, has_bias, out, &tab[0, 0], g.kd * g.kh * g.kw, groups, nb, nthreads)
         return
     work_np = np.empty((nthreads if not blas_threads else 1, 1 if pointwise else Kc * tile),
                        dtype=np.float32 if real_t is float else np.float64)
@@ -271,6 +277,84 @@ def conv_forward(const real_t[:, :, ::1] x, const real_t[:, ::1] w, const real_t
                             bmat, ldb, zero, &out[n, gi * Og, p0], <int>P)
 
 
+cdef inline void im2col_tab(const real_t* img, idx_t S, const idx_t* tab, idx_t kvol, idx_t P,
+                            idx_t nch, real_t* col, idx_t ldcol) noexcept nogil:
+    # Small maps, one whole sample: col[c*kvol + t, p] = img[c*S + tab[t, p]] (0 where
+    # tab < 0, a padding read).  The table is built once per plan; the row-segment walk
+    # of im2col_rows would pay its per-segment set-up on rows of a few positions.
+    cdef idx_t c, t, p, i
+    cdef const real_t* src
+    cdef real_t* dst
+    for c in range(nch):
+        src = img + c * S
+        for t in range(kvol):
+            dst = col + (c * kvol + t) * ldcol
+            for p in range(P):
+                i = tab[t * P + p]
+                dst[p] = src[i] if i >= 0 else 0
+
+
+cdef inline void col2im_tab(const real_t* col, idx_t ldcol, real_t* img, idx_t S, const idx_t* tab,
+                            idx_t kvol, idx_t P, idx_t nch) noexcept nogil:
+    # The adjoint of im2col_tab: img[c*S + tab[t, p]] += col[c*kvol + t, p]
+    cdef idx_t c, t, p, i
+    cdef const real_t* src
+    cdef real_t* dst
+    for c in range(nch):
+        dst = img + c * S
+        for t in range(kvol):
+            src = col + (c * kvol + t) * ldcol
+            for p in range(P):
+                i = tab[t * P + p]
+                if i >= 0:
+                    dst[i] += src[p]
+
+
+cdef inline void gather_samples(const real_t* src, idx_t sstride, idx_t rstride, idx_t rows, idx_t m,
+                                idx_t P, real_t* dst) noexcept nogil:
+    # dst[r, j*P + p] = src[j*sstride + r*rstride + p]: m samples' rows side by side
+    cdef idx_t r, j
+    for r in range(rows):
+        for j in range(m):
+            memcpy(dst + r * m * P + j * P, src + j * sstride + r * rstride, P * sizeof(real_t))
+
+
+cdef void forward_batched(const real_t[:, :, ::1] x, const real_t[:, ::1] w, const real_t[::1] bias,
+                          bint has_bias, real_t[:, :, ::1] out, const idx_t* tab, idx_t kvol, idx_t groups,
+                          idx_t nb, int nthreads):
+    # units (block of nb samples, group): columns (Kc, m*P) -> one GEMM -> (Og, m*P) scattered
+    cdef idx_t N = x.shape[0], Cin = x.shape[1], S = x.shape[2], P = out.shape[2], Cout = out.shape[1]
+    cdef idx_t Cg = Cin // groups, Og = Cout // groups, Kc = w.shape[1]
+    cdef idx_t nblk = (N + nb - 1) // nb
+    cdef idx_t u, bi, gi, n0, m, j, o, p, ld, tid
+    cdef real_t zero = 0, one = 1
+    cdef real_t* ws
+    cdef real_t* wo
+    cdef real_t bv
+    work_np = np.empty((nthreads, (Kc + Og) * nb * P), dtype=np.float32 if real_t is float else np.float64)
+    cdef real_t[:, ::1] work = work_np
+    for u in prange(nblk * groups, nogil=True, schedule='static', num_threads=nthreads):
+        tid = omp_get_thread_num()
+        bi = u // groups
+        gi = u % groups
+        n0 = bi * nb
+        m = N - n0
+        if m > nb:
+            m = nb
+        ld = m * P
+        ws = &work[tid, 0]
+        wo = ws + Kc * ld
+        for j in range(m):
+            im2col_tab(&x[n0 + j, gi * Cg, 0], S, tab, kvol, P, Cg, ws + j * P, ld)
+        gemm_rm(c'N', c'N', <int>Og, <int>ld, <int>Kc, one, &w[gi * Og, 0], <int>Kc, ws, <int>ld,
+                zero, wo, <int>ld)
+        for j in range(m):
+            for o in range(Og):
+                bv = bias[gi * Og + o] if has_bias else zero
+                for p in range(P):
+                    out[n0 + j, gi * Og + o, p] = wo[o * ld + j * P + p] + bv
+
+
 cdef inline void fill_rect(real_t* out, idx_t rows, idx_t cols, idx_t ld,
                            const real_t* bias) noexcept nogil:
     cdef idx_t i, j
@@ -281,14 +365,16 @@ cdef inline void fill_rect(real_t* out, idx_t rows, idx_t cols, idx_t ld,
 
 def conv_transpose_forward(const real_t[:, :, ::1] x, const real_t[:, ::1] w, const real_t[::1] bias,
                            bint has_bias, real_t[:, :, ::1] out, conv_geo_t geo, idx_t groups,
-                           idx_t cblk, idx_t tile, int nthreads):
+                           idx_t cblk, idx_t tile, idx_t nb, const idx_t[:, ::1] tab, int nthreads):
     """Transposed convolution: cols = W_g^T x_{n,g}, then col2im (scatter-add) into out.
 
     x: (N, C_in, P) (the transposed conv's input, i.e. the column grid);
     w: (C_in, C_out/groups * kvol); out: (N, C_out, D*H*W), fully written here.
     Work units (sample, group, block of ``cblk`` output channels) own disjoint
     output planes, so they run in parallel without races; inside a unit the input
-    positions are taken ``tile`` at a time to bound the workspace.
+    positions are taken ``tile`` at a time to bound the workspace.  ``nb`` > 1 (small
+    maps, ``tile`` = P): a unit holds ``nb`` samples, their inputs side by side in one GEMM,
+    and ``tab`` (kvol, P) maps each (tap, input position) to its output offset (-1: cropped).
     """
     cdef conv_geo_t g = geo
     cdef idx_t N = x.shape[0], Cin = x.shape[1], P = x.shape[2]
@@ -302,12 +388,43 @@ def conv_transpose_forward(const real_t[:, :, ::1] x, const real_t[:, ::1] w, co
     cdef real_t zero = 0, one = 1
     cdef real_t* ws
     cdef real_t* img
+    cdef idx_t j, m, ld
+    cdef real_t* xb
     if U == 0:
         return
-    work_np = np.empty((nthreads, cblk * kvol * tile), dtype=np.float32 if real_t is float else np.float64)
+    if nb > 1:
+        U = ((N + nb - 1) // nb) * groups * nblk
+        work_np = np.empty((nthreads, (cblk * kvol + Cg) * nb * P), dtype=np.float32 if real_t is float else np.float64)
+    else:
+        work_np = np.empty((nthreads, cblk * kvol * tile), dtype=np.float32 if real_t is float else np.float64)
     cdef real_t[:, ::1] work = work_np
     for u in prange(U, nogil=True, schedule='static', num_threads=nthreads):
         tid = omp_get_thread_num()
+        if nb > 1:
+            n = (u // (groups * nblk)) * nb
+            gi = (u // nblk) % groups
+            bi = u % nblk
+            c0 = bi * cblk
+            c1 = c0 + cblk
+            if c1 > Og:
+                c1 = Og
+            nc = c1 - c0
+            m = N - n
+            if m > nb:
+                m = nb
+            ld = m * P
+            for j in range(m):
+                fill_planes(&out[n + j, gi * Og + c0, 0], nc, S, &bias[gi * Og + c0] if has_bias else NULL, has_bias)
+            if Cg == 0 or S == 0:
+                continue
+            ws = &work[tid, 0]
+            xb = ws + nc * kvol * ld
+            gather_samples(&x[n, gi * Cg, 0], Cin * P, P, Cg, m, P, xb)
+            gemm_rm(c'T', c'N', <int>(nc * kvol), <int>ld, <int>Cg, one, &w[gi * Cg, c0 * kvol], <int>ldw,
+                    xb, <int>ld, zero, ws, <int>ld)
+            for j in range(m):
+                col2im_tab(ws + j * P, ld, &out[n + j, gi * Og + c0, 0], S, &tab[0, 0], kvol, P, nc)
+            continue
         n = u // (groups * nblk)
         gi = (u // nblk) % groups
         bi = u % nblk
@@ -338,12 +455,15 @@ def conv_transpose_forward(const real_t[:, :, ::1] x, const real_t[:, ::1] w, co
 
 
 def conv_weight(const real_t[:, :, ::1] x, const real_t[:, :, ::1] gout, real_t[:, :, ::1] acc,
-                conv_geo_t geo, idx_t groups, idx_t tile, bint pointwise, int nthreads):
+                conv_geo_t geo, idx_t groups, idx_t tile, idx_t nb, const idx_t[:, ::1] tab, bint pointwise,
+                int nthreads):
     """Per-thread weight-gradient partial sums: acc[t, o, r] += sum_p gout[n, o, p] col_{n,g}[r, p].
 
     x: (N, C_in, D*H*W); gout: (N, C_out, P); acc: (nthreads, C_out, Kc) zeroed by the
     caller and summed over its first axis afterwards (per-thread buffers: the
-    reduction over the batch never races).
+    reduction over the batch never races).  ``nb`` > 1 (small maps, ``tile`` = P): a unit
+    is ``nb`` samples of one group, their columns and grad_output rows side by side
+    (``tab`` as in :func:`conv_forward`).
     """
     cdef conv_geo_t g = geo
     cdef idx_t N = x.shape[0], Cin = x.shape[1], S = x.shape[2]
@@ -360,13 +480,34 @@ def conv_weight(const real_t[:, :, ::1] x, const real_t[:, :, ::1] gout, real_t[
     if U == 0 or Og == 0 or Kc == 0:
         return
     cdef int nparts = <int>acc.shape[0]
-    work_np = np.empty((nparts, 1 if pointwise else Kc * tile), dtype=np.float32 if real_t is float else np.float64)
+    cdef idx_t j, m, ld
+    cdef real_t* gb
+    if nb > 1:
+        U = ((N + nb - 1) // nb) * groups
+        work_np = np.empty((nparts, (Kc + Og) * nb * P), dtype=np.float32 if real_t is float else np.float64)
+    else:
+        work_np = np.empty((nparts, 1 if pointwise else Kc * tile), dtype=np.float32 if real_t is float else np.float64)
     cdef real_t[:, ::1] work = work_np
     # parts, not threads, own the partial sums (acc[part]): the split is fixed by
     # nparts, so the sums do not depend on the team size the machine's load allows
     for part in prange(nparts, nogil=True, schedule='static', num_threads=nthreads):
         tid = part
         for u in range(part_lo(U, nparts, part), part_lo(U, nparts, part + 1)):
+            if nb > 1:
+                n = (u // groups) * nb
+                gi = u % groups
+                m = N - n
+                if m > nb:
+                    m = nb
+                ld = m * P
+                ws = &work[tid, 0]
+                gb = ws + Kc * ld
+                for j in range(m):
+                    im2col_tab(&x[n + j, gi * Cg, 0], S, &tab[0, 0], g.kd * g.kh * g.kw, P, Cg, ws + j * P, ld)
+                gather_samples(&gout[n, gi * Og, 0], Cout * P, P, Og, m, P, gb)
+                gemm_rm(c'N', c'T', <int>Og, <int>Kc, <int>ld, one, gb, <int>ld, ws, <int>ld, one,
+                        &acc[tid, gi * Og, 0], <int>Kc)
+                continue
             n = u // (groups * ntiles)
             gi = (u // ntiles) % groups
             ti = u % ntiles

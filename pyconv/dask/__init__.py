@@ -14,13 +14,31 @@ nn: depthwise / separable / 1x1        :func:`depthwise_conv2d`, :func:`separabl
                                        :func:`pointwise_conv2d`
 grad: backward passes (batch split)    :func:`conv1d_backward`, :func:`conv2d_backward`,
                                        :func:`conv3d_backward`
-ndimage filters                        ``pyconv.dask.ndimage.<name>``: :mod:`pyconv.dask.ndimage`
+ndimage: every filter                  ``pyconv.dask.ndimage.<name>`` (:mod:`pyconv.dask.ndimage`)
+ndimage: 1-D along one axis            :func:`correlate1d`, :func:`convolve1d`
+ndimage: Gaussian, box (separable)     :func:`gaussian_filter`, :func:`gaussian_filter1d`,
+                                       :func:`uniform_filter`, :func:`uniform_filter1d`
+ndimage: derivatives                   :func:`sobel`, :func:`prewitt`, :func:`laplace`,
+                                       :func:`gaussian_laplace`,
+                                       :func:`gaussian_gradient_magnitude`
 threads inside a task                  :func:`task_threads`
 =====================================  ===============================================
 
 Same names and arguments as the in-memory functions of :mod:`pyconv.signal`,
-:mod:`pyconv.nn`, :mod:`pyconv.grad` and (under :mod:`pyconv.dask.ndimage`)
-:mod:`pyconv.ndimage`.  The large operand (``in1``, ``input``,
+:mod:`pyconv.nn`, :mod:`pyconv.grad` and :mod:`pyconv.ndimage`.
+
+One name, two functions: ndimage's ``convolve`` and ``correlate`` (ndimage modes,
+``origin``, output of the input's shape) are not signal's (``mode='full'/'same'/'valid'``).
+At this level ``pyconv.dask.convolve`` and ``pyconv.dask.correlate`` are the
+:mod:`pyconv.signal` ones; ndimage's are ``pyconv.dask.ndimage.convolve`` and
+``pyconv.dask.ndimage.correlate``.  The other eleven ndimage filters, whose names
+are free, are here too, as the very function objects of :mod:`pyconv.dask.ndimage`
+(``pyconv.dask.gaussian_filter is pyconv.dask.ndimage.gaussian_filter``).  Every
+ndimage filter, the two colliding ones included, stays under
+``pyconv.dask.ndimage.<name>``, the namespace a dask array passed to
+``pyconv.ndimage.<name>`` is routed to.
+
+The large operand (``in1``, ``input``,
 and ``grad_output``/``input`` of a backward) is a ``dask.array.Array`` of any
 chunking; kernels, weights and biases are in memory (a dask kernel with one chunk
 is computed, one with more chunks is refused).  Every function returns a lazy
@@ -70,7 +88,11 @@ __all__ = ["convolve", "correlate", "convolve2d", "correlate2d", "fftconvolve", 
            "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
            "depthwise_conv2d", "separable_conv2d", "pointwise_conv2d",
            "conv1d_backward", "conv2d_backward", "conv3d_backward",
-           "task_threads", "ndimage"]
+           "task_threads", "ndimage",
+           # pyconv.ndimage's filters whose names signal's do not take (convolve/correlate do)
+           "correlate1d", "convolve1d", "gaussian_filter", "gaussian_filter1d", "uniform_filter",
+           "uniform_filter1d", "sobel", "prewitt", "laplace", "gaussian_laplace",
+           "gaussian_gradient_magnitude"]
 
 
 def _da():
@@ -1740,3 +1762,7 @@ def conv3d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, 
 
 # pyconv.dask.ndimage (its convolve/correlate are ndimage's, not signal's): built on the helpers above
 from pyconv.dask import ndimage  # noqa: E402
+# its other filters at this level too, as the same objects (convolve/correlate here stay signal's)
+from pyconv.dask.ndimage import (convolve1d, correlate1d, gaussian_filter, gaussian_filter1d,  # noqa: E402
+                                 gaussian_gradient_magnitude, gaussian_laplace, laplace, prewitt, sobel,
+                                 uniform_filter, uniform_filter1d)

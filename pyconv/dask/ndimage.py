@@ -12,6 +12,13 @@ second derivatives                     :func:`laplace`, :func:`gaussian_laplace`
 gradient magnitude                     :func:`gaussian_gradient_magnitude`
 =====================================  ===============================================
 
+Namespace: this module holds all thirteen.  Eleven of them are also
+``pyconv.dask.<name>`` (the same function objects: ``pyconv.dask.sobel is
+pyconv.dask.ndimage.sobel``); ``convolve`` and ``correlate`` are not, because
+``pyconv.dask.convolve``/``correlate`` are :mod:`pyconv.signal`'s (``mode='full'``,
+'same', 'valid'; no ``origin``): ndimage's are only ``pyconv.dask.ndimage.convolve``
+and ``pyconv.dask.ndimage.correlate``.
+
 Each function takes the arguments of the :mod:`pyconv.ndimage` function of the same
 name; ``input`` is a ``dask.array.Array`` of any chunking (weights stay in memory),
 and the result is a lazy array with ``input``'s chunks (those smaller than the
