@@ -11,6 +11,7 @@ Engines: dask's synchronous and threaded schedulers, and a real
 once for the session.  Every lazy result is checked chunk by chunk: each computed
 block has the shape its ``chunks`` announce and the announced dtype.
 """
+import math
 import os
 import subprocess
 import sys
@@ -423,9 +424,101 @@ def test_backward_float32_batch_64_in_chunks_of_8():
     got = dask.compute(*pdk.conv2d_backward(g, X, w, b, padding=1), scheduler="threads")
     for a, r in zip(got, pyconv.grad.conv2d_backward(g, x, w, b, padding=1)):
         assert_same(a, r)
-    with pytest.raises(ValueError, match=r"splits the batch only.*input.rechunk\(\{1: -1, 2: -1, 3: -1\}\)"):
-        pdk.conv2d_backward(g, X.rechunk((8, 3, 6, 12)), w, b, padding=1)
+    with pytest.raises(ValueError, match=r"cannot split the channels.*input.rechunk\(\{1: -1\}\)"):
+        pdk.conv2d_backward(g, X.rechunk((8, 1, 12, 12)), w, b, padding=1)
+    with pytest.raises(ValueError, match=r"padding_mode='zeros' only.*input.rechunk\(\{2: -1, 3: -1\}\)"):
+        pdk.conv2d_backward(g, X.rechunk((8, 3, 6, 12)), w, b, padding=1, padding_mode="reflect")
 
+
+def test_backward_spatial_chunks(engine):
+    """Spatially chunked input (zeros padding): grad_input from grad_output halos with a
+    padding per chunk, weight/bias rows from input halos; every stride, dilation, padding
+    form and group count of the random nn cases, uneven and size-1 chunks."""
+    lazies, refs = [], []
+    for nd, groups, cg, og, sp, ks, stride, dil, pm, pad, n, chunks, seed in _nn_cases(47, 18 // engine.share):
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((n, cg * groups) + sp)
+        w = rng.standard_normal((og * groups, cg) + ks)
+        b = rng.standard_normal(og * groups) if seed % 2 else None
+        kw = dict(stride=stride, padding=pad, dilation=dil, groups=groups)
+        try:
+            out = getattr(pyconv.nn, f"conv{nd}d")(x, w, b, **kw)
+        except ValueError:
+            continue
+        g = rng.standard_normal(out.shape)
+        ref = getattr(pyconv.grad, f"conv{nd}d_backward")(g, x, w, b, **kw)
+        X = da.from_array(x, chunks=(chunks[0][0], -1) + chunks[2:])
+        G = da.from_array(g, chunks=(1, 1) + _chunking(rng, g.shape[2:]))
+        gx, gw, gb = getattr(pdk, f"conv{nd}d_backward")(G, X, w, b, **kw)
+        assert gx.chunks == X.chunks and all(len(c) == 1 for c in gw.chunks)
+        lazies += [checked(gx), checked(gw)] + ([checked(gb)] if b is not None else [])
+        refs += [r for r in ref if r is not None]
+    assert len(refs) > 6
+    for got, ref in zip(engine(*lazies), refs):
+        assert_same(got, ref)
+    # float32, 3x3 padding 1 in 2x2 spatial chunks; unbatched
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((4, 3, 12, 12)).astype(np.float32)
+    w, b = rng.standard_normal((8, 3, 3, 3)).astype(np.float32), rng.standard_normal(8).astype(np.float32)
+    g = rng.standard_normal((4, 8, 12, 12)).astype(np.float32)
+    for a, r in zip(engine(*pdk.conv2d_backward(g, da.from_array(x, chunks=(2, 3, 6, 6)), w, b, padding=1)),
+                    pyconv.grad.conv2d_backward(g, x, w, b, padding=1)):
+        assert_same(a, r)
+    g1 = rng.standard_normal(pyconv.nn.conv2d(x[0], w, stride=2).shape).astype(np.float32)
+    gx, gw, gb = pdk.conv2d_backward(g1, da.from_array(x[0], chunks=(3, 5, 7)), w, None, stride=2)
+    assert gb is None and gx.chunks == ((3,), (5, 5, 2), (7, 5))
+    for a, r in zip(engine(gx, gw), pyconv.grad.conv2d_backward(g1, x[0], w, None, stride=2)):
+        assert_same(a, r)
+
+
+
+def _deps(dsk, key):
+    from dask.core import get_dependencies
+    return get_dependencies(dsk, key)
+
+
+def test_halo_graph_is_one_task_per_chunk_plus_one_export():
+    """A 4x4x4-chunk volume: one output task per chunk reading one input chunk whole (its
+    own) and its neighbours only through their export tasks, each export reading one chunk."""
+    x = da.random.default_rng(3).standard_normal((40, 40, 40), chunks=10)
+    k = np.random.default_rng(4).standard_normal((3, 3, 3))
+    y = pdk.convolve(x, k, "same", method="direct")
+    dsk = dict(y.__dask_graph__())
+    inputs = set(dict(x.__dask_graph__()))
+    outs = [key for key in dsk if isinstance(key, tuple) and key[0] == y.name]
+    exports = [key for key in dsk if isinstance(key, tuple) and "-halo-" in str(key[0])]
+    assert len(outs) == 64 and len(exports) == 64
+    assert len(dsk) == len(inputs) + 64 + 64 + 1          # + the kernel, once
+    for key in outs:
+        deps = _deps(dsk, key)
+        assert [d for d in deps if d in inputs] == [(x.name,) + key[1:]]
+        assert len([d for d in deps if d in exports]) == math.prod(
+            3 - (i in (0, 3)) for i in key[1:]) - 1    # every neighbour, 26 inside
+    for key in exports:
+        assert _deps(dsk, key) == {(x.name,) + key[1:]}
+    assert_same(y.compute(scheduler="sync"),
+                pyconv.signal.convolve(x.compute(), k, "same", method="direct"), exact=True)
+
+
+def test_backward_graph_moves_only_weight_rows():
+    """Per batch chunk an input-gradient task reading only that chunk (no tuple to fetch),
+    and one packed weight+bias row, summed by a tree."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((32, 3, 6, 6))
+    w, b = rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    g = rng.standard_normal((32, 4, 6, 6))
+    X, G = da.from_array(x, chunks=(4, 3, 6, 6)), da.from_array(g, chunks=(4, 4, 6, 6))
+    gx, gw, gb = pdk.conv2d_backward(G, X, w, b, padding=1)
+    dsk = dict(gx.__dask_graph__())
+    from dask.core import flatten
+    for key in flatten(gx.__dask_keys__()):
+        deps = _deps(dsk, key)
+        assert (X.name,) + key[1:] in deps and (G.name,) + key[1:] in deps and len(deps) == 4
+    wdsk = dict(gw.__dask_graph__())
+    rows = [key for key in wdsk if isinstance(key, tuple) and "-gwb-" in str(key[0])]
+    assert len(rows) == 8 and not any(key[0] == gx.name for key in wdsk)
+    for got, ref in zip(dask.compute(gx, gw, gb, scheduler="sync"), pyconv.grad.conv2d_backward(g, x, w, b, padding=1)):
+        assert_same(got, ref)
 
 def test_footprint_helper_for_ndimage_filters():
     """The helper pyconv.dask's ndimage functions are built on, checked with scipy.ndimage's own

@@ -70,6 +70,7 @@ workers).  So a worker with 2 threads on 2 cores runs each task on 1 thread.
 dask is imported when a function of this module is first called.
 """
 import functools
+import itertools
 import math
 import operator
 import sys
@@ -274,57 +275,95 @@ def _segments(p0, p1, n, kind, starts):
     return segs
 
 
-def _take(block, index):
-    """``block`` read at the per-axis ``index`` (slices first, then index arrays)."""
-    index = index.value
+def _index_key(index):
+    """A hashable form of a per-axis index (slices and index arrays), to share equal pieces."""
+    return tuple((i.start, i.stop, i.step) if isinstance(i, slice) else (len(i), i.tobytes()) for i in index)
+
+
+def _read(block, index):
+    """``block`` read at the per-axis ``index`` (slices first, then index arrays): a view when
+    every axis is a slice."""
     out = block[tuple(i if isinstance(i, slice) else slice(None) for i in index)]
     for d, i in enumerate(index):
         if not isinstance(i, slice):
             out = np.take(out, i, axis=d)
-    # a copy, not a view: a view would keep the whole neighbour chunk alive with the slice
-    return out.copy() if out.base is not None else out
+    return out
 
 
-def _assemble(nested, fill):
-    """The block from its nested list of pieces (depth = ndim), fill regions made here."""
-    def make(node):
-        if isinstance(node, list):
-            return [make(c) for c in node]
-        if isinstance(node, _Fill):
-            return np.full(node.shape, fill)
-        return node
+def _cut(block, indices):
+    """The halo export of one input chunk: every piece its neighbours read from it, in one task.
 
-    node = nested
+    Copies, not views: a view would keep the whole chunk alive (and make dask ship it whole)."""
+    return tuple(np.array(_read(block, i), copy=True) for i in indices.value)
+
+
+class _Part:
+    """Leaf of an output chunk's layout: dependency ``dep`` (an input chunk, or with ``item``
+    the ``item``-th piece of a neighbour's export) read at ``index`` (None: all of it)."""
+    __slots__ = ("dep", "item", "index")
+
+    def __init__(self, dep, item=None, index=None):
+        self.dep, self.item, self.index = dep, item, index
+
+
+def _materialise(node, deps, fill):
+    if isinstance(node, list):
+        return [_materialise(c, deps, fill) for c in node]
+    if isinstance(node, _Fill):
+        return np.full(node.shape, fill)
+    v = deps[node.dep]
+    if node.item is not None:
+        v = v[node.item]
+    return v if node.index is None else _read(v, node.index)
+
+
+def _assemble(layout, deps, fill):
+    """The input region of an output chunk from its layout (nested lists, depth = ndim) and
+    its dependencies; fill regions are made here.  One piece: no copy.
+
+    (A module-level recursion, not a closure: a recursive closure is a reference cycle that
+    would keep the dependencies alive until the garbage collector runs.)"""
+    node = layout
     while isinstance(node, list) and len(node) == 1:
         node = node[0]
-    if not isinstance(node, list):            # one piece: no copy
-        return make(node)
-    return np.block(make(nested))
+    if not isinstance(node, list):
+        return _materialise(node, deps, fill)
+    return np.block(_materialise(layout, deps, fill))
 
 
-def _run_block(func, lit, nested, fill, *consts):
+def _run_block(func, lit, layout, fill, deps, *consts):
     """One output chunk: assemble its input, run ``func`` on the task's share of threads."""
-    block = _assemble(nested, fill.value)
+    block = _assemble(layout.value, deps, fill.value)
     with pyconv.threads(task_threads()):
         return func(block, lit.value, *consts)
 
 
-def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0):
+def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0, extra=None, extra_deps=()):
     """Apply ``func(block, args, *consts)`` per output chunk, reading the regions ``axes`` describe.
 
     ``axes``: one :class:`_Axis` per axis of ``x`` (the output has as many axes).
     ``block_args(j)`` gives the literal per-block arguments of output chunk ``j``
     (default: ``j``); ``consts`` are in-memory objects shared by every task (put in
-    the graph once); ``fill`` is the constant of 'fill' regions (a numpy scalar).
+    the graph once); ``fill`` is the constant of 'fill' regions (a numpy scalar);
+    ``extra(j)`` gives keys of other arrays (``extra_deps``) whose values are passed
+    to ``func`` after ``args``, before the consts.
+
+    The graph has one task per output chunk, plus one *export* task per input chunk
+    whose pieces other output chunks read: it cuts all of them at once, on the worker
+    holding the chunk, so only those pieces travel.  An output chunk depends on the
+    input chunk it reads most of (sliced in its own task: no transfer, no export) and
+    on its neighbours' exports.  (dask's ``map_overlap`` makes one task per piece:
+    about 15 per chunk of a 3-d volume, whose scheduling costs more than the pieces.)
     """
     from dask.base import tokenize
     from dask.highlevelgraph import HighLevelGraph
     da = _da()
     token = tokenize(x, [(a.out_chunks, a.ranges, a.kind) for a in axes], func, dtype, consts,
                      None if block_args is None else [block_args(j) for j in np.ndindex(
-                         *[len(a.out_chunks) for a in axes])], fill)
+                         *[len(a.out_chunks) for a in axes])], fill,
+                     None if extra is None else [extra(j) for j in np.ndindex(*[len(a.out_chunks) for a in axes])])
     out_name = f"pyconv-{name}-{token}"
-    piece_name = f"pyconv-{name}-halo-{token}"
+    export_name = f"pyconv-{name}-halo-{token}"
     const_keys = []
     layer = {}
     for i, c in enumerate(consts):
@@ -336,41 +375,58 @@ def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0):
     for d, ax in enumerate(axes):
         starts = np.cumsum((0,) + x.chunks[d])
         per_axis.append([_segments(p0, p1, x.shape[d], ax.kind, starts) for p0, p1 in ax.ranges])
+    exports = {}                 # input chunk -> (pieces' indices, {index key: position})
+
+    def size(d, b, idx):
+        return len(range(*idx.indices(x.chunks[d][b]))) if isinstance(idx, slice) else len(idx)
+
     for j in np.ndindex(*[len(a.out_chunks) for a in axes]):
         segs = [per_axis[d][jd] for d, jd in enumerate(j)]
-        counter = [0]
+        # the anchor: the input chunk this output reads most from (its task runs beside it)
+        reads = {}
+        for combo in itertools.product(*segs):
+            if min(b for b, _ in combo) >= 0:
+                src = tuple(b for b, _ in combo)
+                reads[src] = reads.get(src, 0) + math.prod(size(d, b, i) for d, (b, i) in enumerate(combo))
+        anchor = max(reads, key=reads.get) if reads else None
+        deps, dep_pos = [], {}
+
+        def dep(key):
+            if key not in dep_pos:
+                dep_pos[key] = len(deps)
+                deps.append(key)
+            return dep_pos[key]
 
         def leaf(combo):
-            shape = []
-            src = []
-            index = []
-            for d, (b, idx) in enumerate(combo):
-                if b < 0:
-                    shape.append(idx)
-                else:
-                    shape.append(len(range(*idx.indices(x.chunks[d][b]))) if isinstance(idx, slice)
-                                 else len(idx))
-                src.append(b)
-                index.append(idx)
+            src = tuple(b for b, _ in combo)
             if min(src) < 0:
-                return _Fill(tuple(shape))
+                return _Fill(tuple(i if b < 0 else size(d, b, i) for d, (b, i) in enumerate(combo)))
+            index = tuple(i for _, i in combo)
             whole = all(isinstance(i, slice) and i.indices(x.chunks[d][b]) == (0, x.chunks[d][b], 1)
-                        for d, (b, i) in enumerate(zip(src, index)))
+                        for d, (b, i) in enumerate(combo))
             if whole:
-                return (x.name, *src)
-            key = (piece_name, *j, counter[0])
-            counter[0] += 1
-            layer[key] = (_take, (x.name, *src), _Lit(tuple(index)))
-            return key
+                return _Part(dep((x.name, *src)))
+            if src == anchor:
+                return _Part(dep((x.name, *src)), index=index)
+            pieces, where = exports.setdefault(src, ([], {}))
+            k = _index_key(index)
+            if k not in where:
+                where[k] = len(pieces)
+                pieces.append(index)
+            return _Part(dep((export_name, *src)), item=where[k])
 
         def nest(d, prefix):
             if d == len(segs):
                 return leaf(prefix)
             return [nest(d + 1, prefix + [s]) for s in segs[d]]
 
+        layout = nest(0, [])
         args = j if block_args is None else block_args(j)
-        layer[(out_name, *j)] = (_run_block, func, _Lit(args), nest(0, []), _Lit(fill), *const_keys)
-    graph = HighLevelGraph.from_collections(out_name, layer, dependencies=[x])
+        layer[(out_name, *j)] = (_run_block, func, _Lit(args), _Lit(layout), _Lit(fill), list(deps),
+                                 *(() if extra is None else extra(j)), *const_keys)
+    for src, (pieces, _) in exports.items():
+        layer[(export_name, *src)] = (_cut, (x.name, *src), _Lit(tuple(pieces)))
+    graph = HighLevelGraph.from_collections(out_name, layer, dependencies=[x, *extra_deps])
     chunks = tuple(a.out_chunks for a in axes)
     return da.Array(graph, out_name, chunks, meta=_meta(len(axes), dtype))
 
@@ -1403,19 +1459,121 @@ def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
 # --------------------------------------------------------------------------- grad
 
-def _backward_block(fname, kwargs, go, x, w, b):
+def _grad_setup(nd, fname, kwargs, go, x, w, b):
+    """A batch chunk's normalised backward arguments, as :mod:`pyconv.grad` makes them."""
+    from pyconv import grad
+    c = grad._conv_setup(x, w, b, nd=nd, **kwargs)
+    go = grad._grad_output(go, c.out_shape, c.batched, c.dtype, fname)
+    x = c.xc()
+    padded = c.mode != "zeros" and any(p != (0, 0) for p in c.pads)
+    if padded:
+        from pyconv._engine import conv as _conv
+        return c, go, _conv.pad(x, c.pads, c.mode), ((0, 0),) * c.nd, padded
+    return c, go, x, c.pads, padded
+
+
+def _grad_input_block(nd, fname, kwargs, go, x, w, b):
+    """The input gradient of one batch chunk (the in-memory backward's own kernels); the
+    array stays on the worker that computes it."""
+    from pyconv import grad
+    kwargs = kwargs.value
     with pyconv.threads(task_threads()):
-        return getattr(pyconv.grad, fname)(go, x, w, b, **kwargs.value)
+        c, go, xin, pads, padded = _grad_setup(nd, fname, kwargs, go, x, w, b)
+        gx = grad._input_core(go, c.w, xin.shape, c.stride, pads, c.dilation, c.groups)
+        if padded:
+            gx = grad._pad_adjoint(gx, c.pads, c.mode, c.x.shape[2:])
+    return gx
 
 
-def _partial_sum(grads, i):
-    """Gradient ``i`` of one batch chunk as a length-1 stack (summed over chunks by a tree)."""
-    return grads[i][None]
+def _grad_params_block(nd, fname, kwargs, go, x, w, b):
+    """One batch chunk's weight and bias gradients packed in one small row ``(1, w.size
+    [+ b.size])``: the only arrays the tree reduction moves between workers."""
+    from pyconv import grad
+    kwargs = kwargs.value
+    with pyconv.threads(task_threads()):
+        c, go, xin, pads, _ = _grad_setup(nd, fname, kwargs, go, x, w, b)
+        gw = grad._weight_core(xin, go, c.w.shape, c.stride, pads, c.dilation, c.groups)
+        parts = [gw.ravel()] if b is None else [gw.ravel(), grad._bias_grad(go, c.dtype).astype(gw.dtype)]
+    return np.concatenate(parts)[None]
+
+
+def _spatial_gx_block(nd, geo, block, args, w):
+    """Input gradient of one input chunk from its region of grad_output (zeros outside):
+    the transposed convolution with the chunk's own padding, ``args`` per spatial dim."""
+    from pyconv import grad
+    from pyconv._utils import contiguous
+    stride, dil, groups, dtype = geo
+    shape = (block.shape[0], w.shape[1] * groups) + tuple(n for n, _ in args)
+    return grad._input_core(contiguous(block, dtype), contiguous(w, dtype), shape, stride,
+                            tuple(p for _, p in args), dil, groups)
+
+
+def _spatial_gw_block(nd, geo, block, args, go, w, b):
+    """Weight and bias gradients of one grad_output chunk from the (extended) input region its
+    windows read, packed in one row shaped ``(1, P, 1, ...)``."""
+    from pyconv import grad
+    from pyconv._utils import contiguous
+    stride, dil, groups, dtype = geo
+    go = contiguous(go, dtype)
+    gw = grad._weight_core(contiguous(block, dtype), go, w.shape, stride, ((0, 0),) * nd, dil, groups)
+    parts = [gw.ravel()] if b is None else [gw.ravel(), grad._bias_grad(go, dtype).astype(gw.dtype)]
+    return np.concatenate(parts).reshape((1, -1) + (1,) * nd)
+
+
+def _spatial_backward(fname, nd, go, x, w, b, kwargs, probe):
+    """The backward of a batched input chunked along spatial axes too (zeros padding).
+
+    grad_input: each input chunk reads the grad_output positions whose windows touch it
+    (zeros beyond the output) and runs the transposed convolution with a padding of its
+    own.  grad_weight/bias: each grad_output chunk reads the input region its windows
+    cover (extended as the padding extends it) and gives one packed row; rows are
+    tree-summed.  Both through the halo engine."""
+    from pyconv import grad
+    da = _da()
+    c = grad._conv_setup(np.broadcast_to(np.zeros((), x.dtype), (1,) + x.shape[1:]), w, b, nd=nd, **kwargs)
+    stride, dil, groups, dtype = c.stride, c.dilation, c.groups, c.dtype
+    geo = (stride, dil, groups, dtype)
+    go = go.rechunk((x.chunks[0], -1) + go.chunks[2:])
+    c_in, c_out = x.shape[1], go.shape[1]
+    # grad_input: per input chunk [i0, i1), outputs [oa, ob) and the local padding (pl, pr)
+    axes, per_dim = [_blockwise_axis(x.chunks[0]), _Axis((c_in,), [(0, c_out)])], []
+    for d in range(nd):
+        s, e, pb = stride[d], dil[d] * (w.shape[2 + d] - 1), c.pads[d][0]
+        starts = np.cumsum((0,) + x.chunks[2 + d])
+        ranges, args = [], []
+        for i0, i1 in zip(starts[:-1].tolist(), starts[1:].tolist()):
+            oa = (i0 + pb - e) // s                      # local padding pl = i0 + pb - oa*s >= e
+            ob = (i1 - 1 + pb) // s + 1                  # every output whose window starts in the chunk
+            pl = i0 + pb - oa * s
+            pr = (ob - oa - 1) * s + e + 1 - (i1 - i0) - pl
+            if pr < 0:                                   # stride > kernel extent: one zero output more
+                ob, pr = ob + 1, pr + s
+            ranges.append((oa, ob))
+            args.append((i1 - i0, (pl, pr)))
+        axes.append(_Axis(x.chunks[2 + d], ranges, "fill"))
+        per_dim.append(args)
+    gx = _halo_map(go, functools.partial(_spatial_gx_block, nd, geo), axes, probe[0].dtype,
+                   f"{fname}-gx", block_args=lambda j: tuple(per_dim[d][j[2 + d]] for d in range(nd)),
+                   consts=(w,), fill=np.zeros((), go.dtype))
+    # grad_weight/bias: per grad_output chunk, the input region its windows read
+    P = w.size + (0 if b is None else b.shape[0])
+    kind = _PAD_KIND[kwargs["padding_mode"]]
+    axes = [_Axis((1,) * len(x.chunks[0]), _blockwise_axis(x.chunks[0]).ranges), _Axis((P,), [(0, c_in)])]
+    for d in range(nd):
+        s, e, pb = stride[d], dil[d] * (w.shape[2 + d] - 1), c.pads[d][0]
+        axes.append(_Axis((1,) * len(go.chunks[2 + d]),
+                          _ranges(go.chunks[2 + d], lambda o0, o1: (o0 * s - pb, (o1 - 1) * s - pb + e + 1)), kind))
+    rows = _halo_map(x, functools.partial(_spatial_gw_block, nd, geo), axes, probe[1].dtype,
+                     f"{fname}-gwb", block_args=lambda j: None, consts=(w, b), fill=np.zeros((), x.dtype),
+                     extra=lambda j: ((go.name,) + tuple(j[:1]) + (0,) + tuple(j[2:]),), extra_deps=(go,))
+    total = rows.sum(axis=(0,) + tuple(range(2, 2 + nd)), split_every=4)
+    gw = total[:w.size].reshape(w.shape)
+    return gx, gw, (None if b is None else total[w.size:])
 
 
 def _backward(fname, nd, grad_output, input, weight, bias, stride, padding, dilation, groups, padding_mode):
-    """The data-parallel backward pass: one in-memory backward per batch chunk, the weight and
-    bias gradients tree-summed over the chunks."""
+    """The data-parallel backward pass: per batch chunk one task for its input gradient and
+    one for its (packed) weight and bias gradients, those tree-summed over the chunks."""
     from dask.base import tokenize
     from dask.highlevelgraph import HighLevelGraph
     da = _da()
@@ -1434,36 +1592,41 @@ def _backward(fname, nd, grad_output, input, weight, bias, stride, padding, dila
                                         np.empty((0,) + x.shape[1:], x.dtype), w, b, **kwargs)
     if go.shape[0] != x.shape[0]:
         raise ValueError(f"grad_output has batch size {go.shape[0]} but input has {x.shape[0]}")
-    for d in range(1, x.ndim):
-        if len(x.chunks[d]) > 1:
-            raise ValueError(f"{fname} on dask arrays splits the batch only: input is chunked along axis "
-                             f"{d} (chunks {x.chunks[d]}); rechunk with input.rechunk({{"
-                             + ", ".join(f"{a}: -1" for a in range(1, x.ndim)) + "})")
+    if len(x.chunks[1]) > 1:
+        raise ValueError(f"{fname} on dask arrays cannot split the channels: input is chunked along axis 1 "
+                         f"(chunks {x.chunks[1]}); rechunk with input.rechunk({{1: -1}})")
+    if any(len(c) > 1 for c in x.chunks[2:]):
+        if padding_mode != "zeros":
+            raise ValueError(f"{fname} on dask arrays splits the spatial axes with padding_mode='zeros' only "
+                             f"(the input gradient of {padding_mode!r} padding folds across the array); got "
+                             f"input chunks {x.chunks}; rechunk with input.rechunk({{"
+                             + ", ".join(f"{a}: -1" for a in range(2, x.ndim)) + "})")
+        gx, gw, gb = _spatial_backward(fname, nd, go, x, w, b, kwargs, probe)
+        return (gx[0] if unbatched else gx), gw, gb
     go = go.rechunk((x.chunks[0],) + tuple((s,) for s in go.shape[1:]))
     token = tokenize(x, go, w, b, kwargs, fname)
-    tname, gxname, gwname, gbname = (f"pyconv-{fname}-{part}-{token}" for part in ("grads", "gx", "gw", "gb"))
+    gxname, pname = (f"pyconv-{fname}-{part}-{token}" for part in ("gx", "gwb"))
     wkey, bkey = (f"pyconv-{fname}-weight-{token}",), (f"pyconv-{fname}-bias-{token}",)
-    layer = {wkey: w, bkey: b}
+    layers = {gxname: {wkey: w, bkey: b}, pname: {wkey: w, bkey: b}}
     zeros = (0,) * (x.ndim - 1)
     nb = len(x.chunks[0])
+    lit = _Lit(kwargs)
     for i in range(nb):
-        layer[(tname, i)] = (_backward_block, fname, _Lit(kwargs),
-                             (go.name, i, *zeros), (x.name, i, *zeros), wkey, bkey)
-        layer[(gxname, i, *zeros)] = (operator.getitem, (tname, i), 0)
-        layer[(gwname, i) + (0,) * w.ndim] = (_partial_sum, (tname, i), 1)
-        if b is not None:
-            layer[(gbname, i, 0)] = (_partial_sum, (tname, i), 2)
+        deps = ((go.name, i, *zeros), (x.name, i, *zeros), wkey, bkey)
+        layers[gxname][(gxname, i, *zeros)] = (_grad_input_block, nd, fname, lit, *deps)
+        layers[pname][(pname, i, 0)] = (_grad_params_block, nd, fname, lit, *deps)
 
     def array(name, chunks, dtype):
-        graph = HighLevelGraph.from_collections(name, layer, dependencies=[x, go])
+        graph = HighLevelGraph.from_collections(name, layers[name], dependencies=[x, go])
         return da.Array(graph, name, chunks, meta=_meta(len(chunks), dtype))
 
     gx = array(gxname, x.chunks, probe[0].dtype)
     split = 4          # the tree's fan-in: partial sums of 4 chunks at a time
-    gw = array(gwname, ((1,) * nb,) + tuple((s,) for s in w.shape), probe[1].dtype).sum(axis=0, split_every=split)
-    gb = None
-    if b is not None:
-        gb = array(gbname, ((1,) * nb, (b.shape[0],)), probe[2].dtype).sum(axis=0, split_every=split)
+    nw = w.size
+    packed = array(pname, ((1,) * nb, (nw + (0 if b is None else b.shape[0]),)), probe[1].dtype)
+    total = packed.sum(axis=0, split_every=split)
+    gw = total[:nw].reshape(w.shape)
+    gb = None if b is None else total[nw:]
     return (gx[0] if unbatched else gx), gw, gb
 
 
@@ -1474,14 +1637,18 @@ def conv1d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, 
     Returns ``(grad_input, grad_weight, grad_bias)``: ``grad_input`` chunked like
     ``input``; ``grad_weight`` and ``grad_bias`` (None when ``bias`` is None)
     single-chunk arrays, the per-chunk gradients summed by a tree (fan-in 4).
-    ``input`` may be chunked along the batch axis only.
+    ``input`` may be chunked along the batch axis, and along spatial axes with
+    ``padding_mode='zeros'``: then each input chunk's gradient reads a halo of
+    ``grad_output`` and each ``grad_output`` chunk's weight rows a halo of ``input``.
 
     Parameters
     ----------
     grad_output : dask.array.Array or array_like
-        Gradient of the forward's output, lazy; rechunked to ``input``'s batch chunks.
+        Gradient of the forward's output, lazy; rechunked to ``input``'s batch chunks
+        (spatial chunks free).
     input : dask.array.Array or array_like
-        The forward's input, lazy, chunked along the batch axis only.
+        The forward's input, lazy: batch chunks, and spatial chunks with
+        ``padding_mode='zeros'`` (halos as in the forward); channels in one chunk.
     weight : array_like
         The forward's weight, in memory.
     bias : array_like or None, optional
@@ -1518,9 +1685,11 @@ def conv2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, 
     Parameters
     ----------
     grad_output : dask.array.Array or array_like
-        Gradient of the forward's output, lazy; rechunked to ``input``'s batch chunks.
+        Gradient of the forward's output, lazy; rechunked to ``input``'s batch chunks
+        (spatial chunks free).
     input : dask.array.Array or array_like
-        The forward's input, lazy, chunked along the batch axis only.
+        The forward's input, lazy: batch chunks, and spatial chunks with
+        ``padding_mode='zeros'`` (halos as in the forward); channels in one chunk.
     weight : array_like
         The forward's weight, in memory.
     bias : array_like or None, optional
@@ -1558,9 +1727,11 @@ def conv3d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, 
     Parameters
     ----------
     grad_output : dask.array.Array or array_like
-        Gradient of the forward's output, lazy; rechunked to ``input``'s batch chunks.
+        Gradient of the forward's output, lazy; rechunked to ``input``'s batch chunks
+        (spatial chunks free).
     input : dask.array.Array or array_like
-        The forward's input, lazy, chunked along the batch axis only.
+        The forward's input, lazy: batch chunks, and spatial chunks with
+        ``padding_mode='zeros'`` (halos as in the forward); channels in one chunk.
     weight : array_like
         The forward's weight, in memory.
     bias : array_like or None, optional
