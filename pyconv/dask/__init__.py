@@ -265,7 +265,12 @@ def _segments(p0, p1, n, kind, starts):
     p = np.arange(p0, p1)
     q = _source_index(p, n, kind) if n else np.full(p.shape, -1)
     blk = np.where(q >= 0, np.searchsorted(starts, q, side="right") - 1, -1)
-    edges = [0, *(np.flatnonzero(np.diff(blk)) + 1).tolist(), len(p)]
+    # a run also ends where its direction turns (a mirrored halo meeting the chunk it
+    # mirrors), so every run of +-1 steps is a slice, not an index array copying the block
+    brk = np.diff(blk) != 0
+    dq = np.diff(q)
+    brk[1:] |= dq[1:] != dq[:-1]
+    edges = [0, *(np.flatnonzero(brk) + 1).tolist(), len(p)]
     segs = []
     for a, b in zip(edges[:-1], edges[1:]):
         if blk[a] < 0:
