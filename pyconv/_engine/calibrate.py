@@ -29,12 +29,13 @@ from pyconv._engine import tuning as _tuning
 #: the Tuning fields this module measures
 MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_max_k", "weight_dense_max_k",
             "phases_min_positions", "phases_max_k", "pointwise_direct", "pointwise_matmul",
-            "direct_ns_f4", "direct_ns_f8", "direct_ns_1d_f4", "direct_ns_1d_f8", "direct_border_ns",
-            "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor")
+            "direct_ns_f4", "direct_ns_f8", "direct_ns_1d_f4", "direct_ns_1d_f8", "direct_tap_ns",
+            "direct_border_ns", "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor")
 
 #: the fields of pyconv.signal's cost model, in the order they are measured (each solve
 #: holds the ones measured before it)
-SIGNAL_FIELDS = ("direct_ns_f4", "direct_ns_f8", "direct_ns_1d_f4", "direct_ns_1d_f8", "direct_border_ns",
+SIGNAL_FIELDS = ("direct_ns_f4", "direct_ns_f8", "direct_ns_1d_f4", "direct_ns_1d_f8", "direct_tap_ns",
+                 "direct_border_ns",
                  "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor")
 
 
@@ -314,7 +315,8 @@ def _measure_signal(rng, values, m):
     """pyconv.signal's cost model (pyconv._engine.signal_plan), one constant per timing at
     one thread, each solved from the model, which is linear in it, holding the constants
     measured before it (and the defaults of the others): the direct kernel's ns per
-    multiply-add on long N-d rows and on a 1-D signal, the border redo of short merged rows,
+    multiply-add on long N-d rows and on a 1-D signal, its cost per (row, block, tap) on
+    short rows and the border redo of short merged rows,
     the FFT's ns per point x log2 (2-D, small and large), and the 1-D full-transform and
     overlap-add factors.  Timed in CPU seconds of the calling thread (:func:`_best_cpu`).
     ~0.25 s in all, most of it the 1024^2 transform."""
@@ -323,21 +325,28 @@ def _measure_signal(rng, values, m):
 
     fixed = {f: getattr(_tuning.DEFAULT, f) for f in SIGNAL_FIELDS}
 
-    def direct(shape, kshape, dt, field, floor=0.005):
+    # The direct kernel: long rows of an N-d image, a 1-D signal, short rows swept one by
+    # one ('full', 3-D: the per (row, block, tap) cost), short rows merged ('same', 3-D:
+    # their borders redone).  Each timing is dominated by its own constant; the solves
+    # depend a little on each other, so they are repeated until they settle.
+    cases = [((32, 1024), (9, 9), "full", np.float32, "direct_ns_f4", 0.005),
+             ((32, 1024), (9, 9), "full", np.float64, "direct_ns_f8", 0.005),
+             ((16384,), (257,), "same", np.float32, "direct_ns_1d_f4", 0.005),
+             ((16384,), (257,), "same", np.float64, "direct_ns_1d_f8", 0.005),
+             ((32, 32, 32), (5, 5, 5), "full", np.float32, "direct_tap_ns", 0.0),
+             ((32, 32, 32), (5, 5, 5), "same", np.float32, "direct_border_ns", 0.0)]
+    timed = []
+    for shape, kshape, mode, dt, field, floor in cases:
         a = rng.standard_normal(shape).astype(dt)
         k = rng.standard_normal(kshape).astype(dt)
-        t = _best_cpu(lambda: signal.correlate(a, k, "same", method="direct"))
-        ck = "f4" if dt == np.float32 else "f8"
-        m[f"direct_{ck}_{'x'.join(map(str, shape))}_s"] = t
-        fixed[field] = values[field] = _linear(
-            t, lambda: _sp.direct_cost(shape, kshape, "same", ck, 1), fixed, field, floor)
-
-    # long rows of an N-d image (no merged short rows), a 1-D signal, then short rows
-    # whose borders are redone ('same', 3-D)
-    for dt, ck in ((np.float32, "f4"), (np.float64, "f8")):
-        direct((32, 1024), (9, 9), dt, f"direct_ns_{ck}")
-        direct((16384,), (257,), dt, f"direct_ns_1d_{ck}")
-    direct((32, 32, 32), (5, 5, 5), np.float32, "direct_border_ns", floor=0.0)
+        t = _best_cpu(lambda: signal.correlate(a, k, mode, method="direct"))
+        m[f"direct_{np.dtype(dt).name}_{'x'.join(map(str, shape))}_{mode}_s"] = t
+        timed.append(t)
+    for _ in range(4):
+        for (shape, kshape, mode, dt, field, floor), t in zip(cases, timed):
+            ck = "f4" if dt == np.float32 else "f8"
+            fixed[field] = values[field] = _linear(
+                t, lambda: _sp.direct_cost(shape, kshape, mode, ck, 1), fixed, field, floor)
 
     # FFT: ns per point x log2 in the small and large regimes (2-D, float64); the model
     # is linear in (ns_small, ns_large): solve the two timings for them

@@ -145,11 +145,14 @@ class Tuning:
     # Xeon at 1e5 points), and overlap-add pays for its padding, block copies and adds.
     fft_1d_factor: float = 1.0
     fft_oa_factor: float = 1.3
-    # The rest of that model (pyconv/_engine/signal_plan.py), not calibrated: ~2 ns of
-    # bookkeeping per (row, block, tap) of the direct kernel, and the fixed cost of a call
-    # besides the arithmetic (checks, allocation, plan): ~5 us direct, ~40 us FFT (its
-    # plans, padding and copies); fitted with the figures above on the same VM.
+    # Bookkeeping per (row, block, tap) of the direct kernel (collecting the taps of a
+    # row, one sweep per group of 8): ~2 ns on the AMD VM; calibrated, as it weighs on
+    # short rows swept one by one ('full'/'valid' in 2-D/3-D): 13-23 ns on the Intel Xeon
+    # (64^3 * 7^3 'full', 1 thread, 2026-12-02: 31 ms measured, 10.5 modelled at 2 ns).
     direct_tap_ns: float = 2.0
+    # The rest of that model (pyconv/_engine/signal_plan.py), not calibrated: the fixed
+    # cost of a call besides the arithmetic (checks, allocation, plan): ~5 us direct,
+    # ~40 us FFT (its plans, padding and copies); fitted with the figures above on the VM.
     direct_overhead_s: float = 5e-6
     fft_overhead_s: float = 40e-6
 
