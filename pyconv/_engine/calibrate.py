@@ -3,7 +3,8 @@
 The choices that depend on the CPU (dense register-blocked kernels against im2col +
 GEMM through the machine's BLAS, direct against FFT in ``pyconv.signal``) are timed
 here in a short micro-benchmark (well under 2 s), at one thread, taking the least of a
-few runs of each.  The result is stored per machine and pyconv version in the user's
+few runs of each (the signal cost model's timings in CPU seconds of the calling thread,
+each solving the model for one of its constants).  The result is stored per machine and pyconv version in the user's
 cache directory (``$PYCONV_CACHE_DIR``, else ``$XDG_CACHE_HOME/pyconv``, else
 ``~/.cache/pyconv``), as FFTW keeps its wisdom, and read back by every later process:
 for a given machine and cache a call always takes the same algorithm, so it gives
