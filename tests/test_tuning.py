@@ -40,6 +40,9 @@ def test_tune_measures_stores_and_installs(cache):
     assert all(v[k] in (0, 288, 576, 1152, 2304) for k in ("dense_max_k", "weight_dense_max_k", "phases_max_k"))
     assert 0 < v["direct_ns_f4"] < 100 and 0 < v["direct_ns_f8"] < 100
     assert 0 < v["fft_ns_small"] <= v["fft_ns_large"] < 1000
+    assert 0 < v["direct_ns_1d_f4"] < 100 and 0 < v["direct_ns_1d_f8"] < 100
+    assert 0 <= v["direct_border_ns"] < 1e4
+    assert 0 < v["fft_1d_factor"] < 1e3 and 0 < v["fft_oa_factor"] < 1e3
     t = tuning.active()
     assert t is not tuning.DEFAULT
     assert all(getattr(t, k) == type(getattr(tuning.DEFAULT, k))(v[k]) for k in calibrate.MEASURED)
@@ -150,3 +153,96 @@ def test_cache_key_names_the_machine_and_version(cache):
     assert os.path.basename(path).startswith(f"tuning-{pyconv.__version__}-")
     assert calibrate.machine_key() == calibrate.machine_key()
     assert "tuning:" in "\n".join(f"{k}:" for k in pyconv._config.config())
+
+
+# --------------------------------------------------------------------------- signal cost model
+
+# The signal constants as calibrated on a 2-core Intel Xeon (AVX-512, 2026-12-02): the
+# choices below are those the measurements there called for (each by >= 1.3x).
+XEON = dict(direct_ns_f4=0.047, direct_ns_f8=0.083, direct_ns_1d_f4=0.039, direct_ns_1d_f8=0.076,
+            direct_border_ns=3.1, fft_ns_small=0.54, fft_ns_large=0.68, fft_1d_factor=1.2,
+            fft_oa_factor=1.56, direct_tap_ns=2.0, direct_overhead_s=5e-6, fft_overhead_s=40e-6)
+
+
+def _pick(s1, s2, dtype, mode="same", nt=2, **values):
+    from pyconv._engine import signal_plan as sp
+    a = np.broadcast_to(np.zeros((), dtype), s1)        # the model reads shapes and dtypes only
+    b = np.broadcast_to(np.zeros((), dtype), s2)
+    with tuning.override(**{**XEON, **values}):
+        return sp.choose_model(a, b, mode, nt)
+
+
+@pytest.mark.parametrize("s1, s2, dtype, mode, want", [
+    # 1-D: the long-row kernel beats overlap-add up to a few hundred taps
+    ((65536,), (257,), np.float32, "same", "direct"),      # direct 0.64 ms vs OA 0.78 (1 thread)
+    ((65536,), (257,), np.float64, "same", "direct"),      # 1.23 vs 1.39
+    ((100000,), (65,), np.float64, "full", "direct"),
+    ((1000000,), (17,), np.float32, "valid", "direct"),
+    ((100000,), (1025,), np.float64, "same", "fft"),       # direct 11.6 vs OA 3.2
+    ((1000000,), (1025,), np.float32, "same", "fft"),
+    ((1, 65536), (1, 257), np.float32, "same", "direct"),  # a row vector runs the 1-D kernel
+    # 2-D: issue 10's 512^2 images, 9x9..17x17 direct, 31x31 FFT
+    ((512, 512), (9, 9), np.float32, "same", "direct"),
+    ((512, 512), (17, 17), np.float32, "same", "direct"),
+    ((512, 512), (31, 31), np.float32, "same", "fft"),
+    ((2048, 2048), (17, 17), np.float64, "same", "direct"),
+    ((256, 256), (31, 31), np.float64, "same", "fft"),
+    # 3-D: short merged rows pay their borders
+    ((128, 128, 128), (5, 5, 5), np.float32, "same", "direct"),
+    ((128, 128, 128), (9, 9, 9), np.float64, "same", "fft"),
+    ((32, 32, 32), (9, 9, 9), np.float32, "same", "fft"),
+    ((64, 64, 64), (3, 3, 3), np.float64, "same", "direct"),
+])
+def test_signal_cost_model_picks(s1, s2, dtype, mode, want):
+    assert _pick(s1, s2, dtype, mode) == want
+    assert _pick(s1, s2, dtype, mode) == want        # a pure function of shapes, dtypes, tuning
+
+
+def test_signal_1d_direct_constant_drives_only_1d():
+    # the 1-D figure decides 1-D calls (row vectors included) and nothing else
+    assert _pick((65536,), (257,), np.float32, direct_ns_1d_f4=0.2) == "fft"
+    assert _pick((1, 65536), (1, 257), np.float32, direct_ns_1d_f4=0.2) == "fft"
+    assert _pick((65536,), (257,), np.float32, direct_ns_1d_f4=0.02) == "direct"
+    for ns in (0.001, 10.0):
+        assert _pick((512, 512), (31, 31), np.float32, direct_ns_1d_f4=ns) == "fft"
+        assert _pick((512, 512), (9, 9), np.float32, direct_ns_1d_f4=ns) == "direct"
+
+
+def test_signal_fft_factors_and_border_cost():
+    from pyconv._engine import signal_plan as sp
+    with tuning.override(**XEON):
+        plain, oa = sp.fft_costs((65536,), (257,), False, False, 1)
+        plain2d = sp.fft_costs((512, 512), (9, 9), False, False, 1)[0]
+        merged = sp.direct_cost((64, 64, 64), (7, 7, 7), "same", "f4", 1)
+        long_rows = sp.direct_cost((64, 64, 64), (7, 7, 7), "full", "f4", 1)
+    with tuning.override(**{**XEON, "fft_oa_factor": 2 * XEON["fft_oa_factor"],
+                            "fft_1d_factor": 2 * XEON["fft_1d_factor"], "direct_border_ns": 0.0}):
+        plain_b, oa_b = sp.fft_costs((65536,), (257,), False, False, 1)
+        assert sp.fft_costs((512, 512), (9, 9), False, False, 1)[0] == plain2d
+        assert sp.direct_cost((64, 64, 64), (7, 7, 7), "same", "f4", 1) < merged
+        assert sp.direct_cost((64, 64, 64), (7, 7, 7), "full", "f4", 1) == long_rows
+    over = XEON["fft_overhead_s"]
+    assert (plain_b - over) == pytest.approx(2 * (plain - over))
+    assert oa_b > 1.9 * (oa - over)
+    # overlap-add's factor moves the 1-D choice: one 4096-tap kernel on 1e6 samples
+    assert _pick((1000000,), (4097,), np.float64) == "fft"
+    assert _pick((1000000,), (4097,), np.float64, fft_oa_factor=1e3, fft_1d_factor=1e3) == "direct"
+
+
+@pytest.mark.parametrize("field, shape, kshape, value", [
+    ("direct_ns_1d_f4", (16384,), (257,), 0.037),
+    ("direct_ns_f8", (32, 1024), (9, 9), 0.09),
+    ("direct_border_ns", (32, 32, 32), (5, 5, 5), 4.5),
+])
+def test_calibration_solves_the_model_for_a_timing(field, shape, kshape, value):
+    # calibrate._linear inverts the (linear) model: the time the model gives for a value
+    # yields that value back
+    from pyconv._engine import signal_plan as sp
+    ck = "f4" if field.endswith(("f4", "border_ns")) else "f8"
+
+    def cost():
+        return sp.direct_cost(shape, kshape, "same", ck, 1)
+
+    with tuning.override(**{**XEON, field: value}):
+        t = cost()
+    assert calibrate._linear(t, cost, dict(XEON), field, 0.0) == pytest.approx(value, rel=1e-9)

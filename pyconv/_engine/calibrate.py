@@ -3,7 +3,8 @@
 The choices that depend on the CPU (dense register-blocked kernels against im2col +
 GEMM through the machine's BLAS, direct against FFT in ``pyconv.signal``) are timed
 here in a short micro-benchmark (well under 2 s), at one thread, taking the least of a
-few runs of each.  The result is stored per machine and pyconv version in the user's
+few runs of each (the signal cost model's timings in CPU seconds of the calling thread,
+each solving the model for one of its constants).  The result is stored per machine and pyconv version in the user's
 cache directory (``$PYCONV_CACHE_DIR``, else ``$XDG_CACHE_HOME/pyconv``, else
 ``~/.cache/pyconv``), as FFTW keeps its wisdom, and read back by every later process:
 for a given machine and cache a call always takes the same algorithm, so it gives
@@ -29,7 +30,14 @@ from pyconv._engine import tuning as _tuning
 #: the Tuning fields this module measures
 MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_max_k", "weight_dense_max_k",
             "phases_min_positions", "phases_max_k", "pointwise_direct", "pointwise_matmul",
-            "direct_ns_f4", "direct_ns_f8", "fft_ns_small", "fft_ns_large")
+            "direct_ns_f4", "direct_ns_f8", "direct_ns_1d_f4", "direct_ns_1d_f8", "direct_tap_ns",
+            "direct_border_ns", "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor")
+
+#: the fields of pyconv.signal's cost model, in the order they are measured (each solve
+#: holds the ones measured before it)
+SIGNAL_FIELDS = ("direct_ns_f4", "direct_ns_f8", "direct_ns_1d_f4", "direct_ns_1d_f8", "direct_tap_ns",
+                 "direct_border_ns",
+                 "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor")
 
 
 def cache_dir():
@@ -164,6 +172,21 @@ def _best(fn, reps=3):
     return best
 
 
+def _best_cpu(fn, reps=3):
+    """Least CPU seconds of the calling thread over ``reps`` runs of ``fn`` (after one
+    warm-up).  Work at one thread runs on the calling thread (an OpenMP team of one,
+    scipy.fft with one worker), so this is the cost of the work itself: a busy machine
+    that preempts a 50 ms transform more often than a 0.1 ms kernel does not skew one
+    constant against another, as wall time would."""
+    fn()
+    best = math.inf
+    for _ in range(reps):
+        t0 = time.thread_time()
+        fn()
+        best = min(best, time.thread_time() - t0)
+    return best
+
+
 def _crossover(times_a, times_b, sizes):
     """Least size from which algorithm A is at least as fast as B at every larger size
     measured (``inf``-like when never: B, the GEMM floor, keeps every size)."""
@@ -187,9 +210,8 @@ def _ceiling(times_a, times_b, sizes, slack=1.1):
 
 def measure():
     """Time the calibrated choices; returns (Tuning, values dict, measurements dict)."""
-    from pyconv import grad, nn, signal
+    from pyconv import grad, nn
     from pyconv._engine import plan as _plan
-    from pyconv._engine import signal_plan as _sp
     from pyconv._engine.plan import Algorithm as A
     from pyconv._threads import threads
 
@@ -276,43 +298,92 @@ def measure():
         m["input_phases_k_s"], m["input_gemm_k_s"] = pk_p, pk_g
         values["phases_max_k"] = _ceiling(pk_p, pk_g, ks)
 
-        # signal: ns per multiply-add of the direct kernel ('same', 256^2 * 9^2) and ns per
-        # FFT point x log2 in the small and large regimes of the cost model
-        # (pyconv._engine.signal_plan), which is linear in each of them
-        a = rng.standard_normal((256, 256))
-        k = rng.standard_normal((9, 9))
-        over_direct = _tuning.active().direct_overhead_s
-        over_fft = _tuning.active().fft_overhead_s
-        for dt, field in ((np.float32, "direct_ns_f4"), (np.float64, "direct_ns_f8")):
-            a1, k1 = a.astype(dt), k.astype(dt)
-            t = _best(lambda: signal.correlate(a1, k1, "same", method="direct"))
-            ck = "f4" if dt == np.float32 else "f8"
-            with _tuning.override(**{field: 1.0}):
-                model1 = _sp.direct_cost(a1.shape, k1.shape, "same", ck, 1) - over_direct
-            with _tuning.override(**{field: 0.0}):
-                model0 = _sp.direct_cost(a1.shape, k1.shape, "same", ck, 1) - over_direct
-            m[f"correlate_direct_{ck}_s"] = t
-            values[field] = max(0.005, (t - over_direct - model0) / max(1e-12, model1 - model0))
-        small = rng.standard_normal((256, 256))
-        large = rng.standard_normal((1024, 1024))
-        ts = _best(lambda: signal.fftconvolve(small, k, "same"))
-        tl = _best(lambda: signal.fftconvolve(large, k, "same"), reps=2)
-        m["fft_256_s"], m["fft_1024_s"] = ts, tl
-
-        def fft_model(shape, ns_small, ns_large):
-            with _tuning.override(fft_ns_small=ns_small, fft_ns_large=ns_large):
-                return _sp.fft_costs(shape, k.shape, False, False, 1)[0] - over_fft
-
-        # the model is linear in (ns_small, ns_large): solve the two timings for them
-        s_s, s_l = fft_model(small.shape, 1.0, 0.0), fft_model(small.shape, 0.0, 1.0)
-        l_s, l_l = fft_model(large.shape, 1.0, 0.0), fft_model(large.shape, 0.0, 1.0)
-        ys, yl = ts - over_fft, tl - over_fft
-        det = s_s * l_l - s_l * l_s
-        if abs(det) > 1e-30:
-            ns_small = (ys * l_l - s_l * yl) / det
-            ns_large = (s_s * yl - ys * l_s) / det
-        else:
-            ns_small = ns_large = ys / max(1e-12, s_s + s_l)
-        values["fft_ns_small"] = max(0.01, ns_small)
-        values["fft_ns_large"] = max(values["fft_ns_small"], ns_large)
+        _measure_signal(rng, values, m)
     return _from_values(values), values, m
+
+
+def _linear(t, cost, fixed, field, floor):
+    """The value of ``field`` at which the model ``cost()`` (seconds, linear in the field,
+    the others held at ``fixed``) equals the measured ``t``; at least ``floor``."""
+    with _tuning.override(**{**fixed, field: 0.0}):
+        c0 = cost()
+    with _tuning.override(**{**fixed, field: 1.0}):
+        c1 = cost()
+    return max(floor, (t - c0) / max(1e-15, c1 - c0))
+
+
+def _measure_signal(rng, values, m):
+    """pyconv.signal's cost model (pyconv._engine.signal_plan), one constant per timing at
+    one thread, each solved from the model, which is linear in it, holding the constants
+    measured before it (and the defaults of the others): the direct kernel's ns per
+    multiply-add on long N-d rows and on a 1-D signal, its cost per (row, block, tap) on
+    short rows and the border redo of short merged rows,
+    the FFT's ns per point x log2 (2-D, small and large), and the 1-D full-transform and
+    overlap-add factors.  Timed in CPU seconds of the calling thread (:func:`_best_cpu`).
+    ~0.25 s in all, most of it the 1024^2 transform."""
+    from pyconv import signal
+    from pyconv._engine import signal_plan as _sp
+
+    fixed = {f: getattr(_tuning.DEFAULT, f) for f in SIGNAL_FIELDS}
+
+    # The direct kernel: long rows of an N-d image, a 1-D signal, short rows swept one by
+    # one ('full', 3-D: the per (row, block, tap) cost), short rows merged ('same', 3-D:
+    # their borders redone).  Each timing is dominated by its own constant; the solves
+    # depend a little on each other, so they are repeated until they settle.
+    cases = [((32, 1024), (9, 9), "full", np.float32, "direct_ns_f4", 0.005),
+             ((32, 1024), (9, 9), "full", np.float64, "direct_ns_f8", 0.005),
+             ((16384,), (257,), "same", np.float32, "direct_ns_1d_f4", 0.005),
+             ((16384,), (257,), "same", np.float64, "direct_ns_1d_f8", 0.005),
+             ((32, 32, 32), (5, 5, 5), "full", np.float32, "direct_tap_ns", 0.0),
+             ((32, 32, 32), (5, 5, 5), "same", np.float32, "direct_border_ns", 0.0)]
+    timed = []
+    for shape, kshape, mode, dt, field, floor in cases:
+        a = rng.standard_normal(shape).astype(dt)
+        k = rng.standard_normal(kshape).astype(dt)
+        t = _best_cpu(lambda: signal.correlate(a, k, mode, method="direct"))
+        m[f"direct_{np.dtype(dt).name}_{'x'.join(map(str, shape))}_{mode}_s"] = t
+        timed.append(t)
+    for _ in range(4):
+        for (shape, kshape, mode, dt, field, floor), t in zip(cases, timed):
+            ck = "f4" if dt == np.float32 else "f8"
+            fixed[field] = values[field] = _linear(
+                t, lambda: _sp.direct_cost(shape, kshape, mode, ck, 1), fixed, field, floor)
+
+    # FFT: ns per point x log2 in the small and large regimes (2-D, float64); the model
+    # is linear in (ns_small, ns_large): solve the two timings for them
+    k = rng.standard_normal((9, 9))
+    small = rng.standard_normal((256, 256))
+    large = rng.standard_normal((1024, 1024))
+    ts = _best_cpu(lambda: signal.fftconvolve(small, k, "same"))
+    tl = _best_cpu(lambda: signal.fftconvolve(large, k, "same"), reps=2)
+    m["fft_256_s"], m["fft_1024_s"] = ts, tl
+
+    def fft_model(shape, ns_small, ns_large):
+        with _tuning.override(**{**fixed, "fft_ns_small": ns_small, "fft_ns_large": ns_large}):
+            return _sp.fft_costs(shape, k.shape, False, False, 1)[0]
+
+    base_s, base_l = fft_model(small.shape, 0.0, 0.0), fft_model(large.shape, 0.0, 0.0)
+    s_s, s_l = fft_model(small.shape, 1.0, 0.0) - base_s, fft_model(small.shape, 0.0, 1.0) - base_s
+    l_s, l_l = fft_model(large.shape, 1.0, 0.0) - base_l, fft_model(large.shape, 0.0, 1.0) - base_l
+    ys, yl = ts - base_s, tl - base_l
+    det = s_s * l_l - s_l * l_s
+    if abs(det) > 1e-30:
+        ns_small = (ys * l_l - s_l * yl) / det
+        ns_large = (s_s * yl - ys * l_s) / det
+    else:
+        ns_small = ns_large = ys / max(1e-12, s_s + s_l)
+    values["fft_ns_small"] = fixed["fft_ns_small"] = max(0.01, ns_small)
+    values["fft_ns_large"] = fixed["fft_ns_large"] = max(values["fft_ns_small"], ns_large)
+
+    # 1-D: one full transform (float64, 32768 * 257, 'same') and overlap-add (65536 * 257)
+    x = rng.standard_normal(32768)
+    k1 = rng.standard_normal(257)
+    t = _best_cpu(lambda: signal._fft_core(x, k1, "same", [0]))
+    m["fft_1d_32768_s"] = t
+    values["fft_1d_factor"] = fixed["fft_1d_factor"] = _linear(
+        t, lambda: _sp.fft_costs(x.shape, k1.shape, False, False, 1)[0], fixed, "fft_1d_factor", 0.1)
+    x = rng.standard_normal(65536)
+    t = _best_cpu(lambda: signal.oaconvolve(x, k1, "same"))
+    m["oa_65536_s"] = t
+    values["fft_oa_factor"] = fixed["fft_oa_factor"] = _linear(
+        t, lambda: _sp.fft_costs(x.shape, k1.shape, False, False, 1)[1], fixed, "fft_oa_factor", 0.1)

@@ -167,27 +167,40 @@ def oa_plan(s1, s2, ax):
 # float32/float64 cases on the 2-core development VM, taking the least of 5-12
 # runs (the machine was shared, so the constants are good to ~30%):
 # * direct: ns per multiply-add ~0.09 float64, ~0.05 float32, ~4x for complex, on
-#   long output rows; short rows cost more (per-row set-up: x (1 + 48 / row)), and
-#   each (row, block, tap) costs ~2 ns of bookkeeping (Tuning.direct_tap_ns).  Scales
-#   with the threads.  A call costs ~5 us besides (Tuning.direct_overhead_s).
+#   long output rows; a 1-D signal (one row, however many size-1 dims) has its own
+#   figure (~0.75x of that on an Intel Xeon).  Short rows cost more (per-row set-up:
+#   x (1 + 48 / row)); in 'same' mode runs of short rows are swept as one and every
+#   row's border columns are redone tap by tap (Tuning.direct_border_ns per (row, tap),
+#   x (1 + border / 8)).  Each (row, block, tap) costs ~2 ns of bookkeeping
+#   (Tuning.direct_tap_ns).  Scales with the threads.  A call costs ~5 us besides
+#   (Tuning.direct_overhead_s).
 # * FFT: ns per point of the transforms (forward + inverse of every block, one
 #   of the other operand) times log2 of the transform size: ~0.25 up to 2**19.5
 #   points (256^2: 1.2 ms, 512^2: 4.3 ms), ~0.55 from 2**21.5 points on (1024^2:
-#   30-45 ms, 128^3: 105 ms, 1e6: 30 ms for the three transforms); overlap-add (1-D only)
-#   pays ~30% for its padding and adds.  0.6x for float32, 2x for complex.  scipy.fft
-#   spreads only the *other* axes over workers (~1.6x at 2), so a single 1-D
+#   30-45 ms, 128^3: 105 ms, 1e6: 30 ms for the three transforms); a 1-D full transform
+#   and overlap-add (1-D only: padding, block copies, adds) cost calibrated multiples
+#   of that (Tuning.fft_1d_factor, fft_oa_factor).  0.6x for float32, 2x for complex.
+#   scipy.fft spreads only the *other* axes over workers (~1.6x at 2), so a single 1-D
 #   transform runs on one thread.  A call costs ~40 us besides (Tuning.fft_overhead_s).
-# The ns figures are the defaults of pyconv._engine.tuning (direct_ns_f4/f8,
-# fft_ns_small/large); the calibration measures them on the running machine.
+# The ns figures and factors are fields of pyconv._engine.tuning; the calibration
+# (pyconv._engine.calibrate._measure_signal) measures each on the running machine by
+# one timing at one thread, solving this model (linear in each) for it.
 # Complex and int64 direct kernels cost a fixed multiple of the real ones.
-_DIRECT_KIND = {"f8": ("direct_ns_f8", 1.0), "f4": ("direct_ns_f4", 1.0), "c16": ("direct_ns_f8", 4.0),
-                "c8": ("direct_ns_f4", 4.0), "i8": ("direct_ns_f8", 2.2)}
+_DIRECT_KIND = {"f8": ("f8", 1.0), "f4": ("f4", 1.0), "c16": ("f8", 4.0), "c8": ("f4", 4.0), "i8": ("f8", 2.2)}
 
 
-def direct_ns(ckind, t=None):
-    """ns per multiply-add of the direct kernel computing in ``ckind`` (tuning ``t``)."""
-    field, factor = _DIRECT_KIND[ckind]
+def direct_ns(ckind, t=None, one_d=False):
+    """ns per multiply-add of the direct kernel computing in ``ckind`` (tuning ``t``);
+    ``one_d``: the kernel runs a single row (its own calibrated figure)."""
+    base, factor = _DIRECT_KIND[ckind]
+    field = ("direct_ns_1d_" if one_d else "direct_ns_") + base
     return getattr(t or _tuning.active(), field) * factor
+
+
+def _kernel_dims(shape1, shape2, out_shape, shift):
+    """Dims the direct kernel runs (plan_direct drops those of size 1 everywhere)."""
+    return sum(1 for n, k, m, s in zip(shape1, shape2, out_shape, shift)
+               if not (n == 1 and k == 1 and m == 1 and s == 0))
 
 
 def direct_cost(shape1, shape2, mode, ckind, nt):
@@ -202,20 +215,26 @@ def direct_cost(shape1, shape2, mode, ckind, nt):
     taps = math.prod(shape2)
     threads = max(1, min(nt, macs // (1 << 15)))
     border = max(0, -shift[-1]) + max(0, shift[-1] + shape2[-1] - 1)
+    ns = direct_ns(ckind, tu, one_d=_kernel_dims(shape1, shape2, out_shape, shift) <= 1)
     if len(out_shape) >= 2 and row == shape1[-1] and row < 512 and 4 * border <= row:
-        # the kernel merges runs of short rows ('same' mode): little per-row cost
-        # (128^3 * 7^3 at 2 threads: 36 ms measured, 35 modelled)
+        # the kernel merges runs of short rows ('same' mode) into long sweeps, then redoes
+        # the border columns of every row tap by tap (Tuning.direct_border_ns)
         items = max(1, rows // max(1, 2048 // row))
-        t = macs * direct_ns(ckind, tu) * (1.0 + 16.0 / row) + items * taps * tu.direct_tap_ns
+        t = (macs * ns + items * taps * tu.direct_tap_ns
+             + (rows * taps * (1.0 + border / 8.0) * tu.direct_border_ns if border else 0.0))
     else:
-        t = macs * direct_ns(ckind, tu) * (1.0 + 48.0 / row) + rows * nblocks * taps * tu.direct_tap_ns
+        t = macs * ns * (1.0 + 48.0 / row) + rows * nblocks * taps * tu.direct_tap_ns
     return t * 1e-9 / threads + tu.direct_overhead_s
 
 
-def _fft_points_cost(points, size, plan, cplx, single, par):
+def _fft_points_cost(points, size, plan, cplx, single, par, one_d=False):
     f = min(1.0, max(0.0, (math.log2(max(points, 2)) - 19.5) / 2.0))
     t = _tuning.active()
-    ns = (t.fft_ns_small + (t.fft_ns_large - t.fft_ns_small) * f) * (1.3 if plan else 1.0)
+    ns = t.fft_ns_small + (t.fft_ns_large - t.fft_ns_small) * f
+    if plan:
+        ns *= t.fft_oa_factor           # overlap-add (1-D only): padding, block copies, adds
+    elif one_d:
+        ns *= t.fft_1d_factor
     ns *= (2.0 if cplx else 1.0) * (0.6 if single else 1.0)
     return points * math.log2(max(size, 2)) * ns * 1e-9 / par
 
@@ -238,7 +257,7 @@ def fft_costs(shape1, shape2, cplx, single, nt):
     # passes skip its zero padding: ~1/len(ax) of a full transform when it is small
     small = math.prod(shape2[a] for a in ax) * 4 <= math.prod(shape1[a] for a in ax)
     plain = _fft_points_cost((2 + (1 / len(ax) if small else 1)) * size, size, {}, cplx, single,
-                             par) + overhead
+                             par, one_d=len(ax) == 1) + overhead
     plan = oa_plan(shape1, shape2, ax)
     if not plan or len(ax) > 1:
         # measured: N-d overlap-add loses to one full transform (1024^2 * 31^2: 54 vs

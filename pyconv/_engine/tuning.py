@@ -129,11 +129,30 @@ class Tuning:
     direct_ns_f8: float = 0.09
     fft_ns_small: float = 0.25
     fft_ns_large: float = 0.55
-    # The rest of that model (pyconv/_engine/signal_plan.py), not calibrated: ~2 ns of
-    # bookkeeping per (row, block, tap) of the direct kernel, and the fixed cost of a call
-    # besides the arithmetic (checks, allocation, plan): ~5 us direct, ~40 us FFT (its
-    # plans, padding and copies); fitted with the figures above on the same VM.
+    # The 1-D direct kernel (one long row swept in blocks of 16 KiB) costs less per
+    # multiply-add than rows of an N-d one: 0.038 vs 0.052 ns float32, 0.073 vs 0.10
+    # float64 (Intel Xeon, 1 thread, 2026-12-02: 65536 * 257 against 64 x 1024 * 9 x 9).
+    # The defaults (the N-d figures) keep the model as it was under PYCONV_TUNING=off.
+    direct_ns_1d_f4: float = 0.05
+    direct_ns_1d_f8: float = 0.09
+    # 'same' mode on short rows (2-D/3-D images): runs of rows are swept as one flat
+    # block and the border columns of every row are redone tap by tap; ns per (row, tap)
+    # of that redo with a 4-column border, x (1 + border / 8) per row in general (Intel
+    # Xeon, float32, 1 thread: 64^3 * 5^3 4.2 ns, 96^3 * 7^3 6.1, 1024 x 64 * 9 x 9 6.8).
+    direct_border_ns: float = 3.0
+    # FFT costs of 1-D transforms, as multiples of the N-d ns per point x log2 above: one
+    # full transform of a long signal runs on one thread with poorer locality (x2.1 on the
+    # Xeon at 1e5 points), and overlap-add pays for its padding, block copies and adds.
+    fft_1d_factor: float = 1.0
+    fft_oa_factor: float = 1.3
+    # Bookkeeping per (row, block, tap) of the direct kernel (collecting the taps of a
+    # row, one sweep per group of 8): ~2 ns on the AMD VM; calibrated, as it weighs on
+    # short rows swept one by one ('full'/'valid' in 2-D/3-D): 13-23 ns on the Intel Xeon
+    # (64^3 * 7^3 'full', 1 thread, 2026-12-02: 31 ms measured, 10.5 modelled at 2 ns).
     direct_tap_ns: float = 2.0
+    # The rest of that model (pyconv/_engine/signal_plan.py), not calibrated: the fixed
+    # cost of a call besides the arithmetic (checks, allocation, plan): ~5 us direct,
+    # ~40 us FFT (its plans, padding and copies); fitted with the figures above on the VM.
     direct_overhead_s: float = 5e-6
     fft_overhead_s: float = 40e-6
 
