@@ -187,6 +187,32 @@ def _best_cpu(fn, reps=3):
     return best
 
 
+def _best_of(fns, reps=4):
+    """The least time of each of ``fns``, timed in turn (A, B, A, B, ...): a slow spell of a
+    shared machine then weighs on every candidate alike, not on whichever ran during it."""
+    for fn in fns:
+        fn()
+    best = [math.inf] * len(fns)
+    for _ in range(reps):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t0)
+    return best
+
+
+def _forced(alg, fn):
+    def run():
+        with _plan_force(alg):
+            return fn()
+    return run
+
+
+def _plan_force(alg):
+    from pyconv._engine import plan as _plan
+    return _plan.force(alg)
+
+
 def _crossover(times_a, times_b, sizes):
     """Least size from which algorithm A is at least as fast as B at every larger size
     measured (``inf``-like when never: B, the GEMM floor, keeps every size)."""
@@ -213,7 +239,7 @@ def measure():
     from pyconv import grad, nn
     from pyconv._engine import plan as _plan
     from pyconv._engine.plan import Algorithm as A
-    from pyconv._threads import threads
+    from pyconv._threads import _default_threads, threads
 
     rng = np.random.default_rng(0)
     m = {}
@@ -250,12 +276,17 @@ def measure():
             x = rng.standard_normal((1, c, 32, 32)).astype(np.float32)
             wc = rng.standard_normal((c, c, 3, 3)).astype(np.float32)
             go = rng.standard_normal((1, c, 16, 16)).astype(np.float32)
-            for alg, lst in ((A.DENSE, kf_d), (A.GEMM, kf_g)):
-                with _plan.force(alg):
-                    lst.append(_best(lambda: nn.conv2d(x, wc, stride=2, padding=1)))
-            for alg, lst in ((A.DENSE, kw_d), (A.GEMM, kw_g)):
-                with _plan.force(alg):
-                    lst.append(_best(lambda: grad.conv2d_weight(x, wc.shape, go, stride=2, padding=1)))
+            fwd = lambda: nn.conv2d(x, wc, stride=2, padding=1)  # noqa: E731
+            for lst, t in zip((kf_d, kf_g), _best_of([_forced(A.DENSE, fwd), _forced(A.GEMM, fwd)])):
+                lst.append(t)
+            # (at the default thread count: with one sample the parts of the dense weight
+            # kernel split its positions, each sweeping a whole (C_in*9, C_out) accumulator --
+            # layer b's weight gradient, 2 threads, Intel Xeon: 5.7-6.1 ms dense against 1.1-1.2
+            # on GEMM split by rows, where 1 thread had them level)
+            wgt = lambda: grad.conv2d_weight(x, wc.shape, go, stride=2, padding=1)  # noqa: E731
+            with threads(_default_threads()):
+                for lst, t in zip((kw_d, kw_g), _best_of([_forced(A.DENSE, wgt), _forced(A.GEMM, wgt)])):
+                    lst.append(t)
         ks = [c * 9 for c in chans]
         m["k"], m["forward_dense_k_s"], m["forward_gemm_k_s"] = ks, kf_d, kf_g
         m["weight_dense_k_s"], m["weight_gemm_k_s"] = kw_d, kw_g
@@ -292,9 +323,9 @@ def measure():
         for c in chans:
             wc = rng.standard_normal((c, c, 3, 3)).astype(np.float32)
             go = rng.standard_normal((1, c, 16, 16)).astype(np.float32)
-            for alg, lst in ((A.PHASES, pk_p), (A.GEMM, pk_g)):
-                with _plan.force(alg):
-                    lst.append(_best(lambda: grad.conv2d_input((1, c, 32, 32), wc, go, stride=2, padding=1)))
+            inp = lambda: grad.conv2d_input((1, c, 32, 32), wc, go, stride=2, padding=1)  # noqa: E731
+            for lst, t in zip((pk_p, pk_g), _best_of([_forced(A.PHASES, inp), _forced(A.GEMM, inp)])):
+                lst.append(t)
         m["input_phases_k_s"], m["input_gemm_k_s"] = pk_p, pk_g
         values["phases_max_k"] = _ceiling(pk_p, pk_g, ks)
 
