@@ -37,7 +37,8 @@ def test_tune_measures_stores_and_installs(cache):
     v = data["values"]
     assert v["dense_min_positions"] >= 1 and v["weight_dense_min_positions"] >= 1
     assert v["phases_min_positions"] >= 1
-    assert all(v[k] in (0, 288, 576, 1152, 2304) for k in ("dense_max_k", "weight_dense_max_k", "phases_max_k"))
+    assert all(v[k] in (0, 288, 576, 1152, 2304) for k in ("dense_max_k", "phases_max_k"))
+    assert v["weight_dense_max_acc_bytes"] in (0,) + tuple(36 * c * c for c in (32, 64, 128, 256))
     assert 0 < v["direct_ns_f4"] < 100 and 0 < v["direct_ns_f8"] < 100
     assert 0 < v["fft_ns_small"] <= v["fft_ns_large"] < 1000
     assert 0 < v["direct_ns_1d_f4"] < 100 and 0 < v["direct_ns_1d_f8"] < 100
@@ -74,7 +75,8 @@ def test_cached_values_drive_the_choice(cache, threshold, algorithm):
 
 @pytest.mark.parametrize("field, value, op, algorithm", [
     ("dense_max_k", 0, "forward", "gemm"), ("dense_max_k", 144, "forward", "dense"),
-    ("weight_dense_max_k", 143, "weight", "gemm"), ("weight_dense_max_k", 10**9, "weight", "dense"),
+    ("weight_dense_max_acc_bytes", 144 * 16 * 4 - 1, "weight", "gemm"),
+    ("weight_dense_max_acc_bytes", 144 * 16 * 4, "weight", "dense"),
     ("phases_min_positions", 65, "input", "gemm"), ("phases_min_positions", 64, "input", "phases"),
     ("phases_max_k", 143, "input", "gemm"), ("phases_max_k", 144, "input", "phases")])
 def test_channel_and_phase_crossovers_drive_the_choice(cache, field, value, op, algorithm):

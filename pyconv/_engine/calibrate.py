@@ -28,7 +28,7 @@ import numpy as np
 from pyconv._engine import tuning as _tuning
 
 #: the Tuning fields this module measures
-MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_max_k", "weight_dense_max_k",
+MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_max_k", "weight_dense_max_acc_bytes",
             "phases_min_positions", "phases_max_k", "pointwise_direct", "pointwise_matmul",
             "direct_ns_f4", "direct_ns_f8", "direct_ns_1d_f4", "direct_ns_1d_f8", "direct_tap_ns",
             "direct_border_ns", "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor")
@@ -187,7 +187,7 @@ def _best_cpu(fn, reps=3):
     return best
 
 
-def _best_of(fns, reps=4):
+def _best_of(fns, reps=6):
     """The least time of each of ``fns``, timed in turn (A, B, A, B, ...): a slow spell of a
     shared machine then weighs on every candidate alike, not on whichever ran during it."""
     for fn in fns:
@@ -223,15 +223,13 @@ def _crossover(times_a, times_b, sizes):
 
 
 def _ceiling(times_a, times_b, sizes, slack=1.1):
-    """Largest size up to which algorithm A is as fast as B at every measured size, within
-    ``slack`` (the noise of a shared machine: a ceiling read off one noisy tie would take
-    A away from every larger layer); 0 when A loses at the smallest: B takes every size."""
-    top = 0
-    for ta, tb, size in zip(times_a, times_b, sizes):
-        if ta > slack * tb:
-            break
-        top = size
-    return top
+    """Largest measured size at which algorithm A is as fast as B within ``slack`` (the noise
+    of a shared machine); from the next size on B wins at every size measured, so B takes
+    over there for good.  0 when B wins everywhere."""
+    for ta, tb, size in reversed(list(zip(times_a, times_b, sizes))):
+        if ta <= slack * tb:
+            return size
+    return 0
 
 
 def measure():
@@ -239,6 +237,8 @@ def measure():
     from pyconv import grad, nn
     from pyconv._engine import plan as _plan
     from pyconv._engine.plan import Algorithm as A
+    from pyconv._engine import conv
+    from pyconv._engine.geometry import conv_geometry
     from pyconv._threads import _default_threads, threads
 
     rng = np.random.default_rng(0)
@@ -291,7 +291,10 @@ def measure():
         m["k"], m["forward_dense_k_s"], m["forward_gemm_k_s"] = ks, kf_d, kf_g
         m["weight_dense_k_s"], m["weight_gemm_k_s"] = kw_d, kw_g
         values["dense_max_k"] = _ceiling(kf_d, kf_g, ks)
-        values["weight_dense_max_k"] = _ceiling(kw_d, kw_g, ks)
+        accs = [conv.weight_acc_bytes(conv_geometry((1, c, 32, 32), (c, c, 3, 3), (2, 2), ((1, 1), (1, 1)),
+                                                    (1, 1), 1), np.float32) for c in chans]
+        m["weight_acc_bytes"] = accs
+        values["weight_dense_max_acc_bytes"] = _ceiling(kw_d, kw_g, accs)
 
         # 1x1 layers: the dense kernel reading the input in place, GEMM tiles, one BLAS product
         # (128 -> 64 and 64 -> 128 channels, 28x28, one sample)

@@ -731,7 +731,8 @@ def plan_weight_grad(g, dtype, allow_prune=True):
         nthreads = num_parts_for(_prod(g.out_shape) * max(1, cg * kvol), t.grain)
         dense = _dense_weight_plan(g, dtype, nthreads, t) if not g.is_pointwise else None
         default = (A.DENSE if dense is not None and og >= t.dense_min_og
-                   and _prod(g.out) >= t.weight_dense_min_positions and cg * kvol <= t.weight_dense_max_k
+                   and _prod(g.out) >= t.weight_dense_min_positions
+                   and weight_acc_bytes(g, dtype) <= t.weight_dense_max_acc_bytes
                    else A.GEMM)
     alg = _plan.pick(default, cands)
     return dataclasses.replace(_weight_plan(g, dtype, alg, dense, t), candidates=tuple(cands))
@@ -777,6 +778,15 @@ def _weight_plan(g, dtype, alg, dense, t):
         return Plan("weight_grad", A.GEMM, g, dtype, nthreads, acc_bytes + nthreads * (kc + g.og) * nb * p * isz,
                     (("tile", p), ("samples", nb)), data=gather_table(g.sp3, g.o3, g.k3, g.s3, g.d3, g.pb3))
     return Plan("weight_grad", A.GEMM, g, dtype, nthreads, acc_bytes + nthreads * tile * kc * isz, (("tile", tile),))
+
+
+def weight_acc_bytes(g, dtype):
+    """Bytes of one part's accumulator in the dense weight-gradient kernel: every (input
+    channel, tap) row times the output channels rounded up to its vector blocks."""
+    isz = np.dtype(dtype).itemsize
+    vl = 64 // isz
+    nv = 4 if g.og > 2 * vl else (2 if g.og > vl else 1)
+    return g.groups * g.cg * g.kvol * -(-g.og // (nv * vl)) * (nv * vl) * isz
 
 
 def _dense_weight_plan(g, dtype, nthreads, t, budget=True):

@@ -112,7 +112,12 @@ class Tuning:
     # 256 for the forward, 0.53 at 256 for the weight gradient (layer b of the nn suite,
     # 128->256: GEMM 1.52 ms vs dense 1.69 forward).  No limit under PYCONV_TUNING=off.
     dense_max_k: int = 1 << 62
-    weight_dense_max_k: int = 1 << 62
+    # The dense weight kernel keeps one accumulator of (C_in/groups x taps) rows by the
+    # output channels per part, swept once per tile of positions: its limit is that
+    # accumulator's size in bytes (layer b, 1152 x 256 float32 = 1.18 MB per part: 2.0-6.1
+    # ms dense against 1.1-1.2 ms GEMM at 2 threads, Intel Xeon, 2026-12-02).  Calibrated
+    # on the same sweep (36 KB to 2.4 MB), at the default thread count.
+    weight_dense_max_acc_bytes: int = 1 << 62
     # Strided transposed convolutions (and strided input gradients): the dense kernel per
     # output phase (PHASES) against GEMM + col2im, by output positions per phase and K.
     # On small maps the dense kernel's 32-position register blocks run mostly empty:
