@@ -53,12 +53,13 @@ def use_thin(cg, og, t=None):
 
 def gemm_tile(p, kc, n_units, nthreads, itemsize, out_bytes, t):
     """Positions per im2col tile: about ``tile_bytes`` of workspace per thread, at least
-    two units per thread when the batch is small, and the total workspace bounded by
+    two units per thread when the batch is small (several threads), and the total workspace bounded by
     ``max(workspace_bytes, output size)``."""
     if p == 0:
         return 1
     tile = max(256, t.tile_bytes // max(1, kc * itemsize))
-    want_tiles = -(-2 * nthreads // max(1, n_units)) if n_units < 2 * nthreads else 1
+    # two units per thread keep a static schedule balanced; one thread needs no split
+    want_tiles = -(-2 * nthreads // max(1, n_units)) if 1 < nthreads and n_units < 2 * nthreads else 1
     tile = min(tile, -(-p // want_tiles))
     budget = max(t.workspace_bytes, out_bytes)
     tile = min(tile, max(1, budget // max(1, nthreads * kc * itemsize)))
@@ -770,8 +771,7 @@ def _weight_plan(g, dtype, alg, dense, t):
                     g.cout * kc * isz + nthreads * -(-kc // nthreads) * tile * isz,
                     (("tile", tile), ("row_parts", nthreads)))
     acc_bytes = nthreads * g.cout * kc * isz
-    # (one thread needs no second unit: thinner tiles would only rewrite the accumulator)
-    tile = gemm_tile(p, kc, g.n * g.groups if nthreads > 1 else 2, nthreads, isz, acc_bytes, t)
+    tile = gemm_tile(p, kc, g.n * g.groups, nthreads, isz, acc_bytes, t)
     nb = gemm_batch(p, g.n, g.groups * (_prod(g.spatial) > 0), kc + g.og, nthreads, isz,
                     max(t.workspace_bytes, acc_bytes), t)
     if nb > 1:
