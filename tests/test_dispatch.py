@@ -483,3 +483,32 @@ def test_pointwise_matmul_bits_do_not_depend_on_threads():
         np.testing.assert_array_equal(runs[0], runs[1])
         assert_close(runs[0], conv_nd(x.astype(float), w.astype(float), b.astype(float), groups=2).astype(dtype),
                      dtype, n_reduce=32)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_narrow_groups_take_four_wide_register_blocks(dtype):
+    """Groups of at most 4 output channels run the dense kernel on 4-wide register blocks
+    (an 8-wide block would multiply zeros for half its sums): 4, 3 and 2 outputs per
+    group, stride 2, dilation, 1-D, the transposed phases; against the float64
+    definition, and with the same bits whether or not the input channels are split."""
+    rng = np.random.default_rng(21)
+    cases = [(nn.conv2d, (2, 16, 13, 11), (16, 4, 3, 3), dict(padding=1, groups=4)),
+             (nn.conv2d, (1, 12, 20, 17), (12, 3, 3, 2), dict(stride=2, groups=4)),
+             (nn.conv2d, (2, 6, 9, 40), (6, 2, 3, 3), dict(padding=(0, 2), dilation=(1, 2), groups=3)),
+             (nn.conv1d, (3, 8, 50), (8, 4, 5), dict(padding=2, groups=2)),
+             (nn.conv_transpose2d, (2, 8, 9, 10), (8, 4, 4, 4), dict(stride=2, padding=1, groups=2))]
+    for f, xs, ws, kw in cases:
+        x, w = rand(rng, xs, dtype), rand(rng, ws, dtype)
+        b = rand(rng, (ws[0] if f is not nn.conv_transpose2d else ws[1] * kw["groups"],), dtype)
+        runs = []
+        for wb in (1, 1 << 40):
+            with force("dense", "phases"), tuning.override(dense_wblock_bytes=wb):
+                p = pyconv.explain(f, x, w, b, **kw)
+                assert p.algorithm in ("dense", "phases")
+                if p.algorithm == "dense":
+                    assert p.tile("obw") == 4
+                runs.append(f(x, w, b, **kw))
+        ref = (conv_nd if f is not nn.conv_transpose2d else conv_transpose_nd)(
+            x.astype(float), w.astype(float), b.astype(float), **kw)
+        assert_close(runs[0], ref.astype(dtype), dtype, n_reduce=w[0].size)
+        np.testing.assert_array_equal(runs[1], runs[0])

@@ -39,6 +39,7 @@ def test_tune_measures_stores_and_installs(cache):
     assert v["phases_min_positions"] >= 1
     assert all(v[k] in (0, 288, 576, 1152, 2304) for k in ("dense_max_k", "phases_max_k"))
     assert v["weight_dense_max_acc_bytes"] in (0,) + tuple(36 * c * c for c in (32, 64, 128, 256))
+    assert v["thin_max_cg_og"] in (0, 1, 4, 16, 64)
     assert 0 < v["direct_ns_f4"] < 100 and 0 < v["direct_ns_f8"] < 100
     assert 0 < v["fft_ns_small"] <= v["fft_ns_large"] < 1000
     assert 0 < v["direct_ns_1d_f4"] < 100 and 0 < v["direct_ns_1d_f8"] < 100
@@ -127,6 +128,20 @@ def test_first_use_calibrates_once_and_later_processes_read_the_cache(tmp_path):
     second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr
     assert os.path.getmtime(path) == mtime            # read, not measured again
+
+
+def test_a_calibration_started_by_explain_times_real_calls(cache):
+    # explain dry-runs the call; the first-use calibration it triggers must not: it would
+    # time kernels that never run and cache that, and its plans would join the explanation
+    x = np.ones((2, 4, 8, 8), np.float32)
+    w = np.ones((4, 4, 3, 3), np.float32)
+    text = str(pyconv.explain(nn.conv2d, x, w, padding=1))
+    assert calibrate.state() == "cached"
+    assert text.count("forward") == 1 and "weight_grad" not in text and "signal" not in text
+    with open(calibrate.cache_path()) as f:
+        m = json.load(f)["measurements"]
+    # 8x32x24x24 * 32x32x3x3 is 2x10.6 M multiply-adds: far from a no-op's microseconds
+    assert min(m["forward_dense_s"][-1], m["forward_gemm_s"][-1]) > 2e-4
 
 
 def test_a_damaged_cache_is_measured_again(cache):

@@ -29,7 +29,7 @@ from pyconv._engine import tuning as _tuning
 
 #: the Tuning fields this module measures
 MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_max_k", "weight_dense_max_acc_bytes",
-            "phases_min_positions", "phases_max_k", "pointwise_direct", "pointwise_matmul",
+            "thin_max_cg_og", "phases_min_positions", "phases_max_k", "pointwise_direct", "pointwise_matmul",
             "direct_ns_f4", "direct_ns_f8", "direct_ns_1d_f4", "direct_ns_1d_f8", "direct_tap_ns",
             "direct_border_ns", "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor")
 
@@ -245,7 +245,7 @@ def measure():
     m = {}
     # Planners must not ask for the machine tuning while it is being measured: every call
     # below runs under an explicit override of the defaults.
-    with threads(1), _tuning.override(dense_min_positions=0, weight_dense_min_positions=0,
+    with _plan.live(), threads(1), _tuning.override(dense_min_positions=0, weight_dense_min_positions=0,
                                       phases_min_positions=0):
         # dense direct vs im2col + GEMM: a 32->32 3x3 layer on growing maps (batch 8)
         sizes = (3, 6, 12, 24)
@@ -295,6 +295,21 @@ def measure():
                                                     (1, 1), 1), np.float32) for c in chans]
         m["weight_acc_bytes"] = accs
         values["weight_dense_max_acc_bytes"] = _ceiling(kw_d, kw_g, accs)
+
+        # thin groups: the per-tap plane kernel against the dense kernel (4-wide register
+        # blocks for 4 outputs per group), 3x3 128->128 on 56x56, one sample, by cg x og
+        # (the dense kernel gains with the map: at 28x28 thin and dense ran level for 4x4
+        # channels per group, at 112x112 dense was 1.4x faster)
+        prods, th_t, th_d = (1, 4, 16, 64), [], []
+        for cgog in prods:
+            gsz = math.isqrt(cgog)
+            x = rng.standard_normal((1, 128, 56, 56)).astype(np.float32)
+            wc = rng.standard_normal((128, gsz, 3, 3)).astype(np.float32)
+            grp = lambda: nn.conv2d(x, wc, padding=1, groups=128 // gsz)  # noqa: E731
+            for lst, t in zip((th_t, th_d), _best_of([_forced(A.THIN_S1, grp), _forced(A.DENSE, grp)])):
+                lst.append(t)
+        m["thin_cg_og"], m["thin_s"], m["thin_dense_s"] = list(prods), th_t, th_d
+        values["thin_max_cg_og"] = _ceiling(th_t, th_d, prods, slack=1.0)
 
         # 1x1 layers: the dense kernel reading the input in place, GEMM tiles, one BLAS product
         # (128 -> 64 and 64 -> 128 channels, 28x28, one sample)

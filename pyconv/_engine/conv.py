@@ -22,6 +22,7 @@ from pyconv._threads import blas_single_thread, num_parts_for, num_threads_for, 
 from pyconv._utils import nn_check_gemm_dims, nn_pad_maps
 
 _OBW = dense_direct.OBW
+_OBW_NARROW = dense_direct.OBW_NARROW
 
 # Fused-type kernels resolved per dtype once: Cython's run-time dispatch of a fused
 # def function costs ~10 us per call.
@@ -108,10 +109,16 @@ _NO_TABLE = np.zeros((1, 1), dtype=np.intp)
 _NO_TABLE.setflags(write=False)
 
 
-def dense_cblock(ntaps, itemsize, t):
+def dense_obw(og):
+    """Output channels per register block of the dense kernel: 8, or 4 for groups of at
+    most 4 output channels (an 8-wide block would spend half its FMAs on zero weights)."""
+    return _OBW_NARROW if og <= _OBW_NARROW else _OBW
+
+
+def dense_cblock(ntaps, itemsize, t, obw=_OBW):
     """Input channels per pass of the dense kernel: one block's weights (channels x taps x
-    OBW) within ``dense_wblock_bytes``, so they stay in L1 across a chunk of positions."""
-    return int(max(1, t.dense_wblock_bytes // max(1, ntaps * _OBW * itemsize)))
+    obw) within ``dense_wblock_bytes``, so they stay in L1 across a chunk of positions."""
+    return int(max(1, t.dense_wblock_bytes // max(1, ntaps * obw * itemsize)))
 
 
 def balanced_tile(length, n_units, nthreads, t):
@@ -227,11 +234,12 @@ def affine(m):
 
 def pack_dense_weight(w, groups, nthreads, t):
     """(C_out, C_in/groups, *kernel) -> flat (groups, ceil(Og/B), C_in/groups, kvol, B) blocks
-    of ``dense_direct.dense_conv``, B = ``dense_direct.OBW`` (zero rows past Og)."""
+    of ``dense_direct.dense_conv``, B = :func:`dense_obw` (zero rows past Og)."""
     cout = w.shape[0]
     og = cout // groups
     kc = int(np.prod(w.shape[1:]))
-    out = np.empty((groups, -(-og // _OBW), kc, _OBW), dtype=w.dtype)
+    obw = dense_obw(og)
+    out = np.empty((groups, -(-og // obw), kc, obw), dtype=w.dtype)
     kernel(dense_direct.pack_blocks, w.dtype)(np.ascontiguousarray(w).reshape(groups, og, kc), out,
                                            max(1, min(nthreads, num_threads_for(out.size, grain=t.pack_grain))))
     return out.reshape(-1)
@@ -339,7 +347,8 @@ def _forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite=None):
     cg, og, kvol = g.cg, g.og, g.kvol
     out_bytes = _prod(g.out_shape) * isz
     tiles, ws, data = (), 0, None
-    packed = g.groups * -(-og // _OBW) * cg * kvol * _OBW * isz
+    obw = dense_obw(og)
+    packed = g.groups * -(-og // obw) * cg * kvol * obw * isz
     x5, w5, o5 = (g.n, g.cin) + g.sp3, (g.cout, cg) + g.k3, (g.n, g.cout) + g.o3
     if alg == A.THIN_S1:
         # stride 1 in-plane: whole-plane passes over a padded copy of the group's channels
@@ -377,10 +386,10 @@ def _forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite=None):
             pgeo = plane_geo(qshape, g.s3, g.pads3)
         sub = np.array([[len(offs), 0, 0, g.o3[0], g.o3[1], g.o3[2], 0, 0, 0, 1, 1, 1]], dtype=np.intp)
         sub.setflags(write=False)
-        cblock = dense_cblock(len(offs), isz, t)
-        tiles += (("cblock", cblock),) * (cblock < cg)
+        cblock = dense_cblock(len(offs), isz, t, obw)
+        tiles += (("cblock", cblock),) * (cblock < cg) + (("obw", obw),) * (obw != _OBW)
         data = Launch(g.out_shape, x5, w5, o5, kernel(dense_direct.dense_conv, dtype),
-                      (pgeo, phases, offs, sub, g.groups, tile, dict(tiles)["chunk"], cblock, alg == A.POINTWISE))
+                      (pgeo, phases, offs, sub, g.groups, tile, dict(tiles)["chunk"], cblock, alg == A.POINTWISE, obw))
     elif alg == A.MATMUL:
         # 1x1, stride 1, unpadded: out[n, group] = W[group] x[n, group], one BLAS call
         data = Launch(g.out_shape, (g.n, g.groups, cg, -1), (g.groups, og, cg), (g.n, g.groups, og, -1), None, ())
@@ -467,9 +476,9 @@ def forward(p, x, w, b):
         _plan.run(p, L.kernel, x.reshape(L.x_view), w.reshape(L.w_view), bvec, has_b, out.reshape(L.out_view),
                   *L.args, team)
     elif alg in (A.DENSE, A.POINTWISE):
-        pgeo, phases, offs, sub, groups, tile, chunk, cblock, pw = L.args
+        pgeo, phases, offs, sub, groups, tile, chunk, cblock, pw, obw = L.args
         _plan.run(p, L.kernel, x.reshape(L.x_view), pgeo, phases, pack_dense_weight(w, groups, team, _tuning.active()),
-                  offs, sub, bvec, has_b, out.reshape(L.out_view), groups, tile, chunk, cblock, pw, team)
+                  offs, sub, bvec, has_b, out.reshape(L.out_view), groups, tile, chunk, cblock, pw, obw, team)
     elif alg == A.MATMUL:
         o4 = out.reshape(L.out_view)
         with blas_single_thread(team):
@@ -568,7 +577,7 @@ def plan_transposed(g, dtype):
     phase, phase_ws = phases()
     subs, (offs, taps), frame = phase[2]
     tile = balanced_tile(frame, g.n * g.groups * len(subs), nthreads, t)
-    cblock = dense_cblock(int(subs[:, 0].max()), isz, t)
+    cblock = dense_cblock(int(subs[:, 0].max()), isz, t, dense_obw(g.og))
     return Plan("transposed", alg, g, dtype, nthreads, phase_ws, (("tile", tile),) + (("cblock", cblock),) * (cblock < cg),
                 nonfinite=gemm, data=phase, candidates=cands)
 
@@ -685,14 +694,15 @@ def _phases(p, x, w, bvec, has_b, out):
     n, cin, cout, cg, og = g.n, g.cin, g.cout, g.cg, g.og
     pshape, pbs, (subs, (offs, taps), frame) = p.data
     w5 = w.reshape(g.groups, cg, og, -1)
-    nob = -(-og // _OBW)
+    obw = dense_obw(og)
+    nob = -(-og // obw)
     wparts = []
     for row in subs:
         idx = taps[row[1]:row[1] + row[0]]
         wr = w5[:, :, :, idx]                                   # (groups, cg, og, ntaps)
-        if nob * _OBW != og:
-            wr = np.concatenate([wr, np.zeros(wr.shape[:2] + (nob * _OBW - og, len(idx)), w.dtype)], axis=2)
-        wparts.append(wr.reshape(g.groups, cg, nob, _OBW, len(idx)).transpose(0, 2, 1, 4, 3).reshape(-1))
+        if nob * obw != og:
+            wr = np.concatenate([wr, np.zeros(wr.shape[:2] + (nob * obw - og, len(idx)), w.dtype)], axis=2)
+        wparts.append(wr.reshape(g.groups, cg, nob, obw, len(idx)).transpose(0, 2, 1, 4, 3).reshape(-1))
     # each sub-problem's weights start where the previous one's end
     subs = subs.copy()
     subs[:, 2] = np.concatenate([[0], np.cumsum([wp.size for wp in wparts])[:-1]])
@@ -700,7 +710,7 @@ def _phases(p, x, w, bvec, has_b, out):
     kernel(dense_direct.dense_conv, p.dtype)(x.reshape((n, cin) + g.sp3), kernel_geo(pad=pbs, plane=pshape),
                                           np.zeros((1, 3), dtype=np.intp), np.concatenate(wparts), offs, subs, bvec,
                                           has_b, out.reshape((n, cout) + g.o3), g.groups, tile, tile,
-                                          p.tile("cblock", cg), False, team_size(p.threads))
+                                          p.tile("cblock", cg), False, obw, team_size(p.threads))
 
 
 # =========================================================================== weight gradient

@@ -283,6 +283,18 @@ def dry():
 
 
 @contextlib.contextmanager
+def live():
+    """Kernels run even inside :func:`dry_run` (a calibration that a first
+    :func:`pyconv.explain` starts must time real calls, not record plans)."""
+    old = dry()
+    _local.dry = None
+    try:
+        yield
+    finally:
+        _local.dry = old
+
+
+@contextlib.contextmanager
 def dry_run():
     """Executors record their plans and return zero outputs instead of running kernels."""
     old = dry()

@@ -12,16 +12,21 @@ from pyconv._kernels._common cimport conv_geo_t, copy_row, idx_t, real_t, omp_ge
 
 cdef extern from "dense_kernels.h":
     const int PYCONV_OBW
+    const int PYCONV_OBW_NARROW
     void pyconv_mk_tail_f(const float* x, Py_ssize_t cstride, const Py_ssize_t* offs, Py_ssize_t ntaps,
                           Py_ssize_t Cg, const float* wb, float* out, Py_ssize_t ldo, Py_ssize_t nq,
-                          int accumulate) noexcept nogil
+                          int accumulate, int ob) noexcept nogil
     void pyconv_mk_tail_d(const double* x, Py_ssize_t cstride, const Py_ssize_t* offs, Py_ssize_t ntaps,
                           Py_ssize_t Cg, const double* wb, double* out, Py_ssize_t ldo, Py_ssize_t nq,
-                          int accumulate) noexcept nogil
+                          int accumulate, int ob) noexcept nogil
     void pyconv_mk_f(const float* x, Py_ssize_t cstride, const Py_ssize_t* offs, Py_ssize_t ntaps,
                      Py_ssize_t Cg, const float* wb, float* out, Py_ssize_t ldo, int accumulate) noexcept nogil
     void pyconv_mk_d(const double* x, Py_ssize_t cstride, const Py_ssize_t* offs, Py_ssize_t ntaps,
                      Py_ssize_t Cg, const double* wb, double* out, Py_ssize_t ldo, int accumulate) noexcept nogil
+    void pyconv_mk4_f(const float* x, Py_ssize_t cstride, const Py_ssize_t* offs, Py_ssize_t ntaps,
+                      Py_ssize_t Cg, const float* wb, float* out, Py_ssize_t ldo, int accumulate) noexcept nogil
+    void pyconv_mk4_d(const double* x, Py_ssize_t cstride, const Py_ssize_t* offs, Py_ssize_t ntaps,
+                      Py_ssize_t Cg, const double* wb, double* out, Py_ssize_t ldo, int accumulate) noexcept nogil
     void pyconv_prefetch_rows(const char* p, Py_ssize_t nrows, Py_ssize_t rstride, Py_ssize_t nbytes) noexcept nogil
     void pyconv_wk4_f(const float** ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq,
                       Py_ssize_t Wq, Py_ssize_t j0, Py_ssize_t OW, const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc,
@@ -44,6 +49,34 @@ cdef extern from "dense_kernels.h":
 
 
 OBW = PYCONV_OBW
+OBW_NARROW = PYCONV_OBW_NARROW
+
+
+cdef inline void mk_call(int obw, const real_t* x, idx_t cs, const idx_t* offs, idx_t ntaps, idx_t nc,
+                         const real_t* wb, real_t* out, idx_t ldo, int acc) noexcept nogil:
+    # the register block of ``obw`` output channels (8, or 4 for narrow groups)
+    if real_t is float:
+        if obw == PYCONV_OBW:
+            pyconv_mk_f(x, cs, offs, ntaps, nc, wb, out, ldo, acc)
+        else:
+            pyconv_mk4_f(x, cs, offs, ntaps, nc, wb, out, ldo, acc)
+    else:
+        if obw == PYCONV_OBW:
+            pyconv_mk_d(x, cs, offs, ntaps, nc, wb, out, ldo, acc)
+        else:
+            pyconv_mk4_d(x, cs, offs, ntaps, nc, wb, out, ldo, acc)
+
+
+def aligned_rows(idx_t rows, idx_t cols, dt):
+    """An uninitialised (rows, cols') array of ``dt`` whose rows start on 64-byte
+    boundaries (cols' = cols rounded up to whole cache lines).  Vector loads and stores
+    of a kernel then split cache lines the same way on every call: where NumPy's
+    allocator happens to place a buffer otherwise changed a dense layer's time by 1.4x."""
+    cdef idx_t per = 64 // np.dtype(dt).itemsize
+    cdef idx_t c = ((max(cols, 1) + per - 1) // per) * per
+    raw = np.empty(rows * c + per, dtype=dt)
+    cdef idx_t skip = ((-raw.ctypes.data) % 64) // np.dtype(dt).itemsize
+    return raw[skip:skip + rows * c].reshape(rows, c)
 
 
 # --------------------------------------------------------------------------- per-thread phase planes
@@ -132,7 +165,7 @@ cdef inline void ensure_rows(const real_t* xs, idx_t nch, idx_t D, idx_t H, idx_
 def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, ::1] in_phases,
                const real_t[::1] wflat, const idx_t[::1] offs, const idx_t[:, ::1] sub,
                const real_t[::1] bias, bint has_bias, real_t[:, :, :, :, ::1] out,
-               idx_t groups, idx_t tile, idx_t chunk, idx_t cblock, bint direct_x, int nthreads):
+               idx_t groups, idx_t tile, idx_t chunk, idx_t cblock, bint direct_x, int obw, int nthreads):
     """Dense convolution by register-blocked direct loops over per-thread phase planes.
 
     x: (N, C_in, D, H, W) unpadded.  geo: phase planes qd x qh x qw, stride, padding before:
@@ -144,8 +177,9 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, :
     m = (md, mh, mw) sits at frame position q = (md*Hq + mh)*Wq + mw, reads planes
     [c*S + q + offs[t]] and goes to out[n, o, md*td + rd, mh*th + rh, mw*tw + rw].
     A convolution is one sub-problem; a stride-s transposed convolution has one per
-    output phase.  Weights of a sub-problem: (groups, ceil(Og/OBW), C_in/groups,
-    ntaps, OBW) from its wflat start (zero rows past Og).  The caller guarantees every
+    output phase.  Weights of a sub-problem: (groups, ceil(Og/obw), C_in/groups,
+    ntaps, obw) from its wflat start (zero rows past Og); ``obw`` (``OBW`` = 8, or
+    ``OBW_NARROW`` = 4 for groups of at most 4 output channels) is the register block.  The caller guarantees every
     read q + offs[t] (q < frame length) lies inside the planes.
     ``direct_x``: the planes are the input itself (one phase, no padding, stride 1:
     a pointwise layer), read in place.  Within a unit's tile, positions go ``chunk``
@@ -164,7 +198,7 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, :
     cdef idx_t nph = in_phases.shape[0], nsub = sub.shape[0]
     cdef idx_t S = nph * Dq * Hq * Wq
     cdef idx_t Sp = plane_stride(S, sizeof(real_t))
-    cdef idx_t nob = (Og + PYCONV_OBW - 1) // PYCONV_OBW
+    cdef idx_t nob = (Og + obw - 1) // obw
     cdef idx_t QB = 128 // sizeof(real_t)
     cdef idx_t u, k, r, ng, n, gi, ti, q0, q1, ob, q, qq, o, oo, md, rem, mh, mw, jhi, jlo, j, tid, ldc
     cdef idx_t L, ntaps, wst, tw, T, U, t0, t1, ldp, ps, cs, c
@@ -188,6 +222,8 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, :
         return
     if cblock < 1:
         cblock = Cg
+    if obw != PYCONV_OBW and obw != PYCONV_OBW_NARROW:
+        raise ValueError(f"obw must be {PYCONV_OBW} or {PYCONV_OBW_NARROW}, got {obw}")
     tile = ((max(tile, 1) + QB - 1) // QB) * QB
     chunk = ((min(max(chunk, 1), tile) + QB - 1) // QB) * QB
     tstart_np = np.zeros(nsub + 1, dtype=np.intp)
@@ -202,14 +238,14 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, :
     dt = np.float32 if real_t is float else np.float64
     ldc = QB + tile
     # per thread: OBW rows of sums, then a scratch block (continued sums of a shifted last block)
-    work_np = np.empty((nthreads, PYCONV_OBW * (ldc + QB)), dtype=dt)
+    work_np = aligned_rows(nthreads, PYCONV_OBW * (ldc + QB), dt)
     # direct_x: each chunk's rows are copied into the planes buffer with row stride ldp,
     # an odd number of cache lines (the input's own channel stride can map every row
     # to the same few L1 sets: 56x56 float32 = 196 lines)
     ldp = chunk + QB
     if (ldp * sizeof(real_t) // 64) % 2 == 0:
         ldp = ldp + 64 // sizeof(real_t)
-    planes_np = np.empty((nthreads, Cg * ldp if direct_x else Cg * Sp), dtype=dt)
+    planes_np = aligned_rows(nthreads, Cg * ldp if direct_x else Cg * Sp, dt)
     last_np = np.full(nthreads, -1, dtype=np.intp)
     rows_np = np.zeros((2, nthreads), dtype=np.intp)
     cdef real_t[:, ::1] work = work_np
@@ -280,14 +316,14 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, :
                 Pc = P - ps
                 cs = ldp
             for ob in range(nob):
-                wb = wflat0 + (wst + (gi * nob + ob) * Cg * ntaps * PYCONV_OBW)
+                wb = wflat0 + (wst + (gi * nob + ob) * Cg * ntaps * obw)
                 c0 = 0
                 while c0 < Cg:
                     nc = Cg - c0
                     if nc > cblock:
                         nc = cblock
                     acc = c0 > 0
-                    wbc = wb + c0 * ntaps * PYCONV_OBW
+                    wbc = wb + c0 * ntaps * obw
                     Pcc = Pc + c0 * cs
                     q = q0
                     while q < q1:
@@ -298,25 +334,20 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, :
                             qq = L - QB
                         if qq < 0:
                             if real_t is float:
-                                pyconv_mk_tail_f(Pcc + q, cs, of, ntaps, nc, wbc, C + (q - q0), ldc, L - q, acc)
+                                pyconv_mk_tail_f(Pcc + q, cs, of, ntaps, nc, wbc, C + (q - q0), ldc, L - q, acc, obw)
                             else:
-                                pyconv_mk_tail_d(Pcc + q, cs, of, ntaps, nc, wbc, C + (q - q0), ldc, L - q, acc)
+                                pyconv_mk_tail_d(Pcc + q, cs, of, ntaps, nc, wbc, C + (q - q0), ldc, L - q, acc, obw)
                         elif acc and qq < q:
                             # continuing sums: the recomputed positions [qq, q) already hold
                             # this block's channels; run in a scratch copy, keep [q, L)
                             Sx = &work[tid, 0] + PYCONV_OBW * ldc
-                            for oo in range(PYCONV_OBW):
+                            for oo in range(obw):
                                 memcpy(Sx + oo * QB, C + oo * ldc + (qq - q0), QB * sizeof(real_t))
-                            if real_t is float:
-                                pyconv_mk_f(Pcc + qq, cs, of, ntaps, nc, wbc, Sx, QB, 1)
-                            else:
-                                pyconv_mk_d(Pcc + qq, cs, of, ntaps, nc, wbc, Sx, QB, 1)
-                            for oo in range(PYCONV_OBW):
+                            mk_call(obw, Pcc + qq, cs, of, ntaps, nc, wbc, Sx, QB, 1)
+                            for oo in range(obw):
                                 memcpy(C + oo * ldc + (q - q0), Sx + oo * QB + (q - qq), (L - q) * sizeof(real_t))
-                        elif real_t is float:
-                            pyconv_mk_f(Pcc + qq, cs, of, ntaps, nc, wbc, C + (qq - q0), ldc, acc)
                         else:
-                            pyconv_mk_d(Pcc + qq, cs, of, ntaps, nc, wbc, C + (qq - q0), ldc, acc)
+                            mk_call(obw, Pcc + qq, cs, of, ntaps, nc, wbc, C + (qq - q0), ldc, acc)
                         q = q + QB
                     c0 = c0 + nc
                 # the valid positions of the 8 rows go out (strided for output phases), plus
@@ -335,8 +366,8 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, :
                         jlo = sub[r, 5] - mw
                         if jlo > jhi:
                             jlo = jhi
-                        for oo in range(PYCONV_OBW):
-                            o = ob * PYCONV_OBW + oo
+                        for oo in range(obw):
+                            o = ob * obw + oo
                             if o >= Og:
                                 break
                             bv = bias[gi * Og + o] if has_bias else 0

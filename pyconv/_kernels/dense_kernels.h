@@ -3,9 +3,11 @@
 #define PYCONV_DENSE_KERNELS_H
 
 /* Register-blocked micro-kernel of the dense stride-1 direct convolution:
-   8 output channels x 2 vectors of positions stay in registers while the
+   OB output channels x 2 vectors of positions stay in registers while the
    loop runs over input channels and taps (one vector load of the input feeds
-   8 FMAs).  GCC/Clang vector extensions give explicit SIMD without
+   OB x 2 FMAs).  OB is 8 (PYCONV_OBW), or 4 for groups of at most 4 output
+   channels (grouped layers: an 8-wide block would spend half its FMAs on zero
+   weights).  GCC/Clang vector extensions give explicit SIMD without
    intrinsics; other compilers get the same loop in plain C.  ``accumulate``:
    continue the sums already in ``out`` (the caller splits the input channels
    into blocks whose weights stay in L1; the sums run in the same order). */
@@ -14,66 +16,69 @@
 /* output channels per register block of the dense kernel (12, with 24
    accumulators, measured 3-12% slower than 8 on the suite's dense layers) */
 #define PYCONV_OBW 8
+#define PYCONV_OBW_NARROW 4
 #if defined(__GNUC__) || defined(__clang__)
 typedef float pyconv_vf __attribute__((vector_size(64)));
 typedef double pyconv_vd __attribute__((vector_size(64)));
-#define PYCONV_MK(T, VT, NAME) \
+#define PYCONV_MK(T, VT, OB, NAME) \
 static void NAME(const T *restrict x, Py_ssize_t cstride, const Py_ssize_t *restrict offs, \
                  Py_ssize_t ntaps, Py_ssize_t Cg, const T *restrict wb, T *restrict out, \
                  Py_ssize_t ldo, int accumulate) { \
     enum { VL = sizeof(VT) / sizeof(T) }; \
-    VT acc[PYCONV_OBW][2]; \
+    VT acc[OB][2]; \
     if (accumulate) { \
-        for (int o = 0; o < PYCONV_OBW; o++) { \
+        for (int o = 0; o < OB; o++) { \
             memcpy(&acc[o][0], out + o * ldo, sizeof(VT)); \
             memcpy(&acc[o][1], out + o * ldo + VL, sizeof(VT)); \
         } \
     } else { \
-        for (int o = 0; o < PYCONV_OBW; o++) { acc[o][0] = (VT){0}; acc[o][1] = (VT){0}; } \
+        for (int o = 0; o < OB; o++) { acc[o][0] = (VT){0}; acc[o][1] = (VT){0}; } \
     } \
     for (Py_ssize_t c = 0; c < Cg; c++) { \
         const T *xc = x + c * cstride; \
-        const T *wc = wb + c * ntaps * PYCONV_OBW; \
+        const T *wc = wb + c * ntaps * OB; \
         for (Py_ssize_t t = 0; t < ntaps; t++) { \
             VT x0, x1; \
             memcpy(&x0, xc + offs[t], sizeof(VT)); \
             memcpy(&x1, xc + offs[t] + VL, sizeof(VT)); \
-            const T *w8 = wc + t * PYCONV_OBW; \
-            for (int o = 0; o < PYCONV_OBW; o++) { \
+            const T *w8 = wc + t * OB; \
+            for (int o = 0; o < OB; o++) { \
                 acc[o][0] += w8[o] * x0; \
                 acc[o][1] += w8[o] * x1; \
             } \
         } \
     } \
-    for (int o = 0; o < PYCONV_OBW; o++) { \
+    for (int o = 0; o < OB; o++) { \
         memcpy(out + o * ldo, &acc[o][0], sizeof(VT)); \
         memcpy(out + o * ldo + VL, &acc[o][1], sizeof(VT)); \
     } \
 }
 #else
-#define PYCONV_MK(T, VT, NAME) \
+#define PYCONV_MK(T, VT, OB, NAME) \
 static void NAME(const T *x, Py_ssize_t cstride, const Py_ssize_t *offs, Py_ssize_t ntaps, \
                  Py_ssize_t Cg, const T *wb, T *out, Py_ssize_t ldo, int accumulate) { \
     enum { QB = 128 / sizeof(T) }; \
     if (!accumulate) \
-        for (int o = 0; o < PYCONV_OBW; o++) for (int j = 0; j < QB; j++) out[o * ldo + j] = 0; \
+        for (int o = 0; o < OB; o++) for (int j = 0; j < QB; j++) out[o * ldo + j] = 0; \
     for (Py_ssize_t c = 0; c < Cg; c++) for (Py_ssize_t t = 0; t < ntaps; t++) \
-        for (int o = 0; o < PYCONV_OBW; o++) for (int j = 0; j < QB; j++) \
-            out[o * ldo + j] += wb[(c * ntaps + t) * PYCONV_OBW + o] * x[c * cstride + offs[t] + j]; \
+        for (int o = 0; o < OB; o++) for (int j = 0; j < QB; j++) \
+            out[o * ldo + j] += wb[(c * ntaps + t) * OB + o] * x[c * cstride + offs[t] + j]; \
 }
 #endif
-PYCONV_MK(float, pyconv_vf, pyconv_mk_f)
-PYCONV_MK(double, pyconv_vd, pyconv_mk_d)
-/* the last, partial block of positions: reads only its nq positions */
+PYCONV_MK(float, pyconv_vf, PYCONV_OBW, pyconv_mk_f)
+PYCONV_MK(double, pyconv_vd, PYCONV_OBW, pyconv_mk_d)
+PYCONV_MK(float, pyconv_vf, PYCONV_OBW_NARROW, pyconv_mk4_f)
+PYCONV_MK(double, pyconv_vd, PYCONV_OBW_NARROW, pyconv_mk4_d)
+/* the last, partial block of positions: reads only its nq positions (ob output channels) */
 #define PYCONV_MK_TAIL(T, NAME) \
 static void NAME(const T *x, Py_ssize_t cstride, const Py_ssize_t *offs, Py_ssize_t ntaps, \
-                 Py_ssize_t Cg, const T *wb, T *out, Py_ssize_t ldo, Py_ssize_t nq, int accumulate) { \
+                 Py_ssize_t Cg, const T *wb, T *out, Py_ssize_t ldo, Py_ssize_t nq, int accumulate, int ob) { \
     if (!accumulate) \
-        for (int o = 0; o < PYCONV_OBW; o++) for (Py_ssize_t j = 0; j < nq; j++) out[o * ldo + j] = 0; \
+        for (int o = 0; o < ob; o++) for (Py_ssize_t j = 0; j < nq; j++) out[o * ldo + j] = 0; \
     for (Py_ssize_t c = 0; c < Cg; c++) for (Py_ssize_t t = 0; t < ntaps; t++) { \
         const T *xr = x + c * cstride + offs[t]; \
-        const T *w8 = wb + (c * ntaps + t) * PYCONV_OBW; \
-        for (int o = 0; o < PYCONV_OBW; o++) for (Py_ssize_t j = 0; j < nq; j++) \
+        const T *w8 = wb + (c * ntaps + t) * ob; \
+        for (int o = 0; o < ob; o++) for (Py_ssize_t j = 0; j < nq; j++) \
             out[o * ldo + j] += w8[o] * xr[j]; \
     } \
 }
