@@ -109,6 +109,11 @@ _NO_TABLE = np.zeros((1, 1), dtype=np.intp)
 _NO_TABLE.setflags(write=False)
 
 
+def _table_of(p):
+    """The GEMM plan's cached im2col gather table (a placeholder when it walks rows)."""
+    return _NO_TABLE if p.data is None else p.data
+
+
 def dense_obw(og):
     """Output channels per register block of the dense kernel: 8, or 4 for groups of at
     most 4 output channels (an 8-wide block would spend half its FMAs on zero weights)."""
@@ -681,7 +686,7 @@ def transposed(p, x, w, b):
     with blas_single_thread():
         _plan.run(p, kernel(nn_gemm.conv_transpose_forward, p.dtype), x.reshape(n, cin, -1), w.reshape(cin, -1),
                   bvec, has_b, out.reshape(n, cout, -1), geo, g.groups, p.tile("channels"), p.tile("tile"),
-                  p.tile("samples", 1), _NO_TABLE if p.data is None else p.data, team_size(p.threads))
+                  p.tile("samples", 1), _table_of(p), team_size(p.threads))
     return out
 
 
@@ -900,7 +905,7 @@ def weight_grad(p, x, go):
     geo = gemm_geo(g)
     with blas_single_thread():
         _plan.run(p, kernel(nn_gemm.conv_weight, dtype), x.reshape(n, cin, -1), go.reshape(n, cout, -1), acc, geo,
-                  g.groups, p.tile("tile"), p.tile("samples", 1), _NO_TABLE if p.data is None else p.data,
+                  g.groups, p.tile("tile"), p.tile("samples", 1), _table_of(p),
                   g.is_pointwise, row_parts, team_size(p.threads))
     gw = acc[0] if acc.shape[0] == 1 else acc.sum(axis=0)
     return np.ascontiguousarray(gw.reshape((cout, cg) + kernel_shape))
