@@ -172,18 +172,23 @@ def _best(fn, reps=3):
     return best
 
 
-def _best_cpu(fn, reps=3):
-    """Least CPU seconds of the calling thread over ``reps`` runs of ``fn`` (after one
-    warm-up).  Work at one thread runs on the calling thread (an OpenMP team of one,
-    scipy.fft with one worker), so this is the cost of the work itself: a busy machine
-    that preempts a 50 ms transform more often than a 0.1 ms kernel does not skew one
-    constant against another, as wall time would."""
-    fn()
-    best = math.inf
-    for _ in range(reps):
-        t0 = time.thread_time()
+def _best_cpu_of(fns, reps=3):
+    """Least CPU seconds of the calling thread of each of ``fns`` (after one warm-up each),
+    timed in turn (A, B, C, A, B, C, ...).  Work at one thread runs on the calling thread
+    (an OpenMP team of one, scipy.fft with one worker), so CPU time is the cost of the
+    work itself: a busy machine that preempts a 50 ms transform more often than a 0.1 ms
+    kernel does not skew one constant against another, as wall time would.  And a host
+    whose speed drifts between spells (an Intel Xeon VM ran the same loop 1.5x slower for
+    seconds at a time) weighs on every constant alike, instead of setting direct against
+    FFT by whichever ran in the slow spell."""
+    for fn in fns:
         fn()
-        best = min(best, time.thread_time() - t0)
+    best = [math.inf] * len(fns)
+    for _ in range(reps):
+        for i, fn in enumerate(fns):
+            t0 = time.thread_time()
+            fn()
+            best[i] = min(best[i], time.thread_time() - t0)
     return best
 
 
@@ -368,7 +373,8 @@ def _measure_signal(rng, values, m):
     multiply-add on long N-d rows and on a 1-D signal, its cost per (row, block, tap) on
     short rows and the border redo of short merged rows,
     the FFT's ns per point x log2 (2-D, small and large), and the 1-D full-transform and
-    overlap-add factors.  Timed in CPU seconds of the calling thread (:func:`_best_cpu`).
+    overlap-add factors.  Timed in CPU seconds of the calling thread, all in turn
+    (:func:`_best_cpu_of`).
     ~0.25 s in all, most of it the 1024^2 transform."""
     from pyconv import signal
     from pyconv._engine import signal_plan as _sp
@@ -385,13 +391,23 @@ def _measure_signal(rng, values, m):
              ((16384,), (257,), "same", np.float64, "direct_ns_1d_f8", 0.005),
              ((32, 32, 32), (5, 5, 5), "full", np.float32, "direct_tap_ns", 0.0),
              ((32, 32, 32), (5, 5, 5), "same", np.float32, "direct_border_ns", 0.0)]
-    timed = []
+    runs = []
     for shape, kshape, mode, dt, field, floor in cases:
         a = rng.standard_normal(shape).astype(dt)
         k = rng.standard_normal(kshape).astype(dt)
-        t = _best_cpu(lambda: signal.correlate(a, k, mode, method="direct"))
+        runs.append(lambda a=a, k=k, mode=mode: signal.correlate(a, k, mode, method="direct"))
+    # the FFT timings below (2-D small and large, 1-D full, overlap-add) join the same rounds
+    k = rng.standard_normal((9, 9))
+    small = rng.standard_normal((256, 256))
+    large = rng.standard_normal((1024, 1024))
+    x1 = rng.standard_normal(32768)
+    x2 = rng.standard_normal(65536)
+    k1 = rng.standard_normal(257)
+    runs += [lambda: signal.fftconvolve(small, k, "same"), lambda: signal.fftconvolve(large, k, "same"),
+             lambda: signal._fft_core(x1, k1, "same", [0]), lambda: signal.oaconvolve(x2, k1, "same")]
+    *timed, ts, tl, t1d, toa = _best_cpu_of(runs)
+    for (shape, kshape, mode, dt, field, floor), t in zip(cases, timed):
         m[f"direct_{np.dtype(dt).name}_{'x'.join(map(str, shape))}_{mode}_s"] = t
-        timed.append(t)
     for _ in range(4):
         for (shape, kshape, mode, dt, field, floor), t in zip(cases, timed):
             ck = "f4" if dt == np.float32 else "f8"
@@ -400,11 +416,6 @@ def _measure_signal(rng, values, m):
 
     # FFT: ns per point x log2 in the small and large regimes (2-D, float64); the model
     # is linear in (ns_small, ns_large): solve the two timings for them
-    k = rng.standard_normal((9, 9))
-    small = rng.standard_normal((256, 256))
-    large = rng.standard_normal((1024, 1024))
-    ts = _best_cpu(lambda: signal.fftconvolve(small, k, "same"))
-    tl = _best_cpu(lambda: signal.fftconvolve(large, k, "same"), reps=2)
     m["fft_256_s"], m["fft_1024_s"] = ts, tl
 
     def fft_model(shape, ns_small, ns_large):
@@ -425,14 +436,8 @@ def _measure_signal(rng, values, m):
     values["fft_ns_large"] = fixed["fft_ns_large"] = max(values["fft_ns_small"], ns_large)
 
     # 1-D: one full transform (float64, 32768 * 257, 'same') and overlap-add (65536 * 257)
-    x = rng.standard_normal(32768)
-    k1 = rng.standard_normal(257)
-    t = _best_cpu(lambda: signal._fft_core(x, k1, "same", [0]))
-    m["fft_1d_32768_s"] = t
+    m["fft_1d_32768_s"], m["oa_65536_s"] = t1d, toa
     values["fft_1d_factor"] = fixed["fft_1d_factor"] = _linear(
-        t, lambda: _sp.fft_costs(x.shape, k1.shape, False, False, 1)[0], fixed, "fft_1d_factor", 0.1)
-    x = rng.standard_normal(65536)
-    t = _best_cpu(lambda: signal.oaconvolve(x, k1, "same"))
-    m["oa_65536_s"] = t
+        t1d, lambda: _sp.fft_costs(x1.shape, k1.shape, False, False, 1)[0], fixed, "fft_1d_factor", 0.1)
     values["fft_oa_factor"] = fixed["fft_oa_factor"] = _linear(
-        t, lambda: _sp.fft_costs(x.shape, k1.shape, False, False, 1)[1], fixed, "fft_oa_factor", 0.1)
+        toa, lambda: _sp.fft_costs(x2.shape, k1.shape, False, False, 1)[1], fixed, "fft_oa_factor", 0.1)
