@@ -577,7 +577,8 @@ def test_small_workspace_tiles(case):
     """With a tiny workspace budget the im2col path must run many tiles (with a
     remainder) and still give the exact result."""
     rng = np.random.default_rng(19)
-    with tuning.override(tile_bytes=1, workspace_bytes=1, pointwise_direct=False, pointwise_matmul=False):
+    with tuning.override(tile_bytes=1, workspace_bytes=1, pointwise_direct=False, pointwise_direct_expand=False,
+                         pointwise_direct_f8=False, pointwise_direct_expand_f8=False, pointwise_matmul=False):
         for dtype in (np.float32, np.float64):
             x = rand(rng, case["x"], dtype)
             w = rand(rng, case["w"], dtype)

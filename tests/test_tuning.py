@@ -40,6 +40,9 @@ def test_tune_measures_stores_and_installs(cache):
     assert all(v[k] in (0, 288, 576, 1152, 2304) for k in ("dense_max_k", "phases_max_k"))
     assert v["weight_dense_max_acc_bytes"] in (0,) + tuple(36 * c * c for c in (32, 64, 128, 256))
     assert v["thin_max_cg_og"] in (0, 1, 4, 16, 64)
+    assert v["pointwise_chunk"] in (128, 256, 512)
+    assert all(isinstance(v[k], bool) for k in ("pointwise_direct", "pointwise_direct_expand", "pointwise_direct_f8",
+                                                "pointwise_direct_expand_f8", "pointwise_matmul"))
     assert 0 < v["direct_ns_f4"] < 100 and 0 < v["direct_ns_f8"] < 100
     assert 0 < v["fft_ns_small"] <= v["fft_ns_large"] < 1000
     assert 0 < v["direct_ns_1d_f4"] < 100 and 0 < v["direct_ns_1d_f8"] < 100

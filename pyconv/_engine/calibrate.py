@@ -29,7 +29,8 @@ from pyconv._engine import tuning as _tuning
 
 #: the Tuning fields this module measures
 MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_max_k", "weight_dense_max_acc_bytes",
-            "thin_max_cg_og", "phases_min_positions", "phases_max_k", "pointwise_direct", "pointwise_matmul",
+            "thin_max_cg_og", "phases_min_positions", "phases_max_k", "pointwise_chunk", "pointwise_direct",
+            "pointwise_direct_expand", "pointwise_direct_f8", "pointwise_direct_expand_f8", "pointwise_matmul",
             "direct_ns_f4", "direct_ns_f8", "direct_ns_1d_f4", "direct_ns_1d_f8", "direct_tap_ns",
             "direct_border_ns", "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor")
 
@@ -316,18 +317,53 @@ def measure():
         m["thin_cg_og"], m["thin_s"], m["thin_dense_s"] = list(prods), th_t, th_d
         values["thin_max_cg_og"] = _ceiling(th_t, th_d, prods, slack=1.0)
 
-        # 1x1 layers: the dense kernel reading the input in place, GEMM tiles, one BLAS product
-        # (128 -> 64 and 64 -> 128 channels, 28x28, one sample)
-        pw_d, pw_g, pw_m = [], [], []
-        for cin, cout in ((128, 64), (64, 128)):
-            x = rng.standard_normal((1, cin, 28, 28)).astype(np.float32)
-            wc = rng.standard_normal((cout, cin, 1, 1)).astype(np.float32)
-            for alg, lst in ((A.POINTWISE, pw_d), (A.GEMM, pw_g), (A.MATMUL, pw_m)):
-                with _plan.force(alg):
-                    lst.append(_best(lambda: nn.conv2d(x, wc)))
-        m["pointwise_direct_s"], m["pointwise_gemm_s"], m["pointwise_matmul_s"] = pw_d, pw_g, pw_m
-        values["pointwise_direct"] = bool(sum(pw_d) <= min(sum(pw_g), sum(pw_m)))
-        values["pointwise_matmul"] = bool(sum(pw_m) <= sum(pw_g))
+        # 1x1 layers: positions per chunk of the dense kernel reading the input in place
+        # (a chunk's rows are copied once, then serve every block of output channels; on an
+        # Intel Xeon 256->64 56x56 ran 22-25 ms at 128, 17-19 at 256-512, PyTorch 15.7),
+        # 256 -> 64 channels, 56x56, one sample
+        chunks = (128, 256, 512)
+        x = rng.standard_normal((1, 256, 56, 56)).astype(np.float32)
+        wc = rng.standard_normal((64, 256, 1, 1)).astype(np.float32)
+
+        def chunked(c, x=x, wc=wc):
+            def run():
+                with _tuning.override(pointwise_chunk=c):
+                    return nn.conv2d(x, wc)
+            return _forced(A.POINTWISE, run)
+        m["pointwise_chunks"], m["pointwise_chunk_s"] = list(chunks), _best_of([chunked(c) for c in chunks])
+        values["pointwise_chunk"] = chunks[int(np.argmin(m["pointwise_chunk_s"]))]
+
+        # then the dense kernel in place against GEMM tiles and one BLAS product, on a
+        # layer that reduces the channels and on one that expands them, in both dtypes
+        # (56x56, one sample: an input beyond L2, as in the networks' middle layers).
+        # Intel Xeon, 8 samples, 1 thread: float32 256->64 dense 18.6 ms, MATMUL 21.6;
+        # 64->256 dense 22.0, MATMUL 16.0; float64 256->64 dense 29.1, MATMUL 23.1.
+        # GEMM tiles against MATMUL is decided in float32.
+        pw = {}
+        for dt in (np.float32, np.float64):
+            if dt == np.float64:
+                # float32 chose between the two BLAS paths
+                values["pointwise_matmul"] = bool(pw[4, True][1] + pw[4, False][1] <= pw[4, True][2] + pw[4, False][2])
+            for cin, cout in ((256, 64), (64, 256)):
+                x = rng.standard_normal((1, cin, 56, 56)).astype(dt)
+                wc = rng.standard_normal((cout, cin, 1, 1)).astype(dt)
+
+                def one(alg, x=x, wc=wc):
+                    def run():
+                        with _tuning.override(pointwise_chunk=values["pointwise_chunk"]):
+                            return nn.conv2d(x, wc)
+                    return _forced(alg, run)
+                if dt == np.float32:
+                    algs = (A.POINTWISE, A.MATMUL, A.GEMM)
+                else:
+                    algs = (A.POINTWISE, A.MATMUL if values["pointwise_matmul"] else A.GEMM)
+                pw[np.dtype(dt).itemsize, cin > cout] = _best_of([one(a) for a in algs], reps=4)
+        m["pointwise_s"] = {f"{8 * k[0]}bit_{'reduce' if k[1] else 'expand'}": v for k, v in pw.items()}
+        blas = 1 if values["pointwise_matmul"] else 2
+        for isz, suffix in ((4, ""), (8, "_f8")):
+            for reduces, name in ((True, "pointwise_direct"), (False, "pointwise_direct_expand")):
+                ts = pw[isz, reduces]
+                values[name + suffix] = bool(ts[0] <= ts[blas if isz == 4 else 1])
 
         # strided input gradients (transposed convolutions): the dense kernel per output
         # phase against GEMM + col2im, by positions per phase (32 channels, batch 4) and

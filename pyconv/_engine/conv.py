@@ -114,6 +114,14 @@ def _table_of(p):
     return _NO_TABLE if p.data is None else p.data
 
 
+def pointwise_direct(reduces, itemsize, t):
+    """Whether a 1x1 layer runs the dense kernel in place (else one BLAS product or GEMM
+    tiles): calibrated per dtype, for layers that reduce the channels and for the others."""
+    if itemsize == 8:
+        return t.pointwise_direct_f8 if reduces else t.pointwise_direct_expand_f8
+    return t.pointwise_direct if reduces else t.pointwise_direct_expand
+
+
 def dense_obw(og):
     """Output channels per register block of the dense kernel: 8, or 4 for groups of at
     most 4 output channels (an 8-wide block would spend half its FMAs on zero weights)."""
@@ -300,7 +308,7 @@ def plan_forward(g, dtype, allow_prune=True):
             default = A.THIN_PHASE
         else:
             default = A.THIN_ROW
-    elif g.is_pointwise and t.pointwise_direct:
+    elif g.is_pointwise and pointwise_direct(og < cg, isz, t):
         default = A.POINTWISE
     elif g.is_pointwise and t.pointwise_matmul:
         default = A.MATMUL

@@ -51,13 +51,19 @@ class Tuning:
     # 1x1 stride-1 unpadded layers: the register-blocked direct kernel reading the input
     # in place (1.25x faster than one OpenBLAS GEMM per tile for 1x1 256->64, float32, AMD
     # EPYC), ``pointwise_chunk`` positions at a time through every output-channel block.
-    # Calibrated: on an Intel Xeon (2026-12-02, float32, 1 thread) the GEMM won instead
-    # (256->64 56x56: 1.51 vs 1.72 ms; 64->256: 1.57 vs 5.6 ms).
+    # Calibrated separately for layers that reduce the channels (og < cg: this field) and
+    # that keep or expand them (``pointwise_direct_expand``), and for float64 (``_f8``):
+    # the in-place kernel won 256->64 (18.6 vs 21.6 ms for MATMUL) but lost 64->256 (22.0
+    # vs 16.0) and float64 256->64 (29.1 vs 23.1; Intel Xeon, 2026-12-03, 8x56x56, 1 thread).
     pointwise_direct: bool = True
+    pointwise_direct_expand: bool = True
+    pointwise_direct_f8: bool = True
+    pointwise_direct_expand_f8: bool = True
     # Otherwise: one BLAS matrix product per sample and group (MATMUL) or im2col-free GEMM
     # tiles (GEMM).  Intel Xeon, 2026-12-02, float32, 1 thread: 256->64 56x56 MATMUL 1.52
     # ms, GEMM tiles 2.30, PyTorch 1.35; 8x256->64 14x14: 0.60, 1.06, 0.52.  Calibrated.
     pointwise_matmul: bool = True
+    # Positions per chunk of the in-place 1x1 kernel (calibrated among 128, 256, 512).
     pointwise_chunk: int = 128
     # Output positions per work unit of the dense direct kernel.
     dense_tile: int = 1024
