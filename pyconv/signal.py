@@ -358,7 +358,8 @@ def _fft_core(in1, in2, mode, axes):
     cplx = in1.dtype.kind == "c" or in2.dtype.kind == "c"
     full = [s1[a] + s2[a] - 1 for a in axes]
     fshape = [sp_fft.next_fast_len(n, not cplx) for n in full]
-    workers = team_size(get_num_threads())  # transforms are independent: the load may shrink the team
+    batch = math.prod(max(s1[d], s2[d]) for d in range(len(s1)) if d not in axes)
+    workers = _sp.fft_workers(math.prod(fshape) * batch, team_size(get_num_threads()))
     # the part of the full result each mode keeps, per transformed axis (scipy's centring)
     keep = []
     for i, a in enumerate(axes):
@@ -595,7 +596,9 @@ def _oa_full(in1, in2, ax, plan):
         if any(p != (0, 0) for p in pads[i]):
             x = np.pad(x, pads[i])
         blocks.append(x.reshape(shapes[i]))
-    workers = team_size(get_num_threads())  # transforms are independent: the load may shrink the team
+    # the block transforms go in one batched call: its points decide the workers
+    batch = blocks[0].size // max(1, math.prod(blocks[0].shape[a] for a in fft_axes))
+    workers = _sp.fft_workers(math.prod(fft_len) * batch, team_size(get_num_threads()))
     if cplx:
         sp = sp_fft.fftn(blocks[0], fft_len, axes=fft_axes, workers=workers)
         sp = sp * sp_fft.fftn(blocks[1], fft_len, axes=fft_axes, workers=workers)

@@ -957,9 +957,14 @@ class _RecordFFT:
 
 
 def test_ffts_run_on_pyconv_threads(monkeypatch):
-    # API.md: the FFT paths run scipy.fft with workers = pyconv's thread count (on a
-    # quiet machine; with every core busy elsewhere, one worker)
+    # API.md: the FFT paths run scipy.fft on pyconv's threads: workers = pyconv's thread
+    # count for transforms worth a worker (Tuning.fft_workers_min_points, 0 here), one for
+    # those below it; with every core busy elsewhere, one worker
+    import dataclasses
+
     from pyconv import _threads
+    from pyconv._engine import tuning
+    monkeypatch.setattr(tuning._state, "tuning", dataclasses.replace(tuning.active(), fft_workers_min_points=0))
     monkeypatch.setattr(_threads._load, "others_busy", lambda: 0.0)
     scipy_fft = pytest.importorskip("scipy.fft")
     rng = np.random.default_rng(79)
@@ -988,6 +993,18 @@ def test_ffts_run_on_pyconv_threads(monkeypatch):
         with scipy_fft.set_backend(_RecordFFT):
             ps.fftconvolve(a, b)
         assert _RecordFFT.calls and all(w == 1 for _, w in _RecordFFT.calls)
+    # a transform below the threshold stays on the calling thread
+    monkeypatch.setattr(_threads._load, "others_busy", lambda: 0.0)
+    with pyconv.threads(2), tuning.override(fft_workers_min_points=150 * 120 + 1):
+        _RecordFFT.calls.clear()
+        with scipy_fft.set_backend(_RecordFFT):
+            ps.fftconvolve(a, b)
+        assert _RecordFFT.calls and all(w == 1 for _, w in _RecordFFT.calls)
+    with pyconv.threads(2), tuning.override(fft_workers_min_points=150 * 120):
+        _RecordFFT.calls.clear()
+        with scipy_fft.set_backend(_RecordFFT):
+            ps.fftconvolve(a, b)
+        assert _RecordFFT.calls and all(w == 2 for _, w in _RecordFFT.calls)
 
 
 def test_concurrent_python_threads():

@@ -41,6 +41,8 @@ def test_tune_measures_stores_and_installs(cache):
     assert v["weight_dense_max_acc_bytes"] in (0,) + tuple(36 * c * c for c in (32, 64, 128, 256))
     assert v["thin_max_cg_og"] in (0, 1, 4, 16, 64)
     assert v["pointwise_chunk"] in (128, 256, 512)
+    pts = data["measurements"].get("fft_points", [])
+    assert v["fft_workers_min_points"] in set(pts) | {2 * max(pts, default=0), tuning.DEFAULT.fft_workers_min_points}
     assert all(isinstance(v[k], bool) for k in ("pointwise_direct", "pointwise_direct_expand", "pointwise_direct_f8",
                                                 "pointwise_direct_expand_f8", "pointwise_matmul"))
     assert 0 < v["direct_ns_f4"] < 100 and 0 < v["direct_ns_f8"] < 100
@@ -145,6 +147,28 @@ def test_a_calibration_started_by_explain_times_real_calls(cache):
         m = json.load(f)["measurements"]
     # 8x32x24x24 * 32x32x3x3 is 2x10.6 M multiply-adds: far from a no-op's microseconds
     assert min(m["forward_dense_s"][-1], m["forward_gemm_s"][-1]) > 2e-4
+
+
+@pytest.mark.parametrize("shape, kshape", [((64, 64), (17, 17)), ((3, 200, 90), (1, 9, 9)), ((40000,), (301,))])
+def test_fft_workers_do_not_change_the_result(shape, kshape):
+    # small transforms stay on the calling thread (Tuning.fft_workers_min_points); either
+    # way the transforms are the same, bit for bit, and equal scipy's within FFT rounding
+    import scipy.signal
+    rng = np.random.default_rng(5)
+    a, k = rng.standard_normal(shape), rng.standard_normal(kshape)
+    runs = []
+    with pyconv.threads(2):
+        for limit in (0, 1 << 62):
+            with tuning.override(fft_workers_min_points=limit):
+                runs.append((signal_fft(a, k), pyconv.signal.oaconvolve(a, k, "same")))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
+    ref = scipy.signal.fftconvolve(a, k, "same")
+    np.testing.assert_allclose(runs[0][0], ref, rtol=1e-9, atol=1e-9 * np.abs(ref).max())
+
+
+def signal_fft(a, k):
+    return pyconv.signal.fftconvolve(a, k, "same")
 
 
 def test_a_damaged_cache_is_measured_again(cache):

@@ -32,7 +32,8 @@ MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_max_k", 
             "thin_max_cg_og", "phases_min_positions", "phases_max_k", "pointwise_chunk", "pointwise_direct",
             "pointwise_direct_expand", "pointwise_direct_f8", "pointwise_direct_expand_f8", "pointwise_matmul",
             "direct_ns_f4", "direct_ns_f8", "direct_ns_1d_f4", "direct_ns_1d_f8", "direct_tap_ns",
-            "direct_border_ns", "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor")
+            "direct_border_ns", "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor",
+            "fft_workers_min_points")
 
 #: the fields of pyconv.signal's cost model, in the order they are measured (each solve
 #: holds the ones measured before it)
@@ -389,7 +390,40 @@ def measure():
         values["phases_max_k"] = _ceiling(pk_p, pk_g, ks)
 
         _measure_signal(rng, values, m)
+
+        # scipy.fft's workers at the default thread count: from which transform size a
+        # second worker pays for its hand-off (2-D float64 'same' * 9x9, wall time)
+        nt = _default_threads()
+        values["fft_workers_min_points"] = _tuning.DEFAULT.fft_workers_min_points
+        if nt > 1:
+            from pyconv import signal
+            sizes, single, multi = (128, 256, 384, 512), [], []
+            k = rng.standard_normal((9, 9))
+            for n in sizes:
+                a = rng.standard_normal((n, n))
+
+                def fft(limit, a=a):
+                    def run():
+                        with _tuning.override(fft_workers_min_points=limit):
+                            return signal.fftconvolve(a, k, "same")
+                    return run
+                with threads(nt):
+                    t1, tn = _best_of([fft(1 << 62), fft(0)], reps=4)
+                single.append(t1)
+                multi.append(tn)
+            points = [math.prod(_fft_len(n + 8) for _ in range(2)) for n in sizes]
+            m["fft_points"], m["fft_one_worker_s"], m["fft_workers_s"] = points, single, multi
+            # bigger transforms split better (more independent rows per worker): if a second
+            # worker never paid within the sizes measured, it is taken from twice the largest
+            # (Intel Xeon, 2 threads: 1024^2 * 9^2 'same' 40.7 -> 31.8 ms with two workers,
+            # while 512^2 ran level)
+            values["fft_workers_min_points"] = min(_crossover(multi, single, points), 2 * points[-1])
     return _from_values(values), values, m
+
+
+def _fft_len(n):
+    import scipy.fft
+    return scipy.fft.next_fast_len(n, True)
 
 
 def _linear(t, cost, fixed, field, floor):

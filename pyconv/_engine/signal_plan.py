@@ -239,6 +239,14 @@ def _fft_points_cost(points, size, plan, cplx, single, par, one_d=False):
     return points * math.log2(max(size, 2)) * ns * 1e-9 / par
 
 
+def fft_workers(points, nt):
+    """scipy.fft workers for transforms of ``points`` in all (the padded transform x the
+    broadcast batch) with ``nt`` threads: transforms are independent, but below
+    ``Tuning.fft_workers_min_points`` (calibrated) a worker's hand-off costs more than it
+    saves and the calling thread does them alone."""
+    return 1 if points < _tuning.active().fft_workers_min_points else max(1, nt)
+
+
 def fft_costs(shape1, shape2, cplx, single, nt):
     """Seconds of (one full FFT, overlap-add) for convolve(method='fft'); OA is inf without a plan.
 
@@ -252,7 +260,9 @@ def fft_costs(shape1, shape2, cplx, single, nt):
     size = 1
     for a in ax:
         size *= sp_fft.next_fast_len(shape1[a] + shape2[a] - 1, not cplx)
-    par = 1.0 if len(ax) == 1 else min(nt, 1.6)   # a single 1-D transform runs on one thread
+    batch = math.prod(shape1[a] for a in range(len(shape1)) if a not in ax)
+    # a single 1-D transform runs on one thread, and so do small ones (fft_workers)
+    par = 1.0 if len(ax) == 1 or fft_workers(size * batch, nt) == 1 else min(nt, 1.6)
     # in1's transform, the inverse, and the other operand's, whose axis-at-a-time
     # passes skip its zero padding: ~1/len(ax) of a full transform when it is small
     small = math.prod(shape2[a] for a in ax) * 4 <= math.prod(shape1[a] for a in ax)

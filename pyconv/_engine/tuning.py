@@ -169,6 +169,11 @@ class Tuning:
     # ~40 us FFT (its plans, padding and copies); fitted with the figures above on the VM.
     direct_overhead_s: float = 5e-6
     fft_overhead_s: float = 40e-6
+    # scipy.fft's workers: the calling thread alone below this many points (the padded
+    # transform x the broadcast batch), where handing work to a second worker costs more
+    # than it saves (Intel Xeon, 2 threads: 64^2 * 17^2 'same' 0.25 -> 0.39 ms with two
+    # workers, 256^2 * 17^2 1.27 -> 1.87, 512^2 * 31^2 6.1 -> 4.2).  Calibrated.
+    fft_workers_min_points: int = 1 << 17
 
     # --- plan cache -----------------------------------------------------------------------
     # Plans kept per operation (LRU); a layer stack of a network has far fewer signatures.
