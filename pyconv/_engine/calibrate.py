@@ -2,7 +2,8 @@
 
 The choices that depend on the CPU (dense register-blocked kernels against im2col +
 GEMM through the machine's BLAS, direct against FFT in ``pyconv.signal``) are timed
-here in a short micro-benchmark (well under 2 s), at one thread, taking the least of a
+here in a short micro-benchmark (1-1.5 s on a 2-core Intel Xeon), at one thread (the thread
+counts themselves at the default), taking the least of a
 few runs of each (the signal cost model's timings in CPU seconds of the calling thread,
 each solving the model for one of its constants).  The result is stored per machine and pyconv version in the user's
 cache directory (``$PYCONV_CACHE_DIR``, else ``$XDG_CACHE_HOME/pyconv``, else
@@ -132,7 +133,7 @@ def tune():
 
     pyconv picks between algorithms (its dense register-blocked kernels or im2col +
     GEMM through the machine's BLAS; direct or FFT in ``pyconv.signal``) by thresholds
-    that depend on the CPU.  This times them here (well under 2 s, one thread) and
+    that depend on the CPU.  This times them here (1-1.5 s, mostly one thread) and
     stores the result per machine and pyconv version in the user's cache directory
     (``$PYCONV_CACHE_DIR``, else ``$XDG_CACHE_HOME/pyconv``, else ``~/.cache/pyconv``);
     without a call, the same measurement runs at first use.  Later processes read the
