@@ -322,8 +322,11 @@ def _fft_logged(in1, in2, mode, ax, plan):
     dtype = np.result_type(in1.dtype, in2.dtype, np.float32) if ax else np.result_type(in1.dtype, in2.dtype)
     if ax and dtype.kind in "iub":
         dtype = np.dtype(np.float64)
+    cplx = np.result_type(in1.dtype, in2.dtype).kind == "c"
+    # the workers the transforms get on a quiet machine (fewer when other processes hold cores)
+    workers = _sp.fft_workers(_sp.fft_points(s1, s2, ax, plan, cplx), get_num_threads())
     p = Plan("signal", Algorithm.OVERLAP_ADD if plan else Algorithm.FFT, SignalGeometry(s1, s2, out, tuple(ax)),
-             dtype, get_num_threads())
+             dtype, workers)
     if _plan.dry() is not None:
         _plan.dry().append(p)
         return np.zeros(out, dtype=dtype)

@@ -1064,3 +1064,17 @@ def test_hypothesis_2d(data, mode, boundary, func):
     got, exp = _scipy_or_raises(getattr(ss, func), getattr(ps, func), a, b, mode=mode, boundary=boundary, fillvalue=fv)
     if got is not None:
         check(got, exp, a, b)
+
+
+def test_explain_reports_the_fft_workers():
+    # explain's thread count for an FFT plan is the workers its transforms get: one below
+    # Tuning.fft_workers_min_points (points of the padded transform x the batch), else all
+    from pyconv._engine import tuning
+    rng = np.random.default_rng(81)
+    a, k = rng.standard_normal((3, 100, 90)), rng.standard_normal((1, 11, 11))
+    points = 3 * 120 * 100          # next_fast_len(110) = 120, next_fast_len(100) = 100, batch 3
+    with pyconv.threads(2):
+        for limit, want in ((points, 2), (points + 1, 1)):
+            with tuning.override(fft_workers_min_points=limit):
+                p = pyconv.explain(ps.fftconvolve, a, k, "same")
+                assert p.algorithm == "fft" and p.threads == want

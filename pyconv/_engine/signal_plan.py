@@ -247,6 +247,21 @@ def fft_workers(points, nt):
     return 1 if points < _tuning.active().fft_workers_min_points else max(1, nt)
 
 
+def fft_points(shape1, shape2, ax, plan, cplx):
+    """Points transformed in one batched call of convolve(method='fft') along ``ax``: the
+    padded full transform, or with an overlap-add ``plan`` its blocks, times the broadcast
+    batch (what :func:`fft_workers` sizes the workers by)."""
+    batch = math.prod(max(shape1[d], shape2[d]) for d in range(len(shape1)) if d not in ax)
+    points = 1
+    for a in ax:
+        if plan and a in plan:
+            which, nb, step = plan[a]
+            points *= nb * -(-(shape1, shape2)[which][a] // step)
+        else:
+            points *= sp_fft.next_fast_len(shape1[a] + shape2[a] - 1, not cplx)
+    return points * batch
+
+
 def fft_costs(shape1, shape2, cplx, single, nt):
     """Seconds of (one full FFT, overlap-add) for convolve(method='fft'); OA is inf without a plan.
 
