@@ -59,6 +59,33 @@ class Harness:
                 break
         return float(np.median(times))
 
+    def time_pair(self, fa, fb, max_seconds=20.0, gap=0.005):
+        """Median wall times of ``fa()`` and ``fb()``, interleaved call by call after warm-up,
+        so both peers see the same machine state (other load, clocks, caches, a host's
+        slow spell).  Each call starts ``gap`` seconds after the other one ended: an OpenMP
+        runtime's threads spin for a while after a parallel region, and a peer started at
+        once would share the cores with them (PyTorch ran 4-13x slower at 2 threads right
+        after a 1 ms pyconv call, batch 1)."""
+        for _ in range(self.warmup):
+            fa()
+            fb()
+        ta, tb = [], []
+        start = time.perf_counter()
+        for i in range(self.repeats):
+            time.sleep(gap)
+            t0 = time.perf_counter()
+            fa()
+            t1 = time.perf_counter()
+            time.sleep(gap)
+            t2 = time.perf_counter()
+            fb()
+            t3 = time.perf_counter()
+            ta.append(t1 - t0)
+            tb.append(t3 - t2)
+            if i >= 2 and t3 - start > 2 * max_seconds:
+                break
+        return float(np.median(ta)), float(np.median(tb))
+
     def threads(self, n):
         """Context manager limiting pyconv, BLAS, scipy.fft workers and torch to ``n`` threads."""
         return _AllThreads(n)
