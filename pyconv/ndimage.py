@@ -24,11 +24,13 @@ and imaginary parts, and the same exception types (including scipy's
 
 How the work is done
 --------------------
-* ``correlate``/``convolve`` run one N-d kernel: the input rows a block of output
-  rows needs are extended once into a per-thread buffer (the boundary mode as a
-  per-axis index map), then each output row adds its nonzero taps in the
-  kernel's C order.  Like scipy, taps with ``|w| <= DBL_EPSILON`` are skipped,
-  so a NaN or Inf reaches exactly the outputs scipy's reaches.
+* ``correlate``/``convolve`` run one N-d kernel: each output row adds its
+  nonzero taps in the kernel's C order, the sums held in registers, reading the
+  input rows in place (only the few columns past each row's edges are copied,
+  with the boundary mode applied through a per-axis index map; inputs of another
+  dtype or layout are extended row by row into a per-thread buffer).  Like
+  scipy, taps with ``|w| <= DBL_EPSILON`` are skipped, so a NaN or Inf reaches
+  exactly the outputs scipy's reaches.
 * ``correlate1d`` and every separable filter (Gaussian, uniform, Sobel, Prewitt,
   Laplace) run as a chain of 1-D passes along one axis each; a pass extends each
   line in a per-thread buffer and writes the output in the output's dtype, the
@@ -174,22 +176,26 @@ def _get_output(output, input, shape=None, complex_output=False):
     """scipy.ndimage's ``output=`` rule: None, a dtype (class, dtype or str) or an array."""
     if shape is None:
         shape = input.shape
+    # every kernel writes every output element: a new output is not zeroed first (a
+    # zeroed one costs a full pass over memory, 10-20% of a 3x3x3 filter), except
+    # while pyconv.explain records plans without running the kernels
+    new = np.empty if _plan.dry() is None else np.zeros
     if output is None:
         if not complex_output:
-            return np.zeros(shape, dtype=input.dtype.name)
-        return np.zeros(shape, dtype=np.promote_types(input.dtype, np.complex64))
+            return new(shape, dtype=input.dtype.name)
+        return new(shape, dtype=np.promote_types(input.dtype, np.complex64))
     if isinstance(output, (type, np.dtype)):
         if complex_output and np.dtype(output).kind != "c":
             warnings.warn("promoting specified output dtype to complex", stacklevel=3)
             output = np.promote_types(output, np.complex64)
-        return np.zeros(shape, dtype=output)
+        return new(shape, dtype=output)
     if isinstance(output, str):
         dt = np.dtype(output)
         if complex_output and dt.kind != "c":
             raise RuntimeError(f"output={output!r}: output must have complex dtype")
         if not issubclass(dt.type, np.number):
             raise RuntimeError(f"output={output!r}: output must have numeric dtype")
-        return np.zeros(shape, dtype=dt)
+        return new(shape, dtype=dt)
     output = np.asarray(output)
     if output.shape != tuple(shape):
         raise RuntimeError(f"output shape not correct: output.shape={output.shape}, expected {tuple(shape)}")
@@ -322,16 +328,20 @@ def _halo(name, ndim, *args, **kwargs):
 def _tile(cdt, n, k, m, inplace, uniform):
     """(lines side by side, positions per tile) for a pass along a non-contiguous axis.
 
-    Wide tiles read long contiguous row segments (the prefetchers follow them).
-    A tile of whole lines is needed in place (tiles would read rows another tile
-    has overwritten) and for the running sum (its rounding runs from the line's
-    start); then the tile narrows to keep the buffer near 256 KiB.
+    Wide tiles read long contiguous row segments (the prefetchers follow them, and
+    a walk down the axis touches few pages per byte).  In place a tile holds whole
+    lines (tiles would read rows another tile has overwritten), narrowed to keep the
+    buffer near 256 KiB.  The running sum's rounding runs from the line's start, so
+    its tiles span whole lines too, but not in place the kernel streams them through
+    a window of k + 1 rows and they stay wide.
     """
     isz = cdt.itemsize
-    if inplace or uniform:
+    if inplace:
         c = max(8, (1 << 18) // max(1, (n + k) * isz))
         return min(c, 1024 // isz * 4, m), n
     c = min(m, 2048 // isz)
+    if uniform:
+        return c, n
     rows = max(2 * k, 64)
     return c, min(rows, n)
 
@@ -373,10 +383,11 @@ def _corr1d_into(inp, w, axis, out, mode, cval, origin, uniform=False):
     # dims: (outer..., inner, axis); the inner dim is the one read most cheaply across lines
     others = [d for d in range(inp.ndim) if d != axis]
     c, rows = 1, n
+    inplace = np.may_share_memory(inp, work_out)
     if others:
         inner = min(others, key=lambda d: (abs(inp.strides[d]) if inp.shape[d] > 1 else 1 << 62))
         if inp.shape[inner] > 1 and (n == 1 or abs(inp.strides[inner]) < abs(inp.strides[axis])):
-            c, rows = _tile(cdt, n, k, inp.shape[inner], np.may_share_memory(inp, work_out), uniform)
+            c, rows = _tile(cdt, n, k, inp.shape[inner], inplace, uniform)
         others.remove(inner)
         others.append(inner)
     order = others + [axis]
@@ -384,10 +395,12 @@ def _corr1d_into(inp, w, axis, out, mode, cval, origin, uniform=False):
     istr = np.array([inp.strides[d] for d in order], dtype=np.intp)
     ostr = np.array([work_out.strides[d] for d in order], dtype=np.intp)
     nt = num_threads_for(inp.size * (2 if uniform else k), grain=1 << 16)
+    stream = c > 1 and uniform and not inplace          # the kernel's ring of k + 1 rows
+    buf = ((k + 1) * c + c) if stream else ((rows + k - 1) * c + rows * c)
     _launch("ndimage1d", f"{inp.shape} * {k} axis={axis} {mode}", cdt, nt,
-            nt * ((rows + k - 1) * c + rows * c) * cdt.itemsize, (("lines", c), ("rows", rows)),
+            nt * buf * cdt.itemsize, (("lines", c), ("rows", rows)),
             _K1[cdt], _addr(inp), scode, _addr(work_out), dcode, shape, istr, ostr,
-            np.ascontiguousarray(w, dtype=cdt), kind, fmap, before, cval, c, rows, nt)
+            np.ascontiguousarray(w, dtype=cdt), kind, fmap, before, cval, c, rows, inplace, nt)
     if work_out is not out:
         out[...] = work_out
     return out
@@ -418,19 +431,27 @@ def _corrnd_into(inp, w, out, mode, cval, origins):
     nd = inp.ndim
     nt = num_threads_for(inp.size * max(1, len(taps)), grain=1 << 16)
     ko = math.prod(w.shape[:-2])
-    L = inp.shape[-1] + w.shape[-1] - 1
-    nplanes = inp.size // (inp.shape[-1] * inp.shape[-2])
-    # rows per work item: the extended rows stay within ~256 KiB, and every thread gets items
-    rows = max(1, (1 << 18) // max(1, ko * L * cdt.itemsize) - w.shape[-2] + 1)
-    rows = min(rows, max(1, -(-nplanes * inp.shape[-2] // (4 * nt))) if nt > 1 else rows, inp.shape[-2])
-    ko_i, kr_i, kc_i = np.unravel_index(taps, (ko, w.shape[-2], w.shape[-1]))
-    tap_off = ((ko_i * (rows + w.shape[-2] - 1) + kr_i) * L + kc_i).astype(np.intp)
+    n, kh, kw = inp.shape[-1], w.shape[-2], w.shape[-1]
+    L = n + kw - 1
+    nrows = inp.size // n
+    # input rows read in place when they hold the compute type contiguously and are at
+    # least one kernel wide: only each row's edge strips are built (the boundary);
+    # otherwise every row a segment needs is extended into the per-thread buffer
+    direct = inp.dtype == cdt and inp.strides[-1] == cdt.itemsize and n >= kw
+    width = 3 * (kw - 1) if direct else L      # left and right strips: see corrnd
+    # output rows per segment: its buffer (the rows' strips or extended copies) within
+    # ~256 KiB; per work item, runs of consecutive rows, about 8 per thread
+    brows = max(1, (1 << 18) // max(1, ko * width * cdt.itemsize) - kh + 1)
+    brows = min(brows, inp.shape[-2])
+    rows = -(-nrows // (8 * nt)) if nt > 1 else nrows
+    ko_i, kr_i, kc_i = (a.astype(np.intp) for a in np.unravel_index(taps, (ko, kh, kw)))
+    buf = ko * (brows + kh - 1) * width + ((kw - 1) * brows + n if direct else L + brows * L)
     _launch("ndimage", f"{target.shape} * {w.shape[-target.ndim:] if target.ndim else ()} {mode}", cdt, nt,
-            nt * ((ko * (rows + w.shape[-2] - 1) + 1) * L + rows * L) * cdt.itemsize, (("rows", rows),),
+            nt * buf * cdt.itemsize, (("rows", rows), ("segment", brows)),
             _KN[cdt], _addr(inp), scode, _addr(out), dcode, np.array(inp.shape, dtype=np.intp),
             np.array(inp.strides, dtype=np.intp), np.array(out.strides, dtype=np.intp),
-            np.array(w.shape, dtype=np.intp), tap_off, np.ascontiguousarray(flat[taps], dtype=cdt),
-            np.concatenate(maps), map_off, np.array(befores, dtype=np.intp), cval, rows, nt)
+            np.array(w.shape, dtype=np.intp), ko_i, kr_i, kc_i, np.ascontiguousarray(flat[taps], dtype=cdt),
+            np.concatenate(maps), map_off, np.array(befores, dtype=np.intp), cval, rows, brows, direct, nt)
     if temporary:
         target[...] = out.reshape(target.shape)
     return target

@@ -275,6 +275,66 @@ def test_threads_do_not_change_bits():
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_long_rows_exact(threads):
+    """Rows long enough for the kernels' register blocks (and the block shifted back at a
+    row's end), edge columns of every width, inputs read in place or extended (another
+    dtype, strided rows), outputs written in place or through a buffer: scipy's bits."""
+    rng = np.random.default_rng(14)
+    x3 = rng.standard_normal((5, 9, 77))
+    x2 = rng.standard_normal((67, 131))
+    with pyconv.threads(threads):
+        for x, wshapes in ((x3, [(3, 3, 3), (2, 3, 4), (1, 1, 9), (3, 1, 1)]), (x2, [(3, 3), (5, 1), (4, 7), (1, 40)])):
+            for wshape in wshapes:
+                w = rng.standard_normal(wshape)
+                w.flat[w.size // 2] = 0.0                     # a skipped tap
+                for mode in MODES:
+                    origin = [int(rng.integers(-(k // 2), (k - 1) // 2 + 1)) for k in wshape]
+                    check(*both("correlate", x, w, mode=mode, cval=0.5, origin=origin))
+                    check(*both("convolve", x, w, mode=mode))
+                check(*both("correlate", x.astype(np.float32), w, output=np.float64))    # extended rows
+                check(*both("correlate", x[..., ::2], w, mode="wrap"))                   # strided rows
+                check(*both("correlate", x, w, output=np.int32))                          # buffered output
+                out = np.zeros(x.shape[:-1] + (2 * x.shape[-1],))[..., ::2]
+                check(pn.correlate(x, w, output=out, mode="nearest"), sn.correlate(x, w, mode="nearest"))
+        for x in (x3, x2):
+            for axis in range(x.ndim):
+                for k, kind in ((3, "sym"), (13, "gen"), (65, "anti"), (64, "gen")):
+                    w = rng.standard_normal(k)
+                    w = w + w[::-1] if kind == "sym" else (w - w[::-1] if kind == "anti" else w)
+                    mode = MODES[int(rng.integers(0, len(MODES)))]
+                    check(*both("correlate1d", x, w, axis=axis, mode=mode, cval=2.0))
+                    y = x.copy()
+                    pn.correlate1d(y, w, axis=axis, output=y, mode=mode)           # in place
+                    check(y, sn.correlate1d(x, w, axis=axis, mode=mode))
+                    check(*both("correlate1d", x, w, axis=axis, output=np.float32))
+                for size in (2, 15):
+                    check(*both("uniform_filter1d", x, size, axis=axis, mode="mirror"))
+                    y = x.copy()
+                    pn.uniform_filter1d(y, size, axis=axis, output=y)
+                    check(y, sn.uniform_filter1d(x, size, axis=axis))
+                    out = np.zeros(x.shape[:-1] + (2 * x.shape[-1],), np.float32)[..., ::2]
+                    pn.uniform_filter1d(x, size, axis=axis, output=out, mode="wrap")
+                    check(out, sn.uniform_filter1d(x, size, axis=axis, output=np.float32, mode="wrap"))
+            check(*both("gaussian_filter", x, 3.0, mode="constant"))
+            check(*both("sobel", x, axis=0))
+
+
+def test_new_outputs_are_fully_written():
+    """New outputs are not zeroed first: every element must come from the kernels (on
+    memory that held other values, as a reused heap block does)."""
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal((40, 70))
+    for _ in range(3):
+        junk = np.full((40, 70), np.nan)
+        del junk
+        check(*both("correlate", x, rng.standard_normal((3, 4)), mode="wrap"))
+        check(*both("gaussian_filter", x, 2.0))
+        check(*both("uniform_filter", x, 5, output=np.float32), 25)
+        check(*both("sobel", x.astype(np.int16)))
+    assert pyconv.explain(pn.gaussian_gradient_magnitude, x, 1.0) is not None
+
+
 # --------------------------------------------------------------------------- hypothesis
 
 @settings(max_examples=60, deadline=None)

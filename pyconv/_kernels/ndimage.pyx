@@ -16,19 +16,24 @@
 #   whose rows are read through the map (long contiguous row segments).  Either
 #   is filtered with scipy's own formulas and order of operations (the general,
 #   symmetric and antisymmetric forms of NI_Correlate1D; the running sum, each
-#   output divided by the size), as fused sweeps of up to 8 taps (4 pairs)
-#   along the line or across the tile, so float64 and integer results are
-#   scipy's bits.  A line (or a tile of whole lines) is read before it is
-#   written, so the output may be the input (separable filters chain their
-#   passes in place).
-# * ``corrnd``: the N-d correlation.  A work item is a run of output rows
-#   (last axis) in one plane; the input rows the run needs (per kernel
-#   position in the outer dims, per padded row) are extended once into the
-#   buffer, then the run is swept as one flat row (a tap reads the buffer at a
-#   constant offset; the kw - 1 columns between rows are computed and
-#   dropped), in L1-sized segments, adding the nonzero taps in the kernel's C
-#   order in fused groups of up to 8: scipy's order, one multiply and one add
-#   each (the module is built with -ffp-contract=off in every SIMD variant).
+#   output divided by the size), all taps in one register-blocked pass along the
+#   line or across the tile, so float64 and integer results are scipy's bits.  A
+#   line (or a tile of whole lines) is read before it is written, so the output
+#   may be the input (separable filters chain their passes in place); not in
+#   place, the running sum streams a tile's rows through a window of k + 1 rows.
+#   A thread takes runs of consecutive items (contiguous memory).
+# * ``corrnd``: the N-d correlation.  A work item is a run of consecutive output
+#   rows (last axis), in segments within one plane.  Input rows of the compute
+#   type with contiguous rows are read in place: only the columns the first and
+#   last outputs of a row read past the edge (the boundary mode applied) are
+#   copied, as small strips, and those edge outputs are summed for all the
+#   segment's rows at once; then each row's interior adds its nonzero taps in
+#   the kernel's C order with the sums in registers.  Other inputs (another
+#   dtype, strided rows, rows shorter than the kernel) have the rows the segment
+#   needs extended once into a per-thread buffer and summed as one flat row (a
+#   tap reads the buffer at a constant offset; the kw - 1 columns between rows
+#   are computed and dropped).  Either way: scipy's order, one multiply and one
+#   add per tap (the module is built with -ffp-contract=off in every SIMD variant).
 #
 # The caller (pyconv/ndimage.py) checks every bound: shapes, strides and maps
 # are consistent and every map entry is -1 or a valid index.
@@ -47,21 +52,19 @@ cdef extern from "ndimage_kernels.h":
     void nd_store_f(const float* src, Py_ssize_t sp, Py_ssize_t si, Py_ssize_t np_, Py_ssize_t ni,
                     int code, char* dst, Py_ssize_t dp, Py_ssize_t di) noexcept nogil
     enum: ND_F32, ND_F64
-    void nd_sweep_d(double* o, Py_ssize_t n, const double* const* ap, const double* ws, int g, int fresh) noexcept nogil
-    void nd_sweep_f(float* o, Py_ssize_t n, const float* const* ap, const float* ws, int g, int fresh) noexcept nogil
-    void nd_psweep_sym_d(double* o, Py_ssize_t n, const double* ctr, double wc, const double* const* ap,
-                         const double* const* cp, const double* ws, int g, int fresh) noexcept nogil
-    void nd_psweep_sym_f(float* o, Py_ssize_t n, const float* ctr, float wc, const float* const* ap,
-                         const float* const* cp, const float* ws, int g, int fresh) noexcept nogil
-    void nd_psweep_anti_d(double* o, Py_ssize_t n, const double* ctr, double wc, const double* const* ap,
-                          const double* const* cp, const double* ws, int g, int fresh) noexcept nogil
-    void nd_psweep_anti_f(float* o, Py_ssize_t n, const float* ctr, float wc, const float* const* ap,
-                          const float* const* cp, const float* ws, int g, int fresh) noexcept nogil
+    void nd_taps_d(double* o, Py_ssize_t n, const double* const* ap, const double* ws, Py_ssize_t g) noexcept nogil
+    void nd_taps_f(float* o, Py_ssize_t n, const float* const* ap, const float* ws, Py_ssize_t g) noexcept nogil
+    void nd_ptaps_sym_d(double* o, Py_ssize_t n, const double* ctr, double wc, const double* const* ap,
+                        const double* const* cp, const double* ws, Py_ssize_t g) noexcept nogil
+    void nd_ptaps_sym_f(float* o, Py_ssize_t n, const float* ctr, float wc, const float* const* ap,
+                        const float* const* cp, const float* ws, Py_ssize_t g) noexcept nogil
+    void nd_ptaps_anti_d(double* o, Py_ssize_t n, const double* ctr, double wc, const double* const* ap,
+                         const double* const* cp, const double* ws, Py_ssize_t g) noexcept nogil
+    void nd_ptaps_anti_f(float* o, Py_ssize_t n, const float* ctr, float wc, const float* const* ap,
+                         const float* const* cp, const float* ws, Py_ssize_t g) noexcept nogil
 
 cdef enum:
     MAXD = 64
-    GROUP = 8
-    SEG = 2048          # outputs per sweep segment: 8-16 KiB of sums, L1-resident
 
 
 cdef inline int _code_of(real_t x) noexcept nogil:
@@ -114,69 +117,53 @@ cdef void _extend(const char* base, Py_ssize_t stride, int code, Py_ssize_t n,
                 buf[(before + n + q) * c + i] = buf[(before + s) * c + i]
 
 
-cdef inline void _psweep(real_t* o, Py_ssize_t n, const real_t* ctr, real_t wc, const real_t** ap,
-                         const real_t** cp, const real_t* ws, int g, bint fresh, int kind) noexcept nogil:
+cdef inline void _tapsum(real_t* o, Py_ssize_t n, const real_t** ap, const real_t* ws, Py_ssize_t g) noexcept nogil:
+    if real_t is double:
+        nd_taps_d(o, n, ap, ws, g)
+    else:
+        nd_taps_f(o, n, ap, ws, g)
+
+
+cdef inline void _ptapsum(real_t* o, Py_ssize_t n, const real_t* ctr, real_t wc, const real_t** ap,
+                          const real_t** cp, const real_t* ws, Py_ssize_t g, int kind) noexcept nogil:
     if real_t is double:
         if kind == 1:
-            nd_psweep_sym_d(o, n, ctr, wc, ap, cp, ws, g, fresh)
+            nd_ptaps_sym_d(o, n, ctr, wc, ap, cp, ws, g)
         else:
-            nd_psweep_anti_d(o, n, ctr, wc, ap, cp, ws, g, fresh)
+            nd_ptaps_anti_d(o, n, ctr, wc, ap, cp, ws, g)
     else:
         if kind == 1:
-            nd_psweep_sym_f(o, n, ctr, wc, ap, cp, ws, g, fresh)
+            nd_ptaps_sym_f(o, n, ctr, wc, ap, cp, ws, g)
         else:
-            nd_psweep_anti_f(o, n, ctr, wc, ap, cp, ws, g, fresh)
+            nd_ptaps_anti_f(o, n, ctr, wc, ap, cp, ws, g)
 
 
 cdef void _taps(const real_t* b, Py_ssize_t stride, real_t* o, Py_ssize_t n, const real_t* w, Py_ssize_t k,
-                int kind) noexcept nogil:
+                int kind, const real_t** ap, real_t* ws) noexcept nogil:
     """``n`` outputs of scipy's 1-D correlation; tap ``t``'s inputs are ``b + t*stride + j``.
 
-    kind 0: ``o = b[k-1] w[k-1] + sum_{t < k-1} b[t] w[t]`` (scipy's order), in fused
-    groups of up to 8 taps.  kind 1/2: ``o = b[s1] w[s1] + sum_{t < s1} (b[t] +/- b[2 s1 - t]) w[t]``,
-    groups of up to 4 pairs.  Every output adds its terms in scipy's order.
+    kind 0: ``o = b[k-1] w[k-1] + sum_{t < k-1} b[t] w[t]`` (scipy's order).  kind 1/2:
+    ``o = b[s1] w[s1] + sum_{t < s1} (b[t] +/- b[2 s1 - t]) w[t]``.  Every output adds its
+    terms in scipy's order, all taps in one register-blocked pass.  ``ap`` (room for k
+    pointers) and ``ws`` (k values) are the caller's scratch.
     """
-    cdef const real_t* ap[GROUP]
-    cdef const real_t* cp[GROUP]
-    cdef real_t ws[GROUP]
-    cdef Py_ssize_t h, t, s1 = k // 2, ngroups, gsize
-    cdef int g = 0
-    cdef bint fresh = True
+    cdef Py_ssize_t h, t, s1 = k // 2
     if kind == 0:
-        ngroups = (k + GROUP - 1) // GROUP
-        gsize = (k + ngroups - 1) // ngroups
         for h in range(k):
             t = k - 1 if h == 0 else h - 1
-            ap[g] = b + t * stride
-            ws[g] = w[t]
-            g = g + 1
-            if g == gsize:
-                _sweep(o, n, ap, ws, g, fresh)
-                fresh = False
-                g = 0
-        if g > 0:
-            _sweep(o, n, ap, ws, g, fresh)
+            ap[h] = b + t * stride
+            ws[h] = w[t]
+        _tapsum(o, n, ap, ws, k)
         return
-    if s1 == 0:
-        _psweep(o, n, b, w[0], ap, cp, ws, 0, True, kind)
-        return
-    ngroups = (s1 + 3) // 4
-    gsize = (s1 + ngroups - 1) // ngroups
     for t in range(s1):
-        ap[g] = b + t * stride
-        cp[g] = b + (2 * s1 - t) * stride
-        ws[g] = w[t]
-        g = g + 1
-        if g == gsize:
-            _psweep(o, n, b + s1 * stride, w[s1], ap, cp, ws, g, fresh, kind)
-            fresh = False
-            g = 0
-    if g > 0:
-        _psweep(o, n, b + s1 * stride, w[s1], ap, cp, ws, g, fresh, kind)
+        ap[t] = b + t * stride
+        ap[s1 + t] = b + (2 * s1 - t) * stride
+        ws[t] = w[t]
+    _ptapsum(o, n, b + s1 * stride, w[s1], ap, ap + s1, ws, s1, kind)
 
 
 cdef void _filter_line(const real_t* b, real_t* o, Py_ssize_t n, const real_t* w, Py_ssize_t k,
-                       int kind) noexcept nogil:
+                       int kind, const real_t** ap, real_t* ws) noexcept nogil:
     """One line (c == 1): ``b`` is the extended line, ``o`` gets n outputs."""
     cdef Py_ssize_t l, t
     cdef double acc, inv
@@ -190,12 +177,13 @@ cdef void _filter_line(const real_t* b, real_t* o, Py_ssize_t n, const real_t* w
             acc = acc + (<double>b[l - 1 + k] - <double>b[l - 1])
             o[l] = <real_t>(acc / inv)
         return
-    _taps(b, 1, o, n, w, k, kind)
+    _taps(b, 1, o, n, w, k, kind, ap, ws)
 
 
-cdef void _filter_chunk(const real_t* b, real_t* o, Py_ssize_t n, Py_ssize_t c, Py_ssize_t nc,
-                        const real_t* w, Py_ssize_t k, int kind, double* dacc) noexcept nogil:
-    """``nc`` lines side by side (``b[q*c + i]``, ``o[l*c + i]``), same formulas, swept across i."""
+cdef void _filter_chunk(const real_t* b, real_t* o, Py_ssize_t ldo, Py_ssize_t n, Py_ssize_t c, Py_ssize_t nc,
+                        const real_t* w, Py_ssize_t k, int kind, double* dacc, const real_t** ap,
+                        real_t* ws) noexcept nogil:
+    """``nc`` lines side by side (``b[q*c + i]``, ``o[l*ldo + i]``), same formulas, swept across i."""
     cdef Py_ssize_t l, t, i
     cdef double inv
     if kind == 3:
@@ -210,16 +198,126 @@ cdef void _filter_chunk(const real_t* b, real_t* o, Py_ssize_t n, Py_ssize_t c, 
         for l in range(1, n):
             for i in range(nc):
                 dacc[i] = dacc[i] + (<double>b[(l - 1 + k) * c + i] - <double>b[(l - 1) * c + i])
-                o[l * c + i] = <real_t>(dacc[i] / inv)
+                o[l * ldo + i] = <real_t>(dacc[i] / inv)
         return
     for l in range(n):
-        _taps(b + l * c, c, o + l * c, nc, w, k, kind)
+        _taps(b + l * c, c, o + l * ldo, nc, w, k, kind, ap, ws)
+
+
+ctypedef struct LineGeo:
+    int nd
+    const char* src
+    int scode
+    char* dst
+    int dcode
+    const Py_ssize_t* sh
+    const Py_ssize_t* ist
+    const Py_ssize_t* ost
+    Py_ssize_t n, k, before, m, c, rows, nchunks, nblocks
+    const Py_ssize_t* fmap
+    int kind
+    bint direct         # c == 1: the output row is of the compute type and contiguous: written in place
+    bint tdirect        # c > 1: the output is of the compute type, contiguous across the tile's lines
+    bint stream         # c > 1, running sum, not in place: the tile's rows pass through a ring of k + 1
+
+
+cdef void _runsum_stream(const LineGeo* G, Py_ssize_t ioff, Py_ssize_t ooff, Py_ssize_t nc, real_t cval,
+                         real_t* ring, real_t* obuf, double* dacc) noexcept nogil:
+    """The running sum over whole lines of a tile of ``nc`` lines, its padded rows read one
+    at a time into a ring of k + 1 rows (slot q % (k + 1)): the window is all it needs, so
+    the tile can be wide whatever the line length.  Same sums, in the same order, as
+    :func:`_filter_chunk` (kind 3); the input must not be the output."""
+    cdef int nd = G.nd
+    cdef Py_ssize_t n = G.n, k = G.k, c = G.c, K = G.k + 1, l, q, t, i, s
+    cdef Py_ssize_t si_in = G.ist[nd - 2], si_out = G.ost[nd - 2]
+    cdef double inv = <double>k
+    cdef real_t* row
+    cdef real_t* old
+    cdef real_t* o
+    for i in range(nc):
+        dacc[i] = 0.0
+    for q in range(n + k - 1):
+        row = ring + (q % K) * c
+        s = G.fmap[q]
+        if s < 0:
+            for i in range(nc):
+                row[i] = cval
+        else:
+            _load(G.src + ioff + s * G.ist[nd - 1], 0, si_in, 1, nc, G.scode, row, 0, 1)
+        if q < k - 1:
+            for i in range(nc):
+                dacc[i] = dacc[i] + <double>row[i]
+            continue
+        l = q - k + 1                   # the output row this padded row completes
+        o = <real_t*>(G.dst + ooff + l * G.ost[nd - 1]) if G.tdirect else obuf
+        if l == 0:
+            for i in range(nc):
+                dacc[i] = dacc[i] + <double>row[i]
+                o[i] = <real_t>(dacc[i] / inv)
+        else:
+            old = ring + ((l - 1) % K) * c
+            for i in range(nc):
+                dacc[i] = dacc[i] + (<double>row[i] - <double>old[i])
+                o[i] = <real_t>(dacc[i] / inv)
+        if not G.tdirect:
+            _store(obuf, 0, 1, 1, nc, G.dcode, G.dst + ooff + l * G.ost[nd - 1], 0, si_out)
+
+
+cdef void _line_item(const LineGeo* G, Py_ssize_t it, const real_t* w, real_t cval, real_t* buf, real_t* obuf,
+                     double* dacc, const real_t** ap, real_t* ws) noexcept nogil:
+    """Work item ``it`` of corr1d: one line (c == 1) or one tile of c lines by ``rows`` positions."""
+    cdef int nd = G.nd, d
+    cdef Py_ssize_t n = G.n, k = G.k, c = G.c, rows = G.rows
+    cdef Py_ssize_t r0, nr, ob, i0, nc, ioff, ooff, r, oi, q, s
+    cdef Py_ssize_t si_in = G.ist[nd - 2] if nd >= 2 else 0
+    cdef Py_ssize_t si_out = G.ost[nd - 2] if nd >= 2 else 0
+    r0 = (it % G.nblocks) * rows
+    nr = rows if r0 + rows <= n else n - r0
+    ob = it // G.nblocks
+    i0 = (ob % G.nchunks) * c
+    ob = ob // G.nchunks
+    nc = c if i0 + c <= G.m else G.m - i0
+    # outer multi-index -> byte offsets
+    ioff = i0 * si_in
+    ooff = i0 * si_out + r0 * G.ost[nd - 1]
+    r = ob
+    for d in range(nd - 3, -1, -1):
+        oi = r % G.sh[d]
+        r = r // G.sh[d]
+        ioff = ioff + oi * G.ist[d]
+        ooff = ooff + oi * G.ost[d]
+    if c == 1:
+        _extend(G.src + ioff, G.ist[nd - 1], G.scode, n, G.fmap, G.before, G.fmap + (G.before + n),
+                k - 1 - G.before, cval, buf, 1, 1, 0)
+        if G.direct:        # the line is in the buffer: write the output row itself
+            _filter_line(buf, <real_t*>(G.dst + ooff), n, w, k, G.kind, ap, ws)
+        else:
+            _filter_line(buf, obuf, n, w, k, G.kind, ap, ws)
+            _store(obuf, 1, 1, n, 1, G.dcode, G.dst + ooff, G.ost[nd - 1], 0)
+        return
+    if G.stream:
+        _runsum_stream(G, ioff, ooff, nc, cval, buf, obuf, dacc)
+        return
+    # the tile's padded rows r0 .. r0 + nr + k - 2, each from its source row
+    for q in range(nr + k - 1):
+        s = G.fmap[r0 + q]
+        if s < 0:
+            for r in range(nc):
+                buf[q * c + r] = cval
+        else:
+            _load(G.src + ioff + s * G.ist[nd - 1], 0, si_in, 1, nc, G.scode, buf + q * c, 0, 1)
+    if G.tdirect:           # the tile's input is in the buffer: write the output rows themselves
+        _filter_chunk(buf, <real_t*>(G.dst + ooff), G.ost[nd - 1] // <Py_ssize_t>sizeof(real_t), nr, c, nc,
+                      w, k, G.kind, dacc, ap, ws)
+    else:
+        _filter_chunk(buf, obuf, c, nr, c, nc, w, k, G.kind, dacc, ap, ws)
+        _store(obuf, c, 1, nr, nc, G.dcode, G.dst + ooff, G.ost[nd - 1], si_out)
 
 
 def corr1d(Py_ssize_t src, int scode, Py_ssize_t dst, int dcode,
            const Py_ssize_t[::1] shape, const Py_ssize_t[::1] istr, const Py_ssize_t[::1] ostr,
            const real_t[::1] w, int kind, const Py_ssize_t[::1] fmap, Py_ssize_t before,
-           real_t cval, Py_ssize_t c, Py_ssize_t rows, int nthreads):
+           real_t cval, Py_ssize_t c, Py_ssize_t rows, bint inplace, int nthreads):
     """1-D correlation along the LAST entry of ``shape`` (dims reordered by the caller).
 
     ``shape``/``istr``/``ostr``: dims (outer..., inner, axis) with byte strides of input
@@ -231,19 +329,24 @@ def corr1d(Py_ssize_t src, int scode, Py_ssize_t dst, int dcode,
     a work item is ``c`` lines of the inner dim side by side and ``rows`` positions
     along the axis (a tile), its input rows read through ``fmap``; tiles of one line
     read each other's rows, so the caller passes ``rows == n`` when the output is
-    the input (and for the running sum, whose rounding starts at the line's start).
+    the input (``inplace``) and for the running sum, whose rounding starts at the
+    line's start; the running sum not in place streams the rows through a ring of
+    k + 1 of them instead of holding whole lines.
+
+    A thread takes runs of consecutive items (about 8 runs per thread, dynamically):
+    neighbouring lines are neighbouring memory, which the prefetchers follow and no
+    other thread writes.
     """
+    cdef LineGeo G
     cdef int nd = <int>shape.shape[0]
     cdef Py_ssize_t n = shape[nd - 1], k = w.shape[0]
-    cdef Py_ssize_t after = k - 1 - before
-    cdef Py_ssize_t m = shape[nd - 2] if nd >= 2 else 1
-    cdef Py_ssize_t si_in = istr[nd - 2] if nd >= 2 else 0
-    cdef Py_ssize_t si_out = ostr[nd - 2] if nd >= 2 else 0
-    cdef Py_ssize_t nouter = 1, nchunks, nblocks, nitems, it, ob, r, oi, ioff, ooff, i0, nc, r0, nr, q, s
+    cdef Py_ssize_t nouter = 1, nitems, run, nruns, ri, it, it1
     cdef int d
     cdef real_t* buf
     cdef real_t* obuf
     cdef double* dacc
+    cdef const real_t** ap
+    cdef real_t* ws
     cdef Py_ssize_t sh[MAXD]
     cdef Py_ssize_t ist[MAXD]
     cdef Py_ssize_t ost[MAXD]
@@ -261,71 +364,58 @@ def corr1d(Py_ssize_t src, int scode, Py_ssize_t dst, int dcode,
         c = 1
     if c == 1 or rows < 1 or rows > n:
         rows = n
-    nchunks = (m + c - 1) // c
-    nblocks = (n + rows - 1) // rows
-    nitems = nouter * nchunks * nblocks
-    cdef bint direct = ost[nd - 1] == <Py_ssize_t>sizeof(real_t) and dcode == _code_of(cval)
+    G.nd = nd
+    G.src = <const char*>src
+    G.scode = scode
+    G.dst = <char*>dst
+    G.dcode = dcode
+    G.sh = sh
+    G.ist = ist
+    G.ost = ost
+    G.n = n
+    G.k = k
+    G.before = before
+    G.m = shape[nd - 2] if nd >= 2 else 1
+    G.c = c
+    G.rows = rows
+    G.nchunks = (G.m + c - 1) // c
+    G.nblocks = (n + rows - 1) // rows
+    G.fmap = &fmap[0]
+    G.kind = kind
+    G.direct = ost[nd - 1] == <Py_ssize_t>sizeof(real_t) and dcode == _code_of(cval)
+    G.tdirect = (nd >= 2 and dcode == _code_of(cval) and ost[nd - 2] == <Py_ssize_t>sizeof(real_t)
+                 and ost[nd - 1] % <Py_ssize_t>sizeof(real_t) == 0)
+    G.stream = c > 1 and kind == 3 and not inplace and rows == n
+    nitems = nouter * G.nchunks * G.nblocks
+    run = (nitems + 8 * nthreads - 1) // (8 * nthreads) if nthreads > 1 else nitems
+    nruns = (nitems + run - 1) // run
     cdef int failed = 0
     cdef int* failp = &failed
     with nogil, parallel(num_threads=nthreads):
-        buf = <real_t*>malloc((rows + k - 1) * c * sizeof(real_t))
-        obuf = <real_t*>malloc(rows * c * sizeof(real_t))
+        buf = <real_t*>malloc(((k + 1) if G.stream else (rows + k - 1)) * c * sizeof(real_t))
+        obuf = <real_t*>malloc((1 if G.stream else rows) * c * sizeof(real_t))
         dacc = <double*>malloc(c * sizeof(double))
-        if buf != NULL and obuf != NULL and dacc != NULL:
-            for it in prange(nitems, schedule='dynamic'):
-                r0 = (it % nblocks) * rows
-                nr = rows if r0 + rows <= n else n - r0
-                ob = it // nblocks
-                i0 = (ob % nchunks) * c
-                ob = ob // nchunks
-                nc = c if i0 + c <= m else m - i0
-                # outer multi-index -> byte offsets
-                ioff = i0 * si_in
-                ooff = i0 * si_out + r0 * ost[nd - 1]
-                r = ob
-                for d in range(nd - 3, -1, -1):
-                    oi = r % sh[d]
-                    r = r // sh[d]
-                    ioff = ioff + oi * ist[d]
-                    ooff = ooff + oi * ost[d]
-                if c == 1:
-                    _extend(<const char*>src + ioff, ist[nd - 1], scode, n, &fmap[0],
-                            before, &fmap[0] + (before + n), after, cval, buf, 1, 1, 0)
-                    if direct:      # the line is in the buffer: write the output row itself
-                        _filter_line(buf, <real_t*>(<char*>dst + ooff), n, &w[0], k, kind)
-                    else:
-                        _filter_line(buf, obuf, n, &w[0], k, kind)
-                        _store(obuf, 1, 1, n, 1, dcode, <char*>dst + ooff, ost[nd - 1], 0)
-                else:
-                    # the tile's padded rows r0 .. r0 + nr + k - 2, each from its source row
-                    for q in range(nr + k - 1):
-                        s = fmap[r0 + q]
-                        if s < 0:
-                            for r in range(nc):
-                                buf[q * c + r] = cval
-                        else:
-                            _load(<const char*>src + ioff + s * ist[nd - 1], 0, si_in, 1, nc, scode,
-                                  buf + q * c, 0, 1)
-                    _filter_chunk(buf, obuf, nr, c, nc, &w[0], k, kind, dacc)
-                    _store(obuf, c, 1, nr, nc, dcode, <char*>dst + ooff, ost[nd - 1], si_out)
+        ap = <const real_t**>malloc(k * sizeof(real_t*))
+        ws = <real_t*>malloc(k * sizeof(real_t))
+        if buf != NULL and obuf != NULL and dacc != NULL and ap != NULL and ws != NULL:
+            for ri in prange(nruns, schedule='dynamic'):
+                it1 = (ri + 1) * run
+                if it1 > nitems:
+                    it1 = nitems
+                for it in range(ri * run, it1):
+                    _line_item(&G, it, &w[0], cval, buf, obuf, dacc, ap, ws)
         else:
             failp[0] = 1
         free(buf)
         free(obuf)
         free(dacc)
+        free(ap)
+        free(ws)
     if failed:
         raise MemoryError("corr1d: could not allocate the per-thread line buffers")
 
 
 # --------------------------------------------------------------------------- N-d
-
-cdef inline void _sweep(real_t* o, Py_ssize_t n, const real_t** ap, const real_t* ws, int g,
-                        bint fresh) noexcept nogil:
-    if real_t is double:
-        nd_sweep_d(o, n, ap, ws, g, fresh)
-    else:
-        nd_sweep_f(o, n, ap, ws, g, fresh)
-
 
 ctypedef struct NdGeo:
     int nd
@@ -337,109 +427,159 @@ ctypedef struct NdGeo:
     const Py_ssize_t* istr
     const Py_ssize_t* ostr
     const Py_ssize_t* kshape
-    const Py_ssize_t* tap_off
+    const Py_ssize_t* tap_ko
+    const Py_ssize_t* tap_kr
+    const Py_ssize_t* tap_kc
     Py_ssize_t ntaps
     const Py_ssize_t* maps
     const Py_ssize_t* map_off
     const Py_ssize_t* before
     Py_ssize_t ko_count
-    Py_ssize_t rows
-    int gsize           # taps per fused sweep (balanced groups of at most GROUP)
+    Py_ssize_t brows    # output rows per segment (bounds the per-thread buffer)
+    bint direct         # input rows read in place (compute type, contiguous, n >= kw)
+    bint direct_out     # output rows written in place (compute type, contiguous)
+    Py_ssize_t sw       # direct: one input row's two edge strips, (kw - 1 + bl) + (ar + kw - 1)
 
 
-cdef void _nd_item(const NdGeo* G, const real_t* tap_w, real_t cval, Py_ssize_t plane, Py_ssize_t r0,
-                   Py_ssize_t r1, real_t* buf, real_t* obuf) noexcept nogil:
-    """Output rows r0:r1 of plane ``plane`` (flat index over the dims before the last two)."""
-    cdef int nd = G.nd, d, g
+cdef void _nd_seg(const NdGeo* G, const real_t* tap_w, real_t cval, Py_ssize_t plane, Py_ssize_t r0,
+                  Py_ssize_t r1, real_t* buf, real_t* obuf, const real_t** rowp, const real_t* cvalrow,
+                  const real_t** ap, Py_ssize_t* trow) noexcept nogil:
+    """Output rows r0:r1 of plane ``plane`` (flat index over the dims before the last two).
+
+    The input rows the segment needs (per kernel position in the outer dims, per padded
+    row) are located once.  Direct: each is read in place for the interior columns, and
+    its two edge strips (the columns the first ``bl`` and last ``ar`` outputs read, the
+    boundary applied) are built in ``buf``; a row past a 'constant' edge is ``cvalrow``.
+    The edge outputs of all the segment's rows are summed first, one column at a time
+    (vectorised across rows), then each row's interior.
+    Otherwise each row is extended whole into ``buf`` (any dtype or stride) and the
+    segment's rows are summed as one flat row (a tap reads the buffer at a constant
+    offset; the kw - 1 columns between rows are computed and dropped).  Either way
+    every output adds its nonzero taps in the kernel's C order, in registers.
+    """
+    cdef int nd = G.nd, d
     cdef Py_ssize_t n = G.shape[nd - 1], kw = G.kshape[nd - 1], kh = G.kshape[nd - 2]
-    cdef Py_ssize_t L = n + kw - 1, npr = G.rows + kh - 1
+    cdef Py_ssize_t L = n + kw - 1, npr = r1 - r0 + kh - 1, nt = G.ntaps
+    cdef Py_ssize_t bl = G.before[nd - 1], ar = kw - 1 - bl, sw = G.sw, lw = kw - 1 + bl
     cdef Py_ssize_t pos[MAXD]
-    cdef Py_ssize_t kpos[MAXD]
-    cdef const real_t* gap[GROUP]
-    cdef real_t gw[GROUP]
-    cdef Py_ssize_t rem, ko, off, s, pr, q, rr, t, bl
-    cdef bint dead, fresh
+    cdef Py_ssize_t rem, ko, off, s, pr, q, rr, t, col, idx, ooff, e, nrow = r1 - r0
+    cdef bint dead
     cdef real_t* ext
-    cdef Py_ssize_t nflat, f0, seg
+    cdef real_t* eb
+    cdef real_t* o
+    cdef const real_t* row
     cdef const Py_ssize_t* mp = G.maps + G.map_off[nd - 1]
-    bl = G.before[nd - 1]
     rem = plane
     for d in range(nd - 3, -1, -1):
         pos[d] = rem % G.shape[d]
         rem = rem // G.shape[d]
-    # 1) the extended input rows the run needs, per kernel position in the outer dims
+    for t in range(nt):
+        trow[t] = G.tap_ko[t] * npr + G.tap_kr[t]
+    # 1) the input rows, per kernel position in the outer dims
     for ko in range(G.ko_count):
         rem = ko
         off = 0
         dead = False
         for d in range(nd - 3, -1, -1):
-            kpos[d] = rem % G.kshape[d]
+            s = G.maps[G.map_off[d] + pos[d] + rem % G.kshape[d]]
             rem = rem // G.kshape[d]
-            s = G.maps[G.map_off[d] + pos[d] + kpos[d]]
             if s < 0:
                 dead = True
             else:
                 off = off + s * G.istr[d]
-        for pr in range(r1 - r0 + kh - 1):
-            ext = buf + (ko * npr + pr) * L
+        for pr in range(npr):
+            idx = ko * npr + pr
             s = -1 if dead else G.maps[G.map_off[nd - 2] + r0 + pr]
-            if s < 0:
-                for q in range(L):
-                    ext[q] = cval
+            if G.direct:
+                # the strips column-major, S[(ko * sw + q) * npr + pr]: an edge column of
+                # consecutive output rows is then contiguous (summed for all rows at once)
+                ext = buf + ko * sw * npr + pr
+                if s < 0:
+                    rowp[idx] = cvalrow
+                    for q in range(sw):
+                        ext[q * npr] = cval
+                    continue
+                row = <const real_t*>(G.src + off + s * G.istr[nd - 2])
+                rowp[idx] = row
+                for q in range(lw):                 # columns -bl .. kw - 2
+                    col = q - bl
+                    if col < 0:
+                        col = mp[q]
+                    ext[q * npr] = cval if col < 0 else row[col]
+                for q in range(ar + kw - 1):        # columns n - ar - bl .. n + ar - 1
+                    col = n - ar - bl + q
+                    if col >= n:
+                        col = mp[col + bl]
+                    ext[(lw + q) * npr] = cval if col < 0 else row[col]
             else:
-                _extend(G.src + off + s * G.istr[nd - 2], G.istr[nd - 1], G.scode, n,
-                        mp, bl, mp + bl + n, kw - 1 - bl, cval, ext, 1, 1, 0)
-    # 2) the run's rows as one flat sweep per group of taps: output row rr, column j is flat
-    #    position (rr - r0) * L + j, and a tap reads the buffer at a constant offset from it
-    #    (the L - n columns between rows are computed and dropped), taps in C order
-    #    in segments that keep the sums in L1 while every group sweeps them
-    nflat = (r1 - r0) * L
-    f0 = 0
-    while f0 < nflat:
-        seg = SEG if f0 + SEG <= nflat else nflat - f0
-        g = 0
-        fresh = True
-        for t in range(G.ntaps):
-            gap[g] = buf + G.tap_off[t] + f0
-            gw[g] = tap_w[t]
-            g = g + 1
-            if g == G.gsize:
-                _sweep(obuf + f0, seg, gap, gw, g, fresh)
-                fresh = False
-                g = 0
-        if g > 0:
-            _sweep(obuf + f0, seg, gap, gw, g, fresh)
-            fresh = False
-        if fresh:
-            for q in range(f0, f0 + seg):
-                obuf[q] = 0
-        f0 = f0 + SEG
+                ext = buf + idx * L
+                if s < 0:
+                    for q in range(L):
+                        ext[q] = cval
+                else:
+                    _extend(G.src + off + s * G.istr[nd - 2], G.istr[nd - 1], G.scode, n,
+                            mp, bl, mp + bl + n, ar, cval, ext, 1, 1, 0)
+    if not G.direct:
+        # 2) the segment as one flat row of (r1 - r0) * L sums
+        for t in range(nt):
+            ap[t] = buf + trow[t] * L + G.tap_kc[t]
+        _tapsum(obuf, (r1 - r0) * L, ap, tap_w, nt)
+    else:
+        # 2') the bl + ar edge columns, each for every row of the segment: eb[e * nrow + rr - r0]
+        eb = buf + G.ko_count * sw * npr
+        for e in range(bl + ar):
+            q = e if e < bl else lw + e - bl
+            for t in range(nt):
+                ap[t] = buf + (G.tap_ko[t] * sw + q + G.tap_kc[t]) * npr + G.tap_kr[t]
+            _tapsum(eb + e * nrow, nrow, ap, tap_w, nt)
     for rr in range(r0, r1):
-        off = rr * G.ostr[nd - 2]
+        ooff = rr * G.ostr[nd - 2]
         for d in range(nd - 2):
-            off = off + pos[d] * G.ostr[d]
-        _store(obuf + (rr - r0) * L, 1, 1, 1, n, G.dcode, G.dst + off, 0, G.ostr[nd - 1])
+            ooff = ooff + pos[d] * G.ostr[d]
+        if not G.direct:
+            _store(obuf + (rr - r0) * L, 1, 1, 1, n, G.dcode, G.dst + ooff, 0, G.ostr[nd - 1])
+            continue
+        # 3') the row's interior columns bl .. n - ar - 1 from the input rows in place, and its edges
+        o = <real_t*>(G.dst + ooff) if G.direct_out else obuf
+        for t in range(nt):
+            ap[t] = rowp[trow[t] + rr - r0] + G.tap_kc[t]
+        _tapsum(o + bl, n - bl - ar, ap, tap_w, nt)
+        for e in range(bl):
+            o[e] = eb[e * nrow + rr - r0]
+        for e in range(ar):
+            o[n - ar + e] = eb[(bl + e) * nrow + rr - r0]
+        if not G.direct_out:
+            _store(obuf, 1, 1, 1, n, G.dcode, G.dst + ooff, 0, G.ostr[nd - 1])
 
 
 def corrnd(Py_ssize_t src, int scode, Py_ssize_t dst, int dcode,
            const Py_ssize_t[::1] shape, const Py_ssize_t[::1] istr, const Py_ssize_t[::1] ostr,
-           const Py_ssize_t[::1] kshape, const Py_ssize_t[::1] tap_off, const real_t[::1] tap_w,
+           const Py_ssize_t[::1] kshape, const Py_ssize_t[::1] tap_ko, const Py_ssize_t[::1] tap_kr,
+           const Py_ssize_t[::1] tap_kc, const real_t[::1] tap_w,
            const Py_ssize_t[::1] maps, const Py_ssize_t[::1] map_off, const Py_ssize_t[::1] before,
-           real_t cval, Py_ssize_t rows, int nthreads):
+           real_t cval, Py_ssize_t rows, Py_ssize_t brows, bint direct, int nthreads):
     """N-d correlation, nd = len(shape) >= 2, output shape == input shape.
 
-    Taps: the nonzero weights ``tap_w`` in the kernel's C order, and for each the
-    offset ``(ko * (rows + kh - 1) + kr) * (n + kw - 1) + kc`` of its first input in
-    the row buffer (``ko``: flat kernel index over the outer dims, ``kr``/``kc``: its
-    row and column; ``kshape`` = (..., kh, kw), ``n`` the last axis' size).  ``maps[map_off[d]:]``:
-    for axis d, the source index of padded position q - before[d] for
-    q < shape[d] + kshape[d] - 1 (-1: ``cval``).  ``rows``: output rows per work item.
+    Taps: the nonzero weights ``tap_w`` in the kernel's C order, each at flat kernel index
+    ``tap_ko`` over the outer dims, row ``tap_kr`` and column ``tap_kc`` (``kshape`` =
+    (..., kh, kw)).  ``maps[map_off[d]:]``: for axis d, the source index of padded
+    position q - before[d] for q < shape[d] + kshape[d] - 1 (-1: ``cval``).
+
+    Work: the planes' rows in C order, ``rows`` consecutive output rows per work item
+    (a thread's run of contiguous memory), split into segments of at most ``brows``
+    rows of one plane.  ``direct``: read the input rows in place (the caller passes it
+    only when the input is of the compute type with contiguous rows of at least kw
+    samples); otherwise each segment's input rows are extended into the buffer.
     """
     cdef NdGeo G
     cdef int nd = <int>shape.shape[0], d
-    cdef Py_ssize_t nplanes = 1, nchunks, nitems, it, plane, r0, r1, nr, L, ngroups
+    cdef Py_ssize_t nplanes = 1, nr, n, kw, kh, L, ntotal, nitems, it, f, f1, plane, r0, r1, bsize, npr_max, q
     cdef real_t* buf
     cdef real_t* obuf
+    cdef real_t* cvalrow
+    cdef const real_t** rowp
+    cdef const real_t** ap
+    cdef Py_ssize_t* trow
     if nd < 2 or nd > MAXD:
         raise ValueError("corrnd: bad geometry")
     for d in range(nd):
@@ -455,7 +595,11 @@ def corrnd(Py_ssize_t src, int scode, Py_ssize_t dst, int dcode,
     G.ostr = &ostr[0]
     G.kshape = &kshape[0]
     G.ntaps = tap_w.shape[0]
-    G.tap_off = &tap_off[0] if G.ntaps else NULL
+    if tap_ko.shape[0] != G.ntaps or tap_kr.shape[0] != G.ntaps or tap_kc.shape[0] != G.ntaps:
+        raise ValueError("corrnd: bad taps")
+    G.tap_ko = &tap_ko[0] if G.ntaps else NULL
+    G.tap_kr = &tap_kr[0] if G.ntaps else NULL
+    G.tap_kc = &tap_kc[0] if G.ntaps else NULL
     G.maps = &maps[0]
     G.map_off = &map_off[0]
     G.before = &before[0]
@@ -463,28 +607,59 @@ def corrnd(Py_ssize_t src, int scode, Py_ssize_t dst, int dcode,
     for d in range(nd - 2):
         G.ko_count *= kshape[d]
         nplanes *= shape[d]
-    G.rows = rows if rows >= 1 else 1
-    ngroups = (G.ntaps + GROUP - 1) // GROUP
-    G.gsize = <int>((G.ntaps + ngroups - 1) // ngroups) if ngroups > 0 else 1
     nr = shape[nd - 2]
-    L = shape[nd - 1] + kshape[nd - 1] - 1
-    nchunks = (nr + G.rows - 1) // G.rows
-    nitems = nplanes * nchunks
+    n = shape[nd - 1]
+    kh = kshape[nd - 2]
+    kw = kshape[nd - 1]
+    L = n + kw - 1
+    G.brows = brows if 1 <= brows <= nr else nr
+    G.direct = (direct and scode == _code_of(cval) and istr[nd - 1] == <Py_ssize_t>sizeof(real_t)
+                and n >= kw)
+    G.direct_out = dcode == _code_of(cval) and ostr[nd - 1] == <Py_ssize_t>sizeof(real_t)
+    G.sw = (kw - 1 + before[nd - 1]) + (kw - 1 - before[nd - 1]) + kw - 1
+    npr_max = G.brows + kh - 1
+    if G.direct:        # the strips, then the edge sums
+        bsize = G.ko_count * npr_max * G.sw + (kw - 1) * G.brows
+    else:
+        # (+ L: a flat sum reads up to kw - 1 junk columns past the last row)
+        bsize = (G.ko_count * npr_max + 1) * L
+    ntotal = nplanes * nr
+    if rows < 1 or rows > ntotal:
+        rows = ntotal
+    nitems = (ntotal + rows - 1) // rows
     cdef int failed = 0
     cdef int* failp = &failed
     with nogil, parallel(num_threads=nthreads):
-        # (+ L: a flat sweep reads up to kw - 1 junk columns past the last row)
-        buf = <real_t*>malloc((G.ko_count * (G.rows + kshape[nd - 2] - 1) + 1) * L * sizeof(real_t))
-        obuf = <real_t*>malloc(G.rows * L * sizeof(real_t))
-        if buf != NULL and obuf != NULL:
+        buf = <real_t*>malloc(bsize * sizeof(real_t))
+        obuf = <real_t*>malloc((G.brows * L if not G.direct else n) * sizeof(real_t))
+        cvalrow = <real_t*>malloc(n * sizeof(real_t))
+        rowp = <const real_t**>malloc(G.ko_count * npr_max * sizeof(real_t*))
+        ap = <const real_t**>malloc((G.ntaps + 1) * sizeof(real_t*))
+        trow = <Py_ssize_t*>malloc((G.ntaps + 1) * sizeof(Py_ssize_t))
+        if buf != NULL and obuf != NULL and cvalrow != NULL and rowp != NULL and ap != NULL and trow != NULL:
+            for q in range(n):
+                cvalrow[q] = cval
             for it in prange(nitems, schedule='dynamic'):
-                plane = it // nchunks
-                r0 = (it - plane * nchunks) * G.rows
-                r1 = r0 + G.rows if r0 + G.rows <= nr else nr
-                _nd_item(&G, &tap_w[0] if G.ntaps else NULL, cval, plane, r0, r1, buf, obuf)
+                f = it * rows
+                f1 = f + rows if f + rows <= ntotal else ntotal
+                while f < f1:           # segments: within one plane, at most brows rows
+                    plane = f // nr
+                    r0 = f - plane * nr
+                    r1 = r0 + (f1 - f)
+                    if r1 > nr:
+                        r1 = nr
+                    if r1 - r0 > G.brows:
+                        r1 = r0 + G.brows
+                    _nd_seg(&G, &tap_w[0] if G.ntaps else NULL, cval, plane, r0, r1, buf, obuf, rowp,
+                            cvalrow, ap, trow)
+                    f = f + (r1 - r0)
         else:
             failp[0] = 1
         free(buf)
         free(obuf)
+        free(cvalrow)
+        free(rowp)
+        free(ap)
+        free(trow)
     if failed:
         raise MemoryError("corrnd: could not allocate the per-thread row buffers")

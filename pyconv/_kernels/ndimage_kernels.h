@@ -1,5 +1,5 @@
 /* ndimage_kernels.h: C helpers of ndimage.pyx (included by it with cdef extern from "ndimage_kernels.h"):
-   typed loads and stores with scipy's casts, and the fused tap sweeps. */
+   typed loads and stores with scipy's casts, and the register-blocked tap sums. */
 #ifndef PYCONV_NDIMAGE_KERNELS_H
 #define PYCONV_NDIMAGE_KERNELS_H
 
@@ -32,10 +32,13 @@ static inline uint64_t nd_cvtu64(double v) {
                 dst[p] = (DT)q[p];                                         \
             break;                                                         \
         }                                                                  \
-        if (np_ == 1 && di == 1 && si == (Py_ssize_t)sizeof(CT)) {         \
-            const CT* q = (const CT*)src;                                  \
-            for (i = 0; i < ni; i++)                                       \
-                dst[i] = (DT)q[i];                                         \
+        if (di == 1 && si == (Py_ssize_t)sizeof(CT)) {  /* contiguous runs */ \
+            for (p = 0; p < np_; p++) {                                    \
+                const CT* q = (const CT*)(src + p * sp);                   \
+                DT* d = dst + p * dp;                                      \
+                for (i = 0; i < ni; i++)                                   \
+                    d[i] = (DT)q[i];                                       \
+            }                                                              \
             break;                                                         \
         }                                                                  \
         for (p = 0; p < np_; p++) {                                        \
@@ -77,10 +80,13 @@ static void nd_load_f(const char* src, Py_ssize_t sp, Py_ssize_t si, Py_ssize_t 
 
 #define ND_STORE_CASE(CODE, CT, CONV)                                      \
     case CODE:                                                             \
-        if (np_ == 1 && si == 1 && di == (Py_ssize_t)sizeof(CT)) {          \
-            CT* q = (CT*)dst;               /* a contiguous row */         \
-            for (i = 0; i < ni; i++)                                       \
-                q[i] = (CT)CONV((double)src[i]);                           \
+        if (si == 1 && di == (Py_ssize_t)sizeof(CT)) {  /* contiguous runs */ \
+            for (p = 0; p < np_; p++) {                                    \
+                CT* q = (CT*)(dst + p * dp);                               \
+                const DT_SRC* r = src + p * sp;                            \
+                for (i = 0; i < ni; i++)                                   \
+                    q[i] = (CT)CONV((double)r[i]);                         \
+            }                                                              \
             break;                                                         \
         }                                                                  \
         for (p = 0; p < np_; p++) {                                        \
@@ -110,7 +116,9 @@ static void nd_load_f(const char* src, Py_ssize_t sp, Py_ssize_t si, Py_ssize_t 
 /* dst[p*dp + i*di] = cast(src[p*sp + i*si]) (dst byte strides, src element strides) */
 static void nd_store_d(const double* src, Py_ssize_t sp, Py_ssize_t si, Py_ssize_t np_, Py_ssize_t ni,
                        int code, char* dst, Py_ssize_t dp, Py_ssize_t di) {
+    #define DT_SRC double
     ND_STORE_BODY
+    #undef DT_SRC
 }
 static void nd_store_f(const float* src, Py_ssize_t sp, Py_ssize_t si, Py_ssize_t np_, Py_ssize_t ni,
                        int code, char* dst, Py_ssize_t dp, Py_ssize_t di) {
@@ -125,85 +133,139 @@ static void nd_store_f(const float* src, Py_ssize_t sp, Py_ssize_t si, Py_ssize_
         }
         return;
     }
+    #define DT_SRC float
     ND_STORE_BODY
+    #undef DT_SRC
 }
 
-/* o[j] (+)= sum_h ws[h] * ap[h][j] for g <= 8 taps, added in order, one multiply and one
-   add each (no FMA: the module is built with -ffp-contract=off).  ``fresh``: o holds no
-   sum yet.  One loop per tap count, so the taps' pointers and weights stay in registers. */
-#define ND_SWEEP_DEF(NAME, T)                                                  \
-static void NAME(T* restrict o, Py_ssize_t n, const T* const* ap, const T* ws, int g, int fresh) { \
-    Py_ssize_t j;                                                          \
-    switch (g) {                                                           \
-    case 8: {                                                             \
-        const T* restrict a0 = ap[0]; const T w0 = ws[0]; const T* restrict a1 = ap[1]; const T w1 = ws[1]; const T* restrict a2 = ap[2]; const T w2 = ws[2]; const T* restrict a3 = ap[3]; const T w3 = ws[3]; const T* restrict a4 = ap[4]; const T w4 = ws[4]; const T* restrict a5 = ap[5]; const T w5 = ws[5]; const T* restrict a6 = ap[6]; const T w6 = ws[6]; const T* restrict a7 = ap[7]; const T w7 = ws[7]; \
-        for (j = 0; j < n; j++) { T acc = fresh ? (T)0 : o[j]; acc = acc + w0 * a0[j]; acc = acc + w1 * a1[j]; acc = acc + w2 * a2[j]; acc = acc + w3 * a3[j]; acc = acc + w4 * a4[j]; acc = acc + w5 * a5[j]; acc = acc + w6 * a6[j]; acc = acc + w7 * a7[j]; o[j] = acc; } \
-        break; }                                                          \
-    case 7: {                                                             \
-        const T* restrict a0 = ap[0]; const T w0 = ws[0]; const T* restrict a1 = ap[1]; const T w1 = ws[1]; const T* restrict a2 = ap[2]; const T w2 = ws[2]; const T* restrict a3 = ap[3]; const T w3 = ws[3]; const T* restrict a4 = ap[4]; const T w4 = ws[4]; const T* restrict a5 = ap[5]; const T w5 = ws[5]; const T* restrict a6 = ap[6]; const T w6 = ws[6]; \
-        for (j = 0; j < n; j++) { T acc = fresh ? (T)0 : o[j]; acc = acc + w0 * a0[j]; acc = acc + w1 * a1[j]; acc = acc + w2 * a2[j]; acc = acc + w3 * a3[j]; acc = acc + w4 * a4[j]; acc = acc + w5 * a5[j]; acc = acc + w6 * a6[j]; o[j] = acc; } \
-        break; }                                                          \
-    case 6: {                                                             \
-        const T* restrict a0 = ap[0]; const T w0 = ws[0]; const T* restrict a1 = ap[1]; const T w1 = ws[1]; const T* restrict a2 = ap[2]; const T w2 = ws[2]; const T* restrict a3 = ap[3]; const T w3 = ws[3]; const T* restrict a4 = ap[4]; const T w4 = ws[4]; const T* restrict a5 = ap[5]; const T w5 = ws[5]; \
-        for (j = 0; j < n; j++) { T acc = fresh ? (T)0 : o[j]; acc = acc + w0 * a0[j]; acc = acc + w1 * a1[j]; acc = acc + w2 * a2[j]; acc = acc + w3 * a3[j]; acc = acc + w4 * a4[j]; acc = acc + w5 * a5[j]; o[j] = acc; } \
-        break; }                                                          \
-    case 5: {                                                             \
-        const T* restrict a0 = ap[0]; const T w0 = ws[0]; const T* restrict a1 = ap[1]; const T w1 = ws[1]; const T* restrict a2 = ap[2]; const T w2 = ws[2]; const T* restrict a3 = ap[3]; const T w3 = ws[3]; const T* restrict a4 = ap[4]; const T w4 = ws[4]; \
-        for (j = 0; j < n; j++) { T acc = fresh ? (T)0 : o[j]; acc = acc + w0 * a0[j]; acc = acc + w1 * a1[j]; acc = acc + w2 * a2[j]; acc = acc + w3 * a3[j]; acc = acc + w4 * a4[j]; o[j] = acc; } \
-        break; }                                                          \
-    case 4: {                                                             \
-        const T* restrict a0 = ap[0]; const T w0 = ws[0]; const T* restrict a1 = ap[1]; const T w1 = ws[1]; const T* restrict a2 = ap[2]; const T w2 = ws[2]; const T* restrict a3 = ap[3]; const T w3 = ws[3]; \
-        for (j = 0; j < n; j++) { T acc = fresh ? (T)0 : o[j]; acc = acc + w0 * a0[j]; acc = acc + w1 * a1[j]; acc = acc + w2 * a2[j]; acc = acc + w3 * a3[j]; o[j] = acc; } \
-        break; }                                                          \
-    case 3: {                                                             \
-        const T* restrict a0 = ap[0]; const T w0 = ws[0]; const T* restrict a1 = ap[1]; const T w1 = ws[1]; const T* restrict a2 = ap[2]; const T w2 = ws[2]; \
-        for (j = 0; j < n; j++) { T acc = fresh ? (T)0 : o[j]; acc = acc + w0 * a0[j]; acc = acc + w1 * a1[j]; acc = acc + w2 * a2[j]; o[j] = acc; } \
-        break; }                                                          \
-    case 2: {                                                             \
-        const T* restrict a0 = ap[0]; const T w0 = ws[0]; const T* restrict a1 = ap[1]; const T w1 = ws[1]; \
-        for (j = 0; j < n; j++) { T acc = fresh ? (T)0 : o[j]; acc = acc + w0 * a0[j]; acc = acc + w1 * a1[j]; o[j] = acc; } \
-        break; }                                                          \
-    case 1: {                                                             \
-        const T* restrict a0 = ap[0]; const T w0 = ws[0]; \
-        for (j = 0; j < n; j++) { T acc = fresh ? (T)0 : o[j]; acc = acc + w0 * a0[j]; o[j] = acc; } \
-        break; }                                                          \
-    }                                                                      \
+/* The tap sums, register-blocked: 4 vectors of outputs stay in registers while the
+   loop runs over every tap, so each output is loaded and stored once whatever the
+   tap count (a sweep per group of taps re-read and re-wrote the sums per group),
+   and the 4 independent chains of adds hide the add latency.  Every output adds its
+   terms in the caller's order, one multiply and one add each (no FMA: the module is
+   built with -ffp-contract=off), starting from 0 -- the arithmetic of scipy.ndimage's
+   loops, so float64 results are its bits.  A row that is not a multiple of the block
+   ends with one block shifted back to end at the row's end: it recomputes a few
+   outputs (the same bits), where a vector or scalar tail would run one latency-bound
+   chain per output (27 dependent adds for a 3x3x3 kernel).  So ``o`` must not
+   overlap the inputs.  The vector width follows the variant being compiled (an
+   AVX-512 build 64 bytes, AVX2 32, baseline 16) so the 4 accumulators and their
+   operands fit the register file; GCC/Clang vector extensions give explicit SIMD
+   without intrinsics, other compilers the same sums in plain C. */
+#include <string.h>
+#if defined(__GNUC__) || defined(__clang__)
+#if defined(__AVX512F__)
+#define ND_VBYTES 64
+#elif defined(__AVX__)
+#define ND_VBYTES 32
+#else
+#define ND_VBYTES 16
+#endif
+typedef double nd_vd __attribute__((vector_size(ND_VBYTES)));
+typedef float nd_vf __attribute__((vector_size(ND_VBYTES)));
+#define ND_LD(v, p) memcpy(&(v), (p), sizeof(v))
+#define ND_ST(p, v) memcpy((p), &(v), sizeof(v))
+
+/* o[j] = (((0 + ws[0] ap[0][j]) + ws[1] ap[1][j]) + ...) for j < n, g >= 0 taps */
+#define ND_TAPS_DEF(NAME, T, VT)                                               \
+static void NAME(T* restrict o, Py_ssize_t n, const T* const* ap, const T* ws, Py_ssize_t g) { \
+    enum { VL = sizeof(VT) / sizeof(T), B = 4 * VL };                          \
+    Py_ssize_t j = 0, t;                                                       \
+    if (n >= B) {                                                              \
+        for (;;) {                                                             \
+            VT a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};                         \
+            for (t = 0; t < g; t++) {                                          \
+                const T* p = ap[t] + j; const T w = ws[t]; VT x0, x1, x2, x3;  \
+                ND_LD(x0, p); ND_LD(x1, p + VL); ND_LD(x2, p + 2 * VL); ND_LD(x3, p + 3 * VL); \
+                a0 = a0 + w * x0; a1 = a1 + w * x1; a2 = a2 + w * x2; a3 = a3 + w * x3; \
+            }                                                                  \
+            ND_ST(o + j, a0); ND_ST(o + j + VL, a1); ND_ST(o + j + 2 * VL, a2); ND_ST(o + j + 3 * VL, a3); \
+            if (j + B == n) return;                                            \
+            j = (j + 2 * B <= n) ? j + B : n - B;                              \
+        }                                                                      \
+    }                                                                          \
+    if (n >= VL) {                                                             \
+        for (;;) {                                                             \
+            VT a0 = {0}, x0;                                                   \
+            for (t = 0; t < g; t++) { ND_LD(x0, ap[t] + j); a0 = a0 + ws[t] * x0; } \
+            ND_ST(o + j, a0);                                                  \
+            if (j + VL == n) return;                                           \
+            j = (j + 2 * VL <= n) ? j + VL : n - VL;                           \
+        }                                                                      \
+    }                                                                          \
+    for (; j < n; j++) {                                                       \
+        T a = 0;                                                               \
+        for (t = 0; t < g; t++) a = a + ws[t] * ap[t][j];                      \
+        o[j] = a;                                                              \
+    }                                                                          \
 }
-ND_SWEEP_DEF(nd_sweep_d, double)
-ND_SWEEP_DEF(nd_sweep_f, float)
 
 /* The symmetric (OP +) and antisymmetric (OP -) forms of scipy's NI_Correlate1D:
-   o[j] = ctr[j] * wc (when fresh) then += (ap[h][j] OP cp[h][j]) * ws[h] for g <= 4 pairs. */
-#define ND_PSWEEP_DEF(NAME, T, OP)                                             \
-static void NAME(T* restrict o, Py_ssize_t n, const T* restrict ctr, T wc, const T* const* ap, \
-                 const T* const* cp, const T* ws, int g, int fresh) {      \
-    Py_ssize_t j;                                                          \
-    switch (g) {                                                           \
-    case 4: {                                                             \
-        const T* restrict a0 = ap[0]; const T* restrict c0 = cp[0]; const T w0 = ws[0]; const T* restrict a1 = ap[1]; const T* restrict c1 = cp[1]; const T w1 = ws[1]; const T* restrict a2 = ap[2]; const T* restrict c2 = cp[2]; const T w2 = ws[2]; const T* restrict a3 = ap[3]; const T* restrict c3 = cp[3]; const T w3 = ws[3]; \
-        for (j = 0; j < n; j++) { T acc = fresh ? ctr[j] * wc : o[j]; acc = acc + (a0[j] OP c0[j]) * w0; acc = acc + (a1[j] OP c1[j]) * w1; acc = acc + (a2[j] OP c2[j]) * w2; acc = acc + (a3[j] OP c3[j]) * w3; o[j] = acc; } \
-        break; }                                                          \
-    case 3: {                                                             \
-        const T* restrict a0 = ap[0]; const T* restrict c0 = cp[0]; const T w0 = ws[0]; const T* restrict a1 = ap[1]; const T* restrict c1 = cp[1]; const T w1 = ws[1]; const T* restrict a2 = ap[2]; const T* restrict c2 = cp[2]; const T w2 = ws[2]; \
-        for (j = 0; j < n; j++) { T acc = fresh ? ctr[j] * wc : o[j]; acc = acc + (a0[j] OP c0[j]) * w0; acc = acc + (a1[j] OP c1[j]) * w1; acc = acc + (a2[j] OP c2[j]) * w2; o[j] = acc; } \
-        break; }                                                          \
-    case 2: {                                                             \
-        const T* restrict a0 = ap[0]; const T* restrict c0 = cp[0]; const T w0 = ws[0]; const T* restrict a1 = ap[1]; const T* restrict c1 = cp[1]; const T w1 = ws[1]; \
-        for (j = 0; j < n; j++) { T acc = fresh ? ctr[j] * wc : o[j]; acc = acc + (a0[j] OP c0[j]) * w0; acc = acc + (a1[j] OP c1[j]) * w1; o[j] = acc; } \
-        break; }                                                          \
-    case 1: {                                                             \
-        const T* restrict a0 = ap[0]; const T* restrict c0 = cp[0]; const T w0 = ws[0]; \
-        for (j = 0; j < n; j++) { T acc = fresh ? ctr[j] * wc : o[j]; acc = acc + (a0[j] OP c0[j]) * w0; o[j] = acc; } \
-        break; }                                                          \
-    case 0: {                                                             \
-         \
-        for (j = 0; j < n; j++) { T acc = fresh ? ctr[j] * wc : o[j];  o[j] = acc; } \
-        break; }                                                          \
-    }                                                                      \
+   o[j] = ((ctr[j] wc + (ap[0][j] OP cp[0][j]) ws[0]) + ...) for g >= 0 pairs. */
+#define ND_PTAPS_DEF(NAME, T, VT, OP)                                          \
+static void NAME(T* restrict o, Py_ssize_t n, const T* ctr, T wc, const T* const* ap, \
+                 const T* const* cp, const T* ws, Py_ssize_t g) {              \
+    enum { VL = sizeof(VT) / sizeof(T), B = 4 * VL };                          \
+    Py_ssize_t j = 0, t;                                                       \
+    if (n >= B) {                                                              \
+        for (;;) {                                                             \
+            VT a0, a1, a2, a3, x0, x1, x2, x3, y0, y1, y2, y3;                 \
+            ND_LD(x0, ctr + j); ND_LD(x1, ctr + j + VL); ND_LD(x2, ctr + j + 2 * VL); ND_LD(x3, ctr + j + 3 * VL); \
+            a0 = x0 * wc; a1 = x1 * wc; a2 = x2 * wc; a3 = x3 * wc;            \
+            for (t = 0; t < g; t++) {                                          \
+                const T* p = ap[t] + j; const T* q = cp[t] + j; const T w = ws[t]; \
+                ND_LD(x0, p); ND_LD(x1, p + VL); ND_LD(x2, p + 2 * VL); ND_LD(x3, p + 3 * VL); \
+                ND_LD(y0, q); ND_LD(y1, q + VL); ND_LD(y2, q + 2 * VL); ND_LD(y3, q + 3 * VL); \
+                a0 = a0 + (x0 OP y0) * w; a1 = a1 + (x1 OP y1) * w;            \
+                a2 = a2 + (x2 OP y2) * w; a3 = a3 + (x3 OP y3) * w;            \
+            }                                                                  \
+            ND_ST(o + j, a0); ND_ST(o + j + VL, a1); ND_ST(o + j + 2 * VL, a2); ND_ST(o + j + 3 * VL, a3); \
+            if (j + B == n) return;                                            \
+            j = (j + 2 * B <= n) ? j + B : n - B;                              \
+        }                                                                      \
+    }                                                                          \
+    if (n >= VL) {                                                             \
+        for (;;) {                                                             \
+            VT a0, x0, y0;                                                     \
+            ND_LD(x0, ctr + j); a0 = x0 * wc;                                  \
+            for (t = 0; t < g; t++) { ND_LD(x0, ap[t] + j); ND_LD(y0, cp[t] + j); a0 = a0 + (x0 OP y0) * ws[t]; } \
+            ND_ST(o + j, a0);                                                  \
+            if (j + VL == n) return;                                           \
+            j = (j + 2 * VL <= n) ? j + VL : n - VL;                           \
+        }                                                                      \
+    }                                                                          \
+    for (; j < n; j++) {                                                       \
+        T a = ctr[j] * wc;                                                     \
+        for (t = 0; t < g; t++) a = a + (ap[t][j] OP cp[t][j]) * ws[t];        \
+        o[j] = a;                                                              \
+    }                                                                          \
 }
-ND_PSWEEP_DEF(nd_psweep_sym_d, double, +)
-ND_PSWEEP_DEF(nd_psweep_sym_f, float, +)
-ND_PSWEEP_DEF(nd_psweep_anti_d, double, -)
-ND_PSWEEP_DEF(nd_psweep_anti_f, float, -)
+#else
+#define ND_TAPS_DEF(NAME, T, VT)                                               \
+static void NAME(T* o, Py_ssize_t n, const T* const* ap, const T* ws, Py_ssize_t g) { \
+    Py_ssize_t j, t;                                                           \
+    for (j = 0; j < n; j++) {                                                  \
+        T a = 0;                                                               \
+        for (t = 0; t < g; t++) a = a + ws[t] * ap[t][j];                      \
+        o[j] = a;                                                              \
+    }                                                                          \
+}
+#define ND_PTAPS_DEF(NAME, T, VT, OP)                                          \
+static void NAME(T* o, Py_ssize_t n, const T* ctr, T wc, const T* const* ap,   \
+                 const T* const* cp, const T* ws, Py_ssize_t g) {              \
+    Py_ssize_t j, t;                                                           \
+    for (j = 0; j < n; j++) {                                                  \
+        T a = ctr[j] * wc;                                                     \
+        for (t = 0; t < g; t++) a = a + (ap[t][j] OP cp[t][j]) * ws[t];        \
+        o[j] = a;                                                              \
+    }                                                                          \
+}
+#endif
+ND_TAPS_DEF(nd_taps_d, double, nd_vd)
+ND_TAPS_DEF(nd_taps_f, float, nd_vf)
+ND_PTAPS_DEF(nd_ptaps_sym_d, double, nd_vd, +)
+ND_PTAPS_DEF(nd_ptaps_sym_f, float, nd_vf, +)
+ND_PTAPS_DEF(nd_ptaps_anti_d, double, nd_vd, -)
+ND_PTAPS_DEF(nd_ptaps_anti_f, float, nd_vf, -)
 
 #endif  /* PYCONV_NDIMAGE_KERNELS_H */
