@@ -19,8 +19,12 @@ Rows:
 - the routing check's cost per call of an in-memory function (numpy arguments), before
   and after dask is imported.
 - peak worker memory during each volume run: the largest rise of a worker's RSS above
-  its level before the run (sampled every 5 ms in each worker), reported as a multiple
-  of one chunk plus its halo (target <= 4x).
+  its level before the run (psutil, sampled every 5 ms by a thread in each worker; the
+  persisted input is in the baseline, and each run starts once no key has a second copy
+  on another worker), reported as a multiple of one chunk plus its halo (target <= 4x).
+  It counts everything the run adds: the assembled region and the result of the running
+  task, kernel temporaries, exported slices, and input chunks the scheduler copies to
+  the other worker to balance the queues.
 
 The volume input is generated on the workers and persisted before timing; the
 in-memory peer gets the same volume, computed into this process.
@@ -74,6 +78,16 @@ def _cluster_run(client, fn):
     return dt, max(rises.values()), result
 
 
+def _settle(client, timeout=10.0):
+    """Wait until no key is held by two workers (a copy fetched by the previous run stays until
+    the active memory manager drops it, every 2 s by default): each run's baseline RSS then
+    holds the same data, and a copy dropped during a run does not hide part of its rise."""
+    count = lambda: client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.replicated_tasks))  # noqa: E731
+    t0 = time.perf_counter()
+    while count() and time.perf_counter() - t0 < timeout:
+        time.sleep(0.1)
+
+
 def _median(h, client, fn, repeats):
     """Median seconds, largest RSS rise and the last result of ``repeats`` runs of ``fn``.
 
@@ -89,6 +103,7 @@ def _median(h, client, fn, repeats):
             del result
             while ntasks() > base:
                 time.sleep(0.05)
+        _settle(client)
         dt, rise, result = _cluster_run(client, fn)
         if i:
             times.append(dt)

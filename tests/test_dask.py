@@ -500,6 +500,66 @@ def test_halo_graph_is_one_task_per_chunk_plus_one_export():
                 pyconv.signal.convolve(x.compute(), k, "same", method="direct"), exact=True)
 
 
+@pytest.mark.parametrize("threshold", [0, 1, 10 ** 9])
+def test_face_exports_cut_per_output(engine, monkeypatch, threshold):
+    """Pieces of at least ``_OWN_EXPORT_BYTES`` for one output get an export task cut for that
+    output alone (read by it only); the rest share one export per input chunk.  Threshold 0:
+    every neighbour's pieces are own exports; 1e9: none are.  Results stay bitwise the
+    in-memory direct ones, every boundary and mode, uneven chunks, one chunk smaller
+    than the halo."""
+    import pyconv.dask as pdk_mod
+    monkeypatch.setattr(pdk_mod, "_OWN_EXPORT_BYTES", threshold)
+    rng = np.random.default_rng(11)
+    x2 = rng.standard_normal((23, 19))
+    k2 = rng.standard_normal((5, 4))
+    X2 = da.from_array(x2, chunks=((7, 9, 2, 5), (6, 6, 7)))
+    x3 = rng.standard_normal((14, 12, 10)).astype(np.float32)
+    k3 = rng.standard_normal((3, 5, 3)).astype(np.float32)
+    X3 = da.from_array(x3, chunks=((5, 5, 4), (4, 8), (3, 3, 4)))
+    cases = []
+    for mode in ("same", "full", "valid"):
+        for boundary in ("fill", "wrap", "symm"):
+            cases.append((pdk.convolve2d(X2, k2, mode, boundary, 1.5),
+                          pyconv.signal.convolve2d(x2, k2, mode, boundary, 1.5)))
+        cases.append((pdk.correlate(X3, k3, mode, method="direct"),
+                       pyconv.signal.correlate(x3, k3, mode, method="direct")))
+    got = engine(*[checked(y) for y, _ in cases])
+    for g, (y, ref) in zip(got, cases):
+        assert_same(g, ref, exact=True)
+    y = cases[0][0]
+    dsk = dict(y.__dask_graph__())
+    own = [key for key in dsk if isinstance(key, tuple) and str(key[0]).endswith("-to")]
+    outs = [key for key in dsk if isinstance(key, tuple) and key[0] == y.name]
+    readers = {key: [o for o in outs if key in _deps(dsk, o)] for key in own}
+    assert all(len(r) == 1 and r[0][1:] == key[3:] for key, r in readers.items())   # (name, src.., dst..)
+    assert bool(own) == (threshold < 10 ** 9)
+
+
+def test_auto_method_chosen_once_for_the_whole_array(monkeypatch):
+    """method='auto' is resolved once, on the whole array's shape (as the in-memory call
+    resolves it), and every chunk runs that method: bitwise the in-memory result when it
+    is 'direct'; 'fft' forced through the chooser gives the FFT result on every chunk."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((30, 26, 22)).astype(np.float32)
+    k = rng.standard_normal((3, 3, 3)).astype(np.float32)
+    X = da.from_array(x, chunks=(11, 9, 8))
+    assert pyconv.signal.choose_conv_method(x, k, "same") == "direct"
+    assert_same(pdk.convolve(X, k, "same").compute(scheduler="sync"),
+                pyconv.signal.convolve(x, k, "same"), exact=True)
+    seen = []
+
+    def chooser(in1, in2, mode="full", measure=False):
+        seen.append((in1.shape, in2.shape, mode))
+        return "fft"
+
+    monkeypatch.setattr(pyconv.signal, "choose_conv_method", chooser)
+    y = pdk.correlate(X, k, "full")
+    assert seen == [(x.shape, k.shape, "full")]
+    got = y.compute(scheduler="sync")
+    assert_same(got, pyconv.signal.correlate(x, k, "full", method="fft"))
+    assert not np.array_equal(got, pyconv.signal.correlate(x, k, "full", method="direct"))
+
+
 def test_backward_graph_moves_only_weight_rows():
     """Per batch chunk an input-gradient task reading only that chunk (no tuple to fetch),
     and one packed weight+bias row, summed by a tree."""

@@ -302,6 +302,15 @@ def _cut(block, indices):
     return tuple(np.array(_read(block, i), copy=True) for i in indices.value)
 
 
+# A neighbour's pieces of at least this many bytes for one output (a face of a volume chunk)
+# get an export task of their own, cut for that output alone: the output then fetches only
+# what it reads (a shared export would ship every face of the chunk to every neighbour, and
+# and its weight in the scheduler's transfer estimate favoured moving the input chunk
+# instead), and the slab is freed as soon as that output has run.  Smaller pieces (edges, corners,
+# 1-d halos) ride in one shared export per chunk: a task each would cost more than they do.
+_OWN_EXPORT_BYTES = 32 * 1024
+
+
 class _Part:
     """Leaf of an output chunk's layout: dependency ``dep`` (an input chunk, or with ``item``
     the ``item``-th piece of a neighbour's export) read at ``index`` (None: all of it)."""
@@ -353,11 +362,13 @@ def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0, ex
     ``extra(j)`` gives keys of other arrays (``extra_deps``) whose values are passed
     to ``func`` after ``args``, before the consts.
 
-    The graph has one task per output chunk, plus one *export* task per input chunk
-    whose pieces other output chunks read: it cuts all of them at once, on the worker
-    holding the chunk, so only those pieces travel.  An output chunk depends on the
-    input chunk it reads most of (sliced in its own task: no transfer, no export) and
-    on its neighbours' exports.  (dask's ``map_overlap`` makes one task per piece:
+    The graph has one task per output chunk.  An output chunk depends on the input
+    chunk it reads most of (sliced in its own task: no transfer, no export) and reads
+    its neighbours through *export* tasks that cut, on the worker holding the
+    neighbour, only the pieces it reads, so only those pieces travel: a neighbour's
+    pieces of at least ``_OWN_EXPORT_BYTES`` for one output (faces) are an export of
+    their own for that output; the small ones (edges, corners) of one input chunk
+    share one export.  (dask's ``map_overlap`` makes one task per piece:
     about 15 per chunk of a 3-d volume, whose scheduling costs more than the pieces.)
     """
     from dask.base import tokenize
@@ -380,7 +391,8 @@ def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0, ex
     for d, ax in enumerate(axes):
         starts = np.cumsum((0,) + x.chunks[d])
         per_axis.append([_segments(p0, p1, x.shape[d], ax.kind, starts) for p0, p1 in ax.ranges])
-    exports = {}                 # input chunk -> (pieces' indices, {index key: position})
+    rims = {}                    # input chunk -> (its small pieces' indices, {index key: position})
+    itemsize = np.dtype(x.dtype).itemsize
 
     def size(d, b, idx):
         return len(range(*idx.indices(x.chunks[d][b]))) if isinstance(idx, slice) else len(idx)
@@ -395,6 +407,7 @@ def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0, ex
                 reads[src] = reads.get(src, 0) + math.prod(size(d, b, i) for d, (b, i) in enumerate(combo))
         anchor = max(reads, key=reads.get) if reads else None
         deps, dep_pos = [], {}
+        wanted = {}              # neighbour chunk -> [(index, its _Part)] this output reads from it
 
         def dep(key):
             if key not in dep_pos:
@@ -413,12 +426,9 @@ def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0, ex
                 return _Part(dep((x.name, *src)))
             if src == anchor:
                 return _Part(dep((x.name, *src)), index=index)
-            pieces, where = exports.setdefault(src, ([], {}))
-            k = _index_key(index)
-            if k not in where:
-                where[k] = len(pieces)
-                pieces.append(index)
-            return _Part(dep((export_name, *src)), item=where[k])
+            part = _Part(None)                    # its dependency is decided below
+            wanted.setdefault(src, []).append((index, part))
+            return part
 
         def nest(d, prefix):
             if d == len(segs):
@@ -426,10 +436,28 @@ def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0, ex
             return [nest(d + 1, prefix + [s]) for s in segs[d]]
 
         layout = nest(0, [])
+        for src, parts in wanted.items():
+            nbytes = itemsize * sum(math.prod(size(d, b, i) for d, (b, i) in enumerate(zip(src, index)))
+                                    for index, _ in parts)
+            if nbytes >= _OWN_EXPORT_BYTES:
+                # a large slab (a face): cut for this output alone, so the output fetches no
+                # more than it reads and the slab is freed once it has run
+                key = (f"{export_name}-to", *src, *j)
+                layer[key] = (_cut, (x.name, *src), _Lit(tuple(index for index, _ in parts)))
+                for item, (_, part) in enumerate(parts):
+                    part.dep, part.item = dep(key), item
+                continue
+            pieces, where = rims.setdefault(src, ([], {}))
+            for index, part in parts:
+                k = _index_key(index)
+                if k not in where:
+                    where[k] = len(pieces)
+                    pieces.append(index)
+                part.dep, part.item = dep((export_name, *src)), where[k]
         args = j if block_args is None else block_args(j)
         layer[(out_name, *j)] = (_run_block, func, _Lit(args), _Lit(layout), _Lit(fill), list(deps),
                                  *(() if extra is None else extra(j)), *const_keys)
-    for src, (pieces, _) in exports.items():
+    for src, (pieces, _) in rims.items():
         layer[(export_name, *src)] = (_cut, (x.name, *src), _Lit(tuple(pieces)))
     graph = HighLevelGraph.from_collections(out_name, layer, dependencies=[x, *extra_deps])
     chunks = tuple(a.out_chunks for a in axes)
@@ -523,6 +551,12 @@ def _signal_map(fn, name, x, kernels, kshape, mode, kwargs, same_start, kind="fi
     if x.ndim == 0 or x.size == 0 or math.prod(kshape) == 0 or sig_valid_swap(mode, x.shape, kshape):
         shape_probe = fn(np.broadcast_to(np.zeros((), x.dtype), x.shape), *kernels, mode=mode, **kwargs)
         return _whole(fn, (x,) + tuple(kernels), dict(mode=mode, **kwargs), shape_probe, name)
+    if kwargs.get("method") == "auto" and np.result_type(x.dtype, *kernels).kind in "fc":
+        # chosen once, for the whole array, as the in-memory call on it chooses: every chunk
+        # runs the same method (per chunk, the smaller shapes tipped some chunks to FFT and
+        # others to direct), and with 'direct' the result is bitwise the in-memory one
+        whole = np.broadcast_to(np.zeros((), x.dtype), x.shape)
+        kwargs = dict(kwargs, method=pyconv.signal.choose_conv_method(whole, kernels[0], mode))
     # the extension's constant: 0 in in1's dtype, or convolve2d's fillvalue cast to the result dtype
     fill = np.zeros((), x.dtype) if fill is None else np.asarray(fill)
     x = _min_chunks(x, [k - 1 for k in kshape])
@@ -573,7 +607,7 @@ def convolve(in1, in2, mode="full", method="auto"):
     """:func:`pyconv.signal.convolve` of a dask array ``in1`` with an in-memory ``in2`` (lazy).
 
     Bitwise equal to the in-memory call on the computed ``in1`` with
-    ``method='direct'``; with 'fft' (or 'auto', which chooses per chunk) within
+    ``method='direct'`` (and 'auto' when it chooses direct); with 'fft' within
     the FFT's rounding.
 
     Parameters
@@ -588,7 +622,9 @@ def convolve(in1, in2, mode="full", method="auto"):
         As the in-memory function.  Output chunks follow ``in1``'s: 'same' keeps
         them, 'full' grows the last chunk of each axis, 'valid' shrinks it.
     method : {'auto', 'direct', 'fft'}, optional
-        Chosen per chunk ('auto'); 'direct' is bitwise the in-memory result.
+        'auto' chooses once, as the in-memory call on the whole array would (integer
+        operands: per chunk, the choice depends on their values); 'direct' is bitwise
+        the in-memory result.
 
     Returns
     -------
@@ -625,7 +661,9 @@ def correlate(in1, in2, mode="full", method="auto"):
         As the in-memory function.  Output chunks follow ``in1``'s: 'same' keeps
         them, 'full' grows the last chunk of each axis, 'valid' shrinks it.
     method : {'auto', 'direct', 'fft'}, optional
-        Chosen per chunk ('auto'); 'direct' is bitwise the in-memory result.
+        'auto' chooses once, as the in-memory call on the whole array would (integer
+        operands: per chunk, the choice depends on their values); 'direct' is bitwise
+        the in-memory result.
 
     Returns
     -------
