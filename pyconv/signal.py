@@ -361,8 +361,7 @@ def _fft_core(in1, in2, mode, axes):
     cplx = in1.dtype.kind == "c" or in2.dtype.kind == "c"
     full = [s1[a] + s2[a] - 1 for a in axes]
     fshape = [sp_fft.next_fast_len(n, not cplx) for n in full]
-    batch = math.prod(max(s1[d], s2[d]) for d in range(len(s1)) if d not in axes)
-    workers = _sp.fft_workers(math.prod(fshape) * batch, team_size(get_num_threads()))
+    workers = _sp.fft_workers(_sp.fft_points(s1, s2, axes, {}, cplx), team_size(get_num_threads()))
     # the part of the full result each mode keeps, per transformed axis (scipy's centring)
     keep = []
     for i, a in enumerate(axes):

@@ -184,28 +184,21 @@ def _best_cpu_of(fns, reps=3):
     whose speed drifts between spells (an Intel Xeon VM ran the same loop 1.5x slower for
     seconds at a time) weighs on every constant alike, instead of setting direct against
     FFT by whichever ran in the slow spell."""
+    return _best_of(fns, reps, clock=time.thread_time)
+
+
+def _best_of(fns, reps=6, clock=time.perf_counter):
+    """The least time of each of ``fns`` on ``clock`` (after one warm-up each), timed in turn
+    (A, B, A, B, ...): a slow spell of a shared machine then weighs on every candidate
+    alike, not on whichever ran during it."""
     for fn in fns:
         fn()
     best = [math.inf] * len(fns)
     for _ in range(reps):
         for i, fn in enumerate(fns):
-            t0 = time.thread_time()
+            t0 = clock()
             fn()
-            best[i] = min(best[i], time.thread_time() - t0)
-    return best
-
-
-def _best_of(fns, reps=6):
-    """The least time of each of ``fns``, timed in turn (A, B, A, B, ...): a slow spell of a
-    shared machine then weighs on every candidate alike, not on whichever ran during it."""
-    for fn in fns:
-        fn()
-    best = [math.inf] * len(fns)
-    for _ in range(reps):
-        for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - t0)
+            best[i] = min(best[i], clock() - t0)
     return best
 
 
