@@ -66,25 +66,26 @@ class Harness:
         runtime's threads spin for a while after a parallel region, and a peer started at
         once would share the cores with them (PyTorch ran 4-13x slower at 2 threads right
         after a 1 ms pyconv call, batch 1)."""
+        ta, tb = self.time_many([fa, fb], max_seconds=max_seconds, gap=gap)
+        return ta, tb
+
+    def time_many(self, fns, max_seconds=20.0, gap=0.005):
+        """Median wall times of every ``f()`` in ``fns``, called in turn round by round
+        (see :meth:`time_pair`): the list of medians, in the order of ``fns``."""
         for _ in range(self.warmup):
-            fa()
-            fb()
-        ta, tb = [], []
+            for f in fns:
+                f()
+        ts = [[] for _ in fns]
         start = time.perf_counter()
         for i in range(self.repeats):
-            time.sleep(gap)
-            t0 = time.perf_counter()
-            fa()
-            t1 = time.perf_counter()
-            time.sleep(gap)
-            t2 = time.perf_counter()
-            fb()
-            t3 = time.perf_counter()
-            ta.append(t1 - t0)
-            tb.append(t3 - t2)
-            if i >= 2 and t3 - start > 2 * max_seconds:
+            for f, t in zip(fns, ts):
+                time.sleep(gap)
+                t0 = time.perf_counter()
+                f()
+                t.append(time.perf_counter() - t0)
+            if i >= 2 and time.perf_counter() - start > len(fns) * max_seconds:
                 break
-        return float(np.median(ta)), float(np.median(tb))
+        return [float(np.median(t)) for t in ts]
 
     def threads(self, n):
         """Context manager limiting pyconv, BLAS, scipy.fft workers and torch to ``n`` threads."""

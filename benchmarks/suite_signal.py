@@ -6,11 +6,13 @@ multiply-adds of the direct algorithm for the 'same' output computed, whatever
 algorithm ran), and whether the two results agree.  Every case uses mode='same' (and
 odd kernels), so scipy.ndimage.convolve(mode='constant') computes the same thing.
 
-Single-threaded peers (scipy.signal.convolve2d, scipy's direct N-d path, np.convolve,
-scipy.ndimage.convolve) are timed once, at the first thread count, and reused at the
-others; peers that use threads (scipy's FFT paths, through scipy.fft.set_workers) are
-timed at each count.  A call that takes over ~2 s is timed once (its first run), not
-repeated.  A summary table of ratios and the project's targets follows the rows.
+Each pyconv call is timed in turn with its peer, call by call (``Harness.time_pair``), and
+pyconv's own methods (direct, fft, auto, ...) in turn with each other (``time_many``), so
+a ratio compares the two under one machine state (a shared host drifts 1.5-3x between
+spells).  A call that takes over ~2 s is timed once (its first run), not repeated; a
+single-threaded peer that slow is timed once per case and reused at the other thread
+counts.  A summary table of ratios and the project's targets (issue 10's) follows the
+rows.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py --suite signal
 """
@@ -38,15 +40,12 @@ def _cases(quick):
             + [(f"3d 128^3 k{k}^3", "3d", (128, 128, 128), (k, k, k)) for k in (3, 7)])
 
 
-def _measure(h, fn):
-    """(median seconds, result).  The first call checks the result and warms up;
-    a call over SLOW seconds is timed by that single run."""
+def _first(fn):
+    """(seconds, result) of one call: checks the result, warms up, and tells a call over
+    SLOW seconds (timed by this single run) from the rest (timed in turn with their peers)."""
     t0 = time.perf_counter()
     out = fn()
-    first = time.perf_counter() - t0
-    if first > SLOW:
-        return first, out
-    return h.time(fn, warmup=max(0, h.warmup - 1)), out
+    return time.perf_counter() - t0, out
 
 
 def _agree(a, b, dtype):
@@ -92,7 +91,7 @@ def run(h):
     rng = np.random.default_rng(0)
     cases = _cases(h.quick)
     dtypes = [np.float32, np.float64]
-    peer_cache = {}       # single-threaded peers: (case, dtype, peer) -> (seconds, result)
+    slow_peers = {}       # single-threaded peers over SLOW seconds: timed once per case
     own = {}              # (case, dtype, threads, label) -> pyconv seconds
     print(f"  threads={h.thread_counts}  pyconv.openmp_enabled()={pyconv.openmp_enabled()}", flush=True)
     for name, kind, xs, ks in cases:
@@ -100,23 +99,46 @@ def run(h):
             x = rng.standard_normal(xs).astype(dtype)
             k = rng.standard_normal(ks).astype(dtype)
             flops = 2.0 * x.size * k.size
+            dt = np.dtype(dtype).name
             for n in h.thread_counts:
                 with h.threads(n):
-                    for label, fn in _pyconv_fns(kind).items():
-                        t_py, out_py = _measure(h, lambda: fn(x, k))
-                        own[(name, np.dtype(dtype).name, n, label)] = t_py
+                    # pyconv's methods timed in turn, call by call: 'auto' is judged
+                    # against direct and fft under the same machine state
+                    calls = {label: (lambda fn=fn: fn(x, k)) for label, fn in _pyconv_fns(kind).items()}
+                    first = {label: _first(c) for label, c in calls.items()}
+                    fast = [label for label in calls if first[label][0] <= SLOW]
+                    for label, t in zip(fast, h.time_many([calls[label] for label in fast])):
+                        own[(name, dt, n, label)] = t
+                    for label in calls:
+                        own.setdefault((name, dt, n, label), first[label][0])
+                    for label, call in calls.items():
+                        out_py = first[label][1]
                         for pname, pfn, threaded in _peers(kind).get(label, []):
-                            key = (name, np.dtype(dtype).name, pname)
-                            if threaded or key not in peer_cache:
-                                peer_cache[key] = _measure(h, lambda: pfn(x, k))
-                            t_peer, out_peer = peer_cache[key]
-                            h.record(case=name, function=f"pyconv.{label}", dtype=np.dtype(dtype).name,
+                            pcall = lambda pfn=pfn: pfn(x, k)
+                            key = (name, dt, pname)
+                            if key in slow_peers and not threaded:
+                                t_peer, out_peer = slow_peers[key]
+                                t_py = own[(name, dt, n, label)]
+                            else:
+                                t_peer, out_peer = _first(pcall)
+                                if t_peer > SLOW:
+                                    t_py = own[(name, dt, n, label)]
+                                    if not threaded:
+                                        slow_peers[key] = (t_peer, out_peer)
+                                elif first[label][0] > SLOW:
+                                    t_py = own[(name, dt, n, label)]
+                                    t_peer = h.time(pcall, warmup=0)
+                                else:
+                                    # the pair in turn, call by call: the ratio under one machine state
+                                    t_py, t_peer = h.time_pair(call, pcall)
+                            h.record(case=name, function=f"pyconv.{label}", dtype=dt,
                                      threads=n, pyconv_ms=1e3 * t_py, peer=pname, peer_ms=1e3 * t_peer,
                                      ratio=t_peer / t_py, pyconv_gflops=flops / t_py / 1e9,
                                      peer_gflops=flops / t_peer / 1e9, agree=_agree(out_py, out_peer, dtype))
-                        del out_py
-            for key in [kk for kk in peer_cache if kk[0] == name and kk[1] == np.dtype(dtype).name]:
-                del peer_cache[key]   # free the big results of this case
+                            del out_peer
+                    del first
+            for key in [kk for kk in slow_peers if kk[0] == name and kk[1] == dt]:
+                del slow_peers[key]   # free the big results of this case
     _summary(h.rows[start:], own)
 
 
@@ -171,11 +193,14 @@ def _targets(rows, own):
           and r["case"][:2] in ("2d", "3d"), 3.0)
     check("1-D direct vs np.convolve",
           lambda r: r["function"] == "pyconv.convolve[direct]" and r["peer"] == "np.convolve", 1.8)
-    check("auto vs scipy auto",
-          lambda r: r["function"] == "pyconv.convolve[auto]", 2.0)
+    # 'auto' >= 2x scipy's 'auto' wherever direct is pyconv's best method
+    direct_best = {(case, dt) for (case, dt, t, label), sec in own.items()
+                   if t == n and label == "convolve[direct]" and sec <= own[(case, dt, t, "convolve[fft]")]}
+    check("auto vs scipy auto, rows where direct is the best method",
+          lambda r: r["function"] == "pyconv.convolve[auto]" and (r["case"], r["dtype"]) in direct_best, 2.0)
     check("fftconvolve vs scipy.signal.fftconvolve (workers=2)",
           lambda r: r["function"] == "pyconv.fftconvolve", 1.0)
-    # auto within 20% of pyconv's own best method
+    # 'auto' within 10% of pyconv's own best method, every row
     worst = None
     for (case, dt, t, label), sec in own.items():
         if t != n or label != "convolve[auto]":
@@ -185,6 +210,6 @@ def _targets(rows, own):
         if worst is None or slow > worst[0]:
             worst = (slow, case, dt)
     if worst is not None:
-        ok = worst[0] <= 1.2
-        print(f"  [{'MET' if ok else 'NOT MET':^7}] auto within 20% of pyconv's best of direct/fft: worst "
+        ok = worst[0] <= 1.1
+        print(f"  [{'MET' if ok else 'NOT MET':^7}] auto within 10% of pyconv's best of direct/fft: worst "
               f"{worst[0]:.2f}x the best ({worst[1]}, {worst[2]})", flush=True)
