@@ -138,6 +138,31 @@ static void nd_store_f(const float* src, Py_ssize_t sp, Py_ssize_t si, Py_ssize_
     #undef DT_SRC
 }
 
+/* One step of the running sum (scipy's NI_UniformFilter1D, in double) across n lines side
+   by side: acc[i] += add[i] (sub == NULL) or acc[i] += (add[i] - sub[i]), then
+   o[i] = acc[i] / k unless o == NULL.  Separate helpers with restrict so the sweep
+   across lines vectorises (in Cython the double accumulators may alias double rows). */
+#define ND_RSUM_DEF(NAME, T)                                                   \
+static void NAME(double* restrict acc, T* restrict o, const T* add, const T* sub, \
+                 Py_ssize_t n, double k) {                                     \
+    Py_ssize_t i;                                                              \
+    double a;                                                                  \
+    if (o == NULL) {                                                           \
+        if (sub == NULL)                                                       \
+            for (i = 0; i < n; i++) acc[i] = acc[i] + (double)add[i];          \
+        else                                                                   \
+            for (i = 0; i < n; i++) acc[i] = acc[i] + ((double)add[i] - (double)sub[i]); \
+    } else if (sub == NULL) {                                                  \
+        for (i = 0; i < n; i++) { a = acc[i] + (double)add[i]; acc[i] = a; o[i] = (T)(a / k); } \
+    } else {                                                                   \
+        for (i = 0; i < n; i++) {                                              \
+            a = acc[i] + ((double)add[i] - (double)sub[i]); acc[i] = a; o[i] = (T)(a / k); \
+        }                                                                      \
+    }                                                                          \
+}
+ND_RSUM_DEF(nd_rsum_d, double)
+ND_RSUM_DEF(nd_rsum_f, float)
+
 /* The tap sums, register-blocked: 4 vectors of outputs stay in registers while the
    loop runs over every tap, so each output is loaded and stored once whatever the
    tap count (a sweep per group of taps re-read and re-wrote the sums per group),
