@@ -64,6 +64,7 @@ cdef extern from "ndimage_kernels.h":
                          const double* const* cp, const double* ws, Py_ssize_t g) noexcept nogil
     void nd_ptaps_anti_f(float* o, Py_ssize_t n, const float* ctr, float wc, const float* const* ap,
                          const float* const* cp, const float* ws, Py_ssize_t g) noexcept nogil
+    void nd_prefetch(const void* p, Py_ssize_t bytes, int write) noexcept nogil
     void nd_rsum_d(double* acc, double* o, const double* add, const double* sub, Py_ssize_t n, double k) noexcept nogil
     void nd_rsum_f(double* acc, float* o, const float* add, const float* sub, Py_ssize_t n, double k) noexcept nogil
 
@@ -267,8 +268,9 @@ cdef void _stream(const LineGeo* G, Py_ssize_t ioff, Py_ssize_t ooff, Py_ssize_t
     """
     cdef int nd = G.nd
     cdef Py_ssize_t n = G.n, k = G.k, c = G.c, bf = G.before, K = G.k + 1 if G.kind == 3 else G.k
-    cdef Py_ssize_t l, q, t, i, s, e
+    cdef Py_ssize_t l, q, t, i, s, e, s1
     cdef Py_ssize_t si_in = G.ist[nd - 2], si_out = G.ost[nd - 2], sa = G.ist[nd - 1]
+    cdef Py_ssize_t rbytes = nc * si_in if si_in > 0 and si_in <= 8 else 0      # contiguous across lines
     cdef double inv = <double>k
     cdef real_t* edge = ring + K * c
     cdef real_t* cvrow = edge + (k - 1) * c
@@ -299,6 +301,10 @@ cdef void _stream(const LineGeo* G, Py_ssize_t ioff, Py_ssize_t ooff, Py_ssize_t
             _load(G.src + ioff + s * sa, 0, si_in, 1, nc, G.scode, slot, 0, 1)
             row = slot
         rp[q % K] = row
+        if q + 1 < n + k - 1 and rbytes:        # the next row from memory, while this one is summed
+            s1 = G.fmap[q + 1]
+            if s1 >= 0 and not (G.inplace and (q + 1 < bf or q + 1 >= bf + n)):
+                nd_prefetch(G.src + ioff + s1 * sa, rbytes, 0)
         if q < k - 1:
             if G.kind == 3:
                 _rsum(dacc, NULL, row, NULL, nc, inv)
