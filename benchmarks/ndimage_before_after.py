@@ -11,6 +11,8 @@ with their kernels built in place (e.g. a worktree of main and the branch); both
 imported side by side, each call is checked bitwise equal between them, and every
 repeat times before, after and scipy one after the other, so a slow spell of a shared
 machine weighs on all three.  Medians in ms; ratios are scipy time / pyconv time.
+``team``: the thread counts the after build's kernels actually ran on in the timed calls
+(pyconv's load-aware threading runs fewer than asked when other processes hold cores).
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/ndimage_before_after.py \\
         --before /path/to/main --after . --targets t1 t2
@@ -73,6 +75,19 @@ def _rows(targets):
             yield "t2", "sobel 128^3 axis0 reflect", dt, "sobel", x3[dt], (), {"axis": 0}
 
 
+def _spy_teams(mod):
+    """Record the team sizes ``mod`` (a pyconv package) grants its kernels, into the list returned."""
+    seen = []
+    granted = mod._threads.team_size
+
+    def spy(n):
+        t = granted(n)
+        seen.append(t)
+        return t
+    mod._threads.team_size = spy
+    return seen
+
+
 def _once(fn):
     t0 = time.perf_counter()
     fn()
@@ -89,6 +104,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     old, old_nd = _load(a.before)
     new, new_nd = _load(a.after)
+    teams = _spy_teams(new)
     cpu = platform.processor() or "?"
     try:
         with open("/proc/cpuinfo") as f:
@@ -97,13 +113,14 @@ def main(argv=None):
         pass
     print(f"cpu={cpu}  cores={os.cpu_count()}  before={a.before}  after={a.after}  load={os.getloadavg()[0]:.2f}")
     print(f"{'target':6} {'row':40} {'dtype':7} {'thr':>3} {'before':>7} {'after':>7} {'scipy':>7} "
-          f"{'x_before':>8} {'x_after':>8} {'after/before':>12}")
+          f"{'x_before':>8} {'x_after':>8} {'after/before':>12} {'team':>5}")
     for tgt, name, dt, fn, x, args, kw in _rows(a.targets):
         fo, fa, fs = getattr(old_nd, fn), getattr(new_nd, fn), getattr(ndi, fn)
         if fo(x, *args, **kw).tobytes() != fa(x, *args, **kw).tobytes():
             raise SystemExit(f"{name} {np.dtype(dt).name}: before and after differ")
         for nt in a.threads:
             times = ([], [], [])
+            teams.clear()
             with old.threads(nt), new.threads(nt):
                 for f in (fo, fa):
                     f(x, *args, **kw)
@@ -112,7 +129,7 @@ def main(argv=None):
                         lst.append(_once(lambda: f(x, *args, **kw)))
             tb, ta, ts = (1e3 * float(np.median(v)) for v in times)
             print(f"{tgt:6} {name:40} {np.dtype(dt).name:7} {nt:>3} {tb:7.2f} {ta:7.2f} {ts:7.2f} {ts / tb:8.2f} "
-                  f"{ts / ta:8.2f} {ta / tb:12.2f}", flush=True)
+                  f"{ts / ta:8.2f} {ta / tb:12.2f} {'/'.join(str(t) for t in sorted(set(teams))):>5}", flush=True)
     print(f"load at the end={os.getloadavg()[0]:.2f}")
 
 

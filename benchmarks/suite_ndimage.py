@@ -5,7 +5,10 @@ Per row: case, function, mode, dtype, threads, pyconv ms, scipy.ndimage ms, rati
 multiply-adds: taps x outputs, summed over the passes of a separable filter), whether
 the results agree (float64 bitwise, float32 within 1e-4 relative), and ``extra_mb``:
 the largest NumPy allocation beyond the output during one pyconv call (tracemalloc;
-the kernels' per-thread row buffers, a few hundred KiB from C malloc, are not in it).
+the kernels' per-thread row buffers, a few hundred KiB from C malloc, are not in it),
+and ``team``: the thread counts pyconv's kernels actually ran on during the timed calls
+(pyconv shrinks its team to the cores other processes leave free, so a "2-thread" row
+on a loaded machine may have run on 1: read this before judging a 2-thread target).
 
 scipy.ndimage runs on one thread: it is timed once per case and reused at every
 thread count.  A summary of the issue's targets follows the rows.
@@ -19,6 +22,7 @@ import numpy as np
 import scipy.ndimage as ndi
 
 import pyconv
+from pyconv import _threads
 from pyconv import ndimage as pnd
 
 MODES = ["reflect", "constant", "nearest", "mirror", "wrap", "grid-constant", "grid-mirror", "grid-wrap"]
@@ -93,6 +97,23 @@ def _extra_mb(fn, out_bytes):
     return max(0.0, (peak - out_bytes) / 2**20)
 
 
+def _teams(fn):
+    """``fn()`` with the team sizes pyconv's load-aware threading granted recorded."""
+    seen = []
+    granted = _threads.team_size
+
+    def spy(n):
+        t = granted(n)
+        seen.append(t)
+        return t
+    _threads.team_size = spy
+    try:
+        out = fn()
+    finally:
+        _threads.team_size = granted
+    return out, "/".join(str(t) for t in sorted(set(seen))) or "-"
+
+
 def run(h):
     start = len(h.rows)
     rng = np.random.default_rng(0)
@@ -117,11 +138,11 @@ def run(h):
                 extra = None
                 for n in h.thread_counts:
                     with h.threads(n):
-                        t_py, out_py = _time(h, ours)
+                        (t_py, out_py), team = _teams(lambda: _time(h, ours))
                         if extra is None:
                             extra = _extra_mb(ours, out_py.nbytes)
                     h.record(case=case, function=f"ndimage.{name}", mode=mode, dtype=np.dtype(dtype).name,
-                             threads=n, pyconv_ms=1e3 * t_py, scipy_ms=1e3 * t_peer, ratio=t_peer / t_py,
+                             threads=n, team=team, pyconv_ms=1e3 * t_py, scipy_ms=1e3 * t_peer, ratio=t_peer / t_py,
                              pyconv_gflops=flops / t_py / 1e9, scipy_gflops=flops / t_peer / 1e9,
                              agree=_agree(out_py, out_peer, dtype), extra_mb=extra,
                              extra_outputs=extra * 2**20 / max(1, x.nbytes))

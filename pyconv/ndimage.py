@@ -329,18 +329,14 @@ def _tile(cdt, n, k, m, inplace, uniform):
     """(lines side by side, positions per tile) for a pass along a non-contiguous axis.
 
     Wide tiles read long contiguous row segments (the prefetchers follow them, and
-    a walk down the axis touches few pages per byte).  In place a tile holds whole
-    lines (tiles would read rows another tile has overwritten), narrowed to keep the
-    buffer near 256 KiB.  The running sum's rounding runs from the line's start, so
-    its tiles span whole lines too, but not in place the kernel streams them through
-    a window of k + 1 rows and they stay wide.
+    a walk down the axis touches few pages per byte).  In place a tile spans whole
+    lines (tiles would read rows another tile has overwritten), and so does the
+    running sum (its rounding runs from the line's start): the kernel streams such
+    tiles through a ring of k or k + 1 rows, so they stay as wide.
     """
     isz = cdt.itemsize
-    if inplace:
-        c = max(8, (1 << 18) // max(1, (n + k) * isz))
-        return min(c, 1024 // isz * 4, m), n
     c = min(m, 2048 // isz)
-    if uniform:
+    if inplace or uniform:
         return c, n
     rows = max(2 * k, 64)
     return c, min(rows, n)
@@ -395,8 +391,8 @@ def _corr1d_into(inp, w, axis, out, mode, cval, origin, uniform=False):
     istr = np.array([inp.strides[d] for d in order], dtype=np.intp)
     ostr = np.array([work_out.strides[d] for d in order], dtype=np.intp)
     nt = num_threads_for(inp.size * (2 if uniform else k), grain=1 << 16)
-    stream = c > 1 and uniform and not inplace          # the kernel's ring of k + 1 rows
-    buf = ((k + 1) * c + c) if stream else ((rows + k - 1) * c + rows * c)
+    stream = c > 1 and (uniform or inplace)       # the kernel's ring, saved edge rows and a cval row
+    buf = ((2 * k + 1) * c + c) if stream else ((rows + k - 1) * c + rows * c)
     _launch("ndimage1d", f"{inp.shape} * {k} axis={axis} {mode}", cdt, nt,
             nt * buf * cdt.itemsize, (("lines", c), ("rows", rows)),
             _K1[cdt], _addr(inp), scode, _addr(work_out), dcode, shape, istr, ostr,

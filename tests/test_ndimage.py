@@ -320,6 +320,40 @@ def test_long_rows_exact(threads):
             check(*both("sobel", x, axis=0))
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("mode", MODES)
+def test_in_place_streamed_passes_exact(mode, threads):
+    """Passes in place along a strided axis stream whole lines through a ring of rows and
+    save the rows the boundary extension reads first (a line's far end for 'wrap', rows
+    already overwritten for long kernels): scipy's bits for every mode, kernels longer
+    than the line, origins at their limits, inputs of another dtype than the compute one."""
+    rng = np.random.default_rng(16)
+    with pyconv.threads(threads):
+        for shape, axis in (((23, 70), 0), ((4, 11, 40), 1), ((9, 3, 5), 0)):
+            x = rng.standard_normal(shape)
+            n = shape[axis]
+            for k in (2, 3, 5, n + 4):
+                origins = sorted({-(k // 2), 0, (k - 1) // 2})
+                for origin, kind in zip(origins, ("gen", "sym", "anti")):
+                    w = rng.standard_normal(k)
+                    if k & 1 and kind != "gen":
+                        w = w + w[::-1] if kind == "sym" else w - w[::-1]
+                    y = x.copy()
+                    pn.correlate1d(y, w, axis=axis, output=y, mode=mode, cval=1.5, origin=origin)
+                    check(y, sn.correlate1d(x, w, axis=axis, mode=mode, cval=1.5, origin=origin))
+                    y = x.copy()
+                    pn.uniform_filter1d(y, k, axis=axis, output=y, mode=mode, cval=-2.0, origin=origin)
+                    check(y, sn.uniform_filter1d(x, k, axis=axis, mode=mode, cval=-2.0, origin=origin))
+            xi = data(rng, shape, np.int16)
+            y = xi.copy()
+            pn.correlate1d(y, [1, 3, -1, 2], axis=axis, output=y, mode=mode)
+            check(y, sn.correlate1d(xi, [1, 3, -1, 2], axis=axis, mode=mode))
+            xf = x.astype(np.float32)
+            y = xf.copy()
+            pn.sobel(y, axis=-1, output=y, mode=mode)
+            check(y, sn.sobel(xf, axis=-1, mode=mode), 6)
+
+
 def test_new_outputs_are_fully_written():
     """New outputs are not zeroed first: every element must come from the kernels (on
     memory that held other values, as a reused heap block does)."""

@@ -18,9 +18,11 @@
 #   symmetric and antisymmetric forms of NI_Correlate1D; the running sum, each
 #   output divided by the size), all taps in one register-blocked pass along the
 #   line or across the tile, so float64 and integer results are scipy's bits.  A
-#   line (or a tile of whole lines) is read before it is written, so the output
-#   may be the input (separable filters chain their passes in place); not in
-#   place, the running sum streams a tile's rows through a window of k + 1 rows.
+#   line is read before it is written, so the output may be the input (separable
+#   filters chain their passes in place).  Tiles of whole lines (in place, and the
+#   running sum, whose rounding runs from the line's start) stream their rows
+#   through a ring of k (k + 1) rows; in place the k - 1 rows the boundary
+#   extension reads are saved first.
 #   A thread takes runs of consecutive items (contiguous memory).
 # * ``corrnd``: the N-d correlation.  A work item is a run of consecutive output
 #   rows (last axis), in segments within one plane.  Input rows of the compute
@@ -62,6 +64,9 @@ cdef extern from "ndimage_kernels.h":
                          const double* const* cp, const double* ws, Py_ssize_t g) noexcept nogil
     void nd_ptaps_anti_f(float* o, Py_ssize_t n, const float* ctr, float wc, const float* const* ap,
                          const float* const* cp, const float* ws, Py_ssize_t g) noexcept nogil
+    void nd_prefetch(const void* p, Py_ssize_t bytes, int write) noexcept nogil
+    void nd_rsum_d(double* acc, double* o, const double* add, const double* sub, Py_ssize_t n, double k) noexcept nogil
+    void nd_rsum_f(double* acc, float* o, const float* add, const float* sub, Py_ssize_t n, double k) noexcept nogil
 
 cdef enum:
     MAXD = 64
@@ -138,6 +143,32 @@ cdef inline void _ptapsum(real_t* o, Py_ssize_t n, const real_t* ctr, real_t wc,
             nd_ptaps_anti_f(o, n, ctr, wc, ap, cp, ws, g)
 
 
+cdef inline void _rsum(double* acc, real_t* o, const real_t* add, const real_t* sub, Py_ssize_t n,
+                       double k) noexcept nogil:
+    if real_t is double:
+        nd_rsum_d(acc, o, add, sub, n, k)
+    else:
+        nd_rsum_f(acc, o, add, sub, n, k)
+
+
+cdef void _taps_rows(const real_t** rp, real_t* o, Py_ssize_t n, const real_t* w, Py_ssize_t k,
+                     int kind, const real_t** ap, real_t* ws) noexcept nogil:
+    """As :func:`_taps`, tap ``t``'s inputs at ``rp[t] + j`` (rows anywhere, e.g. a ring)."""
+    cdef Py_ssize_t h, t, s1 = k // 2
+    if kind == 0:
+        for h in range(k):
+            t = k - 1 if h == 0 else h - 1
+            ap[h] = rp[t]
+            ws[h] = w[t]
+        _tapsum(o, n, ap, ws, k)
+        return
+    for t in range(s1):
+        ap[t] = rp[t]
+        ap[s1 + t] = rp[2 * s1 - t]
+        ws[t] = w[t]
+    _ptapsum(o, n, rp[s1], w[s1], ap, ap + s1, ws, s1, kind)
+
+
 cdef void _taps(const real_t* b, Py_ssize_t stride, real_t* o, Py_ssize_t n, const real_t* w, Py_ssize_t k,
                 int kind, const real_t** ap, real_t* ws) noexcept nogil:
     """``n`` outputs of scipy's 1-D correlation; tap ``t``'s inputs are ``b + t*stride + j``.
@@ -190,15 +221,11 @@ cdef void _filter_chunk(const real_t* b, real_t* o, Py_ssize_t ldo, Py_ssize_t n
         inv = <double>k
         for i in range(nc):
             dacc[i] = 0.0
-        for t in range(k):
-            for i in range(nc):
-                dacc[i] = dacc[i] + <double>b[t * c + i]
-        for i in range(nc):
-            o[i] = <real_t>(dacc[i] / inv)
+        for t in range(k - 1):
+            _rsum(dacc, NULL, b + t * c, NULL, nc, inv)
+        _rsum(dacc, o, b + (k - 1) * c, NULL, nc, inv)
         for l in range(1, n):
-            for i in range(nc):
-                dacc[i] = dacc[i] + (<double>b[(l - 1 + k) * c + i] - <double>b[(l - 1) * c + i])
-                o[l * ldo + i] = <real_t>(dacc[i] / inv)
+            _rsum(dacc, o + l * ldo, b + (l - 1 + k) * c, b + (l - 1) * c, nc, inv)
         return
     for l in range(n):
         _taps(b + l * c, c, o + l * ldo, nc, w, k, kind, ap, ws)
@@ -218,53 +245,84 @@ ctypedef struct LineGeo:
     int kind
     bint direct         # c == 1: the output row is of the compute type and contiguous: written in place
     bint tdirect        # c > 1: the output is of the compute type, contiguous across the tile's lines
-    bint stream         # c > 1, running sum, not in place: the tile's rows pass through a ring of k + 1
+    bint stream         # c > 1, whole lines (running sum, or in place): the rows pass through a ring
+    bint inplace        # the output is the input (same addresses and strides)
+    bint srcdirect      # stream, not in place: input rows of the compute type read where they lie
 
 
-cdef void _runsum_stream(const LineGeo* G, Py_ssize_t ioff, Py_ssize_t ooff, Py_ssize_t nc, real_t cval,
-                         real_t* ring, real_t* obuf, double* dacc) noexcept nogil:
-    """The running sum over whole lines of a tile of ``nc`` lines, its padded rows read one
-    at a time into a ring of k + 1 rows (slot q % (k + 1)): the window is all it needs, so
-    the tile can be wide whatever the line length.  Same sums, in the same order, as
-    :func:`_filter_chunk` (kind 3); the input must not be the output."""
+cdef void _stream(const LineGeo* G, Py_ssize_t ioff, Py_ssize_t ooff, Py_ssize_t nc, const real_t* w,
+                  real_t cval, real_t* ring, real_t* obuf, double* dacc, const real_t** rp,
+                  const real_t** ap, real_t* ws) noexcept nogil:
+    """Whole lines of a tile of ``nc`` lines, the padded rows taken one at a time through a
+    ring of K rows (slot q % K holds padded row q; K = k + 1 for the running sum, which
+    also subtracts the row leaving the window, else k): the window is all an output row
+    needs, so the tile can be wide whatever the line length.  Same sums in the same order
+    as :func:`_filter_chunk`.
+
+    A row of the compute type, contiguous across the tile and not in place, is read
+    where it lies (``G.srcdirect``); others are copied into the ring.  In place, output
+    row l overwrites input row l once the window has read it (rows after l are still
+    intact when loaded), but the boundary extension reads rows anywhere in the line:
+    those k - 1 rows are saved first.  ``ring``: K rows, then k - 1 saved edge rows,
+    then a row of ``cval``, c values each; ``rp``: room for K + k pointers.
+    """
     cdef int nd = G.nd
-    cdef Py_ssize_t n = G.n, k = G.k, c = G.c, K = G.k + 1, l, q, t, i, s
-    cdef Py_ssize_t si_in = G.ist[nd - 2], si_out = G.ost[nd - 2]
+    cdef Py_ssize_t n = G.n, k = G.k, c = G.c, bf = G.before, K = G.k + 1 if G.kind == 3 else G.k
+    cdef Py_ssize_t l, q, t, i, s, e, s1
+    cdef Py_ssize_t si_in = G.ist[nd - 2], si_out = G.ost[nd - 2], sa = G.ist[nd - 1]
+    cdef Py_ssize_t rbytes = nc * si_in if si_in > 0 and si_in <= 8 else 0      # contiguous across lines
     cdef double inv = <double>k
-    cdef real_t* row
-    cdef real_t* old
+    cdef real_t* edge = ring + K * c
+    cdef real_t* cvrow = edge + (k - 1) * c
+    cdef const real_t** win = rp + K
+    cdef real_t* slot
+    cdef const real_t* row
     cdef real_t* o
     for i in range(nc):
-        dacc[i] = 0.0
+        cvrow[i] = cval
+    if G.inplace:
+        for e in range(k - 1):          # the extension's rows: padded positions e (< bf) and e + n
+            s = G.fmap[e if e < bf else e + n]
+            if s >= 0:
+                _load(G.src + ioff + s * sa, 0, si_in, 1, nc, G.scode, edge + e * c, 0, 1)
+    if G.kind == 3:
+        for i in range(nc):
+            dacc[i] = 0.0
     for q in range(n + k - 1):
-        row = ring + (q % K) * c
         s = G.fmap[q]
         if s < 0:
-            for i in range(nc):
-                row[i] = cval
+            row = cvrow
+        elif G.inplace and (q < bf or q >= bf + n):
+            row = edge + (q if q < bf else q - n) * c
+        elif G.srcdirect:
+            row = <const real_t*>(G.src + ioff + s * sa)
         else:
-            _load(G.src + ioff + s * G.ist[nd - 1], 0, si_in, 1, nc, G.scode, row, 0, 1)
+            slot = ring + (q % K) * c
+            _load(G.src + ioff + s * sa, 0, si_in, 1, nc, G.scode, slot, 0, 1)
+            row = slot
+        rp[q % K] = row
+        if q + 1 < n + k - 1 and rbytes:        # the next row from memory, while this one is summed
+            s1 = G.fmap[q + 1]
+            if s1 >= 0 and not (G.inplace and (q + 1 < bf or q + 1 >= bf + n)):
+                nd_prefetch(G.src + ioff + s1 * sa, rbytes, 0)
         if q < k - 1:
-            for i in range(nc):
-                dacc[i] = dacc[i] + <double>row[i]
+            if G.kind == 3:
+                _rsum(dacc, NULL, row, NULL, nc, inv)
             continue
         l = q - k + 1                   # the output row this padded row completes
         o = <real_t*>(G.dst + ooff + l * G.ost[nd - 1]) if G.tdirect else obuf
-        if l == 0:
-            for i in range(nc):
-                dacc[i] = dacc[i] + <double>row[i]
-                o[i] = <real_t>(dacc[i] / inv)
+        if G.kind == 3:
+            _rsum(dacc, o, row, NULL if l == 0 else rp[(l - 1) % K], nc, inv)
         else:
-            old = ring + ((l - 1) % K) * c
-            for i in range(nc):
-                dacc[i] = dacc[i] + (<double>row[i] - <double>old[i])
-                o[i] = <real_t>(dacc[i] / inv)
+            for t in range(k):
+                win[t] = rp[(l + t) % K]
+            _taps_rows(win, o, nc, w, k, G.kind, ap, ws)
         if not G.tdirect:
             _store(obuf, 0, 1, 1, nc, G.dcode, G.dst + ooff + l * G.ost[nd - 1], 0, si_out)
 
 
 cdef void _line_item(const LineGeo* G, Py_ssize_t it, const real_t* w, real_t cval, real_t* buf, real_t* obuf,
-                     double* dacc, const real_t** ap, real_t* ws) noexcept nogil:
+                     double* dacc, const real_t** rp, const real_t** ap, real_t* ws) noexcept nogil:
     """Work item ``it`` of corr1d: one line (c == 1) or one tile of c lines by ``rows`` positions."""
     cdef int nd = G.nd, d
     cdef Py_ssize_t n = G.n, k = G.k, c = G.c, rows = G.rows
@@ -296,7 +354,7 @@ cdef void _line_item(const LineGeo* G, Py_ssize_t it, const real_t* w, real_t cv
             _store(obuf, 1, 1, n, 1, G.dcode, G.dst + ooff, G.ost[nd - 1], 0)
         return
     if G.stream:
-        _runsum_stream(G, ioff, ooff, nc, cval, buf, obuf, dacc)
+        _stream(G, ioff, ooff, nc, w, cval, buf, obuf, dacc, rp, ap, ws)
         return
     # the tile's padded rows r0 .. r0 + nr + k - 2, each from its source row
     for q in range(nr + k - 1):
@@ -330,8 +388,8 @@ def corr1d(Py_ssize_t src, int scode, Py_ssize_t dst, int dcode,
     along the axis (a tile), its input rows read through ``fmap``; tiles of one line
     read each other's rows, so the caller passes ``rows == n`` when the output is
     the input (``inplace``) and for the running sum, whose rounding starts at the
-    line's start; the running sum not in place streams the rows through a ring of
-    k + 1 of them instead of holding whole lines.
+    line's start; such whole-line tiles stream their rows through a ring of k (the
+    running sum k + 1) rows instead of holding whole lines (see :func:`_stream`).
 
     A thread takes runs of consecutive items (about 8 runs per thread, dynamically):
     neighbouring lines are neighbouring memory, which the prefetchers follow and no
@@ -345,6 +403,7 @@ def corr1d(Py_ssize_t src, int scode, Py_ssize_t dst, int dcode,
     cdef real_t* buf
     cdef real_t* obuf
     cdef double* dacc
+    cdef const real_t** rp
     cdef const real_t** ap
     cdef real_t* ws
     cdef Py_ssize_t sh[MAXD]
@@ -385,30 +444,35 @@ def corr1d(Py_ssize_t src, int scode, Py_ssize_t dst, int dcode,
     G.direct = ost[nd - 1] == <Py_ssize_t>sizeof(real_t) and dcode == _code_of(cval)
     G.tdirect = (nd >= 2 and dcode == _code_of(cval) and ost[nd - 2] == <Py_ssize_t>sizeof(real_t)
                  and ost[nd - 1] % <Py_ssize_t>sizeof(real_t) == 0)
-    G.stream = c > 1 and kind == 3 and not inplace and rows == n
+    G.stream = c > 1 and rows == n and (kind == 3 or inplace)
+    G.inplace = inplace
+    G.srcdirect = (G.stream and not inplace and scode == _code_of(cval) and nd >= 2
+                   and ist[nd - 2] == <Py_ssize_t>sizeof(real_t))
     nitems = nouter * G.nchunks * G.nblocks
     run = (nitems + 8 * nthreads - 1) // (8 * nthreads) if nthreads > 1 else nitems
     nruns = (nitems + run - 1) // run
     cdef int failed = 0
     cdef int* failp = &failed
     with nogil, parallel(num_threads=nthreads):
-        buf = <real_t*>malloc(((k + 1) if G.stream else (rows + k - 1)) * c * sizeof(real_t))
+        buf = <real_t*>malloc(((2 * k + 1) if G.stream else (rows + k - 1)) * c * sizeof(real_t))
         obuf = <real_t*>malloc((1 if G.stream else rows) * c * sizeof(real_t))
         dacc = <double*>malloc(c * sizeof(double))
+        rp = <const real_t**>malloc((2 * k + 1) * sizeof(real_t*))
         ap = <const real_t**>malloc(k * sizeof(real_t*))
         ws = <real_t*>malloc(k * sizeof(real_t))
-        if buf != NULL and obuf != NULL and dacc != NULL and ap != NULL and ws != NULL:
+        if buf != NULL and obuf != NULL and dacc != NULL and rp != NULL and ap != NULL and ws != NULL:
             for ri in prange(nruns, schedule='dynamic'):
                 it1 = (ri + 1) * run
                 if it1 > nitems:
                     it1 = nitems
                 for it in range(ri * run, it1):
-                    _line_item(&G, it, &w[0], cval, buf, obuf, dacc, ap, ws)
+                    _line_item(&G, it, &w[0], cval, buf, obuf, dacc, rp, ap, ws)
         else:
             failp[0] = 1
         free(buf)
         free(obuf)
         free(dacc)
+        free(rp)
         free(ap)
         free(ws)
     if failed:

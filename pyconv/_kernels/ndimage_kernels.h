@@ -138,6 +138,49 @@ static void nd_store_f(const float* src, Py_ssize_t sp, Py_ssize_t si, Py_ssize_
     #undef DT_SRC
 }
 
+/* Ask for the cache lines of [p, p + bytes) ahead of use (write: for a store).  A walk
+   down a strided axis reads one row segment per page, where the hardware prefetchers
+   (which stop at page boundaries) do not follow; the next row is requested while the
+   current one is computed.  64: the cache line of the x86-64 targets (a longer line
+   only makes some requests redundant). */
+static inline void nd_prefetch(const void* p, Py_ssize_t bytes, int write) {
+#if defined(__GNUC__) || defined(__clang__)
+    const char* c = (const char*)p;
+    Py_ssize_t i;
+    if (write)
+        for (i = 0; i < bytes; i += 64) __builtin_prefetch(c + i, 1, 3);
+    else
+        for (i = 0; i < bytes; i += 64) __builtin_prefetch(c + i, 0, 3);
+#else
+    (void)p; (void)bytes; (void)write;
+#endif
+}
+
+/* One step of the running sum (scipy's NI_UniformFilter1D, in double) across n lines side
+   by side: acc[i] += add[i] (sub == NULL) or acc[i] += (add[i] - sub[i]), then
+   o[i] = acc[i] / k unless o == NULL.  Separate helpers with restrict so the sweep
+   across lines vectorises (in Cython the double accumulators may alias double rows). */
+#define ND_RSUM_DEF(NAME, T)                                                   \
+static void NAME(double* restrict acc, T* restrict o, const T* add, const T* sub, \
+                 Py_ssize_t n, double k) {                                     \
+    Py_ssize_t i;                                                              \
+    double a;                                                                  \
+    if (o == NULL) {                                                           \
+        if (sub == NULL)                                                       \
+            for (i = 0; i < n; i++) acc[i] = acc[i] + (double)add[i];          \
+        else                                                                   \
+            for (i = 0; i < n; i++) acc[i] = acc[i] + ((double)add[i] - (double)sub[i]); \
+    } else if (sub == NULL) {                                                  \
+        for (i = 0; i < n; i++) { a = acc[i] + (double)add[i]; acc[i] = a; o[i] = (T)(a / k); } \
+    } else {                                                                   \
+        for (i = 0; i < n; i++) {                                              \
+            a = acc[i] + ((double)add[i] - (double)sub[i]); acc[i] = a; o[i] = (T)(a / k); \
+        }                                                                      \
+    }                                                                          \
+}
+ND_RSUM_DEF(nd_rsum_d, double)
+ND_RSUM_DEF(nd_rsum_f, float)
+
 /* The tap sums, register-blocked: 4 vectors of outputs stay in registers while the
    loop runs over every tap, so each output is loaded and stored once whatever the
    tap count (a sweep per group of taps re-read and re-wrote the sums per group),
@@ -166,18 +209,20 @@ typedef float nd_vf __attribute__((vector_size(ND_VBYTES)));
 #define ND_LD(v, p) memcpy(&(v), (p), sizeof(v))
 #define ND_ST(p, v) memcpy((p), &(v), sizeof(v))
 
-/* o[j] = (((0 + ws[0] ap[0][j]) + ws[1] ap[1][j]) + ...) for j < n, g >= 0 taps */
-#define ND_TAPS_DEF(NAME, T, VT)                                               \
-static void NAME(T* restrict o, Py_ssize_t n, const T* const* ap, const T* ws, Py_ssize_t g) { \
-    enum { VL = sizeof(VT) / sizeof(T), B = 4 * VL };                          \
+/* The one loop skeleton of every tap sum: o[j] for j < n, the accumulator of each
+   output started by INIT(acc, j) and given NT terms by TERM(acc, j) (t counts them),
+   with X passed through to both (the operator of the paired forms).  nd_el_t and
+   nd_vec_t are the caller's element and vector types (local typedefs). */
+#define ND_SWEEP(VINIT, VTERM, SINIT, STERM, NT, X)                            \
+    enum { VL = sizeof(nd_vec_t) / sizeof(nd_el_t), B = 4 * VL };              \
     Py_ssize_t j = 0, t;                                                       \
     if (n >= B) {                                                              \
         for (;;) {                                                             \
-            VT a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};                         \
-            for (t = 0; t < g; t++) {                                          \
-                const T* p = ap[t] + j; const T w = ws[t]; VT x0, x1, x2, x3;  \
-                ND_LD(x0, p); ND_LD(x1, p + VL); ND_LD(x2, p + 2 * VL); ND_LD(x3, p + 3 * VL); \
-                a0 = a0 + w * x0; a1 = a1 + w * x1; a2 = a2 + w * x2; a3 = a3 + w * x3; \
+            nd_vec_t a0, a1, a2, a3;                                           \
+            VINIT(a0, j, X); VINIT(a1, j + VL, X); VINIT(a2, j + 2 * VL, X); VINIT(a3, j + 3 * VL, X); \
+            for (t = 0; t < (NT); t++) {                                       \
+                VTERM(a0, j, X); VTERM(a1, j + VL, X);                         \
+                VTERM(a2, j + 2 * VL, X); VTERM(a3, j + 3 * VL, X);            \
             }                                                                  \
             ND_ST(o + j, a0); ND_ST(o + j + VL, a1); ND_ST(o + j + 2 * VL, a2); ND_ST(o + j + 3 * VL, a3); \
             if (j + B == n) return;                                            \
@@ -186,80 +231,62 @@ static void NAME(T* restrict o, Py_ssize_t n, const T* const* ap, const T* ws, P
     }                                                                          \
     if (n >= VL) {                                                             \
         for (;;) {                                                             \
-            VT a0 = {0}, x0;                                                   \
-            for (t = 0; t < g; t++) { ND_LD(x0, ap[t] + j); a0 = a0 + ws[t] * x0; } \
+            nd_vec_t a0;                                                       \
+            VINIT(a0, j, X);                                                   \
+            for (t = 0; t < (NT); t++) VTERM(a0, j, X);                        \
             ND_ST(o + j, a0);                                                  \
             if (j + VL == n) return;                                           \
             j = (j + 2 * VL <= n) ? j + VL : n - VL;                           \
         }                                                                      \
     }                                                                          \
     for (; j < n; j++) {                                                       \
-        T a = 0;                                                               \
-        for (t = 0; t < g; t++) a = a + ws[t] * ap[t][j];                      \
+        nd_el_t a;                                                             \
+        SINIT(a, j, X);                                                        \
+        for (t = 0; t < (NT); t++) STERM(a, j, X);                             \
         o[j] = a;                                                              \
-    }                                                                          \
+    }
+#else
+/* other compilers: the same sums, one output at a time */
+#define ND_SWEEP(VINIT, VTERM, SINIT, STERM, NT, X)                            \
+    Py_ssize_t j, t;                                                           \
+    for (j = 0; j < n; j++) {                                                  \
+        nd_el_t a;                                                             \
+        SINIT(a, j, X);                                                        \
+        for (t = 0; t < (NT); t++) STERM(a, j, X);                             \
+        o[j] = a;                                                              \
+    }
+#endif
+
+/* o[j] = (((0 + ws[0] ap[0][j]) + ws[1] ap[1][j]) + ...) for j < n, g >= 0 taps */
+#define ND_TAPS_VINIT(a, i, X) do { nd_vec_t z_ = {0}; (a) = z_; } while (0)
+#define ND_TAPS_VTERM(a, i, X) do { nd_vec_t x_; ND_LD(x_, ap[t] + (i)); (a) = (a) + ws[t] * x_; } while (0)
+#define ND_TAPS_SINIT(a, i, X) ((a) = 0)
+#define ND_TAPS_STERM(a, i, X) ((a) = (a) + ws[t] * ap[t][i])
+#define ND_TAPS_DEF(NAME, T, VT)                                               \
+static void NAME(T* restrict o, Py_ssize_t n, const T* const* ap, const T* ws, Py_ssize_t g) { \
+    typedef T nd_el_t;                                                         \
+    typedef VT nd_vec_t;                                                       \
+    ND_SWEEP(ND_TAPS_VINIT, ND_TAPS_VTERM, ND_TAPS_SINIT, ND_TAPS_STERM, g, +) \
 }
 
 /* The symmetric (OP +) and antisymmetric (OP -) forms of scipy's NI_Correlate1D:
    o[j] = ((ctr[j] wc + (ap[0][j] OP cp[0][j]) ws[0]) + ...) for g >= 0 pairs. */
+#define ND_PTAPS_VINIT(a, i, OP) do { nd_vec_t x_; ND_LD(x_, ctr + (i)); (a) = x_ * wc; } while (0)
+#define ND_PTAPS_VTERM(a, i, OP) do {                                          \
+        nd_vec_t x_, y_; ND_LD(x_, ap[t] + (i)); ND_LD(y_, cp[t] + (i));       \
+        (a) = (a) + (x_ OP y_) * ws[t]; } while (0)
+#define ND_PTAPS_SINIT(a, i, OP) ((a) = ctr[i] * wc)
+#define ND_PTAPS_STERM(a, i, OP) ((a) = (a) + (ap[t][i] OP cp[t][i]) * ws[t])
 #define ND_PTAPS_DEF(NAME, T, VT, OP)                                          \
 static void NAME(T* restrict o, Py_ssize_t n, const T* ctr, T wc, const T* const* ap, \
                  const T* const* cp, const T* ws, Py_ssize_t g) {              \
-    enum { VL = sizeof(VT) / sizeof(T), B = 4 * VL };                          \
-    Py_ssize_t j = 0, t;                                                       \
-    if (n >= B) {                                                              \
-        for (;;) {                                                             \
-            VT a0, a1, a2, a3, x0, x1, x2, x3, y0, y1, y2, y3;                 \
-            ND_LD(x0, ctr + j); ND_LD(x1, ctr + j + VL); ND_LD(x2, ctr + j + 2 * VL); ND_LD(x3, ctr + j + 3 * VL); \
-            a0 = x0 * wc; a1 = x1 * wc; a2 = x2 * wc; a3 = x3 * wc;            \
-            for (t = 0; t < g; t++) {                                          \
-                const T* p = ap[t] + j; const T* q = cp[t] + j; const T w = ws[t]; \
-                ND_LD(x0, p); ND_LD(x1, p + VL); ND_LD(x2, p + 2 * VL); ND_LD(x3, p + 3 * VL); \
-                ND_LD(y0, q); ND_LD(y1, q + VL); ND_LD(y2, q + 2 * VL); ND_LD(y3, q + 3 * VL); \
-                a0 = a0 + (x0 OP y0) * w; a1 = a1 + (x1 OP y1) * w;            \
-                a2 = a2 + (x2 OP y2) * w; a3 = a3 + (x3 OP y3) * w;            \
-            }                                                                  \
-            ND_ST(o + j, a0); ND_ST(o + j + VL, a1); ND_ST(o + j + 2 * VL, a2); ND_ST(o + j + 3 * VL, a3); \
-            if (j + B == n) return;                                            \
-            j = (j + 2 * B <= n) ? j + B : n - B;                              \
-        }                                                                      \
-    }                                                                          \
-    if (n >= VL) {                                                             \
-        for (;;) {                                                             \
-            VT a0, x0, y0;                                                     \
-            ND_LD(x0, ctr + j); a0 = x0 * wc;                                  \
-            for (t = 0; t < g; t++) { ND_LD(x0, ap[t] + j); ND_LD(y0, cp[t] + j); a0 = a0 + (x0 OP y0) * ws[t]; } \
-            ND_ST(o + j, a0);                                                  \
-            if (j + VL == n) return;                                           \
-            j = (j + 2 * VL <= n) ? j + VL : n - VL;                           \
-        }                                                                      \
-    }                                                                          \
-    for (; j < n; j++) {                                                       \
-        T a = ctr[j] * wc;                                                     \
-        for (t = 0; t < g; t++) a = a + (ap[t][j] OP cp[t][j]) * ws[t];        \
-        o[j] = a;                                                              \
-    }                                                                          \
+    typedef T nd_el_t;                                                         \
+    typedef VT nd_vec_t;                                                       \
+    ND_SWEEP(ND_PTAPS_VINIT, ND_PTAPS_VTERM, ND_PTAPS_SINIT, ND_PTAPS_STERM, g, OP) \
 }
-#else
-#define ND_TAPS_DEF(NAME, T, VT)                                               \
-static void NAME(T* o, Py_ssize_t n, const T* const* ap, const T* ws, Py_ssize_t g) { \
-    Py_ssize_t j, t;                                                           \
-    for (j = 0; j < n; j++) {                                                  \
-        T a = 0;                                                               \
-        for (t = 0; t < g; t++) a = a + ws[t] * ap[t][j];                      \
-        o[j] = a;                                                              \
-    }                                                                          \
-}
-#define ND_PTAPS_DEF(NAME, T, VT, OP)                                          \
-static void NAME(T* o, Py_ssize_t n, const T* ctr, T wc, const T* const* ap,   \
-                 const T* const* cp, const T* ws, Py_ssize_t g) {              \
-    Py_ssize_t j, t;                                                           \
-    for (j = 0; j < n; j++) {                                                  \
-        T a = ctr[j] * wc;                                                     \
-        for (t = 0; t < g; t++) a = a + (ap[t][j] OP cp[t][j]) * ws[t];        \
-        o[j] = a;                                                              \
-    }                                                                          \
-}
+#if !(defined(__GNUC__) || defined(__clang__))
+typedef double nd_vd;
+typedef float nd_vf;
 #endif
 ND_TAPS_DEF(nd_taps_d, double, nd_vd)
 ND_TAPS_DEF(nd_taps_f, float, nd_vf)
