@@ -1010,10 +1010,13 @@ def test_explain_says_what_the_dask_path_runs():
     assert isinstance(p, pyconv._engine.explain.DaskPlan)
     assert p.algorithm == "direct" and p.blocks == 4
     assert p.shape == (64, 64) and p.chunks == x.chunks and p.input_chunks == x.chunks
-    assert p.geometry.out == (32, 32) and p.geometry.shape1 == (36, 36)   # a chunk and its 2-sample halo
-    assert str(p).startswith("dask: 4 blocks of up to 32x32") and "signal direct 36x36 * 5x5 -> 32x32" in str(p)
-    # the block plan is the in-memory plan of the same block
-    assert str(p.block) == str(pyconv.explain(pyconv.convolve, xn[:36, :36], k, mode="valid", method="direct"))
+    # a chunk and its 2-sample halo; the kernel runs rows as long as the region's (36) and the
+    # block keeps the first 32 of each
+    assert p.geometry.out == (32, 36) and p.geometry.shape1 == (36, 36)
+    assert str(p).startswith("dask: 4 blocks of up to 32x32") and "signal direct 36x36 * 5x5 -> 32x36" in str(p)
+    # the block plan is the in-memory direct plan of those shapes
+    from pyconv._engine import signal_plan
+    assert str(p.block) == str(signal_plan.plan_direct((36, 36), (5, 5), (32, 36), (0, 0), np.dtype(np.float64)))
     # the arguments are checked as the call checks them
     with pytest.raises(ValueError, match="mode"):
         pyconv.explain(pyconv.convolve, x, k, mode="bad")
