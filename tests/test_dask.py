@@ -535,6 +535,49 @@ def test_face_exports_cut_per_output(engine, monkeypatch, threshold):
     assert bool(own) == (threshold < 10 ** 9)
 
 
+def test_direct_blocks_with_long_rows_are_bitwise(engine, monkeypatch):
+    """A direct block computing in the result dtype runs the kernel with rows as long as its
+    region's (the last k - 1 outputs of each row dropped): bitwise the in-memory result for
+    convolve/correlate (real, complex: the conjugate), convolve2d/correlate2d with every
+    boundary, an integer in1, uneven chunks; the path is taken (counted) where the rows
+    allow it and the blocks keep their announced shapes and dtypes."""
+    calls = []
+    into = pyconv.signal._correlate_into
+
+    def counting(x, w, out, shift):
+        calls.append(out.shape)
+        return into(x, w, out, shift)
+
+    monkeypatch.setattr(pyconv.signal, "_correlate_into", counting)
+    rng = np.random.default_rng(21)
+    x3 = rng.standard_normal((30, 26, 41)).astype(np.float32)
+    k3 = rng.standard_normal((3, 4, 5)).astype(np.float32)
+    X3 = da.from_array(x3, chunks=((11, 9, 10), (13, 13), (20, 21)))
+    xc = (rng.standard_normal((33, 40)) + 1j * rng.standard_normal((33, 40))).astype(np.complex128)
+    kc = (rng.standard_normal((4, 3)) + 1j * rng.standard_normal((4, 3))).astype(np.complex128)
+    XC = da.from_array(xc, chunks=(12, (17, 23)))
+    xi = rng.integers(-50, 50, (28, 36)).astype(np.int16)
+    ki = rng.standard_normal((3, 3)).astype(np.float32)
+    XI = da.from_array(xi, chunks=(10, 18))
+    cases = []
+    for mode in ("same", "full", "valid"):
+        for fname in ("convolve", "correlate"):
+            cases.append((getattr(pdk, fname)(X3, k3, mode, method="direct"),
+                          getattr(pyconv.signal, fname)(x3, k3, mode, method="direct")))
+            cases.append((getattr(pdk, fname)(XC, kc, mode, method="direct"),
+                          getattr(pyconv.signal, fname)(xc, kc, mode, method="direct")))
+        for boundary in ("fill", "wrap", "symm"):
+            cases.append((pdk.correlate2d(XC, kc, mode, boundary, 0.5 - 1j),
+                          pyconv.signal.correlate2d(xc, kc, mode, boundary, 0.5 - 1j)))
+            cases.append((pdk.convolve2d(XI, ki, mode, boundary, 3),
+                          pyconv.signal.convolve2d(xi, ki, mode, boundary, 3)))
+    got = engine(*[checked(y) for y, _ in cases[::engine.share]])
+    for g, (y, ref) in zip(got, cases[::engine.share]):
+        assert_same(g, ref, exact=True)
+    if engine.share == 1:                  # (the cluster's workers do not see the monkeypatch)
+        assert calls and all(len(c) in (2, 3) for c in calls)
+
+
 def test_auto_method_chosen_once_for_the_whole_array(monkeypatch):
     """method='auto' is resolved once, on the whole array's shape (as the in-memory call
     resolves it), and every chunk runs that method: bitwise the in-memory result when it

@@ -55,7 +55,11 @@ leaves the array, it is extended as the in-memory function extends it (zeros;
 the edge sample for 'replicate') -- however far it reaches, as the in-memory
 functions do when the kernel is larger than the input.  The chunk then runs the
 in-memory function with no padding ('valid' mode), so the arithmetic is the
-in-memory function's own.  Halo slices are cut where the neighbour lives (only
+in-memory function's own.  (With the direct method, when the kernel computes in the
+result's dtype, the block calls that kernel itself with rows as long as the region's
+and drops the last ``k - 1`` outputs of each row: the kernel then sweeps runs of whole
+rows at once, as for a 'same' call, with the same sums in the same order; the block is a
+view of those rows.)  Halo slices are cut where the neighbour lives (only
 the slice travels between workers), and chunks smaller than the halo are merged
 first.  Output chunks follow the input chunks: 'same' keeps them, 'full' grows
 the last chunk of each axis and 'valid' shrinks it; strided layers divide them.
