@@ -52,12 +52,14 @@ __all__ = ["convolve", "correlate", "convolve2d", "correlate2d", "fftconvolve", 
 
 # --------------------------------------------------------------------------- direct
 
-def _run_direct(p, x, w, cdt):
+def _run_direct(p, x, w, cdt, out=None):
     """Run the direct plan ``p`` on ``x`` and the effective weights ``w`` (their shapes are
-    the plan's: the kernel checks the element counts against its geometry)."""
+    the plan's: the kernel checks the element counts against its geometry); ``out``: a
+    C-contiguous array of ``cdt`` to write (default: a new one)."""
     x = np.ascontiguousarray(x, dtype=cdt)
     w = np.ascontiguousarray(w, dtype=cdt)
-    out = np.empty(p.geometry.out, dtype=cdt)
+    if out is None:
+        out = np.empty(p.geometry.out, dtype=cdt)
     d = _plan.dry()
     if d is not None:
         d.append(p)
@@ -72,6 +74,15 @@ def _run_direct(p, x, w, cdt):
         # the kernel refused an operand before reading anything: an unaligned buffer (an
         # array unpickled from a byte stream) -- run on aligned copies
         _direct.correlate_skip(p.data, np.array(x, order="C"), np.array(w, order="C"), out, team_size(p.threads))
+    return out
+
+
+def _correlate_into(x, w, out, shift):
+    """``out[o] = sum_k x[o + shift + k] * w[k]`` over taps inside ``x``, written into ``out``
+    (C-contiguous, of the compute dtype): the 'valid'/'same' calls' own kernel and order of
+    sums, for a caller placing these outputs inside a larger array (pyconv.dask computes the
+    outputs of a chunk that read only that chunk straight from it, without a padded copy)."""
+    _run_direct(_sp.plan_direct(x.shape, w.shape, out.shape, tuple(shift), out.dtype), x, w, out.dtype, out)
     return out
 
 

@@ -535,6 +535,49 @@ def test_face_exports_cut_per_output(engine, monkeypatch, threshold):
     assert bool(own) == (threshold < 10 ** 9)
 
 
+def test_direct_blocks_with_long_rows_are_bitwise(engine, monkeypatch):
+    """A direct block computing in the result dtype runs the kernel with rows as long as its
+    region's (the last k - 1 outputs of each row dropped): bitwise the in-memory result for
+    convolve/correlate (real, complex: the conjugate), convolve2d/correlate2d with every
+    boundary, an integer in1, uneven chunks; the path is taken (counted) where the rows
+    allow it and the blocks keep their announced shapes and dtypes."""
+    calls = []
+    into = pyconv.signal._correlate_into
+
+    def counting(x, w, out, shift):
+        calls.append(out.shape)
+        return into(x, w, out, shift)
+
+    monkeypatch.setattr(pyconv.signal, "_correlate_into", counting)
+    rng = np.random.default_rng(21)
+    x3 = rng.standard_normal((30, 26, 41)).astype(np.float32)
+    k3 = rng.standard_normal((3, 4, 5)).astype(np.float32)
+    X3 = da.from_array(x3, chunks=((11, 9, 10), (13, 13), (20, 21)))
+    xc = (rng.standard_normal((33, 40)) + 1j * rng.standard_normal((33, 40))).astype(np.complex128)
+    kc = (rng.standard_normal((4, 3)) + 1j * rng.standard_normal((4, 3))).astype(np.complex128)
+    XC = da.from_array(xc, chunks=(12, (17, 23)))
+    xi = rng.integers(-50, 50, (28, 36)).astype(np.int16)
+    ki = rng.standard_normal((3, 3)).astype(np.float32)
+    XI = da.from_array(xi, chunks=(10, 18))
+    cases = []
+    for mode in ("same", "full", "valid"):
+        for fname in ("convolve", "correlate"):
+            cases.append((getattr(pdk, fname)(X3, k3, mode, method="direct"),
+                          getattr(pyconv.signal, fname)(x3, k3, mode, method="direct")))
+            cases.append((getattr(pdk, fname)(XC, kc, mode, method="direct"),
+                          getattr(pyconv.signal, fname)(xc, kc, mode, method="direct")))
+        for boundary in ("fill", "wrap", "symm"):
+            cases.append((pdk.correlate2d(XC, kc, mode, boundary, 0.5 - 1j),
+                          pyconv.signal.correlate2d(xc, kc, mode, boundary, 0.5 - 1j)))
+            cases.append((pdk.convolve2d(XI, ki, mode, boundary, 3),
+                          pyconv.signal.convolve2d(xi, ki, mode, boundary, 3)))
+    got = engine(*[checked(y) for y, _ in cases[::engine.share]])
+    for g, (y, ref) in zip(got, cases[::engine.share]):
+        assert_same(g, ref, exact=True)
+    if engine.share == 1:                  # (the cluster's workers do not see the monkeypatch)
+        assert calls and all(len(c) in (2, 3) for c in calls)
+
+
 def test_auto_method_chosen_once_for_the_whole_array(monkeypatch):
     """method='auto' is resolved once, on the whole array's shape (as the in-memory call
     resolves it), and every chunk runs that method: bitwise the in-memory result when it
@@ -1010,10 +1053,13 @@ def test_explain_says_what_the_dask_path_runs():
     assert isinstance(p, pyconv._engine.explain.DaskPlan)
     assert p.algorithm == "direct" and p.blocks == 4
     assert p.shape == (64, 64) and p.chunks == x.chunks and p.input_chunks == x.chunks
-    assert p.geometry.out == (32, 32) and p.geometry.shape1 == (36, 36)   # a chunk and its 2-sample halo
-    assert str(p).startswith("dask: 4 blocks of up to 32x32") and "signal direct 36x36 * 5x5 -> 32x32" in str(p)
-    # the block plan is the in-memory plan of the same block
-    assert str(p.block) == str(pyconv.explain(pyconv.convolve, xn[:36, :36], k, mode="valid", method="direct"))
+    # a chunk and its 2-sample halo; the kernel runs rows as long as the region's (36) and the
+    # block keeps the first 32 of each
+    assert p.geometry.out == (32, 36) and p.geometry.shape1 == (36, 36)
+    assert str(p).startswith("dask: 4 blocks of up to 32x32") and "signal direct 36x36 * 5x5 -> 32x36" in str(p)
+    # the block plan is the in-memory direct plan of those shapes
+    from pyconv._engine import signal_plan
+    assert str(p.block) == str(signal_plan.plan_direct((36, 36), (5, 5), (32, 36), (0, 0), np.dtype(np.float64)))
     # the arguments are checked as the call checks them
     with pytest.raises(ValueError, match="mode"):
         pyconv.explain(pyconv.convolve, x, k, mode="bad")
