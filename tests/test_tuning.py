@@ -50,6 +50,7 @@ def test_tune_measures_stores_and_installs(cache):
     assert 0 < v["direct_ns_1d_f4"] < 100 and 0 < v["direct_ns_1d_f8"] < 100
     assert 0 <= v["direct_border_ns"] < 1e4
     assert 0 < v["fft_1d_factor"] < 1e3 and 0 < v["fft_oa_factor"] < 1e3
+    assert 0.0 <= v["direct_thread_gain"] <= 1.0 and 0.0 <= v["fft_thread_gain"] <= 1.0
     t = tuning.active()
     assert t is not tuning.DEFAULT
     assert all(getattr(t, k) == type(getattr(tuning.DEFAULT, k))(v[k]) for k in calibrate.MEASURED)
@@ -240,6 +241,29 @@ def _pick(s1, s2, dtype, mode="same", nt=2, **values):
 def test_signal_cost_model_picks(s1, s2, dtype, mode, want):
     assert _pick(s1, s2, dtype, mode) == want
     assert _pick(s1, s2, dtype, mode) == want        # a pure function of shapes, dtypes, tuning
+
+
+def test_signal_thread_gains_weigh_only_beyond_one_thread():
+    # What a second thread adds, direct kernel and FFT workers apart: with the default
+    # gains (1.0 and 0.6) 128^3 * 7^3 float32 goes to the FFT at 2 threads; with the gains
+    # measured on the Xeon (direct 84 -> 55 ms: +0.53, FFT 79 -> 67 ms: +0.18) to direct.
+    from pyconv._engine import signal_plan as sp
+    vol, k7 = (128, 128, 128), (7, 7, 7)
+    measured = dict(direct_thread_gain=0.53, fft_thread_gain=0.18)
+    assert _pick(vol, k7, np.float32) == "fft"
+    assert _pick(vol, k7, np.float32, **measured) == "direct"
+    for gains in ({}, measured, dict(direct_thread_gain=0.0, fft_thread_gain=1.0)):
+        assert _pick(vol, k7, np.float32, nt=1, **gains) == "fft"      # 1 thread: no gain applies
+    with tuning.override(**XEON):
+        one = sp.direct_cost(vol, k7, "same", "f4", 1) - XEON["direct_overhead_s"]
+        for gain in (0.0, 0.53, 1.0):
+            with tuning.override(direct_thread_gain=gain):
+                two = sp.direct_cost(vol, k7, "same", "f4", 2) - XEON["direct_overhead_s"]
+            assert two == pytest.approx(one / (1.0 + gain))
+        f1 = sp.fft_cost(vol, k7, False, True, 1) - XEON["fft_overhead_s"]
+        with tuning.override(fft_thread_gain=0.18):
+            f2 = sp.fft_cost(vol, k7, False, True, 2) - XEON["fft_overhead_s"]
+        assert f2 == pytest.approx(f1 / 1.18)
 
 
 def test_signal_1d_direct_constant_drives_only_1d():

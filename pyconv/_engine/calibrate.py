@@ -34,7 +34,7 @@ MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_max_k", 
             "pointwise_direct_expand", "pointwise_direct_f8", "pointwise_direct_expand_f8", "pointwise_matmul",
             "direct_ns_f4", "direct_ns_f8", "direct_ns_1d_f4", "direct_ns_1d_f8", "direct_tap_ns",
             "direct_border_ns", "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor",
-            "fft_workers_min_points")
+            "fft_workers_min_points", "direct_thread_gain", "fft_thread_gain")
 
 #: the fields of pyconv.signal's cost model, in the order they are measured (each solve
 #: holds the ones measured before it)
@@ -389,6 +389,8 @@ def measure():
         # second worker pays for its hand-off (2-D float64 'same' * 9x9, wall time)
         nt = _default_threads()
         values["fft_workers_min_points"] = _tuning.DEFAULT.fft_workers_min_points
+        values["fft_thread_gain"] = _tuning.DEFAULT.fft_thread_gain     # (unused at 1 thread)
+        values["direct_thread_gain"] = _tuning.DEFAULT.direct_thread_gain
         if nt > 1:
             from pyconv import signal
             sizes, single, multi = (128, 256, 384, 512), [], []
@@ -412,6 +414,23 @@ def measure():
             # (Intel Xeon, 2 threads: 1024^2 * 9^2 'same' 40.7 -> 31.8 ms with two workers,
             # while 512^2 ran level)
             values["fft_workers_min_points"] = min(_crossover(multi, single, points), 2 * points[-1])
+            # what the extra threads add to the FFT's speed: the median over the sizes
+            # from 256^2 on (where the workers can pay; the speedup of one size is noisy)
+            values["fft_thread_gain"] = float(np.clip(
+                (np.median([a / b for a, b in zip(single[1:], multi[1:])]) - 1.0) / (nt - 1), 0.0, 1.0))
+            # ... and to the direct kernel's: a 3-D volume of merged short rows (1 MiB, past
+            # L2: the threads share the memory bus as on real volumes), 1 thread against nt
+            a = rng.standard_normal((64, 64, 64)).astype(np.float32)
+            k3 = rng.standard_normal((5, 5, 5)).astype(np.float32)
+
+            def direct(n):
+                def run():
+                    with threads(n):
+                        return signal.correlate(a, k3, "same", method="direct")
+                return run
+            t1, tn = _best_of([direct(1), direct(nt)], reps=4)
+            m["direct_thread_s"] = [t1, tn]
+            values["direct_thread_gain"] = float(np.clip((t1 / tn - 1.0) / (nt - 1), 0.0, 1.0))
     return _from_values(values), values, m
 
 

@@ -174,6 +174,16 @@ class Tuning:
     # than it saves (Intel Xeon, 2 threads: 64^2 * 17^2 'same' 0.25 -> 0.39 ms with two
     # workers, 256^2 * 17^2 1.27 -> 1.87, 512^2 * 31^2 6.1 -> 4.2).  Calibrated.
     fft_workers_min_points: int = 1 << 17
+    # What each thread past the first adds to the speed of the work it shares (1.0: a
+    # second thread halves the time).  The direct kernel's rows split evenly but share
+    # the memory bus; scipy.fft's workers split only the other axes' transforms, and the
+    # pointwise product, padding and crop around them run on the calling thread.  At 2
+    # threads on a 2-core Intel Xeon (2026-12-03), 'same': direct 128^3 * 7^3 float32
+    # 84 -> 55 ms (+0.53), FFT 79 -> 67 ms (+0.18); 1024^2 * 9^2 float64 FFT 68 -> 49 ms
+    # (+0.39).  The defaults keep the model as it was (the FFT's 1.6x at 2); calibrated
+    # at the default thread count.
+    direct_thread_gain: float = 1.0
+    fft_thread_gain: float = 0.6
 
     # --- plan cache -----------------------------------------------------------------------
     # Plans kept per operation (LRU); a layer stack of a network has far fewer signatures.
