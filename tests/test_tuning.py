@@ -44,7 +44,8 @@ def test_tune_measures_stores_and_installs(cache):
     pts = data["measurements"].get("fft_points", [])
     assert v["fft_workers_min_points"] in set(pts) | {2 * max(pts, default=0), tuning.DEFAULT.fft_workers_min_points}
     assert all(isinstance(v[k], bool) for k in ("pointwise_direct", "pointwise_direct_expand", "pointwise_direct_f8",
-                                                "pointwise_direct_expand_f8", "pointwise_matmul"))
+                                                "pointwise_direct_expand_f8", "pointwise_matmul",
+                                                "weight_matmul_tall", "weight_matmul_tall_f8"))
     assert 0 < v["direct_ns_f4"] < 100 and 0 < v["direct_ns_f8"] < 100
     assert 0 < v["fft_ns_small"] <= v["fft_ns_large"] < 1000
     assert 0 < v["direct_ns_1d_f4"] < 100 and 0 < v["direct_ns_1d_f8"] < 100
@@ -198,6 +199,26 @@ def test_cache_key_names_the_machine_and_version(cache):
     assert os.path.basename(path).startswith(f"tuning-{pyconv.__version__}-")
     assert calibrate.machine_key() == calibrate.machine_key()
     assert "tuning:" in "\n".join(f"{k}:" for k in pyconv._config.config())
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float32, 2e-5), (np.float64, 1e-13)])
+@pytest.mark.parametrize("cout, cin", [(6, 21), (21, 6), (8, 8)])
+def test_pointwise_weight_gradient_orientations(dtype, tol, cout, cin):
+    # The 1x1 weight gradient as dW = sum_n dy[n] x[n]^T or as the transpose of
+    # sum_n x[n] dy[n]^T (Tuning.weight_matmul_tall, taken only when C_in > C_out): both
+    # equal the float64 definition, on a Fortran-ordered input and a strided grad_output.
+    rng = np.random.default_rng(cout * 100 + cin)
+    x = np.asfortranarray(rng.standard_normal((3, cin, 5, 7)).astype(dtype))
+    go = rng.standard_normal((3, cout, 5, 14)).astype(dtype)[..., ::2]
+    want = np.einsum("nohw,nchw->oc", go.astype(np.float64), x.astype(np.float64))[:, :, None, None]
+    scale = np.abs(want).max()
+    for tall in (False, True):
+        with tuning.override(weight_matmul_tall=tall, weight_matmul_tall_f8=tall):
+            got = pyconv.grad.conv2d_weight(x, (cout, cin, 1, 1), go)
+            plan = pyconv.explain(pyconv.grad.conv2d_weight, x, (cout, cin, 1, 1), go)
+        assert plan.algorithm == "matmul" and dict(plan.tiles).get("transposed", 0) == int(tall and cin > cout)
+        assert got.dtype == dtype and got.shape == (cout, cin, 1, 1) and got.flags.c_contiguous
+        assert np.abs(got - want).max() <= tol * scale
 
 
 # --------------------------------------------------------------------------- signal cost model

@@ -32,6 +32,7 @@ from pyconv._engine import tuning as _tuning
 MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_max_k", "weight_dense_max_acc_bytes",
             "thin_max_cg_og", "phases_min_positions", "phases_max_k", "pointwise_chunk", "pointwise_direct",
             "pointwise_direct_expand", "pointwise_direct_f8", "pointwise_direct_expand_f8", "pointwise_matmul",
+            "weight_matmul_tall", "weight_matmul_tall_f8",
             "direct_ns_f4", "direct_ns_f8", "direct_ns_1d_f4", "direct_ns_1d_f8", "direct_tap_ns",
             "direct_border_ns", "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor",
             "fft_workers_min_points", "direct_thread_gain", "fft_thread_gain")
@@ -360,6 +361,22 @@ def measure():
                 ts = pw[isz, reduces]
                 values[name + suffix] = bool(ts[0] <= ts[blas if isz == 4 else 1])
 
+        # the 1x1 weight gradient's BLAS products, per dtype: dW (C_out rows) or the
+        # transpose of x dy^T (C_in rows), on a layer that reduces the channels, 256->64
+        # 56x56, one sample (the orientation whose product has more rows won it in float32
+        # on an Intel Xeon's OpenBLAS, 1.2x; float64 ran level)
+        for dt, field in ((np.float32, "weight_matmul_tall"), (np.float64, "weight_matmul_tall_f8")):
+            x = rng.standard_normal((1, 256, 56, 56)).astype(dt)
+            go = rng.standard_normal((1, 64, 56, 56)).astype(dt)
+
+            def oriented(tall, x=x, go=go, field=field):
+                def run():
+                    with _tuning.override(**{field: tall}):
+                        return grad.conv2d_weight(x, (64, 256, 1, 1), go)
+                return _forced(A.MATMUL, run)
+            m[field + "_s"] = ts = _best_of([oriented(False), oriented(True)], reps=3)
+            values[field] = bool(ts[1] < ts[0])
+
         # strided input gradients (transposed convolutions): the dense kernel per output
         # phase against GEMM + col2im, by positions per phase (32 channels, batch 4) and
         # by K (16x16 positions per phase, one sample)
@@ -404,7 +421,7 @@ def measure():
                             return signal.fftconvolve(a, k, "same")
                     return run
                 with threads(nt):
-                    t1, tn = _best_of([fft(1 << 62), fft(0)], reps=4)
+                    t1, tn = _best_of([fft(1 << 62), fft(0)], reps=3)
                 single.append(t1)
                 multi.append(tn)
             points = [math.prod(_fft_len(n + 8) for _ in range(2)) for n in sizes]
@@ -428,7 +445,7 @@ def measure():
                     with threads(n):
                         return signal.correlate(a, k3, "same", method="direct")
                 return run
-            t1, tn = _best_of([direct(1), direct(nt)], reps=4)
+            t1, tn = _best_of([direct(1), direct(nt)], reps=3)
             m["direct_thread_s"] = [t1, tn]
             values["direct_thread_gain"] = float(np.clip((t1 / tn - 1.0) / (nt - 1), 0.0, 1.0))
     return _from_values(values), values, m

@@ -63,6 +63,14 @@ class Tuning:
     # tiles (GEMM).  Intel Xeon, 2026-12-02, float32, 1 thread: 256->64 56x56 MATMUL 1.52
     # ms, GEMM tiles 2.30, PyTorch 1.35; 8x256->64 14x14: 0.60, 1.06, 0.52.  Calibrated.
     pointwise_matmul: bool = True
+    # The 1x1 weight gradient's BLAS products dW = sum_n dy[n] x[n]^T: formed as the
+    # transpose of x[n] dy[n]^T when C_in/groups > C_out (the product with more rows
+    # than columns).  OpenBLAS's SkylakeX kernel, float32, 1 thread, Intel Xeon
+    # 2026-12-03: 256->64 8x56x56 15.1 vs 18.5 ms, 1024->64 14x14 4.8 vs 6.1, and the
+    # orientation that is already tall won 64->256 (16.1 vs 19.4); float64 within 7% either
+    # way.  Calibrated per dtype.
+    weight_matmul_tall: bool = False
+    weight_matmul_tall_f8: bool = False
     # Positions per chunk of the in-place 1x1 kernel (calibrated among 128, 256, 512).
     pointwise_chunk: int = 128
     # Output positions per work unit of the dense direct kernel.
