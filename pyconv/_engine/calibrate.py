@@ -363,8 +363,9 @@ def measure():
 
         # the 1x1 weight gradient's BLAS products, per dtype: dW (C_out rows) or the
         # transpose of x dy^T (C_in rows), on a layer that reduces the channels, 256->64
-        # 56x56, one sample (the orientation whose product has more rows won it in float32
-        # on an Intel Xeon's OpenBLAS, 1.2x; float64 ran level)
+        # 56x56, one sample, at the default thread count (an Intel Xeon's OpenBLAS, 1-8
+        # samples: float32 1.09-1.18x faster transposed at 1 and 2 threads, float64
+        # 0.92-1.01x)
         for dt, field in ((np.float32, "weight_matmul_tall"), (np.float64, "weight_matmul_tall_f8")):
             x = rng.standard_normal((1, 256, 56, 56)).astype(dt)
             go = rng.standard_normal((1, 64, 56, 56)).astype(dt)
@@ -374,7 +375,8 @@ def measure():
                     with _tuning.override(**{field: tall}):
                         return grad.conv2d_weight(x, (64, 256, 1, 1), go)
                 return _forced(A.MATMUL, run)
-            m[field + "_s"] = ts = _best_of([oriented(False), oriented(True)], reps=3)
+            with threads(_default_threads()):
+                m[field + "_s"] = ts = _best_of([oriented(False), oriented(True)], reps=3)
             values[field] = bool(ts[1] < ts[0])
 
         # strided input gradients (transposed convolutions): the dense kernel per output

@@ -65,10 +65,11 @@ class Tuning:
     pointwise_matmul: bool = True
     # The 1x1 weight gradient's BLAS products dW = sum_n dy[n] x[n]^T: formed as the
     # transpose of x[n] dy[n]^T when C_in/groups > C_out (the product with more rows
-    # than columns).  OpenBLAS's SkylakeX kernel, float32, 1 thread, Intel Xeon
-    # 2026-12-03: 256->64 8x56x56 15.1 vs 18.5 ms, 1024->64 14x14 4.8 vs 6.1, and the
-    # orientation that is already tall won 64->256 (16.1 vs 19.4); float64 within 7% either
-    # way.  Calibrated per dtype.
+    # than columns).  OpenBLAS's SkylakeX kernel, Intel Xeon 2026-12-03, 256->64 56x56,
+    # medians of 21: float32 8 samples 18.8 -> 16.0 ms at 1 thread, 11.4 -> 10.1 at 2
+    # (1.09-1.18x for 1, 2 and 8 samples); float64 0.92-1.01x; 1024->64 14x14 float32
+    # 6.1 -> 4.8 ms, while the orientation already tall won 64->256 (16.1 vs 19.4).
+    # Calibrated per dtype at the default thread count.
     weight_matmul_tall: bool = False
     weight_matmul_tall_f8: bool = False
     # Positions per chunk of the in-place 1x1 kernel (calibrated among 128, 256, 512).
