@@ -41,6 +41,7 @@ def test_tune_measures_stores_and_installs(cache):
     assert v["weight_dense_max_acc_bytes"] in (0,) + tuple(36 * c * c for c in (32, 64, 128, 256))
     assert v["thin_max_cg_og"] in (0, 1, 4, 16, 64)
     assert v["pointwise_chunk"] in (128, 256, 512)
+    assert v["dense_wblock_bytes"] in (4096, 8192, 16384)
     pts = data["measurements"].get("fft_points", [])
     assert v["fft_workers_min_points"] in set(pts) | {2 * max(pts, default=0), tuning.DEFAULT.fft_workers_min_points}
     assert all(isinstance(v[k], bool) for k in ("pointwise_direct", "pointwise_direct_expand", "pointwise_direct_f8",

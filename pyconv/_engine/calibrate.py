@@ -17,6 +17,7 @@ by its authors is the floor.
 """
 import dataclasses
 import hashlib
+import contextlib
 import json
 import math
 import os
@@ -32,7 +33,7 @@ from pyconv._engine import tuning as _tuning
 MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_max_k", "weight_dense_max_acc_bytes",
             "thin_max_cg_og", "phases_min_positions", "phases_max_k", "pointwise_chunk", "pointwise_direct",
             "pointwise_direct_expand", "pointwise_direct_f8", "pointwise_direct_expand_f8", "pointwise_matmul",
-            "weight_matmul_tall", "weight_matmul_tall_f8",
+            "weight_matmul_tall", "weight_matmul_tall_f8", "dense_wblock_bytes",
             "direct_ns_f4", "direct_ns_f8", "direct_ns_1d_f4", "direct_ns_1d_f8", "direct_tap_ns",
             "direct_border_ns", "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor",
             "fft_workers_min_points", "direct_thread_gain", "fft_thread_gain")
@@ -245,10 +246,31 @@ def measure():
 
     rng = np.random.default_rng(0)
     m = {}
+    values = {}
     # Planners must not ask for the machine tuning while it is being measured: every call
     # below runs under an explicit override of the defaults.
     with _plan.live(), threads(1), _tuning.override(dense_min_positions=0, weight_dense_min_positions=0,
-                                      phases_min_positions=0):
+                                                    phases_min_positions=0), \
+            contextlib.ExitStack() as stack:
+        # first, the dense forward's input-channel blocks: one block's weights within 4, 8
+        # or 16 KiB (3x3 64->64 56x56, one sample; the bits do not depend on it).  The
+        # weights share L1 with the input rows the block reads: on an Intel Xeon (48 KiB
+        # L1d) 8 KiB ran layer a 1.09x and the dilated layer f 1.01x faster than 16 KiB,
+        # 4 KiB 1.07x and 1.04x
+        wblocks = (4 << 10, 8 << 10, 16 << 10)
+        x = rng.standard_normal((1, 64, 56, 56)).astype(np.float32)
+        wc = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
+
+        def blocked(nbytes, x=x, wc=wc):
+            def run():
+                with _tuning.override(dense_wblock_bytes=nbytes):
+                    return nn.conv2d(x, wc, padding=1)
+            return _forced(A.DENSE, run)
+        m["dense_wblocks"], m["dense_wblock_s"] = list(wblocks), _best_of([blocked(b) for b in wblocks], reps=3)
+        values["dense_wblock_bytes"] = wblocks[int(np.argmin(m["dense_wblock_s"]))]
+        # (the crossovers below time the dense kernels with the blocks chosen)
+        stack.enter_context(_tuning.override(dense_wblock_bytes=values["dense_wblock_bytes"]))
+
         # dense direct vs im2col + GEMM: a 32->32 3x3 layer on growing maps (batch 8)
         sizes = (3, 6, 12, 24)
         fwd_d, fwd_g, wg_d, wg_g = [], [], [], []
@@ -266,8 +288,8 @@ def measure():
         m["forward_dense_s"], m["forward_gemm_s"] = fwd_d, fwd_g
         m["weight_dense_s"], m["weight_gemm_s"] = wg_d, wg_g
         m["positions"] = positions
-        values = {"dense_min_positions": _crossover(fwd_d, fwd_g, positions),
-                  "weight_dense_min_positions": _crossover(wg_d, wg_g, positions)}
+        values["dense_min_positions"] = _crossover(fwd_d, fwd_g, positions)
+        values["weight_dense_min_positions"] = _crossover(wg_d, wg_g, positions)
 
         # the same algorithms as the channels grow (K = C_in x 9), stride 2, 16x16 outputs
         # (one sample, past the positions crossover): the largest K at which the dense

@@ -80,7 +80,9 @@ class Tuning:
     # taps x 8 output channels) within this many bytes stay in L1 while they serve a chunk
     # of positions.  Without the split a 3x3 256->256 layer streamed 73 KB of weights per
     # 32 positions from L2 and ran 1.4-1.8x slower than im2col + GEMM (Intel Xeon, 48 KB
-    # L1d, float32, 1 thread, 2026-12-02); the bits do not depend on it.
+    # L1d, float32, 1 thread, 2026-12-02); the bits do not depend on it.  Calibrated among
+    # 4, 8 and 16 KiB: the block's weights share L1 with the input rows it reads (3x3
+    # 64->64 56x56, Intel Xeon, medians of 41: 8 KiB 1.09x faster than 16 KiB).
     dense_wblock_bytes: int = 16 << 10
     # Output channels per group from which the dense register-blocked kernels (forward
     # phases of a transposed convolution, weight gradient) fill their 8 lanes
