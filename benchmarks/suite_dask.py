@@ -18,7 +18,9 @@ Rows:
   the in-memory calls on all threads (target >= 0.7x), timed in turn run by run (a cluster
   run, then the in-memory call on all threads, then on 1 thread: the 2-thread speedup
   the two 1-thread workers have to match); the peak is also given in units of one input
-  chunk (8x64x56x56 float32; no halo: the spatial axes are whole).
+  chunk (8x64x56x56 float32; no halo: the spatial axes are whole), with and without the
+  persisted results the worker holds at the end (``transient_over_chunk``: the rise less
+  those results; the largest over workers and runs).
 - the routing check's cost per call of an in-memory function (numpy arguments), before
   and after dask is imported.
 - peak worker memory during each volume run: the largest rise of a worker's RSS above
@@ -120,8 +122,9 @@ def _median(h, client, fn, repeats):
 
 def _interleaved(h, client, fn, mem_fn, repeats):
     """Median seconds of ``fn`` on the cluster and of ``mem_fn`` in this process on all threads
-    and on 1 thread, called in turn run by run after one warm-up of each; the largest worker
-    RSS rise of the cluster runs and the last cluster result."""
+    and on 1 thread, called in turn run by run after one warm-up of each; the largest
+    ``(rise, transient)`` of the cluster runs (see :func:`_transient`) and the last cluster
+    result."""
     ncpu = pyconv.get_num_threads()
     ntasks = lambda: client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))  # noqa: E731
     base = ntasks()
@@ -133,7 +136,11 @@ def _interleaved(h, client, fn, mem_fn, repeats):
             while ntasks() > base:
                 time.sleep(0.05)
         _settle(client)
-        dt, rise, result = _cluster_run(client, fn)
+        client.run(_sampler_start)
+        t0 = time.perf_counter()
+        result = fn()
+        dt = time.perf_counter() - t0
+        rise = _transient(client, client.run(_sampler_stop), result)
         for n, out in ((ncpu, tm), (1, t1)):
             time.sleep(0.005)
             with h.threads(n):
@@ -145,7 +152,25 @@ def _interleaved(h, client, fn, mem_fn, repeats):
             rises.append(rise)
         else:
             del tm[0], t1[0]
-    return float(np.median(td)), max(rises), result, float(np.median(tm)), float(np.median(t1))
+    return (float(np.median(td)), tuple(max(r[i] for r in rises) for i in range(2)), result,
+            float(np.median(tm)), float(np.median(t1)))
+
+
+def _transient(client, rises, result):
+    """``(rise, transient)``: the largest worker RSS rise, and the largest rise less the bytes of
+    the persisted results that worker holds at the end (what the run needed on the way)."""
+    from distributed import futures_of
+    keys = [f.key for f in futures_of(result)]
+
+    def holders(dask_scheduler):
+        return [([ws.address for ws in dask_scheduler.tasks[k].who_has or ()], dask_scheduler.tasks[k].nbytes)
+                for k in keys if k in dask_scheduler.tasks]
+
+    held = {a: 0 for a in rises}
+    for addrs, nbytes in client.run_on_scheduler(holders):
+        for a in addrs:
+            held[a] = held.get(a, 0) + nbytes
+    return max(rises.values()), max(r - held.get(a, 0) for a, r in rises.items())
 
 
 def _routing_overhead(h):
@@ -285,7 +310,7 @@ def run(h):
                 ("conv2d_backward", backward, lambda: pyconv.grad.conv2d_backward(g, xa, w, b, padding=1), 2 * flops)):
             if "nn" not in groups:
                 continue
-            t_d, rise, res, t_m, t_1 = _interleaved(h, client, fn, mem_fn, repeats)
+            t_d, (rise, transient), res, t_m, t_1 = _interleaved(h, client, fn, mem_fn, repeats)
             ref = mem_fn()
             got = res.compute() if name == "conv2d forward" else [r.compute() for r in res]
             if name == "conv2d forward":
@@ -296,4 +321,4 @@ def run(h):
                      in_memory_s=t_m, in_memory_threads=ncpu, ratio_in_memory=t_m / t_d,
                      in_memory_1thread_s=t_1, in_memory_speedup=t_1 / t_m,
                      gflops_dask=fl / t_d / 1e9, max_rel_err=err, peak_worker_rise_MiB=rise / MiB,
-                     peak_over_chunk=rise / chunk_bytes)
+                     peak_over_chunk=rise / chunk_bytes, transient_over_chunk=transient / chunk_bytes)
