@@ -1595,9 +1595,13 @@ def _sum_rows(*rows):
     return total
 
 
-def _unpack(total, start, stop, shape):
-    """One gradient (weight or bias) out of the packed total."""
-    return total[start:stop].reshape(shape)
+def _unpack(start, stop, shape, *rows):
+    """One gradient (weight or bias): its part ``[start, stop)`` of the packed rows, summed in the
+    order given (the tree's root, one per gradient: no task in between)."""
+    total = rows[0][start:stop].copy()
+    for r in rows[1:]:
+        total += r[start:stop]
+    return total.reshape(shape)
 
 
 def _spatial_gx_block(nd, geo, block, args, w):
@@ -1677,7 +1681,7 @@ def _spatial_backward(fname, nd, go, x, w, b, kwargs, probe):
 def _backward(fname, nd, grad_output, input, weight, bias, stride, padding, dilation, groups, padding_mode):
     """The data-parallel backward pass: per batch chunk one task for its input gradient (reading
     that chunk's grad_output only) and one for its packed weight and bias gradients, the rows
-    tree-summed over the chunks and unpacked by one small task each."""
+    tree-summed over the chunks, the last level by the task unpacking each gradient."""
     from dask.base import tokenize
     from dask.highlevelgraph import HighLevelGraph
     da = _da()
@@ -1723,13 +1727,14 @@ def _backward(fname, nd, grad_output, input, weight, bias, stride, padding, dila
         gx_layer[(gxname, i, *zeros)] = (_grad_input_block, nd, fname, lit, x_spec, gkey, wkey, bkey)
         red[(rname, i)] = (_grad_params_block, nd, fname, lit, gkey, xkey, wkey, bkey)
         rows.append((rname, i))
-    # tree of partial sums, fan-in 4; only the packed rows (w.size + b.size numbers) travel
+    # tree of partial sums, fan-in 4, down to at most 4 nodes, which the two unpacking tasks (the
+    # roots) add themselves; only the packed rows (w.size + b.size numbers) travel
     level = 0
-    while len(rows) > 1:
+    while len(rows) > 4:
         rows = [_tree_node(red, (sname, level, j // 4), rows[j:j + 4]) for j in range(0, len(rows), 4)]
         level += 1
     nw = w.size
-    gw_layer = {**red, (gwname,) + (0,) * w.ndim: (_unpack, rows[0], 0, nw, w.shape)}
+    gw_layer = {**red, (gwname,) + (0,) * w.ndim: (_unpack, 0, nw, w.shape, *rows)}
 
     def array(name, layer, chunks, dtype):
         graph = HighLevelGraph.from_collections(name, layer, dependencies=[x, go])
@@ -1739,7 +1744,7 @@ def _backward(fname, nd, grad_output, input, weight, bias, stride, padding, dila
     gw = array(gwname, gw_layer, tuple((s,) for s in w.shape), probe[1].dtype)
     gb = None
     if b is not None:
-        gb_layer = {**red, (gbname, 0): (_unpack, rows[0], nw, nw + b.shape[0], b.shape)}
+        gb_layer = {**red, (gbname, 0): (_unpack, nw, nw + b.shape[0], b.shape, *rows)}
         gb = array(gbname, gb_layer, ((b.shape[0],),), probe[2].dtype)
     return (gx[0] if unbatched else gx), gw, gb
 
