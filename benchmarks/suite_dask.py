@@ -15,7 +15,12 @@ Rows:
   dask path is compared with the in-memory result.
 - layer a of suite_nn (3x3 64->64 56x56, float32), batch 64 in chunks of 8: conv2d
   forward and conv2d_backward on the cluster (results persisted on the workers) against
-  the in-memory calls on all threads (target >= 0.7x).
+  the in-memory calls on all threads (target >= 0.7x), timed in turn run by run (a cluster
+  run, then the in-memory call on all threads, then on 1 thread: the 2-thread speedup
+  the two 1-thread workers have to match); the peak is also given in units of one input
+  chunk (8x64x56x56 float32; no halo: the spatial axes are whole), with and without the
+  persisted results the worker holds at the end (``transient_over_chunk``: the rise less
+  those results; the largest over workers and runs).
 - the routing check's cost per call of an in-memory function (numpy arguments), before
   and after dask is imported.
 - peak worker memory during each volume run: the largest rise of a worker's RSS above
@@ -28,6 +33,9 @@ Rows:
 
 The volume input is generated on the workers and persisted before timing; the
 in-memory peer gets the same volume, computed into this process.
+
+``PYCONV_DASK_ROWS`` (comma-separated, default all) picks row groups: ``volume``,
+``ndimage``, ``nn`` (e.g. ``PYCONV_DASK_ROWS=nn`` runs only the layer-a rows).
 """
 import os
 import time
@@ -112,6 +120,59 @@ def _median(h, client, fn, repeats):
     return times[len(times) // 2], max(rises), result
 
 
+def _interleaved(h, client, fn, mem_fn, repeats):
+    """Median seconds of ``fn`` on the cluster and of ``mem_fn`` in this process on all threads
+    and on 1 thread, called in turn run by run after one warm-up of each; the largest
+    ``(rise, transient)`` of the cluster runs (see :func:`_transient`) and the last cluster
+    result."""
+    ncpu = pyconv.get_num_threads()
+    ntasks = lambda: client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))  # noqa: E731
+    base = ntasks()
+    td, tm, t1, rises, result = [], [], [], [], None
+    for i in range(repeats + 1):
+        if result is not None:
+            client.cancel(result)
+            del result
+            while ntasks() > base:
+                time.sleep(0.05)
+        _settle(client)
+        client.run(_sampler_start)
+        t0 = time.perf_counter()
+        result = fn()
+        dt = time.perf_counter() - t0
+        rise = _transient(client, client.run(_sampler_stop), result)
+        for n, out in ((ncpu, tm), (1, t1)):
+            time.sleep(0.005)
+            with h.threads(n):
+                t0 = time.perf_counter()
+                mem_fn()
+                out.append(time.perf_counter() - t0)
+        if i:
+            td.append(dt)
+            rises.append(rise)
+        else:
+            del tm[0], t1[0]
+    return (float(np.median(td)), tuple(max(r[i] for r in rises) for i in range(2)), result,
+            float(np.median(tm)), float(np.median(t1)))
+
+
+def _transient(client, rises, result):
+    """``(rise, transient)``: the largest worker RSS rise, and the largest rise less the bytes of
+    the persisted results that worker holds at the end (what the run needed on the way)."""
+    from distributed import futures_of
+    keys = [f.key for f in futures_of(result)]
+
+    def holders(dask_scheduler):
+        return [([ws.address for ws in dask_scheduler.tasks[k].who_has or ()], dask_scheduler.tasks[k].nbytes)
+                for k in keys if k in dask_scheduler.tasks]
+
+    held = {a: 0 for a in rises}
+    for addrs, nbytes in client.run_on_scheduler(holders):
+        for a in addrs:
+            held[a] = held.get(a, 0) + nbytes
+    return max(rises.values()), max(r - held.get(a, 0) for a, r in rises.items())
+
+
 def _routing_overhead(h):
     """Nanoseconds the dask check adds to a call of an in-memory function with numpy arguments."""
     import timeit
@@ -186,35 +247,38 @@ def run(h):
     chunk = min(128, size)
     repeats = 3 if h.quick else min(h.repeats, 5)
     ncpu = pyconv.get_num_threads()
+    groups = set(os.environ.get("PYCONV_DASK_ROWS", "volume,ndimage,nn").split(","))
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address=None) as cluster, distributed.Client(cluster) as client:
-        rng = da.random.default_rng(0)
-        x = rng.standard_normal((size,) * 3, chunks=chunk, dtype=np.float32).persist()
-        distributed.wait(x)
-        x_mem = x.compute()
-        for ksz in (3, 7):
-            k = np.random.default_rng(ksz).standard_normal((ksz,) * 3).astype(np.float32)
-            halo_bytes = 4 * (chunk + ksz - 1) ** 3
-            t_pc, rise_pc, s_pc = _median(h, client, lambda: pdk.convolve(x, k, "same").sum().compute(), repeats)
-            with h.threads(ncpu):
-                t_mem = h.time(lambda: pyconv.signal.convolve(x_mem, k, "same"), repeats=repeats, warmup=1)
-                method = pyconv.signal.choose_conv_method(x_mem[:chunk + ksz - 1, :chunk + ksz - 1,
-                                                                 :chunk + ksz - 1], k, "valid")
-            flops = 2.0 * size ** 3 * ksz ** 3
-            row = dict(case=f"volume {size}^3 f32 chunks {chunk}^3 kernel {ksz}^3", chunk_method=method,
-                       pyconv_dask_s=t_pc, in_memory_s=t_mem, in_memory_threads=ncpu,
-                       ratio_in_memory=t_mem / t_pc, gflops_dask=flops / t_pc / 1e9,
-                       peak_worker_rise_MiB=rise_pc / MiB, peak_over_chunk_halo=rise_pc / halo_bytes)
-            if ndfilters is not None:
-                t_di, rise_di, s_di = _median(
-                    h, client, lambda: ndfilters.convolve(x, k, mode="constant").sum().compute(), repeats)
-                row.update(dask_image_s=t_di, ratio_dask_image=t_di / t_pc,
-                           dask_image_peak_rise_MiB=rise_di / MiB,
-                           sums_agree=bool(np.isclose(s_pc, s_di, rtol=1e-3, atol=1e-3 * size ** 1.5)))
-            h.record(**row)
-        _ndimage_rows(h, client, x, x_mem, size, chunk, repeats, ncpu, ndfilters)
-        del x_mem
-        client.cancel(x)
+        if groups & {"volume", "ndimage"}:
+            rng = da.random.default_rng(0)
+            x = rng.standard_normal((size,) * 3, chunks=chunk, dtype=np.float32).persist()
+            distributed.wait(x)
+            x_mem = x.compute()
+            for ksz in ((3, 7) if "volume" in groups else ()):
+                k = np.random.default_rng(ksz).standard_normal((ksz,) * 3).astype(np.float32)
+                halo_bytes = 4 * (chunk + ksz - 1) ** 3
+                t_pc, rise_pc, s_pc = _median(h, client, lambda: pdk.convolve(x, k, "same").sum().compute(), repeats)
+                with h.threads(ncpu):
+                    t_mem = h.time(lambda: pyconv.signal.convolve(x_mem, k, "same"), repeats=repeats, warmup=1)
+                    method = pyconv.signal.choose_conv_method(x_mem[:chunk + ksz - 1, :chunk + ksz - 1,
+                                                                     :chunk + ksz - 1], k, "valid")
+                flops = 2.0 * size ** 3 * ksz ** 3
+                row = dict(case=f"volume {size}^3 f32 chunks {chunk}^3 kernel {ksz}^3", chunk_method=method,
+                           pyconv_dask_s=t_pc, in_memory_s=t_mem, in_memory_threads=ncpu,
+                           ratio_in_memory=t_mem / t_pc, gflops_dask=flops / t_pc / 1e9,
+                           peak_worker_rise_MiB=rise_pc / MiB, peak_over_chunk_halo=rise_pc / halo_bytes)
+                if ndfilters is not None:
+                    t_di, rise_di, s_di = _median(
+                        h, client, lambda: ndfilters.convolve(x, k, mode="constant").sum().compute(), repeats)
+                    row.update(dask_image_s=t_di, ratio_dask_image=t_di / t_pc,
+                               dask_image_peak_rise_MiB=rise_di / MiB,
+                               sums_agree=bool(np.isclose(s_pc, s_di, rtol=1e-3, atol=1e-3 * size ** 1.5)))
+                h.record(**row)
+            if "ndimage" in groups:
+                _ndimage_rows(h, client, x, x_mem, size, chunk, repeats, ncpu, ndfilters)
+            del x_mem
+            client.cancel(x)
 
         # layer a of suite_nn, batch 64 in chunks of 8
         rng = np.random.default_rng(1)
@@ -240,12 +304,13 @@ def run(h):
 
 
         flops = 2.0 * np.prod(xs) * 64 * 9
+        chunk_bytes = 4 * 8 * 64 * 56 * 56
         for name, fn, mem_fn, fl in (
                 ("conv2d forward", forward, lambda: pyconv.nn.conv2d(xa, w, b, padding=1), flops),
                 ("conv2d_backward", backward, lambda: pyconv.grad.conv2d_backward(g, xa, w, b, padding=1), 2 * flops)):
-            t_d, rise, res = _median(h, client, fn, repeats)
-            with h.threads(ncpu):
-                t_m = h.time(mem_fn, repeats=repeats, warmup=1)
+            if "nn" not in groups:
+                continue
+            t_d, (rise, transient), res, t_m, t_1 = _interleaved(h, client, fn, mem_fn, repeats)
             ref = mem_fn()
             got = res.compute() if name == "conv2d forward" else [r.compute() for r in res]
             if name == "conv2d forward":
@@ -254,4 +319,6 @@ def run(h):
                 err = max(float(np.abs(a - r).max() / np.abs(r).max()) for a, r in zip(got, ref))
             h.record(case=f"layer a 3x3 64->64 56x56 N{n} chunks of 8: {name}", pyconv_dask_s=t_d,
                      in_memory_s=t_m, in_memory_threads=ncpu, ratio_in_memory=t_m / t_d,
-                     gflops_dask=fl / t_d / 1e9, max_rel_err=err, peak_worker_rise_MiB=rise / MiB)
+                     in_memory_1thread_s=t_1, in_memory_speedup=t_1 / t_m,
+                     gflops_dask=fl / t_d / 1e9, max_rel_err=err, peak_worker_rise_MiB=rise / MiB,
+                     peak_over_chunk=rise / chunk_bytes, transient_over_chunk=transient / chunk_bytes)

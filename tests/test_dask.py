@@ -604,24 +604,50 @@ def test_auto_method_chosen_once_for_the_whole_array(monkeypatch):
 
 
 def test_backward_graph_moves_only_weight_rows():
-    """Per batch chunk an input-gradient task reading only that chunk (no tuple to fetch),
-    and one packed weight+bias row, summed by a tree."""
+    """Per batch chunk an input-gradient task reading only that chunk's grad_output (so it
+    runs where grad_output lives: the input chunk never travels for it) and one packed
+    weight+bias row reading both chunks; the rows alone are summed by a tree of fan-in 4
+    and unpacked by one task per gradient.  Computing grad_weight alone runs no
+    input-gradient task."""
     rng = np.random.default_rng(5)
-    x = rng.standard_normal((32, 3, 6, 6))
+    x = rng.standard_normal((36, 3, 6, 6))
     w, b = rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
-    g = rng.standard_normal((32, 4, 6, 6))
+    g = rng.standard_normal((36, 4, 6, 6))
     X, G = da.from_array(x, chunks=(4, 3, 6, 6)), da.from_array(g, chunks=(4, 4, 6, 6))
     gx, gw, gb = pdk.conv2d_backward(G, X, w, b, padding=1)
     dsk = dict(gx.__dask_graph__())
     from dask.core import flatten
-    for key in flatten(gx.__dask_keys__()):
+    gx_keys = list(flatten(gx.__dask_keys__()))
+    for key in gx_keys:
         deps = _deps(dsk, key)
-        assert (X.name,) + key[1:] in deps and (G.name,) + key[1:] in deps and len(deps) == 4
+        assert (G.name,) + key[1:] in deps and len(deps) == 3
+        assert not any(isinstance(d, tuple) and d and d[0] == X.name for d in deps)
     wdsk = dict(gw.__dask_graph__())
     rows = [key for key in wdsk if isinstance(key, tuple) and "-gwb-" in str(key[0])]
-    assert len(rows) == 8 and not any(key[0] == gx.name for key in wdsk)
+    assert len(rows) == 9 and not any(key[0] == gx.name for key in wdsk)
+    for key in rows:
+        assert {(G.name,) + (key[1], 0, 0, 0), (X.name,) + (key[1], 0, 0, 0)} <= set(_deps(wdsk, key))
+    sums = [key for key in wdsk if isinstance(key, tuple) and "-gwbsum-" in str(key[0])]
+    # 9 rows -> partial sums of 4, 4 and the single row passed through -> the two unpacking
+    # tasks add those 3 themselves
+    assert sorted(len(_deps(wdsk, key)) for key in sums) == [4, 4]
+    (wkey,) = flatten(gw.__dask_keys__())
+    roots = _deps(wdsk, wkey)
+    assert len(roots) == 3 and set(sums) < roots
+    (bkey,) = flatten(gb.__dask_keys__())
+    assert _deps(dict(gb.__dask_graph__()), bkey) == roots
     for got, ref in zip(dask.compute(gx, gw, gb, scheduler="sync"), pyconv.grad.conv2d_backward(g, x, w, b, padding=1)):
         assert_same(got, ref)
+    # one chunk, and 4: no sum node, the rows are unpacked directly
+    for n in (36, 9):
+        gx1, gw1, gb1 = pdk.conv2d_backward(G.rechunk((n, 4, 6, 6)), X.rechunk((n, 3, 6, 6)), w, b, padding=1)
+        wdsk = dict(gw1.__dask_graph__())
+        assert not any("-gwbsum-" in str(key) for key in wdsk)
+        assert len(_deps(wdsk, next(iter(flatten(gw1.__dask_keys__()))))) == 36 // n
+        for got, ref in zip(dask.compute(gx1, gw1, gb1, scheduler="sync"),
+                            pyconv.grad.conv2d_backward(g, x, w, b, padding=1)):
+            assert_same(got, ref)
+
 
 def test_footprint_helper_for_ndimage_filters():
     """The helper pyconv.dask's ndimage functions are built on, checked with scipy.ndimage's own

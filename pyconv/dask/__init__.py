@@ -1549,42 +1549,59 @@ def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
 # --------------------------------------------------------------------------- grad
 
-def _grad_setup(nd, fname, kwargs, go, x, w, b):
-    """A batch chunk's normalised backward arguments, as :mod:`pyconv.grad` makes them."""
-    from pyconv import grad
-    c = grad._conv_setup(x, w, b, nd=nd, **kwargs)
-    go = grad._grad_output(go, c.out_shape, c.batched, c.dtype, fname)
-    x = c.xc()
-    padded = c.mode != "zeros" and any(p != (0, 0) for p in c.pads)
-    if padded:
-        from pyconv._engine import conv as _conv
-        return c, go, _conv.pad(x, c.pads, c.mode), ((0, 0),) * c.nd, padded
-    return c, go, x, c.pads, padded
+def _grad_input_block(nd, fname, kwargs, x_spec, go, w, b):
+    """The input gradient of one batch chunk (the in-memory backward's own kernels).
 
-
-def _grad_input_block(nd, fname, kwargs, go, x, w, b):
-    """The input gradient of one batch chunk (the in-memory backward's own kernels); the
-    array stays on the worker that computes it."""
+    It reads the chunk's grad_output alone: the input enters only by its shape and dtype
+    (``x_spec``), so the task runs where grad_output lives and never waits for the input
+    chunk to travel."""
     from pyconv import grad
     kwargs = kwargs.value
+    shape, dtype = x_spec.value
     with pyconv.threads(task_threads()):
-        c, go, xin, pads, padded = _grad_setup(nd, fname, kwargs, go, x, w, b)
-        gx = grad._input_core(go, c.w, xin.shape, c.stride, pads, c.dilation, c.groups)
-        if padded:
-            gx = grad._pad_adjoint(gx, c.pads, c.mode, c.x.shape[2:])
-    return gx
+        c = grad._conv_setup(np.broadcast_to(np.zeros((), dtype), shape), w, b, nd=nd, **kwargs)
+        go = grad._grad_output(go, c.out_shape, c.batched, c.dtype, fname)
+        padded = c.mode != "zeros" and any(p != (0, 0) for p in c.pads)
+        if padded:       # the kernels see the padded input; the padding's adjoint folds it back
+            shape = c.x.shape[:2] + tuple(n + lo + hi for n, (lo, hi) in zip(c.x.shape[2:], c.pads))
+            gx = grad._input_core(go, c.w, shape, c.stride, ((0, 0),) * c.nd, c.dilation, c.groups)
+            return grad._pad_adjoint(gx, c.pads, c.mode, c.x.shape[2:])
+        return grad._input_core(go, c.w, c.x.shape, c.stride, c.pads, c.dilation, c.groups)
 
 
 def _grad_params_block(nd, fname, kwargs, go, x, w, b):
-    """One batch chunk's weight and bias gradients packed in one small row ``(1, w.size
-    [+ b.size])``: the only arrays the tree reduction moves between workers."""
+    """One batch chunk's weight and bias gradients packed in one small row ``(w.size
+    [+ b.size],)``: the only arrays the tree reduction moves between workers."""
     from pyconv import grad
     kwargs = kwargs.value
     with pyconv.threads(task_threads()):
-        c, go, xin, pads, _ = _grad_setup(nd, fname, kwargs, go, x, w, b)
-        gw = grad._weight_core(xin, go, c.w.shape, c.stride, pads, c.dilation, c.groups)
+        c = grad._conv_setup(x, w, b, nd=nd, **kwargs)
+        go = grad._grad_output(go, c.out_shape, c.batched, c.dtype, fname)
+        x = c.xc()
+        pads = c.pads
+        if c.mode != "zeros" and any(p != (0, 0) for p in c.pads):
+            from pyconv._engine import conv as _conv
+            x, pads = _conv.pad(x, c.pads, c.mode), ((0, 0),) * c.nd
+        gw = grad._weight_core(x, go, c.w.shape, c.stride, pads, c.dilation, c.groups)
         parts = [gw.ravel()] if b is None else [gw.ravel(), grad._bias_grad(go, c.dtype).astype(gw.dtype)]
-    return np.concatenate(parts)[None]
+    return np.concatenate(parts)
+
+
+def _sum_rows(*rows):
+    """The sum of packed gradient rows, added in the order given (a tree node)."""
+    total = rows[0].copy()
+    for r in rows[1:]:
+        total += r
+    return total
+
+
+def _unpack(start, stop, shape, *rows):
+    """One gradient (weight or bias): its part ``[start, stop)`` of the packed rows, summed in the
+    order given (the tree's root, one per gradient: no task in between)."""
+    total = rows[0][start:stop].copy()
+    for r in rows[1:]:
+        total += r[start:stop]
+    return total.reshape(shape)
 
 
 def _spatial_gx_block(nd, geo, block, args, w):
@@ -1662,8 +1679,9 @@ def _spatial_backward(fname, nd, go, x, w, b, kwargs, probe):
 
 
 def _backward(fname, nd, grad_output, input, weight, bias, stride, padding, dilation, groups, padding_mode):
-    """The data-parallel backward pass: per batch chunk one task for its input gradient and
-    one for its (packed) weight and bias gradients, those tree-summed over the chunks."""
+    """The data-parallel backward pass: per batch chunk one task for its input gradient (reading
+    that chunk's grad_output only) and one for its packed weight and bias gradients, the rows
+    tree-summed over the chunks, the last level by the task unpacking each gradient."""
     from dask.base import tokenize
     from dask.highlevelgraph import HighLevelGraph
     da = _da()
@@ -1695,29 +1713,48 @@ def _backward(fname, nd, grad_output, input, weight, bias, stride, padding, dila
         return (gx[0] if unbatched else gx), gw, gb
     go = go.rechunk((x.chunks[0],) + tuple((s,) for s in go.shape[1:]))
     token = tokenize(x, go, w, b, kwargs, fname)
-    gxname, pname = (f"pyconv-{fname}-{part}-{token}" for part in ("gx", "gwb"))
+    gxname, rname, sname, gwname, gbname = (f"pyconv-{fname}-{part}-{token}"
+                                            for part in ("gx", "gwb", "gwbsum", "gw", "gb"))
     wkey, bkey = (f"pyconv-{fname}-weight-{token}",), (f"pyconv-{fname}-bias-{token}",)
-    layers = {gxname: {wkey: w, bkey: b}, pname: {wkey: w, bkey: b}}
+    consts = {wkey: w, bkey: b}
     zeros = (0,) * (x.ndim - 1)
-    nb = len(x.chunks[0])
     lit = _Lit(kwargs)
-    for i in range(nb):
-        deps = ((go.name, i, *zeros), (x.name, i, *zeros), wkey, bkey)
-        layers[gxname][(gxname, i, *zeros)] = (_grad_input_block, nd, fname, lit, *deps)
-        layers[pname][(pname, i, 0)] = (_grad_params_block, nd, fname, lit, *deps)
+    gx_layer, red = dict(consts), dict(consts)
+    rows = []
+    for i, n in enumerate(x.chunks[0]):
+        gkey, xkey = (go.name, i, *zeros), (x.name, i, *zeros)
+        x_spec = _Lit(((n,) + x.shape[1:], x.dtype))
+        gx_layer[(gxname, i, *zeros)] = (_grad_input_block, nd, fname, lit, x_spec, gkey, wkey, bkey)
+        red[(rname, i)] = (_grad_params_block, nd, fname, lit, gkey, xkey, wkey, bkey)
+        rows.append((rname, i))
+    # tree of partial sums, fan-in 4, down to at most 4 nodes, which the two unpacking tasks (the
+    # roots) add themselves; only the packed rows (w.size + b.size numbers) travel
+    level = 0
+    while len(rows) > 4:
+        rows = [_tree_node(red, (sname, level, j // 4), rows[j:j + 4]) for j in range(0, len(rows), 4)]
+        level += 1
+    nw = w.size
+    gw_layer = {**red, (gwname,) + (0,) * w.ndim: (_unpack, 0, nw, w.shape, *rows)}
 
-    def array(name, chunks, dtype):
-        graph = HighLevelGraph.from_collections(name, layers[name], dependencies=[x, go])
+    def array(name, layer, chunks, dtype):
+        graph = HighLevelGraph.from_collections(name, layer, dependencies=[x, go])
         return da.Array(graph, name, chunks, meta=_meta(len(chunks), dtype))
 
-    gx = array(gxname, x.chunks, probe[0].dtype)
-    split = 4          # the tree's fan-in: partial sums of 4 chunks at a time
-    nw = w.size
-    packed = array(pname, ((1,) * nb, (nw + (0 if b is None else b.shape[0]),)), probe[1].dtype)
-    total = packed.sum(axis=0, split_every=split)
-    gw = total[:nw].reshape(w.shape)
-    gb = None if b is None else total[nw:]
+    gx = array(gxname, gx_layer, x.chunks, probe[0].dtype)
+    gw = array(gwname, gw_layer, tuple((s,) for s in w.shape), probe[1].dtype)
+    gb = None
+    if b is not None:
+        gb_layer = {**red, (gbname, 0): (_unpack, nw, nw + b.shape[0], b.shape, *rows)}
+        gb = array(gbname, gb_layer, ((b.shape[0],),), probe[2].dtype)
     return (gx[0] if unbatched else gx), gw, gb
+
+
+def _tree_node(layer, key, children):
+    """Add one node summing ``children`` to ``layer`` (a single child is passed through)."""
+    if len(children) == 1:
+        return children[0]
+    layer[key] = (_sum_rows, *children)
+    return key
 
 
 def conv1d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
