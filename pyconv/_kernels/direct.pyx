@@ -45,6 +45,15 @@ cdef inline Py_ssize_t _min(Py_ssize_t x, Py_ssize_t y) noexcept nogil:
 
 cdef enum:
     GROUP = 8        # most taps fused per sweep of a block: one load/store of out per group
+    LGROUP = 256     # the same for float32/float64, whose sweep keeps a tile of outputs in
+                     # registers across all the taps of a group (direct_sweep.h)
+
+
+cdef extern from "direct_sweep.h" nogil:
+    void pcv_sweep_f32(const float** p, const float* w, int n, int fresh, float* o,
+                       Py_ssize_t j0, Py_ssize_t j1)
+    void pcv_sweep_f64(const double** p, const double* w, int n, int fresh, double* o,
+                       Py_ssize_t j0, Py_ssize_t j1)
 
 
 cdef inline Py_ssize_t _box(Py_ssize_t r, int top, const Py_ssize_t* ash, const Py_ssize_t* wsh,
@@ -93,18 +102,23 @@ cdef inline void _offsets(int top, const Py_ssize_t* pos, const Py_ssize_t* k, c
         woff[0] += k[d] * wstr[d]
 
 
-cdef inline int _group_size(Py_ssize_t ntaps) noexcept nogil:
-    """Balanced groups (9 taps -> 5 + 4, not 8 + 1): as few sweeps as possible, none of
-    them nearly empty."""
-    cdef Py_ssize_t ngroups = (ntaps + GROUP - 1) // GROUP
-    if ntaps <= GROUP:
-        return GROUP
+cdef inline int _group_size(Py_ssize_t ntaps, int cap) noexcept nogil:
+    """Balanced groups of at most ``cap`` taps (9 taps in 8s -> 5 + 4, not 8 + 1): as few
+    sweeps as possible, none of them nearly empty."""
+    cdef Py_ssize_t ngroups = (ntaps + cap - 1) // cap
+    if ntaps <= cap:
+        return cap
     return <int>((ntaps + ngroups - 1) // ngroups)
+
+
+cdef inline int _group_cap(scalar_t* dummy) noexcept nogil:
+    """Most taps per group for this dtype (the pointer only selects the specialisation)."""
+    return LGROUP if scalar_t is float or scalar_t is double else GROUP
 
 
 cdef void _flush(const scalar_t** ap, Py_ssize_t* cs, scalar_t* ws, int n, bint fresh,
                  scalar_t* orow, Py_ssize_t nl, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
-    """Add ``n`` (<= GROUP) taps to ``orow[j0:j1]``: tap g adds ``ws[g] * ap[g][j + cs[g]]``.
+    """Add ``n`` (<= LGROUP for float32/float64, else <= GROUP) taps to ``orow[j0:j1]``: tap g adds ``ws[g] * ap[g][j + cs[g]]``.
 
     Outputs where every tap is inside its row (``0 <= j + c < nl``) take all the
     taps in one fused sweep; the few border outputs take their in-range taps one
@@ -124,6 +138,7 @@ cdef void _flush(const scalar_t** ap, Py_ssize_t* cs, scalar_t* ws, int n, bint 
     cdef const scalar_t* a6
     cdef const scalar_t* a7
     cdef scalar_t w0, w1, w2, w3, w4, w5, w6, w7, acc
+    cdef const scalar_t* sp[LGROUP]
     cdef int h
     # fused range: the outputs where all n taps are inside
     flo = j0
@@ -139,11 +154,21 @@ cdef void _flush(const scalar_t** ap, Py_ssize_t* cs, scalar_t* ws, int n, bint 
             orow[j] = 0
         for j in range(fhi, j1):
             orow[j] = 0
-    # One unrolled loop per group size (its taps in registers, vectorised along j).
-    # ``fresh`` is loop-invariant and GCC unswitches the loops on it, except the
+    if scalar_t is float or scalar_t is double:
+        # register-blocked sweep of the fused range, any n <= LGROUP (direct_sweep.h);
+        # pointers are taken at flo, inside a, so no pointer ever leaves its array
+        if flo < fhi:
+            for h in range(n):
+                sp[h] = ap[h] + (flo + cs[h])
+            if scalar_t is float:
+                pcv_sweep_f32(sp, ws, n, fresh, orow + flo, 0, fhi - flo)
+            else:
+                pcv_sweep_f64(sp, ws, n, fresh, orow + flo, 0, fhi - flo)
+    # Other dtypes: one unrolled loop per group size (its taps in registers, vectorised
+    # along j).  ``fresh`` is loop-invariant and GCC unswitches the loops on it, except the
     # two largest (beyond its size limit: it would select 0 per vector, ~3% slower
     # on 7x7 kernels), which are split by hand.
-    if n == 8:
+    elif n == 8:
         a0 = ap[0]; c0 = cs[0]; w0 = ws[0]
         a1 = ap[1]; c1 = cs[1]; w1 = ws[1]
         a2 = ap[2]; c2 = cs[2]; w2 = ws[2]
@@ -294,9 +319,9 @@ cdef void _item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t* astr
     cdef Py_ssize_t hi[MAXD]
     cdef Py_ssize_t k[MAXD]
     cdef Py_ssize_t pos[MAXD]
-    cdef const scalar_t* gap[GROUP]
-    cdef Py_ssize_t gc[GROUP]
-    cdef scalar_t gw[GROUP]
+    cdef const scalar_t* gap[LGROUP]
+    cdef Py_ssize_t gc[LGROUP]
+    cdef scalar_t gw[LGROUP]
     cdef int ng = 0, gsize
     cdef bint fresh = True
     cdef Py_ssize_t ntaps, aoff, woff, j, kk, c, kl, nl, sl
@@ -313,7 +338,7 @@ cdef void _item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t* astr
     kl = wsh[last]
     nl = ash[last]
     sl = shift[last]
-    gsize = _group_size(ntaps * kl)
+    gsize = _group_size(ntaps * kl, _group_cap(out))
     # Odometer over the kernel rows inside that box; their taps go to the
     # output block in groups of gsize (kernel rows may share a group).
     while True:
@@ -361,9 +386,9 @@ cdef void _plane_item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t
     cdef Py_ssize_t hi[MAXD]
     cdef Py_ssize_t k[MAXD]
     cdef Py_ssize_t pos[MAXD]
-    cdef const scalar_t* gap[GROUP]
-    cdef Py_ssize_t gc[GROUP]
-    cdef scalar_t gw[GROUP]
+    cdef const scalar_t* gap[LGROUP]
+    cdef Py_ssize_t gc[LGROUP]
+    cdef scalar_t gw[LGROUP]
     cdef int ng = 0, gsize
     cdef bint fresh = True
     cdef Py_ssize_t ntaps, aoff, woff, j, kr, kc, c, rr, rr0, rr1
@@ -389,7 +414,7 @@ cdef void _plane_item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t
         for j in range(j0, j1):
             oplane[j] = 0
         return
-    gsize = _group_size(ntaps * kh * kw)
+    gsize = _group_size(ntaps * kh * kw, _group_cap(out))
     # 1) every output of the run as if no tap left its row
     while True:
         _offsets(nd - 2, pos, k, astr, wstr, &aoff, &woff)
