@@ -74,6 +74,39 @@ def test_kernel_block_split_is_bitwise_invisible(block, dtype):
     assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("k", [16, 17, 45, 300])
+def test_kernel_1d_lane_sweep_is_bitwise_the_row_sweep(k, dtype):
+    # 1-D rows of >= 16 taps take the lane-strided sweep (a transposed copy of the
+    # input) for their whole tiles; the same row inside a 2-D geometry takes the
+    # grouped sweeps.  Same taps in the same order: the very same bits, any thread
+    # count, NaN/Inf/-0 included; and the values match the definition.
+    rng = np.random.default_rng(k)
+    n = 9000 + k
+    a = rng.standard_normal(n).astype(dtype)
+    a[[5, 4500, 7001]] = [np.nan, np.inf, -0.0]
+    w = rng.standard_normal(k).astype(dtype)
+    w[3] = -0.0
+    for m, s in ((n + k - 1, -(k - 1)), (n, -(k // 2)), (n - k + 1, 0), (n - 40, 7)):
+        ref = np.empty((2, m), dtype=dtype)
+        _direct.correlate_skip(_direct.DirectGeometry((2, n), (1, k), (2, m), (0, s), 4096 // a.itemsize),
+                               np.stack([a, a]), w[None], ref, 1)
+        for nt in (1, 2):
+            out = np.full(m, 7, dtype=dtype)
+            _direct.correlate_skip(_direct.DirectGeometry((n,), (k,), (m,), (s,), 16384 // a.itemsize),
+                                   a, w, out, nt)
+            assert out.tobytes() == ref[0].tobytes()
+    ok = np.isfinite(a)
+    aa = np.where(ok, a, 0).astype(np.float64)
+    exp = np.correlate(aa, w.astype(np.float64), "valid")
+    m, s = n - k + 1, 0
+    out = np.empty(m, dtype=dtype)
+    _direct.correlate_skip(_direct.DirectGeometry((n,), (k,), (m,), (s,), 16384 // a.itemsize), a, w, out, 2)
+    bad = np.convolve(~ok, np.ones(k), "valid") > 0          # windows holding the NaN/Inf
+    assert np.isnan(out[bad]).any() and np.isinf(out[bad]).any()
+    assert_close(out[~bad], exp[~bad].astype(dtype), n_reduce=k)
+
+
 def test_kernel_refuses_arrays_that_do_not_match_its_geometry():
     # the kernel runs without bounds checks: every array is checked against the geometry
     g = _direct.DirectGeometry((4, 5), (2, 2), (3, 4), (0, 0), 16)

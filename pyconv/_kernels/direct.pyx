@@ -12,8 +12,12 @@
 # Work split: (output row, block of the last axis) items, scheduled statically
 # over the threads.  Each item collects the taps whose input row lands inside
 # ``a`` (all kernel rows, in order) and sweeps its block with them in balanced
-# groups of up to 8: one fused, vectorised pass along the contiguous last axis
-# per group, the block staying in L1; the first group initialises the block.
+# groups (float32/float64: up to 256 taps, a tile of 4 vectors of outputs kept in
+# registers across the group, direct_sweep.h; other dtypes: up to 8, one fused
+# pass along the contiguous last axis per group); the first group initialises
+# the block.  1-D float rows of >= 16 taps do the whole tiles of their inner
+# outputs by a lane-strided sweep (a transposed copy of the input: aligned loads,
+# each reused across 8 outputs vectors and taps) and the rest as above.
 # In 'same' mode with short rows (3-D volumes) a run of whole rows is swept as
 # one flat block instead, and the few border columns are redone tap by tap.
 # Every output adds its taps in one fixed order (one FMA step each) whatever
@@ -22,7 +26,8 @@
 # The geometry (shapes, shift, ndim <= MAXD) is checked once when its DirectGeometry is
 # built (pyconv/signal.py keeps it in the plan); the entry checks each call's arrays
 # against it (dtype, C order, element counts) before any pointer is read.
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
+from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 cimport numpy as cnp
@@ -54,6 +59,18 @@ cdef extern from "direct_sweep.h" nogil:
                        Py_ssize_t j0, Py_ssize_t j1)
     void pcv_sweep_f64(const double** p, const double* w, int n, int fresh, double* o,
                        Py_ssize_t j0, Py_ssize_t j1)
+    Py_ssize_t pcv_lanes_f32(const float* a, const float* w, Py_ssize_t n, float* o, Py_ssize_t m,
+                             float* X, float* U)
+    Py_ssize_t pcv_lanes_f64(const double* a, const double* w, Py_ssize_t n, double* o, Py_ssize_t m,
+                             double* X, double* U)
+    Py_ssize_t PCV_LANES_SCRATCH(Py_ssize_t n, Py_ssize_t itemsize)
+    enum: PCV_LS
+    enum: PCV_VBYTES
+
+
+cdef enum:
+    LANES_MIN = 16   # fewest taps of a 1-D row for the lane-strided sweep (its transposes
+                     # cost ~2-3 copies per output)
 
 
 cdef inline Py_ssize_t _box(Py_ssize_t r, int top, const Py_ssize_t* ash, const Py_ssize_t* wsh,
@@ -313,8 +330,41 @@ cdef void _flush(const scalar_t** ap, Py_ssize_t* cs, scalar_t* ws, int n, bint 
 cdef void _item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t* astr,
                 const scalar_t* w, const Py_ssize_t* wsh, const Py_ssize_t* wstr,
                 scalar_t* out, const Py_ssize_t* osh, const Py_ssize_t* shift,
-                int nd, Py_ssize_t row, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
-    """Compute ``out`` row ``row`` (flat index over all dims but the last), columns j0:j1."""
+                int nd, Py_ssize_t row, Py_ssize_t j0, Py_ssize_t j1, scalar_t* scratch) noexcept nogil:
+    """Compute ``out`` row ``row`` (flat index over all dims but the last), columns j0:j1.
+
+    ``scratch`` (1-D float32/float64 rows of at least LANES_MIN taps, else NULL): this
+    thread's buffer for the lane-strided sweep, which then does the whole tiles of the
+    outputs whose taps are all inside ``a``; the grouped sweeps do the rest.
+    """
+    cdef Py_ssize_t flo, fhi, done, kl
+    cdef scalar_t* X
+    if scalar_t is float or scalar_t is double:
+        if scratch != NULL:
+            kl = wsh[0]
+            flo = _max(j0, -shift[0])
+            fhi = _min(j1, ash[0] - shift[0] - kl + 1)
+            if fhi - flo >= PCV_LS * <Py_ssize_t>(PCV_VBYTES // sizeof(scalar_t)):
+                X = <scalar_t*>((<size_t>scratch + 63) & ~(<size_t>63))    # 64-byte aligned
+                if scalar_t is float:
+                    done = pcv_lanes_f32(a + flo + shift[0], w, kl, out + flo, fhi - flo,
+                                         X, X + (PCV_LS + kl) * (PCV_VBYTES // sizeof(scalar_t)))
+                else:
+                    done = pcv_lanes_f64(a + flo + shift[0], w, kl, out + flo, fhi - flo,
+                                         X, X + (PCV_LS + kl) * (PCV_VBYTES // sizeof(scalar_t)))
+                if j0 < flo:
+                    _item_groups(a, ash, astr, w, wsh, wstr, out, osh, shift, nd, row, j0, flo)
+                if flo + done < j1:
+                    _item_groups(a, ash, astr, w, wsh, wstr, out, osh, shift, nd, row, flo + done, j1)
+                return
+    _item_groups(a, ash, astr, w, wsh, wstr, out, osh, shift, nd, row, j0, j1)
+
+
+cdef void _item_groups(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t* astr,
+                       const scalar_t* w, const Py_ssize_t* wsh, const Py_ssize_t* wstr,
+                       scalar_t* out, const Py_ssize_t* osh, const Py_ssize_t* shift,
+                       int nd, Py_ssize_t row, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    """Output row ``row``, columns j0:j1, by groups of taps swept over the block."""
     cdef Py_ssize_t lo[MAXD]
     cdef Py_ssize_t hi[MAXD]
     cdef Py_ssize_t k[MAXD]
@@ -584,6 +634,8 @@ cdef void _correlate(DirectGeometry g, const scalar_t* a, const scalar_t* w, sca
     cdef const Py_ssize_t* wstr = g.wstr
     cdef Py_ssize_t block = g.block
     cdef Py_ssize_t nrows = 1, nblocks, nitems, it, row, b, j0, j1, ol, rpi, nplanes, nchunks
+    cdef Py_ssize_t per = 0
+    cdef scalar_t* scratch = NULL
     cdef int d
     for d in range(nd - 1):
         nrows *= osh[d]
@@ -611,10 +663,17 @@ cdef void _correlate(DirectGeometry g, const scalar_t* a, const scalar_t* w, sca
         return
     nblocks = (ol + block - 1) // block
     nitems = nrows * nblocks
+    if scalar_t is float or scalar_t is double:
+        if nd == 1 and wsh[0] >= LANES_MIN:
+            per = PCV_LANES_SCRATCH(wsh[0], sizeof(scalar_t))
+            scratch = <scalar_t*>malloc(_min(nthreads, nitems) * per * sizeof(scalar_t))
+            # (no scratch: the grouped sweeps alone, same sums)
     with nogil:
         for it in prange(nitems, schedule='static', num_threads=nthreads):
             row = it // nblocks
             b = it - row * nblocks
             j0 = b * block
             j1 = _min(j0 + block, ol)
-            _item(a, ash, astr, w, wsh, wstr, out, osh, sh, nd, row, j0, j1)
+            _item(a, ash, astr, w, wsh, wstr, out, osh, sh, nd, row, j0, j1,
+                  scratch + threadid() * per if scratch != NULL else NULL)
+    free(scratch)

@@ -20,6 +20,10 @@
 #include <stddef.h>
 #include <string.h>
 
+/* items of one thread's scratch for the lane-strided sweep of n taps (+ 64 bytes
+   of slack for aligning it) */
+#define PCV_LANES_SCRATCH(n, itemsize) (((PCV_LS + (n)) + PCV_LS) * (PCV_VBYTES / (itemsize)) + 64 / (itemsize))
+
 #if defined(__AVX512F__)
 #define PCV_VBYTES 64
 #elif defined(__AVX__)
@@ -89,6 +93,57 @@ static void NAME(const T *const *p, const T *w, int n, int fresh, T *o,         
 }
 PCV_SWEEP(pcv_sweep_f32, float, pcv_vf)
 PCV_SWEEP(pcv_sweep_f64, double, pcv_vd)
+
+/* Lane-strided sweep of a 1-D row: o[j] = sum_k w[k] * a[j + k], k = 0..n-1 in
+   order, for whole tiles of V * PCV_LS outputs (returns how many outputs it did;
+   the caller sweeps the rest).  In a tile, vector lane l holds the outputs
+   l * PCV_LS + t, so the input vector needed at step (t, k) is row t + k of a
+   transposed copy of the input (``X``, (PCV_LS + n) * V items), an aligned load,
+   and one loaded row serves PCV_LR output vectors at PCV_LR successive taps (a
+   rolling window in registers): one load and one broadcast per PCV_LR FMAs
+   instead of one split, unaligned load per FMA.  ``U`` (PCV_LS * V items) holds
+   the transposed outputs.  Every output still takes its taps in order, one
+   multiply-add each, from 0: the same bits as pcv_sweep. */
+#define PCV_LS 256
+#if PCV_VBYTES == 64
+#define PCV_LR 8        /* 8 accumulators + 8 window registers of the 32 */
+#else
+#define PCV_LR 4        /* 16 vector registers */
+#endif
+#define PCV_LANES(NAME, T, VT)                                                              \
+__attribute__((noinline))                                                                   \
+static Py_ssize_t NAME(const T *a, const T *w, Py_ssize_t n, T *o, Py_ssize_t m,           \
+                       T *X, T *U) {                                                        \
+    enum { V = sizeof(VT) / sizeof(T), S = PCV_LS };                                        \
+    Py_ssize_t base, s, t, k;                                                               \
+    int l, r;                                                                               \
+    for (l = 0; l < V; l++) X[(S + n - 1) * V + l] = 0;  /* read past the last tap only */ \
+    for (base = 0; base + S * V <= m; base += S * V) {                                      \
+        for (l = 0; l < V; l++) {                                                           \
+            const T *src = a + base + (Py_ssize_t)l * S;                                    \
+            for (s = 0; s < S + n - 1; s++) X[s * V + l] = src[s];                          \
+        }                                                                                   \
+        for (t = 0; t < S; t += PCV_LR) {                                                   \
+            VT acc[PCV_LR], x[PCV_LR];                                                      \
+            for (r = 0; r < PCV_LR; r++) {                                                  \
+                acc[r] = (VT){0};                                                           \
+                memcpy(&x[r], X + (t + r) * V, sizeof(VT));                                 \
+            }                                                                               \
+            for (k = 0; k < n; k++) {                                                       \
+                const T wk = w[k];                                                          \
+                for (r = 0; r < PCV_LR; r++) acc[r] = acc[r] + wk * x[r];                   \
+                for (r = 0; r < PCV_LR - 1; r++) x[r] = x[r + 1];                           \
+                memcpy(&x[PCV_LR - 1], X + (t + k + PCV_LR) * V, sizeof(VT));               \
+            }                                                                               \
+            for (r = 0; r < PCV_LR; r++) memcpy(U + (t + r) * V, &acc[r], sizeof(VT));      \
+        }                                                                                   \
+        for (l = 0; l < V; l++)                                                             \
+            for (t = 0; t < S; t++) o[base + (Py_ssize_t)l * S + t] = U[t * V + l];         \
+    }                                                                                       \
+    return base;                                                                            \
+}
+PCV_LANES(pcv_lanes_f32, float, pcv_vf)
+PCV_LANES(pcv_lanes_f64, double, pcv_vd)
 #else
 #define PCV_SWEEP(NAME, T)                                                                  \
 static void NAME(const T *const *p, const T *w, int n, int fresh, T *o,                    \
@@ -99,6 +154,12 @@ static void NAME(const T *const *p, const T *w, int n, int fresh, T *o,         
 }
 PCV_SWEEP(pcv_sweep_f32, float)
 PCV_SWEEP(pcv_sweep_f64, double)
+/* without vector extensions the plain sweep serves every output */
+#define PCV_LS 256
+static Py_ssize_t pcv_lanes_f32(const float *a, const float *w, Py_ssize_t n, float *o, Py_ssize_t m,
+                                float *X, float *U) { return 0; }
+static Py_ssize_t pcv_lanes_f64(const double *a, const double *w, Py_ssize_t n, double *o, Py_ssize_t m,
+                                double *X, double *U) { return 0; }
 #endif
 
 #endif
