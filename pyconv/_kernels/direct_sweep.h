@@ -101,7 +101,9 @@ PCV_SWEEP(pcv_sweep_f64, double, pcv_vd)
    transposed copy of the input (``X``, (PCV_LS + n) * V items), an aligned load,
    and one loaded row serves PCV_LR output vectors at PCV_LR successive taps (a
    rolling window in registers): one load and one broadcast per PCV_LR FMAs
-   instead of one split, unaligned load per FMA.  ``U`` (PCV_LS * V items) holds
+   instead of one split, unaligned load per FMA.  (Measured on a 2-core Xeon,
+   AVX-512, 1e6 * 1001 float32: 94 GF/s against 45 for the tiled sweep; the
+   FMAs with 16 accumulators reading X from memory: 10% slower.)  ``U`` (PCV_LS * V items) holds
    the transposed outputs.  Every output still takes its taps in order, one
    multiply-add each, from 0: the same bits as pcv_sweep. */
 #define PCV_LS 256
@@ -116,20 +118,31 @@ static Py_ssize_t NAME(const T *a, const T *w, Py_ssize_t n, T *o, Py_ssize_t m,
                        T *X, T *U) {                                                        \
     enum { V = sizeof(VT) / sizeof(T), S = PCV_LS };                                        \
     Py_ssize_t base, s, t, k;                                                               \
-    int l, r;                                                                               \
+    int l, r, u;                                                                            \
     for (l = 0; l < V; l++) X[(S + n - 1) * V + l] = 0;  /* read past the last tap only */ \
     for (base = 0; base + S * V <= m; base += S * V) {                                      \
-        for (l = 0; l < V; l++) {                                                           \
-            const T *src = a + base + (Py_ssize_t)l * S;                                    \
-            for (s = 0; s < S + n - 1; s++) X[s * V + l] = src[s];                          \
-        }                                                                                   \
+        /* row by row: X is written in order (it may outgrow L1 for long kernels),  \
+           the V input streams are read in order */                                         \
+        for (s = 0; s < S + n - 1; s++)                                                     \
+            for (l = 0; l < V; l++) X[s * V + l] = a[base + (Py_ssize_t)l * S + s];         \
         for (t = 0; t < S; t += PCV_LR) {                                                   \
             VT acc[PCV_LR], x[PCV_LR];                                                      \
             for (r = 0; r < PCV_LR; r++) {                                                  \
                 acc[r] = (VT){0};                                                           \
                 memcpy(&x[r], X + (t + r) * V, sizeof(VT));                                 \
             }                                                                               \
-            for (k = 0; k < n; k++) {                                                       \
+            /* row t + q sits in x[q % PCV_LR]: unrolled by PCV_LR, every index is a  \
+               constant (registers, no moves); the last n % PCV_LR taps shift the      \
+               window instead */                                                            \
+            for (k = 0; k + PCV_LR <= n; k += PCV_LR) {                                     \
+                for (u = 0; u < PCV_LR; u++) {                                              \
+                    const T wk = w[k + u];                                                  \
+                    for (r = 0; r < PCV_LR; r++)                                            \
+                        acc[r] = acc[r] + wk * x[(r + u) % PCV_LR];                         \
+                    memcpy(&x[u], X + (t + k + u + PCV_LR) * V, sizeof(VT));                \
+                }                                                                           \
+            }                                                                               \
+            for (; k < n; k++) {                                                            \
                 const T wk = w[k];                                                          \
                 for (r = 0; r < PCV_LR; r++) acc[r] = acc[r] + wk * x[r];                   \
                 for (r = 0; r < PCV_LR - 1; r++) x[r] = x[r + 1];                           \
