@@ -28,7 +28,7 @@
 # against it (dtype, C order, element counts) before any pointer is read.
 from cython.parallel cimport prange, threadid
 from libc.stdlib cimport free, malloc
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 cimport numpy as cnp
 
@@ -417,20 +417,45 @@ cdef void _item_groups(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_
             orow[j] = 0         # every tap missed this block
 
 
+cdef inline bint _merges_rows(int nd, Py_ssize_t la, Py_ssize_t ol, Py_ssize_t kw, Py_ssize_t sc,
+                              Py_ssize_t orows) noexcept nogil:
+    """The rule for sweeping runs of short rows as one flat block (:func:`_plane_item`):
+    at least 2 dims, output rows no longer than a's (``la``; 'same': as long, 'valid':
+    ``kw - 1`` shorter) and shorter than 512, more than one per plane, and the columns
+    computed in vain (``la - ol``) plus those redone tap by tap (a tap outside the row)
+    at most a quarter of a's row.  pyconv.signal's cost model asks :func:`merges_rows`."""
+    cdef Py_ssize_t bl, br
+    if nd < 2 or ol > la or la >= 512 or orows < 2:
+        return False
+    bl = _min(ol, _max(0, -sc))
+    br = _max(bl, _min(ol, la - sc - kw + 1))
+    return 4 * (la - ol + bl + ol - br) <= la
+
+
+def merges_rows(Py_ssize_t nd, Py_ssize_t a_row, Py_ssize_t out_row, Py_ssize_t w_row, Py_ssize_t shift,
+                Py_ssize_t out_rows):
+    """Whether the kernel sweeps runs of rows as one block for this geometry (its last two
+    dims after the free ones are dropped: row lengths, the kernel's row, the last shift and
+    the output's rows per plane)."""
+    return _merges_rows(<int>nd, a_row, out_row, w_row, shift, out_rows)
+
+
 cdef void _plane_item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t* astr,
                       const scalar_t* w, const Py_ssize_t* wsh, const Py_ssize_t* wstr,
                       scalar_t* out, const Py_ssize_t* osh, const Py_ssize_t* shift,
-                      int nd, Py_ssize_t plane, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+                      int nd, Py_ssize_t plane, Py_ssize_t r0, Py_ssize_t r1, scalar_t* scratch) noexcept nogil:
     """Output rows r0:r1 of plane ``plane`` (flat index over dims < nd-2), short rows merged.
 
-    Used when out rows are as long as a's (``L``, 'same' mode) and short: the
-    rows r0:r1 are one flat run of outputs, and a tap (kr, kc) reads a at the
-    constant offset ``(sr + kr) * L + sc + kc`` from it, so each group of taps
-    is one long vectorised sweep instead of one short sweep per row.  That is
-    exact wherever the tap's column stays inside the row; the few border
-    columns where it does not are then recomputed tap by tap, with the taps
-    outside a skipped.  Every output still adds its taps in the same order
-    (outer dims, kr, kc), so the bits equal those of the row-by-row path.
+    Used where :func:`_merges_rows` says so: the rows r0:r1 are one flat run of
+    outputs with a's row length ``L``, and a tap (kr, kc) reads a at the constant
+    offset ``(sr + kr) * L + sc + kc`` from it, so each group of taps is one long
+    vectorised sweep instead of one short sweep per row.  That is exact wherever
+    the tap's column stays inside the row; the few border columns where it does
+    not are then recomputed tap by tap, with the taps outside a skipped.  Output
+    rows as long as a's ('same') are swept in place; shorter ones ('valid') into
+    ``scratch`` ((r1 - r0) * L items), whose first ``osh[-1]`` columns of each row
+    are then copied out.  Every output still adds its taps in the same order (outer
+    dims, kr, kc), so the bits equal those of the row-by-row path.
     """
     cdef Py_ssize_t lo[MAXD]
     cdef Py_ssize_t hi[MAXD]
@@ -444,7 +469,8 @@ cdef void _plane_item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t
     cdef Py_ssize_t ntaps, aoff, woff, j, kr, kc, c, rr, rr0, rr1
     cdef Py_ssize_t last = nd - 1
     cdef Py_ssize_t dr = nd - 2
-    cdef Py_ssize_t L = osh[last]
+    cdef Py_ssize_t L = ash[last]
+    cdef Py_ssize_t ol = osh[last]
     cdef Py_ssize_t ra = ash[dr]
     cdef Py_ssize_t sr = shift[dr]
     cdef Py_ssize_t sc = shift[last]
@@ -452,8 +478,11 @@ cdef void _plane_item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t
     cdef Py_ssize_t kw = wsh[last]
     cdef Py_ssize_t j0 = r0 * L
     cdef Py_ssize_t j1 = r1 * L
+    # the run's sums go to ob[j - jo]: out itself, or the scratch rows
+    cdef Py_ssize_t jo = j0 if scratch != NULL else 0
     cdef Py_ssize_t bl, br
-    cdef scalar_t* oplane = out + plane * osh[dr] * L
+    cdef scalar_t* oplane = out + plane * osh[dr] * ol
+    cdef scalar_t* ob = scratch if scratch != NULL else oplane
     cdef const scalar_t* aplane
     cdef const scalar_t* arow
     cdef scalar_t* orow
@@ -461,7 +490,7 @@ cdef void _plane_item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t
     # outer dims: the kernel box whose taps land inside a
     ntaps = _box(plane, nd - 2, ash, wsh, osh, shift, lo, hi, pos, k)
     if ntaps == 0:
-        for j in range(j0, j1):
+        for j in range(r0 * ol, r1 * ol):
             oplane[j] = 0
         return
     gsize = _group_size(ntaps * kh * kw, _group_cap(out))
@@ -474,31 +503,34 @@ cdef void _plane_item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t
                 continue        # this kernel row reaches no row of the run
             for kc in range(kw):
                 gap[ng] = aplane
-                gc[ng] = (sr + kr) * L + sc + kc
+                gc[ng] = (sr + kr) * L + sc + kc + jo
                 gw[ng] = w[woff + kr * wstr[dr] + kc]
                 ng += 1
                 if ng == gsize:
-                    _flush(gap, gc, gw, ng, fresh, oplane, ra * L, j0, j1)
+                    _flush(gap, gc, gw, ng, fresh, ob, ra * L, j0 - jo, j1 - jo)
                     fresh = False
                     ng = 0
         if not _advance(k, lo, hi, nd - 2):
             break
     if ng > 0:
-        _flush(gap, gc, gw, ng, fresh, oplane, ra * L, j0, j1)
+        _flush(gap, gc, gw, ng, fresh, ob, ra * L, j0 - jo, j1 - jo)
         fresh = False
     if fresh:
         for j in range(j0, j1):
-            oplane[j] = 0
-    # 2) border columns: [0, bl) and [br, L) hold outputs with a tap outside the row
-    bl = _min(L, _max(0, -sc))
-    br = _max(bl, _min(L, L - sc - kw + 1))
-    if bl == 0 and br == L:
+            ob[j - jo] = 0
+    if scratch != NULL:
+        for rr in range(r0, r1):
+            memcpy(oplane + rr * ol, scratch + (rr - r0) * L, ol * sizeof(scalar_t))
+    # 2) border columns: [0, bl) and [br, ol) hold outputs with a tap outside the row
+    bl = _min(ol, _max(0, -sc))
+    br = _max(bl, _min(ol, L - sc - kw + 1))
+    if bl == 0 and br == ol:
         return
     for rr in range(r0, r1):
-        orow = oplane + rr * L
+        orow = oplane + rr * ol
         for j in range(bl):
             orow[j] = 0
-        for j in range(br, L):
+        for j in range(br, ol):
             orow[j] = 0
     while True:             # (the odometer wrapped back to lo)
         _offsets(nd - 2, pos, k, astr, wstr, &aoff, &woff)
@@ -511,10 +543,10 @@ cdef void _plane_item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t
                 wv = w[woff + kr * wstr[dr] + kc]
                 for rr in range(rr0, rr1):
                     arow = aplane + (rr + sr + kr) * L
-                    orow = oplane + rr * L
+                    orow = oplane + rr * ol
                     for j in range(_max(0, -c), _min(bl, L - c)):
                         orow[j] = orow[j] + wv * arow[j + c]
-                    for j in range(_max(br, -c), _min(L, L - c)):
+                    for j in range(_max(br, -c), _min(ol, L - c)):
                         orow[j] = orow[j] + wv * arow[j + c]
         if not _advance(k, lo, hi, nd - 2):
             break
@@ -646,27 +678,33 @@ cdef void _correlate(DirectGeometry g, const scalar_t* a, const scalar_t* w, sca
         # no tap lands anywhere: every output is an empty sum
         memset(out, 0, g.out_size * sizeof(scalar_t))
         return
-    # Short rows as long as a's ('same' mode): merge runs of rows into one sweep.
-    # Worth it while the border columns (redone tap by tap) are a small share.
-    if (nd >= 2 and ol == ash[nd - 1] and ol < 512 and osh[nd - 2] > 1
-            and 4 * (_max(0, -sh[nd - 1]) + _max(0, sh[nd - 1] + wsh[nd - 1] - 1)) <= ol):
+    # Short rows ('same', 'valid'): merge runs of rows into one sweep, where the columns
+    # computed in vain or redone tap by tap are a small share (_merges_rows).
+    if nd >= 2 and _merges_rows(nd, ash[nd - 1], ol, wsh[nd - 1], sh[nd - 1], osh[nd - 2]):
         rpi = _max(1, block // ol)                     # rows per work item
         nplanes = nrows // osh[nd - 2]
         nchunks = (osh[nd - 2] + rpi - 1) // rpi
         nitems = nplanes * nchunks
-        with nogil:
-            for it in prange(nitems, schedule='static', num_threads=nthreads):
-                row = it // nchunks
-                b = it - row * nchunks
-                _plane_item(a, ash, astr, w, wsh, wstr, out, osh, sh, nd, row,
-                            b * rpi, _min(b * rpi + rpi, osh[nd - 2]))
-        return
+        if ol < ash[nd - 1]:
+            # each thread sweeps its runs of rows into a scratch of a's row length
+            per = rpi * ash[nd - 1]
+            scratch = <scalar_t*>malloc(nthreads * per * sizeof(scalar_t))
+        if ol == ash[nd - 1] or scratch != NULL:     # (no memory: the rows one by one)
+            with nogil:
+                for it in prange(nitems, schedule='static', num_threads=nthreads):
+                    row = it // nchunks
+                    b = it - row * nchunks
+                    _plane_item(a, ash, astr, w, wsh, wstr, out, osh, sh, nd, row,
+                                b * rpi, _min(b * rpi + rpi, osh[nd - 2]),
+                                scratch + threadid() * per if scratch != NULL else NULL)
+            free(scratch)
+            return
     nblocks = (ol + block - 1) // block
     nitems = nrows * nblocks
     if scalar_t is float or scalar_t is double:
         if nd == 1 and wsh[0] >= LANES_MIN:
             per = PCV_LANES_SCRATCH(wsh[0], sizeof(scalar_t))
-            scratch = <scalar_t*>malloc(_min(nthreads, nitems) * per * sizeof(scalar_t))
+            scratch = <scalar_t*>malloc(nthreads * per * sizeof(scalar_t))
             # (no scratch: the grouped sweeps alone, same sums)
     with nogil:
         for it in prange(nitems, schedule='static', num_threads=nthreads):

@@ -31,8 +31,7 @@
 #else
 #define PCV_VBYTES 16
 #endif
-/* vectors per tile: 4 independent accumulator chains hide the FMA latency
-   (measured: 2 is latency-bound, 8 no faster than 4 on long rows) */
+/* vectors per tile: 4 independent accumulator chains per tap */
 #define PCV_R 4
 
 /* Outputs j..j1-1 one tap at a time, each an elementwise "o = o + w * x" pass.
