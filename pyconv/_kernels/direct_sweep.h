@@ -60,6 +60,17 @@ static void NAME(const T *const *p, const T *w, int n, int fresh, T *o,         
     enum { V = sizeof(VT) / sizeof(T) };                                                    \
     Py_ssize_t j = j0;                                                                      \
     int g;                                                                                  \
+    VT last = (VT){0};                                                                      \
+    if (j1 - j0 > V && (j1 - j0) % V) {                                                     \
+        /* the last, partial vector: a whole one ending at j1, from the sums before any    \
+           store (the outputs it shares with the loops below get the same bits twice) */    \
+        if (fresh) last = (VT){0}; else memcpy(&last, o + j1 - V, sizeof(VT));              \
+        for (g = 0; g < n; g++) {                                                           \
+            VT x0;                                                                          \
+            memcpy(&x0, p[g] + j1 - V, sizeof(VT));                                         \
+            last = last + w[g] * x0;                                                        \
+        }                                                                                   \
+    }                                                                                       \
     for (; j + PCV_R * V <= j1; j += PCV_R * V) {                                           \
         VT a0, a1, a2, a3, x0, x1, x2, x3;                                                  \
         if (fresh) {                                                                        \
@@ -87,6 +98,10 @@ static void NAME(const T *const *p, const T *w, int n, int fresh, T *o,         
             a0 = a0 + w[g] * x0;                                                            \
         }                                                                                   \
         memcpy(o + j, &a0, sizeof(VT));                                                     \
+    }                                                                                       \
+    if (j1 - j0 > V && (j1 - j0) % V) {                                                     \
+        memcpy(o + j1 - V, &last, sizeof(VT));                                              \
+        j = j1;                                                                             \
     }                                                                                       \
     PCV_TAIL(T)                                                                             \
 }
