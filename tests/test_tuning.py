@@ -41,15 +41,18 @@ def test_tune_measures_stores_and_installs(cache):
     assert v["weight_dense_max_acc_bytes"] in (0,) + tuple(36 * c * c for c in (32, 64, 128, 256))
     assert v["thin_max_cg_og"] in (0, 1, 4, 16, 64)
     assert v["pointwise_chunk"] in (128, 256, 512)
+    assert v["dense_wblock_bytes"] in (4096, 8192, 16384)
     pts = data["measurements"].get("fft_points", [])
     assert v["fft_workers_min_points"] in set(pts) | {2 * max(pts, default=0), tuning.DEFAULT.fft_workers_min_points}
     assert all(isinstance(v[k], bool) for k in ("pointwise_direct", "pointwise_direct_expand", "pointwise_direct_f8",
-                                                "pointwise_direct_expand_f8", "pointwise_matmul"))
+                                                "pointwise_direct_expand_f8", "pointwise_matmul",
+                                                "weight_matmul_tall", "weight_matmul_tall_f8"))
     assert 0 < v["direct_ns_f4"] < 100 and 0 < v["direct_ns_f8"] < 100
     assert 0 < v["fft_ns_small"] <= v["fft_ns_large"] < 1000
     assert 0 < v["direct_ns_1d_f4"] < 100 and 0 < v["direct_ns_1d_f8"] < 100
     assert 0 <= v["direct_border_ns"] < 1e4
     assert 0 < v["fft_1d_factor"] < 1e3 and 0 < v["fft_oa_factor"] < 1e3
+    assert 0.0 <= v["direct_thread_gain"] <= 1.0 and 0.0 <= v["fft_thread_gain"] <= 1.0
     t = tuning.active()
     assert t is not tuning.DEFAULT
     assert all(getattr(t, k) == type(getattr(tuning.DEFAULT, k))(v[k]) for k in calibrate.MEASURED)
@@ -199,6 +202,26 @@ def test_cache_key_names_the_machine_and_version(cache):
     assert "tuning:" in "\n".join(f"{k}:" for k in pyconv._config.config())
 
 
+@pytest.mark.parametrize("dtype, tol", [(np.float32, 2e-5), (np.float64, 1e-13)])
+@pytest.mark.parametrize("cout, cin", [(6, 21), (21, 6), (8, 8)])
+def test_pointwise_weight_gradient_orientations(dtype, tol, cout, cin):
+    # The 1x1 weight gradient as dW = sum_n dy[n] x[n]^T or as the transpose of
+    # sum_n x[n] dy[n]^T (Tuning.weight_matmul_tall, taken only when C_in > C_out): both
+    # equal the float64 definition, on a Fortran-ordered input and a strided grad_output.
+    rng = np.random.default_rng(cout * 100 + cin)
+    x = np.asfortranarray(rng.standard_normal((3, cin, 5, 7)).astype(dtype))
+    go = rng.standard_normal((3, cout, 5, 14)).astype(dtype)[..., ::2]
+    want = np.einsum("nohw,nchw->oc", go.astype(np.float64), x.astype(np.float64))[:, :, None, None]
+    scale = np.abs(want).max()
+    for tall in (False, True):
+        with tuning.override(weight_matmul_tall=tall, weight_matmul_tall_f8=tall):
+            got = pyconv.grad.conv2d_weight(x, (cout, cin, 1, 1), go)
+            plan = pyconv.explain(pyconv.grad.conv2d_weight, x, (cout, cin, 1, 1), go)
+        assert plan.algorithm == "matmul" and dict(plan.tiles).get("transposed", 0) == int(tall and cin > cout)
+        assert got.dtype == dtype and got.shape == (cout, cin, 1, 1) and got.flags.c_contiguous
+        assert np.abs(got - want).max() <= tol * scale
+
+
 # --------------------------------------------------------------------------- signal cost model
 
 # The signal constants as calibrated on a 2-core Intel Xeon (AVX-512, 2026-12-02): the
@@ -240,6 +263,29 @@ def _pick(s1, s2, dtype, mode="same", nt=2, **values):
 def test_signal_cost_model_picks(s1, s2, dtype, mode, want):
     assert _pick(s1, s2, dtype, mode) == want
     assert _pick(s1, s2, dtype, mode) == want        # a pure function of shapes, dtypes, tuning
+
+
+def test_signal_thread_gains_weigh_only_beyond_one_thread():
+    # What a second thread adds, direct kernel and FFT workers apart: with the default
+    # gains (1.0 and 0.6) 128^3 * 7^3 float32 goes to the FFT at 2 threads; with the gains
+    # measured on the Xeon (direct 84 -> 55 ms: +0.53, FFT 79 -> 67 ms: +0.18) to direct.
+    from pyconv._engine import signal_plan as sp
+    vol, k7 = (128, 128, 128), (7, 7, 7)
+    measured = dict(direct_thread_gain=0.53, fft_thread_gain=0.18)
+    assert _pick(vol, k7, np.float32) == "fft"
+    assert _pick(vol, k7, np.float32, **measured) == "direct"
+    for gains in ({}, measured, dict(direct_thread_gain=0.0, fft_thread_gain=1.0)):
+        assert _pick(vol, k7, np.float32, nt=1, **gains) == "fft"      # 1 thread: no gain applies
+    with tuning.override(**XEON):
+        one = sp.direct_cost(vol, k7, "same", "f4", 1) - XEON["direct_overhead_s"]
+        for gain in (0.0, 0.53, 1.0):
+            with tuning.override(direct_thread_gain=gain):
+                two = sp.direct_cost(vol, k7, "same", "f4", 2) - XEON["direct_overhead_s"]
+            assert two == pytest.approx(one / (1.0 + gain))
+        f1 = sp.fft_cost(vol, k7, False, True, 1) - XEON["fft_overhead_s"]
+        with tuning.override(fft_thread_gain=0.18):
+            f2 = sp.fft_cost(vol, k7, False, True, 2) - XEON["fft_overhead_s"]
+        assert f2 == pytest.approx(f1 / 1.18)
 
 
 def test_signal_1d_direct_constant_drives_only_1d():

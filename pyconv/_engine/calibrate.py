@@ -17,6 +17,7 @@ by its authors is the floor.
 """
 import dataclasses
 import hashlib
+import contextlib
 import json
 import math
 import os
@@ -32,9 +33,10 @@ from pyconv._engine import tuning as _tuning
 MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_max_k", "weight_dense_max_acc_bytes",
             "thin_max_cg_og", "phases_min_positions", "phases_max_k", "pointwise_chunk", "pointwise_direct",
             "pointwise_direct_expand", "pointwise_direct_f8", "pointwise_direct_expand_f8", "pointwise_matmul",
+            "weight_matmul_tall", "weight_matmul_tall_f8", "dense_wblock_bytes",
             "direct_ns_f4", "direct_ns_f8", "direct_ns_1d_f4", "direct_ns_1d_f8", "direct_tap_ns",
             "direct_border_ns", "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor",
-            "fft_workers_min_points")
+            "fft_workers_min_points", "direct_thread_gain", "fft_thread_gain")
 
 #: the fields of pyconv.signal's cost model, in the order they are measured (each solve
 #: holds the ones measured before it)
@@ -244,10 +246,31 @@ def measure():
 
     rng = np.random.default_rng(0)
     m = {}
+    values = {}
     # Planners must not ask for the machine tuning while it is being measured: every call
     # below runs under an explicit override of the defaults.
     with _plan.live(), threads(1), _tuning.override(dense_min_positions=0, weight_dense_min_positions=0,
-                                      phases_min_positions=0):
+                                                    phases_min_positions=0), \
+            contextlib.ExitStack() as stack:
+        # first, the dense forward's input-channel blocks: one block's weights within 4, 8
+        # or 16 KiB (3x3 64->64 56x56, one sample; the bits do not depend on it).  The
+        # weights share L1 with the input rows the block reads: on an Intel Xeon (48 KiB
+        # L1d) 8 KiB ran layer a 1.09x and the dilated layer f 1.01x faster than 16 KiB,
+        # 4 KiB 1.07x and 1.04x
+        wblocks = (4 << 10, 8 << 10, 16 << 10)
+        x = rng.standard_normal((1, 64, 56, 56)).astype(np.float32)
+        wc = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
+
+        def blocked(nbytes, x=x, wc=wc):
+            def run():
+                with _tuning.override(dense_wblock_bytes=nbytes):
+                    return nn.conv2d(x, wc, padding=1)
+            return _forced(A.DENSE, run)
+        m["dense_wblocks"], m["dense_wblock_s"] = list(wblocks), _best_of([blocked(b) for b in wblocks], reps=3)
+        values["dense_wblock_bytes"] = wblocks[int(np.argmin(m["dense_wblock_s"]))]
+        # (the crossovers below time the dense kernels with the blocks chosen)
+        stack.enter_context(_tuning.override(dense_wblock_bytes=values["dense_wblock_bytes"]))
+
         # dense direct vs im2col + GEMM: a 32->32 3x3 layer on growing maps (batch 8)
         sizes = (3, 6, 12, 24)
         fwd_d, fwd_g, wg_d, wg_g = [], [], [], []
@@ -265,8 +288,8 @@ def measure():
         m["forward_dense_s"], m["forward_gemm_s"] = fwd_d, fwd_g
         m["weight_dense_s"], m["weight_gemm_s"] = wg_d, wg_g
         m["positions"] = positions
-        values = {"dense_min_positions": _crossover(fwd_d, fwd_g, positions),
-                  "weight_dense_min_positions": _crossover(wg_d, wg_g, positions)}
+        values["dense_min_positions"] = _crossover(fwd_d, fwd_g, positions)
+        values["weight_dense_min_positions"] = _crossover(wg_d, wg_g, positions)
 
         # the same algorithms as the channels grow (K = C_in x 9), stride 2, 16x16 outputs
         # (one sample, past the positions crossover): the largest K at which the dense
@@ -360,6 +383,24 @@ def measure():
                 ts = pw[isz, reduces]
                 values[name + suffix] = bool(ts[0] <= ts[blas if isz == 4 else 1])
 
+        # the 1x1 weight gradient's BLAS products, per dtype: dW (C_out rows) or the
+        # transpose of x dy^T (C_in rows), on a layer that reduces the channels, 256->64
+        # 56x56, one sample, at the default thread count (an Intel Xeon's OpenBLAS, 1-8
+        # samples: float32 1.09-1.18x faster transposed at 1 and 2 threads, float64
+        # 0.92-1.01x)
+        for dt, field in ((np.float32, "weight_matmul_tall"), (np.float64, "weight_matmul_tall_f8")):
+            x = rng.standard_normal((1, 256, 56, 56)).astype(dt)
+            go = rng.standard_normal((1, 64, 56, 56)).astype(dt)
+
+            def oriented(tall, x=x, go=go, field=field):
+                def run():
+                    with _tuning.override(**{field: tall}):
+                        return grad.conv2d_weight(x, (64, 256, 1, 1), go)
+                return _forced(A.MATMUL, run)
+            with threads(_default_threads()):
+                m[field + "_s"] = ts = _best_of([oriented(False), oriented(True)], reps=3)
+            values[field] = bool(ts[1] < ts[0])
+
         # strided input gradients (transposed convolutions): the dense kernel per output
         # phase against GEMM + col2im, by positions per phase (32 channels, batch 4) and
         # by K (16x16 positions per phase, one sample)
@@ -389,6 +430,8 @@ def measure():
         # second worker pays for its hand-off (2-D float64 'same' * 9x9, wall time)
         nt = _default_threads()
         values["fft_workers_min_points"] = _tuning.DEFAULT.fft_workers_min_points
+        values["fft_thread_gain"] = _tuning.DEFAULT.fft_thread_gain     # (unused at 1 thread)
+        values["direct_thread_gain"] = _tuning.DEFAULT.direct_thread_gain
         if nt > 1:
             from pyconv import signal
             sizes, single, multi = (128, 256, 384, 512), [], []
@@ -402,7 +445,7 @@ def measure():
                             return signal.fftconvolve(a, k, "same")
                     return run
                 with threads(nt):
-                    t1, tn = _best_of([fft(1 << 62), fft(0)], reps=4)
+                    t1, tn = _best_of([fft(1 << 62), fft(0)], reps=3)
                 single.append(t1)
                 multi.append(tn)
             points = [math.prod(_fft_len(n + 8) for _ in range(2)) for n in sizes]
@@ -412,6 +455,23 @@ def measure():
             # (Intel Xeon, 2 threads: 1024^2 * 9^2 'same' 40.7 -> 31.8 ms with two workers,
             # while 512^2 ran level)
             values["fft_workers_min_points"] = min(_crossover(multi, single, points), 2 * points[-1])
+            # what the extra threads add to the FFT's speed: the median over the sizes
+            # from 256^2 on (where the workers can pay; the speedup of one size is noisy)
+            values["fft_thread_gain"] = float(np.clip(
+                (np.median([a / b for a, b in zip(single[1:], multi[1:])]) - 1.0) / (nt - 1), 0.0, 1.0))
+            # ... and to the direct kernel's: a 3-D volume of merged short rows (1 MiB, past
+            # L2: the threads share the memory bus as on real volumes), 1 thread against nt
+            a = rng.standard_normal((64, 64, 64)).astype(np.float32)
+            k3 = rng.standard_normal((5, 5, 5)).astype(np.float32)
+
+            def direct(n):
+                def run():
+                    with threads(n):
+                        return signal.correlate(a, k3, "same", method="direct")
+                return run
+            t1, tn = _best_of([direct(1), direct(nt)], reps=3)
+            m["direct_thread_s"] = [t1, tn]
+            values["direct_thread_gain"] = float(np.clip((t1 / tn - 1.0) / (nt - 1), 0.0, 1.0))
     return _from_values(values), values, m
 
 

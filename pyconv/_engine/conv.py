@@ -766,7 +766,9 @@ def _weight_plan(g, dtype, alg, dense, t):
     isz = dtype.itemsize
     cg, kvol = g.cg, g.kvol
     if alg == A.MATMUL:
-        return Plan("weight_grad", alg, g, dtype, num_parts_for(_prod(g.out_shape) * cg, t.grain))
+        tall = t.weight_matmul_tall_f8 if isz == 8 else t.weight_matmul_tall
+        return Plan("weight_grad", alg, g, dtype, num_parts_for(_prod(g.out_shape) * cg, t.grain),
+                    tiles=(("transposed", 1),) * bool(tall and cg > g.og))
     if alg == A.THIN:
         nthreads = max(1, min(num_parts_for(_prod(g.out_shape) * cg * kvol, t.grain), g.cin))
         # extent of the input the taps read, per spatial dim (padding made explicit)
@@ -888,9 +890,15 @@ def weight_grad(p, x, go):
     if alg == A.ZEROS:
         return np.zeros(g.w_shape, dtype=dtype)
     if alg == A.MATMUL:
-        # 1x1, stride 1, unpadded: dW = sum_n dy[n] x[n]^T, GEMMs on BLAS's threads
-        def mm():
-            return np.matmul(go.reshape(n, cout, -1), x.reshape(n, cg, -1).transpose(0, 2, 1)).sum(axis=0)
+        # 1x1, stride 1, unpadded: dW = sum_n dy[n] x[n]^T, GEMMs on BLAS's threads, or the
+        # transpose of sum_n x[n] dy[n]^T ('transposed' tile: Tuning.weight_matmul_tall)
+        dy, xs = go.reshape(n, cout, -1), x.reshape(n, cg, -1)
+        if p.tile("transposed", 0):
+            def mm():
+                return np.matmul(xs, dy.transpose(0, 2, 1)).sum(axis=0).T
+        else:
+            def mm():
+                return np.matmul(dy, xs.transpose(0, 2, 1)).sum(axis=0)
         with blas_single_thread(team_size(p.threads)):
             gw = _plan.run(p, mm)
         return np.ascontiguousarray(gw.reshape(g.w_shape), dtype=dtype)

@@ -183,8 +183,12 @@ def oa_plan(s1, s2, ax):
 #   30-45 ms, 128^3: 105 ms, 1e6: 30 ms for the three transforms); a 1-D full transform
 #   and overlap-add (1-D only: padding, block copies, adds) cost calibrated multiples
 #   of that (Tuning.fft_1d_factor, fft_oa_factor).  0.6x for float32, 2x for complex.
-#   scipy.fft spreads only the *other* axes over workers (~1.6x at 2), so a single 1-D
-#   transform runs on one thread.  A call costs ~40 us besides (Tuning.fft_overhead_s).
+#   scipy.fft spreads only the *other* axes over workers, so a single 1-D transform
+#   runs on one thread.  A call costs ~40 us besides (Tuning.fft_overhead_s).
+# * Threads: each thread past the first adds a calibrated fraction of its speed, for
+#   the direct kernel and for the FFT's workers (Tuning.direct_thread_gain,
+#   fft_thread_gain): 2 threads ran the 3-D FFT 1.2x and the direct kernel 1.5x faster
+#   on an Intel Xeon, so the same volume can call for FFT at 1 thread, direct at 2.
 # The ns figures and factors are fields of pyconv._engine.tuning; the calibration
 # (pyconv._engine.calibrate._measure_signal) measures each on the running machine by
 # one timing at one thread, solving this model (linear in each) for it.
@@ -211,6 +215,7 @@ def direct_cost(shape1, shape2, mode, ckind, nt):
     nblocks = -(-row // 2048)
     taps = math.prod(shape2)
     threads = max(1, min(nt, macs // (1 << 15)))
+    speedup = 1.0 + (threads - 1) * tu.direct_thread_gain
     keep = _kept_dims(shape1, shape2, out_shape, shift)
     ns = direct_ns(ckind, tu, one_d=len(keep) <= 1)
     d, r = keep[-1], keep[-2] if len(keep) >= 2 else None
@@ -227,7 +232,7 @@ def direct_cost(shape1, shape2, mode, ckind, nt):
              + (rows * taps * (1.0 + border / 8.0) * tu.direct_border_ns if border else 0.0))
     else:
         t = macs * ns * (1.0 + 48.0 / row) + rows * nblocks * taps * tu.direct_tap_ns
-    return t * 1e-9 / threads + tu.direct_overhead_s
+    return t * 1e-9 / speedup + tu.direct_overhead_s
 
 
 def _fft_points_cost(points, size, plan, cplx, single, par, one_d=False):
@@ -271,7 +276,9 @@ def fft_costs(shape1, shape2, cplx, single, nt):
     Each block transform also pays ~0.1 us of set-up (all blocks go in one
     batched call); blocks under 32 samples are never used.
     """
-    overhead = _tuning.active().fft_overhead_s
+    tu = _tuning.active()
+    overhead = tu.fft_overhead_s
+    speedup = 1.0 + (max(1, nt) - 1) * tu.fft_thread_gain
     ax = [a for a in range(len(shape1)) if shape1[a] != 1 and shape2[a] != 1]
     if not ax:
         return overhead, math.inf
@@ -280,7 +287,7 @@ def fft_costs(shape1, shape2, cplx, single, nt):
         size *= sp_fft.next_fast_len(shape1[a] + shape2[a] - 1, not cplx)
     batch = math.prod(shape1[a] for a in range(len(shape1)) if a not in ax)
     # a single 1-D transform runs on one thread, and so do small ones (fft_workers)
-    par = 1.0 if len(ax) == 1 or fft_workers(size * batch, nt) == 1 else min(nt, 1.6)
+    par = 1.0 if len(ax) == 1 or fft_workers(size * batch, nt) == 1 else speedup
     # in1's transform, the inverse, and the other operand's, whose axis-at-a-time
     # passes skip its zero padding: ~1/len(ax) of a full transform when it is small
     small = math.prod(shape2[a] for a in ax) * 4 <= math.prod(shape1[a] for a in ax)
@@ -301,7 +308,7 @@ def fft_costs(shape1, shape2, cplx, single, nt):
             bsize *= sp_fft.next_fast_len(shape1[a] + shape2[a] - 1, not cplx)
     # forward + inverse of every block, plus one transform of the other operand
     ntrans = 2 * count + 1
-    oa = (_fft_points_cost(ntrans * bsize, bsize, plan, cplx, single, min(nt, 1.6))
+    oa = (_fft_points_cost(ntrans * bsize, bsize, plan, cplx, single, speedup)
           + ntrans * 0.1e-6 + overhead)
     if min(nb for _, nb, _ in plan.values()) < 32:
         oa = math.inf           # blocks of a few samples never pay (measured: 2x slower at 1024^2 * 3^2)

@@ -63,6 +63,15 @@ class Tuning:
     # tiles (GEMM).  Intel Xeon, 2026-12-02, float32, 1 thread: 256->64 56x56 MATMUL 1.52
     # ms, GEMM tiles 2.30, PyTorch 1.35; 8x256->64 14x14: 0.60, 1.06, 0.52.  Calibrated.
     pointwise_matmul: bool = True
+    # The 1x1 weight gradient's BLAS products dW = sum_n dy[n] x[n]^T: formed as the
+    # transpose of x[n] dy[n]^T when C_in/groups > C_out (the product with more rows
+    # than columns).  OpenBLAS's SkylakeX kernel, Intel Xeon 2026-12-03, 256->64 56x56,
+    # medians of 21: float32 8 samples 18.8 -> 16.0 ms at 1 thread, 11.4 -> 10.1 at 2
+    # (1.09-1.18x for 1, 2 and 8 samples); float64 0.92-1.01x; 1024->64 14x14 float32
+    # 6.1 -> 4.8 ms, while the orientation already tall won 64->256 (16.1 vs 19.4).
+    # Calibrated per dtype at the default thread count.
+    weight_matmul_tall: bool = False
+    weight_matmul_tall_f8: bool = False
     # Positions per chunk of the in-place 1x1 kernel (calibrated among 128, 256, 512).
     pointwise_chunk: int = 128
     # Output positions per work unit of the dense direct kernel.
@@ -71,7 +80,9 @@ class Tuning:
     # taps x 8 output channels) within this many bytes stay in L1 while they serve a chunk
     # of positions.  Without the split a 3x3 256->256 layer streamed 73 KB of weights per
     # 32 positions from L2 and ran 1.4-1.8x slower than im2col + GEMM (Intel Xeon, 48 KB
-    # L1d, float32, 1 thread, 2026-12-02); the bits do not depend on it.
+    # L1d, float32, 1 thread, 2026-12-02); the bits do not depend on it.  Calibrated among
+    # 4, 8 and 16 KiB: the block's weights share L1 with the input rows it reads (3x3
+    # 64->64 56x56, Intel Xeon, medians of 41: 8 KiB 1.09x faster than 16 KiB).
     dense_wblock_bytes: int = 16 << 10
     # Output channels per group from which the dense register-blocked kernels (forward
     # phases of a transposed convolution, weight gradient) fill their 8 lanes
@@ -176,6 +187,16 @@ class Tuning:
     # than it saves (Intel Xeon, 2 threads: 64^2 * 17^2 'same' 0.25 -> 0.39 ms with two
     # workers, 256^2 * 17^2 1.27 -> 1.87, 512^2 * 31^2 6.1 -> 4.2).  Calibrated.
     fft_workers_min_points: int = 1 << 17
+    # What each thread past the first adds to the speed of the work it shares (1.0: a
+    # second thread halves the time).  The direct kernel's rows split evenly but share
+    # the memory bus; scipy.fft's workers split only the other axes' transforms, and the
+    # pointwise product, padding and crop around them run on the calling thread.  At 2
+    # threads on a 2-core Intel Xeon (2026-12-03), 'same': direct 128^3 * 7^3 float32
+    # 84 -> 55 ms (+0.53), FFT 79 -> 67 ms (+0.18); 1024^2 * 9^2 float64 FFT 68 -> 49 ms
+    # (+0.39).  The defaults keep the model as it was (the FFT's 1.6x at 2); calibrated
+    # at the default thread count.
+    direct_thread_gain: float = 1.0
+    fft_thread_gain: float = 0.6
 
     # --- plan cache -----------------------------------------------------------------------
     # Plans kept per operation (LRU); a layer stack of a network has far fewer signatures.
