@@ -77,15 +77,6 @@ def _run_direct(p, x, w, cdt, out=None):
     return out
 
 
-def _correlate_into(x, w, out, shift):
-    """``out[o] = sum_k x[o + shift + k] * w[k]`` over taps inside ``x``, written into ``out``
-    (C-contiguous, of the compute dtype): the 'valid'/'same' calls' own kernel and order of
-    sums, for a caller placing these outputs inside a larger array (pyconv.dask computes the
-    outputs of a chunk that read only that chunk straight from it, without a padded copy)."""
-    _run_direct(_sp.plan_direct(x.shape, w.shape, out.shape, tuple(shift), out.dtype), x, w, out.dtype, out)
-    return out
-
-
 def _direct_corr(x, w, out_shape, shift, cdt):
     """``out[o] = sum_k x[o + shift + k] * w[k]`` over taps inside ``x``, computed in ``cdt``."""
     if math.prod(out_shape) == 0 or w.size == 0:

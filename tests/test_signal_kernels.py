@@ -74,6 +74,39 @@ def test_kernel_block_split_is_bitwise_invisible(block, dtype):
     assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("k", [16, 17, 45, 300])
+def test_kernel_1d_lane_sweep_is_bitwise_the_row_sweep(k, dtype):
+    # 1-D rows of >= 16 taps take the lane-strided sweep (a transposed copy of the
+    # input) for their whole tiles; the same row inside a 2-D geometry takes the
+    # grouped sweeps.  Same taps in the same order: the very same bits, any thread
+    # count, NaN/Inf/-0 included; and the values match the definition.
+    rng = np.random.default_rng(k)
+    n = 9000 + k
+    a = rng.standard_normal(n).astype(dtype)
+    a[[5, 4500, 7001]] = [np.nan, np.inf, -0.0]
+    w = rng.standard_normal(k).astype(dtype)
+    w[3] = -0.0
+    for m, s in ((n + k - 1, -(k - 1)), (n, -(k // 2)), (n - k + 1, 0), (n - 40, 7)):
+        ref = np.empty((2, m), dtype=dtype)
+        _direct.correlate_skip(_direct.DirectGeometry((2, n), (1, k), (2, m), (0, s), 4096 // a.itemsize),
+                               np.stack([a, a]), w[None], ref, 1)
+        for nt in (1, 2):
+            out = np.full(m, 7, dtype=dtype)
+            _direct.correlate_skip(_direct.DirectGeometry((n,), (k,), (m,), (s,), 16384 // a.itemsize),
+                                   a, w, out, nt)
+            assert out.tobytes() == ref[0].tobytes()
+    ok = np.isfinite(a)
+    aa = np.where(ok, a, 0).astype(np.float64)
+    exp = np.correlate(aa, w.astype(np.float64), "valid")
+    m, s = n - k + 1, 0
+    out = np.empty(m, dtype=dtype)
+    _direct.correlate_skip(_direct.DirectGeometry((n,), (k,), (m,), (s,), 16384 // a.itemsize), a, w, out, 2)
+    bad = np.convolve(~ok, np.ones(k), "valid") > 0          # windows holding the NaN/Inf
+    assert np.isnan(out[bad]).any() and np.isinf(out[bad]).any()
+    assert_close(out[~bad], exp[~bad].astype(dtype), n_reduce=k)
+
+
 def test_kernel_refuses_arrays_that_do_not_match_its_geometry():
     # the kernel runs without bounds checks: every array is checked against the geometry
     g = _direct.DirectGeometry((4, 5), (2, 2), (3, 4), (0, 0), 16)
@@ -397,6 +430,9 @@ def test_same_mode_short_rows_equal_full_crop(shapes, dtype):
     crop = tuple(slice((kk - 1) // 2, (kk - 1) // 2 + n) for n, kk in zip(xs, ks))
     assert same.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(same, full[crop])
+    # 'valid' rows are swept merged too (into a scratch of a's row length, then cropped)
+    valid = ps.correlate(x, k, mode="valid", method="direct")
+    np.testing.assert_array_equal(valid, full[tuple(slice(kk - 1, n) for n, kk in zip(xs, ks))])
     if np.dtype(dtype).kind != "f":
         assert_close(same, scipy.signal.correlate(x, k, mode="same", method="direct"), n_reduce=k.size)
     else:
@@ -405,6 +441,40 @@ def test_same_mode_short_rows_equal_full_crop(shapes, dtype):
     with pyconv.threads(1):
         same1 = ps.correlate(x, k, mode="same", method="direct")
     np.testing.assert_array_equal(same, same1)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex64, np.int64])
+@pytest.mark.parametrize("geo", [((6, 40), (3, 5), (7, 36), (-1, -2)),        # shorter rows, both borders
+                                 ((5, 4, 33), (2, 3, 4), (4, 3, 30), (0, 0, 0)),  # 'valid'
+                                 ((9, 64), (4, 9), (8, 50), (-2, 3))])
+def test_kernel_merged_short_rows_bitwise_the_rows_one_by_one(geo, dtype):
+    # output rows shorter than a's are swept merged (a scratch of a's row length, the
+    # border columns redone): the bits of each row computed alone (a one-row geometry,
+    # never merged), at 1 and 2 threads, and the definition's values
+    ash, wsh, osh, shift = geo
+    nd = len(ash)
+    assert _direct.merges_rows(nd, ash[-1], osh[-1], wsh[-1], shift[-1], osh[-2])
+    rng = np.random.default_rng(sum(ash))
+    a = (rng.standard_normal(ash) * 8).astype(dtype)
+    w = (rng.standard_normal(wsh) * 8).astype(dtype)
+    if np.dtype(dtype).kind == "f":
+        a.flat[[3, 70, 101]] = [np.nan, np.inf, -0.0]
+    rows = np.empty(osh, dtype=dtype)
+    for r in range(osh[-2]):
+        one = osh[:-2] + (1, osh[-1])
+        sh1 = shift[:-2] + (shift[-2] + r, shift[-1])
+        out1 = np.empty(one, dtype=dtype)
+        _direct.correlate_skip(_direct.DirectGeometry(ash, wsh, one, sh1, 4096), a, w, out1, 1)
+        rows[..., r, :] = out1[..., 0, :]
+    for nt in (1, 2):
+        out = np.full(osh, 7, dtype=dtype)
+        _direct.correlate_skip(_direct.DirectGeometry(ash, wsh, osh, shift, 4096 // a.itemsize), a, w, out, nt)
+        assert out.tobytes() == rows.tobytes()
+    ok = np.isfinite(a)
+    exp = _ref_skip(np.where(ok, a, 0), w, osh, shift)
+    bad = _ref_skip((~ok).astype(np.int64), np.ones(wsh, np.int64), osh, shift) > 0
+    assert np.array_equal(~np.isfinite(out), bad)
+    assert_close(np.where(bad, 0, out), np.where(bad, 0, exp).astype(dtype), n_reduce=w.size)
 
 
 def test_unaligned_operands():

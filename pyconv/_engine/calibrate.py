@@ -505,14 +505,16 @@ def _measure_signal(rng, values, m):
 
     fixed = {f: getattr(_tuning.DEFAULT, f) for f in SIGNAL_FIELDS}
 
-    # The direct kernel: long rows of an N-d image, a 1-D signal, short rows swept one by
-    # one ('full', 3-D: the per (row, block, tap) cost), short rows merged ('same', 3-D:
-    # their borders redone).  Each timing is dominated by its own constant; the solves
+    # The direct kernel: long rows of an N-d image, a 1-D signal (long, with a long kernel:
+    # the lane-strided sweep's cost per multiply-add falls with the taps as its copies
+    # spread over more of them, and a 1-D choice is close only from ~500 taps on), short
+    # rows swept one by one ('full', 3-D: the per (row, block, tap) cost), short rows
+    # merged ('same', 3-D: their borders redone).  Each timing is dominated by its own constant; the solves
     # depend a little on each other, so they are repeated until they settle.
     cases = [((32, 1024), (9, 9), "full", np.float32, "direct_ns_f4", 0.005),
              ((32, 1024), (9, 9), "full", np.float64, "direct_ns_f8", 0.005),
-             ((16384,), (257,), "same", np.float32, "direct_ns_1d_f4", 0.005),
-             ((16384,), (257,), "same", np.float64, "direct_ns_1d_f8", 0.005),
+             ((65536,), (1025,), "same", np.float32, "direct_ns_1d_f4", 0.005),
+             ((65536,), (1025,), "same", np.float64, "direct_ns_1d_f8", 0.005),
              ((32, 32, 32), (5, 5, 5), "full", np.float32, "direct_tap_ns", 0.0),
              ((32, 32, 32), (5, 5, 5), "same", np.float32, "direct_border_ns", 0.0)]
     runs = []

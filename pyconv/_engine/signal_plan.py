@@ -73,16 +73,19 @@ def block_len(itemsize):
 
 # --------------------------------------------------------------------------- direct
 
+def _kept_dims(x_shape, w_shape, out_shape, shift):
+    """The dims the direct kernel runs: dims of size 1 everywhere with no shift are free
+    and dropped, so a column vector does not run one-element rows."""
+    keep = [d for d in range(len(x_shape))
+            if not (x_shape[d] == 1 and w_shape[d] == 1 and out_shape[d] == 1 and shift[d] == 0)]
+    return keep or [len(x_shape) - 1]
+
+
 @_plan.cached
 def plan_direct(x_shape, w_shape, out_shape, shift, cdt):
     """Plan of the direct correlation kernel for these shapes (``data``: the kernel's
     checked geometry, built once here)."""
-    # Dims of size 1 everywhere with no shift are free: drop them, so a column
-    # vector does not run one-element rows.
-    keep = [d for d in range(len(x_shape))
-            if not (x_shape[d] == 1 and w_shape[d] == 1 and out_shape[d] == 1 and shift[d] == 0)]
-    if not keep:
-        keep = [len(x_shape) - 1]
+    keep = _kept_dims(x_shape, w_shape, out_shape, shift)
     work = math.prod(out_shape) * math.prod(w_shape)      # upper bound; the exact count when it matters
     if work >= (1 << 16):
         work = direct_macs(x_shape, w_shape, out_shape, shift)
@@ -201,12 +204,6 @@ def direct_ns(ckind, t=None, one_d=False):
     return getattr(t or _tuning.active(), field) * factor
 
 
-def _kernel_dims(shape1, shape2, out_shape, shift):
-    """Dims the direct kernel runs (plan_direct drops those of size 1 everywhere)."""
-    return sum(1 for n, k, m, s in zip(shape1, shape2, out_shape, shift)
-               if not (n == 1 and k == 1 and m == 1 and s == 0))
-
-
 def direct_cost(shape1, shape2, mode, ckind, nt):
     """Modelled seconds of the direct kernel for these shapes, ``ckind`` ('f8', 'f4', 'c16',
     'c8' or 'i8') at ``nt`` threads."""
@@ -219,13 +216,19 @@ def direct_cost(shape1, shape2, mode, ckind, nt):
     taps = math.prod(shape2)
     threads = max(1, min(nt, macs // (1 << 15)))
     speedup = 1.0 + (threads - 1) * tu.direct_thread_gain
-    border = max(0, -shift[-1]) + max(0, shift[-1] + shape2[-1] - 1)
-    ns = direct_ns(ckind, tu, one_d=_kernel_dims(shape1, shape2, out_shape, shift) <= 1)
-    if len(out_shape) >= 2 and row == shape1[-1] and row < 512 and 4 * border <= row:
-        # the kernel merges runs of short rows ('same' mode) into long sweeps, then redoes
-        # the border columns of every row tap by tap (Tuning.direct_border_ns)
-        items = max(1, rows // max(1, 2048 // row))
-        t = (macs * ns + items * taps * tu.direct_tap_ns
+    keep = _kept_dims(shape1, shape2, out_shape, shift)
+    ns = direct_ns(ckind, tu, one_d=len(keep) <= 1)
+    d, r = keep[-1], keep[-2] if len(keep) >= 2 else None
+    if r is not None and _direct.merges_rows(len(keep), shape1[d], out_shape[d], shape2[d], shift[d],
+                                             out_shape[r]):
+        # the kernel merges runs of short rows ('same', 'valid') into long sweeps (of a's
+        # row length: 'valid' computes its k - 1 dropped columns too), then redoes the
+        # border columns of every row tap by tap (Tuning.direct_border_ns)
+        la, ol, sc = shape1[d], out_shape[d], shift[d]
+        bl = min(ol, max(0, -sc))
+        border = bl + ol - max(bl, min(ol, la - sc - shape2[d] + 1))
+        items = max(1, rows // max(1, 2048 // ol))
+        t = (macs * ns * la / ol + items * taps * tu.direct_tap_ns
              + (rows * taps * (1.0 + border / 8.0) * tu.direct_border_ns if border else 0.0))
     else:
         t = macs * ns * (1.0 + 48.0 / row) + rows * nblocks * taps * tu.direct_tap_ns

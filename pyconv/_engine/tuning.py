@@ -154,9 +154,11 @@ class Tuning:
     direct_ns_f8: float = 0.09
     fft_ns_small: float = 0.25
     fft_ns_large: float = 0.55
-    # The 1-D direct kernel (one long row swept in blocks of 16 KiB) costs less per
-    # multiply-add than rows of an N-d one: 0.038 vs 0.052 ns float32, 0.073 vs 0.10
-    # float64 (Intel Xeon, 1 thread, 2026-12-02: 65536 * 257 against 64 x 1024 * 9 x 9).
+    # The 1-D direct kernel (one long row swept in blocks of 16 KiB, by the lane-strided
+    # sweep from 16 taps on) costs less per multiply-add than rows of an N-d one: 0.024
+    # vs 0.052 ns float32, 0.044 vs 0.10 float64 (Intel Xeon, 1 thread, 2026-12-03,
+    # calibrated on 65536 * 1025 against 64 x 1024 * 9 x 9; 65536 * 257 measured 0.038
+    # and 0.073 before the lane sweep, 0.027 and 0.042 with it).
     # The defaults (the N-d figures) keep the model as it was under PYCONV_TUNING=off.
     direct_ns_1d_f4: float = 0.05
     direct_ns_1d_f8: float = 0.09

@@ -12,8 +12,12 @@
 # Work split: (output row, block of the last axis) items, scheduled statically
 # over the threads.  Each item collects the taps whose input row lands inside
 # ``a`` (all kernel rows, in order) and sweeps its block with them in balanced
-# groups of up to 8: one fused, vectorised pass along the contiguous last axis
-# per group, the block staying in L1; the first group initialises the block.
+# groups (float32/float64: up to 256 taps, a tile of 4 vectors of outputs kept in
+# registers across the group, direct_sweep.h; other dtypes: up to 8, one fused
+# pass along the contiguous last axis per group); the first group initialises
+# the block.  1-D float rows of >= 16 taps do the whole tiles of their inner
+# outputs by a lane-strided sweep (a transposed copy of the input: aligned loads,
+# each reused across 8 outputs vectors and taps) and the rest as above.
 # In 'same' mode with short rows (3-D volumes) a run of whole rows is swept as
 # one flat block instead, and the few border columns are redone tap by tap.
 # Every output adds its taps in one fixed order (one FMA step each) whatever
@@ -22,8 +26,9 @@
 # The geometry (shapes, shift, ndim <= MAXD) is checked once when its DirectGeometry is
 # built (pyconv/signal.py keeps it in the plan); the entry checks each call's arrays
 # against it (dtype, C order, element counts) before any pointer is read.
-from cython.parallel cimport prange
-from libc.string cimport memset
+from cython.parallel cimport prange, threadid
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memset
 
 cimport numpy as cnp
 
@@ -45,6 +50,27 @@ cdef inline Py_ssize_t _min(Py_ssize_t x, Py_ssize_t y) noexcept nogil:
 
 cdef enum:
     GROUP = 8        # most taps fused per sweep of a block: one load/store of out per group
+    LGROUP = 256     # the same for float32/float64, whose sweep keeps a tile of outputs in
+                     # registers across all the taps of a group (direct_sweep.h)
+
+
+cdef extern from "direct_sweep.h" nogil:
+    void pcv_sweep_f32(const float** p, const float* w, int n, int fresh, float* o,
+                       Py_ssize_t j0, Py_ssize_t j1)
+    void pcv_sweep_f64(const double** p, const double* w, int n, int fresh, double* o,
+                       Py_ssize_t j0, Py_ssize_t j1)
+    Py_ssize_t pcv_lanes_f32(const float* a, const float* w, Py_ssize_t n, float* o, Py_ssize_t m,
+                             float* X, float* U)
+    Py_ssize_t pcv_lanes_f64(const double* a, const double* w, Py_ssize_t n, double* o, Py_ssize_t m,
+                             double* X, double* U)
+    Py_ssize_t PCV_LANES_SCRATCH(Py_ssize_t n, Py_ssize_t itemsize)
+    enum: PCV_LS
+    enum: PCV_VBYTES
+
+
+cdef enum:
+    LANES_MIN = 16   # fewest taps of a 1-D row for the lane-strided sweep (its transposes
+                     # cost ~2-3 copies per output)
 
 
 cdef inline Py_ssize_t _box(Py_ssize_t r, int top, const Py_ssize_t* ash, const Py_ssize_t* wsh,
@@ -93,18 +119,23 @@ cdef inline void _offsets(int top, const Py_ssize_t* pos, const Py_ssize_t* k, c
         woff[0] += k[d] * wstr[d]
 
 
-cdef inline int _group_size(Py_ssize_t ntaps) noexcept nogil:
-    """Balanced groups (9 taps -> 5 + 4, not 8 + 1): as few sweeps as possible, none of
-    them nearly empty."""
-    cdef Py_ssize_t ngroups = (ntaps + GROUP - 1) // GROUP
-    if ntaps <= GROUP:
-        return GROUP
+cdef inline int _group_size(Py_ssize_t ntaps, int cap) noexcept nogil:
+    """Balanced groups of at most ``cap`` taps (9 taps in 8s -> 5 + 4, not 8 + 1): as few
+    sweeps as possible, none of them nearly empty."""
+    cdef Py_ssize_t ngroups = (ntaps + cap - 1) // cap
+    if ntaps <= cap:
+        return cap
     return <int>((ntaps + ngroups - 1) // ngroups)
+
+
+cdef inline int _group_cap(scalar_t* dummy) noexcept nogil:
+    """Most taps per group for this dtype (the pointer only selects the specialisation)."""
+    return LGROUP if scalar_t is float or scalar_t is double else GROUP
 
 
 cdef void _flush(const scalar_t** ap, Py_ssize_t* cs, scalar_t* ws, int n, bint fresh,
                  scalar_t* orow, Py_ssize_t nl, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
-    """Add ``n`` (<= GROUP) taps to ``orow[j0:j1]``: tap g adds ``ws[g] * ap[g][j + cs[g]]``.
+    """Add ``n`` (<= LGROUP for float32/float64, else <= GROUP) taps to ``orow[j0:j1]``: tap g adds ``ws[g] * ap[g][j + cs[g]]``.
 
     Outputs where every tap is inside its row (``0 <= j + c < nl``) take all the
     taps in one fused sweep; the few border outputs take their in-range taps one
@@ -124,6 +155,7 @@ cdef void _flush(const scalar_t** ap, Py_ssize_t* cs, scalar_t* ws, int n, bint 
     cdef const scalar_t* a6
     cdef const scalar_t* a7
     cdef scalar_t w0, w1, w2, w3, w4, w5, w6, w7, acc
+    cdef const scalar_t* sp[LGROUP]
     cdef int h
     # fused range: the outputs where all n taps are inside
     flo = j0
@@ -139,11 +171,21 @@ cdef void _flush(const scalar_t** ap, Py_ssize_t* cs, scalar_t* ws, int n, bint 
             orow[j] = 0
         for j in range(fhi, j1):
             orow[j] = 0
-    # One unrolled loop per group size (its taps in registers, vectorised along j).
-    # ``fresh`` is loop-invariant and GCC unswitches the loops on it, except the
+    if scalar_t is float or scalar_t is double:
+        # register-blocked sweep of the fused range, any n <= LGROUP (direct_sweep.h);
+        # pointers are taken at flo, inside a, so no pointer ever leaves its array
+        if flo < fhi:
+            for h in range(n):
+                sp[h] = ap[h] + (flo + cs[h])
+            if scalar_t is float:
+                pcv_sweep_f32(sp, ws, n, fresh, orow + flo, 0, fhi - flo)
+            else:
+                pcv_sweep_f64(sp, ws, n, fresh, orow + flo, 0, fhi - flo)
+    # Other dtypes: one unrolled loop per group size (its taps in registers, vectorised
+    # along j).  ``fresh`` is loop-invariant and GCC unswitches the loops on it, except the
     # two largest (beyond its size limit: it would select 0 per vector, ~3% slower
     # on 7x7 kernels), which are split by hand.
-    if n == 8:
+    elif n == 8:
         a0 = ap[0]; c0 = cs[0]; w0 = ws[0]
         a1 = ap[1]; c1 = cs[1]; w1 = ws[1]
         a2 = ap[2]; c2 = cs[2]; w2 = ws[2]
@@ -288,15 +330,48 @@ cdef void _flush(const scalar_t** ap, Py_ssize_t* cs, scalar_t* ws, int n, bint 
 cdef void _item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t* astr,
                 const scalar_t* w, const Py_ssize_t* wsh, const Py_ssize_t* wstr,
                 scalar_t* out, const Py_ssize_t* osh, const Py_ssize_t* shift,
-                int nd, Py_ssize_t row, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
-    """Compute ``out`` row ``row`` (flat index over all dims but the last), columns j0:j1."""
+                int nd, Py_ssize_t row, Py_ssize_t j0, Py_ssize_t j1, scalar_t* scratch) noexcept nogil:
+    """Compute ``out`` row ``row`` (flat index over all dims but the last), columns j0:j1.
+
+    ``scratch`` (1-D float32/float64 rows of at least LANES_MIN taps, else NULL): this
+    thread's buffer for the lane-strided sweep, which then does the whole tiles of the
+    outputs whose taps are all inside ``a``; the grouped sweeps do the rest.
+    """
+    cdef Py_ssize_t flo, fhi, done, kl
+    cdef scalar_t* X
+    if scalar_t is float or scalar_t is double:
+        if scratch != NULL:
+            kl = wsh[0]
+            flo = _max(j0, -shift[0])
+            fhi = _min(j1, ash[0] - shift[0] - kl + 1)
+            if fhi - flo >= PCV_LS * <Py_ssize_t>(PCV_VBYTES // sizeof(scalar_t)):
+                X = <scalar_t*>((<size_t>scratch + 63) & ~(<size_t>63))    # 64-byte aligned
+                if scalar_t is float:
+                    done = pcv_lanes_f32(a + flo + shift[0], w, kl, out + flo, fhi - flo,
+                                         X, X + (PCV_LS + kl) * (PCV_VBYTES // sizeof(scalar_t)))
+                else:
+                    done = pcv_lanes_f64(a + flo + shift[0], w, kl, out + flo, fhi - flo,
+                                         X, X + (PCV_LS + kl) * (PCV_VBYTES // sizeof(scalar_t)))
+                if j0 < flo:
+                    _item_groups(a, ash, astr, w, wsh, wstr, out, osh, shift, nd, row, j0, flo)
+                if flo + done < j1:
+                    _item_groups(a, ash, astr, w, wsh, wstr, out, osh, shift, nd, row, flo + done, j1)
+                return
+    _item_groups(a, ash, astr, w, wsh, wstr, out, osh, shift, nd, row, j0, j1)
+
+
+cdef void _item_groups(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t* astr,
+                       const scalar_t* w, const Py_ssize_t* wsh, const Py_ssize_t* wstr,
+                       scalar_t* out, const Py_ssize_t* osh, const Py_ssize_t* shift,
+                       int nd, Py_ssize_t row, Py_ssize_t j0, Py_ssize_t j1) noexcept nogil:
+    """Output row ``row``, columns j0:j1, by groups of taps swept over the block."""
     cdef Py_ssize_t lo[MAXD]
     cdef Py_ssize_t hi[MAXD]
     cdef Py_ssize_t k[MAXD]
     cdef Py_ssize_t pos[MAXD]
-    cdef const scalar_t* gap[GROUP]
-    cdef Py_ssize_t gc[GROUP]
-    cdef scalar_t gw[GROUP]
+    cdef const scalar_t* gap[LGROUP]
+    cdef Py_ssize_t gc[LGROUP]
+    cdef scalar_t gw[LGROUP]
     cdef int ng = 0, gsize
     cdef bint fresh = True
     cdef Py_ssize_t ntaps, aoff, woff, j, kk, c, kl, nl, sl
@@ -313,7 +388,7 @@ cdef void _item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t* astr
     kl = wsh[last]
     nl = ash[last]
     sl = shift[last]
-    gsize = _group_size(ntaps * kl)
+    gsize = _group_size(ntaps * kl, _group_cap(out))
     # Odometer over the kernel rows inside that box; their taps go to the
     # output block in groups of gsize (kernel rows may share a group).
     while True:
@@ -342,34 +417,60 @@ cdef void _item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t* astr
             orow[j] = 0         # every tap missed this block
 
 
+cdef inline bint _merges_rows(int nd, Py_ssize_t la, Py_ssize_t ol, Py_ssize_t kw, Py_ssize_t sc,
+                              Py_ssize_t orows) noexcept nogil:
+    """The rule for sweeping runs of short rows as one flat block (:func:`_plane_item`):
+    at least 2 dims, output rows no longer than a's (``la``; 'same': as long, 'valid':
+    ``kw - 1`` shorter) and shorter than 512, more than one per plane, and the columns
+    computed in vain (``la - ol``) plus those redone tap by tap (a tap outside the row)
+    at most a quarter of a's row.  pyconv.signal's cost model asks :func:`merges_rows`."""
+    cdef Py_ssize_t bl, br
+    if nd < 2 or ol > la or la >= 512 or orows < 2:
+        return False
+    bl = _min(ol, _max(0, -sc))
+    br = _max(bl, _min(ol, la - sc - kw + 1))
+    return 4 * (la - ol + bl + ol - br) <= la
+
+
+def merges_rows(Py_ssize_t nd, Py_ssize_t a_row, Py_ssize_t out_row, Py_ssize_t w_row, Py_ssize_t shift,
+                Py_ssize_t out_rows):
+    """Whether the kernel sweeps runs of rows as one block for this geometry (its last two
+    dims after the free ones are dropped: row lengths, the kernel's row, the last shift and
+    the output's rows per plane)."""
+    return _merges_rows(<int>nd, a_row, out_row, w_row, shift, out_rows)
+
+
 cdef void _plane_item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t* astr,
                       const scalar_t* w, const Py_ssize_t* wsh, const Py_ssize_t* wstr,
                       scalar_t* out, const Py_ssize_t* osh, const Py_ssize_t* shift,
-                      int nd, Py_ssize_t plane, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+                      int nd, Py_ssize_t plane, Py_ssize_t r0, Py_ssize_t r1, scalar_t* scratch) noexcept nogil:
     """Output rows r0:r1 of plane ``plane`` (flat index over dims < nd-2), short rows merged.
 
-    Used when out rows are as long as a's (``L``, 'same' mode) and short: the
-    rows r0:r1 are one flat run of outputs, and a tap (kr, kc) reads a at the
-    constant offset ``(sr + kr) * L + sc + kc`` from it, so each group of taps
-    is one long vectorised sweep instead of one short sweep per row.  That is
-    exact wherever the tap's column stays inside the row; the few border
-    columns where it does not are then recomputed tap by tap, with the taps
-    outside a skipped.  Every output still adds its taps in the same order
-    (outer dims, kr, kc), so the bits equal those of the row-by-row path.
+    Used where :func:`_merges_rows` says so: the rows r0:r1 are one flat run of
+    outputs with a's row length ``L``, and a tap (kr, kc) reads a at the constant
+    offset ``(sr + kr) * L + sc + kc`` from it, so each group of taps is one long
+    vectorised sweep instead of one short sweep per row.  That is exact wherever
+    the tap's column stays inside the row; the few border columns where it does
+    not are then recomputed tap by tap, with the taps outside a skipped.  Output
+    rows as long as a's ('same') are swept in place; shorter ones ('valid') into
+    ``scratch`` ((r1 - r0) * L items), whose first ``osh[-1]`` columns of each row
+    are then copied out.  Every output still adds its taps in the same order (outer
+    dims, kr, kc), so the bits equal those of the row-by-row path.
     """
     cdef Py_ssize_t lo[MAXD]
     cdef Py_ssize_t hi[MAXD]
     cdef Py_ssize_t k[MAXD]
     cdef Py_ssize_t pos[MAXD]
-    cdef const scalar_t* gap[GROUP]
-    cdef Py_ssize_t gc[GROUP]
-    cdef scalar_t gw[GROUP]
+    cdef const scalar_t* gap[LGROUP]
+    cdef Py_ssize_t gc[LGROUP]
+    cdef scalar_t gw[LGROUP]
     cdef int ng = 0, gsize
     cdef bint fresh = True
     cdef Py_ssize_t ntaps, aoff, woff, j, kr, kc, c, rr, rr0, rr1
     cdef Py_ssize_t last = nd - 1
     cdef Py_ssize_t dr = nd - 2
-    cdef Py_ssize_t L = osh[last]
+    cdef Py_ssize_t L = ash[last]
+    cdef Py_ssize_t ol = osh[last]
     cdef Py_ssize_t ra = ash[dr]
     cdef Py_ssize_t sr = shift[dr]
     cdef Py_ssize_t sc = shift[last]
@@ -377,8 +478,11 @@ cdef void _plane_item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t
     cdef Py_ssize_t kw = wsh[last]
     cdef Py_ssize_t j0 = r0 * L
     cdef Py_ssize_t j1 = r1 * L
+    # the run's sums go to ob[j - jo]: out itself, or the scratch rows
+    cdef Py_ssize_t jo = j0 if scratch != NULL else 0
     cdef Py_ssize_t bl, br
-    cdef scalar_t* oplane = out + plane * osh[dr] * L
+    cdef scalar_t* oplane = out + plane * osh[dr] * ol
+    cdef scalar_t* ob = scratch if scratch != NULL else oplane
     cdef const scalar_t* aplane
     cdef const scalar_t* arow
     cdef scalar_t* orow
@@ -386,10 +490,10 @@ cdef void _plane_item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t
     # outer dims: the kernel box whose taps land inside a
     ntaps = _box(plane, nd - 2, ash, wsh, osh, shift, lo, hi, pos, k)
     if ntaps == 0:
-        for j in range(j0, j1):
+        for j in range(r0 * ol, r1 * ol):
             oplane[j] = 0
         return
-    gsize = _group_size(ntaps * kh * kw)
+    gsize = _group_size(ntaps * kh * kw, _group_cap(out))
     # 1) every output of the run as if no tap left its row
     while True:
         _offsets(nd - 2, pos, k, astr, wstr, &aoff, &woff)
@@ -399,31 +503,34 @@ cdef void _plane_item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t
                 continue        # this kernel row reaches no row of the run
             for kc in range(kw):
                 gap[ng] = aplane
-                gc[ng] = (sr + kr) * L + sc + kc
+                gc[ng] = (sr + kr) * L + sc + kc + jo
                 gw[ng] = w[woff + kr * wstr[dr] + kc]
                 ng += 1
                 if ng == gsize:
-                    _flush(gap, gc, gw, ng, fresh, oplane, ra * L, j0, j1)
+                    _flush(gap, gc, gw, ng, fresh, ob, ra * L, j0 - jo, j1 - jo)
                     fresh = False
                     ng = 0
         if not _advance(k, lo, hi, nd - 2):
             break
     if ng > 0:
-        _flush(gap, gc, gw, ng, fresh, oplane, ra * L, j0, j1)
+        _flush(gap, gc, gw, ng, fresh, ob, ra * L, j0 - jo, j1 - jo)
         fresh = False
     if fresh:
         for j in range(j0, j1):
-            oplane[j] = 0
-    # 2) border columns: [0, bl) and [br, L) hold outputs with a tap outside the row
-    bl = _min(L, _max(0, -sc))
-    br = _max(bl, _min(L, L - sc - kw + 1))
-    if bl == 0 and br == L:
+            ob[j - jo] = 0
+    if scratch != NULL:
+        for rr in range(r0, r1):
+            memcpy(oplane + rr * ol, scratch + (rr - r0) * L, ol * sizeof(scalar_t))
+    # 2) border columns: [0, bl) and [br, ol) hold outputs with a tap outside the row
+    bl = _min(ol, _max(0, -sc))
+    br = _max(bl, _min(ol, L - sc - kw + 1))
+    if bl == 0 and br == ol:
         return
     for rr in range(r0, r1):
-        orow = oplane + rr * L
+        orow = oplane + rr * ol
         for j in range(bl):
             orow[j] = 0
-        for j in range(br, L):
+        for j in range(br, ol):
             orow[j] = 0
     while True:             # (the odometer wrapped back to lo)
         _offsets(nd - 2, pos, k, astr, wstr, &aoff, &woff)
@@ -436,10 +543,10 @@ cdef void _plane_item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t
                 wv = w[woff + kr * wstr[dr] + kc]
                 for rr in range(rr0, rr1):
                     arow = aplane + (rr + sr + kr) * L
-                    orow = oplane + rr * L
+                    orow = oplane + rr * ol
                     for j in range(_max(0, -c), _min(bl, L - c)):
                         orow[j] = orow[j] + wv * arow[j + c]
-                    for j in range(_max(br, -c), _min(L, L - c)):
+                    for j in range(_max(br, -c), _min(ol, L - c)):
                         orow[j] = orow[j] + wv * arow[j + c]
         if not _advance(k, lo, hi, nd - 2):
             break
@@ -559,6 +666,8 @@ cdef void _correlate(DirectGeometry g, const scalar_t* a, const scalar_t* w, sca
     cdef const Py_ssize_t* wstr = g.wstr
     cdef Py_ssize_t block = g.block
     cdef Py_ssize_t nrows = 1, nblocks, nitems, it, row, b, j0, j1, ol, rpi, nplanes, nchunks
+    cdef Py_ssize_t per = 0
+    cdef scalar_t* scratch = NULL
     cdef int d
     for d in range(nd - 1):
         nrows *= osh[d]
@@ -569,27 +678,40 @@ cdef void _correlate(DirectGeometry g, const scalar_t* a, const scalar_t* w, sca
         # no tap lands anywhere: every output is an empty sum
         memset(out, 0, g.out_size * sizeof(scalar_t))
         return
-    # Short rows as long as a's ('same' mode): merge runs of rows into one sweep.
-    # Worth it while the border columns (redone tap by tap) are a small share.
-    if (nd >= 2 and ol == ash[nd - 1] and ol < 512 and osh[nd - 2] > 1
-            and 4 * (_max(0, -sh[nd - 1]) + _max(0, sh[nd - 1] + wsh[nd - 1] - 1)) <= ol):
+    # Short rows ('same', 'valid'): merge runs of rows into one sweep, where the columns
+    # computed in vain or redone tap by tap are a small share (_merges_rows).
+    if nd >= 2 and _merges_rows(nd, ash[nd - 1], ol, wsh[nd - 1], sh[nd - 1], osh[nd - 2]):
         rpi = _max(1, block // ol)                     # rows per work item
         nplanes = nrows // osh[nd - 2]
         nchunks = (osh[nd - 2] + rpi - 1) // rpi
         nitems = nplanes * nchunks
-        with nogil:
-            for it in prange(nitems, schedule='static', num_threads=nthreads):
-                row = it // nchunks
-                b = it - row * nchunks
-                _plane_item(a, ash, astr, w, wsh, wstr, out, osh, sh, nd, row,
-                            b * rpi, _min(b * rpi + rpi, osh[nd - 2]))
-        return
+        if ol < ash[nd - 1]:
+            # each thread sweeps its runs of rows into a scratch of a's row length
+            per = rpi * ash[nd - 1]
+            scratch = <scalar_t*>malloc(nthreads * per * sizeof(scalar_t))
+        if ol == ash[nd - 1] or scratch != NULL:     # (no memory: the rows one by one)
+            with nogil:
+                for it in prange(nitems, schedule='static', num_threads=nthreads):
+                    row = it // nchunks
+                    b = it - row * nchunks
+                    _plane_item(a, ash, astr, w, wsh, wstr, out, osh, sh, nd, row,
+                                b * rpi, _min(b * rpi + rpi, osh[nd - 2]),
+                                scratch + threadid() * per if scratch != NULL else NULL)
+            free(scratch)
+            return
     nblocks = (ol + block - 1) // block
     nitems = nrows * nblocks
+    if scalar_t is float or scalar_t is double:
+        if nd == 1 and wsh[0] >= LANES_MIN:
+            per = PCV_LANES_SCRATCH(wsh[0], sizeof(scalar_t))
+            scratch = <scalar_t*>malloc(nthreads * per * sizeof(scalar_t))
+            # (no scratch: the grouped sweeps alone, same sums)
     with nogil:
         for it in prange(nitems, schedule='static', num_threads=nthreads):
             row = it // nblocks
             b = it - row * nblocks
             j0 = b * block
             j1 = _min(j0 + block, ol)
-            _item(a, ash, astr, w, wsh, wstr, out, osh, sh, nd, row, j0, j1)
+            _item(a, ash, astr, w, wsh, wstr, out, osh, sh, nd, row, j0, j1,
+                  scratch + threadid() * per if scratch != NULL else NULL)
+    free(scratch)

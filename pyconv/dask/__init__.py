@@ -55,11 +55,9 @@ leaves the array, it is extended as the in-memory function extends it (zeros;
 the edge sample for 'replicate') -- however far it reaches, as the in-memory
 functions do when the kernel is larger than the input.  The chunk then runs the
 in-memory function with no padding ('valid' mode), so the arithmetic is the
-in-memory function's own.  (With the direct method, when the kernel computes in the
-result's dtype, the block calls that kernel itself with rows as long as the region's
-and drops the last ``k - 1`` outputs of each row: the kernel then sweeps runs of whole
-rows at once, as for a 'same' call, with the same sums in the same order; the block is a
-view of those rows.)  Halo slices are cut where the neighbour lives (only
+in-memory function's own.  (The direct kernel sweeps the short rows of such a 'valid'
+call as runs of whole region rows, as for a 'same' call, with the same sums in the same
+order.)  Halo slices are cut where the neighbour lives (only
 the slice travels between workers), and chunks smaller than the halo are merged
 first.  Output chunks follow the input chunks: 'same' keeps them, 'full' grows
 the last chunk of each axis and 'valid' shrinks it; strided layers divide them.
@@ -567,51 +565,9 @@ def _signal_map(fn, name, x, kernels, kshape, mode, kwargs, same_start, kind="fi
     axes = [_conv_axis(x.chunks[d], x.shape[d], kshape[d], mode, same_start, kind) for d in range(x.ndim)]
     if kind == "skip":
         return _skip_map(fn, name, x, kernels, kshape, axes, kwargs, probe.dtype)
+    # (a direct 'valid' call merges short rows in the kernel itself, as in memory)
     func = functools.partial(_valid_block, fn, kwargs)
-    if _direct_in_result(fn, kwargs, kernels, probe.dtype):
-        func = functools.partial(_long_rows_block, fn in (pyconv.signal.correlate, pyconv.signal.correlate2d), func)
     return _halo_map(x, func, axes, probe.dtype, name, block_args=lambda j: None, consts=tuple(kernels), fill=fill)
-
-
-def _direct_in_result(fn, kwargs, kernels, result):
-    """Whether a block's 'valid' call is the direct kernel computing in the result dtype (then
-    :func:`_long_rows_block` may call that kernel itself)."""
-    from pyconv._utils import sig_compute_dtype
-    if fn in (pyconv.signal.convolve, pyconv.signal.correlate):
-        if kwargs.get("method") != "direct":
-            return False
-    elif fn not in (pyconv.signal.convolve2d, pyconv.signal.correlate2d):
-        return False
-    result = np.dtype(result)
-    return result.kind in "fc" and sig_compute_dtype(result, *kernels) == result
-
-
-def _long_rows_block(correlate, valid, block, args, kernel):
-    """The 'valid' correlation of a region with the direct kernel's rows as long as the
-    region's, then cropped: bitwise the 'valid' call (every output adds its taps in one
-    order on either path), faster on short rows.
-
-    The kernel sweeps a run of whole rows as one flat block when its output rows are as
-    long as its input rows; 'valid' rows are ``k - 1`` shorter, so on a 128^3 chunk each
-    row is swept alone, paying the sweep's fixed cost per row of 128 (1.3x the time of the
-    long-row sweep with a 7^3 kernel).  Here the last ``k - 1`` outputs of each row are
-    computed too (partial sums over the taps inside the region) and dropped.  Taken where
-    the kernel merges rows (at least 2-d, rows shorter than 512, the dropped outputs at
-    most a quarter of a row); elsewhere the 'valid' call.  The block returned is a view of
-    the longer rows (not C-contiguous).
-    """
-    k = kernel.shape[-1]
-    n = block.shape[-1]
-    if block.ndim < 2 or block.shape[-2] - kernel.shape[-2] + 1 < 2 or not (4 * (k - 1) <= n < 512) or k == 1:
-        return valid(block, args, kernel)
-    w = (np.conj(kernel) if kernel.dtype.kind == "c" else kernel) if correlate \
-        else kernel[(slice(None, None, -1),) * kernel.ndim]
-    dtype = np.result_type(block.dtype, kernel.dtype)
-    buf = np.empty(tuple(b - q + 1 for b, q in zip(block.shape[:-1], kernel.shape[:-1])) + (n,), dtype)
-    pyconv.signal._correlate_into(block, np.ascontiguousarray(w, dtype=dtype), buf, (0,) * block.ndim)
-    # a view, not a copy: a copy would cost a task a third array of the block's size (and
-    # 2 ms of a 128^3 float32 chunk's 8-10 with a 3^3 kernel); the rows keep k - 1 unused items
-    return buf[..., :n - k + 1]
 
 
 def _full_crop_block(fn, kwargs, block, crop, *kernels):
