@@ -202,6 +202,15 @@ def test_cache_key_names_the_machine_and_version(cache):
     assert "tuning:" in "\n".join(f"{k}:" for k in pyconv._config.config())
 
 
+def test_cache_key_follows_the_kernel_build(cache, monkeypatch):
+    # the same version on the same machine with other compiled kernels is measured again
+    digest = calibrate._kernels_digest()
+    assert len(digest) == 16 and digest == calibrate._kernels_digest()
+    key, path = calibrate.machine_key(), calibrate.cache_path()
+    monkeypatch.setattr(calibrate, "_kernels_digest", lambda: "rebuilt-kernels")
+    assert calibrate.machine_key() != key and calibrate.cache_path() != path
+
+
 @pytest.mark.parametrize("dtype, tol", [(np.float32, 2e-5), (np.float64, 1e-13)])
 @pytest.mark.parametrize("cout, cin", [(6, 21), (21, 6), (8, 8)])
 def test_pointwise_weight_gradient_orientations(dtype, tol, cout, cin):

@@ -15,13 +15,15 @@ Every algorithm a measurement compares stays reachable; a crossover only moves w
 each one is used.  Where the GEMM path wins, it is chosen: the BLAS tuned for the CPU
 by its authors is the floor.
 """
-import dataclasses
-import hashlib
 import contextlib
+import dataclasses
+import functools
+import hashlib
 import json
 import math
 import os
 import platform
+import sys
 import tempfile
 import time
 
@@ -54,8 +56,24 @@ def cache_dir():
     return d
 
 
+@functools.lru_cache(maxsize=1)
+def _kernels_digest():
+    """A digest of the compiled kernels in use (the variant's extension files): a rebuild
+    with other kernels -- same version, same machine -- is measured again."""
+    from pyconv import _kernels
+    h = hashlib.sha1()
+    for name in sorted(_kernels.BUILT[_kernels.VARIANT]):
+        mod = sys.modules.get(f"pyconv._kernels.{name}")
+        path = getattr(mod, "__file__", None)
+        if path:
+            with open(path, "rb") as f:
+                h.update(f.read())
+    return h.hexdigest()[:16]
+
+
 def machine_key():
-    """What a calibration depends on: CPU, core count, kernel variant, compiler, BLAS."""
+    """What a calibration depends on: CPU, core count, kernel variant and build, compiler,
+    NumPy and SciPy (their BLAS and FFT)."""
     import scipy
 
     import pyconv
@@ -66,7 +84,7 @@ def machine_key():
     except (AttributeError, OSError):
         ncpu = os.cpu_count() or 1
     facts = [pyconv.__version__, platform.machine(), _config._cpu_model(), str(ncpu), _kernels.VARIANT,
-             _pyconv_omp.compiler(), np.__version__, scipy.__version__]
+             _pyconv_omp.compiler(), np.__version__, scipy.__version__, _kernels_digest()]
     return hashlib.sha1("|".join(facts).encode()).hexdigest()[:16]
 
 
