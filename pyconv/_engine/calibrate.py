@@ -207,7 +207,7 @@ def _best_cpu_of(fns, reps=3):
     return _best_of(fns, reps, clock=time.thread_time)
 
 
-def _best_of(fns, reps=6, clock=time.perf_counter):
+def _best_of(fns, reps=4, clock=time.perf_counter):
     """The least time of each of ``fns`` on ``clock`` (after one warm-up each), timed in turn
     (A, B, A, B, ...): a slow spell of a shared machine then weighs on every candidate
     alike, not on whichever ran during it."""
@@ -253,6 +253,12 @@ def _ceiling(times_a, times_b, sizes, slack=1.1):
     return 0
 
 
+def _data(rng, shape, dtype=np.float64):
+    """Operands for the timings: uniform in [-0.5, 0.5), a few times cheaper to draw than
+    normal samples (the values do not change a kernel's speed; no subnormals)."""
+    return rng.random(shape, dtype=np.dtype(dtype)) - np.dtype(dtype).type(0.5)
+
+
 def measure():
     """Time the calibrated choices; returns (Tuning, values dict, measurements dict)."""
     from pyconv import grad, nn
@@ -276,8 +282,8 @@ def measure():
         # L1d) 8 KiB ran layer a 1.09x and the dilated layer f 1.01x faster than 16 KiB,
         # 4 KiB 1.07x and 1.04x
         wblocks = (4 << 10, 8 << 10, 16 << 10)
-        x = rng.standard_normal((1, 64, 56, 56)).astype(np.float32)
-        wc = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
+        x = _data(rng, (1, 64, 56, 56), np.float32)
+        wc = _data(rng, (64, 64, 3, 3), np.float32)
 
         def blocked(nbytes, x=x, wc=wc):
             def run():
@@ -292,10 +298,10 @@ def measure():
         # dense direct vs im2col + GEMM: a 32->32 3x3 layer on growing maps (batch 8)
         sizes = (3, 6, 12, 24)
         fwd_d, fwd_g, wg_d, wg_g = [], [], [], []
-        w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
+        w = _data(rng, (32, 32, 3, 3), np.float32)
         for s in sizes:
-            x = rng.standard_normal((8, 32, s, s)).astype(np.float32)
-            go = rng.standard_normal((8, 32, s, s)).astype(np.float32)
+            x = _data(rng, (8, 32, s, s), np.float32)
+            go = _data(rng, (8, 32, s, s), np.float32)
             for alg, lst in ((A.DENSE, fwd_d), (A.GEMM, fwd_g)):
                 with _plan.force(alg):
                     lst.append(_best(lambda: nn.conv2d(x, w, padding=1)))
@@ -315,9 +321,9 @@ def measure():
         chans = (32, 64, 128, 256)
         kf_d, kf_g, kw_d, kw_g = [], [], [], []
         for c in chans:
-            x = rng.standard_normal((1, c, 32, 32)).astype(np.float32)
-            wc = rng.standard_normal((c, c, 3, 3)).astype(np.float32)
-            go = rng.standard_normal((1, c, 16, 16)).astype(np.float32)
+            x = _data(rng, (1, c, 32, 32), np.float32)
+            wc = _data(rng, (c, c, 3, 3), np.float32)
+            go = _data(rng, (1, c, 16, 16), np.float32)
             fwd = lambda: nn.conv2d(x, wc, stride=2, padding=1)  # noqa: E731
             for lst, t in zip((kf_d, kf_g), _best_of([_forced(A.DENSE, fwd), _forced(A.GEMM, fwd)])):
                 lst.append(t)
@@ -345,8 +351,8 @@ def measure():
         prods, th_t, th_d = (1, 4, 16, 64), [], []
         for cgog in prods:
             gsz = math.isqrt(cgog)
-            x = rng.standard_normal((1, 128, 56, 56)).astype(np.float32)
-            wc = rng.standard_normal((128, gsz, 3, 3)).astype(np.float32)
+            x = _data(rng, (1, 128, 56, 56), np.float32)
+            wc = _data(rng, (128, gsz, 3, 3), np.float32)
             grp = lambda: nn.conv2d(x, wc, padding=1, groups=128 // gsz)  # noqa: E731
             for lst, t in zip((th_t, th_d), _best_of([_forced(A.THIN_S1, grp), _forced(A.DENSE, grp)])):
                 lst.append(t)
@@ -358,8 +364,8 @@ def measure():
         # Intel Xeon 256->64 56x56 ran 22-25 ms at 128, 17-19 at 256-512, PyTorch 15.7),
         # 256 -> 64 channels, 56x56, one sample
         chunks = (128, 256, 512)
-        x = rng.standard_normal((1, 256, 56, 56)).astype(np.float32)
-        wc = rng.standard_normal((64, 256, 1, 1)).astype(np.float32)
+        x = _data(rng, (1, 256, 56, 56), np.float32)
+        wc = _data(rng, (64, 256, 1, 1), np.float32)
 
         def chunked(c, x=x, wc=wc):
             def run():
@@ -381,8 +387,8 @@ def measure():
                 # float32 chose between the two BLAS paths
                 values["pointwise_matmul"] = bool(pw[4, True][1] + pw[4, False][1] <= pw[4, True][2] + pw[4, False][2])
             for cin, cout in ((256, 64), (64, 256)):
-                x = rng.standard_normal((1, cin, 56, 56)).astype(dt)
-                wc = rng.standard_normal((cout, cin, 1, 1)).astype(dt)
+                x = _data(rng, (1, cin, 56, 56), dt)
+                wc = _data(rng, (cout, cin, 1, 1), dt)
 
                 def one(alg, x=x, wc=wc):
                     def run():
@@ -407,8 +413,8 @@ def measure():
         # samples: float32 1.09-1.18x faster transposed at 1 and 2 threads, float64
         # 0.92-1.01x)
         for dt, field in ((np.float32, "weight_matmul_tall"), (np.float64, "weight_matmul_tall_f8")):
-            x = rng.standard_normal((1, 256, 56, 56)).astype(dt)
-            go = rng.standard_normal((1, 64, 56, 56)).astype(dt)
+            x = _data(rng, (1, 256, 56, 56), dt)
+            go = _data(rng, (1, 64, 56, 56), dt)
 
             def oriented(tall, x=x, go=go, field=field):
                 def run():
@@ -423,9 +429,9 @@ def measure():
         # phase against GEMM + col2im, by positions per phase (32 channels, batch 4) and
         # by K (16x16 positions per phase, one sample)
         ph_p, ph_g = [], []
-        w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
+        w = _data(rng, (32, 32, 3, 3), np.float32)
         for s in sizes:
-            go = rng.standard_normal((4, 32, s, s)).astype(np.float32)
+            go = _data(rng, (4, 32, s, s), np.float32)
             shape = (4, 32, 2 * s, 2 * s)
             for alg, lst in ((A.PHASES, ph_p), (A.GEMM, ph_g)):
                 with _plan.force(alg):
@@ -434,8 +440,8 @@ def measure():
         values["phases_min_positions"] = _crossover(ph_p, ph_g, positions)
         pk_p, pk_g = [], []
         for c in chans:
-            wc = rng.standard_normal((c, c, 3, 3)).astype(np.float32)
-            go = rng.standard_normal((1, c, 16, 16)).astype(np.float32)
+            wc = _data(rng, (c, c, 3, 3), np.float32)
+            go = _data(rng, (1, c, 16, 16), np.float32)
             inp = lambda: grad.conv2d_input((1, c, 32, 32), wc, go, stride=2, padding=1)  # noqa: E731
             for lst, t in zip((pk_p, pk_g), _best_of([_forced(A.PHASES, inp), _forced(A.GEMM, inp)])):
                 lst.append(t)
@@ -453,9 +459,9 @@ def measure():
         if nt > 1:
             from pyconv import signal
             sizes, single, multi = (128, 256, 384, 512), [], []
-            k = rng.standard_normal((9, 9))
+            k = _data(rng, (9, 9))
             for n in sizes:
-                a = rng.standard_normal((n, n))
+                a = _data(rng, (n, n))
 
                 def fft(limit, a=a):
                     def run():
@@ -463,7 +469,7 @@ def measure():
                             return signal.fftconvolve(a, k, "same")
                     return run
                 with threads(nt):
-                    t1, tn = _best_of([fft(1 << 62), fft(0)], reps=3)
+                    t1, tn = _best_of([fft(1 << 62), fft(0)], reps=2)
                 single.append(t1)
                 multi.append(tn)
             points = [math.prod(_fft_len(n + 8) for _ in range(2)) for n in sizes]
@@ -479,8 +485,8 @@ def measure():
                 (np.median([a / b for a, b in zip(single[1:], multi[1:])]) - 1.0) / (nt - 1), 0.0, 1.0))
             # ... and to the direct kernel's: a 3-D volume of merged short rows (1 MiB, past
             # L2: the threads share the memory bus as on real volumes), 1 thread against nt
-            a = rng.standard_normal((64, 64, 64)).astype(np.float32)
-            k3 = rng.standard_normal((5, 5, 5)).astype(np.float32)
+            a = _data(rng, (64, 64, 64), np.float32)
+            k3 = _data(rng, (5, 5, 5), np.float32)
 
             def direct(n):
                 def run():
@@ -537,16 +543,16 @@ def _measure_signal(rng, values, m):
              ((32, 32, 32), (5, 5, 5), "same", np.float32, "direct_border_ns", 0.0)]
     runs = []
     for shape, kshape, mode, dt, field, floor in cases:
-        a = rng.standard_normal(shape).astype(dt)
-        k = rng.standard_normal(kshape).astype(dt)
+        a = _data(rng, shape, dt)
+        k = _data(rng, kshape, dt)
         runs.append(lambda a=a, k=k, mode=mode: signal.correlate(a, k, mode, method="direct"))
     # the FFT timings below (2-D small and large, 1-D full, overlap-add) join the same rounds
-    k = rng.standard_normal((9, 9))
-    small = rng.standard_normal((256, 256))
-    large = rng.standard_normal((1024, 1024))
-    x1 = rng.standard_normal(32768)
-    x2 = rng.standard_normal(65536)
-    k1 = rng.standard_normal(257)
+    k = _data(rng, (9, 9))
+    small = _data(rng, (256, 256))
+    large = _data(rng, (1024, 1024))
+    x1 = _data(rng, 32768)
+    x2 = _data(rng, 65536)
+    k1 = _data(rng, 257)
     runs += [lambda: signal.fftconvolve(small, k, "same"), lambda: signal.fftconvolve(large, k, "same"),
              lambda: signal._fft_core(x1, k1, "same", [0]), lambda: signal.oaconvolve(x2, k1, "same")]
     *timed, ts, tl, t1d, toa = _best_cpu_of(runs)
