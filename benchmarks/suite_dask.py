@@ -96,22 +96,33 @@ def _settle(client, timeout=10.0):
         time.sleep(0.1)
 
 
+def _ntasks(client):
+    """Tasks the scheduler holds."""
+    return client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+
+
+def _reset(client, base):
+    """Before a run: wait until the scheduler is back to ``base`` tasks (a cancelled result is
+    gone: the keys are deterministic, so a held result would make the run a no-op), then
+    until the workers settle (:func:`_settle`)."""
+    while _ntasks(client) > base:
+        time.sleep(0.05)
+    _settle(client)
+
+
 def _median(h, client, fn, repeats):
     """Median seconds, largest RSS rise and the last result of ``repeats`` runs of ``fn``.
 
     Results persisted on the cluster are released before the next run: the keys are
     deterministic, so a held result would make the next run a no-op.
     """
-    ntasks = lambda: client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))  # noqa: E731
-    base = ntasks()
+    base = _ntasks(client)
     times, rises, result = [], [], None
     for i in range(repeats + 1):            # the first run warms the workers up (imports, plans)
         if result is not None:
             client.cancel(result)
-            del result
-            while ntasks() > base:
-                time.sleep(0.05)
-        _settle(client)
+            result = None           # (no reference left: the scheduler can forget the keys)
+        _reset(client, base)
         dt, rise, result = _cluster_run(client, fn)
         if i:
             times.append(dt)
@@ -126,16 +137,13 @@ def _interleaved(h, client, fn, mem_fn, repeats):
     ``(rise, transient)`` of the cluster runs (see :func:`_transient`) and the last cluster
     result."""
     ncpu = pyconv.get_num_threads()
-    ntasks = lambda: client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))  # noqa: E731
-    base = ntasks()
+    base = _ntasks(client)
     td, tm, t1, rises, result = [], [], [], [], None
     for i in range(repeats + 1):
         if result is not None:
             client.cancel(result)
-            del result
-            while ntasks() > base:
-                time.sleep(0.05)
-        _settle(client)
+            result = None           # (no reference left: the scheduler can forget the keys)
+        _reset(client, base)
         client.run(_sampler_start)
         t0 = time.perf_counter()
         result = fn()
