@@ -453,7 +453,11 @@ def test_kernel_merged_short_rows_bitwise_the_rows_one_by_one(geo, dtype):
     # never merged), at 1 and 2 threads, and the definition's values
     ash, wsh, osh, shift = geo
     nd = len(ash)
-    assert _direct.merges_rows(nd, ash[-1], osh[-1], wsh[-1], shift[-1], osh[-2])
+    border = _direct.merged_border(nd, ash[-1], osh[-1], wsh[-1], shift[-1], osh[-2])
+    # merged; the columns redone tap by tap are those with a tap outside a's row
+    assert border == sum(any(not 0 <= j + shift[-1] + k < ash[-1] for k in range(wsh[-1]))
+                         for j in range(osh[-1]))
+    assert _direct.merged_border(nd, ash[-1], osh[-1], wsh[-1], shift[-1], 1) == -1   # one row per plane
     rng = np.random.default_rng(sum(ash))
     a = (rng.standard_normal(ash) * 8).astype(dtype)
     w = (rng.standard_normal(wsh) * 8).astype(dtype)

@@ -219,14 +219,13 @@ def direct_cost(shape1, shape2, mode, ckind, nt):
     keep = _kept_dims(shape1, shape2, out_shape, shift)
     ns = direct_ns(ckind, tu, one_d=len(keep) <= 1)
     d, r = keep[-1], keep[-2] if len(keep) >= 2 else None
-    if r is not None and _direct.merges_rows(len(keep), shape1[d], out_shape[d], shape2[d], shift[d],
-                                             out_shape[r]):
+    border = -1 if r is None else _direct.merged_border(len(keep), shape1[d], out_shape[d], shape2[d],
+                                                        shift[d], out_shape[r])
+    if border >= 0:
         # the kernel merges runs of short rows ('same', 'valid') into long sweeps (of a's
         # row length: 'valid' computes its k - 1 dropped columns too), then redoes the
         # border columns of every row tap by tap (Tuning.direct_border_ns)
-        la, ol, sc = shape1[d], out_shape[d], shift[d]
-        bl = min(ol, max(0, -sc))
-        border = bl + ol - max(bl, min(ol, la - sc - shape2[d] + 1))
+        la, ol = shape1[d], out_shape[d]
         items = max(1, rows // max(1, 2048 // ol))
         t = (macs * ns * la / ol + items * taps * tu.direct_tap_ns
              + (rows * taps * (1.0 + border / 8.0) * tu.direct_border_ns if border else 0.0))

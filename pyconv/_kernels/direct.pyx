@@ -417,27 +417,39 @@ cdef void _item_groups(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_
             orow[j] = 0         # every tap missed this block
 
 
+cdef inline void _row_border(Py_ssize_t la, Py_ssize_t ol, Py_ssize_t kw, Py_ssize_t sc,
+                             Py_ssize_t* bl, Py_ssize_t* br) noexcept nogil:
+    """Columns [0, bl) and [br, ol) of a merged output row hold outputs with a tap outside
+    a's row (``la`` long; kernel row ``kw``, last shift ``sc``): redone tap by tap."""
+    bl[0] = _min(ol, _max(0, -sc))
+    br[0] = _max(bl[0], _min(ol, la - sc - kw + 1))
+
+
 cdef inline bint _merges_rows(int nd, Py_ssize_t la, Py_ssize_t ol, Py_ssize_t kw, Py_ssize_t sc,
                               Py_ssize_t orows) noexcept nogil:
     """The rule for sweeping runs of short rows as one flat block (:func:`_plane_item`):
     at least 2 dims, output rows no longer than a's (``la``; 'same': as long, 'valid':
     ``kw - 1`` shorter) and shorter than 512, more than one per plane, and the columns
     computed in vain (``la - ol``) plus those redone tap by tap (a tap outside the row)
-    at most a quarter of a's row.  pyconv.signal's cost model asks :func:`merges_rows`."""
+    at most a quarter of a's row.  pyconv.signal's cost model asks :func:`merged_border`."""
     cdef Py_ssize_t bl, br
     if nd < 2 or ol > la or la >= 512 or orows < 2:
         return False
-    bl = _min(ol, _max(0, -sc))
-    br = _max(bl, _min(ol, la - sc - kw + 1))
+    _row_border(la, ol, kw, sc, &bl, &br)
     return 4 * (la - ol + bl + ol - br) <= la
 
 
-def merges_rows(Py_ssize_t nd, Py_ssize_t a_row, Py_ssize_t out_row, Py_ssize_t w_row, Py_ssize_t shift,
-                Py_ssize_t out_rows):
-    """Whether the kernel sweeps runs of rows as one block for this geometry (its last two
-    dims after the free ones are dropped: row lengths, the kernel's row, the last shift and
-    the output's rows per plane)."""
-    return _merges_rows(<int>nd, a_row, out_row, w_row, shift, out_rows)
+def merged_border(Py_ssize_t nd, Py_ssize_t a_row, Py_ssize_t out_row, Py_ssize_t w_row, Py_ssize_t shift,
+                  Py_ssize_t out_rows):
+    """For pyconv.signal's cost model: when the kernel sweeps runs of rows as one block for
+    this geometry (its last two dims after the free ones are dropped: row lengths, the
+    kernel's row, the last shift and the output's rows per plane), the columns of each row
+    it redoes tap by tap; -1 when it sweeps the rows one by one."""
+    cdef Py_ssize_t bl, br
+    if not _merges_rows(<int>nd, a_row, out_row, w_row, shift, out_rows):
+        return -1
+    _row_border(a_row, out_row, w_row, shift, &bl, &br)
+    return bl + out_row - br
 
 
 cdef void _plane_item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t* astr,
@@ -522,8 +534,7 @@ cdef void _plane_item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t
         for rr in range(r0, r1):
             memcpy(oplane + rr * ol, scratch + (rr - r0) * L, ol * sizeof(scalar_t))
     # 2) border columns: [0, bl) and [br, ol) hold outputs with a tap outside the row
-    bl = _min(ol, _max(0, -sc))
-    br = _max(bl, _min(ol, L - sc - kw + 1))
+    _row_border(L, ol, kw, sc, &bl, &br)
     if bl == 0 and br == ol:
         return
     for rr in range(r0, r1):
