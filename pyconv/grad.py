@@ -182,20 +182,35 @@ def _bias_grad(go, dtype):
     return go.sum(axis=(0,) + tuple(range(2, go.ndim)), dtype=dtype)
 
 
+def _mode_padded(c):
+    """Whether a normalised conv pads with a mode other than zeros (its kernels then run on
+    the padded input, unpadded, and the padding's adjoint folds the input gradient back)."""
+    return c.mode != "zeros" and any(p != (0, 0) for p in c.pads)
+
+
+def _conv_input_grad(c, go):
+    """gx of a normalised conv (c from _conv_setup), batched, from grad_output alone: only
+    the input's shape is read (pyconv.dask's tasks pass a shape-only stand-in)."""
+    sp = c.x.shape[2:]
+    if _mode_padded(c):
+        shape = c.x.shape[:2] + tuple(n + lo + hi for n, (lo, hi) in zip(sp, c.pads))
+        gx = _input_core(go, c.w, shape, c.stride, ((0, 0),) * c.nd, c.dilation, c.groups)
+        return _pad_adjoint(gx, c.pads, c.mode, sp)
+    return _input_core(go, c.w, c.x.shape, c.stride, c.pads, c.dilation, c.groups)
+
+
+def _conv_weight_grad(c, go):
+    """gw of a normalised conv (c from _conv_setup), batched."""
+    x, pads = c.xc(), c.pads
+    if _mode_padded(c):
+        x, pads = _conv.pad(x, c.pads, c.mode), ((0, 0),) * c.nd
+    return _weight_core(x, go, c.w.shape, c.stride, pads, c.dilation, c.groups)
+
+
 def _conv_grads(c, go):
     """(gx, gw, gb) of a normalised conv (c from _conv_setup), batched."""
-    x = c.xc()
-    padded = c.mode != "zeros" and any(p != (0, 0) for p in c.pads)
-    if padded:
-        xin, pads = _conv.pad(x, c.pads, c.mode), ((0, 0),) * c.nd
-    else:
-        xin, pads = x, c.pads
-    gx = _input_core(go, c.w, xin.shape, c.stride, pads, c.dilation, c.groups)
-    if padded:
-        gx = _pad_adjoint(gx, c.pads, c.mode, x.shape[2:])
-    gw = _weight_core(xin, go, c.w.shape, c.stride, pads, c.dilation, c.groups)
     gb = None if c.b is None else _bias_grad(go, c.dtype)
-    return gx, gw, gb
+    return _conv_input_grad(c, go), _conv_weight_grad(c, go), gb
 
 
 # =========================================================================== torch.nn.grad

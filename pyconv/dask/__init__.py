@@ -1516,13 +1516,7 @@ def _grad_input_block(nd, fname, kwargs, x_spec, go, w, b):
     shape, dtype = x_spec.value
     with pyconv.threads(task_threads()):
         c = grad._conv_setup(np.broadcast_to(np.zeros((), dtype), shape), w, b, nd=nd, **kwargs)
-        go = grad._grad_output(go, c.out_shape, c.batched, c.dtype, fname)
-        padded = c.mode != "zeros" and any(p != (0, 0) for p in c.pads)
-        if padded:       # the kernels see the padded input; the padding's adjoint folds it back
-            shape = c.x.shape[:2] + tuple(n + lo + hi for n, (lo, hi) in zip(c.x.shape[2:], c.pads))
-            gx = grad._input_core(go, c.w, shape, c.stride, ((0, 0),) * c.nd, c.dilation, c.groups)
-            return grad._pad_adjoint(gx, c.pads, c.mode, c.x.shape[2:])
-        return grad._input_core(go, c.w, c.x.shape, c.stride, c.pads, c.dilation, c.groups)
+        return grad._conv_input_grad(c, grad._grad_output(go, c.out_shape, c.batched, c.dtype, fname))
 
 
 def _grad_params_block(nd, fname, kwargs, go, x, w, b):
@@ -1533,12 +1527,7 @@ def _grad_params_block(nd, fname, kwargs, go, x, w, b):
     with pyconv.threads(task_threads()):
         c = grad._conv_setup(x, w, b, nd=nd, **kwargs)
         go = grad._grad_output(go, c.out_shape, c.batched, c.dtype, fname)
-        x = c.xc()
-        pads = c.pads
-        if c.mode != "zeros" and any(p != (0, 0) for p in c.pads):
-            from pyconv._engine import conv as _conv
-            x, pads = _conv.pad(x, c.pads, c.mode), ((0, 0),) * c.nd
-        gw = grad._weight_core(x, go, c.w.shape, c.stride, pads, c.dilation, c.groups)
+        gw = grad._conv_weight_grad(c, go)
         parts = [gw.ravel()] if b is None else [gw.ravel(), grad._bias_grad(go, c.dtype).astype(gw.dtype)]
     return np.concatenate(parts)
 
