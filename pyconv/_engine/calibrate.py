@@ -222,9 +222,10 @@ def _best_of(fns, reps=4, clock=time.perf_counter):
     return best
 
 
-def _forced(alg, fn):
+def _forced(alg, fn, **values):
+    """``fn`` run with algorithm ``alg`` forced, and the Tuning ``values`` if any."""
     def run():
-        with _plan_force(alg):
+        with _plan_force(alg), (_tuning.override(**values) if values else contextlib.nullcontext()):
             return fn()
     return run
 
@@ -285,12 +286,9 @@ def measure():
         x = _data(rng, (1, 64, 56, 56), np.float32)
         wc = _data(rng, (64, 64, 3, 3), np.float32)
 
-        def blocked(nbytes, x=x, wc=wc):
-            def run():
-                with _tuning.override(dense_wblock_bytes=nbytes):
-                    return nn.conv2d(x, wc, padding=1)
-            return _forced(A.DENSE, run)
-        m["dense_wblocks"], m["dense_wblock_s"] = list(wblocks), _best_of([blocked(b) for b in wblocks], reps=3)
+        layer = lambda: nn.conv2d(x, wc, padding=1)  # noqa: E731
+        m["dense_wblocks"] = list(wblocks)
+        m["dense_wblock_s"] = _best_of([_forced(A.DENSE, layer, dense_wblock_bytes=b) for b in wblocks], reps=3)
         values["dense_wblock_bytes"] = wblocks[int(np.argmin(m["dense_wblock_s"]))]
         # (the crossovers below time the dense kernels with the blocks chosen)
         stack.enter_context(_tuning.override(dense_wblock_bytes=values["dense_wblock_bytes"]))
@@ -367,12 +365,9 @@ def measure():
         x = _data(rng, (1, 256, 56, 56), np.float32)
         wc = _data(rng, (64, 256, 1, 1), np.float32)
 
-        def chunked(c, x=x, wc=wc):
-            def run():
-                with _tuning.override(pointwise_chunk=c):
-                    return nn.conv2d(x, wc)
-            return _forced(A.POINTWISE, run)
-        m["pointwise_chunks"], m["pointwise_chunk_s"] = list(chunks), _best_of([chunked(c) for c in chunks])
+        layer = lambda: nn.conv2d(x, wc)  # noqa: E731
+        m["pointwise_chunks"] = list(chunks)
+        m["pointwise_chunk_s"] = _best_of([_forced(A.POINTWISE, layer, pointwise_chunk=c) for c in chunks])
         values["pointwise_chunk"] = chunks[int(np.argmin(m["pointwise_chunk_s"]))]
 
         # then the dense kernel in place against GEMM tiles and one BLAS product, on a
@@ -391,10 +386,7 @@ def measure():
                 wc = _data(rng, (cout, cin, 1, 1), dt)
 
                 def one(alg, x=x, wc=wc):
-                    def run():
-                        with _tuning.override(pointwise_chunk=values["pointwise_chunk"]):
-                            return nn.conv2d(x, wc)
-                    return _forced(alg, run)
+                    return _forced(alg, lambda: nn.conv2d(x, wc), pointwise_chunk=values["pointwise_chunk"])
                 if dt == np.float32:
                     algs = (A.POINTWISE, A.MATMUL, A.GEMM)
                 else:
@@ -416,13 +408,10 @@ def measure():
             x = _data(rng, (1, 256, 56, 56), dt)
             go = _data(rng, (1, 64, 56, 56), dt)
 
-            def oriented(tall, x=x, go=go, field=field):
-                def run():
-                    with _tuning.override(**{field: tall}):
-                        return grad.conv2d_weight(x, (64, 256, 1, 1), go)
-                return _forced(A.MATMUL, run)
+            wgt = lambda x=x, go=go: grad.conv2d_weight(x, (64, 256, 1, 1), go)  # noqa: E731
             with threads(_default_threads()):
-                m[field + "_s"] = ts = _best_of([oriented(False), oriented(True)], reps=3)
+                m[field + "_s"] = ts = _best_of([_forced(A.MATMUL, wgt, **{field: tall}) for tall in (False, True)],
+                                                reps=3)
             values[field] = bool(ts[1] < ts[0])
 
         # strided input gradients (transposed convolutions): the dense kernel per output
