@@ -57,14 +57,19 @@ def cache_dir():
 
 
 @functools.lru_cache(maxsize=1)
-def _kernels_digest():
-    """A digest of the compiled kernels in use (the variant's extension files): a rebuild
-    with other kernels -- same version, same machine -- is measured again."""
+def _code_digest():
+    """A digest of the code a calibration's values mean something to: the compiled kernels
+    in use (the variant's extension files) and the engine modules that measure the values
+    and compare calls against them.  A rebuild with other kernels, or a planner that reads
+    a threshold another way (``phases_max_k`` went from the whole kernel's K to the largest
+    phase's), is measured again -- same version, same machine."""
     from pyconv import _kernels
+    from pyconv._engine import conv, signal_plan
+    paths = [getattr(sys.modules.get(f"pyconv._kernels.{name}"), "__file__", None)
+             for name in sorted(_kernels.BUILT[_kernels.VARIANT])]
+    paths += [__file__, _tuning.__file__, conv.__file__, signal_plan.__file__]
     h = hashlib.sha1()
-    for name in sorted(_kernels.BUILT[_kernels.VARIANT]):
-        mod = sys.modules.get(f"pyconv._kernels.{name}")
-        path = getattr(mod, "__file__", None)
+    for path in paths:
         if path:
             with open(path, "rb") as f:
                 h.update(f.read())
@@ -84,7 +89,7 @@ def machine_key():
     except (AttributeError, OSError):
         ncpu = os.cpu_count() or 1
     facts = [pyconv.__version__, platform.machine(), _config._cpu_model(), str(ncpu), _kernels.VARIANT,
-             _pyconv_omp.compiler(), np.__version__, scipy.__version__, _kernels_digest()]
+             _pyconv_omp.compiler(), np.__version__, scipy.__version__, _code_digest()]
     return hashlib.sha1("|".join(facts).encode()).hexdigest()[:16]
 
 
@@ -266,7 +271,7 @@ def measure():
     from pyconv._engine import plan as _plan
     from pyconv._engine.plan import Algorithm as A
     from pyconv._engine import conv
-    from pyconv._engine.geometry import conv_geometry
+    from pyconv._engine.geometry import conv_geometry, transposed_geometry
     from pyconv._threads import _default_threads, threads
 
     rng = np.random.default_rng(0)
@@ -416,7 +421,13 @@ def measure():
 
         # strided input gradients (transposed convolutions): the dense kernel per output
         # phase against GEMM + col2im, by positions per phase (32 channels, batch 4) and
-        # by K (16x16 positions per phase, one sample)
+        # by the K of the largest phase (C_in x its taps: conv.phase_k) on 28x28 positions
+        # per phase, two samples.  GEMM's column matrix (C_out x kvol rows) outgrows L2 on
+        # such maps, as in the networks' layers: on an Intel Xeon (2 MiB L2), 64->64 3x3
+        # and 4x4 stride 2 ran 1.27-1.40x faster on the phases at 28x28 but only 1.08-1.2x
+        # at 16x16; a one-sample 16x16 sweep set phases_max_k to 0 and sent the 4x4 64->32
+        # layer (8 samples) to GEMM at 8.2-8.8 ms against 5.8-7.3 on the phases.  K past the
+        # sweep stays on GEMM (256 channels, K 1024, ran level or slower at 28x28).
         ph_p, ph_g = [], []
         w = _data(rng, (32, 32, 3, 3), np.float32)
         for s in sizes:
@@ -427,15 +438,16 @@ def measure():
                     lst.append(_best(lambda: grad.conv2d_input(shape, w, go, stride=2, padding=1)))
         m["input_phases_s"], m["input_gemm_s"] = ph_p, ph_g
         values["phases_min_positions"] = _crossover(ph_p, ph_g, positions)
-        pk_p, pk_g = [], []
-        for c in chans:
+        pk_p, pk_g, pks = [], [], []
+        for c in chans[:3]:
             wc = _data(rng, (c, c, 3, 3), np.float32)
-            go = _data(rng, (1, c, 16, 16), np.float32)
-            inp = lambda: grad.conv2d_input((1, c, 32, 32), wc, go, stride=2, padding=1)  # noqa: E731
-            for lst, t in zip((pk_p, pk_g), _best_of([_forced(A.PHASES, inp), _forced(A.GEMM, inp)])):
+            go = _data(rng, (2, c, 28, 28), np.float32)
+            inp = lambda: grad.conv2d_input((2, c, 56, 56), wc, go, stride=2, padding=1)  # noqa: E731
+            for lst, t in zip((pk_p, pk_g), _best_of([_forced(A.PHASES, inp), _forced(A.GEMM, inp)], reps=3)):
                 lst.append(t)
-        m["input_phases_k_s"], m["input_gemm_k_s"] = pk_p, pk_g
-        values["phases_max_k"] = _ceiling(pk_p, pk_g, ks)
+            pks.append(conv.phase_k(transposed_geometry(go.shape, wc.shape, (2, 2), (1, 1), (1, 1), (1, 1), 1)))
+        m["phase_k"], m["input_phases_k_s"], m["input_gemm_k_s"] = pks, pk_p, pk_g
+        values["phases_max_k"] = _ceiling(pk_p, pk_g, pks)
 
         _measure_signal(rng, values, m)
 

@@ -563,7 +563,7 @@ def plan_transposed(g, dtype):
         # then beats GEMM + col2im, whose column matrix is kvol times the input.
         default = A.FLIP_CONV
     elif (og >= t.dense_min_og and not use_thin(cg, og, t)
-          and _prod(g.out) >= t.phases_min_positions * _prod(g.stride) and cg * kvol <= t.phases_max_k
+          and _prod(g.out) >= t.phases_min_positions * _prod(g.stride) and phase_k(g) <= t.phases_max_k
           and phases()[1] <= max(t.workspace_bytes, _prod(g.out_shape) * isz)):
         # dense groups: each output phase is a stride-1 correlation with a sub-kernel;
         # its register blocks hold 8 output channels (with fewer, GEMM + col2im wins) and
@@ -592,7 +592,28 @@ def plan_transposed(g, dtype):
     tile = balanced_tile(frame, g.n * g.groups * len(subs), nthreads, t)
     cblock = dense_cblock(int(subs[:, 0].max()), isz, t, dense_obw(g.og))
     return Plan("transposed", alg, g, dtype, nthreads, phase_ws, (("tile", tile),) + (("cblock", cblock),) * (cblock < cg),
-                nonfinite=gemm, data=phase, candidates=cands)
+                nonfinite=gemm, data=(phase, _phase_weight_index(g, subs, taps)), candidates=cands)
+
+
+def _phase_weight_index(g, subs, taps):
+    """Where ``dense_conv`` finds each phase's weights: per sub-problem (groups, ceil(og/obw),
+    cg, ntaps, obw) blocks, one after the other, as flat indices into the weight
+    (C_in, C_out/groups, *kernel) followed by one zero (the rows past og in the last block).
+    Returns (indices, subs with their weight starts).  Taken once per plan: gathering the
+    blocks with NumPy slicing on every call cost 0.15-0.2 ms (64->32 4x4 stride 2)."""
+    obw = dense_obw(g.og)
+    nob = -(-g.og // obw)
+    kvol = g.kvol
+    parts = []
+    for nt, t0 in subs[:, :2]:
+        tap = np.asarray(taps[t0:t0 + nt], dtype=np.intp)
+        gi, ob, c, tt, j = np.ix_(range(g.groups), range(nob), range(g.cg), range(nt), range(obw))
+        oo = ob * obw + j
+        flat = ((gi * g.cg + c) * g.og + np.minimum(oo, g.og - 1)) * kvol + tap[tt]
+        parts.append(np.where(oo < g.og, flat, g.cin * g.og * kvol).reshape(-1))
+    subs = subs.copy()
+    subs[:, 2] = np.concatenate([[0], np.cumsum([q.size for q in parts])[:-1]])
+    return np.concatenate(parts).astype(np.intp), subs
 
 
 def _transposed_gemm_plan(g, dtype, nthreads, t):
@@ -621,6 +642,23 @@ def _transposed_gemm_plan(g, dtype, nthreads, t):
 
 
 @functools.lru_cache(maxsize=64)
+def phase_k(g):
+    """K of the transposed convolution ``g``'s largest output phase: C_in/groups x the taps
+    of that phase (a stride-s transposed convolution splits its kernel over the phases:
+    4x4 stride 2 gives each phase 2x2 taps, 3x3 stride 2 gives 2x2, 2x1, 1x2 and 1x1).  The
+    dense kernel runs each phase as its own correlation, so this K -- not C_in x kvol --
+    is what the register blocks loop over (what ``phases_max_k`` is calibrated on).
+
+    >>> from pyconv._engine.geometry import transposed_geometry
+    >>> phase_k(transposed_geometry((8, 64, 28, 28), (64, 32, 4, 4), (2, 2), (1, 1), (0, 0), (1, 1), 1))
+    256
+    """
+    taps = 1
+    for k, s, d, (p, _) in zip(g.kernel, g.stride, g.dilation, g.pads):
+        taps *= max(sum(1 for a in range(k) if (r + p - a * d) % s == 0) for r in range(s))
+    return g.cg * taps
+
+
 def phase_plan(sp3, k3, s3, d3, p3, o3):
     """Geometry of the transposed convolution's output phases (cached: shapes only).
 
@@ -704,26 +742,15 @@ def _phases(p, x, w, bvec, has_b, out):
     ``s``: no column matrix, no scatter-add (1.5x faster than GEMM + col2im for 4x4 s2
     64->32, float32, 1 thread)."""
     g = p.geometry
-    n, cin, cout, cg, og = g.n, g.cin, g.cout, g.cg, g.og
-    pshape, pbs, (subs, (offs, taps), frame) = p.data
-    w5 = w.reshape(g.groups, cg, og, -1)
-    obw = dense_obw(og)
-    nob = -(-og // obw)
-    wparts = []
-    for row in subs:
-        idx = taps[row[1]:row[1] + row[0]]
-        wr = w5[:, :, :, idx]                                   # (groups, cg, og, ntaps)
-        if nob * obw != og:
-            wr = np.concatenate([wr, np.zeros(wr.shape[:2] + (nob * obw - og, len(idx)), w.dtype)], axis=2)
-        wparts.append(wr.reshape(g.groups, cg, nob, obw, len(idx)).transpose(0, 2, 1, 4, 3).reshape(-1))
-    # each sub-problem's weights start where the previous one's end
-    subs = subs.copy()
-    subs[:, 2] = np.concatenate([[0], np.cumsum([wp.size for wp in wparts])[:-1]])
+    n, cin, cout, cg = g.n, g.cin, g.cout, g.cg
+    (pshape, pbs, (_, (offs, _), _)), (widx, subs) = p.data
+    # (the index's last entry past the weight reads a zero: rows past og in the last block)
+    wflat = np.concatenate([w.reshape(-1), np.zeros(1, w.dtype)]).take(widx)
     tile = p.tile("tile")
     kernel(dense_direct.dense_conv, p.dtype)(x.reshape((n, cin) + g.sp3), kernel_geo(pad=pbs, plane=pshape),
-                                          np.zeros((1, 3), dtype=np.intp), np.concatenate(wparts), offs, subs, bvec,
+                                          np.zeros((1, 3), dtype=np.intp), wflat, offs, subs, bvec,
                                           has_b, out.reshape((n, cout) + g.o3), g.groups, tile, tile,
-                                          p.tile("cblock", cg), False, obw, team_size(p.threads))
+                                          p.tile("cblock", cg), False, dense_obw(g.og), team_size(p.threads))
 
 
 # =========================================================================== weight gradient

@@ -139,7 +139,8 @@ class Tuning:
     # on the same sweep (36 KB to 2.4 MB), at the default thread count.
     weight_dense_max_acc_bytes: int = 1 << 62
     # Strided transposed convolutions (and strided input gradients): the dense kernel per
-    # output phase (PHASES) against GEMM + col2im, by output positions per phase and K.
+    # output phase (PHASES) against GEMM + col2im, by output positions per phase and the K
+    # of the largest phase (C_in/groups x that phase's taps: conv.phase_k).
     # On small maps the dense kernel's 32-position register blocks run mostly empty:
     # 32x16x6x6 * 32x16x3x3 stride 2 input gradient, 3x3 positions per phase: PHASES 0.93
     # ms vs GEMM 0.17 ms (Intel Xeon, float32, 1 thread, 2026-12-02); the default is the
