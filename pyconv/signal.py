@@ -56,8 +56,11 @@ def _run_direct(p, x, w, cdt, out=None):
     """Run the direct plan ``p`` on ``x`` and the effective weights ``w`` (their shapes are
     the plan's: the kernel checks the element counts against its geometry); ``out``: a
     C-contiguous array of ``cdt`` to write (default: a new one)."""
-    x = np.ascontiguousarray(x, dtype=cdt)
     w = np.ascontiguousarray(w, dtype=cdt)
+    if p.nonfinite is not None and not np.isfinite(w).all():
+        p = p.nonfinite
+    pad = p.tile("pad")
+    x = _padded_rows(x, *pad, cdt) if pad else np.ascontiguousarray(x, dtype=cdt)
     if out is None:
         out = np.empty(p.geometry.out, dtype=cdt)
     d = _plan.dry()
@@ -75,6 +78,19 @@ def _run_direct(p, x, w, cdt, out=None):
         # array unpickled from a byte stream) -- run on aligned copies
         _direct.correlate_skip(p.data, np.array(x, order="C"), np.array(w, order="C"), out, team_size(p.threads))
     return out
+
+
+def _padded_rows(x, axis, before, after, cdt):
+    """A C-contiguous copy of ``x`` in ``cdt`` with ``before`` and ``after`` zeros around
+    every row along ``axis`` (the direct plan's ``pad`` tile: its merged sweep then needs no
+    border redo)."""
+    n = x.shape[axis]
+    xp = np.empty(x.shape[:axis] + (n + before + after,) + x.shape[axis + 1:], dtype=cdt)
+    lead = (slice(None),) * axis
+    xp[lead + (slice(0, before),)] = 0
+    xp[lead + (slice(before + n, None),)] = 0
+    xp[lead + (slice(before, before + n),)] = x
+    return xp
 
 
 def _direct_corr(x, w, out_shape, shift, cdt):

@@ -14,7 +14,7 @@ import scipy.signal
 
 import pyconv
 from pyconv import signal as ps
-from pyconv._engine import signal_plan
+from pyconv._engine import signal_plan, tuning
 from pyconv._kernels import direct as _direct
 from tests.reference import assert_close, correlate_full
 
@@ -479,6 +479,52 @@ def test_kernel_merged_short_rows_bitwise_the_rows_one_by_one(geo, dtype):
     bad = _ref_skip((~ok).astype(np.int64), np.ones(wsh, np.int64), osh, shift) > 0
     assert np.array_equal(~np.isfinite(out), bad)
     assert_close(np.where(bad, 0, out), np.where(bad, 0, exp).astype(dtype), n_reduce=w.size)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex64, np.int64])
+@pytest.mark.parametrize("shapes, mode", [(((6, 9, 40), (3, 4, 7)), "same"), (((12, 33), (5, 6)), "same"),
+                                          (((5, 7, 64), (3, 3, 9)), "same"), (((4, 8, 30), (2, 5, 4)), "same"),
+                                          (((3, 5, 6, 20), (2, 2, 3, 5)), "same")])
+def test_padded_rows_bitwise_the_border_redo(shapes, mode, dtype):
+    # short merged rows get their border columns either redone tap by tap or from a copy
+    # with zeros around each row (Tuning.direct_pad_ns decides): the same bits, NaN/Inf in
+    # the input exact; an Inf weight runs the plan without the copy (the padded zero
+    # would make NaN of outputs whose window misses the Inf's input)
+    xs, ks = shapes
+    rng = np.random.default_rng(sum(xs) * 7 + sum(ks))
+    x = (rng.standard_normal(xs) * 8).astype(dtype)
+    k = (rng.standard_normal(ks) * 8).astype(dtype)
+    if np.dtype(dtype).kind == "f":
+        x.flat[rng.integers(0, x.size, 3)] = [np.nan, np.inf, -0.0]
+    xt = np.asfortranarray(x)[..., ::-1][..., ::-1]          # a non-C-contiguous input, same values
+    with tuning.override(direct_pad_ns=0.0):
+        plan = pyconv.explain(ps.correlate, x, k, mode, method="direct")
+        padded = ps.correlate(xt, k, mode, method="direct")
+    with tuning.override(direct_pad_ns=1e9):
+        assert pyconv.explain(ps.correlate, x, k, mode, method="direct").tile("pad") is None
+        redo = ps.correlate(x, k, mode, method="direct")
+    d = len(xs) - 1
+    axis, before, after = plan.tile("pad")
+    assert axis == d and before + after == ks[-1] - 1 and min(before, after) >= 0
+    assert plan.nonfinite is not None and plan.nonfinite.tile("pad") is None
+    assert padded.dtype == redo.dtype == np.dtype(dtype)
+    assert padded.tobytes() == redo.tobytes()
+    full = ps.correlate(x, k, "full", method="direct")
+    crop = tuple(slice((kk - 1) // 2, (kk - 1) // 2 + n) for n, kk in zip(xs, ks))
+    np.testing.assert_array_equal(padded, full[crop])
+    if np.dtype(dtype).kind in "fc":
+        # an Inf weight: the unpadded plan, whose border outputs stay finite where the
+        # Inf tap's input is outside x
+        k_inf = k.copy()
+        k_inf[(0,) * len(ks)] = np.inf
+        ones = np.ones(xs, dtype=dtype)
+        with tuning.override(direct_pad_ns=0.0):
+            got = ps.correlate(ones, k_inf, mode, method="direct")
+        with tuning.override(direct_pad_ns=1e9):
+            want = ps.correlate(ones, k_inf, mode, method="direct")
+        assert got.tobytes() == want.tobytes()
+        if np.dtype(dtype).kind == "f":      # (complex: inf * (1 + 0j) has a NaN part anyway)
+            assert np.isfinite(got).any() and not np.isnan(got).any()
 
 
 def test_unaligned_operands():

@@ -52,6 +52,7 @@ def test_tune_measures_stores_and_installs(cache):
     assert 0 < v["fft_ns_small"] <= v["fft_ns_large"] < 1000
     assert 0 < v["direct_ns_1d_f4"] < 100 and 0 < v["direct_ns_1d_f8"] < 100
     assert 0 <= v["direct_border_ns"] < 1e4
+    assert 0 < v["direct_pad_ns"] < 1e3
     assert 0 < v["fft_1d_factor"] < 1e3 and 0 < v["fft_oa_factor"] < 1e3
     assert 0.0 <= v["direct_thread_gain"] <= 1.0 and 0.0 <= v["fft_thread_gain"] <= 1.0
     t = tuning.active()

@@ -37,13 +37,13 @@ MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_max_k", 
             "pointwise_direct_expand", "pointwise_direct_f8", "pointwise_direct_expand_f8", "pointwise_matmul",
             "weight_matmul_tall", "weight_matmul_tall_f8", "dense_wblock_bytes",
             "direct_ns_f4", "direct_ns_f8", "direct_ns_1d_f4", "direct_ns_1d_f8", "direct_tap_ns",
-            "direct_border_ns", "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor",
+            "direct_border_ns", "direct_pad_ns", "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor",
             "fft_workers_min_points", "direct_thread_gain", "fft_thread_gain")
 
 #: the fields of pyconv.signal's cost model, in the order they are measured (each solve
 #: holds the ones measured before it)
 SIGNAL_FIELDS = ("direct_ns_f4", "direct_ns_f8", "direct_ns_1d_f4", "direct_ns_1d_f8", "direct_tap_ns",
-                 "direct_border_ns",
+                 "direct_border_ns", "direct_pad_ns",
                  "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor")
 
 
@@ -556,7 +556,13 @@ def _measure_signal(rng, values, m):
     k1 = _data(rng, 257)
     runs += [lambda: signal.fftconvolve(small, k, "same"), lambda: signal.fftconvolve(large, k, "same"),
              lambda: signal._fft_core(x1, k1, "same", [0]), lambda: signal.oaconvolve(x2, k1, "same")]
-    *timed, ts, tl, t1d, toa = _best_cpu_of(runs)
+    # and the copy with padded rows that can replace the border redo (4.4 MiB: a volume's
+    # copy is a fresh allocation whose pages are touched first by the copy)
+    vol = _data(rng, (128, 128, 64), np.float32)
+    runs.append(lambda: signal._padded_rows(vol, 2, 3, 3, np.float32))
+    *timed, ts, tl, t1d, toa, tpad = _best_cpu_of(runs)
+    m["pad_128x128x70_s"] = tpad
+    values["direct_pad_ns"] = fixed["direct_pad_ns"] = tpad / (128 * 128 * 70) * 1e9
     for (shape, kshape, mode, dt, field, floor), t in zip(cases, timed):
         m[f"direct_{np.dtype(dt).name}_{'x'.join(map(str, shape))}_{mode}_s"] = t
     for _ in range(4):

@@ -24,7 +24,8 @@ from pyconv._threads import get_num_threads, num_parts_for
 from pyconv._utils import sig_compute_dtype, sig_valid_swap
 
 __all__ = ["out_geometry", "conv_same", "corr2d_same", "block_len", "plan_direct", "direct_macs", "oa_block",
-           "oa_plan", "direct_ns", "direct_cost", "fft_costs", "fft_cost", "choose_method", "choose_model"]
+           "oa_plan", "direct_ns", "direct_cost", "row_padding", "fft_costs", "fft_cost", "choose_method",
+           "choose_model"]
 
 
 # --------------------------------------------------------------------------- geometry
@@ -84,17 +85,69 @@ def _kept_dims(x_shape, w_shape, out_shape, shift):
 @_plan.cached
 def plan_direct(x_shape, w_shape, out_shape, shift, cdt):
     """Plan of the direct correlation kernel for these shapes (``data``: the kernel's
-    checked geometry, built once here)."""
+    checked geometry, built once here).  Where the model says it pays
+    (:func:`row_padding`), the kernel runs on a copy of ``x`` with zeros around the rows
+    of its last kept dim (tile ``pad`` = (axis, before, after)); ``nonfinite`` is then the
+    plan on ``x`` itself, run when a weight is Inf/NaN (a padded zero would turn it into
+    NaN where the skipped tap leaves the output alone)."""
     keep = _kept_dims(x_shape, w_shape, out_shape, shift)
     work = math.prod(out_shape) * math.prod(w_shape)      # upper bound; the exact count when it matters
     if work >= (1 << 16):
         work = direct_macs(x_shape, w_shape, out_shape, shift)
     nthreads = num_parts_for(work)          # the team (fewer on a busy machine) is sized per call
-    geo = _direct.DirectGeometry([x_shape[d] for d in keep], [w_shape[d] for d in keep],
-                                 [out_shape[d] for d in keep], [shift[d] for d in keep],
-                                 block_len(np.dtype(cdt).itemsize))
-    return Plan("signal", Algorithm.DIRECT, SignalGeometry(tuple(x_shape), tuple(w_shape), tuple(out_shape)), cdt,
-                nthreads, data=geo)
+    cdt = np.dtype(cdt)
+
+    def plan(xs, sh, tiles=(), nonfinite=None):
+        geo = _direct.DirectGeometry([xs[d] for d in keep], [w_shape[d] for d in keep],
+                                     [out_shape[d] for d in keep], [sh[d] for d in keep], block_len(cdt.itemsize))
+        return Plan("signal", Algorithm.DIRECT, SignalGeometry(tuple(x_shape), tuple(w_shape), tuple(out_shape)), cdt,
+                    nthreads, math.prod(xs) * cdt.itemsize if tiles else 0, tiles, data=geo, nonfinite=nonfinite)
+    lp, rp, _ = row_padding(x_shape, w_shape, out_shape, shift, f"{cdt.kind}{cdt.itemsize}")
+    if lp + rp == 0:
+        return plan(x_shape, shift)
+    d = keep[-1]
+    xs = tuple(n + lp + rp if i == d else n for i, n in enumerate(x_shape))
+    sh = tuple(s + lp if i == d else s for i, s in enumerate(shift))
+    return plan(xs, sh, (("pad", (d, lp, rp)),), plan(x_shape, shift))
+
+
+def row_padding(x_shape, w_shape, out_shape, shift, ckind, tu=None):
+    """How the direct kernel gets right the border columns of the short rows it sweeps as
+    one flat block: redone tap by tap (Tuning.direct_border_ns per (row, tap)), or read
+    from a copy of ``x`` with zeros around each row of its last kept dim
+    (Tuning.direct_pad_ns per element of the copy, plus the wider sweep), whichever the
+    model says costs less.  Both add every output's taps in the same order: the results
+    are bitwise the same (a padded product adds +-0 to a sum that started from +0).
+
+    Returns ``(before, after, ns)``: the zeros to put before and after each row ((0, 0):
+    redo, or no border to get right) and the modelled ns of the way chosen.
+
+    >>> import dataclasses
+    >>> from pyconv._engine.tuning import DEFAULT
+    >>> geometry = (128, 128, 128), (7, 7, 7), (128, 128, 128), (-3, -3, -3)     # 'same'
+    >>> row_padding(*geometry, "f4", DEFAULT)[:2]            # (the defaults never pad)
+    (0, 0)
+    >>> row_padding(*geometry, "f4", dataclasses.replace(DEFAULT, direct_pad_ns=2.0))[:2]
+    (3, 3)
+    """
+    tu = tu or _tuning.active()
+    keep = _kept_dims(x_shape, w_shape, out_shape, shift)
+    if len(keep) < 2:
+        return 0, 0, 0.0
+    d, r = keep[-1], keep[-2]
+    la, ol, kl, sc = x_shape[d], out_shape[d], w_shape[d], shift[d]
+    border = _direct.merged_border(len(keep), la, ol, kl, sc, out_shape[r])
+    if border <= 0:
+        return 0, 0, 0.0
+    redo = math.prod(out_shape[:-1]) * math.prod(w_shape) * (1.0 + border / 8.0) * tu.direct_border_ns
+    lp, rp = max(0, -sc), max(0, ol - 1 + sc + kl - la)
+    lap = la + lp + rp
+    if _direct.merged_border(len(keep), lap, ol, kl, sc + lp, out_shape[r]) != 0:
+        return 0, 0, redo               # (the padded rows would be swept one by one)
+    macs = direct_macs(x_shape, w_shape, out_shape, shift)
+    pad = (math.prod(x_shape) // la * lap * tu.direct_pad_ns
+           + macs * direct_ns(ckind, tu) * (lap - la) / ol)
+    return (lp, rp, pad) if pad < redo else (0, 0, redo)
 
 
 
@@ -224,11 +277,12 @@ def direct_cost(shape1, shape2, mode, ckind, nt):
     if border >= 0:
         # the kernel merges runs of short rows ('same', 'valid') into long sweeps (of a's
         # row length: 'valid' computes its k - 1 dropped columns too), then redoes the
-        # border columns of every row tap by tap (Tuning.direct_border_ns)
+        # border columns of every row tap by tap or reads a copy with padded rows
+        # (row_padding: the cheaper of the two)
         la, ol = shape1[d], out_shape[d]
         items = max(1, rows // max(1, 2048 // ol))
         t = (macs * ns * la / ol + items * taps * tu.direct_tap_ns
-             + (rows * taps * (1.0 + border / 8.0) * tu.direct_border_ns if border else 0.0))
+             + row_padding(shape1, shape2, out_shape, shift, ckind, tu)[2])
     else:
         t = macs * ns * (1.0 + 48.0 / row) + rows * nblocks * taps * tu.direct_tap_ns
     return t * 1e-9 / speedup + tu.direct_overhead_s

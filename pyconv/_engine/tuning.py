@@ -168,6 +168,13 @@ class Tuning:
     # of that redo with a 4-column border, x (1 + border / 8) per row in general (Intel
     # Xeon, float32, 1 thread: 64^3 * 5^3 4.2 ns, 96^3 * 7^3 6.1, 1024 x 64 * 9 x 9 6.8).
     direct_border_ns: float = 3.0
+    # The other way to get those borders: a copy of the input with zeros around its rows
+    # (signal_plan.row_padding), after which the merged sweep needs no redo; ns per
+    # element of the padded copy (allocation and first touch included: ~1.5-2.2 ns on an
+    # Intel Xeon VM for 8-64 MiB volumes).  Taken where the model says the copy costs
+    # less than the redo (128^3 * 7^3 'same' float32, 1 thread: 110 -> 65 ms; 256^3 * 3^3
+    # 66 -> 102 ms had it been taken).  The default never pads: the model as it was.
+    direct_pad_ns: float = 1e9
     # FFT costs of 1-D transforms, as multiples of the N-d ns per point x log2 above: one
     # full transform of a long signal runs on one thread with poorer locality (x2.1 on the
     # Xeon at 1e5 points), and overlap-add pays for its padding, block copies and adds.
