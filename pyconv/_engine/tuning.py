@@ -92,6 +92,23 @@ class Tuning:
     # grad_direct.pyx takes over (depthwise 3x3 0.7 vs 2.0 ms; conv3d 16->16 with 16
     # per group: 10.9 ms on the dense kernel vs 23.9 on the thin one).
     dense_min_og: int = 8
+    # The dense forward with vectors along the output channels (dense_direct.dense_oc,
+    # plan 'dense_oc'): the default for dense layers with at least one vector of output
+    # channels per group, per dtype.  It reads the input by broadcasts straight from
+    # zero-padded row copies (no phase planes): 1.1-1.6x the phase-plane kernel on the
+    # suite's float32 layers (Intel Xeon, AVX-512, 2026-12-03; benchmarks/results/
+    # nn-2026-12-03-ocvec-intel.txt).
+    dense_oc: bool = True
+    dense_oc_f8: bool = True
+    # Output positions per work unit (whole rows; 4 rows of 56 on layer a: the copied
+    # rows are shared by 4 output rows) and the longest row a unit covers at once.
+    dense_oc_positions: int = 224
+    dense_oc_max_cols: int = 512
+    # Weights of one pass of input channels (channels x taps x 32 output channels).
+    dense_oc_wblock_bytes: int = 20 << 10
+    # Positions / K limits against im2col + GEMM (as dense_min_positions / dense_max_k).
+    dense_oc_min_positions: int = 0
+    dense_oc_max_k: int = 1 << 62
     # Output positions per work unit of the dense weight-gradient kernel (its packed
     # grad_output tile stays in L2).
     weight_tile: int = 512
