@@ -150,3 +150,24 @@ def test_default_choice_and_explain():
     with _plan.force("dense"):
         yd = nn.conv2d(x, w, padding=1)
     assert_close(nn.conv2d(x, w, padding=1), yd, n_reduce=144)
+
+
+def test_limits_and_narrow_groups_keep_the_other_kernels():
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 16, 12, 12)).astype(F32)
+    w = rng.standard_normal((40, 16, 3, 3)).astype(F32)
+    assert pyconv.explain(nn.conv2d, x, w, padding=1).algorithm == "dense_oc"
+    # K = 144 past the calibrated ceiling, or fewer positions than the crossover: the
+    # phase-plane kernel / GEMM decide as before
+    for over in (dict(dense_oc_max_k=143), dict(dense_oc_min_positions=145)):
+        with tuning.override(**over):
+            assert pyconv.explain(nn.conv2d, x, w, padding=1).algorithm in ("dense", "gemm")
+    with tuning.override(dense_oc_max_k=144, dense_oc_min_positions=144):
+        assert pyconv.explain(nn.conv2d, x, w, padding=1).algorithm == "dense_oc"
+    # one vector of output channels per group: the 8-wide phase-plane blocks by default
+    p = pyconv.explain(nn.conv2d, x, w[:LANES], padding=1)
+    assert p.algorithm != "dense_oc" and "dense_oc" in [str(a) for a in p.candidates]
+    # float64 has its own switch
+    with tuning.override(dense_oc_f8=False):
+        assert pyconv.explain(nn.conv2d, x.astype(F64), w.astype(F64), padding=1).algorithm != "dense_oc"
+        assert pyconv.explain(nn.conv2d, x, w, padding=1).algorithm == "dense_oc"

@@ -365,10 +365,12 @@ def oc_blocking(g, dtype, nthreads, t):
 
 def _oc_default(g, dtype, nthreads, t):
     """Whether the output-channel kernel is the default for a dense (non-1x1) layer: on for
-    the dtype (``dense_oc`` / ``dense_oc_f8``), groups of at least one vector of output
+    the dtype (``dense_oc`` / ``dense_oc_f8``), groups of more than one vector of output
     channels, within its positions / K limits and the workspace budget."""
     on = t.dense_oc if dtype.itemsize == 4 else t.dense_oc_f8
-    if not on or g.og < dense_direct.OC_LANES[dtype.name]:
+    if not on or g.og <= dense_direct.OC_LANES[dtype.name]:
+        # one vector of outputs per tile: each broadcast feeds a single FMA (conv3d
+        # 16->16 float32 ran 0.93x the phase-plane kernel's 8-wide blocks)
         return False
     if _prod(g.out) < t.dense_oc_min_positions or g.cg * g.kvol > t.dense_oc_max_k:
         return False

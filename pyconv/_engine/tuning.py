@@ -93,16 +93,17 @@ class Tuning:
     # per group: 10.9 ms on the dense kernel vs 23.9 on the thin one).
     dense_min_og: int = 8
     # The dense forward with vectors along the output channels (dense_direct.dense_oc,
-    # plan 'dense_oc'): the default for dense layers with at least one vector of output
+    # plan 'dense_oc'): the default for dense layers with more than one vector of output
     # channels per group, per dtype.  It reads the input by broadcasts straight from
-    # zero-padded row copies (no phase planes): 1.1-1.6x the phase-plane kernel on the
-    # suite's float32 layers (Intel Xeon, AVX-512, 2026-12-03; benchmarks/results/
-    # nn-2026-12-03-ocvec-intel.txt).
+    # zero-padded row copies (no phase planes): on an Intel Xeon (AVX-512, 1 thread,
+    # 2026-12-03) float32 layers a/b/f/j 1.1-1.2x/1.5x/1.1-1.2x/1.1x the phase-plane
+    # kernel, float64 1.1-1.5x (benchmarks/results/nn-2026-12-03-ocvec-intel.txt).
     dense_oc: bool = True
     dense_oc_f8: bool = True
-    # Output positions per work unit (whole rows; 4 rows of 56 on layer a: the copied
-    # rows are shared by 4 output rows) and the longest row a unit covers at once.
-    dense_oc_positions: int = 224
+    # Output positions per work unit (whole rows: the copied input rows serve them all,
+    # and a pass's weights serve all of them) and the longest row a unit covers at once.
+    # Layer a (8 rows of 56) 1.05x faster than with 224 positions, f 1.06x, j 1.05x.
+    dense_oc_positions: int = 448
     dense_oc_max_cols: int = 512
     # Weights of one pass of input channels (channels x taps x 32 output channels).
     dense_oc_wblock_bytes: int = 20 << 10
