@@ -384,7 +384,8 @@ def pack_oc_weight(w, groups, B, nthreads, t):
     og = w.shape[0] // groups
     kc = int(np.prod(w.shape[1:]))
     # 64-byte aligned: every weight vector load then stays within one cache line
-    out = dense_direct.aligned_rows(1, groups * -(-og // B) * kc * B, w.dtype).reshape(groups, -(-og // B), kc, B)
+    size = groups * -(-og // B) * kc * B
+    out = dense_direct.aligned_rows(1, size, w.dtype)[0, :size].reshape(groups, -(-og // B), kc, B)
     kernel(dense_direct.pack_blocks, w.dtype)(np.ascontiguousarray(w).reshape(groups, og, kc), out,
                                            max(1, min(nthreads, num_threads_for(out.size, grain=t.pack_grain))))
     return out.reshape(-1)

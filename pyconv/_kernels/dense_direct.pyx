@@ -1,7 +1,8 @@
 # Register-blocked dense direct kernels over per-thread phase planes (compute-bound):
 # dense_conv (forward 'dense' and 'pointwise', transposed 'phases'), dense_weight (weight
 # gradient 'dense') and the weight packing of dense_conv (pack_blocks).  OBW output
-# channels per register block; C micro-kernels: dense_kernels.h.
+# channels per register block; C micro-kernels: dense_kernels.h.  dense_oc (forward
+# 'dense_oc'): vectors along the output channels over per-unit padded row copies.
 from cython.parallel cimport prange
 from libc.string cimport memcpy, memset
 
