@@ -417,10 +417,7 @@ def test_small_maps_choose_gemm_for_strided_input_gradients():
     go = rand(rng, (32, 32, 3, 3), F32)
     p = pyconv.explain(grad.conv2d_input, x.shape, w, go, stride=2, padding=1)
     assert p.leaf().algorithm == "gemm" and p.leaf().tile("samples", 1) > 1
-    # the forward's output-channel kernel builds no planes: its default serves small maps
-    assert pyconv.explain(nn.conv2d, x, w, stride=2, padding=1).algorithm == "dense_oc"
-    with tuning.override(dense_oc=False):
-        assert pyconv.explain(nn.conv2d, x, w, stride=2, padding=1).algorithm == "gemm"
+    assert pyconv.explain(nn.conv2d, x, w, stride=2, padding=1).algorithm == "gemm"
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -107,8 +107,11 @@ class Tuning:
     dense_oc_max_cols: int = 512
     # Weights of one pass of input channels (channels x taps x 32 output channels).
     dense_oc_wblock_bytes: int = 20 << 10
-    # Positions / K limits against im2col + GEMM (as dense_min_positions / dense_max_k).
-    dense_oc_min_positions: int = 0
+    # Positions / K limits against im2col + GEMM (as dense_min_positions / dense_max_k;
+    # calibrated).  On 3x3 maps GEMM with samples side by side still wins: 32x16x6x6 *
+    # 32x16x3x3 stride 2, float32, 1 thread: dense_oc 0.34 ms, GEMM 0.23-0.28 (the
+    # calibration's 32->32 sweep put the crossover at 9 or 36 positions on the Xeon).
+    dense_oc_min_positions: int = 36
     dense_oc_max_k: int = 1 << 62
     # Output positions per work unit of the dense weight-gradient kernel (its packed
     # grad_output tile stays in L2).
