@@ -35,9 +35,12 @@ shows the plan a call would run; ARCHITECTURE.md lists the algorithms.
 Algorithms (all exact: every output reads exactly its window)
 
 * dense convolutions (any stride, dilation, padding, groups with several channels
-  per group): a register-blocked direct kernel over the zero-padded input split
-  into stride phases ('dense'); it measured faster than im2col + GEMM ('gemm', the
-  fallback beyond the workspace budget) on every dense layer of the benchmark suite;
+  per group): a register-blocked direct kernel with vectors along the output
+  channels, reading the input by broadcasts from zero-padded row copies
+  ('dense_oc', groups of more than one vector of outputs), or over the zero-padded
+  input split into stride phases ('dense'); they measured faster than im2col + GEMM
+  ('gemm', the fallback beyond the workspace budget and the calibrated limits) on
+  every dense layer of the benchmark suite;
 * 1x1 stride-1 unpadded convolutions ('pointwise'): the same direct kernel reading
   the input in place, a chunk of positions at a time (measured 1.25x faster than
   one OpenBLAS GEMM per tile for 1x1 256->64, float32);

@@ -31,13 +31,13 @@ def _conv_case(x, w, **kw):
 
 
 @pytest.mark.parametrize("args,kw,expected", [
-    (*_conv_case((2, 16, 20, 20), (32, 16, 3, 3), padding=1), "dense"),
-    (*_conv_case((2, 16, 20, 20), (32, 16, 3, 3), stride=2, padding=1), "dense"),
+    (*_conv_case((2, 16, 20, 20), (32, 16, 3, 3), padding=1), "dense_oc"),
+    (*_conv_case((2, 16, 20, 20), (32, 16, 3, 3), stride=2, padding=1), "dense_oc"),
     (*_conv_case((2, 64, 14, 14), (32, 64, 1, 1)), "pointwise"),
     (*_conv_case((2, 8, 20, 20), (8, 1, 3, 3), padding=1, groups=8), "thin_s1"),
     (*_conv_case((2, 8, 20, 20), (8, 1, 3, 3), stride=2, padding=1, groups=8), "thin_row"),
     (*_conv_case((2, 8, 20, 20), (16, 2, 3, 3), stride=2, padding=1, groups=4), "thin_phase"),
-    (*_conv_case((2, 64, 14, 14), (32, 64, 1, 1), stride=2), "dense"),
+    (*_conv_case((2, 64, 14, 14), (32, 64, 1, 1), stride=2), "dense_oc"),
 ], ids=["dense", "dense_s2", "pointwise", "depthwise", "depthwise_s2", "grouped_s2", "pointwise_s2"])
 def test_forward_choice(args, kw, expected):
     p = pyconv.explain(*args, **kw)
@@ -100,7 +100,7 @@ def test_explain_checks_like_the_call_and_runs_no_kernel():
         pyconv.explain(signal.convolve, 2.0, 3.0)
     # a layer whose kernel would take seconds is explained at once (no kernel runs)
     p = pyconv.explain(nn.conv2d, np.ones((64, 64, 128, 128), F32), np.ones((64, 64, 3, 3), F32), padding=1)
-    assert p.algorithm == "dense" and p.workspace_bytes > 0
+    assert p.algorithm == "dense_oc" and p.workspace_bytes > 0
 
 
 def test_huge_dilation_is_pruned_in_the_plan():
@@ -433,7 +433,8 @@ def test_dense_channel_blocks_keep_the_bits(dtype):
     for f, x, w, kw in cases:
         runs = []
         for wb in (1, 5 * 4 * 8 * x.dtype.itemsize, 1 << 40):
-            with tuning.override(dense_wblock_bytes=wb):
+            # (the phase-plane kernel: dense_oc would take float64 layers of 9 or 10 outputs)
+            with tuning.override(dense_wblock_bytes=wb, dense_oc=False, dense_oc_f8=False):
                 p = pyconv.explain(f, x, w, **kw)
                 assert p.algorithm in ("dense", "phases")
                 assert (p.tile("cblock") is not None) == (wb < 1 << 40)

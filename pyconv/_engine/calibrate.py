@@ -33,6 +33,7 @@ from pyconv._engine import tuning as _tuning
 
 #: the Tuning fields this module measures
 MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_max_k", "weight_dense_max_acc_bytes",
+            "dense_oc_min_positions", "dense_oc_max_k",
             "thin_max_cg_og", "phases_min_positions", "phases_max_k", "pointwise_chunk", "pointwise_direct",
             "pointwise_direct_expand", "pointwise_direct_f8", "pointwise_direct_expand_f8", "pointwise_matmul",
             "weight_matmul_tall", "weight_matmul_tall_f8", "dense_wblock_bytes",
@@ -300,12 +301,12 @@ def measure():
 
         # dense direct vs im2col + GEMM: a 32->32 3x3 layer on growing maps (batch 8)
         sizes = (3, 6, 12, 24)
-        fwd_d, fwd_g, wg_d, wg_g = [], [], [], []
+        fwd_d, fwd_g, wg_d, wg_g, fwd_o = [], [], [], [], []
         w = _data(rng, (32, 32, 3, 3), np.float32)
         for s in sizes:
             x = _data(rng, (8, 32, s, s), np.float32)
             go = _data(rng, (8, 32, s, s), np.float32)
-            for alg, lst in ((A.DENSE, fwd_d), (A.GEMM, fwd_g)):
+            for alg, lst in ((A.DENSE, fwd_d), (A.GEMM, fwd_g), (A.DENSE_OC, fwd_o)):
                 with _plan.force(alg):
                     lst.append(_best(lambda: nn.conv2d(x, w, padding=1)))
             for alg, lst in ((A.DENSE, wg_d), (A.GEMM, wg_g)):
@@ -316,19 +317,23 @@ def measure():
         m["weight_dense_s"], m["weight_gemm_s"] = wg_d, wg_g
         m["positions"] = positions
         values["dense_min_positions"] = _crossover(fwd_d, fwd_g, positions)
+        # (and the output-channel kernel, which builds no planes, against the same GEMM)
+        m["forward_dense_oc_s"] = fwd_o
+        values["dense_oc_min_positions"] = _crossover(fwd_o, fwd_g, positions)
         values["weight_dense_min_positions"] = _crossover(wg_d, wg_g, positions)
 
         # the same algorithms as the channels grow (K = C_in x 9), stride 2, 16x16 outputs
         # (one sample, past the positions crossover): the largest K at which the dense
         # kernels still win
         chans = (32, 64, 128, 256)
-        kf_d, kf_g, kw_d, kw_g = [], [], [], []
+        kf_d, kf_g, kw_d, kw_g, kf_o = [], [], [], [], []
         for c in chans:
             x = _data(rng, (1, c, 32, 32), np.float32)
             wc = _data(rng, (c, c, 3, 3), np.float32)
             go = _data(rng, (1, c, 16, 16), np.float32)
             fwd = lambda: nn.conv2d(x, wc, stride=2, padding=1)  # noqa: E731
-            for lst, t in zip((kf_d, kf_g), _best_of([_forced(A.DENSE, fwd), _forced(A.GEMM, fwd)])):
+            for lst, t in zip((kf_d, kf_g, kf_o), _best_of([_forced(A.DENSE, fwd), _forced(A.GEMM, fwd),
+                                                             _forced(A.DENSE_OC, fwd)])):
                 lst.append(t)
             # (at the default thread count: with one sample the parts of the dense weight
             # kernel split its positions, each sweeping a whole (C_in*9, C_out) accumulator --
@@ -342,6 +347,8 @@ def measure():
         m["k"], m["forward_dense_k_s"], m["forward_gemm_k_s"] = ks, kf_d, kf_g
         m["weight_dense_k_s"], m["weight_gemm_k_s"] = kw_d, kw_g
         values["dense_max_k"] = _ceiling(kf_d, kf_g, ks)
+        m["forward_dense_oc_k_s"] = kf_o
+        values["dense_oc_max_k"] = _ceiling(kf_o, kf_g, ks)
         accs = [conv.weight_acc_bytes(conv_geometry((1, c, 32, 32), (c, c, 3, 3), (2, 2), ((1, 1), (1, 1)),
                                                     (1, 1), 1), np.float32) for c in chans]
         m["weight_acc_bytes"] = accs

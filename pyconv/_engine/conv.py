@@ -314,14 +314,16 @@ def plan_forward(g, dtype, allow_prune=True):
         default = A.MATMUL
     else:
         default = A.GEMM
-        if not g.is_pointwise:
+        if not g.is_pointwise and _oc_default(g, dtype, nthreads, t):
+            default = A.DENSE_OC
+        elif not g.is_pointwise:
             layout = plane_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
             plane_bytes = cg * len(layout[1]) * _prod(layout[0]) * isz
             if (nthreads * plane_bytes <= max(t.workspace_bytes, out_bytes)
                     and _prod(g.out) >= t.dense_min_positions and cg * kvol <= t.dense_max_k):
                 default = A.DENSE
     cands = ([A.THIN_PHASE, A.THIN_ROW, A.DENSE, A.GEMM] + [A.THIN_S1] * s1
-             + [A.POINTWISE, A.MATMUL] * g.is_pointwise)
+             + [A.POINTWISE, A.MATMUL] * g.is_pointwise + [A.DENSE_OC] * (not g.is_pointwise))
     alg = _plan.pick(default, cands)
     nonfinite = None
     if alg == A.THIN_ROW and g.is_padded:
@@ -329,6 +331,64 @@ def plan_forward(g, dtype, allow_prune=True):
         # (0 * inf = nan, as PyTorch's dense path) on the phase planes instead
         nonfinite = _forward_plan(g, dtype, A.THIN_PHASE, nthreads, t, None)
     return dataclasses.replace(_forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite), candidates=tuple(cands))
+
+
+def oc_blocking(g, dtype, nthreads, t):
+    """``(B, rows, cols, cblock, workspace bytes)`` of the output-channel kernel
+    (``dense_direct.dense_oc``): B output channels per block (two vectors, or one for
+    groups of at most one vector's lanes); units of ``rows`` output rows (about
+    ``dense_oc_positions`` positions, at least two units per thread) or, on rows longer
+    than ``dense_oc_max_cols``, of one row's ``cols`` columns; ``cblock`` input channels
+    per pass, their weights within ``dense_oc_wblock_bytes`` (they stay in L1 while the
+    unit's positions run through them)."""
+    isz = dtype.itemsize
+    lanes = dense_direct.OC_LANES[dtype.name]
+    og, cg, kvol = g.og, g.cg, g.kvol
+    B = lanes if og <= lanes else 2 * lanes
+    od, oh, ow = g.o3
+    cols = max(1, min(ow, t.dense_oc_max_cols))
+    rows = 1 if cols < ow else max(1, min(oh, t.dense_oc_positions // max(1, ow)))
+
+    def units(r):
+        return g.n * g.groups * od * -(-oh // r) * -(-ow // cols)
+
+    while rows > 1 and units(rows) < 2 * nthreads:
+        rows = -(-rows // 2)
+    cblock = int(max(1, min(cg, t.dense_oc_wblock_bytes // max(1, kvol * B * isz))))
+    wp = (cols - 1) * g.s3[2] + (g.k3[2] - 1) * g.d3[2] + 1
+    rin = (rows - 1) * g.s3[1] + (g.k3[1] - 1) * g.d3[1] + 1
+    per = 64 // isz
+    packed = g.groups * -(-og // B) * cg * kvol * B * isz
+    ws = nthreads * (cg * (g.k3[0] * rin * wp + 2 * per) + rows * cols * B + 2 * per) * isz + packed
+    return B, int(rows), int(cols), cblock, int(ws)
+
+
+def _oc_default(g, dtype, nthreads, t):
+    """Whether the output-channel kernel is the default for a dense (non-1x1) layer: on for
+    the dtype (``dense_oc`` / ``dense_oc_f8``), groups of more than one vector of output
+    channels, within its positions / K limits and the workspace budget."""
+    on = t.dense_oc if dtype.itemsize == 4 else t.dense_oc_f8
+    if not on or g.og <= dense_direct.OC_LANES[dtype.name]:
+        # one vector of outputs per tile: each broadcast feeds a single FMA (conv3d
+        # 16->16 float32 ran 0.93x the phase-plane kernel's 8-wide blocks)
+        return False
+    if _prod(g.out) < t.dense_oc_min_positions or g.cg * g.kvol > t.dense_oc_max_k:
+        return False
+    ws = oc_blocking(g, dtype, nthreads, t)[4]
+    return ws <= max(t.workspace_bytes, _prod(g.out_shape) * dtype.itemsize)
+
+
+def pack_oc_weight(w, groups, B, nthreads, t):
+    """(C_out, C_in/groups, *kernel) -> flat (groups, ceil(Og/B), C_in/groups, kvol, B) blocks
+    of ``dense_direct.dense_oc`` (zero rows past Og)."""
+    og = w.shape[0] // groups
+    kc = int(np.prod(w.shape[1:]))
+    # 64-byte aligned: every weight vector load then stays within one cache line
+    size = groups * -(-og // B) * kc * B
+    out = dense_direct.aligned_rows(1, size, w.dtype)[0, :size].reshape(groups, -(-og // B), kc, B)
+    kernel(dense_direct.pack_blocks, w.dtype)(np.ascontiguousarray(w).reshape(groups, og, kc), out,
+                                           max(1, min(nthreads, num_threads_for(out.size, grain=t.pack_grain))))
+    return out.reshape(-1)
 
 
 def _pruned(g, dtype, op, planner, empty):
@@ -403,6 +463,11 @@ def _forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite=None):
         tiles += (("cblock", cblock),) * (cblock < cg) + (("obw", obw),) * (obw != _OBW)
         data = Launch(g.out_shape, x5, w5, o5, kernel(dense_direct.dense_conv, dtype),
                       (pgeo, phases, offs, sub, g.groups, tile, dict(tiles)["chunk"], cblock, alg == A.POINTWISE, obw))
+    elif alg == A.DENSE_OC:
+        B, rows, cols, cblock, ws = oc_blocking(g, dtype, nthreads, t)
+        tiles = (("rows", rows), ("cols", cols), ("cblock", cblock), ("lanes", B))
+        data = Launch(g.out_shape, x5, w5, o5, kernel(dense_direct.dense_oc, dtype),
+                      (kernel_geo(g.sp3, g.o3, g.k3, g.s3, g.d3, g.pb3), g.groups, B, rows, cols, cblock))
     elif alg == A.MATMUL:
         # 1x1, stride 1, unpadded: out[n, group] = W[group] x[n, group], one BLAS call
         data = Launch(g.out_shape, (g.n, g.groups, cg, -1), (g.groups, og, cg), (g.n, g.groups, og, -1), None, ())
@@ -492,6 +557,10 @@ def forward(p, x, w, b):
         pgeo, phases, offs, sub, groups, tile, chunk, cblock, pw, obw = L.args
         _plan.run(p, L.kernel, x.reshape(L.x_view), pgeo, phases, pack_dense_weight(w, groups, team, _tuning.active()),
                   offs, sub, bvec, has_b, out.reshape(L.out_view), groups, tile, chunk, cblock, pw, obw, team)
+    elif alg == A.DENSE_OC:
+        geo, groups, B, rows, cols, cblock = L.args
+        _plan.run(p, L.kernel, x.reshape(L.x_view), geo, pack_oc_weight(w, groups, B, team, _tuning.active()), bvec,
+                  has_b, out.reshape(L.out_view), groups, B, rows, cols, cblock, team)
     elif alg == A.MATMUL:
         o4 = out.reshape(L.out_view)
         with blas_single_thread(team):

@@ -24,7 +24,7 @@ def explain(func, *args, **kwargs):
     Returns
     -------
     Plan
-        With ``.algorithm`` (a short name: 'dense', 'gemm', 'thin_s1', 'phases', 'direct',
+        With ``.algorithm`` (a short name: 'dense_oc', 'dense', 'gemm', 'thin_s1', 'phases', 'direct',
         'fft', 'oa', ...), ``.threads``, ``.workspace_bytes`` (scratch memory beyond the
         output), ``.geometry`` (shapes, stride, padding, dilation, groups) and a one-line
         ``str()``.  A call that runs several kernels (a backward pass: input and weight
@@ -41,8 +41,8 @@ def explain(func, *args, **kwargs):
     >>> from pyconv import nn
     >>> p = pyconv.explain(nn.conv2d, np.ones((1, 16, 32, 32), np.float32),
     ...                    np.ones((32, 16, 3, 3), np.float32), padding=1)
-    >>> str(p.algorithm), p.algorithm == 'dense', p.threads >= 1
-    ('dense', True, True)
+    >>> str(p.algorithm), p.algorithm == 'dense_oc', p.threads >= 1
+    ('dense_oc', True, True)
     >>> print(pyconv.explain(pyconv.convolve, np.ones(10), np.ones(3), method='direct'))
     signal direct 10 * 3 -> 12 float64 threads=1
     """

@@ -33,6 +33,7 @@ class Algorithm(str, enum.Enum):
     THIN_ROW = "thin_row"        # thin_direct.direct_conv: rows, padded taps skipped in place
     POINTWISE = "pointwise"      # dense_direct.dense_conv reading the input in place (1x1)
     DENSE = "dense"              # dense_direct.dense_conv / dense_weight over per-thread phase planes
+    DENSE_OC = "dense_oc"        # dense_direct.dense_oc: vectors along output channels, padded row copies
     GEMM = "gemm"                # nn_gemm: im2col + GEMM (forward, weight) or GEMM + col2im (transposed)
     PHASES = "phases"            # transposed: dense_direct.dense_conv, one sub-problem per output phase
     FLIP_CONV = "flip_conv"      # transposed / input gradient at stride 1: a forward convolution

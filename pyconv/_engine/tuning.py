@@ -92,6 +92,27 @@ class Tuning:
     # grad_direct.pyx takes over (depthwise 3x3 0.7 vs 2.0 ms; conv3d 16->16 with 16
     # per group: 10.9 ms on the dense kernel vs 23.9 on the thin one).
     dense_min_og: int = 8
+    # The dense forward with vectors along the output channels (dense_direct.dense_oc,
+    # plan 'dense_oc'): the default for dense layers with more than one vector of output
+    # channels per group, per dtype.  It reads the input by broadcasts straight from
+    # zero-padded row copies (no phase planes): on an Intel Xeon (AVX-512, 1 thread,
+    # 2026-12-03) float32 layers a/b/f/j 1.1-1.2x/1.5x/1.1-1.2x/1.1x the phase-plane
+    # kernel, float64 1.1-1.5x (benchmarks/results/nn-2026-12-03-ocvec-intel.txt).
+    dense_oc: bool = True
+    dense_oc_f8: bool = True
+    # Output positions per work unit (whole rows: the copied input rows serve them all,
+    # and a pass's weights serve all of them) and the longest row a unit covers at once.
+    # Layer a (8 rows of 56) 1.05x faster than with 224 positions, f 1.06x, j 1.05x.
+    dense_oc_positions: int = 448
+    dense_oc_max_cols: int = 512
+    # Weights of one pass of input channels (channels x taps x 32 output channels).
+    dense_oc_wblock_bytes: int = 20 << 10
+    # Positions / K limits against im2col + GEMM (as dense_min_positions / dense_max_k;
+    # calibrated).  On 3x3 maps GEMM with samples side by side still wins: 32x16x6x6 *
+    # 32x16x3x3 stride 2, float32, 1 thread: dense_oc 0.34 ms, GEMM 0.23-0.28 (the
+    # calibration's 32->32 sweep put the crossover at 9 or 36 positions on the Xeon).
+    dense_oc_min_positions: int = 36
+    dense_oc_max_k: int = 1 << 62
     # Output positions per work unit of the dense weight-gradient kernel (its packed
     # grad_output tile stays in L2).
     weight_tile: int = 512

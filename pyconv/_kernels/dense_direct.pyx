@@ -1,7 +1,8 @@
 # Register-blocked dense direct kernels over per-thread phase planes (compute-bound):
 # dense_conv (forward 'dense' and 'pointwise', transposed 'phases'), dense_weight (weight
 # gradient 'dense') and the weight packing of dense_conv (pack_blocks).  OBW output
-# channels per register block; C micro-kernels: dense_kernels.h.
+# channels per register block; C micro-kernels: dense_kernels.h.  dense_oc (forward
+# 'dense_oc'): vectors along the output channels over per-unit padded row copies.
 from cython.parallel cimport prange
 from libc.string cimport memcpy, memset
 
@@ -27,6 +28,17 @@ cdef extern from "dense_kernels.h":
                       Py_ssize_t Cg, const float* wb, float* out, Py_ssize_t ldo, int accumulate) noexcept nogil
     void pyconv_mk4_d(const double* x, Py_ssize_t cstride, const Py_ssize_t* offs, Py_ssize_t ntaps,
                       Py_ssize_t Cg, const double* wb, double* out, Py_ssize_t ldo, int accumulate) noexcept nogil
+    const int PYCONV_OC_VLF
+    const int PYCONV_OC_VLD
+    const int PYCONV_OC_P2
+    void pyconv_oc_row_f(const float* x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t* toffs, Py_ssize_t ntaps,
+                         Py_ssize_t nc, const float* w, float* o, Py_ssize_t n, int v2, int acc) noexcept nogil
+    void pyconv_oc_row_d(const double* x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t* toffs, Py_ssize_t ntaps,
+                         Py_ssize_t nc, const double* w, double* o, Py_ssize_t n, int v2, int acc) noexcept nogil
+    void pyconv_oc_out_f(const float* buf, Py_ssize_t B, Py_ssize_t nk, Py_ssize_t oe, float* out, Py_ssize_t ld,
+                         const float* bias) noexcept nogil
+    void pyconv_oc_out_d(const double* buf, Py_ssize_t B, Py_ssize_t nk, Py_ssize_t oe, double* out, Py_ssize_t ld,
+                         const double* bias) noexcept nogil
     void pyconv_prefetch_rows(const char* p, Py_ssize_t nrows, Py_ssize_t rstride, Py_ssize_t nbytes) noexcept nogil
     void pyconv_wk4_f(const float** ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq,
                       Py_ssize_t Wq, Py_ssize_t j0, Py_ssize_t OW, const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc,
@@ -50,6 +62,10 @@ cdef extern from "dense_kernels.h":
 
 OBW = PYCONV_OBW
 OBW_NARROW = PYCONV_OBW_NARROW
+#: lanes of one vector of the output-channel kernel (dense_oc) in this build variant
+OC_LANES = {"float32": PYCONV_OC_VLF, "float64": PYCONV_OC_VLD}
+#: positions per register tile of dense_oc (2 vectors of output channels)
+OC_TILE = PYCONV_OC_P2
 
 
 cdef inline void mk_call(int obw, const real_t* x, idx_t cs, const idx_t* offs, idx_t ntaps, idx_t nc,
@@ -543,3 +559,153 @@ def pack_blocks(const real_t[:, :, ::1] w, real_t[:, :, :, ::1] out, int nthread
             for oo in range(B):
                 o = ob * B + oo
                 dst[k * B + oo] = w[g, o, k] if o < Og else 0
+
+
+# --------------------------------------------------------------------------- dense_oc
+
+def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] wpk, const real_t[::1] bias,
+             bint has_bias, real_t[:, :, :, :, ::1] out, idx_t groups, idx_t B, idx_t rows, idx_t cols,
+             idx_t cblock, int nthreads):
+    """Dense forward convolution with vectors along the output channels (plan 'dense_oc').
+
+    out[n, g*Og + o, z, y, k] = bias + sum_{c, taps} x_pad[n, g*Cg + c, z*sd + a*dd, y*sh + b*dh,
+    k*sw + e*dw] w[g*Og + o, c, a, b, e]; x (N, C_in, D, H, W), out (N, C_out, OD, OH, OW),
+    ``wpk``: the weights packed by ``pack_blocks`` with B output channels innermost (B = one
+    or two vectors, ``OC_LANES``).  A work unit is (sample, group, output depth, block of
+    ``rows`` output rows, block of ``cols`` columns; ``cols < OW`` only with ``rows == 1``):
+    its thread copies the input rows the unit reads, zero-padded, into its own buffer
+    (channel stride an odd number of cache lines), runs the register tiles over every
+    B-block of output channels, ``cblock`` input channels per pass (their weights stay in
+    L1), and writes the block's [position][channel] sums out transposed, plus bias.
+    Bounds are checked by the caller.
+    """
+    cdef idx_t N = x.shape[0], Cin = x.shape[1], D = x.shape[2], H = x.shape[3], W = x.shape[4]
+    cdef idx_t Cout = out.shape[1], OD = out.shape[2], OH = out.shape[3], OW = out.shape[4]
+    cdef idx_t kd = geo.kd, kh = geo.kh, kw = geo.kw, sd = geo.sd, sh = geo.sh, sw = geo.sw
+    cdef idx_t dd = geo.dd, dh = geo.dh, dw = geo.dw, pd = geo.pd, phh = geo.ph, pw = geo.pw
+    cdef idx_t Cg = Cin // groups, Og = Cout // groups, kvol = kd * kh * kw
+    cdef idx_t VL = 64 // sizeof(real_t)
+    if real_t is float:
+        VL = PYCONV_OC_VLF
+    else:
+        VL = PYCONV_OC_VLD
+    cdef int v2 = B == 2 * VL
+    cdef idx_t nob = (Og + B - 1) // B
+    if N == 0 or Cout == 0 or OD * OH * OW == 0:
+        return
+    rows = max(1, min(rows, OH))
+    cols = max(1, min(cols, OW))
+    if cols < OW:
+        rows = 1
+    cdef idx_t nrb = (OH + rows - 1) // rows, ncb = (OW + cols - 1) // cols
+    # one padded input row of a unit, the rows of one depth tap, the channel stride
+    cdef idx_t Wp = (cols - 1) * sw + (kw - 1) * dw + 1
+    cdef idx_t Rin = (rows - 1) * sh + (kh - 1) * dh + 1
+    cdef idx_t slab = Rin * Wp
+    cdef idx_t per = 64 // sizeof(real_t)
+    cdef idx_t lines = (kd * slab + per - 1) // per
+    if lines % 2 == 0:
+        lines = lines + 1
+    cdef idx_t cs = lines * per
+    cdef idx_t U = N * groups * OD * nrb * ncb
+    cdef idx_t ohw = OD * OH * OW
+    dt = np.float32 if real_t is float else np.float64
+    toffs_np = np.empty(kvol, dtype=np.intp)
+    cdef idx_t a, b, e
+    for a in range(kd):
+        for b in range(kh):
+            for e in range(kw):
+                toffs_np[(a * kh + b) * kw + e] = a * slab + b * dh * Wp + e * dw
+    cdef const idx_t[::1] toffs = toffs_np
+    xbuf_np = aligned_rows(nthreads, Cg * cs, dt)
+    obuf_np = aligned_rows(nthreads, rows * cols * B, dt)
+    cdef real_t[:, ::1] xbuf = xbuf_np
+    cdef real_t[:, ::1] obuf = obuf_np
+    cdef idx_t u, tid, n, gi, od, rb, cb, r0, r1, nr, q0, q1, nq, rin, c, z, r, iz, iy, ix0, lo, hi, k
+    cdef idx_t ob, c0, nc, oe
+    cdef real_t* xb
+    cdef real_t* ob_
+    cdef real_t* dst
+    cdef const real_t* src
+    cdef const real_t* wb
+    cdef const real_t* bp
+    for u in prange(U, nogil=True, schedule='static', num_threads=nthreads):
+        tid = omp_get_thread_num()
+        xb = &xbuf[tid, 0]
+        ob_ = &obuf[tid, 0]
+        cb = u % ncb
+        rb = (u // ncb) % nrb
+        od = (u // (ncb * nrb)) % OD
+        gi = (u // (ncb * nrb * OD)) % groups
+        n = u // (ncb * nrb * OD * groups)
+        r0 = rb * rows
+        r1 = r0 + rows
+        if r1 > OH:
+            r1 = OH
+        nr = r1 - r0
+        q0 = cb * cols
+        q1 = q0 + cols
+        if q1 > OW:
+            q1 = OW
+        nq = q1 - q0
+        # the zero-padded input rows of the unit: per channel and depth tap, rin rows
+        # of the columns its positions read
+        rin = (nr - 1) * sh + (kh - 1) * dh + 1
+        ix0 = q0 * sw - pw
+        for c in range(Cg):
+            for z in range(kd):
+                iz = od * sd - pd + z * dd
+                for r in range(rin):
+                    iy = r0 * sh - phh + r
+                    dst = xb + c * cs + z * slab + r * Wp
+                    if iz < 0 or iz >= D or iy < 0 or iy >= H:
+                        memset(dst, 0, Wp * sizeof(real_t))
+                        continue
+                    lo = -ix0
+                    if lo < 0:
+                        lo = 0
+                    if lo > Wp:
+                        lo = Wp
+                    hi = W - ix0
+                    if hi > Wp:
+                        hi = Wp
+                    if hi < lo:
+                        hi = lo
+                    for k in range(lo):
+                        dst[k] = 0
+                    if hi > lo:
+                        src = &x[n, gi * Cg + c, iz, iy, 0]
+                        copy_row(dst + lo, src + (ix0 + lo), hi - lo)
+                    for k in range(hi, Wp):
+                        dst[k] = 0
+        for ob in range(nob):
+            wb = &wpk[0] + ((gi * nob + ob) * Cg * kvol) * B
+            c0 = 0
+            while c0 < Cg:
+                nc = Cg - c0
+                if nc > cblock:
+                    nc = cblock
+                for r in range(nr):
+                    if real_t is float:
+                        pyconv_oc_row_f(xb + c0 * cs + r * sh * Wp, cs, sw, &toffs[0], kvol, nc, wb + c0 * kvol * B,
+                                        ob_ + r * nq * B, nq, v2, c0 > 0)
+                    else:
+                        pyconv_oc_row_d(xb + c0 * cs + r * sh * Wp, cs, sw, &toffs[0], kvol, nc, wb + c0 * kvol * B,
+                                        ob_ + r * nq * B, nq, v2, c0 > 0)
+                c0 = c0 + nc
+            oe = Og - ob * B
+            if oe > B:
+                oe = B
+            bp = &bias[gi * Og + ob * B] if has_bias else NULL
+            # positions of a unit are contiguous in the output when it covers whole rows
+            if nq == OW:
+                if real_t is float:
+                    pyconv_oc_out_f(ob_, B, nr * nq, oe, &out[n, gi * Og + ob * B, od, r0, 0], ohw, bp)
+                else:
+                    pyconv_oc_out_d(ob_, B, nr * nq, oe, &out[n, gi * Og + ob * B, od, r0, 0], ohw, bp)
+            else:
+                for r in range(nr):
+                    if real_t is float:
+                        pyconv_oc_out_f(ob_ + r * nq * B, B, nq, oe, &out[n, gi * Og + ob * B, od, r0 + r, q0], ohw, bp)
+                    else:
+                        pyconv_oc_out_d(ob_ + r * nq * B, B, nq, oe, &out[n, gi * Og + ob * B, od, r0 + r, q0], ohw, bp)

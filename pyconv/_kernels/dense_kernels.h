@@ -159,4 +159,192 @@ PYCONV_WK(double, pyconv_vd, 4, 6, pyconv_wk4_d)
 PYCONV_WK(double, pyconv_vd, 2, 8, pyconv_wk2_d)
 PYCONV_WK(double, pyconv_vd, 1, 8, pyconv_wk1_d)
 
+/* ---------------------------------------------------------------------------------
+   Dense forward with vectors along OUTPUT CHANNELS (algorithm 'dense_oc'): a register
+   tile of P output positions of one row x V vectors of output channels.  Per (input
+   channel, tap) the tile takes V vector loads of packed weights and P scalar broadcasts
+   of the input, read straight from a zero-padded copy of the rows a work unit needs
+   (stride and dilation are only the broadcast addresses: no phase planes).  The sums
+   come out as [position][channel] and are transposed to NCHW through VL x VL register
+   transposes.  Vector width = the build variant's (64 bytes with AVX-512, 32 with AVX,
+   16 otherwise); P fills the register file: V = 2 takes P x 2 accumulators + 2 weight
+   vectors + 1 broadcast (14 x 2 of AVX-512's 32 registers, 6 x 2 of 16), V = 1 (groups
+   of at most VL output channels) P x 1.  Each position's sum runs over (channel, tap)
+   in the same order whatever tile or tail kernel computes it: the bits do not depend
+   on P, the tiling or the thread count. */
+#if defined(__AVX512F__)
+#define PYCONV_OC_BYTES 64
+#define PYCONV_OC_P2 14
+#define PYCONV_OC_P1 28
+#elif defined(__AVX__)
+#define PYCONV_OC_BYTES 32
+#define PYCONV_OC_P2 6
+#define PYCONV_OC_P1 12
+#else
+#define PYCONV_OC_BYTES 16
+#define PYCONV_OC_P2 6
+#define PYCONV_OC_P1 12
+#endif
+/* lanes of one vector: float, double */
+#define PYCONV_OC_VLF (PYCONV_OC_BYTES / 4)
+#define PYCONV_OC_VLD (PYCONV_OC_BYTES / 8)
+
+#if defined(__GNUC__) || defined(__clang__)
+typedef float pyconv_ocf __attribute__((vector_size(PYCONV_OC_BYTES)));
+typedef double pyconv_ocd __attribute__((vector_size(PYCONV_OC_BYTES)));
+/* unaligned, aliasing views for loads and stores: a memcpy of a 64-byte vector may be
+   lowered to two 32-byte moves, and a 64-byte load of them then misses store forwarding */
+typedef float pyconv_ocf_u __attribute__((vector_size(PYCONV_OC_BYTES), aligned(4), may_alias));
+typedef double pyconv_ocd_u __attribute__((vector_size(PYCONV_OC_BYTES), aligned(8), may_alias));
+typedef int pyconv_oci __attribute__((vector_size(PYCONV_OC_BYTES)));
+typedef long long pyconv_ocl __attribute__((vector_size(PYCONV_OC_BYTES)));
+
+/* the register tile: x points at the tile's first position (tap 0) of the first channel,
+   channels cs apart, positions sw apart, taps toffs[t] further; w: [c][t][V*VL];
+   o: [P][V*VL] sums (continued when ``accumulate``) */
+#define PYCONV_OCK(T, VT, VTU, P, V, SW, NAME) \
+static void NAME(const T *restrict x, Py_ssize_t cs, Py_ssize_t swr, const Py_ssize_t *restrict toffs, \
+                 Py_ssize_t ntaps, Py_ssize_t nc, const T *restrict w, T *restrict o, int accumulate) { \
+    enum { VL = sizeof(VT) / sizeof(T) }; \
+    const Py_ssize_t sw = SW ? SW : swr; \
+    VT acc[P][V]; \
+    if (accumulate) { \
+        _Pragma("GCC unroll 32") for (int p = 0; p < P; p++) \
+            _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) acc[p][v] = *(const VTU *)(o + (p * V + v) * VL); \
+    } else { \
+        _Pragma("GCC unroll 32") for (int p = 0; p < P; p++) \
+            _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) acc[p][v] = (VT){0}; \
+    } \
+    for (Py_ssize_t c = 0; c < nc; c++) { \
+        const T *xc = x + c * cs; \
+        const T *wc = w + c * ntaps * (V * VL); \
+        for (Py_ssize_t t = 0; t < ntaps; t++) { \
+            const T *xt = xc + toffs[t]; \
+            VT wv[V]; \
+            _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) wv[v] = *(const VTU *)(wc + (t * V + v) * VL); \
+            _Pragma("GCC unroll 32") for (int p = 0; p < P; p++) { \
+                const T b = xt[p * sw]; \
+                _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) acc[p][v] += wv[v] * b; \
+            } \
+        } \
+    } \
+    _Pragma("GCC unroll 32") for (int p = 0; p < P; p++) \
+        _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) *(VTU *)(o + (p * V + v) * VL) = acc[p][v]; \
+}
+
+/* in-register transpose of VL rows of VL lanes: each stage swaps the off-diagonal
+   h x h blocks (lane bit h against row bit h), h = VL/2 ... 1 */
+#define PYCONV_OC_TR(T, VT, IT, NAME) \
+static inline void NAME(VT *r) { \
+    enum { VL = sizeof(VT) / sizeof(T) }; \
+    _Pragma("GCC unroll 8") for (int h = VL / 2; h >= 1; h /= 2) { \
+        IT lo, hi; \
+        for (int e = 0; e < VL; e++) { \
+            lo[e] = (e & h) ? VL + e - h : e; \
+            hi[e] = (e & h) ? VL + e : e + h; \
+        } \
+        _Pragma("GCC unroll 16") for (int i = 0; i < VL; i++) \
+            if (!(i & h)) { \
+                VT a = r[i], b = r[i + h]; \
+                r[i] = __builtin_shuffle(a, b, lo); \
+                r[i + h] = __builtin_shuffle(a, b, hi); \
+            } \
+    } \
+}
+
+/* out[j * ld + k] = buf[k * B + j] (+ bias[j]) for k < nk, j < oe (oe <= B): the
+   [position][channel] sums of a unit to NCHW, VL x VL blocks through the registers */
+#define PYCONV_OC_OUT(T, VT, VTU, TR, NAME) \
+__attribute__((noinline)) static void NAME##_blk(const T *s, Py_ssize_t B, T *d, Py_ssize_t ld, Py_ssize_t je, \
+                                                 const T *bias) { \
+    enum { VL = sizeof(VT) / sizeof(T) }; \
+    VT r[VL]; \
+    _Pragma("GCC unroll 16") for (int i = 0; i < VL; i++) r[i] = *(const VTU *)(s + i * B); \
+    TR(r); \
+    if (bias) { for (Py_ssize_t j = 0; j < je; j++, d += ld) *(VTU *)d = r[j] + bias[j]; } \
+    else { for (Py_ssize_t j = 0; j < je; j++, d += ld) *(VTU *)d = r[j]; } \
+} \
+static void NAME(const T *buf, Py_ssize_t B, Py_ssize_t nk, Py_ssize_t oe, T *out, Py_ssize_t ld, \
+                 const T *bias) { \
+    enum { VL = sizeof(VT) / sizeof(T) }; \
+    Py_ssize_t k = 0; \
+    for (; k + VL <= nk; k += VL) \
+        for (Py_ssize_t j0 = 0; j0 < oe; j0 += VL) \
+            NAME##_blk(buf + k * B + j0, B, out + j0 * ld + k, ld, oe - j0 < VL ? oe - j0 : VL, \
+                       bias ? bias + j0 : bias); \
+    for (; k < nk; k++) \
+        for (Py_ssize_t j = 0; j < oe; j++) out[j * ld + k] = bias ? buf[k * B + j] + bias[j] : buf[k * B + j]; \
+}
+
+#define PYCONV_OC_SET(T, VT, VTU, S) \
+PYCONV_OCK(T, VT, VTU, PYCONV_OC_P2, 2, 1, pyconv_ock2_s1_##S) \
+PYCONV_OCK(T, VT, VTU, PYCONV_OC_P2, 2, 2, pyconv_ock2_s2_##S) \
+PYCONV_OCK(T, VT, VTU, PYCONV_OC_P2, 2, 0, pyconv_ock2_sn_##S) \
+PYCONV_OCK(T, VT, VTU, (PYCONV_OC_P2 / 2), 2, 0, pyconv_ock2_h_##S) \
+PYCONV_OCK(T, VT, VTU, 4, 2, 0, pyconv_ock2_4_##S) \
+PYCONV_OCK(T, VT, VTU, 2, 2, 0, pyconv_ock2_2_##S) \
+PYCONV_OCK(T, VT, VTU, 1, 2, 0, pyconv_ock2_1_##S) \
+PYCONV_OCK(T, VT, VTU, PYCONV_OC_P1, 1, 1, pyconv_ock1_s1_##S) \
+PYCONV_OCK(T, VT, VTU, PYCONV_OC_P1, 1, 2, pyconv_ock1_s2_##S) \
+PYCONV_OCK(T, VT, VTU, PYCONV_OC_P1, 1, 0, pyconv_ock1_sn_##S) \
+PYCONV_OCK(T, VT, VTU, (PYCONV_OC_P1 / 2), 1, 0, pyconv_ock1_h_##S) \
+PYCONV_OCK(T, VT, VTU, 4, 1, 0, pyconv_ock1_4_##S) \
+PYCONV_OCK(T, VT, VTU, 2, 1, 0, pyconv_ock1_2_##S) \
+PYCONV_OCK(T, VT, VTU, 1, 1, 0, pyconv_ock1_1_##S) \
+/* n positions of one row (o: [n][B] sums), v2: B = 2 VL (else VL) */ \
+static void pyconv_oc_row_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t *toffs, Py_ssize_t ntaps, \
+                              Py_ssize_t nc, const T *w, T *o, Py_ssize_t n, int v2, int acc) { \
+    enum { VL = sizeof(VT) / sizeof(T) }; \
+    Py_ssize_t q = 0; \
+    if (v2) { \
+        enum { P = PYCONV_OC_P2, H = PYCONV_OC_P2 / 2, B = 2 * VL }; \
+        if (sw == 1) for (; q + P <= n; q += P) pyconv_ock2_s1_##S(x + q, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
+        else if (sw == 2) for (; q + P <= n; q += P) pyconv_ock2_s2_##S(x + q * 2, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
+        else for (; q + P <= n; q += P) pyconv_ock2_sn_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
+        for (; q + H <= n; q += H) pyconv_ock2_h_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
+        for (; q + 4 <= n; q += 4) pyconv_ock2_4_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
+        for (; q + 2 <= n; q += 2) pyconv_ock2_2_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
+        for (; q < n; q++) pyconv_ock2_1_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
+    } else { \
+        enum { P = PYCONV_OC_P1, H = PYCONV_OC_P1 / 2, B = VL }; \
+        if (sw == 1) for (; q + P <= n; q += P) pyconv_ock1_s1_##S(x + q, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
+        else if (sw == 2) for (; q + P <= n; q += P) pyconv_ock1_s2_##S(x + q * 2, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
+        else for (; q + P <= n; q += P) pyconv_ock1_sn_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
+        for (; q + H <= n; q += H) pyconv_ock1_h_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
+        for (; q + 4 <= n; q += 4) pyconv_ock1_4_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
+        for (; q + 2 <= n; q += 2) pyconv_ock1_2_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
+        for (; q < n; q++) pyconv_ock1_1_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
+    } \
+}
+PYCONV_OC_SET(float, pyconv_ocf, pyconv_ocf_u, f)
+PYCONV_OC_SET(double, pyconv_ocd, pyconv_ocd_u, d)
+PYCONV_OC_TR(float, pyconv_ocf, pyconv_oci, pyconv_oc_tr_f)
+PYCONV_OC_TR(double, pyconv_ocd, pyconv_ocl, pyconv_oc_tr_d)
+PYCONV_OC_OUT(float, pyconv_ocf, pyconv_ocf_u, pyconv_oc_tr_f, pyconv_oc_out_f)
+PYCONV_OC_OUT(double, pyconv_ocd, pyconv_ocd_u, pyconv_oc_tr_d, pyconv_oc_out_d)
+#else
+/* plain C: the same sums in the same order, position by position */
+#define PYCONV_OC_PLAIN(T, VLX, S) \
+static void pyconv_oc_row_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t *toffs, Py_ssize_t ntaps, \
+                              Py_ssize_t nc, const T *w, T *o, Py_ssize_t n, int v2, int acc) { \
+    Py_ssize_t B = v2 ? 2 * (VLX) : (VLX); \
+    for (Py_ssize_t q = 0; q < n; q++) { \
+        T *oq = o + q * B; \
+        if (!acc) for (Py_ssize_t j = 0; j < B; j++) oq[j] = 0; \
+        for (Py_ssize_t c = 0; c < nc; c++) for (Py_ssize_t t = 0; t < ntaps; t++) { \
+            T b = x[c * cs + q * sw + toffs[t]]; \
+            const T *wt = w + (c * ntaps + t) * B; \
+            for (Py_ssize_t j = 0; j < B; j++) oq[j] += wt[j] * b; \
+        } \
+    } \
+} \
+static void pyconv_oc_out_##S(const T *buf, Py_ssize_t B, Py_ssize_t nk, Py_ssize_t oe, T *out, Py_ssize_t ld, \
+                              const T *bias) { \
+    for (Py_ssize_t k = 0; k < nk; k++) \
+        for (Py_ssize_t j = 0; j < oe; j++) out[j * ld + k] = bias ? buf[k * B + j] + bias[j] : buf[k * B + j]; \
+}
+PYCONV_OC_PLAIN(float, PYCONV_OC_VLF, f)
+PYCONV_OC_PLAIN(double, PYCONV_OC_VLD, d)
+#endif
+
 #endif  /* PYCONV_DENSE_KERNELS_H */

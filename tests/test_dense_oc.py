@@ -1,0 +1,180 @@
+"""The dense forward with vectors along the output channels (plan 'dense_oc',
+dense_direct.dense_oc) against the NumPy float64 definition (tests/reference.py).
+
+Tolerances: tests/reference.py's table, scaled by the reduction length C_in/groups x taps.
+"""
+import numpy as np
+import pytest
+
+import pyconv
+from pyconv import nn
+from pyconv._engine import plan as _plan
+from pyconv._engine import tuning
+from pyconv._kernels import dense_direct
+
+from reference import assert_close, conv_nd
+
+F32, F64 = np.float32, np.float64
+LANES = dense_direct.OC_LANES["float32"]
+
+
+def _run(x, w, b=None, **kw):
+    with _plan.force("dense_oc"):
+        p = pyconv.explain(nn.conv, x, w, b, **kw)
+        assert p.algorithm == "dense_oc", p
+        return nn.conv(x, w, b, **kw)
+
+
+def _check(rng, dtype, xs, ws, groups=1, bias=True, **kw):
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    b = rng.standard_normal(ws[0]).astype(dtype) if bias else None
+    y = _run(x, w, b, groups=groups, **kw)
+    ref = conv_nd(x, w, b, groups=groups, **kw)
+    assert_close(y, ref.astype(dtype), n_reduce=int(np.prod(ws[1:])))
+    return x, w, b, y
+
+
+# (input shape, weight shape, keywords): stride, dilation, padding (asymmetric too),
+# odd sizes, size-1 dims, output channels not a multiple of the vector width (one and
+# two vectors per block, tails of every register tile), groups, 1-D and 3-D
+GRID = [
+    ((2, 5, 9, 11), (40, 5, 3, 3), dict(padding=1)),
+    ((1, 3, 17, 30), (33, 3, 3, 3), dict(stride=2, padding=1)),
+    ((2, 4, 12, 13), (16, 4, 3, 3), dict(padding=2, dilation=2)),
+    ((1, 7, 20, 23), (21, 7, 5, 3), dict(stride=(2, 3), padding=(2, 1), dilation=(1, 2))),
+    ((3, 3, 1, 29), (48, 3, 1, 7), dict(stride=(1, 3), padding=(0, 3))),
+    ((1, 2, 8, 1), (17, 2, 3, 1), dict(padding=1)),
+    ((2, 6, 10, 10), (64, 3, 3, 3), dict(groups=2, padding=1, stride=2)),
+    ((1, 1, 6, 6), (1, 1, 2, 2), dict()),
+    ((1, 4, 9, 9), (20, 4, 4, 4), dict(padding=((1, 2), (0, 3)))),
+    ((2, 3, 7, 40), (32, 3, 3, 3), dict(stride=(1, 4), padding=(1, 0))),
+    ((4, 16, 6, 6), (32, 16, 3, 3), dict(stride=2, padding=1)),
+]
+
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+@pytest.mark.parametrize("case", range(len(GRID)))
+def test_matches_definition(case, dtype):
+    xs, ws, kw = GRID[case]
+    kw = dict(kw)
+    groups = kw.pop("groups", 1)
+    _check(np.random.default_rng(case), dtype, xs, ws, groups=groups, **kw)
+
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+def test_1d_and_3d(dtype):
+    rng = np.random.default_rng(7)
+    _check(rng, dtype, (2, 3, 50), (19, 3, 9), padding=4, stride=2)
+    _check(rng, dtype, (1, 4, 5, 6, 7), (18, 4, 3, 3, 3), padding=1)
+    _check(rng, dtype, (2, 2, 7, 5, 9), (33, 2, 2, 3, 3), stride=(2, 1, 2), padding=(1, 0, 2), dilation=(2, 1, 1))
+
+
+def test_random_grid():
+    # seeded random geometries: sizes, strides, dilations, paddings, groups (25 that
+    # dense_oc serves: not 1x1 stride-1 unpadded, also after dropping padding-only taps)
+    rng = np.random.default_rng(2026)
+    i = 0
+    while i < 25:
+        nd = int(rng.integers(1, 4))
+        groups = int(rng.choice([1, 1, 2, 3]))
+        cg = int(rng.integers(1, 6))
+        og = int(rng.integers(1, 3 * LANES))
+        k = tuple(int(v) for v in rng.integers(1, 4, nd))
+        s = tuple(int(v) for v in rng.integers(1, 4, nd))
+        d = tuple(int(v) for v in rng.integers(1, 3, nd))
+        p = tuple(int(rng.integers(0, (kk - 1) * dd + 1)) for kk, dd in zip(k, d))
+        sp = tuple(int(rng.integers(max(1, dd * (kk - 1) + 1 - 2 * pp), 12 if nd == 3 else 40))
+                   for kk, dd, pp in zip(k, d, p))
+        dtype = F32 if i % 2 else F64
+        xs, ws = (int(rng.integers(1, 3)), cg * groups) + sp, (og * groups, cg) + k
+        p0 = pyconv.explain(nn.conv, np.zeros(xs, dtype), np.zeros(ws, dtype), groups=groups, stride=s,
+                            dilation=d, padding=p)
+        if "dense_oc" not in [str(a) for a in p0.candidates]:
+            continue
+        _check(rng, dtype, xs, ws, groups=groups, bias=bool(i % 3), stride=s, dilation=d, padding=p)
+        i += 1
+
+
+def test_long_rows_split_in_columns():
+    # rows longer than dense_oc_max_cols: units of one row's column blocks
+    rng = np.random.default_rng(3)
+    with tuning.override(dense_oc_max_cols=13):
+        x, w, b, y = _check(rng, F32, (2, 3, 4, 50), (20, 3, 3, 3), stride=(1, 2), padding=1)
+        p = pyconv.explain(nn.conv, x, w, b, padding=1, stride=(1, 2))
+    assert p.tile("cols") == 13 and p.tile("rows") == 1
+
+
+def test_non_contiguous_input():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 6, 20, 30)).astype(F32)[:, ::2, 1:, ::2]
+    w = rng.standard_normal((40, 3, 3, 3)).astype(F32)[:, :, ::-1]
+    assert not x.flags.c_contiguous and not w.flags.c_contiguous
+    y = _run(x, w, None, padding=1)
+    assert_close(y, conv_nd(x, w, padding=1).astype(F32), n_reduce=27)
+
+
+def test_deterministic_and_independent_of_threads_and_blocking():
+    # the same call gives the same bits; so do other thread counts, unit sizes and
+    # channel passes (each position's sum runs over (channel, tap) in one order)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 40, 15, 29)).astype(F32)
+    w = rng.standard_normal((50, 40, 3, 3)).astype(F32)
+    y = _run(x, w, None, padding=1, stride=(1, 2))
+    assert np.array_equal(y, _run(x, w, None, padding=1, stride=(1, 2)))
+    old = pyconv.get_num_threads()
+    try:
+        for n in (1, 2, 3):
+            pyconv.set_num_threads(n)
+            assert np.array_equal(y, _run(x, w, None, padding=1, stride=(1, 2)))
+    finally:
+        pyconv.set_num_threads(old)
+    with tuning.override(dense_oc_positions=1, dense_oc_wblock_bytes=1, dense_oc_max_cols=5):
+        assert np.array_equal(y, _run(x, w, None, padding=1, stride=(1, 2)))
+
+
+def test_nonfinite_weight_meets_padding():
+    # as PyTorch: an Inf weight times a padded zero is NaN
+    x = np.ones((1, 2, 4, 4), F32)
+    w = np.ones((20, 2, 3, 3), F32)
+    w[3, 1, 0, 0] = np.inf
+    y = _run(x, w, None, padding=1)
+    ref = conv_nd(x, w, padding=1)
+    assert np.isnan(y[0, 3, 0, 0]) and np.isnan(ref[0, 3, 0, 0])
+    assert_close(y, ref.astype(F32), n_reduce=18)
+
+
+def test_default_choice_and_explain():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 16, 20, 20)).astype(F32)
+    w = rng.standard_normal((32, 16, 3, 3)).astype(F32)
+    p = pyconv.explain(nn.conv2d, x, w, padding=1)
+    assert p.algorithm == "dense_oc" and "dense_oc" in str(p) and p.tile("lanes") == 2 * LANES
+    assert p.workspace_bytes > 0 and {"dense", "gemm", "dense_oc"} <= {str(a) for a in p.candidates}
+    with tuning.override(dense_oc=False):
+        assert pyconv.explain(nn.conv2d, x, w, padding=1).algorithm == "dense"
+    # the phase-plane kernel stays reachable and agrees
+    with _plan.force("dense"):
+        yd = nn.conv2d(x, w, padding=1)
+    assert_close(nn.conv2d(x, w, padding=1), yd, n_reduce=144)
+
+
+def test_limits_and_narrow_groups_keep_the_other_kernels():
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 16, 12, 12)).astype(F32)
+    w = rng.standard_normal((40, 16, 3, 3)).astype(F32)
+    assert pyconv.explain(nn.conv2d, x, w, padding=1).algorithm == "dense_oc"
+    # K = 144 past the calibrated ceiling, or fewer positions than the crossover: the
+    # phase-plane kernel / GEMM decide as before
+    for over in (dict(dense_oc_max_k=143), dict(dense_oc_min_positions=145)):
+        with tuning.override(**over):
+            assert pyconv.explain(nn.conv2d, x, w, padding=1).algorithm in ("dense", "gemm")
+    with tuning.override(dense_oc_max_k=144, dense_oc_min_positions=144):
+        assert pyconv.explain(nn.conv2d, x, w, padding=1).algorithm == "dense_oc"
+    # one vector of output channels per group: the 8-wide phase-plane blocks by default
+    p = pyconv.explain(nn.conv2d, x, w[:LANES], padding=1)
+    assert p.algorithm != "dense_oc" and "dense_oc" in [str(a) for a in p.candidates]
+    # float64 has its own switch
+    with tuning.override(dense_oc_f8=False):
+        assert pyconv.explain(nn.conv2d, x.astype(F64), w.astype(F64), padding=1).algorithm != "dense_oc"
+        assert pyconv.explain(nn.conv2d, x, w, padding=1).algorithm == "dense_oc"
