@@ -47,7 +47,8 @@ def test_tune_measures_stores_and_installs(cache):
     assert v["fft_workers_min_points"] in set(pts) | {2 * max(pts, default=0), tuning.DEFAULT.fft_workers_min_points}
     assert all(isinstance(v[k], bool) for k in ("pointwise_direct", "pointwise_direct_expand", "pointwise_direct_f8",
                                                 "pointwise_direct_expand_f8", "pointwise_matmul",
-                                                "weight_matmul_tall", "weight_matmul_tall_f8"))
+                                                "weight_matmul_tall", "weight_matmul_tall_f8", "dense_oc",
+                                                "dense_oc_f8"))
     assert 0 < v["direct_ns_f4"] < 100 and 0 < v["direct_ns_f8"] < 100
     assert 0 < v["fft_ns_small"] <= v["fft_ns_large"] < 1000
     assert 0 < v["direct_ns_1d_f4"] < 100 and 0 < v["direct_ns_1d_f8"] < 100

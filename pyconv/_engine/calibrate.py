@@ -33,7 +33,7 @@ from pyconv._engine import tuning as _tuning
 
 #: the Tuning fields this module measures
 MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_max_k", "weight_dense_max_acc_bytes",
-            "dense_oc_min_positions", "dense_oc_max_k",
+            "dense_oc", "dense_oc_f8", "dense_oc_min_positions", "dense_oc_max_k",
             "thin_max_cg_og", "phases_min_positions", "phases_max_k", "pointwise_chunk", "pointwise_direct",
             "pointwise_direct_expand", "pointwise_direct_f8", "pointwise_direct_expand_f8", "pointwise_matmul",
             "weight_matmul_tall", "weight_matmul_tall_f8", "dense_wblock_bytes",
@@ -294,8 +294,20 @@ def measure():
 
         layer = lambda: nn.conv2d(x, wc, padding=1)  # noqa: E731
         m["dense_wblocks"] = list(wblocks)
-        m["dense_wblock_s"] = _best_of([_forced(A.DENSE, layer, dense_wblock_bytes=b) for b in wblocks], reps=3)
+        *m["dense_wblock_s"], t_oc = _best_of([_forced(A.DENSE, layer, dense_wblock_bytes=b) for b in wblocks]
+                                              + [_forced(A.DENSE_OC, layer)], reps=3)
         values["dense_wblock_bytes"] = wblocks[int(np.argmin(m["dense_wblock_s"]))]
+        # and, on the same layer in both dtypes, the kernel with vectors along the output
+        # channels (dense_oc) against the phase-plane one with the block chosen: the
+        # default of the layers both serve (Intel Xeon, 1 thread: dense_oc 1.1-1.2x
+        # faster on 3x3 64->64 56x56 in float32 and float64)
+        x8, wc8 = x.astype(np.float64), wc.astype(np.float64)
+        layer8 = lambda: nn.conv2d(x8, wc8, padding=1)  # noqa: E731
+        t_oc8, t_d8 = _best_of([_forced(A.DENSE_OC, layer8),
+                                _forced(A.DENSE, layer8, dense_wblock_bytes=values["dense_wblock_bytes"])], reps=3)
+        m["dense_oc_s"], m["dense_f8_s"] = [t_oc, t_oc8], t_d8
+        values["dense_oc"] = bool(t_oc <= min(m["dense_wblock_s"]))
+        values["dense_oc_f8"] = bool(t_oc8 <= t_d8)
         # (the crossovers below time the dense kernels with the blocks chosen)
         stack.enter_context(_tuning.override(dense_wblock_bytes=values["dense_wblock_bytes"]))
 

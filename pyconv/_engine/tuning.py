@@ -98,6 +98,7 @@ class Tuning:
     # zero-padded row copies (no phase planes): on an Intel Xeon (AVX-512, 1 thread,
     # 2026-12-03) float32 layers a/b/f/j 1.1-1.2x/1.5x/1.1-1.2x/1.1x the phase-plane
     # kernel, float64 1.1-1.5x (benchmarks/results/nn-2026-12-03-ocvec-intel.txt).
+    # Calibrated per dtype against the phase-plane kernel on 3x3 64->64 56x56.
     dense_oc: bool = True
     dense_oc_f8: bool = True
     # Output positions per work unit (whole rows: the copied input rows serve them all,
