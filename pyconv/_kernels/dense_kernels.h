@@ -276,21 +276,29 @@ static void NAME(const T *buf, Py_ssize_t B, Py_ssize_t nk, Py_ssize_t oe, T *ou
         for (Py_ssize_t j = 0; j < oe; j++) out[j * ld + k] = bias ? buf[k * B + j] + bias[j] : buf[k * B + j]; \
 }
 
+/* the register tiles of V vectors of outputs: P positions at input stride 1, 2 or any,
+   then the tails of P/2, 4, 2 and 1 positions (V, S: literal tokens, pasted into names) */
+#define PYCONV_OC_TILES(T, VT, VTU, P, V, S) \
+PYCONV_OCK(T, VT, VTU, P, V, 1, pyconv_ock##V##_s1_##S) \
+PYCONV_OCK(T, VT, VTU, P, V, 2, pyconv_ock##V##_s2_##S) \
+PYCONV_OCK(T, VT, VTU, P, V, 0, pyconv_ock##V##_sn_##S) \
+PYCONV_OCK(T, VT, VTU, (P / 2), V, 0, pyconv_ock##V##_h_##S) \
+PYCONV_OCK(T, VT, VTU, 4, V, 0, pyconv_ock##V##_4_##S) \
+PYCONV_OCK(T, VT, VTU, 2, V, 0, pyconv_ock##V##_2_##S) \
+PYCONV_OCK(T, VT, VTU, 1, V, 0, pyconv_ock##V##_1_##S)
+/* a row's n positions through those tiles, widest first (P, H, B: the caller's enum) */
+#define PYCONV_OC_SWEEP(V, S) \
+        if (sw == 1) for (; q + P <= n; q += P) pyconv_ock##V##_s1_##S(x + q, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
+        else if (sw == 2) for (; q + P <= n; q += P) pyconv_ock##V##_s2_##S(x + q * 2, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
+        else for (; q + P <= n; q += P) pyconv_ock##V##_sn_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
+        for (; q + H <= n; q += H) pyconv_ock##V##_h_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
+        for (; q + 4 <= n; q += 4) pyconv_ock##V##_4_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
+        for (; q + 2 <= n; q += 2) pyconv_ock##V##_2_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
+        for (; q < n; q++) pyconv_ock##V##_1_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * B, acc);
+
 #define PYCONV_OC_SET(T, VT, VTU, S) \
-PYCONV_OCK(T, VT, VTU, PYCONV_OC_P2, 2, 1, pyconv_ock2_s1_##S) \
-PYCONV_OCK(T, VT, VTU, PYCONV_OC_P2, 2, 2, pyconv_ock2_s2_##S) \
-PYCONV_OCK(T, VT, VTU, PYCONV_OC_P2, 2, 0, pyconv_ock2_sn_##S) \
-PYCONV_OCK(T, VT, VTU, (PYCONV_OC_P2 / 2), 2, 0, pyconv_ock2_h_##S) \
-PYCONV_OCK(T, VT, VTU, 4, 2, 0, pyconv_ock2_4_##S) \
-PYCONV_OCK(T, VT, VTU, 2, 2, 0, pyconv_ock2_2_##S) \
-PYCONV_OCK(T, VT, VTU, 1, 2, 0, pyconv_ock2_1_##S) \
-PYCONV_OCK(T, VT, VTU, PYCONV_OC_P1, 1, 1, pyconv_ock1_s1_##S) \
-PYCONV_OCK(T, VT, VTU, PYCONV_OC_P1, 1, 2, pyconv_ock1_s2_##S) \
-PYCONV_OCK(T, VT, VTU, PYCONV_OC_P1, 1, 0, pyconv_ock1_sn_##S) \
-PYCONV_OCK(T, VT, VTU, (PYCONV_OC_P1 / 2), 1, 0, pyconv_ock1_h_##S) \
-PYCONV_OCK(T, VT, VTU, 4, 1, 0, pyconv_ock1_4_##S) \
-PYCONV_OCK(T, VT, VTU, 2, 1, 0, pyconv_ock1_2_##S) \
-PYCONV_OCK(T, VT, VTU, 1, 1, 0, pyconv_ock1_1_##S) \
+PYCONV_OC_TILES(T, VT, VTU, PYCONV_OC_P2, 2, S) \
+PYCONV_OC_TILES(T, VT, VTU, PYCONV_OC_P1, 1, S) \
 /* n positions of one row (o: [n][B] sums), v2: B = 2 VL (else VL) */ \
 static void pyconv_oc_row_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t *toffs, Py_ssize_t ntaps, \
                               Py_ssize_t nc, const T *w, T *o, Py_ssize_t n, int v2, int acc) { \
@@ -298,22 +306,10 @@ static void pyconv_oc_row_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, const Py
     Py_ssize_t q = 0; \
     if (v2) { \
         enum { P = PYCONV_OC_P2, H = PYCONV_OC_P2 / 2, B = 2 * VL }; \
-        if (sw == 1) for (; q + P <= n; q += P) pyconv_ock2_s1_##S(x + q, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
-        else if (sw == 2) for (; q + P <= n; q += P) pyconv_ock2_s2_##S(x + q * 2, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
-        else for (; q + P <= n; q += P) pyconv_ock2_sn_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
-        for (; q + H <= n; q += H) pyconv_ock2_h_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
-        for (; q + 4 <= n; q += 4) pyconv_ock2_4_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
-        for (; q + 2 <= n; q += 2) pyconv_ock2_2_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
-        for (; q < n; q++) pyconv_ock2_1_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
+        PYCONV_OC_SWEEP(2, S) \
     } else { \
         enum { P = PYCONV_OC_P1, H = PYCONV_OC_P1 / 2, B = VL }; \
-        if (sw == 1) for (; q + P <= n; q += P) pyconv_ock1_s1_##S(x + q, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
-        else if (sw == 2) for (; q + P <= n; q += P) pyconv_ock1_s2_##S(x + q * 2, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
-        else for (; q + P <= n; q += P) pyconv_ock1_sn_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
-        for (; q + H <= n; q += H) pyconv_ock1_h_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
-        for (; q + 4 <= n; q += 4) pyconv_ock1_4_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
-        for (; q + 2 <= n; q += 2) pyconv_ock1_2_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
-        for (; q < n; q++) pyconv_ock1_1_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
+        PYCONV_OC_SWEEP(1, S) \
     } \
 }
 PYCONV_OC_SET(float, pyconv_ocf, pyconv_ocf_u, f)
