@@ -245,14 +245,15 @@ def affine(m):
     return (lo, hi, int(m[lo]), step)
 
 
-def pack_dense_weight(w, groups, nthreads, t):
+def pack_weight_blocks(w, groups, B, nthreads, t):
     """(C_out, C_in/groups, *kernel) -> flat (groups, ceil(Og/B), C_in/groups, kvol, B) blocks
-    of ``dense_direct.dense_conv``, B = :func:`dense_obw` (zero rows past Og)."""
-    cout = w.shape[0]
-    og = cout // groups
+    of the dense kernels (zero rows past Og): B = :func:`dense_obw` for ``dense_conv``, one
+    or two vectors for ``dense_oc``."""
+    og = w.shape[0] // groups
     kc = int(np.prod(w.shape[1:]))
-    obw = dense_obw(og)
-    out = np.empty((groups, -(-og // obw), kc, obw), dtype=w.dtype)
+    # 64-byte aligned: every weight vector load then stays within one cache line
+    size = groups * -(-og // B) * kc * B
+    out = dense_direct.aligned_rows(1, size, w.dtype)[0, :size].reshape(groups, -(-og // B), kc, B)
     kernel(dense_direct.pack_blocks, w.dtype)(np.ascontiguousarray(w).reshape(groups, og, kc), out,
                                            max(1, min(nthreads, num_threads_for(out.size, grain=t.pack_grain))))
     return out.reshape(-1)
@@ -376,19 +377,6 @@ def _oc_default(g, dtype, nthreads, t):
         return False
     ws = oc_blocking(g, dtype, nthreads, t)[4]
     return ws <= max(t.workspace_bytes, _prod(g.out_shape) * dtype.itemsize)
-
-
-def pack_oc_weight(w, groups, B, nthreads, t):
-    """(C_out, C_in/groups, *kernel) -> flat (groups, ceil(Og/B), C_in/groups, kvol, B) blocks
-    of ``dense_direct.dense_oc`` (zero rows past Og)."""
-    og = w.shape[0] // groups
-    kc = int(np.prod(w.shape[1:]))
-    # 64-byte aligned: every weight vector load then stays within one cache line
-    size = groups * -(-og // B) * kc * B
-    out = dense_direct.aligned_rows(1, size, w.dtype)[0, :size].reshape(groups, -(-og // B), kc, B)
-    kernel(dense_direct.pack_blocks, w.dtype)(np.ascontiguousarray(w).reshape(groups, og, kc), out,
-                                           max(1, min(nthreads, num_threads_for(out.size, grain=t.pack_grain))))
-    return out.reshape(-1)
 
 
 def _pruned(g, dtype, op, planner, empty):
@@ -555,11 +543,11 @@ def forward(p, x, w, b):
                   *L.args, team)
     elif alg in (A.DENSE, A.POINTWISE):
         pgeo, phases, offs, sub, groups, tile, chunk, cblock, pw, obw = L.args
-        _plan.run(p, L.kernel, x.reshape(L.x_view), pgeo, phases, pack_dense_weight(w, groups, team, _tuning.active()),
+        _plan.run(p, L.kernel, x.reshape(L.x_view), pgeo, phases, pack_weight_blocks(w, groups, obw, team, _tuning.active()),
                   offs, sub, bvec, has_b, out.reshape(L.out_view), groups, tile, chunk, cblock, pw, obw, team)
     elif alg == A.DENSE_OC:
         geo, groups, B, rows, cols, cblock = L.args
-        _plan.run(p, L.kernel, x.reshape(L.x_view), geo, pack_oc_weight(w, groups, B, team, _tuning.active()), bvec,
+        _plan.run(p, L.kernel, x.reshape(L.x_view), geo, pack_weight_blocks(w, groups, B, team, _tuning.active()), bvec,
                   has_b, out.reshape(L.out_view), groups, B, rows, cols, cblock, team)
     elif alg == A.MATMUL:
         o4 = out.reshape(L.out_view)
@@ -710,7 +698,6 @@ def _transposed_gemm_plan(g, dtype, nthreads, t):
                 (("channels", cblk), ("tile", tile)))
 
 
-@functools.lru_cache(maxsize=64)
 def phase_k(g):
     """K of the transposed convolution ``g``'s largest output phase: C_in/groups x the taps
     of that phase (a stride-s transposed convolution splits its kernel over the phases:
@@ -728,6 +715,7 @@ def phase_k(g):
     return g.cg * taps
 
 
+@functools.lru_cache(maxsize=64)
 def phase_plan(sp3, k3, s3, d3, p3, o3):
     """Geometry of the transposed convolution's output phases (cached: shapes only).
 
