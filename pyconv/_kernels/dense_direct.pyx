@@ -661,6 +661,8 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
                     if iz < 0 or iz >= D or iy < 0 or iy >= H:
                         memset(dst, 0, Wp * sizeof(real_t))
                         continue
+                    # (valid_range's clamp, written out: its lo/hi out-pointers would make
+                    # Cython share them between the prange threads -- a race, measured)
                     lo = -ix0
                     if lo < 0:
                         lo = 0
