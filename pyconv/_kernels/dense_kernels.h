@@ -328,6 +328,8 @@ static void NAME(const T *s, Py_ssize_t ls, Py_ssize_t nk, Py_ssize_t nj, T *d, 
     Py_ssize_t j = 0; \
     for (; j + VL <= nj; j += VL) { \
         Py_ssize_t k = 0; \
+        /* more source rows than the hardware prefetchers follow */ \
+        for (Py_ssize_t q = 0; q < nk; q++) __builtin_prefetch(s + q * ls + j + 4 * VL, 0, 3); \
         for (; k + VL <= nk; k += VL) { \
             VT r[VL]; \
             _Pragma("GCC unroll 16") for (int i = 0; i < VL; i++) r[i] = *(const VTU *)(s + (k + i) * ls + j); \
