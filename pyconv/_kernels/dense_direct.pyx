@@ -467,8 +467,9 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:,
     U = N * groups * ntile
     dt = np.float32 if real_t is float else np.float64
     cdef int nparts = <int>acc.shape[0]
-    planes_np = np.empty((nparts, max(1, Cg * Sp)), dtype=dt)
-    bt_np = np.empty((nparts, rows_per_tile * col_width * Ogp), dtype=dt)
+    # 64-byte aligned rows: the packed grad_output vectors are then whole cache lines
+    planes_np = aligned_rows(nparts, max(1, Cg * Sp), dt)
+    bt_np = aligned_rows(nparts, rows_per_tile * col_width * Ogp, dt)
     ap_np = np.empty((nparts, 8), dtype=np.uintp)
     last_np = np.full(nparts, -1, dtype=np.intp)
     rows_np = np.zeros((2, nparts), dtype=np.intp)
