@@ -39,6 +39,10 @@ cdef extern from "dense_kernels.h":
                          const float* bias) noexcept nogil
     void pyconv_oc_out_d(const double* buf, Py_ssize_t B, Py_ssize_t nk, Py_ssize_t oe, double* out, Py_ssize_t ld,
                          const double* bias) noexcept nogil
+    void pyconv_tpose_f(const float* s, Py_ssize_t ls, Py_ssize_t nk, Py_ssize_t nj, float* d,
+                        Py_ssize_t ld) noexcept nogil
+    void pyconv_tpose_d(const double* s, Py_ssize_t ls, Py_ssize_t nk, Py_ssize_t nj, double* d,
+                        Py_ssize_t ld) noexcept nogil
     void pyconv_prefetch_rows(const char* p, Py_ssize_t nrows, Py_ssize_t rstride, Py_ssize_t nbytes) noexcept nogil
     void pyconv_wk4_f(const float** ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq,
                       Py_ssize_t Wq, Py_ssize_t j0, Py_ssize_t OW, const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc,
@@ -463,8 +467,9 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:,
     U = N * groups * ntile
     dt = np.float32 if real_t is float else np.float64
     cdef int nparts = <int>acc.shape[0]
-    planes_np = np.empty((nparts, max(1, Cg * Sp)), dtype=dt)
-    bt_np = np.empty((nparts, rows_per_tile * col_width * Ogp), dtype=dt)
+    # 64-byte aligned rows: the packed grad_output vectors are then whole cache lines
+    planes_np = aligned_rows(nparts, max(1, Cg * Sp), dt)
+    bt_np = aligned_rows(nparts, rows_per_tile * col_width * Ogp, dt)
     ap_np = np.empty((nparts, 8), dtype=np.uintp)
     last_np = np.full(nparts, -1, dtype=np.intp)
     rows_np = np.zeros((2, nparts), dtype=np.intp)
@@ -509,21 +514,24 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:,
             j = (od * Hq + oh) * Wq + j0 + cw
             ensure_rows(&x[n, gi * Cg, 0, 0, 0], Cg, D, H, W, P, Sp, &in_phases[0, 0], nph, Dq, Hq, Wq,
                         sd, sh, sw, pd, phh, pw, &rlo[tid], &rhi[tid], i // Wq, (j + maxin) // Wq + 1)
-            # pack the tile's grad_output position-major: Bt[(i*cw + j)*Ogp + o]
+            # pack the tile's grad_output position-major: Bt[(i*cw + j)*Ogp + o], a row at a
+            # time through register transposes (positions outer: the Og source rows advance
+            # together, the packed rows are written once, contiguously)
             Bt = &bt[tid, 0]
-            # (position outer: the Og source rows advance together and stay in L1, while
-            # the packed tile, larger than L1, is written once, contiguously)
             src = &gout[n, gi * Og, 0, 0, 0]
             for i in range(nr):
                 od = (r0 + i) // OH
                 oh = (r0 + i) - od * OH
                 rb = (od * OH + oh) * OW + j0
-                for j in range(cw):
-                    dst = Bt + (i * cw + j) * Ogp
-                    for o in range(Og):
-                        dst[o] = src[o * R * OW + rb + j]
-                    for o in range(Og, Ogp):
-                        dst[o] = 0
+                if real_t is float:
+                    pyconv_tpose_f(src + rb, R * OW, Og, cw, Bt + i * cw * Ogp, Ogp)
+                else:
+                    pyconv_tpose_d(src + rb, R * OW, Og, cw, Bt + i * cw * Ogp, Ogp)
+                if Og < Ogp:
+                    for j in range(cw):
+                        dst = Bt + (i * cw + j) * Ogp
+                        for o in range(Og, Ogp):
+                            dst[o] = 0
             ap = <const real_t**> &apb[tid, 0]
             rb = 0
             while rb < Kc:

@@ -1,0 +1,173 @@
+"""The dense weight-gradient kernel (plan 'dense' of grad.conv*_weight,
+dense_direct.dense_weight) against the NumPy float64 definition.
+
+The grid reaches every path of the kernel's grad_output packing (pyconv_tpose: whole
+VL x VL blocks, rows of positions and output channels past the last whole block, zero
+channels past C_out/groups) and of its register tiles (1, 2 and 4 vectors of output
+channels, a last partial block of input rows), with strides, dilations, paddings, groups,
+size-1 dims, 1-D/2-D/3-D and non-contiguous inputs.
+
+Tolerances: tests/reference.py's table, scaled by the reduction length (samples x
+output positions).
+"""
+import itertools
+
+import numpy as np
+import pytest
+
+import pyconv
+from pyconv import grad
+from pyconv._engine import plan as _plan
+from pyconv._engine import tuning
+
+from reference import assert_close, pad_nd, pad_pairs
+
+F32, F64 = np.float32, np.float64
+WEIGHT = {1: grad.conv1d_weight, 2: grad.conv2d_weight, 3: grad.conv3d_weight}
+
+
+def _tuple(v, nd):
+    return (v,) * nd if np.isscalar(v) else tuple(v)
+
+
+def weight_ref(x, w_shape, go, stride=1, padding=0, dilation=1, groups=1):
+    """dW[o, c, k] = sum_{n, p} x_pad[n, g*Cg + c, p*stride + k*dilation] go[n, o, p], float64."""
+    nd = x.ndim - 2
+    s, d = _tuple(stride, nd), _tuple(dilation, nd)
+    pads = pad_pairs(padding, nd)
+    xp = pad_nd(x.astype(F64), pads)
+    go = go.astype(F64)
+    cout, cg = w_shape[:2]
+    og = cout // groups
+    out = go.shape[2:]
+    gw = np.zeros(w_shape, F64)
+    for k in itertools.product(*[range(v) for v in w_shape[2:]]):
+        sl = tuple(slice(kk * dd, kk * dd + (o - 1) * ss + 1, ss) for kk, dd, o, ss in zip(k, d, out, s))
+        for g in range(groups):
+            xs = xp[(slice(None), slice(g * cg, (g + 1) * cg)) + sl]            # (N, cg) + out
+            gs = go[:, g * og:(g + 1) * og]                                    # (N, og) + out
+            n = xs.shape[0]
+            gw[(slice(g * og, (g + 1) * og), slice(None)) + k] = np.einsum(
+                "ncp,nop->oc", xs.reshape(n, cg, -1), gs.reshape(n, og, -1))
+    return gw
+
+
+def _run(x, w_shape, go, **kw):
+    f = WEIGHT[x.ndim - 2]
+    with _plan.force("dense"):
+        p = pyconv.explain(f, x, w_shape, go, **kw)
+        assert p.leaf().algorithm == "dense", p
+        return f(x, w_shape, go, **kw)
+
+
+def _check(rng, dtype, xs, ws, **kw):
+    x = rng.standard_normal(xs).astype(dtype)
+    f = WEIGHT[len(xs) - 2]
+    # grad_output of the right shape: the forward's output shape
+    y = pyconv.nn.conv(x, np.zeros(ws, dtype), **kw)
+    go = rng.standard_normal(y.shape).astype(dtype)
+    gw = _run(x, ws, go, **kw)
+    ref = weight_ref(x, ws, go, **kw)
+    assert gw.shape == tuple(ws) and gw.dtype == dtype
+    assert_close(gw, ref.astype(dtype), n_reduce=int(np.prod(go.shape)) // go.shape[1])
+    return x, go, gw, f
+
+
+# (input shape, weight shape, keywords): output channels 1 to 3 vectors and between
+# (og 8 / 16 / 17 / 33 / 40 / 64 / 70), rows of positions not a multiple of the vector
+# width (7, 15, 29, 33 columns), stride / dilation / asymmetric padding, groups, size-1 dims
+GRID = [
+    ((2, 5, 9, 33), (16, 5, 3, 3), dict(padding=1)),
+    ((1, 3, 17, 30), (64, 3, 7, 7), dict(stride=2, padding=3)),
+    ((2, 4, 12, 15), (17, 4, 3, 3), dict(padding=2, dilation=2)),
+    ((1, 7, 20, 23), (33, 7, 5, 3), dict(stride=(2, 3), padding=(2, 1), dilation=(1, 2))),
+    ((3, 3, 1, 29), (40, 3, 1, 7), dict(stride=(1, 3), padding=(0, 3))),
+    ((1, 2, 8, 1), (70, 2, 3, 1), dict(padding=1)),
+    ((2, 6, 10, 10), (64, 3, 3, 3), dict(groups=2, padding=1, stride=2)),
+    ((2, 9, 7, 7), (24, 3, 3, 3), dict(groups=3, padding=1)),
+    ((1, 4, 9, 40), (8, 4, 4, 4), dict(padding=((1, 2), (0, 3)))),
+    ((4, 16, 6, 36), (32, 16, 3, 3), dict(stride=(2, 1), padding=1)),
+]
+
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+@pytest.mark.parametrize("case", range(len(GRID)))
+def test_matches_definition(case, dtype):
+    xs, ws, kw = GRID[case]
+    _check(np.random.default_rng(case), dtype, xs, ws, **kw)
+
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+def test_1d_and_3d(dtype):
+    rng = np.random.default_rng(7)
+    _check(rng, dtype, (2, 3, 50), (19, 3, 9), padding=4, stride=2)
+    _check(rng, dtype, (2, 16, 6, 7, 9), (16, 16, 3, 3, 3), padding=1)
+    _check(rng, dtype, (1, 2, 7, 5, 9), (33, 2, 2, 3, 3), stride=(2, 1, 2), padding=(1, 0, 2), dilation=(2, 1, 1))
+
+
+def test_random_grid():
+    # seeded random geometries the dense weight kernel serves (25 of them)
+    rng = np.random.default_rng(2026)
+    i = 0
+    while i < 25:
+        nd = int(rng.integers(1, 4))
+        groups = int(rng.choice([1, 1, 2, 3]))
+        cg = int(rng.integers(1, 6))
+        og = int(rng.integers(1, 70))
+        k = tuple(int(v) for v in rng.integers(1, 4, nd))
+        s = tuple(int(v) for v in rng.integers(1, 4, nd))
+        d = tuple(int(v) for v in rng.integers(1, 3, nd))
+        p = tuple(int(rng.integers(0, (kk - 1) * dd + 1)) for kk, dd in zip(k, d))
+        sp = tuple(int(rng.integers(max(1, dd * (kk - 1) + 1 - 2 * pp), 10 if nd == 3 else 40))
+                   for kk, dd, pp in zip(k, d, p))
+        dtype = F32 if i % 2 else F64
+        xs, ws = (int(rng.integers(1, 3)), cg * groups) + sp, (og * groups, cg) + k
+        x0 = np.zeros(xs, dtype)
+        go0 = np.zeros(pyconv.nn.conv(x0, np.zeros(ws, dtype), stride=s, dilation=d, padding=p, groups=groups).shape,
+                       dtype)
+        p0 = pyconv.explain(WEIGHT[nd], x0, ws, go0, stride=s, dilation=d, padding=p, groups=groups)
+        if p0.prune is not None or "dense" not in [str(a) for a in p0.candidates]:
+            continue
+        _check(rng, dtype, xs, ws, groups=groups, stride=s, dilation=d, padding=p)
+        i += 1
+
+
+def test_long_rows_split_in_columns():
+    # rows longer than the unit: units of one row's column blocks (cw not a multiple of VL)
+    rng = np.random.default_rng(3)
+    with tuning.override(weight_tile=21):
+        x, go, gw, f = _check(rng, F32, (2, 3, 4, 70), (20, 3, 3, 3), stride=(1, 2), padding=1)
+        p = pyconv.explain(f, x, (20, 3, 3, 3), go, stride=(1, 2), padding=1).leaf()
+    assert p.tile("cols") < 35 and p.tile("rows") == 1
+
+
+def test_non_contiguous_inputs():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 6, 20, 30)).astype(F32)[:, ::2, 1:, ::2]
+    go = rng.standard_normal((2, 40, 19, 30)).astype(F32)[:, :, :, ::2]
+    assert not x.flags.c_contiguous and not go.flags.c_contiguous
+    gw = _run(x, (40, 3, 3, 3), go, padding=1)
+    assert_close(gw, weight_ref(x, (40, 3, 3, 3), go, padding=1).astype(F32), n_reduce=2 * 19 * 15)
+
+
+def test_deterministic_and_matches_gemm():
+    # the same call gives the same bits, whatever the load (parts fixed by the plan);
+    # the GEMM path stays reachable and agrees
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 20, 15, 29)).astype(F32)
+    go = rng.standard_normal((3, 50, 15, 15)).astype(F32)
+    a = _run(x, (50, 20, 3, 3), go, padding=1, stride=(1, 2))
+    assert np.array_equal(a, _run(x, (50, 20, 3, 3), go, padding=1, stride=(1, 2)))
+    with _plan.force("gemm"):
+        b = grad.conv2d_weight(x, (50, 20, 3, 3), go, padding=1, stride=(1, 2))
+    assert_close(a, b, n_reduce=3 * 15 * 15)
+
+
+def test_nonfinite_input_stays_in_its_taps():
+    # an Inf in the input reaches only the weights whose taps read it
+    x = np.ones((1, 2, 6, 40), F32)
+    x[0, 1, 2, 37] = np.inf
+    go = np.ones((1, 20, 6, 40), F32)
+    gw = _run(x, (20, 2, 3, 3), go, padding=1)
+    ref = weight_ref(x, (20, 2, 3, 3), go, padding=1)
+    assert np.array_equal(np.isinf(gw), np.isinf(ref)) and np.isinf(gw).any() and np.isfinite(gw[:, 0]).all()
