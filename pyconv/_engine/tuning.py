@@ -41,6 +41,11 @@ class Tuning:
     # 10.1, PyTorch 14.8.
     thin_max_cg_og: int = 16
     thin_max_cg: int = 2
+    # Stride-1 thin groups keep output rows in vector registers ('thin_reg', every output
+    # stored once) on rows at least this wide; narrower rows take the whole-plane passes
+    # of 'thin_s1' (a short row leaves most lanes of its last vector idle).  Calibrated
+    # (depthwise 3x3 on square maps); the default is one AVX-512 vector of float32.
+    thin_reg_min_ow: int = 16
     # Strided thin groups build phase planes once per sample when cg*og >= this (the
     # planes are reused by every channel of the group); below it (strided depthwise),
     # building them costs as much as the convolution and the row kernel runs in place.
