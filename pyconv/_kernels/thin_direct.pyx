@@ -324,10 +324,12 @@ def thin_taps(const real_t[::1] xph, idx_t N, idx_t Cin, idx_t S, const real_t[:
 
 cdef extern from "thin_kernels.h":
     const int PYCONV_TH_SLACK
-    void pyconv_th_row_f(int M, const float* x, const Py_ssize_t* toffs, Py_ssize_t ntaps, const float* w,
-                         const float* bias, float* out, Py_ssize_t ldo, Py_ssize_t OW) noexcept nogil
-    void pyconv_th_row_d(int M, const double* x, const Py_ssize_t* toffs, Py_ssize_t ntaps, const double* w,
-                         const double* bias, double* out, Py_ssize_t ldo, Py_ssize_t OW) noexcept nogil
+    void pyconv_th_rows_f(int M, const float* x, Py_ssize_t xs, const Py_ssize_t* toffs, Py_ssize_t ntaps,
+                          const float* w, const float* bias, float* out, Py_ssize_t os, Py_ssize_t ldo,
+                          Py_ssize_t OW, Py_ssize_t nrows) noexcept nogil
+    void pyconv_th_rows_d(int M, const double* x, Py_ssize_t xs, const Py_ssize_t* toffs, Py_ssize_t ntaps,
+                          const double* w, const double* bias, double* out, Py_ssize_t os, Py_ssize_t ldo,
+                          Py_ssize_t OW, Py_ssize_t nrows) noexcept nogil
 
 
 cdef inline int reg_block(idx_t left) noexcept nogil:
@@ -344,8 +346,8 @@ def direct_conv_reg(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::
     padded input's Dp, Hp, Wp).  Each task (sample, group) copies its input channels
     into a zero-padded per-thread buffer (the borders are zeroed once per call: every
     task writes the same interior), then each block of 1, 2 or 4 of the group's output
-    channels computes every output row in vector registers over all taps and stores it
-    once (``pyconv_th_row`` in thin_kernels.h).  The padded zeros take part in the
+    channels computes its output rows (several at a time) in vector registers over all
+    taps and stores them once (``pyconv_th_rows`` in thin_kernels.h).  The padded zeros take part in the
     products, as in PyTorch's dense path (0 * inf = nan).
     """
     cdef idx_t N = x.shape[0], Cout = w.shape[0], Cg = w.shape[1]
@@ -427,10 +429,11 @@ cdef void _conv_reg(const real_t[:, :, :, :, ::1] x, real_t[:, :, :, :, ::1] out
             M = reg_block(Og - oi)
             o = gi * Og + oi
             for od in range(OD):
-                for oh in range(OH):
-                    xr = xp + od * geo.sd * plane + oh * Wp
-                    if real_t is float:
-                        pyconv_th_row_f(M, xr, toffs, ntaps, wp + o * ntaps, bp + o, &out[n, o, od, oh, 0], ldo, OW)
-                    else:
-                        pyconv_th_row_d(M, xr, toffs, ntaps, wp + o * ntaps, bp + o, &out[n, o, od, oh, 0], ldo, OW)
+                xr = xp + od * geo.sd * plane
+                if real_t is float:
+                    pyconv_th_rows_f(M, xr, Wp, toffs, ntaps, wp + o * ntaps, bp + o, &out[n, o, od, 0, 0], OW, ldo,
+                                     OW, OH)
+                else:
+                    pyconv_th_rows_d(M, xr, Wp, toffs, ntaps, wp + o * ntaps, bp + o, &out[n, o, od, 0, 0], OW, ldo,
+                                     OW, OH)
             oi = oi + M

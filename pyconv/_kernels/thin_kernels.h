@@ -28,8 +28,8 @@ PYCONV_F3X3_2(float, pyconv_f3x3_2_f)
 PYCONV_F3X3_2(double, pyconv_f3x3_2_d)
 
 /* Register-blocked rows of the stride-1 thin kernel ('thin_reg', thin_direct.direct_conv_reg).
-   M output channels (1, 2 or 4: a group's outputs share every input load) x NV vectors
-   of one output row stay in registers while the loop runs over the taps (t over input
+   M output channels (1, 2 or 4: a group's outputs share every input load) x R output
+   rows x NV vectors stay in registers while the loop runs over the taps (t over input
    channel, depth, row, column: xp[toffs[t] + j] in a zero-padded copy of the group's
    channels, w[t*M + m] its packed weights); the sums go straight to the output row, so
    each output element is written once, with no accumulator plane and no copy out (the
@@ -80,87 +80,105 @@ static inline void pyconv_th_store_d(double *p, pyconv_thd v, Py_ssize_t n) {
 #endif
 }
 
-/* n (<= NV*VL) positions of M output rows ldo apart */
-#define PYCONV_TH_CHUNK(T, VT, VTU, STORE, M, NV, NAME) \
-static inline void NAME(const T *restrict x, const Py_ssize_t *restrict toffs, Py_ssize_t ntaps, \
-                        const T *restrict w, const T *restrict bias, T *restrict out, Py_ssize_t ldo, \
-                        Py_ssize_t n) { \
+/* rows per register block for M = 1 and 2 output channels, vectors per chunk for M = 4:
+   16 accumulators of AVX-512's 32 registers, 8 of AVX2's / SSE's 16 */
+#if PYCONV_TH_BYTES == 64
+#define PYCONV_TH_R1 4
+#define PYCONV_TH_R2 2
+#define PYCONV_TH_NV4 4
+#else
+#define PYCONV_TH_R1 2
+#define PYCONV_TH_R2 1
+#define PYCONV_TH_NV4 2
+#endif
+
+/* R output rows (xs apart in the padded frame, os apart in the output) x n (<= NV*VL)
+   positions of M output channels (ldo apart) */
+#define PYCONV_TH_CHUNK(T, VT, VTU, STORE, M, R, NV, NAME) \
+static inline void NAME(const T *restrict x, Py_ssize_t xs, const Py_ssize_t *restrict toffs, \
+                        Py_ssize_t ntaps, const T *restrict w, const T *restrict bias, T *restrict out, \
+                        Py_ssize_t os, Py_ssize_t ldo, Py_ssize_t n) { \
     enum { VL = sizeof(VT) / sizeof(T) }; \
-    VT acc[M][NV]; \
+    VT acc[M][R][NV]; \
     _Pragma("GCC unroll 4") for (int m = 0; m < M; m++) \
-        _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) acc[m][v] = (VT){0} + bias[m]; \
+        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[m][r][v] = (VT){0} + bias[m]; \
     for (Py_ssize_t t = 0; t < ntaps; t++) { \
         const T *xt = x + toffs[t]; \
-        VT xv[NV]; \
-        _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) xv[v] = *(const VTU *)(xt + v * VL); \
+        VT xv[R][NV]; \
+        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) xv[r][v] = *(const VTU *)(xt + r * xs + v * VL); \
         _Pragma("GCC unroll 4") for (int m = 0; m < M; m++) { \
             const T wm = w[t * M + m]; \
-            _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) acc[m][v] += wm * xv[v]; \
+            _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) \
+                _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[m][r][v] += wm * xv[r][v]; \
         } \
     } \
     _Pragma("GCC unroll 4") for (int m = 0; m < M; m++) \
-        _Pragma("GCC unroll 8") for (int v = 0; v < NV; v++) \
-            if (n > v * VL) STORE(out + m * ldo + v * VL, acc[m][v], n - v * VL); \
+        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) \
+                if (n > v * VL) STORE(out + m * ldo + r * os + v * VL, acc[m][r][v], n - v * VL); \
 }
 #else
-#define PYCONV_TH_CHUNK(T, VT, VTU, STORE, M, NV, NAME) \
-static void NAME(const T *x, const Py_ssize_t *toffs, Py_ssize_t ntaps, const T *w, const T *bias, \
-                 T *out, Py_ssize_t ldo, Py_ssize_t n) { \
-    for (int m = 0; m < M; m++) for (Py_ssize_t j = 0; j < n; j++) { \
+#define PYCONV_TH_CHUNK(T, VT, VTU, STORE, M, R, NV, NAME) \
+static void NAME(const T *x, Py_ssize_t xs, const Py_ssize_t *toffs, Py_ssize_t ntaps, const T *w, \
+                 const T *bias, T *out, Py_ssize_t os, Py_ssize_t ldo, Py_ssize_t n) { \
+    for (int m = 0; m < M; m++) for (int r = 0; r < R; r++) for (Py_ssize_t j = 0; j < n; j++) { \
         T s = bias[m]; \
-        for (Py_ssize_t t = 0; t < ntaps; t++) s += w[t * M + m] * x[toffs[t] + j]; \
-        out[m * ldo + j] = s; \
+        for (Py_ssize_t t = 0; t < ntaps; t++) s += w[t * M + m] * x[toffs[t] + r * xs + j]; \
+        out[m * ldo + r * os + j] = s; \
     } \
 }
 #endif
 
-/* one output row of OW positions: full chunks of NV vectors, then one chunk of the
-   vectors the rest needs (NV = 4 for M = 1, 2; 2 for M = 4: 8 accumulators) */
-#define PYCONV_TH_ROW(T, VT, VTU, STORE, SFX) \
-PYCONV_TH_CHUNK(T, VT, VTU, STORE, 1, 1, pyconv_th1x1_##SFX) \
-PYCONV_TH_CHUNK(T, VT, VTU, STORE, 1, 2, pyconv_th1x2_##SFX) \
-PYCONV_TH_CHUNK(T, VT, VTU, STORE, 1, 3, pyconv_th1x3_##SFX) \
-PYCONV_TH_CHUNK(T, VT, VTU, STORE, 1, 4, pyconv_th1x4_##SFX) \
-PYCONV_TH_CHUNK(T, VT, VTU, STORE, 2, 1, pyconv_th2x1_##SFX) \
-PYCONV_TH_CHUNK(T, VT, VTU, STORE, 2, 2, pyconv_th2x2_##SFX) \
-PYCONV_TH_CHUNK(T, VT, VTU, STORE, 2, 3, pyconv_th2x3_##SFX) \
-PYCONV_TH_CHUNK(T, VT, VTU, STORE, 2, 4, pyconv_th2x4_##SFX) \
-PYCONV_TH_CHUNK(T, VT, VTU, STORE, 4, 1, pyconv_th4x1_##SFX) \
-PYCONV_TH_CHUNK(T, VT, VTU, STORE, 4, 2, pyconv_th4x2_##SFX) \
-static void pyconv_th_row_##SFX(int M, const T *x, const Py_ssize_t *toffs, Py_ssize_t ntaps, \
-                                const T *w, const T *bias, T *out, Py_ssize_t ldo, Py_ssize_t OW) { \
+/* R rows of one register-block shape: full chunks of NV vectors, then one chunk of the
+   vectors the rest of the row needs */
+#define PYCONV_TH_SWEEP(T, VT, VTU, STORE, M, R, NV, SFX) \
+PYCONV_TH_CHUNK(T, VT, VTU, STORE, M, R, 1, pyconv_th##M##_##R##_1##SFX) \
+PYCONV_TH_CHUNK(T, VT, VTU, STORE, M, R, 2, pyconv_th##M##_##R##_2##SFX) \
+PYCONV_TH_CHUNK(T, VT, VTU, STORE, M, R, 3, pyconv_th##M##_##R##_3##SFX) \
+PYCONV_TH_CHUNK(T, VT, VTU, STORE, M, R, 4, pyconv_th##M##_##R##_4##SFX) \
+static void pyconv_th##M##_##R##SFX(const T *x, Py_ssize_t xs, const Py_ssize_t *toffs, Py_ssize_t ntaps, \
+                                    const T *w, const T *bias, T *out, Py_ssize_t os, Py_ssize_t ldo, \
+                                    Py_ssize_t OW) { \
     enum { VL = PYCONV_TH_BYTES / sizeof(T) }; \
-    Py_ssize_t j = 0, r, nv; \
-    if (M == 4) { \
-        for (; j + 2 * VL <= OW; j += 2 * VL) \
-            pyconv_th4x2_##SFX(x + j, toffs, ntaps, w, bias, out + j, ldo, 2 * VL); \
-        r = OW - j; \
-        if (r > VL) pyconv_th4x2_##SFX(x + j, toffs, ntaps, w, bias, out + j, ldo, r); \
-        else if (r > 0) pyconv_th4x1_##SFX(x + j, toffs, ntaps, w, bias, out + j, ldo, r); \
-        return; \
-    } \
-    for (; j + 4 * VL <= OW; j += 4 * VL) { \
-        if (M == 2) pyconv_th2x4_##SFX(x + j, toffs, ntaps, w, bias, out + j, ldo, 4 * VL); \
-        else pyconv_th1x4_##SFX(x + j, toffs, ntaps, w, bias, out + j, ldo, 4 * VL); \
+    Py_ssize_t j = 0, r; \
+    for (; j + NV * VL <= OW; j += NV * VL) { \
+        if (NV == 4) pyconv_th##M##_##R##_4##SFX(x + j, xs, toffs, ntaps, w, bias, out + j, os, ldo, 4 * VL); \
+        else pyconv_th##M##_##R##_2##SFX(x + j, xs, toffs, ntaps, w, bias, out + j, os, ldo, 2 * VL); \
     } \
     r = OW - j; \
-    nv = (r + VL - 1) / VL; \
-    if (M == 2) { \
-        switch (nv) { \
-        case 1: pyconv_th2x1_##SFX(x + j, toffs, ntaps, w, bias, out + j, ldo, r); break; \
-        case 2: pyconv_th2x2_##SFX(x + j, toffs, ntaps, w, bias, out + j, ldo, r); break; \
-        case 3: pyconv_th2x3_##SFX(x + j, toffs, ntaps, w, bias, out + j, ldo, r); break; \
-        case 4: pyconv_th2x4_##SFX(x + j, toffs, ntaps, w, bias, out + j, ldo, r); break; \
-        default: break; \
-        } \
+    switch ((r + VL - 1) / VL) { \
+    case 1: pyconv_th##M##_##R##_1##SFX(x + j, xs, toffs, ntaps, w, bias, out + j, os, ldo, r); break; \
+    case 2: pyconv_th##M##_##R##_2##SFX(x + j, xs, toffs, ntaps, w, bias, out + j, os, ldo, r); break; \
+    case 3: pyconv_th##M##_##R##_3##SFX(x + j, xs, toffs, ntaps, w, bias, out + j, os, ldo, r); break; \
+    case 4: pyconv_th##M##_##R##_4##SFX(x + j, xs, toffs, ntaps, w, bias, out + j, os, ldo, r); break; \
+    default: break; \
+    } \
+}
+
+/* nrows output rows of an M-channel block: R rows at a time, then single rows (the
+   sweeps' names carry R's macro name: pyconv_th1_PYCONV_TH_R1f is M = 1, R = PYCONV_TH_R1) */
+#define PYCONV_TH_ROW(T, VT, VTU, STORE, SFX) \
+PYCONV_TH_SWEEP(T, VT, VTU, STORE, 1, PYCONV_TH_R1, 4, SFX) \
+PYCONV_TH_SWEEP(T, VT, VTU, STORE, 2, PYCONV_TH_R2, 4, SFX) \
+PYCONV_TH_SWEEP(T, VT, VTU, STORE, 4, 1, PYCONV_TH_NV4, SFX) \
+PYCONV_TH_SWEEP(T, VT, VTU, STORE, 1, 1, 4, SFX) \
+PYCONV_TH_SWEEP(T, VT, VTU, STORE, 2, 1, 4, SFX) \
+static void pyconv_th_rows_##SFX(int M, const T *x, Py_ssize_t xs, const Py_ssize_t *toffs, \
+                                 Py_ssize_t ntaps, const T *w, const T *bias, T *out, Py_ssize_t os, \
+                                 Py_ssize_t ldo, Py_ssize_t OW, Py_ssize_t nrows) { \
+    Py_ssize_t h = 0; \
+    if (M == 4) { \
+        for (; h < nrows; h++) pyconv_th4_1##SFX(x + h * xs, xs, toffs, ntaps, w, bias, out + h * os, os, ldo, OW); \
+    } else if (M == 2) { \
+        for (; h + PYCONV_TH_R2 <= nrows; h += PYCONV_TH_R2) \
+            pyconv_th2_PYCONV_TH_R2##SFX(x + h * xs, xs, toffs, ntaps, w, bias, out + h * os, os, ldo, OW); \
+        for (; h < nrows; h++) pyconv_th2_1##SFX(x + h * xs, xs, toffs, ntaps, w, bias, out + h * os, os, ldo, OW); \
     } else { \
-        switch (nv) { \
-        case 1: pyconv_th1x1_##SFX(x + j, toffs, ntaps, w, bias, out + j, ldo, r); break; \
-        case 2: pyconv_th1x2_##SFX(x + j, toffs, ntaps, w, bias, out + j, ldo, r); break; \
-        case 3: pyconv_th1x3_##SFX(x + j, toffs, ntaps, w, bias, out + j, ldo, r); break; \
-        case 4: pyconv_th1x4_##SFX(x + j, toffs, ntaps, w, bias, out + j, ldo, r); break; \
-        default: break; \
-        } \
+        for (; h + PYCONV_TH_R1 <= nrows; h += PYCONV_TH_R1) \
+            pyconv_th1_PYCONV_TH_R1##SFX(x + h * xs, xs, toffs, ntaps, w, bias, out + h * os, os, ldo, OW); \
+        for (; h < nrows; h++) pyconv_th1_1##SFX(x + h * xs, xs, toffs, ntaps, w, bias, out + h * os, os, ldo, OW); \
     } \
 }
 #if defined(__GNUC__) || defined(__clang__)
