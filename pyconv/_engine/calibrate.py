@@ -34,7 +34,7 @@ from pyconv._engine import tuning as _tuning
 #: the Tuning fields this module measures
 MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_max_k", "weight_dense_max_acc_bytes",
             "dense_oc", "dense_oc_f8", "dense_oc_min_positions", "dense_oc_max_k",
-            "thin_max_cg_og", "thin_reg_min_ow", "phases_min_positions", "phases_max_k", "pointwise_chunk", "pointwise_direct",
+            "thin_max_cg_og", "thin_s1_max_cg_og", "thin_reg_min_ow", "phases_min_positions", "phases_max_k", "pointwise_chunk", "pointwise_direct",
             "pointwise_direct_expand", "pointwise_direct_f8", "pointwise_direct_expand_f8", "pointwise_matmul",
             "weight_matmul_tall", "weight_matmul_tall_f8", "dense_wblock_bytes",
             "direct_ns_f4", "direct_ns_f8", "direct_ns_1d_f4", "direct_ns_1d_f8", "direct_tap_ns",
@@ -394,6 +394,19 @@ def measure():
             for lst, t in zip((th_t, th_d), _best_of([_forced(thin, grp), _forced(A.DENSE, grp)])):
                 lst.append(t)
         m["thin_cg_og"], m["thin_s"], m["thin_dense_s"] = list(prods), th_t, th_d
+        values["thin_s1_max_cg_og"] = _ceiling(th_t, th_d, prods, slack=1.0)
+        # and the strided thin kernels (phase planes; the row kernel below
+        # thin_planes_min_cg_og) against the dense one, the same layers at stride 2
+        th_t, th_d = [], []
+        for cgog in prods:
+            gsz = math.isqrt(cgog)
+            x = _data(rng, (1, 128, 56, 56), np.float32)
+            wc = _data(rng, (128, gsz, 3, 3), np.float32)
+            grp = lambda: nn.conv2d(x, wc, stride=2, padding=1, groups=128 // gsz)  # noqa: E731
+            strided = A.THIN_PHASE if cgog >= _tuning.DEFAULT.thin_planes_min_cg_og else A.THIN_ROW
+            for lst, t in zip((th_t, th_d), _best_of([_forced(strided, grp), _forced(A.DENSE, grp)])):
+                lst.append(t)
+        m["thin_strided_s"], m["thin_strided_dense_s"] = th_t, th_d
         values["thin_max_cg_og"] = _ceiling(th_t, th_d, prods, slack=1.0)
 
         # 1x1 layers: positions per chunk of the dense kernel reading the input in place

@@ -46,10 +46,13 @@ def _lift3(t, fill):
     return (fill,) * (3 - len(t)) + tuple(t)
 
 
-def use_thin(cg, og, t=None):
-    """Depthwise / thin-channel groups: the per-tap plane kernels serve them best (see tuning)."""
+def use_thin(cg, og, t=None, s1=False):
+    """Depthwise / thin-channel groups: the thin kernels serve them best (see tuning).
+    ``s1``: the stride-1 kernels ('thin_reg', 'thin_s1') would run, whose limit is
+    calibrated apart from the strided ones' ('thin_phase', 'thin_row')."""
     t = t or _tuning.active()
-    return cg * og <= t.thin_max_cg_og or (cg <= t.thin_max_cg and og <= t.thin_max_cg_og)
+    lim = t.thin_s1_max_cg_og if s1 else t.thin_max_cg_og
+    return cg * og <= lim or (cg <= t.thin_max_cg and og <= lim)
 
 
 def thin_reg(g, t=None):
@@ -311,8 +314,9 @@ def plan_forward(g, dtype, allow_prune=True):
     nthreads = num_parts_for(out_elems * max(1, cg * kvol), t.grain)
     s1 = g.s3[1] == 1 and g.s3[2] == 1
     layout = None
-    if use_thin(cg, og, t):
-        if s1 and _thin_pad_bytes(g, isz) <= t.thin_pad_bytes:
+    s1_thin = s1 and _thin_pad_bytes(g, isz) <= t.thin_pad_bytes
+    if use_thin(cg, og, t, s1_thin):
+        if s1_thin:
             default = A.THIN_REG if thin_reg(g, t) else A.THIN_S1
         elif cg * og >= t.thin_planes_min_cg_og:
             default = A.THIN_PHASE
