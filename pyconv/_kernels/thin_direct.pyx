@@ -326,10 +326,10 @@ cdef extern from "thin_kernels.h":
     const int PYCONV_TH_SLACK
     void pyconv_th_rows_f(int M, const float* x, Py_ssize_t xs, const Py_ssize_t* toffs, Py_ssize_t ntaps,
                           const float* w, const float* bias, float* out, Py_ssize_t os, Py_ssize_t ldo,
-                          Py_ssize_t OW, Py_ssize_t nrows) noexcept nogil
+                          Py_ssize_t OW, Py_ssize_t nrows, const float* pf, Py_ssize_t pfn) noexcept nogil
     void pyconv_th_rows_d(int M, const double* x, Py_ssize_t xs, const Py_ssize_t* toffs, Py_ssize_t ntaps,
                           const double* w, const double* bias, double* out, Py_ssize_t os, Py_ssize_t ldo,
-                          Py_ssize_t OW, Py_ssize_t nrows) noexcept nogil
+                          Py_ssize_t OW, Py_ssize_t nrows, const double* pf, Py_ssize_t pfn) noexcept nogil
 
 
 cdef inline int reg_block(idx_t left) noexcept nogil:
@@ -410,10 +410,12 @@ cdef void _conv_reg(const real_t[:, :, :, :, ::1] x, real_t[:, :, :, :, ::1] out
     cdef idx_t Cg = x.shape[1] // groups
     cdef idx_t Dp = geo.qd, Hp = geo.qh, Wp = geo.qw, plane = geo.qh * geo.qw
     cdef idx_t ldo = OD * OH * OW
-    cdef idx_t u, n, gi, c, dz, hy, tid, oi, o, od, oh
+    cdef idx_t chan = Cg * D * H * W       # one task's input elements (contiguous)
+    cdef idx_t u, n, gi, c, dz, hy, tid, oi, o, od, oh, pfn
     cdef int M
     cdef real_t* xp
     cdef const real_t* xr
+    cdef const real_t* pf = NULL
     for u in prange(N * groups, schedule='static', num_threads=nthreads):
         tid = omp_get_thread_num()
         n = u // groups
@@ -430,10 +432,16 @@ cdef void _conv_reg(const real_t[:, :, :, :, ::1] x, real_t[:, :, :, :, ::1] out
             o = gi * Og + oi
             for od in range(OD):
                 xr = xp + od * geo.sd * plane
+                # the first block's rows prefetch the next task's input (its channels are
+                # contiguous in x), spread over the depth slices
+                pfn = 0
+                if oi == 0 and u + 1 < N * groups:
+                    pfn = chan // OD if od + 1 < OD else chan - (OD - 1) * (chan // OD)
+                    pf = &x[0, 0, 0, 0, 0] + (u + 1) * chan + od * (chan // OD)
                 if real_t is float:
                     pyconv_th_rows_f(M, xr, Wp, toffs, ntaps, wp + o * ntaps, bp + o, &out[n, o, od, 0, 0], OW, ldo,
-                                     OW, OH)
+                                     OW, OH, pf, pfn)
                 else:
                     pyconv_th_rows_d(M, xr, Wp, toffs, ntaps, wp + o * ntaps, bp + o, &out[n, o, od, 0, 0], OW, ldo,
-                                     OW, OH)
+                                     OW, OH, pf, pfn)
             oi = oi + M

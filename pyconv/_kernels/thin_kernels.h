@@ -158,7 +158,21 @@ static void pyconv_th##M##_##R##SFX(const T *x, Py_ssize_t xs, const Py_ssize_t 
 }
 
 /* nrows output rows of an M-channel block: R rows at a time, then single rows (the
-   sweeps' names carry R's macro name: pyconv_th1_PYCONV_TH_R1f is M = 1, R = PYCONV_TH_R1) */
+   sweeps' names carry R's macro name: pyconv_th1_PYCONV_TH_R1f is M = 1, R = PYCONV_TH_R1).
+   pf, pfn: memory the caller reads next (the next task's input), prefetched into L2 a
+   share of it per row block, so reading it overlaps this block's arithmetic instead of
+   following it */
+#define PYCONV_TH_PF(T) \
+    if (pfn > 0) { \
+        Py_ssize_t e_ = pf0 + per; \
+        if (e_ > pfn) e_ = pfn; \
+        for (; pf0 < e_; pf0 += 64 / (Py_ssize_t)sizeof(T)) PYCONV_PREFETCH(pf + pf0); \
+    }
+#if defined(__GNUC__) || defined(__clang__)
+#define PYCONV_PREFETCH(p) __builtin_prefetch((p), 0, 2)
+#else
+#define PYCONV_PREFETCH(p) ((void)0)
+#endif
 #define PYCONV_TH_ROW(T, VT, VTU, STORE, SFX) \
 PYCONV_TH_SWEEP(T, VT, VTU, STORE, 1, PYCONV_TH_R1, 4, SFX) \
 PYCONV_TH_SWEEP(T, VT, VTU, STORE, 2, PYCONV_TH_R2, 4, SFX) \
@@ -167,17 +181,25 @@ PYCONV_TH_SWEEP(T, VT, VTU, STORE, 1, 1, 4, SFX) \
 PYCONV_TH_SWEEP(T, VT, VTU, STORE, 2, 1, 4, SFX) \
 static void pyconv_th_rows_##SFX(int M, const T *x, Py_ssize_t xs, const Py_ssize_t *toffs, \
                                  Py_ssize_t ntaps, const T *w, const T *bias, T *out, Py_ssize_t os, \
-                                 Py_ssize_t ldo, Py_ssize_t OW, Py_ssize_t nrows) { \
-    Py_ssize_t h = 0; \
+                                 Py_ssize_t ldo, Py_ssize_t OW, Py_ssize_t nrows, const T *pf, \
+                                 Py_ssize_t pfn) { \
+    Py_ssize_t h = 0, pf0 = 0, per = pfn / (nrows > 0 ? nrows : 1) + 64; \
     if (M == 4) { \
-        for (; h < nrows; h++) pyconv_th4_1##SFX(x + h * xs, xs, toffs, ntaps, w, bias, out + h * os, os, ldo, OW); \
+        for (; h < nrows; h++) { \
+            PYCONV_TH_PF(T) \
+            pyconv_th4_1##SFX(x + h * xs, xs, toffs, ntaps, w, bias, out + h * os, os, ldo, OW); \
+        } \
     } else if (M == 2) { \
-        for (; h + PYCONV_TH_R2 <= nrows; h += PYCONV_TH_R2) \
+        for (; h + PYCONV_TH_R2 <= nrows; h += PYCONV_TH_R2) { \
+            PYCONV_TH_PF(T) PYCONV_TH_PF(T) \
             pyconv_th2_PYCONV_TH_R2##SFX(x + h * xs, xs, toffs, ntaps, w, bias, out + h * os, os, ldo, OW); \
+        } \
         for (; h < nrows; h++) pyconv_th2_1##SFX(x + h * xs, xs, toffs, ntaps, w, bias, out + h * os, os, ldo, OW); \
     } else { \
-        for (; h + PYCONV_TH_R1 <= nrows; h += PYCONV_TH_R1) \
+        for (; h + PYCONV_TH_R1 <= nrows; h += PYCONV_TH_R1) { \
+            PYCONV_TH_PF(T) PYCONV_TH_PF(T) PYCONV_TH_PF(T) PYCONV_TH_PF(T) \
             pyconv_th1_PYCONV_TH_R1##SFX(x + h * xs, xs, toffs, ntaps, w, bias, out + h * os, os, ldo, OW); \
+        } \
         for (; h < nrows; h++) pyconv_th1_1##SFX(x + h * xs, xs, toffs, ntaps, w, bias, out + h * os, os, ldo, OW); \
     } \
 }
