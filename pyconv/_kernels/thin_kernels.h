@@ -50,6 +50,18 @@ PYCONV_F3X3_2(double, pyconv_f3x3_2_d)
 /* lanes of one vector (float); a row's reads may run this far past the padded frame */
 #define PYCONV_TH_SLACK (PYCONV_TH_BYTES / 4)
 
+/* rows per register block for M = 1 and 2 output channels, vectors per chunk for M = 4:
+   16 accumulators of AVX-512's 32 registers, 8 of AVX2's / SSE's 16 */
+#if PYCONV_TH_BYTES == 64
+#define PYCONV_TH_R1 4
+#define PYCONV_TH_R2 2
+#define PYCONV_TH_NV4 4
+#else
+#define PYCONV_TH_R1 2
+#define PYCONV_TH_R2 1
+#define PYCONV_TH_NV4 2
+#endif
+
 #if defined(__GNUC__) || defined(__clang__)
 typedef float pyconv_thf __attribute__((vector_size(PYCONV_TH_BYTES)));
 typedef double pyconv_thd __attribute__((vector_size(PYCONV_TH_BYTES)));
@@ -80,17 +92,6 @@ static inline void pyconv_th_store_d(double *p, pyconv_thd v, Py_ssize_t n) {
 #endif
 }
 
-/* rows per register block for M = 1 and 2 output channels, vectors per chunk for M = 4:
-   16 accumulators of AVX-512's 32 registers, 8 of AVX2's / SSE's 16 */
-#if PYCONV_TH_BYTES == 64
-#define PYCONV_TH_R1 4
-#define PYCONV_TH_R2 2
-#define PYCONV_TH_NV4 4
-#else
-#define PYCONV_TH_R1 2
-#define PYCONV_TH_R2 1
-#define PYCONV_TH_NV4 2
-#endif
 
 /* R output rows (xs apart in the padded frame, os apart in the output) x n (<= NV*VL)
    positions of M output channels (ldo apart) */
