@@ -44,9 +44,10 @@ Algorithms (all exact: every output reads exactly its window)
 * 1x1 stride-1 unpadded convolutions ('pointwise'): the same direct kernel reading
   the input in place, a chunk of positions at a time (measured 1.25x faster than
   one OpenBLAS GEMM per tile for 1x1 256->64, float32);
-* depthwise and thin-channel grouped convolutions ('thin_s1', 'thin_phase',
-  'thin_row'): direct kernels making one contiguous pass over the whole output
-  plane per tap;
+* depthwise and thin-channel grouped convolutions ('thin_reg', 'thin_s1',
+  'thin_phase', 'thin_row'): direct kernels over a zero-padded copy of a group's
+  channels, keeping blocks of output rows in vector registers ('thin_reg', stride 1)
+  or making one contiguous pass over the whole output plane per tap;
 * transposed convolutions (the input gradient of a convolution): with finite
   weights and dense groups, the direct kernel -- stride 1 as the convolution with
   the flipped kernel ('flip_conv'), stride s as s^nd output phases, each a stride-1

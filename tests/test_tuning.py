@@ -40,7 +40,8 @@ def test_tune_measures_stores_and_installs(cache):
     assert v["dense_max_k"] in (0, 288, 576, 1152, 2304)
     assert v["phases_max_k"] in (0, 128, 256, 512)      # 3x3 stride 2: 2x2 taps in the largest phase
     assert v["weight_dense_max_acc_bytes"] in (0,) + tuple(36 * c * c for c in (32, 64, 128, 256))
-    assert v["thin_max_cg_og"] in (0, 1, 4, 16, 64)
+    assert v["thin_max_cg_og"] in (0, 1, 4, 16, 64) and v["thin_s1_max_cg_og"] in (0, 1, 4, 16, 64)
+    assert v["thin_reg_min_ow"] in (12, 24, 48, 1 << 62)
     assert v["pointwise_chunk"] in (128, 256, 512)
     assert v["dense_wblock_bytes"] in (4096, 8192, 16384)
     pts = data["measurements"].get("fft_points", [])

@@ -34,7 +34,7 @@ from pyconv._engine import tuning as _tuning
 #: the Tuning fields this module measures
 MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_max_k", "weight_dense_max_acc_bytes",
             "dense_oc", "dense_oc_f8", "dense_oc_min_positions", "dense_oc_max_k",
-            "thin_max_cg_og", "phases_min_positions", "phases_max_k", "pointwise_chunk", "pointwise_direct",
+            "thin_max_cg_og", "thin_s1_max_cg_og", "thin_reg_min_ow", "phases_min_positions", "phases_max_k", "pointwise_chunk", "pointwise_direct",
             "pointwise_direct_expand", "pointwise_direct_f8", "pointwise_direct_expand_f8", "pointwise_matmul",
             "weight_matmul_tall", "weight_matmul_tall_f8", "dense_wblock_bytes",
             "direct_ns_f4", "direct_ns_f8", "direct_ns_1d_f4", "direct_ns_1d_f8", "direct_tap_ns",
@@ -366,7 +366,22 @@ def measure():
         m["weight_acc_bytes"] = accs
         values["weight_dense_max_acc_bytes"] = _ceiling(kw_d, kw_g, accs)
 
-        # thin groups: the per-tap plane kernel against the dense kernel (4-wide register
+        # stride-1 thin groups: output rows in registers against whole-plane passes, by row
+        # width (a short row leaves lanes idle), depthwise 3x3 with 2**19 positions in all
+        # (2 MiB each way: beyond L2 with both, where writing each output once pays; on an
+        # Intel Xeon in-cache 32x32 maps ran level, 8x56x56x256 10.0 vs 14.7 ms)
+        widths, tr_r, tr_s = (12, 24, 48), [], []
+        for s in widths:
+            x = _data(rng, (1, (1 << 19) // (s * s), s, s), np.float32)
+            wc = _data(rng, (x.shape[1], 1, 3, 3), np.float32)
+            dwl = lambda: nn.conv2d(x, wc, padding=1, groups=x.shape[1])  # noqa: E731
+            for lst, t in zip((tr_r, tr_s), _best_of([_forced(A.THIN_REG, dwl), _forced(A.THIN_S1, dwl)], reps=3)):
+                lst.append(t)
+        m["thin_reg_ow"], m["thin_reg_s"], m["thin_s1_s"] = list(widths), tr_r, tr_s
+        values["thin_reg_min_ow"] = _crossover(tr_r, tr_s, widths)
+        thin = A.THIN_REG if 56 >= values["thin_reg_min_ow"] else A.THIN_S1
+
+        # thin groups: the stride-1 thin kernel against the dense kernel (4-wide register
         # blocks for 4 outputs per group), 3x3 128->128 on 56x56, one sample, by cg x og
         # (the dense kernel gains with the map: at 28x28 thin and dense ran level for 4x4
         # channels per group, at 112x112 dense was 1.4x faster)
@@ -376,9 +391,22 @@ def measure():
             x = _data(rng, (1, 128, 56, 56), np.float32)
             wc = _data(rng, (128, gsz, 3, 3), np.float32)
             grp = lambda: nn.conv2d(x, wc, padding=1, groups=128 // gsz)  # noqa: E731
-            for lst, t in zip((th_t, th_d), _best_of([_forced(A.THIN_S1, grp), _forced(A.DENSE, grp)])):
+            for lst, t in zip((th_t, th_d), _best_of([_forced(thin, grp), _forced(A.DENSE, grp)])):
                 lst.append(t)
         m["thin_cg_og"], m["thin_s"], m["thin_dense_s"] = list(prods), th_t, th_d
+        values["thin_s1_max_cg_og"] = _ceiling(th_t, th_d, prods, slack=1.0)
+        # and the strided thin kernels (phase planes; the row kernel below
+        # thin_planes_min_cg_og) against the dense one, the same layers at stride 2
+        th_t, th_d = [], []
+        for cgog in prods:
+            gsz = math.isqrt(cgog)
+            x = _data(rng, (1, 128, 56, 56), np.float32)
+            wc = _data(rng, (128, gsz, 3, 3), np.float32)
+            grp = lambda: nn.conv2d(x, wc, stride=2, padding=1, groups=128 // gsz)  # noqa: E731
+            strided = A.THIN_PHASE if cgog >= _tuning.DEFAULT.thin_planes_min_cg_og else A.THIN_ROW
+            for lst, t in zip((th_t, th_d), _best_of([_forced(strided, grp), _forced(A.DENSE, grp)])):
+                lst.append(t)
+        m["thin_strided_s"], m["thin_strided_dense_s"] = th_t, th_d
         values["thin_max_cg_og"] = _ceiling(th_t, th_d, prods, slack=1.0)
 
         # 1x1 layers: positions per chunk of the dense kernel reading the input in place

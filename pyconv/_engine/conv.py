@@ -46,10 +46,22 @@ def _lift3(t, fill):
     return (fill,) * (3 - len(t)) + tuple(t)
 
 
-def use_thin(cg, og, t=None):
-    """Depthwise / thin-channel groups: the per-tap plane kernels serve them best (see tuning)."""
+def use_thin(cg, og, t=None, s1=False):
+    """Depthwise / thin-channel groups: the thin kernels serve them best (see tuning).
+    ``s1``: the stride-1 kernels ('thin_reg', 'thin_s1') would run, whose limit is
+    calibrated apart from the strided ones' ('thin_phase', 'thin_row')."""
     t = t or _tuning.active()
-    return cg * og <= t.thin_max_cg_og or (cg <= t.thin_max_cg and og <= t.thin_max_cg_og)
+    lim = t.thin_s1_max_cg_og if s1 else t.thin_max_cg_og
+    return cg * og <= lim or (cg <= t.thin_max_cg and og <= lim)
+
+
+def thin_reg(g, t=None):
+    """Whether the stride-1 thin kernel keeps output rows in registers ('thin_reg') rather
+    than passing over whole padded planes ('thin_s1'): rows at least ``thin_reg_min_ow``
+    wide (a short row leaves most lanes of its last vector idle, where the plane pass
+    runs on across rows; calibrated)."""
+    t = t or _tuning.active()
+    return g.o3[2] >= t.thin_reg_min_ow
 
 
 def gemm_tile(p, kc, n_units, nthreads, itemsize, out_bytes, t):
@@ -302,9 +314,10 @@ def plan_forward(g, dtype, allow_prune=True):
     nthreads = num_parts_for(out_elems * max(1, cg * kvol), t.grain)
     s1 = g.s3[1] == 1 and g.s3[2] == 1
     layout = None
-    if use_thin(cg, og, t):
-        if s1 and _thin_pad_bytes(g, isz) <= t.thin_pad_bytes:
-            default = A.THIN_S1
+    s1_thin = s1 and _thin_pad_bytes(g, isz) <= t.thin_pad_bytes
+    if use_thin(cg, og, t, s1_thin):
+        if s1_thin:
+            default = A.THIN_REG if thin_reg(g, t) else A.THIN_S1
         elif cg * og >= t.thin_planes_min_cg_og:
             default = A.THIN_PHASE
         else:
@@ -323,7 +336,7 @@ def plan_forward(g, dtype, allow_prune=True):
             if (nthreads * plane_bytes <= max(t.workspace_bytes, out_bytes)
                     and _prod(g.out) >= t.dense_min_positions and cg * kvol <= t.dense_max_k):
                 default = A.DENSE
-    cands = ([A.THIN_PHASE, A.THIN_ROW, A.DENSE, A.GEMM] + [A.THIN_S1] * s1
+    cands = ([A.THIN_PHASE, A.THIN_ROW, A.DENSE, A.GEMM] + [A.THIN_S1, A.THIN_REG] * s1
              + [A.POINTWISE, A.MATMUL] * g.is_pointwise + [A.DENSE_OC] * (not g.is_pointwise))
     alg = _plan.pick(default, cands)
     nonfinite = None
@@ -416,6 +429,12 @@ def _forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite=None):
         ws = nthreads * _thin_pad_bytes(g, isz)
         padded = tuple(i + a + c for i, (a, c) in zip(g.sp3, g.pads3))
         data = Launch(g.out_shape, x5, w5, o5, kernel(thin_direct.direct_conv_s1, dtype),
+                      (kernel_geo(stride=g.s3, dilation=g.d3, pad=g.pb3, plane=padded), g.groups))
+    elif alg == A.THIN_REG:
+        # the same padded copy; output rows computed in registers and stored once
+        ws = nthreads * _thin_pad_bytes(g, isz)
+        padded = tuple(i + a + c for i, (a, c) in zip(g.sp3, g.pads3))
+        data = Launch(g.out_shape, x5, w5, o5, kernel(thin_direct.direct_conv_reg, dtype),
                       (kernel_geo(stride=g.s3, dilation=g.d3, pad=g.pb3, plane=padded), g.groups))
     elif alg == A.THIN_ROW:
         # strided depthwise: building phase planes would cost as much as the
@@ -533,12 +552,12 @@ def forward(p, x, w, b):
         return out
     bvec, has_b = _bias_vec(b, p.dtype)
     team = team_size(p.threads)         # the plan's threads, fewer when other processes hold cores
-    if (alg is A.THIN_S1 or alg is A.THIN_ROW) and not _plan.VERBOSE:
+    if (alg is A.THIN_REG or alg is A.THIN_S1 or alg is A.THIN_ROW) and not _plan.VERBOSE:
         # the common tiny case without the verbose wrapper
         L.kernel(x.reshape(L.x_view), w.reshape(L.w_view), bvec, has_b, out.reshape(L.out_view), *L.args, team)
     elif alg == A.THIN_PHASE:
         _plan.run(p, _thin_phase, p, x, w, bvec, has_b, out.reshape((g.n, g.cout) + g.o3), team)
-    elif alg in (A.THIN_S1, A.THIN_ROW):
+    elif alg in (A.THIN_REG, A.THIN_S1, A.THIN_ROW):
         _plan.run(p, L.kernel, x.reshape(L.x_view), w.reshape(L.w_view), bvec, has_b, out.reshape(L.out_view),
                   *L.args, team)
     elif alg in (A.DENSE, A.POINTWISE):

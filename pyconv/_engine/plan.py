@@ -29,6 +29,7 @@ class Algorithm(str, enum.Enum):
     FILL = "fill"                # no tap meets the input: the output is the bias (or zeros)
     ZEROS = "zeros"              # an empty operand: the gradient is zero
     THIN_S1 = "thin_s1"          # thin_direct.direct_conv_s1: whole-plane pass per tap, padded copy
+    THIN_REG = "thin_reg"        # thin_direct.direct_conv_reg: output rows in registers, padded copy
     THIN_PHASE = "thin_phase"    # thin_direct.thin_taps over phase planes (strided thin groups)
     THIN_ROW = "thin_row"        # thin_direct.direct_conv: rows, padded taps skipped in place
     POINTWISE = "pointwise"      # dense_direct.dense_conv reading the input in place (1x1)

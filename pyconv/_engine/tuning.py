@@ -39,8 +39,18 @@ class Tuning:
     # Calibrated against the dense kernel, whose 4-wide blocks serve 4 outputs per group:
     # Intel Xeon, 2026-12-03, 128->128 g=32 56x56 float32, 1 thread: dense 7.2 ms, thin
     # 10.1, PyTorch 14.8.
+    # ``thin_max_cg_og`` is the strided layers' limit ('thin_phase' / 'thin_row' against
+    # 'dense', 3x3 stride 2); ``thin_s1_max_cg_og`` the stride-1 one ('thin_reg' / 'thin_s1'
+    # against 'dense'): on an Intel Xeon, 1 thread, 4x128x56x56 with 4 in / 4 out per group,
+    # stride 2 ran 6.5 ms thin_phase, 3.4 dense; stride 1 4.6 thin_reg, 7.7 dense.
     thin_max_cg_og: int = 16
+    thin_s1_max_cg_og: int = 16
     thin_max_cg: int = 2
+    # Stride-1 thin groups keep output rows in vector registers ('thin_reg', every output
+    # stored once) on rows at least this wide; narrower rows take the whole-plane passes
+    # of 'thin_s1' (a short row leaves most lanes of its last vector idle).  Calibrated
+    # (depthwise 3x3 on square maps); the default is one AVX-512 vector of float32.
+    thin_reg_min_ow: int = 16
     # Strided thin groups build phase planes once per sample when cg*og >= this (the
     # planes are reused by every channel of the group); below it (strided depthwise),
     # building them costs as much as the convolution and the row kernel runs in place.

@@ -320,3 +320,128 @@ def thin_taps(const real_t[::1] xph, idx_t N, idx_t Cin, idx_t S, const real_t[:
         for od in range(OD):
             for oh in range(OH):
                 copy_row(&out[n, o, od, oh, 0], A + (od * Hq + oh) * Wq, OW)
+
+
+cdef extern from "thin_kernels.h":
+    const int PYCONV_TH_SLACK
+    void pyconv_th_rows_f(int M, const float* x, Py_ssize_t xs, const Py_ssize_t* toffs, Py_ssize_t ntaps,
+                          const float* w, const float* bias, float* out, Py_ssize_t os, Py_ssize_t ldo,
+                          Py_ssize_t OW, Py_ssize_t nrows, const float* pf, Py_ssize_t pfn) noexcept nogil
+    void pyconv_th_rows_d(int M, const double* x, Py_ssize_t xs, const Py_ssize_t* toffs, Py_ssize_t ntaps,
+                          const double* w, const double* bias, double* out, Py_ssize_t os, Py_ssize_t ldo,
+                          Py_ssize_t OW, Py_ssize_t nrows, const double* pf, Py_ssize_t pfn) noexcept nogil
+
+
+cdef inline int reg_block(idx_t left) noexcept nogil:
+    # output channels per register block: 4, then 2, then 1 (a group's last ones)
+    return 4 if left >= 4 else (2 if left >= 2 else 1)
+
+
+def direct_conv_reg(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1] w,
+                    const real_t[::1] bias, bint has_bias, real_t[:, :, :, :, ::1] out,
+                    conv_geo_t geo, idx_t groups, int nthreads):
+    """Grouped 3-D cross-correlation with stride 1 in H and W, output rows in registers.
+
+    Same arguments and padded frame as :func:`direct_conv_s1` (geo.qd, qh, qw = the
+    padded input's Dp, Hp, Wp).  Each task (sample, group) copies its input channels
+    into a zero-padded per-thread buffer (the borders are zeroed once per call: every
+    task writes the same interior), then each block of 1, 2 or 4 of the group's output
+    channels computes its output rows (several at a time) in vector registers over all
+    taps and stores them once (``pyconv_th_rows`` in thin_kernels.h).  The padded zeros take part in the
+    products, as in PyTorch's dense path (0 * inf = nan).
+    """
+    cdef idx_t N = x.shape[0], Cout = w.shape[0], Cg = w.shape[1]
+    cdef idx_t kd = w.shape[2], kh = w.shape[3], kw = w.shape[4]
+    cdef idx_t OD = out.shape[2], OH = out.shape[3], OW = out.shape[4]
+    cdef idx_t ntaps = Cg * kd * kh * kw
+    cdef idx_t Dp = geo.qd, Hp = geo.qh, Wp = geo.qw, plane = geo.qh * geo.qw
+    cdef idx_t Og, o, oi, t, c, a, b, e, m, M
+    if N * Cout == 0 or OD * OH * OW == 0:
+        return
+    Og = Cout // groups
+    # per-thread scratch (plus a row's vector overrun), the tap offsets, the weights
+    # packed per register block as [tap][channel], the bias (zeros without one)
+    cdef idx_t xlen = Cg * Dp * plane + PYCONV_TH_SLACK + 16
+    cdef real_t* xpad = <real_t*>malloc(nthreads * xlen * sizeof(real_t))
+    cdef idx_t* toffs = <idx_t*>malloc(ntaps * sizeof(idx_t))
+    cdef real_t* wp = <real_t*>malloc((Cout * ntaps + Cout) * sizeof(real_t))
+    if xpad == NULL or toffs == NULL or wp == NULL:
+        free(xpad)
+        free(toffs)
+        free(wp)
+        raise MemoryError()
+    cdef real_t* bp = wp + Cout * ntaps
+    try:
+        with nogil:
+            memset(xpad, 0, nthreads * xlen * sizeof(real_t))
+            t = 0
+            for c in range(Cg):
+                for a in range(kd):
+                    for b in range(kh):
+                        for e in range(kw):
+                            toffs[t] = (c * Dp + a * geo.dd) * plane + b * geo.dh * Wp + e * geo.dw
+                            t = t + 1
+            for o in range(Cout):
+                bp[o] = bias[o] if has_bias else 0
+            o = 0
+            while o < Cout:
+                M = reg_block(Og - o % Og)
+                for m in range(M):
+                    t = 0
+                    for c in range(Cg):
+                        for a in range(kd):
+                            for b in range(kh):
+                                for e in range(kw):
+                                    wp[o * ntaps + t * M + m] = w[o + m, c, a, b, e]
+                                    t = t + 1
+                o = o + M
+            _conv_reg(x, out, geo, groups, Og, ntaps, nthreads, xpad, xlen, toffs, wp, bp)
+    finally:
+        free(xpad)
+        free(toffs)
+        free(wp)
+
+
+cdef void _conv_reg(const real_t[:, :, :, :, ::1] x, real_t[:, :, :, :, ::1] out, conv_geo_t geo,
+                    idx_t groups, idx_t Og, idx_t ntaps, int nthreads, real_t* xpad, idx_t xlen,
+                    const idx_t* toffs, const real_t* wp, const real_t* bp) noexcept nogil:
+    cdef idx_t N = x.shape[0], D = x.shape[2], H = x.shape[3], W = x.shape[4]
+    cdef idx_t Cout = out.shape[1], OD = out.shape[2], OH = out.shape[3], OW = out.shape[4]
+    cdef idx_t Cg = x.shape[1] // groups
+    cdef idx_t Dp = geo.qd, Hp = geo.qh, Wp = geo.qw, plane = geo.qh * geo.qw
+    cdef idx_t ldo = OD * OH * OW
+    cdef idx_t chan = Cg * D * H * W       # one task's input elements (contiguous)
+    cdef idx_t u, n, gi, c, dz, hy, tid, oi, o, od, oh, pfn
+    cdef int M
+    cdef real_t* xp
+    cdef const real_t* xr
+    cdef const real_t* pf = NULL
+    for u in prange(N * groups, schedule='static', num_threads=nthreads):
+        tid = omp_get_thread_num()
+        n = u // groups
+        gi = u % groups
+        xp = xpad + tid * xlen
+        for c in range(Cg):
+            for dz in range(D):
+                for hy in range(H):
+                    copy_row(xp + ((c * Dp + dz + geo.pd) * Hp + hy + geo.ph) * Wp + geo.pw,
+                             &x[n, gi * Cg + c, dz, hy, 0], W)
+        oi = 0
+        while oi < Og:
+            M = reg_block(Og - oi)
+            o = gi * Og + oi
+            for od in range(OD):
+                xr = xp + od * geo.sd * plane
+                # the first block's rows prefetch the next task's input (its channels are
+                # contiguous in x), spread over the depth slices
+                pfn = 0
+                if oi == 0 and u + 1 < N * groups:
+                    pfn = chan // OD if od + 1 < OD else chan - (OD - 1) * (chan // OD)
+                    pf = &x[0, 0, 0, 0, 0] + (u + 1) * chan + od * (chan // OD)
+                if real_t is float:
+                    pyconv_th_rows_f(M, xr, Wp, toffs, ntaps, wp + o * ntaps, bp + o, &out[n, o, od, 0, 0], OW, ldo,
+                                     OW, OH, pf, pfn)
+                else:
+                    pyconv_th_rows_d(M, xr, Wp, toffs, ntaps, wp + o * ntaps, bp + o, &out[n, o, od, 0, 0], OW, ldo,
+                                     OW, OH, pf, pfn)
+            oi = oi + M
