@@ -11,7 +11,6 @@ e = x(8,128,56,56) * w(128,4,3,3), padding 1, groups 32.  Operations: forward
 Usage: ``python benchmarks/dw_before_after.py [--reps 9] [--layers de] [--threads 1,2]``
 """
 import argparse
-import platform
 import statistics
 import time
 
@@ -20,21 +19,11 @@ import torch
 
 import pyconv
 from pyconv import grad, nn
+from pyconv._config import _cpu_model
 from pyconv._engine import plan as _plan
 
 LAYERS = {"d": ((8, 256, 56, 56), (256, 1, 3, 3), 256, "thin_s1"),
           "e": ((8, 128, 56, 56), (128, 4, 3, 3), 32, "dense")}
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def fns(name, dtype):
@@ -63,7 +52,7 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--dtypes", default="float32,float64")
     a = ap.parse_args()
-    print(f"cpu: {cpu_name()}  isa: {pyconv._kernels.VARIANT}  torch {torch.__version__}  "
+    print(f"cpu: {_cpu_model()}  isa: {pyconv._kernels.VARIANT}  torch {torch.__version__}  "
           f"pyconv {pyconv.__file__}")
     for th in [int(t) for t in a.threads.split(",")]:
         pyconv.set_num_threads(th)

@@ -276,3 +276,24 @@ def upsample_bilinear(x, scale):
     w0, w1, lw = taps(x.shape[3], sw)
     rows = x[:, :, h0, :] * (1 - lh)[:, None] + x[:, :, h1, :] * lh[:, None]
     return rows[:, :, :, w0] * (1 - lw) + rows[:, :, :, w1] * lw
+
+
+def random_conv_geometry(rng, og_max, depth_max):
+    """One seeded random N-d convolution geometry (1-3 spatial dims, groups, strides,
+    dilations, paddings up to the dilated kernel less one, spatial sizes the kernel fits
+    after padding; ``depth_max`` bounds 3-D sizes, 40 the others).
+
+    Returns ``(x_shape, w_shape, dict(groups, stride, dilation, padding))``.
+    """
+    nd = int(rng.integers(1, 4))
+    groups = int(rng.choice([1, 1, 2, 3]))
+    cg = int(rng.integers(1, 6))
+    og = int(rng.integers(1, og_max))
+    k = tuple(int(v) for v in rng.integers(1, 4, nd))
+    s = tuple(int(v) for v in rng.integers(1, 4, nd))
+    d = tuple(int(v) for v in rng.integers(1, 3, nd))
+    p = tuple(int(rng.integers(0, (kk - 1) * dd + 1)) for kk, dd in zip(k, d))
+    sp = tuple(int(rng.integers(max(1, dd * (kk - 1) + 1 - 2 * pp), depth_max if nd == 3 else 40))
+               for kk, dd, pp in zip(k, d, p))
+    xs, ws = (int(rng.integers(1, 3)), cg * groups) + sp, (og * groups, cg) + k
+    return xs, ws, dict(groups=groups, stride=s, dilation=d, padding=p)

@@ -12,7 +12,7 @@ from pyconv._engine import plan as _plan
 from pyconv._engine import tuning
 from pyconv._kernels import dense_direct
 
-from reference import assert_close, conv_nd
+from reference import assert_close, conv_nd, random_conv_geometry
 
 F32, F64 = np.float32, np.float64
 LANES = dense_direct.OC_LANES["float32"]
@@ -76,23 +76,12 @@ def test_random_grid():
     rng = np.random.default_rng(2026)
     i = 0
     while i < 25:
-        nd = int(rng.integers(1, 4))
-        groups = int(rng.choice([1, 1, 2, 3]))
-        cg = int(rng.integers(1, 6))
-        og = int(rng.integers(1, 3 * LANES))
-        k = tuple(int(v) for v in rng.integers(1, 4, nd))
-        s = tuple(int(v) for v in rng.integers(1, 4, nd))
-        d = tuple(int(v) for v in rng.integers(1, 3, nd))
-        p = tuple(int(rng.integers(0, (kk - 1) * dd + 1)) for kk, dd in zip(k, d))
-        sp = tuple(int(rng.integers(max(1, dd * (kk - 1) + 1 - 2 * pp), 12 if nd == 3 else 40))
-                   for kk, dd, pp in zip(k, d, p))
+        xs, ws, kw = random_conv_geometry(rng, 3 * LANES, 12)
         dtype = F32 if i % 2 else F64
-        xs, ws = (int(rng.integers(1, 3)), cg * groups) + sp, (og * groups, cg) + k
-        p0 = pyconv.explain(nn.conv, np.zeros(xs, dtype), np.zeros(ws, dtype), groups=groups, stride=s,
-                            dilation=d, padding=p)
+        p0 = pyconv.explain(nn.conv, np.zeros(xs, dtype), np.zeros(ws, dtype), **kw)
         if "dense_oc" not in [str(a) for a in p0.candidates]:
             continue
-        _check(rng, dtype, xs, ws, groups=groups, bias=bool(i % 3), stride=s, dilation=d, padding=p)
+        _check(rng, dtype, xs, ws, bias=bool(i % 3), **kw)
         i += 1
 
 

@@ -20,7 +20,7 @@ from pyconv import grad
 from pyconv._engine import plan as _plan
 from pyconv._engine import tuning
 
-from reference import assert_close, pad_nd, pad_pairs
+from reference import assert_close, pad_nd, pad_pairs, random_conv_geometry
 
 F32, F64 = np.float32, np.float64
 WEIGHT = {1: grad.conv1d_weight, 2: grad.conv2d_weight, 3: grad.conv3d_weight}
@@ -110,25 +110,14 @@ def test_random_grid():
     rng = np.random.default_rng(2026)
     i = 0
     while i < 25:
-        nd = int(rng.integers(1, 4))
-        groups = int(rng.choice([1, 1, 2, 3]))
-        cg = int(rng.integers(1, 6))
-        og = int(rng.integers(1, 70))
-        k = tuple(int(v) for v in rng.integers(1, 4, nd))
-        s = tuple(int(v) for v in rng.integers(1, 4, nd))
-        d = tuple(int(v) for v in rng.integers(1, 3, nd))
-        p = tuple(int(rng.integers(0, (kk - 1) * dd + 1)) for kk, dd in zip(k, d))
-        sp = tuple(int(rng.integers(max(1, dd * (kk - 1) + 1 - 2 * pp), 10 if nd == 3 else 40))
-                   for kk, dd, pp in zip(k, d, p))
+        xs, ws, kw = random_conv_geometry(rng, 70, 10)
         dtype = F32 if i % 2 else F64
-        xs, ws = (int(rng.integers(1, 3)), cg * groups) + sp, (og * groups, cg) + k
         x0 = np.zeros(xs, dtype)
-        go0 = np.zeros(pyconv.nn.conv(x0, np.zeros(ws, dtype), stride=s, dilation=d, padding=p, groups=groups).shape,
-                       dtype)
-        p0 = pyconv.explain(WEIGHT[nd], x0, ws, go0, stride=s, dilation=d, padding=p, groups=groups)
+        go0 = np.zeros(pyconv.nn.conv(x0, np.zeros(ws, dtype), **kw).shape, dtype)
+        p0 = pyconv.explain(WEIGHT[len(xs) - 2], x0, ws, go0, **kw)
         if p0.prune is not None or "dense" not in [str(a) for a in p0.candidates]:
             continue
-        _check(rng, dtype, xs, ws, groups=groups, stride=s, dilation=d, padding=p)
+        _check(rng, dtype, xs, ws, **kw)
         i += 1
 
 
