@@ -59,6 +59,28 @@ class Tuning:
     pointwise_direct_expand: bool = True
     pointwise_direct_f8: bool = True
     pointwise_direct_expand_f8: bool = True
+    # Before both: the packed-panel kernel (plan 'panel', panel.panel_forward): a chunk of
+    # positions of every input channel copied into contiguous stripes, 8 outputs x 3
+    # vectors of positions per register tile (AVX-512).  Intel Xeon, 2026-12-03, 8x256->64
+    # 56x56 float32, 1 thread, interleaved: panel 10.6-13.3 ms, pointwise 12.2-20.5,
+    # PyTorch 8.9-12.3 (float64 21.6-29.7 vs 21.5-29.6).  Calibrated per dtype and for
+    # layers that reduce / keep or expand the channels, against the two choices below.
+    pointwise_panel: bool = True
+    pointwise_panel_expand: bool = True
+    pointwise_panel_f8: bool = True
+    pointwise_panel_expand_f8: bool = True
+    # Positions per work unit of the panel kernel (its stripes stay in L2 while every block
+    # of output channels runs over them; calibrated among 256, 512, 1024: 13.2 / 13.3 /
+    # 13.6 ms float32, 21.6 / 22.1 / 28.2 float64 on the layer above).
+    panel_chunk: int = 512
+    # The 1x1 weight gradient by the panel kernel (panel.panel_weight: tiles of 4 output x 6
+    # input channels, vectors along the positions, rows read in place): Intel Xeon,
+    # 8x256->64 56x56 float32, 1 thread: 16.6-20.5 ms against MATMUL 16.0-24.7 and PyTorch
+    # 10.3-15.3; float64 32-41 vs 19-27.  Calibrated per dtype against MATMUL.
+    weight_panel: bool = False
+    weight_panel_f8: bool = False
+    # Positions per chunk of panel_weight (a tile's input rows stay in L1 over the chunk).
+    weight_panel_chunk: int = 1024
     # Otherwise: one BLAS matrix product per sample and group (MATMUL) or im2col-free GEMM
     # tiles (GEMM).  Intel Xeon, 2026-12-02, float32, 1 thread: 256->64 56x56 MATMUL 1.52
     # ms, GEMM tiles 2.30, PyTorch 1.35; 8x256->64 14x14: 0.60, 1.06, 0.52.  Calibrated.
