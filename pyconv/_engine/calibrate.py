@@ -413,10 +413,11 @@ def measure():
 
                 def one(alg, x=x, wc=wc):
                     return _forced(alg, lambda: nn.conv2d(x, wc), pointwise_chunk=values["pointwise_chunk"])
+                # the packed-panel kernel last (pointwise_panel: it against every other choice)
                 if dt == np.float32:
-                    algs = (A.POINTWISE, A.MATMUL, A.GEMM)
+                    algs = (A.POINTWISE, A.MATMUL, A.GEMM, A.PANEL)
                 else:
-                    algs = (A.POINTWISE, A.MATMUL if values["pointwise_matmul"] else A.GEMM)
+                    algs = (A.POINTWISE, A.MATMUL if values["pointwise_matmul"] else A.GEMM, A.PANEL)
                 pw[np.dtype(dt).itemsize, cin > cout] = _best_of([one(a) for a in algs], reps=4)
         m["pointwise_s"] = {f"{8 * k[0]}bit_{'reduce' if k[1] else 'expand'}": v for k, v in pw.items()}
         blas = 1 if values["pointwise_matmul"] else 2
@@ -424,6 +425,7 @@ def measure():
             for reduces, name in ((True, "pointwise_direct"), (False, "pointwise_direct_expand")):
                 ts = pw[isz, reduces]
                 values[name + suffix] = bool(ts[0] <= ts[blas if isz == 4 else 1])
+                values[name.replace("direct", "panel") + suffix] = bool(ts[-1] <= min(ts[:-1]))
 
         # the 1x1 weight gradient's BLAS products, per dtype: dW (C_out rows) or the
         # transpose of x dy^T (C_in rows), on a layer that reduces the channels, 256->64
@@ -439,6 +441,12 @@ def measure():
                 m[field + "_s"] = ts = _best_of([_forced(A.MATMUL, wgt, **{field: tall}) for tall in (False, True)],
                                                 reps=3)
             values[field] = bool(ts[1] < ts[0])
+            # then the panel kernel against the BLAS products in the orientation chosen
+            # (weight_panel / weight_panel_f8)
+            with threads(_default_threads()):
+                tp = _best_of([_forced(A.MATMUL, wgt, **{field: values[field]}), _forced(A.PANEL, wgt)], reps=3)
+            m[field.replace("matmul_tall", "panel") + "_s"] = tp
+            values[field.replace("matmul_tall", "panel")] = bool(tp[1] < tp[0])
 
         # strided input gradients (transposed convolutions): the dense kernel per output
         # phase against GEMM + col2im, by positions per phase (32 channels, batch 4) and
