@@ -33,7 +33,7 @@ def _conv_case(x, w, **kw):
 @pytest.mark.parametrize("args,kw,expected", [
     (*_conv_case((2, 16, 20, 20), (32, 16, 3, 3), padding=1), "dense_oc"),
     (*_conv_case((2, 16, 20, 20), (32, 16, 3, 3), stride=2, padding=1), "dense_oc"),
-    (*_conv_case((2, 64, 14, 14), (32, 64, 1, 1)), "pointwise"),
+    (*_conv_case((2, 64, 14, 14), (32, 64, 1, 1)), "panel"),
     (*_conv_case((2, 8, 20, 20), (8, 1, 3, 3), padding=1, groups=8), "thin_s1"),
     (*_conv_case((2, 8, 20, 20), (8, 1, 3, 3), stride=2, padding=1, groups=8), "thin_row"),
     (*_conv_case((2, 8, 20, 20), (16, 2, 3, 3), stride=2, padding=1, groups=4), "thin_phase"),
