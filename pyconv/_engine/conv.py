@@ -469,8 +469,9 @@ def _forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite=None):
     elif alg == A.PANEL:
         # 1x1, stride 1, unpadded: per (sample, group, chunk of positions) stripes copied from
         # the input, blocks of panel.MR output channels swept over them
+        # panel_chunk positions of float32: the same bytes per row in float64
         nr = panel.NR[dtype.name]
-        chunk = max(nr, t.panel_chunk // nr * nr)
+        chunk = max(nr, t.panel_chunk * 4 // isz // nr * nr)
         nthreads = max(1, min(nthreads, g.n * g.groups * -(-_prod(g.o3) // chunk)))
         mr = panel.MR
         ws = nthreads * (cg * chunk + mr * nr) * isz + g.groups * -(-og // mr) * cg * mr * isz

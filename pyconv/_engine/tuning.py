@@ -69,9 +69,10 @@ class Tuning:
     pointwise_panel_expand: bool = True
     pointwise_panel_f8: bool = True
     pointwise_panel_expand_f8: bool = True
-    # Positions per work unit of the panel kernel (its stripes stay in L2 while every block
-    # of output channels runs over them; calibrated among 256, 512, 1024: 13.2 / 13.3 /
-    # 13.6 ms float32, 21.6 / 22.1 / 28.2 float64 on the layer above).
+    # Float32 positions per work unit of the panel kernel (float64: half as many, the same
+    # bytes per row; the stripes stay in L2 while every block of output channels runs over
+    # them).  Layer above, 1 thread, CPU time: 256 / 512 / 1024 positions 13.8 / 12.9 /
+    # 14.0 ms float32; float64 256 / 512 / 1024: 21.6 / 22.1 / 28.2.
     panel_chunk: int = 512
     # The 1x1 weight gradient by the panel kernel (panel.panel_weight: tiles of 4 output x 6
     # input channels, vectors along the positions, rows read in place): Intel Xeon,

@@ -23,6 +23,8 @@ cdef extern from "panel_kernels.h":
                         const float* bias) noexcept nogil
     void pyconv_pw_mk_d(const double* a, const double* b, Py_ssize_t K, double* c, Py_ssize_t ldc,
                         const double* bias) noexcept nogil
+    void pyconv_pw_pack_f(const float* src, Py_ssize_t ldx, Py_ssize_t Cg, Py_ssize_t pn, float* dst) noexcept nogil
+    void pyconv_pw_pack_d(const double* src, Py_ssize_t ldx, Py_ssize_t Cg, Py_ssize_t pn, double* dst) noexcept nogil
     void pyconv_pww_mk_f(const float* dy, Py_ssize_t ldy, const float* x, Py_ssize_t ldx, Py_ssize_t npos,
                          float* cv, int mr, int nr) noexcept nogil
     void pyconv_pww_mk_d(const double* dy, Py_ssize_t ldy, const double* x, Py_ssize_t ldx, Py_ssize_t npos,
@@ -108,15 +110,10 @@ def panel_forward(const real_t[:, :, ::1] x, const real_t[::1] wpk, const real_t
             pn = chunk
         ns = (pn + nr - 1) // nr
         # the chunk's rows into stripes (zeros after the last position)
-        for c in range(Cg):
-            src = &x[n, gi * Cg + c, p0]
-            for s in range(ns):
-                m = pn - s * nr
-                if m > nr:
-                    m = nr
-                memcpy(stripes + (s * Cg + c) * nr, src + s * nr, m * sizeof(real_t))
-                if m < nr:
-                    memset(stripes + (s * Cg + c) * nr + m, 0, (nr - m) * sizeof(real_t))
+        if real_t is float:
+            pyconv_pw_pack_f(&x[n, gi * Cg, p0], P, Cg, pn, stripes)
+        else:
+            pyconv_pw_pack_d(&x[n, gi * Cg, p0], P, Cg, pn, stripes)
         for ob in range(nob):
             wb = &wpk[0] + ((gi * nob + ob) * Cg) * mr
             bp = &bias[gi, ob * mr] if has_bias else NULL

@@ -80,11 +80,13 @@ static void NAME(const T *restrict dy, Py_ssize_t ldy, const T *restrict x, Py_s
     Py_ssize_t pv = npos - npos % VL; \
     for (int o = 0; o < MR; o++) for (int j = 0; j < NR; j++) memcpy(&acc[o][j], cv + (o * NR + j) * VL, sizeof(VT)); \
     for (Py_ssize_t p = 0; p < pv; p += VL) { \
-        VT yv[MR], xv[NR]; \
+        VT yv[MR]; \
         for (int o = 0; o < MR; o++) memcpy(&yv[o], yr[o] + p, sizeof(VT)); \
-        for (int j = 0; j < NR; j++) memcpy(&xv[j], xr[j] + p, sizeof(VT)); \
-        for (int o = 0; o < MR; o++) \
-            for (int j = 0; j < NR; j++) acc[o][j] += yv[o] * xv[j]; \
+        for (int j = 0; j < NR; j++) { \
+            VT xv; \
+            memcpy(&xv, xr[j] + p, sizeof(VT)); \
+            for (int o = 0; o < MR; o++) acc[o][j] += yv[o] * xv; \
+        } \
     } \
     for (int o = 0; o < MR; o++) for (int j = 0; j < NR; j++) memcpy(cv + (o * NR + j) * VL, &acc[o][j], sizeof(VT)); \
     for (Py_ssize_t p = pv; p < npos; p++) \
@@ -108,6 +110,25 @@ static void NAME(const T *dy, Py_ssize_t ldy, const T *x, Py_ssize_t ldx, Py_ssi
             cv[(o * NR + j) * VL + p % VL] += dy[o * ldy + p] * x[j * ldx + p]; \
 }
 #endif
+/* the forward's copy of a chunk: pn positions of Cg rows (row stride ldx) into stripes of NR,
+   dst[(s * Cg + c) * NR + j] = src[c * ldx + s * NR + j], zeros past pn (whole stripes by
+   fixed-size copies the compiler turns into vector moves) */
+#define PYCONV_PW_PACK(T, NAME) \
+static void NAME(const T *restrict src, Py_ssize_t ldx, Py_ssize_t Cg, Py_ssize_t pn, T *restrict dst) { \
+    enum { NR = PYCONV_PW_NV * PYCONV_PW_BYTES / sizeof(T) }; \
+    Py_ssize_t full = pn / NR, rem = pn - full * NR; \
+    for (Py_ssize_t c = 0; c < Cg; c++) { \
+        const T *r = src + c * ldx; \
+        for (Py_ssize_t s = 0; s < full; s++) memcpy(dst + (s * Cg + c) * NR, r + s * NR, NR * sizeof(T)); \
+        if (rem) { \
+            T *d = dst + (full * Cg + c) * NR; \
+            for (Py_ssize_t j = 0; j < rem; j++) d[j] = r[full * NR + j]; \
+            for (Py_ssize_t j = rem; j < NR; j++) d[j] = 0; \
+        } \
+    } \
+}
+PYCONV_PW_PACK(float, pyconv_pw_pack_f)
+PYCONV_PW_PACK(double, pyconv_pw_pack_d)
 PYCONV_PW_MK(float, pyconv_pwf, pyconv_pw_mk_f)
 PYCONV_PW_MK(double, pyconv_pwd, pyconv_pw_mk_d)
 PYCONV_PWW_MK(float, pyconv_pwf, pyconv_pww_mk_f)
