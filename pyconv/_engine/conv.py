@@ -886,12 +886,16 @@ def _weight_plan(g, dtype, alg, dense, t):
     if alg == A.PANEL:
         # columns of (group, input-channel tile) split into parts; each part sums its columns
         # over every sample and position (the bits do not depend on the split)
-        tm, tn = panel.WEIGHT_TILE
-        cols = g.groups * -(-cg // tn)
+        # chunks of positions whose transposed grad_output (chunk x C_out/groups, padded to
+        # whole output blocks) stays within weight_panel_bytes (calibrated)
+        nc, nvo = panel.WEIGHT_TILE
+        ob = nvo * panel.LANES[dtype.name]
+        ogp = -(-g.og // ob) * ob
+        cols = g.groups * -(-cg // nc)
         parts = max(1, min(num_parts_for(_prod(g.out_shape) * cg, t.grain), cols))
-        ws = cols * -(-g.og // tm) * tm * tn * panel.LANES[dtype.name] * isz
-        return Plan("weight_grad", alg, g, dtype, parts, ws,
-                    (("chunk", t.weight_panel_chunk), ("tile", (tm, tn))))
+        chunk = int(max(8, t.weight_panel_bytes // (ogp * isz)))
+        ws = (cols * nc * ogp + parts * chunk * ogp) * isz
+        return Plan("weight_grad", alg, g, dtype, parts, ws, (("chunk", chunk), ("tile", (nc, ob))))
     if alg == A.MATMUL:
         tall = t.weight_matmul_tall_f8 if isz == 8 else t.weight_matmul_tall
         return Plan("weight_grad", alg, g, dtype, num_parts_for(_prod(g.out_shape) * cg, t.grain),

@@ -74,14 +74,17 @@ class Tuning:
     # them).  Layer above, 1 thread, CPU time: 256 / 512 / 1024 positions 13.8 / 12.9 /
     # 14.0 ms float32; float64 256 / 512 / 1024: 21.6 / 22.1 / 28.2.
     panel_chunk: int = 512
-    # The 1x1 weight gradient by the panel kernel (panel.panel_weight: tiles of 4 output x 6
-    # input channels, vectors along the positions, rows read in place): Intel Xeon,
-    # 8x256->64 56x56 float32, 1 thread: 16.6-20.5 ms against MATMUL 16.0-24.7 and PyTorch
-    # 10.3-15.3; float64 32-41 vs 19-27.  Calibrated per dtype against MATMUL.
-    weight_panel: bool = False
-    weight_panel_f8: bool = False
-    # Positions per chunk of panel_weight (a tile's input rows stay in L1 over the chunk).
-    weight_panel_chunk: int = 1024
+    # The 1x1 weight gradient by the panel kernel (panel.panel_weight: per chunk of positions
+    # grad_output transposed into [position][output] rows, tiles of 6 input channels x 4
+    # vectors of outputs, input rows read in place, sums in registers over the chunk).
+    # Intel Xeon, 2026-12-03, 8x256->64 56x56, 1 thread, CPU time: float32 panel 14.0-14.4
+    # ms, MATMUL 17.4-19.7, PyTorch 14.1-15.1; float64 22.5 / 25.1 / 19.2.  Calibrated per
+    # dtype against MATMUL in its calibrated orientation.
+    weight_panel: bool = True
+    weight_panel_f8: bool = True
+    # Bytes of one chunk's transposed grad_output (positions x outputs), calibrated among
+    # 128 KiB, 512 KiB and 2 MiB (a whole 56x56 map of 64 float32 outputs is 800 KiB).
+    weight_panel_bytes: int = 512 << 10
     # Otherwise: one BLAS matrix product per sample and group (MATMUL) or im2col-free GEMM
     # tiles (GEMM).  Intel Xeon, 2026-12-02, float32, 1 thread: 256->64 56x56 MATMUL 1.52
     # ms, GEMM tiles 2.30, PyTorch 1.35; 8x256->64 14x14: 0.60, 1.06, 0.52.  Calibrated.

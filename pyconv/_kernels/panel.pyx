@@ -16,8 +16,8 @@ cdef extern from "panel_kernels.h":
     const int PYCONV_PW_MR
     const int PYCONV_PW_NRF
     const int PYCONV_PW_NRD
-    const int PYCONV_PWW_MR
-    const int PYCONV_PWW_NR
+    const int PYCONV_PWW_NC
+    const int PYCONV_PWW_NVO
     const int PYCONV_PW_BYTES
     void pyconv_pw_mk_f(const float* a, const float* b, Py_ssize_t K, float* c, Py_ssize_t ldc,
                         const float* bias) noexcept nogil
@@ -25,18 +25,18 @@ cdef extern from "panel_kernels.h":
                         const double* bias) noexcept nogil
     void pyconv_pw_pack_f(const float* src, Py_ssize_t ldx, Py_ssize_t Cg, Py_ssize_t pn, float* dst) noexcept nogil
     void pyconv_pw_pack_d(const double* src, Py_ssize_t ldx, Py_ssize_t Cg, Py_ssize_t pn, double* dst) noexcept nogil
-    void pyconv_pww_mk_f(const float* dy, Py_ssize_t ldy, const float* x, Py_ssize_t ldx, Py_ssize_t npos,
-                         float* cv, int mr, int nr) noexcept nogil
-    void pyconv_pww_mk_d(const double* dy, Py_ssize_t ldy, const double* x, Py_ssize_t ldx, Py_ssize_t npos,
-                         double* cv, int mr, int nr) noexcept nogil
+    void pyconv_pww_mk_f(const float* x, Py_ssize_t ldx, int nc, const float* yt, Py_ssize_t ldt, Py_ssize_t npos,
+                         float* cv) noexcept nogil
+    void pyconv_pww_mk_d(const double* x, Py_ssize_t ldx, int nc, const double* yt, Py_ssize_t ldt, Py_ssize_t npos,
+                         double* cv) noexcept nogil
 
 
 #: output channels per register tile of panel_forward (the weight packing's block)
 MR = PYCONV_PW_MR
 #: positions per stripe of panel_forward, per dtype
 NR = {"float32": PYCONV_PW_NRF, "float64": PYCONV_PW_NRD}
-#: (output, input) channels per tile of panel_weight
-WEIGHT_TILE = (PYCONV_PWW_MR, PYCONV_PWW_NR)
+#: (input channels, vectors of output channels) per tile of panel_weight
+WEIGHT_TILE = (PYCONV_PWW_NC, PYCONV_PWW_NVO)
 #: lanes of one vector, per dtype
 LANES = {"float32": PYCONV_PW_BYTES // 4, "float64": PYCONV_PW_BYTES // 8}
 
@@ -132,85 +132,95 @@ def panel_forward(const real_t[:, :, ::1] x, const real_t[::1] wpk, const real_t
                         memcpy(&out[n, gi * Og + ob * mr + o, p0 + s * nr], tmp + o * nr, m * sizeof(real_t))
 
 
-cdef inline void pww_mk(const real_t* dy, idx_t ldy, const real_t* x, idx_t ldx, idx_t npos,
-                        real_t* cv, int mr, int nr) noexcept nogil:
+cdef inline void pww_mk(const real_t* x, idx_t ldx, int nc, const real_t* yt, idx_t ldt, idx_t npos,
+                        real_t* cv) noexcept nogil:
     if real_t is float:
-        pyconv_pww_mk_f(dy, ldy, x, ldx, npos, cv, mr, nr)
+        pyconv_pww_mk_f(x, ldx, nc, yt, ldt, npos, cv)
     else:
-        pyconv_pww_mk_d(dy, ldy, x, ldx, npos, cv, mr, nr)
+        pyconv_pww_mk_d(x, ldx, nc, yt, ldt, npos, cv)
 
 
 def panel_weight(const real_t[:, :, ::1] x, const real_t[:, :, ::1] gout, real_t[:, :, ::1] gw, idx_t groups,
                  idx_t chunk, idx_t parts, int nthreads):
     """1x1 weight gradient: gw[g, o, c] = sum_n sum_p gout[n, g*Og + o, p] x[n, g*Cg + c, p].
 
-    x: (N, C_in, P), gout: (N, C_out, P), gw: (groups, Og, Cg), overwritten.  Tiles of
-    ``WEIGHT_TILE`` (output, input) channels; the (group, input-channel tile) columns are
-    split into ``parts`` contiguous ranges, one per work unit, each summing its columns over
-    every sample and position (no partial sums to add: the bits do not depend on ``parts``
-    or the thread count).  Positions go ``chunk`` at a time: the chunk of a tile's input
-    rows stays in L1 while every output tile runs over it; each tile keeps one vector of
-    partial sums per (output, input) pair in a workspace, their lanes added once at the end
-    (fixed orders: the bits do not depend on ``chunk`` either)."""
+    x: (N, C_in, P), gout: (N, C_out, P), gw: (groups, Og, Cg), overwritten.  Positions go
+    ``chunk`` at a time: a unit copies the chunk of its group's grad_output transposed,
+    [p][o] (output channels padded to whole blocks of NVO vectors, ``WEIGHT_TILE``), then
+    tiles of NC input channels x one block of outputs run over it, reading the input rows in
+    place.  The (group, input-channel tile) columns are split into ``parts`` contiguous
+    ranges, one per work unit, each summing its columns over every sample and position in
+    the same order (no partial sums to add: the bits depend neither on ``parts``, the thread
+    count nor ``chunk``)."""
     cdef idx_t N = x.shape[0], Cin = x.shape[1], P = x.shape[2], Cout = gout.shape[1]
     cdef idx_t Cg = Cin // groups, Og = Cout // groups
-    cdef idx_t wm = PYCONV_PWW_MR, wn = PYCONV_PWW_NR
+    cdef idx_t wc = PYCONV_PWW_NC
     cdef idx_t VL = PYCONV_PW_BYTES // sizeof(real_t)
-    cdef idx_t ncs = (Cg + wn - 1) // wn, nob = (Og + wm - 1) // wm
-    cdef idx_t tv = wm * wn * VL
-    cdef idx_t cols, part, lo, hi, n, p0, pn, u, gi, cs, ob, mr, nrr, o, j, l
+    cdef idx_t ob = PYCONV_PWW_NVO * VL
+    cdef idx_t ncs = (Cg + wc - 1) // wc, nob = (Og + ob - 1) // ob, ogp = nob * ob
+    cdef idx_t tv = wc * ob
+    cdef idx_t cols, part, lo, hi, n, p0, pn, u, gi, gcur, cs, b, nc, o, j, p, tid, pb
     cdef real_t* cv
-    cdef real_t s
+    cdef real_t* yt
     cdef const real_t* yrow
-    cdef const real_t* xrow
     if gout.shape[0] != N or gout.shape[2] != P or gw.shape[0] != groups or gw.shape[1] != Og or gw.shape[2] != Cg:
         raise ValueError("panel_weight: shapes do not match")
     if Cin != groups * Cg or Cout != groups * Og:
         raise ValueError("panel_weight: channels not divisible by groups")
     if gw.shape[0] * gw.shape[1] * gw.shape[2] == 0:
         return
+    dt = np.float32 if real_t is float else np.float64
     cols = groups * ncs
-    sums_np = np.zeros(cols * nob * tv, dtype=np.float32 if real_t is float else np.float64)
-    cdef real_t[::1] sums = sums_np
-    chunk = max(VL, (chunk // VL) * VL)
+    chunk = max(1, min(chunk, P))
     parts = max(1, min(parts, cols))
+    sums_np = np.zeros(cols * nob * tv, dtype=dt)
+    # per part: the transposed chunk of grad_output (zeros in the padding outputs stay)
+    ytb_np = np.zeros((parts, chunk * ogp + 64 // sizeof(real_t)), dtype=dt)
+    cdef real_t[::1] sums = sums_np
+    cdef real_t[:, ::1] ytb = ytb_np
     for part in prange(parts, nogil=True, schedule='static', num_threads=nthreads):
         lo = part * cols // parts
         hi = (part + 1) * cols // parts
+        yt = &ytb[part, 0]
         for n in range(N):
             p0 = 0
             while p0 < P:
                 pn = P - p0
                 if pn > chunk:
                     pn = chunk
+                gcur = -1
                 for u in range(lo, hi):
                     gi = u // ncs
                     cs = u % ncs
-                    nrr = Cg - cs * wn
-                    if nrr > wn:
-                        nrr = wn
-                    xrow = &x[n, gi * Cg + cs * wn, p0]
-                    for ob in range(nob):
-                        mr = Og - ob * wm
-                        if mr > wm:
-                            mr = wm
-                        pww_mk(&gout[n, gi * Og + ob * wm, p0], P, xrow, P, pn, &sums[(u * nob + ob) * tv],
-                               <int> mr, <int> nrr)
+                    if gi != gcur:
+                        # this group's chunk of grad_output as [p][o]
+                        # (64 positions at a time: the block's rows of the copy stay in L1)
+                        gcur = gi
+                        j = 0
+                        while j < pn:
+                            pb = pn - j
+                            if pb > 64:
+                                pb = 64
+                            for o in range(Og):
+                                yrow = &gout[n, gi * Og + o, p0 + j]
+                                for p in range(pb):
+                                    yt[(j + p) * ogp + o] = yrow[p]
+                            j = j + pb
+                    nc = Cg - cs * wc
+                    if nc > wc:
+                        nc = wc
+                    for b in range(nob):
+                        pww_mk(&x[n, gi * Cg + cs * wc, p0], P, <int> nc, yt + b * ob, ogp, pn,
+                               &sums[(u * nob + b) * tv])
                 p0 = p0 + pn
-    # lanes added in order, pairs past the channels dropped
     for u in range(cols):
         gi = u // ncs
         cs = u % ncs
-        for ob in range(nob):
-            for o in range(wm):
-                if ob * wm + o >= Og:
+        for b in range(nob):
+            for j in range(wc):
+                if cs * wc + j >= Cg:
                     break
-                for j in range(wn):
-                    if cs * wn + j >= Cg:
+                for o in range(ob):
+                    if b * ob + o >= Og:
                         break
-                    cv = &sums[(u * nob + ob) * tv + (o * wn + j) * VL]
-                    s = 0
-                    for l in range(VL):
-                        s = s + cv[l]
-                    gw[gi, ob * wm + o, cs * wn + j] = s
-
+                    gw[gi, b * ob + o, cs * wc + j] = sums[(u * nob + b) * tv + j * ob + o]

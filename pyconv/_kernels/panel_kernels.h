@@ -9,12 +9,13 @@
    MR broadcasts and MR*NV FMAs (AVX-512: 8 x 3 vectors = 24 of the 32 registers; with 16
    registers 4 x 3).
 
-   Weight gradient: dw[o, c] += sum_p dy[o, p] x[c, p] over a chunk of positions read in
-   place (rows of both operands are contiguous in p): a tile of PYCONV_PWW_MR outputs x
-   PYCONV_PWW_NR input channels keeps one vector of partial sums per pair; per vector of
-   positions MR + NR loads and MR*NR FMAs, no broadcasts; the vectors of partial sums go to
-   memory between chunks and their lanes are added once at the end (fixed orders: the bits
-   depend on neither the chunk nor the thread count). */
+   Weight gradient: dw[o, c] = sum_p dy[o, p] x[c, p], the same form with the positions as
+   the reduction: per chunk of positions the caller transposes grad_output into rows of
+   output channels ([p][o], in L1); a tile of PYCONV_PWW_NC input channels x PYCONV_PWW_NVO
+   vectors of output channels takes per position NVO vector loads of that copy and NC
+   broadcasts from the input rows read in place (each input element is read once per block
+   of NVO vectors of outputs).  The sums go to a small workspace between chunks (fixed
+   order: the bits depend on neither the chunk nor the thread count). */
 #ifndef PYCONV_PANEL_KERNELS_H
 #define PYCONV_PANEL_KERNELS_H
 #include <string.h>
@@ -22,18 +23,18 @@
 #if defined(__AVX512F__)
 #define PYCONV_PW_BYTES 64
 #define PYCONV_PW_MR 8
-#define PYCONV_PWW_MR 4
-#define PYCONV_PWW_NR 6
+#define PYCONV_PWW_NC 6
+#define PYCONV_PWW_NVO 4
 #elif defined(__AVX__)
 #define PYCONV_PW_BYTES 32
 #define PYCONV_PW_MR 4
-#define PYCONV_PWW_MR 3
-#define PYCONV_PWW_NR 4
+#define PYCONV_PWW_NC 3
+#define PYCONV_PWW_NVO 4
 #else
 #define PYCONV_PW_BYTES 16
 #define PYCONV_PW_MR 4
-#define PYCONV_PWW_MR 3
-#define PYCONV_PWW_NR 4
+#define PYCONV_PWW_NC 3
+#define PYCONV_PWW_NVO 4
 #endif
 #define PYCONV_PW_NV 3
 #define PYCONV_PW_NRF (PYCONV_PW_NV * PYCONV_PW_BYTES / 4)
@@ -65,33 +66,27 @@ static void NAME(const T *restrict a, const T *restrict b, Py_ssize_t K, T *rest
         for (int v = 0; v < NV; v++) memcpy(c + o * ldc + v * VL, &acc[o][v], sizeof(VT)); \
 }
 
-/* dy: mr <= MR rows, x: nr <= NR rows (row strides ldy, ldx), npos positions; cv: the
-   tile's MR x NR vectors of partial sums (lane l sums the positions = l mod VL), continued.
-   Rows past mr / nr repeat the last valid one (their sums land in slots the caller drops).
-   Positions past the last whole vector add into the first lanes one by one. */
+/* x: nc <= NC input-channel rows (row stride ldx; rows past nc repeat the last one, their
+   sums land in slots the caller drops), yt: npos rows of grad_output transposed (row stride
+   ldt, NVO vectors of output channels each); cv: the tile's NC x NVO vectors of sums,
+   continued: cv[c][o] += sum_p x[c][p] yt[p][o] */
 #define PYCONV_PWW_MK(T, VT, NAME) \
-static void NAME(const T *restrict dy, Py_ssize_t ldy, const T *restrict x, Py_ssize_t ldx, \
-                 Py_ssize_t npos, T *restrict cv, int mr, int nr) { \
-    enum { VL = sizeof(VT) / sizeof(T), MR = PYCONV_PWW_MR, NR = PYCONV_PWW_NR }; \
-    VT acc[MR][NR]; \
-    const T *yr[MR], *xr[NR]; \
-    for (int o = 0; o < MR; o++) yr[o] = dy + (o < mr ? o : mr - 1) * ldy; \
-    for (int j = 0; j < NR; j++) xr[j] = x + (j < nr ? j : nr - 1) * ldx; \
-    Py_ssize_t pv = npos - npos % VL; \
-    for (int o = 0; o < MR; o++) for (int j = 0; j < NR; j++) memcpy(&acc[o][j], cv + (o * NR + j) * VL, sizeof(VT)); \
-    for (Py_ssize_t p = 0; p < pv; p += VL) { \
-        VT yv[MR]; \
-        for (int o = 0; o < MR; o++) memcpy(&yv[o], yr[o] + p, sizeof(VT)); \
-        for (int j = 0; j < NR; j++) { \
-            VT xv; \
-            memcpy(&xv, xr[j] + p, sizeof(VT)); \
-            for (int o = 0; o < MR; o++) acc[o][j] += yv[o] * xv; \
+static void NAME(const T *restrict x, Py_ssize_t ldx, int nc, const T *restrict yt, Py_ssize_t ldt, \
+                 Py_ssize_t npos, T *restrict cv) { \
+    enum { VL = sizeof(VT) / sizeof(T), NC = PYCONV_PWW_NC, NVO = PYCONV_PWW_NVO }; \
+    VT acc[NC][NVO]; \
+    const T *xr[NC]; \
+    for (int c = 0; c < NC; c++) xr[c] = x + (c < nc ? c : nc - 1) * ldx; \
+    for (int c = 0; c < NC; c++) for (int v = 0; v < NVO; v++) memcpy(&acc[c][v], cv + (c * NVO + v) * VL, sizeof(VT)); \
+    for (Py_ssize_t p = 0; p < npos; p++) { \
+        VT yv[NVO]; \
+        for (int v = 0; v < NVO; v++) memcpy(&yv[v], yt + p * ldt + v * VL, sizeof(VT)); \
+        for (int c = 0; c < NC; c++) { \
+            T xs = xr[c][p]; \
+            for (int v = 0; v < NVO; v++) acc[c][v] += xs * yv[v]; \
         } \
     } \
-    for (int o = 0; o < MR; o++) for (int j = 0; j < NR; j++) memcpy(cv + (o * NR + j) * VL, &acc[o][j], sizeof(VT)); \
-    for (Py_ssize_t p = pv; p < npos; p++) \
-        for (int o = 0; o < MR; o++) for (int j = 0; j < NR; j++) \
-            cv[(o * NR + j) * VL + (p - pv)] += yr[o][p] * xr[j][p]; \
+    for (int c = 0; c < NC; c++) for (int v = 0; v < NVO; v++) memcpy(cv + (c * NVO + v) * VL, &acc[c][v], sizeof(VT)); \
 }
 #else
 #define PYCONV_PW_MK(T, VT, NAME) \
@@ -102,12 +97,10 @@ static void NAME(const T *a, const T *b, Py_ssize_t K, T *c, Py_ssize_t ldc, con
         for (int o = 0; o < MR; o++) for (int j = 0; j < NR; j++) c[o * ldc + j] += a[k * MR + o] * b[k * NR + j]; \
 }
 #define PYCONV_PWW_MK(T, VT, NAME) \
-static void NAME(const T *dy, Py_ssize_t ldy, const T *x, Py_ssize_t ldx, Py_ssize_t npos, T *cv, \
-                 int mr, int nr) { \
-    enum { VL = PYCONV_PW_BYTES / sizeof(T), MR = PYCONV_PWW_MR, NR = PYCONV_PWW_NR }; \
+static void NAME(const T *x, Py_ssize_t ldx, int nc, const T *yt, Py_ssize_t ldt, Py_ssize_t npos, T *cv) { \
+    enum { NC = PYCONV_PWW_NC, NO = PYCONV_PWW_NVO * PYCONV_PW_BYTES / sizeof(T) }; \
     for (Py_ssize_t p = 0; p < npos; p++) \
-        for (int o = 0; o < mr; o++) for (int j = 0; j < nr; j++) \
-            cv[(o * NR + j) * VL + p % VL] += dy[o * ldy + p] * x[j * ldx + p]; \
+        for (int c = 0; c < nc; c++) for (int o = 0; o < NO; o++) cv[c * NO + o] += x[c * ldx + p] * yt[p * ldt + o]; \
 }
 #endif
 /* the forward's copy of a chunk: pn positions of Cg rows (row stride ldx) into stripes of NR,
