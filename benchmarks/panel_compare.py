@@ -3,7 +3,9 @@ the forward on pyconv's default plan, forced 'panel', 'pointwise' (the previous 
 'matmul', and PyTorch; the weight gradient on 'panel', 'matmul' and PyTorch.  Wall time,
 medians of REPS rounds, every candidate timed once per round in turn.
 
-usage: PYTHONPATH=. REPS=15 python benchmarks/panel_compare.py THREADS DTYPE
+usage: PYTHONPATH=. REPS=15 [CLOCK=cpu] python benchmarks/panel_compare.py THREADS DTYPE
+(CLOCK=cpu: the calling thread's CPU time, for 1 thread on a shared machine: both libraries
+then run on the calling thread, and time other processes take is not counted)
 (results: benchmarks/results/nn-2026-12-03-pw-intel.txt)
 """
 import os
@@ -19,6 +21,7 @@ from pyconv._engine import plan as _plan
 
 thr, dt = int(sys.argv[1]), sys.argv[2]
 reps = int(os.environ.get("REPS", "15"))
+clock = time.thread_time if os.environ.get("CLOCK") == "cpu" else time.perf_counter
 torch.set_num_threads(thr)
 pyconv.set_num_threads(thr)
 rng = np.random.default_rng(0)
@@ -48,11 +51,11 @@ for f in cands.values():
 times = {k: [] for k in cands}
 for _ in range(reps):
     for k, f in cands.items():
-        t0 = time.perf_counter()
+        t0 = clock()
         f()
-        times[k].append(time.perf_counter() - t0)
+        times[k].append(clock() - t0)
 med = {k: 1e3 * float(np.median(v)) for k, v in times.items()}
-print(f"threads={thr} dtype={dt} reps={reps} default fwd={pyconv.explain(nn.conv2d, x, w).algorithm} "
+print(f"threads={thr} dtype={dt} reps={reps} clock={os.environ.get('CLOCK', 'wall')} default fwd={pyconv.explain(nn.conv2d, x, w).algorithm} "
       f"wgt={pyconv.explain(grad.conv2d_weight, x, w.shape, go).algorithm}")
 for op in ("fwd", "wgt"):
     t = med[f"{op} torch"]
