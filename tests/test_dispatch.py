@@ -75,7 +75,9 @@ def test_transposed_and_gradient_choices():
     go2 = rand(rng, (2, 16, 5, 5), F32)
     assert pyconv.explain(grad.conv2d_input, x.shape, w, go2, stride=2, padding=1).algorithm == "transposed"
     assert pyconv.explain(grad.conv2d_weight, x, (16, 1, 3, 3), go, padding=1, groups=16).algorithm == "thin"
-    assert pyconv.explain(grad.conv2d_weight, x, (8, 16, 1, 1), go[:, :8]).algorithm == "matmul"
+    assert pyconv.explain(grad.conv2d_weight, x, (8, 16, 1, 1), go[:, :8]).algorithm == "panel"
+    with tuning.override(weight_panel=False):
+        assert pyconv.explain(grad.conv2d_weight, x, (8, 16, 1, 1), go[:, :8]).algorithm == "matmul"
     plans = pyconv.explain(grad.conv2d_backward, go, x, w, padding=1)
     assert [p.op for p in plans] == ["input_grad", "weight_grad"]
     assert plans.algorithm == "flip_conv+dense"
