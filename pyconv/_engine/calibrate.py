@@ -37,7 +37,7 @@ MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_max_k", 
             "thin_max_cg_og", "phases_min_positions", "phases_max_k", "pointwise_chunk", "pointwise_direct",
             "pointwise_direct_expand", "pointwise_direct_f8", "pointwise_direct_expand_f8", "pointwise_matmul",
             "pointwise_panel", "pointwise_panel_expand", "pointwise_panel_f8", "pointwise_panel_expand_f8",
-            "weight_panel", "weight_panel_f8", "weight_panel_bytes",
+            "weight_panel", "weight_panel_f8", "weight_panel_bytes", "weight_panel_bytes_f8",
             "weight_matmul_tall", "weight_matmul_tall_f8", "dense_wblock_bytes",
             "direct_ns_f4", "direct_ns_f8", "direct_ns_1d_f4", "direct_ns_1d_f8", "direct_tap_ns",
             "direct_border_ns", "direct_pad_ns", "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor",
@@ -441,19 +441,23 @@ def measure():
                 m[field + "_s"] = ts = _best_of([_forced(A.MATMUL, wgt, **{field: tall}) for tall in (False, True)],
                                                 reps=3)
             values[field] = bool(ts[1] < ts[0])
-            if dt == np.float32:
-                # the panel kernel's chunk: its transposed grad_output within 128 KiB, 512 KiB
-                # or 2 MiB (512, 2048 or all 3136 positions here; Intel Xeon 8 samples float32:
-                # 14.8 / 14.4 / 14.0 ms, float64 at 512 KiB 22.5, at 2 MiB 28.1)
-                chunk_bytes = (128 << 10, 512 << 10, 2 << 20)
-                m["weight_panel_bytes_s"] = tb = _best_of([_forced(A.PANEL, wgt, weight_panel_bytes=b)
-                                                           for b in chunk_bytes], reps=3)
-                values["weight_panel_bytes"] = chunk_bytes[int(np.argmin(tb))]
+            # the panel kernel's chunk, per dtype: its transposed grad_output within 128 KiB,
+            # 512 KiB or 2 MiB (float32: 512, 2048 or all 3136 positions here; Intel Xeon 8
+            # samples float32: 14.8 / 14.4 / 14.0 ms, float64 at 512 KiB 22.5, at 2 MiB 28.1)
+            bfield = "weight_panel_bytes" + ("_f8" if dt == np.float64 else "")
+            chunk_bytes = (128 << 10, 512 << 10, 2 << 20)
+            m[bfield + "_s"] = tb = _best_of([_forced(A.PANEL, wgt, **{bfield: b}) for b in chunk_bytes], reps=3)
+            values[bfield] = chunk_bytes[int(np.argmin(tb))]
             # then the panel kernel against the BLAS products in the orientation chosen
-            # (weight_panel / weight_panel_f8)
+            # (weight_panel / weight_panel_f8), on two samples: each part of the panel kernel
+            # transposes grad_output once per sample, which one sample at 2 threads overweighs
+            # (Intel Xeon float32, 1 sample: panel 2.34 vs 2.19 ms; 8 samples 11.4 vs 12.2)
+            x2 = _data(rng, (2, 256, 56, 56), dt)
+            go2 = _data(rng, (2, 64, 56, 56), dt)
+            wgt2 = lambda x=x2, go=go2: grad.conv2d_weight(x, (64, 256, 1, 1), go)  # noqa: E731
             with threads(_default_threads()):
-                tp = _best_of([_forced(A.MATMUL, wgt, **{field: values[field]}),
-                               _forced(A.PANEL, wgt, weight_panel_bytes=values["weight_panel_bytes"])], reps=3)
+                tp = _best_of([_forced(A.MATMUL, wgt2, **{field: values[field]}),
+                               _forced(A.PANEL, wgt2, **{bfield: values[bfield]})], reps=3)
             m[field.replace("matmul_tall", "panel") + "_s"] = tp
             values[field.replace("matmul_tall", "panel")] = bool(tp[1] < tp[0])
 

@@ -893,7 +893,7 @@ def _weight_plan(g, dtype, alg, dense, t):
         ogp = -(-g.og // ob) * ob
         cols = g.groups * -(-cg // nc)
         parts = max(1, min(num_parts_for(_prod(g.out_shape) * cg, t.grain), cols))
-        chunk = int(max(8, t.weight_panel_bytes // (ogp * isz)))
+        chunk = int(max(8, (t.weight_panel_bytes_f8 if isz == 8 else t.weight_panel_bytes) // (ogp * isz)))
         ws = (cols * nc * ogp + parts * chunk * ogp) * isz
         return Plan("weight_grad", alg, g, dtype, parts, ws, (("chunk", chunk), ("tile", (nc, ob))))
     if alg == A.MATMUL:

@@ -82,9 +82,10 @@ class Tuning:
     # dtype against MATMUL in its calibrated orientation.
     weight_panel: bool = True
     weight_panel_f8: bool = True
-    # Bytes of one chunk's transposed grad_output (positions x outputs), calibrated among
-    # 128 KiB, 512 KiB and 2 MiB (a whole 56x56 map of 64 float32 outputs is 800 KiB).
+    # Bytes of one chunk's transposed grad_output (positions x outputs), calibrated per dtype
+    # among 128 KiB, 512 KiB and 2 MiB (a whole 56x56 map of 64 float32 outputs is 800 KiB).
     weight_panel_bytes: int = 512 << 10
+    weight_panel_bytes_f8: int = 512 << 10
     # Otherwise: one BLAS matrix product per sample and group (MATMUL) or im2col-free GEMM
     # tiles (GEMM).  Intel Xeon, 2026-12-02, float32, 1 thread: 256->64 56x56 MATMUL 1.52
     # ms, GEMM tiles 2.30, PyTorch 1.35; 8x256->64 14x14: 0.60, 1.06, 0.52.  Calibrated.
