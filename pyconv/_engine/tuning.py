@@ -72,7 +72,8 @@ class Tuning:
     # Float32 positions per work unit of the panel kernel (float64: half as many, the same
     # bytes per row; the stripes stay in L2 while every block of output channels runs over
     # them).  Layer above, 1 thread, CPU time: 256 / 512 / 1024 positions 13.8 / 12.9 /
-    # 14.0 ms float32; float64 256 / 512 / 1024: 21.6 / 22.1 / 28.2.
+    # 14.0 ms float32; float64 256 / 512 / 1024: 21.6 / 22.1 / 28.2.  Calibrated among
+    # 256, 512 and 1024 (float32, one sample).
     panel_chunk: int = 512
     # The 1x1 weight gradient by the panel kernel (panel.panel_weight: per chunk of positions
     # grad_output transposed into [position][output] rows, tiles of 6 input channels x 4
