@@ -400,7 +400,7 @@ def measure():
         # per work unit (Intel Xeon, 8 samples, CPU time: 13.8 / 12.9 / 14.0 ms)
         panel_chunks = (256, 512, 1024)
         m["panel_chunks"] = list(panel_chunks)
-        m["panel_chunk_s"] = _best_of([_forced(A.PANEL, layer, panel_chunk=c) for c in panel_chunks])
+        m["panel_chunk_s"] = _best_of([_forced(A.PANEL, layer, panel_chunk=c) for c in panel_chunks], reps=3)
         values["panel_chunk"] = panel_chunks[int(np.argmin(m["panel_chunk_s"]))]
 
         # then the dense kernel in place against GEMM tiles and one BLAS product, on a
@@ -454,7 +454,7 @@ def measure():
             # samples float32: 14.8 / 14.4 / 14.0 ms, float64 at 512 KiB 22.5, at 2 MiB 28.1)
             bfield = "weight_panel_bytes" + ("_f8" if dt == np.float64 else "")
             chunk_bytes = (128 << 10, 512 << 10, 2 << 20)
-            m[bfield + "_s"] = tb = _best_of([_forced(A.PANEL, wgt, **{bfield: b}) for b in chunk_bytes], reps=3)
+            m[bfield + "_s"] = tb = _best_of([_forced(A.PANEL, wgt, **{bfield: b}) for b in chunk_bytes], reps=2)
             values[bfield] = chunk_bytes[int(np.argmin(tb))]
             # then the panel kernel against the BLAS products in the orientation chosen
             # (weight_panel / weight_panel_f8), on two samples: each part of the panel kernel
@@ -465,7 +465,7 @@ def measure():
             wgt2 = lambda x=x2, go=go2: grad.conv2d_weight(x, (64, 256, 1, 1), go)  # noqa: E731
             with threads(_default_threads()):
                 tp = _best_of([_forced(A.MATMUL, wgt2, **{field: values[field]}),
-                               _forced(A.PANEL, wgt2, **{bfield: values[bfield]})], reps=3)
+                               _forced(A.PANEL, wgt2, **{bfield: values[bfield]})], reps=2)
             m[field.replace("matmul_tall", "panel") + "_s"] = tp
             values[field.replace("matmul_tall", "panel")] = bool(tp[1] < tp[0])
 
