@@ -33,7 +33,7 @@ def _conv_case(x, w, **kw):
 @pytest.mark.parametrize("args,kw,expected", [
     (*_conv_case((2, 16, 20, 20), (32, 16, 3, 3), padding=1), "dense_oc"),
     (*_conv_case((2, 16, 20, 20), (32, 16, 3, 3), stride=2, padding=1), "dense_oc"),
-    (*_conv_case((2, 64, 14, 14), (32, 64, 1, 1)), "pointwise"),
+    (*_conv_case((2, 64, 14, 14), (32, 64, 1, 1)), "panel"),
     (*_conv_case((2, 8, 20, 20), (8, 1, 3, 3), padding=1, groups=8), "thin_reg"),
     (*_conv_case((2, 8, 20, 6), (8, 1, 3, 3), padding=1, groups=8), "thin_s1"),
     (*_conv_case((2, 8, 20, 20), (8, 1, 3, 3), stride=2, padding=1, groups=8), "thin_row"),
@@ -76,7 +76,9 @@ def test_transposed_and_gradient_choices():
     go2 = rand(rng, (2, 16, 5, 5), F32)
     assert pyconv.explain(grad.conv2d_input, x.shape, w, go2, stride=2, padding=1).algorithm == "transposed"
     assert pyconv.explain(grad.conv2d_weight, x, (16, 1, 3, 3), go, padding=1, groups=16).algorithm == "thin"
-    assert pyconv.explain(grad.conv2d_weight, x, (8, 16, 1, 1), go[:, :8]).algorithm == "matmul"
+    assert pyconv.explain(grad.conv2d_weight, x, (8, 16, 1, 1), go[:, :8]).algorithm == "panel"
+    with tuning.override(weight_panel=False):
+        assert pyconv.explain(grad.conv2d_weight, x, (8, 16, 1, 1), go[:, :8]).algorithm == "matmul"
     plans = pyconv.explain(grad.conv2d_backward, go, x, w, padding=1)
     assert [p.op for p in plans] == ["input_grad", "weight_grad"]
     assert plans.algorithm == "flip_conv+dense"

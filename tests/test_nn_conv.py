@@ -579,7 +579,8 @@ def test_small_workspace_tiles(case):
     rng = np.random.default_rng(19)
     with tuning.override(tile_bytes=1, workspace_bytes=1, pointwise_direct=False, pointwise_direct_expand=False,
                          pointwise_direct_f8=False, pointwise_direct_expand_f8=False, pointwise_matmul=False,
-                         dense_oc=False, dense_oc_f8=False):
+                         pointwise_panel=False, pointwise_panel_expand=False, pointwise_panel_f8=False,
+                         pointwise_panel_expand_f8=False, dense_oc=False, dense_oc_f8=False):
         for dtype in (np.float32, np.float64):
             x = rand(rng, case["x"], dtype)
             w = rand(rng, case["w"], dtype)

@@ -229,7 +229,8 @@ def test_pointwise_weight_gradient_orientations(dtype, tol, cout, cin):
     want = np.einsum("nohw,nchw->oc", go.astype(np.float64), x.astype(np.float64))[:, :, None, None]
     scale = np.abs(want).max()
     for tall in (False, True):
-        with tuning.override(weight_matmul_tall=tall, weight_matmul_tall_f8=tall):
+        with tuning.override(weight_matmul_tall=tall, weight_matmul_tall_f8=tall, weight_panel=False,
+                             weight_panel_f8=False):
             got = pyconv.grad.conv2d_weight(x, (cout, cin, 1, 1), go)
             plan = pyconv.explain(pyconv.grad.conv2d_weight, x, (cout, cin, 1, 1), go)
         assert plan.algorithm == "matmul" and dict(plan.tiles).get("transposed", 0) == int(tall and cin > cout)

@@ -36,6 +36,8 @@ MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_max_k", 
             "dense_oc", "dense_oc_f8", "dense_oc_min_positions", "dense_oc_max_k",
             "thin_max_cg_og", "thin_s1_max_cg_og", "thin_reg_min_ow", "phases_min_positions", "phases_max_k", "pointwise_chunk", "pointwise_direct",
             "pointwise_direct_expand", "pointwise_direct_f8", "pointwise_direct_expand_f8", "pointwise_matmul",
+            "pointwise_panel", "pointwise_panel_expand", "pointwise_panel_f8", "pointwise_panel_expand_f8",
+            "weight_panel", "weight_panel_f8", "weight_panel_bytes", "weight_panel_bytes_f8", "panel_chunk",
             "weight_matmul_tall", "weight_matmul_tall_f8", "dense_wblock_bytes",
             "direct_ns_f4", "direct_ns_f8", "direct_ns_1d_f4", "direct_ns_1d_f8", "direct_tap_ns",
             "direct_border_ns", "direct_pad_ns", "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor",
@@ -422,6 +424,13 @@ def measure():
         m["pointwise_chunk_s"] = _best_of([_forced(A.POINTWISE, layer, pointwise_chunk=c) for c in chunks])
         values["pointwise_chunk"] = chunks[int(np.argmin(m["pointwise_chunk_s"]))]
 
+        # the panel kernel's chunk: 256, 512 or 1024 float32 positions of every input channel
+        # per work unit (Intel Xeon, 8 samples, CPU time: 13.8 / 12.9 / 14.0 ms)
+        panel_chunks = (256, 512, 1024)
+        m["panel_chunks"] = list(panel_chunks)
+        m["panel_chunk_s"] = _best_of([_forced(A.PANEL, layer, panel_chunk=c) for c in panel_chunks], reps=3)
+        values["panel_chunk"] = panel_chunks[int(np.argmin(m["panel_chunk_s"]))]
+
         # then the dense kernel in place against GEMM tiles and one BLAS product, on a
         # layer that reduces the channels and on one that expands them, in both dtypes
         # (56x56, one sample: an input beyond L2, as in the networks' middle layers).
@@ -438,11 +447,13 @@ def measure():
                 wc = _data(rng, (cout, cin, 1, 1), dt)
 
                 def one(alg, x=x, wc=wc):
-                    return _forced(alg, lambda: nn.conv2d(x, wc), pointwise_chunk=values["pointwise_chunk"])
+                    return _forced(alg, lambda: nn.conv2d(x, wc), pointwise_chunk=values["pointwise_chunk"],
+                                   panel_chunk=values["panel_chunk"])
+                # the packed-panel kernel last (pointwise_panel: it against every other choice)
                 if dt == np.float32:
-                    algs = (A.POINTWISE, A.MATMUL, A.GEMM)
+                    algs = (A.POINTWISE, A.MATMUL, A.GEMM, A.PANEL)
                 else:
-                    algs = (A.POINTWISE, A.MATMUL if values["pointwise_matmul"] else A.GEMM)
+                    algs = (A.POINTWISE, A.MATMUL if values["pointwise_matmul"] else A.GEMM, A.PANEL)
                 pw[np.dtype(dt).itemsize, cin > cout] = _best_of([one(a) for a in algs], reps=4)
         m["pointwise_s"] = {f"{8 * k[0]}bit_{'reduce' if k[1] else 'expand'}": v for k, v in pw.items()}
         blas = 1 if values["pointwise_matmul"] else 2
@@ -450,6 +461,7 @@ def measure():
             for reduces, name in ((True, "pointwise_direct"), (False, "pointwise_direct_expand")):
                 ts = pw[isz, reduces]
                 values[name + suffix] = bool(ts[0] <= ts[blas if isz == 4 else 1])
+                values[name.replace("direct", "panel") + suffix] = bool(ts[-1] <= min(ts[:-1]))
 
         # the 1x1 weight gradient's BLAS products, per dtype: dW (C_out rows) or the
         # transpose of x dy^T (C_in rows), on a layer that reduces the channels, 256->64
@@ -465,6 +477,25 @@ def measure():
                 m[field + "_s"] = ts = _best_of([_forced(A.MATMUL, wgt, **{field: tall}) for tall in (False, True)],
                                                 reps=3)
             values[field] = bool(ts[1] < ts[0])
+            # the panel kernel's chunk, per dtype: its transposed grad_output within 128 KiB,
+            # 512 KiB or 2 MiB (float32: 512, 2048 or all 3136 positions here; Intel Xeon 8
+            # samples float32: 14.8 / 14.4 / 14.0 ms, float64 at 512 KiB 22.5, at 2 MiB 28.1)
+            bfield = "weight_panel_bytes" + ("_f8" if dt == np.float64 else "")
+            chunk_bytes = (128 << 10, 512 << 10, 2 << 20)
+            m[bfield + "_s"] = tb = _best_of([_forced(A.PANEL, wgt, **{bfield: b}) for b in chunk_bytes], reps=2)
+            values[bfield] = chunk_bytes[int(np.argmin(tb))]
+            # then the panel kernel against the BLAS products in the orientation chosen
+            # (weight_panel / weight_panel_f8), on two samples: each part of the panel kernel
+            # transposes grad_output once per sample, which one sample at 2 threads overweighs
+            # (Intel Xeon float32, 1 sample: panel 2.34 vs 2.19 ms; 8 samples 11.4 vs 12.2)
+            x2 = _data(rng, (2, 256, 56, 56), dt)
+            go2 = _data(rng, (2, 64, 56, 56), dt)
+            wgt2 = lambda x=x2, go=go2: grad.conv2d_weight(x, (64, 256, 1, 1), go)  # noqa: E731
+            with threads(_default_threads()):
+                tp = _best_of([_forced(A.MATMUL, wgt2, **{field: values[field]}),
+                               _forced(A.PANEL, wgt2, **{bfield: values[bfield]})], reps=2)
+            m[field.replace("matmul_tall", "panel") + "_s"] = tp
+            values[field.replace("matmul_tall", "panel")] = bool(tp[1] < tp[0])
 
         # strided input gradients (transposed convolutions): the dense kernel per output
         # phase against GEMM + col2im, by positions per phase (32 channels, batch 4) and

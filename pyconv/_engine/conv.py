@@ -17,7 +17,7 @@ from pyconv._engine import plan as _plan
 from pyconv._engine import tuning as _tuning
 from pyconv._engine.geometry import ConvGeometry, conv_geometry, prune, transposed_geometry
 from pyconv._engine.plan import Algorithm as A, Plan
-from pyconv._kernels import dense_direct, grad_direct, nn_gemm, resampling, thin_direct
+from pyconv._kernels import dense_direct, grad_direct, nn_gemm, panel, resampling, thin_direct
 from pyconv._threads import blas_single_thread, num_parts_for, num_threads_for, team_size
 from pyconv._utils import nn_check_gemm_dims, nn_pad_maps
 
@@ -124,6 +124,14 @@ _NO_TABLE.setflags(write=False)
 def _table_of(p):
     """The GEMM plan's cached im2col gather table (a placeholder when it walks rows)."""
     return _NO_TABLE if p.data is None else p.data
+
+
+def pointwise_panel(reduces, itemsize, t):
+    """Whether the packed-panel kernel (plan 'panel') runs a 1x1 layer that reduces the
+    channels (``reduces``) or not, in a dtype of ``itemsize`` bytes."""
+    if itemsize == 8:
+        return t.pointwise_panel_f8 if reduces else t.pointwise_panel_expand_f8
+    return t.pointwise_panel if reduces else t.pointwise_panel_expand
 
 
 def pointwise_direct(reduces, itemsize, t):
@@ -322,6 +330,8 @@ def plan_forward(g, dtype, allow_prune=True):
             default = A.THIN_PHASE
         else:
             default = A.THIN_ROW
+    elif g.is_pointwise and pointwise_panel(og < cg, isz, t):
+        default = A.PANEL
     elif g.is_pointwise and pointwise_direct(og < cg, isz, t):
         default = A.POINTWISE
     elif g.is_pointwise and t.pointwise_matmul:
@@ -337,7 +347,7 @@ def plan_forward(g, dtype, allow_prune=True):
                     and _prod(g.out) >= t.dense_min_positions and cg * kvol <= t.dense_max_k):
                 default = A.DENSE
     cands = ([A.THIN_PHASE, A.THIN_ROW, A.DENSE, A.GEMM] + [A.THIN_S1, A.THIN_REG] * s1
-             + [A.POINTWISE, A.MATMUL] * g.is_pointwise + [A.DENSE_OC] * (not g.is_pointwise))
+             + [A.POINTWISE, A.MATMUL, A.PANEL] * g.is_pointwise + [A.DENSE_OC] * (not g.is_pointwise))
     alg = _plan.pick(default, cands)
     nonfinite = None
     if alg == A.THIN_ROW and g.is_padded:
@@ -475,6 +485,18 @@ def _forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite=None):
         tiles = (("rows", rows), ("cols", cols), ("cblock", cblock), ("lanes", B))
         data = Launch(g.out_shape, x5, w5, o5, kernel(dense_direct.dense_oc, dtype),
                       (kernel_geo(g.sp3, g.o3, g.k3, g.s3, g.d3, g.pb3), g.groups, B, rows, cols, cblock))
+    elif alg == A.PANEL:
+        # 1x1, stride 1, unpadded: per (sample, group, chunk of positions) stripes copied from
+        # the input, blocks of panel.MR output channels swept over them
+        # panel_chunk positions of float32: the same bytes per row in float64
+        nr = panel.NR[dtype.name]
+        chunk = max(nr, t.panel_chunk * 4 // isz // nr * nr)
+        nthreads = max(1, min(nthreads, g.n * g.groups * -(-_prod(g.o3) // chunk)))
+        mr = panel.MR
+        ws = nthreads * (cg * chunk + mr * nr) * isz + g.groups * -(-og // mr) * cg * mr * isz
+        tiles = (("chunk", chunk), ("mr", mr), ("nr", nr))
+        data = Launch(g.out_shape, (g.n, g.cin, -1), w5, (g.n, g.cout, -1), kernel(panel.panel_forward, dtype),
+                      (g.groups, chunk))
     elif alg == A.MATMUL:
         # 1x1, stride 1, unpadded: out[n, group] = W[group] x[n, group], one BLAS call
         data = Launch(g.out_shape, (g.n, g.groups, cg, -1), (g.groups, og, cg), (g.n, g.groups, og, -1), None, ())
@@ -568,6 +590,14 @@ def forward(p, x, w, b):
         geo, groups, B, rows, cols, cblock = L.args
         _plan.run(p, L.kernel, x.reshape(L.x_view), geo, pack_weight_blocks(w, groups, B, team, _tuning.active()), bvec,
                   has_b, out.reshape(L.out_view), groups, B, rows, cols, cblock, team)
+    elif alg == A.PANEL:
+        groups, chunk = L.args
+        mr = panel.MR
+        bpad = np.zeros((groups, -(-g.og // mr) * mr), dtype=p.dtype)
+        if has_b:
+            bpad[:, :g.og] = bvec.reshape(groups, g.og)
+        _plan.run(p, L.kernel, x.reshape(L.x_view), pack_weight_blocks(w, groups, mr, team, _tuning.active()), bpad,
+                  has_b, out.reshape(L.out_view), groups, chunk, team)
     elif alg == A.MATMUL:
         o4 = out.reshape(L.out_view)
         with blas_single_thread(team):
@@ -847,9 +877,13 @@ def plan_weight_grad(g, dtype, allow_prune=True):
     t = _tuning.active()
     isz = dtype.itemsize
     cg, og, kvol = g.cg, g.og, g.kvol
-    cands = [A.THIN, A.GEMM] + [A.DENSE] * (not g.is_pointwise) + [A.MATMUL] * _grad_pointwise(g)
+    panel_ok = g.is_pointwise and tuple(g.spatial) == tuple(g.out)
+    cands = ([A.THIN, A.GEMM] + [A.DENSE] * (not g.is_pointwise) + [A.MATMUL] * _grad_pointwise(g)
+             + [A.PANEL] * panel_ok)
     dense = None
-    if _grad_pointwise(g):
+    if panel_ok and (t.weight_panel_f8 if isz == 8 else t.weight_panel):
+        default = A.PANEL
+    elif _grad_pointwise(g):
         default = A.MATMUL
     elif g.stride[-1] == 1 and (cg == 1 or og < t.dense_min_og):
         # thin groups: grad_direct's kernel (its strided rows run scalar: GEMM wins there)
@@ -868,6 +902,19 @@ def plan_weight_grad(g, dtype, allow_prune=True):
 def _weight_plan(g, dtype, alg, dense, t):
     isz = dtype.itemsize
     cg, kvol = g.cg, g.kvol
+    if alg == A.PANEL:
+        # columns of (group, input-channel tile) split into parts; each part sums its columns
+        # over every sample and position (the bits do not depend on the split)
+        # chunks of positions whose transposed grad_output (chunk x C_out/groups, padded to
+        # whole output blocks) stays within weight_panel_bytes (calibrated)
+        nc, nvo = panel.WEIGHT_TILE
+        ob = nvo * panel.LANES[dtype.name]
+        ogp = -(-g.og // ob) * ob
+        cols = g.groups * -(-cg // nc)
+        parts = max(1, min(num_parts_for(_prod(g.out_shape) * cg, t.grain), cols))
+        chunk = int(max(8, (t.weight_panel_bytes_f8 if isz == 8 else t.weight_panel_bytes) // (ogp * isz)))
+        ws = (cols * nc * ogp + parts * chunk * ogp) * isz
+        return Plan("weight_grad", alg, g, dtype, parts, ws, (("chunk", chunk), ("tile", (nc, ob))))
     if alg == A.MATMUL:
         tall = t.weight_matmul_tall_f8 if isz == 8 else t.weight_matmul_tall
         return Plan("weight_grad", alg, g, dtype, num_parts_for(_prod(g.out_shape) * cg, t.grain),
@@ -1007,6 +1054,12 @@ def weight_grad(p, x, go):
         return np.ascontiguousarray(gw.reshape(g.w_shape), dtype=dtype)
     if alg == A.THIN:
         return weight_grad(p, x, go)
+    if alg == A.PANEL:
+        gw = np.empty((g.groups, g.og, cg), dtype=dtype)
+        _plan.run(p, kernel(panel.panel_weight, dtype), np.ascontiguousarray(x, dtype=dtype).reshape(n, cin, -1),
+                  np.ascontiguousarray(go, dtype=dtype).reshape(n, cout, -1), gw,
+                  g.groups, p.tile("chunk"), p.threads, team_size(p.threads))
+        return gw.reshape(g.w_shape)
     kernel_shape = tuple(g.kernel)
     if alg == A.DENSE:
         (qshape, phases, offs), ogp = p.data

@@ -33,6 +33,7 @@ class Algorithm(str, enum.Enum):
     THIN_PHASE = "thin_phase"    # thin_direct.thin_taps over phase planes (strided thin groups)
     THIN_ROW = "thin_row"        # thin_direct.direct_conv: rows, padded taps skipped in place
     POINTWISE = "pointwise"      # dense_direct.dense_conv reading the input in place (1x1)
+    PANEL = "panel"              # panel.panel_forward / panel_weight: 1x1 as packed per-sample products
     DENSE = "dense"              # dense_direct.dense_conv / dense_weight over per-thread phase planes
     DENSE_OC = "dense_oc"        # dense_direct.dense_oc: vectors along output channels, padded row copies
     GEMM = "gemm"                # nn_gemm: im2col + GEMM (forward, weight) or GEMM + col2im (transposed)

@@ -69,6 +69,34 @@ class Tuning:
     pointwise_direct_expand: bool = True
     pointwise_direct_f8: bool = True
     pointwise_direct_expand_f8: bool = True
+    # Before both: the packed-panel kernel (plan 'panel', panel.panel_forward): a chunk of
+    # positions of every input channel copied into contiguous stripes, 8 outputs x 3
+    # vectors of positions per register tile (AVX-512).  Intel Xeon, 2026-12-03, 8x256->64
+    # 56x56 float32, 1 thread, interleaved: panel 10.6-13.3 ms, pointwise 12.2-20.5,
+    # PyTorch 8.9-12.3 (float64 21.6-29.7 vs 21.5-29.6).  Calibrated per dtype and for
+    # layers that reduce / keep or expand the channels, against the two choices below.
+    pointwise_panel: bool = True
+    pointwise_panel_expand: bool = True
+    pointwise_panel_f8: bool = True
+    pointwise_panel_expand_f8: bool = True
+    # Float32 positions per work unit of the panel kernel (float64: half as many, the same
+    # bytes per row; the stripes stay in L2 while every block of output channels runs over
+    # them).  Layer above, 1 thread, CPU time: 256 / 512 / 1024 positions 13.8 / 12.9 /
+    # 14.0 ms float32; float64 256 / 512 / 1024: 21.6 / 22.1 / 28.2.  Calibrated among
+    # 256, 512 and 1024 (float32, one sample).
+    panel_chunk: int = 512
+    # The 1x1 weight gradient by the panel kernel (panel.panel_weight: per chunk of positions
+    # grad_output transposed into [position][output] rows, tiles of 6 input channels x 4
+    # vectors of outputs, input rows read in place, sums in registers over the chunk).
+    # Intel Xeon, 2026-12-03, 8x256->64 56x56, 1 thread, CPU time: float32 panel 14.0-14.4
+    # ms, MATMUL 17.4-19.7, PyTorch 14.1-15.1; float64 22.5 / 25.1 / 19.2.  Calibrated per
+    # dtype against MATMUL in its calibrated orientation.
+    weight_panel: bool = True
+    weight_panel_f8: bool = True
+    # Bytes of one chunk's transposed grad_output (positions x outputs), calibrated per dtype
+    # among 128 KiB, 512 KiB and 2 MiB (a whole 56x56 map of 64 float32 outputs is 800 KiB).
+    weight_panel_bytes: int = 512 << 10
+    weight_panel_bytes_f8: int = 512 << 10
     # Otherwise: one BLAS matrix product per sample and group (MATMUL) or im2col-free GEMM
     # tiles (GEMM).  Intel Xeon, 2026-12-02, float32, 1 thread: 256->64 56x56 MATMUL 1.52
     # ms, GEMM tiles 2.30, PyTorch 1.35; 8x256->64 14x14: 0.60, 1.06, 0.52.  Calibrated.
