@@ -434,17 +434,13 @@ def _forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite=None):
     obw = dense_obw(og)
     packed = g.groups * -(-og // obw) * cg * kvol * obw * isz
     x5, w5, o5 = (g.n, g.cin) + g.sp3, (g.cout, cg) + g.k3, (g.n, g.cout) + g.o3
-    if alg == A.THIN_S1:
-        # stride 1 in-plane: whole-plane passes over a padded copy of the group's channels
+    if alg in (A.THIN_S1, A.THIN_REG):
+        # stride 1 in-plane, over a padded copy of the group's channels: whole-plane passes
+        # per tap (thin_s1), or output rows computed in registers and stored once (thin_reg)
         ws = nthreads * _thin_pad_bytes(g, isz)
         padded = tuple(i + a + c for i, (a, c) in zip(g.sp3, g.pads3))
-        data = Launch(g.out_shape, x5, w5, o5, kernel(thin_direct.direct_conv_s1, dtype),
-                      (kernel_geo(stride=g.s3, dilation=g.d3, pad=g.pb3, plane=padded), g.groups))
-    elif alg == A.THIN_REG:
-        # the same padded copy; output rows computed in registers and stored once
-        ws = nthreads * _thin_pad_bytes(g, isz)
-        padded = tuple(i + a + c for i, (a, c) in zip(g.sp3, g.pads3))
-        data = Launch(g.out_shape, x5, w5, o5, kernel(thin_direct.direct_conv_reg, dtype),
+        fn = thin_direct.direct_conv_s1 if alg == A.THIN_S1 else thin_direct.direct_conv_reg
+        data = Launch(g.out_shape, x5, w5, o5, kernel(fn, dtype),
                       (kernel_geo(stride=g.s3, dilation=g.d3, pad=g.pb3, plane=padded), g.groups))
     elif alg == A.THIN_ROW:
         # strided depthwise: building phase planes would cost as much as the
