@@ -12,6 +12,14 @@ import numpy as np
 from pyconv._kernels._common cimport idx_t, real_t, omp_get_thread_num
 
 
+cdef extern from "dense_kernels.h":
+    # (the dense weight kernel's register transpose, shared: grad_output rows -> [p][o])
+    void pyconv_tpose_f(const float* s, Py_ssize_t ls, Py_ssize_t nk, Py_ssize_t nj, float* d,
+                        Py_ssize_t ld) noexcept nogil
+    void pyconv_tpose_d(const double* s, Py_ssize_t ls, Py_ssize_t nk, Py_ssize_t nj, double* d,
+                        Py_ssize_t ld) noexcept nogil
+
+
 cdef extern from "panel_kernels.h":
     const int PYCONV_PW_MR
     const int PYCONV_PW_NRF
@@ -159,10 +167,9 @@ def panel_weight(const real_t[:, :, ::1] x, const real_t[:, :, ::1] gout, real_t
     cdef idx_t ob = PYCONV_PWW_NVO * VL
     cdef idx_t ncs = (Cg + wc - 1) // wc, nob = (Og + ob - 1) // ob, ogp = nob * ob
     cdef idx_t tv = wc * ob
-    cdef idx_t cols, part, lo, hi, n, p0, pn, u, gi, gcur, cs, b, nc, o, j, p, tid, pb
+    cdef idx_t cols, part, lo, hi, n, p0, pn, u, gi, gcur, cs, b, nc, o, j
     cdef real_t* cv
     cdef real_t* yt
-    cdef const real_t* yrow
     if gout.shape[0] != N or gout.shape[2] != P or gw.shape[0] != groups or gw.shape[1] != Og or gw.shape[2] != Cg:
         raise ValueError("panel_weight: shapes do not match")
     if Cin != groups * Cg or Cout != groups * Og:
@@ -193,19 +200,12 @@ def panel_weight(const real_t[:, :, ::1] x, const real_t[:, :, ::1] gout, real_t
                     gi = u // ncs
                     cs = u % ncs
                     if gi != gcur:
-                        # this group's chunk of grad_output as [p][o]
-                        # (64 positions at a time: the block's rows of the copy stay in L1)
+                        # this group's chunk of grad_output as [p][o] (register transposes)
                         gcur = gi
-                        j = 0
-                        while j < pn:
-                            pb = pn - j
-                            if pb > 64:
-                                pb = 64
-                            for o in range(Og):
-                                yrow = &gout[n, gi * Og + o, p0 + j]
-                                for p in range(pb):
-                                    yt[(j + p) * ogp + o] = yrow[p]
-                            j = j + pb
+                        if real_t is float:
+                            pyconv_tpose_f(&gout[n, gi * Og, p0], P, Og, pn, yt, ogp)
+                        else:
+                            pyconv_tpose_d(&gout[n, gi * Og, p0], P, Og, pn, yt, ogp)
                     nc = Cg - cs * wc
                     if nc > wc:
                         nc = wc
