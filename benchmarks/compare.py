@@ -1,8 +1,9 @@
 """Print two benchmark runs side by side: ``python benchmarks/compare.py A.json B.json``.
 
 Rows are matched on every field that names a case (the strings and integers: case,
-function, dtype, threads, ...); each timing field (``*ms``) and ratio of both runs is
-printed with B/A for the times (< 1: B is faster).  The two runs' machines (CPU, SIMD
+function, dtype, threads, ...; not the plan that ran, which may differ between the runs);
+each timing field (``*ms``) and ratio of both runs is printed with B/A for the times
+(< 1: B is faster), and the plans when they differ.  The two runs' machines (CPU, SIMD
 variant, compiler, BLAS) are printed first: compare runs from one machine and sitting
 before drawing conclusions.
 """
@@ -17,9 +18,13 @@ def _load(path):
     return data.get("meta", {}), data.get("rows", [])
 
 
+# string fields that report an outcome, not name a case
+OUTCOMES = ("plan", "error")
+
+
 def _key(row):
     return tuple((k, v) for k, v in row.items()
-                 if isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)))
+                 if k not in OUTCOMES and (isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool))))
 
 
 def _fmt(v):
@@ -43,6 +48,10 @@ def compare(a_path, b_path, out=sys.stdout):
         matched += 1
         name = "  ".join(f"{v}" for _, v in _key(ra))
         cells = []
+        if ra.get("plan") != rb.get("plan"):
+            cells.append(f"plan {ra.get('plan', '?')}->{rb.get('plan', '?')}")
+        elif "plan" in ra:
+            cells.append(f"plan {ra['plan']}")
         for f, va in ra.items():
             vb = rb.get(f)
             if isinstance(va, float) and isinstance(vb, float):

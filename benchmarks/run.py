@@ -95,6 +95,17 @@ class Harness:
                 break
         return [float(np.median(t)) for t in ts]
 
+    def plan(self, fn):
+        """The algorithm pyconv's plan runs for ``fn()`` (:func:`pyconv.explain`, kernels not
+        run), at the thread count in force: a saved row says what ran, not only how fast."""
+        def name(p):                # as explain prints it: flip_conv(dense_oc)
+            return p.algorithm.value + (f"({name(p.sub)})" if p.sub is not None else "")
+        try:
+            plans = pyconv.explain(fn)
+        except ValueError:          # a call that runs no convolution kernel (a bias gradient)
+            return ""
+        return "+".join(name(p) for p in getattr(plans, "steps", (plans,)))
+
     def threads(self, n):
         """Context manager limiting pyconv, BLAS, scipy.fft workers and torch to ``n`` threads."""
         return _AllThreads(n)

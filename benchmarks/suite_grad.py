@@ -114,7 +114,8 @@ def run(h):
                         if which in theirs:
                             ref = theirs[which]().numpy()
                             err = float(np.max(np.abs(res - ref)) / max(1.0, float(np.max(np.abs(ref)))))
-                    row.update(pyconv_ms=t_py * 1e3)
+                        plan = h.plan(ours[which])
+                    row.update(plan=plan, pyconv_ms=t_py * 1e3)
                     if t_torch is not None:
                         row.update(torch_ms=t_torch * 1e3, ratio=t_torch / t_py)
                     if which != "bias":

@@ -179,7 +179,8 @@ def run(h):
                     if torch is not None:
                         ref = tf(xt, wt, **kw).numpy()
                         err = float(np.max(np.abs(out - ref)) / max(1.0, float(np.max(np.abs(ref)))))
-                row.update(pyconv_ms=t_py * 1e3)
+                    plan = h.plan(lambda: f(x, w, **kw))
+                row.update(plan=plan, pyconv_ms=t_py * 1e3)
                 if t_torch is not None:
                     row.update(torch_ms=t_torch * 1e3, ratio=t_torch / t_py)
                 row.update(pyconv_gflops=flops / t_py / 1e9)
