@@ -265,7 +265,9 @@ def _ceiling(times_a, times_b, sizes, slack=1.1):
 def _data(rng, shape, dtype=np.float64):
     """Operands for the timings: uniform in [-0.5, 0.5), a few times cheaper to draw than
     normal samples (the values do not change a kernel's speed; no subnormals)."""
-    return rng.random(shape, dtype=np.dtype(dtype)) - np.dtype(dtype).type(0.5)
+    a = rng.random(shape, dtype=np.dtype(dtype))
+    a -= np.dtype(dtype).type(0.5)
+    return a
 
 
 def measure():
@@ -347,7 +349,7 @@ def measure():
             go = _data(rng, (1, c, 16, 16), np.float32)
             fwd = lambda: nn.conv2d(x, wc, stride=2, padding=1)  # noqa: E731
             for lst, t in zip((kf_d, kf_g, kf_o), _best_of([_forced(A.DENSE, fwd), _forced(A.GEMM, fwd),
-                                                             _forced(A.DENSE_OC, fwd)])):
+                                                             _forced(A.DENSE_OC, fwd)], reps=3)):
                 lst.append(t)
             # (at the default thread count: with one sample the parts of the dense weight
             # kernel split its positions, each sweeping a whole (C_in*9, C_out) accumulator --
@@ -399,7 +401,7 @@ def measure():
             x = _data(rng, (1, 128, 56, 56), np.float32)
             wc = _data(rng, (128, gsz, 3, 3), np.float32)
             grp = lambda: nn.conv2d(x, wc, padding=1, groups=128 // gsz)  # noqa: E731
-            for lst, t in zip((th_t, th_d), _best_of([_forced(thin, grp), _forced(A.DENSE, grp)])):
+            for lst, t in zip((th_t, th_d), _best_of([_forced(thin, grp), _forced(A.DENSE, grp)], reps=3)):
                 lst.append(t)
         m["thin_cg_og"], m["thin_s"], m["thin_dense_s"] = list(prods), th_t, th_d
         values["thin_s1_max_cg_og"] = _ceiling(th_t, th_d, prods, slack=1.0)
@@ -412,7 +414,7 @@ def measure():
             wc = _data(rng, (128, gsz, 3, 3), np.float32)
             grp = lambda: nn.conv2d(x, wc, stride=2, padding=1, groups=128 // gsz)  # noqa: E731
             strided = A.THIN_PHASE if cgog >= _tuning.DEFAULT.thin_planes_min_cg_og else A.THIN_ROW
-            for lst, t in zip((th_t, th_d), _best_of([_forced(strided, grp), _forced(A.DENSE, grp)])):
+            for lst, t in zip((th_t, th_d), _best_of([_forced(strided, grp), _forced(A.DENSE, grp)], reps=3)):
                 lst.append(t)
         m["thin_strided_s"], m["thin_strided_dense_s"] = th_t, th_d
         values["thin_max_cg_og"] = _ceiling(th_t, th_d, prods, slack=1.0)
@@ -427,7 +429,7 @@ def measure():
 
         layer = lambda: nn.conv2d(x, wc)  # noqa: E731
         m["pointwise_chunks"] = list(chunks)
-        m["pointwise_chunk_s"] = _best_of([_forced(A.POINTWISE, layer, pointwise_chunk=c) for c in chunks])
+        m["pointwise_chunk_s"] = _best_of([_forced(A.POINTWISE, layer, pointwise_chunk=c) for c in chunks], reps=2)
         values["pointwise_chunk"] = chunks[int(np.argmin(m["pointwise_chunk_s"]))]
 
         # the panel kernel's chunk: 256, 512 or 1024 float32 positions of every input channel
@@ -460,7 +462,7 @@ def measure():
                     algs = (A.POINTWISE, A.MATMUL, A.GEMM, A.PANEL)
                 else:
                     algs = (A.POINTWISE, A.MATMUL if values["pointwise_matmul"] else A.GEMM, A.PANEL)
-                pw[np.dtype(dt).itemsize, cin > cout] = _best_of([one(a) for a in algs], reps=3)
+                pw[np.dtype(dt).itemsize, cin > cout] = _best_of([one(a) for a in algs], reps=2)
         m["pointwise_s"] = {f"{8 * k[0]}bit_{'reduce' if k[1] else 'expand'}": v for k, v in pw.items()}
         blas = 1 if values["pointwise_matmul"] else 2
         for isz, suffix in ((4, ""), (8, "_f8")):
@@ -527,7 +529,7 @@ def measure():
             wc = _data(rng, (c, c, 3, 3), np.float32)
             go = _data(rng, (2, c, 28, 28), np.float32)
             inp = lambda: grad.conv2d_input((2, c, 56, 56), wc, go, stride=2, padding=1)  # noqa: E731
-            for lst, t in zip((pk_p, pk_g), _best_of([_forced(A.PHASES, inp), _forced(A.GEMM, inp)], reps=3)):
+            for lst, t in zip((pk_p, pk_g), _best_of([_forced(A.PHASES, inp), _forced(A.GEMM, inp)], reps=2)):
                 lst.append(t)
             pks.append(conv.phase_k(transposed_geometry(go.shape, wc.shape, (2, 2), (1, 1), (1, 1), (1, 1), 1)))
         m["phase_k"], m["input_phases_k_s"], m["input_gemm_k_s"] = pks, pk_p, pk_g
