@@ -332,40 +332,66 @@ if hasattr(os, "register_at_fork"):
 
 # --------------------------------------------------------------------------- BLAS
 
-_blas = {"ctl": None, "depth": 0, "saved": None}
+_blas = {"libs": None, "depth": 0, "saved": None}
 _blas_lock = threading.Lock()
 
 
-@contextmanager
-def blas_single_thread(n=1):
+def _blas_libs():
+    """A (get, set) pair of thread-count functions per BLAS library loaded: OpenBLAS's own C
+    functions where threadpoolctl finds them (a pyconv call on a small map pays ~2 us for
+    them, against ~30 us through threadpoolctl's Python layers on every call), else
+    threadpoolctl's methods (other BLAS, OpenBLAS built on OpenMP)."""
+    from threadpoolctl import ThreadpoolController
+    import scipy.linalg.cython_blas  # noqa: F401  (load the BLAS the kernels call)
+    libs = []
+    for lib in ThreadpoolController().select(user_api="blas").lib_controllers:
+        symbol = getattr(lib, "_get_symbol", None)
+        get = put = None
+        if symbol is not None and getattr(lib, "internal_api", "") == "openblas" \
+                and getattr(lib, "threading_layer", "") != "openmp":
+            get, put = symbol("openblas_get_num_threads"), symbol("openblas_set_num_threads")
+        if get is None or put is None:
+            get, put = (lambda lib=lib: lib.num_threads), lib.set_num_threads
+        libs.append((get, put))
+    return libs
+
+
+class blas_single_thread:
     """Limit BLAS to ``n`` threads (default one) for the block.
 
     pyconv's OpenMP threads each call GEMM, and a multi-threaded BLAS under them would
     oversubscribe the cores; a single big GEMM gets BLAS's own ``n`` threads instead.
     Overlapping blocks (concurrent calls from several Python threads) share one saved
     state: the first to enter saves BLAS's settings, the last to leave restores them,
-    so no interleaving leaves numpy's or scipy's BLAS changed after the calls.
+    so no interleaving leaves numpy's or scipy's BLAS changed after the calls.  (A class,
+    not a generator: it runs on every GEMM-path call, small ones included.)
     """
-    with _blas_lock:
-        if _blas["depth"] == 0:
-            ctl = _blas["ctl"]
-            if ctl is None:
-                from threadpoolctl import ThreadpoolController
-                import scipy.linalg.cython_blas  # noqa: F401  (load the BLAS the kernels call)
-                ctl = _blas["ctl"] = ThreadpoolController().select(user_api="blas")
-            _blas["saved"] = [(lib, lib.num_threads) for lib in ctl.lib_controllers]
-        for lib, _ in _blas["saved"]:
-            lib.set_num_threads(max(1, int(n)))
-        _blas["depth"] += 1
-    try:
-        yield
-    finally:
+
+    __slots__ = ("n",)
+
+    def __init__(self, n=1):
+        self.n = max(1, int(n))
+
+    def __enter__(self):
+        with _blas_lock:
+            if _blas["depth"] == 0:
+                libs = _blas["libs"]
+                if libs is None:
+                    libs = _blas["libs"] = _blas_libs()
+                _blas["saved"] = [(put, get()) for get, put in libs]
+            for put, _ in _blas["saved"]:
+                put(self.n)
+            _blas["depth"] += 1
+        return self
+
+    def __exit__(self, *exc):
         with _blas_lock:
             _blas["depth"] -= 1
             if _blas["depth"] == 0:
-                for lib, old in _blas["saved"]:
-                    lib.set_num_threads(old)
+                for put, old in _blas["saved"]:
+                    put(old)
                 _blas["saved"] = None
+        return False
 
 
 # --------------------------------------------------------------------------- threadpoolctl

@@ -225,7 +225,29 @@ def _input_size(input_size, nd):
     return nn_check_size(size, f"input_size={size}")
 
 
+# Repeated calls of the single gradients (convNd_input / convNd_weight) with one signature
+# skip the checks and the plan choice, as pyconv.nn's forward and the backward passes below
+# do: the signature maps to what the first call's checks produced.
+_GRAD_CALLS = _plan.new_cache()
+
+
+def _grad_key(kind, nd, a, b, size, stride, padding, dilation, groups):
+    """The call-cache key of a single gradient: exact ndarrays ``a``, ``b`` keyed by (shape,
+    dtype), the other arguments as they are when plain (else None: the full checks)."""
+    ka, kb = _plan.array_key(a), _plan.array_key(b)
+    if ka is None or kb is None or not _plan.plain((size, stride, padding, dilation, groups)):
+        return None
+    return (kind, nd, ka, kb, size, stride, padding, dilation, groups) + _plan.signature()
+
+
 def _conv_input(nd, input_size, weight, grad_output, stride, padding, dilation, groups):
+    key = _grad_key("input", nd, weight, grad_output, input_size, stride, padding, dilation, groups)
+    hit = None if key is None else _GRAD_CALLS.get(key)
+    if hit is not None:
+        p, dtype, batched = hit
+        gx = _conv.input_grad(p, np.ascontiguousarray(grad_output if batched else grad_output[None], dtype),
+                              np.ascontiguousarray(weight, dtype))
+        return gx if batched else gx[0]
     size = _input_size(input_size, nd)
     w = _arr(weight, "weight")
     g = _arr(grad_output, "grad_output")
@@ -234,11 +256,20 @@ def _conv_input(nd, input_size, weight, grad_output, stride, padding, dilation, 
     c = _conv_setup(probe, w, None, stride, padding, dilation, groups, "zeros", nd)
     dtype = dl_dtype(w, g)
     go = _grad_output(g, c.out_shape, c.batched, dtype, f"conv{nd}d")
-    gx = _input_core(go, contiguous(c.w, dtype), c.x.shape, c.stride, c.pads, c.dilation, c.groups)
+    p = _conv.plan_input_grad(conv_geometry(c.x.shape, c.w.shape, c.stride, c.pads, c.dilation, c.groups), dtype)
+    if key is not None:
+        _GRAD_CALLS.put(key, (p, dtype, c.batched))
+    gx = _conv.input_grad(p, go, contiguous(c.w, dtype))
     return gx if c.batched else gx[0]
 
 
 def _conv_weight(nd, input, weight_size, grad_output, stride, padding, dilation, groups):
+    key = _grad_key("weight", nd, input, grad_output, weight_size, stride, padding, dilation, groups)
+    hit = None if key is None else _GRAD_CALLS.get(key)
+    if hit is not None:
+        p, dtype, batched = hit
+        return _conv.weight_grad(p, np.ascontiguousarray(input if batched else input[None], dtype),
+                                 np.ascontiguousarray(grad_output if batched else grad_output[None], dtype))
     x = _arr(input, "input")
     g = _arr(grad_output, "grad_output")
     if not isinstance(weight_size, (tuple, list, np.ndarray)):
@@ -252,7 +283,10 @@ def _conv_weight(nd, input, weight_size, grad_output, stride, padding, dilation,
     c = _conv_setup(x, probe, None, stride, padding, dilation, groups, "zeros", nd)
     dtype = dl_dtype(x, g)
     go = _grad_output(g, c.out_shape, c.batched, dtype, f"conv{nd}d")
-    return _weight_core(contiguous(c.x, dtype), go, wsize, c.stride, c.pads, c.dilation, c.groups)
+    p = _conv.plan_weight_grad(conv_geometry(c.x.shape, wsize, c.stride, c.pads, c.dilation, c.groups), go.dtype)
+    if key is not None:
+        _GRAD_CALLS.put(key, (p, dtype, c.batched))
+    return _conv.weight_grad(p, contiguous(c.x, dtype), go)
 def conv1d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1):
     """Gradient of :func:`pyconv.nn.conv1d` with respect to its input (as ``torch.nn.grad.conv1d_input``).
 

@@ -341,6 +341,43 @@ def test_repeated_calls_keep_every_check():
         grad.conv2d_backward(go, x, w, b, padding=1.0)
 
 
+def test_repeated_single_gradient_calls_keep_every_check():
+    """convNd_input / convNd_weight: a signature seen before runs its cached plan (the same
+    bits as the first call); another shape, a list, an unbatched or strided operand, a bad
+    grad_output still take the full checks or give their own right answer."""
+    rng = np.random.default_rng(13)
+    x, w = rand(rng, (3, 4, 9, 8)), rand(rng, (6, 4, 3, 3))
+    kw = dict(stride=2, padding=1)
+    go = rand(rng, conv_nd(x, w, None, **kw).shape)
+    V, U = rand(rng, w.shape), rand(rng, x.shape)
+    gw0 = grad.conv2d_weight(x, w.shape, go, **kw)
+    gx0 = grad.conv2d_input(x.shape, w, go, **kw)
+    # adjoint identities against the definition: <dW, V> = <conv(x, V), dy>, <dx, U> = <conv(U, w), dy>
+    np.testing.assert_allclose(np.vdot(gw0, V), np.vdot(conv_nd(x, V, None, **kw), go), rtol=1e-11)
+    np.testing.assert_allclose(np.vdot(gx0, U), np.vdot(conv_nd(U, w, None, **kw), go), rtol=1e-11)
+    for _ in range(2):
+        np.testing.assert_array_equal(grad.conv2d_weight(x, w.shape, go, **kw), gw0)
+        np.testing.assert_array_equal(grad.conv2d_input(x.shape, w, go, **kw), gx0)
+    np.testing.assert_array_equal(grad.conv2d_weight(x, list(w.shape), go, **kw), gw0)      # a list: full path
+    np.testing.assert_array_equal(grad.conv2d_input(list(x.shape), w, go, **kw), gx0)
+    for _ in range(2):                                                                      # unbatched
+        np.testing.assert_array_equal(grad.conv2d_weight(x[0], w.shape, go[0], **kw),
+                                      grad.conv2d_weight(x[:1], w.shape, go[:1], **kw))
+        np.testing.assert_array_equal(grad.conv2d_input(x.shape[1:], w, go[1], **kw), gx0[1])
+    xf, gof = np.asfortranarray(x), go[..., ::-1].copy()[..., ::-1]
+    np.testing.assert_array_equal(grad.conv2d_weight(xf, w.shape, gof, **kw), gw0)           # layouts
+    np.testing.assert_array_equal(grad.conv2d_weight(x.astype(np.float32), w.shape, go.astype(np.float32), **kw),
+                                  grad.conv2d_weight(x.astype(np.float32), w.shape, go.astype(np.float32), **kw))
+    with pytest.raises(ValueError, match="grad_output"):
+        grad.conv2d_weight(x, w.shape, go[:, :, :2], **kw)
+    with pytest.raises(ValueError, match="grad_output"):
+        grad.conv2d_input(x.shape, w, go[:, :5], **kw)
+    with pytest.raises(TypeError):
+        grad.conv2d_weight(x, w.shape, go, stride=2.0, padding=1)
+    with pytest.raises(TypeError, match="complex"):
+        grad.conv2d_input(x.shape, w.astype(complex), go, **kw)
+
+
 def test_repeated_signal_calls_follow_nonfinite_weights():
     """convolve2d's cached plan serves finite weights only: a NaN in a later call's kernel
     still reaches the padded border as scipy's (0 * NaN)."""

@@ -352,3 +352,18 @@ def test_calibration_solves_the_model_for_a_timing(field, shape, kshape, value):
     with tuning.override(**{**XEON, field: value}):
         t = cost()
     assert calibrate._linear(t, cost, dict(XEON), field, 0.0) == pytest.approx(value, rel=1e-9)
+
+
+def test_crossover_and_ceiling_rules():
+    # the positions crossover: least size from which A wins at every larger size; with a
+    # margin, A must win by it (a tie stays with B, the GEMM floor)
+    sizes = [9, 36, 144, 576]
+    a, b = [1.0, 2.0, 3.0, 4.0], [1.02, 1.5, 3.6, 4.8]
+    assert calibrate._crossover(a, b, sizes) == 144
+    assert calibrate._crossover([1.0, 1.0, 3.0, 4.0], [1.02, 1.5, 3.6, 4.8], sizes) == 9
+    assert calibrate._crossover([1.0, 1.0, 3.0, 4.0], [1.02, 1.5, 3.6, 4.8], sizes, margin=1.1) == 36
+    assert calibrate._crossover([2.0] * 4, [1.0] * 4, sizes) == 1 << 62
+    # the ceiling: largest size at which A is within the slack of B
+    assert calibrate._ceiling([1.0, 1.0, 2.0, 3.0], [1.0, 1.0, 1.0, 2.0], sizes) == 36
+    assert calibrate._ceiling([1.0, 1.0, 2.0, 2.1], [1.0, 1.0, 1.0, 2.0], sizes) == 576
+    assert calibrate._ceiling([2.0] * 4, [1.0] * 4, sizes) == 0

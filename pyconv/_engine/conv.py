@@ -231,11 +231,13 @@ def plane_layout(sp3, k3, s3, d3, pads3):
 _ONES, _ZEROS = (1, 1, 1), (0, 0, 0)
 
 
+@functools.lru_cache(maxsize=1024)
 def kernel_geo(image=_ONES, grid=_ONES, kernel=_ONES, stride=_ONES, dilation=_ONES, pad=_ZEROS, plane=_ZEROS):
     """The ``conv_geo_t`` struct of the kernels (``_kernels/_common.pxd``), by field name:
     ``image`` the unpadded volume a convolution reads (a transposed one writes), ``grid`` the
     convolution's output positions, ``pad`` the padding before, ``plane`` the phase-plane
-    size of the plane kernels; every argument a 3-tuple."""
+    size of the plane kernels; every argument a 3-tuple.  Memoised (repeated small calls
+    rebuild it otherwise): the dict is shared, read only."""
     (D, H, W), (OD, OH, OW), (kd, kh, kw) = image, grid, kernel
     (sd, sh, sw), (dd, dh, dw), (pd, ph, pw), (qd, qh, qw) = stride, dilation, pad, plane
     return dict(D=D, H=H, W=W, OD=OD, OH=OH, OW=OW, kd=kd, kh=kh, kw=kw, sd=sd, sh=sh, sw=sw,
@@ -247,9 +249,16 @@ def plane_geo(qshape, s3, pads3):
     return kernel_geo(stride=s3, pad=tuple(pp[0] for pp in pads3), plane=qshape)
 
 
+@functools.lru_cache(maxsize=1024)
 def gemm_geo(g):
     """The im2col geometry of the forward convolution ``g`` (image = its input)."""
     return kernel_geo(g.sp3, g.o3, g.k3, g.s3, g.d3, g.pb3)
+
+
+@functools.lru_cache(maxsize=1024)
+def scatter_geo(g):
+    """The col2im geometry of the transposed convolution ``g`` (image = its output)."""
+    return kernel_geo(g.o3, g.sp3, g.k3, g.s3, g.d3, g.pb3)
 
 
 def affine(m):
@@ -830,7 +839,7 @@ def transposed(p, x, w, b):
         _plan.run(p, _phases, p, x, w, bvec, has_b, out)
         return out
     # the transposed convolution scatters into the image (its output) from the grid (its input)
-    geo = kernel_geo(g.o3, g.sp3, g.k3, g.s3, g.d3, g.pb3)
+    geo = scatter_geo(g)
     with blas_single_thread():
         _plan.run(p, kernel(nn_gemm.conv_transpose_forward, p.dtype), x.reshape(n, cin, -1), w.reshape(cin, -1),
                   bvec, has_b, out.reshape(n, cout, -1), geo, g.groups, p.tile("channels"), p.tile("tile"),
