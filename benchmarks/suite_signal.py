@@ -111,6 +111,7 @@ def run(h):
                         own[(name, dt, n, label)] = t
                     for label in calls:
                         own.setdefault((name, dt, n, label), first[label][0])
+                    plans = {label: h.plan(call) for label, call in calls.items()}
                     for label, call in calls.items():
                         out_py = first[label][1]
                         for pname, pfn, threaded in _peers(kind).get(label, []):
@@ -132,7 +133,7 @@ def run(h):
                                     # the pair in turn, call by call: the ratio under one machine state
                                     t_py, t_peer = h.time_pair(call, pcall)
                             h.record(case=name, function=f"pyconv.{label}", dtype=dt,
-                                     threads=n, pyconv_ms=1e3 * t_py, peer=pname, peer_ms=1e3 * t_peer,
+                                     threads=n, plan=plans[label], pyconv_ms=1e3 * t_py, peer=pname, peer_ms=1e3 * t_peer,
                                      ratio=t_peer / t_py, pyconv_gflops=flops / t_py / 1e9,
                                      peer_gflops=flops / t_peer / 1e9, agree=_agree(out_py, out_peer, dtype))
                             del out_peer
