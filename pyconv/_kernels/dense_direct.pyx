@@ -912,11 +912,12 @@ def pack_phases(const real_t[:, :, ::1] w, const idx_t[:, ::1] phs, const idx_t[
     """The weights of ``phases_oc``: out[phs[p, 2] + (((g*nob + ob)*Cg + c)*nt + t)*B + j] =
     w[g*Cg + c, ob*B + j, taps[phs[p, 1] + t]] (0 past Og), nt = phs[p, 0], for every phase p;
     w: (C_in, Og, kvol).  The caller sized ``out``."""
-    cdef idx_t Cin = w.shape[0], Og = w.shape[1], Cg = Cin // groups
+    cdef idx_t Cin = w.shape[0], Og = w.shape[1], kvol = w.shape[2], Cg = Cin // groups
     cdef idx_t nob = (Og + B - 1) // B, nph = phs.shape[0]
-    cdef idx_t u, p, g, ob, c, t, j, o, nt, tap
+    cdef idx_t u, p, g, ob, c, t, j, jn, nt
     cdef real_t* dst
-    if Cin == 0 or nob == 0:
+    cdef const real_t* src
+    if Cin == 0 or nob == 0 or kvol == 0:
         return
     for u in prange(groups * Cg, nogil=True, schedule='static', num_threads=nthreads):
         g = u // Cg
@@ -925,8 +926,13 @@ def pack_phases(const real_t[:, :, ::1] w, const idx_t[:, ::1] phs, const idx_t[
             nt = phs[p, 0]
             for ob in range(nob):
                 dst = &out[0] + phs[p, 2] + ((g * nob + ob) * Cg + c) * nt * B
+                jn = Og - ob * B
+                if jn > B:
+                    jn = B
                 for t in range(nt):
-                    tap = taps[phs[p, 1] + t]
-                    for j in range(B):
-                        o = ob * B + j
-                        dst[t * B + j] = w[u, o, tap] if o < Og else 0
+                    # (pointers: the memoryview's 3-D index per element ran at 1.9 ns)
+                    src = &w[u, ob * B, taps[phs[p, 1] + t]]
+                    for j in range(jn):
+                        dst[t * B + j] = src[j * kvol]
+                    for j in range(jn, B):
+                        dst[t * B + j] = 0
