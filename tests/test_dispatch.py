@@ -473,8 +473,10 @@ def test_dense_channel_blocks_keep_the_bits(dtype):
     for f, x, w, kw in cases:
         runs = []
         for wb in (1, 5 * 4 * 8 * x.dtype.itemsize, 1 << 40):
-            # (the phase-plane kernel: dense_oc would take float64 layers of 9 or 10 outputs)
-            with tuning.override(dense_wblock_bytes=wb, dense_oc=False, dense_oc_f8=False):
+            # (the phase-plane kernel: dense_oc / phases_oc would take float64 layers of 9 or 10
+            # outputs)
+            with tuning.override(dense_wblock_bytes=wb, dense_oc=False, dense_oc_f8=False, phases_oc=False,
+                                 phases_oc_f8=False):
                 p = pyconv.explain(f, x, w, **kw)
                 assert p.algorithm in ("dense", "phases")
                 assert (p.tile("cblock") is not None) == (wb < 1 << 40)

@@ -33,7 +33,7 @@ from pyconv._engine import tuning as _tuning
 
 #: the Tuning fields this module measures
 MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_max_k", "weight_dense_max_acc_bytes",
-            "dense_oc", "dense_oc_f8", "dense_oc_min_positions", "dense_oc_max_k",
+            "dense_oc", "dense_oc_f8", "dense_oc_min_positions", "dense_oc_max_k", "phases_oc", "phases_oc_f8",
             "thin_max_cg_og", "thin_s1_max_cg_og", "thin_reg_min_ow", "phases_min_positions", "phases_max_k", "pointwise_chunk", "pointwise_direct",
             "pointwise_direct_expand", "pointwise_direct_f8", "pointwise_direct_expand_f8", "pointwise_matmul",
             "pointwise_panel", "pointwise_panel_expand", "pointwise_panel_f8", "pointwise_panel_expand_f8",
@@ -543,6 +543,23 @@ def measure():
             pks.append(conv.phase_k(transposed_geometry(go.shape, wc.shape, (2, 2), (1, 1), (1, 1), (1, 1), 1)))
         m["phase_k"], m["input_phases_k_s"], m["input_gemm_k_s"] = pks, pk_p, pk_g
         values["phases_max_k"] = _ceiling(pk_p, pk_g, pks)
+
+        # ---- phases_oc (the output-channel kernel per output phase) -------------------------
+        # Whether it is the default of strided transposed convolutions with more than one
+        # vector of output channels, per dtype: against PHASES and GEMM on one 64->32 3x3
+        # stride-2 input gradient with 28x28 positions per phase, one sample (its positions
+        # and K limits are dense_oc's, measured above on the same register tiles); CPU time
+        # of the calling thread (one thread), 35-50 ms in all on an Intel Xeon.
+        rng_oc = np.random.default_rng(1)      # (its own draws: the other blocks' data unchanged)
+        xs_oc, w_oc = (1, 32, 56, 56), _data(rng_oc, (64, 32, 3, 3), np.float32)
+        go_oc = _data(rng_oc, (1, 64, 28, 28), np.float32)
+        for field, dt in (("phases_oc", np.float32), ("phases_oc_f8", np.float64)):
+            wd, gd = w_oc.astype(dt), go_oc.astype(dt)
+            inp = lambda wd=wd, gd=gd: grad.conv2d_input(xs_oc, wd, gd, stride=2, padding=1)  # noqa: E731
+            m[field + "_s"] = tp = _best_cpu_of([_forced(A.PHASES_OC, inp), _forced(A.PHASES, inp),
+                                                 _forced(A.GEMM, inp)], reps=3)
+            values[field] = bool(tp[0] <= min(tp[1:]))
+        # ---- end phases_oc ------------------------------------------------------------------
 
         _measure_signal(rng, values, m)
 

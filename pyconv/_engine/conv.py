@@ -668,11 +668,18 @@ def plan_transposed(g, dtype):
         ph = phase_plan(g.sp3, g.k3, g.s3, g.d3, _lift3([pp[0] for pp in g.pads], 0), g.o3)
         return ph, nthreads * cg * _prod(ph[0]) * isz
 
+    budget = max(t.workspace_bytes, _prod(g.out_shape) * isz)
     if flip_ok:
         # Stride 1: a plain convolution with the kernel flipped and its channel axes
         # swapped (no zeros are inserted: stride 1 has none).  The direct dense kernel
         # then beats GEMM + col2im, whose column matrix is kvol times the input.
         default = A.FLIP_CONV
+    elif ((t.phases_oc if isz == 4 else t.phases_oc_f8) and og > dense_direct.OC_LANES[dtype.name]
+          and not use_thin(cg, og, t) and _prod(g.out) >= t.dense_oc_min_positions * _prod(g.stride)
+          and phase_k(g) <= t.dense_oc_max_k and phases_oc_blocking(g, dtype, nthreads, t)[4] <= budget):
+        # groups of more than one vector of output channels: dense_oc's register tiles per
+        # output phase, each phase's outputs written in place (no planes, no col2im)
+        default = A.PHASES_OC
     elif (og >= t.dense_min_og and not use_thin(cg, og, t)
           and _prod(g.out) >= t.phases_min_positions * _prod(g.stride) and phase_k(g) <= t.phases_max_k
           and phases()[1] <= max(t.workspace_bytes, _prod(g.out_shape) * isz)):
@@ -682,7 +689,7 @@ def plan_transposed(g, dtype):
         default = A.PHASES
     else:
         default = A.GEMM
-    cands = (A.PHASES, A.GEMM) + (A.FLIP_CONV,) * flip_ok
+    cands = (A.PHASES, A.GEMM, A.PHASES_OC) + (A.FLIP_CONV,) * flip_ok
     alg = _plan.pick(default, cands)
     try:
         gemm = _transposed_gemm_plan(g, dtype, nthreads, t)
@@ -698,6 +705,14 @@ def plan_transposed(g, dtype):
         sub = plan_forward(flipped_geometry(g), dtype)
         return Plan("transposed", alg, g, dtype, sub.threads, sub.workspace_bytes, sub=sub, nonfinite=gemm,
                     candidates=cands)
+    if alg == A.PHASES_OC:
+        B, rows, cols, ctaps, ws = phases_oc_blocking(g, dtype, nthreads, t)
+        layout = phases_oc_layout(g.k3, g.s3, g.d3, _lift3([pp[0] for pp in g.pads], 0))
+        pb3, mx3, _, toff3, taps = layout
+        geo = kernel_geo(g.o3, g.sp3, g.k3, g.s3, g.d3, pb3, mx3)
+        return Plan("transposed", alg, g, dtype, nthreads, ws,
+                    (("rows", rows), ("cols", cols), ("ctaps", ctaps), ("lanes", B)), nonfinite=gemm,
+                    data=(geo, toff3, taps) + _phases_oc_weights(g, layout, B), candidates=cands)
     phase, phase_ws = phases()
     subs, (offs, taps), frame = phase[2]
     tile = balanced_tile(frame, g.n * g.groups * len(subs), nthreads, t)
@@ -725,6 +740,95 @@ def _phase_weight_index(g, subs, taps):
     subs = subs.copy()
     subs[:, 2] = np.concatenate([[0], np.cumsum([q.size for q in parts])[:-1]])
     return np.concatenate(parts).astype(np.intp), subs
+
+
+@functools.lru_cache(maxsize=64)
+def phases_oc_layout(k3, s3, d3, p3):
+    """The output phases of a transposed convolution for ``dense_direct.phases_oc`` (cached:
+    shapes only).  Output ``y = m*s + r`` (per dim) receives ``x[m - delta_a] w[a]`` for the
+    taps ``a`` of class ``r`` (``(r + p - a*d) % s == 0``, ``delta_a = (a*d - r - p) / s``):
+    in the input zero-padded by ``pb = max(0, deltas)`` before, tap ``a`` sits ``pb - delta_a``
+    past ``m``.  Returns ``(pb3, mx3, phs, toff3, taps)``: the padding, the largest offset
+    per dim, per phase ``(rd*sh + rh)*sw + rw`` (its taps, its first row in ``toff3``, 0),
+    each tap's (depth, row, column) offsets and its index in the kernel."""
+    dims = []
+    for k, s_, d_, p_ in zip(k3, s3, d3, p3):
+        cls = [[(a, (a * d_ - r - p_) // s_) for a in range(k) if (r + p_ - a * d_) % s_ == 0] for r in range(s_)]
+        pb = max([0] + [dl for taps in cls for _, dl in taps])
+        cls = [[(a, pb - dl) for a, dl in taps] for taps in cls]
+        dims.append((cls, pb, max([0] + [o for taps in cls for _, o in taps])))
+    phs, toff3, taps = [], [], []
+    for td in dims[0][0]:
+        for th in dims[1][0]:
+            for tw in dims[2][0]:
+                phs.append([len(td) * len(th) * len(tw), len(toff3), 0])
+                for a, oa in td:
+                    for b_, ob in th:
+                        for e, oe in tw:
+                            taps.append((a * k3[1] + b_) * k3[2] + e)
+                            toff3.append((oa, ob, oe))
+    phs = np.array(phs, dtype=np.intp).reshape(-1, 3)
+    toff3 = np.array(toff3, dtype=np.intp).reshape(-1, 3)
+    taps = np.array(taps, dtype=np.intp)
+    for arr in (phs, toff3, taps):
+        arr.setflags(write=False)       # cached: shared by later calls
+    return tuple(d[1] for d in dims), tuple(d[2] for d in dims), phs, toff3, taps
+
+
+def phases_oc_blocking(g, dtype, nthreads, t):
+    """``(B, rows, cols, ctaps, workspace bytes)`` of ``dense_direct.phases_oc`` on the
+    transposed convolution ``g``: as :func:`oc_blocking` (B output channels per block, units of
+    about ``dense_oc_positions`` positions per output phase, at least two units per thread), with unit rows a
+    multiple of the row stride and columns of the column stride (every phase of a unit reads
+    one padded copy of the input), ``ctaps`` (input channel, tap) pairs per pass, their
+    weights within ``dense_oc_wblock_bytes``."""
+    isz = dtype.itemsize
+    lanes = dense_direct.OC_LANES[dtype.name]
+    og, cg = g.og, g.cg
+    (od, oh, ow), (_, sh, sw) = g.o3, g.s3
+    B = lanes if og <= lanes else 2 * lanes
+    cols = ow if ow <= t.dense_oc_max_cols else max(sw, t.dense_oc_max_cols // sw * sw)
+    # (about dense_oc_positions positions per phase: each pass of weights serves them)
+    rows = sh if cols < ow else max(sh, min(-(-oh // sh) * sh, t.dense_oc_positions // -(-ow // sw) * sh))
+
+    def units(r):
+        return g.n * g.groups * od * -(-oh // r) * -(-ow // cols)
+
+    while rows > sh and units(rows) < 2 * nthreads:
+        rows = max(sh, -(-rows // 2 // sh) * sh)
+    pb3, mx3, phs, _, _ = phases_oc_layout(g.k3, g.s3, g.d3, _lift3([pp[0] for pp in g.pads], 0))
+    ctaps = int(max(1, t.dense_oc_wblock_bytes // (B * isz)))
+    wp = -(-cols // sw) + mx3[2]
+    slab = (-(-rows // sh) + mx3[1]) * wp
+    per = 64 // isz
+    packed = g.groups * -(-og // B) * cg * int(phs[:, 0].sum()) * B * isz
+    ws = nthreads * (cg * ((mx3[0] + 1) * slab + 2 * per) + rows * cols * B + 2 * per) * isz + packed
+    return B, int(rows), int(cols), ctaps, int(ws)
+
+
+def _phases_oc_weights(g, layout, B):
+    """``(phs, size)``: ``phs`` with the start of each phase's packed weights filled in
+    ((groups, ceil(og/B), cg, taps, B) blocks, one phase after the other) and their size."""
+    phs = layout[2].copy()
+    per = g.groups * -(-g.og // B) * g.cg * B
+    phs[:, 2] = np.concatenate([[0], np.cumsum(phs[:, 0] * per)[:-1]])
+    phs.setflags(write=False)
+    return phs, int(phs[:, 0].sum() * per)
+
+
+def _phases_oc(p, x, w, bvec, has_b, out):
+    """The output-channel kernel per output phase (``dense_direct.phases_oc``)."""
+    g = p.geometry
+    geo, toff3, taps, phs, size = p.data
+    B = p.tile("lanes")
+    # 64-byte aligned: every weight vector load stays within one cache line
+    wpk = dense_direct.aligned_rows(1, max(1, size), p.dtype)[0]
+    t = _tuning.active()
+    kernel(dense_direct.pack_phases, p.dtype)(w.reshape(g.cin, g.og, g.kvol), phs, taps, wpk, g.groups, B,
+                                           max(1, min(p.threads, num_threads_for(size, grain=t.pack_grain))))
+    kernel(dense_direct.phases_oc, p.dtype)(x.reshape((g.n, g.cin) + g.sp3), geo, phs, toff3, wpk, bvec, has_b,
+                                         out.reshape((g.n, g.cout) + g.o3), g.groups, B,
+                                         p.tile("rows"), p.tile("cols"), p.tile("ctaps"), team_size(p.threads))
 
 
 def _transposed_gemm_plan(g, dtype, nthreads, t):
@@ -837,6 +941,9 @@ def transposed(p, x, w, b):
     n, cin, cout = g.n, g.cin, g.cout
     if p.algorithm == A.PHASES:
         _plan.run(p, _phases, p, x, w, bvec, has_b, out)
+        return out
+    if p.algorithm == A.PHASES_OC:
+        _plan.run(p, _phases_oc, p, x, w, bvec, has_b, out)
         return out
     # the transposed convolution scatters into the image (its output) from the grid (its input)
     geo = scatter_geo(g)

@@ -38,6 +38,7 @@ class Algorithm(str, enum.Enum):
     DENSE_OC = "dense_oc"        # dense_direct.dense_oc: vectors along output channels, padded row copies
     GEMM = "gemm"                # nn_gemm: im2col + GEMM (forward, weight) or GEMM + col2im (transposed)
     PHASES = "phases"            # transposed: dense_direct.dense_conv, one sub-problem per output phase
+    PHASES_OC = "phases_oc"      # transposed: dense_direct.phases_oc, dense_oc's tiles per output phase
     FLIP_CONV = "flip_conv"      # transposed / input gradient at stride 1: a forward convolution
     TRANSPOSED = "transposed"    # input gradient: the transposed convolution of grad_output
     TRANSPOSED_CROP = "transposed_crop"  # ... unpadded, then cropped (asymmetric padding)

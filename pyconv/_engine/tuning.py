@@ -207,6 +207,18 @@ class Tuning:
     # forward's crossover.  Calibrated like the forward's.
     phases_min_positions: int = 36
     phases_max_k: int = 1 << 62
+    # The output-channel kernel per output phase (dense_direct.phases_oc, plan 'phases_oc':
+    # dense_oc's register tiles with vectors along the transposed convolution's output
+    # channels, each phase's outputs written in place: no planes, no col2im) is the
+    # default for strided transposed convolutions with groups of more than one vector of
+    # output channels, per dtype, when it beat both PHASES and GEMM in the calibration (a
+    # 64->32 3x3 stride-2 input gradient, 28x28 per phase); it runs within dense_oc's
+    # positions / K limits against GEMM (the same register tiles: positions per phase
+    # against dense_oc_min_positions, the largest phase's K against dense_oc_max_k).
+    # Layer b's input gradient (256->128 3x3 stride 2 transposed), Intel Xeon, 1 thread,
+    # CPU time: see benchmarks/results/grad-2026-12-03-bgrad-intel.txt.
+    phases_oc: bool = True
+    phases_oc_f8: bool = True
     # pyconv.signal's cost model (method='auto', choose_conv_method): ns per multiply-add
     # of the direct kernel (complex x4, int64 x2.2 of these), and ns per FFT point x log2 of
     # the transform size below 2**19.5 points and from 2**21.5 on (linear between).

@@ -2,7 +2,8 @@
 # dense_conv (forward 'dense' and 'pointwise', transposed 'phases'), dense_weight (weight
 # gradient 'dense') and the weight packing of dense_conv (pack_blocks).  OBW output
 # channels per register block; C micro-kernels: dense_kernels.h.  dense_oc (forward
-# 'dense_oc'): vectors along the output channels over per-unit padded row copies.
+# 'dense_oc'): vectors along the output channels over per-unit padded row copies; phases_oc
+# (transposed 'phases_oc'): dense_oc's tiles per output phase, outputs written in place.
 from cython.parallel cimport prange
 from libc.string cimport memcpy, memset
 
@@ -35,6 +36,12 @@ cdef extern from "dense_kernels.h":
                          Py_ssize_t nc, const float* w, float* o, Py_ssize_t n, int v2, int acc) noexcept nogil
     void pyconv_oc_row_d(const double* x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t* toffs, Py_ssize_t ntaps,
                          Py_ssize_t nc, const double* w, double* o, Py_ssize_t n, int v2, int acc) noexcept nogil
+    void pyconv_oc_rowp_f(const float* x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t* toffs, Py_ssize_t ntaps,
+                          Py_ssize_t nc, const float* w, float* o, Py_ssize_t os, Py_ssize_t n, int v2,
+                          int acc) noexcept nogil
+    void pyconv_oc_rowp_d(const double* x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t* toffs, Py_ssize_t ntaps,
+                          Py_ssize_t nc, const double* w, double* o, Py_ssize_t os, Py_ssize_t n, int v2,
+                          int acc) noexcept nogil
     void pyconv_oc_out_f(const float* buf, Py_ssize_t B, Py_ssize_t nk, Py_ssize_t oe, float* out, Py_ssize_t ld,
                          const float* bias) noexcept nogil
     void pyconv_oc_out_d(const double* buf, Py_ssize_t B, Py_ssize_t nk, Py_ssize_t oe, double* out, Py_ssize_t ld,
@@ -719,3 +726,213 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
                         pyconv_oc_out_f(ob_ + r * nq * B, B, nq, oe, &out[n, gi * Og + ob * B, od, r0 + r, q0], ohw, bp)
                     else:
                         pyconv_oc_out_d(ob_ + r * nq * B, B, nq, oe, &out[n, gi * Og + ob * B, od, r0 + r, q0], ohw, bp)
+
+
+# --------------------------------------------------------------------------- phases_oc
+
+def phases_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, ::1] phs, const idx_t[:, ::1] toff3,
+              const real_t[::1] wpk, const real_t[::1] bias, bint has_bias, real_t[:, :, :, :, ::1] out,
+              idx_t groups, idx_t B, idx_t rows, idx_t cols, idx_t ctaps, int nthreads):
+    """Transposed convolution with vectors along its output channels (plan 'phases_oc').
+
+    out[n, g*Og + o, y] = bias + sum_{c, a: y = i*s - p + a*d} x[n, g*Cg + c, i] w[g*Cg + c, o, a]
+    (per dim; x (N, C_in, D, H, W), out (N, C_out, OD, OH, OW)).  Output y = m*s + r (per dim)
+    is phase r: a stride-1 correlation of x, zero-padded by ``geo.pd/ph/pw`` before, with the
+    taps of its class, tap (a, b, e) at padded offset ``toff3[t]`` from m (at most
+    ``geo.qd/qh/qw``).  ``phs[(rd*sh + rh)*sw + rw]`` = (taps, first tap in ``toff3``, start of its
+    weights in ``wpk``); a phase's weights: (groups, ceil(Og/B), C_in/groups, taps, B) with B
+    output channels innermost (one or two vectors, ``OC_LANES``; zeros past Og).  A work unit
+    is (sample, group, output depth, ``rows`` output rows, ``cols`` columns; rows a multiple
+    of sh, cols of sw unless the whole row): its thread copies the zero-padded input rows
+    every phase of the unit reads into its own buffer, runs dense_oc's register tiles over
+    each phase's rows, ``ctaps`` (input channel, tap) pairs per pass (their weights stay in
+    L1; a phase with fewer taps takes more channels per pass) (positions interleaved by the stride in the unit's sums: every output
+    written directly, no col2im, no planes) and writes the sums out transposed, plus bias.
+    Each output's sum runs over (channel, tap) in order: the bits do not depend on the
+    blocking or the thread count.  Bounds are checked by the caller.
+    """
+    cdef idx_t N = x.shape[0], Cin = x.shape[1], D = x.shape[2], H = x.shape[3], W = x.shape[4]
+    cdef idx_t Cout = out.shape[1], OD = out.shape[2], OH = out.shape[3], OW = out.shape[4]
+    cdef idx_t sd = geo.sd, sh = geo.sh, sw = geo.sw
+    cdef idx_t pbd = geo.pd, pbh = geo.ph, pbw = geo.pw, mxd = geo.qd, mxh = geo.qh, mxw = geo.qw
+    cdef idx_t Cg = Cin // groups, Og = Cout // groups
+    cdef idx_t VL
+    if real_t is float:
+        VL = PYCONV_OC_VLF
+    else:
+        VL = PYCONV_OC_VLD
+    cdef int v2 = B == 2 * VL
+    cdef idx_t nob = (Og + B - 1) // B
+    if N == 0 or Cout == 0 or OD * OH * OW == 0:
+        return
+    if ctaps < 1:
+        ctaps = 1
+    rows = max(1, min(rows, OH))
+    rows = ((rows + sh - 1) // sh) * sh
+    cols = max(1, min(cols, OW))
+    if cols < OW:
+        cols = ((cols + sw - 1) // sw) * sw
+        rows = sh
+    cdef idx_t nrb = (OH + rows - 1) // rows, ncb = (OW + cols - 1) // cols
+    # the padded input a unit reads: (rows/sh + mxh) rows of (cols/sw + mxw) columns, per
+    # depth slab (mxd + 1 of them), channels an odd number of cache lines apart
+    cdef idx_t Wp = (cols + sw - 1) // sw + mxw
+    cdef idx_t slab = ((rows + sh - 1) // sh + mxh) * Wp
+    cdef idx_t per = 64 // sizeof(real_t)
+    cdef idx_t lines = ((mxd + 1) * slab + per - 1) // per
+    if lines % 2 == 0:
+        lines = lines + 1
+    cdef idx_t cs = lines * per
+    cdef idx_t U = N * groups * OD * nrb * ncb
+    cdef idx_t ohw = OD * OH * OW
+    cdef idx_t ntot = toff3.shape[0]
+    dt = np.float32 if real_t is float else np.float64
+    toffs_np = np.empty(max(1, ntot), dtype=np.intp)
+    cdef idx_t t
+    for t in range(ntot):
+        toffs_np[t] = toff3[t, 0] * slab + toff3[t, 1] * Wp + toff3[t, 2]
+    cdef const idx_t[::1] toffs = toffs_np
+    xbuf_np = aligned_rows(nthreads, Cg * cs, dt)
+    obuf_np = aligned_rows(nthreads, rows * cols * B, dt)
+    cdef real_t[:, ::1] xbuf = xbuf_np
+    cdef real_t[:, ::1] obuf = obuf_np
+    cdef idx_t u, tid, n, gi, z, rb, cb, y0, y1, x0, x1, nx, md, rd, mh0, mw0, rin, wp, c, zz, r, iz, iy, ix0
+    cdef idx_t lo, hi, k, ob, rh, rw, ph, nt, t0, nyr, nxr, c0, nc, y, oe
+    cdef real_t* xb
+    cdef real_t* ob_
+    cdef real_t* dst
+    cdef const real_t* src
+    cdef const real_t* wb
+    cdef const real_t* bp
+    for u in prange(U, nogil=True, schedule='static', num_threads=nthreads):
+        tid = omp_get_thread_num()
+        xb = &xbuf[tid, 0]
+        ob_ = &obuf[tid, 0]
+        cb = u % ncb
+        rb = (u // ncb) % nrb
+        z = (u // (ncb * nrb)) % OD
+        gi = (u // (ncb * nrb * OD)) % groups
+        n = u // (ncb * nrb * OD * groups)
+        y0 = rb * rows
+        y1 = y0 + rows
+        if y1 > OH:
+            y1 = OH
+        x0 = cb * cols
+        x1 = x0 + cols
+        if x1 > OW:
+            x1 = OW
+        nx = x1 - x0
+        md = z // sd
+        rd = z - md * sd
+        mh0 = y0 // sh
+        mw0 = x0 // sw
+        # input rows and columns the unit's phases read (padded coordinates from mh0, mw0)
+        rin = (y1 - 1) // sh - mh0 + 1 + mxh
+        wp = (x1 - 1) // sw - mw0 + 1 + mxw
+        ix0 = mw0 - pbw
+        for c in range(Cg):
+            for zz in range(mxd + 1):
+                iz = md + zz - pbd
+                for r in range(rin):
+                    iy = mh0 + r - pbh
+                    dst = xb + c * cs + zz * slab + r * Wp
+                    if iz < 0 or iz >= D or iy < 0 or iy >= H:
+                        memset(dst, 0, wp * sizeof(real_t))
+                        continue
+                    lo = -ix0
+                    if lo < 0:
+                        lo = 0
+                    if lo > wp:
+                        lo = wp
+                    hi = W - ix0
+                    if hi > wp:
+                        hi = wp
+                    if hi < lo:
+                        hi = lo
+                    for k in range(lo):
+                        dst[k] = 0
+                    if hi > lo:
+                        src = &x[n, gi * Cg + c, iz, iy, 0]
+                        copy_row(dst + lo, src + (ix0 + lo), hi - lo)
+                    for k in range(hi, wp):
+                        dst[k] = 0
+        for ob in range(nob):
+            for rh in range(sh):
+                if y1 - y0 <= rh:
+                    continue
+                nyr = (y1 - y0 - rh + sh - 1) // sh
+                for rw in range(sw):
+                    if nx <= rw:
+                        continue
+                    nxr = (nx - rw + sw - 1) // sw
+                    ph = (rd * sh + rh) * sw + rw
+                    nt = phs[ph, 0]
+                    t0 = phs[ph, 1]
+                    wb = &wpk[0] + phs[ph, 2] + ((gi * nob + ob) * Cg) * nt * B
+                    # a phase without taps: one pass over no channels writes its zeros
+                    c0 = 0
+                    while True:
+                        nc = Cg - c0
+                        if nt > 0 and nc > ctaps // nt:
+                            nc = ctaps // nt if ctaps >= nt else 1
+                        if nt == 0:
+                            nc = 0
+                        for r in range(nyr):
+                            y = y0 + rh + r * sh
+                            if real_t is float:
+                                pyconv_oc_rowp_f(xb + c0 * cs + (y // sh - mh0) * Wp, cs, 1, &toffs[t0], nt, nc,
+                                                 wb + c0 * nt * B, ob_ + ((y - y0) * nx + rw) * B, sw * B, nxr,
+                                                 v2, c0 > 0)
+                            else:
+                                pyconv_oc_rowp_d(xb + c0 * cs + (y // sh - mh0) * Wp, cs, 1, &toffs[t0], nt, nc,
+                                                 wb + c0 * nt * B, ob_ + ((y - y0) * nx + rw) * B, sw * B, nxr,
+                                                 v2, c0 > 0)
+                        c0 = c0 + nc
+                        if c0 >= Cg or nc == 0:
+                            break
+            oe = Og - ob * B
+            if oe > B:
+                oe = B
+            bp = &bias[gi * Og + ob * B] if has_bias else NULL
+            if nx == OW:
+                if real_t is float:
+                    pyconv_oc_out_f(ob_, B, (y1 - y0) * nx, oe, &out[n, gi * Og + ob * B, z, y0, 0], ohw, bp)
+                else:
+                    pyconv_oc_out_d(ob_, B, (y1 - y0) * nx, oe, &out[n, gi * Og + ob * B, z, y0, 0], ohw, bp)
+            else:
+                for r in range(y1 - y0):
+                    if real_t is float:
+                        pyconv_oc_out_f(ob_ + r * nx * B, B, nx, oe, &out[n, gi * Og + ob * B, z, y0 + r, x0], ohw, bp)
+                    else:
+                        pyconv_oc_out_d(ob_ + r * nx * B, B, nx, oe, &out[n, gi * Og + ob * B, z, y0 + r, x0], ohw, bp)
+
+
+def pack_phases(const real_t[:, :, ::1] w, const idx_t[:, ::1] phs, const idx_t[::1] taps, real_t[::1] out,
+                idx_t groups, idx_t B, int nthreads):
+    """The weights of ``phases_oc``: out[phs[p, 2] + (((g*nob + ob)*Cg + c)*nt + t)*B + j] =
+    w[g*Cg + c, ob*B + j, taps[phs[p, 1] + t]] (0 past Og), nt = phs[p, 0], for every phase p;
+    w: (C_in, Og, kvol).  The caller sized ``out``."""
+    cdef idx_t Cin = w.shape[0], Og = w.shape[1], kvol = w.shape[2], Cg = Cin // groups
+    cdef idx_t nob = (Og + B - 1) // B, nph = phs.shape[0]
+    cdef idx_t u, p, g, ob, c, t, j, jn, nt
+    cdef real_t* dst
+    cdef const real_t* src
+    if Cin == 0 or nob == 0 or kvol == 0:
+        return
+    for u in prange(groups * Cg, nogil=True, schedule='static', num_threads=nthreads):
+        g = u // Cg
+        c = u - g * Cg
+        for p in range(nph):
+            nt = phs[p, 0]
+            for ob in range(nob):
+                dst = &out[0] + phs[p, 2] + ((g * nob + ob) * Cg + c) * nt * B
+                jn = Og - ob * B
+                if jn > B:
+                    jn = B
+                for t in range(nt):
+                    # (pointers: the memoryview's 3-D index per element ran at 1.9 ns)
+                    src = &w[u, ob * B, taps[phs[p, 1] + t]]
+                    for j in range(jn):
+                        dst[t * B + j] = src[j * kvol]
+                    for j in range(jn, B):
+                        dst[t * B + j] = 0

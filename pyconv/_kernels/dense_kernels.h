@@ -201,16 +201,16 @@ typedef long long pyconv_ocl __attribute__((vector_size(PYCONV_OC_BYTES)));
 
 /* the register tile: x points at the tile's first position (tap 0) of the first channel,
    channels cs apart, positions sw apart, taps toffs[t] further; w: [c][t][V*VL];
-   o: [P][V*VL] sums (continued when ``accumulate``) */
+   o: P rows of V*VL sums, ``os`` apart (continued when ``accumulate``) */
 #define PYCONV_OCK(T, VT, VTU, P, V, SW, NAME) \
 static void NAME(const T *restrict x, Py_ssize_t cs, Py_ssize_t swr, const Py_ssize_t *restrict toffs, \
-                 Py_ssize_t ntaps, Py_ssize_t nc, const T *restrict w, T *restrict o, int accumulate) { \
+                 Py_ssize_t ntaps, Py_ssize_t nc, const T *restrict w, T *restrict o, Py_ssize_t os, int accumulate) { \
     enum { VL = sizeof(VT) / sizeof(T) }; \
     const Py_ssize_t sw = SW ? SW : swr; \
     VT acc[P][V]; \
     if (accumulate) { \
         _Pragma("GCC unroll 32") for (int p = 0; p < P; p++) \
-            _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) acc[p][v] = *(const VTU *)(o + (p * V + v) * VL); \
+            _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) acc[p][v] = *(const VTU *)(o + p * os + v * VL); \
     } else { \
         _Pragma("GCC unroll 32") for (int p = 0; p < P; p++) \
             _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) acc[p][v] = (VT){0}; \
@@ -229,7 +229,7 @@ static void NAME(const T *restrict x, Py_ssize_t cs, Py_ssize_t swr, const Py_ss
         } \
     } \
     _Pragma("GCC unroll 32") for (int p = 0; p < P; p++) \
-        _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) *(VTU *)(o + (p * V + v) * VL) = acc[p][v]; \
+        _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) *(VTU *)(o + p * os + v * VL) = acc[p][v]; \
 }
 
 /* in-register transpose of VL rows of VL lanes: each stage swaps the off-diagonal
@@ -288,20 +288,20 @@ PYCONV_OCK(T, VT, VTU, 2, V, 0, pyconv_ock##V##_2_##S) \
 PYCONV_OCK(T, VT, VTU, 1, V, 0, pyconv_ock##V##_1_##S)
 /* a row's n positions through those tiles, widest first (P, H, B: the caller's enum) */
 #define PYCONV_OC_SWEEP(V, S) \
-        if (sw == 1) for (; q + P <= n; q += P) pyconv_ock##V##_s1_##S(x + q, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
-        else if (sw == 2) for (; q + P <= n; q += P) pyconv_ock##V##_s2_##S(x + q * 2, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
-        else for (; q + P <= n; q += P) pyconv_ock##V##_sn_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
-        for (; q + H <= n; q += H) pyconv_ock##V##_h_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
-        for (; q + 4 <= n; q += 4) pyconv_ock##V##_4_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
-        for (; q + 2 <= n; q += 2) pyconv_ock##V##_2_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * B, acc); \
-        for (; q < n; q++) pyconv_ock##V##_1_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * B, acc);
+        if (sw == 1) for (; q + P <= n; q += P) pyconv_ock##V##_s1_##S(x + q, cs, sw, toffs, ntaps, nc, w, o + q * os, os, acc); \
+        else if (sw == 2) for (; q + P <= n; q += P) pyconv_ock##V##_s2_##S(x + q * 2, cs, sw, toffs, ntaps, nc, w, o + q * os, os, acc); \
+        else for (; q + P <= n; q += P) pyconv_ock##V##_sn_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * os, os, acc); \
+        for (; q + H <= n; q += H) pyconv_ock##V##_h_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * os, os, acc); \
+        for (; q + 4 <= n; q += 4) pyconv_ock##V##_4_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * os, os, acc); \
+        for (; q + 2 <= n; q += 2) pyconv_ock##V##_2_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * os, os, acc); \
+        for (; q < n; q++) pyconv_ock##V##_1_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * os, os, acc);
 
 #define PYCONV_OC_SET(T, VT, VTU, S) \
 PYCONV_OC_TILES(T, VT, VTU, PYCONV_OC_P2, 2, S) \
 PYCONV_OC_TILES(T, VT, VTU, PYCONV_OC_P1, 1, S) \
-/* n positions of one row (o: [n][B] sums), v2: B = 2 VL (else VL) */ \
-static void pyconv_oc_row_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t *toffs, Py_ssize_t ntaps, \
-                              Py_ssize_t nc, const T *w, T *o, Py_ssize_t n, int v2, int acc) { \
+/* n positions of one row (o: n rows of B sums, os apart), v2: B = 2 VL (else VL) */ \
+static void pyconv_oc_rowp_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t *toffs, Py_ssize_t ntaps, \
+                               Py_ssize_t nc, const T *w, T *o, Py_ssize_t os, Py_ssize_t n, int v2, int acc) { \
     enum { VL = sizeof(VT) / sizeof(T) }; \
     Py_ssize_t q = 0; \
     if (v2) { \
@@ -311,6 +311,12 @@ static void pyconv_oc_row_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, const Py
         enum { P = PYCONV_OC_P1, H = PYCONV_OC_P1 / 2, B = VL }; \
         PYCONV_OC_SWEEP(1, S) \
     } \
+} \
+/* the forward's rows: position sums B apart */ \
+static void pyconv_oc_row_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t *toffs, Py_ssize_t ntaps, \
+                              Py_ssize_t nc, const T *w, T *o, Py_ssize_t n, int v2, int acc) { \
+    enum { VL = sizeof(VT) / sizeof(T) }; \
+    pyconv_oc_rowp_##S(x, cs, sw, toffs, ntaps, nc, w, o, v2 ? 2 * VL : VL, n, v2, acc); \
 }
 PYCONV_OC_SET(float, pyconv_ocf, pyconv_ocf_u, f)
 PYCONV_OC_SET(double, pyconv_ocd, pyconv_ocd_u, d)
@@ -345,11 +351,11 @@ PYCONV_TPOSE(double, pyconv_ocd, pyconv_ocd_u, pyconv_oc_tr_d, pyconv_tpose_d)
 #else
 /* plain C: the same sums in the same order, position by position */
 #define PYCONV_OC_PLAIN(T, VLX, S) \
-static void pyconv_oc_row_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t *toffs, Py_ssize_t ntaps, \
-                              Py_ssize_t nc, const T *w, T *o, Py_ssize_t n, int v2, int acc) { \
+static void pyconv_oc_rowp_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t *toffs, Py_ssize_t ntaps, \
+                               Py_ssize_t nc, const T *w, T *o, Py_ssize_t os, Py_ssize_t n, int v2, int acc) { \
     Py_ssize_t B = v2 ? 2 * (VLX) : (VLX); \
     for (Py_ssize_t q = 0; q < n; q++) { \
-        T *oq = o + q * B; \
+        T *oq = o + q * os; \
         if (!acc) for (Py_ssize_t j = 0; j < B; j++) oq[j] = 0; \
         for (Py_ssize_t c = 0; c < nc; c++) for (Py_ssize_t t = 0; t < ntaps; t++) { \
             T b = x[c * cs + q * sw + toffs[t]]; \
@@ -357,6 +363,10 @@ static void pyconv_oc_row_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, const Py
             for (Py_ssize_t j = 0; j < B; j++) oq[j] += wt[j] * b; \
         } \
     } \
+} \
+static void pyconv_oc_row_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t *toffs, Py_ssize_t ntaps, \
+                              Py_ssize_t nc, const T *w, T *o, Py_ssize_t n, int v2, int acc) { \
+    pyconv_oc_rowp_##S(x, cs, sw, toffs, ntaps, nc, w, o, v2 ? 2 * (VLX) : (VLX), n, v2, acc); \
 } \
 static void pyconv_oc_out_##S(const T *buf, Py_ssize_t B, Py_ssize_t nk, Py_ssize_t oe, T *out, Py_ssize_t ld, \
                               const T *bias) { \
