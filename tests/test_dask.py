@@ -587,6 +587,41 @@ def test_exports_of_a_persisted_input_are_views(cluster_client):
         np.testing.assert_array_equal(c, block[index[0]][:, index[1]])
 
 
+@pytest.mark.parametrize("slab_bytes", [1, 700])
+def test_chunks_run_in_slabs_of_rows(engine, monkeypatch, slab_bytes):
+    """Direct convolutions run a chunk in slabs of output rows, each slab's region (at most
+    ``_SLAB_BYTES``, at least one row) assembled alone: bitwise the in-memory result, every
+    mode and boundary, fill values, halos from every neighbour and mirrored ones, uneven
+    chunks; 1 byte: one output row per slab.  The FFT path and sepconvolve2d run whole chunks."""
+    import pyconv.dask as pdk_mod
+    monkeypatch.setattr(pdk_mod, "_SLAB_BYTES", slab_bytes)
+    rng = np.random.default_rng(17)
+    x2 = rng.standard_normal((29, 23))
+    k2 = rng.standard_normal((6, 3))
+    X2 = da.from_array(x2, chunks=((11, 9, 9), (8, 15)))
+    x3 = rng.standard_normal((17, 12, 10)).astype(np.float32)
+    k3 = rng.standard_normal((4, 3, 5)).astype(np.float32)
+    X3 = da.from_array(x3, chunks=((9, 8), (5, 7), (6, 4)))
+    cases = []
+    for mode in ("same", "full", "valid"):
+        for boundary in ("fill", "wrap", "symm"):
+            cases.append((pdk.correlate2d(X2, k2, mode, boundary, -0.5),
+                          pyconv.signal.correlate2d(x2, k2, mode, boundary, -0.5)))
+        cases.append((pdk.convolve(X3, k3, mode, method="direct"),
+                      pyconv.signal.convolve(x3, k3, mode, method="direct")))
+    for y, _ in cases:
+        names = {t[0].__name__ for t in dict(y.__dask_graph__()).values()
+                 if isinstance(t, tuple) and callable(t[0]) and t[0].__name__.startswith("_run_")}
+        assert names == {"_run_slabs"}, names
+    got = engine(*[checked(y) for y, _ in cases])
+    for g, (_, ref) in zip(got, cases):
+        assert_same(g, ref, exact=True)
+    for y in (pdk.convolve(X3, k3, "same", method="fft"), pdk.sepconvolve2d(X2, k2[:, 0], k2[0], "same")):
+        names = {t[0].__name__ for t in dict(y.__dask_graph__()).values()
+                 if isinstance(t, tuple) and callable(t[0]) and t[0].__name__.startswith("_run_")}
+        assert names == {"_run_block"}, names
+
+
 def test_direct_blocks_with_short_rows_are_bitwise(engine):
     """A direct block's 'valid' call has short rows, which the kernel sweeps merged (into a
     scratch of the region's row length): bitwise the in-memory result for convolve/correlate
