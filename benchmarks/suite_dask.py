@@ -26,10 +26,15 @@ Rows:
 - peak worker memory during each volume run: the largest rise of a worker's RSS above
   its level before the run (psutil, sampled every 5 ms by a thread in each worker; the
   persisted input is in the baseline, and each run starts once no key has a second copy
-  on another worker), reported as a multiple of one chunk plus its halo (target <= 4x).
-  It counts everything the run adds: the assembled region and the result of the running
-  task, kernel temporaries, exported slices, and input chunks the scheduler copies to
-  the other worker to balance the queues.
+  on another worker), reported as a multiple of one chunk plus its halo (target <= 4x):
+  the largest over workers and timed runs (``peak_over_chunk_halo``), each worker of each
+  run (``..._per_run_worker``, workers in address order) and their median.  It counts
+  everything the run adds: the assembled region and the result of the running task,
+  kernel temporaries, exported slices, and input chunks the scheduler copies to the other
+  worker to balance the queues.  Beside it, dask's own accounting at the moment of the
+  largest rise: the managed bytes added since the run began (sizeof of each value held;
+  an export that is a view of a held chunk counts there but takes no RSS) and how many
+  input chunks had a copy fetched to that worker (8 MiB each at 128^3 float32).
 
 The volume input is generated on the workers and persisted before timing; the
 in-memory peer gets the same volume, computed into this process.
@@ -50,17 +55,34 @@ MiB = 1 << 20
 _SAMPLER = {}
 
 
+def _managed(dask_worker):
+    """{key: bytes} of the keys this worker holds in memory (dask's own accounting: sizeof of
+    each value; a view counts its elements, though it takes no memory of its own)."""
+    for _ in range(5):          # the event loop may change the dict while this thread reads it
+        try:
+            return {k: ts.nbytes or 0 for k, ts in list(dask_worker.state.tasks.items()) if ts.state == "memory"}
+        except RuntimeError:
+            continue
+    return {}
+
+
 def _sampler_start(dask_worker=None):
-    """In a worker: sample this process's RSS every 5 ms until stopped."""
+    """In a worker: sample this process's RSS every 5 ms until stopped; at each new RSS peak,
+    also what dask holds there (:func:`_managed`)."""
     import threading
 
     import psutil
     proc = psutil.Process()
-    state = {"base": proc.memory_info().rss, "peak": 0, "stop": False}
+    before = _managed(dask_worker) if dask_worker is not None else {}
+    state = {"base": proc.memory_info().rss, "peak": 0, "stop": False, "before": before, "at_peak": before}
 
     def loop():
         while not state["stop"]:
-            state["peak"] = max(state["peak"], proc.memory_info().rss)
+            rss = proc.memory_info().rss
+            if rss > state["peak"]:
+                state["peak"] = rss
+                if dask_worker is not None:
+                    state["at_peak"] = _managed(dask_worker)
             time.sleep(0.005)
 
     t = threading.Thread(target=loop, daemon=True)
@@ -70,20 +92,33 @@ def _sampler_start(dask_worker=None):
 
 
 def _sampler_stop(dask_worker=None):
+    """``{'rise', 'managed_rise', 'copies'}``: the largest RSS rise above the level before the
+    run; dask's managed bytes at that moment less those before the run; and how many chunks of
+    the arrays held before the run (the persisted input) had a copy fetched to this worker then
+    (each one a whole chunk moved to run an output away from its data)."""
     state, t = _SAMPLER.pop("run")
     state["stop"] = True
     t.join()
-    return state["peak"] - state["base"]
+    before, at = state["before"], state["at_peak"]
+    names = {k[0] if isinstance(k, tuple) else k for k in before}
+    copies = sum(1 for k in at if k not in before and (k[0] if isinstance(k, tuple) else k) in names)
+    return {"rise": state["peak"] - state["base"],
+            "managed_rise": sum(at.values()) - sum(before.values()), "copies": copies}
+
+
+def _rises(stops):
+    """{worker: RSS rise} from :func:`_sampler_stop`'s answers."""
+    return {a: v["rise"] for a, v in stops.items()}
 
 
 def _cluster_run(client, fn):
-    """Seconds of ``fn()`` and the largest worker RSS rise meanwhile."""
+    """Seconds of ``fn()``, what :func:`_sampler_stop` says of each worker meanwhile, and the result."""
     client.run(_sampler_start)
     t0 = time.perf_counter()
     result = fn()
     dt = time.perf_counter() - t0
-    rises = client.run(_sampler_stop)
-    return dt, max(rises.values()), result
+    stops = client.run(_sampler_stop)
+    return dt, stops, result
 
 
 def _settle(client, timeout=10.0):
@@ -110,11 +145,12 @@ def _reset(client, base):
     _settle(client)
 
 
-def _median(h, client, fn, repeats):
+def _median(h, client, fn, repeats, peaks=None):
     """Median seconds, largest RSS rise and the last result of ``repeats`` runs of ``fn``.
 
     Results persisted on the cluster are released before the next run: the keys are
-    deterministic, so a held result would make the next run a no-op.
+    deterministic, so a held result would make the next run a no-op.  ``peaks`` (a list)
+    receives each timed run's :func:`_sampler_stop` answers, worker by worker.
     """
     base = _ntasks(client)
     times, rises, result = [], [], None
@@ -123,12 +159,30 @@ def _median(h, client, fn, repeats):
             client.cancel(result)
             result = None           # (no reference left: the scheduler can forget the keys)
         _reset(client, base)
-        dt, rise, result = _cluster_run(client, fn)
+        dt, stops, result = _cluster_run(client, fn)
         if i:
             times.append(dt)
-            rises.append(rise)
+            rises.append(max(_rises(stops).values()))
+            if peaks is not None:
+                peaks.append(stops)
     times.sort()
     return times[len(times) // 2], max(rises), result
+
+
+def _peak_fields(peaks, halo_bytes):
+    """Row fields from the timed runs' :func:`_sampler_stop` answers: per run, each worker's
+    RSS rise over (chunk + halo) bytes, the workers in address order; the median and the
+    largest over runs and workers; dask's managed rise and the copies of input chunks at the
+    largest one."""
+    per_run = [[round(v["rise"] / halo_bytes, 1) for _, v in sorted(stops.items())] for stops in peaks]
+    flat = sorted(r for run in per_run for r in run)
+    worst = max((v for stops in peaks for v in stops.values()), key=lambda v: v["rise"])
+    return dict(peak_over_chunk_halo_per_run_worker=per_run,
+                peak_over_chunk_halo_median=flat[len(flat) // 2],
+                peak_managed_rise_MiB_at_worst=worst["managed_rise"] / MiB,
+                input_chunk_copies_at_worst=worst["copies"],
+                input_chunk_copies_per_run_worker=[[v["copies"] for _, v in sorted(stops.items())]
+                                                   for stops in peaks])
 
 
 def _interleaved(h, client, fn, mem_fn, repeats):
@@ -148,7 +202,7 @@ def _interleaved(h, client, fn, mem_fn, repeats):
         t0 = time.perf_counter()
         result = fn()
         dt = time.perf_counter() - t0
-        rise = _transient(client, client.run(_sampler_stop), result)
+        rise = _transient(client, _rises(client.run(_sampler_stop)), result)
         for n, out in ((ncpu, tm), (1, t1)):
             time.sleep(0.005)
             with h.threads(n):
@@ -266,7 +320,9 @@ def run(h):
             for ksz in ((3, 7) if "volume" in groups else ()):
                 k = np.random.default_rng(ksz).standard_normal((ksz,) * 3).astype(np.float32)
                 halo_bytes = 4 * (chunk + ksz - 1) ** 3
-                t_pc, rise_pc, s_pc = _median(h, client, lambda: pdk.convolve(x, k, "same").sum().compute(), repeats)
+                peaks = []
+                t_pc, rise_pc, s_pc = _median(h, client, lambda: pdk.convolve(x, k, "same").sum().compute(),
+                                              repeats, peaks)
                 with h.threads(ncpu):
                     t_mem = h.time(lambda: pyconv.signal.convolve(x_mem, k, "same"), repeats=repeats, warmup=1)
                     method = pyconv.signal.choose_conv_method(x_mem[:chunk + ksz - 1, :chunk + ksz - 1,
@@ -275,7 +331,8 @@ def run(h):
                 row = dict(case=f"volume {size}^3 f32 chunks {chunk}^3 kernel {ksz}^3", chunk_method=method,
                            pyconv_dask_s=t_pc, in_memory_s=t_mem, in_memory_threads=ncpu,
                            ratio_in_memory=t_mem / t_pc, gflops_dask=flops / t_pc / 1e9,
-                           peak_worker_rise_MiB=rise_pc / MiB, peak_over_chunk_halo=rise_pc / halo_bytes)
+                           peak_worker_rise_MiB=rise_pc / MiB, peak_over_chunk_halo=rise_pc / halo_bytes,
+                           **_peak_fields(peaks, halo_bytes))
                 if ndfilters is not None:
                     t_di, rise_di, s_di = _median(
                         h, client, lambda: ndfilters.convolve(x, k, mode="constant").sum().compute(), repeats)

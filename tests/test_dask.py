@@ -535,6 +535,93 @@ def test_face_exports_cut_per_output(engine, monkeypatch, threshold):
     assert bool(own) == (threshold < 10 ** 9)
 
 
+def _export_tasks(y):
+    dsk = dict(y.__dask_graph__())
+    return [v for k, v in dsk.items() if isinstance(k, tuple) and "-halo-" in str(k[0])]
+
+
+def test_exports_of_a_persisted_input_are_views(cluster_client):
+    """A persisted input (futures on the cluster; arrays after a local persist) is held anyway:
+    its halo exports are views of its chunks (no memory on the worker holding the chunk; a
+    view sent to the other worker arrives as a copy of its own elements; ``da.from_array`` of
+    an in-memory array counts too: its graph holds the chunks).  A computed input's exports
+    are copies (a view would keep alive a chunk that is otherwise freed).  Results
+    stay bitwise the in-memory direct ones: convolve2d with every boundary (mirrored and
+    periodic halos, read through index arrays) and a 3-d correlate, on the cluster and on
+    the synchronous scheduler."""
+    from pyconv.dask import _cut, _Lit
+    rng = np.random.default_rng(5)
+    x2 = rng.standard_normal((23, 19))
+    k2 = rng.standard_normal((5, 4))
+    x3 = rng.standard_normal((14, 12, 10)).astype(np.float32)
+    k3 = rng.standard_normal((3, 5, 3)).astype(np.float32)
+    # computed chunks (not slices of an array in the graph), none smaller than the halo (a
+    # rechunked input is a new lazy array)
+    lazy2 = da.from_array(x2, chunks=((7, 9, 7), (6, 6, 7))) + 0.0
+    lazy3 = da.from_array(x3, chunks=((5, 5, 4), (4, 8), (3, 3, 4))) + np.float32(0)
+    on_cluster = cluster_client.persist([lazy2, lazy3])
+    cluster_client.gather([f for a in on_cluster for f in dict(a.__dask_graph__()).values()])
+    local = [a.persist(scheduler="sync") for a in (lazy2, lazy3)]
+    for (X2, X3), run in (((lazy2, lazy3), lambda ys: dask.compute(*ys, scheduler="sync")),
+                          (tuple(local), lambda ys: dask.compute(*ys, scheduler="sync")),
+                          (tuple(on_cluster), lambda ys: cluster_client.compute(list(ys), sync=True))):
+        cases = []
+        for mode in ("same", "full", "valid"):
+            for boundary in ("fill", "wrap", "symm"):
+                cases.append((pdk.convolve2d(X2, k2, mode, boundary, 1.5),
+                              pyconv.signal.convolve2d(x2, k2, mode, boundary, 1.5)))
+            cases.append((pdk.correlate(X3, k3, mode, method="direct"),
+                          pyconv.signal.correlate(x3, k3, mode, method="direct")))
+        flags = {t[-1] for y, _ in cases for t in _export_tasks(y)}
+        assert flags == {X2 is not lazy2}, flags
+        for g, (_, ref) in zip(run([checked(y) for y, _ in cases]), cases):
+            assert_same(g, ref, exact=True)
+    # the cut itself: views of the block when asked (index arrays, a mirrored halo, are copies)
+    block = np.arange(60.0).reshape(6, 10)
+    pieces = (slice(0, 2), slice(None)), (slice(None), slice(7, 10)), (slice(None), np.array([2, 1, 0]))
+    views, copies = _cut(block, _Lit(pieces), True), _cut(block, _Lit(pieces))
+    assert [np.shares_memory(v, block) for v in views] == [True, True, False]
+    assert not any(np.shares_memory(c, block) for c in copies)
+    for v, c, index in zip(views, copies, pieces):
+        np.testing.assert_array_equal(v, c)
+        np.testing.assert_array_equal(c, block[index[0]][:, index[1]])
+
+
+@pytest.mark.parametrize("slab_bytes", [1, 700])
+def test_chunks_run_in_slabs_of_rows(engine, monkeypatch, slab_bytes):
+    """Direct convolutions run a chunk in slabs of output rows, each slab's region (at most
+    ``_SLAB_BYTES``, at least one row) assembled alone: bitwise the in-memory result, every
+    mode and boundary, fill values, halos from every neighbour and mirrored ones, uneven
+    chunks; 1 byte: one output row per slab.  The FFT path and sepconvolve2d run whole chunks."""
+    import pyconv.dask as pdk_mod
+    monkeypatch.setattr(pdk_mod, "_SLAB_BYTES", slab_bytes)
+    rng = np.random.default_rng(17)
+    x2 = rng.standard_normal((29, 23))
+    k2 = rng.standard_normal((6, 3))
+    X2 = da.from_array(x2, chunks=((11, 9, 9), (8, 15)))
+    x3 = rng.standard_normal((17, 12, 10)).astype(np.float32)
+    k3 = rng.standard_normal((4, 3, 5)).astype(np.float32)
+    X3 = da.from_array(x3, chunks=((9, 8), (5, 7), (6, 4)))
+    cases = []
+    for mode in ("same", "full", "valid"):
+        for boundary in ("fill", "wrap", "symm"):
+            cases.append((pdk.correlate2d(X2, k2, mode, boundary, -0.5),
+                          pyconv.signal.correlate2d(x2, k2, mode, boundary, -0.5)))
+        cases.append((pdk.convolve(X3, k3, mode, method="direct"),
+                      pyconv.signal.convolve(x3, k3, mode, method="direct")))
+    for y, _ in cases:
+        names = {t[0].__name__ for t in dict(y.__dask_graph__()).values()
+                 if isinstance(t, tuple) and callable(t[0]) and t[0].__name__.startswith("_run_")}
+        assert names == {"_run_slabs"}, names
+    got = engine(*[checked(y) for y, _ in cases])
+    for g, (_, ref) in zip(got, cases):
+        assert_same(g, ref, exact=True)
+    for y in (pdk.convolve(X3, k3, "same", method="fft"), pdk.sepconvolve2d(X2, k2[:, 0], k2[0], "same")):
+        names = {t[0].__name__ for t in dict(y.__dask_graph__()).values()
+                 if isinstance(t, tuple) and callable(t[0]) and t[0].__name__.startswith("_run_")}
+        assert names == {"_run_block"}, names
+
+
 def test_direct_blocks_with_short_rows_are_bitwise(engine):
     """A direct block's 'valid' call has short rows, which the kernel sweeps merged (into a
     scratch of the region's row length): bitwise the in-memory result for convolve/correlate

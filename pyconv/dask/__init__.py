@@ -57,8 +57,10 @@ functions do when the kernel is larger than the input.  The chunk then runs the
 in-memory function with no padding ('valid' mode), so the arithmetic is the
 in-memory function's own.  (The direct kernel sweeps the short rows of such a 'valid'
 call as runs of whole region rows, as for a 'same' call, with the same sums in the same
-order.)  Halo slices are cut where the neighbour lives (only
-the slice travels between workers), and chunks smaller than the halo are merged
+order; a direct chunk runs in slabs of rows, each slab's region assembled alone, with the
+same sums again.)  Halo slices are cut where the neighbour lives (only
+the slice travels between workers; views of a persisted input's chunks, copies
+otherwise), and chunks smaller than the halo are merged
 first.  Output chunks follow the input chunks: 'same' keeps them, 'full' grows
 the last chunk of each axis and 'valid' shrinks it; strided layers divide them.
 
@@ -297,11 +299,31 @@ def _read(block, index):
     return out
 
 
-def _cut(block, indices):
+def _cut(block, indices, views=False):
     """The halo export of one input chunk: every piece its neighbours read from it, in one task.
 
-    Copies, not views: a view would keep the whole chunk alive (and make dask ship it whole)."""
+    Copies, unless ``views``: a view keeps the whole chunk alive as long as the export lives,
+    which costs nothing only when the chunk is held anyway (a persisted input, see
+    :func:`_persisted`).  A view read on the worker holding the chunk takes no memory; one
+    sent to another worker arrives as a copy of its own elements (dask serialises a view's
+    elements, not its base)."""
+    if views:
+        return tuple(_read(block, i) for i in indices.value)
     return tuple(np.array(_read(block, i), copy=True) for i in indices.value)
+
+
+def _persisted(x):
+    """Whether every chunk of ``x`` is held in memory whatever this graph does: ``x`` is one
+    graph layer of computed chunks (``x.persist()``: futures on a dask.distributed cluster,
+    arrays with the local schedulers).  Read without materialising a lazy graph."""
+    graph = x.__dask_graph__()
+    layers = getattr(graph, "layers", None)
+    if layers is None or len(layers) != 1:
+        return False
+    values = list(dict(graph).values())
+    Future = getattr(sys.modules.get("distributed"), "Future", ())
+    return bool(values) and all(isinstance(v, np.ndarray) or (Future and isinstance(v, Future))
+                                for v in values)
 
 
 # A neighbour's pieces of at least this many bytes for one output (a face of a volume chunk)
@@ -354,7 +376,64 @@ def _run_block(func, lit, layout, fill, deps, *consts):
         return func(block, lit.value, *consts)
 
 
-def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0, extra=None, extra_deps=()):
+def _leaves(node, fn):
+    """The nested lists ``node`` with ``fn`` applied to every leaf."""
+    return [_leaves(c, fn) for c in node] if isinstance(node, list) else fn(node)
+
+
+def _first_leaf(node):
+    while isinstance(node, list):
+        node = node[0]
+    return node
+
+
+# The region of a slab-wise output chunk: at most this many bytes of it assembled at once.
+_SLAB_BYTES = 2 * 1024 * 1024
+
+
+def _run_slabs(func, lit, layout, fill, rows, deps, *consts):
+    """One output chunk whose rows (axis 0) each read ``reach`` + 1 region rows, in order (a
+    'valid' direct convolution along axis 0), ``rows.value = (reach, step)``: computed slab by
+    slab of ``step`` output rows, each slab's region assembled alone and the results written
+    into one output.
+
+    The whole region (a chunk and its halo) and the output are otherwise held together
+    while the kernel runs; a slab's region is a fraction of the chunk.  Each output sums
+    the same products in the same order whatever rows its call covers (the kernel's rows
+    are the region's whole rows along the last axis), so the result is the one call's."""
+    reach, step = rows.value
+    parts = _leaves(layout.value, lambda leaf: _materialise(leaf, deps, fill.value))   # views where it can
+    if not isinstance(parts, list):
+        parts = [parts]
+    edges = np.cumsum([0, *[_first_leaf(seg).shape[0] for seg in parts]])
+    rows = int(edges[-1]) - reach
+    out = None
+    with pyconv.threads(task_threads()):
+        for a in range(0, rows, step):
+            b = min(rows, a + step)
+            r0, r1 = a, b + reach
+            pieces = [_leaves(seg, lambda arr, lo=max(r0, e0) - e0, hi=min(r1, e1) - e0: arr[lo:hi])
+                      for seg, e0, e1 in zip(parts, edges[:-1], edges[1:]) if e0 < r1 and e1 > r0]
+            region = _first_leaf(pieces) if _single(pieces) else np.block(pieces)
+            y = func(region, lit.value, *consts)
+            if out is None:
+                if b == rows:               # one slab: the call's own result
+                    return y
+                out = np.empty((rows,) + y.shape[1:], dtype=y.dtype)
+            out[a:b] = y
+    return out
+
+
+def _single(node):
+    while isinstance(node, list):
+        if len(node) != 1:
+            return False
+        node = node[0]
+    return True
+
+
+def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0, extra=None, extra_deps=(),
+              reach=None):
     """Apply ``func(block, args, *consts)`` per output chunk, reading the regions ``axes`` describe.
 
     ``axes``: one :class:`_Axis` per axis of ``x`` (the output has as many axes).
@@ -362,7 +441,9 @@ def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0, ex
     (default: ``j``); ``consts`` are in-memory objects shared by every task (put in
     the graph once); ``fill`` is the constant of 'fill' regions (a numpy scalar);
     ``extra(j)`` gives keys of other arrays (``extra_deps``) whose values are passed
-    to ``func`` after ``args``, before the consts.
+    to ``func`` after ``args``, before the consts.  ``reach``: when ``func``'s output rows
+    (axis 0) each read ``reach`` + 1 region rows, in order ('valid' direct convolutions),
+    a chunk is computed in slabs of rows (:func:`_run_slabs`).
 
     The graph has one task per output chunk.  An output chunk depends on the input
     chunk it reads most of (sliced in its own task: no transfer, no export) and reads
@@ -372,11 +453,20 @@ def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0, ex
     their own for that output; the small ones (edges, corners) of one input chunk
     share one export.  (dask's ``map_overlap`` makes one task per piece:
     about 15 per chunk of a 3-d volume, whose scheduling costs more than the pieces.)
+
+    Exports are cut as soon as their chunk is there, ahead of their outputs: a worker
+    whose next output waits for a piece from another worker runs the exports it can
+    (1 thread, each export ~0.3 ms against ~45 ms for a 7^3 output), so within one
+    output's time nearly every export is cut.  Copies of a 7^3 volume's faces then
+    held ~40 MiB per worker (4x a chunk and its halo); when ``x`` is persisted the
+    exports are views of the chunks the workers hold anyway (:func:`_cut`), and only
+    the pieces that travel to another worker take memory, on the receiving side.
     """
     from dask.base import tokenize
     from dask.highlevelgraph import HighLevelGraph
     da = _da()
-    token = tokenize(x, [(a.out_chunks, a.ranges, a.kind) for a in axes], func, dtype, consts,
+    views = _persisted(x)
+    token = tokenize(x, views, reach, _SLAB_BYTES, [(a.out_chunks, a.ranges, a.kind) for a in axes], func, dtype, consts,
                      None if block_args is None else [block_args(j) for j in np.ndindex(
                          *[len(a.out_chunks) for a in axes])], fill,
                      None if extra is None else [extra(j) for j in np.ndindex(*[len(a.out_chunks) for a in axes])])
@@ -445,7 +535,7 @@ def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0, ex
                 # a large slab (a face): cut for this output alone, so the output fetches no
                 # more than it reads and the slab is freed once it has run
                 key = (f"{export_name}-to", *src, *j)
-                layer[key] = (_cut, (x.name, *src), _Lit(tuple(index for index, _ in parts)))
+                layer[key] = (_cut, (x.name, *src), _Lit(tuple(index for index, _ in parts)), views)
                 for item, (_, part) in enumerate(parts):
                     part.dep, part.item = dep(key), item
                 continue
@@ -457,10 +547,18 @@ def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0, ex
                     pieces.append(index)
                 part.dep, part.item = dep((export_name, *src)), where[k]
         args = j if block_args is None else block_args(j)
-        layer[(out_name, *j)] = (_run_block, func, _Lit(args), _Lit(layout), _Lit(fill), list(deps),
-                                 *(() if extra is None else extra(j)), *const_keys)
+        if reach is None or x.ndim < 2 or extra is not None:
+            layer[(out_name, *j)] = (_run_block, func, _Lit(args), _Lit(layout), _Lit(fill), list(deps),
+                                     *(() if extra is None else extra(j)), *const_keys)
+        else:
+            # output rows per slab: the slab's region within _SLAB_BYTES (at least one row)
+            row_bytes = itemsize * math.prod(axes[d].ranges[jd][1] - axes[d].ranges[jd][0]
+                                             for d, jd in enumerate(j) if d)
+            step = max(1, _SLAB_BYTES // max(1, row_bytes) - reach)
+            layer[(out_name, *j)] = (_run_slabs, func, _Lit(args), _Lit(layout), _Lit(fill),
+                                     _Lit((int(reach), int(step))), list(deps), *const_keys)
     for src, (pieces, _) in rims.items():
-        layer[(export_name, *src)] = (_cut, (x.name, *src), _Lit(tuple(pieces)))
+        layer[(export_name, *src)] = (_cut, (x.name, *src), _Lit(tuple(pieces)), views)
     graph = HighLevelGraph.from_collections(out_name, layer, dependencies=[x, *extra_deps])
     chunks = tuple(a.out_chunks for a in axes)
     return da.Array(graph, out_name, chunks, meta=_meta(len(axes), dtype))
@@ -567,7 +665,12 @@ def _signal_map(fn, name, x, kernels, kshape, mode, kwargs, same_start, kind="fi
         return _skip_map(fn, name, x, kernels, kshape, axes, kwargs, probe.dtype)
     # (a direct 'valid' call merges short rows in the kernel itself, as in memory)
     func = functools.partial(_valid_block, fn, kwargs)
-    return _halo_map(x, func, axes, probe.dtype, name, block_args=lambda j: None, consts=tuple(kernels), fill=fill)
+    # direct: each output row sums the same products whatever rows the call covers, so a chunk
+    # may run in slabs of rows (the FFT's rounding depends on the shape it transforms; the
+    # separable one may order its two passes by the shape)
+    direct = kwargs.get("method", "direct") == "direct" and fn is not pyconv.signal.sepconvolve2d
+    return _halo_map(x, func, axes, probe.dtype, name, block_args=lambda j: None, consts=tuple(kernels), fill=fill,
+                     reach=kshape[0] - 1 if direct else None)
 
 
 def _full_crop_block(fn, kwargs, block, crop, *kernels):
