@@ -697,9 +697,10 @@ def _measure_signal(rng, values, m):
 def _measure_signal_threads(rng, values, m):
     """What the threads past the first add to the signal model's two methods, at the default
     thread count (wall time): from which transform size a second scipy.fft worker pays
-    for its hand-off (2-D float64 'same' * 9x9, one worker against all), the FFT's gain
-    from the workers, and the direct kernel's gain from the threads.  All timed in the
-    same rounds, so a busy spell of a shared machine weighs on both gains alike."""
+    for its hand-off (2-D float64 'same' * 9x9, one worker against all, and the direct
+    kernel's gain from the threads in the same rounds), and the FFT's gain from the workers
+    on a large transform (after :func:`_measure_signal`, whose one-thread time of it it
+    reads)."""
     from pyconv import signal
     from pyconv._threads import _default_threads, threads
 
@@ -740,9 +741,21 @@ def _measure_signal_threads(rng, values, m):
             fn()
             best[i] = min(best[i], time.perf_counter() - t0)
     *ts, d1, dn = best
-    # (a busy machine leaves the extra threads little to gain: the load says whether it was)
-    if hasattr(os, "getloadavg"):
-        m["loadavg"] = list(os.getloadavg())
+    # the FFT's gain on a large transform, as on the images and volumes where FFT and direct
+    # come close: 1024^2 * 9x9 with all workers (wall) against the one-thread time measured
+    # above (CPU time of the calling thread: its wall time on a quiet machine).  Small
+    # transforms split worse (Intel Xeon, 2 threads: 512^2 ran level with two workers,
+    # 1024^2 68 -> 49 ms), so their gain would price the large ones too high
+    large = _data(rng, (1024, 1024))
+    t0 = time.perf_counter()
+    fft(large, 0)()
+    t_large = time.perf_counter() - t0
+    del large
+    # (a busy machine leaves the extra threads little to gain -- pyconv's teams shrink when
+    # other processes hold cores: the cores they held say whether the gains are a quiet
+    # machine's)
+    from pyconv._threads import _load
+    m["others_busy_cores"] = _load.others_busy()
     single, multi = ts[0::2], ts[1::2]
     points = [math.prod(_fft_len(n + 8) for _ in range(2)) for n in sizes]
     m["fft_points"], m["fft_one_worker_s"], m["fft_workers_s"] = points, single, multi
@@ -751,9 +764,8 @@ def _measure_signal_threads(rng, values, m):
     # (Intel Xeon, 2 threads: 1024^2 * 9^2 'same' 40.7 -> 31.8 ms with two workers,
     # while 512^2 ran level)
     values["fft_workers_min_points"] = min(_crossover(multi, single, points), 2 * points[-1])
-    # what the extra threads add to the FFT's speed: the mean over the sizes from 256^2 on
-    # (where the workers can pay)
-    values["fft_thread_gain"] = float(np.clip(
-        (np.mean([a / b for a, b in zip(single[1:], multi[1:])]) - 1.0) / (nt - 1), 0.0, 1.0))
+    # what the extra threads add to the FFT's speed
+    m["fft_1024_workers_s"] = t_large
+    values["fft_thread_gain"] = float(np.clip((m["fft_1024_s"] / t_large - 1.0) / (nt - 1), 0.0, 1.0))
     m["direct_thread_s"] = [d1, dn]
     values["direct_thread_gain"] = float(np.clip((d1 / dn - 1.0) / (nt - 1), 0.0, 1.0))
