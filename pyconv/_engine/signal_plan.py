@@ -242,14 +242,16 @@ def oa_plan(s1, s2, ax):
 #   ~0.45 and ~0.8 on an Intel Xeon), complex 2x.  A batch (dims transformed in neither
 #   operand) multiplies the transforms of the operands that have it.
 #   scipy.fft spreads only the *other* axes over workers, so a single 1-D transform
-#   runs on one thread.  A call costs ~40 us besides (Tuning.fft_overhead_s).
+#   runs on one thread (a batch of them does not).  A call costs ~40 us besides
+#   (Tuning.fft_overhead_s).
 # * Threads: each thread past the first adds a calibrated fraction of its speed, for
 #   the direct kernel and for the FFT's workers (Tuning.direct_thread_gain,
 #   fft_thread_gain): 2 threads ran the 3-D FFT 1.2x and the direct kernel 1.5x faster
 #   on an Intel Xeon, so the same volume can call for FFT at 1 thread, direct at 2.
 # The ns figures and factors are fields of pyconv._engine.tuning; the calibration
 # (pyconv._engine.calibrate._measure_signal) measures each on the running machine by
-# one timing at one thread, solving this model (linear in each) for it.
+# one timing at one thread, solving this model (linear in each) for it, and the gains
+# at the default thread count (_measure_signal_threads).
 # Complex and int64 direct kernels cost a fixed multiple of the real ones.
 _DIRECT_KIND = {"f8": ("f8", 1.0), "f4": ("f4", 1.0), "c16": ("f8", 4.0), "c8": ("f4", 4.0), "i8": ("f8", 2.2)}
 

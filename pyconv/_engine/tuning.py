@@ -276,7 +276,8 @@ class Tuning:
     # threads on a 2-core Intel Xeon (2026-12-03), 'same': direct 128^3 * 7^3 float32
     # 84 -> 55 ms (+0.53), FFT 79 -> 67 ms (+0.18); 1024^2 * 9^2 float64 FFT 68 -> 49 ms
     # (+0.39).  The defaults keep the model as it was (the FFT's 1.6x at 2); calibrated
-    # at the default thread count.
+    # at the default thread count (the FFT's on 1024^2 * 9x9: smaller transforms split
+    # worse, 512^2 ran level).
     direct_thread_gain: float = 1.0
     fft_thread_gain: float = 0.6
 
