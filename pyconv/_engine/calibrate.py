@@ -697,10 +697,10 @@ def _measure_signal(rng, values, m):
 def _measure_signal_threads(rng, values, m):
     """What the threads past the first add to the signal model's two methods, at the default
     thread count (wall time): from which transform size a second scipy.fft worker pays
-    for its hand-off (2-D float64 'same' * 9x9, one worker against all, and the direct
-    kernel's gain from the threads in the same rounds), and the FFT's gain from the workers
-    on a large transform (after :func:`_measure_signal`, whose one-thread time of it it
-    reads)."""
+    for its hand-off (2-D float64 'same' * 9x9 at 128^2, 256^2 and 1024^2, one worker
+    against all), the direct kernel's gain from the threads (in the same rounds as the
+    small transforms) and the FFT's gain from the workers on the large one (after
+    :func:`_measure_signal`, whose one-thread time of it it reads)."""
     from pyconv import signal
     from pyconv._threads import _default_threads, threads
 
@@ -710,7 +710,7 @@ def _measure_signal_threads(rng, values, m):
     values["direct_thread_gain"] = _tuning.DEFAULT.direct_thread_gain
     if nt <= 1:
         return
-    sizes = (128, 256, 512)
+    sizes = (128, 256)
     k = _data(rng, (9, 9))
 
     def fft(a, limit):
@@ -756,8 +756,9 @@ def _measure_signal_threads(rng, values, m):
     # machine's)
     from pyconv._threads import _load
     m["others_busy_cores"] = _load.others_busy()
-    single, multi = ts[0::2], ts[1::2]
-    points = [math.prod(_fft_len(n + 8) for _ in range(2)) for n in sizes]
+    # the sizes swept, then the large transform (one worker: its one-thread time)
+    single, multi = ts[0::2] + [m["fft_1024_s"]], ts[1::2] + [t_large]
+    points = [math.prod(_fft_len(n + 8) for _ in range(2)) for n in sizes + (1024,)]
     m["fft_points"], m["fft_one_worker_s"], m["fft_workers_s"] = points, single, multi
     # bigger transforms split better (more independent rows per worker): if a second
     # worker never paid within the sizes measured, it is taken from twice the largest
