@@ -89,8 +89,10 @@ def main():
     t = pyconv._engine.tuning.active()
     print("tuning:", {f: round(getattr(t, f), 7) for f in
                       ("direct_ns_f4", "direct_ns_f8", "direct_ns_1d_f4", "direct_ns_1d_f8",
-                       "direct_border_ns", "fft_ns_small", "fft_ns_large", "fft_1d_factor",
-                       "fft_oa_factor", "direct_tap_ns", "direct_overhead_s", "fft_overhead_s")
+                       "direct_border_ns", "direct_merged_factor", "direct_pad_ns", "fft_ns_small",
+                       "fft_ns_large", "fft_1d_factor", "fft_oa_factor", "fft_single_factor",
+                       "fft_1d_single_factor", "direct_tap_ns", "direct_thread_gain", "fft_thread_gain",
+                       "direct_overhead_s", "fft_overhead_s")
                       if hasattr(t, f)},
           "threads", get_num_threads(), flush=True)
     rng = np.random.default_rng(0)

@@ -57,6 +57,8 @@ def test_tune_measures_stores_and_installs(cache):
     assert 0 < v["direct_pad_ns"] < 1e3
     assert 0 < v["fft_1d_factor"] < 1e3 and 0 < v["fft_oa_factor"] < 1e3
     assert 0.0 <= v["direct_thread_gain"] <= 1.0 and 0.0 <= v["fft_thread_gain"] <= 1.0
+    assert 0 < v["fft_single_factor"] < 1e3 and 0 < v["fft_1d_single_factor"] < 1e3
+    assert 0 < v["direct_merged_factor"] < 1e3
     t = tuning.active()
     assert t is not tuning.DEFAULT
     assert all(getattr(t, k) == type(getattr(tuning.DEFAULT, k))(v[k]) for k in calibrate.MEASURED)
@@ -367,3 +369,93 @@ def test_crossover_and_ceiling_rules():
     assert calibrate._ceiling([1.0, 1.0, 2.0, 3.0], [1.0, 1.0, 1.0, 2.0], sizes) == 36
     assert calibrate._ceiling([1.0, 1.0, 2.0, 2.1], [1.0, 1.0, 1.0, 2.0], sizes) == 576
     assert calibrate._ceiling([2.0] * 4, [1.0] * 4, sizes) == 0
+
+
+def test_signal_single_precision_factors_weigh_only_on_their_transforms():
+    # fft_single_factor prices float32 N-d transforms, fft_1d_single_factor float32 1-D ones
+    # (full and overlap-add); float64 keeps its cost
+    from pyconv._engine import signal_plan as sp
+    over = XEON["fft_overhead_s"]
+
+    def costs(**values):
+        with tuning.override(**{**XEON, **values}):
+            return (sp.fft_costs((512, 512), (31, 31), False, True, 1)[0],
+                    sp.fft_costs((512, 512), (31, 31), False, False, 1)[0],
+                    sp.fft_costs((65536,), (257,), False, True, 1), sp.fft_costs((65536,), (257,), False, False, 1))
+    nd4, nd8, (p4, oa4), f8 = costs(fft_single_factor=0.5, fft_1d_single_factor=0.5)
+    nd4b, nd8b, (p4b, oa4b), f8b = costs(fft_single_factor=1.0, fft_1d_single_factor=0.5)
+    assert (nd4b - over) == pytest.approx(2 * (nd4 - over)) and (p4b, oa4b) == (p4, oa4) and nd8b == nd8
+    nd4c, nd8c, (p4c, oa4c), f8c = costs(fft_single_factor=0.5, fft_1d_single_factor=1.0)
+    assert nd4c == nd4 and nd8c == nd8 and f8c == f8
+    assert (p4c - over) == pytest.approx(2 * (p4 - over)) and oa4c > 1.9 * (oa4 - over)
+    # and they move the choice of their own calls only
+    assert _pick((512, 512), (31, 31), np.float32, fft_single_factor=0.6) == "fft"
+    assert _pick((512, 512), (31, 31), np.float32, fft_single_factor=2.0) == "direct"
+    assert _pick((512, 512), (31, 31), np.float64, fft_single_factor=2.0) == "fft"
+    assert _pick((100000,), (1025,), np.float32, fft_single_factor=5.0) == "fft"
+    assert _pick((100000,), (1025,), np.float32, fft_1d_single_factor=5.0) == "direct"
+    assert _pick((100000,), (1025,), np.float64, fft_1d_single_factor=5.0) == "fft"
+
+
+def test_signal_fft_cost_counts_the_batch():
+    # a stack of rows (a dim where one operand has size 1: broadcast, not transformed) costs
+    # each row's transforms (before, the
+    # model priced one row: (64, 65536) * (1, 257) float32 went to the FFT at 74 ms, for
+    # 47 ms direct on an Intel Xeon at 1 thread)
+    from pyconv._engine import signal_plan as sp
+    over = XEON["fft_overhead_s"]
+    flat = dict(XEON, fft_ns_large=XEON["fft_ns_small"])       # one ns per point: exact ratios
+    with tuning.override(**flat):
+        one = sp.fft_costs((1, 65536), (1, 257), False, True, 1)[0] - over
+        for b in (2, 8, 64):
+            many = sp.fft_costs((b, 65536), (1, 257), False, True, 1)[0] - over
+            assert many == pytest.approx(one * (2 * b + 1) / 3)          # in1 and the inverse per row
+            rows2 = sp.fft_costs((1, 65536), (b, 257), False, True, 1)[0] - over
+            assert rows2 == pytest.approx(one * (2 * b + 1) / 3)         # in2's rows and the inverse
+    assert _pick((64, 65536), (1, 257), np.float32) == "direct"
+    assert _pick((256, 8192), (1, 129), np.float64) == "direct"
+
+
+def test_signal_merged_factor_weighs_only_on_merged_rows():
+    # direct_merged_factor prices the flat sweep of short merged rows (3-D 'same'/'valid'),
+    # not long rows or 1-D signals
+    from pyconv._engine import signal_plan as sp
+
+    def cost(s1, s2, mode, factor):
+        with tuning.override(**{**XEON, "direct_merged_factor": factor, "direct_tap_ns": 0.0,
+                                "direct_overhead_s": 0.0}):
+            return sp.direct_cost(s1, s2, mode, "f4", 1)
+    vol = ((38, 38, 134), (7, 7, 7), "valid")                # merged, no border
+    assert cost(*vol, 0.5) == pytest.approx(0.5 * cost(*vol, 1.0))
+    for other in (((1024, 1024), (15, 15), "same"), ((65536,), (257,), "same"), ((64, 64, 64), (7, 7, 7), "full")):
+        assert cost(*other, 0.5) == cost(*other, 1.0)
+    # and it moves the 3-D choice: 128^3 * 9^3 float64 at 2 threads
+    assert _pick((128,) * 3, (9,) * 3, np.float64, direct_merged_factor=1.0) == "fft"
+    assert _pick((128,) * 3, (9,) * 3, np.float64, direct_merged_factor=0.4) == "direct"
+
+
+@pytest.mark.parametrize("field, single, shape, kshape, which, value", [
+    ("fft_single_factor", True, (1024, 1024), (9, 9), 0, 0.41),
+    ("fft_1d_single_factor", True, (65536,), (257,), 1, 0.8),
+    ("fft_oa_factor", False, (65536,), (257,), 1, 1.4),
+])
+def test_calibration_solves_the_fft_model_for_a_timing(field, single, shape, kshape, which, value):
+    from pyconv._engine import signal_plan as sp
+
+    def cost():
+        return sp.fft_costs(shape, kshape, False, single, 1)[which]
+
+    with tuning.override(**{**XEON, field: value}):
+        t = cost()
+    assert calibrate._linear(t, cost, dict(XEON), field, 0.0) == pytest.approx(value, rel=1e-9)
+
+
+def test_calibration_solves_the_merged_factor():
+    from pyconv._engine import signal_plan as sp
+
+    def cost():
+        return sp.direct_cost((38, 38, 134), (7, 7, 7), "valid", "f4", 1)
+
+    with tuning.override(**{**XEON, "direct_merged_factor": 0.7}):
+        t = cost()
+    assert calibrate._linear(t, cost, dict(XEON), "direct_merged_factor", 0.0) == pytest.approx(0.7, rel=1e-9)

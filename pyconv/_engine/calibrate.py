@@ -40,14 +40,16 @@ MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_max_k", 
             "weight_panel", "weight_panel_f8", "weight_panel_bytes", "weight_panel_bytes_f8", "panel_chunk",
             "weight_matmul_tall", "weight_matmul_tall_f8", "dense_wblock_bytes",
             "direct_ns_f4", "direct_ns_f8", "direct_ns_1d_f4", "direct_ns_1d_f8", "direct_tap_ns",
-            "direct_border_ns", "direct_pad_ns", "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor",
-            "fft_workers_min_points", "direct_thread_gain", "fft_thread_gain")
+            "direct_border_ns", "direct_merged_factor", "direct_pad_ns", "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor",
+            "fft_single_factor", "fft_1d_single_factor", "fft_workers_min_points", "direct_thread_gain",
+            "fft_thread_gain")
 
 #: the fields of pyconv.signal's cost model, in the order they are measured (each solve
 #: holds the ones measured before it)
 SIGNAL_FIELDS = ("direct_ns_f4", "direct_ns_f8", "direct_ns_1d_f4", "direct_ns_1d_f8", "direct_tap_ns",
-                 "direct_border_ns", "direct_pad_ns",
-                 "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor")
+                 "direct_border_ns", "direct_merged_factor", "direct_pad_ns",
+                 "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor", "fft_single_factor",
+                 "fft_1d_single_factor")
 
 
 def cache_dir():
@@ -563,52 +565,7 @@ def measure():
 
         _measure_signal(rng, values, m)
 
-        # scipy.fft's workers at the default thread count: from which transform size a
-        # second worker pays for its hand-off (2-D float64 'same' * 9x9, wall time)
-        nt = _default_threads()
-        values["fft_workers_min_points"] = _tuning.DEFAULT.fft_workers_min_points
-        values["fft_thread_gain"] = _tuning.DEFAULT.fft_thread_gain     # (unused at 1 thread)
-        values["direct_thread_gain"] = _tuning.DEFAULT.direct_thread_gain
-        if nt > 1:
-            from pyconv import signal
-            sizes, single, multi = (128, 256, 384, 512), [], []
-            k = _data(rng, (9, 9))
-            for n in sizes:
-                a = _data(rng, (n, n))
-
-                def fft(limit, a=a):
-                    def run():
-                        with _tuning.override(fft_workers_min_points=limit):
-                            return signal.fftconvolve(a, k, "same")
-                    return run
-                with threads(nt):
-                    t1, tn = _best_of([fft(1 << 62), fft(0)], reps=2)
-                single.append(t1)
-                multi.append(tn)
-            points = [math.prod(_fft_len(n + 8) for _ in range(2)) for n in sizes]
-            m["fft_points"], m["fft_one_worker_s"], m["fft_workers_s"] = points, single, multi
-            # bigger transforms split better (more independent rows per worker): if a second
-            # worker never paid within the sizes measured, it is taken from twice the largest
-            # (Intel Xeon, 2 threads: 1024^2 * 9^2 'same' 40.7 -> 31.8 ms with two workers,
-            # while 512^2 ran level)
-            values["fft_workers_min_points"] = min(_crossover(multi, single, points), 2 * points[-1])
-            # what the extra threads add to the FFT's speed: the median over the sizes
-            # from 256^2 on (where the workers can pay; the speedup of one size is noisy)
-            values["fft_thread_gain"] = float(np.clip(
-                (np.median([a / b for a, b in zip(single[1:], multi[1:])]) - 1.0) / (nt - 1), 0.0, 1.0))
-            # ... and to the direct kernel's: a 3-D volume of merged short rows (1 MiB, past
-            # L2: the threads share the memory bus as on real volumes), 1 thread against nt
-            a = _data(rng, (64, 64, 64), np.float32)
-            k3 = _data(rng, (5, 5, 5), np.float32)
-
-            def direct(n):
-                def run():
-                    with threads(n):
-                        return signal.correlate(a, k3, "same", method="direct")
-                return run
-            t1, tn = _best_of([direct(1), direct(nt)], reps=3)
-            m["direct_thread_s"] = [t1, tn]
-            values["direct_thread_gain"] = float(np.clip((t1 / tn - 1.0) / (nt - 1), 0.0, 1.0))
+        _measure_signal_threads(rng, values, m)
     return _from_values(values), values, m
 
 
@@ -627,16 +584,40 @@ def _linear(t, cost, fixed, field, floor):
     return max(floor, (t - c0) / max(1e-15, c1 - c0))
 
 
+def _cpu_once(fn):
+    """CPU seconds of the calling thread of one call of ``fn``."""
+    t0 = time.thread_time()
+    fn()
+    return time.thread_time() - t0
+
+
+def _best_cpu_warm(fns, reps=2):
+    """Least CPU seconds of the calling thread of each of ``fns``, round by round, each timed
+    call right after an untimed call of the same function (A A B B ..., A A B B ...): the
+    call finds its data in the caches and its buffers' pages mapped, as a repeated call
+    does.  Timed in turn with other work instead (:func:`_best_cpu_of`), a 32x1024 * 9x9
+    float32 direct correlation took 0.31 ms for 0.19 ms warm (Intel Xeon, 1 thread): the
+    ns per multiply-add solved from it came out 1.6x what 1024^2 images and 128^3 volumes
+    run at, and the model sent 128^3 * 7^3 float32 to the FFT (43 ms direct, 73 FFT)."""
+    best = [math.inf] * len(fns)
+    for _ in range(reps):
+        for i, fn in enumerate(fns):
+            fn()
+            t0 = time.thread_time()
+            fn()
+            best[i] = min(best[i], time.thread_time() - t0)
+    return best
+
+
 def _measure_signal(rng, values, m):
     """pyconv.signal's cost model (pyconv._engine.signal_plan), one constant per timing at
     one thread, each solved from the model, which is linear in it, holding the constants
     measured before it (and the defaults of the others): the direct kernel's ns per
     multiply-add on long N-d rows and on a 1-D signal, its cost per (row, block, tap) on
-    short rows and the border redo of short merged rows,
-    the FFT's ns per point x log2 (2-D, small and large), and the 1-D full-transform and
-    overlap-add factors.  Timed in CPU seconds of the calling thread, all in turn
-    (:func:`_best_cpu_of`).
-    ~0.25 s in all, most of it the 1024^2 transform."""
+    short rows, the merged sweep of short rows and its border redo, the FFT's ns per point x log2
+    (2-D float64, small and large), the 1-D full-transform and overlap-add factors, and the
+    single-precision factors (N-d and 1-D).  Timed warm in CPU seconds of the calling
+    thread (:func:`_best_cpu_warm`).  ~0.2 s in all, half of it the two 1024^2 transforms."""
     from pyconv import signal
     from pyconv._engine import signal_plan as _sp
 
@@ -646,33 +627,45 @@ def _measure_signal(rng, values, m):
     # the lane-strided sweep's cost per multiply-add falls with the taps as its copies
     # spread over more of them, and a 1-D choice is close only from ~500 taps on), short
     # rows swept one by one ('full', 3-D: the per (row, block, tap) cost), short rows
-    # merged ('same', 3-D: their borders redone).  Each timing is dominated by its own constant; the solves
-    # depend a little on each other, so they are repeated until they settle.
+    # merged ('same', 3-D: their borders redone) and the merged sweep alone ('valid', 3-D:
+    # no border; 343 taps and rows of 134, as a 128^3 volume's padded rows, where direct
+    # and FFT come close: 38^3 ran 1.25x slower per multiply-add, its runs being short).  Each timing is
+    # dominated by its own constant; the solves depend a little on each other, so they are
+    # repeated until they settle.
     cases = [((32, 1024), (9, 9), "full", np.float32, "direct_ns_f4", 0.005),
              ((32, 1024), (9, 9), "full", np.float64, "direct_ns_f8", 0.005),
              ((65536,), (1025,), "same", np.float32, "direct_ns_1d_f4", 0.005),
              ((65536,), (1025,), "same", np.float64, "direct_ns_1d_f8", 0.005),
              ((32, 32, 32), (5, 5, 5), "full", np.float32, "direct_tap_ns", 0.0),
-             ((32, 32, 32), (5, 5, 5), "same", np.float32, "direct_border_ns", 0.0)]
+             ((32, 32, 32), (5, 5, 5), "same", np.float32, "direct_border_ns", 0.0),
+             ((38, 38, 134), (7, 7, 7), "valid", np.float32, "direct_merged_factor", 0.1)]
     runs = []
     for shape, kshape, mode, dt, field, floor in cases:
         a = _data(rng, shape, dt)
         k = _data(rng, kshape, dt)
         runs.append(lambda a=a, k=k, mode=mode: signal.correlate(a, k, mode, method="direct"))
-    # the FFT timings below (2-D small and large, 1-D full, overlap-add) join the same rounds
+    # the small FFT timings join the same rounds: a 2-D transform below L2 (256^2 * 9x9),
+    # a 1-D full transform (32768 * 257) and overlap-add (65536 * 257, float64 and float32)
     k = _data(rng, (9, 9))
     small = _data(rng, (256, 256))
-    large = _data(rng, (1024, 1024))
     x1 = _data(rng, 32768)
     x2 = _data(rng, 65536)
     k1 = _data(rng, 257)
-    runs += [lambda: signal.fftconvolve(small, k, "same"), lambda: signal.fftconvolve(large, k, "same"),
-             lambda: signal._fft_core(x1, k1, "same", [0]), lambda: signal.oaconvolve(x2, k1, "same")]
+    x2s, k1s = x2.astype(np.float32), k1.astype(np.float32)
+    runs += [lambda: signal.fftconvolve(small, k, "same"), lambda: signal._fft_core(x1, k1, "same", [0]),
+             lambda: signal.oaconvolve(x2, k1, "same"), lambda: signal.oaconvolve(x2s, k1s, "same")]
+    *timed, ts, t1d, toa, toa_s = _best_cpu_warm(runs)
+    # the large transforms (1024^2 * 9x9, float64 and float32: ~90 ms for both) once each:
+    # far past the caches, a first call costs what a repeated one does (Intel Xeon, CPU
+    # time after other work: 58.7-60.5 ms against 59.0-62.4 repeated)
+    large = _data(rng, (1024, 1024))
+    large_s, k_s = large.astype(np.float32), k.astype(np.float32)
+    tl, tl_s = (_cpu_once(lambda a=a, b=b: signal.fftconvolve(a, b, "same")) for a, b in ((large, k), (large_s, k_s)))
+    del large, large_s
     # and the copy with padded rows that can replace the border redo (4.4 MiB: a volume's
-    # copy is a fresh allocation whose pages are touched first by the copy)
+    # copy is a fresh allocation whose pages are touched first by the copy -- timed cold)
     vol = _data(rng, (128, 128, 64), np.float32)
-    runs.append(lambda: signal._padded_rows(vol, 2, 3, 3, np.float32))
-    *timed, ts, tl, t1d, toa, tpad = _best_cpu_of(runs)
+    tpad = min(_cpu_once(lambda: signal._padded_rows(vol, 2, 3, 3, np.float32)) for _ in range(2))
     m["pad_128x128x70_s"] = tpad
     values["direct_pad_ns"] = fixed["direct_pad_ns"] = tpad / (128 * 128 * 70) * 1e9
     for (shape, kshape, mode, dt, field, floor), t in zip(cases, timed):
@@ -685,15 +678,16 @@ def _measure_signal(rng, values, m):
 
     # FFT: ns per point x log2 in the small and large regimes (2-D, float64); the model
     # is linear in (ns_small, ns_large): solve the two timings for them
-    m["fft_256_s"], m["fft_1024_s"] = ts, tl
+    m["fft_256_s"], m["fft_1024_s"], m["fft_1024_float32_s"] = ts, tl, tl_s
 
     def fft_model(shape, ns_small, ns_large):
         with _tuning.override(**{**fixed, "fft_ns_small": ns_small, "fft_ns_large": ns_large}):
             return _sp.fft_costs(shape, k.shape, False, False, 1)[0]
 
-    base_s, base_l = fft_model(small.shape, 0.0, 0.0), fft_model(large.shape, 0.0, 0.0)
+    shape_l = (1024, 1024)
+    base_s, base_l = fft_model(small.shape, 0.0, 0.0), fft_model(shape_l, 0.0, 0.0)
     s_s, s_l = fft_model(small.shape, 1.0, 0.0) - base_s, fft_model(small.shape, 0.0, 1.0) - base_s
-    l_s, l_l = fft_model(large.shape, 1.0, 0.0) - base_l, fft_model(large.shape, 0.0, 1.0) - base_l
+    l_s, l_l = fft_model(shape_l, 1.0, 0.0) - base_l, fft_model(shape_l, 0.0, 1.0) - base_l
     ys, yl = ts - base_s, tl - base_l
     det = s_s * l_l - s_l * l_s
     if abs(det) > 1e-30:
@@ -705,8 +699,91 @@ def _measure_signal(rng, values, m):
     values["fft_ns_large"] = fixed["fft_ns_large"] = max(values["fft_ns_small"], ns_large)
 
     # 1-D: one full transform (float64, 32768 * 257, 'same') and overlap-add (65536 * 257)
-    m["fft_1d_32768_s"], m["oa_65536_s"] = t1d, toa
+    m["fft_1d_32768_s"], m["oa_65536_s"], m["oa_65536_float32_s"] = t1d, toa, toa_s
     values["fft_1d_factor"] = fixed["fft_1d_factor"] = _linear(
         t1d, lambda: _sp.fft_costs(x1.shape, k1.shape, False, False, 1)[0], fixed, "fft_1d_factor", 0.1)
     values["fft_oa_factor"] = fixed["fft_oa_factor"] = _linear(
         toa, lambda: _sp.fft_costs(x2.shape, k1.shape, False, False, 1)[1], fixed, "fft_oa_factor", 0.1)
+    # single precision: the same 2-D and overlap-add transforms in float32
+    values["fft_single_factor"] = fixed["fft_single_factor"] = _linear(
+        tl_s, lambda: _sp.fft_costs(shape_l, k.shape, False, True, 1)[0], fixed, "fft_single_factor", 0.05)
+    values["fft_1d_single_factor"] = fixed["fft_1d_single_factor"] = _linear(
+        toa_s, lambda: _sp.fft_costs(x2.shape, k1.shape, False, True, 1)[1], fixed, "fft_1d_single_factor", 0.05)
+
+
+def _measure_signal_threads(rng, values, m):
+    """What the threads past the first add to the signal model's two methods, at the default
+    thread count (wall time): from which transform size a second scipy.fft worker pays
+    for its hand-off (2-D float64 'same' * 9x9 at 128^2, 256^2 and 1024^2, one worker
+    against all), the direct kernel's gain from the threads (in the same rounds as the
+    small transforms) and the FFT's gain from the workers on the large one (after
+    :func:`_measure_signal`, whose one-thread time of it it reads)."""
+    from pyconv import signal
+    from pyconv._threads import _default_threads, threads
+
+    nt = _default_threads()
+    values["fft_workers_min_points"] = _tuning.DEFAULT.fft_workers_min_points
+    values["fft_thread_gain"] = _tuning.DEFAULT.fft_thread_gain     # (unused at 1 thread)
+    values["direct_thread_gain"] = _tuning.DEFAULT.direct_thread_gain
+    if nt <= 1:
+        return
+    sizes = (128, 256)
+    k = _data(rng, (9, 9))
+
+    def fft(a, limit):
+        def run():
+            with threads(nt), _tuning.override(fft_workers_min_points=limit):
+                return signal.fftconvolve(a, k, "same")
+        return run
+    runs = []
+    for n in sizes:
+        a = _data(rng, (n, n))
+        runs += [fft(a, 1 << 62), fft(a, 0)]
+    # the direct kernel on a 3-D volume of merged short rows (1 MiB, past L2: the threads
+    # share the memory bus as on real volumes), 1 thread against nt
+    vol = _data(rng, (64, 64, 64), np.float32)
+    k3 = _data(rng, (5, 5, 5), np.float32)
+
+    def direct(n):
+        def run():
+            with threads(n):
+                return signal.correlate(vol, k3, "same", method="direct")
+        return run
+    # (no warm-up round: the first round's calls are timed too, and a plan made or a page
+    # first touched in it leaves the least time to the second)
+    best = [math.inf] * (len(runs) + 2)
+    for _ in range(2):
+        for i, fn in enumerate(runs + [direct(1), direct(nt)]):
+            t0 = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t0)
+    *ts, d1, dn = best
+    # the FFT's gain on a large transform, as on the images and volumes where FFT and direct
+    # come close: 1024^2 * 9x9 with all workers (wall) against the one-thread time measured
+    # above (CPU time of the calling thread: its wall time on a quiet machine).  Small
+    # transforms split worse (Intel Xeon, 2 threads: 512^2 ran level with two workers,
+    # 1024^2 68 -> 49 ms), so their gain would price the large ones too high
+    large = _data(rng, (1024, 1024))
+    t0 = time.perf_counter()
+    fft(large, 0)()
+    t_large = time.perf_counter() - t0
+    del large
+    # (a busy machine leaves the extra threads little to gain -- pyconv's teams shrink when
+    # other processes hold cores: the cores they held say whether the gains are a quiet
+    # machine's)
+    from pyconv._threads import _load
+    m["others_busy_cores"] = _load.others_busy()
+    # the sizes swept, then the large transform (one worker: its one-thread time)
+    single, multi = ts[0::2] + [m["fft_1024_s"]], ts[1::2] + [t_large]
+    points = [math.prod(_fft_len(n + 8) for _ in range(2)) for n in sizes + (1024,)]
+    m["fft_points"], m["fft_one_worker_s"], m["fft_workers_s"] = points, single, multi
+    # bigger transforms split better (more independent rows per worker): if a second
+    # worker never paid within the sizes measured, it is taken from twice the largest
+    # (Intel Xeon, 2 threads: 1024^2 * 9^2 'same' 40.7 -> 31.8 ms with two workers,
+    # while 512^2 ran level)
+    values["fft_workers_min_points"] = min(_crossover(multi, single, points), 2 * points[-1])
+    # what the extra threads add to the FFT's speed
+    m["fft_1024_workers_s"] = t_large
+    values["fft_thread_gain"] = float(np.clip((m["fft_1024_s"] / t_large - 1.0) / (nt - 1), 0.0, 1.0))
+    m["direct_thread_s"] = [d1, dn]
+    values["direct_thread_gain"] = float(np.clip((d1 / dn - 1.0) / (nt - 1), 0.0, 1.0))

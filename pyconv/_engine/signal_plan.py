@@ -146,7 +146,7 @@ def row_padding(x_shape, w_shape, out_shape, shift, ckind, tu=None):
         return 0, 0, redo               # (the padded rows would be swept one by one)
     macs = direct_macs(x_shape, w_shape, out_shape, shift)
     pad = (math.prod(x_shape) // la * lap * tu.direct_pad_ns
-           + macs * direct_ns(ckind, tu) * (lap - la) / ol)
+           + macs * direct_ns(ckind, tu) * tu.direct_merged_factor * (lap - la) / ol)
     return (lp, rp, pad) if pad < redo else (0, 0, redo)
 
 
@@ -227,7 +227,9 @@ def oa_plan(s1, s2, ax):
 #   figure (~0.75x of that on an Intel Xeon).  Short rows cost more (per-row set-up:
 #   x (1 + 48 / row)); in 'same' mode runs of short rows are swept as one and every
 #   row's border columns are redone tap by tap (Tuning.direct_border_ns per (row, tap),
-#   x (1 + border / 8)).  Each (row, block, tap) costs ~2 ns of bookkeeping
+#   x (1 + border / 8)); the merged sweep's own cost per multiply-add is a calibrated
+#   multiple of long rows' (Tuning.direct_merged_factor: longer blocks, more taps per
+#   tile).  Each (row, block, tap) costs ~2 ns of bookkeeping
 #   (Tuning.direct_tap_ns).  Scales with the threads.  A call costs ~5 us besides
 #   (Tuning.direct_overhead_s).
 # * FFT: ns per point of the transforms (forward + inverse of every block, one
@@ -235,16 +237,21 @@ def oa_plan(s1, s2, ax):
 #   points (256^2: 1.2 ms, 512^2: 4.3 ms), ~0.55 from 2**21.5 points on (1024^2:
 #   30-45 ms, 128^3: 105 ms, 1e6: 30 ms for the three transforms); a 1-D full transform
 #   and overlap-add (1-D only: padding, block copies, adds) cost calibrated multiples
-#   of that (Tuning.fft_1d_factor, fft_oa_factor).  0.6x for float32, 2x for complex.
+#   of that (Tuning.fft_1d_factor, fft_oa_factor).  Single precision costs a calibrated
+#   fraction of that, N-d and 1-D apart (Tuning.fft_single_factor, fft_1d_single_factor:
+#   ~0.45 and ~0.8 on an Intel Xeon), complex 2x.  A batch (dims transformed in neither
+#   operand) multiplies the transforms of the operands that have it.
 #   scipy.fft spreads only the *other* axes over workers, so a single 1-D transform
-#   runs on one thread.  A call costs ~40 us besides (Tuning.fft_overhead_s).
+#   runs on one thread (a batch of them does not).  A call costs ~40 us besides
+#   (Tuning.fft_overhead_s).
 # * Threads: each thread past the first adds a calibrated fraction of its speed, for
 #   the direct kernel and for the FFT's workers (Tuning.direct_thread_gain,
 #   fft_thread_gain): 2 threads ran the 3-D FFT 1.2x and the direct kernel 1.5x faster
 #   on an Intel Xeon, so the same volume can call for FFT at 1 thread, direct at 2.
 # The ns figures and factors are fields of pyconv._engine.tuning; the calibration
 # (pyconv._engine.calibrate._measure_signal) measures each on the running machine by
-# one timing at one thread, solving this model (linear in each) for it.
+# one timing at one thread, solving this model (linear in each) for it, and the gains
+# at the default thread count (_measure_signal_threads).
 # Complex and int64 direct kernels cost a fixed multiple of the real ones.
 _DIRECT_KIND = {"f8": ("f8", 1.0), "f4": ("f4", 1.0), "c16": ("f8", 4.0), "c8": ("f4", 4.0), "i8": ("f8", 2.2)}
 
@@ -281,7 +288,7 @@ def direct_cost(shape1, shape2, mode, ckind, nt):
         # (row_padding: the cheaper of the two)
         la, ol = shape1[d], out_shape[d]
         items = max(1, rows // max(1, 2048 // ol))
-        t = (macs * ns * la / ol + items * taps * tu.direct_tap_ns
+        t = (macs * ns * tu.direct_merged_factor * la / ol + items * taps * tu.direct_tap_ns
              + row_padding(shape1, shape2, out_shape, shift, ckind, tu)[2])
     else:
         t = macs * ns * (1.0 + 48.0 / row) + rows * nblocks * taps * tu.direct_tap_ns
@@ -296,7 +303,10 @@ def _fft_points_cost(points, size, plan, cplx, single, par, one_d=False):
         ns *= t.fft_oa_factor           # overlap-add (1-D only): padding, block copies, adds
     elif one_d:
         ns *= t.fft_1d_factor
-    ns *= (2.0 if cplx else 1.0) * (0.6 if single else 1.0)
+    if single:
+        ns *= t.fft_1d_single_factor if plan or one_d else t.fft_single_factor
+    if cplx:
+        ns *= 2.0
     return points * math.log2(max(size, 2)) * ns * 1e-9 / par
 
 
@@ -338,13 +348,21 @@ def fft_costs(shape1, shape2, cplx, single, nt):
     size = 1
     for a in ax:
         size *= sp_fft.next_fast_len(shape1[a] + shape2[a] - 1, not cplx)
-    batch = math.prod(shape1[a] for a in range(len(shape1)) if a not in ax)
-    # a single 1-D transform runs on one thread, and so do small ones (fft_workers)
-    par = 1.0 if len(ax) == 1 or fft_workers(size * batch, nt) == 1 else speedup
+    rest = [a for a in range(len(shape1)) if a not in ax]
+    batch = math.prod(shape1[a] for a in rest)
+    # the transforms of each operand and of the product are batched over the dims
+    # transformed in neither: in1's and the inverse's over the broadcast batch, in2's
+    # over its own (1 where it broadcasts)
+    b1 = batch
+    b2 = math.prod(shape2[a] for a in rest)
+    bo = math.prod(max(shape1[a], shape2[a]) for a in rest)
+    # a single 1-D transform runs on one thread (the workers split the other dims), and so
+    # do small ones (fft_workers)
+    par = 1.0 if (len(ax) == 1 and bo == 1) or fft_workers(size * batch, nt) == 1 else speedup
     # in1's transform, the inverse, and the other operand's, whose axis-at-a-time
     # passes skip its zero padding: ~1/len(ax) of a full transform when it is small
     small = math.prod(shape2[a] for a in ax) * 4 <= math.prod(shape1[a] for a in ax)
-    plain = _fft_points_cost((2 + (1 / len(ax) if small else 1)) * size, size, {}, cplx, single,
+    plain = _fft_points_cost((b1 + bo + b2 * (1 / len(ax) if small else 1)) * size, size, {}, cplx, single,
                              par, one_d=len(ax) == 1) + overhead
     plan = oa_plan(shape1, shape2, ax)
     if not plan or len(ax) > 1:
@@ -360,7 +378,7 @@ def fft_costs(shape1, shape2, cplx, single, nt):
         else:
             bsize *= sp_fft.next_fast_len(shape1[a] + shape2[a] - 1, not cplx)
     # forward + inverse of every block, plus one transform of the other operand
-    ntrans = 2 * count + 1
+    ntrans = (b1 + bo) * count + b2
     oa = (_fft_points_cost(ntrans * bsize, bsize, plan, cplx, single, speedup)
           + ntrans * 0.1e-6 + overhead)
     if min(nb for _, nb, _ in plan.values()) < 32:

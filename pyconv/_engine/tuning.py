@@ -240,6 +240,13 @@ class Tuning:
     # of that redo with a 4-column border, x (1 + border / 8) per row in general (Intel
     # Xeon, float32, 1 thread: 64^3 * 5^3 4.2 ns, 96^3 * 7^3 6.1, 1024 x 64 * 9 x 9 6.8).
     direct_border_ns: float = 3.0
+    # The merged sweep itself (runs of short rows as one flat block, 2-D/3-D 'same' and
+    # 'valid') per multiply-add, as a multiple of long rows' direct_ns_*: its blocks are
+    # long and its kernels have many taps, so a tile of outputs loaded and stored once
+    # serves more of them (Intel Xeon, float32, 1 thread: 128^3 * 7^3 'same' on padded
+    # rows 0.043 ns, 1024^2 * 9x9 rows 0.065).  Calibrated ('valid', no border); the
+    # default keeps the model as it was.
+    direct_merged_factor: float = 1.0
     # The other way to get those borders: a copy of the input with zeros around its rows
     # (signal_plan.row_padding), after which the merged sweep needs no redo; ns per
     # element of the padded copy (allocation and first touch included: ~1.5-2.2 ns on an
@@ -252,6 +259,13 @@ class Tuning:
     # Xeon at 1e5 points), and overlap-add pays for its padding, block copies and adds.
     fft_1d_factor: float = 1.0
     fft_oa_factor: float = 1.3
+    # Single precision (float32/complex64) FFTs as a multiple of the double ones: N-d, and
+    # 1-D (one full transform or overlap-add).  The N-d transforms gain more from the
+    # narrower type than a 1-D one (Intel Xeon, 1 thread, 'same': 2-D 512^2-1536^2 * 9x9
+    # 0.30-0.56, 3-D 64^3-128^3 * 5^3 0.36-0.52; 1-D 2**15-2**19 * 257 0.73-0.98).
+    # Calibrated; the defaults keep the model as it was.
+    fft_single_factor: float = 0.6
+    fft_1d_single_factor: float = 0.6
     # Bookkeeping per (row, block, tap) of the direct kernel (collecting the taps of a
     # row, one sweep per group of 8): ~2 ns on the AMD VM; calibrated, as it weighs on
     # short rows swept one by one ('full'/'valid' in 2-D/3-D): 13-23 ns on the Intel Xeon
@@ -274,7 +288,8 @@ class Tuning:
     # threads on a 2-core Intel Xeon (2026-12-03), 'same': direct 128^3 * 7^3 float32
     # 84 -> 55 ms (+0.53), FFT 79 -> 67 ms (+0.18); 1024^2 * 9^2 float64 FFT 68 -> 49 ms
     # (+0.39).  The defaults keep the model as it was (the FFT's 1.6x at 2); calibrated
-    # at the default thread count.
+    # at the default thread count (the FFT's on 1024^2 * 9x9: smaller transforms split
+    # worse, 512^2 ran level).
     direct_thread_gain: float = 1.0
     fft_thread_gain: float = 0.6
 
