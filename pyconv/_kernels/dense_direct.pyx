@@ -578,6 +578,27 @@ def pack_blocks(const real_t[:, :, ::1] w, real_t[:, :, :, ::1] out, int nthread
 
 # --------------------------------------------------------------------------- dense_oc
 
+cdef inline void pad_row(real_t* dst, const real_t* src, idx_t ix0, idx_t W, idx_t wp) noexcept nogil:
+    # dst[0:wp] = the input row src (W values) read from column ix0 on, zeros outside it.
+    # (A function of its own, not valid_range: that one's lo/hi out-pointers made Cython
+    # share them between the prange threads of its callers -- a race, measured.)
+    cdef idx_t lo = -ix0, hi = W - ix0, k
+    if lo < 0:
+        lo = 0
+    if lo > wp:
+        lo = wp
+    if hi > wp:
+        hi = wp
+    if hi < lo:
+        hi = lo
+    for k in range(lo):
+        dst[k] = 0
+    if hi > lo:
+        copy_row(dst + lo, src + (ix0 + lo), hi - lo)
+    for k in range(hi, wp):
+        dst[k] = 0
+
+
 def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] wpk, const real_t[::1] bias,
              bint has_bias, real_t[:, :, :, :, ::1] out, idx_t groups, idx_t B, idx_t rows, idx_t cols,
              idx_t cblock, int nthreads):
@@ -636,12 +657,11 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
     obuf_np = aligned_rows(nthreads, rows * cols * B, dt)
     cdef real_t[:, ::1] xbuf = xbuf_np
     cdef real_t[:, ::1] obuf = obuf_np
-    cdef idx_t u, tid, n, gi, od, rb, cb, r0, r1, nr, q0, q1, nq, rin, c, z, r, iz, iy, ix0, lo, hi, k
+    cdef idx_t u, tid, n, gi, od, rb, cb, r0, r1, nr, q0, q1, nq, rin, c, z, r, iz, iy, ix0, k
     cdef idx_t ob, c0, nc, oe
     cdef real_t* xb
     cdef real_t* ob_
     cdef real_t* dst
-    cdef const real_t* src
     cdef const real_t* wb
     cdef const real_t* bp
     for u in prange(U, nogil=True, schedule='static', num_threads=nthreads):
@@ -676,25 +696,7 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
                     if iz < 0 or iz >= D or iy < 0 or iy >= H:
                         memset(dst, 0, Wp * sizeof(real_t))
                         continue
-                    # (valid_range's clamp, written out: its lo/hi out-pointers would make
-                    # Cython share them between the prange threads -- a race, measured)
-                    lo = -ix0
-                    if lo < 0:
-                        lo = 0
-                    if lo > Wp:
-                        lo = Wp
-                    hi = W - ix0
-                    if hi > Wp:
-                        hi = Wp
-                    if hi < lo:
-                        hi = lo
-                    for k in range(lo):
-                        dst[k] = 0
-                    if hi > lo:
-                        src = &x[n, gi * Cg + c, iz, iy, 0]
-                        copy_row(dst + lo, src + (ix0 + lo), hi - lo)
-                    for k in range(hi, Wp):
-                        dst[k] = 0
+                    pad_row(dst, &x[n, gi * Cg + c, iz, iy, 0], ix0, W, Wp)
         for ob in range(nob):
             wb = &wpk[0] + ((gi * nob + ob) * Cg * kvol) * B
             c0 = 0
@@ -797,11 +799,10 @@ def phases_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, ::
     cdef real_t[:, ::1] xbuf = xbuf_np
     cdef real_t[:, ::1] obuf = obuf_np
     cdef idx_t u, tid, n, gi, z, rb, cb, y0, y1, x0, x1, nx, md, rd, mh0, mw0, rin, wp, c, zz, r, iz, iy, ix0
-    cdef idx_t lo, hi, k, ob, rh, rw, ph, nt, t0, nyr, nxr, c0, nc, y, oe
+    cdef idx_t ob, rh, rw, ph, nt, t0, nyr, nxr, c0, nc, y, oe
     cdef real_t* xb
     cdef real_t* ob_
     cdef real_t* dst
-    cdef const real_t* src
     cdef const real_t* wb
     cdef const real_t* bp
     for u in prange(U, nogil=True, schedule='static', num_threads=nthreads):
@@ -839,23 +840,7 @@ def phases_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, ::
                     if iz < 0 or iz >= D or iy < 0 or iy >= H:
                         memset(dst, 0, wp * sizeof(real_t))
                         continue
-                    lo = -ix0
-                    if lo < 0:
-                        lo = 0
-                    if lo > wp:
-                        lo = wp
-                    hi = W - ix0
-                    if hi > wp:
-                        hi = wp
-                    if hi < lo:
-                        hi = lo
-                    for k in range(lo):
-                        dst[k] = 0
-                    if hi > lo:
-                        src = &x[n, gi * Cg + c, iz, iy, 0]
-                        copy_row(dst + lo, src + (ix0 + lo), hi - lo)
-                    for k in range(hi, wp):
-                        dst[k] = 0
+                    pad_row(dst, &x[n, gi * Cg + c, iz, iy, 0], ix0, W, wp)
         for ob in range(nob):
             for rh in range(sh):
                 if y1 - y0 <= rh:
