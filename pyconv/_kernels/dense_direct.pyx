@@ -854,7 +854,8 @@ def phases_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, ::
                     nt = phs[ph, 0]
                     t0 = phs[ph, 1]
                     wb = &wpk[0] + phs[ph, 2] + ((gi * nob + ob) * Cg) * nt * B
-                    # a phase without taps: one pass over no channels writes its zeros
+                    # a phase without taps: one pass over no channels writes its zeros (its
+                    # first tap t0 may then be one past the table: an address, never read)
                     c0 = 0
                     while True:
                         nc = Cg - c0
@@ -865,11 +866,11 @@ def phases_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, ::
                         for r in range(nyr):
                             y = y0 + rh + r * sh
                             if real_t is float:
-                                pyconv_oc_rowp_f(xb + c0 * cs + (y // sh - mh0) * Wp, cs, 1, &toffs[t0], nt, nc,
+                                pyconv_oc_rowp_f(xb + c0 * cs + (y // sh - mh0) * Wp, cs, 1, &toffs[0] + t0, nt, nc,
                                                  wb + c0 * nt * B, ob_ + ((y - y0) * nx + rw) * B, sw * B, nxr,
                                                  v2, c0 > 0)
                             else:
-                                pyconv_oc_rowp_d(xb + c0 * cs + (y // sh - mh0) * Wp, cs, 1, &toffs[t0], nt, nc,
+                                pyconv_oc_rowp_d(xb + c0 * cs + (y // sh - mh0) * Wp, cs, 1, &toffs[0] + t0, nt, nc,
                                                  wb + c0 * nt * B, ob_ + ((y - y0) * nx + rw) * B, sw * B, nxr,
                                                  v2, c0 > 0)
                         c0 = c0 + nc
