@@ -500,6 +500,19 @@ def test_halo_graph_is_one_task_per_chunk_plus_one_export():
                 pyconv.signal.convolve(x.compute(), k, "same", method="direct"), exact=True)
 
 
+def _halo_cases(X2, x2, k2, X3, x3, k3):
+    """(lazy, in-memory) pairs: convolve2d of the 2-D pair in every mode and boundary, and
+    direct correlate of the 3-D pair in every mode."""
+    cases = []
+    for mode in ("same", "full", "valid"):
+        for boundary in ("fill", "wrap", "symm"):
+            cases.append((pdk.convolve2d(X2, k2, mode, boundary, 1.5),
+                          pyconv.signal.convolve2d(x2, k2, mode, boundary, 1.5)))
+        cases.append((pdk.correlate(X3, k3, mode, method="direct"),
+                      pyconv.signal.correlate(x3, k3, mode, method="direct")))
+    return cases
+
+
 @pytest.mark.parametrize("threshold", [0, 1, 10 ** 9])
 def test_face_exports_cut_per_output(engine, monkeypatch, threshold):
     """Pieces of at least ``_OWN_EXPORT_BYTES`` for one output get an export task cut for that
@@ -516,13 +529,7 @@ def test_face_exports_cut_per_output(engine, monkeypatch, threshold):
     x3 = rng.standard_normal((14, 12, 10)).astype(np.float32)
     k3 = rng.standard_normal((3, 5, 3)).astype(np.float32)
     X3 = da.from_array(x3, chunks=((5, 5, 4), (4, 8), (3, 3, 4)))
-    cases = []
-    for mode in ("same", "full", "valid"):
-        for boundary in ("fill", "wrap", "symm"):
-            cases.append((pdk.convolve2d(X2, k2, mode, boundary, 1.5),
-                          pyconv.signal.convolve2d(x2, k2, mode, boundary, 1.5)))
-        cases.append((pdk.correlate(X3, k3, mode, method="direct"),
-                       pyconv.signal.correlate(x3, k3, mode, method="direct")))
+    cases = _halo_cases(X2, x2, k2, X3, x3, k3)
     got = engine(*[checked(y) for y, _ in cases])
     for g, (y, ref) in zip(got, cases):
         assert_same(g, ref, exact=True)
@@ -565,13 +572,7 @@ def test_exports_of_a_persisted_input_are_views(cluster_client):
     for (X2, X3), run in (((lazy2, lazy3), lambda ys: dask.compute(*ys, scheduler="sync")),
                           (tuple(local), lambda ys: dask.compute(*ys, scheduler="sync")),
                           (tuple(on_cluster), lambda ys: cluster_client.compute(list(ys), sync=True))):
-        cases = []
-        for mode in ("same", "full", "valid"):
-            for boundary in ("fill", "wrap", "symm"):
-                cases.append((pdk.convolve2d(X2, k2, mode, boundary, 1.5),
-                              pyconv.signal.convolve2d(x2, k2, mode, boundary, 1.5)))
-            cases.append((pdk.correlate(X3, k3, mode, method="direct"),
-                          pyconv.signal.correlate(x3, k3, mode, method="direct")))
+        cases = _halo_cases(X2, x2, k2, X3, x3, k3)
         flags = {t[-1] for y, _ in cases for t in _export_tasks(y)}
         assert flags == {X2 is not lazy2}, flags
         for g, (_, ref) in zip(run([checked(y) for y, _ in cases]), cases):
