@@ -38,6 +38,7 @@ CASES = textwrap.dedent("""
         g = rng.standard_normal(y.shape).astype(dt)
         for i, a in enumerate(grad.conv2d_backward(g, x, w, None, padding=1)[:2]):
             out[f"backward{i}_" + s] = a
+        out["depthwise_weight_" + s] = grad.conv2d_weight(x, (16, 1, 3, 3), x, padding=1, groups=16)
     np.savez(sys.argv[1], **out)
 """)
 

@@ -28,6 +28,16 @@ cdef extern from "thin_weight_kernels.h":
                               Py_ssize_t N, Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Dp, Py_ssize_t Hp,
                               Py_ssize_t Wp, Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t zoff, Py_ssize_t yoff,
                               Py_ssize_t xoff, Py_ssize_t dw, int ne, double* out, Py_ssize_t os_o) noexcept nogil
+    void pyconv_tw_f(int nb, int ne, const float* g0, Py_ssize_t gs_n, const float* buf, Py_ssize_t N,
+                     Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Dp, Py_ssize_t Hp, Py_ssize_t Wp,
+                     Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t zoff, Py_ssize_t yoff, Py_ssize_t dh, Py_ssize_t xoff,
+                     Py_ssize_t dw, float* out, Py_ssize_t kw, const float* pfg, const float* pfx,
+                     Py_ssize_t pfx_n, Py_ssize_t pfx_len) noexcept nogil
+    void pyconv_tw_d(int nb, int ne, const double* g0, Py_ssize_t gs_n, const double* buf, Py_ssize_t N,
+                     Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Dp, Py_ssize_t Hp, Py_ssize_t Wp,
+                     Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t zoff, Py_ssize_t yoff, Py_ssize_t dh, Py_ssize_t xoff,
+                     Py_ssize_t dw, double* out, Py_ssize_t kw, const double* pfg, const double* pfx,
+                     Py_ssize_t pfx_n, Py_ssize_t pfx_len) noexcept nogil
     const int PYCONV_HAVE_X8
 
 
@@ -57,18 +67,42 @@ cdef void pad_channel(const real_t* xch, idx_t xs_n, real_t* buf, idx_t N, idx_t
 
 cdef void block_taps(int m, const real_t* gch, idx_t gs_n, idx_t gs_o, const real_t* buf, real_t* out,
                      idx_t os_o, idx_t N, idx_t OD, idx_t OH, idx_t OW, idx_t kd, idx_t kh, idx_t kw,
-                     const conv_geo_t* geo) noexcept nogil:
+                     const conv_geo_t* geo, const real_t* pfg, const real_t* pfx, idx_t pfx_n,
+                     idx_t pfx_len) noexcept nogil:
     """All taps of ``m`` consecutive output channels (``gs_o`` apart in grad_output, ``os_o``
     apart in the weight gradient) sharing one padded input channel: out[t] = sum of go * x
-    at tap t.  For each kernel row, up to three horizontal taps share every load of
-    grad_output (and, for m > 1, every input load feeds the m channels).  ``geo``: stride,
-    dilation and the padded channel's extent (qd, qh, qw)."""
+    at tap t.  One channel at row stride 1: up to three kernel rows x three horizontal taps
+    per pass (``pyconv_tw``; its first pass prefetches ``pfg`` / ``pfx``, the next
+    channel's grad_output and input, when not NULL).  Otherwise, for each kernel row, up to
+    three horizontal taps share every load of grad_output (and, for m > 1, every input load
+    feeds the m channels).  ``geo``: stride, dilation and the padded channel's extent
+    (qd, qh, qw)."""
     cdef idx_t sd = geo.sd, sh = geo.sh, sw = geo.sw, dd = geo.dd, dh = geo.dh, dw = geo.dw
     cdef idx_t Dp = geo.qd, Hp = geo.qh, Wp = geo.qw
     cdef real_t r0, r1, r2, gq
-    cdef idx_t n, a, b, e0, ne, od, oh, j, t, ob
+    cdef idx_t n, a, b, e0, ne, od, oh, j, t, ob, nb
     cdef const real_t* g
     cdef const real_t* xr
+    if m == 1 and sw == 1:
+        for a in range(kd):
+            b = 0
+            while b < kh:
+                nb = kh - b if kh - b < 3 else 3
+                e0 = 0
+                while e0 < kw:
+                    ne = kw - e0 if kw - e0 < 3 else 3
+                    t = (a * kh + b) * kw + e0
+                    if real_t is float:
+                        pyconv_tw_f(<int>nb, <int>ne, gch, gs_n, buf, N, OD, OH, OW, Dp, Hp, Wp, sd, sh, a * dd,
+                                    b * dh, dh, e0 * dw, dw, out + t, kw, pfg, pfx, pfx_n, pfx_len)
+                    else:
+                        pyconv_tw_d(<int>nb, <int>ne, gch, gs_n, buf, N, OD, OH, OW, Dp, Hp, Wp, sd, sh, a * dd,
+                                    b * dh, dh, e0 * dw, dw, out + t, kw, pfg, pfx, pfx_n, pfx_len)
+                    pfg = NULL
+                    pfx = NULL
+                    e0 = e0 + 3
+                b = b + 3
+        return
     for a in range(kd):
         for b in range(kh):
             e0 = 0
@@ -131,6 +165,8 @@ def direct_weight(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1]
     cdef bint use8 = PYCONV_HAVE_X8 and geo.sw == 1 and OW % lanes < lanes // 2
     cdef idx_t xs_n = Cin * D * H * W, gs_n = Cout * OD * OH * OW
     cdef real_t* buf = NULL
+    cdef const real_t* pfg = NULL
+    cdef const real_t* pfx = NULL
     if Cout * Cg == 0 or N == 0 or OD * OH * OW == 0:
         return
     with nogil, parallel(num_threads=nthreads):
@@ -139,6 +175,10 @@ def direct_weight(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1]
             gi = xc // Cg
             c = xc % Cg
             pad_channel(&x[0, xc, 0, 0, 0], xs_n, buf, N, D, H, W, geo.pd, geo.ph, geo.pw, geo.qd, geo.qh, geo.qw)
+            # the next channel's input, and its grad_output when it starts a new group of
+            # one output channel, prefetched during this channel's first pass
+            pfx = &x[0, xc + 1, 0, 0, 0] if xc + 1 < Cin else NULL
+            pfg = &go[0, (gi + 1) * Og, 0, 0, 0] if Og == 1 and c == Cg - 1 and xc + 1 < Cin else NULL
             o = gi * Og
             while o < gi * Og + Og:
                 # blocks of eight outputs where rows hold whole vector blocks (no half
@@ -150,5 +190,7 @@ def direct_weight(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1]
                 else:
                     m = 1
                 block_taps(m, &go[0, o, 0, 0, 0], gs_n, OD * OH * OW, buf, &gw[o, c, 0, 0, 0], Cg * kd * kh * kw,
-                           N, OD, OH, OW, kd, kh, kw, &geo)
+                           N, OD, OH, OW, kd, kh, kw, &geo, pfg, pfx, xs_n, D * H * W)
+                pfg = NULL
+                pfx = NULL
                 o = o + m
