@@ -72,20 +72,45 @@ def _small_map_call():
     return x, w
 
 
+@pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("threshold, algorithm", [(10**9, "gemm"), (0, "dense")])
-def test_cached_values_drive_the_choice(cache, threshold, algorithm):
+def test_cached_values_drive_the_choice(cache, threshold, algorithm, stride):
+    # the positions crossover of the layer's stride class decides; the other one does not
     values = dict(calibrate._from_values({}).__dict__)
     values = {k: values[k] for k in calibrate.MEASURED}
-    values["dense_min_positions"] = threshold
+    mine, other = ("dense_min_positions", "dense_min_positions_strided")[::1 if stride == 1 else -1]
+    values[mine], values[other] = threshold, 10**9 - threshold
     calibrate._save(calibrate.cache_path(), values, {})
     x, w = _small_map_call()
-    plan = pyconv.explain(nn.conv2d, x, w, stride=2, padding=1)
+    plan = pyconv.explain(nn.conv2d, x, w, stride=stride, padding=1)
     assert plan.algorithm == algorithm
     with _plan.force("dense"):
-        want = nn.conv2d(x, w, stride=2, padding=1)
-    got = nn.conv2d(x, w, stride=2, padding=1)
+        want = nn.conv2d(x, w, stride=stride, padding=1)
+    got = nn.conv2d(x, w, stride=stride, padding=1)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)       # float32, 72 products
-    np.testing.assert_array_equal(got, nn.conv2d(x, w, stride=2, padding=1))   # same call, same bits
+    np.testing.assert_array_equal(got, nn.conv2d(x, w, stride=stride, padding=1))   # same call, same bits
+
+
+@pytest.mark.parametrize("kernel, op", [("dense_oc", "forward"), ("weight_dense", "weight")])
+def test_strided_positions_crossovers(cache, kernel, op):
+    # 32 -> 32 3x3 on 6x6 maps: 36 outputs at stride 1, 9 at stride 2 (the digits CNN's
+    # second layer); each stride class reads its own crossover
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 32, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
+    direct = {"forward": "dense_oc", "weight": "dense"}[op]
+    for s1, s2, want1, want2 in ((9, 10, True, False), (37, 9, False, True)):
+        values = dict(calibrate._from_values({}).__dict__)
+        values = {k: values[k] for k in calibrate.MEASURED}
+        values[f"{kernel}_min_positions"], values[f"{kernel}_min_positions_strided"] = s1, s2
+        calibrate._save(calibrate.cache_path(), values, {})
+        tuning._machine["tuning"] = None
+        _plan.clear_caches()
+        for stride, want in ((1, want1), (2, want2)):
+            go = rng.standard_normal((4, 32, 6 // stride, 6 // stride)).astype(np.float32)
+            call = {"forward": (nn.conv2d, x, w), "weight": (grad.conv2d_weight, x, w.shape, go)}[op]
+            alg = pyconv.explain(*call, stride=stride, padding=1).leaf().algorithm
+            assert (alg == direct) == want, (s1, s2, stride, alg)
 
 
 @pytest.mark.parametrize("field, value, op, algorithm", [
@@ -99,6 +124,7 @@ def test_channel_and_phase_crossovers_drive_the_choice(cache, field, value, op, 
     # the input gradient), stride 2: 8x8 outputs, 64 input positions per phase
     values = dict(calibrate._from_values({}).__dict__)
     values = {k: values[k] for k in calibrate.MEASURED}
+    values["dense_min_positions_strided"] = values["weight_dense_min_positions_strided"] = 64
     values[field] = value
     calibrate._save(calibrate.cache_path(), values, {})
     rng = np.random.default_rng(4)

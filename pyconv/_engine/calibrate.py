@@ -32,7 +32,8 @@ import numpy as np
 from pyconv._engine import tuning as _tuning
 
 #: the Tuning fields this module measures
-MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_max_k", "weight_dense_max_acc_bytes",
+MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_min_positions_strided",
+            "dense_oc_min_positions_strided", "weight_dense_min_positions_strided", "dense_max_k", "weight_dense_max_acc_bytes",
             "dense_oc", "dense_oc_f8", "dense_oc_min_positions", "dense_oc_max_k", "phases_oc", "phases_oc_f8",
             "thin_max_cg_og", "thin_s1_max_cg_og", "thin_reg_min_ow", "phases_min_positions", "phases_max_k", "pointwise_chunk", "pointwise_direct",
             "pointwise_direct_expand", "pointwise_direct_f8", "pointwise_direct_expand_f8", "pointwise_matmul",
@@ -322,32 +323,43 @@ def measure():
         # (the crossovers below time the dense kernels with the blocks chosen)
         stack.enter_context(_tuning.override(dense_wblock_bytes=values["dense_wblock_bytes"]))
 
-        # dense direct vs im2col + GEMM: a 32->32 3x3 layer on growing maps (batch 8)
-        sizes = (3, 6, 12, 24)
-        fwd_d, fwd_g, wg_d, wg_g, fwd_o = [], [], [], [], []
+        # dense direct vs im2col + GEMM: a 32->32 3x3 layer on growing output maps (batch 8),
+        # at stride 1 and at stride 2 (twice the input), one crossover each: strided layers
+        # cost the direct kernels more per output (phase planes, wider input rows) than
+        # GEMM.  Intel Xeon, 1 thread, 3x3 outputs: weight gradient dense 77 us against GEMM
+        # 72 at stride 1 (a tie) but 101 against 66 at stride 2 (the digits CNN's 32x16x6x6
+        # stride-2 layer: 174 against 125)
+        # (8x8 outputs too at stride 2, where the crossover falls between 6x6 and 12x12:
+        # 8x8 dense_oc 194 us against GEMM 278)
+        sizes = {1: (3, 6, 12, 24), 2: (3, 6, 8, 12, 24)}
+        fwd = {(a, st): [] for a in (A.DENSE, A.GEMM, A.DENSE_OC) for st in (1, 2)}
+        wgt = {(a, st): [] for a in (A.DENSE, A.GEMM) for st in (1, 2)}
         w = _data(rng, (32, 32, 3, 3), np.float32)
-        for s in sizes:
-            x = _data(rng, (8, 32, s, s), np.float32)
-            go = _data(rng, (8, 32, s, s), np.float32)
-            for alg, lst in ((A.DENSE, fwd_d), (A.GEMM, fwd_g), (A.DENSE_OC, fwd_o)):
-                with _plan.force(alg):
-                    lst.append(_best(lambda: nn.conv2d(x, w, padding=1)))
-            for alg, lst in ((A.DENSE, wg_d), (A.GEMM, wg_g)):
-                with _plan.force(alg):
-                    lst.append(_best(lambda: grad.conv2d_weight(x, w.shape, go, padding=1)))
-        positions = [s * s for s in sizes]
-        m["forward_dense_s"], m["forward_gemm_s"] = fwd_d, fwd_g
-        m["weight_dense_s"], m["weight_gemm_s"] = wg_d, wg_g
-        m["positions"] = positions
+        for st in (1, 2):
+            for s in sizes[st]:
+                go = _data(rng, (8, 32, s, s), np.float32)
+                x = _data(rng, (8, 32, s * st, s * st), np.float32)
+                for alg in (A.DENSE, A.GEMM, A.DENSE_OC):
+                    with _plan.force(alg):
+                        fwd[alg, st].append(_best(lambda: nn.conv2d(x, w, stride=st, padding=1)))
+                for alg in (A.DENSE, A.GEMM):
+                    with _plan.force(alg):
+                        wgt[alg, st].append(_best(lambda: grad.conv2d_weight(x, w.shape, go, stride=st, padding=1)))
+        positions = {st: [s * s for s in sizes[st]] for st in (1, 2)}
+        m["forward_dense_s"], m["forward_gemm_s"] = fwd[A.DENSE, 1], fwd[A.GEMM, 1]
+        m["weight_dense_s"], m["weight_gemm_s"] = wgt[A.DENSE, 1], wgt[A.GEMM, 1]
+        m["forward_dense_s2_s"], m["forward_gemm_s2_s"] = fwd[A.DENSE, 2], fwd[A.GEMM, 2]
+        m["weight_dense_s2_s"], m["weight_gemm_s2_s"] = wgt[A.DENSE, 2], wgt[A.GEMM, 2]
+        m["positions"], m["positions_s2"] = positions[1], positions[2]
+
+        m["forward_dense_oc_s"], m["forward_dense_oc_s2_s"] = fwd[A.DENSE_OC, 1], fwd[A.DENSE_OC, 2]
         # (a direct kernel takes a size from GEMM, the floor, only by a clear margin: where
-        # the sweep has them level the layers it stands for need not be -- Intel Xeon, 3x3
-        # outputs: dense_oc 110 us against GEMM 117 in the sweep, while a 32x16x6x6 stride-2
-        # layer ran 144 us on dense_oc and 113 on GEMM, its weight gradient 246 dense, 150 GEMM)
-        values["dense_min_positions"] = _crossover(fwd_d, fwd_g, positions, GEMM_MARGIN)
-        # (and the output-channel kernel, which builds no planes, against the same GEMM)
-        m["forward_dense_oc_s"] = fwd_o
-        values["dense_oc_min_positions"] = _crossover(fwd_o, fwd_g, positions, GEMM_MARGIN)
-        values["weight_dense_min_positions"] = _crossover(wg_d, wg_g, positions, GEMM_MARGIN)
+        # the sweep has them level the layers it stands for need not be)
+        for name, times, alg in (("dense", fwd, A.DENSE), ("dense_oc", fwd, A.DENSE_OC),
+                                 ("weight_dense", wgt, A.DENSE)):
+            for st, suffix in ((1, ""), (2, "_strided")):
+                values[f"{name}_min_positions{suffix}"] = _crossover(times[alg, st], times[A.GEMM, st], positions[st],
+                                                                     GEMM_MARGIN)
 
         # the same algorithms as the channels grow (K = C_in x 9), stride 2, 16x16 outputs
         # (one sample, past the positions crossover): the largest K at which the dense

@@ -353,7 +353,7 @@ def plan_forward(g, dtype, allow_prune=True):
             layout = plane_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
             plane_bytes = cg * len(layout[1]) * _prod(layout[0]) * isz
             if (nthreads * plane_bytes <= max(t.workspace_bytes, out_bytes)
-                    and _prod(g.out) >= t.dense_min_positions and cg * kvol <= t.dense_max_k):
+                    and _prod(g.out) >= min_positions(t, 'dense', g) and cg * kvol <= t.dense_max_k):
                 default = A.DENSE
     cands = ([A.THIN_PHASE, A.THIN_ROW, A.DENSE, A.GEMM] + [A.THIN_S1, A.THIN_REG] * s1
              + [A.POINTWISE, A.MATMUL, A.PANEL] * g.is_pointwise + [A.DENSE_OC] * (not g.is_pointwise))
@@ -364,6 +364,13 @@ def plan_forward(g, dtype, allow_prune=True):
         # (0 * inf = nan, as PyTorch's dense path) on the phase planes instead
         nonfinite = _forward_plan(g, dtype, A.THIN_PHASE, nthreads, t, None)
     return dataclasses.replace(_forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite), candidates=tuple(cands))
+
+
+def min_positions(t, kernel, g):
+    """Output positions per sample from which the direct ``kernel`` ('dense', 'dense_oc',
+    'weight_dense') is the default over im2col + GEMM: the calibrated crossover of unit
+    strides, or of strided layers (``Tuning.<kernel>_min_positions[_strided]``)."""
+    return getattr(t, f"{kernel}_min_positions" + ("_strided" if any(s > 1 for s in g.stride) else ""))
 
 
 def oc_blocking(g, dtype, nthreads, t):
@@ -405,7 +412,7 @@ def _oc_default(g, dtype, nthreads, t):
         # one vector of outputs per tile: each broadcast feeds a single FMA (conv3d
         # 16->16 float32 ran 0.93x the phase-plane kernel's 8-wide blocks)
         return False
-    if _prod(g.out) < t.dense_oc_min_positions or g.cg * g.kvol > t.dense_oc_max_k:
+    if _prod(g.out) < min_positions(t, 'dense_oc', g) or g.cg * g.kvol > t.dense_oc_max_k:
         return False
     ws = oc_blocking(g, dtype, nthreads, t)[4]
     return ws <= max(t.workspace_bytes, _prod(g.out_shape) * dtype.itemsize)
@@ -1004,7 +1011,7 @@ def plan_weight_grad(g, dtype, allow_prune=True):
         nthreads = num_parts_for(_prod(g.out_shape) * max(1, cg * kvol), t.grain)
         dense = _dense_weight_plan(g, dtype, nthreads, t) if not g.is_pointwise else None
         default = (A.DENSE if dense is not None and og >= t.dense_min_og
-                   and _prod(g.out) >= t.weight_dense_min_positions
+                   and _prod(g.out) >= min_positions(t, 'weight_dense', g)
                    and weight_acc_bytes(g, dtype) <= t.weight_dense_max_acc_bytes
                    else A.GEMM)
     alg = _plan.pick(default, cands)

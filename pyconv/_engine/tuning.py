@@ -184,6 +184,16 @@ class Tuning:
     # Intel Xeon the dense weight kernel ran at 0.3x PyTorch where GEMM would be faster).
     # Same calibration: dense/GEMM 0.12/0.20 ms on 3x3 maps, 0.16/0.35 on 6x6: 9.
     weight_dense_min_positions: int = 9
+    # The three positions crossovers (dense_min_positions, dense_oc_min_positions,
+    # weight_dense_min_positions) for strided layers, measured by the same sweep at stride
+    # 2: a strided layer costs the direct kernels more per output than GEMM (phase planes,
+    # wider input rows).  Intel Xeon, 1 thread, 2026-12-03, 3x3 outputs of the 32->32
+    # layer: weight gradient dense 77 us / GEMM 72 at stride 1 but 101 / 66 at stride 2
+    # (the digits CNN's 32x16x6x6 stride-2 layer: 174 / 125); 6x6 outputs level, 8x8
+    # dense 1.3x faster (dense_oc 1.45x); the phase-plane forward from 12x12.
+    dense_min_positions_strided: int = 144
+    dense_oc_min_positions_strided: int = 64
+    weight_dense_min_positions_strided: int = 64
     # As the channels grow the GEMM through the CPU's BLAS overtakes the dense kernels: the
     # dense forward / weight kernels run only while K = C_in/groups x kernel volume is at
     # most these.  The calibration times a 3x3 layer on 16x16 outputs with 32 to 256
