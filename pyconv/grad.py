@@ -179,7 +179,7 @@ def _pad_adjoint(g, pads, mode, sp):
 
 
 def _bias_grad(go, dtype):
-    return go.sum(axis=(0,) + tuple(range(2, go.ndim)), dtype=dtype)
+    return _conv.bias_grad(go, dtype)
 
 
 def _mode_padded(c):

@@ -1131,6 +1131,20 @@ def _pruned_gradient(p, shape, dst, run):
     return out
 
 
+def bias_grad(go, dtype):
+    """The bias gradient of a batched convolution: ``go`` (N, C, ...) summed over samples and
+    positions, per channel (``grad_direct.bias_sum``: channels split among the threads,
+    each summed in one fixed order; float32 in float32 lanes over blocks of at most 4096
+    elements, the blocks added in double)."""
+    go = np.ascontiguousarray(go, dtype=dtype)
+    n, c = go.shape[:2]
+    out = np.zeros(c, dtype=dtype)
+    if go.size:
+        nthreads = max(1, min(num_parts_for(go.size, _tuning.active().grain), c))
+        kernel(grad_direct.bias_sum, dtype)(go.reshape(n, c, -1), out, team_size(nthreads))
+    return out
+
+
 def weight_grad(p, x, go):
     """Run the weight-gradient plan ``p``: ``x`` and ``go`` batched C-contiguous; ``go`` may cover
     fewer output positions than the convolution has (a transposed convolution's

@@ -38,6 +38,8 @@ cdef extern from "thin_weight_kernels.h":
                      Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t zoff, Py_ssize_t yoff, Py_ssize_t dh, Py_ssize_t xoff,
                      Py_ssize_t dw, double* out, Py_ssize_t kw, const double* pfg, const double* pfx,
                      Py_ssize_t pfx_n, Py_ssize_t pfx_len) noexcept nogil
+    double pyconv_row_sum_f(const float* r, Py_ssize_t n) noexcept nogil
+    double pyconv_row_sum_d(const double* r, Py_ssize_t n) noexcept nogil
     const int PYCONV_HAVE_X8
 
 
@@ -194,3 +196,26 @@ def direct_weight(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1]
                 pfg = NULL
                 pfx = NULL
                 o = o + m
+
+
+def bias_sum(const real_t[:, :, ::1] go, real_t[::1] out, int nthreads):
+    """out[c] = sum over samples n and positions p of go[n, c, p]: the bias gradient.
+
+    go: (N, C, P), P >= 1; out: (C,).  Parallel over channels, each channel's rows summed by
+    one thread in one fixed order (the bits do not depend on the thread count); float32
+    rows in blocks of float32 lanes, the blocks' sums in double (``pyconv_row_sum``).
+    Bounds are checked by the caller.
+    """
+    cdef idx_t N = go.shape[0], C = go.shape[1], P = go.shape[2]
+    cdef idx_t c, n
+    cdef double s
+    if C == 0 or P == 0:
+        return
+    for c in prange(C, nogil=True, schedule='static', num_threads=nthreads):
+        s = 0
+        for n in range(N):
+            if real_t is float:
+                s = s + pyconv_row_sum_f(&go[n, c, 0], P)
+            else:
+                s = s + pyconv_row_sum_d(&go[n, c, 0], P)
+        out[c] = <real_t>s

@@ -332,4 +332,46 @@ static void NAME(int m, PYCONV_TAPS_PARAMS(T))                                  
 PYCONV_TAPS3_BLOCK(pyconv_taps3_block_f, float, pyconv_taps3_f, pyconv_taps3x4_f, pyconv_taps3x8_f)
 PYCONV_TAPS3_BLOCK(pyconv_taps3_block_d, double, pyconv_taps3_d, pyconv_taps3x4_d, pyconv_taps3x8_d)
 
+/* The bias gradient's reduction: one row of grad_output summed in blocks of at most 4096
+   elements, each in four vector accumulators (lanes of the row's own type), the blocks'
+   sums added in double: each lane adds at most 64 elements in the row's precision, so a
+   float32 row of 10^6 elements keeps the accuracy of a pairwise sum.  Memory-bound: the
+   point is one read of grad_output per channel, split among the threads by channel. */
+#if defined(__GNUC__)
+#define PYCONV_ROW_SUM(T, VT, VTU, S)                                                        \
+static double pyconv_row_sum_##S(const T* r, Py_ssize_t n)                                 \
+{                                                                                          \
+    enum { L = sizeof(VT) / sizeof(T), BLOCK = 4096 };                                     \
+    double s = 0;                                                                          \
+    Py_ssize_t b0, j;                                                                      \
+    int q;                                                                                 \
+    for (b0 = 0; b0 < n; b0 += BLOCK) {                                                    \
+        Py_ssize_t e = n - b0 < BLOCK ? n : b0 + BLOCK;                                    \
+        VT a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};                                         \
+        for (j = b0; j + 4 * L <= e; j += 4 * L) {                                         \
+            a0 += *(const VTU*)(r + j); a1 += *(const VTU*)(r + j + L);                    \
+            a2 += *(const VTU*)(r + j + 2 * L); a3 += *(const VTU*)(r + j + 3 * L);        \
+        }                                                                                  \
+        for (; j + L <= e; j += L) a0 += *(const VTU*)(r + j);                             \
+        a0 = (a0 + a1) + (a2 + a3);                                                        \
+        _Pragma("GCC unroll 16") for (q = 0; q < L; q++) s += (double)a0[q];               \
+        for (; j < e; j++) s += (double)r[j];                                              \
+    }                                                                                      \
+    return s;                                                                              \
+}
+PYCONV_ROW_SUM(float, pyconv_twf, pyconv_twf_u, f)
+PYCONV_ROW_SUM(double, pyconv_twd, pyconv_twd_u, d)
+#else
+#define PYCONV_ROW_SUM_PLAIN(T, S)                                                           \
+static double pyconv_row_sum_##S(const T* r, Py_ssize_t n)                                 \
+{                                                                                          \
+    double s = 0;                                                                          \
+    Py_ssize_t j;                                                                          \
+    for (j = 0; j < n; j++) s += (double)r[j];                                             \
+    return s;                                                                              \
+}
+PYCONV_ROW_SUM_PLAIN(float, f)
+PYCONV_ROW_SUM_PLAIN(double, d)
+#endif
+
 #endif  /* PYCONV_THIN_WEIGHT_KERNELS_H */
