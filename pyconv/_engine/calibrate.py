@@ -374,14 +374,20 @@ def measure():
             for lst, t in zip((kf_d, kf_g, kf_o), _best_of([_forced(A.DENSE, fwd), _forced(A.GEMM, fwd),
                                                              _forced(A.DENSE_OC, fwd)], reps=3)):
                 lst.append(t)
-            # (at the default thread count: with one sample the parts of the dense weight
-            # kernel split its positions, each sweeping a whole (C_in*9, C_out) accumulator --
-            # layer b's weight gradient, 2 threads, Intel Xeon: 5.7-6.1 ms dense against 1.1-1.2
-            # on GEMM split by rows, where 1 thread had them level)
-            wgt = lambda: grad.conv2d_weight(x, wc.shape, go, stride=2, padding=1)  # noqa: E731
+            # (the weight gradient at the default thread count, where the parts of the dense
+            # weight kernel each sweep a whole (C_in*9, C_out) accumulator, and on 4 samples:
+            # with one sample the set-up of those accumulators is not amortised as on the
+            # layers the limit stands for -- Intel Xeon, 2 threads, dense/GEMM 1.14-1.30 at 64
+            # channels on one sample (one slow run sent layer a's weight gradient to GEMM,
+            # 0.6x torch), 0.72 on four, and 0.55 on layer a itself, 0.90 on layer b)
+            # (two samples at the largest size, for time: fewer samples only understate dense)
+            ns = 4 if c < chans[-1] else 2
+            x4 = _data(rng, (ns, c, 32, 32), np.float32)
+            go4 = _data(rng, (ns, c, 16, 16), np.float32)
+            wgt = lambda: grad.conv2d_weight(x4, wc.shape, go4, stride=2, padding=1)  # noqa: E731
             with threads(_default_threads()):
                 for lst, t in zip((kw_d, kw_g), _best_of([_forced(A.DENSE, wgt), _forced(A.GEMM, wgt)],
-                                                        reps=8 if c < chans[-1] else 4)):
+                                                        reps=6 if c < chans[-1] else 2)):
                     lst.append(t)
         ks = [c * 9 for c in chans]
         m["k"], m["forward_dense_k_s"], m["forward_gemm_k_s"] = ks, kf_d, kf_g
@@ -392,11 +398,9 @@ def measure():
         accs = [conv.weight_acc_bytes(conv_geometry((1, c, 32, 32), (c, c, 3, 3), (2, 2), ((1, 1), (1, 1)),
                                                     (1, 1), 1), np.float32) for c in chans]
         m["weight_acc_bytes"] = accs
-        # (a wider slack than the others': one sample of 16x16 outputs understates the dense
-        # weight kernel, whose per-call set-up it cannot amortise -- Intel Xeon, 2 threads:
-        # here dense/GEMM ran 1.0-1.24x at 64 and 128 channels from run to run, while on 8
-        # samples of 56x56 (layer a, 147 KB accumulator) dense took 12.4 ms and GEMM 21.0;
-        # with slack 1.1 one slow sample sent layer a's weight gradient to GEMM)
+        # (a wider slack than the others': a few samples of 16x16 outputs still understate
+        # the dense weight kernel against the layers it serves -- Intel Xeon, 2 threads: on
+        # 8 samples of 56x56 (layer a, 147 KB accumulator) dense took 12.4 ms and GEMM 21.0)
         values["weight_dense_max_acc_bytes"] = _ceiling(kw_d, kw_g, accs, slack=1.25)
 
         # stride-1 thin groups: output rows in registers against whole-plane passes, by row
