@@ -330,7 +330,9 @@ def measure():
         # 72 at stride 1 (a tie) but 101 against 66 at stride 2 (the digits CNN's 32x16x6x6
         # stride-2 layer: 174 against 125)
         # (8x8 outputs too at stride 2, where the crossover falls between 6x6 and 12x12:
-        # 8x8 dense_oc 194 us against GEMM 278)
+        # 8x8 dense_oc 194 us against GEMM 278.  Sizes from 12x12 on take 2 rounds: there
+        # the direct kernels win by 1.5-3x, except the phase-plane forward at stride 2,
+        # level with GEMM up to 12x12.)
         sizes = {1: (3, 6, 12, 24), 2: (3, 6, 8, 12, 24)}
         fwd = {(a, st): [] for a in (A.DENSE, A.GEMM, A.DENSE_OC) for st in (1, 2)}
         wgt = {(a, st): [] for a in (A.DENSE, A.GEMM) for st in (1, 2)}
@@ -339,12 +341,14 @@ def measure():
             for s in sizes[st]:
                 go = _data(rng, (8, 32, s, s), np.float32)
                 x = _data(rng, (8, 32, s * st, s * st), np.float32)
+                reps = 3 if s < 12 else 2
                 for alg in (A.DENSE, A.GEMM, A.DENSE_OC):
                     with _plan.force(alg):
-                        fwd[alg, st].append(_best(lambda: nn.conv2d(x, w, stride=st, padding=1)))
+                        fwd[alg, st].append(_best(lambda: nn.conv2d(x, w, stride=st, padding=1), reps))
                 for alg in (A.DENSE, A.GEMM):
                     with _plan.force(alg):
-                        wgt[alg, st].append(_best(lambda: grad.conv2d_weight(x, w.shape, go, stride=st, padding=1)))
+                        wgt[alg, st].append(_best(lambda: grad.conv2d_weight(x, w.shape, go, stride=st, padding=1),
+                                                  reps))
         positions = {st: [s * s for s in sizes[st]] for st in (1, 2)}
         m["forward_dense_s"], m["forward_gemm_s"] = fwd[A.DENSE, 1], fwd[A.GEMM, 1]
         m["weight_dense_s"], m["weight_gemm_s"] = wgt[A.DENSE, 1], wgt[A.GEMM, 1]
@@ -387,7 +391,7 @@ def measure():
             wgt = lambda: grad.conv2d_weight(x4, wc.shape, go4, stride=2, padding=1)  # noqa: E731
             with threads(_default_threads()):
                 for lst, t in zip((kw_d, kw_g), _best_of([_forced(A.DENSE, wgt), _forced(A.GEMM, wgt)],
-                                                        reps=6 if c < chans[-1] else 2)):
+                                                        reps=4 if c < chans[-1] else 2)):
                     lst.append(t)
         ks = [c * 9 for c in chans]
         m["k"], m["forward_dense_k_s"], m["forward_gemm_k_s"] = ks, kf_d, kf_g
