@@ -74,3 +74,24 @@ cdef inline void copy_row(real_t* dst, const real_t* src, idx_t n) noexcept nogi
     cdef idx_t j
     for j in range(n):
         dst[j] = src[j]
+
+
+cdef inline void pad_row(real_t* dst, const real_t* src, idx_t ix0, idx_t W, idx_t wp) noexcept nogil:
+    # dst[0:wp] = the input row src (W values) read from column ix0 on, zeros outside it.
+    # (A function of its own, not valid_range: that one's lo/hi out-pointers made Cython
+    # share them between the prange threads of its callers -- a race, measured.)
+    cdef idx_t lo = -ix0, hi = W - ix0, k
+    if lo < 0:
+        lo = 0
+    if lo > wp:
+        lo = wp
+    if hi > wp:
+        hi = wp
+    if hi < lo:
+        hi = lo
+    for k in range(lo):
+        dst[k] = 0
+    if hi > lo:
+        copy_row(dst + lo, src + (ix0 + lo), hi - lo)
+    for k in range(hi, wp):
+        dst[k] = 0

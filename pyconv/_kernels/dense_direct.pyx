@@ -9,7 +9,8 @@ from libc.string cimport memcpy, memset
 
 import numpy as np
 
-from pyconv._kernels._common cimport conv_geo_t, copy_row, idx_t, real_t, omp_get_thread_num, part_lo, valid_range
+from pyconv._kernels._common cimport (conv_geo_t, copy_row, idx_t, real_t, omp_get_thread_num, pad_row, part_lo,
+                                      valid_range)
 
 
 cdef extern from "dense_kernels.h":
@@ -577,27 +578,6 @@ def pack_blocks(const real_t[:, :, ::1] w, real_t[:, :, :, ::1] out, int nthread
 
 
 # --------------------------------------------------------------------------- dense_oc
-
-cdef inline void pad_row(real_t* dst, const real_t* src, idx_t ix0, idx_t W, idx_t wp) noexcept nogil:
-    # dst[0:wp] = the input row src (W values) read from column ix0 on, zeros outside it.
-    # (A function of its own, not valid_range: that one's lo/hi out-pointers made Cython
-    # share them between the prange threads of its callers -- a race, measured.)
-    cdef idx_t lo = -ix0, hi = W - ix0, k
-    if lo < 0:
-        lo = 0
-    if lo > wp:
-        lo = wp
-    if hi > wp:
-        hi = wp
-    if hi < lo:
-        hi = lo
-    for k in range(lo):
-        dst[k] = 0
-    if hi > lo:
-        copy_row(dst + lo, src + (ix0 + lo), hi - lo)
-    for k in range(hi, wp):
-        dst[k] = 0
-
 
 def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] wpk, const real_t[::1] bias,
              bint has_bias, real_t[:, :, :, :, ::1] out, idx_t groups, idx_t B, idx_t rows, idx_t cols,

@@ -7,9 +7,9 @@
 # groups use the register-blocked dense_weight kernel of dense_direct.pyx ('dense'),
 # strided thin groups and over-budget layers im2col + GEMM (nn_gemm.pyx, 'gemm').
 from cython.parallel cimport prange, parallel, threadid
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 
-from pyconv._kernels._common cimport conv_geo_t, idx_t, real_t
+from pyconv._kernels._common cimport conv_geo_t, idx_t, pad_row, real_t
 
 
 # The inner loops of the weight gradient, in C with explicit vector accumulators (GCC
@@ -49,22 +49,18 @@ cdef void pad_channel(const real_t* xch, idx_t xs_n, real_t* buf, idx_t N, idx_t
     padding explicit (Dp x Hp x Wp per sample: exactly the extent the taps read), so the
     tap loops need no bounds checks.  Each element is written once (zeroing the whole
     buffer first doubled the stores of a depthwise layer's channel)."""
-    cdef idx_t n, z, y, iz, iy, xlo, xhi
+    cdef idx_t n, z, y, iz, iy
     cdef real_t* row
-    xlo = pw if pw < Wp else Wp
-    xhi = pw + W if pw + W < Wp else Wp
     for n in range(N):
         for z in range(Dp):
             iz = z - pd
             for y in range(Hp):
                 iy = y - ph
                 row = buf + ((n * Dp + z) * Hp + y) * Wp
-                if iz < 0 or iz >= D or iy < 0 or iy >= H or xhi <= xlo:
+                if iz < 0 or iz >= D or iy < 0 or iy >= H:
                     memset(row, 0, Wp * sizeof(real_t))
-                    continue
-                memset(row, 0, xlo * sizeof(real_t))
-                memcpy(row + xlo, xch + n * xs_n + (iz * H + iy) * W, (xhi - xlo) * sizeof(real_t))
-                memset(row + xhi, 0, (Wp - xhi) * sizeof(real_t))
+                else:
+                    pad_row(row, xch + n * xs_n + (iz * H + iy) * W, -pw, W, Wp)
 
 
 cdef void block_taps(int m, const real_t* gch, idx_t gs_n, idx_t gs_o, const real_t* buf, real_t* out,
