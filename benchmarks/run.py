@@ -69,12 +69,15 @@ class Harness:
         ta, tb = self.time_many([fa, fb], max_seconds=max_seconds, gap=gap)
         return ta, tb
 
-    def time_many(self, fns, max_seconds=20.0, gap=0.005, min_seconds=0.25):
+    def time_many(self, fns, max_seconds=20.0, gap=0.005, min_seconds=0.25, rotate=False):
         """Median wall times of every ``f()`` in ``fns``, called in turn round by round
         (see :meth:`time_pair`): the list of medians, in the order of ``fns``.  Short calls
         get more rounds (up to 101, about ``min_seconds`` of calls in all): with 7 rounds
         of a 2 ms call, one slow spell of a shared 2-core machine moved a median by 1.4x
-        (the same direct plan timed as 'auto' and as 'direct', 1024x1024 float64 3x3)."""
+        (the same direct plan timed as 'auto' and as 'direct', 1024x1024 float64 3x3).
+        ``rotate``: the order turns by one call each round, so every call follows every
+        other as often (a call after one that pushed its operands out of the caches runs
+        slower: see benchmarks/suite_signal.py)."""
         t0 = time.perf_counter()
         for _ in range(self.warmup):
             for f in fns:
@@ -85,13 +88,14 @@ class Harness:
             rounds = max(rounds, min(101, int(min_seconds / per_round)))
         ts = [[] for _ in fns]
         start = time.perf_counter()
-        for i in range(rounds):
-            for f, t in zip(fns, ts):
+        for r in range(rounds):
+            for j in range(len(fns)):
+                i = (j + r) % len(fns) if rotate else j
                 time.sleep(gap)
                 t0 = time.perf_counter()
-                f()
-                t.append(time.perf_counter() - t0)
-            if i >= 2 and time.perf_counter() - start > len(fns) * max_seconds:
+                fns[i]()
+                ts[i].append(time.perf_counter() - t0)
+            if r >= 2 and time.perf_counter() - start > len(fns) * max_seconds:
                 break
         return [float(np.median(t)) for t in ts]
 

@@ -8,7 +8,7 @@ odd kernels), so scipy.ndimage.convolve(mode='constant') computes the same thing
 
 Each pyconv call is timed in turn with its peer, call by call (``Harness.time_pair``), and
 pyconv's own methods (direct, fft, auto, ...) in turn with each other, in an order rotated
-every round (``_time_rotating``), so
+every round (``Harness.time_many(..., rotate=True)``), so
 a ratio compares the two under one machine state (a shared host drifts 1.5-3x between
 spells).  A call that takes over ~2 s is timed once (its first run), not repeated; a
 single-threaded peer that slow is timed once per case and reused at the other thread
@@ -108,7 +108,10 @@ def run(h):
                     calls = {label: (lambda fn=fn: fn(x, k)) for label, fn in _pyconv_fns(kind).items()}
                     first = {label: _first(c) for label, c in calls.items()}
                     fast = [label for label in calls if first[label][0] <= SLOW]
-                    for label, t in zip(fast, _time_rotating(h, [calls[label] for label in fast])):
+                    # (in a fixed order 'auto' always ran right after method='fft', whose transforms push the
+                    # operands out of the caches: Intel Xeon, 1 thread, 1024^2 * 3x3 'auto' (the direct plan)
+                    # took 1.13-1.24 ms after 'fft' against 0.91-0.99 for method='direct' after 'auto')
+                    for label, t in zip(fast, h.time_many([calls[label] for label in fast], rotate=True)):
                         own[(name, dt, n, label)] = t
                     for label in calls:
                         own.setdefault((name, dt, n, label), first[label][0])
@@ -142,35 +145,6 @@ def run(h):
             for key in [kk for kk in slow_peers if kk[0] == name and kk[1] == dt]:
                 del slow_peers[key]   # free the big results of this case
     _summary(h.rows[start:], own)
-
-
-def _time_rotating(h, fns, max_seconds=20.0, gap=0.005, min_seconds=0.25):
-    """Median wall times of ``fns`` as ``h.time_many`` takes them, but with the order rotated
-    by one call each round, so every method follows every other as often.  In a fixed order
-    'auto' always ran right after method='fft', whose transforms (tens of MiB) push the
-    operands out of the caches: on an Intel Xeon, back to back at 1 thread, 1024^2 * 3x3
-    'auto' (the direct plan) took 1.13-1.24 ms after 'fft' against 0.91-0.99 for
-    method='direct' after 'auto' (with the 5 ms gaps at 2 threads the two ran level)."""
-    t0 = time.perf_counter()
-    for _ in range(h.warmup):
-        for f in fns:
-            f()
-    per_round = (time.perf_counter() - t0) / max(1, h.warmup)
-    rounds = h.repeats
-    if not h.quick and per_round > 0:
-        rounds = max(rounds, min(101, int(min_seconds / per_round)))
-    ts = [[] for _ in fns]
-    start = time.perf_counter()
-    for r in range(rounds):
-        for j in range(len(fns)):
-            i = (j + r) % len(fns)
-            time.sleep(gap)
-            t0 = time.perf_counter()
-            fns[i]()
-            ts[i].append(time.perf_counter() - t0)
-        if r >= 2 and time.perf_counter() - start > len(fns) * max_seconds:
-            break
-    return [float(np.median(t)) for t in ts]
 
 
 # --------------------------------------------------------------------------- summary
