@@ -579,6 +579,25 @@ def pack_blocks(const real_t[:, :, ::1] w, real_t[:, :, :, ::1] out, int nthread
 
 # --------------------------------------------------------------------------- dense_oc
 
+cdef inline void prefetch_unit_rows(const real_t* xs, idx_t c_lo, idx_t c_hi, idx_t cstr, idx_t kd, idx_t iz0,
+                                    idx_t dd, idx_t D, idx_t H, idx_t W, idx_t y0, idx_t ny, idx_t x0,
+                                    idx_t nx) noexcept nogil:
+    """Prefetch the input rows that channels ``c_lo..c_hi-1`` of a ``dense_oc`` unit
+    copy: depth taps ``iz0 + z*dd``, rows ``y0..y0+ny-1``, columns ``x0..x0+nx-1``
+    (clipped to the input; ``xs``: the unit's first channel, ``cstr`` apart)."""
+    cdef idx_t ylo = y0 if y0 > 0 else 0, yhi = y0 + ny if y0 + ny < H else H
+    cdef idx_t xlo = x0 if x0 > 0 else 0, xhi = x0 + nx if x0 + nx < W else W
+    cdef idx_t c, z, iz
+    if ylo >= yhi or xlo >= xhi:
+        return
+    for c in range(c_lo, c_hi):
+        for z in range(kd):
+            iz = iz0 + z * dd
+            if 0 <= iz < D:
+                pyconv_prefetch_rows(<const char*> (xs + c * cstr + (iz * H + ylo) * W + xlo), yhi - ylo,
+                                     W * sizeof(real_t), (xhi - xlo) * sizeof(real_t))
+
+
 def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] wpk, const real_t[::1] bias,
              bint has_bias, real_t[:, :, :, :, ::1] out, idx_t groups, idx_t B, idx_t rows, idx_t cols,
              idx_t cblock, int nthreads):
@@ -638,7 +657,8 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
     cdef real_t[:, ::1] xbuf = xbuf_np
     cdef real_t[:, ::1] obuf = obuf_np
     cdef idx_t u, tid, n, gi, od, rb, cb, r0, r1, nr, q0, q1, nq, rin, c, z, r, iz, iy, ix0, k
-    cdef idx_t ob, c0, nc, oe
+    cdef idx_t ob, c0, nc, oe, un, pn, pg, pz, pr, pq, step, nsteps, cps
+    cdef idx_t ncblk = (Cg + cblock - 1) // cblock
     cdef real_t* xb
     cdef real_t* ob_
     cdef real_t* dst
@@ -677,6 +697,18 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
                         memset(dst, 0, Wp * sizeof(real_t))
                         continue
                     pad_row(dst, &x[n, gi * Cg + c, iz, iy, 0], ix0, W, Wp)
+        # the next unit's input rows, a share of its channels per pass below: one unit's
+        # rows are short runs in as many channels, more streams than the hardware
+        # prefetchers follow, and its copy above would otherwise wait on each of them
+        un = u + 1 if u + 1 < U else u
+        pq = (un % ncb) * cols
+        pr = ((un // ncb) % nrb) * rows
+        pz = (un // (ncb * nrb)) % OD
+        pg = (un // (ncb * nrb * OD)) % groups
+        pn = un // (ncb * nrb * OD * groups)
+        nsteps = nob * ncblk
+        cps = (Cg + nsteps - 1) // nsteps
+        step = 0
         for ob in range(nob):
             wb = &wpk[0] + ((gi * nob + ob) * Cg * kvol) * B
             c0 = 0
@@ -684,6 +716,11 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
                 nc = Cg - c0
                 if nc > cblock:
                     nc = cblock
+                if un != u and D * H * W > 0:
+                    prefetch_unit_rows(&x[pn, pg * Cg, 0, 0, 0], step * cps, min(Cg, (step + 1) * cps),
+                                       D * H * W, kd, pz * sd - pd, dd, D, H, W, pr * sh - phh,
+                                       (min(rows, OH - pr) - 1) * sh + (kh - 1) * dh + 1, pq * sw - pw, Wp)
+                step = step + 1
                 for r in range(nr):
                     if real_t is float:
                         pyconv_oc_row_f(xb + c0 * cs + r * sh * Wp, cs, sw, &toffs[0], kvol, nc, wb + c0 * kvol * B,

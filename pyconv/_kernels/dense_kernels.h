@@ -93,6 +93,9 @@ static inline void pyconv_prefetch_rows(const char *p, Py_ssize_t nrows, Py_ssiz
 #if defined(__GNUC__) || defined(__clang__)
     for (Py_ssize_t r = 0; r < nrows; r++)
         for (Py_ssize_t b = 0; b < nbytes; b += 64) __builtin_prefetch(p + r * rstride + b, 0, 2);
+    /* GCC counts prefetches as no side effect: a function that only prefetches (or
+       calls this) would be found const and its calls deleted as dead code */
+    __asm__ __volatile__("");
 #else
     (void)p; (void)nrows; (void)rstride; (void)nbytes;
 #endif
