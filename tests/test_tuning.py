@@ -442,6 +442,24 @@ def test_signal_fft_cost_counts_the_batch():
     assert _pick((256, 8192), (1, 129), np.float64) == "direct"
 
 
+def test_signal_overlap_add_blocks_cost_as_small_transforms():
+    # each overlap-add block is one small transform, in cache however many blocks a long
+    # signal has: the large transforms' figure (memory-bound) must not price them.  On an
+    # AMD EPYC (2026-12-04) the calibration put fft_ns_large at 4x fft_ns_small; 1e6 * 1001
+    # float32 in 11000-point blocks was modelled at 24 ms against 5.7 measured, and 'auto'
+    # ran the direct kernel (21 ms).
+    from pyconv._engine import signal_plan as sp
+    big = dict(XEON, fft_ns_small=0.29, fft_ns_large=1.16)
+    with tuning.override(**big):
+        plain, oa = sp.fft_costs((1000000,), (1001,), False, True, 1)
+    with tuning.override(**dict(big, fft_ns_large=big["fft_ns_small"])):
+        plain_flat, oa_flat = sp.fft_costs((1000000,), (1001,), False, True, 1)
+    assert oa == oa_flat                      # the blocks: the small regime only
+    assert plain > 1.5 * plain_flat           # one full 1e6-point transform: the large one
+    assert _pick((1000000,), (1001,), np.float32, "full", 1, fft_ns_small=0.29, fft_ns_large=1.16,
+                 direct_ns_1d_f4=0.021) == "fft"
+
+
 def test_signal_merged_factor_weighs_only_on_merged_rows():
     # direct_merged_factor prices the flat sweep of short merged rows (3-D 'same'/'valid'),
     # not long rows or 1-D signals
