@@ -678,12 +678,16 @@ def _measure_signal(rng, values, m):
     runs += [lambda: signal.fftconvolve(small, k, "same"), lambda: signal._fft_core(x1, k1, "same", [0]),
              lambda: signal.oaconvolve(x2, k1, "same"), lambda: signal.oaconvolve(x2s, k1s, "same")]
     *timed, ts, t1d, toa, toa_s = _best_cpu_warm(runs)
-    # the large transforms (1024^2 * 9x9, float64 and float32: ~90 ms for both) once each:
-    # far past the caches, a first call costs what a repeated one does (Intel Xeon, CPU
-    # time after other work: 58.7-60.5 ms against 59.0-62.4 repeated)
+    # the large transforms (1024^2 * 9x9, float64 and float32), each timed right after an
+    # untimed call: a first call maps its buffers' pages, which on an AMD EPYC (2026-12-04:
+    # transparent huge pages, zeroed at first touch) took 70 ms where a repeated float64
+    # call takes 21 -- a calibration at first use, in a fresh process, priced every large
+    # transform 3x and float32 at 0.13 of float64 (an Intel Xeon's first call cost what a
+    # repeated one does: 58.7-60.5 ms against 59.0-62.4)
     large = _data(rng, (1024, 1024))
     large_s, k_s = large.astype(np.float32), k.astype(np.float32)
-    tl, tl_s = (_cpu_once(lambda a=a, b=b: signal.fftconvolve(a, b, "same")) for a, b in ((large, k), (large_s, k_s)))
+    tl, tl_s = _best_cpu_warm([lambda: signal.fftconvolve(large, k, "same"),
+                               lambda: signal.fftconvolve(large_s, k_s, "same")], reps=1)
     del large, large_s
     # and the copy with padded rows that can replace the border redo (4.4 MiB: a volume's
     # copy is a fresh allocation whose pages are touched first by the copy -- timed cold)
@@ -775,7 +779,10 @@ def _measure_signal_threads(rng, values, m):
     # (no warm-up round: the first round's calls are timed too, and a plan made or a page
     # first touched in it leaves the least time to the second)
     best = [math.inf] * (len(runs) + 2)
-    for _ in range(2):
+    # three rounds: on a shared host one call in several of a 2-thread team can stall for a
+    # scheduler slice (a 2.6 ms call taking 7-10 ms, AMD EPYC VM); two rounds of it once
+    # read a 2-thread gain of 0.1 where the kernel runs 1.9x faster
+    for _ in range(3):
         for i, fn in enumerate(runs + [direct(1), direct(nt)]):
             t0 = time.perf_counter()
             fn()
@@ -787,9 +794,12 @@ def _measure_signal_threads(rng, values, m):
     # transforms split worse (Intel Xeon, 2 threads: 512^2 ran level with two workers,
     # 1024^2 68 -> 49 ms), so their gain would price the large ones too high
     large = _data(rng, (1024, 1024))
-    t0 = time.perf_counter()
-    fft(large, 0)()
-    t_large = time.perf_counter() - t0
+    fft(large, 0)()             # untimed: the first call maps its buffers (see _measure_signal)
+    t_large = math.inf
+    for _ in range(2):          # the least of two: a 2-worker call can stall as above
+        t0 = time.perf_counter()
+        fft(large, 0)()
+        t_large = min(t_large, time.perf_counter() - t0)
     del large
     # (a busy machine leaves the extra threads little to gain -- pyconv's teams shrink when
     # other processes hold cores: the cores they held say whether the gains are a quiet
