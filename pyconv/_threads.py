@@ -247,11 +247,27 @@ class _LoadMonitor:
         return busy * self.tick
 
     @staticmethod
-    def _runnable_others():
-        # instantaneous: tasks running or waiting for a CPU right now, less the caller
+    def _own_runnable():
+        """Threads of this process running or waiting for a CPU right now (the caller too)."""
+        n = 0
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/stat", "rb") as f:
+                    stat = f.read()
+            except OSError:         # the thread ended meanwhile
+                continue
+            n += stat[stat.rindex(b")") + 2:stat.rindex(b")") + 3] == b"R"
+        return max(1, n)
+
+    @classmethod
+    def _runnable_others(cls):
+        # instantaneous: tasks running or waiting for a CPU right now, less this process's
+        # own (the caller, and workers still spinning after their last region -- OpenBLAS's
+        # after a BLAS call, libgomp's: counted as other processes they once made the first
+        # 2-thread call of a calibration run on one thread, and its measured gain 0.26)
         with open("/proc/loadavg", "rb") as f:
             running = int(f.read().split()[3].split(b"/")[0])
-        return float(max(0, running - 1))
+        return float(max(0, running - cls._own_runnable()))
 
     def others_busy(self):
         """Cores used by other processes over the latest window (0.0 when unknown).

@@ -298,6 +298,32 @@ def test_weight_gradient_bits_do_not_depend_on_load(monkeypatch, dtype, layer):
     np.testing.assert_array_equal(quiet, busy)
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs /proc")
+def test_load_monitor_does_not_count_this_process_threads():
+    # the instantaneous count (no recent window) is of *other* processes' runnable tasks:
+    # a busy thread of this process (a BLAS or OpenMP worker still spinning) is not one
+    import threading
+    import time
+    stop = threading.Event()
+    a = np.random.default_rng(0).standard_normal(1 << 20)
+
+    def spin():
+        while not stop.is_set():
+            np.sort(a)              # releases the GIL: runnable in C most of the time
+
+    t = threading.Thread(target=spin)
+    t.start()
+    try:
+        time.sleep(0.05)
+        own = [_threads._LoadMonitor._own_runnable() for _ in range(20)]
+        others = [_threads._LoadMonitor._runnable_others() for _ in range(7)]
+    finally:
+        stop.set()
+        t.join()
+    assert max(own) >= 2                            # the caller and the spinning thread
+    assert sorted(others)[len(others) // 2] < 1.0   # neither counted as another process
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="needs /proc/stat")
 def test_load_monitor_sees_a_busy_process():
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])

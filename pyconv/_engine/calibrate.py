@@ -782,11 +782,19 @@ def _measure_signal_threads(rng, values, m):
     # three rounds: on a shared host one call in several of a 2-thread team can stall for a
     # scheduler slice (a 2.6 ms call taking 7-10 ms, AMD EPYC VM); two rounds of it once
     # read a 2-thread gain of 0.1 where the kernel runs 1.9x faster
-    for _ in range(3):
-        for i, fn in enumerate(runs + [direct(1), direct(nt)]):
-            t0 = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - t0)
+    # The team is not shrunk for load here: the gain is the kernel's on the cores it is
+    # given (run time shrinks teams on a busy machine anyway), and a momentary runnable
+    # task at the first 2-thread call had the calibration time a team of one.
+    from pyconv._threads import _load as monitor
+    adapt, monitor.enabled = monitor.enabled, False
+    try:
+        for _ in range(3):
+            for i, fn in enumerate(runs + [direct(1), direct(nt)]):
+                t0 = time.perf_counter()
+                fn()
+                best[i] = min(best[i], time.perf_counter() - t0)
+    finally:
+        monitor.enabled = adapt
     *ts, d1, dn = best
     # the FFT's gain on a large transform, as on the images and volumes where FFT and direct
     # come close: 1024^2 * 9x9 with all workers (wall) against the one-thread time measured
@@ -801,11 +809,9 @@ def _measure_signal_threads(rng, values, m):
         fft(large, 0)()
         t_large = min(t_large, time.perf_counter() - t0)
     del large
-    # (a busy machine leaves the extra threads little to gain -- pyconv's teams shrink when
-    # other processes hold cores: the cores they held say whether the gains are a quiet
-    # machine's)
-    from pyconv._threads import _load
-    m["others_busy_cores"] = _load.others_busy()
+    # (a busy machine leaves the extra threads little to gain: the cores other processes
+    # held say whether the gains are a quiet machine's)
+    m["others_busy_cores"] = monitor.others_busy()
     # the sizes swept, then the large transform (one worker: its one-thread time)
     single, multi = ts[0::2] + [m["fft_1024_s"]], ts[1::2] + [t_large]
     points = [math.prod(_fft_len(n + 8) for _ in range(2)) for n in sizes + (1024,)]
