@@ -460,6 +460,26 @@ def test_signal_overlap_add_blocks_cost_as_small_transforms():
                  direct_ns_1d_f4=0.021) == "fft"
 
 
+def test_signal_3d_factor_weighs_only_on_3d_transforms():
+    # fft_3d_factor prices transforms over three or more axes, not 2-D or 1-D ones (nor a
+    # stack of 2-D planes: two transformed axes)
+    from pyconv._engine import signal_plan as sp
+
+    def cost(s1, s2, factor):
+        with tuning.override(**{**XEON, "fft_3d_factor": factor, "fft_overhead_s": 0.0}):
+            return sp.fft_costs(s1, s2, False, False, 1)[0]
+    assert cost((96,) * 3, (5,) * 3, 1.3) == pytest.approx(1.3 * cost((96,) * 3, (5,) * 3, 1.0))
+    for other in (((1024, 1024), (9, 9)), ((65536,), (257,)), ((16, 256, 256), (1, 9, 9))):
+        assert cost(*other, 1.3) == cost(*other, 1.0)
+    # and it moves issue 10's 3-D row: 128^3 * 7^3 float32 at 2 threads (AMD EPYC constants:
+    # direct 14.4 ms, FFT 20.5 measured)
+    amd = dict(direct_ns_f4=0.0355, direct_merged_factor=0.92, direct_border_ns=18.8, direct_tap_ns=4.0,
+               direct_pad_ns=0.20, fft_ns_small=0.31, fft_ns_large=0.37, fft_single_factor=0.42,
+               fft_thread_gain=0.5, direct_thread_gain=0.94)
+    assert _pick((128,) * 3, (7,) * 3, np.float32, **amd) == "fft"
+    assert _pick((128,) * 3, (7,) * 3, np.float32, **amd, fft_3d_factor=1.27) == "direct"
+
+
 def test_signal_merged_factor_weighs_only_on_merged_rows():
     # direct_merged_factor prices the flat sweep of short merged rows (3-D 'same'/'valid'),
     # not long rows or 1-D signals
@@ -482,6 +502,7 @@ def test_signal_merged_factor_weighs_only_on_merged_rows():
     ("fft_single_factor", True, (1024, 1024), (9, 9), 0, 0.41),
     ("fft_1d_single_factor", True, (65536,), (257,), 1, 0.8),
     ("fft_oa_factor", False, (65536,), (257,), 1, 1.4),
+    ("fft_3d_factor", False, (96, 96, 96), (5, 5, 5), 0, 1.3),
 ])
 def test_calibration_solves_the_fft_model_for_a_timing(field, single, shape, kshape, which, value):
     from pyconv._engine import signal_plan as sp

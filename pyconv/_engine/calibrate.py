@@ -42,7 +42,7 @@ MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_min_posi
             "weight_matmul_tall", "weight_matmul_tall_f8", "dense_wblock_bytes",
             "direct_ns_f4", "direct_ns_f8", "direct_ns_1d_f4", "direct_ns_1d_f8", "direct_tap_ns",
             "direct_border_ns", "direct_merged_factor", "direct_pad_ns", "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor",
-            "fft_single_factor", "fft_1d_single_factor", "fft_workers_min_points", "direct_thread_gain",
+            "fft_single_factor", "fft_1d_single_factor", "fft_3d_factor", "fft_workers_min_points", "direct_thread_gain",
             "fft_thread_gain")
 
 #: the fields of pyconv.signal's cost model, in the order they are measured (each solve
@@ -50,7 +50,7 @@ MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_min_posi
 SIGNAL_FIELDS = ("direct_ns_f4", "direct_ns_f8", "direct_ns_1d_f4", "direct_ns_1d_f8", "direct_tap_ns",
                  "direct_border_ns", "direct_merged_factor", "direct_pad_ns",
                  "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor", "fft_single_factor",
-                 "fft_1d_single_factor")
+                 "fft_1d_single_factor", "fft_3d_factor")
 
 
 def cache_dir():
@@ -736,6 +736,12 @@ def _measure_signal(rng, values, m):
         tl_s, lambda: _sp.fft_costs(shape_l, k.shape, False, True, 1)[0], fixed, "fft_single_factor", 0.05)
     values["fft_1d_single_factor"] = fixed["fft_1d_single_factor"] = _linear(
         toa_s, lambda: _sp.fft_costs(x2.shape, k1.shape, False, True, 1)[1], fixed, "fft_1d_single_factor", 0.05)
+    # 3-D: one volume's transforms (96^3 * 5^3 float64 'same', ~20 ms, timed warm as above)
+    vol3, k3 = _data(rng, (96, 96, 96)), _data(rng, (5, 5, 5))
+    t3 = m["fft_96^3_s"] = _best_cpu_warm([lambda: signal.fftconvolve(vol3, k3, "same")], reps=1)[0]
+    del vol3
+    values["fft_3d_factor"] = fixed["fft_3d_factor"] = _linear(
+        t3, lambda: _sp.fft_costs((96, 96, 96), k3.shape, False, False, 1)[0], fixed, "fft_3d_factor", 0.1)
 
 
 def _measure_signal_threads(rng, values, m):

@@ -239,7 +239,8 @@ def oa_plan(s1, s2, ax):
 #   and overlap-add (1-D only: padding, block copies, adds) cost calibrated multiples
 #   of that (Tuning.fft_1d_factor, fft_oa_factor).  Single precision costs a calibrated
 #   fraction of that, N-d and 1-D apart (Tuning.fft_single_factor, fft_1d_single_factor:
-#   ~0.45 and ~0.8 on an Intel Xeon), complex 2x.  A batch (dims transformed in neither
+#   ~0.45 and ~0.8 on an Intel Xeon), complex 2x.  Transforms over three or more axes
+#   cost a calibrated multiple of the 2-D figures (Tuning.fft_3d_factor, ~1.3).  A batch (dims transformed in neither
 #   operand) multiplies the transforms of the operands that have it.
 #   scipy.fft spreads only the *other* axes over workers, so a single 1-D transform
 #   runs on one thread (a batch of them does not).  A call costs ~40 us besides
@@ -295,7 +296,7 @@ def direct_cost(shape1, shape2, mode, ckind, nt):
     return t * 1e-9 / speedup + tu.direct_overhead_s
 
 
-def _fft_points_cost(points, size, plan, cplx, single, par, one_d=False):
+def _fft_points_cost(points, size, plan, cplx, single, par, one_d=False, nd=2):
     # the cache regime: of the points transformed in all, or with an overlap-add plan of
     # one block (each block's transforms run in cache, however many blocks there are:
     # 1e6 * 1001 float32 in 11000-point blocks modelled at the large transforms' ns took
@@ -307,6 +308,8 @@ def _fft_points_cost(points, size, plan, cplx, single, par, one_d=False):
         ns *= t.fft_oa_factor           # overlap-add (1-D only): padding, block copies, adds
     elif one_d:
         ns *= t.fft_1d_factor
+    elif nd >= 3:
+        ns *= t.fft_3d_factor
     if single:
         ns *= t.fft_1d_single_factor if plan or one_d else t.fft_single_factor
     if cplx:
@@ -367,7 +370,7 @@ def fft_costs(shape1, shape2, cplx, single, nt):
     # passes skip its zero padding: ~1/len(ax) of a full transform when it is small
     small = math.prod(shape2[a] for a in ax) * 4 <= math.prod(shape1[a] for a in ax)
     plain = _fft_points_cost((b1 + bo + b2 * (1 / len(ax) if small else 1)) * size, size, {}, cplx, single,
-                             par, one_d=len(ax) == 1) + overhead
+                             par, one_d=len(ax) == 1, nd=len(ax)) + overhead
     plan = oa_plan(shape1, shape2, ax)
     if not plan or len(ax) > 1:
         # measured: N-d overlap-add loses to one full transform (1024^2 * 31^2: 54 vs

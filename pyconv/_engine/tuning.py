@@ -276,6 +276,13 @@ class Tuning:
     # Calibrated; the defaults keep the model as it was.
     fft_single_factor: float = 0.6
     fft_1d_single_factor: float = 0.6
+    # Transforms over three or more axes as a multiple of the 2-D figures above (the
+    # calibration's large transform is 2-D): the 3-D passes stride further through memory.
+    # AMD EPYC, 1 thread, 'same', 2026-12-04: 64^3-160^3 * 5^3..7^3 ran 1.24-1.32x the 2-D
+    # model in float64 and 1.29-1.66x in float32, and the model sent 128^3 * 7^3 float32 at
+    # 2 threads to the FFT (20.5 ms) over direct (14.4).  Calibrated on 96^3 * 5^3 float64;
+    # the default keeps the model as it was.
+    fft_3d_factor: float = 1.0
     # Bookkeeping per (row, block, tap) of the direct kernel (collecting the taps of a
     # row, one sweep per group of 8): ~2 ns on the AMD VM; calibrated, as it weighs on
     # short rows swept one by one ('full'/'valid' in 2-D/3-D): 13-23 ns on the Intel Xeon
