@@ -262,9 +262,8 @@ class _LoadMonitor:
     @classmethod
     def _runnable_others(cls):
         # instantaneous: tasks running or waiting for a CPU right now, less this process's
-        # own (the caller, and workers still spinning after their last region -- OpenBLAS's
-        # after a BLAS call, libgomp's: counted as other processes they once made the first
-        # 2-thread call of a calibration run on one thread, and its measured gain 0.26)
+        # own (the caller, and any of its threads still running: a worker spinning after
+        # its last region is this process's, not another's)
         with open("/proc/loadavg", "rb") as f:
             running = int(f.read().split()[3].split(b"/")[0])
         return float(max(0, running - cls._own_runnable()))
@@ -273,8 +272,8 @@ class _LoadMonitor:
         """Cores used by other processes over the latest window (0.0 when unknown).
 
         Without a recent window (the first call, or after a second or more without
-        multi-threaded calls) the count of runnable tasks right now stands in for it;
-        this process's OpenMP workers have gone to sleep by then and are not counted.
+        multi-threaded calls) the count of other processes' runnable tasks right now
+        stands in for it (this process's own threads are left out).
         """
         if not self.enabled:
             return 0.0

@@ -785,12 +785,12 @@ def _measure_signal_threads(rng, values, m):
     # (no warm-up round: the first round's calls are timed too, and a plan made or a page
     # first touched in it leaves the least time to the second)
     best = [math.inf] * (len(runs) + 2)
-    # three rounds: on a shared host one call in several of a 2-thread team can stall for a
-    # scheduler slice (a 2.6 ms call taking 7-10 ms, AMD EPYC VM); two rounds of it once
-    # read a 2-thread gain of 0.1 where the kernel runs 1.9x faster
-    # The team is not shrunk for load here: the gain is the kernel's on the cores it is
-    # given (run time shrinks teams on a busy machine anyway), and a momentary runnable
-    # task at the first 2-thread call had the calibration time a team of one.
+    # Three rounds, and teams not shrunk for load: on a shared host one call in several of
+    # a 2-thread team can stall for a scheduler slice (a 2.6 ms call taking 7-10 ms, AMD
+    # EPYC VM), and the load monitor's first reading (runnable tasks at that instant) once
+    # shrank the first 2-thread calls to one thread; either read a gain of 0.1-0.26 where
+    # the kernel runs 1.9x faster.  The gain is the kernel's on the cores it is given (run
+    # time shrinks teams on a busy machine anyway).
     from pyconv._threads import _load as monitor
     adapt, monitor.enabled = monitor.enabled, False
     try:

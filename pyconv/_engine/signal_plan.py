@@ -240,8 +240,9 @@ def oa_plan(s1, s2, ax):
 #   of that (Tuning.fft_1d_factor, fft_oa_factor).  Single precision costs a calibrated
 #   fraction of that, N-d and 1-D apart (Tuning.fft_single_factor, fft_1d_single_factor:
 #   ~0.45 and ~0.8 on an Intel Xeon), complex 2x.  Transforms over three or more axes
-#   cost a calibrated multiple of the 2-D figures (Tuning.fft_3d_factor, ~1.3).  A batch (dims transformed in neither
-#   operand) multiplies the transforms of the operands that have it.
+#   cost a calibrated multiple of the 2-D figures (Tuning.fft_3d_factor, ~1.3-1.5 on an
+#   AMD EPYC).  A batch (dims transformed in neither operand) multiplies the transforms
+#   of the operands that have it.
 #   scipy.fft spreads only the *other* axes over workers, so a single 1-D transform
 #   runs on one thread (a batch of them does not).  A call costs ~40 us besides
 #   (Tuning.fft_overhead_s).
