@@ -259,14 +259,18 @@ class _LoadMonitor:
             n += stat[stat.rindex(b")") + 2:stat.rindex(b")") + 3] == b"R"
         return max(1, n)
 
+    @staticmethod
+    def _runnable_tasks():
+        """Tasks of the whole machine running or waiting for a CPU right now."""
+        with open("/proc/loadavg", "rb") as f:
+            return int(f.read().split()[3].split(b"/")[0])
+
     @classmethod
     def _runnable_others(cls):
         # instantaneous: tasks running or waiting for a CPU right now, less this process's
         # own (the caller, and any of its threads still running: a worker spinning after
         # its last region is this process's, not another's)
-        with open("/proc/loadavg", "rb") as f:
-            running = int(f.read().split()[3].split(b"/")[0])
-        return float(max(0, running - cls._own_runnable()))
+        return float(max(0, cls._runnable_tasks() - cls._own_runnable()))
 
     def others_busy(self):
         """Cores used by other processes over the latest window (0.0 when unknown).

@@ -299,11 +299,15 @@ def test_weight_gradient_bits_do_not_depend_on_load(monkeypatch, dtype, layer):
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs /proc")
-def test_load_monitor_does_not_count_this_process_threads():
+def test_load_monitor_does_not_count_this_process_threads(monkeypatch):
     # the instantaneous count (no recent window) is of *other* processes' runnable tasks:
-    # a busy thread of this process (a BLAS or OpenMP worker still spinning) is not one
+    # a busy thread of this process (a worker still spinning) is not one.  The machine's
+    # count is taken as this process's own (no other process runnable), so the test does
+    # not depend on what else the machine runs.
     import threading
     import time
+    monitor = _threads._LoadMonitor
+    monkeypatch.setattr(monitor, "_runnable_tasks", staticmethod(lambda: monitor._own_runnable()))
     stop = threading.Event()
     a = np.random.default_rng(0).standard_normal(1 << 20)
 
@@ -315,8 +319,8 @@ def test_load_monitor_does_not_count_this_process_threads():
     t.start()
     try:
         time.sleep(0.05)
-        own = [_threads._LoadMonitor._own_runnable() for _ in range(20)]
-        others = [_threads._LoadMonitor._runnable_others() for _ in range(7)]
+        own = [monitor._own_runnable() for _ in range(20)]
+        others = [monitor._runnable_others() for _ in range(7)]
     finally:
         stop.set()
         t.join()
