@@ -326,13 +326,17 @@ def _persisted(x):
                                 for v in values)
 
 
-# A neighbour's pieces of at least this many bytes for one output (a face of a volume chunk)
-# get an export task of their own, cut for that output alone: the output then fetches only
-# what it reads (a shared export would ship every face of the chunk to every neighbour, and
-# and its weight in the scheduler's transfer estimate favoured moving the input chunk
-# instead), and the slab is freed as soon as that output has run.  Smaller pieces (edges, corners,
-# 1-d halos) ride in one shared export per chunk: a task each would cost more than they do.
-_OWN_EXPORT_BYTES = 32 * 1024
+# A neighbour's pieces of at least this many bytes for one output (a large face of a volume
+# chunk) get an export task of their own, cut for that output alone: the output then fetches
+# only what it reads (a shared export ships every face of the chunk to every neighbour, and
+# its weight in the scheduler's transfer estimate can favour moving the input chunk instead),
+# and the slab is freed as soon as that output has run.  Smaller pieces ride in one shared
+# export per chunk: a task each costs more than they do.  At 32 KiB the faces of 128^3
+# float32 chunks (64 KiB at 3^3, 192 KiB at 7^3) each had their own task, ~450 exports for
+# 64 outputs: 512^3 volumes on a 2-worker cluster ran 3^3 in 1.02-1.22 s and 7^3 in
+# 2.37-2.80 s; with those faces shared, 0.87-1.03 s and 1.96-1.99 s (AMD EPYC, 2026-12-04,
+# worker peaks alike).
+_OWN_EXPORT_BYTES = 1024 * 1024
 
 
 class _Part:
@@ -449,9 +453,8 @@ def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0, ex
     chunk it reads most of (sliced in its own task: no transfer, no export) and reads
     its neighbours through *export* tasks that cut, on the worker holding the
     neighbour, only the pieces it reads, so only those pieces travel: a neighbour's
-    pieces of at least ``_OWN_EXPORT_BYTES`` for one output (faces) are an export of
-    their own for that output; the small ones (edges, corners) of one input chunk
-    share one export.  (dask's ``map_overlap`` makes one task per piece:
+    pieces of at least ``_OWN_EXPORT_BYTES`` for one output (large faces) are an export
+    of their own for that output; the smaller ones of one input chunk share one export.  (dask's ``map_overlap`` makes one task per piece:
     about 15 per chunk of a 3-d volume, whose scheduling costs more than the pieces.)
 
     Exports are cut as soon as their chunk is there, ahead of their outputs: a worker
