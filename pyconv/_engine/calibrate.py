@@ -808,12 +808,9 @@ def _measure_signal_threads(rng, values, m):
     # transforms split worse (Intel Xeon, 2 threads: 512^2 ran level with two workers,
     # 1024^2 68 -> 49 ms), so their gain would price the large ones too high
     large = _data(rng, (1024, 1024))
-    fft(large, 0)()             # untimed: the first call maps its buffers (see _measure_signal)
-    t_large = math.inf
-    for _ in range(2):          # the least of two: a 2-worker call can stall as above
-        t0 = time.perf_counter()
-        fft(large, 0)()
-        t_large = min(t_large, time.perf_counter() - t0)
+    # the least of two after an untimed call (which maps the buffers, see _measure_signal):
+    # a 2-worker call can stall as above
+    t_large = _best_of([fft(large, 0)], reps=2)[0]
     del large
     # (a busy machine leaves the extra threads little to gain: the cores other processes
     # held say whether the gains are a quiet machine's)

@@ -297,8 +297,8 @@ def direct_cost(shape1, shape2, mode, ckind, nt):
     return t * 1e-9 / speedup + tu.direct_overhead_s
 
 
-def _fft_points_cost(points, size, plan, cplx, single, par, one_d=False, nd=2):
-    # the cache regime: of the points transformed in all, or with an overlap-add plan of
+def _fft_points_cost(points, size, plan, cplx, single, par, nd=1):
+    # nd: the axes transformed (an overlap-add plan's are 1-D).  The cache regime: of the points transformed in all, or with an overlap-add plan of
     # one block (each block's transforms run in cache, however many blocks there are:
     # 1e6 * 1001 float32 in 11000-point blocks modelled at the large transforms' ns took
     # 24 ms against 5.7 measured, and 'auto' chose direct at 21 ms; AMD EPYC, 2026-12-04)
@@ -307,12 +307,12 @@ def _fft_points_cost(points, size, plan, cplx, single, par, one_d=False, nd=2):
     ns = t.fft_ns_small + (t.fft_ns_large - t.fft_ns_small) * f
     if plan:
         ns *= t.fft_oa_factor           # overlap-add (1-D only): padding, block copies, adds
-    elif one_d:
+    elif nd == 1:
         ns *= t.fft_1d_factor
     elif nd >= 3:
         ns *= t.fft_3d_factor
     if single:
-        ns *= t.fft_1d_single_factor if plan or one_d else t.fft_single_factor
+        ns *= t.fft_1d_single_factor if nd == 1 else t.fft_single_factor
     if cplx:
         ns *= 2.0
     return points * math.log2(max(size, 2)) * ns * 1e-9 / par
@@ -371,7 +371,7 @@ def fft_costs(shape1, shape2, cplx, single, nt):
     # passes skip its zero padding: ~1/len(ax) of a full transform when it is small
     small = math.prod(shape2[a] for a in ax) * 4 <= math.prod(shape1[a] for a in ax)
     plain = _fft_points_cost((b1 + bo + b2 * (1 / len(ax) if small else 1)) * size, size, {}, cplx, single,
-                             par, one_d=len(ax) == 1, nd=len(ax)) + overhead
+                             par, nd=len(ax)) + overhead
     plan = oa_plan(shape1, shape2, ax)
     if not plan or len(ax) > 1:
         # measured: N-d overlap-add loses to one full transform (1024^2 * 31^2: 54 vs
