@@ -579,6 +579,28 @@ def pack_blocks(const real_t[:, :, ::1] w, real_t[:, :, :, ::1] out, int nthread
 
 # --------------------------------------------------------------------------- dense_oc
 
+cdef struct oc_unit_t:
+    # a work unit of dense_oc / phases_oc: sample, group, output depth, its output rows
+    # r0..r0+nr-1 and columns q0..q0+nq-1
+    idx_t n, gi, od, r0, nr, q0, nq
+
+
+cdef inline oc_unit_t oc_unit(idx_t u, idx_t groups, idx_t OD, idx_t OH, idx_t OW, idx_t rows,
+                              idx_t cols) noexcept nogil:
+    """Unit ``u`` of (sample, group, output depth, block of ``rows`` rows, block of ``cols``
+    columns), the last index fastest; the blocks at the edges are cut to the output."""
+    cdef idx_t ncb = (OW + cols - 1) // cols, nrb = (OH + rows - 1) // rows
+    cdef oc_unit_t t
+    t.q0 = (u % ncb) * cols
+    t.r0 = ((u // ncb) % nrb) * rows
+    t.od = (u // (ncb * nrb)) % OD
+    t.gi = (u // (ncb * nrb * OD)) % groups
+    t.n = u // (ncb * nrb * OD * groups)
+    t.nr = rows if t.r0 + rows <= OH else OH - t.r0
+    t.nq = cols if t.q0 + cols <= OW else OW - t.q0
+    return t
+
+
 cdef inline void prefetch_unit_rows(const real_t* xs, idx_t c_lo, idx_t c_hi, idx_t cstr, idx_t kd, idx_t iz0,
                                     idx_t dd, idx_t D, idx_t H, idx_t W, idx_t y0, idx_t ny, idx_t x0,
                                     idx_t nx) noexcept nogil:
@@ -656,9 +678,10 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
     obuf_np = aligned_rows(nthreads, rows * cols * B, dt)
     cdef real_t[:, ::1] xbuf = xbuf_np
     cdef real_t[:, ::1] obuf = obuf_np
-    cdef idx_t u, tid, n, gi, od, rb, cb, r0, r1, nr, q0, q1, nq, rin, c, z, r, iz, iy, ix0, k
-    cdef idx_t ob, c0, nc, oe, un, pn, pg, pz, pr, pq, step, nsteps, cps
+    cdef idx_t u, tid, n, gi, od, r0, nr, q0, nq, rin, c, z, r, iz, iy, ix0, k
+    cdef idx_t ob, c0, nc, oe, step, nsteps, cps
     cdef idx_t ncblk = (Cg + cblock - 1) // cblock
+    cdef oc_unit_t cur, nxt
     cdef real_t* xb
     cdef real_t* ob_
     cdef real_t* dst
@@ -668,21 +691,8 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
         tid = omp_get_thread_num()
         xb = &xbuf[tid, 0]
         ob_ = &obuf[tid, 0]
-        cb = u % ncb
-        rb = (u // ncb) % nrb
-        od = (u // (ncb * nrb)) % OD
-        gi = (u // (ncb * nrb * OD)) % groups
-        n = u // (ncb * nrb * OD * groups)
-        r0 = rb * rows
-        r1 = r0 + rows
-        if r1 > OH:
-            r1 = OH
-        nr = r1 - r0
-        q0 = cb * cols
-        q1 = q0 + cols
-        if q1 > OW:
-            q1 = OW
-        nq = q1 - q0
+        cur = oc_unit(u, groups, OD, OH, OW, rows, cols)
+        n, gi, od, r0, nr, q0, nq = cur.n, cur.gi, cur.od, cur.r0, cur.nr, cur.q0, cur.nq
         # the zero-padded input rows of the unit: per channel and depth tap, rin rows
         # of the columns its positions read
         rin = (nr - 1) * sh + (kh - 1) * dh + 1
@@ -700,12 +710,7 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
         # the next unit's input rows, a share of its channels per pass below: one unit's
         # rows are short runs in as many channels, more streams than the hardware
         # prefetchers follow, and its copy above would otherwise wait on each of them
-        un = u + 1 if u + 1 < U else u
-        pq = (un % ncb) * cols
-        pr = ((un // ncb) % nrb) * rows
-        pz = (un // (ncb * nrb)) % OD
-        pg = (un // (ncb * nrb * OD)) % groups
-        pn = un // (ncb * nrb * OD * groups)
+        nxt = oc_unit(u + 1, groups, OD, OH, OW, rows, cols)
         nsteps = nob * ncblk
         cps = (Cg + nsteps - 1) // nsteps
         step = 0
@@ -716,10 +721,10 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
                 nc = Cg - c0
                 if nc > cblock:
                     nc = cblock
-                if un != u and D * H * W > 0:
-                    prefetch_unit_rows(&x[pn, pg * Cg, 0, 0, 0], step * cps, min(Cg, (step + 1) * cps),
-                                       D * H * W, kd, pz * sd - pd, dd, D, H, W, pr * sh - phh,
-                                       (min(rows, OH - pr) - 1) * sh + (kh - 1) * dh + 1, pq * sw - pw, Wp)
+                if u + 1 < U and D * H * W > 0:
+                    prefetch_unit_rows(&x[nxt.n, nxt.gi * Cg, 0, 0, 0], step * cps, min(Cg, (step + 1) * cps),
+                                       D * H * W, kd, nxt.od * sd - pd, dd, D, H, W, nxt.r0 * sh - phh,
+                                       (nxt.nr - 1) * sh + (kh - 1) * dh + 1, nxt.q0 * sw - pw, Wp)
                 step = step + 1
                 for r in range(nr):
                     if real_t is float:
@@ -815,7 +820,8 @@ def phases_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, ::
     obuf_np = aligned_rows(nthreads, rows * cols * B, dt)
     cdef real_t[:, ::1] xbuf = xbuf_np
     cdef real_t[:, ::1] obuf = obuf_np
-    cdef idx_t u, tid, n, gi, z, rb, cb, y0, y1, x0, x1, nx, md, rd, mh0, mw0, rin, wp, c, zz, r, iz, iy, ix0
+    cdef idx_t u, tid, n, gi, z, y0, y1, x0, x1, nx, md, rd, mh0, mw0, rin, wp, c, zz, r, iz, iy, ix0
+    cdef oc_unit_t cur
     cdef idx_t ob, rh, rw, ph, nt, t0, nyr, nxr, c0, nc, y, oe
     cdef real_t* xb
     cdef real_t* ob_
@@ -826,20 +832,10 @@ def phases_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, ::
         tid = omp_get_thread_num()
         xb = &xbuf[tid, 0]
         ob_ = &obuf[tid, 0]
-        cb = u % ncb
-        rb = (u // ncb) % nrb
-        z = (u // (ncb * nrb)) % OD
-        gi = (u // (ncb * nrb * OD)) % groups
-        n = u // (ncb * nrb * OD * groups)
-        y0 = rb * rows
-        y1 = y0 + rows
-        if y1 > OH:
-            y1 = OH
-        x0 = cb * cols
-        x1 = x0 + cols
-        if x1 > OW:
-            x1 = OW
-        nx = x1 - x0
+        cur = oc_unit(u, groups, OD, OH, OW, rows, cols)
+        n, gi, z, y0, x0, nx = cur.n, cur.gi, cur.od, cur.r0, cur.q0, cur.nq
+        y1 = y0 + cur.nr
+        x1 = x0 + nx
         md = z // sd
         rd = z - md * sd
         mh0 = y0 // sh
