@@ -371,6 +371,28 @@ def test_depthwise_weight_kernel_vs_torch(nd, k, stride, padding, dilation, mult
     _check(ours[:2], ref, int(np.prod(y.shape)) // 4, dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mult", [1, 3])
+@pytest.mark.parametrize("kw", [2, 3, 5])
+def test_depthwise_weight_rows_across_vector_boundaries(kw, mult, dtype):
+    # output rows just under, at and over whole vectors (16 float32 / 8 float64 lanes):
+    # the single-channel kernel shifts its horizontal taps out of aligned vectors, reading
+    # the next vector of a padded row whose width is rounded up to whole cache lines
+    rng = np.random.default_rng(kw * 10 + mult)
+    for ow in (7, 8, 9, 15, 16, 17, 31, 32, 33, 56, 64):
+        x = rng.standard_normal((2, 3, 4, ow + kw - 3)).astype(dtype)   # padding 1: ow outputs
+        go = rng.standard_normal((2, 3 * mult, 4, ow)).astype(dtype)
+        gw = grad.conv2d_weight(x, (3 * mult, 1, 3, kw), go, padding=(1, 1), groups=3)
+        xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+        ref = np.empty((3 * mult, 1, 3, kw))
+        for o in range(3 * mult):
+            for a in range(3):
+                for b in range(kw):
+                    ref[o, 0, a, b] = np.sum(go[:, o].astype(np.float64) * xp[:, o // mult, a:a + 4, b:b + ow])
+        tol = 1e-4 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(gw, ref, rtol=tol, atol=tol * np.sqrt(go[:, 0].size), err_msg=f"ow={ow}")
+
+
 def test_weight_gradient_threads_agree():
     # per-thread work splits (depthwise pairs, GEMM tiles) give the same sums
     import pyconv

@@ -136,6 +136,13 @@ PYCONV_TAPS3_M(pyconv_taps3x8_d, double, pyconv_d8, pyconv_d8, 8, 8, 0)
 #define PYCONV_TW_MASKED 1
 #define PYCONV_TW_TAIL_f(P, N) ((pyconv_twf)_mm512_maskz_loadu_ps((__mmask16)((1u << (N)) - 1), (P)))
 #define PYCONV_TW_TAIL_d(P, N) ((pyconv_twd)_mm512_maskz_loadu_pd((__mmask8)((1u << (N)) - 1), (P)))
+/* lanes K.. of A followed by the first K of B: the input vector K columns on, from the two
+   aligned vectors already in registers (valignd / valignq) */
+#define PYCONV_TW_SHIFT 1
+#define PYCONV_TW_SH_f(A, B, K) ((pyconv_twf)_mm512_castsi512_ps(_mm512_alignr_epi32( \
+    _mm512_castps_si512((__m512)(B)), _mm512_castps_si512((__m512)(A)), (K))))
+#define PYCONV_TW_SH_d(A, B, K) ((pyconv_twd)_mm512_castsi512_pd(_mm512_alignr_epi64( \
+    _mm512_castpd_si512((__m512d)(B)), _mm512_castpd_si512((__m512d)(A)), (K))))
 #elif defined(__AVX2__)
 #include <immintrin.h>
 #define PYCONV_TW_BYTES 32
@@ -149,6 +156,12 @@ PYCONV_TAPS3_M(pyconv_taps3x8_d, double, pyconv_d8, pyconv_d8, 8, 8, 0)
 #define PYCONV_TW_MASKED 0
 #define PYCONV_TW_TAIL_f(P, N) ((pyconv_twf){0})
 #define PYCONV_TW_TAIL_d(P, N) ((pyconv_twd){0})
+#endif
+#ifndef PYCONV_TW_SHIFT
+/* (AVX2's cross-lane shift takes two or three shuffles: its unaligned loads are cheaper) */
+#define PYCONV_TW_SHIFT 0
+#define PYCONV_TW_SH_f(A, B, K) (A)
+#define PYCONV_TW_SH_d(A, B, K) (A)
 #endif
 typedef float pyconv_twf __attribute__((vector_size(PYCONV_TW_BYTES)));
 typedef double pyconv_twd __attribute__((vector_size(PYCONV_TW_BYTES)));
@@ -176,6 +189,11 @@ static PYCONV_NOINLINE void NAME(PYCONV_TW_PARAMS(T))                           
     VT a[NB][NE]; T r[NB][NE];                                                             \
     const Py_ssize_t nl = OW / L, rem = OW - L * nl, K = OD * OH;                          \
     const Py_ssize_t jt = PYCONV_TW_MASKED ? OW : L * nl;                                  \
+    /* the horizontal taps 1 and 2 shifted out of the aligned vectors in registers (one    \
+       input load per vector and kernel row instead of three, none of them split across     \
+       cache lines when the rows start on vector boundaries): the next vector's load stays  \
+       within the padded row */                                                            \
+    const int shift = PYCONV_TW_SHIFT && NE > 1 && dw == 1 && xoff + L * (nl + 1) <= Wp;   \
     Py_ssize_t n, od, oh, k, jb, j;                                                        \
     int b, e, q;                                                                           \
     _Pragma("GCC unroll 3") for (b = 0; b < NB; b++)                                       \
@@ -186,6 +204,20 @@ static PYCONV_NOINLINE void NAME(PYCONV_TW_PARAMS(T))                           
         const T* g = g0 + n * gs_n + k * OW;                                               \
         const T* xr = buf + ((n * Dp + od * sd + zoff) * Hp + oh * sh + yoff) * Wp + xoff;  \
         PYCONV_TW_PREFETCH(T)                                                              \
+        if (shift) {                                                                       \
+            VT xc[NB];                                                                     \
+            _Pragma("GCC unroll 3") for (b = 0; b < NB; b++) xc[b] = *(const VTU*)(xr + b * dh * Wp); \
+            for (jb = 0; jb < nl; jb++) {                                                  \
+                VT gv = *(const VTU*)(g + L * jb);                                         \
+                _Pragma("GCC unroll 3") for (b = 0; b < NB; b++) {                         \
+                    VT xn = *(const VTU*)(xr + b * dh * Wp + L * (jb + 1));                \
+                    a[b][0] += gv * xc[b];                                                 \
+                    if (NE > 1) a[b][1] += gv * PYCONV_TW_SH_##S(xc[b], xn, 1);            \
+                    if (NE > 2) a[b][2] += gv * PYCONV_TW_SH_##S(xc[b], xn, 2);            \
+                    xc[b] = xn;                                                            \
+                }                                                                          \
+            }                                                                              \
+        } else                                                                             \
         for (jb = 0; jb < nl; jb++) {                                                      \
             VT gv = *(const VTU*)(g + L * jb);                                             \
             _Pragma("GCC unroll 3") for (b = 0; b < NB; b++)                               \
