@@ -141,6 +141,30 @@ def test_channel_and_phase_crossovers_drive_the_choice(cache, field, value, op, 
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)       # float32, <= 9 * 16 * 128 products
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("one", [False, True])
+def test_one_vector_of_outputs_follows_its_calibrated_flag(cache, dtype, one):
+    # groups of exactly one vector of output channels take the output-channel kernel only
+    # where the calibration found it faster; half a vector never does, two always do
+    flag = "dense_oc_one" if dtype == np.float32 else "dense_oc_one_f8"
+    lanes = 16 if dtype == np.float32 else 8
+    values = dict(calibrate._from_values({}).__dict__)
+    values = {k: values[k] for k in calibrate.MEASURED}
+    values.update(dense_oc=True, dense_oc_f8=True, dense_min_positions=0, dense_oc_min_positions=0)
+    values[flag] = one
+    calibrate._save(calibrate.cache_path(), values, {})
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, lanes, 12, 12)).astype(dtype)
+    for og, want in ((lanes // 2, False), (lanes, one), (2 * lanes, True)):
+        w = rng.standard_normal((og, lanes, 3, 3)).astype(dtype)
+        alg = pyconv.explain(nn.conv2d, x, w, padding=1).leaf().algorithm
+        assert (alg == "dense_oc") == want, (og, alg)
+        with _plan.force("gemm"):
+            ref = nn.conv2d(x, w, padding=1)
+        tol = 1e-4 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(nn.conv2d(x, w, padding=1), ref, rtol=tol, atol=tol)
+
+
 def test_tuning_off_keeps_the_defaults(cache, monkeypatch):
     values = {k: getattr(tuning.DEFAULT, k) for k in calibrate.MEASURED}
     values["dense_min_positions"] = 10**9

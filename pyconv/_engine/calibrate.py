@@ -34,7 +34,7 @@ from pyconv._engine import tuning as _tuning
 #: the Tuning fields this module measures
 MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_min_positions_strided",
             "dense_oc_min_positions_strided", "weight_dense_min_positions_strided", "dense_max_k", "weight_dense_max_acc_bytes",
-            "dense_oc", "dense_oc_f8", "dense_oc_min_positions", "dense_oc_max_k", "phases_oc", "phases_oc_f8",
+            "dense_oc", "dense_oc_f8", "dense_oc_one", "dense_oc_one_f8", "dense_oc_min_positions", "dense_oc_max_k", "phases_oc", "phases_oc_f8",
             "thin_max_cg_og", "thin_s1_max_cg_og", "thin_reg_min_ow", "phases_min_positions", "phases_max_k", "pointwise_chunk", "pointwise_direct",
             "pointwise_direct_expand", "pointwise_direct_f8", "pointwise_direct_expand_f8", "pointwise_matmul",
             "pointwise_panel", "pointwise_panel_expand", "pointwise_panel_f8", "pointwise_panel_expand_f8",
@@ -320,6 +320,19 @@ def measure():
         m["dense_oc_s"], m["dense_f8_s"] = [t_oc, t_oc8], t_d8
         values["dense_oc"] = bool(t_oc <= min(m["dense_wblock_s"]))
         values["dense_oc_f8"] = bool(t_oc8 <= t_d8)
+        # groups of exactly one vector of output channels: 3x3 VL->VL 56x56, one sample
+        one = []
+        for dt, flag in ((np.float32, "dense_oc_one"), (np.float64, "dense_oc_one_f8")):
+            lanes = conv.dense_direct.OC_LANES[np.dtype(dt).name]
+            x1 = _data(rng, (1, lanes, 56, 56), dt)
+            w1 = _data(rng, (lanes, lanes, 3, 3), dt)
+            layer1 = lambda: nn.conv2d(x1, w1, padding=1)  # noqa: E731
+            t1_oc, t1_d = _best_of([_forced(A.DENSE_OC, layer1),
+                                    _forced(A.DENSE, layer1, dense_wblock_bytes=values["dense_wblock_bytes"])],
+                                   reps=3)
+            one.append([t1_oc, t1_d])
+            values[flag] = bool(t1_oc <= t1_d)
+        m["dense_oc_one_s"] = one
         # (the crossovers below time the dense kernels with the blocks chosen)
         stack.enter_context(_tuning.override(dense_wblock_bytes=values["dense_wblock_bytes"]))
 

@@ -406,11 +406,14 @@ def oc_blocking(g, dtype, nthreads, t):
 def _oc_default(g, dtype, nthreads, t):
     """Whether the output-channel kernel is the default for a dense (non-1x1) layer: on for
     the dtype (``dense_oc`` / ``dense_oc_f8``), groups of more than one vector of output
-    channels, within its positions / K limits and the workspace budget."""
+    channels (of exactly one where ``dense_oc_one`` / ``dense_oc_one_f8``), within its
+    positions / K limits and the workspace budget."""
     on = t.dense_oc if dtype.itemsize == 4 else t.dense_oc_f8
-    if not on or g.og <= dense_direct.OC_LANES[dtype.name]:
-        # one vector of outputs per tile: each broadcast feeds a single FMA (conv3d
-        # 16->16 float32 ran 0.93x the phase-plane kernel's 8-wide blocks)
+    lanes = dense_direct.OC_LANES[dtype.name]
+    one = t.dense_oc_one if dtype.itemsize == 4 else t.dense_oc_one_f8
+    if not on or g.og < lanes or (g.og == lanes and not one):
+        # one vector of outputs per tile: each broadcast feeds a single FMA (calibrated:
+        # faster than the phase-plane kernel on some CPUs, not on others)
         return False
     if _prod(g.out) < min_positions(t, 'dense_oc', g) or g.cg * g.kvol > t.dense_oc_max_k:
         return False

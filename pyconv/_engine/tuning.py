@@ -139,6 +139,13 @@ class Tuning:
     # Calibrated per dtype against the phase-plane kernel on 3x3 64->64 56x56.
     dense_oc: bool = True
     dense_oc_f8: bool = True
+    # ... and for groups of exactly one vector of output channels (16 float32, 8 float64),
+    # where each broadcast feeds a single FMA: a CPU-dependent choice, calibrated per dtype
+    # on 3x3 VL->VL 56x56.  Intel Xeon: conv3d 16->16 float32 ran 0.93x the phase-plane
+    # kernel; AMD EPYC (2026-12-04, 1 thread): 16->16 1.05-1.07x, float64 8->8 1.15-1.18x.
+    # (Groups of less than a vector stay with the phase-plane kernel: 0.55-0.78x there.)
+    dense_oc_one: bool = False
+    dense_oc_one_f8: bool = False
     # Output positions per work unit (whole rows: the copied input rows serve them all,
     # and a pass's weights serve all of them) and the longest row a unit covers at once.
     # Layer a (8 rows of 56) 1.05x faster than with 224 positions, f 1.06x, j 1.05x.
