@@ -29,8 +29,6 @@ import threading
 import time
 from contextlib import contextmanager
 
-import numpy as np
-
 from pyconv._kernels import _pyconv_omp
 
 # --------------------------------------------------------------------------- defaults
@@ -316,39 +314,6 @@ def team_size(n):
         return n
     free = (len(_load.cpus) if _load.cpus else _available_cpus()) - others
     return max(1, min(n, int(free + _SLACK)))
-
-
-def _huge_page_bytes():
-    try:
-        with open("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size") as f:
-            return max(4096, int(f.read()))
-    except (OSError, ValueError):
-        return 2 << 20
-
-
-#: bytes of a transparent huge page (x86-64: 2 MiB)
-HUGE_PAGE = _huge_page_bytes()
-# NumPy asks for huge pages (madvise) on arrays of at least 4 MiB
-_TOUCH_MIN = 4 << 20
-
-
-def first_touch(a, team):
-    """Fault the huge pages of a new, large C-contiguous array ``a`` in the calling thread,
-    one store per page, before a team of ``team`` threads writes it; returns ``a``.
-
-    The first write to each page of fresh memory faults it in.  When two threads fault
-    huge pages of fresh memory at once, a KVM guest (the 2-vCPU AMD EPYC VM this was
-    measured on, 2026-12-04) took 25-70 ms for 25 MiB where one thread took 2.5-3.5 and
-    the same two threads after one store per huge page 2.7-2.9: the depthwise input
-    gradient 8x256x56x56 float32 at 2 threads ran 26-36 ms instead of 3 after a PyTorch
-    call had returned its memory to the system.  Pages already mapped cost a store each.
-    Writes zeros: only for arrays whose contents the kernel writes next (or zeros).
-    """
-    if team > 1 and a.nbytes >= _TOUCH_MIN and a.flags.c_contiguous:
-        b = a.reshape(-1).view(np.uint8)
-        b[::HUGE_PAGE] = 0
-        b[-1] = 0
-    return a
 
 
 def num_parts_for(work, grain=1 << 15):
