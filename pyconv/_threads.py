@@ -29,6 +29,8 @@ import threading
 import time
 from contextlib import contextmanager
 
+import numpy as np
+
 from pyconv._kernels import _pyconv_omp
 
 # --------------------------------------------------------------------------- defaults
@@ -314,6 +316,35 @@ def team_size(n):
         return n
     free = (len(_load.cpus) if _load.cpus else _available_cpus()) - others
     return max(1, min(n, int(free + _SLACK)))
+
+
+def _huge_page_bytes():
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size") as f:
+            return max(4096, int(f.read()))
+    except (OSError, ValueError):
+        return 2 << 20
+
+
+#: bytes of a transparent huge page (x86-64: 2 MiB)
+HUGE_PAGE = _huge_page_bytes()
+# NumPy asks for huge pages (madvise) on arrays of at least 4 MiB
+_TOUCH_MIN = 4 << 20
+
+
+def first_touch(a, team):
+    """``a``, a new C-contiguous array a team of ``team`` threads writes next, with its huge
+    pages faulted in by the calling thread (one zero byte stored per huge page) when it is
+    large and the machine's calibration found fresh memory faulted faster that way
+    (``Tuning.first_touch_serial``: see there for the figures).  Pages already mapped cost
+    one store each.  Only for arrays whose every element the kernel writes (or zeros)."""
+    if team > 1 and a.nbytes >= _TOUCH_MIN and a.flags.c_contiguous:
+        from pyconv._engine import tuning
+        if tuning.active().first_touch_serial:
+            b = a.reshape(-1).view(np.uint8)
+            b[::HUGE_PAGE] = 0
+            b[-1] = 0
+    return a
 
 
 def num_parts_for(work, grain=1 << 15):

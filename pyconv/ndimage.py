@@ -63,6 +63,7 @@ import numpy as np
 from pyconv._engine import plan as _plan
 from pyconv._engine.boundary import extend_index
 from pyconv._kernels import ndimage as _kn
+from pyconv._threads import first_touch, get_num_threads
 from pyconv._utils import num_threads_for
 
 __all__ = ["convolve", "correlate", "convolve1d", "correlate1d", "gaussian_filter", "gaussian_filter1d",
@@ -172,6 +173,11 @@ def _normalize_sequence(value, rank, name):
     return [value] * rank
 
 
+def _new_output(shape, dtype):
+    # (a team writes it: its huge pages may be faulted here first, see _threads.first_touch)
+    return first_touch(np.empty(shape, dtype=dtype), get_num_threads())
+
+
 def _get_output(output, input, shape=None, complex_output=False):
     """scipy.ndimage's ``output=`` rule: None, a dtype (class, dtype or str) or an array."""
     if shape is None:
@@ -179,7 +185,7 @@ def _get_output(output, input, shape=None, complex_output=False):
     # every kernel writes every output element: a new output is not zeroed first (a
     # zeroed one costs a full pass over memory, 10-20% of a 3x3x3 filter), except
     # while pyconv.explain records plans without running the kernels
-    new = np.empty if _plan.dry() is None else np.zeros
+    new = _new_output if _plan.dry() is None else np.zeros
     if output is None:
         if not complex_output:
             return new(shape, dtype=input.dtype.name)

@@ -41,7 +41,7 @@ from pyconv._engine.boundary import extend_index
 from pyconv._engine.geometry import SignalGeometry
 from pyconv._engine.plan import Algorithm, Plan
 from pyconv._kernels import direct as _direct
-from pyconv._threads import get_num_threads, team_size
+from pyconv._threads import first_touch, get_num_threads, team_size
 from pyconv._utils import (SIG_METHODS, SIG_MODES, check_choice, sig_fft_axes,
                            sig_array, sig_boundary, sig_compute_dtype, sig_fillvalue, sig_same_ndim,
                            sig_valid_swap)
@@ -62,7 +62,7 @@ def _run_direct(p, x, w, cdt, out=None):
     pad = p.tile("pad")
     x = _padded_rows(x, *pad, cdt) if pad else np.ascontiguousarray(x, dtype=cdt)
     if out is None:
-        out = np.empty(p.geometry.out, dtype=cdt)
+        out = first_touch(np.empty(p.geometry.out, dtype=cdt), p.threads)
     d = _plan.dry()
     if d is not None:
         d.append(p)

@@ -344,3 +344,52 @@ def test_load_monitor_sees_a_busy_process():
         hog.wait()
     # the hog holds one core (at least half of one on a crowded machine)
     assert others >= 0.5
+
+
+@pytest.fixture
+def serial_first_touch():
+    from pyconv._engine import tuning
+    with tuning.override(first_touch_serial=True):
+        yield
+
+
+def test_first_touch_writes_one_byte_per_huge_page_of_large_new_arrays(serial_first_touch):
+    # where the calibration asks for it, the calling thread faults a new output's huge
+    # pages before a team writes it: one zero byte per huge page and the last byte, nothing
+    # else; small arrays, one-thread calls and strided views are left alone
+    hp = _threads.HUGE_PAGE
+    a = np.full(3 * hp + 1000, 7, dtype=np.uint8)
+    assert _threads.first_touch(a, 2) is a
+    touched = np.flatnonzero(a != 7)
+    np.testing.assert_array_equal(touched, [0, hp, 2 * hp, 3 * hp, a.size - 1])
+    b = np.full(6 * hp, 7, dtype=np.uint8).view(np.float32).reshape(2, -1)     # a 2-d float32 array
+    _threads.first_touch(b, 2)
+    assert np.count_nonzero(b.view(np.uint8) != 7) == 6 + 1
+    for arr, team in ((np.full(hp, 7, dtype=np.uint8), 2),           # under 4 MiB
+                      (np.full(3 * hp, 7, dtype=np.uint8), 1),        # one thread
+                      (np.full((3 * hp, 2), 7, dtype=np.uint8)[:, 0], 2)):   # not contiguous
+        _threads.first_touch(arr, team)
+        assert (arr == 7).all()
+    from pyconv._engine import tuning
+    c = np.full(3 * hp, 7, dtype=np.uint8)
+    with tuning.override(first_touch_serial=False):       # the team faults faster here
+        _threads.first_touch(c, 2)
+    assert (c == 7).all()
+
+
+@pytest.mark.parametrize("op", ["forward", "input"])
+def test_outputs_on_fresh_memory_equal_the_one_thread_result(op, serial_first_touch):
+    # outputs of several MiB (first_touch runs before the team writes them) hold the
+    # kernel's values everywhere, the touched bytes included
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 128, 48, 48)).astype(np.float32)     # 4.5 MiB in and out
+    w = rng.standard_normal((128, 128, 3, 3)).astype(np.float32)
+    go = rng.standard_normal((4, 128, 48, 48)).astype(np.float32)
+    call = (lambda: nn.conv2d(x, w, padding=1)) if op == "forward" else \
+        (lambda: grad.conv2d_input(x.shape, w, go, padding=1))
+    with pyconv.threads(1):
+        one = call()
+    with pyconv.threads(2):
+        two = call()
+    assert one.nbytes >= 4 << 20
+    np.testing.assert_array_equal(one, two)

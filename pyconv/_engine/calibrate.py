@@ -43,7 +43,7 @@ MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_min_posi
             "direct_ns_f4", "direct_ns_f8", "direct_ns_1d_f4", "direct_ns_1d_f8", "direct_tap_ns",
             "direct_border_ns", "direct_merged_factor", "direct_pad_ns", "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor",
             "fft_single_factor", "fft_1d_single_factor", "fft_3d_factor", "fft_workers_min_points", "direct_thread_gain",
-            "fft_thread_gain")
+            "fft_thread_gain", "first_touch_serial")
 
 #: the fields of pyconv.signal's cost model, in the order they are measured (each solve
 #: holds the ones measured before it)
@@ -602,7 +602,54 @@ def measure():
         _measure_signal(rng, values, m)
 
         _measure_signal_threads(rng, values, m)
+    _measure_first_touch(values, m)
     return _from_values(values), values, m
+
+
+def _measure_first_touch(values, m):
+    """Whether fresh memory a team writes is faulted faster after one store per huge page by
+    the calling thread (``first_touch_serial``): new 40 MiB arrays (past glibc's largest
+    mmap threshold, 32 MiB, every one is a fresh mapping; NumPy asks for huge pages on it,
+    as on a kernel's output), every page written by the default thread count's threads
+    (each its own slice, as a team writes its outputs), with and without the stores first;
+    medians of 5 rounds."""
+    import threading
+    from pyconv._threads import HUGE_PAGE, _default_threads
+
+    nt = _default_threads()
+    values["first_touch_serial"] = False
+    if nt <= 1:
+        return
+
+    def team_write(a):
+        parts = np.array_split(a, nt)
+
+        def write(p):
+            p[::4096] = 1
+        workers = [threading.Thread(target=write, args=(p,)) for p in parts[1:]]
+        for w in workers:
+            w.start()
+        write(parts[0])
+        for w in workers:
+            w.join()
+
+    def run(serial):
+        a = np.empty(40 << 20, dtype=np.uint8)
+        t0 = time.perf_counter()
+        if serial:
+            a[::HUGE_PAGE] = 1
+        team_write(a)
+        return time.perf_counter() - t0
+
+    times = ([], [])
+    for _ in range(5):
+        for serial in (False, True):
+            times[serial].append(run(serial))
+    team, first = float(np.median(times[0])), float(np.median(times[1]))
+    m["first_touch_s"] = [team, first]
+    # a tie means the team does not fault faster here: the stores cost nothing then and
+    # keep the team's calls clear of the slow spells above
+    values["first_touch_serial"] = bool(first <= 1.25 * team)
 
 
 def _fft_len(n):

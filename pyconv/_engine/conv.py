@@ -18,7 +18,7 @@ from pyconv._engine import tuning as _tuning
 from pyconv._engine.geometry import ConvGeometry, conv_geometry, prune, transposed_geometry
 from pyconv._engine.plan import Algorithm as A, Plan
 from pyconv._kernels import dense_direct, grad_direct, nn_gemm, panel, resampling, thin_direct
-from pyconv._threads import blas_single_thread, num_parts_for, num_threads_for, team_size
+from pyconv._threads import blas_single_thread, first_touch, num_parts_for, num_threads_for, team_size
 from pyconv._utils import nn_check_gemm_dims, nn_pad_maps
 
 _OBW = dense_direct.OBW
@@ -575,7 +575,7 @@ def forward(p, x, w, b):
     if p.nonfinite is not None and not _finite(w):
         p = p.nonfinite
     L = p.data
-    out = np.empty(g.out_shape if L is None else L.out_shape, dtype=p.dtype)
+    out = first_touch(np.empty(g.out_shape if L is None else L.out_shape, dtype=p.dtype), p.threads)
     d = _plan.dry()
     if d is not None:
         d.append(p)
@@ -944,7 +944,7 @@ def transposed(p, x, w, b):
         flip = (slice(None), slice(None)) + (slice(None, None, -1),) * nd
         wc = w[flip].reshape((g.groups, cg, og) + tuple(g.kernel)).swapaxes(1, 2)
         return forward(p.sub, x, np.ascontiguousarray(wc.reshape((g.cout, cg) + tuple(g.kernel))), b)
-    out = np.empty(g.out_shape, dtype=p.dtype)
+    out = first_touch(np.empty(g.out_shape, dtype=p.dtype), p.threads)
     if out.size == 0:
         return out
     bvec, has_b = _bias_vec(b, p.dtype)

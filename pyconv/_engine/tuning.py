@@ -317,6 +317,20 @@ class Tuning:
     direct_thread_gain: float = 1.0
     fft_thread_gain: float = 0.6
 
+    # --- memory -------------------------------------------------------------------------
+    # A new output of at least 4 MiB (NumPy asks for transparent huge pages there) that a
+    # team of threads writes next gets its huge pages faulted by the calling thread first,
+    # one store each (pyconv._threads.first_touch), where the calibration finds fresh
+    # memory faulted about as fast that way as by the team (within 1.25x; new 40 MiB
+    # arrays, medians of 5).  An AMD EPYC KVM guest with 2 vCPUs (2026-12-04), 40 MiB: by
+    # 2 threads 3-7 ms (46 in one calibration), after one store per huge page 1.8-2.9;
+    # right after PyTorch calls had returned memory to the system, 2 threads took 25-70 ms
+    # for 25 MiB where one took 2.5-3.5 (the depthwise layer's 2-thread forward and input
+    # gradient ran 26-30 ms instead of 3 in 3-4 of 8 processes, in none with the stores
+    # first).  Where the team faults faster (more cores, no hypervisor in the way), the
+    # team keeps its faults.
+    first_touch_serial: bool = False
+
     # --- plan cache -----------------------------------------------------------------------
     # Plans kept per operation (LRU); a layer stack of a network has far fewer signatures.
     plan_cache_size: int = 512
