@@ -1302,10 +1302,12 @@ def input_grad(p, go, w):
     k = tuple(g.kernel)
     if alg == A.MATMUL:
         # 1x1, stride 1, unpadded: dx[n] = W^T dy[n], one GEMM per sample on BLAS's threads
+        gx = first_touch(np.empty((go.shape[0], cg, _prod(g.spatial)), dtype=dtype), p.threads)
+
         def mm():
-            return np.matmul(w.reshape(cout, cg).T, go.reshape(go.shape[0], cout, -1))
+            return np.matmul(w.reshape(cout, cg).T, go.reshape(go.shape[0], cout, -1), out=gx)
         with blas_single_thread(team_size(p.threads)):
-            gx = _plan.run(p, mm)
+            _plan.run(p, mm)
         return gx.reshape(g.x_shape)
     if alg == A.FLIP_CONV:
         s5, s4, flip = p.data
