@@ -335,7 +335,7 @@ _TOUCH_MIN = 4 << 20
 def first_touch(a, team):
     """``a``, a new C-contiguous array a team of ``team`` threads writes next, with its huge
     pages faulted in by the calling thread (one zero byte stored per huge page) when it is
-    large and the machine's calibration found fresh memory faulted faster that way
+    large and the machine's calibration found fresh memory faulted no slower that way
     (``Tuning.first_touch_serial``: see there for the figures).  Pages already mapped cost
     one store each.  Only for arrays whose every element the kernel writes (or zeros)."""
     if team > 1 and a.nbytes >= _TOUCH_MIN and a.flags.c_contiguous:

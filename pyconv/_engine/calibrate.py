@@ -648,7 +648,7 @@ def _measure_first_touch(values, m):
     team, first = float(np.median(times[0])), float(np.median(times[1]))
     m["first_touch_s"] = [team, first]
     # a tie means the team does not fault faster here: the stores cost nothing then and
-    # keep the team's calls clear of the slow spells above
+    # keep the team's calls clear of the slow spells Tuning.first_touch_serial describes
     values["first_touch_serial"] = bool(first <= 1.25 * team)
 
 
