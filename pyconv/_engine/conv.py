@@ -1208,7 +1208,7 @@ def weight_grad(p, x, go):
     if alg == A.DENSE:
         (qshape, phases, offs), ogp = p.data
         og = g.og
-        acc = np.zeros((p.threads, g.groups, cg * len(offs), ogp), dtype=dtype)
+        acc = first_touch(np.zeros((p.threads, g.groups, cg * len(offs), ogp), dtype=dtype), p.threads)
         _plan.run(p, kernel(dense_direct.dense_weight, dtype), x.reshape((n, cin) + g.sp3),
                   plane_geo(qshape, g.s3, g.pads3), phases, offs, go.reshape((n, cout) + g.o3), acc, g.groups,
                   p.tile("vectors"), p.tile("rows"), p.tile("cols"), team_size(p.threads))
@@ -1217,7 +1217,7 @@ def weight_grad(p, x, go):
         return np.ascontiguousarray(gw)
     kc = cg * g.kvol
     row_parts = p.tile("row_parts", 0)
-    acc = np.zeros((1 if row_parts else p.threads, cout, kc), dtype=dtype)
+    acc = first_touch(np.zeros((1 if row_parts else p.threads, cout, kc), dtype=dtype), p.threads)
     geo = gemm_geo(g)
     with blas_single_thread():
         _plan.run(p, kernel(nn_gemm.conv_weight, dtype), x.reshape(n, cin, -1), go.reshape(n, cout, -1), acc, geo,
