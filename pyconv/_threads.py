@@ -279,7 +279,8 @@ class _LoadMonitor:
 
         Without a recent window (the first call, or after a second or more without
         multi-threaded calls) the count of other processes' runnable tasks right now
-        stands in for it (this process's own threads are left out).
+        stands in for it (this process's own threads are left out); with one, that count
+        caps it (a burst of other work that has ended leaves no runnable task).
         """
         if not self.enabled:
             return 0.0
@@ -291,6 +292,12 @@ class _LoadMonitor:
             own = time.process_time()
             if self.t is not None and now - self.t <= self.stale:
                 self.others = max(0.0, ((busy - self.busy) - (own - self.own)) / (now - self.t))
+                if self.others > 0.0:
+                    # the window may hold a burst that has ended (a dask cluster's workers
+                    # a moment ago: the next call ran on one thread of two, 1.5-2x slower):
+                    # the other processes' tasks runnable right now cap it; busy loops
+                    # are always runnable
+                    self.others = min(self.others, self._runnable_others())
             else:
                 self.others = self._runnable_others()
         except (OSError, ValueError, IndexError):

@@ -346,6 +346,30 @@ def test_load_monitor_sees_a_busy_process():
     assert others >= 0.5
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="needs /proc/stat")
+def test_load_monitor_forgets_a_burst_that_has_ended(monkeypatch):
+    # a process busy for most of the window and gone before the next call: the window's
+    # average says over a quarter of a core, but nothing else is runnable now, so the next
+    # call gets the whole team (a dask cluster's workers just after their tasks).  What is
+    # runnable now is stubbed (this process's own tasks, then one more): the test does not
+    # depend on what else the machine runs.
+    import time
+    monitor = _threads._LoadMonitor
+    extra = [0]
+    monkeypatch.setattr(monitor, "_runnable_tasks", staticmethod(lambda: monitor._own_runnable() + extra[0]))
+    for n in (0, 1):
+        extra[0] = n
+        mon = monitor()
+        mon.others_busy()
+        hog = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 0.4: pass"])
+        hog.wait()
+        time.sleep(0.15)
+        window = ((mon._busy_seconds() - mon.busy) - (time.process_time() - mon.own)) / (time.monotonic() - mon.t)
+        others = mon.others_busy()
+        assert window >= 0.25, window                  # the hog's 0.4 s is in the window
+        assert others == pytest.approx(min(window, n), abs=0.1), (n, window, others)
+
+
 @pytest.fixture
 def serial_first_touch():
     from pyconv._engine import tuning
