@@ -196,16 +196,6 @@ def tune():
 # --------------------------------------------------------------------------- measurements
 
 
-def _best(fn, reps=3):
-    fn()
-    best = math.inf
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def _best_cpu_of(fns, reps=3):
     """Least CPU seconds of the calling thread of each of ``fns`` (after one warm-up each),
     timed in turn (A, B, C, A, B, C, ...).  Work at one thread runs on the calling thread
@@ -218,15 +208,19 @@ def _best_cpu_of(fns, reps=3):
     return _best_of(fns, reps, clock=time.thread_time)
 
 
-def _best_of(fns, reps=4, clock=time.perf_counter):
+def _best_of(fns, reps=4, clock=time.perf_counter, warm=False):
     """The least time of each of ``fns`` on ``clock`` (after one warm-up each), timed in turn
     (A, B, A, B, ...): a slow spell of a shared machine then weighs on every candidate
-    alike, not on whichever ran during it."""
-    for fn in fns:
-        fn()
+    alike, not on whichever ran during it.  ``warm``: each timed call right after an
+    untimed call of the same function (A A B B ..., every round) instead."""
+    if not warm:
+        for fn in fns:
+            fn()
     best = [math.inf] * len(fns)
     for _ in range(reps):
         for i, fn in enumerate(fns):
+            if warm:
+                fn()
             t0 = clock()
             fn()
             best[i] = min(best[i], clock() - t0)
@@ -568,7 +562,7 @@ def measure():
             shape = (4, 32, 2 * s, 2 * s)
             for alg, lst in ((A.PHASES, ph_p), (A.GEMM, ph_g)):
                 with _plan.force(alg):
-                    lst.append(_best(lambda: grad.conv2d_input(shape, w, go, stride=2, padding=1)))
+                    lst.append(_best_of([lambda: grad.conv2d_input(shape, w, go, stride=2, padding=1)], reps=3)[0])
         m["input_phases_s"], m["input_gemm_s"] = ph_p, ph_g
         values["phases_min_positions"] = _crossover(ph_p, ph_g, positions, GEMM_MARGIN)
         pk_p, pk_g, pks = [], [], []
@@ -682,14 +676,7 @@ def _best_cpu_warm(fns, reps=2):
     float32 direct correlation took 0.31 ms for 0.19 ms warm (Intel Xeon, 1 thread): the
     ns per multiply-add solved from it came out 1.6x what 1024^2 images and 128^3 volumes
     run at, and the model sent 128^3 * 7^3 float32 to the FFT (43 ms direct, 73 FFT)."""
-    best = [math.inf] * len(fns)
-    for _ in range(reps):
-        for i, fn in enumerate(fns):
-            fn()
-            t0 = time.thread_time()
-            fn()
-            best[i] = min(best[i], time.thread_time() - t0)
-    return best
+    return _best_of(fns, reps, clock=time.thread_time, warm=True)
 
 
 def _measure_signal(rng, values, m):

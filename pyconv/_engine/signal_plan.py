@@ -298,10 +298,11 @@ def direct_cost(shape1, shape2, mode, ckind, nt):
 
 
 def _fft_points_cost(points, size, plan, cplx, single, par, nd=1):
-    # nd: the axes transformed (an overlap-add plan's are 1-D).  The cache regime: of the points transformed in all, or with an overlap-add plan of
-    # one block (each block's transforms run in cache, however many blocks there are:
-    # 1e6 * 1001 float32 in 11000-point blocks modelled at the large transforms' ns took
-    # 24 ms against 5.7 measured, and 'auto' chose direct at 21 ms; AMD EPYC, 2026-12-04)
+    # nd: the axes transformed (an overlap-add plan's are 1-D).  The cache regime: of the
+    # points transformed in all, or with an overlap-add plan of one block (each block's
+    # transforms run in cache, however many blocks there are: 1e6 * 1001 float32 in
+    # 11000-point blocks modelled at the large transforms' ns took 24 ms against 5.7
+    # measured, and 'auto' chose direct at 21 ms; AMD EPYC, 2026-12-04)
     f = min(1.0, max(0.0, (math.log2(max(size if plan else points, 2)) - 19.5) / 2.0))
     t = _tuning.active()
     ns = t.fft_ns_small + (t.fft_ns_large - t.fft_ns_small) * f

@@ -454,8 +454,9 @@ def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0, ex
     its neighbours through *export* tasks that cut, on the worker holding the
     neighbour, only the pieces it reads, so only those pieces travel: a neighbour's
     pieces of at least ``_OWN_EXPORT_BYTES`` for one output (large faces) are an export
-    of their own for that output; the smaller ones of one input chunk share one export.  (dask's ``map_overlap`` makes one task per piece:
-    about 15 per chunk of a 3-d volume, whose scheduling costs more than the pieces.)
+    of their own for that output; the smaller ones of one input chunk share one export.
+    (dask's ``map_overlap`` makes one task per piece: about 15 per chunk of a 3-d volume,
+    whose scheduling costs more than the pieces.)
 
     Exports are cut as soon as their chunk is there, ahead of their outputs: a worker
     whose next output waits for a piece from another worker runs the exports it can
