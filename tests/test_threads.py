@@ -351,12 +351,15 @@ def test_load_monitor_forgets_a_burst_that_has_ended(monkeypatch):
     # a process busy for most of the window and gone before the next call: the window's
     # average says over a quarter of a core, but nothing else is runnable now, so the next
     # call gets the whole team (a dask cluster's workers just after their tasks).  What is
-    # runnable now is stubbed (this process's own tasks, then one more): the test does not
-    # depend on what else the machine runs.
+    # runnable now is stubbed as a whole (no other task, then one): the test does not depend
+    # on what else the machine runs, nor on two reads of this process's own threads agreeing
+    # (a thread left by an earlier test may change state between them); ``stale`` is raised
+    # so that a slow start of the hog on a crowded machine cannot age the window out.
     import time
     monitor = _threads._LoadMonitor
     extra = [0]
-    monkeypatch.setattr(monitor, "_runnable_tasks", staticmethod(lambda: monitor._own_runnable() + extra[0]))
+    monkeypatch.setattr(monitor, "_runnable_others", classmethod(lambda cls: float(extra[0])))
+    monkeypatch.setattr(monitor, "stale", 60.0)
     for n in (0, 1):
         extra[0] = n
         mon = monitor()
