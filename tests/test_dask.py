@@ -472,6 +472,34 @@ def test_backward_spatial_chunks(engine):
 
 
 
+def test_shared_operands_inline_when_small_else_one_key_each():
+    """Kernels and weights every task shares ride in the tasks' own specs while they are small
+    together (no key to wait for), and sit under one key each (in the graph once) when large."""
+    from pyconv.dask import _INLINE_CONST_BYTES
+    x = da.random.default_rng(3).standard_normal((64, 60), chunks=(16, 30))
+    n = int((_INLINE_CONST_BYTES // 8) ** 0.5) + 1          # float64 n x n: just over the limit
+    for k, inline in ((np.ones((3, 3)), True), (np.ones((n, n)), False)):
+        y = pdk.convolve(x, k, "same", method="direct")
+        dsk = dict(y.__dask_graph__())
+        const = [key for key in dsk if "-const" in str(key[0] if isinstance(key, tuple) else key)]
+        outs = [v for key, v in dsk.items() if isinstance(key, tuple) and key[0] == y.name]
+        assert len(const) == (0 if inline else 1)
+        carried = [any(a is k for a in task if isinstance(a, np.ndarray)) for task in outs]
+        assert carried == [inline] * len(outs)
+        if inline:
+            assert_same(y.compute(scheduler="sync"),
+                        pyconv.signal.convolve(x.compute(), k, "same", method="direct"), exact=True)
+    # the batch-chunked backward's weight and bias alike
+    X = da.random.default_rng(1).standard_normal((4, 3, 6, 6), chunks=(2, 3, 6, 6))
+    G = da.random.default_rng(2).standard_normal((4, 5, 6, 6), chunks=(2, 5, 6, 6))
+    w, b = np.ones((5, 3, 3, 3)), np.ones(5)
+    gx, gw, gb = pdk.conv2d_backward(G, X, w, b, padding=1)
+    assert not [key for key in dict(gw.__dask_graph__()) if "-const" in str(key[0])]
+    for a, r in zip(dask.compute(gx, gw, gb, scheduler="sync"),
+                    pyconv.grad.conv2d_backward(G.compute(), X.compute(), w, b, padding=1)):
+        assert_same(a, r)
+
+
 def _deps(dsk, key):
     from dask.core import get_dependencies
     return get_dependencies(dsk, key)
@@ -488,7 +516,7 @@ def test_halo_graph_is_one_task_per_chunk_plus_one_export():
     outs = [key for key in dsk if isinstance(key, tuple) and key[0] == y.name]
     exports = [key for key in dsk if isinstance(key, tuple) and "-halo-" in str(key[0])]
     assert len(outs) == 64 and len(exports) == 64
-    assert len(dsk) == len(inputs) + 64 + 64 + 1          # + the kernel, once
+    assert len(dsk) == len(inputs) + 64 + 64              # the small kernel rides in each task
     for key in outs:
         deps = _deps(dsk, key)
         assert [d for d in deps if d in inputs] == [(x.name,) + key[1:]]
@@ -697,7 +725,7 @@ def test_backward_graph_moves_only_weight_rows():
     gx_keys = list(flatten(gx.__dask_keys__()))
     for key in gx_keys:
         deps = _deps(dsk, key)
-        assert (G.name,) + key[1:] in deps and len(deps) == 3
+        assert deps == {(G.name,) + key[1:]}          # (the small weight and bias ride inline)
         assert not any(isinstance(d, tuple) and d and d[0] == X.name for d in deps)
     wdsk = dict(gw.__dask_graph__())
     rows = [key for key in wdsk if isinstance(key, tuple) and "-gwb-" in str(key[0])]
