@@ -472,9 +472,11 @@ def test_backward_spatial_chunks(engine):
 
 
 
-def test_shared_operands_inline_when_small_else_one_key_each():
+def test_shared_operands_inline_when_small_else_one_key_each(monkeypatch):
     """Kernels and weights every task shares ride in the tasks' own specs while they are small
-    together (no key to wait for), and sit under one key each (in the graph once) when large."""
+    together (no key to wait for), and sit under one key each (in the graph once) when large;
+    the two forms of one graph have different keys (a cluster never sees one key with two
+    task specs)."""
     from pyconv.dask import _INLINE_CONST_BYTES
     x = da.random.default_rng(3).standard_normal((64, 60), chunks=(16, 30))
     n = int((_INLINE_CONST_BYTES // 8) ** 0.5) + 1          # float64 n x n: just over the limit
@@ -495,6 +497,12 @@ def test_shared_operands_inline_when_small_else_one_key_each():
     w, b = np.ones((5, 3, 3, 3)), np.ones(5)
     gx, gw, gb = pdk.conv2d_backward(G, X, w, b, padding=1)
     assert not [key for key in dict(gw.__dask_graph__()) if "-const" in str(key[0])]
+    y = pdk.convolve(x, np.ones((3, 3)), "same", method="direct")
+    monkeypatch.setattr(pdk, "_INLINE_CONST_BYTES", -1)
+    keyed = pdk.conv2d_backward(G, X, w, b, padding=1)
+    assert [key for key in dict(keyed[1].__dask_graph__()) if "-const" in str(key[0])]
+    assert keyed[0].name != gx.name and keyed[1].name != gw.name
+    assert pdk.convolve(x, np.ones((3, 3)), "same", method="direct").name != y.name
     for a, r in zip(dask.compute(gx, gw, gb, scheduler="sync"),
                     pyconv.grad.conv2d_backward(G.compute(), X.compute(), w, b, padding=1)):
         assert_same(a, r)

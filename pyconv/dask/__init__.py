@@ -441,8 +441,9 @@ def _single(node):
 # computed on one worker and the other workers' first tasks wait for it to travel: on a 2-worker
 # LocalCluster (AMD EPYC, 2026-12-04) layer a's weight and bias under keys held the second
 # worker's first task back to 16-23 ms after submission (inline: 9-10 ms), where a task takes
-# ~20 ms.  Batch-chunked layer a, medians of 30 alternated runs: forward 121 -> 106 ms, backward
-# 224 -> 219 ms.
+# ~20 ms.  Batch-chunked layer a, medians of 30 alternated runs in each order: forward 122 -> 110
+# and 111 -> 105 ms, backward 229 -> 225 and 216 -> 209 ms.  (The limit is in the graph's token:
+# a graph of the other form has other keys.)
 _INLINE_CONST_BYTES = 256 * 1024
 
 
@@ -494,7 +495,8 @@ def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0, ex
     from dask.highlevelgraph import HighLevelGraph
     da = _da()
     views = _persisted(x)
-    token = tokenize(x, views, reach, _SLAB_BYTES, [(a.out_chunks, a.ranges, a.kind) for a in axes], func, dtype, consts,
+    token = tokenize(x, views, reach, _SLAB_BYTES, _INLINE_CONST_BYTES, [(a.out_chunks, a.ranges, a.kind) for a in axes],
+                     func, dtype, consts,
                      None if block_args is None else [block_args(j) for j in np.ndindex(
                          *[len(a.out_chunks) for a in axes])], fill,
                      None if extra is None else [extra(j) for j in np.ndindex(*[len(a.out_chunks) for a in axes])])
@@ -1784,7 +1786,7 @@ def _backward(fname, nd, grad_output, input, weight, bias, stride, padding, dila
         gx, gw, gb = _spatial_backward(fname, nd, go, x, w, b, kwargs, probe)
         return (gx[0] if unbatched else gx), gw, gb
     go = go.rechunk((x.chunks[0],) + tuple((s,) for s in go.shape[1:]))
-    token = tokenize(x, go, w, b, kwargs, fname)
+    token = tokenize(x, go, w, b, kwargs, fname, _INLINE_CONST_BYTES)
     gxname, rname, sname, gwname, gbname = (f"pyconv-{fname}-{part}-{token}"
                                             for part in ("gx", "gwb", "gwbsum", "gw", "gb"))
     consts = {}
