@@ -259,6 +259,29 @@ def test_cache_key_names_the_machine_and_version(cache):
     assert "tuning:" in "\n".join(f"{k}:" for k in pyconv._config.config())
 
 
+def test_cache_key_follows_the_default_thread_count(cache, monkeypatch):
+    # choices timed at the default thread count: a dask worker (OMP_NUM_THREADS=1, set by its
+    # nanny) and its 2-thread client keep a calibration each
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    one = calibrate.machine_key(), calibrate.cache_path()
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    two = calibrate.machine_key(), calibrate.cache_path()
+    assert one[0] != two[0] and one[1] != two[1]
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert (calibrate.machine_key(), calibrate.cache_path()) == one
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs")
+def test_first_touch_is_measured_with_a_team_at_one_default_thread(monkeypatch):
+    # the first-touch choice serves calls with more threads than the default: measured with
+    # a team of every available CPU even where the default is one thread
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    values, m = {}, {}
+    calibrate._measure_first_touch(values, m)
+    assert len(m["first_touch_s"]) == 2 and all(t > 0 for t in m["first_touch_s"])
+    assert isinstance(values["first_touch_serial"], bool)
+
+
 def test_cache_key_follows_the_kernel_build(cache, monkeypatch):
     # the same version on the same machine with other compiled kernels (or engine code
     # reading the values another way) is measured again

@@ -83,19 +83,26 @@ def _code_digest():
 
 
 def machine_key():
-    """What a calibration depends on: CPU, core count, kernel variant and build, compiler,
-    NumPy and SciPy (their BLAS and FFT)."""
+    """What a calibration depends on: CPU, core count, the default thread count, kernel variant
+    and build, compiler, NumPy and SciPy (their BLAS and FFT).
+
+    The default thread count (``OMP_NUM_THREADS`` or the CPUs): several choices are timed at
+    it, and a dask worker runs with ``OMP_NUM_THREADS=1`` (its nanny sets it) -- a worker
+    calibrating first wrote one-thread choices the 2-thread client then read (its first
+    touch off: two threads faulting fresh pages again, 26 ms calls where 7 is usual)."""
     import scipy
 
     import pyconv
     from pyconv import _config, _kernels
     from pyconv._kernels import _pyconv_omp
+    from pyconv._threads import _default_threads
     try:
         ncpu = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         ncpu = os.cpu_count() or 1
     facts = [pyconv.__version__, platform.machine(), _config._cpu_model(), str(ncpu), _kernels.VARIANT,
-             _pyconv_omp.compiler(), np.__version__, scipy.__version__, _code_digest()]
+             _pyconv_omp.compiler(), np.__version__, scipy.__version__, _code_digest(),
+             f"threads={_default_threads()}"]
     return hashlib.sha1("|".join(facts).encode()).hexdigest()[:16]
 
 
@@ -165,8 +172,9 @@ def tune():
     pyconv picks between algorithms (its dense register-blocked kernels or im2col +
     GEMM through the machine's BLAS; direct or FFT in ``pyconv.signal``) by thresholds
     that depend on the CPU.  This times them here (1-1.5 s, mostly one thread) and
-    stores the result per machine and pyconv version in the user's cache directory
-    (``$PYCONV_CACHE_DIR``, else ``$XDG_CACHE_HOME/pyconv``, else ``~/.cache/pyconv``);
+    stores the result per machine, pyconv version and default thread count in the user's
+    cache directory (``$PYCONV_CACHE_DIR``, else ``$XDG_CACHE_HOME/pyconv``, else
+    ``~/.cache/pyconv``);
     without a call, the same measurement runs at first use.  Later processes read the
     file, so a given call always takes the same algorithm on this machine.  Under
     ``PYCONV_TUNING=off`` the measurement is stored but the built-in defaults stay in use.
@@ -606,11 +614,12 @@ def _measure_first_touch(values, m):
     mmap threshold, 32 MiB, every one is a fresh mapping; NumPy asks for huge pages on it,
     as on a kernel's output), every page written by the default thread count's threads
     (each its own slice, as a team writes its outputs), with and without the stores first;
-    medians of 5 rounds."""
+    medians of 5 rounds.  The team is as large as the CPUs allow, whatever the default thread
+    count: a process running on one thread by default may still call with more."""
     import threading
-    from pyconv._threads import HUGE_PAGE, _default_threads
+    from pyconv._threads import HUGE_PAGE, _available_cpus, _default_threads
 
-    nt = _default_threads()
+    nt = max(_default_threads(), _available_cpus())
     values["first_touch_serial"] = False
     if nt <= 1:
         return
