@@ -612,10 +612,10 @@ def _measure_first_touch(values, m):
     """Whether fresh memory a team writes is faulted faster after one store per huge page by
     the calling thread (``first_touch_serial``): new 40 MiB arrays (past glibc's largest
     mmap threshold, 32 MiB, every one is a fresh mapping; NumPy asks for huge pages on it,
-    as on a kernel's output), every page written by the default thread count's threads
-    (each its own slice, as a team writes its outputs), with and without the stores first;
-    medians of 5 rounds.  The team is as large as the CPUs allow, whatever the default thread
-    count: a process running on one thread by default may still call with more."""
+    as on a kernel's output), every page written by a team of threads (each its own slice, as
+    a team writes its outputs), with and without the stores first; medians of 5 rounds.  The
+    team is as large as the CPUs allow, whatever the default thread count: a process running
+    on one thread by default may still call with more."""
     import threading
     from pyconv._threads import HUGE_PAGE, _available_cpus, _default_threads
 
