@@ -618,7 +618,7 @@ def _measure_first_touch(values, m):
     team is as large as the CPUs allow, whatever the default thread count: a process running
     on one thread by default may still call with more."""
     import threading
-    from pyconv._threads import HUGE_PAGE, _available_cpus, _default_threads
+    from pyconv._threads import _available_cpus, _default_threads, touch_huge_pages
 
     nt = max(_default_threads(), _available_cpus())
     values["first_touch_serial"] = False
@@ -641,7 +641,7 @@ def _measure_first_touch(values, m):
         a = np.empty(40 << 20, dtype=np.uint8)
         t0 = time.perf_counter()
         if serial:
-            a[::HUGE_PAGE] = 1
+            touch_huge_pages(a)
         team_write(a)
         return time.perf_counter() - t0
 
