@@ -119,6 +119,30 @@ def test_bits_do_not_depend_on_threads_or_repeats(dtype):
         assert np.array_equal(y, outs[0])
 
 
+@pytest.mark.parametrize("dtype", [F32, F64])
+@pytest.mark.parametrize("ws, dil", [((6, 1, 3, 3), 1), ((12, 2, 3, 2), 1), ((6, 1, 3, 3), (2, 1))])
+def test_bits_do_not_depend_on_the_blocking(ws, dil, dtype):
+    # every output element sums its taps in one order, whether its row is computed in a
+    # block of rows that share input loads or alone, and whether its column falls in a
+    # full vector, a half vector or a masked one: a row or a column range computed from a
+    # crop of the input ('valid', so the crop gives exactly those outputs) has the same bits
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal((2, 6, 14, 61)).astype(dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    b = rng.standard_normal(ws[0]).astype(dtype)
+    kh, kw = ws[2:]
+    dh = dil[0] if isinstance(dil, tuple) else dil
+    y, p = _forced(nn.conv2d, x, w, b, dilation=dil, groups=6 // ws[1])
+    assert p.algorithm == "thin_reg", p
+    span = (kh - 1) * dh + 1
+    for h in (0, 3, 5, y.shape[2] - 1):
+        one, _ = _forced(nn.conv2d, x[:, :, h:h + span], w, b, dilation=dil, groups=6 // ws[1])
+        assert one.shape[2] == 1 and np.array_equal(one[:, :, 0], y[:, :, h])
+    for ow in (1, 7, 8, 9, 24, 40, 47, 56):
+        part, _ = _forced(nn.conv2d, x[..., :ow + kw - 1], w, b, dilation=dil, groups=6 // ws[1])
+        assert np.array_equal(part, y[..., :ow]), ow
+
+
 def test_planner_choice_follows_the_row_width():
     rng = np.random.default_rng(3)
     w = rng.standard_normal((8, 1, 3, 3)).astype(F32)

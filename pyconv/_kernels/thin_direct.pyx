@@ -324,10 +324,21 @@ def thin_taps(const real_t[::1] xph, idx_t N, idx_t Cin, idx_t S, const real_t[:
 
 cdef extern from "thin_kernels.h":
     const int PYCONV_TH_SLACK
-    void pyconv_th_rows_f(int M, const float* x, Py_ssize_t xs, const Py_ssize_t* toffs, Py_ssize_t ntaps,
+    const int PYCONV_TH_RMAX
+    ctypedef struct pyconv_th_taps:
+        const Py_ssize_t* poffs
+        const int* brow
+        Py_ssize_t nplanes, kh, kw, dh, dw
+        const Py_ssize_t* toffs
+        Py_ssize_t ntaps
+    void pyconv_th_copy_rows_f(float* dst, Py_ssize_t ds, const float* src, Py_ssize_t ss, Py_ssize_t n,
+                               Py_ssize_t rows) noexcept nogil
+    void pyconv_th_copy_rows_d(double* dst, Py_ssize_t ds, const double* src, Py_ssize_t ss, Py_ssize_t n,
+                               Py_ssize_t rows) noexcept nogil
+    void pyconv_th_rows_f(int M, const float* x, Py_ssize_t xs, const pyconv_th_taps* tp,
                           const float* w, const float* bias, float* out, Py_ssize_t os, Py_ssize_t ldo,
                           Py_ssize_t OW, Py_ssize_t nrows, const float* pf, Py_ssize_t pfn) noexcept nogil
-    void pyconv_th_rows_d(int M, const double* x, Py_ssize_t xs, const Py_ssize_t* toffs, Py_ssize_t ntaps,
+    void pyconv_th_rows_d(int M, const double* x, Py_ssize_t xs, const pyconv_th_taps* tp,
                           const double* w, const double* bias, double* out, Py_ssize_t os, Py_ssize_t ldo,
                           Py_ssize_t OW, Py_ssize_t nrows, const double* pf, Py_ssize_t pfn) noexcept nogil
 
@@ -346,8 +357,9 @@ def direct_conv_reg(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::
     padded input's Dp, Hp, Wp).  Each task (sample, group) copies its input channels
     into a zero-padded per-thread buffer (the borders are zeroed once per call: every
     task writes the same interior), then each block of 1, 2 or 4 of the group's output
-    channels computes its output rows (several at a time) in vector registers over all
-    taps and stores them once (``pyconv_th_rows`` in thin_kernels.h).  The padded zeros take part in the
+    channels computes its output rows (several at a time, each load of an input row
+    serving every row of the block that reads it) in vector registers over all taps
+    and stores them once (``pyconv_th_rows`` in thin_kernels.h).  The padded zeros take part in the
     products, as in PyTorch's dense path (0 * inf = nan).
     """
     cdef idx_t N = x.shape[0], Cout = w.shape[0], Cg = w.shape[1]
@@ -362,11 +374,17 @@ def direct_conv_reg(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::
     # per-thread scratch (plus a row's vector overrun), the tap offsets, the weights
     # packed per register block as [tap][channel], the bias (zeros without one)
     cdef idx_t xlen = Cg * Dp * plane + PYCONV_TH_SLACK + 16
+    cdef idx_t nplanes = Cg * kd, nb = (kh - 1) * geo.dh + 1 + 2 * PYCONV_TH_RMAX
     cdef real_t* xpad = <real_t*>malloc(nthreads * xlen * sizeof(real_t))
+    cdef idx_t* poffs = <idx_t*>malloc(nplanes * sizeof(idx_t))
+    cdef int* brow = <int*>malloc(nb * sizeof(int))
     cdef idx_t* toffs = <idx_t*>malloc(ntaps * sizeof(idx_t))
     cdef real_t* wp = <real_t*>malloc((Cout * ntaps + Cout) * sizeof(real_t))
-    if xpad == NULL or toffs == NULL or wp == NULL:
+    cdef pyconv_th_taps taps
+    if xpad == NULL or poffs == NULL or brow == NULL or toffs == NULL or wp == NULL:
         free(xpad)
+        free(poffs)
+        free(brow)
         free(toffs)
         free(wp)
         raise MemoryError()
@@ -374,13 +392,29 @@ def direct_conv_reg(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::
     try:
         with nogil:
             memset(xpad, 0, nthreads * xlen * sizeof(real_t))
+            # the planes (input channel, depth tap), every tap's offset, and per distance
+            # d from an output row to an input row, the kernel row b with b * dh == d (else -1)
             t = 0
             for c in range(Cg):
                 for a in range(kd):
+                    poffs[c * kd + a] = (c * Dp + a * geo.dd) * plane
                     for b in range(kh):
                         for e in range(kw):
-                            toffs[t] = (c * Dp + a * geo.dd) * plane + b * geo.dh * Wp + e * geo.dw
+                            toffs[t] = poffs[c * kd + a] + b * geo.dh * Wp + e * geo.dw
                             t = t + 1
+            for t in range(nb):
+                brow[t] = -1
+            for b in range(kh):
+                brow[PYCONV_TH_RMAX + b * geo.dh] = b
+            taps.poffs = poffs
+            taps.brow = brow + PYCONV_TH_RMAX
+            taps.nplanes = nplanes
+            taps.kh = kh
+            taps.kw = kw
+            taps.dh = geo.dh
+            taps.dw = geo.dw
+            taps.toffs = toffs
+            taps.ntaps = ntaps
             for o in range(Cout):
                 bp[o] = bias[o] if has_bias else 0
             o = 0
@@ -395,16 +429,18 @@ def direct_conv_reg(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::
                                     wp[o * ntaps + t * M + m] = w[o + m, c, a, b, e]
                                     t = t + 1
                 o = o + M
-            _conv_reg(x, out, geo, groups, Og, ntaps, nthreads, xpad, xlen, toffs, wp, bp)
+            _conv_reg(x, out, geo, groups, Og, ntaps, nthreads, xpad, xlen, &taps, wp, bp)
     finally:
         free(xpad)
+        free(poffs)
+        free(brow)
         free(toffs)
         free(wp)
 
 
 cdef void _conv_reg(const real_t[:, :, :, :, ::1] x, real_t[:, :, :, :, ::1] out, conv_geo_t geo,
                     idx_t groups, idx_t Og, idx_t ntaps, int nthreads, real_t* xpad, idx_t xlen,
-                    const idx_t* toffs, const real_t* wp, const real_t* bp) noexcept nogil:
+                    const pyconv_th_taps* taps, const real_t* wp, const real_t* bp) noexcept nogil:
     cdef idx_t N = x.shape[0], D = x.shape[2], H = x.shape[3], W = x.shape[4]
     cdef idx_t Cout = out.shape[1], OD = out.shape[2], OH = out.shape[3], OW = out.shape[4]
     cdef idx_t Cg = x.shape[1] // groups
@@ -423,9 +459,12 @@ cdef void _conv_reg(const real_t[:, :, :, :, ::1] x, real_t[:, :, :, :, ::1] out
         xp = xpad + tid * xlen
         for c in range(Cg):
             for dz in range(D):
-                for hy in range(H):
-                    copy_row(xp + ((c * Dp + dz + geo.pd) * Hp + hy + geo.ph) * Wp + geo.pw,
-                             &x[n, gi * Cg + c, dz, hy, 0], W)
+                if real_t is float:
+                    pyconv_th_copy_rows_f(xp + ((c * Dp + dz + geo.pd) * Hp + geo.ph) * Wp + geo.pw, Wp,
+                                          &x[n, gi * Cg + c, dz, 0, 0], W, W, H)
+                else:
+                    pyconv_th_copy_rows_d(xp + ((c * Dp + dz + geo.pd) * Hp + geo.ph) * Wp + geo.pw, Wp,
+                                          &x[n, gi * Cg + c, dz, 0, 0], W, W, H)
         oi = 0
         while oi < Og:
             M = reg_block(Og - oi)
@@ -439,9 +478,9 @@ cdef void _conv_reg(const real_t[:, :, :, :, ::1] x, real_t[:, :, :, :, ::1] out
                     pfn = chan // OD if od + 1 < OD else chan - (OD - 1) * (chan // OD)
                     pf = &x[0, 0, 0, 0, 0] + (u + 1) * chan + od * (chan // OD)
                 if real_t is float:
-                    pyconv_th_rows_f(M, xr, Wp, toffs, ntaps, wp + o * ntaps, bp + o, &out[n, o, od, 0, 0], OW, ldo,
+                    pyconv_th_rows_f(M, xr, Wp, taps, wp + o * ntaps, bp + o, &out[n, o, od, 0, 0], OW, ldo,
                                      OW, OH, pf, pfn)
                 else:
-                    pyconv_th_rows_d(M, xr, Wp, toffs, ntaps, wp + o * ntaps, bp + o, &out[n, o, od, 0, 0], OW, ldo,
+                    pyconv_th_rows_d(M, xr, Wp, taps, wp + o * ntaps, bp + o, &out[n, o, od, 0, 0], OW, ldo,
                                      OW, OH, pf, pfn)
             oi = oi + M

@@ -29,12 +29,13 @@ PYCONV_F3X3_2(double, pyconv_f3x3_2_d)
 
 /* Register-blocked rows of the stride-1 thin kernel ('thin_reg', thin_direct.direct_conv_reg).
    M output channels (1, 2 or 4: a group's outputs share every input load) x R output
-   rows x NV vectors stay in registers while the loop runs over the taps (t over input
-   channel, depth, row, column: xp[toffs[t] + j] in a zero-padded copy of the group's
-   channels, w[t*M + m] its packed weights); the sums go straight to the output row, so
-   each output element is written once, with no accumulator plane and no copy out (the
-   depthwise layers are memory-bound: that write and the input read are the cost).
-   Every lane sums bias + taps in tap order, whatever M, NV or the row split: the bits
+   rows x NV vectors (and a half vector for a row's last lanes) stay in registers while
+   the loop runs over the taps (planes of input channel x depth tap, then kernel rows and
+   columns, in a zero-padded copy of the group's channels; w[t*M + m] its packed
+   weights, t in that order); the sums go straight to the output row, so each output
+   element is written once, with no accumulator plane and no copy out (the depthwise
+   layers are memory-bound: that write and the input read are the cost).
+   Every lane sums bias + taps in tap order, whatever M, R, NV or the row split: the bits
    do not depend on the blocking or the thread count.  Lanes past the row's end are
    computed from the scratch's slack (or the next row) and not stored.  Vector width =
    the build variant's (64 bytes with AVX-512, 32 with AVX, 16 otherwise). */
@@ -49,6 +50,20 @@ PYCONV_F3X3_2(double, pyconv_f3x3_2_d)
 #endif
 /* lanes of one vector (float); a row's reads may run this far past the padded frame */
 #define PYCONV_TH_SLACK (PYCONV_TH_BYTES / 4)
+
+/* The taps of one register block: nplanes planes (input channel x depth tap, in that
+   order) at poffs[p] in the padded frame, each kh rows dh apart x kw columns dw apart
+   (weights packed [plane][row][column][channel]).  brow[d], for d from -PYCONV_TH_RMAX to
+   (kh-1)*dh + PYCONV_TH_RMAX, is the kernel row b with b*dh == d, or -1: output row r of a
+   block reads input row i through kernel row brow[i - r]. */
+#define PYCONV_TH_RMAX 4
+typedef struct {
+    const Py_ssize_t *poffs;
+    const int *brow;
+    Py_ssize_t nplanes, kh, kw, dh, dw;
+    const Py_ssize_t *toffs;   /* the same taps as one list: offsets in (plane, row, column) order */
+    Py_ssize_t ntaps;
+} pyconv_th_taps;
 
 /* rows per register block for M = 1 and 2 output channels, vectors per chunk for M = 4:
    16 accumulators of AVX-512's 32 registers, 8 of AVX2's / SSE's 16 */
@@ -67,6 +82,13 @@ typedef float pyconv_thf __attribute__((vector_size(PYCONV_TH_BYTES)));
 typedef double pyconv_thd __attribute__((vector_size(PYCONV_TH_BYTES)));
 typedef float pyconv_thf_u __attribute__((vector_size(PYCONV_TH_BYTES), aligned(4), may_alias));
 typedef double pyconv_thd_u __attribute__((vector_size(PYCONV_TH_BYTES), aligned(8), may_alias));
+/* half vectors: a row's last few lanes (56 = 3.5 vectors of 16 floats) cost half a full
+   vector's FMA where the core splits full vectors in two (AMD Zen 4 runs a 512-bit FMA
+   as two 256-bit halves), and no more than a full one elsewhere */
+typedef float pyconv_thf_h __attribute__((vector_size(PYCONV_TH_BYTES / 2)));
+typedef double pyconv_thd_h __attribute__((vector_size(PYCONV_TH_BYTES / 2)));
+typedef float pyconv_thf_hu __attribute__((vector_size(PYCONV_TH_BYTES / 2), aligned(4), may_alias));
+typedef double pyconv_thd_hu __attribute__((vector_size(PYCONV_TH_BYTES / 2), aligned(8), may_alias));
 
 /* the first n lanes of v to p (all of them when n >= VL) */
 static inline void pyconv_th_store_f(float *p, pyconv_thf v, Py_ssize_t n) {
@@ -92,41 +114,156 @@ static inline void pyconv_th_store_d(double *p, pyconv_thd v, Py_ssize_t n) {
 #endif
 }
 
+/* the first n lanes of a half vector v to p (all of them when n >= its lanes) */
+static inline void pyconv_th_storeh_f(float *p, pyconv_thf_h v, Py_ssize_t n) {
+    enum { VL = PYCONV_TH_BYTES / 8 };
+    if (n >= VL) { *(pyconv_thf_hu *)p = v; return; }
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+    _mm256_mask_storeu_ps(p, (__mmask8)((1u << n) - 1u), (__m256)v);
+#else
+    float t[VL];
+    memcpy(t, &v, sizeof v);
+    for (Py_ssize_t i = 0; i < n; i++) p[i] = t[i];
+#endif
+}
+static inline void pyconv_th_storeh_d(double *p, pyconv_thd_h v, Py_ssize_t n) {
+    enum { VL = PYCONV_TH_BYTES / 16 };
+    if (n >= VL) { *(pyconv_thd_hu *)p = v; return; }
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+    _mm256_mask_storeu_pd(p, (__mmask8)((1u << n) - 1u), (__m256d)v);
+#else
+    double t[VL];
+    memcpy(t, &v, sizeof v);
+    for (Py_ssize_t i = 0; i < n; i++) p[i] = t[i];
+#endif
+}
+
+/* rows rows of n values from src (ss apart) into dst (ds apart): whole vectors, then
+   the last lanes in one masked move with AVX-512 (a vectorised loop's remainder code
+   cost a quarter of a depthwise call's copy) */
+#define PYCONV_TH_COPY(T, VT, VTU, SFX, MASKED) \
+static inline void pyconv_th_copy_rows_##SFX(T *restrict dst, Py_ssize_t ds, const T *restrict src, \
+                                             Py_ssize_t ss, Py_ssize_t n, Py_ssize_t rows) { \
+    enum { VL = sizeof(VT) / sizeof(T) }; \
+    for (Py_ssize_t h = 0; h < rows; h++, dst += ds, src += ss) { \
+        Py_ssize_t j = 0; \
+        for (; j + VL <= n; j += VL) *(VTU *)(dst + j) = *(const VTU *)(src + j); \
+        MASKED \
+    } \
+}
+#if defined(__AVX512F__)
+PYCONV_TH_COPY(float, pyconv_thf, pyconv_thf_u, f,
+    if (j < n) { __mmask16 k_ = (__mmask16)((1u << (n - j)) - 1u);
+                 _mm512_mask_storeu_ps(dst + j, k_, _mm512_maskz_loadu_ps(k_, src + j)); })
+PYCONV_TH_COPY(double, pyconv_thd, pyconv_thd_u, d,
+    if (j < n) { __mmask8 k_ = (__mmask8)((1u << (n - j)) - 1u);
+                 _mm512_mask_storeu_pd(dst + j, k_, _mm512_maskz_loadu_pd(k_, src + j)); })
+#else
+PYCONV_TH_COPY(float, pyconv_thf, pyconv_thf_u, f, for (; j < n; j++) dst[j] = src[j];)
+PYCONV_TH_COPY(double, pyconv_thd, pyconv_thd_u, d, for (; j < n; j++) dst[j] = src[j];)
+#endif
 
 /* R output rows (xs apart in the padded frame, os apart in the output) x n (<= NV*VL)
-   positions of M output channels (ldo apart) */
-#define PYCONV_TH_CHUNK(T, VT, VTU, STORE, M, R, NV, NAME) \
-static inline void NAME(const T *restrict x, Py_ssize_t xs, const Py_ssize_t *restrict toffs, \
-                        Py_ssize_t ntaps, const T *restrict w, const T *restrict bias, T *restrict out, \
+   positions of M output channels (ldo apart).  The loop runs over the input rows the R
+   output rows read rather than over each output row's taps: one load of an input row's
+   vectors serves every output row of the block that reads it (4 rows of a 3x3 kernel: 6
+   input rows loaded per column tap, not 12), while each output row still adds its taps in
+   (plane, kernel row, column) order. */
+/* the M channels' accumulators A[m][v] (full) and AH[m][0] (half) += weight WEXPR (of m)
+   times the loaded xv, xh */
+#define PYCONV_TH_FMA(T, VT, HT, M, NV, NH, A, AH, WEXPR) \
+    _Pragma("GCC unroll 4") for (int m = 0; m < M; m++) { \
+        /* one broadcast serves both widths: the half is its low lanes \
+           (w - 0 is w for every w, so no add is emitted; 0 + w is not) */ \
+        const VT wv = (WEXPR) - (VT){0}; \
+        _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) A[v] += wv * xv[v]; \
+        if (NH) { \
+            HT wh; \
+            memcpy(&wh, &wv, sizeof wh); \
+            AH[0] += wh * xh; \
+        } \
+    }
+#define PYCONV_TH_CHUNK(T, VT, VTU, STORE, M, R, NV, NAME) PYCONV_TH_CHUNKH(T, VT, VTU, STORE, VT, VTU, STORE, M, R, NV, 0, NAME)
+/* NV full vectors then NH (0 or 1) half vectors: HT, HTU, STOREH */
+#define PYCONV_TH_CHUNKH(T, VT, VTU, STORE, HT, HTU, STOREH, M, R, NV, NH, NAME) \
+static inline void NAME(const T *restrict x, Py_ssize_t xs, const pyconv_th_taps *tp, \
+                        const T *restrict w, const T *restrict bias, T *restrict out, \
                         Py_ssize_t os, Py_ssize_t ldo, Py_ssize_t n) { \
-    enum { VL = sizeof(VT) / sizeof(T) }; \
-    VT acc[M][R][NV]; \
+    enum { VL = sizeof(VT) / sizeof(T), NVA = NV > 0 ? NV : 1, NHA = NH > 0 ? NH : 1 }; \
+    VT acc[M][R][NVA]; \
+    HT acch[M][R][NHA]; \
     _Pragma("GCC unroll 4") for (int m = 0; m < M; m++) \
-        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) \
+        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) { \
             _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[m][r][v] = (VT){0} + bias[m]; \
-    for (Py_ssize_t t = 0; t < ntaps; t++) { \
-        const T *xt = x + toffs[t]; \
-        VT xv[R][NV]; \
-        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) \
-            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) xv[r][v] = *(const VTU *)(xt + r * xs + v * VL); \
-        _Pragma("GCC unroll 4") for (int m = 0; m < M; m++) { \
-            const T wm = w[t * M + m]; \
-            _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) \
-                _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[m][r][v] += wm * xv[r][v]; \
+            if (NH) acch[m][r][0] = (HT){0} + bias[m]; \
+        } \
+    if (R == 1) { \
+        /* one output row: nothing to share, one flat loop over the taps (a loop of kw \
+           columns inside loops over planes and rows cost float64 layer e 10%) */ \
+        for (Py_ssize_t t = 0; t < tp->ntaps; t++) { \
+            const T *xt = x + tp->toffs[t]; \
+            VT xv[NVA]; \
+            HT xh = {0}; \
+            _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) xv[v] = *(const VTU *)(xt + v * VL); \
+            if (NH) xh = *(const HTU *)(xt + NV * VL); \
+            PYCONV_TH_FMA(T, VT, HT, M, NV, NH, acc[m][0], acch[m][0], w[t * M + m]) \
+        } \
+    } else { \
+        const Py_ssize_t kw = tp->kw, dw = tp->dw, wrow = tp->kw * M; \
+        const Py_ssize_t span = R + (tp->kh - 1) * tp->dh; \
+        const int *brow = tp->brow; \
+        for (Py_ssize_t p = 0; p < tp->nplanes; p++) { \
+            const T *xp = x + tp->poffs[p], *wp = w + p * tp->kh * wrow; \
+            for (Py_ssize_t i = 0; i < span; i++) { \
+                const T *wr[R]; \
+                int any = 0; \
+                _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) { \
+                    const int b = brow[i - r]; \
+                    wr[r] = b >= 0 ? wp + b * wrow : 0; \
+                    any |= b >= 0; \
+                } \
+                if (!any) continue; \
+                const T *xi = xp + i * xs; \
+                for (Py_ssize_t e = 0; e < kw; e++) { \
+                    VT xv[NVA]; \
+                    HT xh = {0}; \
+                    _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) xv[v] = *(const VTU *)(xi + e * dw + v * VL); \
+                    if (NH) xh = *(const HTU *)(xi + e * dw + NV * VL); \
+                    _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) { \
+                        if (!wr[r]) continue; \
+                        PYCONV_TH_FMA(T, VT, HT, M, NV, NH, acc[m][r], acch[m][r], wr[r][e * M + m]) \
+                    } \
+                } \
+            } \
         } \
     } \
     _Pragma("GCC unroll 4") for (int m = 0; m < M; m++) \
-        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) \
+        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) { \
             _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) \
                 if (n > v * VL) STORE(out + m * ldo + r * os + v * VL, acc[m][r][v], n - v * VL); \
+            if (NH) STOREH(out + m * ldo + r * os + NV * VL, acch[m][r][0], n - NV * VL); \
+        } \
 }
 #else
+#define PYCONV_TH_COPY(T, SFX) \
+static void pyconv_th_copy_rows_##SFX(T *dst, Py_ssize_t ds, const T *src, Py_ssize_t ss, Py_ssize_t n, \
+                                      Py_ssize_t rows) { \
+    for (Py_ssize_t h = 0; h < rows; h++) memcpy(dst + h * ds, src + h * ss, n * sizeof(T)); \
+}
+PYCONV_TH_COPY(float, f)
+PYCONV_TH_COPY(double, d)
+#define PYCONV_TH_CHUNKH(T, VT, VTU, STORE, HT, HTU, STOREH, M, R, NV, NH, NAME) \
+    PYCONV_TH_CHUNK(T, VT, VTU, STORE, M, R, NV + NH, NAME)
 #define PYCONV_TH_CHUNK(T, VT, VTU, STORE, M, R, NV, NAME) \
-static void NAME(const T *x, Py_ssize_t xs, const Py_ssize_t *toffs, Py_ssize_t ntaps, const T *w, \
+static void NAME(const T *x, Py_ssize_t xs, const pyconv_th_taps *tp, const T *w, \
                  const T *bias, T *out, Py_ssize_t os, Py_ssize_t ldo, Py_ssize_t n) { \
     for (int m = 0; m < M; m++) for (int r = 0; r < R; r++) for (Py_ssize_t j = 0; j < n; j++) { \
         T s = bias[m]; \
-        for (Py_ssize_t t = 0; t < ntaps; t++) s += w[t * M + m] * x[toffs[t] + r * xs + j]; \
+        for (Py_ssize_t p = 0; p < tp->nplanes; p++) \
+            for (Py_ssize_t b = 0; b < tp->kh; b++) \
+                for (Py_ssize_t e = 0; e < tp->kw; e++) \
+                    s += w[((p * tp->kh + b) * tp->kw + e) * M + m] \
+                         * x[tp->poffs[p] + (r + b * tp->dh) * xs + e * tp->dw + j]; \
         out[m * ldo + r * os + j] = s; \
     } \
 }
@@ -134,26 +271,41 @@ static void NAME(const T *x, Py_ssize_t xs, const Py_ssize_t *toffs, Py_ssize_t 
 
 /* R rows of one register-block shape: full chunks of NV vectors, then one chunk of the
    vectors the rest of the row needs */
-#define PYCONV_TH_SWEEP(T, VT, VTU, STORE, M, R, NV, SFX) \
+#define PYCONV_TH_SWEEP(T, VT, VTU, STORE, HT, HTU, STOREH, M, R, NV, SFX) \
 PYCONV_TH_CHUNK(T, VT, VTU, STORE, M, R, 1, pyconv_th##M##_##R##_1##SFX) \
 PYCONV_TH_CHUNK(T, VT, VTU, STORE, M, R, 2, pyconv_th##M##_##R##_2##SFX) \
 PYCONV_TH_CHUNK(T, VT, VTU, STORE, M, R, 3, pyconv_th##M##_##R##_3##SFX) \
 PYCONV_TH_CHUNK(T, VT, VTU, STORE, M, R, 4, pyconv_th##M##_##R##_4##SFX) \
-static void pyconv_th##M##_##R##SFX(const T *x, Py_ssize_t xs, const Py_ssize_t *toffs, Py_ssize_t ntaps, \
+PYCONV_TH_CHUNKH(T, VT, VTU, STORE, HT, HTU, STOREH, M, R, 0, 1, pyconv_th##M##_##R##_0h##SFX) \
+PYCONV_TH_CHUNKH(T, VT, VTU, STORE, HT, HTU, STOREH, M, R, 1, 1, pyconv_th##M##_##R##_1h##SFX) \
+PYCONV_TH_CHUNKH(T, VT, VTU, STORE, HT, HTU, STOREH, M, R, 2, 1, pyconv_th##M##_##R##_2h##SFX) \
+PYCONV_TH_CHUNKH(T, VT, VTU, STORE, HT, HTU, STOREH, M, R, 3, 1, pyconv_th##M##_##R##_3h##SFX) \
+static void pyconv_th##M##_##R##SFX(const T *x, Py_ssize_t xs, const pyconv_th_taps *tp, \
                                     const T *w, const T *bias, T *out, Py_ssize_t os, Py_ssize_t ldo, \
                                     Py_ssize_t OW) { \
     enum { VL = PYCONV_TH_BYTES / sizeof(T) }; \
     Py_ssize_t j = 0, r; \
     for (; j + NV * VL <= OW; j += NV * VL) { \
-        if (NV == 4) pyconv_th##M##_##R##_4##SFX(x + j, xs, toffs, ntaps, w, bias, out + j, os, ldo, 4 * VL); \
-        else pyconv_th##M##_##R##_2##SFX(x + j, xs, toffs, ntaps, w, bias, out + j, os, ldo, 2 * VL); \
+        if (NV == 4) pyconv_th##M##_##R##_4##SFX(x + j, xs, tp, w, bias, out + j, os, ldo, 4 * VL); \
+        else pyconv_th##M##_##R##_2##SFX(x + j, xs, tp, w, bias, out + j, os, ldo, 2 * VL); \
     } \
     r = OW - j; \
+    if (r % VL != 0 && r % VL <= VL / 2) { \
+        /* the last lanes fit a half vector */ \
+        switch (r / VL) { \
+        case 0: pyconv_th##M##_##R##_0h##SFX(x + j, xs, tp, w, bias, out + j, os, ldo, r); break; \
+        case 1: pyconv_th##M##_##R##_1h##SFX(x + j, xs, tp, w, bias, out + j, os, ldo, r); break; \
+        case 2: pyconv_th##M##_##R##_2h##SFX(x + j, xs, tp, w, bias, out + j, os, ldo, r); break; \
+        case 3: pyconv_th##M##_##R##_3h##SFX(x + j, xs, tp, w, bias, out + j, os, ldo, r); break; \
+        default: break; \
+        } \
+        return; \
+    } \
     switch ((r + VL - 1) / VL) { \
-    case 1: pyconv_th##M##_##R##_1##SFX(x + j, xs, toffs, ntaps, w, bias, out + j, os, ldo, r); break; \
-    case 2: pyconv_th##M##_##R##_2##SFX(x + j, xs, toffs, ntaps, w, bias, out + j, os, ldo, r); break; \
-    case 3: pyconv_th##M##_##R##_3##SFX(x + j, xs, toffs, ntaps, w, bias, out + j, os, ldo, r); break; \
-    case 4: pyconv_th##M##_##R##_4##SFX(x + j, xs, toffs, ntaps, w, bias, out + j, os, ldo, r); break; \
+    case 1: pyconv_th##M##_##R##_1##SFX(x + j, xs, tp, w, bias, out + j, os, ldo, r); break; \
+    case 2: pyconv_th##M##_##R##_2##SFX(x + j, xs, tp, w, bias, out + j, os, ldo, r); break; \
+    case 3: pyconv_th##M##_##R##_3##SFX(x + j, xs, tp, w, bias, out + j, os, ldo, r); break; \
+    case 4: pyconv_th##M##_##R##_4##SFX(x + j, xs, tp, w, bias, out + j, os, ldo, r); break; \
     default: break; \
     } \
 }
@@ -169,47 +321,59 @@ static void pyconv_th##M##_##R##SFX(const T *x, Py_ssize_t xs, const Py_ssize_t 
         if (e_ > pfn) e_ = pfn; \
         for (; pf0 < e_; pf0 += 64 / (Py_ssize_t)sizeof(T)) PYCONV_PREFETCH(pf + pf0); \
     }
+/* the output rows the next block of R rows will store (M channels, ldo apart), fetched
+   for writing now: the read-for-ownership of each line overlaps this block's arithmetic
+   instead of stalling its stores (depthwise 3x3, 8x256x56x56 float32, 1 thread: 8-13%
+   faster) */
+#define PYCONV_TH_PFW(R, M) \
+    if (h + 2 * (R) <= nrows) \
+        for (Py_ssize_t m_ = 0; m_ < (M); m_++) \
+            for (Py_ssize_t r_ = h + (R); r_ < h + 2 * (R); r_++) \
+                for (Py_ssize_t k_ = 0; k_ < OW; k_ += PYCONV_TH_BYTES / (Py_ssize_t)sizeof(*out)) \
+                    PYCONV_PREFETCHW(out + m_ * ldo + r_ * os + k_);
 #if defined(__GNUC__) || defined(__clang__)
 #define PYCONV_PREFETCH(p) __builtin_prefetch((p), 0, 2)
+#define PYCONV_PREFETCHW(p) __builtin_prefetch((p), 1, 3)
 #else
 #define PYCONV_PREFETCH(p) ((void)0)
+#define PYCONV_PREFETCHW(p) ((void)0)
 #endif
-#define PYCONV_TH_ROW(T, VT, VTU, STORE, SFX) \
-PYCONV_TH_SWEEP(T, VT, VTU, STORE, 1, PYCONV_TH_R1, 4, SFX) \
-PYCONV_TH_SWEEP(T, VT, VTU, STORE, 2, PYCONV_TH_R2, 4, SFX) \
-PYCONV_TH_SWEEP(T, VT, VTU, STORE, 4, 1, PYCONV_TH_NV4, SFX) \
-PYCONV_TH_SWEEP(T, VT, VTU, STORE, 1, 1, 4, SFX) \
-PYCONV_TH_SWEEP(T, VT, VTU, STORE, 2, 1, 4, SFX) \
-static void pyconv_th_rows_##SFX(int M, const T *x, Py_ssize_t xs, const Py_ssize_t *toffs, \
-                                 Py_ssize_t ntaps, const T *w, const T *bias, T *out, Py_ssize_t os, \
+#define PYCONV_TH_ROW(T, VT, VTU, STORE, HT, HTU, STOREH, SFX) \
+PYCONV_TH_SWEEP(T, VT, VTU, STORE, HT, HTU, STOREH, 1, PYCONV_TH_R1, 4, SFX) \
+PYCONV_TH_SWEEP(T, VT, VTU, STORE, HT, HTU, STOREH, 2, PYCONV_TH_R2, 4, SFX) \
+PYCONV_TH_SWEEP(T, VT, VTU, STORE, HT, HTU, STOREH, 4, 1, PYCONV_TH_NV4, SFX) \
+PYCONV_TH_SWEEP(T, VT, VTU, STORE, HT, HTU, STOREH, 1, 1, 4, SFX) \
+PYCONV_TH_SWEEP(T, VT, VTU, STORE, HT, HTU, STOREH, 2, 1, 4, SFX) \
+static void pyconv_th_rows_##SFX(int M, const T *x, Py_ssize_t xs, const pyconv_th_taps *tp, \
+                                 const T *w, const T *bias, T *out, Py_ssize_t os, \
                                  Py_ssize_t ldo, Py_ssize_t OW, Py_ssize_t nrows, const T *pf, \
                                  Py_ssize_t pfn) { \
     Py_ssize_t h = 0, pf0 = 0, per = pfn / (nrows > 0 ? nrows : 1) + 64; \
     if (M == 4) { \
         for (; h < nrows; h++) { \
             PYCONV_TH_PF(T) \
-            pyconv_th4_1##SFX(x + h * xs, xs, toffs, ntaps, w, bias, out + h * os, os, ldo, OW); \
+            pyconv_th4_1##SFX(x + h * xs, xs, tp, w, bias, out + h * os, os, ldo, OW); \
         } \
     } else if (M == 2) { \
         for (; h + PYCONV_TH_R2 <= nrows; h += PYCONV_TH_R2) { \
-            PYCONV_TH_PF(T) PYCONV_TH_PF(T) \
-            pyconv_th2_PYCONV_TH_R2##SFX(x + h * xs, xs, toffs, ntaps, w, bias, out + h * os, os, ldo, OW); \
+            PYCONV_TH_PF(T) PYCONV_TH_PF(T) PYCONV_TH_PFW(PYCONV_TH_R2, 2) \
+            pyconv_th2_PYCONV_TH_R2##SFX(x + h * xs, xs, tp, w, bias, out + h * os, os, ldo, OW); \
         } \
-        for (; h < nrows; h++) pyconv_th2_1##SFX(x + h * xs, xs, toffs, ntaps, w, bias, out + h * os, os, ldo, OW); \
+        for (; h < nrows; h++) pyconv_th2_1##SFX(x + h * xs, xs, tp, w, bias, out + h * os, os, ldo, OW); \
     } else { \
         for (; h + PYCONV_TH_R1 <= nrows; h += PYCONV_TH_R1) { \
-            PYCONV_TH_PF(T) PYCONV_TH_PF(T) PYCONV_TH_PF(T) PYCONV_TH_PF(T) \
-            pyconv_th1_PYCONV_TH_R1##SFX(x + h * xs, xs, toffs, ntaps, w, bias, out + h * os, os, ldo, OW); \
+            PYCONV_TH_PF(T) PYCONV_TH_PF(T) PYCONV_TH_PF(T) PYCONV_TH_PF(T) PYCONV_TH_PFW(PYCONV_TH_R1, 1) \
+            pyconv_th1_PYCONV_TH_R1##SFX(x + h * xs, xs, tp, w, bias, out + h * os, os, ldo, OW); \
         } \
-        for (; h < nrows; h++) pyconv_th1_1##SFX(x + h * xs, xs, toffs, ntaps, w, bias, out + h * os, os, ldo, OW); \
+        for (; h < nrows; h++) pyconv_th1_1##SFX(x + h * xs, xs, tp, w, bias, out + h * os, os, ldo, OW); \
     } \
 }
 #if defined(__GNUC__) || defined(__clang__)
-PYCONV_TH_ROW(float, pyconv_thf, pyconv_thf_u, pyconv_th_store_f, f)
-PYCONV_TH_ROW(double, pyconv_thd, pyconv_thd_u, pyconv_th_store_d, d)
+PYCONV_TH_ROW(float, pyconv_thf, pyconv_thf_u, pyconv_th_store_f, pyconv_thf_h, pyconv_thf_hu, pyconv_th_storeh_f, f)
+PYCONV_TH_ROW(double, pyconv_thd, pyconv_thd_u, pyconv_th_store_d, pyconv_thd_h, pyconv_thd_hu, pyconv_th_storeh_d, d)
 #else
-PYCONV_TH_ROW(float, float, float, 0, f)
-PYCONV_TH_ROW(double, double, double, 0, d)
+PYCONV_TH_ROW(float, float, float, 0, float, float, 0, f)
+PYCONV_TH_ROW(double, double, double, 0, double, double, 0, d)
 #endif
 
 #endif  /* PYCONV_THIN_KERNELS_H */
