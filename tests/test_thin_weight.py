@@ -5,7 +5,8 @@ against the NumPy float64 definition.
 A pass covers up to three kernel rows x three horizontal taps; the grid reaches every
 (rows, taps) shape of a pass (kernels 1x1 to 7x7, rectangular ones), rows whose length
 is below, at, between and past the vector widths (16 / 8 lanes with AVX-512, 8 / 4 with
-AVX2: body vectors, the masked last vector, scalar tails in the baseline build), row
+AVX2: body vectors, the masked last vector or, with AVX-512, a masked half vector when
+the last lanes fit one, scalar tails in the baseline build), row
 strides (stride along W stays 1), dilation, asymmetric padding, groups with several
 input channels per output channel, size-1 dims, 1-D/2-D/3-D, non-contiguous, negative
 stride and read-only operands, non-finite inputs, and the bits at several thread counts.

@@ -136,6 +136,12 @@ PYCONV_TAPS3_M(pyconv_taps3x8_d, double, pyconv_d8, pyconv_d8, 8, 8, 0)
 #define PYCONV_TW_MASKED 1
 #define PYCONV_TW_TAIL_f(P, N) ((pyconv_twf)_mm512_maskz_loadu_ps((__mmask16)((1u << (N)) - 1), (P)))
 #define PYCONV_TW_TAIL_d(P, N) ((pyconv_twd)_mm512_maskz_loadu_pd((__mmask8)((1u << (N)) - 1), (P)))
+/* a row's last lanes when they fit half a vector (56 = 3.5 x 16 floats): half-width
+   loads and FMAs, which cost half a full one where the core splits 512-bit operations
+   in two (AMD Zen 4) */
+#define PYCONV_TW_HALF 1
+#define PYCONV_TW_TAILH_f(P, N) ((pyconv_twf_h)_mm256_maskz_loadu_ps((__mmask8)((1u << (N)) - 1), (P)))
+#define PYCONV_TW_TAILH_d(P, N) ((pyconv_twd_h)_mm256_maskz_loadu_pd((__mmask8)((1u << (N)) - 1), (P)))
 /* lanes K.. of A followed by the first K of B: the input vector K columns on, from the two
    aligned vectors already in registers (valignd / valignq) */
 #define PYCONV_TW_SHIFT 1
@@ -157,6 +163,11 @@ PYCONV_TAPS3_M(pyconv_taps3x8_d, double, pyconv_d8, pyconv_d8, 8, 8, 0)
 #define PYCONV_TW_TAIL_f(P, N) ((pyconv_twf){0})
 #define PYCONV_TW_TAIL_d(P, N) ((pyconv_twd){0})
 #endif
+#ifndef PYCONV_TW_HALF
+#define PYCONV_TW_HALF 0
+#define PYCONV_TW_TAILH_f(P, N) ((pyconv_twf_h){0})
+#define PYCONV_TW_TAILH_d(P, N) ((pyconv_twd_h){0})
+#endif
 #ifndef PYCONV_TW_SHIFT
 /* (AVX2's cross-lane shift takes two or three shuffles: its unaligned loads are cheaper) */
 #define PYCONV_TW_SHIFT 0
@@ -167,6 +178,8 @@ typedef float pyconv_twf __attribute__((vector_size(PYCONV_TW_BYTES)));
 typedef double pyconv_twd __attribute__((vector_size(PYCONV_TW_BYTES)));
 typedef float pyconv_twf_u __attribute__((vector_size(PYCONV_TW_BYTES), aligned(4), may_alias));
 typedef double pyconv_twd_u __attribute__((vector_size(PYCONV_TW_BYTES), aligned(8), may_alias));
+typedef float pyconv_twf_h __attribute__((vector_size(PYCONV_TW_BYTES / 2)));
+typedef double pyconv_twd_h __attribute__((vector_size(PYCONV_TW_BYTES / 2)));
 #define PYCONV_TW_PARAMS(T) const T* g0, Py_ssize_t gs_n, const T* buf, Py_ssize_t N, Py_ssize_t OD,        \
     Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Dp, Py_ssize_t Hp, Py_ssize_t Wp, Py_ssize_t sd, Py_ssize_t sh, \
     Py_ssize_t zoff, Py_ssize_t yoff, Py_ssize_t dh, Py_ssize_t xoff, Py_ssize_t dw, T* out, Py_ssize_t kw,  \
@@ -182,11 +195,11 @@ typedef double pyconv_twd_u __attribute__((vector_size(PYCONV_TW_BYTES), aligned
                Py_ssize_t lo = k * pfx_len / K * (Py_ssize_t)sizeof(T), hi = (k + 1) * pfx_len / K * (Py_ssize_t)sizeof(T); \
                for (Py_ssize_t q = lo & ~(Py_ssize_t)63; q < hi; q += 64) __builtin_prefetch(p + q, 0, 2); }
 /* (every loop over the accumulators is unrolled: an indexed one keeps them in memory) */
-#define PYCONV_TW(T, VT, VTU, NB, NE, S, NAME)                                               \
+#define PYCONV_TW(T, VT, VTU, HT, NB, NE, S, NAME)                                           \
 static PYCONV_NOINLINE void NAME(PYCONV_TW_PARAMS(T))                                        \
 {                                                                                          \
     enum { L = sizeof(VT) / sizeof(T) };                                                   \
-    VT a[NB][NE]; T r[NB][NE];                                                             \
+    VT a[NB][NE]; HT ah[NB][NE]; T r[NB][NE];                                              \
     const Py_ssize_t nl = OW / L, rem = OW - L * nl, K = OD * OH;                          \
     const Py_ssize_t jt = PYCONV_TW_MASKED ? OW : L * nl;                                  \
     /* the horizontal taps 1 and 2 shifted out of the aligned vectors in registers (one    \
@@ -197,7 +210,7 @@ static PYCONV_NOINLINE void NAME(PYCONV_TW_PARAMS(T))                           
     Py_ssize_t n, od, oh, k, jb, j;                                                        \
     int b, e, q;                                                                           \
     _Pragma("GCC unroll 3") for (b = 0; b < NB; b++)                                       \
-        _Pragma("GCC unroll 3") for (e = 0; e < NE; e++) { a[b][e] = (VT){0}; r[b][e] = 0; } \
+        _Pragma("GCC unroll 3") for (e = 0; e < NE; e++) { a[b][e] = (VT){0}; ah[b][e] = (HT){0}; r[b][e] = 0; } \
     for (n = 0; n < N; n++)                                                                \
     for (od = 0, k = 0; od < OD; od++)                                                     \
     for (oh = 0; oh < OH; oh++, k++) {                                                     \
@@ -224,7 +237,12 @@ static PYCONV_NOINLINE void NAME(PYCONV_TW_PARAMS(T))                           
                 _Pragma("GCC unroll 3") for (e = 0; e < NE; e++)                           \
                     a[b][e] += gv * *(const VTU*)(xr + b * dh * Wp + L * jb + e * dw);      \
         }                                                                                  \
-        if (PYCONV_TW_MASKED && rem) {                                                     \
+        if (PYCONV_TW_HALF && rem && rem <= L / 2) {                                       \
+            HT gv = PYCONV_TW_TAILH_##S(g + L * nl, rem);                                  \
+            _Pragma("GCC unroll 3") for (b = 0; b < NB; b++)                               \
+                _Pragma("GCC unroll 3") for (e = 0; e < NE; e++)                           \
+                    ah[b][e] += gv * PYCONV_TW_TAILH_##S(xr + b * dh * Wp + L * nl + e * dw, rem); \
+        } else if (PYCONV_TW_MASKED && rem) {                                              \
             VT gv = PYCONV_TW_TAIL_##S(g + L * nl, rem);                                   \
             _Pragma("GCC unroll 3") for (b = 0; b < NB; b++)                               \
                 _Pragma("GCC unroll 3") for (e = 0; e < NE; e++)                           \
@@ -240,15 +258,16 @@ static PYCONV_NOINLINE void NAME(PYCONV_TW_PARAMS(T))                           
     _Pragma("GCC unroll 3") for (e = 0; e < NE; e++) {                                     \
         T s = r[b][e];                                                                     \
         _Pragma("GCC unroll 16") for (q = 0; q < L; q++) s += a[b][e][q];                  \
+        if (PYCONV_TW_HALF) _Pragma("GCC unroll 8") for (q = 0; q < L / 2; q++) s += ah[b][e][q]; \
         out[b * kw + e] = s;                                                               \
     }                                                                                      \
 }
-#define PYCONV_TW_SET(T, VT, VTU, S)                                                         \
-PYCONV_TW(T, VT, VTU, 1, 1, S, pyconv_tw11_##S) PYCONV_TW(T, VT, VTU, 1, 2, S, pyconv_tw12_##S) \
-PYCONV_TW(T, VT, VTU, 1, 3, S, pyconv_tw13_##S) PYCONV_TW(T, VT, VTU, 2, 1, S, pyconv_tw21_##S) \
-PYCONV_TW(T, VT, VTU, 2, 2, S, pyconv_tw22_##S) PYCONV_TW(T, VT, VTU, 2, 3, S, pyconv_tw23_##S) \
-PYCONV_TW(T, VT, VTU, 3, 1, S, pyconv_tw31_##S) PYCONV_TW(T, VT, VTU, 3, 2, S, pyconv_tw32_##S) \
-PYCONV_TW(T, VT, VTU, 3, 3, S, pyconv_tw33_##S)                                                \
+#define PYCONV_TW_SET(T, VT, VTU, HT, S)                                                     \
+PYCONV_TW(T, VT, VTU, HT, 1, 1, S, pyconv_tw11_##S) PYCONV_TW(T, VT, VTU, HT, 1, 2, S, pyconv_tw12_##S) \
+PYCONV_TW(T, VT, VTU, HT, 1, 3, S, pyconv_tw13_##S) PYCONV_TW(T, VT, VTU, HT, 2, 1, S, pyconv_tw21_##S) \
+PYCONV_TW(T, VT, VTU, HT, 2, 2, S, pyconv_tw22_##S) PYCONV_TW(T, VT, VTU, HT, 2, 3, S, pyconv_tw23_##S) \
+PYCONV_TW(T, VT, VTU, HT, 3, 1, S, pyconv_tw31_##S) PYCONV_TW(T, VT, VTU, HT, 3, 2, S, pyconv_tw32_##S) \
+PYCONV_TW(T, VT, VTU, HT, 3, 3, S, pyconv_tw33_##S)                                                \
 static void pyconv_tw_##S(int nb, int ne, PYCONV_TW_PARAMS(T))                                \
 {                                                                                          \
     switch (nb * 4 + ne) {                                                                 \
@@ -259,8 +278,8 @@ static void pyconv_tw_##S(int nb, int ne, PYCONV_TW_PARAMS(T))                  
     default: pyconv_tw33_##S PYCONV_TW_CALL; break;                                        \
     }                                                                                      \
 }
-PYCONV_TW_SET(float, pyconv_twf, pyconv_twf_u, f)
-PYCONV_TW_SET(double, pyconv_twd, pyconv_twd_u, d)
+PYCONV_TW_SET(float, pyconv_twf, pyconv_twf_u, pyconv_twf_h, f)
+PYCONV_TW_SET(double, pyconv_twd, pyconv_twd_u, pyconv_twd_h, d)
 #define PYCONV_HAVE_X8 1
 #else
 /* portable fallback: one channel at a time, `omp simd` over 8-lane blocks */
