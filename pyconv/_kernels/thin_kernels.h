@@ -90,57 +90,30 @@ typedef double pyconv_thd_h __attribute__((vector_size(PYCONV_TH_BYTES / 2)));
 typedef float pyconv_thf_hu __attribute__((vector_size(PYCONV_TH_BYTES / 2), aligned(4), may_alias));
 typedef double pyconv_thd_hu __attribute__((vector_size(PYCONV_TH_BYTES / 2), aligned(8), may_alias));
 
-/* the first n lanes of v to p (all of them when n >= VL) */
-static inline void pyconv_th_store_f(float *p, pyconv_thf v, Py_ssize_t n) {
-    enum { VL = PYCONV_TH_BYTES / 4 };
-    if (n >= VL) { *(pyconv_thf_u *)p = v; return; }
-#if defined(__AVX512F__)
-    _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1u), (__m512)v);
-#else
-    float t[VL];
-    memcpy(t, &v, sizeof v);
-    for (Py_ssize_t i = 0; i < n; i++) p[i] = t[i];
-#endif
-}
-static inline void pyconv_th_store_d(double *p, pyconv_thd v, Py_ssize_t n) {
-    enum { VL = PYCONV_TH_BYTES / 8 };
-    if (n >= VL) { *(pyconv_thd_u *)p = v; return; }
-#if defined(__AVX512F__)
-    _mm512_mask_storeu_pd(p, (__mmask8)((1u << n) - 1u), (__m512d)v);
-#else
-    double t[VL];
-    memcpy(t, &v, sizeof v);
-    for (Py_ssize_t i = 0; i < n; i++) p[i] = t[i];
-#endif
-}
-
-/* the first n lanes of a half vector v to p (all of them when n >= its lanes) */
-static inline void pyconv_th_storeh_f(float *p, pyconv_thf_h v, Py_ssize_t n) {
-    enum { VL = PYCONV_TH_BYTES / 8 };
-    if (n >= VL) { *(pyconv_thf_hu *)p = v; return; }
+/* the first n lanes of v to p (all of them when n >= its lanes): one masked store with
+   AVX-512 (VL for the half vectors), lane by lane otherwise */
 #if defined(__AVX512F__) && defined(__AVX512VL__)
-    _mm256_mask_storeu_ps(p, (__mmask8)((1u << n) - 1u), (__m256)v);
+#define PYCONV_TH_MASKED(MS, KT, CT) { MS(p, (KT)((1u << n) - 1u), (CT)v); return; }
 #else
-    float t[VL];
-    memcpy(t, &v, sizeof v);
-    for (Py_ssize_t i = 0; i < n; i++) p[i] = t[i];
+#define PYCONV_TH_MASKED(MS, KT, CT)
 #endif
+#define PYCONV_TH_STORE(NAME, T, VT, VTU, MS, KT, CT) \
+static inline void NAME(T *p, VT v, Py_ssize_t n) { \
+    enum { VL = sizeof(VT) / sizeof(T) }; \
+    if (n >= VL) { *(VTU *)p = v; return; } \
+    PYCONV_TH_MASKED(MS, KT, CT) \
+    T t[VL]; \
+    memcpy(t, &v, sizeof v); \
+    for (Py_ssize_t i = 0; i < n; i++) p[i] = t[i]; \
 }
-static inline void pyconv_th_storeh_d(double *p, pyconv_thd_h v, Py_ssize_t n) {
-    enum { VL = PYCONV_TH_BYTES / 16 };
-    if (n >= VL) { *(pyconv_thd_hu *)p = v; return; }
-#if defined(__AVX512F__) && defined(__AVX512VL__)
-    _mm256_mask_storeu_pd(p, (__mmask8)((1u << n) - 1u), (__m256d)v);
-#else
-    double t[VL];
-    memcpy(t, &v, sizeof v);
-    for (Py_ssize_t i = 0; i < n; i++) p[i] = t[i];
-#endif
-}
+PYCONV_TH_STORE(pyconv_th_store_f, float, pyconv_thf, pyconv_thf_u, _mm512_mask_storeu_ps, __mmask16, __m512)
+PYCONV_TH_STORE(pyconv_th_store_d, double, pyconv_thd, pyconv_thd_u, _mm512_mask_storeu_pd, __mmask8, __m512d)
+PYCONV_TH_STORE(pyconv_th_storeh_f, float, pyconv_thf_h, pyconv_thf_hu, _mm256_mask_storeu_ps, __mmask8, __m256)
+PYCONV_TH_STORE(pyconv_th_storeh_d, double, pyconv_thd_h, pyconv_thd_hu, _mm256_mask_storeu_pd, __mmask8, __m256d)
 
 /* rows rows of n values from src (ss apart) into dst (ds apart): whole vectors, then
-   the last lanes in one masked move with AVX-512 (a vectorised loop's remainder code
-   cost a quarter of a depthwise call's copy) */
+   the last lanes in one masked move with AVX-512 (instead of a compiler-vectorised loop's
+   remainder: narrower moves and a scalar tail per row) */
 #define PYCONV_TH_COPY(T, VT, VTU, SFX, MASKED) \
 static inline void pyconv_th_copy_rows_##SFX(T *restrict dst, Py_ssize_t ds, const T *restrict src, \
                                              Py_ssize_t ss, Py_ssize_t n, Py_ssize_t rows) { \
