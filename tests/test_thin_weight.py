@@ -50,7 +50,7 @@ def _check(rng, dtype, xs, ws, **kw):
 
 
 # (input shape, weight shape, keywords); output rows of 1, 3, 4, 7, 8, 9, 15, 16, 17, 24,
-# 31, 33, 56 columns
+# 31, 33, 56, 58, 700 columns
 GRID = [
     ((2, 8, 10, 56), (8, 1, 3, 3), dict(padding=1, groups=8)),
     ((1, 4, 9, 33), (4, 1, 3, 3), dict(padding=1, groups=4)),
@@ -66,6 +66,13 @@ GRID = [
     ((1, 4, 1, 9), (4, 1, 1, 3), dict(groups=4)),
     ((1, 2, 6, 4), (2, 1, 3, 3), dict(padding=1, groups=2)),
     ((2, 2, 4, 3), (2, 1, 3, 3), dict(padding=1, groups=2)),
+    # padded rows of the scratch: padding past one vector (the first vectors all zeros,
+    # then one that starts left of the row), rows of more than 32 vectors, padding only
+    # after, and a right side the taps never read
+    ((1, 2, 3, 20), (2, 1, 3, 3), dict(padding=(1, 19), groups=2)),
+    ((1, 2, 2, 700), (2, 1, 1, 3), dict(padding=(0, 1), groups=2)),
+    ((1, 2, 3, 21), (2, 1, 3, 3), dict(padding=((0, 0), (0, 2)), groups=2)),
+    ((1, 2, 5, 40), (2, 1, 3, 3), dict(stride=(1, 1), padding=((1, 0), (1, 0)), dilation=(1, 2), groups=2)),
 ]
 
 
