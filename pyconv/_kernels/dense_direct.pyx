@@ -9,8 +9,43 @@ from libc.string cimport memcpy, memset
 
 import numpy as np
 
-from pyconv._kernels._common cimport (conv_geo_t, copy_row, idx_t, real_t, omp_get_thread_num, pad_row, part_lo,
+from pyconv._kernels._common cimport (conv_geo_t, copy_row, idx_t, real_t, omp_get_thread_num, part_lo,
                                       valid_range)
+
+
+cdef extern from "pad_rows.h":
+    void pyconv_pad_rows_f(float* dst, Py_ssize_t ds, const float* src, Py_ssize_t ss, Py_ssize_t W,
+                           Py_ssize_t pw, Py_ssize_t wp, Py_ssize_t rows) noexcept nogil
+    void pyconv_pad_rows_d(double* dst, Py_ssize_t ds, const double* src, Py_ssize_t ss, Py_ssize_t W,
+                           Py_ssize_t pw, Py_ssize_t wp, Py_ssize_t rows) noexcept nogil
+
+
+cdef inline void pad_rows_at(real_t* dst, idx_t ds, const real_t* plane, idx_t H, idx_t W, idx_t iy0,
+                             idx_t nrows, idx_t ix0, idx_t wp) noexcept nogil:
+    """dst's nrows rows (ds apart, wp values each) = rows iy0.. of the H x W ``plane`` read
+    from column ix0 on, zeros outside the plane (``pyconv_pad_rows``: masked vector moves)."""
+    cdef idx_t ra = -iy0 if iy0 < 0 else 0, rb = H - iy0 if H - iy0 < nrows else nrows, r
+    if ra > nrows:
+        ra = nrows
+    if rb < ra:
+        rb = ra
+    for r in range(ra):
+        memset(dst + r * ds, 0, wp * sizeof(real_t))
+    for r in range(rb, nrows):
+        memset(dst + r * ds, 0, wp * sizeof(real_t))
+    if rb == ra:
+        return
+    cdef const real_t* src = plane + (iy0 + ra) * W
+    cdef idx_t n = W, pw = 0
+    if ix0 >= 0:
+        src = src + (ix0 if ix0 < W else W)
+        n = W - ix0 if ix0 < W else 0
+    else:
+        pw = -ix0
+    if real_t is float:
+        pyconv_pad_rows_f(dst + ra * ds, ds, src, W, n, pw, wp, rb - ra)
+    else:
+        pyconv_pad_rows_d(dst + ra * ds, ds, src, W, n, pw, wp, rb - ra)
 
 
 cdef extern from "dense_kernels.h":
@@ -700,13 +735,11 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
         for c in range(Cg):
             for z in range(kd):
                 iz = od * sd - pd + z * dd
-                for r in range(rin):
-                    iy = r0 * sh - phh + r
-                    dst = xb + c * cs + z * slab + r * Wp
-                    if iz < 0 or iz >= D or iy < 0 or iy >= H:
-                        memset(dst, 0, Wp * sizeof(real_t))
-                        continue
-                    pad_row(dst, &x[n, gi * Cg + c, iz, iy, 0], ix0, W, Wp)
+                dst = xb + c * cs + z * slab
+                if iz < 0 or iz >= D:
+                    memset(dst, 0, rin * Wp * sizeof(real_t))
+                    continue
+                pad_rows_at(dst, Wp, &x[n, gi * Cg + c, iz, 0, 0], H, W, r0 * sh - phh, rin, ix0, Wp)
         # the next unit's input rows, a share of its channels per pass below: one unit's
         # rows are short runs in as many channels, more streams than the hardware
         # prefetchers follow, and its copy above would otherwise wait on each of them
@@ -847,13 +880,12 @@ def phases_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, ::
         for c in range(Cg):
             for zz in range(mxd + 1):
                 iz = md + zz - pbd
-                for r in range(rin):
-                    iy = mh0 + r - pbh
-                    dst = xb + c * cs + zz * slab + r * Wp
-                    if iz < 0 or iz >= D or iy < 0 or iy >= H:
-                        memset(dst, 0, wp * sizeof(real_t))
-                        continue
-                    pad_row(dst, &x[n, gi * Cg + c, iz, iy, 0], ix0, W, wp)
+                dst = xb + c * cs + zz * slab
+                if iz < 0 or iz >= D:
+                    for r in range(rin):
+                        memset(dst + r * Wp, 0, wp * sizeof(real_t))
+                    continue
+                pad_rows_at(dst, Wp, &x[n, gi * Cg + c, iz, 0, 0], H, W, mh0 - pbh, rin, ix0, wp)
         for ob in range(nob):
             for rh in range(sh):
                 if y1 - y0 <= rh:
