@@ -18,6 +18,20 @@ typedef float pyconv_f8 __attribute__((vector_size(8 * sizeof(float))));
 typedef double pyconv_d16 __attribute__((vector_size(16 * sizeof(double))));
 typedef double pyconv_d8 __attribute__((vector_size(8 * sizeof(double))));
 typedef double pyconv_d4 __attribute__((vector_size(4 * sizeof(double))));
+/* the build's own vector width for the multi-channel passes, whose 12 accumulators must
+   fit the register file: 64-byte vectors under AVX2 are pairs of ymm registers (24 of
+   its 16), and the spills made layer e's weight gradient 4x slower than AVX-512's */
+#if defined(__AVX512F__)
+#define PYCONV_TA_BYTES 64
+#elif defined(__AVX__)
+#define PYCONV_TA_BYTES 32
+#else
+#define PYCONV_TA_BYTES 16
+#endif
+typedef float pyconv_taf __attribute__((vector_size(PYCONV_TA_BYTES)));
+typedef float pyconv_taf_h __attribute__((vector_size(PYCONV_TA_BYTES / 2)));
+typedef double pyconv_tad __attribute__((vector_size(PYCONV_TA_BYTES)));
+typedef double pyconv_tad_h __attribute__((vector_size(PYCONV_TA_BYTES / 2)));
 /* each pass is a function of its own: inlined into the OpenMP loop, the extra
    register pressure spills the row pointers inside the vector loops (~5% slower) */
 #define PYCONV_NOINLINE __attribute__((noinline))
@@ -112,12 +126,12 @@ static PYCONV_NOINLINE void NAME PYCONV_TAPS_ARGS(T)                            
             out[ob * os_o + e] = sacc;                                                     \
         }                                                                                  \
 }
-/* one channel: 16-lane blocks + half blocks; four: 12 accumulators (16 floats or 8
-   doubles); eight, only where rows hold whole vector blocks: 24 accumulators */
+/* one channel: 16-lane blocks + half blocks; four: 12 accumulators of the build's vector
+   width; eight, only where rows hold whole vector blocks: 24 accumulators (AVX-512) */
 PYCONV_TAPS3_1(pyconv_taps3_f, float, pyconv_f16, pyconv_f8)
 PYCONV_TAPS3_1(pyconv_taps3_d, double, pyconv_d16, pyconv_d8)
-PYCONV_TAPS3_M(pyconv_taps3x4_f, float, pyconv_f16, pyconv_f8, 16, 4, 1)
-PYCONV_TAPS3_M(pyconv_taps3x4_d, double, pyconv_d8, pyconv_d4, 8, 4, 1)
+PYCONV_TAPS3_M(pyconv_taps3x4_f, float, pyconv_taf, pyconv_taf_h, PYCONV_TA_BYTES / 4, 4, 1)
+PYCONV_TAPS3_M(pyconv_taps3x4_d, double, pyconv_tad, pyconv_tad_h, PYCONV_TA_BYTES / 8, 4, 1)
 PYCONV_TAPS3_M(pyconv_taps3x8_f, float, pyconv_f16, pyconv_f16, 16, 8, 0)
 PYCONV_TAPS3_M(pyconv_taps3x8_d, double, pyconv_d8, pyconv_d8, 8, 8, 0)
 /* One output channel (m = 1: depthwise layers), up to three kernel rows x three
@@ -280,7 +294,12 @@ static void pyconv_tw_##S(int nb, int ne, PYCONV_TW_PARAMS(T))                  
 }
 PYCONV_TW_SET(float, pyconv_twf, pyconv_twf_u, pyconv_twf_h, f)
 PYCONV_TW_SET(double, pyconv_twd, pyconv_twd_u, pyconv_twd_h, d)
+/* blocks of eight channels (24 accumulators) only where 32 vector registers hold them */
+#if defined(__AVX512F__)
 #define PYCONV_HAVE_X8 1
+#else
+#define PYCONV_HAVE_X8 0
+#endif
 #else
 /* portable fallback: one channel at a time, `omp simd` over 8-lane blocks */
 #define PYCONV_TAPS3(NAME, T)                                                              \
