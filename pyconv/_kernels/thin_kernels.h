@@ -91,7 +91,10 @@ typedef float pyconv_thf_hu __attribute__((vector_size(PYCONV_TH_BYTES / 2), ali
 typedef double pyconv_thd_hu __attribute__((vector_size(PYCONV_TH_BYTES / 2), aligned(8), may_alias));
 
 /* the first n lanes of v to p (all of them when n >= its lanes): one masked store with
-   AVX-512 (VL for the half vectors), lane by lane otherwise */
+   AVX-512 (VL for the half vectors), lane by lane otherwise -- through v's subscripts:
+   copying v out through its address (memcpy) kept the whole accumulator tile in memory
+   under AVX2, every FMA loading and storing its sum (4-channel blocks of layer e 3.3x
+   slower than with the subscripts) */
 #if defined(__AVX512F__) && defined(__AVX512VL__)
 #define PYCONV_TH_MASKED(MS, KT, CT) { MS(p, (KT)((1u << n) - 1u), (CT)v); return; }
 #else
@@ -102,9 +105,7 @@ static inline void NAME(T *p, VT v, Py_ssize_t n) { \
     enum { VL = sizeof(VT) / sizeof(T) }; \
     if (n >= VL) { *(VTU *)p = v; return; } \
     PYCONV_TH_MASKED(MS, KT, CT) \
-    T t[VL]; \
-    memcpy(t, &v, sizeof v); \
-    for (Py_ssize_t i = 0; i < n; i++) p[i] = t[i]; \
+    for (Py_ssize_t i = 0; i < n; i++) p[i] = v[i]; \
 }
 PYCONV_TH_STORE(pyconv_th_store_f, float, pyconv_thf, pyconv_thf_u, _mm512_mask_storeu_ps, __mmask16, __m512)
 PYCONV_TH_STORE(pyconv_th_store_d, double, pyconv_thd, pyconv_thd_u, _mm512_mask_storeu_pd, __mmask8, __m512d)
@@ -170,8 +171,9 @@ static inline void NAME(const T *restrict x, Py_ssize_t xs, const pyconv_th_taps
             _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[m][r][v] = (VT){0} + bias[m]; \
             if (NH) acch[m][r][0] = (HT){0} + bias[m]; \
         } \
-    if (R == 1 || NV + NH < 3) { \
-        /* one output row (nothing to share), or rows of at most two vectors (too few \
+    if (R < 4 || NV + NH < 3) { \
+        /* one or two output rows (little to share: AVX2's 2-row blocks of layer d ran \
+           3.90 ms flat against 4.37 shared), or rows of at most two vectors (too few \
            FMAs per load to pay the shared loop's bookkeeping: 28-wide depthwise rows \
            ran 9% slower through it): one flat loop over the taps, each row loading its \
            own vectors (a loop of kw columns inside loops over planes and rows cost \
@@ -303,12 +305,12 @@ static void pyconv_th##M##_##R##SFX(const T *x, Py_ssize_t xs, const pyconv_th_t
    now: each line's trip from memory overlaps this block's arithmetic instead of stalling
    its stores (8x256x56x56 float32, 1 thread: depthwise 3x3 6-13% faster, 2 output
    channels per group 10%; a plain read prefetch where the build's ISA has no
-   PREFETCHW).  Not for M = 4 (layer e: no gain) */
+   PREFETCHW), one per cache line.  Not for M = 4 (layer e: no gain) */
 #define PYCONV_TH_PFW(R, M) \
     if (h + 2 * (R) <= nrows) \
         for (Py_ssize_t m_ = 0; m_ < (M); m_++) \
             for (Py_ssize_t r_ = h + (R); r_ < h + 2 * (R); r_++) \
-                for (Py_ssize_t k_ = 0; k_ < OW; k_ += PYCONV_TH_BYTES / (Py_ssize_t)sizeof(*out)) \
+                for (Py_ssize_t k_ = 0; k_ < OW; k_ += 64 / (Py_ssize_t)sizeof(*out)) \
                     PYCONV_PREFETCHW(out + m_ * ldo + r_ * os + k_);
 #if defined(__GNUC__) || defined(__clang__)
 #define PYCONV_PREFETCH(p) __builtin_prefetch((p), 0, 2)
