@@ -171,13 +171,13 @@ static inline void NAME(const T *restrict x, Py_ssize_t xs, const pyconv_th_taps
             _Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) acc[m][r][v] = (VT){0} + bias[m]; \
             if (NH) acch[m][r][0] = (HT){0} + bias[m]; \
         } \
-    if (R < 4 || NV + NH < 3) { \
-        /* one or two output rows (little to share: AVX2's 2-row blocks of layer d ran \
-           3.90 ms flat against 4.37 shared), or rows of at most two vectors (too few \
-           FMAs per load to pay the shared loop's bookkeeping: 28-wide depthwise rows \
-           ran 9% slower through it): one flat loop over the taps, each row loading its \
-           own vectors (a loop of kw columns inside loops over planes and rows cost \
-           float64 layer e 10%) */ \
+    if (R == 1 || (R < 4 && PYCONV_TH_BYTES < 64) || NV + NH < 3) { \
+        /* one output row, or two in a 16-register build (little to share: AVX2's 2-row \
+           blocks of layer d ran 3.90 ms flat against 4.37 shared), or rows of at most \
+           two vectors (too few FMAs per load to pay the shared loop's bookkeeping: \
+           28-wide depthwise rows ran 9% slower through it): one flat loop over the \
+           taps, each row loading its own vectors (a loop of kw columns inside loops over \
+           planes and rows cost float64 layer e 10%) */ \
         for (Py_ssize_t t = 0; t < tp->ntaps; t++) { \
             const T *xt = x + tp->toffs[t]; \
             _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) { \
