@@ -76,22 +76,41 @@ cdef inline void copy_row(real_t* dst, const real_t* src, idx_t n) noexcept nogi
         dst[j] = src[j]
 
 
-cdef inline void pad_row(real_t* dst, const real_t* src, idx_t ix0, idx_t W, idx_t wp) noexcept nogil:
-    # dst[0:wp] = the input row src (W values) read from column ix0 on, zeros outside it.
-    # (A function of its own, not valid_range: that one's lo/hi out-pointers made Cython
-    # share them between the prange threads of its callers -- a race, measured.)
-    cdef idx_t lo = -ix0, hi = W - ix0, k
-    if lo < 0:
-        lo = 0
-    if lo > wp:
-        lo = wp
-    if hi > wp:
-        hi = wp
-    if hi < lo:
-        hi = lo
-    for k in range(lo):
-        dst[k] = 0
-    if hi > lo:
-        copy_row(dst + lo, src + (ix0 + lo), hi - lo)
-    for k in range(hi, wp):
-        dst[k] = 0
+from libc.string cimport memset
+
+
+cdef extern from "pad_rows.h":
+    void pyconv_pad_rows_f(float* dst, Py_ssize_t ds, const float* src, Py_ssize_t ss, Py_ssize_t W,
+                           Py_ssize_t pw, Py_ssize_t wp, Py_ssize_t rows) noexcept nogil
+    void pyconv_pad_rows_d(double* dst, Py_ssize_t ds, const double* src, Py_ssize_t ss, Py_ssize_t W,
+                           Py_ssize_t pw, Py_ssize_t wp, Py_ssize_t rows) noexcept nogil
+
+
+cdef inline void pad_rows_at(real_t* dst, idx_t ds, const real_t* plane, idx_t H, idx_t W, idx_t iy0,
+                             idx_t nrows, idx_t ix0, idx_t wp) noexcept nogil:
+    """dst's nrows rows (ds apart, wp values each) = rows iy0.. of the H x W ``plane`` read
+    from column ix0 on, zeros outside the plane (``pyconv_pad_rows``: masked vector moves)."""
+    cdef idx_t ra = -iy0 if iy0 < 0 else 0, rb = H - iy0 if H - iy0 < nrows else nrows, r
+    if ra > nrows:
+        ra = nrows
+    if rb < ra:
+        rb = ra
+    for r in range(ra):
+        memset(dst + r * ds, 0, wp * sizeof(real_t))
+    for r in range(rb, nrows):
+        memset(dst + r * ds, 0, wp * sizeof(real_t))
+    if rb == ra:
+        return
+    cdef const real_t* src = plane + (iy0 + ra) * W
+    cdef idx_t n = W, pw = 0
+    if ix0 >= 0:
+        src = src + (ix0 if ix0 < W else W)
+        n = W - ix0 if ix0 < W else 0
+    else:
+        pw = -ix0
+    if real_t is float:
+        pyconv_pad_rows_f(dst + ra * ds, ds, src, W, n, pw, wp, rb - ra)
+    else:
+        pyconv_pad_rows_d(dst + ra * ds, ds, src, W, n, pw, wp, rb - ra)
+
+

@@ -9,7 +9,7 @@
 from cython.parallel cimport prange, parallel, threadid
 from libc.string cimport memset
 
-from pyconv._kernels._common cimport conv_geo_t, idx_t, real_t
+from pyconv._kernels._common cimport conv_geo_t, idx_t, pad_rows_at, real_t
 
 
 # The inner loops of the weight gradient, in C with explicit vector accumulators (GCC
@@ -38,10 +38,6 @@ cdef extern from "thin_weight_kernels.h":
                      Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t zoff, Py_ssize_t yoff, Py_ssize_t dh, Py_ssize_t xoff,
                      Py_ssize_t dw, double* out, Py_ssize_t kw, const double* pfg, const double* pfx,
                      Py_ssize_t pfx_n, Py_ssize_t pfx_len) noexcept nogil
-    void pyconv_pad_rows_f(float* dst, Py_ssize_t ds, const float* src, Py_ssize_t ss, Py_ssize_t W,
-                           Py_ssize_t pw, Py_ssize_t wp, Py_ssize_t rows) noexcept nogil
-    void pyconv_pad_rows_d(double* dst, Py_ssize_t ds, const double* src, Py_ssize_t ss, Py_ssize_t W,
-                           Py_ssize_t pw, Py_ssize_t wp, Py_ssize_t rows) noexcept nogil
     double pyconv_row_sum_f(const float* r, Py_ssize_t n) noexcept nogil
     double pyconv_row_sum_d(const double* r, Py_ssize_t n) noexcept nogil
     const int PYCONV_HAVE_X8
@@ -53,8 +49,8 @@ cdef void pad_channel(const real_t* xch, idx_t xs_n, real_t* buf, idx_t N, idx_t
     padding explicit (Dp x Hp x Wp per sample: exactly the extent the taps read), so the
     tap loops need no bounds checks.  Each element is written once (zeroing the whole
     buffer first doubled the stores of a depthwise layer's channel); the rows that hold
-    input go through ``pyconv_pad_rows`` (masked vector moves)."""
-    cdef idx_t n, z, iz, y0, y1
+    input go through ``pad_rows_at`` (masked vector moves)."""
+    cdef idx_t n, z, iz
     cdef real_t* slab
     for n in range(N):
         for z in range(Dp):
@@ -62,19 +58,8 @@ cdef void pad_channel(const real_t* xch, idx_t xs_n, real_t* buf, idx_t N, idx_t
             slab = buf + (n * Dp + z) * Hp * Wp
             if iz < 0 or iz >= D:
                 memset(slab, 0, Hp * Wp * sizeof(real_t))
-                continue
-            # padded rows [y0, y1) hold input rows y - ph; the others are zeros
-            y0 = min(max(ph, 0), Hp)
-            y1 = min(max(H + ph, y0), Hp)
-            memset(slab, 0, y0 * Wp * sizeof(real_t))
-            if y1 > y0:
-                if real_t is float:
-                    pyconv_pad_rows_f(slab + y0 * Wp, Wp, xch + n * xs_n + (iz * H + y0 - ph) * W, W, W, pw, Wp,
-                                      y1 - y0)
-                else:
-                    pyconv_pad_rows_d(slab + y0 * Wp, Wp, xch + n * xs_n + (iz * H + y0 - ph) * W, W, W, pw, Wp,
-                                      y1 - y0)
-            memset(slab + y1 * Wp, 0, (Hp - y1) * Wp * sizeof(real_t))
+            else:
+                pad_rows_at(slab, Wp, xch + n * xs_n + iz * H * W, H, W, -ph, Hp, -pw, Wp)
 
 
 cdef void block_taps(int m, const real_t* gch, idx_t gs_n, idx_t gs_o, const real_t* buf, real_t* out,

@@ -1,5 +1,5 @@
 /* pad_rows.h: zero-padded row copies shared by the kernels' per-task scratch buffers
-   (included by thin_weight_kernels.h and dense_kernels.h). */
+   (declared in _common.pxd, called through its pad_rows_at). */
 #ifndef PYCONV_PAD_ROWS_H
 #define PYCONV_PAD_ROWS_H
 
@@ -30,7 +30,7 @@ PYCONV_PAD_ROWS_PLAIN(double, d)
 /* T, vector, mask, index vector types; masked load, permute, masked store; index splat,
    subtraction, 0..L-1 */
 #define PYCONV_PAD_ROWS(T, VT, MT, IT, LOAD, PERM, STORE, SET1, SUB, IOTA, SFX) \
-static void pyconv_pad_rows_##SFX(T *dst, Py_ssize_t ds, const T *src, Py_ssize_t ss, Py_ssize_t W, \
+static inline void pyconv_pad_rows_##SFX(T *dst, Py_ssize_t ds, const T *src, Py_ssize_t ss, Py_ssize_t W, \
                                   Py_ssize_t pw, Py_ssize_t wp, Py_ssize_t rows) { \
     enum { L = 64 / sizeof(T), NMAX = 32 }; \
     const Py_ssize_t nv = (wp + L - 1) / L; \

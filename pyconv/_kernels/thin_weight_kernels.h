@@ -444,6 +444,4 @@ PYCONV_ROW_SUM_PLAIN(float, f)
 PYCONV_ROW_SUM_PLAIN(double, d)
 #endif
 
-#include "pad_rows.h"
-
 #endif  /* PYCONV_THIN_WEIGHT_KERNELS_H */
