@@ -18,6 +18,7 @@ from pyconv import _kernels
 CASES = textwrap.dedent("""
     import sys, numpy as np, pyconv
     from pyconv import nn, grad, _kernels
+    from pyconv._engine import plan as _plan, tuning
     assert _kernels.VARIANT == sys.argv[2], (_kernels.VARIANT, sys.argv[2])
     rng = np.random.default_rng(0)
     out = {}
@@ -39,6 +40,13 @@ CASES = textwrap.dedent("""
         for i, a in enumerate(grad.conv2d_backward(g, x, w, None, padding=1)[:2]):
             out[f"backward{i}_" + s] = a
         out["depthwise_weight_" + s] = grad.conv2d_weight(x, (16, 1, 3, 3), x, padding=1, groups=16)
+        # the phase-plane kernels, whichever plan the variant's calibration prefers: 8- and
+        # 4-channel blocks (groups of 4), stride 2, channel blocks continued, the weight tile
+        with _plan.force("dense"), tuning.override(dense_wblock_bytes=4096):
+            out["dense_forced_" + s] = nn.conv2d(x, w, padding=1)
+            out["dense_forced_s2_" + s] = nn.conv2d(x, w, stride=2, padding=1)
+            out["dense_forced_grouped_" + s] = nn.conv2d(x, w[:16, :4], padding=1, groups=4)
+            out["dense_forced_weight_" + s] = grad.conv2d_weight(x, w.shape, g, padding=1)
     np.savez(sys.argv[1], **out)
 """)
 
