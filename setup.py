@@ -102,7 +102,7 @@ def _accepts(flag):
 # Modules without hot loops, built once; every other kernel module is built once per
 # instruction-set level (``<name>__<variant>``) and pyconv/_kernels/__init__.py imports
 # the best variant the CPU supports under the plain name.
-GLUE = {"_pyconv_omp"}
+GLUE = {"_pyconv_omp", "_pool"}
 # x86-64 levels: v3 = AVX2 + FMA (Haswell, Zen 1 on), v4 = AVX-512 F/BW/CD/DQ/VL
 # (Skylake-SP, Ice Lake, Zen 4 on).  The baseline runs on any x86-64 CPU.
 X86_VARIANTS = [("avx2", ["-march=x86-64-v3"]), ("avx512", ["-march=x86-64-v4"])]

@@ -26,6 +26,11 @@ def config():
         "openmp": "enabled" if _pyconv_omp.openmp_enabled() else "disabled (serial build)",
         "threads": _threads.get_num_threads(),
     }
+    from pyconv import _memory
+    pool = _memory.stats()
+    info["memory pool"] = (f"budget {pool['budget'] >> 20} MiB, holding {pool['held'] >> 20} MiB in {pool['blocks']} "
+                           f"blocks, {pool['hits']} reuses (PYCONV_ALLOC_CACHE)" if pool["budget"] else
+                           "off (PYCONV_ALLOC_CACHE=0)")
     from pyconv._engine import calibrate
     info["tuning"] = f"{calibrate.state()} ({calibrate.cache_path()})"
     try:

@@ -18,6 +18,8 @@ import importlib
 import sys
 import types
 
+from pyconv import _memory
+
 __all__ = ["route_dask_inputs", "dask_argument", "ROUTES"]
 
 # public module -> {function name -> name in pyconv.dask}.  A function of these
@@ -73,6 +75,7 @@ def _wrap(func, module, namespace):
     name = func.__name__
     modules = sys.modules
     find, target_of, dask_error = dask_argument, _target, _no_dask_version
+    pooled = _memory.call
 
     def wrapper(*args, **kwargs):
         if "dask" in modules and find(args, kwargs) is not None:
@@ -80,7 +83,8 @@ def _wrap(func, module, namespace):
             if target is None:
                 raise dask_error(module, name)
             return target(*args, **kwargs)
-        return func(*args, **kwargs)
+        # the call's arrays come from pyconv's memory pool (pyconv/_memory.py)
+        return pooled(func, args, kwargs)
 
     # The wrapper is rebuilt with the wrapped module's globals (it reads only its
     # closure) and the function's name on its code, so doctest, inspect, tracebacks and
