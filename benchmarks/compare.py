@@ -36,7 +36,7 @@ def _fmt(v):
 def compare(a_path, b_path, out=sys.stdout):
     meta_a, rows_a = _load(a_path)
     meta_b, rows_b = _load(b_path)
-    for k in ("date", "cpu", "simd variant", "compiler", "blas", "pyconv", "torch"):
+    for k in ("date", "cpu", "simd variant", "compiler", "blas", "malloc", "pyconv", "torch"):
         if k in meta_a or k in meta_b:
             print(f"{k:14s} A: {meta_a.get(k, '?')}\n{'':14s} B: {meta_b.get(k, '?')}", file=out)
     b_by_key = {_key(r): r for r in rows_b}

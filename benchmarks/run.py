@@ -158,6 +158,28 @@ class _AllThreads:
         return False
 
 
+def fix_malloc():
+    """Pin glibc's mmap and trim thresholds (1 GiB) for the whole run: what this process frees
+    is then reused, not unmapped, so no call pays page faults for memory the previous call
+    freed.  Otherwise each peer's time depends on the other's allocation history: glibc
+    raises its mmap threshold when a large mapped block is freed, and PyTorch's depthwise
+    input gradient (8x256x56x56) took 8.6-10.4 ms in runs where pyconv's frees had raised it
+    and 35-47 ms (12500-18800 page faults per call) where they had not, on the same machine
+    (AMD EPYC).  Pinned, both peers run from reused memory, as in a warm training loop;
+    pyconv's own memory pool (README, Memory) is then neither help nor hindrance.  The
+    setting is recorded in each result ('malloc').  Not on other C libraries (musl, macOS)."""
+    if not sys.platform.startswith("linux"):
+        return "default"
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None)
+        # M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3 (malloc.h)
+        ok = libc.mallopt(-1, 1 << 30) == 1 and libc.mallopt(-3, 1 << 30) == 1
+    except (OSError, AttributeError):
+        ok = False
+    return "glibc mmap and trim thresholds pinned at 1 GiB" if ok else "default"
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--suite", action="append", choices=SUITES, help="suite to run (repeatable; default all)")
@@ -165,7 +187,10 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="fewer repeats and cases, for a smoke run")
     p.add_argument("--threads", type=int, action="append", help="thread count to measure (repeatable)")
     p.add_argument("--out", default=os.path.join(HERE, "results"), help="directory for the JSON results")
+    p.add_argument("--malloc", choices=("pinned", "default"), default="pinned",
+                   help="pin glibc's mmap/trim thresholds for the run (default; see fix_malloc) or leave them")
     args = p.parse_args(argv)
+    malloc = fix_malloc() if args.malloc == "pinned" else "default"
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         if var in os.environ:
             print(f"note: {var} is set; it slows NumPy's BLAS. Unset it for this command.", file=sys.stderr)
@@ -174,14 +199,14 @@ def main(argv=None):
     # where the run happened: CPU model, SIMD variant, compiler, BLAS and its kernel
     # (pyconv.show_config's facts), so results from different machines are told apart
     meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "threads": h.thread_counts,
-            "env OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+            "env OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"), "malloc": malloc,
             **{k: str(v) for k, v in pyconv._config.config().items()}}
     try:
         import torch
         meta["torch"] = torch.__version__
     except ImportError:
         pass
-    print("  ".join(f"{k}={meta[k]}" for k in ("cpu", "simd variant", "compiler", "blas") if k in meta))
+    print("  ".join(f"{k}={meta[k]}" for k in ("cpu", "simd variant", "compiler", "blas", "malloc") if k in meta))
     for name in suites:
         print(f"== suite {name} ==", flush=True)
         mod = importlib.import_module(f"suite_{name}")
