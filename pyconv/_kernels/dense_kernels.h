@@ -128,8 +128,8 @@ static inline void pyconv_prefetch_rows(const char *p, Py_ssize_t nrows, Py_ssiz
    native vectors (at most 12 accumulators; 8 when a row holds two vectors), each group a
    pass over the positions: a 17.8 ms, the conv3d h 77 -> 9.8.  The rows split into groups
    of equal size (8 rows as 4 + 4, not 6 + 2: a pass of 4 accumulators waits on the FMA
-   latency: AVX2, float64 conv3d h weight gradient 26.5-27.1 -> 19.9 ms).  Each sum still adds the positions
-   in order: the bits do not depend on the grouping. */
+   latency; AVX2 float64 conv3d h 26.5-27.1 -> 19.9 ms).  Each sum still adds the
+   positions in order: the bits do not depend on the grouping. */
 #define PYCONV_WK(T, VT, NV, MR, NAME) \
 static void NAME(const T *const *ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq, \
                  Py_ssize_t Wq, Py_ssize_t j0, Py_ssize_t OW, const T *restrict B, Py_ssize_t ldb, \
