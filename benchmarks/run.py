@@ -75,9 +75,14 @@ class Harness:
         get more rounds (up to 101, about ``min_seconds`` of calls in all): with 7 rounds
         of a 2 ms call, one slow spell of a shared 2-core machine moved a median by 1.4x
         (the same direct plan timed as 'auto' and as 'direct', 1024x1024 float64 3x3).
-        ``rotate``: the order turns by one call each round, so every call follows every
-        other as often (a call after one that pushed its operands out of the caches runs
-        slower: see benchmarks/suite_signal.py)."""
+        ``rotate``: each round calls them in a new order, a permutation drawn from a
+        seeded generator, so every call follows every other about as often (a call after
+        one that pushed its operands out of the caches runs slower: see
+        benchmarks/suite_signal.py).  Turning the order by one call each round did not:
+        of three calls (auto, direct, fft) it put 'auto' after 'fft' in two rounds of
+        three and 'direct' in one, and the same direct plan timed 0.782 ms as 'auto'
+        against 0.691 ms as 'direct' (1024^2 * 3x3 float32, 1 thread, AMD EPYC; 0.656
+        and 0.662 without the FFT among them)."""
         t0 = time.perf_counter()
         for _ in range(self.warmup):
             for f in fns:
@@ -87,10 +92,11 @@ class Harness:
         if not self.quick and per_round > 0:
             rounds = max(rounds, min(101, int(min_seconds / per_round)))
         ts = [[] for _ in fns]
+        order = np.random.default_rng(20261205)
         start = time.perf_counter()
         for r in range(rounds):
-            for j in range(len(fns)):
-                i = (j + r) % len(fns) if rotate else j
+            turn = order.permutation(len(fns)) if rotate else range(len(fns))
+            for i in turn:
                 time.sleep(gap)
                 t0 = time.perf_counter()
                 fns[i]()

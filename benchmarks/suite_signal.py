@@ -7,8 +7,8 @@ algorithm ran), and whether the two results agree.  Every case uses mode='same' 
 odd kernels), so scipy.ndimage.convolve(mode='constant') computes the same thing.
 
 Each pyconv call is timed in turn with its peer, call by call (``Harness.time_pair``), and
-pyconv's own methods (direct, fft, auto, ...) in turn with each other, in an order rotated
-every round (``Harness.time_many(..., rotate=True)``), so
+pyconv's own methods (direct, fft, auto, ...) in turn with each other, in a new order
+every round (``Harness.time_many(..., rotate=True)``: seeded random permutations), so
 a ratio compares the two under one machine state (a shared host drifts 1.5-3x between
 spells).  A call that takes over ~2 s is timed once (its first run), not repeated; a
 single-threaded peer that slow is timed once per case and reused at the other thread
@@ -111,7 +111,10 @@ def run(h):
                     # (in a fixed order 'auto' always ran right after method='fft', whose transforms push the
                     # operands out of the caches: Intel Xeon, 1 thread, 1024^2 * 3x3 'auto' (the direct plan)
                     # took 1.13-1.24 ms after 'fft' against 0.91-0.99 for method='direct' after 'auto')
-                    for label, t in zip(fast, h.time_many([calls[label] for label in fast], rotate=True)):
+                    # (about 1 s of rounds: 'auto' is judged within 10% of the best, and a sub-2 ms
+                    # 2-thread call on a shared host stalls now and then for a scheduler slice)
+                    for label, t in zip(fast, h.time_many([calls[label] for label in fast], rotate=True,
+                                                          min_seconds=1.0)):
                         own[(name, dt, n, label)] = t
                     for label in calls:
                         own.setdefault((name, dt, n, label), first[label][0])
