@@ -40,17 +40,20 @@ def budget_from_env(value):
         return default_budget()
     if v in ("OFF", "NO", "FALSE"):
         return 0
+    for suffix in ("IB", "B"):          # 512MB, 512MiB, 4096B
+        if v.endswith(suffix) and len(v) > len(suffix):
+            v = v[:-len(suffix)]
+            break
     unit = v[-1] if v[-1] in "KMG" else ""
-    num = v[:-1] if unit else v
-    if v.endswith("B") and not unit:
-        num = v[:-1]
     try:
-        n = float(num) * _UNITS[unit]
+        n = float(v[:-1] if unit else v) * _UNITS[unit]
+        if not n >= 0 or n == float("inf"):
+            raise ValueError(n)
     except ValueError:
         warnings.warn(f"PYCONV_ALLOC_CACHE={value!r} is not a byte count ('0', 'off', '512M', '1G'): "
                       f"using the default", RuntimeWarning, stacklevel=2)
         return default_budget()
-    return max(0, int(n))
+    return int(n)
 
 
 def configure(nbytes):

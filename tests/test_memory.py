@@ -128,15 +128,17 @@ def test_pool_arrays_resize_and_outlive_a_reconfiguration(pool):
 
 
 @pytest.mark.parametrize("value, expected", [("0", 0), ("off", 0), ("512M", 512 << 20), ("1G", 1 << 30),
+                                             ("512MB", 512 << 20), ("64MiB", 64 << 20), ("1.5k", 1536),
                                              ("300000", 300000), ("", None), (None, None)])
 def test_budget_from_the_environment(value, expected):
     got = _memory.budget_from_env(value)
     assert got == (_memory.default_budget() if expected is None else expected)
 
 
-def test_bad_budget_value_warns_and_keeps_the_default():
+@pytest.mark.parametrize("value", ["lots", "inf", "nan", "-5M", "M", "B"])
+def test_bad_budget_value_warns_and_keeps_the_default(value):
     with pytest.warns(RuntimeWarning, match="PYCONV_ALLOC_CACHE"):
-        assert _memory.budget_from_env("lots") == _memory.default_budget()
+        assert _memory.budget_from_env(value) == _memory.default_budget()
 
 
 def test_environment_switches_the_pool_off_in_a_new_process():
