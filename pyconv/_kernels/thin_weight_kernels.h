@@ -76,13 +76,23 @@ static PYCONV_NOINLINE void NAME PYCONV_TAPS_ARGS(T)                            
     if (ne > 2) out[2] = r2;                                                               \
 }
 /* M channels: every input vector loaded feeds the M channels' accumulators, as in a GEMM
-   micro-kernel */
+   micro-kernel.  Each grad_output vector is loaded once into a register for its three
+   taps: left to itself, GCC folded the load into each of the three FMAs (AVX-512: 15
+   loads per 12 FMAs instead of 7), and layer e's weight gradient ran 1.6x slower under
+   AVX-512 than under AVX2 on an AMD EPYC (Zen 4), whose FMA rate is the same for both */
+#if defined(__AVX512F__)
+/* (32 vector registers hold it; with 16, the 12 accumulators and 3 inputs leave one) */
+#define PYCONV_IN_REG(V) __asm__("" : "+v"(V))
+#else
+#define PYCONV_IN_REG(V) ((void)0)
+#endif
 #define PYCONV_ACC(VT, A, M, G, X, NE)                                                     \
     { VT xv0, xv1, xv2, gv; memcpy(&xv0, (X), sizeof(VT)); xv1 = xv0; xv2 = xv0;           \
       if ((NE) > 1) memcpy(&xv1, (X) + dw, sizeof(VT));                                    \
       if ((NE) > 2) memcpy(&xv2, (X) + 2 * dw, sizeof(VT));                                \
       for (ob = 0; ob < (M); ob++) {                                                       \
           memcpy(&gv, (G) + ob * gs_o, sizeof(VT));                                        \
+          PYCONV_IN_REG(gv);                                                               \
           A[ob][0] += gv * xv0;                                                            \
           if ((NE) > 1) A[ob][1] += gv * xv1;                                              \
           if ((NE) > 2) A[ob][2] += gv * xv2;                                              \
@@ -95,8 +105,6 @@ static PYCONV_NOINLINE void NAME PYCONV_TAPS_ARGS(T)                            
         const T* xr = buf + ((n * Dp + od * sd + zoff) * Hp + oh * sh + yoff) * Wp + xoff;   \
         for (jb = 0; jb < nl; jb++)                                                        \
             PYCONV_ACC(VTL, a, M, g + (L) * jb, xr + (L) * jb, NE)                          \
-        if (hash)                                                                          \
-            PYCONV_ACC(VTH, b, M, g + (L) * nl, xr + (L) * nl, NE)                          \
         for (j = jt; j < OW; j++)                                                          \
             for (ob = 0; ob < (M); ob++) {                                                 \
                 T gq = g[ob * gs_o + j];                                                   \
@@ -104,6 +112,17 @@ static PYCONV_NOINLINE void NAME PYCONV_TAPS_ARGS(T)                            
                 if ((NE) > 1) r[ob][1] += gq * xr[j + dw];                                 \
                 if ((NE) > 2) r[ob][2] += gq * xr[j + 2 * dw];                             \
             }                                                                              \
+    }                                                                                      \
+    /* the rows' half vectors in a pass of their own: beside the full ones, their 3M       \
+       accumulators did not fit the registers (AVX-512, 8x128x56x56 in groups of 4:        \
+       spilled to the stack); each accumulator still adds its rows in order */            \
+    if (hash)                                                                              \
+    for (n = 0; n < N; n++)                                                                \
+    for (od = 0; od < OD; od++)                                                            \
+    for (oh = 0; oh < OH; oh++) {                                                          \
+        const T* g = g0 + n * gs_n + (od * OH + oh) * OW;                                   \
+        const T* xr = buf + ((n * Dp + od * sd + zoff) * Hp + oh * sh + yoff) * Wp + xoff;   \
+        PYCONV_ACC(VTH, b, M, g + (L) * nl, xr + (L) * nl, NE)                              \
     }
 /* HALF: a row's remainder of at least L/2 runs as one VTH vector (else scalar) */
 #define PYCONV_TAPS3_M(NAME, T, VTL, VTH, L, M, HALF)                                        \
