@@ -13,35 +13,26 @@
    into blocks whose weights stay in L1; the sums run in the same order). */
 
 #include <string.h>
+#include "pyconv_simd.h"
 /* output channels per register block of the dense kernel (12, with 24
    accumulators, measured 3-12% slower than 8 on the suite's dense layers) */
 #define PYCONV_OBW 8
 #define PYCONV_OBW_NARROW 4
 #if defined(__GNUC__) || defined(__clang__)
-typedef float pyconv_vf __attribute__((vector_size(64)));
-typedef double pyconv_vd __attribute__((vector_size(64)));
-/* native vector bytes of the build variant (64 with AVX-512, 32 with AVX, 16 otherwise) */
-#if defined(__AVX512F__)
-#define PYCONV_WK_NB 64
-#elif defined(__AVX__)
-#define PYCONV_WK_NB 32
-#else
-#define PYCONV_WK_NB 16
-#endif
 /* The tile runs in the build's native vectors: OB x 2 accumulators of 64 bytes would
    take 32 of AVX2's 16 registers (64 of SSE's), and the spilled tile ran 8x64x56x56 *
    64x3x3 float32 at 1 thread in 1167 ms against 18.6 with AVX-512 on an AMD EPYC.  With
    16 registers it runs as groups of 4 output channels x 2 native vectors of positions
    (8 accumulators), each group a pass over the channels and taps; every sum still adds
    (channel, tap) in order, so the bits do not depend on the grouping. */
-#define PYCONV_MK(T, VT, OB, NAME) \
+#define PYCONV_MK(T, OB, NAME) \
 static void NAME(const T *restrict x, Py_ssize_t cstride, const Py_ssize_t *restrict offs, \
                  Py_ssize_t ntaps, Py_ssize_t Cg, const T *restrict wb, T *restrict out, \
                  Py_ssize_t ldo, int accumulate) { \
-    typedef T VN __attribute__((vector_size(PYCONV_WK_NB))); \
-    typedef T VNU __attribute__((vector_size(PYCONV_WK_NB), aligned(sizeof(T)), may_alias)); \
-    enum { VL = PYCONV_WK_NB / sizeof(T), NVT = 128 / PYCONV_WK_NB, \
-           NVG = PYCONV_WK_NB == 64 ? NVT : 2, OBG = PYCONV_WK_NB == 64 ? OB : (OB < 4 ? OB : 4) }; \
+    typedef T VN __attribute__((vector_size(PYCONV_VBYTES))); \
+    typedef T VNU __attribute__((vector_size(PYCONV_VBYTES), aligned(sizeof(T)), may_alias)); \
+    enum { VL = PYCONV_VBYTES / sizeof(T), NVT = 128 / PYCONV_VBYTES, \
+           NVG = PYCONV_VBYTES == 64 ? NVT : 2, OBG = PYCONV_VBYTES == 64 ? OB : (OB < 4 ? OB : 4) }; \
     for (int og = 0; og < OB; og += OBG) \
     for (int vg = 0; vg < NVT; vg += NVG) { \
         VN acc[OBG][NVG]; \
@@ -65,7 +56,7 @@ static void NAME(const T *restrict x, Py_ssize_t cstride, const Py_ssize_t *rest
     } \
 }
 #else
-#define PYCONV_MK(T, VT, OB, NAME) \
+#define PYCONV_MK(T, OB, NAME) \
 static void NAME(const T *x, Py_ssize_t cstride, const Py_ssize_t *offs, Py_ssize_t ntaps, \
                  Py_ssize_t Cg, const T *wb, T *out, Py_ssize_t ldo, int accumulate) { \
     enum { QB = 128 / sizeof(T) }; \
@@ -76,10 +67,10 @@ static void NAME(const T *x, Py_ssize_t cstride, const Py_ssize_t *offs, Py_ssiz
             out[o * ldo + j] += wb[(c * ntaps + t) * OB + o] * x[c * cstride + offs[t] + j]; \
 }
 #endif
-PYCONV_MK(float, pyconv_vf, PYCONV_OBW, pyconv_mk_f)
-PYCONV_MK(double, pyconv_vd, PYCONV_OBW, pyconv_mk_d)
-PYCONV_MK(float, pyconv_vf, PYCONV_OBW_NARROW, pyconv_mk4_f)
-PYCONV_MK(double, pyconv_vd, PYCONV_OBW_NARROW, pyconv_mk4_d)
+PYCONV_MK(float, PYCONV_OBW, pyconv_mk_f)
+PYCONV_MK(double, PYCONV_OBW, pyconv_mk_d)
+PYCONV_MK(float, PYCONV_OBW_NARROW, pyconv_mk4_f)
+PYCONV_MK(double, PYCONV_OBW_NARROW, pyconv_mk4_d)
 /* the last, partial block of positions: reads only its nq positions (ob output channels) */
 #define PYCONV_MK_TAIL(T, NAME) \
 static void NAME(const T *x, Py_ssize_t cstride, const Py_ssize_t *offs, Py_ssize_t ntaps, \
@@ -130,16 +121,16 @@ static inline void pyconv_prefetch_rows(const char *p, Py_ssize_t nrows, Py_ssiz
    of equal size (8 rows as 4 + 4, not 6 + 2: a pass of 4 accumulators waits on the FMA
    latency; AVX2 float64 conv3d h 26.5-27.1 -> 19.9 ms).  Each sum still adds the
    positions in order: the bits do not depend on the grouping. */
-#define PYCONV_WK(T, VT, NV, MR, NAME) \
+#define PYCONV_WK(T, NV, MR, NAME) \
 static void NAME(const T *const *ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq, \
                  Py_ssize_t Wq, Py_ssize_t j0, Py_ssize_t OW, const T *restrict B, Py_ssize_t ldb, \
                  T *restrict C, Py_ssize_t ldc, int mr) { \
-    typedef T VN __attribute__((vector_size(PYCONV_WK_NB))); \
-    typedef T VNU __attribute__((vector_size(PYCONV_WK_NB), aligned(sizeof(T)), may_alias)); \
-    enum { VL = PYCONV_WK_NB / sizeof(T), NVT = NV * (64 / PYCONV_WK_NB), \
-           NVG = PYCONV_WK_NB == 64 ? NVT : (NVT < 2 ? NVT : 2), \
+    typedef T VN __attribute__((vector_size(PYCONV_VBYTES))); \
+    typedef T VNU __attribute__((vector_size(PYCONV_VBYTES), aligned(sizeof(T)), may_alias)); \
+    enum { VL = PYCONV_VBYTES / sizeof(T), NVT = NV * (64 / PYCONV_VBYTES), \
+           NVG = PYCONV_VBYTES == 64 ? NVT : (NVT < 2 ? NVT : 2), \
            MRX = NVT <= 2 ? 4 : 12 / NVG, NGR = (MR + MRX - 1) / MRX, \
-           MRG = PYCONV_WK_NB == 64 ? MR : (MR + NGR - 1) / NGR }; \
+           MRG = PYCONV_VBYTES == 64 ? MR : (MR + NGR - 1) / NGR }; \
     for (int cg = 0; cg < NVT; cg += NVG) \
     for (int rg = 0; rg < mr; rg += MRG) { \
         VN acc[MRG][NVG]; \
@@ -169,7 +160,7 @@ static void NAME(const T *const *ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH
     } \
 }
 #else
-#define PYCONV_WK(T, VT, NV, MR, NAME) \
+#define PYCONV_WK(T, NV, MR, NAME) \
 static void NAME(const T *const *ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq, \
                  Py_ssize_t Wq, Py_ssize_t j0, Py_ssize_t OW, const T *B, Py_ssize_t ldb, T *C, \
                  Py_ssize_t ldc, int mr) { \
@@ -185,12 +176,12 @@ static void NAME(const T *const *ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH
     } \
 }
 #endif
-PYCONV_WK(float, pyconv_vf, 4, 6, pyconv_wk4_f)
-PYCONV_WK(float, pyconv_vf, 2, 8, pyconv_wk2_f)
-PYCONV_WK(float, pyconv_vf, 1, 8, pyconv_wk1_f)
-PYCONV_WK(double, pyconv_vd, 4, 6, pyconv_wk4_d)
-PYCONV_WK(double, pyconv_vd, 2, 8, pyconv_wk2_d)
-PYCONV_WK(double, pyconv_vd, 1, 8, pyconv_wk1_d)
+PYCONV_WK(float, 4, 6, pyconv_wk4_f)
+PYCONV_WK(float, 2, 8, pyconv_wk2_f)
+PYCONV_WK(float, 1, 8, pyconv_wk1_f)
+PYCONV_WK(double, 4, 6, pyconv_wk4_d)
+PYCONV_WK(double, 2, 8, pyconv_wk2_d)
+PYCONV_WK(double, 1, 8, pyconv_wk1_d)
 
 /* ---------------------------------------------------------------------------------
    Dense forward with vectors along OUTPUT CHANNELS (algorithm 'dense_oc'): a register
@@ -205,16 +196,11 @@ PYCONV_WK(double, pyconv_vd, 1, 8, pyconv_wk1_d)
    of at most VL output channels) P x 1.  Each position's sum runs over (channel, tap)
    in the same order whatever tile or tail kernel computes it: the bits do not depend
    on P, the tiling or the thread count. */
-#if defined(__AVX512F__)
-#define PYCONV_OC_BYTES 64
+#define PYCONV_OC_BYTES PYCONV_VBYTES
+#if PYCONV_VBYTES == 64
 #define PYCONV_OC_P2 14
 #define PYCONV_OC_P1 28
-#elif defined(__AVX__)
-#define PYCONV_OC_BYTES 32
-#define PYCONV_OC_P2 6
-#define PYCONV_OC_P1 12
 #else
-#define PYCONV_OC_BYTES 16
 #define PYCONV_OC_P2 6
 #define PYCONV_OC_P1 12
 #endif

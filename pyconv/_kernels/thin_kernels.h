@@ -40,14 +40,11 @@ PYCONV_F3X3_2(double, pyconv_f3x3_2_d)
    computed from the scratch's slack (or the next row) and not stored.  Vector width =
    the build variant's (64 bytes with AVX-512, 32 with AVX, 16 otherwise). */
 #include <string.h>
+#include "pyconv_simd.h"
 #if defined(__AVX512F__)
 #include <immintrin.h>
-#define PYCONV_TH_BYTES 64
-#elif defined(__AVX__)
-#define PYCONV_TH_BYTES 32
-#else
-#define PYCONV_TH_BYTES 16
 #endif
+#define PYCONV_TH_BYTES PYCONV_VBYTES
 /* lanes of one vector (float); a row's reads may run this far past the padded frame */
 #define PYCONV_TH_SLACK (PYCONV_TH_BYTES / 4)
 

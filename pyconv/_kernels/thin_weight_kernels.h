@@ -3,6 +3,7 @@
 #define PYCONV_THIN_WEIGHT_KERNELS_H
 
 #include <string.h>
+#include "pyconv_simd.h"
 #define PYCONV_TAPS_PARAMS(T) const T* g0, Py_ssize_t gs_n, Py_ssize_t gs_o, const T* buf,    \
     Py_ssize_t N, Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Dp, Py_ssize_t Hp, \
     Py_ssize_t Wp, Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t zoff, Py_ssize_t yoff,           \
@@ -21,17 +22,10 @@ typedef double pyconv_d4 __attribute__((vector_size(4 * sizeof(double))));
 /* the build's own vector width for the multi-channel passes, whose 12 accumulators must
    fit the register file: 64-byte vectors under AVX2 are pairs of ymm registers (24 of
    its 16), and the spills made layer e's weight gradient 4x slower than AVX-512's */
-#if defined(__AVX512F__)
-#define PYCONV_TA_BYTES 64
-#elif defined(__AVX__)
-#define PYCONV_TA_BYTES 32
-#else
-#define PYCONV_TA_BYTES 16
-#endif
-typedef float pyconv_taf __attribute__((vector_size(PYCONV_TA_BYTES)));
-typedef float pyconv_taf_h __attribute__((vector_size(PYCONV_TA_BYTES / 2)));
-typedef double pyconv_tad __attribute__((vector_size(PYCONV_TA_BYTES)));
-typedef double pyconv_tad_h __attribute__((vector_size(PYCONV_TA_BYTES / 2)));
+typedef float pyconv_taf __attribute__((vector_size(PYCONV_VBYTES)));
+typedef float pyconv_taf_h __attribute__((vector_size(PYCONV_VBYTES / 2)));
+typedef double pyconv_tad __attribute__((vector_size(PYCONV_VBYTES)));
+typedef double pyconv_tad_h __attribute__((vector_size(PYCONV_VBYTES / 2)));
 /* each pass is a function of its own: inlined into the OpenMP loop, the extra
    register pressure spills the row pointers inside the vector loops (~5% slower) */
 #define PYCONV_NOINLINE __attribute__((noinline))
@@ -149,8 +143,8 @@ static PYCONV_NOINLINE void NAME PYCONV_TAPS_ARGS(T)                            
    width; eight, only where rows hold whole vector blocks: 24 accumulators (AVX-512) */
 PYCONV_TAPS3_1(pyconv_taps3_f, float, pyconv_f16, pyconv_f8)
 PYCONV_TAPS3_1(pyconv_taps3_d, double, pyconv_d16, pyconv_d8)
-PYCONV_TAPS3_M(pyconv_taps3x4_f, float, pyconv_taf, pyconv_taf_h, PYCONV_TA_BYTES / 4, 4, 1)
-PYCONV_TAPS3_M(pyconv_taps3x4_d, double, pyconv_tad, pyconv_tad_h, PYCONV_TA_BYTES / 8, 4, 1)
+PYCONV_TAPS3_M(pyconv_taps3x4_f, float, pyconv_taf, pyconv_taf_h, PYCONV_VBYTES / 4, 4, 1)
+PYCONV_TAPS3_M(pyconv_taps3x4_d, double, pyconv_tad, pyconv_tad_h, PYCONV_VBYTES / 8, 4, 1)
 PYCONV_TAPS3_M(pyconv_taps3x8_f, float, pyconv_f16, pyconv_f16, 16, 8, 0)
 PYCONV_TAPS3_M(pyconv_taps3x8_d, double, pyconv_d8, pyconv_d8, 8, 8, 0)
 /* One output channel (m = 1: depthwise layers), up to three kernel rows x three
