@@ -624,6 +624,48 @@ def test_exports_of_a_persisted_input_are_views(cluster_client):
         np.testing.assert_array_equal(c, block[index[0]][:, index[1]])
 
 
+def test_a_moved_output_leaves_no_copy_of_a_persisted_chunk(cluster_client):
+    """An output of a persisted input reads its own chunk through a task handing on the
+    held array (``_same``), never under the input's key: run on another worker (as the
+    scheduler does to balance queues), it fetches that task's result, which goes once the
+    output has run; fetched under the input's key, the copy would stay until the active
+    memory manager drops replicas.  Here every output is made to run on the worker that
+    does not hold the input: afterwards no chunk of the input is on that worker, and the
+    results are the in-memory ones.  A lazy input's outputs read its chunks directly."""
+    import distributed
+    workers = sorted(cluster_client.scheduler_info()["workers"])
+    holder, other = workers[0], workers[1]
+    rng = np.random.default_rng(23)
+    x = rng.standard_normal((12, 10, 9)).astype(np.float32)
+    k = rng.standard_normal((3, 4, 3)).astype(np.float32)
+    lazy = da.from_array(x, chunks=(6, 5, 9)) + np.float32(0)
+    X = cluster_client.persist(lazy, workers=[holder])
+    futures = list(dict(X.__dask_graph__()).values())
+    cluster_client.gather(futures)
+
+    def outputs_elsewhere(key):
+        name = key[0] if isinstance(key, tuple) else key
+        return [holder] if ("-hold-" in name or "-halo-" in name) else [other]
+
+    with dask.annotate(workers=outputs_elsewhere, allow_other_workers=False):
+        y = pdk.correlate(X, k, "same", method="direct")
+    dsk = dict(y.__dask_graph__())
+    outs = [key for key in dsk if isinstance(key, tuple) and key[0] == y.name]
+    deps = {d for o in outs for d in _deps(dsk, o)}
+    assert not any(isinstance(d, tuple) and d[0] == X.name for d in deps)
+    assert all(any(isinstance(d, tuple) and "-hold-" in d[0] for d in _deps(dsk, o)) for o in outs)
+    # (not optimised: the graph's low-level fusion drops the layer's annotations)
+    got = cluster_client.compute(y, sync=True, optimize_graph=False)
+    assert_same(got, pyconv.signal.correlate(x, k, "same", method="direct"), exact=True)
+    who = cluster_client.who_has(futures)
+    assert all(set(v) == {holder} for v in who.values()), who
+    # a lazy input is not held: its outputs depend on its chunks (no hand-on task)
+    y = pdk.correlate(lazy, k, "same", method="direct")
+    dsk = dict(y.__dask_graph__())
+    assert not any(isinstance(key, tuple) and "-hold-" in str(key[0]) for key in dsk)
+    cluster_client.cancel(futures)
+
+
 @pytest.mark.parametrize("slab_bytes", [1, 700])
 def test_chunks_run_in_slabs_of_rows(engine, monkeypatch, slab_bytes):
     """Direct convolutions run a chunk in slabs of output rows, each slab's region (at most
