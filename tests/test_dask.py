@@ -666,6 +666,33 @@ def test_a_moved_output_leaves_no_copy_of_a_persisted_chunk(cluster_client):
     cluster_client.cancel(futures)
 
 
+def test_tasks_allocate_from_the_memory_pool(monkeypatch):
+    """A chunk's task runs in pyconv's memory pool, for the arrays it makes itself too: the
+    slab-wise output of a direct chunk (assembled outside pyconv's functions) comes from
+    the pool, and its values are the in-memory ones; with the pool off, from NumPy."""
+    from numpy._core.multiarray import get_handler_name
+
+    import pyconv.dask as pdk_mod
+    from pyconv import _memory
+    from pyconv._kernels import _pool
+    monkeypatch.setattr(pdk_mod, "_SLAB_BYTES", 64 << 10)      # a 384 KiB chunk in 8+ slabs
+    rng = np.random.default_rng(29)
+    x = rng.standard_normal((40, 40, 120)).astype(np.float32)
+    k = rng.standard_normal((3, 3, 3)).astype(np.float32)
+    X = da.from_array(x, chunks=(40, 40, 60))
+    ref = pyconv.signal.convolve(x, k, "same", method="direct")
+    before = _memory.stats()["budget"]
+    try:
+        for budget, pooled in ((64 << 20, True), (0, False)):
+            _memory.configure(budget)
+            y = pdk.convolve(X, k, "same", method="direct")
+            block = dask.get(dict(y.__dask_graph__()), (y.name, 0, 0, 1))     # the task's own result
+            assert (get_handler_name(block) == _pool.NAME) == pooled
+            np.testing.assert_array_equal(block, ref[:, :, 60:])
+    finally:
+        _memory.configure(before)
+
+
 @pytest.mark.parametrize("slab_bytes", [1, 700])
 def test_chunks_run_in_slabs_of_rows(engine, monkeypatch, slab_bytes):
     """Direct convolutions run a chunk in slabs of output rows, each slab's region (at most
