@@ -11,6 +11,7 @@ Engines: dask's synchronous and threaded schedulers, and a real
 once for the session.  Every lazy result is checked chunk by chunk: each computed
 block has the shape its ``chunks`` announce and the announced dtype.
 """
+import itertools
 import math
 import os
 import subprocess
@@ -513,23 +514,51 @@ def _deps(dsk, key):
     return get_dependencies(dsk, key)
 
 
-def test_halo_graph_is_one_task_per_chunk_plus_one_export():
-    """A 4x4x4-chunk volume: one output task per chunk reading one input chunk whole (its
-    own) and its neighbours only through their export tasks, each export reading one chunk."""
-    x = da.random.default_rng(3).standard_normal((40, 40, 40), chunks=10)
-    k = np.random.default_rng(4).standard_normal((3, 3, 3))
+@pytest.mark.parametrize("shape, chunk, ksz, split", [
+    ((40, 40, 40), 10, 3, True),     # an inner chunk's pieces: 5.8 KB of an 8 KB chunk
+    ((256, 256), 64, 3, False),      # 2.1 KB of 32 KB: one shared export per chunk
+    ((256, 256), 64, 9, True)])      # 8.7 KB of 32 KB
+def test_halo_graph_is_one_task_per_chunk_plus_its_exports(shape, chunk, ksz, split):
+    """One output task per chunk reading one input chunk whole (its own) and its neighbours
+    only through their export tasks, each export reading one chunk.  A chunk's pieces go
+    in one shared export, or, when a chunk's pieces make an eighth of it or more, every
+    chunk's go in one export per axis (the faces across it, read by the neighbours apart
+    along that axis alone) and one for the diagonal neighbours."""
+    x = da.random.default_rng(3).standard_normal(shape, chunks=chunk)
+    k = np.random.default_rng(4).standard_normal((ksz,) * len(shape))
     y = pdk.convolve(x, k, "same", method="direct")
     dsk = dict(y.__dask_graph__())
     inputs = set(dict(x.__dask_graph__()))
     outs = [key for key in dsk if isinstance(key, tuple) and key[0] == y.name]
     exports = [key for key in dsk if isinstance(key, tuple) and "-halo-" in str(key[0])]
-    assert len(outs) == 64 and len(exports) == 64
-    assert len(dsk) == len(inputs) + 64 + 64              # the small kernel rides in each task
+    halo = f"{y.name.rsplit('-', 1)[0]}-halo-{y.name.rsplit('-', 1)[1]}"
+    grid = [n // chunk for n in shape]
+    h = (ksz - 1) // 2
+
+    def neighbours(c):
+        return [nb for nb in itertools.product(*[range(max(0, i - 1), min(g, i + 2)) for i, g in zip(c, grid)])
+                if nb != c]
+
+    def pieces(c):
+        # what the outputs reading chunk c read of it: its whole extent along the axes where
+        # they sit level with it, the halo depth across the others
+        return sum(math.prod(chunk if a == b else h for a, b in zip(nb, c)) for nb in neighbours(c))
+
+    chunks = list(itertools.product(*map(range, grid)))
+    assert any(8 * pieces(c) >= chunk ** len(shape) for c in chunks) == split
+    assert len(outs) == len(chunks)
+    assert len(dsk) == len(inputs) + len(outs) + len(exports)    # the small kernel rides in each task
+    want_exports = set()
     for key in outs:
         deps = _deps(dsk, key)
         assert [d for d in deps if d in inputs] == [(x.name,) + key[1:]]
-        assert len([d for d in deps if d in exports]) == math.prod(
-            3 - (i in (0, 3)) for i in key[1:]) - 1    # every neighbour, 26 inside
+        want = set()
+        for nb in neighbours(key[1:]):
+            apart = [d for d in range(len(shape)) if nb[d] != key[1 + d]]
+            want.add((halo + (str(apart[0]) if split and len(apart) == 1 else ""),) + nb)
+        assert {d for d in deps if d in exports} == want
+        want_exports |= want
+    assert set(exports) == want_exports
     for key in exports:
         assert _deps(dsk, key) == {(x.name,) + key[1:]}
     assert_same(y.compute(scheduler="sync"),
