@@ -446,7 +446,16 @@ def test_same_mode_short_rows_equal_full_crop(shapes, dtype):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex64, np.int64])
 @pytest.mark.parametrize("geo", [((6, 40), (3, 5), (7, 36), (-1, -2)),        # shorter rows, both borders
                                  ((5, 4, 33), (2, 3, 4), (4, 3, 30), (0, 0, 0)),  # 'valid'
-                                 ((9, 64), (4, 9), (8, 50), (-2, 3))])
+                                 ((9, 64), (4, 9), (8, 50), (-2, 3)),
+                                 # rows swept two at a time (pcv_sweep2): rows of 70 (whole
+                                 # vector tiles, then a partial last vector), of 8 (shorter
+                                 # than a vector), 'valid' rows of 37, planes of a 4-d array,
+                                 # and 289 planes (two calls of at most 256)
+                                 ((12, 70), (5, 3), (12, 70), (-2, -1)),
+                                 ((14, 8), (3, 3), (14, 8), (-1, -1)),
+                                 ((3, 11, 37), (2, 4, 5), (2, 8, 33), (0, 0, 0)),
+                                 ((2, 3, 9, 20), (2, 2, 3, 3), (2, 3, 9, 20), (0, -1, -1, -1)),
+                                 ((17, 17, 8, 12), (17, 17, 2, 3), (1, 1, 7, 10), (0, 0, 0, 0))])
 def test_kernel_merged_short_rows_bitwise_the_rows_one_by_one(geo, dtype):
     # output rows shorter than a's are swept merged (a scratch of a's row length, the
     # border columns redone): the bits of each row computed alone (a one-row geometry,

@@ -63,6 +63,10 @@ cdef extern from "direct_sweep.h" nogil:
                              float* X, float* U)
     Py_ssize_t pcv_lanes_f64(const double* a, const double* w, Py_ssize_t n, double* o, Py_ssize_t m,
                              double* X, double* U)
+    void pcv_sweep2_f32(const float** a, const float** w, int np, int kh, int kw, Py_ssize_t L, int fresh,
+                        float* o0, float* o1, Py_ssize_t m)
+    void pcv_sweep2_f64(const double** a, const double** w, int np, int kh, int kw, Py_ssize_t L, int fresh,
+                        double* o0, double* o1, Py_ssize_t m)
     Py_ssize_t PCV_LANES_SCRATCH(Py_ssize_t n, Py_ssize_t itemsize)
     enum: PCV_LS
     enum: PCV_VBYTES
@@ -478,7 +482,10 @@ cdef void _plane_item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t
     cdef scalar_t gw[LGROUP]
     cdef int ng = 0, gsize
     cdef bint fresh = True
-    cdef Py_ssize_t ntaps, aoff, woff, j, kr, kc, c, rr, rr0, rr1
+    cdef Py_ssize_t ntaps, aoff, woff, j, kr, kc, c, rr, rr0, rr1, pz0, pz1, s0, s1
+    cdef int part
+    cdef bint more
+    cdef const scalar_t* gwp[LGROUP]
     cdef Py_ssize_t last = nd - 1
     cdef Py_ssize_t dr = nd - 2
     cdef Py_ssize_t L = ash[last]
@@ -506,30 +513,71 @@ cdef void _plane_item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t
             oplane[j] = 0
         return
     gsize = _group_size(ntaps * kh * kw, _group_cap(out))
-    # 1) every output of the run as if no tap left its row
-    while True:
-        _offsets(nd - 2, pos, k, astr, wstr, &aoff, &woff)
-        aplane = a + aoff
-        for kr in range(kh):
-            if r1 + sr + kr <= 0 or r0 + sr + kr >= ra:
-                continue        # this kernel row reaches no row of the run
-            for kc in range(kw):
-                gap[ng] = aplane
-                gc[ng] = (sr + kr) * L + sc + kc + jo
-                gw[ng] = w[woff + kr * wstr[dr] + kc]
+    # 1) every output of the run as if no tap left its row.  float32/float64: the rows
+    # whose every kernel row lies inside a, with a spare row above and below (a flat column
+    # past a row's end reads the next row), two at a time (pcv_sweep2: each input vector
+    # loaded serves both rows); the others, and other dtypes, as one flat run of taps.
+    pz0 = r1
+    pz1 = r1
+    if (scalar_t is float or scalar_t is double) and kh >= 2 and -L <= sc and sc + kw - 1 <= L:
+        pz0 = _max(r0, 1 - sr)
+        pz1 = _min(r1, ra - 1 - sr - kh)
+        if pz1 - pz0 >= 2:
+            pz1 = pz0 + (pz1 - pz0) // 2 * 2
+        else:
+            pz0 = r1
+            pz1 = r1
+    for part in range(2):
+        s0 = r0 if part == 0 else pz1
+        s1 = pz0 if part == 0 else r1
+        if s0 >= s1:
+            continue
+        fresh = True
+        ng = 0
+        while True:
+            _offsets(nd - 2, pos, k, astr, wstr, &aoff, &woff)
+            aplane = a + aoff
+            for kr in range(kh):
+                if s1 + sr + kr <= 0 or s0 + sr + kr >= ra:
+                    continue        # this kernel row reaches no row of the run
+                for kc in range(kw):
+                    gap[ng] = aplane
+                    gc[ng] = (sr + kr) * L + sc + kc + jo
+                    gw[ng] = w[woff + kr * wstr[dr] + kc]
+                    ng += 1
+                    if ng == gsize:
+                        _flush(gap, gc, gw, ng, fresh, ob, ra * L, s0 * L - jo, s1 * L - jo)
+                        fresh = False
+                        ng = 0
+            if not _advance(k, lo, hi, nd - 2):
+                break
+        if ng > 0:
+            _flush(gap, gc, gw, ng, fresh, ob, ra * L, s0 * L - jo, s1 * L - jo)
+            fresh = False
+        if fresh:
+            for j in range(s0 * L, s1 * L):
+                ob[j - jo] = 0
+    if (scalar_t is float or scalar_t is double) and pz0 < pz1:
+        for rr in range(pz0, pz1, 2):
+            fresh = True
+            ng = 0
+            while True:             # (the odometer wrapped back to lo)
+                _offsets(nd - 2, pos, k, astr, wstr, &aoff, &woff)
+                gap[ng] = a + aoff + (rr + sr) * L + sc     # the planes, in groups of LGROUP
+                gwp[ng] = w + woff
                 ng += 1
-                if ng == gsize:
-                    _flush(gap, gc, gw, ng, fresh, ob, ra * L, j0 - jo, j1 - jo)
+                more = _advance(k, lo, hi, nd - 2)
+                if ng == LGROUP or not more:
+                    if scalar_t is float:
+                        pcv_sweep2_f32(gap, gwp, ng, <int>kh, <int>kw, L, fresh,
+                                       ob + rr * L - jo, ob + (rr + 1) * L - jo, L)
+                    else:
+                        pcv_sweep2_f64(gap, gwp, ng, <int>kh, <int>kw, L, fresh,
+                                       ob + rr * L - jo, ob + (rr + 1) * L - jo, L)
                     fresh = False
                     ng = 0
-        if not _advance(k, lo, hi, nd - 2):
-            break
-    if ng > 0:
-        _flush(gap, gc, gw, ng, fresh, ob, ra * L, j0 - jo, j1 - jo)
-        fresh = False
-    if fresh:
-        for j in range(j0, j1):
-            ob[j - jo] = 0
+                if not more:
+                    break
     if scratch != NULL:
         for rr in range(r0, r1):
             memcpy(oplane + rr * ol, scratch + (rr - r0) * L, ol * sizeof(scalar_t))

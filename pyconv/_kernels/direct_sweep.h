@@ -171,6 +171,128 @@ static Py_ssize_t NAME(const T *a, const T *w, Py_ssize_t n, T *o, Py_ssize_t m,
 }
 PCV_LANES(pcv_lanes_f32, float, pcv_vf)
 PCV_LANES(pcv_lanes_f64, double, pcv_vd)
+
+/* Two output rows at once (the merged runs of rows of direct.pyx's _plane_item), over
+   ``np`` planes of kh x kw taps: rows r and r + 1 read the input rows L apart, so the
+   vector loaded from input row q (q = 0..kh) of a plane serves row r's tap (q, c) and
+   row r + 1's tap (q - 1, c): one load and two broadcasts per two FMAs instead of one
+   load and one broadcast per FMA.  Plane i's input starts at a[i] (row r's tap (0, 0)),
+   its weights at w[i] (kh x kw, C order):
+
+       o0[j] (+)= sum_{i, q<kh, c<kw} w[i][q * kw + c] * a[i][q * L + c + j]
+       o1[j] (+)= sum_{i, q<kh, c<kw} w[i][q * kw + c] * a[i][(q + 1) * L + c + j]
+
+   for 0 <= j < m, from 0 (``fresh``) or from the sums in o0/o1.  Each output still
+   takes its taps in the order (i, q, c), one "acc = acc + w * x" step each: the bits
+   of the one-row sweep.  Tiles of 2 rows x PCV_R2 vectors, then of 2 x 1; a last
+   partial vector is a whole one ending at m, computed from the sums before any store. */
+#define PCV_R2 4
+/* Each loaded vector is pinned in a register (an empty asm): left to itself, GCC folds the
+   load into both of its FMAs as a memory operand, loading it twice (the sweep then ran
+   1.5-2.5x slower than the one-row one). */
+#if defined(__x86_64__) || defined(__i386__)
+#define PCV_IN_REG(V) __asm__("" : "+v"(V))
+#else
+#define PCV_IN_REG(V) ((void)0)
+#endif
+/* the tile's loops over its vectors unrolled, so its sums stay in registers (GCC unrolled
+   them by itself for AVX-512 but kept them on the stack for AVX2: 12x slower) */
+#if defined(__clang__)
+#define PCV_UNROLL _Pragma("unroll")
+#elif defined(__GNUC__)
+#define PCV_UNROLL _Pragma("GCC unroll 8")
+#else
+#define PCV_UNROLL
+#endif
+/* the taps of NR vectors of both rows at column j: s0/s1 hold the sums */
+#define PCV_PAIR_TAPS(T, VT, NR)                                                            \
+    for (i = 0; i < np; i++) {                                                              \
+        const T *ai = a[i] + j, *wi = w[i];                                                 \
+        for (c = 0; c < kw; c++) {              /* q = 0: row r only */                     \
+            const T w0 = wi[c];                                                             \
+            PCV_UNROLL for (r = 0; r < NR; r++) {                                                      \
+                memcpy(&x[r], ai + c + r * V, sizeof(VT));                                  \
+                s0[r] = s0[r] + w0 * x[r];                                                  \
+            }                                                                               \
+        }                                                                                   \
+        for (q = 1; q < kh; q++) {                                                          \
+            const T *aq = ai + (Py_ssize_t)q * L, *wq = wi + q * kw, *wp = wq - kw;         \
+            for (c = 0; c < kw; c++) {                                                      \
+                const T w0 = wq[c], w1 = wp[c];                                             \
+                PCV_UNROLL for (r = 0; r < NR; r++) {                                                  \
+                    memcpy(&x[r], aq + c + r * V, sizeof(VT));                              \
+                    PCV_IN_REG(x[r]);                                                       \
+                    s0[r] = s0[r] + w0 * x[r];                                              \
+                    s1[r] = s1[r] + w1 * x[r];                                              \
+                }                                                                           \
+            }                                                                               \
+        }                                                                                   \
+        for (c = 0; c < kw; c++) {              /* q = kh: row r + 1 only */                \
+            const T w1 = wi[(kh - 1) * kw + c];                                             \
+            PCV_UNROLL for (r = 0; r < NR; r++) {                                                      \
+                memcpy(&x[r], ai + (Py_ssize_t)kh * L + c + r * V, sizeof(VT));             \
+                s1[r] = s1[r] + w1 * x[r];                                                  \
+            }                                                                               \
+        }                                                                                   \
+    }
+#define PCV_SWEEP2(NAME, T, VT)                                                             \
+static void NAME(const T *const *a, const T *const *w, int np, int kh, int kw, Py_ssize_t L, \
+                 int fresh, T *o0, T *o1, Py_ssize_t m) {                                   \
+    enum { V = sizeof(VT) / sizeof(T) };                                                    \
+    Py_ssize_t j = 0, t;                                                                    \
+    int i, q, c, r;                                                                         \
+    VT last0 = (VT){0}, last1 = (VT){0};                                                    \
+    if (m > V && m % V) {                                                                   \
+        VT s0[1], s1[1], x[1];                                                              \
+        j = m - V;                                                                          \
+        if (fresh) { s0[0] = (VT){0}; s1[0] = (VT){0}; }                                    \
+        else { memcpy(&s0[0], o0 + j, sizeof(VT)); memcpy(&s1[0], o1 + j, sizeof(VT)); }    \
+        PCV_PAIR_TAPS(T, VT, 1)                                                             \
+        last0 = s0[0]; last1 = s1[0];                                                       \
+        j = 0;                                                                              \
+    }                                                                                       \
+    for (; j + PCV_R2 * V <= m; j += PCV_R2 * V) {                                          \
+        VT s0[PCV_R2], s1[PCV_R2], x[PCV_R2];                                               \
+        PCV_UNROLL for (r = 0; r < PCV_R2; r++) {                                                      \
+            if (fresh) { s0[r] = (VT){0}; s1[r] = (VT){0}; }                                \
+            else {                                                                          \
+                memcpy(&s0[r], o0 + j + r * V, sizeof(VT));                                 \
+                memcpy(&s1[r], o1 + j + r * V, sizeof(VT));                                 \
+            }                                                                               \
+        }                                                                                   \
+        PCV_PAIR_TAPS(T, VT, PCV_R2)                                                        \
+        PCV_UNROLL for (r = 0; r < PCV_R2; r++) {                                                      \
+            memcpy(o0 + j + r * V, &s0[r], sizeof(VT));                                     \
+            memcpy(o1 + j + r * V, &s1[r], sizeof(VT));                                     \
+        }                                                                                   \
+    }                                                                                       \
+    for (; j + V <= m; j += V) {                                                            \
+        VT s0[1], s1[1], x[1];                                                              \
+        if (fresh) { s0[0] = (VT){0}; s1[0] = (VT){0}; }                                    \
+        else { memcpy(&s0[0], o0 + j, sizeof(VT)); memcpy(&s1[0], o1 + j, sizeof(VT)); }    \
+        PCV_PAIR_TAPS(T, VT, 1)                                                             \
+        memcpy(o0 + j, &s0[0], sizeof(VT));                                                 \
+        memcpy(o1 + j, &s1[0], sizeof(VT));                                                 \
+    }                                                                                       \
+    if (m > V && m % V) {                                                                   \
+        memcpy(o0 + m - V, &last0, sizeof(VT));                                             \
+        memcpy(o1 + m - V, &last1, sizeof(VT));                                             \
+        j = m;                                                                              \
+    }                                                                                       \
+    for (t = j; t < m; t++) {                                                               \
+        T u0 = fresh ? 0 : o0[t], u1 = fresh ? 0 : o1[t];                                   \
+        for (i = 0; i < np; i++)                                                            \
+            for (q = 0; q < kh; q++)                                                        \
+                for (c = 0; c < kw; c++) {                                                  \
+                    u0 = u0 + w[i][q * kw + c] * a[i][(Py_ssize_t)q * L + c + t];           \
+                    u1 = u1 + w[i][q * kw + c] * a[i][(Py_ssize_t)(q + 1) * L + c + t];     \
+                }                                                                           \
+        o0[t] = u0;                                                                         \
+        o1[t] = u1;                                                                         \
+    }                                                                                       \
+}
+PCV_SWEEP2(pcv_sweep2_f32, float, pcv_vf)
+PCV_SWEEP2(pcv_sweep2_f64, double, pcv_vd)
 #else
 #define PCV_SWEEP(NAME, T)                                                                  \
 static void NAME(const T *const *p, const T *w, int n, int fresh, T *o,                    \
@@ -187,6 +309,25 @@ static Py_ssize_t pcv_lanes_f32(const float *a, const float *w, Py_ssize_t n, fl
                                 float *X, float *U) { return 0; }
 static Py_ssize_t pcv_lanes_f64(const double *a, const double *w, Py_ssize_t n, double *o, Py_ssize_t m,
                                 double *X, double *U) { return 0; }
+#define PCV_SWEEP2(NAME, T)                                                                 \
+static void NAME(const T *const *a, const T *const *w, int np, int kh, int kw, Py_ssize_t L, \
+                 int fresh, T *o0, T *o1, Py_ssize_t m) {                                   \
+    Py_ssize_t t;                                                                           \
+    int i, q, c;                                                                            \
+    for (t = 0; t < m; t++) {                                                               \
+        T u0 = fresh ? 0 : o0[t], u1 = fresh ? 0 : o1[t];                                   \
+        for (i = 0; i < np; i++)                                                            \
+            for (q = 0; q < kh; q++)                                                        \
+                for (c = 0; c < kw; c++) {                                                  \
+                    u0 = u0 + w[i][q * kw + c] * a[i][(Py_ssize_t)q * L + c + t];           \
+                    u1 = u1 + w[i][q * kw + c] * a[i][(Py_ssize_t)(q + 1) * L + c + t];     \
+                }                                                                           \
+        o0[t] = u0;                                                                         \
+        o1[t] = u1;                                                                         \
+    }                                                                                       \
+}
+PCV_SWEEP2(pcv_sweep2_f32, float)
+PCV_SWEEP2(pcv_sweep2_f64, double)
 #endif
 
 #endif
