@@ -24,7 +24,9 @@ Rows:
 - the routing check's cost per call of an in-memory function (numpy arguments), before
   and after dask is imported.
 - peak worker memory during each volume run: the largest rise of a worker's RSS above
-  its level before the run (psutil, sampled every 5 ms by a thread in each worker; the
+  its level before the run less what pyconv's memory pool held then (those blocks are
+  reused by the run: without counting them, a run after the warm-up showed almost no
+  rise) (psutil, sampled every 5 ms by a thread in each worker; the
   persisted input is in the baseline, and each run starts once no key has a second copy
   on another worker), reported as a multiple of one chunk plus its halo (target <= 4x):
   the largest over workers and timed runs (``peak_over_chunk_halo``), each worker of each
@@ -74,7 +76,12 @@ def _sampler_start(dask_worker=None):
     import psutil
     proc = psutil.Process()
     before = _managed(dask_worker) if dask_worker is not None else {}
-    state = {"base": proc.memory_info().rss, "peak": 0, "stop": False, "before": before, "at_peak": before}
+    # the blocks pyconv's memory pool holds are in the baseline RSS but serve the run: they
+    # count as part of its rise (else a run after a warm-up shows ~0 for what it reuses)
+    from pyconv import _memory
+    held = _memory.stats()["held"]
+    state = {"base": proc.memory_info().rss - held, "peak": 0, "stop": False, "before": before,
+             "at_peak": before}
 
     def loop():
         while not state["stop"]:
