@@ -50,6 +50,20 @@
         }                                                                                   \
     }
 
+/* Outputs t = J0..m-1 of pcv_sweep2's two rows one at a time, taps in the same order. */
+#define PCV_PAIR_TAIL(T, J0)                                                                \
+    for (t = (J0); t < m; t++) {                                                            \
+        T u0 = fresh ? 0 : o0[t], u1 = fresh ? 0 : o1[t];                                   \
+        for (i = 0; i < np; i++)                                                            \
+            for (q = 0; q < kh; q++)                                                        \
+                for (c = 0; c < kw; c++) {                                                  \
+                    u0 = u0 + w[i][q * kw + c] * a[i][(Py_ssize_t)q * L + c + t];           \
+                    u1 = u1 + w[i][q * kw + c] * a[i][(Py_ssize_t)(q + 1) * L + c + t];     \
+                }                                                                           \
+        o0[t] = u0;                                                                         \
+        o1[t] = u1;                                                                         \
+    }
+
 #if defined(__GNUC__) || defined(__clang__)
 typedef float pcv_vf __attribute__((vector_size(PCV_VBYTES)));
 typedef double pcv_vd __attribute__((vector_size(PCV_VBYTES)));
@@ -279,17 +293,7 @@ static void NAME(const T *const *a, const T *const *w, int np, int kh, int kw, P
         memcpy(o1 + m - V, &last1, sizeof(VT));                                             \
         j = m;                                                                              \
     }                                                                                       \
-    for (t = j; t < m; t++) {                                                               \
-        T u0 = fresh ? 0 : o0[t], u1 = fresh ? 0 : o1[t];                                   \
-        for (i = 0; i < np; i++)                                                            \
-            for (q = 0; q < kh; q++)                                                        \
-                for (c = 0; c < kw; c++) {                                                  \
-                    u0 = u0 + w[i][q * kw + c] * a[i][(Py_ssize_t)q * L + c + t];           \
-                    u1 = u1 + w[i][q * kw + c] * a[i][(Py_ssize_t)(q + 1) * L + c + t];     \
-                }                                                                           \
-        o0[t] = u0;                                                                         \
-        o1[t] = u1;                                                                         \
-    }                                                                                       \
+    PCV_PAIR_TAIL(T, j)                                                                     \
 }
 PCV_SWEEP2(pcv_sweep2_f32, float, pcv_vf)
 PCV_SWEEP2(pcv_sweep2_f64, double, pcv_vd)
@@ -314,17 +318,7 @@ static void NAME(const T *const *a, const T *const *w, int np, int kh, int kw, P
                  int fresh, T *o0, T *o1, Py_ssize_t m) {                                   \
     Py_ssize_t t;                                                                           \
     int i, q, c;                                                                            \
-    for (t = 0; t < m; t++) {                                                               \
-        T u0 = fresh ? 0 : o0[t], u1 = fresh ? 0 : o1[t];                                   \
-        for (i = 0; i < np; i++)                                                            \
-            for (q = 0; q < kh; q++)                                                        \
-                for (c = 0; c < kw; c++) {                                                  \
-                    u0 = u0 + w[i][q * kw + c] * a[i][(Py_ssize_t)q * L + c + t];           \
-                    u1 = u1 + w[i][q * kw + c] * a[i][(Py_ssize_t)(q + 1) * L + c + t];     \
-                }                                                                           \
-        o0[t] = u0;                                                                         \
-        o1[t] = u1;                                                                         \
-    }                                                                                       \
+    PCV_PAIR_TAIL(T, 0)                                                                     \
 }
 PCV_SWEEP2(pcv_sweep2_f32, float)
 PCV_SWEEP2(pcv_sweep2_f64, double)
