@@ -644,9 +644,10 @@ def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0, ex
     # neighbours' pieces (all chunks alike: the chunks on the border between two workers'
     # shares are as often those at the array's faces, whose exports are smaller).
     # 512^3 float32 in 128^3 chunks, 7^3 kernel (faces 192 KiB, the export 1.2 MiB), 2-worker
-    # LocalCluster, AMD EPYC: worker peak (median over workers and runs) 6.6-7.2x chunk +
-    # halo -> 2.1-2.6x, time 1.55-1.66 -> 1.65-1.67 s; at 3^3 (0.4 MiB, left shared) cutting
-    # would have cost 0.55-0.57 -> 0.66-0.69 s for peaks of 1-2x anyway.
+    # LocalCluster, AMD EPYC: worker peak (median over workers and runs, the memory pool's
+    # blocks counted) 11.6x chunk + halo -> 4.1x (max 13.0 -> 6.9x), time 1.50-1.52 ->
+    # 1.62-1.69 s; at 3^3 (0.4 MiB, left shared) cutting would have cost 0.55-0.57 ->
+    # 0.66-0.69 s for no lower peak.
     split = any(8 * sum(b for _, b in rim.values()) >= itemsize * math.prod(x.chunks[d][b] for d, b in enumerate(src))
                 for src, rim in rims.items())
     exports = {}                # export key -> (its pieces' indices, {index key: position})
