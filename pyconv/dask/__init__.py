@@ -647,7 +647,7 @@ def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0, ex
     # LocalCluster, AMD EPYC: worker peak (median over workers and runs, the memory pool's
     # blocks counted) 11.6x chunk + halo -> 4.1x (max 13.0 -> 6.9x), time 1.50-1.52 ->
     # 1.62-1.69 s; at 3^3 (0.4 MiB, left shared) cutting would have cost 0.55-0.57 ->
-    # 0.66-0.69 s for no lower peak.
+    # 0.66-0.69 s, where the peak is within 4x already (3.7-4.0x).
     split = any(8 * sum(b for _, b in rim.values()) >= itemsize * math.prod(x.chunks[d][b] for d, b in enumerate(src))
                 for src, rim in rims.items())
     exports = {}                # export key -> (its pieces' indices, {index key: position})
