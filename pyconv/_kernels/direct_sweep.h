@@ -19,18 +19,13 @@
 
 #include <stddef.h>
 #include <string.h>
+#include "pyconv_simd.h"
 
 /* items of one thread's scratch for the lane-strided sweep of n taps (+ 64 bytes
    of slack for aligning it) */
 #define PCV_LANES_SCRATCH(n, itemsize) (((PCV_LS + (n)) + PCV_LS) * (PCV_VBYTES / (itemsize)) + 64 / (itemsize))
 
-#if defined(__AVX512F__)
-#define PCV_VBYTES 64
-#elif defined(__AVX__)
-#define PCV_VBYTES 32
-#else
-#define PCV_VBYTES 16
-#endif
+#define PCV_VBYTES PYCONV_VBYTES
 /* vectors per tile: 4 independent accumulator chains per tap */
 #define PCV_R 4
 
@@ -201,14 +196,6 @@ PCV_LANES(pcv_lanes_f64, double, pcv_vd)
    of the one-row sweep.  Tiles of 2 rows x PCV_R2 vectors, then of 2 x 1; a last
    partial vector is a whole one ending at m, computed from the sums before any store. */
 #define PCV_R2 4
-/* Each loaded vector is pinned in a register (an empty asm): left to itself, GCC folds the
-   load into both of its FMAs as a memory operand, loading it twice (the sweep then ran
-   1.5-2.5x slower than the one-row one). */
-#if defined(__x86_64__) || defined(__i386__)
-#define PCV_IN_REG(V) __asm__("" : "+v"(V))
-#else
-#define PCV_IN_REG(V) ((void)0)
-#endif
 /* the tile's loops over its vectors unrolled, so its sums stay in registers (GCC unrolled
    them by itself for AVX-512 but kept them on the stack for AVX2: 12x slower) */
 #if defined(__clang__)
@@ -224,7 +211,7 @@ PCV_LANES(pcv_lanes_f64, double, pcv_vd)
         const T *ai = a[i] + j, *wi = w[i];                                                 \
         for (c = 0; c < kw; c++) {              /* q = 0: row r only */                     \
             const T w0 = wi[c];                                                             \
-            PCV_UNROLL for (r = 0; r < NR; r++) {                                                      \
+            PCV_UNROLL for (r = 0; r < NR; r++) {                                           \
                 memcpy(&x[r], ai + c + r * V, sizeof(VT));                                  \
                 s0[r] = s0[r] + w0 * x[r];                                                  \
             }                                                                               \
@@ -233,9 +220,9 @@ PCV_LANES(pcv_lanes_f64, double, pcv_vd)
             const T *aq = ai + (Py_ssize_t)q * L, *wq = wi + q * kw, *wp = wq - kw;         \
             for (c = 0; c < kw; c++) {                                                      \
                 const T w0 = wq[c], w1 = wp[c];                                             \
-                PCV_UNROLL for (r = 0; r < NR; r++) {                                                  \
+                PCV_UNROLL for (r = 0; r < NR; r++) {                                       \
                     memcpy(&x[r], aq + c + r * V, sizeof(VT));                              \
-                    PCV_IN_REG(x[r]);                                                       \
+                    PYCONV_IN_REG(x[r]); /* (pinned: one load, two FMAs) */                 \
                     s0[r] = s0[r] + w0 * x[r];                                              \
                     s1[r] = s1[r] + w1 * x[r];                                              \
                 }                                                                           \
@@ -243,7 +230,7 @@ PCV_LANES(pcv_lanes_f64, double, pcv_vd)
         }                                                                                   \
         for (c = 0; c < kw; c++) {              /* q = kh: row r + 1 only */                \
             const T w1 = wi[(kh - 1) * kw + c];                                             \
-            PCV_UNROLL for (r = 0; r < NR; r++) {                                                      \
+            PCV_UNROLL for (r = 0; r < NR; r++) {                                           \
                 memcpy(&x[r], ai + (Py_ssize_t)kh * L + c + r * V, sizeof(VT));             \
                 s1[r] = s1[r] + w1 * x[r];                                                  \
             }                                                                               \
@@ -267,7 +254,7 @@ static void NAME(const T *const *a, const T *const *w, int np, int kh, int kw, P
     }                                                                                       \
     for (; j + PCV_R2 * V <= m; j += PCV_R2 * V) {                                          \
         VT s0[PCV_R2], s1[PCV_R2], x[PCV_R2];                                               \
-        PCV_UNROLL for (r = 0; r < PCV_R2; r++) {                                                      \
+        PCV_UNROLL for (r = 0; r < PCV_R2; r++) {                                           \
             if (fresh) { s0[r] = (VT){0}; s1[r] = (VT){0}; }                                \
             else {                                                                          \
                 memcpy(&s0[r], o0 + j + r * V, sizeof(VT));                                 \
@@ -275,7 +262,7 @@ static void NAME(const T *const *a, const T *const *w, int np, int kh, int kw, P
             }                                                                               \
         }                                                                                   \
         PCV_PAIR_TAPS(T, VT, PCV_R2)                                                        \
-        PCV_UNROLL for (r = 0; r < PCV_R2; r++) {                                                      \
+        PCV_UNROLL for (r = 0; r < PCV_R2; r++) {                                           \
             memcpy(o0 + j + r * V, &s0[r], sizeof(VT));                                     \
             memcpy(o1 + j + r * V, &s1[r], sizeof(VT));                                     \
         }                                                                                   \

@@ -74,19 +74,16 @@ static PYCONV_NOINLINE void NAME PYCONV_TAPS_ARGS(T)                            
    taps: left to itself, GCC folded the load into each of the three FMAs (AVX-512: 15
    loads per 12 FMAs instead of 7), and layer e's weight gradient ran 1.6x slower under
    AVX-512 than under AVX2 on an AMD EPYC (Zen 4), whose FMA rate is the same for both */
-#if defined(__AVX512F__)
-/* (32 vector registers hold it; with 16, the 12 accumulators and 3 inputs leave one) */
-#define PYCONV_IN_REG(V) __asm__("" : "+v"(V))
-#else
-#define PYCONV_IN_REG(V) ((void)0)
-#endif
+/* (AVX-512 only: 32 vector registers hold it; with 16, the 12 accumulators and 3 inputs
+   leave one) */
+#define PYCONV_TW_IN_REG(V) do { if (PYCONV_VBYTES == 64) PYCONV_IN_REG(V); } while (0)
 #define PYCONV_ACC(VT, A, M, G, X, NE)                                                     \
     { VT xv0, xv1, xv2, gv; memcpy(&xv0, (X), sizeof(VT)); xv1 = xv0; xv2 = xv0;           \
       if ((NE) > 1) memcpy(&xv1, (X) + dw, sizeof(VT));                                    \
       if ((NE) > 2) memcpy(&xv2, (X) + 2 * dw, sizeof(VT));                                \
       for (ob = 0; ob < (M); ob++) {                                                       \
           memcpy(&gv, (G) + ob * gs_o, sizeof(VT));                                        \
-          PYCONV_IN_REG(gv);                                                               \
+          PYCONV_TW_IN_REG(gv);                                                            \
           A[ob][0] += gv * xv0;                                                            \
           if ((NE) > 1) A[ob][1] += gv * xv1;                                              \
           if ((NE) > 2) A[ob][2] += gv * xv2;                                              \
