@@ -386,30 +386,22 @@ def _assemble(layout, deps, fill):
     return np.block(_materialise(layout, deps, fill))
 
 
-def _in_pool(body, args):
-    """``body(*args)`` (a task's function) with pyconv's memory pool as NumPy's allocator, for
-    the arrays the task makes outside pyconv's own functions too (the assembled region, the
-    slab-wise output): a worker's tasks then reuse one another's freed regions and outputs.
-    Fresh, each was a new mapping whose pages faulted at first touch (a dask worker's nanny
-    sets ``MALLOC_TRIM_THRESHOLD_``, which also turns off glibc's dynamic mmap threshold):
-    on a 512^3 float32 volume in 128^3 chunks with a 3^3 kernel (2-worker LocalCluster, AMD
-    EPYC) the output tasks spent 0.89-0.96 s in all, 0.52-0.59 s with glibc's thresholds
-    pinned by hand."""
-    old = _memory.enter()
-    try:
-        return body(*args)
-    finally:
-        _memory.leave(old)
-
+# A chunk's task runs in pyconv's memory pool (the public functions' own wrapper,
+# ``_memory.call``), for the arrays it makes outside pyconv's functions too (the assembled
+# region, the slab-wise output): a worker's tasks then reuse one another's freed regions and
+# outputs.  Fresh, each was a new mapping whose pages faulted at first touch (a dask worker's
+# nanny sets ``MALLOC_TRIM_THRESHOLD_``, which also turns off glibc's dynamic mmap
+# threshold): on a 512^3 float32 volume in 128^3 chunks with a 3^3 kernel (2-worker
+# LocalCluster, AMD EPYC) the output tasks spent 0.89-0.96 s in all, 0.52-0.61 s in the pool.
 
 def _run_block(*args):
-    """:func:`_run_block_body` in the memory pool (:func:`_in_pool`)."""
-    return _in_pool(_run_block_body, args)
+    """:func:`_run_block_body` in pyconv's memory pool."""
+    return _memory.call(_run_block_body, args, {})
 
 
 def _run_slabs(*args):
-    """:func:`_run_slabs_body` in the memory pool (:func:`_in_pool`)."""
-    return _in_pool(_run_slabs_body, args)
+    """:func:`_run_slabs_body` in pyconv's memory pool."""
+    return _memory.call(_run_slabs_body, args, {})
 
 
 def _run_block_body(func, lit, layout, fill, deps, *consts):
@@ -592,8 +584,7 @@ def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0, ex
         deps, dep_pos = [], {}
         wanted = {}              # neighbour chunk -> [(index, its _Part)] this output reads from it
 
-        def dep(key, deps=deps, dep_pos=dep_pos):
-            return _dep(deps, dep_pos, key)
+        dep = functools.partial(_dep, deps, dep_pos)
 
         def leaf(combo):
             src = tuple(b for b, _ in combo)
