@@ -429,6 +429,29 @@ def test_calibration_solves_the_model_for_a_timing(field, shape, kshape, value):
     assert calibrate._linear(t, cost, dict(XEON), field, 0.0) == pytest.approx(value, rel=1e-9)
 
 
+def test_calibrated_signal_constants_reproduce_the_timings_they_were_solved_from():
+    # The signal model's constants are solved from real timings, each of the plan the
+    # defaults pick (no padded rows).  Priced by the model for those plans, the solved
+    # constants must give back the times measured -- the 'same' volume's border redo
+    # included: solved with the padded copy in the model (min(redo, copy), linear in
+    # direct_border_ns only up to the copy's price), it came out 7-10x too large and
+    # sent every 2-D image to the padded copy.
+    from pyconv._engine import signal_plan as sp
+    from pyconv._threads import threads
+    values, m = {}, {}
+    with _plan.live(), threads(1), tuning.override():
+        calibrate._measure_signal(np.random.default_rng(0), values, m)
+    fields = {k: v for k, v in values.items() if k in calibrate.SIGNAL_FIELDS}
+    with tuning.override(**{**fields, "direct_pad_ns": tuning.DEFAULT.direct_pad_ns}):
+        for shape, kshape, mode, dt in [((32, 32, 32), (5, 5, 5), "same", "float32"),
+                                        ((32, 1024), (9, 9), "full", "float64"),
+                                        ((38, 38, 134), (7, 7, 7), "valid", "float32")]:
+            t = m[f"direct_{dt}_{'x'.join(map(str, shape))}_{mode}_s"]
+            ck = "f4" if dt == "float32" else "f8"
+            assert sp.direct_cost(shape, kshape, mode, ck, 1) == pytest.approx(t, rel=0.05)
+    assert values["direct_pad_ns"] > 0
+
+
 def test_crossover_and_ceiling_rules():
     # the positions crossover: least size from which A wins at every larger size; with a
     # margin, A must win by it (a tie stays with B, the GEMM floor)
