@@ -26,6 +26,7 @@ import platform
 import sys
 import tempfile
 import time
+import warnings
 
 import numpy as np
 
@@ -114,10 +115,15 @@ def cache_path():
 
 
 def state():
-    """'off' (PYCONV_TUNING=off), 'cached' (a calibration file exists) or 'not measured'."""
+    """'off' (PYCONV_TUNING=off), 'cached' (a calibration file exists), 'cached, busy' (one
+    measured while other processes kept cores busy: measured again at a quiet first use)
+    or 'not measured'."""
     if _off():
         return "off"
-    return "cached" if os.path.exists(cache_path()) else "not measured"
+    if not os.path.exists(cache_path()):
+        return "not measured"
+    data = _read(cache_path())
+    return "cached, busy" if data is not None and data.get("busy") else "cached"
 
 
 def _off():
@@ -129,41 +135,72 @@ def _from_values(values):
     return dataclasses.replace(_tuning.DEFAULT, **kw)
 
 
-def _load(path):
+#: a calibration during which other processes kept more than this many cores busy (on
+#: average) was taken on a busy machine
+BUSY_CORES = 0.25
+#: how many calibrations in all a busy one may be followed by, each at a later first use
+#: that finds the machine quiet
+BUSY_RETRIES = 3
+
+
+def _read(path):
+    """The cache file's contents, or None when missing, damaged or lacking a crossover
+    (written before it was measured: measure again)."""
     try:
         with open(path) as f:
             data = json.load(f)
         if not set(MEASURED) <= set(data["values"]):
-            return None             # written before a crossover was measured: measure again
-        return _from_values(data["values"])
-    except (OSError, ValueError, KeyError, TypeError):
+            return None
+        _from_values(data["values"])
+        return data
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
-def _save(path, values, measurements):
-    """Write atomically (another process may read or calibrate at the same time)."""
+def _save(path, values, measurements, retries=0):
+    """Write atomically (another process may read or calibrate at the same time).
+    ``retries``: the calibrations that followed a busy one so far."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+    busy = measurements.get("others_busy_cores_mean", 0.0) > BUSY_CORES
     with os.fdopen(fd, "w") as f:
-        json.dump({"values": values, "measurements": measurements,
+        json.dump({"values": values, "measurements": measurements, "busy": busy, "retries": retries,
                    "date": time.strftime("%Y-%m-%dT%H:%M:%S")}, f, indent=1)
     os.replace(tmp, path)
+
+
+def _quiet_now():
+    """No other process's task runs or waits for a CPU right now (a cheap instant reading;
+    True where /proc is missing)."""
+    from pyconv._threads import _load as monitor
+    if not monitor.enabled:
+        return True
+    try:
+        return monitor._runnable_others() == 0
+    except (OSError, ValueError, IndexError):
+        return True
 
 
 def machine_tuning():
     """The Tuning of this machine: the defaults under PYCONV_TUNING=off, else the cached
     calibration, else a fresh one (measured now and cached; the defaults if the cache
-    cannot be written, after measuring)."""
+    cannot be written, after measuring).
+
+    A calibration taken while other processes kept cores busy is used, but measured
+    again at a later first use that finds the machine quiet (up to ``BUSY_RETRIES``
+    times): the threads' gains read 0 under such load where a quiet machine gives
+    0.7-1.0, and a cached value stays for every later process."""
     if _off():
         return _tuning.DEFAULT
     path = cache_path()
-    t = _load(path)
-    if t is None:
-        t, values, measurements = measure()
-        try:
-            _save(path, values, measurements)
-        except OSError:
-            pass
+    data = _read(path)
+    if data is not None and not (data.get("busy") and data.get("retries", 0) < BUSY_RETRIES and _quiet_now()):
+        return _from_values(data["values"])
+    t, values, measurements = measure()
+    try:
+        _save(path, values, measurements, 0 if data is None else data.get("retries", 0) + 1)
+    except OSError:
+        pass
     return t
 
 
@@ -196,6 +233,12 @@ def tune():
     t, values, measurements = measure()
     path = cache_path()
     _save(path, values, measurements)
+    busy = measurements["others_busy_cores_mean"]
+    if busy > BUSY_CORES:
+        warnings.warn(f"pyconv.tune(): other processes kept {busy:.1f} cores busy while it measured; the "
+                      "choices stored may not be this machine's (the threads' gains read low).  They are "
+                      "used, and measured again at a later first use that finds the machine quiet; or "
+                      "call pyconv.tune() again then.", RuntimeWarning, stacklevel=2)
     if not _off():
         _tuning.install(t)
         _plan.clear_caches()
@@ -293,6 +336,7 @@ def measure():
     rng = np.random.default_rng(0)
     m = {}
     values = {}
+    window = _busy_window()
     # Planners must not ask for the machine tuning while it is being measured: every call
     # below runs under an explicit override of the defaults.
     with _plan.live(), threads(1), _tuning.override(dense_min_positions=0, weight_dense_min_positions=0,
@@ -606,7 +650,31 @@ def measure():
 
         _measure_signal_threads(rng, values, m)
     _measure_first_touch(values, m)
+    m["others_busy_cores_mean"] = window()
     return _from_values(values), values, m
+
+
+def _busy_window():
+    """Start a window over which the cores other processes keep busy are averaged; the
+    returned function closes it and gives that average (busy time of this process's CPUs
+    from /proc/stat, less this process's own CPU time, over the wall time; 0.0 where
+    /proc/stat is missing or under PYCONV_LOAD_AWARE=0, which adapts nothing to load)."""
+    from pyconv._threads import _load as monitor
+    if not monitor.enabled:
+        return lambda: 0.0
+    try:
+        busy0, own0, t0 = monitor._busy_seconds(), time.process_time(), time.monotonic()
+    except (OSError, ValueError, IndexError):
+        return lambda: 0.0
+
+    def close():
+        try:
+            busy = monitor._busy_seconds() - busy0
+        except (OSError, ValueError, IndexError):
+            return 0.0
+        own = time.process_time() - own0
+        return max(0.0, (busy - own) / max(1e-9, time.monotonic() - t0))
+    return close
 
 
 def _measure_first_touch(values, m):
