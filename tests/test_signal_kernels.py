@@ -455,7 +455,11 @@ def test_same_mode_short_rows_equal_full_crop(shapes, dtype):
                                  ((14, 8), (3, 3), (14, 8), (-1, -1)),
                                  ((3, 11, 37), (2, 4, 5), (2, 8, 33), (0, 0, 0)),
                                  ((2, 3, 9, 20), (2, 2, 3, 3), (2, 3, 9, 20), (0, -1, -1, -1)),
-                                 ((17, 17, 8, 12), (17, 17, 2, 3), (1, 1, 7, 10), (0, 0, 0, 0))])
+                                 ((17, 17, 8, 12), (17, 17, 2, 3), (1, 1, 7, 10), (0, 0, 0, 0)),
+                                 # long rows (merged whatever their length): 'same' rows of
+                                 # 700, 'valid' rows of 600 in 3-d
+                                 ((6, 700), (3, 5), (6, 700), (-1, -2)),
+                                 ((5, 7, 600), (3, 3, 5), (3, 5, 596), (0, 0, 0))])
 def test_kernel_merged_short_rows_bitwise_the_rows_one_by_one(geo, dtype):
     # output rows shorter than a's are swept merged (a scratch of a's row length, the
     # border columns redone): the bits of each row computed alone (a one-row geometry,
@@ -479,9 +483,10 @@ def test_kernel_merged_short_rows_bitwise_the_rows_one_by_one(geo, dtype):
         out1 = np.empty(one, dtype=dtype)
         _direct.correlate_skip(_direct.DirectGeometry(ash, wsh, one, sh1, 4096), a, w, out1, 1)
         rows[..., r, :] = out1[..., 0, :]
-    for nt in (1, 2):
+    # (blocks of 4 KiB and of pyconv.signal's 16 KiB: one or several long rows per work item)
+    for nt, block in ((1, 4096), (2, 4096), (2, 16384)):
         out = np.full(osh, 7, dtype=dtype)
-        _direct.correlate_skip(_direct.DirectGeometry(ash, wsh, osh, shift, 4096 // a.itemsize), a, w, out, nt)
+        _direct.correlate_skip(_direct.DirectGeometry(ash, wsh, osh, shift, block // a.itemsize), a, w, out, nt)
         assert out.tobytes() == rows.tobytes()
     ok = np.isfinite(a)
     exp = _ref_skip(np.where(ok, a, 0), w, osh, shift)

@@ -601,17 +601,18 @@ def test_signal_3d_factor_weighs_only_on_3d_transforms():
 
 
 def test_signal_merged_factor_weighs_only_on_merged_rows():
-    # direct_merged_factor prices the flat sweep of short merged rows (3-D 'same'/'valid'),
-    # not long rows or 1-D signals
+    # direct_merged_factor prices the flat sweep of merged rows ('same'/'valid' images and
+    # volumes, rows of any length), not 'full' mode or 1-D signals
     from pyconv._engine import signal_plan as sp
 
     def cost(s1, s2, mode, factor):
         with tuning.override(**{**XEON, "direct_merged_factor": factor, "direct_tap_ns": 0.0,
-                                "direct_overhead_s": 0.0}):
+                                "direct_overhead_s": 0.0, "direct_border_ns": 0.0}):
             return sp.direct_cost(s1, s2, mode, "f4", 1)
-    vol = ((38, 38, 134), (7, 7, 7), "valid")                # merged, no border
-    assert cost(*vol, 0.5) == pytest.approx(0.5 * cost(*vol, 1.0))
-    for other in (((1024, 1024), (15, 15), "same"), ((65536,), (257,), "same"), ((64, 64, 64), (7, 7, 7), "full")):
+    for merged in (((38, 38, 134), (7, 7, 7), "valid"), ((1024, 1024), (15, 15), "valid"),
+                   ((1024, 1024), (15, 15), "same")):
+        assert cost(*merged, 0.5) == pytest.approx(0.5 * cost(*merged, 1.0))
+    for other in (((1024, 1024), (15, 15), "full"), ((65536,), (257,), "same"), ((64, 64, 64), (7, 7, 7), "full")):
         assert cost(*other, 0.5) == cost(*other, 1.0)
     # and it moves the 3-D choice: 128^3 * 9^3 float64 at 2 threads
     assert _pick((128,) * 3, (9,) * 3, np.float64, direct_merged_factor=1.0) == "fft"

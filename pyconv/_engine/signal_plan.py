@@ -112,7 +112,7 @@ def plan_direct(x_shape, w_shape, out_shape, shift, cdt):
 
 
 def row_padding(x_shape, w_shape, out_shape, shift, ckind, tu=None):
-    """How the direct kernel gets right the border columns of the short rows it sweeps as
+    """How the direct kernel gets right the border columns of the rows it sweeps as
     one flat block: redone tap by tap (Tuning.direct_border_ns per (row, tap)), or read
     from a copy of ``x`` with zeros around each row of its last kept dim
     (Tuning.direct_pad_ns per element of the copy, plus the wider sweep), whichever the
@@ -225,7 +225,7 @@ def oa_plan(s1, s2, ax):
 # * direct: ns per multiply-add ~0.09 float64, ~0.05 float32, ~4x for complex, on
 #   long output rows; a 1-D signal (one row, however many size-1 dims) has its own
 #   figure (~0.75x of that on an Intel Xeon).  Short rows cost more (per-row set-up:
-#   x (1 + 48 / row)); in 'same' mode runs of short rows are swept as one and every
+#   x (1 + 48 / row)); in 'same' and 'valid' mode runs of rows are swept as one and every
 #   row's border columns are redone tap by tap (Tuning.direct_border_ns per (row, tap),
 #   x (1 + border / 8)); the merged sweep's own cost per multiply-add is a calibrated
 #   multiple of long rows' (Tuning.direct_merged_factor: longer blocks, more taps per
@@ -284,7 +284,7 @@ def direct_cost(shape1, shape2, mode, ckind, nt):
     border = -1 if r is None else _direct.merged_border(len(keep), shape1[d], out_shape[d], shape2[d],
                                                         shift[d], out_shape[r])
     if border >= 0:
-        # the kernel merges runs of short rows ('same', 'valid') into long sweeps (of a's
+        # the kernel merges runs of rows ('same', 'valid') into long sweeps (of a's
         # row length: 'valid' computes its k - 1 dropped columns too), then redoes the
         # border columns of every row tap by tap or reads a copy with padded rows
         # (row_padding: the cheaper of the two)

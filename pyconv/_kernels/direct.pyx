@@ -18,8 +18,8 @@
 # the block.  1-D float rows of >= 16 taps do the whole tiles of their inner
 # outputs by a lane-strided sweep (a transposed copy of the input: aligned loads,
 # each reused across 8 outputs vectors and taps) and the rest as above.
-# In 'same' and 'valid' mode with short rows (2-D images, 3-D volumes) a run of
-# whole rows is swept as one flat block instead, and the few border columns are
+# In 'same' and 'valid' mode (2-D images, 3-D volumes, rows of any length) a run
+# of whole rows is swept as one flat block instead, and the few border columns are
 # redone tap by tap; float32/float64 sweep the run's inner rows two at a time
 # (pcv_sweep2: each input vector loaded serves a tap of both rows).
 # Every output adds its taps in one fixed order (one FMA step each) whatever
@@ -433,13 +433,17 @@ cdef inline void _row_border(Py_ssize_t la, Py_ssize_t ol, Py_ssize_t kw, Py_ssi
 
 cdef inline bint _merges_rows(int nd, Py_ssize_t la, Py_ssize_t ol, Py_ssize_t kw, Py_ssize_t sc,
                               Py_ssize_t orows) noexcept nogil:
-    """The rule for sweeping runs of short rows as one flat block (:func:`_plane_item`):
-    at least 2 dims, output rows no longer than a's (``la``; 'same': as long, 'valid':
-    ``kw - 1`` shorter) and shorter than 512, more than one per plane, and the columns
-    computed in vain (``la - ol``) plus those redone tap by tap (a tap outside the row)
-    at most a quarter of a's row.  pyconv.signal's cost model asks :func:`merged_border`."""
+    """The rule for sweeping runs of rows as one flat block (:func:`_plane_item`): at
+    least 2 dims, output rows no longer than a's (``la``; 'same': as long, 'valid':
+    ``kw - 1`` shorter), more than one per plane, and the columns computed in vain
+    (``la - ol``) plus those redone tap by tap (a tap outside the row) at most a quarter
+    of a's row.  Long rows too: against the rows one by one, 1024^2 * 15x15 float64 ran
+    1.6x, float32 1.9x, 7x7 1.4-1.5x, 3x3 1.2x and 128x512x512 * 7^3 float32 1.8x faster
+    (AMD EPYC, 1 and 2 threads; they were cut at 512 while the calibration priced the
+    border redo 7-10x too high and sent them to a padded copy of the input, 0.6-0.8x).
+    pyconv.signal's cost model asks :func:`merged_border`."""
     cdef Py_ssize_t bl, br
-    if nd < 2 or ol > la or la >= 512 or orows < 2:
+    if nd < 2 or ol > la or orows < 2:
         return False
     _row_border(la, ol, kw, sc, &bl, &br)
     return 4 * (la - ol + bl + ol - br) <= la
@@ -462,7 +466,7 @@ cdef void _plane_item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t
                       const scalar_t* w, const Py_ssize_t* wsh, const Py_ssize_t* wstr,
                       scalar_t* out, const Py_ssize_t* osh, const Py_ssize_t* shift,
                       int nd, Py_ssize_t plane, Py_ssize_t r0, Py_ssize_t r1, scalar_t* scratch) noexcept nogil:
-    """Output rows r0:r1 of plane ``plane`` (flat index over dims < nd-2), short rows merged.
+    """Output rows r0:r1 of plane ``plane`` (flat index over dims < nd-2), rows merged.
 
     Used where :func:`_merges_rows` says so: the rows r0:r1 are one flat run of
     outputs with a's row length ``L``, and a tap (kr, kc) reads a at the constant
