@@ -59,33 +59,38 @@ def _run_direct(p, x, w, cdt, out=None):
     w = np.ascontiguousarray(w, dtype=cdt)
     if p.nonfinite is not None and not np.isfinite(w).all():
         p = p.nonfinite
+    d = _plan.dry()
+    team = team_size(p.threads) if d is None else 1
     pad = p.tile("pad")
-    x = _padded_rows(x, *pad, cdt) if pad else np.ascontiguousarray(x, dtype=cdt)
+    x = _padded_rows(x, *pad, cdt, team) if pad else np.ascontiguousarray(x, dtype=cdt)
     if out is None:
         out = first_touch(np.empty(p.geometry.out, dtype=cdt), p.threads)
-    d = _plan.dry()
     if d is not None:
         d.append(p)
         out[...] = 0
         return out
     try:
         if _plan.VERBOSE:
-            _plan.run(p, _direct.correlate_skip, p.data, x, w, out, team_size(p.threads))
+            _plan.run(p, _direct.correlate_skip, p.data, x, w, out, team)
         else:
-            _direct.correlate_skip(p.data, x, w, out, team_size(p.threads))
+            _direct.correlate_skip(p.data, x, w, out, team)
     except ValueError:
         # the kernel refused an operand before reading anything: an unaligned buffer (an
         # array unpickled from a byte stream) -- run on aligned copies
-        _direct.correlate_skip(p.data, np.array(x, order="C"), np.array(w, order="C"), out, team_size(p.threads))
+        _direct.correlate_skip(p.data, np.array(x, order="C"), np.array(w, order="C"), out, team)
     return out
 
 
-def _padded_rows(x, axis, before, after, cdt):
+def _padded_rows(x, axis, before, after, cdt, team=1):
     """A C-contiguous copy of ``x`` in ``cdt`` with ``before`` and ``after`` zeros around
     every row along ``axis`` (the direct plan's ``pad`` tile: its merged sweep then needs no
-    border redo)."""
+    border redo), by ``team`` threads where ``x`` is C-contiguous in ``cdt`` (the dims past
+    ``axis`` are the plan's free size-1 dims: the rows are contiguous runs)."""
     n = x.shape[axis]
     xp = np.empty(x.shape[:axis] + (n + before + after,) + x.shape[axis + 1:], dtype=cdt)
+    if n and x.dtype == cdt and x.flags.c_contiguous and x.flags.aligned and math.prod(x.shape[axis + 1:]) == 1:
+        _direct.pad_rows(x, first_touch(xp, team), n, before, after, team)
+        return xp
     lead = (slice(None),) * axis
     xp[lead + (slice(0, before),)] = 0
     xp[lead + (slice(before + n, None),)] = 0

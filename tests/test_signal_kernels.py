@@ -495,6 +495,44 @@ def test_kernel_merged_short_rows_bitwise_the_rows_one_by_one(geo, dtype):
     assert_close(np.where(bad, 0, out), np.where(bad, 0, exp).astype(dtype), n_reduce=w.size)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex64, np.complex128, np.int64])
+@pytest.mark.parametrize("shape, axis", [((7, 33), 1), ((3, 5, 17), 2), ((4, 9, 1, 1), 1), ((1, 600), 1),
+                                         ((5, 0), 1)])
+def test_padded_rows_copy_matches_numpy(shape, axis, dtype):
+    # the direct plan's copy with zeros around every row: the kernel's threaded copy of a
+    # C-contiguous input (at 1 and 2 threads) and NumPy's of any other (a strided view, a
+    # Fortran array, another dtype) give np.pad's array
+    from pyconv.signal import _padded_rows
+    rng = np.random.default_rng(sum(shape))
+    x = (rng.standard_normal(shape) * 8).astype(dtype)
+    want = np.pad(x, [(0, 0)] * axis + [(2, 3)] + [(0, 0)] * (x.ndim - axis - 1))
+    for src in (x, np.asfortranarray(x), np.ascontiguousarray(x[::-1])[::-1]):
+        for team in (1, 2):
+            got = _padded_rows(src, axis, 2, 3, np.dtype(dtype), team)
+            assert got.flags.c_contiguous and got.dtype == np.dtype(dtype)
+            assert got.tobytes() == want.tobytes()
+    if np.dtype(dtype).kind == "f":
+        got = _padded_rows(x.astype(np.float16), axis, 2, 3, np.dtype(dtype), 2)
+        np.testing.assert_array_equal(got, np.pad(x.astype(np.float16), [(0, 0)] * axis + [(2, 3)]
+                                                  + [(0, 0)] * (x.ndim - axis - 1)).astype(dtype))
+
+
+def test_pad_rows_kernel_checks_its_arrays():
+    x = np.ones((4, 10))
+    with pytest.raises(ValueError, match="rows of"):
+        _direct.pad_rows(x, np.empty((4, 13)), 10, 1, 1, 1)         # 12 per row, not 13
+    with pytest.raises(ValueError, match="one dtype"):
+        _direct.pad_rows(x, np.empty((4, 12), np.float32), 10, 1, 1, 1)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _direct.pad_rows(x[:, ::2], np.empty((4, 7)), 5, 1, 1, 1)
+    with pytest.raises(ValueError, match="zeros"):
+        _direct.pad_rows(x, np.empty((4, 12)), 0, 1, 1, 1)
+    ro = np.empty((4, 12))
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        _direct.pad_rows(x, ro, 10, 1, 1, 1)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex64, np.int64])
 @pytest.mark.parametrize("shapes, mode", [(((6, 9, 40), (3, 4, 7)), "same"), (((12, 33), (5, 6)), "same"),
                                           (((5, 7, 64), (3, 3, 9)), "same"), (((4, 8, 30), (2, 5, 4)), "same"),

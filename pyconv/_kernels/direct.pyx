@@ -723,6 +723,31 @@ def correlate_skip(DirectGeometry g not None, cnp.ndarray a not None, cnp.ndarra
                    <long long*>cnp.PyArray_DATA(out), nthreads)
 
 
+def pad_rows(cnp.ndarray src not None, cnp.ndarray dst not None, Py_ssize_t n, Py_ssize_t before,
+             Py_ssize_t after, int nthreads):
+    """Copy every row of ``n`` items of ``src`` into ``dst`` with ``before`` and ``after``
+    zeros around it (pyconv.signal's padded rows, the direct plan's ``pad`` tile), the
+    rows split over ``nthreads`` threads.  ``src`` and ``dst``: C-contiguous arrays of one
+    dtype, ``src.size`` a multiple of ``n`` and ``dst.size`` that many rows of
+    ``n + before + after`` (checked here); zero bytes are every dtype's +0."""
+    cdef Py_ssize_t rows, r, isz = src.itemsize, m = n + before + after
+    if n < 1 or before < 0 or after < 0:
+        raise ValueError(f"pad_rows: rows of {n} items with {before} and {after} zeros")
+    if not (cnp.PyArray_ISCARRAY_RO(src) and cnp.PyArray_ISCARRAY(dst)
+            and cnp.PyArray_EquivTypes(src.dtype, dst.dtype)):
+        raise ValueError("pad_rows: src and dst must be aligned C-contiguous arrays of one dtype, dst writeable")
+    rows = src.size // n
+    if rows * n != src.size or dst.size != rows * m:
+        raise ValueError(f"pad_rows: {src.size} items in rows of {n} do not fill {dst.size} in rows of {m}")
+    cdef char* s = <char*>cnp.PyArray_DATA(src)
+    cdef char* d = <char*>cnp.PyArray_DATA(dst)
+    with nogil:
+        for r in prange(rows, schedule='static', num_threads=nthreads if nthreads > 0 else 1):
+            memset(d + r * m * isz, 0, before * isz)
+            memcpy(d + (r * m + before) * isz, s + r * n * isz, n * isz)
+            memset(d + (r * m + before + n) * isz, 0, after * isz)
+
+
 cdef void _correlate(DirectGeometry g, const scalar_t* a, const scalar_t* w, scalar_t* out,
                      int nthreads) noexcept:
     cdef int nd = g.nd
