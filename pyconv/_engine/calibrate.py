@@ -342,6 +342,8 @@ def measure():
     with _plan.live(), threads(1), _tuning.override(dense_min_positions=0, weight_dense_min_positions=0,
                                                     phases_min_positions=0), \
             contextlib.ExitStack() as stack:
+        gains = _GainSamples(_default_threads())
+        gains.take()
         # first, the dense forward's input-channel blocks: one block's weights within 4, 8
         # or 16 KiB (3x3 64->64 56x56, one sample; the bits do not depend on it).  The
         # weights share L1 with the input rows the block reads: on an Intel Xeon (48 KiB
@@ -383,6 +385,7 @@ def measure():
         # (the crossovers below time the dense kernels with the blocks chosen)
         stack.enter_context(_tuning.override(dense_wblock_bytes=values["dense_wblock_bytes"]))
 
+        gains.take()
         # dense direct vs im2col + GEMM: a 32->32 3x3 layer on growing output maps (batch 8),
         # at stride 1 and at stride 2 (twice the input), one crossover each: strided layers
         # cost the direct kernels more per output (phase planes, wider input rows) than
@@ -648,7 +651,8 @@ def measure():
 
         _measure_signal(rng, values, m)
 
-        _measure_signal_threads(rng, values, m)
+        gains.take()
+        _measure_signal_threads(rng, values, m, gains)
     _measure_first_touch(values, m)
     m["others_busy_cores_mean"] = window()
     return _from_values(values), values, m
@@ -876,13 +880,73 @@ def _measure_signal(rng, values, m):
         t3, lambda: _sp.fft_costs((96, 96, 96), k3.shape, False, False, 1)[0], fixed, "fft_3d_factor", 0.1)
 
 
-def _measure_signal_threads(rng, values, m):
+class _GainSamples:
+    """What the threads past the first add, sampled at points spread over the calibration:
+    the direct kernel on a 3-D volume of merged short rows (1 MiB, past L2: the threads
+    share the memory bus as on real volumes) at 1 thread and at ``nt``, and the FFT of a
+    large image (1024^2 * 9x9 float64 'same') with one worker and with all, each call's
+    wall time, the least of the samples kept.  A host's slow spells come and go: timed in 3 rounds
+    within 15 ms, a 2-thread team ran no faster than one thread in 2 of 10 processes on an
+    AMD EPYC VM (64^3 * 5^3: 2.0-2.4 ms for 1.25, 2.5 at 1 thread), and a calibration at
+    first use cached a direct_thread_gain of 0.08-0.22 where it is 0.95-1.0; spread over
+    the second the calibration takes, one quiet sample is enough."""
+
+    def __init__(self, nt):
+        self.nt = nt
+        self.direct = [math.inf, math.inf]
+        self.fft = [math.inf, math.inf]
+        if nt > 1:
+            rng = np.random.default_rng(2)
+            self.vol = _data(rng, (64, 64, 64), np.float32)
+            self.k3 = _data(rng, (5, 5, 5), np.float32)
+            self.large = _data(rng, (1024, 1024))
+            self.k = _data(rng, (9, 9))
+
+    def _direct(self, n):
+        from pyconv import signal
+        from pyconv._threads import threads
+        with threads(n):
+            return signal.correlate(self.vol, self.k3, "same", method="direct")
+
+    def _fft(self, n):
+        from pyconv import signal
+        from pyconv._threads import threads
+        with threads(n), _tuning.override(fft_workers_min_points=0):
+            return signal.fftconvolve(self.large, self.k, "same")
+
+    def take(self):
+        """One sample: after an untimed call of each (a call alone after other work runs
+        cold -- 2-thread direct calls 1.3-1.5 ms for 1.25 warm, the gain of two FFT workers
+        0.0-0.16 for 0.6-0.8), two rounds of the direct kernel at 1 and ``nt`` threads in
+        turn, then two rounds of the FFT with one worker and with ``nt``.  Teams are not shrunk for load meanwhile: the load
+        monitor's first reading (runnable tasks at that instant) once shrank the first
+        2-thread calls to one thread; the gain is the kernel's on the cores it is given
+        (run time shrinks teams on a busy machine anyway)."""
+        from pyconv._threads import _load as monitor
+        if self.nt <= 1:
+            return
+        adapt, monitor.enabled = monitor.enabled, False
+        try:
+            runs = (lambda: self._direct(1), lambda: self._direct(self.nt))
+            for fn in runs:
+                fn()
+            for _ in range(2):
+                for i, fn in enumerate(runs):
+                    t0 = time.perf_counter()
+                    fn()
+                    self.direct[i] = min(self.direct[i], time.perf_counter() - t0)
+            ffts = _best_of([lambda: self._fft(1), lambda: self._fft(self.nt)], reps=2)
+            self.fft = [min(a, b) for a, b in zip(self.fft, ffts)]
+        finally:
+            monitor.enabled = adapt
+
+
+def _measure_signal_threads(rng, values, m, gains):
     """What the threads past the first add to the signal model's two methods, at the default
     thread count (wall time): from which transform size a second scipy.fft worker pays
     for its hand-off (2-D float64 'same' * 9x9 at 128^2, 256^2 and 1024^2, one worker
-    against all), the direct kernel's gain from the threads (in the same rounds as the
-    small transforms) and the FFT's gain from the workers on the large one (after
-    :func:`_measure_signal`, whose one-thread time of it it reads)."""
+    against all), and from ``gains`` (:class:`_GainSamples`) the direct kernel's gain from
+    the threads and the FFT's gain from the workers on the large transform."""
     from pyconv import signal
     from pyconv._threads import _default_threads, threads
 
@@ -904,51 +968,32 @@ def _measure_signal_threads(rng, values, m):
     for n in sizes:
         a = _data(rng, (n, n))
         runs += [fft(a, 1 << 62), fft(a, 0)]
-    # the direct kernel on a 3-D volume of merged short rows (1 MiB, past L2: the threads
-    # share the memory bus as on real volumes), 1 thread against nt
-    vol = _data(rng, (64, 64, 64), np.float32)
-    k3 = _data(rng, (5, 5, 5), np.float32)
-
-    def direct(n):
-        def run():
-            with threads(n):
-                return signal.correlate(vol, k3, "same", method="direct")
-        return run
     # (no warm-up round: the first round's calls are timed too, and a plan made or a page
     # first touched in it leaves the least time to the second)
-    best = [math.inf] * (len(runs) + 2)
-    # Three rounds, and teams not shrunk for load: on a shared host one call in several of
-    # a 2-thread team can stall for a scheduler slice (a 2.6 ms call taking 7-10 ms, AMD
-    # EPYC VM), and the load monitor's first reading (runnable tasks at that instant) once
-    # shrank the first 2-thread calls to one thread; either read a gain of 0.1-0.26 where
-    # the kernel runs 1.9x faster.  The gain is the kernel's on the cores it is given (run
-    # time shrinks teams on a busy machine anyway).
+    best = [math.inf] * len(runs)
+    # Three rounds, and teams not shrunk for load (see _GainSamples.take): on a shared host
+    # one call in several of a 2-thread team can stall for a scheduler slice (a 2.6 ms
+    # call taking 7-10 ms, AMD EPYC VM).
     from pyconv._threads import _load as monitor
     adapt, monitor.enabled = monitor.enabled, False
     try:
         for _ in range(3):
-            for i, fn in enumerate(runs + [direct(1), direct(nt)]):
+            for i, fn in enumerate(runs):
                 t0 = time.perf_counter()
                 fn()
                 best[i] = min(best[i], time.perf_counter() - t0)
     finally:
         monitor.enabled = adapt
-    *ts, d1, dn = best
-    # the FFT's gain on a large transform, as on the images and volumes where FFT and direct
-    # come close: 1024^2 * 9x9 with all workers (wall) against the one-thread time measured
-    # above (CPU time of the calling thread: its wall time on a quiet machine).  Small
-    # transforms split worse (Intel Xeon, 2 threads: 512^2 ran level with two workers,
-    # 1024^2 68 -> 49 ms), so their gain would price the large ones too high
-    large = _data(rng, (1024, 1024))
-    # the least of two after an untimed call (which maps the buffers, see _measure_signal):
-    # a 2-worker call can stall as above
-    t_large = _best_of([fft(large, 0)], reps=2)[0]
-    del large
+    ts = best
+    d1, dn = gains.direct
+    t_one, t_large = gains.fft
     # (a busy machine leaves the extra threads little to gain: the cores other processes
     # held say whether the gains are a quiet machine's)
     m["others_busy_cores"] = monitor.others_busy()
-    # the sizes swept, then the large transform (one worker: its one-thread time)
-    single, multi = ts[0::2] + [m["fft_1024_s"]], ts[1::2] + [t_large]
+    # the sizes swept, then the large transform (one worker: its one-thread time).  Small
+    # transforms split worse (Intel Xeon, 2 threads: 512^2 ran level with two workers,
+    # 1024^2 68 -> 49 ms), so their gain would price the large ones too high
+    single, multi = ts[0::2] + [t_one], ts[1::2] + [t_large]
     points = [math.prod(_fft_len(n + 8) for _ in range(2)) for n in sizes + (1024,)]
     m["fft_points"], m["fft_one_worker_s"], m["fft_workers_s"] = points, single, multi
     # bigger transforms split better (more independent rows per worker): if a second
@@ -957,7 +1002,7 @@ def _measure_signal_threads(rng, values, m):
     # while 512^2 ran level)
     values["fft_workers_min_points"] = min(_crossover(multi, single, points), 2 * points[-1])
     # what the extra threads add to the FFT's speed
-    m["fft_1024_workers_s"] = t_large
-    values["fft_thread_gain"] = float(np.clip((m["fft_1024_s"] / t_large - 1.0) / (nt - 1), 0.0, 1.0))
+    m["fft_1024_workers_s"] = [t_one, t_large]
+    values["fft_thread_gain"] = float(np.clip((t_one / t_large - 1.0) / (nt - 1), 0.0, 1.0))
     m["direct_thread_s"] = [d1, dn]
     values["direct_thread_gain"] = float(np.clip((d1 / dn - 1.0) / (nt - 1), 0.0, 1.0))
