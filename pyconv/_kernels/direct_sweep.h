@@ -193,8 +193,8 @@ PCV_LANES(pcv_lanes_f64, double, pcv_vd)
 
    for 0 <= j < m, from 0 (``fresh``) or from the sums in o0/o1.  Each output still
    takes its taps in the order (i, q, c), one "acc = acc + w * x" step each: the bits
-   of the one-row sweep.  Tiles of 2 rows x PCV_R2 vectors, then of 2 x 1; a last
-   partial vector is a whole one ending at m, computed from the sums before any store. */
+   of the one-row sweep.  Passes over 2 rows x PCV_R2 vectors, a final one over up to
+   PCV_R2MAX; a last partial vector is a whole one ending at m. */
 #define PCV_R2 4
 /* the tile's loops over its vectors unrolled, so its sums stay in registers (GCC unrolled
    them by itself for AVX-512 but kept them on the stack for AVX2: 12x slower) */
@@ -205,14 +205,16 @@ PCV_LANES(pcv_lanes_f64, double, pcv_vd)
 #else
 #define PCV_UNROLL
 #endif
-/* the taps of NR vectors of both rows at column j: s0/s1 hold the sums */
-#define PCV_PAIR_TAPS(T, VT, NR)                                                            \
+/* the taps of NR vectors of both rows at column j, the last of them D columns back (the
+   row's last partial vector, a whole one ending at the row's end): s0/s1 hold the sums */
+#define PCV_OFF(r, NR, D) ((r) * V - ((r) == (NR) - 1 ? (D) : 0))
+#define PCV_PAIR_TAPS(T, VT, NR, D)                                                         \
     for (i = 0; i < np; i++) {                                                              \
         const T *ai = a[i] + j, *wi = w[i];                                                 \
         for (c = 0; c < kw; c++) {              /* q = 0: row r only */                     \
             const T w0 = wi[c];                                                             \
             PCV_UNROLL for (r = 0; r < NR; r++) {                                           \
-                memcpy(&x[r], ai + c + r * V, sizeof(VT));                                  \
+                memcpy(&x[r], ai + c + PCV_OFF(r, NR, D), sizeof(VT));                      \
                 s0[r] = s0[r] + w0 * x[r];                                                  \
             }                                                                               \
         }                                                                                   \
@@ -221,7 +223,7 @@ PCV_LANES(pcv_lanes_f64, double, pcv_vd)
             for (c = 0; c < kw; c++) {                                                      \
                 const T w0 = wq[c], w1 = wp[c];                                             \
                 PCV_UNROLL for (r = 0; r < NR; r++) {                                       \
-                    memcpy(&x[r], aq + c + r * V, sizeof(VT));                              \
+                    memcpy(&x[r], aq + c + PCV_OFF(r, NR, D), sizeof(VT));                  \
                     PYCONV_IN_REG(x[r]); /* (pinned: one load, two FMAs) */                 \
                     s0[r] = s0[r] + w0 * x[r];                                              \
                     s1[r] = s1[r] + w1 * x[r];                                              \
@@ -231,53 +233,81 @@ PCV_LANES(pcv_lanes_f64, double, pcv_vd)
         for (c = 0; c < kw; c++) {              /* q = kh: row r + 1 only */                \
             const T w1 = wi[(kh - 1) * kw + c];                                             \
             PCV_UNROLL for (r = 0; r < NR; r++) {                                           \
-                memcpy(&x[r], ai + (Py_ssize_t)kh * L + c + r * V, sizeof(VT));             \
+                memcpy(&x[r], ai + (Py_ssize_t)kh * L + c + PCV_OFF(r, NR, D), sizeof(VT)); \
                 s1[r] = s1[r] + w1 * x[r];                                                  \
             }                                                                               \
         }                                                                                   \
     }
+/* one pass over NR vectors of both rows at j (the last D columns back): the sums from 0
+   or from o0/o1, all loaded before any store, so a last vector overlapping the one before
+   it starts from the same sums and stores the same bits where they overlap */
+#define PCV_PAIR_PASS(T, VT, NR, D)                                                         \
+    {                                                                                       \
+        VT s0[NR], s1[NR], x[NR];                                                           \
+        PCV_UNROLL for (r = 0; r < NR; r++) {                                               \
+            if (fresh) { s0[r] = (VT){0}; s1[r] = (VT){0}; }                                \
+            else {                                                                          \
+                memcpy(&s0[r], o0 + j + PCV_OFF(r, NR, D), sizeof(VT));                     \
+                memcpy(&s1[r], o1 + j + PCV_OFF(r, NR, D), sizeof(VT));                     \
+            }                                                                               \
+        }                                                                                   \
+        PCV_PAIR_TAPS(T, VT, NR, D)                                                         \
+        PCV_UNROLL for (r = 0; r < NR; r++) {                                               \
+            memcpy(o0 + j + PCV_OFF(r, NR, D), &s0[r], sizeof(VT));                         \
+            memcpy(o1 + j + PCV_OFF(r, NR, D), &s1[r], sizeof(VT));                         \
+        }                                                                                   \
+    }
+/* the most vectors in a pass: PCV_R2, one more with 32 vector registers (2 x 5 sums, 5
+   loaded vectors, 2 weights) */
+#if PCV_VBYTES == 64
+#define PCV_R2MAX (PCV_R2 + 1)
+#define PCV_PASS5(T, VT) case 5: PCV_PAIR_PASS(T, VT, 5, D) break;
+#else
+#define PCV_R2MAX PCV_R2
+#define PCV_PASS5(T, VT)
+#endif
 #define PCV_SWEEP2(NAME, T, VT)                                                             \
 static void NAME(const T *const *a, const T *const *w, int np, int kh, int kw, Py_ssize_t L, \
                  int fresh, T *o0, T *o1, Py_ssize_t m) {                                   \
     enum { V = sizeof(VT) / sizeof(T) };                                                    \
-    Py_ssize_t j = 0, t;                                                                    \
+    /* nv whole vectors, then (part) the last partial one, a whole vector ending at m (D   \
+       columns back from where vector nv would start): passes of PCV_R2 vectors, then a    \
+       final pass of f that holds the last two (they overlap).  Alone, the last vector's   \
+       two chains of dependent FMAs ran at their latency: 12% of the sweep of a 256^3      \
+       volume's padded rows of 258 (3^3, float32, AMD EPYC).  Where f would be 1 (16       \
+       registers), the last vector is computed first, before any store, as alone. */     \
+    const Py_ssize_t nv = m / V;                                                            \
+    const int part = m > V && m % V != 0;                                                   \
+    const Py_ssize_t nt = nv + part, D = part ? V - m % V : 0;                              \
+    const Py_ssize_t k = nt > PCV_R2MAX ? (nt - PCV_R2MAX + PCV_R2 - 1) / PCV_R2 : 0;       \
+    const Py_ssize_t f = nt - k * PCV_R2;                                                   \
+    const int alone = part && f == 1;                                                       \
+    Py_ssize_t j = 0, p, t;                                                                 \
     int i, q, c, r;                                                                         \
     VT last0 = (VT){0}, last1 = (VT){0};                                                    \
-    if (m > V && m % V) {                                                                   \
+    if (alone) {                                                                            \
         VT s0[1], s1[1], x[1];                                                              \
         j = m - V;                                                                          \
         if (fresh) { s0[0] = (VT){0}; s1[0] = (VT){0}; }                                    \
         else { memcpy(&s0[0], o0 + j, sizeof(VT)); memcpy(&s1[0], o1 + j, sizeof(VT)); }    \
-        PCV_PAIR_TAPS(T, VT, 1)                                                             \
+        PCV_PAIR_TAPS(T, VT, 1, 0)                                                          \
         last0 = s0[0]; last1 = s1[0];                                                       \
         j = 0;                                                                              \
     }                                                                                       \
-    for (; j + PCV_R2 * V <= m; j += PCV_R2 * V) {                                          \
-        VT s0[PCV_R2], s1[PCV_R2], x[PCV_R2];                                               \
-        PCV_UNROLL for (r = 0; r < PCV_R2; r++) {                                           \
-            if (fresh) { s0[r] = (VT){0}; s1[r] = (VT){0}; }                                \
-            else {                                                                          \
-                memcpy(&s0[r], o0 + j + r * V, sizeof(VT));                                 \
-                memcpy(&s1[r], o1 + j + r * V, sizeof(VT));                                 \
-            }                                                                               \
-        }                                                                                   \
-        PCV_PAIR_TAPS(T, VT, PCV_R2)                                                        \
-        PCV_UNROLL for (r = 0; r < PCV_R2; r++) {                                           \
-            memcpy(o0 + j + r * V, &s0[r], sizeof(VT));                                     \
-            memcpy(o1 + j + r * V, &s1[r], sizeof(VT));                                     \
-        }                                                                                   \
-    }                                                                                       \
-    for (; j + V <= m; j += V) {                                                            \
-        VT s0[1], s1[1], x[1];                                                              \
-        if (fresh) { s0[0] = (VT){0}; s1[0] = (VT){0}; }                                    \
-        else { memcpy(&s0[0], o0 + j, sizeof(VT)); memcpy(&s1[0], o1 + j, sizeof(VT)); }    \
-        PCV_PAIR_TAPS(T, VT, 1)                                                             \
-        memcpy(o0 + j, &s0[0], sizeof(VT));                                                 \
-        memcpy(o1 + j, &s1[0], sizeof(VT));                                                 \
-    }                                                                                       \
-    if (m > V && m % V) {                                                                   \
+    for (p = 0; p < k; p++, j += PCV_R2 * V)                                                \
+        PCV_PAIR_PASS(T, VT, PCV_R2, 0)                                                     \
+    if (alone) {                                                                            \
         memcpy(o0 + m - V, &last0, sizeof(VT));                                             \
         memcpy(o1 + m - V, &last1, sizeof(VT));                                             \
+        j = m;                                                                              \
+    } else if (nt > 0) {                                                                    \
+        switch (f) {                                                                        \
+        case 1: PCV_PAIR_PASS(T, VT, 1, D) break;                                           \
+        case 2: PCV_PAIR_PASS(T, VT, 2, D) break;                                           \
+        case 3: PCV_PAIR_PASS(T, VT, 3, D) break;                                           \
+        case 4: PCV_PAIR_PASS(T, VT, 4, D) break;                                           \
+        PCV_PASS5(T, VT)                                                                    \
+        }                                                                                   \
         j = m;                                                                              \
     }                                                                                       \
     PCV_PAIR_TAIL(T, j)                                                                     \
