@@ -115,7 +115,8 @@ def row_padding(x_shape, w_shape, out_shape, shift, ckind, tu=None):
     """How the direct kernel gets right the border columns of the rows it sweeps as
     one flat block: redone tap by tap (Tuning.direct_border_ns per (row, tap)), or read
     from a copy of ``x`` with zeros around each row of its last kept dim
-    (Tuning.direct_pad_ns per element of the copy, plus the wider sweep), whichever the
+    (Tuning.direct_pad_ns per element of the copy and per output copied out of the
+    sweep's scratch, plus the wider sweep in whole vectors), whichever the
     model says costs less.  Both add every output's taps in the same order: the results
     are bitwise the same (a padded product adds +-0 to a sum that started from +0).
 
@@ -145,8 +146,15 @@ def row_padding(x_shape, w_shape, out_shape, shift, ckind, tu=None):
     if _direct.merged_border(len(keep), lap, ol, kl, sc + lp, out_shape[r]) != 0:
         return 0, 0, redo               # (the padded rows would be swept one by one)
     macs = direct_macs(x_shape, w_shape, out_shape, shift)
-    pad = (math.prod(x_shape) // la * lap * tu.direct_pad_ns
-           + macs * direct_ns(ckind, tu) * tu.direct_merged_factor * (lap - la) / ol)
+    # the copy in, the sweep's output rows copied out of its scratch (rows of the copy are
+    # longer than the output's), and the sweep's extra vectors per row: 258-wide rows of a
+    # 256^3 float32 volume sweep 17 vectors for 16, and the copy-out cost as much again
+    # as the copy in (AMD EPYC: with neither priced, 256^3 * 3^3 took the copy, 1.3x
+    # slower at 1 thread and 1.45x at 2 than the redo)
+    lanes = max(1, _direct.VBYTES // _DIRECT_ITEMSIZE[ckind])
+    vec = lambda n: -(-n // lanes)      # noqa: E731
+    pad = ((math.prod(x_shape) // la * lap + math.prod(out_shape)) * tu.direct_pad_ns
+           + macs * direct_ns(ckind, tu) * tu.direct_merged_factor * (vec(lap) - vec(la)) / vec(ol))
     return (lp, rp, pad) if pad < redo else (0, 0, redo)
 
 
@@ -256,6 +264,7 @@ def oa_plan(s1, s2, ax):
 # at the default thread count (_measure_signal_threads).
 # Complex and int64 direct kernels cost a fixed multiple of the real ones.
 _DIRECT_KIND = {"f8": ("f8", 1.0), "f4": ("f4", 1.0), "c16": ("f8", 4.0), "c8": ("f4", 4.0), "i8": ("f8", 2.2)}
+_DIRECT_ITEMSIZE = {"f8": 8, "f4": 4, "c16": 16, "c8": 8, "i8": 8}
 
 
 def direct_ns(ckind, t=None, one_d=False):

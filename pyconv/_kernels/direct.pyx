@@ -74,6 +74,11 @@ cdef extern from "direct_sweep.h" nogil:
     enum: PCV_VBYTES
 
 
+#: bytes of the sweeps' vectors in this build variant (pyconv.signal's cost model rounds a
+#: row's sweep up to whole vectors)
+VBYTES = PCV_VBYTES
+
+
 cdef enum:
     LANES_MIN = 16   # fewest taps of a 1-D row for the lane-strided sweep (its transposes
                      # cost ~2-3 copies per output)
