@@ -582,12 +582,14 @@ cdef void _plane_item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t
                 ng += 1
                 more = _advance(k, lo, hi, nd - 2)
                 if ng == LGROUP or not more:
+                    # (the first ol columns of each row: those past it, 'valid' rows' and
+                    # padded rows' dropped columns, are never copied out of the scratch)
                     if scalar_t is float:
                         pcv_sweep2_f32(gap, gwp, ng, <int>kh, <int>kw, L, fresh,
-                                       ob + rr * L - jo, ob + (rr + 1) * L - jo, L)
+                                       ob + rr * L - jo, ob + (rr + 1) * L - jo, ol)
                     else:
                         pcv_sweep2_f64(gap, gwp, ng, <int>kh, <int>kw, L, fresh,
-                                       ob + rr * L - jo, ob + (rr + 1) * L - jo, L)
+                                       ob + rr * L - jo, ob + (rr + 1) * L - jo, ol)
                     fresh = False
                     ng = 0
                 if not more:
