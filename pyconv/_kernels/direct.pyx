@@ -479,10 +479,11 @@ cdef void _plane_item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t
     vectorised sweep instead of one short sweep per row.  That is exact wherever
     the tap's column stays inside the row; the few border columns where it does
     not are then recomputed tap by tap, with the taps outside a skipped.  Output
-    rows as long as a's ('same') are swept in place; shorter ones ('valid') into
-    ``scratch`` ((r1 - r0) * L items), whose first ``osh[-1]`` columns of each row
-    are then copied out.  float32/float64 sweep the rows whose every kernel row is
-    inside a two at a time (pcv_sweep2, direct_sweep.h), one call per pair.  AMD EPYC
+    rows as long as a's ('same') are swept in place; shorter ones ('valid', padded
+    rows) into ``scratch`` ((r1 - r0) * L items), whose first ``osh[-1]`` columns of
+    each row are then copied out.  float32/float64 sweep the rows whose every kernel
+    row is inside a two at a time (pcv_sweep2, direct_sweep.h: the output's columns
+    only, straight into the output's rows), one call per pair.  AMD EPYC
     (Zen 4), AVX-512, the same tuning: 1.2-1.5x faster for kernels of 7 rows, 1.05-1.17x
     for 4 and 5, 0.9-1.07x for 3.  Every output still adds its taps in the same
     order (outer dims, kr, kc), so the bits equal those of the row-by-row path.
@@ -582,21 +583,23 @@ cdef void _plane_item(const scalar_t* a, const Py_ssize_t* ash, const Py_ssize_t
                 ng += 1
                 more = _advance(k, lo, hi, nd - 2)
                 if ng == LGROUP or not more:
-                    # (the first ol columns of each row: those past it, 'valid' rows' and
-                    # padded rows' dropped columns, are never copied out of the scratch)
+                    # (the output's columns only, straight into its rows: 'valid' rows' and
+                    # padded rows' dropped columns are not swept, and these rows skip the
+                    # scratch and its copy-out)
                     if scalar_t is float:
                         pcv_sweep2_f32(gap, gwp, ng, <int>kh, <int>kw, L, fresh,
-                                       ob + rr * L - jo, ob + (rr + 1) * L - jo, ol)
+                                       oplane + rr * ol, oplane + (rr + 1) * ol, ol)
                     else:
                         pcv_sweep2_f64(gap, gwp, ng, <int>kh, <int>kw, L, fresh,
-                                       ob + rr * L - jo, ob + (rr + 1) * L - jo, ol)
+                                       oplane + rr * ol, oplane + (rr + 1) * ol, ol)
                     fresh = False
                     ng = 0
                 if not more:
                     break
     if scratch != NULL:
         for rr in range(r0, r1):
-            memcpy(oplane + rr * ol, scratch + (rr - r0) * L, ol * sizeof(scalar_t))
+            if rr < pz0 or rr >= pz1:           # (the pairs wrote their rows themselves)
+                memcpy(oplane + rr * ol, scratch + (rr - r0) * L, ol * sizeof(scalar_t))
     # 2) border columns: [0, bl) and [br, ol) hold outputs with a tap outside the row
     _row_border(L, ol, kw, sc, &bl, &br)
     if bl == 0 and br == ol:
