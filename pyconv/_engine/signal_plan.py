@@ -146,15 +146,16 @@ def row_padding(x_shape, w_shape, out_shape, shift, ckind, tu=None):
     if _direct.merged_border(len(keep), lap, ol, kl, sc + lp, out_shape[r]) != 0:
         return 0, 0, redo               # (the padded rows would be swept one by one)
     macs = direct_macs(x_shape, w_shape, out_shape, shift)
-    # the copy in; a second pass over the output at the copy's price (the rows the
-    # kernel does not sweep in pairs are copied out of its scratch, and a volume past the
-    # last-level cache copies at memory speed: 0.31 ns per element for 256^3 float32, warm,
-    # where the calibration's copy in cache runs at 0.11-0.22); and the extra vectors per
-    # row of the rows swept whole (258-wide rows: 17 vectors for 16).  AMD EPYC: priced
-    # as the copy in alone, 256^3 * 3^3 float32 took the copy, 1.3x slower at 1 thread and
-    # 1.45x at 2 than the redo (before the pairs wrote straight to the output; after it,
-    # 1.14x); the model now picks the faster plan on 10 of the 11 geometries timed both
-    # ways (not 128^3 * 3^3 float64: the copy, 4-7% slower)
+    # the copy in, plus two terms that stand in for what that price misses -- a volume
+    # past the last-level cache copies at memory speed (0.31 ns per element for 256^3
+    # float32, warm, where the calibration's copy in cache runs at 0.11-0.22), and the rows
+    # outside the kernel's pairs are copied out of its scratch and swept whole: a second
+    # pass over the output at the copy's price, and the padded rows' extra vectors
+    # (258-wide rows: 17 for 16) counted on every row.  AMD EPYC: priced as the copy in
+    # alone, 256^3 * 3^3 float32 took the copy, 1.14x slower than the redo at 1 thread (1.3x
+    # before the pairs wrote straight to the output); with the terms the model picks the
+    # faster plan on 10 of the 11 geometries timed both ways (not 128^3 * 3^3 float64: the
+    # copy, 4-7% slower)
     lanes = max(1, _direct.VBYTES // _DIRECT_ITEMSIZE[ckind])
     vec = lambda n: -(-n // lanes)      # noqa: E731
     pad = ((math.prod(x_shape) // la * lap + math.prod(out_shape)) * tu.direct_pad_ns
