@@ -279,6 +279,19 @@ def _best_of(fns, reps=4, clock=time.perf_counter, warm=False):
     return best
 
 
+@contextlib.contextmanager
+def _teams_unshrunk():
+    """The load monitor off for the block: its teams keep the threads asked for (a gain
+    timed is the kernel's on the cores it is given; run time shrinks teams on a busy
+    machine anyway)."""
+    from pyconv._threads import _load as monitor
+    adapt, monitor.enabled = monitor.enabled, False
+    try:
+        yield
+    finally:
+        monitor.enabled = adapt
+
+
 def _forced(alg, fn, **values):
     """``fn`` run with algorithm ``alg`` forced, and the Tuning ``values`` if any."""
     def run():
@@ -922,23 +935,13 @@ class _GainSamples:
         monitor's first reading (runnable tasks at that instant) once shrank the first
         2-thread calls to one thread; the gain is the kernel's on the cores it is given
         (run time shrinks teams on a busy machine anyway)."""
-        from pyconv._threads import _load as monitor
         if self.nt <= 1:
             return
-        adapt, monitor.enabled = monitor.enabled, False
-        try:
-            runs = (lambda: self._direct(1), lambda: self._direct(self.nt))
-            for fn in runs:
-                fn()
-            for _ in range(2):
-                for i, fn in enumerate(runs):
-                    t0 = time.perf_counter()
-                    fn()
-                    self.direct[i] = min(self.direct[i], time.perf_counter() - t0)
-            ffts = _best_of([lambda: self._fft(1), lambda: self._fft(self.nt)], reps=2)
-            self.fft = [min(a, b) for a, b in zip(self.fft, ffts)]
-        finally:
-            monitor.enabled = adapt
+        with _teams_unshrunk():
+            direct = _best_of([lambda: self._direct(1), lambda: self._direct(self.nt)], reps=2)
+            fft = _best_of([lambda: self._fft(1), lambda: self._fft(self.nt)], reps=2)
+        self.direct = [min(a, b) for a, b in zip(self.direct, direct)]
+        self.fft = [min(a, b) for a, b in zip(self.fft, fft)]
 
 
 def _measure_signal_threads(rng, values, m, gains):
@@ -974,26 +977,22 @@ def _measure_signal_threads(rng, values, m, gains):
     # Three rounds, and teams not shrunk for load (see _GainSamples.take): on a shared host
     # one call in several of a 2-thread team can stall for a scheduler slice (a 2.6 ms
     # call taking 7-10 ms, AMD EPYC VM).
-    from pyconv._threads import _load as monitor
-    adapt, monitor.enabled = monitor.enabled, False
-    try:
+    with _teams_unshrunk():
         for _ in range(3):
             for i, fn in enumerate(runs):
                 t0 = time.perf_counter()
                 fn()
                 best[i] = min(best[i], time.perf_counter() - t0)
-    finally:
-        monitor.enabled = adapt
-    ts = best
     d1, dn = gains.direct
     t_one, t_large = gains.fft
     # (a busy machine leaves the extra threads little to gain: the cores other processes
     # held say whether the gains are a quiet machine's)
+    from pyconv._threads import _load as monitor
     m["others_busy_cores"] = monitor.others_busy()
     # the sizes swept, then the large transform (one worker: its one-thread time).  Small
     # transforms split worse (Intel Xeon, 2 threads: 512^2 ran level with two workers,
     # 1024^2 68 -> 49 ms), so their gain would price the large ones too high
-    single, multi = ts[0::2] + [t_one], ts[1::2] + [t_large]
+    single, multi = best[0::2] + [t_one], best[1::2] + [t_large]
     points = [math.prod(_fft_len(n + 8) for _ in range(2)) for n in sizes + (1024,)]
     m["fft_points"], m["fft_one_worker_s"], m["fft_workers_s"] = points, single, multi
     # bigger transforms split better (more independent rows per worker): if a second
