@@ -17,7 +17,10 @@ Semantics (documented in the README):
   other processes hold the cores (one descheduled team member stalls the whole region
   for a scheduler slice; measured 15-100x slower than one thread).  Before each
   multi-threaded kernel the team is therefore shrunk to the cores the other processes
-  leave free, measured from ``/proc/stat`` less this process's own CPU time.  Kernels
+  leave free, measured from ``/proc/stat`` less this process's own CPU time, and by the
+  threads of this process that are running outside pyconv's team right then (another
+  library's workers still spinning after their call: OpenBLAS's spin about 0.1 s after
+  each threaded numpy matmul, and a team sharing a core with one ran 4-5x slower).  Kernels
   whose result depends on how work is split (per-thread partial sums) split it into
   ``parts`` fixed by the configured count, not by this load-dependent team size, so the
   same call gives bitwise the same result whatever the load.
@@ -225,6 +228,7 @@ class _LoadMonitor:
         self.reset()
 
     def reset(self):
+        self.teams = {}             # native id of a calling thread -> (n, its team's thread ids)
         self.t = None
         self.busy = self.own = 0.0
         self.others = 0.0
@@ -260,6 +264,40 @@ class _LoadMonitor:
                 continue
             n += stat[stat.rindex(b")") + 2:stat.rindex(b")") + 3] == b"R"
         return max(1, n)
+
+    def foreign_runnable(self, n):
+        """Threads of this process, other than the caller and the OpenMP team it runs ``n``
+        threads on, that are running or waiting for a CPU right now: another library's
+        workers still spinning after its call, or other Python threads at work.
+
+        OpenBLAS's workers spin (sched_yield) for about 2^28 cycles, some 0.1 s, after
+        each threaded call; a team member sharing a core with one stalls the region (a
+        3x3 layer of 1.5 ms ran in 8.5 ms right after a numpy matmul, 2 threads, Intel
+        Xeon).  Costs one read of ``/proc/loadavg`` when nothing but the caller runs, a
+        scan of the process's threads otherwise.
+        """
+        if not self.enabled or n <= 1:
+            return 0
+        try:
+            if self._runnable_tasks() <= 1:
+                return 0
+            me = threading.get_native_id()
+            team = self.teams.get(me)
+            if team is None or team[0] < n:
+                team = self.teams[me] = (n, frozenset(_pyconv_omp.team_thread_ids(n)) | {me})
+            count = 0
+            for tid in os.listdir("/proc/self/task"):
+                if int(tid) in team[1]:
+                    continue
+                try:
+                    with open(f"/proc/self/task/{tid}/stat", "rb") as f:
+                        stat = f.read()
+                except OSError:     # the thread ended meanwhile
+                    continue
+                count += stat[stat.rindex(b")") + 2:stat.rindex(b")") + 3] == b"R"
+            return count
+        except (OSError, ValueError, IndexError):
+            return 0
 
     @staticmethod
     def _runnable_tasks():
@@ -315,10 +353,11 @@ _SLACK = 0.25
 
 def team_size(n):
     """The OpenMP team size for a kernel allowed ``n`` threads: ``n`` on a quiet
-    machine, fewer when other processes hold cores (never below 1)."""
+    machine, fewer when other processes, or threads of this one outside pyconv's team,
+    hold cores (never below 1)."""
     if n <= 1:
         return 1
-    others = _load.others_busy()
+    others = _load.others_busy() + _load.foreign_runnable(n)
     if others <= 0.0:
         return n
     free = (len(_load.cpus) if _load.cpus else _available_cpus()) - others

@@ -966,6 +966,7 @@ def test_ffts_run_on_pyconv_threads(monkeypatch):
     from pyconv._engine import tuning
     monkeypatch.setattr(tuning._state, "tuning", dataclasses.replace(tuning.active(), fft_workers_min_points=0))
     monkeypatch.setattr(_threads._load, "others_busy", lambda: 0.0)
+    monkeypatch.setattr(_threads._load, "foreign_runnable", lambda n: 0)   # (no other thread's work either)
     scipy_fft = pytest.importorskip("scipy.fft")
     rng = np.random.default_rng(79)
     a, b = rng.standard_normal((120, 90)), rng.standard_normal((31, 31))

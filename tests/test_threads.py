@@ -264,6 +264,7 @@ def test_blas_limit_nests_and_restores():
 
 def test_team_size_follows_other_processes_load(monkeypatch):
     ncpu = len(_threads._load.cpus) if _threads._load.cpus else _threads._available_cpus()
+    monkeypatch.setattr(_threads._load, "foreign_runnable", lambda n: 0)
     monkeypatch.setattr(_threads._load, "others_busy", lambda: 0.0)
     assert _threads.team_size(4) == 4 and _threads.team_size(1) == 1
     monkeypatch.setattr(_threads._load, "others_busy", lambda: float(ncpu))
@@ -288,6 +289,7 @@ def test_weight_gradient_bits_do_not_depend_on_load(monkeypatch, dtype, layer):
     x = rng.standard_normal(xs).astype(dtype)
     y = nn.conv2d(x, rng.standard_normal(ws).astype(dtype), **kw)
     g = rng.standard_normal(y.shape).astype(dtype)
+    monkeypatch.setattr(_threads._load, "foreign_runnable", lambda n: 0)
     with pyconv.threads(2):
         monkeypatch.setattr(_threads._load, "others_busy", lambda: 0.0)
         quiet = grad.conv2d_weight(x, ws, g, **kw)
@@ -326,6 +328,51 @@ def test_load_monitor_does_not_count_this_process_threads(monkeypatch):
         t.join()
     assert max(own) >= 2                            # the caller and the spinning thread
     assert sorted(others)[len(others) // 2] < 1.0   # neither counted as another process
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task") or not pyconv.openmp_enabled(),
+                    reason="needs /proc and OpenMP")
+def test_team_size_leaves_the_cores_of_this_process_other_busy_threads(monkeypatch):
+    # a thread of this process outside pyconv's team, at work in C (a BLAS library's worker
+    # spinning after its call, another Python thread's numpy work) holds a core: the team
+    # leaves it.  pyconv's own team, still spinning just after a region, is not counted.
+    # Other processes' load is stubbed out: the test does not depend on the machine's.
+    import time
+    mon = _threads._load
+    monkeypatch.setattr(mon, "others_busy", lambda: 0.0)
+    monkeypatch.setattr(type(mon), "_runnable_tasks", staticmethod(lambda: 2))  # past the fast path
+    ncpu = len(mon.cpus) if mon.cpus else _threads._available_cpus()
+    ids = _threads._pyconv_omp.team_thread_ids(2)
+    assert ids[0] == threading.get_native_id() and len(set(ids)) == len(ids) == 2
+    x = np.random.default_rng(3).standard_normal((4, 8, 40, 40))
+    w = np.random.default_rng(4).standard_normal((8, 8, 3, 3))
+    t0 = time.monotonic()
+    while mon.foreign_runnable(2) and time.monotonic() - t0 < 2.0:
+        time.sleep(0.02)                # an earlier test's BLAS workers wind down (~0.1 s)
+    with pyconv.threads(2):
+        nn.conv2d(x, w, padding=1)
+        assert [mon.foreign_runnable(2) for _ in range(3)] == [0, 0, 0]   # right after a region
+        stop = threading.Event()
+        a = np.random.default_rng(0).standard_normal(1 << 20)
+
+        def spin():
+            while not stop.is_set():
+                np.sort(a)              # releases the GIL: runnable in C most of the time
+
+        t = threading.Thread(target=spin)
+        t.start()
+        try:
+            time.sleep(0.05)
+            seen = [mon.foreign_runnable(2) for _ in range(15)]
+            teams = [_threads.team_size(ncpu) for _ in range(15)]
+        finally:
+            stop.set()
+            t.join()
+    assert sorted(seen)[len(seen) // 2] == 1, seen
+    assert sorted(teams)[len(teams) // 2] == max(1, ncpu - 1), teams
+    monkeypatch.undo()
+    monkeypatch.setattr(mon, "enabled", False)          # PYCONV_LOAD_AWARE=0: nothing counted
+    assert mon.foreign_runnable(2) == 0
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="needs /proc/stat")
