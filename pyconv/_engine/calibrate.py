@@ -305,6 +305,9 @@ def _plan_force(alg):
     return _plan.force(alg)
 
 
+# rounds of the timings behind the choices that set the kernel of whole families of layers
+DECISIVE_REPS = 6
+
 # how much faster a direct kernel must run than GEMM at a size of a positions sweep to take it
 GEMM_MARGIN = 1.1
 
@@ -368,8 +371,11 @@ def measure():
 
         layer = lambda: nn.conv2d(x, wc, padding=1)  # noqa: E731
         m["dense_wblocks"] = list(wblocks)
+        # 6 rounds: this choice sets the kernel of every dense layer and gradient, and with 3 a
+        # slow spell on the dense_oc calls flipped it in 3 of 14 calibrations (Intel Xeon,
+        # dense_oc 1.1-1.2x faster; the flip cost layers a, b, f, g, h, j 5-20%)
         *m["dense_wblock_s"], t_oc = _best_of([_forced(A.DENSE, layer, dense_wblock_bytes=b) for b in wblocks]
-                                              + [_forced(A.DENSE_OC, layer)], reps=3)
+                                              + [_forced(A.DENSE_OC, layer)], reps=DECISIVE_REPS)
         values["dense_wblock_bytes"] = wblocks[int(np.argmin(m["dense_wblock_s"]))]
         # and, on the same layer in both dtypes, the kernel with vectors along the output
         # channels (dense_oc) against the phase-plane one with the block chosen: the
@@ -378,7 +384,8 @@ def measure():
         x8, wc8 = x.astype(np.float64), wc.astype(np.float64)
         layer8 = lambda: nn.conv2d(x8, wc8, padding=1)  # noqa: E731
         t_oc8, t_d8 = _best_of([_forced(A.DENSE_OC, layer8),
-                                _forced(A.DENSE, layer8, dense_wblock_bytes=values["dense_wblock_bytes"])], reps=3)
+                                _forced(A.DENSE, layer8, dense_wblock_bytes=values["dense_wblock_bytes"])],
+                               reps=DECISIVE_REPS)
         m["dense_oc_s"], m["dense_f8_s"] = [t_oc, t_oc8], t_d8
         values["dense_oc"] = bool(t_oc <= min(m["dense_wblock_s"]))
         values["dense_oc_f8"] = bool(t_oc8 <= t_d8)
