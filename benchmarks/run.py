@@ -30,6 +30,19 @@ import pyconv._config  # noqa: E402
 SUITES = ["signal", "nn", "grad", "busy", "overhead", "train", "ndimage", "dask"]
 
 
+def settle(gap, longest=0.3):
+    """Sleep ``gap`` seconds, then on until no thread of this process outside pyconv's team
+    is running (at most ``longest`` seconds in all): the peers' thread pools spin after a
+    call, OpenBLAS's for about 0.1 s after a threaded numpy matmul (a 1x1 layer run by
+    pyconv through numpy's matmul left PyTorch's next call at 2 threads 3.7x slower than at
+    1 thread, Intel Xeon), and the next call timed should find the cores free."""
+    from pyconv._threads import _load
+    time.sleep(gap)
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < longest - gap and _load.foreign_runnable(max(2, pyconv.get_num_threads())):
+        time.sleep(0.005)
+
+
 class Harness:
     """Timing and reporting shared by every suite."""
 
@@ -62,10 +75,11 @@ class Harness:
     def time_pair(self, fa, fb, max_seconds=20.0, gap=0.005):
         """Median wall times of ``fa()`` and ``fb()``, interleaved call by call after warm-up,
         so both peers see the same machine state (other load, clocks, caches, a host's
-        slow spell).  Each call starts ``gap`` seconds after the other one ended: an OpenMP
-        runtime's threads spin for a while after a parallel region, and a peer started at
-        once would share the cores with them (PyTorch ran 4-13x slower at 2 threads right
-        after a 1 ms pyconv call, batch 1)."""
+        slow spell).  Each call starts ``gap`` seconds after the other one ended, and once
+        no other thread of the process runs (:func:`settle`): an OpenMP runtime's threads
+        spin for a while after a parallel region, and a peer started at once would share
+        the cores with them (PyTorch ran 4-13x slower at 2 threads right after a 1 ms pyconv
+        call, batch 1)."""
         ta, tb = self.time_many([fa, fb], max_seconds=max_seconds, gap=gap)
         return ta, tb
 
@@ -97,7 +111,7 @@ class Harness:
         for r in range(rounds):
             turn = order.permutation(len(fns)) if rotate else range(len(fns))
             for i in turn:
-                time.sleep(gap)
+                settle(gap)
                 t0 = time.perf_counter()
                 fns[i]()
                 ts[i].append(time.perf_counter() - t0)
