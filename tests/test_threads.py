@@ -340,7 +340,7 @@ def test_team_size_leaves_the_cores_of_this_process_other_busy_threads(monkeypat
     import time
     mon = _threads._load
     monkeypatch.setattr(mon, "others_busy", lambda: 0.0)
-    monkeypatch.setattr(type(mon), "_runnable_tasks", staticmethod(lambda: 2))  # past the fast path
+    monkeypatch.setattr(mon, "_runnable_now", lambda: 2)      # past the fast path
     ncpu = len(mon.cpus) if mon.cpus else _threads._available_cpus()
     ids = _threads._pyconv_omp.team_thread_ids(2)
     assert ids[0] == threading.get_native_id() and len(set(ids)) == len(ids) == 2
