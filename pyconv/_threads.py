@@ -367,11 +367,14 @@ def team_size(n):
     hold cores (never below 1)."""
     if n <= 1:
         return 1
-    others = _load.others_busy() + _load.foreign_runnable(n)
+    others = _load.others_busy()
+    cpus = len(_load.cpus) if _load.cpus else _available_cpus()
+    if others > 0.0 and int(cpus - others + _SLACK) <= 1:
+        return 1            # (no scan of this process's threads: one thread whatever it finds)
+    others += _load.foreign_runnable(n)
     if others <= 0.0:
         return n
-    free = (len(_load.cpus) if _load.cpus else _available_cpus()) - others
-    return max(1, min(n, int(free + _SLACK)))
+    return max(1, min(n, int(cpus - others + _SLACK)))
 
 
 def _huge_page_bytes():
