@@ -467,3 +467,74 @@ def test_outputs_on_fresh_memory_equal_the_one_thread_result(op, serial_first_to
         two = call()
     assert one.nbytes >= 4 << 20
     np.testing.assert_array_equal(one, two)
+
+
+def test_run_tasks_runs_each_task_once_on_the_team():
+    seen, lock = [], threading.Lock()
+
+    def task(i):
+        with lock:
+            seen.append((i, threading.get_ident()))
+    for team in (1, 2, 3, 9):
+        seen.clear()
+        _threads.run_tasks([lambda i=i: task(i) for i in range(7)], team)
+        assert sorted(i for i, _ in seen) == list(range(7))
+        # the caller takes tasks 0, team, 2*team, ...
+        assert all(t == threading.get_ident() for i, t in seen if i % min(team, 7) == 0)
+    _threads.run_tasks([], 2)
+
+    def boom():
+        raise RuntimeError("task failed")
+    with pytest.raises(RuntimeError, match="task failed"):
+        _threads.run_tasks([lambda: None, boom, lambda: None], 2)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task") or not pyconv.openmp_enabled(),
+                    reason="needs /proc and OpenMP")
+def test_matmul_plans_leave_no_blas_thread_running(monkeypatch):
+    # the 1x1 plans' matrix products run on pyconv's team with BLAS on one thread: no BLAS
+    # worker is left spinning after the call (OpenBLAS's spin ~0.1 s after a threaded one)
+    import time
+    from pyconv._engine import plan as _plan
+    from pyconv._engine.plan import Algorithm as A
+    mon = _threads._load
+    monkeypatch.setattr(mon, "_runnable_now", lambda: 2)      # always scan
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 256, 48, 48))
+    w = rng.standard_normal((64, 256, 1, 1))
+    g = rng.standard_normal((2, 64, 48, 48))
+    calls = [lambda: nn.conv2d(x, w), lambda: grad.conv2d_input(x.shape, w, g),
+             lambda: grad.conv2d_weight(x, w.shape, g)]
+    a = rng.standard_normal((1024, 1024))
+    with pyconv.threads(2):
+        a @ a                           # numpy's own threaded product: OpenBLAS's workers spin
+        if not mon.foreign_runnable(2):
+            pytest.skip("numpy's BLAS leaves no worker running after a threaded product here")
+        for call in calls:
+            t0 = time.monotonic()
+            while mon.foreign_runnable(2) and time.monotonic() - t0 < 2.0:
+                time.sleep(0.02)
+            with _plan.force(A.MATMUL):
+                call()
+            assert [mon.foreign_runnable(2) for _ in range(3)] == [0, 0, 0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_plan_bits_do_not_depend_on_load(monkeypatch, dtype):
+    from pyconv._engine import plan as _plan
+    from pyconv._engine.plan import Algorithm as A
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((1, 40, 13, 17)).astype(dtype)      # one sample: spans of columns
+    w = rng.standard_normal((24, 40, 1, 1)).astype(dtype)
+    g = rng.standard_normal((1, 24, 13, 17)).astype(dtype)
+    monkeypatch.setattr(_threads._load, "foreign_runnable", lambda n: 0)
+    out = []
+    for busy in (0.0, 64.0):
+        monkeypatch.setattr(_threads._load, "others_busy", lambda busy=busy: busy)
+        with pyconv.threads(2), _plan.force(A.MATMUL):
+            out.append((nn.conv2d(x, w), grad.conv2d_input(x.shape, w, g), grad.conv2d_weight(x, w.shape, g)))
+    for quiet, loaded in zip(*out):
+        assert quiet.dtype == loaded.dtype == dtype
+        np.testing.assert_array_equal(quiet, loaded)
+    want = np.einsum("oc,nchw->nohw", w[:, :, 0, 0].astype(np.float64), x.astype(np.float64))
+    np.testing.assert_allclose(out[0][0], want, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)

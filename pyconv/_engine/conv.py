@@ -18,7 +18,7 @@ from pyconv._engine import tuning as _tuning
 from pyconv._engine.geometry import ConvGeometry, conv_geometry, prune, transposed_geometry
 from pyconv._engine.plan import Algorithm as A, Plan
 from pyconv._kernels import dense_direct, grad_direct, nn_gemm, panel, resampling, thin_direct
-from pyconv._threads import blas_single_thread, first_touch, num_parts_for, num_threads_for, team_size
+from pyconv._threads import blas_single_thread, first_touch, num_parts_for, num_threads_for, run_tasks, team_size
 from pyconv._utils import nn_check_gemm_dims, nn_pad_maps
 
 _OBW = dense_direct.OBW
@@ -272,6 +272,28 @@ def affine(m):
     if hi - lo != valid.size or step < 1 or not np.array_equal(m[lo:hi], m[lo] + step * np.arange(hi - lo)):
         return None
     return (lo, hi, int(m[lo]), step)
+
+
+def _spans(length, pieces, align=64):
+    """``range(length)`` cut into at most ``pieces`` spans ``(lo, hi)`` of whole multiples
+    of ``align`` (the last one the rest).
+
+    >>> _spans(200, 2)
+    [(0, 128), (128, 200)]
+    """
+    step = max(align, -(-(-(-length // max(1, pieces))) // align) * align)
+    return [(lo, min(length, lo + step)) for lo in range(0, length, step)] or [(0, 0)]
+
+
+def _matmul_tasks(a, b, out, parts):
+    """Tasks for :func:`pyconv._threads.run_tasks`: ``out[i] = a[i % len(a)] @ b[i]`` for
+    every matrix of the stacks ``b`` and ``out``, whole, or in spans of columns when there
+    are fewer matrices than twice ``parts`` (the plan's thread count, not the team: the
+    bits do not depend on the load)."""
+    per = 1 if len(out) >= 2 * parts else -(-2 * parts // max(1, len(out)))
+    spans = _spans(out.shape[-1], per) if per > 1 else [(0, out.shape[-1])]
+    return [functools.partial(np.matmul, a[i % len(a)], b[i][..., lo:hi], out=out[i][..., lo:hi])
+            for i in range(len(out)) for lo, hi in spans]
 
 
 def pack_weight_blocks(w, groups, B, nthreads, t):
@@ -615,8 +637,11 @@ def forward(p, x, w, b):
                   has_b, out.reshape(L.out_view), groups, chunk, team)
     elif alg == A.MATMUL:
         o4 = out.reshape(L.out_view)
-        with blas_single_thread(team):
-            _plan.run(p, np.matmul, w.reshape(L.w_view), x.reshape(L.x_view), out=o4)
+        # one matrix product per sample and group (or span of its columns), each on BLAS's
+        # one thread, on the team (pyconv._threads.run_tasks: why not BLAS's threads)
+        w3, x3, o3 = w.reshape(L.w_view), x.reshape(g.n * g.groups, g.cg, -1), o4.reshape(g.n * g.groups, g.og, -1)
+        with blas_single_thread():
+            _plan.run(p, run_tasks, _matmul_tasks(w3, x3, o3, p.threads), team)
         if has_b:
             o4 += bvec.reshape(1, g.groups, g.og, 1)
     elif alg == A.GEMM:
@@ -1184,17 +1209,21 @@ def weight_grad(p, x, go):
     if alg == A.ZEROS:
         return np.zeros(g.w_shape, dtype=dtype)
     if alg == A.MATMUL:
-        # 1x1, stride 1, unpadded: dW = sum_n dy[n] x[n]^T, GEMMs on BLAS's threads, or the
-        # transpose of sum_n x[n] dy[n]^T ('transposed' tile: Tuning.weight_matmul_tall)
+        # 1x1, stride 1, unpadded: dW = sum_n dy[n] x[n]^T, or the transpose of sum_n x[n]
+        # dy[n]^T ('transposed' tile: Tuning.weight_matmul_tall); spans of the input
+        # channels on the team, each on BLAS's one thread (run_tasks: why)
         dy, xs = go.reshape(n, cout, -1), x.reshape(n, cg, -1)
-        if p.tile("transposed", 0):
-            def mm():
-                return np.matmul(xs, dy.transpose(0, 2, 1)).sum(axis=0).T
-        else:
-            def mm():
-                return np.matmul(dy, xs.transpose(0, 2, 1)).sum(axis=0)
-        with blas_single_thread(team_size(p.threads)):
-            gw = _plan.run(p, mm)
+        tall = p.tile("transposed", 0)
+        gw = np.empty((cout, cg), dtype=np.result_type(dy, xs))
+
+        def span(lo, hi):
+            if tall:
+                gw[:, lo:hi] = np.matmul(xs[:, lo:hi], dy.transpose(0, 2, 1)).sum(axis=0).T
+            else:
+                gw[:, lo:hi] = np.matmul(dy, xs[:, lo:hi].transpose(0, 2, 1)).sum(axis=0)
+        with blas_single_thread():
+            _plan.run(p, run_tasks, [functools.partial(span, lo, hi) for lo, hi in _spans(cg, p.threads, 16)],
+                      team_size(p.threads))
         return np.ascontiguousarray(gw.reshape(g.w_shape), dtype=dtype)
     if alg == A.THIN:
         return weight_grad(p, x, go)
@@ -1301,13 +1330,13 @@ def input_grad(p, go, w):
     nd, cout, cg, og = g.nd, g.cout, g.cg, g.og
     k = tuple(g.kernel)
     if alg == A.MATMUL:
-        # 1x1, stride 1, unpadded: dx[n] = W^T dy[n], one GEMM per sample on BLAS's threads
+        # 1x1, stride 1, unpadded: dx[n] = W^T dy[n], one GEMM per sample (or span of its
+        # positions) on the team, each on BLAS's one thread (run_tasks: why)
         gx = first_touch(np.empty((go.shape[0], cg, _prod(g.spatial)), dtype=dtype), p.threads)
-
-        def mm():
-            return np.matmul(w.reshape(cout, cg).T, go.reshape(go.shape[0], cout, -1), out=gx)
-        with blas_single_thread(team_size(p.threads)):
-            _plan.run(p, mm)
+        with blas_single_thread():
+            _plan.run(p, run_tasks, _matmul_tasks(w.reshape(1, cout, cg).transpose(0, 2, 1),
+                                                  go.reshape(go.shape[0], cout, -1), gx, p.threads),
+                      team_size(p.threads))
         return gx.reshape(g.x_shape)
     if alg == A.FLIP_CONV:
         s5, s4, flip = p.data

@@ -42,7 +42,7 @@ class Algorithm(str, enum.Enum):
     FLIP_CONV = "flip_conv"      # transposed / input gradient at stride 1: a forward convolution
     TRANSPOSED = "transposed"    # input gradient: the transposed convolution of grad_output
     TRANSPOSED_CROP = "transposed_crop"  # ... unpadded, then cropped (asymmetric padding)
-    MATMUL = "matmul"            # 1x1 gradients: batched matrix products on BLAS's threads
+    MATMUL = "matmul"            # 1x1: batched matrix products on BLAS's one thread each, on pyconv's team
     THIN = "thin"                # weight gradient: grad_direct.direct_weight (thin groups)
     DIRECT = "direct"            # pyconv.signal: direct N-d correlation (pyconv._kernels.direct)
     FFT = "fft"                  # pyconv.signal: one FFT of the full size (scipy.fft)
