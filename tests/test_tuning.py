@@ -460,6 +460,23 @@ def test_signal_fft_factors_and_border_cost():
     assert _pick((1000000,), (4097,), np.float64, fft_oa_factor=1e3, fft_1d_factor=1e3) == "direct"
 
 
+def test_overlap_add_threads_speed_up_only_its_transforms_and_only_with_workers():
+    # the overlap-add's transforms run on scipy.fft's workers, from fft_workers_min_points
+    # on; its padding, products and overlap adds (the fft_oa_factor part) on one thread
+    from pyconv._engine import signal_plan as sp
+    shapes = ((1000000,), (1001,))
+    with tuning.override(**{**XEON, "fft_thread_gain": 1.0, "fft_workers_min_points": 1 << 40}):
+        assert sp.fft_costs(*shapes, False, False, 2)[1] == sp.fft_costs(*shapes, False, False, 1)[1]
+    for factor in (1.0, 1.5, 3.0):
+        with tuning.override(**{**XEON, "fft_thread_gain": 1.0, "fft_workers_min_points": 0,
+                                "fft_oa_factor": factor, "fft_overhead_s": 0.0}):
+            one, two = sp.fft_costs(*shapes, False, False, 1)[1], sp.fft_costs(*shapes, False, False, 2)[1]
+            blocks = one - two          # what the second worker saves: half the transforms' time
+            assert blocks > 0
+            # (less the blocks' set-up, 0.1 us each: ~20 us here)
+            assert (one - 2 * blocks) == pytest.approx(one * (1 - 1 / factor), rel=0.05, abs=5e-5)
+
+
 @pytest.mark.parametrize("field, shape, kshape, value", [
     ("direct_ns_1d_f4", (16384,), (257,), 0.037),
     ("direct_ns_f8", (32, 1024), (9, 9), 0.09),

@@ -400,10 +400,18 @@ def fft_costs(shape1, shape2, cplx, single, nt):
             count *= -(-(shape1, shape2)[which][a] // step)
         else:
             bsize *= sp_fft.next_fast_len(shape1[a] + shape2[a] - 1, not cplx)
-    # forward + inverse of every block, plus one transform of the other operand
+    # forward + inverse of every block, plus one transform of the other operand; only the
+    # transforms run on the workers, the padding, block copies, products and overlap adds
+    # (the fft_oa_factor part) in NumPy on the calling thread (1e6 * 1001 float64: 28-30 ms
+    # at 1 thread, 24.5-27 at 2, where the transforms' gain alone modelled 17 and 'auto'
+    # took it over direct's 17-21; Intel Xeon).  The transforms get workers only from
+    # fft_workers_min_points on (their batched call's points, as _oa_full sizes them):
+    # 1e6 * 1001 and 2e5 * 1001 ran no faster at 2 threads than at 1
     ntrans = (b1 + bo) * count + b2
-    oa = (_fft_points_cost(ntrans * bsize, bsize, plan, cplx, single, speedup)
-          + ntrans * 0.1e-6 + overhead)
+    serial = _fft_points_cost(ntrans * bsize, bsize, plan, cplx, single, 1.0)
+    transforms = serial / max(1.0, tu.fft_oa_factor)
+    oa_par = speedup if fft_workers(bsize * count * b1, nt) > 1 else 1.0
+    oa = serial - transforms + transforms / oa_par + ntrans * 0.1e-6 + overhead
     if min(nb for _, nb, _ in plan.values()) < 32:
         oa = math.inf           # blocks of a few samples never pay (measured: 2x slower at 1024^2 * 3^2)
     return plain, oa
