@@ -256,17 +256,25 @@ class _LoadMonitor:
         return busy * self.tick
 
     @staticmethod
-    def _own_runnable():
-        """Threads of this process running or waiting for a CPU right now (the caller too)."""
+    def _runnable_threads(skip=frozenset()):
+        """Threads of this process running or waiting for a CPU right now, but those whose
+        kernel thread ids are in ``skip``."""
         n = 0
         for tid in os.listdir("/proc/self/task"):
+            if int(tid) in skip:
+                continue
             try:
                 with open(f"/proc/self/task/{tid}/stat", "rb") as f:
                     stat = f.read()
             except OSError:         # the thread ended meanwhile
                 continue
             n += stat[stat.rindex(b")") + 2:stat.rindex(b")") + 3] == b"R"
-        return max(1, n)
+        return n
+
+    @classmethod
+    def _own_runnable(cls):
+        """Threads of this process running or waiting for a CPU right now (the caller too)."""
+        return max(1, cls._runnable_threads())
 
     def foreign_runnable(self, n):
         """Threads of this process, other than the caller and the OpenMP team it runs ``n``
@@ -288,17 +296,7 @@ class _LoadMonitor:
             team = self.teams.get(me)
             if team is None or team[0] < n:
                 team = self.teams[me] = (n, frozenset(_pyconv_omp.team_thread_ids(n)) | {me})
-            count = 0
-            for tid in os.listdir("/proc/self/task"):
-                if int(tid) in team[1]:
-                    continue
-                try:
-                    with open(f"/proc/self/task/{tid}/stat", "rb") as f:
-                        stat = f.read()
-                except OSError:     # the thread ended meanwhile
-                    continue
-                count += stat[stat.rindex(b")") + 2:stat.rindex(b")") + 3] == b"R"
-            return count
+            return self._runnable_threads(team[1])
         except (OSError, ValueError, IndexError):
             return 0
 

@@ -4,6 +4,7 @@ and the load-aware team size (results never depend on it).
 
 Busy-machine *speed* is measured by ``benchmarks/run.py busy``, not here.
 """
+import contextlib
 import multiprocessing
 import os
 import subprocess
@@ -262,6 +263,28 @@ def test_blas_limit_nests_and_restores():
 
 # ------------------------------------------------------------------ load-aware team size
 
+@contextlib.contextmanager
+def _busy_thread():
+    """A thread of this process at work for the block: numpy sorts, in C with the GIL
+    released (runnable most of the time), as a BLAS library's spinning worker would be."""
+    import time
+    stop = threading.Event()
+    a = np.random.default_rng(0).standard_normal(1 << 20)
+
+    def spin():
+        while not stop.is_set():
+            np.sort(a)
+
+    t = threading.Thread(target=spin)
+    t.start()
+    try:
+        time.sleep(0.05)
+        yield
+    finally:
+        stop.set()
+        t.join()
+
+
 def test_team_size_follows_other_processes_load(monkeypatch):
     ncpu = len(_threads._load.cpus) if _threads._load.cpus else _threads._available_cpus()
     monkeypatch.setattr(_threads._load, "foreign_runnable", lambda n: 0)
@@ -306,26 +329,11 @@ def test_load_monitor_does_not_count_this_process_threads(monkeypatch):
     # a busy thread of this process (a worker still spinning) is not one.  The machine's
     # count is taken as this process's own (no other process runnable), so the test does
     # not depend on what else the machine runs.
-    import threading
-    import time
     monitor = _threads._LoadMonitor
     monkeypatch.setattr(monitor, "_runnable_tasks", staticmethod(lambda: monitor._own_runnable()))
-    stop = threading.Event()
-    a = np.random.default_rng(0).standard_normal(1 << 20)
-
-    def spin():
-        while not stop.is_set():
-            np.sort(a)              # releases the GIL: runnable in C most of the time
-
-    t = threading.Thread(target=spin)
-    t.start()
-    try:
-        time.sleep(0.05)
+    with _busy_thread():
         own = [monitor._own_runnable() for _ in range(20)]
         others = [monitor._runnable_others() for _ in range(7)]
-    finally:
-        stop.set()
-        t.join()
     assert max(own) >= 2                            # the caller and the spinning thread
     assert sorted(others)[len(others) // 2] < 1.0   # neither counted as another process
 
@@ -352,22 +360,9 @@ def test_team_size_leaves_the_cores_of_this_process_other_busy_threads(monkeypat
     with pyconv.threads(2):
         nn.conv2d(x, w, padding=1)
         assert [mon.foreign_runnable(2) for _ in range(3)] == [0, 0, 0]   # right after a region
-        stop = threading.Event()
-        a = np.random.default_rng(0).standard_normal(1 << 20)
-
-        def spin():
-            while not stop.is_set():
-                np.sort(a)              # releases the GIL: runnable in C most of the time
-
-        t = threading.Thread(target=spin)
-        t.start()
-        try:
-            time.sleep(0.05)
+        with _busy_thread():
             seen = [mon.foreign_runnable(2) for _ in range(15)]
             teams = [_threads.team_size(ncpu) for _ in range(15)]
-        finally:
-            stop.set()
-            t.join()
     assert sorted(seen)[len(seen) // 2] == 1, seen
     assert sorted(teams)[len(teams) // 2] == max(1, ncpu - 1), teams
     monkeypatch.undo()
