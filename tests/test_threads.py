@@ -359,7 +359,6 @@ def test_team_size_leaves_the_cores_of_this_process_other_busy_threads(monkeypat
         time.sleep(0.02)                # an earlier test's BLAS workers wind down (~0.1 s)
     with pyconv.threads(2):
         nn.conv2d(x, w, padding=1)
-        assert [mon.foreign_runnable(2) for _ in range(3)] == [0, 0, 0]   # right after a region
         # what else of this process runs meanwhile (0 on a quiet machine; a crowded one keeps
         # an earlier test's idle threads waiting for a CPU longer): the busy thread adds one
         base = sorted(mon.foreign_runnable(2) for _ in range(15))[7]
@@ -371,6 +370,29 @@ def test_team_size_leaves_the_cores_of_this_process_other_busy_threads(monkeypat
     monkeypatch.undo()
     monkeypatch.setattr(mon, "enabled", False)          # PYCONV_LOAD_AWARE=0: nothing counted
     assert mon.foreign_runnable(2) == 0
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task") or not pyconv.openmp_enabled(),
+                    reason="needs /proc and OpenMP")
+def test_own_team_is_not_counted_right_after_a_region():
+    # pyconv's OpenMP workers spin a moment after each region: they are pyconv's, not
+    # another library's.  In a fresh interpreter, so that no thread an earlier test left
+    # can be runnable at the instant of the samples.
+    out = _run("""
+        import numpy as np, pyconv
+        from pyconv import _threads, nn
+        mon = _threads._load
+        mon._runnable_now = lambda: 2           # always scan
+        x = np.random.default_rng(3).standard_normal((4, 8, 40, 40))
+        w = np.random.default_rng(4).standard_normal((8, 8, 3, 3))
+        seen = []
+        with pyconv.threads(2):
+            for _ in range(5):
+                nn.conv2d(x, w, padding=1)
+                seen.append(mon.foreign_runnable(2))
+        print(sorted(seen)[2])
+    """)
+    assert out == "0"
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="needs /proc/stat")
@@ -497,6 +519,7 @@ def test_matmul_plans_leave_no_blas_thread_running(monkeypatch):
     from pyconv._engine.plan import Algorithm as A
     mon = _threads._load
     monkeypatch.setattr(mon, "_runnable_now", lambda: 2)      # always scan
+    monkeypatch.setattr(mon, "others_busy", lambda: 0.0)      # two threads, however busy the machine
     rng = np.random.default_rng(5)
     x = rng.standard_normal((2, 256, 48, 48))
     w = rng.standard_normal((64, 256, 1, 1))
@@ -514,7 +537,13 @@ def test_matmul_plans_leave_no_blas_thread_running(monkeypatch):
                 time.sleep(0.02)
             with _plan.force(A.MATMUL):
                 call()
-            assert [mon.foreign_runnable(2) for _ in range(3)] == [0, 0, 0]
+            # a BLAS worker spins ~0.1 s: runnable in every sample over 10 ms (a helper
+            # thread still on its way back to its queue, on a crowded machine, is not)
+            seen = []
+            for _ in range(5):
+                seen.append(mon.foreign_runnable(2))
+                time.sleep(0.002)
+            assert min(seen) == 0, seen
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
