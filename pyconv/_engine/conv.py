@@ -281,7 +281,8 @@ def _spans(length, pieces, align=64):
     >>> _spans(200, 2)
     [(0, 128), (128, 200)]
     """
-    step = max(align, -(-(-(-length // max(1, pieces))) // align) * align)
+    per = -(-length // max(1, pieces))
+    step = max(align, -(-per // align) * align)
     return [(lo, min(length, lo + step)) for lo in range(0, length, step)] or [(0, 0)]
 
 

@@ -41,7 +41,8 @@ def compiler():
 
 def team_thread_ids(int n):
     """The kernel thread ids (Linux) of the OpenMP team that a region of ``n`` threads
-    started from the calling thread runs on, the caller's first; zeros elsewhere.  GNU
+    started from the calling thread runs on, the caller's first (an empty list where the
+    system has no such ids).  GNU
     libgomp keeps one pool of worker threads per calling thread and reuses it for every
     region, so these are the threads every pyconv kernel called from here runs on (the
     load monitor tells them from other threads of the process, such as a BLAS library's
