@@ -81,6 +81,19 @@ def _run_direct(p, x, w, cdt, out=None):
     return out
 
 
+def _valid_into(in1, in2, out, correlate):
+    """The direct 'valid' convolution (``correlate``: correlation) of ``in1`` with ``in2``,
+    written into ``out`` and returned: the sums of :func:`convolve`, :func:`correlate`,
+    :func:`convolve2d` and :func:`correlate2d` in 'valid' mode with the direct method, bit
+    for bit, where the result is float or complex and computed in its own dtype (``out``'s,
+    C-contiguous; ``in1`` at least ``in2``'s size along every axis).  pyconv.dask's chunks
+    write their slabs of rows straight into the chunk's output with it."""
+    w = _conj(in2) if correlate else _flip(in2)
+    shape = tuple(a - k + 1 for a, k in zip(in1.shape, w.shape))
+    return _run_direct(_sp.plan_direct(in1.shape, w.shape, shape, (0,) * in1.ndim, out.dtype), in1, w, out.dtype,
+                       out=out)
+
+
 def _padded_rows(x, axis, before, after, cdt, team=1):
     """A C-contiguous copy of ``x`` in ``cdt`` with ``before`` and ``after`` zeros around
     every row along ``axis`` (the direct plan's ``pad`` tile: its merged sweep then needs no

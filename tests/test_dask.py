@@ -757,6 +757,44 @@ def test_chunks_run_in_slabs_of_rows(engine, monkeypatch, slab_bytes):
         assert names == {"_run_block"}, names
 
 
+@pytest.mark.parametrize("slab_bytes", [1, 900, 1 << 21])
+def test_slabs_written_into_the_output_or_copied_are_bitwise(engine, monkeypatch, slab_bytes, request):
+    """A direct chunk's slabs are written straight into its output where the result is
+    float or complex and summed in its own dtype (float32/64, complex64/128), and copied
+    there otherwise (float16, integers): both bitwise the in-memory result, the region's
+    buffer taking the dtype the pieces and a wider fill constant give (an integer in1
+    with a float fillvalue), one slab and many."""
+    import pyconv.dask as pdk_mod
+    monkeypatch.setattr(pdk_mod, "_SLAB_BYTES", slab_bytes)
+    rng = np.random.default_rng(41)
+    calls = []
+    real = pyconv.signal._valid_into
+    monkeypatch.setattr(pyconv.signal, "_valid_into", lambda *a: calls.append(a[2].dtype) or real(*a))
+    cases = []
+    for xdt, kdt in ((np.float32, np.float32), (np.float64, np.float32), (np.complex64, np.complex64),
+                     (np.float16, np.float16), (np.int16, np.int32)):
+        x = (rng.standard_normal((19, 14, 11)) * 8).astype(xdt)
+        k = (rng.standard_normal((3, 4, 2)) * 3).astype(kdt)
+        if np.dtype(xdt).kind == "c":
+            x = x + 1j * rng.standard_normal(x.shape).astype(xdt)
+        X = da.from_array(x, chunks=((7, 12), (5, 9), (6, 5)))
+        for fn in ("convolve", "correlate"):
+            for mode in ("same", "full", "valid"):
+                cases.append((getattr(pdk, fn)(X, k, mode, method="direct"),
+                              getattr(pyconv.signal, fn)(x, k, mode, method="direct")))
+    xi = rng.integers(-50, 50, (23, 17)).astype(np.int32)
+    ki = rng.standard_normal((4, 3))
+    Xi = da.from_array(xi, chunks=((9, 14), (8, 9)))
+    for boundary in ("fill", "symm"):
+        cases.append((pdk.convolve2d(Xi, ki, "same", boundary, 2.5),
+                      pyconv.signal.convolve2d(xi, ki, "same", boundary, 2.5)))
+    got = engine(*[checked(y) for y, _ in cases])
+    for g, (_, ref) in zip(got, cases):
+        assert_same(g, ref, exact=True)
+    if request.node.callspec.params["engine"] != "distributed":     # (a worker's calls are not seen here)
+        assert {np.dtype(d) for d in calls} == {np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.complex64)}
+
+
 def test_direct_blocks_with_short_rows_are_bitwise(engine):
     """A direct block's 'valid' call has short rows, which the kernel sweeps merged (into a
     scratch of the region's row length): bitwise the in-memory result for convolve/correlate

@@ -426,30 +426,67 @@ def _first_leaf(node):
 _SLAB_BYTES = 2 * 1024 * 1024
 
 
+def _place(node, d, start, deps, fill, boxes):
+    """Append ``(start, shape, array)`` for each leaf of the layout ``node`` (nested lists
+    whose level ``d`` splits axis ``d``), placed from ``start`` (``array`` None for a fill
+    region); returns the shape of ``node``'s region.  (Module level: see :func:`_assemble`.)"""
+    if not isinstance(node, list):
+        arr = None if isinstance(node, _Fill) else _materialise(node, deps, fill)
+        shape = node.shape if arr is None else arr.shape
+        boxes.append((start, shape, arr))
+        return shape
+    pos, shape = start[d], None
+    for child in node:
+        shape = _place(child, d + 1, start[:d] + (pos,) + start[d + 1:], deps, fill, boxes)
+        pos += shape[d]
+    return shape[:d] + (pos - start[d],) + shape[d + 1:]
+
+
 def _run_slabs_body(func, lit, layout, fill, rows, deps, *consts):
     """One output chunk whose rows (axis 0) each read ``reach`` + 1 region rows, in order (a
-    'valid' direct convolution along axis 0), ``rows.value = (reach, step)``: computed slab by
-    slab of ``step`` output rows, each slab's region assembled alone and the results written
-    into one output.
+    'valid' direct convolution along axis 0), ``rows.value = (reach, step, into)``: computed
+    slab by slab of ``step`` output rows, each slab's region filled alone into one buffer
+    and the results written into one output.  ``into`` (the output's dtype, or None): ``func``
+    writes each slab into the output itself (its ``out`` argument); else its results are
+    copied there.
 
     The whole region (a chunk and its halo) and the output are otherwise held together
     while the kernel runs; a slab's region is a fraction of the chunk.  Each output sums
     the same products in the same order whatever rows its call covers (the kernel's rows
     are the region's whole rows along the last axis), so the result is the one call's."""
-    reach, step = rows.value
-    parts = _leaves(layout.value, lambda leaf: _materialise(leaf, deps, fill.value))   # views where it can
-    if not isinstance(parts, list):
-        parts = [parts]
-    edges = np.cumsum([0, *[_first_leaf(seg).shape[0] for seg in parts]])
-    rows = int(edges[-1]) - reach
-    out = None
+    reach, step, into = rows.value
+    f = fill.value
+    boxes = []
+    node, ndim = layout.value, 0
+    while isinstance(node, list):
+        node, ndim = node[0], ndim + 1
+    shape = _place(layout.value, 0, (0,) * max(ndim, 1), deps, f, boxes)
+    rows = shape[0] - reach
+    # the region's pieces are filled by slice assignment into a buffer of the dtype np.block
+    # would give them (a fill constant may be wider than in1: convolve2d's fillvalue)
+    dtype = np.result_type(*[f if arr is None else arr.dtype for _, _, arr in boxes])
+    buf = out = None
     with pyconv.threads(task_threads()):
         for a in range(0, rows, step):
             b = min(rows, a + step)
             r0, r1 = a, b + reach
-            pieces = [_leaves(seg, lambda arr, lo=max(r0, e0) - e0, hi=min(r1, e1) - e0: arr[lo:hi])
-                      for seg, e0, e1 in zip(parts, edges[:-1], edges[1:]) if e0 < r1 and e1 > r0]
-            region = _first_leaf(pieces) if _single(pieces) else np.block(pieces)
+            if len(boxes) == 1 and boxes[0][2] is not None:
+                region = boxes[0][2][r0:r1]             # one piece: no copy
+            else:
+                if buf is None:
+                    buf = np.empty((min(step, rows) + reach,) + shape[1:], dtype=dtype)
+                region = buf[:r1 - r0]
+                for start, shp, arr in boxes:
+                    lo, hi = max(r0, start[0]), min(r1, start[0] + shp[0])
+                    if lo < hi:
+                        dst = (slice(lo - r0, hi - r0),) + tuple(slice(s, s + m) for s, m in zip(start[1:], shp[1:]))
+                        region[dst] = f if arr is None else arr[lo - start[0]:hi - start[0]]
+            if into is not None:
+                if out is None:
+                    k = consts[0]
+                    out = np.empty((rows,) + tuple(n - m + 1 for n, m in zip(shape[1:], k.shape[1:])), dtype=into)
+                func(region, lit.value, *consts, out=out[a:b])
+                continue
             y = func(region, lit.value, *consts)
             if out is None:
                 if b == rows:               # one slab: the call's own result
@@ -501,7 +538,7 @@ def _const_refs(layer, prefix, token, consts):
 
 
 def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0, extra=None, extra_deps=(),
-              reach=None):
+              reach=None, into=None):
     """Apply ``func(block, args, *consts)`` per output chunk, reading the regions ``axes`` describe.
 
     ``axes``: one :class:`_Axis` per axis of ``x`` (the output has as many axes).
@@ -511,7 +548,8 @@ def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0, ex
     ``extra(j)`` gives keys of other arrays (``extra_deps``) whose values are passed
     to ``func`` after ``args``, before the consts.  ``reach``: when ``func``'s output rows
     (axis 0) each read ``reach`` + 1 region rows, in order ('valid' direct convolutions),
-    a chunk is computed in slabs of rows (:func:`_run_slabs`).
+    a chunk is computed in slabs of rows (:func:`_run_slabs`); ``into`` (the output dtype, or
+    None): ``func`` then writes each slab into the chunk's output (its ``out`` argument).
 
     The graph has one task per output chunk.  An output chunk depends on the input
     chunk it reads most of (sliced in its own task: no transfer, no export) and reads
@@ -539,7 +577,7 @@ def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0, ex
     from dask.highlevelgraph import HighLevelGraph
     da = _da()
     views = _persisted(x)
-    token = tokenize(x, views, reach, _SLAB_BYTES, _INLINE_CONST_BYTES, [(a.out_chunks, a.ranges, a.kind) for a in axes],
+    token = tokenize(x, views, reach, into, _SLAB_BYTES, _INLINE_CONST_BYTES, [(a.out_chunks, a.ranges, a.kind) for a in axes],
                      func, dtype, consts,
                      None if block_args is None else [block_args(j) for j in np.ndindex(
                          *[len(a.out_chunks) for a in axes])], fill,
@@ -664,7 +702,7 @@ def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0, ex
                                              for d, jd in enumerate(j) if d)
             step = max(1, _SLAB_BYTES // max(1, row_bytes) - reach)
             layer[(out_name, *j)] = (_run_slabs, func, _Lit(args), _Lit(layout), _Lit(fill),
-                                     _Lit((int(reach), int(step))), list(deps), *const_keys)
+                                     _Lit((int(reach), int(step), into)), list(deps), *const_keys)
     graph = HighLevelGraph.from_collections(out_name, layer, dependencies=[x, *extra_deps])
     chunks = tuple(a.out_chunks for a in axes)
     return da.Array(graph, out_name, chunks, meta=_meta(len(axes), dtype))
@@ -740,14 +778,19 @@ def _corr2d_same(k):
     return k // 2
 
 
-def _valid_block(fn, kwargs, block, args, *kernels):
+def _valid_block(fn, kwargs, block, args, *kernels, out=None):
+    """``fn``'s 'valid' result on ``block``; with ``out``, the direct sums written into it
+    (:func:`pyconv.signal._valid_into`: the same plan, the same bits)."""
+    if out is not None:
+        return pyconv.signal._valid_into(block, kernels[0], out,
+                                         fn in (pyconv.signal.correlate, pyconv.signal.correlate2d))
     return fn(block, *kernels, mode="valid", **kwargs)
 
 
 def _signal_map(fn, name, x, kernels, kshape, mode, kwargs, same_start, kind="fill", fill=None,
                 probe_kwargs=None):
     """Shared body of the signal functions whose kernel spans every axis of ``x``."""
-    from pyconv._utils import sig_valid_swap
+    from pyconv._utils import sig_compute_dtype, sig_valid_swap
     mode = check_choice(mode, "mode", ("full", "same", "valid"))
     probe_in = np.zeros(tuple(max(1, s) for s in kshape), dtype=x.dtype)
     probe = fn(probe_in, *kernels, mode=mode, **(probe_kwargs or kwargs))   # validates the arguments
@@ -775,8 +818,11 @@ def _signal_map(fn, name, x, kernels, kshape, mode, kwargs, same_start, kind="fi
     # may run in slabs of rows (the FFT's rounding depends on the shape it transforms; the
     # separable one may order its two passes by the shape)
     direct = kwargs.get("method", "direct") == "direct" and fn is not pyconv.signal.sepconvolve2d
+    # float and complex results summed in their own dtype (not float16, nor integers, whose
+    # values choose it): those slabs are written straight into the output
+    into = probe.dtype if direct and probe.dtype.kind in "fc" and sig_compute_dtype(probe.dtype) == probe.dtype else None
     return _halo_map(x, func, axes, probe.dtype, name, block_args=lambda j: None, consts=tuple(kernels), fill=fill,
-                     reach=kshape[0] - 1 if direct else None)
+                     reach=kshape[0] - 1 if direct else None, into=into)
 
 
 def _full_crop_block(fn, kwargs, block, crop, *kernels):
