@@ -68,10 +68,12 @@ signal functions get float64 gradients and float16 inputs float32 ones (the dtyp
 pyconv.nn computes float16 in); bool inputs (whose forward is a logical OR of ANDs,
 not differentiable) raise ``TypeError``.
 """
+import functools
 import inspect
 
 import numpy as np
 
+from pyconv import _threads
 from pyconv._engine import args as _args
 from pyconv._engine import conv as _conv
 from pyconv._engine import plan as _plan
@@ -1228,8 +1230,29 @@ def resize_conv2d_backward(grad_output, input, weight, bias=None, scale_factor=2
     gu, gw, gb = _conv_grads(c, go)
     mh = _upsample_matrix(xb.shape[2], factor, mode, dtype)
     mw = _upsample_matrix(xb.shape[3], factor, mode, dtype)
-    gx = np.ascontiguousarray(np.matmul(mh.T, np.matmul(gu, mw)), dtype=dtype)
+    gx = _upsample_adjoint(gu, mh, mw, dtype)
     return (gx[0] if unbatched else gx), gw, gb
+
+
+def _upsample_adjoint(gu, mh, mw, dtype):
+    """``mh^T @ plane @ mw`` for every (sample, channel) plane of ``gu``: the planes split over
+    pyconv's team, each product on BLAS's one thread (as the 1x1 plans' products: OpenBLAS's
+    own threads would not follow pyconv's thread count, and would spin on for ~0.1 s after
+    the call, sharing the cores with whatever runs next).  Whole planes per thread: the bits
+    do not depend on the team."""
+    n, c = gu.shape[:2]
+    planes = gu.reshape((n * c,) + gu.shape[2:])
+    out = np.empty((n * c, mh.shape[1], mw.shape[1]), dtype=np.result_type(gu, mh, mw))
+    mht = np.ascontiguousarray(mh.T)
+
+    def span(lo, hi):
+        np.matmul(mht, np.matmul(planes[lo:hi], mw), out=out[lo:hi])
+    (hf, wf), h, w = gu.shape[2:], mh.shape[1], mw.shape[1]
+    parts = _threads.num_parts_for(n * c * (hf * wf * w + h * hf * w), grain=1 << 20)
+    spans = _conv._spans(n * c, parts, 1)
+    with _threads.blas_single_thread():
+        _threads.run_tasks([functools.partial(span, lo, hi) for lo, hi in spans], _threads.team_size(parts))
+    return np.ascontiguousarray(out.reshape((n, c) + out.shape[1:]), dtype=dtype)
 
 
 # ---------------------------------------------------------------- unfold / fold

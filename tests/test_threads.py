@@ -524,8 +524,13 @@ def test_matmul_plans_leave_no_blas_thread_running(monkeypatch):
     x = rng.standard_normal((2, 256, 48, 48))
     w = rng.standard_normal((64, 256, 1, 1))
     g = rng.standard_normal((2, 64, 48, 48))
+    # and the resize convolution's gradient, whose upsampling adjoint is two matrix products
+    # per plane (with a 1x1 kernel, so the forced plan serves its convolution too)
+    xr, wr = rng.standard_normal((2, 16, 64, 64)), rng.standard_normal((16, 16, 1, 1))
+    gr = rng.standard_normal((2, 16, 128, 128))
     calls = [lambda: nn.conv2d(x, w), lambda: grad.conv2d_input(x.shape, w, g),
-             lambda: grad.conv2d_weight(x, w.shape, g)]
+             lambda: grad.conv2d_weight(x, w.shape, g),
+             lambda: grad.resize_conv2d_backward(gr, xr, wr, mode="bilinear")]
     a = rng.standard_normal((1024, 1024))
     with pyconv.threads(2):
         a @ a                           # numpy's own threaded product: OpenBLAS's workers spin
@@ -544,6 +549,26 @@ def test_matmul_plans_leave_no_blas_thread_running(monkeypatch):
                 seen.append(mon.foreign_runnable(2))
                 time.sleep(0.002)
             assert min(seen) == 0, seen
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+def test_resize_conv_gradient_bits_do_not_depend_on_threads(mode):
+    # the upsampling adjoint's planes are split over the team whole: the same bits at 1 and 2
+    # threads, equal to the products written out (mh^T g mw per plane) within rounding
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((3, 5, 24, 20)).astype(np.float32)
+    w = rng.standard_normal((4, 5, 3, 3)).astype(np.float32)
+    g = rng.standard_normal((3, 4, 48, 40)).astype(np.float32)
+    outs = []
+    for n in (1, 2):
+        with pyconv.threads(n):
+            outs.append(grad.resize_conv2d_backward(g, x, w, mode=mode)[0])
+    np.testing.assert_array_equal(outs[0], outs[1])
+    gu = grad.conv2d_input((3, 5, 48, 40), w, g, padding=1)
+    mh = grad._upsample_matrix(24, 2, mode, np.float64)
+    mw = grad._upsample_matrix(20, 2, mode, np.float64)
+    ref = np.einsum("hi,ncij,jw->nchw", mh.T, gu.astype(np.float64), mw)
+    np.testing.assert_allclose(outs[0], ref, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
