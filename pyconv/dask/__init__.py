@@ -285,9 +285,19 @@ def _segments(p0, p1, n, kind, starts):
     return segs
 
 
-def _index_key(index):
-    """A hashable form of a per-axis index (slices and index arrays), to share equal pieces."""
-    return tuple((i.start, i.stop, i.step) if isinstance(i, slice) else (len(i), i.tobytes()) for i in index)
+def _seg_len(idx, n):
+    """Elements a segment's index (a slice or an index array) reads of a chunk of ``n``."""
+    return len(range(*idx.indices(n))) if isinstance(idx, slice) else len(idx)
+
+
+def _covers(idx, n):
+    """Whether a segment's index reads a chunk of ``n`` whole, in order."""
+    return isinstance(idx, slice) and idx.indices(n) == (0, n, 1)
+
+
+def _axis_key(i):
+    """A hashable form of one axis' index (a slice or an index array), to share equal pieces."""
+    return (i.start, i.stop, i.step) if isinstance(i, slice) else (len(i), i.tobytes())
 
 
 def _read(block, index):
@@ -329,11 +339,15 @@ def _persisted(x):
     """Whether every chunk of ``x`` is held in memory whatever this graph does: ``x`` is one
     graph layer of computed chunks (``x.persist()``: futures on a dask.distributed cluster,
     arrays with the local schedulers).  Read without materialising a lazy graph."""
+    from dask.highlevelgraph import MaterializedLayer
     graph = x.__dask_graph__()
     layers = getattr(graph, "layers", None)
     if layers is None or len(layers) != 1:
         return False
-    values = list(dict(graph).values())
+    (layer,) = layers.values()
+    if not isinstance(layer, MaterializedLayer):    # (a Blockwise layer, say, holds no chunks)
+        return False
+    values = list(layer.values())
     Future = getattr(sys.modules.get("distributed"), "Future", ())
     return bool(values) and all(isinstance(v, np.ndarray) or (Future and isinstance(v, Future))
                                 for v in values)
@@ -588,12 +602,20 @@ def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0, ex
     layer = {}
     const_keys = _const_refs(layer, f"pyconv-{name}-const", token, consts)
     fill = np.asarray(fill)
+    # per axis and output chunk: its segments (input chunk or -1 for the fill, index or the
+    # fill's length), each with its length, whether it reads its whole chunk and its index's
+    # key (worked out once here: the loop below meets every segment once per output and
+    # neighbour)
+    chunks = x.chunks
     per_axis = []
     for d, ax in enumerate(axes):
-        starts = np.cumsum((0,) + x.chunks[d])
-        per_axis.append([_segments(p0, p1, x.shape[d], ax.kind, starts) for p0, p1 in ax.ranges])
+        starts = np.cumsum((0,) + chunks[d])
+        per_axis.append([[(b, i, i, False, None) if b < 0 else
+                          (b, i, _seg_len(i, chunks[d][b]), _covers(i, chunks[d][b]), _axis_key(i))
+                          for b, i in _segments(p0, p1, x.shape[d], ax.kind, starts)]
+                         for p0, p1 in ax.ranges])
     rims = {}                    # input chunk -> {index key: (index, bytes)} of its shared pieces
-    pending = []                 # (output, input chunk, face axis or None, index, _Part) of shared exports
+    pending = []                 # (output, input chunk, face axis or None, index, _Part, its key) of shared exports
     outputs = []                 # (j, layout, deps, dep_pos) per output chunk
     itemsize = np.dtype(x.dtype).itemsize
 
@@ -607,36 +629,31 @@ def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0, ex
         layer[key] = (_same, (x.name, *src))
         return key
 
-    def size(d, b, idx):
-        return len(range(*idx.indices(x.chunks[d][b]))) if isinstance(idx, slice) else len(idx)
-
     for j in np.ndindex(*[len(a.out_chunks) for a in axes]):
         segs = [per_axis[d][jd] for d, jd in enumerate(j)]
         # the anchor: the input chunk this output reads most from (its task runs beside it)
         reads = {}
         for combo in itertools.product(*segs):
-            if min(b for b, _ in combo) >= 0:
-                src = tuple(b for b, _ in combo)
-                reads[src] = reads.get(src, 0) + math.prod(size(d, b, i) for d, (b, i) in enumerate(combo))
+            src = tuple(s[0] for s in combo)
+            if min(src) >= 0:
+                reads[src] = reads.get(src, 0) + math.prod(s[2] for s in combo)
         anchor = max(reads, key=reads.get) if reads else None
         deps, dep_pos = [], {}
-        wanted = {}              # neighbour chunk -> [(index, its _Part)] this output reads from it
+        wanted = {}              # neighbour chunk -> [(index, its _Part, elements, key)] this output reads from it
 
         dep = functools.partial(_dep, deps, dep_pos)
 
         def leaf(combo):
-            src = tuple(b for b, _ in combo)
+            src = tuple(s[0] for s in combo)
             if min(src) < 0:
-                return _Fill(tuple(i if b < 0 else size(d, b, i) for d, (b, i) in enumerate(combo)))
-            index = tuple(i for _, i in combo)
-            whole = all(isinstance(i, slice) and i.indices(x.chunks[d][b]) == (0, x.chunks[d][b], 1)
-                        for d, (b, i) in enumerate(combo))
-            if whole:
+                return _Fill(tuple(s[2] for s in combo))
+            if all(s[3] for s in combo):
                 return _Part(dep(held(src)))
+            index = tuple(s[1] for s in combo)
             if src == anchor:
                 return _Part(dep(held(src)), index=index)
             part = _Part(None)                    # its dependency is decided below
-            wanted.setdefault(src, []).append((index, part))
+            wanted.setdefault(src, []).append((index, part, math.prod(s[2] for s in combo), tuple(s[4] for s in combo)))
             return part
 
         def nest(d, prefix):
@@ -646,24 +663,22 @@ def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0, ex
 
         layout = nest(0, [])
         for src, parts in wanted.items():
-            nbytes = itemsize * sum(math.prod(size(d, b, i) for d, (b, i) in enumerate(zip(src, index)))
-                                    for index, _ in parts)
+            nbytes = itemsize * sum(n for _, _, n, _ in parts)
             if nbytes >= _OWN_EXPORT_BYTES:
                 # a large slab (a face): cut for this output alone, so the output fetches no
                 # more than it reads and the slab is freed once it has run
                 key = (f"{export_name}-to", *src, *j)
-                layer[key] = (_cut, (x.name, *src), _Lit(tuple(index for index, _ in parts)), views)
-                for item, (_, part) in enumerate(parts):
+                layer[key] = (_cut, (x.name, *src), _Lit(tuple(index for index, _, _, _ in parts)), views)
+                for item, (_, part, _, _) in enumerate(parts):
                     part.dep, part.item = dep(key), item
                 continue
             # a face neighbour (apart along one axis) or a diagonal one, for the split below
             apart = [d for d in range(len(src)) if anchor is not None and src[d] != anchor[d]]
             group = apart[0] if len(apart) == 1 else None
             rim = rims.setdefault(src, {})
-            for index, part in parts:
-                rim.setdefault(_index_key(index), (index, itemsize * math.prod(
-                    size(d, b, i) for d, (b, i) in enumerate(zip(src, index)))))
-                pending.append((len(outputs), src, group, index, part))
+            for index, part, n, k in parts:
+                rim.setdefault(k, (index, itemsize * n))
+                pending.append((len(outputs), src, group, index, part, k))
         outputs.append((j, layout, deps, dep_pos))
     # Each input chunk's small pieces go out in one shared export, which travels whole to
     # every worker with an output reading any of it and stays there until they have all run.
@@ -677,13 +692,12 @@ def _halo_map(x, func, axes, dtype, name, block_args=None, consts=(), fill=0, ex
     # blocks counted) 11.6x chunk + halo -> 4.1x (max 13.0 -> 6.9x), time 1.50-1.52 ->
     # 1.62-1.69 s; at 3^3 (0.4 MiB, left shared) cutting would have cost 0.55-0.57 ->
     # 0.66-0.69 s, where the peak is within 4x already (3.7-4.0x).
-    split = any(8 * sum(b for _, b in rim.values()) >= itemsize * math.prod(x.chunks[d][b] for d, b in enumerate(src))
+    split = any(8 * sum(b for _, b in rim.values()) >= itemsize * math.prod(chunks[d][b] for d, b in enumerate(src))
                 for src, rim in rims.items())
     exports = {}                # export key -> (its pieces' indices, {index key: position})
-    for o, src, group, index, part in pending:
+    for o, src, group, index, part, k in pending:
         ekey = (f"{export_name}{group}" if split and group is not None else export_name, *src)
         pieces, where = exports.setdefault(ekey, ([], {}))
-        k = _index_key(index)
         if k not in where:
             where[k] = len(pieces)
             pieces.append(index)
