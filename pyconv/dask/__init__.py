@@ -425,17 +425,6 @@ def _run_block_body(func, lit, layout, fill, deps, *consts):
         return func(block, lit.value, *consts)
 
 
-def _leaves(node, fn):
-    """The nested lists ``node`` with ``fn`` applied to every leaf."""
-    return [_leaves(c, fn) for c in node] if isinstance(node, list) else fn(node)
-
-
-def _first_leaf(node):
-    while isinstance(node, list):
-        node = node[0]
-    return node
-
-
 # The region of a slab-wise output chunk: at most this many bytes of it assembled at once.
 _SLAB_BYTES = 2 * 1024 * 1024
 
@@ -516,14 +505,6 @@ def _dep(deps, dep_pos, key):
         dep_pos[key] = len(deps)
         deps.append(key)
     return dep_pos[key]
-
-
-def _single(node):
-    while isinstance(node, list):
-        if len(node) != 1:
-            return False
-        node = node[0]
-    return True
 
 
 # Operands every task of a graph shares (kernels, weights, biases), arrays of at most this many
