@@ -165,6 +165,31 @@ def test_one_vector_of_outputs_follows_its_calibrated_flag(cache, dtype, one):
         np.testing.assert_allclose(nn.conv2d(x, w, padding=1), ref, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("one2, one3", [(False, True), (True, False)])
+def test_one_vector_of_outputs_in_3d_follows_its_own_flag(cache, dtype, one2, one3):
+    # kernels of depth > 1 follow the 3-D flag (calibrated apart: the choice differs from
+    # the 2-D one), a 3-D layer with a kernel of depth 1 and 2-D layers the 2-D one
+    sfx = "" if dtype == np.float32 else "_f8"
+    lanes = 16 if dtype == np.float32 else 8
+    values = dict(calibrate._from_values({}).__dict__)
+    values = {k: values[k] for k in calibrate.MEASURED}
+    values.update(dense_oc=True, dense_oc_f8=True, dense_min_positions=0, dense_oc_min_positions=0)
+    values["dense_oc_one" + sfx], values["dense_oc_one_3d" + sfx] = one2, one3
+    calibrate._save(calibrate.cache_path(), values, {})
+    rng = np.random.default_rng(10)
+    x3 = rng.standard_normal((1, lanes, 6, 7, 8)).astype(dtype)
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    for fn, x, kshape, want in ((nn.conv3d, x3, (3, 3, 3), one3), (nn.conv3d, x3, (1, 3, 3), one2),
+                                (nn.conv2d, x3[:, :, 0], (3, 3), one2)):
+        w = rng.standard_normal((lanes, lanes) + kshape).astype(dtype)
+        alg = pyconv.explain(fn, x, w, padding=1).leaf().algorithm
+        assert (alg == "dense_oc") == want, (kshape, alg)
+        with _plan.force("gemm"):
+            ref = fn(x, w, padding=1)
+        np.testing.assert_allclose(fn(x, w, padding=1), ref, rtol=tol, atol=tol)
+
+
 def test_tuning_off_keeps_the_defaults(cache, monkeypatch):
     values = {k: getattr(tuning.DEFAULT, k) for k in calibrate.MEASURED}
     values["dense_min_positions"] = 10**9

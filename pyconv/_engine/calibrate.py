@@ -35,7 +35,8 @@ from pyconv._engine import tuning as _tuning
 #: the Tuning fields this module measures
 MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_min_positions_strided",
             "dense_oc_min_positions_strided", "weight_dense_min_positions_strided", "dense_max_k", "weight_dense_max_acc_bytes",
-            "dense_oc", "dense_oc_f8", "dense_oc_one", "dense_oc_one_f8", "dense_oc_min_positions", "dense_oc_max_k", "phases_oc", "phases_oc_f8",
+            "dense_oc", "dense_oc_f8", "dense_oc_one", "dense_oc_one_f8", "dense_oc_one_3d", "dense_oc_one_3d_f8",
+            "dense_oc_min_positions", "dense_oc_max_k", "phases_oc", "phases_oc_f8",
             "thin_max_cg_og", "thin_s1_max_cg_og", "thin_reg_min_ow", "phases_min_positions", "phases_max_k", "pointwise_chunk", "pointwise_direct",
             "pointwise_direct_expand", "pointwise_direct_f8", "pointwise_direct_expand_f8", "pointwise_matmul",
             "pointwise_panel", "pointwise_panel_expand", "pointwise_panel_f8", "pointwise_panel_expand_f8",
@@ -402,6 +403,20 @@ def measure():
             one.append([t1_oc, t1_d])
             values[flag] = bool(t1_oc <= t1_d)
         m["dense_oc_one_s"] = one
+        # and with 3-D kernels: 3x3x3 VL->VL 24^3, one sample (6 rounds: the two are 10-20%
+        # apart at this size, and the choice sets every such 3-D layer and input gradient)
+        one3 = []
+        for dt, flag in ((np.float32, "dense_oc_one_3d"), (np.float64, "dense_oc_one_3d_f8")):
+            lanes = conv.dense_direct.OC_LANES[np.dtype(dt).name]
+            x3 = _data(rng, (1, lanes, 24, 24, 24), dt)
+            w3 = _data(rng, (lanes, lanes, 3, 3, 3), dt)
+            layer3 = lambda: nn.conv3d(x3, w3, padding=1)  # noqa: E731
+            t3_oc, t3_d = _best_of([_forced(A.DENSE_OC, layer3),
+                                    _forced(A.DENSE, layer3, dense_wblock_bytes=values["dense_wblock_bytes"])],
+                                   reps=DECISIVE_REPS)
+            one3.append([t3_oc, t3_d])
+            values[flag] = bool(t3_oc <= t3_d)
+        m["dense_oc_one_3d_s"] = one3
         # (the crossovers below time the dense kernels with the blocks chosen)
         stack.enter_context(_tuning.override(dense_wblock_bytes=values["dense_wblock_bytes"]))
 

@@ -429,11 +429,15 @@ def oc_blocking(g, dtype, nthreads, t):
 def _oc_default(g, dtype, nthreads, t):
     """Whether the output-channel kernel is the default for a dense (non-1x1) layer: on for
     the dtype (``dense_oc`` / ``dense_oc_f8``), groups of more than one vector of output
-    channels (of exactly one where ``dense_oc_one`` / ``dense_oc_one_f8``), within its
-    positions / K limits and the workspace budget."""
+    channels (of exactly one where ``dense_oc_one`` / ``dense_oc_one_f8``, with a kernel of
+    depth > 1 ``dense_oc_one_3d`` / ``dense_oc_one_3d_f8``), within its positions / K limits
+    and the workspace budget."""
     on = t.dense_oc if dtype.itemsize == 4 else t.dense_oc_f8
     lanes = dense_direct.OC_LANES[dtype.name]
-    one = t.dense_oc_one if dtype.itemsize == 4 else t.dense_oc_one_f8
+    if g.k3[0] > 1:
+        one = t.dense_oc_one_3d if dtype.itemsize == 4 else t.dense_oc_one_3d_f8
+    else:
+        one = t.dense_oc_one if dtype.itemsize == 4 else t.dense_oc_one_f8
     if not on or g.og < lanes or (g.og == lanes and not one):
         # one vector of outputs per tile: each broadcast feeds a single FMA (calibrated:
         # faster than the phase-plane kernel on some CPUs, not on others)

@@ -146,6 +146,12 @@ class Tuning:
     # (Groups of less than a vector stay with the phase-plane kernel: 0.55-0.78x there.)
     dense_oc_one: bool = False
     dense_oc_one_f8: bool = False
+    # ... the same for 3-D kernels (depth > 1), calibrated on 3x3x3 VL->VL 24^3: a unit's
+    # rows are copied once per depth tap, and the choice differs from the 2-D one (Intel
+    # Xeon, 1 thread, best of 6: 16->16 56x56 dense_oc 1.6-1.7x faster than the phase-plane
+    # kernel, 24^3 0.83x, layer h (2x16x32^3) 0.82-0.87x)
+    dense_oc_one_3d: bool = False
+    dense_oc_one_3d_f8: bool = False
     # Output positions per work unit (whole rows: the copied input rows serve them all,
     # and a pass's weights serve all of them) and the longest row a unit covers at once.
     # Layer a (8 rows of 56) 1.05x faster than with 224 positions, f 1.06x, j 1.05x.
