@@ -440,18 +440,24 @@ def run_tasks(tasks, team):
     released, as NumPy's matmul does) on ``team`` threads: the caller, which takes tasks 0,
     team, 2 team, ..., and ``team - 1`` helper threads, which take the others the same way.
 
-    pyconv's 1x1 plans run their matrix products this way, each on BLAS's one thread, not
-    on BLAS's own threads: OpenBLAS's workers spin for about 0.1 s after every threaded
-    call (sched_yield), and any parallel work started meanwhile -- the next pyconv call,
-    PyTorch's, NumPy's -- shares the cores with them (PyTorch's next 2-thread call ran
-    3.7x slower than at 1 thread, Intel Xeon).  Idle helpers wait on a lock: no spinning.
+    BLAS runs on one thread meanwhile (:class:`blas_single_thread`): pyconv's matrix
+    products (the 1x1 plans, the resize convolution's gradient) run this way, each on
+    BLAS's one thread, not on BLAS's own threads: OpenBLAS's workers spin for about 0.1 s
+    after every threaded call (sched_yield), and any parallel work started meanwhile --
+    the next pyconv call, PyTorch's, NumPy's -- shares the cores with them (PyTorch's next
+    2-thread call ran 3.7x slower than at 1 thread, Intel Xeon).  Idle helpers wait on a
+    lock: no spinning.
 
     >>> out = []
     >>> run_tasks([lambda: out.append(1), lambda: out.append(2)], 2)
     >>> sorted(out)
     [1, 2]
     """
-    team = max(1, min(int(team), len(tasks)))
+    with blas_single_thread():
+        _run_tasks(tasks, max(1, min(int(team), len(tasks))))
+
+
+def _run_tasks(tasks, team):
     if team == 1 or _state["forked"]:
         for task in tasks:
             task()

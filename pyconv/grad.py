@@ -1250,8 +1250,7 @@ def _upsample_adjoint(gu, mh, mw, dtype):
     (hf, wf), h, w = gu.shape[2:], mh.shape[1], mw.shape[1]
     parts = _threads.num_parts_for(n * c * (hf * wf * w + h * hf * w), grain=1 << 20)
     spans = _conv._spans(n * c, parts, 1)
-    with _threads.blas_single_thread():
-        _threads.run_tasks([functools.partial(span, lo, hi) for lo, hi in spans], _threads.team_size(parts))
+    _threads.run_tasks([functools.partial(span, lo, hi) for lo, hi in spans], _threads.team_size(parts))
     return np.ascontiguousarray(out.reshape((n, c) + out.shape[1:]), dtype=dtype)
 
 

@@ -509,6 +509,29 @@ def test_run_tasks_runs_each_task_once_on_the_team():
         _threads.run_tasks([lambda: None, boom, lambda: None], 2)
 
 
+def test_run_tasks_keeps_blas_on_one_thread_meanwhile():
+    # the tasks' matrix products run on BLAS's one thread (whatever the team), and BLAS's
+    # own count is back afterwards, a task's error included
+    import threadpoolctl
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        before = blas_threads()
+        assert before and max(before) == 2
+        for team in (1, 2):
+            seen = []
+            _threads.run_tasks([lambda: seen.append(blas_threads()) for _ in range(4)], team)
+            assert seen and all(max(v) == 1 for v in seen), seen
+            assert blas_threads() == before
+
+        def boom():
+            raise RuntimeError("task failed")
+        with pytest.raises(RuntimeError):
+            _threads.run_tasks([boom], 2)
+        assert blas_threads() == before
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/task") or not pyconv.openmp_enabled(),
                     reason="needs /proc and OpenMP")
 def test_matmul_plans_leave_no_blas_thread_running(monkeypatch):

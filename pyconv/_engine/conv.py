@@ -645,8 +645,7 @@ def forward(p, x, w, b):
         # one matrix product per sample and group (or span of its columns), each on BLAS's
         # one thread, on the team (pyconv._threads.run_tasks: why not BLAS's threads)
         w3, x3, o3 = w.reshape(L.w_view), x.reshape(g.n * g.groups, g.cg, -1), o4.reshape(g.n * g.groups, g.og, -1)
-        with blas_single_thread():
-            _plan.run(p, run_tasks, _matmul_tasks(w3, x3, o3, p.threads), team)
+        _plan.run(p, run_tasks, _matmul_tasks(w3, x3, o3, p.threads), team)
         if has_b:
             o4 += bvec.reshape(1, g.groups, g.og, 1)
     elif alg == A.GEMM:
@@ -1226,9 +1225,8 @@ def weight_grad(p, x, go):
                 gw[:, lo:hi] = np.matmul(xs[:, lo:hi], dy.transpose(0, 2, 1)).sum(axis=0).T
             else:
                 gw[:, lo:hi] = np.matmul(dy, xs[:, lo:hi].transpose(0, 2, 1)).sum(axis=0)
-        with blas_single_thread():
-            _plan.run(p, run_tasks, [functools.partial(span, lo, hi) for lo, hi in _spans(cg, p.threads, 16)],
-                      team_size(p.threads))
+        _plan.run(p, run_tasks, [functools.partial(span, lo, hi) for lo, hi in _spans(cg, p.threads, 16)],
+                  team_size(p.threads))
         return np.ascontiguousarray(gw.reshape(g.w_shape), dtype=dtype)
     if alg == A.THIN:
         return weight_grad(p, x, go)
@@ -1338,10 +1336,9 @@ def input_grad(p, go, w):
         # 1x1, stride 1, unpadded: dx[n] = W^T dy[n], one GEMM per sample (or span of its
         # positions) on the team, each on BLAS's one thread (run_tasks: why)
         gx = first_touch(np.empty((go.shape[0], cg, _prod(g.spatial)), dtype=dtype), p.threads)
-        with blas_single_thread():
-            _plan.run(p, run_tasks, _matmul_tasks(w.reshape(1, cout, cg).transpose(0, 2, 1),
-                                                  go.reshape(go.shape[0], cout, -1), gx, p.threads),
-                      team_size(p.threads))
+        _plan.run(p, run_tasks, _matmul_tasks(w.reshape(1, cout, cg).transpose(0, 2, 1),
+                                              go.reshape(go.shape[0], cout, -1), gx, p.threads),
+                  team_size(p.threads))
         return gx.reshape(g.x_shape)
     if alg == A.FLIP_CONV:
         s5, s4, flip = p.data
