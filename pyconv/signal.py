@@ -89,9 +89,8 @@ def _valid_into(in1, in2, out, correlate):
     C-contiguous; ``in1`` at least ``in2``'s size along every axis).  pyconv.dask's chunks
     write their slabs of rows straight into the chunk's output with it."""
     w = _conj(in2) if correlate else _flip(in2)
-    shape = tuple(a - k + 1 for a, k in zip(in1.shape, w.shape))
-    return _run_direct(_sp.plan_direct(in1.shape, w.shape, shape, (0,) * in1.ndim, out.dtype), in1, w, out.dtype,
-                       out=out)
+    shape, shift = _sp.out_geometry("valid", in1.shape, w.shape)
+    return _run_direct(_sp.plan_direct(in1.shape, w.shape, shape, shift, out.dtype), in1, w, out.dtype, out=out)
 
 
 def _padded_rows(x, axis, before, after, cdt, team=1):

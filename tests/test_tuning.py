@@ -65,6 +65,11 @@ def test_tune_measures_stores_and_installs(cache):
     assert calibrate.state() == ("cached, busy" if data["busy"] else "cached")
 
 
+def _measured_defaults():
+    """The calibrated fields at their built-in defaults, to change and save as a machine's cache."""
+    return {k: getattr(tuning.DEFAULT, k) for k in calibrate.MEASURED}
+
+
 def _small_map_call():
     rng = np.random.default_rng(3)
     x = rng.standard_normal((4, 8, 6, 6)).astype(np.float32)
@@ -76,8 +81,7 @@ def _small_map_call():
 @pytest.mark.parametrize("threshold, algorithm", [(10**9, "gemm"), (0, "dense")])
 def test_cached_values_drive_the_choice(cache, threshold, algorithm, stride):
     # the positions crossover of the layer's stride class decides; the other one does not
-    values = dict(calibrate._from_values({}).__dict__)
-    values = {k: values[k] for k in calibrate.MEASURED}
+    values = _measured_defaults()
     mine, other = ("dense_min_positions", "dense_min_positions_strided")[::1 if stride == 1 else -1]
     values[mine], values[other] = threshold, 10**9 - threshold
     calibrate._save(calibrate.cache_path(), values, {})
@@ -100,8 +104,7 @@ def test_strided_positions_crossovers(cache, kernel, op):
     w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
     direct = {"forward": "dense_oc", "weight": "dense"}[op]
     for s1, s2, want1, want2 in ((9, 10, True, False), (37, 9, False, True)):
-        values = dict(calibrate._from_values({}).__dict__)
-        values = {k: values[k] for k in calibrate.MEASURED}
+        values = _measured_defaults()
         values[f"{kernel}_min_positions"], values[f"{kernel}_min_positions_strided"] = s1, s2
         calibrate._save(calibrate.cache_path(), values, {})
         tuning._machine["tuning"] = None
@@ -122,8 +125,7 @@ def test_strided_positions_crossovers(cache, kernel, op):
 def test_channel_and_phase_crossovers_drive_the_choice(cache, field, value, op, algorithm):
     # 16 -> 16 channels, 3x3 (K = 144; 16 x 2x2 taps = 64 in the largest output phase of
     # the input gradient), stride 2: 8x8 outputs, 64 input positions per phase
-    values = dict(calibrate._from_values({}).__dict__)
-    values = {k: values[k] for k in calibrate.MEASURED}
+    values = _measured_defaults()
     values["dense_min_positions_strided"] = values["weight_dense_min_positions_strided"] = 64
     values[field] = value
     calibrate._save(calibrate.cache_path(), values, {})
@@ -148,8 +150,7 @@ def test_one_vector_of_outputs_follows_its_calibrated_flag(cache, dtype, one):
     # where the calibration found it faster; half a vector never does, two always do
     flag = "dense_oc_one" if dtype == np.float32 else "dense_oc_one_f8"
     lanes = 16 if dtype == np.float32 else 8
-    values = dict(calibrate._from_values({}).__dict__)
-    values = {k: values[k] for k in calibrate.MEASURED}
+    values = _measured_defaults()
     values.update(dense_oc=True, dense_oc_f8=True, dense_min_positions=0, dense_oc_min_positions=0)
     values[flag] = one
     calibrate._save(calibrate.cache_path(), values, {})
@@ -172,8 +173,7 @@ def test_one_vector_of_outputs_in_3d_follows_its_own_flag(cache, dtype, one2, on
     # the 2-D one), a 3-D layer with a kernel of depth 1 and 2-D layers the 2-D one
     sfx = "" if dtype == np.float32 else "_f8"
     lanes = 16 if dtype == np.float32 else 8
-    values = dict(calibrate._from_values({}).__dict__)
-    values = {k: values[k] for k in calibrate.MEASURED}
+    values = _measured_defaults()
     values.update(dense_oc=True, dense_oc_f8=True, dense_min_positions=0, dense_oc_min_positions=0)
     values["dense_oc_one" + sfx], values["dense_oc_one_3d" + sfx] = one2, one3
     calibrate._save(calibrate.cache_path(), values, {})
@@ -191,7 +191,7 @@ def test_one_vector_of_outputs_in_3d_follows_its_own_flag(cache, dtype, one2, on
 
 
 def test_tuning_off_keeps_the_defaults(cache, monkeypatch):
-    values = {k: getattr(tuning.DEFAULT, k) for k in calibrate.MEASURED}
+    values = _measured_defaults()
     values["dense_min_positions"] = 10**9
     calibrate._save(calibrate.cache_path(), values, {})
     monkeypatch.setenv("PYCONV_TUNING", "off")

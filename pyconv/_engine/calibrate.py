@@ -390,33 +390,23 @@ def measure():
         m["dense_oc_s"], m["dense_f8_s"] = [t_oc, t_oc8], t_d8
         values["dense_oc"] = bool(t_oc <= min(m["dense_wblock_s"]))
         values["dense_oc_f8"] = bool(t_oc8 <= t_d8)
-        # groups of exactly one vector of output channels: 3x3 VL->VL 56x56, one sample
-        one = []
-        for dt, flag in ((np.float32, "dense_oc_one"), (np.float64, "dense_oc_one_f8")):
-            lanes = conv.dense_direct.OC_LANES[np.dtype(dt).name]
-            x1 = _data(rng, (1, lanes, 56, 56), dt)
-            w1 = _data(rng, (lanes, lanes, 3, 3), dt)
-            layer1 = lambda: nn.conv2d(x1, w1, padding=1)  # noqa: E731
-            t1_oc, t1_d = _best_of([_forced(A.DENSE_OC, layer1),
-                                    _forced(A.DENSE, layer1, dense_wblock_bytes=values["dense_wblock_bytes"])],
-                                   reps=3)
-            one.append([t1_oc, t1_d])
-            values[flag] = bool(t1_oc <= t1_d)
-        m["dense_oc_one_s"] = one
-        # and with 3-D kernels: 3x3x3 VL->VL 24^3, one sample (6 rounds: the two are 10-20%
-        # apart at this size, and the choice sets every such 3-D layer and input gradient)
-        one3 = []
-        for dt, flag in ((np.float32, "dense_oc_one_3d"), (np.float64, "dense_oc_one_3d_f8")):
-            lanes = conv.dense_direct.OC_LANES[np.dtype(dt).name]
-            x3 = _data(rng, (1, lanes, 24, 24, 24), dt)
-            w3 = _data(rng, (lanes, lanes, 3, 3, 3), dt)
-            layer3 = lambda: nn.conv3d(x3, w3, padding=1)  # noqa: E731
-            t3_oc, t3_d = _best_of([_forced(A.DENSE_OC, layer3),
-                                    _forced(A.DENSE, layer3, dense_wblock_bytes=values["dense_wblock_bytes"])],
-                                   reps=DECISIVE_REPS)
-            one3.append([t3_oc, t3_d])
-            values[flag] = bool(t3_oc <= t3_d)
-        m["dense_oc_one_3d_s"] = one3
+        # groups of exactly one vector of output channels: 3x3 VL->VL 56x56, one sample; and
+        # with 3-D kernels, 3x3x3 VL->VL 24^3 (6 rounds: the two are 10-20% apart at this size,
+        # and the choice sets every such 3-D layer and input gradient)
+        for key, spatial, reps, flags in (("dense_oc_one_s", (56, 56), 3, ("dense_oc_one", "dense_oc_one_f8")),
+                                          ("dense_oc_one_3d_s", (24, 24, 24), DECISIVE_REPS,
+                                           ("dense_oc_one_3d", "dense_oc_one_3d_f8"))):
+            m[key] = []
+            for dt, flag in zip((np.float32, np.float64), flags):
+                lanes = conv.dense_direct.OC_LANES[np.dtype(dt).name]
+                x1 = _data(rng, (1, lanes) + spatial, dt)
+                w1 = _data(rng, (lanes, lanes) + (3,) * len(spatial), dt)
+                layer1 = functools.partial(nn.conv3d if len(spatial) == 3 else nn.conv2d, x1, w1, padding=1)
+                t1_oc, t1_d = _best_of([_forced(A.DENSE_OC, layer1),
+                                        _forced(A.DENSE, layer1, dense_wblock_bytes=values["dense_wblock_bytes"])],
+                                       reps=reps)
+                m[key].append([t1_oc, t1_d])
+                values[flag] = bool(t1_oc <= t1_d)
         # (the crossovers below time the dense kernels with the blocks chosen)
         stack.enter_context(_tuning.override(dense_wblock_bytes=values["dense_wblock_bytes"]))
 
