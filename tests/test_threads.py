@@ -357,16 +357,23 @@ def test_team_size_leaves_the_cores_of_this_process_other_busy_threads(monkeypat
     t0 = time.monotonic()
     while mon.foreign_runnable(2) and time.monotonic() - t0 < 2.0:
         time.sleep(0.02)                # an earlier test's BLAS workers wind down (~0.1 s)
+    attempts = []
     with pyconv.threads(2):
         nn.conv2d(x, w, padding=1)
         # what else of this process runs meanwhile (0 on a quiet machine; a crowded one keeps
-        # an earlier test's idle threads waiting for a CPU longer): the busy thread adds one
-        base = sorted(mon.foreign_runnable(2) for _ in range(15))[7]
-        with _busy_thread():
-            seen = [mon.foreign_runnable(2) for _ in range(15)]
-            teams = [_threads.team_size(ncpu) for _ in range(15)]
-    assert sorted(seen)[len(seen) // 2] == base + 1, (base, seen)
-    assert sorted(teams)[len(teams) // 2] == max(1, ncpu - base - 1), (base, teams)
+        # an earlier test's idle threads waiting for a CPU longer, and an in-process dask
+        # scheduler left by an earlier test wakes now and then): the busy thread adds one.
+        # Up to three tries, each its own baseline: a burst of another thread during one
+        # window and not the other reads as one thread too many or too few.
+        for _ in range(3):
+            base = sorted(mon.foreign_runnable(2) for _ in range(15))[7]
+            with _busy_thread():
+                seen = sorted(mon.foreign_runnable(2) for _ in range(15))[7]
+                team = sorted(_threads.team_size(ncpu) for _ in range(15))[7]
+            attempts.append((base, seen, team))
+            if seen == base + 1 and team == max(1, ncpu - base - 1):
+                break
+    assert any(seen == base + 1 and team == max(1, ncpu - base - 1) for base, seen, team in attempts), attempts
     monkeypatch.undo()
     monkeypatch.setattr(mon, "enabled", False)          # PYCONV_LOAD_AWARE=0: nothing counted
     assert mon.foreign_runnable(2) == 0
