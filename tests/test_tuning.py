@@ -5,6 +5,7 @@ No timing is asserted: only that the measurement yields sane values, that they a
 stored, read back and used, and that results stay correct whichever algorithm wins.
 """
 import json
+import math
 import os
 import subprocess
 import sys
@@ -687,3 +688,33 @@ def test_calibration_solves_the_merged_factor():
     with tuning.override(**{**XEON, "direct_merged_factor": 0.7}):
         t = cost()
     assert calibrate._linear(t, cost, dict(XEON), "direct_merged_factor", 0.0) == pytest.approx(0.7, rel=1e-9)
+
+
+def test_gain_samples_keep_the_pair_whose_team_gained_most():
+    # each sample is a (1-thread, team) pair timed back to back; the least time of each over
+    # the samples would pair one spell's fast 1-thread call with another's slow team
+    keep = calibrate._faster_team
+    first = keep([math.inf, math.inf], [4.0, 2.5])
+    assert first == [4.0, 2.5]
+    assert keep(first, [2.7, 2.4]) == [4.0, 2.5]          # 1.6x kept over 1.125x
+    assert keep(first, [4.4, 2.2]) == [4.4, 2.2]          # 2x replaces 1.6x
+    assert keep([4.4, 2.2], [2.2, 1.1]) == [4.4, 2.2]     # a tie keeps the first
+
+
+def test_signal_calibration_takes_the_large_transform_from_the_gain_samples():
+    # with more than one thread the float64 1024^2 transform's one-worker time is timed by
+    # the gain samples (CPU seconds, right after a call with every worker); the signal
+    # calibration solves from it instead of timing the transform again
+    from pyconv._threads import threads
+
+    class Samples:
+        fft_cpu = 0.0123
+    values, m = {}, {}
+    with _plan.live(), threads(1), tuning.override():
+        calibrate._measure_signal(np.random.default_rng(0), values, m, Samples())
+    assert m["fft_1024_s"] == 0.0123
+    assert m["fft_1024_float32_s"] > 0
+    values2, m2 = {}, {}
+    with _plan.live(), threads(1), tuning.override():
+        calibrate._measure_signal(np.random.default_rng(0), values2, m2)
+    assert m2["fft_1024_s"] != 0.0123 and m2["fft_1024_s"] > 0

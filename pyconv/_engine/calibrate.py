@@ -2,7 +2,7 @@
 
 The choices that depend on the CPU (dense register-blocked kernels against im2col +
 GEMM through the machine's BLAS, direct against FFT in ``pyconv.signal``) are timed
-here in a short micro-benchmark (1-1.5 s on a 2-core Intel Xeon), at one thread (the thread
+here in a short micro-benchmark (1.5-1.9 s on a 2-core Intel Xeon), at one thread (the thread
 counts themselves at the default), taking the least of a
 few runs of each (the signal cost model's timings in CPU seconds of the calling thread,
 each solving the model for one of its constants).  The result is stored per machine and pyconv version in the user's
@@ -210,7 +210,7 @@ def tune():
 
     pyconv picks between algorithms (its dense register-blocked kernels or im2col +
     GEMM through the machine's BLAS; direct or FFT in ``pyconv.signal``) by thresholds
-    that depend on the CPU.  This times them here (1-1.5 s, mostly one thread) and
+    that depend on the CPU.  This times them here (1.5-2 s, mostly one thread) and
     stores the result per machine, pyconv version and default thread count in the user's
     cache directory (``$PYCONV_CACHE_DIR``, else ``$XDG_CACHE_HOME/pyconv``, else
     ``~/.cache/pyconv``);
@@ -674,7 +674,7 @@ def measure():
             values[field] = bool(tp[0] <= min(tp[1:]))
         # ---- end phases_oc ------------------------------------------------------------------
 
-        _measure_signal(rng, values, m)
+        _measure_signal(rng, values, m, gains)
 
         gains.take()
         _measure_signal_threads(rng, values, m, gains)
@@ -786,7 +786,7 @@ def _best_cpu_warm(fns, reps=2):
     return _best_of(fns, reps, clock=time.thread_time, warm=True)
 
 
-def _measure_signal(rng, values, m):
+def _measure_signal(rng, values, m, gains=None):
     """pyconv.signal's cost model (pyconv._engine.signal_plan), one constant per timing at
     one thread, each solved from the model, which is linear in it, holding the constants
     measured before it (and the defaults of the others): the direct kernel's ns per
@@ -794,7 +794,9 @@ def _measure_signal(rng, values, m):
     short rows, the merged sweep of short rows and its border redo, the FFT's ns per point x log2
     (2-D float64, small and large), the 1-D full-transform and overlap-add factors, and the
     single-precision factors (N-d and 1-D).  Timed warm in CPU seconds of the calling
-    thread (:func:`_best_cpu_warm`).  ~0.2 s in all, half of it the two 1024^2 transforms."""
+    thread (:func:`_best_cpu_warm`).  ~0.3 s in all (Intel Xeon), a third of it the 1024^2
+    transforms; the float64 one is the one-worker call of ``gains`` (:class:`_GainSamples`)
+    where its samples taken so far time it (more than one thread)."""
     from pyconv import signal
     from pyconv._engine import signal_plan as _sp
 
@@ -838,10 +840,16 @@ def _measure_signal(rng, values, m):
     # call takes 21 -- a calibration at first use, in a fresh process, priced every large
     # transform 3x and float32 at 0.13 of float64 (an Intel Xeon's first call cost what a
     # repeated one does: 58.7-60.5 ms against 59.0-62.4)
+    # (the float64 one on more than one thread is the one-worker call of the gain samples
+    # taken so far, each timed right after a call with all workers: ``gains``)
     large = _data(rng, (1024, 1024))
     large_s, k_s = large.astype(np.float32), k.astype(np.float32)
-    tl, tl_s = _best_cpu_warm([lambda: signal.fftconvolve(large, k, "same"),
-                               lambda: signal.fftconvolve(large_s, k_s, "same")], reps=1)
+    if gains is not None and gains.fft_cpu < math.inf:
+        tl = gains.fft_cpu
+        tl_s, = _best_cpu_warm([lambda: signal.fftconvolve(large_s, k_s, "same")], reps=1)
+    else:
+        tl, tl_s = _best_cpu_warm([lambda: signal.fftconvolve(large, k, "same"),
+                                   lambda: signal.fftconvolve(large_s, k_s, "same")], reps=1)
     del large, large_s
     # and the copy with padded rows that can replace the border redo (4.4 MiB: a volume's
     # copy is a fresh allocation whose pages are touched first by the copy -- timed cold)
@@ -910,16 +918,21 @@ class _GainSamples:
     the direct kernel on a 3-D volume of merged short rows (1 MiB, past L2: the threads
     share the memory bus as on real volumes) at 1 thread and at ``nt``, and the FFT of a
     large image (1024^2 * 9x9 float64 'same') with one worker and with all, each call's
-    wall time, the least of the samples kept.  A host's slow spells come and go: timed in 3 rounds
-    within 15 ms, a 2-thread team ran no faster than one thread in 2 of 10 processes on an
-    AMD EPYC VM (64^3 * 5^3: 2.0-2.4 ms for 1.25, 2.5 at 1 thread), and a calibration at
-    first use cached a direct_thread_gain of 0.08-0.22 where it is 0.95-1.0; spread over
-    the second the calibration takes, one quiet sample is enough."""
+    wall time; of each pair, the sample whose threads gained most is kept.  A host's slow
+    spells come and go: timed in 3 rounds within 15 ms, a 2-thread team ran no faster than
+    one thread in 2 of 10 processes on an AMD EPYC VM (64^3 * 5^3: 2.0-2.4 ms for 1.25,
+    2.5 at 1 thread), and a calibration at first use cached a direct_thread_gain of
+    0.08-0.22 where it is 0.95-1.0; spread over the second the calibration takes, one quiet
+    sample is enough.  (The least time of each call over all the samples instead paired
+    one spell's 1-thread time with another's team: on an Intel Xeon VM whose 1-thread
+    direct calls ran 2.7 ms in some samples and 4.3 in others, 6 calibrations gave
+    direct_thread_gain 0.25-0.93 and fft_thread_gain 0.15-0.47.)"""
 
     def __init__(self, nt):
         self.nt = nt
         self.direct = [math.inf, math.inf]
         self.fft = [math.inf, math.inf]
+        self.fft_cpu = math.inf         # CPU seconds of the one-worker FFTs (the calling thread)
         if nt > 1:
             rng = np.random.default_rng(2)
             self.vol = _data(rng, (64, 64, 64), np.float32)
@@ -943,17 +956,35 @@ class _GainSamples:
         """One sample: after an untimed call of each (a call alone after other work runs
         cold -- 2-thread direct calls 1.3-1.5 ms for 1.25 warm, the gain of two FFT workers
         0.0-0.16 for 0.6-0.8), two rounds of the direct kernel at 1 and ``nt`` threads in
-        turn, then two rounds of the FFT with one worker and with ``nt``.  Teams are not shrunk for load meanwhile: the load
-        monitor's first reading (runnable tasks at that instant) once shrank the first
-        2-thread calls to one thread; the gain is the kernel's on the cores it is given
-        (run time shrinks teams on a busy machine anyway)."""
+        turn; then, after one untimed FFT with ``nt`` workers, one with one worker and one
+        with ``nt``, timed.  (The FFTs are 90% of a sample's time: one call warms the
+        buffers and transform plans of both, and three samples spread over the calibration
+        give each its least time -- two rounds per sample and a warm-up of each made the
+        three samples 0.7-0.9 s of a 2.1-2.8 s calibration, Intel Xeon.)  Teams are not
+        shrunk for load meanwhile: the load monitor's first reading (runnable tasks at that
+        instant) once shrank the first 2-thread calls to one thread; the gain is the
+        kernel's on the cores it is given (run time shrinks teams on a busy machine anyway)."""
         if self.nt <= 1:
             return
         with _teams_unshrunk():
             direct = _best_of([lambda: self._direct(1), lambda: self._direct(self.nt)], reps=2)
-            fft = _best_of([lambda: self._fft(1), lambda: self._fft(self.nt)], reps=2)
-        self.direct = [min(a, b) for a, b in zip(self.direct, direct)]
-        self.fft = [min(a, b) for a, b in zip(self.fft, fft)]
+            self._fft(self.nt)
+            fft = []
+            for n in (1, self.nt):
+                t0, c0 = time.perf_counter(), time.thread_time()
+                self._fft(n)
+                fft.append(time.perf_counter() - t0)
+                if n == 1:
+                    self.fft_cpu = min(self.fft_cpu, time.thread_time() - c0)
+        self.direct = _faster_team(self.direct, direct)
+        self.fft = _faster_team(self.fft, fft)
+
+
+def _faster_team(old, new):
+    """Of two samples (1-thread time, team time), the one whose team gained more."""
+    if math.isinf(old[1]) or new[0] * old[1] > old[0] * new[1]:
+        return list(new)
+    return old
 
 
 def _measure_signal_threads(rng, values, m, gains):
