@@ -210,6 +210,65 @@ def openmp_enabled():
 # --------------------------------------------------------------------------- load
 
 
+class _TaskStates:
+    """Run states of this process's threads (``/proc/self/task/<tid>/stat``), each thread's
+    file kept open between scans: a scan is then a directory listing and one ``pread`` per
+    thread (5 threads, Intel Xeon: 17 us, against 64 us opening, reading and closing each
+    file), and a multi-threaded call on a machine where anything else runs pays it.  The
+    files of threads that ended are closed at the next scan; a forked child opens its own."""
+
+    # more threads than this: each file opened and closed per scan instead (no fd per thread)
+    max_open = 64
+
+    def __init__(self):
+        self.pid, self.fds = None, {}
+
+    def close(self):
+        for fd in self.fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.fds = {}
+
+    def _state(self, tid):
+        """The state letter of thread ``tid`` (bytes), or None when it has ended."""
+        fd = self.fds.get(tid)
+        try:
+            if fd is None:
+                fd = os.open(f"/proc/self/task/{tid}/stat", os.O_RDONLY)
+                if len(self.fds) < self.max_open:
+                    self.fds[tid] = fd
+                else:
+                    try:
+                        return self._letter(os.pread(fd, 1024, 0))
+                    finally:
+                        os.close(fd)
+            return self._letter(os.pread(fd, 1024, 0))
+        except (OSError, ValueError):       # the thread ended meanwhile
+            return None
+
+    @staticmethod
+    def _letter(stat):
+        i = stat.rindex(b")")
+        return stat[i + 2:i + 3]
+
+    def runnable(self, skip=frozenset()):
+        if self.pid != os.getpid():         # (a forked child: the parent's threads' files)
+            self.close()
+            self.pid = os.getpid()
+        tids = {int(t) for t in os.listdir("/proc/self/task")}
+        for gone in [t for t in self.fds if t not in tids]:
+            try:
+                os.close(self.fds.pop(gone))
+            except OSError:
+                pass
+        return sum(self._state(t) == b"R" for t in tids if t not in skip)
+
+
+_task_states = _TaskStates()
+
+
 class _LoadMonitor:
     """Cores that other processes keep busy, sampled at most every ``period`` seconds.
 
@@ -259,17 +318,7 @@ class _LoadMonitor:
     def _runnable_threads(skip=frozenset()):
         """Threads of this process running or waiting for a CPU right now, but those whose
         kernel thread ids are in ``skip``."""
-        n = 0
-        for tid in os.listdir("/proc/self/task"):
-            if int(tid) in skip:
-                continue
-            try:
-                with open(f"/proc/self/task/{tid}/stat", "rb") as f:
-                    stat = f.read()
-            except OSError:         # the thread ended meanwhile
-                continue
-            n += stat[stat.rindex(b")") + 2:stat.rindex(b")") + 3] == b"R"
-        return n
+        return _task_states.runnable(skip)
 
     @classmethod
     def _own_runnable(cls):

@@ -402,6 +402,103 @@ def test_own_team_is_not_counted_right_after_a_region():
     assert out == "0"
 
 
+def _states_read_afresh(skip=frozenset()):
+    """Reference: each thread's state read from a freshly opened /proc/self/task/<tid>/stat."""
+    n = 0
+    for tid in os.listdir("/proc/self/task"):
+        if int(tid) in skip:
+            continue
+        try:
+            with open(f"/proc/self/task/{tid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        n += stat[stat.rindex(b")") + 2:stat.rindex(b")") + 3] == b"R"
+    return n
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs /proc/self/task")
+@pytest.mark.parametrize("max_open", [64, 0])
+def test_thread_states_read_through_open_files_match_fresh_reads(monkeypatch, max_open):
+    # the scan keeps each thread's stat file open between calls (max_open 0: opened and
+    # closed per scan); it counts what fresh reads count, skips the ids it is given, and
+    # closes the file of a thread that ended
+    states = _threads._TaskStates()
+    monkeypatch.setattr(states, "max_open", max_open)
+    stop = threading.Event()
+    ids = []
+
+    def spin():
+        ids.append(threading.get_native_id())
+        while not stop.is_set():
+            pass
+    spinner = threading.Thread(target=spin)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(2e-4)     # (each read lets the spinner take the GIL for an interval)
+    spinner.start()
+    try:
+        while not ids:
+            pass
+        me = threading.get_native_id()
+        for skip in (frozenset(), frozenset({me}), frozenset({me, ids[0]})):
+            # (the spinner holds the GIL part of the time: count several times, compare
+            # the most each way)
+            got = max(states.runnable(skip) for _ in range(20))
+            ref = max(_states_read_afresh(skip) for _ in range(20))
+            assert got == ref, (skip, got, ref)
+        assert states.runnable(frozenset({me, ids[0]})) == 0
+        assert max(states.runnable() for _ in range(20)) == 2      # the caller and the spinner
+        assert (ids[0] in states.fds) == (max_open > 0)
+    finally:
+        stop.set()
+        spinner.join()
+        sys.setswitchinterval(interval)
+    import time
+    t0 = time.monotonic()                   # (the OS thread outlives join() a moment)
+    while str(ids[0]) in os.listdir("/proc/self/task") and time.monotonic() - t0 < 5.0:
+        time.sleep(0.001)
+    states.runnable()
+    assert ids[0] not in states.fds
+    assert len(states.fds) <= max_open
+    states.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or not os.path.exists("/proc/self/task"),
+                    reason="needs fork and /proc/self/task")
+def test_thread_states_in_a_forked_child_are_the_childs():
+    # a forked child has one thread: the parent's files (one of a spinning thread) must
+    # not count for it
+    states = _threads._TaskStates()
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            pass
+    spinner = threading.Thread(target=spin)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(2e-4)     # (each read lets the spinner take the GIL for an interval)
+    spinner.start()
+    try:
+        assert max(states.runnable() for _ in range(20)) == 2
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:                            # the child: report and leave at once
+            try:
+                os.write(w, str(states.runnable()).encode())
+            finally:
+                os._exit(0)
+        os.close(w)
+        got = os.read(r, 16).decode()
+        os.close(r)
+        os.waitpid(pid, 0)
+    finally:
+        stop.set()
+        spinner.join()
+        sys.setswitchinterval(interval)
+        states.close()
+    assert got == "1"
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="needs /proc/stat")
 def test_load_monitor_sees_a_busy_process():
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
