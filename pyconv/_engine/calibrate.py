@@ -2,7 +2,7 @@
 
 The choices that depend on the CPU (dense register-blocked kernels against im2col +
 GEMM through the machine's BLAS, direct against FFT in ``pyconv.signal``) are timed
-here in a short micro-benchmark (1.5-1.9 s on a 2-core Intel Xeon), at one thread (the thread
+here in a short micro-benchmark (1.5-2.1 s on a 2-core Intel Xeon VM), at one thread (the thread
 counts themselves at the default), taking the least of a
 few runs of each (the signal cost model's timings in CPU seconds of the calling thread,
 each solving the model for one of its constants).  The result is stored per machine and pyconv version in the user's
