@@ -215,13 +215,22 @@ class _TaskStates:
     file kept open between scans: a scan is then a directory listing and one ``pread`` per
     thread (5 threads, Intel Xeon: 17 us, against 64 us opening, reading and closing each
     file), and a multi-threaded call on a machine where anything else runs pays it.  The
-    files of threads that ended are closed at the next scan; a forked child opens its own."""
+    files of threads that ended are closed at the next scan; a forked child opens its own.
+    One scan at a time (calls from several Python threads share the files)."""
 
     # more threads than this: each file opened and closed per scan instead (no fd per thread)
     max_open = 64
 
     def __init__(self):
         self.pid, self.fds = None, {}
+        self.lock = threading.Lock()
+
+    def after_fork(self):
+        """In a forked child: a fresh lock (another thread may have held the parent's at
+        the fork) and the parent's threads' files closed."""
+        self.lock = threading.Lock()
+        self.close()
+        self.pid = os.getpid()
 
     def close(self):
         for fd in self.fds.values():
@@ -254,16 +263,17 @@ class _TaskStates:
         return stat[i + 2:i + 3]
 
     def runnable(self, skip=frozenset()):
-        if self.pid != os.getpid():         # (a forked child: the parent's threads' files)
-            self.close()
-            self.pid = os.getpid()
-        tids = {int(t) for t in os.listdir("/proc/self/task")}
-        for gone in [t for t in self.fds if t not in tids]:
-            try:
-                os.close(self.fds.pop(gone))
-            except OSError:
-                pass
-        return sum(self._state(t) == b"R" for t in tids if t not in skip)
+        with self.lock:
+            if self.pid != os.getpid():     # (a child forked without the at-fork hook)
+                self.close()
+                self.pid = os.getpid()
+            tids = {int(t) for t in os.listdir("/proc/self/task")}
+            for gone in [t for t in self.fds if t not in tids]:
+                try:
+                    os.close(self.fds.pop(gone))
+                except OSError:
+                    pass
+            return sum(self._state(t) == b"R" for t in tids if t not in skip)
 
 
 _task_states = _TaskStates()
@@ -537,6 +547,7 @@ def _after_fork_in_child():
     # thread would wait on them forever.  One thread runs no pool at all.
     _state["forked"] = True
     _load.reset()
+    _task_states.after_fork()
     _blas["depth"] = 0
     _helpers["pool"] = None         # its threads did not survive the fork
 

@@ -499,6 +499,44 @@ def test_thread_states_in_a_forked_child_are_the_childs():
     assert got == "1"
 
 
+@pytest.mark.skipif(not hasattr(os, "fork") or not os.path.exists("/proc/self/task"),
+                    reason="needs fork and /proc/self/task")
+def test_thread_states_scan_in_a_child_forked_while_another_thread_scans():
+    # the scan's lock, held by another thread at the fork, must not block the child
+    import select
+    import signal
+    states = _threads._task_states
+    states.runnable()
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with states.lock:
+            held.set()
+            release.wait(30)
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(30)
+    try:
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.write(w, str(states.runnable()).encode())
+            finally:
+                os._exit(0)
+        os.close(w)
+        ready, _, _ = select.select([r], [], [], 20)
+        got = os.read(r, 16).decode() if ready else None
+        os.close(r)
+        if got is None:
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    finally:
+        release.set()
+        holder.join()
+    assert got == "1"
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="needs /proc/stat")
 def test_load_monitor_sees_a_busy_process():
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
