@@ -417,6 +417,55 @@ def _states_read_afresh(skip=frozenset()):
     return n
 
 
+@contextlib.contextmanager
+def _spinning_thread():
+    """A thread busy in a Python loop (its kernel thread id: ``.native_id``), the switch
+    interval lowered meanwhile (each read of a scan lets the spinner take the GIL for one)."""
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            pass
+    spinner = threading.Thread(target=spin)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(2e-4)
+    spinner.start()
+    try:
+        yield spinner
+    finally:
+        stop.set()
+        spinner.join()
+        sys.setswitchinterval(interval)
+
+
+def _child_says(fn, timeout=20):
+    """What ``fn()`` returns in a forked child (as text), or None when it has not answered
+    within ``timeout`` seconds (the child is killed)."""
+    import select
+    import signal
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(w, str(fn()).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    ready, _, _ = select.select([r], [], [], timeout)
+    got = os.read(r, 16).decode() if ready else None
+    os.close(r)
+    if got is None:
+        os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return got
+
+
+def _other_threads(*mine):
+    """Kernel ids of this process's threads but ``mine``: an earlier test's threads (a dask
+    scheduler, BLAS workers) run in bursts that are not the test's, so counts skip them."""
+    return frozenset(int(t) for t in os.listdir("/proc/self/task")) - set(mine)
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs /proc/self/task")
 @pytest.mark.parametrize("max_open", [64, 0])
 def test_thread_states_read_through_open_files_match_fresh_reads(monkeypatch, max_open):
@@ -425,40 +474,21 @@ def test_thread_states_read_through_open_files_match_fresh_reads(monkeypatch, ma
     # closes the file of a thread that ended
     states = _threads._TaskStates()
     monkeypatch.setattr(states, "max_open", max_open)
-    stop = threading.Event()
-    ids = []
-
-    def spin():
-        ids.append(threading.get_native_id())
-        while not stop.is_set():
-            pass
-    spinner = threading.Thread(target=spin)
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(2e-4)     # (each read lets the spinner take the GIL for an interval)
-    spinner.start()
-    try:
-        while not ids:
-            pass
-        me = threading.get_native_id()
-        # the process's other threads (an earlier test's dask scheduler, BLAS workers) are
-        # skipped in every count: their bursts are not this test's
-        others = frozenset(int(t) for t in os.listdir("/proc/self/task")) - {me, ids[0]}
-        for skip, want in ((others, 2), (others | {me}, 1), (others | {me, ids[0]}, 0)):
+    with _spinning_thread() as spinner:
+        me, tid = threading.get_native_id(), spinner.native_id
+        others = _other_threads(me, tid)
+        for skip, want in ((others, 2), (others | {me}, 1), (others | {me, tid}, 0)):
             # (the spinner waits for the GIL part of the time: the most of several counts)
             got = max(states.runnable(skip) for _ in range(20))
             ref = max(_states_read_afresh(skip) for _ in range(20))
             assert got == ref == want, (skip, got, ref, want)
-        assert (ids[0] in states.fds) == (max_open > 0)
-    finally:
-        stop.set()
-        spinner.join()
-        sys.setswitchinterval(interval)
+        assert (tid in states.fds) == (max_open > 0)
     import time
     t0 = time.monotonic()                   # (the OS thread outlives join() a moment)
-    while str(ids[0]) in os.listdir("/proc/self/task") and time.monotonic() - t0 < 5.0:
+    while str(tid) in os.listdir("/proc/self/task") and time.monotonic() - t0 < 5.0:
         time.sleep(0.001)
     states.runnable()
-    assert ids[0] not in states.fds
+    assert tid not in states.fds
     assert len(states.fds) <= max_open
     states.close()
 
@@ -469,35 +499,11 @@ def test_thread_states_in_a_forked_child_are_the_childs():
     # a forked child has one thread: the parent's files (one of a spinning thread) must
     # not count for it
     states = _threads._TaskStates()
-    stop = threading.Event()
-
-    def spin():
-        while not stop.is_set():
-            pass
-    spinner = threading.Thread(target=spin)
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(2e-4)     # (each read lets the spinner take the GIL for an interval)
-    spinner.start()
-    try:
-        others = frozenset(int(t) for t in os.listdir("/proc/self/task")) - {threading.get_native_id(),
-                                                                             spinner.native_id}
+    with _spinning_thread() as spinner:
+        others = _other_threads(threading.get_native_id(), spinner.native_id)
         assert max(states.runnable(others) for _ in range(20)) == 2
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:                            # the child: report and leave at once
-            try:
-                os.write(w, str(states.runnable()).encode())
-            finally:
-                os._exit(0)
-        os.close(w)
-        got = os.read(r, 16).decode()
-        os.close(r)
-        os.waitpid(pid, 0)
-    finally:
-        stop.set()
-        spinner.join()
-        sys.setswitchinterval(interval)
-        states.close()
+        got = _child_says(states.runnable)
+    states.close()
     assert got == "1"
 
 
@@ -505,8 +511,6 @@ def test_thread_states_in_a_forked_child_are_the_childs():
                     reason="needs fork and /proc/self/task")
 def test_thread_states_scan_in_a_child_forked_while_another_thread_scans():
     # the scan's lock, held by another thread at the fork, must not block the child
-    import select
-    import signal
     states = _threads._task_states
     states.runnable()
     held, release = threading.Event(), threading.Event()
@@ -519,20 +523,7 @@ def test_thread_states_scan_in_a_child_forked_while_another_thread_scans():
     holder.start()
     held.wait(30)
     try:
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.write(w, str(states.runnable()).encode())
-            finally:
-                os._exit(0)
-        os.close(w)
-        ready, _, _ = select.select([r], [], [], 20)
-        got = os.read(r, 16).decode() if ready else None
-        os.close(r)
-        if got is None:
-            os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+        got = _child_says(states.runnable)
     finally:
         release.set()
         holder.join()
