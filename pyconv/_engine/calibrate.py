@@ -374,9 +374,14 @@ def measure():
         m["dense_wblocks"] = list(wblocks)
         # 6 rounds: this choice sets the kernel of every dense layer and gradient, and with 3 a
         # slow spell on the dense_oc calls flipped it in 3 of 14 calibrations (Intel Xeon,
-        # dense_oc 1.1-1.2x faster; the flip cost layers a, b, f, g, h, j 5-20%)
-        *m["dense_wblock_s"], t_oc = _best_of([_forced(A.DENSE, layer, dense_wblock_bytes=b) for b in wblocks]
-                                              + [_forced(A.DENSE_OC, layer)], reps=DECISIVE_REPS)
+        # dense_oc 1.1-1.2x faster; the flip cost layers a, b, f, g, h, j 5-20%).  In CPU
+        # seconds of the calling thread (one thread), as the kernel choices below: in wall
+        # time, right after the first gain sample (its FFTs on both cores), dense_oc read
+        # 1.03x dense's time in 1 process of 12 and in 2 of 6 calibrations (0.77-0.92x in
+        # the others), while its CPU time in that process read 0.88x (0.79-0.92x in all 28)
+        *m["dense_wblock_s"], t_oc = _best_cpu_of([_forced(A.DENSE, layer, dense_wblock_bytes=b)
+                                                   for b in wblocks] + [_forced(A.DENSE_OC, layer)],
+                                                  reps=DECISIVE_REPS)
         values["dense_wblock_bytes"] = wblocks[int(np.argmin(m["dense_wblock_s"]))]
         # and, on the same layer in both dtypes, the kernel with vectors along the output
         # channels (dense_oc) against the phase-plane one with the block chosen: the
@@ -384,9 +389,9 @@ def measure():
         # faster on 3x3 64->64 56x56 in float32 and float64)
         x8, wc8 = x.astype(np.float64), wc.astype(np.float64)
         layer8 = lambda: nn.conv2d(x8, wc8, padding=1)  # noqa: E731
-        t_oc8, t_d8 = _best_of([_forced(A.DENSE_OC, layer8),
-                                _forced(A.DENSE, layer8, dense_wblock_bytes=values["dense_wblock_bytes"])],
-                               reps=DECISIVE_REPS)
+        t_oc8, t_d8 = _best_cpu_of([_forced(A.DENSE_OC, layer8),
+                                    _forced(A.DENSE, layer8, dense_wblock_bytes=values["dense_wblock_bytes"])],
+                                   reps=DECISIVE_REPS)
         m["dense_oc_s"], m["dense_f8_s"] = [t_oc, t_oc8], t_d8
         values["dense_oc"] = bool(t_oc <= min(m["dense_wblock_s"]))
         values["dense_oc_f8"] = bool(t_oc8 <= t_d8)
@@ -402,9 +407,9 @@ def measure():
                 x1 = _data(rng, (1, lanes) + spatial, dt)
                 w1 = _data(rng, (lanes, lanes) + (3,) * len(spatial), dt)
                 layer1 = functools.partial(nn.conv3d if len(spatial) == 3 else nn.conv2d, x1, w1, padding=1)
-                t1_oc, t1_d = _best_of([_forced(A.DENSE_OC, layer1),
-                                        _forced(A.DENSE, layer1, dense_wblock_bytes=values["dense_wblock_bytes"])],
-                                       reps=reps)
+                t1_oc, t1_d = _best_cpu_of([_forced(A.DENSE_OC, layer1),
+                                            _forced(A.DENSE, layer1, dense_wblock_bytes=values["dense_wblock_bytes"])],
+                                           reps=reps)
                 m[key].append([t1_oc, t1_d])
                 values[flag] = bool(t1_oc <= t1_d)
         # (the crossovers below time the dense kernels with the blocks chosen)
