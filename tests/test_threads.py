@@ -532,20 +532,29 @@ def test_thread_states_scan_in_a_child_forked_while_another_thread_scans():
 
 @pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="needs /proc/stat")
 def test_load_monitor_sees_a_busy_process():
+    # the hog holds one core (at least half of one on a crowded machine).  Up to three
+    # windows, each with its own monitor: the window's average is capped by the other
+    # processes' tasks runnable at the instant of the second reading, the machine's count
+    # less this process's, read a moment apart -- in the full suite a thread an earlier
+    # test left woke between the two once and the cap read 0 (still fails every time if
+    # the monitor does not see the hog)
+    import time
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    seen = []
     try:
-        mon = _threads._LoadMonitor()
-        mon.others_busy()
-        import time
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < 0.6:      # sleep: this process uses no CPU meanwhile
-            time.sleep(0.05)
-        others = mon.others_busy()
+        for _ in range(3):
+            mon = _threads._LoadMonitor()
+            mon.others_busy()
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 0.6:      # sleep: this process uses no CPU meanwhile
+                time.sleep(0.05)
+            seen.append(mon.others_busy())
+            if seen[-1] >= 0.5:
+                break
     finally:
         hog.kill()
         hog.wait()
-    # the hog holds one core (at least half of one on a crowded machine)
-    assert others >= 0.5
+    assert max(seen) >= 0.5, seen
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="needs /proc/stat")
