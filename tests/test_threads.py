@@ -419,23 +419,25 @@ def _states_read_afresh(skip=frozenset()):
 
 @contextlib.contextmanager
 def _spinning_thread():
-    """A thread busy in a Python loop (its kernel thread id: ``.native_id``), the switch
-    interval lowered meanwhile (each read of a scan lets the spinner take the GIL for one)."""
+    """A thread that keeps running (its kernel thread id: ``.native_id``): pyconv's direct
+    kernel in a loop on one thread, the GIL released nearly all the time (a Python loop
+    spends part of its time waiting for the GIL, asleep, while the scans hold it)."""
+    from pyconv import signal
     stop = threading.Event()
+    vol = np.random.default_rng(5).standard_normal((48, 48, 48)).astype(np.float32)
+    k = np.ones((5, 5, 5), np.float32)
 
     def spin():
-        while not stop.is_set():
-            pass
+        with pyconv.threads(1):
+            while not stop.is_set():
+                signal.correlate(vol, k, "same", method="direct")
     spinner = threading.Thread(target=spin)
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(2e-4)
     spinner.start()
     try:
         yield spinner
     finally:
         stop.set()
         spinner.join()
-        sys.setswitchinterval(interval)
 
 
 def _child_says(fn, timeout=20):
@@ -478,7 +480,7 @@ def test_thread_states_read_through_open_files_match_fresh_reads(monkeypatch, ma
         me, tid = threading.get_native_id(), spinner.native_id
         others = _other_threads(me, tid)
         for skip, want in ((others, 2), (others | {me}, 1), (others | {me, tid}, 0)):
-            # (the spinner waits for the GIL part of the time: the most of several counts)
+            # (each count reads the states at one instant: the most of several counts)
             got = max(states.runnable(skip) for _ in range(20))
             ref = max(_states_read_afresh(skip) for _ in range(20))
             assert got == ref == want, (skip, got, ref, want)
@@ -499,10 +501,16 @@ def test_thread_states_in_a_forked_child_are_the_childs():
     # a forked child has one thread: the parent's files (one of a spinning thread) must
     # not count for it
     states = _threads._TaskStates()
+
+    def in_child():
+        # (threads a library's at-fork handler starts in the child are the child's own, and
+        # may run: they are skipped, the forking thread is counted)
+        return states.runnable(_other_threads(threading.get_native_id()))
     with _spinning_thread() as spinner:
         others = _other_threads(threading.get_native_id(), spinner.native_id)
         assert max(states.runnable(others) for _ in range(20)) == 2
-        got = _child_says(states.runnable)
+        assert spinner.native_id in states.fds
+        got = _child_says(in_child)
     states.close()
     assert got == "1"
 
@@ -523,7 +531,7 @@ def test_thread_states_scan_in_a_child_forked_while_another_thread_scans():
     holder.start()
     held.wait(30)
     try:
-        got = _child_says(states.runnable)
+        got = _child_says(lambda: states.runnable(_other_threads(threading.get_native_id())))
     finally:
         release.set()
         holder.join()
