@@ -168,7 +168,10 @@ def direct_weight(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1]
         return
     with nogil, parallel(num_threads=nthreads):
         buf = &ws[threadid(), 0]
-        for xc in prange(Cin, schedule='static'):
+        # guided: each thread first takes a long contiguous run (its prefetch of the next task
+        # stays its own), then shorter ones, so a core the host slows holds up only the last
+        # few (dynamic one by one was 10-15% slower on these short memory-bound tasks)
+        for xc in prange(Cin, schedule='guided'):
             gi = xc // Cg
             c = xc % Cg
             pad_channel(&x[0, xc, 0, 0, 0], xs_n, buf, N, D, H, W, geo.pd, geo.ph, geo.pw, geo.qd, geo.qh, geo.qw)

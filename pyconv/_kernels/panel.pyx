@@ -105,7 +105,10 @@ def panel_forward(const real_t[:, :, ::1] x, const real_t[::1] wpk, const real_t
     cdef idx_t rowb = work_np.strides[0] // sizeof(real_t)
     if rowb % per != 0:
         raise ValueError("panel_forward: workspace rows not aligned")
-    for u in prange(U, nogil=True, schedule='static', num_threads=nthreads):
+    # units taken one at a time as threads come free (dynamic): a static split leaves the
+    # call waiting on whichever core the host slows (2-core Xeon VM, 2 threads: 1x1
+    # layer c 4.56 -> 3.92 ms in one process, the two schedules alternated)
+    for u in prange(U, nogil=True, schedule='dynamic', num_threads=nthreads):
         tid = omp_get_thread_num()
         stripes = &work[tid, 0] + skip
         tmp = stripes + ((chunk * Cg + per - 1) // per) * per
