@@ -243,19 +243,18 @@ class _TaskStates:
     def _state(self, tid):
         """The state letter of thread ``tid`` (bytes), or None when it has ended."""
         fd = self.fds.get(tid)
+        kept = fd is not None
         try:
             if fd is None:
                 fd = os.open(f"/proc/self/task/{tid}/stat", os.O_RDONLY)
                 if len(self.fds) < self.max_open:
-                    self.fds[tid] = fd
-                else:
-                    try:
-                        return self._letter(os.pread(fd, 1024, 0))
-                    finally:
-                        os.close(fd)
+                    self.fds[tid], kept = fd, True
             return self._letter(os.pread(fd, 1024, 0))
         except (OSError, ValueError):       # the thread ended meanwhile
             return None
+        finally:
+            if fd is not None and not kept:
+                os.close(fd)
 
     @staticmethod
     def _letter(stat):
@@ -264,7 +263,7 @@ class _TaskStates:
 
     def runnable(self, skip=frozenset()):
         with self.lock:
-            if self.pid != os.getpid():     # (a child forked without the at-fork hook)
+            if self.pid != os.getpid():     # (a child forked by C code: no Python at-fork hook ran)
                 self.close()
                 self.pid = os.getpid()
             tids = {int(t) for t in os.listdir("/proc/self/task")}

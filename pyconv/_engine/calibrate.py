@@ -852,12 +852,10 @@ def _measure_signal(rng, values, m, gains=None):
     # taken so far, each timed right after a call with all workers: ``gains``)
     large = _data(rng, (1024, 1024))
     large_s, k_s = large.astype(np.float32), k.astype(np.float32)
-    if gains is not None and gains.fft_cpu < math.inf:
-        tl = gains.fft_cpu
-        tl_s, = _best_cpu_warm([lambda: signal.fftconvolve(large_s, k_s, "same")], reps=1)
-    else:
-        tl, tl_s = _best_cpu_warm([lambda: signal.fftconvolve(large, k, "same"),
-                                   lambda: signal.fftconvolve(large_s, k_s, "same")], reps=1)
+    known = gains is not None and gains.fft_cpu < math.inf
+    *tl, tl_s = _best_cpu_warm([lambda: signal.fftconvolve(large, k, "same")] * (not known)
+                               + [lambda: signal.fftconvolve(large_s, k_s, "same")], reps=1)
+    tl = gains.fft_cpu if known else tl[0]
     del large, large_s
     # and the copy with padded rows that can replace the border redo (4.4 MiB: a volume's
     # copy is a fresh allocation whose pages are touched first by the copy -- timed cold)
