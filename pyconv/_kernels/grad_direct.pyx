@@ -170,7 +170,8 @@ def direct_weight(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1]
         buf = &ws[threadid(), 0]
         # guided: each thread first takes a long contiguous run (its prefetch of the next task
         # stays its own), then shorter ones, so a core the host slows holds up only the last
-        # few (dynamic one by one was 10-15% slower on these short memory-bound tasks)
+        # few (depthwise layer d's weight gradient, 2 threads, alternated in one process:
+        # 3.05 ms static, 2.87 guided, 3.35 dynamic one by one)
         for xc in prange(Cin, schedule='guided'):
             gi = xc // Cg
             c = xc % Cg
