@@ -457,8 +457,9 @@ cdef void _conv_reg(const real_t[:, :, :, :, ::1] x, real_t[:, :, :, :, ::1] out
     cdef const real_t* pf = NULL
     # guided: each thread first takes a long contiguous run (its prefetch of the next task
     # stays its own), then shorter ones, so a core the host slows holds up only the last
-    # few (depthwise layer d, 2 threads, alternated in one process: forward 2.48 ms static,
-    # 2.19 guided, 2.67 dynamic one by one; input gradient 2.96, 2.88, 3.43)
+    # few (depthwise layer d, 2 threads, alternated in one process: forward 2.60 ms static,
+    # 2.40 guided, input gradient 3.65 and 2.92; dynamic one by one 1.1-1.2x static in
+    # another run)
     for u in prange(N * groups, schedule='guided', num_threads=nthreads):
         tid = omp_get_thread_num()
         n = u // groups
