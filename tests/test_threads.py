@@ -173,28 +173,37 @@ def _fork_child(conn):
     conn.close()
 
 
+def _child_says(fn, timeout=20):
+    """What ``fn()`` returns in a forked child (as text), or None when it has not answered
+    within ``timeout`` seconds (the child is killed)."""
+    import select
+    import signal
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(w, str(fn()).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    ready, _, _ = select.select([r], [], [], timeout)
+    got = os.read(r, 16).decode() if ready else None
+    os.close(r)
+    if got is None:
+        os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return got
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
 def test_forked_child_after_multithreaded_call():
     x, w = _data()
     with pyconv.threads(2):
         want = nn.conv2d(x, w, padding=1)          # starts the OpenMP pool
-        r, wfd = os.pipe()
-        pid = os.fork()
-        if pid == 0:                              # child: must not hang, same result
-            try:
-                ok = pyconv.get_num_threads() == 1 and np.array_equal(nn.conv2d(x, w, padding=1), want)
-                os.write(wfd, b"1" if ok else b"0")
-            finally:
-                os._exit(0)
-    os.close(wfd)
-    import select
-    ready, _, _ = select.select([r], [], [], 120)
-    got = os.read(r, 1) if ready else b""
-    os.close(r)
-    if not ready:
-        os.kill(pid, 9)
-    os.waitpid(pid, 0)
-    assert got == b"1", "forked child hung or computed a different result"
+        # child: must not hang, same result
+        got = _child_says(lambda: int(pyconv.get_num_threads() == 1
+                                      and np.array_equal(nn.conv2d(x, w, padding=1), want)), timeout=120)
+    assert got == "1", "forked child hung or computed a different result"
 
 
 @pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork start method")
@@ -438,28 +447,6 @@ def _spinning_thread():
     finally:
         stop.set()
         spinner.join()
-
-
-def _child_says(fn, timeout=20):
-    """What ``fn()`` returns in a forked child (as text), or None when it has not answered
-    within ``timeout`` seconds (the child is killed)."""
-    import select
-    import signal
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.write(w, str(fn()).encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    ready, _, _ = select.select([r], [], [], timeout)
-    got = os.read(r, 16).decode() if ready else None
-    os.close(r)
-    if got is None:
-        os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    return got
 
 
 def _other_threads(*mine):
