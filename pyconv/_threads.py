@@ -229,16 +229,20 @@ class _TaskStates:
         """In a forked child: a fresh lock (another thread may have held the parent's at
         the fork) and the parent's threads' files closed."""
         self.lock = threading.Lock()
+        self._adopt()
+
+    def _adopt(self):
+        """The files closed (a parent's, after a fork) and this process's id recorded."""
         self.close()
         self.pid = os.getpid()
 
-    def close(self):
-        for fd in self.fds.values():
+    def close(self, tids=None):
+        """Close the files of ``tids`` (all when None)."""
+        for tid in list(self.fds) if tids is None else tids:
             try:
-                os.close(fd)
+                os.close(self.fds.pop(tid))
             except OSError:
                 pass
-        self.fds = {}
 
     def _state(self, tid):
         """The state letter of thread ``tid`` (bytes), or None when it has ended."""
@@ -264,14 +268,9 @@ class _TaskStates:
     def runnable(self, skip=frozenset()):
         with self.lock:
             if self.pid != os.getpid():     # (a child forked by C code: no Python at-fork hook ran)
-                self.close()
-                self.pid = os.getpid()
+                self._adopt()
             tids = {int(t) for t in os.listdir("/proc/self/task")}
-            for gone in [t for t in self.fds if t not in tids]:
-                try:
-                    os.close(self.fds.pop(gone))
-                except OSError:
-                    pass
+            self.close([t for t in self.fds if t not in tids])
             return sum(self._state(t) == b"R" for t in tids if t not in skip)
 
 
