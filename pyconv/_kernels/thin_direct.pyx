@@ -328,6 +328,7 @@ def thin_taps(const real_t[::1] xph, idx_t N, idx_t Cin, idx_t S, const real_t[:
 cdef extern from "thin_kernels.h":
     const int PYCONV_TH_SLACK
     const int PYCONV_TH_RMAX
+    const int PYCONV_TH_BYTES
     ctypedef struct pyconv_th_taps:
         const Py_ssize_t* poffs
         const int* brow
@@ -346,6 +347,12 @@ cdef extern from "thin_kernels.h":
                           Py_ssize_t OW, Py_ssize_t nrows, const double* pf, Py_ssize_t pfn) noexcept nogil
 
 
+#: bytes of the thin_reg kernel's vectors: its padded frame's rows are aligned to them
+REG_VECTOR_BYTES = PYCONV_TH_BYTES
+#: lanes a thin_reg row may read past the padded frame (float32)
+REG_SLACK = PYCONV_TH_SLACK
+
+
 cdef inline int reg_block(idx_t left) noexcept nogil:
     # output channels per register block: 4, then 2, then 1 (a group's last ones)
     return 4 if left >= 4 else (2 if left >= 2 else 1)
@@ -358,7 +365,9 @@ def direct_conv_reg(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::
 
     Same arguments and padded frame as :func:`direct_conv_s1` (geo.qd, qh, qw = the
     padded input's Dp, Hp, Wp).  Each task (sample, group) copies its input channels
-    into a zero-padded per-thread buffer (the borders are zeroed once per call: every
+    into a zero-padded per-thread buffer (its rows ``Wp`` rounded up to whole vectors, the
+    first input column on a vector boundary: aligned stores in the copy, aligned loads of
+    the centre column; layer d, 1 thread, 6.5 -> 5.4 ms) (the borders are zeroed once per call: every
     task writes the same interior), then each block of 1, 2 or 4 of the group's output
     channels computes its output rows (several at a time, each load of an input row
     serving every row of the block that reads it) in vector registers over all taps
@@ -369,23 +378,31 @@ def direct_conv_reg(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::
     cdef idx_t kd = w.shape[2], kh = w.shape[3], kw = w.shape[4]
     cdef idx_t OD = out.shape[2], OH = out.shape[3], OW = out.shape[4]
     cdef idx_t ntaps = Cg * kd * kh * kw
-    cdef idx_t Dp = geo.qd, Hp = geo.qh, Wp = geo.qw, plane = geo.qh * geo.qw
+    cdef idx_t Dp = geo.qd, Hp = geo.qh
+    cdef idx_t vl = PYCONV_TH_BYTES // sizeof(real_t)
+    # the frame's rows vl-aligned (row stride Ws >= Wp) and its first input column (pw) on a
+    # vector boundary: the row copies store whole aligned vectors and the centre column's
+    # loads do not straddle cache lines
+    cdef idx_t lead = (vl - geo.pw % vl) % vl
+    cdef idx_t Ws = (geo.qw + vl - 1) // vl * vl
+    cdef idx_t plane = Hp * Ws
     cdef idx_t Og, o, oi, t, c, a, b, e, m, M
     if N * Cout == 0 or OD * OH * OW == 0:
         return
     Og = Cout // groups
     # per-thread scratch (plus a row's vector overrun), the tap offsets, the weights
     # packed per register block as [tap][channel], the bias (zeros without one)
-    cdef idx_t xlen = Cg * Dp * plane + PYCONV_TH_SLACK + 16
+    cdef idx_t xlen = (lead + Cg * Dp * plane + PYCONV_TH_SLACK + 16 + vl - 1) // vl * vl
     cdef idx_t nplanes = Cg * kd, nb = (kh - 1) * geo.dh + 1 + 2 * PYCONV_TH_RMAX
-    cdef real_t* xpad = <real_t*>malloc(nthreads * xlen * sizeof(real_t))
+    cdef real_t* xmem = <real_t*>malloc((nthreads * xlen + vl) * sizeof(real_t))
+    cdef real_t* xpad = xmem + ((-<size_t>xmem) % PYCONV_TH_BYTES) // sizeof(real_t) if xmem != NULL else NULL
     cdef idx_t* poffs = <idx_t*>malloc(nplanes * sizeof(idx_t))
     cdef int* brow = <int*>malloc(nb * sizeof(int))
     cdef idx_t* toffs = <idx_t*>malloc(ntaps * sizeof(idx_t))
     cdef real_t* wp = <real_t*>malloc((Cout * ntaps + Cout) * sizeof(real_t))
     cdef pyconv_th_taps taps
-    if xpad == NULL or poffs == NULL or brow == NULL or toffs == NULL or wp == NULL:
-        free(xpad)
+    if xmem == NULL or poffs == NULL or brow == NULL or toffs == NULL or wp == NULL:
+        free(xmem)
         free(poffs)
         free(brow)
         free(toffs)
@@ -403,7 +420,7 @@ def direct_conv_reg(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::
                     poffs[c * kd + a] = (c * Dp + a * geo.dd) * plane
                     for b in range(kh):
                         for e in range(kw):
-                            toffs[t] = poffs[c * kd + a] + b * geo.dh * Wp + e * geo.dw
+                            toffs[t] = poffs[c * kd + a] + b * geo.dh * Ws + e * geo.dw
                             t = t + 1
             for t in range(nb):
                 brow[t] = -1
@@ -432,9 +449,9 @@ def direct_conv_reg(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::
                                     wp[o * ntaps + t * M + m] = w[o + m, c, a, b, e]
                                     t = t + 1
                 o = o + M
-            _conv_reg(x, out, geo, groups, Og, ntaps, nthreads, xpad, xlen, &taps, wp, bp)
+            _conv_reg(x, out, geo, groups, Og, ntaps, nthreads, xpad + lead, xlen, Ws, &taps, wp, bp)
     finally:
-        free(xpad)
+        free(xmem)
         free(poffs)
         free(brow)
         free(toffs)
@@ -442,12 +459,12 @@ def direct_conv_reg(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::
 
 
 cdef void _conv_reg(const real_t[:, :, :, :, ::1] x, real_t[:, :, :, :, ::1] out, conv_geo_t geo,
-                    idx_t groups, idx_t Og, idx_t ntaps, int nthreads, real_t* xpad, idx_t xlen,
+                    idx_t groups, idx_t Og, idx_t ntaps, int nthreads, real_t* xpad, idx_t xlen, idx_t Wp,
                     const pyconv_th_taps* taps, const real_t* wp, const real_t* bp) noexcept nogil:
     cdef idx_t N = x.shape[0], D = x.shape[2], H = x.shape[3], W = x.shape[4]
     cdef idx_t Cout = out.shape[1], OD = out.shape[2], OH = out.shape[3], OW = out.shape[4]
     cdef idx_t Cg = x.shape[1] // groups
-    cdef idx_t Dp = geo.qd, Hp = geo.qh, Wp = geo.qw, plane = geo.qh * geo.qw
+    cdef idx_t Dp = geo.qd, Hp = geo.qh, plane = geo.qh * Wp
     cdef idx_t ldo = OD * OH * OW
     cdef idx_t chan = Cg * D * H * W       # one task's input elements (contiguous)
     cdef idx_t u, n, gi, c, dz, hy, tid, oi, o, od, oh, pfn
