@@ -7,12 +7,14 @@ Rows:
   cluster (target >= 3x) and against in-memory pyconv.signal.convolve in this process
   on all its threads (target >= 0.7x).  Each dask run reduces the result with
   ``.sum()`` (so the output streams through instead of filling the workers; it also
-  checks that both dask results agree); the in-memory call is the convolution alone.
+  checks that both dask results agree); the in-memory call is the convolution alone,
+  timed right after each cluster run (the host's speed drifts within minutes: timed in
+  two separate series, a ratio compared different machine states).
 - ndimage filters on the same volume (mode 'reflect'): gaussian_filter sigma 2 (halo 8)
   and uniform_filter size 7 (halo 3), pyconv.dask.ndimage against
   dask_image.ndfilters on the same cluster and against in-memory pyconv.ndimage on all
-  threads; the dask sums must agree, and a 16^3 cube around a chunk corner from each
-  dask path is compared with the in-memory result.
+  threads (timed in turn, as above); the dask sums must agree, and a 16^3 cube around a
+  chunk corner from each dask path is compared with the in-memory result.
 - layer a of suite_nn (3x3 64->64 56x56, float32), batch 64 in chunks of 8: conv2d
   forward and conv2d_backward on the cluster (results persisted on the workers) against
   the in-memory calls on all threads (target >= 0.7x), timed in turn run by run (a cluster
@@ -152,12 +154,15 @@ def _reset(client, base):
     _settle(client)
 
 
-def _median(h, client, fn, repeats, peaks=None):
+def _median(h, client, fn, repeats, peaks=None, peer=None):
     """Median seconds, largest RSS rise and the last result of ``repeats`` runs of ``fn``.
 
     Results persisted on the cluster are released before the next run: the keys are
     deterministic, so a held result would make the next run a no-op.  ``peaks`` (a list)
-    receives each timed run's :func:`_sampler_stop` answers, worker by worker.
+    receives each timed run's :func:`_sampler_stop` answers, worker by worker.  ``peer``
+    (a callable and a list): the in-memory peer, timed right after each cluster run (in
+    turn, so both see the same machine state: this host's speed drifts by up to 2x within
+    minutes), its seconds appended to the list.
     """
     base = _ntasks(client)
     times, rises, result = [], [], None
@@ -167,6 +172,12 @@ def _median(h, client, fn, repeats, peaks=None):
             result = None           # (no reference left: the scheduler can forget the keys)
         _reset(client, base)
         dt, stops, result = _cluster_run(client, fn)
+        if peer is not None:
+            time.sleep(0.005)
+            t0 = time.perf_counter()
+            peer[0]()
+            if i:
+                peer[1].append(time.perf_counter() - t0)
         if i:
             times.append(dt)
             rises.append(max(_rises(stops).values()))
@@ -174,6 +185,14 @@ def _median(h, client, fn, repeats, peaks=None):
                 peaks.append(stops)
     times.sort()
     return times[len(times) // 2], max(rises), result
+
+
+def _on_threads(h, n, fn):
+    """``fn`` run on ``n`` threads (a callable for :func:`_median`'s peer)."""
+    def run():
+        with h.threads(n):
+            fn()
+    return run
 
 
 def _peak_fields(peaks, halo_bytes):
@@ -274,9 +293,10 @@ def _ndimage_rows(h, client, x, x_mem, size, chunk, repeats, ncpu, ndfilters):
     corner = (slice(max(0, chunk - 8), chunk + 8),) * 3
     for fname, arg, reach in (("gaussian_filter", 2.0, int(4 * 2.0 + 0.5)), ("uniform_filter", 7, 3)):
         ours = getattr(pdk.ndimage, fname)
-        t_pc, rise_pc, s_pc = _median(h, client, lambda: ours(x, arg).sum().compute(), repeats)
-        with h.threads(ncpu):
-            t_mem = h.time(lambda: getattr(nd, fname)(x_mem, arg), repeats=repeats, warmup=1)
+        mem = []
+        t_pc, rise_pc, s_pc = _median(h, client, lambda: ours(x, arg).sum().compute(), repeats,
+                                      peer=(_on_threads(h, ncpu, lambda: getattr(nd, fname)(x_mem, arg)), mem))
+        t_mem = float(np.median(mem))
         ref = getattr(nd, fname)(x_mem[tuple(slice(0, chunk + 8 + reach) for _ in range(3))], arg)[corner]
         scale = float(np.abs(ref).max())
         err = lambda y: float(np.abs(y[corner].compute() - ref).max()) / scale  # noqa: E731
@@ -327,11 +347,12 @@ def run(h):
             for ksz in ((3, 7) if "volume" in groups else ()):
                 k = np.random.default_rng(ksz).standard_normal((ksz,) * 3).astype(np.float32)
                 halo_bytes = 4 * (chunk + ksz - 1) ** 3
-                peaks = []
-                t_pc, rise_pc, s_pc = _median(h, client, lambda: pdk.convolve(x, k, "same").sum().compute(),
-                                              repeats, peaks)
+                peaks, mem = [], []
+                t_pc, rise_pc, s_pc = _median(
+                    h, client, lambda: pdk.convolve(x, k, "same").sum().compute(), repeats, peaks,
+                    peer=(_on_threads(h, ncpu, lambda: pyconv.signal.convolve(x_mem, k, "same")), mem))
+                t_mem = float(np.median(mem))
                 with h.threads(ncpu):
-                    t_mem = h.time(lambda: pyconv.signal.convolve(x_mem, k, "same"), repeats=repeats, warmup=1)
                     method = pyconv.signal.choose_conv_method(x_mem[:chunk + ksz - 1, :chunk + ksz - 1,
                                                                      :chunk + ksz - 1], k, "valid")
                 flops = 2.0 * size ** 3 * ksz ** 3
