@@ -393,6 +393,40 @@ def test_depthwise_weight_rows_across_vector_boundaries(kw, mult, dtype):
         np.testing.assert_allclose(gw, ref, rtol=tol, atol=tol * np.sqrt(go[:, 0].size), err_msg=f"ow={ow}")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n,k,dil,pad,width", [
+    (2, (3, 3), (1, 1), (1, 1), 56),      # a 56-wide row: three vectors and a half one
+    (5, (3, 3), (2, 1), (2, 1), 17),      # dilated rows, a one-lane tail
+    (3, (2, 3), (1, 1), (0, 1), 33),
+    (4, (3, 1), (1, 1), (1, 0), 9),
+])
+def test_depthwise_weight_sample_by_sample(n, k, dil, pad, width, dtype):
+    # one output channel per group and one pass of at most 3 x 3 taps: the kernel pads and
+    # sweeps one sample at a time, carrying its lanes' sums from sample to sample; the result
+    # must equal the float64 definition, and be the same bits at 1 and 2 threads
+    import pyconv
+    rng = np.random.default_rng(n * 100 + width)
+    c = 6
+    x = rng.standard_normal((n, c, 11, width)).astype(dtype)
+    oh = 11 + 2 * pad[0] - dil[0] * (k[0] - 1)
+    ow = width + 2 * pad[1] - dil[1] * (k[1] - 1)
+    go = rng.standard_normal((n, c, oh, ow)).astype(dtype)
+    with pyconv.threads(1):
+        gw1 = grad.conv2d_weight(x, (c, 1) + k, go, padding=pad, dilation=dil, groups=c)
+    with pyconv.threads(2):
+        gw2 = grad.conv2d_weight(x, (c, 1) + k, go, padding=pad, dilation=dil, groups=c)
+    np.testing.assert_array_equal(gw1, gw2)
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
+    ref = np.empty((c, 1) + k)
+    for o in range(c):
+        for a in range(k[0]):
+            for b in range(k[1]):
+                win = xp[:, o, a * dil[0]:a * dil[0] + oh, b * dil[1]:b * dil[1] + ow]
+                ref[o, 0, a, b] = np.sum(go[:, o].astype(np.float64) * win)
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(gw1, ref, rtol=tol, atol=tol * np.sqrt(go[:, 0].size))
+
+
 def test_weight_gradient_threads_agree():
     # per-thread work splits (depthwise pairs, GEMM tiles) give the same sums
     import pyconv

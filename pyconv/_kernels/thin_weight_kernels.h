@@ -207,9 +207,14 @@ typedef double pyconv_twd_h __attribute__((vector_size(PYCONV_TW_BYTES / 2)));
 #define PYCONV_TW_PARAMS(T) const T* g0, Py_ssize_t gs_n, const T* buf, Py_ssize_t N, Py_ssize_t OD,        \
     Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Dp, Py_ssize_t Hp, Py_ssize_t Wp, Py_ssize_t sd, Py_ssize_t sh, \
     Py_ssize_t zoff, Py_ssize_t yoff, Py_ssize_t dh, Py_ssize_t xoff, Py_ssize_t dw, T* out, Py_ssize_t kw,  \
-    const T* pfg, const T* pfx, Py_ssize_t pfx_n, Py_ssize_t pfx_len
+    const T* pfg, const T* pfx, Py_ssize_t pfx_n, Py_ssize_t pfx_len, T* st, int phase
 #define PYCONV_TW_CALL (g0, gs_n, buf, N, OD, OH, OW, Dp, Hp, Wp, sd, sh, zoff, yoff, dh, xoff, dw, out, kw, \
-    pfg, pfx, pfx_n, pfx_len)
+    pfg, pfx, pfx_n, pfx_len, st, phase)
+/* st, phase: a pass may run in parts (a sample at a time), the sums carried between them
+   in st (64-byte aligned, PYCONV_TW_STATE elements): phase bit 1 starts them from zero
+   (else from st), bit 2 finishes (sums the lanes into out; else they go back to st).  The
+   lanes add the rows in the same order either way: the same bits. */
+#define PYCONV_TW_STATE (9 * (PYCONV_TW_BYTES / 4 + PYCONV_TW_BYTES / 8 + 1) + 16)
 /* the next channel's share for output row k of K in sample n: its grad_output row and a
    proportional slice of its input sample */
 #define PYCONV_TW_PREFETCH(T)                                                                \
@@ -233,8 +238,16 @@ static PYCONV_NOINLINE void NAME(PYCONV_TW_PARAMS(T))                           
     const int shift = PYCONV_TW_SHIFT && NE > 1 && dw == 1 && xoff + L * (nl + 1) <= Wp;   \
     Py_ssize_t n, od, oh, k, jb, j;                                                        \
     int b, e, q;                                                                           \
+    if (phase & 1)                                                                         \
     _Pragma("GCC unroll 3") for (b = 0; b < NB; b++)                                       \
         _Pragma("GCC unroll 3") for (e = 0; e < NE; e++) { a[b][e] = (VT){0}; ah[b][e] = (HT){0}; r[b][e] = 0; } \
+    else                                                                                   \
+    _Pragma("GCC unroll 3") for (b = 0; b < NB; b++)                                       \
+        _Pragma("GCC unroll 3") for (e = 0; e < NE; e++) {                                 \
+            a[b][e] = ((const VT *)st)[b * NE + e];                                        \
+            ah[b][e] = ((const HT *)(st + NB * NE * L))[b * NE + e];                       \
+            r[b][e] = st[NB * NE * (L + L / 2) + b * NE + e];                              \
+        }                                                                                  \
     for (n = 0; n < N; n++)                                                                \
     for (od = 0, k = 0; od < OD; od++)                                                     \
     for (oh = 0; oh < OH; oh++, k++) {                                                     \
@@ -277,6 +290,15 @@ static PYCONV_NOINLINE void NAME(PYCONV_TW_PARAMS(T))                           
             _Pragma("GCC unroll 3") for (b = 0; b < NB; b++)                               \
                 _Pragma("GCC unroll 3") for (e = 0; e < NE; e++) r[b][e] += gq * xr[b * dh * Wp + j + e * dw]; \
         }                                                                                  \
+    }                                                                                      \
+    if (!(phase & 2)) {                                                                    \
+        _Pragma("GCC unroll 3") for (b = 0; b < NB; b++)                                   \
+            _Pragma("GCC unroll 3") for (e = 0; e < NE; e++) {                             \
+                ((VT *)st)[b * NE + e] = a[b][e];                                          \
+                ((HT *)(st + NB * NE * L))[b * NE + e] = ah[b][e];                         \
+                st[NB * NE * (L + L / 2) + b * NE + e] = r[b][e];                          \
+            }                                                                              \
+        return;                                                                            \
     }                                                                                      \
     _Pragma("GCC unroll 3") for (b = 0; b < NB; b++)                                       \
     _Pragma("GCC unroll 3") for (e = 0; e < NE; e++) {                                     \
@@ -380,12 +402,14 @@ PYCONV_TAPS3XM(pyconv_taps3x8_d, pyconv_taps3_d, double, 8)
 static void pyconv_tw_##S(int nb, int ne, const T* g0, Py_ssize_t gs_n, const T* buf, Py_ssize_t N,     \
     Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t Dp, Py_ssize_t Hp, Py_ssize_t Wp,           \
     Py_ssize_t sd, Py_ssize_t sh, Py_ssize_t zoff, Py_ssize_t yoff, Py_ssize_t dh, Py_ssize_t xoff,     \
-    Py_ssize_t dw, T* out, Py_ssize_t kw, const T* pfg, const T* pfx, Py_ssize_t pfx_n, Py_ssize_t pfx_len) \
+    Py_ssize_t dw, T* out, Py_ssize_t kw, const T* pfg, const T* pfx, Py_ssize_t pfx_n, Py_ssize_t pfx_len, \
+    T* st, int phase)                                                                      \
 {                                                                                          \
     T r[3][3] = {{0}};                                                                     \
     Py_ssize_t n, k, j;                                                                    \
     int b, e;                                                                              \
     (void)pfg; (void)pfx; (void)pfx_n; (void)pfx_len;                                      \
+    if (!(phase & 1)) for (b = 0; b < nb; b++) for (e = 0; e < ne; e++) r[b][e] = st[b * 3 + e]; \
     for (n = 0; n < N; n++)                                                                \
     for (k = 0; k < OD * OH; k++) {                                                        \
         Py_ssize_t od = k / OH, oh = k - od * OH;                                          \
@@ -394,8 +418,10 @@ static void pyconv_tw_##S(int nb, int ne, const T* g0, Py_ssize_t gs_n, const T*
         for (j = 0; j < OW; j++)                                                           \
             for (b = 0; b < nb; b++) for (e = 0; e < ne; e++) r[b][e] += g[j] * xr[b * dh * Wp + j + e * dw]; \
     }                                                                                      \
+    if (!(phase & 2)) { for (b = 0; b < nb; b++) for (e = 0; e < ne; e++) st[b * 3 + e] = r[b][e]; return; } \
     for (b = 0; b < nb; b++) for (e = 0; e < ne; e++) out[b * kw + e] = r[b][e];            \
 }
+#define PYCONV_TW_STATE 32
 PYCONV_TW_PLAIN(float, f)
 PYCONV_TW_PLAIN(double, d)
 /* (without vector types the eight-output block is not used: two four-output ones) */
