@@ -185,7 +185,7 @@ def direct_weight(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1]
     # for 8 x 56x56, went through L2), the lanes' sums carried from sample to sample in ``st``
     # (the same additions in the same order: the same bits).  Layer d (8x256x56x56 float32),
     # Intel Xeon, alternated in one process, three runs: 1.02-1.10x at 1 thread, 1.04-1.08x
-    # at 2; float64 1.03-1.09x
+    # at 2; float64 1.02-1.09x
     cdef bint by_sample = Og == 1 and geo.sw == 1 and kd == 1 and kh <= 3 and kw <= 3 and N > 1
     cdef idx_t pstride = (PYCONV_TW_STATE + 16) // 16 * 16
     st_np = np.empty((nthreads, pstride + 16), dtype=np.float32 if real_t is float else np.float64)
