@@ -337,15 +337,6 @@ def _thin_pad_bytes(g, itemsize):
     return g.cg * _prod([i + a + c for i, (a, c) in zip(g.sp3, g.pads3)]) * itemsize
 
 
-def _thin_reg_bytes(g, itemsize):
-    """One thread's scratch of thin_direct.direct_conv_reg (its own computation of it): the
-    padded frame with rows rounded up to whole vectors, its lead-in and a row's overrun."""
-    vl = thin_direct.REG_VECTOR_BYTES // itemsize
-    dp, hp, wp = (i + a + c for i, (a, c) in zip(g.sp3, g.pads3))
-    lead = -g.pb3[2] % vl
-    return -(-(lead + g.cg * dp * hp * -(-wp // vl) * vl + thin_direct.REG_SLACK + 16) // vl) * vl * itemsize
-
-
 @_plan.cached
 def plan_forward(g, dtype, allow_prune=True):
     """Plan of the forward convolution with geometry ``g`` computing in ``dtype``."""
@@ -492,8 +483,9 @@ def _forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite=None):
     if alg in (A.THIN_S1, A.THIN_REG):
         # stride 1 in-plane, over a padded copy of the group's channels: whole-plane passes
         # per tap (thin_s1), or output rows computed in registers and stored once (thin_reg)
-        ws = nthreads * (_thin_pad_bytes(g, isz) if alg == A.THIN_S1 else _thin_reg_bytes(g, isz))
         padded = tuple(i + a + c for i, (a, c) in zip(g.sp3, g.pads3))
+        ws = nthreads * (_thin_pad_bytes(g, isz) if alg == A.THIN_S1 else
+                         thin_direct.reg_scratch_bytes(g.cg * padded[0], padded[1], padded[2], g.pb3[2], isz))
         fn = thin_direct.direct_conv_s1 if alg == A.THIN_S1 else thin_direct.direct_conv_reg
         data = Launch(g.out_shape, x5, w5, o5, kernel(fn, dtype),
                       (kernel_geo(stride=g.s3, dilation=g.d3, pad=g.pb3, plane=padded), g.groups))

@@ -46,18 +46,6 @@ cdef extern from "thin_weight_kernels.h":
     const int PYCONV_TW_STATE
 
 
-cdef inline void tw(int nb, int ne, const real_t* g0, idx_t gs_n, const real_t* buf, idx_t N, idx_t OD,
-                    idx_t OH, idx_t OW, idx_t Dp, idx_t Hp, idx_t Wp, idx_t sd, idx_t sh, idx_t zoff, idx_t yoff,
-                    idx_t dh, idx_t xoff, idx_t dw, real_t* out, idx_t kw, const real_t* pfg, const real_t* pfx,
-                    idx_t pfx_n, idx_t pfx_len, real_t* st, int phase) noexcept nogil:
-    if real_t is float:
-        pyconv_tw_f(nb, ne, g0, gs_n, buf, N, OD, OH, OW, Dp, Hp, Wp, sd, sh, zoff, yoff, dh, xoff, dw, out, kw,
-                    pfg, pfx, pfx_n, pfx_len, st, phase)
-    else:
-        pyconv_tw_d(nb, ne, g0, gs_n, buf, N, OD, OH, OW, Dp, Hp, Wp, sd, sh, zoff, yoff, dh, xoff, dw, out, kw,
-                    pfg, pfx, pfx_n, pfx_len, st, phase)
-
-
 cdef void pad_channel(const real_t* xch, idx_t xs_n, real_t* buf, idx_t N, idx_t D, idx_t H, idx_t W,
                       idx_t pd, idx_t ph, idx_t pw, idx_t Dp, idx_t Hp, idx_t Wp) noexcept nogil:
     """Input channel ``xch`` (N samples ``xs_n`` apart) copied into ``buf`` with its zero
@@ -80,7 +68,7 @@ cdef void pad_channel(const real_t* xch, idx_t xs_n, real_t* buf, idx_t N, idx_t
 cdef void block_taps(int m, const real_t* gch, idx_t gs_n, idx_t gs_o, const real_t* buf, real_t* out,
                      idx_t os_o, idx_t N, idx_t OD, idx_t OH, idx_t OW, idx_t kd, idx_t kh, idx_t kw,
                      const conv_geo_t* geo, const real_t* pfg, const real_t* pfx, idx_t pfx_n,
-                     idx_t pfx_len) noexcept nogil:
+                     idx_t pfx_len, real_t* st, int phase) noexcept nogil:
     """All taps of ``m`` consecutive output channels (``gs_o`` apart in grad_output, ``os_o``
     apart in the weight gradient) sharing one padded input channel: out[t] = sum of go * x
     at tap t.  One channel at row stride 1: up to three kernel rows x three horizontal taps
@@ -88,7 +76,8 @@ cdef void block_taps(int m, const real_t* gch, idx_t gs_n, idx_t gs_o, const rea
     channel's grad_output and input, when not NULL).  Otherwise, for each kernel row, up to
     three horizontal taps share every load of grad_output (and, for m > 1, every input load
     feeds the m channels).  ``geo``: stride, dilation and the padded channel's extent
-    (qd, qh, qw)."""
+    (qd, qh, qw).  ``st``, ``phase``: a single pass (one channel, row stride 1, at most 3 x 3
+    taps per plane) run a part of the samples at a time (``pyconv_tw``); else NULL, 3."""
     cdef idx_t sd = geo.sd, sh = geo.sh, sw = geo.sw, dd = geo.dd, dh = geo.dh, dw = geo.dw
     cdef idx_t Dp = geo.qd, Hp = geo.qh, Wp = geo.qw
     cdef real_t r0, r1, r2, gq
@@ -104,8 +93,12 @@ cdef void block_taps(int m, const real_t* gch, idx_t gs_n, idx_t gs_o, const rea
                 while e0 < kw:
                     ne = kw - e0 if kw - e0 < 3 else 3
                     t = (a * kh + b) * kw + e0
-                    tw(<int>nb, <int>ne, gch, gs_n, buf, N, OD, OH, OW, Dp, Hp, Wp, sd, sh, a * dd, b * dh, dh,
-                       e0 * dw, dw, out + t, kw, pfg, pfx, pfx_n, pfx_len, NULL, 3)
+                    if real_t is float:
+                        pyconv_tw_f(<int>nb, <int>ne, gch, gs_n, buf, N, OD, OH, OW, Dp, Hp, Wp, sd, sh, a * dd,
+                                    b * dh, dh, e0 * dw, dw, out + t, kw, pfg, pfx, pfx_n, pfx_len, st, phase)
+                    else:
+                        pyconv_tw_d(<int>nb, <int>ne, gch, gs_n, buf, N, OD, OH, OW, Dp, Hp, Wp, sd, sh, a * dd,
+                                    b * dh, dh, e0 * dw, dw, out + t, kw, pfg, pfx, pfx_n, pfx_len, st, phase)
                     pfg = NULL
                     pfx = NULL
                     e0 = e0 + 3
@@ -206,21 +199,21 @@ def direct_weight(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1]
         for xc in prange(Cin, schedule='guided'):
             gi = xc // Cg
             c = xc % Cg
-            if by_sample:
-                for n in range(N):
-                    pad_channel(&x[n, xc, 0, 0, 0], xs_n, buf, 1, D, H, W, geo.pd, geo.ph, geo.pw, geo.qd, geo.qh,
-                                geo.qw)
-                    tw(<int>kh, <int>kw, &go[n, gi, 0, 0, 0], gs_n, buf, 1, OD, OH, OW, geo.qd, geo.qh, geo.qw,
-                       geo.sd, geo.sh, 0, 0, geo.dh, 0, geo.dw, &gw[gi, c, 0, 0, 0], kw,
-                       &go[n, gi + 1, 0, 0, 0] if c == Cg - 1 and xc + 1 < Cin else NULL,
-                       &x[n, xc + 1, 0, 0, 0] if xc + 1 < Cin else NULL, xs_n, D * H * W, st,
-                       (1 if n == 0 else 0) | (2 if n == N - 1 else 0))
-                continue
-            pad_channel(&x[0, xc, 0, 0, 0], xs_n, buf, N, D, H, W, geo.pd, geo.ph, geo.pw, geo.qd, geo.qh, geo.qw)
             # the next channel's input, and its grad_output when it starts a new group of
             # one output channel, prefetched during this channel's first pass
             pfx = &x[0, xc + 1, 0, 0, 0] if xc + 1 < Cin else NULL
             pfg = &go[0, (gi + 1) * Og, 0, 0, 0] if Og == 1 and c == Cg - 1 and xc + 1 < Cin else NULL
+            if by_sample:
+                # (Og == 1: output channel gi; each sample's share of the prefetch with it)
+                for n in range(N):
+                    pad_channel(&x[n, xc, 0, 0, 0], xs_n, buf, 1, D, H, W, geo.pd, geo.ph, geo.pw, geo.qd, geo.qh,
+                                geo.qw)
+                    block_taps(1, &go[n, gi, 0, 0, 0], gs_n, OD * OH * OW, buf, &gw[gi, c, 0, 0, 0],
+                               Cg * kd * kh * kw, 1, OD, OH, OW, kd, kh, kw, &geo,
+                               pfg + n * gs_n if pfg != NULL else NULL, pfx + n * xs_n if pfx != NULL else NULL,
+                               xs_n, D * H * W, st, (n == 0) | 2 * (n == N - 1))
+                continue
+            pad_channel(&x[0, xc, 0, 0, 0], xs_n, buf, N, D, H, W, geo.pd, geo.ph, geo.pw, geo.qd, geo.qh, geo.qw)
             o = gi * Og
             while o < gi * Og + Og:
                 # blocks of eight outputs where rows hold whole vector blocks (no half
@@ -232,7 +225,7 @@ def direct_weight(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1]
                 else:
                     m = 1
                 block_taps(m, &go[0, o, 0, 0, 0], gs_n, OD * OH * OW, buf, &gw[o, c, 0, 0, 0], Cg * kd * kh * kw,
-                           N, OD, OH, OW, kd, kh, kw, &geo, pfg, pfx, xs_n, D * H * W)
+                           N, OD, OH, OW, kd, kh, kw, &geo, pfg, pfx, xs_n, D * H * W, NULL, 3)
                 pfg = NULL
                 pfx = NULL
                 o = o + m

@@ -347,10 +347,26 @@ cdef extern from "thin_kernels.h":
                           Py_ssize_t OW, Py_ssize_t nrows, const double* pf, Py_ssize_t pfn) noexcept nogil
 
 
-#: bytes of the thin_reg kernel's vectors: its padded frame's rows are aligned to them
-REG_VECTOR_BYTES = PYCONV_TH_BYTES
-#: lanes a thin_reg row may read past the padded frame (float32)
-REG_SLACK = PYCONV_TH_SLACK
+cdef inline idx_t reg_lead(idx_t pw, idx_t vl) noexcept nogil:
+    # thin_reg's frame: elements before it, so its first input column (pw) is on a vector boundary
+    return (vl - pw % vl) % vl
+
+
+cdef inline idx_t reg_row(idx_t wp, idx_t vl) noexcept nogil:
+    # thin_reg's frame: the row stride, Wp rounded up to whole vectors
+    return (wp + vl - 1) // vl * vl
+
+
+cdef inline idx_t reg_len(idx_t lead, idx_t rows, idx_t ws, idx_t vl) noexcept nogil:
+    # one thread's scratch, in elements: lead-in, frame rows and a row's vector overrun
+    return (lead + rows * ws + PYCONV_TH_SLACK + 16 + vl - 1) // vl * vl
+
+
+def reg_scratch_bytes(idx_t planes, idx_t Hp, idx_t Wp, idx_t pw, idx_t itemsize):
+    """Bytes of one thread's scratch in :func:`direct_conv_reg`: ``planes`` padded planes
+    (channels x depth) of ``Hp`` x ``Wp``, padding ``pw`` before the first column."""
+    cdef idx_t vl = PYCONV_TH_BYTES // itemsize
+    return reg_len(reg_lead(pw, vl), planes * Hp, reg_row(Wp, vl), vl) * itemsize
 
 
 cdef inline int reg_block(idx_t left) noexcept nogil:
@@ -383,8 +399,8 @@ def direct_conv_reg(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::
     # the frame's rows vl-aligned (row stride Ws >= Wp) and its first input column (pw) on a
     # vector boundary: the row copies store whole aligned vectors and the centre column's
     # loads do not straddle cache lines
-    cdef idx_t lead = (vl - geo.pw % vl) % vl
-    cdef idx_t Ws = (geo.qw + vl - 1) // vl * vl
+    cdef idx_t lead = reg_lead(geo.pw, vl)
+    cdef idx_t Ws = reg_row(geo.qw, vl)
     cdef idx_t plane = Hp * Ws
     cdef idx_t Og, o, oi, t, c, a, b, e, m, M
     if N * Cout == 0 or OD * OH * OW == 0:
@@ -392,7 +408,7 @@ def direct_conv_reg(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::
     Og = Cout // groups
     # per-thread scratch (plus a row's vector overrun), the tap offsets, the weights
     # packed per register block as [tap][channel], the bias (zeros without one)
-    cdef idx_t xlen = (lead + Cg * Dp * plane + PYCONV_TH_SLACK + 16 + vl - 1) // vl * vl
+    cdef idx_t xlen = reg_len(lead, Cg * Dp * Hp, Ws, vl)
     cdef idx_t nplanes = Cg * kd, nb = (kh - 1) * geo.dh + 1 + 2 * PYCONV_TH_RMAX
     cdef real_t* xmem = <real_t*>malloc((nthreads * xlen + vl) * sizeof(real_t))
     cdef real_t* xpad = xmem + ((-<size_t>xmem) % PYCONV_TH_BYTES) // sizeof(real_t) if xmem != NULL else NULL

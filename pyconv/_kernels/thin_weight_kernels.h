@@ -214,7 +214,6 @@ typedef double pyconv_twd_h __attribute__((vector_size(PYCONV_TW_BYTES / 2)));
    in st (64-byte aligned, PYCONV_TW_STATE elements): phase bit 1 starts them from zero
    (else from st), bit 2 finishes (sums the lanes into out; else they go back to st).  The
    lanes add the rows in the same order either way: the same bits. */
-#define PYCONV_TW_STATE (9 * (PYCONV_TW_BYTES / 4 + PYCONV_TW_BYTES / 8 + 1) + 16)
 /* the next channel's share for output row k of K in sample n: its grad_output row and a
    proportional slice of its input sample */
 #define PYCONV_TW_PREFETCH(T)                                                                \
@@ -421,12 +420,14 @@ static void pyconv_tw_##S(int nb, int ne, const T* g0, Py_ssize_t gs_n, const T*
     if (!(phase & 2)) { for (b = 0; b < nb; b++) for (e = 0; e < ne; e++) st[b * 3 + e] = r[b][e]; return; } \
     for (b = 0; b < nb; b++) for (e = 0; e < ne; e++) out[b * kw + e] = r[b][e];            \
 }
-#define PYCONV_TW_STATE 32
 PYCONV_TW_PLAIN(float, f)
 PYCONV_TW_PLAIN(double, d)
 /* (without vector types the eight-output block is not used: two four-output ones) */
 #define PYCONV_HAVE_X8 0
 #endif
+/* elements of the state a pass carries between its parts (st above): 9 accumulators of the
+   widest vectors (64 bytes of float lanes), their halves and scalar tails, and slack */
+#define PYCONV_TW_STATE (9 * (64 / 4 + 64 / 8 + 1) + 16)
 /* the block of m = 1, 4 or 8 channels (the Cython side's one entry point per dtype) */
 #define PYCONV_TAPS3_BLOCK(NAME, T, X1, X4, X8)                                            \
 static void NAME(int m, PYCONV_TAPS_PARAMS(T))                                             \
