@@ -7,9 +7,13 @@ Rows:
   cluster (target >= 3x) and against in-memory pyconv.signal.convolve in this process
   on all its threads (target >= 0.7x).  Each dask run reduces the result with
   ``.sum()`` (so the output streams through instead of filling the workers; it also
-  checks that both dask results agree); the in-memory call is the convolution alone,
-  timed right after each cluster run (the host's speed drifts within minutes: timed in
-  two separate series, a ratio compared different machine states).
+  checks that both dask results agree); the in-memory call is timed right after each
+  cluster run (the host's speed drifts within minutes: timed in two separate series, a
+  ratio compared different machine states), as the convolution alone (``in_memory_s``)
+  and with the same ``.sum()`` (``in_memory_with_sum_s``: the same work on both sides).
+  ``graph_floor_s``: the same dask run with each output task's assembly and convolution
+  replaced by a one-element result (halo exports, transfers, reduction and scheduling
+  left as they are), the cost of the cluster before any convolution.
 - ndimage filters on the same volume (mode 'reflect'): gaussian_filter sigma 2 (halo 8)
   and uniform_filter size 7 (halo 3), pyconv.dask.ndimage against
   dask_image.ndfilters on the same cluster and against in-memory pyconv.ndimage on all
@@ -17,7 +21,9 @@ Rows:
   chunk corner from each dask path is compared with the in-memory result.
 - layer a of suite_nn (3x3 64->64 56x56, float32), batch 64 in chunks of 8: conv2d
   forward and conv2d_backward on the cluster (results persisted on the workers) against
-  the in-memory calls on all threads (target >= 0.7x), timed in turn run by run (a cluster
+  the in-memory calls on all threads (target >= 0.7x), with the input as
+  ``from_array(...).persist()`` placed it and with its chunks dealt to the workers in turn
+  (``input_chunks_per_worker`` gives both), timed in turn run by run (a cluster
   run, then the in-memory call on all threads, then on 1 thread: the 2-thread speedup
   the two 1-thread workers have to match); the peak is also given in units of one input
   chunk (8x64x56x56 float32; no halo: the spatial axes are whole), with and without the
@@ -46,6 +52,8 @@ in-memory peer gets the same volume, computed into this process.
 ``PYCONV_DASK_ROWS`` (comma-separated, default all) picks row groups: ``volume``,
 ``ndimage``, ``nn`` (e.g. ``PYCONV_DASK_ROWS=nn`` runs only the layer-a rows).
 """
+import functools
+import itertools
 import os
 import time
 
@@ -154,7 +162,7 @@ def _reset(client, base):
     _settle(client)
 
 
-def _median(h, client, fn, repeats, peaks=None, peer=None):
+def _median(h, client, fn, repeats, peaks=None, peer=None, peer2=None):
     """Median seconds, largest RSS rise and the last result of ``repeats`` runs of ``fn``.
 
     Results persisted on the cluster are released before the next run: the keys are
@@ -162,7 +170,7 @@ def _median(h, client, fn, repeats, peaks=None, peer=None):
     receives each timed run's :func:`_sampler_stop` answers, worker by worker.  ``peer``
     (a callable and a list): the in-memory peer, timed right after each cluster run (in
     turn, so both see the same machine state: this host's speed drifts by up to 2x within
-    minutes), its seconds appended to the list.
+    minutes), its seconds appended to the list; ``peer2`` likewise, timed after ``peer``.
     """
     base = _ntasks(client)
     times, rises, result = [], [], None
@@ -172,12 +180,13 @@ def _median(h, client, fn, repeats, peaks=None, peer=None):
             result = None           # (no reference left: the scheduler can forget the keys)
         _reset(client, base)
         dt, stops, result = _cluster_run(client, fn)
-        if peer is not None:
-            time.sleep(0.005)
-            t0 = time.perf_counter()
-            peer[0]()
-            if i:
-                peer[1].append(time.perf_counter() - t0)
+        for p in (peer, peer2):
+            if p is not None:
+                time.sleep(0.005)
+                t0 = time.perf_counter()
+                p[0]()
+                if i:
+                    p[1].append(time.perf_counter() - t0)
         if i:
             times.append(dt)
             rises.append(max(_rises(stops).values()))
@@ -193,6 +202,83 @@ def _on_threads(h, n, fn):
         with h.threads(n):
             fn()
     return run
+
+
+def _stub_body(func, lit, layout, fill, *rest):
+    """Stands for an output task's body in :func:`_floor`: a one-element array of the
+    output's rank (the layout nests one list level per axis), no assembly, no convolution."""
+    node, ndim = layout.value, 0
+    while isinstance(node, list):
+        node, ndim = node[0], ndim + 1
+    return np.zeros((1,) * max(ndim, 1), dtype=np.float32)
+
+
+def _stub_outputs(on, dask_worker=None):
+    """In a worker: pyconv.dask's output tasks run :func:`_stub_body` (``on``) or their own body
+    again.  The tasks look the body up in pyconv.dask at run time, so the graph the client
+    sends is the very one of the real run."""
+    import pyconv.dask as pdk
+    saved = _SAMPLER.setdefault("bodies", (pdk._run_slabs_body, pdk._run_block_body))
+    pdk._run_slabs_body = pdk._run_block_body = _stub_body if on else None
+    if not on:
+        pdk._run_slabs_body, pdk._run_block_body = saved
+        del _SAMPLER["bodies"]
+
+
+def _floor(h, client, fn, repeats):
+    """Median seconds of ``fn`` with every output task's assembly and kernel replaced by a
+    one-element result (:func:`_stub_outputs`): the same graph, its halo exports cut and
+    sent between the workers, the reduction, the scheduler -- what the cluster costs before
+    any convolution."""
+    client.run(_stub_outputs, True)
+    try:
+        return _median(h, client, fn, repeats)[0]
+    finally:
+        client.run(_stub_outputs, False)
+
+
+def _forward(client, X, G, w, b):
+    """The nn rows' forward: ``conv2d`` of ``X``, persisted on the workers."""
+    import distributed
+
+    import pyconv.dask as pdk
+    y = pdk.conv2d(X, w, b, padding=1).persist()
+    distributed.wait(y)
+    return y
+
+
+def _backward(client, X, G, w, b):
+    """The nn rows' backward: the three gradients of ``conv2d_backward``, persisted."""
+    import distributed
+
+    import pyconv.dask as pdk
+    grads = client.persist(list(pdk.conv2d_backward(G, X, w, b, padding=1)))
+    distributed.wait(grads)
+    return grads
+
+
+def _spread(client, a, step):
+    """``a`` as a dask array in chunks of ``step`` along axis 0, persisted with the chunks
+    dealt to the workers in turn (``from_array(...).persist()`` may leave one worker 5 of 8
+    chunks: its share then bounds the run)."""
+    import dask
+    import dask.array as da
+    import distributed
+    ws = sorted(client.scheduler_info()["workers"])
+    futs = [client.scatter(a[i:i + step], workers=[ws[(i // step) % len(ws)]]) for i in range(0, len(a), step)]
+    out = da.concatenate([da.from_delayed(dask.delayed(f), (min(step, len(a) - i),) + a.shape[1:], a.dtype)
+                          for i, f in zip(range(0, len(a), step), futs)]).persist()
+    distributed.wait(out)
+    return out
+
+
+def _per_worker(client, x):
+    """How many of ``x``'s chunks each worker holds (workers in address order)."""
+    held = {}
+    for key, where in client.who_has(x).items():
+        for w in where:
+            held[w] = held.get(w, 0) + 1
+    return [held.get(w, 0) for w in sorted(client.scheduler_info()["workers"])]
 
 
 def _peak_fields(peaks, halo_bytes):
@@ -293,16 +379,19 @@ def _ndimage_rows(h, client, x, x_mem, size, chunk, repeats, ncpu, ndfilters):
     corner = (slice(max(0, chunk - 8), chunk + 8),) * 3
     for fname, arg, reach in (("gaussian_filter", 2.0, int(4 * 2.0 + 0.5)), ("uniform_filter", 7, 3)):
         ours = getattr(pdk.ndimage, fname)
-        mem = []
+        mem, mem_sum = [], []
         t_pc, rise_pc, s_pc = _median(h, client, lambda: ours(x, arg).sum().compute(), repeats,
-                                      peer=(_on_threads(h, ncpu, lambda: getattr(nd, fname)(x_mem, arg)), mem))
-        t_mem = float(np.median(mem))
+                                      peer=(_on_threads(h, ncpu, lambda: getattr(nd, fname)(x_mem, arg)), mem),
+                                      peer2=(_on_threads(h, ncpu, lambda: getattr(nd, fname)(x_mem, arg).sum()),
+                                             mem_sum))
+        t_mem, t_mem_sum = float(np.median(mem)), float(np.median(mem_sum))
         ref = getattr(nd, fname)(x_mem[tuple(slice(0, chunk + 8 + reach) for _ in range(3))], arg)[corner]
         scale = float(np.abs(ref).max())
         err = lambda y: float(np.abs(y[corner].compute() - ref).max()) / scale  # noqa: E731
         halo_bytes = 4 * (chunk + 2 * reach) ** 3
         row = dict(case=f"ndimage {fname}({arg}) {size}^3 f32 chunks {chunk}^3 reflect", pyconv_dask_s=t_pc,
                    in_memory_s=t_mem, in_memory_threads=ncpu, ratio_in_memory=t_mem / t_pc,
+                   in_memory_with_sum_s=t_mem_sum, ratio_in_memory_with_sum=t_mem_sum / t_pc,
                    gvoxel_per_s_dask=size ** 3 / t_pc / 1e9, max_rel_err_corner=err(ours(x, arg)),
                    peak_worker_rise_MiB=rise_pc / MiB, peak_over_chunk_halo=rise_pc / halo_bytes)
         if ndfilters is not None:
@@ -348,17 +437,22 @@ def run(h):
                 k = np.random.default_rng(ksz).standard_normal((ksz,) * 3).astype(np.float32)
                 halo_bytes = 4 * (chunk + ksz - 1) ** 3
                 peaks, mem = [], []
+                mem_sum = []
                 t_pc, rise_pc, s_pc = _median(
                     h, client, lambda: pdk.convolve(x, k, "same").sum().compute(), repeats, peaks,
-                    peer=(_on_threads(h, ncpu, lambda: pyconv.signal.convolve(x_mem, k, "same")), mem))
-                t_mem = float(np.median(mem))
+                    peer=(_on_threads(h, ncpu, lambda: pyconv.signal.convolve(x_mem, k, "same")), mem),
+                    peer2=(_on_threads(h, ncpu, lambda: pyconv.signal.convolve(x_mem, k, "same").sum()), mem_sum))
+                t_mem, t_mem_sum = float(np.median(mem)), float(np.median(mem_sum))
+                t_floor = _floor(h, client, lambda: pdk.convolve(x, k, "same").sum().compute(), repeats)
                 with h.threads(ncpu):
                     method = pyconv.signal.choose_conv_method(x_mem[:chunk + ksz - 1, :chunk + ksz - 1,
                                                                      :chunk + ksz - 1], k, "valid")
                 flops = 2.0 * size ** 3 * ksz ** 3
                 row = dict(case=f"volume {size}^3 f32 chunks {chunk}^3 kernel {ksz}^3", chunk_method=method,
                            pyconv_dask_s=t_pc, in_memory_s=t_mem, in_memory_threads=ncpu,
-                           ratio_in_memory=t_mem / t_pc, gflops_dask=flops / t_pc / 1e9,
+                           ratio_in_memory=t_mem / t_pc, in_memory_with_sum_s=t_mem_sum,
+                           ratio_in_memory_with_sum=t_mem_sum / t_pc, graph_floor_s=t_floor,
+                           floor_share=t_floor / t_pc, gflops_dask=flops / t_pc / 1e9,
                            peak_worker_rise_MiB=rise_pc / MiB, peak_over_chunk_halo=rise_pc / halo_bytes,
                            **_peak_fields(peaks, halo_bytes))
                 if ndfilters is not None:
@@ -384,25 +478,18 @@ def run(h):
         X = da.from_array(xa, chunks=(8, 64, 56, 56)).persist()
         G = da.from_array(g, chunks=(8, 64, 56, 56)).persist()
         distributed.wait([X, G])
-
-        def forward():
-            y = pdk.conv2d(X, w, b, padding=1).persist()
-            distributed.wait(y)
-            return y
-
-        def backward():
-            grads = client.persist(list(pdk.conv2d_backward(G, X, w, b, padding=1)))
-            distributed.wait(grads)
-            return grads
+        placements = [("as persisted", X, G), ("spread evenly", _spread(client, xa, 8), _spread(client, g, 8))]
 
 
         flops = 2.0 * np.prod(xs) * 64 * 9
         chunk_bytes = 4 * 8 * 64 * 56 * 56
-        for name, fn, mem_fn, fl in (
-                ("conv2d forward", forward, lambda: pyconv.nn.conv2d(xa, w, b, padding=1), flops),
-                ("conv2d_backward", backward, lambda: pyconv.grad.conv2d_backward(g, xa, w, b, padding=1), 2 * flops)):
+        for (name, fn, mem_fn, fl), (where, X, G) in itertools.product((
+                ("conv2d forward", _forward, lambda: pyconv.nn.conv2d(xa, w, b, padding=1), flops),
+                ("conv2d_backward", _backward, lambda: pyconv.grad.conv2d_backward(g, xa, w, b, padding=1),
+                 2 * flops)), placements):
             if "nn" not in groups:
                 continue
+            fn = functools.partial(fn, client, X, G, w, b)
             t_d, (rise, transient), res, t_m, t_1 = _interleaved(h, client, fn, mem_fn, repeats)
             ref = mem_fn()
             got = res.compute() if name == "conv2d forward" else [r.compute() for r in res]
@@ -410,7 +497,8 @@ def run(h):
                 err = float(np.abs(got - ref).max() / np.abs(ref).max())
             else:
                 err = max(float(np.abs(a - r).max() / np.abs(r).max()) for a, r in zip(got, ref))
-            h.record(case=f"layer a 3x3 64->64 56x56 N{n} chunks of 8: {name}", pyconv_dask_s=t_d,
+            h.record(case=f"layer a 3x3 64->64 56x56 N{n} chunks of 8: {name}, input {where}",
+                     input_chunks_per_worker=_per_worker(client, X), pyconv_dask_s=t_d,
                      in_memory_s=t_m, in_memory_threads=ncpu, ratio_in_memory=t_m / t_d,
                      in_memory_1thread_s=t_1, in_memory_speedup=t_1 / t_m,
                      gflops_dask=fl / t_d / 1e9, max_rel_err=err, peak_worker_rise_MiB=rise / MiB,
