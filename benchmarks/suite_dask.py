@@ -218,11 +218,11 @@ def _stub_outputs(on, dask_worker=None):
     again.  The tasks look the body up in pyconv.dask at run time, so the graph the client
     sends is the very one of the real run."""
     import pyconv.dask as pdk
-    saved = _SAMPLER.setdefault("bodies", (pdk._run_slabs_body, pdk._run_block_body))
-    pdk._run_slabs_body = pdk._run_block_body = _stub_body if on else None
-    if not on:
-        pdk._run_slabs_body, pdk._run_block_body = saved
-        del _SAMPLER["bodies"]
+    if on:
+        _SAMPLER["bodies"] = (pdk._run_slabs_body, pdk._run_block_body)
+        pdk._run_slabs_body = pdk._run_block_body = _stub_body
+    else:
+        pdk._run_slabs_body, pdk._run_block_body = _SAMPLER.pop("bodies")
 
 
 def _floor(h, client, fn, repeats):
