@@ -467,6 +467,8 @@ def run(h):
             del x_mem
             client.cancel(x)
 
+        if "nn" not in groups:
+            return
         # layer a of suite_nn, batch 64 in chunks of 8
         rng = np.random.default_rng(1)
         n = 16 if h.quick else 64
@@ -479,16 +481,12 @@ def run(h):
         G = da.from_array(g, chunks=(8, 64, 56, 56)).persist()
         distributed.wait([X, G])
         placements = [("as persisted", X, G), ("spread evenly", _spread(client, xa, 8), _spread(client, g, 8))]
-
-
         flops = 2.0 * np.prod(xs) * 64 * 9
         chunk_bytes = 4 * 8 * 64 * 56 * 56
         for (name, fn, mem_fn, fl), (where, X, G) in itertools.product((
                 ("conv2d forward", _forward, lambda: pyconv.nn.conv2d(xa, w, b, padding=1), flops),
                 ("conv2d_backward", _backward, lambda: pyconv.grad.conv2d_backward(g, xa, w, b, padding=1),
                  2 * flops)), placements):
-            if "nn" not in groups:
-                continue
             fn = functools.partial(fn, client, X, G, w, b)
             t_d, (rise, transient), res, t_m, t_1 = _interleaved(h, client, fn, mem_fn, repeats)
             ref = mem_fn()
