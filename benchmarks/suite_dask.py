@@ -43,8 +43,10 @@ Rows:
   kernel temporaries, exported slices, and input chunks the scheduler copies to the other
   worker to balance the queues.  Beside it, dask's own accounting at the moment of the
   largest rise: the managed bytes added since the run began (sizeof of each value held;
-  an export that is a view of a held chunk counts there but takes no RSS) and how many
-  input chunks had a copy fetched to that worker (8 MiB each at 128^3 float32).
+  an export that is a view of a held chunk counts there but takes no RSS), how many
+  input chunks had a copy fetched to that worker (8 MiB each at 128^3 float32), and the
+  halo exports it held then (``halo_exports_at_worst``, ``halo_exports_MiB_at_worst``:
+  the pieces cut there and those fetched for outputs that had not run yet).
 
 The volume input is generated on the workers and persisted before timing; the
 in-memory peer gets the same volume, computed into this process.
@@ -109,18 +111,24 @@ def _sampler_start(dask_worker=None):
 
 
 def _sampler_stop(dask_worker=None):
-    """``{'rise', 'managed_rise', 'copies'}``: the largest RSS rise above the level before the
-    run; dask's managed bytes at that moment less those before the run; and how many chunks of
-    the arrays held before the run (the persisted input) had a copy fetched to this worker then
-    (each one a whole chunk moved to run an output away from its data)."""
+    """``{'rise', 'managed_rise', 'copies', 'halo_pieces', 'halo_bytes'}``: the largest RSS rise
+    above the level before the run; dask's managed bytes at that moment less those before the
+    run; how many chunks of the arrays held before the run (the persisted input) had a copy
+    fetched to this worker then (each one a whole chunk moved to run an output away from its
+    data); and pyconv.dask's halo exports held then, their count and dask's bytes (a view cut
+    on this worker counts its elements, though it takes no memory of its own)."""
     state, t = _SAMPLER.pop("run")
     state["stop"] = True
     t.join()
     before, at = state["before"], state["at_peak"]
     names = {k[0] if isinstance(k, tuple) else k for k in before}
     copies = sum(1 for k in at if k not in before and (k[0] if isinstance(k, tuple) else k) in names)
+    # pyconv.dask's halo exports held then (their keys' names have '-halo-'): the pieces cut
+    # here and those fetched for outputs that have not run yet
+    halo = [v for k, v in at.items() if k not in before and "-halo-" in str(k[0] if isinstance(k, tuple) else k)]
     return {"rise": state["peak"] - state["base"],
-            "managed_rise": sum(at.values()) - sum(before.values()), "copies": copies}
+            "managed_rise": sum(at.values()) - sum(before.values()), "copies": copies,
+            "halo_pieces": len(halo), "halo_bytes": sum(halo)}
 
 
 def _rises(stops):
@@ -284,8 +292,8 @@ def _per_worker(client, x):
 def _peak_fields(peaks, halo_bytes):
     """Row fields from the timed runs' :func:`_sampler_stop` answers: per run, each worker's
     RSS rise over (chunk + halo) bytes, the workers in address order; the median and the
-    largest over runs and workers; dask's managed rise and the copies of input chunks at the
-    largest one."""
+    largest over runs and workers; dask's managed rise, the copies of input chunks and the
+    halo exports held at the largest one."""
     per_run = [[round(v["rise"] / halo_bytes, 1) for _, v in sorted(stops.items())] for stops in peaks]
     flat = sorted(r for run in per_run for r in run)
     worst = max((v for stops in peaks for v in stops.values()), key=lambda v: v["rise"])
@@ -293,6 +301,7 @@ def _peak_fields(peaks, halo_bytes):
                 peak_over_chunk_halo_median=flat[len(flat) // 2],
                 peak_managed_rise_MiB_at_worst=worst["managed_rise"] / MiB,
                 input_chunk_copies_at_worst=worst["copies"],
+                halo_exports_at_worst=worst["halo_pieces"], halo_exports_MiB_at_worst=worst["halo_bytes"] / MiB,
                 input_chunk_copies_per_run_worker=[[v["copies"] for _, v in sorted(stops.items())]
                                                    for stops in peaks])
 
@@ -408,7 +417,6 @@ def run(h):
     if "dask" not in sys.modules:
         h.record(case="routing overhead per call, dask not imported (ns)", ns=_routing_overhead(h))
     try:
-        import dask
         import dask.array as da
         import distributed
     except ImportError as e:
