@@ -281,7 +281,8 @@ def _spread(client, a, step):
 
 
 def _per_worker(client, x):
-    """How many of ``x``'s chunks each worker holds (workers in address order)."""
+    """How many of ``x``'s chunks each worker holds (workers in address order; a chunk with a
+    copy on both counts on both)."""
     held = {}
     for key, where in client.who_has(x).items():
         for w in where:
@@ -496,6 +497,7 @@ def run(h):
                 ("conv2d_backward", _backward, lambda: pyconv.grad.conv2d_backward(g, xa, w, b, padding=1),
                  2 * flops)), placements):
             fn = functools.partial(fn, client, X, G, w, b)
+            held = _per_worker(client, X)
             t_d, (rise, transient), res, t_m, t_1 = _interleaved(h, client, fn, mem_fn, repeats)
             ref = mem_fn()
             got = res.compute() if name == "conv2d forward" else [r.compute() for r in res]
@@ -504,7 +506,7 @@ def run(h):
             else:
                 err = max(float(np.abs(a - r).max() / np.abs(r).max()) for a, r in zip(got, ref))
             h.record(case=f"layer a 3x3 64->64 56x56 N{n} chunks of 8: {name}, input {where}",
-                     input_chunks_per_worker=_per_worker(client, X), pyconv_dask_s=t_d,
+                     input_chunks_per_worker=held, pyconv_dask_s=t_d,
                      in_memory_s=t_m, in_memory_threads=ncpu, ratio_in_memory=t_m / t_d,
                      in_memory_1thread_s=t_1, in_memory_speedup=t_1 / t_m,
                      gflops_dask=fl / t_d / 1e9, max_rel_err=err, peak_worker_rise_MiB=rise / MiB,
