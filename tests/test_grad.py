@@ -427,6 +427,27 @@ def test_depthwise_weight_sample_by_sample(n, k, dil, pad, width, dtype):
     np.testing.assert_allclose(gw1, ref, rtol=tol, atol=tol * np.sqrt(go[:, 0].size))
 
 
+def test_depthwise_weight_kernel_refuses_short_scratch():
+    # the kernel runs without bounds checks: a scratch row shorter than the carried sums plus
+    # the padded channel, or not on a 64-byte boundary, is refused before anything is written
+    from pyconv._engine.conv import kernel_geo
+    from pyconv._kernels import dense_direct, grad_direct
+    x = np.ones((2, 3, 1, 5, 5), np.float32)
+    go = np.ones((2, 3, 1, 5, 5), np.float32)
+    geo = kernel_geo(stride=(1, 1, 1), dilation=(1, 1, 1), pad=(0, 1, 1), plane=(1, 7, 7))
+    need = grad_direct.TW_STATE + 2 * 7 * 7
+    gw = np.zeros((3, 1, 1, 3, 3), np.float32)
+    grad_direct.direct_weight(x, go, gw, dense_direct.aligned_rows(1, need, np.float32), geo, 3, 1)
+    np.testing.assert_array_equal(gw[:, 0, 0], np.full((3, 3, 3), 2.0) * [[16, 20, 16], [20, 25, 20], [16, 20, 16]])
+    for cols, threads in ((need - 1, 1), (need, 2)):          # a row too short; a row per thread missing
+        with pytest.raises(ValueError, match="ws of"):
+            grad_direct.direct_weight(x, go, np.zeros_like(gw), dense_direct.aligned_rows(1, need, np.float32)[:, :cols],
+                                      geo, 3, threads)
+    shifted = dense_direct.aligned_rows(1, need + 16, np.float32)[:, 1:need + 1]     # 4 bytes off a line
+    with pytest.raises(ValueError, match="64-byte"):
+        grad_direct.direct_weight(x, go, np.zeros_like(gw), shifted, geo, 3, 1)
+
+
 def test_weight_gradient_threads_agree():
     # per-thread work splits (depthwise pairs, GEMM tiles) give the same sums
     import pyconv

@@ -1083,10 +1083,12 @@ def _weight_plan(g, dtype, alg, dense, t):
             # 3.2; aligned rows alone 3.8, the shifts alone 4.0)
             per = 64 // isz
             padded = padded[:2] + (-(-padded[2] // per) * per,)
-        ws = nthreads * max(1, g.n * _prod(padded)) * isz
+        # each thread's row: the sums the sample-by-sample sweep carries, the padded channel
+        row = grad_direct.TW_STATE + g.n * _prod(padded)
+        ws = nthreads * row * isz
         launch = Launch(g.w_shape, (g.n, g.cin) + g.sp3, (g.n, g.cout) + g.o3, (g.cout, cg) + g.k3,
                         kernel(grad_direct.direct_weight, dtype),
-                        ((nthreads, max(1, g.n * _prod(padded))),
+                        ((nthreads, row),
                          kernel_geo(stride=g.s3, dilation=g.d3, pad=g.pb3, plane=padded), g.groups))
         return Plan("weight_grad", alg, g, dtype, nthreads, ws, (("extent", padded),), data=launch)
     # per-part partial sums: the split (the plan's threads) is fixed by the configuration;

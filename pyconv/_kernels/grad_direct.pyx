@@ -9,8 +9,6 @@
 from cython.parallel cimport prange, parallel, threadid
 from libc.string cimport memset
 
-import numpy as np
-
 from pyconv._kernels._common cimport conv_geo_t, idx_t, pad_rows_at, real_t
 
 
@@ -44,6 +42,13 @@ cdef extern from "thin_weight_kernels.h":
     double pyconv_row_sum_d(const double* r, Py_ssize_t n) noexcept nogil
     const int PYCONV_HAVE_X8
     const int PYCONV_TW_STATE
+
+
+#: elements at the head of each thread's scratch row of :func:`direct_weight` for the sums
+#: its sample-by-sample sweep carries (``PYCONV_TW_STATE`` rounded up to whole 64-byte lines
+#: in either dtype, so the padded channel after it stays 64-byte aligned)
+cdef idx_t TW_STATE_N = (PYCONV_TW_STATE + 15) // 16 * 16
+TW_STATE = TW_STATE_N
 
 
 cdef void pad_channel(const real_t* xch, idx_t xs_n, real_t* buf, idx_t N, idx_t D, idx_t H, idx_t W,
@@ -151,7 +156,8 @@ def direct_weight(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1]
     go[n, o, od, oh, ow] * x[n, g*Cg + c, od*sd - pd + a*dd, oh*sh - ph + b*dh, ow*sw - pw + e*dw].
 
     x: (N, C_in, D, H, W); go: (N, C_out, OD, OH, OW); gw: (C_out, C_in/groups, kd, kh, kw);
-    ws: (nthreads, N*Dp*Hp*Wp) scratch for the padded channel; geo: stride, dilation, padding
+    ws: (nthreads, TW_STATE + N*Dp*Hp*Wp) scratch, 64-byte aligned rows: the carried sums,
+    then the padded channel; geo: stride, dilation, padding
     before and (qd, qh, qw) = (Dp, Hp, Wp), the extent the taps read.  Parallel over input channels: each task pads its channel
     once, then computes every weight that reads it (the group's outputs), so tasks own
     disjoint weights (no reduction across threads).  With one output channel per group and
@@ -180,18 +186,17 @@ def direct_weight(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1]
     # Intel Xeon, alternated in one process, three runs: 1.02-1.10x at 1 thread, 1.04-1.08x
     # at 2; float64 1.02-1.09x
     cdef bint by_sample = Og == 1 and geo.sw == 1 and kd == 1 and kh <= 3 and kw <= 3 and N > 1
-    cdef idx_t pstride = (PYCONV_TW_STATE + 16) // 16 * 16
-    st_np = np.empty((nthreads, pstride + 16), dtype=np.float32 if real_t is float else np.float64)
-    cdef real_t[:, ::1] stv = st_np
-    cdef idx_t st_skip = ((-st_np.ctypes.data) % 64) // sizeof(real_t)
-    cdef idx_t st_row = st_np.strides[0] // sizeof(real_t)
     cdef real_t* st = NULL
     cdef idx_t n
-    if st_row * <idx_t>sizeof(real_t) % 64 != 0:
-        raise ValueError("direct_weight: state rows not aligned")
+    if ws.shape[0] < nthreads or ws.shape[1] < TW_STATE_N + N * geo.qd * geo.qh * geo.qw:
+        raise ValueError(f"direct_weight: ws of {ws.shape[0]} x {ws.shape[1]} for {nthreads} threads of "
+                         f"{TW_STATE_N} + {N} x {geo.qd} x {geo.qh} x {geo.qw} elements")
+    # the carried sums and the padded rows are read and written as aligned vectors
+    if <size_t>&ws[0, 0] % 64 or ws.shape[0] > 1 and <size_t>(&ws[1, 0] - &ws[0, 0]) * sizeof(real_t) % 64:
+        raise ValueError("direct_weight: ws rows must start on 64-byte boundaries (dense_direct.aligned_rows)")
     with nogil, parallel(num_threads=nthreads):
-        buf = &ws[threadid(), 0]
-        st = &stv[threadid(), 0] + st_skip
+        st = &ws[threadid(), 0]
+        buf = st + TW_STATE_N
         # guided: each thread first takes a long contiguous run (its prefetch of the next task
         # stays its own), then shorter ones, so a core the host slows holds up only the last
         # few (depthwise layer d's weight gradient, 2 threads, alternated in one process:
