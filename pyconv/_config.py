@@ -33,6 +33,7 @@ def config():
                            "off (PYCONV_ALLOC_CACHE=0)")
     from pyconv._engine import calibrate
     info["tuning"] = f"{calibrate.state()} ({calibrate.cache_path()})"
+    info["timed choices"] = f"{calibrate.timed_count()} stored ({calibrate.timed_path()})"
     try:
         import threadpoolctl
         import scipy.linalg.cython_blas  # noqa: F401  (the BLAS pyconv's GEMM path calls)
@@ -63,7 +64,8 @@ def _cpu_model():
 def show_config():
     """Print the build and runtime configuration: compiler, OpenMP runtime, the SIMD
     variant of the kernels in use (and those built and runnable), BLAS and its kernel,
-    thread count, and the tuning cache (:func:`pyconv.tune`) with its state.
+    thread count, the tuning cache (:func:`pyconv.tune`) with its state, and the file of
+    timed choices (``method='auto'`` calls of ``pyconv.signal`` timed both ways once).
 
     Returns
     -------

@@ -202,7 +202,8 @@ def convolve(in1, in2, mode="full", method="auto"):
     method : {'auto', 'direct', 'fft'}, optional
         'direct' sums the products (exact: a NaN/Inf reaches only the outputs
         whose window holds it), 'fft' multiplies spectra, 'auto' picks the faster
-        via :func:`choose_conv_method`.
+        via :func:`choose_conv_method` (a close call is timed both ways once on the
+        running machine, and the faster way stored: see there).
 
     Returns
     -------
@@ -303,13 +304,30 @@ def _conv_or_corr_checked(in1, in2, mode, method, correlate):
         return np.zeros(empty, dtype=result)
     sig_valid_swap(mode, in1.shape, in2.shape)    # raises when neither input fits in the other
     if method == "auto":
-        method = _sp.choose_method(in1, in2, mode)
+        ran = {}
+        method = _sp.choose_method(in1, in2, mode,
+                                   timer=lambda: _time_methods(in1, in2, mode, correlate, ran))
+        if method in ran:
+            return ran[method]          # timed just now: that run's result is this call's
     # correlate(in1, in2) == convolve(in1, reverse(conj(in2))), 'same' included
     if method == "fft":
         k = _flip(_conj(in2)) if correlate else in2
         return _fft_method(in1, k, mode, result)
     w = _conj(in2) if correlate else _flip(in2)
     return _direct_nd(in1, w, mode)
+
+
+def _time_methods(in1, in2, mode, correlate, outputs):
+    """Seconds of method='direct' and method='fft' on these operands, each the least of two
+    runs taken in turn (the first of each also makes its plans and memory); ``outputs``
+    receives each method's result.  What :func:`_sp.choose_method` times a close call by."""
+    times = {"direct": math.inf, "fft": math.inf}
+    for _ in range(2):
+        for m in times:
+            t0 = time.perf_counter()
+            outputs[m] = _conv_or_corr_checked(in1, in2, mode, m, correlate)
+            times[m] = min(times[m], time.perf_counter() - t0)
+    return times
 
 
 def _fft_method(in1, in2, mode, result):
@@ -667,7 +685,11 @@ def choose_conv_method(in1, in2, mode="full", measure=False):
     """Find the faster convolution method, 'direct' or 'fft' (as ``scipy.signal.choose_conv_method``).
 
     The prediction uses a cost model of pyconv's own kernels (its direct kernel
-    is much faster than scipy's, so 'direct' wins up to larger kernels).
+    is much faster than scipy's, so 'direct' wins up to larger kernels).  Where the
+    model's figures for the two methods are close (within 2x, the faster at least
+    1 ms), ``method='auto'`` times both once on the running machine and stores the
+    faster in the tuning cache (``pyconv.show_config()`` names the file); this function
+    then returns that stored choice (it never times anything with ``measure=False``).
     Integer inputs whose exact sums could exceed float64's 2**52 always give
     'direct'.
 

@@ -25,6 +25,7 @@ import os
 import platform
 import sys
 import tempfile
+import threading
 import time
 import warnings
 
@@ -203,6 +204,101 @@ def machine_tuning():
     except OSError:
         pass
     return t
+
+
+# --------------------------------------------------------------------------- timed choices
+
+# A cost model predicts, it does not know: where its two figures for one call are close, the
+# model's error (Intel Xeon VM, 2 threads, 2026-12-06: its FFT figures 1.4-2.2x below the
+# measured times of 256^2..2048^2 images, whose direct figures held within ~15%) decides.
+# Such calls are timed once on the running machine, both ways, and the faster way is stored
+# per machine, pyconv version and default thread count beside the calibration (as FFTW's
+# wisdom): later calls and later processes read it, so a call still always takes the same
+# way on a given machine and cache.  See :func:`pyconv._engine.signal_plan.choose_method`.
+
+#: stored timed choices at most (past this, calls keep the model's choice)
+TIMED_MAX = 4096
+_timed = {"path": None, "table": None}
+_timed_lock = threading.Lock()
+
+
+def timed_path():
+    """The file this machine's timed choices are stored in."""
+    import pyconv
+    return os.path.join(cache_dir(), f"timed-{pyconv.__version__}-{machine_key()}.json")
+
+
+def _timed_table():
+    """{key: entry} of the timed choices (read from the file once per process and path)."""
+    path = timed_path()
+    if _timed["path"] != path:
+        table = {}
+        try:
+            with open(path) as f:
+                data = json.load(f)
+            table = {k: v for k, v in data["choices"].items()
+                     if isinstance(v, dict) and v.get("choice") in ("direct", "fft")}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            pass
+        _timed["path"], _timed["table"] = path, table
+    return _timed["table"]
+
+
+def timed_choice(key):
+    """The choice stored for ``key`` by :func:`store_timed_choice`, or None (also under
+    ``PYCONV_TUNING=off``, which keeps the model's choices)."""
+    if _off():
+        return None
+    with _timed_lock:
+        entry = _timed_table().get(key)
+    return None if entry is None else entry["choice"]
+
+
+def timed_count():
+    """How many timed choices are stored (0 under ``PYCONV_TUNING=off``: none is used)."""
+    if _off():
+        return 0
+    with _timed_lock:
+        return len(_timed_table())
+
+
+def timing_off():
+    """Whether timing new choices is off (``PYCONV_TUNING=off``)."""
+    return _off()
+
+
+def timed_room():
+    """Whether another timed choice may be stored (:data:`TIMED_MAX`)."""
+    with _timed_lock:
+        return len(_timed_table()) < TIMED_MAX
+
+
+def store_timed_choice(key, choice, times):
+    """Keep ``choice`` ('direct' or 'fft') for ``key`` with the seconds ``times`` it was
+    picked by: in this process, and merged into the file (written atomically; an entry
+    another process wrote meanwhile is kept, and a file that cannot be written leaves the
+    choice in this process only)."""
+    entry = {"choice": choice, **{f"{m}_s": float(t) for m, t in times.items()},
+             "date": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    with _timed_lock:
+        _timed_table()[key] = entry
+        path = _timed["path"]
+        try:
+            with open(path) as f:
+                on_disk = json.load(f)["choices"]
+            if not isinstance(on_disk, dict):
+                on_disk = {}
+        except (OSError, ValueError, KeyError, TypeError):
+            on_disk = {}
+        merged = {**on_disk, **_timed["table"]}
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                json.dump({"choices": merged}, f, indent=1)
+            os.replace(tmp, path)
+        except OSError:
+            pass
 
 
 def tune():

@@ -3,7 +3,8 @@
 ``pyconv.signal`` validates its arguments and then asks this module what to run: the
 output shape and kernel shift of a mode (:func:`out_geometry`), the direct kernel's
 plan (:func:`plan_direct`, cached), whether overlap-add pays along an axis
-(:func:`oa_plan`) and, for ``method='auto'``, direct or FFT by the cost model
+(:func:`oa_plan`) and, for ``method='auto'``, direct or FFT by the cost model, or where
+its two figures are close by timing both once on the running machine
 (:func:`choose_method`).  The cost model's constants are fields of
 :class:`pyconv._engine.tuning.Tuning` (``direct_ns_*``, ``fft_ns_*`` measured on the
 running machine by :mod:`pyconv._engine.calibrate`, which times against
@@ -15,6 +16,7 @@ import math
 import numpy as np
 import scipy.fft as sp_fft
 
+from pyconv._engine import calibrate as _calibrate
 from pyconv._engine import plan as _plan
 from pyconv._engine import tuning as _tuning
 from pyconv._engine.geometry import SignalGeometry
@@ -25,7 +27,7 @@ from pyconv._utils import sig_compute_dtype, sig_valid_swap
 
 __all__ = ["out_geometry", "conv_same", "corr2d_same", "block_len", "plan_direct", "direct_macs", "oa_block",
            "oa_plan", "direct_ns", "direct_cost", "row_padding", "fft_costs", "fft_cost", "choose_method",
-           "choose_model"]
+           "choose_model", "model_costs", "timed_key"]
 
 
 # --------------------------------------------------------------------------- geometry
@@ -423,25 +425,78 @@ def fft_cost(shape1, shape2, cplx, single, nt):
 
 
 # Decisions of choose_method for non-integer operands, keyed by (dtypes, shapes, mode,
-# threads): the model is a pure function of these, and evaluating it (~15-20 us)
+# threads, tuning): the model is a pure function of these, and evaluating it (~15-20 us)
 # is a tenth of a 1e6-sample 9-tap direct call.  Integer operands are not cached
 # since their choice depends on the values.  Cleared when full, to stay bounded.
 _CHOICES = {}
 _CHOICES_MAX = 512
 
+# Close calls are timed (calibrate.timed_choice): the model's two figures within this
+# factor of each other, the faster at least TIMED_MIN_S.  On an Intel Xeon VM at 2 threads
+# (2026-12-06) the model's FFT figures ran 1.4-2.2x below the times of 256^2..2048^2 'same'
+# images, and its choices there cost up to 1.36-1.47x the faster method (1024^2 * 31x31
+# float64: FFT 25 ms, direct 18; the model said 15 and 21).  Below a millisecond a wrong
+# choice costs little and timing a call costs several of them.
+TIMED_BAND = 2.0
+TIMED_MIN_S = 1e-3
 
-def choose_method(in1, in2, mode):
-    """'direct' or 'fft' for convolve/correlate of these operands (no validation)."""
+
+def choose_method(in1, in2, mode, timer=None):
+    """'direct' or 'fft' for convolve/correlate of these operands (no validation).
+
+    The cost model's choice (:func:`choose_model`); for floating operands whose two
+    figures are close (within ``TIMED_BAND``, the faster at least ``TIMED_MIN_S``), the
+    choice timed on this machine and stored (:func:`pyconv._engine.calibrate.timed_choice`),
+    which ``timer`` makes when there is none yet: ``timer()`` runs both methods on these
+    operands and returns ``{'direct': seconds, 'fft': seconds}`` (without a ``timer`` such
+    a call keeps the model's choice).  Never timed under ``PYCONV_TUNING=off``, within a
+    :func:`pyconv._engine.tuning.override` block (the model under the values it sets) or
+    while :func:`pyconv.explain` records plans."""
     nt = get_num_threads()
     key = (in1.dtype, in2.dtype, in1.shape, in2.shape, mode, nt, _tuning.active())
     choice = _CHOICES.get(key)
-    if choice is None:
-        choice = choose_model(in1, in2, mode, nt)
-        if np.result_type(in1.dtype, in2.dtype).kind not in "iu":
-            if len(_CHOICES) >= _CHOICES_MAX:
-                _CHOICES.clear()
-            _CHOICES[key] = choice
+    if choice is not None:
+        return choice
+    if np.result_type(in1.dtype, in2.dtype).kind in "iu":
+        return choose_model(in1, in2, mode, nt)
+    t_direct, t_fft = model_costs(in1, in2, mode, nt)
+    choice = "fft" if t_fft < t_direct else "direct"
+    if min(t_direct, t_fft) >= TIMED_MIN_S and max(t_direct, t_fft) < TIMED_BAND * min(t_direct, t_fft) \
+            and _tuning.overridden() is None and not _calibrate.timing_off():
+        tkey = timed_key(in1, in2, mode, nt)
+        stored = _calibrate.timed_choice(tkey)
+        if stored is not None:
+            choice = stored
+        elif timer is not None and _plan.dry() is None and _calibrate.timed_room():
+            times = timer()
+            choice = "fft" if times["fft"] < times["direct"] else "direct"
+            _calibrate.store_timed_choice(tkey, choice, times)
+        else:
+            return choice           # (not cached: a call with a timer may time it)
+    if len(_CHOICES) >= _CHOICES_MAX:
+        _CHOICES.clear()
+    _CHOICES[key] = choice
     return choice
+
+
+def timed_key(in1, in2, mode, nt):
+    """The key of a timed choice: dtypes, shapes, mode and thread count of the call."""
+    return f"signal {in1.dtype.str} {in2.dtype.str} {in1.shape} {in2.shape} {mode} threads={nt}"
+
+
+def model_costs(in1, in2, mode, nt):
+    """The cost model's seconds ``(direct, fft)`` for convolve/correlate of these operands
+    at ``nt`` threads (the FFT's the cheaper of one full transform and overlap-add)."""
+    result = np.result_type(in1.dtype, in2.dtype)
+    shape1, shape2 = in1.shape, in2.shape
+    if sig_valid_swap(mode, shape1, shape2):
+        shape1, shape2 = shape2, shape1
+    cdt = sig_compute_dtype(result, in1, in2)
+    ckind = {"f": "f", "c": "c", "i": "i"}[cdt.kind] + str(cdt.itemsize)
+    t_direct = direct_cost(shape1, shape2, mode, ckind, nt)
+    cplx = result.kind == "c"
+    single = result in (np.float32, np.complex64, np.float16)
+    return t_direct, fft_cost(shape1, shape2, cplx, single, nt)
 
 
 def choose_model(in1, in2, mode, nt):
@@ -451,13 +506,5 @@ def choose_model(in1, in2, mode, nt):
         b1, b2 = (max(abs(int(a.max())), abs(int(a.min()))) for a in (in1, in2))
         if b1 * b2 * min(in1.size, in2.size) > 2 ** 52 - 1:
             return "direct"          # float64 FFT could not hold the exact sums
-    shape1, shape2 = in1.shape, in2.shape
-    if sig_valid_swap(mode, shape1, shape2):
-        shape1, shape2 = shape2, shape1
-    cdt = sig_compute_dtype(result, in1, in2)
-    ckind = {"f": "f", "c": "c", "i": "i"}[cdt.kind] + str(cdt.itemsize)
-    t_direct = direct_cost(shape1, shape2, mode, ckind, nt)
-    cplx = result.kind == "c"
-    single = result in (np.float32, np.complex64, np.float16)
-    t_fft = fft_cost(shape1, shape2, cplx, single, nt)
+    t_direct, t_fft = model_costs(in1, in2, mode, nt)
     return "fft" if t_fft < t_direct else "direct"

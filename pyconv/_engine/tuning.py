@@ -365,6 +365,11 @@ def active():
     return t
 
 
+def overridden():
+    """The :class:`Tuning` of the :func:`override` block in force in this thread, or None."""
+    return _state.tuning
+
+
 def install(t):
     """Make ``t`` the machine's tuning (what :func:`pyconv.tune` does after measuring)."""
     _machine["tuning"] = t
