@@ -318,11 +318,13 @@ def _conv_or_corr_checked(in1, in2, mode, method, correlate):
 
 
 def _time_methods(in1, in2, mode, correlate, outputs):
-    """Seconds of method='direct' and method='fft' on these operands, each the least of two
-    runs taken in turn (the first of each also makes its plans and memory); ``outputs``
-    receives each method's result.  What :func:`_sp.choose_method` times a close call by."""
+    """Seconds of method='direct' and method='fft' on these operands, each the least of three
+    runs taken in turn (the first of each also makes its plans and memory; the host's speed
+    drifts: 1024^2 * 31x31 float32 direct at 2 threads ran 12.6, 22.9 and 24.6 ms in three
+    calls a second apart, Intel Xeon VM); ``outputs`` receives each method's result.  What
+    :func:`_sp.choose_method` times a close call by."""
     times = {"direct": math.inf, "fft": math.inf}
-    for _ in range(2):
+    for _ in range(3):
         for m in times:
             t0 = time.perf_counter()
             outputs[m] = _conv_or_corr_checked(in1, in2, mode, m, correlate)
@@ -687,7 +689,7 @@ def choose_conv_method(in1, in2, mode="full", measure=False):
     The prediction uses a cost model of pyconv's own kernels (its direct kernel
     is much faster than scipy's, so 'direct' wins up to larger kernels).  Where the
     model's figures for the two methods are close (within 2x, the faster at least
-    1 ms), ``method='auto'`` times both once on the running machine and stores the
+    0.5 ms), ``method='auto'`` times both once on the running machine and stores the
     faster in the tuning cache (``pyconv.show_config()`` names the file); this function
     then returns that stored choice (it never times anything with ``measure=False``).
     Integer inputs whose exact sums could exceed float64's 2**52 always give

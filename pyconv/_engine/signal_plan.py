@@ -435,10 +435,11 @@ _CHOICES_MAX = 512
 # factor of each other, the faster at least TIMED_MIN_S.  On an Intel Xeon VM at 2 threads
 # (2026-12-06) the model's FFT figures ran 1.4-2.2x below the times of 256^2..2048^2 'same'
 # images, and its choices there cost up to 1.36-1.47x the faster method (1024^2 * 31x31
-# float64: FFT 25 ms, direct 18; the model said 15 and 21).  Below a millisecond a wrong
-# choice costs little and timing a call costs several of them.
+# float64: FFT 25 ms, direct 18; the model said 15 and 21; 256^2 * 31x31 float32: FFT 1.25
+# ms, direct 0.93; the model said 0.95 and 1.34).  Below half a millisecond a wrong choice
+# costs little and timing a call (both methods three times) costs several of them.
 TIMED_BAND = 2.0
-TIMED_MIN_S = 1e-3
+TIMED_MIN_S = 5e-4
 
 
 def choose_method(in1, in2, mode, timer=None):
