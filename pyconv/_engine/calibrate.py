@@ -222,6 +222,16 @@ _timed = {"path": None, "table": None}
 _timed_lock = threading.Lock()
 
 
+def _new_timed_lock():
+    # a child made by fork while another thread held the lock would wait on it forever
+    global _timed_lock
+    _timed_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_timed_lock)
+
+
 def timed_path():
     """The file this machine's timed choices are stored in."""
     import pyconv
