@@ -3,6 +3,7 @@ timed once on the running machine, the faster stored (pyconv._engine.calibrate's
 choices) and taken by every later call and process.  Reference: the same call with the
 method forced (bitwise: 'auto' must return exactly what the method it took returns)."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -10,6 +11,8 @@ import pytest
 import pyconv
 from pyconv import signal
 from pyconv._engine import calibrate, plan, signal_plan as sp, tuning
+
+from forking import child_says, held_by_another_thread
 
 RNG = np.random.default_rng(7)
 A = RNG.standard_normal((48, 40))
@@ -177,41 +180,11 @@ def test_other_entries_in_the_file_are_kept(timed):
     assert stored["other process's key"]["choice"] == "fft" and sp.timed_key(A, B, "full", nt) in stored
 
 
-@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_fork_while_the_store_is_locked(timed):
     # a child forked while another thread holds the store's lock still reads and times
-    import os
-    import threading
     figures, runs = timed
-    held, release = threading.Event(), threading.Event()
-
-    def hold():
-        with calibrate._timed_lock:
-            held.set()
-            release.wait(10)
-    t = threading.Thread(target=hold)
-    t.start()
-    held.wait(10)
-    try:
-        pid = os.fork()
-        if pid == 0:                        # child: a close call must complete
-            try:
-                out = signal.convolve(A, B)
-                ok = np.array_equal(out, signal.convolve(A, B, method=signal.choose_conv_method(A, B)))
-                os._exit(0 if ok else 1)
-            except BaseException:
-                os._exit(2)
-    finally:
-        release.set()
-        t.join()
-    deadline = __import__("time").monotonic() + 30
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if __import__("time").monotonic() > deadline:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            pytest.fail("the forked child hung on the timed-choice store's lock")
-        __import__("time").sleep(0.05)
-    assert os.waitstatus_to_exitcode(status) == 0
+    with held_by_another_thread(calibrate._timed_lock):
+        got = child_says(lambda: int(np.array_equal(
+            signal.convolve(A, B), signal.convolve(A, B, method=signal.choose_conv_method(A, B)))), timeout=30)
+    assert got == "1", "the forked child hung on the timed-choice store's lock, or took another method"

@@ -18,6 +18,8 @@ import pytest
 import pyconv
 from pyconv import _threads, grad, nn
 
+from forking import child_says, held_by_another_thread
+
 
 def _run(code, **env):
     """Run ``code`` in a fresh interpreter (a state no other test touched); return stdout."""
@@ -173,35 +175,13 @@ def _fork_child(conn):
     conn.close()
 
 
-def _child_says(fn, timeout=20):
-    """What ``fn()`` returns in a forked child (as text), or None when it has not answered
-    within ``timeout`` seconds (the child is killed)."""
-    import select
-    import signal
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.write(w, str(fn()).encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    ready, _, _ = select.select([r], [], [], timeout)
-    got = os.read(r, 16).decode() if ready else None
-    os.close(r)
-    if got is None:
-        os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    return got
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
 def test_forked_child_after_multithreaded_call():
     x, w = _data()
     with pyconv.threads(2):
         want = nn.conv2d(x, w, padding=1)          # starts the OpenMP pool
         # child: must not hang, same result
-        got = _child_says(lambda: int(pyconv.get_num_threads() == 1
+        got = child_says(lambda: int(pyconv.get_num_threads() == 1
                                       and np.array_equal(nn.conv2d(x, w, padding=1), want)), timeout=120)
     assert got == "1", "forked child hung or computed a different result"
 
@@ -497,7 +477,7 @@ def test_thread_states_in_a_forked_child_are_the_childs():
         others = _other_threads(threading.get_native_id(), spinner.native_id)
         assert max(states.runnable(others) for _ in range(20)) == 2
         assert spinner.native_id in states.fds
-        got = _child_says(in_child)
+        got = child_says(in_child)
     states.close()
     assert got == "1"
 
@@ -508,20 +488,8 @@ def test_thread_states_scan_in_a_child_forked_while_another_thread_scans():
     # the scan's lock, held by another thread at the fork, must not block the child
     states = _threads._task_states
     states.runnable()
-    held, release = threading.Event(), threading.Event()
-
-    def hold():
-        with states.lock:
-            held.set()
-            release.wait(30)
-    holder = threading.Thread(target=hold)
-    holder.start()
-    held.wait(30)
-    try:
-        got = _child_says(lambda: states.runnable(_other_threads(threading.get_native_id())))
-    finally:
-        release.set()
-        holder.join()
+    with held_by_another_thread(states.lock):
+        got = child_says(lambda: states.runnable(_other_threads(threading.get_native_id())))
     assert got == "1"
 
 
