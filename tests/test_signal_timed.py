@@ -130,6 +130,11 @@ def test_explain_does_not_time(timed):
     figures, runs = timed
     p = pyconv.explain(signal.convolve, A, B)
     assert p.algorithm == "direct" and runs == [] and calibrate.timed_count() == 0
+    # ... and shows a stored choice
+    calibrate.store_timed_choice(sp.timed_key(A, B, "full", pyconv.get_num_threads()), "fft",
+                                 {"direct": 1.0, "fft": 0.5})
+    _forget()
+    assert pyconv.explain(signal.convolve, A, B).algorithm == "fft" and runs == []
 
 
 @pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8])
