@@ -159,16 +159,21 @@ def _read(path):
         return None
 
 
-def _save(path, values, measurements, retries=0):
-    """Write atomically (another process may read or calibrate at the same time).
-    ``retries``: the calibrations that followed a busy one so far."""
+def _write_json(path, data):
+    """Write ``data`` to ``path`` atomically (another process may read or write it meanwhile)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-    busy = measurements.get("others_busy_cores_mean", 0.0) > BUSY_CORES
     with os.fdopen(fd, "w") as f:
-        json.dump({"values": values, "measurements": measurements, "busy": busy, "retries": retries,
-                   "date": time.strftime("%Y-%m-%dT%H:%M:%S")}, f, indent=1)
+        json.dump(data, f, indent=1)
     os.replace(tmp, path)
+
+
+def _save(path, values, measurements, retries=0):
+    """Write the calibration (atomically).  ``retries``: the calibrations that followed a busy
+    one so far."""
+    busy = measurements.get("others_busy_cores_mean", 0.0) > BUSY_CORES
+    _write_json(path, {"values": values, "measurements": measurements, "busy": busy, "retries": retries,
+                       "date": time.strftime("%Y-%m-%dT%H:%M:%S")})
 
 
 def _quiet_now():
@@ -300,13 +305,8 @@ def store_timed_choice(key, choice, times):
                 on_disk = {}
         except (OSError, ValueError, KeyError, TypeError):
             on_disk = {}
-        merged = {**on_disk, **_timed["table"]}
         try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-            with os.fdopen(fd, "w") as f:
-                json.dump({"choices": merged}, f, indent=1)
-            os.replace(tmp, path)
+            _write_json(path, {"choices": {**on_disk, **_timed["table"]}})
         except OSError:
             pass
 
