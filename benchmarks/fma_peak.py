@@ -93,14 +93,16 @@ int main(void) {
 """
 
 
-def build(variant):
+def build(variant, source=SOURCE, header=HEADER):
+    """Compile ``source`` (its ``HEADER`` replaced by the path of ``header``) with the flags
+    of the kernel variant ``variant``; the executable's path."""
     cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
     if not shutil.which(cc):
         cc = "cc"
     d = tempfile.mkdtemp()
     src, exe = os.path.join(d, "peak.c"), os.path.join(d, "peak")
     with open(src, "w") as f:
-        f.write(SOURCE.replace("HEADER", os.path.abspath(HEADER)))
+        f.write(source.replace("HEADER", os.path.abspath(header)))
     subprocess.run([cc, "-O3", *FLAGS.get(variant, []), src, "-o", exe], check=True)
     return exe
 
