@@ -34,15 +34,17 @@ cdef extern from "dense_kernels.h":
     const int PYCONV_OC_VLD
     const int PYCONV_OC_P2
     void pyconv_oc_row_f(const float* x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t* toffs, Py_ssize_t ntaps,
-                         Py_ssize_t nc, const float* w, float* o, Py_ssize_t n, int v2, int acc) noexcept nogil
+                         Py_ssize_t nc, const float* w, float* o, Py_ssize_t n, int v2, int acc, const float* pf,
+                         Py_ssize_t pfld, Py_ssize_t pfn) noexcept nogil
     void pyconv_oc_row_d(const double* x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t* toffs, Py_ssize_t ntaps,
-                         Py_ssize_t nc, const double* w, double* o, Py_ssize_t n, int v2, int acc) noexcept nogil
+                         Py_ssize_t nc, const double* w, double* o, Py_ssize_t n, int v2, int acc, const double* pf,
+                         Py_ssize_t pfld, Py_ssize_t pfn) noexcept nogil
     void pyconv_oc_rowp_f(const float* x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t* toffs, Py_ssize_t ntaps,
                           Py_ssize_t nc, const float* w, float* o, Py_ssize_t os, Py_ssize_t n, int v2,
-                          int acc) noexcept nogil
+                          int acc, const float* pf, Py_ssize_t pfld, Py_ssize_t pfn) noexcept nogil
     void pyconv_oc_rowp_d(const double* x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t* toffs, Py_ssize_t ntaps,
                           Py_ssize_t nc, const double* w, double* o, Py_ssize_t os, Py_ssize_t n, int v2,
-                          int acc) noexcept nogil
+                          int acc, const double* pf, Py_ssize_t pfld, Py_ssize_t pfn) noexcept nogil
     void pyconv_oc_out_f(const float* buf, Py_ssize_t B, Py_ssize_t nk, Py_ssize_t oe, float* out, Py_ssize_t ld,
                          const float* bias) noexcept nogil
     void pyconv_oc_out_d(const double* buf, Py_ssize_t B, Py_ssize_t nk, Py_ssize_t oe, double* out, Py_ssize_t ld,
@@ -733,17 +735,19 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
                                        D * H * W, kd, nxt.od * sd - pd, dd, D, H, W, nxt.r0 * sh - phh,
                                        (nxt.nr - 1) * sh + (kh - 1) * dh + 1, nxt.q0 * sw - pw, Wp)
                 step = step + 1
+                # the last pass of tiles fetches the lines the transposition below stores
+                oe = Og - ob * B
+                if oe > B:
+                    oe = B
                 for r in range(nr):
+                    dst = &out[n, gi * Og + ob * B, od, r0 + r, q0] if c0 + nc >= Cg else NULL
                     if real_t is float:
                         pyconv_oc_row_f(xb + c0 * cs + r * sh * Wp, cs, sw, &toffs[0], kvol, nc, wb + c0 * kvol * B,
-                                        ob_ + r * nq * B, nq, v2, c0 > 0)
+                                        ob_ + r * nq * B, nq, v2, c0 > 0, dst, ohw, oe)
                     else:
                         pyconv_oc_row_d(xb + c0 * cs + r * sh * Wp, cs, sw, &toffs[0], kvol, nc, wb + c0 * kvol * B,
-                                        ob_ + r * nq * B, nq, v2, c0 > 0)
+                                        ob_ + r * nq * B, nq, v2, c0 > 0, dst, ohw, oe)
                 c0 = c0 + nc
-            oe = Og - ob * B
-            if oe > B:
-                oe = B
             bp = &bias[gi * Og + ob * B] if has_bias else NULL
             # positions of a unit are contiguous in the output when it covers whole rows
             if nq == OW:
@@ -890,11 +894,11 @@ def phases_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, ::
                             if real_t is float:
                                 pyconv_oc_rowp_f(xb + c0 * cs + (y // sh - mh0) * Wp, cs, 1, &toffs[0] + t0, nt, nc,
                                                  wb + c0 * nt * B, ob_ + ((y - y0) * nx + rw) * B, sw * B, nxr,
-                                                 v2, c0 > 0)
+                                                 v2, c0 > 0, NULL, 0, 0)
                             else:
                                 pyconv_oc_rowp_d(xb + c0 * cs + (y // sh - mh0) * Wp, cs, 1, &toffs[0] + t0, nt, nc,
                                                  wb + c0 * nt * B, ob_ + ((y - y0) * nx + rw) * B, sw * B, nxr,
-                                                 v2, c0 > 0)
+                                                 v2, c0 > 0, NULL, 0, 0)
                         c0 = c0 + nc
                         if c0 >= Cg or nc == 0:
                             break
