@@ -57,6 +57,11 @@ static void NAME(const T *restrict a, const T *restrict b, Py_ssize_t K, T *rest
     } \
     for (Py_ssize_t k = 0; k < K; k++) { \
         VT xv[NV]; \
+        /* the MR x NV output lines this tile stores at its end, fetched into L2 one every \
+           eighth channel (layer c, Intel Xeon, alternated in one process: float32 1.03-1.07x \
+           at 1 thread, 1.03-1.04x at 2; float64 1.05-1.08x, 1.02-1.04x) */ \
+        if (!(k & 7) && (k >> 3) < MR * NV) \
+            __builtin_prefetch(c + ((k >> 3) / NV) * ldc + ((k >> 3) % NV) * VL, 1, 2); \
         for (int v = 0; v < NV; v++) memcpy(&xv[v], b + k * (NV * VL) + v * VL, sizeof(VT)); \
         const T *ak = a + k * MR; \
         for (int o = 0; o < MR; o++) \
