@@ -28,9 +28,11 @@ cdef extern from "panel_kernels.h":
     const int PYCONV_PWW_NVO
     const int PYCONV_PW_BYTES
     void pyconv_pw_mk_f(const float* a, const float* b, Py_ssize_t K, float* c, Py_ssize_t ldc,
-                        const float* bias) noexcept nogil
+                        const float* bias, const char* pf, Py_ssize_t pfrs, Py_ssize_t pfrows,
+                        Py_ssize_t pflines) noexcept nogil
     void pyconv_pw_mk_d(const double* a, const double* b, Py_ssize_t K, double* c, Py_ssize_t ldc,
-                        const double* bias) noexcept nogil
+                        const double* bias, const char* pf, Py_ssize_t pfrs, Py_ssize_t pfrows,
+                        Py_ssize_t pflines) noexcept nogil
     void pyconv_pw_pack_f(const float* src, Py_ssize_t ldx, Py_ssize_t Cg, Py_ssize_t pn, float* dst) noexcept nogil
     void pyconv_pw_pack_d(const double* src, Py_ssize_t ldx, Py_ssize_t Cg, Py_ssize_t pn, double* dst) noexcept nogil
     void pyconv_pww_mk_f(const float* x, Py_ssize_t ldx, int nc, const float* yt, Py_ssize_t ldt, Py_ssize_t npos,
@@ -50,11 +52,11 @@ LANES = {"float32": PYCONV_PW_BYTES // 4, "float64": PYCONV_PW_BYTES // 8}
 
 
 cdef inline void pw_mk(const real_t* a, const real_t* b, idx_t K, real_t* c, idx_t ldc,
-                       const real_t* bias) noexcept nogil:
+                       const real_t* bias, const char* pf, idx_t pfrs, idx_t pfrows, idx_t pflines) noexcept nogil:
     if real_t is float:
-        pyconv_pw_mk_f(a, b, K, c, ldc, bias)
+        pyconv_pw_mk_f(a, b, K, c, ldc, bias, pf, pfrs, pfrows, pflines)
     else:
-        pyconv_pw_mk_d(a, b, K, c, ldc, bias)
+        pyconv_pw_mk_d(a, b, K, c, ldc, bias, pf, pfrs, pfrows, pflines)
 
 
 def panel_forward(const real_t[:, :, ::1] x, const real_t[::1] wpk, const real_t[:, ::1] bias, bint has_bias,
@@ -66,14 +68,17 @@ def panel_forward(const real_t[:, :, ::1] x, const real_t[::1] wpk, const real_t
     Og); ``bias``: (groups, ceil(Og/MR)*MR), zeros past Og.  A work unit is (sample, group,
     ``chunk`` positions): the chunk of every input channel is copied into stripes of ``NR``
     positions ([stripe][c][NR], zeros past the chunk), then each block of MR output channels
-    runs over the stripes.  Each output is one sum in input-channel order: the bits do not
-    depend on the chunk or the thread count."""
+    runs over the stripes (its calls prefetching the next unit's rows and their own
+    output lines).  Each output is one sum in input-channel order: the bits do not depend
+    on the chunk or the thread count."""
     cdef idx_t N = x.shape[0], Cin = x.shape[1], P = x.shape[2], Cout = out.shape[1]
     cdef idx_t Cg = Cin // groups, Og = Cout // groups
     cdef idx_t nr = PYCONV_PW_NRF if real_t is float else PYCONV_PW_NRD
     cdef idx_t mr = PYCONV_PW_MR
     cdef idx_t nob = (Og + mr - 1) // mr
     cdef idx_t nch, U, u, tid, n, gi, ci, p0, pn, ns, s, c, m, ob, o, ow
+    cdef idx_t nxt, pfp, pfn, per_call, call, r0, r1
+    cdef const char* pfsrc = NULL
     cdef real_t* buf
     cdef real_t* stripes
     cdef real_t* tmp
@@ -125,6 +130,20 @@ def panel_forward(const real_t[:, :, ::1] x, const real_t[::1] wpk, const real_t
             pyconv_pw_pack_f(&x[n, gi * Cg, p0], P, Cg, pn, stripes)
         else:
             pyconv_pw_pack_d(&x[n, gi * Cg, p0], P, Cg, pn, stripes)
+        # the next unit's rows (its chunk of Cg rows), a share of them prefetched during
+        # each tile call: at one thread nothing else overlaps the pack's wait on memory
+        # (under the dynamic schedule u + 1 may go to the other thread: then its rows
+        # are in the shared L3 at least)
+        nxt = u + 1
+        pfn = 0
+        if nxt < U:
+            pfp = P - (nxt % nch) * chunk
+            if pfp > chunk:
+                pfp = chunk
+            pfn = (pfp * <idx_t>sizeof(real_t) + 63) // 64
+            pfsrc = <const char*> &x[nxt // (nch * groups), ((nxt // nch) % groups) * Cg, (nxt % nch) * chunk]
+        per_call = (Cg + nob * ns - 1) // (nob * ns)
+        call = 0
         for ob in range(nob):
             wb = &wpk[0] + ((gi * nob + ob) * Cg) * mr
             bp = &bias[gi, ob * mr] if has_bias else NULL
@@ -135,10 +154,19 @@ def panel_forward(const real_t[:, :, ::1] x, const real_t[::1] wpk, const real_t
                 m = pn - s * nr
                 if m > nr:
                     m = nr
+                r0 = call * per_call
+                r1 = r0 + per_call
+                if r1 > Cg:
+                    r1 = Cg
+                if r0 > r1:
+                    r0 = r1
+                call = call + 1
                 if m == nr and ow == mr:
-                    pw_mk(wb, stripes + s * Cg * nr, Cg, &out[n, gi * Og + ob * mr, p0 + s * nr], P, bp)
+                    pw_mk(wb, stripes + s * Cg * nr, Cg, &out[n, gi * Og + ob * mr, p0 + s * nr], P, bp,
+                          pfsrc + r0 * P * <idx_t>sizeof(real_t) if pfn else NULL, P * sizeof(real_t), r1 - r0, pfn)
                 else:
-                    pw_mk(wb, stripes + s * Cg * nr, Cg, tmp, nr, bp)
+                    pw_mk(wb, stripes + s * Cg * nr, Cg, tmp, nr, bp,
+                          pfsrc + r0 * P * <idx_t>sizeof(real_t) if pfn else NULL, P * sizeof(real_t), r1 - r0, pfn)
                     for o in range(ow):
                         memcpy(&out[n, gi * Og + ob * mr + o, p0 + s * nr], tmp + o * nr, m * sizeof(real_t))
 

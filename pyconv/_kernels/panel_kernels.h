@@ -45,12 +45,16 @@ typedef float pyconv_pwf __attribute__((vector_size(PYCONV_PW_BYTES)));
 typedef double pyconv_pwd __attribute__((vector_size(PYCONV_PW_BYTES)));
 
 /* a: [K][MR] weights, b: [K][NR] stripe, c: MR rows of NR (row stride ldc);
-   bias: MR values the sums start from, or NULL */
+   bias: MR values the sums start from, or NULL; pf (or NULL), pfrs, pfrows, pflines:
+   memory to prefetch meanwhile (below) */
 #define PYCONV_PW_MK(T, VT, NAME) \
 static void NAME(const T *restrict a, const T *restrict b, Py_ssize_t K, T *restrict c, \
-                 Py_ssize_t ldc, const T *restrict bias) { \
+                 Py_ssize_t ldc, const T *restrict bias, const char *pf, Py_ssize_t pfrs, Py_ssize_t pfrows, \
+                 Py_ssize_t pflines) { \
     enum { VL = sizeof(VT) / sizeof(T), MR = PYCONV_PW_MR, NV = PYCONV_PW_NV }; \
     VT acc[MR][NV]; \
+    Py_ssize_t pr = 0, pl = 0; \
+    if (!pf) pfrows = 0; \
     for (int o = 0; o < MR; o++) { \
         T b0 = bias ? bias[o] : (T)0; \
         for (int v = 0; v < NV; v++) acc[o][v] = (VT){0} + b0; \
@@ -62,6 +66,14 @@ static void NAME(const T *restrict a, const T *restrict b, Py_ssize_t K, T *rest
            at 1 thread, 1.03-1.04x at 2; float64 1.05-1.08x, 1.02-1.04x) */ \
         if (!(k & 7) && (k >> 3) < MR * NV) \
             __builtin_prefetch(c + ((k >> 3) / NV) * ldc + ((k >> 3) % NV) * VL, 1, 2); \
+        /* pfrows rows of pflines lines (pfrs bytes apart) that the caller reads next, \
+           fetched into L2 one every second channel: the next unit's pack then finds them \
+           in cache instead of waiting on memory (layer c float32 1.07-1.10x at 1 thread, \
+           1.02-1.03x at 2; float64 1.07-1.10x, 1.01-1.06x; with the output lines above) */ \
+        else if (pr < pfrows && (k & 1)) { \
+            __builtin_prefetch(pf + pr * pfrs + pl * 64, 0, 2); \
+            if (++pl == pflines) { pl = 0; pr++; } \
+        } \
         for (int v = 0; v < NV; v++) memcpy(&xv[v], b + k * (NV * VL) + v * VL, sizeof(VT)); \
         const T *ak = a + k * MR; \
         for (int o = 0; o < MR; o++) \
@@ -95,8 +107,10 @@ static void NAME(const T *restrict x, Py_ssize_t ldx, int nc, const T *restrict 
 }
 #else
 #define PYCONV_PW_MK(T, VT, NAME) \
-static void NAME(const T *a, const T *b, Py_ssize_t K, T *c, Py_ssize_t ldc, const T *bias) { \
+static void NAME(const T *a, const T *b, Py_ssize_t K, T *c, Py_ssize_t ldc, const T *bias, const char *pf, \
+                 Py_ssize_t pfrs, Py_ssize_t pfrows, Py_ssize_t pflines) { \
     enum { MR = PYCONV_PW_MR, NR = PYCONV_PW_NV * PYCONV_PW_BYTES / sizeof(T) }; \
+    (void)pf; (void)pfrs; (void)pfrows; (void)pflines; \
     for (int o = 0; o < MR; o++) for (int j = 0; j < NR; j++) c[o * ldc + j] = bias ? bias[o] : (T)0; \
     for (Py_ssize_t k = 0; k < K; k++) \
         for (int o = 0; o < MR; o++) for (int j = 0; j < NR; j++) c[o * ldc + j] += a[k * MR + o] * b[k * NR + j]; \
