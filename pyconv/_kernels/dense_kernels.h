@@ -227,8 +227,9 @@ typedef long long pyconv_ocl __attribute__((vector_size(PYCONV_OC_BYTES)));
    line each channel's run starts in is fetched into L2 for the store (the next tile's
    fetches cover where the run ends), one every fourth (channel, tap) iteration, spread
    over the tile's arithmetic, so the transposition's stores find their lines in cache.
-   (Intel Xeon, alternated in one process: 1 thread j 1.03-1.06x, f 1.03x, a, b, i
-   1.00-1.02x; 2 threads 0.995-1.03x.  Fetched in one burst before each row instead: j
+   (Intel Xeon, the two builds alternated in one process, benchmarks/ab_kernel.py: 1 thread
+   j 1.02-1.06x, a 1.00-1.04x, b 1.00-1.02x, f 1.02-1.03x, i 1.01-1.02x; 2 threads
+   0.96-1.03x, around 1.0.  Fetched in one burst before each row instead: j
    0.92-0.96x; the first and last line of every run, into L1 or L2: j at 2 threads
    0.96-0.99x) */
 #define PYCONV_OCK(T, VT, VTU, P, V, SW, NAME) \

@@ -1,0 +1,144 @@
+"""One kernel module, two builds, alternated call by call in one process: how the figures of a
+kernel change are measured (a host whose speed moves by 1.5x within minutes leaves nothing
+else to compare with).
+
+The module pyconv imports (``pyconv/_kernels/<module>__<variant>``) is "after"; the same
+module from another build of the same variant ("before": e.g. a clean checkout of the
+previous commit, built with ``PYCONV_VARIANTS=avx512 PYCONV_BUILD_ONLY=<module> python
+setup.py build_ext --inplace``) is loaded beside it.  For each suite layer and operation
+both are called in turn, each timed on its second call after a swap (the first one plans
+again: ``plan.clear_caches``), with PyTorch alongside when it is installed; the two builds
+must give the same bits.  At 1 thread the clock is the calling thread's CPU time, at more
+wall time; medians of ``--reps`` rounds; glibc's malloc pinned as in ``run.py``.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/ab_kernel.py \\
+        --module dense_direct --before /tmp/prev/pyconv/_kernels --layers j,a --ops fwd,weight
+"""
+import argparse
+import importlib.util
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run  # noqa: E402
+
+# name: input shape, weight shape, keyword arguments (the nn suite's layers, suite_nn.LAYERS)
+LAYERS = {"a": ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1)),
+          "b": ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1)),
+          "c": ((8, 256, 56, 56), (64, 256, 1, 1), dict()),
+          "d": ((8, 256, 56, 56), (256, 1, 3, 3), dict(padding=1, groups=256)),
+          "e": ((8, 128, 56, 56), (128, 4, 3, 3), dict(padding=1, groups=32)),
+          "f": ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=2, dilation=2)),
+          "h": ((2, 16, 32, 32, 32), (16, 16, 3, 3, 3), dict(padding=1)),
+          "i": ((8, 64, 4096), (64, 64, 9), dict(padding=4)),
+          "j": ((4, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3))}
+
+
+def load(module, directory):
+    """The kernel module ``module`` of the variant in use, from ``directory``."""
+    from pyconv import _kernels
+    name = f"{module}__{_kernels.VARIANT}"
+    path = [os.path.join(directory, f) for f in os.listdir(directory) if f.startswith(name + ".")]
+    if not path:
+        raise SystemExit(f"no {name}.* in {directory}")
+    spec = importlib.util.spec_from_file_location(f"pyconv._kernels.{name}", path[0])
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def calls(layer, op, dtype, rng):
+    """(pyconv call, torch call or None) of one layer's operation."""
+    from pyconv import grad, nn
+    xs, ws, kw = LAYERS[layer]
+    nd = len(ws) - 2
+    x = rng.uniform(-1, 1, xs).astype(dtype)
+    w = rng.uniform(-1, 1, ws).astype(dtype)
+    go = rng.uniform(-1, 1, getattr(nn, f"conv{nd}d")(x, w, **kw).shape).astype(dtype)
+    f = {"fwd": lambda: getattr(nn, f"conv{nd}d")(x, w, **kw),
+         "input": lambda: getattr(grad, f"conv{nd}d_input")(x.shape, w, go, **kw),
+         "weight": lambda: getattr(grad, f"conv{nd}d_weight")(x, w.shape, go, **kw)}[op]
+    try:
+        import torch
+    except ImportError:
+        return f, None
+    torch.set_grad_enabled(False)
+    xt, wt, gt = (torch.from_numpy(a) for a in (x, w, go))
+    s = kw.get("stride", 1)
+    p = kw.get("padding", 0)
+    d = kw.get("dilation", 1)
+    mask = {"fwd": None, "input": [True, False, False], "weight": [False, True, False]}[op]
+    if mask is None:
+        return f, lambda: getattr(torch.nn.functional, f"conv{nd}d")(xt, wt, **kw)
+    return f, lambda: torch.ops.aten.convolution_backward(gt, xt, wt, None, [s] * nd, [p] * nd, [d] * nd, False,
+                                                          [0] * nd, kw.get("groups", 1), mask)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--module", required=True, help="kernel module, e.g. dense_direct, panel, grad_direct")
+    ap.add_argument("--before", required=True, help="the other build's pyconv/_kernels directory")
+    ap.add_argument("--layers", default="a,b,f,j")
+    ap.add_argument("--ops", default="fwd")
+    ap.add_argument("--dtypes", default="float32")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--reps", type=int, default=21)
+    a = ap.parse_args(argv)
+    run.fix_malloc()
+    import pyconv
+    from pyconv._config import _cpu_model
+    from pyconv._engine import conv, plan
+    after, before = getattr(conv, a.module), load(a.module, a.before)
+
+    def use(m):
+        setattr(conv, a.module, m)
+        plan.clear_caches()
+
+    print(f"cpu: {_cpu_model()}  module: {a.module}  before: {a.before}")
+    rng = np.random.default_rng(0)
+    try:
+        for nt in (int(t) for t in a.threads.split(",")):
+            pyconv.set_num_threads(nt)
+            try:
+                import torch
+                torch.set_num_threads(nt)
+            except ImportError:
+                pass
+            clock = time.thread_time if nt == 1 else time.perf_counter
+            for dt in a.dtypes.split(","):
+                for layer in a.layers.split(","):
+                    for op in a.ops.split(","):
+                        f, tf = calls(layer, op, dt, rng)
+                        use(before)
+                        yb = f()
+                        use(after)
+                        ya = f()
+                        if not np.array_equal(yb, ya):
+                            raise SystemExit(f"{layer} {op} {dt}: the two builds give different bits")
+                        ts = {"before": [], "after": [], "torch": []}
+                        for _ in range(a.reps):
+                            for lab, m in (("before", before), ("after", after)):
+                                use(m)
+                                f()
+                                t = clock()
+                                f()
+                                ts[lab].append(clock() - t)
+                            if tf is not None:
+                                t = clock()
+                                tf()
+                                ts["torch"].append(clock() - t)
+                        mb, ma = np.median(ts["before"]) * 1e3, np.median(ts["after"]) * 1e3
+                        line = f"{nt}T {dt} {layer} {op}: before {mb:.2f} ms, after {ma:.2f} ms ({mb / ma:.3f}x)"
+                        if ts["torch"]:
+                            mt = np.median(ts["torch"]) * 1e3
+                            line += f"; torch {mt:.2f} ms, ratio {mt / mb:.2f} -> {mt / ma:.2f}"
+                        print(line, flush=True)
+    finally:
+        use(after)
+
+
+if __name__ == "__main__":
+    main()
