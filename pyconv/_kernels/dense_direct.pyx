@@ -725,6 +725,9 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
         step = 0
         for ob in range(nob):
             wb = &wpk[0] + ((gi * nob + ob) * Cg * kvol) * B
+            oe = Og - ob * B
+            if oe > B:
+                oe = B
             c0 = 0
             while c0 < Cg:
                 nc = Cg - c0
@@ -736,9 +739,6 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
                                        (nxt.nr - 1) * sh + (kh - 1) * dh + 1, nxt.q0 * sw - pw, Wp)
                 step = step + 1
                 # the last pass of tiles fetches the lines the transposition below stores
-                oe = Og - ob * B
-                if oe > B:
-                    oe = B
                 for r in range(nr):
                     dst = &out[n, gi * Og + ob * B, od, r0 + r, q0] if c0 + nc >= Cg else NULL
                     if real_t is float:
