@@ -555,3 +555,31 @@ def test_narrow_groups_take_four_wide_register_blocks(dtype):
             x.astype(float), w.astype(float), b.astype(float), **kw)
         assert_close(runs[0], ref.astype(dtype), dtype, n_reduce=w[0].size)
         np.testing.assert_array_equal(runs[1], runs[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_stride2_columns_every_width(dtype):
+    # the GEMM path's im2col of stride-2 rows (pyconv_copy_s2: two loads and a permute per
+    # vector of outputs, the last one masked) against the definition, for row widths on
+    # either side of one and two vectors of lanes, with and without padding
+    rng = np.random.default_rng(41)
+    for wdt in (1, 2, 3, 15, 16, 17, 29, 31, 32, 33, 34, 47, 63, 64, 65):
+        for pad in (0, 1):
+            x = rand(rng, (2, 3, 5, wdt), dtype)
+            w = rand(rng, (4, 3, 3, 3), dtype)
+            if (wdt + 2 * pad - 3) < 0:
+                continue
+            kw = dict(stride=(1, 2), padding=pad)
+            ref = conv_nd(x.astype(np.float64), w.astype(np.float64), **kw)
+            go = rand(rng, ref.shape, dtype)
+            with force("gemm"):
+                assert pyconv.explain(nn.conv2d, x, w, **kw).algorithm == "gemm"
+                y = nn.conv2d(x, w, **kw)
+                gw = grad.conv2d_weight(x, w.shape, go, **kw)
+            assert_close(y, ref.astype(dtype), dtype, n_reduce=27)
+            # <dW, V> = <conv(x, V), dy>
+            V = rand(rng, w.shape)
+            lhs = float(np.vdot(gw.astype(np.float64), V))
+            rhs = float(np.vdot(conv_nd(x.astype(np.float64), V, **kw), go.astype(np.float64)))
+            tol = 1e-4 if dtype == np.float32 else 1e-11
+            assert abs(lhs - rhs) <= tol * max(1.0, abs(rhs)) * np.sqrt(go.size)

@@ -84,6 +84,16 @@ cdef extern from "pad_rows.h":
                            Py_ssize_t pw, Py_ssize_t wp, Py_ssize_t rows) noexcept nogil
     void pyconv_pad_rows_d(double* dst, Py_ssize_t ds, const double* src, Py_ssize_t ss, Py_ssize_t W,
                            Py_ssize_t pw, Py_ssize_t wp, Py_ssize_t rows) noexcept nogil
+    void pyconv_copy_s2_f(float* dst, const float* src, Py_ssize_t n) noexcept nogil
+    void pyconv_copy_s2_d(double* dst, const double* src, Py_ssize_t n) noexcept nogil
+
+
+cdef inline void copy_stride2(real_t* dst, const real_t* src, idx_t n) noexcept nogil:
+    # dst[j] = src[2 j], j < n (``pyconv_copy_s2``: permutes of two vectors)
+    if real_t is float:
+        pyconv_copy_s2_f(dst, src, n)
+    else:
+        pyconv_copy_s2_d(dst, src, n)
 
 
 cdef inline void pad_rows_at(real_t* dst, idx_t ds, const real_t* plane, idx_t H, idx_t W, idx_t iy0,

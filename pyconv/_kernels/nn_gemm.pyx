@@ -18,7 +18,8 @@ from scipy.linalg.cython_blas cimport sgemm, dgemm
 cimport numpy as cnp
 import numpy as np
 
-from pyconv._kernels._common cimport conv_geo_t, idx_t, real_t, omp_get_thread_num, part_lo, valid_range
+from pyconv._kernels._common cimport (conv_geo_t, copy_stride2, idx_t, real_t, omp_get_thread_num, part_lo,
+                                      valid_range)
 
 cnp.import_array()
 
@@ -142,9 +143,7 @@ cdef void im2col_rows(const real_t* img, real_t* col, idx_t ldcol, idx_t p0, idx
                     for j in range(lo, hi):
                         dst[j] = src[j]
                 elif g.sw == 2:
-                    # a constant stride lets the compiler vectorise (permutes)
-                    for j in range(lo, hi):
-                        dst[j] = src[2 * j]
+                    copy_stride2(dst + lo, src + 2 * lo, hi - lo)
                 else:
                     for j in range(lo, hi):
                         dst[j] = src[j * g.sw]
