@@ -24,17 +24,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402
+import suite_nn  # noqa: E402
 
-# name: input shape, weight shape, keyword arguments (the nn suite's layers, suite_nn.LAYERS)
-LAYERS = {"a": ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1)),
-          "b": ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1)),
-          "c": ((8, 256, 56, 56), (64, 256, 1, 1), dict()),
-          "d": ((8, 256, 56, 56), (256, 1, 3, 3), dict(padding=1, groups=256)),
-          "e": ((8, 128, 56, 56), (128, 4, 3, 3), dict(padding=1, groups=32)),
-          "f": ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=2, dilation=2)),
-          "h": ((2, 16, 32, 32, 32), (16, 16, 3, 3, 3), dict(padding=1)),
-          "i": ((8, 64, 4096), (64, 64, 9), dict(padding=4)),
-          "j": ((4, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3))}
+# letter: input shape, weight shape, keyword arguments -- the nn suite's convolutions
+LAYERS = {name[0]: (xs, ws, kw) for name, kind, xs, ws, kw in suite_nn.LAYERS if kind == "conv"}
 
 
 def load(module, directory):

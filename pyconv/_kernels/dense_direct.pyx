@@ -690,6 +690,7 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
     cdef real_t* xb
     cdef real_t* ob_
     cdef real_t* dst
+    cdef real_t* pfo      # where a row's sums will be stored (prefetched), or NULL
     cdef const real_t* wb
     cdef const real_t* bp
     # units taken one at a time as threads come free (dynamic): a static split leaves the
@@ -740,13 +741,13 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
                 step = step + 1
                 # the last pass of tiles fetches the lines the transposition below stores
                 for r in range(nr):
-                    dst = &out[n, gi * Og + ob * B, od, r0 + r, q0] if c0 + nc >= Cg else NULL
+                    pfo = &out[n, gi * Og + ob * B, od, r0 + r, q0] if c0 + nc >= Cg else NULL
                     if real_t is float:
                         pyconv_oc_row_f(xb + c0 * cs + r * sh * Wp, cs, sw, &toffs[0], kvol, nc, wb + c0 * kvol * B,
-                                        ob_ + r * nq * B, nq, v2, c0 > 0, dst, ohw, oe)
+                                        ob_ + r * nq * B, nq, v2, c0 > 0, pfo, ohw, oe)
                     else:
                         pyconv_oc_row_d(xb + c0 * cs + r * sh * Wp, cs, sw, &toffs[0], kvol, nc, wb + c0 * kvol * B,
-                                        ob_ + r * nq * B, nq, v2, c0 > 0, dst, ohw, oe)
+                                        ob_ + r * nq * B, nq, v2, c0 > 0, pfo, ohw, oe)
                 c0 = c0 + nc
             bp = &bias[gi * Og + ob * B] if has_bias else NULL
             # positions of a unit are contiguous in the output when it covers whole rows
