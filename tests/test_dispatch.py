@@ -583,3 +583,35 @@ def test_gemm_stride2_columns_every_width(dtype):
             rhs = float(np.vdot(conv_nd(x.astype(np.float64), V, **kw), go.astype(np.float64)))
             tol = 1e-4 if dtype == np.float32 else 1e-11
             assert abs(lhs - rhs) <= tol * max(1.0, abs(rhs)) * np.sqrt(go.size)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dense_planes_every_stride_padding_and_width(dtype):
+    # the dense kernel's phase planes (built a plane slab at a time: masked vector moves
+    # for unit column stride, permutes for stride 2, a scalar loop beyond) against the
+    # definition: strides 1-3 per axis, padding 0-3 (rows and slabs wholly in the padding),
+    # row widths on either side of one and two vectors, planes past 1 MiB (built row
+    # range by row range as the tiles need them); forward and weight gradient
+    rng = np.random.default_rng(43)
+    cases = [((2, 3, 5, 6, wdt), (4, 3, 3, 2, 3), dict(stride=s, padding=p))
+             for wdt, s, p in [(1, 1, 1), (15, 1, 0), (16, (1, 2, 1), 2), (17, (2, 1, 2), 1),
+                               (31, (3, 1, 3), (3, 0, 1)), (33, 2, (0, 3, 2)), (14, (1, 3, 2), 3),
+                               (47, (2, 2, 1), (1, 2, 0))]]
+    cases.append(((1, 8, 20, 40, 40), (8, 8, 3, 3, 3), dict(padding=1)))       # planes of 1.4 / 2.8 MB
+    cases.append(((1, 8, 20, 40, 40), (8, 8, 3, 3, 3), dict(stride=(1, 2, 2), padding=(2, 1, 0))))
+    for xs, ws, kw in cases:
+        x, w = rand(rng, xs, dtype), rand(rng, ws, dtype)
+        ref = conv_nd(x.astype(np.float64), w.astype(np.float64), **kw)
+        go = rand(rng, ref.shape, dtype)
+        with force("dense"):
+            assert pyconv.explain(nn.conv3d, x, w, **kw).algorithm == "dense"
+            assert pyconv.explain(grad.conv3d_weight, x, w.shape, go, **kw).leaf().algorithm == "dense"
+            y = nn.conv3d(x, w, **kw)
+            gw = grad.conv3d_weight(x, w.shape, go, **kw)
+        assert_close(y, ref.astype(dtype), dtype, n_reduce=w[0].size)
+        # <dW, V> = <conv(x, V), dy>
+        V = rand(rng, w.shape)
+        lhs = float(np.vdot(gw.astype(np.float64), V))
+        rhs = float(np.vdot(conv_nd(x.astype(np.float64), V, **kw), go.astype(np.float64)))
+        tol = 1e-4 if dtype == np.float32 else 1e-11
+        assert abs(lhs - rhs) <= tol * max(1.0, abs(rhs)) * np.sqrt(go.size)

@@ -96,6 +96,16 @@ cdef inline void copy_stride2(real_t* dst, const real_t* src, idx_t n) noexcept 
         pyconv_copy_s2_d(dst, src, n)
 
 
+cdef inline void pad_rows(real_t* dst, idx_t ds, const real_t* src, idx_t ss, idx_t n, idx_t pw, idx_t wp,
+                          idx_t rows) noexcept nogil:
+    # rows rows (ss apart) of n values into rows of wp values (ds apart) from column pw
+    # on, zeros around them (``pyconv_pad_rows``: masked vector moves)
+    if real_t is float:
+        pyconv_pad_rows_f(dst, ds, src, ss, n, pw, wp, rows)
+    else:
+        pyconv_pad_rows_d(dst, ds, src, ss, n, pw, wp, rows)
+
+
 cdef inline void pad_rows_at(real_t* dst, idx_t ds, const real_t* plane, idx_t H, idx_t W, idx_t iy0,
                              idx_t nrows, idx_t ix0, idx_t wp) noexcept nogil:
     """dst's nrows rows (ds apart, wp values each) = rows iy0.. of the H x W ``plane`` read
@@ -118,9 +128,6 @@ cdef inline void pad_rows_at(real_t* dst, idx_t ds, const real_t* plane, idx_t H
         n = W - ix0 if ix0 < W else 0
     else:
         pw = -ix0
-    if real_t is float:
-        pyconv_pad_rows_f(dst + ra * ds, ds, src, W, n, pw, wp, rb - ra)
-    else:
-        pyconv_pad_rows_d(dst + ra * ds, ds, src, W, n, pw, wp, rb - ra)
+    pad_rows(dst + ra * ds, ds, src, W, n, pw, wp, rb - ra)
 
 
