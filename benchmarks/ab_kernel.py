@@ -9,7 +9,9 @@ setup.py build_ext --inplace``) is loaded beside it.  For each suite layer and o
 both are called in turn, each timed on its second call after a swap (the first one plans
 again: ``plan.clear_caches``), with PyTorch alongside when it is installed; the two builds
 must give the same bits.  At 1 thread the clock is the calling thread's CPU time, at more
-wall time; medians of ``--reps`` rounds; glibc's malloc pinned as in ``run.py``.
+wall time; medians of ``--reps`` rounds (which build goes first flips every round), and
+the quartiles of the per-round before/after ratios; glibc's malloc pinned as in ``run.py``.
+Run it once with the same build on both sides (an A/A run) to see the host's noise.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/ab_kernel.py \\
         --module dense_direct --before /tmp/prev/pyconv/_kernels --layers j,a --ops fwd,weight
@@ -112,8 +114,12 @@ def main(argv=None):
                         if not np.array_equal(yb, ya):
                             raise SystemExit(f"{layer} {op} {dt}: the two builds give different bits")
                         ts = {"before": [], "after": [], "torch": []}
-                        for _ in range(a.reps):
-                            for lab, m in (("before", before), ("after", after)):
+                        pair = (("before", before), ("after", after))
+                        for r in range(a.reps):
+                            # the order flips every round: a build timed right after PyTorch's
+                            # call ran 1.11-1.13x slower on the memory-bound depthwise layer (the
+                            # same build on both sides, Intel Xeon); flipped, such a bias cancels
+                            for lab, m in (pair if r % 2 == 0 else pair[::-1]):
                                 use(m)
                                 f()
                                 t = clock()
@@ -124,7 +130,12 @@ def main(argv=None):
                                 tf()
                                 ts["torch"].append(clock() - t)
                         mb, ma = np.median(ts["before"]) * 1e3, np.median(ts["after"]) * 1e3
-                        line = f"{nt}T {dt} {layer} {op}: before {mb:.2f} ms, after {ma:.2f} ms ({mb / ma:.3f}x)"
+                        # per round before/after: their spread says how far apart the two
+                        # builds must be to be told apart (an A/A run of one build on both
+                        # sides read 0.97-1.11x on the depthwise layer at 1 thread)
+                        q1, q2, q3 = np.percentile(np.array(ts["before"]) / np.array(ts["after"]), [25, 50, 75])
+                        line = (f"{nt}T {dt} {layer} {op}: before {mb:.2f} ms, after {ma:.2f} ms ({mb / ma:.3f}x;"
+                                f" per round {q2:.3f}x, quartiles {q1:.3f}-{q3:.3f})")
                         if ts["torch"]:
                             mt = np.median(ts["torch"]) * 1e3
                             line += f"; torch {mt:.2f} ms, ratio {mt / mb:.2f} -> {mt / ma:.2f}"
