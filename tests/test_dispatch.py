@@ -513,6 +513,34 @@ def test_weight_gemm_splits_rows_for_few_samples(dtype):
         assert_close(gw, one, dtype, n_reduce=go[0, 0].size)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weight_gemm_splits_rows_for_a_large_accumulator(dtype):
+    """Many samples, but a (C_out, Kc) accumulator larger than an im2col tile: the parts
+    split the gradient's rows (one accumulator) rather than the units (one copy each);
+    both splits agree with each other and with the adjoint identity."""
+    rng = np.random.default_rng(14)
+    for x_shape, w_shape, kw in [((6, 16, 9, 9), (24, 16, 3, 3), dict(padding=1)),
+                                 ((5, 12, 11, 10), (20, 12, 3, 2), dict(stride=2))]:
+        x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+        go = rand(rng, nn.conv2d(x, w, **kw).shape, dtype)
+        acc_bytes = w.size * x.dtype.itemsize
+        with pyconv.threads(2), force("gemm"):
+            with tuning.override(tile_bytes=acc_bytes - 1):
+                p = pyconv.explain(grad.conv2d_weight, x, w.shape, go, **kw)
+                assert p.algorithm == "gemm" and p.tile("row_parts") == 2, p
+                rows = grad.conv2d_weight(x, w.shape, go, **kw)
+            with tuning.override(tile_bytes=acc_bytes):
+                p = pyconv.explain(grad.conv2d_weight, x, w.shape, go, **kw)
+                assert p.algorithm == "gemm" and p.tile("row_parts") is None, p
+                units = grad.conv2d_weight(x, w.shape, go, **kw)
+        assert_close(rows, units, dtype, n_reduce=go[0, 0].size * go.shape[0])
+        V = rand(rng, w.shape)
+        lhs = float(np.vdot(rows.astype(float), V))
+        rhs = float(np.vdot(conv_nd(x.astype(float), V, None, **kw), go.astype(float)))
+        tol = 1e-4 if dtype == np.float32 else 1e-11
+        assert abs(lhs - rhs) <= tol * np.sqrt(rows.size * go[0, 0].size) * max(1.0, np.abs(rows).max())
+
+
 def test_pointwise_matmul_bits_do_not_depend_on_threads():
     # the 1x1 forward on BLAS's threads: the team may shrink on a busy machine, the bits may not
     rng = np.random.default_rng(13)

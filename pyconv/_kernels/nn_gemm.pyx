@@ -479,10 +479,11 @@ def conv_weight(const real_t[:, :, ::1] x, const real_t[:, :, ::1] gout, real_t[
     caller and summed over its first axis afterwards (per-thread buffers: the
     reduction over the batch never races).  ``nb`` > 1 (small maps, ``tile`` = P): a unit
     is ``nb`` samples of one group, their columns and grad_output rows side by side
-    (``tab`` as in :func:`conv_forward`).  ``row_parts`` > 0 (few samples, many rows):
-    the parts split the Kc rows of the gradient instead of the units, each part runs every
-    unit for its own rows, and acc has one slice: no thin position tiles whose every GEMM
-    rewrites the whole (C_out, Kc) accumulator.
+    (``tab`` as in :func:`conv_forward`).  ``row_parts`` > 0 (few samples, or an
+    accumulator past an im2col tile's size): the parts split the Kc rows of the gradient
+    instead of the units, each part runs every unit for its own rows, and acc has one
+    slice: no thin position tiles, and no per-part (C_out, Kc) copy that every GEMM
+    rewrites whole.
     """
     cdef conv_geo_t g = geo
     cdef idx_t N = x.shape[0], Cin = x.shape[1], S = x.shape[2]
