@@ -516,18 +516,23 @@ def test_weight_gemm_splits_rows_for_few_samples(dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_weight_gemm_splits_rows_for_a_large_accumulator(dtype):
     """Many samples, but a (C_out, Kc) accumulator larger than an im2col tile: the parts
-    split the gradient's rows (one accumulator) rather than the units (one copy each);
-    both splits agree with each other and with the adjoint identity."""
+    split the gradient's rows (one accumulator) rather than the units (one copy each),
+    on small maps a block of samples per GEMM; both splits agree with each other and with
+    the adjoint identity."""
     rng = np.random.default_rng(14)
-    for x_shape, w_shape, kw in [((6, 16, 9, 9), (24, 16, 3, 3), dict(padding=1)),
-                                 ((5, 12, 11, 10), (20, 12, 3, 2), dict(stride=2))]:
+    # (small maps: blocks of samples side by side in each GEMM, a 1x1 among them; a
+    # larger map: position tiles of one sample)
+    for x_shape, w_shape, kw, nb in [((6, 16, 9, 9), (24, 16, 3, 3), dict(padding=1), 3),
+                                     ((5, 12, 11, 10), (20, 12, 3, 2), dict(stride=2), 5),
+                                     ((7, 32, 6, 6), (40, 32, 1, 1), dict(), 7),
+                                     ((4, 8, 20, 20), (12, 8, 3, 3), dict(padding=1), 1)]:
         x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
         go = rand(rng, nn.conv2d(x, w, **kw).shape, dtype)
         acc_bytes = w.size * x.dtype.itemsize
         with pyconv.threads(2), force("gemm"):
             with tuning.override(tile_bytes=acc_bytes - 1):
                 p = pyconv.explain(grad.conv2d_weight, x, w.shape, go, **kw)
-                assert p.algorithm == "gemm" and p.tile("row_parts") == 2, p
+                assert p.algorithm == "gemm" and p.tile("row_parts") == 2 and p.tile("samples", 1) == nb, p
                 rows = grad.conv2d_weight(x, w.shape, go, **kw)
             with tuning.override(tile_bytes=acc_bytes):
                 p = pyconv.explain(grad.conv2d_weight, x, w.shape, go, **kw)

@@ -79,22 +79,24 @@ def gemm_tile(p, kc, n_units, nthreads, itemsize, out_bytes, t):
     return int(max(1, min(tile, p)))
 
 
-def gemm_batch(p, n, units_per_block, rows, nthreads, itemsize, budget, t):
+def gemm_batch(p, n, units_per_block, rows, nthreads, itemsize, budget, t, balance=True):
     """Samples side by side in one GEMM unit on small maps (1 = one sample per unit).
 
     A sample of ``p`` positions narrower than half an im2col tile would make a GEMM too
     narrow for BLAS's register blocks (32 samples of 3x3 positions: 32 GEMMs of 9 columns);
     ``nb`` samples share a unit instead, as long as every thread keeps two units
-    (``units_per_block`` units per block of samples) and the per-thread workspace of
-    ``rows`` x ``nb * p`` stays within ``budget``."""
+    (``units_per_block`` units per block of samples; not when ``balance`` is False: every
+    part runs every unit) and the per-thread workspace of ``rows`` x ``nb * p`` stays
+    within ``budget``."""
     if p == 0 or n < 2 or units_per_block == 0:
         return 1
     cols = max(256, t.tile_bytes // max(1, rows * itemsize))
     if 2 * p > cols:
         return 1
     nb = min(n, cols // p)
-    blocks_min = -(-2 * nthreads // max(1, units_per_block))
-    nb = min(nb, max(1, n // blocks_min))
+    if balance:
+        blocks_min = -(-2 * nthreads // max(1, units_per_block))
+        nb = min(nb, max(1, n // blocks_min))
     nb = min(nb, max(1, budget // max(1, nthreads * rows * p * itemsize)))
     return int(nb) if nb > 1 else 1
 
@@ -1106,9 +1108,18 @@ def _weight_plan(g, dtype, alg, dense, t):
         # with an accumulator larger than an im2col tile, each part's own copy of it, read
         # and written whole by every GEMM, crowds the GEMM's panels out of L2 (layer b, 8
         # samples, 2 threads, Intel Xeon: 6.73 -> 5.01 ms, PyTorch 4.82)
-        tile = max(1, min(p, t.tile_bytes // max(1, -(-kc // nthreads) * isz)))
-        return Plan("weight_grad", A.GEMM, g, dtype, nthreads,
-                    g.cout * kc * isz + nthreads * -(-kc // nthreads) * tile * isz,
+        rp = -(-kc // nthreads)
+        # small maps: samples side by side in each GEMM (K = nb x positions), as the units
+        # of the other split do; each GEMM rewrites the part's rows of the accumulator once
+        # per block of samples instead of once per sample (512<-512 7x7, 4 samples)
+        nb = gemm_batch(p, g.n, g.groups * (_prod(g.spatial) > 0), rp + g.og, nthreads, isz,
+                        t.workspace_bytes, t, balance=False)
+        if nb > 1:
+            return Plan("weight_grad", A.GEMM, g, dtype, nthreads,
+                        g.cout * kc * isz + nthreads * (rp + g.og) * nb * p * isz,
+                        (("tile", p), ("samples", nb), ("row_parts", nthreads)))
+        tile = max(1, min(p, t.tile_bytes // max(1, rp * isz)))
+        return Plan("weight_grad", A.GEMM, g, dtype, nthreads, g.cout * kc * isz + nthreads * rp * tile * isz,
                     (("tile", tile), ("row_parts", nthreads)))
     acc_bytes = nthreads * g.cout * kc * isz
     tile = gemm_tile(p, kc, g.n * g.groups, nthreads, isz, acc_bytes, t)

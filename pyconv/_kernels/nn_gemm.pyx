@@ -504,9 +504,9 @@ def conv_weight(const real_t[:, :, ::1] x, const real_t[:, :, ::1] gout, real_t[
     cdef real_t* ws
     if row_parts > 0:
         nparts = <int>row_parts
-        work_np = np.empty((nparts, ((Kc + nparts - 1) // nparts) * tile),
+        work_np = np.empty((nparts, ((Kc + nparts - 1) // nparts + (Og if nb > 1 else 0)) * tile * nb),
                            dtype=np.float32 if real_t is float else np.float64)
-        rows_split(x, gout, acc, &g, groups, tile, pointwise, nparts, work_np, nthreads)
+        rows_split(x, gout, acc, &g, groups, tile, nb, pointwise, nparts, work_np, nthreads)
         return
     if nb > 1:
         U = ((N + nb - 1) // nb) * groups
@@ -541,24 +541,48 @@ def conv_weight(const real_t[:, :, ::1] x, const real_t[:, :, ::1] gout, real_t[
 
 
 cdef void rows_split(const real_t[:, :, ::1] x, const real_t[:, :, ::1] gout, real_t[:, :, ::1] acc,
-                     conv_geo_t* g, idx_t groups, idx_t tile, bint pointwise, int nparts, work_np,
+                     conv_geo_t* g, idx_t groups, idx_t tile, idx_t nb, bint pointwise, int nparts, work_np,
                      int nthreads):
-    # part p owns rows [r0, r1) of every group's (Og, Kc) gradient block, over all units
+    # part p owns rows [r0, r1) of every group's (Og, Kc) gradient block, over all units:
+    # position tiles of one sample, or (nb > 1, tile = P) blocks of nb samples side by side
     cdef idx_t N = x.shape[0], Cin = x.shape[1], S = x.shape[2]
     cdef idx_t Cout = gout.shape[1], P = gout.shape[2]
     cdef idx_t Cg = Cin // groups, Og = Cout // groups
     cdef idx_t Kc = acc.shape[2]
     cdef idx_t ntiles = (P + tile - 1) // tile if P > 0 else 0
     cdef idx_t U = N * groups * ntiles
-    cdef idx_t u, part, r0, r1
+    cdef idx_t u, part, r0, r1, n, gi, j, m, ld
     cdef tile_unit_t t
     cdef real_t one = 1
     cdef const real_t* bmat
+    cdef real_t* ws
+    cdef real_t* gb
     cdef real_t[:, ::1] work = work_np
+    if nb > 1:
+        U = ((N + nb - 1) // nb) * groups
     for part in prange(nparts, nogil=True, schedule='static', num_threads=nthreads):
         r0 = part_lo(Kc, nparts, part)
         r1 = part_lo(Kc, nparts, part + 1)
         if r1 <= r0:
+            continue
+        if nb > 1:
+            for u in range(U):
+                n = (u // groups) * nb
+                gi = u % groups
+                m = N - n
+                if m > nb:
+                    m = nb
+                ld = m * P
+                ws = &work[part, 0]
+                gb = ws + (r1 - r0) * ld
+                if pointwise:
+                    gather_samples(&x[n, gi * Cg + r0, 0], Cin * S, S, r1 - r0, m, P, ws)
+                else:
+                    for j in range(m):
+                        im2col_rows(&x[n + j, gi * Cg, 0], ws + j * P, ld, 0, P, r0, r1, g)
+                gather_samples(&gout[n, gi * Og, 0], Cout * P, P, Og, m, P, gb)
+                gemm_rm(c'N', c'T', <int>Og, <int>(r1 - r0), <int>ld, one, gb, <int>ld, ws, <int>ld, one,
+                        &acc[0, gi * Og, r0], <int>Kc)
             continue
         for u in range(U):
             t = tile_unit(u, groups, ntiles, tile, P)
