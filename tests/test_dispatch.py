@@ -593,8 +593,9 @@ def test_narrow_groups_take_four_wide_register_blocks(dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_gemm_stride2_columns_every_width(dtype):
     # the GEMM path's im2col of stride-2 rows (pyconv_copy_s2: two loads and a permute per
-    # vector of outputs, the last one masked) against the definition, for row widths on
-    # either side of one and two vectors of lanes, with and without padding
+    # vector of outputs, the last one masked) and its col2im (pyconv_add_s2: the even lanes
+    # of two vectors) against the definition, for row widths on either side of one and two
+    # vectors of lanes, with and without padding
     rng = np.random.default_rng(41)
     for wdt in (1, 2, 3, 15, 16, 17, 29, 31, 32, 33, 34, 47, 63, 64, 65):
         for pad in (0, 1):
@@ -607,15 +608,17 @@ def test_gemm_stride2_columns_every_width(dtype):
             go = rand(rng, ref.shape, dtype)
             with force("gemm"):
                 assert pyconv.explain(nn.conv2d, x, w, **kw).algorithm == "gemm"
+                assert pyconv.explain(grad.conv2d_input, x.shape, w, go, **kw).leaf().algorithm == "gemm"
                 y = nn.conv2d(x, w, **kw)
                 gw = grad.conv2d_weight(x, w.shape, go, **kw)
+                gx = grad.conv2d_input(x.shape, w, go, **kw)
             assert_close(y, ref.astype(dtype), dtype, n_reduce=27)
-            # <dW, V> = <conv(x, V), dy>
-            V = rand(rng, w.shape)
-            lhs = float(np.vdot(gw.astype(np.float64), V))
-            rhs = float(np.vdot(conv_nd(x.astype(np.float64), V, **kw), go.astype(np.float64)))
+            # <dW, V> = <conv(x, V), dy>; <dX, U> = <conv(U, w), dy> (col2im's scatter-add)
+            V, U = rand(rng, w.shape), rand(rng, x.shape)
             tol = 1e-4 if dtype == np.float32 else 1e-11
-            assert abs(lhs - rhs) <= tol * max(1.0, abs(rhs)) * np.sqrt(go.size)
+            for lhs, rhs in [(np.vdot(gw.astype(np.float64), V), np.vdot(conv_nd(x.astype(np.float64), V, **kw), go)),
+                             (np.vdot(gx.astype(np.float64), U), np.vdot(conv_nd(U, w.astype(np.float64), **kw), go))]:
+                assert abs(lhs - rhs) <= tol * max(1.0, abs(rhs)) * np.sqrt(go.size)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

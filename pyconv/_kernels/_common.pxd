@@ -86,6 +86,8 @@ cdef extern from "pad_rows.h":
                            Py_ssize_t pw, Py_ssize_t wp, Py_ssize_t rows) noexcept nogil
     void pyconv_copy_s2_f(float* dst, const float* src, Py_ssize_t n) noexcept nogil
     void pyconv_copy_s2_d(double* dst, const double* src, Py_ssize_t n) noexcept nogil
+    void pyconv_add_s2_f(float* dst, const float* src, Py_ssize_t n) noexcept nogil
+    void pyconv_add_s2_d(double* dst, const double* src, Py_ssize_t n) noexcept nogil
 
 
 cdef inline void copy_stride2(real_t* dst, const real_t* src, idx_t n) noexcept nogil:
@@ -94,6 +96,14 @@ cdef inline void copy_stride2(real_t* dst, const real_t* src, idx_t n) noexcept 
         pyconv_copy_s2_f(dst, src, n)
     else:
         pyconv_copy_s2_d(dst, src, n)
+
+
+cdef inline void add_stride2(real_t* dst, const real_t* src, idx_t n) noexcept nogil:
+    # dst[2 j] += src[j], j < n (``pyconv_add_s2``: permutes into the even lanes)
+    if real_t is float:
+        pyconv_add_s2_f(dst, src, n)
+    else:
+        pyconv_add_s2_d(dst, src, n)
 
 
 cdef inline void pad_rows(real_t* dst, idx_t ds, const real_t* src, idx_t ss, idx_t n, idx_t pw, idx_t wp,

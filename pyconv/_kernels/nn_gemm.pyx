@@ -18,7 +18,7 @@ from scipy.linalg.cython_blas cimport sgemm, dgemm
 cimport numpy as cnp
 import numpy as np
 
-from pyconv._kernels._common cimport (conv_geo_t, copy_stride2, idx_t, real_t, omp_get_thread_num, part_lo,
+from pyconv._kernels._common cimport (add_stride2, conv_geo_t, copy_stride2, idx_t, real_t, omp_get_thread_num, part_lo,
                                       valid_range)
 
 cnp.import_array()
@@ -175,8 +175,7 @@ cdef void col2im_rows(const real_t* col, idx_t ldcol, real_t* img, idx_t p0, idx
                     for j in range(lo, hi):
                         dst[j] += srcc[j]
                 elif g.sw == 2:
-                    for j in range(lo, hi):
-                        dst[2 * j] += srcc[j]
+                    add_stride2(dst + 2 * lo, srcc + lo, hi - lo)
                 else:
                     for j in range(lo, hi):
                         dst[j * g.sw] += srcc[j]
