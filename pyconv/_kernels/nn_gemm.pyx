@@ -325,6 +325,19 @@ cdef inline void col2im_tab(const real_t* col, idx_t ldcol, real_t* img, idx_t S
                     dst[i] += src[p]
 
 
+cdef struct sample_block_t:
+    idx_t n, gi, m      # first sample, group, samples
+
+
+cdef inline sample_block_t sample_block(idx_t u, idx_t groups, idx_t nb, idx_t N) noexcept nogil:
+    # unit u of the blocks of nb samples (of one group each)
+    cdef sample_block_t b
+    b.n = (u // groups) * nb
+    b.gi = u % groups
+    b.m = nb if N - b.n > nb else N - b.n
+    return b
+
+
 cdef inline void gather_samples(const real_t* src, idx_t sstride, idx_t rstride, idx_t rows, idx_t m,
                                 idx_t P, real_t* dst) noexcept nogil:
     # dst[r, j*P + p] = src[j*sstride + r*rstride + p]: m samples' rows side by side
@@ -498,7 +511,8 @@ def conv_weight(const real_t[:, :, ::1] x, const real_t[:, :, ::1] gout, real_t[
     if U == 0 or Og == 0 or Kc == 0:
         return
     cdef int nparts = <int>acc.shape[0]
-    cdef idx_t j, m, ld, n, gi, r0, r1
+    cdef idx_t j, ld
+    cdef sample_block_t sb
     cdef real_t* gb
     cdef real_t* ws
     if row_parts > 0:
@@ -518,19 +532,15 @@ def conv_weight(const real_t[:, :, ::1] x, const real_t[:, :, ::1] gout, real_t[
     for part in prange(nparts, nogil=True, schedule='static', num_threads=nthreads):
         for u in range(part_lo(U, nparts, part), part_lo(U, nparts, part + 1)):
             if nb > 1:
-                n = (u // groups) * nb
-                gi = u % groups
-                m = N - n
-                if m > nb:
-                    m = nb
-                ld = m * P
+                sb = sample_block(u, groups, nb, N)
+                ld = sb.m * P
                 ws = &work[part, 0]
                 gb = ws + Kc * ld
-                for j in range(m):
-                    im2col_tab(&x[n + j, gi * Cg, 0], S, &tab[0, 0], g.kd * g.kh * g.kw, P, Cg, ws + j * P, ld)
-                gather_samples(&gout[n, gi * Og, 0], Cout * P, P, Og, m, P, gb)
+                for j in range(sb.m):
+                    im2col_tab(&x[sb.n + j, sb.gi * Cg, 0], S, &tab[0, 0], g.kd * g.kh * g.kw, P, Cg, ws + j * P, ld)
+                gather_samples(&gout[sb.n, sb.gi * Og, 0], Cout * P, P, Og, sb.m, P, gb)
                 gemm_rm(c'N', c'T', <int>Og, <int>Kc, <int>ld, one, gb, <int>ld, ws, <int>ld, one,
-                        &acc[part, gi * Og, 0], <int>Kc)
+                        &acc[part, sb.gi * Og, 0], <int>Kc)
                 continue
             t = tile_unit(u, groups, ntiles, tile, P)
             bmat = unit_columns(&x[t.n, t.gi * Cg, 0], t, pointwise, &work[part, 0], Kc, &g)
@@ -550,7 +560,8 @@ cdef void rows_split(const real_t[:, :, ::1] x, const real_t[:, :, ::1] gout, re
     cdef idx_t Kc = acc.shape[2]
     cdef idx_t ntiles = (P + tile - 1) // tile if P > 0 else 0
     cdef idx_t U = N * groups * ntiles
-    cdef idx_t u, part, r0, r1, n, gi, j, m, ld
+    cdef idx_t u, part, r0, r1, j, ld
+    cdef sample_block_t sb
     cdef tile_unit_t t
     cdef real_t one = 1
     cdef const real_t* bmat
@@ -566,22 +577,18 @@ cdef void rows_split(const real_t[:, :, ::1] x, const real_t[:, :, ::1] gout, re
             continue
         if nb > 1:
             for u in range(U):
-                n = (u // groups) * nb
-                gi = u % groups
-                m = N - n
-                if m > nb:
-                    m = nb
-                ld = m * P
+                sb = sample_block(u, groups, nb, N)
+                ld = sb.m * P
                 ws = &work[part, 0]
                 gb = ws + (r1 - r0) * ld
                 if pointwise:
-                    gather_samples(&x[n, gi * Cg + r0, 0], Cin * S, S, r1 - r0, m, P, ws)
+                    gather_samples(&x[sb.n, sb.gi * Cg + r0, 0], Cin * S, S, r1 - r0, sb.m, P, ws)
                 else:
-                    for j in range(m):
-                        im2col_rows(&x[n + j, gi * Cg, 0], ws + j * P, ld, 0, P, r0, r1, g)
-                gather_samples(&gout[n, gi * Og, 0], Cout * P, P, Og, m, P, gb)
+                    for j in range(sb.m):
+                        im2col_rows(&x[sb.n + j, sb.gi * Cg, 0], ws + j * P, ld, 0, P, r0, r1, g)
+                gather_samples(&gout[sb.n, sb.gi * Og, 0], Cout * P, P, Og, sb.m, P, gb)
                 gemm_rm(c'N', c'T', <int>Og, <int>(r1 - r0), <int>ld, one, gb, <int>ld, ws, <int>ld, one,
-                        &acc[0, gi * Og, r0], <int>Kc)
+                        &acc[0, sb.gi * Og, r0], <int>Kc)
             continue
         for u in range(U):
             t = tile_unit(u, groups, ntiles, tile, P)
