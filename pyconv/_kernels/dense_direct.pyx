@@ -130,7 +130,7 @@ cdef void build_planes(const real_t* xs, idx_t nch, idx_t D, idx_t H, idx_t W, r
     # z*Hq + y in [r0, r1) only.  The rows of one plane slab z are built together: with
     # unit column stride by masked vector moves (``pad_rows``; a scalar loop per 34-value
     # row took 9% of the conv3d layer h at 1 thread), with column stride 2 by permutes.
-    cdef idx_t c, p, z, y, ya, yb, va, vb, k, sz, sx0, lo, hi, rr, n, pz, plane = Dq * Hq * Wq
+    cdef idx_t c, p, z, y, ya, yb, va, vb, k, sz, sx0, lo, hi, rr, n, plane = Dq * Hq * Wq
     cdef real_t* row
     cdef real_t* slab
     cdef const real_t* src
