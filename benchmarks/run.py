@@ -72,18 +72,27 @@ class Harness:
                 break
         return float(np.median(times))
 
-    def time_pair(self, fa, fb, max_seconds=20.0, gap=0.005):
+    def time_pair(self, fa, fb, max_seconds=20.0, gap=0.005, paired=False):
         """Median wall times of ``fa()`` and ``fb()``, interleaved call by call after warm-up,
         so both peers see the same machine state (other load, clocks, caches, a host's
         slow spell).  Each call starts ``gap`` seconds after the other one ended, and once
         no other thread of the process runs (:func:`settle`): an OpenMP runtime's threads
         spin for a while after a parallel region, and a peer started at once would share
         the cores with them (PyTorch ran 4-13x slower at 2 threads right after a 1 ms pyconv
-        call, batch 1)."""
-        ta, tb = self.time_many([fa, fb], max_seconds=max_seconds, gap=gap)
-        return ta, tb
+        call, batch 1).
 
-    def time_many(self, fns, max_seconds=20.0, gap=0.005, min_seconds=0.25, rotate=False):
+        ``paired``: also the median and quartiles of the per-round ratios ``tb / ta`` (each
+        round's two calls ran back to back, so a slow spell of the host that takes both
+        cancels; the ratio of the two medians can pair a call of one spell with one of
+        another: the nn suite's layer a at 1 thread read 1.06 and 0.93 that way in two runs
+        of the same kernel)."""
+        (ta, tb), (la, lb) = self.time_many([fa, fb], max_seconds=max_seconds, gap=gap, rounds=True)
+        if not paired:
+            return ta, tb
+        r = np.array(lb) / np.array(la)
+        return ta, tb, tuple(float(v) for v in np.percentile(r, [50, 25, 75]))
+
+    def time_many(self, fns, max_seconds=20.0, gap=0.005, min_seconds=0.25, rotate=False, rounds=False):
         """Median wall times of every ``f()`` in ``fns``, called in turn round by round
         (see :meth:`time_pair`): the list of medians, in the order of ``fns``.  Short calls
         get more rounds (up to 101, about ``min_seconds`` of calls in all): with 7 rounds
@@ -96,19 +105,20 @@ class Harness:
         of three calls (auto, direct, fft) it put 'auto' after 'fft' in two rounds of
         three and 'direct' in one, and the same direct plan timed 0.782 ms as 'auto'
         against 0.691 ms as 'direct' (1024^2 * 3x3 float32, 1 thread, AMD EPYC; 0.656
-        and 0.662 without the FFT among them)."""
+        and 0.662 without the FFT among them).  ``rounds``: also every call's times, round
+        by round (a list per function)."""
         t0 = time.perf_counter()
         for _ in range(self.warmup):
             for f in fns:
                 f()
         per_round = (time.perf_counter() - t0) / max(1, self.warmup)
-        rounds = self.repeats
+        nrounds = self.repeats
         if not self.quick and per_round > 0:
-            rounds = max(rounds, min(101, int(min_seconds / per_round)))
+            nrounds = max(nrounds, min(101, int(min_seconds / per_round)))
         ts = [[] for _ in fns]
         order = np.random.default_rng(20261205)
         start = time.perf_counter()
-        for r in range(rounds):
+        for r in range(nrounds):
             turn = order.permutation(len(fns)) if rotate else range(len(fns))
             for i in turn:
                 settle(gap)
@@ -117,7 +127,8 @@ class Harness:
                 ts[i].append(time.perf_counter() - t0)
             if r >= 2 and time.perf_counter() - start > len(fns) * max_seconds:
                 break
-        return [float(np.median(t)) for t in ts]
+        medians = [float(np.median(t)) for t in ts]
+        return (medians, ts) if rounds else medians
 
     def plan(self, fn):
         """The algorithm pyconv's plan runs for ``fn()`` (:func:`pyconv.explain`, kernels not

@@ -104,7 +104,7 @@ def run(h):
                             res = ours[which]()
                             if which in theirs:
                                 # in turn, call by call: both peers see the same machine state
-                                t_py, t_torch = h.time_pair(ours[which], theirs[which])
+                                t_py, t_torch, rq = h.time_pair(ours[which], theirs[which], paired=True)
                             else:
                                 t_py, t_torch = h.time(ours[which]), None
                         except Exception as e:  # a failing layer must not hide the others
@@ -117,7 +117,9 @@ def run(h):
                         plan = h.plan(ours[which])
                     row.update(plan=plan, pyconv_ms=t_py * 1e3)
                     if t_torch is not None:
-                        row.update(torch_ms=t_torch * 1e3, ratio=t_torch / t_py)
+                        # the median of the per-round ratios (see suite_nn)
+                        row.update(torch_ms=t_torch * 1e3, ratio=rq[0], ratio_q1=rq[1], ratio_q3=rq[2],
+                                   ratio_of_medians=t_torch / t_py)
                     if which != "bias":
                         row.update(pyconv_gflops=flops / t_py / 1e9)
                         if t_torch is not None:
