@@ -26,10 +26,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402
+import suite_grad  # noqa: E402
 import suite_nn  # noqa: E402
 
-# letter: input shape, weight shape, keyword arguments -- the nn suite's convolutions
-LAYERS = {name[0]: (xs, ws, kw) for name, kind, xs, ws, kw in suite_nn.LAYERS if kind == "conv"}
+# letter: (name, kind, input shape, weight shape, keyword arguments) -- the nn suite's layers
+LAYERS = {layer[0][0]: layer for layer in suite_nn.LAYERS}
 
 
 def load(module, directory):
@@ -46,30 +47,25 @@ def load(module, directory):
 
 
 def calls(layer, op, dtype, rng):
-    """(pyconv call, torch call or None) of one layer's operation."""
-    from pyconv import grad, nn
-    xs, ws, kw = LAYERS[layer]
+    """(pyconv call, torch call or None) of one layer's operation, built as the nn and grad
+    suites build them."""
+    name, kind, xs, ws, kw = LAYERS[layer]
     nd = len(ws) - 2
+    f = suite_nn._pyconv_fn(kind, nd)
     x = rng.uniform(-1, 1, xs).astype(dtype)
     w = rng.uniform(-1, 1, ws).astype(dtype)
-    go = rng.uniform(-1, 1, getattr(nn, f"conv{nd}d")(x, w, **kw).shape).astype(dtype)
-    f = {"fwd": lambda: getattr(nn, f"conv{nd}d")(x, w, **kw),
-         "input": lambda: getattr(grad, f"conv{nd}d_input")(x.shape, w, go, **kw),
-         "weight": lambda: getattr(grad, f"conv{nd}d_weight")(x, w.shape, go, **kw)}[op]
+    go = rng.uniform(-1, 1, f(x, w, **kw).shape).astype(dtype)
     try:
         import torch
+        torch.set_grad_enabled(False)
     except ImportError:
-        return f, None
-    torch.set_grad_enabled(False)
-    xt, wt, gt = (torch.from_numpy(a) for a in (x, w, go))
-    s = kw.get("stride", 1)
-    p = kw.get("padding", 0)
-    d = kw.get("dilation", 1)
-    mask = {"fwd": None, "input": [True, False, False], "weight": [False, True, False]}[op]
-    if mask is None:
-        return f, lambda: getattr(torch.nn.functional, f"conv{nd}d")(xt, wt, **kw)
-    return f, lambda: torch.ops.aten.convolution_backward(gt, xt, wt, None, [s] * nd, [p] * nd, [d] * nd, False,
-                                                          [0] * nd, kw.get("groups", 1), mask)
+        torch = None
+    if op == "fwd":
+        tf = suite_nn._torch_fn(torch, kind, nd) if torch is not None else None
+        xt, wt = (torch.from_numpy(a) for a in (x, w)) if torch is not None else (None, None)
+        return (lambda: f(x, w, **kw)), (None if tf is None else lambda: tf(xt, wt, **kw))
+    theirs = suite_grad._torch_fns(torch, kind, nd, x, w, go, kw)[op] if torch is not None else None
+    return suite_grad._pyconv_fns(kind, nd, x, w, go, kw)[op], theirs
 
 
 def main(argv=None):

@@ -98,6 +98,23 @@ cdef inline void copy_stride2(real_t* dst, const real_t* src, idx_t n) noexcept 
         pyconv_copy_s2_d(dst, src, n)
 
 
+cdef inline void strided_row(real_t* dst, idx_t n, idx_t lo, idx_t hi, const real_t* src, idx_t sw) noexcept nogil:
+    # dst[0:n]: src[j * sw] at dst[lo + j] for j < hi - lo, zeros around them (a row of an
+    # im2col or of a padded phase plane; stride 2 by permutes, ``copy_stride2``)
+    cdef idx_t j
+    for j in range(lo):
+        dst[j] = 0
+    if sw == 1:
+        copy_row(dst + lo, src, hi - lo)
+    elif sw == 2:
+        copy_stride2(dst + lo, src, hi - lo)
+    else:
+        for j in range(hi - lo):
+            dst[lo + j] = src[j * sw]
+    for j in range(hi, n):
+        dst[j] = 0
+
+
 cdef inline void add_stride2(real_t* dst, const real_t* src, idx_t n) noexcept nogil:
     # dst[2 j] += src[j], j < n (``pyconv_add_s2``: permutes into the even lanes)
     if real_t is float:

@@ -9,8 +9,8 @@ from libc.string cimport memcpy, memset
 
 import numpy as np
 
-from pyconv._kernels._common cimport (conv_geo_t, copy_row, copy_stride2, idx_t, real_t, omp_get_thread_num,
-                                      pad_rows, pad_rows_at, part_lo, valid_range)
+from pyconv._kernels._common cimport (conv_geo_t, copy_row, idx_t, real_t, omp_get_thread_num, pad_rows,
+                                      pad_rows_at, part_lo, strided_row, valid_range)
 
 
 cdef extern from "dense_kernels.h":
@@ -130,8 +130,7 @@ cdef void build_planes(const real_t* xs, idx_t nch, idx_t D, idx_t H, idx_t W, r
     # z*Hq + y in [r0, r1) only.  The rows of one plane slab z are built together: with
     # unit column stride by masked vector moves (``pad_rows``; a scalar loop per 34-value
     # row took 9% of the conv3d layer h at 1 thread), with column stride 2 by permutes.
-    cdef idx_t c, p, z, y, ya, yb, va, vb, k, sz, sx0, lo, hi, rr, n, plane = Dq * Hq * Wq
-    cdef real_t* row
+    cdef idx_t c, p, z, y, ya, yb, va, vb, sz, sx0, lo, hi, rr, n, plane = Dq * Hq * Wq
     cdef real_t* slab
     cdef const real_t* src
     for c in range(nch):
@@ -170,16 +169,7 @@ cdef void build_planes(const real_t* xs, idx_t nch, idx_t D, idx_t H, idx_t W, r
                         pad_rows(slab + va * Wq, Wq, src, sh * W, W, -sx0, Wq, vb - va)
                     continue
                 for y in range(va, vb):
-                    row = slab + y * Wq
-                    for k in range(lo):
-                        row[k] = 0
-                    if sw == 2:
-                        copy_stride2(row + lo, src + sx0 + 2 * lo, hi - lo)
-                    else:
-                        for k in range(lo, hi):
-                            row[k] = src[sx0 + k * sw]
-                    for k in range(hi, Wq):
-                        row[k] = 0
+                    strided_row(slab + y * Wq, Wq, lo, hi, src + sx0 + lo * sw, sw)
                     src = src + sh * W
 
 

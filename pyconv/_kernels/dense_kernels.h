@@ -229,7 +229,9 @@ typedef long long pyconv_ocl __attribute__((vector_size(PYCONV_OC_BYTES)));
    over the tile's arithmetic, so the transposition's stores find their lines in cache.
    (Intel Xeon, the two builds alternated in one process, benchmarks/ab_kernel.py: 1 thread
    j 1.02-1.06x, a 1.00-1.04x, b 1.00-1.02x, f 1.02-1.03x, i 1.01-1.02x; 2 threads
-   0.96-1.03x, around 1.0.  Fetched in one burst before each row instead: j
+   0.96-1.03x, around 1.0; again with the order flipped every round, together with the
+   other dense kernel changes of 2026-12-06: 1 thread j 1.20x, a 1.03x, f 1.02x, 2 threads
+   0.99x; without the prefetch at 2 threads 0.99-1.01x, so it stays on at both.  Fetched in one burst before each row instead: j
    0.92-0.96x; the first and last line of every run, into L1 or L2: j at 2 threads
    0.96-0.99x) */
 #define PYCONV_OCK(T, VT, VTU, P, V, SW, NAME) \

@@ -18,8 +18,8 @@ from scipy.linalg.cython_blas cimport sgemm, dgemm
 cimport numpy as cnp
 import numpy as np
 
-from pyconv._kernels._common cimport (add_stride2, conv_geo_t, copy_stride2, idx_t, real_t, omp_get_thread_num, part_lo,
-                                      valid_range)
+from pyconv._kernels._common cimport (add_stride2, conv_geo_t, idx_t, real_t, omp_get_thread_num, part_lo,
+                                      strided_row, valid_range)
 
 cnp.import_array()
 
@@ -120,10 +120,9 @@ cdef void im2col_rows(const real_t* img, real_t* col, idx_t ldcol, idx_t p0, idx
                       idx_t r0, idx_t r1, conv_geo_t* g) noexcept nogil:
     # col[r - r0, p - p0] = img[c, od*sd - pd + a*dd, oh*sh - ph + b*dh, ow*sw - pw + e*dw]
     # for rows r = ((c*kd + a)*kh + b)*kw + e in [r0, r1) and positions p in [p0, p1).
-    cdef idx_t r, j, lo, hi
+    cdef idx_t r
     cdef row_walk_t w
     cdef real_t* dst
-    cdef const real_t* src
     if p1 <= p0:
         return          # (also when the grid is empty: walk_start divides by its plane)
     cdef row_walk_t start = walk_start(p0, p1, g)
@@ -134,21 +133,7 @@ cdef void im2col_rows(const real_t* img, real_t* col, idx_t ldcol, idx_t p0, idx
             if not w.inside:
                 memset(dst, 0, w.seg * sizeof(real_t))
             else:
-                lo = w.lo
-                hi = w.hi
-                src = img + w.off
-                for j in range(lo):
-                    dst[j] = 0
-                if g.sw == 1:
-                    for j in range(lo, hi):
-                        dst[j] = src[j]
-                elif g.sw == 2:
-                    copy_stride2(dst + lo, src + 2 * lo, hi - lo)
-                else:
-                    for j in range(lo, hi):
-                        dst[j] = src[j * g.sw]
-                for j in range(hi, w.seg):
-                    dst[j] = 0
+                strided_row(dst, w.seg, w.lo, w.hi, img + w.off + w.lo * g.sw, g.sw)
             dst = dst + w.seg
 
 

@@ -79,6 +79,7 @@ def panel_forward(const real_t[:, :, ::1] x, const real_t[::1] wpk, const real_t
     cdef idx_t nch, U, u, tid, n, gi, ci, p0, pn, ns, s, c, m, ob, o, ow
     cdef idx_t nxt, pfp, pfn, per_call, call, r0, r1
     cdef const char* pfsrc = NULL
+    cdef const char* pfrow
     cdef real_t* buf
     cdef real_t* stripes
     cdef real_t* tmp
@@ -161,12 +162,12 @@ def panel_forward(const real_t[:, :, ::1] x, const real_t[::1] wpk, const real_t
                 if r0 > r1:
                     r0 = r1
                 call = call + 1
+                pfrow = pfsrc + r0 * P * <idx_t>sizeof(real_t) if pfn else NULL
                 if m == nr and ow == mr:
                     pw_mk(wb, stripes + s * Cg * nr, Cg, &out[n, gi * Og + ob * mr, p0 + s * nr], P, bp,
-                          pfsrc + r0 * P * <idx_t>sizeof(real_t) if pfn else NULL, P * sizeof(real_t), r1 - r0, pfn)
+                          pfrow, P * sizeof(real_t), r1 - r0, pfn)
                 else:
-                    pw_mk(wb, stripes + s * Cg * nr, Cg, tmp, nr, bp,
-                          pfsrc + r0 * P * <idx_t>sizeof(real_t) if pfn else NULL, P * sizeof(real_t), r1 - r0, pfn)
+                    pw_mk(wb, stripes + s * Cg * nr, Cg, tmp, nr, bp, pfrow, P * sizeof(real_t), r1 - r0, pfn)
                     for o in range(ow):
                         memcpy(&out[n, gi * Og + ob * mr + o, p0 + s * nr], tmp + o * nr, m * sizeof(real_t))
 

@@ -216,10 +216,11 @@ typedef double pyconv_twd_h __attribute__((vector_size(PYCONV_TW_BYTES / 2)));
    lanes add the rows in the same order either way: the same bits. */
 /* the next channel's share for output row k of K in sample n: its grad_output row and
    slice k of its input sample, pf_step bytes (whole lines, set once per pass: K slices
-   cover the sample).  A multiplication per row: the slice's bounds as k * pfx_len / K took
-   two 64-bit divisions per row, and the depthwise weight gradient (8x256x56x56 float32,
-   Intel Xeon, the two builds alternated in one process, four runs) ran 1.02-1.13x faster
-   without them at 1 and 2 threads */
+   cover the sample).  A multiplication per row instead of the slice's bounds as
+   k * pfx_len / K (two 64-bit divisions per row).  Its first measurements (1.02-1.13x on
+   the depthwise weight gradient) came from an A/B order that favoured the new build; with
+   the order flipped every round it reads 0.99x at 1 thread and 1.02x at 2 (Intel Xeon,
+   quartiles 0.96-1.10): no measurable gain, kept as the simpler form, same bits */
 #define PYCONV_TW_PREFETCH(T)                                                                \
     if (pfg) { const char* p = (const char*)(g + (pfg - g0));                                \
                for (Py_ssize_t q = 0; q < OW * (Py_ssize_t)sizeof(T); q += 64) __builtin_prefetch(p + q, 0, 2); } \
