@@ -486,57 +486,6 @@ def num_threads_for(work, grain=1 << 15):
     return team_size(num_parts_for(work, grain))
 
 
-# --------------------------------------------------------------------------- helper threads
-
-_helpers = {"pool": None}
-_helpers_lock = threading.Lock()
-
-
-def run_tasks(tasks, team):
-    """Call every function of ``tasks`` (no arguments; each spends its time in C with the GIL
-    released, as NumPy's matmul does) on ``team`` threads: the caller, which takes tasks 0,
-    team, 2 team, ..., and ``team - 1`` helper threads, which take the others the same way.
-
-    BLAS runs on one thread meanwhile (:class:`blas_single_thread`): pyconv's matrix
-    products (the 1x1 plans, the resize convolution's gradient) run this way, each on
-    BLAS's one thread, not on BLAS's own threads: OpenBLAS's workers spin for about 0.1 s
-    after every threaded call (sched_yield), and any parallel work started meanwhile --
-    the next pyconv call, PyTorch's, NumPy's -- shares the cores with them (PyTorch's next
-    2-thread call ran 3.7x slower than at 1 thread, Intel Xeon).  Idle helpers wait on a
-    lock: no spinning.
-
-    >>> out = []
-    >>> run_tasks([lambda: out.append(1), lambda: out.append(2)], 2)
-    >>> sorted(out)
-    [1, 2]
-    """
-    with blas_single_thread():
-        _run_tasks(tasks, max(1, min(int(team), len(tasks))))
-
-
-def _run_tasks(tasks, team):
-    if team == 1 or _state["forked"]:
-        for task in tasks:
-            task()
-        return
-    with _helpers_lock:
-        if _helpers["pool"] is None:
-            from concurrent.futures import ThreadPoolExecutor
-            # threads start on demand, as many as calls need at once
-            _helpers["pool"] = ThreadPoolExecutor(max_workers=64, thread_name_prefix="pyconv")
-        pool = _helpers["pool"]
-
-    def share(k):
-        for task in tasks[k::team]:
-            task()
-    futures = [pool.submit(share, k) for k in range(1, team)]
-    try:
-        share(0)
-    finally:
-        for f in futures:
-            f.result()
-
-
 # --------------------------------------------------------------------------- fork
 
 
@@ -547,7 +496,6 @@ def _after_fork_in_child():
     _load.reset()
     _task_states.after_fork()
     _blas["depth"] = 0
-    _helpers["pool"] = None         # its threads did not survive the fork
 
 
 if hasattr(os, "register_at_fork"):

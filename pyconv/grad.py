@@ -68,7 +68,6 @@ signal functions get float64 gradients and float16 inputs float32 ones (the dtyp
 pyconv.nn computes float16 in); bool inputs (whose forward is a logical OR of ANDs,
 not differentiable) raise ``TypeError``.
 """
-import functools
 import inspect
 
 import numpy as np
@@ -78,6 +77,7 @@ from pyconv._engine import args as _args
 from pyconv._engine import conv as _conv
 from pyconv._engine import plan as _plan
 from pyconv._engine import resample as _resample
+from pyconv._kernels import nn_gemm
 from pyconv._engine.boundary import extend_index
 from pyconv._engine.geometry import conv_geometry
 from pyconv import _grad_ndimage as ndimage  # noqa: F401,E402  (pyconv.grad.ndimage: the ndimage filters' backward passes)
@@ -1235,23 +1235,21 @@ def resize_conv2d_backward(grad_output, input, weight, bias=None, scale_factor=2
 
 
 def _upsample_adjoint(gu, mh, mw, dtype):
-    """``mh^T @ plane @ mw`` for every (sample, channel) plane of ``gu``: the planes split over
+    """``mh^T @ plane @ mw`` for every (sample, channel) plane of ``gu``: spans of planes on
     pyconv's team, each product on BLAS's one thread (as the 1x1 plans' products: OpenBLAS's
     own threads would not follow pyconv's thread count, and would spin on for ~0.1 s after
-    the call, sharing the cores with whatever runs next).  Whole planes per thread: the bits
-    do not depend on the team."""
+    the call, sharing the cores with whatever runs next).  Whole planes per span, spans fixed
+    by the thread count: the bits do not depend on the team."""
     n, c = gu.shape[:2]
-    planes = gu.reshape((n * c,) + gu.shape[2:])
-    out = np.empty((n * c, mh.shape[1], mw.shape[1]), dtype=np.result_type(gu, mh, mw))
-    mht = np.ascontiguousarray(mh.T)
-
-    def span(lo, hi):
-        np.matmul(mht, np.matmul(planes[lo:hi], mw), out=out[lo:hi])
+    planes = np.ascontiguousarray(gu, dtype=dtype).reshape((n * c,) + gu.shape[2:])
     (hf, wf), h, w = gu.shape[2:], mh.shape[1], mw.shape[1]
+    out = np.empty((n * c, h, w), dtype=dtype)
     parts = _threads.num_parts_for(n * c * (hf * wf * w + h * hf * w), grain=1 << 20)
-    spans = _conv._spans(n * c, parts, 1)
-    _threads.run_tasks([functools.partial(span, lo, hi) for lo, hi in spans], _threads.team_size(parts))
-    return np.ascontiguousarray(out.reshape((n, c) + out.shape[1:]), dtype=dtype)
+    with _threads.blas_single_thread():
+        _conv.kernel(nn_gemm.matmul_sandwich, dtype)(np.ascontiguousarray(mh.T, dtype=dtype), planes,
+                                                     np.ascontiguousarray(mw, dtype=dtype), out,
+                                                     _conv.span_width(n * c, parts, 1), _threads.team_size(parts))
+    return out.reshape((n, c) + out.shape[1:])
 
 
 # ---------------------------------------------------------------- unfold / fold

@@ -596,29 +596,9 @@ def test_outputs_on_fresh_memory_equal_the_one_thread_result(op, serial_first_to
     np.testing.assert_array_equal(one, two)
 
 
-def test_run_tasks_runs_each_task_once_on_the_team():
-    seen, lock = [], threading.Lock()
-
-    def task(i):
-        with lock:
-            seen.append((i, threading.get_ident()))
-    for team in (1, 2, 3, 9):
-        seen.clear()
-        _threads.run_tasks([lambda i=i: task(i) for i in range(7)], team)
-        assert sorted(i for i, _ in seen) == list(range(7))
-        # the caller takes tasks 0, team, 2*team, ...
-        assert all(t == threading.get_ident() for i, t in seen if i % min(team, 7) == 0)
-    _threads.run_tasks([], 2)
-
-    def boom():
-        raise RuntimeError("task failed")
-    with pytest.raises(RuntimeError, match="task failed"):
-        _threads.run_tasks([lambda: None, boom, lambda: None], 2)
-
-
-def test_run_tasks_keeps_blas_on_one_thread_meanwhile():
-    # the tasks' matrix products run on BLAS's one thread (whatever the team), and BLAS's
-    # own count is back afterwards, a task's error included
+def test_blas_single_thread_restores_the_count_after_nested_and_failing_blocks():
+    # the kernels' matrix products run on BLAS's one thread; BLAS's own count is back
+    # afterwards, after nested blocks and after an error inside one
     import threadpoolctl
 
     def blas_threads():
@@ -626,16 +606,15 @@ def test_run_tasks_keeps_blas_on_one_thread_meanwhile():
     with threadpoolctl.threadpool_limits(2, user_api="blas"):
         before = blas_threads()
         assert before and max(before) == 2
-        for team in (1, 2):
-            seen = []
-            _threads.run_tasks([lambda: seen.append(blas_threads()) for _ in range(4)], team)
-            assert seen and all(max(v) == 1 for v in seen), seen
-            assert blas_threads() == before
-
-        def boom():
-            raise RuntimeError("task failed")
+        with _threads.blas_single_thread():
+            assert max(blas_threads()) == 1
+            with _threads.blas_single_thread():
+                assert max(blas_threads()) == 1
+            assert max(blas_threads()) == 1
+        assert blas_threads() == before
         with pytest.raises(RuntimeError):
-            _threads.run_tasks([boom], 2)
+            with _threads.blas_single_thread():
+                raise RuntimeError("task failed")
         assert blas_threads() == before
 
 

@@ -18,7 +18,7 @@ from pyconv._engine import tuning as _tuning
 from pyconv._engine.geometry import ConvGeometry, conv_geometry, prune, transposed_geometry
 from pyconv._engine.plan import Algorithm as A, Plan
 from pyconv._kernels import dense_direct, grad_direct, nn_gemm, panel, resampling, thin_direct
-from pyconv._threads import blas_single_thread, first_touch, num_parts_for, num_threads_for, run_tasks, team_size
+from pyconv._threads import blas_single_thread, first_touch, num_parts_for, num_threads_for, team_size
 from pyconv._utils import nn_check_gemm_dims, nn_pad_maps
 
 _OBW = dense_direct.OBW
@@ -276,27 +276,23 @@ def affine(m):
     return (lo, hi, int(m[lo]), step)
 
 
-def _spans(length, pieces, align=64):
-    """``range(length)`` cut into at most ``pieces`` spans ``(lo, hi)`` of whole multiples
-    of ``align`` (the last one the rest).
+def span_width(length, pieces, align=64):
+    """Width of the spans that cut ``range(length)`` into at most ``pieces``: a whole
+    multiple of ``align`` (the last span the rest).
 
-    >>> _spans(200, 2)
-    [(0, 128), (128, 200)]
+    >>> span_width(200, 2)
+    128
     """
     per = -(-length // max(1, pieces))
-    step = max(align, -(-per // align) * align)
-    return [(lo, min(length, lo + step)) for lo in range(0, length, step)] or [(0, 0)]
+    return max(align, -(-per // align) * align)
 
 
-def _matmul_tasks(a, b, out, parts):
-    """Tasks for :func:`pyconv._threads.run_tasks`: ``out[i] = a[i % len(a)] @ b[i]`` for
-    every matrix of the stacks ``b`` and ``out``, whole, or in spans of columns when there
-    are fewer matrices than twice ``parts`` (the plan's thread count, not the team: the
-    bits do not depend on the load)."""
+def _matmul_span(out, parts):
+    """Columns per task of :func:`nn_gemm.matmul_stack` on the stack ``out``: whole
+    matrices, or spans of 64-column multiples when there are fewer matrices than twice
+    ``parts`` (the plan's thread count, not the team: the bits do not depend on the load)."""
     per = 1 if len(out) >= 2 * parts else -(-2 * parts // max(1, len(out)))
-    spans = _spans(out.shape[-1], per) if per > 1 else [(0, out.shape[-1])]
-    return [functools.partial(np.matmul, a[i % len(a)], b[i][..., lo:hi], out=out[i][..., lo:hi])
-            for i in range(len(out)) for lo, hi in spans]
+    return span_width(out.shape[-1], per) if per > 1 else 0
 
 
 def pack_weight_blocks(w, groups, B, nthreads, t):
@@ -646,9 +642,10 @@ def forward(p, x, w, b):
     elif alg == A.MATMUL:
         o4 = out.reshape(L.out_view)
         # one matrix product per sample and group (or span of its columns), each on BLAS's
-        # one thread, on the team (pyconv._threads.run_tasks: why not BLAS's threads)
+        # one thread, on the team (nn_gemm's matrix products: why not BLAS's threads)
         w3, x3, o3 = w.reshape(L.w_view), x.reshape(g.n * g.groups, g.cg, -1), o4.reshape(g.n * g.groups, g.og, -1)
-        _plan.run(p, run_tasks, _matmul_tasks(w3, x3, o3, p.threads), team)
+        with blas_single_thread():
+            _plan.run(p, kernel(nn_gemm.matmul_stack, p.dtype), w3, False, x3, o3, _matmul_span(o3, p.threads), team)
         if has_b:
             o4 += bvec.reshape(1, g.groups, g.og, 1)
     elif alg == A.GEMM:
@@ -1232,19 +1229,14 @@ def weight_grad(p, x, go):
     if alg == A.MATMUL:
         # 1x1, stride 1, unpadded: dW = sum_n dy[n] x[n]^T, or the transpose of sum_n x[n]
         # dy[n]^T ('transposed' tile: Tuning.weight_matmul_tall); spans of the input
-        # channels on the team, each on BLAS's one thread (run_tasks: why)
-        dy, xs = go.reshape(n, cout, -1), x.reshape(n, cg, -1)
-        tall = p.tile("transposed", 0)
-        gw = np.empty((cout, cg), dtype=np.result_type(dy, xs))
-
-        def span(lo, hi):
-            if tall:
-                gw[:, lo:hi] = np.matmul(xs[:, lo:hi], dy.transpose(0, 2, 1)).sum(axis=0).T
-            else:
-                gw[:, lo:hi] = np.matmul(dy, xs[:, lo:hi].transpose(0, 2, 1)).sum(axis=0)
-        _plan.run(p, run_tasks, [functools.partial(span, lo, hi) for lo, hi in _spans(cg, p.threads, 16)],
-                  team_size(p.threads))
-        return np.ascontiguousarray(gw.reshape(g.w_shape), dtype=dtype)
+        # channels on the team, each on BLAS's one thread (nn_gemm's matrix products: why)
+        dy = np.ascontiguousarray(go, dtype=dtype).reshape(n, cout, -1)
+        xs = np.ascontiguousarray(x, dtype=dtype).reshape(n, cg, -1)
+        gw = np.empty((cout, cg), dtype=dtype)
+        with blas_single_thread():
+            _plan.run(p, kernel(nn_gemm.matmul_weight, dtype), dy, xs, gw, bool(p.tile("transposed", 0)),
+                      span_width(cg, p.threads, 16), team_size(p.threads))
+        return gw.reshape(g.w_shape)
     if alg == A.THIN:
         return weight_grad(p, x, go)
     if alg == A.PANEL:
@@ -1351,11 +1343,11 @@ def input_grad(p, go, w):
     k = tuple(g.kernel)
     if alg == A.MATMUL:
         # 1x1, stride 1, unpadded: dx[n] = W^T dy[n], one GEMM per sample (or span of its
-        # positions) on the team, each on BLAS's one thread (run_tasks: why)
+        # positions) on the team, each on BLAS's one thread (nn_gemm's matrix products: why)
         gx = first_touch(np.empty((go.shape[0], cg, _prod(g.spatial)), dtype=dtype), p.threads)
-        _plan.run(p, run_tasks, _matmul_tasks(w.reshape(1, cout, cg).transpose(0, 2, 1),
-                                              go.reshape(go.shape[0], cout, -1), gx, p.threads),
-                  team_size(p.threads))
+        with blas_single_thread():
+            _plan.run(p, kernel(nn_gemm.matmul_stack, dtype), np.ascontiguousarray(w, dtype=dtype).reshape(1, cout, cg),
+                      True, np.ascontiguousarray(go, dtype=dtype).reshape(go.shape[0], cout, -1), gx, _matmul_span(gx, p.threads), team_size(p.threads))
         return gx.reshape(g.x_shape)
     if alg == A.FLIP_CONV:
         s5, s4, flip = p.data

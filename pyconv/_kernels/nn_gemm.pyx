@@ -616,3 +616,118 @@ def fold(const real_t[:, :, ::1] col, real_t[:, :, ::1] out, conv_geo_t geo, int
             # rows of channel c; col2im indexes img by c, so offset the image back by c planes
             col2im_rows(&col[n, c * kvol, 0], P, &out[n, 0, 0], 0, P, c * kvol, (c + 1) * kvol, &g)
 
+
+
+# ---------------------------------------------------------------- plain matrix products
+# The 1x1 plans (and the resize convolution's gradient) are matrix products with no im2col.
+# They run here, on pyconv's OpenMP team, each product on BLAS's one thread (the caller's
+# blas_single_thread): not on Python helper threads, which a worker of the team -- the
+# OpenMP runtime is shared with any other library that links it, PyTorch's included --
+# still spinning after the previous region kept off their core (a 1x1 input gradient at 2
+# threads, 3.0 ms alone, took 5.0 ms right after a PyTorch call: the helper started its
+# first product 2 ms late, AMD EPYC).
+
+cdef inline idx_t span_lo(idx_t s, idx_t span) noexcept nogil:
+    return s * span
+
+
+def matmul_stack(const real_t[:, :, ::1] a, bint ta, const real_t[:, :, ::1] b, real_t[:, :, ::1] out,
+                 idx_t span, int nthreads):
+    """out[i][:, lo:hi] = op(a[i % len(a)]) @ b[i][:, lo:hi] for every matrix ``i`` of the
+    stacks ``b`` (n, K, N) and ``out`` (n, M, N) and every span of ``span`` columns (the
+    last one the rest; ``span`` <= 0: whole rows).  ``op(a)`` is ``a`` (na, M, K), or with
+    ``ta`` its transpose, ``a`` being (na, K, M).  Each task writes its own block: the bits
+    do not depend on the team."""
+    cdef idx_t na = a.shape[0], n = out.shape[0], M = out.shape[1], N = out.shape[2], K = b.shape[1]
+    cdef idx_t lda = a.shape[2]
+    if b.shape[0] != n or b.shape[2] != N or na < 1 \
+            or (a.shape[1], a.shape[2]) != ((K, M) if ta else (M, K)):
+        raise ValueError(f"matmul_stack: shapes a {tuple(a.shape)} (ta={bool(ta)}), b {tuple(b.shape)}, "
+                         f"out {tuple(out.shape)} do not chain")
+    if n == 0 or M == 0 or N == 0:
+        return
+    if K == 0:
+        out[:, :, :] = 0
+        return
+    if span <= 0 or span > N:
+        span = N
+    cdef idx_t nspan = (N + span - 1) // span
+    cdef idx_t t, i, lo
+    cdef real_t one = 1, zero = 0
+    cdef char opa = c'T' if ta else c'N'
+    for t in prange(n * nspan, nogil=True, schedule='static', chunksize=1, num_threads=nthreads):
+        i = t // nspan
+        lo = span_lo(t - i * nspan, span)
+        gemm_rm(opa, c'N', <int>M, <int>(min(span, N - lo)), <int>K, one, &a[i % na, 0, 0], <int>lda,
+                &b[i, 0, lo], <int>N, zero, &out[i, 0, lo], <int>N)
+
+
+def matmul_weight(const real_t[:, :, ::1] dy, const real_t[:, :, ::1] x, real_t[:, ::1] gw, bint tall,
+                  idx_t span, int nthreads):
+    """gw[:, lo:hi] = sum_n dy[n] @ x[n][lo:hi]^T: the 1x1 weight gradient, dy (n, C_out, P),
+    x (n, C_in, P), gw (C_out, C_in), one task per span of ``span`` input channels, its
+    samples summed in order (BLAS accumulating): the bits do not depend on the team.
+    ``tall``: each span computes the transpose, sum_n x[n][lo:hi] @ dy[n]^T (a product
+    with C_in rows, faster on some BLAS), and stores it transposed."""
+    cdef idx_t N = dy.shape[0], Cout = dy.shape[1], P = dy.shape[2], Cg = x.shape[1]
+    if x.shape[0] != N or x.shape[2] != P or gw.shape[0] != Cout or gw.shape[1] != Cg:
+        raise ValueError(f"matmul_weight: shapes dy {tuple(dy.shape)}, x {tuple(x.shape)}, gw {tuple(gw.shape)} "
+                         "do not chain")
+    if Cout == 0 or Cg == 0:
+        return
+    if N == 0 or P == 0:
+        gw[:, :] = 0
+        return
+    if span <= 0 or span > Cg:
+        span = Cg
+    cdef idx_t nspan = (Cg + span - 1) // span
+    work_np = np.empty((nspan if tall else 1, span * Cout), dtype=np.float32 if real_t is float else np.float64)
+    cdef real_t[:, ::1] work = work_np
+    cdef idx_t s, lo, w, j, r, c
+    cdef real_t one = 1, beta
+    for s in prange(nspan, nogil=True, schedule='static', chunksize=1, num_threads=nthreads):
+        lo = span_lo(s, span)
+        w = min(span, Cg - lo)
+        for j in range(N):
+            beta = 0 if j == 0 else 1
+            if tall:
+                gemm_rm(c'N', c'T', <int>w, <int>Cout, <int>P, one, &x[j, lo, 0], <int>P, &dy[j, 0, 0], <int>P,
+                        beta, &work[s, 0], <int>Cout)
+            else:
+                gemm_rm(c'N', c'T', <int>Cout, <int>w, <int>P, one, &dy[j, 0, 0], <int>P, &x[j, lo, 0], <int>P,
+                        beta, &gw[0, lo], <int>Cg)
+        if tall:
+            for r in range(w):
+                for c in range(Cout):
+                    gw[c, lo + r] = work[s, r * Cout + c]
+
+
+def matmul_sandwich(const real_t[:, ::1] left, const real_t[:, :, ::1] planes, const real_t[:, ::1] right,
+                    real_t[:, :, ::1] out, idx_t per, int nthreads):
+    """out[p] = left @ (planes[p] @ right) for every plane ``p``: planes (n, Hf, Wf), left
+    (H, Hf), right (Wf, W), out (n, H, W); one task per span of ``per`` planes, each on
+    one thread with its own (Hf, W) product in between: the bits do not depend on the
+    team."""
+    cdef idx_t n = planes.shape[0], Hf = planes.shape[1], Wf = planes.shape[2]
+    cdef idx_t H = left.shape[0], W = right.shape[1]
+    if left.shape[1] != Hf or right.shape[0] != Wf or out.shape[0] != n or out.shape[1] != H or out.shape[2] != W:
+        raise ValueError(f"matmul_sandwich: shapes left {tuple(left.shape)}, planes {tuple(planes.shape)}, "
+                         f"right {tuple(right.shape)}, out {tuple(out.shape)} do not chain")
+    if n == 0 or H == 0 or W == 0:
+        return
+    if Hf == 0 or Wf == 0:
+        out[:, :, :] = 0
+        return
+    if per <= 0 or per > n:
+        per = n
+    cdef idx_t nspan = (n + per - 1) // per
+    work_np = np.empty((nspan, Hf * W), dtype=np.float32 if real_t is float else np.float64)
+    cdef real_t[:, ::1] work = work_np
+    cdef idx_t s, q
+    cdef real_t one = 1, zero = 0
+    for s in prange(nspan, nogil=True, schedule='static', chunksize=1, num_threads=nthreads):
+        for q in range(span_lo(s, per), min(n, span_lo(s + 1, per))):
+            gemm_rm(c'N', c'N', <int>Hf, <int>W, <int>Wf, one, &planes[q, 0, 0], <int>Wf, &right[0, 0], <int>W,
+                    zero, &work[s, 0], <int>W)
+            gemm_rm(c'N', c'N', <int>H, <int>W, <int>Hf, one, &left[0, 0], <int>Hf, &work[s, 0], <int>W,
+                    zero, &out[q, 0, 0], <int>W)
