@@ -49,7 +49,8 @@ def test_tune_measures_stores_and_installs(cache):
     assert v["fft_workers_min_points"] in set(pts) | {2 * max(pts, default=0), tuning.DEFAULT.fft_workers_min_points}
     assert all(isinstance(v[k], bool) for k in ("pointwise_direct", "pointwise_direct_expand", "pointwise_direct_f8",
                                                 "pointwise_direct_expand_f8", "pointwise_matmul",
-                                                "weight_matmul_tall", "weight_matmul_tall_f8", "dense_oc",
+                                                "weight_matmul_tall", "weight_matmul_tall_f8", "input_matmul",
+                                                "input_matmul_expand", "input_matmul_f8", "input_matmul_expand_f8", "dense_oc",
                                                 "dense_oc_f8"))
     assert 0 < v["direct_ns_f4"] < 100 and 0 < v["direct_ns_f8"] < 100
     assert 0 < v["fft_ns_small"] <= v["fft_ns_large"] < 1000
@@ -386,6 +387,30 @@ def test_pointwise_weight_gradient_orientations(dtype, tol, cout, cin):
             plan = pyconv.explain(pyconv.grad.conv2d_weight, x, (cout, cin, 1, 1), go)
         assert plan.algorithm == "matmul" and dict(plan.tiles).get("transposed", 0) == int(tall and cin > cout)
         assert got.dtype == dtype and got.shape == (cout, cin, 1, 1) and got.flags.c_contiguous
+        assert np.abs(got - want).max() <= tol * scale
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float32, 2e-5), (np.float64, 1e-13)])
+@pytest.mark.parametrize("cout, cin", [(6, 21), (21, 6)])
+def test_pointwise_input_gradient_follows_its_calibrated_choice(dtype, tol, cout, cin):
+    # The 1x1 input gradient runs one BLAS product per sample or the forward's 1x1 plan with
+    # the channels swapped, as the Tuning field of its dtype and orientation says (the other
+    # orientation's field set the other way must not count); both equal the float64
+    # definition, on a strided grad_output.
+    rng = np.random.default_rng(cout * 100 + cin)
+    w = rng.standard_normal((cout, cin, 1, 1)).astype(dtype)
+    go = rng.standard_normal((3, cout, 5, 14)).astype(dtype)[..., ::2]
+    want = np.einsum("oc,nohw->nchw", w[:, :, 0, 0].astype(np.float64), go.astype(np.float64))
+    scale = np.abs(want).max()
+    field = "input_matmul" + ("" if cout < cin else "_expand") + ("_f8" if dtype == np.float64 else "")
+    others = [f for f in ("input_matmul", "input_matmul_expand", "input_matmul_f8", "input_matmul_expand_f8")
+              if f != field]
+    for matmul in (False, True):
+        with tuning.override(**{field: matmul}, **{f: not matmul for f in others}):
+            got = pyconv.grad.conv2d_input((3, cin, 5, 7), w, go)
+            plan = pyconv.explain(pyconv.grad.conv2d_input, (3, cin, 5, 7), w, go)
+        assert plan.algorithm == ("matmul" if matmul else "flip_conv")
+        assert got.dtype == dtype and got.shape == (3, cin, 5, 7) and got.flags.c_contiguous
         assert np.abs(got - want).max() <= tol * scale
 
 

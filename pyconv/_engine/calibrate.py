@@ -42,7 +42,8 @@ MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_min_posi
             "pointwise_direct_expand", "pointwise_direct_f8", "pointwise_direct_expand_f8", "pointwise_matmul",
             "pointwise_panel", "pointwise_panel_expand", "pointwise_panel_f8", "pointwise_panel_expand_f8",
             "weight_panel", "weight_panel_f8", "weight_panel_bytes", "weight_panel_bytes_f8", "panel_chunk",
-            "weight_matmul_tall", "weight_matmul_tall_f8", "dense_wblock_bytes",
+            "weight_matmul_tall", "weight_matmul_tall_f8", "input_matmul", "input_matmul_expand",
+            "input_matmul_f8", "input_matmul_expand_f8", "dense_wblock_bytes",
             "direct_ns_f4", "direct_ns_f8", "direct_ns_1d_f4", "direct_ns_1d_f8", "direct_tap_ns",
             "direct_border_ns", "direct_merged_factor", "direct_pad_ns", "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor",
             "fft_single_factor", "fft_1d_single_factor", "fft_3d_factor", "fft_workers_min_points", "direct_thread_gain",
@@ -737,6 +738,24 @@ def measure():
                                _forced(A.PANEL, wgt2, **{bfield: values[bfield]})], reps=2)
             m[field.replace("matmul_tall", "panel") + "_s"] = tp
             values[field.replace("matmul_tall", "panel")] = bool(tp[1] < tp[0])
+
+        # the 1x1 input gradient: one BLAS product per sample against the forward's 1x1 plan
+        # (as calibrated above) on grad_output with the channels swapped, per dtype, on a
+        # layer that reduces the channels and on one that expands them, 56x56, two samples
+        # (the products split by sample), at the default thread count, in wall time: the
+        # two run on the team differently (whole samples against chunks of positions).
+        # ~0.1 s in all
+        pw_values = {k: values[k] for k in values if k.startswith(("pointwise_", "panel_chunk"))}
+        for dt, suffix in ((np.float32, ""), (np.float64, "_f8")):
+            for cin, cout, name in ((256, 64, "input_matmul"), (64, 256, "input_matmul_expand")):
+                wc = _data(rng, (cout, cin, 1, 1), dt)
+                go = _data(rng, (2, cout, 56, 56), dt)
+                inp = lambda wc=wc, go=go, cin=cin: grad.conv2d_input((2, cin, 56, 56), wc, go)  # noqa: E731
+                with threads(_default_threads()):
+                    ts = _best_of([_forced(A.MATMUL, inp, **pw_values), _forced(A.FLIP_CONV, inp, **pw_values)],
+                                  reps=2)
+                m[name + suffix + "_s"] = ts
+                values[name + suffix] = bool(ts[0] <= ts[1])
 
         # strided input gradients (transposed convolutions): the dense kernel per output
         # phase against GEMM + col2im, by positions per phase (32 channels, batch 4) and

@@ -136,6 +136,15 @@ def pointwise_panel(reduces, itemsize, t):
     return t.pointwise_panel if reduces else t.pointwise_panel_expand
 
 
+def input_matmul(reduces, itemsize, t):
+    """Whether the input gradient of a 1x1 layer (stride 1, unpadded, one group) runs one
+    BLAS product per sample (else the forward's 1x1 plan on grad_output, channels swapped):
+    calibrated per dtype, for layers that reduce the channels and for the others."""
+    if itemsize == 8:
+        return t.input_matmul_f8 if reduces else t.input_matmul_expand_f8
+    return t.input_matmul if reduces else t.input_matmul_expand
+
+
 def pointwise_direct(reduces, itemsize, t):
     """Whether a 1x1 layer runs the dense kernel in place (else one BLAS product or GEMM
     tiles): calibrated per dtype, for layers that reduce the channels and for the others."""
@@ -1295,7 +1304,7 @@ def plan_input_grad(g, dtype, allow_prune=True):
         extra = tuple(i - (f - 2 * mm) for i, f, mm in zip(g.spatial, full, m))
         if all(0 <= e and (e < s or e < d) for e, s, d in zip(extra, g.stride, g.dilation)):
             sym = (m, extra)
-    if _grad_pointwise(g):
+    if _grad_pointwise(g) and (flip is None or input_matmul(g.og < g.cg, dtype.itemsize, t)):
         default = A.MATMUL
     elif flip is not None:
         # stride 1: the forward's own kernels on grad_output with the flipped kernel

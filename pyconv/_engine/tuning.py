@@ -110,6 +110,16 @@ class Tuning:
     # Calibrated per dtype at the default thread count.
     weight_matmul_tall: bool = False
     weight_matmul_tall_f8: bool = False
+    # The 1x1 input gradient dx[n] = W^T dy[n]: one BLAS product per sample (MATMUL), else
+    # the forward's own 1x1 plan on grad_output with the channels swapped (FLIP_CONV: the
+    # panel kernel where the forward takes it).  Per dtype, for layers that reduce the
+    # channels (their gradient expands them) and for the others.  AMD EPYC, 2026-12-07,
+    # 8x256->64 56x56 float32 after a PyTorch call: MATMUL 5.0 ms at 1 thread, 3.7-4.3 at
+    # 2; FLIP_CONV(panel) 4.8 and 4.3-4.9.  Calibrated at the default thread count.
+    input_matmul: bool = True
+    input_matmul_expand: bool = True
+    input_matmul_f8: bool = True
+    input_matmul_expand_f8: bool = True
     # Positions per chunk of the in-place 1x1 kernel (calibrated among 128, 256, 512).
     pointwise_chunk: int = 128
     # Output positions per work unit of the dense direct kernel.
