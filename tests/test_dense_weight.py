@@ -161,3 +161,57 @@ def test_nonfinite_input_stays_in_its_taps():
     gw = _run(x, (20, 2, 3, 3), go, padding=1)
     ref = weight_ref(x, (20, 2, 3, 3), go, padding=1)
     assert np.array_equal(np.isinf(gw), np.isinf(ref)) and np.isinf(gw).any() and np.isfinite(gw[:, 0]).all()
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_dense_weight_writes_every_element_of_its_fresh_buffers(monkeypatch, threads):
+    # The kernel zeroes its per-part sums itself and weight_reduce writes every element of
+    # the gradient: with every fresh NumPy buffer poisoned with NaN, the result is still
+    # the float64 definition (groups, parts, a 3-D layer and a strided one)
+    rng = np.random.default_rng(11)
+    real_empty = np.empty
+
+    def poisoned(shape, dtype=float, *args, **kwargs):
+        a = real_empty(shape, dtype, *args, **kwargs)
+        if np.issubdtype(a.dtype, np.floating):
+            a.fill(np.nan)
+        return a
+    cases = [((3, 6, 9, 8), (8, 3, 3, 3), dict(padding=1, groups=2)),
+             ((2, 5, 7, 6, 5), (4, 5, 3, 2, 3), dict(padding=(1, 0, 1))),
+             ((4, 20, 11, 11), (36, 20, 3, 3), dict(stride=2, padding=1))]
+    for xs, ws, kw in cases:
+        x = rng.standard_normal(xs).astype(F32)
+        f = WEIGHT[len(xs) - 2]
+        go = rng.standard_normal(getattr(pyconv.nn, f"conv{len(xs) - 2}d")(x, np.zeros(ws, F32), **kw).shape)
+        go = go.astype(F32)
+        want = weight_ref(x, ws, go, **kw)
+        with pyconv.threads(threads):
+            monkeypatch.setattr(np, "empty", poisoned)
+            try:
+                got = _run(x, ws, go, **kw)
+            finally:
+                monkeypatch.setattr(np, "empty", real_empty)
+        assert np.isfinite(got).all()
+        assert_close(got, want.astype(F32), n_reduce=x.shape[0] * int(np.prod(go.shape[2:])))
+
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+@pytest.mark.parametrize("T,G,Kc,ogp,og", [(1, 1, 40, 16, 16), (2, 1, 17, 64, 50), (3, 2, 16, 8, 8), (4, 3, 1, 4, 3),
+                                           (2, 1, 1152, 256, 256)])
+def test_weight_reduce_adds_the_parts_in_order_and_transposes(dtype, T, G, Kc, ogp, og):
+    from pyconv._engine.conv import kernel
+    from pyconv._kernels import dense_direct
+    rng = np.random.default_rng(T * 1000 + Kc)
+    acc = rng.standard_normal((T, G, Kc, ogp)).astype(dtype)
+    want = acc[0].copy()
+    for t in range(1, T):
+        want = want + acc[t]                    # the parts in order, as the kernel adds them
+    want = want[:, :, :og].transpose(0, 2, 1).reshape(G * og, Kc)
+    for threads in (1, 2, 3):
+        out = np.full((G * og, Kc), np.nan, dtype)
+        kernel(dense_direct.weight_reduce, dtype)(acc, out, og, threads)
+        np.testing.assert_array_equal(out, want)
+    with pytest.raises(ValueError, match="weight_reduce"):
+        kernel(dense_direct.weight_reduce, dtype)(acc, np.empty((G * og, Kc + 1), dtype), og, 2)
+    with pytest.raises(ValueError, match="weight_reduce"):
+        kernel(dense_direct.weight_reduce, dtype)(acc, np.empty((G * (ogp + 1), Kc), dtype), ogp + 1, 2)

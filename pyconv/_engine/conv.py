@@ -1258,13 +1258,14 @@ def weight_grad(p, x, go):
     if alg == A.DENSE:
         (qshape, phases, offs), ogp = p.data
         og = g.og
-        acc = first_touch(np.zeros((p.threads, g.groups, cg * len(offs), ogp), dtype=dtype), p.threads)
+        # (zeroed by the kernel, each part's by the thread that adds into it)
+        acc = np.empty((p.threads, g.groups, cg * len(offs), ogp), dtype=dtype)
         _plan.run(p, kernel(dense_direct.dense_weight, dtype), x.reshape((n, cin) + g.sp3),
                   plane_geo(qshape, g.s3, g.pads3), phases, offs, go.reshape((n, cout) + g.o3), acc, g.groups,
                   p.tile("vectors"), p.tile("rows"), p.tile("cols"), team_size(p.threads))
-        gw = acc[0] if p.threads == 1 else acc.sum(axis=0)
-        gw = gw[:, :, :og].transpose(0, 2, 1).reshape((cout, cg) + kernel_shape)
-        return np.ascontiguousarray(gw)
+        gw = np.empty((cout, cg * len(offs)), dtype=dtype)
+        kernel(dense_direct.weight_reduce, dtype)(acc, gw, og, team_size(p.threads))
+        return gw.reshape((cout, cg) + kernel_shape)
     kc = cg * g.kvol
     row_parts = p.tile("row_parts", 0)
     acc = first_touch(np.zeros((1 if row_parts else p.threads, cout, kc), dtype=dtype), p.threads)
