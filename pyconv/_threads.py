@@ -265,6 +265,13 @@ class _TaskStates:
         i = stat.rindex(b")")
         return stat[i + 2:i + 3]
 
+    def runnable_of(self, tids):
+        """How many of the threads ``tids`` are running or waiting for a CPU (no listing)."""
+        with self.lock:
+            if self.pid != os.getpid():
+                self._adopt()
+            return sum(self._state(t) == b"R" for t in tids)
+
     def runnable(self, skip=frozenset()):
         with self.lock:
             if self.pid != os.getpid():     # (a child forked by C code: no Python at-fork hook ran)
@@ -295,7 +302,7 @@ class _LoadMonitor:
         self.reset()
 
     def reset(self):
-        self.teams = {}             # native id of a calling thread -> (n, its team's thread ids)
+        self.teams = {}             # native id of a calling thread -> (n, its team's thread ids, its workers)
         if getattr(self, "loadavg", None) is not None:
             os.close(self.loadavg)
         self.loadavg = None         # /proc/loadavg, kept open
@@ -347,12 +354,19 @@ class _LoadMonitor:
         if not self.enabled or n <= 1:
             return 0
         try:
-            if self._runnable_now() <= 1:
+            total = self._runnable_now()
+            if total <= 1:
                 return 0
             me = threading.get_native_id()
             team = self.teams.get(me)
             if team is None or team[0] < n:
-                team = self.teams[me] = (n, frozenset(_pyconv_omp.team_thread_ids(n)) | {me})
+                ids = _pyconv_omp.team_thread_ids(n)
+                team = self.teams[me] = (n, frozenset(ids) | {me}, tuple(t for t in ids if t != me))
+            # the others the machine runs may be this team's own workers, still spinning
+            # after the last region: then there is nothing else, and no listing of the
+            # process's threads (a scan on every call: 2 x 67 us of a 3.5 ms layer, AMD EPYC)
+            if total - 1 - _task_states.runnable_of(team[2]) <= 0:
+                return 0
             return self._runnable_threads(team[1])
         except (OSError, ValueError, IndexError):
             return 0

@@ -337,7 +337,7 @@ def test_team_size_leaves_the_cores_of_this_process_other_busy_threads(monkeypat
     import time
     mon = _threads._load
     monkeypatch.setattr(mon, "others_busy", lambda: 0.0)
-    monkeypatch.setattr(mon, "_runnable_now", lambda: 2)      # past the fast path
+    monkeypatch.setattr(mon, "_runnable_now", lambda: 64)     # past the fast paths
     ncpu = len(mon.cpus) if mon.cpus else _threads._available_cpus()
     ids = _threads._pyconv_omp.team_thread_ids(2)
     assert ids[0] == threading.get_native_id() and len(set(ids)) == len(ids) == 2
@@ -378,7 +378,7 @@ def test_own_team_is_not_counted_right_after_a_region():
         import numpy as np, pyconv
         from pyconv import _threads, nn
         mon = _threads._load
-        mon._runnable_now = lambda: 2           # always scan
+        mon._runnable_now = lambda: 64          # always scan
         x = np.random.default_rng(3).standard_normal((4, 8, 40, 40))
         w = np.random.default_rng(4).standard_normal((8, 8, 3, 3))
         seen = []
@@ -389,6 +389,30 @@ def test_own_team_is_not_counted_right_after_a_region():
         print(sorted(seen)[2])
     """)
     assert out == "0"
+
+
+def test_foreign_runnable_lists_the_threads_only_when_more_than_the_team_runs(monkeypatch):
+    # the machine's runnable tasks (/proc/loadavg) all accounted for by the caller and its
+    # team's workers (still spinning after the last region): no foreign thread, and no
+    # listing of the process's threads; one more runnable task: the listing decides
+    mon = _threads._load
+    if not mon.enabled:
+        pytest.skip("load monitor off here")
+    calls = []
+
+    def scan(skip=frozenset()):
+        calls.append(skip)
+        return 1
+    monkeypatch.setattr(_threads._task_states, "runnable", scan)
+    monkeypatch.setattr(mon, "teams", {threading.get_native_id(): (2, frozenset({threading.get_native_id(), -7}),
+                                                                  (-7,))})
+    for total, workers_running, want, scanned in [(1, 0, 0, 0), (2, 1, 0, 0), (3, 1, 1, 1), (2, 0, 1, 1)]:
+        calls.clear()
+        monkeypatch.setattr(mon, "_runnable_now", lambda total=total: total)
+        monkeypatch.setattr(_threads._task_states, "runnable_of",
+                            lambda tids, k=workers_running: k if tuple(tids) == (-7,) else pytest.fail(tids))
+        assert mon.foreign_runnable(2) == want, (total, workers_running)
+        assert len(calls) == scanned, (total, workers_running)
 
 
 def _states_read_afresh(skip=frozenset()):
@@ -627,7 +651,7 @@ def test_matmul_plans_leave_no_blas_thread_running(monkeypatch):
     from pyconv._engine import plan as _plan
     from pyconv._engine.plan import Algorithm as A
     mon = _threads._load
-    monkeypatch.setattr(mon, "_runnable_now", lambda: 2)      # always scan
+    monkeypatch.setattr(mon, "_runnable_now", lambda: 64)     # always scan
     monkeypatch.setattr(mon, "others_busy", lambda: 0.0)      # two threads, however busy the machine
     rng = np.random.default_rng(5)
     x = rng.standard_normal((2, 256, 48, 48))
