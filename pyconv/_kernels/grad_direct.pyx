@@ -77,8 +77,8 @@ cdef void block_taps(int m, const real_t* gch, idx_t gs_n, idx_t gs_o, const rea
     """All taps of ``m`` consecutive output channels (``gs_o`` apart in grad_output, ``os_o``
     apart in the weight gradient) sharing one padded input channel: out[t] = sum of go * x
     at tap t.  One channel at row stride 1: up to three kernel rows x three horizontal taps
-    per pass (``pyconv_tw``; its first pass prefetches ``pfg`` / ``pfx``, the next
-    channel's grad_output and input, when not NULL).  Otherwise, for each kernel row, up to
+    per pass (``pyconv_tw``; its first pass prefetches ``pfg`` / ``pfx``, the grad_output
+    and input the next call reads, when not NULL).  Otherwise, for each kernel row, up to
     three horizontal taps share every load of grad_output (and, for m > 1, every input load
     feeds the m channels).  ``geo``: stride, dilation and the padded channel's extent
     (qd, qh, qw).  ``st``, ``phase``: a single pass (one channel, row stride 1, at most 3 x 3
