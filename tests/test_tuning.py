@@ -414,6 +414,29 @@ def test_pointwise_input_gradient_follows_its_calibrated_choice(dtype, tol, cout
         assert np.abs(got - want).max() <= tol * scale
 
 
+def test_pointwise_flags_take_the_fastest_reachable_algorithm():
+    # whatever the calibration's times, each 1x1 layer kind runs the fastest of the
+    # algorithms its plan can reach (the panel, the in-place kernel, the BLAS path float32
+    # chose); a path it cannot reach (MATMUL when GEMM was chosen) decides nothing
+    from pyconv._engine.calibrate import pointwise_flags
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        pw = {(4, r): list(rng.uniform(0.5, 1.5, 4)) for r in (True, False)}
+        pw.update({(8, r): list(rng.uniform(0.5, 1.5, 3)) for r in (True, False)})
+        matmul = bool(rng.integers(2))
+        flags = pointwise_flags(pw, matmul)
+        for (isz, reduces), ts in pw.items():
+            suffix = ("" if reduces else "_expand") + ("_f8" if isz == 8 else "")
+            blas = ts[(1 if matmul else 2) if isz == 4 else 1]
+            if flags["pointwise_panel" + suffix]:
+                ran = ts[-1]
+            elif flags["pointwise_direct" + suffix]:
+                ran = ts[0]
+            else:
+                ran = blas
+            assert ran == min(ts[0], blas, ts[-1]), (isz, reduces, ts, matmul, flags)
+
+
 # --------------------------------------------------------------------------- signal cost model
 
 # The signal constants as calibrated on a 2-core Intel Xeon (AVX-512, 2026-12-02): the

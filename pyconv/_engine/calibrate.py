@@ -400,6 +400,31 @@ def _teams_unshrunk():
         monitor.enabled = adapt
 
 
+def pointwise_flags(pw, matmul):
+    """The 1x1 forward's flags from the calibration's times ``pw[itemsize, reduces]``: float32
+    (POINTWISE, MATMUL, GEMM, PANEL), float64 (POINTWISE, the BLAS path float32 chose,
+    PANEL).  Each layer kind takes the fastest of the algorithms its plan can reach -- the
+    packed panel, else the in-place kernel against the BLAS path chosen (``matmul``: MATMUL,
+    else GEMM tiles), else that path -- never one that lost to a path it cannot take (the
+    panel once lost by 1.5% to MATMUL, not reachable there beside GEMM, and the in-place
+    kernel ran the 8-sample layer c 1.44x slower than the panel would have: AMD EPYC).
+
+    >>> f = pointwise_flags({(4, True): [0.79, 0.76, 0.80, 0.77], (4, False): [1.0, 0.85, 0.77, 0.76],
+    ...                      (8, True): [1.9, 1.7, 1.5], (8, False): [1.8, 1.5, 1.4]}, matmul=False)
+    >>> f["pointwise_panel"], f["pointwise_direct"], f["pointwise_panel_expand"]
+    (True, True, True)
+    """
+    blas = 1 if matmul else 2
+    out = {}
+    for isz, suffix in ((4, ""), (8, "_f8")):
+        for reduces, name in ((True, "pointwise_direct"), (False, "pointwise_direct_expand")):
+            ts = pw[isz, reduces]
+            reachable = ts[blas if isz == 4 else 1]
+            out[name + suffix] = bool(ts[0] <= reachable)
+            out[name.replace("direct", "panel") + suffix] = bool(ts[-1] <= min(ts[0], reachable))
+    return out
+
+
 def _forced(alg, fn, **values):
     """``fn`` run with algorithm ``alg`` forced, and the Tuning ``values`` if any."""
     def run():
@@ -698,12 +723,7 @@ def measure():
                     algs = (A.POINTWISE, A.MATMUL if values["pointwise_matmul"] else A.GEMM, A.PANEL)
                 pw[np.dtype(dt).itemsize, cin > cout] = _best_of([one(a) for a in algs], reps=2)
         m["pointwise_s"] = {f"{8 * k[0]}bit_{'reduce' if k[1] else 'expand'}": v for k, v in pw.items()}
-        blas = 1 if values["pointwise_matmul"] else 2
-        for isz, suffix in ((4, ""), (8, "_f8")):
-            for reduces, name in ((True, "pointwise_direct"), (False, "pointwise_direct_expand")):
-                ts = pw[isz, reduces]
-                values[name + suffix] = bool(ts[0] <= ts[blas if isz == 4 else 1])
-                values[name.replace("direct", "panel") + suffix] = bool(ts[-1] <= min(ts[:-1]))
+        values.update(pointwise_flags(pw, values["pointwise_matmul"]))
 
         # the 1x1 weight gradient's BLAS products, per dtype: dW (C_out rows) or the
         # transpose of x dy^T (C_in rows), on a layer that reduces the channels, 256->64
