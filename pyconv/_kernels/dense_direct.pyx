@@ -131,19 +131,21 @@ cdef void build_planes(const real_t* xs, idx_t nch, idx_t D, idx_t H, idx_t W, r
     # unit column stride by masked vector moves (``pad_rows``; a scalar loop per 34-value
     # row took 9% of the conv3d layer h at 1 thread), with column stride 2 by permutes.
     cdef idx_t c, p, z, y, ya, yb, va, vb, sz, sx0, lo, hi, rr, n, plane = Dq * Hq * Wq
-    cdef idx_t vol = D * H * W, pf_lo = 0, pf_hi = 0
+    cdef idx_t vol = D * H * W, pf_lo = vol, pf_hi = 0
     cdef real_t* slab
     cdef const real_t* src
-    if nph == 1 and r1 > r0:
-        # the input span these rows read in a channel: the next channel's is prefetched
-        # while this one is copied (a unit's rows of each channel are a short burst a whole
-        # channel apart, which the hardware prefetchers do not follow)
+    # the input span these rows read in a channel (every phase's): the next channel's is
+    # prefetched while this one is copied (a unit's rows of each channel are a short burst
+    # a whole channel apart, which the hardware prefetchers do not follow)
+    for p in range(nph if r1 > r0 else 0):
         z = r0 // Hq
-        pf_lo = ((z * sd + ph[0] - pd) * H + (r0 - z * Hq) * sh + ph[1] - phh) * W
+        lo = ((z * sd + ph[3 * p] - pd) * H + (r0 - z * Hq) * sh + ph[3 * p + 1] - phh) * W
         z = (r1 - 1) // Hq
-        pf_hi = ((z * sd + ph[0] - pd) * H + (r1 - 1 - z * Hq) * sh + ph[1] - phh + 1) * W
-        pf_lo = 0 if pf_lo < 0 else (vol if pf_lo > vol else pf_lo)
-        pf_hi = pf_lo if pf_hi < pf_lo else (vol if pf_hi > vol else pf_hi)
+        hi = ((z * sd + ph[3 * p] - pd) * H + (r1 - 1 - z * Hq) * sh + ph[3 * p + 1] - phh + 1) * W
+        pf_lo = lo if lo < pf_lo else pf_lo
+        pf_hi = hi if hi > pf_hi else pf_hi
+    pf_lo = 0 if pf_lo < 0 else pf_lo
+    pf_hi = vol if pf_hi > vol else pf_hi
     for c in range(nch):
         if c + 1 < nch and pf_hi > pf_lo:
             pyconv_prefetch_rows(<const char*> (xs + (c + 1) * vol + pf_lo), 1, 0, (pf_hi - pf_lo) * sizeof(real_t))
