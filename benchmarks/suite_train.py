@@ -60,11 +60,14 @@ def _torch_model(torch, model):
 
 def _torch_epoch(torch, net, opt, x, y, order):
     loss_fn = torch.nn.functional.cross_entropy
-    for i in range(0, len(order), BATCH):
-        idx = torch.from_numpy(order[i:i + BATCH])
-        opt.zero_grad()
-        loss_fn(net(x[idx]), y[idx]).backward()
-        opt.step()
+    # (autograd on whatever an earlier suite of the same run set: the nn and grad suites
+    # turn it off process-wide)
+    with torch.enable_grad():
+        for i in range(0, len(order), BATCH):
+            idx = torch.from_numpy(order[i:i + BATCH])
+            opt.zero_grad()
+            loss_fn(net(x[idx]), y[idx]).backward()
+            opt.step()
 
 
 def _torch_accuracy(torch, net, x, y):
