@@ -1355,9 +1355,11 @@ def input_grad(p, go, w):
         # 1x1, stride 1, unpadded: dx[n] = W^T dy[n], one GEMM per sample (or span of its
         # positions) on the team, each on BLAS's one thread (nn_gemm's matrix products: why)
         gx = first_touch(np.empty((go.shape[0], cg, _prod(g.spatial)), dtype=dtype), p.threads)
+        wt = np.ascontiguousarray(w, dtype=dtype).reshape(1, cout, cg)      # W, used transposed
+        dy = np.ascontiguousarray(go, dtype=dtype).reshape(go.shape[0], cout, -1)
         with blas_single_thread():
-            _plan.run(p, kernel(nn_gemm.matmul_stack, dtype), np.ascontiguousarray(w, dtype=dtype).reshape(1, cout, cg),
-                      True, np.ascontiguousarray(go, dtype=dtype).reshape(go.shape[0], cout, -1), gx, _matmul_span(gx, p.threads), team_size(p.threads))
+            _plan.run(p, kernel(nn_gemm.matmul_stack, dtype), wt, True, dy, gx, _matmul_span(gx, p.threads),
+                      team_size(p.threads))
         return gx.reshape(g.x_shape)
     if alg == A.FLIP_CONV:
         s5, s4, flip = p.data
