@@ -141,7 +141,8 @@ def test_matmul_sandwich_zero_sizes_and_bad_shapes():
         f(np.ones((4, 3)), np.ones((2, 3, 2)), np.ones((3, 5)), np.empty((2, 4, 5)), 1, 2)
 
 
-@pytest.mark.parametrize("length,pieces,align", list(itertools.product([1, 63, 64, 200, 1000], [1, 2, 3, 7], [1, 16, 64])))
+@pytest.mark.parametrize("length,pieces,align",
+                         list(itertools.product([1, 63, 64, 200, 1000], [1, 2, 3, 7], [1, 16, 64])))
 def test_span_width_covers_the_range_in_at_most_the_pieces(length, pieces, align):
     w = span_width(length, pieces, align)
     assert w % align == 0 and w >= 1
