@@ -265,17 +265,21 @@ class _TaskStates:
         i = stat.rindex(b")")
         return stat[i + 2:i + 3]
 
+    def _own(self):
+        """The files are this process's (a child forked by C code ran no Python at-fork hook).
+        Called with the lock held."""
+        if self.pid != os.getpid():
+            self._adopt()
+
     def runnable_of(self, tids):
         """How many of the threads ``tids`` are running or waiting for a CPU (no listing)."""
         with self.lock:
-            if self.pid != os.getpid():
-                self._adopt()
+            self._own()
             return sum(self._state(t) == b"R" for t in tids)
 
     def runnable(self, skip=frozenset()):
         with self.lock:
-            if self.pid != os.getpid():     # (a child forked by C code: no Python at-fork hook ran)
-                self._adopt()
+            self._own()
             tids = {int(t) for t in os.listdir("/proc/self/task")}
             self.close([t for t in self.fds if t not in tids])
             return sum(self._state(t) == b"R" for t in tids if t not in skip)

@@ -627,10 +627,6 @@ def fold(const real_t[:, :, ::1] col, real_t[:, :, ::1] out, conv_geo_t geo, int
 # threads, 3.0 ms alone, took 5.0 ms right after a PyTorch call: the helper started its
 # first product 2 ms late, AMD EPYC).
 
-cdef inline idx_t span_lo(idx_t s, idx_t span) noexcept nogil:
-    return s * span
-
-
 def matmul_stack(const real_t[:, :, ::1] a, bint ta, const real_t[:, :, ::1] b, real_t[:, :, ::1] out,
                  idx_t span, int nthreads):
     """out[i][:, lo:hi] = op(a[i % len(a)]) @ b[i][:, lo:hi] for every matrix ``i`` of the
@@ -657,7 +653,7 @@ def matmul_stack(const real_t[:, :, ::1] a, bint ta, const real_t[:, :, ::1] b, 
     cdef char opa = c'T' if ta else c'N'
     for t in prange(n * nspan, nogil=True, schedule='static', chunksize=1, num_threads=nthreads):
         i = t // nspan
-        lo = span_lo(t - i * nspan, span)
+        lo = (t - i * nspan) * span
         gemm_rm(opa, c'N', <int>M, <int>(min(span, N - lo)), <int>K, one, &a[i % na, 0, 0], <int>lda,
                 &b[i, 0, lo], <int>N, zero, &out[i, 0, lo], <int>N)
 
@@ -681,12 +677,13 @@ def matmul_weight(const real_t[:, :, ::1] dy, const real_t[:, :, ::1] x, real_t[
     if span <= 0 or span > Cg:
         span = Cg
     cdef idx_t nspan = (Cg + span - 1) // span
-    work_np = np.empty((nspan if tall else 1, span * Cout), dtype=np.float32 if real_t is float else np.float64)
+    # (tall: each span's transposed sums before they are stored; otherwise unused)
+    work_np = np.empty((nspan, span * Cout) if tall else (1, 1), dtype=np.float32 if real_t is float else np.float64)
     cdef real_t[:, ::1] work = work_np
     cdef idx_t s, lo, w, j, r, c
     cdef real_t one = 1, beta
     for s in prange(nspan, nogil=True, schedule='static', chunksize=1, num_threads=nthreads):
-        lo = span_lo(s, span)
+        lo = s * span
         w = min(span, Cg - lo)
         for j in range(N):
             beta = 0 if j == 0 else 1
@@ -726,7 +723,7 @@ def matmul_sandwich(const real_t[:, ::1] left, const real_t[:, :, ::1] planes, c
     cdef idx_t s, q
     cdef real_t one = 1, zero = 0
     for s in prange(nspan, nogil=True, schedule='static', chunksize=1, num_threads=nthreads):
-        for q in range(span_lo(s, per), min(n, span_lo(s + 1, per))):
+        for q in range(s * per, min(n, (s + 1) * per)):
             gemm_rm(c'N', c'N', <int>Hf, <int>W, <int>Wf, one, &planes[q, 0, 0], <int>Wf, &right[0, 0], <int>W,
                     zero, &work[s, 0], <int>W)
             gemm_rm(c'N', c'N', <int>H, <int>W, <int>Hf, one, &left[0, 0], <int>Hf, &work[s, 0], <int>W,
