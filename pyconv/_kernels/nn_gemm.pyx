@@ -678,7 +678,8 @@ def matmul_weight(const real_t[:, :, ::1] dy, const real_t[:, :, ::1] x, real_t[
         span = Cg
     cdef idx_t nspan = (Cg + span - 1) // span
     # (tall: each span's transposed sums before they are stored; otherwise unused)
-    work_np = np.empty((nspan, span * Cout) if tall else (1, 1), dtype=np.float32 if real_t is float else np.float64)
+    cdef idx_t wrows = nspan if tall else 1, wcols = span * Cout if tall else 1
+    work_np = np.empty((wrows, wcols), dtype=np.float32 if real_t is float else np.float64)
     cdef real_t[:, ::1] work = work_np
     cdef idx_t s, lo, w, j, r, c
     cdef real_t one = 1, beta
