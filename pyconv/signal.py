@@ -28,7 +28,6 @@ that skips the taps falling outside the signal, so a NaN/Inf reaches exactly
 the outputs whose window holds it.  The FFT methods run on ``scipy.fft`` with
 pyconv's thread count.
 """
-import cmath
 import math
 import time
 
@@ -52,12 +51,25 @@ __all__ = ["convolve", "correlate", "convolve2d", "correlate2d", "fftconvolve", 
 
 # --------------------------------------------------------------------------- direct
 
-def _run_direct(p, x, w, cdt, out=None):
+def _finite(w):
+    """Whether every weight of ``w`` (float or complex, C-contiguous) is finite, by one sum of
+    squares of the real numbers in it (a NaN or Inf makes it non-finite, quietly: no term is
+    Inf - Inf or 0 * Inf; so does an overflow of finite weights, which then take the path
+    for non-finite ones, exact as well): 0.9 us for a 3x3 kernel where
+    ``np.isfinite(w).all()`` took 1.8."""
+    r = w.reshape(-1)
+    if r.dtype.kind == "c":
+        r = r.view(r.real.dtype)
+    return math.isfinite(r.dot(r))
+
+
+def _run_direct(p, x, w, cdt, out=None, finite=False):
     """Run the direct plan ``p`` on ``x`` and the effective weights ``w`` (their shapes are
     the plan's: the kernel checks the element counts against its geometry); ``out``: a
-    C-contiguous array of ``cdt`` to write (default: a new one)."""
+    C-contiguous array of ``cdt`` to write (default: a new one); ``finite``: the caller
+    found every weight finite."""
     w = np.ascontiguousarray(w, dtype=cdt)
-    if p.nonfinite is not None and not np.isfinite(w).all():
+    if p.nonfinite is not None and not finite and not _finite(w):
         p = p.nonfinite
     d = _plan.dry()
     team = team_size(p.threads) if d is None else 1
@@ -817,9 +829,8 @@ def _direct_2d(in1, in2, mode, boundary, fillvalue, correlate, name):
             p, cdt, result, swapped = hit
             a, b = (in2, in1) if swapped and not correlate else (in1, in2)
             w = np.ascontiguousarray(_conj(b) if correlate else b[::-1, ::-1], cdt)
-            r = w.reshape(-1)
-            if cmath.isfinite(r.dot(r)):          # NaN/Inf (or overflow): the full path below
-                out = _run_direct(p, a, w, cdt)
+            if _finite(w):          # NaN/Inf (or overflow): the full path below
+                out = _run_direct(p, a, w, cdt, finite=True)
                 if out.dtype != result:
                     out = _finish(out, result)
                 return np.ascontiguousarray(_conj(out)) if swapped and correlate else out

@@ -5,8 +5,10 @@ what only the kernel's design can get wrong: the skipped out-of-range taps (NaN/
 exactness), arbitrary shifts and dims, bitwise independence of the thread count,
 concurrent calls, exact integer arithmetic, and the strided/read-only inputs.
 """
+import dataclasses
 import itertools
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -577,6 +579,43 @@ def test_padded_rows_bitwise_the_border_redo(shapes, mode, dtype):
         assert got.tobytes() == want.tobytes()
         if np.dtype(dtype).kind == "f":      # (complex: inf * (1 + 0j) has a NaN part anyway)
             assert np.isfinite(got).any() and not np.isnan(got).any()
+
+
+def test_padded_copy_pays_its_fixed_cost_per_call():
+    # the copy's price per call (Tuning.direct_pad_call_ns) keeps small images on the border
+    # redo (a 10x10 * 3x3 'same' correlation took the copy, 1.6x slower than the redo),
+    # while large ones still take the copy when its price per element is low
+    sp = signal_plan
+    small = ((10, 10), (3, 3), (10, 10), (-1, -1))
+    large = ((256, 256), (9, 9), (256, 256), (-4, -4))
+    cheap = dataclasses.replace(tuning.DEFAULT, direct_pad_ns=0.2, direct_border_ns=1.6, direct_pad_call_ns=0.0)
+    dear = dataclasses.replace(cheap, direct_pad_call_ns=2500.0)
+    assert sp.row_padding(*small, "f8", cheap)[:2] == (1, 1)
+    assert sp.row_padding(*small, "f8", dear)[:2] == (0, 0)
+    assert sp.row_padding(*large, "f8", dear)[:2] == (4, 4)
+    # the modelled cost of the copy grows by exactly the fixed price
+    assert sp.row_padding(*large, "f8", dear)[2] == pytest.approx(sp.row_padding(*large, "f8", cheap)[2] + 2500.0)
+
+
+@pytest.mark.parametrize("fn", [ps.correlate2d, ps.convolve2d])
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+def test_non_finite_kernels_repeated_give_scipys_values_without_warnings(fn, dtype):
+    # the second call of a 2-D shape takes the cached fast path, which checks the weights
+    # by a sum of squares: an Inf in a complex weight must not raise an 'invalid value'
+    # warning there (0 * Inf in a complex square), and NaN/Inf weights give scipy's values
+    ss = scipy.signal
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((7, 9)).astype(dtype)
+    for bad in (np.inf, np.nan, -np.inf):
+        k = rng.standard_normal((3, 4)).astype(dtype)
+        k[1, 2] = bad
+        want = getattr(ss, fn.__name__)(x, k, mode="same")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            first = fn(x, k, mode="same")
+            second = fn(x, k, mode="same")
+        np.testing.assert_array_equal(first, second)
+        np.testing.assert_allclose(second, want, rtol=1e-12, atol=1e-12)
 
 
 def test_unaligned_operands():

@@ -57,6 +57,7 @@ def test_tune_measures_stores_and_installs(cache):
     assert 0 < v["direct_ns_1d_f4"] < 100 and 0 < v["direct_ns_1d_f8"] < 100
     assert 0 <= v["direct_border_ns"] < 1e4
     assert 0 < v["direct_pad_ns"] < 1e3
+    assert 0 <= v["direct_pad_call_ns"] < 1e6
     assert 0 < v["fft_1d_factor"] < 1e3 and 0 < v["fft_oa_factor"] < 1e3
     assert 0.0 <= v["direct_thread_gain"] <= 1.0 and 0.0 <= v["fft_thread_gain"] <= 1.0
     assert 0 < v["fft_single_factor"] < 1e3 and 0 < v["fft_1d_single_factor"] < 1e3
@@ -591,6 +592,11 @@ def test_calibrated_signal_constants_reproduce_the_timings_they_were_solved_from
             ck = "f4" if dt == "float32" else "f8"
             assert sp.direct_cost(shape, kshape, mode, ck, 1) == pytest.approx(t, rel=0.05)
     assert values["direct_pad_ns"] > 0
+    # the copy's fixed price: what a tiny copy (and the kernel's check) took beyond its
+    # price per element
+    assert values["direct_pad_call_ns"] == pytest.approx(
+        max(0.0, m["pad_call_s"] * 1e9 - 144 * values["direct_pad_ns"]))
+    assert 0.0 < m["pad_call_s"] < 1e-3
 
 
 def test_crossover_and_ceiling_rules():

@@ -45,14 +45,14 @@ MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_min_posi
             "weight_matmul_tall", "weight_matmul_tall_f8", "input_matmul", "input_matmul_expand",
             "input_matmul_f8", "input_matmul_expand_f8", "dense_wblock_bytes",
             "direct_ns_f4", "direct_ns_f8", "direct_ns_1d_f4", "direct_ns_1d_f8", "direct_tap_ns",
-            "direct_border_ns", "direct_merged_factor", "direct_pad_ns", "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor",
+            "direct_border_ns", "direct_merged_factor", "direct_pad_ns", "direct_pad_call_ns", "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor",
             "fft_single_factor", "fft_1d_single_factor", "fft_3d_factor", "fft_workers_min_points", "direct_thread_gain",
             "fft_thread_gain", "first_touch_serial")
 
 #: the fields of pyconv.signal's cost model, in the order they are measured (each solve
 #: holds the ones measured before it)
 SIGNAL_FIELDS = ("direct_ns_f4", "direct_ns_f8", "direct_ns_1d_f4", "direct_ns_1d_f8", "direct_tap_ns",
-                 "direct_border_ns", "direct_merged_factor", "direct_pad_ns",
+                 "direct_border_ns", "direct_merged_factor", "direct_pad_ns", "direct_pad_call_ns",
                  "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor", "fft_single_factor",
                  "fft_1d_single_factor", "fft_3d_factor")
 
@@ -1008,6 +1008,18 @@ def _measure_signal(rng, values, m, gains=None):
     tpad = min(_cpu_once(lambda: signal._padded_rows(vol, 2, 3, 3, np.float32)) for _ in range(2))
     m["pad_128x128x70_s"] = tpad
     values["direct_pad_ns"] = tpad / (128 * 128 * 70) * 1e9
+    # its fixed cost: the copy of an 8x8 image and the check of a 3x3 kernel, 200 calls at
+    # a time, the least of 5 batches, less the per-element price of the copy (8 x 10 in,
+    # 8 x 8 out)
+    tiny, k3 = _data(rng, (8, 8)), _data(rng, (3, 3))
+
+    def calls():
+        for _ in range(200):
+            signal._padded_rows(tiny, 1, 1, 1, np.float64)
+            signal._finite(k3)
+    tcall = min(_cpu_once(calls) for _ in range(5)) / 200
+    m["pad_call_s"] = tcall
+    values["direct_pad_call_ns"] = max(0.0, tcall * 1e9 - (8 * 10 + 8 * 8) * values["direct_pad_ns"])
     for (shape, kshape, mode, dt, field, floor), t in zip(cases, timed):
         m[f"direct_{np.dtype(dt).name}_{'x'.join(map(str, shape))}_{mode}_s"] = t
     # The solves price the plans the timings ran: the defaults' (direct_pad_ns never pads),
@@ -1022,6 +1034,7 @@ def _measure_signal(rng, values, m, gains=None):
             fixed[field] = values[field] = _linear(
                 t, lambda: _sp.direct_cost(shape, kshape, mode, ck, 1), fixed, field, floor)
     fixed["direct_pad_ns"] = values["direct_pad_ns"]
+    fixed["direct_pad_call_ns"] = values["direct_pad_call_ns"]
 
     # FFT: ns per point x log2 in the small and large regimes (2-D, float64); the model
     # is linear in (ns_small, ns_large): solve the two timings for them

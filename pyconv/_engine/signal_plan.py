@@ -160,7 +160,7 @@ def row_padding(x_shape, w_shape, out_shape, shift, ckind, tu=None):
     # copy, 4-7% slower)
     lanes = max(1, _direct.VBYTES // _DIRECT_ITEMSIZE[ckind])
     vec = lambda n: -(-n // lanes)      # noqa: E731
-    pad = ((math.prod(x_shape) // la * lap + math.prod(out_shape)) * tu.direct_pad_ns
+    pad = (tu.direct_pad_call_ns + (math.prod(x_shape) // la * lap + math.prod(out_shape)) * tu.direct_pad_ns
            + macs * direct_ns(ckind, tu) * tu.direct_merged_factor * (vec(lap) - vec(la)) / vec(ol))
     return (lp, rp, pad) if pad < redo else (0, 0, redo)
 

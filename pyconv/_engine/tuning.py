@@ -287,6 +287,11 @@ class Tuning:
     # less than the redo (128^3 * 7^3 'same' float32, 1 thread: 110 -> 65 ms; 256^3 * 3^3
     # 66 -> 102 ms had it been taken).  The default never pads: the model as it was.
     direct_pad_ns: float = 1e9
+    # ...and ns per call of that copy, whatever its size: the call into the copy kernel, a
+    # new array, the check of the weights for a plan that has a non-finite twin.  Priced
+    # per element alone, a 10x10 * 3x3 'same' correlation took the copy and ran in 7.7 us
+    # where the redo runs in 4.9 (scipy 3.5; AMD EPYC, 1 thread).  Calibrated.
+    direct_pad_call_ns: float = 0.0
     # FFT costs of 1-D transforms, as multiples of the N-d ns per point x log2 above: one
     # full transform of a long signal runs on one thread with poorer locality (x2.1 on the
     # Xeon at 1e5 points), and overlap-add pays for its padding, block copies and adds.
