@@ -77,6 +77,8 @@ def main(argv=None):
     ap.add_argument("--dtypes", default="float32")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--reps", type=int, default=21)
+    ap.add_argument("--reordered", action="store_true",
+                    help="the change reorders sums: accept results within rounding instead of the same bits")
     a = ap.parse_args(argv)
     run.fix_malloc()
     import pyconv
@@ -108,7 +110,13 @@ def main(argv=None):
                         use(after)
                         ya = f()
                         if not np.array_equal(yb, ya):
-                            raise SystemExit(f"{layer} {op} {dt}: the two builds give different bits")
+                            # a change of the summation order changes the last bits: allowed
+                            # with --reordered, within the dtype's rounding of the sums
+                            err = float(np.max(np.abs(yb - ya)) / max(1e-30, float(np.max(np.abs(yb)))))
+                            if not a.reordered or err > (1e-5 if dt == "float32" else 1e-13):
+                                raise SystemExit(f"{layer} {op} {dt}: the two builds give different bits "
+                                                 f"(max error {err:.2e} of the largest value)")
+                            print(f"  {layer} {op} {dt}: reordered sums, max error {err:.2e} of the largest value")
                         ts = {"before": [], "after": [], "torch": []}
                         pair = (("before", before), ("after", after))
                         for r in range(a.reps):
