@@ -12,7 +12,7 @@ from pyconv._engine import plan as _plan
 from pyconv._engine import tuning
 from pyconv._kernels import dense_direct
 
-from reference import assert_close, conv_nd, random_conv_geometry
+from reference import assert_close, conv_nd, conv_transpose_nd, random_conv_geometry
 
 F32, F64 = np.float32, np.float64
 LANES = dense_direct.OC_LANES["float32"]
@@ -168,3 +168,48 @@ def test_limits_and_narrow_groups_keep_the_other_kernels():
     with tuning.override(dense_oc_f8=False):
         assert pyconv.explain(nn.conv2d, x.astype(F64), w.astype(F64), padding=1).algorithm != "dense_oc"
         assert pyconv.explain(nn.conv2d, x, w, padding=1).algorithm == "dense_oc"
+
+
+@pytest.mark.parametrize("alg, kind, xs, ws, kw", [
+    ("dense_oc", "conv", (3, 6, 9, 11), (40, 6, 3, 3), dict(padding=1)),
+    ("dense_oc", "conv", (1, 4, 3, 5), (20, 4, 3, 3), dict(padding=1, stride=2)),
+    ("dense", "conv", (2, 5, 7, 6, 9), (12, 5, 3, 3, 3), dict(padding=1)),
+    ("dense", "conv", (1, 3, 2, 3), (8, 3, 2, 2), dict()),
+    ("phases_oc", "transpose", (2, 8, 7, 6), (8, 36, 4, 4), dict(stride=2, padding=1)),
+])
+def test_units_split_in_parts_cover_every_output_once_whatever_the_team(monkeypatch, alg, kind, xs, ws, kw):
+    # dense_conv, dense_oc and phases_oc hand their units out in contiguous parts, one per
+    # thread, each thread helping with what is left of the others at the end
+    # (_common.next_unit): with every fresh NumPy buffer poisoned with NaN, teams of 1 to
+    # 5 threads (more than some layers' units) give the float64 definition, in the same bits
+    rng = np.random.default_rng(len(xs) * 100 + ws[0])
+    x = rng.standard_normal(xs).astype(F32)
+    w = rng.standard_normal(ws).astype(F32)
+    if kind == "transpose":
+        fn = getattr(nn, f"conv_transpose{len(xs) - 2}d")
+        want = conv_transpose_nd(x, w, **kw)
+        n_reduce = ws[0] * int(np.prod(ws[2:]))
+    else:
+        fn = getattr(nn, f"conv{len(xs) - 2}d")
+        want = conv_nd(x, w, **kw)
+        n_reduce = int(np.prod(ws[1:]))
+    real_empty = np.empty
+
+    def poisoned(shape, dtype=float, *args, **kwargs):
+        a = real_empty(shape, dtype, *args, **kwargs)
+        if np.issubdtype(a.dtype, np.floating):
+            a.fill(np.nan)
+        return a
+    results = []
+    for team in (1, 2, 3, 5):
+        with pyconv.threads(team), _plan.force(alg):
+            assert pyconv.explain(fn, x, w, **kw).algorithm == alg
+            monkeypatch.setattr(np, "empty", poisoned)
+            try:
+                results.append(fn(x, w, **kw))
+            finally:
+                monkeypatch.setattr(np, "empty", real_empty)
+    for got in results:
+        assert np.isfinite(got).all()
+        assert_close(got, want.astype(F32), n_reduce=n_reduce)
+        np.testing.assert_array_equal(got, results[0])

@@ -37,6 +37,7 @@ cdef extern from "pyconv_omp.h":
     void omp_set_num_threads(int n) noexcept nogil
     int omp_get_thread_num() noexcept nogil
     int omp_get_num_threads() noexcept nogil
+    Py_ssize_t pyconv_take(Py_ssize_t* counter) noexcept nogil
 
 
 cdef inline void valid_range(Py_ssize_t start, Py_ssize_t step, Py_ssize_t n, Py_ssize_t size,
@@ -67,6 +68,24 @@ cdef inline Py_ssize_t part_lo(Py_ssize_t n, Py_ssize_t parts, Py_ssize_t p) noe
     # result's bits -- do not depend on how many threads run the parts.
     cdef Py_ssize_t q = n // parts, r = n % parts
     return p * q + (p if p < r else r)
+
+
+cdef inline Py_ssize_t next_unit(Py_ssize_t* fronts, Py_ssize_t n, Py_ssize_t parts, Py_ssize_t own,
+                                 Py_ssize_t* k) noexcept nogil:
+    # The next unit of [0, n) for the thread that owns part ``own`` of its ``parts``
+    # contiguous parts (part_lo): the units of its own part in order, then, once that is
+    # drained, those still left in the others (``k``: the thread's count of drained parts,
+    # from 0).  ``fronts[p]``: part p's next unit, shared by the team (from part_lo(n,
+    # parts, p)).  -1 when none is left.  A thread's units stay next to each other (what it
+    # builds for one serves the next), while a thread the host slows is helped at the end.
+    cdef Py_ssize_t p, u
+    while k[0] < parts:
+        p = (own + k[0]) % parts
+        u = pyconv_take(&fronts[p])
+        if u < part_lo(n, parts, p + 1):
+            return u
+        k[0] = k[0] + 1
+    return -1
 
 
 cdef inline void copy_row(real_t* dst, const real_t* src, idx_t n) noexcept nogil:

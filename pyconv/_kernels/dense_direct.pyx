@@ -9,8 +9,8 @@ from libc.string cimport memcpy, memset
 
 import numpy as np
 
-from pyconv._kernels._common cimport (conv_geo_t, copy_row, idx_t, real_t, omp_get_thread_num, pad_rows,
-                                      pad_rows_at, part_lo, strided_row, valid_range)
+from pyconv._kernels._common cimport (conv_geo_t, copy_row, idx_t, real_t, next_unit, omp_get_thread_num,
+                                      pad_rows, pad_rows_at, part_lo, strided_row, valid_range)
 
 
 cdef extern from "dense_kernels.h":
@@ -257,7 +257,7 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, :
     cdef idx_t Sp = plane_stride(S, sizeof(real_t))
     cdef idx_t nob = (Og + obw - 1) // obw
     cdef idx_t QB = 128 // sizeof(real_t)
-    cdef idx_t u, k, r, ng, n, gi, ti, q0, q1, ob, q, qq, o, oo, md, rem, mh, mw, jhi, jlo, j, tid, ldc
+    cdef idx_t u, own, drained, k, r, ng, n, gi, ti, q0, q1, ob, q, qq, o, oo, md, rem, mh, mw, jhi, jlo, j, tid, ldc
     cdef idx_t L, ntaps, wst, tw, T, U, t0, t1, ldp, ps, cs, c
     cdef real_t* C
     cdef real_t* P
@@ -314,133 +314,142 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, :
     for k in range(offs.shape[0]):
         if offs[k] % (Dq * Hq * Wq) > maxin:
             maxin = offs[k] % (Dq * Hq * Wq)
-    # units taken one at a time as threads come free (dynamic): a static split leaves the
-    # call waiting on whichever core the host slows (2-core Xeon VM, 2 threads, the two
-    # schedules alternated in one process: the conv3d layer h 8.2 -> 6.0 ms)
-    for u in prange(U, nogil=True, schedule='dynamic', num_threads=nthreads):
+    # units in contiguous parts, one per thread, each thread taking its own part's units in
+    # order and then helping with what is left of the others (next_unit).  Taken one at a
+    # time by whichever thread came free (dynamic), the threads alternated through a sample
+    # and each built nearly all of its planes (conv3d layer h at 2 threads: 1.04x faster
+    # this way, AMD EPYC); a static split alone leaves the call waiting on whichever core
+    # the host slows (2-core Xeon VM, 2 threads: h 8.2 ms static, 6.0 dynamic)
+    fronts_np = np.array([part_lo(U, nthreads, s) for s in range(nthreads)], dtype=np.intp)
+    cdef idx_t[::1] fronts = fronts_np
+    for own in prange(nthreads, nogil=True, schedule='static', num_threads=nthreads):
         tid = omp_get_thread_num()
-        ng = u // T
-        k = u % T
-        n = ng // groups
-        gi = ng % groups
-        P = &planes[tid, 0]
-        r = 0
-        while tstart[r + 1] <= k:
-            r = r + 1
-        ti = k - tstart[r]
-        ntaps = sub[r, 0]
-        # (pointer arithmetic: a sub-problem without taps may start one past the end)
-        of = offs0 + sub[r, 1] if ntaps > 0 else offs0
-        wst = sub[r, 2]
-        L = ((sub[r, 3] - 1) * Hq + sub[r, 4] - 1) * Wq + sub[r, 5]
-        t0 = ti * tile
-        t1 = t0 + tile
-        if t1 > L:
-            t1 = L
-        if not direct_x:
-            if last[tid] != ng:
-                rlo[tid] = 0
-                rhi[tid] = 0
-                last[tid] = ng
-            # the tile reads frame positions from min(t0, L - QB) (shifted last block)
-            # to below t1 + QB, each plus at most maxin within its phase plane
-            ps = L - QB
-            if ps > t0:
-                ps = t0
-            ensure_rows(&x[n, gi * Cg, 0, 0, 0], Cg, D, H, W, P, Sp, &in_phases[0, 0], nph, Dq, Hq, Wq,
-                        sd, sh, sw, pd, phh, pw, &rlo[tid], &rhi[tid], ps // Wq, (t1 + QB + maxin) // Wq + 1)
-        C = &work[tid, 0] + QB
-        q0 = t0
-        while q0 < t1:
-            q1 = q0 + chunk
-            if q1 > t1:
-                q1 = t1
-            Pc = P
-            cs = Sp
-            if direct_x:
-                # copy the chunk's rows (from ps: the shifted last block may start
-                # before q0), prefetching the next chunk's
+        drained = 0
+        u = next_unit(&fronts[0], U, nthreads, own, &drained)
+        while u >= 0:
+            ng = u // T
+            k = u % T
+            n = ng // groups
+            gi = ng % groups
+            P = &planes[tid, 0]
+            r = 0
+            while tstart[r + 1] <= k:
+                r = r + 1
+            ti = k - tstart[r]
+            ntaps = sub[r, 0]
+            # (pointer arithmetic: a sub-problem without taps may start one past the end)
+            of = offs0 + sub[r, 1] if ntaps > 0 else offs0
+            wst = sub[r, 2]
+            L = ((sub[r, 3] - 1) * Hq + sub[r, 4] - 1) * Wq + sub[r, 5]
+            t0 = ti * tile
+            t1 = t0 + tile
+            if t1 > L:
+                t1 = L
+            if not direct_x:
+                if last[tid] != ng:
+                    rlo[tid] = 0
+                    rhi[tid] = 0
+                    last[tid] = ng
+                # the tile reads frame positions from min(t0, L - QB) (shifted last block)
+                # to below t1 + QB, each plus at most maxin within its phase plane
                 ps = L - QB
-                if ps > q0:
-                    ps = q0
-                if ps < 0:
-                    ps = 0
-                xs = &x[n, gi * Cg, 0, 0, 0]
-                for c in range(Cg):
-                    copy_row(P + c * ldp, xs + c * S + ps, q1 - ps)
-                if q1 < L:
-                    jhi = L - q1
-                    if jhi > chunk:
-                        jhi = chunk
-                    pyconv_prefetch_rows(<const char*> (xs + q1), Cg, S * sizeof(real_t), jhi * sizeof(real_t))
-                Pc = P - ps
-                cs = ldp
-            for ob in range(nob):
-                wb = wflat0 + (wst + (gi * nob + ob) * Cg * ntaps * obw)
-                c0 = 0
-                while c0 < Cg:
-                    nc = Cg - c0
-                    if nc > cblock:
-                        nc = cblock
-                    acc = c0 > 0
-                    wbc = wb + c0 * ntaps * obw
-                    Pcc = Pc + c0 * cs
+                if ps > t0:
+                    ps = t0
+                ensure_rows(&x[n, gi * Cg, 0, 0, 0], Cg, D, H, W, P, Sp, &in_phases[0, 0], nph, Dq, Hq, Wq,
+                            sd, sh, sw, pd, phh, pw, &rlo[tid], &rhi[tid], ps // Wq, (t1 + QB + maxin) // Wq + 1)
+            C = &work[tid, 0] + QB
+            q0 = t0
+            while q0 < t1:
+                q1 = q0 + chunk
+                if q1 > t1:
+                    q1 = t1
+                Pc = P
+                cs = Sp
+                if direct_x:
+                    # copy the chunk's rows (from ps: the shifted last block may start
+                    # before q0), prefetching the next chunk's
+                    ps = L - QB
+                    if ps > q0:
+                        ps = q0
+                    if ps < 0:
+                        ps = 0
+                    xs = &x[n, gi * Cg, 0, 0, 0]
+                    for c in range(Cg):
+                        copy_row(P + c * ldp, xs + c * S + ps, q1 - ps)
+                    if q1 < L:
+                        jhi = L - q1
+                        if jhi > chunk:
+                            jhi = chunk
+                        pyconv_prefetch_rows(<const char*> (xs + q1), Cg, S * sizeof(real_t), jhi * sizeof(real_t))
+                    Pc = P - ps
+                    cs = ldp
+                for ob in range(nob):
+                    wb = wflat0 + (wst + (gi * nob + ob) * Cg * ntaps * obw)
+                    c0 = 0
+                    while c0 < Cg:
+                        nc = Cg - c0
+                        if nc > cblock:
+                            nc = cblock
+                        acc = c0 > 0
+                        wbc = wb + c0 * ntaps * obw
+                        Pcc = Pc + c0 * cs
+                        q = q0
+                        while q < q1:
+                            qq = q
+                            if q + QB > L:
+                                # the last block: shift it back to end at L (recomputing a few
+                                # positions) so every read stays inside the planes
+                                qq = L - QB
+                            if qq < 0:
+                                if real_t is float:
+                                    pyconv_mk_tail_f(Pcc + q, cs, of, ntaps, nc, wbc, C + (q - q0), ldc, L - q, acc, obw)
+                                else:
+                                    pyconv_mk_tail_d(Pcc + q, cs, of, ntaps, nc, wbc, C + (q - q0), ldc, L - q, acc, obw)
+                            elif acc and qq < q:
+                                # continuing sums: the recomputed positions [qq, q) already hold
+                                # this block's channels; run in a scratch copy, keep [q, L)
+                                Sx = &work[tid, 0] + PYCONV_OBW * ldc
+                                for oo in range(obw):
+                                    memcpy(Sx + oo * QB, C + oo * ldc + (qq - q0), QB * sizeof(real_t))
+                                mk_call(obw, Pcc + qq, cs, of, ntaps, nc, wbc, Sx, QB, 1)
+                                for oo in range(obw):
+                                    memcpy(C + oo * ldc + (q - q0), Sx + oo * QB + (q - qq), (L - q) * sizeof(real_t))
+                            else:
+                                mk_call(obw, Pcc + qq, cs, of, ntaps, nc, wbc, C + (qq - q0), ldc, acc)
+                            q = q + QB
+                        c0 = c0 + nc
+                    # the valid positions of the 8 rows go out (strided for output phases), plus
+                    # bias; frame rows decoded once for the 8 rows (divisions are costly)
+                    tw = sub[r, 11]
                     q = q0
                     while q < q1:
-                        qq = q
-                        if q + QB > L:
-                            # the last block: shift it back to end at L (recomputing a few
-                            # positions) so every read stays inside the planes
-                            qq = L - QB
-                        if qq < 0:
-                            if real_t is float:
-                                pyconv_mk_tail_f(Pcc + q, cs, of, ntaps, nc, wbc, C + (q - q0), ldc, L - q, acc, obw)
-                            else:
-                                pyconv_mk_tail_d(Pcc + q, cs, of, ntaps, nc, wbc, C + (q - q0), ldc, L - q, acc, obw)
-                        elif acc and qq < q:
-                            # continuing sums: the recomputed positions [qq, q) already hold
-                            # this block's channels; run in a scratch copy, keep [q, L)
-                            Sx = &work[tid, 0] + PYCONV_OBW * ldc
+                        md = q // (Hq * Wq)
+                        rem = q - md * Hq * Wq
+                        mh = rem // Wq
+                        mw = rem - mh * Wq
+                        jhi = Wq - mw
+                        if jhi > q1 - q:
+                            jhi = q1 - q
+                        if mh < sub[r, 4] and mw < sub[r, 5]:
+                            jlo = sub[r, 5] - mw
+                            if jlo > jhi:
+                                jlo = jhi
                             for oo in range(obw):
-                                memcpy(Sx + oo * QB, C + oo * ldc + (qq - q0), QB * sizeof(real_t))
-                            mk_call(obw, Pcc + qq, cs, of, ntaps, nc, wbc, Sx, QB, 1)
-                            for oo in range(obw):
-                                memcpy(C + oo * ldc + (q - q0), Sx + oo * QB + (q - qq), (L - q) * sizeof(real_t))
-                        else:
-                            mk_call(obw, Pcc + qq, cs, of, ntaps, nc, wbc, C + (qq - q0), ldc, acc)
-                        q = q + QB
-                    c0 = c0 + nc
-                # the valid positions of the 8 rows go out (strided for output phases), plus
-                # bias; frame rows decoded once for the 8 rows (divisions are costly)
-                tw = sub[r, 11]
-                q = q0
-                while q < q1:
-                    md = q // (Hq * Wq)
-                    rem = q - md * Hq * Wq
-                    mh = rem // Wq
-                    mw = rem - mh * Wq
-                    jhi = Wq - mw
-                    if jhi > q1 - q:
-                        jhi = q1 - q
-                    if mh < sub[r, 4] and mw < sub[r, 5]:
-                        jlo = sub[r, 5] - mw
-                        if jlo > jhi:
-                            jlo = jhi
-                        for oo in range(obw):
-                            o = ob * obw + oo
-                            if o >= Og:
-                                break
-                            bv = bias[gi * Og + o] if has_bias else 0
-                            dst = &out[n, gi * Og + o, md * sub[r, 9] + sub[r, 6], mh * sub[r, 10] + sub[r, 7],
-                                       mw * tw + sub[r, 8]]
-                            if tw == 1:
-                                for j in range(jlo):
-                                    dst[j] = C[oo * ldc + (q - q0) + j] + bv
-                            else:
-                                for j in range(jlo):
-                                    dst[j * tw] = C[oo * ldc + (q - q0) + j] + bv
-                    q = q + jhi
-            q0 = q1
+                                o = ob * obw + oo
+                                if o >= Og:
+                                    break
+                                bv = bias[gi * Og + o] if has_bias else 0
+                                dst = &out[n, gi * Og + o, md * sub[r, 9] + sub[r, 6], mh * sub[r, 10] + sub[r, 7],
+                                           mw * tw + sub[r, 8]]
+                                if tw == 1:
+                                    for j in range(jlo):
+                                        dst[j] = C[oo * ldc + (q - q0) + j] + bv
+                                else:
+                                    for j in range(jlo):
+                                        dst[j * tw] = C[oo * ldc + (q - q0) + j] + bv
+                        q = q + jhi
+                q0 = q1
+            u = next_unit(&fronts[0], U, nthreads, own, &drained)
 
 
 cdef inline void wk_call(int nv, const real_t** ap, idx_t r0, idx_t nr, idx_t OH, idx_t Hq, idx_t Wq, idx_t j0,
@@ -748,7 +757,7 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
     obuf_np = aligned_rows(nthreads, rows * cols * B, dt)
     cdef real_t[:, ::1] xbuf = xbuf_np
     cdef real_t[:, ::1] obuf = obuf_np
-    cdef idx_t u, tid, n, gi, od, r0, nr, q0, nq, rin, c, z, r, iz, iy, ix0, k
+    cdef idx_t u, own, drained, tid, n, gi, od, r0, nr, q0, nq, rin, c, z, r, iz, iy, ix0, k
     cdef idx_t ob, c0, nc, oe, step, nsteps, cps
     cdef idx_t ncblk = (Cg + cblock - 1) // cblock
     cdef oc_unit_t cur, nxt
@@ -758,77 +767,79 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
     cdef real_t* pfo      # where a row's sums will be stored (prefetched), or NULL
     cdef const real_t* wb
     cdef const real_t* bp
-    # units taken one at a time as threads come free (dynamic): a static split leaves the
-    # call waiting on whichever core the host slows (2-core Xeon VM, 2 threads, the two
-    # schedules alternated in one process: layers a 7.6 -> 7.0 ms, b 5.0 -> 4.4, f 9.1 ->
-    # 8.2, i 12.0 -> 10.2, j 5.6 -> 4.8; more in noisy spells)
-    for u in prange(U, nogil=True, schedule='dynamic', num_threads=nthreads):
+    # units in contiguous parts, one per thread, then what is left of the others
+    # (next_unit; see dense_conv): the next unit a thread prefetches is then, but at
+    # a part's end, the one it runs next
+    fronts_np = np.array([part_lo(U, nthreads, p) for p in range(nthreads)], dtype=np.intp)
+    cdef idx_t[::1] fronts = fronts_np
+    for own in prange(nthreads, nogil=True, schedule='static', num_threads=nthreads):
         tid = omp_get_thread_num()
-        xb = &xbuf[tid, 0]
-        ob_ = &obuf[tid, 0]
-        cur = oc_unit(u, groups, OD, OH, OW, rows, cols)
-        n, gi, od, r0, nr, q0, nq = cur.n, cur.gi, cur.od, cur.r0, cur.nr, cur.q0, cur.nq
-        # the zero-padded input rows of the unit: per channel and depth tap, rin rows
-        # of the columns its positions read
-        rin = (nr - 1) * sh + (kh - 1) * dh + 1
-        ix0 = q0 * sw - pw
-        for c in range(Cg):
-            for z in range(kd):
-                iz = od * sd - pd + z * dd
-                dst = xb + c * cs + z * slab
-                if iz < 0 or iz >= D:
-                    memset(dst, 0, rin * Wp * sizeof(real_t))
-                    continue
-                pad_rows_at(dst, Wp, &x[n, gi * Cg + c, iz, 0, 0], H, W, r0 * sh - phh, rin, ix0, Wp)
-        # the next unit's input rows, a share of its channels per pass below: one unit's
-        # rows are short runs in as many channels, more streams than the hardware
-        # prefetchers follow, and its copy above would otherwise wait on each of them (under
-        # the dynamic schedule u + 1 may go to the other thread: prefetching u + 2 instead
-        # measured the same at 2 threads)
-        nxt = oc_unit(u + 1, groups, OD, OH, OW, rows, cols)
-        nsteps = nob * ncblk
-        cps = (Cg + nsteps - 1) // nsteps
-        step = 0
-        for ob in range(nob):
-            wb = &wpk[0] + ((gi * nob + ob) * Cg * kvol) * B
-            oe = Og - ob * B
-            if oe > B:
-                oe = B
-            c0 = 0
-            while c0 < Cg:
-                nc = Cg - c0
-                if nc > cblock:
-                    nc = cblock
-                if u + 1 < U and D * H * W > 0:
-                    prefetch_unit_rows(&x[nxt.n, nxt.gi * Cg, 0, 0, 0], step * cps, min(Cg, (step + 1) * cps),
-                                       D * H * W, kd, nxt.od * sd - pd, dd, D, H, W, nxt.r0 * sh - phh,
-                                       (nxt.nr - 1) * sh + (kh - 1) * dh + 1, nxt.q0 * sw - pw, Wp)
-                step = step + 1
-                # the last pass of tiles fetches the lines the transposition below stores
-                for r in range(nr):
-                    pfo = &out[n, gi * Og + ob * B, od, r0 + r, q0] if c0 + nc >= Cg else NULL
+        drained = 0
+        u = next_unit(&fronts[0], U, nthreads, own, &drained)
+        while u >= 0:
+            xb = &xbuf[tid, 0]
+            ob_ = &obuf[tid, 0]
+            cur = oc_unit(u, groups, OD, OH, OW, rows, cols)
+            n, gi, od, r0, nr, q0, nq = cur.n, cur.gi, cur.od, cur.r0, cur.nr, cur.q0, cur.nq
+            # the zero-padded input rows of the unit: per channel and depth tap, rin rows
+            # of the columns its positions read
+            rin = (nr - 1) * sh + (kh - 1) * dh + 1
+            ix0 = q0 * sw - pw
+            for c in range(Cg):
+                for z in range(kd):
+                    iz = od * sd - pd + z * dd
+                    dst = xb + c * cs + z * slab
+                    if iz < 0 or iz >= D:
+                        memset(dst, 0, rin * Wp * sizeof(real_t))
+                        continue
+                    pad_rows_at(dst, Wp, &x[n, gi * Cg + c, iz, 0, 0], H, W, r0 * sh - phh, rin, ix0, Wp)
+            # the next unit's input rows, a share of its channels per pass below: one unit's
+            # rows are short runs in as many channels, more streams than the hardware
+            # prefetchers follow, and its copy above would otherwise wait on each of them (u + 1
+            # is this thread's next unit but at the end of its part)
+            nxt = oc_unit(u + 1, groups, OD, OH, OW, rows, cols)
+            nsteps = nob * ncblk
+            cps = (Cg + nsteps - 1) // nsteps
+            step = 0
+            for ob in range(nob):
+                wb = &wpk[0] + ((gi * nob + ob) * Cg * kvol) * B
+                oe = Og - ob * B
+                if oe > B:
+                    oe = B
+                c0 = 0
+                while c0 < Cg:
+                    nc = Cg - c0
+                    if nc > cblock:
+                        nc = cblock
+                    if u + 1 < U and D * H * W > 0:
+                        prefetch_unit_rows(&x[nxt.n, nxt.gi * Cg, 0, 0, 0], step * cps, min(Cg, (step + 1) * cps),
+                                           D * H * W, kd, nxt.od * sd - pd, dd, D, H, W, nxt.r0 * sh - phh,
+                                           (nxt.nr - 1) * sh + (kh - 1) * dh + 1, nxt.q0 * sw - pw, Wp)
+                    step = step + 1
+                    # the last pass of tiles fetches the lines the transposition below stores
+                    for r in range(nr):
+                        pfo = &out[n, gi * Og + ob * B, od, r0 + r, q0] if c0 + nc >= Cg else NULL
+                        if real_t is float:
+                            pyconv_oc_row_f(xb + c0 * cs + r * sh * Wp, cs, sw, &toffs[0], kvol, nc, wb + c0 * kvol * B,
+                                            ob_ + r * nq * B, nq, v2, c0 > 0, pfo, ohw, oe)
+                        else:
+                            pyconv_oc_row_d(xb + c0 * cs + r * sh * Wp, cs, sw, &toffs[0], kvol, nc, wb + c0 * kvol * B,
+                                            ob_ + r * nq * B, nq, v2, c0 > 0, pfo, ohw, oe)
+                    c0 = c0 + nc
+                bp = &bias[gi * Og + ob * B] if has_bias else NULL
+                # positions of a unit are contiguous in the output when it covers whole rows
+                if nq == OW:
                     if real_t is float:
-                        pyconv_oc_row_f(xb + c0 * cs + r * sh * Wp, cs, sw, &toffs[0], kvol, nc, wb + c0 * kvol * B,
-                                        ob_ + r * nq * B, nq, v2, c0 > 0, pfo, ohw, oe)
+                        pyconv_oc_out_f(ob_, B, nr * nq, oe, &out[n, gi * Og + ob * B, od, r0, 0], ohw, bp)
                     else:
-                        pyconv_oc_row_d(xb + c0 * cs + r * sh * Wp, cs, sw, &toffs[0], kvol, nc, wb + c0 * kvol * B,
-                                        ob_ + r * nq * B, nq, v2, c0 > 0, pfo, ohw, oe)
-                c0 = c0 + nc
-            bp = &bias[gi * Og + ob * B] if has_bias else NULL
-            # positions of a unit are contiguous in the output when it covers whole rows
-            if nq == OW:
-                if real_t is float:
-                    pyconv_oc_out_f(ob_, B, nr * nq, oe, &out[n, gi * Og + ob * B, od, r0, 0], ohw, bp)
+                        pyconv_oc_out_d(ob_, B, nr * nq, oe, &out[n, gi * Og + ob * B, od, r0, 0], ohw, bp)
                 else:
-                    pyconv_oc_out_d(ob_, B, nr * nq, oe, &out[n, gi * Og + ob * B, od, r0, 0], ohw, bp)
-            else:
-                for r in range(nr):
-                    if real_t is float:
-                        pyconv_oc_out_f(ob_ + r * nq * B, B, nq, oe, &out[n, gi * Og + ob * B, od, r0 + r, q0], ohw, bp)
-                    else:
-                        pyconv_oc_out_d(ob_ + r * nq * B, B, nq, oe, &out[n, gi * Og + ob * B, od, r0 + r, q0], ohw, bp)
-
-
+                    for r in range(nr):
+                        if real_t is float:
+                            pyconv_oc_out_f(ob_ + r * nq * B, B, nq, oe, &out[n, gi * Og + ob * B, od, r0 + r, q0], ohw, bp)
+                        else:
+                            pyconv_oc_out_d(ob_ + r * nq * B, B, nq, oe, &out[n, gi * Og + ob * B, od, r0 + r, q0], ohw, bp)
+            u = next_unit(&fronts[0], U, nthreads, own, &drained)
 # --------------------------------------------------------------------------- phases_oc
 
 def phases_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, ::1] phs, const idx_t[:, ::1] toff3,
@@ -897,7 +908,7 @@ def phases_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, ::
     obuf_np = aligned_rows(nthreads, rows * cols * B, dt)
     cdef real_t[:, ::1] xbuf = xbuf_np
     cdef real_t[:, ::1] obuf = obuf_np
-    cdef idx_t u, tid, n, gi, z, y0, y1, x0, x1, nx, md, rd, mh0, mw0, rin, wp, c, zz, r, iz, iy, ix0
+    cdef idx_t u, own, drained, tid, n, gi, z, y0, y1, x0, x1, nx, md, rd, mh0, mw0, rin, wp, c, zz, r, iz, iy, ix0
     cdef oc_unit_t cur
     cdef idx_t ob, rh, rw, ph, nt, t0, nyr, nxr, c0, nc, y, oe
     cdef real_t* xb
@@ -905,86 +916,90 @@ def phases_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, ::
     cdef real_t* dst
     cdef const real_t* wb
     cdef const real_t* bp
-    # units taken one at a time as threads come free (dynamic): a static split leaves the
-    # call waiting on whichever core the host slows (2-core Xeon VM, 2 threads, the two
-    # schedules alternated in one process: layer b's input gradient 5.8 -> 4.8 ms)
-    for u in prange(U, nogil=True, schedule='dynamic', num_threads=nthreads):
+    # units in contiguous parts, one per thread, then what is left of the others
+    # (next_unit; see dense_conv): the next unit a thread prefetches is then, but at
+    # a part's end, the one it runs next
+    fronts_np = np.array([part_lo(U, nthreads, p) for p in range(nthreads)], dtype=np.intp)
+    cdef idx_t[::1] fronts = fronts_np
+    for own in prange(nthreads, nogil=True, schedule='static', num_threads=nthreads):
         tid = omp_get_thread_num()
-        xb = &xbuf[tid, 0]
-        ob_ = &obuf[tid, 0]
-        cur = oc_unit(u, groups, OD, OH, OW, rows, cols)
-        n, gi, z, y0, x0, nx = cur.n, cur.gi, cur.od, cur.r0, cur.q0, cur.nq
-        y1 = y0 + cur.nr
-        x1 = x0 + nx
-        md = z // sd
-        rd = z - md * sd
-        mh0 = y0 // sh
-        mw0 = x0 // sw
-        # input rows and columns the unit's phases read (padded coordinates from mh0, mw0)
-        rin = (y1 - 1) // sh - mh0 + 1 + mxh
-        wp = (x1 - 1) // sw - mw0 + 1 + mxw
-        ix0 = mw0 - pbw
-        for c in range(Cg):
-            for zz in range(mxd + 1):
-                iz = md + zz - pbd
-                dst = xb + c * cs + zz * slab
-                if iz < 0 or iz >= D:
-                    for r in range(rin):
-                        memset(dst + r * Wp, 0, wp * sizeof(real_t))
-                    continue
-                pad_rows_at(dst, Wp, &x[n, gi * Cg + c, iz, 0, 0], H, W, mh0 - pbh, rin, ix0, wp)
-        for ob in range(nob):
-            for rh in range(sh):
-                if y1 - y0 <= rh:
-                    continue
-                nyr = (y1 - y0 - rh + sh - 1) // sh
-                for rw in range(sw):
-                    if nx <= rw:
+        drained = 0
+        u = next_unit(&fronts[0], U, nthreads, own, &drained)
+        while u >= 0:
+            xb = &xbuf[tid, 0]
+            ob_ = &obuf[tid, 0]
+            cur = oc_unit(u, groups, OD, OH, OW, rows, cols)
+            n, gi, z, y0, x0, nx = cur.n, cur.gi, cur.od, cur.r0, cur.q0, cur.nq
+            y1 = y0 + cur.nr
+            x1 = x0 + nx
+            md = z // sd
+            rd = z - md * sd
+            mh0 = y0 // sh
+            mw0 = x0 // sw
+            # input rows and columns the unit's phases read (padded coordinates from mh0, mw0)
+            rin = (y1 - 1) // sh - mh0 + 1 + mxh
+            wp = (x1 - 1) // sw - mw0 + 1 + mxw
+            ix0 = mw0 - pbw
+            for c in range(Cg):
+                for zz in range(mxd + 1):
+                    iz = md + zz - pbd
+                    dst = xb + c * cs + zz * slab
+                    if iz < 0 or iz >= D:
+                        for r in range(rin):
+                            memset(dst + r * Wp, 0, wp * sizeof(real_t))
                         continue
-                    nxr = (nx - rw + sw - 1) // sw
-                    ph = (rd * sh + rh) * sw + rw
-                    nt = phs[ph, 0]
-                    t0 = phs[ph, 1]
-                    wb = &wpk[0] + phs[ph, 2] + ((gi * nob + ob) * Cg) * nt * B
-                    # a phase without taps: one pass over no channels writes its zeros (its
-                    # first tap t0 may then be one past the table: an address, never read)
-                    c0 = 0
-                    while True:
-                        nc = Cg - c0
-                        if nt > 0 and nc > ctaps // nt:
-                            nc = ctaps // nt if ctaps >= nt else 1
-                        if nt == 0:
-                            nc = 0
-                        for r in range(nyr):
-                            y = y0 + rh + r * sh
-                            if real_t is float:
-                                pyconv_oc_rowp_f(xb + c0 * cs + (y // sh - mh0) * Wp, cs, 1, &toffs[0] + t0, nt, nc,
-                                                 wb + c0 * nt * B, ob_ + ((y - y0) * nx + rw) * B, sw * B, nxr,
-                                                 v2, c0 > 0, NULL, 0, 0)
-                            else:
-                                pyconv_oc_rowp_d(xb + c0 * cs + (y // sh - mh0) * Wp, cs, 1, &toffs[0] + t0, nt, nc,
-                                                 wb + c0 * nt * B, ob_ + ((y - y0) * nx + rw) * B, sw * B, nxr,
-                                                 v2, c0 > 0, NULL, 0, 0)
-                        c0 = c0 + nc
-                        if c0 >= Cg or nc == 0:
-                            break
-            oe = Og - ob * B
-            if oe > B:
-                oe = B
-            bp = &bias[gi * Og + ob * B] if has_bias else NULL
-            if nx == OW:
-                if real_t is float:
-                    pyconv_oc_out_f(ob_, B, (y1 - y0) * nx, oe, &out[n, gi * Og + ob * B, z, y0, 0], ohw, bp)
-                else:
-                    pyconv_oc_out_d(ob_, B, (y1 - y0) * nx, oe, &out[n, gi * Og + ob * B, z, y0, 0], ohw, bp)
-            else:
-                for r in range(y1 - y0):
+                    pad_rows_at(dst, Wp, &x[n, gi * Cg + c, iz, 0, 0], H, W, mh0 - pbh, rin, ix0, wp)
+            for ob in range(nob):
+                for rh in range(sh):
+                    if y1 - y0 <= rh:
+                        continue
+                    nyr = (y1 - y0 - rh + sh - 1) // sh
+                    for rw in range(sw):
+                        if nx <= rw:
+                            continue
+                        nxr = (nx - rw + sw - 1) // sw
+                        ph = (rd * sh + rh) * sw + rw
+                        nt = phs[ph, 0]
+                        t0 = phs[ph, 1]
+                        wb = &wpk[0] + phs[ph, 2] + ((gi * nob + ob) * Cg) * nt * B
+                        # a phase without taps: one pass over no channels writes its zeros (its
+                        # first tap t0 may then be one past the table: an address, never read)
+                        c0 = 0
+                        while True:
+                            nc = Cg - c0
+                            if nt > 0 and nc > ctaps // nt:
+                                nc = ctaps // nt if ctaps >= nt else 1
+                            if nt == 0:
+                                nc = 0
+                            for r in range(nyr):
+                                y = y0 + rh + r * sh
+                                if real_t is float:
+                                    pyconv_oc_rowp_f(xb + c0 * cs + (y // sh - mh0) * Wp, cs, 1, &toffs[0] + t0, nt, nc,
+                                                     wb + c0 * nt * B, ob_ + ((y - y0) * nx + rw) * B, sw * B, nxr,
+                                                     v2, c0 > 0, NULL, 0, 0)
+                                else:
+                                    pyconv_oc_rowp_d(xb + c0 * cs + (y // sh - mh0) * Wp, cs, 1, &toffs[0] + t0, nt, nc,
+                                                     wb + c0 * nt * B, ob_ + ((y - y0) * nx + rw) * B, sw * B, nxr,
+                                                     v2, c0 > 0, NULL, 0, 0)
+                            c0 = c0 + nc
+                            if c0 >= Cg or nc == 0:
+                                break
+                oe = Og - ob * B
+                if oe > B:
+                    oe = B
+                bp = &bias[gi * Og + ob * B] if has_bias else NULL
+                if nx == OW:
                     if real_t is float:
-                        pyconv_oc_out_f(ob_ + r * nx * B, B, nx, oe, &out[n, gi * Og + ob * B, z, y0 + r, x0], ohw, bp)
+                        pyconv_oc_out_f(ob_, B, (y1 - y0) * nx, oe, &out[n, gi * Og + ob * B, z, y0, 0], ohw, bp)
                     else:
-                        pyconv_oc_out_d(ob_ + r * nx * B, B, nx, oe, &out[n, gi * Og + ob * B, z, y0 + r, x0], ohw, bp)
-
-
+                        pyconv_oc_out_d(ob_, B, (y1 - y0) * nx, oe, &out[n, gi * Og + ob * B, z, y0, 0], ohw, bp)
+                else:
+                    for r in range(y1 - y0):
+                        if real_t is float:
+                            pyconv_oc_out_f(ob_ + r * nx * B, B, nx, oe, &out[n, gi * Og + ob * B, z, y0 + r, x0], ohw, bp)
+                        else:
+                            pyconv_oc_out_d(ob_ + r * nx * B, B, nx, oe, &out[n, gi * Og + ob * B, z, y0 + r, x0], ohw, bp)
+            u = next_unit(&fronts[0], U, nthreads, own, &drained)
 def pack_phases(const real_t[:, :, ::1] w, const idx_t[:, ::1] phs, const idx_t[::1] taps, real_t[::1] out,
                 idx_t groups, idx_t B, int nthreads):
     """The weights of ``phases_oc``: out[phs[p, 2] + (((g*nob + ob)*Cg + c)*nt + t)*B + j] =

@@ -15,4 +15,9 @@ static inline int omp_get_thread_num(void) { return 0; }
 static inline int omp_get_num_threads(void) { return 1; }
 #endif
 
+/* The value of a counter shared by a team, incremented (units handed out one at a time). */
+static inline Py_ssize_t pyconv_take(Py_ssize_t *counter) {
+    return __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
+}
+
 #endif  /* PYCONV_OMP_H */
