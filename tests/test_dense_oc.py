@@ -176,9 +176,11 @@ def test_limits_and_narrow_groups_keep_the_other_kernels():
     ("dense", "conv", (2, 5, 7, 6, 9), (12, 5, 3, 3, 3), dict(padding=1)),
     ("dense", "conv", (1, 3, 2, 3), (8, 3, 2, 2), dict()),
     ("phases_oc", "transpose", (2, 8, 7, 6), (8, 36, 4, 4), dict(stride=2, padding=1)),
+    ("panel", "conv", (3, 24, 9, 11), (40, 24, 1, 1), dict()),
+    ("panel", "conv", (1, 8, 2, 3), (16, 8, 1, 1), dict()),
 ])
 def test_units_split_in_parts_cover_every_output_once_whatever_the_team(monkeypatch, alg, kind, xs, ws, kw):
-    # dense_conv, dense_oc and phases_oc hand their units out in contiguous parts, one per
+    # dense_conv, dense_oc, phases_oc and the 1x1 panel hand their units out in contiguous parts, one per
     # thread, each thread helping with what is left of the others at the end
     # (_common.next_unit): with every fresh NumPy buffer poisoned with NaN, teams of 1 to
     # 5 threads (more than some layers' units) give the float64 definition, in the same bits

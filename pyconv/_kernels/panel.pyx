@@ -9,7 +9,7 @@ from libc.string cimport memcpy, memset
 
 import numpy as np
 
-from pyconv._kernels._common cimport idx_t, real_t, omp_get_thread_num
+from pyconv._kernels._common cimport idx_t, real_t, next_unit, omp_get_thread_num, part_lo
 
 
 cdef extern from "dense_kernels.h":
@@ -76,7 +76,7 @@ def panel_forward(const real_t[:, :, ::1] x, const real_t[::1] wpk, const real_t
     cdef idx_t nr = PYCONV_PW_NRF if real_t is float else PYCONV_PW_NRD
     cdef idx_t mr = PYCONV_PW_MR
     cdef idx_t nob = (Og + mr - 1) // mr
-    cdef idx_t nch, U, u, tid, n, gi, ci, p0, pn, ns, s, c, m, ob, o, ow
+    cdef idx_t nch, U, u, own, drained, tid, n, gi, ci, p0, pn, ns, s, c, m, ob, o, ow
     cdef idx_t nxt, pfp, pfn, per_call, call, r0, r1
     cdef const char* pfsrc = NULL
     cdef const char* pfrow
@@ -111,67 +111,70 @@ def panel_forward(const real_t[:, :, ::1] x, const real_t[::1] wpk, const real_t
     cdef idx_t rowb = work_np.strides[0] // sizeof(real_t)
     if rowb % per != 0:
         raise ValueError("panel_forward: workspace rows not aligned")
-    # units taken one at a time as threads come free (dynamic): a static split leaves the
-    # call waiting on whichever core the host slows (2-core Xeon VM, 2 threads: 1x1
-    # layer c 4.56 -> 3.92 ms in one process, the two schedules alternated)
-    for u in prange(U, nogil=True, schedule='dynamic', num_threads=nthreads):
+    # units in contiguous parts, one per thread, then what is left of the others
+    # (_common.next_unit): the next unit a thread prefetches is then, but at a part's
+    # end, the one it runs next; a thread the host slows is still helped at the end
+    fronts_np = np.array([part_lo(U, nthreads, p) for p in range(nthreads)], dtype=np.intp)
+    cdef idx_t[::1] fronts = fronts_np
+    for own in prange(nthreads, nogil=True, schedule='static', num_threads=nthreads):
         tid = omp_get_thread_num()
-        stripes = &work[tid, 0] + skip
-        tmp = stripes + ((chunk * Cg + per - 1) // per) * per
-        ci = u % nch
-        gi = (u // nch) % groups
-        n = u // (nch * groups)
-        p0 = ci * chunk
-        pn = P - p0
-        if pn > chunk:
-            pn = chunk
-        ns = (pn + nr - 1) // nr
-        # the chunk's rows into stripes (zeros after the last position)
-        if real_t is float:
-            pyconv_pw_pack_f(&x[n, gi * Cg, p0], P, Cg, pn, stripes)
-        else:
-            pyconv_pw_pack_d(&x[n, gi * Cg, p0], P, Cg, pn, stripes)
-        # the next unit's rows (its chunk of Cg rows), a share of them prefetched during
-        # each tile call: at one thread nothing else overlaps the pack's wait on memory
-        # (under the dynamic schedule u + 1 may go to the other thread: then its rows
-        # are in the shared L3 at least)
-        nxt = u + 1
-        pfn = 0
-        if nxt < U:
-            pfp = P - (nxt % nch) * chunk
-            if pfp > chunk:
-                pfp = chunk
-            pfn = (pfp * <idx_t>sizeof(real_t) + 63) // 64
-            pfsrc = <const char*> &x[nxt // (nch * groups), ((nxt // nch) % groups) * Cg, (nxt % nch) * chunk]
-        per_call = (Cg + nob * ns - 1) // (nob * ns)
-        call = 0
-        for ob in range(nob):
-            wb = &wpk[0] + ((gi * nob + ob) * Cg) * mr
-            bp = &bias[gi, ob * mr] if has_bias else NULL
-            ow = Og - ob * mr
-            if ow > mr:
-                ow = mr
-            for s in range(ns):
-                m = pn - s * nr
-                if m > nr:
-                    m = nr
-                r0 = call * per_call
-                r1 = r0 + per_call
-                if r1 > Cg:
-                    r1 = Cg
-                if r0 > r1:
-                    r0 = r1
-                call = call + 1
-                pfrow = pfsrc + r0 * P * <idx_t>sizeof(real_t) if pfn else NULL
-                if m == nr and ow == mr:
-                    pw_mk(wb, stripes + s * Cg * nr, Cg, &out[n, gi * Og + ob * mr, p0 + s * nr], P, bp,
-                          pfrow, P * sizeof(real_t), r1 - r0, pfn)
-                else:
-                    pw_mk(wb, stripes + s * Cg * nr, Cg, tmp, nr, bp, pfrow, P * sizeof(real_t), r1 - r0, pfn)
-                    for o in range(ow):
-                        memcpy(&out[n, gi * Og + ob * mr + o, p0 + s * nr], tmp + o * nr, m * sizeof(real_t))
-
-
+        drained = 0
+        u = next_unit(&fronts[0], U, nthreads, own, &drained)
+        while u >= 0:
+            stripes = &work[tid, 0] + skip
+            tmp = stripes + ((chunk * Cg + per - 1) // per) * per
+            ci = u % nch
+            gi = (u // nch) % groups
+            n = u // (nch * groups)
+            p0 = ci * chunk
+            pn = P - p0
+            if pn > chunk:
+                pn = chunk
+            ns = (pn + nr - 1) // nr
+            # the chunk's rows into stripes (zeros after the last position)
+            if real_t is float:
+                pyconv_pw_pack_f(&x[n, gi * Cg, p0], P, Cg, pn, stripes)
+            else:
+                pyconv_pw_pack_d(&x[n, gi * Cg, p0], P, Cg, pn, stripes)
+            # the next unit's rows (its chunk of Cg rows), a share of them prefetched during
+            # each tile call: at one thread nothing else overlaps the pack's wait on memory
+            # (u + 1 is this thread's next unit but at the end of its part)
+            nxt = u + 1
+            pfn = 0
+            if nxt < U:
+                pfp = P - (nxt % nch) * chunk
+                if pfp > chunk:
+                    pfp = chunk
+                pfn = (pfp * <idx_t>sizeof(real_t) + 63) // 64
+                pfsrc = <const char*> &x[nxt // (nch * groups), ((nxt // nch) % groups) * Cg, (nxt % nch) * chunk]
+            per_call = (Cg + nob * ns - 1) // (nob * ns)
+            call = 0
+            for ob in range(nob):
+                wb = &wpk[0] + ((gi * nob + ob) * Cg) * mr
+                bp = &bias[gi, ob * mr] if has_bias else NULL
+                ow = Og - ob * mr
+                if ow > mr:
+                    ow = mr
+                for s in range(ns):
+                    m = pn - s * nr
+                    if m > nr:
+                        m = nr
+                    r0 = call * per_call
+                    r1 = r0 + per_call
+                    if r1 > Cg:
+                        r1 = Cg
+                    if r0 > r1:
+                        r0 = r1
+                    call = call + 1
+                    pfrow = pfsrc + r0 * P * <idx_t>sizeof(real_t) if pfn else NULL
+                    if m == nr and ow == mr:
+                        pw_mk(wb, stripes + s * Cg * nr, Cg, &out[n, gi * Og + ob * mr, p0 + s * nr], P, bp,
+                              pfrow, P * sizeof(real_t), r1 - r0, pfn)
+                    else:
+                        pw_mk(wb, stripes + s * Cg * nr, Cg, tmp, nr, bp, pfrow, P * sizeof(real_t), r1 - r0, pfn)
+                        for o in range(ow):
+                            memcpy(&out[n, gi * Og + ob * mr + o, p0 + s * nr], tmp + o * nr, m * sizeof(real_t))
+            u = next_unit(&fronts[0], U, nthreads, own, &drained)
 cdef inline void pww_mk(const real_t* x, idx_t ldx, int nc, const real_t* yt, idx_t ldt, idx_t npos,
                         real_t* cv) noexcept nogil:
     if real_t is float:
