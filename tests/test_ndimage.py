@@ -614,3 +614,37 @@ def test_explain_and_verbose():
                          capture_output=True, text=True, timeout=120)
     lines = [ln for ln in run.stderr.splitlines() if ln.startswith("pyconv_verbose,ndimage.sobel,ndimage1d,direct")]
     assert len(lines) == 2, run.stderr
+
+
+def test_setups_cached_per_call_signature_follow_every_argument():
+    # the kernels' setups (index maps, tap lists, shape arrays) are cached per call signature:
+    # repeated calls of one geometry with other weights, cval, data, an in-place output, a
+    # partially overlapping one and a byte-swapped one must each still give scipy's values
+    rng = np.random.default_rng(31)
+    x = rng.standard_normal((9, 11))
+    for trial in range(3):
+        w = rng.standard_normal((3, 4))
+        w[1, 2] = 0.0 if trial == 1 else w[1, 2]          # another nonzero pattern
+        for cval in (0.0, 2.5):
+            want = sn.correlate(x, w, mode="constant", cval=cval)
+            np.testing.assert_allclose(pn.correlate(x, w, mode="constant", cval=cval), want,
+                                       rtol=1e-12, atol=1e-12)
+        w1 = rng.standard_normal(5)
+        np.testing.assert_allclose(pn.correlate1d(x, w1, axis=0), sn.correlate1d(x, w1, axis=0),
+                                   rtol=1e-12, atol=1e-12)
+        x = rng.standard_normal((9, 11))          # new data, same geometry
+    # in place, then a shifted (partially overlapping) output, then a byte-swapped output
+    w1 = np.array([1.0, -2.0, 0.5])
+    for _ in range(2):
+        a, b = x.copy(), x.copy()
+        pn.correlate1d(a, w1, axis=1, output=a)
+        sn.correlate1d(b, w1, axis=1, output=b)
+        np.testing.assert_array_equal(a, b)
+        buf = np.concatenate([x.ravel(), np.zeros(11)])
+        src, dst = buf[:99].reshape(9, 11), buf[11:110].reshape(9, 11)
+        want = sn.correlate1d(src.copy(), w1, axis=0)
+        pn.correlate1d(src, w1, axis=0, output=dst)
+        np.testing.assert_allclose(dst, want, rtol=1e-12, atol=1e-12)
+        swapped = np.empty((9, 11), dtype=">f8")
+        pn.correlate(x, np.ones((3, 3)), output=swapped)
+        np.testing.assert_allclose(swapped, sn.correlate(x, np.ones((3, 3))), rtol=1e-12, atol=1e-12)

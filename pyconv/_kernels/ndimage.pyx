@@ -39,10 +39,19 @@
 #
 # The caller (pyconv/ndimage.py) checks every bound: shapes, strides and maps
 # are consistent and every map entry is -1 or a valid index.
-from cython.parallel cimport prange, parallel
+from cython.parallel cimport parallel
 from libc.stdlib cimport malloc, free
+cimport numpy as cnp
 
-from pyconv._kernels._common cimport real_t
+from pyconv._kernels._common cimport pyconv_take, real_t
+
+cnp.import_array()
+
+
+def data_address(cnp.ndarray a not None):
+    """The address of ``a``'s first element (``a.__array_interface__['data'][0]`` at a
+    twentieth of the cost)."""
+    return <Py_ssize_t>cnp.PyArray_DATA(a)
 
 cdef extern from "ndimage_kernels.h":
     void nd_load_d(const char* src, Py_ssize_t sp, Py_ssize_t si, Py_ssize_t np_, Py_ssize_t ni,
@@ -372,7 +381,7 @@ cdef void _line_item(const LineGeo* G, Py_ssize_t it, const real_t* w, real_t cv
         _store(obuf, c, 1, nr, nc, G.dcode, G.dst + ooff, G.ost[nd - 1], si_out)
 
 
-def corr1d(Py_ssize_t src, int scode, Py_ssize_t dst, int dcode,
+def corr1d(cnp.ndarray src, int scode, cnp.ndarray dst, int dcode,
            const Py_ssize_t[::1] shape, const Py_ssize_t[::1] istr, const Py_ssize_t[::1] ostr,
            const real_t[::1] w, int kind, const Py_ssize_t[::1] fmap, Py_ssize_t before,
            real_t cval, Py_ssize_t c, Py_ssize_t rows, bint inplace, int nthreads):
@@ -391,21 +400,16 @@ def corr1d(Py_ssize_t src, int scode, Py_ssize_t dst, int dcode,
     line's start; such whole-line tiles stream their rows through a ring of k (the
     running sum k + 1) rows instead of holding whole lines (see :func:`_stream`).
 
-    A thread takes runs of consecutive items (about 8 runs per thread, dynamically):
-    neighbouring lines are neighbouring memory, which the prefetchers follow and no
-    other thread writes.
+    ``src``/``dst``: the input and output arrays (their data from ``shape`` and the
+    strides above; the caller checks every bound).  A thread takes runs of consecutive
+    items (about 8 runs per thread, dynamically): neighbouring lines are neighbouring
+    memory, which the prefetchers follow and no other thread writes.
     """
     cdef LineGeo G
     cdef int nd = <int>shape.shape[0]
     cdef Py_ssize_t n = shape[nd - 1], k = w.shape[0]
-    cdef Py_ssize_t nouter = 1, nitems, run, nruns, ri, it, it1
+    cdef Py_ssize_t nouter = 1, nitems, run
     cdef int d
-    cdef real_t* buf
-    cdef real_t* obuf
-    cdef double* dacc
-    cdef const real_t** rp
-    cdef const real_t** ap
-    cdef real_t* ws
     cdef Py_ssize_t sh[MAXD]
     cdef Py_ssize_t ist[MAXD]
     cdef Py_ssize_t ost[MAXD]
@@ -424,9 +428,9 @@ def corr1d(Py_ssize_t src, int scode, Py_ssize_t dst, int dcode,
     if c == 1 or rows < 1 or rows > n:
         rows = n
     G.nd = nd
-    G.src = <const char*>src
+    G.src = <const char*>cnp.PyArray_DATA(src)
     G.scode = scode
-    G.dst = <char*>dst
+    G.dst = <char*>cnp.PyArray_DATA(dst)
     G.dcode = dcode
     G.sh = sh
     G.ist = ist
@@ -450,33 +454,51 @@ def corr1d(Py_ssize_t src, int scode, Py_ssize_t dst, int dcode,
                    and ist[nd - 2] == <Py_ssize_t>sizeof(real_t))
     nitems = nouter * G.nchunks * G.nblocks
     run = (nitems + 8 * nthreads - 1) // (8 * nthreads) if nthreads > 1 else nitems
-    nruns = (nitems + run - 1) // run
+    cdef Py_ssize_t next_run = 0
     cdef int failed = 0
+    cdef Py_ssize_t* nextp = &next_run
     cdef int* failp = &failed
-    with nogil, parallel(num_threads=nthreads):
-        buf = <real_t*>malloc(((2 * k + 1) if G.stream else (rows + k - 1)) * c * sizeof(real_t))
-        obuf = <real_t*>malloc((1 if G.stream else rows) * c * sizeof(real_t))
-        dacc = <double*>malloc(c * sizeof(double))
-        rp = <const real_t**>malloc((2 * k + 1) * sizeof(real_t*))
-        ap = <const real_t**>malloc(k * sizeof(real_t*))
-        ws = <real_t*>malloc(k * sizeof(real_t))
-        if buf != NULL and obuf != NULL and dacc != NULL and rp != NULL and ap != NULL and ws != NULL:
-            for ri in prange(nruns, schedule='dynamic'):
-                it1 = (ri + 1) * run
-                if it1 > nitems:
-                    it1 = nitems
-                for it in range(ri * run, it1):
-                    _line_item(&G, it, &w[0], cval, buf, obuf, dacc, rp, ap, ws)
-        else:
-            failp[0] = 1
-        free(buf)
-        free(obuf)
-        free(dacc)
-        free(rp)
-        free(ap)
-        free(ws)
+    if nthreads <= 1:
+        # (one thread: no parallel region, whose entry and exit cost a small filter 0.7 us)
+        with nogil:
+            _lines_work(&G, &w[0], cval, nitems, run, nextp, failp)
+    else:
+        with nogil, parallel(num_threads=nthreads):
+            _lines_work(&G, &w[0], cval, nitems, run, nextp, failp)
     if failed:
         raise MemoryError("corr1d: could not allocate the per-thread line buffers")
+
+
+cdef void _lines_work(const LineGeo* G, const real_t* w, real_t cval, Py_ssize_t nitems, Py_ssize_t run,
+                      Py_ssize_t* next_run, int* failp) noexcept nogil:
+    """One thread's part of corr1d: its buffers, then runs of ``run`` items taken in turn
+    from the team's counter ``next_run`` until none is left (``failp``: set when the
+    buffers cannot be had)."""
+    cdef Py_ssize_t k = G.k, c = G.c, rows = G.rows, ri, it, it1
+    cdef Py_ssize_t nruns = (nitems + run - 1) // run
+    cdef real_t* buf = <real_t*>malloc(((2 * k + 1) if G.stream else (rows + k - 1)) * c * sizeof(real_t))
+    cdef real_t* obuf = <real_t*>malloc((1 if G.stream else rows) * c * sizeof(real_t))
+    cdef double* dacc = <double*>malloc(c * sizeof(double))
+    cdef const real_t** rp = <const real_t**>malloc((2 * k + 1) * sizeof(real_t*))
+    cdef const real_t** ap = <const real_t**>malloc(k * sizeof(real_t*))
+    cdef real_t* ws = <real_t*>malloc(k * sizeof(real_t))
+    if buf != NULL and obuf != NULL and dacc != NULL and rp != NULL and ap != NULL and ws != NULL:
+        ri = pyconv_take(next_run)
+        while ri < nruns:
+            it1 = (ri + 1) * run
+            if it1 > nitems:
+                it1 = nitems
+            for it in range(ri * run, it1):
+                _line_item(G, it, w, cval, buf, obuf, dacc, rp, ap, ws)
+            ri = pyconv_take(next_run)
+    else:
+        failp[0] = 1
+    free(buf)
+    free(obuf)
+    free(dacc)
+    free(rp)
+    free(ap)
+    free(ws)
 
 
 # --------------------------------------------------------------------------- N-d
@@ -616,7 +638,7 @@ cdef void _nd_seg(const NdGeo* G, const real_t* tap_w, real_t cval, Py_ssize_t p
             _store(obuf, 1, 1, 1, n, G.dcode, G.dst + ooff, 0, G.ostr[nd - 1])
 
 
-def corrnd(Py_ssize_t src, int scode, Py_ssize_t dst, int dcode,
+def corrnd(cnp.ndarray src, int scode, cnp.ndarray dst, int dcode,
            const Py_ssize_t[::1] shape, const Py_ssize_t[::1] istr, const Py_ssize_t[::1] ostr,
            const Py_ssize_t[::1] kshape, const Py_ssize_t[::1] tap_ko, const Py_ssize_t[::1] tap_kr,
            const Py_ssize_t[::1] tap_kc, const real_t[::1] tap_w,
@@ -637,22 +659,16 @@ def corrnd(Py_ssize_t src, int scode, Py_ssize_t dst, int dcode,
     """
     cdef NdGeo G
     cdef int nd = <int>shape.shape[0], d
-    cdef Py_ssize_t nplanes = 1, nr, n, kw, kh, L, ntotal, nitems, it, f, f1, plane, r0, r1, bsize, npr_max, q
-    cdef real_t* buf
-    cdef real_t* obuf
-    cdef real_t* cvalrow
-    cdef const real_t** rowp
-    cdef const real_t** ap
-    cdef Py_ssize_t* trow
+    cdef Py_ssize_t nplanes = 1, nr, n, kw, kh, L, ntotal, nitems, bsize, npr_max
     if nd < 2 or nd > MAXD:
         raise ValueError("corrnd: bad geometry")
     for d in range(nd):
         if shape[d] == 0:
             return
     G.nd = nd
-    G.src = <const char*>src
+    G.src = <const char*>cnp.PyArray_DATA(src)
     G.scode = scode
-    G.dst = <char*>dst
+    G.dst = <char*>cnp.PyArray_DATA(dst)
     G.dcode = dcode
     G.shape = &shape[0]
     G.istr = &istr[0]
@@ -691,39 +707,60 @@ def corrnd(Py_ssize_t src, int scode, Py_ssize_t dst, int dcode,
     if rows < 1 or rows > ntotal:
         rows = ntotal
     nitems = (ntotal + rows - 1) // rows
+    cdef Py_ssize_t next_item = 0
     cdef int failed = 0
+    cdef Py_ssize_t* nextp = &next_item
     cdef int* failp = &failed
-    with nogil, parallel(num_threads=nthreads):
-        buf = <real_t*>malloc(bsize * sizeof(real_t))
-        obuf = <real_t*>malloc((G.brows * L if not G.direct else n) * sizeof(real_t))
-        cvalrow = <real_t*>malloc(n * sizeof(real_t))
-        rowp = <const real_t**>malloc(G.ko_count * npr_max * sizeof(real_t*))
-        ap = <const real_t**>malloc((G.ntaps + 1) * sizeof(real_t*))
-        trow = <Py_ssize_t*>malloc((G.ntaps + 1) * sizeof(Py_ssize_t))
-        if buf != NULL and obuf != NULL and cvalrow != NULL and rowp != NULL and ap != NULL and trow != NULL:
-            for q in range(n):
-                cvalrow[q] = cval
-            for it in prange(nitems, schedule='dynamic'):
-                f = it * rows
-                f1 = f + rows if f + rows <= ntotal else ntotal
-                while f < f1:           # segments: within one plane, at most brows rows
-                    plane = f // nr
-                    r0 = f - plane * nr
-                    r1 = r0 + (f1 - f)
-                    if r1 > nr:
-                        r1 = nr
-                    if r1 - r0 > G.brows:
-                        r1 = r0 + G.brows
-                    _nd_seg(&G, &tap_w[0] if G.ntaps else NULL, cval, plane, r0, r1, buf, obuf, rowp,
-                            cvalrow, ap, trow)
-                    f = f + (r1 - r0)
-        else:
-            failp[0] = 1
-        free(buf)
-        free(obuf)
-        free(cvalrow)
-        free(rowp)
-        free(ap)
-        free(trow)
+    cdef const real_t* tw = &tap_w[0] if G.ntaps else NULL
+    if nthreads <= 1:
+        # (one thread: no parallel region, whose entry and exit cost a small filter 0.7 us)
+        with nogil:
+            _rows_work(&G, tw, cval, nitems, rows, ntotal, bsize, nextp, failp)
+    else:
+        with nogil, parallel(num_threads=nthreads):
+            _rows_work(&G, tw, cval, nitems, rows, ntotal, bsize, nextp, failp)
     if failed:
         raise MemoryError("corrnd: could not allocate the per-thread row buffers")
+
+
+cdef void _rows_work(const NdGeo* G, const real_t* tap_w, real_t cval, Py_ssize_t nitems, Py_ssize_t rows,
+                     Py_ssize_t ntotal, Py_ssize_t bsize, Py_ssize_t* next_item, int* failp) noexcept nogil:
+    """One thread's part of corrnd: its buffers, then items of ``rows`` output rows taken in
+    turn from the team's counter ``next_item`` until none is left (``failp``: set when the
+    buffers cannot be had)."""
+    cdef int nd = G.nd
+    cdef Py_ssize_t nr = G.shape[nd - 2], n = G.shape[nd - 1], kw = G.kshape[nd - 1]
+    cdef Py_ssize_t L = n + kw - 1, npr_max = G.brows + G.kshape[nd - 2] - 1
+    cdef Py_ssize_t it, f, f1, plane, r0, r1, q
+    cdef real_t* buf = <real_t*>malloc(bsize * sizeof(real_t))
+    cdef real_t* obuf = <real_t*>malloc((G.brows * L if not G.direct else n) * sizeof(real_t))
+    cdef real_t* cvalrow = <real_t*>malloc(n * sizeof(real_t))
+    cdef const real_t** rowp = <const real_t**>malloc(G.ko_count * npr_max * sizeof(real_t*))
+    cdef const real_t** ap = <const real_t**>malloc((G.ntaps + 1) * sizeof(real_t*))
+    cdef Py_ssize_t* trow = <Py_ssize_t*>malloc((G.ntaps + 1) * sizeof(Py_ssize_t))
+    if buf != NULL and obuf != NULL and cvalrow != NULL and rowp != NULL and ap != NULL and trow != NULL:
+        for q in range(n):
+            cvalrow[q] = cval
+        it = pyconv_take(next_item)
+        while it < nitems:
+            f = it * rows
+            f1 = f + rows if f + rows <= ntotal else ntotal
+            while f < f1:           # segments: within one plane, at most brows rows
+                plane = f // nr
+                r0 = f - plane * nr
+                r1 = r0 + (f1 - f)
+                if r1 > nr:
+                    r1 = nr
+                if r1 - r0 > G.brows:
+                    r1 = r0 + G.brows
+                _nd_seg(G, tap_w, cval, plane, r0, r1, buf, obuf, rowp, cvalrow, ap, trow)
+                f = f + (r1 - r0)
+            it = pyconv_take(next_item)
+    else:
+        failp[0] = 1
+    free(buf)
+    free(obuf)
+    free(cvalrow)
+    free(rowp)
+    free(ap)
+    free(trow)
