@@ -903,6 +903,15 @@ def gaussian_filter(input, sigma, order=0, output=None, mode="reflect", cval=0.0
 
 # --------------------------------------------------------------------------- uniform
 
+@functools.lru_cache(maxsize=64)
+def _box(size):
+    """``size`` ones (read-only: shared by the calls of that size; the running sum reads
+    only their count)."""
+    w = np.ones(size)
+    w.flags.writeable = False
+    return w
+
+
 def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0, origin=0):
     """1-D uniform (box, moving-average) filter (as ``scipy.ndimage.uniform_filter1d``).
 
@@ -930,16 +939,22 @@ def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0
     axis = _normalize_axis(axis, input.ndim)
     if size < 1:
         raise RuntimeError(f"incorrect filter size: size={size!r} must be >= 1")
-    complex_output = input.dtype.kind == "c"
-    output = _get_output(output, input, complex_output=complex_output)
+    output = _get_output(output, input, complex_output=input.dtype.kind == "c")
+    return _uniform_pass(input, size, axis, output, mode, cval, origin)
+
+
+def _uniform_pass(input, size, axis, output, mode, cval, origin):
+    """:func:`uniform_filter1d` once ``input`` (an array), ``axis`` (non-negative), ``size``
+    (>= 1) and ``output`` are settled: the checks of the rest, then the running sum
+    (:func:`uniform_filter`'s passes call it directly)."""
     if size // 2 + origin < 0 or size // 2 + origin >= size:
         raise ValueError(f"invalid origin: origin={origin!r} must satisfy -(size // 2) <= origin <= "
                          f"(size - 1) // 2 for size={size!r}")
     size = _index(size, "size")
     origin = _index(origin, "origin")
     mode = _mode(mode)
-    w = np.ones(size)
-    if not complex_output:
+    w = _box(size)
+    if input.dtype.kind != "c":
         return _corr1d_into(input, w, axis, output, mode, _real_cval(cval), origin, uniform=True)
     _corr1d_into(input.real, w, axis, output.real, mode, _real_cval(np.real(cval)), origin, uniform=True)
     _corr1d_into(input.imag, w, axis, output.imag, mode, _real_cval(np.imag(cval)), origin, uniform=True)
@@ -985,7 +1000,7 @@ def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=
         output[...] = input[...]
         return output
     for axis, s, o, m in passes:
-        uniform_filter1d(input, int(s), axis, output, m, cval, o)
+        _uniform_pass(input, int(s), axis, output, m, cval, o)
         input = output
     return output
 
