@@ -50,9 +50,11 @@ def _cases():
     cases.append(("nn.conv2d (1,1,4,4)*(1,1,3,3) f32", lambda: nn.conv2d(xf, wf), None, None, ("us", 10.0)))
 
     def torch_backward():
-        xx = tx.clone().requires_grad_(True)
-        ww = tw.clone().requires_grad_(True)
-        torch.nn.functional.conv2d(xx, ww).backward(tg)
+        # (under enable_grad: the nn and grad suites turn autograd off process-wide)
+        with torch.enable_grad():
+            xx = tx.clone().requires_grad_(True)
+            ww = tw.clone().requires_grad_(True)
+            torch.nn.functional.conv2d(xx, ww).backward(tg)
     cases.append(("grad.conv2d_backward (1,1,4,4)*(1,1,3,3)", lambda: grad.conv2d_backward(go, x, w),
                   "torch autograd", torch_backward if torch else None, ("us", 25.0)))
     cases.append(("signal.convolve2d 10x10*3x3", lambda: ps.convolve2d(a, k),
