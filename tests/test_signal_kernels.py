@@ -600,15 +600,20 @@ def test_padded_copy_pays_its_fixed_cost_per_call():
 @pytest.mark.parametrize("fn", [ps.correlate2d, ps.convolve2d])
 @pytest.mark.parametrize("dtype", [np.float64, np.complex128])
 def test_non_finite_kernels_repeated_give_scipys_values_without_warnings(fn, dtype):
-    # the second call of a 2-D shape takes the cached fast path, which checks the weights
-    # by a sum of squares: an Inf in a complex weight must not raise an 'invalid value'
-    # warning there (0 * Inf in a complex square), and NaN/Inf weights give scipy's values
+    # the second call of a 2-D shape takes the cached fast path, which checks the weights:
+    # an Inf in a complex weight or a huge finite one must not raise a floating-point
+    # warning there (a sum of squares did: 0 * Inf, an overflow), and NaN/Inf weights give
+    # scipy's values
     ss = scipy.signal
     rng = np.random.default_rng(5)
     x = rng.standard_normal((7, 9)).astype(dtype)
-    for bad in (np.inf, np.nan, -np.inf):
+    for bad in (np.inf, np.nan, -np.inf, 1e200, None):
         k = rng.standard_normal((3, 4)).astype(dtype)
-        k[1, 2] = bad
+        if bad is None:
+            k = rng.standard_normal((7, 6)).astype(dtype)   # past the small-kernel check
+            k[3, 1] = np.inf
+        else:
+            k[1, 2] = bad                                   # (1e200: finite, its square is not)
         want = getattr(ss, fn.__name__)(x, k, mode="same")
         with warnings.catch_warnings():
             warnings.simplefilter("error")
