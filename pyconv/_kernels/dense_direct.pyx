@@ -317,8 +317,8 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, :
     # units in contiguous parts, one per thread, each thread taking its own part's units in
     # order and then helping with what is left of the others (next_unit).  Taken one at a
     # time by whichever thread came free (dynamic), the threads alternated through a sample
-    # and each built nearly all of its planes (conv3d layer h at 2 threads: 1.04x faster
-    # this way, AMD EPYC); a static split alone leaves the call waiting on whichever core
+    # and each built nearly all of its planes (conv3d layer h at 2 threads: forward 1.08x
+    # faster this way, AMD EPYC); a static split alone leaves the call waiting on whichever core
     # the host slows (2-core Xeon VM, 2 threads: h 8.2 ms static, 6.0 dynamic)
     fronts_np = np.array([part_lo(U, nthreads, s) for s in range(nthreads)], dtype=np.intp)
     cdef idx_t[::1] fronts = fronts_np
@@ -840,6 +840,8 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
                         else:
                             pyconv_oc_out_d(ob_ + r * nq * B, B, nq, oe, &out[n, gi * Og + ob * B, od, r0 + r, q0], ohw, bp)
             u = next_unit(&fronts[0], U, nthreads, own, &drained)
+
+
 # --------------------------------------------------------------------------- phases_oc
 
 def phases_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, ::1] phs, const idx_t[:, ::1] toff3,
@@ -1000,6 +1002,8 @@ def phases_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, ::
                         else:
                             pyconv_oc_out_d(ob_ + r * nx * B, B, nx, oe, &out[n, gi * Og + ob * B, z, y0 + r, x0], ohw, bp)
             u = next_unit(&fronts[0], U, nthreads, own, &drained)
+
+
 def pack_phases(const real_t[:, :, ::1] w, const idx_t[:, ::1] phs, const idx_t[::1] taps, real_t[::1] out,
                 idx_t groups, idx_t B, int nthreads):
     """The weights of ``phases_oc``: out[phs[p, 2] + (((g*nob + ob)*Cg + c)*nt + t)*B + j] =

@@ -175,6 +175,8 @@ def panel_forward(const real_t[:, :, ::1] x, const real_t[::1] wpk, const real_t
                         for o in range(ow):
                             memcpy(&out[n, gi * Og + ob * mr + o, p0 + s * nr], tmp + o * nr, m * sizeof(real_t))
             u = next_unit(&fronts[0], U, nthreads, own, &drained)
+
+
 cdef inline void pww_mk(const real_t* x, idx_t ldx, int nc, const real_t* yt, idx_t ldt, idx_t npos,
                         real_t* cv) noexcept nogil:
     if real_t is float:
