@@ -297,3 +297,18 @@ def random_conv_geometry(rng, og_max, depth_max):
                for kk, dd, pp in zip(k, d, p))
     xs, ws = (int(rng.integers(1, 3)), cg * groups) + sp, (og * groups, cg) + k
     return xs, ws, dict(groups=groups, stride=s, dilation=d, padding=p)
+
+
+def poison_fresh_buffers(monkeypatch):
+    """Make every float array ``np.empty`` returns from now on hold NaN (until monkeypatch
+    undoes it): a kernel that leaves an element of a fresh buffer unwritten then shows NaN.
+    Returns the undo function."""
+    real_empty = np.empty
+
+    def poisoned(shape, dtype=float, *args, **kwargs):
+        a = real_empty(shape, dtype, *args, **kwargs)
+        if np.issubdtype(a.dtype, np.floating):
+            a.fill(np.nan)
+        return a
+    monkeypatch.setattr(np, "empty", poisoned)
+    return lambda: monkeypatch.setattr(np, "empty", real_empty)

@@ -12,7 +12,7 @@ from pyconv._engine import plan as _plan
 from pyconv._engine import tuning
 from pyconv._kernels import dense_direct
 
-from reference import assert_close, conv_nd, conv_transpose_nd, random_conv_geometry
+from reference import assert_close, conv_nd, conv_transpose_nd, poison_fresh_buffers, random_conv_geometry
 
 F32, F64 = np.float32, np.float64
 LANES = dense_direct.OC_LANES["float32"]
@@ -195,22 +195,15 @@ def test_units_split_in_parts_cover_every_output_once_whatever_the_team(monkeypa
         fn = getattr(nn, f"conv{len(xs) - 2}d")
         want = conv_nd(x, w, **kw)
         n_reduce = int(np.prod(ws[1:]))
-    real_empty = np.empty
-
-    def poisoned(shape, dtype=float, *args, **kwargs):
-        a = real_empty(shape, dtype, *args, **kwargs)
-        if np.issubdtype(a.dtype, np.floating):
-            a.fill(np.nan)
-        return a
     results = []
     for team in (1, 2, 3, 5):
         with pyconv.threads(team), _plan.force(alg):
             assert pyconv.explain(fn, x, w, **kw).algorithm == alg
-            monkeypatch.setattr(np, "empty", poisoned)
+            undo = poison_fresh_buffers(monkeypatch)
             try:
                 results.append(fn(x, w, **kw))
             finally:
-                monkeypatch.setattr(np, "empty", real_empty)
+                undo()
     for got in results:
         assert np.isfinite(got).all()
         assert_close(got, want.astype(F32), n_reduce=n_reduce)

@@ -20,7 +20,7 @@ from pyconv import grad
 from pyconv._engine import plan as _plan
 from pyconv._engine import tuning
 
-from reference import assert_close, pad_nd, pad_pairs, random_conv_geometry
+from reference import assert_close, pad_nd, pad_pairs, poison_fresh_buffers, random_conv_geometry
 
 F32, F64 = np.float32, np.float64
 WEIGHT = {1: grad.conv1d_weight, 2: grad.conv2d_weight, 3: grad.conv3d_weight}
@@ -169,13 +169,6 @@ def test_dense_weight_writes_every_element_of_its_fresh_buffers(monkeypatch, thr
     # the gradient: with every fresh NumPy buffer poisoned with NaN, the result is still
     # the float64 definition (groups, parts, a 3-D layer and a strided one)
     rng = np.random.default_rng(11)
-    real_empty = np.empty
-
-    def poisoned(shape, dtype=float, *args, **kwargs):
-        a = real_empty(shape, dtype, *args, **kwargs)
-        if np.issubdtype(a.dtype, np.floating):
-            a.fill(np.nan)
-        return a
     cases = [((3, 6, 9, 8), (8, 3, 3, 3), dict(padding=1, groups=2)),
              ((2, 5, 7, 6, 5), (4, 5, 3, 2, 3), dict(padding=(1, 0, 1))),
              ((4, 20, 11, 11), (36, 20, 3, 3), dict(stride=2, padding=1))]
@@ -186,11 +179,11 @@ def test_dense_weight_writes_every_element_of_its_fresh_buffers(monkeypatch, thr
         go = go.astype(F32)
         want = weight_ref(x, ws, go, **kw)
         with pyconv.threads(threads):
-            monkeypatch.setattr(np, "empty", poisoned)
+            undo = poison_fresh_buffers(monkeypatch)
             try:
                 got = _run(x, ws, go, **kw)
             finally:
-                monkeypatch.setattr(np, "empty", real_empty)
+                undo()
         assert np.isfinite(got).all()
         assert_close(got, want.astype(F32), n_reduce=x.shape[0] * int(np.prod(go.shape[2:])))
 

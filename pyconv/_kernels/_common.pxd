@@ -88,6 +88,12 @@ cdef inline Py_ssize_t next_unit(Py_ssize_t* fronts, Py_ssize_t n, Py_ssize_t pa
     return -1
 
 
+cdef inline object unit_fronts(Py_ssize_t n, Py_ssize_t parts):
+    # next_unit's shared fronts for ``parts`` parts of [0, n): each part's first unit
+    import numpy
+    return numpy.array([part_lo(n, parts, p) for p in range(parts)], dtype=numpy.intp)
+
+
 cdef inline void copy_row(real_t* dst, const real_t* src, idx_t n) noexcept nogil:
     # short rows: an inline (vectorised) loop beats a memcpy call
     cdef idx_t j

@@ -10,7 +10,7 @@ from libc.string cimport memcpy, memset
 import numpy as np
 
 from pyconv._kernels._common cimport (conv_geo_t, copy_row, idx_t, real_t, next_unit, omp_get_thread_num,
-                                      pad_rows, pad_rows_at, part_lo, strided_row, valid_range)
+                                      pad_rows, pad_rows_at, part_lo, strided_row, unit_fronts, valid_range)
 
 
 cdef extern from "dense_kernels.h":
@@ -320,8 +320,7 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, :
     # and each built nearly all of its planes (conv3d layer h at 2 threads: forward 1.08x
     # faster this way, AMD EPYC); a static split alone leaves the call waiting on whichever core
     # the host slows (2-core Xeon VM, 2 threads: h 8.2 ms static, 6.0 dynamic)
-    fronts_np = np.array([part_lo(U, nthreads, s) for s in range(nthreads)], dtype=np.intp)
-    cdef idx_t[::1] fronts = fronts_np
+    cdef idx_t[::1] fronts = unit_fronts(U, nthreads)
     for own in prange(nthreads, nogil=True, schedule='static', num_threads=nthreads):
         tid = omp_get_thread_num()
         drained = 0
@@ -402,9 +401,11 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, :
                                 qq = L - QB
                             if qq < 0:
                                 if real_t is float:
-                                    pyconv_mk_tail_f(Pcc + q, cs, of, ntaps, nc, wbc, C + (q - q0), ldc, L - q, acc, obw)
+                                    pyconv_mk_tail_f(Pcc + q, cs, of, ntaps, nc, wbc, C + (q - q0), ldc, L - q,
+                                                     acc, obw)
                                 else:
-                                    pyconv_mk_tail_d(Pcc + q, cs, of, ntaps, nc, wbc, C + (q - q0), ldc, L - q, acc, obw)
+                                    pyconv_mk_tail_d(Pcc + q, cs, of, ntaps, nc, wbc, C + (q - q0), ldc, L - q,
+                                                     acc, obw)
                             elif acc and qq < q:
                                 # continuing sums: the recomputed positions [qq, q) already hold
                                 # this block's channels; run in a scratch copy, keep [q, L)
@@ -770,8 +771,7 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
     # units in contiguous parts, one per thread, then what is left of the others
     # (next_unit; see dense_conv): the next unit a thread prefetches is then, but at
     # a part's end, the one it runs next
-    fronts_np = np.array([part_lo(U, nthreads, p) for p in range(nthreads)], dtype=np.intp)
-    cdef idx_t[::1] fronts = fronts_np
+    cdef idx_t[::1] fronts = unit_fronts(U, nthreads)
     for own in prange(nthreads, nogil=True, schedule='static', num_threads=nthreads):
         tid = omp_get_thread_num()
         drained = 0
@@ -836,9 +836,11 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
                 else:
                     for r in range(nr):
                         if real_t is float:
-                            pyconv_oc_out_f(ob_ + r * nq * B, B, nq, oe, &out[n, gi * Og + ob * B, od, r0 + r, q0], ohw, bp)
+                            pyconv_oc_out_f(ob_ + r * nq * B, B, nq, oe, &out[n, gi * Og + ob * B, od, r0 + r, q0],
+                                            ohw, bp)
                         else:
-                            pyconv_oc_out_d(ob_ + r * nq * B, B, nq, oe, &out[n, gi * Og + ob * B, od, r0 + r, q0], ohw, bp)
+                            pyconv_oc_out_d(ob_ + r * nq * B, B, nq, oe, &out[n, gi * Og + ob * B, od, r0 + r, q0],
+                                            ohw, bp)
             u = next_unit(&fronts[0], U, nthreads, own, &drained)
 
 
@@ -918,11 +920,8 @@ def phases_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, ::
     cdef real_t* dst
     cdef const real_t* wb
     cdef const real_t* bp
-    # units in contiguous parts, one per thread, then what is left of the others
-    # (next_unit; see dense_conv): the next unit a thread prefetches is then, but at
-    # a part's end, the one it runs next
-    fronts_np = np.array([part_lo(U, nthreads, p) for p in range(nthreads)], dtype=np.intp)
-    cdef idx_t[::1] fronts = fronts_np
+    # units in contiguous parts with help at the end, as dense_oc's
+    cdef idx_t[::1] fronts = unit_fronts(U, nthreads)
     for own in prange(nthreads, nogil=True, schedule='static', num_threads=nthreads):
         tid = omp_get_thread_num()
         drained = 0

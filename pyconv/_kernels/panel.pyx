@@ -9,7 +9,7 @@ from libc.string cimport memcpy, memset
 
 import numpy as np
 
-from pyconv._kernels._common cimport idx_t, real_t, next_unit, omp_get_thread_num, part_lo
+from pyconv._kernels._common cimport idx_t, real_t, next_unit, omp_get_thread_num, unit_fronts
 
 
 cdef extern from "dense_kernels.h":
@@ -114,8 +114,7 @@ def panel_forward(const real_t[:, :, ::1] x, const real_t[::1] wpk, const real_t
     # units in contiguous parts, one per thread, then what is left of the others
     # (_common.next_unit): the next unit a thread prefetches is then, but at a part's
     # end, the one it runs next; a thread the host slows is still helped at the end
-    fronts_np = np.array([part_lo(U, nthreads, p) for p in range(nthreads)], dtype=np.intp)
-    cdef idx_t[::1] fronts = fronts_np
+    cdef idx_t[::1] fronts = unit_fronts(U, nthreads)
     for own in prange(nthreads, nogil=True, schedule='static', num_threads=nthreads):
         tid = omp_get_thread_num()
         drained = 0
