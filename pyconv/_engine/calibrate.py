@@ -761,16 +761,19 @@ def measure():
 
         # the 1x1 input gradient: one BLAS product per sample against the forward's 1x1 plan
         # (as calibrated above) on grad_output with the channels swapped, per dtype, on a
-        # layer that reduces the channels and on one that expands them, 56x56, two samples
+        # layer that reduces the channels and on one that expands them, 56x56, eight samples
         # (the products split by sample), at the default thread count, in wall time: the
         # two run on the team differently (whole samples against chunks of positions).
-        # ~0.1 s in all
+        # Eight, not two: two samples' products stay in the last-level cache and ran level
+        # with the forward plan, eight ran 1.2x (float32) to 1.35x (float64) slower (AMD
+        # EPYC, 32 MiB L3, 256 -> 64), and a calibration on two sent the suite's layer c to
+        # the products at 6.1 ms against 4.2.  ~0.3 s in all
         pw_values = {k: values[k] for k in values if k.startswith(("pointwise_", "panel_chunk"))}
         for dt, suffix in ((np.float32, ""), (np.float64, "_f8")):
             for cin, cout, name in ((256, 64, "input_matmul"), (64, 256, "input_matmul_expand")):
                 wc = _data(rng, (cout, cin, 1, 1), dt)
-                go = _data(rng, (2, cout, 56, 56), dt)
-                inp = lambda wc=wc, go=go, cin=cin: grad.conv2d_input((2, cin, 56, 56), wc, go)  # noqa: E731
+                go = _data(rng, (8, cout, 56, 56), dt)
+                inp = lambda wc=wc, go=go, cin=cin: grad.conv2d_input((8, cin, 56, 56), wc, go)  # noqa: E731
                 with threads(_default_threads()):
                     ts = _best_of([_forced(A.MATMUL, inp, **pw_values), _forced(A.FLIP_CONV, inp, **pw_values)],
                                   reps=2)
