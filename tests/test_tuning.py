@@ -772,3 +772,16 @@ def test_signal_calibration_takes_the_large_transform_from_the_gain_samples():
     with _plan.live(), threads(1), tuning.override():
         calibrate._measure_signal(np.random.default_rng(0), values2, m2)
     assert m2["fft_1024_s"] != 0.0123 and m2["fft_1024_s"] > 0
+
+
+def test_forced_timings_reuse_one_tuning_across_calls():
+    # calibrate._forced builds the Tuning of its values once and reuses it: plans are keyed
+    # by the Tuning object, and a new one per call planned (and timed) every call again
+    from pyconv._engine.plan import Algorithm
+    seen = []
+    run = calibrate._forced(Algorithm.GEMM, lambda: seen.append(tuning.active()), weight_panel=False)
+    run()
+    run()
+    run()
+    assert seen[0] is seen[1] is seen[2]
+    assert seen[0].weight_panel is False and tuning.active() is not seen[0]

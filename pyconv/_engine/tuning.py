@@ -416,6 +416,19 @@ def override(**values):
         _state.tuning = old
 
 
+@contextlib.contextmanager
+def using(t):
+    """Run a block under the Tuning ``t`` (one an :func:`override` block made, kept to be
+    reused: plans are keyed by the Tuning object, so the same object finds its plans
+    again where a new override would plan every call anew)."""
+    old = _state.tuning
+    _state.tuning = t
+    try:
+        yield t
+    finally:
+        _state.tuning = old
+
+
 # Compile-time constants of the kernels (for reference; changing them means a rebuild):
 # - dense_direct.OBW = 8 (PYCONV_OBW): output channels per register block of the dense
 #   kernels; 12-wide blocks measured 3-12% slower (1 thread, float32: 19.2 vs 21.5 ms,
