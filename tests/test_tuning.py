@@ -45,6 +45,7 @@ def test_tune_measures_stores_and_installs(cache):
     assert v["thin_reg_min_ow"] in (12, 24, 48, 1 << 62)
     assert v["pointwise_chunk"] in (128, 256, 512)
     assert v["dense_wblock_bytes"] in (4096, 8192, 16384)
+    assert v["dense_oc_wblock_bytes"] in (10 << 10, 20 << 10, 40 << 10) and v["weight_tile"] in (512, 1024, 2048)
     pts = data["measurements"].get("fft_points", [])
     assert v["fft_workers_min_points"] in set(pts) | {2 * max(pts, default=0), tuning.DEFAULT.fft_workers_min_points}
     assert all(isinstance(v[k], bool) for k in ("pointwise_direct", "pointwise_direct_expand", "pointwise_direct_f8",
@@ -582,7 +583,7 @@ def test_calibrated_signal_constants_reproduce_the_timings_they_were_solved_from
     from pyconv._threads import threads
     values, m = {}, {}
     with _plan.live(), threads(1), tuning.override():
-        calibrate._measure_signal(np.random.default_rng(0), values, m)
+        calibrate._measure_signal(calibrate._Pool(), values, m)
     fields = {k: v for k, v in values.items() if k in calibrate.SIGNAL_FIELDS}
     with tuning.override(**{**fields, "direct_pad_ns": tuning.DEFAULT.direct_pad_ns}):
         for shape, kshape, mode, dt in [((32, 32, 32), (5, 5, 5), "same", "float32"),
@@ -765,12 +766,12 @@ def test_signal_calibration_takes_the_large_transform_from_the_gain_samples():
         fft_cpu = 0.0123
     values, m = {}, {}
     with _plan.live(), threads(1), tuning.override():
-        calibrate._measure_signal(np.random.default_rng(0), values, m, Samples())
+        calibrate._measure_signal(calibrate._Pool(), values, m, Samples())
     assert m["fft_1024_s"] == 0.0123
     assert m["fft_1024_float32_s"] > 0
     values2, m2 = {}, {}
     with _plan.live(), threads(1), tuning.override():
-        calibrate._measure_signal(np.random.default_rng(0), values2, m2)
+        calibrate._measure_signal(calibrate._Pool(), values2, m2)
     assert m2["fft_1024_s"] != 0.0123 and m2["fft_1024_s"] > 0
 
 

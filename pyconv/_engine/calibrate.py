@@ -43,7 +43,7 @@ MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_min_posi
             "pointwise_panel", "pointwise_panel_expand", "pointwise_panel_f8", "pointwise_panel_expand_f8",
             "weight_panel", "weight_panel_f8", "weight_panel_bytes", "weight_panel_bytes_f8", "panel_chunk",
             "weight_matmul_tall", "weight_matmul_tall_f8", "input_matmul", "input_matmul_expand",
-            "input_matmul_f8", "input_matmul_expand_f8", "dense_wblock_bytes",
+            "input_matmul_f8", "input_matmul_expand_f8", "dense_wblock_bytes", "dense_oc_wblock_bytes", "weight_tile",
             "direct_ns_f4", "direct_ns_f8", "direct_ns_1d_f4", "direct_ns_1d_f8", "direct_tap_ns",
             "direct_border_ns", "direct_merged_factor", "direct_pad_ns", "direct_pad_call_ns", "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor",
             "fft_single_factor", "fft_1d_single_factor", "fft_3d_factor", "fft_workers_min_points", "direct_thread_gain",
@@ -471,6 +471,17 @@ def _crossover(times_a, times_b, sizes, margin=1.0):
     return 1 << 62
 
 
+def _least_behind(times):
+    """The candidate (column of ``times``, one row per layer) whose times, each over the best
+    of its layer, sum least: no layer decides alone by its size.
+
+    >>> _least_behind([[1.0, 1.1, 1.3], [2.0, 1.9, 1.9]])
+    1
+    """
+    rel = np.asarray(times, dtype=float)
+    return int(np.argmin((rel / rel.min(axis=1, keepdims=True)).sum(axis=0)))
+
+
 def _ceiling(times_a, times_b, sizes, slack=1.1):
     """Largest measured size at which algorithm A is as fast as B within ``slack`` (the noise
     of a shared machine); from the next size on B wins at every size measured, so B takes
@@ -481,12 +492,34 @@ def _ceiling(times_a, times_b, sizes, slack=1.1):
     return 0
 
 
-def _data(rng, shape, dtype=np.float64):
-    """Operands for the timings: uniform in [-0.5, 0.5), a few times cheaper to draw than
-    normal samples (the values do not change a kernel's speed; no subnormals)."""
-    a = rng.random(shape, dtype=np.dtype(dtype))
-    a -= np.dtype(dtype).type(0.5)
-    return a
+class _Pool:
+    """Operands for the timings, cut in turn from one read-only buffer per dtype of uniform
+    values in [-0.5, 0.5) (the values do not change a kernel's speed; no subnormals).
+    Drawing every operand afresh made the calibration draw and first-touch 215 MB, 0.32 s
+    of a 1.7 s ``tune()`` in a new process (AMD EPYC); the pieces of one buffer are touched
+    once.  Consecutive pieces never overlap (a piece that does not fit after the last one
+    starts the buffer again, and the buffer holds two of the largest), so the operands of
+    one timed call stay as far apart in the caches as fresh arrays."""
+
+    def __init__(self, seed=0, nbytes=56 << 20):
+        self.rng = np.random.default_rng(seed)
+        self.nbytes = nbytes
+        self.bufs = {}
+        self.at = {}
+
+    def __call__(self, shape, dtype=np.float64):
+        dt = np.dtype(dtype)
+        n = math.prod(shape) if isinstance(shape, tuple) else int(shape)
+        step = -(-n // 16) * 16                 # pieces start 64-byte apart at least
+        buf = self.bufs.get(dt)
+        if buf is None or buf.size < 2 * step:
+            buf = self.rng.random(max(2 * step, self.nbytes // dt.itemsize), dtype=dt)
+            buf -= dt.type(0.5)
+            buf.flags.writeable = False
+            self.bufs[dt], self.at[dt] = buf, 0
+        at = self.at[dt] if self.at[dt] + step <= buf.size else 0
+        self.at[dt] = at + step
+        return buf[at:at + n].reshape(shape)
 
 
 def measure():
@@ -498,7 +531,7 @@ def measure():
     from pyconv._engine.geometry import conv_geometry, transposed_geometry
     from pyconv._threads import _default_threads, threads
 
-    rng = np.random.default_rng(0)
+    data = _Pool()
     m = {}
     values = {}
     window = _busy_window()
@@ -507,7 +540,7 @@ def measure():
     with _plan.live(), threads(1), _tuning.override(dense_min_positions=0, weight_dense_min_positions=0,
                                                     phases_min_positions=0), \
             contextlib.ExitStack() as stack:
-        gains = _GainSamples(_default_threads())
+        gains = _GainSamples(_default_threads(), data)
         gains.take()
         # first, the dense forward's input-channel blocks: one block's weights within 4, 8
         # or 16 KiB (3x3 64->64 56x56, one sample; the bits do not depend on it).  The
@@ -515,8 +548,8 @@ def measure():
         # L1d) 8 KiB ran layer a 1.09x and the dilated layer f 1.01x faster than 16 KiB,
         # 4 KiB 1.07x and 1.04x
         wblocks = (4 << 10, 8 << 10, 16 << 10)
-        x = _data(rng, (1, 64, 56, 56), np.float32)
-        wc = _data(rng, (64, 64, 3, 3), np.float32)
+        x = data((1, 64, 56, 56), np.float32)
+        wc = data((64, 64, 3, 3), np.float32)
 
         layer = lambda: nn.conv2d(x, wc, padding=1)  # noqa: E731
         m["dense_wblocks"] = list(wblocks)
@@ -552,16 +585,40 @@ def measure():
             m[key] = []
             for dt, flag in zip((np.float32, np.float64), flags):
                 lanes = conv.dense_direct.OC_LANES[np.dtype(dt).name]
-                x1 = _data(rng, (1, lanes) + spatial, dt)
-                w1 = _data(rng, (lanes, lanes) + (3,) * len(spatial), dt)
+                x1 = data((1, lanes) + spatial, dt)
+                w1 = data((lanes, lanes) + (3,) * len(spatial), dt)
                 layer1 = functools.partial(nn.conv3d if len(spatial) == 3 else nn.conv2d, x1, w1, padding=1)
                 t1_oc, t1_d = _best_cpu_of([_forced(A.DENSE_OC, layer1),
                                             _forced(A.DENSE, layer1, dense_wblock_bytes=values["dense_wblock_bytes"])],
                                            reps=reps)
                 m[key].append([t1_oc, t1_d])
                 values[flag] = bool(t1_oc <= t1_d)
+        # the cache blocks of the output-channel kernels: the weights of one pass of input
+        # channels of dense_oc (and phases_oc) within 10, 20 or 40 KiB (3x3 64->64 56x56 and
+        # the 7x7 3->64 stem at stride 2, one sample); and the output positions per work unit
+        # of the dense weight gradient, 512, 1024 or 2048 (3x3 64->64 56x56 and 3x3x3 16->16
+        # 32^3, one sample).  One value per field, the one least behind the best summed over
+        # the layers (AMD EPYC, 1 MiB L2: 10 KiB ran the suite's forwards a, b, g, i, j
+        # 1.02-1.10x slower than 20-40 KiB; 512 positions ran the 3-D weight gradient 1.03-1.05x
+        # slower than 1024, the others within 2%).  ~0.08 s
+        m["dense_oc_wblocks"], m["weight_tiles"] = ocb, wts = [10 << 10, 20 << 10, 40 << 10], [512, 1024, 2048]
+        xa, wa = data((1, 64, 56, 56), np.float32), data((64, 64, 3, 3), np.float32)
+        xj, wj = data((1, 3, 224, 224), np.float32), data((64, 3, 7, 7), np.float32)
+        m["dense_oc_wblock_s"] = [
+            _best_cpu_of([_forced(A.DENSE_OC, fn, dense_oc_wblock_bytes=b) for b in ocb], reps=3)
+            for fn in (lambda: nn.conv2d(xa, wa, padding=1), lambda: nn.conv2d(xj, wj, stride=2, padding=3))]
+        values["dense_oc_wblock_bytes"] = ocb[_least_behind(m["dense_oc_wblock_s"])]
+        x3, go3 = data((1, 16, 32, 32, 32), np.float32), data((1, 16, 32, 32, 32), np.float32)
+        goa = data((1, 64, 56, 56), np.float32)
+        m["weight_tile_s"] = [
+            _best_cpu_of([_forced(A.DENSE, fn, weight_tile=v) for v in wts], reps=3)
+            for fn in (lambda: grad.conv2d_weight(xa, wa.shape, goa, padding=1),
+                       lambda: grad.conv3d_weight(x3, (16, 16, 3, 3, 3), go3, padding=1))]
+        values["weight_tile"] = wts[_least_behind(m["weight_tile_s"])]
         # (the crossovers below time the dense kernels with the blocks chosen)
-        stack.enter_context(_tuning.override(dense_wblock_bytes=values["dense_wblock_bytes"]))
+        stack.enter_context(_tuning.override(dense_wblock_bytes=values["dense_wblock_bytes"],
+                                             dense_oc_wblock_bytes=values["dense_oc_wblock_bytes"],
+                                             weight_tile=values["weight_tile"]))
 
         gains.take()
         # dense direct vs im2col + GEMM: a 32->32 3x3 layer on growing output maps (batch 8),
@@ -577,11 +634,11 @@ def measure():
         sizes = {1: (3, 6, 12, 24), 2: (3, 6, 8, 12, 24)}
         fwd = {(a, st): [] for a in (A.DENSE, A.GEMM, A.DENSE_OC) for st in (1, 2)}
         wgt = {(a, st): [] for a in (A.DENSE, A.GEMM) for st in (1, 2)}
-        w = _data(rng, (32, 32, 3, 3), np.float32)
+        w = data((32, 32, 3, 3), np.float32)
         for st in (1, 2):
             for s in sizes[st]:
-                go = _data(rng, (8, 32, s, s), np.float32)
-                x = _data(rng, (8, 32, s * st, s * st), np.float32)
+                go = data((8, 32, s, s), np.float32)
+                x = data((8, 32, s * st, s * st), np.float32)
                 # (the candidates in turn, round by round: this host's cores change speed
                 # within seconds, and one algorithm timed whole in a slow spell flipped the
                 # 6x6 point of dense_oc against GEMM)
@@ -615,9 +672,9 @@ def measure():
         chans = (32, 64, 128, 256)
         kf_d, kf_g, kw_d, kw_g, kf_o = [], [], [], [], []
         for c in chans:
-            x = _data(rng, (1, c, 32, 32), np.float32)
-            wc = _data(rng, (c, c, 3, 3), np.float32)
-            go = _data(rng, (1, c, 16, 16), np.float32)
+            x = data((1, c, 32, 32), np.float32)
+            wc = data((c, c, 3, 3), np.float32)
+            go = data((1, c, 16, 16), np.float32)
             fwd = lambda: nn.conv2d(x, wc, stride=2, padding=1)  # noqa: E731
             for lst, t in zip((kf_d, kf_g, kf_o), _best_of([_forced(A.DENSE, fwd), _forced(A.GEMM, fwd),
                                                              _forced(A.DENSE_OC, fwd)], reps=3)):
@@ -630,8 +687,8 @@ def measure():
             # 0.6x torch), 0.72 on four, and 0.55 on layer a itself, 0.90 on layer b)
             # (two samples at the largest size, for time: fewer samples only understate dense)
             ns = 4 if c < chans[-1] else 2
-            x4 = _data(rng, (ns, c, 32, 32), np.float32)
-            go4 = _data(rng, (ns, c, 16, 16), np.float32)
+            x4 = data((ns, c, 32, 32), np.float32)
+            go4 = data((ns, c, 16, 16), np.float32)
             wgt = lambda: grad.conv2d_weight(x4, wc.shape, go4, stride=2, padding=1)  # noqa: E731
             with threads(_default_threads()):
                 for lst, t in zip((kw_d, kw_g), _best_of([_forced(A.DENSE, wgt), _forced(A.GEMM, wgt)],
@@ -657,8 +714,8 @@ def measure():
         # Intel Xeon in-cache 32x32 maps ran level, 8x56x56x256 10.0 vs 14.7 ms)
         widths, tr_r, tr_s = (12, 24, 48), [], []
         for s in widths:
-            x = _data(rng, (1, (1 << 19) // (s * s), s, s), np.float32)
-            wc = _data(rng, (x.shape[1], 1, 3, 3), np.float32)
+            x = data((1, (1 << 19) // (s * s), s, s), np.float32)
+            wc = data((x.shape[1], 1, 3, 3), np.float32)
             dwl = lambda: nn.conv2d(x, wc, padding=1, groups=x.shape[1])  # noqa: E731
             for lst, t in zip((tr_r, tr_s), _best_of([_forced(A.THIN_REG, dwl), _forced(A.THIN_S1, dwl)], reps=3)):
                 lst.append(t)
@@ -673,8 +730,8 @@ def measure():
         prods, th_t, th_d = (1, 4, 16, 64), [], []
         for cgog in prods:
             gsz = math.isqrt(cgog)
-            x = _data(rng, (1, 128, 56, 56), np.float32)
-            wc = _data(rng, (128, gsz, 3, 3), np.float32)
+            x = data((1, 128, 56, 56), np.float32)
+            wc = data((128, gsz, 3, 3), np.float32)
             grp = lambda: nn.conv2d(x, wc, padding=1, groups=128 // gsz)  # noqa: E731
             for lst, t in zip((th_t, th_d), _best_of([_forced(thin, grp), _forced(A.DENSE, grp)], reps=3)):
                 lst.append(t)
@@ -685,8 +742,8 @@ def measure():
         th_t, th_d = [], []
         for cgog in prods:
             gsz = math.isqrt(cgog)
-            x = _data(rng, (1, 128, 56, 56), np.float32)
-            wc = _data(rng, (128, gsz, 3, 3), np.float32)
+            x = data((1, 128, 56, 56), np.float32)
+            wc = data((128, gsz, 3, 3), np.float32)
             grp = lambda: nn.conv2d(x, wc, stride=2, padding=1, groups=128 // gsz)  # noqa: E731
             strided = A.THIN_PHASE if cgog >= _tuning.DEFAULT.thin_planes_min_cg_og else A.THIN_ROW
             for lst, t in zip((th_t, th_d), _best_of([_forced(strided, grp), _forced(A.DENSE, grp)], reps=3)):
@@ -699,8 +756,8 @@ def measure():
         # Intel Xeon 256->64 56x56 ran 22-25 ms at 128, 17-19 at 256-512, PyTorch 15.7),
         # 256 -> 64 channels, 56x56, one sample
         chunks = (128, 256, 512)
-        x = _data(rng, (1, 256, 56, 56), np.float32)
-        wc = _data(rng, (64, 256, 1, 1), np.float32)
+        x = data((1, 256, 56, 56), np.float32)
+        wc = data((64, 256, 1, 1), np.float32)
 
         layer = lambda: nn.conv2d(x, wc)  # noqa: E731
         m["pointwise_chunks"] = list(chunks)
@@ -726,8 +783,8 @@ def measure():
                 # float32 chose between the two BLAS paths
                 values["pointwise_matmul"] = bool(pw[4, True][1] + pw[4, False][1] <= pw[4, True][2] + pw[4, False][2])
             for cin, cout in ((256, 64), (64, 256)):
-                x = _data(rng, (1, cin, 56, 56), dt)
-                wc = _data(rng, (cout, cin, 1, 1), dt)
+                x = data((1, cin, 56, 56), dt)
+                wc = data((cout, cin, 1, 1), dt)
 
                 def one(alg, x=x, wc=wc):
                     return _forced(alg, lambda: nn.conv2d(x, wc), pointwise_chunk=values["pointwise_chunk"],
@@ -747,8 +804,8 @@ def measure():
         # samples: float32 1.09-1.18x faster transposed at 1 and 2 threads, float64
         # 0.92-1.01x)
         for dt, field in ((np.float32, "weight_matmul_tall"), (np.float64, "weight_matmul_tall_f8")):
-            x = _data(rng, (1, 256, 56, 56), dt)
-            go = _data(rng, (1, 64, 56, 56), dt)
+            x = data((1, 256, 56, 56), dt)
+            go = data((1, 64, 56, 56), dt)
 
             wgt = lambda x=x, go=go: grad.conv2d_weight(x, (64, 256, 1, 1), go)  # noqa: E731
             with threads(_default_threads()):
@@ -766,8 +823,8 @@ def measure():
             # (weight_panel / weight_panel_f8), on two samples: each part of the panel kernel
             # transposes grad_output once per sample, which one sample at 2 threads overweighs
             # (Intel Xeon float32, 1 sample: panel 2.34 vs 2.19 ms; 8 samples 11.4 vs 12.2)
-            x2 = _data(rng, (2, 256, 56, 56), dt)
-            go2 = _data(rng, (2, 64, 56, 56), dt)
+            x2 = data((2, 256, 56, 56), dt)
+            go2 = data((2, 64, 56, 56), dt)
             wgt2 = lambda x=x2, go=go2: grad.conv2d_weight(x, (64, 256, 1, 1), go)  # noqa: E731
             with threads(_default_threads()):
                 tp = _best_of([_forced(A.MATMUL, wgt2, **{field: values[field]}),
@@ -783,13 +840,14 @@ def measure():
         # Eight, not two: two samples' products stay in the last-level cache and ran level
         # with the forward plan, eight ran 1.2x (float32) to 1.35x (float64) slower (AMD
         # EPYC, 32 MiB L3, 256 -> 64), and a calibration on two sent the suite's layer c to
-        # the products at 6.1 ms against 4.2.  ~0.3 s in all
+        # the products at 6.1 ms against 4.2.  float64 on four samples: the same bytes.
+        # ~0.2 s in all
         pw_values = {k: values[k] for k in values if k.startswith(("pointwise_", "panel_chunk"))}
-        for dt, suffix in ((np.float32, ""), (np.float64, "_f8")):
+        for dt, suffix, ns in ((np.float32, "", 8), (np.float64, "_f8", 4)):
             for cin, cout, name in ((256, 64, "input_matmul"), (64, 256, "input_matmul_expand")):
-                wc = _data(rng, (cout, cin, 1, 1), dt)
-                go = _data(rng, (8, cout, 56, 56), dt)
-                inp = lambda wc=wc, go=go, cin=cin: grad.conv2d_input((8, cin, 56, 56), wc, go)  # noqa: E731
+                wc = data((cout, cin, 1, 1), dt)
+                go = data((ns, cout, 56, 56), dt)
+                inp = lambda wc=wc, go=go, cin=cin, ns=ns: grad.conv2d_input((ns, cin, 56, 56), wc, go)  # noqa: E731
                 with threads(_default_threads()):
                     ts = _best_of([_forced(A.MATMUL, inp, **pw_values), _forced(A.FLIP_CONV, inp, **pw_values)],
                                   reps=2)
@@ -806,9 +864,9 @@ def measure():
         # layer (8 samples) to GEMM at 8.2-8.8 ms against 5.8-7.3 on the phases.  K past the
         # sweep stays on GEMM (256 channels, K 1024, ran level or slower at 28x28).
         ph_p, ph_g = [], []
-        w = _data(rng, (32, 32, 3, 3), np.float32)
+        w = data((32, 32, 3, 3), np.float32)
         for s in sizes:
-            go = _data(rng, (4, 32, s, s), np.float32)
+            go = data((4, 32, s, s), np.float32)
             shape = (4, 32, 2 * s, 2 * s)
             for alg, lst in ((A.PHASES, ph_p), (A.GEMM, ph_g)):
                 with _plan.force(alg):
@@ -817,8 +875,8 @@ def measure():
         values["phases_min_positions"] = _crossover(ph_p, ph_g, positions, GEMM_MARGIN)
         pk_p, pk_g, pks = [], [], []
         for c in chans[:3]:
-            wc = _data(rng, (c, c, 3, 3), np.float32)
-            go = _data(rng, (2, c, 28, 28), np.float32)
+            wc = data((c, c, 3, 3), np.float32)
+            go = data((2, c, 28, 28), np.float32)
             inp = lambda: grad.conv2d_input((2, c, 56, 56), wc, go, stride=2, padding=1)  # noqa: E731
             for lst, t in zip((pk_p, pk_g), _best_of([_forced(A.PHASES, inp), _forced(A.GEMM, inp)], reps=2)):
                 lst.append(t)
@@ -835,9 +893,8 @@ def measure():
         # Intel Xeon read 0.47 ms for phases_oc against 0.45 for PHASES (0.31-0.55 against
         # 0.38-0.76 in the others) and sent layer b's input gradient to GEMM, 0.75-0.85x torch
         # where phases_oc runs 0.93-0.95x.  60-80 ms in all.
-        rng_oc = np.random.default_rng(1)      # (its own draws: the other blocks' data unchanged)
-        xs_oc, w_oc = (1, 32, 56, 56), _data(rng_oc, (64, 32, 3, 3), np.float32)
-        go_oc = _data(rng_oc, (1, 64, 28, 28), np.float32)
+        xs_oc, w_oc = (1, 32, 56, 56), data((64, 32, 3, 3), np.float32)
+        go_oc = data((1, 64, 28, 28), np.float32)
         for field, dt in (("phases_oc", np.float32), ("phases_oc_f8", np.float64)):
             wd, gd = w_oc.astype(dt), go_oc.astype(dt)
             inp = lambda wd=wd, gd=gd: grad.conv2d_input(xs_oc, wd, gd, stride=2, padding=1)  # noqa: E731
@@ -846,10 +903,10 @@ def measure():
             values[field] = bool(tp[0] <= min(tp[1:]))
         # ---- end phases_oc ------------------------------------------------------------------
 
-        _measure_signal(rng, values, m, gains)
+        _measure_signal(data, values, m, gains)
 
         gains.take()
-        _measure_signal_threads(rng, values, m, gains)
+        _measure_signal_threads(data, values, m, gains)
     _measure_first_touch(values, m)
     m["others_busy_cores_mean"] = window()
     return _from_values(values), values, m
@@ -958,7 +1015,7 @@ def _best_cpu_warm(fns, reps=2):
     return _best_of(fns, reps, clock=time.thread_time, warm=True)
 
 
-def _measure_signal(rng, values, m, gains=None):
+def _measure_signal(data, values, m, gains=None):
     """pyconv.signal's cost model (pyconv._engine.signal_plan), one constant per timing at
     one thread, each solved from the model, which is linear in it, holding the constants
     measured before it (and the defaults of the others): the direct kernel's ns per
@@ -992,16 +1049,16 @@ def _measure_signal(rng, values, m, gains=None):
              ((38, 38, 134), (7, 7, 7), "valid", np.float32, "direct_merged_factor", 0.1)]
     runs = []
     for shape, kshape, mode, dt, field, floor in cases:
-        a = _data(rng, shape, dt)
-        k = _data(rng, kshape, dt)
+        a = data(shape, dt)
+        k = data(kshape, dt)
         runs.append(lambda a=a, k=k, mode=mode: signal.correlate(a, k, mode, method="direct"))
     # the small FFT timings join the same rounds: a 2-D transform below L2 (256^2 * 9x9),
     # a 1-D full transform (32768 * 257) and overlap-add (65536 * 257, float64 and float32)
-    k = _data(rng, (9, 9))
-    small = _data(rng, (256, 256))
-    x1 = _data(rng, 32768)
-    x2 = _data(rng, 65536)
-    k1 = _data(rng, 257)
+    k = data((9, 9))
+    small = data((256, 256))
+    x1 = data(32768)
+    x2 = data(65536)
+    k1 = data(257)
     x2s, k1s = x2.astype(np.float32), k1.astype(np.float32)
     runs += [lambda: signal.fftconvolve(small, k, "same"), lambda: signal._fft_core(x1, k1, "same", [0]),
              lambda: signal.oaconvolve(x2, k1, "same"), lambda: signal.oaconvolve(x2s, k1s, "same")]
@@ -1014,7 +1071,7 @@ def _measure_signal(rng, values, m, gains=None):
     # repeated one does: 58.7-60.5 ms against 59.0-62.4)
     # (the float64 one on more than one thread is the one-worker call of the gain samples
     # taken so far, each timed right after a call with all workers: ``gains``)
-    large = _data(rng, (1024, 1024))
+    large = data((1024, 1024))
     large_s, k_s = large.astype(np.float32), k.astype(np.float32)
     known = gains is not None and gains.fft_cpu < math.inf
     *tl, tl_s = _best_cpu_warm([lambda: signal.fftconvolve(large, k, "same")] * (not known)
@@ -1023,14 +1080,14 @@ def _measure_signal(rng, values, m, gains=None):
     del large, large_s
     # and the copy with padded rows that can replace the border redo (4.4 MiB: a volume's
     # copy is a fresh allocation whose pages are touched first by the copy -- timed cold)
-    vol = _data(rng, (128, 128, 64), np.float32)
+    vol = data((128, 128, 64), np.float32)
     tpad = min(_cpu_once(lambda: signal._padded_rows(vol, 2, 3, 3, np.float32)) for _ in range(2))
     m["pad_128x128x70_s"] = tpad
     values["direct_pad_ns"] = tpad / (128 * 128 * 70) * 1e9
     # its fixed cost: the copy of an 8x8 image and the check of a 3x3 kernel, 200 calls at
     # a time, the least of 5 batches, less the per-element price of the copy (8 x 10 in,
     # 8 x 8 out)
-    tiny, k3 = _data(rng, (8, 8)), _data(rng, (3, 3))
+    tiny, k3 = data((8, 8)), data((3, 3))
 
     def calls():
         for _ in range(200):
@@ -1089,7 +1146,7 @@ def _measure_signal(rng, values, m, gains=None):
     values["fft_1d_single_factor"] = fixed["fft_1d_single_factor"] = _linear(
         toa_s, lambda: _sp.fft_costs(x2.shape, k1.shape, False, True, 1)[1], fixed, "fft_1d_single_factor", 0.05)
     # 3-D: one volume's transforms (96^3 * 5^3 float64 'same', ~20 ms, timed warm as above)
-    vol3, k3 = _data(rng, (96, 96, 96)), _data(rng, (5, 5, 5))
+    vol3, k3 = data((96, 96, 96)), data((5, 5, 5))
     t3 = m["fft_96^3_s"] = _best_cpu_warm([lambda: signal.fftconvolve(vol3, k3, "same")], reps=1)[0]
     del vol3
     values["fft_3d_factor"] = fixed["fft_3d_factor"] = _linear(
@@ -1111,17 +1168,16 @@ class _GainSamples:
     direct calls ran 2.7 ms in some samples and 4.3 in others, 6 calibrations gave
     direct_thread_gain 0.25-0.93 and fft_thread_gain 0.15-0.47.)"""
 
-    def __init__(self, nt):
+    def __init__(self, nt, data):
         self.nt = nt
         self.direct = [math.inf, math.inf]
         self.fft = [math.inf, math.inf]
         self.fft_cpu = math.inf         # CPU seconds of the one-worker FFTs (the calling thread)
         if nt > 1:
-            rng = np.random.default_rng(2)
-            self.vol = _data(rng, (64, 64, 64), np.float32)
-            self.k3 = _data(rng, (5, 5, 5), np.float32)
-            self.large = _data(rng, (1024, 1024))
-            self.k = _data(rng, (9, 9))
+            self.vol = data((64, 64, 64), np.float32)
+            self.k3 = data((5, 5, 5), np.float32)
+            self.large = data((1024, 1024))
+            self.k = data((9, 9))
 
     def _direct(self, n):
         from pyconv import signal
@@ -1170,7 +1226,7 @@ def _faster_team(old, new):
     return old
 
 
-def _measure_signal_threads(rng, values, m, gains):
+def _measure_signal_threads(data, values, m, gains):
     """What the threads past the first add to the signal model's two methods, at the default
     thread count (wall time): from which transform size a second scipy.fft worker pays
     for its hand-off (2-D float64 'same' * 9x9 at 128^2, 256^2 and 1024^2, one worker
@@ -1186,7 +1242,7 @@ def _measure_signal_threads(rng, values, m, gains):
     if nt <= 1:
         return
     sizes = (128, 256)
-    k = _data(rng, (9, 9))
+    k = data((9, 9))
 
     def fft(a, limit):
         def run():
@@ -1195,7 +1251,7 @@ def _measure_signal_threads(rng, values, m, gains):
         return run
     runs = []
     for n in sizes:
-        a = _data(rng, (n, n))
+        a = data((n, n))
         runs += [fft(a, 1 << 62), fft(a, 0)]
     # (no warm-up round: the first round's calls are timed too, and a plan made or a page
     # first touched in it leaves the least time to the second)

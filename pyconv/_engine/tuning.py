@@ -167,7 +167,8 @@ class Tuning:
     # Layer a (8 rows of 56) 1.05x faster than with 224 positions, f 1.06x, j 1.05x.
     dense_oc_positions: int = 448
     dense_oc_max_cols: int = 512
-    # Weights of one pass of input channels (channels x taps x 32 output channels).
+    # Weights of one pass of input channels (channels x taps x 32 output channels);
+    # calibrated among 10, 20 and 40 KiB.
     dense_oc_wblock_bytes: int = 20 << 10
     # Positions / K limits against im2col + GEMM (as dense_min_positions / dense_max_k;
     # calibrated).  On 3x3 maps GEMM with samples side by side still wins: 32x16x6x6 *
@@ -176,7 +177,7 @@ class Tuning:
     dense_oc_min_positions: int = 36
     dense_oc_max_k: int = 1 << 62
     # Output positions per work unit of the dense weight-gradient kernel (its packed
-    # grad_output tile stays in L2).
+    # grad_output tile stays in L2); calibrated among 512, 1024 and 2048.
     weight_tile: int = 512
 
     # --- GEMM threading ---------------------------------------------------------------
