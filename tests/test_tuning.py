@@ -786,3 +786,55 @@ def test_forced_timings_reuse_one_tuning_across_calls():
     run()
     assert seen[0] is seen[1] is seen[2]
     assert seen[0].weight_panel is False and tuning.active() is not seen[0]
+
+
+@pytest.mark.parametrize("weight_tile, wblock", [(512, 10 << 10), (2048, 40 << 10)])
+def test_cached_cache_blocks_reach_the_plans(cache, weight_tile, wblock):
+    # the calibrated positions per unit of the dense weight gradient and the weights per
+    # pass of dense_oc set the plans' tiles; the results do not depend on them
+    values = _measured_defaults()
+    values["weight_tile"], values["dense_oc_wblock_bytes"] = weight_tile, wblock
+    calibrate._save(calibrate.cache_path(), values, {})
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 64, 64, 24)).astype(np.float32)
+    w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
+    go = rng.standard_normal((2, 64, 64, 24)).astype(np.float32)
+    with pyconv.threads(1):          # (more threads may cut the units finer)
+        with _plan.force("dense"):
+            pw = pyconv.explain(grad.conv2d_weight, x, w.shape, go, padding=1).leaf()
+            gw = grad.conv2d_weight(x, w.shape, go, padding=1)
+        with _plan.force("dense_oc"):
+            pf = pyconv.explain(nn.conv2d, x, w, padding=1).leaf()
+            y = nn.conv2d(x, w, padding=1)
+    assert pw.tile("rows") == min(64, weight_tile // 24)         # rows of 24 positions
+    # weights of one pass: input channels x 9 taps x the plan's lanes (float32)
+    assert pf.tile("cblock") == min(64, wblock // (9 * pf.tile("lanes") * 4))
+    with _plan.force("gemm"):
+        np.testing.assert_allclose(gw, grad.conv2d_weight(x, w.shape, go, padding=1), rtol=2e-4, atol=5e-3)
+        np.testing.assert_allclose(y, nn.conv2d(x, w, padding=1), rtol=2e-5, atol=2e-4)
+
+
+def test_timing_operands_come_in_separate_read_only_pieces():
+    # calibrate._Pool: consecutive pieces never overlap (the operands of one timed call stay
+    # apart in the caches), a piece that does not fit starts the buffer again, values are
+    # in [-0.5, 0.5), and nothing writes them
+    pool = calibrate._Pool(nbytes=1 << 12)             # 512 float64
+    pieces = [pool((3, 7)), pool(100), pool((2, 50)), pool((10, 10)), pool(5)]
+    for a, b in zip(pieces, pieces[1:]):
+        assert not np.shares_memory(a, b)
+    assert [p.shape for p in pieces] == [(3, 7), (100,), (2, 50), (10, 10), (5,)]
+    assert all(p.dtype == np.float64 and not p.flags.writeable for p in pieces)
+    assert all(p.min() >= -0.5 and p.max() < 0.5 for p in pieces)
+    big = pool((40, 40), np.float32)                   # its own dtype's buffer, twice the piece
+    assert big.dtype == np.float32 and not np.shares_memory(big, pieces[-1])
+    again = pool((40, 40), np.float32)
+    assert not np.shares_memory(big, again)
+    with pytest.raises(ValueError):
+        pieces[0][0, 0] = 1.0
+
+
+def test_least_behind_weighs_every_layer():
+    # the candidate whose times, each over its layer's best, sum least
+    assert calibrate._least_behind([[1.0, 1.02, 1.3], [2.0, 1.9, 1.9]]) == 1     # 1.02+1.0 < 1.0+1.053
+    assert calibrate._least_behind([[1.0, 1.1, 1.3], [2.0, 1.9, 1.9]]) == 0      # 1.0+1.053 < 1.1+1.0
+    assert calibrate._least_behind([[1.0, 1.5], [10.0, 9.0]]) == 0      # 1.0+1.11 < 1.5+1.0

@@ -475,7 +475,7 @@ def _least_behind(times):
     """The candidate (column of ``times``, one row per layer) whose times, each over the best
     of its layer, sum least: no layer decides alone by its size.
 
-    >>> _least_behind([[1.0, 1.1, 1.3], [2.0, 1.9, 1.9]])
+    >>> _least_behind([[1.0, 1.02, 1.3], [2.0, 1.9, 1.9]])
     1
     """
     rel = np.asarray(times, dtype=float)
