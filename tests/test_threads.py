@@ -723,3 +723,66 @@ def test_matmul_plan_bits_do_not_depend_on_load(monkeypatch, dtype):
         np.testing.assert_array_equal(quiet, loaded)
     want = np.einsum("oc,nchw->nohw", w[:, :, 0, 0].astype(np.float64), x.astype(np.float64))
     np.testing.assert_allclose(out[0][0], want, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+
+
+needs_two_cpus = pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                                    reason="needs Linux and two CPUs")
+
+
+@needs_two_cpus
+def test_move_off_leaves_the_cpu_and_keeps_the_affinity_mask():
+    # the C helper every kernel region's workers call (pyconv_omp.h: pyconv_move_off): on
+    # the CPU given it moves elsewhere, its mask unchanged; elsewhere it does nothing; with
+    # that CPU the only one allowed it stays
+    from pyconv._kernels import _pyconv_omp
+    mask = os.sched_getaffinity(0)
+    try:
+        cpu = _pyconv_omp.current_cpu()
+        assert cpu in mask
+        os.sched_setaffinity(0, {cpu})            # now on it, whatever the scheduler did meanwhile
+        os.sched_setaffinity(0, mask)
+        assert _pyconv_omp.move_off(cpu) == 1
+        assert _pyconv_omp.current_cpu() != cpu and os.sched_getaffinity(0) == mask
+        here = _pyconv_omp.current_cpu()
+        other = next(c for c in mask if c != here)
+        assert _pyconv_omp.move_off(other) == 0 and os.sched_getaffinity(0) == mask
+        os.sched_setaffinity(0, {here})
+        assert _pyconv_omp.move_off(here) == -1 and os.sched_getaffinity(0) == {here}
+        assert _pyconv_omp.move_off(-1) == 0
+    finally:
+        os.sched_setaffinity(0, mask)
+
+
+@needs_two_cpus
+def test_workers_sharing_the_callers_cpu_keep_their_masks_and_the_bits():
+    # every worker of the team pinned to the caller's CPU (where the regions' check finds it
+    # and cannot move it: no other CPU allowed), then allowed everywhere again while on it
+    # (where the check moves it): each time the same bits as the free team, and every
+    # thread's mask as it was.  In a fresh interpreter: the pins outlive nothing else.
+    out = _run("""
+        import os, numpy as np, pyconv
+        from pyconv import grad, nn
+        from pyconv._kernels import _pyconv_omp
+        rng = np.random.default_rng(5)
+        x = rng.standard_normal((4, 32, 20, 20)).astype(np.float32)
+        w = rng.standard_normal((48, 32, 3, 3)).astype(np.float32)
+        go = rng.standard_normal((4, 48, 10, 10)).astype(np.float32)
+        def calls():
+            return [nn.conv2d(x, w, stride=2, padding=1), grad.conv2d_input(x.shape, w, go, stride=2, padding=1),
+                    grad.conv2d_weight(x, w.shape, go, stride=2, padding=1), nn.conv2d(x, w[:32, :1], groups=32)]
+        with pyconv.threads(2):
+            want = calls()
+            ids = _pyconv_omp.team_thread_ids(2)
+            masks = {t: os.sched_getaffinity(t) for t in ids}
+            me = _pyconv_omp.current_cpu()
+            for t in ids:
+                os.sched_setaffinity(t, {me})
+            pinned = calls()
+            for t in ids:
+                os.sched_setaffinity(t, masks[t])
+            freed = calls()
+            same = all(np.array_equal(a, b) for got in (pinned, freed) for a, b in zip(got, want))
+            kept = all(os.sched_getaffinity(t) == masks[t] for t in ids)
+        print(len(ids), same, kept)
+    """)
+    assert out == "2 True True"

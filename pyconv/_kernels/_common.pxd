@@ -38,6 +38,9 @@ cdef extern from "pyconv_omp.h":
     int omp_get_thread_num() noexcept nogil
     int omp_get_num_threads() noexcept nogil
     Py_ssize_t pyconv_take(Py_ssize_t* counter) noexcept nogil
+    int pyconv_cpu() noexcept nogil
+    int pyconv_move_off(int busy) noexcept nogil
+    void pyconv_unstack(int master) noexcept nogil
 
 
 cdef inline void valid_range(Py_ssize_t start, Py_ssize_t step, Py_ssize_t n, Py_ssize_t size,

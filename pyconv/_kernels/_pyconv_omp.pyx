@@ -3,7 +3,7 @@
 # thread controller (pyconv/_threads.py), so it is unique to pyconv.
 from cython.parallel cimport parallel
 
-from pyconv._kernels._common cimport PYCONV_HAVE_OPENMP, omp_get_thread_num
+from pyconv._kernels._common cimport PYCONV_HAVE_OPENMP, omp_get_thread_num, pyconv_cpu, pyconv_move_off
 
 cdef extern from *:
     """
@@ -16,6 +16,7 @@ cdef extern from *:
     #endif
     """
     long pyconv_tid() noexcept nogil
+
 
 cdef extern from "pyconv_cpu.h":
     int pyconv_cpu_level() nogil
@@ -55,3 +56,18 @@ def team_thread_ids(int n):
     with nogil, parallel(num_threads=n):
         ids[omp_get_thread_num()] = pyconv_tid()
     return [ids[k] for k in range(n) if ids[k] != 0]
+
+
+def current_cpu():
+    """The CPU the calling thread runs on (-1 where the system does not say)."""
+    return pyconv_cpu()
+
+
+def move_off(int cpu):
+    """Move the calling thread off ``cpu`` if it runs there, its affinity mask unchanged
+    (1: moved, 0: it was elsewhere, -1: not possible)."""
+    cdef int r
+    with nogil:
+        r = pyconv_move_off(cpu)
+    return r
+

@@ -10,7 +10,8 @@ from libc.string cimport memcpy, memset
 import numpy as np
 
 from pyconv._kernels._common cimport (conv_geo_t, copy_row, idx_t, real_t, next_unit, omp_get_thread_num,
-                                      pad_rows, pad_rows_at, part_lo, strided_row, unit_fronts, valid_range)
+                                      pad_rows, pad_rows_at, part_lo, pyconv_cpu, pyconv_unstack, strided_row,
+                                      unit_fronts, valid_range)
 
 
 cdef extern from "dense_kernels.h":
@@ -246,6 +247,7 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, :
     block's weights (cblock x ntaps x OBW) stay in L1 while they serve every position
     of the chunk (the sums run in the same order: the bits do not depend on cblock).
     """
+    cdef int mcpu = pyconv_cpu()
     cdef idx_t Dq = geo.qd, Hq = geo.qh, Wq = geo.qw
     cdef idx_t sd = geo.sd, sh = geo.sh, sw = geo.sw
     cdef idx_t pd = geo.pd, phh = geo.ph, pw = geo.pw
@@ -322,6 +324,7 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, :
     # the host slows (2-core Xeon VM, 2 threads: h 8.2 ms static, 6.0 dynamic)
     cdef idx_t[::1] fronts = unit_fronts(U, nthreads)
     for own in prange(nthreads, nogil=True, schedule='static', num_threads=nthreads):
+        pyconv_unstack(mcpu)
         tid = omp_get_thread_num()
         drained = 0
         u = next_unit(&fronts[0], U, nthreads, own, &drained)
@@ -487,6 +490,7 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:,
     ``rows_per_tile`` output rows, or (long rows: ``col_width < OW``, one row per
     unit) ``col_width`` columns of one row.
     """
+    cdef int mcpu = pyconv_cpu()
     cdef idx_t Dq = geo.qd, Hq = geo.qh, Wq = geo.qw
     cdef idx_t sd = geo.sd, sh = geo.sh, sw = geo.sw
     cdef idx_t pd = geo.pd, phh = geo.ph, pw = geo.pw
@@ -538,6 +542,7 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:,
     # parts, not threads, own the partial sums (acc[part]): the split is fixed by
     # nparts, so the sums do not depend on the team size the machine's load allows
     for part in prange(nparts, nogil=True, schedule='static', num_threads=nthreads):
+        pyconv_unstack(mcpu)
         tid = part
         memset(&acc[part, 0, 0, 0], 0, groups * Kc * Ogp * sizeof(real_t))
         for u in range(part_lo(U, nparts, part), part_lo(U, nparts, part + 1)):
@@ -610,6 +615,7 @@ def weight_reduce(const real_t[:, :, :, ::1] acc, real_t[:, ::1] out, idx_t og, 
     NumPy, the sum over the parts and the transposing copy took 0.64 ms of layer b's 3.1 at
     2 threads, AMD EPYC: two passes over 1.2 MB per part, on one thread.)  Each element
     adds the parts in the same order whatever the team: the bits do not depend on it."""
+    cdef int mcpu = pyconv_cpu()
     cdef idx_t T = acc.shape[0], G = acc.shape[1], Kc = acc.shape[2], Ogp = acc.shape[3]
     if og > Ogp or out.shape[0] != G * og or out.shape[1] != Kc:
         raise ValueError(f"weight_reduce: acc {tuple(acc.shape)} and out {tuple(out.shape)} with og={og} differ")
@@ -624,6 +630,7 @@ def weight_reduce(const real_t[:, :, :, ::1] acc, real_t[:, ::1] out, idx_t og, 
     cdef idx_t u, g, r0, r1, o, r, t
     cdef real_t s
     for u in prange(G * nrb, nogil=True, schedule='static', num_threads=nthreads):
+        pyconv_unstack(mcpu)
         g = u // nrb
         r0 = (u % nrb) * RB
         r1 = r0 + RB
@@ -641,12 +648,14 @@ def pack_blocks(const real_t[:, :, ::1] w, real_t[:, :, :, ::1] out, int nthread
     """out[g, ob, k, oo] = w[g, ob*B + oo, k] (0 past w's rows): the weight blocks of
     ``dense_conv``, B = ``OBW`` output channels innermost.  w: (groups, Og, K); out:
     (groups, ceil(Og/B), K, B)."""
+    cdef int mcpu = pyconv_cpu()
     cdef idx_t G = w.shape[0], Og = w.shape[1], K = w.shape[2], nob = out.shape[1], B = out.shape[3]
     cdef idx_t u, g, ob, k, oo, o
     cdef real_t* dst
     if G * nob * K == 0:
         return
     for u in prange(G * nob, nogil=True, schedule='static', num_threads=nthreads):
+        pyconv_unstack(mcpu)
         g = u // nob
         ob = u % nob
         dst = &out[g, ob, 0, 0]
@@ -716,6 +725,7 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
     L1), and writes the block's [position][channel] sums out transposed, plus bias.
     Bounds are checked by the caller.
     """
+    cdef int mcpu = pyconv_cpu()
     cdef idx_t N = x.shape[0], Cin = x.shape[1], D = x.shape[2], H = x.shape[3], W = x.shape[4]
     cdef idx_t Cout = out.shape[1], OD = out.shape[2], OH = out.shape[3], OW = out.shape[4]
     cdef idx_t kd = geo.kd, kh = geo.kh, kw = geo.kw, sd = geo.sd, sh = geo.sh, sw = geo.sw
@@ -773,6 +783,7 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
     # a part's end, the one it runs next
     cdef idx_t[::1] fronts = unit_fronts(U, nthreads)
     for own in prange(nthreads, nogil=True, schedule='static', num_threads=nthreads):
+        pyconv_unstack(mcpu)
         tid = omp_get_thread_num()
         drained = 0
         u = next_unit(&fronts[0], U, nthreads, own, &drained)
@@ -867,6 +878,7 @@ def phases_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, ::
     Each output's sum runs over (channel, tap) in order: the bits do not depend on the
     blocking or the thread count.  Bounds are checked by the caller.
     """
+    cdef int mcpu = pyconv_cpu()
     cdef idx_t N = x.shape[0], Cin = x.shape[1], D = x.shape[2], H = x.shape[3], W = x.shape[4]
     cdef idx_t Cout = out.shape[1], OD = out.shape[2], OH = out.shape[3], OW = out.shape[4]
     cdef idx_t sd = geo.sd, sh = geo.sh, sw = geo.sw
@@ -923,6 +935,7 @@ def phases_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, ::
     # units in contiguous parts with help at the end, as dense_oc's
     cdef idx_t[::1] fronts = unit_fronts(U, nthreads)
     for own in prange(nthreads, nogil=True, schedule='static', num_threads=nthreads):
+        pyconv_unstack(mcpu)
         tid = omp_get_thread_num()
         drained = 0
         u = next_unit(&fronts[0], U, nthreads, own, &drained)
@@ -1008,6 +1021,7 @@ def pack_phases(const real_t[:, :, ::1] w, const idx_t[:, ::1] phs, const idx_t[
     """The weights of ``phases_oc``: out[phs[p, 2] + (((g*nob + ob)*Cg + c)*nt + t)*B + j] =
     w[g*Cg + c, ob*B + j, taps[phs[p, 1] + t]] (0 past Og), nt = phs[p, 0], for every phase p;
     w: (C_in, Og, kvol).  The caller sized ``out``."""
+    cdef int mcpu = pyconv_cpu()
     cdef idx_t Cin = w.shape[0], Og = w.shape[1], kvol = w.shape[2], Cg = Cin // groups
     cdef idx_t nob = (Og + B - 1) // B, nph = phs.shape[0]
     cdef idx_t u, p, g, ob, c, t, j, jn, nt
@@ -1016,6 +1030,7 @@ def pack_phases(const real_t[:, :, ::1] w, const idx_t[:, ::1] phs, const idx_t[
     if Cin == 0 or nob == 0 or kvol == 0:
         return
     for u in prange(groups * Cg, nogil=True, schedule='static', num_threads=nthreads):
+        pyconv_unstack(mcpu)
         g = u // Cg
         c = u - g * Cg
         for p in range(nph):

@@ -34,7 +34,7 @@ from libc.string cimport memcpy, memset
 
 cimport numpy as cnp
 
-from pyconv._kernels._common cimport scalar_t
+from pyconv._kernels._common cimport scalar_t, pyconv_cpu, pyconv_unstack
 
 cnp.import_array()
 
@@ -740,6 +740,7 @@ def pad_rows(cnp.ndarray src not None, cnp.ndarray dst not None, Py_ssize_t n, P
     rows split over ``nthreads`` threads.  ``src`` and ``dst``: C-contiguous arrays of one
     dtype, ``src.size`` a multiple of ``n`` and ``dst.size`` that many rows of
     ``n + before + after`` (checked here); zero bytes are every dtype's +0."""
+    cdef int mcpu = pyconv_cpu()
     cdef Py_ssize_t rows, r, isz = src.itemsize, m = n + before + after
     if n < 1 or before < 0 or after < 0:
         raise ValueError(f"pad_rows: rows of {n} items with {before} and {after} zeros")
@@ -753,6 +754,7 @@ def pad_rows(cnp.ndarray src not None, cnp.ndarray dst not None, Py_ssize_t n, P
     cdef char* d = <char*>cnp.PyArray_DATA(dst)
     with nogil:
         for r in prange(rows, schedule='static', num_threads=nthreads if nthreads > 0 else 1):
+            pyconv_unstack(mcpu)
             memset(d + r * m * isz, 0, before * isz)
             memcpy(d + (r * m + before) * isz, s + r * n * isz, n * isz)
             memset(d + (r * m + before + n) * isz, 0, after * isz)
@@ -760,6 +762,7 @@ def pad_rows(cnp.ndarray src not None, cnp.ndarray dst not None, Py_ssize_t n, P
 
 cdef void _correlate(DirectGeometry g, const scalar_t* a, const scalar_t* w, scalar_t* out,
                      int nthreads) noexcept:
+    cdef int mcpu = pyconv_cpu()
     cdef int nd = g.nd
     cdef const Py_ssize_t* ash = g.ash
     cdef const Py_ssize_t* wsh = g.wsh
@@ -804,6 +807,7 @@ cdef void _correlate(DirectGeometry g, const scalar_t* a, const scalar_t* w, sca
                                     b * rpi, _min(b * rpi + rpi, osh[nd - 2]), scratch)
                 else:
                     for it in prange(nitems, schedule='static', num_threads=nthreads):
+                        pyconv_unstack(mcpu)
                         row = it // nchunks
                         b = it - row * nchunks
                         _plane_item(a, ash, astr, w, wsh, wstr, out, osh, sh, nd, row,
@@ -827,6 +831,7 @@ cdef void _correlate(DirectGeometry g, const scalar_t* a, const scalar_t* w, sca
                 _item(a, ash, astr, w, wsh, wstr, out, osh, sh, nd, row, j0, _min(j0 + block, ol), scratch)
         else:
             for it in prange(nitems, schedule='static', num_threads=nthreads):
+                pyconv_unstack(mcpu)
                 row = it // nblocks
                 b = it - row * nblocks
                 j0 = b * block

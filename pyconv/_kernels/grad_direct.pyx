@@ -9,7 +9,7 @@
 from cython.parallel cimport prange, parallel, threadid
 from libc.string cimport memset
 
-from pyconv._kernels._common cimport conv_geo_t, idx_t, pad_rows_at, real_t
+from pyconv._kernels._common cimport conv_geo_t, idx_t, pad_rows_at, real_t, pyconv_cpu, pyconv_unstack
 
 
 # The inner loops of the weight gradient, in C with explicit vector accumulators (GCC
@@ -164,6 +164,7 @@ def direct_weight(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1]
     one pass of at most 3 x 3 taps (depthwise), the channel is padded and swept a sample at a
     time instead, its sums carried between the samples.
     """
+    cdef int mcpu = pyconv_cpu()
     cdef idx_t N = x.shape[0], Cin = x.shape[1], D = x.shape[2], H = x.shape[3], W = x.shape[4]
     cdef idx_t Cout = gw.shape[0], Cg = gw.shape[1], kd = gw.shape[2], kh = gw.shape[3], kw = gw.shape[4]
     cdef idx_t OD = go.shape[2], OH = go.shape[3], OW = go.shape[4]
@@ -195,6 +196,7 @@ def direct_weight(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1]
     if <size_t>&ws[0, 0] % 64 or ws.shape[0] > 1 and <size_t>(&ws[1, 0] - &ws[0, 0]) * sizeof(real_t) % 64:
         raise ValueError("direct_weight: ws rows must start on 64-byte boundaries (dense_direct.aligned_rows)")
     with nogil, parallel(num_threads=nthreads):
+        pyconv_unstack(mcpu)
         st = &ws[threadid(), 0]
         buf = st + TW_STATE_N
         # guided: each thread first takes a long contiguous run (its prefetch of the next task
@@ -249,12 +251,14 @@ def bias_sum(const real_t[:, :, ::1] go, real_t[::1] out, int nthreads):
     rows in blocks of float32 lanes, the blocks' sums in double (``pyconv_row_sum``).
     Bounds are checked by the caller.
     """
+    cdef int mcpu = pyconv_cpu()
     cdef idx_t N = go.shape[0], C = go.shape[1], P = go.shape[2]
     cdef idx_t c, n
     cdef double s
     if C == 0 or P == 0:
         return
     for c in prange(C, nogil=True, schedule='static', num_threads=nthreads):
+        pyconv_unstack(mcpu)
         s = 0
         for n in range(N):
             if real_t is float:

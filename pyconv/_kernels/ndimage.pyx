@@ -43,7 +43,7 @@ from cython.parallel cimport parallel
 from libc.stdlib cimport malloc, free
 cimport numpy as cnp
 
-from pyconv._kernels._common cimport pyconv_take, real_t
+from pyconv._kernels._common cimport pyconv_take, real_t, pyconv_cpu, pyconv_unstack
 
 cnp.import_array()
 
@@ -405,6 +405,7 @@ def corr1d(cnp.ndarray src, int scode, cnp.ndarray dst, int dcode,
     items (about 8 runs per thread, dynamically): neighbouring lines are neighbouring
     memory, which the prefetchers follow and no other thread writes.
     """
+    cdef int mcpu = pyconv_cpu()
     cdef LineGeo G
     cdef int nd = <int>shape.shape[0]
     cdef Py_ssize_t n = shape[nd - 1], k = w.shape[0]
@@ -464,6 +465,7 @@ def corr1d(cnp.ndarray src, int scode, cnp.ndarray dst, int dcode,
             _lines_work(&G, &w[0], cval, nitems, run, nextp, failp)
     else:
         with nogil, parallel(num_threads=nthreads):
+            pyconv_unstack(mcpu)
             _lines_work(&G, &w[0], cval, nitems, run, nextp, failp)
     if failed:
         raise MemoryError("corr1d: could not allocate the per-thread line buffers")
@@ -657,6 +659,7 @@ def corrnd(cnp.ndarray src, int scode, cnp.ndarray dst, int dcode,
     only when the input is of the compute type with contiguous rows of at least kw
     samples); otherwise each segment's input rows are extended into the buffer.
     """
+    cdef int mcpu = pyconv_cpu()
     cdef NdGeo G
     cdef int nd = <int>shape.shape[0], d
     cdef Py_ssize_t nplanes = 1, nr, n, kw, kh, L, ntotal, nitems, bsize, npr_max
@@ -718,6 +721,7 @@ def corrnd(cnp.ndarray src, int scode, cnp.ndarray dst, int dcode,
             _rows_work(&G, tw, cval, nitems, rows, ntotal, bsize, nextp, failp)
     else:
         with nogil, parallel(num_threads=nthreads):
+            pyconv_unstack(mcpu)
             _rows_work(&G, tw, cval, nitems, rows, ntotal, bsize, nextp, failp)
     if failed:
         raise MemoryError("corrnd: could not allocate the per-thread row buffers")

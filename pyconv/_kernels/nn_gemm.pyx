@@ -19,7 +19,7 @@ cimport numpy as cnp
 import numpy as np
 
 from pyconv._kernels._common cimport (add_stride2, conv_geo_t, idx_t, real_t, omp_get_thread_num, part_lo,
-                                      strided_row, valid_range)
+                                      pyconv_cpu, pyconv_unstack, strided_row, valid_range)
 
 cnp.import_array()
 
@@ -217,6 +217,7 @@ def conv_forward(const real_t[:, :, ::1] x, const real_t[:, ::1] w, const real_t
     ``blas_threads``: units run serially, im2col on OpenMP, GEMM on BLAS's own
     threads (the alternative we measured against; see nn.py).
     """
+    cdef int mcpu = pyconv_cpu()
     cdef conv_geo_t g = geo
     cdef idx_t N = x.shape[0], Cin = x.shape[1], S = x.shape[2]
     cdef idx_t Cout = out.shape[1], P = out.shape[2]
@@ -243,6 +244,7 @@ def conv_forward(const real_t[:, :, ::1] x, const real_t[:, ::1] w, const real_t
         # call waiting on whichever core the host slows (2-core Xeon VM, 2 threads: layer b
         # through im2col + GEMM 6.5 -> 5.7 ms in one process, the two schedules alternated)
         for u in prange(U, nogil=True, schedule='dynamic', num_threads=nthreads):
+            pyconv_unstack(mcpu)
             tid = omp_get_thread_num()
             t = tile_unit(u, groups, ntiles, tile, P)
             bmat = unit_columns(&x[t.n, t.gi * Cg, 0], t, pointwise, &work[tid, 0], Kc, &g)
@@ -259,6 +261,7 @@ def conv_forward(const real_t[:, :, ::1] x, const real_t[:, ::1] w, const real_t
                     # rows split across OpenMP threads; each writes its own rows
                     nth = nthreads
                     for rr in prange(nth, schedule='static', num_threads=nthreads):
+                        pyconv_unstack(mcpu)
                         r0 = rr * Kc // nth
                         r1 = (rr + 1) * Kc // nth
                         im2col_rows(&x[t.n, t.gi * Cg, 0], ws + r0 * t.pt, t.pt, t.p0, t.p0 + t.pt, r0, r1, &g)
@@ -335,6 +338,7 @@ cdef inline void gather_samples(const real_t* src, idx_t sstride, idx_t rstride,
 cdef void forward_batched(const real_t[:, :, ::1] x, const real_t[:, ::1] w, const real_t[::1] bias,
                           bint has_bias, real_t[:, :, ::1] out, const idx_t* tab, idx_t kvol, idx_t groups,
                           idx_t nb, int nthreads):
+    cdef int mcpu = pyconv_cpu()
     # units (block of nb samples, group): columns (Kc, m*P) -> one GEMM -> (Og, m*P) scattered
     cdef idx_t N = x.shape[0], Cin = x.shape[1], S = x.shape[2], P = out.shape[2], Cout = out.shape[1]
     cdef idx_t Cg = Cin // groups, Og = Cout // groups, Kc = w.shape[1]
@@ -347,6 +351,7 @@ cdef void forward_batched(const real_t[:, :, ::1] x, const real_t[:, ::1] w, con
     work_np = np.empty((nthreads, (Kc + Og) * nb * P), dtype=np.float32 if real_t is float else np.float64)
     cdef real_t[:, ::1] work = work_np
     for u in prange(nblk * groups, nogil=True, schedule='static', num_threads=nthreads):
+        pyconv_unstack(mcpu)
         tid = omp_get_thread_num()
         bi = u // groups
         gi = u % groups
@@ -389,6 +394,7 @@ def conv_transpose_forward(const real_t[:, :, ::1] x, const real_t[:, ::1] w, co
     maps, ``tile`` = P): a unit holds ``nb`` samples, their inputs side by side in one GEMM,
     and ``tab`` (kvol, P) maps each (tap, input position) to its output offset (-1: cropped).
     """
+    cdef int mcpu = pyconv_cpu()
     cdef conv_geo_t g = geo
     cdef idx_t N = x.shape[0], Cin = x.shape[1], P = x.shape[2]
     cdef idx_t Cout = out.shape[1], S = out.shape[2]
@@ -412,6 +418,7 @@ def conv_transpose_forward(const real_t[:, :, ::1] x, const real_t[:, ::1] w, co
         work_np = np.empty((nthreads, cblk * kvol * tile), dtype=np.float32 if real_t is float else np.float64)
     cdef real_t[:, ::1] work = work_np
     for u in prange(U, nogil=True, schedule='static', num_threads=nthreads):
+        pyconv_unstack(mcpu)
         tid = omp_get_thread_num()
         if nb > 1:
             n = (u // (groups * nblk)) * nb
@@ -482,6 +489,7 @@ def conv_weight(const real_t[:, :, ::1] x, const real_t[:, :, ::1] gout, real_t[
     slice: no thin position tiles, and no per-part (C_out, Kc) copy that every GEMM
     rewrites whole.
     """
+    cdef int mcpu = pyconv_cpu()
     cdef conv_geo_t g = geo
     cdef idx_t N = x.shape[0], Cin = x.shape[1], S = x.shape[2]
     cdef idx_t Cout = gout.shape[1], P = gout.shape[2]
@@ -515,6 +523,7 @@ def conv_weight(const real_t[:, :, ::1] x, const real_t[:, :, ::1] gout, real_t[
     # parts, not threads, own the partial sums (acc[part]): the split is fixed by
     # nparts, so the sums do not depend on the team size the machine's load allows
     for part in prange(nparts, nogil=True, schedule='static', num_threads=nthreads):
+        pyconv_unstack(mcpu)
         for u in range(part_lo(U, nparts, part), part_lo(U, nparts, part + 1)):
             if nb > 1:
                 sb = sample_block(u, groups, nb, N)
@@ -537,6 +546,7 @@ def conv_weight(const real_t[:, :, ::1] x, const real_t[:, :, ::1] gout, real_t[
 cdef void rows_split(const real_t[:, :, ::1] x, const real_t[:, :, ::1] gout, real_t[:, :, ::1] acc,
                      conv_geo_t* g, idx_t groups, idx_t tile, idx_t nb, bint pointwise, int nparts, work_np,
                      int nthreads):
+    cdef int mcpu = pyconv_cpu()
     # part p owns rows [r0, r1) of every group's (Og, Kc) gradient block, over all units:
     # position tiles of one sample, or (nb > 1, tile = P) blocks of nb samples side by side
     cdef idx_t N = x.shape[0], Cin = x.shape[1], S = x.shape[2]
@@ -556,6 +566,7 @@ cdef void rows_split(const real_t[:, :, ::1] x, const real_t[:, :, ::1] gout, re
     if nb > 1:
         U = ((N + nb - 1) // nb) * groups
     for part in prange(nparts, nogil=True, schedule='static', num_threads=nthreads):
+        pyconv_unstack(mcpu)
         r0 = part_lo(Kc, nparts, part)
         r1 = part_lo(Kc, nparts, part + 1)
         if r1 <= r0:
@@ -588,6 +599,7 @@ cdef void rows_split(const real_t[:, :, ::1] x, const real_t[:, :, ::1] gout, re
 
 def unfold(const real_t[:, :, ::1] x, real_t[:, :, ::1] col, conv_geo_t geo, int nthreads):
     """im2col of whole samples: x (N, C, D*H*W) -> col (N, C*kvol, P)."""
+    cdef int mcpu = pyconv_cpu()
     cdef conv_geo_t g = geo
     cdef idx_t N = x.shape[0], C = x.shape[1], P = col.shape[2]
     cdef idx_t kvol = g.kd * g.kh * g.kw
@@ -595,6 +607,7 @@ def unfold(const real_t[:, :, ::1] x, real_t[:, :, ::1] col, conv_geo_t geo, int
     if N * C * kvol == 0 or P == 0:
         return
     for u in prange(N * C, nogil=True, schedule='static', num_threads=nthreads):
+        pyconv_unstack(mcpu)
         n = u // C
         c = u % C
         im2col_rows(&x[n, 0, 0], &col[n, c * kvol, 0], P, 0, P, c * kvol, (c + 1) * kvol, &g)
@@ -602,6 +615,7 @@ def unfold(const real_t[:, :, ::1] x, real_t[:, :, ::1] col, conv_geo_t geo, int
 
 def fold(const real_t[:, :, ::1] col, real_t[:, :, ::1] out, conv_geo_t geo, int nthreads):
     """col2im of whole samples: col (N, C*kvol, P) summed into out (N, C, D*H*W) (zeroed here)."""
+    cdef int mcpu = pyconv_cpu()
     cdef conv_geo_t g = geo
     cdef idx_t N = out.shape[0], C = out.shape[1], S = out.shape[2], P = col.shape[2]
     cdef idx_t kvol = g.kd * g.kh * g.kw
@@ -609,6 +623,7 @@ def fold(const real_t[:, :, ::1] col, real_t[:, :, ::1] out, conv_geo_t geo, int
     if N * C == 0 or S == 0:
         return
     for u in prange(N * C, nogil=True, schedule='static', num_threads=nthreads):
+        pyconv_unstack(mcpu)
         n = u // C
         c = u % C
         memset(&out[n, c, 0], 0, S * sizeof(real_t))
@@ -634,6 +649,7 @@ def matmul_stack(const real_t[:, :, ::1] a, bint ta, const real_t[:, :, ::1] b, 
     last one the rest; ``span`` <= 0: whole rows).  ``op(a)`` is ``a`` (na, M, K), or with
     ``ta`` its transpose, ``a`` being (na, K, M).  Each task writes its own block: the bits
     do not depend on the team."""
+    cdef int mcpu = pyconv_cpu()
     cdef idx_t na = a.shape[0], n = out.shape[0], M = out.shape[1], N = out.shape[2], K = b.shape[1]
     cdef idx_t lda = a.shape[2]
     if b.shape[0] != n or b.shape[2] != N or na < 1 \
@@ -652,6 +668,7 @@ def matmul_stack(const real_t[:, :, ::1] a, bint ta, const real_t[:, :, ::1] b, 
     cdef real_t one = 1, zero = 0
     cdef char opa = c'T' if ta else c'N'
     for t in prange(n * nspan, nogil=True, schedule='static', chunksize=1, num_threads=nthreads):
+        pyconv_unstack(mcpu)
         i = t // nspan
         lo = (t - i * nspan) * span
         gemm_rm(opa, c'N', <int>M, <int>(min(span, N - lo)), <int>K, one, &a[i % na, 0, 0], <int>lda,
@@ -665,6 +682,7 @@ def matmul_weight(const real_t[:, :, ::1] dy, const real_t[:, :, ::1] x, real_t[
     samples summed in order (BLAS accumulating): the bits do not depend on the team.
     ``tall``: each span computes the transpose, sum_n x[n][lo:hi] @ dy[n]^T (a product
     with C_in rows, faster on some BLAS), and stores it transposed."""
+    cdef int mcpu = pyconv_cpu()
     cdef idx_t N = dy.shape[0], Cout = dy.shape[1], P = dy.shape[2], Cg = x.shape[1]
     if x.shape[0] != N or x.shape[2] != P or gw.shape[0] != Cout or gw.shape[1] != Cg:
         raise ValueError(f"matmul_weight: shapes dy {tuple(dy.shape)}, x {tuple(x.shape)}, gw {tuple(gw.shape)} "
@@ -684,6 +702,7 @@ def matmul_weight(const real_t[:, :, ::1] dy, const real_t[:, :, ::1] x, real_t[
     cdef idx_t s, lo, w, j, r, c
     cdef real_t one = 1, beta
     for s in prange(nspan, nogil=True, schedule='static', chunksize=1, num_threads=nthreads):
+        pyconv_unstack(mcpu)
         lo = s * span
         w = min(span, Cg - lo)
         for j in range(N):
@@ -706,6 +725,7 @@ def matmul_sandwich(const real_t[:, ::1] left, const real_t[:, :, ::1] planes, c
     (H, Hf), right (Wf, W), out (n, H, W); one task per span of ``per`` planes, each on
     one thread with its own (Hf, W) product in between: the bits do not depend on the
     team."""
+    cdef int mcpu = pyconv_cpu()
     cdef idx_t n = planes.shape[0], Hf = planes.shape[1], Wf = planes.shape[2]
     cdef idx_t H = left.shape[0], W = right.shape[1]
     if left.shape[1] != Hf or right.shape[0] != Wf or out.shape[0] != n or out.shape[1] != H or out.shape[2] != W:
@@ -724,6 +744,7 @@ def matmul_sandwich(const real_t[:, ::1] left, const real_t[:, :, ::1] planes, c
     cdef idx_t s, q
     cdef real_t one = 1, zero = 0
     for s in prange(nspan, nogil=True, schedule='static', chunksize=1, num_threads=nthreads):
+        pyconv_unstack(mcpu)
         for q in range(s * per, min(n, (s + 1) * per)):
             gemm_rm(c'N', c'N', <int>Hf, <int>W, <int>Wf, one, &planes[q, 0, 0], <int>Wf, &right[0, 0], <int>W,
                     zero, &work[s, 0], <int>W)

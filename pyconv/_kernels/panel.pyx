@@ -9,7 +9,7 @@ from libc.string cimport memcpy, memset
 
 import numpy as np
 
-from pyconv._kernels._common cimport idx_t, real_t, next_unit, omp_get_thread_num, unit_fronts
+from pyconv._kernels._common cimport idx_t, real_t, next_unit, omp_get_thread_num, unit_fronts, pyconv_cpu, pyconv_unstack
 
 
 cdef extern from "dense_kernels.h":
@@ -71,6 +71,7 @@ def panel_forward(const real_t[:, :, ::1] x, const real_t[::1] wpk, const real_t
     runs over the stripes (its calls prefetching the next unit's rows and their own
     output lines).  Each output is one sum in input-channel order: the bits do not depend
     on the chunk or the thread count."""
+    cdef int mcpu = pyconv_cpu()
     cdef idx_t N = x.shape[0], Cin = x.shape[1], P = x.shape[2], Cout = out.shape[1]
     cdef idx_t Cg = Cin // groups, Og = Cout // groups
     cdef idx_t nr = PYCONV_PW_NRF if real_t is float else PYCONV_PW_NRD
@@ -116,6 +117,7 @@ def panel_forward(const real_t[:, :, ::1] x, const real_t[::1] wpk, const real_t
     # end, the one it runs next; a thread the host slows is still helped at the end
     cdef idx_t[::1] fronts = unit_fronts(U, nthreads)
     for own in prange(nthreads, nogil=True, schedule='static', num_threads=nthreads):
+        pyconv_unstack(mcpu)
         tid = omp_get_thread_num()
         drained = 0
         u = next_unit(&fronts[0], U, nthreads, own, &drained)
@@ -196,6 +198,7 @@ def panel_weight(const real_t[:, :, ::1] x, const real_t[:, :, ::1] gout, real_t
     ranges, one per work unit, each summing its columns over every sample and position in
     the same order (no partial sums to add: the bits depend neither on ``parts``, the thread
     count nor ``chunk``)."""
+    cdef int mcpu = pyconv_cpu()
     cdef idx_t N = x.shape[0], Cin = x.shape[1], P = x.shape[2], Cout = gout.shape[1]
     cdef idx_t Cg = Cin // groups, Og = Cout // groups
     cdef idx_t wc = PYCONV_PWW_NC
@@ -222,6 +225,7 @@ def panel_weight(const real_t[:, :, ::1] x, const real_t[:, :, ::1] gout, real_t
     cdef real_t[::1] sums = sums_np
     cdef real_t[:, ::1] ytb = ytb_np
     for part in prange(parts, nogil=True, schedule='static', num_threads=nthreads):
+        pyconv_unstack(mcpu)
         lo = part * cols // parts
         hi = (part + 1) * cols // parts
         yt = &ytb[part, 0]

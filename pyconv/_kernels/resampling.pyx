@@ -4,7 +4,7 @@
 from cython.parallel cimport prange
 from libc.string cimport memcpy, memset
 
-from pyconv._kernels._common cimport idx_t, real_t
+from pyconv._kernels._common cimport idx_t, real_t, pyconv_cpu, pyconv_unstack
 
 
 def gather(const real_t[:, :, :, ::1] x, real_t[:, :, :, :] out, const long long[::1] md,
@@ -19,6 +19,7 @@ def gather(const real_t[:, :, :, ::1] x, real_t[:, :, :, :] out, const long long
     ``start + (k - lo)*step`` inside (padding and phase maps are): rows are then
     copied by a strided loop instead of an indexed one.
     """
+    cdef int mcpu = pyconv_cpu()
     if out.shape[3] > 1 and out.strides[3] != sizeof(real_t):
         raise ValueError("gather: the rows of out must be contiguous")
     cdef bint affine = w_affine is not None
@@ -33,6 +34,7 @@ def gather(const real_t[:, :, :, ::1] x, real_t[:, :, :, :] out, const long long
     if B * D2 * H2 * W2 == 0:
         return
     for u in prange(B * D2, nogil=True, schedule='static', num_threads=nthreads):
+        pyconv_unstack(mcpu)
         bb = u // D2
         i = u % D2
         si = md[i]
@@ -72,6 +74,7 @@ def bilinear(const real_t[:, :, ::1] x, real_t[:, :, ::1] out, const long long[:
     Row i reads source rows h0[i], h1[i] with weight hl[i] on h1 (and 1 - hl[i] on
     h0); likewise for columns.
     """
+    cdef int mcpu = pyconv_cpu()
     cdef idx_t B = out.shape[0], H2 = out.shape[1], W2 = out.shape[2]
     cdef idx_t u, bb, i, k
     cdef real_t a1, a0, c1, c0
@@ -81,6 +84,7 @@ def bilinear(const real_t[:, :, ::1] x, real_t[:, :, ::1] out, const long long[:
     if B * H2 * W2 == 0:
         return
     for u in prange(B * H2, nogil=True, schedule='static', num_threads=nthreads):
+        pyconv_unstack(mcpu)
         bb = u // H2
         i = u % H2
         a1 = hl[i]
@@ -96,12 +100,14 @@ def bilinear(const real_t[:, :, ::1] x, real_t[:, :, ::1] out, const long long[:
 
 def channel_shuffle(const real_t[:, :, ::1] x, real_t[:, :, ::1] out, idx_t groups, int nthreads):
     """out[n, k*groups + g] = x[n, g*(C/groups) + k]: planes (N, C, S) copied whole."""
+    cdef int mcpu = pyconv_cpu()
     cdef idx_t N = x.shape[0], C = x.shape[1], S = x.shape[2]
     cdef idx_t cpg = C // groups
     cdef idx_t u, n, c2, k, gi
     if N * C * S == 0:
         return
     for u in prange(N * C, nogil=True, schedule='static', num_threads=nthreads):
+        pyconv_unstack(mcpu)
         n = u // C
         c2 = u % C
         k = c2 // groups

@@ -9,7 +9,8 @@ from libc.string cimport memset
 
 import numpy as np
 
-from pyconv._kernels._common cimport conv_geo_t, copy_row, idx_t, real_t, omp_get_thread_num, valid_range
+from pyconv._kernels._common cimport (conv_geo_t, copy_row, idx_t, real_t, omp_get_thread_num, pyconv_cpu,
+                                      pyconv_unstack, valid_range)
 
 
 cdef inline void axpy_row(real_t* row, const real_t* src, real_t wv, idx_t lo, idx_t hi,
@@ -54,6 +55,7 @@ cdef void _conv_rows(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, :
                      const real_t[::1] bias, bint has_bias, real_t[:, :, :, :, ::1] out,
                      conv_geo_t geo, idx_t groups, int nthreads, idx_t* lo, idx_t* hi,
                      idx_t* a1, idx_t* b1) noexcept nogil:
+    cdef int mcpu = pyconv_cpu()
     cdef idx_t N = x.shape[0], Cin = x.shape[1], D = x.shape[2], H = x.shape[3], W = x.shape[4]
     cdef idx_t Cout = w.shape[0], Cg = w.shape[1], kd = w.shape[2], kh = w.shape[3], kw = w.shape[4]
     cdef idx_t OD = out.shape[2], OH = out.shape[3], OW = out.shape[4]
@@ -86,6 +88,7 @@ cdef void _conv_rows(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, :
     # call waiting on whichever core the host slows (2-core Xeon VM, 2 threads: depthwise
     # 3x3 stride 2 on 8x256x56x56 6.1 -> 5.4 ms, the two schedules alternated in one process)
     for u in prange(N * Cout, schedule='dynamic', num_threads=nthreads):
+        pyconv_unstack(mcpu)
         n = u // Cout
         o = u % Cout
         gi = o // Og
@@ -200,6 +203,7 @@ cdef void _conv_s1(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1
                    const real_t[::1] bias, bint has_bias, real_t[:, :, :, :, ::1] out,
                    conv_geo_t geo, idx_t groups, int nthreads, real_t* xpad, idx_t xlen,
                    real_t* acc, idx_t alen) noexcept nogil:
+    cdef int mcpu = pyconv_cpu()
     cdef idx_t N = x.shape[0], D = x.shape[2], H = x.shape[3], W = x.shape[4]
     cdef idx_t Cout = w.shape[0], Cg = w.shape[1], kd = w.shape[2], kh = w.shape[3], kw = w.shape[4]
     cdef idx_t OD = out.shape[2], OH = out.shape[3], OW = out.shape[4]
@@ -221,6 +225,7 @@ cdef void _conv_s1(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1
     cdef real_t bv, bv2, w0, w1, w2
     cdef bint two
     for u in prange(N * groups, schedule='static', num_threads=nthreads):
+        pyconv_unstack(mcpu)
         tid = omp_get_thread_num()
         n = u // groups
         gi = u % groups
@@ -290,6 +295,7 @@ def thin_taps(const real_t[::1] xph, idx_t N, idx_t Cin, idx_t S, const real_t[:
     contiguous pass over the whole output frame (positions oh >= OH or ow >= OW
     computed and dropped).  Parallel over (sample, output channel).
     """
+    cdef int mcpu = pyconv_cpu()
     cdef idx_t Hq = geo.qh, Wq = geo.qw
     cdef idx_t Cout = out.shape[1], OD = out.shape[2], OH = out.shape[3], OW = out.shape[4]
     cdef idx_t Cg = w.shape[1], kvol = w.shape[2]
@@ -305,6 +311,7 @@ def thin_taps(const real_t[::1] xph, idx_t N, idx_t Cin, idx_t S, const real_t[:
     acc_np = np.empty((nthreads, L), dtype=np.float32 if real_t is float else np.float64)
     cdef real_t[:, ::1] acc = acc_np
     for u in prange(N * Cout, nogil=True, schedule='static', num_threads=nthreads):
+        pyconv_unstack(mcpu)
         tid = omp_get_thread_num()
         n = u // Cout
         o = u % Cout
@@ -477,6 +484,7 @@ def direct_conv_reg(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::
 cdef void _conv_reg(const real_t[:, :, :, :, ::1] x, real_t[:, :, :, :, ::1] out, conv_geo_t geo,
                     idx_t groups, idx_t Og, idx_t ntaps, int nthreads, real_t* xpad, idx_t xlen, idx_t Wp,
                     const pyconv_th_taps* taps, const real_t* wp, const real_t* bp) noexcept nogil:
+    cdef int mcpu = pyconv_cpu()
     cdef idx_t N = x.shape[0], D = x.shape[2], H = x.shape[3], W = x.shape[4]
     cdef idx_t Cout = out.shape[1], OD = out.shape[2], OH = out.shape[3], OW = out.shape[4]
     cdef idx_t Cg = x.shape[1] // groups
@@ -494,6 +502,7 @@ cdef void _conv_reg(const real_t[:, :, :, :, ::1] x, real_t[:, :, :, :, ::1] out
     # 2.40 guided, input gradient 3.65 and 2.92; dynamic one by one 1.1-1.2x static in
     # another run)
     for u in prange(N * groups, schedule='guided', num_threads=nthreads):
+        pyconv_unstack(mcpu)
         tid = omp_get_thread_num()
         n = u // groups
         gi = u % groups
