@@ -3,7 +3,9 @@
 Per row: layer, dtype, threads, pyconv and torch milliseconds, the ratio torch-time /
 pyconv-time (> 1: pyconv is faster), GFLOP/s of both (2 x the multiply-adds of the direct
 algorithm), their share of the float32 SGEMM peak measured in the same run at the same
-thread count, and the peak extra memory of one pyconv call beyond its output (the larger of
+thread count (for the dense float32 layers also from pyconv's calls back to back, as SGEMM's
+peak is timed: the target's figure), and the peak extra memory of one pyconv call beyond its
+output (the larger of
 the tracemalloc peak, which sees NumPy's allocations, and the resident-set growth, which
 also sees a kernel's own malloc'd workspace).  pyconv and torch calls are timed
 interleaved (median of each), so both see the same machine state.  A summary checks the
@@ -130,6 +132,24 @@ def _sgemm_peak(h, n, dtype=np.float32):
     return 2.0 * size ** 3 / best / 1e9
 
 
+def _back_to_back(h, fn):
+    """Median wall time of ``fn()`` called back to back (after two untimed calls).
+
+    The SGEMM peak is the best of calls back to back; the paired rows time each call after
+    PyTorch's and a pause, which evicts the layer's operands from the caches and lets the
+    OpenMP workers fall asleep (AMD EPYC, 2 threads: layers g and h 1.3x slower that way,
+    the others 1.04-1.1x; 1.03-1.11x at 1 thread).  A kernel's share of the peak is read from
+    calls timed as the peak is."""
+    fn()
+    fn()
+    ts = []
+    for _ in range(5 if h.quick else 15):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts))
+
+
 def run(h):
     try:
         import torch
@@ -177,6 +197,8 @@ def run(h):
                         h.record(**row, error=f"{type(e).__name__}: {e}")
                         continue
                     flops = _flops(kind, xs, ws, out.shape)
+                    if dtype == np.float32 and name[0] in DENSE:
+                        row.update(pyconv_ms_back_to_back=_back_to_back(h, lambda: f(x, w, **kw)) * 1e3)
                     if torch is not None:
                         ref = tf(xt, wt, **kw).numpy()
                         err = float(np.max(np.abs(out - ref)) / max(1.0, float(np.max(np.abs(ref)))))
@@ -208,6 +230,12 @@ def run(h):
             peaks[n] = again
     for (key, dt, n), r in results.items():
         r["pct_peak_final"] = 100.0 * r["pyconv_gflops"] / peaks[n]
+        if "pyconv_ms_back_to_back" in r:
+            r["pct_peak_back_to_back"] = (100.0 * r["pyconv_gflops"] * r["pyconv_ms"] / r["pyconv_ms_back_to_back"]
+                                          / peaks[n])
+            h.record(layer=r["layer"], dtype=dt, threads=n, measure="share of the final SGEMM peak",
+                     pyconv_ms_back_to_back=r["pyconv_ms_back_to_back"],
+                     pct_peak_back_to_back=r["pct_peak_back_to_back"], pct_peak_paired_rows=r["pct_peak_final"])
     _summary(h, results, peaks, torch is not None)
 
 
@@ -231,8 +259,9 @@ def _summary(h, results, peaks, have_torch):
             if have_torch:
                 add(f"{key} float32 {n}T ratio", r["ratio"], f">= {goal}x torch", r["ratio"] >= goal)
             if key in DENSE and n == nt:
-                pct = r["pct_peak_final"]
-                add(f"{key} float32 {n}T %SGEMM peak", pct, f">= {100 * PEAK_TARGET:.0f}%", pct >= 100 * PEAK_TARGET)
+                pct = r.get("pct_peak_back_to_back", r["pct_peak_final"])
+                add(f"{key} float32 {n}T %SGEMM peak (calls back to back)", pct, f">= {100 * PEAK_TARGET:.0f}%",
+                    pct >= 100 * PEAK_TARGET)
     if 1 in h.thread_counts and have_torch:
         r = results.get(("c", "float32", 1))
         if r is not None:
