@@ -44,7 +44,7 @@ def test_tune_measures_stores_and_installs(cache):
     assert v["thin_max_cg_og"] in (0, 1, 4, 16, 64) and v["thin_s1_max_cg_og"] in (0, 1, 4, 16, 64)
     assert v["thin_reg_min_ow"] in (12, 24, 48, 1 << 62)
     assert v["pointwise_chunk"] in (128, 256, 512)
-    assert v["dense_wblock_bytes"] in (4096, 8192, 16384)
+    assert v["dense_wblock_bytes"] in (4096, 8192, 16384) and v["dense_wblock_bytes_3d"] in (8192, 16384, 32768)
     assert v["dense_oc_wblock_bytes"] in (10 << 10, 20 << 10, 40 << 10) and v["weight_tile"] in (512, 1024, 2048)
     pts = data["measurements"].get("fft_points", [])
     assert v["fft_workers_min_points"] in set(pts) | {2 * max(pts, default=0), tuning.DEFAULT.fft_workers_min_points}
@@ -838,3 +838,21 @@ def test_least_behind_weighs_every_layer():
     assert calibrate._least_behind([[1.0, 1.02, 1.3], [2.0, 1.9, 1.9]]) == 1     # 1.02+1.0 < 1.0+1.053
     assert calibrate._least_behind([[1.0, 1.1, 1.3], [2.0, 1.9, 1.9]]) == 0      # 1.0+1.053 < 1.1+1.0
     assert calibrate._least_behind([[1.0, 1.5], [10.0, 9.0]]) == 0      # 1.0+1.11 < 1.5+1.0
+
+
+def test_kernels_with_taps_in_depth_take_their_own_weight_block():
+    # dense_wblock_bytes_3d sets the input channels per pass of 3-D kernels (27 taps x 8
+    # outputs x 4 bytes = 864 B per channel here), dense_wblock_bytes those of 2-D ones (288 B)
+    rng = np.random.default_rng(7)
+    x3 = rng.standard_normal((1, 16, 6, 7, 8)).astype(np.float32)
+    w3 = rng.standard_normal((16, 16, 3, 3, 3)).astype(np.float32)
+    x2, w2 = x3[:, :, 0], w3[:, :, 0]
+    got = {}
+    for wb, wb3 in ((4096, 8192), (4096, 32768), (8192, 8192)):
+        with tuning.override(dense_wblock_bytes=wb, dense_wblock_bytes_3d=wb3), _plan.force("dense"):
+            p3 = pyconv.explain(nn.conv3d, x3, w3, padding=1).leaf()
+            p2 = pyconv.explain(nn.conv2d, x2, w2, padding=1).leaf()
+            got[wb, wb3] = (p3.tile("cblock", 16), p2.tile("cblock", 16), nn.conv3d(x3, w3, padding=1))
+    assert [v[:2] for v in got.values()] == [(9, 14), (16, 14), (9, 16)]
+    for _, _, y in got.values():
+        np.testing.assert_array_equal(y, got[4096, 8192][2])         # same sums, same order

@@ -43,7 +43,8 @@ MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_min_posi
             "pointwise_panel", "pointwise_panel_expand", "pointwise_panel_f8", "pointwise_panel_expand_f8",
             "weight_panel", "weight_panel_f8", "weight_panel_bytes", "weight_panel_bytes_f8", "panel_chunk",
             "weight_matmul_tall", "weight_matmul_tall_f8", "input_matmul", "input_matmul_expand",
-            "input_matmul_f8", "input_matmul_expand_f8", "dense_wblock_bytes", "dense_oc_wblock_bytes", "weight_tile",
+            "input_matmul_f8", "input_matmul_expand_f8", "dense_wblock_bytes", "dense_wblock_bytes_3d",
+            "dense_oc_wblock_bytes", "weight_tile",
             "direct_ns_f4", "direct_ns_f8", "direct_ns_1d_f4", "direct_ns_1d_f8", "direct_tap_ns",
             "direct_border_ns", "direct_merged_factor", "direct_pad_ns", "direct_pad_call_ns", "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor",
             "fft_single_factor", "fft_1d_single_factor", "fft_3d_factor", "fft_workers_min_points", "direct_thread_gain",
@@ -578,7 +579,11 @@ def measure():
         values["dense_oc_f8"] = bool(t_oc8 <= t_d8)
         # groups of exactly one vector of output channels: 3x3 VL->VL 56x56, one sample; and
         # with 3-D kernels, 3x3x3 VL->VL 24^3 (6 rounds: the two are 10-20% apart at this size,
-        # and the choice sets every such 3-D layer and input gradient)
+        # and the choice sets every such 3-D layer and input gradient).  In float32 the 3-D
+        # layer also times the dense kernel's blocks for kernels with taps in depth
+        # (dense_wblock_bytes_3d among 8, 16 and 32 KiB; float64 takes the one chosen)
+        wblocks3 = (8 << 10, 16 << 10, 32 << 10)
+        m["dense_wblocks_3d"] = list(wblocks3)
         for key, spatial, reps, flags in (("dense_oc_one_s", (56, 56), 3, ("dense_oc_one", "dense_oc_one_f8")),
                                           ("dense_oc_one_3d_s", (24, 24, 24), DECISIVE_REPS,
                                            ("dense_oc_one_3d", "dense_oc_one_3d_f8"))):
@@ -588,11 +593,19 @@ def measure():
                 x1 = data((1, lanes) + spatial, dt)
                 w1 = data((lanes, lanes) + (3,) * len(spatial), dt)
                 layer1 = functools.partial(nn.conv3d if len(spatial) == 3 else nn.conv2d, x1, w1, padding=1)
-                t1_oc, t1_d = _best_cpu_of([_forced(A.DENSE_OC, layer1),
-                                            _forced(A.DENSE, layer1, dense_wblock_bytes=values["dense_wblock_bytes"])],
-                                           reps=reps)
-                m[key].append([t1_oc, t1_d])
-                values[flag] = bool(t1_oc <= t1_d)
+                blocks = dict(dense_wblock_bytes=values["dense_wblock_bytes"])
+                if len(spatial) == 3:
+                    blocks = [dict(dense_wblock_bytes_3d=b) for b in wblocks3] if dt == np.float32 else \
+                        [dict(dense_wblock_bytes_3d=values["dense_wblock_bytes_3d"])]
+                else:
+                    blocks = [blocks]
+                t1_oc, *t1_d = _best_cpu_of([_forced(A.DENSE_OC, layer1)]
+                                            + [_forced(A.DENSE, layer1, **b) for b in blocks], reps=reps)
+                if len(t1_d) > 1:
+                    m["dense_wblock_3d_s"] = t1_d
+                    values["dense_wblock_bytes_3d"] = wblocks3[int(np.argmin(t1_d))]
+                m[key].append([t1_oc, min(t1_d)])
+                values[flag] = bool(t1_oc <= min(t1_d))
         # the cache blocks of the output-channel kernels: the weights of one pass of input
         # channels of dense_oc (and phases_oc) within 10, 20 or 40 KiB (3x3 64->64 56x56 and
         # the 7x7 3->64 stem at stride 2, one sample); and the output positions per work unit
@@ -617,6 +630,7 @@ def measure():
         values["weight_tile"] = wts[_least_behind(m["weight_tile_s"])]
         # (the crossovers below time the dense kernels with the blocks chosen)
         stack.enter_context(_tuning.override(dense_wblock_bytes=values["dense_wblock_bytes"],
+                                             dense_wblock_bytes_3d=values["dense_wblock_bytes_3d"],
                                              dense_oc_wblock_bytes=values["dense_oc_wblock_bytes"],
                                              weight_tile=values["weight_tile"]))
 

@@ -159,10 +159,12 @@ def dense_obw(og):
     return _OBW_NARROW if og <= _OBW_NARROW else _OBW
 
 
-def dense_cblock(ntaps, itemsize, t, obw=_OBW):
+def dense_cblock(ntaps, itemsize, t, obw=_OBW, deep=False):
     """Input channels per pass of the dense kernel: one block's weights (channels x taps x
-    obw) within ``dense_wblock_bytes``, so they stay in L1 across a chunk of positions."""
-    return int(max(1, t.dense_wblock_bytes // max(1, ntaps * obw * itemsize)))
+    obw) within ``dense_wblock_bytes`` (``dense_wblock_bytes_3d`` for kernels with taps in
+    depth, ``deep``), so they stay in L1 across a chunk of positions."""
+    wblock = t.dense_wblock_bytes_3d if deep else t.dense_wblock_bytes
+    return int(max(1, wblock // max(1, ntaps * obw * itemsize)))
 
 
 def balanced_tile(length, n_units, nthreads, t):
@@ -526,7 +528,7 @@ def _forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite=None):
             pgeo = plane_geo(qshape, g.s3, g.pads3)
         sub = np.array([[len(offs), 0, 0, g.o3[0], g.o3[1], g.o3[2], 0, 0, 0, 1, 1, 1]], dtype=np.intp)
         sub.setflags(write=False)
-        cblock = dense_cblock(len(offs), isz, t, obw)
+        cblock = dense_cblock(len(offs), isz, t, obw, g.k3[0] > 1)
         tiles += (("cblock", cblock),) * (cblock < cg) + (("obw", obw),) * (obw != _OBW)
         data = Launch(g.out_shape, x5, w5, o5, kernel(dense_direct.dense_conv, dtype),
                       (pgeo, phases, offs, sub, g.groups, tile, dict(tiles)["chunk"], cblock, alg == A.POINTWISE, obw))
@@ -764,7 +766,7 @@ def plan_transposed(g, dtype):
     phase, phase_ws = phases()
     subs, (offs, taps), frame = phase[2]
     tile = balanced_tile(frame, g.n * g.groups * len(subs), nthreads, t)
-    cblock = dense_cblock(int(subs[:, 0].max()), isz, t, dense_obw(g.og))
+    cblock = dense_cblock(int(subs[:, 0].max()), isz, t, dense_obw(g.og), g.k3[0] > 1)
     return Plan("transposed", alg, g, dtype, nthreads, phase_ws, (("tile", tile),) + (("cblock", cblock),) * (cblock < cg),
                 nonfinite=gemm, data=(phase, _phase_weight_index(g, subs, taps)), candidates=cands)
 

@@ -132,6 +132,11 @@ class Tuning:
     # 4, 8 and 16 KiB: the block's weights share L1 with the input rows it reads (3x3
     # 64->64 56x56, Intel Xeon, medians of 41: 8 KiB 1.09x faster than 16 KiB).
     dense_wblock_bytes: int = 16 << 10
+    # The same for kernels with taps in depth (3-D), calibrated among 8, 16 and 32 KiB on
+    # 3x3x3 VL->VL 24^3: a pass's channels there serve 27 taps each, and the conv3d layer h
+    # (16->16 32^3) ran its forward and input gradient 1.5-4% faster with 16-32 KiB than
+    # with the 8 KiB the 2-D layer chose (AMD EPYC).
+    dense_wblock_bytes_3d: int = 16 << 10
     # Output channels per group from which the dense register-blocked kernels (forward
     # phases of a transposed convolution, weight gradient) fill their 8 lanes
     # (dense_direct.OBW).  Below it: transposed 7x7 s2 3->64 input gradient 32 vs 20 ms
