@@ -199,12 +199,11 @@ def direct_conv_s1(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1
         free(acc)
 
 
-cdef void _conv_s1(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1] w,
+cdef void _s1_unit(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1] w,
                    const real_t[::1] bias, bint has_bias, real_t[:, :, :, :, ::1] out,
-                   conv_geo_t geo, idx_t groups, int nthreads, real_t* xpad, idx_t xlen,
-                   real_t* acc, idx_t alen) noexcept nogil:
-    cdef int mcpu = pyconv_cpu()
-    cdef idx_t N = x.shape[0], D = x.shape[2], H = x.shape[3], W = x.shape[4]
+                   conv_geo_t geo, idx_t groups, idx_t u, real_t* xp, real_t* A) noexcept nogil:
+    # one (sample, group) of _conv_s1, in the thread's padded buffer xp and sums A
+    cdef idx_t D = x.shape[2], H = x.shape[3], W = x.shape[4]
     cdef idx_t Cout = w.shape[0], Cg = w.shape[1], kd = w.shape[2], kh = w.shape[3], kw = w.shape[4]
     cdef idx_t OD = out.shape[2], OH = out.shape[3], OW = out.shape[4]
     cdef idx_t sd = geo.sd
@@ -216,71 +215,81 @@ cdef void _conv_s1(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1
     cdef idx_t plane = Hp * Wp
     cdef idx_t Og = Cout // groups
     cdef idx_t L = (OH - 1) * Wp + OW
-    cdef idx_t u, n, gi, oi, o, od, c, a, b, e, q, dz, hy, tid, off
-    cdef real_t* xp
-    cdef real_t* A
+    cdef idx_t n, gi, oi, o, od, c, a, b, e, q, dz, hy, off
     cdef real_t* A2
     cdef const real_t* base
     cdef const real_t* wr
     cdef real_t bv, bv2, w0, w1, w2
     cdef bint two
-    for u in prange(N * groups, schedule='static', num_threads=nthreads):
+    n = u // groups
+    gi = u % groups
+    memset(xp, 0, Cg * Dp * plane * sizeof(real_t))
+    for c in range(Cg):
+        for dz in range(D):
+            for hy in range(H):
+                copy_row(xp + ((c * Dp + dz + pdb) * Hp + hy + phb) * Wp + pwb,
+                         &x[n, gi * Cg + c, dz, hy, 0], W)
+    A2 = A + L
+    oi = 0
+    while oi < Og:
+        o = gi * Og + oi
+        # two outputs per pass for 3x3 kernels (shares the input loads)
+        two = kh == 3 and kw == 3 and oi + 1 < Og
+        bv = bias[o] if has_bias else 0
+        bv2 = (bias[o + 1] if has_bias else 0) if two else 0
+        for od in range(OD):
+            for q in range(L):
+                A[q] = bv
+            if two:
+                for q in range(L):
+                    A2[q] = bv2
+            for c in range(Cg):
+                for a in range(kd):
+                    base = xp + (c * Dp + od * sd + a * dd) * plane
+                    if two:
+                        fused3x3_2(A, A2, base, &w[o, c, a, 0, 0], &w[o + 1, c, a, 0, 0], L, dh * Wp, dw)
+                        continue
+                    if kh == 3 and kw == 3:
+                        # the ubiquitous 3x3: all nine taps in one pass
+                        fused3x3(A, base, &w[o, c, a, 0, 0], L, dh * Wp, dw)
+                        continue
+                    for b in range(kh):
+                        wr = &w[o, c, a, b, 0]
+                        off = b * dh * Wp
+                        if kw == 3:
+                            w0 = wr[0]
+                            w1 = wr[1]
+                            w2 = wr[2]
+                            for q in range(L):
+                                A[q] += w0 * base[off + q] + w1 * base[off + dw + q] + w2 * base[off + 2 * dw + q]
+                        else:
+                            for e in range(kw):
+                                w0 = wr[e]
+                                for q in range(L):
+                                    A[q] += w0 * base[off + e * dw + q]
+            for q in range(OH):
+                copy_row(&out[n, o, od, q, 0], A + q * Wp, OW)
+            if two:
+                for q in range(OH):
+                    copy_row(&out[n, o + 1, od, q, 0], A2 + q * Wp, OW)
+        oi = oi + (2 if two else 1)
+
+
+cdef void _conv_s1(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1] w,
+                   const real_t[::1] bias, bint has_bias, real_t[:, :, :, :, ::1] out,
+                   conv_geo_t geo, idx_t groups, int nthreads, real_t* xpad, idx_t xlen,
+                   real_t* acc, idx_t alen) noexcept nogil:
+    cdef int mcpu = pyconv_cpu()
+    cdef idx_t u, tid, units = x.shape[0] * groups
+    if nthreads <= 1:
+        # (one thread: no parallel region, whose entry and exit cost a tiny call 0.7 us)
+        for u in range(units):
+            _s1_unit(x, w, bias, has_bias, out, geo, groups, u, xpad, acc)
+        return
+    for u in prange(units, schedule='static', num_threads=nthreads):
         pyconv_unstack(mcpu)
         tid = omp_get_thread_num()
-        n = u // groups
-        gi = u % groups
-        xp = xpad + tid * xlen
-        memset(xp, 0, Cg * Dp * plane * sizeof(real_t))
-        for c in range(Cg):
-            for dz in range(D):
-                for hy in range(H):
-                    copy_row(xp + ((c * Dp + dz + pdb) * Hp + hy + phb) * Wp + pwb,
-                             &x[n, gi * Cg + c, dz, hy, 0], W)
-        A = acc + tid * alen
-        A2 = A + L
-        oi = 0
-        while oi < Og:
-            o = gi * Og + oi
-            # two outputs per pass for 3x3 kernels (shares the input loads)
-            two = kh == 3 and kw == 3 and oi + 1 < Og
-            bv = bias[o] if has_bias else 0
-            bv2 = (bias[o + 1] if has_bias else 0) if two else 0
-            for od in range(OD):
-                for q in range(L):
-                    A[q] = bv
-                if two:
-                    for q in range(L):
-                        A2[q] = bv2
-                for c in range(Cg):
-                    for a in range(kd):
-                        base = xp + (c * Dp + od * sd + a * dd) * plane
-                        if two:
-                            fused3x3_2(A, A2, base, &w[o, c, a, 0, 0], &w[o + 1, c, a, 0, 0], L, dh * Wp, dw)
-                            continue
-                        if kh == 3 and kw == 3:
-                            # the ubiquitous 3x3: all nine taps in one pass
-                            fused3x3(A, base, &w[o, c, a, 0, 0], L, dh * Wp, dw)
-                            continue
-                        for b in range(kh):
-                            wr = &w[o, c, a, b, 0]
-                            off = b * dh * Wp
-                            if kw == 3:
-                                w0 = wr[0]
-                                w1 = wr[1]
-                                w2 = wr[2]
-                                for q in range(L):
-                                    A[q] += w0 * base[off + q] + w1 * base[off + dw + q] + w2 * base[off + 2 * dw + q]
-                            else:
-                                for e in range(kw):
-                                    w0 = wr[e]
-                                    for q in range(L):
-                                        A[q] += w0 * base[off + e * dw + q]
-                for q in range(OH):
-                    copy_row(&out[n, o, od, q, 0], A + q * Wp, OW)
-                if two:
-                    for q in range(OH):
-                        copy_row(&out[n, o + 1, od, q, 0], A2 + q * Wp, OW)
-            oi = oi + (2 if two else 1)
+        _s1_unit(x, w, bias, has_bias, out, geo, groups, u, xpad + tid * xlen, acc + tid * alen)
 
 
 def thin_taps(const real_t[::1] xph, idx_t N, idx_t Cin, idx_t S, const real_t[:, :, ::1] w,
