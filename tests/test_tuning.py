@@ -44,7 +44,8 @@ def test_tune_measures_stores_and_installs(cache):
     assert v["thin_max_cg_og"] in (0, 1, 4, 16, 64) and v["thin_s1_max_cg_og"] in (0, 1, 4, 16, 64)
     assert v["thin_reg_min_ow"] in (12, 24, 48, 1 << 62)
     assert v["pointwise_chunk"] in (128, 256, 512)
-    assert v["dense_wblock_bytes"] in (4096, 8192, 16384) and v["dense_wblock_bytes_3d"] in (8192, 16384, 32768)
+    assert v["dense_wblock_bytes"] in (4096, 8192, 16384)
+    assert v["dense_wblock_bytes_3d"] in (8192, 16384, 32768)
     assert v["dense_oc_wblock_bytes"] in (10 << 10, 20 << 10, 40 << 10) and v["weight_tile"] in (512, 1024, 2048)
     pts = data["measurements"].get("fft_points", [])
     assert v["fft_workers_min_points"] in set(pts) | {2 * max(pts, default=0), tuning.DEFAULT.fft_workers_min_points}

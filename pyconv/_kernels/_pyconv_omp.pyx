@@ -70,4 +70,3 @@ def move_off(int cpu):
     with nogil:
         r = pyconv_move_off(cpu)
     return r
-
