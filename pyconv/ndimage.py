@@ -196,8 +196,13 @@ def _native(a):
 
 # --------------------------------------------------------------------------- scipy's support rules
 
+_PLAIN_SCALARS = frozenset((int, float, bool, str, type(None)))
+
+
 def _normalize_sequence(value, rank, name):
     """scipy's rule: a scalar (or str) repeated ``rank`` times, or a sequence of that length."""
+    if type(value) in _PLAIN_SCALARS:
+        return [value] * rank           # (np.iterable's try of iter() costs 0.3 us a call)
     if not isinstance(value, str) and np.iterable(value):
         out = list(value)
         if len(out) != rank:
