@@ -648,3 +648,19 @@ def test_setups_cached_per_call_signature_follow_every_argument():
         swapped = np.empty((9, 11), dtype=">f8")
         pn.correlate(x, np.ones((3, 3)), output=swapped)
         np.testing.assert_allclose(swapped, sn.correlate(x, np.ones((3, 3))), rtol=1e-12, atol=1e-12)
+
+
+def test_kept_gaussian_weights_follow_sigmas_type_and_stay_read_only():
+    # the weights are kept per (sigma and its type, order, radius): a float32 sigma after an
+    # equal Python float gets its own (float32 arithmetic, as scipy's), a 0-d array sigma
+    # (unhashable) is computed each time, and no caller can write into the kept arrays
+    fresh = pn._gaussian_kernel1d_kept.__wrapped__
+    for sigma in (1.5, np.float32(1.5), np.float64(1.5), 3, np.array(1.5)):
+        for order in (0, 2):
+            got = pn._gaussian_kernel1d(sigma, order, 6)
+            np.testing.assert_array_equal(got, fresh(sigma, order, 6))
+            assert not got.flags.writeable
+    x = np.random.default_rng(8).standard_normal((9, 11))
+    for sigma in (1.5, np.float32(1.5)):
+        np.testing.assert_allclose(pn.gaussian_filter1d(x, sigma, order=1), sn.gaussian_filter1d(x, sigma, order=1),
+                                   rtol=1e-13, atol=1e-13)
