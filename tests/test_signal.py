@@ -758,8 +758,10 @@ def test_choose_conv_method_values():
 
 
 def test_choose_conv_method_exactness():
-    # integers beyond float precision and bool must stay on the exact path
-    big = np.full(1000, 2**40, dtype=np.int64)
+    # integers whose exact sums pass float64's 2**52 must stay on the exact path (2**45 x 1
+    # x 1000 terms: 2**40 stayed below it, and the choice there was the cost model's, which
+    # at one thread picks the FFT)
+    big = np.full(1000, 2**45, dtype=np.int64)
     assert ps.choose_conv_method(big, np.ones(1000, np.int64)) == "direct"
     assert ss.choose_conv_method(big, np.ones(1000, np.int64)) == "direct"
 

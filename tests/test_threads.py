@@ -110,7 +110,17 @@ def test_overlapping_contexts_in_two_python_threads():
 
 
 def test_threadpoolctl_limits_every_python_thread():
+    # (from a count of 2 at least: a limit at or above the count is no cap, by design)
     threadpoolctl = pytest.importorskip("threadpoolctl")
+    before = pyconv.get_num_threads()
+    pyconv.set_num_threads(max(2, before))
+    try:
+        _check_threadpoolctl_limits(threadpoolctl)
+    finally:
+        pyconv.set_num_threads(before)
+
+
+def _check_threadpoolctl_limits(threadpoolctl):
     old = pyconv.get_num_threads()
     for api in (None, "openmp"):
         with threadpoolctl.threadpool_limits(1, user_api=api):
@@ -276,6 +286,8 @@ def _busy_thread():
 
 def test_team_size_follows_other_processes_load(monkeypatch):
     ncpu = len(_threads._load.cpus) if _threads._load.cpus else _threads._available_cpus()
+    if ncpu < 2:
+        pytest.skip("needs two CPUs: with one, no load leaves less than one core free")
     monkeypatch.setattr(_threads._load, "foreign_runnable", lambda n: 0)
     monkeypatch.setattr(_threads._load, "others_busy", lambda: 0.0)
     assert _threads.team_size(4) == 4 and _threads.team_size(1) == 1
@@ -339,6 +351,8 @@ def test_team_size_leaves_the_cores_of_this_process_other_busy_threads(monkeypat
     monkeypatch.setattr(mon, "others_busy", lambda: 0.0)
     monkeypatch.setattr(mon, "_runnable_now", lambda: 64)     # past the fast paths
     ncpu = len(mon.cpus) if mon.cpus else _threads._available_cpus()
+    if ncpu < 2:
+        pytest.skip("needs two CPUs: with one, a team of one thread leaves nothing to count")
     ids = _threads._pyconv_omp.team_thread_ids(2)
     assert ids[0] == threading.get_native_id() and len(set(ids)) == len(ids) == 2
     x = np.random.default_rng(3).standard_normal((4, 8, 40, 40))
