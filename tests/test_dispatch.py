@@ -651,3 +651,32 @@ def test_dense_planes_every_stride_padding_and_width(dtype):
         rhs = float(np.vdot(conv_nd(x.astype(np.float64), V, **kw), go.astype(np.float64)))
         tol = 1e-4 if dtype == np.float32 else 1e-11
         assert abs(lhs - rhs) <= tol * max(1.0, abs(rhs)) * np.sqrt(go.size)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dense_whole_rows_and_depth_gaps(dtype):
+    """Rows whose outputs fill whole 32-position blocks (float64: 16) short of the frame
+    width run block by block from each row's start, skipping the padding columns, and
+    3-D frames skip the rows between depth slices: against the definition, and the same
+    bits whatever the tile length, channel block or thread count (rows filled exactly,
+    rows ending in a partial block, the shifted last block, transposed phases)."""
+    rng = np.random.default_rng(29)
+    cases = [(nn.conv2d, (2, 5, 9, 32), (6, 5, 3, 3), dict(padding=1)),            # 32 of 34 columns
+             (nn.conv2d, (1, 4, 7, 29), (3, 4, 5, 5), dict(padding=2)),            # 29 of 33
+             (nn.conv3d, (2, 3, 6, 5, 20), (4, 3, 3, 3, 3), dict(padding=1)),      # depth gaps only
+             (nn.conv3d, (1, 4, 5, 6, 16), (5, 4, 3, 2, 3), dict(padding=(1, 0, 1))),
+             (nn.conv3d, (1, 3, 4, 5, 32), (2, 3, 3, 3, 3), dict(padding=1)),
+             (nn.conv_transpose2d, (1, 4, 16, 16), (4, 3, 4, 4), dict(stride=2, padding=1))]
+    for f, xs, ws, kw in cases:
+        x, w = rand(rng, xs, dtype), rand(rng, ws, dtype)
+        runs = []
+        for tile, wb, nt in [(1024, 1 << 40, 1), (40, 1, 2), (100, 3 * 27 * 8 * x.dtype.itemsize, 2), (7, 1 << 40, 1)]:
+            with pyconv.threads(nt), force("dense", "phases"), \
+                    tuning.override(dense_tile=tile, dense_wblock_bytes=wb, dense_wblock_bytes_3d=wb):
+                assert pyconv.explain(f, x, w, **kw).algorithm in ("dense", "phases")
+                runs.append(f(x, w, **kw))
+        ref = (conv_transpose_nd if f is nn.conv_transpose2d else conv_nd)(x.astype(float), w.astype(float), None,
+                                                                            **kw)
+        assert_close(runs[0], ref.astype(dtype), dtype, n_reduce=w[0].size)
+        for y in runs[1:]:
+            np.testing.assert_array_equal(y, runs[0])

@@ -246,6 +246,10 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, :
     hot instead).  The input channels go ``cblock`` at a time through a chunk, so one
     block's weights (cblock x ntaps x OBW) stay in L1 while they serve every position
     of the chunk (the sums run in the same order: the bits do not depend on cblock).
+    Blocks skip the frame rows between depth slices, and when a row's outputs fill whole
+    blocks short of the frame width (32 outputs in a 34-wide frame) they start at row
+    starts and skip the padding columns: the conv3d layer h (32^3) computes 1024 positions
+    per depth slice instead of 1156 (1.07-1.11x faster).
     """
     cdef int mcpu = pyconv_cpu()
     cdef idx_t Dq = geo.qd, Hq = geo.qh, Wq = geo.qw
@@ -274,6 +278,7 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, :
     cdef real_t bv
     cdef idx_t c0, nc
     cdef int acc
+    cdef bint skip
     cdef const real_t* wbc
     cdef const real_t* Pcc
     cdef real_t* Sx
@@ -283,8 +288,22 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, :
         cblock = Cg
     if obw != PYCONV_OBW and obw != PYCONV_OBW_NARROW:
         raise ValueError(f"obw must be {PYCONV_OBW} or {PYCONV_OBW_NARROW}, got {obw}")
-    tile = ((max(tile, 1) + QB - 1) // QB) * QB
-    chunk = ((min(max(chunk, 1), tile) + QB - 1) // QB) * QB
+    # whole rows: when a row's outputs fill whole blocks short of the frame width (32 of
+    # 34 columns), blocks start at row starts and skip the padding columns (a block
+    # straddling two rows computes them); tiles and chunks are then whole rows
+    cdef bint rows = not direct_x and nsub > 0
+    for r in range(nsub):
+        if sub[r, 3] * sub[r, 4] <= 1 or (sub[r, 5] + QB - 1) // QB * QB >= Wq:
+            rows = False
+    if rows:
+        # as many tiles as asked for (the planner balances their count over the threads)
+        L = ((sub[0, 3] - 1) * Hq + sub[0, 4] - 1) * Wq + sub[0, 5]
+        k = (L + max(tile, 1) - 1) // max(tile, 1)
+        tile = ((L + Wq - 1) // Wq + k - 1) // k * Wq
+        chunk = max((min(max(chunk, 1), tile) + Wq // 2) // Wq, 1) * Wq
+    else:
+        tile = ((max(tile, 1) + QB - 1) // QB) * QB
+        chunk = ((min(max(chunk, 1), tile) + QB - 1) // QB) * QB
     tstart_np = np.zeros(nsub + 1, dtype=np.intp)
     for r in range(nsub):
         L = ((sub[r, 3] - 1) * Hq + sub[r, 4] - 1) * Wq + sub[r, 5]
@@ -345,6 +364,7 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, :
             L = ((sub[r, 3] - 1) * Hq + sub[r, 4] - 1) * Wq + sub[r, 5]
             t0 = ti * tile
             t1 = t0 + tile
+            skip = rows or (sub[r, 3] > 1 and sub[r, 4] < Hq)
             if t1 > L:
                 t1 = L
             if not direct_x:
@@ -397,6 +417,14 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, :
                         Pcc = Pc + c0 * cs
                         q = q0
                         while q < q1:
+                            if skip:
+                                # a block starting past its row's outputs (whole-rows mode), or
+                                # in the rows between two depth slices, moves to the next row
+                                mh = q // Wq
+                                mw = q - mh * Wq
+                                if (rows and mw >= sub[r, 5]) or mh % Hq >= sub[r, 4]:
+                                    q = q + Wq - mw
+                                    continue
                             qq = q
                             if q + QB > L:
                                 # the last block: shift it back to end at L (recomputing a few
