@@ -290,8 +290,9 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, :
         raise ValueError(f"obw must be {PYCONV_OBW} or {PYCONV_OBW_NARROW}, got {obw}")
     # whole rows: when a row's outputs fill whole blocks short of the frame width (32 of
     # 34 columns), blocks start at row starts and skip the padding columns (a block
-    # straddling two rows computes them); tiles and chunks are then whole rows
-    cdef bint rows = not direct_x and nsub > 0
+    # straddling two rows computes them); tiles and chunks are then whole rows (so only
+    # where a row fits in the chunk the planner chose)
+    cdef bint rows = not direct_x and nsub > 0 and Wq <= max(chunk, 1)
     for r in range(nsub):
         if sub[r, 3] * sub[r, 4] <= 1 or (sub[r, 5] + QB - 1) // QB * QB >= Wq:
             rows = False
