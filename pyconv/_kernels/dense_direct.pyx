@@ -189,6 +189,12 @@ cdef void build_planes(const real_t* xs, idx_t nch, idx_t D, idx_t H, idx_t W, r
                     src = src + sh * W
 
 
+cdef inline idx_t frame_len(const idx_t* s, idx_t Hq, idx_t Wq) noexcept nogil:
+    # frame positions of a sub-problem (its row of ``sub``: Md, Mh, Mw at 3, 4, 5), through
+    # its last output
+    return ((s[3] - 1) * Hq + s[4] - 1) * Wq + s[5]
+
+
 cdef inline void ensure_rows(const real_t* xs, idx_t nch, idx_t D, idx_t H, idx_t W, real_t* dst, idx_t S,
                              const idx_t* ph, idx_t nph, idx_t Dq, idx_t Hq, idx_t Wq, idx_t sd, idx_t sh,
                              idx_t sw, idx_t pd, idx_t phh, idx_t pw, idx_t* lo, idx_t* hi, idx_t need_lo,
@@ -298,7 +304,7 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, :
             rows = False
     if rows:
         # as many tiles as asked for (the planner balances their count over the threads)
-        L = ((sub[0, 3] - 1) * Hq + sub[0, 4] - 1) * Wq + sub[0, 5]
+        L = frame_len(&sub[0, 0], Hq, Wq)
         k = (L + max(tile, 1) - 1) // max(tile, 1)
         tile = ((L + Wq - 1) // Wq + k - 1) // k * Wq
         chunk = max((min(max(chunk, 1), tile) + Wq // 2) // Wq, 1) * Wq
@@ -307,7 +313,7 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, :
         chunk = ((min(max(chunk, 1), tile) + QB - 1) // QB) * QB
     tstart_np = np.zeros(nsub + 1, dtype=np.intp)
     for r in range(nsub):
-        L = ((sub[r, 3] - 1) * Hq + sub[r, 4] - 1) * Wq + sub[r, 5]
+        L = frame_len(&sub[r, 0], Hq, Wq)
         tstart_np[r + 1] = tstart_np[r] + ((L + tile - 1) // tile if sub[r, 3] * sub[r, 4] * sub[r, 5] > 0 else 0)
     cdef idx_t[::1] tstart = tstart_np
     T = tstart[nsub]
@@ -362,7 +368,7 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, :
             # (pointer arithmetic: a sub-problem without taps may start one past the end)
             of = offs0 + sub[r, 1] if ntaps > 0 else offs0
             wst = sub[r, 2]
-            L = ((sub[r, 3] - 1) * Hq + sub[r, 4] - 1) * Wq + sub[r, 5]
+            L = frame_len(&sub[r, 0], Hq, Wq)
             t0 = ti * tile
             t1 = t0 + tile
             skip = rows or (sub[r, 3] > 1 and sub[r, 4] < Hq)
