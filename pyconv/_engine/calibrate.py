@@ -593,12 +593,12 @@ def measure():
                 x1 = data((1, lanes) + spatial, dt)
                 w1 = data((lanes, lanes) + (3,) * len(spatial), dt)
                 layer1 = functools.partial(nn.conv3d if len(spatial) == 3 else nn.conv2d, x1, w1, padding=1)
-                blocks = dict(dense_wblock_bytes=values["dense_wblock_bytes"])
-                if len(spatial) == 3:
-                    blocks = [dict(dense_wblock_bytes_3d=b) for b in wblocks3] if dt == np.float32 else \
-                        [dict(dense_wblock_bytes_3d=values["dense_wblock_bytes_3d"])]
-                else:
-                    blocks = [blocks]
+                if len(spatial) == 2:
+                    blocks = [dict(dense_wblock_bytes=values["dense_wblock_bytes"])]
+                elif dt == np.float32:
+                    blocks = [dict(dense_wblock_bytes_3d=b) for b in wblocks3]
+                else:                   # (float32 ran first and chose the block)
+                    blocks = [dict(dense_wblock_bytes_3d=values["dense_wblock_bytes_3d"])]
                 t1_oc, *t1_d = _best_cpu_of([_forced(A.DENSE_OC, layer1)]
                                             + [_forced(A.DENSE, layer1, **b) for b in blocks], reps=reps)
                 if len(t1_d) > 1:
