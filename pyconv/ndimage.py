@@ -174,12 +174,12 @@ def _launch(setup, inp, scode, out, dcode, cval):
     tail = setup.tails.get(nt)
     if tail is None:
         tail = setup.tails[nt] = setup.tail(nt)
-    if not _plan.VERBOSE and _plan.dry() is None:
+    dry = _plan.dry()
+    if not _plan.VERBOSE and dry is None:
         # (the common small call: no plan object, no verbose wrapper)
         setup.kernel(inp, scode, out, dcode, *setup.args, cval, *tail)
         return
     p = setup.plan(nt)
-    dry = _plan.dry()
     if dry is not None:
         dry.append(p)
         return
@@ -1057,17 +1057,15 @@ def _edge(input, axis, output, mode, cval, smooth):
     fresh = _fresh(output)
     output = _get_output(output, input)
     modes = _normalize_sequence(mode, input.ndim, "mode")
-    if input.dtype.kind == "c" or output.dtype.kind == "c":
-        correlate1d(input, _DERIVATIVE, axis, output, modes[axis], cval, 0)
-        for ax in range(input.ndim):
-            if ax != axis:
-                correlate1d(output, smooth, ax, output, modes[ax], cval, 0)
-        return output
-    cval = _real_cval(cval)
-    _corr1d_into(input, _DERIVATIVE, axis, output, _mode(modes[axis]), cval, 0, fresh=fresh)
-    for ax in range(input.ndim):
-        if ax != axis:
-            _corr1d_into(output, smooth, ax, output, _mode(modes[ax]), cval, 0)
+    real = input.dtype.kind != "c" and output.dtype.kind != "c"
+    real_cval = _real_cval(cval) if real else None
+    src, w = input, _DERIVATIVE
+    for ax in [axis] + [a for a in range(input.ndim) if a != axis]:
+        if real:
+            _corr1d_into(src, w, ax, output, _mode(modes[ax]), real_cval, 0, fresh=fresh)
+        else:
+            correlate1d(src, w, ax, output, modes[ax], cval, 0)
+        src, w, fresh = output, smooth, False
     return output
 
 

@@ -354,6 +354,25 @@ def test_in_place_streamed_passes_exact(mode, threads):
             check(y, sn.sobel(xf, axis=-1, mode=mode), 6)
 
 
+def test_edge_filters_smooth_in_place_on_large_arrays():
+    """sobel and prewitt smooth their output in place along every other axis (the derivative
+    pass writes a new output, the smoothing passes read and write it): arrays whose lines
+    the kernels take in tiles, every axis, a new output, one of another dtype and one given,
+    against scipy.ndimage bit for bit."""
+    rng = np.random.default_rng(17)
+    for shape in [(300, 300), (257, 129), (24, 40, 33)]:
+        x = rng.standard_normal(shape)
+        for name in ("sobel", "prewitt"):
+            for axis in range(len(shape)):
+                expected = getattr(sn, name)(x, axis=axis)
+                check(getattr(pn, name)(x, axis=axis), expected)
+                check(getattr(pn, name)(x, axis=axis, output=np.float32),
+                      getattr(sn, name)(x, axis=axis, output=np.float32), 6)
+                out = np.full(shape, np.nan)
+                assert getattr(pn, name)(x, axis=axis, output=out) is out     # (as scipy's)
+                check(out, expected)
+
+
 def test_new_outputs_are_fully_written():
     """New outputs are not zeroed first: every element must come from the kernels (on
     memory that held other values, as a reused heap block does)."""
