@@ -222,9 +222,14 @@ def machine_tuning():
 # per machine, pyconv version and default thread count beside the calibration (as FFTW's
 # wisdom): later calls and later processes read it, so a call still always takes the same
 # way on a given machine and cache.  See :func:`pyconv._engine.signal_plan.choose_method`.
+# Dense forward layers that both direct kernels serve are timed the same way (the two run
+# within 0.8-1.4x of each other, and which is faster depends on the layer's shape):
+# :func:`pyconv._engine.conv._timed_dense`.
 
 #: stored timed choices at most (past this, calls keep the model's choice)
 TIMED_MAX = 4096
+#: what a stored choice may be: signal methods, dense forward kernels
+TIMED_CHOICES = ("direct", "fft", "dense", "dense_oc")
 _timed = {"path": None, "table": None}
 _timed_lock = threading.Lock()
 
@@ -254,7 +259,7 @@ def _timed_table():
             with open(path) as f:
                 data = json.load(f)
             table = {k: v for k, v in data["choices"].items()
-                     if isinstance(v, dict) and v.get("choice") in ("direct", "fft")}
+                     if isinstance(v, dict) and v.get("choice") in TIMED_CHOICES}
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             pass
         _timed["path"], _timed["table"] = path, table
@@ -291,7 +296,7 @@ def timed_room():
 
 
 def store_timed_choice(key, choice, times):
-    """Keep ``choice`` ('direct' or 'fft') for ``key`` with the seconds ``times`` it was
+    """Keep ``choice`` (one of :data:`TIMED_CHOICES`) for ``key`` with the seconds ``times`` it was
     picked by: in this process, and merged into the file (written atomically; an entry
     another process wrote meanwhile is kept, and a file that cannot be written leaves the
     choice in this process only)."""

@@ -10,15 +10,18 @@ import collections
 import dataclasses
 import functools
 import math
+import time
 
 import numpy as np
 
+from pyconv._engine import calibrate as _calibrate
 from pyconv._engine import plan as _plan
 from pyconv._engine import tuning as _tuning
 from pyconv._engine.geometry import ConvGeometry, conv_geometry, prune, transposed_geometry
 from pyconv._engine.plan import Algorithm as A, Plan
 from pyconv._kernels import dense_direct, grad_direct, nn_gemm, panel, resampling, thin_direct
-from pyconv._threads import blas_single_thread, first_touch, num_parts_for, num_threads_for, team_size
+from pyconv._threads import (blas_single_thread, first_touch, get_num_threads, num_parts_for, num_threads_for,
+                             team_size)
 from pyconv._utils import nn_check_gemm_dims, nn_pad_maps
 
 _OBW = dense_direct.OBW
@@ -379,13 +382,18 @@ def plan_forward(g, dtype, allow_prune=True):
         default = A.MATMUL
     else:
         default = A.GEMM
-        if not g.is_pointwise and _oc_default(g, dtype, nthreads, t):
-            default = A.DENSE_OC
-        elif not g.is_pointwise:
+        if not g.is_pointwise:
+            oc = _oc_serves(g, dtype, nthreads, t)
             layout = plane_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
             plane_bytes = cg * len(layout[1]) * _prod(layout[0]) * isz
-            if (nthreads * plane_bytes <= max(t.workspace_bytes, out_bytes)
-                    and _prod(g.out) >= min_positions(t, 'dense', g) and cg * kvol <= t.dense_max_k):
+            dense = (nthreads * plane_bytes <= max(t.workspace_bytes, out_bytes)
+                     and _prod(g.out) >= min_positions(t, 'dense', g) and cg * kvol <= t.dense_max_k)
+            timed = _timed_dense(g, dtype) if oc and dense else None
+            if timed is not None:
+                default = timed
+            elif oc and _oc_preferred(g, dtype, t):
+                default = A.DENSE_OC
+            elif dense:
                 default = A.DENSE
     cands = ([A.THIN_PHASE, A.THIN_ROW, A.DENSE, A.GEMM] + [A.THIN_S1, A.THIN_REG] * s1
              + [A.POINTWISE, A.MATMUL, A.PANEL] * g.is_pointwise + [A.DENSE_OC] * (not g.is_pointwise))
@@ -435,26 +443,101 @@ def oc_blocking(g, dtype, nthreads, t):
     return B, int(rows), int(cols), cblock, int(ws)
 
 
-def _oc_default(g, dtype, nthreads, t):
-    """Whether the output-channel kernel is the default for a dense (non-1x1) layer: on for
-    the dtype (``dense_oc`` / ``dense_oc_f8``), groups of more than one vector of output
-    channels (of exactly one where ``dense_oc_one`` / ``dense_oc_one_f8``, with a kernel of
-    depth > 1 ``dense_oc_one_3d`` / ``dense_oc_one_3d_f8``), within its positions / K limits
-    and the workspace budget."""
+def _oc_preferred(g, dtype, t):
+    """Whether the calibration prefers the output-channel kernel (``dense_direct.dense_oc``)
+    to the phase-plane one for this dense layer: on for the dtype (``dense_oc`` /
+    ``dense_oc_f8``), groups of more than one vector of output channels (of exactly one where
+    ``dense_oc_one`` / ``dense_oc_one_f8``, with a kernel of depth > 1 ``dense_oc_one_3d`` /
+    ``dense_oc_one_3d_f8``).  The choice of layers :func:`_timed_dense` does not time."""
     on = t.dense_oc if dtype.itemsize == 4 else t.dense_oc_f8
     lanes = dense_direct.OC_LANES[dtype.name]
     if g.k3[0] > 1:
         one = t.dense_oc_one_3d if dtype.itemsize == 4 else t.dense_oc_one_3d_f8
     else:
         one = t.dense_oc_one if dtype.itemsize == 4 else t.dense_oc_one_f8
-    if not on or g.og < lanes or (g.og == lanes and not one):
-        # one vector of outputs per tile: each broadcast feeds a single FMA (calibrated:
-        # faster than the phase-plane kernel on some CPUs, not on others)
+    # one vector of outputs per tile: each broadcast feeds a single FMA (calibrated:
+    # faster than the phase-plane kernel on some CPUs, not on others)
+    return on and (g.og > lanes or (g.og == lanes and one))
+
+
+def _oc_serves(g, dtype, nthreads, t):
+    """Whether the output-channel kernel may run this dense (non-1x1) layer: groups of at
+    least one vector of output channels, within its positions / K limits and the workspace
+    budget."""
+    if g.og < dense_direct.OC_LANES[dtype.name]:
         return False
     if _prod(g.out) < min_positions(t, 'dense_oc', g) or g.cg * g.kvol > t.dense_oc_max_k:
         return False
     ws = oc_blocking(g, dtype, nthreads, t)[4]
     return ws <= max(t.workspace_bytes, _prod(g.out_shape) * dtype.itemsize)
+
+
+# Layers both dense forward kernels serve are timed once on the running machine, and the
+# faster is stored (calibrate's timed choices, as pyconv.signal's close calls): which one
+# wins depends on the layer more than a machine-wide flag can say.  AMD EPYC, float32,
+# 1 thread, CPU time, dense time / dense_oc time: 3x3 128->256 stride 2 28^2 1.22, 64->64
+# 14^2 1.19, 7^2 1.36, 56^2 1.05; 32^2 0.92, 16^3 (3-D) 0.92, conv1d k9 0.92, 3->64 112^2
+# 0.86, 32->48 56^2 0.79 -- while the flag, timed on 64->64 56^2 alone, read a tie (1.01).
+# Layers below TIMED_MIN_FLOPS (about half a millisecond) keep the flag: a wrong choice
+# costs little there.  The timing runs min(N, threads) samples of the layer on random data
+# (TIMED_MAX_FLOPS bounds one such call, ~0.1 s).
+TIMED_MIN_FLOPS = 1e8
+TIMED_MAX_FLOPS = 2e10
+
+
+def _timed_dense(g, dtype):
+    """'dense' or 'dense_oc' for the forward layer ``g`` as timed on this machine (read from
+    the store, or timed now and stored), or None: the calibrated flag decides (a small layer,
+    a full store, ``PYCONV_TUNING=off``, an :func:`~pyconv._engine.tuning.override` block,
+    or an algorithm forced by :func:`~pyconv._engine.plan.force`)."""
+    if _plan.forced() or _tuning.overridden() is not None or _calibrate.timing_off():
+        return None
+    nt = get_num_threads()
+    g2 = dataclasses.replace(g, n=min(g.n, nt))
+    per_call = 2.0 * g.cg * g.kvol
+    if per_call * _prod(g.out_shape) < TIMED_MIN_FLOPS or per_call * _prod(g2.out_shape) > TIMED_MAX_FLOPS:
+        return None
+    key = timed_key(g2, dtype, nt)
+    stored = _calibrate.timed_choice(key)
+    if stored is None:
+        if not _calibrate.timed_room():
+            return None
+        times = _time_forward(g2, dtype, (A.DENSE, A.DENSE_OC))
+        if times is None:
+            return None
+        stored = min(times, key=times.get)
+        _calibrate.store_timed_choice(key, stored, times)
+    return A(stored) if stored in (A.DENSE, A.DENSE_OC) else None
+
+
+def timed_key(g, dtype, nt):
+    """The key of a forward layer's timed choice: dtype, geometry (batch min(N, threads)),
+    thread count."""
+    return f"forward {np.dtype(dtype).name} {g} threads={nt}"
+
+
+def _time_forward(g, dtype, algs):
+    """Seconds of each forward algorithm in ``algs`` on random operands of geometry ``g``,
+    the least of three runs taken in turn (the first of each also makes its memory), or
+    None when one of them cannot serve ``g``.  Runs the kernels even while
+    :func:`pyconv.explain` records plans: it then shows the choice the call will take."""
+    plans = {}
+    for a in algs:
+        with _plan.force(a):
+            plans[a] = plan_forward(g, dtype, False)
+        if plans[a].algorithm != a:
+            return None
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(g.x_shape).astype(dtype)
+    w = rng.standard_normal(g.w_shape).astype(dtype)
+    times = {a.value: math.inf for a in algs}
+    with _plan.live():
+        for r in range(3):
+            for a in (algs if r % 2 == 0 else algs[::-1]):
+                t0 = time.perf_counter()
+                forward(plans[a], x, w, None)
+                times[a.value] = min(times[a.value], time.perf_counter() - t0)
+    return times
 
 
 def _pruned(g, dtype, op, planner, empty):
