@@ -12,7 +12,11 @@ def explain(func, *args, **kwargs):
     :mod:`pyconv.grad`.  The call's arguments are checked exactly as a real call checks
     them (the same errors are raised); then, instead of each kernel, its plan is
     recorded.  Setting ``PYCONV_VERBOSE=1`` in the environment logs the plans of the
-    calls that do run, one line per kernel on stderr, with their time.
+    calls that do run, one line per kernel on stderr, with their time.  Choices not yet
+    measured on this machine are measured first, as the call itself would: the
+    calibration at first use, and the timing of a dense layer that both direct kernels
+    serve (on random data of its shapes; see the guide, "Which kernel runs a dense
+    layer"), so the plan shown is the one the call takes.
 
     Parameters
     ----------
