@@ -27,18 +27,26 @@ def _layer(dtype, n=3, stride=1):
     return x, w, dict(stride=stride, padding=1)
 
 
+def _layer_nd(nd, dtype, stride):
+    """The same kind of layer in 1, 2 or 3 spatial dims."""
+    c = 2 * dense_direct.OC_LANES[np.dtype(dtype).name]
+    spatial = {1: (400,), 2: (25, 27), 3: (7, 13, 12)}[nd]
+    x = RNG.standard_normal((2, c) + spatial).astype(dtype)
+    w = RNG.standard_normal((c, c) + (3,) * nd).astype(dtype)
+    return x, w, dict(stride=stride, padding=1)
+
+
 def _definition(x, w, stride, padding):
-    """conv2d by its definition, in float64."""
+    """convNd by its definition, in float64."""
     x, w = x.astype(np.float64), w.astype(np.float64)
-    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    kh, kw = w.shape[2:]
-    oh = (xp.shape[2] - kh) // stride + 1
-    ow = (xp.shape[3] - kw) // stride + 1
-    out = np.zeros((x.shape[0], w.shape[0], oh, ow))
-    for a in range(kh):
-        for b in range(kw):
-            patch = xp[:, :, a:a + stride * (oh - 1) + 1:stride, b:b + stride * (ow - 1) + 1:stride]
-            out += np.einsum("nchw,oc->nohw", patch, w[:, :, a, b])
+    nd = x.ndim - 2
+    xp = np.pad(x, ((0, 0), (0, 0)) + ((padding, padding),) * nd)
+    k = w.shape[2:]
+    o = [(xp.shape[2 + i] - k[i]) // stride + 1 for i in range(nd)]
+    out = np.zeros((x.shape[0], w.shape[0]) + tuple(o))
+    for tap in np.ndindex(*k):
+        patch = xp[(slice(None), slice(None)) + tuple(slice(t, t + stride * (m - 1) + 1, stride) for t, m in zip(tap, o))]
+        out += np.tensordot(w[(slice(None), slice(None)) + tap], patch, axes=([1], [1])).swapaxes(0, 1)
     return out
 
 
@@ -96,10 +104,14 @@ def test_both_kernels_serve_the_test_layers():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("stride", [1, 2])
-def test_layer_is_timed_once_and_stored(timed, dtype, stride):
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_layer_is_timed_once_and_stored(timed, dtype, stride, nd):
     runs = timed
-    x, w, kw = _layer(dtype, stride=stride)
-    out = nn.conv2d(x, w, **kw)
+    x, w, kw = _layer(dtype, stride=stride) if nd == 2 else _layer_nd(nd, dtype, stride)
+    conv_nd = getattr(nn, f"conv{nd}d")
+    for alg in KERNELS:         # (both serve it: else no choice is tested)
+        assert _forced(alg, pyconv.explain, conv_nd, x, w, **kw).algorithm == alg
+    out = conv_nd(x, w, **kw)
     assert len(runs) == 1
     nt = pyconv.get_num_threads()
     assert runs[0].n == min(x.shape[0], nt)
@@ -107,16 +119,16 @@ def test_layer_is_timed_once_and_stored(timed, dtype, stride):
     choice = entry["choice"]
     assert choice in KERNELS and entry["dense_s"] > 0 and entry["dense_oc_s"] > 0
     assert choice == min(KERNELS, key=lambda k: entry[f"{k}_s"])
-    np.testing.assert_array_equal(out, _forced(choice, nn.conv2d, x, w, **kw))
+    np.testing.assert_array_equal(out, _forced(choice, conv_nd, x, w, **kw))
     ref = _definition(x, w, **kw)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(out, ref, rtol=0, atol=tol * np.abs(ref).max())
-    assert pyconv.explain(nn.conv2d, x, w, **kw).algorithm == choice
+    assert pyconv.explain(conv_nd, x, w, **kw).algorithm == choice
     # later calls, and a later process reading the file, take it without timing
-    np.testing.assert_array_equal(nn.conv2d(x, w, **kw), out)
+    np.testing.assert_array_equal(conv_nd(x, w, **kw), out)
     _forget()
-    assert pyconv.explain(nn.conv2d, x, w, **kw).algorithm == choice
-    np.testing.assert_array_equal(nn.conv2d(x, w, **kw), out)
+    assert pyconv.explain(conv_nd, x, w, **kw).algorithm == choice
+    np.testing.assert_array_equal(conv_nd(x, w, **kw), out)
     assert len(runs) == 1
 
 
