@@ -118,7 +118,8 @@ def test_layer_is_timed_once_and_stored(timed, dtype, stride, nd):
     entry = _stored()[conv.timed_key(runs[0], np.dtype(dtype), nt)]
     choice = entry["choice"]
     assert choice in KERNELS and entry["dense_s"] > 0 and entry["dense_oc_s"] > 0
-    assert choice == min(KERNELS, key=lambda k: entry[f"{k}_s"])
+    # the median of the rounds' time ratios decides (each round's pair under one machine state)
+    assert choice == ("dense_oc" if entry["dense_per_dense_oc"] > 1 else "dense")
     np.testing.assert_array_equal(out, _forced(choice, conv_nd, x, w, **kw))
     ref = _definition(x, w, **kw)
     tol = 1e-5 if dtype == np.float32 else 1e-12

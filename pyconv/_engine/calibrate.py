@@ -295,12 +295,12 @@ def timed_room():
         return len(_timed_table()) < TIMED_MAX
 
 
-def store_timed_choice(key, choice, times):
+def store_timed_choice(key, choice, times, extra=None):
     """Keep ``choice`` (one of :data:`TIMED_CHOICES`) for ``key`` with the seconds ``times`` it was
-    picked by: in this process, and merged into the file (written atomically; an entry
-    another process wrote meanwhile is kept, and a file that cannot be written leaves the
-    choice in this process only)."""
-    entry = {"choice": choice, **{f"{m}_s": float(t) for m, t in times.items()},
+    picked by (and the fields ``extra``, if any): in this process, and merged into the file
+    (written atomically; an entry another process wrote meanwhile is kept, and a file that
+    cannot be written leaves the choice in this process only)."""
+    entry = {"choice": choice, **{f"{m}_s": float(t) for m, t in times.items()}, **(extra or {}),
              "date": time.strftime("%Y-%m-%dT%H:%M:%S")}
     with _timed_lock:
         _timed_table()[key] = entry

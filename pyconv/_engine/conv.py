@@ -503,11 +503,12 @@ def _timed_dense(g, dtype):
     if stored is None:
         if not _calibrate.timed_room():
             return None
-        times = _time_forward(g2, dtype, (A.DENSE, A.DENSE_OC))
-        if times is None:
+        timed = _time_forward(g2, dtype, (A.DENSE, A.DENSE_OC))
+        if timed is None:
             return None
-        stored = min(times, key=times.get)
-        _calibrate.store_timed_choice(key, stored, times)
+        times, ratio = timed
+        stored = A.DENSE_OC.value if ratio > 1 else A.DENSE.value
+        _calibrate.store_timed_choice(key, stored, times, {"dense_per_dense_oc": ratio})
     return A(stored) if stored in (A.DENSE, A.DENSE_OC) else None
 
 
@@ -518,12 +519,16 @@ def timed_key(g, dtype, nt):
 
 
 def _time_forward(g, dtype, algs):
-    """Seconds of each forward algorithm in ``algs`` on random operands of geometry ``g``,
-    the median of five runs taken in turn after one untimed run of each (which makes its
-    memory), or None when one of them cannot serve ``g``.  Runs the kernels even while
-    :func:`pyconv.explain` records plans: it then shows the choice the call will take.
-    (The least of three runs picked dense_oc for the conv1d k9 64->64 L4096 layer at 2
-    threads, AMD EPYC, 1.37 ms against 1.45, where 30 rounds give medians 1.42 and 1.32.)"""
+    """``(seconds, ratio)`` of the two forward algorithms ``algs`` on random operands of
+    geometry ``g``: each one's median of five runs taken in turn after one untimed run of
+    each (which makes its memory), and the median over the rounds of the first one's time
+    over the second's (the pair of one round sees the same machine state: a slow spell of
+    the host that spans rounds does not tip it); None when one of them cannot serve ``g``.
+    Runs the kernels even while :func:`pyconv.explain` records plans: it then shows the
+    choice the call will take.  (The least of three runs picked dense_oc for the conv1d k9
+    64->64 L4096 layer at 2 threads, AMD EPYC, 1.37 ms against 1.45, where 30 rounds give
+    medians 1.42 and 1.32; medians of five, in a suite run on a slowed host, picked it at 1
+    thread, 1.67 ms against 1.71.)"""
     plans = {}
     for a in algs:
         with _plan.force(a):
@@ -542,7 +547,9 @@ def _time_forward(g, dtype, algs):
                 t0 = time.perf_counter()
                 forward(plans[a], x, w, None)
                 runs[a.value].append(time.perf_counter() - t0)
-    return {a: float(np.median(t)) for a, t in runs.items()}
+    first, second = (runs[a.value] for a in algs)
+    ratio = float(np.median([t1 / t2 for t1, t2 in zip(first, second)]))
+    return {a: float(np.median(t)) for a, t in runs.items()}, ratio
 
 
 def _pruned(g, dtype, op, planner, empty):
