@@ -173,6 +173,10 @@ def test_limits_and_narrow_groups_keep_the_other_kernels():
 @pytest.mark.parametrize("alg, kind, xs, ws, kw", [
     ("dense_oc", "conv", (3, 6, 9, 11), (40, 6, 3, 3), dict(padding=1)),
     ("dense_oc", "conv", (1, 4, 3, 5), (20, 4, 3, 3), dict(padding=1, stride=2)),
+    # one sample, weights heavier than its rows: units split by output-channel blocks too
+    # (osplit = 2 or 3 shares of 3 blocks, by the team)
+    ("dense_oc", "conv", (1, 24, 6, 7), (3 * 2 * LANES, 24, 3, 3), dict(padding=1)),
+    ("dense_oc", "conv", (2, 8, 9, 5, 4), (2 * 2 * LANES + 3, 8, 3, 3, 3), dict(padding=1)),
     ("dense", "conv", (2, 5, 7, 6, 9), (12, 5, 3, 3, 3), dict(padding=1)),
     ("dense", "conv", (1, 3, 2, 3), (8, 3, 2, 2), dict()),
     ("phases_oc", "transpose", (2, 8, 7, 6), (8, 36, 4, 4), dict(stride=2, padding=1)),
@@ -208,3 +212,24 @@ def test_units_split_in_parts_cover_every_output_once_whatever_the_team(monkeypa
         assert np.isfinite(got).all()
         assert_close(got, want.astype(F32), n_reduce=n_reduce)
         np.testing.assert_array_equal(got, results[0])
+
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+def test_output_channel_shares_and_balanced_rows(dtype):
+    # a small batch of small maps: the plan splits the units by output-channel blocks
+    # (osplit) where the weights outweigh the rows a unit copies, and takes rows per unit
+    # that fall evenly on the threads; every split gives the definition in the same bits
+    rng = np.random.default_rng(5)
+    lanes = dense_direct.OC_LANES[np.dtype(dtype).name]
+    x = rng.standard_normal((1, 16, 28, 28)).astype(dtype)
+    w = rng.standard_normal((8 * lanes, 16, 3, 3)).astype(dtype)
+    want = conv_nd(x, w, padding=1)
+    got = []
+    for team in (1, 2, 3, 4):
+        with pyconv.threads(team), _plan.force("dense_oc"):
+            tiles = dict(pyconv.explain(nn.conv2d, x, w, padding=1).tiles)
+            got.append(nn.conv2d(x, w, padding=1))
+        if team > 1:
+            assert tiles.get("osplit", 1) > 1, tiles
+        assert_close(got[-1], want.astype(dtype), n_reduce=16 * 9)
+        np.testing.assert_array_equal(got[-1], got[0])

@@ -488,6 +488,29 @@ def test_dense_channel_blocks_keep_the_bits(dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_forward_gemm_of_a_small_batch_runs_on_blas_threads(dtype):
+    """A small batch whose positions a thread split would cut into tiles narrower than half
+    the output channels: one GEMM per sample on BLAS's threads (every thread count: the
+    definition; the same call again: the same bits), grouped layers and bias too."""
+    rng = np.random.default_rng(21)
+    for x_shape, w_shape, kw in [((1, 24, 7, 7), (96, 24, 3, 3), dict(padding=1)),
+                                 ((2, 16, 5, 6), (64, 16, 3, 3), dict(padding=1, stride=(1, 2))),
+                                 ((1, 16, 6, 6), (128, 8, 3, 3), dict(padding=1, groups=2))]:
+        x, w = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype)
+        b = rand(rng, w_shape[:1], dtype)
+        want = conv_nd(x, w, b, **kw)
+        for n in (2, 3):
+            with pyconv.threads(n), force("gemm"):
+                p = pyconv.explain(nn.conv2d, x, w, b, **kw)
+                assert p.algorithm == "gemm" and p.tile("blas_threads") == n, p
+                y = nn.conv2d(x, w, b, **kw)
+                np.testing.assert_array_equal(nn.conv2d(x, w, b, **kw), y)
+            assert_close(y, want.astype(dtype), dtype, n_reduce=w[0].size)
+        with pyconv.threads(1), force("gemm"):
+            assert pyconv.explain(nn.conv2d, x, w, b, **kw).tile("blas_threads") is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_weight_gemm_splits_rows_for_few_samples(dtype):
     """One sample on two threads: the GEMM weight gradient splits the gradient's rows
     between the parts (one accumulator, whole position tiles) and agrees with the dense

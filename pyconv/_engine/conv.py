@@ -82,6 +82,17 @@ def gemm_tile(p, kc, n_units, nthreads, itemsize, out_bytes, t):
     return int(max(1, min(tile, p)))
 
 
+def gemm_on_blas_threads(n_units, og, p, tile, nthreads):
+    """Whether a GEMM forward runs its units one after another, each GEMM on BLAS's own
+    threads, instead of single-threaded units on pyconv's: where a small batch (fewer than
+    two units, samples x groups, per thread) had its ``p`` positions cut into tiles for the
+    threads, and a tile is narrower than half the output channels, each tile's GEMM would
+    pack the whole weight matrix for a few columns (1x512x7x7 * 512x512x3x3 at 2 threads,
+    AMD EPYC: tiles of 13 positions 2.3-2.7 ms; one GEMM of 49 columns takes 0.94 ms on
+    OpenBLAS's 2 threads)."""
+    return nthreads > 1 and n_units < 2 * nthreads and tile < p and og > 2 * tile
+
+
 def gemm_batch(p, n, units_per_block, rows, nthreads, itemsize, budget, t, balance=True):
     """Samples side by side in one GEMM unit on small maps (1 = one sample per unit).
 
@@ -413,34 +424,73 @@ def min_positions(t, kernel, g):
     return getattr(t, f"{kernel}_min_positions" + ("_strided" if any(s > 1 for s in g.stride) else ""))
 
 
+def balanced_rows(oh, rows, outer, inner, nthreads):
+    """Rows per work unit, at most ``rows``: the largest whose units split most evenly over
+    ``nthreads`` contiguous parts (``part_lo``: how the kernels hand units out).  The units
+    are ``outer`` runs of the blocks of ``oh`` rows (the last block cut), each block
+    ``inner`` units of equal work; a unit costs its rows plus one (its own set-up and the
+    input rows it copies beyond its outputs': one output row a unit would balance any
+    team, at three rows copied per row of a 3x3 layer).
+
+    >>> balanced_rows(28, 8, 1, 1, 2)    # 8, 8, 8, 4 rows: 16 and 12 a thread
+    7
+    >>> balanced_rows(56, 8, 1, 1, 2)    # seven units of 8: 32 and 24
+    7
+    """
+    best, best_load = rows, None
+    for r in range(max(1, rows), 0, -1):
+        nrb = -(-oh // r)
+        n_units = outer * nrb * inner
+        work = np.repeat(np.tile(np.minimum(r, oh - r * np.arange(nrb)) + 1, outer), inner)
+        cuts = [p * (n_units // nthreads) + min(p, n_units % nthreads) for p in range(nthreads + 1)]
+        load = max(int(work[a:b].sum()) for a, b in zip(cuts, cuts[1:]))
+        if best_load is None or load < best_load * 0.99:
+            best, best_load = r, load
+    return best
+
+
 def oc_blocking(g, dtype, nthreads, t):
-    """``(B, rows, cols, cblock, workspace bytes)`` of the output-channel kernel
+    """``(B, rows, cols, osplit, cblock, workspace bytes)`` of the output-channel kernel
     (``dense_direct.dense_oc``): B output channels per block (two vectors, or one for
     groups of at most one vector's lanes); units of ``rows`` output rows (about
     ``dense_oc_positions`` positions, at least two units per thread) or, on rows longer
-    than ``dense_oc_max_cols``, of one row's ``cols`` columns; ``cblock`` input channels
-    per pass, their weights within ``dense_oc_wblock_bytes`` (they stay in L1 while the
-    unit's positions run through them)."""
+    than ``dense_oc_max_cols``, of one row's ``cols`` columns, each split into ``osplit``
+    shares of the output-channel blocks; ``cblock`` input channels per pass, their weights
+    within ``dense_oc_wblock_bytes`` (they stay in L1 while the unit's positions run
+    through them)."""
     isz = dtype.itemsize
     lanes = dense_direct.OC_LANES[dtype.name]
     og, cg, kvol = g.og, g.cg, g.kvol
     B = lanes if og <= lanes else 2 * lanes
+    nob = -(-og // B)
     od, oh, ow = g.o3
     cols = max(1, min(ow, t.dense_oc_max_cols))
     rows = 1 if cols < ow else max(1, min(oh, t.dense_oc_positions // max(1, ow)))
+    wp = (cols - 1) * g.s3[2] + (g.k3[2] - 1) * g.d3[2] + 1
 
     def units(r):
         return g.n * g.groups * od * -(-oh // r) * -(-ow // cols)
 
-    while rows > 1 and units(rows) < 2 * nthreads:
-        rows = -(-rows // 2)
+    def rin(r):
+        return (r - 1) * g.s3[1] + (g.k3[1] - 1) * g.d3[1] + 1
+
+    # Too few units for the threads (a small batch of small maps): where a group's weights
+    # outweigh the input rows a unit copies, the units split by output channels first, so
+    # each thread streams only its share of the weights (1x256x14x14 * 256x256x3x3 at 2
+    # threads, AMD EPYC: 4 shares of one 14-row unit 1.04x faster than 4 units of 4, 4, 4
+    # and 2 rows); then the rows per unit are the largest whose units fall evenly on the
+    # threads' parts (1x128x28x28 * 128x128x3x3: units of 7 rows or two shares of 14 ran
+    # 1.13x faster than halving 16 rows to 8: 16 and 12 rows a thread)
+    osplit = 1
+    if 1 < nthreads and units(rows) < 2 * nthreads and og * cg * kvol > cg * g.k3[0] * rin(rows) * wp:
+        osplit = max(1, min(nob, -(-2 * nthreads // units(rows))))
+    if units(rows) * osplit < 8 * nthreads:
+        rows = balanced_rows(oh, rows, units(oh), osplit, nthreads)
     cblock = int(max(1, min(cg, t.dense_oc_wblock_bytes // max(1, kvol * B * isz))))
-    wp = (cols - 1) * g.s3[2] + (g.k3[2] - 1) * g.d3[2] + 1
-    rin = (rows - 1) * g.s3[1] + (g.k3[1] - 1) * g.d3[1] + 1
     per = 64 // isz
-    packed = g.groups * -(-og // B) * cg * kvol * B * isz
-    ws = nthreads * (cg * (g.k3[0] * rin * wp + 2 * per) + rows * cols * B + 2 * per) * isz + packed
-    return B, int(rows), int(cols), cblock, int(ws)
+    packed = g.groups * nob * cg * kvol * B * isz
+    ws = nthreads * (cg * (g.k3[0] * rin(rows) * wp + 2 * per) + rows * cols * B + 2 * per) * isz + packed
+    return B, int(rows), int(cols), int(osplit), cblock, int(ws)
 
 
 def _oc_preferred(g, dtype, t):
@@ -468,7 +518,7 @@ def _oc_serves(g, dtype, nthreads, t):
         return False
     if _prod(g.out) < min_positions(t, 'dense_oc', g) or g.cg * g.kvol > t.dense_oc_max_k:
         return False
-    ws = oc_blocking(g, dtype, nthreads, t)[4]
+    ws = oc_blocking(g, dtype, nthreads, t)[5]
     return ws <= max(t.workspace_bytes, _prod(g.out_shape) * dtype.itemsize)
 
 
@@ -628,10 +678,10 @@ def _forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite=None):
         data = Launch(g.out_shape, x5, w5, o5, kernel(dense_direct.dense_conv, dtype),
                       (pgeo, phases, offs, sub, g.groups, tile, dict(tiles)["chunk"], cblock, alg == A.POINTWISE, obw))
     elif alg == A.DENSE_OC:
-        B, rows, cols, cblock, ws = oc_blocking(g, dtype, nthreads, t)
-        tiles = (("rows", rows), ("cols", cols), ("cblock", cblock), ("lanes", B))
+        B, rows, cols, osplit, cblock, ws = oc_blocking(g, dtype, nthreads, t)
+        tiles = (("rows", rows), ("cols", cols), ("cblock", cblock), ("lanes", B)) + (("osplit", osplit),) * (osplit > 1)
         data = Launch(g.out_shape, x5, w5, o5, kernel(dense_direct.dense_oc, dtype),
-                      (kernel_geo(g.sp3, g.o3, g.k3, g.s3, g.d3, g.pb3), g.groups, B, rows, cols, cblock))
+                      (kernel_geo(g.sp3, g.o3, g.k3, g.s3, g.d3, g.pb3), g.groups, B, rows, cols, osplit, cblock))
     elif alg == A.PANEL:
         # 1x1, stride 1, unpadded: per (sample, group, chunk of positions) stripes copied from
         # the input, blocks of panel.MR output channels swept over them
@@ -656,14 +706,19 @@ def _forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite=None):
         nb = gemm_batch(p, g.n, g.groups * (_prod(g.spatial) > 0), kc + og, nthreads, isz,
                         max(t.workspace_bytes, out_bytes), t)
         tab = _NO_TABLE
+        blas = t.gemm_blas_threads and nb == 1
         if nb > 1:
             tile = p
             tiles, ws = (("tile", tile), ("samples", nb)), nthreads * (kc + og) * nb * p * isz
             tab = gather_table(g.sp3, g.o3, g.k3, g.s3, g.d3, g.pb3)
+        elif gemm_on_blas_threads(g.n * g.groups, og, p, tile, nthreads):
+            blas = True
+            tile = gemm_tile(p, kc, g.n * g.groups, 1, isz, out_bytes, t)
+            tiles, ws = (("tile", tile), ("blas_threads", nthreads)), tile * kc * isz
         geo = gemm_geo(g)
         data = Launch(g.out_shape, (g.n, g.cin, -1), (g.cout, -1), (g.n, g.cout, -1),
                       kernel(nn_gemm.conv_forward, dtype),
-                      (geo, g.groups, tile, nb, tab, g.is_pointwise, t.gemm_blas_threads and nb == 1))
+                      (geo, g.groups, tile, nb, tab, g.is_pointwise, blas))
     return Plan("forward", alg, g, dtype, nthreads, ws, tiles, nonfinite=nonfinite, data=data)
 
 
@@ -734,9 +789,9 @@ def forward(p, x, w, b):
         _plan.run(p, L.kernel, x.reshape(L.x_view), pgeo, phases, pack_weight_blocks(w, groups, obw, team, _tuning.active()),
                   offs, sub, bvec, has_b, out.reshape(L.out_view), groups, tile, chunk, cblock, pw, obw, team)
     elif alg == A.DENSE_OC:
-        geo, groups, B, rows, cols, cblock = L.args
+        geo, groups, B, rows, cols, osplit, cblock = L.args
         _plan.run(p, L.kernel, x.reshape(L.x_view), geo, pack_weight_blocks(w, groups, B, team, _tuning.active()), bvec,
-                  has_b, out.reshape(L.out_view), groups, B, rows, cols, cblock, team)
+                  has_b, out.reshape(L.out_view), groups, B, rows, cols, osplit, cblock, team)
     elif alg == A.PANEL:
         groups, chunk = L.args
         mr = panel.MR
@@ -755,7 +810,10 @@ def forward(p, x, w, b):
         if has_b:
             o4 += bvec.reshape(1, g.groups, g.og, 1)
     elif alg == A.GEMM:
-        with blas_single_thread(team if L.args[6] else 1):
+        # on BLAS's threads: BLAS's workers still spinning after the call before are not load
+        # (counted as such, they sent every GEMM to one thread: 1x512x7x7 * 512x512x3x3 at
+        # 2 threads 1.65 ms, the GEMM alone 0.76 on two)
+        with blas_single_thread(team_size(p.threads, own_threads=False) if L.args[6] else 1):
             _plan.run(p, L.kernel, x.reshape(L.x_view), w.reshape(L.w_view), bvec, has_b, out.reshape(L.out_view),
                       *L.args, team)
     else:

@@ -746,7 +746,7 @@ cdef inline void prefetch_unit_rows(const real_t* xs, idx_t c_lo, idx_t c_hi, id
 
 def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] wpk, const real_t[::1] bias,
              bint has_bias, real_t[:, :, :, :, ::1] out, idx_t groups, idx_t B, idx_t rows, idx_t cols,
-             idx_t cblock, int nthreads):
+             idx_t osplit, idx_t cblock, int nthreads):
     """Dense forward convolution with vectors along the output channels (plan 'dense_oc').
 
     out[n, g*Og + o, z, y, k] = bias + sum_{c, taps} x_pad[n, g*Cg + c, z*sd + a*dd, y*sh + b*dh,
@@ -757,7 +757,11 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
     its thread copies the input rows the unit reads, zero-padded, into its own buffer
     (channel stride an odd number of cache lines), runs the register tiles over every
     B-block of output channels, ``cblock`` input channels per pass (their weights stay in
-    L1), and writes the block's [position][channel] sums out transposed, plus bias.
+    L1), and writes the block's [position][channel] sums out transposed, plus bias.  With
+    ``osplit`` > 1 each such unit is ``osplit`` units (the fastest index), each over its
+    share of the B-blocks: a small batch of small maps then splits over the threads by
+    output channels, each thread reading its share of the weights (a thread running two
+    shares of one unit copies its rows once).
     Bounds are checked by the caller.
     """
     cdef int mcpu = pyconv_cpu()
@@ -789,7 +793,8 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
     if lines % 2 == 0:
         lines = lines + 1
     cdef idx_t cs = lines * per
-    cdef idx_t U = N * groups * OD * nrb * ncb
+    osplit = max(1, min(osplit, nob))
+    cdef idx_t U = N * groups * OD * nrb * ncb * osplit
     cdef idx_t ohw = OD * OH * OW
     dt = np.float32 if real_t is float else np.float64
     toffs_np = np.empty(kvol, dtype=np.intp)
@@ -804,9 +809,12 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
     cdef real_t[:, ::1] xbuf = xbuf_np
     cdef real_t[:, ::1] obuf = obuf_np
     cdef idx_t u, own, drained, tid, n, gi, od, r0, nr, q0, nq, rin, c, z, r, iz, iy, ix0, k
-    cdef idx_t ob, c0, nc, oe, step, nsteps, cps
+    cdef idx_t ob, c0, nc, oe, step, nsteps, cps, ob0, ob1
     cdef idx_t ncblk = (Cg + cblock - 1) // cblock
     cdef oc_unit_t cur, nxt
+    # per thread: the rows unit (u // osplit) its buffer holds, -1 none
+    copied_np = np.full(nthreads, -1, dtype=np.intp)
+    cdef idx_t[::1] copied = copied_np
     cdef real_t* xb
     cdef real_t* ob_
     cdef real_t* dst
@@ -825,29 +833,36 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
         while u >= 0:
             xb = &xbuf[tid, 0]
             ob_ = &obuf[tid, 0]
-            cur = oc_unit(u, groups, OD, OH, OW, rows, cols)
+            cur = oc_unit(u // osplit, groups, OD, OH, OW, rows, cols)
             n, gi, od, r0, nr, q0, nq = cur.n, cur.gi, cur.od, cur.r0, cur.nr, cur.q0, cur.nq
+            # this unit's share of the output-channel blocks
+            ob0 = (u % osplit) * nob // osplit
+            ob1 = (u % osplit + 1) * nob // osplit
             # the zero-padded input rows of the unit: per channel and depth tap, rin rows
-            # of the columns its positions read
+            # of the columns its positions read (kept from the thread's last unit when it
+            # covered the same rows)
             rin = (nr - 1) * sh + (kh - 1) * dh + 1
             ix0 = q0 * sw - pw
-            for c in range(Cg):
-                for z in range(kd):
-                    iz = od * sd - pd + z * dd
-                    dst = xb + c * cs + z * slab
-                    if iz < 0 or iz >= D:
-                        memset(dst, 0, rin * Wp * sizeof(real_t))
-                        continue
-                    pad_rows_at(dst, Wp, &x[n, gi * Cg + c, iz, 0, 0], H, W, r0 * sh - phh, rin, ix0, Wp)
+            if copied[tid] != u // osplit:
+                copied[tid] = u // osplit
+                for c in range(Cg):
+                    for z in range(kd):
+                        iz = od * sd - pd + z * dd
+                        dst = xb + c * cs + z * slab
+                        if iz < 0 or iz >= D:
+                            memset(dst, 0, rin * Wp * sizeof(real_t))
+                            continue
+                        pad_rows_at(dst, Wp, &x[n, gi * Cg + c, iz, 0, 0], H, W, r0 * sh - phh, rin, ix0, Wp)
             # the next unit's input rows, a share of its channels per pass below: one unit's
             # rows are short runs in as many channels, more streams than the hardware
             # prefetchers follow, and its copy above would otherwise wait on each of them (u + 1
-            # is this thread's next unit but at the end of its part)
-            nxt = oc_unit(u + 1, groups, OD, OH, OW, rows, cols)
-            nsteps = nob * ncblk
+            # is this thread's next unit but at the end of its part; a next share of the same
+            # rows needs none)
+            nxt = oc_unit((u + 1) // osplit, groups, OD, OH, OW, rows, cols)
+            nsteps = (ob1 - ob0) * ncblk
             cps = (Cg + nsteps - 1) // nsteps
             step = 0
-            for ob in range(nob):
+            for ob in range(ob0, ob1):
                 wb = &wpk[0] + ((gi * nob + ob) * Cg * kvol) * B
                 oe = Og - ob * B
                 if oe > B:
@@ -857,7 +872,7 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
                     nc = Cg - c0
                     if nc > cblock:
                         nc = cblock
-                    if u + 1 < U and D * H * W > 0:
+                    if u + 1 < U and D * H * W > 0 and (u + 1) // osplit != u // osplit:
                         prefetch_unit_rows(&x[nxt.n, nxt.gi * Cg, 0, 0, 0], step * cps, min(Cg, (step + 1) * cps),
                                            D * H * W, kd, nxt.od * sd - pd, dd, D, H, W, nxt.r0 * sh - phh,
                                            (nxt.nr - 1) * sh + (kh - 1) * dh + 1, nxt.q0 * sw - pw, Wp)
