@@ -434,21 +434,17 @@ _load = _LoadMonitor()
 _SLACK = 0.25
 
 
-def team_size(n, own_threads=True):
+def team_size(n):
     """The OpenMP team size for a kernel allowed ``n`` threads: ``n`` on a quiet
     machine, fewer when other processes, or threads of this one outside pyconv's team,
-    hold cores (never below 1).  ``own_threads=False``: this process's other threads are
-    not counted (the size of a BLAS call's team: the threads of this process still
-    running are then BLAS's own workers, spinning after the call before, which this
-    call puts to work)."""
+    hold cores (never below 1)."""
     if n <= 1:
         return 1
     others = _load.others_busy()
     cpus = len(_load.cpus) if _load.cpus else _available_cpus()
     if others > 0.0 and int(cpus - others + _SLACK) <= 1:
         return 1            # (no scan of this process's threads: one thread whatever it finds)
-    if own_threads:
-        others += _load.foreign_runnable(n)
+    others += _load.foreign_runnable(n)
     if others <= 0.0:
         return n
     return max(1, min(n, int(cpus - others + _SLACK)))

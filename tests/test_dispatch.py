@@ -488,10 +488,12 @@ def test_dense_channel_blocks_keep_the_bits(dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_forward_gemm_of_a_small_batch_runs_on_blas_threads(dtype):
+def test_forward_gemm_of_a_small_batch_splits_rows(monkeypatch, dtype):
     """A small batch whose positions a thread split would cut into tiles narrower than half
-    the output channels: one GEMM per sample on BLAS's threads (every thread count: the
-    definition; the same call again: the same bits), grouped layers and bias too."""
+    the output channels: each unit's GEMM split by output-channel rows into parts fixed by
+    the thread count (every count: the definition; every team the machine's load leaves,
+    one thread to more than the parts: the same bits), grouped layers and bias too."""
+    from pyconv._engine import conv as _conv
     rng = np.random.default_rng(21)
     for x_shape, w_shape, kw in [((1, 24, 7, 7), (96, 24, 3, 3), dict(padding=1)),
                                  ((2, 16, 5, 6), (64, 16, 3, 3), dict(padding=1, stride=(1, 2))),
@@ -500,14 +502,20 @@ def test_forward_gemm_of_a_small_batch_runs_on_blas_threads(dtype):
         b = rand(rng, w_shape[:1], dtype)
         want = conv_nd(x, w, b, **kw)
         for n in (2, 3):
-            with pyconv.threads(n), force("gemm"):
-                p = pyconv.explain(nn.conv2d, x, w, b, **kw)
-                assert p.algorithm == "gemm" and p.tile("blas_threads") == n, p
-                y = nn.conv2d(x, w, b, **kw)
-                np.testing.assert_array_equal(nn.conv2d(x, w, b, **kw), y)
-            assert_close(y, want.astype(dtype), dtype, n_reduce=w[0].size)
+            runs = []
+            for team in (n, 1, n + 2):
+                monkeypatch.setattr(_conv, "team_size", lambda k, team=team: team)
+                with pyconv.threads(n), force("gemm"):
+                    p = pyconv.explain(nn.conv2d, x, w, b, **kw)
+                    assert p.algorithm == "gemm" and p.tile("row_parts") == n and p.tile("tile") == x[0, 0].size // (
+                        kw.get("stride", (1, 1))[1]), p
+                    runs.append(nn.conv2d(x, w, b, **kw))
+            assert_close(runs[0], want.astype(dtype), dtype, n_reduce=w[0].size)
+            for y in runs[1:]:
+                np.testing.assert_array_equal(y, runs[0])
+        monkeypatch.undo()
         with pyconv.threads(1), force("gemm"):
-            assert pyconv.explain(nn.conv2d, x, w, b, **kw).tile("blas_threads") is None
+            assert pyconv.explain(nn.conv2d, x, w, b, **kw).tile("row_parts") is None
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -299,20 +299,6 @@ def test_team_size_follows_other_processes_load(monkeypatch):
     assert _threads.team_size(ncpu) == ncpu
 
 
-def test_blas_team_ignores_this_process_threads_but_not_other_processes(monkeypatch):
-    # a GEMM on BLAS's threads sizes its team without this process's other running threads
-    # (BLAS's own workers, spinning after the call before) but with other processes' load
-    ncpu = len(_threads._load.cpus) if _threads._load.cpus else _threads._available_cpus()
-    if ncpu < 2:
-        pytest.skip("needs two CPUs")
-    monkeypatch.setattr(_threads._load, "foreign_runnable", lambda n: float(ncpu))
-    monkeypatch.setattr(_threads._load, "others_busy", lambda: 0.0)
-    assert _threads.team_size(ncpu) == 1
-    assert _threads.team_size(ncpu, own_threads=False) == ncpu
-    monkeypatch.setattr(_threads._load, "others_busy", lambda: float(ncpu))
-    assert _threads.team_size(ncpu, own_threads=False) == 1
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("layer", [
     # (x shape, w shape, kwargs): the direct weight kernel and the im2col + GEMM one

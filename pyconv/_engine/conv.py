@@ -82,14 +82,16 @@ def gemm_tile(p, kc, n_units, nthreads, itemsize, out_bytes, t):
     return int(max(1, min(tile, p)))
 
 
-def gemm_on_blas_threads(n_units, og, p, tile, nthreads):
-    """Whether a GEMM forward runs its units one after another, each GEMM on BLAS's own
-    threads, instead of single-threaded units on pyconv's: where a small batch (fewer than
-    two units, samples x groups, per thread) had its ``p`` positions cut into tiles for the
-    threads, and a tile is narrower than half the output channels, each tile's GEMM would
-    pack the whole weight matrix for a few columns (1x512x7x7 * 512x512x3x3 at 2 threads,
-    AMD EPYC: tiles of 13 positions 2.3-2.7 ms; one GEMM of 49 columns takes 0.94 ms on
-    OpenBLAS's 2 threads)."""
+def gemm_row_parts(n_units, og, p, tile, nthreads):
+    """Whether a GEMM forward runs its units one after another, each unit's GEMM split by
+    output-channel rows over the threads (``row_parts``), instead of whole units of
+    position tiles on each thread: where a small batch (fewer than two units, samples x
+    groups, per thread) had its ``p`` positions cut into tiles for the threads, and a tile
+    is narrower than half the output channels, each tile's GEMM would pack the whole
+    weight matrix for a few columns (1x512x7x7 * 512x512x3x3 at 2 threads, AMD EPYC:
+    tiles of 13 positions 2.1-2.7 ms; one GEMM of 49 columns takes 0.76-0.94 ms on
+    OpenBLAS's 2 threads -- whose bits change with its thread count, which the machine's
+    load sets; the parts' do not)."""
     return nthreads > 1 and n_units < 2 * nthreads and tile < p and og > 2 * tile
 
 
@@ -711,14 +713,15 @@ def _forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite=None):
             tile = p
             tiles, ws = (("tile", tile), ("samples", nb)), nthreads * (kc + og) * nb * p * isz
             tab = gather_table(g.sp3, g.o3, g.k3, g.s3, g.d3, g.pb3)
-        elif gemm_on_blas_threads(g.n * g.groups, og, p, tile, nthreads):
-            blas = True
+        row_parts = 0
+        if nb == 1 and not blas and gemm_row_parts(g.n * g.groups, og, p, tile, nthreads):
+            row_parts = nthreads
             tile = gemm_tile(p, kc, g.n * g.groups, 1, isz, out_bytes, t)
-            tiles, ws = (("tile", tile), ("blas_threads", nthreads)), tile * kc * isz
+            tiles, ws = (("tile", tile), ("row_parts", row_parts)), tile * kc * isz
         geo = gemm_geo(g)
         data = Launch(g.out_shape, (g.n, g.cin, -1), (g.cout, -1), (g.n, g.cout, -1),
                       kernel(nn_gemm.conv_forward, dtype),
-                      (geo, g.groups, tile, nb, tab, g.is_pointwise, blas))
+                      (geo, g.groups, tile, nb, tab, g.is_pointwise, blas, row_parts))
     return Plan("forward", alg, g, dtype, nthreads, ws, tiles, nonfinite=nonfinite, data=data)
 
 
@@ -810,10 +813,7 @@ def forward(p, x, w, b):
         if has_b:
             o4 += bvec.reshape(1, g.groups, g.og, 1)
     elif alg == A.GEMM:
-        # on BLAS's threads: BLAS's workers still spinning after the call before are not load
-        # (counted as such, they sent every GEMM to one thread: 1x512x7x7 * 512x512x3x3 at
-        # 2 threads 1.65 ms, the GEMM alone 0.76 on two)
-        with blas_single_thread(team_size(p.threads, own_threads=False) if L.args[6] else 1):
+        with blas_single_thread(team if L.args[6] else 1):
             _plan.run(p, L.kernel, x.reshape(L.x_view), w.reshape(L.w_view), bvec, has_b, out.reshape(L.out_view),
                       *L.args, team)
     else:

@@ -205,7 +205,8 @@ cdef inline const real_t* unit_columns(const real_t* xg, tile_unit_t t, bint poi
 
 def conv_forward(const real_t[:, :, ::1] x, const real_t[:, ::1] w, const real_t[::1] bias,
                  bint has_bias, real_t[:, :, ::1] out, conv_geo_t geo, idx_t groups, idx_t tile,
-                 idx_t nb, const idx_t[:, ::1] tab, bint pointwise, bint blas_threads, int nthreads):
+                 idx_t nb, const idx_t[:, ::1] tab, bint pointwise, bint blas_threads, idx_t row_parts,
+                 int nthreads):
     """out[n, o, p] = bias[o] + sum_r w[o, r] col_{n,g}[r, p]  (the convolution as GEMM).
 
     x: (N, C_in, D*H*W) unpadded; w: (C_out, C_in/groups * kvol); out: (N, C_out, P).
@@ -215,7 +216,10 @@ def conv_forward(const real_t[:, :, ::1] x, const real_t[:, ::1] w, const real_t
     ``tab`` (kvol, P) maps each (tap, position) to its input offset, -1 for padding.
     ``pointwise``: 1x1, stride 1, no padding -> the input *is* the column matrix.
     ``blas_threads``: units run serially, im2col on OpenMP, GEMM on BLAS's own
-    threads (the alternative we measured against; see nn.py).
+    threads (the alternative we measured against; see nn.py).  ``row_parts`` > 0 (a small
+    batch of a layer with many output channels): units run serially, the team builds each
+    unit's columns, and the parts split its GEMM by output-channel rows, one single-threaded
+    GEMM each (the split is fixed by ``row_parts``: the bits do not depend on the team).
     """
     cdef int mcpu = pyconv_cpu()
     cdef conv_geo_t g = geo
@@ -225,7 +229,7 @@ def conv_forward(const real_t[:, :, ::1] x, const real_t[:, ::1] w, const real_t
     cdef idx_t Kc = w.shape[1]
     cdef idx_t ntiles = (P + tile - 1) // tile if P > 0 else 0
     cdef idx_t U = N * groups * ntiles
-    cdef idx_t u, tid, rr, r0, r1, nth
+    cdef idx_t u, tid, rr, r0, r1, nth, part, m0, m1
     cdef tile_unit_t t
     cdef real_t zero = 0, one = 1
     cdef real_t* ws
@@ -236,9 +240,31 @@ def conv_forward(const real_t[:, :, ::1] x, const real_t[:, ::1] w, const real_t
     if nb > 1:
         forward_batched(x, w, bias, has_bias, out, &tab[0, 0], g.kd * g.kh * g.kw, groups, nb, nthreads)
         return
-    work_np = np.empty((nthreads if not blas_threads else 1, 1 if pointwise else Kc * tile),
+    work_np = np.empty((nthreads if not (blas_threads or row_parts > 0) else 1, 1 if pointwise else Kc * tile),
                        dtype=np.float32 if real_t is float else np.float64)
     cdef real_t[:, ::1] work = work_np
+    if row_parts > 0:
+        ws = &work[0, 0]
+        with nogil:
+            for u in range(U):
+                t = tile_unit(u, groups, ntiles, tile, P)
+                if pointwise:
+                    bmat = &x[t.n, t.gi * Cg, t.p0]
+                else:
+                    # (a copy: how the rows split does not touch the bits)
+                    for rr in prange(nthreads, schedule='static', num_threads=nthreads):
+                        pyconv_unstack(mcpu)
+                        im2col_rows(&x[t.n, t.gi * Cg, 0], ws + (rr * Kc // nthreads) * t.pt, t.pt, t.p0,
+                                    t.p0 + t.pt, rr * Kc // nthreads, (rr + 1) * Kc // nthreads, &g)
+                    bmat = ws
+                for part in prange(row_parts, schedule='static', num_threads=nthreads):
+                    pyconv_unstack(mcpu)
+                    m0 = part * Og // row_parts
+                    m1 = (part + 1) * Og // row_parts
+                    if m1 > m0:
+                        _gemm_unit(&w[t.gi * Og + m0, 0], bmat, S if pointwise else t.pt, &out[t.n, t.gi * Og + m0, t.p0],
+                                   &bias[t.gi * Og + m0] if has_bias else NULL, m1 - m0, t.pt, Kc, P)
+        return
     if not blas_threads:
         # units taken one at a time as threads come free (dynamic): a static split leaves the
         # call waiting on whichever core the host slows (2-core Xeon VM, 2 threads: layer b
