@@ -427,8 +427,9 @@ def min_positions(t, kernel, g):
 
 
 def balanced_rows(oh, rows, outer, inner, nthreads):
-    """Rows per work unit, at most ``rows``: the largest whose units split most evenly over
-    ``nthreads`` contiguous parts (``part_lo``: how the kernels hand units out).  The units
+    """Rows per work unit, at most ``rows`` and at least a quarter of it: the largest whose
+    units split most evenly over ``nthreads`` contiguous parts (``part_lo``: how the kernels
+    hand units out).  The units
     are ``outer`` runs of the blocks of ``oh`` rows (the last block cut), each block
     ``inner`` units of equal work; a unit costs its rows plus one (its own set-up and the
     input rows it copies beyond its outputs': one output row a unit would balance any
@@ -440,7 +441,7 @@ def balanced_rows(oh, rows, outer, inner, nthreads):
     7
     """
     best, best_load = rows, None
-    for r in range(max(1, rows), 0, -1):
+    for r in range(max(1, rows), max(1, rows // 4) - 1, -1):
         nrb = -(-oh // r)
         n_units = outer * nrb * inner
         work = np.repeat(np.tile(np.minimum(r, oh - r * np.arange(nrb)) + 1, outer), inner)
@@ -455,8 +456,9 @@ def oc_blocking(g, dtype, nthreads, t):
     """``(B, rows, cols, osplit, cblock, workspace bytes)`` of the output-channel kernel
     (``dense_direct.dense_oc``): B output channels per block (two vectors, or one for
     groups of at most one vector's lanes); units of ``rows`` output rows (about
-    ``dense_oc_positions`` positions, at least two units per thread) or, on rows longer
-    than ``dense_oc_max_cols``, of one row's ``cols`` columns, each split into ``osplit``
+    ``dense_oc_positions`` positions; with fewer than eight units per thread, the rows whose
+    units fall most evenly on the threads, :func:`balanced_rows`) or, on rows longer than
+    ``dense_oc_max_cols``, of one row's ``cols`` columns, each split into ``osplit``
     shares of the output-channel blocks; ``cblock`` input channels per pass, their weights
     within ``dense_oc_wblock_bytes`` (they stay in L1 while the unit's positions run
     through them)."""
@@ -479,8 +481,8 @@ def oc_blocking(g, dtype, nthreads, t):
     # Too few units for the threads (a small batch of small maps): where a group's weights
     # outweigh the input rows a unit copies, the units split by output channels first, so
     # each thread streams only its share of the weights (1x256x14x14 * 256x256x3x3 at 2
-    # threads, AMD EPYC: 4 shares of one 14-row unit 1.04x faster than 4 units of 4, 4, 4
-    # and 2 rows); then the rows per unit are the largest whose units fall evenly on the
+    # threads, AMD EPYC: 4 shares of one 14-row unit 1.04-1.10x faster than 4 units of 4, 4,
+    # 4 and 2 rows); then the rows per unit are the largest whose units fall evenly on the
     # threads' parts (1x128x28x28 * 128x128x3x3: units of 7 rows or two shares of 14 ran
     # 1.13x faster than halving 16 rows to 8: 16 and 12 rows a thread)
     osplit = 1
