@@ -243,29 +243,7 @@ def conv_forward(const real_t[:, :, ::1] x, const real_t[:, ::1] w, const real_t
     work_np = np.empty((nthreads if not (blas_threads or row_parts > 0) else 1, 1 if pointwise else Kc * tile),
                        dtype=np.float32 if real_t is float else np.float64)
     cdef real_t[:, ::1] work = work_np
-    if row_parts > 0:
-        ws = &work[0, 0]
-        with nogil:
-            for u in range(U):
-                t = tile_unit(u, groups, ntiles, tile, P)
-                if pointwise:
-                    bmat = &x[t.n, t.gi * Cg, t.p0]
-                else:
-                    # (a copy: how the rows split does not touch the bits)
-                    for rr in prange(nthreads, schedule='static', num_threads=nthreads):
-                        pyconv_unstack(mcpu)
-                        im2col_rows(&x[t.n, t.gi * Cg, 0], ws + (rr * Kc // nthreads) * t.pt, t.pt, t.p0,
-                                    t.p0 + t.pt, rr * Kc // nthreads, (rr + 1) * Kc // nthreads, &g)
-                    bmat = ws
-                for part in prange(row_parts, schedule='static', num_threads=nthreads):
-                    pyconv_unstack(mcpu)
-                    m0 = part * Og // row_parts
-                    m1 = (part + 1) * Og // row_parts
-                    if m1 > m0:
-                        _gemm_unit(&w[t.gi * Og + m0, 0], bmat, S if pointwise else t.pt, &out[t.n, t.gi * Og + m0, t.p0],
-                                   &bias[t.gi * Og + m0] if has_bias else NULL, m1 - m0, t.pt, Kc, P)
-        return
-    if not blas_threads:
+    if not blas_threads and row_parts == 0:
         # units taken one at a time as threads come free (dynamic): a static split leaves the
         # call waiting on whichever core the host slows (2-core Xeon VM, 2 threads: layer b
         # through im2col + GEMM 6.5 -> 5.7 ms in one process, the two schedules alternated)
@@ -276,24 +254,35 @@ def conv_forward(const real_t[:, :, ::1] x, const real_t[:, ::1] w, const real_t
             bmat = unit_columns(&x[t.n, t.gi * Cg, 0], t, pointwise, &work[tid, 0], Kc, &g)
             _gemm_unit(&w[t.gi * Og, 0], bmat, S if pointwise else t.pt, &out[t.n, t.gi * Og, t.p0],
                        &bias[t.gi * Og] if has_bias else NULL, Og, t.pt, Kc, P)
-    else:
-        ws = &work[0, 0]
-        with nogil:
-            for u in range(U):
-                t = tile_unit(u, groups, ntiles, tile, P)
-                if pointwise:
-                    bmat = &x[t.n, t.gi * Cg, t.p0]
-                else:
-                    # rows split across OpenMP threads; each writes its own rows
-                    nth = nthreads
-                    for rr in prange(nth, schedule='static', num_threads=nthreads):
-                        pyconv_unstack(mcpu)
-                        r0 = rr * Kc // nth
-                        r1 = (rr + 1) * Kc // nth
-                        im2col_rows(&x[t.n, t.gi * Cg, 0], ws + r0 * t.pt, t.pt, t.p0, t.p0 + t.pt, r0, r1, &g)
-                    bmat = ws
+        return
+    # units one after another: the team builds a unit's columns (each thread its share of
+    # the rows: a copy, so how they split does not touch the bits), then its GEMM runs on
+    # BLAS's threads or, with row_parts, as that many single-threaded GEMMs of its rows
+    ws = &work[0, 0]
+    with nogil:
+        for u in range(U):
+            t = tile_unit(u, groups, ntiles, tile, P)
+            if pointwise:
+                bmat = &x[t.n, t.gi * Cg, t.p0]
+            else:
+                nth = nthreads
+                for rr in prange(nth, schedule='static', num_threads=nthreads):
+                    pyconv_unstack(mcpu)
+                    r0 = rr * Kc // nth
+                    r1 = (rr + 1) * Kc // nth
+                    im2col_rows(&x[t.n, t.gi * Cg, 0], ws + r0 * t.pt, t.pt, t.p0, t.p0 + t.pt, r0, r1, &g)
+                bmat = ws
+            if row_parts == 0:
                 _gemm_unit(&w[t.gi * Og, 0], bmat, S if pointwise else t.pt, &out[t.n, t.gi * Og, t.p0],
                            &bias[t.gi * Og] if has_bias else NULL, Og, t.pt, Kc, P)
+                continue
+            for part in prange(row_parts, schedule='static', num_threads=nthreads):
+                pyconv_unstack(mcpu)
+                m0 = part * Og // row_parts
+                m1 = (part + 1) * Og // row_parts
+                if m1 > m0:
+                    _gemm_unit(&w[t.gi * Og + m0, 0], bmat, S if pointwise else t.pt, &out[t.n, t.gi * Og + m0, t.p0],
+                               &bias[t.gi * Og + m0] if has_bias else NULL, m1 - m0, t.pt, Kc, P)
 
 
 cdef inline void _gemm_unit(const real_t* wg, const real_t* bmat, idx_t ldb, real_t* outg, const real_t* bias,
