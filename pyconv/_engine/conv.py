@@ -426,14 +426,15 @@ def min_positions(t, kernel, g):
     return getattr(t, f"{kernel}_min_positions" + ("_strided" if any(s > 1 for s in g.stride) else ""))
 
 
-def balanced_rows(oh, rows, outer, inner, nthreads):
+def balanced_rows(oh, rows, outer, inner, nthreads, step=1):
     """Rows per work unit, at most ``rows`` and at least a quarter of it: the largest whose
     units split most evenly over ``nthreads`` contiguous parts (``part_lo``: how the kernels
     hand units out).  The units
     are ``outer`` runs of the blocks of ``oh`` rows (the last block cut), each block
     ``inner`` units of equal work; a unit costs its rows plus one (its own set-up and the
     input rows it copies beyond its outputs': one output row a unit would balance any
-    team, at three rows copied per row of a 3x3 layer).
+    team, at three rows copied per row of a 3x3 layer).  Rows in multiples of ``step``
+    (``rows`` is one).
 
     >>> balanced_rows(28, 8, 1, 1, 2)    # 8, 8, 8, 4 rows: 16 and 12 a thread
     7
@@ -441,7 +442,7 @@ def balanced_rows(oh, rows, outer, inner, nthreads):
     7
     """
     best, best_load = rows, None
-    for r in range(max(1, rows), max(1, rows // 4) - 1, -1):
+    for r in range(max(step, rows), max(step, rows // 4 // step * step) - 1, -step):
         nrb = -(-oh // r)
         n_units = outer * nrb * inner
         work = np.repeat(np.tile(np.minimum(r, oh - r * np.arange(nrb)) + 1, outer), inner)
@@ -983,8 +984,8 @@ def phases_oc_layout(k3, s3, d3, p3):
 def phases_oc_blocking(g, dtype, nthreads, t):
     """``(B, rows, cols, ctaps, workspace bytes)`` of ``dense_direct.phases_oc`` on the
     transposed convolution ``g``: as :func:`oc_blocking` (B output channels per block, units of
-    about ``dense_oc_positions`` positions per output phase, at least two units per thread), with unit rows a
-    multiple of the row stride and columns of the column stride (every phase of a unit reads
+    about ``dense_oc_positions`` positions per output phase; for a small batch the rows of
+    :func:`balanced_rows`), with unit rows a multiple of the row stride and columns of the column stride (every phase of a unit reads
     one padded copy of the input), ``ctaps`` (input channel, tap) pairs per pass, their
     weights within ``dense_oc_wblock_bytes``."""
     isz = dtype.itemsize
@@ -999,8 +1000,11 @@ def phases_oc_blocking(g, dtype, nthreads, t):
     def units(r):
         return g.n * g.groups * od * -(-oh // r) * -(-ow // cols)
 
-    while rows > sh and units(rows) < 2 * nthreads:
-        rows = max(sh, -(-rows // 2 // sh) * sh)
+    # a small batch: the rows whose units fall most evenly on the threads, as dense_oc's
+    # (1x64x28x28 * 64x32x4x4 stride 2 at 2 threads, AMD EPYC: rows 16 -> 28, 1.07-1.08x;
+    # 1x128x14x14 * 128x64x4x4: 8 -> 14, 1.06-1.08x; same bits)
+    if units(rows) < 8 * nthreads:
+        rows = balanced_rows(oh, rows, units(oh), 1, nthreads, sh)
     pb3, mx3, phs, _, _ = phases_oc_layout(g.k3, g.s3, g.d3, _lift3([pp[0] for pp in g.pads], 0))
     ctaps = int(max(1, t.dense_oc_wblock_bytes // (B * isz)))
     wp = -(-cols // sw) + mx3[2]
