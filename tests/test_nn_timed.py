@@ -2,8 +2,8 @@
 output-channel 'dense_oc'): timed once on the running machine, the faster stored
 (pyconv._engine.calibrate's timed choices) and taken by every later call and process.
 References: the same call with the stored kernel forced (bitwise: the call must return
-exactly what the kernel it took returns), and a float64 NumPy definition of the layer
-(float32 within 1e-5 relative to the largest output, float64 within 1e-12)."""
+exactly what the kernel it took returns), and the float64 NumPy definition of the layer
+(tests/reference.py; float32 within 1e-5 relative to the largest output, float64 within 1e-12)."""
 import json
 
 import numpy as np
@@ -14,40 +14,21 @@ from pyconv import grad, nn
 from pyconv._engine import calibrate, conv, plan, tuning
 from pyconv._kernels import dense_direct
 
+from reference import conv_nd
+
 RNG = np.random.default_rng(11)
 KERNELS = ("dense", "dense_oc")
 
 
-def _layer(dtype, n=3, stride=1):
-    """A layer both kernels serve, and at stride 1 its input gradient too: two vectors of
-    input and output channels, 3x3, padding 1 (at stride 2 enough positions for 'dense')."""
-    c = 2 * dense_direct.OC_LANES[np.dtype(dtype).name]
-    x = RNG.standard_normal((n, c, 25, 27)).astype(dtype)
-    w = RNG.standard_normal((c, c, 3, 3)).astype(dtype)
-    return x, w, dict(stride=stride, padding=1)
-
-
-def _layer_nd(nd, dtype, stride):
-    """The same kind of layer in 1, 2 or 3 spatial dims."""
+def _layer(dtype, n=3, stride=1, nd=2):
+    """A layer both kernels serve (and at stride 1 its input gradient too), in 1, 2 or 3
+    spatial dims: two vectors of input and output channels, kernel 3, padding 1 (at stride
+    2 enough positions for 'dense')."""
     c = 2 * dense_direct.OC_LANES[np.dtype(dtype).name]
     spatial = {1: (400,), 2: (25, 27), 3: (7, 13, 12)}[nd]
-    x = RNG.standard_normal((2, c) + spatial).astype(dtype)
+    x = RNG.standard_normal((n, c) + spatial).astype(dtype)
     w = RNG.standard_normal((c, c) + (3,) * nd).astype(dtype)
     return x, w, dict(stride=stride, padding=1)
-
-
-def _definition(x, w, stride, padding):
-    """convNd by its definition, in float64."""
-    x, w = x.astype(np.float64), w.astype(np.float64)
-    nd = x.ndim - 2
-    xp = np.pad(x, ((0, 0), (0, 0)) + ((padding, padding),) * nd)
-    k = w.shape[2:]
-    o = [(xp.shape[2 + i] - k[i]) // stride + 1 for i in range(nd)]
-    out = np.zeros((x.shape[0], w.shape[0]) + tuple(o))
-    for tap in np.ndindex(*k):
-        patch = xp[(slice(None), slice(None)) + tuple(slice(t, t + stride * (m - 1) + 1, stride) for t, m in zip(tap, o))]
-        out += np.tensordot(w[(slice(None), slice(None)) + tap], patch, axes=([1], [1])).swapaxes(0, 1)
-    return out
 
 
 def _forget():
@@ -107,7 +88,7 @@ def test_both_kernels_serve_the_test_layers():
 @pytest.mark.parametrize("nd", [1, 2, 3])
 def test_layer_is_timed_once_and_stored(timed, dtype, stride, nd):
     runs = timed
-    x, w, kw = _layer(dtype, stride=stride) if nd == 2 else _layer_nd(nd, dtype, stride)
+    x, w, kw = _layer(dtype, n=3 if nd == 2 else 2, stride=stride, nd=nd)
     conv_nd = getattr(nn, f"conv{nd}d")
     for alg in KERNELS:         # (both serve it: else no choice is tested)
         assert _forced(alg, pyconv.explain, conv_nd, x, w, **kw).algorithm == alg
@@ -121,7 +102,7 @@ def test_layer_is_timed_once_and_stored(timed, dtype, stride, nd):
     # the median of the rounds' time ratios decides (each round's pair under one machine state)
     assert choice == ("dense_oc" if entry["dense_per_dense_oc"] > 1 else "dense")
     np.testing.assert_array_equal(out, _forced(choice, conv_nd, x, w, **kw))
-    ref = _definition(x, w, **kw)
+    ref = conv_nd(x, w, **kw)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(out, ref, rtol=0, atol=tol * np.abs(ref).max())
     assert pyconv.explain(conv_nd, x, w, **kw).algorithm == choice
