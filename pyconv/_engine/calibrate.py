@@ -285,8 +285,9 @@ def timed_count():
 
 
 def timing_off():
-    """Whether timing new choices is off (``PYCONV_TUNING=off``)."""
-    return _off()
+    """Whether a call neither times nor reads timed choices: ``PYCONV_TUNING=off``, or inside a
+    :func:`pyconv._engine.tuning.override` block (the model and flags under the values it sets)."""
+    return _off() or _tuning.overridden() is not None
 
 
 def timed_room():

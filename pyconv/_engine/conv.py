@@ -546,7 +546,7 @@ def _timed_dense(g, dtype):
     the store, or timed now and stored), or None: the calibrated flag decides (a small layer,
     a full store, ``PYCONV_TUNING=off``, an :func:`~pyconv._engine.tuning.override` block,
     or an algorithm forced by :func:`~pyconv._engine.plan.force`)."""
-    if _plan.forced() or _tuning.overridden() is not None or _calibrate.timing_off():
+    if _plan.forced() or _calibrate.timing_off():
         return None
     nt = get_num_threads()
     g2 = dataclasses.replace(g, n=min(g.n, nt))

@@ -463,7 +463,7 @@ def choose_method(in1, in2, mode, timer=None):
     t_direct, t_fft = model_costs(in1, in2, mode, nt)
     choice = "fft" if t_fft < t_direct else "direct"
     if min(t_direct, t_fft) >= TIMED_MIN_S and max(t_direct, t_fft) < TIMED_BAND * min(t_direct, t_fft) \
-            and _tuning.overridden() is None and not _calibrate.timing_off():
+            and not _calibrate.timing_off():
         tkey = timed_key(in1, in2, mode, nt)
         stored = _calibrate.timed_choice(tkey)
         if stored is not None:
