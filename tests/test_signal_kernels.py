@@ -581,6 +581,52 @@ def test_padded_rows_bitwise_the_border_redo(shapes, mode, dtype):
             assert np.isfinite(got).any() and not np.isnan(got).any()
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex64, np.int64])
+@pytest.mark.parametrize("xs, ks", [((12, 33), (5, 6)), ((6, 9, 40), (3, 4, 7)), ((5, 7, 64), (3, 3, 9)),
+                                    ((3, 5, 6, 20), (2, 2, 3, 5)), ((7, 1100), (3, 4)), ((2, 8), (1, 2))])
+def test_full_mode_sweeps_padded_rows_merged(xs, ks, dtype):
+    # 'full' output rows are longer than x's, so the kernel cannot sweep runs of them as one
+    # block and sweeps them one by one; on a copy with k - 1 zeros around each row it can
+    # (row_padding, where the model prices it lower): the same bits as row by row, and the
+    # definition's values; NaN/Inf in the input exact, an Inf weight on the unpadded plan
+    rng = np.random.default_rng(sum(xs) * 5 + sum(ks))
+    x = (rng.standard_normal(xs) * 8).astype(dtype)
+    k = (rng.standard_normal(ks) * 8).astype(dtype)
+    if np.dtype(dtype).kind == "f":
+        x.flat[rng.integers(0, x.size, 3)] = [np.nan, np.inf, -0.0]
+    xt = np.asfortranarray(x)[..., ::-1][..., ::-1]          # a non-C-contiguous input, same values
+    cheap = dict(direct_pad_ns=0.0, direct_pad_call_ns=0.0, direct_merged_factor=0.5)
+    with tuning.override(**cheap):
+        plan = pyconv.explain(ps.correlate, x, k, "full", method="direct")
+        padded = ps.correlate(xt, k, "full", method="direct")
+    with tuning.override(direct_pad_ns=1e9):
+        assert pyconv.explain(ps.correlate, x, k, "full", method="direct").tile("pad") is None
+        rows = ps.correlate(x, k, "full", method="direct")
+    assert plan.tile("pad") == (len(xs) - 1, ks[-1] - 1, ks[-1] - 1)
+    assert plan.nonfinite is not None and plan.nonfinite.tile("pad") is None
+    assert padded.dtype == rows.dtype == np.dtype(dtype)
+    assert padded.tobytes() == rows.tobytes()
+    # the definition in double precision; tolerance per dtype, relative to the largest
+    # finite output (NaN and Inf land where the definition puts them)
+    with np.errstate(invalid="ignore"):
+        want = correlate_full(x, k)
+    rtol = {"float32": 1e-5, "complex64": 1e-5, "float64": 1e-13, "int64": 0.0}[np.dtype(dtype).name]
+    big = float(np.max(np.abs(want[np.isfinite(want)]), initial=1.0))
+    np.testing.assert_allclose(padded, want.astype(dtype), rtol=rtol, atol=rtol * big)
+    if np.dtype(dtype).kind == "f":
+        # an Inf weight: the unpadded plan, whose outputs stay finite where the Inf tap's
+        # input is outside x
+        k_inf = k.copy()
+        k_inf[(0,) * len(ks)] = np.inf
+        ones = np.ones(xs, dtype=dtype)
+        with tuning.override(**cheap):
+            got = ps.correlate(ones, k_inf, "full", method="direct")
+        with tuning.override(direct_pad_ns=1e9):
+            want_inf = ps.correlate(ones, k_inf, "full", method="direct")
+        assert got.tobytes() == want_inf.tobytes()
+        assert np.isfinite(got).any() and not np.isnan(got).any()
+
+
 def test_padded_copy_pays_its_fixed_cost_per_call():
     # the copy's price per call (Tuning.direct_pad_call_ns) keeps small images on the border
     # redo (a 10x10 * 3x3 'same' correlation took the copy, 1.6x slower than the redo),

@@ -122,8 +122,15 @@ def row_padding(x_shape, w_shape, out_shape, shift, ckind, tu=None):
     model says costs less.  Both add every output's taps in the same order: the results
     are bitwise the same (a padded product adds +-0 to a sum that started from +0).
 
+    Rows longer than ``x``'s (mode 'full') are not merged at all but swept one by one, a
+    slower sweep per multiply-add (Tuning.direct_merged_factor); there the copy with
+    padded rows is taken where the model prices it and the merged sweep of the padded
+    rows below the row-by-row sweep (1024^2 * 31x31 'full' float32, AMD EPYC, 1 thread:
+    32 ms row by row, 12 ms padded and merged).
+
     Returns ``(before, after, ns)``: the zeros to put before and after each row ((0, 0):
-    redo, or no border to get right) and the modelled ns of the way chosen.
+    redo, no border to get right, or rows one by one) and the modelled ns of the way
+    chosen (0 for rows one by one).
 
     >>> import dataclasses
     >>> from pyconv._engine.tuning import DEFAULT
@@ -140,13 +147,14 @@ def row_padding(x_shape, w_shape, out_shape, shift, ckind, tu=None):
     d, r = keep[-1], keep[-2]
     la, ol, kl, sc = x_shape[d], out_shape[d], w_shape[d], shift[d]
     border = _direct.merged_border(len(keep), la, ol, kl, sc, out_shape[r])
-    if border <= 0:
+    if border == 0 or la * ol == 0:
         return 0, 0, 0.0
     redo = math.prod(out_shape[:-1]) * math.prod(w_shape) * (1.0 + border / 8.0) * tu.direct_border_ns
     lp, rp = max(0, -sc), max(0, ol - 1 + sc + kl - la)
     lap = la + lp + rp
     if _direct.merged_border(len(keep), lap, ol, kl, sc + lp, out_shape[r]) != 0:
-        return 0, 0, redo               # (the padded rows would be swept one by one)
+        # (the padded rows would be swept one by one too)
+        return (0, 0, redo) if border > 0 else (0, 0, 0.0)
     macs = direct_macs(x_shape, w_shape, out_shape, shift)
     # the copy in, plus two terms that stand in for what that price misses -- a volume
     # past the last-level cache copies at memory speed (0.31 ns per element for 256^3
@@ -160,9 +168,28 @@ def row_padding(x_shape, w_shape, out_shape, shift, ckind, tu=None):
     # copy, 4-7% slower)
     lanes = max(1, _direct.VBYTES // _DIRECT_ITEMSIZE[ckind])
     vec = lambda n: -(-n // lanes)      # noqa: E731
+    ns = direct_ns(ckind, tu)
     pad = (tu.direct_pad_call_ns + (math.prod(x_shape) // la * lap + math.prod(out_shape)) * tu.direct_pad_ns
-           + macs * direct_ns(ckind, tu) * tu.direct_merged_factor * (vec(lap) - vec(la)) / vec(ol))
-    return (lp, rp, pad) if pad < redo else (0, 0, redo)
+           + macs * ns * tu.direct_merged_factor * (vec(lap) - vec(la)) / vec(ol))
+    if border > 0:
+        return (lp, rp, pad) if pad < redo else (0, 0, redo)
+    taps = math.prod(w_shape)
+    merged = _merged_ns(macs, ns, la, ol, math.prod(out_shape) // ol, taps, tu) + pad
+    return (lp, rp, pad) if merged < _rows_ns(macs, ns, out_shape, taps, tu) else (0, 0, 0.0)
+
+
+def _merged_ns(macs, ns, la, ol, rows, taps, tu):
+    """Modelled ns of the kernel's merged sweep (runs of rows as one block, ``rows`` output
+    rows of ``ol`` outputs, ``x``'s rows ``la`` long) without its border work."""
+    items = max(1, rows // max(1, 2048 // ol))
+    return macs * ns * tu.direct_merged_factor * la / ol + items * taps * tu.direct_tap_ns
+
+
+def _rows_ns(macs, ns, out_shape, taps, tu):
+    """Modelled ns of the kernel sweeping the output's rows one by one, in blocks."""
+    row = max(1, out_shape[-1])
+    rows = max(1, math.prod(out_shape[:-1]))
+    return macs * ns * (1.0 + 48.0 / row) + rows * -(-row // 2048) * taps * tu.direct_tap_ns
 
 
 
@@ -240,7 +267,8 @@ def oa_plan(s1, s2, ax):
 # * direct: ns per multiply-add ~0.09 float64, ~0.05 float32, ~4x for complex, on
 #   long output rows; a 1-D signal (one row, however many size-1 dims) has its own
 #   figure (~0.75x of that on an Intel Xeon).  Short rows cost more (per-row set-up:
-#   x (1 + 48 / row)); in 'same' and 'valid' mode runs of rows are swept as one and every
+#   x (1 + 48 / row)); in 'same' and 'valid' mode (and 'full' on a copy with padded rows,
+#   where row_padding prices that lower) runs of rows are swept as one and every
 #   row's border columns are redone tap by tap (Tuning.direct_border_ns per (row, tap),
 #   x (1 + border / 8)); the merged sweep's own cost per multiply-add is a calibrated
 #   multiple of long rows' (Tuning.direct_merged_factor: longer blocks, more taps per
@@ -288,9 +316,6 @@ def direct_cost(shape1, shape2, mode, ckind, nt):
     tu = _tuning.active()
     out_shape, shift = out_geometry(mode, shape1, shape2)
     macs = direct_macs(shape1, shape2, out_shape, shift)
-    row = max(1, out_shape[-1])
-    rows = max(1, math.prod(out_shape[:-1]))
-    nblocks = -(-row // 2048)
     taps = math.prod(shape2)
     threads = max(1, min(nt, macs // (1 << 15)))
     speedup = 1.0 + (threads - 1) * tu.direct_thread_gain
@@ -299,17 +324,16 @@ def direct_cost(shape1, shape2, mode, ckind, nt):
     d, r = keep[-1], keep[-2] if len(keep) >= 2 else None
     border = -1 if r is None else _direct.merged_border(len(keep), shape1[d], out_shape[d], shape2[d],
                                                         shift[d], out_shape[r])
-    if border >= 0:
-        # the kernel merges runs of rows ('same', 'valid') into long sweeps (of a's
-        # row length: 'valid' computes its k - 1 dropped columns too), then redoes the
-        # border columns of every row tap by tap or reads a copy with padded rows
-        # (row_padding: the cheaper of the two)
+    lp, rp, extra = (0, 0, 0.0) if r is None else row_padding(shape1, shape2, out_shape, shift, ckind, tu)
+    if border >= 0 or lp + rp:
+        # the kernel merges runs of rows ('same', 'valid'; 'full' on padded rows) into long
+        # sweeps (of a's row length: 'valid' computes its k - 1 dropped columns too), then
+        # redoes the border columns of every row tap by tap or reads a copy with padded
+        # rows (row_padding: the cheaper of the two)
         la, ol = shape1[d], out_shape[d]
-        items = max(1, rows // max(1, 2048 // ol))
-        t = (macs * ns * tu.direct_merged_factor * la / ol + items * taps * tu.direct_tap_ns
-             + row_padding(shape1, shape2, out_shape, shift, ckind, tu)[2])
+        t = _merged_ns(macs, ns, la, ol, max(1, math.prod(out_shape) // max(1, ol)), taps, tu) + extra
     else:
-        t = macs * ns * (1.0 + 48.0 / row) + rows * nblocks * taps * tu.direct_tap_ns
+        t = _rows_ns(macs, ns, out_shape, taps, tu)
     return t * 1e-9 / speedup + tu.direct_overhead_s
 
 
