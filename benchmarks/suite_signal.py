@@ -4,7 +4,9 @@ Per row: case, pyconv function, dtype, threads, pyconv ms, peer name, peer ms, r
 (peer-time / pyconv-time: > 1 means pyconv is faster), GFLOP/s of both (2 x the
 multiply-adds of the direct algorithm for the 'same' output computed, whatever
 algorithm ran), and whether the two results agree.  Every case uses mode='same' (and
-odd kernels), so scipy.ndimage.convolve(mode='constant') computes the same thing.
+odd kernels), so scipy.ndimage.convolve(mode='constant') computes the same thing, except
+``convolve(full)``: the 2-D and 3-D call with the defaults (mode 'full', method 'auto')
+beside ``scipy.signal.convolve``'s, as most code calls them.
 
 Each pyconv call is timed in turn with its peer, call by call (``Harness.time_pair``), and
 pyconv's own methods (direct, fft, auto, ...) in turn with each other, in a new order
@@ -63,6 +65,9 @@ def _pyconv_fns(kind):
     fns = {f"convolve[{m}]": (lambda m: lambda x, k: ps.convolve(x, k, "same", method=m))(m)
            for m in ("direct", "fft", "auto")}
     fns["fftconvolve"] = lambda x, k: ps.fftconvolve(x, k, "same")
+    if kind != "1d":
+        # the call with the defaults, mode 'full' and method 'auto' (as most code calls it)
+        fns["convolve(full)"] = lambda x, k: ps.convolve(x, k)
     if kind == "2d":
         fns = {"convolve2d": lambda x, k: ps.convolve2d(x, k, "same"), **fns}
     return fns
@@ -81,6 +86,7 @@ def _peers(kind):
         "convolve[fft]": [("scipy.signal.convolve[fft]", lambda x, k: ss.convolve(x, k, "same", method="fft"), True)],
         "convolve[auto]": [("scipy.signal.convolve[auto]", lambda x, k: ss.convolve(x, k, "same", method="auto"), True)],
         "fftconvolve": [("scipy.signal.fftconvolve", lambda x, k: ss.fftconvolve(x, k, "same"), True)],
+        "convolve(full)": [("scipy.signal.convolve(full)", lambda x, k: ss.convolve(x, k), True)],
     }
     if kind == "2d":
         peers["convolve2d"] = [("scipy.signal.convolve2d", lambda x, k: ss.convolve2d(x, k, "same"), False)]
@@ -171,7 +177,8 @@ def _summary(rows, own):
 def _short(peer):
     return {"scipy.signal.convolve2d": "sp.c2d", "ndimage.convolve": "ndi", "np.convolve": "np",
             "scipy.signal.convolve[direct]": "sp.dir", "scipy.signal.convolve[fft]": "sp.fft",
-            "scipy.signal.convolve[auto]": "sp.auto", "scipy.signal.fftconvolve": "sp.fftc"}.get(peer, peer)
+            "scipy.signal.convolve[auto]": "sp.auto", "scipy.signal.fftconvolve": "sp.fftc",
+            "scipy.signal.convolve(full)": "sp.full"}.get(peer, peer)
 
 
 def _targets(rows, own):
