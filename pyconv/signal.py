@@ -822,14 +822,18 @@ _CALLS_2D = _plan.new_cache()
 
 def _direct_2d(in1, in2, mode, boundary, fillvalue, correlate, name):
     if (type(in1) is np.ndarray and type(in2) is np.ndarray and type(mode) is str and type(boundary) is str
-            and type(fillvalue) in (int, float) and fillvalue == 0):
-        # fill 0 with finite weights: one skip-kernel pass, no border strips (see below)
+            and type(fillvalue) in (int, float) and (fillvalue == 0 or boundary in ("wrap", "symm"))):
+        # fill 0 with finite weights: one skip-kernel pass, no border strips; 'wrap' and
+        # 'symm' on an image small enough to extend whole (_sp.extend_whole): one pass over
+        # the extended copy, its index maps kept with the plan (see _direct_2d_checked)
         key = (in1.shape, in1.dtype, in2.shape, in2.dtype, mode, boundary, correlate) + _plan.signature()
         hit = _CALLS_2D.get(key)
         if hit is not None:
-            p, cdt, result, swapped = hit
+            p, cdt, result, swapped, idx = hit
             a, b = (in2, in1) if swapped and not correlate else (in1, in2)
             w = np.ascontiguousarray(_conj(b) if correlate else b[::-1, ::-1], cdt)
+            if idx is not None:
+                return _finish(_run_direct(p, a.take(idx[0], axis=0).take(idx[1], axis=1), w, cdt), result)
             if _finite(w):          # NaN/Inf (or overflow): the full path below
                 out = _run_direct(p, a, w, cdt, finite=True)
                 if out.dtype != result:
@@ -837,13 +841,21 @@ def _direct_2d(in1, in2, mode, boundary, fillvalue, correlate, name):
                 return np.ascontiguousarray(_conj(out)) if swapped and correlate else out
         out = _direct_2d_checked(in1, in2, mode, boundary, fillvalue, correlate, name)
         result = np.result_type(in1.dtype, in2.dtype)
-        if result.kind in "fc" and sig_boundary(boundary) == "fill" and in1.size and in2.size:
+        if result.kind in "fc" and in1.size and in2.size:
             swapped = sig_valid_swap(mode, in1.shape, in2.shape)
             a, b = (in2, in1) if swapped and not correlate else (in1, in2)
             out_shape, shift = _sp.out_geometry(mode, a.shape, b.shape, _sp.corr2d_same if correlate else _sp.conv_same)
-            if math.prod(out_shape):
-                cdt = sig_compute_dtype(result, a, b)
-                _CALLS_2D.put(key, (_sp.plan_direct(a.shape, b.shape, out_shape, shift, cdt), cdt, result, swapped))
+            cdt = sig_compute_dtype(result, a, b)
+            ext = (out_shape[0] + b.shape[0] - 1, out_shape[1] + b.shape[1] - 1)
+            if not math.prod(out_shape):
+                pass
+            elif sig_boundary(boundary) == "fill" or mode == "valid":     # ('valid' reads no boundary)
+                _CALLS_2D.put(key, (_sp.plan_direct(a.shape, b.shape, out_shape, shift, cdt), cdt, result, swapped,
+                                    None))
+            elif mode != "valid" and _sp.extend_whole(ext, cdt.itemsize):
+                idx = tuple(extend_index(a.shape[d], -shift[d], shift[d] + ext[d] - a.shape[d], sig_boundary(boundary))
+                            for d in range(2))
+                _CALLS_2D.put(key, (_sp.plan_direct(ext, b.shape, out_shape, (0, 0), cdt), cdt, result, swapped, idx))
         return out
     return _direct_2d_checked(in1, in2, mode, boundary, fillvalue, correlate, name)
 
@@ -880,7 +892,13 @@ def _direct_2d_checked(in1, in2, mode, boundary, fillvalue, correlate, name):
     cdt = _compute_dtype_2d(result, in1, w, fv if extend and boundary == "fill" else None)
     # The skip kernel on in1 itself is exact for every output whose window lies
     # inside in1, and for all of them with fill 0.  Other boundaries then only
-    # redo the border strips from small extended blocks (no copy of the image).
+    # redo the border strips from small extended blocks (no copy of the image), or,
+    # where a copy costs less than those four more calls, run once on the whole
+    # image extended (the same sums in the same order: the same bits).
+    ext = (out_shape[0] + w.shape[0] - 1, out_shape[1] + w.shape[1] - 1)
+    if extend and math.prod(out_shape) and _sp.extend_whole(ext, np.dtype(cdt).itemsize):
+        blk = _ext_block(in1, shift, ext, boundary, fv, result)
+        return _finish_2d(_direct_corr(blk, w, out_shape, (0, 0), cdt), result, swapped and correlate)
     out = _direct_corr(in1, w, out_shape, shift, cdt)
     if extend and math.prod(out_shape):
         lo = [min(out_shape[d], max(0, -shift[d])) for d in range(2)]
@@ -892,12 +910,15 @@ def _direct_2d_checked(in1, in2, mode, boundary, fillvalue, correlate, name):
                 blk = _ext_block(in1, (ra + shift[0], ca + shift[1]),
                                  (rb - ra + w.shape[0] - 1, cb - ca + w.shape[1] - 1), boundary, fv, result)
                 out[ra:rb, ca:cb] = _direct_corr(blk, w, (rb - ra, cb - ca), (0, 0), cdt)
+    return _finish_2d(out, result, swapped and correlate)
+
+
+def _finish_2d(out, result, conj):
+    """The kernel's output in scipy's result dtype; ``conj``: a swapped correlation, which
+    scipy computes as in2 (*) conj(in1) reversed: the conjugate of the true correlation
+    (identical for real inputs)."""
     out = _finish(out, result)
-    if swapped and correlate:
-        # scipy computes the swapped case as in2 (*) conj(in1) reversed: the
-        # conjugate of the true correlation (identical for real inputs).
-        out = np.ascontiguousarray(_conj(out))
-    return out
+    return np.ascontiguousarray(_conj(out)) if conj else out
 
 
 def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0):

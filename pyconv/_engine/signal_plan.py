@@ -26,7 +26,7 @@ from pyconv._threads import get_num_threads, num_parts_for
 from pyconv._utils import sig_compute_dtype, sig_valid_swap
 
 __all__ = ["out_geometry", "conv_same", "corr2d_same", "block_len", "plan_direct", "direct_macs", "oa_block",
-           "oa_plan", "direct_ns", "direct_cost", "row_padding", "fft_costs", "fft_cost", "choose_method",
+           "oa_plan", "direct_ns", "direct_cost", "row_padding", "extend_whole", "fft_costs", "fft_cost", "choose_method",
            "choose_model", "model_costs", "timed_key"]
 
 
@@ -176,6 +176,30 @@ def row_padding(x_shape, w_shape, out_shape, shift, ckind, tu=None):
     taps = math.prod(w_shape)
     merged = _merged_ns(macs, ns, la, ol, math.prod(out_shape) // ol, taps, tu) + pad
     return (lp, rp, pad) if merged < _rows_ns(macs, ns, out_shape, taps, tu) else (0, 0, 0.0)
+
+
+def extend_whole(ext_shape, itemsize, tu=None):
+    """Whether convolve2d/correlate2d with a boundary to build ('wrap', 'symm', a nonzero
+    fill) runs on a copy of the whole image extended to ``ext_shape`` (one 'valid' kernel
+    call) rather than on the image itself plus four small extended border strips (four
+    more kernel calls, the border outputs computed twice): the copy, priced per element
+    (Tuning.direct_pad_ns, scaled to the item size), against the strips' four calls
+    (Tuning.direct_overhead_s and the per-call price of a copy, direct_pad_call_ns).  The
+    two give the same values (the same bits for real dtypes).  Under the built-in defaults
+    (``PYCONV_TUNING=off``: no copy is priced) always the strips.  (8x8 * 3x3 'symm': 38-54
+    us by strips, 3.7 extended whole, scipy's 2.9; AMD EPYC.)
+
+    >>> import dataclasses
+    >>> from pyconv._engine.tuning import DEFAULT
+    >>> measured = dataclasses.replace(DEFAULT, direct_pad_ns=0.15, direct_pad_call_ns=2500.0)
+    >>> extend_whole((10, 10), 8, measured), extend_whole((4000, 4000), 8, measured)
+    (True, False)
+    >>> extend_whole((10, 10), 8, DEFAULT)
+    False
+    """
+    tu = tu or _tuning.active()
+    copy = math.prod(ext_shape) * tu.direct_pad_ns * itemsize / 8.0
+    return copy < 4 * (tu.direct_overhead_s * 1e9 + tu.direct_pad_call_ns)
 
 
 def _merged_ns(macs, ns, la, ol, rows, taps, tu):
