@@ -264,6 +264,40 @@ def _int_bound(*arrays):
     return out
 
 
+# largest |value| of each integer dtype (bool: 1), looked up once
+_RANGES = {}
+
+
+def _int_sum_bound(*arrays):
+    """A bound on |partial sum| of integer/bool operands: the product of their largest
+    |values| times the smallest size (what every output sums at most).  From the dtypes'
+    ranges when those already keep it below 2**52 (bool, int8/int16 and unsigned
+    counterparts with few terms: no pass over the values), else from the values."""
+    n = min(max(1, a.size) for a in arrays)
+    bound = n
+    for a in arrays:
+        r = _RANGES.get(a.dtype)
+        if r is None:
+            r = _RANGES[a.dtype] = 1 if a.dtype.kind == "b" else max(-int(np.iinfo(a.dtype).min),
+                                                                     int(np.iinfo(a.dtype).max))
+        bound *= r
+    if bound < (1 << 52):
+        return bound
+    bound = n
+    for b in _int_bound(*arrays):
+        bound *= b
+    return bound
+
+
+def sig_int_class(*arrays):
+    """What the values of integer operands decide about a call: ``(compute dtype, float64
+    FFT inexact)`` -- float64 or int64 (:func:`sig_compute_dtype`), and whether the exact
+    sums could pass float64's 2**52 (method 'auto' then computes directly).  Calls with one
+    class, shapes and dtypes plan alike."""
+    bound = _int_sum_bound(*arrays)
+    return (np.dtype(np.float64) if bound < (1 << 53) else np.dtype(np.int64)), bound > (1 << 52) - 1
+
+
 def sig_compute_dtype(result, *arrays):
     """The dtype the direct kernel computes in for a result of dtype ``result``.
 
@@ -278,11 +312,7 @@ def sig_compute_dtype(result, *arrays):
         n = min(a.size for a in arrays)
         return np.dtype(np.float32) if n < (1 << 24) else np.dtype(np.float64)
     if result.kind in "iu":
-        bound = 1
-        for b in _int_bound(*arrays):
-            bound *= b
-        bound *= min(max(1, a.size) for a in arrays)
-        return np.dtype(np.float64) if bound < (1 << 53) else np.dtype(np.int64)
+        return sig_int_class(*arrays)[0]
     if result.kind == "c":
         return np.dtype(np.complex64) if result == np.complex64 else np.dtype(np.complex128)
     if result in (np.float16, np.float32):

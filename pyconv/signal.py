@@ -41,7 +41,7 @@ from pyconv._engine.geometry import SignalGeometry
 from pyconv._engine.plan import Algorithm, Plan
 from pyconv._kernels import direct as _direct
 from pyconv._threads import first_touch, get_num_threads, team_size
-from pyconv._utils import (SIG_METHODS, SIG_MODES, check_choice, sig_fft_axes,
+from pyconv._utils import (SIG_METHODS, SIG_MODES, check_choice, sig_fft_axes, sig_int_class,
                            sig_array, sig_boundary, sig_compute_dtype, sig_fillvalue, sig_same_ndim,
                            sig_valid_swap)
 
@@ -266,16 +266,26 @@ def correlate(in1, in2, mode="full", method="auto"):
     return _conv_or_corr(in1, in2, mode, method, correlate=True)
 
 
-# Repeated calls with one signature (shapes, dtypes, mode, method, threads) of non-integer
-# operands run the direct plan the first call made, skipping the checks and the choice.
+# Repeated calls with one signature (shapes, dtypes, mode, method, threads; for integer
+# operands also what their values decide, sig_int_class) run the direct plan the first call
+# made, skipping the checks and the choice.
 _CALLS = _plan.new_cache()
 _REVERSE = {n: (slice(None, None, -1),) * n for n in range(65)}
+
+
+def _value_class(in1, in2):
+    """The part of a call's key its operands' values decide: () unless both are integer
+    or bool arrays (then :func:`sig_int_class`; a bool result also gets a class, unused)."""
+    if in1.dtype.kind in "iub" and in2.dtype.kind in "iub" and in1.size and in2.size:
+        return sig_int_class(in1, in2)
+    return ()
 
 
 def _conv_or_corr(in1, in2, mode, method, correlate):
     if type(in1) is np.ndarray and type(in2) is np.ndarray and type(mode) is str and type(method) is str:
         # exact ndarrays key the call by (shape, dtype): the plan was made for these shapes
-        key = (in1.shape, in1.dtype, in2.shape, in2.dtype, mode, method, correlate) + _plan.signature()
+        key = ((in1.shape, in1.dtype, in2.shape, in2.dtype, mode, method, correlate) + _plan.signature()
+               + _value_class(in1, in2))
         hit = _CALLS.get(key)
         if hit is not None:
             p, cdt, result = hit
@@ -290,10 +300,10 @@ def _conv_or_corr(in1, in2, mode, method, correlate):
 
 def _remember_direct(key, in1, in2, mode, method):
     """Cache the direct plan of a call that just passed its checks, when the plan depends on
-    the shapes and dtypes only (not for integer operands, whose compute dtype and method
-    depend on their values, nor for 'fft' or trivial calls)."""
+    the key only (integer operands: their value class is in the key; not for bool results,
+    'fft' or trivial calls)."""
     result = np.result_type(in1.dtype, in2.dtype)
-    if result.kind not in "fc" or in1.ndim == 0 or in1.ndim != in2.ndim or not in1.size or not in2.size:
+    if result.kind not in "fciu" or in1.ndim == 0 or in1.ndim != in2.ndim or not in1.size or not in2.size:
         return
     if method == "fft" or (method == "auto" and _sp.choose_method(in1, in2, mode) != "direct"):
         return
@@ -826,7 +836,8 @@ def _direct_2d(in1, in2, mode, boundary, fillvalue, correlate, name):
         # fill 0 with finite weights: one skip-kernel pass, no border strips; 'wrap' and
         # 'symm' on an image small enough to extend whole (_sp.extend_whole): one pass over
         # the extended copy, its index maps kept with the plan (see _direct_2d_checked)
-        key = (in1.shape, in1.dtype, in2.shape, in2.dtype, mode, boundary, correlate) + _plan.signature()
+        key = ((in1.shape, in1.dtype, in2.shape, in2.dtype, mode, boundary, correlate) + _plan.signature()
+               + _value_class(in1, in2))
         hit = _CALLS_2D.get(key)
         if hit is not None:
             p, cdt, result, swapped, idx = hit
@@ -841,7 +852,7 @@ def _direct_2d(in1, in2, mode, boundary, fillvalue, correlate, name):
                 return np.ascontiguousarray(_conj(out)) if swapped and correlate else out
         out = _direct_2d_checked(in1, in2, mode, boundary, fillvalue, correlate, name)
         result = np.result_type(in1.dtype, in2.dtype)
-        if result.kind in "fc" and in1.size and in2.size:
+        if result.kind in "fciu" and in1.size and in2.size:
             swapped = sig_valid_swap(mode, in1.shape, in2.shape)
             a, b = (in2, in1) if swapped and not correlate else (in1, in2)
             out_shape, shift = _sp.out_geometry(mode, a.shape, b.shape, _sp.corr2d_same if correlate else _sp.conv_same)

@@ -618,6 +618,31 @@ def test_2d_boundary_whole_copy_or_strips_same_bits(boundary, dtype):
         check(strips, ref, a, b)
 
 
+@pytest.mark.parametrize("func", ["convolve", "correlate", "convolve2d", "correlate2d"])
+def test_integer_repeat_calls_follow_the_values(func):
+    # repeated integer calls of one signature run a plan cached under what their values
+    # decide too (utils.sig_int_class: float64 or int64 compute, float64 FFT exact or not):
+    # small values, values whose sums pass 2**53 (int64, wrapping as scipy's), small again;
+    # narrow dtypes, whose range alone decides; every call scipy's exact result and dtype
+    rng = np.random.default_rng(seed(func, "int repeat"))
+    kw = [dict(mode="same", boundary="symm"), dict(mode="full")] if func.endswith("2d") else \
+        [dict(mode="same", method="auto"), dict(mode="full", method="direct"), dict(mode="valid")]
+    for dtype, big in ((np.int64, 2 ** 40), (np.int32, 2 ** 30), (np.uint8, None), (np.int16, None)):
+        for s1, s2 in (((9, 8), (3, 4)), ((12, 5), (12, 5))):
+            for values in ("small", "big", "small", "big"):
+                hi = 6 if values == "small" or big is None else big
+                lo = 0 if np.dtype(dtype).kind == "u" else -hi
+                a = rng.integers(lo, hi, s1).astype(dtype)
+                b = rng.integers(lo, hi, s2).astype(dtype)
+                for k in kw:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        want = getattr(ss, func)(a, b, **k)
+                    got = getattr(ps, func)(a, b, **k)
+                    assert got.dtype == want.dtype
+                    np.testing.assert_array_equal(got, want, err_msg=f"{dtype} {values} {s1} {k}")
+
+
 @pytest.mark.parametrize("func", ["convolve2d", "correlate2d"])
 def test_2d_fillvalue_casts_like_scipy(func):
     a = np.arange(12).reshape(3, 4)

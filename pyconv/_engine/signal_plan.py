@@ -23,7 +23,7 @@ from pyconv._engine.geometry import SignalGeometry
 from pyconv._engine.plan import Algorithm, Plan
 from pyconv._kernels import direct as _direct
 from pyconv._threads import get_num_threads, num_parts_for
-from pyconv._utils import sig_compute_dtype, sig_valid_swap
+from pyconv._utils import sig_compute_dtype, sig_int_class, sig_valid_swap
 
 __all__ = ["out_geometry", "conv_same", "corr2d_same", "block_len", "plan_direct", "direct_macs", "oa_block",
            "oa_plan", "direct_ns", "direct_cost", "row_padding", "extend_whole", "fft_costs", "fft_cost", "choose_method",
@@ -551,9 +551,7 @@ def model_costs(in1, in2, mode, nt):
 def choose_model(in1, in2, mode, nt):
     """The cost model behind :func:`choose_method` at ``nt`` threads."""
     result = np.result_type(in1.dtype, in2.dtype)
-    if result.kind in "iu":
-        b1, b2 = (max(abs(int(a.max())), abs(int(a.min()))) for a in (in1, in2))
-        if b1 * b2 * min(in1.size, in2.size) > 2 ** 52 - 1:
-            return "direct"          # float64 FFT could not hold the exact sums
+    if result.kind in "iu" and sig_int_class(in1, in2)[1]:
+        return "direct"          # float64 FFT could not hold the exact sums
     t_direct, t_fft = model_costs(in1, in2, mode, nt)
     return "fft" if t_fft < t_direct else "direct"
