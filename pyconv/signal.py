@@ -375,15 +375,24 @@ def _fft_method(in1, in2, mode, result):
         return np.ascontiguousarray(out.astype(result, copy=False))
 
 
+# the overlap-add plan (or {}: one full FFT) of an FFT call, per (shapes, axes, dtypes) and
+# plan signature (threads, tuning)
+_FFT_PLANS = _plan.new_cache()
+
+
 def _fft_any(in1, in2, mode, ax):
     """FFT convolution along ``ax``: overlap-add when the cost model says it pays, else one full FFT."""
-    plan = _sp.oa_plan(in1.shape, in2.shape, ax)
-    if plan:
-        cplx = in1.dtype.kind == "c" or in2.dtype.kind == "c"
-        single = np.result_type(in1.dtype, in2.dtype) in (np.float32, np.complex64)
-        plain, oa = _sp.fft_costs(in1.shape, in2.shape, cplx, single, get_num_threads())
-        if oa >= plain:
-            plan = {}
+    key = (in1.shape, in2.shape, tuple(ax), in1.dtype, in2.dtype) + _plan.signature()
+    plan = _FFT_PLANS.get(key)
+    if plan is None:
+        plan = _sp.oa_plan(in1.shape, in2.shape, ax)
+        if plan:
+            cplx = in1.dtype.kind == "c" or in2.dtype.kind == "c"
+            single = np.result_type(in1.dtype, in2.dtype) in (np.float32, np.complex64)
+            plain, oa = _sp.fft_costs(in1.shape, in2.shape, cplx, single, get_num_threads())
+            if oa >= plain:
+                plan = {}
+        _FFT_PLANS.put(key, plan)
     if _plan.VERBOSE or _plan.dry() is not None:
         return _fft_logged(in1, in2, mode, ax, plan)
     if not plan:
