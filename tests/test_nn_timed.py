@@ -1,9 +1,11 @@
-"""Dense forward layers that both direct kernels serve (the phase-plane 'dense' and the
-output-channel 'dense_oc'): timed once on the running machine, the faster stored
-(pyconv._engine.calibrate's timed choices) and taken by every later call and process.
+"""Large dense layers: the kernels that can run them (im2col + GEMM, the phase-plane 'dense',
+the output-channel 'dense_oc'; for weight gradients GEMM, 'dense' and, on thin groups,
+'thin') timed once on the running machine, the fastest stored (pyconv._engine.calibrate's
+timed choices) and taken by every later call and process.
 References: the same call with the stored kernel forced (bitwise: the call must return
 exactly what the kernel it took returns), and the float64 NumPy definition of the layer
-(tests/reference.py; float32 within 1e-5 relative to the largest output, float64 within 1e-12)."""
+(tests/reference.py, test_dense_weight.weight_ref; float32 within 1e-5 relative to the
+largest output, float64 within 1e-12)."""
 import json
 
 import numpy as np
@@ -15,20 +17,23 @@ from pyconv._engine import calibrate, conv, plan, tuning
 from pyconv._kernels import dense_direct
 
 from reference import conv_nd
+from test_dense_weight import weight_ref
 
 RNG = np.random.default_rng(11)
-KERNELS = ("dense", "dense_oc")
+FORWARD = ("gemm", "dense", "dense_oc")
+TOL = {np.float32: 1e-5, np.float64: 1e-12}
 
 
-def _layer(dtype, n=3, stride=1, nd=2):
-    """A layer both kernels serve (and at stride 1 its input gradient too), in 1, 2 or 3
-    spatial dims: two vectors of input and output channels, kernel 3, padding 1 (at stride
-    2 enough positions for 'dense')."""
+def _layer(dtype, n=3, stride=1, nd=2, cin=None, cout=None, groups=1):
+    """A layer every forward kernel serves (and at stride 1 its input gradient too), in 1, 2
+    or 3 spatial dims: by default two vectors of input and output channels, kernel 3,
+    padding 1 (at stride 2 enough positions for 'dense')."""
     c = 2 * dense_direct.OC_LANES[np.dtype(dtype).name]
+    cin, cout = cin or c, cout or c
     spatial = {1: (400,), 2: (25, 27), 3: (7, 13, 12)}[nd]
-    x = RNG.standard_normal((n, c) + spatial).astype(dtype)
-    w = RNG.standard_normal((c, c) + (3,) * nd).astype(dtype)
-    return x, w, dict(stride=stride, padding=1)
+    x = RNG.standard_normal((n, cin) + spatial).astype(dtype)
+    w = RNG.standard_normal((cout, cin // groups) + (3,) * nd).astype(dtype)
+    return x, w, dict(stride=stride, padding=1, groups=groups)
 
 
 def _forget():
@@ -41,18 +46,18 @@ def _forget():
 @pytest.fixture
 def timed(monkeypatch, tmp_path):
     """Tuning on, its files in ``tmp_path``, the built-in thresholds (no calibration runs),
-    layers from 1e5 flops timed; ``runs``: the geometry of every timing of both kernels."""
+    layers from 1e5 flops timed; ``runs``: (operation, geometry, algorithms) of every timing."""
     monkeypatch.setenv("PYCONV_TUNING", "on")
     monkeypatch.setenv("PYCONV_CACHE_DIR", str(tmp_path))
     monkeypatch.setitem(tuning._machine, "tuning", tuning.DEFAULT)
     monkeypatch.setattr(conv, "TIMED_MIN_FLOPS", 1e5)
     runs = []
-    real = conv._time_forward
+    real = conv._time_algorithms
 
-    def spy(g, dtype, algs):
-        runs.append(g)
-        return real(g, dtype, algs)
-    monkeypatch.setattr(conv, "_time_forward", spy)
+    def spy(op, g, dtype, algs):
+        runs.append((op, g, tuple(a.value for a in algs)))
+        return real(op, g, dtype, algs)
+    monkeypatch.setattr(conv, "_time_algorithms", spy)
     _forget()
     yield runs
     _forget()
@@ -68,18 +73,30 @@ def _forced(alg, fn, *args, **kw):
         return fn(*args, **kw)
 
 
+def _entry(run, dtype):
+    op, g, names = run
+    return _stored()[conv.timed_key(op, g, np.dtype(dtype), pyconv.get_num_threads(), names)]
+
+
 def _key(x, w, kw):
-    """The timed-choice key of the float32 layer (geometry from a forced plan: not timed)."""
+    """The timed-choice key of the float32 forward layer (geometry from a forced plan: not
+    timed)."""
     g = _forced("dense", pyconv.explain, nn.conv2d, x, w, **kw).geometry
     nt = pyconv.get_num_threads()
-    return conv.timed_key(conv.dataclasses.replace(g, n=min(g.n, nt)), np.dtype(x.dtype), nt)
+    return conv.timed_key("forward", conv.dataclasses.replace(g, n=min(g.n, nt)), np.dtype(x.dtype), nt, FORWARD)
 
 
-def test_both_kernels_serve_the_test_layers():
+def _fastest(entry, names):
+    """The choice the stored ratios give: the least median time ratio to the first (GEMM)."""
+    ratios = {names[0]: 1.0, **{n: entry[f"{n}_per_{names[0]}"] for n in names[1:]}}
+    return min(names, key=lambda n: ratios[n])
+
+
+def test_every_kernel_serves_the_test_layers():
     # (else the tests below would not test a choice)
     for dtype, stride in [(np.float32, 1), (np.float64, 1), (np.float32, 2), (np.float64, 2)]:
         x, w, kw = _layer(dtype, stride=stride)
-        for alg in KERNELS:
+        for alg in FORWARD:
             assert _forced(alg, pyconv.explain, nn.conv2d, x, w, **kw).algorithm == alg
 
 
@@ -89,40 +106,83 @@ def test_both_kernels_serve_the_test_layers():
 def test_layer_is_timed_once_and_stored(timed, dtype, stride, nd):
     runs = timed
     x, w, kw = _layer(dtype, n=3 if nd == 2 else 2, stride=stride, nd=nd)
-    conv_nd = getattr(nn, f"conv{nd}d")
-    for alg in KERNELS:         # (both serve it: else no choice is tested)
-        assert _forced(alg, pyconv.explain, conv_nd, x, w, **kw).algorithm == alg
-    out = conv_nd(x, w, **kw)
+    fn = getattr(nn, f"conv{nd}d")
+    for alg in FORWARD:         # (each serves it: else no choice is tested)
+        assert _forced(alg, pyconv.explain, fn, x, w, **kw).algorithm == alg
+    out = fn(x, w, **kw)
     assert len(runs) == 1
+    op, g, names = runs[0]
     nt = pyconv.get_num_threads()
-    assert runs[0].n == min(x.shape[0], nt)
-    entry = _stored()[conv.timed_key(runs[0], np.dtype(dtype), nt)]
+    assert op == "forward" and names == FORWARD and g.n == min(x.shape[0], nt)
+    entry = _entry(runs[0], dtype)
     choice = entry["choice"]
-    assert choice in KERNELS and entry["dense_s"] > 0 and entry["dense_oc_s"] > 0
-    # the median of the rounds' time ratios decides (each round's pair under one machine state)
-    assert choice == ("dense_oc" if entry["dense_per_dense_oc"] > 1 else "dense")
-    np.testing.assert_array_equal(out, _forced(choice, conv_nd, x, w, **kw))
+    assert choice in FORWARD and all(entry[f"{n}_s"] > 0 for n in FORWARD)
+    # the median of the rounds' time ratios to GEMM decides (each round under one machine state)
+    assert choice == _fastest(entry, FORWARD)
+    np.testing.assert_array_equal(out, _forced(choice, fn, x, w, **kw))
     ref = conv_nd(x, w, **kw)
-    tol = 1e-5 if dtype == np.float32 else 1e-12
-    np.testing.assert_allclose(out, ref, rtol=0, atol=tol * np.abs(ref).max())
-    assert pyconv.explain(conv_nd, x, w, **kw).algorithm == choice
+    np.testing.assert_allclose(out, ref, rtol=0, atol=TOL[dtype] * np.abs(ref).max())
+    assert pyconv.explain(fn, x, w, **kw).algorithm == choice
     # later calls, and a later process reading the file, take it without timing
-    np.testing.assert_array_equal(conv_nd(x, w, **kw), out)
+    np.testing.assert_array_equal(fn(x, w, **kw), out)
     _forget()
-    assert pyconv.explain(conv_nd, x, w, **kw).algorithm == choice
-    np.testing.assert_array_equal(conv_nd(x, w, **kw), out)
+    assert pyconv.explain(fn, x, w, **kw).algorithm == choice
+    np.testing.assert_array_equal(fn(x, w, **kw), out)
     assert len(runs) == 1
 
 
-@pytest.mark.parametrize("stored", KERNELS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layer", ["dense", "thin"])
+def test_weight_gradient_is_timed_once_and_stored(timed, dtype, layer):
+    # GEMM and the dense weight kernel; on thin groups (fewer than dense_min_og output
+    # channels per group) also grad_direct's thin kernel
+    runs = timed
+    kw_layer = dict(cin=8, cout=8, groups=4) if layer == "thin" else {}
+    x, w, kw = _layer(dtype, **kw_layer)
+    names = ("gemm", "dense") + (("thin",) if layer == "thin" else ())
+    go = RNG.standard_normal((x.shape[0], w.shape[0]) + x.shape[2:]).astype(dtype)
+    for alg in names:
+        assert _forced(alg, pyconv.explain, grad.conv2d_weight, x, w.shape, go, **kw).algorithm == alg
+    gw = grad.conv2d_weight(x, w.shape, go, **kw)
+    assert len(runs) == 1 and runs[0][0] == "weight_grad" and runs[0][2] == names
+    entry = _entry(runs[0], dtype)
+    choice = entry["choice"]
+    assert choice == _fastest(entry, names)
+    np.testing.assert_array_equal(gw, _forced(choice, grad.conv2d_weight, x, w.shape, go, **kw))
+    ref = weight_ref(x, w.shape, go, **kw)
+    np.testing.assert_allclose(gw, ref, rtol=0, atol=TOL[dtype] * np.abs(ref).max())
+    _forget()
+    assert pyconv.explain(grad.conv2d_weight, x, w.shape, go, **kw).algorithm == choice
+    np.testing.assert_array_equal(grad.conv2d_weight(x, w.shape, go, **kw), gw)
+    assert len(runs) == 1
+
+
+@pytest.mark.parametrize("stored", FORWARD)
 def test_stored_choice_is_taken(timed, stored):
     runs = timed
     x, w, kw = _layer(np.float32)
-    calibrate.store_timed_choice(_key(x, w, kw), stored, {"dense": 1.0, "dense_oc": 1.0})
+    calibrate.store_timed_choice(_key(x, w, kw), stored, {n: 1.0 for n in FORWARD})
     _forget()
     assert pyconv.explain(nn.conv2d, x, w, **kw).algorithm == stored
     np.testing.assert_array_equal(nn.conv2d(x, w, **kw), _forced(stored, nn.conv2d, x, w, **kw))
     assert runs == []
+
+
+def test_gemm_is_a_candidate_where_no_threshold_lets_a_direct_kernel_run(timed, monkeypatch):
+    # past the calibrated K limits the untimed default is GEMM; timed, the direct kernels
+    # still compete (a 3-D 5^3 layer, an input gradient of 4 output channels: 2.4-9x faster
+    # direct, AMD EPYC), and the call returns the forced kernel's result
+    runs = timed
+    x, w, kw = _layer(np.float32)
+    limits = dict(dense_max_k=8, dense_oc_max_k=8)
+    with tuning.override(**limits):             # (no timing inside a block)
+        assert pyconv.explain(nn.conv2d, x, w, **kw).algorithm == "gemm"
+    monkeypatch.setitem(tuning._machine, "tuning", conv.dataclasses.replace(tuning.DEFAULT, **limits))
+    _forget()
+    out = nn.conv2d(x, w, **kw)
+    assert len(runs) == 1 and runs[0][2] == FORWARD
+    choice = _entry(runs[0], np.float32)["choice"]
+    np.testing.assert_array_equal(out, _forced(choice, nn.conv2d, x, w, **kw))
 
 
 def test_batches_share_one_timing(timed):
@@ -133,7 +193,7 @@ def test_batches_share_one_timing(timed):
     nn.conv2d(x[:4], w, **kw)
     nn.conv2d(np.concatenate([x, x]), w, **kw)
     nt = pyconv.get_num_threads()
-    assert len(runs) == 1 and runs[0].n == min(5, nt)
+    assert len(runs) == 1 and runs[0][1].n == min(5, nt)
 
 
 def test_input_gradient_takes_the_timed_kernel(timed):
@@ -142,9 +202,9 @@ def test_input_gradient_takes_the_timed_kernel(timed):
     x, w, kw = _layer(np.float32)
     go = RNG.standard_normal((x.shape[0], w.shape[0]) + x.shape[2:]).astype(np.float32)
     gx = grad.conv2d_input(x.shape, w, go, **kw)
-    assert len(runs) == 1
+    assert len(runs) == 1 and runs[0][0] == "forward"
     p = pyconv.explain(grad.conv2d_input, x.shape, w, go, **kw)
-    choice = _stored()[conv.timed_key(runs[0], np.dtype(np.float32), pyconv.get_num_threads())]["choice"]
+    choice = _entry(runs[0], np.float32)["choice"]
     assert p.algorithm == "flip_conv" and p.sub.algorithm == choice
     np.testing.assert_array_equal(gx, _forced(choice, grad.conv2d_input, x.shape, w, go, **kw))
 
@@ -155,7 +215,7 @@ def test_explain_times_and_shows_the_choice(timed):
     x, w, kw = _layer(np.float32)
     p = pyconv.explain(nn.conv2d, x, w, **kw)
     assert len(runs) == 1
-    assert p.algorithm == _stored()[conv.timed_key(runs[0], np.dtype(np.float32), pyconv.get_num_threads())]["choice"]
+    assert p.algorithm == _entry(runs[0], np.float32)["choice"]
     nn.conv2d(x, w, **kw)
     assert len(runs) == 1
 
@@ -165,7 +225,7 @@ def test_threads_are_part_of_the_key(timed):
     x, w, kw = _layer(np.float32)
     with pyconv.threads(1):
         nn.conv2d(x, w, **kw)
-    assert len(runs) == 1 and runs[0].n == 1
+    assert len(runs) == 1 and runs[0][1].n == 1
     if pyconv.get_num_threads() > 1:
         nn.conv2d(x, w, **kw)
         assert len(runs) == 2
@@ -195,7 +255,7 @@ def test_flag_decides_untimed_layers(timed, monkeypatch):
 def test_off_neither_times_nor_reads(timed, monkeypatch):
     runs = timed
     x, w, kw = _layer(np.float32)
-    calibrate.store_timed_choice(_key(x, w, kw), "dense", {"dense": 0.5, "dense_oc": 1.0})
+    calibrate.store_timed_choice(_key(x, w, kw), "dense", {"gemm": 1.0, "dense": 0.5, "dense_oc": 1.0})
     monkeypatch.setenv("PYCONV_TUNING", "off")
     _forget()
     assert pyconv.explain(nn.conv2d, x, w, **kw).algorithm == "dense_oc"     # the built-in flag
@@ -208,7 +268,7 @@ def test_override_and_force_do_not_time(timed):
     x, w, kw = _layer(np.float32)
     with tuning.override(dense_oc=True):
         nn.conv2d(x, w, **kw)
-    for alg in ("gemm",) + KERNELS:
+    for alg in FORWARD:
         p = _forced(alg, pyconv.explain, nn.conv2d, x, w, **kw)
         assert p.algorithm == alg
         _forced(alg, nn.conv2d, x, w, **kw)
@@ -223,13 +283,15 @@ def test_full_store_keeps_the_flag(timed, monkeypatch):
     assert runs == []
 
 
-def test_an_unknown_stored_choice_is_ignored(timed):
-    # a damaged or foreign entry is not taken: the layer is timed again
+@pytest.mark.parametrize("foreign", ["thin", "fft", "no-such-kernel"])
+def test_a_foreign_stored_choice_is_timed_again(timed, foreign):
+    # an entry naming no kernel this layer chose among (damaged, or another operation's) is
+    # not taken: the layer is timed again and the entry replaced
     runs = timed
     x, w, kw = _layer(np.float32)
     key = _key(x, w, kw)
     with open(calibrate.timed_path(), "w") as f:
-        json.dump({"choices": {key: {"choice": "gemm"}}}, f)
+        json.dump({"choices": {key: {"choice": foreign}}}, f)
     _forget()
     nn.conv2d(x, w, **kw)
-    assert len(runs) == 1 and _stored()[key]["choice"] in KERNELS
+    assert len(runs) == 1 and _stored()[key]["choice"] in FORWARD

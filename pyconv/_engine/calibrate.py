@@ -222,14 +222,14 @@ def machine_tuning():
 # per machine, pyconv version and default thread count beside the calibration (as FFTW's
 # wisdom): later calls and later processes read it, so a call still always takes the same
 # way on a given machine and cache.  See :func:`pyconv._engine.signal_plan.choose_method`.
-# Dense forward layers that both direct kernels serve are timed the same way (the two run
-# within 0.8-1.4x of each other, and which is faster depends on the layer's shape):
-# :func:`pyconv._engine.conv._timed_dense`.
+# Large dense layers are timed the same way over the kernels that can run them (GEMM and the
+# direct kernels, forward and weight gradient: which is fastest depends on the layer's
+# shape more than the calibrated thresholds say): :func:`pyconv._engine.conv._timed`.
 
 #: stored timed choices at most (past this, calls keep the model's choice)
 TIMED_MAX = 4096
-#: what a stored choice may be: signal methods, dense forward kernels
-TIMED_CHOICES = ("direct", "fft", "dense", "dense_oc")
+#: what a stored choice may be: signal methods, dense layers' kernels
+TIMED_CHOICES = ("direct", "fft", "gemm", "dense", "dense_oc", "thin")
 _timed = {"path": None, "table": None}
 _timed_lock = threading.Lock()
 

@@ -396,12 +396,14 @@ def plan_forward(g, dtype, allow_prune=True):
     else:
         default = A.GEMM
         if not g.is_pointwise:
-            oc = _oc_serves(g, dtype, nthreads, t)
+            oc_fits = _oc_serves(g, dtype, nthreads, t, limits=False)
+            oc = oc_fits and _oc_serves(g, dtype, nthreads, t)
             layout = plane_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
             plane_bytes = cg * len(layout[1]) * _prod(layout[0]) * isz
-            dense = (nthreads * plane_bytes <= max(t.workspace_bytes, out_bytes)
-                     and _prod(g.out) >= min_positions(t, 'dense', g) and cg * kvol <= t.dense_max_k)
-            timed = _timed_dense(g, dtype) if oc and dense else None
+            dense_fits = nthreads * plane_bytes <= max(t.workspace_bytes, out_bytes)
+            dense = dense_fits and _prod(g.out) >= min_positions(t, 'dense', g) and cg * kvol <= t.dense_max_k
+            # the kernels that fit, against im2col + GEMM: timed on large layers
+            timed = _timed("forward", g, dtype, [A.GEMM] + [A.DENSE] * dense_fits + [A.DENSE_OC] * oc_fits)
             if timed is not None:
                 default = timed
             elif oc and _oc_preferred(g, dtype, t):
@@ -503,7 +505,7 @@ def _oc_preferred(g, dtype, t):
     to the phase-plane one for this dense layer: on for the dtype (``dense_oc`` /
     ``dense_oc_f8``), groups of more than one vector of output channels (of exactly one where
     ``dense_oc_one`` / ``dense_oc_one_f8``, with a kernel of depth > 1 ``dense_oc_one_3d`` /
-    ``dense_oc_one_3d_f8``).  The choice of layers :func:`_timed_dense` does not time."""
+    ``dense_oc_one_3d_f8``).  The choice of layers :func:`_timed` does not time."""
     on = t.dense_oc if dtype.itemsize == 4 else t.dense_oc_f8
     lanes = dense_direct.OC_LANES[dtype.name]
     if g.k3[0] > 1:
@@ -515,96 +517,110 @@ def _oc_preferred(g, dtype, t):
     return on and (g.og > lanes or (g.og == lanes and one))
 
 
-def _oc_serves(g, dtype, nthreads, t):
+def _oc_serves(g, dtype, nthreads, t, limits=True):
     """Whether the output-channel kernel may run this dense (non-1x1) layer: groups of at
-    least one vector of output channels, within its positions / K limits and the workspace
-    budget."""
+    least one vector of output channels, within the workspace budget and (``limits``) its
+    calibrated positions / K limits."""
     if g.og < dense_direct.OC_LANES[dtype.name]:
         return False
-    if _prod(g.out) < min_positions(t, 'dense_oc', g) or g.cg * g.kvol > t.dense_oc_max_k:
+    if limits and (_prod(g.out) < min_positions(t, 'dense_oc', g) or g.cg * g.kvol > t.dense_oc_max_k):
         return False
     ws = oc_blocking(g, dtype, nthreads, t)[5]
     return ws <= max(t.workspace_bytes, _prod(g.out_shape) * dtype.itemsize)
 
 
-# Layers both dense forward kernels serve are timed once on the running machine, and the
-# faster is stored (calibrate's timed choices, as pyconv.signal's close calls): which one
-# wins depends on the layer more than a machine-wide flag can say.  AMD EPYC, float32,
-# 1 thread, CPU time, dense time / dense_oc time: 3x3 128->256 stride 2 28^2 1.22, 64->64
-# 14^2 1.19, 7^2 1.36, 56^2 1.05; 32^2 0.92, 16^3 (3-D) 0.92, conv1d k9 0.92, 3->64 112^2
-# 0.86, 32->48 56^2 0.79 -- while the flag, timed on 64->64 56^2 alone, read a tie (1.01).
-# Layers below TIMED_MIN_FLOPS (about half a millisecond) keep the flag: a wrong choice
-# costs little there.  The timing runs min(N, threads) samples of the layer on random data
-# (TIMED_MAX_FLOPS bounds one such call, ~25 ms; twelve run).
-TIMED_MIN_FLOPS = 1e8
+# Large layers are timed once on the running machine over the kernels that can run them --
+# im2col + GEMM through the BLAS, and the direct kernels whose workspace fits -- and the
+# fastest is stored (calibrate's timed choices, as pyconv.signal's close calls): which one
+# wins depends on the layer more than the calibrated flags and thresholds can say.  AMD
+# EPYC, float32, 1 thread, CPU time, dense time / dense_oc time: 3x3 128->256 stride 2 28^2
+# 1.22, 64->64 14^2 1.19, 7^2 1.36, 56^2 1.05; 32^2 0.92, 16^3 (3-D) 0.92, conv1d k9 0.92,
+# 3->64 112^2 0.86, 32->48 56^2 0.79 -- while the flag, timed on 64->64 56^2 alone, read a
+# tie (1.01).  And at 2 threads GEMM / best direct time: 2x32x8^3 * 64x32x5^3 (K = 4000,
+# past the calibrated dense_max_k of 3x3 layers) 4.8 / 2.0 ms; 1x128x100^2 * 4x128x7x7
+# dilation 2 (an input gradient: 4 output channels) 21 / 2.4 ms; the weight gradient of
+# 8x1x112^2 * 16x1x5x5 thin 0.93 / dense 0.47 (80 MFLOP; 8x64x4x8x24 * 32x64x3x3x5, stride
+# 3, 62 MFLOP: GEMM 0.95 / dense_oc 0.34 ms).  Layers below TIMED_MIN_FLOPS (about 0.1 ms)
+# keep the calibrated choice: a wrong one costs little there.  The timing runs min(N,
+# threads) samples of the layer on random data (TIMED_MAX_FLOPS bounds one such call); six
+# calls per kernel, once per machine.
+TIMED_MIN_FLOPS = 2e7
 TIMED_MAX_FLOPS = 5e9
 TIMED_ROUNDS = 5
 
 
-def _timed_dense(g, dtype):
-    """'dense' or 'dense_oc' for the forward layer ``g`` as timed on this machine (read from
-    the store, or timed now and stored), or None: the calibrated flag decides (a small layer,
-    a full store, ``PYCONV_TUNING=off``, an :func:`~pyconv._engine.tuning.override` block,
-    or an algorithm forced by :func:`~pyconv._engine.plan.force`)."""
-    if _plan.forced() or _calibrate.timing_off():
+def _timed(op, g, dtype, algs):
+    """The fastest of ``algs`` (the algorithms that can serve ``g``, GEMM first) for the
+    operation ``op`` ('forward' or 'weight_grad') as timed on this machine -- read from the
+    store, or timed now and stored -- or None: the calibrated choice decides (fewer than two
+    algorithms, a small layer, a full store, ``PYCONV_TUNING=off``, an
+    :func:`~pyconv._engine.tuning.override` block, or an algorithm forced by
+    :func:`~pyconv._engine.plan.force`)."""
+    if len(algs) < 2 or _plan.forced() or _calibrate.timing_off():
         return None
     nt = get_num_threads()
     g2 = dataclasses.replace(g, n=min(g.n, nt))
     per_call = 2.0 * g.cg * g.kvol
     if per_call * _prod(g.out_shape) < TIMED_MIN_FLOPS or per_call * _prod(g2.out_shape) > TIMED_MAX_FLOPS:
         return None
-    key = timed_key(g2, dtype, nt)
+    names = [a.value for a in algs]
+    key = timed_key(op, g2, dtype, nt, names)
     stored = _calibrate.timed_choice(key)
-    if stored is None:
+    if stored not in names:         # (none yet, or a foreign entry: timed afresh)
         if not _calibrate.timed_room():
             return None
-        timed = _time_forward(g2, dtype, (A.DENSE, A.DENSE_OC))
+        timed = _time_algorithms(op, g2, dtype, algs)
         if timed is None:
             return None
-        times, ratio = timed
-        stored = A.DENSE_OC.value if ratio > 1 else A.DENSE.value
-        _calibrate.store_timed_choice(key, stored, times, {"dense_per_dense_oc": ratio})
-    return A(stored) if stored in (A.DENSE, A.DENSE_OC) else None
+        times, ratios = timed
+        stored = min(names, key=lambda n: ratios[n])        # (a tie: the first, GEMM)
+        _calibrate.store_timed_choice(key, stored, times, {f"{n}_per_{names[0]}": ratios[n] for n in names[1:]})
+    return A(stored)
 
 
-def timed_key(g, dtype, nt):
-    """The key of a forward layer's timed choice: dtype, geometry (batch min(N, threads)),
-    thread count."""
-    return f"forward {np.dtype(dtype).name} {g} threads={nt}"
+def timed_key(op, g, dtype, nt, names):
+    """The key of a layer's timed choice: operation, dtype, geometry (batch min(N, threads)),
+    thread count and the algorithms it chose among."""
+    return f"{op} {np.dtype(dtype).name} {g} threads={nt} of {','.join(names)}"
 
 
-def _time_forward(g, dtype, algs):
-    """``(seconds, ratio)`` of the two forward algorithms ``algs`` on random operands of
+def _time_algorithms(op, g, dtype, algs):
+    """``(seconds, ratios)`` of the algorithms ``algs`` running ``op`` on random operands of
     geometry ``g``: each one's median of five runs taken in turn after one untimed run of
-    each (which makes its memory), and the median over the rounds of the first one's time
-    over the second's (the pair of one round sees the same machine state: a slow spell of
-    the host that spans rounds does not tip it); None when one of them cannot serve ``g``.
-    Runs the kernels even while :func:`pyconv.explain` records plans: it then shows the
-    choice the call will take.  (The least of three runs picked dense_oc for the conv1d k9
-    64->64 L4096 layer at 2 threads, AMD EPYC, 1.37 ms against 1.45, where 30 rounds give
-    medians 1.42 and 1.32; medians of five, in a suite run on a slowed host, picked it at 1
-    thread, 1.67 ms against 1.71.)"""
+    each (which makes its memory), the order reversed every round, and per algorithm the
+    median over the rounds of its time over the first algorithm's (the runs of one round see
+    the same machine state: a slow spell of the host that spans rounds does not tip it);
+    None when one of them cannot serve ``g``.  Runs the kernels even while
+    :func:`pyconv.explain` records plans: it then shows the choice the call will take.  (The
+    least of three runs picked dense_oc for the conv1d k9 64->64 L4096 layer at 2 threads,
+    AMD EPYC, 1.37 ms against 1.45, where 30 rounds give medians 1.42 and 1.32; medians of
+    five, in a suite run on a slowed host, picked it at 1 thread, 1.67 ms against 1.71.)"""
+    planner = plan_forward if op == "forward" else plan_weight_grad
     plans = {}
     for a in algs:
         with _plan.force(a):
-            plans[a] = plan_forward(g, dtype, False)
+            plans[a] = planner(g, dtype, False)
         if plans[a].algorithm != a:
             return None
     rng = np.random.default_rng(0)
     x = rng.standard_normal(g.x_shape).astype(dtype)
-    w = rng.standard_normal(g.w_shape).astype(dtype)
-    runs = {a.value: [] for a in algs}
+    if op == "forward":
+        w = rng.standard_normal(g.w_shape).astype(dtype)
+        run = lambda p: forward(p, x, w, None)       # noqa: E731
+    else:
+        go = rng.standard_normal(g.out_shape).astype(dtype)
+        run = lambda p: weight_grad(p, x, go)        # noqa: E731
+    runs = {a: [] for a in algs}
     with _plan.live():
         for a in algs:
-            forward(plans[a], x, w, None)
+            run(plans[a])
         for r in range(TIMED_ROUNDS):
             for a in (algs if r % 2 == 0 else algs[::-1]):
                 t0 = time.perf_counter()
-                forward(plans[a], x, w, None)
-                runs[a.value].append(time.perf_counter() - t0)
-    first, second = (runs[a.value] for a in algs)
-    ratio = float(np.median([t1 / t2 for t1, t2 in zip(first, second)]))
-    return {a: float(np.median(t)) for a, t in runs.items()}, ratio
+                run(plans[a])
+                runs[a].append(time.perf_counter() - t0)
+    ratios = {a.value: float(np.median([t / t1 for t, t1 in zip(runs[a], runs[algs[0]])])) for a in algs}
+    return {a.value: float(np.median(t)) for a, t in runs.items()}, ratios
 
 
 def _pruned(g, dtype, op, planner, empty):
@@ -1206,16 +1222,18 @@ def plan_weight_grad(g, dtype, allow_prune=True):
         default = A.PANEL
     elif _grad_pointwise(g):
         default = A.MATMUL
-    elif g.stride[-1] == 1 and (cg == 1 or og < t.dense_min_og):
-        # thin groups: grad_direct's kernel (its strided rows run scalar: GEMM wins there)
-        default = A.THIN
     else:
+        # thin groups: grad_direct's kernel (its strided rows run scalar: GEMM wins there)
+        thin = g.stride[-1] == 1 and (cg == 1 or og < t.dense_min_og)
         nthreads = num_parts_for(_prod(g.out_shape) * max(1, cg * kvol), t.grain)
         dense = _dense_weight_plan(g, dtype, nthreads, t) if not g.is_pointwise else None
-        default = (A.DENSE if dense is not None and og >= t.dense_min_og
-                   and _prod(g.out) >= min_positions(t, 'weight_dense', g)
-                   and weight_acc_bytes(g, dtype) <= t.weight_dense_max_acc_bytes
-                   else A.GEMM)
+        # the kernels that fit, against im2col + GEMM: timed on large layers
+        default = _timed("weight_grad", g, dtype, [A.GEMM] + [A.DENSE] * (dense is not None) + [A.THIN] * thin)
+        if default is None:
+            default = (A.THIN if thin else A.DENSE if dense is not None and og >= t.dense_min_og
+                       and _prod(g.out) >= min_positions(t, 'weight_dense', g)
+                       and weight_acc_bytes(g, dtype) <= t.weight_dense_max_acc_bytes
+                       else A.GEMM)
     alg = _plan.pick(default, cands)
     return dataclasses.replace(_weight_plan(g, dtype, alg, dense, t), candidates=tuple(cands))
 
