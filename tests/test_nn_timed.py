@@ -145,6 +145,7 @@ def test_weight_gradient_is_timed_once_and_stored(timed, dtype, layer):
         assert _forced(alg, pyconv.explain, grad.conv2d_weight, x, w.shape, go, **kw).algorithm == alg
     gw = grad.conv2d_weight(x, w.shape, go, **kw)
     assert len(runs) == 1 and runs[0][0] == "weight_grad" and runs[0][2] == names
+    assert runs[0][1].n == x.shape[0]           # (a small layer: timed on its whole batch)
     entry = _entry(runs[0], dtype)
     choice = entry["choice"]
     assert choice == _fastest(entry, names)
@@ -155,6 +156,24 @@ def test_weight_gradient_is_timed_once_and_stored(timed, dtype, layer):
     assert pyconv.explain(grad.conv2d_weight, x, w.shape, go, **kw).algorithm == choice
     np.testing.assert_array_equal(grad.conv2d_weight(x, w.shape, go, **kw), gw)
     assert len(runs) == 1
+
+
+def test_weight_gradient_timing_batch_follows_the_flops_budget(timed, monkeypatch):
+    # a weight gradient is timed on as many samples as TIMED_BATCH_FLOPS allow (at least
+    # min(N, threads)); a forward layer on min(N, threads)
+    runs = timed
+    x, w, kw = _layer(np.float32, n=5)
+    go = RNG.standard_normal((x.shape[0], w.shape[0]) + x.shape[2:]).astype(np.float32)
+    per_sample = 2.0 * w[0].size * go[0].size
+    monkeypatch.setattr(conv, "TIMED_BATCH_FLOPS", 3.5 * per_sample)
+    grad.conv2d_weight(x, w.shape, go, **kw)
+    nt = pyconv.get_num_threads()
+    assert len(runs) == 1 and runs[0][1].n == max(3, min(5, nt))
+    monkeypatch.setattr(conv, "TIMED_BATCH_FLOPS", 0.0)
+    grad.conv2d_weight(x[:4], w.shape, go[:4], **kw)
+    assert len(runs) == 2 and runs[1][1].n == min(4, nt)
+    nn.conv2d(x, w, **kw)
+    assert len(runs) == 3 and runs[2][0] == "forward" and runs[2][1].n == min(5, nt)
 
 
 @pytest.mark.parametrize("stored", FORWARD)

@@ -542,10 +542,12 @@ def _oc_serves(g, dtype, nthreads, t, limits=True):
 # 8x1x112^2 * 16x1x5x5 thin 0.93 / dense 0.47 (80 MFLOP; 8x64x4x8x24 * 32x64x3x3x5, stride
 # 3, 62 MFLOP: GEMM 0.95 / dense_oc 0.34 ms).  Layers below TIMED_MIN_FLOPS (about 0.1 ms)
 # keep the calibrated choice: a wrong one costs little there.  The timing runs min(N,
-# threads) samples of the layer on random data (TIMED_MAX_FLOPS bounds one such call); six
-# calls per kernel, once per machine.
+# threads) samples of the layer on random data (a weight gradient as many as
+# TIMED_BATCH_FLOPS allow; TIMED_MAX_FLOPS bounds one such call); six calls per kernel,
+# once per machine.
 TIMED_MIN_FLOPS = 2e7
 TIMED_MAX_FLOPS = 5e9
+TIMED_BATCH_FLOPS = 1e9
 TIMED_ROUNDS = 5
 
 
@@ -559,8 +561,14 @@ def _timed(op, g, dtype, algs):
     if len(algs) < 2 or _plan.forced() or _calibrate.timing_off():
         return None
     nt = get_num_threads()
-    g2 = dataclasses.replace(g, n=min(g.n, nt))
     per_call = 2.0 * g.cg * g.kvol
+    n = min(g.n, nt)
+    if op == "weight_grad":
+        # a weight gradient's kernels gain differently from more samples (each adds to one
+        # accumulator): timed on as many as TIMED_BATCH_FLOPS allow (3x3 128->256 stride 2
+        # 28^2, AMD EPYC, dense / GEMM time 1.11-1.25 on one sample, 0.87-0.90 on eight)
+        n = max(n, min(g.n, int(TIMED_BATCH_FLOPS // max(1.0, per_call * _prod(g.out_shape) / max(1, g.n)))))
+    g2 = dataclasses.replace(g, n=n)
     if per_call * _prod(g.out_shape) < TIMED_MIN_FLOPS or per_call * _prod(g2.out_shape) > TIMED_MAX_FLOPS:
         return None
     names = [a.value for a in algs]
