@@ -867,12 +867,11 @@ def _direct_2d(in1, in2, mode, boundary, fillvalue, correlate, name):
             out_shape, shift = _sp.out_geometry(mode, a.shape, b.shape, _sp.corr2d_same if correlate else _sp.conv_same)
             cdt = sig_compute_dtype(result, a, b)
             ext = (out_shape[0] + b.shape[0] - 1, out_shape[1] + b.shape[1] - 1)
-            if not math.prod(out_shape):
-                pass
-            elif sig_boundary(boundary) == "fill" or mode == "valid":     # ('valid' reads no boundary)
+            if math.prod(out_shape) and (sig_boundary(boundary) == "fill" or mode == "valid"):
+                # ('valid' reads no boundary)
                 _CALLS_2D.put(key, (_sp.plan_direct(a.shape, b.shape, out_shape, shift, cdt), cdt, result, swapped,
                                     None))
-            elif mode != "valid" and _sp.extend_whole(ext, cdt.itemsize):
+            elif math.prod(out_shape) and _sp.extend_whole(ext, cdt.itemsize):
                 idx = tuple(extend_index(a.shape[d], -shift[d], shift[d] + ext[d] - a.shape[d], sig_boundary(boundary))
                             for d in range(2))
                 _CALLS_2D.put(key, (_sp.plan_direct(ext, b.shape, out_shape, (0, 0), cdt), cdt, result, swapped, idx))

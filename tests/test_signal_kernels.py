@@ -535,6 +535,33 @@ def test_pad_rows_kernel_checks_its_arrays():
         _direct.pad_rows(x, ro, 10, 1, 1, 1)
 
 
+def _padding_operands(xs, ks, dtype, seed):
+    """Operands of the padded-rows tests: x with NaN, Inf and -0 planted (float dtypes), k,
+    and a non-C-contiguous view of x's values."""
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(xs) * 8).astype(dtype)
+    k = (rng.standard_normal(ks) * 8).astype(dtype)
+    if np.dtype(dtype).kind == "f":
+        x.flat[rng.integers(0, x.size, 3)] = [np.nan, np.inf, -0.0]
+    return x, k, np.asfortranarray(x)[..., ::-1][..., ::-1]
+
+
+def _inf_weight_takes_the_unpadded_plan(xs, k, dtype, mode, padding_tuning):
+    """An Inf weight runs the plan without the padded copy (a padded zero would make NaN of
+    outputs whose window misses the Inf's input): the same bits as without padding, float
+    outputs finite somewhere and NaN nowhere."""
+    k_inf = k.copy()
+    k_inf[(0,) * k.ndim] = np.inf
+    ones = np.ones(xs, dtype=dtype)
+    with tuning.override(**padding_tuning):
+        got = ps.correlate(ones, k_inf, mode, method="direct")
+    with tuning.override(direct_pad_ns=1e9):
+        want = ps.correlate(ones, k_inf, mode, method="direct")
+    assert got.tobytes() == want.tobytes()
+    if np.dtype(dtype).kind == "f":      # (complex: inf * (1 + 0j) has a NaN part anyway)
+        assert np.isfinite(got).any() and not np.isnan(got).any()
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex64, np.int64])
 @pytest.mark.parametrize("shapes, mode", [(((6, 9, 40), (3, 4, 7)), "same"), (((12, 33), (5, 6)), "same"),
                                           (((5, 7, 64), (3, 3, 9)), "same"), (((4, 8, 30), (2, 5, 4)), "same"),
@@ -545,12 +572,7 @@ def test_padded_rows_bitwise_the_border_redo(shapes, mode, dtype):
     # the input exact; an Inf weight runs the plan without the copy (the padded zero
     # would make NaN of outputs whose window misses the Inf's input)
     xs, ks = shapes
-    rng = np.random.default_rng(sum(xs) * 7 + sum(ks))
-    x = (rng.standard_normal(xs) * 8).astype(dtype)
-    k = (rng.standard_normal(ks) * 8).astype(dtype)
-    if np.dtype(dtype).kind == "f":
-        x.flat[rng.integers(0, x.size, 3)] = [np.nan, np.inf, -0.0]
-    xt = np.asfortranarray(x)[..., ::-1][..., ::-1]          # a non-C-contiguous input, same values
+    x, k, xt = _padding_operands(xs, ks, dtype, sum(xs) * 7 + sum(ks))
     with tuning.override(direct_pad_ns=0.0):
         plan = pyconv.explain(ps.correlate, x, k, mode, method="direct")
         padded = ps.correlate(xt, k, mode, method="direct")
@@ -567,18 +589,7 @@ def test_padded_rows_bitwise_the_border_redo(shapes, mode, dtype):
     crop = tuple(slice((kk - 1) // 2, (kk - 1) // 2 + n) for n, kk in zip(xs, ks))
     np.testing.assert_array_equal(padded, full[crop])
     if np.dtype(dtype).kind in "fc":
-        # an Inf weight: the unpadded plan, whose border outputs stay finite where the
-        # Inf tap's input is outside x
-        k_inf = k.copy()
-        k_inf[(0,) * len(ks)] = np.inf
-        ones = np.ones(xs, dtype=dtype)
-        with tuning.override(direct_pad_ns=0.0):
-            got = ps.correlate(ones, k_inf, mode, method="direct")
-        with tuning.override(direct_pad_ns=1e9):
-            want = ps.correlate(ones, k_inf, mode, method="direct")
-        assert got.tobytes() == want.tobytes()
-        if np.dtype(dtype).kind == "f":      # (complex: inf * (1 + 0j) has a NaN part anyway)
-            assert np.isfinite(got).any() and not np.isnan(got).any()
+        _inf_weight_takes_the_unpadded_plan(xs, k, dtype, mode, dict(direct_pad_ns=0.0))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex64, np.int64])
@@ -589,12 +600,7 @@ def test_full_mode_sweeps_padded_rows_merged(xs, ks, dtype):
     # block and sweeps them one by one; on a copy with k - 1 zeros around each row it can
     # (row_padding, where the model prices it lower): the same bits as row by row, and the
     # definition's values; NaN/Inf in the input exact, an Inf weight on the unpadded plan
-    rng = np.random.default_rng(sum(xs) * 5 + sum(ks))
-    x = (rng.standard_normal(xs) * 8).astype(dtype)
-    k = (rng.standard_normal(ks) * 8).astype(dtype)
-    if np.dtype(dtype).kind == "f":
-        x.flat[rng.integers(0, x.size, 3)] = [np.nan, np.inf, -0.0]
-    xt = np.asfortranarray(x)[..., ::-1][..., ::-1]          # a non-C-contiguous input, same values
+    x, k, xt = _padding_operands(xs, ks, dtype, sum(xs) * 5 + sum(ks))
     cheap = dict(direct_pad_ns=0.0, direct_pad_call_ns=0.0, direct_merged_factor=0.5)
     with tuning.override(**cheap):
         plan = pyconv.explain(ps.correlate, x, k, "full", method="direct")
@@ -614,17 +620,7 @@ def test_full_mode_sweeps_padded_rows_merged(xs, ks, dtype):
     big = float(np.max(np.abs(want[np.isfinite(want)]), initial=1.0))
     np.testing.assert_allclose(padded, want.astype(dtype), rtol=rtol, atol=rtol * big)
     if np.dtype(dtype).kind == "f":
-        # an Inf weight: the unpadded plan, whose outputs stay finite where the Inf tap's
-        # input is outside x
-        k_inf = k.copy()
-        k_inf[(0,) * len(ks)] = np.inf
-        ones = np.ones(xs, dtype=dtype)
-        with tuning.override(**cheap):
-            got = ps.correlate(ones, k_inf, "full", method="direct")
-        with tuning.override(direct_pad_ns=1e9):
-            want_inf = ps.correlate(ones, k_inf, "full", method="direct")
-        assert got.tobytes() == want_inf.tobytes()
-        assert np.isfinite(got).any() and not np.isnan(got).any()
+        _inf_weight_takes_the_unpadded_plan(xs, k, dtype, "full", cheap)
 
 
 def test_padded_copy_pays_its_fixed_cost_per_call():

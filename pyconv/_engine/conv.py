@@ -543,12 +543,13 @@ def _oc_serves(g, dtype, nthreads, t, limits=True):
 # 3, 62 MFLOP: GEMM 0.95 / dense_oc 0.34 ms).  Layers below TIMED_MIN_FLOPS (about 0.1 ms)
 # keep the calibrated choice: a wrong one costs little there.  The timing runs min(N,
 # threads) samples of the layer on random data (a weight gradient as many as
-# TIMED_BATCH_FLOPS allow; TIMED_MAX_FLOPS bounds one such call); six calls per kernel,
-# once per machine.
+# TIMED_BATCH_FLOPS allow; TIMED_MAX_FLOPS bounds one such call); one call per kernel, five
+# more for those within TIMED_DROP of the fastest, once per machine.
 TIMED_MIN_FLOPS = 2e7
 TIMED_MAX_FLOPS = 5e9
 TIMED_BATCH_FLOPS = 1e9
 TIMED_ROUNDS = 5
+TIMED_DROP = 4.0
 
 
 def _timed(op, g, dtype, algs):
@@ -580,24 +581,28 @@ def _timed(op, g, dtype, algs):
         timed = _time_algorithms(op, g2, dtype, algs)
         if timed is None:
             return None
-        times, ratios = timed
-        stored = min(names, key=lambda n: ratios[n])        # (a tie: the first, GEMM)
-        _calibrate.store_timed_choice(key, stored, times, {f"{n}_per_{names[0]}": ratios[n] for n in names[1:]})
+        times, ratios, ref = timed
+        stored = min(names, key=lambda n: ratios[n])        # (a tie: the first)
+        _calibrate.store_timed_choice(key, stored, times,
+                                      {"reference": ref, **{f"{n}_ratio": ratios[n] for n in names}})
     return A(stored)
 
 
 def timed_key(op, g, dtype, nt, names):
-    """The key of a layer's timed choice: operation, dtype, geometry (batch min(N, threads)),
-    thread count and the algorithms it chose among."""
+    """The key of a layer's timed choice: operation, dtype, geometry (with the batch the
+    timing ran), thread count and the algorithms it chose among."""
     return f"{op} {np.dtype(dtype).name} {g} threads={nt} of {','.join(names)}"
 
 
 def _time_algorithms(op, g, dtype, algs):
-    """``(seconds, ratios)`` of the algorithms ``algs`` running ``op`` on random operands of
-    geometry ``g``: each one's median of five runs taken in turn after one untimed run of
-    each (which makes its memory), the order reversed every round, and per algorithm the
-    median over the rounds of its time over the first algorithm's (the runs of one round see
-    the same machine state: a slow spell of the host that spans rounds does not tip it);
+    """``(seconds, ratios, reference)`` of the algorithms ``algs`` running ``op`` on random
+    operands of geometry ``g``: one first run of each (which makes its memory); those
+    TIMED_DROP times slower than the fastest first run are out (their first run stands for
+    their time: a depthwise weight gradient's GEMM ran 10x the thin kernel); the others
+    five runs each, taken in turn, the order reversed every round.  Seconds: each one's
+    median; ratios: per algorithm the median over the rounds of its time over the reference's
+    (the first algorithm left in; the runs of one round see the same machine state: a slow
+    spell of the host that spans rounds does not tip it), first runs' ratio for those out.
     None when one of them cannot serve ``g``.  Runs the kernels even while
     :func:`pyconv.explain` records plans: it then shows the choice the call will take.  (The
     least of three runs picked dense_oc for the conv1d k9 64->64 L4096 layer at 2 threads,
@@ -618,17 +623,23 @@ def _time_algorithms(op, g, dtype, algs):
     else:
         go = rng.standard_normal(g.out_shape).astype(dtype)
         run = lambda p: weight_grad(p, x, go)        # noqa: E731
+    first = {}
     runs = {a: [] for a in algs}
     with _plan.live():
         for a in algs:
+            t0 = time.perf_counter()
             run(plans[a])
+            first[a] = time.perf_counter() - t0
+        kept = [a for a in algs if first[a] <= TIMED_DROP * min(first.values())]
         for r in range(TIMED_ROUNDS):
-            for a in (algs if r % 2 == 0 else algs[::-1]):
+            for a in (kept if r % 2 == 0 else kept[::-1]):
                 t0 = time.perf_counter()
                 run(plans[a])
                 runs[a].append(time.perf_counter() - t0)
-    ratios = {a.value: float(np.median([t / t1 for t, t1 in zip(runs[a], runs[algs[0]])])) for a in algs}
-    return {a.value: float(np.median(t)) for a, t in runs.items()}, ratios
+    ref = kept[0]
+    ratios = {a.value: float(np.median([t / t1 for t, t1 in zip(runs[a], runs[ref])])) if a in kept
+              else first[a] / first[ref] for a in algs}
+    return {a.value: float(np.median(runs[a])) if a in kept else first[a] for a in algs}, ratios, ref.value
 
 
 def _pruned(g, dtype, op, planner, empty):
