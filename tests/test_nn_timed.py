@@ -195,6 +195,28 @@ def test_kernels_far_behind_on_their_first_run_drop_out(timed, monkeypatch):
     np.testing.assert_array_equal(out, _forced(ref, nn.conv2d, x, w, **kw))
 
 
+def test_weight_gradient_first_runs_screen_on_fewer_samples(timed, monkeypatch):
+    # the first run of each kernel (which decides who drops out) takes min(N, threads)
+    # samples; the kernels left in then run on the whole timing batch
+    runs = timed
+    calls = []
+    real = conv.weight_grad
+    monkeypatch.setattr(conv, "weight_grad", lambda p, x, go: calls.append((p.algorithm.value, x.shape[0]))
+                        or real(p, x, go))
+    x, w, kw = _layer(np.float32, n=5, cin=8, cout=8, groups=4)
+    go = RNG.standard_normal((x.shape[0], w.shape[0]) + x.shape[2:]).astype(np.float32)
+    gw = grad.conv2d_weight(x, w.shape, go, **kw)
+    names = runs[0][2]
+    nt = pyconv.get_num_threads()
+    assert len(runs) == 1 and runs[0][1].n == 5
+    assert [n for _, n in calls[:len(names)]] == [min(5, nt)] * len(names)
+    entry = _entry(runs[0], np.float32)
+    kept = [n for n in names if n == entry["reference"] or len([c for c in calls if c[0] == n]) > 1]
+    timing = calls[len(names):len(names) + len(kept) * (1 + conv.TIMED_ROUNDS)]
+    assert timing and all(n == 5 for _, n in timing) and {a for a, _ in timing} == set(kept)
+    np.testing.assert_array_equal(gw, _forced(entry["choice"], grad.conv2d_weight, x, w.shape, go, **kw))
+
+
 @pytest.mark.parametrize("stored", FORWARD)
 def test_stored_choice_is_taken(timed, stored):
     runs = timed

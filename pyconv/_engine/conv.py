@@ -596,45 +596,64 @@ def timed_key(op, g, dtype, nt, names):
 
 def _time_algorithms(op, g, dtype, algs):
     """``(seconds, ratios, reference)`` of the algorithms ``algs`` running ``op`` on random
-    operands of geometry ``g``: one first run of each (which makes its memory); those
+    operands of geometry ``g``: one first run of each, on min(N, threads) samples; those
     TIMED_DROP times slower than the fastest first run are out (their first run stands for
-    their time: a depthwise weight gradient's GEMM ran 10x the thin kernel); the others
-    five runs each, taken in turn, the order reversed every round.  Seconds: each one's
-    median; ratios: per algorithm the median over the rounds of its time over the reference's
-    (the first algorithm left in; the runs of one round see the same machine state: a slow
-    spell of the host that spans rounds does not tip it), first runs' ratio for those out.
-    None when one of them cannot serve ``g``.  Runs the kernels even while
-    :func:`pyconv.explain` records plans: it then shows the choice the call will take.  (The
-    least of three runs picked dense_oc for the conv1d k9 64->64 L4096 layer at 2 threads,
-    AMD EPYC, 1.37 ms against 1.45, where 30 rounds give medians 1.42 and 1.32; medians of
-    five, in a suite run on a slowed host, picked it at 1 thread, 1.67 ms against 1.71.)"""
+    their time: a depthwise weight gradient's GEMM ran 10x the thin kernel, and on a weight
+    gradient's full timing batch its one run took 90 ms); the others, after one untimed run
+    on all of ``g``'s samples where those are more (which makes their memory), five runs
+    each, taken in turn, the order reversed every round.  Seconds: each one's median;
+    ratios: per algorithm the median over the rounds of its time over the reference's (the
+    first algorithm left in; the runs of one round see the same machine state: a slow spell
+    of the host that spans rounds does not tip it), first runs' ratio for those out.  None
+    when one of them cannot serve ``g``.  Runs the kernels even while :func:`pyconv.explain`
+    records plans: it then shows the choice the call will take.  (The least of three runs
+    picked dense_oc for the conv1d k9 64->64 L4096 layer at 2 threads, AMD EPYC, 1.37 ms
+    against 1.45, where 30 rounds give medians 1.42 and 1.32; medians of five, in a suite
+    run on a slowed host, picked it at 1 thread, 1.67 ms against 1.71.)"""
     planner = plan_forward if op == "forward" else plan_weight_grad
-    plans = {}
-    for a in algs:
-        with _plan.force(a):
-            plans[a] = planner(g, dtype, False)
-        if plans[a].algorithm != a:
-            return None
+    # uniform values in [-0.5, 0.5), drawn in the dtype itself (normal ones took 120 ms of a
+    # depthwise layer's 8-sample timing); fewer samples are the leading ones of these
     rng = np.random.default_rng(0)
-    x = rng.standard_normal(g.x_shape).astype(dtype)
-    if op == "forward":
-        w = rng.standard_normal(g.w_shape).astype(dtype)
-        run = lambda p: forward(p, x, w, None)       # noqa: E731
-    else:
-        go = rng.standard_normal(g.out_shape).astype(dtype)
-        run = lambda p: weight_grad(p, x, go)        # noqa: E731
+    x = rng.random(g.x_shape, dtype=dtype) - dtype.type(0.5)
+    w = rng.random(g.w_shape, dtype=dtype) - dtype.type(0.5)
+    go = rng.random(g.out_shape, dtype=dtype) - dtype.type(0.5) if op != "forward" else None
+
+    def runner(geo):
+        # (plans of every algorithm for ``geo``, a function running one on geo.n samples)
+        plans = {}
+        for a in algs:
+            with _plan.force(a):
+                plans[a] = planner(geo, dtype, False)
+            if plans[a].algorithm != a:
+                return None, None
+        xs = x[:geo.n]
+        if op == "forward":
+            return plans, lambda a: forward(plans[a], xs, w, None)
+        gs = go[:geo.n]
+        return plans, lambda a: weight_grad(plans[a], xs, gs)
+
+    small = dataclasses.replace(g, n=min(g.n, get_num_threads()))
+    plans, run = runner(small)
+    if plans is None:
+        return None
     first = {}
     runs = {a: [] for a in algs}
     with _plan.live():
         for a in algs:
             t0 = time.perf_counter()
-            run(plans[a])
+            run(a)
             first[a] = time.perf_counter() - t0
         kept = [a for a in algs if first[a] <= TIMED_DROP * min(first.values())]
+        if small.n < g.n:
+            plans, run = runner(g)
+            if plans is None:
+                return None
+            for a in kept:
+                run(a)
         for r in range(TIMED_ROUNDS):
             for a in (kept if r % 2 == 0 else kept[::-1]):
                 t0 = time.perf_counter()
-                run(plans[a])
+                run(a)
                 runs[a].append(time.perf_counter() - t0)
     ref = kept[0]
     ratios = {a.value: float(np.median([t / t1 for t, t1 in zip(runs[a], runs[ref])])) if a in kept
