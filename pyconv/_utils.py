@@ -253,17 +253,6 @@ def sig_valid_swap(mode, shape1, shape2, axes=None):
     return not ok1
 
 
-def _int_bound(*arrays):
-    """Largest |value| of each integer/bool array, as exact Python ints (1 if empty)."""
-    out = []
-    for a in arrays:
-        if a.size == 0:
-            out.append(1)
-        else:
-            out.append(max(abs(int(a.max())), abs(int(a.min()))))
-    return out
-
-
 # largest |value| of each integer dtype (bool: 1), looked up once
 _RANGES = {}
 
@@ -284,8 +273,9 @@ def _int_sum_bound(*arrays):
     if bound < (1 << 52):
         return bound
     bound = n
-    for b in _int_bound(*arrays):
-        bound *= b
+    for a in arrays:
+        if a.size:
+            bound *= max(abs(int(a.max())), abs(int(a.min())))
     return bound
 
 

@@ -396,8 +396,8 @@ def plan_forward(g, dtype, allow_prune=True):
     else:
         default = A.GEMM
         if not g.is_pointwise:
-            oc_fits = _oc_serves(g, dtype, nthreads, t, limits=False)
-            oc = oc_fits and _oc_serves(g, dtype, nthreads, t)
+            oc_fits = _oc_fits(g, dtype, nthreads, t)
+            oc = oc_fits and _prod(g.out) >= min_positions(t, 'dense_oc', g) and cg * kvol <= t.dense_oc_max_k
             layout = plane_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
             plane_bytes = cg * len(layout[1]) * _prod(layout[0]) * isz
             dense_fits = nthreads * plane_bytes <= max(t.workspace_bytes, out_bytes)
@@ -517,13 +517,11 @@ def _oc_preferred(g, dtype, t):
     return on and (g.og > lanes or (g.og == lanes and one))
 
 
-def _oc_serves(g, dtype, nthreads, t, limits=True):
-    """Whether the output-channel kernel may run this dense (non-1x1) layer: groups of at
-    least one vector of output channels, within the workspace budget and (``limits``) its
-    calibrated positions / K limits."""
+def _oc_fits(g, dtype, nthreads, t):
+    """Whether the output-channel kernel can run this dense (non-1x1) layer: groups of at
+    least one vector of output channels, within the workspace budget (its calibrated
+    positions / K limits, which the untimed choice adds, are the planner's)."""
     if g.og < dense_direct.OC_LANES[dtype.name]:
-        return False
-    if limits and (_prod(g.out) < min_positions(t, 'dense_oc', g) or g.cg * g.kvol > t.dense_oc_max_k):
         return False
     ws = oc_blocking(g, dtype, nthreads, t)[5]
     return ws <= max(t.workspace_bytes, _prod(g.out_shape) * dtype.itemsize)
