@@ -134,6 +134,59 @@ def test_nonfinite_weight_meets_padding():
     assert_close(y, ref.astype(F32), n_reduce=18)
 
 
+# padding-heavy layers: rows whose depth or row taps fall in the padding run only their
+# other taps (the first and last rows; all of a row's taps with padding past the kernel's
+# reach; 3-D depth taps and row taps at once: several runs per row)
+SKIP_GRID = [
+    ((2, 6, 5, 5), (32, 6, 5, 5), dict(padding=2)),
+    ((1, 3, 4, 7), (17, 3, 3, 3), dict(padding=(4, 1))),
+    ((1, 5, 9, 8), (40, 5, 3, 5), dict(padding=(3, 2), dilation=(2, 1), stride=(2, 1))),
+    ((1, 4, 1, 3), (16, 4, 3, 3), dict(padding=(3, 1))),
+    ((2, 3, 6, 6, 6), (20, 3, 5, 5, 5), dict(padding=2)),
+    ((1, 2, 3, 5, 9), (33, 2, 3, 3, 3), dict(padding=(2, 1, 1), dilation=(1, 2, 1))),
+    ((1, 3, 5, 4, 6), (16, 3, 3, 3, 3), dict(padding=(1, 3, 0), stride=2)),
+]
+
+
+def _oc_kernel(x, w, finite, **kw):
+    """dense_oc called as the forward calls it, with its ``finite`` flag given."""
+    from pyconv._engine import conv
+    with _plan.force("dense_oc"):
+        pl = pyconv.explain(nn.conv, x, w, None, **kw)
+    assert pl.prune is None     # (every tap meets the input in some row: none dropped)
+    nd = w.ndim - 2
+    geo, groups, B, rows, cols, osplit, cblock = pl.data.args
+    wpk, fin = conv.pack_weight_blocks(w, groups, B, 1, tuning.active())
+    assert fin == bool(np.isfinite(w).all())
+    out = np.full(pl.geometry.out_shape, np.nan, x.dtype)
+    lift = lambda a: a.reshape(a.shape[:2] + (1,) * (3 - nd) + a.shape[2:])
+    conv.kernel(dense_direct.dense_oc, x.dtype)(lift(x), geo, wpk, np.zeros(0, x.dtype), False, lift(out), groups, B,
+                                               rows, cols, osplit, cblock, finite, pyconv.get_num_threads())
+    return out
+
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+@pytest.mark.parametrize("case", range(len(SKIP_GRID)))
+def test_padding_rows_leave_out_their_taps(case, dtype):
+    xs, ws, kw = SKIP_GRID[case]
+    rng = np.random.default_rng(40 + case)
+    x, w, _, y = _check(rng, dtype, xs, ws, bias=False, **kw)
+    # the same sums without the padded terms: 2-D rows keep their order (same bits), 3-D
+    # rows whose depth and row taps both reach the padding sum in runs (rounding apart)
+    skipped, full = _oc_kernel(x, w, True, **kw), _oc_kernel(x, w, False, **kw)
+    assert np.array_equal(skipped, y)
+    if len(xs) == 4:
+        assert np.array_equal(skipped, full)
+    else:
+        assert_close(skipped, full, n_reduce=int(np.prod(ws[1:])))
+    # a NaN weight: every output it reaches through the input or the padding is NaN, as in
+    # the definition (the kernel then multiplies the padded zeros)
+    w2 = w.copy()
+    w2.reshape(-1)[rng.integers(w.size)] = np.nan
+    y2 = _run(x, w2, None, **kw)
+    assert np.array_equal(np.isnan(y2), np.isnan(conv_nd(x, w2, **kw)))
+
+
 def test_default_choice_and_explain():
     rng = np.random.default_rng(6)
     x = rng.standard_normal((2, 16, 20, 20)).astype(F32)

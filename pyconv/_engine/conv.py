@@ -325,15 +325,15 @@ def _matmul_span(out, parts):
 def pack_weight_blocks(w, groups, B, nthreads, t):
     """(C_out, C_in/groups, *kernel) -> flat (groups, ceil(Og/B), C_in/groups, kvol, B) blocks
     of the dense kernels (zero rows past Og): B = :func:`dense_obw` for ``dense_conv``, one
-    or two vectors for ``dense_oc``."""
+    or two vectors for ``dense_oc``; and whether every weight is finite."""
     og = w.shape[0] // groups
-    kc = int(np.prod(w.shape[1:]))
+    kc = math.prod(w.shape[1:])
     # 64-byte aligned: every weight vector load then stays within one cache line
     size = groups * -(-og // B) * kc * B
     out = dense_direct.aligned_rows(1, size, w.dtype)[0, :size].reshape(groups, -(-og // B), kc, B)
-    kernel(dense_direct.pack_blocks, w.dtype)(np.ascontiguousarray(w).reshape(groups, og, kc), out,
-                                           max(1, min(nthreads, num_threads_for(out.size, grain=t.pack_grain))))
-    return out.reshape(-1)
+    finite = kernel(dense_direct.pack_blocks, w.dtype)(np.ascontiguousarray(w).reshape(groups, og, kc), out,
+                                                    max(1, min(nthreads, num_threads_for(out.size, grain=t.pack_grain))))
+    return out.reshape(-1), finite
 
 
 def pad(x, pad_pairs, mode):
@@ -854,19 +854,20 @@ def forward(p, x, w, b):
                   *L.args, team)
     elif alg in (A.DENSE, A.POINTWISE):
         pgeo, phases, offs, sub, groups, tile, chunk, cblock, pw, obw = L.args
-        _plan.run(p, L.kernel, x.reshape(L.x_view), pgeo, phases, pack_weight_blocks(w, groups, obw, team, _tuning.active()),
+        _plan.run(p, L.kernel, x.reshape(L.x_view), pgeo, phases, pack_weight_blocks(w, groups, obw, team, _tuning.active())[0],
                   offs, sub, bvec, has_b, out.reshape(L.out_view), groups, tile, chunk, cblock, pw, obw, team)
     elif alg == A.DENSE_OC:
         geo, groups, B, rows, cols, osplit, cblock = L.args
-        _plan.run(p, L.kernel, x.reshape(L.x_view), geo, pack_weight_blocks(w, groups, B, team, _tuning.active()), bvec,
-                  has_b, out.reshape(L.out_view), groups, B, rows, cols, osplit, cblock, team)
+        wpk, finite = pack_weight_blocks(w, groups, B, team, _tuning.active())
+        _plan.run(p, L.kernel, x.reshape(L.x_view), geo, wpk, bvec, has_b, out.reshape(L.out_view), groups, B, rows,
+                  cols, osplit, cblock, finite, team)
     elif alg == A.PANEL:
         groups, chunk = L.args
         mr = panel.MR
         bpad = np.zeros((groups, -(-g.og // mr) * mr), dtype=p.dtype)
         if has_b:
             bpad[:, :g.og] = bvec.reshape(groups, g.og)
-        _plan.run(p, L.kernel, x.reshape(L.x_view), pack_weight_blocks(w, groups, mr, team, _tuning.active()), bpad,
+        _plan.run(p, L.kernel, x.reshape(L.x_view), pack_weight_blocks(w, groups, mr, team, _tuning.active())[0], bpad,
                   has_b, out.reshape(L.out_view), groups, chunk, team)
     elif alg == A.MATMUL:
         o4 = out.reshape(L.out_view)

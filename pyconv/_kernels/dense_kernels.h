@@ -221,7 +221,9 @@ typedef int pyconv_oci __attribute__((vector_size(PYCONV_OC_BYTES)));
 typedef long long pyconv_ocl __attribute__((vector_size(PYCONV_OC_BYTES)));
 
 /* the register tile: x points at the tile's first position (tap 0) of the first channel,
-   channels cs apart, positions sw apart, taps toffs[t] further; w: [c][t][V*VL];
+   channels cs apart, positions sw apart, taps toffs[t] further; w: [c][t][V*VL], the
+   channels wcs apart (wcs > ntaps*V*VL: a run of a channel's taps, the runs of a row whose
+   other taps read padding rows);
    o: P rows of V*VL sums, ``os`` apart (continued when ``accumulate``); pf: NULL, or
    where the tile's sums will be stored, pfn channels pfld apart (P positions each): the
    line each channel's run starts in is fetched into L2 for the store (the next tile's
@@ -236,7 +238,8 @@ typedef long long pyconv_ocl __attribute__((vector_size(PYCONV_OC_BYTES)));
    0.96-0.99x) */
 #define PYCONV_OCK(T, VT, VTU, P, V, SW, NAME) \
 static void NAME(const T *restrict x, Py_ssize_t cs, Py_ssize_t swr, const Py_ssize_t *restrict toffs, \
-                 Py_ssize_t ntaps, Py_ssize_t nc, const T *restrict w, T *restrict o, Py_ssize_t os, int accumulate, \
+                 Py_ssize_t ntaps, Py_ssize_t nc, const T *restrict w, \
+                 Py_ssize_t wcs, T *restrict o, Py_ssize_t os, int accumulate, \
                  const T *pf, Py_ssize_t pfld, Py_ssize_t pfn) { \
     enum { VL = sizeof(VT) / sizeof(T) }; \
     const Py_ssize_t sw = SW ? SW : swr; \
@@ -252,7 +255,7 @@ static void NAME(const T *restrict x, Py_ssize_t cs, Py_ssize_t swr, const Py_ss
     } \
     for (Py_ssize_t c = 0; c < nc; c++) { \
         const T *xc = x + c * cs; \
-        const T *wc = w + c * ntaps * (V * VL); \
+        const T *wc = w + c * wcs; \
         for (Py_ssize_t t = 0; t < ntaps; t++) { \
             const T *xt = xc + toffs[t]; \
             VT wv[V]; \
@@ -329,20 +332,21 @@ PYCONV_OCK(T, VT, VTU, 1, V, 0, pyconv_ock##V##_1_##S)
 #define PYCONV_OC_PF(q) (pf ? pf + (q) : pf)
 /* a row's n positions through those tiles, widest first (P, H, B: the caller's enum) */
 #define PYCONV_OC_SWEEP(V, S) \
-        if (sw == 1) for (; q + P <= n; q += P) pyconv_ock##V##_s1_##S(x + q, cs, sw, toffs, ntaps, nc, w, o + q * os, os, acc, PYCONV_OC_PF(q), pfld, pfn); \
-        else if (sw == 2) for (; q + P <= n; q += P) pyconv_ock##V##_s2_##S(x + q * 2, cs, sw, toffs, ntaps, nc, w, o + q * os, os, acc, PYCONV_OC_PF(q), pfld, pfn); \
-        else for (; q + P <= n; q += P) pyconv_ock##V##_sn_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * os, os, acc, PYCONV_OC_PF(q), pfld, pfn); \
-        for (; q + H <= n; q += H) pyconv_ock##V##_h_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * os, os, acc, PYCONV_OC_PF(q), pfld, pfn); \
-        for (; q + 4 <= n; q += 4) pyconv_ock##V##_4_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * os, os, acc, PYCONV_OC_PF(q), pfld, pfn); \
-        for (; q + 2 <= n; q += 2) pyconv_ock##V##_2_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * os, os, acc, PYCONV_OC_PF(q), pfld, pfn); \
-        for (; q < n; q++) pyconv_ock##V##_1_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, o + q * os, os, acc, PYCONV_OC_PF(q), pfld, pfn);
+        if (sw == 1) for (; q + P <= n; q += P) pyconv_ock##V##_s1_##S(x + q, cs, sw, toffs, ntaps, nc, w, wcs, o + q * os, os, acc, PYCONV_OC_PF(q), pfld, pfn); \
+        else if (sw == 2) for (; q + P <= n; q += P) pyconv_ock##V##_s2_##S(x + q * 2, cs, sw, toffs, ntaps, nc, w, wcs, o + q * os, os, acc, PYCONV_OC_PF(q), pfld, pfn); \
+        else for (; q + P <= n; q += P) pyconv_ock##V##_sn_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, wcs, o + q * os, os, acc, PYCONV_OC_PF(q), pfld, pfn); \
+        for (; q + H <= n; q += H) pyconv_ock##V##_h_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, wcs, o + q * os, os, acc, PYCONV_OC_PF(q), pfld, pfn); \
+        for (; q + 4 <= n; q += 4) pyconv_ock##V##_4_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, wcs, o + q * os, os, acc, PYCONV_OC_PF(q), pfld, pfn); \
+        for (; q + 2 <= n; q += 2) pyconv_ock##V##_2_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, wcs, o + q * os, os, acc, PYCONV_OC_PF(q), pfld, pfn); \
+        for (; q < n; q++) pyconv_ock##V##_1_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, wcs, o + q * os, os, acc, PYCONV_OC_PF(q), pfld, pfn);
 
 #define PYCONV_OC_SET(T, VT, VTU, S) \
 PYCONV_OC_TILES(T, VT, VTU, PYCONV_OC_P2, 2, S) \
 PYCONV_OC_TILES(T, VT, VTU, PYCONV_OC_P1, 1, S) \
 /* n positions of one row (o: n rows of B sums, os apart), v2: B = 2 VL (else VL) */ \
-static void pyconv_oc_rowp_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t *toffs, Py_ssize_t ntaps, \
-                               Py_ssize_t nc, const T *w, T *o, Py_ssize_t os, Py_ssize_t n, int v2, int acc, \
+static void pyconv_oc_rowp_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t *toffs, \
+                               Py_ssize_t ntaps, Py_ssize_t nc, const T *w, Py_ssize_t wcs, \
+                               T *o, Py_ssize_t os, Py_ssize_t n, int v2, int acc, \
                                const T *pf, Py_ssize_t pfld, Py_ssize_t pfn) { \
     enum { VL = sizeof(VT) / sizeof(T) }; \
     Py_ssize_t q = 0; \
@@ -356,11 +360,12 @@ static void pyconv_oc_rowp_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, const P
 } \
 /* the forward's rows: position sums B apart; pf: NULL, or the row's first output (pfn \
    channels pfld apart), fetched for the transposition's stores */ \
-static void pyconv_oc_row_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t *toffs, Py_ssize_t ntaps, \
-                              Py_ssize_t nc, const T *w, T *o, Py_ssize_t n, int v2, int acc, \
+static void pyconv_oc_row_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t *toffs, \
+                              Py_ssize_t ntaps, Py_ssize_t nc, const T *w, Py_ssize_t wcs, \
+                              T *o, Py_ssize_t n, int v2, int acc, \
                               const T *pf, Py_ssize_t pfld, Py_ssize_t pfn) { \
     enum { VL = sizeof(VT) / sizeof(T) }; \
-    pyconv_oc_rowp_##S(x, cs, sw, toffs, ntaps, nc, w, o, v2 ? 2 * VL : VL, n, v2, acc, pf, pfld, pfn); \
+    pyconv_oc_rowp_##S(x, cs, sw, toffs, ntaps, nc, w, wcs, o, v2 ? 2 * VL : VL, n, v2, acc, pf, pfld, pfn); \
 }
 PYCONV_OC_SET(float, pyconv_ocf, pyconv_ocf_u, f)
 PYCONV_OC_SET(double, pyconv_ocd, pyconv_ocd_u, d)
@@ -395,8 +400,9 @@ PYCONV_TPOSE(double, pyconv_ocd, pyconv_ocd_u, pyconv_oc_tr_d, pyconv_tpose_d)
 #else
 /* plain C: the same sums in the same order, position by position */
 #define PYCONV_OC_PLAIN(T, VLX, S) \
-static void pyconv_oc_rowp_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t *toffs, Py_ssize_t ntaps, \
-                               Py_ssize_t nc, const T *w, T *o, Py_ssize_t os, Py_ssize_t n, int v2, int acc, \
+static void pyconv_oc_rowp_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t *toffs, \
+                               Py_ssize_t ntaps, Py_ssize_t nc, const T *w, Py_ssize_t wcs, \
+                               T *o, Py_ssize_t os, Py_ssize_t n, int v2, int acc, \
                                const T *pf, Py_ssize_t pfld, Py_ssize_t pfn) { \
     Py_ssize_t B = v2 ? 2 * (VLX) : (VLX); \
     (void)pf; (void)pfld; (void)pfn; \
@@ -405,15 +411,16 @@ static void pyconv_oc_rowp_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, const P
         if (!acc) for (Py_ssize_t j = 0; j < B; j++) oq[j] = 0; \
         for (Py_ssize_t c = 0; c < nc; c++) for (Py_ssize_t t = 0; t < ntaps; t++) { \
             T b = x[c * cs + q * sw + toffs[t]]; \
-            const T *wt = w + (c * ntaps + t) * B; \
+            const T *wt = w + c * wcs + t * B; \
             for (Py_ssize_t j = 0; j < B; j++) oq[j] += wt[j] * b; \
         } \
     } \
 } \
-static void pyconv_oc_row_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t *toffs, Py_ssize_t ntaps, \
-                              Py_ssize_t nc, const T *w, T *o, Py_ssize_t n, int v2, int acc, \
+static void pyconv_oc_row_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t *toffs, \
+                              Py_ssize_t ntaps, Py_ssize_t nc, const T *w, Py_ssize_t wcs, \
+                              T *o, Py_ssize_t n, int v2, int acc, \
                               const T *pf, Py_ssize_t pfld, Py_ssize_t pfn) { \
-    pyconv_oc_rowp_##S(x, cs, sw, toffs, ntaps, nc, w, o, v2 ? 2 * (VLX) : (VLX), n, v2, acc, pf, pfld, pfn); \
+    pyconv_oc_rowp_##S(x, cs, sw, toffs, ntaps, nc, w, wcs, o, v2 ? 2 * (VLX) : (VLX), n, v2, acc, pf, pfld, pfn); \
 } \
 static void pyconv_oc_out_##S(const T *buf, Py_ssize_t B, Py_ssize_t nk, Py_ssize_t oe, T *out, Py_ssize_t ld, \
                               const T *bias) { \
@@ -429,5 +436,28 @@ static void NAME(const T *s, Py_ssize_t ls, Py_ssize_t nk, Py_ssize_t nj, T *d, 
 PYCONV_TPOSE_PLAIN(float, pyconv_tpose_f)
 PYCONV_TPOSE_PLAIN(double, pyconv_tpose_d)
 #endif
+
+/* 1 when none of the n values is an Inf or a NaN: the largest exponent field is below the
+   all-ones one (an integer max reduction, vectorised where a float test would not be) */
+static inline int pyconv_finite_f(const float *a, Py_ssize_t n) {
+    unsigned int m = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned int u;
+        memcpy(&u, a + i, sizeof u);
+        u &= 0x7f800000u;
+        m = u > m ? u : m;
+    }
+    return m != 0x7f800000u;
+}
+static inline int pyconv_finite_d(const double *a, Py_ssize_t n) {
+    unsigned long long m = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned long long u;
+        memcpy(&u, a + i, sizeof u);
+        u &= 0x7ff0000000000000ull;
+        m = u > m ? u : m;
+    }
+    return m != 0x7ff0000000000000ull;
+}
 
 #endif  /* PYCONV_DENSE_KERNELS_H */
