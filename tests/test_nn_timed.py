@@ -84,7 +84,8 @@ def _key(x, w, kw):
     timed)."""
     g = _forced("dense", pyconv.explain, nn.conv2d, x, w, **kw).geometry
     nt = pyconv.get_num_threads()
-    return conv.timed_key("forward", conv.dataclasses.replace(g, n=min(g.n, nt)), np.dtype(x.dtype), nt, FORWARD)
+    return conv.timed_key("forward", conv.dataclasses.replace(g, n=conv.timed_samples(g, nt)), np.dtype(x.dtype), nt,
+                          FORWARD)
 
 
 def _fastest(entry, names):
@@ -114,7 +115,7 @@ def test_layer_is_timed_once_and_stored(timed, dtype, stride, nd):
     assert len(runs) == 1
     op, g, names = runs[0]
     nt = pyconv.get_num_threads()
-    assert op == "forward" and names == FORWARD and g.n == min(x.shape[0], nt)
+    assert op == "forward" and names == FORWARD and g.n == x.shape[0]      # (a small layer: its whole batch)
     entry = _entry(runs[0], dtype)
     choice = entry["choice"]
     assert choice in FORWARD and all(entry[f"{n}_s"] > 0 for n in FORWARD)
@@ -159,22 +160,22 @@ def test_weight_gradient_is_timed_once_and_stored(timed, dtype, layer):
     assert len(runs) == 1
 
 
-def test_weight_gradient_timing_batch_follows_the_flops_budget(timed, monkeypatch):
-    # a weight gradient is timed on as many samples as TIMED_BATCH_FLOPS allow (at least
-    # min(N, threads)); a forward layer on min(N, threads)
+@pytest.mark.parametrize("op", ["weight_grad", "forward"])
+def test_timing_batch_follows_the_flops_budget(timed, monkeypatch, op):
+    # a layer is timed on as many samples as TIMED_BATCH_FLOPS allow, at least min(N, threads)
     runs = timed
     x, w, kw = _layer(np.float32, n=5)
     go = RNG.standard_normal((x.shape[0], w.shape[0]) + x.shape[2:]).astype(np.float32)
     per_sample = 2.0 * w[0].size * go[0].size
+    call = ((lambda n: nn.conv2d(x[:n], w, **kw)) if op == "forward"
+            else (lambda n: grad.conv2d_weight(x[:n], w.shape, go[:n], **kw)))
     monkeypatch.setattr(conv, "TIMED_BATCH_FLOPS", 3.5 * per_sample)
-    grad.conv2d_weight(x, w.shape, go, **kw)
+    call(5)
     nt = pyconv.get_num_threads()
-    assert len(runs) == 1 and runs[0][1].n == max(3, min(5, nt))
+    assert len(runs) == 1 and runs[0][0] == op and runs[0][1].n == max(3, min(5, nt))
     monkeypatch.setattr(conv, "TIMED_BATCH_FLOPS", 0.0)
-    grad.conv2d_weight(x[:4], w.shape, go[:4], **kw)
+    call(4)
     assert len(runs) == 2 and runs[1][1].n == min(4, nt)
-    nn.conv2d(x, w, **kw)
-    assert len(runs) == 3 and runs[2][0] == "forward" and runs[2][1].n == min(5, nt)
 
 
 def _slowed_forward(monkeypatch, alg, calls, first_only):
@@ -278,9 +279,11 @@ def test_gemm_is_a_candidate_where_no_threshold_lets_a_direct_kernel_run(timed, 
     np.testing.assert_array_equal(out, _forced(choice, nn.conv2d, x, w, **kw))
 
 
-def test_batches_share_one_timing(timed):
-    # the timing runs min(N, threads) samples: every batch of at least that many reads it
+def test_batches_share_one_timing(timed, monkeypatch):
+    # the timing runs its batch of samples (here min(N, threads)): every batch of at least
+    # that many reads it
     runs = timed
+    monkeypatch.setattr(conv, "TIMED_BATCH_FLOPS", 0.0)
     x, w, kw = _layer(np.float32, n=5)
     nn.conv2d(x, w, **kw)
     nn.conv2d(x[:4], w, **kw)
@@ -318,7 +321,7 @@ def test_threads_are_part_of_the_key(timed):
     x, w, kw = _layer(np.float32)
     with pyconv.threads(1):
         nn.conv2d(x, w, **kw)
-    assert len(runs) == 1 and runs[0][1].n == 1
+    assert len(runs) == 1 and runs[0][1].n == x.shape[0]
     if pyconv.get_num_threads() > 1:
         nn.conv2d(x, w, **kw)
         assert len(runs) == 2

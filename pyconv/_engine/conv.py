@@ -539,10 +539,11 @@ def _oc_fits(g, dtype, nthreads, t):
 # dilation 2 (an input gradient: 4 output channels) 21 / 2.4 ms; the weight gradient of
 # 8x1x112^2 * 16x1x5x5 thin 0.93 / dense 0.47 (80 MFLOP; 8x64x4x8x24 * 32x64x3x3x5, stride
 # 3, 62 MFLOP: GEMM 0.95 / dense_oc 0.34 ms).  Layers below TIMED_MIN_FLOPS (about 0.1 ms)
-# keep the calibrated choice: a wrong one costs little there.  The timing runs min(N,
-# threads) samples of the layer on random data (a weight gradient as many as
-# TIMED_BATCH_FLOPS allow; TIMED_MAX_FLOPS bounds one such call); one call per kernel, five
-# more for those within TIMED_DROP of the fastest, once per machine.
+# keep the calibrated choice: a wrong one costs little there.  The timing runs as many
+# samples of the layer as TIMED_BATCH_FLOPS allow, at least min(N, threads), on random
+# data (:func:`timed_samples`; TIMED_MAX_FLOPS bounds one such call); one call per kernel
+# on min(N, threads) samples, five more on the timing batch for those within TIMED_DROP of
+# the fastest, once per machine.
 TIMED_MIN_FLOPS = 2e7
 TIMED_MAX_FLOPS = 5e9
 TIMED_BATCH_FLOPS = 1e9
@@ -561,12 +562,7 @@ def _timed(op, g, dtype, algs):
         return None
     nt = get_num_threads()
     per_call = 2.0 * g.cg * g.kvol
-    n = min(g.n, nt)
-    if op == "weight_grad":
-        # a weight gradient's kernels gain differently from more samples (each adds to one
-        # accumulator): timed on as many as TIMED_BATCH_FLOPS allow (3x3 128->256 stride 2
-        # 28^2, AMD EPYC, dense / GEMM time 1.11-1.25 on one sample, 0.87-0.90 on eight)
-        n = max(n, min(g.n, int(TIMED_BATCH_FLOPS // max(1.0, per_call * _prod(g.out_shape) / max(1, g.n)))))
+    n = timed_samples(g, nt)
     g2 = dataclasses.replace(g, n=n)
     if per_call * _prod(g.out_shape) < TIMED_MIN_FLOPS or per_call * _prod(g2.out_shape) > TIMED_MAX_FLOPS:
         return None
@@ -584,6 +580,17 @@ def _timed(op, g, dtype, algs):
         _calibrate.store_timed_choice(key, stored, times,
                                       {"reference": ref, **{f"{n}_ratio": ratios[n] for n in names}})
     return A(stored)
+
+
+def timed_samples(g, nt):
+    """Samples a layer's timing runs on: as many as TIMED_BATCH_FLOPS allow, at least
+    min(N, ``nt``) (its kernels gain differently from more samples: a weight gradient's each
+    add to one accumulator, GEMM batches samples, a direct kernel streams its weights once
+    per unit; AMD EPYC, 2 threads: 3x3 128->256 stride 2 28^2 weight gradient, dense / GEMM
+    time 1.11-1.25 on one sample, 0.87-0.90 on eight; forward 3x3 512->512 7^2, dense_oc /
+    GEMM 1.00 on two samples, 0.90 on eight)."""
+    per_sample = 2.0 * g.cg * g.kvol * _prod(g.out_shape) / max(1, g.n)
+    return max(min(g.n, nt), min(g.n, int(TIMED_BATCH_FLOPS // max(1.0, per_sample))))
 
 
 def timed_key(op, g, dtype, nt, names):
