@@ -286,3 +286,71 @@ def test_output_channel_shares_and_balanced_rows(dtype):
             assert tiles.get("osplit", 1) > 1, tiles
         assert_close(got[-1], want.astype(dtype), n_reduce=16 * 9)
         np.testing.assert_array_equal(got[-1], got[0])
+
+
+# the flipped kernel of a stride-1 input gradient or transposed convolution, packed for
+# 'dense' / 'dense_oc' straight from the weights (groups; output channels of the flipped
+# kernel not a multiple of the block width; 1-D to 3-D; dilation, asymmetric reach)
+FLIP_GRID = [
+    ((2, 40, 9, 11), (24, 40, 3, 3), dict(padding=1), 1),
+    ((1, 12, 8, 9), (36, 6, 3, 2), dict(padding=(2, 1), dilation=(1, 2)), 2),
+    ((2, 17, 5, 6, 7), (33, 17, 3, 3, 3), dict(padding=1), 1),
+    ((2, 33, 50), (20, 33, 5), dict(padding=2), 1),
+]
+
+
+def _flip(w, groups):
+    """(A, C/groups, *k) -> (C, A/groups, *k): per group the channel axes swapped, taps reversed."""
+    a, c, k = w.shape[0] // groups, w.shape[1], w.shape[2:]
+    flip = (slice(None),) * 3 + (slice(None, None, -1),) * len(k)
+    return np.ascontiguousarray(w.reshape((groups, a, c) + k).swapaxes(1, 2)[flip].reshape((groups * c, a) + k))
+
+
+@pytest.mark.parametrize("alg", ["dense", "dense_oc", "gemm"])
+@pytest.mark.parametrize("dtype", [F32, F64])
+@pytest.mark.parametrize("case", range(len(FLIP_GRID)))
+def test_flipped_kernel_packed_from_the_weights(case, dtype, alg):
+    # (GEMM takes a flipped copy: the reference the packing is held to, and its Inf rule)
+    from pyconv import grad
+    from pyconv._engine import conv
+    xs, ws, kw, groups = FLIP_GRID[case]
+    rng = np.random.default_rng(60 + case)
+    nd = len(xs) - 2
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    go = rng.standard_normal(conv_nd(x, w, groups=groups, **kw).shape).astype(dtype)
+    wf = _flip(w, groups)
+    assert np.array_equal(conv.pack_flipped_blocks(w, groups, 8, 2, tuning.active())[0],
+                          conv.pack_weight_blocks(wf, groups, 8, 2, tuning.active())[0])
+    gin = getattr(grad, f"conv{nd}d_input")
+    with _plan.force(alg):
+        p = pyconv.explain(gin, x.shape, w, go, groups=groups, **kw)
+        assert p.algorithm == "flip_conv" and p.sub.algorithm == alg, p
+        gx = gin(x.shape, w, go, groups=groups, **kw)
+    # bitwise the forward of the flipped copy (what the input gradient ran before), and the
+    # float64 definition: the input gradient is the transposed convolution of grad_output
+    assert np.array_equal(gx, conv.forward(p.sub, go, wf, None))
+    assert_close(gx, conv_transpose_nd(go, w, groups=groups, **kw).astype(dtype), n_reduce=int(np.prod(ws)) // groups)
+    # the transposed convolution at stride 1 with its own weights (C_in, C_out/groups, *k)
+    tconv = getattr(nn, f"conv_transpose{nd}d")
+    b = rng.standard_normal(ws[1] * groups).astype(dtype)
+    with _plan.force(alg):
+        pt = pyconv.explain(tconv, go, w, b, groups=groups, **kw)
+        y = tconv(go, w, b, groups=groups, **kw)
+    if alg != "gemm":       # (forced, the transposed convolution's own GEMM runs)
+        assert pt.algorithm == "flip_conv" and pt.sub.algorithm == alg, pt
+        assert np.array_equal(y, conv.forward(pt.sub, go, wf, b))
+    assert_close(y, conv_transpose_nd(go, w, b, groups=groups, **kw).astype(dtype),
+                 n_reduce=int(np.prod(ws)) // groups)
+    # an Inf weight: the input gradient and the transposed convolution have no padded
+    # terms, so no 0 * inf (the plan falls back to col2im); NaN and Inf where the
+    # definition has them
+    w2 = w.copy()
+    w2.reshape(-1)[rng.integers(w.size)] = np.inf
+    with _plan.force(alg):
+        gx2 = gin(x.shape, w2, go, groups=groups, **kw)
+        y2 = tconv(go, w2, b, groups=groups, **kw)
+    for got, ref in ((gx2, conv_transpose_nd(go, w2, groups=groups, **kw)),
+                     (y2, conv_transpose_nd(go, w2, b, groups=groups, **kw))):
+        assert np.isinf(ref).any()
+        assert np.array_equal(np.isnan(got), np.isnan(ref)) and np.array_equal(np.isinf(got), np.isinf(ref))

@@ -336,6 +336,46 @@ def pack_weight_blocks(w, groups, B, nthreads, t):
     return out.reshape(-1), finite
 
 
+def _packer(w, groups):
+    """The weight blocks of ``w`` as :func:`forward`'s ``pack`` gives them."""
+    return lambda B, nthreads: pack_weight_blocks(w, groups, B, nthreads, _tuning.active())
+
+
+def _flip_conv(p, x, w, b, groups):
+    """Run a 'flip_conv' plan ``p`` (a stride-1 transposed convolution or input gradient):
+    its forward plan ``p.sub`` on ``x`` with the flipped kernel of ``w`` (:func:`pack_flipped_blocks`),
+    or None when a weight is an Inf or a NaN and ``p.nonfinite`` must run instead.  The
+    kernels that pack their weights in blocks pack them straight from ``w`` and find
+    whether they are finite on the way; the others take a flipped copy."""
+    sub = p.sub
+    if sub.algorithm in (A.DENSE, A.DENSE_OC) and sub.prune is None:
+        B = sub.data.args[9] if sub.algorithm == A.DENSE else sub.data.args[2]
+        packed = pack_flipped_blocks(w, groups, B, team_size(sub.threads), _tuning.active())
+        if not packed[1] and p.nonfinite is not None:
+            return None
+        return forward(sub, x, None, b, pack=lambda B, nthreads: packed)
+    if p.nonfinite is not None and not _finite(w):
+        return None
+    a, c, k = w.shape[0] // groups, w.shape[1], w.shape[2:]
+    flip = (slice(None),) * 3 + (slice(None, None, -1),) * len(k)
+    return forward(sub, x, np.ascontiguousarray(w.reshape((groups, a, c) + k).swapaxes(1, 2)[flip])
+                   .reshape((groups * c, a) + k), b)
+
+
+def pack_flipped_blocks(w, groups, B, nthreads, t):
+    """:func:`pack_weight_blocks` of the flipped kernel of ``w`` (A, C/groups, *kernel) --
+    per group the two channel axes swapped, the taps reversed, (C, A/groups, *kernel) --
+    packed from ``w`` in one pass: the kernel an input gradient (``w`` the forward's
+    weights) or a stride-1 transposed convolution (``w`` its own) runs as a convolution."""
+    a, c, kvol = w.shape[0] // groups, w.shape[1], math.prod(w.shape[2:])
+    size = groups * -(-c // B) * a * kvol * B
+    out = dense_direct.aligned_rows(1, size, w.dtype)[0, :size].reshape(groups, -(-c // B), a * kvol, B)
+    finite = kernel(dense_direct.pack_flipped, w.dtype)(
+        np.ascontiguousarray(w).reshape(groups, a, c, kvol), out,
+        max(1, min(nthreads, num_threads_for(out.size, grain=t.pack_grain))))
+    return out.reshape(-1), finite
+
+
 def pad(x, pad_pairs, mode):
     """``x`` (N, C, *spatial) padded with ``mode`` (zeros/reflect/replicate/circular), C-contiguous.
 
@@ -824,8 +864,11 @@ def _dropped_finite(w, pr):
     return _finite(w[mask])
 
 
-def forward(p, x, w, b):
-    """Run the forward plan ``p`` on batched C-contiguous ``x``, ``w`` (and ``b`` or None)."""
+def forward(p, x, w, b, pack=None):
+    """Run the forward plan ``p`` on batched C-contiguous ``x``, ``w`` (and ``b`` or None).
+    ``pack``: for the kernels that pack their weights in blocks (``dense``, ``dense_oc``),
+    a function of (block width, threads) giving them (``(flat blocks, all finite)``) in
+    place of packing ``w`` (then None): the input gradient's flipped kernel."""
     g = p.geometry
     if p.prune is not None:
         if not _dropped_finite(w, p.prune):
@@ -861,11 +904,12 @@ def forward(p, x, w, b):
                   *L.args, team)
     elif alg in (A.DENSE, A.POINTWISE):
         pgeo, phases, offs, sub, groups, tile, chunk, cblock, pw, obw = L.args
-        _plan.run(p, L.kernel, x.reshape(L.x_view), pgeo, phases, pack_weight_blocks(w, groups, obw, team, _tuning.active())[0],
+        wpk = (pack or _packer(w, groups))(obw, team)[0]
+        _plan.run(p, L.kernel, x.reshape(L.x_view), pgeo, phases, wpk,
                   offs, sub, bvec, has_b, out.reshape(L.out_view), groups, tile, chunk, cblock, pw, obw, team)
     elif alg == A.DENSE_OC:
         geo, groups, B, rows, cols, osplit, cblock = L.args
-        wpk, finite = pack_weight_blocks(w, groups, B, team, _tuning.active())
+        wpk, finite = (pack or _packer(w, groups))(B, team)
         _plan.run(p, L.kernel, x.reshape(L.x_view), geo, wpk, bvec, has_b, out.reshape(L.out_view), groups, B, rows,
                   cols, osplit, cblock, finite, team)
     elif alg == A.PANEL:
@@ -1202,17 +1246,15 @@ def phase_plan(sp3, k3, s3, d3, p3, o3):
 def transposed(p, x, w, b):
     """Run the transposed plan ``p`` on batched C-contiguous ``x``, ``w`` (C_in, C_out/groups, *k)."""
     g = p.geometry
+    if p.algorithm == A.FLIP_CONV and _plan.dry() is None:
+        out = _flip_conv(p, x, w, b, g.groups)
+        return transposed(p.nonfinite, x, w, b) if out is None else out
     if p.nonfinite is not None and not _finite(w):
         p = p.nonfinite
     d = _plan.dry()
     if d is not None:
         d.append(p)
         return np.zeros(g.out_shape, dtype=p.dtype)
-    if p.algorithm == A.FLIP_CONV:
-        nd, cg, og = g.nd, g.cg, g.og
-        flip = (slice(None), slice(None)) + (slice(None, None, -1),) * nd
-        wc = w[flip].reshape((g.groups, cg, og) + tuple(g.kernel)).swapaxes(1, 2)
-        return forward(p.sub, x, np.ascontiguousarray(wc.reshape((g.cout, cg) + tuple(g.kernel))), b)
     out = first_touch(np.empty(g.out_shape, dtype=p.dtype), p.threads)
     if out.size == 0:
         return out
@@ -1555,12 +1597,20 @@ def plan_input_grad(g, dtype, allow_prune=True):
         return Plan("input_grad", alg, g, dtype, num_parts_for(_prod(g.out_shape) * g.cg, t.grain),
                     candidates=tuple(cands))
     if alg == A.FLIP_CONV:
+        # dx = conv(dy, w flipped, in/out channels swapped per group); a non-finite weight
+        # takes the transposed convolution (col2im): the flipped kernel's padded zeros would
+        # turn inf into nan where the input gradient's sum has no such term
         sub = plan_forward(flip, dtype)
-        # dx = conv(dy, w flipped, in/out channels swapped per group): the views of w
-        shapes = ((g.groups, g.og, g.cg) + tuple(g.kernel), (g.groups * g.cg, g.og) + tuple(g.kernel),
-                  (slice(None), slice(None)) + (slice(None, None, -1),) * nd)
-        return Plan("input_grad", alg, g, dtype, sub.threads, sub.workspace_bytes, sub=sub, candidates=tuple(cands),
-                    data=shapes)
+        tg = transposed_geometry((g.n, g.cout) + tuple(g.out), (g.cout, g.cg) + tuple(g.kernel), g.stride,
+                                 (0,) * nd, (0,) * nd, g.dilation, g.groups)
+        try:
+            gemm = _transposed_gemm_plan(tg, dtype, num_parts_for(_prod(tg.x_shape) * tg.og * tg.kvol
+                                                                  + _prod(tg.out_shape), t.grain), t)
+            crop = Plan("input_grad", A.TRANSPOSED_CROP, g, dtype, gemm.threads, gemm.workspace_bytes, sub=gemm)
+        except ValueError:
+            crop = None     # beyond BLAS's 32-bit sizes: no col2im fallback
+        return Plan("input_grad", alg, g, dtype, sub.threads, sub.workspace_bytes, sub=sub, nonfinite=crop,
+                    candidates=tuple(cands))
     else:
         m, extra = sym if alg == A.TRANSPOSED else ((0,) * nd, (0,) * nd)
         sub = plan_transposed(transposed_geometry((g.n, g.cout) + tuple(g.out), (g.cout, g.cg) + tuple(g.kernel),
@@ -1595,8 +1645,8 @@ def input_grad(p, go, w):
                       team_size(p.threads))
         return gx.reshape(g.x_shape)
     if alg == A.FLIP_CONV:
-        s5, s4, flip = p.data
-        return forward(p.sub, go, np.ascontiguousarray(w.reshape(s5).swapaxes(1, 2).reshape(s4)[flip]), None)
+        out = _flip_conv(p, go, w, None, g.groups)
+        return input_grad(p.nonfinite, go, w) if out is None else out
     buf = transposed(p.sub, go, w, None)
     if alg == A.TRANSPOSED:
         return buf

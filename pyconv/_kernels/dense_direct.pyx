@@ -734,6 +734,51 @@ def pack_blocks(const real_t[:, :, ::1] w, real_t[:, :, :, ::1] out, int nthread
     return allf != 0
 
 
+def pack_flipped(const real_t[:, :, :, ::1] w, real_t[:, :, :, ::1] out, int nthreads):
+    """The blocks ``pack_blocks`` makes of an input gradient's flipped kernel, packed from
+    the forward's weights in one pass: out[g, ob, c*T + t, oo] = w[g, c, ob*B + oo, T-1-t]
+    (0 past Cg).  w: the forward's (groups, Og, Cg, T), T taps; out: (groups, ceil(Cg/B),
+    Og*T, B) -- the flipped kernel's output channels are the forward's input channels, its
+    input channels the forward's output channels, its taps reversed.  Each output channel
+    reads B rows of T contiguous weights (the NumPy swap-and-flip copy and the packing of
+    it took 2.3 ms of the 512->512 3x3 layer's weights at 2 threads).  Returns True when
+    no weight is an Inf or a NaN."""
+    cdef int mcpu = pyconv_cpu()
+    cdef idx_t G = w.shape[0], Og = w.shape[1], Cg = w.shape[2], T = w.shape[3]
+    cdef idx_t nob = out.shape[1], B = out.shape[3]
+    cdef idx_t u, g, ob, c, t, oo, ce
+    cdef real_t* d
+    cdef const real_t* src
+    if G * nob * Og * T == 0:
+        return True
+    fin_np = np.empty(G * nob, dtype=np.intc)
+    cdef int[::1] fin = fin_np
+    for u in prange(G * nob, nogil=True, schedule='static', num_threads=nthreads):
+        pyconv_unstack(mcpu)
+        g = u // nob
+        ob = u % nob
+        ce = Cg - ob * B
+        if ce > B:
+            ce = B
+        fin[u] = 1
+        for c in range(Og):
+            src = &w[g, c, ob * B, 0]
+            d = &out[g, ob, c * T, 0]
+            for t in range(T):
+                for oo in range(ce):
+                    d[t * B + oo] = src[oo * T + T - 1 - t]
+                for oo in range(ce, B):
+                    d[t * B + oo] = 0
+            if real_t is float:
+                fin[u] = fin[u] & pyconv_finite_f(d, T * B)
+            else:
+                fin[u] = fin[u] & pyconv_finite_d(d, T * B)
+    cdef int allf = 1
+    for u in range(G * nob):
+        allf = allf & fin[u]
+    return allf != 0
+
+
 # --------------------------------------------------------------------------- dense_oc
 
 cdef struct oc_unit_t:
