@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import pyconv
-from pyconv import grad, nn
+from pyconv import _threads, grad, nn
 from pyconv._engine import calibrate, tuning
 from pyconv._engine import plan as _plan
 
@@ -64,6 +64,13 @@ def test_tune_measures_stores_and_installs(cache):
     assert 0.0 <= v["direct_thread_gain"] <= 1.0 and 0.0 <= v["fft_thread_gain"] <= 1.0
     assert 0 < v["fft_single_factor"] < 1e3 and 0 < v["fft_1d_single_factor"] < 1e3
     assert 0 < v["direct_merged_factor"] < 1e3
+    meas = data["measurements"]
+    nt = _threads._default_threads()        # (the count the calibration measures at)
+    if nt > 1:
+        assert v["grain"] == calibrate.grain_from(meas["grain_works"], [meas["grain_dense_oc_s"],
+                                                                        meas["grain_thin_reg_s"]], nt)
+    else:
+        assert v["grain"] == tuning.DEFAULT.grain
     t = tuning.active()
     assert t is not tuning.DEFAULT
     assert all(getattr(t, k) == type(getattr(tuning.DEFAULT, k))(v[k]) for k in calibrate.MEASURED)
@@ -857,3 +864,17 @@ def test_kernels_with_taps_in_depth_take_their_own_weight_block():
     assert [v[:2] for v in got.values()] == [(9, 14), (16, 14), (9, 16)]
     for _, _, y in got.values():
         np.testing.assert_array_equal(y, got[4096, 8192][2])         # same sums, same order
+
+
+@pytest.mark.parametrize("grain", [1, 1 << 14, 1 << 20, 1 << 40])
+def test_thread_grain_sets_the_threads_of_nn_calls(grain):
+    # a dense layer of W multiply-adds runs on min(threads, W // grain) threads (at least 1)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 16, 20, 20)).astype(np.float32)
+    w = rng.standard_normal((32, 16, 3, 3)).astype(np.float32)
+    work = 2 * 32 * 400 * 16 * 9
+    with tuning.override(grain=grain):
+        p = pyconv.explain(nn.conv2d, x, w, padding=1)
+        y = nn.conv2d(x, w, padding=1)
+    assert p.threads == max(1, min(pyconv.get_num_threads(), work // grain))
+    np.testing.assert_allclose(y, nn.conv2d(x, w, padding=1), rtol=1e-5, atol=1e-4)

@@ -48,7 +48,7 @@ MEASURED = ("dense_min_positions", "weight_dense_min_positions", "dense_min_posi
             "direct_ns_f4", "direct_ns_f8", "direct_ns_1d_f4", "direct_ns_1d_f8", "direct_tap_ns",
             "direct_border_ns", "direct_merged_factor", "direct_pad_ns", "direct_pad_call_ns", "fft_ns_small", "fft_ns_large", "fft_1d_factor", "fft_oa_factor",
             "fft_single_factor", "fft_1d_single_factor", "fft_3d_factor", "fft_workers_min_points", "direct_thread_gain",
-            "fft_thread_gain", "first_touch_serial")
+            "fft_thread_gain", "first_touch_serial", "grain")
 
 #: the fields of pyconv.signal's cost model, in the order they are measured (each solve
 #: holds the ones measured before it)
@@ -927,6 +927,7 @@ def measure():
 
         gains.take()
         _measure_signal_threads(data, values, m, gains)
+        _measure_grain(data, values, m)
     _measure_first_touch(values, m)
     m["others_busy_cores_mean"] = window()
     return _from_values(values), values, m
@@ -1244,6 +1245,69 @@ def _faster_team(old, new):
     if math.isinf(old[1]) or new[0] * old[1] > old[0] * new[1]:
         return list(new)
     return old
+
+
+#: multiply-adds of the calls the thread grain is timed on
+GRAIN_WORKS = tuple(1 << e for e in range(16, 23))
+
+
+def _measure_grain(data, values, m):
+    """The least work (multiply-adds) per thread worth a thread of its own in a
+    ``pyconv.nn`` call (``grain``): two kernels on calls of :data:`GRAIN_WORKS` at one
+    thread and at the default count, wall time, each timed right after an untimed call of
+    its own (a network's calls come back to back) -- the output-channel kernel (16 -> 64
+    channels, kernel 3, one sample) and the depthwise register kernel (32 channels, 3x3,
+    one sample; memory-bound: a second thread pays from less work).  Of the sizes from which
+    the team is faster at every larger size, the smaller, over the thread count.  The load
+    monitor stays on: its check of the machine is part of what a team costs a call.  (AMD
+    EPYC, 2 threads, one thread's time / two's: output-channel kernel 3x3 32->32 14^2, 1.8M
+    multiply-adds 0.98, 3.6M 1.05; depthwise 28^2, 0.45M 1.00, 0.9M 1.28; im2col + GEMM on
+    6^2 maps 0.66M 0.86, 2.7M 1.13 -- where the built-in grain of 32K gave every call from
+    64K multiply-adds two threads.)"""
+    from pyconv import nn
+    from pyconv._engine.plan import Algorithm as A
+    from pyconv._threads import _default_threads, threads
+
+    nt = _default_threads()
+    values["grain"] = _tuning.DEFAULT.grain
+    if nt <= 1:
+        return
+    w1 = data((64, 16, 3), np.float32)
+    wd = data((32, 1, 3, 3), np.float32)
+    runs = []
+    for work in GRAIN_WORKS:
+        x1 = data((1, 16, max(1, work // (64 * 16 * 3))), np.float32)
+        side = max(3, round(math.sqrt(work / (32 * 9))))
+        xd = data((1, 32, side, side), np.float32)
+        for n in (1, nt):
+            def oc(x=x1, n=n):
+                with threads(n):
+                    return nn.conv1d(x, w1, padding=1)
+
+            def dw(x=xd, n=n):
+                with threads(n):
+                    return nn.conv2d(x, wd, padding=1, groups=32)
+            # (grain 1: every call on n threads)
+            runs += [_forced(A.DENSE_OC, oc, grain=1), _forced(A.THIN_REG, dw, grain=1)]
+    best = _best_of(runs, reps=5, warm=True)
+    m["grain_works"] = list(GRAIN_WORKS)
+    m["grain_dense_oc_s"] = [best[0::4], best[2::4]]
+    m["grain_thin_reg_s"] = [best[1::4], best[3::4]]
+    values["grain"] = grain_from(GRAIN_WORKS, [m["grain_dense_oc_s"], m["grain_thin_reg_s"]], nt)
+
+
+def grain_from(works, kernels, nt):
+    """The thread grain from the times ``kernels`` (per kernel: one thread's and the team's
+    time at each of ``works``): the least size from which some kernel's team is faster at
+    every larger size, over the ``nt`` threads (twice the largest size when none is).
+
+    >>> grain_from([1, 2, 4, 8], [[[1, 2, 3, 6], [2, 3, 2, 4]], [[1, 2, 3, 6], [2, 2.5, 4, 4]]], 2)
+    2
+    >>> grain_from([1, 2], [[[1, 2], [2, 3]]], 2)
+    2
+    """
+    cross = min(_crossover(team, one, works) for one, team in kernels)
+    return int(min(cross, 2 * works[-1]) // nt)
 
 
 def _measure_signal_threads(data, values, m, gains):

@@ -192,6 +192,7 @@ class Tuning:
     gemm_blas_threads: bool = False
 
     # --- thread grains (least work worth a thread of its own) ---------------------------
+    # multiply-adds per thread of a pyconv.nn call (measured: calibrate._measure_grain)
     grain: int = 1 << 15
     # memory-bound gathers (padding modes, upsampling, shuffles, unfold/fold)
     gather_grain: int = 1 << 17

@@ -108,7 +108,8 @@ def panel_forward(const real_t[:, :, ::1] x, const real_t[::1] wpk, const real_t
     cdef idx_t sz = ((chunk * Cg + per - 1) // per) * per + mr * nr + per
     work_np = np.empty((max(1, nthreads), sz + per), dtype=np.float32 if real_t is float else np.float64)
     cdef real_t[:, ::1] work = work_np
-    cdef idx_t skip = ((-work_np.ctypes.data) % 64) // sizeof(real_t)
+    cdef size_t addr = <size_t> &work[0, 0]
+    cdef idx_t skip = <idx_t> ((64 - addr % 64) % 64) // sizeof(real_t)
     cdef idx_t rowb = work_np.strides[0] // sizeof(real_t)
     if rowb % per != 0:
         raise ValueError("panel_forward: workspace rows not aligned")
