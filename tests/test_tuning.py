@@ -16,7 +16,7 @@ import pytest
 
 import pyconv
 from pyconv import _threads, grad, nn
-from pyconv._engine import calibrate, tuning
+from pyconv._engine import calibrate, conv, tuning
 from pyconv._engine import plan as _plan
 
 
@@ -25,6 +25,9 @@ def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("PYCONV_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv("PYCONV_TUNING", raising=False)
     monkeypatch.setitem(tuning._machine, "tuning", None)
+    # the calibrated values decide every layer here: none is timed (the timed choice of
+    # large layers is tests/test_nn_timed.py's)
+    monkeypatch.setattr(conv, "TIMED_MIN_FLOPS", math.inf)
     yield tmp_path
     _plan.clear_caches()
 

@@ -229,7 +229,7 @@ def machine_tuning():
 #: stored timed choices at most (past this, calls keep the model's choice)
 TIMED_MAX = 4096
 #: what a stored choice may be: signal methods, dense layers' kernels
-TIMED_CHOICES = ("direct", "fft", "gemm", "dense", "dense_oc", "thin")
+TIMED_CHOICES = ("direct", "fft", "gemm", "dense", "dense_oc", "thin", "thin_reg", "thin_s1", "thin_phase", "thin_row")
 _timed = {"path": None, "table": None}
 _timed_lock = threading.Lock()
 

@@ -427,6 +427,14 @@ def plan_forward(g, dtype, allow_prune=True):
             default = A.THIN_PHASE
         else:
             default = A.THIN_ROW
+        if cg > 1 and not g.is_pointwise:
+            # groups of a few channels (not depthwise): the dense kernels and GEMM compete
+            # where the layer is timed (3->16 7x7 on 112x7 maps, 2 threads, AMD EPYC: thin_s1
+            # 0.20 ms, dense_oc 0.09; 16->32 in 4 groups on 4^3 maps: thin_s1 0.39, dense 0.17)
+            layout = plane_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
+            timed = _timed("forward", g, dtype, [A.GEMM, default] + [A.DENSE] * _dense_fits(g, layout, isz, nthreads, t)
+                           + [A.DENSE_OC] * _oc_fits(g, dtype, nthreads, t))
+            default = timed or default
     elif g.is_pointwise and pointwise_panel(og < cg, isz, t):
         default = A.PANEL
     elif g.is_pointwise and pointwise_direct(og < cg, isz, t):
@@ -439,8 +447,7 @@ def plan_forward(g, dtype, allow_prune=True):
             oc_fits = _oc_fits(g, dtype, nthreads, t)
             oc = oc_fits and _prod(g.out) >= min_positions(t, 'dense_oc', g) and cg * kvol <= t.dense_oc_max_k
             layout = plane_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
-            plane_bytes = cg * len(layout[1]) * _prod(layout[0]) * isz
-            dense_fits = nthreads * plane_bytes <= max(t.workspace_bytes, out_bytes)
+            dense_fits = _dense_fits(g, layout, isz, nthreads, t)
             dense = dense_fits and _prod(g.out) >= min_positions(t, 'dense', g) and cg * kvol <= t.dense_max_k
             # the kernels that fit, against im2col + GEMM: timed on large layers
             timed = _timed("forward", g, dtype, [A.GEMM] + [A.DENSE] * dense_fits + [A.DENSE_OC] * oc_fits)
@@ -557,12 +564,19 @@ def _oc_preferred(g, dtype, t):
     return on and (g.og > lanes or (g.og == lanes and one))
 
 
+def _dense_fits(g, layout, isz, nthreads, t):
+    """Whether the phase-plane kernel's planes (``layout``: :func:`plane_layout`) fit the
+    workspace budget on ``nthreads`` threads."""
+    plane_bytes = g.cg * len(layout[1]) * _prod(layout[0]) * isz
+    return nthreads * plane_bytes <= max(t.workspace_bytes, _prod(g.out_shape) * isz)
+
+
 def _oc_fits(g, dtype, nthreads, t):
-    """Whether the output-channel kernel can run this dense (non-1x1) layer: groups of at
-    least one vector of output channels, within the workspace budget (its calibrated
-    positions / K limits, which the untimed choice adds, are the planner's)."""
-    if g.og < dense_direct.OC_LANES[dtype.name]:
-        return False
+    """Whether the output-channel kernel can run this dense (non-1x1) layer within the
+    workspace budget (its calibrated positions / K limits, and the untimed choice's groups
+    of at least one vector of output channels, are the planner's: timed, it also competes
+    on narrower groups, whose blocks it pads with zero channels -- 2x96x8^3 * 8x96x7^3
+    stride 3, 2 threads, AMD EPYC: 0.62 ms against GEMM's 2.44)."""
     ws = oc_blocking(g, dtype, nthreads, t)[5]
     return ws <= max(t.workspace_bytes, _prod(g.out_shape) * dtype.itemsize)
 
@@ -578,13 +592,15 @@ def _oc_fits(g, dtype, nthreads, t):
 # past the calibrated dense_max_k of 3x3 layers) 4.8 / 2.0 ms; 1x128x100^2 * 4x128x7x7
 # dilation 2 (an input gradient: 4 output channels) 21 / 2.4 ms; the weight gradient of
 # 8x1x112^2 * 16x1x5x5 thin 0.93 / dense 0.47 (80 MFLOP; 8x64x4x8x24 * 32x64x3x3x5, stride
-# 3, 62 MFLOP: GEMM 0.95 / dense_oc 0.34 ms).  Layers below TIMED_MIN_FLOPS (about 0.1 ms)
-# keep the calibrated choice: a wrong one costs little there.  The timing runs as many
+# 3, 62 MFLOP: GEMM 0.95 / dense_oc 0.34 ms; 2x96x8^3 * 8x96x7^3 stride 3, 8 MFLOP: GEMM
+# 2.44 / dense_oc 0.62 ms -- flops do not say how far a kernel is from its peak).  Layers
+# below TIMED_MIN_FLOPS (about 10 us of arithmetic, of a call's 10-20 us of overhead) keep
+# the calibrated choice: a wrong one costs little there.  The timing runs as many
 # samples of the layer as TIMED_BATCH_FLOPS allow, at least min(N, threads), on random
 # data (:func:`timed_samples`; TIMED_MAX_FLOPS bounds one such call); one call per kernel
 # on min(N, threads) samples, five more on the timing batch for those within TIMED_DROP of
 # the fastest, once per machine.
-TIMED_MIN_FLOPS = 2e7
+TIMED_MIN_FLOPS = 2e6
 TIMED_MAX_FLOPS = 5e9
 TIMED_BATCH_FLOPS = 1e9
 TIMED_ROUNDS = 5
