@@ -215,35 +215,31 @@ def _slowed_forward(monkeypatch, alg, calls, first_only):
     monkeypatch.setattr(conv, "forward", forward)
 
 
-def test_kernels_far_behind_on_two_runs_drop_out(timed, monkeypatch):
-    # a kernel TIMED_DROP times slower than the fastest on its first run and again on a
-    # second is not run again (its faster run stands for it); the others run the rounds
+@pytest.mark.parametrize("first_only", [False, True])
+def test_a_kernel_slow_on_its_first_run_runs_once_more(timed, monkeypatch, first_only):
+    # a kernel TIMED_DROP times slower than the fastest on its first run runs once more: slow
+    # again, it drops out (its faster run stands for it); slowed once (one-time costs, the
+    # host), the second run counts and it stays in for the rounds
     runs, calls = timed, []
-    _slowed_forward(monkeypatch, "dense", calls, first_only=False)
+    _slowed_forward(monkeypatch, "dense", calls, first_only=first_only)
     x, w, kw = _layer(np.float32)
     out = nn.conv2d(x, w, **kw)
     entry = _entry(runs[0], np.float32)
-    kept = [n for n in FORWARD if n != "dense"]
-    timing = calls[:len(FORWARD) + 1 + len(kept) * conv.TIMED_ROUNDS]
-    assert sorted(timing[:len(FORWARD)]) == sorted(FORWARD) and timing[len(FORWARD)] == "dense"
-    assert sorted(timing[len(FORWARD) + 1:]) == sorted(kept * conv.TIMED_ROUNDS)
+    timing = calls[:-1]                 # (the last: the call itself)
+    assert sorted(timing[:len(FORWARD)]) == sorted(FORWARD)
+    # each kernel: its first run, a second if past the line (another kernel's first run
+    # may be slow too: GEMM's first BLAS call), if kept an untimed run on the whole timing
+    # batch where the first runs took fewer samples, then the rounds
+    warm = int(min(x.shape[0], pyconv.get_num_threads()) < runs[0][1].n)
+    counts = {n: timing.count(n) for n in FORWARD}
+    kept = {n for n, c in counts.items() if c > 2}
+    assert all(c - 1 - (warm + conv.TIMED_ROUNDS) * (n in kept) in (0, 1) for n, c in counts.items())
+    assert counts["dense"] == (2 + warm + conv.TIMED_ROUNDS if first_only else 2)
     assert entry["reference"] in kept and entry["choice"] in kept
-    assert entry["dense_s"] >= 0.3 and entry["dense_ratio"] >= conv.TIMED_DROP
-    np.testing.assert_array_equal(out, _forced(entry["choice"], nn.conv2d, x, w, **kw))
-
-
-def test_one_slow_first_run_does_not_drop_a_kernel(timed, monkeypatch):
-    # a first run slowed once (one-time costs, the host): the second run counts and the
-    # kernel stays in for the rounds
-    runs, calls = timed, []
-    _slowed_forward(monkeypatch, "dense", calls, first_only=True)
-    x, w, kw = _layer(np.float32)
-    out = nn.conv2d(x, w, **kw)
-    entry = _entry(runs[0], np.float32)
-    timing = calls[:len(FORWARD) + 1 + len(FORWARD) * conv.TIMED_ROUNDS]
-    assert sorted(timing[:len(FORWARD)]) == sorted(FORWARD) and timing[len(FORWARD)] == "dense"
-    assert sorted(timing[len(FORWARD) + 1:]) == sorted(list(FORWARD) * conv.TIMED_ROUNDS)
-    assert entry["dense_s"] < 0.3 and entry["dense_ratio"] < conv.TIMED_DROP
+    if first_only:
+        assert entry["dense_s"] < 0.3 and entry["dense_ratio"] < conv.TIMED_DROP
+    else:
+        assert entry["dense_s"] >= 0.3 and entry["dense_ratio"] >= conv.TIMED_DROP
     np.testing.assert_array_equal(out, _forced(entry["choice"], nn.conv2d, x, w, **kw))
 
 
