@@ -328,11 +328,17 @@ def pack_weight_blocks(w, groups, B, nthreads, t):
     or two vectors for ``dense_oc``; and whether every weight is finite."""
     og = w.shape[0] // groups
     kc = math.prod(w.shape[1:])
-    # 64-byte aligned: every weight vector load then stays within one cache line
-    size = groups * -(-og // B) * kc * B
-    out = dense_direct.aligned_rows(1, size, w.dtype)[0, :size].reshape(groups, -(-og // B), kc, B)
-    finite = kernel(dense_direct.pack_blocks, w.dtype)(np.ascontiguousarray(w).reshape(groups, og, kc), out,
-                                                    max(1, min(nthreads, num_threads_for(out.size, grain=t.pack_grain))))
+    return _packed(dense_direct.pack_blocks, np.ascontiguousarray(w).reshape(groups, og, kc),
+                   (groups, -(-og // B), kc, B), nthreads, t)
+
+
+def _packed(packer, src, shape, nthreads, t):
+    """``(flat blocks, all finite)``: the kernel ``packer`` run from ``src`` into a new
+    64-byte aligned array of ``shape`` (every weight vector load then stays within one
+    cache line)."""
+    size = math.prod(shape)
+    out = dense_direct.aligned_rows(1, size, src.dtype)[0, :size].reshape(shape)
+    finite = kernel(packer, src.dtype)(src, out, max(1, min(nthreads, num_threads_for(size, grain=t.pack_grain))))
     return out.reshape(-1), finite
 
 
@@ -349,7 +355,7 @@ def _flip_conv(p, x, w, b, groups):
     whether they are finite on the way; the others take a flipped copy."""
     sub = p.sub
     if sub.algorithm in (A.DENSE, A.DENSE_OC) and sub.prune is None:
-        B = sub.data.args[9] if sub.algorithm == A.DENSE else sub.data.args[2]
+        B = sub.tile("lanes") if sub.algorithm == A.DENSE_OC else sub.tile("obw", _OBW)
         packed = pack_flipped_blocks(w, groups, B, team_size(sub.threads), _tuning.active())
         if not packed[1] and p.nonfinite is not None:
             return None
@@ -368,12 +374,8 @@ def pack_flipped_blocks(w, groups, B, nthreads, t):
     packed from ``w`` in one pass: the kernel an input gradient (``w`` the forward's
     weights) or a stride-1 transposed convolution (``w`` its own) runs as a convolution."""
     a, c, kvol = w.shape[0] // groups, w.shape[1], math.prod(w.shape[2:])
-    size = groups * -(-c // B) * a * kvol * B
-    out = dense_direct.aligned_rows(1, size, w.dtype)[0, :size].reshape(groups, -(-c // B), a * kvol, B)
-    finite = kernel(dense_direct.pack_flipped, w.dtype)(
-        np.ascontiguousarray(w).reshape(groups, a, c, kvol), out,
-        max(1, min(nthreads, num_threads_for(out.size, grain=t.pack_grain))))
-    return out.reshape(-1), finite
+    return _packed(dense_direct.pack_flipped, np.ascontiguousarray(w).reshape(groups, a, c, kvol),
+                   (groups, -(-c // B), a * kvol, B), nthreads, t)
 
 
 def pad(x, pad_pairs, mode):
