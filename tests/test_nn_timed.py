@@ -17,7 +17,7 @@ from pyconv import grad, nn
 from pyconv._engine import calibrate, conv, plan, tuning
 from pyconv._kernels import dense_direct
 
-from reference import conv_nd
+from reference import conv_nd, conv_transpose_nd
 from test_dense_weight import weight_ref
 
 RNG = np.random.default_rng(11)
@@ -323,6 +323,44 @@ def test_input_gradient_takes_the_timed_kernel(timed):
     choice = _entry(runs[0], np.float32)["choice"]
     assert p.algorithm == "flip_conv" and p.sub.algorithm == choice
     np.testing.assert_array_equal(gx, _forced(choice, grad.conv2d_input, x.shape, w, go, **kw))
+
+
+TRANSPOSED = ("gemm", "phases", "phases_oc")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("nd", [1, 2])
+def test_strided_transposed_convolution_is_timed_once_and_stored(timed, dtype, nd):
+    # stride 2: GEMM + col2im against the phase kernels ('phases', 'phases_oc'); the
+    # stride-2 input gradient is the same transposed convolution and takes the same choice
+    runs = timed
+    c = dense_direct.OC_LANES[np.dtype(dtype).name]
+    spatial = {1: (300,), 2: (19, 21)}[nd]
+    x = RNG.standard_normal((2, 2 * c) + spatial).astype(dtype)
+    w = RNG.standard_normal((2 * c, c) + (4,) * nd).astype(dtype)
+    kw = dict(stride=2, padding=1, groups=2)
+    fn = getattr(nn, f"conv_transpose{nd}d")
+    for alg in TRANSPOSED:      # (each serves it: else no choice is tested)
+        assert _forced(alg, pyconv.explain, fn, x, w, **kw).algorithm == alg
+    out = fn(x, w, **kw)
+    assert len(runs) == 1
+    op, g, names = runs[0]
+    assert op == "transposed" and names == TRANSPOSED and g.transposed and g.n == x.shape[0]
+    entry = _entry(runs[0], dtype)
+    choice = entry["choice"]
+    assert choice == _fastest(entry, TRANSPOSED) and all(entry[f"{n}_s"] > 0 for n in TRANSPOSED)
+    np.testing.assert_array_equal(out, _forced(choice, fn, x, w, **kw))
+    ref = conv_transpose_nd(x, w, **kw)
+    np.testing.assert_allclose(out, ref, rtol=0, atol=TOL[dtype] * np.abs(ref).max())
+    _forget()
+    assert pyconv.explain(fn, x, w, **kw).algorithm == choice
+    np.testing.assert_array_equal(fn(x, w, **kw), out)
+    # the input gradient of the forward convolution whose transpose this is: the same layer
+    xs = (2, 2 * c) + tuple(o for o in out.shape[2:])
+    gx = getattr(grad, f"conv{nd}d_input")(xs, w, x, **kw)
+    p = pyconv.explain(getattr(grad, f"conv{nd}d_input"), xs, w, x, **kw)
+    assert len(runs) == 1 and p.sub.algorithm == choice
+    np.testing.assert_array_equal(gx, out)
 
 
 def test_explain_times_and_shows_the_choice(timed):

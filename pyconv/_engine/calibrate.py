@@ -228,8 +228,9 @@ def machine_tuning():
 
 #: stored timed choices at most (past this, calls keep the model's choice)
 TIMED_MAX = 4096
-#: what a stored choice may be: signal methods, dense layers' kernels
-TIMED_CHOICES = ("direct", "fft", "gemm", "dense", "dense_oc", "thin", "thin_reg", "thin_s1", "thin_phase", "thin_row")
+#: what a stored choice may be: signal methods, dense layers' kernels, transposed ones' phase kernels
+TIMED_CHOICES = ("direct", "fft", "gemm", "dense", "dense_oc", "thin", "thin_reg", "thin_s1", "thin_phase", "thin_row",
+                 "phases", "phases_oc")
 _timed = {"path": None, "table": None}
 _timed_lock = threading.Lock()
 

@@ -611,7 +611,7 @@ TIMED_DROP = 4.0
 
 def _timed(op, g, dtype, algs):
     """The fastest of ``algs`` (the algorithms that can serve ``g``, GEMM first) for the
-    operation ``op`` ('forward' or 'weight_grad') as timed on this machine -- read from the
+    operation ``op`` ('forward', 'transposed' or 'weight_grad') as timed on this machine -- read from the
     store, or timed now and stored -- or None: the calibrated choice decides (fewer than two
     algorithms, a small layer, a full store, ``PYCONV_TUNING=off``, an
     :func:`~pyconv._engine.tuning.override` block, or an algorithm forced by
@@ -619,10 +619,8 @@ def _timed(op, g, dtype, algs):
     if len(algs) < 2 or _plan.forced() or _calibrate.timing_off():
         return None
     nt = get_num_threads()
-    per_call = 2.0 * g.cg * g.kvol
-    n = timed_samples(g, nt)
-    g2 = dataclasses.replace(g, n=n)
-    if per_call * _prod(g.out_shape) < TIMED_MIN_FLOPS or per_call * _prod(g2.out_shape) > TIMED_MAX_FLOPS:
+    g2 = dataclasses.replace(g, n=timed_samples(g, nt))
+    if _flops(g) < TIMED_MIN_FLOPS or _flops(g2) > TIMED_MAX_FLOPS:
         return None
     names = [a.value for a in algs]
     key = timed_key(op, g2, dtype, nt, names)
@@ -647,8 +645,17 @@ def timed_samples(g, nt):
     per unit; AMD EPYC, 2 threads: 3x3 128->256 stride 2 28^2 weight gradient, dense / GEMM
     time 1.11-1.25 on one sample, 0.87-0.90 on eight; forward 3x3 512->512 7^2, dense_oc /
     GEMM 1.00 on two samples, 0.90 on eight)."""
-    per_sample = 2.0 * g.cg * g.kvol * _prod(g.out_shape) / max(1, g.n)
+    per_sample = _flops(g) / max(1, g.n)
     return max(min(g.n, nt), min(g.n, int(TIMED_BATCH_FLOPS // max(1.0, per_sample))))
+
+
+def _flops(g):
+    """Multiply-adds x 2 of the convolution ``g``: each output of a convolution sums C_in/groups
+    x taps products; a transposed convolution spreads each input value over C_out/groups x
+    taps outputs."""
+    if g.transposed:
+        return 2.0 * g.og * g.kvol * _prod(g.x_shape)
+    return 2.0 * g.cg * g.kvol * _prod(g.out_shape)
 
 
 def timed_key(op, g, dtype, nt, names):
@@ -674,25 +681,27 @@ def _time_algorithms(op, g, dtype, algs):
     L4096 layer at 2 threads, AMD EPYC, 1.37 ms against 1.45, where 30 rounds give medians
     1.42 and 1.32; medians of five, in a suite run on a slowed host, picked it at 1 thread,
     1.67 ms against 1.71.)"""
-    planner = plan_forward if op == "forward" else plan_weight_grad
+    planner = {"forward": plan_forward, "transposed": plan_transposed}.get(op, plan_weight_grad)
     # uniform values in [-0.5, 0.5), drawn in the dtype itself (normal ones took 120 ms of a
     # depthwise layer's 8-sample timing); fewer samples are the leading ones of these
     rng = np.random.default_rng(0)
     x = rng.random(g.x_shape, dtype=dtype) - dtype.type(0.5)
     w = rng.random(g.w_shape, dtype=dtype) - dtype.type(0.5)
-    go = rng.random(g.out_shape, dtype=dtype) - dtype.type(0.5) if op != "forward" else None
+    go = rng.random(g.out_shape, dtype=dtype) - dtype.type(0.5) if op == "weight_grad" else None
 
     def runner(geo):
         # (plans of every algorithm for ``geo``, a function running one on geo.n samples)
         plans = {}
         for a in algs:
             with _plan.force(a):
-                plans[a] = planner(geo, dtype, False)
+                plans[a] = planner(geo, dtype) if op == "transposed" else planner(geo, dtype, False)
             if plans[a].algorithm != a:
                 return None, None
         xs = x[:geo.n]
         if op == "forward":
             return plans, lambda a: forward(plans[a], xs, w, None)
+        if op == "transposed":
+            return plans, lambda a: transposed(plans[a], xs, w, None)
         gs = go[:geo.n]
         return plans, lambda a: weight_grad(plans[a], xs, gs)
 
@@ -1007,20 +1016,28 @@ def plan_transposed(g, dtype):
         return ph, nthreads * cg * _prod(ph[0]) * isz
 
     budget = max(t.workspace_bytes, _prod(g.out_shape) * isz)
+    oc_fits = not flip_ok and phases_oc_blocking(g, dtype, nthreads, t)[4] <= budget
+    phases_fit = not flip_ok and phases()[1] <= budget
+    # the kernels that fit, against GEMM + col2im: timed on large layers (8x64x500 grouped
+    # 16->16 k7 stride 2, an input gradient, 1 thread, AMD EPYC: the rules below gave
+    # GEMM, 1.9 ms, where phases_oc takes 0.48 and phases 0.54)
+    timed = _timed("transposed", g, dtype, [A.GEMM] + [A.PHASES] * phases_fit + [A.PHASES_OC] * oc_fits)
     if flip_ok:
         # Stride 1: a plain convolution with the kernel flipped and its channel axes
         # swapped (no zeros are inserted: stride 1 has none).  The direct dense kernel
         # then beats GEMM + col2im, whose column matrix is kvol times the input.
         default = A.FLIP_CONV
+    elif timed is not None:
+        default = timed
     elif ((t.phases_oc if isz == 4 else t.phases_oc_f8) and og > dense_direct.OC_LANES[dtype.name]
           and not use_thin(cg, og, t) and _prod(g.out) >= t.dense_oc_min_positions * _prod(g.stride)
-          and phase_k(g) <= t.dense_oc_max_k and phases_oc_blocking(g, dtype, nthreads, t)[4] <= budget):
+          and phase_k(g) <= t.dense_oc_max_k and oc_fits):
         # groups of more than one vector of output channels: dense_oc's register tiles per
         # output phase, each phase's outputs written in place (no planes, no col2im)
         default = A.PHASES_OC
     elif (og >= t.dense_min_og and not use_thin(cg, og, t)
           and _prod(g.out) >= t.phases_min_positions * _prod(g.stride) and phase_k(g) <= t.phases_max_k
-          and phases()[1] <= max(t.workspace_bytes, _prod(g.out_shape) * isz)):
+          and phases_fit):
         # dense groups: each output phase is a stride-1 correlation with a sub-kernel;
         # its register blocks hold 8 output channels (with fewer, GEMM + col2im wins) and
         # 32 positions (on small maps or many channels GEMM wins: measured, see tuning)
