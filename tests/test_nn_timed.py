@@ -161,11 +161,12 @@ def test_thin_groups_time_their_kernel_against_gemm_and_the_dense_ones(timed, dt
 @pytest.mark.parametrize("layer", ["dense", "thin"])
 def test_weight_gradient_is_timed_once_and_stored(timed, dtype, layer):
     # GEMM and the dense weight kernel; on thin groups (fewer than dense_min_og output
-    # channels per group) also grad_direct's thin kernel
+    # channels per group) also the position-vector kernel (output-channel vectors would be
+    # partly empty) and grad_direct's thin kernel
     runs = timed
     kw_layer = dict(cin=8, cout=8, groups=4) if layer == "thin" else {}
     x, w, kw = _layer(dtype, **kw_layer)
-    names = ("gemm", "dense") + (("thin",) if layer == "thin" else ())
+    names = ("gemm", "dense") + (("dense_pos", "thin") if layer == "thin" else ())
     go = RNG.standard_normal((x.shape[0], w.shape[0]) + x.shape[2:]).astype(dtype)
     for alg in names:
         assert _forced(alg, pyconv.explain, grad.conv2d_weight, x, w.shape, go, **kw).algorithm == alg

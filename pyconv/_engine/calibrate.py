@@ -230,7 +230,7 @@ def machine_tuning():
 TIMED_MAX = 4096
 #: what a stored choice may be: signal methods, dense layers' kernels, transposed ones' phase kernels
 TIMED_CHOICES = ("direct", "fft", "gemm", "dense", "dense_oc", "thin", "thin_reg", "thin_s1", "thin_phase", "thin_row",
-                 "phases", "phases_oc")
+                 "phases", "phases_oc", "dense_pos")
 _timed = {"path": None, "table": None}
 _timed_lock = threading.Lock()
 

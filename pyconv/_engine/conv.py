@@ -1346,7 +1346,7 @@ def plan_weight_grad(g, dtype, allow_prune=True):
     isz = dtype.itemsize
     cg, og, kvol = g.cg, g.og, g.kvol
     panel_ok = g.is_pointwise and tuple(g.spatial) == tuple(g.out)
-    cands = ([A.THIN, A.GEMM] + [A.DENSE] * (not g.is_pointwise) + [A.MATMUL] * _grad_pointwise(g)
+    cands = ([A.THIN, A.GEMM] + [A.DENSE, A.DENSE_POS] * (not g.is_pointwise) + [A.MATMUL] * _grad_pointwise(g)
              + [A.PANEL] * panel_ok)
     dense = None
     if panel_ok and (t.weight_panel_f8 if isz == 8 else t.weight_panel):
@@ -1358,8 +1358,14 @@ def plan_weight_grad(g, dtype, allow_prune=True):
         thin = g.stride[-1] == 1 and (cg == 1 or og < t.dense_min_og)
         nthreads = num_parts_for(_prod(g.out_shape) * max(1, cg * kvol), t.grain)
         dense = _dense_weight_plan(g, dtype, nthreads, t) if not g.is_pointwise else None
+        # vectors along the positions: where output-channel vectors would be partly empty
+        # (8x32x16x8x16 * 4x32x5^3 stride 2, 1 thread, AMD EPYC: 'dense' 2.6 ms, PyTorch 1.35)
+        vl = 64 // isz
+        pos = (dense is not None and og % vl and og < 4 * vl
+               and _dense_weight_plan(g, dtype, nthreads, t, pos=True) is not None)
         # the kernels that fit, against im2col + GEMM: timed on large layers
-        default = _timed("weight_grad", g, dtype, [A.GEMM] + [A.DENSE] * (dense is not None) + [A.THIN] * thin)
+        default = _timed("weight_grad", g, dtype, [A.GEMM] + [A.DENSE] * (dense is not None) + [A.DENSE_POS] * pos
+                         + [A.THIN] * thin)
         if default is None:
             default = (A.THIN if thin else A.DENSE if dense is not None and og >= t.dense_min_og
                        and _prod(g.out) >= min_positions(t, 'weight_dense', g)
@@ -1414,6 +1420,8 @@ def _weight_plan(g, dtype, alg, dense, t):
     nthreads = num_parts_for(_prod(g.out_shape) * max(1, cg * kvol), t.grain)
     if alg == A.DENSE:
         return dense or _dense_weight_plan(g, dtype, nthreads, t, budget=False)
+    if alg == A.DENSE_POS:
+        return _dense_weight_plan(g, dtype, nthreads, t, budget=False, pos=True)
     kc = cg * kvol
     p = _prod(g.out)
     nn_check_gemm_dims(p, kc, _prod(g.spatial), g.cout)
@@ -1456,18 +1464,20 @@ def weight_acc_bytes(g, dtype):
     return g.groups * g.cg * g.kvol * -(-g.og // (nv * vl)) * (nv * vl) * isz
 
 
-def _dense_weight_plan(g, dtype, nthreads, t, budget=True):
+def _dense_weight_plan(g, dtype, nthreads, t, budget=True, pos=False):
     """The dense weight-gradient plan, or None when one (sample, group)'s padded phase planes
     per thread exceed the workspace budget.  Output channels are the kernel's vector lanes;
     the im2col matrix is never built (1.3-1.5x faster than im2col tiles + OpenBLAS on the
-    suite's dense layers a, f, g, j; float32, 1 thread)."""
+    suite's dense layers a, f, g, j; float32, 1 thread).  ``pos``: the 'dense_pos' plan,
+    positions in the vector lanes (each output channel's partial sums kept per lane: 64
+    bytes of them per (row, channel) in the accumulators, summed by ``weight_reduce``)."""
     isz = dtype.itemsize
     cg, og = g.cg, g.og
     qshape, phases, offs = layout = plane_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
     kvol = len(offs)
     vl = 64 // isz
-    nv = 4 if og > 2 * vl else (2 if og > vl else 1)
-    ogp = -(-og // (nv * vl)) * (nv * vl)
+    nv = 0 if pos else 4 if og > 2 * vl else (2 if og > vl else 1)
+    ogp = og * vl if pos else -(-og // (nv * vl)) * (nv * vl)
     plane = cg * len(phases) * _prod(qshape)
     o3 = g.o3
     rows, ow = o3[0] * o3[1], o3[2]
@@ -1484,12 +1494,16 @@ def _dense_weight_plan(g, dtype, nthreads, t, budget=True):
                 ntile += 1
         rpt = -(-rows // ntile)
     cw = -(-ow // ncol)
-    ws = nthreads * (plane + rpt * cw * ogp) * isz
+    if pos:
+        lanes = dense_direct.POS_LANES[dtype.name]
+        ws = nthreads * (plane + rpt * og * -(-cw // lanes) * lanes) * isz
+    else:
+        ws = nthreads * (plane + rpt * cw * ogp) * isz
     if budget and ws > max(t.workspace_bytes, g.cout * cg * kvol * isz):
         return None
     ws += nthreads * g.groups * cg * kvol * ogp * isz          # per-thread accumulators
-    return Plan("weight_grad", A.DENSE, g, dtype, nthreads, ws, (("vectors", nv), ("rows", rpt), ("cols", cw)),
-                data=(layout, ogp))
+    return Plan("weight_grad", A.DENSE_POS if pos else A.DENSE, g, dtype, nthreads, ws,
+                (("vectors", nv), ("rows", rpt), ("cols", cw)), data=(layout, ogp))
 
 
 def _pruned_gradient(p, shape, dst, run):
@@ -1565,7 +1579,7 @@ def weight_grad(p, x, go):
                   g.groups, p.tile("chunk"), p.threads, team_size(p.threads))
         return gw.reshape(g.w_shape)
     kernel_shape = tuple(g.kernel)
-    if alg == A.DENSE:
+    if alg in (A.DENSE, A.DENSE_POS):
         (qshape, phases, offs), ogp = p.data
         og = g.og
         # (zeroed by the kernel, each part's by the thread that adds into it)
@@ -1574,7 +1588,8 @@ def weight_grad(p, x, go):
                   plane_geo(qshape, g.s3, g.pads3), phases, offs, go.reshape((n, cout) + g.o3), acc, g.groups,
                   p.tile("vectors"), p.tile("rows"), p.tile("cols"), team_size(p.threads))
         gw = np.empty((cout, cg * len(offs)), dtype=dtype)
-        kernel(dense_direct.weight_reduce, dtype)(acc, gw, og, team_size(p.threads))
+        kernel(dense_direct.weight_reduce, dtype)(acc, gw, og, ogp // og if alg == A.DENSE_POS else 1,
+                                                  team_size(p.threads))
         return gw.reshape((cout, cg) + kernel_shape)
     kc = cg * g.kvol
     row_parts = p.tile("row_parts", 0)

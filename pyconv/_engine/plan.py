@@ -36,6 +36,7 @@ class Algorithm(str, enum.Enum):
     PANEL = "panel"              # panel.panel_forward / panel_weight: 1x1 as packed per-sample products
     DENSE = "dense"              # dense_direct.dense_conv / dense_weight over per-thread phase planes
     DENSE_OC = "dense_oc"        # dense_direct.dense_oc: vectors along output channels, padded row copies
+    DENSE_POS = "dense_pos"      # weight gradient: dense_direct.dense_weight with vectors along positions
     GEMM = "gemm"                # nn_gemm: im2col + GEMM (forward, weight) or GEMM + col2im (transposed)
     PHASES = "phases"            # transposed: dense_direct.dense_conv, one sub-problem per output phase
     PHASES_OC = "phases_oc"      # transposed: dense_direct.phases_oc, dense_oc's tiles per output phase

@@ -83,6 +83,13 @@ cdef extern from "dense_kernels.h":
     void pyconv_wk1_d(const double** ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq,
                       Py_ssize_t Wq, Py_ssize_t j0, Py_ssize_t OW, const double* B, Py_ssize_t ldb, double* C, Py_ssize_t ldc,
                       int mr) noexcept nogil
+    int PYCONV_WKP_MR, PYCONV_WKP_NO, PYCONV_VBYTES
+    void pyconv_wkp_f(const float** ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq, Py_ssize_t Wq,
+                      Py_ssize_t j0, Py_ssize_t cw, const float** gp, Py_ssize_t cwp, float* C, Py_ssize_t ldc,
+                      int mr, int no) noexcept nogil
+    void pyconv_wkp_d(const double** ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq, Py_ssize_t Wq,
+                      Py_ssize_t j0, Py_ssize_t cw, const double** gp, Py_ssize_t cwp, double* C, Py_ssize_t ldc,
+                      int mr, int no) noexcept nogil
 
 
 OBW = PYCONV_OBW
@@ -91,6 +98,10 @@ OBW_NARROW = PYCONV_OBW_NARROW
 OC_LANES = {"float32": PYCONV_OC_VLF, "float64": PYCONV_OC_VLD}
 #: positions per register tile of dense_oc (2 vectors of output channels)
 OC_TILE = PYCONV_OC_P2
+#: (input channel, tap) rows x output channels per register tile of the weight gradient's
+#: position-vector kernel ('dense_pos'), and its vector's lanes per dtype in this build variant
+POS_TILE = (PYCONV_WKP_MR, PYCONV_WKP_NO)
+POS_LANES = {"float32": PYCONV_VBYTES // 4, "float64": PYCONV_VBYTES // 8}
 
 
 cdef inline void mk_call(int obw, const real_t* x, idx_t cs, const idx_t* offs, idx_t ntaps, idx_t nc,
@@ -552,8 +563,12 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:,
     cdef idx_t Sp = plane_stride(S, sizeof(real_t))
     cdef idx_t R = OD * OH
     cdef idx_t VL = 64 // sizeof(real_t)
-    cdef idx_t MR = 6 if nv == 4 else 8
+    cdef idx_t MR = 6 if nv == 4 else (PYCONV_WKP_MR if nv == 0 else 8)
     cdef idx_t NB = nv * VL
+    # nv == 0 ('dense_pos'): vectors along the positions, VN lanes of this build; rows of
+    # grad_output padded to cwp
+    cdef idx_t VN = PYCONV_VBYTES // sizeof(real_t), NO = PYCONV_WKP_NO, cwp = 0, no
+    cdef const real_t** gp
     cdef idx_t ntile, U, u, part, ng, n, gi, ti, r0, r1, nr, tid, i, j, o, rb, m, row, ob, od, oh, mr, ncol, j0, cw
     cdef real_t* P
     cdef real_t* Bt
@@ -573,10 +588,15 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:,
     U = N * groups * ntile
     dt = np.float32 if real_t is float else np.float64
     cdef int nparts = <int>acc.shape[0]
-    # 64-byte aligned rows: the packed grad_output vectors are then whole cache lines
-    planes_np = aligned_rows(nparts, max(1, Cg * Sp), dt)
-    bt_np = aligned_rows(nparts, rows_per_tile * col_width * Ogp, dt)
-    ap_np = np.empty((nparts, 8), dtype=np.uintp)
+    if nv == 0:
+        cwp = (col_width + VN - 1) // VN * VN
+        if Ogp != Og * VL:
+            raise ValueError(f"dense_weight: acc's last dim {Ogp} is not {Og} output channels x {VL} lanes")
+    # 64-byte aligned rows: the packed grad_output vectors are then whole cache lines (the
+    # position kernel's last vector of a row reads up to VN values past the planes: masked)
+    planes_np = aligned_rows(nparts, max(1, Cg * Sp) + VN, dt)
+    bt_np = aligned_rows(nparts, rows_per_tile * (Og * cwp if nv == 0 else col_width * Ogp), dt)
+    ap_np = np.empty((nparts, 16), dtype=np.uintp)
     last_np = np.full(nparts, -1, dtype=np.intp)
     rows_np = np.zeros((2, nparts), dtype=np.intp)
     cdef real_t[:, ::1] planes = planes_np
@@ -627,6 +647,43 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:,
             # together, the packed rows are written once, contiguously)
             Bt = &bt[tid, 0]
             src = &gout[n, gi * Og, 0, 0, 0]
+            ap = <const real_t**> &apb[tid, 0]
+            if nv == 0:
+                # grad_output rows per channel, zeros to cwp: Bt[(o*nr + i)*cwp + j]
+                for i in range(nr):
+                    od = (r0 + i) // OH
+                    oh = (r0 + i) - od * OH
+                    rb = (od * OH + oh) * OW + j0
+                    for o in range(Og):
+                        dst = Bt + (o * nr + i) * cwp
+                        memcpy(dst, src + o * R * OW + rb, cw * sizeof(real_t))
+                        memset(dst + cw, 0, (cwp - cw) * sizeof(real_t))
+                gp = <const real_t**> &apb[tid, 8]
+                rb = 0
+                while rb < Kc:
+                    mr = Kc - rb
+                    if mr > MR:
+                        mr = MR
+                    for m in range(MR):
+                        row = rb + m if m < mr else rb + mr - 1
+                        ap[m] = P + (row // kvol) * Sp + offs[row % kvol]
+                    ob = 0
+                    while ob < Og:
+                        no = Og - ob
+                        if no > NO:
+                            no = NO
+                        for m in range(NO):
+                            # channels past Og repeat the last one (computed, not stored)
+                            gp[m] = Bt + ((ob + m if m < no else ob + no - 1) * nr) * cwp
+                        if real_t is float:
+                            pyconv_wkp_f(ap, r0, nr, OH, Hq, Wq, j0, cw, gp, cwp, &acc[tid, gi, rb, ob * VL],
+                                         Ogp, <int>mr, <int>no)
+                        else:
+                            pyconv_wkp_d(ap, r0, nr, OH, Hq, Wq, j0, cw, gp, cwp, &acc[tid, gi, rb, ob * VL],
+                                         Ogp, <int>mr, <int>no)
+                        ob = ob + NO
+                    rb = rb + MR
+                continue
             for i in range(nr):
                 od = (r0 + i) // OH
                 oh = (r0 + i) - od * OH
@@ -640,7 +697,6 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:,
                         dst = Bt + (i * cw + j) * Ogp
                         for o in range(Og, Ogp):
                             dst[o] = 0
-            ap = <const real_t**> &apb[tid, 0]
             rb = 0
             while rb < Kc:
                 mr = Kc - rb
@@ -657,17 +713,20 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:,
                 rb = rb + MR
 
 
-def weight_reduce(const real_t[:, :, :, ::1] acc, real_t[:, ::1] out, idx_t og, int nthreads):
+def weight_reduce(const real_t[:, :, :, ::1] acc, real_t[:, ::1] out, idx_t og, idx_t lanes, int nthreads):
     """out[g*og + o, r] = acc[0, g, r, o] + acc[1, g, r, o] + ... (the parts in order): the
     dense weight gradient's per-part sums (parts, groups, C_in/groups * kvol, Ogp >= og)
-    added up and laid out as (C_out, C_in/groups * kvol), in one pass on the team.  (In
+    added up and laid out as (C_out, C_in/groups * kvol), in one pass on the team.  With
+    ``lanes`` > 1 ('dense_pos': Ogp = og x lanes) each channel's lanes are summed too, in
+    order, part by part.  (In
     NumPy, the sum over the parts and the transposing copy took 0.64 ms of layer b's 3.1 at
     2 threads, AMD EPYC: two passes over 1.2 MB per part, on one thread.)  Each element
     adds the parts in the same order whatever the team: the bits do not depend on it."""
     cdef int mcpu = pyconv_cpu()
     cdef idx_t T = acc.shape[0], G = acc.shape[1], Kc = acc.shape[2], Ogp = acc.shape[3]
-    if og > Ogp or out.shape[0] != G * og or out.shape[1] != Kc:
-        raise ValueError(f"weight_reduce: acc {tuple(acc.shape)} and out {tuple(out.shape)} with og={og} differ")
+    if lanes < 1 or og * lanes > Ogp or out.shape[0] != G * og or out.shape[1] != Kc:
+        raise ValueError(f"weight_reduce: acc {tuple(acc.shape)} and out {tuple(out.shape)} with og={og}, "
+                         f"lanes={lanes} differ")
     if T == 0 or G * og * Kc == 0:
         if out.shape[0] * out.shape[1]:
             out[:, :] = 0
@@ -676,7 +735,7 @@ def weight_reduce(const real_t[:, :, :, ::1] acc, real_t[:, ::1] out, idx_t og, 
     # channel's 16 sums are formed and stored as one line (a 16 x 16 tile transposed
     # through a per-thread buffer, the parts read along the channels, ran no faster)
     cdef idx_t RB = 16, nrb = (Kc + RB - 1) // RB
-    cdef idx_t u, g, r0, r1, o, r, t
+    cdef idx_t u, g, r0, r1, o, r, t, l
     cdef real_t s
     for u in prange(G * nrb, nogil=True, schedule='static', num_threads=nthreads):
         pyconv_unstack(mcpu)
@@ -687,9 +746,17 @@ def weight_reduce(const real_t[:, :, :, ::1] acc, real_t[:, ::1] out, idx_t og, 
             r1 = Kc
         for o in range(og):
             for r in range(r0, r1):
-                s = acc[0, g, r, o]
-                for t in range(1, T):
-                    s = s + acc[t, g, r, o]
+                if lanes == 1:
+                    s = acc[0, g, r, o]
+                    for t in range(1, T):
+                        s = s + acc[t, g, r, o]
+                else:
+                    s = acc[0, g, r, o * lanes]
+                    for l in range(1, lanes):
+                        s = s + acc[0, g, r, o * lanes + l]
+                    for t in range(1, T):
+                        for l in range(lanes):
+                            s = s + acc[t, g, r, o * lanes + l]
                 out[g * og + o, r] = s
 
 
