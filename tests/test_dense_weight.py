@@ -186,6 +186,32 @@ def test_nonfinite_input_stays_in_its_taps(alg, col, padding):
     assert np.isfinite(gw[:, 1]).any() == (padding == 0)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_dense_pos_runs_rows_together_only_over_finite_input(threads):
+    # 'dense_pos' runs a unit's rows as one run of frame positions (the padding columns
+    # between rows meet zero grad_output) only while every plane row built for the (sample,
+    # group) is finite; planes past 1 MiB are built a unit at a time, so an Inf in the last
+    # rows of sample 1 leaves sample 0 and sample 1's first units on whole runs and the
+    # rest on runs of one row.  Against the definition: the same Inf/NaN pattern, the
+    # finite values within tolerance.
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 64, 64, 64)).astype(F32)
+    x[1, 5, 60, 63] = np.inf
+    x[1, 7, 61, 0] = np.nan
+    go = rng.standard_normal((2, 4, 64, 64)).astype(F32)
+    with pyconv.threads(threads), tuning.override(weight_tile=256):
+        gw = _run(x, (4, 64, 3, 3), go, "dense_pos", padding=1)
+        fin = _run(np.nan_to_num(x, posinf=0.0, nan=0.0), (4, 64, 3, 3), go, "dense_pos", padding=1)
+    ref = weight_ref(x, (4, 64, 3, 3), go, padding=1)
+    assert np.array_equal(np.isnan(gw), np.isnan(ref)) and np.array_equal(np.isposinf(gw), np.isposinf(ref))
+    # (the edge columns meet 6 of the 9 taps each)
+    assert np.array_equal(np.isneginf(gw), np.isneginf(ref)) and np.isfinite(gw).sum() == 4 * (64 * 9 - 12)
+    ok = np.isfinite(ref)
+    assert_close(gw[ok], ref[ok].astype(F32), n_reduce=2 * 64 * 64)
+    assert_close(fin, weight_ref(np.nan_to_num(x, posinf=0.0, nan=0.0), (4, 64, 3, 3), go, padding=1).astype(F32),
+                 n_reduce=2 * 64 * 64)
+
+
 @pytest.mark.parametrize("alg", ALGS)
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_dense_weight_writes_every_element_of_its_fresh_buffers(monkeypatch, threads, alg):

@@ -1495,8 +1495,10 @@ def _dense_weight_plan(g, dtype, nthreads, t, budget=True, pos=False):
         rpt = -(-rows // ntile)
     cw = -(-ow // ncol)
     if pos:
+        # grad_output per channel: a unit's rows in runs (frame rows or rows padded to whole
+        # vectors), each run padded to whole vectors
         lanes = dense_direct.POS_LANES[dtype.name]
-        ws = nthreads * (plane + rpt * og * -(-cw // lanes) * lanes) * isz
+        ws = nthreads * (plane + og * rpt * (max(qshape[2], -(-cw // lanes) * lanes) + lanes)) * isz
     else:
         ws = nthreads * (plane + rpt * cw * ogp) * isz
     if budget and ws > max(t.workspace_bytes, g.cout * cg * kvol * isz):

@@ -84,12 +84,10 @@ cdef extern from "dense_kernels.h":
                       Py_ssize_t Wq, Py_ssize_t j0, Py_ssize_t OW, const double* B, Py_ssize_t ldb, double* C, Py_ssize_t ldc,
                       int mr) noexcept nogil
     int PYCONV_WKP_MR, PYCONV_WKP_NO, PYCONV_VBYTES
-    void pyconv_wkp_f(const float** ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq, Py_ssize_t Wq,
-                      Py_ssize_t j0, Py_ssize_t cw, const float** gp, Py_ssize_t cwp, float* C, Py_ssize_t ldc,
-                      int mr, int no) noexcept nogil
-    void pyconv_wkp_d(const double** ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq, Py_ssize_t Wq,
-                      Py_ssize_t j0, Py_ssize_t cw, const double** gp, Py_ssize_t cwp, double* C, Py_ssize_t ldc,
-                      int mr, int no) noexcept nogil
+    void pyconv_wkp_f(const float** ap, const Py_ssize_t* runs, Py_ssize_t nrun, const float** gp, float* C,
+                      Py_ssize_t ldc, int mr, int no) noexcept nogil
+    void pyconv_wkp_d(const double** ap, const Py_ssize_t* runs, Py_ssize_t nrun, const double** gp, double* C,
+                      Py_ssize_t ldc, int mr, int no) noexcept nogil
 
 
 OBW = PYCONV_OBW
@@ -516,6 +514,21 @@ def dense_conv(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, :
             u = next_unit(&fronts[0], U, nthreads, own, &drained)
 
 
+cdef inline bint rows_finite(const real_t* P, idx_t Cg, idx_t Sp, idx_t nph, idx_t plane, idx_t Wq, idx_t a,
+                             idx_t b) noexcept nogil:
+    # plane rows [a, b) of every channel and phase hold no Inf or NaN
+    cdef idx_t c, p
+    for c in range(Cg):
+        for p in range(nph):
+            if real_t is float:
+                if not pyconv_finite_f(P + c * Sp + p * plane + a * Wq, (b - a) * Wq):
+                    return False
+            else:
+                if not pyconv_finite_d(P + c * Sp + p * plane + a * Wq, (b - a) * Wq):
+                    return False
+    return True
+
+
 cdef inline void wk_call(int nv, const real_t** ap, idx_t r0, idx_t nr, idx_t OH, idx_t Hq, idx_t Wq, idx_t j0,
                          idx_t OW, const real_t* B, idx_t ldb, real_t* C, idx_t ldc, int mr) noexcept nogil:
     if real_t is float:
@@ -565,10 +578,13 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:,
     cdef idx_t VL = 64 // sizeof(real_t)
     cdef idx_t MR = 6 if nv == 4 else (PYCONV_WKP_MR if nv == 0 else 8)
     cdef idx_t NB = nv * VL
-    # nv == 0 ('dense_pos'): vectors along the positions, VN lanes of this build; rows of
-    # grad_output padded to cwp
-    cdef idx_t VN = PYCONV_VBYTES // sizeof(real_t), NO = PYCONV_WKP_NO, cwp = 0, no
+    # nv == 0 ('dense_pos'): vectors along the positions, VN lanes of this build, over runs
+    # of frame positions; each channel's packed grad_output bst values apart
+    cdef idx_t VN = PYCONV_VBYTES // sizeof(real_t), NO = PYCONV_WKP_NO, cwp = 0, bst = 0, no, nrun, k, q, ln
+    cdef idx_t plane = Dq * Hq * Wq
+    cdef bint frame
     cdef const real_t** gp
+    cdef idx_t* rn
     cdef idx_t ntile, U, u, part, ng, n, gi, ti, r0, r1, nr, tid, i, j, o, rb, m, row, ob, od, oh, mr, ncol, j0, cw
     cdef real_t* P
     cdef real_t* Bt
@@ -590,20 +606,27 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:,
     cdef int nparts = <int>acc.shape[0]
     if nv == 0:
         cwp = (col_width + VN - 1) // VN * VN
+        # a unit's runs: one per row (cwp each) or one per depth slice (rows Wq apart,
+        # each run padded to whole vectors)
+        bst = (rows_per_tile * (max(Wq, cwp) + VN) + VN - 1) // VN * VN
         if Ogp != Og * VL:
             raise ValueError(f"dense_weight: acc's last dim {Ogp} is not {Og} output channels x {VL} lanes")
     # 64-byte aligned rows: the packed grad_output vectors are then whole cache lines (the
-    # position kernel's last vector of a row reads up to VN values past the planes: masked)
+    # position kernel's last vector of a run reads up to VN values past the planes: masked)
     planes_np = aligned_rows(nparts, max(1, Cg * Sp) + VN, dt)
-    bt_np = aligned_rows(nparts, rows_per_tile * (Og * cwp if nv == 0 else col_width * Ogp), dt)
+    bt_np = aligned_rows(nparts, Og * bst if nv == 0 else rows_per_tile * col_width * Ogp, dt)
     ap_np = np.empty((nparts, 16), dtype=np.uintp)
     last_np = np.full(nparts, -1, dtype=np.intp)
-    rows_np = np.zeros((2, nparts), dtype=np.intp)
+    # built plane rows [rlo, rhi) of each part's (sample, group); 'dense_pos': rows [flo,
+    # fhi) of them checked for Inf/NaN, fbad when one was found
+    rows_np = np.zeros((5, nparts), dtype=np.intp)
+    runs_np = np.empty((nparts, 3 * rows_per_tile if nv == 0 else 1), dtype=np.intp)
     cdef real_t[:, ::1] planes = planes_np
     cdef real_t[:, ::1] bt = bt_np
     cdef size_t[:, ::1] apb = ap_np
     cdef idx_t[::1] last = last_np
-    cdef idx_t[::1] rlo = rows_np[0], rhi = rows_np[1]
+    cdef idx_t[::1] rlo = rows_np[0], rhi = rows_np[1], flo = rows_np[2], fhi = rows_np[3], fbad = rows_np[4]
+    cdef idx_t[:, ::1] runs = runs_np
     cdef idx_t maxin = 0
     for u in range(kvol):
         if offs[u] % (Dq * Hq * Wq) > maxin:
@@ -632,6 +655,9 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:,
             if last[tid] != ng:
                 rlo[tid] = 0
                 rhi[tid] = 0
+                flo[tid] = 0
+                fhi[tid] = 0
+                fbad[tid] = 0
                 last[tid] = ng
             # frame positions of the unit: rows r0..r1-1, columns j0..j0+cw-1 (+ tap offsets)
             od = r0 // OH
@@ -649,15 +675,45 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:,
             src = &gout[n, gi * Og, 0, 0, 0]
             ap = <const real_t**> &apb[tid, 0]
             if nv == 0:
-                # grad_output rows per channel, zeros to cwp: Bt[(o*nr + i)*cwp + j]
-                for i in range(nr):
+                # the plane rows built since the last check: any Inf/NaN keeps this (sample,
+                # group) on runs of one row (whose last vector masks the positions past the row)
+                if fhi[tid] <= flo[tid]:
+                    fbad[tid] = not rows_finite(P, Cg, Sp, nph, plane, Wq, rlo[tid], rhi[tid])
+                else:
+                    if rlo[tid] < flo[tid] and not rows_finite(P, Cg, Sp, nph, plane, Wq, rlo[tid], flo[tid]):
+                        fbad[tid] = 1
+                    if rhi[tid] > fhi[tid] and not rows_finite(P, Cg, Sp, nph, plane, Wq, fhi[tid], rhi[tid]):
+                        fbad[tid] = 1
+                flo[tid] = rlo[tid]
+                fhi[tid] = rhi[tid]
+                frame = fbad[tid] == 0
+                # runs of frame positions and the grad_output they meet, per channel from
+                # Bt + o*bst: a depth slice's rows Wq apart with zeros between them (frame),
+                # or each row padded with zeros to cwp
+                rn = &runs[tid, 0]
+                nrun = 0
+                q = 0
+                i = 0
+                while i < nr:
                     od = (r0 + i) // OH
                     oh = (r0 + i) - od * OH
-                    rb = (od * OH + oh) * OW + j0
+                    k = OH - oh if frame else 1
+                    if k > nr - i:
+                        k = nr - i
+                    ln = (k - 1) * Wq + cw
+                    rn[3 * nrun] = (od * Hq + oh) * Wq + j0
+                    rn[3 * nrun + 1] = ln
+                    rn[3 * nrun + 2] = q
                     for o in range(Og):
-                        dst = Bt + (o * nr + i) * cwp
-                        memcpy(dst, src + o * R * OW + rb, cw * sizeof(real_t))
-                        memset(dst + cw, 0, (cwp - cw) * sizeof(real_t))
+                        dst = Bt + o * bst + q
+                        for m in range(k):
+                            memcpy(dst + m * Wq, src + o * R * OW + (od * OH + oh + m) * OW + j0, cw * sizeof(real_t))
+                            if m + 1 < k:
+                                memset(dst + m * Wq + cw, 0, (Wq - cw) * sizeof(real_t))
+                        memset(dst + ln, 0, ((ln + VN - 1) // VN * VN - ln) * sizeof(real_t))
+                    q = q + (ln + VN - 1) // VN * VN
+                    nrun = nrun + 1
+                    i = i + k
                 gp = <const real_t**> &apb[tid, 8]
                 rb = 0
                 while rb < Kc:
@@ -674,13 +730,11 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:,
                             no = NO
                         for m in range(NO):
                             # channels past Og repeat the last one (computed, not stored)
-                            gp[m] = Bt + ((ob + m if m < no else ob + no - 1) * nr) * cwp
+                            gp[m] = Bt + (ob + m if m < no else ob + no - 1) * bst
                         if real_t is float:
-                            pyconv_wkp_f(ap, r0, nr, OH, Hq, Wq, j0, cw, gp, cwp, &acc[tid, gi, rb, ob * VL],
-                                         Ogp, <int>mr, <int>no)
+                            pyconv_wkp_f(ap, rn, nrun, gp, &acc[tid, gi, rb, ob * VL], Ogp, <int>mr, <int>no)
                         else:
-                            pyconv_wkp_d(ap, r0, nr, OH, Hq, Wq, j0, cw, gp, cwp, &acc[tid, gi, rb, ob * VL],
-                                         Ogp, <int>mr, <int>no)
+                            pyconv_wkp_d(ap, rn, nrun, gp, &acc[tid, gi, rb, ob * VL], Ogp, <int>mr, <int>no)
                         ob = ob + NO
                     rb = rb + MR
                 continue

@@ -189,14 +189,18 @@ PYCONV_WK(double, 1, 8, pyconv_wk1_d)
    groups of few output channels, where the kernel above fills 4 of its 16 float32 lanes
    with an output channel each (the rest are zeros).  A register tile of MR (input channel,
    tap) rows x NO output channels, each accumulator a vector of partial sums over the
-   positions of its lanes (lane l: positions j = l mod VL of each row); per vector of
-   positions NO aligned loads of grad_output (packed per channel, rows padded with zeros to
-   ``cwp``) and MR unaligned loads of the input rows.  The last vector of a row masks the
-   input lanes past ``cw`` to zero: their grad_output lanes are zeros, and an Inf or NaN
-   read there must not make 0 * inf.  The partial sums are added into C[m * ldc + o * L]
-   (L = 64 bytes of lanes; the first VL hold this build's vector), summed over lanes by
-   the caller.  Rows past ``mr`` and channels past ``no`` repeat the last (computed, not
-   stored). */
+   positions of its lanes; per vector of positions NO aligned loads of grad_output and MR
+   unaligned loads of the input rows.  The positions come in runs of frame positions: run
+   k reads the rows ap[m] + runs[3k] + j and grad_output gp[o] + runs[3k + 2] + j for j <
+   runs[3k + 1] (packed per channel, padded with zeros to whole vectors).  A run is one
+   output row, or (when the caller knows the input rows it reads are finite) every row of
+   the unit in one depth slice, the frame's padding columns between them carrying zero
+   grad_output: no work per row, and rows narrower than a vector share one.  The last
+   vector of a run masks the input lanes past it to zero (an Inf or NaN read there must
+   not make 0 * inf; nor may the rows beyond, not yet built).  The partial sums are added
+   into C[m * ldc + o * L] (L = 64 bytes of lanes; the first VL hold this build's vector),
+   summed over lanes by the caller.  Rows past ``mr`` and channels past ``no`` repeat the
+   last (computed, not stored). */
 #if defined(__GNUC__) || defined(__clang__)
 #if PYCONV_VBYTES == 64
 #define PYCONV_WKP_MR 6
@@ -206,26 +210,21 @@ PYCONV_WK(double, 1, 8, pyconv_wk1_d)
 #define PYCONV_WKP_NO 3
 #endif
 #define PYCONV_WKP(T, IT, NAME) \
-static void NAME(const T *const *ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq, Py_ssize_t Wq, \
-                 Py_ssize_t j0, Py_ssize_t cw, const T *const *gp, Py_ssize_t cwp, T *restrict C, Py_ssize_t ldc, \
-                 int mr, int no) { \
+static void NAME(const T *const *ap, const Py_ssize_t *runs, Py_ssize_t nrun, const T *const *gp, \
+                 T *restrict C, Py_ssize_t ldc, int mr, int no) { \
     typedef T VN __attribute__((vector_size(PYCONV_VBYTES))); \
     typedef T VNU __attribute__((vector_size(PYCONV_VBYTES), aligned(sizeof(T)), may_alias)); \
     typedef IT VI __attribute__((vector_size(PYCONV_VBYTES))); \
     enum { VL = PYCONV_VBYTES / sizeof(T), L = 64 / sizeof(T), MR = PYCONV_WKP_MR, NO = PYCONV_WKP_NO }; \
     VN acc[MR][NO]; \
-    VI keep = {0}; \
-    const Py_ssize_t full = cw / VL * VL; \
-    _Pragma("GCC unroll 16") for (int l = 0; l < VL; l++) keep[l] = full + l < cw ? (IT)-1 : 0; \
     _Pragma("GCC unroll 8") for (int m = 0; m < MR; m++) \
         _Pragma("GCC unroll 8") for (int o = 0; o < NO; o++) acc[m][o] = (VN){0}; \
-    Py_ssize_t od = r0 / OH, oh = r0 - od * OH; \
-    for (Py_ssize_t i = 0; i < nr; i++, oh = oh + 1 < OH ? oh + 1 : 0, od += oh == 0) { \
-        const Py_ssize_t fq = (od * Hq + oh) * Wq + j0; \
+    for (Py_ssize_t k = 0; k < nrun; k++) { \
+        const Py_ssize_t q0 = runs[3 * k], n = runs[3 * k + 1], full = n / VL * VL; \
         const T *a[MR]; \
         const T *g[NO]; \
-        _Pragma("GCC unroll 8") for (int m = 0; m < MR; m++) a[m] = ap[m] + fq; \
-        _Pragma("GCC unroll 8") for (int o = 0; o < NO; o++) g[o] = gp[o] + i * cwp; \
+        _Pragma("GCC unroll 8") for (int m = 0; m < MR; m++) a[m] = ap[m] + q0; \
+        _Pragma("GCC unroll 8") for (int o = 0; o < NO; o++) g[o] = gp[o] + runs[3 * k + 2]; \
         /* whole vectors, then the masked last one (a loop of its own: one loop with both \
            spilled the grad_output vectors every step) */ \
         Py_ssize_t j = 0; \
@@ -238,7 +237,9 @@ static void NAME(const T *const *ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH
                 _Pragma("GCC unroll 8") for (int o = 0; o < NO; o++) acc[m][o] += xv * gv[o]; \
             } \
         } \
-        if (j < cw) { \
+        if (j < n) { \
+            VI keep; \
+            _Pragma("GCC unroll 16") for (int l = 0; l < VL; l++) keep[l] = full + l < n ? (IT)-1 : 0; \
             VN gv[NO]; \
             _Pragma("GCC unroll 8") for (int o = 0; o < NO; o++) gv[o] = *(const VN *)(g[o] + j); \
             _Pragma("GCC unroll 8") for (int m = 0; m < MR; m++) { \
@@ -258,16 +259,14 @@ static void NAME(const T *const *ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH
 #define PYCONV_WKP_MR 4
 #define PYCONV_WKP_NO 4
 #define PYCONV_WKP(T, IT, NAME) \
-static void NAME(const T *const *ap, Py_ssize_t r0, Py_ssize_t nr, Py_ssize_t OH, Py_ssize_t Hq, Py_ssize_t Wq, \
-                 Py_ssize_t j0, Py_ssize_t cw, const T *const *gp, Py_ssize_t cwp, T *C, Py_ssize_t ldc, \
-                 int mr, int no) { \
+static void NAME(const T *const *ap, const Py_ssize_t *runs, Py_ssize_t nrun, const T *const *gp, T *C, \
+                 Py_ssize_t ldc, int mr, int no) { \
     for (int m = 0; m < mr; m++) \
         for (int o = 0; o < no; o++) { \
             T s = 0; \
-            for (Py_ssize_t i = 0; i < nr; i++) { \
-                Py_ssize_t rr = r0 + i, od = rr / OH, oh = rr - od * OH; \
-                const T *a = ap[m] + (od * Hq + oh) * Wq + j0, *g = gp[o] + i * cwp; \
-                for (Py_ssize_t j = 0; j < cw; j++) s += a[j] * g[j]; \
+            for (Py_ssize_t k = 0; k < nrun; k++) { \
+                const T *a = ap[m] + runs[3 * k], *g = gp[o] + runs[3 * k + 2]; \
+                for (Py_ssize_t j = 0; j < runs[3 * k + 1]; j++) s += a[j] * g[j]; \
             } \
             C[m * ldc + o * (64 / sizeof(T))] += s; \
         } \
