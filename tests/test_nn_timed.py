@@ -185,6 +185,30 @@ def test_weight_gradient_is_timed_once_and_stored(timed, dtype, layer):
     assert len(runs) == 1
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("groups,names", [(1, ("gemm", "panel", "matmul")), (8, ("gemm", "panel", "thin"))])
+def test_pointwise_weight_gradient_is_timed_once_and_stored(timed, dtype, groups, names):
+    # 1x1: GEMM, the panel kernel and, in one group, the matrix products; in thin groups
+    # (2 channels each here) the thin kernel
+    runs = timed
+    x = RNG.standard_normal((2, 16, 30, 31)).astype(dtype)
+    ws = (16, 16 // groups, 1, 1)
+    go = RNG.standard_normal((2, 16, 30, 31)).astype(dtype)
+    for alg in names:
+        assert _forced(alg, pyconv.explain, grad.conv2d_weight, x, ws, go, groups=groups).algorithm == alg
+    gw = grad.conv2d_weight(x, ws, go, groups=groups)
+    assert len(runs) == 1 and runs[0][0] == "weight_grad" and runs[0][2] == names
+    entry = _entry(runs[0], dtype)
+    choice = entry["choice"]
+    assert choice == _fastest(entry, names)
+    np.testing.assert_array_equal(gw, _forced(choice, grad.conv2d_weight, x, ws, go, groups=groups))
+    ref = weight_ref(x, ws, go, groups=groups)
+    np.testing.assert_allclose(gw, ref, rtol=0, atol=TOL[dtype] * np.abs(ref).max())
+    _forget()
+    assert pyconv.explain(grad.conv2d_weight, x, ws, go, groups=groups).algorithm == choice
+    assert len(runs) == 1
+
+
 @pytest.mark.parametrize("op", ["weight_grad", "forward"])
 def test_timing_batch_follows_the_flops_budget(timed, monkeypatch, op):
     # a layer is timed on as many samples as TIMED_BATCH_FLOPS allow, at least min(N, threads)

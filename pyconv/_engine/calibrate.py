@@ -228,9 +228,10 @@ def machine_tuning():
 
 #: stored timed choices at most (past this, calls keep the model's choice)
 TIMED_MAX = 4096
-#: what a stored choice may be: signal methods, dense layers' kernels, transposed ones' phase kernels
+#: what a stored choice may be: signal methods, dense layers' kernels, transposed ones' phase kernels, 1x1
+#: ones' panel and matrix products
 TIMED_CHOICES = ("direct", "fft", "gemm", "dense", "dense_oc", "thin", "thin_reg", "thin_s1", "thin_phase", "thin_row",
-                 "phases", "phases_oc", "dense_pos")
+                 "phases", "phases_oc", "dense_pos", "panel", "matmul")
 _timed = {"path": None, "table": None}
 _timed_lock = threading.Lock()
 

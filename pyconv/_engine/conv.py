@@ -1349,13 +1349,21 @@ def plan_weight_grad(g, dtype, allow_prune=True):
     cands = ([A.THIN, A.GEMM] + [A.DENSE, A.DENSE_POS] * (not g.is_pointwise) + [A.MATMUL] * _grad_pointwise(g)
              + [A.PANEL] * panel_ok)
     dense = None
-    if panel_ok and (t.weight_panel_f8 if isz == 8 else t.weight_panel):
+    # thin groups: grad_direct's kernel (its strided rows run scalar: GEMM wins there)
+    thin = g.stride[-1] == 1 and (cg == 1 or og < t.dense_min_og)
+    # 1x1: the panel and matrix-product kernels against GEMM and, on thin groups, the thin
+    # kernel, timed on large layers (8x64x56^2, 1 thread, AMD EPYC: in 64 groups panel
+    # 7.6 ms, thin 0.35; in 16 groups panel 2.3, thin 0.70; in 4 panel 1.4, GEMM 0.62;
+    # 256->8 panel 1.1, matmul 0.45)
+    timed = (_timed("weight_grad", g, dtype, [A.GEMM] + [A.PANEL] * panel_ok + [A.MATMUL] * _grad_pointwise(g)
+                    + [A.THIN] * thin) if panel_ok or _grad_pointwise(g) else None)
+    if timed is not None:
+        default = timed
+    elif panel_ok and (t.weight_panel_f8 if isz == 8 else t.weight_panel):
         default = A.PANEL
     elif _grad_pointwise(g):
         default = A.MATMUL
     else:
-        # thin groups: grad_direct's kernel (its strided rows run scalar: GEMM wins there)
-        thin = g.stride[-1] == 1 and (cg == 1 or og < t.dense_min_og)
         nthreads = num_parts_for(_prod(g.out_shape) * max(1, cg * kvol), t.grain)
         dense = _dense_weight_plan(g, dtype, nthreads, t) if not g.is_pointwise else None
         # vectors along the positions: where output-channel vectors would be partly empty
