@@ -209,6 +209,31 @@ def test_pointwise_weight_gradient_is_timed_once_and_stored(timed, dtype, groups
     assert len(runs) == 1
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("groups", [1, 8])
+def test_pointwise_forward_is_timed_once_and_stored(timed, dtype, groups):
+    # 1x1: GEMM against the panel, pointwise and matrix-product kernels (in thin groups
+    # also the thin kernel the thresholds pick); the stride-1 input gradient, a 1x1
+    # forward of the flipped layer, is timed the same way
+    runs = timed
+    x = RNG.standard_normal((2, 16, 30, 31)).astype(dtype)
+    w = RNG.standard_normal((16, 16 // groups, 1, 1)).astype(dtype)
+    out = nn.conv2d(x, w, groups=groups)
+    assert len(runs) == 1 and runs[0][0] == "forward"
+    names = runs[0][2]
+    assert names[0] == "gemm" and names[-3:] == ("panel", "pointwise", "matmul")
+    assert len(names) == (5 if groups > 1 else 4) and (groups == 1 or names[1].startswith("thin"))
+    choice = _entry(runs[0], dtype)["choice"]
+    assert choice == _fastest(_entry(runs[0], dtype), names)
+    np.testing.assert_array_equal(out, _forced(choice, nn.conv2d, x, w, groups=groups))
+    ref = conv_nd(x, w, groups=groups)
+    np.testing.assert_allclose(out, ref, rtol=0, atol=TOL[dtype] * np.abs(ref).max())
+    _forget()
+    assert pyconv.explain(nn.conv2d, x, w, groups=groups).algorithm == choice
+    np.testing.assert_array_equal(nn.conv2d(x, w, groups=groups), out)
+    assert len(runs) == 1
+
+
 @pytest.mark.parametrize("op", ["weight_grad", "forward"])
 def test_timing_batch_follows_the_flops_budget(timed, monkeypatch, op):
     # a layer is timed on as many samples as TIMED_BATCH_FLOPS allow, at least min(N, threads)

@@ -404,6 +404,12 @@ def _thin_pad_bytes(g, itemsize):
     return g.cg * _prod([i + a + c for i, (a, c) in zip(g.sp3, g.pads3)]) * itemsize
 
 
+# the 1x1 kernels a timed pointwise forward runs against GEMM (and, in thin groups, the thin
+# kernel): 8x64x56^2 1x1 in 16 groups, 1 thread, AMD EPYC: thin_reg 0.41-0.45 ms, matmul
+# 0.28; 128->128 in 8 groups on 28^2: panel 0.26-0.42, matmul 0.18
+POINTWISE_KERNELS = [A.PANEL, A.POINTWISE, A.MATMUL]
+
+
 @_plan.cached
 def plan_forward(g, dtype, allow_prune=True):
     """Plan of the forward convolution with geometry ``g`` computing in ``dtype``."""
@@ -429,7 +435,9 @@ def plan_forward(g, dtype, allow_prune=True):
             default = A.THIN_PHASE
         else:
             default = A.THIN_ROW
-        if cg > 1 and not g.is_pointwise:
+        if g.is_pointwise:
+            default = _timed("forward", g, dtype, [A.GEMM, default] + POINTWISE_KERNELS) or default
+        elif cg > 1:
             # groups of a few channels (not depthwise): the dense kernels and GEMM compete
             # where the layer is timed (3->16 7x7 on 112x7 maps, 2 threads, AMD EPYC: thin_s1
             # 0.20 ms, dense_oc 0.09; 16->32 in 4 groups on 4^3 maps: thin_s1 0.39, dense 0.17)
@@ -437,6 +445,8 @@ def plan_forward(g, dtype, allow_prune=True):
             timed = _timed("forward", g, dtype, [A.GEMM, default] + [A.DENSE] * _dense_fits(g, layout, isz, nthreads, t)
                            + [A.DENSE_OC] * _oc_fits(g, dtype, nthreads, t))
             default = timed or default
+    elif g.is_pointwise and (timed := _timed("forward", g, dtype, [A.GEMM] + POINTWISE_KERNELS)) is not None:
+        default = timed
     elif g.is_pointwise and pointwise_panel(og < cg, isz, t):
         default = A.PANEL
     elif g.is_pointwise and pointwise_direct(og < cg, isz, t):
