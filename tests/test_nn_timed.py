@@ -413,6 +413,34 @@ def test_strided_transposed_convolution_is_timed_once_and_stored(timed, dtype, n
     np.testing.assert_array_equal(gx, out)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stride1_input_gradient_much_larger_than_grad_output_times_col2im(timed, dtype):
+    # stride 1, an input 9x the output: the flipped forward would compute every input
+    # position from kvol taps, most of them on padding; GEMM + col2im is timed against it
+    # (the transposed convolution's plan), and the input gradient takes its choice
+    runs = timed
+    x = RNG.standard_normal((3, 4, 12, 12)).astype(dtype)
+    w = RNG.standard_normal((32, 4, 9, 9)).astype(dtype)
+    go = RNG.standard_normal((3, 32, 4, 4)).astype(dtype)
+    gx = grad.conv2d_input(x.shape, w, go)
+    assert len(runs) == 1
+    op, g, names = runs[0]
+    assert op == "transposed" and names == ("gemm", "flip_conv") and g.transposed
+    choice = _entry(runs[0], dtype)["choice"]
+    assert choice == _fastest(_entry(runs[0], dtype), names)
+    p = pyconv.explain(grad.conv2d_input, x.shape, w, go)
+    if choice == "gemm":
+        assert p.algorithm == "transposed" and p.sub.algorithm == "gemm"
+    else:
+        assert p.algorithm == "flip_conv"
+    ref = conv_transpose_nd(go, w)
+    np.testing.assert_allclose(gx, ref, rtol=0, atol=TOL[dtype] * np.abs(ref).max())
+    # the transposed convolution of the same operands: the same stored choice
+    assert pyconv.explain(nn.conv_transpose2d, go, w).algorithm == choice
+    np.testing.assert_array_equal(nn.conv_transpose2d(go, w), gx)
+    assert len(runs) == 1
+
+
 def test_explain_times_and_shows_the_choice(timed):
     # explain shows the kernel the call will take: it times a layer not yet timed
     runs = timed

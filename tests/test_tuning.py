@@ -41,8 +41,9 @@ def test_tune_measures_stores_and_installs(cache):
     v = data["values"]
     assert v["dense_min_positions"] >= 1 and v["weight_dense_min_positions"] >= 1
     assert v["phases_min_positions"] >= 1
-    assert v["dense_max_k"] in (0, 288, 576, 1152, 2304)
-    assert v["phases_max_k"] in (0, 128, 256, 512)      # 3x3 stride 2: 2x2 taps in the largest phase
+    # (1 << 62: the direct kernel still won at the largest K measured, no ceiling found)
+    assert v["dense_max_k"] in (0, 288, 576, 1152, 1 << 62) and v["dense_oc_max_k"] in (0, 288, 576, 1152, 1 << 62)
+    assert v["phases_max_k"] in (0, 128, 256, 1 << 62)      # 3x3 stride 2: 2x2 taps in the largest phase
     assert v["weight_dense_max_acc_bytes"] in (0,) + tuple(36 * c * c for c in (32, 64, 128, 256))
     assert v["thin_max_cg_og"] in (0, 1, 4, 16, 64) and v["thin_s1_max_cg_og"] in (0, 1, 4, 16, 64)
     assert v["thin_reg_min_ow"] in (12, 24, 48, 1 << 62)
@@ -624,6 +625,10 @@ def test_crossover_and_ceiling_rules():
     assert calibrate._ceiling([1.0, 1.0, 2.0, 3.0], [1.0, 1.0, 1.0, 2.0], sizes) == 36
     assert calibrate._ceiling([1.0, 1.0, 2.0, 2.1], [1.0, 1.0, 1.0, 2.0], sizes) == 576
     assert calibrate._ceiling([2.0] * 4, [1.0] * 4, sizes) == 0
+    # open-ended (the direct kernels' K limits): A winning at the largest size sets none
+    assert calibrate._ceiling([1.0, 1.0, 2.0, 2.1], [1.0, 1.0, 1.0, 2.0], sizes, open_ended=True) == 1 << 62
+    assert calibrate._ceiling([1.0, 1.0, 2.0, 3.0], [1.0, 1.0, 1.0, 2.0], sizes, open_ended=True) == 36
+    assert calibrate._ceiling([2.0] * 4, [1.0] * 4, sizes, open_ended=True) == 0
 
 
 def test_signal_single_precision_factors_weigh_only_on_their_transforms():

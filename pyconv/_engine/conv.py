@@ -1028,17 +1028,25 @@ def plan_transposed(g, dtype):
     budget = max(t.workspace_bytes, _prod(g.out_shape) * isz)
     oc_fits = not flip_ok and phases_oc_blocking(g, dtype, nthreads, t)[4] <= budget
     phases_fit = not flip_ok and phases()[1] <= budget
-    # the kernels that fit, against GEMM + col2im: timed on large layers (8x64x500 grouped
-    # 16->16 k7 stride 2, an input gradient, 1 thread, AMD EPYC: the rules below gave
-    # GEMM, 1.9 ms, where phases_oc takes 0.48 and phases 0.54)
-    timed = _timed("transposed", g, dtype, [A.GEMM] + [A.PHASES] * phases_fit + [A.PHASES_OC] * oc_fits)
     if flip_ok:
         # Stride 1: a plain convolution with the kernel flipped and its channel axes
         # swapped (no zeros are inserted: stride 1 has none).  The direct dense kernel
-        # then beats GEMM + col2im, whose column matrix is kvol times the input.
-        default = A.FLIP_CONV
-    elif timed is not None:
+        # then beats GEMM + col2im, whose column matrix is kvol times the input -- unless
+        # the output is much larger than the input: then most flipped taps meet padding,
+        # and the two are timed (8x64x2x2x1 * 64x3x7x7x4, an input gradient, 2 threads,
+        # AMD EPYC: flip_conv 0.84 ms computing 77M multiply-adds for 1.2M, GEMM + col2im
+        # 0.08; PyTorch 0.18)
+        sparse = _prod(g.out) >= 2 * _prod(g.spatial)
+        timed = _timed("transposed", g, dtype, [A.GEMM, A.FLIP_CONV]) if sparse else None
+    else:
+        # the kernels that fit, against GEMM + col2im: timed on large layers (8x64x500 grouped
+        # 16->16 k7 stride 2, an input gradient, 1 thread, AMD EPYC: the rules below gave
+        # GEMM, 1.9 ms, where phases_oc takes 0.48 and phases 0.54)
+        timed = _timed("transposed", g, dtype, [A.GEMM] + [A.PHASES] * phases_fit + [A.PHASES_OC] * oc_fits)
+    if timed is not None:
         default = timed
+    elif flip_ok:
+        default = A.FLIP_CONV
     elif ((t.phases_oc if isz == 4 else t.phases_oc_f8) and og > dense_direct.OC_LANES[dtype.name]
           and not use_thin(cg, og, t) and _prod(g.out) >= t.dense_oc_min_positions * _prod(g.stride)
           and phase_k(g) <= t.dense_oc_max_k and oc_fits):
@@ -1654,8 +1662,16 @@ def plan_input_grad(g, dtype, allow_prune=True):
         default = A.MATMUL
     elif flip is not None:
         # stride 1: the forward's own kernels on grad_output with the flipped kernel
-        # (measured faster than GEMM + col2im at 2 threads)
+        # (measured faster than GEMM + col2im at 2 threads) -- unless the transposed
+        # convolution's plan, where its output (this gradient) is much larger than its
+        # input (grad_output), timed GEMM + col2im faster
         default = A.FLIP_CONV
+        if _prod(g.spatial) >= 2 * _prod(g.out):
+            m, extra = sym or ((0,) * nd, (0,) * nd)
+            tp = plan_transposed(transposed_geometry((g.n, g.cout) + tuple(g.out), (g.cout, g.cg) + tuple(g.kernel),
+                                                     g.stride, m, extra, g.dilation, g.groups), dtype)
+            if tp.algorithm == A.GEMM:
+                default = A.TRANSPOSED if sym is not None else A.TRANSPOSED_CROP
     elif sym is not None:
         default = A.TRANSPOSED
     else:
