@@ -668,9 +668,7 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:,
             j = (od * Hq + oh) * Wq + j0 + cw
             ensure_rows(&x[n, gi * Cg, 0, 0, 0], Cg, D, H, W, P, Sp, &in_phases[0, 0], nph, Dq, Hq, Wq,
                         sd, sh, sw, pd, phh, pw, &rlo[tid], &rhi[tid], i // Wq, (j + maxin) // Wq + 1)
-            # pack the tile's grad_output position-major: Bt[(i*cw + j)*Ogp + o], a row at a
-            # time through register transposes (positions outer: the Og source rows advance
-            # together, the packed rows are written once, contiguously)
+            # pack the tile's grad_output (Bt), then run the register tiles over it
             Bt = &bt[tid, 0]
             src = &gout[n, gi * Og, 0, 0, 0]
             ap = <const real_t**> &apb[tid, 0]
@@ -715,15 +713,34 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:,
                     nrun = nrun + 1
                     i = i + k
                 gp = <const real_t**> &apb[tid, 8]
-                rb = 0
-                while rb < Kc:
-                    mr = Kc - rb
-                    if mr > MR:
-                        mr = MR
-                    for m in range(MR):
-                        row = rb + m if m < mr else rb + mr - 1
-                        ap[m] = P + (row // kvol) * Sp + offs[row % kvol]
-                    ob = 0
+            else:
+                # position-major: Bt[(i*cw + j)*Ogp + o], a row at a time through register
+                # transposes (positions outer: the Og source rows advance together, the packed
+                # rows are written once, contiguously)
+                for i in range(nr):
+                    od = (r0 + i) // OH
+                    oh = (r0 + i) - od * OH
+                    rb = (od * OH + oh) * OW + j0
+                    if real_t is float:
+                        pyconv_tpose_f(src + rb, R * OW, Og, cw, Bt + i * cw * Ogp, Ogp)
+                    else:
+                        pyconv_tpose_d(src + rb, R * OW, Og, cw, Bt + i * cw * Ogp, Ogp)
+                    if Og < Ogp:
+                        for j in range(cw):
+                            dst = Bt + (i * cw + j) * Ogp
+                            for o in range(Og, Ogp):
+                                dst[o] = 0
+            rb = 0
+            while rb < Kc:
+                mr = Kc - rb
+                if mr > MR:
+                    mr = MR
+                for m in range(MR):
+                    # rows past Kc repeat the last one (computed, not stored)
+                    row = rb + m if m < mr else rb + mr - 1
+                    ap[m] = P + (row // kvol) * Sp + offs[row % kvol]
+                ob = 0
+                if nv == 0:
                     while ob < Og:
                         no = Og - ob
                         if no > NO:
@@ -736,34 +753,10 @@ def dense_weight(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:,
                         else:
                             pyconv_wkp_d(ap, rn, nrun, gp, &acc[tid, gi, rb, ob * VL], Ogp, <int>mr, <int>no)
                         ob = ob + NO
-                    rb = rb + MR
-                continue
-            for i in range(nr):
-                od = (r0 + i) // OH
-                oh = (r0 + i) - od * OH
-                rb = (od * OH + oh) * OW + j0
-                if real_t is float:
-                    pyconv_tpose_f(src + rb, R * OW, Og, cw, Bt + i * cw * Ogp, Ogp)
                 else:
-                    pyconv_tpose_d(src + rb, R * OW, Og, cw, Bt + i * cw * Ogp, Ogp)
-                if Og < Ogp:
-                    for j in range(cw):
-                        dst = Bt + (i * cw + j) * Ogp
-                        for o in range(Og, Ogp):
-                            dst[o] = 0
-            rb = 0
-            while rb < Kc:
-                mr = Kc - rb
-                if mr > MR:
-                    mr = MR
-                for m in range(MR):
-                    # rows past Kc repeat the last one (computed, not stored)
-                    row = rb + m if m < mr else rb + mr - 1
-                    ap[m] = P + (row // kvol) * Sp + offs[row % kvol]
-                ob = 0
-                while ob < Ogp:
-                    wk_call(nv, ap, r0, nr, OH, Hq, Wq, j0, cw, Bt + ob, Ogp, &acc[tid, gi, rb, ob], Ogp, <int>mr)
-                    ob = ob + NB
+                    while ob < Ogp:
+                        wk_call(nv, ap, r0, nr, OH, Hq, Wq, j0, cw, Bt + ob, Ogp, &acc[tid, gi, rb, ob], Ogp, <int>mr)
+                        ob = ob + NB
                 rb = rb + MR
 
 
