@@ -428,6 +428,7 @@ def plan_forward(g, dtype, allow_prune=True):
     s1 = g.s3[1] == 1 and g.s3[2] == 1
     layout = None
     s1_thin = s1 and _thin_pad_bytes(g, isz) <= t.thin_pad_bytes
+    thin_kernel = None
     if use_thin(cg, og, t, s1_thin):
         if s1_thin:
             default = A.THIN_REG if thin_reg(g, t) else A.THIN_S1
@@ -435,9 +436,8 @@ def plan_forward(g, dtype, allow_prune=True):
             default = A.THIN_PHASE
         else:
             default = A.THIN_ROW
-        if g.is_pointwise:
-            default = _timed("forward", g, dtype, [A.GEMM, default] + POINTWISE_KERNELS) or default
-        elif cg > 1:
+        thin_kernel = default
+        if cg > 1 and not g.is_pointwise:
             # groups of a few channels (not depthwise): the dense kernels and GEMM compete
             # where the layer is timed (3->16 7x7 on 112x7 maps, 2 threads, AMD EPYC: thin_s1
             # 0.20 ms, dense_oc 0.09; 16->32 in 4 groups on 4^3 maps: thin_s1 0.39, dense 0.17)
@@ -445,30 +445,29 @@ def plan_forward(g, dtype, allow_prune=True):
             timed = _timed("forward", g, dtype, [A.GEMM, default] + [A.DENSE] * _dense_fits(g, layout, isz, nthreads, t)
                            + [A.DENSE_OC] * _oc_fits(g, dtype, nthreads, t))
             default = timed or default
-    elif g.is_pointwise and (timed := _timed("forward", g, dtype, [A.GEMM] + POINTWISE_KERNELS)) is not None:
-        default = timed
-    elif g.is_pointwise and pointwise_panel(og < cg, isz, t):
-        default = A.PANEL
-    elif g.is_pointwise and pointwise_direct(og < cg, isz, t):
-        default = A.POINTWISE
-    elif g.is_pointwise and t.pointwise_matmul:
-        default = A.MATMUL
+    elif g.is_pointwise:
+        default = (A.PANEL if pointwise_panel(og < cg, isz, t) else A.POINTWISE if pointwise_direct(og < cg, isz, t)
+                   else A.MATMUL if t.pointwise_matmul else A.GEMM)
     else:
         default = A.GEMM
-        if not g.is_pointwise:
-            oc_fits = _oc_fits(g, dtype, nthreads, t)
-            oc = oc_fits and _prod(g.out) >= min_positions(t, 'dense_oc', g) and cg * kvol <= t.dense_oc_max_k
-            layout = plane_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
-            dense_fits = _dense_fits(g, layout, isz, nthreads, t)
-            dense = dense_fits and _prod(g.out) >= min_positions(t, 'dense', g) and cg * kvol <= t.dense_max_k
-            # the kernels that fit, against im2col + GEMM: timed on large layers
-            timed = _timed("forward", g, dtype, [A.GEMM] + [A.DENSE] * dense_fits + [A.DENSE_OC] * oc_fits)
-            if timed is not None:
-                default = timed
-            elif oc and _oc_preferred(g, dtype, t):
-                default = A.DENSE_OC
-            elif dense:
-                default = A.DENSE
+        oc_fits = _oc_fits(g, dtype, nthreads, t)
+        oc = oc_fits and _prod(g.out) >= min_positions(t, 'dense_oc', g) and cg * kvol <= t.dense_oc_max_k
+        layout = plane_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
+        dense_fits = _dense_fits(g, layout, isz, nthreads, t)
+        dense = dense_fits and _prod(g.out) >= min_positions(t, 'dense', g) and cg * kvol <= t.dense_max_k
+        # the kernels that fit, against im2col + GEMM: timed on large layers
+        timed = _timed("forward", g, dtype, [A.GEMM] + [A.DENSE] * dense_fits + [A.DENSE_OC] * oc_fits)
+        if timed is not None:
+            default = timed
+        elif oc and _oc_preferred(g, dtype, t):
+            default = A.DENSE_OC
+        elif dense:
+            default = A.DENSE
+    if g.is_pointwise:
+        # 1x1: GEMM, the 1x1 kernels and, on thin groups, the thin kernel the thresholds
+        # pick, timed on large layers (the calibrated flags above decide the others)
+        default = _timed("forward", g, dtype, [A.GEMM] + [thin_kernel] * (thin_kernel is not None)
+                         + POINTWISE_KERNELS) or default
     cands = ([A.THIN_PHASE, A.THIN_ROW, A.DENSE, A.GEMM] + [A.THIN_S1, A.THIN_REG] * s1
              + [A.POINTWISE, A.MATMUL, A.PANEL] * g.is_pointwise + [A.DENSE_OC] * (not g.is_pointwise))
     alg = _plan.pick(default, cands)
@@ -1658,6 +1657,14 @@ def plan_input_grad(g, dtype, allow_prune=True):
         extra = tuple(i - (f - 2 * mm) for i, f, mm in zip(g.spatial, full, m))
         if all(0 <= e and (e < s or e < d) for e, s, d in zip(extra, g.stride, g.dilation)):
             sym = (m, extra)
+    zeros = (0,) * nd
+
+    def transposed_of(m, extra):
+        # the transposed convolution of grad_output this gradient is, padding m, extra
+        # output positions ``extra`` (the asymmetric case: unpadded, then cropped)
+        return transposed_geometry((g.n, g.cout) + tuple(g.out), (g.cout, g.cg) + tuple(g.kernel), g.stride, m, extra,
+                                   g.dilation, g.groups)
+
     if _grad_pointwise(g) and (flip is None or input_matmul(g.og < g.cg, dtype.itemsize, t)):
         default = A.MATMUL
     elif flip is not None:
@@ -1667,10 +1674,7 @@ def plan_input_grad(g, dtype, allow_prune=True):
         # input (grad_output), timed GEMM + col2im faster
         default = A.FLIP_CONV
         if _prod(g.spatial) >= 2 * _prod(g.out):
-            m, extra = sym or ((0,) * nd, (0,) * nd)
-            tp = plan_transposed(transposed_geometry((g.n, g.cout) + tuple(g.out), (g.cout, g.cg) + tuple(g.kernel),
-                                                     g.stride, m, extra, g.dilation, g.groups), dtype)
-            if tp.algorithm == A.GEMM:
+            if plan_transposed(transposed_of(*(sym or (zeros, zeros))), dtype).algorithm == A.GEMM:
                 default = A.TRANSPOSED if sym is not None else A.TRANSPOSED_CROP
     elif sym is not None:
         default = A.TRANSPOSED
@@ -1687,8 +1691,7 @@ def plan_input_grad(g, dtype, allow_prune=True):
         # takes the transposed convolution (col2im): the flipped kernel's padded zeros would
         # turn inf into nan where the input gradient's sum has no such term
         sub = plan_forward(flip, dtype)
-        tg = transposed_geometry((g.n, g.cout) + tuple(g.out), (g.cout, g.cg) + tuple(g.kernel), g.stride,
-                                 (0,) * nd, (0,) * nd, g.dilation, g.groups)
+        tg = transposed_of(zeros, zeros)
         try:
             gemm = _transposed_gemm_plan(tg, dtype, num_parts_for(_prod(tg.x_shape) * tg.og * tg.kvol
                                                                   + _prod(tg.out_shape), t.grain), t)
@@ -1698,9 +1701,7 @@ def plan_input_grad(g, dtype, allow_prune=True):
         return Plan("input_grad", alg, g, dtype, sub.threads, sub.workspace_bytes, sub=sub, nonfinite=crop,
                     candidates=tuple(cands))
     else:
-        m, extra = sym if alg == A.TRANSPOSED else ((0,) * nd, (0,) * nd)
-        sub = plan_transposed(transposed_geometry((g.n, g.cout) + tuple(g.out), (g.cout, g.cg) + tuple(g.kernel),
-                                                  g.stride, m, extra, g.dilation, g.groups), dtype)
+        sub = plan_transposed(transposed_of(*(sym if alg == A.TRANSPOSED else (zeros, zeros))), dtype)
     return Plan("input_grad", alg, g, dtype, sub.threads, sub.workspace_bytes, sub=sub, candidates=tuple(cands))
 
 
