@@ -793,17 +793,10 @@ def weight_reduce(const real_t[:, :, :, ::1] acc, real_t[:, ::1] out, idx_t og, 
             r1 = Kc
         for o in range(og):
             for r in range(r0, r1):
-                if lanes == 1:
-                    s = acc[0, g, r, o]
-                    for t in range(1, T):
-                        s = s + acc[t, g, r, o]
-                else:
-                    s = acc[0, g, r, o * lanes]
-                    for l in range(1, lanes):
-                        s = s + acc[0, g, r, o * lanes + l]
-                    for t in range(1, T):
-                        for l in range(lanes):
-                            s = s + acc[t, g, r, o * lanes + l]
+                s = acc[0, g, r, o * lanes]
+                for t in range(T):
+                    for l in range(1 if t == 0 else 0, lanes):
+                        s = s + acc[t, g, r, o * lanes + l]
                 out[g * og + o, r] = s
 
 
