@@ -15,6 +15,10 @@ Run it once with the same build on both sides (an A/A run) to see the host's noi
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/ab_kernel.py \\
         --module dense_direct --before /tmp/prev/pyconv/_kernels --layers j,a --ops fwd,weight
+
+A layer is a suite letter, or a convolution written out as ``XSHAPE*WSHAPE[/s/p/d/g]`` (shapes
+``x``-separated; stride, padding, dilation, groups as single ints), e.g.
+``2x96x8x8x8*16x96x5x5x5/1/2`` for a 3-D layer on 8^3 maps with padding 2.
 """
 import argparse
 import importlib.util
@@ -46,10 +50,21 @@ def load(module, directory):
     return mod
 
 
+def layer_spec(layer):
+    """(name, kind, input shape, weight shape, keyword arguments) of a suite letter or of a
+    written-out convolution ``XSHAPE*WSHAPE[/s/p/d/g]``."""
+    if layer in LAYERS:
+        return LAYERS[layer]
+    shapes, *params = layer.split("/")
+    xs, ws = (tuple(int(v) for v in part.split("x")) for part in shapes.split("*"))
+    kw = dict(zip(("stride", "padding", "dilation", "groups"), (int(v) for v in params)))
+    return layer, "conv", xs, ws, kw
+
+
 def calls(layer, op, dtype, rng):
     """(pyconv call, torch call or None) of one layer's operation, built as the nn and grad
     suites build them."""
-    name, kind, xs, ws, kw = LAYERS[layer]
+    name, kind, xs, ws, kw = layer_spec(layer)
     nd = len(ws) - 2
     f = suite_nn._pyconv_fn(kind, nd)
     x = rng.uniform(-1, 1, xs).astype(dtype)

@@ -123,6 +123,27 @@ def test_deterministic_and_independent_of_threads_and_blocking():
         assert np.array_equal(y, _run(x, w, None, padding=1, stride=(1, 2)))
 
 
+@pytest.mark.parametrize("dtype", [F32, F64])
+@pytest.mark.parametrize("vectors", [1, 2])
+def test_every_row_width_and_rows_in_pairs(dtype, vectors):
+    # each row width goes through its own widths of tiles (up to three of the widest, then
+    # two of about half, then one), and with one vector of output channels two rows that
+    # run the same taps go through them together (padding=1: the first and last row run
+    # fewer taps, so pairs and single rows meet in one unit); the bits are those of units
+    # of single rows
+    rng = np.random.default_rng(8 + vectors)
+    lanes = dense_direct.OC_LANES[np.dtype(dtype).name]
+    oc = vectors * lanes - 1          # a partial last vector
+    for width in list(range(1, 2 * dense_direct.OC_TILE + 6)) + [3 * dense_direct.OC_TILE + 3]:
+        for stride in (1, 2):
+            xs, ws = (2, 3, 7, (width - 1) * stride + 1), (oc, 3, 3, 3)
+            x, w, b, y = _check(rng, dtype, xs, ws, stride=(1, stride), padding=(1, 1))
+            with tuning.override(dense_oc_positions=1):
+                with _plan.force("dense_oc"):
+                    assert pyconv.explain(nn.conv, x, w, b, stride=(1, stride), padding=1).tile("rows") == 1
+                assert np.array_equal(y, _run(x, w, b, stride=(1, stride), padding=1)), (width, stride)
+
+
 def test_nonfinite_weight_meets_padding():
     # as PyTorch: an Inf weight times a padded zero is NaN
     x = np.ones((1, 2, 4, 4), F32)

@@ -47,6 +47,10 @@ CASES = textwrap.dedent("""
             out["dense_forced_s2_" + s] = nn.conv2d(x, w, stride=2, padding=1)
             out["dense_forced_grouped_" + s] = nn.conv2d(x, w[:16, :4], padding=1, groups=4)
             out["dense_forced_weight_" + s] = grad.conv2d_weight(x, w.shape, g, padding=1)
+        # the output-channel-vector forward with one vector of channels (rows run in pairs)
+        # on rows of 11 positions (tiles of every variant's widths)
+        with _plan.force("dense_oc"):
+            out["dense_oc_narrow_" + s] = nn.conv2d(x[..., :11], w[:7], padding=1)
         # the position-vector weight kernel: 6 output channels (a last partial block of them),
         # rows of 23 positions (a masked last vector in every variant)
         with _plan.force("dense_pos"):

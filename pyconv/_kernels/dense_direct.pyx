@@ -38,21 +38,21 @@ cdef extern from "dense_kernels.h":
     const int PYCONV_OC_VLF
     const int PYCONV_OC_VLD
     const int PYCONV_OC_P2
-    void pyconv_oc_row_f(const float* x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t* toffs,
+    void pyconv_oc_row_f(const float* x, Py_ssize_t cs, Py_ssize_t sw, Py_ssize_t xr, const Py_ssize_t* toffs,
                          Py_ssize_t ntaps, Py_ssize_t nc, const float* w, Py_ssize_t wcs,
-                         float* o, Py_ssize_t n, int v2, int acc, const float* pf,
+                         float* o, Py_ssize_t n, int v2, int rows, int acc, const float* pf,
                          Py_ssize_t pfld, Py_ssize_t pfn) noexcept nogil
-    void pyconv_oc_row_d(const double* x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t* toffs,
+    void pyconv_oc_row_d(const double* x, Py_ssize_t cs, Py_ssize_t sw, Py_ssize_t xr, const Py_ssize_t* toffs,
                          Py_ssize_t ntaps, Py_ssize_t nc, const double* w, Py_ssize_t wcs,
-                         double* o, Py_ssize_t n, int v2, int acc, const double* pf,
+                         double* o, Py_ssize_t n, int v2, int rows, int acc, const double* pf,
                          Py_ssize_t pfld, Py_ssize_t pfn) noexcept nogil
-    void pyconv_oc_rowp_f(const float* x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t* toffs,
+    void pyconv_oc_rowp_f(const float* x, Py_ssize_t cs, Py_ssize_t sw, Py_ssize_t xr, const Py_ssize_t* toffs,
                           Py_ssize_t ntaps, Py_ssize_t nc, const float* w, Py_ssize_t wcs,
-                          float* o, Py_ssize_t os, Py_ssize_t n, int v2,
+                          float* o, Py_ssize_t os, Py_ssize_t orr, Py_ssize_t n, int v2, int rows,
                           int acc, const float* pf, Py_ssize_t pfld, Py_ssize_t pfn) noexcept nogil
-    void pyconv_oc_rowp_d(const double* x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t* toffs,
+    void pyconv_oc_rowp_d(const double* x, Py_ssize_t cs, Py_ssize_t sw, Py_ssize_t xr, const Py_ssize_t* toffs,
                           Py_ssize_t ntaps, Py_ssize_t nc, const double* w, Py_ssize_t wcs,
-                          double* o, Py_ssize_t os, Py_ssize_t n, int v2,
+                          double* o, Py_ssize_t os, Py_ssize_t orr, Py_ssize_t n, int v2, int rows,
                           int acc, const double* pf, Py_ssize_t pfld, Py_ssize_t pfn) noexcept nogil
     int pyconv_finite_f(const float* a, Py_ssize_t n) noexcept nogil
     int pyconv_finite_d(const double* a, Py_ssize_t n) noexcept nogil
@@ -937,6 +937,27 @@ cdef inline void prefetch_unit_rows(const real_t* xs, idx_t c_lo, idx_t c_hi, id
                                      W * sizeof(real_t), (xhi - xlo) * sizeof(real_t))
 
 
+cdef inline void oc_rows(const real_t* x, idx_t cs, idx_t sw, idx_t xr, const idx_t* toffs, idx_t ntaps,
+                         idx_t nc, const real_t* w, idx_t wcs, real_t* o, idx_t n, int v2, int rows, bint acc,
+                         const real_t* pf, idx_t pfld, idx_t pfn) noexcept nogil:
+    # one row of n positions, or two (rows = 2, one vector of channels: xr apart in the input)
+    if real_t is float:
+        pyconv_oc_row_f(x, cs, sw, xr, toffs, ntaps, nc, w, wcs, o, n, v2, rows, acc, pf, pfld, pfn)
+    else:
+        pyconv_oc_row_d(x, cs, sw, xr, toffs, ntaps, nc, w, wcs, o, n, v2, rows, acc, pf, pfld, pfn)
+
+
+cdef inline bint same_runs(const idx_t* a, const idx_t* b) noexcept nogil:
+    # two rows' tap lists (count, then (first tap, taps) per run) are the same
+    cdef idx_t i
+    if a[0] != b[0]:
+        return False
+    for i in range(1, 2 * a[0] + 1):
+        if a[i] != b[i]:
+            return False
+    return True
+
+
 def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] wpk, const real_t[::1] bias,
              bint has_bias, real_t[:, :, :, :, ::1] out, idx_t groups, idx_t B, idx_t rows, idx_t cols,
              idx_t osplit, idx_t cblock, bint finite, int nthreads):
@@ -1016,7 +1037,7 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
     obuf_np = aligned_rows(nthreads, rows * cols * B, dt)
     cdef real_t[:, ::1] xbuf = xbuf_np
     cdef real_t[:, ::1] obuf = obuf_np
-    cdef idx_t u, own, drained, tid, n, gi, od, r0, nr, q0, nq, rin, c, z, r, iz, iy, ix0, k
+    cdef idx_t u, own, drained, tid, n, gi, od, r0, nr, q0, nq, rin, c, z, r, rr, iz, iy, ix0, k
     cdef idx_t ob, c0, nc, oe, step, nsteps, cps, ob0, ob1
     cdef idx_t ncblk = (Cg + cblock - 1) // cblock
     cdef oc_unit_t cur, nxt
@@ -1107,33 +1128,28 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
                                            D * H * W, kd, nxt.od * sd - pd, dd, D, H, W, nxt.r0 * sh - phh,
                                            (nxt.nr - 1) * sh + (kh - 1) * dh + 1, nxt.q0 * sw - pw, Wp)
                     step = step + 1
-                    # the last pass of tiles fetches the lines the transposition below stores
-                    for r in range(nr):
+                    # the last pass of tiles fetches the lines the transposition below stores;
+                    # with one vector of output channels, two rows that run the same taps go
+                    # through the tiles together (twice the sums in flight on short rows)
+                    r = 0
+                    while r < nr:
                         pfo = &out[n, gi * Og + ob * B, od, r0 + r, q0] if c0 + nc >= Cg else NULL
                         tlr = &tl[tid, r * tstride] if skip else NULL
+                        rr = 2 if (not v2 and r + 1 < nr
+                                   and (tlr == NULL or same_runs(tlr, &tl[tid, (r + 1) * tstride]))) else 1
                         if tlr == NULL or (tlr[0] == 1 and tlr[2] == kvol):
-                            if real_t is float:
-                                pyconv_oc_row_f(xb + c0 * cs + r * sh * Wp, cs, sw, &toffs[0], kvol, nc,
-                                                wb + c0 * kvol * B, kvol * B, ob_ + r * nq * B, nq, v2, c0 > 0, pfo, ohw,
-                                                oe)
-                            else:
-                                pyconv_oc_row_d(xb + c0 * cs + r * sh * Wp, cs, sw, &toffs[0], kvol, nc,
-                                                wb + c0 * kvol * B, kvol * B, ob_ + r * nq * B, nq, v2, c0 > 0, pfo, ohw,
-                                                oe)
-                            continue
-                        # the row's runs in turn, each over the pass's channels (no run: zeros)
-                        nrun = tlr[0]
-                        for ri in range(nrun if nrun > 0 else 1):
-                            ts0 = tlr[2 * ri + 1] if nrun > 0 else 0
-                            tn = tlr[2 * ri + 2] if nrun > 0 else 0
-                            if real_t is float:
-                                pyconv_oc_row_f(xb + c0 * cs + r * sh * Wp, cs, sw, &toffs[0] + ts0, tn, nc,
-                                                wb + (c0 * kvol + ts0) * B, kvol * B, ob_ + r * nq * B, nq, v2,
-                                                c0 > 0 or ri > 0, pfo if ri == 0 else NULL, ohw, oe)
-                            else:
-                                pyconv_oc_row_d(xb + c0 * cs + r * sh * Wp, cs, sw, &toffs[0] + ts0, tn, nc,
-                                                wb + (c0 * kvol + ts0) * B, kvol * B, ob_ + r * nq * B, nq, v2,
-                                                c0 > 0 or ri > 0, pfo if ri == 0 else NULL, ohw, oe)
+                            oc_rows(xb + c0 * cs + r * sh * Wp, cs, sw, sh * Wp, &toffs[0], kvol, nc,
+                                    wb + c0 * kvol * B, kvol * B, ob_ + r * nq * B, nq, v2, rr, c0 > 0, pfo, ohw, oe)
+                        else:
+                            # the row's runs in turn, each over the pass's channels (no run: zeros)
+                            nrun = tlr[0]
+                            for ri in range(nrun if nrun > 0 else 1):
+                                ts0 = tlr[2 * ri + 1] if nrun > 0 else 0
+                                tn = tlr[2 * ri + 2] if nrun > 0 else 0
+                                oc_rows(xb + c0 * cs + r * sh * Wp, cs, sw, sh * Wp, &toffs[0] + ts0, tn, nc,
+                                        wb + (c0 * kvol + ts0) * B, kvol * B, ob_ + r * nq * B, nq, v2, rr,
+                                        c0 > 0 or ri > 0, pfo if ri == 0 else NULL, ohw, oe)
+                        r = r + rr
                     c0 = c0 + nc
                 bp = &bias[gi * Og + ob * B] if has_bias else NULL
                 # positions of a unit are contiguous in the output when it covers whole rows
@@ -1286,15 +1302,15 @@ def phases_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, ::
                             for r in range(nyr):
                                 y = y0 + rh + r * sh
                                 if real_t is float:
-                                    pyconv_oc_rowp_f(xb + c0 * cs + (y // sh - mh0) * Wp, cs, 1, &toffs[0] + t0,
+                                    pyconv_oc_rowp_f(xb + c0 * cs + (y // sh - mh0) * Wp, cs, 1, 0, &toffs[0] + t0,
                                                      nt, nc, wb + c0 * nt * B, nt * B,
-                                                     ob_ + ((y - y0) * nx + rw) * B, sw * B, nxr,
-                                                     v2, c0 > 0, NULL, 0, 0)
+                                                     ob_ + ((y - y0) * nx + rw) * B, sw * B, 0, nxr,
+                                                     v2, 1, c0 > 0, NULL, 0, 0)
                                 else:
-                                    pyconv_oc_rowp_d(xb + c0 * cs + (y // sh - mh0) * Wp, cs, 1, &toffs[0] + t0,
+                                    pyconv_oc_rowp_d(xb + c0 * cs + (y // sh - mh0) * Wp, cs, 1, 0, &toffs[0] + t0,
                                                      nt, nc, wb + c0 * nt * B, nt * B,
-                                                     ob_ + ((y - y0) * nx + rw) * B, sw * B, nxr,
-                                                     v2, c0 > 0, NULL, 0, 0)
+                                                     ob_ + ((y - y0) * nx + rw) * B, sw * B, 0, nxr,
+                                                     v2, 1, c0 > 0, NULL, 0, 0)
                             c0 = c0 + nc
                             if c0 >= Cg or nc == 0:
                                 break

@@ -311,7 +311,8 @@ typedef int pyconv_oci __attribute__((vector_size(PYCONV_OC_BYTES)));
 typedef long long pyconv_ocl __attribute__((vector_size(PYCONV_OC_BYTES)));
 
 /* the register tile: x points at the tile's first position (tap 0) of the first channel,
-   channels cs apart, positions sw apart, taps toffs[t] further; w: [c][t][V*VL], the
+   channels cs apart, positions sw apart, taps toffs[t] further; R rows of P positions
+   (R = 2: the second row's inputs xr further, its sums orr further); w: [c][t][V*VL], the
    channels wcs apart (wcs > ntaps*V*VL: a run of a channel's taps, the runs of a row whose
    other taps read padding rows);
    o: P rows of V*VL sums, ``os`` apart (continued when ``accumulate``); pf: NULL, or
@@ -326,22 +327,25 @@ typedef long long pyconv_ocl __attribute__((vector_size(PYCONV_OC_BYTES)));
    0.99x; without the prefetch at 2 threads 0.99-1.01x, so it stays on at both.  Fetched in one burst before each row instead: j
    0.92-0.96x; the first and last line of every run, into L1 or L2: j at 2 threads
    0.96-0.99x) */
-#define PYCONV_OCK(T, VT, VTU, P, V, SW, NAME) \
-static void NAME(const T *restrict x, Py_ssize_t cs, Py_ssize_t swr, const Py_ssize_t *restrict toffs, \
-                 Py_ssize_t ntaps, Py_ssize_t nc, const T *restrict w, \
-                 Py_ssize_t wcs, T *restrict o, Py_ssize_t os, int accumulate, \
+#define PYCONV_OCK(T, VT, VTU, P, V, R, SW, NAME) \
+static void NAME(const T *restrict x, Py_ssize_t cs, Py_ssize_t swr, Py_ssize_t xr, \
+                 const Py_ssize_t *restrict toffs, Py_ssize_t ntaps, Py_ssize_t nc, const T *restrict w, \
+                 Py_ssize_t wcs, T *restrict o, Py_ssize_t os, Py_ssize_t orr, int accumulate, \
                  const T *pf, Py_ssize_t pfld, Py_ssize_t pfn) { \
     enum { VL = sizeof(VT) / sizeof(T) }; \
     const Py_ssize_t sw = SW ? SW : swr; \
     Py_ssize_t pi = 0; \
     const Py_ssize_t pe = pf ? 4 * pfn : 0; \
-    VT acc[P][V]; \
+    VT acc[R][P][V]; \
     if (accumulate) { \
-        _Pragma("GCC unroll 32") for (int p = 0; p < P; p++) \
-            _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) acc[p][v] = *(const VTU *)(o + p * os + v * VL); \
+        _Pragma("GCC unroll 2") for (int i = 0; i < R; i++) \
+            _Pragma("GCC unroll 32") for (int p = 0; p < P; p++) \
+                _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) \
+                    acc[i][p][v] = *(const VTU *)(o + i * orr + p * os + v * VL); \
     } else { \
-        _Pragma("GCC unroll 32") for (int p = 0; p < P; p++) \
-            _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) acc[p][v] = (VT){0}; \
+        _Pragma("GCC unroll 2") for (int i = 0; i < R; i++) \
+            _Pragma("GCC unroll 32") for (int p = 0; p < P; p++) \
+                _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) acc[i][p][v] = (VT){0}; \
     } \
     for (Py_ssize_t c = 0; c < nc; c++) { \
         const T *xc = x + c * cs; \
@@ -354,14 +358,16 @@ static void NAME(const T *restrict x, Py_ssize_t cs, Py_ssize_t swr, const Py_ss
                 pi++; \
             } \
             _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) wv[v] = *(const VTU *)(wc + (t * V + v) * VL); \
-            _Pragma("GCC unroll 32") for (int p = 0; p < P; p++) { \
-                const T b = xt[p * sw]; \
-                _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) acc[p][v] += wv[v] * b; \
-            } \
+            _Pragma("GCC unroll 2") for (int i = 0; i < R; i++) \
+                _Pragma("GCC unroll 32") for (int p = 0; p < P; p++) { \
+                    const T b = xt[i * xr + p * sw]; \
+                    _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) acc[i][p][v] += wv[v] * b; \
+                } \
         } \
     } \
-    _Pragma("GCC unroll 32") for (int p = 0; p < P; p++) \
-        _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) *(VTU *)(o + p * os + v * VL) = acc[p][v]; \
+    _Pragma("GCC unroll 2") for (int i = 0; i < R; i++) \
+        _Pragma("GCC unroll 32") for (int p = 0; p < P; p++) \
+            _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) *(VTU *)(o + i * orr + p * os + v * VL) = acc[i][p][v]; \
 }
 
 /* in-register transpose of VL rows of VL lanes: each stage swaps the off-diagonal
@@ -408,54 +414,89 @@ static void NAME(const T *buf, Py_ssize_t B, Py_ssize_t nk, Py_ssize_t oe, T *ou
         for (Py_ssize_t j = 0; j < oe; j++) out[j * ld + k] = bias ? buf[k * B + j] + bias[j] : buf[k * B + j]; \
 }
 
-/* the register tiles of V vectors of outputs: P positions at input stride 1, 2 or any,
-   then the tails of P/2, 4, 2 and 1 positions (V, S: literal tokens, pasted into names) */
-#define PYCONV_OC_TILES(T, VT, VTU, P, V, S) \
-PYCONV_OCK(T, VT, VTU, P, V, 1, pyconv_ock##V##_s1_##S) \
-PYCONV_OCK(T, VT, VTU, P, V, 2, pyconv_ock##V##_s2_##S) \
-PYCONV_OCK(T, VT, VTU, P, V, 0, pyconv_ock##V##_sn_##S) \
-PYCONV_OCK(T, VT, VTU, (P / 2), V, 0, pyconv_ock##V##_h_##S) \
-PYCONV_OCK(T, VT, VTU, 4, V, 0, pyconv_ock##V##_4_##S) \
-PYCONV_OCK(T, VT, VTU, 2, V, 0, pyconv_ock##V##_2_##S) \
-PYCONV_OCK(T, VT, VTU, 1, V, 0, pyconv_ock##V##_1_##S)
+/* The tile widths.  A tile of w positions x V vectors x R rows keeps w V R sums in flight;
+   with fewer than 8 (4-cycle FMA latency x 2 FMA pipes) each (channel, tap) step waits on
+   the last one, so a row's positions go through tiles of at least 4 wherever the row
+   has them (8 = 4 + 4, 16 = 8 + 8, not 7 + 1 and 14 + 2; 128->32 3x3 on 8-wide maps,
+   1 thread, AMD EPYC: 156 GF/s, 5-wide 112, against 213 on 14-wide rows).  Shapes of
+   V R = 2 (two vectors of one row, or one vector of two rows) have a kernel for every
+   width up to PYCONV_OC_P2 (the widest at input stride 1, 2 or any); V R = 1 the
+   widest at the three strides, then half of it, 4, 2 and 1. */
+#define PYCONV_OC_ARGS(T) const T *, Py_ssize_t, Py_ssize_t, Py_ssize_t, const Py_ssize_t *, Py_ssize_t, \
+        Py_ssize_t, const T *, Py_ssize_t, T *, Py_ssize_t, Py_ssize_t, int, const T *, Py_ssize_t, Py_ssize_t
+#define PYCONV_OC_W(T, VT, VTU, V, R, TAG) \
+PYCONV_OCK(T, VT, VTU, PYCONV_OC_P2, V, R, 1, TAG##_s1) \
+PYCONV_OCK(T, VT, VTU, PYCONV_OC_P2, V, R, 2, TAG##_s2) \
+PYCONV_OCK(T, VT, VTU, 1, V, R, 0, TAG##_1) PYCONV_OCK(T, VT, VTU, 2, V, R, 0, TAG##_2) \
+PYCONV_OCK(T, VT, VTU, 3, V, R, 0, TAG##_3) PYCONV_OCK(T, VT, VTU, 4, V, R, 0, TAG##_4) \
+PYCONV_OCK(T, VT, VTU, 5, V, R, 0, TAG##_5) PYCONV_OCK(T, VT, VTU, 6, V, R, 0, TAG##_6) \
+PYCONV_OCK(T, VT, VTU, 7, V, R, 0, TAG##_7) PYCONV_OCK(T, VT, VTU, 8, V, R, 0, TAG##_8) \
+PYCONV_OCK(T, VT, VTU, 9, V, R, 0, TAG##_9) PYCONV_OCK(T, VT, VTU, 10, V, R, 0, TAG##_10) \
+PYCONV_OCK(T, VT, VTU, 11, V, R, 0, TAG##_11) PYCONV_OCK(T, VT, VTU, 12, V, R, 0, TAG##_12) \
+PYCONV_OCK(T, VT, VTU, 13, V, R, 0, TAG##_13) PYCONV_OCK(T, VT, VTU, 14, V, R, 0, TAG##_14) \
+static void (*const TAG[15])(PYCONV_OC_ARGS(T)) = { \
+    NULL, TAG##_1, TAG##_2, TAG##_3, TAG##_4, TAG##_5, TAG##_6, TAG##_7, \
+    TAG##_8, TAG##_9, TAG##_10, TAG##_11, TAG##_12, TAG##_13, TAG##_14};
 /* a tile's output prefetch target: position q of the row's first output, or NULL */
 #define PYCONV_OC_PF(q) (pf ? pf + (q) : pf)
-/* a row's n positions through those tiles, widest first (P, H, B: the caller's enum) */
-#define PYCONV_OC_SWEEP(V, S) \
-        if (sw == 1) for (; q + P <= n; q += P) pyconv_ock##V##_s1_##S(x + q, cs, sw, toffs, ntaps, nc, w, wcs, o + q * os, os, acc, PYCONV_OC_PF(q), pfld, pfn); \
-        else if (sw == 2) for (; q + P <= n; q += P) pyconv_ock##V##_s2_##S(x + q * 2, cs, sw, toffs, ntaps, nc, w, wcs, o + q * os, os, acc, PYCONV_OC_PF(q), pfld, pfn); \
-        else for (; q + P <= n; q += P) pyconv_ock##V##_sn_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, wcs, o + q * os, os, acc, PYCONV_OC_PF(q), pfld, pfn); \
-        for (; q + H <= n; q += H) pyconv_ock##V##_h_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, wcs, o + q * os, os, acc, PYCONV_OC_PF(q), pfld, pfn); \
-        for (; q + 4 <= n; q += 4) pyconv_ock##V##_4_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, wcs, o + q * os, os, acc, PYCONV_OC_PF(q), pfld, pfn); \
-        for (; q + 2 <= n; q += 2) pyconv_ock##V##_2_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, wcs, o + q * os, os, acc, PYCONV_OC_PF(q), pfld, pfn); \
-        for (; q < n; q++) pyconv_ock##V##_1_##S(x + q * sw, cs, sw, toffs, ntaps, nc, w, wcs, o + q * os, os, acc, PYCONV_OC_PF(q), pfld, pfn);
+#define PYCONV_OC_CALL(K, q) K(x + (q) * sw, cs, sw, xr, toffs, ntaps, nc, w, wcs, o + (q) * os, os, orr, acc, \
+                               PYCONV_OC_PF(q), pfld, pfn)
+/* a row's (R = 2: two rows') n positions through the tiles of table TAG (V R = 2) */
+#define PYCONV_OC_SWEEP2(TAG) { \
+        enum { PM = PYCONV_OC_P2, M = 4 }; \
+        while (n - q >= PM + M || n - q == PM) { \
+            if (sw == 1) PYCONV_OC_CALL(TAG##_s1, q); \
+            else if (sw == 2) PYCONV_OC_CALL(TAG##_s2, q); \
+            else PYCONV_OC_CALL(TAG[PM], q); \
+            q += PM; \
+        } \
+        if (n - q > PM) { /* PM < left < PM + M: two tiles of about half */ \
+            Py_ssize_t h = (n - q + 1) / 2; \
+            PYCONV_OC_CALL(TAG[h], q); \
+            q += h; \
+        } \
+        if (n - q > 0) PYCONV_OC_CALL(TAG[n - q], q); \
+    }
 
 #define PYCONV_OC_SET(T, VT, VTU, S) \
-PYCONV_OC_TILES(T, VT, VTU, PYCONV_OC_P2, 2, S) \
-PYCONV_OC_TILES(T, VT, VTU, PYCONV_OC_P1, 1, S) \
-/* n positions of one row (o: n rows of B sums, os apart), v2: B = 2 VL (else VL) */ \
-static void pyconv_oc_rowp_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t *toffs, \
+PYCONV_OC_W(T, VT, VTU, 2, 1, pyconv_ock2_##S) \
+PYCONV_OC_W(T, VT, VTU, 1, 2, pyconv_ock1r2_##S) \
+PYCONV_OCK(T, VT, VTU, PYCONV_OC_P1, 1, 1, 1, pyconv_ock1_s1_##S) \
+PYCONV_OCK(T, VT, VTU, PYCONV_OC_P1, 1, 1, 2, pyconv_ock1_s2_##S) \
+PYCONV_OCK(T, VT, VTU, PYCONV_OC_P1, 1, 1, 0, pyconv_ock1_sn_##S) \
+PYCONV_OCK(T, VT, VTU, (PYCONV_OC_P1 / 2), 1, 1, 0, pyconv_ock1_h_##S) \
+PYCONV_OCK(T, VT, VTU, 4, 1, 1, 0, pyconv_ock1_4_##S) \
+PYCONV_OCK(T, VT, VTU, 2, 1, 1, 0, pyconv_ock1_2_##S) \
+PYCONV_OCK(T, VT, VTU, 1, 1, 1, 0, pyconv_ock1_1_##S) \
+/* n positions of one row (o: n rows of B sums, os apart), v2: B = 2 VL (else VL); rows = 2 \
+   (one vector only, v2 = 0): also the n positions of the row xr further, sums orr further */ \
+static void pyconv_oc_rowp_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, Py_ssize_t xr, const Py_ssize_t *toffs, \
                                Py_ssize_t ntaps, Py_ssize_t nc, const T *w, Py_ssize_t wcs, \
-                               T *o, Py_ssize_t os, Py_ssize_t n, int v2, int acc, \
+                               T *o, Py_ssize_t os, Py_ssize_t orr, Py_ssize_t n, int v2, int rows, int acc, \
                                const T *pf, Py_ssize_t pfld, Py_ssize_t pfn) { \
-    enum { VL = sizeof(VT) / sizeof(T) }; \
     Py_ssize_t q = 0; \
-    if (v2) { \
-        enum { P = PYCONV_OC_P2, H = PYCONV_OC_P2 / 2, B = 2 * VL }; \
-        PYCONV_OC_SWEEP(2, S) \
-    } else { \
-        enum { P = PYCONV_OC_P1, H = PYCONV_OC_P1 / 2, B = VL }; \
-        PYCONV_OC_SWEEP(1, S) \
+    if (v2) PYCONV_OC_SWEEP2(pyconv_ock2_##S) \
+    else if (rows == 2) PYCONV_OC_SWEEP2(pyconv_ock1r2_##S) \
+    else { \
+        enum { P = PYCONV_OC_P1, H = PYCONV_OC_P1 / 2 }; \
+        if (sw == 1) for (; q + P <= n; q += P) PYCONV_OC_CALL(pyconv_ock1_s1_##S, q); \
+        else if (sw == 2) for (; q + P <= n; q += P) PYCONV_OC_CALL(pyconv_ock1_s2_##S, q); \
+        else for (; q + P <= n; q += P) PYCONV_OC_CALL(pyconv_ock1_sn_##S, q); \
+        for (; q + H <= n; q += H) PYCONV_OC_CALL(pyconv_ock1_h_##S, q); \
+        for (; q + 4 <= n; q += 4) PYCONV_OC_CALL(pyconv_ock1_4_##S, q); \
+        for (; q + 2 <= n; q += 2) PYCONV_OC_CALL(pyconv_ock1_2_##S, q); \
+        for (; q < n; q++) PYCONV_OC_CALL(pyconv_ock1_1_##S, q); \
     } \
 } \
-/* the forward's rows: position sums B apart; pf: NULL, or the row's first output (pfn \
-   channels pfld apart), fetched for the transposition's stores */ \
-static void pyconv_oc_row_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t *toffs, \
+/* the forward's rows (one, or two xr apart): position sums B apart; pf: NULL, or the row's \
+   first output (pfn channels pfld apart), fetched for the transposition's stores */ \
+static void pyconv_oc_row_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, Py_ssize_t xr, const Py_ssize_t *toffs, \
                               Py_ssize_t ntaps, Py_ssize_t nc, const T *w, Py_ssize_t wcs, \
-                              T *o, Py_ssize_t n, int v2, int acc, \
+                              T *o, Py_ssize_t n, int v2, int rows, int acc, \
                               const T *pf, Py_ssize_t pfld, Py_ssize_t pfn) { \
     enum { VL = sizeof(VT) / sizeof(T) }; \
-    pyconv_oc_rowp_##S(x, cs, sw, toffs, ntaps, nc, w, wcs, o, v2 ? 2 * VL : VL, n, v2, acc, pf, pfld, pfn); \
+    Py_ssize_t B = v2 ? 2 * VL : VL; \
+    pyconv_oc_rowp_##S(x, cs, sw, xr, toffs, ntaps, nc, w, wcs, o, B, n * B, n, v2, rows, acc, pf, pfld, pfn); \
 }
 PYCONV_OC_SET(float, pyconv_ocf, pyconv_ocf_u, f)
 PYCONV_OC_SET(double, pyconv_ocd, pyconv_ocd_u, d)
@@ -490,27 +531,29 @@ PYCONV_TPOSE(double, pyconv_ocd, pyconv_ocd_u, pyconv_oc_tr_d, pyconv_tpose_d)
 #else
 /* plain C: the same sums in the same order, position by position */
 #define PYCONV_OC_PLAIN(T, VLX, S) \
-static void pyconv_oc_rowp_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t *toffs, \
+static void pyconv_oc_rowp_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, Py_ssize_t xr, const Py_ssize_t *toffs, \
                                Py_ssize_t ntaps, Py_ssize_t nc, const T *w, Py_ssize_t wcs, \
-                               T *o, Py_ssize_t os, Py_ssize_t n, int v2, int acc, \
+                               T *o, Py_ssize_t os, Py_ssize_t orr, Py_ssize_t n, int v2, int rows, int acc, \
                                const T *pf, Py_ssize_t pfld, Py_ssize_t pfn) { \
     Py_ssize_t B = v2 ? 2 * (VLX) : (VLX); \
     (void)pf; (void)pfld; (void)pfn; \
-    for (Py_ssize_t q = 0; q < n; q++) { \
-        T *oq = o + q * os; \
-        if (!acc) for (Py_ssize_t j = 0; j < B; j++) oq[j] = 0; \
-        for (Py_ssize_t c = 0; c < nc; c++) for (Py_ssize_t t = 0; t < ntaps; t++) { \
-            T b = x[c * cs + q * sw + toffs[t]]; \
-            const T *wt = w + c * wcs + t * B; \
-            for (Py_ssize_t j = 0; j < B; j++) oq[j] += wt[j] * b; \
+    for (int i = 0; i < rows; i++) \
+        for (Py_ssize_t q = 0; q < n; q++) { \
+            T *oq = o + i * orr + q * os; \
+            if (!acc) for (Py_ssize_t j = 0; j < B; j++) oq[j] = 0; \
+            for (Py_ssize_t c = 0; c < nc; c++) for (Py_ssize_t t = 0; t < ntaps; t++) { \
+                T b = x[i * xr + c * cs + q * sw + toffs[t]]; \
+                const T *wt = w + c * wcs + t * B; \
+                for (Py_ssize_t j = 0; j < B; j++) oq[j] += wt[j] * b; \
+            } \
         } \
-    } \
 } \
-static void pyconv_oc_row_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, const Py_ssize_t *toffs, \
+static void pyconv_oc_row_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, Py_ssize_t xr, const Py_ssize_t *toffs, \
                               Py_ssize_t ntaps, Py_ssize_t nc, const T *w, Py_ssize_t wcs, \
-                              T *o, Py_ssize_t n, int v2, int acc, \
+                              T *o, Py_ssize_t n, int v2, int rows, int acc, \
                               const T *pf, Py_ssize_t pfld, Py_ssize_t pfn) { \
-    pyconv_oc_rowp_##S(x, cs, sw, toffs, ntaps, nc, w, wcs, o, v2 ? 2 * (VLX) : (VLX), n, v2, acc, pf, pfld, pfn); \
+    Py_ssize_t B = v2 ? 2 * (VLX) : (VLX); \
+    pyconv_oc_rowp_##S(x, cs, sw, xr, toffs, ntaps, nc, w, wcs, o, B, n * B, n, v2, rows, acc, pf, pfld, pfn); \
 } \
 static void pyconv_oc_out_##S(const T *buf, Py_ssize_t B, Py_ssize_t nk, Py_ssize_t oe, T *out, Py_ssize_t ld, \
                               const T *bias) { \
