@@ -416,17 +416,19 @@ static void NAME(const T *buf, Py_ssize_t B, Py_ssize_t nk, Py_ssize_t oe, T *ou
 
 /* The tile widths.  A tile of w positions x V vectors x R rows keeps w V R sums in flight;
    with fewer than 8 (4-cycle FMA latency x 2 FMA pipes) each (channel, tap) step waits on
-   the last one, so a row's positions go through tiles of at least 4 wherever the row
-   has them (8 = 4 + 4, 16 = 8 + 8, not 7 + 1 and 14 + 2; 128->32 3x3 on 8-wide maps,
-   1 thread, AMD EPYC: 156 GF/s, 5-wide 112, against 213 on 14-wide rows).  Shapes of
-   V R = 2 (two vectors of one row, or one vector of two rows) have a kernel for every
-   width up to PYCONV_OC_P2 (the widest at input stride 1, 2 or any); V R = 1 the
-   widest at the three strides, then half of it, 4, 2 and 1. */
+   the last one, so a row's positions go through tiles of at least 8 / (V R) wherever the
+   row has them: the widest tile (PYCONV_OC_P2 for V R = 2, PYCONV_OC_P1 for V R = 1; at
+   input stride 1, 2 or any) while what is left stays 0 or at least that, then what is
+   left in as few tiles of at most WM (the widest, at most 14) as it takes, of about equal widths
+   (8 = 4 + 4, 16 = 8 + 8, not 7 + 1 and 14 + 2; 128->32 3x3 on 8-wide maps, 1 thread,
+   AMD EPYC: 156 GF/s, 5-wide 112, against 213 on 14-wide rows).  Each shape has a
+   kernel for every width up to 14. */
 #define PYCONV_OC_ARGS(T) const T *, Py_ssize_t, Py_ssize_t, Py_ssize_t, const Py_ssize_t *, Py_ssize_t, \
         Py_ssize_t, const T *, Py_ssize_t, T *, Py_ssize_t, Py_ssize_t, int, const T *, Py_ssize_t, Py_ssize_t
-#define PYCONV_OC_W(T, VT, VTU, V, R, TAG) \
-PYCONV_OCK(T, VT, VTU, PYCONV_OC_P2, V, R, 1, TAG##_s1) \
-PYCONV_OCK(T, VT, VTU, PYCONV_OC_P2, V, R, 2, TAG##_s2) \
+#define PYCONV_OC_W(T, VT, VTU, PB, V, R, TAG) \
+PYCONV_OCK(T, VT, VTU, PB, V, R, 1, TAG##_s1) \
+PYCONV_OCK(T, VT, VTU, PB, V, R, 2, TAG##_s2) \
+PYCONV_OCK(T, VT, VTU, PB, V, R, 0, TAG##_sn) \
 PYCONV_OCK(T, VT, VTU, 1, V, R, 0, TAG##_1) PYCONV_OCK(T, VT, VTU, 2, V, R, 0, TAG##_2) \
 PYCONV_OCK(T, VT, VTU, 3, V, R, 0, TAG##_3) PYCONV_OCK(T, VT, VTU, 4, V, R, 0, TAG##_4) \
 PYCONV_OCK(T, VT, VTU, 5, V, R, 0, TAG##_5) PYCONV_OCK(T, VT, VTU, 6, V, R, 0, TAG##_6) \
@@ -441,33 +443,26 @@ static void (*const TAG[15])(PYCONV_OC_ARGS(T)) = { \
 #define PYCONV_OC_PF(q) (pf ? pf + (q) : pf)
 #define PYCONV_OC_CALL(K, q) K(x + (q) * sw, cs, sw, xr, toffs, ntaps, nc, w, wcs, o + (q) * os, os, orr, acc, \
                                PYCONV_OC_PF(q), pfld, pfn)
-/* a row's (R = 2: two rows') n positions through the tiles of table TAG (V R = 2) */
-#define PYCONV_OC_SWEEP2(TAG) { \
-        enum { PM = PYCONV_OC_P2, M = 4 }; \
-        while (n - q >= PM + M || n - q == PM) { \
+/* a row's (R = 2: two rows') n positions through the tiles of shape TAG: widest PB, at
+   least M = 8 / (V R) sums wide, the rest at most WM wide */
+#define PYCONV_OC_SWEEP(TAG, PB, M, WM) { \
+        while (n - q >= (PB) + (M) || n - q == (PB)) { \
             if (sw == 1) PYCONV_OC_CALL(TAG##_s1, q); \
             else if (sw == 2) PYCONV_OC_CALL(TAG##_s2, q); \
-            else PYCONV_OC_CALL(TAG[PM], q); \
-            q += PM; \
+            else PYCONV_OC_CALL(TAG##_sn, q); \
+            q += (PB); \
         } \
-        if (n - q > PM) { /* PM < left < PM + M: two tiles of about half */ \
-            Py_ssize_t h = (n - q + 1) / 2; \
-            PYCONV_OC_CALL(TAG[h], q); \
-            q += h; \
+        for (Py_ssize_t k = (n - q + (WM) - 1) / (WM); k > 0; k--) { \
+            Py_ssize_t wd = (n - q) / k; \
+            PYCONV_OC_CALL(TAG[wd], q); \
+            q += wd; \
         } \
-        if (n - q > 0) PYCONV_OC_CALL(TAG[n - q], q); \
     }
 
 #define PYCONV_OC_SET(T, VT, VTU, S) \
-PYCONV_OC_W(T, VT, VTU, 2, 1, pyconv_ock2_##S) \
-PYCONV_OC_W(T, VT, VTU, 1, 2, pyconv_ock1r2_##S) \
-PYCONV_OCK(T, VT, VTU, PYCONV_OC_P1, 1, 1, 1, pyconv_ock1_s1_##S) \
-PYCONV_OCK(T, VT, VTU, PYCONV_OC_P1, 1, 1, 2, pyconv_ock1_s2_##S) \
-PYCONV_OCK(T, VT, VTU, PYCONV_OC_P1, 1, 1, 0, pyconv_ock1_sn_##S) \
-PYCONV_OCK(T, VT, VTU, (PYCONV_OC_P1 / 2), 1, 1, 0, pyconv_ock1_h_##S) \
-PYCONV_OCK(T, VT, VTU, 4, 1, 1, 0, pyconv_ock1_4_##S) \
-PYCONV_OCK(T, VT, VTU, 2, 1, 1, 0, pyconv_ock1_2_##S) \
-PYCONV_OCK(T, VT, VTU, 1, 1, 1, 0, pyconv_ock1_1_##S) \
+PYCONV_OC_W(T, VT, VTU, PYCONV_OC_P2, 2, 1, pyconv_ock2_##S) \
+PYCONV_OC_W(T, VT, VTU, PYCONV_OC_P2, 1, 2, pyconv_ock1r2_##S) \
+PYCONV_OC_W(T, VT, VTU, PYCONV_OC_P1, 1, 1, pyconv_ock1_##S) \
 /* n positions of one row (o: n rows of B sums, os apart), v2: B = 2 VL (else VL); rows = 2 \
    (one vector only, v2 = 0): also the n positions of the row xr further, sums orr further */ \
 static void pyconv_oc_rowp_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, Py_ssize_t xr, const Py_ssize_t *toffs, \
@@ -475,18 +470,9 @@ static void pyconv_oc_rowp_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, Py_ssiz
                                T *o, Py_ssize_t os, Py_ssize_t orr, Py_ssize_t n, int v2, int rows, int acc, \
                                const T *pf, Py_ssize_t pfld, Py_ssize_t pfn) { \
     Py_ssize_t q = 0; \
-    if (v2) PYCONV_OC_SWEEP2(pyconv_ock2_##S) \
-    else if (rows == 2) PYCONV_OC_SWEEP2(pyconv_ock1r2_##S) \
-    else { \
-        enum { P = PYCONV_OC_P1, H = PYCONV_OC_P1 / 2 }; \
-        if (sw == 1) for (; q + P <= n; q += P) PYCONV_OC_CALL(pyconv_ock1_s1_##S, q); \
-        else if (sw == 2) for (; q + P <= n; q += P) PYCONV_OC_CALL(pyconv_ock1_s2_##S, q); \
-        else for (; q + P <= n; q += P) PYCONV_OC_CALL(pyconv_ock1_sn_##S, q); \
-        for (; q + H <= n; q += H) PYCONV_OC_CALL(pyconv_ock1_h_##S, q); \
-        for (; q + 4 <= n; q += 4) PYCONV_OC_CALL(pyconv_ock1_4_##S, q); \
-        for (; q + 2 <= n; q += 2) PYCONV_OC_CALL(pyconv_ock1_2_##S, q); \
-        for (; q < n; q++) PYCONV_OC_CALL(pyconv_ock1_1_##S, q); \
-    } \
+    if (v2) PYCONV_OC_SWEEP(pyconv_ock2_##S, PYCONV_OC_P2, 4, PYCONV_OC_P2) \
+    else if (rows == 2) PYCONV_OC_SWEEP(pyconv_ock1r2_##S, PYCONV_OC_P2, 4, PYCONV_OC_P2) \
+    else PYCONV_OC_SWEEP(pyconv_ock1_##S, PYCONV_OC_P1, 8, (PYCONV_OC_P1 < 14 ? PYCONV_OC_P1 : 14)) \
 } \
 /* the forward's rows (one, or two xr apart): position sums B apart; pf: NULL, or the row's \
    first output (pfn channels pfld apart), fetched for the transposition's stores */ \
