@@ -76,9 +76,16 @@ def test_transposed_and_gradient_choices():
     go2 = rand(rng, (2, 16, 5, 5), F32)
     assert pyconv.explain(grad.conv2d_input, x.shape, w, go2, stride=2, padding=1).algorithm == "transposed"
     assert pyconv.explain(grad.conv2d_weight, x, (16, 1, 3, 3), go, padding=1, groups=16).algorithm == "thin"
-    assert pyconv.explain(grad.conv2d_weight, x, (8, 16, 1, 1), go[:, :8]).algorithm == "panel"
+    # 1x1: panel where the output channels fill at least half of its blocks (the calibrated
+    # flag), else the batched matrix product (one group) or GEMM (groups)
+    go48 = rand(rng, (2, 48, 9, 9), F32)
+    assert pyconv.explain(grad.conv2d_weight, x, (48, 16, 1, 1), go48).algorithm == "panel"
+    assert pyconv.explain(grad.conv2d_weight, x, (8, 16, 1, 1), go[:, :8]).algorithm == "matmul"
+    assert pyconv.explain(grad.conv2d_weight, x, (8, 8, 1, 1), go[:, :8], groups=2).algorithm == "gemm"
+    go96 = rand(rng, (2, 96, 9, 9), F32)
+    assert pyconv.explain(grad.conv2d_weight, x, (96, 8, 1, 1), go96, groups=2).algorithm == "panel"
     with tuning.override(weight_panel=False):
-        assert pyconv.explain(grad.conv2d_weight, x, (8, 16, 1, 1), go[:, :8]).algorithm == "matmul"
+        assert pyconv.explain(grad.conv2d_weight, x, (48, 16, 1, 1), go48).algorithm == "matmul"
     plans = pyconv.explain(grad.conv2d_backward, go, x, w, padding=1)
     assert [p.op for p in plans] == ["input_grad", "weight_grad"]
     assert plans.algorithm == "flip_conv+dense"
