@@ -36,7 +36,7 @@ def _conv_case(x, w, **kw):
     (*_conv_case((2, 64, 14, 14), (32, 64, 1, 1)), "panel"),
     (*_conv_case((2, 8, 20, 20), (8, 1, 3, 3), padding=1, groups=8), "thin_reg"),
     (*_conv_case((2, 8, 20, 6), (8, 1, 3, 3), padding=1, groups=8), "thin_s1"),
-    (*_conv_case((2, 8, 20, 20), (8, 1, 3, 3), stride=2, padding=1, groups=8), "thin_row"),
+    (*_conv_case((2, 8, 20, 20), (8, 1, 3, 3), stride=2, padding=1, groups=8), "thin_phase"),
     (*_conv_case((2, 8, 20, 20), (16, 2, 3, 3), stride=2, padding=1, groups=4), "thin_phase"),
     (*_conv_case((2, 64, 28, 28), (32, 64, 1, 1), stride=2), "dense_oc"),
 ], ids=["dense", "dense_s2", "pointwise", "depthwise", "depthwise_narrow", "depthwise_s2", "grouped_s2", "pointwise_s2"])

@@ -47,6 +47,10 @@ CASES = textwrap.dedent("""
             out["dense_forced_s2_" + s] = nn.conv2d(x, w, stride=2, padding=1)
             out["dense_forced_grouped_" + s] = nn.conv2d(x, w[:16, :4], padding=1, groups=4)
             out["dense_forced_weight_" + s] = grad.conv2d_weight(x, w.shape, g, padding=1)
+        # strided depthwise over per-thread phase planes (frames of every length class)
+        with _plan.force("thin_phase"):
+            out["thin_phase_" + s] = nn.conv2d(x, rng.standard_normal((16, 1, 3, 3)).astype(dt), stride=2,
+                                               padding=1, groups=16)
         # the output-channel-vector forward with one vector of channels (rows run in pairs)
         # on rows of 11 positions (tiles of every variant's widths)
         with _plan.force("dense_oc"):

@@ -615,26 +615,68 @@ def test_nonfinite_weight_vs_torch(kw, channels):
     assert_close(np.where(fin, out, 0), np.where(fin, expected, 0), F64, n_reduce=n_reduce(w))
 
 
+# strided thin groups through 'thin_phase' (per-thread phase planes, taps summed over the
+# output frame in registers): depthwise and a few channels per group, strides 2, 3 and per
+# dim, dilation (one phase), asymmetric padding, 1-D and 3-D, frames shorter than a vector
+# and longer than four (every path of the frame kernel), kernels larger than the stride
+THIN_PHASE_GRID = [
+    ((2, 6, 11, 13), (6, 1, 3, 3), dict(stride=2, padding=1, groups=6)),
+    ((1, 4, 20, 9), (8, 2, 5, 3), dict(stride=(3, 2), padding=(2, 0), groups=2)),
+    ((2, 8, 17, 40), (8, 1, 3, 3), dict(stride=(1, 2), padding=1, groups=8)),
+    ((1, 3, 30, 30), (3, 1, 3, 3), dict(stride=(2, 1), padding=((1, 2), (0, 1)), groups=3)),
+    ((2, 4, 23, 23), (4, 1, 3, 3), dict(stride=2, dilation=2, padding=2, groups=4)),
+    ((1, 6, 7, 7), (12, 1, 4, 4), dict(stride=2, padding=1, groups=6)),
+    ((3, 5, 101), (5, 1, 9), dict(stride=2, padding=4, groups=5)),
+    ((1, 4, 9, 10, 11), (4, 1, 3, 3, 3), dict(stride=2, padding=1, groups=4)),
+    ((2, 2, 5, 5), (2, 1, 7, 7), dict(stride=3, padding=3, groups=2)),
+]
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_thin_phase_sample_chunks_with_remainder(dtype):
-    """Three samples through a workspace that holds the phase planes of two: the strided
-    thin-group path builds them in chunks of 2 and 1."""
-    rng = np.random.default_rng(31)
-    cin, cout, hw, groups = 8, 8, 10, 4
-    itemsize = np.dtype(dtype).itemsize
-    x = rand(rng, (3, cin, hw, hw), dtype)
-    w = rand(rng, (cout, cin // groups, 3, 3), dtype)
-    b = rand(rng, (cout,), dtype)
-    for kw in (dict(padding=1, stride=2), dict(padding=(1, 0), stride=(2, 1), dilation=(1, 2))):
-        kw["groups"] = groups
-        p = pyconv.explain(nn.conv2d, x, w, b, **kw)
-        per_sample = p.workspace_bytes // 3
-        out_bytes = np.prod(p.geometry.out_shape) * itemsize
-        assert 2 * per_sample > out_bytes
-        with tuning.override(workspace_bytes=2 * per_sample + 100):
-            p = pyconv.explain(nn.conv2d, x, w, b, **kw)
-            assert p.algorithm == "thin_phase" and p.tile("samples") == 2
-            check(nn.conv2d(x, w, b, **kw), x, w, b, dtype, **kw)
+@pytest.mark.parametrize("case", range(len(THIN_PHASE_GRID)))
+def test_thin_phase_matches_definition(case, dtype):
+    from pyconv._engine import plan as _plan
+    rng = np.random.default_rng(60 + case)
+    xs, ws, kw = THIN_PHASE_GRID[case]
+    x, w, b = rand(rng, xs, dtype), rand(rng, ws, dtype), rand(rng, ws[:1], dtype)
+    with _plan.force("thin_phase"):
+        assert pyconv.explain(nn.conv, x, w, b, **kw).algorithm == "thin_phase"
+        out = nn.conv(x, w, b, **kw)
+        check(out, x, w, b, dtype, **kw)
+        # the same bits whatever the team
+        old = pyconv.get_num_threads()
+        try:
+            for nt in (1, 3):
+                pyconv.set_num_threads(nt)
+                assert np.array_equal(out, nn.conv(x, w, b, **kw))
+        finally:
+            pyconv.set_num_threads(old)
+
+
+def test_thin_phase_nonfinite_and_workspace():
+    from pyconv._engine import plan as _plan
+    rng = np.random.default_rng(70)
+    x, w = rand(rng, (2, 4, 12, 12)), rand(rng, (4, 1, 3, 3))
+    kw = dict(stride=2, padding=1, groups=4)
+    # an Inf weight meets the padded zeros (nan there, as in the definition); an Inf input
+    # reaches only the outputs whose taps read it
+    w2, x2 = w.copy(), x.copy()
+    w2[1, 0, 0, 0] = np.inf
+    x2[0, 2, 5, 6] = np.inf
+    with _plan.force("thin_phase"):
+        for xi, wi in ((x, w2), (x2, w)):
+            out, ref = nn.conv(xi, wi, **kw), conv_nd(xi, wi, **kw)
+            np.testing.assert_array_equal(np.isnan(out), np.isnan(ref))
+            np.testing.assert_array_equal(np.isinf(out), np.isinf(ref))
+            fin = np.isfinite(ref)
+            assert_close(np.where(fin, out, 0), np.where(fin, ref, 0), np.float64, n_reduce=9)
+    # the default for a strided depthwise layer keeps to its kernels; planes past the
+    # workspace leave it to the row kernel, which reads the input in place
+    assert pyconv.explain(nn.conv, x, w, **kw).algorithm in ("thin_phase", "thin_row", "dense", "dense_oc", "gemm")
+    with tuning.override(workspace_bytes=1, thin_max_cg_og=64):
+        assert pyconv.explain(nn.conv, np.zeros((1, 4, 600, 600)), w, **kw).algorithm == "thin_row"
+    with tuning.override(thin_max_cg_og=64):
+        assert pyconv.explain(nn.conv, x, w, **kw).algorithm == "thin_phase"
 
 
 @pytest.mark.parametrize("case", [

@@ -765,16 +765,15 @@ def measure():
                 lst.append(t)
         m["thin_cg_og"], m["thin_s"], m["thin_dense_s"] = list(prods), th_t, th_d
         values["thin_s1_max_cg_og"] = _ceiling(th_t, th_d, prods, slack=1.0)
-        # and the strided thin kernels (phase planes; the row kernel below
-        # thin_planes_min_cg_og) against the dense one, the same layers at stride 2
+        # and the strided thin kernel (per-thread phase planes) against the dense one, the
+        # same layers at stride 2
         th_t, th_d = [], []
         for cgog in prods:
             gsz = math.isqrt(cgog)
             x = data((1, 128, 56, 56), np.float32)
             wc = data((128, gsz, 3, 3), np.float32)
             grp = lambda: nn.conv2d(x, wc, stride=2, padding=1, groups=128 // gsz)  # noqa: E731
-            strided = A.THIN_PHASE if cgog >= _tuning.DEFAULT.thin_planes_min_cg_og else A.THIN_ROW
-            for lst, t in zip((th_t, th_d), _best_of([_forced(strided, grp), _forced(A.DENSE, grp)], reps=3)):
+            for lst, t in zip((th_t, th_d), _best_of([_forced(A.THIN_PHASE, grp), _forced(A.DENSE, grp)], reps=3)):
                 lst.append(t)
         m["thin_strided_s"], m["thin_strided_dense_s"] = th_t, th_d
         values["thin_max_cg_og"] = _ceiling(th_t, th_d, prods, slack=1.0)

@@ -194,46 +194,17 @@ def balanced_tile(length, n_units, nthreads, t):
     return max(1, -(-length // ntiles))
 
 
-def phase_layout(sp3, k3, s3, d3, pads3):
-    """Phase-plane layout of a (lifted 3-D) convolution's zero-padded input.
-
-    A stride ``s`` is handled by splitting the padded input into its ``s`` phases
-    per dim (``xp[..., i*s + r]`` for each residue ``r`` some tap uses): every tap
-    then reads its phase plane at a constant flat offset, so the strided
-    convolution becomes a stride-1 problem over the phase planes, with no wasted
-    taps (stride 1 has the single phase: the padded input itself).
-
-    Returns ``(qshape, S, offs, phase_maps)``: one phase plane's shape, the size of
-    one channel's block of phase planes, each tap's flat offset (taps in C order)
-    and, per phase, the three source-index maps for ``resampling.gather``.
-    """
-    pshape = tuple(i + a + c for i, (a, c) in zip(sp3, pads3))
-    qshape = tuple(-(-p // s) for p, s in zip(pshape, s3))
-    taps = [(a, b, e) for a in range(k3[0]) for b in range(k3[1]) for e in range(k3[2])]
-    phases = sorted({tuple((k * d) % s for k, d, s in zip(tp, d3, s3)) for tp in taps})
-    index = {ph: i for i, ph in enumerate(phases)}
-    plane_q = int(np.prod(qshape))
-    offs = np.empty(len(taps), dtype=np.intp)
-    for i, tp in enumerate(taps):
-        sh = [(k * d) // s for k, d, s in zip(tp, d3, s3)]
-        ph = tuple((k * d) % s for k, d, s in zip(tp, d3, s3))
-        offs[i] = index[ph] * plane_q + (sh[0] * qshape[1] + sh[1]) * qshape[2] + sh[2]
-    pmaps = nn_pad_maps(sp3, pads3, "zeros")
-    phase_maps = []
-    for ph in phases:
-        mm = []
-        for m, r, s, q in zip(pmaps, ph, s3, qshape):
-            j = np.arange(q) * s + r
-            mm.append(np.ascontiguousarray(np.where(j < len(m), m[np.minimum(j, len(m) - 1)], -1), dtype=np.int64))
-        phase_maps.append(mm)
-    return qshape, len(phases) * plane_q, offs, phase_maps
-
-
 @functools.lru_cache(maxsize=64)
 def plane_layout(sp3, k3, s3, d3, pads3):
-    """Phase-plane layout for the per-thread plane kernels (``dense_direct.dense_conv`` /
-    ``dense_weight``): as :func:`phase_layout` but without index maps (the kernels build
-    the planes themselves).  Returns ``(qshape, phases, offs)``: one phase plane's
+    """Phase-plane layout of a (lifted 3-D) convolution's zero-padded input, for the
+    per-thread plane kernels (``dense_direct.dense_conv`` / ``dense_weight`` /
+    ``thin_phase``, which build the planes themselves).
+
+    A stride ``s`` is handled by splitting the padded input into its ``s`` phases per dim
+    (``xp[..., i*s + r]`` for each residue ``r`` some tap uses): every tap then reads its
+    phase plane at a constant flat offset, so the strided convolution becomes a stride-1
+    problem over the phase planes, with no wasted taps (stride 1 has the single phase:
+    the padded input itself).  Returns ``(qshape, phases, offs)``: one phase plane's
     shape, the residues of the phases the taps use ((nph, 3) intp, sorted) and each
     tap's flat offset (taps in C order)."""
     pshape = np.array([i + a + c for i, (a, c) in zip(sp3, pads3)], dtype=np.int64)
@@ -410,6 +381,15 @@ def _thin_pad_bytes(g, itemsize):
 POINTWISE_KERNELS = [A.PANEL, A.POINTWISE, A.MATMUL]
 
 
+def _thin_phase_bytes(g, itemsize):
+    """One thread's buffers in 'thin_phase': a group's phase planes and one output frame."""
+    qshape, phases, _ = plane_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
+    nph = len(phases)
+    o3 = g.o3
+    frame = ((o3[0] - 1) * qshape[1] + o3[1] - 1) * qshape[2] + o3[2]
+    return (g.cg * nph * _prod(qshape) + frame) * itemsize
+
+
 @_plan.cached
 def plan_forward(g, dtype, allow_prune=True):
     """Plan of the forward convolution with geometry ``g`` computing in ``dtype``."""
@@ -429,15 +409,25 @@ def plan_forward(g, dtype, allow_prune=True):
     layout = None
     s1_thin = s1 and _thin_pad_bytes(g, isz) <= t.thin_pad_bytes
     thin_kernel = None
+    # strided thin groups: per-thread phase planes of one (sample, group) where they fit,
+    # else the row kernel reading the input in place
+    phase_fits = not s1 and nthreads * _thin_phase_bytes(g, isz) <= max(t.workspace_bytes, out_bytes)
     if use_thin(cg, og, t, s1_thin):
         if s1_thin:
             default = A.THIN_REG if thin_reg(g, t) else A.THIN_S1
-        elif cg * og >= t.thin_planes_min_cg_og:
-            default = A.THIN_PHASE
         else:
-            default = A.THIN_ROW
+            default = A.THIN_PHASE if phase_fits else A.THIN_ROW
         thin_kernel = default
-        if cg > 1 and not g.is_pointwise:
+        if not s1_thin and not g.is_pointwise:
+            # strided: the row kernel and the dense kernels compete where the layer is timed
+            # (depthwise 3x3 stride 2 8x64x56^2, 1 thread, AMD EPYC: thin_phase 0.50 ms,
+            # dense 0.67, thin_row 1.13; stride 3: thin_row 0.61, thin_phase 0.65)
+            layout = plane_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
+            timed = _timed("forward", g, dtype, [A.GEMM, A.THIN_ROW] + [A.THIN_PHASE] * phase_fits
+                           + [A.DENSE] * _dense_fits(g, layout, isz, nthreads, t)
+                           + [A.DENSE_OC] * _oc_fits(g, dtype, nthreads, t))
+            default = timed or default
+        elif cg > 1 and not g.is_pointwise:
             # groups of a few channels (not depthwise): the dense kernels and GEMM compete
             # where the layer is timed (3->16 7x7 on 112x7 maps, 2 threads, AMD EPYC: thin_s1
             # 0.20 ms, dense_oc 0.09; 16->32 in 4 groups on 4^3 maps: thin_s1 0.39, dense 0.17)
@@ -451,12 +441,15 @@ def plan_forward(g, dtype, allow_prune=True):
     else:
         default = A.GEMM
         oc_fits = _oc_fits(g, dtype, nthreads, t)
+        # groups of few channels beyond the calibrated limit: the phase-plane kernel competes
+        phase_fits = phase_fits and (cg == 1 or og < t.dense_min_og)
         oc = oc_fits and _prod(g.out) >= min_positions(t, 'dense_oc', g) and cg * kvol <= t.dense_oc_max_k
         layout = plane_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
         dense_fits = _dense_fits(g, layout, isz, nthreads, t)
         dense = dense_fits and _prod(g.out) >= min_positions(t, 'dense', g) and cg * kvol <= t.dense_max_k
         # the kernels that fit, against im2col + GEMM: timed on large layers
-        timed = _timed("forward", g, dtype, [A.GEMM] + [A.DENSE] * dense_fits + [A.DENSE_OC] * oc_fits)
+        timed = _timed("forward", g, dtype, [A.GEMM] + [A.DENSE] * dense_fits + [A.DENSE_OC] * oc_fits
+                       + [A.THIN_PHASE] * phase_fits)
         if timed is not None:
             default = timed
         elif oc and _oc_preferred(g, dtype, t):
@@ -799,11 +792,13 @@ def _forward_plan(g, dtype, alg, nthreads, t, layout, nonfinite=None):
         data = Launch(g.out_shape, x5, w5, o5, kernel(thin_direct.direct_conv, dtype),
                       (kernel_geo(stride=g.s3, dilation=g.d3, pad=g.pb3), g.groups))
     elif alg == A.THIN_PHASE:
-        layout = phase_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
-        data = Launch(g.out_shape, x5, w5, o5, None, layout)
-        per_sample = g.cin * layout[1] * isz
-        chunk = int(max(1, min(g.n, max(t.workspace_bytes, out_bytes) // max(1, per_sample))))
-        tiles, ws = (("samples", chunk),), chunk * per_sample
+        # each thread splits one (sample, group)'s zero-padded channels into their phase
+        # planes, where every tap of the strided layer is a contiguous run, and sums the taps
+        # over the output frame in registers
+        qshape, phases, offs = layout or plane_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
+        ws = nthreads * _thin_phase_bytes(g, isz)
+        data = Launch(g.out_shape, x5, (g.cout, cg, kvol), o5, kernel(dense_direct.thin_phase, dtype),
+                      (plane_geo(qshape, g.s3, g.pads3), phases, offs, g.groups))
     elif alg in (A.POINTWISE, A.DENSE):
         if alg == A.POINTWISE:
             # the input is its own (single) phase plane: read in place
@@ -930,12 +925,10 @@ def forward(p, x, w, b, pack=None):
         return out
     bvec, has_b = _bias_vec(b, p.dtype)
     team = team_size(p.threads)         # the plan's threads, fewer when other processes hold cores
-    if (alg is A.THIN_REG or alg is A.THIN_S1 or alg is A.THIN_ROW) and not _plan.VERBOSE:
+    if (alg is A.THIN_REG or alg is A.THIN_S1 or alg is A.THIN_ROW or alg is A.THIN_PHASE) and not _plan.VERBOSE:
         # the common tiny case without the verbose wrapper
         L.kernel(x.reshape(L.x_view), w.reshape(L.w_view), bvec, has_b, out.reshape(L.out_view), *L.args, team)
-    elif alg == A.THIN_PHASE:
-        _plan.run(p, _thin_phase, p, x, w, bvec, has_b, out.reshape((g.n, g.cout) + g.o3), team)
-    elif alg in (A.THIN_REG, A.THIN_S1, A.THIN_ROW):
+    elif alg in (A.THIN_REG, A.THIN_S1, A.THIN_ROW, A.THIN_PHASE):
         _plan.run(p, L.kernel, x.reshape(L.x_view), w.reshape(L.w_view), bvec, has_b, out.reshape(L.out_view),
                   *L.args, team)
     elif alg in (A.DENSE, A.POINTWISE):
@@ -972,28 +965,6 @@ def forward(p, x, w, b, pack=None):
     else:
         raise AssertionError(f"forward plan with algorithm {alg}")
     return out
-
-
-def _thin_phase(p, x, w, bvec, has_b, out5, team):
-    """Thin-group convolution over phase planes: one contiguous pass per tap over the whole
-    output frame (``thin_direct.thin_taps``), the planes built a chunk of samples at a time
-    so the workspace stays within ``max(workspace_bytes, output size)``."""
-    g = p.geometry
-    n, cin, cout, cg = g.n, g.cin, g.cout, g.cg
-    qshape, S, offs, phase_maps = p.data.args
-    wk = np.ascontiguousarray(w.reshape(cout, cg, len(offs)))
-    chunk = p.tile("samples")
-    buf = np.empty(chunk * cin * S, dtype=x.dtype)
-    gather = kernel(resampling.gather, x.dtype)
-    taps = kernel(thin_direct.thin_taps, x.dtype)
-    for n0 in range(0, n, chunk):
-        m = min(chunk, n - n0)
-        flat = buf[:m * cin * S]
-        planes = flat.reshape((m * cin, len(phase_maps)) + tuple(qshape))
-        xs = x[n0:n0 + m].reshape((m * cin,) + tuple(g.sp3))
-        for i, mm in enumerate(phase_maps):
-            gather(xs, planes[:, i], mm[0], mm[1], mm[2], team, affine(mm[2]))
-        taps(flat, m, cin, S, wk, offs, bvec, has_b, out5[n0:n0 + m], kernel_geo(plane=qshape), g.groups, team)
 
 
 # =========================================================================== transposed convolution

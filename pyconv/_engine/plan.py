@@ -30,7 +30,7 @@ class Algorithm(str, enum.Enum):
     ZEROS = "zeros"              # an empty operand: the gradient is zero
     THIN_S1 = "thin_s1"          # thin_direct.direct_conv_s1: whole-plane pass per tap, padded copy
     THIN_REG = "thin_reg"        # thin_direct.direct_conv_reg: output rows in registers, padded copy
-    THIN_PHASE = "thin_phase"    # thin_direct.thin_taps over phase planes (strided thin groups)
+    THIN_PHASE = "thin_phase"    # dense_direct.thin_phase: per-thread phase planes (strided thin groups)
     THIN_ROW = "thin_row"        # thin_direct.direct_conv: rows, padded taps skipped in place
     POINTWISE = "pointwise"      # dense_direct.dense_conv reading the input in place (1x1)
     PANEL = "panel"              # panel.panel_forward / panel_weight: 1x1 as packed per-sample products

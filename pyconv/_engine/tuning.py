@@ -51,10 +51,6 @@ class Tuning:
     # of 'thin_s1' (a short row leaves most lanes of its last vector idle).  Calibrated
     # (depthwise 3x3 on square maps); the default is one AVX-512 vector of float32.
     thin_reg_min_ow: int = 16
-    # Strided thin groups build phase planes once per sample when cg*og >= this (the
-    # planes are reused by every channel of the group); below it (strided depthwise),
-    # building them costs as much as the convolution and the row kernel runs in place.
-    thin_planes_min_cg_og: int = 4
     # Largest zero-padded copy of one group's channels (per thread) that the stride-1
     # thin kernel makes; beyond it the phase-plane / row kernels run.
     thin_pad_bytes: int = 16 << 20

@@ -10,7 +10,7 @@ from libc.string cimport memcpy, memset
 import numpy as np
 cimport numpy as cnp
 
-from pyconv._kernels._common cimport (conv_geo_t, copy_row, idx_t, real_t, next_unit, omp_get_thread_num,
+from pyconv._kernels._common cimport (conv_geo_t, copy_row, copy_stride2, idx_t, real_t, next_unit, omp_get_thread_num,
                                       pad_rows, pad_rows_at, part_lo, pyconv_cpu, pyconv_unstack, strided_row,
                                       unit_fronts, valid_range)
 
@@ -54,6 +54,10 @@ cdef extern from "dense_kernels.h":
                           Py_ssize_t ntaps, Py_ssize_t nc, const double* w, Py_ssize_t wcs,
                           double* o, Py_ssize_t os, Py_ssize_t orr, Py_ssize_t n, int v2, int rows,
                           int acc, const double* pf, Py_ssize_t pfld, Py_ssize_t pfn) noexcept nogil
+    void pyconv_tf_f(const float* P, Py_ssize_t S, Py_ssize_t nc, const Py_ssize_t* offs, Py_ssize_t ntaps,
+                     const float* w, float bias, float* out, Py_ssize_t n) noexcept nogil
+    void pyconv_tf_d(const double* P, Py_ssize_t S, Py_ssize_t nc, const Py_ssize_t* offs, Py_ssize_t ntaps,
+                     const double* w, double bias, double* out, Py_ssize_t n) noexcept nogil
     int pyconv_finite_f(const float* a, Py_ssize_t n) noexcept nogil
     int pyconv_finite_d(const double* a, Py_ssize_t n) noexcept nogil
     void pyconv_oc_out_f(const float* buf, Py_ssize_t B, Py_ssize_t nk, Py_ssize_t oe, float* out, Py_ssize_t ld,
@@ -210,6 +214,101 @@ cdef void build_planes(const real_t* xs, idx_t nch, idx_t D, idx_t H, idx_t W, r
                 for y in range(va, vb):
                     strided_row(slab + y * Wq, Wq, lo, hi, src + sx0 + lo * sw, sw)
                     src = src + sh * W
+
+
+cdef void thin_planes(const real_t* xs, idx_t D, idx_t H, idx_t W, real_t* dst, const idx_t* ph, idx_t nph,
+                      idx_t Dq, idx_t Hq, idx_t Wq, idx_t sd, idx_t sh, idx_t sw, idx_t pd, idx_t phh,
+                      idx_t pw) noexcept nogil:
+    # dst[p*Dq*Hq*Wq + (z*Hq + y)*Wq + k] = x_padded[z*sd + rd, y*sh + rh, k*sw + rw] for the
+    # nph phases (rd, rh, rw) = ph[3p:3p+3] of one channel (as build_planes, for the small
+    # planes of thin groups: the planes zeroed in one pass, then only the rows the input
+    # meets copied, stride 2 by permutes)
+    cdef idx_t p, z, y, iz, iy, lo, hi, plane = Dq * Hq * Wq
+    cdef real_t* row
+    cdef const real_t* src
+    memset(dst, 0, nph * plane * sizeof(real_t))
+    for p in range(nph):
+        # plane columns [lo, hi) read input columns k*sw + rw - pw inside [0, W)
+        valid_range(ph[3 * p + 2] - pw, sw, Wq, W, &lo, &hi)
+        if hi <= lo:
+            continue
+        for z in range(Dq):
+            iz = z * sd + ph[3 * p] - pd
+            if iz < 0 or iz >= D:
+                continue
+            for y in range(Hq):
+                iy = y * sh + ph[3 * p + 1] - phh
+                if iy < 0 or iy >= H:
+                    continue
+                row = dst + p * plane + (z * Hq + y) * Wq
+                src = xs + (iz * H + iy) * W + lo * sw + ph[3 * p + 2] - pw
+                if sw == 1:
+                    copy_row(row + lo, src, hi - lo)
+                elif sw == 2:
+                    copy_stride2(row + lo, src, hi - lo)
+                else:
+                    for iy in range(hi - lo):
+                        row[lo + iy] = src[iy * sw]
+
+
+def thin_phase(const real_t[:, :, :, :, ::1] x, const real_t[:, :, ::1] w, const real_t[::1] bias, bint has_bias,
+               real_t[:, :, :, :, ::1] out, conv_geo_t geo, const idx_t[:, ::1] in_phases, const idx_t[::1] offs,
+               idx_t groups, int nthreads):
+    """Thin-group (depthwise, few channels per group) strided convolution over per-thread
+    phase planes (plan 'thin_phase').
+
+    out[n, o] = bias[o] + sum over the group's input channels c and taps t of
+    w[o, c, t] x_pad[n, c, ...]; x (N, C_in, D, H, W), w (C_out, C_in/groups, taps), out
+    (N, C_out, OD, OH, OW).  A work unit is (sample, group): its thread splits the group's
+    zero-padded input channels into their phase planes (``geo``'s q-shape, the residues
+    ``in_phases`` of the strides the taps use; ``offs``: each tap's flat offset into them,
+    as ``conv.plane_layout`` gives), so every tap of the strided layer reads a contiguous run
+    of a plane, then for each output channel sums the taps over the whole output frame (the
+    output rows ``Wq`` apart, with the columns between them computed and dropped) in
+    registers, and copies the rows out.  Each position sums bias, then (channel, tap) in
+    order: the bits do not depend on the thread count.  The planes hold the padding's zeros,
+    so a non-finite weight meets them as in the definition.  Bounds are checked by the caller.
+    """
+    cdef int mcpu = pyconv_cpu()
+    cdef idx_t N = x.shape[0], Cin = x.shape[1], D = x.shape[2], H = x.shape[3], W = x.shape[4]
+    cdef idx_t Cout = out.shape[1], OD = out.shape[2], OH = out.shape[3], OW = out.shape[4]
+    cdef idx_t Dq = geo.qd, Hq = geo.qh, Wq = geo.qw
+    cdef idx_t Cg = Cin // groups, Og = Cout // groups, ntaps = offs.shape[0], nph = in_phases.shape[0]
+    cdef idx_t S = nph * Dq * Hq * Wq
+    cdef idx_t Sp = plane_stride(S, sizeof(real_t))
+    if N == 0 or Cout == 0 or OD * OH * OW == 0:
+        return
+    # frame positions through the last output
+    cdef idx_t L = ((OD - 1) * Hq + OH - 1) * Wq + OW
+    dt = np.float32 if real_t is float else np.float64
+    planes_np = aligned_rows(nthreads, max(1, Cg * Sp), dt)
+    frame_np = aligned_rows(nthreads, L, dt)
+    cdef real_t[:, ::1] planes = planes_np
+    cdef real_t[:, ::1] frame = frame_np
+    cdef idx_t u, tid, n, gi, o, co, z, y, c
+    cdef real_t bv
+    cdef real_t* P
+    cdef real_t* F
+    for u in prange(N * groups, nogil=True, schedule='static', num_threads=nthreads):
+        pyconv_unstack(mcpu)
+        tid = omp_get_thread_num()
+        n = u // groups
+        gi = u % groups
+        P = &planes[tid, 0]
+        F = &frame[tid, 0]
+        for c in range(Cg):
+            thin_planes(&x[n, gi * Cg + c, 0, 0, 0], D, H, W, P + c * Sp, &in_phases[0, 0], nph, Dq, Hq, Wq,
+                        geo.sd, geo.sh, geo.sw, geo.pd, geo.ph, geo.pw)
+        for o in range(Og):
+            co = gi * Og + o
+            bv = bias[co] if has_bias else 0
+            if real_t is float:
+                pyconv_tf_f(P, Sp, Cg, &offs[0], ntaps, &w[co, 0, 0], bv, F, L)
+            else:
+                pyconv_tf_d(P, Sp, Cg, &offs[0], ntaps, &w[co, 0, 0], bv, F, L)
+            for z in range(OD):
+                for y in range(OH):
+                    copy_row(&out[n, co, z, y, 0], F + (z * Hq + y) * Wq, OW)
 
 
 cdef inline idx_t frame_len(const idx_t* s, idx_t Hq, idx_t Wq) noexcept nogil:

@@ -579,4 +579,60 @@ static inline int pyconv_finite_d(const double *a, Py_ssize_t n) {
     return m != 0x7ff0000000000000ull;
 }
 
+/* Thin groups over per-thread phase planes ('thin_phase', dense_direct.thin_phase): n frame
+   positions of one output channel, out[f] = bias + sum over (channel c, tap t) of
+   w[c * ntaps + t] * P[c * S + offs[t] + f], the channels and taps in that order for every
+   position (the vector blocks and the scalar tail give the same bits).  Four vectors of
+   positions per block: per (channel, tap) one broadcast weight and four unaligned loads,
+   the sums in registers (the phase planes make every tap a constant offset, so the strided
+   layer's taps are contiguous runs, no gathers). */
+#if defined(__GNUC__) || defined(__clang__)
+#define PYCONV_TF(T, VT, VTU, NAME) \
+static void NAME(const T *P, Py_ssize_t S, Py_ssize_t nc, const Py_ssize_t *offs, Py_ssize_t ntaps, \
+                 const T *w, T bias, T *out, Py_ssize_t n) { \
+    enum { VL = sizeof(VT) / sizeof(T), U = 4 }; \
+    Py_ssize_t f = 0; \
+    for (; f + U * VL <= n; f += U * VL) { \
+        VT acc[U]; \
+        _Pragma("GCC unroll 4") for (int u = 0; u < U; u++) acc[u] = (VT){0} + bias; \
+        for (Py_ssize_t c = 0; c < nc; c++) { \
+            const T *pc = P + c * S + f; \
+            for (Py_ssize_t t = 0; t < ntaps; t++) { \
+                const T *src = pc + offs[t]; \
+                const T wv = w[c * ntaps + t]; \
+                _Pragma("GCC unroll 4") for (int u = 0; u < U; u++) acc[u] += wv * *(const VTU *)(src + u * VL); \
+            } \
+        } \
+        _Pragma("GCC unroll 4") for (int u = 0; u < U; u++) *(VTU *)(out + f + u * VL) = acc[u]; \
+    } \
+    for (; f + VL <= n; f += VL) { \
+        VT acc = (VT){0} + bias; \
+        for (Py_ssize_t c = 0; c < nc; c++) \
+            for (Py_ssize_t t = 0; t < ntaps; t++) acc += w[c * ntaps + t] * *(const VTU *)(P + c * S + offs[t] + f); \
+        *(VTU *)(out + f) = acc; \
+    } \
+    for (; f < n; f++) { \
+        T acc = bias; \
+        for (Py_ssize_t c = 0; c < nc; c++) \
+            for (Py_ssize_t t = 0; t < ntaps; t++) acc += w[c * ntaps + t] * P[c * S + offs[t] + f]; \
+        out[f] = acc; \
+    } \
+}
+PYCONV_TF(float, pyconv_ocf, pyconv_ocf_u, pyconv_tf_f)
+PYCONV_TF(double, pyconv_ocd, pyconv_ocd_u, pyconv_tf_d)
+#else
+#define PYCONV_TF_PLAIN(T, NAME) \
+static void NAME(const T *P, Py_ssize_t S, Py_ssize_t nc, const Py_ssize_t *offs, Py_ssize_t ntaps, \
+                 const T *w, T bias, T *out, Py_ssize_t n) { \
+    for (Py_ssize_t f = 0; f < n; f++) { \
+        T acc = bias; \
+        for (Py_ssize_t c = 0; c < nc; c++) \
+            for (Py_ssize_t t = 0; t < ntaps; t++) acc += w[c * ntaps + t] * P[c * S + offs[t] + f]; \
+        out[f] = acc; \
+    } \
+}
+PYCONV_TF_PLAIN(float, pyconv_tf_f)
+PYCONV_TF_PLAIN(double, pyconv_tf_d)
+#endif
+
 #endif  /* PYCONV_DENSE_KERNELS_H */

@@ -1,6 +1,6 @@
 # Direct kernels of depthwise and thin-channel grouped convolutions ('thin_row':
-# direct_conv, 'thin_s1': direct_conv_s1, 'thin_phase': thin_taps over phase planes built
-# by resampling.gather).  Memory-bound: one contiguous pass per tap over an output row or
+# direct_conv, 'thin_s1': direct_conv_s1, 'thin_reg': direct_conv_reg; the strided
+# 'thin_phase' is dense_direct.thin_phase, beside the phase-plane builders).  Memory-bound: one contiguous pass per tap over an output row or
 # plane; the innermost loop runs along the contiguous output width so the compiler
 # vectorises it.  C micro-kernels: thin_kernels.h.
 from cython.parallel cimport prange
@@ -290,55 +290,6 @@ cdef void _conv_s1(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1
         pyconv_unstack(mcpu)
         tid = omp_get_thread_num()
         _s1_unit(x, w, bias, has_bias, out, geo, groups, u, xpad + tid * xlen, acc + tid * alen)
-
-
-def thin_taps(const real_t[::1] xph, idx_t N, idx_t Cin, idx_t S, const real_t[:, :, ::1] w,
-              const idx_t[::1] offs, const real_t[::1] bias, bint has_bias, real_t[:, :, :, :, ::1] out,
-              conv_geo_t geo, idx_t groups, int nthreads):
-    """Thin-group (depthwise-like) convolution over precomputed phase planes.
-
-    xph: the zero-padded input split into the phases its taps use, (N, C_in, S)
-    flattened (see nn._dense_direct); w: (C_out, C_in/groups, kvol); offs: each tap's
-    flat offset; out: (N, C_out, OD, OH, OW); geo.qd/qh/qw: one phase plane (Dq, Hq, Wq).
-    Output q = (od*Hq + oh)*Wq + ow reads xph[c, q + offs[t]], so each tap is one
-    contiguous pass over the whole output frame (positions oh >= OH or ow >= OW
-    computed and dropped).  Parallel over (sample, output channel).
-    """
-    cdef int mcpu = pyconv_cpu()
-    cdef idx_t Hq = geo.qh, Wq = geo.qw
-    cdef idx_t Cout = out.shape[1], OD = out.shape[2], OH = out.shape[3], OW = out.shape[4]
-    cdef idx_t Cg = w.shape[1], kvol = w.shape[2]
-    cdef idx_t Og = Cout // groups
-    cdef idx_t L = ((OD - 1) * Hq + OH - 1) * Wq + OW
-    cdef idx_t u, n, o, gi, c, t, q, od, oh, tid
-    cdef real_t* A
-    cdef const real_t* base
-    cdef const real_t* base2
-    cdef real_t wv, bv
-    if N * Cout == 0 or L <= 0:
-        return
-    acc_np = np.empty((nthreads, L), dtype=np.float32 if real_t is float else np.float64)
-    cdef real_t[:, ::1] acc = acc_np
-    for u in prange(N * Cout, nogil=True, schedule='static', num_threads=nthreads):
-        pyconv_unstack(mcpu)
-        tid = omp_get_thread_num()
-        n = u // Cout
-        o = u % Cout
-        gi = o // Og
-        A = &acc[tid, 0]
-        bv = bias[o] if has_bias else 0
-        for q in range(L):
-            A[q] = bv
-        for c in range(Cg):
-            base = &xph[(n * Cin + gi * Cg + c) * S]
-            for t in range(kvol):
-                wv = w[o, c, t]
-                base2 = base + offs[t]
-                for q in range(L):
-                    A[q] += wv * base2[q]
-        for od in range(OD):
-            for oh in range(OH):
-                copy_row(&out[n, o, od, oh, 0], A + (od * Hq + oh) * Wq, OW)
 
 
 cdef extern from "thin_kernels.h":
