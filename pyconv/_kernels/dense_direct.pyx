@@ -54,6 +54,7 @@ cdef extern from "dense_kernels.h":
                           Py_ssize_t ntaps, Py_ssize_t nc, const double* w, Py_ssize_t wcs,
                           double* o, Py_ssize_t os, Py_ssize_t orr, Py_ssize_t n, int v2, int rows,
                           int acc, const double* pf, Py_ssize_t pfld, Py_ssize_t pfn) noexcept nogil
+    const int PYCONV_TF_SLACK
     void pyconv_tf_f(const float* P, Py_ssize_t S, Py_ssize_t nc, const Py_ssize_t* offs, Py_ssize_t ntaps,
                      const float* w, float bias, float* out, Py_ssize_t n) noexcept nogil
     void pyconv_tf_d(const double* P, Py_ssize_t S, Py_ssize_t nc, const Py_ssize_t* offs, Py_ssize_t ntaps,
@@ -281,8 +282,9 @@ def thin_phase(const real_t[:, :, :, :, ::1] x, const real_t[:, :, ::1] w, const
     # frame positions through the last output
     cdef idx_t L = ((OD - 1) * Hq + OH - 1) * Wq + OW
     dt = np.float32 if real_t is float else np.float64
-    planes_np = aligned_rows(nthreads, max(1, Cg * Sp), dt)
-    frame_np = aligned_rows(nthreads, L, dt)
+    # (slack past the planes and the frame: a frame ends with a whole vector)
+    planes_np = aligned_rows(nthreads, Cg * Sp + PYCONV_TF_SLACK, dt)
+    frame_np = aligned_rows(nthreads, L + PYCONV_TF_SLACK, dt)
     cdef real_t[:, ::1] planes = planes_np
     cdef real_t[:, ::1] frame = frame_np
     cdef idx_t u, tid, n, gi, o, co, z, y, c

@@ -582,10 +582,12 @@ static inline int pyconv_finite_d(const double *a, Py_ssize_t n) {
 /* Thin groups over per-thread phase planes ('thin_phase', dense_direct.thin_phase): n frame
    positions of one output channel, out[f] = bias + sum over (channel c, tap t) of
    w[c * ntaps + t] * P[c * S + offs[t] + f], the channels and taps in that order for every
-   position (the vector blocks and the scalar tail give the same bits).  Four vectors of
+   position.  The caller leaves PYCONV_TF_SLACK values of slack past the planes and past
+   out: a frame ends with a whole vector, whose lanes past n are computed and dropped.  Four vectors of
    positions per block: per (channel, tap) one broadcast weight and four unaligned loads,
    the sums in registers (the phase planes make every tap a constant offset, so the strided
    layer's taps are contiguous runs, no gathers). */
+#define PYCONV_TF_SLACK (PYCONV_VBYTES / 4)
 #if defined(__GNUC__) || defined(__clang__)
 #define PYCONV_TF(T, VT, VTU, NAME) \
 static void NAME(const T *P, Py_ssize_t S, Py_ssize_t nc, const Py_ssize_t *offs, Py_ssize_t ntaps, \
@@ -605,17 +607,13 @@ static void NAME(const T *P, Py_ssize_t S, Py_ssize_t nc, const Py_ssize_t *offs
         } \
         _Pragma("GCC unroll 4") for (int u = 0; u < U; u++) *(VTU *)(out + f + u * VL) = acc[u]; \
     } \
-    for (; f + VL <= n; f += VL) { \
+    /* the rest in whole vectors: the last one reads and writes up to VL - 1 values past n \
+       (the caller's slack; those lanes are dropped) */ \
+    for (; f < n; f += VL) { \
         VT acc = (VT){0} + bias; \
         for (Py_ssize_t c = 0; c < nc; c++) \
             for (Py_ssize_t t = 0; t < ntaps; t++) acc += w[c * ntaps + t] * *(const VTU *)(P + c * S + offs[t] + f); \
         *(VTU *)(out + f) = acc; \
-    } \
-    for (; f < n; f++) { \
-        T acc = bias; \
-        for (Py_ssize_t c = 0; c < nc; c++) \
-            for (Py_ssize_t t = 0; t < ntaps; t++) acc += w[c * ntaps + t] * P[c * S + offs[t] + f]; \
-        out[f] = acc; \
     } \
 }
 PYCONV_TF(float, pyconv_ocf, pyconv_ocf_u, pyconv_tf_f)
