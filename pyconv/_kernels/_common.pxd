@@ -116,6 +116,19 @@ cdef extern from "pad_rows.h":
     void pyconv_copy_s2_d(double* dst, const double* src, Py_ssize_t n) noexcept nogil
     void pyconv_add_s2_f(float* dst, const float* src, Py_ssize_t n) noexcept nogil
     void pyconv_add_s2_d(double* dst, const double* src, Py_ssize_t n) noexcept nogil
+    void pyconv_split_s2_f(const float* src, Py_ssize_t W, Py_ssize_t start, float* d0, float* d1,
+                           Py_ssize_t n) noexcept nogil
+    void pyconv_split_s2_d(const double* src, Py_ssize_t W, Py_ssize_t start, double* d0, double* d1,
+                           Py_ssize_t n) noexcept nogil
+
+
+cdef inline void split_stride2(const real_t* src, idx_t W, idx_t start, real_t* d0, real_t* d1, idx_t n) noexcept nogil:
+    # d0[k] = x(start + 2k), d1[k] = x(start + 2k + 1), k < n, x(i) = src[i] on [0, W), else 0
+    # (``pyconv_split_s2``: a zero-padded row's two column phases in one pass; d0/d1 may be NULL)
+    if real_t is float:
+        pyconv_split_s2_f(src, W, start, d0, d1, n)
+    else:
+        pyconv_split_s2_d(src, W, start, d0, d1, n)
 
 
 cdef inline void copy_stride2(real_t* dst, const real_t* src, idx_t n) noexcept nogil:

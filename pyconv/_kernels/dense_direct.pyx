@@ -10,8 +10,9 @@ from libc.string cimport memcpy, memset
 import numpy as np
 cimport numpy as cnp
 
-from pyconv._kernels._common cimport (conv_geo_t, copy_row, copy_stride2, idx_t, real_t, next_unit, omp_get_thread_num,
-                                      pad_rows, pad_rows_at, part_lo, pyconv_cpu, pyconv_unstack, strided_row,
+from pyconv._kernels._common cimport (conv_geo_t, copy_row, idx_t, real_t, next_unit, omp_get_thread_num,
+                                      pad_rows, pad_rows_at, part_lo, pyconv_cpu, pyconv_unstack, split_stride2,
+                                      strided_row,
                                       unit_fronts, valid_range)
 
 
@@ -222,11 +223,37 @@ cdef void thin_planes(const real_t* xs, idx_t D, idx_t H, idx_t W, real_t* dst, 
                       idx_t pw) noexcept nogil:
     # dst[p*Dq*Hq*Wq + (z*Hq + y)*Wq + k] = x_padded[z*sd + rd, y*sh + rh, k*sw + rw] for the
     # nph phases (rd, rh, rw) = ph[3p:3p+3] of one channel (as build_planes, for the small
-    # planes of thin groups: the planes zeroed in one pass, then only the rows the input
-    # meets copied, stride 2 by permutes)
-    cdef idx_t p, z, y, iz, iy, lo, hi, plane = Dq * Hq * Wq
+    # planes of thin groups).  Column stride 2: each input row goes once into the rows of both
+    # column phases of its (rd, rh) (``split_stride2``; a 14-wide map's two strided copies
+    # per input row and a zeroed plane took about twice as long); other strides: the planes
+    # zeroed, then the rows the input meets copied.
+    cdef idx_t p, q, z, y, iz, iy, lo, hi, plane = Dq * Hq * Wq
     cdef real_t* row
+    cdef real_t* d0
+    cdef real_t* d1
     cdef const real_t* src
+    if sw == 2:
+        p = 0
+        while p < nph:
+            # phases p..q share (rd, rh): column residues 0 and/or 1 (sorted)
+            q = p + 1 if p + 1 < nph and ph[3 * p + 3] == ph[3 * p] and ph[3 * p + 4] == ph[3 * p + 1] else p
+            d0 = dst + p * plane if ph[3 * p + 2] == 0 else NULL
+            d1 = dst + q * plane if ph[3 * q + 2] == 1 else NULL
+            for z in range(Dq):
+                iz = z * sd + ph[3 * p] - pd
+                for y in range(Hq):
+                    iy = y * sh + ph[3 * p + 1] - phh
+                    lo = (z * Hq + y) * Wq
+                    if iz < 0 or iz >= D or iy < 0 or iy >= H:
+                        if d0 != NULL:
+                            memset(d0 + lo, 0, Wq * sizeof(real_t))
+                        if d1 != NULL:
+                            memset(d1 + lo, 0, Wq * sizeof(real_t))
+                    else:
+                        split_stride2(xs + (iz * H + iy) * W, W, -pw, d0 + lo if d0 != NULL else NULL,
+                                      d1 + lo if d1 != NULL else NULL, Wq)
+            p = q + 1
+        return
     memset(dst, 0, nph * plane * sizeof(real_t))
     for p in range(nph):
         # plane columns [lo, hi) read input columns k*sw + rw - pw inside [0, W)
@@ -245,8 +272,6 @@ cdef void thin_planes(const real_t* xs, idx_t D, idx_t H, idx_t W, real_t* dst, 
                 src = xs + (iz * H + iy) * W + lo * sw + ph[3 * p + 2] - pw
                 if sw == 1:
                     copy_row(row + lo, src, hi - lo)
-                elif sw == 2:
-                    copy_stride2(row + lo, src, hi - lo)
                 else:
                     for iy in range(hi - lo):
                         row[lo + iy] = src[iy * sw]

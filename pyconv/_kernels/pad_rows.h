@@ -117,6 +117,44 @@ PYCONV_ADD_S2(float, __m512, __mmask16, __m512i, _mm512_maskz_loadu_ps, _mm512_p
 PYCONV_ADD_S2(double, __m512d, __mmask8, __m512i, _mm512_maskz_loadu_pd, _mm512_permutexvar_pd, _mm512_mask_add_pd,
               _mm512_mask_storeu_pd, _mm512_setr_epi64(0, 0, 1, 1, 2, 2, 3, 3),
               _mm512_setr_epi64(4, 4, 5, 5, 6, 6, 7, 7), 0x55u, d)
+/* d0[k] = x(start + 2 k), d1[k] = x(start + 2 k + 1) for k < n, where x(i) = src[i] for
+   0 <= i < W and 0 elsewhere (either output may be NULL): one zero-padded row split into its
+   two column phases in one pass, per 16 (8) outputs two masked loads from the row's first
+   value on (no address before the row is formed) and two zero-masking two-source permutes
+   (thin_phase's planes: two strided copies and a zeroed plane per row took twice as long) */
+#define PYCONV_SPLIT_S2(T, VT, MT, IT, MLOAD, MPERM2, MSTORE, SET1, SUB, ADD, CMPGE, IOTA2, ONES, SFX) \
+static inline void pyconv_split_s2_##SFX(const T *src, Py_ssize_t W, Py_ssize_t start, T *d0, T *d1, \
+                                         Py_ssize_t n) { \
+    enum { L = 64 / sizeof(T) }; \
+    const IT iota2 = IOTA2, zero = SET1(0), one = ONES, iota2p1 = ADD(iota2, one); \
+    for (Py_ssize_t k0 = 0; k0 < n; k0 += L) { \
+        Py_ssize_t i0 = start + 2 * k0, u = i0 < 0 ? -i0 : 0, base = i0 + u, va = W - base; \
+        if (u > 2 * L) u = 2 * L; \
+        MT ma = (MT)(va >= L ? (MT)~(MT)0 : va > 0 ? (MT)((1ull << va) - 1) : (MT)0); \
+        MT mb = (MT)(va >= 2 * L ? (MT)~(MT)0 : va > L ? (MT)((1ull << (va - L)) - 1) : (MT)0); \
+        VT a = MLOAD(ma, src + (ma ? base : 0)), b = MLOAD(mb, src + (mb ? base + L : 0)); \
+        /* output lane k holds position base + 2k - u (+1): lane 2k - u of (a, b) when >= 0 \
+           (u > 0 only where the row starts inside the chunk: the padding before it) */ \
+        IT ie = iota2, io = iota2p1; \
+        MT me = (MT)~(MT)0, mo = (MT)~(MT)0; \
+        if (u) { \
+            ie = SUB(iota2, SET1(u)); \
+            io = ADD(ie, one); \
+            me = CMPGE(ie, zero); \
+            mo = CMPGE(io, zero); \
+        } \
+        Py_ssize_t m = n - k0 < L ? n - k0 : L; \
+        MT ms = (MT)(m >= L ? (MT)~(MT)0 : (MT)((1ull << m) - 1)); \
+        if (d0) MSTORE(d0 + k0, ms, MPERM2(me, a, ie, b)); \
+        if (d1) MSTORE(d1 + k0, ms, MPERM2(mo, a, io, b)); \
+    } \
+}
+PYCONV_SPLIT_S2(float, __m512, __mmask16, __m512i, _mm512_maskz_loadu_ps, _mm512_maskz_permutex2var_ps,
+                _mm512_mask_storeu_ps, _mm512_set1_epi32, _mm512_sub_epi32, _mm512_add_epi32, _mm512_cmpge_epi32_mask,
+                _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), _mm512_set1_epi32(1), f)
+PYCONV_SPLIT_S2(double, __m512d, __mmask8, __m512i, _mm512_maskz_loadu_pd, _mm512_maskz_permutex2var_pd,
+                _mm512_mask_storeu_pd, _mm512_set1_epi64, _mm512_sub_epi64, _mm512_add_epi64, _mm512_cmpge_epi64_mask,
+                _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), _mm512_set1_epi64(1), d)
 #else
 #define pyconv_pad_rows_f pyconv_pad_rows_plain_f
 #define pyconv_pad_rows_d pyconv_pad_rows_plain_d
@@ -132,6 +170,17 @@ static inline void pyconv_add_s2_##SFX(T *dst, const T *src, Py_ssize_t n) { \
 }
 PYCONV_ADD_S2_PLAIN(float, f)
 PYCONV_ADD_S2_PLAIN(double, d)
+#define PYCONV_SPLIT_S2_PLAIN(T, SFX) \
+static inline void pyconv_split_s2_##SFX(const T *src, Py_ssize_t W, Py_ssize_t start, T *d0, T *d1, \
+                                         Py_ssize_t n) { \
+    for (Py_ssize_t k = 0; k < n; k++) { \
+        Py_ssize_t i = start + 2 * k; \
+        if (d0) d0[k] = i >= 0 && i < W ? src[i] : 0; \
+        if (d1) d1[k] = i + 1 >= 0 && i + 1 < W ? src[i + 1] : 0; \
+    } \
+}
+PYCONV_SPLIT_S2_PLAIN(float, f)
+PYCONV_SPLIT_S2_PLAIN(double, d)
 #endif
 
 
