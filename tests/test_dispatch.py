@@ -76,6 +76,9 @@ def test_transposed_and_gradient_choices():
     go2 = rand(rng, (2, 16, 5, 5), F32)
     assert pyconv.explain(grad.conv2d_input, x.shape, w, go2, stride=2, padding=1).algorithm == "transposed"
     assert pyconv.explain(grad.conv2d_weight, x, (16, 1, 3, 3), go, padding=1, groups=16).algorithm == "thin"
+    # strided thin groups: the phase-plane kernel (the stride-1 thin kernel's rows would run scalar)
+    assert pyconv.explain(grad.conv2d_weight, x, (16, 1, 3, 3), go2, stride=2, padding=1,
+                          groups=16).algorithm == "thin_phase"
     # 1x1: panel where the output channels fill at least half of its blocks (the calibrated
     # flag), else the batched matrix product (one group) or GEMM (groups)
     go48 = rand(rng, (2, 48, 9, 9), F32)

@@ -711,14 +711,15 @@ def test_direct_weight_kernel_vs_torch(nd, cout, groups, stride, k, dtype):
 
 
 def test_direct_weight_kernel_strided_rows():
-    # the public path sends row strides > 1 to GEMM; the kernel's scalar path (forced) stays exact
+    # the public path sends row strides > 1 of thin groups to the phase-plane kernel; the thin
+    # kernel's scalar path (forced) stays exact
     torch = pytest.importorskip("torch")
     import pyconv
     x, w = rand(2, 4, 9, 17), rand(8, 2, 3, 2)
     go = rand(2, 8, 8, 6)
     from pyconv._engine.plan import force
     kw = dict(stride=(1, 3), padding=((1, 0), (2, 1)), dilation=(1, 2), groups=2)
-    assert pyconv.explain(grad.conv2d_weight, x, w.shape, go, **kw).algorithm == "gemm"
+    assert pyconv.explain(grad.conv2d_weight, x, w.shape, go, **kw).algorithm == "thin_phase"
     with force("thin"):
         assert pyconv.explain(grad.conv2d_weight, x, w.shape, go, **kw).algorithm == "thin"
         gw = grad.conv2d_weight(x, w.shape, go, **kw)

@@ -653,6 +653,73 @@ def test_thin_phase_matches_definition(case, dtype):
             pyconv.set_num_threads(old)
 
 
+def _weight_grad_ref(x, ws, go, stride=1, padding=0, dilation=1, groups=1):
+    """The weight gradient by its definition, float64: gw[o, c, tap] = sum over samples and
+    output positions of go[n, o, pos] x_pad[n, group's c, pos * stride + tap * dilation]."""
+    nd = x.ndim - 2
+    tup = lambda v: (v,) * nd if np.isscalar(v) else tuple(v)  # noqa: E731
+    s, d = tup(stride), tup(dilation)
+    xp = pad_nd(x, pad_pairs(padding, nd))
+    out, cg, og = go.shape[2:], ws[1], ws[0] // groups
+    gw = np.zeros(ws)
+    for tap in itertools.product(*(range(k) for k in ws[2:])):
+        win = xp[(slice(None), slice(None)) + tuple(slice(t * dd, t * dd + (o - 1) * ss + 1, ss)
+                                                    for t, dd, o, ss in zip(tap, d, out, s))]
+        for gi in range(groups):
+            gsel = go[:, gi * og:(gi + 1) * og].astype(np.float64).reshape(go.shape[0], og, -1)
+            xsel = win[:, gi * cg:(gi + 1) * cg].reshape(go.shape[0], cg, -1)
+            gw[(slice(gi * og, (gi + 1) * og), slice(None)) + tap] = np.einsum("nop,ncp->oc", gsel, xsel)
+    return gw
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", range(len(THIN_PHASE_GRID)))
+def test_thin_phase_weight_gradient_matches_definition(case, dtype):
+    # the weight gradient over the same per-thread phase planes: a group per unit, each
+    # (output channel, input channel) pass eight taps at a time over the packed rows
+    from pyconv import grad
+    from pyconv._engine import plan as _plan
+    rng = np.random.default_rng(80 + case)
+    xs, ws, kw = THIN_PHASE_GRID[case]
+    x = rand(rng, xs, dtype)
+    go = rand(rng, nn.conv(x, np.zeros(ws, dtype), **kw).shape, dtype)
+    fn = getattr(grad, f"conv{len(xs) - 2}d_weight")
+    with _plan.force("thin_phase"):
+        assert pyconv.explain(fn, x, ws, go, **kw).algorithm == "thin_phase"
+        gw = fn(x, ws, go, **kw)
+        n_red = go.size // ws[0]
+        assert_close(gw, _weight_grad_ref(x, ws, go, **kw), dtype, n_reduce=n_red)
+        old = pyconv.get_num_threads()
+        try:
+            for nt in (1, 3):
+                pyconv.set_num_threads(nt)
+                assert np.array_equal(gw, fn(x, ws, go, **kw))
+        finally:
+            pyconv.set_num_threads(old)
+
+
+def test_thin_phase_weight_gradient_nonfinite_input():
+    # an Inf input in a column no output reads at stride 2 (the last of an even row) lies in
+    # the planes' columns past a row's outputs: masked, it leaves the gradient finite, as in
+    # the definition; an Inf that some output reads makes its taps' terms Inf / NaN there
+    from pyconv import grad
+    from pyconv._engine import plan as _plan
+    rng = np.random.default_rng(90)
+    kw = dict(stride=2, padding=0, groups=4)
+    x, ws = rand(rng, (2, 4, 9, 10)), (4, 1, 3, 3)
+    go = rand(rng, nn.conv(x, np.zeros(ws), **kw).shape)
+    for pos in ((0, 1, 2, 9), (1, 2, 4, 4)):
+        x2 = x.copy()
+        x2[pos] = np.inf
+        with _plan.force("thin_phase"):
+            gw = grad.conv2d_weight(x2, ws, go, **kw)
+        ref = _weight_grad_ref(x2, ws, go, **kw)
+        np.testing.assert_array_equal(np.isnan(gw), np.isnan(ref))
+        np.testing.assert_array_equal(np.isinf(gw), np.isinf(ref))
+        fin = np.isfinite(ref)
+        assert_close(np.where(fin, gw, 0), np.where(fin, ref, 0), np.float64, n_reduce=go.size // 4)
+
+
 def test_thin_phase_nonfinite_and_workspace():
     from pyconv._engine import plan as _plan
     rng = np.random.default_rng(70)

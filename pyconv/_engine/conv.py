@@ -1334,8 +1334,12 @@ def plan_weight_grad(g, dtype, allow_prune=True):
     isz = dtype.itemsize
     cg, og, kvol = g.cg, g.og, g.kvol
     panel_ok = g.is_pointwise and tuple(g.spatial) == tuple(g.out)
+    # strided thin groups: per-thread phase planes ('thin_phase', where they fit)
+    nparts = num_parts_for(_prod(g.out_shape) * max(1, cg * kvol), t.grain)
+    phase = (not (g.s3[1] == 1 and g.s3[2] == 1) and (cg == 1 or og < t.dense_min_og)
+             and min(nparts, g.groups) * _thin_phase_bytes(g, isz) <= t.workspace_bytes)
     cands = ([A.THIN, A.GEMM] + [A.DENSE, A.DENSE_POS] * (not g.is_pointwise) + [A.MATMUL] * _grad_pointwise(g)
-             + [A.PANEL] * panel_ok)
+             + [A.PANEL] * panel_ok + [A.THIN_PHASE] * phase)
     dense = None
     # thin groups: grad_direct's kernel (its strided rows run scalar: GEMM wins there)
     thin = g.stride[-1] == 1 and (cg == 1 or og < t.dense_min_og)
@@ -1368,9 +1372,9 @@ def plan_weight_grad(g, dtype, allow_prune=True):
                and _dense_weight_plan(g, dtype, nthreads, t, pos=True) is not None)
         # the kernels that fit, against im2col + GEMM: timed on large layers
         default = _timed("weight_grad", g, dtype, [A.GEMM] + [A.DENSE] * (dense is not None) + [A.DENSE_POS] * pos
-                         + [A.THIN] * thin)
+                         + [A.THIN] * thin + [A.THIN_PHASE] * phase)
         if default is None:
-            default = (A.THIN if thin else A.DENSE if dense is not None and og >= t.dense_min_og
+            default = (A.THIN if thin else A.THIN_PHASE if phase else A.DENSE if dense is not None and og >= t.dense_min_og
                        and _prod(g.out) >= min_positions(t, 'weight_dense', g)
                        and weight_acc_bytes(g, dtype) <= t.weight_dense_max_acc_bytes
                        else A.GEMM)
@@ -1398,6 +1402,11 @@ def _weight_plan(g, dtype, alg, dense, t):
         tall = t.weight_matmul_tall_f8 if isz == 8 else t.weight_matmul_tall
         return Plan("weight_grad", alg, g, dtype, num_parts_for(_prod(g.out_shape) * cg, t.grain),
                     tiles=(("transposed", 1),) * bool(tall and cg > g.og))
+    if alg == A.THIN_PHASE:
+        # a group per unit (its rows of the gradient: no partial sums)
+        layout = plane_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
+        nthreads = max(1, min(num_parts_for(_prod(g.out_shape) * cg * kvol, t.grain), g.groups))
+        return Plan("weight_grad", alg, g, dtype, nthreads, nthreads * _thin_phase_bytes(g, isz), data=layout)
     if alg == A.THIN:
         nthreads = max(1, min(num_parts_for(_prod(g.out_shape) * cg * kvol, t.grain), g.cin))
         # extent of the input the taps read, per spatial dim (padding made explicit)
@@ -1577,6 +1586,13 @@ def weight_grad(p, x, go):
         return gw.reshape(g.w_shape)
     if alg == A.THIN:
         return weight_grad(p, x, go)
+    if alg == A.THIN_PHASE:
+        qshape, phases, offs = p.data
+        gw = np.zeros((cout, cg, len(offs)), dtype=dtype)
+        _plan.run(p, kernel(dense_direct.thin_phase_weight, dtype), x.reshape((n, cin) + g.sp3),
+                  go.reshape((n, cout) + g.o3), gw, plane_geo(qshape, g.s3, g.pads3), phases, offs, g.groups,
+                  team_size(p.threads))
+        return gw.reshape((cout, cg) + tuple(g.kernel))
     if alg == A.PANEL:
         gw = np.empty((g.groups, g.og, cg), dtype=dtype)
         _plan.run(p, kernel(panel.panel_weight, dtype), np.ascontiguousarray(x, dtype=dtype).reshape(n, cin, -1),

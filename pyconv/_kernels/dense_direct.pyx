@@ -56,6 +56,12 @@ cdef extern from "dense_kernels.h":
                           double* o, Py_ssize_t os, Py_ssize_t orr, Py_ssize_t n, int v2, int rows,
                           int acc, const double* pf, Py_ssize_t pfld, Py_ssize_t pfn) noexcept nogil
     const int PYCONV_TF_SLACK
+    void pyconv_twd_f(const float* p, const Py_ssize_t* offs, Py_ssize_t ntaps, Py_ssize_t wq, Py_ssize_t hq,
+                      const float* g, Py_ssize_t owp, Py_ssize_t od, Py_ssize_t oh, Py_ssize_t ow,
+                      float* out) noexcept nogil
+    void pyconv_twd_d(const double* p, const Py_ssize_t* offs, Py_ssize_t ntaps, Py_ssize_t wq, Py_ssize_t hq,
+                      const double* g, Py_ssize_t owp, Py_ssize_t od, Py_ssize_t oh, Py_ssize_t ow,
+                      double* out) noexcept nogil
     void pyconv_tf_f(const float* P, Py_ssize_t S, Py_ssize_t nc, const Py_ssize_t* offs, Py_ssize_t ntaps,
                      const float* w, float bias, float* out, Py_ssize_t n) noexcept nogil
     void pyconv_tf_d(const double* P, Py_ssize_t S, Py_ssize_t nc, const Py_ssize_t* offs, Py_ssize_t ntaps,
@@ -336,6 +342,64 @@ def thin_phase(const real_t[:, :, :, :, ::1] x, const real_t[:, :, ::1] w, const
             for z in range(OD):
                 for y in range(OH):
                     copy_row(&out[n, co, z, y, 0], F + (z * Hq + y) * Wq, OW)
+
+
+def thin_phase_weight(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, ::1] go, real_t[:, :, ::1] gw,
+                      conv_geo_t geo, const idx_t[:, ::1] in_phases, const idx_t[::1] offs, idx_t groups,
+                      int nthreads):
+    """The weight gradient of a strided thin-group convolution over per-thread phase planes
+    (plan 'thin_phase'): gw[o, c, t] = sum over samples and output positions of
+    go[n, o, pos] x_pad[n, c, pos * stride + tap t], gw (C_out, C_in/groups, taps) zeroed by
+    the caller.  A work unit is a group (it owns its rows of gw: no partial sums); for each
+    sample its thread builds the group's phase planes as ``thin_phase`` does, packs the
+    group's grad_output rows whole-vector wide (zeros past the row), and adds to each
+    (output channel, input channel, tap) the dot of those rows with the tap's run of the
+    plane (``pyconv_twd``, eight taps at a time), samples in order: the bits do not depend
+    on the thread count.
+    Bounds are checked by the caller.
+    """
+    cdef int mcpu = pyconv_cpu()
+    cdef idx_t N = x.shape[0], Cin = x.shape[1], D = x.shape[2], H = x.shape[3], W = x.shape[4]
+    cdef idx_t Cout = go.shape[1], OD = go.shape[2], OH = go.shape[3], OW = go.shape[4]
+    cdef idx_t Dq = geo.qd, Hq = geo.qh, Wq = geo.qw
+    cdef idx_t Cg = Cin // groups, Og = Cout // groups, ntaps = offs.shape[0], nph = in_phases.shape[0]
+    cdef idx_t S = nph * Dq * Hq * Wq
+    cdef idx_t Sp = plane_stride(S, sizeof(real_t))
+    cdef idx_t VL = PYCONV_VBYTES // sizeof(real_t)
+    cdef idx_t OWp = (OW + VL - 1) // VL * VL
+    cdef idx_t G = OD * OH * OWp
+    if N == 0 or Cout == 0 or OD * OH * OW == 0 or Cg == 0:
+        return
+    dt = np.float32 if real_t is float else np.float64
+    planes_np = aligned_rows(nthreads, Cg * Sp + PYCONV_TF_SLACK, dt)
+    gbuf_np = aligned_rows(nthreads, Og * G, dt)
+    cdef real_t[:, ::1] planes = planes_np
+    cdef real_t[:, ::1] gbuf = gbuf_np
+    cdef idx_t u, tid, n, o, co, c, t, z, y
+    cdef real_t* P
+    cdef real_t* Gb
+    for u in prange(groups, nogil=True, schedule='static', num_threads=nthreads):
+        pyconv_unstack(mcpu)
+        tid = omp_get_thread_num()
+        P = &planes[tid, 0]
+        Gb = &gbuf[tid, 0]
+        # (the columns past each row stay zero)
+        memset(Gb, 0, Og * G * sizeof(real_t))
+        for n in range(N):
+            for c in range(Cg):
+                thin_planes(&x[n, u * Cg + c, 0, 0, 0], D, H, W, P + c * Sp, &in_phases[0, 0], nph, Dq, Hq, Wq,
+                            geo.sd, geo.sh, geo.sw, geo.pd, geo.ph, geo.pw)
+            for o in range(Og):
+                for z in range(OD):
+                    for y in range(OH):
+                        copy_row(Gb + o * G + (z * OH + y) * OWp, &go[n, u * Og + o, z, y, 0], OW)
+            for o in range(Og):
+                co = u * Og + o
+                for c in range(Cg):
+                    if real_t is float:
+                        pyconv_twd_f(P + c * Sp, &offs[0], ntaps, Wq, Hq, Gb + o * G, OWp, OD, OH, OW, &gw[co, c, 0])
+                    else:
+                        pyconv_twd_d(P + c * Sp, &offs[0], ntaps, Wq, Hq, Gb + o * G, OWp, OD, OH, OW, &gw[co, c, 0])
 
 
 cdef inline idx_t frame_len(const idx_t* s, idx_t Hq, idx_t Wq) noexcept nogil:

@@ -633,4 +633,65 @@ PYCONV_TF_PLAIN(float, pyconv_tf_f)
 PYCONV_TF_PLAIN(double, pyconv_tf_d)
 #endif
 
+/* The weight gradient's terms of thin_phase (dense_direct.thin_phase_weight), for the taps
+   of one input channel: out[t] += the sum over output rows (z, y) and columns j < ow of
+   g[(z oh + y) owp + j] p[offs[t] + (z hq + y) wq + j] (g: one output channel's grad_output
+   rows packed owp apart, zeros past ow; p: the channel's phase planes).  Taps go eight at a
+   time, each with its own vector of sums (a row's grad_output loaded once for the eight;
+   eight chains in flight hide the FMA latency).  The plane's lanes past ow in a row's last
+   vector are masked to zero, so a non-finite input there never meets a zero of g (0 x inf
+   would be nan where the gradient has no such term); each vector's lanes are added in
+   order at the end.  Reads up to one vector past a row of p (the caller's slack). */
+#if defined(__GNUC__) || defined(__clang__)
+#define PYCONV_TWD(T, VT, VTU, IT, NAME) \
+static void NAME(const T *p, const Py_ssize_t *offs, Py_ssize_t ntaps, Py_ssize_t wq, Py_ssize_t hq, \
+                 const T *g, Py_ssize_t owp, Py_ssize_t od, Py_ssize_t oh, Py_ssize_t ow, T *out) { \
+    enum { VL = sizeof(VT) / sizeof(T), NB = 8 }; \
+    const Py_ssize_t full = ow / VL, rem = ow % VL; \
+    IT keep; \
+    for (int l = 0; l < VL; l++) keep[l] = l < rem ? -1 : 0; \
+    for (Py_ssize_t t0 = 0; t0 < ntaps; t0 += NB) { \
+        const Py_ssize_t nb = ntaps - t0 < NB ? ntaps - t0 : NB; \
+        VT acc[NB]; \
+        _Pragma("GCC unroll 8") for (int i = 0; i < NB; i++) acc[i] = (VT){0}; \
+        for (Py_ssize_t z = 0; z < od; z++) \
+            for (Py_ssize_t y = 0; y < oh; y++) { \
+                const T *pr = p + (z * hq + y) * wq, *gr = g + (z * oh + y) * owp; \
+                for (Py_ssize_t k = 0; k <= full; k++) { \
+                    if (k == full && !rem) break; \
+                    const VT gv = *(const VTU *)(gr + k * VL); \
+                    _Pragma("GCC unroll 8") for (int i = 0; i < NB; i++) \
+                        if (i < nb) { \
+                            VT pv = *(const VTU *)(pr + offs[t0 + i] + k * VL); \
+                            if (k == full) pv = (VT)((IT)pv & keep); \
+                            acc[i] += gv * pv; \
+                        } \
+                } \
+            } \
+        for (Py_ssize_t i = 0; i < nb; i++) { \
+            T s = acc[i][0]; \
+            for (int l = 1; l < VL; l++) s += acc[i][l]; \
+            out[t0 + i] += s; \
+        } \
+    } \
+}
+PYCONV_TWD(float, pyconv_ocf, pyconv_ocf_u, pyconv_oci, pyconv_twd_f)
+PYCONV_TWD(double, pyconv_ocd, pyconv_ocd_u, pyconv_ocl, pyconv_twd_d)
+#else
+#define PYCONV_TWD_PLAIN(T, NAME) \
+static void NAME(const T *p, const Py_ssize_t *offs, Py_ssize_t ntaps, Py_ssize_t wq, Py_ssize_t hq, \
+                 const T *g, Py_ssize_t owp, Py_ssize_t od, Py_ssize_t oh, Py_ssize_t ow, T *out) { \
+    for (Py_ssize_t t = 0; t < ntaps; t++) { \
+        T s = 0; \
+        for (Py_ssize_t z = 0; z < od; z++) \
+            for (Py_ssize_t y = 0; y < oh; y++) \
+                for (Py_ssize_t j = 0; j < ow; j++) \
+                    s += g[(z * oh + y) * owp + j] * p[offs[t] + (z * hq + y) * wq + j]; \
+        out[t] += s; \
+    } \
+}
+PYCONV_TWD_PLAIN(float, pyconv_twd_f)
+PYCONV_TWD_PLAIN(double, pyconv_twd_d)
+#endif
+
 #endif  /* PYCONV_DENSE_KERNELS_H */
