@@ -283,6 +283,20 @@ cdef void thin_planes(const real_t* xs, idx_t D, idx_t H, idx_t W, real_t* dst, 
                         row[lo + iy] = src[iy * sw]
 
 
+cdef inline idx_t thin_plane_stride(conv_geo_t geo, idx_t nph, idx_t itemsize) noexcept nogil:
+    # channel stride of thin_phase's per-thread planes (nph phase planes of geo's q-shape)
+    return plane_stride(nph * geo.qd * geo.qh * geo.qw, itemsize)
+
+
+cdef inline void group_planes(const real_t* xs, idx_t Cg, idx_t D, idx_t H, idx_t W, real_t* P, idx_t Sp,
+                              const idx_t* ph, idx_t nph, conv_geo_t geo) noexcept nogil:
+    # the phase planes of a group's Cg channels (xs: its first, D*H*W apart), Sp apart
+    cdef idx_t c
+    for c in range(Cg):
+        thin_planes(xs + c * D * H * W, D, H, W, P + c * Sp, ph, nph, geo.qd, geo.qh, geo.qw, geo.sd, geo.sh,
+                    geo.sw, geo.pd, geo.ph, geo.pw)
+
+
 def thin_phase(const real_t[:, :, :, :, ::1] x, const real_t[:, :, ::1] w, const real_t[::1] bias, bint has_bias,
                real_t[:, :, :, :, ::1] out, conv_geo_t geo, const idx_t[:, ::1] in_phases, const idx_t[::1] offs,
                idx_t groups, int nthreads):
@@ -302,12 +316,9 @@ def thin_phase(const real_t[:, :, :, :, ::1] x, const real_t[:, :, ::1] w, const
     so a non-finite weight meets them as in the definition.  Bounds are checked by the caller.
     """
     cdef int mcpu = pyconv_cpu()
-    cdef idx_t N = x.shape[0], Cin = x.shape[1], D = x.shape[2], H = x.shape[3], W = x.shape[4]
-    cdef idx_t Cout = out.shape[1], OD = out.shape[2], OH = out.shape[3], OW = out.shape[4]
-    cdef idx_t Dq = geo.qd, Hq = geo.qh, Wq = geo.qw
-    cdef idx_t Cg = Cin // groups, Og = Cout // groups, ntaps = offs.shape[0], nph = in_phases.shape[0]
-    cdef idx_t S = nph * Dq * Hq * Wq
-    cdef idx_t Sp = plane_stride(S, sizeof(real_t))
+    cdef idx_t N = x.shape[0], Cout = out.shape[1], OD = out.shape[2], OH = out.shape[3], OW = out.shape[4]
+    cdef idx_t Cg = x.shape[1] // groups, Og = Cout // groups, Hq = geo.qh, Wq = geo.qw
+    cdef idx_t Sp = thin_plane_stride(geo, in_phases.shape[0], sizeof(real_t))
     if N == 0 or Cout == 0 or OD * OH * OW == 0:
         return
     # frame positions through the last output
@@ -318,7 +329,7 @@ def thin_phase(const real_t[:, :, :, :, ::1] x, const real_t[:, :, ::1] w, const
     frame_np = aligned_rows(nthreads, L + PYCONV_TF_SLACK, dt)
     cdef real_t[:, ::1] planes = planes_np
     cdef real_t[:, ::1] frame = frame_np
-    cdef idx_t u, tid, n, gi, o, co, z, y, c
+    cdef idx_t u, tid, n, gi, o, co, z, y
     cdef real_t bv
     cdef real_t* P
     cdef real_t* F
@@ -329,16 +340,15 @@ def thin_phase(const real_t[:, :, :, :, ::1] x, const real_t[:, :, ::1] w, const
         gi = u % groups
         P = &planes[tid, 0]
         F = &frame[tid, 0]
-        for c in range(Cg):
-            thin_planes(&x[n, gi * Cg + c, 0, 0, 0], D, H, W, P + c * Sp, &in_phases[0, 0], nph, Dq, Hq, Wq,
-                        geo.sd, geo.sh, geo.sw, geo.pd, geo.ph, geo.pw)
+        group_planes(&x[n, gi * Cg, 0, 0, 0], Cg, x.shape[2], x.shape[3], x.shape[4], P, Sp, &in_phases[0, 0],
+                     in_phases.shape[0], geo)
         for o in range(Og):
             co = gi * Og + o
             bv = bias[co] if has_bias else 0
             if real_t is float:
-                pyconv_tf_f(P, Sp, Cg, &offs[0], ntaps, &w[co, 0, 0], bv, F, L)
+                pyconv_tf_f(P, Sp, Cg, &offs[0], offs.shape[0], &w[co, 0, 0], bv, F, L)
             else:
-                pyconv_tf_d(P, Sp, Cg, &offs[0], ntaps, &w[co, 0, 0], bv, F, L)
+                pyconv_tf_d(P, Sp, Cg, &offs[0], offs.shape[0], &w[co, 0, 0], bv, F, L)
             for z in range(OD):
                 for y in range(OH):
                     copy_row(&out[n, co, z, y, 0], F + (z * Hq + y) * Wq, OW)
@@ -359,12 +369,9 @@ def thin_phase_weight(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, 
     Bounds are checked by the caller.
     """
     cdef int mcpu = pyconv_cpu()
-    cdef idx_t N = x.shape[0], Cin = x.shape[1], D = x.shape[2], H = x.shape[3], W = x.shape[4]
-    cdef idx_t Cout = go.shape[1], OD = go.shape[2], OH = go.shape[3], OW = go.shape[4]
-    cdef idx_t Dq = geo.qd, Hq = geo.qh, Wq = geo.qw
-    cdef idx_t Cg = Cin // groups, Og = Cout // groups, ntaps = offs.shape[0], nph = in_phases.shape[0]
-    cdef idx_t S = nph * Dq * Hq * Wq
-    cdef idx_t Sp = plane_stride(S, sizeof(real_t))
+    cdef idx_t N = x.shape[0], Cout = go.shape[1], OD = go.shape[2], OH = go.shape[3], OW = go.shape[4]
+    cdef idx_t Cg = x.shape[1] // groups, Og = Cout // groups, Hq = geo.qh, Wq = geo.qw
+    cdef idx_t Sp = thin_plane_stride(geo, in_phases.shape[0], sizeof(real_t))
     cdef idx_t VL = PYCONV_VBYTES // sizeof(real_t)
     cdef idx_t OWp = (OW + VL - 1) // VL * VL
     cdef idx_t G = OD * OH * OWp
@@ -375,7 +382,7 @@ def thin_phase_weight(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, 
     gbuf_np = aligned_rows(nthreads, Og * G, dt)
     cdef real_t[:, ::1] planes = planes_np
     cdef real_t[:, ::1] gbuf = gbuf_np
-    cdef idx_t u, tid, n, o, co, c, t, z, y
+    cdef idx_t u, tid, n, o, co, c, z, y
     cdef real_t* P
     cdef real_t* Gb
     for u in prange(groups, nogil=True, schedule='static', num_threads=nthreads):
@@ -386,9 +393,8 @@ def thin_phase_weight(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, 
         # (the columns past each row stay zero)
         memset(Gb, 0, Og * G * sizeof(real_t))
         for n in range(N):
-            for c in range(Cg):
-                thin_planes(&x[n, u * Cg + c, 0, 0, 0], D, H, W, P + c * Sp, &in_phases[0, 0], nph, Dq, Hq, Wq,
-                            geo.sd, geo.sh, geo.sw, geo.pd, geo.ph, geo.pw)
+            group_planes(&x[n, u * Cg, 0, 0, 0], Cg, x.shape[2], x.shape[3], x.shape[4], P, Sp, &in_phases[0, 0],
+                         in_phases.shape[0], geo)
             for o in range(Og):
                 for z in range(OD):
                     for y in range(OH):
@@ -397,9 +403,11 @@ def thin_phase_weight(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, 
                 co = u * Og + o
                 for c in range(Cg):
                     if real_t is float:
-                        pyconv_twd_f(P + c * Sp, &offs[0], ntaps, Wq, Hq, Gb + o * G, OWp, OD, OH, OW, &gw[co, c, 0])
+                        pyconv_twd_f(P + c * Sp, &offs[0], offs.shape[0], Wq, Hq, Gb + o * G, OWp, OD, OH, OW,
+                                     &gw[co, c, 0])
                     else:
-                        pyconv_twd_d(P + c * Sp, &offs[0], ntaps, Wq, Hq, Gb + o * G, OWp, OD, OH, OW, &gw[co, c, 0])
+                        pyconv_twd_d(P + c * Sp, &offs[0], offs.shape[0], Wq, Hq, Gb + o * G, OWp, OD, OH, OW,
+                                     &gw[co, c, 0])
 
 
 cdef inline idx_t frame_len(const idx_t* s, idx_t Hq, idx_t Wq) noexcept nogil:
