@@ -78,7 +78,8 @@ static double tile(long nc) {
     double best = 1e9;
     for (int r = 0; r < 5; r++) {
         double t = now();
-        for (long k = 0; k < reps; k++) pyconv_oc_row_f(x, cs, 1, 0, toffs, ntaps, nc, w, ntaps * 2 * PYCONV_OC_VLF, o, 56, 1, 1, 0, NULL, 0, 0);
+        for (long k = 0; k < reps; k++)
+            pyconv_oc_row_f(x, cs, 1, 0, toffs, ntaps, nc, w, ntaps * 2 * PYCONV_OC_VLF, o, 56, 1, 1, 0, NULL, 0, 0);
         t = now() - t;
         if (t < best) best = t;
     }

@@ -1374,7 +1374,8 @@ def plan_weight_grad(g, dtype, allow_prune=True):
         default = _timed("weight_grad", g, dtype, [A.GEMM] + [A.DENSE] * (dense is not None) + [A.DENSE_POS] * pos
                          + [A.THIN] * thin + [A.THIN_PHASE] * phase)
         if default is None:
-            default = (A.THIN if thin else A.THIN_PHASE if phase else A.DENSE if dense is not None and og >= t.dense_min_og
+            default = (A.THIN if thin else A.THIN_PHASE if phase
+                       else A.DENSE if dense is not None and og >= t.dense_min_og
                        and _prod(g.out) >= min_positions(t, 'weight_dense', g)
                        and weight_acc_bytes(g, dtype) <= t.weight_dense_max_acc_bytes
                        else A.GEMM)
