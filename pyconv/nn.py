@@ -47,7 +47,9 @@ Algorithms (all exact: every output reads exactly its window)
 * depthwise and thin-channel grouped convolutions ('thin_reg', 'thin_s1',
   'thin_phase', 'thin_row'): direct kernels over a zero-padded copy of a group's
   channels, keeping blocks of output rows in vector registers ('thin_reg', stride 1)
-  or making one contiguous pass over the whole output plane per tap;
+  or making one contiguous pass over the whole output plane per tap ('thin_s1'); strided,
+  over a (sample, group)'s phase planes, the output frame's sums in registers
+  ('thin_phase'), or rows skipping padded taps in place ('thin_row');
 * transposed convolutions (the input gradient of a convolution): with finite
   weights and dense groups, the direct kernel -- stride 1 as the convolution with
   the flipped kernel ('flip_conv'), stride s as s^nd output phases, each a stride-1
