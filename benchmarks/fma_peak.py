@@ -10,7 +10,7 @@ kernel variant in use and runs it:
   compiler cannot merge them; vector width of the variant: zmm for avx512, ymm for avx2).
   A peak derived from the core count and a datasheet assumes two 512-bit FMA units per
   core; this measures what the core runs.
-* ``dense_oc tile``: ``pyconv_oc_row_f`` of ``pyconv/_kernels/dense_kernels.h`` (the
+* ``dense_oc tile``: ``pyconv_oc_rowp_f`` of ``pyconv/_kernels/dense_kernels.h`` (the
   forward's register tile, P positions x 2 vectors of output channels) over one row of
   56 positions, 3x3 taps, ``nc`` input channels whose weights and rows stay in L1/L2.
 * ``sgemm``: numpy.matmul 2048^3 float32 at 1 thread.
@@ -79,7 +79,8 @@ static double tile(long nc) {
     for (int r = 0; r < 5; r++) {
         double t = now();
         for (long k = 0; k < reps; k++)
-            pyconv_oc_row_f(x, cs, 1, 0, toffs, ntaps, nc, w, ntaps * 2 * PYCONV_OC_VLF, o, 56, 1, 1, 0, NULL, 0, 0);
+            pyconv_oc_rowp_f(x, cs, 1, 0, toffs, ntaps, nc, w, ntaps * 2 * PYCONV_OC_VLF, o, 2 * PYCONV_OC_VLF, 0, 56,
+                             1, 1, 0, NULL, 0, 0);
         t = now() - t;
         if (t < best) best = t;
     }

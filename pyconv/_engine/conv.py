@@ -1363,7 +1363,7 @@ def plan_weight_grad(g, dtype, allow_prune=True):
     elif panel_ok:
         default = A.GEMM
     else:
-        nthreads = num_parts_for(_prod(g.out_shape) * max(1, cg * kvol), t.grain)
+        nthreads = nparts
         dense = _dense_weight_plan(g, dtype, nthreads, t) if not g.is_pointwise else None
         # vectors along the positions: where output-channel vectors would be partly empty
         # (8x32x16x8x16 * 4x32x5^3 stride 2, 1 thread, AMD EPYC: 'dense' 2.6 ms, PyTorch 1.35)

@@ -39,14 +39,6 @@ cdef extern from "dense_kernels.h":
     const int PYCONV_OC_VLF
     const int PYCONV_OC_VLD
     const int PYCONV_OC_P2
-    void pyconv_oc_row_f(const float* x, Py_ssize_t cs, Py_ssize_t sw, Py_ssize_t xr, const Py_ssize_t* toffs,
-                         Py_ssize_t ntaps, Py_ssize_t nc, const float* w, Py_ssize_t wcs,
-                         float* o, Py_ssize_t n, int v2, int rows, int acc, const float* pf,
-                         Py_ssize_t pfld, Py_ssize_t pfn) noexcept nogil
-    void pyconv_oc_row_d(const double* x, Py_ssize_t cs, Py_ssize_t sw, Py_ssize_t xr, const Py_ssize_t* toffs,
-                         Py_ssize_t ntaps, Py_ssize_t nc, const double* w, Py_ssize_t wcs,
-                         double* o, Py_ssize_t n, int v2, int rows, int acc, const double* pf,
-                         Py_ssize_t pfld, Py_ssize_t pfn) noexcept nogil
     void pyconv_oc_rowp_f(const float* x, Py_ssize_t cs, Py_ssize_t sw, Py_ssize_t xr, const Py_ssize_t* toffs,
                           Py_ssize_t ntaps, Py_ssize_t nc, const float* w, Py_ssize_t wcs,
                           float* o, Py_ssize_t os, Py_ssize_t orr, Py_ssize_t n, int v2, int rows,
@@ -1136,13 +1128,14 @@ cdef inline void prefetch_unit_rows(const real_t* xs, idx_t c_lo, idx_t c_hi, id
 
 
 cdef inline void oc_rows(const real_t* x, idx_t cs, idx_t sw, idx_t xr, const idx_t* toffs, idx_t ntaps,
-                         idx_t nc, const real_t* w, idx_t wcs, real_t* o, idx_t n, int v2, int rows, bint acc,
-                         const real_t* pf, idx_t pfld, idx_t pfn) noexcept nogil:
-    # one row of n positions, or two (rows = 2, one vector of channels: xr apart in the input)
+                         idx_t nc, const real_t* w, idx_t wcs, real_t* o, idx_t os, idx_t orr, idx_t n, int v2,
+                         int rows, bint acc, const real_t* pf, idx_t pfld, idx_t pfn) noexcept nogil:
+    # one row of n positions, or two (rows = 2, one vector of channels: xr apart in the input,
+    # their sums orr apart), the positions' sums os apart (``pyconv_oc_rowp``)
     if real_t is float:
-        pyconv_oc_row_f(x, cs, sw, xr, toffs, ntaps, nc, w, wcs, o, n, v2, rows, acc, pf, pfld, pfn)
+        pyconv_oc_rowp_f(x, cs, sw, xr, toffs, ntaps, nc, w, wcs, o, os, orr, n, v2, rows, acc, pf, pfld, pfn)
     else:
-        pyconv_oc_row_d(x, cs, sw, xr, toffs, ntaps, nc, w, wcs, o, n, v2, rows, acc, pf, pfld, pfn)
+        pyconv_oc_rowp_d(x, cs, sw, xr, toffs, ntaps, nc, w, wcs, o, os, orr, n, v2, rows, acc, pf, pfld, pfn)
 
 
 cdef inline bint same_runs(const idx_t* a, const idx_t* b) noexcept nogil:
@@ -1337,7 +1330,8 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
                                    and (tlr == NULL or same_runs(tlr, &tl[tid, (r + 1) * tstride]))) else 1
                         if tlr == NULL or (tlr[0] == 1 and tlr[2] == kvol):
                             oc_rows(xb + c0 * cs + r * sh * Wp, cs, sw, sh * Wp, &toffs[0], kvol, nc,
-                                    wb + c0 * kvol * B, kvol * B, ob_ + r * nq * B, nq, v2, rr, c0 > 0, pfo, ohw, oe)
+                                    wb + c0 * kvol * B, kvol * B, ob_ + r * nq * B, B, nq * B, nq, v2, rr, c0 > 0,
+                                    pfo, ohw, oe)
                         else:
                             # the row's runs in turn, each over the pass's channels (no run: zeros)
                             nrun = tlr[0]
@@ -1345,8 +1339,8 @@ def dense_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const real_t[::1] 
                                 ts0 = tlr[2 * ri + 1] if nrun > 0 else 0
                                 tn = tlr[2 * ri + 2] if nrun > 0 else 0
                                 oc_rows(xb + c0 * cs + r * sh * Wp, cs, sw, sh * Wp, &toffs[0] + ts0, tn, nc,
-                                        wb + (c0 * kvol + ts0) * B, kvol * B, ob_ + r * nq * B, nq, v2, rr,
-                                        c0 > 0 or ri > 0, pfo if ri == 0 else NULL, ohw, oe)
+                                        wb + (c0 * kvol + ts0) * B, kvol * B, ob_ + r * nq * B, B, nq * B, nq, v2,
+                                        rr, c0 > 0 or ri > 0, pfo if ri == 0 else NULL, ohw, oe)
                         r = r + rr
                     c0 = c0 + nc
                 bp = &bias[gi * Og + ob * B] if has_bias else NULL
@@ -1499,16 +1493,9 @@ def phases_oc(const real_t[:, :, :, :, ::1] x, conv_geo_t geo, const idx_t[:, ::
                                 nc = 0
                             for r in range(nyr):
                                 y = y0 + rh + r * sh
-                                if real_t is float:
-                                    pyconv_oc_rowp_f(xb + c0 * cs + (y // sh - mh0) * Wp, cs, 1, 0, &toffs[0] + t0,
-                                                     nt, nc, wb + c0 * nt * B, nt * B,
-                                                     ob_ + ((y - y0) * nx + rw) * B, sw * B, 0, nxr,
-                                                     v2, 1, c0 > 0, NULL, 0, 0)
-                                else:
-                                    pyconv_oc_rowp_d(xb + c0 * cs + (y // sh - mh0) * Wp, cs, 1, 0, &toffs[0] + t0,
-                                                     nt, nc, wb + c0 * nt * B, nt * B,
-                                                     ob_ + ((y - y0) * nx + rw) * B, sw * B, 0, nxr,
-                                                     v2, 1, c0 > 0, NULL, 0, 0)
+                                oc_rows(xb + c0 * cs + (y // sh - mh0) * Wp, cs, 1, 0, &toffs[0] + t0, nt, nc,
+                                        wb + c0 * nt * B, nt * B, ob_ + ((y - y0) * nx + rw) * B, sw * B, 0, nxr,
+                                        v2, 1, c0 > 0, NULL, 0, 0)
                             c0 = c0 + nc
                             if c0 >= Cg or nc == 0:
                                 break

@@ -464,7 +464,9 @@ PYCONV_OC_W(T, VT, VTU, PYCONV_OC_P2, 2, 1, pyconv_ock2_##S) \
 PYCONV_OC_W(T, VT, VTU, PYCONV_OC_P2, 1, 2, pyconv_ock1r2_##S) \
 PYCONV_OC_W(T, VT, VTU, PYCONV_OC_P1, 1, 1, pyconv_ock1_##S) \
 /* n positions of one row (o: n rows of B sums, os apart), v2: B = 2 VL (else VL); rows = 2 \
-   (one vector only, v2 = 0): also the n positions of the row xr further, sums orr further */ \
+   (one vector only, v2 = 0): also the n positions of the row xr further, sums orr further; \
+   pf: NULL, or where the row's first output will be stored (pfn channels pfld apart), \
+   fetched for the transposition's stores */ \
 static void pyconv_oc_rowp_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, Py_ssize_t xr, const Py_ssize_t *toffs, \
                                Py_ssize_t ntaps, Py_ssize_t nc, const T *w, Py_ssize_t wcs, \
                                T *o, Py_ssize_t os, Py_ssize_t orr, Py_ssize_t n, int v2, int rows, int acc, \
@@ -473,16 +475,6 @@ static void pyconv_oc_rowp_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, Py_ssiz
     if (v2) PYCONV_OC_SWEEP(pyconv_ock2_##S, PYCONV_OC_P2, 4, PYCONV_OC_P2) \
     else if (rows == 2) PYCONV_OC_SWEEP(pyconv_ock1r2_##S, PYCONV_OC_P2, 4, PYCONV_OC_P2) \
     else PYCONV_OC_SWEEP(pyconv_ock1_##S, PYCONV_OC_P1, 8, (PYCONV_OC_P1 < 14 ? PYCONV_OC_P1 : 14)) \
-} \
-/* the forward's rows (one, or two xr apart): position sums B apart; pf: NULL, or the row's \
-   first output (pfn channels pfld apart), fetched for the transposition's stores */ \
-static void pyconv_oc_row_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, Py_ssize_t xr, const Py_ssize_t *toffs, \
-                              Py_ssize_t ntaps, Py_ssize_t nc, const T *w, Py_ssize_t wcs, \
-                              T *o, Py_ssize_t n, int v2, int rows, int acc, \
-                              const T *pf, Py_ssize_t pfld, Py_ssize_t pfn) { \
-    enum { VL = sizeof(VT) / sizeof(T) }; \
-    Py_ssize_t B = v2 ? 2 * VL : VL; \
-    pyconv_oc_rowp_##S(x, cs, sw, xr, toffs, ntaps, nc, w, wcs, o, B, n * B, n, v2, rows, acc, pf, pfld, pfn); \
 }
 PYCONV_OC_SET(float, pyconv_ocf, pyconv_ocf_u, f)
 PYCONV_OC_SET(double, pyconv_ocd, pyconv_ocd_u, d)
@@ -533,13 +525,6 @@ static void pyconv_oc_rowp_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, Py_ssiz
                 for (Py_ssize_t j = 0; j < B; j++) oq[j] += wt[j] * b; \
             } \
         } \
-} \
-static void pyconv_oc_row_##S(const T *x, Py_ssize_t cs, Py_ssize_t sw, Py_ssize_t xr, const Py_ssize_t *toffs, \
-                              Py_ssize_t ntaps, Py_ssize_t nc, const T *w, Py_ssize_t wcs, \
-                              T *o, Py_ssize_t n, int v2, int rows, int acc, \
-                              const T *pf, Py_ssize_t pfld, Py_ssize_t pfn) { \
-    Py_ssize_t B = v2 ? 2 * (VLX) : (VLX); \
-    pyconv_oc_rowp_##S(x, cs, sw, xr, toffs, ntaps, nc, w, wcs, o, B, n * B, n, v2, rows, acc, pf, pfld, pfn); \
 } \
 static void pyconv_oc_out_##S(const T *buf, Py_ssize_t B, Py_ssize_t nk, Py_ssize_t oe, T *out, Py_ssize_t ld, \
                               const T *bias) { \

@@ -1,8 +1,8 @@
 # Direct kernels of depthwise and thin-channel grouped convolutions ('thin_row':
 # direct_conv, 'thin_s1': direct_conv_s1, 'thin_reg': direct_conv_reg; the strided
-# 'thin_phase' is dense_direct.thin_phase, beside the phase-plane builders).  Memory-bound: one contiguous pass per tap over an output row or
-# plane; the innermost loop runs along the contiguous output width so the compiler
-# vectorises it.  C micro-kernels: thin_kernels.h.
+# 'thin_phase' is dense_direct.thin_phase, beside the phase-plane builders).  Memory-bound:
+# one contiguous pass per tap over an output row or plane; the innermost loop runs along the
+# contiguous output width so the compiler vectorises it.  C micro-kernels: thin_kernels.h.
 from cython.parallel cimport prange
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
