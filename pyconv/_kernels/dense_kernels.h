@@ -575,30 +575,38 @@ static inline int pyconv_finite_d(const double *a, Py_ssize_t n) {
 #define PYCONV_TF_SLACK (PYCONV_VBYTES / 4)
 #if defined(__GNUC__) || defined(__clang__)
 #define PYCONV_TF(T, VT, VTU, NAME) \
+/* nv (a constant where it is inlined) vectors of positions from f, their sums in registers */ \
+static inline __attribute__((always_inline)) void NAME##_blk(const T *P, Py_ssize_t S, Py_ssize_t nc, \
+        const Py_ssize_t *offs, Py_ssize_t ntaps, const T *w, T bias, T *out, Py_ssize_t f, const int nv) { \
+    enum { VL = sizeof(VT) / sizeof(T), U = 4 }; \
+    VT acc[U]; \
+    _Pragma("GCC unroll 4") for (int u = 0; u < U; u++) acc[u] = (VT){0} + bias; \
+    for (Py_ssize_t c = 0; c < nc; c++) { \
+        const T *pc = P + c * S + f; \
+        for (Py_ssize_t t = 0; t < ntaps; t++) { \
+            const T *src = pc + offs[t]; \
+            const T wv = w[c * ntaps + t]; \
+            _Pragma("GCC unroll 4") for (int u = 0; u < U; u++) \
+                if (u < nv) acc[u] += wv * *(const VTU *)(src + u * VL); \
+        } \
+    } \
+    _Pragma("GCC unroll 4") for (int u = 0; u < U; u++) if (u < nv) *(VTU *)(out + f + u * VL) = acc[u]; \
+} \
 static void NAME(const T *P, Py_ssize_t S, Py_ssize_t nc, const Py_ssize_t *offs, Py_ssize_t ntaps, \
                  const T *w, T bias, T *out, Py_ssize_t n) { \
     enum { VL = sizeof(VT) / sizeof(T), U = 4 }; \
     Py_ssize_t f = 0; \
-    for (; f + U * VL <= n; f += U * VL) { \
-        VT acc[U]; \
-        _Pragma("GCC unroll 4") for (int u = 0; u < U; u++) acc[u] = (VT){0} + bias; \
-        for (Py_ssize_t c = 0; c < nc; c++) { \
-            const T *pc = P + c * S + f; \
-            for (Py_ssize_t t = 0; t < ntaps; t++) { \
-                const T *src = pc + offs[t]; \
-                const T wv = w[c * ntaps + t]; \
-                _Pragma("GCC unroll 4") for (int u = 0; u < U; u++) acc[u] += wv * *(const VTU *)(src + u * VL); \
-            } \
-        } \
-        _Pragma("GCC unroll 4") for (int u = 0; u < U; u++) *(VTU *)(out + f + u * VL) = acc[u]; \
-    } \
-    /* the rest in whole vectors: the last one reads and writes up to VL - 1 values past n \
-       (the caller's slack; those lanes are dropped) */ \
-    for (; f < n; f += VL) { \
-        VT acc = (VT){0} + bias; \
-        for (Py_ssize_t c = 0; c < nc; c++) \
-            for (Py_ssize_t t = 0; t < ntaps; t++) acc += w[c * ntaps + t] * *(const VTU *)(P + c * S + offs[t] + f); \
-        *(VTU *)(out + f) = acc; \
+    for (; f + U * VL <= n; f += U * VL) NAME##_blk(P, S, nc, offs, ntaps, w, bias, out, f, U); \
+    /* the rest in one block of whole vectors (as many chains in flight as there are \
+       vectors: one at a time, a 7x7 frame's four waited on the FMA latency in turn); the \
+       last one reads and writes up to VL - 1 values past n (the caller's slack; those \
+       lanes are dropped) */ \
+    switch ((n - f + VL - 1) / VL) { \
+    case 4: NAME##_blk(P, S, nc, offs, ntaps, w, bias, out, f, 4); break; \
+    case 3: NAME##_blk(P, S, nc, offs, ntaps, w, bias, out, f, 3); break; \
+    case 2: NAME##_blk(P, S, nc, offs, ntaps, w, bias, out, f, 2); break; \
+    case 1: NAME##_blk(P, S, nc, offs, ntaps, w, bias, out, f, 1); break; \
+    default: break; \
     } \
 }
 PYCONV_TF(float, pyconv_ocf, pyconv_ocf_u, pyconv_tf_f)
