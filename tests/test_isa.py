@@ -53,6 +53,9 @@ CASES = textwrap.dedent("""
                                                padding=1, groups=16)
             g2 = rng.standard_normal((2, 16, 10, 12)).astype(dt)
             out["thin_phase_weight_" + s] = grad.conv2d_weight(x, (16, 1, 3, 3), g2, stride=2, padding=1, groups=16)
+            # its transposed form: the input gradient, output rows interleaved from two phases
+            out["thin_phase_input_" + s] = grad.conv2d_input(x.shape, rng.standard_normal((16, 1, 3, 3)).astype(dt),
+                                                             g2, stride=2, padding=1, groups=16)
         # the output-channel-vector forward with one vector of channels (rows run in pairs)
         # on rows of 11 positions (tiles of every variant's widths)
         with _plan.force("dense_oc"):

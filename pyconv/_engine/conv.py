@@ -998,6 +998,10 @@ def plan_transposed(g, dtype):
     budget = max(t.workspace_bytes, _prod(g.out_shape) * isz)
     oc_fits = not flip_ok and phases_oc_blocking(g, dtype, nthreads, t)[4] <= budget
     phases_fit = not flip_ok and phases()[1] <= budget
+    # thin groups (few output channels per group: the dense kernels' register blocks of
+    # output channels would stand mostly empty), strided: per-thread frames, phase by phase
+    thin_fits = (not flip_ok and (cg == 1 or og < t.dense_min_og)
+                 and nthreads * _thin_phase_t_bytes(g, isz) <= budget)
     if flip_ok:
         # Stride 1: a plain convolution with the kernel flipped and its channel axes
         # swapped (no zeros are inserted: stride 1 has none).  The direct dense kernel
@@ -1012,11 +1016,17 @@ def plan_transposed(g, dtype):
         # the kernels that fit, against GEMM + col2im: timed on large layers (8x64x500 grouped
         # 16->16 k7 stride 2, an input gradient, 1 thread, AMD EPYC: the rules below gave
         # GEMM, 1.9 ms, where phases_oc takes 0.48 and phases 0.54)
-        timed = _timed("transposed", g, dtype, [A.GEMM] + [A.PHASES] * phases_fit + [A.PHASES_OC] * oc_fits)
+        timed = _timed("transposed", g, dtype, [A.GEMM] + [A.PHASES] * phases_fit + [A.PHASES_OC] * oc_fits
+                       + [A.THIN_PHASE] * thin_fits)
     if timed is not None:
         default = timed
     elif flip_ok:
         default = A.FLIP_CONV
+    elif thin_fits and use_thin(cg, og, t):
+        # the forward's calibrated limit for the same frame sums (the input gradient of a
+        # depthwise 3x3 stride 2 8x256x28^2 layer, 1 thread, AMD EPYC: phases 2.0 ms, GEMM
+        # 1.4, thin_phase 0.44)
+        default = A.THIN_PHASE
     elif ((t.phases_oc if isz == 4 else t.phases_oc_f8) and og > dense_direct.OC_LANES[dtype.name]
           and not use_thin(cg, og, t) and _prod(g.out) >= t.dense_oc_min_positions * _prod(g.stride)
           and phase_k(g) <= t.dense_oc_max_k and oc_fits):
@@ -1032,7 +1042,7 @@ def plan_transposed(g, dtype):
         default = A.PHASES
     else:
         default = A.GEMM
-    cands = (A.PHASES, A.GEMM, A.PHASES_OC) + (A.FLIP_CONV,) * flip_ok
+    cands = (A.PHASES, A.GEMM, A.PHASES_OC) + (A.FLIP_CONV,) * flip_ok + (A.THIN_PHASE,) * (not flip_ok)
     alg = _plan.pick(default, cands)
     try:
         gemm = _transposed_gemm_plan(g, dtype, nthreads, t)
@@ -1048,6 +1058,9 @@ def plan_transposed(g, dtype):
         sub = plan_forward(flipped_geometry(g), dtype)
         return Plan("transposed", alg, g, dtype, sub.threads, sub.workspace_bytes, sub=sub, nonfinite=gemm,
                     candidates=cands)
+    if alg == A.THIN_PHASE:
+        return Plan("transposed", alg, g, dtype, nthreads, nthreads * _thin_phase_t_bytes(g, isz), nonfinite=gemm,
+                    data=thin_phase_t_layout(g), candidates=cands)
     if alg == A.PHASES_OC:
         B, rows, cols, ctaps, ws = phases_oc_blocking(g, dtype, nthreads, t)
         layout = phases_oc_layout(g.k3, g.s3, g.d3, _lift3([pp[0] for pp in g.pads], 0))
@@ -1116,6 +1129,39 @@ def phases_oc_layout(k3, s3, d3, p3):
     for arr in (phs, toff3, taps):
         arr.setflags(write=False)       # cached: shared by later calls
     return tuple(d[1] for d in dims), tuple(d[2] for d in dims), phs, toff3, taps
+
+
+@functools.lru_cache(maxsize=256)
+def thin_phase_t_layout(g):
+    """``(geo, phs, offs, widx)`` of ``dense_direct.thin_phase_t`` on the transposed
+    convolution ``g`` (cached: shapes only).  Output phase r (of :func:`phases_oc_layout`)
+    reads the input zero-padded by ``pb3`` before, in a frame of ceil(out / s) + the largest
+    offset positions per dim (``geo``'s q-shape: every output of every phase reads inside
+    it), at its taps' flat frame offsets ``offs`` (phase by phase; ``phs``: (ntaps, first)
+    per phase); ``widx``: per output channel the weight's flat indices, per phase (input
+    channel, tap) in that order, as ``thin_phase_t`` reads them."""
+    pb3, mx3, phs, toff3, taps = phases_oc_layout(g.k3, g.s3, g.d3, _lift3([pp[0] for pp in g.pads], 0))
+    q3 = tuple(-(-o // s_) + m for o, s_, m in zip(g.o3, g.s3, mx3))
+    offs = ((toff3[:, 0] * q3[1] + toff3[:, 1]) * q3[2] + toff3[:, 2]).astype(np.intp)
+    cg, og, kvol = g.cg, g.og, g.kvol
+    gi, o = np.divmod(np.arange(g.cout), og)
+    widx = np.empty((g.cout, cg * kvol), dtype=np.intp)
+    for nt, t0, _ in phs:
+        c, j = (a.reshape(-1) for a in np.meshgrid(np.arange(cg), np.arange(nt), indexing="ij"))
+        widx[:, cg * t0 + c * nt + j] = ((gi[:, None] * cg + c) * og + o[:, None]) * kvol + taps[t0 + j]
+    for arr in (offs, widx):
+        arr.setflags(write=False)
+    return kernel_geo(g.sp3, g.o3, g.k3, g.s3, g.d3, pb3, q3), phs, offs, widx
+
+
+def _thin_phase_t_bytes(g, itemsize):
+    """One thread's buffers in transposed 'thin_phase': the group's padded frames and one
+    output frame per phase (rounded up as the kernel does)."""
+    geo, phs, _, _ = thin_phase_t_layout(g)
+    per = 64 // itemsize
+    frame = (((-(-g.o3[0] // g.s3[0]) - 1) * geo["qh"] + -(-g.o3[1] // g.s3[1]) - 1) * geo["qw"]
+             + -(-g.o3[2] // g.s3[2]))
+    return (g.cg * (geo["qd"] * geo["qh"] * geo["qw"] + per) + len(phs) * (frame + 2 * per)) * itemsize
 
 
 def phases_oc_blocking(g, dtype, nthreads, t):
@@ -1288,6 +1334,12 @@ def transposed(p, x, w, b):
         return out
     if p.algorithm == A.PHASES_OC:
         _plan.run(p, _phases_oc, p, x, w, bvec, has_b, out)
+        return out
+    if p.algorithm == A.THIN_PHASE:
+        geo, phs, offs, widx = p.data
+        _plan.run(p, kernel(dense_direct.thin_phase_t, p.dtype), x.reshape((n, cin) + g.sp3),
+                  w.reshape(-1).take(widx), bvec, has_b, out.reshape((n, cout) + g.o3), geo, phs, offs, g.groups,
+                  team_size(p.threads))
         return out
     # the transposed convolution scatters into the image (its output) from the grid (its input)
     geo = scatter_geo(g)

@@ -120,6 +120,8 @@ cdef extern from "pad_rows.h":
                            Py_ssize_t n) noexcept nogil
     void pyconv_split_s2_d(const double* src, Py_ssize_t W, Py_ssize_t start, double* d0, double* d1,
                            Py_ssize_t n) noexcept nogil
+    void pyconv_merge_s2_f(float* dst, const float* a, const float* b, Py_ssize_t n) noexcept nogil
+    void pyconv_merge_s2_d(double* dst, const double* a, const double* b, Py_ssize_t n) noexcept nogil
 
 
 cdef inline void split_stride2(const real_t* src, idx_t W, idx_t start, real_t* d0, real_t* d1, idx_t n) noexcept nogil:
@@ -129,6 +131,15 @@ cdef inline void split_stride2(const real_t* src, idx_t W, idx_t start, real_t* 
         pyconv_split_s2_f(src, W, start, d0, d1, n)
     else:
         pyconv_split_s2_d(src, W, start, d0, d1, n)
+
+
+cdef inline void merge_stride2(real_t* dst, const real_t* a, const real_t* b, idx_t n) noexcept nogil:
+    # dst[2k] = a[k], dst[2k + 1] = b[k] over dst[0:n] (``pyconv_merge_s2``: two column phases
+    # interleaved by permutes)
+    if real_t is float:
+        pyconv_merge_s2_f(dst, a, b, n)
+    else:
+        pyconv_merge_s2_d(dst, a, b, n)
 
 
 cdef inline void copy_stride2(real_t* dst, const real_t* src, idx_t n) noexcept nogil:

@@ -11,8 +11,8 @@ import numpy as np
 cimport numpy as cnp
 
 from pyconv._kernels._common cimport (conv_geo_t, copy_row, idx_t, real_t, next_unit, omp_get_thread_num,
-                                      pad_rows, pad_rows_at, part_lo, pyconv_cpu, pyconv_unstack, split_stride2,
-                                      strided_row,
+                                      merge_stride2, pad_rows, pad_rows_at, part_lo, pyconv_cpu, pyconv_unstack,
+                                      split_stride2, strided_row,
                                       unit_fronts, valid_range)
 
 
@@ -400,6 +400,124 @@ def thin_phase_weight(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, 
                     else:
                         pyconv_twd_d(P + c * Sp, &offs[0], offs.shape[0], Wq, Hq, Gb + o * G, OWp, OD, OH, OW,
                                      &gw[co, c, 0])
+
+
+cdef void padded_frame(const real_t* xs, idx_t D, idx_t H, idx_t W, real_t* dst, conv_geo_t geo) noexcept nogil:
+    # dst[((z + pd) * qh + y + ph) * qw + x + pw] = xs[(z * H + y) * W + x], zeros elsewhere in
+    # the qd x qh x qw frame (the input's values past it are not read)
+    cdef idx_t z, zf, ya, yb, plane = geo.qh * geo.qw
+    for zf in range(geo.qd):
+        z = zf - geo.pd
+        if z < 0 or z >= D:
+            memset(dst + zf * plane, 0, plane * sizeof(real_t))
+            continue
+        ya = min(geo.ph, geo.qh)
+        yb = min(geo.ph + H, geo.qh)
+        memset(dst + zf * plane, 0, ya * geo.qw * sizeof(real_t))
+        pad_rows(dst + zf * plane + ya * geo.qw, geo.qw, xs + z * H * W, W, W, geo.pw, geo.qw, yb - ya)
+        memset(dst + zf * plane + yb * geo.qw, 0, (geo.qh - yb) * geo.qw * sizeof(real_t))
+
+
+def thin_phase_t(const real_t[:, :, :, :, ::1] x, const real_t[:, ::1] wp, const real_t[::1] bias, bint has_bias,
+                 real_t[:, :, :, :, ::1] out, conv_geo_t geo, const idx_t[:, ::1] phs, const idx_t[::1] offs,
+                 idx_t groups, int nthreads):
+    """Thin-group transposed convolution (the input gradient of a strided depthwise or
+    thin-group layer) by output phases over a per-thread padded frame (plan 'thin_phase').
+
+    out[n, o, m*s + r] (per dim) = bias[o] + sum over the group's input channels c and the
+    taps a of phase r of w[c, o, a] x_pad[n, c, m + toff_a]: x (N, C_in, D, H, W), out
+    (N, C_out, OD, OH, OW), ``geo``: the strides, the frame (qd, qh, qw) and the zero padding
+    before the input in it (pd, ph, pw); phase r = (rd*sh + rh)*sw + rw takes the
+    ``phs[r, 0]`` taps from ``phs[r, 1]`` on: their flat frame offsets ``offs`` and weights
+    ``wp[o, cg*phs[r, 1]:]`` (cg x ntaps, :func:`pyconv._engine.conv.thin_phase_t_layout`).
+    A work unit is (sample, group): its thread copies the group's channels into the zero
+    frame once; per output channel each phase is a stride-1 sum over the frame in registers
+    (``pyconv_tf``: every tap a contiguous run, no zeros inserted, nothing scattered), the
+    frame's columns past the phase's outputs computed and dropped; the phases' rows are then
+    interleaved into the output rows (stride 2 by permutes).  Each output sums bias, then
+    (channel, tap) in order: the bits do not depend on the thread count.  The frame's zeros
+    would meet a non-finite weight: the caller takes col2im then.  Bounds are checked by
+    the caller.
+    """
+    cdef int mcpu = pyconv_cpu()
+    cdef idx_t N = x.shape[0], Cout = out.shape[1], OD = out.shape[2], OH = out.shape[3], OW = out.shape[4]
+    cdef idx_t Cg = x.shape[1] // groups, Og = Cout // groups, nph = phs.shape[0]
+    cdef idx_t sd = geo.sd, sh = geo.sh, sw = geo.sw, Hq = geo.qh, Wq = geo.qw
+    cdef idx_t Sp = plane_stride(geo.qd * Hq * Wq, sizeof(real_t))
+    if N == 0 or Cout == 0 or OD * OH * OW == 0:
+        return
+    # one phase's frame: through the last output of phase 0 (the one with the most), whole
+    # vectors of slack after it, 64-byte aligned
+    cdef idx_t Fs = plane_stride(((((OD + sd - 1) // sd - 1) * Hq + (OH + sh - 1) // sh - 1) * Wq
+                                  + (OW + sw - 1) // sw) + PYCONV_TF_SLACK, sizeof(real_t))
+    dt = np.float32 if real_t is float else np.float64
+    planes_np = aligned_rows(nthreads, Cg * Sp + PYCONV_TF_SLACK, dt)
+    frames_np = aligned_rows(nthreads, nph * Fs, dt)
+    cdef real_t[:, ::1] planes = planes_np
+    cdef real_t[:, ::1] frames = frames_np
+    # each phase's frame length (through its last output; 0: no outputs), worked out once
+    # (a division per phase and row took half of a 7x7 -> 14x14 call)
+    lens_np = np.zeros(nph, dtype=np.intp)
+    cdef idx_t[::1] lens = lens_np
+    cdef idx_t u, tid, n, gi, c, o, co, r, md, mh, mw, z, y, rw, j, k, zq, rd, yq, rh
+    for r in range(nph):
+        md = (OD - r // (sh * sw) + sd - 1) // sd
+        mh = (OH - r // sw % sh + sh - 1) // sh
+        mw = (OW - r % sw + sw - 1) // sw
+        if md > 0 and mh > 0 and mw > 0:
+            lens[r] = ((md - 1) * Hq + mh - 1) * Wq + mw
+    cdef real_t bv
+    cdef real_t* P
+    cdef real_t* F
+    cdef real_t* row
+    for u in prange(N * groups, nogil=True, schedule='static', num_threads=nthreads):
+        pyconv_unstack(mcpu)
+        tid = omp_get_thread_num()
+        n = u // groups
+        gi = u % groups
+        P = &planes[tid, 0]
+        F = &frames[tid, 0]
+        for c in range(Cg):
+            padded_frame(&x[n, gi * Cg + c, 0, 0, 0], x.shape[2], x.shape[3], x.shape[4], P + c * Sp, geo)
+        for o in range(Og):
+            co = gi * Og + o
+            bv = bias[co] if has_bias else 0
+            for r in range(nph):
+                if lens[r] == 0:
+                    continue
+                # (a phase without taps, bias only, points at tap 0, which it does not read)
+                j = phs[r, 1] if phs[r, 0] > 0 else 0
+                if real_t is float:
+                    pyconv_tf_f(P, Sp, Cg, &offs[j], phs[r, 0], &wp[co, Cg * j], bv, F + r * Fs, lens[r])
+                else:
+                    pyconv_tf_d(P, Sp, Cg, &offs[j], phs[r, 0], &wp[co, Cg * j], bv, F + r * Fs, lens[r])
+            # output row (z, y) = (zq*sd + rd, yq*sh + rh): frame row (zq, yq) of the phases
+            # (rd, rh, 0..sw-1)
+            zq = 0
+            rd = 0
+            for z in range(OD):
+                yq = 0
+                rh = 0
+                for y in range(OH):
+                    r = (rd * sh + rh) * sw
+                    k = (zq * Hq + yq) * Wq
+                    row = &out[n, co, z, y, 0]
+                    if sw == 1:
+                        copy_row(row, F + r * Fs + k, OW)
+                    elif sw == 2:
+                        merge_stride2(row, F + r * Fs + k, F + (r + 1) * Fs + k, OW)
+                    else:
+                        for rw in range(sw):
+                            for j in range((OW - rw + sw - 1) // sw):
+                                row[j * sw + rw] = F[(r + rw) * Fs + k + j]
+                    rh = rh + 1
+                    if rh == sh:
+                        rh = 0
+                        yq = yq + 1
+                rd = rd + 1
+                if rd == sd:
+                    rd = 0
+                    zq = zq + 1
 
 
 cdef inline idx_t frame_len(const idx_t* s, idx_t Hq, idx_t Wq) noexcept nogil:

@@ -155,6 +155,34 @@ PYCONV_SPLIT_S2(float, __m512, __mmask16, __m512i, _mm512_maskz_loadu_ps, _mm512
 PYCONV_SPLIT_S2(double, __m512d, __mmask8, __m512i, _mm512_maskz_loadu_pd, _mm512_maskz_permutex2var_pd,
                 _mm512_mask_storeu_pd, _mm512_set1_epi64, _mm512_sub_epi64, _mm512_add_epi64, _mm512_cmpge_epi64_mask,
                 _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), _mm512_set1_epi64(1), d)
+/* dst[2 k] = a[k], dst[2 k + 1] = b[k] for the n values of dst (the adjoint of
+   pyconv_split_s2 without its padding: a transposed convolution's two column phases
+   interleaved into an output row, 'thin_phase' transposed): per 32 (16) outputs two loads
+   and two two-source permutes; a and b are read only where they have values (masked). */
+#define PYCONV_MERGE_S2(T, VT, MT, IT, LOAD, MLOAD, PERM2, STORE, MSTORE, ILO, IHI, SFX) \
+static inline void pyconv_merge_s2_##SFX(T *dst, const T *a, const T *b, Py_ssize_t n) { \
+    enum { L = 64 / sizeof(T) }; \
+    const IT lo = ILO, hi = IHI; \
+    Py_ssize_t j = 0; \
+    for (; j + 2 * L <= n; j += 2 * L) { \
+        VT va = LOAD(a + j / 2), vb = LOAD(b + j / 2); \
+        STORE(dst + j, PERM2(va, lo, vb)); \
+        STORE(dst + j + L, PERM2(va, hi, vb)); \
+    } \
+    if (j < n) { \
+        Py_ssize_t m = n - j, na = (m + 1) / 2, nb = m / 2; \
+        VT va = MLOAD((MT)((1ull << na) - 1), a + j / 2), vb = MLOAD((MT)((1ull << nb) - 1), b + j / 2); \
+        MSTORE(dst + j, (MT)(m >= L ? (MT)~(MT)0 : (MT)((1ull << m) - 1)), PERM2(va, lo, vb)); \
+        if (m > L) MSTORE(dst + j + L, (MT)((1ull << (m - L)) - 1), PERM2(va, hi, vb)); \
+    } \
+}
+PYCONV_MERGE_S2(float, __m512, __mmask16, __m512i, _mm512_loadu_ps, _mm512_maskz_loadu_ps, _mm512_permutex2var_ps,
+                _mm512_storeu_ps, _mm512_mask_storeu_ps,
+                _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23),
+                _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), f)
+PYCONV_MERGE_S2(double, __m512d, __mmask8, __m512i, _mm512_loadu_pd, _mm512_maskz_loadu_pd, _mm512_permutex2var_pd,
+                _mm512_storeu_pd, _mm512_mask_storeu_pd, _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11),
+                _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15), d)
 #else
 #define pyconv_pad_rows_f pyconv_pad_rows_plain_f
 #define pyconv_pad_rows_d pyconv_pad_rows_plain_d
@@ -181,6 +209,12 @@ static inline void pyconv_split_s2_##SFX(const T *src, Py_ssize_t W, Py_ssize_t 
 }
 PYCONV_SPLIT_S2_PLAIN(float, f)
 PYCONV_SPLIT_S2_PLAIN(double, d)
+#define PYCONV_MERGE_S2_PLAIN(T, SFX) \
+static inline void pyconv_merge_s2_##SFX(T *dst, const T *a, const T *b, Py_ssize_t n) { \
+    for (Py_ssize_t j = 0; j < n; j++) dst[j] = j % 2 ? b[j / 2] : a[j / 2]; \
+}
+PYCONV_MERGE_S2_PLAIN(float, f)
+PYCONV_MERGE_S2_PLAIN(double, d)
 #endif
 
 
