@@ -47,12 +47,14 @@ forward functions (``pyconv._engine``; ``pyconv.explain(grad.conv2d_backward, ..
 shows the plans).  The input gradient of a convolution is the transposed convolution
 of ``grad_output``: at stride 1 the forward convolution of ``grad_output`` with the
 flipped kernel ('flip_conv'), otherwise the transposed convolution's own algorithms
-(direct output phases or GEMM + col2im).  The weight gradient is the correlation of
+(direct output phases: 'phases' / 'phases_oc' for dense groups, 'thin_phase' for
+depthwise and thin groups; or GEMM + col2im).  The weight gradient is the correlation of
 the input with ``grad_output``: the thin direct kernel of
 ``pyconv/_kernels/grad_direct.pyx`` for depthwise and thin groups (fewer than 8 output
-channels per group, unit row stride), the register-blocked direct kernel of
-``dense_direct.pyx`` for wider groups, im2col + GEMM beyond its workspace budget and for
-strided thin groups, and batched matrix products for 1x1 layers.  Taps that only ever
+channels per group, unit row stride), per-thread phase planes ('thin_phase') for strided
+thin groups, the register-blocked direct kernel of ``dense_direct.pyx`` for wider
+groups, im2col + GEMM beyond its workspace budget, and batched matrix products for 1x1
+layers.  Taps that only ever
 read padding are dropped before either gradient runs, as in the forward pass.  A
 padding mode's adjoint folds the gradient of the padded border back onto the input
 elements it copied.  The signal layer's gradients are correlations / convolutions of
