@@ -48,12 +48,10 @@ cdef extern from "dense_kernels.h":
                           double* o, Py_ssize_t os, Py_ssize_t orr, Py_ssize_t n, int v2, int rows,
                           int acc, const double* pf, Py_ssize_t pfld, Py_ssize_t pfn) noexcept nogil
     const int PYCONV_TF_SLACK
-    void pyconv_twd_f(const float* p, const Py_ssize_t* offs, Py_ssize_t ntaps, Py_ssize_t wq, Py_ssize_t hq,
-                      const float* g, Py_ssize_t owp, Py_ssize_t od, Py_ssize_t oh, Py_ssize_t ow,
-                      float* out) noexcept nogil
-    void pyconv_twd_d(const double* p, const Py_ssize_t* offs, Py_ssize_t ntaps, Py_ssize_t wq, Py_ssize_t hq,
-                      const double* g, Py_ssize_t owp, Py_ssize_t od, Py_ssize_t oh, Py_ssize_t ow,
-                      double* out) noexcept nogil
+    void pyconv_twf_f(const float* p, const Py_ssize_t* offs, Py_ssize_t ntaps, const float* g, const float* m,
+                      Py_ssize_t n, float* acc) noexcept nogil
+    void pyconv_twf_d(const double* p, const Py_ssize_t* offs, Py_ssize_t ntaps, const double* g, const double* m,
+                      Py_ssize_t n, double* acc) noexcept nogil
     void pyconv_tf_f(const float* P, Py_ssize_t S, Py_ssize_t nc, const Py_ssize_t* offs, Py_ssize_t ntaps,
                      const float* w, float bias, float* out, Py_ssize_t n) noexcept nogil
     void pyconv_tf_d(const double* P, Py_ssize_t S, Py_ssize_t nc, const Py_ssize_t* offs, Py_ssize_t ntaps,
@@ -351,56 +349,75 @@ def thin_phase_weight(const real_t[:, :, :, :, ::1] x, const real_t[:, :, :, :, 
                       int nthreads):
     """The weight gradient of a strided thin-group convolution over per-thread phase planes
     (plan 'thin_phase'): gw[o, c, t] = sum over samples and output positions of
-    go[n, o, pos] x_pad[n, c, pos * stride + tap t], gw (C_out, C_in/groups, taps) zeroed by
-    the caller.  A work unit is a group (it owns its rows of gw: no partial sums); for each
-    sample its thread builds the group's phase planes as ``thin_phase`` does, packs the
-    group's grad_output rows whole-vector wide (zeros past the row), and adds to each
-    (output channel, input channel, tap) the dot of those rows with the tap's run of the
-    plane (``pyconv_twd``, eight taps at a time), samples in order: the bits do not depend
-    on the thread count.
-    Bounds are checked by the caller.
+    go[n, o, pos] x_pad[n, c, pos * stride + tap t], gw (C_out, C_in/groups, taps).  A work
+    unit is a group (it owns its rows of gw: no partial sums); for each sample its thread
+    builds the group's phase planes as ``thin_phase`` does and lays the group's grad_output
+    out in the forward's output frame (rows ``Wq`` apart, zeros between), and adds to each
+    (output channel, input channel, tap) the frame's products with the tap's run of the
+    plane in vector lanes (``pyconv_twf``, eight taps at a time; the plane's values where the
+    frame holds no output masked out), samples in order; each tap's lanes are added in order
+    at the end: the bits do not depend on the thread count.  Bounds are checked by the
+    caller.
     """
     cdef int mcpu = pyconv_cpu()
     cdef idx_t N = x.shape[0], Cout = go.shape[1], OD = go.shape[2], OH = go.shape[3], OW = go.shape[4]
     cdef idx_t Cg = x.shape[1] // groups, Og = Cout // groups, Hq = geo.qh, Wq = geo.qw
     cdef idx_t Sp = thin_plane_stride(geo, in_phases.shape[0], sizeof(real_t))
-    cdef idx_t VL = PYCONV_VBYTES // sizeof(real_t)
-    cdef idx_t OWp = (OW + VL - 1) // VL * VL
-    cdef idx_t G = OD * OH * OWp
-    if N == 0 or Cout == 0 or OD * OH * OW == 0 or Cg == 0:
+    cdef idx_t VL = PYCONV_VBYTES // sizeof(real_t), T = offs.shape[0]
+    # the frame through the last output, in whole vectors
+    cdef idx_t L = ((OD - 1) * Hq + OH - 1) * Wq + OW
+    cdef idx_t G = (L + VL - 1) // VL * VL
+    if Cout == 0 or Cg == 0:
+        return
+    if N == 0 or OD * OH * OW == 0:
+        gw[:, :, :] = 0
         return
     dt = np.float32 if real_t is float else np.float64
+    f = np.arange(G)
+    mask_np = aligned_rows(1, G, dt)[0, :G]      # (aligned: read as whole vectors)
+    mask_np.view(np.int32 if real_t is float else np.int64)[:] = np.where(
+        (f < L) & (f % Wq < OW) & (f // Wq % Hq < OH), -1, 0)
     planes_np = aligned_rows(nthreads, Cg * Sp + PYCONV_TF_SLACK, dt)
     gbuf_np = aligned_rows(nthreads, Og * G, dt)
+    acc_np = aligned_rows(nthreads, Og * Cg * T * VL, dt)
+    cdef const real_t[::1] mask = mask_np
     cdef real_t[:, ::1] planes = planes_np
     cdef real_t[:, ::1] gbuf = gbuf_np
-    cdef idx_t u, tid, n, o, co, c, z, y
+    cdef real_t[:, ::1] accs = acc_np
+    cdef idx_t u, tid, n, o, c, z, y, t, l
+    cdef real_t s
     cdef real_t* P
     cdef real_t* Gb
+    cdef real_t* A
     for u in prange(groups, nogil=True, schedule='static', num_threads=nthreads):
         pyconv_unstack(mcpu)
         tid = omp_get_thread_num()
         P = &planes[tid, 0]
         Gb = &gbuf[tid, 0]
-        # (the columns past each row stay zero)
+        A = &accs[tid, 0]
+        # (the frame's columns and rows between outputs stay zero)
         memset(Gb, 0, Og * G * sizeof(real_t))
+        memset(A, 0, Og * Cg * T * VL * sizeof(real_t))
         for n in range(N):
             group_planes(&x[n, u * Cg, 0, 0, 0], Cg, x.shape[2], x.shape[3], x.shape[4], P, Sp, &in_phases[0, 0],
                          in_phases.shape[0], geo)
             for o in range(Og):
                 for z in range(OD):
                     for y in range(OH):
-                        copy_row(Gb + o * G + (z * OH + y) * OWp, &go[n, u * Og + o, z, y, 0], OW)
+                        copy_row(Gb + o * G + (z * Hq + y) * Wq, &go[n, u * Og + o, z, y, 0], OW)
             for o in range(Og):
-                co = u * Og + o
                 for c in range(Cg):
                     if real_t is float:
-                        pyconv_twd_f(P + c * Sp, &offs[0], offs.shape[0], Wq, Hq, Gb + o * G, OWp, OD, OH, OW,
-                                     &gw[co, c, 0])
+                        pyconv_twf_f(P + c * Sp, &offs[0], T, Gb + o * G, &mask[0], G, A + (o * Cg + c) * T * VL)
                     else:
-                        pyconv_twd_d(P + c * Sp, &offs[0], offs.shape[0], Wq, Hq, Gb + o * G, OWp, OD, OH, OW,
-                                     &gw[co, c, 0])
-
+                        pyconv_twf_d(P + c * Sp, &offs[0], T, Gb + o * G, &mask[0], G, A + (o * Cg + c) * T * VL)
+        for o in range(Og):
+            for c in range(Cg):
+                for t in range(T):
+                    s = A[((o * Cg + c) * T + t) * VL]
+                    for l in range(1, VL):
+                        s = s + A[((o * Cg + c) * T + t) * VL + l]
+                    gw[u * Og + o, c, t] = s
 
 cdef void padded_frame(const real_t* xs, idx_t D, idx_t H, idx_t W, real_t* dst, conv_geo_t geo) noexcept nogil:
     # dst[((z + pd) * qh + y + ph) * qw + x + pw] = xs[(z * H + y) * W + x], zeros elsewhere in

@@ -627,64 +627,50 @@ PYCONV_TF_PLAIN(double, pyconv_tf_d)
 #endif
 
 /* The weight gradient's terms of thin_phase (dense_direct.thin_phase_weight), for the taps
-   of one input channel: out[t] += the sum over output rows (z, y) and columns j < ow of
-   g[(z oh + y) owp + j] p[offs[t] + (z hq + y) wq + j] (g: one output channel's grad_output
-   rows packed owp apart, zeros past ow; p: the channel's phase planes).  Taps go eight at a
-   time, each with its own vector of sums (a row's grad_output loaded once for the eight;
-   eight chains in flight hide the FMA latency).  The plane's lanes past ow in a row's last
-   vector are masked to zero, so a non-finite input there never meets a zero of g (0 x inf
-   would be nan where the gradient has no such term); each vector's lanes are added in
-   order at the end.  Reads up to one vector past a row of p (the caller's slack). */
+   of one input channel and one output channel over the output frame (its rows wq apart, as
+   the forward's): acc[t VL + l] += the sum over the frame's vectors f (n values, a multiple
+   of VL) of lane l of g[f..] (p[offs[t] + f..] & m[f..]) -- g: one output channel's
+   grad_output in the frame, p: the input channel's phase planes, m: all-ones bits where the
+   frame holds an output, zero bits in the columns and rows between (the plane's values there
+   never meet g: an Inf input read by no output stays out, 0 x inf being nan).  Per lane the
+   sums run over the frame and, across calls, the samples; the caller adds a tap's lanes in
+   order at the end.  Taps go eight at a time, each with its own vector of sums (the frame's
+   g and m loaded once for the eight).  g, m and acc 64-byte aligned; reads up to VL - 1
+   values past a plane's frame (the caller's slack). */
 #if defined(__GNUC__) || defined(__clang__)
-#define PYCONV_TWD(T, VT, VTU, IT, NAME) \
-static void NAME(const T *p, const Py_ssize_t *offs, Py_ssize_t ntaps, Py_ssize_t wq, Py_ssize_t hq, \
-                 const T *g, Py_ssize_t owp, Py_ssize_t od, Py_ssize_t oh, Py_ssize_t ow, T *out) { \
+#define PYCONV_TWF(T, VT, VTU, IT, NAME) \
+static void NAME(const T *p, const Py_ssize_t *offs, Py_ssize_t ntaps, const T *g, const T *m, Py_ssize_t n, \
+                 T *acc) { \
     enum { VL = sizeof(VT) / sizeof(T), NB = 8 }; \
-    const Py_ssize_t full = ow / VL, rem = ow % VL; \
-    IT keep; \
-    for (int l = 0; l < VL; l++) keep[l] = l < rem ? -1 : 0; \
     for (Py_ssize_t t0 = 0; t0 < ntaps; t0 += NB) { \
         const Py_ssize_t nb = ntaps - t0 < NB ? ntaps - t0 : NB; \
-        VT acc[NB]; \
-        _Pragma("GCC unroll 8") for (int i = 0; i < NB; i++) acc[i] = (VT){0}; \
-        for (Py_ssize_t z = 0; z < od; z++) \
-            for (Py_ssize_t y = 0; y < oh; y++) { \
-                const T *pr = p + (z * hq + y) * wq, *gr = g + (z * oh + y) * owp; \
-                for (Py_ssize_t k = 0; k <= full; k++) { \
-                    if (k == full && !rem) break; \
-                    const VT gv = *(const VTU *)(gr + k * VL); \
-                    _Pragma("GCC unroll 8") for (int i = 0; i < NB; i++) \
-                        if (i < nb) { \
-                            VT pv = *(const VTU *)(pr + offs[t0 + i] + k * VL); \
-                            if (k == full) pv = (VT)((IT)pv & keep); \
-                            acc[i] += gv * pv; \
-                        } \
-                } \
-            } \
-        for (Py_ssize_t i = 0; i < nb; i++) { \
-            T s = acc[i][0]; \
-            for (int l = 1; l < VL; l++) s += acc[i][l]; \
-            out[t0 + i] += s; \
+        VT a[NB]; \
+        _Pragma("GCC unroll 8") for (int i = 0; i < NB; i++) a[i] = i < nb ? *(const VT *)(acc + (t0 + i) * VL) : (VT){0}; \
+        for (Py_ssize_t f = 0; f < n; f += VL) { \
+            const VT gv = *(const VT *)(g + f); \
+            const IT mv = *(const IT *)(m + f); \
+            _Pragma("GCC unroll 8") for (int i = 0; i < NB; i++) \
+                if (i < nb) a[i] += gv * (VT)((IT) * (const VTU *)(p + offs[t0 + i] + f) & mv); \
         } \
+        for (Py_ssize_t i = 0; i < nb; i++) *(VT *)(acc + (t0 + i) * VL) = a[i]; \
     } \
 }
-PYCONV_TWD(float, pyconv_ocf, pyconv_ocf_u, pyconv_oci, pyconv_twd_f)
-PYCONV_TWD(double, pyconv_ocd, pyconv_ocd_u, pyconv_ocl, pyconv_twd_d)
+PYCONV_TWF(float, pyconv_ocf, pyconv_ocf_u, pyconv_oci, pyconv_twf_f)
+PYCONV_TWF(double, pyconv_ocd, pyconv_ocd_u, pyconv_ocl, pyconv_twf_d)
 #else
-#define PYCONV_TWD_PLAIN(T, NAME) \
-static void NAME(const T *p, const Py_ssize_t *offs, Py_ssize_t ntaps, Py_ssize_t wq, Py_ssize_t hq, \
-                 const T *g, Py_ssize_t owp, Py_ssize_t od, Py_ssize_t oh, Py_ssize_t ow, T *out) { \
-    for (Py_ssize_t t = 0; t < ntaps; t++) { \
-        T s = 0; \
-        for (Py_ssize_t z = 0; z < od; z++) \
-            for (Py_ssize_t y = 0; y < oh; y++) \
-                for (Py_ssize_t j = 0; j < ow; j++) \
-                    s += g[(z * oh + y) * owp + j] * p[offs[t] + (z * hq + y) * wq + j]; \
-        out[t] += s; \
-    } \
+#define PYCONV_TWF_PLAIN(T, NAME) \
+static void NAME(const T *p, const Py_ssize_t *offs, Py_ssize_t ntaps, const T *g, const T *m, Py_ssize_t n, \
+                 T *acc) { \
+    enum { VL = PYCONV_VBYTES / sizeof(T) }; \
+    for (Py_ssize_t t = 0; t < ntaps; t++) \
+        for (Py_ssize_t f = 0; f < n; f++) { \
+            unsigned char keep; \
+            memcpy(&keep, m + f, 1); \
+            if (keep) acc[t * VL + f % VL] += g[f] * p[offs[t] + f]; \
+        } \
 }
-PYCONV_TWD_PLAIN(float, pyconv_twd_f)
-PYCONV_TWD_PLAIN(double, pyconv_twd_d)
+PYCONV_TWF_PLAIN(float, pyconv_twf_f)
+PYCONV_TWF_PLAIN(double, pyconv_twf_d)
 #endif
 
 #endif  /* PYCONV_DENSE_KERNELS_H */
