@@ -394,6 +394,27 @@ def test_stride1_input_gradient_much_larger_than_grad_output_times_col2im(timed,
     assert len(runs) == 1
 
 
+def test_sparse_stride1_input_gradient_timed_by_the_flipped_flops(timed, monkeypatch):
+    # a layer of few flops whose flipped forward computes many more (most of its taps on
+    # padding) is timed all the same: the flipped convolution's flops count
+    runs = timed
+    x_shape, w = (1, 4, 12, 12), RNG.standard_normal((32, 4, 9, 9)).astype(np.float32)
+    go = RNG.standard_normal((1, 32, 4, 4)).astype(np.float32)
+    g = _forced("flip_conv", pyconv.explain, grad.conv2d_input, x_shape, w, go).geometry
+    flipped = conv._flops(conv.flipped_geometry(conv.transposed_geometry(
+        (1, 32, 4, 4), (32, 4, 9, 9), (1, 1), (0, 0), (0, 0), (1, 1), 1)))
+    assert conv._flops(g) < 1e6 <= flipped
+    monkeypatch.setattr(conv, "TIMED_MIN_FLOPS", 10 * flipped)
+    grad.conv2d_input(x_shape, w, go)
+    assert runs == []
+    monkeypatch.setattr(conv, "TIMED_MIN_FLOPS", 1e6)
+    _forget()
+    gx = grad.conv2d_input(x_shape, w, go)
+    assert len(runs) == 1 and runs[0][0] == "transposed" and runs[0][2] == ("gemm", "flip_conv")
+    ref = conv_transpose_nd(go, w)
+    np.testing.assert_allclose(gx, ref, rtol=0, atol=TOL[np.float32] * np.abs(ref).max())
+
+
 def test_explain_times_and_shows_the_choice(timed):
     # explain shows the kernel the call will take: it times a layer not yet timed
     runs = timed

@@ -611,18 +611,19 @@ TIMED_ROUNDS = 5
 TIMED_DROP = 4.0
 
 
-def _timed(op, g, dtype, algs):
+def _timed(op, g, dtype, algs, work=None):
     """The fastest of ``algs`` (the algorithms that can serve ``g``, GEMM first) for the
     operation ``op`` ('forward', 'transposed' or 'weight_grad') as timed on this machine -- read from the
     store, or timed now and stored -- or None: the calibrated choice decides (fewer than two
     algorithms, a small layer, a full store, ``PYCONV_TUNING=off``, an
     :func:`~pyconv._engine.tuning.override` block, or an algorithm forced by
-    :func:`~pyconv._engine.plan.force`)."""
+    :func:`~pyconv._engine.plan.force`).  ``work``: the flops of the costliest candidate
+    where it computes more than the layer's own (a layer is small when both are)."""
     if len(algs) < 2 or _plan.forced() or _calibrate.timing_off():
         return None
     nt = get_num_threads()
     g2 = dataclasses.replace(g, n=timed_samples(g, nt))
-    if _flops(g) < TIMED_MIN_FLOPS or _flops(g2) > TIMED_MAX_FLOPS:
+    if max(_flops(g), work or 0) < TIMED_MIN_FLOPS or _flops(g2) > TIMED_MAX_FLOPS:
         return None
     names = [a.value for a in algs]
     key = timed_key(op, g2, dtype, nt, names)
@@ -1010,8 +1011,12 @@ def plan_transposed(g, dtype):
         # and the two are timed (8x64x2x2x1 * 64x3x7x7x4, an input gradient, 2 threads,
         # AMD EPYC: flip_conv 0.84 ms computing 77M multiply-adds for 1.2M, GEMM + col2im
         # 0.08; PyTorch 0.18)
+        # (the flipped convolution's own flops decide whether that is worth timing: an input
+        # gradient of 1.1 MFLOP, 1x3x8^3 * 64x3x7^3, ran 67 MFLOP in flip_conv, 0.89 ms at 1
+        # thread, AMD EPYC, against GEMM's 0.055)
         sparse = _prod(g.out) >= 2 * _prod(g.spatial)
-        timed = _timed("transposed", g, dtype, [A.GEMM, A.FLIP_CONV]) if sparse else None
+        timed = (_timed("transposed", g, dtype, [A.GEMM, A.FLIP_CONV], _flops(flipped_geometry(g)))
+                 if sparse else None)
     else:
         # the kernels that fit, against GEMM + col2im: timed on large layers (8x64x500 grouped
         # 16->16 k7 stride 2, an input gradient, 1 thread, AMD EPYC: the rules below gave
