@@ -85,6 +85,8 @@ def test_transposed_and_gradient_choices():
     assert pyconv.explain(grad.conv2d_weight, x, (48, 16, 1, 1), go48).algorithm == "panel"
     assert pyconv.explain(grad.conv2d_weight, x, (8, 16, 1, 1), go[:, :8]).algorithm == "matmul"
     assert pyconv.explain(grad.conv2d_weight, x, (8, 8, 1, 1), go[:, :8], groups=2).algorithm == "gemm"
+    # ... and depthwise 1x1 the thin kernel
+    assert pyconv.explain(grad.conv2d_weight, x, (16, 1, 1, 1), go, groups=16).algorithm == "thin"
     go96 = rand(rng, (2, 96, 9, 9), F32)
     assert pyconv.explain(grad.conv2d_weight, x, (96, 8, 1, 1), go96, groups=2).algorithm == "panel"
     with tuning.override(weight_panel=False):
