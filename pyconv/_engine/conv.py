@@ -1418,9 +1418,10 @@ def plan_weight_grad(g, dtype, allow_prune=True):
     elif _grad_pointwise(g):
         default = A.MATMUL
     elif panel_ok:
-        # thin groups: the thin kernel (a depthwise 1x1 layer, 4x64x56^2 in 64 groups,
-        # untimed at 1.6 MFLOP, 2 threads, AMD EPYC: GEMM 1.49 ms, thin 0.16, PyTorch 0.20)
-        default = A.THIN if thin and use_thin(cg, og, t) else A.GEMM
+        # thin groups: the thin kernel, as for larger kernels (untimed layers, AMD EPYC: a
+        # depthwise 1x1 layer, 4x64x56^2 in 64 groups, 2 threads: GEMM 1.49 ms, thin 0.16,
+        # PyTorch 0.20; 4x8x28^2 -> 128 in 8 groups, 1 thread: GEMM 0.13, thin 0.047)
+        default = A.THIN if thin else A.GEMM
     else:
         nthreads = nparts
         dense = _dense_weight_plan(g, dtype, nthreads, t) if not g.is_pointwise else None
