@@ -80,15 +80,14 @@ def test_transposed_and_gradient_choices():
     assert pyconv.explain(grad.conv2d_weight, x, (16, 1, 3, 3), go2, stride=2, padding=1,
                           groups=16).algorithm == "thin_phase"
     # 1x1: panel where the output channels fill at least half of its blocks (the calibrated
-    # flag), else the batched matrix product (one group), the thin kernel (thin groups) or
-    # GEMM (other groups)
+    # flag), else the batched matrix products
     go48 = rand(rng, (2, 48, 9, 9), F32)
     assert pyconv.explain(grad.conv2d_weight, x, (48, 16, 1, 1), go48).algorithm == "panel"
     assert pyconv.explain(grad.conv2d_weight, x, (8, 16, 1, 1), go[:, :8]).algorithm == "matmul"
-    assert pyconv.explain(grad.conv2d_weight, x, (16, 8, 1, 1), go, groups=2).algorithm == "gemm"
-    # ... and thin groups (fewer than dense_min_og outputs, depthwise) the thin kernel
-    assert pyconv.explain(grad.conv2d_weight, x, (8, 8, 1, 1), go[:, :8], groups=2).algorithm == "thin"
-    assert pyconv.explain(grad.conv2d_weight, x, (16, 1, 1, 1), go, groups=16).algorithm == "thin"
+    # ... in groups too, one product per group (thin groups and depthwise included)
+    assert pyconv.explain(grad.conv2d_weight, x, (16, 8, 1, 1), go, groups=2).algorithm == "matmul"
+    assert pyconv.explain(grad.conv2d_weight, x, (8, 8, 1, 1), go[:, :8], groups=2).algorithm == "matmul"
+    assert pyconv.explain(grad.conv2d_weight, x, (16, 1, 1, 1), go, groups=16).algorithm == "matmul"
     go96 = rand(rng, (2, 96, 9, 9), F32)
     assert pyconv.explain(grad.conv2d_weight, x, (96, 8, 1, 1), go96, groups=2).algorithm == "panel"
     with tuning.override(weight_panel=False):

@@ -88,17 +88,21 @@ def test_matmul_stack_rejects_shapes_that_do_not_chain(bad):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("tall", [False, True])
-@pytest.mark.parametrize("n,cout,cin,P,span", [
-    (3, 5, 40, 37, 16), (3, 5, 40, 37, 0), (1, 16, 33, 100, 32), (4, 1, 1, 1, 1), (2, 7, 3, 9, 10 ** 6),
-    (5, 64, 48, 49, 16),
+@pytest.mark.parametrize("n,cout,cin,P,span,groups", [
+    (3, 5, 40, 37, 16, 1), (3, 5, 40, 37, 0, 1), (1, 16, 33, 100, 32, 1), (4, 1, 1, 1, 1, 1),
+    (2, 7, 3, 9, 10 ** 6, 1), (5, 64, 48, 49, 16, 1), (3, 8, 128, 37, 16, 2), (2, 6, 12, 50, 0, 3),
+    (4, 16, 16, 9, 1, 16), (1, 12, 40, 100, 7, 4),
 ])
-def test_matmul_weight_sums_the_samples(dtype, tall, n, cout, cin, P, span):
-    rng = np.random.default_rng(hash((tall, n, cout, cin, P, span)) % 2 ** 32)
+def test_matmul_weight_sums_the_samples(dtype, tall, n, cout, cin, P, span, groups):
+    # per group: its output channels' grad_output against its own input channels
+    rng = np.random.default_rng(hash((tall, n, cout, cin, P, span, groups)) % 2 ** 32)
     dy = rng.standard_normal((n, cout, P)).astype(dtype)
     x = rng.standard_normal((n, cin, P)).astype(dtype)
-    ref = np.einsum("nop,ncp->oc", dy.astype(np.float64), x.astype(np.float64))
-    got = _run_teams(lambda out, team: kernel(nn_gemm.matmul_weight, dtype)(dy, x, out, tall, span, team),
-                     np.empty((cout, cin), dtype))
+    og, cg = cout // groups, cin // groups
+    ref = np.concatenate([np.einsum("nop,ncp->oc", dy[:, g * og:(g + 1) * og].astype(np.float64),
+                                    x[:, g * cg:(g + 1) * cg].astype(np.float64)) for g in range(groups)])
+    got = _run_teams(lambda out, team: kernel(nn_gemm.matmul_weight, dtype)(dy, x, out, tall, span, groups, team),
+                     np.empty((cout, cg), dtype))
     _check(got, ref, dtype, n * P)
 
 
@@ -107,13 +111,17 @@ def test_matmul_weight_zero_sizes_and_bad_shapes(dtype):
     f = kernel(nn_gemm.matmul_weight, dtype)
     for n, P in [(0, 5), (3, 0)]:       # no samples or no positions: a zero gradient
         gw = np.full((4, 6), np.nan, dtype)
-        f(np.ones((n, 4, P), dtype), np.ones((n, 6, P), dtype), gw, True, 2, 2)
+        f(np.ones((n, 4, P), dtype), np.ones((n, 6, P), dtype), gw, True, 2, 1, 2)
         np.testing.assert_array_equal(gw, 0)
-    f(np.ones((2, 0, 3), dtype), np.ones((2, 6, 3), dtype), np.empty((0, 6), dtype), False, 0, 2)
+    f(np.ones((2, 0, 3), dtype), np.ones((2, 6, 3), dtype), np.empty((0, 6), dtype), False, 0, 1, 2)
     with pytest.raises(ValueError, match="matmul_weight"):
-        f(np.ones((2, 4, 3), dtype), np.ones((2, 6, 4), dtype), np.empty((4, 6), dtype), False, 0, 2)
+        f(np.ones((2, 4, 3), dtype), np.ones((2, 6, 4), dtype), np.empty((4, 6), dtype), False, 0, 1, 2)
     with pytest.raises(ValueError, match="matmul_weight"):
-        f(np.ones((2, 4, 3), dtype), np.ones((2, 6, 3), dtype), np.empty((6, 4), dtype), False, 0, 2)
+        f(np.ones((2, 4, 3), dtype), np.ones((2, 6, 3), dtype), np.empty((6, 4), dtype), False, 0, 1, 2)
+    with pytest.raises(ValueError, match="groups=4"):       # 6 output channels in 4 groups
+        f(np.ones((2, 6, 3), dtype), np.ones((2, 8, 3), dtype), np.empty((6, 2), dtype), False, 0, 4, 2)
+    with pytest.raises(ValueError, match="groups=2"):       # x has 6 channels, not 2 x 6
+        f(np.ones((2, 4, 3), dtype), np.ones((2, 6, 3), dtype), np.empty((4, 6), dtype), False, 0, 2, 2)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

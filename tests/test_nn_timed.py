@@ -176,10 +176,10 @@ def test_weight_gradient_is_timed_once_and_stored(timed, dtype, layer):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("groups,names", [(1, ("gemm", "panel", "matmul")), (8, ("gemm", "panel", "thin"))])
+@pytest.mark.parametrize("groups,names", [(1, ("gemm", "panel", "matmul")), (8, ("gemm", "panel", "matmul", "thin"))])
 def test_pointwise_weight_gradient_is_timed_once_and_stored(timed, dtype, groups, names):
-    # 1x1: GEMM, the panel kernel and, in one group, the matrix products; in thin groups
-    # (2 channels each here) the thin kernel
+    # 1x1: GEMM, the panel kernel and the matrix products (per group); in thin groups (2
+    # channels each here) the thin kernel too
     x = RNG.standard_normal((2, 16, 30, 31)).astype(dtype)
     ws = (16, 16 // groups, 1, 1)
     go = RNG.standard_normal((2, 16, 30, 31)).astype(dtype)

@@ -1395,7 +1395,7 @@ def plan_weight_grad(g, dtype, allow_prune=True):
     nparts = num_parts_for(_prod(g.out_shape) * max(1, cg * kvol), t.grain)
     phase = (not (g.s3[1] == 1 and g.s3[2] == 1) and (cg == 1 or og < t.dense_min_og)
              and min(nparts, g.groups) * _thin_phase_bytes(g, isz) <= t.workspace_bytes)
-    cands = ([A.THIN, A.GEMM] + [A.DENSE, A.DENSE_POS] * (not g.is_pointwise) + [A.MATMUL] * _grad_pointwise(g)
+    cands = ([A.THIN, A.GEMM] + [A.DENSE, A.DENSE_POS] * (not g.is_pointwise) + [A.MATMUL] * panel_ok
              + [A.PANEL] * panel_ok + [A.THIN_PHASE] * phase)
     dense = None
     # thin groups: grad_direct's kernel (its strided rows run scalar: GEMM wins there)
@@ -1403,9 +1403,9 @@ def plan_weight_grad(g, dtype, allow_prune=True):
     # 1x1: the panel and matrix-product kernels against GEMM and, on thin groups, the thin
     # kernel, timed on large layers (8x64x56^2, 1 thread, AMD EPYC: in 64 groups panel
     # 7.6 ms, thin 0.35; in 16 groups panel 2.3, thin 0.70; in 4 panel 1.4, GEMM 0.62;
-    # 256->8 panel 1.1, matmul 0.45)
-    timed = (_timed("weight_grad", g, dtype, [A.GEMM] + [A.PANEL] * panel_ok + [A.MATMUL] * _grad_pointwise(g)
-                    + [A.THIN] * thin) if panel_ok or _grad_pointwise(g) else None)
+    # 256->8 panel 1.1, matmul 0.45; per-group matrix products, OpenBLAS SkylakeX: 8x64x56^2
+    # in 16 groups 0.15, thin 0.43; 8x128x28^2 -> 8 in 2 groups 0.053, thin 0.34)
+    timed = (_timed("weight_grad", g, dtype, [A.GEMM, A.PANEL, A.MATMUL] + [A.THIN] * thin) if panel_ok else None)
     # panel's output blocks are WEIGHT_TILE[1] vectors wide: a group of few output channels
     # leaves most of their lanes empty (2x8x24^3 1x1 8->4 in 2 groups, untimed at 0.9
     # MFLOP, AMD EPYC: panel 0.21 ms for blocks of 64 lanes holding 2, GEMM 0.024)
@@ -1415,13 +1415,12 @@ def plan_weight_grad(g, dtype, allow_prune=True):
         default = timed
     elif panel_ok and panel_full and (t.weight_panel_f8 if isz == 8 else t.weight_panel):
         default = A.PANEL
-    elif _grad_pointwise(g):
-        default = A.MATMUL
     elif panel_ok:
-        # thin groups: the thin kernel, as for larger kernels (untimed layers, AMD EPYC: a
-        # depthwise 1x1 layer, 4x64x56^2 in 64 groups, 2 threads: GEMM 1.49 ms, thin 0.16,
-        # PyTorch 0.20; 4x8x28^2 -> 128 in 8 groups, 1 thread: GEMM 0.13, thin 0.047)
-        default = A.THIN if thin else A.GEMM
+        # the matrix products, per group (untimed grouped 1x1 layers, 1 thread, AMD EPYC,
+        # OpenBLAS SkylakeX: 2x8x24^3 8->4 in 2 groups matmul 0.024 ms, GEMM 0.033, thin
+        # 0.073; 4x64x56^2 depthwise matmul 0.082, thin 0.15, GEMM 0.51; 4x8x28^2 -> 128 in 8
+        # groups matmul 0.032, thin 0.045, GEMM 0.063)
+        default = A.MATMUL
     else:
         nthreads = nparts
         dense = _dense_weight_plan(g, dtype, nthreads, t) if not g.is_pointwise else None
@@ -1639,11 +1638,11 @@ def weight_grad(p, x, go):
         # dy[n]^T ('transposed' tile: Tuning.weight_matmul_tall); spans of the input
         # channels on the team, each on BLAS's one thread (nn_gemm's matrix products: why)
         dy = np.ascontiguousarray(go, dtype=dtype).reshape(n, cout, -1)
-        xs = np.ascontiguousarray(x, dtype=dtype).reshape(n, cg, -1)
+        xs = np.ascontiguousarray(x, dtype=dtype).reshape(n, cin, -1)
         gw = np.empty((cout, cg), dtype=dtype)
         with blas_single_thread():
             _plan.run(p, kernel(nn_gemm.matmul_weight, dtype), dy, xs, gw, bool(p.tile("transposed", 0)),
-                      span_width(cg, p.threads, 16), team_size(p.threads))
+                      span_width(cg, -(-p.threads // g.groups), 16), g.groups, team_size(p.threads))
         return gw.reshape(g.w_shape)
     if alg == A.THIN:
         return weight_grad(p, x, go)

@@ -691,18 +691,21 @@ def matmul_stack(const real_t[:, :, ::1] a, bint ta, const real_t[:, :, ::1] b, 
 
 
 def matmul_weight(const real_t[:, :, ::1] dy, const real_t[:, :, ::1] x, real_t[:, ::1] gw, bint tall,
-                  idx_t span, int nthreads):
-    """gw[:, lo:hi] = sum_n dy[n] @ x[n][lo:hi]^T: the 1x1 weight gradient, dy (n, C_out, P),
-    x (n, C_in, P), gw (C_out, C_in), one task per span of ``span`` input channels, its
-    samples summed in order (BLAS accumulating): the bits do not depend on the team.
-    ``tall``: each span computes the transpose, sum_n x[n][lo:hi] @ dy[n]^T (a product
-    with C_in rows, faster on some BLAS), and stores it transposed."""
+                  idx_t span, idx_t groups, int nthreads):
+    """gw[g*Og:(g+1)*Og, lo:hi] = sum_n dy[n][g's Og rows] @ x[n][g's rows lo:hi]^T: the 1x1
+    weight gradient in ``groups`` groups, dy (n, C_out, P), x (n, C_in, P), gw (C_out,
+    C_in/groups), one task per (group, span of ``span`` of its input channels), its samples
+    summed in order (BLAS accumulating): the bits do not depend on the team.  ``tall``: each
+    task computes the transpose, sum_n x[n][rows] @ dy[n][g's rows]^T (a product with C_in
+    rows, faster on some BLAS), and stores it transposed."""
     cdef int mcpu = pyconv_cpu()
-    cdef idx_t N = dy.shape[0], Cout = dy.shape[1], P = dy.shape[2], Cg = x.shape[1]
-    if x.shape[0] != N or x.shape[2] != P or gw.shape[0] != Cout or gw.shape[1] != Cg:
+    cdef idx_t N = dy.shape[0], Cout = dy.shape[1], P = dy.shape[2], Cg = gw.shape[1]
+    if groups < 1 or Cout % groups or x.shape[0] != N or x.shape[1] != groups * Cg or x.shape[2] != P \
+            or gw.shape[0] != Cout:
         raise ValueError(f"matmul_weight: shapes dy {tuple(dy.shape)}, x {tuple(x.shape)}, gw {tuple(gw.shape)} "
-                         "do not chain")
-    if Cout == 0 or Cg == 0:
+                         f"do not chain in groups={groups}")
+    cdef idx_t Og = Cout // groups
+    if Og == 0 or Cg == 0:
         return
     if N == 0 or P == 0:
         gw[:, :] = 0
@@ -710,28 +713,29 @@ def matmul_weight(const real_t[:, :, ::1] dy, const real_t[:, :, ::1] x, real_t[
     if span <= 0 or span > Cg:
         span = Cg
     cdef idx_t nspan = (Cg + span - 1) // span
-    # (tall: each span's transposed sums before they are stored; otherwise unused)
-    cdef idx_t wrows = nspan if tall else 1, wcols = span * Cout if tall else 1
+    # (tall: each task's transposed sums before they are stored; otherwise unused)
+    cdef idx_t wrows = groups * nspan if tall else 1, wcols = span * Og if tall else 1
     work_np = np.empty((wrows, wcols), dtype=np.float32 if real_t is float else np.float64)
     cdef real_t[:, ::1] work = work_np
-    cdef idx_t s, lo, w, j, r, c
+    cdef idx_t s, gi, lo, w, j, r, c
     cdef real_t one = 1, beta
-    for s in prange(nspan, nogil=True, schedule='static', chunksize=1, num_threads=nthreads):
+    for s in prange(groups * nspan, nogil=True, schedule='static', chunksize=1, num_threads=nthreads):
         pyconv_unstack(mcpu)
-        lo = s * span
+        gi = s // nspan
+        lo = (s - gi * nspan) * span
         w = min(span, Cg - lo)
         for j in range(N):
             beta = 0 if j == 0 else 1
             if tall:
-                gemm_rm(c'N', c'T', <int>w, <int>Cout, <int>P, one, &x[j, lo, 0], <int>P, &dy[j, 0, 0], <int>P,
-                        beta, &work[s, 0], <int>Cout)
+                gemm_rm(c'N', c'T', <int>w, <int>Og, <int>P, one, &x[j, gi * Cg + lo, 0], <int>P,
+                        &dy[j, gi * Og, 0], <int>P, beta, &work[s, 0], <int>Og)
             else:
-                gemm_rm(c'N', c'T', <int>Cout, <int>w, <int>P, one, &dy[j, 0, 0], <int>P, &x[j, lo, 0], <int>P,
-                        beta, &gw[0, lo], <int>Cg)
+                gemm_rm(c'N', c'T', <int>Og, <int>w, <int>P, one, &dy[j, gi * Og, 0], <int>P,
+                        &x[j, gi * Cg + lo, 0], <int>P, beta, &gw[gi * Og, lo], <int>Cg)
         if tall:
             for r in range(w):
-                for c in range(Cout):
-                    gw[c, lo + r] = work[s, r * Cout + c]
+                for c in range(Og):
+                    gw[gi * Og + c, lo + r] = work[s, r * Og + c]
 
 
 def matmul_sandwich(const real_t[:, ::1] left, const real_t[:, :, ::1] planes, const real_t[:, ::1] right,
