@@ -53,8 +53,8 @@ the input with ``grad_output``: the thin direct kernel of
 ``pyconv/_kernels/grad_direct.pyx`` for depthwise and thin groups (fewer than 8 output
 channels per group, unit row stride), per-thread phase planes ('thin_phase') for strided
 thin groups, the register-blocked direct kernel of ``dense_direct.pyx`` for wider
-groups, im2col + GEMM beyond its workspace budget, and batched matrix products for 1x1
-layers.  Taps that only ever
+groups, im2col + GEMM beyond its workspace budget, and for 1x1 layers a packed panel
+kernel or matrix products (one per group).  Taps that only ever
 read padding are dropped before either gradient runs, as in the forward pass.  A
 padding mode's adjoint folds the gradient of the padded border back onto the input
 elements it copied.  The signal layer's gradients are correlations / convolutions of
