@@ -47,26 +47,27 @@ def _transposed_plan(p):
     return p.sub if p.op == "input_grad" else p
 
 
-def _input_grad(x_shape, w, go, **kw):
+def _input_grad(x_shape, w, go, alg="phases_oc", **kw):
+    """The input gradient with its transposed convolution forced to ``alg``."""
     nd = w.ndim - 2
     f = getattr(grad, f"conv{nd}d_input")
-    with _plan.force("phases_oc"):
+    with _plan.force(alg):
         p = pyconv.explain(f, x_shape, w, go, **kw)
-        assert _transposed_plan(p).algorithm == "phases_oc", p
+        assert _transposed_plan(p).algorithm == alg, p
         return f(x_shape, w, go, **kw)
 
 
-def _check_input(rng, dtype, xs, ws, **kw):
-    """dx of the forward convolution (xs, ws, kw) on phases_oc against the definition."""
+def _check_input(rng, dtype, xs, ws, alg="phases_oc", **kw):
+    """dx of the forward convolution (xs, ws, kw) on ``alg`` against the definition."""
     nd = len(ws) - 2
     groups = kw.get("groups", 1)
     x = np.zeros(xs, dtype)
     w = rng.standard_normal(ws).astype(dtype)
     oshape = getattr(nn, f"conv{nd}d")(x, w, **kw).shape
     go = rng.standard_normal(oshape).astype(dtype)
-    gx = _input_grad(xs, w, go, **kw)
+    gx = _input_grad(xs, w, go, alg, **kw)
     ref = input_grad_ref(xs, w, go, kw.get("stride", 1), kw.get("padding", 0), kw.get("dilation", 1), groups)
-    assert_close(gx, ref.astype(dtype), n_reduce=int(np.prod(ws)) // ws[1])
+    assert_close(gx, ref.astype(dtype), n_reduce=ws[0] // groups * int(np.prod(ws[2:])))
     return w, go, gx
 
 

@@ -13,29 +13,18 @@ from pyconv import grad, nn
 from pyconv._engine import plan as _plan
 
 from reference import assert_close, conv_transpose_nd
+import test_phases_oc
 from test_phases_oc import input_grad_ref
 
 F32, F64 = np.float32, np.float64
 
 
 def _input_grad(x_shape, w, go, **kw):
-    f = getattr(grad, f"conv{w.ndim - 2}d_input")
-    with _plan.force("thin_phase"):
-        p = pyconv.explain(f, x_shape, w, go, **kw)
-        assert p.sub.algorithm == "thin_phase", p
-        return f(x_shape, w, go, **kw)
+    return test_phases_oc._input_grad(x_shape, w, go, "thin_phase", **kw)
 
 
 def _check_input(rng, dtype, xs, ws, **kw):
-    """dx of the forward convolution (xs, ws, kw) on thin_phase against the definition."""
-    nd = len(ws) - 2
-    w = rng.standard_normal(ws).astype(dtype)
-    go = rng.standard_normal(getattr(nn, f"conv{nd}d")(np.zeros(xs, dtype), w, **kw).shape).astype(dtype)
-    gx = _input_grad(xs, w, go, **kw)
-    ref = input_grad_ref(xs, w, go, kw.get("stride", 1), kw.get("padding", 0), kw.get("dilation", 1),
-                         kw.get("groups", 1))
-    assert_close(gx, ref.astype(dtype), n_reduce=ws[0] // kw.get("groups", 1) * int(np.prod(ws[2:])))
-    return w, go, gx
+    return test_phases_oc._check_input(rng, dtype, xs, ws, "thin_phase", **kw)
 
 
 # (input shape, weight shape, keywords) of strided forward convolutions in thin groups:
