@@ -724,3 +724,24 @@ def test_dense_whole_rows_and_depth_gaps(dtype):
         assert_close(runs[0], ref.astype(dtype), dtype, n_reduce=w[0].size)
         for y in runs[1:]:
             np.testing.assert_array_equal(y, runs[0])
+
+
+def test_strided_thin_layers_weigh_their_image_for_threads():
+    # the strided thin kernels move every image element for a quarter or less of its
+    # multiply-adds: a thread split counts kvol per element of the image (1x16x14^2
+    # depthwise 3x3 stride 2: 7056 multiply-adds, 28224 by its image); a stride-1 layer of
+    # the same multiply-adds and a dense strided layer keep the count of multiply-adds
+    rng = np.random.default_rng(3)
+    x, w = rng.random((1, 16, 14, 14), np.float32), rng.random((16, 1, 3, 3), np.float32)
+    go = rng.random((1, 16, 7, 7), np.float32)
+    kw = dict(stride=2, padding=1, groups=16)
+    with pyconv.threads(2), tuning.override(grain=10000):
+        p = pyconv.explain(nn.conv2d, x, w, **kw)
+        assert p.algorithm == "thin_phase" and p.threads == 2
+        assert pyconv.explain(grad.conv2d_weight, x, w.shape, go, **kw).threads == 2
+        p = pyconv.explain(grad.conv2d_input, x.shape, w, go, **kw)
+        assert p.sub.algorithm == "thin_phase" and p.sub.threads == 2
+        assert pyconv.explain(nn.conv2d, x[..., :7, :7], w, padding=1, groups=16).threads == 1
+        # the results do not depend on it
+        y = nn.conv2d(x, w, **kw)
+    np.testing.assert_array_equal(y, nn.conv2d(x, w, **kw))

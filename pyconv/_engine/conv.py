@@ -381,6 +381,20 @@ def _thin_pad_bytes(g, itemsize):
 POINTWISE_KERNELS = [A.PANEL, A.POINTWISE, A.MATMUL]
 
 
+def _thin_work(g, t, image_elems, macs, s1=False):
+    """The work a thread split weighs for ``g`` (:func:`~pyconv._threads.num_parts_for`):
+    its multiply-adds ``macs``, but for strided thin groups at least kvol per element of the
+    image they read or write (``image_elems``: the input, or a transposed convolution's
+    output) -- the stride-1 thin kernel's work on the same image, on which the grain was
+    calibrated.  Their kernels move every image element into phase planes or frames for a
+    quarter or less of its multiply-adds per element (8x576x14^2 depthwise 3x3 stride 2, 2
+    threads, AMD EPYC: 2.0M multiply-adds under a grain of 1M ran on one thread, forward 0.48
+    ms, weight gradient 0.59; on two 0.29 and 0.32)."""
+    if s1 or not (g.cg == 1 or g.og < t.dense_min_og):
+        return macs
+    return max(macs, image_elems * g.kvol)
+
+
 def _thin_phase_bytes(g, itemsize):
     """One thread's buffers in 'thin_phase': a group's phase planes and one output frame."""
     qshape, phases, _ = plane_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
@@ -404,8 +418,8 @@ def plan_forward(g, dtype, allow_prune=True):
     cg, og, kvol = g.cg, g.og, g.kvol
     out_elems = _prod(g.out_shape)
     out_bytes = out_elems * isz
-    nthreads = num_parts_for(out_elems * max(1, cg * kvol), t.grain)
     s1 = g.s3[1] == 1 and g.s3[2] == 1
+    nthreads = num_parts_for(_thin_work(g, t, _prod(g.x_shape), out_elems * max(1, cg * kvol), s1), t.grain)
     layout = None
     s1_thin = s1 and _thin_pad_bytes(g, isz) <= t.thin_pad_bytes
     thin_kernel = None
@@ -1001,8 +1015,9 @@ def plan_transposed(g, dtype):
     phases_fit = not flip_ok and phases()[1] <= budget
     # thin groups (few output channels per group: the dense kernels' register blocks of
     # output channels would stand mostly empty), strided: per-thread frames, phase by phase
+    thin_threads = num_parts_for(_thin_work(g, t, _prod(g.out_shape), _prod(g.x_shape) * og * kvol), t.grain)
     thin_fits = (not flip_ok and (cg == 1 or og < t.dense_min_og)
-                 and nthreads * _thin_phase_t_bytes(g, isz) <= budget)
+                 and thin_threads * _thin_phase_t_bytes(g, isz) <= budget)
     if flip_ok:
         # Stride 1: a plain convolution with the kernel flipped and its channel axes
         # swapped (no zeros are inserted: stride 1 has none).  The direct dense kernel
@@ -1064,8 +1079,8 @@ def plan_transposed(g, dtype):
         return Plan("transposed", alg, g, dtype, sub.threads, sub.workspace_bytes, sub=sub, nonfinite=gemm,
                     candidates=cands)
     if alg == A.THIN_PHASE:
-        return Plan("transposed", alg, g, dtype, nthreads, nthreads * _thin_phase_t_bytes(g, isz), nonfinite=gemm,
-                    data=thin_phase_t_layout(g), candidates=cands)
+        return Plan("transposed", alg, g, dtype, thin_threads, thin_threads * _thin_phase_t_bytes(g, isz),
+                    nonfinite=gemm, data=thin_phase_t_layout(g), candidates=cands)
     if alg == A.PHASES_OC:
         B, rows, cols, ctaps, ws = phases_oc_blocking(g, dtype, nthreads, t)
         layout = phases_oc_layout(g.k3, g.s3, g.d3, _lift3([pp[0] for pp in g.pads], 0))
@@ -1392,8 +1407,9 @@ def plan_weight_grad(g, dtype, allow_prune=True):
     cg, og, kvol = g.cg, g.og, g.kvol
     panel_ok = g.is_pointwise and tuple(g.spatial) == tuple(g.out)
     # strided thin groups: per-thread phase planes ('thin_phase', where they fit)
-    nparts = num_parts_for(_prod(g.out_shape) * max(1, cg * kvol), t.grain)
-    phase = (not (g.s3[1] == 1 and g.s3[2] == 1) and (cg == 1 or og < t.dense_min_og)
+    s1 = g.s3[1] == 1 and g.s3[2] == 1
+    nparts = num_parts_for(_thin_work(g, t, _prod(g.x_shape), _prod(g.out_shape) * max(1, cg * kvol), s1), t.grain)
+    phase = (not s1 and (cg == 1 or og < t.dense_min_og)
              and min(nparts, g.groups) * _thin_phase_bytes(g, isz) <= t.workspace_bytes)
     cands = ([A.THIN, A.GEMM] + [A.DENSE, A.DENSE_POS] * (not g.is_pointwise) + [A.MATMUL] * panel_ok
              + [A.PANEL] * panel_ok + [A.THIN_PHASE] * phase)
@@ -1465,7 +1481,8 @@ def _weight_plan(g, dtype, alg, dense, t):
     if alg == A.THIN_PHASE:
         # a group per unit (its rows of the gradient: no partial sums)
         layout = plane_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
-        nthreads = max(1, min(num_parts_for(_prod(g.out_shape) * cg * kvol, t.grain), g.groups))
+        nthreads = max(1, min(num_parts_for(_thin_work(g, t, _prod(g.x_shape), _prod(g.out_shape) * cg * kvol),
+                                            t.grain), g.groups))
         return Plan("weight_grad", alg, g, dtype, nthreads, nthreads * _thin_phase_bytes(g, isz), data=layout)
     if alg == A.THIN:
         nthreads = max(1, min(num_parts_for(_prod(g.out_shape) * cg * kvol, t.grain), g.cin))
