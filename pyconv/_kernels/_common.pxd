@@ -120,6 +120,10 @@ cdef extern from "pad_rows.h":
                            Py_ssize_t n) noexcept nogil
     void pyconv_split_s2_d(const double* src, Py_ssize_t W, Py_ssize_t start, double* d0, double* d1,
                            Py_ssize_t n) noexcept nogil
+    void pyconv_split_s2_rows_f(const float* src, Py_ssize_t ss, Py_ssize_t W, Py_ssize_t start, float* d0,
+                                float* d1, Py_ssize_t ds, Py_ssize_t n, Py_ssize_t rows) noexcept nogil
+    void pyconv_split_s2_rows_d(const double* src, Py_ssize_t ss, Py_ssize_t W, Py_ssize_t start, double* d0,
+                                double* d1, Py_ssize_t ds, Py_ssize_t n, Py_ssize_t rows) noexcept nogil
     void pyconv_merge_s2_f(float* dst, const float* a, const float* b, Py_ssize_t n) noexcept nogil
     void pyconv_merge_s2_d(double* dst, const double* a, const double* b, Py_ssize_t n) noexcept nogil
 
@@ -131,6 +135,16 @@ cdef inline void split_stride2(const real_t* src, idx_t W, idx_t start, real_t* 
         pyconv_split_s2_f(src, W, start, d0, d1, n)
     else:
         pyconv_split_s2_d(src, W, start, d0, d1, n)
+
+
+cdef inline void split_stride2_rows(const real_t* src, idx_t ss, idx_t W, idx_t start, real_t* d0, real_t* d1,
+                                    idx_t ds, idx_t n, idx_t rows) noexcept nogil:
+    # split_stride2 over ``rows`` rows (src rows ss apart, d0 / d1 rows ds apart; the masks
+    # worked out once)
+    if real_t is float:
+        pyconv_split_s2_rows_f(src, ss, W, start, d0, d1, ds, n, rows)
+    else:
+        pyconv_split_s2_rows_d(src, ss, W, start, d0, d1, ds, n, rows)
 
 
 cdef inline void merge_stride2(real_t* dst, const real_t* a, const real_t* b, idx_t n) noexcept nogil:

@@ -12,7 +12,7 @@ cimport numpy as cnp
 
 from pyconv._kernels._common cimport (conv_geo_t, copy_row, idx_t, real_t, next_unit, omp_get_thread_num,
                                       merge_stride2, pad_rows, pad_rows_at, part_lo, pyconv_cpu, pyconv_unstack,
-                                      split_stride2, strided_row,
+                                      split_stride2, split_stride2_rows, strided_row,
                                       unit_fronts, valid_range)
 
 
@@ -235,19 +235,25 @@ cdef void thin_planes(const real_t* xs, idx_t D, idx_t H, idx_t W, real_t* dst, 
             q = p + 1 if p + 1 < nph and ph[3 * p + 3] == ph[3 * p] and ph[3 * p + 4] == ph[3 * p + 1] else p
             d0 = dst + p * plane if ph[3 * p + 2] == 0 else NULL
             d1 = dst + q * plane if ph[3 * q + 2] == 1 else NULL
+            # plane rows [lo, hi) read input rows y*sh + rh - phh inside [0, H)
+            valid_range(ph[3 * p + 1] - phh, sh, Hq, H, &lo, &hi)
             for z in range(Dq):
                 iz = z * sd + ph[3 * p] - pd
-                for y in range(Hq):
-                    iy = y * sh + ph[3 * p + 1] - phh
-                    lo = (z * Hq + y) * Wq
-                    if iz < 0 or iz >= D or iy < 0 or iy >= H:
-                        if d0 != NULL:
-                            memset(d0 + lo, 0, Wq * sizeof(real_t))
-                        if d1 != NULL:
-                            memset(d1 + lo, 0, Wq * sizeof(real_t))
-                    else:
-                        split_stride2(xs + (iz * H + iy) * W, W, -pw, d0 + lo if d0 != NULL else NULL,
-                                      d1 + lo if d1 != NULL else NULL, Wq)
+                if iz < 0 or iz >= D or hi <= lo:
+                    if d0 != NULL:
+                        memset(d0 + z * Hq * Wq, 0, Hq * Wq * sizeof(real_t))
+                    if d1 != NULL:
+                        memset(d1 + z * Hq * Wq, 0, Hq * Wq * sizeof(real_t))
+                    continue
+                if d0 != NULL:
+                    memset(d0 + z * Hq * Wq, 0, lo * Wq * sizeof(real_t))
+                    memset(d0 + (z * Hq + hi) * Wq, 0, (Hq - hi) * Wq * sizeof(real_t))
+                if d1 != NULL:
+                    memset(d1 + z * Hq * Wq, 0, lo * Wq * sizeof(real_t))
+                    memset(d1 + (z * Hq + hi) * Wq, 0, (Hq - hi) * Wq * sizeof(real_t))
+                split_stride2_rows(xs + (iz * H + lo * sh + ph[3 * p + 1] - phh) * W, sh * W, W, -pw,
+                                   d0 + (z * Hq + lo) * Wq if d0 != NULL else NULL,
+                                   d1 + (z * Hq + lo) * Wq if d1 != NULL else NULL, Wq, Wq, hi - lo)
             p = q + 1
         return
     memset(dst, 0, nph * plane * sizeof(real_t))

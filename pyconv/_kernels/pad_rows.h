@@ -155,6 +155,49 @@ PYCONV_SPLIT_S2(float, __m512, __mmask16, __m512i, _mm512_maskz_loadu_ps, _mm512
 PYCONV_SPLIT_S2(double, __m512d, __mmask8, __m512i, _mm512_maskz_loadu_pd, _mm512_maskz_permutex2var_pd,
                 _mm512_mask_storeu_pd, _mm512_set1_epi64, _mm512_sub_epi64, _mm512_add_epi64, _mm512_cmpge_epi64_mask,
                 _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), _mm512_set1_epi64(1), d)
+/* pyconv_split_s2 over rows rows (src rows ss apart, d0 / d1 rows ds apart).  Rows of at
+   most one vector of outputs (small maps) keep the masks and permute indices, the same for
+   every row, in registers, worked out once per call (one call per row spent more on them
+   than on the moves: the 16 rows of a 14-wide map took half of a strided depthwise
+   forward); longer rows go one call per row (the masks are then a small part). */
+#define PYCONV_SPLIT_S2_ROWS(T, VT, MT, IT, MLOAD, MPERM2, MSTORE, SET1, SUB, ADD, CMPGE, IOTA2, ONES, SFX) \
+static inline void pyconv_split_s2_rows_##SFX(const T *src, Py_ssize_t ss, Py_ssize_t W, Py_ssize_t start, \
+                                              T *d0, T *d1, Py_ssize_t ds, Py_ssize_t n, Py_ssize_t rows) { \
+    enum { L = 64 / sizeof(T) }; \
+    if (n > L) { \
+        for (Py_ssize_t r = 0; r < rows; r++) \
+            pyconv_split_s2_##SFX(src + r * ss, W, start, d0 ? d0 + r * ds : d0, d1 ? d1 + r * ds : d1, n); \
+        return; \
+    } \
+    const IT iota2 = IOTA2, zero = SET1(0), one = ONES; \
+    /* output lane k holds position base + 2k - u (+1), as in pyconv_split_s2's one chunk */ \
+    Py_ssize_t u = start < 0 ? -start : 0, base = start + u, va = W - base; \
+    if (u > 2 * L) u = 2 * L; \
+    const MT ma = (MT)(va >= L ? (MT)~(MT)0 : va > 0 ? (MT)((1ull << va) - 1) : (MT)0); \
+    const MT mb = (MT)(va >= 2 * L ? (MT)~(MT)0 : va > L ? (MT)((1ull << (va - L)) - 1) : (MT)0); \
+    const MT ms = (MT)(n >= L ? (MT)~(MT)0 : (MT)((1ull << n) - 1)); \
+    IT ie = iota2, io = ADD(iota2, one); \
+    MT me = (MT)~(MT)0, mo = (MT)~(MT)0; \
+    if (u) { \
+        ie = SUB(iota2, SET1(u)); \
+        io = ADD(ie, one); \
+        me = CMPGE(ie, zero); \
+        mo = CMPGE(io, zero); \
+    } \
+    const Py_ssize_t oa = ma ? base : 0, ob = mb ? base + L : 0; \
+    for (Py_ssize_t r = 0; r < rows; r++, src += ss) { \
+        VT a = MLOAD(ma, src + oa), b = MLOAD(mb, src + ob); \
+        if (d0) MSTORE(d0 + r * ds, ms, MPERM2(me, a, ie, b)); \
+        if (d1) MSTORE(d1 + r * ds, ms, MPERM2(mo, a, io, b)); \
+    } \
+}
+PYCONV_SPLIT_S2_ROWS(float, __m512, __mmask16, __m512i, _mm512_maskz_loadu_ps, _mm512_maskz_permutex2var_ps,
+                     _mm512_mask_storeu_ps, _mm512_set1_epi32, _mm512_sub_epi32, _mm512_add_epi32,
+                     _mm512_cmpge_epi32_mask,
+                     _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), _mm512_set1_epi32(1), f)
+PYCONV_SPLIT_S2_ROWS(double, __m512d, __mmask8, __m512i, _mm512_maskz_loadu_pd, _mm512_maskz_permutex2var_pd,
+                     _mm512_mask_storeu_pd, _mm512_set1_epi64, _mm512_sub_epi64, _mm512_add_epi64,
+                     _mm512_cmpge_epi64_mask, _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), _mm512_set1_epi64(1), d)
 /* dst[2 k] = a[k], dst[2 k + 1] = b[k] for the n values of dst (the adjoint of
    pyconv_split_s2 without its padding: a transposed convolution's two column phases
    interleaved into an output row, 'thin_phase' transposed): per 32 (16) outputs two loads
@@ -209,6 +252,14 @@ static inline void pyconv_split_s2_##SFX(const T *src, Py_ssize_t W, Py_ssize_t 
 }
 PYCONV_SPLIT_S2_PLAIN(float, f)
 PYCONV_SPLIT_S2_PLAIN(double, d)
+#define PYCONV_SPLIT_S2_ROWS_PLAIN(T, SFX) \
+static inline void pyconv_split_s2_rows_##SFX(const T *src, Py_ssize_t ss, Py_ssize_t W, Py_ssize_t start, \
+                                              T *d0, T *d1, Py_ssize_t ds, Py_ssize_t n, Py_ssize_t rows) { \
+    for (Py_ssize_t r = 0; r < rows; r++) \
+        pyconv_split_s2_##SFX(src + r * ss, W, start, d0 ? d0 + r * ds : d0, d1 ? d1 + r * ds : d1, n); \
+}
+PYCONV_SPLIT_S2_ROWS_PLAIN(float, f)
+PYCONV_SPLIT_S2_ROWS_PLAIN(double, d)
 #define PYCONV_MERGE_S2_PLAIN(T, SFX) \
 static inline void pyconv_merge_s2_##SFX(T *dst, const T *a, const T *b, Py_ssize_t n) { \
     for (Py_ssize_t j = 0; j < n; j++) dst[j] = j % 2 ? b[j / 2] : a[j / 2]; \
