@@ -714,6 +714,12 @@ def _time_algorithms(op, g, dtype, algs):
                 plans[a] = planner(geo, dtype) if op == "transposed" else planner(geo, dtype, False)
             if plans[a].algorithm != a:
                 return None, None
+            if a == A.FLIP_CONV:
+                # its forward as the call will plan it (timed where that is worth it), not the
+                # rule's choice a forced plan takes (8x32x18^3 -> 64 5^3 d2 g2's input gradient,
+                # 2 threads, AMD EPYC: timed with the forward's GEMM, flip_conv lost to GEMM +
+                # col2im, 99 ms, where with its timed dense_oc it takes 35)
+                plans[a] = dataclasses.replace(plans[a], sub=plan_forward(flipped_geometry(geo), dtype))
         xs = x[:geo.n]
         if op == "forward":
             return plans, lambda a: forward(plans[a], xs, w, None)
