@@ -425,6 +425,39 @@ def test_sparse_stride1_input_gradient_timed_by_the_flipped_flops(timed, monkeyp
     np.testing.assert_allclose(gx, ref, rtol=0, atol=TOL[np.float32] * np.abs(ref).max())
 
 
+@pytest.mark.parametrize("op", ["forward", "weight_grad"])
+def test_a_layer_too_large_to_time_whole_is_timed_on_its_leading_rows(timed, monkeypatch, op):
+    # past TIMED_MAX_FLOPS on its timing batch, a layer is timed on a proxy of its leading
+    # output rows (the same channels, kernel, columns; as many rows as the bound allows),
+    # and the full layer takes the proxy's choice
+    runs = timed
+    x, w, kw = _layer(np.float32, n=1)
+    g = _forced("dense", pyconv.explain, nn.conv2d, x, w, **kw).geometry
+    monkeypatch.setattr(conv, "TIMED_MAX_FLOPS", conv._flops(g) // 3)
+    proxy = conv.timing_proxy(g)
+    assert proxy.spatial[1:] == g.spatial[1:] and proxy.spatial[0] < g.spatial[0]
+    assert (proxy.cin, proxy.cout, proxy.kernel, proxy.pads) == (g.cin, g.cout, g.kernel, g.pads)
+    assert proxy.out[0] == g.out[0] // 3 and conv._flops(proxy) <= conv.TIMED_MAX_FLOPS
+    if op == "forward":
+        out = nn.conv2d(x, w, **kw)
+        ref = conv_nd(x, w, **kw)
+    else:
+        go = RNG.standard_normal(g.out_shape).astype(np.float32)
+        out = grad.conv2d_weight(x, w.shape, go, **kw)
+        ref = weight_ref(x, w.shape, go, **kw)
+    assert len(runs) == 1 and runs[0][0] == op and runs[0][1] == proxy
+    choice = _entry(runs[0], np.float32)["choice"]
+    fn, args = (nn.conv2d, (x, w)) if op == "forward" else (grad.conv2d_weight, (x, w.shape, go))
+    assert pyconv.explain(fn, *args, **kw).algorithm == choice
+    np.testing.assert_allclose(out, ref, rtol=0, atol=TOL[np.float32] * np.abs(ref).max())
+    # too few rows for the bound (fewer than twice the kernel's reach plus one), or a
+    # transposed geometry: no proxy, the rule decides
+    monkeypatch.setattr(conv, "TIMED_MAX_FLOPS", conv._flops(g) // 10)
+    assert conv.timing_proxy(g) is None
+    assert conv.timing_proxy(conv.transposed_geometry((1, 4, 9, 9), (4, 4, 3, 3), (2, 2), (1, 1), (0, 0),
+                                                      (1, 1), 1)) is None
+
+
 def test_explain_times_and_shows_the_choice(timed):
     # explain shows the kernel the call will take: it times a layer not yet timed
     runs = timed
