@@ -615,7 +615,8 @@ def _oc_fits(g, dtype, nthreads, t):
 # below TIMED_MIN_FLOPS (about 10 us of arithmetic, of a call's 10-20 us of overhead) keep
 # the calibrated choice: a wrong one costs little there.  The timing runs as many
 # samples of the layer as TIMED_BATCH_FLOPS allow, at least min(N, threads), on random
-# data (:func:`timed_samples`; TIMED_MAX_FLOPS bounds one such call); one call per kernel
+# data (:func:`timed_samples`; TIMED_MAX_FLOPS bounds one such call: a larger layer is timed on
+# its leading output rows, :func:`timing_proxy`); one call per kernel
 # on min(N, threads) samples, five more on the timing batch for those within TIMED_DROP of
 # the fastest, once per machine.
 TIMED_MIN_FLOPS = 2e6
