@@ -139,7 +139,7 @@ def test_layer_is_timed_once_and_stored(timed, dtype, stride, nd):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_thin_groups_time_their_kernel_against_gemm_and_the_dense_ones(timed, dtype):
     # groups of a few channels (4 in, 4 out): the thin kernel the thresholds pick competes
-    # with GEMM and the dense kernels; depthwise layers keep the thin kernel untimed
+    # with the other stride-1 thin kernel, GEMM and the dense kernels; depthwise layers too
     runs = timed
     x, w, kw = _layer(dtype, cin=16, cout=16, groups=4)
     with tuning.override():         # (no timing inside a block: the untimed choice)
@@ -148,7 +148,8 @@ def test_thin_groups_time_their_kernel_against_gemm_and_the_dense_ones(timed, dt
     out = nn.conv2d(x, w, **kw)
     assert len(runs) == 1 and runs[0][0] == "forward"
     names = runs[0][2]
-    assert names[:2] == ("gemm", thin.value) and set(names[2:]) <= {"dense", "dense_oc"}
+    other = "thin_s1" if thin.value == "thin_reg" else "thin_reg"
+    assert names[:3] == ("gemm", thin.value, other) and set(names[3:]) <= {"dense", "dense_oc"}
     entry = _entry(runs[0], dtype)
     assert entry["choice"] == _fastest(entry, names)
     np.testing.assert_array_equal(out, _forced(entry["choice"], nn.conv2d, x, w, **kw))
@@ -156,8 +157,10 @@ def test_thin_groups_time_their_kernel_against_gemm_and_the_dense_ones(timed, dt
     np.testing.assert_allclose(out, ref, rtol=0, atol=TOL[dtype] * np.abs(ref).max())
     xd = RNG.standard_normal((2, 16, 30, 30)).astype(dtype)
     wd = RNG.standard_normal((32, 1, 3, 3)).astype(dtype)
-    nn.conv2d(xd, wd, padding=1, groups=16)
-    assert len(runs) == 1
+    outd = nn.conv2d(xd, wd, padding=1, groups=16)
+    assert len(runs) == 2 and {"thin_s1", "thin_reg", "gemm"} <= set(runs[1][2])
+    choice = _entry(runs[1], dtype)["choice"]
+    np.testing.assert_array_equal(outd, _forced(choice, nn.conv2d, xd, wd, padding=1, groups=16))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -441,12 +441,16 @@ def plan_forward(g, dtype, allow_prune=True):
                            + [A.DENSE] * _dense_fits(g, layout, isz, nthreads, t)
                            + [A.DENSE_OC] * _oc_fits(g, dtype, nthreads, t))
             default = timed or default
-        elif cg > 1 and not g.is_pointwise:
-            # groups of a few channels (not depthwise): the dense kernels and GEMM compete
-            # where the layer is timed (3->16 7x7 on 112x7 maps, 2 threads, AMD EPYC: thin_s1
-            # 0.20 ms, dense_oc 0.09; 16->32 in 4 groups on 4^3 maps: thin_s1 0.39, dense 0.17)
+        elif not g.is_pointwise:
+            # stride 1: both thin kernels, the dense kernels and GEMM compete where the layer
+            # is timed (3->16 7x7 on 112x7 maps, 2 threads, AMD EPYC: thin_s1 0.20 ms,
+            # dense_oc 0.09; 16->32 in 4 groups on 4^3 maps: thin_s1 0.39, dense 0.17;
+            # depthwise 7^3 on 4x16x8^3 maps, where rows of 8 send the rule to thin_s1: 0.69,
+            # thin_reg 0.19)
             layout = plane_layout(g.sp3, g.k3, g.s3, g.d3, g.pads3)
-            timed = _timed("forward", g, dtype, [A.GEMM, default] + [A.DENSE] * _dense_fits(g, layout, isz, nthreads, t)
+            other = A.THIN_S1 if default == A.THIN_REG else A.THIN_REG
+            timed = _timed("forward", g, dtype, [A.GEMM, default, other]
+                           + [A.DENSE] * _dense_fits(g, layout, isz, nthreads, t)
                            + [A.DENSE_OC] * _oc_fits(g, dtype, nthreads, t))
             default = timed or default
     elif g.is_pointwise:
