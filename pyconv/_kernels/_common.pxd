@@ -116,10 +116,6 @@ cdef extern from "pad_rows.h":
     void pyconv_copy_s2_d(double* dst, const double* src, Py_ssize_t n) noexcept nogil
     void pyconv_add_s2_f(float* dst, const float* src, Py_ssize_t n) noexcept nogil
     void pyconv_add_s2_d(double* dst, const double* src, Py_ssize_t n) noexcept nogil
-    void pyconv_split_s2_f(const float* src, Py_ssize_t W, Py_ssize_t start, float* d0, float* d1,
-                           Py_ssize_t n) noexcept nogil
-    void pyconv_split_s2_d(const double* src, Py_ssize_t W, Py_ssize_t start, double* d0, double* d1,
-                           Py_ssize_t n) noexcept nogil
     void pyconv_split_s2_rows_f(const float* src, Py_ssize_t ss, Py_ssize_t W, Py_ssize_t start, float* d0,
                                 float* d1, Py_ssize_t ds, Py_ssize_t n, Py_ssize_t rows) noexcept nogil
     void pyconv_split_s2_rows_d(const double* src, Py_ssize_t ss, Py_ssize_t W, Py_ssize_t start, double* d0,
@@ -128,19 +124,12 @@ cdef extern from "pad_rows.h":
     void pyconv_merge_s2_d(double* dst, const double* a, const double* b, Py_ssize_t n) noexcept nogil
 
 
-cdef inline void split_stride2(const real_t* src, idx_t W, idx_t start, real_t* d0, real_t* d1, idx_t n) noexcept nogil:
-    # d0[k] = x(start + 2k), d1[k] = x(start + 2k + 1), k < n, x(i) = src[i] on [0, W), else 0
-    # (``pyconv_split_s2``: a zero-padded row's two column phases in one pass; d0/d1 may be NULL)
-    if real_t is float:
-        pyconv_split_s2_f(src, W, start, d0, d1, n)
-    else:
-        pyconv_split_s2_d(src, W, start, d0, d1, n)
-
-
 cdef inline void split_stride2_rows(const real_t* src, idx_t ss, idx_t W, idx_t start, real_t* d0, real_t* d1,
                                     idx_t ds, idx_t n, idx_t rows) noexcept nogil:
-    # split_stride2 over ``rows`` rows (src rows ss apart, d0 / d1 rows ds apart; the masks
-    # worked out once)
+    # d0[r*ds + k] = x_r(start + 2k), d1[r*ds + k] = x_r(start + 2k + 1), k < n, for the
+    # rows r < ``rows`` (src rows ss apart), x_r(i) = the row's src[i] on [0, W), else 0
+    # (``pyconv_split_s2_rows``: a zero-padded row's two column phases in one pass, the masks
+    # worked out once for all rows; d0/d1 may be NULL)
     if real_t is float:
         pyconv_split_s2_rows_f(src, ss, W, start, d0, d1, ds, n, rows)
     else:

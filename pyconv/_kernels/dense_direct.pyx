@@ -12,7 +12,7 @@ cimport numpy as cnp
 
 from pyconv._kernels._common cimport (conv_geo_t, copy_row, idx_t, real_t, next_unit, omp_get_thread_num,
                                       merge_stride2, pad_rows, pad_rows_at, part_lo, pyconv_cpu, pyconv_unstack,
-                                      split_stride2, split_stride2_rows, strided_row,
+                                      split_stride2_rows, strided_row,
                                       unit_fronts, valid_range)
 
 
@@ -220,7 +220,7 @@ cdef void thin_planes(const real_t* xs, idx_t D, idx_t H, idx_t W, real_t* dst, 
     # dst[p*Dq*Hq*Wq + (z*Hq + y)*Wq + k] = x_padded[z*sd + rd, y*sh + rh, k*sw + rw] for the
     # nph phases (rd, rh, rw) = ph[3p:3p+3] of one channel (as build_planes, for the small
     # planes of thin groups).  Column stride 2: each input row goes once into the rows of both
-    # column phases of its (rd, rh) (``split_stride2``; a 14-wide map's two strided copies
+    # column phases of its (rd, rh) (``split_stride2_rows``; a 14-wide map's two strided copies
     # per input row and a zeroed plane took about twice as long); other strides: the planes
     # zeroed, then the rows the input meets copied.
     cdef idx_t p, q, z, y, iz, iy, lo, hi, plane = Dq * Hq * Wq
